@@ -1,0 +1,62 @@
+package paybound
+
+import "time"
+
+// Role is the kind of party an API key authenticates.
+type Role string
+
+const (
+	RoleOperator Role = "operator"
+	RoleUser     Role = "user"
+	RoleMerchant Role = "merchant"
+	RoleAgent    Role = "agent"
+)
+
+// Principal is an authenticated caller. For an agent, UserID is the person
+// it acts for; for a user it equals ID.
+type Principal struct {
+	Role   Role
+	ID     string // usr_, mch_, agt_, or "operator"
+	UserID string
+}
+
+// User is a person who funds a wallet and pays, directly or through agents.
+type User struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Merchant receives payments.
+type Merchant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Category  string    `json:"category"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Agent is software that pays on behalf of UserID.
+type Agent struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+	// PublicKey is the agent's Ed25519 public key as a JWK, when it has one.
+	PublicKey string `json:"-"`
+	// KeyID is the RFC 7638 JWK thumbprint of PublicKey.
+	KeyID     OptString `json:"keyid"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// APIKey binds the SHA-256 of a bearer secret to a principal. The secret
+// itself is shown once at creation and never stored.
+type APIKey struct {
+	Hash      [32]byte
+	Principal Principal
+	CreatedAt time.Time
+}
+
+// Limits on identity fields.
+const (
+	MaxNameLength     = 200
+	MaxCategoryLength = 100
+)

@@ -1,0 +1,419 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	pb "github.com/paybound/paybound"
+)
+
+// Tx is an operation's view of the ledger inside a batch: the committed
+// state plus every earlier operation of the batch. It is used only on the
+// writer goroutine, during Op.
+type Tx struct {
+	w      *Writer
+	ctx    context.Context
+	now    time.Time
+	batch  pb.Batch
+	payIdx map[string]int
+	// before holds each account's balances as committed, from its first touch
+	// in this batch, for the invariant check and the write-back.
+	before map[int64]pb.Account
+	undo   []undoEntry
+	depth  int
+}
+
+type undoKind uint8
+
+const (
+	undoAccount undoKind = iota
+	undoHold
+	undoPaymentNew
+	undoPaymentUpdate
+	undoMark // the lengths of the batch's append-only lists at a mark
+)
+
+type undoEntry struct {
+	kind    undoKind
+	account *pb.Account
+	oldAcct pb.Account
+	holdID  int64
+	oldHold *hold
+	payID   string
+	oldPay  *pb.Payment
+	idx     int
+	oldVal  pb.Payment
+	lens    [8]int
+}
+
+// Now is the batch's time: every operation in a batch sees the same instant.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// Context is the writer's context, for store lookups made by operations.
+func (tx *Tx) Context() context.Context { return tx.ctx }
+
+// Atomic runs fn; if fn returns an error or panics, everything fn did to
+// the ledger and the batch is undone and the error returned. Transfers made
+// in one Atomic are linked: all or nothing.
+func (tx *Tx) Atomic(fn func() error) (err error) {
+	mark := len(tx.undo)
+	tx.pushMark()
+	tx.depth++
+	defer func() {
+		tx.depth--
+		if p := recover(); p != nil {
+			tx.rollback(mark)
+			panic(p)
+		}
+		if err != nil {
+			tx.rollback(mark)
+		}
+	}()
+	return fn()
+}
+
+func (tx *Tx) pushMark() {
+	b := &tx.batch
+	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [8]int{len(b.Transfers), len(b.Payments),
+		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys)}})
+}
+
+// rollback undoes every entry from mark on, newest first.
+func (tx *Tx) rollback(mark int) {
+	b := &tx.batch
+	for i := len(tx.undo) - 1; i >= mark; i-- {
+		u := tx.undo[i]
+		switch u.kind {
+		case undoAccount:
+			*u.account = u.oldAcct
+		case undoHold:
+			if u.oldHold == nil {
+				delete(tx.w.holds, u.holdID)
+			} else {
+				tx.w.holds[u.holdID] = u.oldHold
+			}
+		case undoPaymentNew:
+			delete(tx.payIdx, u.payID)
+			tx.restorePayment(u.payID, u.oldPay)
+		case undoPaymentUpdate:
+			b.Payments[u.idx] = u.oldVal
+			tx.restorePayment(u.payID, u.oldPay)
+		case undoMark:
+			b.Transfers = b.Transfers[:u.lens[0]]
+			b.Payments = b.Payments[:u.lens[1]]
+			b.Refunds = b.Refunds[:u.lens[2]]
+			b.Topups = b.Topups[:u.lens[3]]
+			b.Users = b.Users[:u.lens[4]]
+			b.Merchants = b.Merchants[:u.lens[5]]
+			b.Agents = b.Agents[:u.lens[6]]
+			b.APIKeys = b.APIKeys[:u.lens[7]]
+		}
+	}
+	tx.undo = tx.undo[:mark]
+}
+
+func (tx *Tx) restorePayment(id string, old *pb.Payment) {
+	if old == nil {
+		delete(tx.w.payments, id)
+	} else {
+		tx.w.payments[id] = old
+	}
+}
+
+// touch records acct's state before a change: once per batch for the
+// invariant check, and once per change while an Atomic or op can still undo.
+func (tx *Tx) touch(a *pb.Account) {
+	if _, ok := tx.before[a.ID]; !ok {
+		tx.before[a.ID] = *a
+	}
+	tx.undo = append(tx.undo, undoEntry{kind: undoAccount, account: a, oldAcct: *a})
+}
+
+// Account returns the account of owner in currency, or an ErrNotFound error
+// when it does not exist. The pointer is the writer's; change it only through
+// Tx methods.
+func (tx *Tx) Account(owner, currency string) (*pb.Account, error) {
+	w := tx.w
+	if a, ok := w.accounts[accountKey{owner, currency}]; ok {
+		return a, nil
+	}
+	a, err := w.cfg.Store.Account(tx.ctx, owner, currency)
+	if err != nil {
+		return nil, err
+	}
+	w.cache(a)
+	return a, nil
+}
+
+func (w *Writer) cache(a *pb.Account) {
+	w.accounts[accountKey{a.Owner, a.Currency}] = a
+	w.accountsByID[a.ID] = a
+}
+
+func (tx *Tx) accountByID(id int64) (*pb.Account, error) {
+	if a, ok := tx.w.accountsByID[id]; ok {
+		return a, nil
+	}
+	a, err := tx.w.cfg.Store.AccountByID(tx.ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load account %d: %w", id, err)
+	}
+	tx.w.cache(a)
+	return a, nil
+}
+
+// EnsureAccount returns the account of owner in currency, creating it with
+// flags if it does not exist yet. An existing account keeps its flags.
+func (tx *Tx) EnsureAccount(owner, currency string, flags pb.AccountFlags) (*pb.Account, error) {
+	a, err := tx.Account(owner, currency)
+	if err == nil {
+		return a, nil
+	}
+	if pb.ErrorCode(err) != pb.ErrNotFound {
+		return nil, err
+	}
+	a = &pb.Account{ID: tx.w.nextAccount, Owner: owner, Currency: currency, Flags: flags}
+	tx.w.nextAccount++
+	tx.w.cache(a)
+	// A new account is written with the batch even if the op that made it
+	// fails: it is empty, and other ops may already use it.
+	tx.before[a.ID] = *a
+	return a, nil
+}
+
+func checkPair(debit, credit *pb.Account, amount int64) error {
+	if debit.Currency != credit.Currency {
+		return fmt.Errorf("ledger: transfer between %s and %s accounts", debit.Currency, credit.Currency)
+	}
+	if debit.ID == credit.ID {
+		return errors.New("ledger: transfer from an account to itself")
+	}
+	return pb.ValidateAmount(amount, "amount")
+}
+
+// canDebit reports whether a may be debited amount more (posted or pending).
+func canDebit(a *pb.Account, amount int64) bool {
+	if a.Flags&DebitsMustNotExceedCredits == 0 {
+		return true
+	}
+	return a.DebitsPosted+a.DebitsPending+amount <= a.CreditsPosted
+}
+
+// DebitsMustNotExceedCredits re-exports the account flag for callers.
+const DebitsMustNotExceedCredits = pb.DebitsMustNotExceedCredits
+
+func (tx *Tx) newTransfer(t pb.Transfer) int64 {
+	t.ID = tx.w.nextTransfer
+	tx.w.nextTransfer++
+	t.CreatedAt = tx.now
+	tx.batch.Transfers = append(tx.batch.Transfers, t)
+	return t.ID
+}
+
+// overflows reports whether adding amount to any of vs would overflow.
+func overflows(amount int64, vs ...int64) bool {
+	for _, v := range vs {
+		if v > (1<<63-1)-amount {
+			return true
+		}
+	}
+	return false
+}
+
+var errOverflow = &pb.Error{Code: pb.ErrAmountTooLarge, Message: "the balance would exceed the ledger's range"}
+
+// Transfer moves amount from debit to credit at once and returns the
+// transfer ID. It fails with ErrInsufficientFunds, changing nothing, when
+// debit must not go negative and would.
+func (tx *Tx) Transfer(debit, credit *pb.Account, amount int64, ref string) (int64, error) {
+	if err := checkPair(debit, credit, amount); err != nil {
+		return 0, err
+	}
+	if !canDebit(debit, amount) {
+		return 0, ErrInsufficientFunds
+	}
+	if overflows(amount, debit.DebitsPosted, credit.CreditsPosted) {
+		return 0, errOverflow
+	}
+	tx.touch(debit)
+	tx.touch(credit)
+	debit.DebitsPosted += amount
+	credit.CreditsPosted += amount
+	return tx.newTransfer(pb.Transfer{Kind: pb.TransferPosted, DebitAccountID: debit.ID,
+		CreditAccountID: credit.ID, Amount: amount, Currency: debit.Currency, Ref: ref}), nil
+}
+
+// Hold reserves amount from debit for credit until timeout (a pending
+// transfer) and returns its ID. The amount counts against debit's available
+// balance at once. Fails with ErrInsufficientFunds, changing nothing.
+func (tx *Tx) Hold(debit, credit *pb.Account, amount int64, timeout time.Time, ref string) (int64, error) {
+	if err := checkPair(debit, credit, amount); err != nil {
+		return 0, err
+	}
+	if !canDebit(debit, amount) {
+		return 0, ErrInsufficientFunds
+	}
+	if overflows(amount, debit.DebitsPending, credit.CreditsPending) {
+		return 0, errOverflow
+	}
+	tx.touch(debit)
+	tx.touch(credit)
+	debit.DebitsPending += amount
+	credit.CreditsPending += amount
+	t := pb.Transfer{Kind: pb.TransferPending, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
+		Amount: amount, Currency: debit.Currency, Timeout: timeout.UTC(), Ref: ref}
+	id := tx.newTransfer(t)
+	t.ID, t.CreatedAt = id, tx.now
+	tx.setHold(id, &hold{t: t})
+	return id, nil
+}
+
+func (tx *Tx) setHold(id int64, h *hold) {
+	tx.undo = append(tx.undo, undoEntry{kind: undoHold, holdID: id, oldHold: tx.w.holds[id]})
+	tx.w.holds[id] = h
+}
+
+func (tx *Tx) openHold(id int64) (*hold, error) {
+	h, ok := tx.w.holds[id]
+	if !ok {
+		t, resolved, err := tx.w.cfg.Store.PendingTransfer(tx.ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't load hold %d: %w", id, err)
+		}
+		h = &hold{t: *t, resolved: resolved}
+		tx.w.holds[id] = h
+	}
+	if h.resolved {
+		return nil, ErrHoldResolved
+	}
+	return h, nil
+}
+
+// Post settles hold holdID: amount (at most the held amount) moves from the
+// debit to the credit account, and the whole hold is released. A hold is
+// posted or voided at most once; one past its timeout fails with
+// ErrHoldExpired and must be voided instead.
+func (tx *Tx) Post(holdID, amount int64, ref string) (int64, error) {
+	h, err := tx.openHold(holdID)
+	if err != nil {
+		return 0, err
+	}
+	if amount <= 0 || amount > h.t.Amount {
+		return 0, pb.Errorf(pb.ErrAmountTooLarge, "amount", "the amount to post must be between 1 and the held %d", h.t.Amount)
+	}
+	if !h.t.Timeout.IsZero() && !tx.now.Before(h.t.Timeout) {
+		return 0, ErrHoldExpired
+	}
+	debit, err := tx.accountByID(h.t.DebitAccountID)
+	if err != nil {
+		return 0, err
+	}
+	credit, err := tx.accountByID(h.t.CreditAccountID)
+	if err != nil {
+		return 0, err
+	}
+	tx.touch(debit)
+	tx.touch(credit)
+	debit.DebitsPending -= h.t.Amount
+	credit.CreditsPending -= h.t.Amount
+	debit.DebitsPosted += amount
+	credit.CreditsPosted += amount
+	tx.setHold(holdID, &hold{t: h.t, resolved: true})
+	return tx.newTransfer(pb.Transfer{Kind: pb.TransferPost, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
+		Amount: amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref}), nil
+}
+
+// Void releases hold holdID, at most once. Expiring a hold is a void.
+func (tx *Tx) Void(holdID int64, ref string) (int64, error) {
+	h, err := tx.openHold(holdID)
+	if err != nil {
+		return 0, err
+	}
+	debit, err := tx.accountByID(h.t.DebitAccountID)
+	if err != nil {
+		return 0, err
+	}
+	credit, err := tx.accountByID(h.t.CreditAccountID)
+	if err != nil {
+		return 0, err
+	}
+	tx.touch(debit)
+	tx.touch(credit)
+	debit.DebitsPending -= h.t.Amount
+	credit.CreditsPending -= h.t.Amount
+	tx.setHold(holdID, &hold{t: h.t, resolved: true})
+	return tx.newTransfer(pb.Transfer{Kind: pb.TransferVoid, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
+		Amount: h.t.Amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref}), nil
+}
+
+// Payment returns a copy of payment id as of this point in the batch, or an
+// ErrNotFound error.
+func (tx *Tx) Payment(id string) (pb.Payment, error) {
+	if p, ok := tx.w.payments[id]; ok {
+		return *p, nil
+	}
+	p, err := tx.w.cfg.Store.Payment(tx.ctx, id)
+	if err != nil {
+		return pb.Payment{}, err
+	}
+	tx.w.payments[id] = p
+	return *p, nil
+}
+
+// PutPayment records p (new or changed) to be written with the batch.
+func (tx *Tx) PutPayment(p pb.Payment) {
+	if tx.payIdx == nil {
+		tx.payIdx = map[string]int{}
+	}
+	old := tx.w.payments[p.ID]
+	if idx, ok := tx.payIdx[p.ID]; ok {
+		tx.undo = append(tx.undo, undoEntry{kind: undoPaymentUpdate, payID: p.ID, oldPay: old, idx: idx, oldVal: tx.batch.Payments[idx]})
+		tx.batch.Payments[idx] = p
+	} else {
+		tx.undo = append(tx.undo, undoEntry{kind: undoPaymentNew, payID: p.ID, oldPay: old})
+		tx.payIdx[p.ID] = len(tx.batch.Payments)
+		tx.batch.Payments = append(tx.batch.Payments, p)
+	}
+	tx.w.payments[p.ID] = &p
+}
+
+// AddRefund, AddTopup, AddUser, AddMerchant, AddAgent and AddAPIKey record
+// new rows to be written with the batch.
+func (tx *Tx) AddRefund(r pb.Refund)     { tx.batch.Refunds = append(tx.batch.Refunds, r) }
+func (tx *Tx) AddTopup(t pb.Topup)       { tx.batch.Topups = append(tx.batch.Topups, t) }
+func (tx *Tx) AddUser(u pb.User)         { tx.batch.Users = append(tx.batch.Users, u) }
+func (tx *Tx) AddMerchant(m pb.Merchant) { tx.batch.Merchants = append(tx.batch.Merchants, m) }
+func (tx *Tx) AddAgent(a pb.Agent)       { tx.batch.Agents = append(tx.batch.Agents, a) }
+func (tx *Tx) AddAPIKey(k pb.APIKey)     { tx.batch.APIKeys = append(tx.batch.APIKeys, k) }
+
+// checkInvariants asserts, for the accounts this batch touched, that each
+// currency's net posted and net pending changes sum to zero and that no
+// account that must not go negative does.
+func (tx *Tx) checkInvariants() error {
+	type sums struct{ posted, pending int64 }
+	net := map[string]sums{}
+	for id, old := range tx.before {
+		a := tx.w.accountsByID[id]
+		if a == nil {
+			return fmt.Errorf("ledger invariant: touched account %d left the cache", id)
+		}
+		s := net[a.Currency]
+		s.posted += (a.CreditsPosted - a.DebitsPosted) - (old.CreditsPosted - old.DebitsPosted)
+		s.pending += (a.CreditsPending - a.DebitsPending) - (old.CreditsPending - old.DebitsPending)
+		net[a.Currency] = s
+		if a.DebitsPending < 0 || a.CreditsPending < 0 || a.DebitsPosted < 0 || a.CreditsPosted < 0 {
+			return fmt.Errorf("ledger invariant: account %d has a negative total: %+v", id, *a)
+		}
+		if a.Flags&pb.DebitsMustNotExceedCredits != 0 && a.DebitsPosted+a.DebitsPending > a.CreditsPosted {
+			return fmt.Errorf("ledger invariant: account %d went negative: %+v", id, *a)
+		}
+	}
+	for cur, s := range net {
+		if s.posted != 0 || s.pending != 0 {
+			return fmt.Errorf("ledger invariant: %s does not sum to zero in this batch (posted %+d, pending %+d)", cur, s.posted, s.pending)
+		}
+	}
+	return nil
+}

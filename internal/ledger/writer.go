@@ -1,0 +1,369 @@
+// Package ledger is Paybound's double-entry engine: one writer goroutine per
+// store applies operations in batches (group commit), keeps the balances it
+// decides with in memory, and acknowledges nothing before the batch that
+// holds it is durably committed.
+//
+// Why a single writer: a payment must check and change one wallet balance
+// atomically. Serializing all such checks in one goroutine makes them
+// lock-free and lets one transaction and one fsync carry thousands of
+// operations (TigerBeetle's design), where a row lock per payment would make
+// a hot wallet the bottleneck.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	pb "github.com/paybound/paybound"
+)
+
+// Config configures a Writer. Zero values take the documented defaults.
+type Config struct {
+	Store  pb.Store
+	Clock  pb.Clock     // default: wall clock
+	Logger *slog.Logger // default: discard
+	// MaxBatch is the most operations applied in one transaction (default 8192).
+	MaxBatch int
+	// QueueSize bounds the operations waiting for the writer (default 65536);
+	// Do blocks, up to its context's deadline, while the queue is full.
+	QueueSize int
+	// CacheLimit bounds each in-memory cache (accounts, open holds,
+	// payments); past it the cache is dropped after a batch and refilled from
+	// the store on demand (default 1<<20).
+	CacheLimit int
+	// PanicOnInvariant makes a broken invariant panic instead of stopping the
+	// writer; tests set it so that a bug cannot hide.
+	PanicOnInvariant bool
+}
+
+// Op is one operation applied by the writer. It runs on the writer goroutine,
+// sees every earlier operation's effects, and must not block on anything but
+// the Tx's own lookups. Its effects are kept whatever it returns, except
+// those made inside a failed tx.Atomic; the returned value and error are what
+// the caller of Do receives, after the batch has committed.
+type Op func(tx *Tx) (any, error)
+
+// Idem asks Do to store the operation's outcome under an idempotency key in
+// the same transaction as its effects. Render turns the outcome into the
+// response that retries will receive; a status of 500 or more is not stored,
+// so that a retry after a server fault runs again.
+type Idem struct {
+	Caller string
+	Key    string
+	Hash   [32]byte
+	Render func(v any, err error) (status int, body []byte)
+	// Status and Body are set by Do to the rendered response.
+	Status int
+	Body   []byte
+}
+
+type request struct {
+	op     Op
+	idem   *Idem
+	result any
+	err    error
+	done   chan struct{}
+}
+
+// Writer is the single writer of one store. Safe for concurrent use.
+type Writer struct {
+	cfg   Config
+	log   *slog.Logger
+	queue chan *request
+
+	mu      sync.Mutex // guards closed and stopped for Do
+	closed  bool
+	stopped error // a broken invariant or commit failure that stops the writer
+	wg      sync.WaitGroup
+
+	// Writer-goroutine state: the committed state plus the batch in progress.
+	accounts     map[accountKey]*pb.Account
+	accountsByID map[int64]*pb.Account
+	holds        map[int64]*hold // pending transfers looked at, resolved or not
+	payments     map[string]*pb.Payment
+	nextAccount  int64
+	nextTransfer int64
+
+	stats Stats
+}
+
+type accountKey struct{ owner, currency string }
+
+type hold struct {
+	t        pb.Transfer
+	resolved bool
+}
+
+// Stats counts the writer's work since start.
+type Stats struct {
+	Batches, Ops, Transfers int64
+}
+
+// Errors of the ledger. They are *pb.Error where a caller may act on them.
+var (
+	ErrInsufficientFunds = &pb.Error{Code: pb.DeclineInsufficientFunds, Message: "the account's available balance is lower than the amount"}
+	ErrHoldResolved      = &pb.Error{Code: pb.ErrPaymentState, Message: "the hold has already been captured, voided or expired"}
+	ErrHoldExpired       = &pb.Error{Code: pb.ErrPaymentState, Message: "the hold has expired"}
+	ErrClosed            = &pb.Error{Code: pb.ErrUnavailable, Message: "the ledger is shutting down"}
+)
+
+// New loads the writer's starting IDs and starts its goroutine.
+func New(ctx context.Context, cfg Config) (*Writer, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("ledger: Config.Store is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = pb.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 8192
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 65536
+	}
+	if cfg.CacheLimit <= 0 {
+		cfg.CacheLimit = 1 << 20
+	}
+	w := &Writer{cfg: cfg, log: cfg.Logger, queue: make(chan *request, cfg.QueueSize)}
+	if err := w.reset(ctx); err != nil {
+		return nil, err
+	}
+	w.wg.Add(1)
+	go w.run()
+	return w, nil
+}
+
+// reset drops every cache and reloads the ID counters from the store: after
+// it, the writer's memory holds nothing that is not committed.
+func (w *Writer) reset(ctx context.Context) error {
+	a, t, err := w.cfg.Store.NextIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't load ledger IDs: %w", err)
+	}
+	w.nextAccount, w.nextTransfer = a, t
+	w.accounts = map[accountKey]*pb.Account{}
+	w.accountsByID = map[int64]*pb.Account{}
+	w.holds = map[int64]*hold{}
+	w.payments = map[string]*pb.Payment{}
+	return nil
+}
+
+// Do applies op in the next batch and returns its outcome once that batch is
+// durably committed. With idem, the rendered outcome is stored under the key
+// in the same transaction and also left in idem.Status and idem.Body. ctx
+// bounds only the wait for queue space: once queued, the op runs and Do
+// waits for its commit, so that the caller never reports as failed something
+// that happened.
+func (w *Writer) Do(ctx context.Context, idem *Idem, op Op) (any, error) {
+	w.mu.Lock()
+	closed, stopped := w.closed, w.stopped
+	w.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if stopped != nil {
+		return nil, &pb.Error{Code: pb.ErrLedgerStopped, Message: "the ledger writer has stopped; see the server log"}
+	}
+	r := &request{op: op, idem: idem, done: make(chan struct{})}
+	select {
+	case w.queue <- r:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("couldn't queue ledger operation: %w", ctx.Err())
+	}
+	<-r.done
+	return r.result, r.err
+}
+
+// Close stops accepting operations, finishes those queued, and waits for the
+// writer goroutine. It does not close the store.
+func (w *Writer) Close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	w.mu.Unlock()
+	// Do may be between its closed check and the send; a nil request tells
+	// the writer to stop after everything queued before it.
+	w.queue <- nil
+	w.wg.Wait()
+}
+
+// Err returns why the writer stopped, or nil while it is healthy.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopped
+}
+
+// Stats returns counters; safe only after Close or from tests that have
+// quiesced the writer.
+func (w *Writer) Stats() Stats { return w.stats }
+
+func (w *Writer) run() {
+	defer w.wg.Done()
+	reqs := make([]*request, 0, w.cfg.MaxBatch)
+	for {
+		r := <-w.queue
+		if r == nil {
+			w.drainAfterClose()
+			return
+		}
+		reqs = append(reqs[:0], r)
+		stop := false
+	fill:
+		for len(reqs) < w.cfg.MaxBatch {
+			select {
+			case r := <-w.queue:
+				if r == nil {
+					stop = true
+					break fill
+				}
+				reqs = append(reqs, r)
+			default:
+				break fill
+			}
+		}
+		w.apply(reqs)
+		if stop {
+			w.drainAfterClose()
+			return
+		}
+	}
+}
+
+// drainAfterClose fails requests that raced Close into the queue.
+func (w *Writer) drainAfterClose() {
+	for {
+		select {
+		case r := <-w.queue:
+			if r != nil {
+				r.err = ErrClosed
+				close(r.done)
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (w *Writer) apply(reqs []*request) {
+	ctx := context.Background()
+	w.mu.Lock()
+	stopped := w.stopped
+	w.mu.Unlock()
+	if stopped != nil {
+		for _, r := range reqs {
+			r.err = &pb.Error{Code: pb.ErrLedgerStopped, Message: "the ledger writer has stopped; see the server log"}
+			close(r.done)
+		}
+		return
+	}
+	tx := &Tx{w: w, ctx: ctx, now: w.cfg.Clock.Now().UTC(), before: map[int64]pb.Account{}}
+	for _, r := range reqs {
+		r.result, r.err = w.runOp(tx, r.op)
+		if r.idem != nil {
+			r.idem.Status, r.idem.Body = r.idem.Render(r.result, r.err)
+			if r.idem.Status >= 500 {
+				// A server fault is not an answer: the retry should run again.
+				continue
+			}
+			tx.batch.Idempotency = append(tx.batch.Idempotency, pb.IdempotencyRecord{
+				Caller: r.idem.Caller, Key: r.idem.Key, RequestHash: r.idem.Hash,
+				Status: r.idem.Status, Body: r.idem.Body, CreatedAt: tx.now,
+			})
+		}
+	}
+	err := w.commit(ctx, tx)
+	if err == nil {
+		w.stats.Batches++
+		w.stats.Ops += int64(len(reqs))
+		w.stats.Transfers += int64(len(tx.batch.Transfers))
+		w.trim()
+	}
+	for _, r := range reqs {
+		if err != nil {
+			r.result, r.err = nil, err
+			if r.idem != nil {
+				r.idem.Status, r.idem.Body = 0, nil
+			}
+		}
+		close(r.done)
+	}
+}
+
+// runOp runs one op; a panic in it fails that op alone after undoing what it
+// did, so one bad request cannot take the batch down.
+func (w *Writer) runOp(tx *Tx, op Op) (result any, err error) {
+	mark := len(tx.undo)
+	tx.pushMark()
+	tx.depth++
+	defer func() {
+		tx.depth--
+		if p := recover(); p != nil {
+			tx.rollback(mark)
+			w.log.Error("ledger operation panicked", "panic", p)
+			result, err = nil, fmt.Errorf("ledger operation panicked: %v", p)
+		}
+		if tx.depth == 0 {
+			tx.undo = tx.undo[:0]
+		}
+	}()
+	return op(tx)
+}
+
+func (w *Writer) commit(ctx context.Context, tx *Tx) error {
+	if err := tx.checkInvariants(); err != nil {
+		w.log.Error("ledger invariant broken; the writer stops", "err", err)
+		if w.cfg.PanicOnInvariant {
+			panic(err)
+		}
+		w.mu.Lock()
+		w.stopped = err
+		w.mu.Unlock()
+		return &pb.Error{Code: pb.ErrLedgerStopped, Message: "the ledger writer has stopped; see the server log"}
+	}
+	for id := range tx.before {
+		tx.batch.Accounts = append(tx.batch.Accounts, *w.accountsByID[id])
+	}
+	if tx.batch.Empty() {
+		return nil
+	}
+	if err := w.cfg.Store.Commit(ctx, &tx.batch); err != nil {
+		// The transaction rolled back, so the caches are ahead of the store:
+		// drop them and reload from what is committed.
+		w.log.Error("ledger commit failed; batch rejected", "err", err, "ops", len(tx.batch.Idempotency))
+		if rerr := w.reset(ctx); rerr != nil {
+			w.mu.Lock()
+			w.stopped = rerr
+			w.mu.Unlock()
+		}
+		return fmt.Errorf("couldn't commit ledger batch: %w", err)
+	}
+	return nil
+}
+
+// trim drops caches that have grown past the limit; they refill from the
+// store, which now holds everything they held.
+func (w *Writer) trim() {
+	if len(w.accounts) > w.cfg.CacheLimit {
+		w.accounts = map[accountKey]*pb.Account{}
+		w.accountsByID = map[int64]*pb.Account{}
+	}
+	if len(w.holds) > w.cfg.CacheLimit {
+		w.holds = map[int64]*hold{}
+	}
+	if len(w.payments) > w.cfg.CacheLimit {
+		w.payments = map[string]*pb.Payment{}
+	}
+}
+
+// Submit is a convenience for Do without idempotency.
+func (w *Writer) Submit(ctx context.Context, op Op) (any, error) { return w.Do(ctx, nil, op) }

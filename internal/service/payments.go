@@ -1,0 +1,583 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"math/bits"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+)
+
+// walletFlags: a wallet can never go negative; neither can a merchant's
+// account, so refunds never exceed what it received.
+const walletFlags = pb.DebitsMustNotExceedCredits
+
+// NewUser is the result of CreateUser: the user and its API key, shown once.
+type NewUser struct {
+	pb.User
+	APIKey string `json:"api_key"`
+}
+
+// NewMerchant is the result of CreateMerchant.
+type NewMerchant struct {
+	pb.Merchant
+	APIKey string `json:"api_key"`
+}
+
+// NewAgent is the result of CreateAgent.
+type NewAgent struct {
+	pb.Agent
+	APIKey string `json:"api_key"`
+}
+
+func validName(name, param string, max int) error {
+	if strings.TrimSpace(name) == "" {
+		return pb.Errorf(pb.ErrParameterMissing, param, "%s is required", param)
+	}
+	if len(name) > max || !utf8.ValidString(name) {
+		return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be valid UTF-8 of at most %d bytes", param, max)
+	}
+	return nil
+}
+
+func requireRole(p pb.Principal, roles ...pb.Role) error {
+	for _, r := range roles {
+		if p.Role == r {
+			return nil
+		}
+	}
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	return pb.Errorf(pb.ErrForbidden, "", "this call needs the key of a %s; you sent a %s key", strings.Join(names, " or "), p.Role)
+}
+
+func (s *Service) newKey(tx *ledger.Tx, role pb.Role, id, userID string) string {
+	key := NewAPIKey(role)
+	tx.AddAPIKey(pb.APIKey{Hash: hashKey(key), Principal: pb.Principal{Role: role, ID: id, UserID: userID}, CreatedAt: tx.Now()})
+	return key
+}
+
+// CreateUser (operator) creates a user with an API key.
+func (s *Service) CreateUser(ctx context.Context, caller pb.Principal, idem *Idempotency, name string) Result {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return Result{Err: err}
+	}
+	if err := validName(name, "name", pb.MaxNameLength); err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		now := tx.Now().Truncate(time.Second)
+		u := pb.User{ID: pb.NewID(pb.PrefixUser, now), Name: name, CreatedAt: now}
+		tx.AddUser(u)
+		return &NewUser{User: u, APIKey: s.newKey(tx, pb.RoleUser, u.ID, u.ID)}, nil
+	}))
+}
+
+// CreateMerchant (operator) creates a merchant with an API key.
+func (s *Service) CreateMerchant(ctx context.Context, caller pb.Principal, idem *Idempotency, name, category string) Result {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return Result{Err: err}
+	}
+	if err := validName(name, "name", pb.MaxNameLength); err != nil {
+		return Result{Err: err}
+	}
+	if category == "" {
+		category = "general"
+	}
+	if err := validName(category, "category", pb.MaxCategoryLength); err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		now := tx.Now().Truncate(time.Second)
+		m := pb.Merchant{ID: pb.NewID(pb.PrefixMerchant, now), Name: name, Category: category, CreatedAt: now}
+		tx.AddMerchant(m)
+		return &NewMerchant{Merchant: m, APIKey: s.newKey(tx, pb.RoleMerchant, m.ID, "")}, nil
+	}))
+}
+
+// CreateAgent (user) registers an agent acting for the caller. publicKey,
+// when given, is an Ed25519 JWK; the agent's keyid is its RFC 7638
+// thumbprint.
+func (s *Service) CreateAgent(ctx context.Context, caller pb.Principal, idem *Idempotency, name string, publicKey []byte) Result {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return Result{Err: err}
+	}
+	if err := validName(name, "name", pb.MaxNameLength); err != nil {
+		return Result{Err: err}
+	}
+	var jwk, keyid string
+	if len(publicKey) > 0 && string(publicKey) != "null" {
+		var err error
+		if jwk, keyid, err = pb.ParseEd25519JWK(publicKey); err != nil {
+			return Result{Err: err}
+		}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		now := tx.Now().Truncate(time.Second)
+		a := pb.Agent{ID: pb.NewID(pb.PrefixAgent, now), UserID: caller.ID, Name: name, PublicKey: jwk,
+			KeyID: pb.OptString(keyid), CreatedAt: now}
+		tx.AddAgent(a)
+		return &NewAgent{Agent: a, APIKey: s.newKey(tx, pb.RoleAgent, a.ID, caller.ID)}, nil
+	}))
+}
+
+// Topup (user) funds the caller's wallet from the sandbox funding rail.
+func (s *Service) Topup(ctx context.Context, caller pb.Principal, idem *Idempotency, amount int64, currency string) Result {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return Result{Err: err}
+	}
+	if err := pb.ValidateAmount(amount, "amount"); err != nil {
+		return Result{Err: err}
+	}
+	if err := pb.ValidateCurrency(currency, "currency"); err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		now := tx.Now().Truncate(time.Second)
+		t := pb.Topup{ID: pb.NewID(pb.PrefixTopup, now), Object: "topup", UserID: caller.ID, Amount: amount,
+			Currency: currency, Status: "succeeded", CreatedAt: now}
+		err := tx.Atomic(func() error {
+			src, err := tx.EnsureAccount(pb.OwnerFunding, currency, 0)
+			if err != nil {
+				return err
+			}
+			dst, err := tx.EnsureAccount(caller.ID, currency, walletFlags)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Transfer(src, dst, amount, t.ID)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		tx.AddTopup(t)
+		return &t, nil
+	}))
+}
+
+// Balances (user, merchant) lists the caller's balances, one per currency.
+func (s *Service) Balances(ctx context.Context, caller pb.Principal) ([]pb.Balance, error) {
+	if err := requireRole(caller, pb.RoleUser, pb.RoleMerchant); err != nil {
+		return nil, err
+	}
+	accts, err := s.st.AccountsByOwner(ctx, caller.ID)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read balances: %w", err)
+	}
+	out := make([]pb.Balance, 0, len(accts))
+	for _, a := range accts {
+		out = append(out, pb.Balance{Currency: a.Currency, Available: a.Available(), Pending: a.DebitsPending + a.CreditsPending})
+	}
+	return out, nil
+}
+
+// CreatePaymentParams is a payment request, validated by CreatePayment.
+type CreatePaymentParams struct {
+	Amount        int64
+	Currency      string
+	MerchantID    string
+	Description   string
+	MandateID     string
+	CaptureMethod pb.CaptureMethod
+	// AuthorizationExpiresAt, if not zero, replaces the default hold expiry.
+	AuthorizationExpiresAt time.Time
+	Metadata               map[string]string
+}
+
+func (s *Service) validatePayment(p *CreatePaymentParams) error {
+	if err := pb.ValidateAmount(p.Amount, "amount"); err != nil {
+		return err
+	}
+	if err := pb.ValidateCurrency(p.Currency, "currency"); err != nil {
+		return err
+	}
+	if p.MerchantID == "" {
+		return pb.Errorf(pb.ErrParameterMissing, "merchant_id", "merchant_id is required")
+	}
+	if len(p.MerchantID) > 100 || !strings.HasPrefix(p.MerchantID, pb.PrefixMerchant) {
+		return pb.Errorf(pb.ErrParameterInvalid, "merchant_id", "merchant_id must be a merchant ID (mch_…)")
+	}
+	if len(p.Description) > pb.MaxDescriptionLength || !utf8.ValidString(p.Description) {
+		return pb.Errorf(pb.ErrParameterInvalid, "description", "description must be valid UTF-8 of at most %d bytes", pb.MaxDescriptionLength)
+	}
+	if p.MandateID != "" {
+		return pb.Errorf(pb.ErrMandateNotFound, "mandate_id", "no such mandate: %s", p.MandateID)
+	}
+	switch p.CaptureMethod {
+	case "":
+		p.CaptureMethod = pb.CaptureAutomatic
+	case pb.CaptureAutomatic, pb.CaptureManual:
+	default:
+		return pb.Errorf(pb.ErrParameterInvalid, "capture_method", "capture_method must be automatic or manual")
+	}
+	if len(p.Metadata) > pb.MaxMetadataKeys {
+		return pb.Errorf(pb.ErrParameterInvalid, "metadata", "metadata has %d keys; at most %d are allowed", len(p.Metadata), pb.MaxMetadataKeys)
+	}
+	for k, v := range p.Metadata {
+		if k == "" || len(k) > pb.MaxMetadataKeyLength || len(v) > pb.MaxMetadataValueLength || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return pb.Errorf(pb.ErrParameterInvalid, "metadata", "metadata keys must be 1-%d bytes and values at most %d bytes of UTF-8", pb.MaxMetadataKeyLength, pb.MaxMetadataValueLength)
+		}
+	}
+	if p.Metadata == nil {
+		p.Metadata = map[string]string{}
+	}
+	if !p.AuthorizationExpiresAt.IsZero() {
+		ttl := p.AuthorizationExpiresAt.Sub(s.clock.Now())
+		if ttl < pb.MinAuthorizationTTL || ttl > pb.MaxAuthorizationTTL {
+			return pb.Errorf(pb.ErrParameterInvalid, "authorization_expires_at", "authorization_expires_at must be between %s and %s from now", pb.MinAuthorizationTTL, pb.MaxAuthorizationTTL)
+		}
+	}
+	return nil
+}
+
+func decline(p *pb.Payment, code pb.Code, msg string) error {
+	p.Status, p.DeclineCode, p.AuthorizationExpiresAt = pb.StatusDeclined, code, nil
+	return &pb.Error{Code: code, Message: msg, PaymentID: p.ID}
+}
+
+// CreatePayment (user, agent) pays a merchant from the payer's wallet: a
+// hold, captured at once unless CaptureMethod is manual. A payment that
+// cannot be made (unknown merchant, no wallet in the currency, insufficient
+// funds) is recorded as declined and returned with an error that carries
+// its ID.
+func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *Idempotency, params CreatePaymentParams) Result {
+	if err := requireRole(caller, pb.RoleUser, pb.RoleAgent); err != nil {
+		return Result{Err: err}
+	}
+	if err := s.validatePayment(&params); err != nil {
+		return Result{Err: err}
+	}
+	_, merr := s.st.Merchant(ctx, params.MerchantID)
+	if merr != nil && pb.ErrorCode(merr) != pb.ErrNotFound {
+		return Result{Err: fmt.Errorf("couldn't look up merchant: %w", merr)}
+	}
+	payer, agent := caller.ID, ""
+	if caller.Role == pb.RoleAgent {
+		payer, agent = caller.UserID, caller.ID
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		now := tx.Now().Truncate(time.Second)
+		exp := now.Add(pb.DefaultAuthorizationTTL)
+		if !params.AuthorizationExpiresAt.IsZero() {
+			exp = params.AuthorizationExpiresAt.UTC().Truncate(time.Second)
+		}
+		p := pb.Payment{ID: pb.NewID(pb.PrefixPayment, now), Object: "payment", Amount: params.Amount,
+			Currency: params.Currency, MerchantID: params.MerchantID, PayerID: payer, AgentID: pb.OptString(agent),
+			Description: params.Description, CaptureMethod: params.CaptureMethod, AuthorizationExpiresAt: &exp,
+			Metadata: params.Metadata, CreatedAt: now}
+		err := s.authorize(tx, &p, merr != nil)
+		tx.PutPayment(p)
+		return &p, err
+	}))
+}
+
+// authorize places the hold for a new payment, and captures it when the
+// payment's capture method is automatic, or declines it.
+func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchantUnknown bool) error {
+	if merchantUnknown {
+		return decline(p, pb.DeclineMerchantUnknown, "no merchant "+p.MerchantID+" exists")
+	}
+	wallet, err := tx.Account(p.PayerID, p.Currency)
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		return decline(p, pb.DeclineCurrencyMismatch, "the payer's wallet holds no "+p.Currency+"; top up in "+p.Currency+" first")
+	}
+	if err != nil {
+		return err
+	}
+	err = tx.Atomic(func() error {
+		merchant, err := tx.EnsureAccount(p.MerchantID, p.Currency, walletFlags)
+		if err != nil {
+			return err
+		}
+		if p.HoldID, err = tx.Hold(wallet, merchant, p.Amount, *p.AuthorizationExpiresAt, p.ID); err != nil {
+			return err
+		}
+		p.Status = pb.StatusAuthorized
+		if p.CaptureMethod == pb.CaptureAutomatic {
+			return s.capture(tx, p, p.Amount)
+		}
+		return nil
+	})
+	if pb.ErrorCode(err) == pb.DeclineInsufficientFunds {
+		p.HoldID = 0
+		return decline(p, pb.DeclineInsufficientFunds, fmt.Sprintf("the wallet's available %s balance is below %s",
+			p.Currency, pb.FormatAmount(p.Amount, p.Currency)))
+	}
+	return err
+}
+
+// capture posts amount of p's hold and takes the platform fee, as one
+// linked transfer set; the caller wraps it in Atomic.
+func (s *Service) capture(tx *ledger.Tx, p *pb.Payment, amount int64) error {
+	if _, err := tx.Post(p.HoldID, amount, p.ID); err != nil {
+		return err
+	}
+	fee := mulDiv(amount, s.cfg.FeeBPS, 10_000)
+	if fee > 0 {
+		merchant, err := tx.Account(p.MerchantID, p.Currency)
+		if err != nil {
+			return err
+		}
+		platform, err := tx.EnsureAccount(pb.OwnerPlatform, p.Currency, walletFlags)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Transfer(merchant, platform, fee, p.ID); err != nil {
+			return err
+		}
+	}
+	p.Status, p.AmountCaptured, p.FeeAmount = pb.StatusCaptured, amount, fee
+	return nil
+}
+
+// mulDiv returns a*b/c rounded down, for non-negative values whose product
+// may exceed int64 (amounts up to 10^15 times counts up to 10^15).
+func mulDiv(a, b, c int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	return int64(q)
+}
+
+// payment loads id for caller inside the writer; a payment the caller is no
+// party to is reported as missing, so its existence does not leak.
+func party(p *pb.Payment, c pb.Principal) bool {
+	switch c.Role {
+	case pb.RoleOperator:
+		return true
+	case pb.RoleUser:
+		return p.PayerID == c.ID
+	case pb.RoleAgent:
+		return string(p.AgentID) == c.ID
+	case pb.RoleMerchant:
+		return p.MerchantID == c.ID
+	}
+	return false
+}
+
+func noPayment(id string) error {
+	return pb.Errorf(pb.ErrNotFound, "id", "no such payment: %s", id)
+}
+
+func (s *Service) loadForUpdate(tx *ledger.Tx, caller pb.Principal, id string) (pb.Payment, error) {
+	if !pb.HasPrefix(id, pb.PrefixPayment) {
+		return pb.Payment{}, noPayment(id)
+	}
+	p, err := tx.Payment(id)
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && !party(&p, caller)) {
+		return p, noPayment(id)
+	}
+	return p, err
+}
+
+// expireIfDue releases p's hold and marks it expired when its authorization
+// has run out; it reports whether it did.
+func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
+	if p.Status != pb.StatusAuthorized || p.AuthorizationExpiresAt == nil || tx.Now().Before(*p.AuthorizationExpiresAt) {
+		return false, nil
+	}
+	if _, err := tx.Void(p.HoldID, p.ID); err != nil {
+		return false, err
+	}
+	p.Status = pb.StatusExpired
+	tx.PutPayment(*p)
+	return true, nil
+}
+
+func stateError(p *pb.Payment, action string) error {
+	return pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s; only an authorized payment can be %s", p.ID, p.Status, action)
+}
+
+// Capture (merchant) captures amount (default: all) of an authorized
+// payment and releases the rest of the hold.
+func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempotency, id string, amount *int64) Result {
+	if err := requireRole(caller, pb.RoleMerchant); err != nil {
+		return Result{Err: err}
+	}
+	if amount != nil {
+		if err := pb.ValidateAmount(*amount, "amount"); err != nil {
+			return Result{Err: err}
+		}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		p, err := s.loadForUpdate(tx, caller, id)
+		if err != nil {
+			return nil, err
+		}
+		if expired, err := s.expireIfDue(tx, &p); err != nil || expired {
+			return nil, firstErr(err, stateError(&p, "captured"))
+		}
+		if p.Status != pb.StatusAuthorized {
+			return nil, stateError(&p, "captured")
+		}
+		amt := p.Amount
+		if amount != nil {
+			amt = *amount
+		}
+		if amt > p.Amount {
+			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot capture %d; the payment authorized %d", amt, p.Amount)
+		}
+		if err := tx.Atomic(func() error { return s.capture(tx, &p, amt) }); err != nil {
+			return nil, err
+		}
+		tx.PutPayment(p)
+		return &p, nil
+	}))
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// Cancel (merchant, payer) voids an authorized payment's hold.
+func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempotency, id string) Result {
+	if err := requireRole(caller, pb.RoleMerchant, pb.RoleUser, pb.RoleAgent); err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		p, err := s.loadForUpdate(tx, caller, id)
+		if err != nil {
+			return nil, err
+		}
+		if expired, err := s.expireIfDue(tx, &p); err != nil || expired {
+			return nil, firstErr(err, stateError(&p, "canceled"))
+		}
+		switch p.Status {
+		case pb.StatusAuthorized:
+			if _, err := tx.Void(p.HoldID, p.ID); err != nil {
+				return nil, err
+			}
+		case pb.StatusRequiresConfirmation:
+		default:
+			return nil, stateError(&p, "canceled")
+		}
+		p.Status = pb.StatusCanceled
+		tx.PutPayment(p)
+		return &p, nil
+	}))
+}
+
+// MaxReasonLength bounds a refund's reason.
+const MaxReasonLength = 500
+
+// Refund (merchant) returns amount (default: all not yet refunded) of a
+// captured payment to the payer. The platform fee is returned in proportion,
+// so a full refund returns all of it.
+func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempotency, id string, amount *int64, reason string) Result {
+	if err := requireRole(caller, pb.RoleMerchant); err != nil {
+		return Result{Err: err}
+	}
+	if amount != nil {
+		if err := pb.ValidateAmount(*amount, "amount"); err != nil {
+			return Result{Err: err}
+		}
+	}
+	if len(reason) > MaxReasonLength || !utf8.ValidString(reason) {
+		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "reason", "reason must be valid UTF-8 of at most %d bytes", MaxReasonLength)}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		p, err := s.loadForUpdate(tx, caller, id)
+		if err != nil {
+			return nil, err
+		}
+		if p.Status != pb.StatusCaptured {
+			return nil, pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s; only a captured payment with an unrefunded amount can be refunded", p.ID, p.Status)
+		}
+		left := p.AmountCaptured - p.AmountRefunded
+		amt := left
+		if amount != nil {
+			amt = *amount
+		}
+		if amt > left {
+			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot refund %d; %d of the captured %d is left to refund", amt, left, p.AmountCaptured)
+		}
+		now := tx.Now().Truncate(time.Second)
+		r := pb.Refund{ID: pb.NewID(pb.PrefixRefund, now), Object: "refund", PaymentID: p.ID, Amount: amt,
+			Currency: p.Currency, Reason: reason, Status: "succeeded", CreatedAt: now}
+		feePart := mulDiv(p.FeeAmount, p.AmountRefunded+amt, p.AmountCaptured) - p.FeeRefunded
+		err = tx.Atomic(func() error {
+			wallet, err := tx.Account(p.PayerID, p.Currency)
+			if err != nil {
+				return err
+			}
+			if part := amt - feePart; part > 0 {
+				merchant, err := tx.Account(p.MerchantID, p.Currency)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Transfer(merchant, wallet, part, r.ID); err != nil {
+					return err
+				}
+			}
+			if feePart > 0 {
+				platform, err := tx.Account(pb.OwnerPlatform, p.Currency)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Transfer(platform, wallet, feePart, r.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		p.AmountRefunded += amt
+		p.FeeRefunded += feePart
+		if p.AmountRefunded == p.AmountCaptured {
+			p.Status = pb.StatusRefunded
+		}
+		tx.PutPayment(p)
+		tx.AddRefund(r)
+		return &r, nil
+	}))
+}
+
+// Payment returns payment id if caller is a party to it.
+func (s *Service) Payment(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error) {
+	if !pb.HasPrefix(id, pb.PrefixPayment) {
+		return nil, noPayment(id)
+	}
+	p, err := s.st.Payment(ctx, id)
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && !party(p, caller)) {
+		return nil, noPayment(id)
+	}
+	return p, err
+}
+
+// ListPayments lists, newest first, the payments caller is a party to.
+func (s *Service) ListPayments(ctx context.Context, caller pb.Principal, startingAfter string, limit int) ([]pb.Payment, bool, error) {
+	f := pb.PaymentFilter{StartingAfter: startingAfter, Limit: limit}
+	switch caller.Role {
+	case pb.RoleUser:
+		f.PayerID = caller.ID
+	case pb.RoleAgent:
+		f.AgentID = caller.ID
+	case pb.RoleMerchant:
+		f.MerchantID = caller.ID
+	case pb.RoleOperator:
+	default:
+		return nil, false, errUnauthenticated
+	}
+	return s.st.ListPayments(ctx, f)
+}
+
+// VerifyLedger (operator) recomputes every balance from the transfers.
+func (s *Service) VerifyLedger(ctx context.Context, caller pb.Principal) (ledger.Report, error) {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return ledger.Report{}, err
+	}
+	return ledger.Verify(ctx, s.st)
+}

@@ -1,0 +1,265 @@
+// Package service holds Paybound's operations as the API offers them:
+// identities, top-ups, payments, captures, cancels, refunds, balances. Every
+// change goes through the ledger writer, so each operation's money movement,
+// domain rows and idempotency record commit together or not at all.
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+)
+
+// Config configures a Service. Zero values take the documented defaults.
+type Config struct {
+	Store  pb.Store
+	Ledger *ledger.Writer
+	Clock  pb.Clock     // default: wall clock
+	Logger *slog.Logger // default: discard
+	// OperatorKey is the operator's bearer secret (from <data>/operator.key).
+	OperatorKey string
+	// FeeBPS is the platform fee in basis points of each captured amount
+	// (default 0: no fee). Fees are rounded down to the minor unit.
+	FeeBPS int64
+	// SweepInterval is how often expired holds are released and old
+	// idempotency keys removed (default 1s).
+	SweepInterval time.Duration
+	// IdempotencyRetention is how long keys are kept, at least 24h (default 24h).
+	IdempotencyRetention time.Duration
+}
+
+// Service is safe for concurrent use.
+type Service struct {
+	cfg      Config
+	st       pb.Store
+	led      *ledger.Writer
+	clock    pb.Clock
+	log      *slog.Logger
+	opHash   [32]byte
+	inflight sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
+
+	keyMu    sync.RWMutex
+	keyCache map[[32]byte]pb.Principal
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// maxKeyCache bounds the principal cache; past it the cache starts over.
+const maxKeyCache = 100_000
+
+// New validates cfg and returns a Service; call Start to run its sweeper.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Ledger == nil {
+		return nil, fmt.Errorf("service: Config.Store and Config.Ledger are required")
+	}
+	if len(cfg.OperatorKey) < 32 {
+		return nil, fmt.Errorf("service: Config.OperatorKey must be at least 32 characters")
+	}
+	if cfg.FeeBPS < 0 || cfg.FeeBPS > 10_000 {
+		return nil, fmt.Errorf("service: Config.FeeBPS is %d; it must be between 0 and 10000 basis points", cfg.FeeBPS)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = pb.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Second
+	}
+	if cfg.IdempotencyRetention < pb.IdempotencyRetention {
+		cfg.IdempotencyRetention = pb.IdempotencyRetention
+	}
+	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger,
+		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{},
+		stop: make(chan struct{})}, nil
+}
+
+// Start runs the sweeper until Close.
+func (s *Service) Start() {
+	s.wg.Add(1)
+	go s.sweepLoop()
+}
+
+// Close stops the sweeper. It does not close the ledger or the store.
+func (s *Service) Close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.wg.Wait()
+}
+
+// Ready reports an error while the service cannot take writes.
+func (s *Service) Ready() error { return s.led.Err() }
+
+// Ledger returns the ledger writer (for benchmarks and tools).
+func (s *Service) Ledger() *ledger.Writer { return s.led }
+
+// Store returns the store.
+func (s *Service) Store() pb.Store { return s.st }
+
+// --- authentication ---
+
+var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewAPIKey returns a fresh bearer secret for role: "pbk_<role>_" and 256
+// random bits.
+func NewAPIKey(role pb.Role) string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	short := map[pb.Role]string{pb.RoleOperator: "op", pb.RoleUser: "usr", pb.RoleMerchant: "mch", pb.RoleAgent: "agt"}[role]
+	return "pbk_" + short + "_" + keyEncoding.EncodeToString(b[:])
+}
+
+// maxKeyLength bounds what Authenticate will hash.
+const maxKeyLength = 200
+
+var errUnauthenticated = &pb.Error{Code: pb.ErrUnauthenticated, Message: "invalid API key; send Authorization: Bearer <key>"}
+
+// Authenticate returns the principal a bearer key belongs to. Keys are
+// looked up by their SHA-256, so the comparison never sees the secret.
+func (s *Service) Authenticate(ctx context.Context, key string) (pb.Principal, error) {
+	if key == "" || len(key) > maxKeyLength || !strings.HasPrefix(key, "pbk_") {
+		return pb.Principal{}, errUnauthenticated
+	}
+	h := hashKey(key)
+	if subtle.ConstantTimeCompare(h[:], s.opHash[:]) == 1 {
+		return pb.Principal{Role: pb.RoleOperator, ID: "operator"}, nil
+	}
+	s.keyMu.RLock()
+	p, ok := s.keyCache[h]
+	s.keyMu.RUnlock()
+	if ok {
+		return p, nil
+	}
+	p, err := s.st.Principal(ctx, h)
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		return pb.Principal{}, errUnauthenticated
+	}
+	if err != nil {
+		return pb.Principal{}, fmt.Errorf("couldn't look up API key: %w", err)
+	}
+	s.keyMu.Lock()
+	if len(s.keyCache) >= maxKeyCache {
+		s.keyCache = map[[32]byte]pb.Principal{}
+	}
+	s.keyCache[h] = p
+	s.keyMu.Unlock()
+	return p, nil
+}
+
+// --- idempotency ---
+
+// Idempotency carries a request's Idempotency-Key through an operation.
+type Idempotency = ledger.Idem
+
+// MaxIdempotencyKeyLength bounds keys (ACP: 255).
+const MaxIdempotencyKeyLength = 255
+
+// run executes op through the ledger writer under idem's key (when idem is
+// not nil): a second request with the key while the first runs gets 409, a
+// later one with the same request hash gets the stored response, and one
+// with another hash gets 422. When replayed is true, idem.Status and
+// idem.Body hold the stored response and op did not run.
+func (s *Service) run(ctx context.Context, idem *Idempotency, op ledger.Op) (v any, replayed bool, err error) {
+	if idem == nil {
+		v, err = s.led.Do(ctx, nil, op)
+		return v, false, err
+	}
+	slot := idem.Caller + "\x00" + idem.Key
+	if _, busy := s.inflight.LoadOrStore(slot, struct{}{}); busy {
+		return nil, false, pb.Errorf(pb.ErrIdempotencyRunning, "", "a request with this Idempotency-Key is still being processed; retry after it completes")
+	}
+	defer s.inflight.Delete(slot)
+	rec, err := s.st.Idempotency(ctx, idem.Caller, idem.Key)
+	switch {
+	case err == nil:
+		if subtle.ConstantTimeCompare(rec.RequestHash[:], idem.Hash[:]) != 1 {
+			return nil, false, pb.Errorf(pb.ErrIdempotencyConflict, "", "this Idempotency-Key was already used with a different request; use a new key for a new request")
+		}
+		idem.Status, idem.Body = rec.Status, rec.Body
+		return nil, true, nil
+	case pb.ErrorCode(err) != pb.ErrNotFound:
+		return nil, false, fmt.Errorf("couldn't look up idempotency key: %w", err)
+	}
+	v, err = s.led.Do(ctx, idem, op)
+	return v, false, err
+}
+
+// Result is what an operation returns to the API: the value and error of a
+// fresh run, or the stored response of a replay.
+type Result struct {
+	Value    any
+	Err      error
+	Replayed bool
+}
+
+func result(v any, replayed bool, err error) Result { return Result{Value: v, Err: err, Replayed: replayed} }
+
+// --- the sweeper ---
+
+// sweepBatch bounds the work of one sweep.
+const sweepBatch = 500
+
+func (s *Service) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if _, err := s.Sweep(ctx); err != nil {
+				s.log.Warn("sweep failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Sweep releases up to one batch of holds that have expired and drops
+// idempotency keys past retention. It returns how many holds it expired.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	now := s.clock.Now()
+	ids, err := s.st.ExpiredPayments(ctx, now, sweepBatch)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't list expired holds: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		v, err := s.led.Submit(ctx, func(tx *ledger.Tx) (any, error) {
+			p, err := tx.Payment(id)
+			if err != nil {
+				return false, err
+			}
+			return s.expireIfDue(tx, &p)
+		})
+		if err != nil {
+			return n, fmt.Errorf("couldn't expire %s: %w", id, err)
+		}
+		if v == true {
+			n++
+		}
+	}
+	if _, err := s.st.DeleteIdempotency(ctx, now.Add(-s.cfg.IdempotencyRetention), 10*sweepBatch); err != nil {
+		return n, fmt.Errorf("couldn't drop old idempotency keys: %w", err)
+	}
+	return n, nil
+}
+
+func hashKey(key string) [32]byte { return sha256.Sum256([]byte(key)) }

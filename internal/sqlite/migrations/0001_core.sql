@@ -1,0 +1,117 @@
+-- Core schema: ledger, identities, payments, idempotency.
+-- Times are Unix seconds (API timestamps) or milliseconds (*_ms, ledger).
+CREATE TABLE accounts (
+	id              INTEGER PRIMARY KEY,
+	owner           TEXT    NOT NULL,
+	currency        TEXT    NOT NULL,
+	flags           INTEGER NOT NULL,
+	debits_pending  INTEGER NOT NULL,
+	debits_posted   INTEGER NOT NULL,
+	credits_pending INTEGER NOT NULL,
+	credits_posted  INTEGER NOT NULL,
+	UNIQUE (owner, currency)
+);
+
+-- Transfers are immutable. pending_id links a post or void to its hold.
+CREATE TABLE transfers (
+	id                INTEGER PRIMARY KEY,
+	kind              INTEGER NOT NULL,
+	debit_account_id  INTEGER NOT NULL,
+	credit_account_id INTEGER NOT NULL,
+	amount            INTEGER NOT NULL,
+	currency          TEXT    NOT NULL,
+	pending_id        INTEGER,
+	timeout_ms        INTEGER,
+	ref               TEXT    NOT NULL,
+	created_ms        INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX transfers_pending ON transfers (pending_id) WHERE pending_id IS NOT NULL;
+
+CREATE TABLE users (
+	id         TEXT PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);
+
+CREATE TABLE merchants (
+	id         TEXT PRIMARY KEY,
+	name       TEXT    NOT NULL,
+	category   TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);
+
+CREATE TABLE agents (
+	id         TEXT PRIMARY KEY,
+	user_id    TEXT    NOT NULL,
+	name       TEXT    NOT NULL,
+	public_key TEXT    NOT NULL,
+	keyid      TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX agents_user ON agents (user_id, id);
+
+-- Only the SHA-256 of each API key is stored.
+CREATE TABLE api_keys (
+	hash         BLOB PRIMARY KEY,
+	role         TEXT    NOT NULL,
+	principal_id TEXT    NOT NULL,
+	user_id      TEXT    NOT NULL,
+	created_at   INTEGER NOT NULL
+);
+
+CREATE TABLE payments (
+	id                       TEXT PRIMARY KEY,
+	status                   TEXT    NOT NULL,
+	amount                   INTEGER NOT NULL,
+	amount_captured          INTEGER NOT NULL,
+	amount_refunded          INTEGER NOT NULL,
+	fee_amount               INTEGER NOT NULL,
+	fee_refunded             INTEGER NOT NULL,
+	currency                 TEXT    NOT NULL,
+	merchant_id              TEXT    NOT NULL,
+	payer_id                 TEXT    NOT NULL,
+	agent_id                 TEXT    NOT NULL,
+	mandate_id               TEXT    NOT NULL,
+	description              TEXT    NOT NULL,
+	capture_method           TEXT    NOT NULL,
+	authorization_expires_at INTEGER,
+	metadata                 TEXT    NOT NULL,
+	decline_code             TEXT    NOT NULL,
+	hold_id                  INTEGER NOT NULL,
+	created_at               INTEGER NOT NULL
+);
+CREATE INDEX payments_payer ON payments (payer_id, id);
+CREATE INDEX payments_merchant ON payments (merchant_id, id);
+CREATE INDEX payments_agent ON payments (agent_id, id);
+CREATE INDEX payments_open_holds ON payments (authorization_expires_at) WHERE status = 'authorized';
+
+CREATE TABLE refunds (
+	id         TEXT PRIMARY KEY,
+	payment_id TEXT    NOT NULL,
+	amount     INTEGER NOT NULL,
+	currency   TEXT    NOT NULL,
+	reason     TEXT    NOT NULL,
+	status     TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX refunds_payment ON refunds (payment_id, id);
+
+CREATE TABLE topups (
+	id         TEXT PRIMARY KEY,
+	user_id    TEXT    NOT NULL,
+	amount     INTEGER NOT NULL,
+	currency   TEXT    NOT NULL,
+	status     TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);
+
+CREATE TABLE idempotency (
+	caller       TEXT    NOT NULL,
+	key          TEXT    NOT NULL,
+	request_hash BLOB    NOT NULL,
+	status       INTEGER NOT NULL,
+	body         BLOB    NOT NULL,
+	created_ms   INTEGER NOT NULL,
+	PRIMARY KEY (caller, key)
+);
+CREATE INDEX idempotency_age ON idempotency (created_ms);

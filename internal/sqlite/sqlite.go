@@ -1,0 +1,592 @@
+// Package sqlite is Paybound's embedded store: one SQLite database file in
+// WAL mode with synchronous=FULL, so a commit is on disk before Commit
+// returns. It is the default and needs no set-up.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the SQLite implementation of pb.Store.
+type Store struct {
+	db *sql.DB // readers, and the writer's dedicated connection
+	w  *sql.Conn
+	// Prepared statements for the writer's connection.
+	insertTransfers   *sql.Stmt // transferChunk rows
+	insertTransfer    *sql.Stmt
+	upsertAccount     *sql.Stmt
+	upsertPayment     *sql.Stmt
+	insertIdempotency *sql.Stmt
+}
+
+// transferChunk is how many transfers one multi-row INSERT carries: fewer
+// statements per batch, under SQLite's 32766-parameter limit.
+const transferChunk = 64
+
+// Open opens (creating if needed) the database at path and brings its schema
+// up to date. It refuses a database whose schema is newer than this binary.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open SQLite database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxLifetime(0)
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.w, err = db.Conn(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open the writer connection: %w", err)
+	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// SchemaVersion is the schema this binary writes.
+func SchemaVersion() int {
+	n, _ := fs.Glob(migrations, "migrations/*.sql")
+	return len(n)
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("couldn't create schema_version: %w", err)
+	}
+	var have int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&have); err != nil {
+		return fmt.Errorf("couldn't read schema version: %w", err)
+	}
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	sort.Strings(names)
+	if have > len(names) {
+		return fmt.Errorf("the database schema is version %d but this paybound knows only up to %d: run a newer paybound", have, len(names))
+	}
+	for i := have; i < len(names); i++ {
+		body, err := migrations.ReadFile(names[i])
+		if err != nil {
+			return err
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("couldn't start migration %s: %w", names[i], err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("couldn't apply migration %s: %w", names[i], err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, i+1); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("couldn't record migration %s: %w", names[i], err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("couldn't commit migration %s: %w", names[i], err)
+		}
+	}
+	return nil
+}
+
+const transferCols = `(id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms)`
+
+func (s *Store) prepare(ctx context.Context) error {
+	row := "(?,?,?,?,?,?,?,?,?,?)"
+	multi := strings.TrimSuffix(strings.Repeat(row+",", transferChunk), ",")
+	stmts := []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&s.insertTransfers, `INSERT INTO transfers ` + transferCols + ` VALUES ` + multi},
+		{&s.insertTransfer, `INSERT INTO transfers ` + transferCols + ` VALUES ` + row},
+		{&s.upsertAccount, `INSERT INTO accounts (id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted)
+			VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending,
+			debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending, credits_posted = excluded.credits_posted`},
+		{&s.upsertPayment, `INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
+			currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
+			metadata, decline_code, hold_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
+			amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
+			authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id`},
+		{&s.insertIdempotency, `INSERT INTO idempotency (caller, key, request_hash, status, body, created_ms) VALUES (?,?,?,?,?,?)`},
+	}
+	for _, st := range stmts {
+		p, err := s.w.PrepareContext(ctx, st.sql)
+		if err != nil {
+			return fmt.Errorf("couldn't prepare %q: %w", st.sql[:40], err)
+		}
+		*st.dst = p
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if s.w != nil {
+		s.w.Close()
+	}
+	return s.db.Close()
+}
+
+func nullInt(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+func ms(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func transferArgs(args []any, t *pb.Transfer) []any {
+	return append(args, t.ID, int(t.Kind), t.DebitAccountID, t.CreditAccountID, t.Amount, t.Currency,
+		nullInt(t.PendingID), ms(t.Timeout), t.Ref, t.CreatedAt.UnixMilli())
+}
+
+// Commit writes b in one IMMEDIATE transaction; with synchronous=FULL the
+// WAL is fsynced before Commit returns.
+func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
+	// The writer's connection runs its transaction with plain BEGIN/COMMIT:
+	// database/sql re-prepares connection-bound statements inside a sql.Tx,
+	// which would parse every statement of every batch again.
+	if _, err := s.w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("couldn't begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rerr := s.w.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("couldn't roll back: %w", rerr))
+			}
+		}
+	}()
+	tx := s.w
+	for i := range b.Accounts {
+		a := &b.Accounts[i]
+		if _, err := s.upsertAccount.ExecContext(ctx, a.ID, a.Owner, a.Currency, int64(a.Flags),
+			a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted); err != nil {
+			return fmt.Errorf("couldn't write account %d: %w", a.ID, err)
+		}
+	}
+	ts := b.Transfers
+	if len(ts) >= transferChunk {
+		multi := s.insertTransfers
+		args := make([]any, 0, transferChunk*10)
+		for ; len(ts) >= transferChunk; ts = ts[transferChunk:] {
+			args = args[:0]
+			for i := range transferChunk {
+				args = transferArgs(args, &ts[i])
+			}
+			if _, err := multi.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("couldn't write transfers: %w", err)
+			}
+		}
+	}
+	if len(ts) > 0 {
+		one := s.insertTransfer
+		args := make([]any, 0, 10)
+		for i := range ts {
+			if _, err := one.ExecContext(ctx, transferArgs(args[:0], &ts[i])...); err != nil {
+				return fmt.Errorf("couldn't write transfer %d: %w", ts[i].ID, err)
+			}
+		}
+	}
+	if len(b.Payments) > 0 {
+		up := s.upsertPayment
+		for i := range b.Payments {
+			p := &b.Payments[i]
+			md, err := json.Marshal(p.Metadata)
+			if err != nil {
+				return err
+			}
+			var exp any
+			if p.AuthorizationExpiresAt != nil {
+				exp = p.AuthorizationExpiresAt.Unix()
+			}
+			if _, err := up.ExecContext(ctx, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded,
+				p.FeeAmount, p.FeeRefunded, p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID),
+				p.Description, string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID,
+				p.CreatedAt.Unix()); err != nil {
+				return fmt.Errorf("couldn't write payment %s: %w", p.ID, err)
+			}
+		}
+	}
+	for _, r := range b.Refunds {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO refunds (id, payment_id, amount, currency, reason, status, created_at) VALUES (?,?,?,?,?,?,?)`,
+			r.ID, r.PaymentID, r.Amount, r.Currency, r.Reason, r.Status, r.CreatedAt.Unix()); err != nil {
+			return fmt.Errorf("couldn't write refund %s: %w", r.ID, err)
+		}
+	}
+	for _, t := range b.Topups {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO topups (id, user_id, amount, currency, status, created_at) VALUES (?,?,?,?,?,?)`,
+			t.ID, t.UserID, t.Amount, t.Currency, t.Status, t.CreatedAt.Unix()); err != nil {
+			return fmt.Errorf("couldn't write top-up %s: %w", t.ID, err)
+		}
+	}
+	for _, u := range b.Users {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, created_at) VALUES (?,?,?)`, u.ID, u.Name, u.CreatedAt.Unix()); err != nil {
+			return fmt.Errorf("couldn't write user %s: %w", u.ID, err)
+		}
+	}
+	for _, m := range b.Merchants {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO merchants (id, name, category, created_at) VALUES (?,?,?,?)`,
+			m.ID, m.Name, m.Category, m.CreatedAt.Unix()); err != nil {
+			return fmt.Errorf("couldn't write merchant %s: %w", m.ID, err)
+		}
+	}
+	for _, a := range b.Agents {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, user_id, name, public_key, keyid, created_at) VALUES (?,?,?,?,?,?)`,
+			a.ID, a.UserID, a.Name, a.PublicKey, string(a.KeyID), a.CreatedAt.Unix()); err != nil {
+			return fmt.Errorf("couldn't write agent %s: %w", a.ID, err)
+		}
+	}
+	for _, k := range b.APIKeys {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys (hash, role, principal_id, user_id, created_at) VALUES (?,?,?,?,?)`,
+			k.Hash[:], string(k.Principal.Role), k.Principal.ID, k.Principal.UserID, k.CreatedAt.Unix()); err != nil {
+			return fmt.Errorf("couldn't write API key: %w", err)
+		}
+	}
+	if len(b.Idempotency) > 0 {
+		ins := s.insertIdempotency
+		for _, r := range b.Idempotency {
+			if _, err := ins.ExecContext(ctx, r.Caller, r.Key, r.RequestHash[:], r.Status, r.Body, r.CreatedAt.UnixMilli()); err != nil {
+				return fmt.Errorf("couldn't write idempotency record: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("couldn't commit: %w", err)
+	}
+	return nil
+}
+
+// NextIDs returns one past the largest account and transfer IDs.
+func (s *Store) NextIDs(ctx context.Context) (account, transfer int64, err error) {
+	err = s.db.QueryRowContext(ctx, `SELECT COALESCE((SELECT MAX(id) FROM accounts), 0) + 1, COALESCE((SELECT MAX(id) FROM transfers), 0) + 1`).Scan(&account, &transfer)
+	return account, transfer, err
+}
+
+func notFound(what string, id any) error {
+	return pb.Errorf(pb.ErrNotFound, "", "no such %s: %v", what, id)
+}
+
+const accountCols = `id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted`
+
+type scanner interface{ Scan(...any) error }
+
+func scanAccount(r scanner) (*pb.Account, error) {
+	var a pb.Account
+	var flags int64
+	if err := r.Scan(&a.ID, &a.Owner, &a.Currency, &flags, &a.DebitsPending, &a.DebitsPosted, &a.CreditsPending, &a.CreditsPosted); err != nil {
+		return nil, err
+	}
+	a.Flags = pb.AccountFlags(flags)
+	return &a, nil
+}
+
+func (s *Store) Account(ctx context.Context, owner, currency string) (*pb.Account, error) {
+	a, err := scanAccount(s.db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE owner = ? AND currency = ?`, owner, currency))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("account", owner+"/"+currency)
+	}
+	return a, err
+}
+
+func (s *Store) AccountByID(ctx context.Context, id int64) (*pb.Account, error) {
+	a, err := scanAccount(s.db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("account", id)
+	}
+	return a, err
+}
+
+func (s *Store) AccountsByOwner(ctx context.Context, owner string) ([]pb.Account, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE owner = ? ORDER BY currency`, owner)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pb.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+	return out, rows.Err()
+}
+
+const transferSelect = `SELECT id, kind, debit_account_id, credit_account_id, amount, currency, COALESCE(pending_id, 0), COALESCE(timeout_ms, 0), ref, created_ms FROM transfers`
+
+func scanTransfer(r scanner) (*pb.Transfer, error) {
+	var t pb.Transfer
+	var kind int
+	var timeout, created int64
+	if err := r.Scan(&t.ID, &kind, &t.DebitAccountID, &t.CreditAccountID, &t.Amount, &t.Currency, &t.PendingID, &timeout, &t.Ref, &created); err != nil {
+		return nil, err
+	}
+	t.Kind = pb.TransferKind(kind)
+	if timeout != 0 {
+		t.Timeout = time.UnixMilli(timeout).UTC()
+	}
+	t.CreatedAt = time.UnixMilli(created).UTC()
+	return &t, nil
+}
+
+func (s *Store) PendingTransfer(ctx context.Context, id int64) (*pb.Transfer, bool, error) {
+	t, err := scanTransfer(s.db.QueryRowContext(ctx, transferSelect+` WHERE id = ? AND kind = ?`, id, int(pb.TransferPending)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, notFound("pending transfer", id)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM transfers WHERE pending_id = ?`, id).Scan(&n); err != nil {
+		return nil, false, err
+	}
+	return t, n > 0, nil
+}
+
+// ScanLedger reads accounts and transfers inside one read transaction, so
+// that with WAL both come from the same committed state.
+func (s *Store) ScanLedger(ctx context.Context, accounts func(*pb.Account) error, transfers func(*pb.Transfer) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err == nil {
+			err = accounts(a)
+		}
+		if err != nil {
+			rows.Close()
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.QueryContext(ctx, transferSelect+` ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		t, err := scanTransfer(rows)
+		if err == nil {
+			err = transfers(t)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (s *Store) Principal(ctx context.Context, hash [32]byte) (pb.Principal, error) {
+	var p pb.Principal
+	var role string
+	err := s.db.QueryRowContext(ctx, `SELECT role, principal_id, user_id FROM api_keys WHERE hash = ?`, hash[:]).Scan(&role, &p.ID, &p.UserID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, notFound("API key", "(redacted)")
+	}
+	p.Role = pb.Role(role)
+	return p, err
+}
+
+func (s *Store) User(ctx context.Context, id string) (*pb.User, error) {
+	var u pb.User
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, created_at FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("user", id)
+	}
+	u.CreatedAt = time.Unix(created, 0).UTC()
+	return &u, err
+}
+
+func (s *Store) Merchant(ctx context.Context, id string) (*pb.Merchant, error) {
+	var m pb.Merchant
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, category, created_at FROM merchants WHERE id = ?`, id).Scan(&m.ID, &m.Name, &m.Category, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("merchant", id)
+	}
+	m.CreatedAt = time.Unix(created, 0).UTC()
+	return &m, err
+}
+
+func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
+	var a pb.Agent
+	var created int64
+	var keyid string
+	err := s.db.QueryRowContext(ctx, `SELECT id, user_id, name, public_key, keyid, created_at FROM agents WHERE id = ?`, id).
+		Scan(&a.ID, &a.UserID, &a.Name, &a.PublicKey, &keyid, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("agent", id)
+	}
+	a.KeyID = pb.OptString(keyid)
+	a.CreatedAt = time.Unix(created, 0).UTC()
+	return &a, err
+}
+
+const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
+	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at`
+
+func scanPayment(r scanner) (*pb.Payment, error) {
+	var p pb.Payment
+	var status, agent, mandate, capture, md, decline string
+	var exp sql.NullInt64
+	var created int64
+	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
+		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
+		&p.HoldID, &created); err != nil {
+		return nil, err
+	}
+	p.Object = "payment"
+	p.Status, p.AgentID, p.MandateID = pb.PaymentStatus(status), pb.OptString(agent), pb.OptString(mandate)
+	p.CaptureMethod, p.DeclineCode = pb.CaptureMethod(capture), pb.Code(decline)
+	if exp.Valid {
+		t := time.Unix(exp.Int64, 0).UTC()
+		p.AuthorizationExpiresAt = &t
+	}
+	if err := json.Unmarshal([]byte(md), &p.Metadata); err != nil {
+		return nil, fmt.Errorf("payment %s has unreadable metadata: %w", p.ID, err)
+	}
+	p.CreatedAt = time.Unix(created, 0).UTC()
+	return &p, nil
+}
+
+func (s *Store) Payment(ctx context.Context, id string) (*pb.Payment, error) {
+	p, err := scanPayment(s.db.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("payment", id)
+	}
+	return p, err
+}
+
+func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Payment, bool, error) {
+	var where []string
+	var args []any
+	for _, c := range []struct{ col, v string }{{"payer_id", f.PayerID}, {"merchant_id", f.MerchantID}, {"agent_id", f.AgentID}} {
+		if c.v != "" {
+			where = append(where, c.col+" = ?")
+			args = append(args, c.v)
+		}
+	}
+	if f.StartingAfter != "" {
+		where = append(where, "id < ?")
+		args = append(args, f.StartingAfter)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > pb.MaxListLimit {
+		limit = pb.MaxListLimit
+	}
+	q := `SELECT ` + paymentCols + ` FROM payments`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	out := []pb.Payment{}
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, *p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+func (s *Store) ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= ? ORDER BY authorization_expires_at LIMIT ?`,
+		now.Unix(), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+func (s *Store) Idempotency(ctx context.Context, caller, key string) (*pb.IdempotencyRecord, error) {
+	r := pb.IdempotencyRecord{Caller: caller, Key: key}
+	var hash []byte
+	var created int64
+	err := s.db.QueryRowContext(ctx, `SELECT request_hash, status, body, created_ms FROM idempotency WHERE caller = ? AND key = ?`, caller, key).
+		Scan(&hash, &r.Status, &r.Body, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("idempotency key", key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	copy(r.RequestHash[:], hash)
+	r.CreatedAt = time.UnixMilli(created).UTC()
+	return &r, nil
+}
+
+func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE created_ms < ? LIMIT ?)`, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+var _ pb.Store = (*Store)(nil)

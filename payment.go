@@ -1,0 +1,137 @@
+package paybound
+
+import (
+	"time"
+)
+
+// PaymentStatus is where a payment is in its life; see CanTransition.
+type PaymentStatus string
+
+const (
+	StatusRequiresConfirmation PaymentStatus = "requires_confirmation"
+	StatusAuthorized           PaymentStatus = "authorized"
+	StatusCaptured             PaymentStatus = "captured"
+	StatusRefunded             PaymentStatus = "refunded"
+	StatusCanceled             PaymentStatus = "canceled"
+	StatusExpired              PaymentStatus = "expired"
+	StatusDeclined             PaymentStatus = "declined"
+)
+
+// transitions lists, for each status, the statuses a payment may move to.
+// "" is the state before the payment exists. A captured payment stays
+// captured through partial refunds and becomes refunded when the whole
+// captured amount has been returned.
+var transitions = map[PaymentStatus][]PaymentStatus{
+	"":                         {StatusRequiresConfirmation, StatusAuthorized, StatusCaptured, StatusDeclined},
+	StatusRequiresConfirmation: {StatusAuthorized, StatusCaptured, StatusDeclined, StatusCanceled, StatusExpired},
+	StatusAuthorized:           {StatusCaptured, StatusCanceled, StatusExpired},
+	StatusCaptured:             {StatusCaptured, StatusRefunded},
+}
+
+// AllPaymentStatuses lists every status, for exhaustive tests and docs.
+var AllPaymentStatuses = []PaymentStatus{StatusRequiresConfirmation, StatusAuthorized,
+	StatusCaptured, StatusRefunded, StatusCanceled, StatusExpired, StatusDeclined}
+
+// CanTransition reports whether a payment in status from may move to to.
+// Terminal statuses (refunded, canceled, expired, declined) allow nothing.
+func CanTransition(from, to PaymentStatus) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// CaptureMethod says whether a hold is captured at once or by the merchant.
+type CaptureMethod string
+
+const (
+	CaptureAutomatic CaptureMethod = "automatic"
+	CaptureManual    CaptureMethod = "manual"
+)
+
+// Hold expiry bounds: a hold that is never captured is released after
+// DefaultAuthorizationTTL unless the payer asked for another time within
+// [MinAuthorizationTTL, MaxAuthorizationTTL].
+const (
+	DefaultAuthorizationTTL = 7 * 24 * time.Hour
+	MinAuthorizationTTL     = time.Minute
+	MaxAuthorizationTTL     = 30 * 24 * time.Hour
+)
+
+// Metadata limits, as Stripe's.
+const (
+	MaxMetadataKeys        = 20
+	MaxMetadataKeyLength   = 40
+	MaxMetadataValueLength = 500
+	MaxDescriptionLength   = 1000
+)
+
+// Payment is a payer's payment to a merchant. Amounts are minor units of
+// Currency. Invariant: 0 <= AmountRefunded <= AmountCaptured <= Amount.
+type Payment struct {
+	ID                     string            `json:"id"`
+	Object                 string            `json:"object"`
+	Status                 PaymentStatus     `json:"status"`
+	Amount                 int64             `json:"amount"`
+	AmountCaptured         int64             `json:"amount_captured"`
+	AmountRefunded         int64             `json:"amount_refunded"`
+	FeeAmount              int64             `json:"fee_amount"`
+	Currency               string            `json:"currency"`
+	MerchantID             string            `json:"merchant_id"`
+	PayerID                string            `json:"payer_id"`
+	AgentID                OptString         `json:"agent_id"`
+	MandateID              OptString         `json:"mandate_id"`
+	Description            string            `json:"description"`
+	CaptureMethod          CaptureMethod     `json:"capture_method"`
+	AuthorizationExpiresAt *time.Time        `json:"authorization_expires_at"`
+	Metadata               map[string]string `json:"metadata"`
+	CreatedAt              time.Time         `json:"created_at"`
+	DeclineCode            Code              `json:"decline_code,omitempty"`
+	Confirmation           *Confirmation     `json:"confirmation,omitempty"`
+
+	// HoldID is the ledger's pending transfer that holds the funds, 0 if none.
+	HoldID int64 `json:"-"`
+	// FeeRefunded is the part of FeeAmount returned to the payer so far.
+	FeeRefunded int64 `json:"-"`
+}
+
+// Confirmation is the user's pending approval of a payment (step-up).
+type Confirmation struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Refund returns captured money to the payer.
+type Refund struct {
+	ID        string    `json:"id"`
+	Object    string    `json:"object"`
+	PaymentID string    `json:"payment_id"`
+	Amount    int64     `json:"amount"`
+	Currency  string    `json:"currency"`
+	Reason    string    `json:"reason,omitempty"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Topup funds a user's wallet from the sandbox funding rail.
+type Topup struct {
+	ID        string    `json:"id"`
+	Object    string    `json:"object"`
+	UserID    string    `json:"user_id"`
+	Amount    int64     `json:"amount"`
+	Currency  string    `json:"currency"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Balance is one currency of a wallet or merchant account, in minor units.
+// Available is what can be spent now; Pending is held by open authorizations
+// (for a payer) or awaiting capture (for a merchant).
+type Balance struct {
+	Currency  string `json:"currency"`
+	Available int64  `json:"available"`
+	Pending   int64  `json:"pending"`
+}

@@ -1,0 +1,102 @@
+package paybound
+
+import (
+	"context"
+	"time"
+)
+
+// IdempotencyRecord is the stored outcome of a request made with an
+// Idempotency-Key: the exact response, so a retry gets the same bytes, and a
+// hash of the request, so a retry with another body is refused. Failed
+// outcomes (declines, conflicts) are stored too: a retry can never succeed
+// where the first try failed.
+type IdempotencyRecord struct {
+	Caller      string // the principal's ID: keys are per caller
+	Key         string
+	RequestHash [32]byte
+	Status      int
+	Body        []byte
+	CreatedAt   time.Time
+}
+
+// IdempotencyRetention is how long a key is remembered at least.
+const IdempotencyRetention = 24 * time.Hour
+
+// Batch is everything one group commit writes, in one transaction: the
+// ledger's account balances (final values) and new transfers, and the domain
+// rows that go with them. A store writes all of it or none of it.
+type Batch struct {
+	Accounts    []Account // created or changed, with final balances
+	Transfers   []Transfer
+	Payments    []Payment // inserted or updated, final state
+	Refunds     []Refund
+	Topups      []Topup
+	Users       []User
+	Merchants   []Merchant
+	Agents      []Agent
+	APIKeys     []APIKey
+	Idempotency []IdempotencyRecord
+}
+
+// Empty reports whether b writes nothing.
+func (b *Batch) Empty() bool {
+	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
+		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency) == 0
+}
+
+// PaymentFilter selects payments for a list. Exactly the payments a caller
+// is a party to: set PayerID, MerchantID or AgentID (none: all, for the
+// operator). Results are newest first; StartingAfter is the last ID of the
+// previous page.
+type PaymentFilter struct {
+	PayerID       string
+	MerchantID    string
+	AgentID       string
+	StartingAfter string
+	Limit         int
+}
+
+// MaxListLimit is the largest page a list returns.
+const MaxListLimit = 100
+
+// Store is durable storage. Implementations: internal/sqlite (embedded
+// default) and, later, internal/postgres; internal/storetest holds the
+// conformance suite both must pass.
+//
+// Commit is called by the single ledger writer only. Reads may be called
+// concurrently from anywhere and see only committed data. Lookups of a
+// missing row return an *Error with code ErrNotFound.
+type Store interface {
+	// Commit durably writes b in one transaction (fsync before returning).
+	Commit(ctx context.Context, b *Batch) error
+	// NextIDs returns the next free account and transfer IDs.
+	NextIDs(ctx context.Context) (account, transfer int64, err error)
+
+	Account(ctx context.Context, owner, currency string) (*Account, error)
+	AccountByID(ctx context.Context, id int64) (*Account, error)
+	AccountsByOwner(ctx context.Context, owner string) ([]Account, error)
+	// PendingTransfer returns the pending transfer id and whether a post or
+	// void has already resolved it.
+	PendingTransfer(ctx context.Context, id int64) (_ *Transfer, resolved bool, _ error)
+	// ScanLedger calls accounts for every account and then transfers for
+	// every transfer in ID order, all from one consistent snapshot; a
+	// callback's error stops the scan and is returned.
+	ScanLedger(ctx context.Context, accounts func(*Account) error, transfers func(*Transfer) error) error
+
+	Principal(ctx context.Context, keyHash [32]byte) (Principal, error)
+	User(ctx context.Context, id string) (*User, error)
+	Merchant(ctx context.Context, id string) (*Merchant, error)
+	Agent(ctx context.Context, id string) (*Agent, error)
+
+	Payment(ctx context.Context, id string) (*Payment, error)
+	ListPayments(ctx context.Context, f PaymentFilter) (_ []Payment, hasMore bool, _ error)
+	// ExpiredPayments returns up to limit IDs of payments whose hold is still
+	// open (status authorized) and whose authorization_expires_at <= now.
+	ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error)
+
+	Idempotency(ctx context.Context, caller, key string) (*IdempotencyRecord, error)
+	// DeleteIdempotency removes records created before cutoff, at most limit.
+	DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error)
+
+	Close() error
+}
