@@ -12,7 +12,7 @@ func TestCanTransition(t *testing.T) {
 		{StatusRequiresConfirmation, StatusAuthorized}: true, {StatusRequiresConfirmation, StatusCaptured}: true,
 		{StatusRequiresConfirmation, StatusDeclined}: true, {StatusRequiresConfirmation, StatusCanceled}: true,
 		{StatusRequiresConfirmation, StatusExpired}: true,
-		{StatusAuthorized, StatusCaptured}: true, {StatusAuthorized, StatusCanceled}: true, {StatusAuthorized, StatusExpired}: true,
+		{StatusAuthorized, StatusCaptured}:          true, {StatusAuthorized, StatusCanceled}: true, {StatusAuthorized, StatusExpired}: true,
 		{StatusCaptured, StatusCaptured}: true, {StatusCaptured, StatusRefunded}: true,
 	}
 	from := append([]PaymentStatus{""}, AllPaymentStatuses...)

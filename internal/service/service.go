@@ -207,7 +207,9 @@ type Result struct {
 	Replayed bool
 }
 
-func result(v any, replayed bool, err error) Result { return Result{Value: v, Err: err, Replayed: replayed} }
+func result(v any, replayed bool, err error) Result {
+	return Result{Value: v, Err: err, Replayed: replayed}
+}
 
 // --- the sweeper ---
 
