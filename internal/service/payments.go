@@ -73,7 +73,7 @@ func (s *Service) CreateUser(ctx context.Context, caller pb.Principal, idem *Ide
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
-		u := pb.User{ID: pb.NewID(pb.PrefixUser, now), Name: name, CreatedAt: now}
+		u := pb.User{ID: pb.NewID(pb.PrefixUser, tx.Now()), Name: name, CreatedAt: now}
 		tx.AddUser(u)
 		return &NewUser{User: u, APIKey: s.newKey(tx, pb.RoleUser, u.ID, u.ID)}, nil
 	}))
@@ -95,7 +95,7 @@ func (s *Service) CreateMerchant(ctx context.Context, caller pb.Principal, idem 
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
-		m := pb.Merchant{ID: pb.NewID(pb.PrefixMerchant, now), Name: name, Category: category, CreatedAt: now}
+		m := pb.Merchant{ID: pb.NewID(pb.PrefixMerchant, tx.Now()), Name: name, Category: category, CreatedAt: now}
 		tx.AddMerchant(m)
 		return &NewMerchant{Merchant: m, APIKey: s.newKey(tx, pb.RoleMerchant, m.ID, "")}, nil
 	}))
@@ -120,7 +120,7 @@ func (s *Service) CreateAgent(ctx context.Context, caller pb.Principal, idem *Id
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
-		a := pb.Agent{ID: pb.NewID(pb.PrefixAgent, now), UserID: caller.ID, Name: name, PublicKey: jwk,
+		a := pb.Agent{ID: pb.NewID(pb.PrefixAgent, tx.Now()), UserID: caller.ID, Name: name, PublicKey: jwk,
 			KeyID: pb.OptString(keyid), CreatedAt: now}
 		tx.AddAgent(a)
 		return &NewAgent{Agent: a, APIKey: s.newKey(tx, pb.RoleAgent, a.ID, caller.ID)}, nil
@@ -140,7 +140,7 @@ func (s *Service) Topup(ctx context.Context, caller pb.Principal, idem *Idempote
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
-		t := pb.Topup{ID: pb.NewID(pb.PrefixTopup, now), Object: "topup", UserID: caller.ID, Amount: amount,
+		t := pb.Topup{ID: pb.NewID(pb.PrefixTopup, tx.Now()), Object: "topup", UserID: caller.ID, Amount: amount,
 			Currency: currency, Status: "succeeded", CreatedAt: now}
 		err := tx.Atomic(func() error {
 			src, err := tx.EnsureAccount(pb.OwnerFunding, currency, 0)
@@ -268,7 +268,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		if !params.AuthorizationExpiresAt.IsZero() {
 			exp = params.AuthorizationExpiresAt.UTC().Truncate(time.Second)
 		}
-		p := pb.Payment{ID: pb.NewID(pb.PrefixPayment, now), Object: "payment", Amount: params.Amount,
+		p := pb.Payment{ID: pb.NewID(pb.PrefixPayment, tx.Now()), Object: "payment", Amount: params.Amount,
 			Currency: params.Currency, MerchantID: params.MerchantID, PayerID: payer, AgentID: pb.OptString(agent),
 			Description: params.Description, CaptureMethod: params.CaptureMethod, AuthorizationExpiresAt: &exp,
 			Metadata: params.Metadata, CreatedAt: now}
@@ -503,7 +503,7 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot refund %d; %d of the captured %d is left to refund", amt, left, p.AmountCaptured)
 		}
 		now := tx.Now().Truncate(time.Second)
-		r := pb.Refund{ID: pb.NewID(pb.PrefixRefund, now), Object: "refund", PaymentID: p.ID, Amount: amt,
+		r := pb.Refund{ID: pb.NewID(pb.PrefixRefund, tx.Now()), Object: "refund", PaymentID: p.ID, Amount: amt,
 			Currency: p.Currency, Reason: reason, Status: "succeeded", CreatedAt: now}
 		feePart := mulDiv(p.FeeAmount, p.AmountRefunded+amt, p.AmountCaptured) - p.FeeRefunded
 		err = tx.Atomic(func() error {

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/sqlite"
+)
+
+// bench runs `paybound bench ledger|payments`, printing one JSON line per
+// figure.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments [flags]")
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "ledger":
+		return benchLedger(ctx, args[1:], stdout, stderr)
+	case "payments":
+		return benchPayments(ctx, args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("unknown benchmark %q: use ledger or payments", args[0])
+}
+
+func emit(w io.Writer, v map[string]any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintln(w, string(b))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("paybound bench ledger", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hot := fs.Bool("hot", false, "only the hot-account run")
+	uniform := fs.Bool("uniform", false, "only the uniform-accounts run")
+	dur := fs.Duration("duration", 5*time.Second, "how long each run submits")
+	clients := fs.Int("clients", 2000, "concurrent submitters")
+	accounts := fs.Int("accounts", 10_000, "accounts in play")
+	dir := fs.String("data", "", "directory for the benchmark database (default: a temporary one, removed after)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *clients < 1 || *clients > 100_000 || *accounts < 2 || *accounts > 10_000_000 || *dur <= 0 {
+		return errors.New("bench ledger: need 1 <= clients <= 100000, 2 <= accounts <= 10000000 and a positive duration")
+	}
+	runs := []bool{false, true}
+	if *hot != *uniform {
+		runs = []bool{*hot}
+	}
+	for _, h := range runs {
+		d := *dir
+		if d == "" {
+			tmp, err := os.MkdirTemp("", "paybound-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			d = tmp
+		}
+		st, err := sqlite.Open(ctx, filepath.Join(d, "bench-"+strconv.FormatBool(h)+".db"))
+		if err != nil {
+			return err
+		}
+		w, err := ledger.New(ctx, ledger.Config{Store: st})
+		if err != nil {
+			st.Close()
+			return err
+		}
+		res, err := ledger.Bench(ctx, w, ledger.BenchConfig{Hot: h, Accounts: *accounts, Clients: *clients, Duration: *dur})
+		w.Close()
+		st.Close()
+		if err != nil {
+			return err
+		}
+		mode := "uniform"
+		if h {
+			mode = "hot"
+		}
+		emit(stdout, map[string]any{"bench": "ledger", "store": "sqlite", "durable": "synchronous=FULL", "accounts": mode,
+			"clients": *clients, "transfers": res.Transfers, "seconds": res.Seconds, "transfers_per_sec": int64(res.TransfersPerSec),
+			"p50_ms": ms(res.P50), "p99_ms": ms(res.P99), "batches": res.Batches})
+	}
+	return nil
+}
+
+// benchPayments drives create + capture over HTTP against a server: its own
+// on 127.0.0.1:0 with a temporary data directory, or --url with --key (an
+// operator key).
+func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("paybound bench payments", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dur := fs.Duration("duration", 5*time.Second, "how long to submit")
+	clients := fs.Int("clients", 64, "concurrent HTTP clients")
+	payers := fs.Int("payers", 64, "funded users paying")
+	url := fs.String("url", "", "server to load (default: start one in this process)")
+	key := fs.String("key", "", "operator key of --url's server")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
+		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
+	}
+	if *url == "" {
+		tmp, err := os.MkdirTemp("", "paybound-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		m := NewMain()
+		m.Stdout, m.Stderr = io.Discard, io.Discard
+		m.Logger = slog.New(slog.DiscardHandler)
+		m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", tmp
+		if err := m.Run(ctx); err != nil {
+			m.Close()
+			return err
+		}
+		defer m.Close()
+		*url, *key = m.URL(), m.OperatorKey
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients}, Timeout: 30 * time.Second}
+	var seq atomic.Int64
+	call := func(method, path, key string, body any, want int, out any) error {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, *url+path, rd)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Idempotency-Key", "bench-"+strconv.FormatInt(time.Now().UnixNano(), 36)+"-"+strconv.FormatInt(seq.Add(1), 36))
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if resp.StatusCode != want {
+			return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		if out != nil {
+			return json.Unmarshal(b, out)
+		}
+		return nil
+	}
+	type created struct {
+		ID     string `json:"id"`
+		APIKey string `json:"api_key"`
+	}
+	var merchant created
+	if err := call("POST", "/v1/merchants", *key, map[string]string{"name": "bench merchant"}, 201, &merchant); err != nil {
+		return err
+	}
+	users := make([]created, *payers)
+	for i := range users {
+		if err := call("POST", "/v1/users", *key, map[string]string{"name": "bench payer"}, 201, &users[i]); err != nil {
+			return err
+		}
+		if err := call("POST", "/v1/topups", users[i].APIKey, map[string]any{"amount": int64(1e14), "currency": "USD"}, 201, nil); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(*dur)
+	lat := make([][]time.Duration, *clients)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for c := range *clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u := users[c%len(users)]
+			body := map[string]any{"amount": 100, "currency": "USD", "merchant_id": merchant.ID, "capture_method": "manual"}
+			for time.Now().Before(deadline) {
+				var p created
+				t0 := time.Now()
+				if err := call("POST", "/v1/payments", u.APIKey, body, 201, &p); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				t1 := time.Now()
+				if err := call("POST", "/v1/payments/"+p.ID+"/capture", merchant.APIKey, nil, 200, nil); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				lat[c] = append(lat[c], t1.Sub(t0), time.Since(t1))
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) == 0 {
+		return errors.New("bench payments: no payment completed")
+	}
+	emit(stdout, map[string]any{"bench": "payments", "store": "sqlite", "clients": *clients, "payers": *payers,
+		"payments": done.Load(), "seconds": elapsed, "payments_per_sec": int64(float64(done.Load()) / elapsed),
+		"requests_per_sec": int64(float64(2*done.Load()) / elapsed),
+		"p50_ms":           ms(all[len(all)/2]), "p99_ms": ms(all[len(all)*99/100])})
+	return nil
+}

@@ -1,0 +1,587 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pb "github.com/paybound/paybound"
+)
+
+// tlog routes the server's log to t.Log.
+type tlog struct{ t testing.TB }
+
+func (w tlog) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// startMain runs the real server on 127.0.0.1:0 over dir.
+func startMain(t testing.TB, dir string, configure func(*Main)) *Main {
+	t.Helper()
+	m := NewMain()
+	m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", dir
+	m.Logger = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m.Stdout, m.Stderr = tlog{t}, tlog{t}
+	m.PanicOnInvariant = true
+	if configure != nil {
+		configure(m)
+	}
+	if err := m.Run(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+type api struct {
+	t    testing.TB
+	base string
+	seq  atomic.Int64
+}
+
+type resp struct {
+	status int
+	header http.Header
+	raw    []byte
+	body   map[string]any
+}
+
+func (r resp) str(k string) string { s, _ := r.body[k].(string); return s }
+func (r resp) num(k string) int64  { f, _ := r.body[k].(float64); return int64(f) }
+func (r resp) errField(k string) string {
+	e, _ := r.body["error"].(map[string]any)
+	s, _ := e[k].(string)
+	return s
+}
+
+// call sends one request. body may be nil, a string (sent as is) or a value
+// (sent as JSON). idem "" sends a fresh key on POST; "-" sends none.
+func (a *api) call(method, path, key, idem string, body any) resp {
+	a.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, a.base+path, rd)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if method == "POST" && idem != "-" {
+		if idem == "" {
+			idem = fmt.Sprintf("test-%d-%d", time.Now().UnixNano(), a.seq.Add(1))
+		}
+		req.Header.Set("Idempotency-Key", idem)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+func (a *api) ok(want int, r resp) resp {
+	a.t.Helper()
+	if r.status != want {
+		a.t.Fatalf("status %d, want %d: %s", r.status, want, r.raw)
+	}
+	return r
+}
+
+type world struct {
+	*api
+	m                 *Main
+	op                string
+	user, userKey     string
+	merch, merchKey   string
+	merch2, merch2Key string
+	agent, agentKey   string
+}
+
+// newWorld starts a server with a funded user (500.00 USD), two merchants
+// and an agent of the user.
+func newWorld(t testing.TB, configure func(*Main)) *world {
+	m := startMain(t, t.TempDir(), configure)
+	w := &world{api: &api{t: t, base: m.URL()}, m: m, op: m.OperatorKey}
+	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Ada"}))
+	w.user, w.userKey = u.str("id"), u.str("api_key")
+	mc := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Cafe", "category": "food"}))
+	w.merch, w.merchKey = mc.str("id"), mc.str("api_key")
+	mc2 := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Other"}))
+	w.merch2, w.merch2Key = mc2.str("id"), mc2.str("api_key")
+	ag := w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "Shopper"}))
+	w.agent, w.agentKey = ag.str("id"), ag.str("api_key")
+	w.ok(201, w.call("POST", "/v1/topups", w.userKey, "", map[string]any{"amount": 50000, "currency": "USD"}))
+	return w
+}
+
+func (w *world) balance(key, cur string) (available, pending int64) {
+	w.t.Helper()
+	r := w.ok(200, w.call("GET", "/v1/balance", key, "", nil))
+	list, _ := r.body["balances"].([]any)
+	for _, b := range list {
+		m := b.(map[string]any)
+		if m["currency"] == cur {
+			return int64(m["available"].(float64)), int64(m["pending"].(float64))
+		}
+	}
+	return 0, 0
+}
+
+func (w *world) verify() {
+	w.t.Helper()
+	r := w.ok(200, w.call("GET", "/v1/ledger/verify", w.op, "", nil))
+	if r.body["ok"] != true {
+		w.t.Fatalf("ledger verify: %s", r.raw)
+	}
+}
+
+func TestHealthzAndOperatorKey(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, nil)
+	a := &api{t: t, base: m.URL()}
+	a.ok(200, a.call("GET", "/healthz", "", "", nil))
+	st, err := os.Stat(filepath.Join(dir, "operator.key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("operator.key: %v %v", st, err)
+	}
+	key := m.OperatorKey
+	u := a.ok(201, a.call("POST", "/v1/users", key, "", map[string]any{"name": "Bo"}))
+	m.Close()
+	// A restart keeps the key and the data.
+	m2 := startMain(t, dir, nil)
+	if m2.OperatorKey != key {
+		t.Fatal("restart made a new operator key")
+	}
+	a2 := &api{t: t, base: m2.URL()}
+	a2.ok(201, a2.call("POST", "/v1/topups", u.str("api_key"), "", map[string]any{"amount": 5, "currency": "EUR"}))
+	// A key file others can read is refused.
+	m2.Close()
+	os.Chmod(filepath.Join(dir, "operator.key"), 0o644)
+	m3 := NewMain()
+	m3.Config.Addr, m3.Config.DataDir, m3.Stderr = "127.0.0.1:0", dir, io.Discard
+	if err := m3.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable key accepted: %v", err)
+	}
+	m3.Close()
+}
+
+func TestPaymentLifecycle(t *testing.T) {
+	w := newWorld(t, nil)
+	// Automatic capture.
+	p := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 1250, "currency": "USD",
+		"merchant_id": w.merch, "description": "breakfast", "metadata": map[string]string{"order": "42"}}))
+	if p.str("status") != "captured" || p.num("amount_captured") != 1250 || p.str("payer_id") != w.user || p.body["agent_id"] != nil {
+		t.Fatalf("auto payment: %s", p.raw)
+	}
+	if !strings.HasPrefix(p.str("id"), "pay_") || p.str("created_at") == "" || p.str("capture_method") != "automatic" {
+		t.Fatalf("payment shape: %s", p.raw)
+	}
+	// Manual capture, partial: the rest is released.
+	hold := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 3000, "currency": "USD",
+		"merchant_id": w.merch, "capture_method": "manual"}))
+	if hold.str("status") != "authorized" || hold.str("agent_id") != w.agent || hold.str("authorization_expires_at") == "" {
+		t.Fatalf("manual payment: %s", hold.raw)
+	}
+	if av, pend := w.balance(w.userKey, "USD"); av != 50000-1250-3000 || pend != 3000 {
+		t.Fatalf("during hold: available %d pending %d", av, pend)
+	}
+	c := w.ok(200, w.call("POST", "/v1/payments/"+hold.str("id")+"/capture", w.merchKey, "", map[string]any{"amount": 2000}))
+	if c.str("status") != "captured" || c.num("amount_captured") != 2000 {
+		t.Fatalf("capture: %s", c.raw)
+	}
+	if av, pend := w.balance(w.userKey, "USD"); av != 50000-1250-2000 || pend != 0 {
+		t.Fatalf("after capture: available %d pending %d", av, pend)
+	}
+	// Refund partly, then the rest; never more than captured.
+	r := w.ok(201, w.call("POST", "/v1/payments/"+hold.str("id")+"/refunds", w.merchKey, "", map[string]any{"amount": 500, "reason": "one item missing"}))
+	if !strings.HasPrefix(r.str("id"), "re_") || r.str("payment_id") != hold.str("id") || r.num("amount") != 500 || r.str("status") != "succeeded" {
+		t.Fatalf("refund: %s", r.raw)
+	}
+	over := w.call("POST", "/v1/payments/"+hold.str("id")+"/refunds", w.merchKey, "", map[string]any{"amount": 1501})
+	if over.status != 400 || over.errField("code") != "amount_too_large" || over.errField("param") != "amount" {
+		t.Fatalf("over-refund: %d %s", over.status, over.raw)
+	}
+	w.ok(201, w.call("POST", "/v1/payments/"+hold.str("id")+"/refunds", w.merchKey, "", map[string]any{}))
+	g := w.ok(200, w.call("GET", "/v1/payments/"+hold.str("id"), w.userKey, "", nil))
+	if g.str("status") != "refunded" || g.num("amount_refunded") != 2000 {
+		t.Fatalf("after refunds: %s", g.raw)
+	}
+	// Cancel by the payer.
+	h2 := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 700, "currency": "USD", "merchant_id": w.merch, "capture_method": "manual"}))
+	cn := w.ok(200, w.call("POST", "/v1/payments/"+h2.str("id")+"/cancel", w.userKey, "", nil))
+	if cn.str("status") != "canceled" {
+		t.Fatalf("cancel: %s", cn.raw)
+	}
+	if av, _ := w.balance(w.userKey, "USD"); av != 50000-1250 {
+		t.Fatalf("after cancel: available %d", av)
+	}
+	if av, _ := w.balance(w.merchKey, "USD"); av != 1250 {
+		t.Fatalf("merchant available %d", av)
+	}
+	// The agent sees only its own payments; the merchant sees its own.
+	al := w.ok(200, w.call("GET", "/v1/payments", w.agentKey, "", nil))
+	if data := al.body["data"].([]any); len(data) != 1 {
+		t.Fatalf("agent list: %s", al.raw)
+	}
+	w.verify()
+}
+
+func TestListPagination(t *testing.T) {
+	w := newWorld(t, nil)
+	var ids []string
+	for i := range 7 {
+		p := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 10 + i, "currency": "USD", "merchant_id": w.merch}))
+		ids = append(ids, p.str("id"))
+		time.Sleep(2 * time.Millisecond) // IDs order by millisecond
+	}
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		path := "/v1/payments?limit=3"
+		if after != "" {
+			path += "&starting_after=" + after
+		}
+		r := w.ok(200, w.call("GET", path, w.merchKey, "", nil))
+		for _, d := range r.body["data"].([]any) {
+			got = append(got, d.(map[string]any)["id"].(string))
+		}
+		if r.body["has_more"] != true {
+			break
+		}
+		after = got[len(got)-1]
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if len(got) != 7 {
+		t.Fatalf("listed %d payments; want 7", len(got))
+	}
+	for i := range got {
+		if got[i] != ids[len(ids)-1-i] {
+			t.Fatalf("order: got %v, want newest first of %v", got, ids)
+		}
+	}
+	// Another merchant sees none of them.
+	r := w.ok(200, w.call("GET", "/v1/payments", w.merch2Key, "", nil))
+	if len(r.body["data"].([]any)) != 0 || r.body["has_more"] != false {
+		t.Fatalf("other merchant's list: %s", r.raw)
+	}
+}
+
+// TestBadInput sends every kind of bad request: each gets its precise 4xx
+// and nothing changes.
+func TestBadInput(t *testing.T) {
+	w := newWorld(t, nil)
+	hold := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 1000, "currency": "USD", "merchant_id": w.merch, "capture_method": "manual"}))
+	pid := hold.str("id")
+	pay := func(extra string) string {
+		return `{"amount":100,"currency":"USD","merchant_id":"` + w.merch + `"` + extra + `}`
+	}
+	big := `{"name":"` + strings.Repeat("x", 1<<20) + `"}`
+	cases := []struct {
+		name              string
+		method, path, key string
+		idem              string
+		body              any
+		status            int
+		code, param       string
+	}{
+		{"malformed JSON", "POST", "/v1/payments", w.userKey, "", `{"amount":`, 400, "invalid_json", ""},
+		{"not an object", "POST", "/v1/payments", w.userKey, "", `[1,2]`, 400, "invalid_json", ""},
+		{"two objects", "POST", "/v1/payments", w.userKey, "", pay("") + pay(""), 400, "invalid_json", ""},
+		{"unknown field", "POST", "/v1/payments", w.userKey, "", pay(`,"amout":5`), 400, "unknown_field", "amout"},
+		{"amount 0", "POST", "/v1/payments", w.userKey, "", `{"amount":0,"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
+		{"amount negative", "POST", "/v1/payments", w.userKey, "", `{"amount":-5,"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
+		{"amount 10^16", "POST", "/v1/payments", w.userKey, "", `{"amount":10000000000000000,"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
+		{"amount 10^20", "POST", "/v1/payments", w.userKey, "", `{"amount":100000000000000000000,"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
+		{"amount float", "POST", "/v1/payments", w.userKey, "", `{"amount":1.5,"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
+		{"amount string", "POST", "/v1/payments", w.userKey, "", `{"amount":"100","currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
+		{"amount missing", "POST", "/v1/payments", w.userKey, "", `{"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "parameter_missing", "amount"},
+		{"currency lower", "POST", "/v1/payments", w.userKey, "", `{"amount":100,"currency":"usd","merchant_id":"` + w.merch + `"}`, 400, "invalid_currency", "currency"},
+		{"currency unknown", "POST", "/v1/payments", w.userKey, "", `{"amount":100,"currency":"XYZ","merchant_id":"` + w.merch + `"}`, 400, "invalid_currency", "currency"},
+		{"currency missing", "POST", "/v1/payments", w.userKey, "", `{"amount":100,"merchant_id":"` + w.merch + `"}`, 400, "parameter_missing", "currency"},
+		{"merchant missing", "POST", "/v1/payments", w.userKey, "", `{"amount":100,"currency":"USD"}`, 400, "parameter_missing", "merchant_id"},
+		{"merchant malformed", "POST", "/v1/payments", w.userKey, "", `{"amount":100,"currency":"USD","merchant_id":"shop"}`, 400, "parameter_invalid", "merchant_id"},
+		{"capture method", "POST", "/v1/payments", w.userKey, "", pay(`,"capture_method":"later"`), 400, "parameter_invalid", "capture_method"},
+		{"mandate unknown", "POST", "/v1/payments", w.userKey, "", pay(`,"mandate_id":"mdt_x"`), 400, "mandate_not_found", "mandate_id"},
+		{"expiry too far", "POST", "/v1/payments", w.userKey, "", pay(`,"capture_method":"manual","authorization_expires_at":"2099-01-01T00:00:00Z"`), 400, "parameter_invalid", "authorization_expires_at"},
+		{"metadata too many", "POST", "/v1/payments", w.userKey, "", pay(`,"metadata":{` + manyKeys(21) + `}`), 400, "parameter_invalid", "metadata"},
+		{"body over 1 MiB", "POST", "/v1/users", w.op, "", big, 400, "body_too_large", ""},
+		{"no idempotency key", "POST", "/v1/payments", w.userKey, "-", pay(""), 400, "idempotency_key_required", "Idempotency-Key"},
+		{"idempotency key too long", "POST", "/v1/payments", w.userKey, strings.Repeat("k", 256), pay(""), 400, "idempotency_key_invalid", "Idempotency-Key"},
+		{"no credentials", "POST", "/v1/payments", "", "", pay(""), 401, "unauthenticated", ""},
+		{"wrong key", "POST", "/v1/payments", "pbk_usr_nosuchkey", "", pay(""), 401, "unauthenticated", ""},
+		{"garbage key", "GET", "/v1/balance", "x", "", nil, 401, "unauthenticated", ""},
+		{"merchant pays", "POST", "/v1/payments", w.merchKey, "", pay(""), 403, "forbidden", ""},
+		{"user creates user", "POST", "/v1/users", w.userKey, "", `{"name":"x"}`, 403, "forbidden", ""},
+		{"agent creates agent", "POST", "/v1/agents", w.agentKey, "", `{"name":"x"}`, 403, "forbidden", ""},
+		{"user captures", "POST", "/v1/payments/" + pid + "/capture", w.userKey, "", nil, 403, "forbidden", ""},
+		{"user refunds", "POST", "/v1/payments/" + pid + "/refunds", w.userKey, "", nil, 403, "forbidden", ""},
+		{"operator tops up", "POST", "/v1/topups", w.op, "", `{"amount":1,"currency":"USD"}`, 403, "forbidden", ""},
+		{"agent tops up", "POST", "/v1/topups", w.agentKey, "", `{"amount":1,"currency":"USD"}`, 403, "forbidden", ""},
+		{"user verifies ledger", "GET", "/v1/ledger/verify", w.userKey, "", nil, 403, "forbidden", ""},
+		{"other merchant gets", "GET", "/v1/payments/" + pid, w.merch2Key, "", nil, 404, "resource_missing", "id"},
+		{"other merchant captures", "POST", "/v1/payments/" + pid + "/capture", w.merch2Key, "", nil, 404, "resource_missing", "id"},
+		{"other merchant cancels", "POST", "/v1/payments/" + pid + "/cancel", w.merch2Key, "", nil, 404, "resource_missing", "id"},
+		{"unknown payment", "GET", "/v1/payments/pay_00000000000000000000000000", w.userKey, "", nil, 404, "resource_missing", "id"},
+		{"malformed payment id", "POST", "/v1/payments/nope/capture", w.merchKey, "", nil, 404, "resource_missing", "id"},
+		{"capture too much", "POST", "/v1/payments/" + pid + "/capture", w.merchKey, "", `{"amount":1001}`, 400, "amount_too_large", "amount"},
+		{"capture zero", "POST", "/v1/payments/" + pid + "/capture", w.merchKey, "", `{"amount":0}`, 400, "invalid_amount", "amount"},
+		{"refund uncaptured", "POST", "/v1/payments/" + pid + "/refunds", w.merchKey, "", `{"amount":1}`, 409, "payment_unexpected_state", ""},
+		{"refund reason too long", "POST", "/v1/payments/" + pid + "/refunds", w.merchKey, "", `{"reason":"` + strings.Repeat("r", 501) + `"}`, 400, "parameter_invalid", "reason"},
+		{"cancel with unknown field", "POST", "/v1/payments/" + pid + "/cancel", w.merchKey, "", `{"now":true}`, 400, "unknown_field", "now"},
+		{"topup amount 0", "POST", "/v1/topups", w.userKey, "", `{"amount":0,"currency":"USD"}`, 400, "invalid_amount", "amount"},
+		{"topup 10^16", "POST", "/v1/topups", w.userKey, "", `{"amount":10000000000000000,"currency":"USD"}`, 400, "invalid_amount", "amount"},
+		{"topup currency", "POST", "/v1/topups", w.userKey, "", `{"amount":5,"currency":"DOLLARS"}`, 400, "invalid_currency", "currency"},
+		{"user name missing", "POST", "/v1/users", w.op, "", `{}`, 400, "parameter_missing", "name"},
+		{"user name too long", "POST", "/v1/users", w.op, "", `{"name":"` + strings.Repeat("n", 201) + `"}`, 400, "parameter_invalid", "name"},
+		{"agent key not a JWK", "POST", "/v1/agents", w.userKey, "", `{"name":"a","public_key":{"kty":"RSA"}}`, 400, "parameter_invalid", "public_key"},
+		{"limit 0", "GET", "/v1/payments?limit=0", w.userKey, "", nil, 400, "parameter_invalid", "limit"},
+		{"limit 101", "GET", "/v1/payments?limit=101", w.userKey, "", nil, 400, "parameter_invalid", "limit"},
+		{"bad cursor", "GET", "/v1/payments?starting_after=x", w.userKey, "", nil, 400, "parameter_invalid", "starting_after"},
+		{"unknown route", "GET", "/v1/nothing", w.userKey, "", nil, 404, "route_not_found", ""},
+		{"wrong method", "DELETE", "/v1/payments", w.userKey, "", nil, 405, "method_not_allowed", ""},
+	}
+	before := snapshot(w)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w.api.t = t
+			r := w.call(c.method, c.path, c.key, c.idem, c.body)
+			if r.status != c.status || r.errField("code") != c.code || r.errField("param") != c.param {
+				t.Fatalf("got %d %s (param %q); want %d %s (param %q): %.300s", r.status, r.errField("code"), r.errField("param"), c.status, c.code, c.param, r.raw)
+			}
+			if r.errField("type") == "" || r.errField("message") == "" || r.header.Get("Content-Type") != "application/json" {
+				t.Fatalf("error lacks type or message: %s", r.raw)
+			}
+		})
+	}
+	w.api.t = t
+	if after := snapshot(w); after != before {
+		t.Fatalf("bad requests changed state:\nbefore %s\nafter  %s", before, after)
+	}
+	w.verify()
+}
+
+func manyKeys(n int) string {
+	var parts []string
+	for i := range n {
+		parts = append(parts, fmt.Sprintf(`"k%d":"v"`, i))
+	}
+	return strings.Join(parts, ",")
+}
+
+// snapshot is every balance and payment the world's parties can see.
+func snapshot(w *world) string {
+	var b strings.Builder
+	for _, key := range []string{w.userKey, w.merchKey, w.merch2Key} {
+		b.Write(w.ok(200, w.call("GET", "/v1/balance", key, "", nil)).raw)
+	}
+	b.Write(w.ok(200, w.call("GET", "/v1/payments?limit=100", w.op, "", nil)).raw)
+	return b.String()
+}
+
+func TestDeclineIsRecorded(t *testing.T) {
+	w := newWorld(t, nil)
+	for _, c := range []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{"amount": 50001, "currency": "USD", "merchant_id": w.merch}, "insufficient_funds"},
+		{map[string]any{"amount": 1, "currency": "EUR", "merchant_id": w.merch}, "currency_mismatch"},
+		{map[string]any{"amount": 1, "currency": "USD", "merchant_id": "mch_00000000000000000000000000"}, "merchant_unknown"},
+	} {
+		r := w.call("POST", "/v1/payments", w.userKey, "", c.body)
+		if r.status != 402 || r.errField("type") != "payment_declined" || r.errField("code") != c.code || r.errField("payment_id") == "" {
+			t.Fatalf("decline: %d %s", r.status, r.raw)
+		}
+		g := w.ok(200, w.call("GET", "/v1/payments/"+r.errField("payment_id"), w.userKey, "", nil))
+		if g.str("status") != "declined" || g.str("decline_code") != c.code {
+			t.Fatalf("declined payment: %s", g.raw)
+		}
+	}
+	if av, _ := w.balance(w.userKey, "USD"); av != 50000 {
+		t.Fatalf("declines moved money: %d", av)
+	}
+	w.verify()
+}
+
+func TestIdempotencyOverHTTP(t *testing.T) {
+	w := newWorld(t, nil)
+	body := map[string]any{"amount": 100, "currency": "USD", "merchant_id": w.merch}
+	first := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "order-1", body))
+	if first.header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("first response marked replayed")
+	}
+	// Same key, same body (other field order and spacing): the same bytes.
+	again := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "order-1", `{ "merchant_id": "`+w.merch+`", "currency": "USD", "amount": 100 }`))
+	if !bytes.Equal(again.raw, first.raw) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay differs:\n%s\n%s", first.raw, again.raw)
+	}
+	// Same key, other body: 422.
+	other := w.call("POST", "/v1/payments", w.userKey, "order-1", map[string]any{"amount": 101, "currency": "USD", "merchant_id": w.merch})
+	if other.status != 422 || other.errField("code") != "idempotency_conflict" {
+		t.Fatalf("conflict: %d %s", other.status, other.raw)
+	}
+	// The same key on another route is another request: 422 too.
+	if r := w.call("POST", "/v1/topups", w.userKey, "order-1", map[string]any{"amount": 100, "currency": "USD"}); r.status != 422 {
+		t.Fatalf("key reused on another route: %d %s", r.status, r.raw)
+	}
+	// Concurrent duplicates: one payment, every answer is it or a 409.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[string]int{}
+	for range 25 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := w.call("POST", "/v1/payments", w.userKey, "order-2", body)
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.status {
+			case 201:
+				seen[r.str("id")]++
+			case 409:
+				if r.header.Get("Retry-After") == "" || r.errField("code") != "idempotency_in_flight" {
+					t.Errorf("409 without Retry-After: %s", r.raw)
+				}
+			default:
+				t.Errorf("concurrent duplicate: %d %s", r.status, r.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 1 {
+		t.Fatalf("concurrent duplicates made %d payments: %v", len(seen), seen)
+	}
+	if av, _ := w.balance(w.userKey, "USD"); av != 50000-200 {
+		t.Fatalf("available %d; want two payments of 1.00", av)
+	}
+}
+
+func TestHoldExpiry(t *testing.T) {
+	clock := &testClock{now: time.Now().UTC()}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	exp := clock.Now().Add(2 * time.Minute).Format(time.RFC3339)
+	p := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 900, "currency": "USD",
+		"merchant_id": w.merch, "capture_method": "manual", "authorization_expires_at": exp}))
+	if p.str("authorization_expires_at") != exp {
+		t.Fatalf("expires_at %q; want %q", p.str("authorization_expires_at"), exp)
+	}
+	clock.Advance(3 * time.Minute)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := w.ok(200, w.call("GET", "/v1/payments/"+p.str("id"), w.userKey, "", nil))
+		if g.str("status") == "expired" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hold not expired by the sweeper: %s", g.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if av, pend := w.balance(w.userKey, "USD"); av != 50000 || pend != 0 {
+		t.Fatalf("after expiry: available %d, pending %d", av, pend)
+	}
+	r := w.call("POST", "/v1/payments/"+p.str("id")+"/capture", w.merchKey, "", nil)
+	if r.status != 409 {
+		t.Fatalf("capture of expired hold: %d %s", r.status, r.raw)
+	}
+	w.verify()
+}
+
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	m := startMain(t, dir, func(m *Main) { m.Config.Demo = true; m.Stdout = &out })
+	var d demoFile
+	b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+	if err != nil || json.Unmarshal(b, &d) != nil || !strings.Contains(out.String(), d.UserKey) {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	a := &api{t: t, base: m.URL()}
+	p := a.ok(201, a.call("POST", "/v1/payments", d.AgentKey, "", map[string]any{"amount": 450, "currency": "CNY", "merchant_id": d.MerchantID}))
+	if p.str("payer_id") != d.UserID {
+		t.Fatalf("demo agent payment: %s", p.raw)
+	}
+	m.Close()
+	// A second start with --demo prints the same keys and seeds nothing new.
+	out.Reset()
+	m2 := startMain(t, dir, func(m *Main) { m.Config.Demo = true; m.Stdout = &out })
+	if !strings.Contains(out.String(), d.UserKey) {
+		t.Fatalf("restart demo output: %s", out.String())
+	}
+	a2 := &api{t: t, base: m2.URL()}
+	r := a2.ok(200, a2.call("GET", "/v1/balance", d.UserKey, "", nil))
+	if !strings.Contains(string(r.raw), `"available":99550`) {
+		t.Fatalf("demo balance after restart: %s", r.raw)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--addr", "nonsense"}, nil, "addr"},
+		{[]string{"--fee-bps", "20000"}, nil, "fee-bps"},
+		{[]string{"--db", "postgres://localhost/x"}, nil, "PostgreSQL"},
+		{nil, map[string]string{"PAYBOUND_FEE_BPS": "abc"}, "PAYBOUND_FEE_BPS"},
+		{[]string{"--log-level", "loud"}, nil, "log-level"},
+		{[]string{"extra"}, nil, "no arguments"},
+	} {
+		m := NewMain()
+		m.Stderr = io.Discard
+		err := m.ParseFlags(c.args, func(k string) string { return c.env[k] })
+		if err == nil {
+			err = m.Config.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: error %v; want one naming %q", c.args, c.env, err, c.want)
+		}
+	}
+	m := NewMain()
+	if err := m.ParseFlags(nil, func(k string) string {
+		return map[string]string{"PAYBOUND_ADDR": "127.0.0.1:9", "PAYBOUND_DATA": "/tmp/x", "PAYBOUND_DEMO": "true"}[k]
+	}); err != nil || m.Config.Addr != "127.0.0.1:9" || m.Config.DataDir != "/tmp/x" || !m.Config.Demo {
+		t.Fatalf("env config: %+v %v", m.Config, err)
+	}
+}
+
+var _ = pb.MaxAmount

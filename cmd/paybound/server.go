@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpapi"
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/sqlite"
+)
+
+// Config is the server's whole configuration. Every field has a flag and an
+// environment variable; flags win. Validate names the field at fault.
+type Config struct {
+	// Addr is the listen address (PAYBOUND_ADDR, --addr).
+	Addr string
+	// DataDir holds the database and the operator key (PAYBOUND_DATA, --data).
+	DataDir string
+	// DB selects the store (PAYBOUND_DB, --db): empty for SQLite at
+	// <data>/paybound.db, or a SQLite file path.
+	DB string
+	// Demo seeds a funded demo user, a merchant and an agent (PAYBOUND_DEMO, --demo).
+	Demo bool
+	// FeeBPS is the platform fee in basis points of captured amounts
+	// (PAYBOUND_FEE_BPS, --fee-bps).
+	FeeBPS int64
+	// LogLevel is debug, info, warn or error (PAYBOUND_LOG_LEVEL, --log-level).
+	LogLevel string
+	// MaxBatch bounds operations per ledger commit (PAYBOUND_MAX_BATCH, --max-batch).
+	MaxBatch int
+}
+
+// DefaultConfig returns the defaults: everything under ./paybound-data.
+func DefaultConfig() Config {
+	return Config{Addr: "127.0.0.1:8080", DataDir: "paybound-data", LogLevel: "info", MaxBatch: 8192}
+}
+
+// Validate checks c and says which field to change and how.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("config: addr %q is not host:port (for example 127.0.0.1:8080): %w", c.Addr, err)
+	}
+	if c.DataDir == "" {
+		return errors.New("config: data must name a directory (for example ./paybound-data)")
+	}
+	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
+		return errors.New("config: db: the PostgreSQL store is not available in this build yet; leave --db empty to use the embedded SQLite store")
+	}
+	if strings.Contains(c.DB, "://") {
+		return fmt.Errorf("config: db %q: use a SQLite file path, or leave it empty for <data>/paybound.db", c.DB)
+	}
+	if c.FeeBPS < 0 || c.FeeBPS > 10_000 {
+		return fmt.Errorf("config: fee-bps is %d; it must be between 0 and 10000", c.FeeBPS)
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > 1<<16 {
+		return fmt.Errorf("config: max-batch is %d; it must be between 1 and 65536", c.MaxBatch)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	return nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("config: log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// Main is the server process: ParseFlags, Run, Close. Tests construct it
+// directly, set Clock or Logger, and run it on 127.0.0.1:0.
+type Main struct {
+	Config Config
+	Clock  pb.Clock
+	Logger *slog.Logger // default: text to Stderr at Config.LogLevel
+	Stdout io.Writer
+	Stderr io.Writer
+	// PanicOnInvariant is set by tests: a broken ledger invariant panics.
+	PanicOnInvariant bool
+
+	// Set by Run.
+	OperatorKey string
+	Service     *service.Service
+	store       *sqlite.Store
+	led         *ledger.Writer
+	srv         *http.Server
+	ln          net.Listener
+	served      chan error
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Clock: pb.SystemClock{}, Stdout: os.Stdout, Stderr: os.Stderr}
+}
+
+// ParseFlags reads the environment, then the flags, into m.Config.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	c := &m.Config
+	env := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	env("PAYBOUND_ADDR", &c.Addr)
+	env("PAYBOUND_DATA", &c.DataDir)
+	env("PAYBOUND_DB", &c.DB)
+	env("PAYBOUND_LOG_LEVEL", &c.LogLevel)
+	for _, e := range []struct {
+		name string
+		dst  any
+	}{{"PAYBOUND_DEMO", &c.Demo}, {"PAYBOUND_FEE_BPS", &c.FeeBPS}, {"PAYBOUND_MAX_BATCH", &c.MaxBatch}} {
+		v := getenv(e.name)
+		if v == "" {
+			continue
+		}
+		var err error
+		switch d := e.dst.(type) {
+		case *bool:
+			*d, err = strconv.ParseBool(v)
+		case *int64:
+			*d, err = strconv.ParseInt(v, 10, 64)
+		case *int:
+			*d, err = strconv.Atoi(v)
+		}
+		if err != nil {
+			return fmt.Errorf("config: %s=%q: %w", e.name, v, err)
+		}
+	}
+	fs := flag.NewFlagSet("paybound serve", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (PAYBOUND_ADDR)")
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (PAYBOUND_DATA)")
+	fs.StringVar(&c.DB, "db", c.DB, "database: empty for <data>/paybound.db, or a SQLite file path (PAYBOUND_DB)")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed a funded demo user, a merchant and an agent, and print their keys (PAYBOUND_DEMO)")
+	fs.Int64Var(&c.FeeBPS, "fee-bps", c.FeeBPS, "platform fee in basis points of each capture (PAYBOUND_FEE_BPS)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (PAYBOUND_LOG_LEVEL)")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most ledger operations per commit (PAYBOUND_MAX_BATCH)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments; got %q", fs.Args())
+	}
+	return nil
+}
+
+// Run validates the configuration, opens the store, and starts serving in
+// the background. On error the caller should still call Close.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	if m.Logger == nil {
+		level, _ := parseLevel(m.Config.LogLevel)
+		m.Logger = slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	if m.Clock == nil {
+		m.Clock = pb.SystemClock{}
+	}
+	if err := os.MkdirAll(m.Config.DataDir, 0o700); err != nil {
+		return fmt.Errorf("couldn't create data directory %s: %w", m.Config.DataDir, err)
+	}
+	key, created, err := loadOrCreateKey(filepath.Join(m.Config.DataDir, "operator.key"))
+	if err != nil {
+		return err
+	}
+	m.OperatorKey = key
+	dbPath := m.Config.DB
+	if dbPath == "" {
+		dbPath = filepath.Join(m.Config.DataDir, "paybound.db")
+	}
+	if m.store, err = sqlite.Open(ctx, dbPath); err != nil {
+		return err
+	}
+	if m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
+		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant}); err != nil {
+		return err
+	}
+	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
+		OperatorKey: key, FeeBPS: m.Config.FeeBPS}); err != nil {
+		return err
+	}
+	m.Service.Start()
+	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return fmt.Errorf("couldn't listen on %s: %w", m.Config.Addr, err)
+	}
+	m.srv = &http.Server{
+		Handler:           httpapi.New(m.Service, m.Logger),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.srv.Serve(m.ln) }()
+	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
+	if created {
+		fmt.Fprintf(m.Stderr, "paybound: created the operator key in %s (mode 0600); keep it secret\n", keyPath)
+	}
+	fmt.Fprintf(m.Stderr, "paybound: serving on http://%s (data in %s, operator key in %s)\n", m.Addr(), m.Config.DataDir, keyPath)
+	if m.Config.Demo {
+		if err := m.seedDemo(ctx); err != nil {
+			return fmt.Errorf("couldn't seed the demo: %w", err)
+		}
+	}
+	return nil
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// URL is the server's base URL.
+func (m *Main) URL() string { return "http://" + m.Addr() }
+
+// Close stops serving (waiting up to 10s for requests in flight), then the
+// sweeper, the ledger writer and the store, in that order, so that every
+// acknowledged write is committed before the store closes.
+func (m *Main) Close() error {
+	var errs []error
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, m.srv.Shutdown(ctx))
+		cancel()
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.srv = nil
+	}
+	if m.Service != nil {
+		m.Service.Close()
+		m.Service = nil
+	}
+	if m.led != nil {
+		m.led.Close()
+		m.led = nil
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+		m.store = nil
+	}
+	return errors.Join(errs...)
+}
+
+// loadOrCreateKey reads the operator key, creating it (mode 0600) on first
+// start. A key file readable by others is refused: it is the root secret.
+func loadOrCreateKey(path string) (key string, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		st, serr := os.Stat(path)
+		if serr == nil && st.Mode().Perm()&0o077 != 0 {
+			return "", false, fmt.Errorf("%s is readable by others (mode %v); run chmod 600 %s", path, st.Mode().Perm(), path)
+		}
+		key = strings.TrimSpace(string(b))
+		if !strings.HasPrefix(key, "pbk_op_") || len(key) < 40 {
+			return "", false, fmt.Errorf("%s does not hold an operator key; delete it to have a new one made", path)
+		}
+		return key, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("couldn't read the operator key: %w", err)
+	}
+	key = service.NewAPIKey(pb.RoleOperator)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("couldn't create the operator key: %w", err)
+	}
+	if _, err := f.WriteString(key + "\n"); err != nil {
+		f.Close()
+		return "", false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", false, err
+	}
+	return key, true, f.Close()
+}
+
+// demoFile records the demo's keys so that a restart with --demo prints the
+// same ones instead of seeding again.
+type demoFile struct {
+	UserID      string `json:"user_id"`
+	UserKey     string `json:"user_key"`
+	MerchantID  string `json:"merchant_id"`
+	MerchantKey string `json:"merchant_key"`
+	AgentID     string `json:"agent_id"`
+	AgentKey    string `json:"agent_key"`
+}
+
+func (m *Main) seedDemo(ctx context.Context) error {
+	path := filepath.Join(m.Config.DataDir, "demo.json")
+	var d demoFile
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &d); err != nil {
+			return fmt.Errorf("%s is unreadable (%v); delete it to seed a new demo", path, err)
+		}
+	} else {
+		op := pb.Principal{Role: pb.RoleOperator, ID: "operator"}
+		svc := m.Service
+		r := svc.CreateUser(ctx, op, nil, "Demo User")
+		if r.Err != nil {
+			return r.Err
+		}
+		u := r.Value.(*service.NewUser)
+		if r = svc.CreateMerchant(ctx, op, nil, "Demo Coffee", "food_and_drink"); r.Err != nil {
+			return r.Err
+		}
+		mch := r.Value.(*service.NewMerchant)
+		user := pb.Principal{Role: pb.RoleUser, ID: u.ID, UserID: u.ID}
+		if r = svc.CreateAgent(ctx, user, nil, "Demo Agent", nil); r.Err != nil {
+			return r.Err
+		}
+		a := r.Value.(*service.NewAgent)
+		for _, cur := range []string{"USD", "CNY"} {
+			if r = svc.Topup(ctx, user, nil, 100_000, cur); r.Err != nil {
+				return r.Err
+			}
+		}
+		d = demoFile{u.ID, u.APIKey, mch.ID, mch.APIKey, a.ID, a.APIKey}
+		b, _ := json.MarshalIndent(d, "", "  ")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(m.Stdout, `
+Demo seeded (keys also in %s):
+  user      %s  (1000.00 USD and 1000.00 CNY in the wallet)
+    export PAYBOUND_KEY=%s
+  merchant  %s  "Demo Coffee"
+    export MERCHANT_KEY=%s
+  agent     %s  (acts for the demo user)
+    export AGENT_KEY=%s
+  operator key: %s
+
+`, path, d.UserID, d.UserKey, d.MerchantID, d.MerchantKey, d.AgentID, d.AgentKey, m.OperatorKey)
+	return nil
+}

@@ -1,0 +1,481 @@
+// Package httpapi serves Paybound's public REST API (DESIGN.md §4) over
+// net/http: authentication, request decoding with limits, idempotency keys,
+// and the one table that maps error codes to HTTP statuses.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/service"
+)
+
+// MaxBodyBytes bounds every request body (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI returns the API's OpenAPI 3.1 document.
+func OpenAPI() []byte { return openAPI }
+
+// Server is the REST API.
+type Server struct {
+	svc    *service.Service
+	log    *slog.Logger
+	mux    *http.ServeMux
+	routes []Route
+}
+
+// Route is one registered endpoint: the table that the OpenAPI test checks
+// against the document.
+type Route struct {
+	Method, Pattern string
+	// Idempotent routes create or move money and require an Idempotency-Key.
+	Idempotent bool
+	// Public routes need no API key.
+	Public  bool
+	handler func(*request) (status int, v any, err error)
+}
+
+// New builds the API over svc.
+func New(svc *service.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, log: log, mux: http.NewServeMux()}
+	s.routes = []Route{
+		{Method: "GET", Pattern: "/healthz", Public: true, handler: s.healthz},
+		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, handler: nil},
+		{Method: "POST", Pattern: "/v1/users", Idempotent: true, handler: s.createUser},
+		{Method: "POST", Pattern: "/v1/merchants", Idempotent: true, handler: s.createMerchant},
+		{Method: "POST", Pattern: "/v1/agents", Idempotent: true, handler: s.createAgent},
+		{Method: "POST", Pattern: "/v1/topups", Idempotent: true, handler: s.topup},
+		{Method: "GET", Pattern: "/v1/balance", handler: s.balance},
+		{Method: "POST", Pattern: "/v1/payments", Idempotent: true, handler: s.createPayment},
+		{Method: "GET", Pattern: "/v1/payments", handler: s.listPayments},
+		{Method: "GET", Pattern: "/v1/payments/{id}", handler: s.getPayment},
+		{Method: "POST", Pattern: "/v1/payments/{id}/capture", Idempotent: true, handler: s.capture},
+		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, handler: s.cancel},
+		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, handler: s.refund},
+		{Method: "GET", Pattern: "/v1/ledger/verify", handler: s.verify},
+	}
+	paths := map[string]bool{}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+		if !paths[rt.Pattern] {
+			paths[rt.Pattern] = true
+			s.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, s.log, pb.Errorf(pb.ErrMethod, "", "%s is not allowed on %s", r.Method, rt.Pattern))
+			})
+		}
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, s.log, pb.Errorf(pb.ErrRouteNotFound, "", "no route %s %s; see /v1/openapi.json", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// Routes lists every registered endpoint.
+func (s *Server) Routes() []Route { return s.routes }
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// statusOf is the one table from error codes to HTTP statuses: by type,
+// with a few codes that need their own status.
+func statusOf(err error) int {
+	code := pb.ErrorCode(err)
+	switch code {
+	case pb.ErrIdempotencyConflict:
+		return http.StatusUnprocessableEntity
+	case pb.ErrMethod:
+		return http.StatusMethodNotAllowed
+	case pb.ErrUnavailable, pb.ErrLedgerStopped:
+		return http.StatusServiceUnavailable
+	}
+	switch code.Type() {
+	case pb.TypeInvalidRequest:
+		return http.StatusBadRequest
+	case pb.TypeAuthentication:
+		return http.StatusUnauthorized
+	case pb.TypePermission:
+		return http.StatusForbidden
+	case pb.TypeNotFound:
+		return http.StatusNotFound
+	case pb.TypeConflict:
+		return http.StatusConflict
+	case pb.TypeDeclined:
+		return http.StatusPaymentRequired
+	case pb.TypeRateLimited:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+// errorJSON renders err as the public error envelope. Errors that are not
+// *pb.Error are internal: logged in full, shown as a generic message.
+func errorJSON(log *slog.Logger, err error) (int, []byte) {
+	var e *pb.Error
+	if !errors.As(err, &e) {
+		log.Error("internal error", "err", err)
+		e = &pb.Error{Code: pb.ErrInternal, Message: "an internal error occurred; it has been logged"}
+	}
+	body, _ := json.Marshal(struct {
+		Error *pb.Error `json:"error"`
+	}{e})
+	return statusOf(e), body
+}
+
+func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
+	status, body := errorJSON(log, err)
+	if pb.ErrorCode(err) == pb.ErrIdempotencyRunning {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeRaw(w, status, body)
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	w.Write(body)
+	w.Write([]byte{'\n'})
+}
+
+// request is one call in flight, as the handlers see it.
+type request struct {
+	r      *http.Request
+	ctx    context.Context
+	caller pb.Principal
+	body   []byte
+	idem   *service.Idempotency
+	log    *slog.Logger
+}
+
+// decode reads the JSON body into v, rejecting unknown fields, and, for an
+// idempotent route, fixes the request hash over the decoded value (so that
+// whitespace and field order do not matter).
+func (q *request) decode(v any) error {
+	if len(bytes.TrimSpace(q.body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(q.body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return decodeError(err)
+		}
+		if dec.More() {
+			return pb.Errorf(pb.ErrInvalidJSON, "", "the body must hold exactly one JSON object")
+		}
+	}
+	if q.idem != nil {
+		canon, _ := json.Marshal(v)
+		h := sha256.New()
+		fmt.Fprintf(h, "%s %s\n", q.r.Method, q.r.URL.Path)
+		h.Write(canon)
+		copy(q.idem.Hash[:], h.Sum(nil))
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return pb.Errorf(pb.ErrInvalidJSON, "", "the body is not valid JSON: %v", err)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return pb.Errorf(pb.ErrInvalidJSON, "", "the body must be a JSON object")
+		}
+		if typ.Field == "amount" {
+			return pb.Errorf(pb.ErrInvalidAmount, "amount", "amount must be an integer number of minor units between 1 and %d", pb.MaxAmount)
+		}
+		return pb.Errorf(pb.ErrParameterInvalid, typ.Field, "%s must be a JSON %s", typ.Field, typ.Type.Kind())
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return pb.Errorf(pb.ErrUnknownField, field, "unknown field %q", field)
+	}
+	return pb.Errorf(pb.ErrInvalidJSON, "", "the body could not be read: %v", err)
+}
+
+func (s *Server) wrap(rt Route) http.Handler {
+	if rt.handler == nil { // the OpenAPI document
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeRaw(w, 200, bytes.TrimSpace(openAPI)) })
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := &request{r: r, ctx: r.Context(), log: s.log}
+		if !rt.Public {
+			auth := r.Header.Get("Authorization")
+			key, ok := strings.CutPrefix(auth, "Bearer ")
+			if auth == "" {
+				writeError(w, s.log, pb.Errorf(pb.ErrUnauthenticated, "", "missing API key; send Authorization: Bearer <key>"))
+				return
+			}
+			if !ok {
+				writeError(w, s.log, pb.Errorf(pb.ErrUnauthenticated, "", "the Authorization header must be Bearer <key>"))
+				return
+			}
+			p, err := s.svc.Authenticate(q.ctx, strings.TrimSpace(key))
+			if err != nil {
+				writeError(w, s.log, err)
+				return
+			}
+			q.caller = p
+		}
+		if r.Method == http.MethodPost {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+			if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					writeError(w, s.log, pb.Errorf(pb.ErrBodyTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes))
+				} else {
+					writeError(w, s.log, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err))
+				}
+				return
+			}
+			q.body = body
+		}
+		if rt.Idempotent {
+			key := r.Header.Get("Idempotency-Key")
+			if key == "" {
+				writeError(w, s.log, pb.Errorf(pb.ErrIdempotencyRequired, "Idempotency-Key", "this request moves money or creates a resource: send an Idempotency-Key header (a unique string such as a UUID) so that it can be retried safely"))
+				return
+			}
+			if len(key) > service.MaxIdempotencyKeyLength || !printable(key) {
+				writeError(w, s.log, pb.Errorf(pb.ErrIdempotencyKey, "Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", service.MaxIdempotencyKeyLength))
+				return
+			}
+			q.idem = &service.Idempotency{Caller: q.caller.ID, Key: key}
+		}
+		status, v, err := rt.handler(q)
+		if q.idem != nil && q.idem.Body != nil {
+			// Outcome of the ledger writer: fresh or replayed, the bytes are the
+			// ones stored with the effect.
+			if err == errReplayed {
+				w.Header().Set("Idempotent-Replayed", "true")
+			}
+			writeRaw(w, q.idem.Status, q.idem.Body)
+			return
+		}
+		if err != nil && err != errReplayed {
+			writeError(w, s.log, err)
+			return
+		}
+		body, merr := json.Marshal(v)
+		if merr != nil {
+			writeError(w, s.log, fmt.Errorf("couldn't encode response: %w", merr))
+			return
+		}
+		writeRaw(w, status, body)
+	})
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// errReplayed marks a response served from the idempotency store.
+var errReplayed = errors.New("replayed")
+
+// idempotent prepares q.idem's renderer for a call whose success answers
+// with status, and turns the service's Result into the handler's return.
+func (q *request) run(status int, call func() service.Result) (int, any, error) {
+	if q.idem != nil {
+		q.idem.Render = func(v any, err error) (int, []byte) {
+			if err != nil {
+				return errorJSON(q.log, err)
+			}
+			b, merr := json.Marshal(v)
+			if merr != nil {
+				return errorJSON(q.log, fmt.Errorf("couldn't encode response: %w", merr))
+			}
+			return status, b
+		}
+	}
+	res := call()
+	if res.Replayed {
+		return 0, nil, errReplayed
+	}
+	return status, res.Value, res.Err
+}
+
+func (s *Server) healthz(q *request) (int, any, error) {
+	if err := s.svc.Ready(); err != nil {
+		return 0, nil, &pb.Error{Code: pb.ErrUnavailable, Message: "not ready: the ledger writer has stopped"}
+	}
+	return 200, map[string]string{"status": "ok"}, nil
+}
+
+func (s *Server) createUser(q *request) (int, any, error) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	return q.run(201, func() service.Result { return s.svc.CreateUser(q.ctx, q.caller, q.idem, in.Name) })
+}
+
+func (s *Server) createMerchant(q *request) (int, any, error) {
+	var in struct {
+		Name     string `json:"name"`
+		Category string `json:"category"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	return q.run(201, func() service.Result { return s.svc.CreateMerchant(q.ctx, q.caller, q.idem, in.Name, in.Category) })
+}
+
+func (s *Server) createAgent(q *request) (int, any, error) {
+	var in struct {
+		Name      string          `json:"name"`
+		PublicKey json.RawMessage `json:"public_key"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	return q.run(201, func() service.Result { return s.svc.CreateAgent(q.ctx, q.caller, q.idem, in.Name, in.PublicKey) })
+}
+
+func requireAmount(a *int64) (int64, error) {
+	if a == nil {
+		return 0, pb.Errorf(pb.ErrParameterMissing, "amount", "amount is required: an integer number of the currency's minor units")
+	}
+	return *a, nil
+}
+
+func requireCurrency(c string) error {
+	if c == "" {
+		return pb.Errorf(pb.ErrParameterMissing, "currency", "currency is required: an ISO 4217 code such as USD")
+	}
+	return nil
+}
+
+func (s *Server) topup(q *request) (int, any, error) {
+	var in struct {
+		Amount   *int64 `json:"amount"`
+		Currency string `json:"currency"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	amount, err := requireAmount(in.Amount)
+	if err == nil {
+		err = requireCurrency(in.Currency)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return q.run(201, func() service.Result { return s.svc.Topup(q.ctx, q.caller, q.idem, amount, in.Currency) })
+}
+
+func (s *Server) balance(q *request) (int, any, error) {
+	b, err := s.svc.Balances(q.ctx, q.caller)
+	return 200, map[string]any{"object": "balance", "balances": b}, err
+}
+
+func (s *Server) createPayment(q *request) (int, any, error) {
+	var in struct {
+		Amount                 *int64            `json:"amount"`
+		Currency               string            `json:"currency"`
+		MerchantID             string            `json:"merchant_id"`
+		Description            string            `json:"description"`
+		MandateID              string            `json:"mandate_id"`
+		CaptureMethod          pb.CaptureMethod  `json:"capture_method"`
+		AuthorizationExpiresAt *time.Time        `json:"authorization_expires_at"`
+		Metadata               map[string]string `json:"metadata"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	amount, err := requireAmount(in.Amount)
+	if err == nil {
+		err = requireCurrency(in.Currency)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	p := service.CreatePaymentParams{Amount: amount, Currency: in.Currency, MerchantID: in.MerchantID,
+		Description: in.Description, MandateID: in.MandateID, CaptureMethod: in.CaptureMethod, Metadata: in.Metadata}
+	if in.AuthorizationExpiresAt != nil {
+		p.AuthorizationExpiresAt = *in.AuthorizationExpiresAt
+	}
+	return q.run(201, func() service.Result { return s.svc.CreatePayment(q.ctx, q.caller, q.idem, p) })
+}
+
+func (s *Server) listPayments(q *request) (int, any, error) {
+	limit := 10
+	if v := q.r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > pb.MaxListLimit {
+			return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "limit", "limit must be an integer from 1 to %d", pb.MaxListLimit)
+		}
+		limit = n
+	}
+	after := q.r.URL.Query().Get("starting_after")
+	if after != "" && !pb.HasPrefix(after, pb.PrefixPayment) {
+		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "starting_after", "starting_after must be a payment ID (pay_…)")
+	}
+	data, more, err := s.svc.ListPayments(q.ctx, q.caller, after, limit)
+	return 200, map[string]any{"object": "list", "data": data, "has_more": more}, err
+}
+
+func (s *Server) getPayment(q *request) (int, any, error) {
+	p, err := s.svc.Payment(q.ctx, q.caller, q.r.PathValue("id"))
+	return 200, p, err
+}
+
+func (s *Server) capture(q *request) (int, any, error) {
+	var in struct {
+		Amount *int64 `json:"amount"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	id := q.r.PathValue("id")
+	return q.run(200, func() service.Result { return s.svc.Capture(q.ctx, q.caller, q.idem, id, in.Amount) })
+}
+
+func (s *Server) cancel(q *request) (int, any, error) {
+	var in struct{}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	id := q.r.PathValue("id")
+	return q.run(200, func() service.Result { return s.svc.Cancel(q.ctx, q.caller, q.idem, id) })
+}
+
+func (s *Server) refund(q *request) (int, any, error) {
+	var in struct {
+		Amount *int64 `json:"amount"`
+		Reason string `json:"reason"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	id := q.r.PathValue("id")
+	return q.run(201, func() service.Result { return s.svc.Refund(q.ctx, q.caller, q.idem, id, in.Amount, in.Reason) })
+}
+
+func (s *Server) verify(q *request) (int, any, error) {
+	r, err := s.svc.VerifyLedger(q.ctx, q.caller)
+	return 200, r, err
+}
