@@ -19,6 +19,9 @@ type IdempotencyRecord struct {
 	CreatedAt   time.Time
 }
 
+// IdempotencyKey names a record: keys are per caller.
+type IdempotencyKey struct{ Caller, Key string }
+
 // IdempotencyRetention is how long a key is remembered at least.
 const IdempotencyRetention = 24 * time.Hour
 
@@ -94,7 +97,10 @@ type Store interface {
 	// open (status authorized) and whose authorization_expires_at <= now.
 	ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error)
 
-	Idempotency(ctx context.Context, caller, key string) (*IdempotencyRecord, error)
+	// LookupIdempotency returns the stored records among keys (in any
+	// order; missing keys are simply absent). The ledger writer calls it once
+	// per batch for all the batch's keys.
+	LookupIdempotency(ctx context.Context, keys []IdempotencyKey) ([]IdempotencyRecord, error)
 	// DeleteIdempotency removes records created before cutoff, at most limit.
 	DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error)
 

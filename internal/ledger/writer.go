@@ -55,10 +55,21 @@ type Idem struct {
 	Key    string
 	Hash   [32]byte
 	Render func(v any, err error) (status int, body []byte)
-	// Status and Body are set by Do to the rendered response.
-	Status int
-	Body   []byte
+	// Status and Body are set by Do to the rendered response, or to the
+	// stored one when Replayed: an earlier request with this key and hash
+	// completed, and op did not run.
+	Status   int
+	Body     []byte
+	Replayed bool
 }
+
+// ErrIdempotencyConflict is returned by Do when the key was used with
+// another request hash; op does not run.
+var ErrIdempotencyConflict = &pb.Error{Code: pb.ErrIdempotencyConflict, Message: "this Idempotency-Key was already used with a different request; use a new key for a new request"}
+
+// ErrIdempotencyRunning is returned by Do when an operation with the same
+// key is in the same batch.
+var ErrIdempotencyRunning = &pb.Error{Code: pb.ErrIdempotencyRunning, Message: "a request with this Idempotency-Key is still being processed; retry after it completes"}
 
 type request struct {
 	op     Op
@@ -267,9 +278,13 @@ func (w *Writer) apply(reqs []*request) {
 		return
 	}
 	tx := &Tx{w: w, ctx: ctx, now: w.cfg.Clock.Now().UTC(), before: map[int64]pb.Account{}}
+	w.lookupIdempotency(ctx, reqs)
 	for _, r := range reqs {
+		if r.err != nil || (r.idem != nil && r.idem.Replayed) {
+			continue
+		}
 		r.result, r.err = w.runOp(tx, r.op)
-		if r.idem != nil {
+		if r.idem != nil && r.idem.Render != nil {
 			r.idem.Status, r.idem.Body = r.idem.Render(r.result, r.err)
 			if r.idem.Status >= 500 {
 				// A server fault is not an answer: the retry should run again.
@@ -292,10 +307,49 @@ func (w *Writer) apply(reqs []*request) {
 		if err != nil {
 			r.result, r.err = nil, err
 			if r.idem != nil {
-				r.idem.Status, r.idem.Body = 0, nil
+				r.idem.Status, r.idem.Body, r.idem.Replayed = 0, nil, false
 			}
 		}
 		close(r.done)
+	}
+}
+
+// lookupIdempotency finds, with one store query for the whole batch, the
+// requests whose key was used before: those are answered from the store
+// (or refused, when the request differs) and do not run.
+func (w *Writer) lookupIdempotency(ctx context.Context, reqs []*request) {
+	var keys []pb.IdempotencyKey
+	for _, r := range reqs {
+		if r.idem != nil {
+			keys = append(keys, pb.IdempotencyKey{Caller: r.idem.Caller, Key: r.idem.Key})
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	recs, err := w.cfg.Store.LookupIdempotency(ctx, keys)
+	found := make(map[pb.IdempotencyKey]*pb.IdempotencyRecord, len(recs))
+	for i := range recs {
+		found[pb.IdempotencyKey{Caller: recs[i].Caller, Key: recs[i].Key}] = &recs[i]
+	}
+	seen := make(map[pb.IdempotencyKey]bool, len(keys))
+	for _, r := range reqs {
+		if r.idem == nil {
+			continue
+		}
+		k := pb.IdempotencyKey{Caller: r.idem.Caller, Key: r.idem.Key}
+		switch rec := found[k]; {
+		case err != nil:
+			r.err = fmt.Errorf("couldn't look up idempotency keys: %w", err)
+		case seen[k]:
+			r.err = ErrIdempotencyRunning
+		case rec == nil:
+		case rec.RequestHash != r.idem.Hash:
+			r.err = ErrIdempotencyConflict
+		default:
+			r.idem.Status, r.idem.Body, r.idem.Replayed = rec.Status, rec.Body, true
+		}
+		seen[k] = true
 	}
 }
 

@@ -254,9 +254,9 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 	if err := s.validatePayment(&params); err != nil {
 		return Result{Err: err}
 	}
-	_, merr := s.st.Merchant(ctx, params.MerchantID)
-	if merr != nil && pb.ErrorCode(merr) != pb.ErrNotFound {
-		return Result{Err: fmt.Errorf("couldn't look up merchant: %w", merr)}
+	known, err := s.merchantExists(ctx, params.MerchantID)
+	if err != nil {
+		return Result{Err: err}
 	}
 	payer, agent := caller.ID, ""
 	if caller.Role == pb.RoleAgent {
@@ -272,10 +272,35 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 			Currency: params.Currency, MerchantID: params.MerchantID, PayerID: payer, AgentID: pb.OptString(agent),
 			Description: params.Description, CaptureMethod: params.CaptureMethod, AuthorizationExpiresAt: &exp,
 			Metadata: params.Metadata, CreatedAt: now}
-		err := s.authorize(tx, &p, merr != nil)
+		err := s.authorize(tx, &p, !known)
 		tx.PutPayment(p)
 		return &p, err
 	}))
+}
+
+// merchantExists reports whether merchant id exists. Merchants are never
+// deleted, so a positive answer is cached.
+func (s *Service) merchantExists(ctx context.Context, id string) (bool, error) {
+	s.keyMu.RLock()
+	_, ok := s.merchants[id]
+	s.keyMu.RUnlock()
+	if ok {
+		return true, nil
+	}
+	_, err := s.st.Merchant(ctx, id)
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("couldn't look up merchant: %w", err)
+	}
+	s.keyMu.Lock()
+	if len(s.merchants) >= maxKeyCache {
+		s.merchants = map[string]struct{}{}
+	}
+	s.merchants[id] = struct{}{}
+	s.keyMu.Unlock()
+	return true, nil
 }
 
 // authorize places the hold for a new payment, and captures it when the

@@ -48,14 +48,16 @@ type Service struct {
 	opHash   [32]byte
 	inflight sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 
-	keyMu    sync.RWMutex
-	keyCache map[[32]byte]pb.Principal
+	keyMu     sync.RWMutex // guards keyCache and merchants
+	keyCache  map[[32]byte]pb.Principal
+	merchants map[string]struct{} // merchants known to exist
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// maxKeyCache bounds the principal cache; past it the cache starts over.
+// maxKeyCache bounds the principal and merchant caches; past it a cache
+// starts over.
 const maxKeyCache = 100_000
 
 // New validates cfg and returns a Service; call Start to run its sweeper.
@@ -82,7 +84,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.IdempotencyRetention = pb.IdempotencyRetention
 	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger,
-		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{},
+		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]struct{}{},
 		stop: make(chan struct{})}, nil
 }
 
@@ -172,8 +174,9 @@ const MaxIdempotencyKeyLength = 255
 // run executes op through the ledger writer under idem's key (when idem is
 // not nil): a second request with the key while the first runs gets 409, a
 // later one with the same request hash gets the stored response, and one
-// with another hash gets 422. When replayed is true, idem.Status and
-// idem.Body hold the stored response and op did not run.
+// with another hash gets 422 (the writer looks the keys of a whole batch up
+// at once). When replayed is true, idem.Status and idem.Body hold the stored
+// response and op did not run.
 func (s *Service) run(ctx context.Context, idem *Idempotency, op ledger.Op) (v any, replayed bool, err error) {
 	if idem == nil {
 		v, err = s.led.Do(ctx, nil, op)
@@ -184,19 +187,8 @@ func (s *Service) run(ctx context.Context, idem *Idempotency, op ledger.Op) (v a
 		return nil, false, pb.Errorf(pb.ErrIdempotencyRunning, "", "a request with this Idempotency-Key is still being processed; retry after it completes")
 	}
 	defer s.inflight.Delete(slot)
-	rec, err := s.st.Idempotency(ctx, idem.Caller, idem.Key)
-	switch {
-	case err == nil:
-		if subtle.ConstantTimeCompare(rec.RequestHash[:], idem.Hash[:]) != 1 {
-			return nil, false, pb.Errorf(pb.ErrIdempotencyConflict, "", "this Idempotency-Key was already used with a different request; use a new key for a new request")
-		}
-		idem.Status, idem.Body = rec.Status, rec.Body
-		return nil, true, nil
-	case pb.ErrorCode(err) != pb.ErrNotFound:
-		return nil, false, fmt.Errorf("couldn't look up idempotency key: %w", err)
-	}
 	v, err = s.led.Do(ctx, idem, op)
-	return v, false, err
+	return v, idem.Replayed, err
 }
 
 // Result is what an operation returns to the API: the value and error of a

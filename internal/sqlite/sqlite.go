@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -28,17 +29,12 @@ var migrations embed.FS
 type Store struct {
 	db *sql.DB // readers, and the writer's dedicated connection
 	w  *sql.Conn
-	// Prepared statements for the writer's connection.
-	insertTransfers   *sql.Stmt // transferChunk rows
-	insertTransfer    *sql.Stmt
-	upsertAccount     *sql.Stmt
-	upsertPayment     *sql.Stmt
-	insertIdempotency *sql.Stmt
+	// stmts caches the writer's multi-row statements by table and rows.
+	stmts map[stmtKey]*sql.Stmt
+	// reads caches statements prepared on the pool, by query text: the
+	// point reads of the request path are parsed once per connection.
+	reads sync.Map
 }
-
-// transferChunk is how many transfers one multi-row INSERT carries: fewer
-// statements per batch, under SQLite's 32766-parameter limit.
-const transferChunk = 64
 
 // Open opens (creating if needed) the database at path and brings its schema
 // up to date. It refuses a database whose schema is newer than this binary.
@@ -54,7 +50,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db}
+	s := &Store{db: db, stmts: map[stmtKey]*sql.Stmt{}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -62,10 +58,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if s.w, err = db.Conn(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("couldn't open the writer connection: %w", err)
-	}
-	if err := s.prepare(ctx); err != nil {
-		s.Close()
-		return nil, err
 	}
 	return s, nil
 }
@@ -113,36 +105,101 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-const transferCols = `(id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms)`
+// table describes how the writer inserts rows into one table.
+type table struct {
+	name, cols string
+	ncols      int
+	tail       string // ON CONFLICT clause, if any
+}
 
-func (s *Store) prepare(ctx context.Context) error {
-	row := "(?,?,?,?,?,?,?,?,?,?)"
-	multi := strings.TrimSuffix(strings.Repeat(row+",", transferChunk), ",")
-	stmts := []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&s.insertTransfers, `INSERT INTO transfers ` + transferCols + ` VALUES ` + multi},
-		{&s.insertTransfer, `INSERT INTO transfers ` + transferCols + ` VALUES ` + row},
-		{&s.upsertAccount, `INSERT INTO accounts (id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted)
-			VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending,
-			debits_posted = excluded.debits_posted, credits_pending = excluded.credits_pending, credits_posted = excluded.credits_posted`},
-		{&s.upsertPayment, `INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
-			currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
-			metadata, decline_code, hold_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-			ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
-			amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
-			authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id`},
-		{&s.insertIdempotency, `INSERT INTO idempotency (caller, key, request_hash, status, body, created_ms) VALUES (?,?,?,?,?,?)`},
-	}
-	for _, st := range stmts {
-		p, err := s.w.PrepareContext(ctx, st.sql)
-		if err != nil {
-			return fmt.Errorf("couldn't prepare %q: %w", st.sql[:40], err)
+var (
+	tAccounts = table{"accounts", "id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted", 8,
+		` ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending, debits_posted = excluded.debits_posted,
+		credits_pending = excluded.credits_pending, credits_posted = excluded.credits_posted`}
+	tTransfers = table{"transfers", "id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms", 10, ""}
+	tPayments  = table{"payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
+		currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
+		metadata, decline_code, hold_id, created_at`, 19,
+		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
+		amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
+		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id`}
+	tRefunds     = table{"refunds", "id, payment_id, amount, currency, reason, status, created_at", 7, ""}
+	tTopups      = table{"topups", "id, user_id, amount, currency, status, created_at", 6, ""}
+	tUsers       = table{"users", "id, name, created_at", 3, ""}
+	tMerchants   = table{"merchants", "id, name, category, created_at", 4, ""}
+	tAgents      = table{"agents", "id, user_id, name, public_key, keyid, created_at", 6, ""}
+	tAPIKeys     = table{"api_keys", "hash, role, principal_id, user_id, created_at", 5, ""}
+	tIdempotency = table{"idempotency", "caller, key, request_hash, status, body, created_ms", 6, ""}
+)
+
+type stmtKey struct {
+	t    *table
+	rows int
+}
+
+// chunks are the row counts of the multi-row statements: a batch of n rows
+// is written greedily with the largest that fit, so a batch costs a few
+// statements instead of one per row.
+var chunks = []int{64, 16, 4, 1}
+
+// insert writes n rows of t; args appends row i's values to dst.
+func (s *Store) insert(ctx context.Context, t *table, n int, args func(dst []any, i int) []any) error {
+	buf := make([]any, 0, min(n, chunks[0])*t.ncols)
+	for i := 0; i < n; {
+		rows := 1
+		for _, c := range chunks {
+			if n-i >= c {
+				rows = c
+				break
+			}
 		}
-		*st.dst = p
+		st, err := s.stmt(ctx, t, rows)
+		if err != nil {
+			return err
+		}
+		buf = buf[:0]
+		for j := i; j < i+rows; j++ {
+			buf = args(buf, j)
+		}
+		if _, err := st.ExecContext(ctx, buf...); err != nil {
+			return fmt.Errorf("couldn't write %s: %w", t.name, err)
+		}
+		i += rows
 	}
 	return nil
+}
+
+func (s *Store) stmt(ctx context.Context, t *table, rows int) (*sql.Stmt, error) {
+	k := stmtKey{t, rows}
+	if st := s.stmts[k]; st != nil {
+		return st, nil
+	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", t.ncols), ",") + ")"
+	q := "INSERT INTO " + t.name + " (" + t.cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", rows), ",") + t.tail
+	st, err := s.w.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't prepare the %s insert: %w", t.name, err)
+	}
+	s.stmts[k] = st
+	return st, nil
+}
+
+// row runs a single-row query through a cached prepared statement.
+func (s *Store) row(ctx context.Context, query string, args ...any) *sql.Row {
+	st, ok := s.reads.Load(query)
+	if !ok {
+		p, err := s.db.PrepareContext(ctx, query)
+		if err != nil {
+			return s.db.QueryRowContext(ctx, query, args...) // reports err on Scan
+		}
+		if prev, loaded := s.reads.LoadOrStore(query, p); loaded {
+			p.Close()
+			st = prev
+		} else {
+			st = p
+		}
+	}
+	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
 }
 
 // Close closes the database.
@@ -188,101 +245,64 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 		}
 	}()
-	tx := s.w
-	for i := range b.Accounts {
-		a := &b.Accounts[i]
-		if _, err := s.upsertAccount.ExecContext(ctx, a.ID, a.Owner, a.Currency, int64(a.Flags),
-			a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted); err != nil {
-			return fmt.Errorf("couldn't write account %d: %w", a.ID, err)
-		}
-	}
-	ts := b.Transfers
-	if len(ts) >= transferChunk {
-		multi := s.insertTransfers
-		args := make([]any, 0, transferChunk*10)
-		for ; len(ts) >= transferChunk; ts = ts[transferChunk:] {
-			args = args[:0]
-			for i := range transferChunk {
-				args = transferArgs(args, &ts[i])
-			}
-			if _, err := multi.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("couldn't write transfers: %w", err)
-			}
-		}
-	}
-	if len(ts) > 0 {
-		one := s.insertTransfer
-		args := make([]any, 0, 10)
-		for i := range ts {
-			if _, err := one.ExecContext(ctx, transferArgs(args[:0], &ts[i])...); err != nil {
-				return fmt.Errorf("couldn't write transfer %d: %w", ts[i].ID, err)
-			}
-		}
-	}
-	if len(b.Payments) > 0 {
-		up := s.upsertPayment
-		for i := range b.Payments {
+	steps := []struct {
+		t    *table
+		n    int
+		args func(dst []any, i int) []any
+	}{
+		{&tAccounts, len(b.Accounts), func(d []any, i int) []any {
+			a := &b.Accounts[i]
+			return append(d, a.ID, a.Owner, a.Currency, int64(a.Flags), a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted)
+		}},
+		{&tTransfers, len(b.Transfers), func(d []any, i int) []any { return transferArgs(d, &b.Transfers[i]) }},
+		{&tPayments, len(b.Payments), func(d []any, i int) []any {
 			p := &b.Payments[i]
-			md, err := json.Marshal(p.Metadata)
-			if err != nil {
-				return err
-			}
+			md, _ := json.Marshal(p.Metadata) // map[string]string always encodes
 			var exp any
 			if p.AuthorizationExpiresAt != nil {
 				exp = p.AuthorizationExpiresAt.Unix()
 			}
-			if _, err := up.ExecContext(ctx, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded,
-				p.FeeAmount, p.FeeRefunded, p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID),
-				p.Description, string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID,
-				p.CreatedAt.Unix()); err != nil {
-				return fmt.Errorf("couldn't write payment %s: %w", p.ID, err)
+			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
+				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
+				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix())
+		}},
+		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
+			r := &b.Refunds[i]
+			return append(d, r.ID, r.PaymentID, r.Amount, r.Currency, r.Reason, r.Status, r.CreatedAt.Unix())
+		}},
+		{&tTopups, len(b.Topups), func(d []any, i int) []any {
+			t := &b.Topups[i]
+			return append(d, t.ID, t.UserID, t.Amount, t.Currency, t.Status, t.CreatedAt.Unix())
+		}},
+		{&tUsers, len(b.Users), func(d []any, i int) []any {
+			u := &b.Users[i]
+			return append(d, u.ID, u.Name, u.CreatedAt.Unix())
+		}},
+		{&tMerchants, len(b.Merchants), func(d []any, i int) []any {
+			m := &b.Merchants[i]
+			return append(d, m.ID, m.Name, m.Category, m.CreatedAt.Unix())
+		}},
+		{&tAgents, len(b.Agents), func(d []any, i int) []any {
+			a := &b.Agents[i]
+			return append(d, a.ID, a.UserID, a.Name, a.PublicKey, string(a.KeyID), a.CreatedAt.Unix())
+		}},
+		{&tAPIKeys, len(b.APIKeys), func(d []any, i int) []any {
+			k := &b.APIKeys[i]
+			return append(d, k.Hash[:], string(k.Principal.Role), k.Principal.ID, k.Principal.UserID, k.CreatedAt.Unix())
+		}},
+		{&tIdempotency, len(b.Idempotency), func(d []any, i int) []any {
+			r := &b.Idempotency[i]
+			return append(d, r.Caller, r.Key, r.RequestHash[:], r.Status, r.Body, r.CreatedAt.UnixMilli())
+		}},
+	}
+	for _, st := range steps {
+		if st.n > 0 {
+			if err := s.insert(ctx, st.t, st.n, st.args); err != nil {
+				return err
 			}
 		}
 	}
-	for _, r := range b.Refunds {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO refunds (id, payment_id, amount, currency, reason, status, created_at) VALUES (?,?,?,?,?,?,?)`,
-			r.ID, r.PaymentID, r.Amount, r.Currency, r.Reason, r.Status, r.CreatedAt.Unix()); err != nil {
-			return fmt.Errorf("couldn't write refund %s: %w", r.ID, err)
-		}
-	}
-	for _, t := range b.Topups {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO topups (id, user_id, amount, currency, status, created_at) VALUES (?,?,?,?,?,?)`,
-			t.ID, t.UserID, t.Amount, t.Currency, t.Status, t.CreatedAt.Unix()); err != nil {
-			return fmt.Errorf("couldn't write top-up %s: %w", t.ID, err)
-		}
-	}
-	for _, u := range b.Users {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, created_at) VALUES (?,?,?)`, u.ID, u.Name, u.CreatedAt.Unix()); err != nil {
-			return fmt.Errorf("couldn't write user %s: %w", u.ID, err)
-		}
-	}
-	for _, m := range b.Merchants {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO merchants (id, name, category, created_at) VALUES (?,?,?,?)`,
-			m.ID, m.Name, m.Category, m.CreatedAt.Unix()); err != nil {
-			return fmt.Errorf("couldn't write merchant %s: %w", m.ID, err)
-		}
-	}
-	for _, a := range b.Agents {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, user_id, name, public_key, keyid, created_at) VALUES (?,?,?,?,?,?)`,
-			a.ID, a.UserID, a.Name, a.PublicKey, string(a.KeyID), a.CreatedAt.Unix()); err != nil {
-			return fmt.Errorf("couldn't write agent %s: %w", a.ID, err)
-		}
-	}
-	for _, k := range b.APIKeys {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys (hash, role, principal_id, user_id, created_at) VALUES (?,?,?,?,?)`,
-			k.Hash[:], string(k.Principal.Role), k.Principal.ID, k.Principal.UserID, k.CreatedAt.Unix()); err != nil {
-			return fmt.Errorf("couldn't write API key: %w", err)
-		}
-	}
-	if len(b.Idempotency) > 0 {
-		ins := s.insertIdempotency
-		for _, r := range b.Idempotency {
-			if _, err := ins.ExecContext(ctx, r.Caller, r.Key, r.RequestHash[:], r.Status, r.Body, r.CreatedAt.UnixMilli()); err != nil {
-				return fmt.Errorf("couldn't write idempotency record: %w", err)
-			}
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := s.w.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("couldn't commit: %w", err)
 	}
 	return nil
@@ -313,7 +333,7 @@ func scanAccount(r scanner) (*pb.Account, error) {
 }
 
 func (s *Store) Account(ctx context.Context, owner, currency string) (*pb.Account, error) {
-	a, err := scanAccount(s.db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE owner = ? AND currency = ?`, owner, currency))
+	a, err := scanAccount(s.row(ctx, `SELECT `+accountCols+` FROM accounts WHERE owner = ? AND currency = ?`, owner, currency))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("account", owner+"/"+currency)
 	}
@@ -321,7 +341,7 @@ func (s *Store) Account(ctx context.Context, owner, currency string) (*pb.Accoun
 }
 
 func (s *Store) AccountByID(ctx context.Context, id int64) (*pb.Account, error) {
-	a, err := scanAccount(s.db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
+	a, err := scanAccount(s.row(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("account", id)
 	}
@@ -363,7 +383,7 @@ func scanTransfer(r scanner) (*pb.Transfer, error) {
 }
 
 func (s *Store) PendingTransfer(ctx context.Context, id int64) (*pb.Transfer, bool, error) {
-	t, err := scanTransfer(s.db.QueryRowContext(ctx, transferSelect+` WHERE id = ? AND kind = ?`, id, int(pb.TransferPending)))
+	t, err := scanTransfer(s.row(ctx, transferSelect+` WHERE id = ? AND kind = ?`, id, int(pb.TransferPending)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, notFound("pending transfer", id)
 	}
@@ -371,7 +391,7 @@ func (s *Store) PendingTransfer(ctx context.Context, id int64) (*pb.Transfer, bo
 		return nil, false, err
 	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM transfers WHERE pending_id = ?`, id).Scan(&n); err != nil {
+	if err := s.row(ctx, `SELECT COUNT(*) FROM transfers WHERE pending_id = ?`, id).Scan(&n); err != nil {
 		return nil, false, err
 	}
 	return t, n > 0, nil
@@ -422,7 +442,7 @@ func (s *Store) ScanLedger(ctx context.Context, accounts func(*pb.Account) error
 func (s *Store) Principal(ctx context.Context, hash [32]byte) (pb.Principal, error) {
 	var p pb.Principal
 	var role string
-	err := s.db.QueryRowContext(ctx, `SELECT role, principal_id, user_id FROM api_keys WHERE hash = ?`, hash[:]).Scan(&role, &p.ID, &p.UserID)
+	err := s.row(ctx, `SELECT role, principal_id, user_id FROM api_keys WHERE hash = ?`, hash[:]).Scan(&role, &p.ID, &p.UserID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, notFound("API key", "(redacted)")
 	}
@@ -433,7 +453,7 @@ func (s *Store) Principal(ctx context.Context, hash [32]byte) (pb.Principal, err
 func (s *Store) User(ctx context.Context, id string) (*pb.User, error) {
 	var u pb.User
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, created_at FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Name, &created)
+	err := s.row(ctx, `SELECT id, name, created_at FROM users WHERE id = ?`, id).Scan(&u.ID, &u.Name, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("user", id)
 	}
@@ -444,7 +464,7 @@ func (s *Store) User(ctx context.Context, id string) (*pb.User, error) {
 func (s *Store) Merchant(ctx context.Context, id string) (*pb.Merchant, error) {
 	var m pb.Merchant
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, category, created_at FROM merchants WHERE id = ?`, id).Scan(&m.ID, &m.Name, &m.Category, &created)
+	err := s.row(ctx, `SELECT id, name, category, created_at FROM merchants WHERE id = ?`, id).Scan(&m.ID, &m.Name, &m.Category, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("merchant", id)
 	}
@@ -456,7 +476,7 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 	var a pb.Agent
 	var created int64
 	var keyid string
-	err := s.db.QueryRowContext(ctx, `SELECT id, user_id, name, public_key, keyid, created_at FROM agents WHERE id = ?`, id).
+	err := s.row(ctx, `SELECT id, user_id, name, public_key, keyid, created_at FROM agents WHERE id = ?`, id).
 		Scan(&a.ID, &a.UserID, &a.Name, &a.PublicKey, &keyid, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("agent", id)
@@ -494,7 +514,7 @@ func scanPayment(r scanner) (*pb.Payment, error) {
 }
 
 func (s *Store) Payment(ctx context.Context, id string) (*pb.Payment, error) {
-	p, err := scanPayment(s.db.QueryRowContext(ctx, `SELECT `+paymentCols+` FROM payments WHERE id = ?`, id))
+	p, err := scanPayment(s.row(ctx, `SELECT `+paymentCols+` FROM payments WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("payment", id)
 	}
@@ -563,21 +583,44 @@ func (s *Store) ExpiredPayments(ctx context.Context, now time.Time, limit int) (
 	return ids, rows.Err()
 }
 
-func (s *Store) Idempotency(ctx context.Context, caller, key string) (*pb.IdempotencyRecord, error) {
-	r := pb.IdempotencyRecord{Caller: caller, Key: key}
-	var hash []byte
-	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT request_hash, status, body, created_ms FROM idempotency WHERE caller = ? AND key = ?`, caller, key).
-		Scan(&hash, &r.Status, &r.Body, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("idempotency key", key)
+// maxLookup bounds the keys of one LookupIdempotency query (two
+// parameters each, under SQLite's limit).
+const maxLookup = 4096
+
+func (s *Store) LookupIdempotency(ctx context.Context, keys []pb.IdempotencyKey) ([]pb.IdempotencyRecord, error) {
+	var out []pb.IdempotencyRecord
+	for len(keys) > 0 {
+		n := min(len(keys), maxLookup)
+		chunk := keys[:n]
+		keys = keys[n:]
+		args := make([]any, 0, 2*n)
+		for _, k := range chunk {
+			args = append(args, k.Caller, k.Key)
+		}
+		q := `SELECT caller, key, request_hash, status, body, created_ms FROM idempotency WHERE (caller, key) IN (VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?,?),", n), ",") + `)`
+		rows, err := s.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var r pb.IdempotencyRecord
+			var hash []byte
+			var created int64
+			if err := rows.Scan(&r.Caller, &r.Key, &hash, &r.Status, &r.Body, &created); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			copy(r.RequestHash[:], hash)
+			r.CreatedAt = time.UnixMilli(created).UTC()
+			out = append(out, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	copy(r.RequestHash[:], hash)
-	r.CreatedAt = time.UnixMilli(created).UTC()
-	return &r, nil
+	return out, nil
 }
 
 func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error) {

@@ -1,0 +1,667 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/client"
+)
+
+// defaultURL is the server the CLI calls when neither --url nor
+// PAYBOUND_URL names one: `paybound serve` with no flags.
+const defaultURL = "http://127.0.0.1:8080"
+
+// clientUsage lists the client subcommands, one per line, for `paybound help`.
+func clientUsage(w io.Writer) {
+	fmt.Fprint(w, `  paybound users create --name NAME                  (operator key)
+  paybound merchants create --name NAME [--category C] (operator key)
+  paybound agents create --name NAME [--public-key JWK|@FILE]
+  paybound topup AMOUNT CURRENCY                      e.g. topup 50.00 USD
+  paybound pay --merchant mch_… --amount 12.50 --currency USD
+               [--description D] [--manual [--expires-in 2h]]
+  paybound capture pay_… [--amount 5.00]              (merchant key)
+  paybound cancel pay_…
+  paybound refund pay_… [--amount 1.00] [--reason R]  (merchant key)
+  paybound payments list [--limit N] [--starting-after pay_…]
+  paybound payments get pay_…
+  paybound balance
+  paybound ledger verify                              (operator key; fails unless the ledger is sound)
+
+  Every client command takes --url, --key (default $PAYBOUND_URL, $PAYBOUND_KEY)
+  and --json; those that create or move money take --idempotency-key.
+`)
+}
+
+// runClient runs a client subcommand. handled is false when args[0] is not
+// one. Errors are printed to stderr by runClient itself, as
+// "error: <code>: <message>", and returned wrapping errReported (and the
+// original error, for errors.As); -h returns flag.ErrHelp.
+func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (handled bool, err error) {
+	if len(args) == 0 {
+		return false, nil
+	}
+	cl := &cli{ctx: ctx, stdout: stdout, stderr: stderr, getenv: getenv}
+	rest := args[1:]
+	switch args[0] {
+	case "users":
+		err = cl.group("users", rest, map[string]func([]string) error{"create": cl.createUser})
+	case "merchants":
+		err = cl.group("merchants", rest, map[string]func([]string) error{"create": cl.createMerchant})
+	case "agents":
+		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent})
+	case "payments":
+		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment})
+	case "ledger":
+		err = cl.group("ledger", rest, map[string]func([]string) error{"verify": cl.verifyLedger})
+	case "topup":
+		err = cl.topup(rest)
+	case "pay":
+		err = cl.pay(rest)
+	case "capture":
+		err = cl.capture(rest)
+	case "cancel":
+		err = cl.cancel(rest)
+	case "refund":
+		err = cl.refund(rest)
+	case "balance":
+		err = cl.balance(rest)
+	default:
+		return false, nil
+	}
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, errReported) {
+		return true, err
+	}
+	cl.printError(err)
+	return true, fmt.Errorf("%w: %w", errReported, err)
+}
+
+// cli is one client command's environment.
+type cli struct {
+	ctx            context.Context
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// group dispatches `paybound NAME SUB …` to subs[SUB].
+func (cl *cli) group(name string, args []string, subs map[string]func([]string) error) error {
+	if len(args) > 0 {
+		if run, ok := subs[args[0]]; ok {
+			return run(args[1:])
+		}
+	}
+	var names []string
+	for _, s := range []string{"create", "list", "get", "verify"} {
+		if subs[s] != nil {
+			names = append(names, s)
+		}
+	}
+	if len(args) == 0 {
+		fmt.Fprintf(cl.stderr, "usage: paybound %s %s …\n", name, strings.Join(names, "|"))
+	} else {
+		fmt.Fprintf(cl.stderr, "paybound %s: unknown subcommand %q; use %s\n", name, args[0], strings.Join(names, " or "))
+	}
+	return fmt.Errorf("%w: no such subcommand", errReported)
+}
+
+// printError writes err to stderr: an API error as
+// "error: <code>: <message>", with its param and payment_id when it has
+// them; anything else as "error: <err>".
+func (cl *cli) printError(err error) {
+	var e *pb.Error
+	if !errors.As(err, &e) || err != error(e) {
+		fmt.Fprintln(cl.stderr, "error:", err)
+		return
+	}
+	msg := fmt.Sprintf("error: %s: %s", e.Code, e.Message)
+	if e.Param != "" {
+		msg += fmt.Sprintf(" (param %s)", e.Param)
+	}
+	if e.PaymentID != "" {
+		msg += fmt.Sprintf(" (payment_id %s)", e.PaymentID)
+	}
+	fmt.Fprintln(cl.stderr, msg)
+}
+
+// cmd is one command's flags: its own, plus the connection flags every
+// client command shares.
+type cmd struct {
+	cl       *cli
+	fs       *flag.FlagSet
+	synopsis string
+	url, key string
+	json     bool
+	idem     string
+}
+
+// command starts the flag set of `paybound <synopsis>`; post adds
+// --idempotency-key.
+func (cl *cli) command(name, synopsis string, post bool) *cmd {
+	c := &cmd{cl: cl, fs: flag.NewFlagSet("paybound "+name, flag.ContinueOnError), synopsis: synopsis}
+	c.fs.SetOutput(cl.stderr)
+	// The defaults come from the environment after parsing, so that -h never
+	// prints the key.
+	c.fs.StringVar(&c.url, "url", "", "server URL (default $PAYBOUND_URL, else "+defaultURL+")")
+	c.fs.StringVar(&c.key, "key", "", "API key (default $PAYBOUND_KEY; prefer the environment: flags show in ps)")
+	c.fs.BoolVar(&c.json, "json", false, "print the JSON object instead of text")
+	if post {
+		c.fs.StringVar(&c.idem, "idempotency-key", "", "Idempotency-Key to send (default: a fresh random one); repeat a command with the same key to retry it without applying it twice")
+	}
+	c.fs.Usage = func() {
+		fmt.Fprintf(cl.stderr, "usage: paybound %s\n\nflags:\n", synopsis)
+		c.fs.PrintDefaults()
+	}
+	return c
+}
+
+// parse parses args, flags and positional arguments in any order, and
+// requires exactly len(names) positional arguments.
+func (c *cmd) parse(args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %w", errReported, err) // the flag set printed it
+		}
+		rest := c.fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	if len(pos) != len(names) {
+		want := "no arguments"
+		if len(names) > 0 {
+			want = strings.Join(names, " ")
+		}
+		fmt.Fprintf(c.cl.stderr, "%s: want %s, got %q\n", c.fs.Name(), want, pos)
+		c.fs.Usage()
+		return nil, fmt.Errorf("%w: bad arguments", errReported)
+	}
+	return pos, nil
+}
+
+// client returns a client for the parsed flags, and the context to call it
+// with (carrying --idempotency-key).
+func (c *cmd) client() (*client.Client, context.Context, error) {
+	u := c.url
+	if u == "" {
+		u = c.cl.getenv("PAYBOUND_URL")
+	}
+	if u == "" {
+		u = defaultURL
+	}
+	if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return nil, nil, fmt.Errorf("the server URL %q is not an http:// or https:// URL; set --url or PAYBOUND_URL", u)
+	}
+	key := c.key
+	if key == "" {
+		key = c.cl.getenv("PAYBOUND_KEY")
+	}
+	if key == "" {
+		return nil, nil, errors.New("no API key: set PAYBOUND_KEY or pass --key")
+	}
+	ctx := c.cl.ctx
+	if c.idem != "" {
+		ctx = client.WithIdempotencyKey(ctx, c.idem)
+	}
+	return client.New(u, key, client.WithUserAgent("paybound-cli")), ctx, nil
+}
+
+// print writes v as indented JSON with --json, or calls human otherwise.
+func (c *cmd) print(v any, human func(w io.Writer)) error {
+	if c.json {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return fmt.Errorf("couldn't encode the result: %w", err)
+		}
+		_, err = fmt.Fprintf(c.cl.stdout, "%s\n", b)
+		return err
+	}
+	human(c.cl.stdout)
+	return nil
+}
+
+// money renders minor units as "12.50 USD".
+func money(amount int64, currency string) string {
+	return pb.FormatAmount(amount, currency) + " " + currency
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// printKey prints a newly created secret with the warning that it is shown once.
+func printKey(w io.Writer, key string) {
+	fmt.Fprintf(w, "api_key %s\n  (shown once: the server keeps only its hash; store it now, e.g. export PAYBOUND_KEY=%s)\n", key, key)
+}
+
+func (cl *cli) createUser(args []string) error {
+	c := cl.command("users create", "users create --name NAME", true)
+	name := c.fs.String("name", "", "the user's name (required)")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("--name is required")
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	u, err := api.CreateUser(ctx, *name)
+	if err != nil {
+		return err
+	}
+	return c.print(u, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %q created\n", u.ID, u.Name)
+		printKey(w, u.APIKey)
+	})
+}
+
+func (cl *cli) createMerchant(args []string) error {
+	c := cl.command("merchants create", "merchants create --name NAME [--category C]", true)
+	name := c.fs.String("name", "", "the merchant's name (required)")
+	category := c.fs.String("category", "", "the merchant's category (default general)")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("--name is required")
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	m, err := api.CreateMerchant(ctx, *name, *category)
+	if err != nil {
+		return err
+	}
+	return c.print(m, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %q (%s) created\n", m.ID, m.Name, m.Category)
+		printKey(w, m.APIKey)
+	})
+}
+
+func (cl *cli) createAgent(args []string) error {
+	c := cl.command("agents create", "agents create --name NAME [--public-key JWK|@FILE]", true)
+	name := c.fs.String("name", "", "the agent's name (required)")
+	pub := c.fs.String("public-key", "", `the agent's Ed25519 public key as a JWK, {"kty":"OKP","crv":"Ed25519","x":"…"}, or @FILE to read it from FILE`)
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("--name is required")
+	}
+	var jwk json.RawMessage
+	if *pub != "" {
+		jwk = json.RawMessage(*pub)
+		if file, ok := strings.CutPrefix(*pub, "@"); ok {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("couldn't read --public-key: %w", err)
+			}
+			jwk = b
+		}
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	a, err := api.CreateAgent(ctx, *name, jwk)
+	if err != nil {
+		return err
+	}
+	return c.print(a, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %q created, acting for %s", a.ID, a.Name, a.UserID)
+		if a.KeyID != "" {
+			fmt.Fprintf(w, " (keyid %s)", a.KeyID)
+		}
+		fmt.Fprintln(w)
+		printKey(w, a.APIKey)
+	})
+}
+
+func (cl *cli) topup(args []string) error {
+	c := cl.command("topup", "topup AMOUNT CURRENCY   (AMOUNT is a decimal such as 50.00)", true)
+	pos, err := c.parse(args, "AMOUNT", "CURRENCY")
+	if err != nil {
+		return err
+	}
+	currency := strings.ToUpper(pos[1])
+	amount, err := pb.ParseAmount(pos[0], currency)
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	t, err := api.Topup(ctx, amount, currency)
+	if err != nil {
+		return err
+	}
+	return c.print(t, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %s: +%s to %s\n", t.ID, t.Status, money(t.Amount, t.Currency), t.UserID)
+	})
+}
+
+// paymentLine is a payment in one line:
+// "pay_… captured 12.50 USD → mch_…", plus what is notable about it.
+func paymentLine(p *pb.Payment) string {
+	amount := money(p.Amount, p.Currency)
+	if p.AmountCaptured > 0 && p.AmountCaptured != p.Amount {
+		amount = pb.FormatAmount(p.AmountCaptured, p.Currency) + " of " + amount
+	}
+	s := fmt.Sprintf("%s %s %s → %s", p.ID, p.Status, amount, p.MerchantID)
+	var notes []string
+	if p.AmountRefunded > 0 {
+		notes = append(notes, "refunded "+money(p.AmountRefunded, p.Currency))
+	}
+	if p.Status == pb.StatusAuthorized && p.AuthorizationExpiresAt != nil {
+		notes = append(notes, "hold expires "+stamp(*p.AuthorizationExpiresAt))
+	}
+	if p.DeclineCode != "" {
+		notes = append(notes, "declined: "+string(p.DeclineCode))
+	}
+	if p.Confirmation != nil {
+		notes = append(notes, "confirm at "+p.Confirmation.URL)
+	}
+	if len(notes) > 0 {
+		s += " (" + strings.Join(notes, "; ") + ")"
+	}
+	return s
+}
+
+func (cl *cli) pay(args []string) error {
+	c := cl.command("pay", "pay --merchant mch_… --amount 12.50 --currency USD [--description D] [--manual [--expires-in 2h]]", true)
+	merchant := c.fs.String("merchant", "", "the merchant's ID, mch_… (required)")
+	amountS := c.fs.String("amount", "", "the amount as a decimal, such as 12.50 (required)")
+	currencyS := c.fs.String("currency", "", "ISO 4217 currency code, such as USD (required)")
+	description := c.fs.String("description", "", "what the payment is for")
+	mandate := c.fs.String("mandate", "", "the mandate an agent pays under, mdt_…")
+	manual := c.fs.Bool("manual", false, "only authorize (hold) the amount; the merchant captures it later")
+	expiresIn := c.fs.Duration("expires-in", 0, "with --manual: release the hold after this long (default 7 days)")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *merchant == "":
+		return errors.New("--merchant is required")
+	case *amountS == "":
+		return errors.New("--amount is required")
+	case *currencyS == "":
+		return errors.New("--currency is required")
+	case *expiresIn != 0 && !*manual:
+		return errors.New("--expires-in applies only to a --manual payment: an automatic one is captured at once")
+	}
+	currency := strings.ToUpper(*currencyS)
+	amount, err := pb.ParseAmount(*amountS, currency)
+	if err != nil {
+		return err
+	}
+	params := client.CreatePaymentParams{Amount: amount, Currency: currency, MerchantID: *merchant,
+		Description: *description, MandateID: *mandate}
+	if *manual {
+		params.CaptureMethod = pb.CaptureManual
+	}
+	if *expiresIn != 0 {
+		t := time.Now().Add(*expiresIn).UTC().Truncate(time.Second)
+		params.AuthorizationExpiresAt = &t
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := api.CreatePayment(ctx, params)
+	if err != nil {
+		return err
+	}
+	return c.print(p, func(w io.Writer) { fmt.Fprintln(w, paymentLine(p)) })
+}
+
+// optionalAmount parses a decimal --amount in the currency of payment id,
+// which it fetches; "" is nil (the whole amount).
+func optionalAmount(ctx context.Context, api *client.Client, id, s string) (*int64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	p, err := api.GetPayment(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	amount, err := pb.ParseAmount(s, p.Currency)
+	if err != nil {
+		return nil, err
+	}
+	return &amount, nil
+}
+
+func (cl *cli) capture(args []string) error {
+	c := cl.command("capture", "capture pay_… [--amount 5.00]", true)
+	amountS := c.fs.String("amount", "", "capture only this much, as a decimal in the payment's currency (default: all of the hold)")
+	pos, err := c.parse(args, "PAYMENT_ID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	amount, err := optionalAmount(ctx, api, pos[0], *amountS)
+	if err != nil {
+		return err
+	}
+	p, err := api.Capture(ctx, pos[0], amount)
+	if err != nil {
+		return err
+	}
+	return c.print(p, func(w io.Writer) { fmt.Fprintln(w, paymentLine(p)) })
+}
+
+func (cl *cli) cancel(args []string) error {
+	c := cl.command("cancel", "cancel pay_…", true)
+	pos, err := c.parse(args, "PAYMENT_ID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := api.Cancel(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(p, func(w io.Writer) { fmt.Fprintln(w, paymentLine(p)) })
+}
+
+func (cl *cli) refund(args []string) error {
+	c := cl.command("refund", "refund pay_… [--amount 1.00] [--reason R]", true)
+	amountS := c.fs.String("amount", "", "refund only this much, as a decimal in the payment's currency (default: all not yet refunded)")
+	reason := c.fs.String("reason", "", "why, for the payer and the audit trail")
+	pos, err := c.parse(args, "PAYMENT_ID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	amount, err := optionalAmount(ctx, api, pos[0], *amountS)
+	if err != nil {
+		return err
+	}
+	r, err := api.Refund(ctx, pos[0], amount, *reason)
+	if err != nil {
+		return err
+	}
+	return c.print(r, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %s: refunded %s of %s\n", r.ID, r.Status, money(r.Amount, r.Currency), r.PaymentID)
+	})
+}
+
+func (cl *cli) listPayments(args []string) error {
+	c := cl.command("payments list", "payments list [--limit N] [--starting-after pay_…]", false)
+	limit := c.fs.Int("limit", 0, fmt.Sprintf("page size, 1 to %d (default 10)", pb.MaxListLimit))
+	after := c.fs.String("starting-after", "", "the last payment ID of the previous page")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	page, err := api.ListPayments(ctx, client.ListParams{Limit: *limit, StartingAfter: *after})
+	if err != nil {
+		return err
+	}
+	return c.print(page, func(w io.Writer) {
+		if len(page.Data) == 0 {
+			fmt.Fprintln(w, "no payments")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATUS\tAMOUNT\tCAPTURED\tREFUNDED\tMERCHANT\tCREATED")
+		for i := range page.Data {
+			p := &page.Data[i]
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Status, money(p.Amount, p.Currency),
+				pb.FormatAmount(p.AmountCaptured, p.Currency), pb.FormatAmount(p.AmountRefunded, p.Currency),
+				p.MerchantID, stamp(p.CreatedAt))
+		}
+		tw.Flush()
+		if page.HasMore {
+			fmt.Fprintf(w, "more: paybound payments list --starting-after %s\n", page.Data[len(page.Data)-1].ID)
+		}
+	})
+}
+
+func (cl *cli) getPayment(args []string) error {
+	c := cl.command("payments get", "payments get pay_…", false)
+	pos, err := c.parse(args, "PAYMENT_ID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := api.GetPayment(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(p, func(w io.Writer) {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		row := func(k, v string) {
+			if v != "" {
+				fmt.Fprintf(tw, "%s\t%s\n", k, v)
+			}
+		}
+		row("id", p.ID)
+		row("status", string(p.Status))
+		row("amount", money(p.Amount, p.Currency))
+		row("captured", money(p.AmountCaptured, p.Currency))
+		row("refunded", money(p.AmountRefunded, p.Currency))
+		if p.FeeAmount != 0 {
+			row("fee", money(p.FeeAmount, p.Currency))
+		}
+		row("merchant", p.MerchantID)
+		row("payer", p.PayerID)
+		row("agent", string(p.AgentID))
+		row("mandate", string(p.MandateID))
+		row("description", p.Description)
+		row("capture", string(p.CaptureMethod))
+		if p.AuthorizationExpiresAt != nil {
+			row("hold_expires", stamp(*p.AuthorizationExpiresAt))
+		}
+		row("decline_code", string(p.DeclineCode))
+		if p.Confirmation != nil {
+			row("confirm_at", p.Confirmation.URL)
+		}
+		row("created", stamp(p.CreatedAt))
+		tw.Flush()
+	})
+}
+
+func (cl *cli) balance(args []string) error {
+	c := cl.command("balance", "balance", false)
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	bs, err := api.Balance(ctx)
+	if err != nil {
+		return err
+	}
+	v := struct {
+		Object   string       `json:"object"`
+		Balances []pb.Balance `json:"balances"`
+	}{"balance", bs}
+	return c.print(v, func(w io.Writer) {
+		if len(bs) == 0 {
+			fmt.Fprintln(w, "no balances")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "CURRENCY\tAVAILABLE\tPENDING\t")
+		for _, b := range bs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", b.Currency, pb.FormatAmount(b.Available, b.Currency), pb.FormatAmount(b.Pending, b.Currency))
+		}
+		tw.Flush()
+	})
+}
+
+func (cl *cli) verifyLedger(args []string) error {
+	c := cl.command("ledger verify", "ledger verify", false)
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.VerifyLedger(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.print(r, func(w io.Writer) {
+		var cur []string
+		for _, s := range r.Currencies {
+			cur = append(cur, fmt.Sprintf("%s %s", s.Currency, pb.FormatAmount(s.Sum, s.Currency)))
+		}
+		sums := "no currencies yet"
+		if len(cur) > 0 {
+			sums = "sums: " + strings.Join(cur, ", ")
+		}
+		verdict := "ok"
+		if !r.OK {
+			verdict = "NOT OK"
+		}
+		fmt.Fprintf(w, "ledger %s: %d accounts, %d transfers checked; %s\n", verdict, r.AccountsChecked, r.TransfersChecked, sums)
+		for _, p := range r.Problems {
+			fmt.Fprintf(w, "  problem: %s\n", p)
+		}
+	}); err != nil {
+		return err
+	}
+	if !r.OK {
+		return fmt.Errorf("the ledger check found %d problems", len(r.Problems))
+	}
+	return nil
+}
