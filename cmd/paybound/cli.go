@@ -21,24 +21,48 @@ import (
 // PAYBOUND_URL names one: `paybound serve` with no flags.
 const defaultURL = "http://127.0.0.1:8080"
 
+// clientCommands is the synopsis of each client subcommand and what it
+// needs, for clientUsage.
+var clientCommands = [][2]string{
+	{"users create --name NAME", "operator key"},
+	{"merchants create --name NAME [--category C]", "operator key"},
+	{"agents create --name NAME [--public-key JWK|@FILE]", "user key"},
+	{"topup AMOUNT CURRENCY", "user key; e.g. topup 50.00 USD"},
+	{"pay --merchant mch_… --amount 12.50 --currency USD", "user or agent key"},
+	{"    [--description D] [--manual [--expires-in 2h]]", ""},
+	{"capture pay_… [--amount 5.00]", "merchant key"},
+	{"cancel pay_…", "merchant or payer key"},
+	{"refund pay_… [--amount 1.00] [--reason R]", "merchant key"},
+	{"payments list [--limit N] [--starting-after pay_…]", ""},
+	{"payments get pay_…", ""},
+	{"balance", "user or merchant key"},
+	{"ledger verify", "operator key; fails unless the ledger is sound"},
+}
+
 // clientUsage lists the client subcommands, one per line, for `paybound help`.
 func clientUsage(w io.Writer) {
-	fmt.Fprint(w, `  paybound users create --name NAME                  (operator key)
-  paybound merchants create --name NAME [--category C] (operator key)
-  paybound agents create --name NAME [--public-key JWK|@FILE]
-  paybound topup AMOUNT CURRENCY                      e.g. topup 50.00 USD
-  paybound pay --merchant mch_… --amount 12.50 --currency USD
-               [--description D] [--manual [--expires-in 2h]]
-  paybound capture pay_… [--amount 5.00]              (merchant key)
-  paybound cancel pay_…
-  paybound refund pay_… [--amount 1.00] [--reason R]  (merchant key)
-  paybound payments list [--limit N] [--starting-after pay_…]
-  paybound payments get pay_…
-  paybound balance
-  paybound ledger verify                              (operator key; fails unless the ledger is sound)
-
-  Every client command takes --url, --key (default $PAYBOUND_URL, $PAYBOUND_KEY)
-  and --json; those that create or move money take --idempotency-key.
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	for _, c := range clientCommands {
+		note := ""
+		if c[1] != "" {
+			note = "(" + c[1] + ")"
+		}
+		prefix := "paybound "
+		if strings.HasPrefix(c[0], " ") {
+			prefix = "         "
+		}
+		fmt.Fprintf(tw, "  %s%s\t%s\n", prefix, c[0], note)
+	}
+	tw.Flush()
+	for line := range strings.Lines(buf.String()) {
+		fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+	}
+	fmt.Fprint(w, `
+  Every client command takes --url and --key (default $PAYBOUND_URL, else
+  `+defaultURL+`, and $PAYBOUND_KEY) and --json; those that create or
+  move money take --idempotency-key. Amounts are decimals in the currency's
+  unit (12.50 USD), never minor units.
 `)
 }
 
@@ -618,12 +642,17 @@ func (cl *cli) balance(args []string) error {
 			fmt.Fprintln(w, "no balances")
 			return
 		}
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "CURRENCY\tAVAILABLE\tPENDING\t")
+		// Amounts right-aligned, so that their decimal points line up.
+		rows := [][3]string{{"CURRENCY", "AVAILABLE", "PENDING"}}
+		wa, wp := len(rows[0][1]), len(rows[0][2])
 		for _, b := range bs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\n", b.Currency, pb.FormatAmount(b.Available, b.Currency), pb.FormatAmount(b.Pending, b.Currency))
+			r := [3]string{b.Currency, pb.FormatAmount(b.Available, b.Currency), pb.FormatAmount(b.Pending, b.Currency)}
+			wa, wp = max(wa, len(r[1])), max(wp, len(r[2]))
+			rows = append(rows, r)
 		}
-		tw.Flush()
+		for _, r := range rows {
+			fmt.Fprintf(w, "%-8s  %*s  %*s\n", r[0], wa, r[1], wp, r[2])
+		}
 	})
 }
 

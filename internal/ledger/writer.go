@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	pb "github.com/paybound/paybound"
 )
@@ -98,7 +100,10 @@ type Writer struct {
 	nextAccount  int64
 	nextTransfer int64
 
-	stats Stats
+	epoch    uint64      // incremented at each reset; batches carry it
+	poisoned atomic.Bool // a commit failed: reset before the next batch
+
+	stats Stats // written by the commit stage
 }
 
 type accountKey struct{ owner, currency string }
@@ -179,7 +184,7 @@ func (w *Writer) Do(ctx context.Context, idem *Idem, op Op) (any, error) {
 		return nil, ErrClosed
 	}
 	if stopped != nil {
-		return nil, &pb.Error{Code: pb.ErrLedgerStopped, Message: "the ledger writer has stopped; see the server log"}
+		return nil, errStopped
 	}
 	r := &request{op: op, idem: idem, done: make(chan struct{})}
 	select {
@@ -218,8 +223,20 @@ func (w *Writer) Err() error {
 // quiesced the writer.
 func (w *Writer) Stats() Stats { return w.stats }
 
+// run is the apply stage: it gathers queued operations into a batch,
+// applies them to the in-memory state, and hands the batch to the commit
+// stage. While one batch is being written and fsynced, the next is applied:
+// the two stages overlap, and a request is still acknowledged only after
+// its own batch has committed.
 func (w *Writer) run() {
 	defer w.wg.Done()
+	commits := make(chan *pending, 1)
+	committed := make(chan struct{})
+	go w.commitLoop(commits, committed)
+	defer func() {
+		close(commits)
+		<-committed
+	}()
 	reqs := make([]*request, 0, w.cfg.MaxBatch)
 	for {
 		r := <-w.queue
@@ -242,10 +259,77 @@ func (w *Writer) run() {
 				break fill
 			}
 		}
-		w.apply(reqs)
+		if w.poisoned.Load() || w.cachesFull() {
+			// A commit failed (the caches hold effects that never reached the
+			// store) or the caches must shrink: wait until nothing is in flight,
+			// then start again from what is committed.
+			w.barrier(commits)
+			if err := w.reset(context.Background()); err != nil {
+				w.stop(err)
+			}
+			w.poisoned.Store(false)
+			w.epoch++
+		}
+		commits <- w.apply(slices.Clone(reqs))
 		if stop {
 			w.drainAfterClose()
 			return
+		}
+	}
+}
+
+// pending is an applied batch on its way to the store.
+type pending struct {
+	tx      *Tx
+	reqs    []*request
+	epoch   uint64
+	err     error         // set when the batch must not be committed
+	barrier chan struct{} // a barrier, not a batch: closed when reached
+}
+
+func (w *Writer) barrier(commits chan<- *pending) {
+	b := &pending{barrier: make(chan struct{})}
+	commits <- b
+	<-b.barrier
+}
+
+// commitLoop is the commit stage: it writes batches in order and
+// acknowledges their requests. After a failed commit it fails every later
+// batch of the same epoch too, since those were applied on top of it.
+func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
+	defer close(done)
+	failedEpoch := uint64(0)
+	failed := false
+	for b := range commits {
+		if b.barrier != nil {
+			close(b.barrier)
+			continue
+		}
+		err := b.err
+		if err == nil && failed && b.epoch == failedEpoch {
+			err = &pb.Error{Code: pb.ErrUnavailable, Message: "an earlier ledger commit failed; retry"}
+		}
+		if err == nil && !b.tx.batch.Empty() {
+			if cerr := w.cfg.Store.Commit(context.Background(), &b.tx.batch); cerr != nil {
+				w.log.Error("ledger commit failed; batch rejected", "err", cerr, "ops", len(b.reqs))
+				err = fmt.Errorf("couldn't commit ledger batch: %w", cerr)
+				failed, failedEpoch = true, b.epoch
+				w.poisoned.Store(true)
+			}
+		}
+		if err == nil {
+			w.stats.Batches++
+			w.stats.Ops += int64(len(b.reqs))
+			w.stats.Transfers += int64(len(b.tx.batch.Transfers))
+		}
+		for _, r := range b.reqs {
+			if err != nil {
+				r.result, r.err = nil, err
+				if r.idem != nil {
+					r.idem.Status, r.idem.Body, r.idem.Replayed = 0, nil, false
+				}
+			}
+			close(r.done)
 		}
 	}
 }
@@ -265,19 +349,27 @@ func (w *Writer) drainAfterClose() {
 	}
 }
 
-func (w *Writer) apply(reqs []*request) {
-	ctx := context.Background()
+var errStopped = &pb.Error{Code: pb.ErrLedgerStopped, Message: "the ledger writer has stopped; see the server log"}
+
+func (w *Writer) stop(err error) {
 	w.mu.Lock()
-	stopped := w.stopped
+	if w.stopped == nil {
+		w.stopped = err
+	}
 	w.mu.Unlock()
-	if stopped != nil {
-		for _, r := range reqs {
-			r.err = &pb.Error{Code: pb.ErrLedgerStopped, Message: "the ledger writer has stopped; see the server log"}
-			close(r.done)
-		}
-		return
+}
+
+// apply runs reqs' operations on the in-memory state and returns the batch
+// to commit.
+func (w *Writer) apply(reqs []*request) *pending {
+	ctx := context.Background()
+	b := &pending{reqs: reqs, epoch: w.epoch}
+	if w.Err() != nil {
+		b.err = errStopped
+		return b
 	}
 	tx := &Tx{w: w, ctx: ctx, now: w.cfg.Clock.Now().UTC(), before: map[int64]pb.Account{}}
+	b.tx = tx
 	w.lookupIdempotency(ctx, reqs)
 	for _, r := range reqs {
 		if r.err != nil || (r.idem != nil && r.idem.Replayed) {
@@ -296,22 +388,19 @@ func (w *Writer) apply(reqs []*request) {
 			})
 		}
 	}
-	err := w.commit(ctx, tx)
-	if err == nil {
-		w.stats.Batches++
-		w.stats.Ops += int64(len(reqs))
-		w.stats.Transfers += int64(len(tx.batch.Transfers))
-		w.trim()
-	}
-	for _, r := range reqs {
-		if err != nil {
-			r.result, r.err = nil, err
-			if r.idem != nil {
-				r.idem.Status, r.idem.Body, r.idem.Replayed = 0, nil, false
-			}
+	if err := tx.checkInvariants(); err != nil {
+		w.log.Error("ledger invariant broken; the writer stops", "err", err)
+		if w.cfg.PanicOnInvariant {
+			panic(err)
 		}
-		close(r.done)
+		w.stop(err)
+		b.err = errStopped
+		return b
 	}
+	for id := range tx.before {
+		tx.batch.Accounts = append(tx.batch.Accounts, *w.accountsByID[id])
+	}
+	return b
 }
 
 // lookupIdempotency finds, with one store query for the whole batch, the
@@ -373,50 +462,11 @@ func (w *Writer) runOp(tx *Tx, op Op) (result any, err error) {
 	return op(tx)
 }
 
-func (w *Writer) commit(ctx context.Context, tx *Tx) error {
-	if err := tx.checkInvariants(); err != nil {
-		w.log.Error("ledger invariant broken; the writer stops", "err", err)
-		if w.cfg.PanicOnInvariant {
-			panic(err)
-		}
-		w.mu.Lock()
-		w.stopped = err
-		w.mu.Unlock()
-		return &pb.Error{Code: pb.ErrLedgerStopped, Message: "the ledger writer has stopped; see the server log"}
-	}
-	for id := range tx.before {
-		tx.batch.Accounts = append(tx.batch.Accounts, *w.accountsByID[id])
-	}
-	if tx.batch.Empty() {
-		return nil
-	}
-	if err := w.cfg.Store.Commit(ctx, &tx.batch); err != nil {
-		// The transaction rolled back, so the caches are ahead of the store:
-		// drop them and reload from what is committed.
-		w.log.Error("ledger commit failed; batch rejected", "err", err, "ops", len(tx.batch.Idempotency))
-		if rerr := w.reset(ctx); rerr != nil {
-			w.mu.Lock()
-			w.stopped = rerr
-			w.mu.Unlock()
-		}
-		return fmt.Errorf("couldn't commit ledger batch: %w", err)
-	}
-	return nil
-}
-
-// trim drops caches that have grown past the limit; they refill from the
-// store, which now holds everything they held.
-func (w *Writer) trim() {
-	if len(w.accounts) > w.cfg.CacheLimit {
-		w.accounts = map[accountKey]*pb.Account{}
-		w.accountsByID = map[int64]*pb.Account{}
-	}
-	if len(w.holds) > w.cfg.CacheLimit {
-		w.holds = map[int64]*hold{}
-	}
-	if len(w.payments) > w.cfg.CacheLimit {
-		w.payments = map[string]*pb.Payment{}
-	}
+// cachesFull reports whether a cache has grown past the limit and must be
+// dropped (at a barrier, when everything it holds is committed).
+func (w *Writer) cachesFull() bool {
+	l := w.cfg.CacheLimit
+	return len(w.accounts) > l || len(w.holds) > l || len(w.payments) > l
 }
 
 // Submit is a convenience for Do without idempotency.
