@@ -346,14 +346,14 @@ func (m *Main) seedDemo(ctx context.Context) error {
 		}
 	}
 	fmt.Fprintf(m.Stdout, `
-Demo seeded (keys also in %s):
-  user      %s  (1000.00 USD and 1000.00 CNY in the wallet)
-    export PAYBOUND_KEY=%s
-  merchant  %s  "Demo Coffee"
-    export MERCHANT_KEY=%s
-  agent     %s  (acts for the demo user)
-    export AGENT_KEY=%s
-  operator key: %s
+Demo seeded (keys also in %[1]s):
+  user      %[2]s  (1000.00 USD and 1000.00 CNY in the wallet)
+    export PAYBOUND_KEY=%[3]s
+  merchant  %[4]s  "Demo Coffee"
+    export MERCHANT_ID=%[4]s MERCHANT_KEY=%[5]s
+  agent     %[6]s  (acts for the demo user)
+    export AGENT_KEY=%[7]s
+  operator key: %[8]s
 
 `, path, d.UserID, d.UserKey, d.MerchantID, d.MerchantKey, d.AgentID, d.AgentKey, m.OperatorKey)
 	return nil
