@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	pb "github.com/paybound/paybound"
 )
 
 // tlog routes the server's log to t.Log.
@@ -340,6 +338,7 @@ func TestBadInput(t *testing.T) {
 		{"merchant malformed", "POST", "/v1/payments", w.userKey, "", `{"amount":100,"currency":"USD","merchant_id":"shop"}`, 400, "parameter_invalid", "merchant_id"},
 		{"capture method", "POST", "/v1/payments", w.userKey, "", pay(`,"capture_method":"later"`), 400, "parameter_invalid", "capture_method"},
 		{"mandate unknown", "POST", "/v1/payments", w.userKey, "", pay(`,"mandate_id":"mdt_x"`), 400, "mandate_not_found", "mandate_id"},
+		{"expiry not a time", "POST", "/v1/payments", w.userKey, "", pay(`,"capture_method":"manual","authorization_expires_at":"tomorrow"`), 400, "parameter_invalid", "authorization_expires_at"},
 		{"expiry too far", "POST", "/v1/payments", w.userKey, "", pay(`,"capture_method":"manual","authorization_expires_at":"2099-01-01T00:00:00Z"`), 400, "parameter_invalid", "authorization_expires_at"},
 		{"metadata too many", "POST", "/v1/payments", w.userKey, "", pay(`,"metadata":{` + manyKeys(21) + `}`), 400, "parameter_invalid", "metadata"},
 		{"body over 1 MiB", "POST", "/v1/users", w.op, "", big, 400, "body_too_large", ""},
@@ -584,4 +583,3 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-var _ = pb.MaxAmount

@@ -141,7 +141,7 @@ func errorJSON(log *slog.Logger, err error) (int, []byte) {
 
 func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	status, body := errorJSON(log, err)
-	if pb.ErrorCode(err) == pb.ErrIdempotencyRunning {
+	if pb.ErrorCode(err) == pb.ErrIdempotencyRunning || status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeRaw(w, status, body)
@@ -218,7 +218,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 		q := &request{r: r, ctx: r.Context(), log: s.log}
 		if !rt.Public {
 			auth := r.Header.Get("Authorization")
-			key, ok := strings.CutPrefix(auth, "Bearer ")
+			// The scheme is case-insensitive (RFC 9110 §11.1).
+			scheme, key, ok := strings.Cut(auth, " ")
+			ok = ok && strings.EqualFold(scheme, "Bearer")
 			if auth == "" {
 				writeError(w, s.log, pb.Errorf(pb.ErrUnauthenticated, "", "missing API key; send Authorization: Bearer <key>"))
 				return
@@ -400,7 +402,7 @@ func (s *Server) createPayment(q *request) (int, any, error) {
 		Description            string            `json:"description"`
 		MandateID              string            `json:"mandate_id"`
 		CaptureMethod          pb.CaptureMethod  `json:"capture_method"`
-		AuthorizationExpiresAt *time.Time        `json:"authorization_expires_at"`
+		AuthorizationExpiresAt *string           `json:"authorization_expires_at"`
 		Metadata               map[string]string `json:"metadata"`
 	}
 	if err := q.decode(&in); err != nil {
@@ -416,7 +418,11 @@ func (s *Server) createPayment(q *request) (int, any, error) {
 	p := service.CreatePaymentParams{Amount: amount, Currency: in.Currency, MerchantID: in.MerchantID,
 		Description: in.Description, MandateID: in.MandateID, CaptureMethod: in.CaptureMethod, Metadata: in.Metadata}
 	if in.AuthorizationExpiresAt != nil {
-		p.AuthorizationExpiresAt = *in.AuthorizationExpiresAt
+		t, err := time.Parse(time.RFC3339, *in.AuthorizationExpiresAt)
+		if err != nil {
+			return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "authorization_expires_at", "authorization_expires_at must be an RFC 3339 timestamp such as 2026-12-01T09:00:00Z")
+		}
+		p.AuthorizationExpiresAt = t
 	}
 	return q.run(201, func() service.Result { return s.svc.CreatePayment(q.ctx, q.caller, q.idem, p) })
 }

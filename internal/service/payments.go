@@ -54,7 +54,15 @@ func requireRole(p pb.Principal, roles ...pb.Role) error {
 	for i, r := range roles {
 		names[i] = string(r)
 	}
-	return pb.Errorf(pb.ErrForbidden, "", "this call needs the key of a %s; you sent a %s key", strings.Join(names, " or "), p.Role)
+	return pb.Errorf(pb.ErrForbidden, "", "this call needs %s key; you sent %s key", article(strings.Join(names, " or ")), article(string(p.Role)))
+}
+
+// article prefixes a role name with "a" or "an".
+func article(role string) string {
+	if role != "" && strings.ContainsRune("aeiou", rune(role[0])) {
+		return "an " + role
+	}
+	return "a " + role
 }
 
 func (s *Service) newKey(tx *ledger.Tx, role pb.Role, id, userID string) string {

@@ -1,0 +1,286 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/sqlite"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// flakyStore fails Commit while fail is set.
+type flakyStore struct {
+	pb.Store
+	fail atomic.Bool
+}
+
+func (f *flakyStore) Commit(ctx context.Context, b *pb.Batch) error {
+	if f.fail.Load() {
+		return errors.New("disk on fire")
+	}
+	return f.Store.Commit(ctx, b)
+}
+
+func open(t *testing.T, path string, c pb.Clock, strict bool) (*ledger.Writer, *flakyStore) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &flakyStore{Store: st}
+	w, err := ledger.New(context.Background(), ledger.Config{Store: fs, Clock: c, PanicOnInvariant: strict})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(); st.Close() })
+	return w, fs
+}
+
+func do(t *testing.T, w *ledger.Writer, op ledger.Op) (any, error) {
+	t.Helper()
+	return w.Submit(context.Background(), op)
+}
+
+// fund gives owner amount from the funding account.
+func fund(t *testing.T, w *ledger.Writer, owner string, amount int64) {
+	t.Helper()
+	if _, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		src, _ := tx.EnsureAccount(pb.OwnerFunding, "USD", 0)
+		dst, _ := tx.EnsureAccount(owner, "USD", pb.DebitsMustNotExceedCredits)
+		return tx.Transfer(src, dst, amount, "fund")
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func balance(t *testing.T, st pb.Store, owner string) pb.Account {
+	t.Helper()
+	a, err := st.Account(context.Background(), owner, "USD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *a
+}
+
+func verify(t *testing.T, st pb.Store) {
+	t.Helper()
+	r, err := ledger.Verify(context.Background(), st)
+	if err != nil || !r.OK {
+		t.Fatalf("verify: %+v %v", r, err)
+	}
+}
+
+// TestAtomicIsAllOrNothing: a failed Atomic undoes its transfers; what the
+// op did outside it stays.
+func TestAtomicIsAllOrNothing(t *testing.T) {
+	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
+	fund(t, w, "a", 100)
+	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		a, _ := tx.Account("a", "USD")
+		b, _ := tx.EnsureAccount("b", "USD", pb.DebitsMustNotExceedCredits)
+		c, _ := tx.EnsureAccount("c", "USD", pb.DebitsMustNotExceedCredits)
+		if _, err := tx.Transfer(a, b, 30, "kept"); err != nil {
+			return nil, err
+		}
+		err := tx.Atomic(func() error {
+			if _, err := tx.Transfer(a, c, 50, "linked-1"); err != nil {
+				return err
+			}
+			_, err := tx.Transfer(b, c, 31, "linked-2") // b holds only 30
+			return err
+		})
+		if !errors.Is(err, ledger.ErrInsufficientFunds) {
+			t.Errorf("linked transfer error %v; want insufficient funds", err)
+		}
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := balance(t, st, "a"), balance(t, st, "b"); a.Available() != 70 || b.Available() != 30 {
+		t.Fatalf("a %d, b %d; want 70 and 30", a.Available(), b.Available())
+	}
+	if c := balance(t, st, "c"); c.CreditsPosted != 0 {
+		t.Fatalf("c received %d from a failed linked set", c.CreditsPosted)
+	}
+	verify(t, st)
+}
+
+// TestHoldsResolveOnce: a hold posts at most once, for at most its amount,
+// voids at most once, even across a restart, and cannot post after expiry.
+func TestHoldsResolveOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.db")
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	w, st := open(t, path, clk, true)
+	fund(t, w, "payer", 1000)
+	hold := func(amount int64, ttl time.Duration) int64 {
+		v, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+			p, _ := tx.Account("payer", "USD")
+			m, _ := tx.EnsureAccount("merchant", "USD", pb.DebitsMustNotExceedCredits)
+			return tx.Hold(p, m, amount, tx.Now().Add(ttl), "h")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(int64)
+	}
+	post := func(w *ledger.Writer, id, amount int64) error {
+		_, err := do(t, w, func(tx *ledger.Tx) (any, error) { return tx.Post(id, amount, "p") })
+		return err
+	}
+	void := func(w *ledger.Writer, id int64) error {
+		_, err := do(t, w, func(tx *ledger.Tx) (any, error) { return tx.Void(id, "v") })
+		return err
+	}
+	h1 := hold(600, time.Hour)
+	if p := balance(t, st, "payer"); p.Available() != 400 || p.DebitsPending != 600 {
+		t.Fatalf("hold not counted: %+v", p)
+	}
+	if _, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		p, _ := tx.Account("payer", "USD")
+		m, _ := tx.Account("merchant", "USD")
+		return tx.Hold(p, m, 401, tx.Now().Add(time.Hour), "h")
+	}); !errors.Is(err, ledger.ErrInsufficientFunds) {
+		t.Fatalf("hold over available: %v", err)
+	}
+	if err := post(w, h1, 601); pb.ErrorCode(err) != pb.ErrAmountTooLarge {
+		t.Fatalf("post over hold: %v", err)
+	}
+	if err := post(w, h1, 250); err != nil {
+		t.Fatal(err)
+	}
+	if p := balance(t, st, "payer"); p.Available() != 750 || p.DebitsPending != 0 {
+		t.Fatalf("after partial post: %+v", p)
+	}
+	if err := post(w, h1, 1); !errors.Is(err, ledger.ErrHoldResolved) {
+		t.Fatalf("second post: %v", err)
+	}
+	if err := void(w, h1); !errors.Is(err, ledger.ErrHoldResolved) {
+		t.Fatalf("void after post: %v", err)
+	}
+	h2 := hold(100, time.Minute)
+	clk.Advance(time.Minute)
+	if err := post(w, h2, 100); !errors.Is(err, ledger.ErrHoldExpired) {
+		t.Fatalf("post after expiry: %v", err)
+	}
+	if err := void(w, h2); err != nil {
+		t.Fatal(err)
+	}
+	// A new writer over the same store knows both holds are resolved.
+	w.Close()
+	w2, _ := open(t, path, clk, true)
+	if err := post(w2, h1, 1); !errors.Is(err, ledger.ErrHoldResolved) {
+		t.Fatalf("post after restart: %v", err)
+	}
+	if err := void(w2, h2); !errors.Is(err, ledger.ErrHoldResolved) {
+		t.Fatalf("void after restart: %v", err)
+	}
+	verify(t, st)
+}
+
+// TestCommitFailure: when a commit fails, its requests fail, nothing of
+// them is in memory afterwards, and the next batches work from the store.
+func TestCommitFailure(t *testing.T) {
+	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
+	fund(t, w, "a", 100)
+	st.fail.Store(true)
+	if _, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		a, _ := tx.Account("a", "USD")
+		b, _ := tx.EnsureAccount("b", "USD", 0)
+		return tx.Transfer(a, b, 100, "lost")
+	}); err == nil {
+		t.Fatal("a failed commit was acknowledged")
+	}
+	st.fail.Store(false)
+	// Had the failed transfer stayed in memory, a's 100 would look spent.
+	if _, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		a, _ := tx.Account("a", "USD")
+		b, _ := tx.EnsureAccount("b", "USD", 0)
+		return tx.Transfer(a, b, 100, "retry")
+	}); err != nil {
+		t.Fatalf("after a failed commit: %v", err)
+	}
+	if a := balance(t, st, "a"); a.Available() != 0 || a.DebitsPosted != 100 {
+		t.Fatalf("a: %+v", a)
+	}
+	verify(t, st)
+}
+
+// TestBrokenInvariantStopsTheWriter: a batch that would break the zero sum
+// is not written, and the writer refuses everything after it.
+func TestBrokenInvariantStopsTheWriter(t *testing.T) {
+	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, false)
+	fund(t, w, "a", 100)
+	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		a, _ := tx.Account("a", "USD")
+		b, _ := tx.EnsureAccount("b", "USD", 0)
+		if _, err := tx.Transfer(a, b, 10, "x"); err != nil {
+			return nil, err
+		}
+		b.CreditsPosted += 5 // a bug: money from nowhere
+		return nil, nil
+	})
+	if pb.ErrorCode(err) != pb.ErrLedgerStopped || w.Err() == nil {
+		t.Fatalf("broken invariant: %v, writer err %v", err, w.Err())
+	}
+	if _, err := do(t, w, func(tx *ledger.Tx) (any, error) { return nil, nil }); pb.ErrorCode(err) != pb.ErrLedgerStopped {
+		t.Fatalf("writer still accepts work: %v", err)
+	}
+	if a := balance(t, st, "a"); a.Available() != 100 {
+		t.Fatalf("the broken batch was written: %+v", a)
+	}
+	verify(t, st)
+}
+
+// TestOverflowIsRefused: balances never wrap around.
+func TestOverflowIsRefused(t *testing.T) {
+	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
+	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		src, _ := tx.EnsureAccount(pb.OwnerFunding, "USD", 0)
+		dst, _ := tx.EnsureAccount("whale", "USD", 0)
+		for range 10_000 { // 9223 transfers of 10^15 reach int64's limit
+			if _, err := tx.Transfer(src, dst, pb.MaxAmount, "big"); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+	if pb.ErrorCode(err) != pb.ErrAmountTooLarge {
+		t.Fatalf("overflow: %v", err)
+	}
+	verify(t, st)
+}
+
+// TestVerifyDetectsTampering: a stored balance that disagrees with the
+// transfers is reported.
+func TestVerifyDetectsTampering(t *testing.T) {
+	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
+	fund(t, w, "a", 100)
+	a := balance(t, st, "a")
+	a.CreditsPosted += 1
+	if err := st.Commit(context.Background(), &pb.Batch{Accounts: []pb.Account{a}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ledger.Verify(context.Background(), st)
+	if err != nil || r.OK || len(r.Problems) == 0 {
+		t.Fatalf("tampered ledger verified: %+v %v", r, err)
+	}
+}
