@@ -582,4 +582,3 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("env config: %+v %v", m.Config, err)
 	}
 }
-
