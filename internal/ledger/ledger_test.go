@@ -284,3 +284,26 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		t.Fatalf("tampered ledger verified: %+v %v", r, err)
 	}
 }
+
+// TestPanickingOpIsUndone: an op that panics fails alone, its effects
+// undone; the rest of its batch and the writer carry on.
+func TestPanickingOpIsUndone(t *testing.T) {
+	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
+	fund(t, w, "a", 100)
+	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		a, _ := tx.Account("a", "USD")
+		b, _ := tx.EnsureAccount("b", "USD", 0)
+		if _, err := tx.Transfer(a, b, 60, "x"); err != nil {
+			return nil, err
+		}
+		panic("bug")
+	})
+	if err == nil {
+		t.Fatal("a panicking op succeeded")
+	}
+	fund(t, w, "a", 1)
+	if a := balance(t, st, "a"); a.Available() != 101 {
+		t.Fatalf("a holds %d; the panicking op's transfer stayed", a.Available())
+	}
+	verify(t, st)
+}

@@ -22,7 +22,6 @@ type Tx struct {
 	// in this batch, for the invariant check and the write-back.
 	before map[int64]pb.Account
 	undo   []undoEntry
-	depth  int
 }
 
 type undoKind uint8
@@ -60,9 +59,7 @@ func (tx *Tx) Context() context.Context { return tx.ctx }
 func (tx *Tx) Atomic(fn func() error) (err error) {
 	mark := len(tx.undo)
 	tx.pushMark()
-	tx.depth++
 	defer func() {
-		tx.depth--
 		if p := recover(); p != nil {
 			tx.rollback(mark)
 			panic(p)
@@ -123,7 +120,7 @@ func (tx *Tx) restorePayment(id string, old *pb.Payment) {
 }
 
 // touch records acct's state before a change: once per batch for the
-// invariant check, and once per change while an Atomic or op can still undo.
+// invariant check, and once per change for the undo log.
 func (tx *Tx) touch(a *pb.Account) {
 	if _, ok := tx.before[a.ID]; !ok {
 		tx.before[a.ID] = *a
@@ -306,23 +303,31 @@ func (tx *Tx) Post(holdID, amount int64, ref string) (int64, error) {
 	if !h.t.Timeout.IsZero() && !tx.now.Before(h.t.Timeout) {
 		return 0, ErrHoldExpired
 	}
-	debit, err := tx.accountByID(h.t.DebitAccountID)
+	debit, credit, err := tx.release(holdID, h)
 	if err != nil {
 		return 0, err
 	}
-	credit, err := tx.accountByID(h.t.CreditAccountID)
-	if err != nil {
-		return 0, err
+	debit.DebitsPosted += amount
+	credit.CreditsPosted += amount
+	return tx.newTransfer(pb.Transfer{Kind: pb.TransferPost, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
+		Amount: amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref}), nil
+}
+
+// release takes hold h's amount out of both accounts' pending balances and
+// marks it resolved; the caller records the post or void transfer.
+func (tx *Tx) release(holdID int64, h *hold) (debit, credit *pb.Account, err error) {
+	if debit, err = tx.accountByID(h.t.DebitAccountID); err != nil {
+		return nil, nil, err
+	}
+	if credit, err = tx.accountByID(h.t.CreditAccountID); err != nil {
+		return nil, nil, err
 	}
 	tx.touch(debit)
 	tx.touch(credit)
 	debit.DebitsPending -= h.t.Amount
 	credit.CreditsPending -= h.t.Amount
-	debit.DebitsPosted += amount
-	credit.CreditsPosted += amount
 	tx.setHold(holdID, &hold{t: h.t, resolved: true})
-	return tx.newTransfer(pb.Transfer{Kind: pb.TransferPost, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
-		Amount: amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref}), nil
+	return debit, credit, nil
 }
 
 // Void releases hold holdID, at most once. Expiring a hold is a void.
@@ -331,19 +336,10 @@ func (tx *Tx) Void(holdID int64, ref string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	debit, err := tx.accountByID(h.t.DebitAccountID)
+	debit, credit, err := tx.release(holdID, h)
 	if err != nil {
 		return 0, err
 	}
-	credit, err := tx.accountByID(h.t.CreditAccountID)
-	if err != nil {
-		return 0, err
-	}
-	tx.touch(debit)
-	tx.touch(credit)
-	debit.DebitsPending -= h.t.Amount
-	credit.CreditsPending -= h.t.Amount
-	tx.setHold(holdID, &hold{t: h.t, resolved: true})
 	return tx.newTransfer(pb.Transfer{Kind: pb.TransferVoid, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
 		Amount: h.t.Amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref}), nil
 }

@@ -445,19 +445,15 @@ func (w *Writer) lookupIdempotency(ctx context.Context, reqs []*request) {
 // runOp runs one op; a panic in it fails that op alone after undoing what it
 // did, so one bad request cannot take the batch down.
 func (w *Writer) runOp(tx *Tx, op Op) (result any, err error) {
-	mark := len(tx.undo)
 	tx.pushMark()
-	tx.depth++
 	defer func() {
-		tx.depth--
 		if p := recover(); p != nil {
-			tx.rollback(mark)
+			tx.rollback(0)
 			w.log.Error("ledger operation panicked", "panic", p)
 			result, err = nil, fmt.Errorf("ledger operation panicked: %v", p)
 		}
-		if tx.depth == 0 {
-			tx.undo = tx.undo[:0]
-		}
+		// The op is over: its effects stay, so nothing is left to undo.
+		tx.undo = tx.undo[:0]
 	}()
 	return op(tx)
 }

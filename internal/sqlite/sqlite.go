@@ -530,6 +530,9 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 			args = append(args, c.v)
 		}
 	}
+	if f.AgentID != "" {
+		where = append(where, "agent_id != ''") // lets SQLite use the partial index
+	}
 	if f.StartingAfter != "" {
 		where = append(where, "id < ?")
 		args = append(args, f.StartingAfter)
@@ -624,7 +627,7 @@ func (s *Store) LookupIdempotency(ctx context.Context, keys []pb.IdempotencyKey)
 }
 
 func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE created_ms < ? LIMIT ?)`, cutoff.UnixMilli(), limit)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE (caller, key) IN (SELECT caller, key FROM idempotency WHERE created_ms < ? LIMIT ?)`, cutoff.UnixMilli(), limit)
 	if err != nil {
 		return 0, err
 	}
