@@ -43,6 +43,7 @@ func startProc(t *testing.T, bin, dir string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // also when the test fails
 	lines := make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -75,6 +76,7 @@ func (p *proc) kill() {
 	p.cmd.Process.Kill() // SIGKILL: no shutdown code runs
 	p.cmd.Wait()
 }
+
 
 // ack is a response the server gave: it must survive any crash.
 type ack struct {
@@ -184,7 +186,6 @@ func TestCrashRecovery(t *testing.T) {
 		wg.Wait()
 		p = startProc(t, bin, dir)
 	}
-	defer p.kill()
 	if len(acks) < 100 {
 		t.Fatalf("only %d acknowledged requests; the load did not run", len(acks))
 	}

@@ -627,7 +627,7 @@ func (s *Store) LookupIdempotency(ctx context.Context, keys []pb.IdempotencyKey)
 }
 
 func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE (caller, key) IN (SELECT caller, key FROM idempotency WHERE created_ms < ? LIMIT ?)`, cutoff.UnixMilli(), limit)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE created_ms < ? LIMIT ?)`, cutoff.UnixMilli(), limit)
 	if err != nil {
 		return 0, err
 	}

@@ -1,7 +1,8 @@
 -- Core schema: ledger, identities, payments, idempotency.
 -- Times are Unix seconds (API timestamps) or milliseconds (*_ms, ledger).
--- Tables keyed by text IDs are WITHOUT ROWID: one B-tree per table instead
--- of a rowid table plus a primary-key index, so each commit writes fewer pages.
+-- Payments are WITHOUT ROWID: their time-ordered IDs append to one B-tree.
+-- Idempotency records keep a rowid table, so that their large bodies are
+-- appended and only the small (caller, key) index takes scattered inserts.
 CREATE TABLE accounts (
 	id              INTEGER PRIMARY KEY,
 	owner           TEXT    NOT NULL,
@@ -115,5 +116,5 @@ CREATE TABLE idempotency (
 	body         BLOB    NOT NULL,
 	created_ms   INTEGER NOT NULL,
 	PRIMARY KEY (caller, key)
-) WITHOUT ROWID;
+);
 CREATE INDEX idempotency_age ON idempotency (created_ms);
