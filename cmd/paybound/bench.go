@@ -130,6 +130,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
 		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
 	}
+	var led *ledger.Writer // the in-process server's, for its counters
 	if *url == "" {
 		tmp, err := os.MkdirTemp("", "paybound-bench-")
 		if err != nil {
@@ -146,6 +147,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		defer m.Close()
 		*url, *key = m.URL(), m.OperatorKey
+		led = m.Service.Ledger()
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients}, Timeout: 30 * time.Second}
 	var seq atomic.Int64
@@ -192,6 +194,10 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
+	var before ledger.Stats
+	if led != nil {
+		before = led.Stats()
+	}
 	deadline := time.Now().Add(*dur)
 	lat := make([][]time.Duration, *clients)
 	var done atomic.Int64
@@ -231,9 +237,17 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if len(all) == 0 {
 		return errors.New("bench payments: no payment completed")
 	}
-	emit(stdout, map[string]any{"bench": "payments", "store": "sqlite", "clients": *clients, "payers": *payers,
+	out := map[string]any{"bench": "payments", "store": "sqlite", "clients": *clients, "payers": *payers,
 		"payments": done.Load(), "seconds": elapsed, "payments_per_sec": int64(float64(done.Load()) / elapsed),
 		"requests_per_sec": int64(float64(2*done.Load()) / elapsed),
-		"p50_ms":           ms(all[len(all)/2]), "p99_ms": ms(all[len(all)*99/100])})
+		"p50_ms":           ms(all[len(all)/2]), "p99_ms": ms(all[len(all)*99/100])}
+	if led != nil {
+		after := led.Stats()
+		out["batches"] = after.Batches - before.Batches
+		// The share of the run the commit stage spent writing: near 1, the
+		// store is the bottleneck.
+		out["commit_busy"] = float64((after.CommitTime-before.CommitTime)/time.Millisecond) / (elapsed * 1000)
+	}
+	emit(stdout, out)
 	return nil
 }

@@ -74,7 +74,7 @@ func Bench(ctx context.Context, w *Writer, cfg BenchConfig) (BenchResult, error)
 			return BenchResult{}, fmt.Errorf("couldn't fund bench accounts: %w", err)
 		}
 	}
-	startBatches := w.stats.Batches
+	startBatches := w.Stats().Batches
 	var done atomic.Int64
 	deadline := time.Now().Add(cfg.Duration)
 	lat := make([][]time.Duration, cfg.Clients)
@@ -127,9 +127,6 @@ func Bench(ctx context.Context, w *Writer, cfg BenchConfig) (BenchResult, error)
 	if len(all) > 0 {
 		res.P50, res.P99 = all[len(all)/2], all[len(all)*99/100]
 	}
-	// Stats are read on the caller's goroutine: a quiet Submit orders it after
-	// every batch of the run.
-	_, _ = w.Submit(ctx, func(*Tx) (any, error) { return nil, nil })
-	res.Batches = w.stats.Batches - startBatches
+	res.Batches = w.Stats().Batches - startBatches
 	return res, nil
 }

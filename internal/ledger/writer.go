@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	pb "github.com/paybound/paybound"
 )
@@ -87,7 +88,7 @@ type Writer struct {
 	log   *slog.Logger
 	queue chan *request
 
-	mu      sync.Mutex // guards closed and stopped for Do
+	mu      sync.Mutex // guards closed, stopped and stats
 	closed  bool
 	stopped error // a broken invariant or commit failure that stops the writer
 	wg      sync.WaitGroup
@@ -103,7 +104,7 @@ type Writer struct {
 	epoch    uint64      // incremented at each reset; batches carry it
 	poisoned atomic.Bool // a commit failed: reset before the next batch
 
-	stats Stats // written by the commit stage
+	stats Stats
 }
 
 type accountKey struct{ owner, currency string }
@@ -116,6 +117,9 @@ type hold struct {
 // Stats counts the writer's work since start.
 type Stats struct {
 	Batches, Ops, Transfers int64
+	// CommitTime is the wall time spent in Store.Commit: against elapsed
+	// time, how busy the commit stage is.
+	CommitTime time.Duration
 }
 
 // Errors of the ledger. They are *pb.Error where a caller may act on them.
@@ -219,9 +223,12 @@ func (w *Writer) Err() error {
 	return w.stopped
 }
 
-// Stats returns counters; safe only after Close or from tests that have
-// quiesced the writer.
-func (w *Writer) Stats() Stats { return w.stats }
+// Stats returns the writer's counters so far.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}
 
 // run is the apply stage: it gathers queued operations into a batch,
 // applies them to the in-memory state, and hands the batch to the commit
@@ -230,7 +237,7 @@ func (w *Writer) Stats() Stats { return w.stats }
 // its own batch has committed.
 func (w *Writer) run() {
 	defer w.wg.Done()
-	commits := make(chan *pending, 1)
+	commits := make(chan *pending)
 	committed := make(chan struct{})
 	go w.commitLoop(commits, committed)
 	defer func() {
@@ -310,7 +317,12 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 			err = &pb.Error{Code: pb.ErrUnavailable, Message: "an earlier ledger commit failed; retry"}
 		}
 		if err == nil && !b.tx.batch.Empty() {
-			if cerr := w.cfg.Store.Commit(context.Background(), &b.tx.batch); cerr != nil {
+			t0 := time.Now()
+			cerr := w.cfg.Store.Commit(context.Background(), &b.tx.batch)
+			w.mu.Lock()
+			w.stats.CommitTime += time.Since(t0)
+			w.mu.Unlock()
+			if cerr != nil {
 				w.log.Error("ledger commit failed; batch rejected", "err", cerr, "ops", len(b.reqs))
 				err = fmt.Errorf("couldn't commit ledger batch: %w", cerr)
 				failed, failedEpoch = true, b.epoch
@@ -318,9 +330,11 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 			}
 		}
 		if err == nil {
+			w.mu.Lock()
 			w.stats.Batches++
 			w.stats.Ops += int64(len(b.reqs))
 			w.stats.Transfers += int64(len(b.tx.batch.Transfers))
+			w.mu.Unlock()
 		}
 		for _, r := range b.reqs {
 			if err != nil {

@@ -186,20 +186,27 @@ func (s *Store) stmt(ctx context.Context, t *table, rows int) (*sql.Stmt, error)
 
 // row runs a single-row query through a cached prepared statement.
 func (s *Store) row(ctx context.Context, query string, args ...any) *sql.Row {
-	st, ok := s.reads.Load(query)
-	if !ok {
-		p, err := s.db.PrepareContext(ctx, query)
-		if err != nil {
-			return s.db.QueryRowContext(ctx, query, args...) // reports err on Scan
-		}
-		if prev, loaded := s.reads.LoadOrStore(query, p); loaded {
-			p.Close()
-			st = prev
-		} else {
-			st = p
-		}
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, query, args...) // reports err on Scan
 	}
-	return st.(*sql.Stmt).QueryRowContext(ctx, args...)
+	return st.QueryRowContext(ctx, args...)
+}
+
+// prepared returns the pool's cached prepared statement for query.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.reads.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	p, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.reads.LoadOrStore(query, p); loaded {
+		p.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return p, nil
 }
 
 // Close closes the database.
@@ -586,23 +593,30 @@ func (s *Store) ExpiredPayments(ctx context.Context, now time.Time, limit int) (
 	return ids, rows.Err()
 }
 
-// maxLookup bounds the keys of one LookupIdempotency query (two
-// parameters each, under SQLite's limit).
-const maxLookup = 4096
-
+// LookupIdempotency asks in chunks of a few fixed sizes, so that the
+// statements are prepared once instead of parsed per batch.
 func (s *Store) LookupIdempotency(ctx context.Context, keys []pb.IdempotencyKey) ([]pb.IdempotencyRecord, error) {
 	var out []pb.IdempotencyRecord
+	args := make([]any, 0, 2*chunks[0])
 	for len(keys) > 0 {
-		n := min(len(keys), maxLookup)
-		chunk := keys[:n]
-		keys = keys[n:]
-		args := make([]any, 0, 2*n)
-		for _, k := range chunk {
+		n := 1
+		for _, c := range chunks {
+			if len(keys) >= c {
+				n = c
+				break
+			}
+		}
+		args = args[:0]
+		for _, k := range keys[:n] {
 			args = append(args, k.Caller, k.Key)
 		}
-		q := `SELECT caller, key, request_hash, status, body, created_ms FROM idempotency WHERE (caller, key) IN (VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?,?),", n), ",") + `)`
-		rows, err := s.db.QueryContext(ctx, q, args...)
+		keys = keys[n:]
+		st, err := s.prepared(ctx, `SELECT caller, key, request_hash, status, body, created_ms FROM idempotency WHERE (caller, key) IN (VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?,?),", n), ",")+`)`)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return nil, err
 		}
