@@ -77,7 +77,6 @@ func (p *proc) kill() {
 	p.cmd.Wait()
 }
 
-
 // ack is a response the server gave: it must survive any crash.
 type ack struct {
 	key, path, userKey string
