@@ -67,3 +67,23 @@ func TestParseEd25519JWK(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseEd25519JWK(f *testing.F) {
+	f.Add([]byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`))
+	f.Add([]byte(`{"kty":"OKP","crv":"Ed25519","x":""}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		canon, tp, err := ParseEd25519JWK(raw)
+		if err != nil {
+			if ErrorCode(err) != ErrParameterInvalid {
+				t.Fatalf("uncoded error %v", err)
+			}
+			return
+		}
+		// A key that parses is canonical: parsing the canonical form is stable.
+		canon2, tp2, err := ParseEd25519JWK([]byte(canon))
+		if err != nil || canon2 != canon || tp2 != tp {
+			t.Fatalf("canonical form does not round-trip: %q %v", canon, err)
+		}
+	})
+}
