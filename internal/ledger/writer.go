@@ -88,8 +88,9 @@ type Writer struct {
 	log   *slog.Logger
 	queue chan *request
 
-	mu      sync.Mutex // guards closed, stopped and stats
+	sendMu  sync.RWMutex // write-locked to set closed; read-locked by senders
 	closed  bool
+	mu      sync.Mutex // guards stopped and stats
 	stopped error // a broken invariant or commit failure that stops the writer
 	wg      sync.WaitGroup
 
@@ -181,19 +182,22 @@ func (w *Writer) reset(ctx context.Context) error {
 // waits for its commit, so that the caller never reports as failed something
 // that happened.
 func (w *Writer) Do(ctx context.Context, idem *Idem, op Op) (any, error) {
-	w.mu.Lock()
-	closed, stopped := w.closed, w.stopped
-	w.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if stopped != nil {
+	if w.Err() != nil {
 		return nil, errStopped
 	}
 	r := &request{op: op, idem: idem, done: make(chan struct{})}
+	// sendMu keeps Close from slipping its stop marker in between the closed
+	// check and the send: a request queued after the marker would wait forever.
+	w.sendMu.RLock()
+	if w.closed {
+		w.sendMu.RUnlock()
+		return nil, ErrClosed
+	}
 	select {
 	case w.queue <- r:
+		w.sendMu.RUnlock()
 	case <-ctx.Done():
+		w.sendMu.RUnlock()
 		return nil, fmt.Errorf("couldn't queue ledger operation: %w", ctx.Err())
 	}
 	<-r.done
@@ -203,15 +207,15 @@ func (w *Writer) Do(ctx context.Context, idem *Idem, op Op) (any, error) {
 // Close stops accepting operations, finishes those queued, and waits for the
 // writer goroutine. It does not close the store.
 func (w *Writer) Close() {
-	w.mu.Lock()
+	w.sendMu.Lock()
 	if w.closed {
-		w.mu.Unlock()
+		w.sendMu.Unlock()
 		return
 	}
 	w.closed = true
-	w.mu.Unlock()
-	// Do may be between its closed check and the send; a nil request tells
-	// the writer to stop after everything queued before it.
+	w.sendMu.Unlock()
+	// A nil request tells the writer to stop after everything queued before
+	// it; nothing can be queued after it.
 	w.queue <- nil
 	w.wg.Wait()
 }

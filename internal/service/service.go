@@ -234,21 +234,27 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("couldn't list expired holds: %w", err)
 	}
-	n := 0
-	for _, id := range ids {
-		v, err := s.led.Submit(ctx, func(tx *ledger.Tx) (any, error) {
+	// One operation, so one commit, for the whole sweep.
+	v, err := s.led.Submit(ctx, func(tx *ledger.Tx) (any, error) {
+		n := 0
+		for _, id := range ids {
 			p, err := tx.Payment(id)
 			if err != nil {
-				return false, err
+				return n, err
 			}
-			return s.expireIfDue(tx, &p)
-		})
-		if err != nil {
-			return n, fmt.Errorf("couldn't expire %s: %w", id, err)
+			expired, err := s.expireIfDue(tx, &p)
+			if err != nil {
+				return n, fmt.Errorf("couldn't expire %s: %w", id, err)
+			}
+			if expired {
+				n++
+			}
 		}
-		if v == true {
-			n++
-		}
+		return n, nil
+	})
+	n, _ := v.(int)
+	if err != nil {
+		return n, err
 	}
 	if _, err := s.st.DeleteIdempotency(ctx, now.Add(-s.cfg.IdempotencyRetention), 10*sweepBatch); err != nil {
 		return n, fmt.Errorf("couldn't drop old idempotency keys: %w", err)
