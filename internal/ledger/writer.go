@@ -91,7 +91,7 @@ type Writer struct {
 	sendMu  sync.RWMutex // write-locked to set closed; read-locked by senders
 	closed  bool
 	mu      sync.Mutex // guards stopped and stats
-	stopped error // a broken invariant or commit failure that stops the writer
+	stopped error      // a broken invariant or commit failure that stops the writer
 	wg      sync.WaitGroup
 
 	// Writer-goroutine state: the committed state plus the batch in progress.
