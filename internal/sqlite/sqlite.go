@@ -58,7 +58,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{db: db, stmts: map[stmtKey]*sql.Stmt{}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("couldn't open SQLite database %s: %w", path, err)
 	}
 	if s.w, err = db.Conn(ctx); err != nil {
 		db.Close()
@@ -247,7 +247,11 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// The writer's connection runs its transaction with plain BEGIN/COMMIT:
 	// database/sql re-prepares connection-bound statements inside a sql.Tx,
 	// which would parse every statement of every batch again.
-	if _, err := s.w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	// BEGIN, COMMIT and ROLLBACK run without ctx's cancellation: the driver
+	// reports a canceled context even for a statement that completed, which
+	// would leave the connection inside a transaction, or call a written
+	// batch failed. ctx is checked before COMMIT instead.
+	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("couldn't begin: %w", err)
 	}
 	defer func() {
@@ -304,7 +308,11 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		}},
 		{&tIdempotency, len(b.Idempotency), func(d []any, i int) []any {
 			r := &b.Idempotency[i]
-			return append(d, r.Caller, r.Key, r.RequestHash[:], r.Status, r.Body, r.CreatedAt.UnixMilli())
+			body := r.Body
+			if body == nil {
+				body = []byte{} // an empty response, not a missing one
+			}
+			return append(d, r.Caller, r.Key, r.RequestHash[:], r.Status, body, r.CreatedAt.UnixMilli())
 		}},
 	}
 	for _, st := range steps {
@@ -314,7 +322,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 		}
 	}
-	if _, err := s.w.ExecContext(ctx, "COMMIT"); err != nil {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("couldn't commit: %w", err)
+	}
+	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		return fmt.Errorf("couldn't commit: %w", err)
 	}
 	return nil

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// cliRun runs one CLI command against the world's server with key.
+func (w *world) cli(key string, args ...string) (stdout, stderr string, err error) {
+	var out, errb bytes.Buffer
+	env := map[string]string{"PAYBOUND_URL": w.base, "PAYBOUND_KEY": key}
+	err = run(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	return out.String(), errb.String(), err
+}
+
+// TestCLI drives the client commands against the real server: human output,
+// --json, decimal amounts, and errors.
+func TestCLI(t *testing.T) {
+	w := newWorld(t, nil)
+	out, _, err := w.cli(w.userKey, "topup", "12.34", "usd")
+	if err != nil || !strings.Contains(out, "12.34 USD") {
+		t.Fatalf("topup: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.userKey, "pay", "--merchant", w.merch, "--amount", "30.00", "--currency", "USD", "--manual", "--json")
+	var p struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Amount int64  `json:"amount"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &p) != nil || p.Status != "authorized" || p.Amount != 3000 {
+		t.Fatalf("pay --json: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.merchKey, "capture", p.ID, "--amount", "25.00")
+	if err != nil || !strings.Contains(out, "25.00") || !strings.Contains(out, "captured") {
+		t.Fatalf("capture: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.merchKey, "refund", p.ID, "--amount", "5.00", "--reason", "missing item")
+	if err != nil || !strings.Contains(out, "5.00") {
+		t.Fatalf("refund: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.userKey, "balance")
+	// 500.00 + 12.34 - 25.00 + 5.00
+	if err != nil || !strings.Contains(out, "492.34") {
+		t.Fatalf("balance: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.userKey, "payments", "list")
+	if err != nil || !strings.Contains(out, p.ID) {
+		t.Fatalf("payments list: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.op, "ledger", "verify")
+	if err != nil || !strings.Contains(out, "ok") {
+		t.Fatalf("ledger verify: %q %v", out, err)
+	}
+	// A decline prints its code and payment ID and fails.
+	_, errOut, err := w.cli(w.userKey, "pay", "--merchant", w.merch, "--amount", "9999.00", "--currency", "USD")
+	if !errors.Is(err, errReported) || !strings.Contains(errOut, "insufficient_funds") || !strings.Contains(errOut, "pay_") {
+		t.Fatalf("declined pay: %q %v", errOut, err)
+	}
+	// Amount with too many decimals is refused before any request.
+	_, errOut, err = w.cli(w.userKey, "topup", "1.001", "USD")
+	if err == nil || !strings.Contains(errOut, "invalid_amount") {
+		t.Fatalf("topup 1.001: %q %v", errOut, err)
+	}
+	// A wrong key is an authentication error.
+	_, errOut, err = w.cli("pbk_usr_wrong", "balance")
+	if err == nil || !strings.Contains(errOut, "unauthenticated") {
+		t.Fatalf("wrong key: %q %v", errOut, err)
+	}
+	// Unknown commands are refused with usage.
+	if _, errOut, err = w.cli(w.userKey, "frobnicate"); err == nil || !strings.Contains(errOut, "unknown command") {
+		t.Fatalf("unknown command: %q %v", errOut, err)
+	}
+}

@@ -1,0 +1,126 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/sqlite"
+	"github.com/paybound/paybound/internal/storetest"
+)
+
+// open opens a store on path, closed when the test ends.
+func open(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close(%s): %v", path, err)
+		}
+	})
+	return s
+}
+
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) pb.Store {
+		return open(t, filepath.Join(t.TempDir(), "paybound.db"))
+	})
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "paybound.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	p := pb.Payment{ID: pb.NewID(pb.PrefixPayment, now), Object: "payment", Status: pb.StatusCaptured, Amount: 300,
+		AmountCaptured: 300, Currency: "CNY", MerchantID: "mch_cafe", PayerID: "usr_alice", CaptureMethod: pb.CaptureAutomatic,
+		Metadata: map[string]string{"k": "v"}, CreatedAt: now}
+	b := &pb.Batch{
+		Accounts:    []pb.Account{{ID: 1, Owner: "usr_alice", Currency: "CNY", CreditsPosted: 700}},
+		Transfers:   []pb.Transfer{{ID: 1, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 1, Amount: 1, Currency: "CNY", Ref: "top_1", CreatedAt: now}},
+		Payments:    []pb.Payment{p},
+		Users:       []pb.User{{ID: "usr_alice", Name: "Alice", CreatedAt: now}},
+		Idempotency: []pb.IdempotencyRecord{{Caller: "usr_alice", Key: "k", Status: 201, Body: []byte("{}"), CreatedAt: now}},
+	}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = open(t, path)
+	if u, err := s.User(ctx, "usr_alice"); err != nil || u.Name != "Alice" {
+		t.Errorf("User(usr_alice) after reopening = (%+v, %v), want Alice", u, err)
+	}
+	if a, err := s.Account(ctx, "usr_alice", "CNY"); err != nil || a.CreditsPosted != 700 {
+		t.Errorf("Account(usr_alice, CNY) after reopening = (%+v, %v), want CreditsPosted 700", a, err)
+	}
+	if got, err := s.Payment(ctx, p.ID); err != nil || got.Status != pb.StatusCaptured || got.Metadata["k"] != "v" {
+		t.Errorf("Payment(%s) after reopening = (%+v, %v), want it as committed", p.ID, got, err)
+	}
+	if recs, err := s.LookupIdempotency(ctx, []pb.IdempotencyKey{{Caller: "usr_alice", Key: "k"}}); err != nil || len(recs) != 1 {
+		t.Errorf("LookupIdempotency after reopening = (%d records, %v), want 1", len(recs), err)
+	}
+	if a, x, err := s.NextIDs(ctx); err != nil || a != 2 || x != 2 {
+		t.Errorf("NextIDs after reopening = (%d, %d, %v), want (2, 2, nil)", a, x, err)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "paybound.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, sqlite.SchemaVersion()+1); err != nil {
+		t.Fatalf("couldn't write a newer schema version: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = sqlite.Open(ctx, path)
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open of a database with schema version %d (this binary knows %d) succeeded, want an error", sqlite.SchemaVersion()+1, sqlite.SchemaVersion())
+	}
+	if !strings.Contains(err.Error(), "newer paybound") {
+		t.Errorf("Open of a database with a newer schema: error %q does not tell to run a newer paybound", err)
+	}
+}
+
+func TestOpenMissingDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no", "such", "dir", "paybound.db")
+	s, err := sqlite.Open(context.Background(), path)
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open(%s) in a directory that doesn't exist succeeded, want an error", path)
+	}
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Errorf("Open created the missing directory %s (stat: %v)", filepath.Dir(path), err)
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("Open in a missing directory fails with %q, which does not name the path %s", err, path)
+	}
+}
