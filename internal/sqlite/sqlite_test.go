@@ -29,7 +29,6 @@ func open(t *testing.T, path string) *sqlite.Store {
 	return s
 }
 
-
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) pb.Store {
 		return open(t, filepath.Join(t.TempDir(), "paybound.db"))
