@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -58,6 +59,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	clients := fs.Int("clients", 2000, "concurrent submitters")
 	accounts := fs.Int("accounts", 10_000, "accounts in play")
 	dir := fs.String("data", "", "directory for the benchmark database (default: a temporary one, removed after)")
+	baseline := fs.Bool("baseline", true, "also run one transaction per transfer and report the speedup")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,38 +70,51 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *hot != *uniform {
 		runs = []bool{*hot}
 	}
+	d := *dir
+	if d == "" {
+		tmp, err := os.MkdirTemp("", "paybound-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		d = tmp
+	}
+	run := func(name string, hot bool, maxBatch int) (ledger.BenchResult, error) {
+		st, err := sqlite.Open(ctx, filepath.Join(d, name+".db"))
+		if err != nil {
+			return ledger.BenchResult{}, err
+		}
+		defer st.Close()
+		w, err := ledger.New(ctx, ledger.Config{Store: st, MaxBatch: maxBatch})
+		if err != nil {
+			return ledger.BenchResult{}, err
+		}
+		defer w.Close()
+		return ledger.Bench(ctx, w, ledger.BenchConfig{Hot: hot, Accounts: *accounts, Clients: *clients, Duration: *dur})
+	}
 	for _, h := range runs {
-		d := *dir
-		if d == "" {
-			tmp, err := os.MkdirTemp("", "paybound-bench-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(tmp)
-			d = tmp
-		}
-		st, err := sqlite.Open(ctx, filepath.Join(d, "bench-"+strconv.FormatBool(h)+".db"))
-		if err != nil {
-			return err
-		}
-		w, err := ledger.New(ctx, ledger.Config{Store: st})
-		if err != nil {
-			st.Close()
-			return err
-		}
-		res, err := ledger.Bench(ctx, w, ledger.BenchConfig{Hot: h, Accounts: *accounts, Clients: *clients, Duration: *dur})
-		w.Close()
-		st.Close()
-		if err != nil {
-			return err
-		}
 		mode := "uniform"
 		if h {
 			mode = "hot"
 		}
-		emit(stdout, map[string]any{"bench": "ledger", "store": "sqlite", "durable": "synchronous=FULL", "accounts": mode,
+		res, err := run(mode, h, 0)
+		if err != nil {
+			return err
+		}
+		out := map[string]any{"bench": "ledger", "store": "sqlite", "durable": "synchronous=FULL", "accounts": mode,
 			"clients": *clients, "transfers": res.Transfers, "seconds": res.Seconds, "transfers_per_sec": int64(res.TransfersPerSec),
-			"p50_ms": ms(res.P50), "p99_ms": ms(res.P99), "batches": res.Batches})
+			"p50_ms": ms(res.P50), "p99_ms": ms(res.P99), "batches": res.Batches}
+		if *baseline {
+			// The same load with one transaction and fsync per transfer, in
+			// this run, on this machine: the ratio is what batching buys.
+			base, err := run(mode+"-baseline", h, 1)
+			if err != nil {
+				return err
+			}
+			out["baseline_transfers_per_sec"] = int64(base.TransfersPerSec)
+			out["speedup"] = math.Round(res.TransfersPerSec/base.TransfersPerSec*10) / 10
+		}
+		emit(stdout, out)
 	}
 	return nil
 }
@@ -116,6 +131,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	url := fs.String("url", "", "server to load (default: start one in this process)")
 	key := fs.String("key", "", "operator key of --url's server")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file")
+	baseline := fs.Bool("baseline", true, "also load a server that commits each operation alone, and report the speedup")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,20 +149,53 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
 		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
 	}
+	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers}
+	out, err := loadPayments(ctx, cfg, 0)
+	if err != nil {
+		return err
+	}
+	if *baseline && *url == "" {
+		// The same load on a server that commits every operation alone.
+		base, err := loadPayments(ctx, cfg, 1)
+		if err != nil {
+			return err
+		}
+		out["baseline_payments_per_sec"] = base["payments_per_sec"]
+		out["speedup"] = math.Round(float64(out["payments_per_sec"].(int64))/float64(base["payments_per_sec"].(int64))*10) / 10
+	}
+	emit(stdout, out)
+	return nil
+}
+
+// payLoad is one payments load: against url (with the operator key), or a
+// server of its own when url is empty.
+type payLoad struct {
+	url, key        string
+	dur             time.Duration
+	clients, payers int
+}
+
+// loadPayments runs cfg; maxBatch > 0 limits the in-process server's
+// ledger batches.
+func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]any, error) {
+	url, key, dur, clients, payers := &cfg.url, &cfg.key, &cfg.dur, &cfg.clients, &cfg.payers
 	var led *ledger.Writer // the in-process server's, for its counters
 	if *url == "" {
 		tmp, err := os.MkdirTemp("", "paybound-bench-")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer os.RemoveAll(tmp)
 		m := NewMain()
 		m.Stdout, m.Stderr = io.Discard, io.Discard
 		m.Logger = slog.New(slog.DiscardHandler)
 		m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", tmp
+		if maxBatch > 0 {
+			m.Config.MaxBatch = maxBatch
+		}
 		if err := m.Run(ctx); err != nil {
 			m.Close()
-			return err
+			return nil, err
 		}
 		defer m.Close()
 		*url, *key = m.URL(), m.OperatorKey
@@ -186,15 +235,15 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	var merchant created
 	if err := call("POST", "/v1/merchants", *key, map[string]string{"name": "bench merchant"}, 201, &merchant); err != nil {
-		return err
+		return nil, err
 	}
 	users := make([]created, *payers)
 	for i := range users {
 		if err := call("POST", "/v1/users", *key, map[string]string{"name": "bench payer"}, 201, &users[i]); err != nil {
-			return err
+			return nil, err
 		}
 		if err := call("POST", "/v1/topups", users[i].APIKey, map[string]any{"amount": int64(1e14), "currency": "USD"}, 201, nil); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var before ledger.Stats
@@ -244,12 +293,12 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return err
+		return nil, err
 	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) == 0 {
-		return errors.New("bench payments: no payment completed")
+		return nil, errors.New("bench payments: no payment completed")
 	}
 	out := map[string]any{"bench": "payments", "store": "sqlite", "clients": *clients, "payers": *payers,
 		"payments": done.Load(), "seconds": elapsed, "payments_per_sec": int64(float64(done.Load()) / elapsed),
@@ -265,8 +314,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 			out["disk_bytes_per_payment"] = (w - wroteBefore) / done.Load()
 		}
 	}
-	emit(stdout, out)
-	return nil
+	return out, nil
 }
 
 // rawConn is a minimal HTTP/1.1 keep-alive client for the load loop: the
