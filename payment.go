@@ -95,6 +95,10 @@ type Payment struct {
 	HoldID int64 `json:"-"`
 	// FeeRefunded is the part of FeeAmount returned to the payer so far.
 	FeeRefunded int64 `json:"-"`
+	// Version counts the payment's committed changes (1 once created). A
+	// store shared by several processes refuses a change made from an
+	// out-of-date version.
+	Version int64 `json:"-"`
 }
 
 // Confirmation is the user's pending approval of a payment (step-up).

@@ -29,9 +29,19 @@ const IdempotencyRetention = 24 * time.Hour
 // ledger's account balances (final values) and new transfers, and the domain
 // rows that go with them. A store writes all of it or none of it.
 type Batch struct {
-	Accounts    []Account // created or changed, with final balances
-	Transfers   []Transfer
-	Payments    []Payment // inserted or updated, final state
+	Accounts []Account // created or changed, with final balances
+	// AccountsBefore[i] is Accounts[i] as the writer found it committed, or
+	// the zero Account when the batch creates it. A store that several
+	// processes share applies the difference, so that concurrent batches
+	// add up, and lets its constraints refuse an overdraft; a store with one
+	// writer may simply write Accounts.
+	AccountsBefore []Account
+	Transfers      []Transfer
+	Payments       []Payment // inserted or updated, final state
+	// PaymentVersions[i] is the Version of Payments[i] that the writer read
+	// (0: the batch creates it); a shared store refuses the batch when the
+	// stored version differs.
+	PaymentVersions []int64
 	Refunds     []Refund
 	Topups      []Topup
 	Users       []User

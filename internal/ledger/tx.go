@@ -21,7 +21,9 @@ type Tx struct {
 	// before holds each account's balances as committed, from its first touch
 	// in this batch, for the invariant check and the write-back.
 	before map[int64]pb.Account
-	undo   []undoEntry
+	// created marks the accounts this batch creates.
+	created map[int64]bool
+	undo    []undoEntry
 }
 
 type undoKind uint8
@@ -100,6 +102,7 @@ func (tx *Tx) rollback(mark int) {
 		case undoMark:
 			b.Transfers = b.Transfers[:u.lens[0]]
 			b.Payments = b.Payments[:u.lens[1]]
+			b.PaymentVersions = b.PaymentVersions[:u.lens[1]]
 			b.Refunds = b.Refunds[:u.lens[2]]
 			b.Topups = b.Topups[:u.lens[3]]
 			b.Users = b.Users[:u.lens[4]]
@@ -177,6 +180,10 @@ func (tx *Tx) EnsureAccount(owner, currency string, flags pb.AccountFlags) (*pb.
 	// A new account is written with the batch even if the op that made it
 	// fails: it is empty, and other ops may already use it.
 	tx.before[a.ID] = *a
+	if tx.created == nil {
+		tx.created = map[int64]bool{}
+	}
+	tx.created[a.ID] = true
 	return a, nil
 }
 
@@ -364,6 +371,10 @@ func (tx *Tx) PutPayment(p pb.Payment) {
 		tx.payIdx = map[string]int{}
 	}
 	old := tx.w.payments[p.ID]
+	p.Version = 1
+	if old != nil {
+		p.Version = old.Version + 1
+	}
 	if idx, ok := tx.payIdx[p.ID]; ok {
 		tx.undo = append(tx.undo, undoEntry{kind: undoPaymentUpdate, payID: p.ID, oldPay: old, idx: idx, oldVal: tx.batch.Payments[idx]})
 		tx.batch.Payments[idx] = p
@@ -371,6 +382,7 @@ func (tx *Tx) PutPayment(p pb.Payment) {
 		tx.undo = append(tx.undo, undoEntry{kind: undoPaymentNew, payID: p.ID, oldPay: old})
 		tx.payIdx[p.ID] = len(tx.batch.Payments)
 		tx.batch.Payments = append(tx.batch.Payments, p)
+		tx.batch.PaymentVersions = append(tx.batch.PaymentVersions, p.Version-1)
 	}
 	tx.w.payments[p.ID] = &p
 }

@@ -416,7 +416,12 @@ func (w *Writer) apply(reqs []*request) *pending {
 		return b
 	}
 	for id := range tx.before {
+		before := tx.before[id]
+		if tx.created[id] {
+			before = pb.Account{}
+		}
 		tx.batch.Accounts = append(tx.batch.Accounts, *w.accountsByID[id])
+		tx.batch.AccountsBefore = append(tx.batch.AccountsBefore, before)
 	}
 	return b
 }

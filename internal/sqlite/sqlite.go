@@ -124,10 +124,11 @@ var (
 	tTransfers = table{"transfers", "id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms", 10, ""}
 	tPayments  = table{"payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
 		currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
-		metadata, decline_code, hold_id, created_at`, 19,
+		metadata, decline_code, hold_id, created_at, version`, 20,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
 		amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
-		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id`}
+		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id,
+		version = excluded.version`}
 	tRefunds     = table{"refunds", "id, payment_id, amount, currency, reason, status, created_at", 7, ""}
 	tTopups      = table{"topups", "id, user_id, amount, currency, status, created_at", 6, ""}
 	tUsers       = table{"users", "id, name, created_at", 3, ""}
@@ -280,7 +281,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
-				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix())
+				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version)
 		}},
 		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
 			r := &b.Refunds[i]
@@ -510,7 +511,7 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 }
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
-	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at`
+	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version`
 
 func scanPayment(r scanner) (*pb.Payment, error) {
 	var p pb.Payment
@@ -519,7 +520,7 @@ func scanPayment(r scanner) (*pb.Payment, error) {
 	var created int64
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created); err != nil {
+		&p.HoldID, &created, &p.Version); err != nil {
 		return nil, err
 	}
 	p.Object = "payment"

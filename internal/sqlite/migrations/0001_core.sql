@@ -81,7 +81,8 @@ CREATE TABLE payments (
 	metadata                 TEXT    NOT NULL,
 	decline_code             TEXT    NOT NULL,
 	hold_id                  INTEGER NOT NULL,
-	created_at               INTEGER NOT NULL
+	created_at               INTEGER NOT NULL,
+	version                  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX payments_payer ON payments (payer_id, id);
 CREATE INDEX payments_merchant ON payments (merchant_id, id);
