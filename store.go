@@ -42,13 +42,13 @@ type Batch struct {
 	// (0: the batch creates it); a shared store refuses the batch when the
 	// stored version differs.
 	PaymentVersions []int64
-	Refunds     []Refund
-	Topups      []Topup
-	Users       []User
-	Merchants   []Merchant
-	Agents      []Agent
-	APIKeys     []APIKey
-	Idempotency []IdempotencyRecord
+	Refunds         []Refund
+	Topups          []Topup
+	Users           []User
+	Merchants       []Merchant
+	Agents          []Agent
+	APIKeys         []APIKey
+	Idempotency     []IdempotencyRecord
 }
 
 // Empty reports whether b writes nothing.
