@@ -2,6 +2,7 @@ package paybound
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -18,6 +19,12 @@ type IdempotencyRecord struct {
 	Body        []byte
 	CreatedAt   time.Time
 }
+
+// ErrStoreConflict is wrapped by a shared store's Commit when another
+// process changed what the batch was computed from (a balance that would now
+// overdraw, a payment's version, a unique key): nothing was written, and the
+// batch can be recomputed from fresh state.
+var ErrStoreConflict = errors.New("store conflict: another writer changed the rows this batch read")
 
 // IdempotencyKey names a record: keys are per caller.
 type IdempotencyKey struct{ Caller, Key string }

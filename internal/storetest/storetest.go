@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"CommitAccounts", testCommitAccounts},
 		{"CommitTransfers", testCommitTransfers},
 		{"CommitPayments", testCommitPayments},
+		{"PaymentVersions", testPaymentVersions},
 		{"CommitRefundsAndTopups", testCommitRefundsAndTopups},
 		{"CommitIdentities", testCommitIdentities},
 		{"CommitEmptyBatch", testCommitEmptyBatch},
@@ -83,8 +84,35 @@ const big = 1<<53 + 1
 
 func commit(t *testing.T, s pb.Store, b *pb.Batch) {
 	t.Helper()
+	asWriter(t, s, b)
 	if err := s.Commit(t.Context(), b); err != nil {
 		t.Fatalf("Commit: %v", err)
+	}
+}
+
+// asWriter fills in what the ledger writer would: each account as it is
+// committed now (zero when new) and each payment's committed version, with
+// the new version one more.
+func asWriter(t *testing.T, s pb.Store, b *pb.Batch) {
+	t.Helper()
+	if b.AccountsBefore == nil {
+		for _, a := range b.Accounts {
+			was, err := s.AccountByID(t.Context(), a.ID)
+			if err != nil {
+				was = &pb.Account{}
+			}
+			b.AccountsBefore = append(b.AccountsBefore, *was)
+		}
+	}
+	if b.PaymentVersions == nil {
+		for i := range b.Payments {
+			var v int64
+			if was, err := s.Payment(t.Context(), b.Payments[i].ID); err == nil {
+				v = was.Version
+			}
+			b.PaymentVersions = append(b.PaymentVersions, v)
+			b.Payments[i].Version = v + 1
+		}
 	}
 }
 
@@ -147,6 +175,7 @@ func normTransfer(x pb.Transfer) pb.Transfer {
 }
 
 func normPayment(p pb.Payment) pb.Payment {
+	p.Version = 0 // set by asWriter; testPaymentVersions checks it
 	p.CreatedAt = sec(p.CreatedAt)
 	if p.AuthorizationExpiresAt != nil {
 		e := sec(*p.AuthorizationExpiresAt)
@@ -282,6 +311,21 @@ func testCommitTransfers(t *testing.T, s pb.Store) {
 			t.Fatalf("PendingTransfer(%d): %v", id, err)
 		}
 		checkTransfer(t, fmt.Sprintf("PendingTransfer(%d)", id), got, trs[id-1])
+	}
+}
+
+// testPaymentVersions: a payment's Version is stored and read back, from
+// its creation (1) through each change.
+func testPaymentVersions(t *testing.T, s pb.Store) {
+	p := payment("pay_v", "usr_alice", "mch_cafe", "", t0)
+	for want := int64(1); want <= 3; want++ {
+		b := &pb.Batch{Payments: []pb.Payment{p}}
+		commit(t, s, b)
+		got, err := s.Payment(t.Context(), p.ID)
+		if err != nil || got.Version != want {
+			t.Fatalf("after commit %d: Version %v, %v; want %d", want, got, err, want)
+		}
+		p.AmountCaptured = want
 	}
 }
 
@@ -644,6 +688,7 @@ func checkStillWorks(t *testing.T, s pb.Store) {
 	t.Helper()
 	b := badBatch()
 	b.Users = []pb.User{{ID: "usr_new", Name: "New", CreatedAt: t0}}
+	asWriter(t, s, b)
 	if err := s.Commit(t.Context(), b); err != nil {
 		t.Fatalf("a valid Commit after a failed one: %v", err)
 	}
@@ -660,6 +705,7 @@ func testAtomicDuplicateUser(t *testing.T, s pb.Store) {
 	b := badBatch()
 	b.Idempotency = []pb.IdempotencyRecord{idem("usr_new", "k", t0)}
 	b.Users = []pb.User{{ID: "usr_new", Name: "New", CreatedAt: t0}, {ID: "usr_old", Name: "Impostor", CreatedAt: t0}}
+	asWriter(t, s, b)
 	if err := s.Commit(t.Context(), b); err == nil {
 		t.Fatal("Commit of a batch with the ID of an existing user succeeded, want an error")
 	}
@@ -674,6 +720,7 @@ func testAtomicDuplicateIdempotency(t *testing.T, s pb.Store) {
 	again := idem("usr_old", "k", t0.Add(time.Hour))
 	again.Body = []byte(`{"second":"answer"}`)
 	b.Idempotency = []pb.IdempotencyRecord{idem("usr_new", "k", t0), again}
+	asWriter(t, s, b)
 	if err := s.Commit(t.Context(), b); err == nil {
 		t.Fatal("Commit of a batch with an idempotency (caller, key) already stored succeeded, want an error")
 	}
@@ -686,6 +733,7 @@ func testAtomicDuplicateInBatch(t *testing.T, s pb.Store) {
 	b := badBatch()
 	b.Idempotency = []pb.IdempotencyRecord{idem("usr_new", "k", t0)}
 	b.Users = []pb.User{{ID: "usr_new", Name: "New", CreatedAt: t0}, {ID: "usr_new", Name: "Twice", CreatedAt: t0}}
+	asWriter(t, s, b)
 	if err := s.Commit(t.Context(), b); err == nil {
 		t.Fatal("Commit of a batch with one user ID twice succeeded, want an error")
 	}
@@ -768,6 +816,7 @@ func testCommitCanceled(t *testing.T, s pb.Store) {
 		}
 		if none {
 			// The same batch again, not canceled, must now succeed.
+			asWriter(t, s, b)
 			if err := s.Commit(ctx, b); err != nil {
 				t.Fatalf("Commit after one canceled at point %d: %v", k, err)
 			}
@@ -1301,6 +1350,7 @@ func testConcurrentReads(t *testing.T, s pb.Store) {
 				Payments:    []pb.Payment{payment(name("pay_", i), name("usr_", i), name("mch_", i), "", at)},
 				Idempotency: []pb.IdempotencyRecord{idem(name("usr_", i), "k", at)},
 			}
+			asWriter(t, s, b)
 			if err := s.Commit(ctx, b); err != nil {
 				t.Errorf("Commit of batch %d while reading concurrently: %v", i, err)
 				return

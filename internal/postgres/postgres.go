@@ -1,0 +1,607 @@
+// Package postgres is Paybound's scale-out store: PostgreSQL through pgx,
+// using only what Postgres-compatible distributed engines also accept
+// (plain tables, B-tree and partial indexes, CHECK constraints; no
+// triggers, stored procedures or advisory locks).
+//
+// A batch is written in one network round trip: every statement is sent
+// as one pgx pipeline that the server runs as a single implicit
+// transaction, so no row lock is held while a packet crosses the network.
+// Account balances are changed by the batch's differences, not overwritten,
+// so batches from several processes add up, and the no_overdraft constraint
+// refuses one that would overdraw an account; payments are changed only
+// from the version the writer read.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	pb "github.com/paybound/paybound"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the PostgreSQL implementation of pb.Store.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database at url (a postgres:// URL), brings its
+// schema up to date, and refuses a schema newer than this binary.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse the PostgreSQL URL: %w", err)
+	}
+	if cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't connect to PostgreSQL at %s: %w", redact(url), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("couldn't connect to PostgreSQL at %s: %w", redact(url), err)
+	}
+	s := &Store{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// redact drops the password from a URL for messages.
+func redact(url string) string {
+	if at := strings.LastIndex(url, "@"); at >= 0 {
+		if scheme := strings.Index(url, "://"); scheme >= 0 && scheme < at {
+			user := url[scheme+3 : at]
+			if name, _, ok := strings.Cut(user, ":"); ok {
+				return url[:scheme+3] + name + ":***" + url[at:]
+			}
+		}
+	}
+	return url
+}
+
+// SchemaVersion is the schema this binary writes.
+func SchemaVersion() int {
+	n, _ := fs.Glob(migrations, "migrations/*.sql")
+	return len(n)
+}
+
+// migrate applies the missing migrations, each in its own transaction. When
+// several processes start at once, one wins each migration and the others'
+// transactions fail on the schema_version key; they then read the version
+// again.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)`); err != nil {
+		var pg *pgconn.PgError
+		// Two processes creating the table at once: one gets a unique violation.
+		if !errors.As(err, &pg) || pg.Code != "23505" {
+			return fmt.Errorf("couldn't create schema_version: %w", err)
+		}
+	}
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	sort.Strings(names)
+	for attempt := 0; ; attempt++ {
+		var have int
+		if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&have); err != nil {
+			return fmt.Errorf("couldn't read schema version: %w", err)
+		}
+		if have > len(names) {
+			return fmt.Errorf("the database schema is version %d but this paybound knows only up to %d: run a newer paybound", have, len(names))
+		}
+		if have == len(names) {
+			return nil
+		}
+		body, err := migrations.ReadFile(names[have])
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, have+1); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, string(body))
+			return err
+		})
+		if err != nil && attempt >= 3 {
+			return fmt.Errorf("couldn't apply migration %s: %w", names[have], err)
+		}
+	}
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// conflict marks errors that mean another writer changed what this batch
+// read: the no_overdraft or another CHECK constraint, a unique key (an
+// account, a hold resolution, an idempotency key), or a payment version.
+func conflict(err error) error {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case "23505", "23514", "22012", "40001", "40P01":
+			return fmt.Errorf("%w: %v", pb.ErrStoreConflict, err)
+		}
+	}
+	return err
+}
+
+// Commit writes b as one pipeline, which the server runs as one implicit
+// transaction: all of it or none of it, in one round trip.
+func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
+	q := &pgx.Batch{}
+	// Accounts: new ones inserted, the others changed by their differences,
+	// one statement each in ID order, so that concurrent batches lock rows in
+	// the same order and cannot deadlock.
+	order := make([]int, len(b.Accounts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int { return int(b.Accounts[i].ID - b.Accounts[j].ID) })
+	for _, i := range order {
+		a, was := b.Accounts[i], pb.Account{}
+		if i < len(b.AccountsBefore) {
+			was = b.AccountsBefore[i]
+		}
+		if was.ID == 0 {
+			q.Queue(`INSERT INTO accounts (id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, a.ID, a.Owner, a.Currency, int32(a.Flags),
+				a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted)
+			continue
+		}
+		q.Queue(`UPDATE accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3,
+			credits_pending = credits_pending + $4, credits_posted = credits_posted + $5 WHERE id = $1`,
+			a.ID, a.DebitsPending-was.DebitsPending, a.DebitsPosted-was.DebitsPosted,
+			a.CreditsPending-was.CreditsPending, a.CreditsPosted-was.CreditsPosted)
+	}
+	if n := len(b.Transfers); n > 0 {
+		var (
+			id, debit, credit, amount, pending, timeout, created = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+			kind                                                 = make([]int16, n)
+			cur, ref                                             = make([]string, n), make([]string, n)
+		)
+		for i, t := range b.Transfers {
+			id[i], kind[i], debit[i], credit[i], amount[i], cur[i] = t.ID, int16(t.Kind), t.DebitAccountID, t.CreditAccountID, t.Amount, t.Currency
+			pending[i], ref[i], created[i] = t.PendingID, t.Ref, t.CreatedAt.UnixMilli()
+			if !t.Timeout.IsZero() {
+				timeout[i] = t.Timeout.UnixMilli()
+			}
+		}
+		q.Queue(`INSERT INTO transfers (id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms)
+			SELECT id, kind, d, c, a, cur, NULLIF(p, 0), NULLIF(t, 0), ref, cr
+			FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[])
+			AS x(id, kind, d, c, a, cur, p, t, ref, cr)`, id, kind, debit, credit, amount, cur, pending, timeout, ref, created)
+	}
+	if err := queuePayments(q, b); err != nil {
+		return err
+	}
+	for _, r := range b.Refunds {
+		q.Queue(`INSERT INTO refunds (id, payment_id, amount, currency, reason, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			r.ID, r.PaymentID, r.Amount, r.Currency, r.Reason, r.Status, r.CreatedAt.Unix())
+	}
+	for _, t := range b.Topups {
+		q.Queue(`INSERT INTO topups (id, user_id, amount, currency, status, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			t.ID, t.UserID, t.Amount, t.Currency, t.Status, t.CreatedAt.Unix())
+	}
+	for _, u := range b.Users {
+		q.Queue(`INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)`, u.ID, u.Name, u.CreatedAt.Unix())
+	}
+	for _, m := range b.Merchants {
+		q.Queue(`INSERT INTO merchants (id, name, category, created_at) VALUES ($1, $2, $3, $4)`, m.ID, m.Name, m.Category, m.CreatedAt.Unix())
+	}
+	for _, a := range b.Agents {
+		q.Queue(`INSERT INTO agents (id, user_id, name, public_key, keyid, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			a.ID, a.UserID, a.Name, a.PublicKey, string(a.KeyID), a.CreatedAt.Unix())
+	}
+	for _, k := range b.APIKeys {
+		q.Queue(`INSERT INTO api_keys (hash, role, principal_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			k.Hash[:], string(k.Principal.Role), k.Principal.ID, k.Principal.UserID, k.CreatedAt.Unix())
+	}
+	if n := len(b.Idempotency); n > 0 {
+		caller, key := make([]string, n), make([]string, n)
+		hash, body := make([][]byte, n), make([][]byte, n)
+		status, created := make([]int32, n), make([]int64, n)
+		for i, r := range b.Idempotency {
+			caller[i], key[i], hash[i], status[i], created[i] = r.Caller, r.Key, r.RequestHash[:], int32(r.Status), r.CreatedAt.UnixMilli()
+			body[i] = r.Body
+			if body[i] == nil {
+				body[i] = []byte{}
+			}
+		}
+		q.Queue(`INSERT INTO idempotency (caller, key, request_hash, status, body, created_ms)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int[], $5::bytea[], $6::bigint[])`,
+			caller, key, hash, status, body, created)
+	}
+	if q.Len() == 0 {
+		return nil
+	}
+	if err := s.pool.SendBatch(ctx, q).Close(); err != nil {
+		return fmt.Errorf("couldn't commit: %w", conflict(err))
+	}
+	return nil
+}
+
+// queuePayments inserts the batch's new payments and updates the others
+// only where the stored version is the one the writer read; a statement
+// that updates fewer rows than asked divides by zero, which aborts the
+// whole batch.
+func queuePayments(q *pgx.Batch, b *pb.Batch) error {
+	var ins, upd []int
+	for i := range b.Payments {
+		if i < len(b.PaymentVersions) && b.PaymentVersions[i] > 0 {
+			upd = append(upd, i)
+		} else {
+			ins = append(ins, i)
+		}
+	}
+	for _, i := range ins {
+		p := &b.Payments[i]
+		md, err := json.Marshal(p.Metadata)
+		if err != nil {
+			return err
+		}
+		q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
+			merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
+			decline_code, hold_id, created_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+			p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded, p.Currency,
+			p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description, string(p.CaptureMethod),
+			expiry(p), string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version)
+	}
+	for _, i := range upd {
+		p := &b.Payments[i]
+		q.Queue(`WITH u AS (
+				UPDATE payments SET status = $2, amount_captured = $3, amount_refunded = $4, fee_amount = $5, fee_refunded = $6,
+					authorization_expires_at = $7, decline_code = $8, hold_id = $9, version = $10
+				WHERE id = $1 AND version = $11 RETURNING 1)
+			SELECT 1 / COUNT(*) FROM u`,
+			p.ID, string(p.Status), p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
+			expiry(p), string(p.DeclineCode), p.HoldID, p.Version, b.PaymentVersions[i])
+	}
+	return nil
+}
+
+func expiry(p *pb.Payment) *int64 {
+	if p.AuthorizationExpiresAt == nil {
+		return nil
+	}
+	v := p.AuthorizationExpiresAt.Unix()
+	return &v
+}
+
+// NextIDs returns one past the largest account and transfer IDs.
+func (s *Store) NextIDs(ctx context.Context) (account, transfer int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT MAX(id) FROM accounts), 0) + 1, COALESCE((SELECT MAX(id) FROM transfers), 0) + 1`).Scan(&account, &transfer)
+	return account, transfer, err
+}
+
+func notFound(what string, id any) error {
+	return pb.Errorf(pb.ErrNotFound, "", "no such %s: %v", what, id)
+}
+
+const accountCols = `id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted`
+
+func scanAccount(r pgx.Row) (*pb.Account, error) {
+	var a pb.Account
+	var flags int32
+	if err := r.Scan(&a.ID, &a.Owner, &a.Currency, &flags, &a.DebitsPending, &a.DebitsPosted, &a.CreditsPending, &a.CreditsPosted); err != nil {
+		return nil, err
+	}
+	a.Flags = pb.AccountFlags(flags)
+	return &a, nil
+}
+
+func (s *Store) Account(ctx context.Context, owner, currency string) (*pb.Account, error) {
+	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE owner = $1 AND currency = $2`, owner, currency))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("account", owner+"/"+currency)
+	}
+	return a, err
+}
+
+func (s *Store) AccountByID(ctx context.Context, id int64) (*pb.Account, error) {
+	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("account", id)
+	}
+	return a, err
+}
+
+func (s *Store) AccountsByOwner(ctx context.Context, owner string) ([]pb.Account, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+accountCols+` FROM accounts WHERE owner = $1 ORDER BY currency`, owner)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pb.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+	return out, rows.Err()
+}
+
+const transferSelect = `SELECT id, kind, debit_account_id, credit_account_id, amount, currency, COALESCE(pending_id, 0), COALESCE(timeout_ms, 0), ref, created_ms FROM transfers`
+
+func scanTransfer(r pgx.Row) (*pb.Transfer, error) {
+	var t pb.Transfer
+	var kind int16
+	var timeout, created int64
+	if err := r.Scan(&t.ID, &kind, &t.DebitAccountID, &t.CreditAccountID, &t.Amount, &t.Currency, &t.PendingID, &timeout, &t.Ref, &created); err != nil {
+		return nil, err
+	}
+	t.Kind = pb.TransferKind(kind)
+	if timeout != 0 {
+		t.Timeout = time.UnixMilli(timeout).UTC()
+	}
+	t.CreatedAt = time.UnixMilli(created).UTC()
+	return &t, nil
+}
+
+func (s *Store) PendingTransfer(ctx context.Context, id int64) (*pb.Transfer, bool, error) {
+	t, err := scanTransfer(s.pool.QueryRow(ctx, transferSelect+` WHERE id = $1 AND kind = $2`, id, int16(pb.TransferPending)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, notFound("pending transfer", id)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var resolved bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM transfers WHERE pending_id = $1)`, id).Scan(&resolved); err != nil {
+		return nil, false, err
+	}
+	return t, resolved, nil
+}
+
+// ScanLedger reads accounts and transfers in one REPEATABLE READ
+// transaction: one snapshot for both.
+func (s *Store) ScanLedger(ctx context.Context, accounts func(*pb.Account) error, transfers func(*pb.Transfer) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			a, err := scanAccount(rows)
+			if err == nil {
+				err = accounts(a)
+			}
+			if err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, transferSelect+` ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t, err := scanTransfer(rows)
+			if err == nil {
+				err = transfers(t)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
+func (s *Store) Principal(ctx context.Context, hash [32]byte) (pb.Principal, error) {
+	var p pb.Principal
+	var role string
+	err := s.pool.QueryRow(ctx, `SELECT role, principal_id, user_id FROM api_keys WHERE hash = $1`, hash[:]).Scan(&role, &p.ID, &p.UserID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, notFound("API key", "(redacted)")
+	}
+	p.Role = pb.Role(role)
+	return p, err
+}
+
+func (s *Store) User(ctx context.Context, id string) (*pb.User, error) {
+	var u pb.User
+	var created int64
+	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Name, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("user", id)
+	}
+	u.CreatedAt = time.Unix(created, 0).UTC()
+	return &u, err
+}
+
+func (s *Store) Merchant(ctx context.Context, id string) (*pb.Merchant, error) {
+	var m pb.Merchant
+	var created int64
+	err := s.pool.QueryRow(ctx, `SELECT id, name, category, created_at FROM merchants WHERE id = $1`, id).Scan(&m.ID, &m.Name, &m.Category, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("merchant", id)
+	}
+	m.CreatedAt = time.Unix(created, 0).UTC()
+	return &m, err
+}
+
+func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
+	var a pb.Agent
+	var created int64
+	var keyid string
+	err := s.pool.QueryRow(ctx, `SELECT id, user_id, name, public_key, keyid, created_at FROM agents WHERE id = $1`, id).
+		Scan(&a.ID, &a.UserID, &a.Name, &a.PublicKey, &keyid, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("agent", id)
+	}
+	a.KeyID = pb.OptString(keyid)
+	a.CreatedAt = time.Unix(created, 0).UTC()
+	return &a, err
+}
+
+const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
+	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version`
+
+func scanPayment(r pgx.Row) (*pb.Payment, error) {
+	var p pb.Payment
+	var status, agent, mandate, capture, md, decline string
+	var exp *int64
+	var created int64
+	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
+		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
+		&p.HoldID, &created, &p.Version); err != nil {
+		return nil, err
+	}
+	p.Object = "payment"
+	p.Status, p.AgentID, p.MandateID = pb.PaymentStatus(status), pb.OptString(agent), pb.OptString(mandate)
+	p.CaptureMethod, p.DeclineCode = pb.CaptureMethod(capture), pb.Code(decline)
+	if exp != nil {
+		t := time.Unix(*exp, 0).UTC()
+		p.AuthorizationExpiresAt = &t
+	}
+	if err := json.Unmarshal([]byte(md), &p.Metadata); err != nil {
+		return nil, fmt.Errorf("payment %s has unreadable metadata: %w", p.ID, err)
+	}
+	if p.Metadata == nil {
+		p.Metadata = map[string]string{}
+	}
+	p.CreatedAt = time.Unix(created, 0).UTC()
+	return &p, nil
+}
+
+func (s *Store) Payment(ctx context.Context, id string) (*pb.Payment, error) {
+	p, err := scanPayment(s.pool.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("payment", id)
+	}
+	return p, err
+}
+
+func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Payment, bool, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.PayerID != "" {
+		add("payer_id = ?", f.PayerID)
+	}
+	if f.MerchantID != "" {
+		add("merchant_id = ?", f.MerchantID)
+	}
+	if f.AgentID != "" {
+		add("agent_id = ? AND agent_id <> ''", f.AgentID) // the second term lets the partial index serve
+	}
+	if f.StartingAfter != "" {
+		add("id < ?", f.StartingAfter)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > pb.MaxListLimit {
+		limit = pb.MaxListLimit
+	}
+	q := `SELECT ` + paymentCols + ` FROM payments`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit+1)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	out := []pb.Payment{}
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, *p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+func (s *Store) ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= $1
+		ORDER BY authorization_expires_at LIMIT $2`, now.Unix(), limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+func (s *Store) LookupIdempotency(ctx context.Context, keys []pb.IdempotencyKey) ([]pb.IdempotencyRecord, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	caller, key := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		caller[i], key[i] = k.Caller, k.Key
+	}
+	rows, err := s.pool.Query(ctx, `SELECT i.caller, i.key, i.request_hash, i.status, i.body, i.created_ms
+		FROM idempotency i JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS k(caller, key)
+		ON i.caller = k.caller AND i.key = k.key`, caller, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pb.IdempotencyRecord
+	for rows.Next() {
+		var r pb.IdempotencyRecord
+		var hash []byte
+		var status int32
+		var created int64
+		if err := rows.Scan(&r.Caller, &r.Key, &hash, &status, &r.Body, &created); err != nil {
+			return nil, err
+		}
+		copy(r.RequestHash[:], hash)
+		r.Status = int(status)
+		r.CreatedAt = time.UnixMilli(created).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency WHERE (caller, key) IN
+		(SELECT caller, key FROM idempotency WHERE created_ms < $1 LIMIT $2)`, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+var _ pb.Store = (*Store)(nil)
