@@ -26,6 +26,20 @@ type IdempotencyRecord struct {
 // batch can be recomputed from fresh state.
 var ErrStoreConflict = errors.New("store conflict: another writer changed the rows this batch read")
 
+// SharedStore is a store that several Paybound processes may write at once
+// (PostgreSQL). The ledger writer then takes IDs from reserved blocks,
+// confirms a decline against the stored balance before making it, and
+// recomputes a batch whose Commit fails with ErrStoreConflict.
+type SharedStore interface {
+	Store
+	// ReserveIDs returns the first IDs of a block of IDBlock account IDs
+	// and a block of IDBlock transfer IDs that no other process will use.
+	ReserveIDs(ctx context.Context) (account, transfer int64, err error)
+}
+
+// IDBlock is how many IDs ReserveIDs reserves of each kind.
+const IDBlock = 1024
+
 // IdempotencyKey names a record: keys are per caller.
 type IdempotencyKey struct{ Caller, Key string }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/paybound/paybound/internal/storetest"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -35,7 +36,11 @@ func buildBinary(t *testing.T) string {
 
 func startProc(t *testing.T, bin, dir string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn")
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn"}
+	if db := storetest.Database(t, dir); db != "" {
+		args = append(args, "--db", db)
+	}
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

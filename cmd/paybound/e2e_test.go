@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/paybound/paybound/internal/storetest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,6 +40,7 @@ func startMain(t testing.TB, dir string, configure func(*Main)) *Main {
 	t.Helper()
 	m := NewMain()
 	m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", dir
+	m.Config.DB = storetest.Database(t, dir)
 	m.Logger = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m.Stdout, m.Stderr = tlog{t}, tlog{t}
 	m.PanicOnInvariant = true
@@ -560,7 +562,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{[]string{"--addr", "nonsense"}, nil, "addr"},
 		{[]string{"--fee-bps", "20000"}, nil, "fee-bps"},
-		{[]string{"--db", "postgres://localhost/x"}, nil, "PostgreSQL"},
+		{[]string{"--db", "mysql://localhost/x"}, nil, "postgres://"},
 		{nil, map[string]string{"PAYBOUND_FEE_BPS": "abc"}, "PAYBOUND_FEE_BPS"},
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"extra"}, nil, "no arguments"},

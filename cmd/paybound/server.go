@@ -20,6 +20,7 @@ import (
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
 )
@@ -32,7 +33,8 @@ type Config struct {
 	// DataDir holds the database and the operator key (PAYBOUND_DATA, --data).
 	DataDir string
 	// DB selects the store (PAYBOUND_DB, --db): empty for SQLite at
-	// <data>/paybound.db, or a SQLite file path.
+	// <data>/paybound.db, a SQLite file path, or a postgres:// URL, which
+	// several paybound processes may share.
 	DB string
 	// Demo seeds a funded demo user, a merchant and an agent (PAYBOUND_DEMO, --demo).
 	Demo bool
@@ -58,11 +60,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("config: data must name a directory (for example ./paybound-data)")
 	}
-	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
-		return errors.New("config: db: the PostgreSQL store is not available in this build yet; leave --db empty to use the embedded SQLite store")
-	}
-	if strings.Contains(c.DB, "://") {
-		return fmt.Errorf("config: db %q: use a SQLite file path, or leave it empty for <data>/paybound.db", c.DB)
+	if strings.Contains(c.DB, "://") && !isPostgres(c.DB) {
+		return fmt.Errorf("config: db %q: use a postgres:// URL, a SQLite file path, or nothing for <data>/paybound.db", c.DB)
 	}
 	if c.FeeBPS < 0 || c.FeeBPS > 10_000 {
 		return fmt.Errorf("config: fee-bps is %d; it must be between 0 and 10000", c.FeeBPS)
@@ -74,6 +73,10 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return nil
+}
+
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -98,7 +101,7 @@ type Main struct {
 	// Set by Run.
 	OperatorKey string
 	Service     *service.Service
-	store       *sqlite.Store
+	store       pb.Store
 	led         *ledger.Writer
 	srv         *http.Server
 	ln          net.Listener
@@ -147,7 +150,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.SetOutput(m.Stderr)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (PAYBOUND_ADDR)")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (PAYBOUND_DATA)")
-	fs.StringVar(&c.DB, "db", c.DB, "database: empty for <data>/paybound.db, or a SQLite file path (PAYBOUND_DB)")
+	fs.StringVar(&c.DB, "db", c.DB, "database: empty for <data>/paybound.db, a SQLite file path, or a postgres:// URL (PAYBOUND_DB)")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed a funded demo user, a merchant and an agent, and print their keys (PAYBOUND_DEMO)")
 	fs.Int64Var(&c.FeeBPS, "fee-bps", c.FeeBPS, "platform fee in basis points of each capture (PAYBOUND_FEE_BPS)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (PAYBOUND_LOG_LEVEL)")
@@ -182,11 +185,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.OperatorKey = key
-	dbPath := m.Config.DB
-	if dbPath == "" {
-		dbPath = filepath.Join(m.Config.DataDir, "paybound.db")
+	switch db := m.Config.DB; {
+	case isPostgres(db):
+		m.store, err = postgres.Open(ctx, db)
+	case db == "":
+		m.store, err = sqlite.Open(ctx, filepath.Join(m.Config.DataDir, "paybound.db"))
+	default:
+		m.store, err = sqlite.Open(ctx, db)
 	}
-	if m.store, err = sqlite.Open(ctx, dbPath); err != nil {
+	if err != nil {
 		return err
 	}
 	if m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,

@@ -33,7 +33,8 @@ const (
 	undoHold
 	undoPaymentNew
 	undoPaymentUpdate
-	undoMark // the lengths of the batch's append-only lists at a mark
+	undoMark    // the lengths of the batch's append-only lists at a mark
+	undoRefresh // an account rebased on fresh state, and its record as found
 )
 
 type undoEntry struct {
@@ -47,6 +48,9 @@ type undoEntry struct {
 	idx     int
 	oldVal  pb.Payment
 	lens    [8]int
+	// For undoRefresh: the batch's record of the account as found.
+	oldBefore pb.Account
+	hadBefore bool
 }
 
 // Now is the batch's time: every operation in a batch sees the same instant.
@@ -87,6 +91,11 @@ func (tx *Tx) rollback(mark int) {
 		switch u.kind {
 		case undoAccount:
 			*u.account = u.oldAcct
+		case undoRefresh:
+			*u.account = u.oldAcct
+			if u.hadBefore {
+				tx.before[u.account.ID] = u.oldBefore
+			}
 		case undoHold:
 			if u.oldHold == nil {
 				delete(tx.w.holds, u.holdID)
@@ -174,8 +183,11 @@ func (tx *Tx) EnsureAccount(owner, currency string, flags pb.AccountFlags) (*pb.
 	if pb.ErrorCode(err) != pb.ErrNotFound {
 		return nil, err
 	}
-	a = &pb.Account{ID: tx.w.nextAccount, Owner: owner, Currency: currency, Flags: flags}
-	tx.w.nextAccount++
+	id, err := tx.w.takeID(tx.ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	a = &pb.Account{ID: id, Owner: owner, Currency: currency, Flags: flags}
 	tx.w.cache(a)
 	// A new account is written with the batch even if the op that made it
 	// fails: it is empty, and other ops may already use it.
@@ -197,6 +209,13 @@ func checkPair(debit, credit *pb.Account, amount int64) error {
 	return pb.ValidateAmount(amount, "amount")
 }
 
+func firstErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
 // canDebit reports whether a may be debited amount more (posted or pending).
 func canDebit(a *pb.Account, amount int64) bool {
 	if a.Flags&DebitsMustNotExceedCredits == 0 {
@@ -208,12 +227,55 @@ func canDebit(a *pb.Account, amount int64) bool {
 // DebitsMustNotExceedCredits re-exports the account flag for callers.
 const DebitsMustNotExceedCredits = pb.DebitsMustNotExceedCredits
 
-func (tx *Tx) newTransfer(t pb.Transfer) int64 {
-	t.ID = tx.w.nextTransfer
-	tx.w.nextTransfer++
+func (tx *Tx) newTransfer(t pb.Transfer) (int64, error) {
+	id, err := tx.w.takeID(tx.ctx, true)
+	if err != nil {
+		return 0, err
+	}
+	t.ID = id
 	t.CreatedAt = tx.now
 	tx.batch.Transfers = append(tx.batch.Transfers, t)
-	return t.ID
+	return t.ID, nil
+}
+
+// ensureFunds reports whether debit may be debited amount more. With a
+// shared store, a refusal is first checked against the stored balance:
+// another process may have credited the account since it was cached, and a
+// payment must never be declined for money that is there.
+func (tx *Tx) ensureFunds(debit *pb.Account, amount int64) (bool, error) {
+	if canDebit(debit, amount) {
+		return true, nil
+	}
+	if tx.w.shared == nil {
+		return false, nil
+	}
+	fresh, err := tx.w.cfg.Store.AccountByID(tx.ctx, debit.ID)
+	if err != nil {
+		if pb.ErrorCode(err) == pb.ErrNotFound {
+			return false, nil // created by this writer, not yet committed
+		}
+		return false, fmt.Errorf("couldn't read account %d: %w", debit.ID, err)
+	}
+	tx.refresh(debit, fresh)
+	return canDebit(debit, amount), nil
+}
+
+// refresh rebases a on its freshly read committed state: what this writer
+// has changed and not yet committed stays on top. The undo log can revert it,
+// together with the batch's record of a as found.
+func (tx *Tx) refresh(a *pb.Account, fresh *pb.Account) {
+	base, touched := tx.before[a.ID]
+	if !touched {
+		base = *a
+	}
+	tx.undo = append(tx.undo, undoEntry{kind: undoRefresh, account: a, oldAcct: *a, oldBefore: base, hadBefore: touched})
+	a.DebitsPending += fresh.DebitsPending - base.DebitsPending
+	a.DebitsPosted += fresh.DebitsPosted - base.DebitsPosted
+	a.CreditsPending += fresh.CreditsPending - base.CreditsPending
+	a.CreditsPosted += fresh.CreditsPosted - base.CreditsPosted
+	if touched {
+		tx.before[a.ID] = *fresh
+	}
 }
 
 // overflows reports whether adding amount to any of vs would overflow.
@@ -235,8 +297,8 @@ func (tx *Tx) Transfer(debit, credit *pb.Account, amount int64, ref string) (int
 	if err := checkPair(debit, credit, amount); err != nil {
 		return 0, err
 	}
-	if !canDebit(debit, amount) {
-		return 0, ErrInsufficientFunds
+	if ok, err := tx.ensureFunds(debit, amount); err != nil || !ok {
+		return 0, firstErr(err, ErrInsufficientFunds)
 	}
 	if overflows(amount, debit.DebitsPosted, credit.CreditsPosted) {
 		return 0, errOverflow
@@ -246,7 +308,7 @@ func (tx *Tx) Transfer(debit, credit *pb.Account, amount int64, ref string) (int
 	debit.DebitsPosted += amount
 	credit.CreditsPosted += amount
 	return tx.newTransfer(pb.Transfer{Kind: pb.TransferPosted, DebitAccountID: debit.ID,
-		CreditAccountID: credit.ID, Amount: amount, Currency: debit.Currency, Ref: ref}), nil
+		CreditAccountID: credit.ID, Amount: amount, Currency: debit.Currency, Ref: ref})
 }
 
 // Hold reserves amount from debit for credit until timeout (a pending
@@ -256,8 +318,8 @@ func (tx *Tx) Hold(debit, credit *pb.Account, amount int64, timeout time.Time, r
 	if err := checkPair(debit, credit, amount); err != nil {
 		return 0, err
 	}
-	if !canDebit(debit, amount) {
-		return 0, ErrInsufficientFunds
+	if ok, err := tx.ensureFunds(debit, amount); err != nil || !ok {
+		return 0, firstErr(err, ErrInsufficientFunds)
 	}
 	if overflows(amount, debit.DebitsPending, credit.CreditsPending) {
 		return 0, errOverflow
@@ -268,7 +330,10 @@ func (tx *Tx) Hold(debit, credit *pb.Account, amount int64, timeout time.Time, r
 	credit.CreditsPending += amount
 	t := pb.Transfer{Kind: pb.TransferPending, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
 		Amount: amount, Currency: debit.Currency, Timeout: timeout.UTC(), Ref: ref}
-	id := tx.newTransfer(t)
+	id, err := tx.newTransfer(t)
+	if err != nil {
+		return 0, err
+	}
 	t.ID, t.CreatedAt = id, tx.now
 	tx.setHold(id, &hold{t: t})
 	return id, nil
@@ -317,7 +382,7 @@ func (tx *Tx) Post(holdID, amount int64, ref string) (int64, error) {
 	debit.DebitsPosted += amount
 	credit.CreditsPosted += amount
 	return tx.newTransfer(pb.Transfer{Kind: pb.TransferPost, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
-		Amount: amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref}), nil
+		Amount: amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref})
 }
 
 // release takes hold h's amount out of both accounts' pending balances and
@@ -348,7 +413,7 @@ func (tx *Tx) Void(holdID int64, ref string) (int64, error) {
 		return 0, err
 	}
 	return tx.newTransfer(pb.Transfer{Kind: pb.TransferVoid, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
-		Amount: h.t.Amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref}), nil
+		Amount: h.t.Amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref})
 }
 
 // Payment returns a copy of payment id as of this point in the batch, or an

@@ -37,6 +37,7 @@ func Verify(ctx context.Context, st pb.Store) (Report, error) {
 	stored := map[int64]pb.Account{}
 	derived := map[int64]*pb.Account{}
 	holds := map[int64]pb.Transfer{} // open holds by ID
+	var resolutions []pb.Transfer    // posts and voids
 	var r Report
 	problem := func(format string, args ...any) {
 		if len(r.Problems) < maxProblems {
@@ -69,24 +70,9 @@ func Verify(ctx context.Context, st pb.Store) (Report, error) {
 			c.CreditsPending += t.Amount
 			holds[t.ID] = *t
 		case pb.TransferPost, pb.TransferVoid:
-			h, ok := holds[t.PendingID]
-			if !ok {
-				problem("transfer %d resolves %d, which is not an open hold", t.ID, t.PendingID)
-				return nil
-			}
-			delete(holds, t.PendingID)
-			if h.DebitAccountID != t.DebitAccountID || h.CreditAccountID != t.CreditAccountID {
-				problem("transfer %d resolves hold %d between other accounts", t.ID, h.ID)
-			}
-			d.DebitsPending -= h.Amount
-			c.CreditsPending -= h.Amount
-			if t.Kind == pb.TransferPost {
-				if t.Amount > h.Amount {
-					problem("transfer %d posts %d, more than hold %d's %d", t.ID, t.Amount, h.ID, h.Amount)
-				}
-				d.DebitsPosted += t.Amount
-				c.CreditsPosted += t.Amount
-			}
+			// With several processes taking IDs in blocks, a post may sort
+			// before its hold: resolve them after the scan.
+			resolutions = append(resolutions, *t)
 		default:
 			problem("transfer %d has unknown kind %d", t.ID, t.Kind)
 		}
@@ -94,6 +80,27 @@ func Verify(ctx context.Context, st pb.Store) (Report, error) {
 	})
 	if err != nil {
 		return Report{}, fmt.Errorf("couldn't read the ledger: %w", err)
+	}
+	for _, t := range resolutions {
+		d, c := acct(t.DebitAccountID), acct(t.CreditAccountID)
+		h, ok := holds[t.PendingID]
+		if !ok {
+			problem("transfer %d resolves %d, which is not an open hold", t.ID, t.PendingID)
+			continue
+		}
+		delete(holds, t.PendingID)
+		if h.DebitAccountID != t.DebitAccountID || h.CreditAccountID != t.CreditAccountID {
+			problem("transfer %d resolves hold %d between other accounts", t.ID, h.ID)
+		}
+		d.DebitsPending -= h.Amount
+		c.CreditsPending -= h.Amount
+		if t.Kind == pb.TransferPost {
+			if t.Amount > h.Amount {
+				problem("transfer %d posts %d, more than hold %d's %d", t.ID, t.Amount, h.ID, h.Amount)
+			}
+			d.DebitsPosted += t.Amount
+			c.CreditsPosted += t.Amount
+		}
 	}
 	sums := map[string]*CurrencySum{}
 	for id, s := range stored {

@@ -75,11 +75,12 @@ var ErrIdempotencyConflict = &pb.Error{Code: pb.ErrIdempotencyConflict, Message:
 var ErrIdempotencyRunning = &pb.Error{Code: pb.ErrIdempotencyRunning, Message: "a request with this Idempotency-Key is still being processed; retry after it completes"}
 
 type request struct {
-	op     Op
-	idem   *Idem
-	result any
-	err    error
-	done   chan struct{}
+	op       Op
+	idem     *Idem
+	result   any
+	err      error
+	done     chan struct{}
+	attempts int // recomputations after refused commits
 }
 
 // Writer is the single writer of one store. Safe for concurrent use.
@@ -104,6 +105,13 @@ type Writer struct {
 
 	epoch    uint64      // incremented at each reset; batches carry it
 	poisoned atomic.Bool // a commit failed: reset before the next batch
+	retries  []*request  // refused by a concurrent writer, to run again (guarded by mu)
+	wake     chan struct{}
+
+	// shared is the store when several processes write it; IDs then come
+	// from blocks it reserves, up to (not including) the limits.
+	shared                      pb.SharedStore
+	accountLimit, transferLimit int64
 
 	stats Stats
 }
@@ -151,7 +159,8 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 	if cfg.CacheLimit <= 0 {
 		cfg.CacheLimit = 1 << 20
 	}
-	w := &Writer{cfg: cfg, log: cfg.Logger, queue: make(chan *request, cfg.QueueSize)}
+	w := &Writer{cfg: cfg, log: cfg.Logger, queue: make(chan *request, cfg.QueueSize), wake: make(chan struct{}, 1)}
+	w.shared, _ = cfg.Store.(pb.SharedStore)
 	if err := w.reset(ctx); err != nil {
 		return nil, err
 	}
@@ -163,11 +172,14 @@ func New(ctx context.Context, cfg Config) (*Writer, error) {
 // reset drops every cache and reloads the ID counters from the store: after
 // it, the writer's memory holds nothing that is not committed.
 func (w *Writer) reset(ctx context.Context) error {
-	a, t, err := w.cfg.Store.NextIDs(ctx)
-	if err != nil {
-		return fmt.Errorf("couldn't load ledger IDs: %w", err)
+	if w.shared == nil {
+		a, t, err := w.cfg.Store.NextIDs(ctx)
+		if err != nil {
+			return fmt.Errorf("couldn't load ledger IDs: %w", err)
+		}
+		w.nextAccount, w.nextTransfer = a, t
+		w.accountLimit, w.transferLimit = 1<<62, 1<<62
 	}
-	w.nextAccount, w.nextTransfer = a, t
 	w.accounts = map[accountKey]*pb.Account{}
 	w.accountsByID = map[int64]*pb.Account{}
 	w.holds = map[int64]*hold{}
@@ -247,18 +259,36 @@ func (w *Writer) run() {
 	defer func() {
 		close(commits)
 		<-committed
+		w.failRetries(ErrClosed)
 	}()
 	reqs := make([]*request, 0, w.cfg.MaxBatch)
 	for {
-		r := <-w.queue
-		if r == nil {
-			w.drainAfterClose()
-			return
-		}
-		reqs = append(reqs[:0], r)
+		var first *request
 		stop := false
+		select {
+		case first = <-w.queue:
+			stop = first == nil
+		case <-w.wake:
+		}
+		reqs = reqs[:0]
+		if w.poisoned.Load() || w.cachesFull() {
+			// A commit failed (the caches hold effects that never reached the
+			// store) or the caches must shrink: wait until nothing is in flight,
+			// then start again from what is committed, with the requests of the
+			// refused batches first.
+			w.barrier(commits)
+			if err := w.reset(context.Background()); err != nil {
+				w.stop(err)
+			}
+			w.poisoned.Store(false)
+			w.epoch++
+			reqs = append(reqs, w.takeRetries()...)
+		}
+		if first != nil {
+			reqs = append(reqs, first)
+		}
 	fill:
-		for len(reqs) < w.cfg.MaxBatch {
+		for !stop && len(reqs) < w.cfg.MaxBatch {
 			select {
 			case r := <-w.queue:
 				if r == nil {
@@ -270,18 +300,16 @@ func (w *Writer) run() {
 				break fill
 			}
 		}
-		if w.poisoned.Load() || w.cachesFull() {
-			// A commit failed (the caches hold effects that never reached the
-			// store) or the caches must shrink: wait until nothing is in flight,
-			// then start again from what is committed.
-			w.barrier(commits)
-			if err := w.reset(context.Background()); err != nil {
-				w.stop(err)
+		if len(reqs) > 0 {
+			b := w.apply(slices.Clone(reqs))
+			commits <- b
+			if w.shared != nil {
+				// With other processes writing too, a batch may read fresh rows
+				// (ensureFunds); they must not miss this writer's own batch in
+				// flight, so batches do not overlap.
+				<-b.committed
 			}
-			w.poisoned.Store(false)
-			w.epoch++
 		}
-		commits <- w.apply(slices.Clone(reqs))
 		if stop {
 			w.drainAfterClose()
 			return
@@ -289,13 +317,39 @@ func (w *Writer) run() {
 	}
 }
 
+// maxAttempts bounds how often a request is recomputed after commits that
+// another process's writes refused.
+const maxAttempts = 8
+
+func (w *Writer) takeRetries() []*request {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rs := w.retries
+	w.retries = nil
+	for _, r := range rs {
+		r.result, r.err = nil, nil
+		if r.idem != nil {
+			r.idem.Status, r.idem.Body, r.idem.Replayed = 0, nil, false
+		}
+	}
+	return rs
+}
+
+func (w *Writer) failRetries(err error) {
+	for _, r := range w.takeRetries() {
+		r.err = err
+		close(r.done)
+	}
+}
+
 // pending is an applied batch on its way to the store.
 type pending struct {
-	tx      *Tx
-	reqs    []*request
-	epoch   uint64
-	err     error         // set when the batch must not be committed
-	barrier chan struct{} // a barrier, not a batch: closed when reached
+	tx        *Tx
+	reqs      []*request
+	epoch     uint64
+	err       error         // set when the batch must not be committed
+	barrier   chan struct{} // a barrier, not a batch: closed when reached
+	committed chan struct{} // closed when the commit stage is done with it
 }
 
 func (w *Writer) barrier(commits chan<- *pending) {
@@ -310,7 +364,7 @@ func (w *Writer) barrier(commits chan<- *pending) {
 func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 	defer close(done)
 	failedEpoch := uint64(0)
-	failed := false
+	failed, conflicted := false, false
 	for b := range commits {
 		if b.barrier != nil {
 			close(b.barrier)
@@ -327,9 +381,14 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 			w.stats.CommitTime += time.Since(t0)
 			w.mu.Unlock()
 			if cerr != nil {
-				w.log.Error("ledger commit failed; batch rejected", "err", cerr, "ops", len(b.reqs))
-				err = fmt.Errorf("couldn't commit ledger batch: %w", cerr)
 				failed, failedEpoch = true, b.epoch
+				conflicted = errors.Is(cerr, pb.ErrStoreConflict)
+				if conflicted {
+					w.log.Debug("ledger batch refused by a concurrent writer; recomputing it", "err", cerr, "ops", len(b.reqs))
+				} else {
+					w.log.Error("ledger commit failed; batch rejected", "err", cerr, "ops", len(b.reqs))
+				}
+				err = fmt.Errorf("couldn't commit ledger batch: %w", cerr)
 				w.poisoned.Store(true)
 			}
 		}
@@ -340,7 +399,18 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 			w.stats.Transfers += int64(len(b.tx.batch.Transfers))
 			w.mu.Unlock()
 		}
+		requeued := false
 		for _, r := range b.reqs {
+			if err != nil && conflicted && b.epoch == failedEpoch && r.attempts < maxAttempts {
+				// Another process changed what this batch was computed from:
+				// nothing was written, so the request runs again on fresh state.
+				r.attempts++
+				w.mu.Lock()
+				w.retries = append(w.retries, r)
+				w.mu.Unlock()
+				requeued = true
+				continue
+			}
 			if err != nil {
 				r.result, r.err = nil, err
 				if r.idem != nil {
@@ -348,6 +418,13 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 				}
 			}
 			close(r.done)
+		}
+		close(b.committed)
+		if requeued {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -381,7 +458,7 @@ func (w *Writer) stop(err error) {
 // to commit.
 func (w *Writer) apply(reqs []*request) *pending {
 	ctx := context.Background()
-	b := &pending{reqs: reqs, epoch: w.epoch}
+	b := &pending{reqs: reqs, epoch: w.epoch, committed: make(chan struct{})}
 	if w.Err() != nil {
 		b.err = errStopped
 		return b
@@ -479,6 +556,29 @@ func (w *Writer) runOp(tx *Tx, op Op) (result any, err error) {
 		tx.undo = tx.undo[:0]
 	}()
 	return op(tx)
+}
+
+// takeID returns the next account or transfer ID, reserving a new block
+// from a shared store when the current one is used up.
+func (w *Writer) takeID(ctx context.Context, transfer bool) (int64, error) {
+	next, limit := &w.nextAccount, &w.accountLimit
+	if transfer {
+		next, limit = &w.nextTransfer, &w.transferLimit
+	}
+	if *next >= *limit {
+		a, t, err := w.shared.ReserveIDs(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("couldn't reserve ledger IDs: %w", err)
+		}
+		first := a
+		if transfer {
+			first = t
+		}
+		*next, *limit = first, first+pb.IDBlock
+	}
+	id := *next
+	*next++
+	return id, nil
 }
 
 // cachesFull reports whether a cache has grown past the limit and must be

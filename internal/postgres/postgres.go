@@ -292,6 +292,15 @@ func expiry(p *pb.Payment) *int64 {
 	return &v
 }
 
+// ReserveIDs takes the next block of pb.IDBlock account and transfer IDs
+// from the sequences.
+func (s *Store) ReserveIDs(ctx context.Context) (account, transfer int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT nextval('account_ids'), nextval('transfer_ids')`).Scan(&account, &transfer)
+	return account, transfer, err
+}
+
+var _ pb.SharedStore = (*Store)(nil)
+
 // NextIDs returns one past the largest account and transfer IDs.
 func (s *Store) NextIDs(ctx context.Context) (account, transfer int64, err error) {
 	err = s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT MAX(id) FROM accounts), 0) + 1, COALESCE((SELECT MAX(id) FROM transfers), 0) + 1`).Scan(&account, &transfer)

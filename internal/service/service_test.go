@@ -9,8 +9,10 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
+	"github.com/paybound/paybound/internal/storetest"
 	"pgregory.net/rapid"
 )
 
@@ -31,6 +33,7 @@ type tb interface {
 	Helper()
 	Fatal(...any)
 	Fatalf(string, ...any)
+	Skip(...any)
 	Cleanup(func())
 }
 
@@ -38,14 +41,20 @@ var operator = pb.Principal{Role: pb.RoleOperator, ID: "operator"}
 
 type env struct {
 	svc   *service.Service
-	st    *sqlite.Store
+	st    pb.Store
 	clock *fakeClock
 	feeBP int64
 }
 
 func newEnv(t tb, dir string, feeBPS int64) *env {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "paybound.db"))
+	var st pb.Store
+	var err error
+	if storetest.UsePostgres() {
+		st, err = postgres.Open(ctx, storetest.PostgresURL(t))
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(dir, "paybound.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,11 @@
 -- Only plain tables, B-tree and partial indexes, sequences and CHECK
 -- constraints: no triggers, no stored procedures, no extensions.
 
+-- Each process takes account and transfer IDs in blocks of 1024 (IDBlock):
+-- nextval gives the block's first ID.
+CREATE SEQUENCE account_ids INCREMENT BY 1024 START WITH 1;
+CREATE SEQUENCE transfer_ids INCREMENT BY 1024 START WITH 1;
+
 -- The ledger's invariants are also the database's: a batch from any process
 -- that would overdraw an account is refused by the constraint.
 CREATE TABLE accounts (
