@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: vet, a short benchmark smoke run, then every test
-# with the race detector. Needs only Go; run from anywhere.
+# with the race detector — on SQLite, and again on a throwaway PostgreSQL 15
+# cluster that this script starts (installing Debian's postgresql package
+# when it is missing) and stops. Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,10 +15,20 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+echo "== PostgreSQL test cluster"
+pg_env=$(scripts/postgres.sh)
+eval "$pg_env"
+export PAYBOUND_TEST_POSTGRES_URL
+trap 'scripts/postgres.sh stop "$PGTEST_DIR"' EXIT
+echo "started on ${PAYBOUND_TEST_POSTGRES_URL%%\?*}"
+
 echo "== benchmark smoke run"
 go test -run '^$' -bench . -benchtime 20000x ./internal/ledger
 go run ./cmd/paybound bench ledger --duration 1s --clients 500
 go run ./cmd/paybound bench payments --duration 1s
+
+echo "== tests on PostgreSQL (race detector on)"
+PAYBOUND_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/service ./cmd/paybound
 
 echo "== tests (race detector on)"
 go test -race -count=1 -timeout 20m ./...
