@@ -36,8 +36,15 @@ func buildBinary(t *testing.T) string {
 
 func startProc(t *testing.T, bin, dir string) *proc {
 	t.Helper()
+	return startProcDB(t, bin, dir, storetest.Database(t, dir))
+}
+
+// startProcDB starts `paybound serve` over dir with database db ("" for
+// SQLite in dir).
+func startProcDB(t *testing.T, bin, dir, db string) *proc {
+	t.Helper()
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn"}
-	if db := storetest.Database(t, dir); db != "" {
+	if db != "" {
 		args = append(args, "--db", db)
 	}
 	cmd := exec.Command(bin, args...)

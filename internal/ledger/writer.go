@@ -463,6 +463,15 @@ func (w *Writer) apply(reqs []*request) *pending {
 		b.err = errStopped
 		return b
 	}
+	if w.shared != nil {
+		// Other processes move these balances too: read each account afresh
+		// in every batch (batches do not overlap in this mode, so the store
+		// holds all of this writer's own). Payments and holds may stay cached:
+		// they only move forward, and the store refuses a change made from an
+		// old version.
+		w.accounts = map[accountKey]*pb.Account{}
+		w.accountsByID = map[int64]*pb.Account{}
+	}
 	tx := &Tx{w: w, ctx: ctx, now: w.cfg.Clock.Now().UTC(), before: map[int64]pb.Account{}}
 	b.tx = tx
 	w.lookupIdempotency(ctx, reqs)

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/paybound/paybound/internal/storetest"
+)
+
+// TestSeveralProcessesOnePostgres runs three real paybound processes on one
+// PostgreSQL database and hammers one hot wallet through all of them: no
+// overdraft, exactly-once capture and idempotency hold across processes.
+func TestSeveralProcessesOnePostgres(t *testing.T) {
+	db := storetest.PostgresURL(t)
+	bin := buildBinary(t)
+	var procs []*proc
+	var key string
+	for i := range 3 {
+		dir := t.TempDir()
+		if i > 0 {
+			// Every process of one deployment shares the operator key.
+			if err := os.WriteFile(filepath.Join(dir, "operator.key"), []byte(key+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := startProcDB(t, bin, dir, db)
+		if i == 0 {
+			b, err := os.ReadFile(filepath.Join(dir, "operator.key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key = strings.TrimSpace(string(b))
+		}
+		procs = append(procs, p)
+	}
+	apis := make([]*api, len(procs))
+	for i, p := range procs {
+		apis[i] = &api{t: t, base: p.base}
+	}
+	a := apis[0]
+	merchant := a.ok(201, a.call("POST", "/v1/merchants", key, "", map[string]any{"name": "m"}))
+	user := a.ok(201, a.call("POST", "/v1/users", key, "", map[string]any{"name": "u"}))
+	uk, mk := user.str("api_key"), merchant.str("api_key")
+	a.ok(201, a.call("POST", "/v1/topups", uk, "", map[string]any{"amount": 5000, "currency": "USD"}))
+
+	// 200 payments of 1.00 from a wallet of 50.00, through all processes.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := apis[i%len(apis)].call("POST", "/v1/payments", uk, fmt.Sprintf("hot-%d", i),
+				map[string]any{"amount": 100, "currency": "USD", "merchant_id": merchant.str("id")})
+			mu.Lock()
+			defer mu.Unlock()
+			outcomes[fmt.Sprintf("%d %s", r.status, r.errField("code"))]++
+		}()
+	}
+	wg.Wait()
+	if outcomes["201 "] != 50 || outcomes["402 insufficient_funds"] != 150 || len(outcomes) != 2 {
+		t.Fatalf("outcomes %v; want 50 payments and 150 insufficient_funds", outcomes)
+	}
+	for _, x := range apis {
+		b := x.ok(200, x.call("GET", "/v1/balance", uk, "", nil))
+		if !strings.Contains(string(b.raw), `"available":0,`) {
+			t.Fatalf("wallet after the hot run: %s", b.raw)
+		}
+	}
+
+	// One key sent to every process at once: one payment.
+	a.ok(201, a.call("POST", "/v1/topups", uk, "", map[string]any{"amount": 1000, "currency": "USD"}))
+	ids := map[string]int{}
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := apis[i%len(apis)].call("POST", "/v1/payments", uk, "same-everywhere",
+				map[string]any{"amount": 100, "currency": "USD", "merchant_id": merchant.str("id"), "capture_method": "manual"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.status {
+			case 201:
+				ids[r.str("id")]++
+			case 409: // still running in the same process
+			default:
+				t.Errorf("duplicate across processes: %d %s", r.status, r.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(ids) != 1 {
+		t.Fatalf("one key made %d payments across processes: %v", len(ids), ids)
+	}
+	var pid string
+	for id := range ids {
+		pid = id
+	}
+
+	// The hold captured from every process at once: captured once.
+	captured := 0
+	for i := range 9 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := apis[i%len(apis)].call("POST", "/v1/payments/"+pid+"/capture", mk, fmt.Sprintf("cap-%d", i), nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case r.status == 200:
+				captured++
+			case r.status == 409 && r.errField("code") == "payment_unexpected_state":
+			default:
+				t.Errorf("concurrent capture: %d %s", r.status, r.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if captured != 1 {
+		t.Fatalf("the hold was captured %d times", captured)
+	}
+	b := a.ok(200, a.call("GET", "/v1/balance", mk, "", nil))
+	var bal struct {
+		Balances []struct{ Available, Pending int64 } `json:"balances"`
+	}
+	if json.Unmarshal(b.raw, &bal) != nil || len(bal.Balances) != 1 || bal.Balances[0].Available != 5100 || bal.Balances[0].Pending != 0 {
+		t.Fatalf("merchant balance: %s; want 51.00 available", b.raw)
+	}
+	for _, x := range apis {
+		v := x.ok(200, x.call("GET", "/v1/ledger/verify", key, "", nil))
+		if v.body["ok"] != true {
+			t.Fatalf("ledger verify: %s", v.raw)
+		}
+	}
+}
