@@ -70,6 +70,11 @@ type Batch struct {
 	Agents          []Agent
 	APIKeys         []APIKey
 	Idempotency     []IdempotencyRecord
+
+	// Fresh is set by a SharedStore's Commit: the stored balances of the
+	// batch's existing accounts right after it, including what other
+	// processes had changed, so that the writer's cache catches up.
+	Fresh []Account
 }
 
 // Empty reports whether b writes nothing.

@@ -306,8 +306,16 @@ func (w *Writer) run() {
 			if w.shared != nil {
 				// With other processes writing too, a batch may read fresh rows
 				// (ensureFunds); they must not miss this writer's own batch in
-				// flight, so batches do not overlap.
+				// flight, so batches do not overlap. The commit returns the
+				// accounts as stored, other processes' changes included.
 				<-b.committed
+				if b.tx != nil {
+					for _, f := range b.tx.batch.Fresh {
+						if a := w.accountsByID[f.ID]; a != nil {
+							*a = f
+						}
+					}
+				}
 			}
 		}
 		if stop {
@@ -463,15 +471,6 @@ func (w *Writer) apply(reqs []*request) *pending {
 		b.err = errStopped
 		return b
 	}
-	if w.shared != nil {
-		// Other processes move these balances too: read each account afresh
-		// in every batch (batches do not overlap in this mode, so the store
-		// holds all of this writer's own). Payments and holds may stay cached:
-		// they only move forward, and the store refuses a change made from an
-		// old version.
-		w.accounts = map[accountKey]*pb.Account{}
-		w.accountsByID = map[int64]*pb.Account{}
-	}
 	tx := &Tx{w: w, ctx: ctx, now: w.cfg.Clock.Now().UTC(), before: map[int64]pb.Account{}}
 	b.tx = tx
 	w.lookupIdempotency(ctx, reqs)
@@ -492,7 +491,7 @@ func (w *Writer) apply(reqs []*request) *pending {
 			})
 		}
 	}
-	if err := tx.checkInvariants(); err != nil {
+	if err := tx.checkInvariants(w.shared == nil); err != nil {
 		w.log.Error("ledger invariant broken; the writer stops", "err", err)
 		if w.cfg.PanicOnInvariant {
 			panic(err)

@@ -149,6 +149,9 @@ func conflict(err error) error {
 	return err
 }
 
+// CommitTimeout bounds how long Commit waits for the server.
+const CommitTimeout = 30 * time.Second
+
 // Commit writes b as one pipeline, which the server runs as one implicit
 // transaction: all of it or none of it, in one round trip.
 func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
@@ -173,9 +176,16 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 			continue
 		}
 		q.Queue(`UPDATE accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3,
-			credits_pending = credits_pending + $4, credits_posted = credits_posted + $5 WHERE id = $1`,
+			credits_pending = credits_pending + $4, credits_posted = credits_posted + $5 WHERE id = $1
+			RETURNING `+accountCols,
 			a.ID, a.DebitsPending-was.DebitsPending, a.DebitsPosted-was.DebitsPosted,
-			a.CreditsPending-was.CreditsPending, a.CreditsPosted-was.CreditsPosted)
+			a.CreditsPending-was.CreditsPending, a.CreditsPosted-was.CreditsPosted).QueryRow(func(row pgx.Row) error {
+			fresh, err := scanAccount(row)
+			if err == nil {
+				b.Fresh = append(b.Fresh, *fresh)
+			}
+			return err
+		})
 	}
 	if n := len(b.Transfers); n > 0 {
 		var (
@@ -238,7 +248,17 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	if q.Len() == 0 {
 		return nil
 	}
-	if err := s.pool.SendBatch(ctx, q).Close(); err != nil {
+	b.Fresh = b.Fresh[:0]
+	// Once sent, the batch is the server's to finish: canceling the wait
+	// would only hide whether it committed. ctx is honoured up to here; a
+	// server that does not answer within CommitTimeout fails the commit.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("couldn't commit: %w", err)
+	}
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CommitTimeout)
+	defer cancel()
+	if err := s.pool.SendBatch(sendCtx, q).Close(); err != nil {
+		b.Fresh = nil
 		return fmt.Errorf("couldn't commit: %w", conflict(err))
 	}
 	return nil
