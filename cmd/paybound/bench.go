@@ -23,7 +23,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/sqlite"
 )
 
@@ -60,6 +62,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	accounts := fs.Int("accounts", 10_000, "accounts in play")
 	dir := fs.String("data", "", "directory for the benchmark database (default: a temporary one, removed after)")
 	baseline := fs.Bool("baseline", true, "also run one transaction per transfer and report the speedup")
+	db := fs.String("db", "", "a postgres:// URL to measure PostgreSQL (default: SQLite in --data)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,8 +82,18 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer os.RemoveAll(tmp)
 		d = tmp
 	}
+	storeName := "sqlite"
+	if isPostgres(*db) {
+		storeName = "postgres"
+	}
 	run := func(name string, hot bool, maxBatch int) (ledger.BenchResult, error) {
-		st, err := sqlite.Open(ctx, filepath.Join(d, name+".db"))
+		var st pb.Store
+		var err error
+		if isPostgres(*db) {
+			st, err = postgres.Open(ctx, *db)
+		} else {
+			st, err = sqlite.Open(ctx, filepath.Join(d, name+".db"))
+		}
 		if err != nil {
 			return ledger.BenchResult{}, err
 		}
@@ -101,7 +114,11 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		out := map[string]any{"bench": "ledger", "store": "sqlite", "durable": "synchronous=FULL", "accounts": mode,
+		durable := "synchronous=FULL"
+		if storeName == "postgres" {
+			durable = "the server's fsync and synchronous_commit"
+		}
+		out := map[string]any{"bench": "ledger", "store": storeName, "durable": durable, "accounts": mode,
 			"clients": *clients, "transfers": res.Transfers, "seconds": res.Seconds, "transfers_per_sec": int64(res.TransfersPerSec),
 			"p50_ms": ms(res.P50), "p99_ms": ms(res.P99), "batches": res.Batches}
 		if *baseline {
@@ -132,6 +149,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	key := fs.String("key", "", "operator key of --url's server")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	baseline := fs.Bool("baseline", true, "also load a server that commits each operation alone, and report the speedup")
+	db := fs.String("db", "", "a postgres:// URL for the in-process server's store (default: SQLite)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -149,7 +167,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
 		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
 	}
-	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers}
+	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db}
 	out, err := loadPayments(ctx, cfg, 0)
 	if err != nil {
 		return err
@@ -170,7 +188,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 // payLoad is one payments load: against url (with the operator key), or a
 // server of its own when url is empty.
 type payLoad struct {
-	url, key        string
+	url, key, db    string
 	dur             time.Duration
 	clients, payers int
 }
@@ -190,6 +208,7 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		m.Stdout, m.Stderr = io.Discard, io.Discard
 		m.Logger = slog.New(slog.DiscardHandler)
 		m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", tmp
+		m.Config.DB = cfg.db
 		if maxBatch > 0 {
 			m.Config.MaxBatch = maxBatch
 		}
@@ -300,7 +319,11 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 	if len(all) == 0 {
 		return nil, errors.New("bench payments: no payment completed")
 	}
-	out := map[string]any{"bench": "payments", "store": "sqlite", "clients": *clients, "payers": *payers,
+	storeName := "sqlite"
+	if isPostgres(cfg.db) {
+		storeName = "postgres"
+	}
+	out := map[string]any{"bench": "payments", "store": storeName, "clients": *clients, "payers": *payers,
 		"payments": done.Load(), "seconds": elapsed, "payments_per_sec": int64(float64(done.Load()) / elapsed),
 		"requests_per_sec": int64(float64(2*done.Load()) / elapsed),
 		"p50_ms":           ms(all[len(all)/2]), "p99_ms": ms(all[len(all)*99/100])}
@@ -310,7 +333,7 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		// The share of the run the commit stage spent writing: near 1, the
 		// store is the bottleneck.
 		out["commit_busy"] = float64((after.CommitTime-before.CommitTime)/time.Millisecond) / (elapsed * 1000)
-		if w := diskWrites(); w > 0 {
+		if w := diskWrites(); w > wroteBefore { // not PostgreSQL's: its server writes
 			out["disk_bytes_per_payment"] = (w - wroteBefore) / done.Load()
 		}
 	}

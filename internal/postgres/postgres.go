@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,37 +155,8 @@ const CommitTimeout = 30 * time.Second
 // transaction: all of it or none of it, in one round trip.
 func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	q := &pgx.Batch{}
-	// Accounts: new ones inserted, the others changed by their differences,
-	// one statement each in ID order, so that concurrent batches lock rows in
-	// the same order and cannot deadlock.
-	order := make([]int, len(b.Accounts))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(i, j int) int { return int(b.Accounts[i].ID - b.Accounts[j].ID) })
-	for _, i := range order {
-		a, was := b.Accounts[i], pb.Account{}
-		if i < len(b.AccountsBefore) {
-			was = b.AccountsBefore[i]
-		}
-		if was.ID == 0 {
-			q.Queue(`INSERT INTO accounts (id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, a.ID, a.Owner, a.Currency, int32(a.Flags),
-				a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted)
-			continue
-		}
-		q.Queue(`UPDATE accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3,
-			credits_pending = credits_pending + $4, credits_posted = credits_posted + $5 WHERE id = $1
-			RETURNING `+accountCols,
-			a.ID, a.DebitsPending-was.DebitsPending, a.DebitsPosted-was.DebitsPosted,
-			a.CreditsPending-was.CreditsPending, a.CreditsPosted-was.CreditsPosted).QueryRow(func(row pgx.Row) error {
-			fresh, err := scanAccount(row)
-			if err == nil {
-				b.Fresh = append(b.Fresh, *fresh)
-			}
-			return err
-		})
-	}
+	b.Fresh = b.Fresh[:0]
+	queueAccounts(q, b)
 	if n := len(b.Transfers); n > 0 {
 		var (
 			id, debit, credit, amount, pending, timeout, created = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
@@ -248,7 +218,6 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	if q.Len() == 0 {
 		return nil
 	}
-	b.Fresh = b.Fresh[:0]
 	// Once sent, the batch is the server's to finish: canceling the wait
 	// would only hide whether it committed. ctx is honoured up to here; a
 	// server that does not answer within CommitTimeout fails the commit.
@@ -264,42 +233,119 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	return nil
 }
 
+// queueAccounts inserts the batch's new accounts and changes the others by
+// their differences. The existing rows are first locked in ID order, so
+// that concurrent batches lock in the same order and cannot deadlock; the
+// update returns the stored balances for the writer's cache.
+func queueAccounts(q *pgx.Batch, b *pb.Batch) {
+	var (
+		newID, newFlags              []int64
+		newOwner, newCur             []string
+		newDP, newDPo, newCP, newCPo []int64
+		id, dDP, dDPo, dCP, dCPo     []int64
+	)
+	for i, a := range b.Accounts {
+		var was pb.Account
+		if i < len(b.AccountsBefore) {
+			was = b.AccountsBefore[i]
+		}
+		if was.ID == 0 {
+			newID, newOwner, newCur, newFlags = append(newID, a.ID), append(newOwner, a.Owner), append(newCur, a.Currency), append(newFlags, int64(a.Flags))
+			newDP, newDPo, newCP, newCPo = append(newDP, a.DebitsPending), append(newDPo, a.DebitsPosted), append(newCP, a.CreditsPending), append(newCPo, a.CreditsPosted)
+			continue
+		}
+		id = append(id, a.ID)
+		dDP, dDPo = append(dDP, a.DebitsPending-was.DebitsPending), append(dDPo, a.DebitsPosted-was.DebitsPosted)
+		dCP, dCPo = append(dCP, a.CreditsPending-was.CreditsPending), append(dCPo, a.CreditsPosted-was.CreditsPosted)
+	}
+	if len(newID) > 0 {
+		q.Queue(`INSERT INTO accounts (id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])`,
+			newID, newOwner, newCur, newFlags, newDP, newDPo, newCP, newCPo)
+	}
+	if len(id) == 0 {
+		return
+	}
+	q.Queue(`SELECT 1 FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE`, id)
+	q.Queue(`UPDATE accounts a SET debits_pending = a.debits_pending + d.dp, debits_posted = a.debits_posted + d.dpo,
+			credits_pending = a.credits_pending + d.cp, credits_posted = a.credits_posted + d.cpo
+		FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS d(id, dp, dpo, cp, cpo)
+		WHERE a.id = d.id
+		RETURNING a.id, a.owner, a.currency, a.flags, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted`,
+		id, dDP, dDPo, dCP, dCPo).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			fresh, err := scanAccount(rows)
+			if err != nil {
+				return err
+			}
+			b.Fresh = append(b.Fresh, *fresh)
+		}
+		return rows.Err()
+	})
+}
+
 // queuePayments inserts the batch's new payments and updates the others
 // only where the stored version is the one the writer read; a statement
 // that updates fewer rows than asked divides by zero, which aborts the
 // whole batch.
 func queuePayments(q *pgx.Batch, b *pb.Batch) error {
-	var ins, upd []int
+	var ins, upd []*pb.Payment
+	var prev []int64
 	for i := range b.Payments {
 		if i < len(b.PaymentVersions) && b.PaymentVersions[i] > 0 {
-			upd = append(upd, i)
+			upd, prev = append(upd, &b.Payments[i]), append(prev, b.PaymentVersions[i])
 		} else {
-			ins = append(ins, i)
+			ins = append(ins, &b.Payments[i])
 		}
 	}
-	for _, i := range ins {
-		p := &b.Payments[i]
-		md, err := json.Marshal(p.Metadata)
-		if err != nil {
-			return err
+	if n := len(ins); n > 0 {
+		id, status, cur, merchant, payer, agent, mandate, desc, capture, md, decline := make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n)
+		amount, captured, refunded, fee, feeRef, hold, created, version := make([]int64, n), make([]int64, n), make([]int64, n),
+			make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		exp := make([]*int64, n)
+		for i, p := range ins {
+			m, err := json.Marshal(p.Metadata)
+			if err != nil {
+				return err
+			}
+			id[i], status[i], cur[i], merchant[i], payer[i] = p.ID, string(p.Status), p.Currency, p.MerchantID, p.PayerID
+			agent[i], mandate[i], desc[i], capture[i], md[i] = string(p.AgentID), string(p.MandateID), p.Description, string(p.CaptureMethod), string(m)
+			decline[i], exp[i] = string(p.DeclineCode), expiry(p)
+			amount[i], captured[i], refunded[i], fee[i], feeRef[i] = p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded
+			hold[i], created[i], version[i] = p.HoldID, p.CreatedAt.Unix(), p.Version
 		}
 		q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
 			merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
 			decline_code, hold_id, created_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
-			p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded, p.Currency,
-			p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description, string(p.CaptureMethod),
-			expiry(p), string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[],
+				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[])`,
+			id, status, amount, captured, refunded, fee, feeRef, cur, merchant, payer, agent, mandate, desc, capture, exp, md,
+			decline, hold, created, version)
 	}
-	for _, i := range upd {
-		p := &b.Payments[i]
+	if n := len(upd); n > 0 {
+		id, status, decline := make([]string, n), make([]string, n), make([]string, n)
+		captured, refunded, fee, feeRef, hold, version := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n),
+			make([]int64, n), make([]int64, n)
+		exp := make([]*int64, n)
+		for i, p := range upd {
+			id[i], status[i], decline[i], exp[i] = p.ID, string(p.Status), string(p.DeclineCode), expiry(p)
+			captured[i], refunded[i], fee[i], feeRef[i], hold[i], version[i] = p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded, p.HoldID, p.Version
+		}
+		// Dividing by zero when fewer rows matched their version aborts the
+		// whole batch: another process changed one of these payments.
 		q.Queue(`WITH u AS (
-				UPDATE payments SET status = $2, amount_captured = $3, amount_refunded = $4, fee_amount = $5, fee_refunded = $6,
-					authorization_expires_at = $7, decline_code = $8, hold_id = $9, version = $10
-				WHERE id = $1 AND version = $11 RETURNING 1)
-			SELECT 1 / COUNT(*) FROM u`,
-			p.ID, string(p.Status), p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
-			expiry(p), string(p.DeclineCode), p.HoldID, p.Version, b.PaymentVersions[i])
+				UPDATE payments p SET status = d.status, amount_captured = d.captured, amount_refunded = d.refunded,
+					fee_amount = d.fee, fee_refunded = d.fee_refunded, authorization_expires_at = d.exp,
+					decline_code = d.decline, hold_id = d.hold, version = d.version
+				FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+					$8::text[], $9::bigint[], $10::bigint[], $11::bigint[])
+					AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev)
+				WHERE p.id = d.id AND p.version = d.prev RETURNING 1)
+			SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM u) = $12 THEN 1 ELSE 0 END)`,
+			id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n)
 	}
 	return nil
 }
