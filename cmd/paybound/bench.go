@@ -261,7 +261,7 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		if err := call("POST", "/v1/users", *key, map[string]string{"name": "bench payer"}, 201, &users[i]); err != nil {
 			return nil, err
 		}
-		if err := call("POST", "/v1/topups", users[i].APIKey, map[string]any{"amount": int64(1e14), "currency": "USD"}, 201, nil); err != nil {
+		if err := call("POST", "/v1/topups", users[i].APIKey, map[string]any{"amount": int64(1e12), "currency": "USD"}, 201, nil); err != nil {
 			return nil, err
 		}
 	}
