@@ -397,6 +397,9 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 					w.log.Error("ledger commit failed; batch rejected", "err", cerr, "ops", len(b.reqs))
 				}
 				err = fmt.Errorf("couldn't commit ledger batch: %w", cerr)
+				if conflicted {
+					err = &pb.Error{Code: pb.ErrUnavailable, Message: "other servers kept changing the same accounts; retry with the same Idempotency-Key"}
+				}
 				w.poisoned.Store(true)
 			}
 		}

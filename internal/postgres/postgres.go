@@ -46,7 +46,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't parse the PostgreSQL URL: %w", err)
 	}
-	if cfg.MaxConns < 16 {
+	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = 16
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
