@@ -30,7 +30,7 @@ go run ./cmd/paybound bench ledger --duration 1s --clients 500 --hot --db "$PAYB
 go run ./cmd/paybound bench payments --duration 1s --db "$PAYBOUND_TEST_POSTGRES_URL"
 
 echo "== tests on PostgreSQL (race detector on)"
-PAYBOUND_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/service ./cmd/paybound
+PAYBOUND_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/ledger ./internal/service ./cmd/paybound
 
 echo "== tests (race detector on)"
 go test -race -count=1 -timeout 20m ./...

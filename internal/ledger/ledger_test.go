@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,9 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/sqlite"
+	"github.com/paybound/paybound/internal/storetest"
 )
 
 type clock struct {
@@ -26,27 +29,51 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// flakyStore fails Commit while fail is set.
+// flakyStore fails Commit while fail is set, and refuses the next
+// conflicts commits as if another process had changed their rows.
 type flakyStore struct {
 	pb.Store
-	fail atomic.Bool
+	fail      atomic.Bool
+	conflicts atomic.Int32
 }
 
 func (f *flakyStore) Commit(ctx context.Context, b *pb.Batch) error {
 	if f.fail.Load() {
 		return errors.New("disk on fire")
 	}
+	if f.conflicts.Add(-1) >= 0 {
+		return fmt.Errorf("test: %w", pb.ErrStoreConflict)
+	}
 	return f.Store.Commit(ctx, b)
 }
 
+// flakyShared is a flakyStore over a shared store, so that the writer runs
+// in its shared mode.
+type flakyShared struct {
+	*flakyStore
+	shared pb.SharedStore
+}
+
+func (f flakyShared) ReserveIDs(ctx context.Context) (int64, int64, error) { return f.shared.ReserveIDs(ctx) }
+
 func open(t *testing.T, path string, c pb.Clock, strict bool) (*ledger.Writer, *flakyStore) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), path)
+	var st pb.Store
+	var err error
+	if db := storetest.Database(t, path); db != "" {
+		st, err = postgres.Open(context.Background(), db)
+	} else {
+		st, err = sqlite.Open(context.Background(), path)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	fs := &flakyStore{Store: st}
-	w, err := ledger.New(context.Background(), ledger.Config{Store: fs, Clock: c, PanicOnInvariant: strict})
+	var wrapped pb.Store = fs
+	if sh, ok := st.(pb.SharedStore); ok {
+		wrapped = flakyShared{fs, sh}
+	}
+	w, err := ledger.New(context.Background(), ledger.Config{Store: wrapped, Clock: c, PanicOnInvariant: strict})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,8 +302,9 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
 	fund(t, w, "a", 100)
 	a := balance(t, st, "a")
+	was := a
 	a.CreditsPosted += 1
-	if err := st.Commit(context.Background(), &pb.Batch{Accounts: []pb.Account{a}}); err != nil {
+	if err := st.Commit(context.Background(), &pb.Batch{Accounts: []pb.Account{a}, AccountsBefore: []pb.Account{was}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := ledger.Verify(context.Background(), st)
@@ -304,6 +332,46 @@ func TestPanickingOpIsUndone(t *testing.T) {
 	fund(t, w, "a", 1)
 	if a := balance(t, st, "a"); a.Available() != 101 {
 		t.Fatalf("a holds %d; the panicking op's transfer stayed", a.Available())
+	}
+	verify(t, st)
+}
+
+// TestRefusedBatchIsRecomputed: a commit that the store refuses because
+// another writer changed its rows is run again on fresh state, and its
+// effects land exactly once.
+func TestRefusedBatchIsRecomputed(t *testing.T) {
+	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
+	fund(t, w, "a", 100)
+	st.conflicts.Store(3)
+	runs := 0
+	if _, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		runs++
+		a, _ := tx.Account("a", "USD")
+		b, _ := tx.EnsureAccount("b", "USD", 0)
+		return tx.Transfer(a, b, 40, "x")
+	}); err != nil {
+		t.Fatalf("a refused batch was not recomputed: %v", err)
+	}
+	if runs != 4 {
+		t.Fatalf("the op ran %d times; want 4 (three refusals)", runs)
+	}
+	if a := balance(t, st, "a"); a.Available() != 60 {
+		t.Fatalf("a holds %d; want 60 (the transfer once)", a.Available())
+	}
+	// Past the attempt limit the caller gets a retryable error, and nothing
+	// of the op was written.
+	st.conflicts.Store(100)
+	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+		a, _ := tx.Account("a", "USD")
+		b, _ := tx.Account("b", "USD")
+		return tx.Transfer(a, b, 10, "y")
+	})
+	if pb.ErrorCode(err) != pb.ErrUnavailable {
+		t.Fatalf("after endless refusals: %v; want code unavailable", err)
+	}
+	st.conflicts.Store(0)
+	if a := balance(t, st, "a"); a.Available() != 60 {
+		t.Fatalf("a holds %d after a refused transfer; want 60", a.Available())
 	}
 	verify(t, st)
 }
