@@ -54,7 +54,9 @@ type flakyShared struct {
 	shared pb.SharedStore
 }
 
-func (f flakyShared) ReserveIDs(ctx context.Context) (int64, int64, error) { return f.shared.ReserveIDs(ctx) }
+func (f flakyShared) ReserveIDs(ctx context.Context) (int64, int64, error) {
+	return f.shared.ReserveIDs(ctx)
+}
 
 func open(t *testing.T, path string, c pb.Clock, strict bool) (*ledger.Writer, *flakyStore) {
 	t.Helper()
