@@ -8,6 +8,14 @@
 // lock-free and lets one transaction and one fsync carry thousands of
 // operations (TigerBeetle's design), where a row lock per payment would make
 // a hot wallet the bottleneck.
+//
+// With a store of its own (SQLite) the writer applies the next batch while
+// the previous one commits, and its caches are exactly what is committed.
+// With a store that other processes write too (pb.SharedStore, PostgreSQL)
+// its caches may lag theirs: batches commit one at a time as differences
+// the database checks against its constraints, a decline is confirmed
+// against the stored balance, and a batch the database refuses is
+// recomputed (docs/scaling.md).
 package ledger
 
 import (
@@ -91,7 +99,7 @@ type Writer struct {
 
 	sendMu  sync.RWMutex // write-locked to set closed; read-locked by senders
 	closed  bool
-	mu      sync.Mutex // guards stopped and stats
+	mu      sync.Mutex // guards stopped, stats and retries
 	stopped error      // a broken invariant or commit failure that stops the writer
 	wg      sync.WaitGroup
 
