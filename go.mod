@@ -3,6 +3,7 @@ module github.com/paybound/paybound
 go 1.26.8
 
 require (
+	github.com/dunglas/httpsfv v1.1.2
 	github.com/jackc/pgx/v5 v5.12.0
 	modernc.org/sqlite v1.62.0
 	pgregory.net/rapid v1.3.0
