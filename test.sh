@@ -2,7 +2,8 @@
 # The whole test suite: vet, a short benchmark smoke run, then every test
 # with the race detector — on SQLite, and again on a throwaway PostgreSQL 15
 # cluster that this script starts (installing Debian's postgresql package
-# when it is missing) and stops. Run from anywhere.
+# when it is missing) and stops. The interoperability tests use real npm
+# packages, installed from interop/package-lock.json. Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +15,9 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
+
+echo "== npm packages for the interoperability tests (interop/package-lock.json)"
+(cd interop && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "== PostgreSQL test cluster"
 pg_env=$(scripts/postgres.sh)
