@@ -439,12 +439,9 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 		}
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		p, err := s.loadForUpdate(tx, caller, id)
+		p, err := s.loadLive(tx, caller, id, "captured")
 		if err != nil {
 			return nil, err
-		}
-		if expired, err := s.expireIfDue(tx, &p); err != nil || expired {
-			return nil, firstErr(err, stateError(&p, "captured"))
 		}
 		if p.Status != pb.StatusAuthorized {
 			return nil, stateError(&p, "captured")
@@ -464,13 +461,22 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 	}))
 }
 
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
+// loadLive loads payment id for caller and first expires its hold if the
+// authorization has run out: an expired payment cannot be captured or
+// canceled (the expiry itself is kept, and reported as the state error).
+func (s *Service) loadLive(tx *ledger.Tx, caller pb.Principal, id, action string) (pb.Payment, error) {
+	p, err := s.loadForUpdate(tx, caller, id)
+	if err != nil {
+		return p, err
 	}
-	return nil
+	expired, err := s.expireIfDue(tx, &p)
+	if err != nil {
+		return p, err
+	}
+	if expired {
+		return p, stateError(&p, action)
+	}
+	return p, nil
 }
 
 // Cancel (merchant, payer) voids an authorized payment's hold.
@@ -479,12 +485,9 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 		return Result{Err: err}
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		p, err := s.loadForUpdate(tx, caller, id)
+		p, err := s.loadLive(tx, caller, id, "canceled")
 		if err != nil {
 			return nil, err
-		}
-		if expired, err := s.expireIfDue(tx, &p); err != nil || expired {
-			return nil, firstErr(err, stateError(&p, "canceled"))
 		}
 		switch p.Status {
 		case pb.StatusAuthorized:
