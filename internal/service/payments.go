@@ -451,7 +451,8 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 			amt = *amount
 		}
 		if amt > p.Amount {
-			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot capture %d; the payment authorized %d", amt, p.Amount)
+			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot capture %s %s; the payment authorized %s",
+				pb.FormatAmount(amt, p.Currency), p.Currency, pb.FormatAmount(p.Amount, p.Currency))
 		}
 		if err := tx.Atomic(func() error { return s.capture(tx, &p, amt) }); err != nil {
 			return nil, err
@@ -536,7 +537,8 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 			amt = *amount
 		}
 		if amt > left {
-			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot refund %d; %d of the captured %d is left to refund", amt, left, p.AmountCaptured)
+			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot refund %s %s; %s of the captured %s is left to refund",
+				pb.FormatAmount(amt, p.Currency), p.Currency, pb.FormatAmount(left, p.Currency), pb.FormatAmount(p.AmountCaptured, p.Currency))
 		}
 		now := tx.Now().Truncate(time.Second)
 		r := pb.Refund{ID: pb.NewID(pb.PrefixRefund, tx.Now()), Object: "refund", PaymentID: p.ID, Amount: amt,
