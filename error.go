@@ -72,8 +72,14 @@ var codeTypes = map[Code]ErrorType{
 	ErrNotFound: TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
 	ErrPaymentState: TypeConflict, ErrIdempotencyRunning: TypeConflict,
 	DeclineInsufficientFunds: TypeDeclined, DeclineCurrencyMismatch: TypeDeclined,
-	DeclineMerchantUnknown: TypeDeclined,
-	ErrRateLimited:         TypeRateLimited, ErrUnavailable: TypeInternal,
+	DeclineMerchantUnknown:    TypeDeclined,
+	DeclineMandateNotForAgent: TypeDeclined, DeclineMandateRevoked: TypeDeclined,
+	DeclineMandateExpired: TypeDeclined, DeclineMandateNotYetValid: TypeDeclined,
+	DeclineMandateCurrencyMismatch: TypeDeclined, DeclineMandateAmountExceeded: TypeDeclined,
+	DeclineMandateBudgetExhausted: TypeDeclined, DeclineMandateMerchant: TypeDeclined,
+	DeclineMandateSchedule: TypeDeclined, DeclineMandateMaxPayments: TypeDeclined,
+	DeclineMandateCondition: TypeDeclined,
+	ErrRateLimited:          TypeRateLimited, ErrUnavailable: TypeInternal,
 	ErrInternal: TypeInternal, ErrLedgerStopped: TypeInternal,
 }
 
