@@ -70,6 +70,13 @@ type Batch struct {
 	Agents          []Agent
 	APIKeys         []APIKey
 	Idempotency     []IdempotencyRecord
+	// Mandates are inserted or, when present, have their revocation updated;
+	// the rest of a mandate never changes.
+	Mandates []Mandate
+	// Usage rows are created or changed; UsageBefore[i] is Usage[i] as the
+	// writer found it committed (zero when new), as for accounts.
+	Usage       []MandateUsageRow
+	UsageBefore []MandateUsageRow
 
 	// Fresh is set by a SharedStore's Commit: the stored balances of the
 	// batch's existing accounts right after it, including what other
@@ -80,7 +87,28 @@ type Batch struct {
 // Empty reports whether b writes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
-		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency) == 0
+		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
+		len(b.Mandates)+len(b.Usage) == 0
+}
+
+// MandateFilter selects mandates for a list.
+type MandateFilter struct {
+	UserID        string
+	AgentID       string
+	StartingAfter string
+	Limit         int
+}
+
+// MandateUsageRow is what a mandate has reserved in one budget period
+// (PeriodKey), with the caps it may not pass: the database of a shared store
+// enforces them as constraints, whichever process reserves.
+type MandateUsageRow struct {
+	MandateID   string
+	PeriodKey   string
+	Spent       int64 // minor units reserved by holds and captures, less what was given back
+	Payments    int64 // payments made in the period
+	CapAmount   int64 // the budget: Spent never exceeds it
+	CapPayments int64 // 0, or the most payments (kept on the "all" row)
 }
 
 // PaymentFilter selects payments for a list. Exactly the payments a caller
@@ -132,6 +160,13 @@ type Store interface {
 	// ExpiredPayments returns up to limit IDs of payments whose hold is still
 	// open (status authorized) and whose authorization_expires_at <= now.
 	ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error)
+
+	Mandate(ctx context.Context, id string) (*Mandate, error)
+	// ListMandates lists a user's mandates, newest first, optionally of one agent.
+	ListMandates(ctx context.Context, f MandateFilter) (_ []Mandate, hasMore bool, _ error)
+	// MandateUsage returns the usage row of a mandate's budget period, or
+	// an ErrNotFound error when nothing was reserved in it yet.
+	MandateUsage(ctx context.Context, mandateID, periodKey string) (*MandateUsageRow, error)
 
 	// LookupIdempotency returns the stored records among keys (in any
 	// order; missing keys are simply absent). The ledger writer calls it once

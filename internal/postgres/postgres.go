@@ -200,6 +200,21 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 		q.Queue(`INSERT INTO api_keys (hash, role, principal_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			k.Hash[:], string(k.Principal.Role), k.Principal.ID, k.Principal.UserID, k.CreatedAt.Unix())
 	}
+	for _, m := range b.Mandates {
+		data, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		var revoked *int64
+		if m.RevokedAt != nil {
+			v := m.RevokedAt.Unix()
+			revoked = &v
+		}
+		q.Queue(`INSERT INTO mandates (id, user_id, agent_id, data, revoked_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at`,
+			m.ID, m.UserID, m.AgentID, string(data), revoked, m.CreatedAt.Unix())
+	}
+	queueUsage(q, b)
 	if n := len(b.Idempotency); n > 0 {
 		caller, key := make([]string, n), make([]string, n)
 		hash, body := make([][]byte, n), make([][]byte, n)
@@ -282,6 +297,33 @@ func queueAccounts(q *pgx.Batch, b *pb.Batch) {
 		}
 		return rows.Err()
 	})
+}
+
+// queueUsage creates the batch's new mandate usage rows and changes the
+// others by their differences, in key order; the within_budget and
+// within_payments constraints refuse a reservation past a cap.
+func queueUsage(q *pgx.Batch, b *pb.Batch) {
+	order := make([]int, len(b.Usage))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(x, y int) bool {
+		a, c := b.Usage[order[x]], b.Usage[order[y]]
+		return a.MandateID < c.MandateID || (a.MandateID == c.MandateID && a.PeriodKey < c.PeriodKey)
+	})
+	for _, i := range order {
+		u, was := b.Usage[i], pb.MandateUsageRow{}
+		if i < len(b.UsageBefore) {
+			was = b.UsageBefore[i]
+		}
+		if was.PeriodKey == "" {
+			q.Queue(`INSERT INTO mandate_usage (mandate_id, period_key, spent, payments, cap_amount, cap_payments)
+				VALUES ($1, $2, $3, $4, $5, $6)`, u.MandateID, u.PeriodKey, u.Spent, u.Payments, u.CapAmount, u.CapPayments)
+			continue
+		}
+		q.Queue(`UPDATE mandate_usage SET spent = spent + $3, payments = payments + $4 WHERE mandate_id = $1 AND period_key = $2`,
+			u.MandateID, u.PeriodKey, u.Spent-was.Spent, u.Payments-was.Payments)
+	}
 }
 
 // queuePayments inserts the batch's new payments and updates the others
@@ -677,6 +719,82 @@ func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit i
 		return 0, err
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+func scanMandate(r pgx.Row) (*pb.Mandate, error) {
+	var data string
+	var revoked *int64
+	if err := r.Scan(&data, &revoked); err != nil {
+		return nil, err
+	}
+	var m pb.Mandate
+	if err := json.Unmarshal([]byte(data), &m); err != nil {
+		return nil, fmt.Errorf("unreadable mandate: %w", err)
+	}
+	m.RevokedAt = nil
+	if revoked != nil {
+		t := time.Unix(*revoked, 0).UTC()
+		m.RevokedAt = &t
+	}
+	return &m, nil
+}
+
+func (s *Store) Mandate(ctx context.Context, id string) (*pb.Mandate, error) {
+	m, err := scanMandate(s.pool.QueryRow(ctx, `SELECT data, revoked_at FROM mandates WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("mandate", id)
+	}
+	return m, err
+}
+
+func (s *Store) ListMandates(ctx context.Context, f pb.MandateFilter) ([]pb.Mandate, bool, error) {
+	q := `SELECT data, revoked_at FROM mandates WHERE user_id = $1`
+	args := []any{f.UserID}
+	if f.AgentID != "" {
+		args = append(args, f.AgentID)
+		q += ` AND agent_id = $` + strconv.Itoa(len(args))
+	}
+	if f.StartingAfter != "" {
+		args = append(args, f.StartingAfter)
+		q += ` AND id < $` + strconv.Itoa(len(args))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > pb.MaxListLimit {
+		limit = pb.MaxListLimit
+	}
+	rows, err := s.pool.Query(ctx, q+` ORDER BY id DESC LIMIT `+strconv.Itoa(limit+1), args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	out := []pb.Mandate{}
+	for rows.Next() {
+		m, err := scanMandate(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, *m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (*pb.MandateUsageRow, error) {
+	u := pb.MandateUsageRow{MandateID: mandateID, PeriodKey: periodKey}
+	err := s.pool.QueryRow(ctx, `SELECT spent, payments, cap_amount, cap_payments FROM mandate_usage WHERE mandate_id = $1 AND period_key = $2`,
+		mandateID, periodKey).Scan(&u.Spent, &u.Payments, &u.CapAmount, &u.CapPayments)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("mandate usage", mandateID+"/"+periodKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
 }
 
 var _ pb.Store = (*Store)(nil)

@@ -136,6 +136,10 @@ var (
 	tAgents      = table{"agents", "id, user_id, name, public_key, keyid, created_at", 6, ""}
 	tAPIKeys     = table{"api_keys", "hash, role, principal_id, user_id, created_at", 5, ""}
 	tIdempotency = table{"idempotency", "caller, key, request_hash, status, body, created_ms", 6, ""}
+	tMandates    = table{"mandates", "id, user_id, agent_id, data, revoked_at, created_at", 6,
+		` ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at`}
+	tUsage = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
+		` ON CONFLICT (mandate_id, period_key) DO UPDATE SET spent = excluded.spent, payments = excluded.payments`}
 )
 
 type stmtKey struct {
@@ -314,6 +318,19 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 				body = []byte{} // an empty response, not a missing one
 			}
 			return append(d, r.Caller, r.Key, r.RequestHash[:], r.Status, body, r.CreatedAt.UnixMilli())
+		}},
+		{&tMandates, len(b.Mandates), func(d []any, i int) []any {
+			m := &b.Mandates[i]
+			data, _ := json.Marshal(m) // a struct of plain fields always encodes
+			var revoked any
+			if m.RevokedAt != nil {
+				revoked = m.RevokedAt.Unix()
+			}
+			return append(d, m.ID, m.UserID, m.AgentID, string(data), revoked, m.CreatedAt.Unix())
+		}},
+		{&tUsage, len(b.Usage), func(d []any, i int) []any {
+			u := &b.Usage[i]
+			return append(d, u.MandateID, u.PeriodKey, u.Spent, u.Payments, u.CapAmount, u.CapPayments)
 		}},
 	}
 	for _, st := range steps {
@@ -664,6 +681,88 @@ func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit i
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+func scanMandate(r scanner) (*pb.Mandate, error) {
+	var data string
+	var revoked sql.NullInt64
+	if err := r.Scan(&data, &revoked); err != nil {
+		return nil, err
+	}
+	return decodeMandate(data, revoked.Valid, revoked.Int64)
+}
+
+// decodeMandate reads a stored mandate; the revocation column, not the
+// JSON, says whether it is revoked.
+func decodeMandate(data string, revoked bool, at int64) (*pb.Mandate, error) {
+	var m pb.Mandate
+	if err := json.Unmarshal([]byte(data), &m); err != nil {
+		return nil, fmt.Errorf("unreadable mandate: %w", err)
+	}
+	m.RevokedAt = nil
+	if revoked {
+		t := time.Unix(at, 0).UTC()
+		m.RevokedAt = &t
+	}
+	return &m, nil
+}
+
+func (s *Store) Mandate(ctx context.Context, id string) (*pb.Mandate, error) {
+	m, err := scanMandate(s.row(ctx, `SELECT data, revoked_at FROM mandates WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("mandate", id)
+	}
+	return m, err
+}
+
+func (s *Store) ListMandates(ctx context.Context, f pb.MandateFilter) ([]pb.Mandate, bool, error) {
+	q := `SELECT data, revoked_at FROM mandates WHERE user_id = ?`
+	args := []any{f.UserID}
+	if f.AgentID != "" {
+		q += ` AND agent_id = ?`
+		args = append(args, f.AgentID)
+	}
+	if f.StartingAfter != "" {
+		q += ` AND id < ?`
+		args = append(args, f.StartingAfter)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > pb.MaxListLimit {
+		limit = pb.MaxListLimit
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT `+strconv.Itoa(limit+1), args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	out := []pb.Mandate{}
+	for rows.Next() {
+		m, err := scanMandate(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, *m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (*pb.MandateUsageRow, error) {
+	u := pb.MandateUsageRow{MandateID: mandateID, PeriodKey: periodKey}
+	err := s.row(ctx, `SELECT spent, payments, cap_amount, cap_payments FROM mandate_usage WHERE mandate_id = ? AND period_key = ?`,
+		mandateID, periodKey).Scan(&u.Spent, &u.Payments, &u.CapAmount, &u.CapPayments)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("mandate usage", mandateID+"/"+periodKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
 }
 
 var _ pb.Store = (*Store)(nil)

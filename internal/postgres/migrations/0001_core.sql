@@ -128,3 +128,29 @@ CREATE TABLE idempotency (
 	PRIMARY KEY (caller, key)
 );
 CREATE INDEX idempotency_age ON idempotency (created_ms);
+
+-- A mandate's definition never changes after creation; only its revocation.
+CREATE TABLE mandates (
+	id         TEXT PRIMARY KEY,
+	user_id    TEXT   NOT NULL,
+	agent_id   TEXT   NOT NULL,
+	data       TEXT   NOT NULL,
+	revoked_at BIGINT,
+	created_at BIGINT NOT NULL
+);
+CREATE INDEX mandates_user ON mandates (user_id, id);
+
+-- What each mandate reserved per budget period, and (period '*') its
+-- payments ever. The caps are constraints, so that no process can reserve
+-- past a budget whatever its cache says.
+CREATE TABLE mandate_usage (
+	mandate_id   TEXT   NOT NULL,
+	period_key   TEXT   NOT NULL,
+	spent        BIGINT NOT NULL,
+	payments     BIGINT NOT NULL,
+	cap_amount   BIGINT NOT NULL,
+	cap_payments BIGINT NOT NULL,
+	PRIMARY KEY (mandate_id, period_key),
+	CONSTRAINT within_budget CHECK (spent >= 0 AND spent <= cap_amount),
+	CONSTRAINT within_payments CHECK (cap_payments = 0 OR payments <= cap_payments)
+);

@@ -119,3 +119,28 @@ CREATE TABLE idempotency (
 	PRIMARY KEY (caller, key)
 );
 CREATE INDEX idempotency_age ON idempotency (created_ms);
+
+-- A mandate's definition never changes after creation; only its revocation.
+CREATE TABLE mandates (
+	id         TEXT PRIMARY KEY,
+	user_id    TEXT    NOT NULL,
+	agent_id   TEXT    NOT NULL,
+	data       TEXT    NOT NULL,
+	revoked_at INTEGER,
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX mandates_user ON mandates (user_id, id);
+
+-- What each mandate reserved per budget period, and (period '*') its
+-- payments ever, with the caps the rows may never pass.
+CREATE TABLE mandate_usage (
+	mandate_id   TEXT    NOT NULL,
+	period_key   TEXT    NOT NULL,
+	spent        INTEGER NOT NULL,
+	payments     INTEGER NOT NULL,
+	cap_amount   INTEGER NOT NULL,
+	cap_payments INTEGER NOT NULL,
+	PRIMARY KEY (mandate_id, period_key),
+	CHECK (spent >= 0 AND spent <= cap_amount),
+	CHECK (cap_payments = 0 OR payments <= cap_payments)
+) WITHOUT ROWID;
