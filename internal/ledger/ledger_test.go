@@ -377,3 +377,51 @@ func TestRefusedBatchIsRecomputed(t *testing.T) {
 	}
 	verify(t, st)
 }
+
+// TestMandateUsage: reservations persist, never pass their caps, and are
+// undone with a failed Atomic.
+func TestMandateUsage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.db")
+	w, st := open(t, path, nil, true)
+	adjust := func(w *ledger.Writer, spent, payments int64, fail bool) error {
+		_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+			u, err := tx.Usage("mdt_1", "2026-W48", 10, 3)
+			if err != nil {
+				return nil, err
+			}
+			return nil, tx.Atomic(func() error {
+				if err := tx.AdjustUsage(u, spent, payments); err != nil {
+					return err
+				}
+				if fail {
+					return errors.New("the hold failed")
+				}
+				return nil
+			})
+		})
+		return err
+	}
+	if err := adjust(w, 3, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := adjust(w, 5, 1, true); err == nil {
+		t.Fatal("the failed Atomic reported success")
+	}
+	if err := adjust(w, 8, 1, false); !errors.Is(err, ledger.ErrUsageCap) {
+		t.Fatalf("past the budget: %v", err)
+	}
+	if err := adjust(w, 7, 1, false); err != nil {
+		t.Fatalf("up to the budget: %v", err)
+	}
+	if err := adjust(w, -2, 1, false); err != nil {
+		t.Fatalf("giving budget back: %v", err)
+	}
+	if err := adjust(w, 1, 1, false); !errors.Is(err, ledger.ErrUsageCap) {
+		t.Fatalf("past the payment cap: %v", err)
+	}
+	w.Close()
+	got, err := st.MandateUsage(context.Background(), "mdt_1", "2026-W48")
+	if err != nil || got.Spent != 8 || got.Payments != 3 {
+		t.Fatalf("stored usage %+v %v; want 8 spent in 3 payments", got, err)
+	}
+}

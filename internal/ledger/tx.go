@@ -23,7 +23,9 @@ type Tx struct {
 	before map[int64]pb.Account
 	// created marks the accounts this batch creates.
 	created map[int64]bool
-	undo    []undoEntry
+	// usageBefore is the same for mandate usage rows.
+	usageBefore map[usageKey]pb.MandateUsageRow
+	undo        []undoEntry
 }
 
 type undoKind uint8
@@ -35,6 +37,7 @@ const (
 	undoPaymentUpdate
 	undoMark    // the lengths of the batch's append-only lists at a mark
 	undoRefresh // an account rebased on fresh state, and its record as found
+	undoUsage   // a mandate usage row's previous value
 )
 
 type undoEntry struct {
@@ -51,6 +54,9 @@ type undoEntry struct {
 	// For undoRefresh: the batch's record of the account as found.
 	oldBefore pb.Account
 	hadBefore bool
+	// For undoUsage.
+	usage    *pb.MandateUsageRow
+	oldUsage pb.MandateUsageRow
 }
 
 // Now is the batch's time: every operation in a batch sees the same instant.
@@ -91,6 +97,8 @@ func (tx *Tx) rollback(mark int) {
 		switch u.kind {
 		case undoAccount:
 			*u.account = u.oldAcct
+		case undoUsage:
+			*u.usage = u.oldUsage
 		case undoRefresh:
 			*u.account = u.oldAcct
 			if u.hadBefore {
@@ -495,4 +503,92 @@ func (tx *Tx) checkInvariants(absolute bool) error {
 		}
 	}
 	return nil
+}
+
+type usageKey struct{ mandate, period string }
+
+// ErrUsageCap is returned by AdjustUsage when a change would take a usage
+// row past its cap (or below zero); nothing changes.
+var ErrUsageCap = errors.New("ledger: the mandate's budget or payment cap would be passed")
+
+// Usage returns the usage row of mandateID in period key: cached, stored, or
+// a new empty one with the given caps. Change it only through AdjustUsage.
+func (tx *Tx) Usage(mandateID, key string, capAmount, capPayments int64) (*pb.MandateUsageRow, error) {
+	k := usageKey{mandateID, key}
+	if u, ok := tx.w.usage[k]; ok {
+		return u, nil
+	}
+	u, err := tx.w.cfg.Store.MandateUsage(tx.ctx, mandateID, key)
+	switch {
+	case pb.ErrorCode(err) == pb.ErrNotFound:
+		u = &pb.MandateUsageRow{MandateID: mandateID, PeriodKey: key, CapAmount: capAmount, CapPayments: capPayments}
+		tx.w.usageNew[k] = true // not stored yet: the commit that writes it inserts it
+	case err != nil:
+		return nil, fmt.Errorf("couldn't load mandate usage: %w", err)
+	}
+	tx.w.usage[k] = u
+	return u, nil
+}
+
+// AdjustUsage adds spent (minor units; negative gives budget back) and
+// payments to u, or fails with ErrUsageCap, changing nothing. With a shared
+// store, a refusal is first checked against the stored row, as for funds.
+func (tx *Tx) AdjustUsage(u *pb.MandateUsageRow, spent, payments int64) error {
+	fits := func() bool {
+		s, n := u.Spent+spent, u.Payments+payments
+		return s >= 0 && s <= u.CapAmount && n >= 0 && (u.CapPayments == 0 || n <= u.CapPayments)
+	}
+	k := usageKey{u.MandateID, u.PeriodKey}
+	if !fits() && tx.w.shared != nil && !tx.w.usageNew[k] {
+		fresh, err := tx.w.cfg.Store.MandateUsage(tx.ctx, u.MandateID, u.PeriodKey)
+		if err != nil && pb.ErrorCode(err) != pb.ErrNotFound {
+			return fmt.Errorf("couldn't read mandate usage: %w", err)
+		}
+		if err == nil {
+			base, touched := tx.usageBefore[k]
+			if !touched {
+				base = *u
+			}
+			tx.undo = append(tx.undo, undoEntry{kind: undoUsage, usage: u, oldUsage: *u})
+			u.Spent += fresh.Spent - base.Spent
+			u.Payments += fresh.Payments - base.Payments
+			if touched {
+				tx.usageBefore[k] = *fresh
+			}
+		}
+	}
+	if !fits() {
+		return ErrUsageCap
+	}
+	if tx.usageBefore == nil {
+		tx.usageBefore = map[usageKey]pb.MandateUsageRow{}
+	}
+	if _, ok := tx.usageBefore[k]; !ok {
+		tx.usageBefore[k] = *u
+	}
+	tx.undo = append(tx.undo, undoEntry{kind: undoUsage, usage: u, oldUsage: *u})
+	u.Spent += spent
+	u.Payments += payments
+	return nil
+}
+
+// Mandate returns mandate id as of this point in the batch (stored
+// mandates change only by revocation, which goes through PutMandate).
+func (tx *Tx) Mandate(id string) (pb.Mandate, error) {
+	if m, ok := tx.w.mandates[id]; ok {
+		return *m, nil
+	}
+	m, err := tx.w.cfg.Store.Mandate(tx.ctx, id)
+	if err != nil {
+		return pb.Mandate{}, err
+	}
+	tx.w.mandates[id] = m
+	return *m, nil
+}
+
+// PutMandate records a new or revoked mandate. Not undone by Atomic: call
+// it outside one.
+func (tx *Tx) PutMandate(m pb.Mandate) {
+	tx.w.mandates[m.ID] = &m
+	tx.batch.Mandates = append(tx.batch.Mandates, m)
 }

@@ -108,6 +108,9 @@ type Writer struct {
 	accountsByID map[int64]*pb.Account
 	holds        map[int64]*hold // pending transfers looked at, resolved or not
 	payments     map[string]*pb.Payment
+	usage        map[usageKey]*pb.MandateUsageRow
+	usageNew     map[usageKey]bool // usage rows in the cache that the store does not have yet
+	mandates     map[string]*pb.Mandate
 	nextAccount  int64
 	nextTransfer int64
 
@@ -192,6 +195,9 @@ func (w *Writer) reset(ctx context.Context) error {
 	w.accountsByID = map[int64]*pb.Account{}
 	w.holds = map[int64]*hold{}
 	w.payments = map[string]*pb.Payment{}
+	w.usage = map[usageKey]*pb.MandateUsageRow{}
+	w.usageNew = map[usageKey]bool{}
+	w.mandates = map[string]*pb.Mandate{}
 	return nil
 }
 
@@ -519,6 +525,14 @@ func (w *Writer) apply(reqs []*request) *pending {
 		tx.batch.Accounts = append(tx.batch.Accounts, *w.accountsByID[id])
 		tx.batch.AccountsBefore = append(tx.batch.AccountsBefore, before)
 	}
+	for k, before := range tx.usageBefore {
+		if w.usageNew[k] {
+			before = pb.MandateUsageRow{}
+			delete(w.usageNew, k) // written by this batch (or, if it fails, reset anyway)
+		}
+		tx.batch.Usage = append(tx.batch.Usage, *w.usage[k])
+		tx.batch.UsageBefore = append(tx.batch.UsageBefore, before)
+	}
 	return b
 }
 
@@ -604,7 +618,7 @@ func (w *Writer) takeID(ctx context.Context, transfer bool) (int64, error) {
 // dropped (at a barrier, when everything it holds is committed).
 func (w *Writer) cachesFull() bool {
 	l := w.cfg.CacheLimit
-	return len(w.accounts) > l || len(w.holds) > l || len(w.payments) > l
+	return len(w.accounts) > l || len(w.holds) > l || len(w.payments) > l || len(w.usage) > l || len(w.mandates) > l
 }
 
 // Submit is a convenience for Do without idempotency.
