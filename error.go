@@ -67,7 +67,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrInvalidAmount: TypeInvalidRequest, ErrInvalidCurrency: TypeInvalidRequest,
 	ErrBodyTooLarge: TypeInvalidRequest, ErrAmountTooLarge: TypeInvalidRequest,
 	ErrIdempotencyRequired: TypeInvalidRequest, ErrIdempotencyKey: TypeInvalidRequest,
-	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeInvalidRequest,
+	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
 	ErrNotFound: TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
 	ErrPaymentState: TypeConflict, ErrIdempotencyRunning: TypeConflict,

@@ -215,8 +215,8 @@ func (s *Service) validatePayment(p *CreatePaymentParams) error {
 	if len(p.Description) > pb.MaxDescriptionLength || !utf8.ValidString(p.Description) {
 		return pb.Errorf(pb.ErrParameterInvalid, "description", "description must be valid UTF-8 of at most %d bytes", pb.MaxDescriptionLength)
 	}
-	if p.MandateID != "" {
-		return pb.Errorf(pb.ErrMandateNotFound, "mandate_id", "no such mandate: %s", p.MandateID)
+	if p.MandateID != "" && !pb.HasPrefix(p.MandateID, pb.PrefixMandate) {
+		return pb.Errorf(pb.ErrParameterInvalid, "mandate_id", "mandate_id must be a mandate ID (mdt_…)")
 	}
 	switch p.CaptureMethod {
 	case "":
@@ -262,7 +262,10 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 	if err := s.validatePayment(&params); err != nil {
 		return Result{Err: err}
 	}
-	known, err := s.merchantExists(ctx, params.MerchantID)
+	if params.MandateID != "" && caller.Role != pb.RoleAgent {
+		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "mandate_id", "mandate_id is for payments an agent makes under a mandate; a user pays without one")}
+	}
+	merchant, err := s.merchant(ctx, params.MerchantID)
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -279,43 +282,61 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		p := pb.Payment{ID: pb.NewID(pb.PrefixPayment, tx.Now()), Object: "payment", Amount: params.Amount,
 			Currency: params.Currency, MerchantID: params.MerchantID, PayerID: payer, AgentID: pb.OptString(agent),
 			Description: params.Description, CaptureMethod: params.CaptureMethod, AuthorizationExpiresAt: &exp,
-			Metadata: params.Metadata, CreatedAt: now}
-		err := s.authorize(tx, &p, !known)
+			Metadata: params.Metadata, MandateID: pb.OptString(params.MandateID), CreatedAt: now}
+		err := s.authorize(tx, &p, merchant)
 		tx.PutPayment(p)
 		return &p, err
 	}))
 }
 
-// merchantExists reports whether merchant id exists. Merchants are never
-// deleted, so a positive answer is cached.
-func (s *Service) merchantExists(ctx context.Context, id string) (bool, error) {
+// merchant returns merchant id, or nil when there is none. Merchants are
+// never deleted or changed, so found ones are cached.
+func (s *Service) merchant(ctx context.Context, id string) (*pb.Merchant, error) {
 	s.keyMu.RLock()
-	_, ok := s.merchants[id]
+	m, ok := s.merchants[id]
 	s.keyMu.RUnlock()
 	if ok {
-		return true, nil
+		return &m, nil
 	}
-	_, err := s.st.Merchant(ctx, id)
+	found, err := s.st.Merchant(ctx, id)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("couldn't look up merchant: %w", err)
+		return nil, fmt.Errorf("couldn't look up merchant: %w", err)
 	}
 	s.keyMu.Lock()
 	if len(s.merchants) >= maxKeyCache {
-		s.merchants = map[string]struct{}{}
+		s.merchants = map[string]pb.Merchant{}
 	}
-	s.merchants[id] = struct{}{}
+	s.merchants[id] = *found
 	s.keyMu.Unlock()
-	return true, nil
+	return found, nil
 }
 
 // authorize places the hold for a new payment, and captures it when the
 // payment's capture method is automatic, or declines it.
-func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchantUnknown bool) error {
-	if merchantUnknown {
+func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant) error {
+	if merchant == nil {
 		return decline(p, pb.DeclineMerchantUnknown, "no merchant "+p.MerchantID+" exists")
+	}
+	var mandate *pb.Mandate
+	if p.MandateID != "" {
+		m, err := tx.Mandate(string(p.MandateID))
+		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && m.UserID != p.PayerID) {
+			return decline(p, pb.ErrMandateNotFound, "no mandate "+string(p.MandateID)+" exists for this agent's user")
+		}
+		if err != nil {
+			return err
+		}
+		code, err := s.checkMandate(tx, &m, p, merchant)
+		if err != nil {
+			return err
+		}
+		if code != "" {
+			return decline(p, code, mandateMessage(code, &m, p))
+		}
+		mandate = &m
 	}
 	wallet, err := tx.Account(p.PayerID, p.Currency)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
@@ -325,6 +346,11 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchantUnknown bool) 
 		return err
 	}
 	err = tx.Atomic(func() error {
+		if mandate != nil {
+			if err := s.reserve(tx, mandate, p); err != nil {
+				return err
+			}
+		}
 		merchant, err := tx.EnsureAccount(p.MerchantID, p.Currency, walletFlags)
 		if err != nil {
 			return err
@@ -343,7 +369,50 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchantUnknown bool) 
 		return decline(p, pb.DeclineInsufficientFunds, fmt.Sprintf("the wallet's available %s balance is below %s",
 			p.Currency, pb.FormatAmount(p.Amount, p.Currency)))
 	}
+	if usageDecline(err) {
+		// The checks passed on this writer's view, but the cap was reached
+		// meanwhile (by this batch, or another process's).
+		p.HoldID = 0
+		code := pb.DeclineMandateBudgetExhausted
+		if _, all, uerr := s.usage(tx, mandate, p.CreatedAt); uerr == nil && mandate.MaxPayments > 0 && all.Payments >= mandate.MaxPayments {
+			code = pb.DeclineMandateMaxPayments
+		}
+		return decline(p, code, mandateMessage(code, mandate, p))
+	}
 	return err
+}
+
+// mandateMessage explains a mandate decline in the mandate's own terms.
+func mandateMessage(code pb.Code, m *pb.Mandate, p *pb.Payment) string {
+	amt := func(v int64) string { return pb.FormatAmount(v, m.Currency) + " " + m.Currency }
+	switch code {
+	case pb.DeclineMandateNotForAgent:
+		return "the mandate was granted to another agent"
+	case pb.DeclineMandateRevoked:
+		return "the user revoked the mandate"
+	case pb.DeclineMandateExpired:
+		return "the mandate has expired"
+	case pb.DeclineMandateNotYetValid:
+		return "the mandate is not valid yet"
+	case pb.DeclineMandateCurrencyMismatch:
+		return "the mandate is for payments in " + m.Currency
+	case pb.DeclineMandateAmountExceeded:
+		if m.NeedsConfirmation(p.Amount) && p.Amount <= m.MaxAmount {
+			return "the amount is above the mandate's confirm_above of " + amt(m.ConfirmAbove) + "; the user must pay it"
+		}
+		return "the amount is above the mandate's limit of " + amt(m.MaxAmount) + " per payment"
+	case pb.DeclineMandateBudgetExhausted:
+		return "the mandate's " + string(m.Budget.Period) + " budget of " + amt(m.Budget.Amount) + " has too little left"
+	case pb.DeclineMandateMerchant:
+		return "the mandate does not cover this merchant"
+	case pb.DeclineMandateSchedule:
+		return "the mandate does not allow payments at this time"
+	case pb.DeclineMandateMaxPayments:
+		return fmt.Sprintf("the mandate allows %d payments and they have been made", m.MaxPayments)
+	case pb.DeclineMandateCondition:
+		return "the mandate's condition does not hold for this payment"
+	}
+	return string(code)
 }
 
 // capture posts amount of p's hold and takes the platform fee, as one
@@ -415,7 +484,13 @@ func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
 	if p.Status != pb.StatusAuthorized || p.AuthorizationExpiresAt == nil || tx.Now().Before(*p.AuthorizationExpiresAt) {
 		return false, nil
 	}
-	if _, err := tx.Void(p.HoldID, p.ID); err != nil {
+	err := tx.Atomic(func() error {
+		if _, err := tx.Void(p.HoldID, p.ID); err != nil {
+			return err
+		}
+		return s.giveBack(tx, p, p.Amount)
+	})
+	if err != nil {
 		return false, err
 	}
 	p.Status = pb.StatusExpired
@@ -454,7 +529,12 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot capture %s %s; the payment authorized %s",
 				pb.FormatAmount(amt, p.Currency), p.Currency, pb.FormatAmount(p.Amount, p.Currency))
 		}
-		if err := tx.Atomic(func() error { return s.capture(tx, &p, amt) }); err != nil {
+		if err := tx.Atomic(func() error {
+			if err := s.capture(tx, &p, amt); err != nil {
+				return err
+			}
+			return s.giveBack(tx, &p, p.Amount-amt) // the part not captured
+		}); err != nil {
 			return nil, err
 		}
 		tx.PutPayment(p)
@@ -492,7 +572,12 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 		}
 		switch p.Status {
 		case pb.StatusAuthorized:
-			if _, err := tx.Void(p.HoldID, p.ID); err != nil {
+			if err := tx.Atomic(func() error {
+				if _, err := tx.Void(p.HoldID, p.ID); err != nil {
+					return err
+				}
+				return s.giveBack(tx, &p, p.Amount)
+			}); err != nil {
 				return nil, err
 			}
 		case pb.StatusRequiresConfirmation:
@@ -567,7 +652,7 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 					return err
 				}
 			}
-			return nil
+			return s.giveBack(tx, &p, amt)
 		})
 		if err != nil {
 			return nil, err

@@ -48,9 +48,10 @@ type Service struct {
 	opHash   [32]byte
 	inflight sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 
-	keyMu     sync.RWMutex // guards keyCache and merchants
-	keyCache  map[[32]byte]pb.Principal
-	merchants map[string]struct{} // merchants known to exist
+	keyMu      sync.RWMutex // guards keyCache and merchants
+	keyCache   map[[32]byte]pb.Principal
+	merchants  map[string]pb.Merchant // merchants known to exist
+	conditions programs
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -84,7 +85,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.IdempotencyRetention = pb.IdempotencyRetention
 	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger,
-		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]struct{}{},
+		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }
 

@@ -1,0 +1,193 @@
+package service_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/service"
+)
+
+type mandateWorld struct {
+	*env
+	user, agent, other pb.Principal
+	cafe, books        pb.Principal
+}
+
+func newMandateWorld(t *testing.T) *mandateWorld {
+	e := newEnv(t, t.TempDir(), 0)
+	ctx := context.Background()
+	w := &mandateWorld{env: e, user: e.user(t, 100_000, "CNY")}
+	for _, p := range []*pb.Principal{&w.agent, &w.other} {
+		a := must[*service.NewAgent](t, e.svc.CreateAgent(ctx, w.user, nil, "agent", nil))
+		*p = pb.Principal{Role: pb.RoleAgent, ID: a.ID, UserID: w.user.ID}
+	}
+	c := must[*service.NewMerchant](t, e.svc.CreateMerchant(ctx, operator, nil, "cafe", "food_and_drink"))
+	b := must[*service.NewMerchant](t, e.svc.CreateMerchant(ctx, operator, nil, "books", "books"))
+	w.cafe, w.books = pb.Principal{Role: pb.RoleMerchant, ID: c.ID}, pb.Principal{Role: pb.RoleMerchant, ID: b.ID}
+	return w
+}
+
+func (w *mandateWorld) grant(t *testing.T, m pb.Mandate) string {
+	t.Helper()
+	m.AgentID = w.agent.ID
+	if m.Description == "" {
+		m.Description = "coffee for me"
+	}
+	if m.Currency == "" {
+		m.Currency = "CNY"
+	}
+	if m.MaxAmount == 0 {
+		m.MaxAmount = 3000
+	}
+	if m.Budget.Amount == 0 {
+		m.Budget = pb.Budget{Amount: 10_000, Period: pb.PeriodDay}
+	}
+	v := must[*service.MandateView](t, w.svc.CreateMandate(context.Background(), w.user, nil, m))
+	return v.ID
+}
+
+func (w *mandateWorld) pay(agent pb.Principal, mandate, merchant string, amount int64, currency string) (*pb.Payment, error) {
+	r := w.svc.CreatePayment(context.Background(), agent, nil, service.CreatePaymentParams{Amount: amount, Currency: currency,
+		MerchantID: merchant, MandateID: mandate, CaptureMethod: pb.CaptureManual})
+	p, _ := r.Value.(*pb.Payment)
+	return p, r.Err
+}
+
+// TestMandateDeclines: every mandate check refuses with its code, and the
+// declined payment is recorded with it.
+func TestMandateDeclines(t *testing.T) {
+	w := newMandateWorld(t)
+	ctx := context.Background()
+	exp := w.clock.Now().Add(time.Hour)
+	ok := w.grant(t, pb.Mandate{Categories: []string{"food_and_drink"}, MaxPayments: 3, ExpiresAt: &exp})
+	revoked := w.grant(t, pb.Mandate{})
+	must[*pb.Mandate](t, w.svc.RevokeMandate(ctx, w.user, nil, revoked))
+	later := w.grant(t, pb.Mandate{ValidFrom: w.clock.Now().Add(time.Hour)})
+	night := w.grant(t, pb.Mandate{Schedule: &pb.Schedule{Days: []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"},
+		Start: "02:00", End: "03:00", TimeZone: "UTC"}}) // the test clock is 09:00 UTC
+	cond := w.grant(t, pb.Mandate{Condition: `payment.amount < 500`})
+	confirm := w.grant(t, pb.Mandate{ConfirmAbove: 1000})
+	for _, c := range []struct {
+		name     string
+		agent    pb.Principal
+		mandate  string
+		merchant string
+		amount   int64
+		currency string
+		want     pb.Code
+	}{
+		{"inside", w.agent, ok, w.cafe.ID, 1000, "CNY", ""},
+		{"unknown mandate", w.agent, pb.NewID(pb.PrefixMandate, time.Now()), w.cafe.ID, 100, "CNY", pb.ErrMandateNotFound},
+		{"other agent", w.other, ok, w.cafe.ID, 100, "CNY", pb.DeclineMandateNotForAgent},
+		{"revoked", w.agent, revoked, w.cafe.ID, 100, "CNY", pb.DeclineMandateRevoked},
+		{"not yet valid", w.agent, later, w.cafe.ID, 100, "CNY", pb.DeclineMandateNotYetValid},
+		{"currency", w.agent, ok, w.cafe.ID, 100, "USD", pb.DeclineMandateCurrencyMismatch},
+		{"amount", w.agent, ok, w.cafe.ID, 3001, "CNY", pb.DeclineMandateAmountExceeded},
+		{"merchant", w.agent, ok, w.books.ID, 100, "CNY", pb.DeclineMandateMerchant},
+		{"schedule", w.agent, night, w.cafe.ID, 100, "CNY", pb.DeclineMandateSchedule},
+		{"condition", w.agent, cond, w.cafe.ID, 600, "CNY", pb.DeclineMandateCondition},
+		{"condition holds", w.agent, cond, w.cafe.ID, 400, "CNY", ""},
+		{"above confirm_above", w.agent, confirm, w.cafe.ID, 1001, "CNY", pb.DeclineMandateAmountExceeded},
+		{"second inside", w.agent, ok, w.cafe.ID, 1000, "CNY", ""},
+		{"third inside", w.agent, ok, w.cafe.ID, 1000, "CNY", ""},
+		{"max payments", w.agent, ok, w.cafe.ID, 100, "CNY", pb.DeclineMandateMaxPayments},
+	} {
+		p, err := w.pay(c.agent, c.mandate, c.merchant, c.amount, c.currency)
+		if pb.ErrorCode(err) != c.want {
+			t.Fatalf("%s: %v; want %q", c.name, err, c.want)
+		}
+		if c.want != "" {
+			got, gerr := w.svc.Payment(ctx, w.user, p.ID)
+			if gerr != nil || got.Status != pb.StatusDeclined || got.DeclineCode != c.want {
+				t.Fatalf("%s: recorded as %+v, %v", c.name, got, gerr)
+			}
+		}
+	}
+	w.clock.Advance(time.Hour)
+	if _, err := w.pay(w.agent, ok, w.cafe.ID, 100, "CNY"); pb.ErrorCode(err) != pb.DeclineMandateExpired {
+		t.Fatalf("after expiry: %v", err)
+	}
+	v, err := w.svc.Mandate(ctx, w.user, ok)
+	if err != nil || v.PaymentsCount != 3 || v.RemainingBudget != 10_000-3000 {
+		t.Fatalf("usage view: %+v %v", v, err)
+	}
+	w.verify(t)
+}
+
+// TestMandateBudgetConcurrent: 100 concurrent payments of 1.00 against a
+// budget of 10.00 give exactly 10 payments.
+func TestMandateBudgetConcurrent(t *testing.T) {
+	w := newMandateWorld(t)
+	id := w.grant(t, pb.Mandate{MaxAmount: 100, Budget: pb.Budget{Amount: 1000, Period: pb.PeriodTotal}})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[pb.Code]int{}
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := w.pay(w.agent, id, w.cafe.ID, 100, "CNY")
+			mu.Lock()
+			codes[pb.ErrorCode(err)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes[""] != 10 || codes[pb.DeclineMandateBudgetExhausted] != 90 {
+		t.Fatalf("outcomes %v; want 10 payments and 90 budget declines", codes)
+	}
+	if got := w.available(t, w.user, "CNY"); got != 100_000-1000 {
+		t.Fatalf("wallet %d", got)
+	}
+	w.verify(t)
+}
+
+// TestMandateBudgetGivenBack: a canceled hold, the uncaptured part of a
+// capture and a refund return to the budget; the payments still count.
+func TestMandateBudgetGivenBack(t *testing.T) {
+	w := newMandateWorld(t)
+	ctx := context.Background()
+	id := w.grant(t, pb.Mandate{MaxAmount: 1000, Budget: pb.Budget{Amount: 1000, Period: pb.PeriodWeek}})
+	remaining := func() int64 {
+		v, err := w.svc.Mandate(ctx, w.user, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.RemainingBudget
+	}
+	p, err := w.pay(w.agent, id, w.cafe.ID, 1000, "CNY")
+	if err != nil || remaining() != 0 {
+		t.Fatalf("reserve: %v, remaining %d", err, remaining())
+	}
+	must[*pb.Payment](t, w.svc.Cancel(ctx, w.agent, nil, p.ID))
+	if remaining() != 1000 {
+		t.Fatalf("after cancel: %d", remaining())
+	}
+	p, _ = w.pay(w.agent, id, w.cafe.ID, 800, "CNY")
+	amt := int64(500)
+	must[*pb.Payment](t, w.svc.Capture(ctx, w.cafe, nil, p.ID, &amt))
+	if remaining() != 500 {
+		t.Fatalf("after capturing 500 of 800: %d", remaining())
+	}
+	must[*pb.Refund](t, w.svc.Refund(ctx, w.cafe, nil, p.ID, new(int64(200)), ""))
+	if remaining() != 700 {
+		t.Fatalf("after refunding 200: %d", remaining())
+	}
+	h, _ := w.pay(w.agent, id, w.cafe.ID, 700, "CNY")
+	w.clock.Advance(pb.DefaultAuthorizationTTL)
+	if _, err := w.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := w.svc.Payment(ctx, w.user, h.ID); got.Status != pb.StatusExpired {
+		t.Fatalf("hold not expired: %s", got.Status)
+	}
+	m, _ := w.st.Mandate(ctx, id)
+	u, err := w.st.MandateUsage(ctx, id, m.PeriodKey(h.CreatedAt))
+	if err != nil || u.Spent != 300 {
+		t.Fatalf("the week's usage after the expiry: %+v %v; want 300 (500 captured less 200 refunded)", u, err)
+	}
+	w.verify(t)
+}
