@@ -71,6 +71,10 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, handler: s.cancel},
 		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, handler: s.refund},
 		{Method: "GET", Pattern: "/v1/ledger/verify", handler: s.verify},
+		{Method: "POST", Pattern: "/v1/mandates", Idempotent: true, handler: s.createMandate},
+		{Method: "GET", Pattern: "/v1/mandates", handler: s.listMandates},
+		{Method: "GET", Pattern: "/v1/mandates/{id}", handler: s.getMandate},
+		{Method: "POST", Pattern: "/v1/mandates/{id}/revoke", Idempotent: true, handler: s.revokeMandate},
 	}
 	paths := map[string]bool{}
 	for _, rt := range s.routes {
@@ -428,17 +432,9 @@ func (s *Server) createPayment(q *request) (int, any, error) {
 }
 
 func (s *Server) listPayments(q *request) (int, any, error) {
-	limit := 10
-	if v := q.r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > pb.MaxListLimit {
-			return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "limit", "limit must be an integer from 1 to %d", pb.MaxListLimit)
-		}
-		limit = n
-	}
-	after := q.r.URL.Query().Get("starting_after")
-	if after != "" && !pb.HasPrefix(after, pb.PrefixPayment) {
-		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "starting_after", "starting_after must be a payment ID (pay_…)")
+	limit, after, err := listParams(q, pb.PrefixPayment)
+	if err != nil {
+		return 0, nil, err
 	}
 	data, more, err := s.svc.ListPayments(q.ctx, q.caller, after, limit)
 	return 200, map[string]any{"object": "list", "data": data, "has_more": more}, err
@@ -479,6 +475,112 @@ func (s *Server) refund(q *request) (int, any, error) {
 	}
 	id := q.r.PathValue("id")
 	return q.run(201, func() service.Result { return s.svc.Refund(q.ctx, q.caller, q.idem, id, in.Amount, in.Reason) })
+}
+
+// listParams reads ?limit= and ?starting_after= (an ID with prefix).
+func listParams(q *request, prefix string) (limit int, after string, err error) {
+	limit = 10
+	if v := q.r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > pb.MaxListLimit {
+			return 0, "", pb.Errorf(pb.ErrParameterInvalid, "limit", "limit must be an integer from 1 to %d", pb.MaxListLimit)
+		}
+		limit = n
+	}
+	after = q.r.URL.Query().Get("starting_after")
+	if after != "" && !pb.HasPrefix(after, prefix) {
+		return 0, "", pb.Errorf(pb.ErrParameterInvalid, "starting_after", "starting_after must be an ID of this list (%s…)", prefix)
+	}
+	return limit, after, nil
+}
+
+// parseTime reads an optional RFC 3339 field.
+func parseTime(v *string, param string) (time.Time, error) {
+	if v == nil {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, *v)
+	if err != nil {
+		return time.Time{}, pb.Errorf(pb.ErrParameterInvalid, param, "%s must be an RFC 3339 timestamp such as 2026-12-01T09:00:00Z", param)
+	}
+	return t, nil
+}
+
+func (s *Server) createMandate(q *request) (int, any, error) {
+	var in struct {
+		AgentID     string `json:"agent_id"`
+		Description string `json:"description"`
+		Currency    string `json:"currency"`
+		MaxAmount   *int64 `json:"max_amount"`
+		Budget      *struct {
+			Amount *int64          `json:"amount"`
+			Period pb.BudgetPeriod `json:"period"`
+		} `json:"budget"`
+		MerchantIDs      []string     `json:"merchant_ids"`
+		Categories       []string     `json:"merchant_categories"`
+		ValidFrom        *string      `json:"valid_from"`
+		ExpiresAt        *string      `json:"expires_at"`
+		Schedule         *pb.Schedule `json:"schedule"`
+		MaxPayments      int64        `json:"max_payments"`
+		ConfirmAbove     int64        `json:"confirm_above"`
+		Condition        string       `json:"condition"`
+		RequireSignature bool         `json:"require_signature"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case in.AgentID == "":
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "agent_id", "agent_id is required: the agent the mandate is for")
+	case in.MaxAmount == nil:
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "max_amount", "max_amount is required: the most one payment may be, in minor units")
+	case in.Budget == nil || in.Budget.Amount == nil:
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "budget.amount", "budget.amount is required: what the agent may spend per budget.period")
+	case in.RequireSignature:
+		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "require_signature", "require_signature needs signed agent requests, which this server does not accept yet")
+	}
+	if err := requireCurrency(in.Currency); err != nil {
+		return 0, nil, err
+	}
+	m := pb.Mandate{AgentID: in.AgentID, Description: in.Description, Currency: in.Currency, MaxAmount: *in.MaxAmount,
+		Budget: pb.Budget{Amount: *in.Budget.Amount, Period: in.Budget.Period}, MerchantIDs: in.MerchantIDs,
+		Categories: in.Categories, Schedule: in.Schedule, MaxPayments: in.MaxPayments, ConfirmAbove: in.ConfirmAbove,
+		Condition: in.Condition}
+	var err error
+	if m.ValidFrom, err = parseTime(in.ValidFrom, "valid_from"); err != nil {
+		return 0, nil, err
+	}
+	exp, err := parseTime(in.ExpiresAt, "expires_at")
+	if err != nil {
+		return 0, nil, err
+	}
+	if !exp.IsZero() {
+		m.ExpiresAt = &exp
+	}
+	return q.run(201, func() service.Result { return s.svc.CreateMandate(q.ctx, q.caller, q.idem, m) })
+}
+
+func (s *Server) listMandates(q *request) (int, any, error) {
+	limit, after, err := listParams(q, pb.PrefixMandate)
+	if err != nil {
+		return 0, nil, err
+	}
+	data, more, err := s.svc.ListMandates(q.ctx, q.caller, after, limit)
+	return 200, map[string]any{"object": "list", "data": data, "has_more": more}, err
+}
+
+func (s *Server) getMandate(q *request) (int, any, error) {
+	m, err := s.svc.Mandate(q.ctx, q.caller, q.r.PathValue("id"))
+	return 200, m, err
+}
+
+func (s *Server) revokeMandate(q *request) (int, any, error) {
+	var in struct{}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	id := q.r.PathValue("id")
+	return q.run(200, func() service.Result { return s.svc.RevokeMandate(q.ctx, q.caller, q.idem, id) })
 }
 
 func (s *Server) verify(q *request) (int, any, error) {
