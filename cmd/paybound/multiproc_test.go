@@ -13,8 +13,9 @@ import (
 )
 
 // TestSeveralProcessesOnePostgres runs three real paybound processes on one
-// PostgreSQL database and hammers one hot wallet through all of them: no
-// overdraft, exactly-once capture and idempotency hold across processes.
+// PostgreSQL database and hammers one hot wallet and one mandate budget
+// through all of them: no overdraft, no budget overrun, exactly-once capture
+// and idempotency hold across processes.
 func TestSeveralProcessesOnePostgres(t *testing.T) {
 	db := storetest.PostgresURL(t)
 	bin := buildBinary(t)
@@ -74,6 +75,11 @@ func TestSeveralProcessesOnePostgres(t *testing.T) {
 		}
 	}
 
+	// A mandate budget hammered through every process: exactly 10 of 100.
+	a.ok(201, a.call("POST", "/v1/topups", uk, "", map[string]any{"amount": 100_000, "currency": "USD"}))
+	ag := a.ok(201, a.call("POST", "/v1/agents", uk, "", map[string]any{"name": "shopper"}))
+	hammerMandate(t, apis, uk, ag.str("id"), ag.str("api_key"), merchant.str("id"))
+
 	// One key sent to every process at once: one payment.
 	a.ok(201, a.call("POST", "/v1/topups", uk, "", map[string]any{"amount": 1000, "currency": "USD"}))
 	ids := map[string]int{}
@@ -129,8 +135,8 @@ func TestSeveralProcessesOnePostgres(t *testing.T) {
 	var bal struct {
 		Balances []struct{ Available, Pending int64 } `json:"balances"`
 	}
-	if json.Unmarshal(b.raw, &bal) != nil || len(bal.Balances) != 1 || bal.Balances[0].Available != 5100 || bal.Balances[0].Pending != 0 {
-		t.Fatalf("merchant balance: %s; want 51.00 available", b.raw)
+	if json.Unmarshal(b.raw, &bal) != nil || len(bal.Balances) != 1 || bal.Balances[0].Available != 6100 || bal.Balances[0].Pending != 0 {
+		t.Fatalf("merchant balance: %s; want 61.00 available (50 + 10 under the mandate + 1 captured)", b.raw)
 	}
 	for _, x := range apis {
 		v := x.ok(200, x.call("GET", "/v1/ledger/verify", key, "", nil))
