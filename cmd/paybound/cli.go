@@ -29,13 +29,18 @@ var clientCommands = [][2]string{
 	{"agents create --name NAME [--public-key JWK|@FILE]", "user key"},
 	{"topup AMOUNT CURRENCY", "user key; e.g. topup 50.00 USD"},
 	{"pay --merchant mch_… --amount 12.50 --currency USD", "user or agent key"},
-	{"    [--description D] [--manual [--expires-in 2h]]", ""},
+	{"    [--description D] [--mandate mdt_…] [--manual [--expires-in 2h]]", ""},
 	{"capture pay_… [--amount 5.00]", "merchant key"},
 	{"cancel pay_…", "merchant or payer key"},
 	{"refund pay_… [--amount 1.00] [--reason R]", "merchant key"},
 	{"payments list [--limit N] [--starting-after pay_…]", ""},
 	{"payments get pay_…", ""},
 	{"balance", "user or merchant key"},
+	{"mandates create --agent agt_… --description D --currency CNY", "user key"},
+	{"    --max 30.00 --budget 150.00 [--period week] [--merchants …]", ""},
+	{"    [--categories …] [--days mon,fri --hours 07:00-10:00 --time-zone Z]", ""},
+	{"    [--max-payments N] [--confirm-above 25.00] [--condition CEL]", ""},
+	{"mandates list | get mdt_… | revoke mdt_…", "user key (list and get: agent key too)"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
 }
 
@@ -85,6 +90,8 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent})
 	case "payments":
 		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment})
+	case "mandates":
+		err = cl.mandates(rest)
 	case "ledger":
 		err = cl.group("ledger", rest, map[string]func([]string) error{"verify": cl.verifyLedger})
 	case "topup":
@@ -124,7 +131,7 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 		}
 	}
 	var names []string
-	for _, s := range []string{"create", "list", "get", "verify"} {
+	for _, s := range []string{"create", "list", "get", "revoke", "verify"} {
 		if subs[s] != nil {
 			names = append(names, s)
 		}

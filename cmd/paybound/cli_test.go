@@ -75,3 +75,41 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("unknown command: %q %v", errOut, err)
 	}
 }
+
+// TestCLIMandates: a user grants a mandate from the command line, the agent
+// pays under it, and the revocation stops it.
+func TestCLIMandates(t *testing.T) {
+	w := newWorld(t, nil)
+	out, errOut, err := w.cli(w.userKey, "mandates", "create", "--agent", w.agent, "--description", "coffee",
+		"--currency", "usd", "--max", "5.00", "--budget", "10.00", "--period", "week", "--merchants", w.merch,
+		"--days", "mon,tue,wed,thu,fri,sat,sun", "--hours", "00:00-23:59", "--json")
+	var m struct {
+		ID              string `json:"id"`
+		RemainingBudget int64  `json:"remaining_budget"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &m) != nil || m.RemainingBudget != 1000 {
+		t.Fatalf("mandates create: %q %q %v", out, errOut, err)
+	}
+	out, _, err = w.cli(w.agentKey, "pay", "--merchant", w.merch, "--amount", "4.00", "--currency", "USD", "--mandate", m.ID)
+	if err != nil || !strings.Contains(out, "captured 4.00 USD") {
+		t.Fatalf("pay under the mandate: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.userKey, "mandates", "get", m.ID)
+	if err != nil || !strings.Contains(out, "6.00 left of 10.00 per week") || !strings.Contains(out, "1 payments") {
+		t.Fatalf("mandates get: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.agentKey, "mandates", "list")
+	if err != nil || !strings.Contains(out, m.ID) {
+		t.Fatalf("mandates list: %q %v", out, err)
+	}
+	if out, _, err = w.cli(w.userKey, "mandates", "revoke", m.ID); err != nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("mandates revoke: %q %v", out, err)
+	}
+	_, errOut, err = w.cli(w.agentKey, "pay", "--merchant", w.merch, "--amount", "1.00", "--currency", "USD", "--mandate", m.ID)
+	if err == nil || !strings.Contains(errOut, "mandate_revoked") {
+		t.Fatalf("pay after revoke: %q %v", errOut, err)
+	}
+	if _, errOut, err = w.cli(w.userKey, "mandates", "create", "--agent", w.agent, "--currency", "USD", "--max", "1.00", "--budget", "1.00", "--days", "mon"); err == nil {
+		t.Fatalf("--days without --hours accepted: %q", errOut)
+	}
+}

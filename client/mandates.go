@@ -1,0 +1,101 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	pb "github.com/paybound/paybound"
+)
+
+// Mandate is a mandate with its usage, as the API shows it.
+type Mandate struct {
+	pb.Mandate
+	RemainingBudget int64 `json:"remaining_budget"`
+	PaymentsCount   int64 `json:"payments_count"`
+}
+
+// MandateList is one page of ListMandates.
+type MandateList struct {
+	Object  string    `json:"object"`
+	Data    []Mandate `json:"data"`
+	HasMore bool      `json:"has_more"`
+}
+
+// CreateMandateParams is a mandate to grant (see POST /v1/mandates).
+// Amounts are minor units; zero optional fields are left out.
+type CreateMandateParams struct {
+	AgentID      string       `json:"agent_id"`
+	Description  string       `json:"description"`
+	Currency     string       `json:"currency"`
+	MaxAmount    int64        `json:"max_amount"`
+	Budget       pb.Budget    `json:"budget"`
+	MerchantIDs  []string     `json:"merchant_ids,omitempty"`
+	Categories   []string     `json:"merchant_categories,omitempty"`
+	ValidFrom    *time.Time   `json:"valid_from,omitempty"`
+	ExpiresAt    *time.Time   `json:"expires_at,omitempty"`
+	Schedule     *pb.Schedule `json:"schedule,omitempty"`
+	MaxPayments  int64        `json:"max_payments,omitempty"`
+	ConfirmAbove int64        `json:"confirm_above,omitempty"`
+	Condition    string       `json:"condition,omitempty"`
+}
+
+// CreateMandate (user key) grants one of the caller's agents a mandate.
+func (c *Client) CreateMandate(ctx context.Context, p CreateMandateParams) (*Mandate, error) {
+	var out Mandate
+	if err := c.call(ctx, call{method: http.MethodPost, path: "/v1/mandates", in: p, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetMandate (user or agent key) returns a mandate with its usage.
+func (c *Client) GetMandate(ctx context.Context, id string) (*Mandate, error) {
+	path, err := mandatePath(id, "")
+	if err != nil {
+		return nil, err
+	}
+	var out Mandate
+	if err := c.call(ctx, call{method: http.MethodGet, path: path, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListMandates (user or agent key) lists the caller's mandates, newest first.
+func (c *Client) ListMandates(ctx context.Context, p ListParams) (*MandateList, error) {
+	q := url.Values{}
+	if p.Limit != 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	if p.StartingAfter != "" {
+		q.Set("starting_after", p.StartingAfter)
+	}
+	var out MandateList
+	if err := c.call(ctx, call{method: http.MethodGet, path: "/v1/mandates", query: q, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeMandate (user key) revokes a mandate at once.
+func (c *Client) RevokeMandate(ctx context.Context, id string) (*pb.Mandate, error) {
+	path, err := mandatePath(id, "/revoke")
+	if err != nil {
+		return nil, err
+	}
+	var out pb.Mandate
+	if err := c.call(ctx, call{method: http.MethodPost, path: path, in: struct{}{}, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func mandatePath(id, suffix string) (string, error) {
+	if id == "" {
+		return "", pb.Errorf(pb.ErrParameterMissing, "id", "a mandate ID (mdt_…) is required")
+	}
+	return "/v1/mandates/" + url.PathEscape(id) + suffix, nil
+}

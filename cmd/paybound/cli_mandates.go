@@ -1,0 +1,170 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/client"
+)
+
+// mandates dispatches `paybound mandates create|list|get|revoke`.
+func (cl *cli) mandates(args []string) error {
+	return cl.group("mandates", args, map[string]func([]string) error{
+		"create": cl.createMandate, "list": cl.listMandates, "get": cl.getMandate, "revoke": cl.revokeMandate})
+}
+
+func (cl *cli) createMandate(args []string) error {
+	c := cl.command("mandates create", `mandates create --agent agt_… --description "…" --currency CNY --max 30.00 --budget 150.00 [--period week] [flags]`, true)
+	agent := c.fs.String("agent", "", "the agent the mandate is for, agt_… (required)")
+	description := c.fs.String("description", "", "your intent in your own words, kept verbatim (required)")
+	currencyS := c.fs.String("currency", "", "ISO 4217 currency code (required)")
+	maxS := c.fs.String("max", "", "the most one payment may be, such as 30.00 (required)")
+	budgetS := c.fs.String("budget", "", "what the agent may spend per period, such as 150.00 (required)")
+	period := c.fs.String("period", "total", "day, week, month or total")
+	merchants := c.fs.String("merchants", "", "comma-separated merchant IDs allowed (default: any)")
+	categories := c.fs.String("categories", "", "comma-separated merchant categories allowed (default: any)")
+	days := c.fs.String("days", "", "schedule: comma-separated days, such as mon,tue,wed,thu,fri")
+	hours := c.fs.String("hours", "", "schedule: a window such as 07:00-10:00 (with --days)")
+	zone := c.fs.String("time-zone", "UTC", "schedule and budget periods' time zone, such as Asia/Shanghai")
+	expiresIn := c.fs.Duration("expires-in", 0, "end the mandate after this long (default: until revoked)")
+	maxPayments := c.fs.Int64("max-payments", 0, "the most payments ever (default: no cap)")
+	confirmS := c.fs.String("confirm-above", "", "payments above this amount need your confirmation")
+	condition := c.fs.String("condition", "", "a CEL condition, such as 'now.getHours(\"Asia/Shanghai\") < 10'")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *agent == "":
+		return errors.New("--agent is required")
+	case *currencyS == "" || *maxS == "" || *budgetS == "":
+		return errors.New("--currency, --max and --budget are required")
+	case (*days == "") != (*hours == ""):
+		return errors.New("--days and --hours go together")
+	}
+	cur := strings.ToUpper(*currencyS)
+	p := client.CreateMandateParams{AgentID: *agent, Description: *description, Currency: cur,
+		Budget: pb.Budget{Period: pb.BudgetPeriod(*period)}, MaxPayments: *maxPayments, Condition: *condition}
+	var err error
+	if p.MaxAmount, err = pb.ParseAmount(*maxS, cur); err != nil {
+		return err
+	}
+	if p.Budget.Amount, err = pb.ParseAmount(*budgetS, cur); err != nil {
+		return err
+	}
+	if *confirmS != "" {
+		if p.ConfirmAbove, err = pb.ParseAmount(*confirmS, cur); err != nil {
+			return err
+		}
+	}
+	if *merchants != "" {
+		p.MerchantIDs = strings.Split(*merchants, ",")
+	}
+	if *categories != "" {
+		p.Categories = strings.Split(*categories, ",")
+	}
+	if *days != "" {
+		start, end, ok := strings.Cut(*hours, "-")
+		if !ok {
+			return errors.New("--hours must look like 07:00-10:00")
+		}
+		p.Schedule = &pb.Schedule{Days: strings.Split(*days, ","), Start: start, End: end, TimeZone: *zone}
+	}
+	if *expiresIn > 0 {
+		t := time.Now().Add(*expiresIn).UTC().Truncate(time.Second)
+		p.ExpiresAt = &t
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	m, err := api.CreateMandate(ctx, p)
+	if err != nil {
+		return err
+	}
+	return c.print(m, func(w io.Writer) { fmt.Fprintln(w, mandateLine(m)) })
+}
+
+func mandateLine(m *client.Mandate) string {
+	state := "active"
+	if m.RevokedAt != nil {
+		state = "revoked"
+	}
+	return fmt.Sprintf("%s %s for %s: up to %s per payment, %s left of %s per %s, %d payments so far — %q",
+		m.ID, state, m.AgentID, money(m.MaxAmount, m.Currency), pb.FormatAmount(m.RemainingBudget, m.Currency),
+		pb.FormatAmount(m.Budget.Amount, m.Currency), m.Budget.Period, m.PaymentsCount, m.Description)
+}
+
+func (cl *cli) listMandates(args []string) error {
+	c := cl.command("mandates list", "mandates list [--limit N] [--starting-after mdt_…]", false)
+	limit := c.fs.Int("limit", 0, fmt.Sprintf("page size, 1 to %d (default 10)", pb.MaxListLimit))
+	after := c.fs.String("starting-after", "", "the last mandate ID of the previous page")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	page, err := api.ListMandates(ctx, client.ListParams{Limit: *limit, StartingAfter: *after})
+	if err != nil {
+		return err
+	}
+	return c.print(page, func(w io.Writer) {
+		if len(page.Data) == 0 {
+			fmt.Fprintln(w, "no mandates")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tAGENT\tMAX\tLEFT\tBUDGET\tPAYMENTS\tSTATE")
+		for i := range page.Data {
+			m := &page.Data[i]
+			state := "active"
+			if m.RevokedAt != nil {
+				state = "revoked"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/%s\t%d\t%s\n", m.ID, m.AgentID, money(m.MaxAmount, m.Currency),
+				pb.FormatAmount(m.RemainingBudget, m.Currency), pb.FormatAmount(m.Budget.Amount, m.Currency),
+				m.Budget.Period, m.PaymentsCount, state)
+		}
+		tw.Flush()
+	})
+}
+
+func (cl *cli) getMandate(args []string) error {
+	c := cl.command("mandates get", "mandates get mdt_…", false)
+	pos, err := c.parse(args, "mdt_…")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	m, err := api.GetMandate(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(m, func(w io.Writer) { fmt.Fprintln(w, mandateLine(m)) })
+}
+
+func (cl *cli) revokeMandate(args []string) error {
+	c := cl.command("mandates revoke", "mandates revoke mdt_…", true)
+	pos, err := c.parse(args, "mdt_…")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	m, err := api.RevokeMandate(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(m, func(w io.Writer) { fmt.Fprintf(w, "%s revoked at %s\n", m.ID, stamp(*m.RevokedAt)) })
+}
