@@ -94,7 +94,7 @@ func mandateLine(m *client.Mandate) string {
 	if m.RevokedAt != nil {
 		state = "revoked"
 	}
-	return fmt.Sprintf("%s %s for %s: up to %s per payment, %s left of %s per %s, %d payments so far — %q",
+	return fmt.Sprintf("%s %s for %s: up to %s per payment, %s left of %s per %s, payments so far: %d — %q",
 		m.ID, state, m.AgentID, money(m.MaxAmount, m.Currency), pb.FormatAmount(m.RemainingBudget, m.Currency),
 		pb.FormatAmount(m.Budget.Amount, m.Currency), m.Budget.Period, m.PaymentsCount, m.Description)
 }

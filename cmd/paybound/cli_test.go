@@ -95,7 +95,7 @@ func TestCLIMandates(t *testing.T) {
 		t.Fatalf("pay under the mandate: %q %v", out, err)
 	}
 	out, _, err = w.cli(w.userKey, "mandates", "get", m.ID)
-	if err != nil || !strings.Contains(out, "6.00 left of 10.00 per week") || !strings.Contains(out, "1 payments") {
+	if err != nil || !strings.Contains(out, "6.00 left of 10.00 per week") || !strings.Contains(out, "payments so far: 1") {
 		t.Fatalf("mandates get: %q %v", out, err)
 	}
 	out, _, err = w.cli(w.agentKey, "mandates", "list")

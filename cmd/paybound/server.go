@@ -359,7 +359,7 @@ Demo seeded (keys also in %[1]s):
   merchant  %[4]s  "Demo Coffee"
     export MERCHANT_ID=%[4]s MERCHANT_KEY=%[5]s
   agent     %[6]s  (acts for the demo user)
-    export AGENT_KEY=%[7]s
+    export AGENT_ID=%[6]s AGENT_KEY=%[7]s
   operator key: %[8]s
 
 `, path, d.UserID, d.UserKey, d.MerchantID, d.MerchantKey, d.AgentID, d.AgentKey, m.OperatorKey)
