@@ -421,12 +421,8 @@ func (s *Server) createPayment(q *request) (int, any, error) {
 	}
 	p := service.CreatePaymentParams{Amount: amount, Currency: in.Currency, MerchantID: in.MerchantID,
 		Description: in.Description, MandateID: in.MandateID, CaptureMethod: in.CaptureMethod, Metadata: in.Metadata}
-	if in.AuthorizationExpiresAt != nil {
-		t, err := time.Parse(time.RFC3339, *in.AuthorizationExpiresAt)
-		if err != nil {
-			return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "authorization_expires_at", "authorization_expires_at must be an RFC 3339 timestamp such as 2026-12-01T09:00:00Z")
-		}
-		p.AuthorizationExpiresAt = t
+	if p.AuthorizationExpiresAt, err = parseTime(in.AuthorizationExpiresAt, "authorization_expires_at"); err != nil {
+		return 0, nil, err
 	}
 	return q.run(201, func() service.Result { return s.svc.CreatePayment(q.ctx, q.caller, q.idem, p) })
 }
