@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/storetest"
 	"io"
 	"log/slog"
@@ -583,5 +584,30 @@ func TestConfigErrors(t *testing.T) {
 		return map[string]string{"PAYBOUND_ADDR": "127.0.0.1:9", "PAYBOUND_DATA": "/tmp/x", "PAYBOUND_DEMO": "true"}[k]
 	}); err != nil || m.Config.Addr != "127.0.0.1:9" || m.Config.DataDir != "/tmp/x" || !m.Config.Demo {
 		t.Fatalf("env config: %+v %v", m.Config, err)
+	}
+}
+
+// TestNewKeysAreNotStoredInTheClear: the idempotency record of a call that
+// creates an API key is sealed, yet a retry returns the key.
+func TestNewKeysAreNotStoredInTheClear(t *testing.T) {
+	w := newWorld(t, nil)
+	first := w.ok(201, w.call("POST", "/v1/users", w.op, "new-user-1", map[string]any{"name": "Cy"}))
+	key := first.str("api_key")
+	again := w.ok(201, w.call("POST", "/v1/users", w.op, "new-user-1", map[string]any{"name": "Cy"}))
+	if !bytes.Equal(first.raw, again.raw) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay differs:\n%s\n%s", first.raw, again.raw)
+	}
+	recs, err := w.m.Service.Store().LookupIdempotency(context.Background(), []pb.IdempotencyKey{{Caller: "operator", Key: "new-user-1"}})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("record: %v %v", recs, err)
+	}
+	if bytes.Contains(recs[0].Body, []byte(key)) || bytes.Contains(recs[0].Body, []byte("pbk_")) {
+		t.Fatalf("the stored response holds the API key in the clear: %s", recs[0].Body)
+	}
+	// Responses without secrets stay readable as stored.
+	w.ok(201, w.call("POST", "/v1/topups", w.userKey, "plain-1", map[string]any{"amount": 1, "currency": "USD"}))
+	recs, _ = w.m.Service.Store().LookupIdempotency(context.Background(), []pb.IdempotencyKey{{Caller: w.user, Key: "plain-1"}})
+	if len(recs) != 1 || !bytes.Contains(recs[0].Body, []byte(`"object":"topup"`)) {
+		t.Fatalf("plain record: %v", recs)
 	}
 }

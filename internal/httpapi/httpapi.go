@@ -46,7 +46,10 @@ type Route struct {
 	// Idempotent routes create or move money and require an Idempotency-Key.
 	Idempotent bool
 	// Public routes need no API key.
-	Public  bool
+	Public bool
+	// Secret routes answer with a secret (a new API key): their stored
+	// idempotent responses are sealed.
+	Secret  bool
 	handler func(*request) (status int, v any, err error)
 }
 
@@ -59,9 +62,9 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 	s.routes = []Route{
 		{Method: "GET", Pattern: "/healthz", Public: true, handler: s.healthz},
 		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, handler: nil},
-		{Method: "POST", Pattern: "/v1/users", Idempotent: true, handler: s.createUser},
-		{Method: "POST", Pattern: "/v1/merchants", Idempotent: true, handler: s.createMerchant},
-		{Method: "POST", Pattern: "/v1/agents", Idempotent: true, handler: s.createAgent},
+		{Method: "POST", Pattern: "/v1/users", Idempotent: true, Secret: true, handler: s.createUser},
+		{Method: "POST", Pattern: "/v1/merchants", Idempotent: true, Secret: true, handler: s.createMerchant},
+		{Method: "POST", Pattern: "/v1/agents", Idempotent: true, Secret: true, handler: s.createAgent},
 		{Method: "POST", Pattern: "/v1/topups", Idempotent: true, handler: s.topup},
 		{Method: "GET", Pattern: "/v1/balance", handler: s.balance},
 		{Method: "POST", Pattern: "/v1/payments", Idempotent: true, handler: s.createPayment},
@@ -264,15 +267,26 @@ func (s *Server) wrap(rt Route) http.Handler {
 				return
 			}
 			q.idem = &service.Idempotency{Caller: q.caller.ID, Key: key}
+			if rt.Secret {
+				q.idem.Seal = s.svc.Seal
+			}
 		}
 		status, v, err := rt.handler(q)
 		if q.idem != nil && q.idem.Body != nil {
 			// Outcome of the ledger writer: fresh or replayed, the bytes are the
 			// ones stored with the effect.
+			body := q.idem.Body
 			if err == errReplayed {
+				if rt.Secret {
+					var oerr error
+					if body, oerr = s.svc.Open(body); oerr != nil {
+						writeError(w, s.log, oerr)
+						return
+					}
+				}
 				w.Header().Set("Idempotent-Replayed", "true")
 			}
-			writeRaw(w, q.idem.Status, q.idem.Body)
+			writeRaw(w, q.idem.Status, body)
 			return
 		}
 		if err != nil && err != errReplayed {

@@ -66,6 +66,10 @@ type Idem struct {
 	Key    string
 	Hash   [32]byte
 	Render func(v any, err error) (status int, body []byte)
+	// Seal, when set, transforms the body before it is stored (the API
+	// encrypts responses that carry secrets); a replayed Body is the stored,
+	// sealed form.
+	Seal func(body []byte) []byte
 	// Status and Body are set by Do to the rendered response, or to the
 	// stored one when Replayed: an earlier request with this key and hash
 	// completed, and op did not run.
@@ -502,9 +506,13 @@ func (w *Writer) apply(reqs []*request) *pending {
 				// A server fault is not an answer: the retry should run again.
 				continue
 			}
+			stored := r.idem.Body
+			if r.idem.Seal != nil {
+				stored = r.idem.Seal(stored)
+			}
 			tx.batch.Idempotency = append(tx.batch.Idempotency, pb.IdempotencyRecord{
 				Caller: r.idem.Caller, Key: r.idem.Key, RequestHash: r.idem.Hash,
-				Status: r.idem.Status, Body: r.idem.Body, CreatedAt: tx.now,
+				Status: r.idem.Status, Body: stored, CreatedAt: tx.now,
 			})
 		}
 	}

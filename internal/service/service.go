@@ -5,11 +5,16 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -53,6 +58,8 @@ type Service struct {
 	merchants  map[string]pb.Merchant // merchants known to exist
 	conditions programs
 
+	aead cipher.AEAD // seals idempotency records that carry secrets
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -84,7 +91,19 @@ func New(cfg Config) (*Service, error) {
 	if cfg.IdempotencyRetention < pb.IdempotencyRetention {
 		cfg.IdempotencyRetention = pb.IdempotencyRetention
 	}
-	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger,
+	sealKey, err := hkdf.Key(sha256.New, []byte(cfg.OperatorKey), nil, "paybound idempotency seal v1", 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(sealKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead,
 		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }
@@ -264,3 +283,31 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 }
 
 func hashKey(key string) [32]byte { return sha256.Sum256([]byte(key)) }
+
+// sealPrefix marks a stored body sealed with Seal.
+const sealPrefix = "pbseal1:"
+
+// Seal encrypts b (AES-256-GCM) with a key derived from the operator key,
+// for idempotency records whose responses carry secrets (new API keys): the
+// database then holds no usable key, yet a retry gets the same response.
+// Every process of a deployment shares the operator key, so any can Open.
+func (s *Service) Seal(b []byte) []byte {
+	nonce := make([]byte, s.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return append([]byte(sealPrefix), s.aead.Seal(nonce, nonce, b, nil)...)
+}
+
+// Open reverses Seal. A body sealed under another operator key cannot be
+// opened.
+func (s *Service) Open(b []byte) ([]byte, error) {
+	rest, ok := bytes.CutPrefix(b, []byte(sealPrefix))
+	n := s.aead.NonceSize()
+	if !ok || len(rest) < n {
+		return nil, errors.New("not a sealed body")
+	}
+	out, err := s.aead.Open(nil, rest[:n], rest[n:], nil)
+	if err != nil {
+		return nil, pb.Errorf(pb.ErrIdempotencyConflict, "", "the stored response for this Idempotency-Key was sealed under another operator key; use a new key")
+	}
+	return out, nil
+}
