@@ -40,6 +40,8 @@ const (
 	ErrIdempotencyKey      Code = "idempotency_key_invalid"
 	ErrIdempotencyConflict Code = "idempotency_conflict"
 	ErrMandateNotFound     Code = "mandate_not_found"
+	ErrTOTPInvalid         Code = "totp_invalid"
+	ErrTOTPState           Code = "totp_state"
 
 	ErrUnauthenticated Code = "unauthenticated"
 	ErrForbidden       Code = "forbidden"
@@ -68,6 +70,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrBodyTooLarge: TypeInvalidRequest, ErrAmountTooLarge: TypeInvalidRequest,
 	ErrIdempotencyRequired: TypeInvalidRequest, ErrIdempotencyKey: TypeInvalidRequest,
 	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
+	ErrTOTPInvalid: TypeInvalidRequest, ErrTOTPState: TypeConflict,
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
 	ErrNotFound: TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
 	ErrPaymentState: TypeConflict, ErrIdempotencyRunning: TypeConflict,

@@ -60,3 +60,14 @@ const (
 	MaxNameLength     = 200
 	MaxCategoryLength = 100
 )
+
+// TOTPFactor is a user's one-time-code second factor (RFC 6238). Secret is
+// stored sealed; LastStep is the last time step accepted, so that each code
+// is used once. A factor becomes Active once the user proves they hold it.
+type TOTPFactor struct {
+	UserID    string
+	Secret    []byte
+	Active    bool
+	LastStep  int64
+	CreatedAt time.Time
+}

@@ -77,6 +77,8 @@ type Batch struct {
 	// writer found it committed (zero when new), as for accounts.
 	Usage       []MandateUsageRow
 	UsageBefore []MandateUsageRow
+	// TOTP factors are inserted or replaced whole.
+	TOTP []TOTPFactor
 
 	// Fresh is set by a SharedStore's Commit: the stored balances of the
 	// batch's existing accounts right after it, including what other
@@ -88,7 +90,7 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
 		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage) == 0
+		len(b.Mandates)+len(b.Usage)+len(b.TOTP) == 0
 }
 
 // MandateFilter selects mandates for a list.
@@ -167,6 +169,9 @@ type Store interface {
 	// MandateUsage returns the usage row of a mandate's budget period, or
 	// an ErrNotFound error when nothing was reserved in it yet.
 	MandateUsage(ctx context.Context, mandateID, periodKey string) (*MandateUsageRow, error)
+
+	// TOTP returns a user's one-time-code factor, or an ErrNotFound error.
+	TOTP(ctx context.Context, userID string) (*TOTPFactor, error)
 
 	// LookupIdempotency returns the stored records among keys (in any
 	// order; missing keys are simply absent). The ledger writer calls it once

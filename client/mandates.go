@@ -99,3 +99,29 @@ func mandatePath(id, suffix string) (string, error) {
 	}
 	return "/v1/mandates/" + url.PathEscape(id) + suffix, nil
 }
+
+// TOTPEnrolment is the answer to EnrollTOTP and VerifyTOTP.
+type TOTPEnrolment struct {
+	Secret     string `json:"secret"`
+	OTPAuthURL string `json:"otpauth_url"`
+	Active     bool   `json:"active"`
+}
+
+// EnrollTOTP (user key) starts enrolling a one-time-code factor and returns
+// its secret, shown once.
+func (c *Client) EnrollTOTP(ctx context.Context) (*TOTPEnrolment, error) {
+	var out TOTPEnrolment
+	if err := c.call(ctx, call{method: http.MethodPost, path: "/v1/totp", in: struct{}{}, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// VerifyTOTP (user key) activates the factor with a current code.
+func (c *Client) VerifyTOTP(ctx context.Context, code string) (*TOTPEnrolment, error) {
+	var out TOTPEnrolment
+	if err := c.call(ctx, call{method: http.MethodPost, path: "/v1/totp/verify", in: map[string]string{"code": code}, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

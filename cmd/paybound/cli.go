@@ -41,6 +41,7 @@ var clientCommands = [][2]string{
 	{"    [--categories …] [--days mon,fri --hours 07:00-10:00 --time-zone Z]", ""},
 	{"    [--max-payments N] [--confirm-above 25.00] [--condition CEL]", ""},
 	{"mandates list | get mdt_… | revoke mdt_…", "user key (list and get: agent key too)"},
+	{"totp enroll | verify CODE", "user key; one-time codes for step-up"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
 }
 
@@ -92,6 +93,8 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment})
 	case "mandates":
 		err = cl.mandates(rest)
+	case "totp":
+		err = cl.totp(rest)
 	case "ledger":
 		err = cl.group("ledger", rest, map[string]func([]string) error{"verify": cl.verifyLedger})
 	case "topup":
@@ -131,7 +134,7 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 		}
 	}
 	var names []string
-	for _, s := range []string{"create", "list", "get", "revoke", "verify"} {
+	for _, s := range []string{"create", "list", "get", "revoke", "enroll", "verify"} {
 		if subs[s] != nil {
 			names = append(names, s)
 		}

@@ -168,3 +168,43 @@ func (cl *cli) revokeMandate(args []string) error {
 	}
 	return c.print(m, func(w io.Writer) { fmt.Fprintf(w, "%s revoked at %s\n", m.ID, stamp(*m.RevokedAt)) })
 }
+
+// totp dispatches `paybound totp enroll|verify`.
+func (cl *cli) totp(args []string) error {
+	return cl.group("totp", args, map[string]func([]string) error{"enroll": cl.enrollTOTP, "verify": cl.verifyTOTP})
+}
+
+func (cl *cli) enrollTOTP(args []string) error {
+	c := cl.command("totp enroll", "totp enroll", true)
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	e, err := api.EnrollTOTP(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(e, func(w io.Writer) {
+		fmt.Fprintf(w, "secret %s\n%s\n(add it to an authenticator app, then: paybound totp verify CODE)\n", e.Secret, e.OTPAuthURL)
+	})
+}
+
+func (cl *cli) verifyTOTP(args []string) error {
+	c := cl.command("totp verify", "totp verify CODE", true)
+	pos, err := c.parse(args, "CODE")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	e, err := api.VerifyTOTP(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(e, func(w io.Writer) { fmt.Fprintln(w, "one-time codes are active") })
+}

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/paybound/paybound/internal/stepup"
 	"strings"
 	"testing"
 )
@@ -111,5 +114,24 @@ func TestCLIMandates(t *testing.T) {
 	}
 	if _, errOut, err = w.cli(w.userKey, "mandates", "create", "--agent", w.agent, "--currency", "USD", "--max", "1.00", "--budget", "1.00", "--days", "mon"); err == nil {
 		t.Fatalf("--days without --hours accepted: %q", errOut)
+	}
+}
+
+func TestCLITOTP(t *testing.T) {
+	w := newWorld(t, nil)
+	out, _, err := w.cli(w.userKey, "totp", "enroll", "--json")
+	var e struct {
+		Secret string `json:"secret"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &e) != nil || e.Secret == "" {
+		t.Fatalf("totp enroll: %q %v", out, err)
+	}
+	secret, err := stepup.DecodeTOTPSecret(e.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = w.cli(w.userKey, "totp", "verify", stepup.TOTPCode(secret, time.Now()))
+	if err != nil || !strings.Contains(out, "active") {
+		t.Fatalf("totp verify: %q %v", out, err)
 	}
 }

@@ -74,6 +74,8 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, handler: s.cancel},
 		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, handler: s.refund},
 		{Method: "GET", Pattern: "/v1/ledger/verify", handler: s.verify},
+		{Method: "POST", Pattern: "/v1/totp", Idempotent: true, Secret: true, handler: s.enrollTOTP},
+		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, handler: s.verifyTOTP},
 		{Method: "POST", Pattern: "/v1/mandates", Idempotent: true, handler: s.createMandate},
 		{Method: "GET", Pattern: "/v1/mandates", handler: s.listMandates},
 		{Method: "GET", Pattern: "/v1/mandates/{id}", handler: s.getMandate},
@@ -280,7 +282,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 				if rt.Secret {
 					var oerr error
 					if body, oerr = s.svc.Open(body); oerr != nil {
-						writeError(w, s.log, oerr)
+						writeError(w, s.log, pb.Errorf(pb.ErrIdempotencyConflict, "", "the stored response for this Idempotency-Key was sealed under another operator key; use a new key"))
 						return
 					}
 				}
@@ -591,6 +593,27 @@ func (s *Server) revokeMandate(q *request) (int, any, error) {
 	}
 	id := q.r.PathValue("id")
 	return q.run(200, func() service.Result { return s.svc.RevokeMandate(q.ctx, q.caller, q.idem, id) })
+}
+
+func (s *Server) enrollTOTP(q *request) (int, any, error) {
+	var in struct{}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	return q.run(201, func() service.Result { return s.svc.EnrollTOTP(q.ctx, q.caller, q.idem) })
+}
+
+func (s *Server) verifyTOTP(q *request) (int, any, error) {
+	var in struct {
+		Code string `json:"code"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Code == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "code", "code is required: the 6 digits the authenticator app shows")
+	}
+	return q.run(200, func() service.Result { return s.svc.VerifyTOTP(q.ctx, q.caller, q.idem, in.Code) })
 }
 
 func (s *Server) verify(q *request) (int, any, error) {

@@ -50,7 +50,7 @@ type undoEntry struct {
 	oldPay  *pb.Payment
 	idx     int
 	oldVal  pb.Payment
-	lens    [8]int
+	lens    [9]int
 	// For undoRefresh: the batch's record of the account as found.
 	oldBefore pb.Account
 	hadBefore bool
@@ -85,8 +85,8 @@ func (tx *Tx) Atomic(fn func() error) (err error) {
 
 func (tx *Tx) pushMark() {
 	b := &tx.batch
-	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [8]int{len(b.Transfers), len(b.Payments),
-		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys)}})
+	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [9]int{len(b.Transfers), len(b.Payments),
+		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys), len(b.TOTP)}})
 }
 
 // rollback undoes every entry from mark on, newest first.
@@ -126,6 +126,7 @@ func (tx *Tx) rollback(mark int) {
 			b.Merchants = b.Merchants[:u.lens[5]]
 			b.Agents = b.Agents[:u.lens[6]]
 			b.APIKeys = b.APIKeys[:u.lens[7]]
+			b.TOTP = b.TOTP[:u.lens[8]]
 		}
 	}
 	tx.undo = tx.undo[:mark]
@@ -592,3 +593,22 @@ func (tx *Tx) PutMandate(m pb.Mandate) {
 	tx.w.mandates[m.ID] = &m
 	tx.batch.Mandates = append(tx.batch.Mandates, m)
 }
+
+// TOTP returns a user's one-time-code factor as of this point in the batch,
+// or an ErrNotFound error.
+func (tx *Tx) TOTP(userID string) (pb.TOTPFactor, error) {
+	for i := len(tx.batch.TOTP) - 1; i >= 0; i-- {
+		if tx.batch.TOTP[i].UserID == userID {
+			return tx.batch.TOTP[i], nil
+		}
+	}
+	f, err := tx.w.cfg.Store.TOTP(tx.ctx, userID)
+	if err != nil {
+		return pb.TOTPFactor{}, err
+	}
+	return *f, nil
+}
+
+// PutTOTP records a user's factor, new or changed, to be written with the
+// batch.
+func (tx *Tx) PutTOTP(f pb.TOTPFactor) { tx.batch.TOTP = append(tx.batch.TOTP, f) }

@@ -215,6 +215,12 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 			m.ID, m.UserID, m.AgentID, string(data), revoked, m.CreatedAt.Unix())
 	}
 	queueUsage(q, b)
+	for _, f := range b.TOTP {
+		q.Queue(`INSERT INTO user_totp (user_id, secret, active, last_step, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
+			last_step = excluded.last_step, created_at = excluded.created_at`,
+			f.UserID, f.Secret, f.Active, f.LastStep, f.CreatedAt.Unix())
+	}
 	if n := len(b.Idempotency); n > 0 {
 		caller, key := make([]string, n), make([]string, n)
 		hash, body := make([][]byte, n), make([][]byte, n)
@@ -795,6 +801,21 @@ func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (
 		return nil, err
 	}
 	return &u, nil
+}
+
+func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error) {
+	f := pb.TOTPFactor{UserID: userID}
+	var created int64
+	err := s.pool.QueryRow(ctx, `SELECT secret, active, last_step, created_at FROM user_totp WHERE user_id = $1`, userID).
+		Scan(&f.Secret, &f.Active, &f.LastStep, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("TOTP factor", userID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.CreatedAt = time.Unix(created, 0).UTC()
+	return &f, nil
 }
 
 var _ pb.Store = (*Store)(nil)

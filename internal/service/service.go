@@ -307,7 +307,7 @@ func (s *Service) Open(b []byte) ([]byte, error) {
 	}
 	out, err := s.aead.Open(nil, rest[:n], rest[n:], nil)
 	if err != nil {
-		return nil, pb.Errorf(pb.ErrIdempotencyConflict, "", "the stored response for this Idempotency-Key was sealed under another operator key; use a new key")
+		return nil, errors.New("sealed under another operator key")
 	}
 	return out, nil
 }

@@ -138,6 +138,9 @@ var (
 	tIdempotency = table{"idempotency", "caller, key, request_hash, status, body, created_ms", 6, ""}
 	tMandates    = table{"mandates", "id, user_id, agent_id, data, revoked_at, created_at", 6,
 		` ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at`}
+	tTOTP = table{"user_totp", "user_id, secret, active, last_step, created_at", 5,
+		` ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
+		last_step = excluded.last_step, created_at = excluded.created_at`}
 	tUsage = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
 		` ON CONFLICT (mandate_id, period_key) DO UPDATE SET spent = excluded.spent, payments = excluded.payments`}
 )
@@ -327,6 +330,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 				revoked = m.RevokedAt.Unix()
 			}
 			return append(d, m.ID, m.UserID, m.AgentID, string(data), revoked, m.CreatedAt.Unix())
+		}},
+		{&tTOTP, len(b.TOTP), func(d []any, i int) []any {
+			f := &b.TOTP[i]
+			return append(d, f.UserID, f.Secret, f.Active, f.LastStep, f.CreatedAt.Unix())
 		}},
 		{&tUsage, len(b.Usage), func(d []any, i int) []any {
 			u := &b.Usage[i]
@@ -763,6 +770,21 @@ func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (
 		return nil, err
 	}
 	return &u, nil
+}
+
+func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error) {
+	f := pb.TOTPFactor{UserID: userID}
+	var created int64
+	err := s.row(ctx, `SELECT secret, active, last_step, created_at FROM user_totp WHERE user_id = ?`, userID).
+		Scan(&f.Secret, &f.Active, &f.LastStep, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("TOTP factor", userID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.CreatedAt = time.Unix(created, 0).UTC()
+	return &f, nil
 }
 
 var _ pb.Store = (*Store)(nil)

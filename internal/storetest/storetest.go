@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"PaymentVersions", testPaymentVersions},
 		{"Mandates", testMandates},
 		{"MandateUsage", testMandateUsage},
+		{"TOTP", testTOTP},
 		{"CommitRefundsAndTopups", testCommitRefundsAndTopups},
 		{"CommitIdentities", testCommitIdentities},
 		{"CommitEmptyBatch", testCommitEmptyBatch},
@@ -1556,5 +1557,20 @@ func testMandateUsage(t *testing.T, s pb.Store) {
 	}
 	if got, _ := s.MandateUsage(ctx, "mdt_1", "2026-W48"); *got != week {
 		t.Fatalf("usage after refused batches: %+v", got)
+	}
+}
+
+// testTOTP: a factor reads back byte for byte and is replaced whole.
+func testTOTP(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	_, err := s.TOTP(ctx, "usr_alice")
+	wantNotFound(t, "TOTP(usr_alice) before enrolment", err)
+	f := pb.TOTPFactor{UserID: "usr_alice", Secret: []byte{0, 1, 2, 255}, CreatedAt: t0}
+	commit(t, s, &pb.Batch{TOTP: []pb.TOTPFactor{f}})
+	f.Active, f.LastStep = true, 59_999_999
+	commit(t, s, &pb.Batch{TOTP: []pb.TOTPFactor{f}})
+	got, err := s.TOTP(ctx, "usr_alice")
+	if err != nil || !bytes.Equal(got.Secret, f.Secret) || !got.Active || got.LastStep != f.LastStep || !got.CreatedAt.Equal(sec(t0)) {
+		t.Fatalf("TOTP = %+v, %v; want %+v", got, err, f)
 	}
 }

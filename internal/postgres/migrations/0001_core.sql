@@ -154,3 +154,12 @@ CREATE TABLE mandate_usage (
 	CONSTRAINT within_budget CHECK (spent >= 0 AND spent <= cap_amount),
 	CONSTRAINT within_payments CHECK (cap_payments = 0 OR payments <= cap_payments)
 );
+
+-- A user's one-time-code factor; the secret is sealed by the service.
+CREATE TABLE user_totp (
+	user_id    TEXT PRIMARY KEY,
+	secret     BYTEA   NOT NULL,
+	active     BOOLEAN NOT NULL,
+	last_step  BIGINT  NOT NULL,
+	created_at BIGINT  NOT NULL
+);

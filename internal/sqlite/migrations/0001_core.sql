@@ -144,3 +144,12 @@ CREATE TABLE mandate_usage (
 	CHECK (spent >= 0 AND spent <= cap_amount),
 	CHECK (cap_payments = 0 OR payments <= cap_payments)
 ) WITHOUT ROWID;
+
+-- A user's one-time-code factor; the secret is sealed by the service.
+CREATE TABLE user_totp (
+	user_id    TEXT PRIMARY KEY,
+	secret     BLOB    NOT NULL,
+	active     INTEGER NOT NULL,
+	last_step  INTEGER NOT NULL,
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
