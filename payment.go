@@ -108,6 +108,37 @@ type Confirmation struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// PrefixConfirmation is the ID prefix of confirmations.
+const PrefixConfirmation = "cfm_"
+
+// ConfirmationTTL is how long a user has to approve a payment.
+const ConfirmationTTL = 15 * time.Minute
+
+// NewConfirmation returns the confirmation of a payment asked at now.
+func NewConfirmation(now time.Time) *Confirmation {
+	id := NewID(PrefixConfirmation, now)
+	return &Confirmation{ID: id, URL: "/v1/confirmations/" + id, ExpiresAt: now.Add(ConfirmationTTL).UTC().Truncate(time.Second)}
+}
+
+// ConfirmationColumns and SetConfirmation convert a payment's confirmation
+// to and from how stores keep it: an ID ("" for none) and an expiry in Unix
+// seconds.
+func (p *Payment) ConfirmationColumns() (id string, expires *int64) {
+	if p.Confirmation == nil {
+		return "", nil
+	}
+	e := p.Confirmation.ExpiresAt.Unix()
+	return p.Confirmation.ID, &e
+}
+
+// SetConfirmation is the reverse of ConfirmationColumns.
+func (p *Payment) SetConfirmation(id string, expires *int64) {
+	p.Confirmation = nil
+	if id != "" && expires != nil {
+		p.Confirmation = &Confirmation{ID: id, URL: "/v1/confirmations/" + id, ExpiresAt: time.Unix(*expires, 0).UTC()}
+	}
+}
+
 // Refund returns captured money to the payer.
 type Refund struct {
 	ID        string    `json:"id"`

@@ -158,9 +158,12 @@ type Store interface {
 	Agent(ctx context.Context, id string) (*Agent, error)
 
 	Payment(ctx context.Context, id string) (*Payment, error)
+	// PaymentByConfirmation returns the payment whose confirmation is id.
+	PaymentByConfirmation(ctx context.Context, id string) (*Payment, error)
 	ListPayments(ctx context.Context, f PaymentFilter) (_ []Payment, hasMore bool, _ error)
 	// ExpiredPayments returns up to limit IDs of payments whose hold is still
-	// open (status authorized) and whose authorization_expires_at <= now.
+	// open (status authorized) and whose authorization_expires_at <= now,
+	// then of payments still awaiting confirmation past its expiry.
 	ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error)
 
 	Mandate(ctx context.Context, id string) (*Mandate, error)

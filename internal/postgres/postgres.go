@@ -352,8 +352,10 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 			make([]string, n), make([]string, n), make([]string, n)
 		amount, captured, refunded, fee, feeRef, hold, created, version := make([]int64, n), make([]int64, n), make([]int64, n),
 			make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		exp := make([]*int64, n)
+		exp, cexp := make([]*int64, n), make([]*int64, n)
+		cid := make([]string, n)
 		for i, p := range ins {
+			cid[i], cexp[i] = p.ConfirmationColumns()
 			m, err := json.Marshal(p.Metadata)
 			if err != nil {
 				return err
@@ -366,20 +368,22 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 		}
 		q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
 			merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
-			decline_code, hold_id, created_at, version)
+			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
 				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[],
-				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[])`,
+				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[])`,
 			id, status, amount, captured, refunded, fee, feeRef, cur, merchant, payer, agent, mandate, desc, capture, exp, md,
-			decline, hold, created, version)
+			decline, hold, created, version, cid, cexp)
 	}
 	if n := len(upd); n > 0 {
 		id, status, decline := make([]string, n), make([]string, n), make([]string, n)
 		captured, refunded, fee, feeRef, hold, version := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n),
 			make([]int64, n), make([]int64, n)
-		exp := make([]*int64, n)
+		exp, cexp := make([]*int64, n), make([]*int64, n)
+		cid := make([]string, n)
 		for i, p := range upd {
 			id[i], status[i], decline[i], exp[i] = p.ID, string(p.Status), string(p.DeclineCode), expiry(p)
+			cid[i], cexp[i] = p.ConfirmationColumns()
 			captured[i], refunded[i], fee[i], feeRef[i], hold[i], version[i] = p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded, p.HoldID, p.Version
 		}
 		// Dividing by zero when fewer rows matched their version aborts the
@@ -387,13 +391,14 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 		q.Queue(`WITH u AS (
 				UPDATE payments p SET status = d.status, amount_captured = d.captured, amount_refunded = d.refunded,
 					fee_amount = d.fee, fee_refunded = d.fee_refunded, authorization_expires_at = d.exp,
-					decline_code = d.decline, hold_id = d.hold, version = d.version
+					decline_code = d.decline, hold_id = d.hold, version = d.version,
+					confirmation_id = d.cid, confirmation_expires_at = d.cexp
 				FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-					$8::text[], $9::bigint[], $10::bigint[], $11::bigint[])
-					AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev)
+					$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $13::text[], $14::bigint[])
+					AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev, cid, cexp)
 				WHERE p.id = d.id AND p.version = d.prev RETURNING 1)
 			SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM u) = $12 THEN 1 ELSE 0 END)`,
-			id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n)
+			id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n, cid, cexp)
 	}
 	return nil
 }
@@ -590,16 +595,18 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 }
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
-	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version`
+	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
+	confirmation_id, confirmation_expires_at`
 
 func scanPayment(r pgx.Row) (*pb.Payment, error) {
 	var p pb.Payment
 	var status, agent, mandate, capture, md, decline string
-	var exp *int64
+	var exp, cexp *int64
 	var created int64
+	var cid string
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created, &p.Version); err != nil {
+		&p.HoldID, &created, &p.Version, &cid, &cexp); err != nil {
 		return nil, err
 	}
 	p.Object = "payment"
@@ -616,7 +623,16 @@ func scanPayment(r pgx.Row) (*pb.Payment, error) {
 		p.Metadata = map[string]string{}
 	}
 	p.CreatedAt = time.Unix(created, 0).UTC()
+	p.SetConfirmation(cid, cexp)
 	return &p, nil
+}
+
+func (s *Store) PaymentByConfirmation(ctx context.Context, id string) (*pb.Payment, error) {
+	p, err := scanPayment(s.pool.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE confirmation_id = $1 AND confirmation_id <> ''`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("confirmation", id)
+	}
+	return p, err
 }
 
 func (s *Store) Payment(ctx context.Context, id string) (*pb.Payment, error) {
@@ -678,12 +694,22 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 }
 
 func (s *Store) ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= $1
-		ORDER BY authorization_expires_at LIMIT $2`, now.Unix(), limit)
-	if err != nil {
-		return nil, err
+	var ids []string
+	for _, q := range []string{ // two queries, each served by its partial index
+		`SELECT id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= $1 ORDER BY authorization_expires_at LIMIT $2`,
+		`SELECT id FROM payments WHERE status = 'requires_confirmation' AND confirmation_expires_at <= $1 ORDER BY confirmation_expires_at LIMIT $2`,
+	} {
+		rows, err := s.pool.Query(ctx, q, now.Unix(), limit-len(ids))
+		if err != nil {
+			return nil, err
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, got...)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, nil
 }
 
 func (s *Store) LookupIdempotency(ctx context.Context, keys []pb.IdempotencyKey) ([]pb.IdempotencyRecord, error) {

@@ -124,11 +124,12 @@ var (
 	tTransfers = table{"transfers", "id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms", 10, ""}
 	tPayments  = table{"payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
 		currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
-		metadata, decline_code, hold_id, created_at, version`, 20,
+		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at`, 22,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
 		amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
 		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id,
-		version = excluded.version`}
+		version = excluded.version, confirmation_id = excluded.confirmation_id,
+		confirmation_expires_at = excluded.confirmation_expires_at`}
 	tRefunds     = table{"refunds", "id, payment_id, amount, currency, reason, status, created_at", 7, ""}
 	tTopups      = table{"topups", "id, user_id, amount, currency, status, created_at", 6, ""}
 	tUsers       = table{"users", "id, name, created_at", 3, ""}
@@ -282,13 +283,17 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		{&tPayments, len(b.Payments), func(d []any, i int) []any {
 			p := &b.Payments[i]
 			md, _ := json.Marshal(p.Metadata) // map[string]string always encodes
-			var exp any
+			var exp, cexp any
 			if p.AuthorizationExpiresAt != nil {
 				exp = p.AuthorizationExpiresAt.Unix()
 			}
+			cid, ce := p.ConfirmationColumns()
+			if ce != nil {
+				cexp = *ce
+			}
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
-				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version)
+				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp)
 		}},
 		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
 			r := &b.Refunds[i]
@@ -535,16 +540,18 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 }
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
-	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version`
+	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
+	confirmation_id, confirmation_expires_at`
 
 func scanPayment(r scanner) (*pb.Payment, error) {
 	var p pb.Payment
 	var status, agent, mandate, capture, md, decline string
-	var exp sql.NullInt64
+	var exp, cexp sql.NullInt64
 	var created int64
+	var cid string
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created, &p.Version); err != nil {
+		&p.HoldID, &created, &p.Version, &cid, &cexp); err != nil {
 		return nil, err
 	}
 	p.Object = "payment"
@@ -558,7 +565,18 @@ func scanPayment(r scanner) (*pb.Payment, error) {
 		return nil, fmt.Errorf("payment %s has unreadable metadata: %w", p.ID, err)
 	}
 	p.CreatedAt = time.Unix(created, 0).UTC()
+	if cexp.Valid {
+		p.SetConfirmation(cid, &cexp.Int64)
+	}
 	return &p, nil
+}
+
+func (s *Store) PaymentByConfirmation(ctx context.Context, id string) (*pb.Payment, error) {
+	p, err := scanPayment(s.row(ctx, `SELECT `+paymentCols+` FROM payments WHERE confirmation_id = ? AND confirmation_id <> ''`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("confirmation", id)
+	}
+	return p, err
 }
 
 func (s *Store) Payment(ctx context.Context, id string) (*pb.Payment, error) {
@@ -617,21 +635,30 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 }
 
 func (s *Store) ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= ? ORDER BY authorization_expires_at LIMIT ?`,
-		now.Unix(), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
+	// Two queries, each served by its partial index.
 	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+	for _, q := range []string{
+		`SELECT id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= ? ORDER BY authorization_expires_at LIMIT ?`,
+		`SELECT id FROM payments WHERE status = 'requires_confirmation' AND confirmation_expires_at <= ? ORDER BY confirmation_expires_at LIMIT ?`,
+	} {
+		rows, err := s.db.QueryContext(ctx, q, now.Unix(), limit-len(ids))
+		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
 	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // LookupIdempotency asks in chunks of a few fixed sizes, so that the

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"Mandates", testMandates},
 		{"MandateUsage", testMandateUsage},
 		{"TOTP", testTOTP},
+		{"Confirmations", testConfirmations},
 		{"CommitRefundsAndTopups", testCommitRefundsAndTopups},
 		{"CommitIdentities", testCommitIdentities},
 		{"CommitEmptyBatch", testCommitEmptyBatch},
@@ -1572,5 +1573,37 @@ func testTOTP(t *testing.T, s pb.Store) {
 	got, err := s.TOTP(ctx, "usr_alice")
 	if err != nil || !bytes.Equal(got.Secret, f.Secret) || !got.Active || got.LastStep != f.LastStep || !got.CreatedAt.Equal(sec(t0)) {
 		t.Fatalf("TOTP = %+v, %v; want %+v", got, err, f)
+	}
+}
+
+// testConfirmations: a payment's confirmation reads back, it is found by
+// its ID, and an unconfirmed payment past it is listed as expired.
+func testConfirmations(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	p := payment("pay_c", "usr_alice", "mch_cafe", "agt_butler", t0)
+	p.Status = pb.StatusRequiresConfirmation
+	p.Confirmation = pb.NewConfirmation(t0)
+	commit(t, s, &pb.Batch{Payments: []pb.Payment{p}})
+	got, err := s.PaymentByConfirmation(ctx, p.Confirmation.ID)
+	if err != nil || got.ID != p.ID || got.Confirmation == nil || *got.Confirmation != *p.Confirmation {
+		t.Fatalf("PaymentByConfirmation = %+v, %v; want %+v", got, err, p.Confirmation)
+	}
+	_, err = s.PaymentByConfirmation(ctx, "cfm_missing")
+	wantNotFound(t, "PaymentByConfirmation(cfm_missing)", err)
+	_, err = s.PaymentByConfirmation(ctx, "")
+	wantNotFound(t, "PaymentByConfirmation(\"\")", err)
+	ids, err := s.ExpiredPayments(ctx, p.Confirmation.ExpiresAt.Add(-time.Second), 10)
+	if err != nil || len(ids) != 0 {
+		t.Fatalf("before its expiry: %v %v", ids, err)
+	}
+	ids, err = s.ExpiredPayments(ctx, p.Confirmation.ExpiresAt, 10)
+	if err != nil || len(ids) != 1 || ids[0] != p.ID {
+		t.Fatalf("at its expiry: %v %v", ids, err)
+	}
+	// Confirmed: no longer listed.
+	p.Status = pb.StatusCanceled
+	commit(t, s, &pb.Batch{Payments: []pb.Payment{p}})
+	if ids, _ := s.ExpiredPayments(ctx, p.Confirmation.ExpiresAt, 10); len(ids) != 0 {
+		t.Fatalf("a canceled payment listed: %v", ids)
 	}
 }

@@ -91,12 +91,16 @@ CREATE TABLE payments (
 	hold_id                  BIGINT NOT NULL,
 	created_at               BIGINT NOT NULL,
 	version                  BIGINT NOT NULL,
+	confirmation_id          TEXT   NOT NULL,
+	confirmation_expires_at  BIGINT,
 	CHECK (0 <= amount_refunded AND amount_refunded <= amount_captured AND amount_captured <= amount)
 );
 CREATE INDEX payments_payer ON payments (payer_id, id);
 CREATE INDEX payments_merchant ON payments (merchant_id, id);
 CREATE INDEX payments_agent ON payments (agent_id, id) WHERE agent_id <> '';
 CREATE INDEX payments_open_holds ON payments (authorization_expires_at) WHERE status = 'authorized';
+CREATE INDEX payments_confirmation ON payments (confirmation_id) WHERE confirmation_id <> '';
+CREATE INDEX payments_unconfirmed ON payments (confirmation_expires_at) WHERE status = 'requires_confirmation';
 
 CREATE TABLE refunds (
 	id         TEXT PRIMARY KEY,

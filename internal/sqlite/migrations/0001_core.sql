@@ -82,12 +82,16 @@ CREATE TABLE payments (
 	decline_code             TEXT    NOT NULL,
 	hold_id                  INTEGER NOT NULL,
 	created_at               INTEGER NOT NULL,
-	version                  INTEGER NOT NULL
+	version                  INTEGER NOT NULL,
+	confirmation_id          TEXT    NOT NULL,
+	confirmation_expires_at  INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX payments_payer ON payments (payer_id, id);
 CREATE INDEX payments_merchant ON payments (merchant_id, id);
 CREATE INDEX payments_agent ON payments (agent_id, id) WHERE agent_id != '';
 CREATE INDEX payments_open_holds ON payments (authorization_expires_at) WHERE status = 'authorized';
+CREATE INDEX payments_confirmation ON payments (confirmation_id) WHERE confirmation_id <> '';
+CREATE INDEX payments_unconfirmed ON payments (confirmation_expires_at) WHERE status = 'requires_confirmation';
 
 CREATE TABLE refunds (
 	id         TEXT PRIMARY KEY,
