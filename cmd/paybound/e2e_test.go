@@ -214,10 +214,15 @@ func TestPaymentLifecycle(t *testing.T) {
 		t.Fatalf("payment shape: %s", p.raw)
 	}
 	// Manual capture, partial: the rest is released.
-	hold := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 3000, "currency": "USD",
+	hold := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 3000, "currency": "USD",
 		"merchant_id": w.merch, "capture_method": "manual"}))
-	if hold.str("status") != "authorized" || hold.str("agent_id") != w.agent || hold.str("authorization_expires_at") == "" {
+	if hold.str("status") != "authorized" || hold.body["agent_id"] != nil || hold.str("authorization_expires_at") == "" {
 		t.Fatalf("manual payment: %s", hold.raw)
+	}
+	// An agent without a mandate: the payment waits for the user.
+	ap := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 100, "currency": "USD", "merchant_id": w.merch}))
+	if ap.str("status") != "requires_confirmation" || ap.str("agent_id") != w.agent {
+		t.Fatalf("agent payment: %s", ap.raw)
 	}
 	if av, pend := w.balance(w.userKey, "USD"); av != 50000-1250-3000 || pend != 3000 {
 		t.Fatalf("during hold: available %d pending %d", av, pend)
@@ -538,9 +543,12 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	a := &api{t: t, base: m.URL()}
-	p := a.ok(201, a.call("POST", "/v1/payments", d.AgentKey, "", map[string]any{"amount": 450, "currency": "CNY", "merchant_id": d.MerchantID}))
-	if p.str("payer_id") != d.UserID {
-		t.Fatalf("demo agent payment: %s", p.raw)
+	p := a.ok(201, a.call("POST", "/v1/payments", d.UserKey, "", map[string]any{"amount": 450, "currency": "CNY", "merchant_id": d.MerchantID}))
+	if p.str("payer_id") != d.UserID || p.str("status") != "captured" {
+		t.Fatalf("demo payment: %s", p.raw)
+	}
+	if ap := a.ok(201, a.call("POST", "/v1/payments", d.AgentKey, "", map[string]any{"amount": 1, "currency": "CNY", "merchant_id": d.MerchantID})); ap.str("payer_id") != d.UserID {
+		t.Fatalf("demo agent payment: %s", ap.raw)
 	}
 	m.Close()
 	// A second start with --demo prints the same keys and seeds nothing new.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	pb "github.com/paybound/paybound"
 	"testing"
 	"time"
 
@@ -59,4 +60,99 @@ func TestTOTPEnrolment(t *testing.T) {
 			t.Fatalf("non-user enrolls: %d %s", r.status, r.raw)
 		}
 	}
+}
+
+// TestConfirmationFlow: an agent pays without a mandate → the payment waits
+// → the user approves it with a one-time code → authorized → the merchant
+// captures. Wrong, replayed and foreign approvals fail and change nothing;
+// a denial cancels; an unanswered confirmation expires.
+func TestConfirmationFlow(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	ask := func(amount int) resp {
+		r := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": amount, "currency": "USD",
+			"merchant_id": w.merch, "capture_method": "manual"}))
+		if r.str("status") != "requires_confirmation" {
+			t.Fatalf("agent payment: %s", r.raw)
+		}
+		return r
+	}
+	cfm := func(r resp) string { return r.body["confirmation"].(map[string]any)["id"].(string) }
+	p := ask(2000)
+	if av, pend := w.balance(w.userKey, "USD"); av != 50000 || pend != 0 {
+		t.Fatalf("a payment waiting for confirmation holds money: %d %d", av, pend)
+	}
+	// Without a factor the user cannot approve.
+	if r := w.call("POST", "/v1/confirmations/"+cfm(p)+"/approve", w.userKey, "", map[string]any{"totp": "123456"}); r.status != 409 || r.errField("code") != "totp_state" {
+		t.Fatalf("approve without a factor: %d %s", r.status, r.raw)
+	}
+	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
+	w.ok(200, w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, clock.Now())}))
+	clock.Advance(stepup.TOTPStep) // a fresh step: the enrolment's code is spent
+	code := stepup.TOTPCode(secret, clock.Now())
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for _, c := range []struct {
+		key, id, totp string
+		status        int
+		errCode       string
+	}{
+		{w.userKey, cfm(p), wrong, 400, "totp_invalid"},
+		{w.agentKey, cfm(p), code, 403, "forbidden"},
+		{w.merchKey, cfm(p), code, 403, "forbidden"},
+		{w.userKey, "cfm_00000000000000000000000000", code, 404, "resource_missing"},
+		{w.userKey, cfm(p), "12345", 400, "parameter_invalid"},
+	} {
+		r := w.call("POST", "/v1/confirmations/"+c.id+"/approve", c.key, "", map[string]any{"totp": c.totp})
+		if r.status != c.status || r.errField("code") != c.errCode {
+			t.Fatalf("approve %+v: %d %s", c, r.status, r.raw)
+		}
+	}
+	if g := w.ok(200, w.call("GET", "/v1/payments/"+p.str("id"), w.userKey, "", nil)); g.str("status") != "requires_confirmation" {
+		t.Fatalf("failed approvals changed the payment: %s", g.raw)
+	}
+	a := w.ok(200, w.call("POST", "/v1/confirmations/"+cfm(p)+"/approve", w.userKey, "", map[string]any{"totp": code}))
+	if a.str("status") != "authorized" {
+		t.Fatalf("approved payment: %s", a.raw)
+	}
+	// The same code cannot approve another payment.
+	p2 := ask(100)
+	if r := w.call("POST", "/v1/confirmations/"+cfm(p2)+"/approve", w.userKey, "", map[string]any{"totp": code}); r.status != 400 || r.errField("code") != "totp_invalid" {
+		t.Fatalf("replayed code: %d %s", r.status, r.raw)
+	}
+	// Approving twice: the payment no longer waits.
+	clock.Advance(stepup.TOTPStep)
+	if r := w.call("POST", "/v1/confirmations/"+cfm(p)+"/approve", w.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, clock.Now())}); r.status != 409 {
+		t.Fatalf("second approval: %d %s", r.status, r.raw)
+	}
+	c := w.ok(200, w.call("POST", "/v1/payments/"+p.str("id")+"/capture", w.merchKey, "", nil))
+	if c.str("status") != "captured" || c.num("amount_captured") != 2000 {
+		t.Fatalf("capture: %s", c.raw)
+	}
+	// Deny.
+	d := w.ok(200, w.call("POST", "/v1/confirmations/"+cfm(p2)+"/deny", w.userKey, "", nil))
+	if d.str("status") != "canceled" {
+		t.Fatalf("deny: %s", d.raw)
+	}
+	// Expiry: the sweeper expires an unanswered confirmation.
+	p3 := ask(100)
+	clock.Advance(pb.ConfirmationTTL)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := w.ok(200, w.call("GET", "/v1/payments/"+p3.str("id"), w.userKey, "", nil))
+		if g.str("status") == "expired" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unconfirmed payment not expired: %s", g.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if av, pend := w.balance(w.userKey, "USD"); av != 50000-2000 || pend != 0 {
+		t.Fatalf("wallet: %d %d", av, pend)
+	}
+	w.verify()
 }

@@ -76,6 +76,8 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "GET", Pattern: "/v1/ledger/verify", handler: s.verify},
 		{Method: "POST", Pattern: "/v1/totp", Idempotent: true, Secret: true, handler: s.enrollTOTP},
 		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, handler: s.verifyTOTP},
+		{Method: "POST", Pattern: "/v1/confirmations/{id}/approve", Idempotent: true, handler: s.approve},
+		{Method: "POST", Pattern: "/v1/confirmations/{id}/deny", Idempotent: true, handler: s.deny},
 		{Method: "POST", Pattern: "/v1/mandates", Idempotent: true, handler: s.createMandate},
 		{Method: "GET", Pattern: "/v1/mandates", handler: s.listMandates},
 		{Method: "GET", Pattern: "/v1/mandates/{id}", handler: s.getMandate},
@@ -614,6 +616,29 @@ func (s *Server) verifyTOTP(q *request) (int, any, error) {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "code", "code is required: the 6 digits the authenticator app shows")
 	}
 	return q.run(200, func() service.Result { return s.svc.VerifyTOTP(q.ctx, q.caller, q.idem, in.Code) })
+}
+
+func (s *Server) approve(q *request) (int, any, error) {
+	var in struct {
+		TOTP string `json:"totp"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.TOTP == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "totp", "totp is required: the 6 digits your authenticator app shows (passkeys are coming)")
+	}
+	id := q.r.PathValue("id")
+	return q.run(200, func() service.Result { return s.svc.ApproveWithTOTP(q.ctx, q.caller, q.idem, id, in.TOTP) })
+}
+
+func (s *Server) deny(q *request) (int, any, error) {
+	var in struct{}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	id := q.r.PathValue("id")
+	return q.run(200, func() service.Result { return s.svc.Deny(q.ctx, q.caller, q.idem, id) })
 }
 
 func (s *Server) verify(q *request) (int, any, error) {

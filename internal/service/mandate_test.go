@@ -90,7 +90,7 @@ func TestMandateDeclines(t *testing.T) {
 		{"schedule", w.agent, night, w.cafe.ID, 100, "CNY", pb.DeclineMandateSchedule},
 		{"condition", w.agent, cond, w.cafe.ID, 600, "CNY", pb.DeclineMandateCondition},
 		{"condition holds", w.agent, cond, w.cafe.ID, 400, "CNY", ""},
-		{"above confirm_above", w.agent, confirm, w.cafe.ID, 1001, "CNY", pb.DeclineMandateAmountExceeded},
+		{"above confirm_above waits for the user", w.agent, confirm, w.cafe.ID, 1001, "CNY", ""},
 		{"second inside", w.agent, ok, w.cafe.ID, 1000, "CNY", ""},
 		{"third inside", w.agent, ok, w.cafe.ID, 1000, "CNY", ""},
 		{"max payments", w.agent, ok, w.cafe.ID, 100, "CNY", pb.DeclineMandateMaxPayments},
@@ -105,6 +105,12 @@ func TestMandateDeclines(t *testing.T) {
 				t.Fatalf("%s: recorded as %+v, %v", c.name, got, gerr)
 			}
 		}
+	}
+	if p, err := w.pay(w.agent, confirm, w.cafe.ID, 1001, "CNY"); err != nil || p.Status != pb.StatusRequiresConfirmation || p.Confirmation == nil {
+		t.Fatalf("above confirm_above: %+v %v; want requires_confirmation", p, err)
+	}
+	if p, err := w.pay(w.agent, "", w.cafe.ID, 100, "CNY"); err != nil || p.Status != pb.StatusRequiresConfirmation {
+		t.Fatalf("an agent without a mandate: %+v %v; want requires_confirmation", p, err)
 	}
 	w.clock.Advance(time.Hour)
 	if _, err := w.pay(w.agent, ok, w.cafe.ID, 100, "CNY"); pb.ErrorCode(err) != pb.DeclineMandateExpired {

@@ -175,11 +175,6 @@ func (s *Service) checkMandate(tx *ledger.Tx, m *pb.Mandate, p *pb.Payment, merc
 	if code != "" {
 		return code, nil
 	}
-	if m.NeedsConfirmation(p.Amount) {
-		// Until step-up confirmation exists, a payment above confirm_above is
-		// refused rather than paid without the user.
-		return pb.DeclineMandateAmountExceeded, nil
-	}
 	if m.Condition != "" {
 		prg, err := s.conditions.get(m)
 		if err != nil {

@@ -283,7 +283,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 			Currency: params.Currency, MerchantID: params.MerchantID, PayerID: payer, AgentID: pb.OptString(agent),
 			Description: params.Description, CaptureMethod: params.CaptureMethod, AuthorizationExpiresAt: &exp,
 			Metadata: params.Metadata, MandateID: pb.OptString(params.MandateID), CreatedAt: now}
-		err := s.authorize(tx, &p, merchant)
+		err := s.authorize(tx, &p, merchant, false)
 		tx.PutPayment(p)
 		return &p, err
 	}))
@@ -315,8 +315,11 @@ func (s *Service) merchant(ctx context.Context, id string) (*pb.Merchant, error)
 }
 
 // authorize places the hold for a new payment, and captures it when the
-// payment's capture method is automatic, or declines it.
-func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant) error {
+// payment's capture method is automatic, or declines it. An agent's payment
+// that no mandate covers, or above its mandate's confirm_above, waits for
+// the user instead (requires_confirmation), unless approved: the user has
+// just confirmed it with their own factor.
+func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant, approved bool) error {
 	if merchant == nil {
 		return decline(p, pb.DeclineMerchantUnknown, "no merchant "+p.MerchantID+" exists")
 	}
@@ -329,14 +332,20 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant)
 		if err != nil {
 			return err
 		}
-		code, err := s.checkMandate(tx, &m, p, merchant)
-		if err != nil {
-			return err
-		}
-		if code != "" {
-			return decline(p, code, mandateMessage(code, &m, p))
+		if !approved {
+			code, err := s.checkMandate(tx, &m, p, merchant)
+			if err != nil {
+				return err
+			}
+			if code != "" {
+				return decline(p, code, mandateMessage(code, &m, p))
+			}
 		}
 		mandate = &m
+	}
+	if p.AgentID != "" && !approved && (mandate == nil || mandate.NeedsConfirmation(p.Amount)) {
+		p.Status, p.Confirmation = pb.StatusRequiresConfirmation, pb.NewConfirmation(tx.Now())
+		return nil
 	}
 	wallet, err := tx.Account(p.PayerID, p.Currency)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
@@ -479,8 +488,14 @@ func (s *Service) loadForUpdate(tx *ledger.Tx, caller pb.Principal, id string) (
 }
 
 // expireIfDue releases p's hold and marks it expired when its authorization
-// has run out; it reports whether it did.
+// has run out, or marks it expired when its confirmation has; it reports
+// whether it did.
 func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
+	if p.Status == pb.StatusRequiresConfirmation && p.Confirmation != nil && !tx.Now().Before(p.Confirmation.ExpiresAt) {
+		p.Status = pb.StatusExpired // nothing was held
+		tx.PutPayment(*p)
+		return true, nil
+	}
 	if p.Status != pb.StatusAuthorized || p.AuthorizationExpiresAt == nil || tx.Now().Before(*p.AuthorizationExpiresAt) {
 		return false, nil
 	}

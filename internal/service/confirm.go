@@ -1,0 +1,122 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/stepup"
+)
+
+var errNoFactor = pb.Errorf(pb.ErrTOTPState, "", "approving needs your own verification: enroll a one-time-code factor first (POST /v1/totp)")
+
+func noConfirmation(id string) error {
+	return pb.Errorf(pb.ErrNotFound, "id", "no such confirmation: %s", id)
+}
+
+// confirmable finds the payment of confirmation id for its payer, outside
+// the writer (the writer then re-reads it).
+func (s *Service) confirmable(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error) {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return nil, err
+	}
+	if !pb.HasPrefix(id, pb.PrefixConfirmation) {
+		return nil, noConfirmation(id)
+	}
+	p, err := s.st.PaymentByConfirmation(ctx, id)
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && p.PayerID != caller.ID) {
+		return nil, noConfirmation(id)
+	}
+	return p, err
+}
+
+// pending re-reads the payment inside the writer and checks that it still
+// waits for the user; a confirmation past its expiry expires the payment.
+func (s *Service) pending(tx *ledger.Tx, id string) (pb.Payment, error) {
+	p, err := tx.Payment(id)
+	if err != nil {
+		return p, err
+	}
+	if expired, err := s.expireIfDue(tx, &p); err != nil || expired {
+		return p, firstErr(err, pb.Errorf(pb.ErrPaymentState, "", "the confirmation of payment %s expired; the agent must ask again", p.ID))
+	}
+	if p.Status != pb.StatusRequiresConfirmation {
+		return p, pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s; it no longer waits for confirmation", p.ID, p.Status)
+	}
+	return p, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// ApproveWithTOTP (user) approves a payment waiting for confirmation with a
+// current one-time code. The code is consumed whatever follows; the hold is
+// then placed (the payment becomes authorized, or captured when its capture
+// method is automatic) or, if the funds are gone meanwhile, the payment is
+// declined. An approval names one confirmation and so one payment: it can
+// never approve another, and a code is accepted once.
+func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem *Idempotency, id, code string) Result {
+	if len(code) != stepup.TOTPDigits {
+		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "totp", "totp must be the %d digits your authenticator app shows", stepup.TOTPDigits)}
+	}
+	found, err := s.confirmable(ctx, caller, id)
+	if err != nil {
+		return Result{Err: err}
+	}
+	merchant, err := s.merchant(ctx, found.MerchantID)
+	if err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		p, err := s.pending(tx, found.ID)
+		if err != nil {
+			return nil, err
+		}
+		f, err := tx.TOTP(caller.ID)
+		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && !f.Active) {
+			return nil, errNoFactor
+		}
+		if err != nil {
+			return nil, err
+		}
+		step, err := s.checkTOTP(tx, &f, code)
+		if err != nil {
+			return nil, err
+		}
+		f.LastStep = step
+		tx.PutTOTP(f)
+		// The hold lasts as long as the agent asked, from now.
+		if p.AuthorizationExpiresAt != nil {
+			exp := tx.Now().Truncate(time.Second).Add(p.AuthorizationExpiresAt.Sub(p.CreatedAt))
+			p.AuthorizationExpiresAt = &exp
+		}
+		err = s.authorize(tx, &p, merchant, true)
+		tx.PutPayment(p)
+		return &p, err
+	}))
+}
+
+// Deny (user) refuses a payment waiting for confirmation: it becomes
+// canceled. Denying needs no factor: it can only stop a payment.
+func (s *Service) Deny(ctx context.Context, caller pb.Principal, idem *Idempotency, id string) Result {
+	found, err := s.confirmable(ctx, caller, id)
+	if err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		p, err := s.pending(tx, found.ID)
+		if err != nil {
+			return nil, err
+		}
+		p.Status = pb.StatusCanceled
+		tx.PutPayment(p)
+		return &p, nil
+	}))
+}
