@@ -125,3 +125,37 @@ func (c *Client) VerifyTOTP(ctx context.Context, code string) (*TOTPEnrolment, e
 	}
 	return &out, nil
 }
+
+// Approve (user key) approves a payment waiting for confirmation with a
+// current one-time code, and returns it authorized (or captured).
+func (c *Client) Approve(ctx context.Context, confirmationID, totp string) (*pb.Payment, error) {
+	path, err := confirmationPath(confirmationID, "/approve")
+	if err != nil {
+		return nil, err
+	}
+	var out pb.Payment
+	if err := c.call(ctx, call{method: http.MethodPost, path: path, in: map[string]string{"totp": totp}, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Deny (user key) refuses a payment waiting for confirmation.
+func (c *Client) Deny(ctx context.Context, confirmationID string) (*pb.Payment, error) {
+	path, err := confirmationPath(confirmationID, "/deny")
+	if err != nil {
+		return nil, err
+	}
+	var out pb.Payment
+	if err := c.call(ctx, call{method: http.MethodPost, path: path, in: struct{}{}, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func confirmationPath(id, suffix string) (string, error) {
+	if id == "" {
+		return "", pb.Errorf(pb.ErrParameterMissing, "id", "a confirmation ID (cfm_…) is required")
+	}
+	return "/v1/confirmations/" + url.PathEscape(id) + suffix, nil
+}

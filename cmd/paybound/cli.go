@@ -42,6 +42,7 @@ var clientCommands = [][2]string{
 	{"    [--max-payments N] [--confirm-above 25.00] [--condition CEL]", ""},
 	{"mandates list | get mdt_… | revoke mdt_…", "user key (list and get: agent key too)"},
 	{"totp enroll | verify CODE", "user key; one-time codes for step-up"},
+	{"approve cfm_… --totp 123456 | deny cfm_…", "user key; a payment waiting for you"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
 }
 
@@ -95,6 +96,10 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.mandates(rest)
 	case "totp":
 		err = cl.totp(rest)
+	case "approve":
+		err = cl.approve(rest)
+	case "deny":
+		err = cl.deny(rest)
 	case "ledger":
 		err = cl.group("ledger", rest, map[string]func([]string) error{"verify": cl.verifyLedger})
 	case "topup":
@@ -411,8 +416,8 @@ func paymentLine(p *pb.Payment) string {
 	if p.DeclineCode != "" {
 		notes = append(notes, "declined: "+string(p.DeclineCode))
 	}
-	if p.Confirmation != nil {
-		notes = append(notes, "confirm at "+p.Confirmation.URL)
+	if p.Confirmation != nil && p.Status == pb.StatusRequiresConfirmation {
+		notes = append(notes, "waiting for the user: paybound approve "+p.Confirmation.ID+" --totp CODE, until "+stamp(p.Confirmation.ExpiresAt))
 	}
 	if len(notes) > 0 {
 		s += " (" + strings.Join(notes, "; ") + ")"

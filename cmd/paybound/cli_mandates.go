@@ -208,3 +208,41 @@ func (cl *cli) verifyTOTP(args []string) error {
 	}
 	return c.print(e, func(w io.Writer) { fmt.Fprintln(w, "one-time codes are active") })
 }
+
+func (cl *cli) approve(args []string) error {
+	c := cl.command("approve", "approve cfm_… --totp 123456", true)
+	code := c.fs.String("totp", "", "a current one-time code of your authenticator app (required)")
+	pos, err := c.parse(args, "cfm_…")
+	if err != nil {
+		return err
+	}
+	if *code == "" {
+		return errors.New("--totp is required")
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := api.Approve(ctx, pos[0], *code)
+	if err != nil {
+		return err
+	}
+	return c.print(p, func(w io.Writer) { fmt.Fprintln(w, paymentLine(p)) })
+}
+
+func (cl *cli) deny(args []string) error {
+	c := cl.command("deny", "deny cfm_…", true)
+	pos, err := c.parse(args, "cfm_…")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := api.Deny(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(p, func(w io.Writer) { fmt.Fprintln(w, paymentLine(p)) })
+}

@@ -118,7 +118,8 @@ func TestCLIMandates(t *testing.T) {
 }
 
 func TestCLITOTP(t *testing.T) {
-	w := newWorld(t, nil)
+	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 40, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	out, _, err := w.cli(w.userKey, "totp", "enroll", "--json")
 	var e struct {
 		Secret string `json:"secret"`
@@ -130,8 +131,41 @@ func TestCLITOTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = w.cli(w.userKey, "totp", "verify", stepup.TOTPCode(secret, time.Now()))
+	out, _, err = w.cli(w.userKey, "totp", "verify", stepup.TOTPCode(secret, clock.Now()))
 	if err != nil || !strings.Contains(out, "active") {
 		t.Fatalf("totp verify: %q %v", out, err)
+	}
+}
+
+// TestCLIApprove: the agent's payment waits; the user approves it from the
+// command line with a one-time code.
+func TestCLIApprove(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 40, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	out, _, err := w.cli(w.userKey, "totp", "enroll", "--json")
+	var e struct {
+		Secret string `json:"secret"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &e) != nil {
+		t.Fatalf("enroll: %q %v", out, err)
+	}
+	secret, _ := stepup.DecodeTOTPSecret(e.Secret)
+	now := clock.Now()
+	if _, _, err := w.cli(w.userKey, "totp", "verify", stepup.TOTPCode(secret, now.Add(-stepup.TOTPStep))); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	out, _, err = w.cli(w.agentKey, "pay", "--merchant", w.merch, "--amount", "3.00", "--currency", "USD")
+	if err != nil || !strings.Contains(out, "requires_confirmation") || !strings.Contains(out, "paybound approve cfm_") {
+		t.Fatalf("agent pay: %q %v", out, err)
+	}
+	cfm := out[strings.Index(out, "cfm_") : strings.Index(out, "cfm_")+30]
+	out, _, err = w.cli(w.userKey, "approve", cfm, "--totp", stepup.TOTPCode(secret, now))
+	if err != nil || !strings.Contains(out, "captured 3.00 USD") {
+		t.Fatalf("approve: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.agentKey, "pay", "--merchant", w.merch, "--amount", "1.00", "--currency", "USD")
+	cfm = out[strings.Index(out, "cfm_") : strings.Index(out, "cfm_")+30]
+	if out, _, err = w.cli(w.userKey, "deny", cfm); err != nil || !strings.Contains(out, "canceled") {
+		t.Fatalf("deny: %q %v", out, err)
 	}
 }
