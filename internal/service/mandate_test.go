@@ -8,6 +8,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/stepup"
 )
 
 type mandateWorld struct {
@@ -194,6 +195,34 @@ func TestMandateBudgetGivenBack(t *testing.T) {
 	u, err := w.st.MandateUsage(ctx, id, m.PeriodKey(h.CreatedAt))
 	if err != nil || u.Spent != 300 {
 		t.Fatalf("the week's usage after the expiry: %+v %v; want 300 (500 captured less 200 refunded)", u, err)
+	}
+	w.verify(t)
+}
+
+// TestApprovedMandatePaymentUsesTheBudget: a payment above confirm_above
+// waits; once the user approves it, it is held and counts against the
+// mandate's budget like any other.
+func TestApprovedMandatePaymentUsesTheBudget(t *testing.T) {
+	w := newMandateWorld(t)
+	ctx := context.Background()
+	id := w.grant(t, pb.Mandate{MaxAmount: 3000, ConfirmAbove: 1000, Budget: pb.Budget{Amount: 5000, Period: pb.PeriodTotal}})
+	p, err := w.pay(w.agent, id, w.cafe.ID, 2500, "CNY")
+	if err != nil || p.Status != pb.StatusRequiresConfirmation {
+		t.Fatalf("above confirm_above: %+v %v", p, err)
+	}
+	if v, _ := w.svc.Mandate(ctx, w.user, id); v.RemainingBudget != 5000 {
+		t.Fatalf("a waiting payment reserved budget: %d", v.RemainingBudget)
+	}
+	e := must[*service.TOTPEnrolment](t, w.svc.EnrollTOTP(ctx, w.user, nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.Secret)
+	must[*service.TOTPEnrolment](t, w.svc.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
+	w.clock.Advance(stepup.TOTPStep)
+	a := must[*pb.Payment](t, w.svc.ApproveWithTOTP(ctx, w.user, nil, p.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now())))
+	if a.Status != pb.StatusAuthorized {
+		t.Fatalf("approved: %+v", a)
+	}
+	if v, _ := w.svc.Mandate(ctx, w.user, id); v.RemainingBudget != 2500 || v.PaymentsCount != 1 {
+		t.Fatalf("after approval: %+v", v)
 	}
 	w.verify(t)
 }
