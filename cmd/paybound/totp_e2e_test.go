@@ -156,3 +156,35 @@ func TestConfirmationFlow(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestWaitForConfirmation: an agent waiting on GET ?wait= gets the payment
+// as soon as the user approves it.
+func TestWaitForConfirmation(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 40, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
+	w.ok(200, w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, clock.Now().Add(-stepup.TOTPStep))}))
+	p := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 100, "currency": "USD", "merchant_id": w.merch}))
+	got := make(chan resp, 1)
+	start := time.Now()
+	go func() { got <- w.call("GET", "/v1/payments/"+p.str("id")+"?wait=20s", w.agentKey, "", nil) }()
+	time.Sleep(300 * time.Millisecond)
+	cfm := p.body["confirmation"].(map[string]any)["id"].(string)
+	w.ok(200, w.call("POST", "/v1/confirmations/"+cfm+"/approve", w.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, clock.Now())}))
+	r := <-got
+	if r.status != 200 || r.str("status") != "captured" || time.Since(start) > 10*time.Second {
+		t.Fatalf("waited %s for %d %s", time.Since(start), r.status, r.raw)
+	}
+	for _, bad := range []string{"forever", "-1s", "31s"} {
+		if r := w.call("GET", "/v1/payments/"+p.str("id")+"?wait="+bad, w.agentKey, "", nil); r.status != 400 || r.errField("param") != "wait" {
+			t.Fatalf("wait=%s: %d %s", bad, r.status, r.raw)
+		}
+	}
+	// Not waiting for anything: answered at once.
+	t0 := time.Now()
+	w.ok(200, w.call("GET", "/v1/payments/"+p.str("id")+"?wait=20s", w.agentKey, "", nil))
+	if time.Since(t0) > 5*time.Second {
+		t.Fatal("a settled payment made the caller wait")
+	}
+}

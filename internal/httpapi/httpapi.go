@@ -454,9 +454,43 @@ func (s *Server) listPayments(q *request) (int, any, error) {
 	return 200, map[string]any{"object": "list", "data": data, "has_more": more}, err
 }
 
+// MaxWait bounds GET /v1/payments/{id}?wait=.
+const MaxWait = 30 * time.Second
+
+// waitPoll is how often a waiting request looks at the payment again.
+const waitPoll = 100 * time.Millisecond
+
 func (s *Server) getPayment(q *request) (int, any, error) {
+	var wait time.Duration
+	if v := q.r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > MaxWait {
+			return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "wait", "wait must be a duration from 0s to %s, such as 30s", MaxWait)
+		}
+		wait = d
+	}
 	p, err := s.svc.Payment(q.ctx, q.caller, q.r.PathValue("id"))
-	return 200, p, err
+	if err != nil || wait == 0 || p.Status != pb.StatusRequiresConfirmation {
+		return 200, p, err
+	}
+	// An agent waits for the user's answer: answer as soon as the payment
+	// leaves requires_confirmation, or with it as it is when wait runs out.
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(waitPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-q.ctx.Done():
+			return 0, nil, q.ctx.Err()
+		case <-deadline.C:
+			return 200, p, nil
+		case <-tick.C:
+			if p, err = s.svc.Payment(q.ctx, q.caller, p.ID); err != nil || p.Status != pb.StatusRequiresConfirmation {
+				return 200, p, err
+			}
+		}
+	}
 }
 
 func (s *Server) capture(q *request) (int, any, error) {
