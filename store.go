@@ -79,6 +79,8 @@ type Batch struct {
 	UsageBefore []MandateUsageRow
 	// TOTP factors are inserted or replaced whole.
 	TOTP []TOTPFactor
+	// Nonces of signed requests; a nonce already stored refuses the batch.
+	Nonces []Nonce
 
 	// Fresh is set by a SharedStore's Commit: the stored balances of the
 	// batch's existing accounts right after it, including what other
@@ -90,7 +92,14 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
 		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage)+len(b.TOTP) == 0
+		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces) == 0
+}
+
+// Nonce is a signed request's nonce, remembered until Expires.
+type Nonce struct {
+	KeyID   string
+	Nonce   string
+	Expires time.Time
 }
 
 // MandateFilter selects mandates for a list.
@@ -175,6 +184,14 @@ type Store interface {
 
 	// TOTP returns a user's one-time-code factor, or an ErrNotFound error.
 	TOTP(ctx context.Context, userID string) (*TOTPFactor, error)
+
+	// AgentByKeyID returns the agent whose public key has thumbprint keyid.
+	AgentByKeyID(ctx context.Context, keyid string) (*Agent, error)
+	// NonceSeen reports whether a signed request with keyid and nonce was
+	// recorded (and not yet past its window).
+	NonceSeen(ctx context.Context, keyid, nonce string) (bool, error)
+	// DeleteNonces removes nonces whose window closed before cutoff, at most limit.
+	DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error)
 
 	// LookupIdempotency returns the stored records among keys (in any
 	// order; missing keys are simply absent). The ledger writer calls it once

@@ -215,6 +215,9 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 			m.ID, m.UserID, m.AgentID, string(data), revoked, m.CreatedAt.Unix())
 	}
 	queueUsage(q, b)
+	for _, n := range b.Nonces {
+		q.Queue(`INSERT INTO signature_nonces (keyid, nonce, expires_ms) VALUES ($1, $2, $3)`, n.KeyID, n.Nonce, n.Expires.UnixMilli())
+	}
 	for _, f := range b.TOTP {
 		q.Queue(`INSERT INTO user_totp (user_id, secret, active, last_step, created_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
@@ -842,6 +845,33 @@ func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error)
 	}
 	f.CreatedAt = time.Unix(created, 0).UTC()
 	return &f, nil
+}
+
+func (s *Store) AgentByKeyID(ctx context.Context, keyid string) (*pb.Agent, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id FROM agents WHERE keyid = $1 AND keyid <> ''`, keyid).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("agent key", keyid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.Agent(ctx, id)
+}
+
+func (s *Store) NonceSeen(ctx context.Context, keyid, nonce string) (bool, error) {
+	var seen bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signature_nonces WHERE keyid = $1 AND nonce = $2)`, keyid, nonce).Scan(&seen)
+	return seen, err
+}
+
+func (s *Store) DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM signature_nonces WHERE (keyid, nonce) IN
+		(SELECT keyid, nonce FROM signature_nonces WHERE expires_ms < $1 LIMIT $2)`, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 var _ pb.Store = (*Store)(nil)

@@ -142,7 +142,8 @@ var (
 	tTOTP = table{"user_totp", "user_id, secret, active, last_step, created_at", 5,
 		` ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
 		last_step = excluded.last_step, created_at = excluded.created_at`}
-	tUsage = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
+	tNonces = table{"signature_nonces", "keyid, nonce, expires_ms", 3, ""}
+	tUsage  = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
 		` ON CONFLICT (mandate_id, period_key) DO UPDATE SET spent = excluded.spent, payments = excluded.payments`}
 )
 
@@ -339,6 +340,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		{&tTOTP, len(b.TOTP), func(d []any, i int) []any {
 			f := &b.TOTP[i]
 			return append(d, f.UserID, f.Secret, f.Active, f.LastStep, f.CreatedAt.Unix())
+		}},
+		{&tNonces, len(b.Nonces), func(d []any, i int) []any {
+			n := &b.Nonces[i]
+			return append(d, n.KeyID, n.Nonce, n.Expires.UnixMilli())
 		}},
 		{&tUsage, len(b.Usage), func(d []any, i int) []any {
 			u := &b.Usage[i]
@@ -812,6 +817,33 @@ func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error)
 	}
 	f.CreatedAt = time.Unix(created, 0).UTC()
 	return &f, nil
+}
+
+func (s *Store) AgentByKeyID(ctx context.Context, keyid string) (*pb.Agent, error) {
+	var id string
+	err := s.row(ctx, `SELECT id FROM agents WHERE keyid = ? AND keyid <> ''`, keyid).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("agent key", keyid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.Agent(ctx, id)
+}
+
+func (s *Store) NonceSeen(ctx context.Context, keyid, nonce string) (bool, error) {
+	var n int
+	err := s.row(ctx, `SELECT COUNT(*) FROM signature_nonces WHERE keyid = ? AND nonce = ?`, keyid, nonce).Scan(&n)
+	return n > 0, err
+}
+
+func (s *Store) DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM signature_nonces WHERE rowid IN (SELECT rowid FROM signature_nonces WHERE expires_ms < ? LIMIT ?)`, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 var _ pb.Store = (*Store)(nil)

@@ -44,6 +44,8 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"MandateUsage", testMandateUsage},
 		{"TOTP", testTOTP},
 		{"Confirmations", testConfirmations},
+		{"Nonces", testNonces},
+		{"AgentByKeyID", testAgentByKeyID},
 		{"CommitRefundsAndTopups", testCommitRefundsAndTopups},
 		{"CommitIdentities", testCommitIdentities},
 		{"CommitEmptyBatch", testCommitEmptyBatch},
@@ -1606,4 +1608,50 @@ func testConfirmations(t *testing.T, s pb.Store) {
 	if ids, _ := s.ExpiredPayments(ctx, p.Confirmation.ExpiresAt, 10); len(ids) != 0 {
 		t.Fatalf("a canceled payment listed: %v", ids)
 	}
+}
+
+// testNonces: a nonce is seen once stored, a second store of it refuses the
+// batch, and old ones are deleted.
+func testNonces(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	n := pb.Nonce{KeyID: "kid", Nonce: "n1", Expires: t0.Add(5 * time.Minute)}
+	if seen, err := s.NonceSeen(ctx, "kid", "n1"); err != nil || seen {
+		t.Fatalf("before: %v %v", seen, err)
+	}
+	commit(t, s, &pb.Batch{Nonces: []pb.Nonce{n, {KeyID: "kid", Nonce: "n2", Expires: t0.Add(time.Hour)}}})
+	if seen, err := s.NonceSeen(ctx, "kid", "n1"); err != nil || !seen {
+		t.Fatalf("after: %v %v", seen, err)
+	}
+	if seen, _ := s.NonceSeen(ctx, "other", "n1"); seen {
+		t.Fatal("a nonce is per key")
+	}
+	b := &pb.Batch{Nonces: []pb.Nonce{n}, Users: []pb.User{{ID: "usr_nonce", Name: "x", CreatedAt: t0}}}
+	if err := s.Commit(ctx, b); err == nil {
+		t.Fatal("a nonce was stored twice")
+	}
+	if _, err := s.User(ctx, "usr_nonce"); pb.ErrorCode(err) != pb.ErrNotFound {
+		t.Fatal("the refused batch's user was written")
+	}
+	if d, err := s.DeleteNonces(ctx, t0.Add(10*time.Minute), 10); err != nil || d != 1 {
+		t.Fatalf("DeleteNonces = %d, %v; want 1", d, err)
+	}
+	if seen, _ := s.NonceSeen(ctx, "kid", "n2"); !seen {
+		t.Fatal("a nonce inside its window was deleted")
+	}
+}
+
+func testAgentByKeyID(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	commit(t, s, &pb.Batch{Agents: []pb.Agent{
+		{ID: "agt_k", UserID: "usr_alice", Name: "k", PublicKey: `{"kty":"OKP"}`, KeyID: "thumb-1", CreatedAt: t0},
+		{ID: "agt_nokey", UserID: "usr_alice", Name: "b", CreatedAt: t0},
+	}})
+	a, err := s.AgentByKeyID(ctx, "thumb-1")
+	if err != nil || a.ID != "agt_k" {
+		t.Fatalf("AgentByKeyID: %+v %v", a, err)
+	}
+	_, err = s.AgentByKeyID(ctx, "")
+	wantNotFound(t, "AgentByKeyID(\"\")", err)
+	_, err = s.AgentByKeyID(ctx, "thumb-2")
+	wantNotFound(t, "AgentByKeyID(thumb-2)", err)
 }

@@ -167,3 +167,15 @@ CREATE TABLE user_totp (
 	last_step  BIGINT  NOT NULL,
 	created_at BIGINT  NOT NULL
 );
+
+-- Nonces of signed agent requests, kept for their signature's window, so
+-- that a request replayed even after a restart, or to another process, is
+-- refused.
+CREATE TABLE signature_nonces (
+	keyid      TEXT   NOT NULL,
+	nonce      TEXT   NOT NULL,
+	expires_ms BIGINT NOT NULL,
+	PRIMARY KEY (keyid, nonce)
+);
+CREATE INDEX signature_nonces_age ON signature_nonces (expires_ms);
+CREATE INDEX agents_keyid ON agents (keyid) WHERE keyid <> '';

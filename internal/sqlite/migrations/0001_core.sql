@@ -157,3 +157,14 @@ CREATE TABLE user_totp (
 	last_step  INTEGER NOT NULL,
 	created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Nonces of signed agent requests, kept for their signature's window, so
+-- that a request replayed even after a restart is refused.
+CREATE TABLE signature_nonces (
+	keyid      TEXT    NOT NULL,
+	nonce      TEXT    NOT NULL,
+	expires_ms INTEGER NOT NULL,
+	PRIMARY KEY (keyid, nonce)
+);
+CREATE INDEX signature_nonces_age ON signature_nonces (expires_ms);
+CREATE INDEX agents_keyid ON agents (keyid) WHERE keyid <> '';
