@@ -44,7 +44,13 @@ const (
 	ErrTOTPState           Code = "totp_state"
 
 	ErrUnauthenticated Code = "unauthenticated"
-	ErrForbidden       Code = "forbidden"
+	// Refusals of signed agent requests (RFC 9421), all 401.
+	ErrSignatureMissing  Code = "signature_missing"
+	ErrSignatureInvalid  Code = "signature_invalid"
+	ErrSignatureExpired  Code = "signature_expired"
+	ErrSignatureReplayed Code = "signature_replayed"
+	ErrDigestMismatch    Code = "digest_mismatch"
+	ErrForbidden         Code = "forbidden"
 
 	ErrNotFound      Code = "resource_missing"
 	ErrRouteNotFound Code = "route_not_found"
@@ -72,7 +78,10 @@ var codeTypes = map[Code]ErrorType{
 	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
 	ErrTOTPInvalid: TypeInvalidRequest, ErrTOTPState: TypeConflict,
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
-	ErrNotFound: TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
+	ErrSignatureMissing: TypeAuthentication, ErrSignatureInvalid: TypeAuthentication,
+	ErrSignatureExpired: TypeAuthentication, ErrSignatureReplayed: TypeAuthentication,
+	ErrDigestMismatch: TypeAuthentication,
+	ErrNotFound:       TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
 	ErrPaymentState: TypeConflict, ErrIdempotencyRunning: TypeConflict,
 	DeclineInsufficientFunds: TypeDeclined, DeclineCurrencyMismatch: TypeDeclined,
 	DeclineMerchantUnknown:    TypeDeclined,

@@ -227,7 +227,32 @@ func (s *Server) wrap(rt Route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := &request{r: r, ctx: r.Context(), log: s.log}
-		if !rt.Public {
+		if r.Method == http.MethodPost {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+			if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					writeError(w, s.log, pb.Errorf(pb.ErrBodyTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes))
+				} else {
+					writeError(w, s.log, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err))
+				}
+				return
+			}
+			q.body = body
+		}
+		if !rt.Public && r.Header.Get("Signature-Input") != "" && r.Header.Get("Authorization") == "" {
+			// A signed agent request: the signature is the credential.
+			scheme := "http"
+			if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+				scheme = "https"
+			}
+			p, err := s.svc.AuthenticateSigned(q.ctx, r, q.body, scheme)
+			if err != nil {
+				writeError(w, s.log, err)
+				return
+			}
+			q.caller = p
+		} else if !rt.Public {
 			auth := r.Header.Get("Authorization")
 			// The scheme is case-insensitive (RFC 9110 §11.1).
 			scheme, key, ok := strings.Cut(auth, " ")
@@ -246,19 +271,6 @@ func (s *Server) wrap(rt Route) http.Handler {
 				return
 			}
 			q.caller = p
-		}
-		if r.Method == http.MethodPost {
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-			if err != nil {
-				var tooBig *http.MaxBytesError
-				if errors.As(err, &tooBig) {
-					writeError(w, s.log, pb.Errorf(pb.ErrBodyTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes))
-				} else {
-					writeError(w, s.log, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err))
-				}
-				return
-			}
-			q.body = body
 		}
 		if rt.Idempotent {
 			key := r.Header.Get("Idempotency-Key")

@@ -612,3 +612,26 @@ func (tx *Tx) TOTP(userID string) (pb.TOTPFactor, error) {
 // PutTOTP records a user's factor, new or changed, to be written with the
 // batch.
 func (tx *Tx) PutTOTP(f pb.TOTPFactor) { tx.batch.TOTP = append(tx.batch.TOTP, f) }
+
+// UseNonce records a signed request's nonce in this batch, or fails with
+// ErrNonceUsed when this writer or the store has it already (after a
+// restart, or from another process).
+func (tx *Tx) UseNonce(n pb.Nonce) error {
+	for _, m := range tx.batch.Nonces {
+		if m.KeyID == n.KeyID && m.Nonce == n.Nonce {
+			return ErrNonceUsed
+		}
+	}
+	seen, err := tx.w.cfg.Store.NonceSeen(tx.ctx, n.KeyID, n.Nonce)
+	if err != nil {
+		return fmt.Errorf("couldn't look up the nonce: %w", err)
+	}
+	if seen {
+		return ErrNonceUsed
+	}
+	tx.batch.Nonces = append(tx.batch.Nonces, n)
+	return nil
+}
+
+// ErrNonceUsed is returned by UseNonce for a nonce already used.
+var ErrNonceUsed = errors.New("ledger: the nonce was used before")

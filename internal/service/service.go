@@ -276,6 +276,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if err != nil {
 		return n, err
 	}
+	if _, err := s.st.DeleteNonces(ctx, now, 10*sweepBatch); err != nil {
+		return n, fmt.Errorf("couldn't drop old nonces: %w", err)
+	}
 	if _, err := s.st.DeleteIdempotency(ctx, now.Add(-s.cfg.IdempotencyRetention), 10*sweepBatch); err != nil {
 		return n, fmt.Errorf("couldn't drop old idempotency keys: %w", err)
 	}
