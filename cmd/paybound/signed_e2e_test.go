@@ -123,8 +123,12 @@ func TestSignedAgentRequests(t *testing.T) {
 		{"digest not covered", func() *http.Request {
 			return sg.signed(t, "POST", url, body, "s-5", time.Now(), []string{"@method", "@authority", "@path", "idempotency-key"})
 		}, "signature_invalid"},
-		{"too old", func() *http.Request { return sg.signed(t, "POST", url, body, "s-6", time.Now().Add(-10*time.Minute), nil) }, "signature_expired"},
-		{"from the future", func() *http.Request { return sg.signed(t, "POST", url, body, "s-7", time.Now().Add(5*time.Minute), nil) }, "signature_expired"},
+		{"too old", func() *http.Request {
+			return sg.signed(t, "POST", url, body, "s-6", time.Now().Add(-10*time.Minute), nil)
+		}, "signature_expired"},
+		{"from the future", func() *http.Request {
+			return sg.signed(t, "POST", url, body, "s-7", time.Now().Add(5*time.Minute), nil)
+		}, "signature_expired"},
 		{"unknown key", func() *http.Request { return other.signed(t, "POST", url, body, "s-8", time.Now(), nil) }, "signature_invalid"},
 		{"garbage", func() *http.Request {
 			r := sg.signed(t, "POST", url, body, "s-9", time.Now(), nil)
