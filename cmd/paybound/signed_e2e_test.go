@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -157,5 +160,51 @@ func TestSignedAgentRequests(t *testing.T) {
 	l := a2.ok(200, a2.call("GET", "/v1/payments", w.userKey, "", nil))
 	if n := len(l.body["data"].([]any)); n != 2 {
 		t.Fatalf("%d payments; want 2", n)
+	}
+}
+
+// TestSignedByNPMClientsOnTheServer: requests signed by the npm web-bot-auth
+// and http-message-signatures packages pay on the real server.
+func TestSignedByNPMClientsOnTheServer(t *testing.T) {
+	dir := filepath.Join("..", "..", "interop")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "web-bot-auth")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("interop/node_modules is missing; ./test.sh runs npm ci in interop/")
+		}
+		t.Skip("interop/node_modules is missing; run ./test.sh")
+	}
+	w := newWorld(t, nil)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	enc := base64.RawURLEncoding.EncodeToString
+	jwk := map[string]string{"kty": "OKP", "crv": "Ed25519", "x": enc(pub), "d": enc(priv.Seed())}
+	pubJWK, _ := json.Marshal(map[string]string{"kty": "OKP", "crv": "Ed25519", "x": enc(pub)})
+	ag := w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "npm", "public_key": json.RawMessage(pubJWK)}))
+	for i, lib := range []string{"web-bot-auth", "http-message-signatures"} {
+		body := `{"amount":100,"currency":"USD","merchant_id":"` + w.merch + `"}`
+		idem := "npm-" + lib
+		headers := map[string]string{"content-digest": httpsig.ContentDigest([]byte(body)), "idempotency-key": idem, "content-type": "application/json"}
+		nonce := make([]byte, 64)
+		rand.Read(nonce)
+		spec, _ := json.Marshal(map[string]any{"lib": lib, "method": "POST", "url": w.base + "/v1/payments", "headers": headers,
+			"jwk": jwk, "keyid": ag.str("keyid"), "components": []string{"@method", "@authority", "@path", "content-digest", "idempotency-key"},
+			"created": time.Now().Unix(), "expires": time.Now().Add(time.Minute).Unix(), "nonce": base64.StdEncoding.EncodeToString(nonce)})
+		cmd := exec.Command("node", "sign.mjs")
+		cmd.Dir, cmd.Stdin = dir, bytes.NewReader(spec)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: node: %v", lib, err)
+		}
+		var sig map[string]string
+		json.Unmarshal(out, &sig)
+		r, _ := http.NewRequest("POST", w.base+"/v1/payments", bytes.NewReader([]byte(body)))
+		for k, v := range headers {
+			r.Header.Set(k, v)
+		}
+		r.Header.Set("Signature-Input", sig["Signature-Input"])
+		r.Header.Set("Signature", sig["Signature"])
+		res := send(t, r)
+		if res.status != 201 || res.str("agent_id") != ag.str("id") {
+			t.Fatalf("%s (#%d): %d %s", lib, i, res.status, res.raw)
+		}
 	}
 }
