@@ -16,7 +16,9 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,6 +32,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpsig"
 )
 
 // Limits and timeouts of every Client.
@@ -67,6 +70,19 @@ type Client struct {
 	apiKey    string
 	hc        *http.Client
 	userAgent string
+	// agentKey and keyID sign every request (RFC 9421) instead of the
+	// bearer key, when set.
+	agentKey ed25519.PrivateKey
+	keyID    string
+}
+
+// WithAgentKey makes the Client sign every request as an agent with key
+// (HTTP Message Signatures, Web Bot Auth profile) instead of sending a
+// bearer key: keyID is the RFC 7638 thumbprint of its public key, as
+// returned when the agent was created. Each attempt, retries included, is
+// signed afresh with a new nonce.
+func WithAgentKey(keyID string, key ed25519.PrivateKey) Option {
+	return func(c *Client) { c.keyID, c.agentKey = keyID, key }
 }
 
 // Option configures a Client in New.
@@ -498,11 +514,15 @@ func (c *Client) attempt(ctx context.Context, k call, u string, body []byte, key
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.apiKey)
-	}
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
+	}
+	if c.agentKey != nil {
+		if err := c.sign(req, body, key != ""); err != nil {
+			return -1, false, err
+		}
+	} else if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -567,4 +587,23 @@ func snippet(b []byte) string {
 		return strconv.Quote(string(b[:limit])) + "…"
 	}
 	return strconv.Quote(string(b))
+}
+
+// sign adds Content-Digest and the request's signature.
+func (c *Client) sign(req *http.Request, body []byte, idem bool) error {
+	components := []string{"@method", "@authority", "@path"}
+	if len(body) > 0 {
+		req.Header.Set("Content-Digest", httpsig.ContentDigest(body))
+		components = append(components, "content-digest")
+	}
+	if idem {
+		components = append(components, "idempotency-key")
+	}
+	nonce := make([]byte, 32)
+	_, _ = rand.Read(nonce)
+	now := time.Now()
+	scheme := req.URL.Scheme
+	return httpsig.Sign(req, scheme, "sig1", httpsig.Params{Components: components, Created: now,
+		Expires: now.Add(time.Minute), Nonce: base64.StdEncoding.EncodeToString(nonce), KeyID: c.keyID,
+		Alg: "ed25519", Tag: "web-bot-auth"}, c.agentKey)
 }

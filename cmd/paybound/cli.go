@@ -27,6 +27,7 @@ var clientCommands = [][2]string{
 	{"users create --name NAME", "operator key"},
 	{"merchants create --name NAME [--category C]", "operator key"},
 	{"agents create --name NAME [--public-key JWK|@FILE]", "user key"},
+	{"agent keygen [--out agent.key]", "an Ed25519 key for signed agent requests"},
 	{"topup AMOUNT CURRENCY", "user key; e.g. topup 50.00 USD"},
 	{"pay --merchant mch_… --amount 12.50 --currency USD", "user or agent key"},
 	{"    [--description D] [--mandate mdt_…] [--manual [--expires-in 2h]]", ""},
@@ -96,6 +97,8 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.mandates(rest)
 	case "totp":
 		err = cl.totp(rest)
+	case "agent":
+		err = cl.group("agent", rest, map[string]func([]string) error{"keygen": cl.keygen})
 	case "approve":
 		err = cl.approve(rest)
 	case "deny":
@@ -139,7 +142,7 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 		}
 	}
 	var names []string
-	for _, s := range []string{"create", "list", "get", "revoke", "enroll", "verify"} {
+	for _, s := range []string{"create", "list", "get", "revoke", "enroll", "verify", "keygen"} {
 		if subs[s] != nil {
 			names = append(names, s)
 		}
@@ -252,14 +255,22 @@ func (c *cmd) client() (*client.Client, context.Context, error) {
 	if key == "" {
 		key = c.cl.getenv("PAYBOUND_KEY")
 	}
-	if key == "" {
-		return nil, nil, errors.New("no API key: set PAYBOUND_KEY or pass --key")
+	opts := []client.Option{client.WithUserAgent("paybound-cli")}
+	if file := c.cl.getenv("PAYBOUND_AGENT_KEY"); file != "" && c.key == "" {
+		// An agent's key file: sign every request instead of a bearer key.
+		keyID, priv, err := loadAgentKey(file)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts, key = append(opts, client.WithAgentKey(keyID, priv)), ""
+	} else if key == "" {
+		return nil, nil, errors.New("no API key: set PAYBOUND_KEY (or PAYBOUND_AGENT_KEY to an agent's key file) or pass --key")
 	}
 	ctx := c.cl.ctx
 	if c.idem != "" {
 		ctx = client.WithIdempotencyKey(ctx, c.idem)
 	}
-	return client.New(u, key, client.WithUserAgent("paybound-cli")), ctx, nil
+	return client.New(u, key, opts...), ctx, nil
 }
 
 // print writes v as indented JSON with --json, or calls human otherwise.

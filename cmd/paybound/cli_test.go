@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"time"
 
 	"bytes"
@@ -167,5 +169,39 @@ func TestCLIApprove(t *testing.T) {
 	cfm = out[strings.Index(out, "cfm_") : strings.Index(out, "cfm_")+30]
 	if out, _, err = w.cli(w.userKey, "deny", cfm); err != nil || !strings.Contains(out, "canceled") {
 		t.Fatalf("deny: %q %v", out, err)
+	}
+}
+
+// TestCLISignedAgent: keygen, register the key, and pay with requests
+// signed from PAYBOUND_AGENT_KEY, without any bearer key.
+func TestCLISignedAgent(t *testing.T) {
+	w := newWorld(t, nil)
+	keyFile := filepath.Join(t.TempDir(), "agent.key")
+	out, _, err := w.cli(w.userKey, "agent", "keygen", "--out", keyFile, "--json")
+	var k struct {
+		KeyID string `json:"keyid"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &k) != nil || k.KeyID == "" {
+		t.Fatalf("keygen: %q %v", out, err)
+	}
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	out, _, err = w.cli(w.userKey, "agents", "create", "--name", "signer", "--public-key", "@"+keyFile+".pub", "--json")
+	if err != nil || !strings.Contains(out, k.KeyID) {
+		t.Fatalf("agents create: %q %v", out, err)
+	}
+	var outb, errb bytes.Buffer
+	env := map[string]string{"PAYBOUND_URL": w.base, "PAYBOUND_AGENT_KEY": keyFile}
+	err = run(context.Background(), []string{"pay", "--merchant", w.merch, "--amount", "2.00", "--currency", "USD"}, &outb, &errb,
+		func(k string) string { return env[k] })
+	if err != nil || !strings.Contains(outb.String(), "requires_confirmation") {
+		t.Fatalf("signed pay: %q %q %v", outb.String(), errb.String(), err)
+	}
+	os.Chmod(keyFile, 0o644)
+	outb.Reset()
+	errb.Reset()
+	if err := run(context.Background(), []string{"balance"}, &outb, &errb, func(k string) string { return env[k] }); err == nil || !strings.Contains(errb.String(), "chmod 600") {
+		t.Fatalf("a readable key file was used: %q %v", errb.String(), err)
 	}
 }

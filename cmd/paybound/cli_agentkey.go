@@ -1,0 +1,102 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	pb "github.com/paybound/paybound"
+)
+
+// agentKeyFile is an agent's private key as a JWK (RFC 8037), as keygen
+// writes it.
+type agentKeyFile struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	D   string `json:"d"`
+}
+
+// loadAgentKey reads an agent key file and returns its keyid (the RFC 7638
+// thumbprint of the public key) and private key. A file others can read is
+// refused.
+func loadAgentKey(path string) (string, ed25519.PrivateKey, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("couldn't read the agent key: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", nil, fmt.Errorf("%s is readable by others (mode %v); run chmod 600 %s", path, st.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("couldn't read the agent key: %w", err)
+	}
+	var k agentKeyFile
+	if err := json.Unmarshal(b, &k); err != nil || k.Kty != "OKP" || k.Crv != "Ed25519" {
+		return "", nil, fmt.Errorf("%s is not an Ed25519 JWK private key (make one with paybound agent keygen)", path)
+	}
+	seed, err := base64.RawURLEncoding.DecodeString(k.D)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return "", nil, fmt.Errorf("%s has no valid private part (d)", path)
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	_, keyID, err := pb.ParseEd25519JWK(publicJWK(priv))
+	if err != nil {
+		return "", nil, err
+	}
+	return keyID, priv, nil
+}
+
+func publicJWK(priv ed25519.PrivateKey) []byte {
+	b, _ := json.Marshal(map[string]string{"kty": "OKP", "crv": "Ed25519",
+		"x": base64.RawURLEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))})
+	return b
+}
+
+// keygen writes a new agent key: the private JWK to --out (mode 0600) and
+// the public one beside it (.pub).
+func (cl *cli) keygen(args []string) error {
+	c := cl.command("agent keygen", "agent keygen [--out agent.key]", false)
+	out := c.fs.String("out", "agent.key", "where to write the private key (the public key goes to FILE.pub)")
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return fmt.Errorf("%s exists; remove it or choose another --out", *out)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return err
+	}
+	pub := publicJWK(priv)
+	k := agentKeyFile{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(priv.Public().(ed25519.PublicKey)),
+		D: base64.RawURLEncoding.EncodeToString(priv.Seed())}
+	b, _ := json.MarshalIndent(k, "", "  ")
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out+".pub", append(pub, '\n'), 0o644); err != nil {
+		return err
+	}
+	_, keyID, _ := pb.ParseEd25519JWK(pub)
+	return c.print(map[string]string{"keyid": keyID, "private_key_file": *out, "public_key_file": *out + ".pub"}, func(w io.Writer) {
+		fmt.Fprintf(w, "keyid %s\nprivate key %s (mode 0600), public key %s\n", keyID, *out, *out+".pub")
+		fmt.Fprintf(w, "register it:  paybound agents create --name NAME --public-key @%s.pub\n", *out)
+		fmt.Fprintf(w, "then sign:    export PAYBOUND_AGENT_KEY=%s\n", *out)
+	})
+}
