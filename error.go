@@ -50,6 +50,7 @@ const (
 	ErrSignatureExpired  Code = "signature_expired"
 	ErrSignatureReplayed Code = "signature_replayed"
 	ErrDigestMismatch    Code = "digest_mismatch"
+	ErrSignatureRequired Code = "signature_required"
 	ErrForbidden         Code = "forbidden"
 
 	ErrNotFound      Code = "resource_missing"
@@ -80,8 +81,8 @@ var codeTypes = map[Code]ErrorType{
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
 	ErrSignatureMissing: TypeAuthentication, ErrSignatureInvalid: TypeAuthentication,
 	ErrSignatureExpired: TypeAuthentication, ErrSignatureReplayed: TypeAuthentication,
-	ErrDigestMismatch: TypeAuthentication,
-	ErrNotFound:       TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
+	ErrDigestMismatch: TypeAuthentication, ErrSignatureRequired: TypeAuthentication,
+	ErrNotFound: TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
 	ErrPaymentState: TypeConflict, ErrIdempotencyRunning: TypeConflict,
 	DeclineInsufficientFunds: TypeDeclined, DeclineCurrencyMismatch: TypeDeclined,
 	DeclineMerchantUnknown:    TypeDeclined,

@@ -18,6 +18,9 @@ type Principal struct {
 	Role   Role
 	ID     string // usr_, mch_, agt_, or "operator"
 	UserID string
+	// Signed is set when an agent proved itself with a signed request
+	// rather than a bearer key.
+	Signed bool
 }
 
 // User is a person who funds a wallet and pays, directly or through agents.

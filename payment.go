@@ -88,8 +88,11 @@ type Payment struct {
 	AuthorizationExpiresAt *time.Time        `json:"authorization_expires_at"`
 	Metadata               map[string]string `json:"metadata"`
 	CreatedAt              time.Time         `json:"created_at"`
-	DeclineCode            Code              `json:"decline_code,omitempty"`
-	Confirmation           *Confirmation     `json:"confirmation,omitempty"`
+	// Assurance is how the payer's side proved itself: "signed" (an agent's
+	// signed request), "bearer" (an agent's bearer key) or "user".
+	Assurance    Assurance     `json:"assurance"`
+	DeclineCode  Code          `json:"decline_code,omitempty"`
+	Confirmation *Confirmation `json:"confirmation,omitempty"`
 
 	// HoldID is the ledger's pending transfer that holds the funds, 0 if none.
 	HoldID int64 `json:"-"`
@@ -100,6 +103,15 @@ type Payment struct {
 	// out-of-date version.
 	Version int64 `json:"-"`
 }
+
+// Assurance says how a request was authenticated.
+type Assurance string
+
+const (
+	AssuranceSigned Assurance = "signed"
+	AssuranceBearer Assurance = "bearer"
+	AssuranceUser   Assurance = "user"
+)
 
 // Confirmation is the user's pending approval of a payment (step-up).
 type Confirmation struct {

@@ -75,7 +75,6 @@ func TestMandatesOverHTTP(t *testing.T) {
 		{map[string]any{"agent_id": w.agent, "description": "", "currency": "USD", "max_amount": 1, "budget": map[string]any{"amount": 1}}, w.userKey, 400, "parameter_missing", "description"},
 		{map[string]any{"agent_id": "agt_00000000000000000000000000", "description": "x", "currency": "USD", "max_amount": 1, "budget": map[string]any{"amount": 1}}, w.userKey, 400, "parameter_invalid", "agent_id"},
 		{map[string]any{"agent_id": w.agent, "description": "x", "currency": "USD", "max_amount": 1, "budget": map[string]any{"amount": 1}, "condition": "payment.amont > 1"}, w.userKey, 400, "parameter_invalid", "condition"},
-		{map[string]any{"agent_id": w.agent, "description": "x", "currency": "USD", "max_amount": 1, "budget": map[string]any{"amount": 1}, "require_signature": true}, w.userKey, 400, "parameter_invalid", "require_signature"},
 		{map[string]any{"agent_id": w.agent, "description": "x", "currency": "USD", "max_amount": 1, "budget": map[string]any{"amount": 1}, "expires_at": "soon"}, w.userKey, 400, "parameter_invalid", "expires_at"},
 		{map[string]any{"agent_id": w.agent, "description": "x", "currency": "USD", "max_amount": 1, "budget": map[string]any{"amount": 1}, "schedule": map[string]any{"days": []string{"mon"}, "start": "09:00", "end": "17:00", "time_zone": "Nowhere/City"}}, w.userKey, 400, "parameter_invalid", "schedule.time_zone"},
 		{map[string]any{"agent_id": w.agent, "description": "x", "currency": "USD", "max_amount": 1, "budget": map[string]any{"amount": 1}}, w.agentKey, 403, "forbidden", ""},

@@ -144,6 +144,19 @@ func TestSignedAgentRequests(t *testing.T) {
 			t.Errorf("%s: %d %s; want 401 %s", c.name, r.status, r.raw, c.code)
 		}
 	}
+	if ok.str("assurance") != "signed" {
+		t.Fatalf("assurance: %s", ok.raw)
+	}
+	// A mandate that demands signatures refuses the agent's bearer key.
+	mdt := w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", map[string]any{"agent_id": ag.str("id"), "description": "signed only",
+		"currency": "USD", "max_amount": 500, "budget": map[string]any{"amount": 1000}, "require_signature": true}))
+	mbody := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + mc.str("id") + `","mandate_id":"` + mdt.str("id") + `"}`)
+	if r := w.call("POST", "/v1/payments", ag.str("api_key"), "", json.RawMessage(mbody)); r.status != 401 || r.errField("code") != "signature_required" {
+		t.Fatalf("bearer under a signatures-only mandate: %d %s", r.status, r.raw)
+	}
+	if r := send(t, sg.signed(t, "POST", url, mbody, "s-m", time.Now(), nil)); r.status != 201 || r.str("status") != "captured" || r.str("assurance") != "signed" {
+		t.Fatalf("signed under the mandate: %d %s", r.status, r.raw)
+	}
 	// A signed GET.
 	if r := send(t, sg.signed(t, "GET", m.URL()+"/v1/payments/"+ok.str("id"), nil, "", time.Now(), nil)); r.status != 200 {
 		t.Fatalf("signed GET: %d %s", r.status, r.raw)
@@ -155,11 +168,11 @@ func TestSignedAgentRequests(t *testing.T) {
 	if r := send(t, replay); r.status != 401 || r.errField("code") != "signature_replayed" {
 		t.Fatalf("replay after restart: %d %s", r.status, r.raw)
 	}
-	// Nothing but the two payments happened.
+	// Nothing but the three payments happened.
 	a2 := &api{t: t, base: m2.URL()}
 	l := a2.ok(200, a2.call("GET", "/v1/payments", w.userKey, "", nil))
-	if n := len(l.body["data"].([]any)); n != 2 {
-		t.Fatalf("%d payments; want 2", n)
+	if n := len(l.body["data"].([]any)); n != 3 {
+		t.Fatalf("%d payments; want 3", n)
 	}
 }
 

@@ -596,8 +596,6 @@ func (s *Server) createMandate(q *request) (int, any, error) {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "max_amount", "max_amount is required: the most one payment may be, in minor units")
 	case in.Budget == nil || in.Budget.Amount == nil:
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "budget.amount", "budget.amount is required: what the agent may spend per budget.period")
-	case in.RequireSignature:
-		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "require_signature", "require_signature needs signed agent requests, which this server does not accept yet")
 	}
 	if err := requireCurrency(in.Currency); err != nil {
 		return 0, nil, err
@@ -605,7 +603,7 @@ func (s *Server) createMandate(q *request) (int, any, error) {
 	m := pb.Mandate{AgentID: in.AgentID, Description: in.Description, Currency: in.Currency, MaxAmount: *in.MaxAmount,
 		Budget: pb.Budget{Amount: *in.Budget.Amount, Period: in.Budget.Period}, MerchantIDs: in.MerchantIDs,
 		Categories: in.Categories, Schedule: in.Schedule, MaxPayments: in.MaxPayments, ConfirmAbove: in.ConfirmAbove,
-		Condition: in.Condition}
+		Condition: in.Condition, RequireSignature: in.RequireSignature}
 	var err error
 	if m.ValidFrom, err = parseTime(in.ValidFrom, "valid_from"); err != nil {
 		return 0, nil, err

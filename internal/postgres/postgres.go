@@ -356,9 +356,10 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 		amount, captured, refunded, fee, feeRef, hold, created, version := make([]int64, n), make([]int64, n), make([]int64, n),
 			make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		exp, cexp := make([]*int64, n), make([]*int64, n)
-		cid := make([]string, n)
+		cid, assurance := make([]string, n), make([]string, n)
 		for i, p := range ins {
 			cid[i], cexp[i] = p.ConfirmationColumns()
+			assurance[i] = string(p.Assurance)
 			m, err := json.Marshal(p.Metadata)
 			if err != nil {
 				return err
@@ -371,12 +372,12 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 		}
 		q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
 			merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
-			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at)
+			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
 				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[],
-				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[])`,
+				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[], $23::text[])`,
 			id, status, amount, captured, refunded, fee, feeRef, cur, merchant, payer, agent, mandate, desc, capture, exp, md,
-			decline, hold, created, version, cid, cexp)
+			decline, hold, created, version, cid, cexp, assurance)
 	}
 	if n := len(upd); n > 0 {
 		id, status, decline := make([]string, n), make([]string, n), make([]string, n)
@@ -599,7 +600,7 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
 	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
-	confirmation_id, confirmation_expires_at`
+	confirmation_id, confirmation_expires_at, assurance`
 
 func scanPayment(r pgx.Row) (*pb.Payment, error) {
 	var p pb.Payment
@@ -609,7 +610,7 @@ func scanPayment(r pgx.Row) (*pb.Payment, error) {
 	var cid string
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created, &p.Version, &cid, &cexp); err != nil {
+		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance); err != nil {
 		return nil, err
 	}
 	p.Object = "payment"

@@ -269,9 +269,23 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 	if err != nil {
 		return Result{Err: err}
 	}
-	payer, agent := caller.ID, ""
+	payer, agent, assurance := caller.ID, "", pb.AssuranceUser
 	if caller.Role == pb.RoleAgent {
-		payer, agent = caller.UserID, caller.ID
+		payer, agent, assurance = caller.UserID, caller.ID, pb.AssuranceBearer
+		if caller.Signed {
+			assurance = pb.AssuranceSigned
+		}
+	}
+	if params.MandateID != "" && assurance != pb.AssuranceSigned {
+		// A mandate that demands signed requests refuses a bearer key outright:
+		// the request did not prove which agent sent it.
+		m, err := s.st.Mandate(ctx, params.MandateID)
+		if err == nil && m.RequireSignature {
+			return Result{Err: pb.Errorf(pb.ErrSignatureRequired, "", "mandate %s accepts only signed agent requests (HTTP Message Signatures)", m.ID)}
+		}
+		if err != nil && pb.ErrorCode(err) != pb.ErrNotFound {
+			return Result{Err: fmt.Errorf("couldn't look up mandate: %w", err)}
+		}
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
@@ -282,7 +296,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		p := pb.Payment{ID: pb.NewID(pb.PrefixPayment, tx.Now()), Object: "payment", Amount: params.Amount,
 			Currency: params.Currency, MerchantID: params.MerchantID, PayerID: payer, AgentID: pb.OptString(agent),
 			Description: params.Description, CaptureMethod: params.CaptureMethod, AuthorizationExpiresAt: &exp,
-			Metadata: params.Metadata, MandateID: pb.OptString(params.MandateID), CreatedAt: now}
+			Metadata: params.Metadata, MandateID: pb.OptString(params.MandateID), Assurance: assurance, CreatedAt: now}
 		err := s.authorize(tx, &p, merchant, false)
 		tx.PutPayment(p)
 		return &p, err

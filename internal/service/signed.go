@@ -91,7 +91,7 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	if err != nil {
 		return pb.Principal{}, fmt.Errorf("couldn't record the nonce: %w", err)
 	}
-	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID}, nil
+	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true}, nil
 }
 
 // agentKey returns the agent whose key has thumbprint keyid, and the key.

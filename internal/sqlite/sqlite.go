@@ -124,7 +124,7 @@ var (
 	tTransfers = table{"transfers", "id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms", 10, ""}
 	tPayments  = table{"payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
 		currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
-		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at`, 22,
+		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance`, 23,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
 		amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
 		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id,
@@ -294,7 +294,8 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
-				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp)
+				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp,
+				string(p.Assurance))
 		}},
 		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
 			r := &b.Refunds[i]
@@ -546,7 +547,7 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
 	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
-	confirmation_id, confirmation_expires_at`
+	confirmation_id, confirmation_expires_at, assurance`
 
 func scanPayment(r scanner) (*pb.Payment, error) {
 	var p pb.Payment
@@ -556,7 +557,7 @@ func scanPayment(r scanner) (*pb.Payment, error) {
 	var cid string
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created, &p.Version, &cid, &cexp); err != nil {
+		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance); err != nil {
 		return nil, err
 	}
 	p.Object = "payment"

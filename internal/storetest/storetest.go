@@ -216,7 +216,7 @@ func payment(id, payer, merchant, agent string, created time.Time) pb.Payment {
 	return pb.Payment{ID: id, Object: "payment", Status: pb.StatusAuthorized, Amount: 1000, Currency: "CNY",
 		MerchantID: merchant, PayerID: payer, AgentID: pb.OptString(agent), Description: "coffee",
 		CaptureMethod: pb.CaptureManual, AuthorizationExpiresAt: &exp, Metadata: map[string]string{},
-		CreatedAt: created}
+		Assurance: pb.AssuranceSigned, CreatedAt: created}
 }
 
 func idem(caller, key string, created time.Time) pb.IdempotencyRecord {

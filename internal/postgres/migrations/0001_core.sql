@@ -93,6 +93,7 @@ CREATE TABLE payments (
 	version                  BIGINT NOT NULL,
 	confirmation_id          TEXT   NOT NULL,
 	confirmation_expires_at  BIGINT,
+	assurance                TEXT   NOT NULL,
 	CHECK (0 <= amount_refunded AND amount_refunded <= amount_captured AND amount_captured <= amount)
 );
 CREATE INDEX payments_payer ON payments (payer_id, id);

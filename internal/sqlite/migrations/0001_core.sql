@@ -84,7 +84,8 @@ CREATE TABLE payments (
 	created_at               INTEGER NOT NULL,
 	version                  INTEGER NOT NULL,
 	confirmation_id          TEXT    NOT NULL,
-	confirmation_expires_at  INTEGER
+	confirmation_expires_at  INTEGER,
+	assurance                TEXT    NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX payments_payer ON payments (payer_id, id);
 CREATE INDEX payments_merchant ON payments (merchant_id, id);
