@@ -51,6 +51,7 @@ const (
 	ErrSignatureReplayed Code = "signature_replayed"
 	ErrDigestMismatch    Code = "digest_mismatch"
 	ErrSignatureRequired Code = "signature_required"
+	ErrKeyRevoked        Code = "key_revoked"
 	ErrForbidden         Code = "forbidden"
 
 	ErrNotFound      Code = "resource_missing"
@@ -81,7 +82,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
 	ErrSignatureMissing: TypeAuthentication, ErrSignatureInvalid: TypeAuthentication,
 	ErrSignatureExpired: TypeAuthentication, ErrSignatureReplayed: TypeAuthentication,
-	ErrDigestMismatch: TypeAuthentication, ErrSignatureRequired: TypeAuthentication,
+	ErrDigestMismatch: TypeAuthentication, ErrSignatureRequired: TypeAuthentication, ErrKeyRevoked: TypeAuthentication,
 	ErrNotFound: TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
 	ErrPaymentState: TypeConflict, ErrIdempotencyRunning: TypeConflict,
 	DeclineInsufficientFunds: TypeDeclined, DeclineCurrencyMismatch: TypeDeclined,

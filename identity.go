@@ -74,3 +74,20 @@ type TOTPFactor struct {
 	LastStep  int64
 	CreatedAt time.Time
 }
+
+// AgentKey is one of an agent's Ed25519 signing keys. Several may be valid
+// at once while one is rotated out (NotAfter); a revoked key never signs
+// again.
+type AgentKey struct {
+	KeyID     string     `json:"keyid"`
+	AgentID   string     `json:"agent_id"`
+	PublicKey string     `json:"-"` // canonical JWK
+	CreatedAt time.Time  `json:"created_at"`
+	NotAfter  *time.Time `json:"not_after"`
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
+// ValidAt reports whether k may sign at t.
+func (k *AgentKey) ValidAt(t time.Time) bool {
+	return k.RevokedAt == nil && (k.NotAfter == nil || t.Before(*k.NotAfter))
+}

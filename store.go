@@ -81,6 +81,8 @@ type Batch struct {
 	TOTP []TOTPFactor
 	// Nonces of signed requests; a nonce already stored refuses the batch.
 	Nonces []Nonce
+	// AgentKeys are inserted or have their not_after and revocation updated.
+	AgentKeys []AgentKey
 
 	// Fresh is set by a SharedStore's Commit: the stored balances of the
 	// batch's existing accounts right after it, including what other
@@ -92,7 +94,7 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
 		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces) == 0
+		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys) == 0
 }
 
 // Nonce is a signed request's nonce, remembered until Expires.
@@ -185,8 +187,10 @@ type Store interface {
 	// TOTP returns a user's one-time-code factor, or an ErrNotFound error.
 	TOTP(ctx context.Context, userID string) (*TOTPFactor, error)
 
-	// AgentByKeyID returns the agent whose public key has thumbprint keyid.
-	AgentByKeyID(ctx context.Context, keyid string) (*Agent, error)
+	// AgentKey returns the signing key with thumbprint keyid.
+	AgentKey(ctx context.Context, keyid string) (*AgentKey, error)
+	// AgentKeys returns an agent's keys, oldest first.
+	AgentKeys(ctx context.Context, agentID string) ([]AgentKey, error)
 	// NonceSeen reports whether a signed request with keyid and nonce was
 	// recorded (and not yet past its window).
 	NonceSeen(ctx context.Context, keyid, nonce string) (bool, error)

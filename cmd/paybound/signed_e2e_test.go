@@ -221,3 +221,64 @@ func TestSignedByNPMClientsOnTheServer(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentKeyRotation: a new key rotates the old one out after a grace
+// period during which both sign; a revoked key is refused with key_revoked.
+func TestAgentKeyRotation(t *testing.T) {
+	clock := &testClock{now: time.Now().UTC()}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	old, oldJWK := newSigner(t)
+	ag := w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "rotating", "public_key": json.RawMessage(oldJWK)}))
+	get := func(sg *signer) resp {
+		return send(t, sg.signed(t, "GET", w.base+"/v1/payments", nil, "", clock.Now(), nil))
+	}
+	if r := get(old); r.status != 200 {
+		t.Fatalf("old key: %d %s", r.status, r.raw)
+	}
+	nw, newJWK := newSigner(t)
+	k := w.ok(201, w.call("POST", "/v1/agents/"+ag.str("id")+"/keys", w.userKey, "", map[string]any{"public_key": json.RawMessage(newJWK), "rotate_after_seconds": 60}))
+	if k.str("keyid") != nw.keyid || k.body["active"] != true {
+		t.Fatalf("new key: %s", k.raw)
+	}
+	if r := get(old); r.status != 200 {
+		t.Fatalf("old key in the grace period: %d %s", r.status, r.raw)
+	}
+	if r := get(nw); r.status != 200 {
+		t.Fatalf("new key: %d %s", r.status, r.raw)
+	}
+	clock.Advance(61 * time.Second)
+	if r := get(old); r.status != 401 || r.errField("code") != "key_revoked" {
+		t.Fatalf("old key after the grace period: %d %s", r.status, r.raw)
+	}
+	if r := get(nw); r.status != 200 {
+		t.Fatalf("new key after the grace period: %d %s", r.status, r.raw)
+	}
+	l := w.ok(200, w.call("GET", "/v1/agents/"+ag.str("id")+"/keys", w.userKey, "", nil))
+	active := map[string]bool{}
+	for _, k := range l.body["data"].([]any) {
+		active[k.(map[string]any)["keyid"].(string)] = k.(map[string]any)["active"] == true
+	}
+	if len(active) != 2 || active[old.keyid] || !active[nw.keyid] {
+		t.Fatalf("keys: %s", l.raw)
+	}
+	w.ok(200, w.call("POST", "/v1/agents/"+ag.str("id")+"/keys/"+nw.keyid+"/revoke", w.userKey, "", nil))
+	if r := get(nw); r.status != 401 || r.errField("code") != "key_revoked" {
+		t.Fatalf("revoked key: %d %s", r.status, r.raw)
+	}
+	// Bad requests.
+	for _, c := range []struct {
+		method, path, key string
+		body              any
+		status            int
+	}{
+		{"POST", "/v1/agents/" + ag.str("id") + "/keys", w.userKey, map[string]any{"public_key": json.RawMessage(newJWK)}, 400}, // already registered
+		{"POST", "/v1/agents/" + ag.str("id") + "/keys", w.userKey, map[string]any{}, 400},
+		{"POST", "/v1/agents/" + ag.str("id") + "/keys", w.agentKey, map[string]any{"public_key": json.RawMessage(newJWK)}, 403},
+		{"POST", "/v1/agents/" + w.agent + "/keys/" + nw.keyid + "/revoke", w.userKey, nil, 404}, // another agent's key
+		{"GET", "/v1/agents/agt_00000000000000000000000000/keys", w.userKey, nil, 404},
+	} {
+		if r := w.call(c.method, c.path, c.key, "", c.body); r.status != c.status {
+			t.Errorf("%s %s: %d %s; want %d", c.method, c.path, r.status, r.raw, c.status)
+		}
+	}
+}

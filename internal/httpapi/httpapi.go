@@ -65,6 +65,9 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "POST", Pattern: "/v1/users", Idempotent: true, Secret: true, handler: s.createUser},
 		{Method: "POST", Pattern: "/v1/merchants", Idempotent: true, Secret: true, handler: s.createMerchant},
 		{Method: "POST", Pattern: "/v1/agents", Idempotent: true, Secret: true, handler: s.createAgent},
+		{Method: "POST", Pattern: "/v1/agents/{id}/keys", Idempotent: true, handler: s.addAgentKey},
+		{Method: "GET", Pattern: "/v1/agents/{id}/keys", handler: s.agentKeys},
+		{Method: "POST", Pattern: "/v1/agents/{id}/keys/{keyid}/revoke", Idempotent: true, handler: s.revokeAgentKey},
 		{Method: "POST", Pattern: "/v1/topups", Idempotent: true, handler: s.topup},
 		{Method: "GET", Pattern: "/v1/balance", handler: s.balance},
 		{Method: "POST", Pattern: "/v1/payments", Idempotent: true, handler: s.createPayment},
@@ -683,6 +686,39 @@ func (s *Server) deny(q *request) (int, any, error) {
 	}
 	id := q.r.PathValue("id")
 	return q.run(200, func() service.Result { return s.svc.Deny(q.ctx, q.caller, q.idem, id) })
+}
+
+func (s *Server) addAgentKey(q *request) (int, any, error) {
+	var in struct {
+		PublicKey          json.RawMessage `json:"public_key"`
+		RotateAfterSeconds int64           `json:"rotate_after_seconds"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if len(in.PublicKey) == 0 {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "public_key", "public_key is required: an Ed25519 JWK")
+	}
+	if in.RotateAfterSeconds < 0 || in.RotateAfterSeconds > 30*24*3600 {
+		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "rotate_after_seconds", "rotate_after_seconds must be between 0 and 2592000 (30 days)")
+	}
+	id := q.r.PathValue("id")
+	rotate := time.Duration(in.RotateAfterSeconds) * time.Second
+	return q.run(201, func() service.Result { return s.svc.AddAgentKey(q.ctx, q.caller, q.idem, id, in.PublicKey, rotate) })
+}
+
+func (s *Server) agentKeys(q *request) (int, any, error) {
+	keys, err := s.svc.AgentKeys(q.ctx, q.caller, q.r.PathValue("id"))
+	return 200, map[string]any{"object": "list", "data": keys, "has_more": false}, err
+}
+
+func (s *Server) revokeAgentKey(q *request) (int, any, error) {
+	var in struct{}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	id, keyid := q.r.PathValue("id"), q.r.PathValue("keyid")
+	return q.run(200, func() service.Result { return s.svc.RevokeAgentKey(q.ctx, q.caller, q.idem, id, keyid) })
 }
 
 func (s *Server) verify(q *request) (int, any, error) {

@@ -470,6 +470,25 @@ func (tx *Tx) AddMerchant(m pb.Merchant) { tx.batch.Merchants = append(tx.batch.
 func (tx *Tx) AddAgent(a pb.Agent)       { tx.batch.Agents = append(tx.batch.Agents, a) }
 func (tx *Tx) AddAPIKey(k pb.APIKey)     { tx.batch.APIKeys = append(tx.batch.APIKeys, k) }
 
+// HasAgentKey reports whether keyid is registered, in the store or earlier
+// in this batch: a key signs for one agent only.
+func (tx *Tx) HasAgentKey(keyid string) (bool, error) {
+	for _, k := range tx.batch.AgentKeys {
+		if k.KeyID == keyid {
+			return true, nil
+		}
+	}
+	_, err := tx.w.cfg.Store.AgentKey(tx.ctx, keyid)
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// AddAgentKey records an agent signing key, new or changed (not undone by
+// Atomic: call it outside one).
+func (tx *Tx) AddAgentKey(k pb.AgentKey) { tx.batch.AgentKeys = append(tx.batch.AgentKeys, k) }
+
 // checkInvariants asserts, for the accounts this batch touched, that each
 // currency's net posted and net pending changes sum to zero and, when
 // absolute is set, that no total is negative and no account that must not go

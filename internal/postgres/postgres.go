@@ -215,6 +215,11 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 			m.ID, m.UserID, m.AgentID, string(data), revoked, m.CreatedAt.Unix())
 	}
 	queueUsage(q, b)
+	for _, k := range b.AgentKeys {
+		q.Queue(`INSERT INTO agent_keys (keyid, agent_id, public_key, created_at, not_after, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`,
+			k.KeyID, k.AgentID, k.PublicKey, k.CreatedAt.Unix(), unixOrNil(k.NotAfter), unixOrNil(k.RevokedAt))
+	}
 	for _, n := range b.Nonces {
 		q.Queue(`INSERT INTO signature_nonces (keyid, nonce, expires_ms) VALUES ($1, $2, $3)`, n.KeyID, n.Nonce, n.Expires.UnixMilli())
 	}
@@ -848,16 +853,58 @@ func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error)
 	return &f, nil
 }
 
-func (s *Store) AgentByKeyID(ctx context.Context, keyid string) (*pb.Agent, error) {
-	var id string
-	err := s.pool.QueryRow(ctx, `SELECT id FROM agents WHERE keyid = $1 AND keyid <> ''`, keyid).Scan(&id)
+const agentKeyCols = `keyid, agent_id, public_key, created_at, not_after, revoked_at`
+
+func scanAgentKey(r pgx.Row) (*pb.AgentKey, error) {
+	var k pb.AgentKey
+	var created int64
+	var notAfter, revoked *int64
+	if err := r.Scan(&k.KeyID, &k.AgentID, &k.PublicKey, &created, &notAfter, &revoked); err != nil {
+		return nil, err
+	}
+	k.CreatedAt = time.Unix(created, 0).UTC()
+	if notAfter != nil {
+		t := time.Unix(*notAfter, 0).UTC()
+		k.NotAfter = &t
+	}
+	if revoked != nil {
+		t := time.Unix(*revoked, 0).UTC()
+		k.RevokedAt = &t
+	}
+	return &k, nil
+}
+
+func (s *Store) AgentKey(ctx context.Context, keyid string) (*pb.AgentKey, error) {
+	k, err := scanAgentKey(s.pool.QueryRow(ctx, `SELECT `+agentKeyCols+` FROM agent_keys WHERE keyid = $1`, keyid))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("agent key", keyid)
 	}
+	return k, err
+}
+
+func (s *Store) AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+agentKeyCols+` FROM agent_keys WHERE agent_id = $1 ORDER BY created_at, keyid LIMIT 100`, agentID)
 	if err != nil {
 		return nil, err
 	}
-	return s.Agent(ctx, id)
+	defer rows.Close()
+	out := []pb.AgentKey{}
+	for rows.Next() {
+		k, err := scanAgentKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *k)
+	}
+	return out, rows.Err()
+}
+
+func unixOrNil(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	v := t.Unix()
+	return &v
 }
 
 func (s *Store) NonceSeen(ctx context.Context, keyid, nonce string) (bool, error) {

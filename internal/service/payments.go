@@ -130,7 +130,15 @@ func (s *Service) CreateAgent(ctx context.Context, caller pb.Principal, idem *Id
 		now := tx.Now().Truncate(time.Second)
 		a := pb.Agent{ID: pb.NewID(pb.PrefixAgent, tx.Now()), UserID: caller.ID, Name: name, PublicKey: jwk,
 			KeyID: pb.OptString(keyid), CreatedAt: now}
+		if keyid != "" {
+			if taken, err := tx.HasAgentKey(keyid); err != nil || taken {
+				return nil, firstErr(err, pb.Errorf(pb.ErrParameterInvalid, "public_key", "this key is already registered to an agent"))
+			}
+		}
 		tx.AddAgent(a)
+		if keyid != "" {
+			tx.AddAgentKey(pb.AgentKey{KeyID: keyid, AgentID: a.ID, PublicKey: jwk, CreatedAt: now})
+		}
 		return &NewAgent{Agent: a, APIKey: s.newKey(tx, pb.RoleAgent, a.ID, caller.ID)}, nil
 	}))
 }

@@ -94,24 +94,148 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true}, nil
 }
 
-// agentKey returns the agent whose key has thumbprint keyid, and the key.
+// agentKey returns the agent whose key has thumbprint keyid, and the key,
+// refusing a key that is revoked or rotated out.
 func (s *Service) agentKey(ctx context.Context, keyid string) (*pb.Agent, ed25519.PublicKey, error) {
-	a, err := s.st.AgentByKeyID(ctx, keyid)
+	k, err := s.st.AgentKey(ctx, keyid)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, sigErr(pb.ErrSignatureInvalid, "no agent has the key %q", keyid)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't look up the agent key: %w", err)
 	}
-	var jwk struct {
-		X string `json:"x"`
+	if !k.ValidAt(s.clock.Now()) {
+		return nil, nil, sigErr(pb.ErrKeyRevoked, "the key %q was revoked or rotated out", keyid)
 	}
-	if err := json.Unmarshal([]byte(a.PublicKey), &jwk); err != nil {
+	a, err := s.st.Agent(ctx, k.AgentID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("couldn't look up agent %s: %w", k.AgentID, err)
+	}
+	pub, err := jwkPublicKey(k.PublicKey)
+	if err != nil {
 		return nil, nil, fmt.Errorf("agent %s has an unreadable key: %w", a.ID, err)
 	}
-	x, err := base64.RawURLEncoding.DecodeString(jwk.X)
-	if err != nil || len(x) != ed25519.PublicKeySize {
-		return nil, nil, fmt.Errorf("agent %s has an unreadable key", a.ID)
+	return a, pub, nil
+}
+
+func jwkPublicKey(jwk string) (ed25519.PublicKey, error) {
+	var k struct {
+		X string `json:"x"`
 	}
-	return a, ed25519.PublicKey(x), nil
+	if err := json.Unmarshal([]byte(jwk), &k); err != nil {
+		return nil, err
+	}
+	x, err := base64.RawURLEncoding.DecodeString(k.X)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return nil, errors.New("not an Ed25519 key")
+	}
+	return ed25519.PublicKey(x), nil
+}
+
+// MaxAgentKeys bounds an agent's keys, revoked ones included.
+const MaxAgentKeys = 20
+
+// AgentKeyView is an agent key as the API shows it.
+type AgentKeyView struct {
+	pb.AgentKey
+	PublicKey json.RawMessage `json:"public_key"`
+	Active    bool            `json:"active"`
+}
+
+func (s *Service) keyView(k pb.AgentKey) AgentKeyView {
+	return AgentKeyView{AgentKey: k, PublicKey: json.RawMessage(k.PublicKey), Active: k.ValidAt(s.clock.Now())}
+}
+
+// ownAgent checks that agent id belongs to user caller.
+func (s *Service) ownAgent(ctx context.Context, caller pb.Principal, id string) error {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return err
+	}
+	a, err := s.st.Agent(ctx, id)
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && a.UserID != caller.ID) {
+		return pb.Errorf(pb.ErrNotFound, "id", "you have no agent %s", id)
+	}
+	return err
+}
+
+// AddAgentKey (user) registers another signing key for one of the caller's
+// agents. With rotate > 0, the agent's other valid keys stop working after
+// that grace period: both sign meanwhile, so the agent can switch without
+// a gap.
+func (s *Service) AddAgentKey(ctx context.Context, caller pb.Principal, idem *Idempotency, agentID string, publicKey []byte, rotate time.Duration) Result {
+	if err := s.ownAgent(ctx, caller, agentID); err != nil {
+		return Result{Err: err}
+	}
+	if rotate < 0 || rotate > 30*24*time.Hour {
+		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "rotate_after_seconds", "rotate_after_seconds must be between 0 and 30 days")}
+	}
+	jwk, keyid, err := pb.ParseEd25519JWK(publicKey)
+	if err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		if taken, err := tx.HasAgentKey(keyid); err != nil || taken {
+			return nil, firstErr(err, pb.Errorf(pb.ErrParameterInvalid, "public_key", "this key is already registered to an agent"))
+		}
+		keys, err := s.st.AgentKeys(tx.Context(), agentID)
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) >= MaxAgentKeys {
+			return nil, pb.Errorf(pb.ErrParameterInvalid, "public_key", "an agent has at most %d keys", MaxAgentKeys)
+		}
+		now := tx.Now().Truncate(time.Second)
+		if rotate > 0 {
+			until := now.Add(rotate)
+			for _, k := range keys {
+				if k.ValidAt(now) && (k.NotAfter == nil || k.NotAfter.After(until)) {
+					k.NotAfter = &until
+					tx.AddAgentKey(k)
+				}
+			}
+		}
+		k := pb.AgentKey{KeyID: keyid, AgentID: agentID, PublicKey: jwk, CreatedAt: now}
+		tx.AddAgentKey(k)
+		v := s.keyView(k)
+		return &v, nil
+	}))
+}
+
+// RevokeAgentKey (user) revokes one of an agent's keys at once.
+func (s *Service) RevokeAgentKey(ctx context.Context, caller pb.Principal, idem *Idempotency, agentID, keyid string) Result {
+	if err := s.ownAgent(ctx, caller, agentID); err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		k, err := s.st.AgentKey(tx.Context(), keyid)
+		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && k.AgentID != agentID) {
+			return nil, pb.Errorf(pb.ErrNotFound, "keyid", "agent %s has no key %s", agentID, keyid)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if k.RevokedAt == nil {
+			now := tx.Now().Truncate(time.Second)
+			k.RevokedAt = &now
+			tx.AddAgentKey(*k)
+		}
+		v := s.keyView(*k)
+		return &v, nil
+	}))
+}
+
+// AgentKeys (user) lists an agent's keys.
+func (s *Service) AgentKeys(ctx context.Context, caller pb.Principal, agentID string) ([]AgentKeyView, error) {
+	if err := s.ownAgent(ctx, caller, agentID); err != nil {
+		return nil, err
+	}
+	keys, err := s.st.AgentKeys(ctx, agentID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AgentKeyView, len(keys))
+	for i, k := range keys {
+		out[i] = s.keyView(k)
+	}
+	return out, nil
 }

@@ -142,8 +142,10 @@ var (
 	tTOTP = table{"user_totp", "user_id, secret, active, last_step, created_at", 5,
 		` ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
 		last_step = excluded.last_step, created_at = excluded.created_at`}
-	tNonces = table{"signature_nonces", "keyid, nonce, expires_ms", 3, ""}
-	tUsage  = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
+	tNonces    = table{"signature_nonces", "keyid, nonce, expires_ms", 3, ""}
+	tAgentKeys = table{"agent_keys", "keyid, agent_id, public_key, created_at, not_after, revoked_at", 6,
+		` ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`}
+	tUsage = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
 		` ON CONFLICT (mandate_id, period_key) DO UPDATE SET spent = excluded.spent, payments = excluded.payments`}
 )
 
@@ -230,6 +232,13 @@ func (s *Store) Close() error {
 		s.w.Close()
 	}
 	return s.db.Close()
+}
+
+func unixOrNil(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.Unix()
 }
 
 func nullInt(v int64) any {
@@ -341,6 +350,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		{&tTOTP, len(b.TOTP), func(d []any, i int) []any {
 			f := &b.TOTP[i]
 			return append(d, f.UserID, f.Secret, f.Active, f.LastStep, f.CreatedAt.Unix())
+		}},
+		{&tAgentKeys, len(b.AgentKeys), func(d []any, i int) []any {
+			k := &b.AgentKeys[i]
+			return append(d, k.KeyID, k.AgentID, k.PublicKey, k.CreatedAt.Unix(), unixOrNil(k.NotAfter), unixOrNil(k.RevokedAt))
 		}},
 		{&tNonces, len(b.Nonces), func(d []any, i int) []any {
 			n := &b.Nonces[i]
@@ -820,16 +833,50 @@ func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error)
 	return &f, nil
 }
 
-func (s *Store) AgentByKeyID(ctx context.Context, keyid string) (*pb.Agent, error) {
-	var id string
-	err := s.row(ctx, `SELECT id FROM agents WHERE keyid = ? AND keyid <> ''`, keyid).Scan(&id)
+const agentKeyCols = `keyid, agent_id, public_key, created_at, not_after, revoked_at`
+
+func scanAgentKey(r scanner) (*pb.AgentKey, error) {
+	var k pb.AgentKey
+	var created int64
+	var notAfter, revoked sql.NullInt64
+	if err := r.Scan(&k.KeyID, &k.AgentID, &k.PublicKey, &created, &notAfter, &revoked); err != nil {
+		return nil, err
+	}
+	k.CreatedAt = time.Unix(created, 0).UTC()
+	if notAfter.Valid {
+		t := time.Unix(notAfter.Int64, 0).UTC()
+		k.NotAfter = &t
+	}
+	if revoked.Valid {
+		t := time.Unix(revoked.Int64, 0).UTC()
+		k.RevokedAt = &t
+	}
+	return &k, nil
+}
+
+func (s *Store) AgentKey(ctx context.Context, keyid string) (*pb.AgentKey, error) {
+	k, err := scanAgentKey(s.row(ctx, `SELECT `+agentKeyCols+` FROM agent_keys WHERE keyid = ?`, keyid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("agent key", keyid)
 	}
+	return k, err
+}
+
+func (s *Store) AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+agentKeyCols+` FROM agent_keys WHERE agent_id = ? ORDER BY created_at, keyid LIMIT 100`, agentID)
 	if err != nil {
 		return nil, err
 	}
-	return s.Agent(ctx, id)
+	defer rows.Close()
+	out := []pb.AgentKey{}
+	for rows.Next() {
+		k, err := scanAgentKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *k)
+	}
+	return out, rows.Err()
 }
 
 func (s *Store) NonceSeen(ctx context.Context, keyid, nonce string) (bool, error) {

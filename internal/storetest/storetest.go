@@ -1642,16 +1642,23 @@ func testNonces(t *testing.T, s pb.Store) {
 
 func testAgentByKeyID(t *testing.T, s pb.Store) {
 	ctx := t.Context()
-	commit(t, s, &pb.Batch{Agents: []pb.Agent{
-		{ID: "agt_k", UserID: "usr_alice", Name: "k", PublicKey: `{"kty":"OKP"}`, KeyID: "thumb-1", CreatedAt: t0},
-		{ID: "agt_nokey", UserID: "usr_alice", Name: "b", CreatedAt: t0},
-	}})
-	a, err := s.AgentByKeyID(ctx, "thumb-1")
-	if err != nil || a.ID != "agt_k" {
-		t.Fatalf("AgentByKeyID: %+v %v", a, err)
+	later := t0.Add(time.Hour)
+	k1 := pb.AgentKey{KeyID: "thumb-1", AgentID: "agt_k", PublicKey: `{"kty":"OKP"}`, CreatedAt: t0}
+	k2 := pb.AgentKey{KeyID: "thumb-2", AgentID: "agt_k", PublicKey: `{"kty":"OKP","x":"2"}`, CreatedAt: later}
+	commit(t, s, &pb.Batch{AgentKeys: []pb.AgentKey{k1, k2}})
+	k1.NotAfter, k1.RevokedAt = &later, &later
+	commit(t, s, &pb.Batch{AgentKeys: []pb.AgentKey{k1}})
+	got, err := s.AgentKey(ctx, "thumb-1")
+	if err != nil || got.AgentID != "agt_k" || got.PublicKey != k1.PublicKey || got.NotAfter == nil || !got.NotAfter.Equal(sec(later)) || got.RevokedAt == nil {
+		t.Fatalf("AgentKey: %+v %v", got, err)
 	}
-	_, err = s.AgentByKeyID(ctx, "")
-	wantNotFound(t, "AgentByKeyID(\"\")", err)
-	_, err = s.AgentByKeyID(ctx, "thumb-2")
-	wantNotFound(t, "AgentByKeyID(thumb-2)", err)
+	keys, err := s.AgentKeys(ctx, "agt_k")
+	if err != nil || len(keys) != 2 || keys[0].KeyID != "thumb-1" || keys[1].KeyID != "thumb-2" || keys[1].NotAfter != nil {
+		t.Fatalf("AgentKeys: %+v %v", keys, err)
+	}
+	_, err = s.AgentKey(ctx, "thumb-3")
+	wantNotFound(t, "AgentKey(thumb-3)", err)
+	if keys, err := s.AgentKeys(ctx, "agt_none"); err != nil || keys == nil || len(keys) != 0 {
+		t.Fatalf("no keys: %#v %v", keys, err)
+	}
 }

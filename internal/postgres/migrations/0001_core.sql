@@ -179,4 +179,15 @@ CREATE TABLE signature_nonces (
 	PRIMARY KEY (keyid, nonce)
 );
 CREATE INDEX signature_nonces_age ON signature_nonces (expires_ms);
-CREATE INDEX agents_keyid ON agents (keyid) WHERE keyid <> '';
+
+-- An agent's signing keys: several may be valid at once while one is
+-- rotated out (not_after), and a revoked one never signs again.
+CREATE TABLE agent_keys (
+	keyid      TEXT PRIMARY KEY,
+	agent_id   TEXT   NOT NULL,
+	public_key TEXT   NOT NULL,
+	created_at BIGINT NOT NULL,
+	not_after  BIGINT,
+	revoked_at BIGINT
+);
+CREATE INDEX agent_keys_agent ON agent_keys (agent_id, keyid);
