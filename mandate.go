@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -101,14 +102,25 @@ const (
 
 var weekdays = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 
+// locations caches loaded time zones: LoadLocation reads the zone database
+// each time, and every payment under a mandate needs its zone.
+var locations sync.Map // name → *time.Location
+
 // location is the mandate's time zone: its schedule's, else UTC.
 func (m *Mandate) location() *time.Location {
-	if m.Schedule != nil && m.Schedule.TimeZone != "" {
-		if loc, err := time.LoadLocation(m.Schedule.TimeZone); err == nil {
-			return loc
-		}
+	if m.Schedule == nil || m.Schedule.TimeZone == "" {
+		return time.UTC
 	}
-	return time.UTC
+	name := m.Schedule.TimeZone
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC // Validate refused it; a stored mandate always has a valid zone
+	}
+	locations.Store(name, loc)
+	return loc
 }
 
 // PeriodKey names the budget period that contains t: "2026-11-27",

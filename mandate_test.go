@@ -179,3 +179,21 @@ func asErr(err error, target **Error) bool {
 	*target = e
 	return ok
 }
+
+// BenchmarkMandateCheck is the cost of a mandate's checks for one payment.
+func BenchmarkMandateCheck(b *testing.B) {
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	now := time.Date(2026, 11, 25, 8, 30, 0, 0, sh)
+	exp := now.Add(time.Hour)
+	m := &Mandate{AgentID: "agt_1", Currency: "CNY", MaxAmount: 3000, Budget: Budget{Amount: 15000, Period: PeriodWeek},
+		Categories: []string{"food_and_drink"}, ExpiresAt: &exp, MaxPayments: 20,
+		Schedule: &Schedule{Days: []string{"mon", "tue", "wed", "thu", "fri"}, Start: "07:00", End: "10:00", TimeZone: "Asia/Shanghai"}}
+	merchant := &Merchant{ID: "mch_1", Category: "food_and_drink"}
+	usage := MandateUsage{PeriodKey: m.PeriodKey(now), Spent: 1000, Payments: 2}
+	b.ReportAllocs()
+	for b.Loop() {
+		if code := m.Check("agt_1", 2000, "CNY", merchant, now, usage); code != "" {
+			b.Fatal(code)
+		}
+	}
+}

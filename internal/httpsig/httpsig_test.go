@@ -313,3 +313,32 @@ func FuzzCheckContentDigest(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseVerify is the cost a signed request adds before the
+// payment: parsing both fields, the digest check and the Ed25519 verify.
+func BenchmarkParseVerify(b *testing.B) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	body := []byte(`{"amount":100,"currency":"USD","merchant_id":"mch_01m8f2r2gzqv2egs84n4zvbtb4"}`)
+	r := httptest.NewRequest("POST", "https://api.paybound.test/v1/payments", strings.NewReader(string(body)))
+	r.Header.Set("Content-Digest", ContentDigest(body))
+	r.Header.Set("Idempotency-Key", "k1")
+	now := time.Now()
+	if err := Sign(r, "https", "sig1", Params{Components: []string{"@method", "@authority", "@path", "content-digest", "idempotency-key"},
+		Created: now, Expires: now.Add(time.Minute), Nonce: "bm9uY2U=", KeyID: "kid", Alg: "ed25519", Tag: "web-bot-auth"}, key); err != nil {
+		b.Fatal(err)
+	}
+	pub := key.Public()
+	b.ReportAllocs()
+	for b.Loop() {
+		sigs, err := Parse(r.Header)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := CheckContentDigest(r.Header.Values("Content-Digest"), body); err != nil {
+			b.Fatal(err)
+		}
+		if err := Verify(r, "https", &sigs[0], pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -74,3 +74,19 @@ func FuzzCompile(f *testing.F) {
 		p.Eval(ctx, vars()) // must return (true/false or an error), never hang or panic
 	})
 }
+
+// BenchmarkEval is the cost of a typical mandate condition.
+func BenchmarkEval(b *testing.B) {
+	p, err := Compile(`payment.amount <= 3000 && merchant.category == "food_and_drink" && now.getHours("Asia/Shanghai") < 10`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := vars()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Eval(ctx, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
