@@ -30,6 +30,7 @@ echo "== benchmark smoke run"
 go test -run '^$' -bench . -benchtime 20000x ./internal/ledger
 go run ./cmd/paybound bench ledger --duration 1s --clients 500
 go run ./cmd/paybound bench payments --duration 1s
+go run ./cmd/paybound bench payments --duration 1s --signed --baseline=false
 go run ./cmd/paybound bench ledger --duration 1s --clients 500 --hot --db "$PAYBOUND_TEST_POSTGRES_URL"
 go run ./cmd/paybound bench payments --duration 1s --db "$PAYBOUND_TEST_POSTGRES_URL"
 

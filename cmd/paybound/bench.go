@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +27,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpsig"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/sqlite"
@@ -150,6 +154,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	profile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	baseline := fs.Bool("baseline", true, "also load a server that commits each operation alone, and report the speedup")
 	db := fs.String("db", "", "a postgres:// URL for the in-process server's store (default: SQLite)")
+	signed := fs.Bool("signed", false, "agents pay under mandates with signed requests (one request a payment) instead of users with bearer keys (create + capture)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -167,7 +172,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
 		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
 	}
-	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db}
+	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed}
 	out, err := loadPayments(ctx, cfg, 0)
 	if err != nil {
 		return err
@@ -188,6 +193,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 // payLoad is one payments load: against url (with the operator key), or a
 // server of its own when url is empty.
 type payLoad struct {
+	signed          bool // agents paying under mandates with signed requests, one request a payment
 	url, key, db    string
 	dur             time.Duration
 	clients, payers int
@@ -277,7 +283,46 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 	var firstErr atomic.Value
 	start := time.Now()
 	host := strings.TrimPrefix(*url, "http://")
+	var agents []benchAgent
+	if cfg.signed {
+		for _, u := range users {
+			a, err := newBenchAgent(call, u.APIKey, merchant.ID)
+			if err != nil {
+				return nil, err
+			}
+			agents = append(agents, a)
+		}
+	}
 	for c := range *clients {
+		if cfg.signed {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a := agents[c%len(agents)]
+				conn, err := dialRaw(host)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				defer conn.c.Close()
+				body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + merchant.ID + `","mandate_id":"` + a.mandate + `"}`)
+				for n := 0; time.Now().Before(deadline); n++ {
+					t0 := time.Now()
+					key := "bench-s-" + strconv.Itoa(c) + "-" + strconv.Itoa(n)
+					extra, err := a.sign(host, body, key)
+					if err == nil {
+						_, err = conn.postWith("/v1/payments", extra, key, body, 201)
+					}
+					if err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+					lat[c] = append(lat[c], time.Since(t0))
+					done.Add(1)
+				}
+			}()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -323,9 +368,13 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 	if isPostgres(cfg.db) {
 		storeName = "postgres"
 	}
-	out := map[string]any{"bench": "payments", "store": storeName, "clients": *clients, "payers": *payers,
+	requestsPer := int64(2)
+	if cfg.signed {
+		requestsPer = 1
+	}
+	out := map[string]any{"bench": "payments", "signed": cfg.signed, "store": storeName, "clients": *clients, "payers": *payers,
 		"payments": done.Load(), "seconds": elapsed, "payments_per_sec": int64(float64(done.Load()) / elapsed),
-		"requests_per_sec": int64(float64(2*done.Load()) / elapsed),
+		"requests_per_sec": int64(float64(requestsPer*done.Load()) / elapsed),
 		"p50_ms":           ms(all[len(all)/2]), "p99_ms": ms(all[len(all)*99/100])}
 	if led != nil {
 		after := led.Stats()
@@ -362,10 +411,15 @@ func dialRaw(host string) (*rawConn, error) {
 // post sends one request and returns the response body, which is valid
 // until the next call. The server always sends Content-Length.
 func (r *rawConn) post(path, key, idem string, body []byte, want int) ([]byte, error) {
+	return r.postWith(path, "Authorization: Bearer "+key+"\r\n", idem, body, want)
+}
+
+// postWith sends extra (complete header lines) instead of a bearer key.
+func (r *rawConn) postWith(path, extra, idem string, body []byte, want int) ([]byte, error) {
 	r.c.SetDeadline(time.Now().Add(30 * time.Second))
 	w := r.bw
-	w.WriteString("POST " + path + " HTTP/1.1\r\nHost: " + r.host + "\r\nAuthorization: Bearer " + key +
-		"\r\nIdempotency-Key: " + idem + "\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	w.WriteString("POST " + path + " HTTP/1.1\r\nHost: " + r.host + "\r\n" + extra +
+		"Idempotency-Key: " + idem + "\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
 	w.Write(body)
 	if err := w.Flush(); err != nil {
 		return nil, err
@@ -433,4 +487,48 @@ func diskWrites() int64 {
 		}
 	}
 	return 0
+}
+
+// benchAgent is an agent with a signing key and a mandate with room for
+// the whole run.
+type benchAgent struct {
+	keyID, mandate string
+	key            ed25519.PrivateKey
+}
+
+func newBenchAgent(call func(method, path, key string, body any, want int, out any) error, userKey, merchant string) (benchAgent, error) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	jwk := json.RawMessage(`{"kty":"OKP","crv":"Ed25519","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`)
+	var ag struct {
+		ID    string `json:"id"`
+		KeyID string `json:"keyid"`
+	}
+	if err := call("POST", "/v1/agents", userKey, map[string]any{"name": "bench agent", "public_key": jwk}, 201, &ag); err != nil {
+		return benchAgent{}, err
+	}
+	var m struct {
+		ID string `json:"id"`
+	}
+	if err := call("POST", "/v1/mandates", userKey, map[string]any{"agent_id": ag.ID, "description": "benchmark", "currency": "USD",
+		"max_amount": 100, "budget": map[string]any{"amount": int64(1e12)}, "merchant_ids": []string{merchant}}, 201, &m); err != nil {
+		return benchAgent{}, err
+	}
+	return benchAgent{keyID: ag.KeyID, mandate: m.ID, key: priv}, nil
+}
+
+// sign returns the header lines of a signed POST /v1/payments.
+func (a benchAgent) sign(host string, body []byte, idem string) (string, error) {
+	r, _ := http.NewRequest("POST", "http://"+host+"/v1/payments", nil)
+	r.Header.Set("Content-Digest", httpsig.ContentDigest(body))
+	r.Header.Set("Idempotency-Key", idem)
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	now := time.Now()
+	if err := httpsig.Sign(r, "http", "sig1", httpsig.Params{Components: []string{"@method", "@authority", "@path", "content-digest", "idempotency-key"},
+		Created: now, Expires: now.Add(time.Minute), Nonce: base64.StdEncoding.EncodeToString(nonce), KeyID: a.keyID,
+		Alg: "ed25519", Tag: "web-bot-auth"}, a.key); err != nil {
+		return "", err
+	}
+	return "Content-Digest: " + r.Header.Get("Content-Digest") + "\r\nSignature-Input: " + r.Header.Get("Signature-Input") +
+		"\r\nSignature: " + r.Header.Get("Signature") + "\r\n", nil
 }
