@@ -394,3 +394,41 @@ func TestHealth(t *testing.T) {
 		t.Errorf("%d requests, want 2: Health does not retry", n)
 	}
 }
+
+func TestAgentKeys(t *testing.T) {
+	f, c := newFake(t)
+	jwk := json.RawMessage(`{"kty":"OKP","crv":"Ed25519","x":"abc"}`)
+	f.on("POST", "/v1/agents/agt_01/keys", reply(201, map[string]any{"keyid": "k2", "agent_id": "agt_01", "public_key": jwk, "active": true}))
+	f.on("GET", "/v1/agents/agt_01/keys", reply(200, map[string]any{"object": "list", "data": []any{
+		map[string]any{"keyid": "k1", "agent_id": "agt_01", "active": false, "revoked_at": "2026-01-01T00:00:00Z"},
+		map[string]any{"keyid": "k2", "agent_id": "agt_01", "active": true}}}))
+	f.on("POST", "/v1/agents/agt_01/keys/k1/revoke", reply(200, map[string]any{"keyid": "k1", "agent_id": "agt_01", "revoked_at": "2026-01-01T00:00:00Z"}))
+	k, err := c.AddAgentKey(t.Context(), "agt_01", jwk, 90*time.Second)
+	if err != nil || k.KeyID != "k2" || !k.Active || string(k.PublicKey) != string(jwk) {
+		t.Fatalf("add = %+v, %v", k, err)
+	}
+	if got := string(f.requests()[0].Body); got != `{"public_key":{"kty":"OKP","crv":"Ed25519","x":"abc"},"rotate_after_seconds":90}` {
+		t.Errorf("add body = %s", got)
+	}
+	keys, err := c.ListAgentKeys(t.Context(), "agt_01")
+	if err != nil || len(keys) != 2 || keys[0].RevokedAt == nil || keys[0].Active || !keys[1].Active {
+		t.Fatalf("list = %+v, %v", keys, err)
+	}
+	if k, err := c.RevokeAgentKey(t.Context(), "agt_01", "k1"); err != nil || k.RevokedAt == nil {
+		t.Fatalf("revoke = %+v, %v", k, err)
+	}
+	for name, err := range map[string]error{
+		"no agent":          func() error { _, err := c.AddAgentKey(t.Context(), "", jwk, 0); return err }(),
+		"bad JWK":           func() error { _, err := c.AddAgentKey(t.Context(), "agt_01", json.RawMessage("{"), 0); return err }(),
+		"negative rotation": func() error { _, err := c.AddAgentKey(t.Context(), "agt_01", jwk, -time.Second); return err }(),
+		"list no agent":     func() error { _, err := c.ListAgentKeys(t.Context(), ""); return err }(),
+		"revoke no keyid":   func() error { _, err := c.RevokeAgentKey(t.Context(), "agt_01", ""); return err }(),
+	} {
+		if code := pb.ErrorCode(err); code != pb.ErrParameterMissing && code != pb.ErrParameterInvalid {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if n := len(f.requests()); n != 3 {
+		t.Errorf("%d requests, want 3: invalid calls must not be sent", n)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,6 +27,8 @@ var clientCommands = [][2]string{
 	{"merchants create --name NAME [--category C]", "operator key"},
 	{"agents create --name NAME [--public-key JWK|@FILE]", "user key"},
 	{"agent keygen [--out agent.key]", "an Ed25519 key for signed agent requests"},
+	{"agents keys add agt_… --public-key JWK|@FILE [--rotate-after 24h]", "user key"},
+	{"agents keys list agt_… | revoke agt_… KEYID", "user key"},
 	{"topup AMOUNT CURRENCY", "user key; e.g. topup 50.00 USD"},
 	{"pay --merchant mch_… --amount 12.50 --currency USD", "user or agent key"},
 	{"    [--description D] [--mandate mdt_…] [--manual [--expires-in 2h]]", ""},
@@ -90,7 +91,7 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	case "merchants":
 		err = cl.group("merchants", rest, map[string]func([]string) error{"create": cl.createMerchant})
 	case "agents":
-		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent})
+		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent, "keys": cl.agentKeys})
 	case "payments":
 		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment})
 	case "mandates":
@@ -358,13 +359,9 @@ func (cl *cli) createAgent(args []string) error {
 	}
 	var jwk json.RawMessage
 	if *pub != "" {
-		jwk = json.RawMessage(*pub)
-		if file, ok := strings.CutPrefix(*pub, "@"); ok {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				return fmt.Errorf("couldn't read --public-key: %w", err)
-			}
-			jwk = b
+		var err error
+		if jwk, err = readJWK(*pub); err != nil {
+			return err
 		}
 	}
 	api, ctx, err := c.client()

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 
 	pb "github.com/paybound/paybound"
 )
@@ -98,5 +100,104 @@ func (cl *cli) keygen(args []string) error {
 		fmt.Fprintf(w, "keyid %s\nprivate key %s (mode 0600), public key %s\n", keyID, *out, *out+".pub")
 		fmt.Fprintf(w, "register it:  paybound agents create --name NAME --public-key @%s.pub\n", *out)
 		fmt.Fprintf(w, "then sign:    export PAYBOUND_AGENT_KEY=%s\n", *out)
+	})
+}
+
+// readJWK reads a --public-key value: a JWK, or @FILE to read it from FILE.
+func readJWK(v string) (json.RawMessage, error) {
+	file, ok := strings.CutPrefix(v, "@")
+	if !ok {
+		return json.RawMessage(v), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read --public-key: %w", err)
+	}
+	return b, nil
+}
+
+// agentKeys dispatches `paybound agents keys add|list|revoke`.
+func (cl *cli) agentKeys(args []string) error {
+	return cl.group("agents keys", args, map[string]func([]string) error{
+		"add": cl.addAgentKey, "list": cl.listAgentKeys, "revoke": cl.revokeAgentKey})
+}
+
+func (cl *cli) addAgentKey(args []string) error {
+	c := cl.command("agents keys add", "agents keys add agt_… --public-key JWK|@FILE [--rotate-after 24h]", true)
+	pub := c.fs.String("public-key", "", "the new Ed25519 public key as a JWK, or @FILE (paybound agent keygen writes FILE.pub) (required)")
+	rotate := c.fs.Duration("rotate-after", 0, "retire the agent's other keys after this grace period, at most 720h (default: keep them)")
+	pos, err := c.parse(args, "agt_…")
+	if err != nil {
+		return err
+	}
+	if *pub == "" {
+		return errors.New("--public-key is required")
+	}
+	jwk, err := readJWK(*pub)
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	k, err := api.AddAgentKey(ctx, pos[0], jwk, rotate.Truncate(time.Second))
+	if err != nil {
+		return err
+	}
+	return c.print(k, func(w io.Writer) {
+		fmt.Fprintf(w, "key %s added to %s\n", k.KeyID, k.AgentID)
+		if *rotate > 0 {
+			fmt.Fprintf(w, "the agent's other keys stop signing in %s\n", rotate.Truncate(time.Second))
+		}
+	})
+}
+
+func (cl *cli) listAgentKeys(args []string) error {
+	c := cl.command("agents keys list", "agents keys list agt_…", true)
+	pos, err := c.parse(args, "agt_…")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	keys, err := api.ListAgentKeys(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(keys, func(w io.Writer) {
+		for _, k := range keys {
+			state := "active"
+			switch {
+			case k.RevokedAt != nil:
+				state = "revoked " + stamp(*k.RevokedAt)
+			case !k.Active:
+				state = "expired " + stamp(*k.NotAfter)
+			case k.NotAfter != nil:
+				state = "active until " + stamp(*k.NotAfter)
+			}
+			fmt.Fprintf(w, "%s  created %s  %s\n", k.KeyID, stamp(k.CreatedAt), state)
+		}
+	})
+}
+
+func (cl *cli) revokeAgentKey(args []string) error {
+	c := cl.command("agents keys revoke", "agents keys revoke agt_… KEYID", true)
+	pos, err := c.parse(args, "agt_…", "KEYID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	k, err := api.RevokeAgentKey(ctx, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	return c.print(k, func(w io.Writer) {
+		fmt.Fprintf(w, "key %s of %s revoked at %s\n", k.KeyID, k.AgentID, stamp(*k.RevokedAt))
 	})
 }

@@ -188,7 +188,10 @@ func TestCLISignedAgent(t *testing.T) {
 		t.Fatalf("key file: %v %v", st, err)
 	}
 	out, _, err = w.cli(w.userKey, "agents", "create", "--name", "signer", "--public-key", "@"+keyFile+".pub", "--json")
-	if err != nil || !strings.Contains(out, k.KeyID) {
+	var ag struct {
+		ID string `json:"id"`
+	}
+	if err != nil || !strings.Contains(out, k.KeyID) || json.Unmarshal([]byte(out), &ag) != nil {
 		t.Fatalf("agents create: %q %v", out, err)
 	}
 	var outb, errb bytes.Buffer
@@ -203,5 +206,102 @@ func TestCLISignedAgent(t *testing.T) {
 	errb.Reset()
 	if err := run(context.Background(), []string{"balance"}, &outb, &errb, func(k string) string { return env[k] }); err == nil || !strings.Contains(errb.String(), "chmod 600") {
 		t.Fatalf("a readable key file was used: %q %v", errb.String(), err)
+	}
+}
+
+// TestCLIAgentKeys rotates an agent's key with the CLI: the new key signs,
+// the revoked one is refused, and bad input changes nothing.
+func TestCLIAgentKeys(t *testing.T) {
+	w := newWorld(t, nil)
+	dir := t.TempDir()
+	oldKey, newKey := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
+	keyids := map[string]string{}
+	for _, f := range []string{oldKey, newKey} {
+		out, _, err := w.cli(w.userKey, "agent", "keygen", "--out", f, "--json")
+		var k struct {
+			KeyID string `json:"keyid"`
+		}
+		if err != nil || json.Unmarshal([]byte(out), &k) != nil {
+			t.Fatalf("keygen: %q %v", out, err)
+		}
+		keyids[f] = k.KeyID
+	}
+	out, _, err := w.cli(w.userKey, "agents", "create", "--name", "rotator", "--public-key", "@"+oldKey+".pub", "--json")
+	var ag struct {
+		ID string `json:"id"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &ag) != nil {
+		t.Fatalf("agents create: %q %v", out, err)
+	}
+	pay := func(keyFile string) (string, error) {
+		var outb, errb bytes.Buffer
+		env := map[string]string{"PAYBOUND_URL": w.base, "PAYBOUND_AGENT_KEY": keyFile}
+		err := run(context.Background(), []string{"pay", "--merchant", w.merch, "--amount", "1.00", "--currency", "USD"}, &outb, &errb,
+			func(k string) string { return env[k] })
+		return outb.String() + errb.String(), err
+	}
+	list := func() string {
+		out, _, err := w.cli(w.userKey, "agents", "keys", "list", ag.ID)
+		if err != nil {
+			t.Fatalf("keys list: %v", err)
+		}
+		return out
+	}
+
+	// Bad input: each is refused and no key is added.
+	for _, args := range [][]string{
+		{"agents", "keys", "add", ag.ID},                                        // no --public-key
+		{"agents", "keys", "add", "--public-key", "@" + newKey + ".pub"},        // no agent
+		{"agents", "keys", "add", ag.ID, "--public-key", "{not json"},           // not a JWK
+		{"agents", "keys", "add", ag.ID, "--public-key", "@" + oldKey + ".pub"}, // already registered
+		{"agents", "keys", "add", ag.ID, "--public-key", "@" + newKey + ".pub", "--rotate-after", "-1h"},
+		{"agents", "keys", "add", ag.ID, "--public-key", "@" + newKey + ".pub", "--rotate-after", "1000h"},
+		{"agents", "keys", "add", "agt_00000000000000000000000000", "--public-key", "@" + newKey + ".pub"}, // no such agent
+		{"agents", "keys", "revoke", ag.ID, "nosuchkey"},
+		{"agents", "keys", "list"},
+	} {
+		if _, _, err := w.cli(w.userKey, args...); err == nil {
+			t.Errorf("%q succeeded", args)
+		}
+	}
+	if got := list(); strings.Count(got, "\n") != 1 || !strings.Contains(got, keyids[oldKey]+" ") || !strings.Contains(got, "active") {
+		t.Fatalf("after bad input, keys are:\n%s", got)
+	}
+
+	out, _, err = w.cli(w.userKey, "agents", "keys", "add", ag.ID, "--public-key", "@"+newKey+".pub", "--rotate-after", "1h")
+	if err != nil || !strings.Contains(out, keyids[newKey]) || !strings.Contains(out, "1h0m0s") {
+		t.Fatalf("keys add: %q %v", out, err)
+	}
+	got := list()
+	if !strings.Contains(got, keyids[oldKey]+" ") || !strings.Contains(got, "active until") || strings.Count(got, "\n") != 2 {
+		t.Fatalf("during the grace period, keys are:\n%s", got)
+	}
+	for _, f := range []string{oldKey, newKey} { // both sign during the grace period
+		if out, err := pay(f); err != nil {
+			t.Fatalf("pay with %s: %q %v", f, out, err)
+		}
+	}
+	out, _, err = w.cli(w.userKey, "agents", "keys", "revoke", ag.ID, keyids[oldKey])
+	if err != nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("keys revoke: %q %v", out, err)
+	}
+	if out, err := pay(oldKey); err == nil || !strings.Contains(out, "key_revoked") {
+		t.Fatalf("a revoked key paid: %q %v", out, err)
+	}
+	if out, err := pay(newKey); err != nil {
+		t.Fatalf("pay with the new key: %q %v", out, err)
+	}
+	var keys []struct {
+		KeyID  string `json:"keyid"`
+		Active bool   `json:"active"`
+	}
+	out, _, err = w.cli(w.userKey, "agents", "keys", "list", ag.ID, "--json")
+	if err != nil || json.Unmarshal([]byte(out), &keys) != nil || len(keys) != 2 {
+		t.Fatalf("keys list --json: %q %v", out, err)
+	}
+	for _, k := range keys {
+		if k.Active != (k.KeyID == keyids[newKey]) {
+			t.Errorf("key %s active=%v", k.KeyID, k.Active)
+		}
 	}
 }
