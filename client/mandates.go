@@ -40,6 +40,9 @@ type CreateMandateParams struct {
 	MaxPayments  int64        `json:"max_payments,omitempty"`
 	ConfirmAbove int64        `json:"confirm_above,omitempty"`
 	Condition    string       `json:"condition,omitempty"`
+	// RequireSignature, when not nil, says whether the agent must sign its
+	// requests under this mandate; nil takes the server's default.
+	RequireSignature *bool `json:"require_signature,omitempty"`
 }
 
 // CreateMandate (user key) grants one of the caller's agents a mandate.

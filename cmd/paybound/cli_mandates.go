@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -35,6 +36,7 @@ func (cl *cli) createMandate(args []string) error {
 	maxPayments := c.fs.Int64("max-payments", 0, "the most payments ever (default: no cap)")
 	confirmS := c.fs.String("confirm-above", "", "payments above this amount need your confirmation")
 	condition := c.fs.String("condition", "", "a CEL condition, such as 'now.getHours(\"Asia/Shanghai\") < 10'")
+	reqSig := c.fs.Bool("require-signature", false, "accept only signed agent requests; =false to accept bearer keys (default: the server's setting)")
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
@@ -78,6 +80,11 @@ func (cl *cli) createMandate(args []string) error {
 		t := time.Now().Add(*expiresIn).UTC().Truncate(time.Second)
 		p.ExpiresAt = &t
 	}
+	c.fs.Visit(func(f *flag.Flag) {
+		if f.Name == "require-signature" {
+			p.RequireSignature = reqSig
+		}
+	})
 	api, ctx, err := c.client()
 	if err != nil {
 		return err

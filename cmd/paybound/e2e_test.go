@@ -574,6 +574,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--fee-bps", "20000"}, nil, "fee-bps"},
 		{[]string{"--db", "mysql://localhost/x"}, nil, "postgres://"},
 		{nil, map[string]string{"PAYBOUND_FEE_BPS": "abc"}, "PAYBOUND_FEE_BPS"},
+		{nil, map[string]string{"PAYBOUND_REQUIRE_SIGNATURES": "sometimes"}, "PAYBOUND_REQUIRE_SIGNATURES"},
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"extra"}, nil, "no arguments"},
 	} {

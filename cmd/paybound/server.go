@@ -45,6 +45,9 @@ type Config struct {
 	LogLevel string
 	// MaxBatch bounds operations per ledger commit (PAYBOUND_MAX_BATCH, --max-batch).
 	MaxBatch int
+	// RequireSignatures makes require_signature default to true for new
+	// mandates (PAYBOUND_REQUIRE_SIGNATURES, --require-signatures).
+	RequireSignatures bool
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
@@ -128,7 +131,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	for _, e := range []struct {
 		name string
 		dst  any
-	}{{"PAYBOUND_DEMO", &c.Demo}, {"PAYBOUND_FEE_BPS", &c.FeeBPS}, {"PAYBOUND_MAX_BATCH", &c.MaxBatch}} {
+	}{{"PAYBOUND_DEMO", &c.Demo}, {"PAYBOUND_FEE_BPS", &c.FeeBPS}, {"PAYBOUND_MAX_BATCH", &c.MaxBatch},
+		{"PAYBOUND_REQUIRE_SIGNATURES", &c.RequireSignatures}} {
 		v := getenv(e.name)
 		if v == "" {
 			continue
@@ -155,6 +159,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.Int64Var(&c.FeeBPS, "fee-bps", c.FeeBPS, "platform fee in basis points of each capture (PAYBOUND_FEE_BPS)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (PAYBOUND_LOG_LEVEL)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most ledger operations per commit (PAYBOUND_MAX_BATCH)")
+	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -201,7 +206,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
-		OperatorKey: key, FeeBPS: m.Config.FeeBPS}); err != nil {
+		OperatorKey: key, FeeBPS: m.Config.FeeBPS,
+		RequireSignatureDefault: m.Config.RequireSignatures}); err != nil {
 		return err
 	}
 	m.Service.Start()

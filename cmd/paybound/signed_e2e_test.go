@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,6 +281,53 @@ func TestAgentKeyRotation(t *testing.T) {
 	} {
 		if r := w.call(c.method, c.path, c.key, "", c.body); r.status != c.status {
 			t.Errorf("%s %s: %d %s; want %d", c.method, c.path, r.status, r.raw, c.status)
+		}
+	}
+}
+
+// TestRequireSignaturesDefault: on a server started with
+// --require-signatures, a mandate that does not say requires signed agent
+// requests, and a user can still opt one out.
+func TestRequireSignaturesDefault(t *testing.T) {
+	m := NewMain()
+	m.Stderr = io.Discard
+	if err := m.ParseFlags([]string{"--require-signatures"}, func(string) string { return "" }); err != nil || !m.Config.RequireSignatures {
+		t.Fatalf("--require-signatures: %+v %v", m.Config, err)
+	}
+	w := newWorld(t, func(m *Main) { m.Config.RequireSignatures = true })
+	mandate := func(extra map[string]any) resp {
+		body := map[string]any{"agent_id": w.agent, "description": "lunch", "currency": "USD", "max_amount": 500,
+			"budget": map[string]any{"amount": 1000}}
+		maps.Copy(body, extra)
+		return w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", body))
+	}
+	pay := func(mdt string) resp {
+		return w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 100, "currency": "USD",
+			"merchant_id": w.merch, "mandate_id": mdt})
+	}
+	def := mandate(nil)
+	if !strings.Contains(string(def.raw), `"require_signature":true`) {
+		t.Fatalf("default mandate: %s", def.raw)
+	}
+	if r := pay(def.str("id")); r.status != 401 || r.errField("code") != "signature_required" {
+		t.Fatalf("bearer under a default mandate: %d %s", r.status, r.raw)
+	}
+	out := mandate(map[string]any{"require_signature": false})
+	if !strings.Contains(string(out.raw), `"require_signature":false`) {
+		t.Fatalf("opted-out mandate: %s", out.raw)
+	}
+	if r := pay(out.str("id")); r.status != 201 || r.str("assurance") != "bearer" {
+		t.Fatalf("bearer under an opted-out mandate: %d %s", r.status, r.raw)
+	}
+	// The CLI leaves the choice to the server unless told.
+	for flagv, want := range map[string]string{"": "true", "--require-signature=false": "false", "--require-signature": "true"} {
+		args := []string{"mandates", "create", "--agent", w.agent, "--description", "cli", "--currency", "USD", "--max", "1.00", "--budget", "2.00", "--json"}
+		if flagv != "" {
+			args = append(args, flagv)
+		}
+		stdout, stderr, err := w.cli(w.userKey, args...)
+		if err != nil || !strings.Contains(stdout, `"require_signature": `+want) {
+			t.Errorf("mandates create %s: %q %q %v; want require_signature %s", flagv, stdout, stderr, err, want)
 		}
 	}
 }

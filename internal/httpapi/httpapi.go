@@ -587,7 +587,7 @@ func (s *Server) createMandate(q *request) (int, any, error) {
 		MaxPayments      int64        `json:"max_payments"`
 		ConfirmAbove     int64        `json:"confirm_above"`
 		Condition        string       `json:"condition"`
-		RequireSignature bool         `json:"require_signature"`
+		RequireSignature *bool        `json:"require_signature"`
 	}
 	if err := q.decode(&in); err != nil {
 		return 0, nil, err
@@ -606,7 +606,7 @@ func (s *Server) createMandate(q *request) (int, any, error) {
 	m := pb.Mandate{AgentID: in.AgentID, Description: in.Description, Currency: in.Currency, MaxAmount: *in.MaxAmount,
 		Budget: pb.Budget{Amount: *in.Budget.Amount, Period: in.Budget.Period}, MerchantIDs: in.MerchantIDs,
 		Categories: in.Categories, Schedule: in.Schedule, MaxPayments: in.MaxPayments, ConfirmAbove: in.ConfirmAbove,
-		Condition: in.Condition, RequireSignature: in.RequireSignature}
+		Condition: in.Condition}
 	var err error
 	if m.ValidFrom, err = parseTime(in.ValidFrom, "valid_from"); err != nil {
 		return 0, nil, err
@@ -618,7 +618,7 @@ func (s *Server) createMandate(q *request) (int, any, error) {
 	if !exp.IsZero() {
 		m.ExpiresAt = &exp
 	}
-	return q.run(201, func() service.Result { return s.svc.CreateMandate(q.ctx, q.caller, q.idem, m) })
+	return q.run(201, func() service.Result { return s.svc.CreateMandate(q.ctx, q.caller, q.idem, m, in.RequireSignature) })
 }
 
 func (s *Server) listMandates(q *request) (int, any, error) {

@@ -46,7 +46,7 @@ func (w *mandateWorld) grant(t *testing.T, m pb.Mandate) string {
 	if m.Budget.Amount == 0 {
 		m.Budget = pb.Budget{Amount: 10_000, Period: pb.PeriodDay}
 	}
-	v := must[*service.MandateView](t, w.svc.CreateMandate(context.Background(), w.user, nil, m))
+	v := must[*service.MandateView](t, w.svc.CreateMandate(context.Background(), w.user, nil, m, &m.RequireSignature))
 	return v.ID
 }
 

@@ -49,9 +49,16 @@ func (ps *programs) get(m *pb.Mandate) (*policy.Program, error) {
 }
 
 // CreateMandate (user) grants one of the caller's agents a mandate.
-func (s *Service) CreateMandate(ctx context.Context, caller pb.Principal, idem *Idempotency, m pb.Mandate) Result {
+//
+// requireSignature, when not nil, sets m.RequireSignature; nil takes the
+// operator's default (Config.RequireSignatureDefault).
+func (s *Service) CreateMandate(ctx context.Context, caller pb.Principal, idem *Idempotency, m pb.Mandate, requireSignature *bool) Result {
 	if err := requireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
+	}
+	m.RequireSignature = s.cfg.RequireSignatureDefault
+	if requireSignature != nil {
+		m.RequireSignature = *requireSignature
 	}
 	now := s.clock.Now().UTC().Truncate(time.Second)
 	if err := m.Validate(now); err != nil {

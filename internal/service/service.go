@@ -41,6 +41,10 @@ type Config struct {
 	SweepInterval time.Duration
 	// IdempotencyRetention is how long keys are kept, at least 24h (default 24h).
 	IdempotencyRetention time.Duration
+	// RequireSignatureDefault is require_signature for mandates whose
+	// creator does not say: true makes agents sign their payments unless a
+	// user opts a mandate out.
+	RequireSignatureDefault bool
 }
 
 // Service is safe for concurrent use.
