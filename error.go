@@ -42,6 +42,8 @@ const (
 	ErrMandateNotFound     Code = "mandate_not_found"
 	ErrTOTPInvalid         Code = "totp_invalid"
 	ErrTOTPState           Code = "totp_state"
+	ErrPasskeyInvalid      Code = "passkey_invalid"
+	ErrPasskeyState        Code = "passkey_state"
 
 	ErrUnauthenticated Code = "unauthenticated"
 	// Refusals of signed agent requests (RFC 9421), all 401.
@@ -79,6 +81,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrIdempotencyRequired: TypeInvalidRequest, ErrIdempotencyKey: TypeInvalidRequest,
 	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
 	ErrTOTPInvalid: TypeInvalidRequest, ErrTOTPState: TypeConflict,
+	ErrPasskeyInvalid: TypeInvalidRequest, ErrPasskeyState: TypeConflict,
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
 	ErrSignatureMissing: TypeAuthentication, ErrSignatureInvalid: TypeAuthentication,
 	ErrSignatureExpired: TypeAuthentication, ErrSignatureReplayed: TypeAuthentication,

@@ -75,6 +75,16 @@ type TOTPFactor struct {
 	CreatedAt time.Time
 }
 
+// Passkey is a user's WebAuthn credential. Credential is the verifier's
+// record of it (public key, sign counter, flags), opaque to the stores;
+// it is replaced whole after each use, since the sign counter moves.
+type Passkey struct {
+	ID         []byte // the credential ID
+	UserID     string
+	Credential []byte
+	CreatedAt  time.Time
+}
+
 // AgentKey is one of an agent's Ed25519 signing keys. Several may be valid
 // at once while one is rotated out (NotAfter); a revoked key never signs
 // again.

@@ -79,6 +79,8 @@ type Batch struct {
 	UsageBefore []MandateUsageRow
 	// TOTP factors are inserted or replaced whole.
 	TOTP []TOTPFactor
+	// Passkeys are inserted or replaced whole, by credential ID.
+	Passkeys []Passkey
 	// Nonces of signed requests; a nonce already stored refuses the batch.
 	Nonces []Nonce
 	// AgentKeys are inserted or have their not_after and revocation updated.
@@ -94,7 +96,7 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
 		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys) == 0
+		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys) == 0
 }
 
 // Nonce is a signed request's nonce, remembered until Expires.
@@ -186,6 +188,8 @@ type Store interface {
 
 	// TOTP returns a user's one-time-code factor, or an ErrNotFound error.
 	TOTP(ctx context.Context, userID string) (*TOTPFactor, error)
+	// Passkeys returns a user's passkeys, oldest first.
+	Passkeys(ctx context.Context, userID string) ([]Passkey, error)
 
 	// AgentKey returns the signing key with thumbprint keyid.
 	AgentKey(ctx context.Context, keyid string) (*AgentKey, error)

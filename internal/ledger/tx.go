@@ -50,7 +50,7 @@ type undoEntry struct {
 	oldPay  *pb.Payment
 	idx     int
 	oldVal  pb.Payment
-	lens    [9]int
+	lens    [10]int
 	// For undoRefresh: the batch's record of the account as found.
 	oldBefore pb.Account
 	hadBefore bool
@@ -85,8 +85,8 @@ func (tx *Tx) Atomic(fn func() error) (err error) {
 
 func (tx *Tx) pushMark() {
 	b := &tx.batch
-	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [9]int{len(b.Transfers), len(b.Payments),
-		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys), len(b.TOTP)}})
+	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [10]int{len(b.Transfers), len(b.Payments),
+		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys), len(b.TOTP), len(b.Passkeys)}})
 }
 
 // rollback undoes every entry from mark on, newest first.
@@ -127,6 +127,7 @@ func (tx *Tx) rollback(mark int) {
 			b.Agents = b.Agents[:u.lens[6]]
 			b.APIKeys = b.APIKeys[:u.lens[7]]
 			b.TOTP = b.TOTP[:u.lens[8]]
+			b.Passkeys = b.Passkeys[:u.lens[9]]
 		}
 	}
 	tx.undo = tx.undo[:mark]
@@ -631,6 +632,10 @@ func (tx *Tx) TOTP(userID string) (pb.TOTPFactor, error) {
 // PutTOTP records a user's factor, new or changed, to be written with the
 // batch.
 func (tx *Tx) PutTOTP(f pb.TOTPFactor) { tx.batch.TOTP = append(tx.batch.TOTP, f) }
+
+// PutPasskey records a user's passkey, new or with its counter moved, to be
+// written with the batch.
+func (tx *Tx) PutPasskey(k pb.Passkey) { tx.batch.Passkeys = append(tx.batch.Passkeys, k) }
 
 // UseNonce records a signed request's nonce in this batch, or fails with
 // ErrNonceUsed when this writer or the store has it already (after a

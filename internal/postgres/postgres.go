@@ -223,6 +223,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	for _, n := range b.Nonces {
 		q.Queue(`INSERT INTO signature_nonces (keyid, nonce, expires_ms) VALUES ($1, $2, $3)`, n.KeyID, n.Nonce, n.Expires.UnixMilli())
 	}
+	for _, k := range b.Passkeys {
+		q.Queue(`INSERT INTO passkeys (id, user_id, credential, created_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (id) DO UPDATE SET credential = excluded.credential`, k.ID, k.UserID, k.Credential, k.CreatedAt.Unix())
+	}
 	for _, f := range b.TOTP {
 		q.Queue(`INSERT INTO user_totp (user_id, secret, active, last_step, created_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
@@ -836,6 +840,25 @@ func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (
 		return nil, err
 	}
 	return &u, nil
+}
+
+func (s *Store) Passkeys(ctx context.Context, userID string) ([]pb.Passkey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, credential, created_at FROM passkeys WHERE user_id = $1 ORDER BY created_at, id`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pb.Passkey
+	for rows.Next() {
+		k := pb.Passkey{UserID: userID}
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Credential, &created); err != nil {
+			return nil, err
+		}
+		k.CreatedAt = time.Unix(created, 0).UTC()
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }
 
 func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error) {

@@ -92,15 +92,20 @@ func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem
 		}
 		f.LastStep = step
 		tx.PutTOTP(f)
-		// The hold lasts as long as the agent asked, from now.
-		if p.AuthorizationExpiresAt != nil {
-			exp := tx.Now().Truncate(time.Second).Add(p.AuthorizationExpiresAt.Sub(p.CreatedAt))
-			p.AuthorizationExpiresAt = &exp
-		}
-		err = s.authorize(tx, &p, merchant, true)
+		err = s.approve(tx, &p, merchant)
 		tx.PutPayment(p)
 		return &p, err
 	}))
+}
+
+// approve places the hold of an approved payment: it lasts as long as the
+// agent asked, from now.
+func (s *Service) approve(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant) error {
+	if p.AuthorizationExpiresAt != nil {
+		exp := tx.Now().Truncate(time.Second).Add(p.AuthorizationExpiresAt.Sub(p.CreatedAt))
+		p.AuthorizationExpiresAt = &exp
+	}
+	return s.authorize(tx, p, merchant, true)
 }
 
 // Deny (user) refuses a payment waiting for confirmation: it becomes

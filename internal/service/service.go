@@ -22,6 +22,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/paybound/paybound/internal/ledger"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	// creator does not say: true makes agents sign their payments unless a
 	// user opts a mandate out.
 	RequireSignatureDefault bool
+	// PasskeyRPID is the WebAuthn relying party ID, the site's domain
+	// (default "localhost"); PasskeyOrigins are the origins the browser may
+	// report (default http://localhost:8080).
+	PasskeyRPID    string
+	PasskeyOrigins []string
 }
 
 // Service is safe for concurrent use.
@@ -55,6 +61,10 @@ type Service struct {
 	clock    pb.Clock
 	log      *slog.Logger
 	opHash   [32]byte
+	// webauthn verifies passkey ceremonies; passkeyMAC keys their
+	// challenges, which are derived rather than stored.
+	webauthn   *webauthn.WebAuthn
+	passkeyMAC []byte
 	inflight sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 
 	keyMu      sync.RWMutex // guards keyCache and merchants
@@ -107,7 +117,11 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead,
+	wa, macKey, err := newPasskeys(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead, webauthn: wa, passkeyMAC: macKey,
 		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }

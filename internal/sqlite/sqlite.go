@@ -142,6 +142,8 @@ var (
 	tTOTP = table{"user_totp", "user_id, secret, active, last_step, created_at", 5,
 		` ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
 		last_step = excluded.last_step, created_at = excluded.created_at`}
+	tPasskeys = table{"passkeys", "id, user_id, credential, created_at", 4,
+		` ON CONFLICT (id) DO UPDATE SET credential = excluded.credential`}
 	tNonces    = table{"signature_nonces", "keyid, nonce, expires_ms", 3, ""}
 	tAgentKeys = table{"agent_keys", "keyid, agent_id, public_key, created_at, not_after, revoked_at", 6,
 		` ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`}
@@ -350,6 +352,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		{&tTOTP, len(b.TOTP), func(d []any, i int) []any {
 			f := &b.TOTP[i]
 			return append(d, f.UserID, f.Secret, f.Active, f.LastStep, f.CreatedAt.Unix())
+		}},
+		{&tPasskeys, len(b.Passkeys), func(d []any, i int) []any {
+			k := &b.Passkeys[i]
+			return append(d, k.ID, k.UserID, k.Credential, k.CreatedAt.Unix())
 		}},
 		{&tAgentKeys, len(b.AgentKeys), func(d []any, i int) []any {
 			k := &b.AgentKeys[i]
@@ -816,6 +822,25 @@ func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (
 		return nil, err
 	}
 	return &u, nil
+}
+
+func (s *Store) Passkeys(ctx context.Context, userID string) ([]pb.Passkey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, credential, created_at FROM passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pb.Passkey
+	for rows.Next() {
+		k := pb.Passkey{UserID: userID}
+		var created int64
+		if err := rows.Scan(&k.ID, &k.Credential, &created); err != nil {
+			return nil, err
+		}
+		k.CreatedAt = time.Unix(created, 0).UTC()
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }
 
 func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error) {

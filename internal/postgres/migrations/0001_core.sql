@@ -169,6 +169,15 @@ CREATE TABLE user_totp (
 	created_at BIGINT  NOT NULL
 );
 
+-- A user's passkeys (WebAuthn credentials), as the verifier records them.
+CREATE TABLE passkeys (
+	id         BYTEA  PRIMARY KEY,
+	user_id    TEXT   NOT NULL,
+	credential BYTEA  NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE INDEX passkeys_user ON passkeys (user_id);
+
 -- Nonces of signed agent requests, kept for their signature's window, so
 -- that a request replayed even after a restart, or to another process, is
 -- refused.

@@ -159,6 +159,15 @@ CREATE TABLE user_totp (
 	created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- A user's passkeys (WebAuthn credentials), as the verifier records them.
+CREATE TABLE passkeys (
+	id         BLOB    PRIMARY KEY,
+	user_id    TEXT    NOT NULL,
+	credential BLOB    NOT NULL,
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX passkeys_user ON passkeys (user_id);
+
 -- Nonces of signed agent requests, kept for their signature's window, so
 -- that a request replayed even after a restart is refused.
 CREATE TABLE signature_nonces (

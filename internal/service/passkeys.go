@@ -1,0 +1,291 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+)
+
+// MaxPasskeys bounds one user's passkeys.
+const MaxPasskeys = 10
+
+// passkeyRegistrationTTL is how long a registration challenge is good for.
+const passkeyRegistrationTTL = 5 * time.Minute
+
+// Passkey challenges are derived, not stored: a registration challenge is
+// its expiry followed by a MAC of the user and that expiry; an approval
+// challenge is a MAC of the confirmation, the payment, its amount, currency
+// and merchant. So an assertion made for one payment can never approve
+// another, any process sharing the operator key can finish a ceremony
+// another began, and nothing needs cleaning up. A replayed approval finds
+// the payment no longer waiting.
+
+func newPasskeys(cfg *Config) (*webauthn.WebAuthn, []byte, error) {
+	if cfg.PasskeyRPID == "" {
+		cfg.PasskeyRPID = "localhost"
+	}
+	if len(cfg.PasskeyOrigins) == 0 {
+		cfg.PasskeyOrigins = []string{"http://localhost:8080"}
+	}
+	wa, err := webauthn.New(&webauthn.Config{RPID: cfg.PasskeyRPID, RPDisplayName: "Paybound", RPOrigins: cfg.PasskeyOrigins})
+	if err != nil {
+		return nil, nil, fmt.Errorf("passkeys: %w", err)
+	}
+	key, err := hkdf.Key(sha256.New, []byte(cfg.OperatorKey), nil, "paybound passkey challenge v1", 32)
+	return wa, key, err
+}
+
+func (s *Service) mac(parts ...string) []byte {
+	m := hmac.New(sha256.New, s.passkeyMAC)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return m.Sum(nil)
+}
+
+func (s *Service) registrationChallenge(userID string, exp time.Time) []byte {
+	c := binary.BigEndian.AppendUint64(nil, uint64(exp.Unix()))
+	return append(c, s.mac("register", userID, strconv.FormatInt(exp.Unix(), 10))[:24]...)
+}
+
+func (s *Service) approvalChallenge(p *pb.Payment) []byte {
+	return s.mac("approve", p.Confirmation.ID, p.ID, strconv.FormatInt(p.Amount, 10), p.Currency, p.MerchantID)
+}
+
+// passkeyUser is a user as the WebAuthn verifier sees them.
+type passkeyUser struct {
+	id    string
+	keys  []pb.Passkey
+	creds []webauthn.Credential
+}
+
+func (u *passkeyUser) WebAuthnID() []byte                         { return []byte(u.id) }
+func (u *passkeyUser) WebAuthnName() string                       { return u.id }
+func (u *passkeyUser) WebAuthnDisplayName() string                { return u.id }
+func (u *passkeyUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
+
+func (s *Service) passkeyUser(ctx context.Context, userID string) (*passkeyUser, error) {
+	keys, err := s.st.Passkeys(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read passkeys: %w", err)
+	}
+	u := &passkeyUser{id: userID, keys: keys}
+	for _, k := range keys {
+		var c webauthn.Credential
+		if err := json.Unmarshal(k.Credential, &c); err != nil {
+			return nil, fmt.Errorf("passkey %x of %s is corrupt: %w", k.ID, userID, err)
+		}
+		u.creds = append(u.creds, c)
+	}
+	return u, nil
+}
+
+// PasskeyView is a passkey as the API shows it.
+type PasskeyView struct {
+	Object    string    `json:"object"`
+	ID        string    `json:"id"` // the credential ID, base64url
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// BeginPasskeyRegistration (user) returns the options for
+// navigator.credentials.create(): user verification required, the user's
+// existing passkeys excluded. The challenge is good for 5 minutes.
+func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller pb.Principal) (*protocol.CredentialCreation, error) {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return nil, err
+	}
+	u, err := s.passkeyUser(ctx, caller.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(u.keys) >= MaxPasskeys {
+		return nil, pb.Errorf(pb.ErrPasskeyState, "", "you have %d passkeys, the most allowed; remove one first", MaxPasskeys)
+	}
+	var exclude []protocol.CredentialDescriptor
+	for _, c := range u.creds {
+		exclude = append(exclude, c.Descriptor())
+	}
+	opts, _, err := s.webauthn.BeginRegistration(u, webauthn.WithExclusions(exclude),
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
+			ResidentKey: protocol.ResidentKeyRequirementPreferred, UserVerification: protocol.VerificationRequired}))
+	if err != nil {
+		return nil, fmt.Errorf("passkey registration: %w", err)
+	}
+	opts.Response.Challenge = s.registrationChallenge(caller.ID, s.clock.Now().Add(passkeyRegistrationTTL))
+	opts.Response.Timeout = int(passkeyRegistrationTTL / time.Millisecond)
+	return opts, nil
+}
+
+// RegisterPasskey (user) finishes a registration with the browser's
+// PublicKeyCredential (as JSON). The challenge must be one this server
+// issued to this user and not expired; the authenticator must have verified
+// the user.
+func (s *Service) RegisterPasskey(ctx context.Context, caller pb.Principal, idem *Idempotency, credential []byte) Result {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return Result{Err: err}
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(credential)
+	if err != nil {
+		return Result{Err: passkeyInvalid("credential", err)}
+	}
+	chal, err := base64.RawURLEncoding.DecodeString(parsed.Response.CollectedClientData.Challenge)
+	if err != nil || len(chal) != 32 {
+		return Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the credential answers no registration challenge of this server")}
+	}
+	exp := time.Unix(int64(binary.BigEndian.Uint64(chal)), 0)
+	if !hmac.Equal(chal, s.registrationChallenge(caller.ID, exp)) {
+		return Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the credential answers no registration challenge issued to you")}
+	}
+	if !s.clock.Now().Before(exp) {
+		return Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the registration challenge expired; begin again")}
+	}
+	u, err := s.passkeyUser(ctx, caller.ID)
+	if err != nil {
+		return Result{Err: err}
+	}
+	// The expiry was checked above against the service's clock; the
+	// verifier would check it against the wall clock.
+	session := webauthn.SessionData{Challenge: parsed.Response.CollectedClientData.Challenge, UserID: u.WebAuthnID(),
+		UserVerification: protocol.VerificationRequired, CredParams: webauthn.CredentialParametersDefault()}
+	cred, err := s.webauthn.CreateCredential(u, session, parsed)
+	if err != nil {
+		return Result{Err: passkeyInvalid("credential", err)}
+	}
+	rec, err := json.Marshal(cred)
+	if err != nil {
+		return Result{Err: err}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		latest, err := s.st.Passkeys(tx.Context(), caller.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(latest) >= MaxPasskeys {
+			return nil, pb.Errorf(pb.ErrPasskeyState, "", "you have %d passkeys, the most allowed", MaxPasskeys)
+		}
+		for _, k := range latest {
+			if bytes.Equal(k.ID, cred.ID) {
+				return nil, pb.Errorf(pb.ErrPasskeyState, "credential", "this passkey is already registered")
+			}
+		}
+		k := pb.Passkey{ID: cred.ID, UserID: caller.ID, Credential: rec, CreatedAt: tx.Now().Truncate(time.Second)}
+		tx.PutPasskey(k)
+		return &PasskeyView{Object: "passkey", ID: base64.RawURLEncoding.EncodeToString(k.ID), CreatedAt: k.CreatedAt}, nil
+	}))
+}
+
+// PasskeyApprovalOptions (user) returns the options for
+// navigator.credentials.get() that approve the payment of confirmation id.
+// The challenge commits to that payment: its ID, amount, currency and
+// merchant.
+func (s *Service) PasskeyApprovalOptions(ctx context.Context, caller pb.Principal, id string) (*protocol.CredentialAssertion, error) {
+	p, err := s.confirmable(ctx, caller, id)
+	if err != nil {
+		return nil, err
+	}
+	if p.Status != pb.StatusRequiresConfirmation {
+		return nil, pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s; it no longer waits for confirmation", p.ID, p.Status)
+	}
+	u, err := s.passkeyUser(ctx, caller.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(u.creds) == 0 {
+		return nil, errNoPasskey
+	}
+	opts, _, err := s.webauthn.BeginLogin(u, webauthn.WithChallenge(s.approvalChallenge(p)),
+		webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return nil, fmt.Errorf("passkey approval: %w", err)
+	}
+	opts.Response.Timeout = int(p.Confirmation.ExpiresAt.Sub(s.clock.Now()) / time.Millisecond)
+	return opts, nil
+}
+
+var errNoPasskey = pb.Errorf(pb.ErrPasskeyState, "", "you have no passkey: register one first (POST /v1/passkeys/registration)")
+
+// ApproveWithPasskey (user) approves the payment of confirmation id with a
+// passkey assertion (the browser's PublicKeyCredential as JSON) made for
+// that payment with user verification. What follows is as ApproveWithTOTP.
+func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, idem *Idempotency, id string, assertion []byte) Result {
+	found, err := s.confirmable(ctx, caller, id)
+	if err != nil {
+		return Result{Err: err}
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(assertion)
+	if err != nil {
+		return Result{Err: passkeyInvalid("passkey", err)}
+	}
+	u, err := s.passkeyUser(ctx, caller.ID)
+	if err != nil {
+		return Result{Err: err}
+	}
+	if len(u.creds) == 0 {
+		return Result{Err: errNoPasskey}
+	}
+	merchant, err := s.merchant(ctx, found.MerchantID)
+	if err != nil {
+		return Result{Err: err}
+	}
+	var allowed [][]byte
+	for _, c := range u.creds {
+		allowed = append(allowed, c.ID)
+	}
+	session := webauthn.SessionData{Challenge: base64.RawURLEncoding.EncodeToString(s.approvalChallenge(found)),
+		UserID: u.WebAuthnID(), AllowedCredentialIDs: allowed, UserVerification: protocol.VerificationRequired}
+	cred, err := s.webauthn.ValidateLogin(u, session, parsed)
+	if err != nil {
+		return Result{Err: passkeyInvalid("passkey", err)}
+	}
+	if cred.Authenticator.CloneWarning {
+		return Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "passkey", "the passkey's signature counter went backwards: it may have been cloned")}
+	}
+	rec, err := json.Marshal(cred)
+	if err != nil {
+		return Result{Err: err}
+	}
+	var key pb.Passkey
+	for _, k := range u.keys {
+		if bytes.Equal(k.ID, cred.ID) {
+			key = k
+		}
+	}
+	key.Credential = rec
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		p, err := s.pending(tx, found.ID)
+		if err != nil {
+			return nil, err
+		}
+		tx.PutPasskey(key)
+		err = s.approve(tx, &p, merchant)
+		tx.PutPayment(p)
+		return &p, err
+	}))
+}
+
+// passkeyInvalid turns a verifier's refusal into a coded error that says
+// why, without its internals.
+func passkeyInvalid(param string, err error) error {
+	msg := err.Error()
+	if pe, ok := err.(*protocol.Error); ok && pe.Details != "" {
+		msg = pe.Details
+		if pe.DevInfo != "" {
+			msg += " (" + pe.DevInfo + ")"
+		}
+	}
+	return pb.Errorf(pb.ErrPasskeyInvalid, param, "the passkey response was refused: %s", msg)
+}
