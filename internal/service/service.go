@@ -21,8 +21,8 @@ import (
 	"sync"
 	"time"
 
-	pb "github.com/paybound/paybound"
 	"github.com/go-webauthn/webauthn/webauthn"
+	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
 )
 
@@ -55,17 +55,17 @@ type Config struct {
 
 // Service is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	st       pb.Store
-	led      *ledger.Writer
-	clock    pb.Clock
-	log      *slog.Logger
-	opHash   [32]byte
+	cfg    Config
+	st     pb.Store
+	led    *ledger.Writer
+	clock  pb.Clock
+	log    *slog.Logger
+	opHash [32]byte
 	// webauthn verifies passkey ceremonies; passkeyMAC keys their
 	// challenges, which are derived rather than stored.
 	webauthn   *webauthn.WebAuthn
 	passkeyMAC []byte
-	inflight sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
+	inflight   sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 
 	keyMu      sync.RWMutex // guards keyCache and merchants
 	keyCache   map[[32]byte]pb.Principal
