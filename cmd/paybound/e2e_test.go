@@ -575,6 +575,9 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"--db", "mysql://localhost/x"}, nil, "postgres://"},
 		{nil, map[string]string{"PAYBOUND_FEE_BPS": "abc"}, "PAYBOUND_FEE_BPS"},
 		{nil, map[string]string{"PAYBOUND_REQUIRE_SIGNATURES": "sometimes"}, "PAYBOUND_REQUIRE_SIGNATURES"},
+		{[]string{"--passkey-rp-id", "https://pay.example.com"}, nil, "passkey-rp-id"},
+		{[]string{"--passkey-origin", "pay.example.com"}, nil, "passkey-origin"},
+		{nil, map[string]string{"PAYBOUND_PASSKEY_ORIGIN": "https://pay.example.com/app"}, "passkey-origin"},
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"extra"}, nil, "no arguments"},
 	} {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,11 +49,18 @@ type Config struct {
 	// RequireSignatures makes require_signature default to true for new
 	// mandates (PAYBOUND_REQUIRE_SIGNATURES, --require-signatures).
 	RequireSignatures bool
+	// PasskeyRPID is the WebAuthn relying party ID: the domain users see in
+	// the browser (PAYBOUND_PASSKEY_RP_ID, --passkey-rp-id).
+	PasskeyRPID string
+	// PasskeyOrigin is the origin of the page that runs passkey ceremonies
+	// (PAYBOUND_PASSKEY_ORIGIN, --passkey-origin); default
+	// http://localhost:<port of addr>.
+	PasskeyOrigin string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:8080", DataDir: "paybound-data", LogLevel: "info", MaxBatch: 8192}
+	return Config{Addr: "127.0.0.1:8080", DataDir: "paybound-data", LogLevel: "info", MaxBatch: 8192, PasskeyRPID: "localhost"}
 }
 
 // Validate checks c and says which field to change and how.
@@ -68,6 +76,14 @@ func (c *Config) Validate() error {
 	}
 	if c.FeeBPS < 0 || c.FeeBPS > 10_000 {
 		return fmt.Errorf("config: fee-bps is %d; it must be between 0 and 10000", c.FeeBPS)
+	}
+	if c.PasskeyRPID == "" || strings.ContainsAny(c.PasskeyRPID, ":/") {
+		return fmt.Errorf("config: passkey-rp-id %q must be a domain such as pay.example.com", c.PasskeyRPID)
+	}
+	if c.PasskeyOrigin != "" {
+		if u, err := url.Parse(c.PasskeyOrigin); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("config: passkey-origin %q must be an origin such as https://pay.example.com", c.PasskeyOrigin)
+		}
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 1<<16 {
 		return fmt.Errorf("config: max-batch is %d; it must be between 1 and 65536", c.MaxBatch)
@@ -128,6 +144,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	env("PAYBOUND_DATA", &c.DataDir)
 	env("PAYBOUND_DB", &c.DB)
 	env("PAYBOUND_LOG_LEVEL", &c.LogLevel)
+	env("PAYBOUND_PASSKEY_RP_ID", &c.PasskeyRPID)
+	env("PAYBOUND_PASSKEY_ORIGIN", &c.PasskeyOrigin)
 	for _, e := range []struct {
 		name string
 		dst  any
@@ -159,6 +177,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.Int64Var(&c.FeeBPS, "fee-bps", c.FeeBPS, "platform fee in basis points of each capture (PAYBOUND_FEE_BPS)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (PAYBOUND_LOG_LEVEL)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most ledger operations per commit (PAYBOUND_MAX_BATCH)")
+	fs.StringVar(&c.PasskeyRPID, "passkey-rp-id", c.PasskeyRPID, "WebAuthn relying party ID, the site's domain (PAYBOUND_PASSKEY_RP_ID)")
+	fs.StringVar(&c.PasskeyOrigin, "passkey-origin", c.PasskeyOrigin, "origin of the page running passkey ceremonies, default http://localhost:<port> (PAYBOUND_PASSKEY_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -207,7 +227,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
 		OperatorKey: key, FeeBPS: m.Config.FeeBPS,
-		RequireSignatureDefault: m.Config.RequireSignatures}); err != nil {
+		RequireSignatureDefault: m.Config.RequireSignatures, PasskeyRPID: m.Config.PasskeyRPID,
+		PasskeyOrigins: []string{m.Config.passkeyOrigin()}}); err != nil {
 		return err
 	}
 	m.Service.Start()
@@ -370,4 +391,13 @@ Demo seeded (keys also in %[1]s):
 
 `, path, d.UserID, d.UserKey, d.MerchantID, d.MerchantKey, d.AgentID, d.AgentKey, m.OperatorKey)
 	return nil
+}
+
+// passkeyOrigin is the configured origin, or http://localhost:<port>.
+func (c *Config) passkeyOrigin() string {
+	if c.PasskeyOrigin != "" {
+		return c.PasskeyOrigin
+	}
+	_, port, _ := net.SplitHostPort(c.Addr)
+	return "http://localhost:" + port
 }

@@ -78,6 +78,9 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, handler: s.refund},
 		{Method: "GET", Pattern: "/v1/ledger/verify", handler: s.verify},
 		{Method: "POST", Pattern: "/v1/totp", Idempotent: true, Secret: true, handler: s.enrollTOTP},
+		{Method: "POST", Pattern: "/v1/passkeys/registration", handler: s.passkeyRegistration},
+		{Method: "POST", Pattern: "/v1/passkeys", Idempotent: true, handler: s.registerPasskey},
+		{Method: "POST", Pattern: "/v1/passkeys/assertion", handler: s.passkeyAssertion},
 		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, handler: s.verifyTOTP},
 		{Method: "POST", Pattern: "/v1/confirmations/{id}/approve", Idempotent: true, handler: s.approve},
 		{Method: "POST", Pattern: "/v1/confirmations/{id}/deny", Idempotent: true, handler: s.deny},
@@ -667,16 +670,62 @@ func (s *Server) verifyTOTP(q *request) (int, any, error) {
 
 func (s *Server) approve(q *request) (int, any, error) {
 	var in struct {
-		TOTP string `json:"totp"`
+		TOTP    string          `json:"totp"`
+		Passkey json.RawMessage `json:"passkey"`
 	}
 	if err := q.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	if in.TOTP == "" {
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "totp", "totp is required: the 6 digits your authenticator app shows (passkeys are coming)")
-	}
 	id := q.r.PathValue("id")
+	switch {
+	case in.TOTP != "" && len(in.Passkey) > 0:
+		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "passkey", "give one factor: totp or passkey, not both")
+	case len(in.Passkey) > 0:
+		return q.run(200, func() service.Result { return s.svc.ApproveWithPasskey(q.ctx, q.caller, q.idem, id, in.Passkey) })
+	case in.TOTP == "":
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "passkey", "a factor is required: passkey (an assertion from POST /v1/passkeys/assertion) or totp (the 6 digits your authenticator app shows)")
+	}
 	return q.run(200, func() service.Result { return s.svc.ApproveWithTOTP(q.ctx, q.caller, q.idem, id, in.TOTP) })
+}
+
+// passkeyRegistration begins a passkey registration: the options for
+// navigator.credentials.create().
+func (s *Server) passkeyRegistration(q *request) (int, any, error) {
+	var in struct{}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	opts, err := s.svc.BeginPasskeyRegistration(q.ctx, q.caller)
+	return 200, opts, err
+}
+
+func (s *Server) registerPasskey(q *request) (int, any, error) {
+	var in struct {
+		Credential json.RawMessage `json:"credential"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if len(in.Credential) == 0 {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "credential", "credential is required: the PublicKeyCredential navigator.credentials.create() returned, as JSON")
+	}
+	return q.run(201, func() service.Result { return s.svc.RegisterPasskey(q.ctx, q.caller, q.idem, in.Credential) })
+}
+
+// passkeyAssertion returns the options for navigator.credentials.get()
+// that approve one confirmation's payment.
+func (s *Server) passkeyAssertion(q *request) (int, any, error) {
+	var in struct {
+		ConfirmationID string `json:"confirmation_id"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.ConfirmationID == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "confirmation_id", "confirmation_id is required: the cfm_… of the payment to approve")
+	}
+	opts, err := s.svc.PasskeyApprovalOptions(q.ctx, q.caller, in.ConfirmationID)
+	return 200, opts, err
 }
 
 func (s *Server) deny(q *request) (int, any, error) {

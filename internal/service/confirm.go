@@ -9,7 +9,7 @@ import (
 	"github.com/paybound/paybound/internal/stepup"
 )
 
-var errNoFactor = pb.Errorf(pb.ErrTOTPState, "", "approving needs your own verification: enroll a one-time-code factor first (POST /v1/totp)")
+var errNoFactor = pb.Errorf(pb.ErrTOTPState, "", "approving with a code needs a one-time-code factor: enroll one first (POST /v1/totp), or approve with a passkey")
 
 func noConfirmation(id string) error {
 	return pb.Errorf(pb.ErrNotFound, "id", "no such confirmation: %s", id)
