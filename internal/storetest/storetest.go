@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"Mandates", testMandates},
 		{"MandateUsage", testMandateUsage},
 		{"TOTP", testTOTP},
+		{"Passkeys", testPasskeys},
 		{"Confirmations", testConfirmations},
 		{"Nonces", testNonces},
 		{"AgentByKeyID", testAgentByKeyID},
@@ -1575,6 +1576,26 @@ func testTOTP(t *testing.T, s pb.Store) {
 	got, err := s.TOTP(ctx, "usr_alice")
 	if err != nil || !bytes.Equal(got.Secret, f.Secret) || !got.Active || got.LastStep != f.LastStep || !got.CreatedAt.Equal(sec(t0)) {
 		t.Fatalf("TOTP = %+v, %v; want %+v", got, err, f)
+	}
+}
+
+// testPasskeys: a user's passkeys read back oldest first, byte for byte; a
+// passkey written again replaces its record; other users' stay apart.
+func testPasskeys(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	if got, err := s.Passkeys(ctx, "usr_alice"); err != nil || len(got) != 0 {
+		t.Fatalf("Passkeys before any = %v, %v", got, err)
+	}
+	a := pb.Passkey{ID: []byte{0, 1, 255}, UserID: "usr_alice", Credential: []byte(`{"n":1}`), CreatedAt: t0}
+	b := pb.Passkey{ID: []byte{9}, UserID: "usr_alice", Credential: []byte(`{"n":2}`), CreatedAt: t0.Add(time.Minute)}
+	c := pb.Passkey{ID: []byte{7}, UserID: "usr_bob", Credential: []byte(`{}`), CreatedAt: t0}
+	commit(t, s, &pb.Batch{Passkeys: []pb.Passkey{b, a, c}})
+	a.Credential = []byte(`{"n":3}`)
+	commit(t, s, &pb.Batch{Passkeys: []pb.Passkey{a}})
+	got, err := s.Passkeys(ctx, "usr_alice")
+	if err != nil || len(got) != 2 || !bytes.Equal(got[0].ID, a.ID) || string(got[0].Credential) != `{"n":3}` ||
+		!bytes.Equal(got[1].ID, b.ID) || got[0].UserID != "usr_alice" || !got[1].CreatedAt.Equal(sec(b.CreatedAt)) {
+		t.Fatalf("Passkeys(usr_alice) = %+v, %v", got, err)
 	}
 }
 
