@@ -1,0 +1,229 @@
+// Package tlog is the verifiable part of Paybound's transparency log: C2SP
+// tlog-checkpoint signed notes (Ed25519, golang.org/x/mod/sumdb/note) over
+// an RFC 6962 Merkle tree (golang.org/x/mod/sumdb/tlog), and the checks a
+// party runs offline on what the server hands out: an entry's inclusion in
+// a checkpoint, one checkpoint's consistency with an earlier one, and fork
+// detection. It holds no state and does no I/O; where the tree's hashes are
+// kept is the store's business (a tlog.HashReader).
+package tlog
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Hash is a node of the tree: SHA-256, RFC 6962.
+type Hash = tlog.Hash
+
+// Errors a verifier reports; each says which promise of the log broke.
+var (
+	ErrBadCheckpoint = errors.New("tlog: malformed checkpoint")
+	ErrBadSignature  = errors.New("tlog: checkpoint not signed by the log key")
+	ErrNotIncluded   = errors.New("tlog: entry not in the tree the checkpoint commits to")
+	ErrInconsistent  = errors.New("tlog: checkpoints are not of one append-only log")
+	ErrFork          = errors.New("tlog: two checkpoints of one size with different roots: the log forked")
+)
+
+// maxOrigin bounds an origin line.
+const maxOrigin = 256
+
+// Checkpoint is the body of a C2SP tlog-checkpoint: the log's origin, the
+// tree size and the root hash. Extension lines are kept as they came.
+type Checkpoint struct {
+	Origin     string
+	Size       int64
+	Hash       Hash
+	Extensions []string
+}
+
+// String is the checkpoint body, each line ending in a newline.
+func (c Checkpoint) String() string {
+	var b strings.Builder
+	b.WriteString(c.Origin + "\n" + strconv.FormatInt(c.Size, 10) + "\n" + base64.StdEncoding.EncodeToString(c.Hash[:]) + "\n")
+	for _, e := range c.Extensions {
+		b.WriteString(e + "\n")
+	}
+	return b.String()
+}
+
+// ParseCheckpoint parses a checkpoint body (the text of a note).
+func ParseCheckpoint(text string) (Checkpoint, error) {
+	if !strings.HasSuffix(text, "\n") {
+		return Checkpoint{}, fmt.Errorf("%w: the body must end in a newline", ErrBadCheckpoint)
+	}
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) < 3 {
+		return Checkpoint{}, fmt.Errorf("%w: want origin, size and root hash lines", ErrBadCheckpoint)
+	}
+	c := Checkpoint{Origin: lines[0]}
+	if err := checkOrigin(c.Origin); err != nil {
+		return Checkpoint{}, err
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || lines[1] != strconv.FormatInt(size, 10) {
+		return Checkpoint{}, fmt.Errorf("%w: size %q is not a decimal count", ErrBadCheckpoint, lines[1])
+	}
+	c.Size = size
+	h, err := base64.StdEncoding.Strict().DecodeString(lines[2])
+	if err != nil || len(h) != len(c.Hash) {
+		return Checkpoint{}, fmt.Errorf("%w: root hash %q is not 32 bytes of base64", ErrBadCheckpoint, lines[2])
+	}
+	copy(c.Hash[:], h)
+	for _, e := range lines[3:] {
+		if e == "" {
+			return Checkpoint{}, fmt.Errorf("%w: empty extension line", ErrBadCheckpoint)
+		}
+		c.Extensions = append(c.Extensions, e)
+	}
+	return c, nil
+}
+
+func checkOrigin(o string) error {
+	if o == "" || len(o) > maxOrigin || strings.ContainsAny(o, " \t+\n") {
+		return fmt.Errorf("%w: origin %q must be 1 to %d characters with no spaces or '+'", ErrBadCheckpoint, o, maxOrigin)
+	}
+	return nil
+}
+
+// NewKey makes a log key named origin: skey stays with the server; vkey is
+// the note verifier key anyone verifies checkpoints with.
+func NewKey(origin string) (skey, vkey string, err error) {
+	if err := checkOrigin(origin); err != nil {
+		return "", "", err
+	}
+	return note.GenerateKey(rand.Reader, origin)
+}
+
+// Signer signs checkpoints with the log key.
+type Signer struct{ s note.Signer }
+
+// NewSigner reads a key from NewKey.
+func NewSigner(skey string) (*Signer, error) {
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: log key: %w", err)
+	}
+	return &Signer{s}, nil
+}
+
+// Sign returns the signed note of the checkpoint of a tree of size with
+// root hash; the origin is the key's name.
+func (s *Signer) Sign(size int64, root Hash) ([]byte, error) {
+	return note.Sign(&note.Note{Text: Checkpoint{Origin: s.s.Name(), Size: size, Hash: root}.String()}, s.s)
+}
+
+// Open verifies a signed checkpoint against the log's verifier key and
+// returns its body. The origin must be the key's name.
+func Open(msg []byte, vkey string) (Checkpoint, error) {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("tlog: verifier key: %w", err)
+	}
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	c, err := ParseCheckpoint(n.Text)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if c.Origin != v.Name() {
+		return Checkpoint{}, fmt.Errorf("%w: origin %q is not the key's name %q", ErrBadSignature, c.Origin, v.Name())
+	}
+	return c, nil
+}
+
+// LeafHash is the RFC 6962 hash of an entry's exact bytes.
+func LeafHash(entry []byte) Hash { return tlog.RecordHash(entry) }
+
+// VerifyInclusion checks that entry is leaf index of the tree c commits to,
+// with proof from the log.
+func VerifyInclusion(entry []byte, index int64, proof []Hash, c Checkpoint) error {
+	if index < 0 || index >= c.Size {
+		return fmt.Errorf("%w: index %d is outside a tree of size %d", ErrNotIncluded, index, c.Size)
+	}
+	if err := tlog.CheckRecord(tlog.RecordProof(proof), c.Size, c.Hash, index, LeafHash(entry)); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotIncluded, err)
+	}
+	return nil
+}
+
+// VerifyConsistency checks that newer extends older: the tree of older is a
+// prefix of the tree of newer. Equal sizes must have equal roots, or the
+// log forked.
+func VerifyConsistency(older, newer Checkpoint, proof []Hash) error {
+	if older.Origin != newer.Origin {
+		return fmt.Errorf("%w: origins %q and %q", ErrInconsistent, older.Origin, newer.Origin)
+	}
+	if older.Size > newer.Size {
+		older, newer = newer, older
+	}
+	if older.Size == newer.Size {
+		if older.Hash != newer.Hash {
+			return ErrFork
+		}
+		return nil
+	}
+	if older.Size == 0 {
+		return nil // the empty tree is a prefix of every tree
+	}
+	if err := tlog.CheckTree(tlog.TreeProof(proof), newer.Size, newer.Hash, older.Size, older.Hash); err != nil {
+		return fmt.Errorf("%w: %w", ErrInconsistent, err)
+	}
+	return nil
+}
+
+// Memory is a tree kept in memory: the stored hashes of tlog, in order. It
+// serves tests and tools that rebuild a tree from its entries; the server
+// keeps the same hashes in its store.
+type Memory struct {
+	n      int64
+	hashes []Hash
+}
+
+// Append adds an entry and returns its index.
+func (m *Memory) Append(entry []byte) (int64, error) {
+	n := m.Size()
+	hs, err := tlog.StoredHashes(n, entry, m)
+	if err != nil {
+		return 0, err
+	}
+	m.hashes = append(m.hashes, hs...)
+	m.n++
+	return n, nil
+}
+
+// Size is the number of entries.
+func (m *Memory) Size() int64 { return m.n }
+
+// ReadHashes implements tlog.HashReader.
+func (m *Memory) ReadHashes(indexes []int64) ([]Hash, error) {
+	out := make([]Hash, len(indexes))
+	for i, x := range indexes {
+		if x < 0 || x >= int64(len(m.hashes)) {
+			return nil, fmt.Errorf("tlog: no stored hash %d", x)
+		}
+		out[i] = m.hashes[x]
+	}
+	return out, nil
+}
+
+// Root is the root hash of the first size entries.
+func (m *Memory) Root(size int64) (Hash, error) { return tlog.TreeHash(size, m) }
+
+// ProveInclusion proves entry index in the tree of size.
+func (m *Memory) ProveInclusion(index, size int64) ([]Hash, error) {
+	return tlog.ProveRecord(size, index, m)
+}
+
+// ProveConsistency proves the tree of size older is a prefix of newer's.
+func (m *Memory) ProveConsistency(older, newer int64) ([]Hash, error) {
+	return tlog.ProveTree(newer, older, m)
+}
