@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/descope/virtualwebauthn"
@@ -18,6 +19,9 @@ func TestPasskeyFlow(t *testing.T) {
 
 	// Register.
 	opts := w.ok(200, w.call("POST", "/v1/passkeys/registration", w.userKey, "-", nil))
+	if !strings.Contains(string(opts.raw), `"name":"Ada"`) {
+		t.Errorf("the options do not name the user: %s", opts.raw)
+	}
 	ao, err := virtualwebauthn.ParseAttestationOptions(string(opts.raw))
 	if err != nil {
 		t.Fatalf("creation options: %v %s", err, opts.raw)

@@ -66,16 +66,18 @@ func (s *Service) approvalChallenge(p *pb.Payment) []byte {
 	return s.mac("approve", p.Confirmation.ID, p.ID, strconv.FormatInt(p.Amount, 10), p.Currency, p.MerchantID)
 }
 
-// passkeyUser is a user as the WebAuthn verifier sees them.
+// passkeyUser is a user as the WebAuthn verifier sees them. The user
+// handle is the user ID; the name, shown by the browser when the user
+// picks a passkey, is the user's name (its ID when the name can't be read).
 type passkeyUser struct {
-	id    string
-	keys  []pb.Passkey
-	creds []webauthn.Credential
+	id, name string
+	keys     []pb.Passkey
+	creds    []webauthn.Credential
 }
 
 func (u *passkeyUser) WebAuthnID() []byte                         { return []byte(u.id) }
-func (u *passkeyUser) WebAuthnName() string                       { return u.id }
-func (u *passkeyUser) WebAuthnDisplayName() string                { return u.id }
+func (u *passkeyUser) WebAuthnName() string                       { return u.name }
+func (u *passkeyUser) WebAuthnDisplayName() string                { return u.name }
 func (u *passkeyUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
 
 func (s *Service) passkeyUser(ctx context.Context, userID string) (*passkeyUser, error) {
@@ -83,7 +85,10 @@ func (s *Service) passkeyUser(ctx context.Context, userID string) (*passkeyUser,
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read passkeys: %w", err)
 	}
-	u := &passkeyUser{id: userID, keys: keys}
+	u := &passkeyUser{id: userID, name: userID, keys: keys}
+	if usr, err := s.st.User(ctx, userID); err == nil && usr.Name != "" {
+		u.name = usr.Name
+	}
 	for _, k := range keys {
 		var c webauthn.Credential
 		if err := json.Unmarshal(k.Credential, &c); err != nil {
