@@ -33,6 +33,12 @@ func TestPasskeyFlow(t *testing.T) {
 		t.Fatalf("passkey: %s", pk.raw)
 	}
 	auth.AddCredential(cred)
+	if l := w.ok(200, w.call("GET", "/v1/passkeys", w.userKey, "", nil)); !strings.Contains(string(l.raw), `"id":"`+pk.str("id")+`"`) {
+		t.Fatalf("list: %s", l.raw)
+	}
+	if r := w.call("GET", "/v1/passkeys", w.agentKey, "", nil); r.status != 403 {
+		t.Fatalf("an agent listed passkeys: %d %s", r.status, r.raw)
+	}
 	if r := w.call("POST", "/v1/passkeys", w.userKey, "", map[string]any{"credential": json.RawMessage(att)}); r.status != 409 || r.errField("code") != "passkey_state" {
 		t.Fatalf("registered twice: %d %s", r.status, r.raw)
 	}

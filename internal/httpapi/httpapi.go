@@ -80,6 +80,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "POST", Pattern: "/v1/totp", Idempotent: true, Secret: true, handler: s.enrollTOTP},
 		{Method: "POST", Pattern: "/v1/passkeys/registration", handler: s.passkeyRegistration},
 		{Method: "POST", Pattern: "/v1/passkeys", Idempotent: true, handler: s.registerPasskey},
+		{Method: "GET", Pattern: "/v1/passkeys", handler: s.passkeys},
 		{Method: "POST", Pattern: "/v1/passkeys/assertion", handler: s.passkeyAssertion},
 		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, handler: s.verifyTOTP},
 		{Method: "POST", Pattern: "/v1/confirmations/{id}/approve", Idempotent: true, handler: s.approve},
@@ -710,6 +711,11 @@ func (s *Server) registerPasskey(q *request) (int, any, error) {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "credential", "credential is required: the PublicKeyCredential navigator.credentials.create() returned, as JSON")
 	}
 	return q.run(201, func() service.Result { return s.svc.RegisterPasskey(q.ctx, q.caller, q.idem, in.Credential) })
+}
+
+func (s *Server) passkeys(q *request) (int, any, error) {
+	keys, err := s.svc.Passkeys(q.ctx, q.caller)
+	return 200, map[string]any{"object": "list", "data": keys, "has_more": false}, err
 }
 
 // passkeyAssertion returns the options for navigator.credentials.get()

@@ -106,6 +106,26 @@ type PasskeyView struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Passkeys (user) lists the caller's passkeys, oldest first.
+func (s *Service) Passkeys(ctx context.Context, caller pb.Principal) ([]PasskeyView, error) {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return nil, err
+	}
+	keys, err := s.st.Passkeys(ctx, caller.ID)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read passkeys: %w", err)
+	}
+	out := make([]PasskeyView, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, passkeyView(k))
+	}
+	return out, nil
+}
+
+func passkeyView(k pb.Passkey) PasskeyView {
+	return PasskeyView{Object: "passkey", ID: base64.RawURLEncoding.EncodeToString(k.ID), CreatedAt: k.CreatedAt}
+}
+
 // BeginPasskeyRegistration (user) returns the options for
 // navigator.credentials.create(): user verification required, the user's
 // existing passkeys excluded. The challenge is good for 5 minutes.
@@ -189,7 +209,8 @@ func (s *Service) RegisterPasskey(ctx context.Context, caller pb.Principal, idem
 		}
 		k := pb.Passkey{ID: cred.ID, UserID: caller.ID, Credential: rec, CreatedAt: tx.Now().Truncate(time.Second)}
 		tx.PutPasskey(k)
-		return &PasskeyView{Object: "passkey", ID: base64.RawURLEncoding.EncodeToString(k.ID), CreatedAt: k.CreatedAt}, nil
+		v := passkeyView(k)
+		return &v, nil
 	}))
 }
 
