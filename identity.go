@@ -77,12 +77,14 @@ type TOTPFactor struct {
 
 // Passkey is a user's WebAuthn credential. Credential is the verifier's
 // record of it (public key, sign counter, flags), opaque to the stores;
-// it is replaced whole after each use, since the sign counter moves.
+// it is replaced whole after each use, since the sign counter moves. A
+// revoked passkey is kept, for the record, and never verifies again.
 type Passkey struct {
 	ID         []byte // the credential ID
 	UserID     string
 	Credential []byte
 	CreatedAt  time.Time
+	RevokedAt  *time.Time
 }
 
 // AgentKey is one of an agent's Ed25519 signing keys. Several may be valid

@@ -96,5 +96,27 @@ func TestPasskeyFlow(t *testing.T) {
 	if g := w.ok(200, w.call("GET", "/v1/payments/"+other.str("id"), w.userKey, "", nil)); g.str("status") != "requires_confirmation" {
 		t.Fatalf("the other payment moved: %s", g.raw)
 	}
+
+	// Revoked (a lost phone), the passkey approves nothing more.
+	late := assertion(otherCfm, auth)
+	if r := w.call("POST", "/v1/passkeys/nosuchkey/revoke", w.userKey, "", nil); r.status != 404 {
+		t.Fatalf("revoke an unknown passkey: %d %s", r.status, r.raw)
+	}
+	rv := w.ok(200, w.call("POST", "/v1/passkeys/"+pk.str("id")+"/revoke", w.userKey, "", nil))
+	if rv.str("revoked_at") == "" {
+		t.Fatalf("revoke: %s", rv.raw)
+	}
+	if again := w.ok(200, w.call("POST", "/v1/passkeys/"+pk.str("id")+"/revoke", w.userKey, "", nil)); again.str("revoked_at") != rv.str("revoked_at") {
+		t.Fatalf("revoked twice: %s then %s", rv.raw, again.raw)
+	}
+	if r := w.call("POST", "/v1/confirmations/"+otherCfm+"/approve", w.userKey, "", map[string]any{"passkey": late}); r.status != 409 || r.errField("code") != "passkey_state" {
+		t.Fatalf("a revoked passkey approved: %d %s", r.status, r.raw)
+	}
+	if r := w.call("POST", "/v1/passkeys/assertion", w.userKey, "-", map[string]any{"confirmation_id": otherCfm}); r.status != 409 {
+		t.Fatalf("options with only a revoked passkey: %d %s", r.status, r.raw)
+	}
+	if l := w.ok(200, w.call("GET", "/v1/passkeys", w.userKey, "", nil)); !strings.Contains(string(l.raw), `"revoked_at":"`) {
+		t.Fatalf("the revoked passkey is not listed as revoked: %s", l.raw)
+	}
 	w.verify()
 }

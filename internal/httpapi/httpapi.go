@@ -81,6 +81,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "POST", Pattern: "/v1/passkeys/registration", handler: s.passkeyRegistration},
 		{Method: "POST", Pattern: "/v1/passkeys", Idempotent: true, handler: s.registerPasskey},
 		{Method: "GET", Pattern: "/v1/passkeys", handler: s.passkeys},
+		{Method: "POST", Pattern: "/v1/passkeys/{id}/revoke", Idempotent: true, handler: s.revokePasskey},
 		{Method: "POST", Pattern: "/v1/passkeys/assertion", handler: s.passkeyAssertion},
 		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, handler: s.verifyTOTP},
 		{Method: "POST", Pattern: "/v1/confirmations/{id}/approve", Idempotent: true, handler: s.approve},
@@ -716,6 +717,15 @@ func (s *Server) registerPasskey(q *request) (int, any, error) {
 func (s *Server) passkeys(q *request) (int, any, error) {
 	keys, err := s.svc.Passkeys(q.ctx, q.caller)
 	return 200, map[string]any{"object": "list", "data": keys, "has_more": false}, err
+}
+
+func (s *Server) revokePasskey(q *request) (int, any, error) {
+	var in struct{}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	id := q.r.PathValue("id")
+	return q.run(200, func() service.Result { return s.svc.RevokePasskey(q.ctx, q.caller, q.idem, id) })
 }
 
 // passkeyAssertion returns the options for navigator.credentials.get()

@@ -224,8 +224,9 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 		q.Queue(`INSERT INTO signature_nonces (keyid, nonce, expires_ms) VALUES ($1, $2, $3)`, n.KeyID, n.Nonce, n.Expires.UnixMilli())
 	}
 	for _, k := range b.Passkeys {
-		q.Queue(`INSERT INTO passkeys (id, user_id, credential, created_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (id) DO UPDATE SET credential = excluded.credential`, k.ID, k.UserID, k.Credential, k.CreatedAt.Unix())
+		q.Queue(`INSERT INTO passkeys (id, user_id, credential, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (id) DO UPDATE SET credential = excluded.credential, revoked_at = excluded.revoked_at`,
+			k.ID, k.UserID, k.Credential, k.CreatedAt.Unix(), unixOrNil(k.RevokedAt))
 	}
 	for _, f := range b.TOTP {
 		q.Queue(`INSERT INTO user_totp (user_id, secret, active, last_step, created_at) VALUES ($1, $2, $3, $4, $5)
@@ -843,7 +844,7 @@ func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (
 }
 
 func (s *Store) Passkeys(ctx context.Context, userID string) ([]pb.Passkey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, credential, created_at FROM passkeys WHERE user_id = $1 ORDER BY created_at, id`, userID)
+	rows, err := s.pool.Query(ctx, `SELECT id, credential, created_at, revoked_at FROM passkeys WHERE user_id = $1 ORDER BY created_at, id`, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -852,10 +853,15 @@ func (s *Store) Passkeys(ctx context.Context, userID string) ([]pb.Passkey, erro
 	for rows.Next() {
 		k := pb.Passkey{UserID: userID}
 		var created int64
-		if err := rows.Scan(&k.ID, &k.Credential, &created); err != nil {
+		var revoked *int64
+		if err := rows.Scan(&k.ID, &k.Credential, &created, &revoked); err != nil {
 			return nil, err
 		}
 		k.CreatedAt = time.Unix(created, 0).UTC()
+		if revoked != nil {
+			t := time.Unix(*revoked, 0).UTC()
+			k.RevokedAt = &t
+		}
 		out = append(out, k)
 	}
 	return out, rows.Err()

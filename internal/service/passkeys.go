@@ -66,7 +66,8 @@ func (s *Service) approvalChallenge(p *pb.Payment) []byte {
 	return s.mac("approve", p.Confirmation.ID, p.ID, strconv.FormatInt(p.Amount, 10), p.Currency, p.MerchantID)
 }
 
-// passkeyUser is a user as the WebAuthn verifier sees them. The user
+// passkeyUser is a user, with their passkeys not revoked, as the WebAuthn
+// verifier sees them. The user
 // handle is the user ID; the name, shown by the browser when the user
 // picks a passkey, is the user's name (its ID when the name can't be read).
 type passkeyUser struct {
@@ -85,11 +86,15 @@ func (s *Service) passkeyUser(ctx context.Context, userID string) (*passkeyUser,
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read passkeys: %w", err)
 	}
-	u := &passkeyUser{id: userID, name: userID, keys: keys}
+	u := &passkeyUser{id: userID, name: userID}
 	if usr, err := s.st.User(ctx, userID); err == nil && usr.Name != "" {
 		u.name = usr.Name
 	}
 	for _, k := range keys {
+		if k.RevokedAt != nil {
+			continue // a revoked passkey never verifies
+		}
+		u.keys = append(u.keys, k)
 		var c webauthn.Credential
 		if err := json.Unmarshal(k.Credential, &c); err != nil {
 			return nil, fmt.Errorf("passkey %x of %s is corrupt: %w", k.ID, userID, err)
@@ -101,9 +106,10 @@ func (s *Service) passkeyUser(ctx context.Context, userID string) (*passkeyUser,
 
 // PasskeyView is a passkey as the API shows it.
 type PasskeyView struct {
-	Object    string    `json:"object"`
-	ID        string    `json:"id"` // the credential ID, base64url
-	CreatedAt time.Time `json:"created_at"`
+	Object    string     `json:"object"`
+	ID        string     `json:"id"` // the credential ID, base64url
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at"`
 }
 
 // Passkeys (user) lists the caller's passkeys, oldest first.
@@ -123,7 +129,38 @@ func (s *Service) Passkeys(ctx context.Context, caller pb.Principal) ([]PasskeyV
 }
 
 func passkeyView(k pb.Passkey) PasskeyView {
-	return PasskeyView{Object: "passkey", ID: base64.RawURLEncoding.EncodeToString(k.ID), CreatedAt: k.CreatedAt}
+	return PasskeyView{Object: "passkey", ID: base64.RawURLEncoding.EncodeToString(k.ID), CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
+}
+
+// RevokePasskey (user) revokes one of the caller's passkeys at once, say
+// for a lost phone. It is kept, for the record, and never verifies again.
+func (s *Service) RevokePasskey(ctx context.Context, caller pb.Principal, idem *Idempotency, id string) Result {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return Result{Err: err}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(id)
+	if err != nil || len(raw) == 0 {
+		return Result{Err: pb.Errorf(pb.ErrNotFound, "id", "you have no passkey %s", id)}
+	}
+	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		keys, err := s.st.Passkeys(tx.Context(), caller.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if !bytes.Equal(k.ID, raw) {
+				continue
+			}
+			if k.RevokedAt == nil {
+				now := tx.Now().Truncate(time.Second)
+				k.RevokedAt = &now
+				tx.PutPasskey(k)
+			}
+			v := passkeyView(k)
+			return &v, nil
+		}
+		return nil, pb.Errorf(pb.ErrNotFound, "id", "you have no passkey %s", id)
+	}))
 }
 
 // BeginPasskeyRegistration (user) returns the options for
@@ -138,7 +175,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller pb.Princi
 		return nil, err
 	}
 	if len(u.keys) >= MaxPasskeys {
-		return nil, pb.Errorf(pb.ErrPasskeyState, "", "you have %d passkeys, the most allowed; remove one first", MaxPasskeys)
+		return nil, pb.Errorf(pb.ErrPasskeyState, "", "you have %d passkeys, the most allowed; revoke one first", MaxPasskeys)
 	}
 	var exclude []protocol.CredentialDescriptor
 	for _, c := range u.creds {
@@ -199,8 +236,14 @@ func (s *Service) RegisterPasskey(ctx context.Context, caller pb.Principal, idem
 		if err != nil {
 			return nil, err
 		}
-		if len(latest) >= MaxPasskeys {
-			return nil, pb.Errorf(pb.ErrPasskeyState, "", "you have %d passkeys, the most allowed", MaxPasskeys)
+		active := 0
+		for _, k := range latest {
+			if k.RevokedAt == nil {
+				active++
+			}
+		}
+		if active >= MaxPasskeys {
+			return nil, pb.Errorf(pb.ErrPasskeyState, "", "you have %d passkeys, the most allowed; revoke one first", MaxPasskeys)
 		}
 		for _, k := range latest {
 			if bytes.Equal(k.ID, cred.ID) {

@@ -142,8 +142,8 @@ var (
 	tTOTP = table{"user_totp", "user_id, secret, active, last_step, created_at", 5,
 		` ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
 		last_step = excluded.last_step, created_at = excluded.created_at`}
-	tPasskeys = table{"passkeys", "id, user_id, credential, created_at", 4,
-		` ON CONFLICT (id) DO UPDATE SET credential = excluded.credential`}
+	tPasskeys = table{"passkeys", "id, user_id, credential, created_at, revoked_at", 5,
+		` ON CONFLICT (id) DO UPDATE SET credential = excluded.credential, revoked_at = excluded.revoked_at`}
 	tNonces    = table{"signature_nonces", "keyid, nonce, expires_ms", 3, ""}
 	tAgentKeys = table{"agent_keys", "keyid, agent_id, public_key, created_at, not_after, revoked_at", 6,
 		` ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`}
@@ -355,7 +355,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		}},
 		{&tPasskeys, len(b.Passkeys), func(d []any, i int) []any {
 			k := &b.Passkeys[i]
-			return append(d, k.ID, k.UserID, k.Credential, k.CreatedAt.Unix())
+			return append(d, k.ID, k.UserID, k.Credential, k.CreatedAt.Unix(), unixOrNil(k.RevokedAt))
 		}},
 		{&tAgentKeys, len(b.AgentKeys), func(d []any, i int) []any {
 			k := &b.AgentKeys[i]
@@ -825,7 +825,7 @@ func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (
 }
 
 func (s *Store) Passkeys(ctx context.Context, userID string) ([]pb.Passkey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, credential, created_at FROM passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, credential, created_at, revoked_at FROM passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -834,10 +834,15 @@ func (s *Store) Passkeys(ctx context.Context, userID string) ([]pb.Passkey, erro
 	for rows.Next() {
 		k := pb.Passkey{UserID: userID}
 		var created int64
-		if err := rows.Scan(&k.ID, &k.Credential, &created); err != nil {
+		var revoked sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.Credential, &created, &revoked); err != nil {
 			return nil, err
 		}
 		k.CreatedAt = time.Unix(created, 0).UTC()
+		if revoked.Valid {
+			t := time.Unix(revoked.Int64, 0).UTC()
+			k.RevokedAt = &t
+		}
 		out = append(out, k)
 	}
 	return out, rows.Err()

@@ -1591,10 +1591,13 @@ func testPasskeys(t *testing.T, s pb.Store) {
 	c := pb.Passkey{ID: []byte{7}, UserID: "usr_bob", Credential: []byte(`{}`), CreatedAt: t0}
 	commit(t, s, &pb.Batch{Passkeys: []pb.Passkey{b, a, c}})
 	a.Credential = []byte(`{"n":3}`)
+	revoked := t0.Add(time.Hour)
+	a.RevokedAt = &revoked
 	commit(t, s, &pb.Batch{Passkeys: []pb.Passkey{a}})
 	got, err := s.Passkeys(ctx, "usr_alice")
 	if err != nil || len(got) != 2 || !bytes.Equal(got[0].ID, a.ID) || string(got[0].Credential) != `{"n":3}` ||
-		!bytes.Equal(got[1].ID, b.ID) || got[0].UserID != "usr_alice" || !got[1].CreatedAt.Equal(sec(b.CreatedAt)) {
+		!bytes.Equal(got[1].ID, b.ID) || got[0].UserID != "usr_alice" || !got[1].CreatedAt.Equal(sec(b.CreatedAt)) ||
+		got[0].RevokedAt == nil || !got[0].RevokedAt.Equal(sec(revoked)) || got[1].RevokedAt != nil {
 		t.Fatalf("Passkeys(usr_alice) = %+v, %v", got, err)
 	}
 }

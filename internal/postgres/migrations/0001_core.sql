@@ -174,7 +174,8 @@ CREATE TABLE passkeys (
 	id         BYTEA  PRIMARY KEY,
 	user_id    TEXT   NOT NULL,
 	credential BYTEA  NOT NULL,
-	created_at BIGINT NOT NULL
+	created_at BIGINT NOT NULL,
+	revoked_at BIGINT
 );
 CREATE INDEX passkeys_user ON passkeys (user_id);
 

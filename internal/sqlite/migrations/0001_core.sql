@@ -164,7 +164,8 @@ CREATE TABLE passkeys (
 	id         BLOB    PRIMARY KEY,
 	user_id    TEXT    NOT NULL,
 	credential BLOB    NOT NULL,
-	created_at INTEGER NOT NULL
+	created_at INTEGER NOT NULL,
+	revoked_at INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX passkeys_user ON passkeys (user_id);
 
