@@ -79,8 +79,8 @@ type Batch struct {
 	UsageBefore []MandateUsageRow
 	// TOTP factors are inserted or replaced whole.
 	TOTP []TOTPFactor
-	// Passkeys are inserted, or have their credential and revocation
-	// replaced, by credential ID.
+	// Passkeys are inserted, or have their credential replaced, by
+	// credential ID; a revocation, once stored, is never undone.
 	Passkeys []Passkey
 	// Nonces of signed requests; a nonce already stored refuses the batch.
 	Nonces []Nonce

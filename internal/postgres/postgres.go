@@ -225,7 +225,8 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	}
 	for _, k := range b.Passkeys {
 		q.Queue(`INSERT INTO passkeys (id, user_id, credential, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (id) DO UPDATE SET credential = excluded.credential, revoked_at = excluded.revoked_at`,
+			ON CONFLICT (id) DO UPDATE SET credential = excluded.credential,
+			revoked_at = COALESCE(passkeys.revoked_at, excluded.revoked_at)`,
 			k.ID, k.UserID, k.Credential, k.CreatedAt.Unix(), unixOrNil(k.RevokedAt))
 	}
 	for _, f := range b.TOTP {

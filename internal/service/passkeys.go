@@ -339,6 +339,16 @@ func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, i
 		if err != nil {
 			return nil, err
 		}
+		// The passkey may have been revoked since it was verified.
+		latest, err := s.st.Passkeys(tx.Context(), caller.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range latest {
+			if bytes.Equal(k.ID, key.ID) && k.RevokedAt != nil {
+				return nil, errNoPasskey
+			}
+		}
 		tx.PutPasskey(key)
 		err = s.approve(tx, &p, merchant)
 		tx.PutPayment(p)

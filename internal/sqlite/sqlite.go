@@ -143,7 +143,8 @@ var (
 		` ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
 		last_step = excluded.last_step, created_at = excluded.created_at`}
 	tPasskeys = table{"passkeys", "id, user_id, credential, created_at, revoked_at", 5,
-		` ON CONFLICT (id) DO UPDATE SET credential = excluded.credential, revoked_at = excluded.revoked_at`}
+		` ON CONFLICT (id) DO UPDATE SET credential = excluded.credential,
+		revoked_at = COALESCE(passkeys.revoked_at, excluded.revoked_at)`}
 	tNonces    = table{"signature_nonces", "keyid, nonce, expires_ms", 3, ""}
 	tAgentKeys = table{"agent_keys", "keyid, agent_id, public_key, created_at, not_after, revoked_at", 6,
 		` ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`}

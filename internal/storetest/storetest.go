@@ -1600,6 +1600,12 @@ func testPasskeys(t *testing.T, s pb.Store) {
 		got[0].RevokedAt == nil || !got[0].RevokedAt.Equal(sec(revoked)) || got[1].RevokedAt != nil {
 		t.Fatalf("Passkeys(usr_alice) = %+v, %v", got, err)
 	}
+	// A credential update that raced the revocation does not undo it.
+	a.RevokedAt, a.Credential = nil, []byte(`{"n":4}`)
+	commit(t, s, &pb.Batch{Passkeys: []pb.Passkey{a}})
+	if got, err := s.Passkeys(ctx, "usr_alice"); err != nil || got[0].RevokedAt == nil || string(got[0].Credential) != `{"n":4}` {
+		t.Fatalf("after a racing update: %+v, %v", got, err)
+	}
 }
 
 // testConfirmations: a payment's confirmation reads back, it is found by
