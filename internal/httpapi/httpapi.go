@@ -338,6 +338,17 @@ func printable(s string) bool {
 // errReplayed marks a response served from the idempotency store.
 var errReplayed = errors.New("replayed")
 
+// act runs an action on the resource {id} whose body must be empty (or
+// {}), answering 200 with what it returns: cancel, revoke, deny.
+func (q *request) act(action func(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result) (int, any, error) {
+	var in struct{}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	id := q.r.PathValue("id")
+	return q.run(200, func() service.Result { return action(q.ctx, q.caller, q.idem, id) })
+}
+
 // idempotent prepares q.idem's renderer for a call whose success answers
 // with status, and turns the service's Result into the handler's return.
 func (q *request) run(status int, call func() service.Result) (int, any, error) {
@@ -525,12 +536,7 @@ func (s *Server) capture(q *request) (int, any, error) {
 }
 
 func (s *Server) cancel(q *request) (int, any, error) {
-	var in struct{}
-	if err := q.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	id := q.r.PathValue("id")
-	return q.run(200, func() service.Result { return s.svc.Cancel(q.ctx, q.caller, q.idem, id) })
+	return q.act(s.svc.Cancel)
 }
 
 func (s *Server) refund(q *request) (int, any, error) {
@@ -641,12 +647,7 @@ func (s *Server) getMandate(q *request) (int, any, error) {
 }
 
 func (s *Server) revokeMandate(q *request) (int, any, error) {
-	var in struct{}
-	if err := q.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	id := q.r.PathValue("id")
-	return q.run(200, func() service.Result { return s.svc.RevokeMandate(q.ctx, q.caller, q.idem, id) })
+	return q.act(s.svc.RevokeMandate)
 }
 
 func (s *Server) enrollTOTP(q *request) (int, any, error) {
@@ -720,12 +721,7 @@ func (s *Server) passkeys(q *request) (int, any, error) {
 }
 
 func (s *Server) revokePasskey(q *request) (int, any, error) {
-	var in struct{}
-	if err := q.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	id := q.r.PathValue("id")
-	return q.run(200, func() service.Result { return s.svc.RevokePasskey(q.ctx, q.caller, q.idem, id) })
+	return q.act(s.svc.RevokePasskey)
 }
 
 // passkeyAssertion returns the options for navigator.credentials.get()
@@ -745,12 +741,7 @@ func (s *Server) passkeyAssertion(q *request) (int, any, error) {
 }
 
 func (s *Server) deny(q *request) (int, any, error) {
-	var in struct{}
-	if err := q.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	id := q.r.PathValue("id")
-	return q.run(200, func() service.Result { return s.svc.Deny(q.ctx, q.caller, q.idem, id) })
+	return q.act(s.svc.Deny)
 }
 
 func (s *Server) addAgentKey(q *request) (int, any, error) {
@@ -778,12 +769,10 @@ func (s *Server) agentKeys(q *request) (int, any, error) {
 }
 
 func (s *Server) revokeAgentKey(q *request) (int, any, error) {
-	var in struct{}
-	if err := q.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	id, keyid := q.r.PathValue("id"), q.r.PathValue("keyid")
-	return q.run(200, func() service.Result { return s.svc.RevokeAgentKey(q.ctx, q.caller, q.idem, id, keyid) })
+	keyid := q.r.PathValue("keyid")
+	return q.act(func(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
+		return s.svc.RevokeAgentKey(ctx, caller, idem, id, keyid)
+	})
 }
 
 func (s *Server) verify(q *request) (int, any, error) {

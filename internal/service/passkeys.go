@@ -9,7 +9,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -327,12 +329,11 @@ func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, i
 	if err != nil {
 		return Result{Err: err}
 	}
-	var key pb.Passkey
-	for _, k := range u.keys {
-		if bytes.Equal(k.ID, cred.ID) {
-			key = k
-		}
+	i := slices.IndexFunc(u.keys, func(k pb.Passkey) bool { return bytes.Equal(k.ID, cred.ID) })
+	if i < 0 { // ValidateLogin only returns one of u's credentials
+		return Result{Err: fmt.Errorf("passkey approval: verified credential %x is not the user's", cred.ID)}
 	}
+	key := u.keys[i]
 	key.Credential = rec
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
@@ -360,7 +361,7 @@ func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, i
 // why, without its internals.
 func passkeyInvalid(param string, err error) error {
 	msg := err.Error()
-	if pe, ok := err.(*protocol.Error); ok && pe.Details != "" {
+	if pe := (*protocol.Error)(nil); errors.As(err, &pe) && pe.Details != "" {
 		msg = pe.Details
 		if pe.DevInfo != "" {
 			msg += " (" + pe.DevInfo + ")"
