@@ -21,6 +21,20 @@ type Principal struct {
 	// Signed is set when an agent proved itself with a signed request
 	// rather than a bearer key.
 	Signed bool
+	// Evidence is the signed request itself, kept in the transparency log
+	// with the payment it created (nil for bearer and user requests).
+	Evidence *RequestEvidence
+}
+
+// RequestEvidence is what an agent signed: enough for anyone who holds the
+// agent's public key to check later that the agent asked for exactly this
+// (the signature base covers Content-Digest, which covers Body).
+type RequestEvidence struct {
+	KeyID          string `json:"keyid"`
+	SignatureInput string `json:"signature_input"`
+	Signature      string `json:"signature"`
+	SignatureBase  string `json:"signature_base"`
+	Body           []byte `json:"body,omitempty"`
 }
 
 // User is a person who funds a wallet and pays, directly or through agents.

@@ -98,6 +98,9 @@ type Payment struct {
 	HoldID int64 `json:"-"`
 	// FeeRefunded is the part of FeeAmount returned to the payer so far.
 	FeeRefunded int64 `json:"-"`
+	// LogHead is the leaf hash of the payment's latest log entry, which its
+	// next entry names as prev (zero before the first).
+	LogHead [32]byte `json:"-"`
 	// Version counts the payment's committed changes (1 once created). A
 	// store shared by several processes refuses a change made from an
 	// out-of-date version.

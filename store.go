@@ -86,6 +86,8 @@ type Batch struct {
 	Nonces []Nonce
 	// AgentKeys are inserted or have their not_after and revocation updated.
 	AgentKeys []AgentKey
+	// Log entries are stored awaiting integration into the tree, in order.
+	Log []LogRecord
 
 	// Fresh is set by a SharedStore's Commit: the stored balances of the
 	// batch's existing accounts right after it, including what other
@@ -97,7 +99,7 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
 		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys) == 0
+		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log) == 0
 }
 
 // Nonce is a signed request's nonce, remembered until Expires.
@@ -208,6 +210,25 @@ type Store interface {
 	LookupIdempotency(ctx context.Context, keys []IdempotencyKey) ([]IdempotencyRecord, error)
 	// DeleteIdempotency removes records created before cutoff, at most limit.
 	DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error)
+
+	// PendingLog returns up to limit stored log entries that are not in the
+	// tree yet, in the order their batches committed.
+	PendingLog(ctx context.Context, limit int) ([]PendingLogEntry, error)
+	// IntegrateLog appends pending entries to the tree in one transaction,
+	// or fails with ErrStoreConflict when the stored tree no longer has
+	// in.OldSize entries (another process integrated first).
+	IntegrateLog(ctx context.Context, in *LogIntegration) error
+	// LogState returns the tree's size and root hash (zero for size 0).
+	LogState(ctx context.Context) (size int64, root [32]byte, err error)
+	// LogHashes returns the stored hashes ids, in order, or an ErrNotFound
+	// error when one is not stored.
+	LogHashes(ctx context.Context, ids []int64) ([][32]byte, error)
+	// LogEntries returns up to n (at most MaxLogRead) entries from index
+	// from on.
+	LogEntries(ctx context.Context, from int64, n int) ([]LogEntry, error)
+	// SubjectLog returns up to limit of a subject's entries that are in the
+	// tree, in log order.
+	SubjectLog(ctx context.Context, subject string, limit int) ([]LogEntry, error)
 
 	Close() error
 }

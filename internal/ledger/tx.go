@@ -50,7 +50,7 @@ type undoEntry struct {
 	oldPay  *pb.Payment
 	idx     int
 	oldVal  pb.Payment
-	lens    [10]int
+	lens    [11]int
 	// For undoRefresh: the batch's record of the account as found.
 	oldBefore pb.Account
 	hadBefore bool
@@ -85,8 +85,9 @@ func (tx *Tx) Atomic(fn func() error) (err error) {
 
 func (tx *Tx) pushMark() {
 	b := &tx.batch
-	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [10]int{len(b.Transfers), len(b.Payments),
-		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys), len(b.TOTP), len(b.Passkeys)}})
+	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [11]int{len(b.Transfers), len(b.Payments),
+		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys), len(b.TOTP), len(b.Passkeys),
+		len(b.Log)}})
 }
 
 // rollback undoes every entry from mark on, newest first.
@@ -128,6 +129,7 @@ func (tx *Tx) rollback(mark int) {
 			b.APIKeys = b.APIKeys[:u.lens[7]]
 			b.TOTP = b.TOTP[:u.lens[8]]
 			b.Passkeys = b.Passkeys[:u.lens[9]]
+			b.Log = b.Log[:u.lens[10]]
 		}
 	}
 	tx.undo = tx.undo[:mark]
@@ -440,12 +442,17 @@ func (tx *Tx) Payment(id string) (pb.Payment, error) {
 	return *p, nil
 }
 
-// PutPayment records p (new or changed) to be written with the batch.
+// PutPayment records p (new or changed) to be written with the batch. Every
+// change to a payment is logged: p must carry a new LogHead from
+// LogPayment, or PutPayment panics (failing the operation alone).
 func (tx *Tx) PutPayment(p pb.Payment) {
 	if tx.payIdx == nil {
 		tx.payIdx = map[string]int{}
 	}
 	old := tx.w.payments[p.ID]
+	if p.LogHead == ([32]byte{}) || (old != nil && old.LogHead == p.LogHead) {
+		panic(fmt.Sprintf("ledger: payment %s changed without a log entry", p.ID))
+	}
 	p.Version = 1
 	if old != nil {
 		p.Version = old.Version + 1

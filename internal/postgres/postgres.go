@@ -220,6 +220,14 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 			ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`,
 			k.KeyID, k.AgentID, k.PublicKey, k.CreatedAt.Unix(), unixOrNil(k.NotAfter), unixOrNil(k.RevokedAt))
 	}
+	if n := len(b.Log); n > 0 {
+		subject, body := make([]string, n), make([][]byte, n)
+		for i, r := range b.Log {
+			subject[i], body[i] = r.Subject, r.Body
+		}
+		// WITH ORDINALITY keeps the batch's order in seq.
+		q.Queue(`INSERT INTO log_entries (subject, body) SELECT s, b FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS x(s, b, o) ORDER BY o`, subject, body)
+	}
 	for _, n := range b.Nonces {
 		q.Queue(`INSERT INTO signature_nonces (keyid, nonce, expires_ms) VALUES ($1, $2, $3)`, n.KeyID, n.Nonce, n.Expires.UnixMilli())
 	}
@@ -368,7 +376,9 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 			make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		exp, cexp := make([]*int64, n), make([]*int64, n)
 		cid, assurance := make([]string, n), make([]string, n)
+		head := make([][]byte, n)
 		for i, p := range ins {
+			head[i] = logHead(p.LogHead)
 			cid[i], cexp[i] = p.ConfirmationColumns()
 			assurance[i] = string(p.Assurance)
 			m, err := json.Marshal(p.Metadata)
@@ -383,12 +393,12 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 		}
 		q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
 			merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
-			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance)
+			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
 				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[],
-				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[], $23::text[])`,
+				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[], $23::text[], $24::bytea[])`,
 			id, status, amount, captured, refunded, fee, feeRef, cur, merchant, payer, agent, mandate, desc, capture, exp, md,
-			decline, hold, created, version, cid, cexp, assurance)
+			decline, hold, created, version, cid, cexp, assurance, head)
 	}
 	if n := len(upd); n > 0 {
 		id, status, decline := make([]string, n), make([]string, n), make([]string, n)
@@ -396,7 +406,9 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 			make([]int64, n), make([]int64, n)
 		exp, cexp := make([]*int64, n), make([]*int64, n)
 		cid := make([]string, n)
+		head := make([][]byte, n)
 		for i, p := range upd {
+			head[i] = logHead(p.LogHead)
 			id[i], status[i], decline[i], exp[i] = p.ID, string(p.Status), string(p.DeclineCode), expiry(p)
 			cid[i], cexp[i] = p.ConfirmationColumns()
 			captured[i], refunded[i], fee[i], feeRef[i], hold[i], version[i] = p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded, p.HoldID, p.Version
@@ -407,13 +419,13 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 				UPDATE payments p SET status = d.status, amount_captured = d.captured, amount_refunded = d.refunded,
 					fee_amount = d.fee, fee_refunded = d.fee_refunded, authorization_expires_at = d.exp,
 					decline_code = d.decline, hold_id = d.hold, version = d.version,
-					confirmation_id = d.cid, confirmation_expires_at = d.cexp
+					confirmation_id = d.cid, confirmation_expires_at = d.cexp, log_head = d.head
 				FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-					$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $13::text[], $14::bigint[])
-					AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev, cid, cexp)
+					$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $13::text[], $14::bigint[], $15::bytea[])
+					AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev, cid, cexp, head)
 				WHERE p.id = d.id AND p.version = d.prev RETURNING 1)
 			SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM u) = $12 THEN 1 ELSE 0 END)`,
-			id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n, cid, cexp)
+			id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n, cid, cexp, head)
 	}
 	return nil
 }
@@ -611,7 +623,15 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
 	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
-	confirmation_id, confirmation_expires_at, assurance`
+	confirmation_id, confirmation_expires_at, assurance, log_head`
+
+// logHead stores a payment's log head, NULL before its first entry.
+func logHead(h [32]byte) []byte {
+	if h == ([32]byte{}) {
+		return nil
+	}
+	return h[:]
+}
 
 func scanPayment(r pgx.Row) (*pb.Payment, error) {
 	var p pb.Payment
@@ -619,11 +639,13 @@ func scanPayment(r pgx.Row) (*pb.Payment, error) {
 	var exp, cexp *int64
 	var created int64
 	var cid string
+	var head []byte
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance); err != nil {
+		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance, &head); err != nil {
 		return nil, err
 	}
+	copy(p.LogHead[:], head)
 	p.Object = "payment"
 	p.Status, p.AgentID, p.MandateID = pb.PaymentStatus(status), pb.OptString(agent), pb.OptString(mandate)
 	p.CaptureMethod, p.DeclineCode = pb.CaptureMethod(capture), pb.Code(decline)

@@ -92,20 +92,23 @@ func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem
 		}
 		f.LastStep = step
 		tx.PutTOTP(f)
-		err = s.approve(tx, &p, merchant)
+		err = s.approve(tx, &p, caller, approvedData{ConfirmationID: p.Confirmation.ID, Factor: "totp"}, merchant)
 		tx.PutPayment(p)
 		return &p, err
 	}))
 }
 
-// approve places the hold of an approved payment: it lasts as long as the
-// agent asked, from now.
-func (s *Service) approve(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant) error {
+// approve logs the user's approval and places the hold of the approved
+// payment: it lasts as long as the agent asked, from now.
+func (s *Service) approve(tx *ledger.Tx, p *pb.Payment, caller pb.Principal, how approvedData, merchant *pb.Merchant) error {
+	logPayment(tx, p, pb.ActorOf(caller), pb.LogConfirmationApproved, how)
 	if p.AuthorizationExpiresAt != nil {
 		exp := tx.Now().Truncate(time.Second).Add(p.AuthorizationExpiresAt.Sub(p.CreatedAt))
 		p.AuthorizationExpiresAt = &exp
 	}
-	return s.authorize(tx, p, merchant, true)
+	err := s.authorize(tx, p, merchant, true)
+	logOutcome(tx, p, pb.ActorOf(caller), true, err)
+	return err
 }
 
 // Deny (user) refuses a payment waiting for confirmation: it becomes
@@ -121,6 +124,7 @@ func (s *Service) Deny(ctx context.Context, caller pb.Principal, idem *Idempoten
 			return nil, err
 		}
 		p.Status = pb.StatusCanceled
+		logPayment(tx, &p, pb.ActorOf(caller), pb.LogConfirmationDenied, approvedData{ConfirmationID: p.Confirmation.ID})
 		tx.PutPayment(p)
 		return &p, nil
 	}))

@@ -79,6 +79,7 @@ func (s *Service) CreateMandate(ctx context.Context, caller pb.Principal, idem *
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		m.ID, m.UserID, m.CreatedAt, m.RevokedAt = pb.NewID(pb.PrefixMandate, tx.Now()), caller.ID, now, nil
 		m.ValidFrom = m.ValidFrom.UTC().Truncate(time.Second)
+		logRecord(tx, m.ID, pb.ActorOf(caller), pb.LogMandateGranted, m)
 		tx.PutMandate(m)
 		return &MandateView{Mandate: m, RemainingBudget: m.Budget.Amount}, nil
 	}))
@@ -105,6 +106,7 @@ func (s *Service) RevokeMandate(ctx context.Context, caller pb.Principal, idem *
 		if m.RevokedAt == nil {
 			now := tx.Now().Truncate(time.Second)
 			m.RevokedAt = &now
+			logRecord(tx, m.ID, pb.ActorOf(caller), pb.LogMandateRevoked, map[string]any{"revoked_at": now})
 			tx.PutMandate(m)
 		}
 		return &m, nil

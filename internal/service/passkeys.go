@@ -351,7 +351,7 @@ func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, i
 			}
 		}
 		tx.PutPasskey(key)
-		err = s.approve(tx, &p, merchant)
+		err = s.approve(tx, &p, caller, approvedData{ConfirmationID: p.Confirmation.ID, Factor: "passkey", PasskeyID: key.ID}, merchant)
 		tx.PutPayment(p)
 		return &p, err
 	}))

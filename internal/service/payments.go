@@ -137,7 +137,9 @@ func (s *Service) CreateAgent(ctx context.Context, caller pb.Principal, idem *Id
 		}
 		tx.AddAgent(a)
 		if keyid != "" {
-			tx.AddAgentKey(pb.AgentKey{KeyID: keyid, AgentID: a.ID, PublicKey: jwk, CreatedAt: now})
+			k := pb.AgentKey{KeyID: keyid, AgentID: a.ID, PublicKey: jwk, CreatedAt: now}
+			tx.AddAgentKey(k)
+			logKey(tx, caller, pb.LogAgentKeyAdded, k)
 		}
 		return &NewAgent{Agent: a, APIKey: s.newKey(tx, pb.RoleAgent, a.ID, caller.ID)}, nil
 	}))
@@ -305,7 +307,9 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 			Currency: params.Currency, MerchantID: params.MerchantID, PayerID: payer, AgentID: pb.OptString(agent),
 			Description: params.Description, CaptureMethod: params.CaptureMethod, AuthorizationExpiresAt: &exp,
 			Metadata: params.Metadata, MandateID: pb.OptString(params.MandateID), Assurance: assurance, CreatedAt: now}
+		logCreated(tx, &p, caller)
 		err := s.authorize(tx, &p, merchant, false)
+		logOutcome(tx, &p, pb.ActorOf(caller), false, err)
 		tx.PutPayment(p)
 		return &p, err
 	}))
@@ -515,6 +519,7 @@ func (s *Service) loadForUpdate(tx *ledger.Tx, caller pb.Principal, id string) (
 func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
 	if p.Status == pb.StatusRequiresConfirmation && p.Confirmation != nil && !tx.Now().Before(p.Confirmation.ExpiresAt) {
 		p.Status = pb.StatusExpired // nothing was held
+		logPayment(tx, p, pb.SystemActor, pb.LogPaymentExpired, releasedData{What: "confirmation"})
 		tx.PutPayment(*p)
 		return true, nil
 	}
@@ -531,6 +536,7 @@ func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
 		return false, err
 	}
 	p.Status = pb.StatusExpired
+	logPayment(tx, p, pb.SystemActor, pb.LogPaymentExpired, releasedData{Released: p.Amount, What: "hold"})
 	tx.PutPayment(*p)
 	return true, nil
 }
@@ -574,6 +580,7 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 		}); err != nil {
 			return nil, err
 		}
+		logPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCaptured, capturedData{Amount: amt, Fee: p.FeeAmount, Released: p.Amount - amt})
 		tx.PutPayment(p)
 		return &p, nil
 	}))
@@ -607,8 +614,10 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 		if err != nil {
 			return nil, err
 		}
+		released := int64(0)
 		switch p.Status {
 		case pb.StatusAuthorized:
+			released = p.Amount
 			if err := tx.Atomic(func() error {
 				if _, err := tx.Void(p.HoldID, p.ID); err != nil {
 					return err
@@ -622,6 +631,7 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 			return nil, stateError(&p, "canceled")
 		}
 		p.Status = pb.StatusCanceled
+		logPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCanceled, releasedData{Released: released})
 		tx.PutPayment(p)
 		return &p, nil
 	}))
@@ -699,6 +709,7 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 		if p.AmountRefunded == p.AmountCaptured {
 			p.Status = pb.StatusRefunded
 		}
+		logPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentRefunded, refundedData{RefundID: r.ID, Amount: amt, FeeReturned: feePart, Reason: reason})
 		tx.PutPayment(p)
 		tx.AddRefund(r)
 		return &r, nil

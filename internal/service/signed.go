@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -82,6 +83,10 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	if err := httpsig.Verify(r, scheme, &sig, pub); err != nil {
 		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
 	}
+	base, err := httpsig.Base(r, scheme, &sig)
+	if err != nil { // Verify built the same base a moment ago
+		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
+	}
 	_, err = s.led.Submit(ctx, func(tx *ledger.Tx) (any, error) {
 		return nil, tx.UseNonce(pb.Nonce{KeyID: sig.KeyID, Nonce: sig.Nonce, Expires: sig.Expires.Add(SignatureSkew)})
 	})
@@ -91,7 +96,10 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	if err != nil {
 		return pb.Principal{}, fmt.Errorf("couldn't record the nonce: %w", err)
 	}
-	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true}, nil
+	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true, Evidence: &pb.RequestEvidence{
+		KeyID: sig.KeyID, SignatureInput: strings.Join(r.Header.Values("Signature-Input"), ", "),
+		Signature: strings.Join(r.Header.Values("Signature"), ", "), SignatureBase: string(base), Body: body,
+	}}, nil
 }
 
 // agentKey returns the agent whose key has thumbprint keyid, and the key,
@@ -196,6 +204,7 @@ func (s *Service) AddAgentKey(ctx context.Context, caller pb.Principal, idem *Id
 		}
 		k := pb.AgentKey{KeyID: keyid, AgentID: agentID, PublicKey: jwk, CreatedAt: now}
 		tx.AddAgentKey(k)
+		logKey(tx, caller, pb.LogAgentKeyAdded, k)
 		v := s.keyView(k)
 		return &v, nil
 	}))
@@ -218,6 +227,7 @@ func (s *Service) RevokeAgentKey(ctx context.Context, caller pb.Principal, idem 
 			now := tx.Now().Truncate(time.Second)
 			k.RevokedAt = &now
 			tx.AddAgentKey(*k)
+			logKey(tx, caller, pb.LogAgentKeyRevoked, *k)
 		}
 		v := s.keyView(*k)
 		return &v, nil

@@ -34,6 +34,7 @@ type Store struct {
 	// reads caches statements prepared on the pool, by query text: the
 	// point reads of the request path are parsed once per connection.
 	reads sync.Map
+	log   logTree // the writer's view of the log's tree (Commit only)
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -124,12 +125,12 @@ var (
 	tTransfers = table{"transfers", "id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms", 10, ""}
 	tPayments  = table{"payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
 		currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
-		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance`, 23,
+		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head`, 24,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
 		amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
 		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id,
 		version = excluded.version, confirmation_id = excluded.confirmation_id,
-		confirmation_expires_at = excluded.confirmation_expires_at`}
+		confirmation_expires_at = excluded.confirmation_expires_at, log_head = excluded.log_head`}
 	tRefunds     = table{"refunds", "id, payment_id, amount, currency, reason, status, created_at", 7, ""}
 	tTopups      = table{"topups", "id, user_id, amount, currency, status, created_at", 6, ""}
 	tUsers       = table{"users", "id, name, created_at", 3, ""}
@@ -148,7 +149,9 @@ var (
 	tNonces    = table{"signature_nonces", "keyid, nonce, expires_ms", 3, ""}
 	tAgentKeys = table{"agent_keys", "keyid, agent_id, public_key, created_at, not_after, revoked_at", 6,
 		` ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`}
-	tUsage = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
+	tLogEntries = table{"log_entries", "idx, subject, body", 3, ""}
+	tLogHashes  = table{"log_hashes", "id, hash", 2, ""}
+	tUsage      = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
 		` ON CONFLICT (mandate_id, period_key) DO UPDATE SET spent = excluded.spent, payments = excluded.payments`}
 )
 
@@ -307,7 +310,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
 				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp,
-				string(p.Assurance))
+				string(p.Assurance), logHead(p.LogHead))
 		}},
 		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
 			r := &b.Refunds[i]
@@ -378,12 +381,17 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 		}
 	}
+	app, err := s.appendLog(ctx, b.Log)
+	if err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("couldn't commit: %w", err)
 	}
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		return fmt.Errorf("couldn't commit: %w", err)
 	}
+	s.log.applied(app)
 	return nil
 }
 
@@ -567,7 +575,15 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
 	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
-	confirmation_id, confirmation_expires_at, assurance`
+	confirmation_id, confirmation_expires_at, assurance, log_head`
+
+// logHead stores a payment's log head, NULL before its first entry.
+func logHead(h [32]byte) any {
+	if h == ([32]byte{}) {
+		return nil
+	}
+	return h[:]
+}
 
 func scanPayment(r scanner) (*pb.Payment, error) {
 	var p pb.Payment
@@ -575,11 +591,13 @@ func scanPayment(r scanner) (*pb.Payment, error) {
 	var exp, cexp sql.NullInt64
 	var created int64
 	var cid string
+	var head []byte
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance); err != nil {
+		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance, &head); err != nil {
 		return nil, err
 	}
+	copy(p.LogHead[:], head)
 	p.Object = "payment"
 	p.Status, p.AgentID, p.MandateID = pb.PaymentStatus(status), pb.OptString(agent), pb.OptString(mandate)
 	p.CaptureMethod, p.DeclineCode = pb.CaptureMethod(capture), pb.Code(decline)

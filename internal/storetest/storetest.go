@@ -70,6 +70,9 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"ScanLedger", testScanLedger},
 		{"ScanLedgerCallbackError", testScanLedgerCallbackError},
 		{"ConcurrentReads", testConcurrentReads},
+		{"Log", testLog},
+		{"LogAtomic", testLogAtomic},
+		{"PaymentLogHead", testPaymentLogHead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

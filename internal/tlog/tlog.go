@@ -9,6 +9,7 @@ package tlog
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -226,4 +227,90 @@ func (m *Memory) ProveInclusion(index, size int64) ([]Hash, error) {
 // ProveConsistency proves the tree of size older is a prefix of newer's.
 func (m *Memory) ProveConsistency(older, newer int64) ([]Hash, error) {
 	return tlog.ProveTree(newer, older, m)
+}
+
+// HashReader reads a tree's stored hashes by their index in tlog's storage
+// order.
+type HashReader = tlog.HashReader
+
+// HashReaderFunc adapts a function to a HashReader.
+type HashReaderFunc = tlog.HashReaderFunc
+
+// Append computes what appending leaves (leaf hashes, in order) to a tree
+// of size entries stores: the new stored hashes, which are contiguous from
+// index first, and the new tree's root. r serves the hashes already stored;
+// Append reads at most a few per leaf, all on the tree's right edge.
+func Append(size int64, leaves []Hash, r HashReader) (first int64, hashes []Hash, root Hash, err error) {
+	first = tlog.StoredHashIndex(0, size)
+	hr := tlog.HashReaderFunc(func(ids []int64) ([]Hash, error) {
+		out := make([]Hash, len(ids))
+		var old []int64
+		for _, id := range ids {
+			if id < first {
+				old = append(old, id)
+			}
+		}
+		var got []Hash
+		if len(old) > 0 {
+			if got, err = r.ReadHashes(old); err != nil {
+				return nil, err
+			}
+			if len(got) != len(old) {
+				return nil, fmt.Errorf("tlog: asked for %d stored hashes, got %d", len(old), len(got))
+			}
+		}
+		for i, id := range ids {
+			if id >= first {
+				if id-first >= int64(len(hashes)) {
+					return nil, fmt.Errorf("tlog: stored hash %d is not computed yet", id)
+				}
+				out[i] = hashes[id-first]
+			} else {
+				out[i], got = got[0], got[1:]
+			}
+		}
+		return out, nil
+	})
+	for i, leaf := range leaves {
+		hs, err := tlog.StoredHashesForRecordHash(size+int64(i), leaf, hr)
+		if err != nil {
+			return 0, nil, Hash{}, err
+		}
+		hashes = append(hashes, hs...)
+	}
+	if root, err = TreeHash(size+int64(len(leaves)), hr); err != nil {
+		return 0, nil, Hash{}, err
+	}
+	return first, hashes, root, nil
+}
+
+// ProveInclusion proves leaf index in the tree of size, from stored hashes.
+func ProveInclusion(index, size int64, r HashReader) ([]Hash, error) {
+	if index < 0 || index >= size {
+		return nil, fmt.Errorf("tlog: index %d is outside a tree of size %d", index, size)
+	}
+	return tlog.ProveRecord(size, index, r)
+}
+
+// ProveConsistency proves that the tree of size older is a prefix of the
+// tree of size newer, from stored hashes.
+func ProveConsistency(older, newer int64, r HashReader) ([]Hash, error) {
+	if older < 0 || older > newer {
+		return nil, fmt.Errorf("tlog: no consistency proof from size %d to %d", older, newer)
+	}
+	if older == 0 || older == newer {
+		return nil, nil
+	}
+	return tlog.ProveTree(newer, older, r)
+}
+
+// EmptyRoot is the root of the empty tree, SHA-256 of nothing (RFC 6962).
+var EmptyRoot = Hash(sha256.Sum256(nil))
+
+// TreeHash is the root of the tree of size entries, from stored hashes.
+func TreeHash(size int64, r HashReader) (Hash, error) {
+	if size == 0 {
+		return EmptyRoot, nil
+	}
+	return tlog.TreeHash(size, r)
 }

@@ -231,3 +231,76 @@ func BenchmarkProveInclusion(b *testing.B) {
 		i += 7919
 	}
 }
+
+// TestAppendMatchesMemory appends in batches of every shape and checks the
+// stored hashes and roots against the one-at-a-time tree, and the proofs
+// made from them against the verifiers.
+func TestAppendMatchesMemory(t *testing.T) {
+	var mem Memory
+	var stored []Hash
+	read := HashReaderFunc(func(ids []int64) ([]Hash, error) {
+		out := make([]Hash, len(ids))
+		for i, id := range ids {
+			if id < 0 || id >= int64(len(stored)) {
+				return nil, fmt.Errorf("no stored hash %d", id)
+			}
+			out[i] = stored[id]
+		}
+		return out, nil
+	})
+	if root, err := TreeHash(0, read); err != nil || root != EmptyRoot {
+		t.Fatalf("empty root = %x, %v", root, err)
+	}
+	size := int64(0)
+	for _, n := range []int{1, 1, 2, 3, 7, 16, 1, 31, 64, 100} {
+		var leaves []Hash
+		for range n {
+			e := []byte(fmt.Sprintf(`{"n":%d}`, mem.Size()))
+			if _, err := mem.Append(e); err != nil {
+				t.Fatal(err)
+			}
+			leaves = append(leaves, LeafHash(e))
+		}
+		first, hs, root, err := Append(size, leaves, read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != int64(len(stored)) {
+			t.Fatalf("first = %d, want %d", first, len(stored))
+		}
+		stored = append(stored, hs...)
+		size += int64(n)
+		want, _ := mem.Root(size)
+		if root != want {
+			t.Fatalf("size %d: root %x, want %x", size, root, want)
+		}
+		if got, _ := TreeHash(size, read); got != want {
+			t.Fatalf("size %d: TreeHash %x, want %x", size, got, want)
+		}
+	}
+	c := Checkpoint{Origin: "example.com/log", Size: size, Hash: func() Hash { h, _ := TreeHash(size, read); return h }()}
+	for _, i := range []int64{0, 1, size / 2, size - 1} {
+		p, err := ProveInclusion(i, size, read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := VerifyInclusion([]byte(fmt.Sprintf(`{"n":%d}`, i)), i, p, c); err != nil {
+			t.Fatalf("index %d: %v", i, err)
+		}
+	}
+	old := Checkpoint{Origin: c.Origin, Size: 9}
+	old.Hash, _ = TreeHash(9, read)
+	p, err := ProveConsistency(9, size, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyConsistency(old, c, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ProveInclusion(size, size, read); err == nil {
+		t.Fatal("proved an index past the tree")
+	}
+	if _, err := ProveConsistency(size, 9, read); err == nil {
+		t.Fatal("proved a shrinking tree consistent")
+	}
+}

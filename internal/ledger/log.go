@@ -1,0 +1,98 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/tlog"
+)
+
+// Log records ev as a transparency-log entry written with the batch, so
+// that the entry exists exactly when the change it records does. Entries
+// made inside a failed Atomic are undone with it.
+func (tx *Tx) Log(ev pb.LogEvent) error {
+	_, err := tx.log(ev, nil)
+	return err
+}
+
+// LogPayment records ev about payment p, chained to p's previous entry, and
+// moves p.LogHead to it; the caller then puts p.
+func (tx *Tx) LogPayment(p *pb.Payment, ev pb.LogEvent) error {
+	ev.Subject = p.ID
+	var prev *[32]byte
+	if p.LogHead != ([32]byte{}) {
+		prev = &p.LogHead
+	}
+	leaf, err := tx.log(ev, prev)
+	if err != nil {
+		return err
+	}
+	p.LogHead = leaf
+	return nil
+}
+
+func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
+	if ev.Type == "" || ev.Subject == "" {
+		return [32]byte{}, errors.New("ledger: a log event needs a type and a subject")
+	}
+	body, err := pb.EncodeLogEntry(ev, tx.now, prev)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	tx.batch.Log = append(tx.batch.Log, pb.LogRecord{Subject: ev.Subject, Body: body})
+	return pb.LeafHash(body), nil
+}
+
+// IntegrateLog places up to limit pending entries of a store that several
+// processes write (PostgreSQL) in the tree, and returns how many it placed.
+// Any process may call it at any time: when two integrate at once, one
+// wins and the other finds the entries placed (0, nil). Stores that place
+// entries as they commit (SQLite) have none pending.
+func IntegrateLog(ctx context.Context, st pb.Store, limit int) (int, error) {
+	pending, err := st.PendingLog(ctx, limit)
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	size, _, err := st.LogState(ctx)
+	if err != nil {
+		return 0, err
+	}
+	leaves := make([]tlog.Hash, len(pending))
+	in := &pb.LogIntegration{OldSize: size, NewSize: size + int64(len(pending)), Seqs: make([]int64, len(pending))}
+	for i, e := range pending {
+		leaves[i], in.Seqs[i] = pb.LeafHash(e.Body), e.Seq
+	}
+	first, hashes, root, err := tlog.Append(size, leaves, StoredHashes(ctx, st))
+	if err != nil {
+		return 0, fmt.Errorf("couldn't integrate the log: %w", err)
+	}
+	in.Root = root
+	in.Hashes = make([]pb.LogHash, len(hashes))
+	for i, h := range hashes {
+		in.Hashes[i] = pb.LogHash{ID: first + int64(i), Hash: h}
+	}
+	if err := st.IntegrateLog(ctx, in); err != nil {
+		if errors.Is(err, pb.ErrStoreConflict) {
+			return 0, nil // another process integrated them
+		}
+		return 0, fmt.Errorf("couldn't integrate the log: %w", err)
+	}
+	return len(pending), nil
+}
+
+// StoredHashes reads the tree's stored hashes from st.
+func StoredHashes(ctx context.Context, st pb.Store) tlog.HashReader {
+	return tlog.HashReaderFunc(func(ids []int64) ([]tlog.Hash, error) {
+		hs, err := st.LogHashes(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(hs))
+		for i := range hs {
+			out[i] = hs[i]
+		}
+		return out, nil
+	})
+}

@@ -1,0 +1,162 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+)
+
+// What the transparency log records about each change. The types below
+// are the "data" of the entries; their JSON is part of the public record,
+// so fields are only ever added.
+
+// createdData is a payment as asked for, with the agent's signed request
+// when there was one.
+type createdData struct {
+	Amount                 int64               `json:"amount"`
+	Currency               string              `json:"currency"`
+	MerchantID             string              `json:"merchant_id"`
+	PayerID                string              `json:"payer_id"`
+	AgentID                string              `json:"agent_id,omitempty"`
+	MandateID              string              `json:"mandate_id,omitempty"`
+	Description            string              `json:"description,omitempty"`
+	CaptureMethod          pb.CaptureMethod    `json:"capture_method"`
+	AuthorizationExpiresAt *time.Time          `json:"authorization_expires_at,omitempty"`
+	Metadata               map[string]string   `json:"metadata,omitempty"`
+	Request                *pb.RequestEvidence `json:"request,omitempty"`
+}
+
+type declinedData struct {
+	DeclineCode pb.Code `json:"decline_code"`
+	Message     string  `json:"message"`
+}
+
+// Why a payment waited for its user.
+const (
+	confirmNoMandate    = "no_mandate"
+	confirmAboveConfirm = "above_confirm_above"
+)
+
+type askedData struct {
+	ConfirmationID string    `json:"confirmation_id"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	Reason         string    `json:"reason"`
+}
+
+// Bases of an authorization: what allowed the hold.
+const (
+	basisUser         = "user"         // the payer paid themselves
+	basisMandate      = "mandate"      // every check of the mandate passed
+	basisConfirmation = "confirmation" // the user approved it with a factor
+)
+
+type authorizedData struct {
+	Amount    int64      `json:"amount"`
+	Basis     string     `json:"basis"`
+	MandateID string     `json:"mandate_id,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+type capturedData struct {
+	Amount   int64 `json:"amount"`
+	Fee      int64 `json:"fee"`
+	Released int64 `json:"released"` // the part of the hold not captured
+}
+
+type approvedData struct {
+	ConfirmationID string `json:"confirmation_id"`
+	Factor         string `json:"factor"` // "totp" or "passkey"
+	PasskeyID      []byte `json:"passkey_id,omitempty"`
+}
+
+type releasedData struct {
+	Released int64  `json:"released"`
+	What     string `json:"what,omitempty"` // for expiries: "hold" or "confirmation"
+}
+
+type refundedData struct {
+	RefundID    string `json:"refund_id"`
+	Amount      int64  `json:"amount"`
+	FeeReturned int64  `json:"fee_returned"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// logPayment records an entry about p and moves p's log head to it.
+// Encoding Paybound's own types cannot fail; if it did, the panic fails
+// the operation whole (the writer undoes it), which is right: a change that
+// cannot be logged must not happen.
+func logPayment(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, typ string, data any) {
+	if err := tx.LogPayment(p, pb.LogEvent{Type: typ, Actor: actor, Data: data}); err != nil {
+		panic(fmt.Sprintf("couldn't log %s of %s: %v", typ, p.ID, err))
+	}
+}
+
+// logRecord records an entry about another subject (a mandate, an agent).
+func logRecord(tx *ledger.Tx, subject string, actor pb.Actor, typ string, data any) {
+	if err := tx.Log(pb.LogEvent{Type: typ, Subject: subject, Actor: actor, Data: data}); err != nil {
+		panic(fmt.Sprintf("couldn't log %s of %s: %v", typ, subject, err))
+	}
+}
+
+// keyData is an agent key as logged: the public key itself, so that a
+// signed request in the log can be checked against it.
+type keyData struct {
+	KeyID     string          `json:"keyid"`
+	PublicKey json.RawMessage `json:"public_key"`
+	NotAfter  *time.Time      `json:"not_after,omitempty"`
+	RevokedAt *time.Time      `json:"revoked_at,omitempty"`
+}
+
+func logKey(tx *ledger.Tx, caller pb.Principal, typ string, k pb.AgentKey) {
+	logRecord(tx, k.AgentID, pb.ActorOf(caller), typ, keyData{KeyID: k.KeyID, PublicKey: json.RawMessage(k.PublicKey),
+		NotAfter: k.NotAfter, RevokedAt: k.RevokedAt})
+}
+
+// logCreated records a new payment as asked for.
+func logCreated(tx *ledger.Tx, p *pb.Payment, caller pb.Principal) {
+	logPayment(tx, p, pb.ActorOf(caller), pb.LogPaymentCreated, createdData{
+		Amount: p.Amount, Currency: p.Currency, MerchantID: p.MerchantID, PayerID: p.PayerID,
+		AgentID: string(p.AgentID), MandateID: string(p.MandateID), Description: p.Description,
+		CaptureMethod: p.CaptureMethod, AuthorizationExpiresAt: p.AuthorizationExpiresAt,
+		Metadata: p.Metadata, Request: caller.Evidence,
+	})
+}
+
+// logOutcome records what authorize made of p: declined, waiting for its
+// user, or authorized (and captured). err is authorize's error, whose
+// message explains a decline. approved says the user confirmed it.
+func logOutcome(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, approved bool, err error) {
+	switch p.Status {
+	case pb.StatusDeclined:
+		msg := ""
+		var e *pb.Error
+		if errors.As(err, &e) {
+			msg = e.Message
+		}
+		logPayment(tx, p, actor, pb.LogPaymentDeclined, declinedData{DeclineCode: p.DeclineCode, Message: msg})
+	case pb.StatusRequiresConfirmation:
+		reason := confirmAboveConfirm
+		if p.MandateID == "" {
+			reason = confirmNoMandate
+		}
+		logPayment(tx, p, actor, pb.LogConfirmationAsked, askedData{ConfirmationID: p.Confirmation.ID,
+			ExpiresAt: p.Confirmation.ExpiresAt, Reason: reason})
+	case pb.StatusAuthorized, pb.StatusCaptured:
+		basis := basisUser
+		switch {
+		case approved:
+			basis = basisConfirmation
+		case p.MandateID != "":
+			basis = basisMandate
+		}
+		logPayment(tx, p, actor, pb.LogPaymentAuthorized, authorizedData{Amount: p.Amount, Basis: basis,
+			MandateID: string(p.MandateID), ExpiresAt: p.AuthorizationExpiresAt})
+		if p.Status == pb.StatusCaptured {
+			logPayment(tx, p, actor, pb.LogPaymentCaptured, capturedData{Amount: p.AmountCaptured, Fee: p.FeeAmount})
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package sqlite
+
+import (
+	"context"
+
+	"errors"
+	"fmt"
+	"strings"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/tlog"
+)
+
+// logTree is the writer's view of the transparency log's tree: SQLite has
+// one writer, so a batch's entries enter the tree in the transaction that
+// stores them, and the tree's size is always the number of entries.
+// Only Commit (one goroutine) uses it.
+type logTree struct {
+	loaded bool
+	size   int64
+	// cache holds stored hashes read or written lately: appending reads
+	// only hashes on the tree's right edge, which are nearly always here.
+	cache map[int64]tlog.Hash
+}
+
+// logCacheMax bounds the cache; past it, it keeps only the last batch's hashes.
+const logCacheMax = 1 << 16
+
+// logAppend is what a committed batch changed in the tree.
+type logAppend struct {
+	size   int64
+	first  int64
+	hashes []tlog.Hash
+}
+
+// appendLog stores recs as the next entries of the tree, inside the
+// writer's open transaction, and returns the change to apply to the
+// writer's view once the transaction commits.
+func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	t := &s.log
+	if !t.loaded {
+		if err := s.w.QueryRowContext(ctx, `SELECT size FROM log_state`).Scan(&t.size); err != nil {
+			return nil, fmt.Errorf("couldn't read the log's size: %w", err)
+		}
+		t.cache, t.loaded = map[int64]tlog.Hash{}, true
+	}
+	leaves := make([]tlog.Hash, len(recs))
+	for i := range recs {
+		leaves[i] = pb.LeafHash(recs[i].Body)
+	}
+	read := tlog.HashReaderFunc(func(ids []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ids))
+		for i, id := range ids {
+			h, ok := t.cache[id]
+			if !ok {
+				var b []byte
+				if err := s.w.QueryRowContext(ctx, `SELECT hash FROM log_hashes WHERE id = ?`, id).Scan(&b); err != nil {
+					return nil, fmt.Errorf("couldn't read stored hash %d: %w", id, err)
+				}
+				copy(h[:], b)
+				t.cache[id] = h
+			}
+			out[i] = h
+		}
+		return out, nil
+	})
+	first, hashes, root, err := tlog.Append(t.size, leaves, read)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't append to the log: %w", err)
+	}
+	if err := s.insert(ctx, &tLogEntries, len(recs), func(d []any, i int) []any {
+		return append(d, t.size+int64(i), recs[i].Subject, recs[i].Body)
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.insert(ctx, &tLogHashes, len(hashes), func(d []any, i int) []any {
+		return append(d, first+int64(i), hashes[i][:])
+	}); err != nil {
+		return nil, err
+	}
+	size := t.size + int64(len(recs))
+	if _, err := s.w.ExecContext(ctx, `UPDATE log_state SET size = ?, root = ?`, size, root[:]); err != nil {
+		return nil, fmt.Errorf("couldn't write the log's state: %w", err)
+	}
+	return &logAppend{size: size, first: first, hashes: hashes}, nil
+}
+
+// applied moves the writer's view of the tree past a committed append.
+func (t *logTree) applied(a *logAppend) {
+	if a == nil {
+		return
+	}
+	if len(t.cache)+len(a.hashes) > logCacheMax {
+		t.cache = make(map[int64]tlog.Hash, len(a.hashes))
+	}
+	for i, h := range a.hashes {
+		t.cache[a.first+int64(i)] = h
+	}
+	t.size = a.size
+}
+
+// PendingLog returns nothing: SQLite entries enter the tree as they commit.
+func (s *Store) PendingLog(ctx context.Context, limit int) ([]pb.PendingLogEntry, error) {
+	return nil, nil
+}
+
+// IntegrateLog refuses: with SQLite there is never anything to integrate.
+func (s *Store) IntegrateLog(ctx context.Context, in *pb.LogIntegration) error {
+	return errors.New("sqlite: log entries enter the tree at commit; there is nothing to integrate")
+}
+
+func (s *Store) LogState(ctx context.Context) (size int64, root [32]byte, err error) {
+	var b []byte
+	if err := s.row(ctx, `SELECT size, root FROM log_state`).Scan(&size, &b); err != nil {
+		return 0, root, fmt.Errorf("couldn't read the log's state: %w", err)
+	}
+	copy(root[:], b)
+	return size, root, nil
+}
+
+// maxHashRead bounds the hashes one LogHashes call reads (a proof needs
+// about two per level of the tree).
+const maxHashRead = 1024
+
+func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) {
+	if len(ids) > maxHashRead {
+		return nil, fmt.Errorf("sqlite: %d stored hashes asked at once; at most %d", len(ids), maxHashRead)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, hash FROM log_hashes WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
+	}
+	defer rows.Close()
+	got := make(map[int64][32]byte, len(ids))
+	for rows.Next() {
+		var id int64
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			return nil, err
+		}
+		var h [32]byte
+		copy(h[:], b)
+		got[id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][32]byte, len(ids))
+	for i, id := range ids {
+		h, ok := got[id]
+		if !ok {
+			return nil, notFound("stored hash", id)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func (s *Store) LogEntries(ctx context.Context, from int64, n int) ([]pb.LogEntry, error) {
+	n = min(max(n, 0), pb.MaxLogRead)
+	return s.logEntries(ctx, `SELECT idx, subject, body FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?`, from, n)
+}
+
+func (s *Store) SubjectLog(ctx context.Context, subject string, limit int) ([]pb.LogEntry, error) {
+	limit = min(max(limit, 0), pb.MaxLogRead)
+	return s.logEntries(ctx, `SELECT idx, subject, body FROM log_entries WHERE subject = ? ORDER BY idx LIMIT ?`, subject, limit)
+}
+
+func (s *Store) logEntries(ctx context.Context, q string, args ...any) ([]pb.LogEntry, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read log entries: %w", err)
+	}
+	defer rows.Close()
+	var out []pb.LogEntry
+	for rows.Next() {
+		var e pb.LogEntry
+		if err := rows.Scan(&e.Index, &e.Subject, &e.Body); err != nil {
+			return nil, fmt.Errorf("couldn't read log entries: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

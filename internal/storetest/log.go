@@ -1,0 +1,171 @@
+package storetest
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/tlog"
+)
+
+// logBatch returns n log records, the i-th about subjects[i%len].
+func logBatch(start, n int, subjects ...string) []pb.LogRecord {
+	out := make([]pb.LogRecord, n)
+	for i := range out {
+		out[i] = pb.LogRecord{Subject: subjects[(start+i)%len(subjects)], Body: fmt.Appendf(nil, `{"n":%d}`, start+i)}
+	}
+	return out
+}
+
+// integrate places the pending entries as a server would.
+func integrate(t *testing.T, s pb.Store) {
+	t.Helper()
+	for {
+		n, err := ledger.IntegrateLog(t.Context(), s, 1000)
+		if err != nil {
+			t.Fatalf("IntegrateLog: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// checkTree checks that the store's log holds exactly entries, in order,
+// with the root and proofs of the same tree built in memory.
+func checkTree(t *testing.T, s pb.Store, entries []pb.LogRecord) {
+	t.Helper()
+	ctx := t.Context()
+	var mem tlog.Memory
+	for _, e := range entries {
+		mem.Append(e.Body)
+	}
+	size, root, err := s.LogState(ctx)
+	if err != nil {
+		t.Fatalf("LogState: %v", err)
+	}
+	want, _ := mem.Root(mem.Size())
+	if mem.Size() == 0 {
+		want = tlog.EmptyRoot
+	}
+	if size != mem.Size() || root != want {
+		t.Fatalf("LogState = %d %x, want %d %x", size, root, mem.Size(), want)
+	}
+	got, err := s.LogEntries(ctx, 0, pb.MaxLogRead)
+	if err != nil {
+		t.Fatalf("LogEntries: %v", err)
+	}
+	if len(got) != len(entries) {
+		t.Fatalf("LogEntries returned %d entries, want %d", len(got), len(entries))
+	}
+	for i, e := range got {
+		if e.Index != int64(i) || e.Subject != entries[i].Subject || !bytes.Equal(e.Body, entries[i].Body) {
+			t.Fatalf("entry %d = %d %s %s, want %s %s", i, e.Index, e.Subject, e.Body, entries[i].Subject, entries[i].Body)
+		}
+	}
+	c := tlog.Checkpoint{Origin: "storetest", Size: size, Hash: root}
+	for _, i := range []int64{0, size / 2, size - 1} {
+		if size == 0 {
+			break
+		}
+		proof, err := tlog.ProveInclusion(i, size, ledger.StoredHashes(ctx, s))
+		if err != nil {
+			t.Fatalf("ProveInclusion(%d, %d): %v", i, size, err)
+		}
+		if err := tlog.VerifyInclusion(entries[i].Body, i, proof, c); err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+}
+
+func testLog(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	checkTree(t, s, nil)
+	var all []pb.LogRecord
+	for _, n := range []int{5, 1, 20, 3} {
+		recs := logBatch(len(all), n, "pay_a", "mnd_b", "pay_c")
+		commit(t, s, &pb.Batch{Log: recs})
+		all = append(all, recs...)
+		integrate(t, s)
+		checkTree(t, s, all)
+	}
+	page, err := s.LogEntries(ctx, 3, 2)
+	if err != nil || len(page) != 2 || page[0].Index != 3 || page[1].Index != 4 {
+		t.Fatalf("LogEntries(3, 2) = %v, %v", page, err)
+	}
+	if page, err := s.LogEntries(ctx, int64(len(all)), 10); err != nil || len(page) != 0 {
+		t.Fatalf("LogEntries past the end = %v, %v", page, err)
+	}
+	mine, err := s.SubjectLog(ctx, "mnd_b", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for i, e := range all {
+		if e.Subject == "mnd_b" {
+			want = append(want, int64(i))
+		}
+	}
+	if len(mine) != len(want) {
+		t.Fatalf("SubjectLog returned %d entries, want %d", len(mine), len(want))
+	}
+	for i, e := range mine {
+		if e.Index != want[i] || !bytes.Equal(e.Body, all[want[i]].Body) {
+			t.Fatalf("SubjectLog[%d] = %d %s, want %d", i, e.Index, e.Body, want[i])
+		}
+	}
+	if none, err := s.SubjectLog(ctx, "pay_none", 10); err != nil || len(none) != 0 {
+		t.Fatalf("SubjectLog of an unknown subject = %v, %v", none, err)
+	}
+	_, err = s.LogHashes(ctx, []int64{0, 1 << 40})
+	wantNotFound(t, "a stored hash past the tree", err)
+
+	// An integration from a size the tree no longer has changes nothing.
+	size, root, _ := s.LogState(ctx)
+	if err := s.IntegrateLog(ctx, &pb.LogIntegration{OldSize: size - 1, NewSize: size}); err == nil {
+		t.Fatal("IntegrateLog from a stale size succeeded")
+	}
+	if sz, r, _ := s.LogState(ctx); sz != size || r != root {
+		t.Fatalf("a refused integration changed the log: %d %x", sz, r)
+	}
+}
+
+// testLogAtomic checks that a batch that fails writes none of its entries,
+// and that the log carries on correctly after it.
+func testLogAtomic(t *testing.T, s pb.Store) {
+	first := logBatch(0, 3, "pay_a")
+	commit(t, s, &pb.Batch{Log: first})
+	integrate(t, s)
+	seedExisting(t, s)
+	b := badBatch()
+	b.Users = []pb.User{{ID: "usr_old", Name: "Duplicate", CreatedAt: t0}}
+	b.Log = logBatch(100, 4, "pay_new")
+	asWriter(t, s, b)
+	if err := s.Commit(t.Context(), b); err == nil {
+		t.Fatal("Commit of a batch with a duplicate user succeeded")
+	}
+	integrate(t, s)
+	checkTree(t, s, first)
+	next := logBatch(3, 4, "pay_a")
+	commit(t, s, &pb.Batch{Log: next})
+	integrate(t, s)
+	checkTree(t, s, append(first, next...))
+}
+
+// testPaymentLogHead checks that a payment's log head is kept and updated.
+func testPaymentLogHead(t *testing.T, s pb.Store) {
+	p := payment("pay_head", "usr_a", "mch_a", "", t0)
+	p.LogHead = pb.LeafHash([]byte("first"))
+	commit(t, s, &pb.Batch{Payments: []pb.Payment{p}})
+	got, err := s.Payment(t.Context(), p.ID)
+	if err != nil || got.LogHead != p.LogHead {
+		t.Fatalf("Payment = %x, %v; want head %x", got.LogHead, err, p.LogHead)
+	}
+	p.Status, p.LogHead = pb.StatusCanceled, pb.LeafHash([]byte("second"))
+	commit(t, s, &pb.Batch{Payments: []pb.Payment{p}})
+	if got, err = s.Payment(t.Context(), p.ID); err != nil || got.LogHead != p.LogHead {
+		t.Fatalf("Payment after update = %x, %v; want head %x", got.LogHead, err, p.LogHead)
+	}
+}

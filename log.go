@@ -1,0 +1,175 @@
+package paybound
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The transparency log records every change to users' money and authority
+// as one entry: canonical JSON whose RFC 6962 leaf hash is appended to a
+// Merkle tree with signed checkpoints (internal/tlog). An entry is stored in
+// the same ledger batch as the change it records, so neither exists without
+// the other; it receives its index in the tree shortly after, when the
+// log's integrator appends the batch's entries in commit order.
+
+// Log entry types. A payment's entries chain to each other through Prev.
+const (
+	LogPaymentCreated       = "payment.created"
+	LogPaymentDeclined      = "payment.declined"
+	LogConfirmationAsked    = "confirmation.asked"
+	LogConfirmationApproved = "confirmation.approved"
+	LogConfirmationDenied   = "confirmation.denied"
+	LogPaymentAuthorized    = "payment.authorized"
+	LogPaymentCaptured      = "payment.captured"
+	LogPaymentCanceled      = "payment.canceled"
+	LogPaymentExpired       = "payment.expired"
+	LogPaymentRefunded      = "payment.refunded"
+	LogMandateGranted       = "mandate.granted"
+	LogMandateRevoked       = "mandate.revoked"
+	LogAgentKeyAdded        = "agent_key.added"
+	LogAgentKeyRevoked      = "agent_key.revoked"
+	LogDisputeOpened        = "dispute.opened"
+	LogDisputeResolved      = "dispute.resolved"
+	LogCompensationPaid     = "compensation.paid"
+)
+
+// LogVersion is the entry format's version, the "v" of every entry.
+const LogVersion = 1
+
+// Actor is who caused a logged change.
+type Actor struct {
+	Role Role   `json:"role"`
+	ID   string `json:"id"`
+	// Assurance is how the actor proved itself, for agents and users.
+	Assurance Assurance `json:"assurance,omitempty"`
+}
+
+// ActorOf returns the actor of a request made by c.
+func ActorOf(c Principal) Actor {
+	a := Actor{Role: c.Role, ID: c.ID}
+	switch {
+	case c.Role == RoleAgent && c.Signed:
+		a.Assurance = AssuranceSigned
+	case c.Role == RoleAgent:
+		a.Assurance = AssuranceBearer
+	case c.Role == RoleUser:
+		a.Assurance = AssuranceUser
+	}
+	return a
+}
+
+// SystemActor is the server acting on its own (expiring holds).
+var SystemActor = Actor{Role: "system", ID: "paybound"}
+
+// LogEvent is what an operation asks the ledger writer to log. The writer
+// adds the time and, for a payment's entries, the hash of the payment's
+// previous entry.
+type LogEvent struct {
+	Type    string
+	Subject string // the payment, mandate or agent the entry is about
+	Actor   Actor
+	Data    any // marshaled as the entry's "data"
+}
+
+// logEntry is an entry's JSON form; field order is fixed by Canonical.
+type logEntry struct {
+	V       int       `json:"v"`
+	Type    string    `json:"type"`
+	Time    time.Time `json:"time"`
+	Subject string    `json:"subject"`
+	Prev    string    `json:"prev,omitempty"`
+	Actor   Actor     `json:"actor"`
+	Data    any       `json:"data,omitempty"`
+}
+
+// EncodeLogEntry returns the entry's exact bytes: canonical JSON (object
+// keys sorted, no insignificant space, no HTML escaping, integers only), so
+// that anyone who re-encodes the same content gets the same leaf hash.
+// prev is the leaf hash of the subject's previous entry, if any.
+func EncodeLogEntry(ev LogEvent, at time.Time, prev *[32]byte) ([]byte, error) {
+	e := logEntry{V: LogVersion, Type: ev.Type, Time: at.UTC(), Subject: ev.Subject, Actor: ev.Actor, Data: ev.Data}
+	if prev != nil {
+		e.Prev = hex.EncodeToString(prev[:])
+	}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode log entry %s: %w", ev.Type, err)
+	}
+	return Canonical(raw)
+}
+
+// Canonical re-encodes a JSON document canonically: objects with their keys
+// sorted, no insignificant white space, strings escaped minimally (RFC 8785
+// for documents whose numbers are integers, as every Paybound amount is).
+func Canonical(doc []byte) ([]byte, error) {
+	d := json.NewDecoder(bytes.NewReader(doc))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("couldn't canonicalize JSON: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil { // maps are encoded with sorted keys
+		return nil, fmt.Errorf("couldn't canonicalize JSON: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// LeafHash is the RFC 6962 leaf hash of an entry: SHA-256(0x00 || entry).
+// It is what the Merkle tree holds, and what a payment's next entry names
+// as its prev.
+func LeafHash(entry []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(entry)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// LogRecord is an entry on its way into the log, written with its batch.
+type LogRecord struct {
+	Subject string
+	Body    []byte
+}
+
+// LogEntry is an entry with its place in the log. Index is -1 while the
+// entry awaits integration.
+type LogEntry struct {
+	Index   int64
+	Subject string
+	Body    []byte
+}
+
+// PendingLogEntry is a stored entry not yet in the tree; Seq orders such
+// entries by commit.
+type PendingLogEntry struct {
+	Seq  int64
+	Body []byte
+}
+
+// LogHash is one stored hash of the Merkle tree, by its position in the
+// golang.org/x/mod/sumdb/tlog storage order.
+type LogHash struct {
+	ID   int64
+	Hash [32]byte
+}
+
+// LogIntegration appends entries to the tree: the pending entries Seqs
+// receive indexes OldSize, OldSize+1, …; Hashes are the tree's new stored
+// hashes and Root the root of the tree of NewSize entries.
+type LogIntegration struct {
+	OldSize, NewSize int64
+	Seqs             []int64
+	Hashes           []LogHash
+	Root             [32]byte
+}
+
+// MaxLogRead bounds the entries one log read returns.
+const MaxLogRead = 1000
