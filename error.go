@@ -61,6 +61,7 @@ const (
 	ErrMethod        Code = "method_not_allowed"
 
 	ErrPaymentState       Code = "payment_unexpected_state"
+	ErrDisputeState       Code = "dispute_unexpected_state"
 	ErrIdempotencyRunning Code = "idempotency_in_flight"
 
 	DeclineInsufficientFunds Code = "insufficient_funds"
@@ -87,7 +88,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrSignatureExpired: TypeAuthentication, ErrSignatureReplayed: TypeAuthentication,
 	ErrDigestMismatch: TypeAuthentication, ErrSignatureRequired: TypeAuthentication, ErrKeyRevoked: TypeAuthentication,
 	ErrNotFound: TypeNotFound, ErrRouteNotFound: TypeNotFound, ErrMethod: TypeInvalidRequest,
-	ErrPaymentState: TypeConflict, ErrIdempotencyRunning: TypeConflict,
+	ErrPaymentState: TypeConflict, ErrIdempotencyRunning: TypeConflict, ErrDisputeState: TypeConflict,
 	DeclineInsufficientFunds: TypeDeclined, DeclineCurrencyMismatch: TypeDeclined,
 	DeclineMerchantUnknown:    TypeDeclined,
 	DeclineMandateNotForAgent: TypeDeclined, DeclineMandateRevoked: TypeDeclined,

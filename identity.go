@@ -37,6 +37,11 @@ type RequestEvidence struct {
 	Body           []byte `json:"body,omitempty"`
 }
 
+// MaxEvidenceBody bounds the request body kept as evidence; a larger body
+// (padding, most likely) is left out, and its Content-Digest, which the
+// signature covers, still pins it.
+const MaxEvidenceBody = 16 << 10
+
 // User is a person who funds a wallet and pays, directly or through agents.
 type User struct {
 	ID        string    `json:"id"`

@@ -99,8 +99,16 @@ func EncodeLogEntry(ev LogEvent, at time.Time, prev *[32]byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't encode log entry %s: %w", ev.Type, err)
 	}
-	return Canonical(raw)
+	out, err := Canonical(raw)
+	if err == nil && len(out) > MaxLogEntryBytes {
+		err = fmt.Errorf("log entry %s of %s is %d bytes; at most %d", ev.Type, ev.Subject, len(out), MaxLogEntryBytes)
+	}
+	return out, err
 }
+
+// MaxLogEntryBytes bounds an entry: C2SP entry bundles give each entry a
+// 16-bit length.
+const MaxLogEntryBytes = 1<<16 - 1
 
 // Canonical re-encodes a JSON document canonically: objects with their keys
 // sorted, no insignificant white space, strings escaped minimally (RFC 8785

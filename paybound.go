@@ -23,13 +23,15 @@ func (SystemClock) Now() time.Time { return time.Now() }
 
 // ID prefixes of the public API (DESIGN.md §4).
 const (
-	PrefixUser     = "usr_"
-	PrefixMerchant = "mch_"
-	PrefixAgent    = "agt_"
-	PrefixMandate  = "mdt_"
-	PrefixPayment  = "pay_"
-	PrefixRefund   = "re_"
-	PrefixTopup    = "top_"
+	PrefixUser         = "usr_"
+	PrefixMerchant     = "mch_"
+	PrefixAgent        = "agt_"
+	PrefixMandate      = "mdt_"
+	PrefixPayment      = "pay_"
+	PrefixRefund       = "re_"
+	PrefixTopup        = "top_"
+	PrefixDispute      = "dsp_"
+	PrefixCompensation = "cmp_"
 )
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"

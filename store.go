@@ -88,6 +88,8 @@ type Batch struct {
 	AgentKeys []AgentKey
 	// Log entries are stored awaiting integration into the tree, in order.
 	Log []LogRecord
+	// Disputes are inserted or replaced whole.
+	Disputes []Dispute
 
 	// Fresh is set by a SharedStore's Commit: the stored balances of the
 	// batch's existing accounts right after it, including what other
@@ -99,7 +101,7 @@ type Batch struct {
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
 		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log) == 0
+		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log)+len(b.Disputes) == 0
 }
 
 // Nonce is a signed request's nonce, remembered until Expires.
@@ -210,6 +212,13 @@ type Store interface {
 	LookupIdempotency(ctx context.Context, keys []IdempotencyKey) ([]IdempotencyRecord, error)
 	// DeleteIdempotency removes records created before cutoff, at most limit.
 	DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error)
+
+	// Dispute returns dispute id.
+	Dispute(ctx context.Context, id string) (*Dispute, error)
+	// PaymentDisputes returns a payment's disputes, oldest first.
+	PaymentDisputes(ctx context.Context, paymentID string) ([]Dispute, error)
+	// ListDisputes lists disputes, newest first.
+	ListDisputes(ctx context.Context, f DisputeFilter) (_ []Dispute, hasMore bool, _ error)
 
 	// PendingLog returns up to limit stored log entries that are not in the
 	// tree yet, in the order their batches committed.

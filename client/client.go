@@ -540,6 +540,10 @@ func (c *Client) attempt(ctx context.Context, k call, u string, body []byte, key
 		if k.out == nil {
 			return 0, false, nil
 		}
+		if raw, ok := k.out.(*[]byte); ok { // text or exact bytes, as sent
+			*raw = data
+			return 0, false, nil
+		}
 		if err := json.Unmarshal(data, k.out); err != nil {
 			return -1, false, fmt.Errorf("%w: %s %s answered %s with a body that is not the expected JSON (%v): %s",
 				ErrBadResponse, k.method, k.path, resp.Status, err, snippet(data))

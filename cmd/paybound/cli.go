@@ -37,6 +37,9 @@ var clientCommands = [][2]string{
 	{"refund pay_… [--amount 1.00] [--reason R]", "merchant key"},
 	{"payments list [--limit N] [--starting-after pay_…]", ""},
 	{"payments get pay_…", ""},
+	{"payments trace pay_…", "any party: the payment's log entries, proven"},
+	{"payments receipt pay_… [--out FILE]", "any party: a receipt to keep"},
+	{"verify receipt FILE --log-key KEY [--url URL]", "offline; no API key"},
 	{"balance", "user or merchant key"},
 	{"mandates create --agent agt_… --description D --currency CNY", "user key"},
 	{"    --max 30.00 --budget 150.00 [--period week] [--merchants …]", ""},
@@ -93,7 +96,8 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	case "agents":
 		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent, "keys": cl.agentKeys})
 	case "payments":
-		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment})
+		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment,
+			"trace": cl.trace, "receipt": cl.receipt})
 	case "mandates":
 		err = cl.mandates(rest)
 	case "totp":
@@ -106,6 +110,8 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.deny(rest)
 	case "ledger":
 		err = cl.group("ledger", rest, map[string]func([]string) error{"verify": cl.verifyLedger})
+	case "verify":
+		err = cl.verify(rest)
 	case "topup":
 		err = cl.topup(rest)
 	case "pay":
@@ -143,7 +149,7 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 		}
 	}
 	var names []string
-	for _, s := range []string{"create", "list", "get", "revoke", "enroll", "verify", "keygen"} {
+	for _, s := range []string{"create", "list", "get", "revoke", "enroll", "verify", "keygen", "trace", "receipt"} {
 		if subs[s] != nil {
 			names = append(names, s)
 		}

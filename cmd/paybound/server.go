@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	tl "github.com/paybound/paybound/internal/tlog"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/httpapi"
@@ -56,6 +59,11 @@ type Config struct {
 	// (PAYBOUND_PASSKEY_ORIGIN, --passkey-origin); default
 	// http://localhost:<port of addr>.
 	PasskeyOrigin string
+	// LogOrigin names the transparency log in its checkpoints
+	// (PAYBOUND_LOG_ORIGIN, --log-origin), for example pay.example.com/log.
+	// It is fixed when <data>/log.key is created (default
+	// localhost/paybound-<random>); a later value must match it.
+	LogOrigin string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
@@ -84,6 +92,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.PasskeyOrigin); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" {
 			return fmt.Errorf("config: passkey-origin %q must be an origin such as https://pay.example.com", c.PasskeyOrigin)
 		}
+	}
+	if c.LogOrigin != "" && (len(c.LogOrigin) > 200 || strings.ContainsAny(c.LogOrigin, " +\t\n") || !utf8.ValidString(c.LogOrigin)) {
+		return fmt.Errorf("config: log-origin %q must be a schema-less URL such as pay.example.com/log, without spaces or '+'", c.LogOrigin)
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 1<<16 {
 		return fmt.Errorf("config: max-batch is %d; it must be between 1 and 65536", c.MaxBatch)
@@ -146,6 +157,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	env("PAYBOUND_LOG_LEVEL", &c.LogLevel)
 	env("PAYBOUND_PASSKEY_RP_ID", &c.PasskeyRPID)
 	env("PAYBOUND_PASSKEY_ORIGIN", &c.PasskeyOrigin)
+	env("PAYBOUND_LOG_ORIGIN", &c.LogOrigin)
 	for _, e := range []struct {
 		name string
 		dst  any
@@ -179,6 +191,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most ledger operations per commit (PAYBOUND_MAX_BATCH)")
 	fs.StringVar(&c.PasskeyRPID, "passkey-rp-id", c.PasskeyRPID, "WebAuthn relying party ID, the site's domain (PAYBOUND_PASSKEY_RP_ID)")
 	fs.StringVar(&c.PasskeyOrigin, "passkey-origin", c.PasskeyOrigin, "origin of the page running passkey ceremonies, default http://localhost:<port> (PAYBOUND_PASSKEY_ORIGIN)")
+	fs.StringVar(&c.LogOrigin, "log-origin", c.LogOrigin, "the transparency log's name, fixed when <data>/log.key is created (PAYBOUND_LOG_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -209,6 +222,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	logKey, err := loadOrCreateLogKey(filepath.Join(m.Config.DataDir, "log.key"), m.Config.LogOrigin)
+	if err != nil {
+		return err
+	}
 	m.OperatorKey = key
 	switch db := m.Config.DB; {
 	case isPostgres(db):
@@ -228,7 +245,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
 		OperatorKey: key, FeeBPS: m.Config.FeeBPS,
 		RequireSignatureDefault: m.Config.RequireSignatures, PasskeyRPID: m.Config.PasskeyRPID,
-		PasskeyOrigins: []string{m.Config.passkeyOrigin()}}); err != nil {
+		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, LogKey: logKey}); err != nil {
 		return err
 	}
 	m.Service.Start()
@@ -302,6 +319,47 @@ func (m *Main) Close() error {
 // loadOrCreateKey reads the operator key, creating it (mode 0600) on first
 // start. A key file readable by others is refused: it is the root secret.
 func loadOrCreateKey(path string) (key string, created bool, err error) {
+	return loadOrCreateSecret(path, "an operator key",
+		func() (string, error) { return service.NewAPIKey(pb.RoleOperator), nil },
+		func(key string) error {
+			if !strings.HasPrefix(key, "pbk_op_") || len(key) < 40 {
+				return errors.New("not an operator key")
+			}
+			return nil
+		})
+}
+
+// loadOrCreateLogKey reads the transparency log's signing key, creating it
+// (mode 0600) on first start for origin, or a random local origin. Its
+// name is the log's origin, which never changes: an origin that differs
+// from the key's is refused.
+func loadOrCreateLogKey(path, origin string) (string, error) {
+	key, _, err := loadOrCreateSecret(path, "a log key",
+		func() (string, error) {
+			o := origin
+			if o == "" {
+				o = "localhost/paybound-" + rand.Text()[:10]
+			}
+			skey, _, err := tl.NewKey(o)
+			return skey, err
+		},
+		func(key string) error {
+			s, err := tl.NewSigner(key)
+			if err != nil {
+				return err
+			}
+			if origin != "" && s.Origin() != origin {
+				return fmt.Errorf("it signs for origin %q, not the configured log-origin %q; a log's origin cannot change", s.Origin(), origin)
+			}
+			return nil
+		})
+	return key, err
+}
+
+// loadOrCreateSecret reads a one-line secret, or creates it with make
+// (mode 0600, synced) when the file does not exist. A file readable by
+// others, or whose content check refuses, is an error naming the file.
+func loadOrCreateSecret(path, what string, newKey func() (string, error), check func(string) error) (key string, created bool, err error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		st, serr := os.Stat(path)
@@ -309,28 +367,42 @@ func loadOrCreateKey(path string) (key string, created bool, err error) {
 			return "", false, fmt.Errorf("%s is readable by others (mode %v); run chmod 600 %s", path, st.Mode().Perm(), path)
 		}
 		key = strings.TrimSpace(string(b))
-		if !strings.HasPrefix(key, "pbk_op_") || len(key) < 40 {
-			return "", false, fmt.Errorf("%s does not hold an operator key; delete it to have a new one made", path)
+		if err := check(key); err != nil {
+			return "", false, fmt.Errorf("%s does not hold %s (%v); delete it to have a new one made", path, what, err)
 		}
 		return key, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("couldn't read the operator key: %w", err)
+		return "", false, fmt.Errorf("couldn't read %s: %w", path, err)
 	}
-	key = service.NewAPIKey(pb.RoleOperator)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if key, err = newKey(); err != nil {
+		return "", false, err
+	}
+	// Written whole to a temporary file, then linked into place: a process
+	// starting at the same moment either links first or reads the winner's
+	// complete file.
+	f, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
-		return "", false, fmt.Errorf("couldn't create the operator key: %w", err)
+		return "", false, fmt.Errorf("couldn't create %s: %w", path, err)
 	}
-	if _, err := f.WriteString(key + "\n"); err != nil {
-		f.Close()
-		return "", false, err
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(key + "\n")
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", false, err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return key, true, f.Close()
+	if err == nil {
+		err = os.Link(f.Name(), path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return loadOrCreateSecret(path, what, newKey, check)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("couldn't create %s: %w", path, err)
+	}
+	return key, true, nil
 }
 
 // demoFile records the demo's keys so that a restart with --demo prints the

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/paybound/paybound/internal/tlog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -30,7 +31,11 @@ func FuzzCreatePayment(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: service.NewAPIKey(pb.RoleOperator)})
+	logKey, _, err := tlog.NewKey("paybound.test/log")
+	if err != nil {
+		f.Fatal(err)
+	}
+	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: service.NewAPIKey(pb.RoleOperator), LogKey: logKey})
 	if err != nil {
 		f.Fatal(err)
 	}

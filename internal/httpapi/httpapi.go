@@ -90,6 +90,14 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "GET", Pattern: "/v1/mandates", handler: s.listMandates},
 		{Method: "GET", Pattern: "/v1/mandates/{id}", handler: s.getMandate},
 		{Method: "POST", Pattern: "/v1/mandates/{id}/revoke", Idempotent: true, handler: s.revokeMandate},
+		{Method: "GET", Pattern: "/v1/payments/{id}/trace", handler: s.trace},
+		{Method: "GET", Pattern: "/v1/payments/{id}/receipt", handler: s.receipt},
+		{Method: "GET", Pattern: "/v1/log/key", Public: true, handler: s.logKey},
+		{Method: "GET", Pattern: "/v1/log/checkpoint", Public: true, handler: s.logCheckpoint},
+		{Method: "GET", Pattern: "/v1/log/entries/{index}", handler: s.logEntry},
+		{Method: "GET", Pattern: "/v1/log/proof/inclusion", Public: true, handler: s.inclusionProof},
+		{Method: "GET", Pattern: "/v1/log/proof/consistency", Public: true, handler: s.consistencyProof},
+		{Method: "GET", Pattern: "/v1/log/tile/{path...}", Public: true, handler: s.tile},
 	}
 	paths := map[string]bool{}
 	for _, rt := range s.routes {
@@ -261,19 +269,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 			q.caller = p
 		} else if !rt.Public {
-			auth := r.Header.Get("Authorization")
-			// The scheme is case-insensitive (RFC 9110 §11.1).
-			scheme, key, ok := strings.Cut(auth, " ")
-			ok = ok && strings.EqualFold(scheme, "Bearer")
-			if auth == "" {
-				writeError(w, s.log, pb.Errorf(pb.ErrUnauthenticated, "", "missing API key; send Authorization: Bearer <key>"))
-				return
-			}
-			if !ok {
-				writeError(w, s.log, pb.Errorf(pb.ErrUnauthenticated, "", "the Authorization header must be Bearer <key>"))
-				return
-			}
-			p, err := s.svc.Authenticate(q.ctx, strings.TrimSpace(key))
+			p, err := s.bearer(r)
 			if err != nil {
 				writeError(w, s.log, err)
 				return
@@ -317,6 +313,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 			writeError(w, s.log, err)
 			return
 		}
+		if rb, ok := v.(raw); ok {
+			w.Header().Set("Content-Type", rb.ContentType)
+			w.Header().Set("Content-Length", strconv.Itoa(len(rb.Body)))
+			w.WriteHeader(status)
+			w.Write(rb.Body)
+			return
+		}
 		body, merr := json.Marshal(v)
 		if merr != nil {
 			writeError(w, s.log, fmt.Errorf("couldn't encode response: %w", merr))
@@ -324,6 +327,21 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 		writeRaw(w, status, body)
 	})
+}
+
+// bearer authenticates r by its Authorization: Bearer key.
+func (s *Server) bearer(r *http.Request) (pb.Principal, error) {
+	auth := r.Header.Get("Authorization")
+	// The scheme is case-insensitive (RFC 9110 §11.1).
+	scheme, key, ok := strings.Cut(auth, " ")
+	ok = ok && strings.EqualFold(scheme, "Bearer")
+	if auth == "" {
+		return pb.Principal{}, pb.Errorf(pb.ErrUnauthenticated, "", "missing API key; send Authorization: Bearer <key>")
+	}
+	if !ok {
+		return pb.Principal{}, pb.Errorf(pb.ErrUnauthenticated, "", "the Authorization header must be Bearer <key>")
+	}
+	return s.svc.Authenticate(r.Context(), strings.TrimSpace(key))
 }
 
 func printable(s string) bool {

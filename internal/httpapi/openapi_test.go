@@ -84,11 +84,17 @@ func deref(doc map[string]any, v any) map[string]any {
 	return nil
 }
 
+// routeKey names rt as operation.String() does: a ServeMux wildcard that
+// takes the rest of the path, {name...}, is the OpenAPI parameter {name}.
+func routeKey(rt Route) string {
+	return rt.Method + " " + strings.ReplaceAll(rt.Pattern, "...}", "}")
+}
+
 // checkRoutes compares the document's operations with the server's routes.
 func checkRoutes(doc map[string]any, routes []Route) []string {
 	want := map[string]bool{}
 	for _, rt := range routes {
-		want[rt.Method+" "+rt.Pattern] = true
+		want[routeKey(rt)] = true
 	}
 	got := map[string]bool{}
 	for _, o := range operations(doc) {
@@ -191,7 +197,7 @@ func idempotencyKeyParam(doc map[string]any, o operation) map[string]any {
 func checkIdempotencyKeys(doc map[string]any, routes []Route) []string {
 	idempotent := map[string]bool{}
 	for _, rt := range routes {
-		idempotent[rt.Method+" "+rt.Pattern] = rt.Idempotent
+		idempotent[routeKey(rt)] = rt.Idempotent
 	}
 	var problems []string
 	for _, o := range operations(doc) {
@@ -223,7 +229,7 @@ func checkSecurity(doc map[string]any, routes []Route) []string {
 	}
 	public := map[string]bool{}
 	for _, rt := range routes {
-		public[rt.Method+" "+rt.Pattern] = rt.Public
+		public[routeKey(rt)] = rt.Public
 	}
 	for _, o := range operations(doc) {
 		sec, set := o.op["security"].([]any)

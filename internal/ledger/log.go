@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/tlog"
@@ -96,3 +97,43 @@ func StoredHashes(ctx context.Context, st pb.Store) tlog.HashReader {
 		return out, nil
 	})
 }
+
+// Dispute returns dispute id as of this point in the batch.
+func (tx *Tx) Dispute(id string) (pb.Dispute, error) {
+	for i := len(tx.batch.Disputes) - 1; i >= 0; i-- {
+		if tx.batch.Disputes[i].ID == id {
+			return tx.batch.Disputes[i], nil
+		}
+	}
+	d, err := tx.w.cfg.Store.Dispute(tx.ctx, id)
+	if err != nil {
+		return pb.Dispute{}, err
+	}
+	return *d, nil
+}
+
+// PaymentDisputes returns a payment's disputes as of this point in the
+// batch, oldest first. A store that several processes share may hold one
+// more, opened by another process; the payment's version, which opening a
+// dispute changes, refuses such a batch.
+func (tx *Tx) PaymentDisputes(paymentID string) ([]pb.Dispute, error) {
+	ds, err := tx.w.cfg.Store.PaymentDisputes(tx.ctx, paymentID)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range tx.batch.Disputes {
+		if d.PaymentID != paymentID {
+			continue
+		}
+		i := slices.IndexFunc(ds, func(x pb.Dispute) bool { return x.ID == d.ID })
+		if i < 0 {
+			ds = append(ds, d)
+		} else {
+			ds[i] = d
+		}
+	}
+	return ds, nil
+}
+
+// PutDispute records a dispute, new or changed, to be written with the batch.
+func (tx *Tx) PutDispute(d pb.Dispute) { tx.batch.Disputes = append(tx.batch.Disputes, d) }

@@ -50,7 +50,7 @@ type undoEntry struct {
 	oldPay  *pb.Payment
 	idx     int
 	oldVal  pb.Payment
-	lens    [11]int
+	lens    [12]int
 	// For undoRefresh: the batch's record of the account as found.
 	oldBefore pb.Account
 	hadBefore bool
@@ -85,9 +85,9 @@ func (tx *Tx) Atomic(fn func() error) (err error) {
 
 func (tx *Tx) pushMark() {
 	b := &tx.batch
-	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [11]int{len(b.Transfers), len(b.Payments),
+	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [12]int{len(b.Transfers), len(b.Payments),
 		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys), len(b.TOTP), len(b.Passkeys),
-		len(b.Log)}})
+		len(b.Log), len(b.Disputes)}})
 }
 
 // rollback undoes every entry from mark on, newest first.
@@ -130,6 +130,7 @@ func (tx *Tx) rollback(mark int) {
 			b.TOTP = b.TOTP[:u.lens[8]]
 			b.Passkeys = b.Passkeys[:u.lens[9]]
 			b.Log = b.Log[:u.lens[10]]
+			b.Disputes = b.Disputes[:u.lens[11]]
 		}
 	}
 	tx.undo = tx.undo[:mark]

@@ -215,6 +215,9 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 			m.ID, m.UserID, m.AgentID, string(data), revoked, m.CreatedAt.Unix())
 	}
 	queueUsage(q, b)
+	if err := queueDisputes(q, b); err != nil {
+		return err
+	}
 	for _, k := range b.AgentKeys {
 		q.Queue(`INSERT INTO agent_keys (keyid, agent_id, public_key, created_at, not_after, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`,

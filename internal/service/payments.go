@@ -672,48 +672,59 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot refund %s %s; %s of the captured %s is left to refund",
 				pb.FormatAmount(amt, p.Currency), p.Currency, pb.FormatAmount(left, p.Currency), pb.FormatAmount(p.AmountCaptured, p.Currency))
 		}
-		now := tx.Now().Truncate(time.Second)
-		r := pb.Refund{ID: pb.NewID(pb.PrefixRefund, tx.Now()), Object: "refund", PaymentID: p.ID, Amount: amt,
-			Currency: p.Currency, Reason: reason, Status: "succeeded", CreatedAt: now}
-		feePart := mulDiv(p.FeeAmount, p.AmountRefunded+amt, p.AmountCaptured) - p.FeeRefunded
-		err = tx.Atomic(func() error {
-			wallet, err := tx.Account(p.PayerID, p.Currency)
-			if err != nil {
-				return err
-			}
-			if part := amt - feePart; part > 0 {
-				merchant, err := tx.Account(p.MerchantID, p.Currency)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Transfer(merchant, wallet, part, r.ID); err != nil {
-					return err
-				}
-			}
-			if feePart > 0 {
-				platform, err := tx.Account(pb.OwnerPlatform, p.Currency)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Transfer(platform, wallet, feePart, r.ID); err != nil {
-					return err
-				}
-			}
-			return s.giveBack(tx, &p, amt)
-		})
+		r, err := s.refund(tx, &p, pb.ActorOf(caller), amt, reason)
 		if err != nil {
 			return nil, err
 		}
-		p.AmountRefunded += amt
-		p.FeeRefunded += feePart
-		if p.AmountRefunded == p.AmountCaptured {
-			p.Status = pb.StatusRefunded
-		}
-		logPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentRefunded, refundedData{RefundID: r.ID, Amount: amt, FeeReturned: feePart, Reason: reason})
 		tx.PutPayment(p)
-		tx.AddRefund(r)
-		return &r, nil
+		return r, nil
 	}))
+}
+
+// refund returns amt of p's captured amount to the payer from the merchant
+// (and the platform fee in proportion), logs it, and records the refund;
+// the caller puts p.
+func (s *Service) refund(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, amt int64, reason string) (*pb.Refund, error) {
+	now := tx.Now().Truncate(time.Second)
+	r := pb.Refund{ID: pb.NewID(pb.PrefixRefund, tx.Now()), Object: "refund", PaymentID: p.ID, Amount: amt,
+		Currency: p.Currency, Reason: reason, Status: "succeeded", CreatedAt: now}
+	feePart := mulDiv(p.FeeAmount, p.AmountRefunded+amt, p.AmountCaptured) - p.FeeRefunded
+	err := tx.Atomic(func() error {
+		wallet, err := tx.Account(p.PayerID, p.Currency)
+		if err != nil {
+			return err
+		}
+		if part := amt - feePart; part > 0 {
+			merchant, err := tx.Account(p.MerchantID, p.Currency)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Transfer(merchant, wallet, part, r.ID); err != nil {
+				return err
+			}
+		}
+		if feePart > 0 {
+			platform, err := tx.Account(pb.OwnerPlatform, p.Currency)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Transfer(platform, wallet, feePart, r.ID); err != nil {
+				return err
+			}
+		}
+		return s.giveBack(tx, p, amt)
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.AmountRefunded += amt
+	p.FeeRefunded += feePart
+	if p.AmountRefunded == p.AmountCaptured {
+		p.Status = pb.StatusRefunded
+	}
+	logPayment(tx, p, actor, pb.LogPaymentRefunded, refundedData{RefundID: r.ID, Amount: amt, FeeReturned: feePart, Reason: reason})
+	tx.AddRefund(r)
+	return &r, nil
 }
 
 // Payment returns payment id if caller is a party to it.

@@ -24,6 +24,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/tlog"
 )
 
 // Config configures a Service. Zero values take the documented defaults.
@@ -51,6 +52,12 @@ type Config struct {
 	// report (default http://localhost:8080).
 	PasskeyRPID    string
 	PasskeyOrigins []string
+	// LogKey is the transparency log's signing key (a note signer key from
+	// tlog.NewKey, kept in <data>/log.key); its name is the log's origin.
+	LogKey string
+	// CheckpointInterval is how often a checkpoint is signed while the log
+	// grows (default 1s).
+	CheckpointInterval time.Duration
 }
 
 // Service is safe for concurrent use.
@@ -65,6 +72,7 @@ type Service struct {
 	// challenges, which are derived rather than stored.
 	webauthn   *webauthn.WebAuthn
 	passkeyMAC []byte
+	tlog       *transLog
 	inflight   sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 
 	keyMu      sync.RWMutex // guards keyCache and merchants
@@ -102,6 +110,13 @@ func New(cfg Config) (*Service, error) {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
 	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = time.Second
+	}
+	signer, err := tlog.NewSigner(cfg.LogKey)
+	if err != nil {
+		return nil, fmt.Errorf("service: Config.LogKey: %w", err)
+	}
 	if cfg.IdempotencyRetention < pb.IdempotencyRetention {
 		cfg.IdempotencyRetention = pb.IdempotencyRetention
 	}
@@ -122,14 +137,23 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead, webauthn: wa, passkeyMAC: macKey,
+		tlog:   &transLog{signer: signer, vkey: signer.VerifierKey()},
 		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }
 
-// Start runs the sweeper until Close.
+// Start runs the sweeper and the log checkpointer until Close.
 func (s *Service) Start() {
-	s.wg.Add(1)
-	go s.sweepLoop()
+	s.wg.Add(2)
+	go s.every(s.cfg.SweepInterval, "sweep", func(ctx context.Context) error {
+		_, err := s.Sweep(ctx)
+		return err
+	})
+	// Checkpoints: the log's tree is signed at least every interval while it grows.
+	go s.every(s.cfg.CheckpointInterval, "log checkpoint", func(ctx context.Context) error {
+		_, err := s.SignedCheckpoint(ctx)
+		return err
+	})
 }
 
 // Close stops the sweeper. It does not close the ledger or the store.
@@ -246,9 +270,11 @@ func result(v any, replayed bool, err error) Result {
 // sweepBatch bounds the work of one sweep.
 const sweepBatch = 500
 
-func (s *Service) sweepLoop() {
+// every runs fn each interval until Close, each run bounded to 30s; a
+// failure is logged as what failed and tried again at the next tick.
+func (s *Service) every(interval time.Duration, what string, fn func(ctx context.Context) error) {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.SweepInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -256,8 +282,8 @@ func (s *Service) sweepLoop() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if _, err := s.Sweep(ctx); err != nil {
-				s.log.Warn("sweep failed", "err", err)
+			if err := fn(ctx); err != nil {
+				s.log.Warn(what+" failed", "err", err)
 			}
 			cancel()
 		}

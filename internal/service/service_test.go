@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"github.com/paybound/paybound/internal/tlog"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -37,6 +38,15 @@ type tb interface {
 	Cleanup(func())
 }
 
+// newLogKey makes a transparency-log key for a test service.
+func newLogKey(t tb) string {
+	skey, _, err := tlog.NewKey("paybound.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey
+}
+
 var operator = pb.Principal{Role: pb.RoleOperator, ID: "operator"}
 
 type env struct {
@@ -63,7 +73,7 @@ func newEnv(t tb, dir string, feeBPS int64) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS})
+	svc, err := service.New(service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, LogKey: newLogKey(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,10 +96,12 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	if err != nil {
 		return pb.Principal{}, fmt.Errorf("couldn't record the nonce: %w", err)
 	}
-	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true, Evidence: &pb.RequestEvidence{
-		KeyID: sig.KeyID, SignatureInput: strings.Join(r.Header.Values("Signature-Input"), ", "),
-		Signature: strings.Join(r.Header.Values("Signature"), ", "), SignatureBase: string(base), Body: body,
-	}}, nil
+	ev := &pb.RequestEvidence{KeyID: sig.KeyID, SignatureInput: strings.Join(r.Header.Values("Signature-Input"), ", "),
+		Signature: strings.Join(r.Header.Values("Signature"), ", "), SignatureBase: string(base)}
+	if len(body) <= pb.MaxEvidenceBody {
+		ev.Body = body
+	}
+	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true, Evidence: ev}, nil
 }
 
 // agentKey returns the agent whose key has thumbprint keyid, and the key,

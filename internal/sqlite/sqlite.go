@@ -369,6 +369,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			n := &b.Nonces[i]
 			return append(d, n.KeyID, n.Nonce, n.Expires.UnixMilli())
 		}},
+		{&tDisputes, len(b.Disputes), func(d []any, i int) []any { return disputeArgs(d, &b.Disputes[i]) }},
 		{&tUsage, len(b.Usage), func(d []any, i int) []any {
 			u := &b.Usage[i]
 			return append(d, u.MandateID, u.PeriodKey, u.Spent, u.Payments, u.CapAmount, u.CapPayments)

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"Log", testLog},
 		{"LogAtomic", testLogAtomic},
 		{"PaymentLogHead", testPaymentLogHead},
+		{"Disputes", testDisputes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@
 package tlog
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -103,7 +104,10 @@ func NewKey(origin string) (skey, vkey string, err error) {
 }
 
 // Signer signs checkpoints with the log key.
-type Signer struct{ s note.Signer }
+type Signer struct {
+	s    note.Signer
+	vkey string
+}
 
 // NewSigner reads a key from NewKey.
 func NewSigner(skey string) (*Signer, error) {
@@ -111,8 +115,25 @@ func NewSigner(skey string) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlog: log key: %w", err)
 	}
-	return &Signer{s}, nil
+	// The key is PRIVATE+KEY+<name>+<hash>+<base64(0x01 || Ed25519 seed)>.
+	parts := strings.SplitN(skey, "+", 5) // the key's base64 may hold '+'
+	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, errors.New("tlog: log key: not an Ed25519 note key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: log key: %w", err)
+	}
+	return &Signer{s: s, vkey: vkey}, nil
 }
+
+// Origin is the log's origin, the key's name.
+func (s *Signer) Origin() string { return s.s.Name() }
+
+// VerifierKey is the note verifier key of the log key.
+func (s *Signer) VerifierKey() string { return s.vkey }
 
 // Sign returns the signed note of the checkpoint of a tree of size with
 // root hash; the origin is the key's name.
@@ -313,4 +334,105 @@ func TreeHash(size int64, r HashReader) (Hash, error) {
 		return EmptyRoot, nil
 	}
 	return tlog.TreeHash(size, r)
+}
+
+// ProofHeader is the first line of a C2SP tlog-proof.
+const ProofHeader = "c2sp.org/tlog-proof@v1"
+
+// InclusionProof is a C2SP tlog-proof: an entry's index, its inclusion
+// proof, and the signed checkpoint the proof is against, with optional
+// application data (Paybound puts the entry itself there).
+type InclusionProof struct {
+	Extra      []byte
+	Index      int64
+	Hashes     []Hash
+	Checkpoint []byte // the signed note
+}
+
+// maxProofHashes bounds a parsed proof: a tree of 2^63 entries needs 63.
+const maxProofHashes = 63
+
+// FormatProof encodes p in the tlog-proof text format.
+func FormatProof(p InclusionProof) string {
+	var b strings.Builder
+	b.WriteString(ProofHeader + "\n")
+	if p.Extra != nil {
+		b.WriteString("extra " + base64.StdEncoding.EncodeToString(p.Extra) + "\n")
+	}
+	b.WriteString("index " + strconv.FormatInt(p.Index, 10) + "\n")
+	for _, h := range p.Hashes {
+		b.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
+	}
+	b.WriteString("\n")
+	b.Write(p.Checkpoint)
+	return b.String()
+}
+
+// ParseProof decodes the tlog-proof text format. It checks the format
+// only; VerifyProof checks what the proof claims.
+func ParseProof(text string) (InclusionProof, error) {
+	bad := func(format string, args ...any) (InclusionProof, error) {
+		return InclusionProof{}, fmt.Errorf("%w: "+format, append([]any{ErrBadProof}, args...)...)
+	}
+	head, note, ok := strings.Cut(text, "\n\n")
+	if !ok {
+		return bad("no blank line before the checkpoint")
+	}
+	lines := strings.Split(head, "\n")
+	if lines[0] != ProofHeader {
+		return bad("the first line must be %q", ProofHeader)
+	}
+	lines = lines[1:]
+	var p InclusionProof
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
+		var err error
+		if p.Extra, err = base64.StdEncoding.Strict().DecodeString(strings.TrimPrefix(lines[0], "extra ")); err != nil {
+			return bad("extra is not base64: %v", err)
+		}
+		lines = lines[1:]
+	}
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "index ") {
+		return bad("an index line must follow")
+	}
+	n := strings.TrimPrefix(lines[0], "index ")
+	idx, err := strconv.ParseInt(n, 10, 64)
+	if err != nil || idx < 0 || (len(n) > 1 && n[0] == '0') {
+		return bad("index %q is not a decimal number", n)
+	}
+	p.Index = idx
+	lines = lines[1:]
+	if len(lines) > maxProofHashes {
+		return bad("%d hashes; a proof has at most %d", len(lines), maxProofHashes)
+	}
+	for _, l := range lines {
+		raw, err := base64.StdEncoding.Strict().DecodeString(l)
+		if err != nil || len(raw) != len(Hash{}) {
+			return bad("%q is not a base64 SHA-256 hash", l)
+		}
+		p.Hashes = append(p.Hashes, Hash(raw))
+	}
+	p.Checkpoint = []byte(note)
+	return p, nil
+}
+
+// ErrBadProof reports a malformed tlog-proof.
+var ErrBadProof = errors.New("tlog: malformed proof")
+
+// VerifyProof checks that p's checkpoint is signed by vkey and that entry
+// is at p.Index of the tree it commits to, and returns the checkpoint.
+func VerifyProof(p InclusionProof, entry []byte, vkey string) (Checkpoint, error) {
+	c, err := Open(p.Checkpoint, vkey)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if err := VerifyInclusion(entry, p.Index, p.Hashes, c); err != nil {
+		return Checkpoint{}, err
+	}
+	return c, nil
+}
+
+// ReadTile returns the hash tile (C2SP tlog-tiles, height 8) at level and
+// index n, of width hashes, from stored hashes.
+func ReadTile(level int, n int64, width int, r HashReader) ([]byte, error) {
+	return tlog.ReadTileData(tlog.Tile{H: 8, L: level, N: n, W: width}, r)
 }

@@ -304,3 +304,74 @@ func TestAppendMatchesMemory(t *testing.T) {
 		t.Fatal("proved a shrinking tree consistent")
 	}
 }
+
+func TestSignerVerifierKeyAndProofFormat(t *testing.T) {
+	skey, vkey, err := NewKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.VerifierKey() != vkey || s.Origin() != origin {
+		t.Fatalf("VerifierKey = %q, Origin = %q; want %q, %q", s.VerifierKey(), s.Origin(), vkey, origin)
+	}
+	var m Memory
+	for i := range 5 {
+		m.Append([]byte{byte(i)})
+	}
+	root, _ := m.Root(5)
+	note, err := s.Sign(5, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := m.ProveInclusion(3, 5)
+	text := FormatProof(InclusionProof{Extra: []byte{3}, Index: 3, Hashes: hs, Checkpoint: note})
+	p, err := ParseProof(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyProof(p, p.Extra, vkey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyProof(p, []byte{4}, vkey); !errors.Is(err, ErrNotIncluded) {
+		t.Fatalf("another entry: %v, want ErrNotIncluded", err)
+	}
+	_, other, _ := NewKey(origin)
+	if _, err := VerifyProof(p, p.Extra, other); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("another key: %v, want ErrBadSignature", err)
+	}
+	short := p
+	short.Hashes = short.Hashes[:len(short.Hashes)-1]
+	if _, err := VerifyProof(short, p.Extra, vkey); !errors.Is(err, ErrNotIncluded) {
+		t.Fatalf("truncated proof: %v, want ErrNotIncluded", err)
+	}
+	for _, bad := range []string{
+		"",
+		"c2sp.org/tlog-proof@v2\nindex 3\n\n" + string(note),
+		strings.Replace(text, "index 3", "index 03", 1),
+		strings.Replace(text, "index 3", "index -3", 1),
+		strings.Replace(text, "extra Aw==", "extra !!", 1),
+		strings.Replace(text, "\n\n", "\nnot-a-hash\n\n", 1),
+		strings.Replace(text, "\n\n", "\n", 1),
+	} {
+		if _, err := ParseProof(bad); !errors.Is(err, ErrBadProof) {
+			t.Errorf("ParseProof(%q) = %v, want ErrBadProof", bad, err)
+		}
+	}
+}
+
+func FuzzParseProof(f *testing.F) {
+	f.Add("c2sp.org/tlog-proof@v1\nextra AA==\nindex 0\n\nexample.com/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseProof(s)
+		if err != nil {
+			return
+		}
+		q, err := ParseProof(FormatProof(p))
+		if err != nil || q.Index != p.Index || len(q.Hashes) != len(p.Hashes) || string(q.Extra) != string(p.Extra) {
+			t.Fatalf("round trip of %q: %v", s, err)
+		}
+	})
+}

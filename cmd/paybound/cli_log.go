@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/client"
+	tl "github.com/paybound/paybound/internal/tlog"
+)
+
+// The transparency log from the command line: a payment's trace and
+// receipt, offline verification of a receipt, and an end-to-end audit of a
+// running server.
+
+func (cl *cli) trace(args []string) error {
+	c := cl.command("payments trace", "payments trace pay_…", false)
+	pos, err := c.parse(args, "PAYMENT_ID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	t, err := api.PaymentTrace(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(t, func(w io.Writer) {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "INDEX\tTIME\tEVENT\tBY\tDETAILS")
+		for _, e := range t.Entries {
+			var ent client.ReceiptEntry
+			json.Unmarshal([]byte(e.Entry), &ent) // the server's own canonical JSON
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Index, ent.Time, ent.Type, actor(ent.Actor), ent.Data)
+		}
+		tw.Flush()
+		if c, err := tl.ParseCheckpoint(noteBody(t.Checkpoint)); err == nil {
+			fmt.Fprintf(w, "every entry proven in checkpoint %s size %d; keep a receipt with: paybound payments receipt %s\n", c.Origin, c.Size, t.PaymentID)
+		}
+	})
+}
+
+func actor(a pb.Actor) string {
+	s := string(a.Role) + " " + a.ID
+	if a.Assurance != "" && a.Assurance != pb.AssuranceUser {
+		s += " (" + string(a.Assurance) + ")"
+	}
+	return s
+}
+
+// noteBody is the text of a signed note, without its signatures.
+func noteBody(note string) string {
+	body, _, _ := strings.Cut(note, "\n\n")
+	return body + "\n"
+}
+
+func (cl *cli) receipt(args []string) error {
+	c := cl.command("payments receipt", "payments receipt pay_… [--out FILE]", false)
+	out := c.fs.String("out", "", "write the receipt to FILE instead of standard output")
+	pos, err := c.parse(args, "PAYMENT_ID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.PaymentReceipt(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if *out == "" {
+		_, err = cl.stdout.Write(b)
+		return err
+	}
+	if err := os.WriteFile(*out, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(cl.stdout, "receipt of %s (%d entries) written to %s; check it with: paybound verify receipt %s --log-key '%s'\n",
+		r.PaymentID, len(r.Proofs), *out, *out, r.LogKey)
+	return nil
+}
+
+// verify runs `paybound verify receipt`.
+func (cl *cli) verify(args []string) error {
+	return cl.group("verify", args, map[string]func([]string) error{"receipt": cl.verifyReceipt})
+}
+
+// maxReceiptBytes bounds a receipt file.
+const maxReceiptBytes = 8 << 20
+
+func (cl *cli) verifyReceipt(args []string) error {
+	c := cl.command("verify receipt", "verify receipt FILE --log-key KEY|@FILE [--seen FILE] [--url URL]", false)
+	logKey := c.fs.String("log-key", "", "the log's verifier key, from a source you trust (GET /v1/log/key), or @FILE (required)")
+	seenPath := c.fs.String("seen", "", "file of the checkpoints seen before, one per log (default: paybound/checkpoints.json in your config directory)")
+	pos, err := c.parse(args, "FILE")
+	if err != nil {
+		return err
+	}
+	vkey, err := readArg(*logKey)
+	if err != nil || vkey == "" {
+		return errors.New("--log-key is required: the log's verifier key (GET /v1/log/key on a server you trust), or @FILE")
+	}
+	b, err := readLimited(pos[0], maxReceiptBytes)
+	if err != nil {
+		return err
+	}
+	var r client.Receipt
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s is not a receipt: %w", pos[0], err)
+	}
+	v, err := client.VerifyReceipt(&r, strings.TrimSpace(vkey))
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	// Against the checkpoints seen before: the log must not have forked.
+	if *seenPath == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return fmt.Errorf("couldn't find your config directory for --seen: %w", err)
+		}
+		*seenPath = filepath.Join(dir, "paybound", "checkpoints.json")
+	}
+	var api *client.Client
+	if c.url != "" { // only when asked: verification is otherwise offline
+		api, _, err = c.publicClient()
+		if err != nil {
+			return err
+		}
+	}
+	note, err := checkSeen(cl.ctx, *seenPath, vkey, v.Note, api)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	return c.print(v, func(w io.Writer) {
+		fmt.Fprintf(w, "OK: %d entries of %s, chained, in log %s at size %d, signed by its key\n",
+			len(v.Entries), v.PaymentID, v.Checkpoint.Origin, v.Checkpoint.Size)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, e := range v.Entries {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
+		}
+		tw.Flush()
+		if note != "" {
+			fmt.Fprintln(w, note)
+		}
+	})
+}
+
+// publicClient is a client for the log's public endpoints: no API key.
+func (c *cmd) publicClient() (*client.Client, context.Context, error) {
+	if c.key == "" && c.cl.getenv("PAYBOUND_KEY") == "" {
+		c.key = "none" // never sent: the log's read endpoints are public
+	}
+	return c.client()
+}
+
+// readArg returns s, or the content of file F for s = @F.
+func readArg(s string) (string, error) {
+	if f, ok := strings.CutPrefix(s, "@"); ok {
+		b, err := readLimited(f, 64<<10)
+		return strings.TrimSpace(string(b)), err
+	}
+	return s, nil
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, err
+}
+
+// checkSeen compares a verified checkpoint with the one seen before for the
+// same log, and then remembers the larger: the same size with another root
+// is a fork; another size needs a consistency proof, fetched from api when
+// there is one. It returns a note for the user when something was not
+// checked.
+func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.Client) (string, error) {
+	seen := map[string]string{}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return "", err
+	default:
+		if err := json.Unmarshal(b, &seen); err != nil {
+			return "", fmt.Errorf("%s is not a file of seen checkpoints: %w", path, err)
+		}
+	}
+	now, err := tl.Open(note, vkey)
+	if err != nil {
+		return "", err
+	}
+	msg := ""
+	keep := note
+	if old, ok := seen[now.Origin]; ok {
+		before, err := tl.Open([]byte(old), vkey)
+		if err != nil {
+			return "", fmt.Errorf("the checkpoint remembered in %s does not verify: %w", path, err)
+		}
+		switch {
+		case before.Size == now.Size:
+			if err := tl.VerifyConsistency(before, now, nil); err != nil {
+				return "", fmt.Errorf("%w: this receipt's checkpoint and the one seen before (%s) have size %d and different roots", err, path, now.Size)
+			}
+		case api == nil:
+			msg = fmt.Sprintf("note: not checked against the checkpoint of size %d seen before (pass --url to fetch a consistency proof)", before.Size)
+		default:
+			older, newer := before, now
+			if older.Size > newer.Size {
+				older, newer = newer, older
+			}
+			p, err := api.ConsistencyProof(ctx, older.Size, newer.Size)
+			if err != nil {
+				return "", fmt.Errorf("couldn't fetch a consistency proof: %w", err)
+			}
+			hs, err := decodeHashes(p.Hashes)
+			if err != nil {
+				return "", err
+			}
+			if err := tl.VerifyConsistency(older, newer, hs); err != nil {
+				return "", fmt.Errorf("%w: the checkpoint of size %d seen before and this one of size %d", err, before.Size, now.Size)
+			}
+		}
+		if before.Size > now.Size {
+			keep = []byte(old)
+		}
+	}
+	seen[now.Origin] = string(keep)
+	out, _ := json.MarshalIndent(seen, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return msg, err
+	}
+	return msg, os.WriteFile(path, append(out, '\n'), 0o600)
+}
+
+func decodeHashes(b64 []string) ([]tl.Hash, error) {
+	hs := make([]tl.Hash, len(b64))
+	for i, s := range b64 {
+		raw, err := base64.StdEncoding.DecodeString(s)
+		if err != nil || len(raw) != len(tl.Hash{}) {
+			return nil, fmt.Errorf("the server sent a proof hash that is not base64 SHA-256: %q", s)
+		}
+		hs[i] = tl.Hash(raw)
+	}
+	return hs, nil
+}

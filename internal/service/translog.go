@@ -1,0 +1,308 @@
+package service
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/tlog"
+)
+
+// transLog issues the log's signed checkpoints. Entries reach the tree
+// with their batches (SQLite) or through integration (PostgreSQL); the
+// checkpointer signs the tree's state at least every CheckpointInterval
+// while it grows. Every process signs with the same log key, so any of
+// them may answer for the log.
+type transLog struct {
+	signer *tlog.Signer
+	vkey   string
+
+	mu     sync.Mutex // guards latest and note
+	latest tlog.Checkpoint
+	note   []byte
+}
+
+// Checkpoint is a signed checkpoint and its parsed body.
+type Checkpoint struct {
+	Note []byte
+	tlog.Checkpoint
+}
+
+// LogKey returns the log's verifier key, in the note verifier-key format
+// (origin+hash+key).
+func (s *Service) LogKey() string { return s.tlog.vkey }
+
+// SignedCheckpoint returns the latest checkpoint, signing one first when
+// the tree has grown since, so that it covers every entry committed before
+// the call.
+func (s *Service) SignedCheckpoint(ctx context.Context) (Checkpoint, error) {
+	if _, err := ledger.IntegrateLog(ctx, s.st, integrateBatch); err != nil {
+		return Checkpoint{}, err
+	}
+	size, root, err := s.st.LogState(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	t := s.tlog
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.note != nil && t.latest.Size >= size {
+		return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
+	}
+	note, err := t.signer.Sign(size, root)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("couldn't sign a checkpoint: %w", err)
+	}
+	c, err := tlog.Open(note, t.vkey)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("couldn't read back a checkpoint just signed: %w", err)
+	}
+	t.latest, t.note = c, note
+	return Checkpoint{Note: note, Checkpoint: c}, nil
+}
+
+// integrateBatch bounds the entries one integration places.
+const integrateBatch = 8192
+
+// InclusionProof proves that entry Index is in the tree of Size entries.
+type InclusionProof struct {
+	Index  int64    `json:"index"`
+	Size   int64    `json:"size"`
+	Hashes []string `json:"hashes"` // base64
+}
+
+// ConsistencyProof proves that the tree of Old entries is a prefix of the
+// tree of New entries.
+type ConsistencyProof struct {
+	Old    int64    `json:"old"`
+	New    int64    `json:"new"`
+	Hashes []string `json:"hashes"` // base64
+}
+
+func b64(hs []tlog.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = base64.StdEncoding.EncodeToString(h[:])
+	}
+	return out
+}
+
+// treeSize checks that size is a size of the tree as it stands.
+func (s *Service) treeSize(ctx context.Context, size int64, param string) error {
+	have, _, err := s.st.LogState(ctx)
+	if err != nil {
+		return err
+	}
+	if size < 0 || size > have {
+		return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be between 0 and the tree's size, %d", param, have)
+	}
+	return nil
+}
+
+// InclusionProof proves entry index in the tree of size entries.
+func (s *Service) InclusionProof(ctx context.Context, index, size int64) (*InclusionProof, error) {
+	if err := s.treeSize(ctx, size, "size"); err != nil {
+		return nil, err
+	}
+	if index < 0 || index >= size {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "index", "index must be between 0 and size-1 (%d)", size-1)
+	}
+	hs, err := tlog.ProveInclusion(index, size, ledger.StoredHashes(ctx, s.st))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't prove inclusion: %w", err)
+	}
+	return &InclusionProof{Index: index, Size: size, Hashes: b64(hs)}, nil
+}
+
+// ConsistencyProof proves that the tree of old entries is a prefix of the
+// tree of new entries.
+func (s *Service) ConsistencyProof(ctx context.Context, old, new int64) (*ConsistencyProof, error) {
+	if err := s.treeSize(ctx, new, "new"); err != nil {
+		return nil, err
+	}
+	if old < 0 || old > new {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "old", "old must be between 0 and new (%d)", new)
+	}
+	hs, err := tlog.ProveConsistency(old, new, ledger.StoredHashes(ctx, s.st))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't prove consistency: %w", err)
+	}
+	return &ConsistencyProof{Old: old, New: new, Hashes: b64(hs)}, nil
+}
+
+// LogEntry returns entry index (operator, or a party to the payment the
+// entry is about): entries carry payment details, while the tree's hashes
+// and checkpoints are public.
+func (s *Service) LogEntry(ctx context.Context, caller pb.Principal, index int64) (*pb.LogEntry, error) {
+	missing := pb.Errorf(pb.ErrNotFound, "index", "no log entry %d", index)
+	if index < 0 {
+		return nil, missing
+	}
+	es, err := s.st.LogEntries(ctx, index, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 || es[0].Index != index {
+		return nil, missing
+	}
+	if err := s.mayRead(ctx, caller, es[0].Subject); err != nil {
+		if pb.ErrorCode(err) == pb.ErrNotFound {
+			return nil, missing
+		}
+		return nil, err
+	}
+	return &es[0], nil
+}
+
+// mayRead reports whether caller may read the entries about subject.
+func (s *Service) mayRead(ctx context.Context, caller pb.Principal, subject string) error {
+	if caller.Role == pb.RoleOperator {
+		return nil
+	}
+	switch {
+	case pb.HasPrefix(subject, pb.PrefixPayment):
+		_, err := s.Payment(ctx, caller, subject)
+		return err
+	case pb.HasPrefix(subject, pb.PrefixMandate):
+		m, err := s.st.Mandate(ctx, subject)
+		if err == nil && (m.UserID == caller.ID || m.AgentID == caller.ID) {
+			return nil
+		}
+	case pb.HasPrefix(subject, pb.PrefixAgent):
+		a, err := s.st.Agent(ctx, subject)
+		if err == nil && (a.UserID == caller.ID || a.ID == caller.ID) {
+			return nil
+		}
+	}
+	return pb.Errorf(pb.ErrNotFound, "", "not found")
+}
+
+// LogEntries returns up to n entries from index from (operator only).
+func (s *Service) LogEntries(ctx context.Context, caller pb.Principal, from int64, n int) ([]pb.LogEntry, error) {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return nil, err
+	}
+	return s.st.LogEntries(ctx, from, n)
+}
+
+// TraceEntry is one entry of a trace: where it is in the log, its exact
+// bytes, and its inclusion proof against the trace's checkpoint.
+type TraceEntry struct {
+	Index          int64    `json:"index"`
+	Entry          string   `json:"entry"`
+	InclusionProof []string `json:"inclusion_proof"`
+	body           []byte
+	proof          []tlog.Hash
+}
+
+// Trace is a payment's whole history as the log holds it.
+type Trace struct {
+	Object     string       `json:"object"`
+	PaymentID  string       `json:"payment_id"`
+	Entries    []TraceEntry `json:"entries"`
+	Checkpoint string       `json:"checkpoint"`
+	checkpoint Checkpoint
+}
+
+// maxTraceEntries bounds a trace; a payment has a handful of entries, and
+// at most MaxRefunds refunds.
+const maxTraceEntries = pb.MaxLogRead
+
+// PaymentTrace returns payment id's entries, in order, each with its
+// inclusion proof against a checkpoint that covers them all (any party to
+// the payment).
+func (s *Service) PaymentTrace(ctx context.Context, caller pb.Principal, id string) (*Trace, error) {
+	if _, err := s.Payment(ctx, caller, id); err != nil {
+		return nil, err
+	}
+	c, err := s.SignedCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	es, err := s.st.SubjectLog(ctx, id, maxTraceEntries)
+	if err != nil {
+		return nil, err
+	}
+	tr := &Trace{Object: "trace", PaymentID: id, Checkpoint: string(c.Note), checkpoint: c, Entries: []TraceEntry{}}
+	for _, e := range es {
+		if e.Index >= c.Size {
+			break // committed after the checkpoint was read: the next trace has it
+		}
+		hs, err := tlog.ProveInclusion(e.Index, c.Size, ledger.StoredHashes(ctx, s.st))
+		if err != nil {
+			return nil, fmt.Errorf("couldn't prove entry %d: %w", e.Index, err)
+		}
+		tr.Entries = append(tr.Entries, TraceEntry{Index: e.Index, Entry: string(e.Body), InclusionProof: b64(hs), body: e.Body, proof: hs})
+	}
+	return tr, nil
+}
+
+// Receipt is what a payer or merchant keeps: every entry of the payment as
+// a C2SP tlog-proof (the entry in its extra line), all against one signed
+// checkpoint, verifiable offline with the log's key.
+type Receipt struct {
+	Object    string   `json:"object"`
+	PaymentID string   `json:"payment_id"`
+	LogKey    string   `json:"log_key"`
+	Proofs    []string `json:"proofs"`
+}
+
+// PaymentReceipt returns payment id's receipt (any party to the payment).
+func (s *Service) PaymentReceipt(ctx context.Context, caller pb.Principal, id string) (*Receipt, error) {
+	tr, err := s.PaymentTrace(ctx, caller, id)
+	if err != nil {
+		return nil, err
+	}
+	r := &Receipt{Object: "receipt", PaymentID: id, LogKey: s.tlog.vkey, Proofs: []string{}}
+	for _, e := range tr.Entries {
+		r.Proofs = append(r.Proofs, tlog.FormatProof(tlog.InclusionProof{Extra: e.body, Index: e.Index, Hashes: e.proof, Checkpoint: tr.checkpoint.Note}))
+	}
+	return r, nil
+}
+
+// Tile returns a C2SP tlog-tiles tile: for a hash tile (level >= 0) the
+// concatenated hashes, public; for an entry bundle (level -1) the entries,
+// each behind a big-endian uint16 length (operator only). n is the tile's
+// index and width its number of leaves (256 for a full tile). A tile the
+// tree does not have yet is not found.
+func (s *Service) Tile(ctx context.Context, caller pb.Principal, level int, n int64, width int) ([]byte, error) {
+	missing := pb.Errorf(pb.ErrNotFound, "", "the log has no such tile yet")
+	if width < 1 || width > TileWidth || n < 0 || level < -1 || level > 7 {
+		return nil, missing
+	}
+	size, _, err := s.st.LogState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The tile's last leaf at level 0 is (n*256 + width) * 256^level - 1.
+	shift := uint(8 * max(level, 0))
+	if n > (size>>shift)>>8 || (n*TileWidth+int64(width))<<shift > size {
+		return nil, missing
+	}
+	if level == -1 {
+		if err := requireRole(caller, pb.RoleOperator); err != nil {
+			return nil, err
+		}
+		es, err := s.st.LogEntries(ctx, n*TileWidth, width)
+		if err != nil {
+			return nil, err
+		}
+		if len(es) != width {
+			return nil, missing
+		}
+		var out []byte
+		for _, e := range es {
+			out = binary.BigEndian.AppendUint16(out, uint16(len(e.Body)))
+			out = append(out, e.Body...)
+		}
+		return out, nil
+	}
+	return tlog.ReadTile(level, n, width, ledger.StoredHashes(ctx, s.st))
+}
+
+// TileWidth is the number of leaves of a full C2SP tile.
+const TileWidth = 256

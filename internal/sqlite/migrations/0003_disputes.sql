@@ -1,0 +1,13 @@
+-- Disputes: the columns that lists filter on, and the whole dispute as JSON.
+CREATE TABLE disputes (
+	id          TEXT PRIMARY KEY,
+	payment_id  TEXT    NOT NULL,
+	payer_id    TEXT    NOT NULL,
+	merchant_id TEXT    NOT NULL,
+	status      TEXT    NOT NULL,
+	data        TEXT    NOT NULL,
+	created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX disputes_payment ON disputes (payment_id, id);
+CREATE INDEX disputes_payer ON disputes (payer_id, id);
+CREATE INDEX disputes_merchant ON disputes (merchant_id, id);
