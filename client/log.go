@@ -111,3 +111,10 @@ func trimNewline(b []byte) []byte {
 	}
 	return b
 }
+
+// LogTile returns a C2SP tlog-tiles tile: path is what follows
+// /v1/log/tile/ (tlog.TilePath). Hash tiles are public; entry bundles
+// need the operator's key.
+func (c *Client) LogTile(ctx context.Context, path string) ([]byte, error) {
+	return c.raw(ctx, "/v1/log/tile/"+path, nil)
+}

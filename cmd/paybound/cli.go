@@ -40,6 +40,10 @@ var clientCommands = [][2]string{
 	{"payments trace pay_…", "any party: the payment's log entries, proven"},
 	{"payments receipt pay_… [--out FILE]", "any party: a receipt to keep"},
 	{"verify receipt FILE --log-key KEY [--url URL]", "offline; no API key"},
+	{"disputes open pay_… --reason R [--details D]", "the payer's user key"},
+	{"disputes list [--status open] | get dsp_…", "payer, merchant or operator key"},
+	{"disputes resolve dsp_… --outcome O --liable PARTY [--amount 1.00]", "operator key"},
+	{"audit [--duration 10s]", "operator key; checks the log against the ledger"},
 	{"balance", "user or merchant key"},
 	{"mandates create --agent agt_… --description D --currency CNY", "user key"},
 	{"    --max 30.00 --budget 150.00 [--period week] [--merchants …]", ""},
@@ -112,6 +116,10 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.group("ledger", rest, map[string]func([]string) error{"verify": cl.verifyLedger})
 	case "verify":
 		err = cl.verify(rest)
+	case "disputes":
+		err = cl.disputes(rest)
+	case "audit":
+		err = cl.audit(rest)
 	case "topup":
 		err = cl.topup(rest)
 	case "pay":
@@ -149,7 +157,7 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 		}
 	}
 	var names []string
-	for _, s := range []string{"create", "list", "get", "revoke", "enroll", "verify", "keygen", "trace", "receipt"} {
+	for _, s := range []string{"create", "open", "list", "get", "resolve", "revoke", "enroll", "verify", "keygen", "trace", "receipt"} {
 		if subs[s] != nil {
 			names = append(names, s)
 		}

@@ -125,7 +125,7 @@ func parseTilePath(p string) (level int, n int64, width int, ok bool) {
 		rest, width = idx, v
 	}
 	groups := strings.Split(rest, "/")
-	if len(groups) > 7 {
+	if len(groups) > 7 || (len(groups) > 1 && groups[0] == "x000") {
 		return 0, 0, 0, false
 	}
 	for i, g := range groups {

@@ -436,3 +436,22 @@ func VerifyProof(p InclusionProof, entry []byte, vkey string) (Checkpoint, error
 func ReadTile(level int, n int64, width int, r HashReader) ([]byte, error) {
 	return tlog.ReadTileData(tlog.Tile{H: 8, L: level, N: n, W: width}, r)
 }
+
+// TilePath is the C2SP tlog-tiles path of a tile, after "tile/": level -1
+// names an entry bundle. N is written in groups of three digits, all but
+// the last prefixed with x; a partial tile (width < 256) ends in .p/<width>.
+func TilePath(level int, n int64, width int) string {
+	l := strconv.Itoa(level)
+	if level == -1 {
+		l = "entries"
+	}
+	groups := []string{fmt.Sprintf("%03d", n%1000)}
+	for n /= 1000; n > 0; n /= 1000 {
+		groups = append([]string{fmt.Sprintf("x%03d", n%1000)}, groups...)
+	}
+	p := l + "/" + strings.Join(groups, "/")
+	if width < 256 {
+		p += ".p/" + strconv.Itoa(width)
+	}
+	return p
+}
