@@ -227,6 +227,9 @@ type Store interface {
 	// or fails with ErrStoreConflict when the stored tree no longer has
 	// in.OldSize entries (another process integrated first).
 	IntegrateLog(ctx context.Context, in *LogIntegration) error
+	// ClaimLogKey records vkey as the key that signs this log's checkpoints
+	// unless one is recorded already, and returns the recorded one.
+	ClaimLogKey(ctx context.Context, vkey string) (string, error)
 	// LogState returns the tree's size and root hash (zero for size 0).
 	LogState(ctx context.Context) (size int64, root [32]byte, err error)
 	// LogHashes returns the stored hashes ids, in order, or an ErrNotFound

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/paybound/paybound/client"
 	"github.com/paybound/paybound/internal/storetest"
+	tl "github.com/paybound/paybound/internal/tlog"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -137,6 +139,7 @@ func TestCrashRecovery(t *testing.T) {
 
 	var mu sync.Mutex
 	var acks []ack
+	var seen [][]byte // checkpoints published before the kills
 	var unknown []ack // sent, but the connection died before an answer
 	seq := 0
 	for round := range 4 {
@@ -191,6 +194,26 @@ func TestCrashRecovery(t *testing.T) {
 				}
 			}()
 		}
+		wg.Add(1)
+		go func(base string) { // a witness of the log, reading checkpoints as they come
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if res, err := http.Get(base + "/v1/log/checkpoint"); err == nil {
+					b, _ := io.ReadAll(res.Body)
+					res.Body.Close()
+					if res.StatusCode == 200 {
+						mu.Lock()
+						seen = append(seen, b)
+						mu.Unlock()
+					}
+				}
+			}
+		}(p.base)
 		time.Sleep(time.Duration(200+rand.IntN(400)) * time.Millisecond)
 		p.kill()
 		close(stop)
@@ -226,6 +249,7 @@ func TestCrashRecovery(t *testing.T) {
 	if r.body["ok"] != true {
 		t.Fatalf("ledger after crashes: %s", r.raw)
 	}
+	checkLogAfterCrashes(t, p.base, op, seen)
 	// Each wallet equals its top-up less what its payments hold or took.
 	for _, key := range users {
 		var spent int64
@@ -257,4 +281,58 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("wallet holds %d; its payments account for %d of 1000000", avail, spent)
 		}
 	}
+}
+
+// checkLogAfterCrashes checks the transparency log after the kills: the
+// checkpoint now is consistent with every checkpoint published before, and
+// an audit finds every payment's entries (no acknowledged change without
+// its entry), their chains whole, and their sums equal to the ledger's.
+func checkLogAfterCrashes(t *testing.T, base, op string, seen [][]byte) {
+	t.Helper()
+	ctx := t.Context()
+	api := client.New(base, op)
+	vkey, err := api.LogKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, err := api.LogCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := tl.Open(note, vkey)
+	if err != nil {
+		t.Fatalf("checkpoint after the crashes: %v", err)
+	}
+	if len(seen) < 4 {
+		t.Fatalf("only %d checkpoints were seen during the load", len(seen))
+	}
+	for _, n := range seen {
+		c, err := tl.Open(n, vkey)
+		if err != nil {
+			t.Fatalf("a checkpoint published before a crash does not verify: %v", err)
+		}
+		p, err := api.ConsistencyProof(ctx, c.Size, now.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs, err := decodeHashes(p.Hashes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tl.VerifyConsistency(c, now, hs); err != nil {
+			t.Fatalf("checkpoint of size %d (before a crash) and %d (after): %v", c.Size, now.Size, err)
+		}
+	}
+	t.Logf("%d checkpoints seen before the crashes, all consistent with size %d; audit: %s", len(seen), now.Size, auditOK(t, base, op))
+}
+
+// auditOK runs paybound audit against base and returns its report.
+func auditOK(t *testing.T, base, op string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := map[string]string{"PAYBOUND_URL": base, "PAYBOUND_KEY": op}
+	if err := run(t.Context(), []string{"audit", "--duration", "0s"}, &out, &errOut, func(k string) string { return env[k] }); err != nil {
+		t.Fatalf("audit: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	return strings.ReplaceAll(out.String(), "\n", "; ")
 }

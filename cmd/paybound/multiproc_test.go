@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,11 +22,27 @@ func TestSeveralProcessesOnePostgres(t *testing.T) {
 	bin := buildBinary(t)
 	var procs []*proc
 	var key string
+	var logKey []byte
 	for i := range 3 {
 		dir := t.TempDir()
 		if i > 0 {
-			// Every process of one deployment shares the operator key.
+			// Every process of one deployment shares the operator key and
+			// the log key; one with another log key is refused.
 			if err := os.WriteFile(filepath.Join(dir, "operator.key"), []byte(key+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if i == 1 {
+				m := NewMain()
+				m.Config.Addr, m.Config.DataDir, m.Config.DB = "127.0.0.1:0", dir, db
+				m.Stdout, m.Stderr = io.Discard, io.Discard
+				err := m.Run(t.Context())
+				m.Close()
+				if err == nil || !strings.Contains(err.Error(), "copy log.key") {
+					t.Fatalf("a process with its own log key: %v", err)
+				}
+				os.Remove(filepath.Join(dir, "log.key"))
+			}
+			if err := os.WriteFile(filepath.Join(dir, "log.key"), logKey, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -36,6 +53,9 @@ func TestSeveralProcessesOnePostgres(t *testing.T) {
 				t.Fatal(err)
 			}
 			key = strings.TrimSpace(string(b))
+			if logKey, err = os.ReadFile(filepath.Join(dir, "log.key")); err != nil {
+				t.Fatal(err)
+			}
 		}
 		procs = append(procs, p)
 	}
@@ -144,4 +164,6 @@ func TestSeveralProcessesOnePostgres(t *testing.T) {
 			t.Fatalf("ledger verify: %s", v.raw)
 		}
 	}
+	// One log, written by three processes, integrated by whichever came first.
+	t.Log(auditOK(t, procs[2].base, key))
 }

@@ -238,6 +238,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := claimLog(ctx, m.store, logKey); err != nil {
+		return err
+	}
 	if m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant}); err != nil {
 		return err
@@ -354,6 +357,24 @@ func loadOrCreateLogKey(path, origin string) (string, error) {
 			return nil
 		})
 	return key, err
+}
+
+// claimLog records the log key's verifier key in the database on first
+// start, and refuses a process whose key is not the recorded one: every
+// process of a deployment must sign the one log with the one key.
+func claimLog(ctx context.Context, st pb.Store, skey string) error {
+	s, err := tl.NewSigner(skey)
+	if err != nil {
+		return err
+	}
+	got, err := st.ClaimLogKey(ctx, s.VerifierKey())
+	if err != nil {
+		return err
+	}
+	if got != s.VerifierKey() {
+		return fmt.Errorf("this database's transparency log is signed by the key %s, but log.key in the data directory is %s: copy log.key from the first server of this deployment", got, s.VerifierKey())
+	}
+	return nil
 }
 
 // loadOrCreateSecret reads a one-line secret, or creates it with make

@@ -137,3 +137,13 @@ func (s *Store) logEntries(ctx context.Context, q string, args ...any) ([]pb.Log
 	}
 	return out, nil
 }
+
+func (s *Store) ClaimLogKey(ctx context.Context, vkey string) (string, error) {
+	var got string
+	err := s.pool.QueryRow(ctx, `WITH u AS (UPDATE log_state SET vkey = $1 WHERE vkey = '' RETURNING vkey)
+		SELECT COALESCE((SELECT vkey FROM u), (SELECT vkey FROM log_state))`, vkey).Scan(&got)
+	if err != nil {
+		return "", fmt.Errorf("couldn't record the log key: %w", err)
+	}
+	return got, nil
+}

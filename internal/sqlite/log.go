@@ -192,3 +192,14 @@ func (s *Store) logEntries(ctx context.Context, q string, args ...any) ([]pb.Log
 	}
 	return out, rows.Err()
 }
+
+func (s *Store) ClaimLogKey(ctx context.Context, vkey string) (string, error) {
+	if _, err := s.db.ExecContext(ctx, `UPDATE log_state SET vkey = ? WHERE vkey = ''`, vkey); err != nil {
+		return "", fmt.Errorf("couldn't record the log key: %w", err)
+	}
+	var got string
+	if err := s.row(ctx, `SELECT vkey FROM log_state`).Scan(&got); err != nil {
+		return "", fmt.Errorf("couldn't read the log key: %w", err)
+	}
+	return got, nil
+}

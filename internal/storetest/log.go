@@ -132,6 +132,16 @@ func testLog(t *testing.T, s pb.Store) {
 	}
 }
 
+func testClaimLogKey(t *testing.T, s pb.Store) {
+	got, err := s.ClaimLogKey(t.Context(), "a.example/log+1+key")
+	if err != nil || got != "a.example/log+1+key" {
+		t.Fatalf("first claim = %q, %v", got, err)
+	}
+	if got, err = s.ClaimLogKey(t.Context(), "b.example/log+2+other"); err != nil || got != "a.example/log+1+key" {
+		t.Fatalf("second claim = %q, %v; want the first key kept", got, err)
+	}
+}
+
 // testLogAtomic checks that a batch that fails writes none of its entries,
 // and that the log carries on correctly after it.
 func testLogAtomic(t *testing.T, s pb.Store) {

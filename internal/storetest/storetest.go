@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"ConcurrentReads", testConcurrentReads},
 		{"Log", testLog},
 		{"LogAtomic", testLogAtomic},
+		{"ClaimLogKey", testClaimLogKey},
 		{"PaymentLogHead", testPaymentLogHead},
 		{"Disputes", testDisputes},
 	}

@@ -11,3 +11,7 @@ CREATE TABLE disputes (
 CREATE INDEX disputes_payment ON disputes (payment_id, id);
 CREATE INDEX disputes_payer ON disputes (payer_id, id);
 CREATE INDEX disputes_merchant ON disputes (merchant_id, id);
+
+-- The verifier key of the log key that signs this database's checkpoints,
+-- claimed by the first server to start: every process must sign with it.
+ALTER TABLE log_state ADD COLUMN vkey TEXT NOT NULL DEFAULT '';
