@@ -30,11 +30,11 @@ type Principal struct {
 // agent's public key to check later that the agent asked for exactly this
 // (the signature base covers Content-Digest, which covers Body).
 type RequestEvidence struct {
+	Body           []byte `json:"body,omitempty"`
 	KeyID          string `json:"keyid"`
-	SignatureInput string `json:"signature_input"`
 	Signature      string `json:"signature"`
 	SignatureBase  string `json:"signature_base"`
-	Body           []byte `json:"body,omitempty"`
+	SignatureInput string `json:"signature_input"`
 }
 
 // MaxEvidenceBody bounds the request body kept as evidence; a larger body

@@ -40,12 +40,13 @@ const (
 // LogVersion is the entry format's version, the "v" of every entry.
 const LogVersion = 1
 
-// Actor is who caused a logged change.
+// Actor is who caused a logged change. (Fields in the order of their JSON
+// names: see EncodeLogEntry.)
 type Actor struct {
-	Role Role   `json:"role"`
-	ID   string `json:"id"`
 	// Assurance is how the actor proved itself, for agents and users.
 	Assurance Assurance `json:"assurance,omitempty"`
+	ID        string    `json:"id"`
+	Role      Role      `json:"role"`
 }
 
 // ActorOf returns the actor of a request made by c.
@@ -72,38 +73,61 @@ type LogEvent struct {
 	Type    string
 	Subject string // the payment, mandate or agent the entry is about
 	Actor   Actor
-	Data    any // marshaled as the entry's "data"
+	// Data is marshaled as the entry's "data". It must marshal to canonical
+	// JSON by construction: structs whose fields are in the order of their
+	// JSON names (recursively), maps with string keys, strings, integers,
+	// booleans, times, byte slices. Wrap anything else with CanonicalData.
+	Data any
 }
 
-// logEntry is an entry's JSON form; field order is fixed by Canonical.
+// logEntry is an entry's JSON form, its fields in the order of their
+// names, so that encoding/json writes it canonically.
 type logEntry struct {
-	V       int       `json:"v"`
-	Type    string    `json:"type"`
-	Time    time.Time `json:"time"`
-	Subject string    `json:"subject"`
-	Prev    string    `json:"prev,omitempty"`
 	Actor   Actor     `json:"actor"`
 	Data    any       `json:"data,omitempty"`
+	Prev    string    `json:"prev,omitempty"`
+	Subject string    `json:"subject"`
+	Time    time.Time `json:"time"`
+	Type    string    `json:"type"`
+	V       int       `json:"v"`
 }
 
 // EncodeLogEntry returns the entry's exact bytes: canonical JSON (object
 // keys sorted, no insignificant space, no HTML escaping, integers only), so
 // that anyone who re-encodes the same content gets the same leaf hash.
 // prev is the leaf hash of the subject's previous entry, if any.
+//
+// It runs on the ledger writer for every change, so it does not re-parse
+// what it encodes: the entry's shape and LogEvent.Data's contract make
+// encoding/json's output canonical (the tests check every entry type, and
+// paybound audit checks every entry served).
 func EncodeLogEntry(ev LogEvent, at time.Time, prev *[32]byte) ([]byte, error) {
 	e := logEntry{V: LogVersion, Type: ev.Type, Time: at.UTC(), Subject: ev.Subject, Actor: ev.Actor, Data: ev.Data}
 	if prev != nil {
 		e.Prev = hex.EncodeToString(prev[:])
 	}
-	raw, err := json.Marshal(e)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
 		return nil, fmt.Errorf("couldn't encode log entry %s: %w", ev.Type, err)
 	}
-	out, err := Canonical(raw)
-	if err == nil && len(out) > MaxLogEntryBytes {
-		err = fmt.Errorf("log entry %s of %s is %d bytes; at most %d", ev.Type, ev.Subject, len(out), MaxLogEntryBytes)
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(out) > MaxLogEntryBytes {
+		return nil, fmt.Errorf("log entry %s of %s is %d bytes; at most %d", ev.Type, ev.Subject, len(out), MaxLogEntryBytes)
 	}
-	return out, err
+	return out, nil
+}
+
+// CanonicalData wraps a value whose JSON is not canonical by construction
+// (a struct with fields out of order) for LogEvent.Data, at the cost of a
+// round trip through Canonical.
+func CanonicalData(v any) (json.RawMessage, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return Canonical(raw)
 }
 
 // MaxLogEntryBytes bounds an entry: C2SP entry bundles give each entry a
@@ -145,6 +169,7 @@ func LeafHash(entry []byte) [32]byte {
 type LogRecord struct {
 	Subject string
 	Body    []byte
+	Leaf    [32]byte // LeafHash(Body), computed once by the writer
 }
 
 // LogEntry is an entry with its place in the log. Index is -1 while the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -196,6 +197,9 @@ func account(sums map[string]*paymentSums, idx int64, entry []byte) error {
 	}
 	if err := json.Unmarshal(entry, &e); err != nil {
 		return fmt.Errorf("entry %d is not JSON: %w", idx, err)
+	}
+	if c, err := pb.Canonical(entry); err != nil || !bytes.Equal(c, entry) {
+		return fmt.Errorf("entry %d is not canonical JSON", idx)
 	}
 	if !pb.HasPrefix(e.Subject, pb.PrefixPayment) {
 		return nil

@@ -42,8 +42,9 @@ func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, err
 	}
-	tx.batch.Log = append(tx.batch.Log, pb.LogRecord{Subject: ev.Subject, Body: body})
-	return pb.LeafHash(body), nil
+	leaf := pb.LeafHash(body)
+	tx.batch.Log = append(tx.batch.Log, pb.LogRecord{Subject: ev.Subject, Body: body, Leaf: leaf})
+	return leaf, nil
 }
 
 // IntegrateLog places up to limit pending entries of a store that several

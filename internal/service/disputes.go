@@ -18,20 +18,20 @@ import (
 // merchant, a compensation from the platform's fund, or a rejection.
 
 type disputeData struct {
-	DisputeID   string           `json:"dispute_id"`
-	Reason      pb.DisputeReason `json:"reason,omitempty"`
-	Details     string           `json:"details,omitempty"`
 	Amount      int64            `json:"amount"`
 	Attribution pb.Attribution   `json:"attribution,omitempty"`
 	Check       string           `json:"check,omitempty"`
-	Outcome     string           `json:"outcome,omitempty"`
+	Details     string           `json:"details,omitempty"`
+	DisputeID   string           `json:"dispute_id"`
 	LiableParty string           `json:"liable_party,omitempty"`
+	Outcome     string           `json:"outcome,omitempty"`
+	Reason      pb.DisputeReason `json:"reason,omitempty"`
 }
 
 type compensationData struct {
+	Amount         int64  `json:"amount"`
 	CompensationID string `json:"compensation_id"`
 	DisputeID      string `json:"dispute_id"`
-	Amount         int64  `json:"amount"`
 	LiableParty    string `json:"liable_party"`
 }
 

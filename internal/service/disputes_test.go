@@ -203,6 +203,16 @@ func TestDisputeResolutions(t *testing.T) {
 		t.Fatalf("another merchant reads a dispute: %v", err)
 	}
 	w.verify(t)
+	// Every entry written along the way is canonical JSON as written.
+	es, err := w.st.LogEntries(ctx, 0, pb.MaxLogRead)
+	if err != nil || len(es) < 15 {
+		t.Fatalf("log: %d entries, %v", len(es), err)
+	}
+	for _, e := range es {
+		if c, err := pb.Canonical(e.Body); err != nil || string(c) != string(e.Body) {
+			t.Fatalf("entry %d is not canonical:\n%s\n%s", e.Index, e.Body, c)
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

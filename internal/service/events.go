@@ -17,16 +17,16 @@ import (
 // createdData is a payment as asked for, with the agent's signed request
 // when there was one.
 type createdData struct {
-	Amount                 int64               `json:"amount"`
-	Currency               string              `json:"currency"`
-	MerchantID             string              `json:"merchant_id"`
-	PayerID                string              `json:"payer_id"`
 	AgentID                string              `json:"agent_id,omitempty"`
-	MandateID              string              `json:"mandate_id,omitempty"`
-	Description            string              `json:"description,omitempty"`
-	CaptureMethod          pb.CaptureMethod    `json:"capture_method"`
+	Amount                 int64               `json:"amount"`
 	AuthorizationExpiresAt *time.Time          `json:"authorization_expires_at,omitempty"`
+	CaptureMethod          pb.CaptureMethod    `json:"capture_method"`
+	Currency               string              `json:"currency"`
+	Description            string              `json:"description,omitempty"`
+	MandateID              string              `json:"mandate_id,omitempty"`
+	MerchantID             string              `json:"merchant_id"`
 	Metadata               map[string]string   `json:"metadata,omitempty"`
+	PayerID                string              `json:"payer_id"`
 	Request                *pb.RequestEvidence `json:"request,omitempty"`
 }
 
@@ -57,8 +57,8 @@ const (
 type authorizedData struct {
 	Amount    int64      `json:"amount"`
 	Basis     string     `json:"basis"`
-	MandateID string     `json:"mandate_id,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	MandateID string     `json:"mandate_id,omitempty"`
 }
 
 type capturedData struct {
@@ -79,10 +79,10 @@ type releasedData struct {
 }
 
 type refundedData struct {
-	RefundID    string `json:"refund_id"`
 	Amount      int64  `json:"amount"`
 	FeeReturned int64  `json:"fee_returned"`
 	Reason      string `json:"reason,omitempty"`
+	RefundID    string `json:"refund_id"`
 }
 
 // logPayment records an entry about p and moves p's log head to it.
@@ -93,6 +93,16 @@ func logPayment(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, typ string, data a
 	if err := tx.LogPayment(p, pb.LogEvent{Type: typ, Actor: actor, Data: data}); err != nil {
 		panic(fmt.Sprintf("couldn't log %s of %s: %v", typ, p.ID, err))
 	}
+}
+
+// canonical wraps a type whose fields are not in JSON-name order (the
+// mandate) as canonical entry data; see logPayment on the panic.
+func canonical(v any) json.RawMessage {
+	b, err := pb.CanonicalData(v)
+	if err != nil {
+		panic(fmt.Sprintf("couldn't encode %T for the log: %v", v, err))
+	}
+	return b
 }
 
 // logRecord records an entry about another subject (a mandate, an agent).
@@ -106,8 +116,8 @@ func logRecord(tx *ledger.Tx, subject string, actor pb.Actor, typ string, data a
 // signed request in the log can be checked against it.
 type keyData struct {
 	KeyID     string          `json:"keyid"`
-	PublicKey json.RawMessage `json:"public_key"`
 	NotAfter  *time.Time      `json:"not_after,omitempty"`
+	PublicKey json.RawMessage `json:"public_key"`
 	RevokedAt *time.Time      `json:"revoked_at,omitempty"`
 }
 

@@ -79,7 +79,7 @@ func (s *Service) CreateMandate(ctx context.Context, caller pb.Principal, idem *
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		m.ID, m.UserID, m.CreatedAt, m.RevokedAt = pb.NewID(pb.PrefixMandate, tx.Now()), caller.ID, now, nil
 		m.ValidFrom = m.ValidFrom.UTC().Truncate(time.Second)
-		logRecord(tx, m.ID, pb.ActorOf(caller), pb.LogMandateGranted, m)
+		logRecord(tx, m.ID, pb.ActorOf(caller), pb.LogMandateGranted, canonical(m))
 		tx.PutMandate(m)
 		return &MandateView{Mandate: m, RemainingBudget: m.Budget.Amount}, nil
 	}))
