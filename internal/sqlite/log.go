@@ -2,10 +2,10 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 
 	"errors"
 	"fmt"
+	"strings"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/tlog"
@@ -59,11 +59,11 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 		for i, id := range ids {
 			h, ok := t.cache[id]
 			if !ok {
-				hs, err := readHashes(ctx, s.w.QueryRowContext, []int64{id})
-				if err != nil {
-					return nil, err
+				var b []byte
+				if err := s.w.QueryRowContext(ctx, `SELECT hash FROM log_hashes WHERE id = ?`, id).Scan(&b); err != nil {
+					return nil, fmt.Errorf("couldn't read stored hash %d: %w", id, err)
 				}
-				h = hs[0]
+				copy(h[:], b)
 				t.cache[id] = h
 			}
 			out[i] = h
@@ -79,12 +79,10 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 	}); err != nil {
 		return nil, err
 	}
-	run := make([]byte, 0, len(hashes)*len(tlog.Hash{}))
-	for _, h := range hashes {
-		run = append(run, h[:]...)
-	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO log_hash_runs (first, hashes) VALUES (?, ?)`, first, run); err != nil {
-		return nil, fmt.Errorf("couldn't store the log's hashes: %w", err)
+	if err := s.insert(ctx, &tLogHashes, len(hashes), func(d []any, i int) []any {
+		return append(d, first+int64(i), hashes[i][:])
+	}); err != nil {
+		return nil, err
 	}
 	size := t.size + int64(len(recs))
 	if _, err := s.w.ExecContext(ctx, `UPDATE log_state SET size = ?, root = ?`, size, root[:]); err != nil {
@@ -134,32 +132,39 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 	if len(ids) > maxHashRead {
 		return nil, fmt.Errorf("sqlite: %d stored hashes asked at once; at most %d", len(ids), maxHashRead)
 	}
-	hs, err := readHashes(ctx, func(ctx context.Context, q string, args ...any) *sql.Row { return s.row(ctx, q, args...) }, ids)
-	out := make([][32]byte, len(hs))
-	for i := range hs {
-		out[i] = hs[i]
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	return out, err
-}
-
-// readHashes reads stored hashes from their runs through query (the pool's,
-// or the writer's inside its transaction); consecutive ids in one run cost
-// one lookup.
-func readHashes(ctx context.Context, query func(context.Context, string, ...any) *sql.Row, ids []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(ids))
-	var first int64 = -1
-	var run []byte
+	args := make([]any, len(ids))
 	for i, id := range ids {
-		if first < 0 || id < first || (id-first)*32 >= int64(len(run)) {
-			err := query(ctx, `SELECT first, hashes FROM log_hash_runs WHERE first <= ? ORDER BY first DESC LIMIT 1`, id).Scan(&first, &run)
-			if errors.Is(err, sql.ErrNoRows) || (err == nil && (id-first)*32 >= int64(len(run))) {
-				return nil, notFound("stored hash", id)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("couldn't read stored hash %d: %w", id, err)
-			}
+		args[i] = id
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, hash FROM log_hashes WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
+	}
+	defer rows.Close()
+	got := make(map[int64][32]byte, len(ids))
+	for rows.Next() {
+		var id int64
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			return nil, err
 		}
-		copy(out[i][:], run[(id-first)*32:])
+		var h [32]byte
+		copy(h[:], b)
+		got[id] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][32]byte, len(ids))
+	for i, id := range ids {
+		h, ok := got[id]
+		if !ok {
+			return nil, notFound("stored hash", id)
+		}
+		out[i] = h
 	}
 	return out, nil
 }

@@ -9,13 +9,11 @@ CREATE TABLE log_entries (
 );
 CREATE INDEX log_entries_subject ON log_entries (subject, idx);
 
--- The tree's stored hashes, in golang.org/x/mod/sumdb/tlog's storage
--- order: each batch's new hashes are contiguous, so they are kept as one
--- run, the 32-byte hashes from index first on, concatenated: one row per
--- batch rather than about two per entry.
-CREATE TABLE log_hash_runs (
-	first  INTEGER PRIMARY KEY,
-	hashes BLOB NOT NULL
+-- The tree's stored hashes, by their index in golang.org/x/mod/sumdb/tlog's
+-- storage order.
+CREATE TABLE log_hashes (
+	id   INTEGER PRIMARY KEY,
+	hash BLOB NOT NULL
 );
 
 CREATE TABLE log_state (
