@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -199,17 +201,36 @@ type payLoad struct {
 	clients, payers int
 }
 
+// benchDataDir is the in-process server's data directory: a new one for a
+// new SQLite database; for a PostgreSQL database, one kept per database
+// (in the user's cache directory), because the database remembers the
+// transparency log's key and refuses a server with another.
+func benchDataDir(db string) (string, error) {
+	if db == "" {
+		return os.MkdirTemp("", "paybound-bench-")
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("couldn't find a cache directory for the bench's keys: %w", err)
+	}
+	sum := sha256.Sum256([]byte(db))
+	dir := filepath.Join(cache, "paybound-bench", hex.EncodeToString(sum[:8]))
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
 // loadPayments runs cfg; maxBatch > 0 limits the in-process server's
 // ledger batches.
 func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]any, error) {
 	url, key, dur, clients, payers := &cfg.url, &cfg.key, &cfg.dur, &cfg.clients, &cfg.payers
 	var led *ledger.Writer // the in-process server's, for its counters
 	if *url == "" {
-		tmp, err := os.MkdirTemp("", "paybound-bench-")
+		tmp, err := benchDataDir(cfg.db)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(tmp)
+		if cfg.db == "" {
+			defer os.RemoveAll(tmp)
+		}
 		m := NewMain()
 		m.Stdout, m.Stderr = io.Discard, io.Discard
 		m.Logger = slog.New(slog.DiscardHandler)
