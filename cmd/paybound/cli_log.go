@@ -15,6 +15,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/internal/service"
 	tl "github.com/paybound/paybound/internal/tlog"
 )
 
@@ -108,6 +109,7 @@ const maxReceiptBytes = 8 << 20
 func (cl *cli) verifyReceipt(args []string) error {
 	c := cl.command("verify receipt", "verify receipt FILE --log-key KEY|@FILE [--seen FILE] [--url URL]", false)
 	logKey := c.fs.String("log-key", "", "the log's verifier key, from a source you trust (GET /v1/log/key), or @FILE (required)")
+	policyPath := c.fs.String("policy", "", "a witness policy file: also require its quorum's cosignatures on the checkpoint")
 	seenPath := c.fs.String("seen", "", "file of the checkpoints seen before, one per log (default: paybound/checkpoints.json in your config directory)")
 	pos, err := c.parse(args, "FILE")
 	if err != nil {
@@ -128,6 +130,19 @@ func (cl *cli) verifyReceipt(args []string) error {
 	v, err := client.VerifyReceipt(&r, strings.TrimSpace(vkey))
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	if *policyPath != "" {
+		p, err := readLimited(*policyPath, 1<<20)
+		if err != nil {
+			return err
+		}
+		g, err := service.ParseWitnessPolicy(p)
+		if err != nil {
+			return err
+		}
+		if !g.Satisfied(v.Note) {
+			return fmt.Errorf("%s: %w: the checkpoint lacks the cosignatures the witness policy's quorum requires", pos[0], client.ErrReceipt)
+		}
 	}
 	// Against the checkpoints seen before: the log must not have forked.
 	if *seenPath == "" {

@@ -64,6 +64,10 @@ type Config struct {
 	// It is fixed when <data>/log.key is created (default
 	// localhost/paybound-<random>); a later value must match it.
 	LogOrigin string
+	// WitnessPolicy is a witness policy file (PAYBOUND_WITNESS_POLICY,
+	// --witness-policy): checkpoints are published only once the quorum it
+	// names has cosigned them (C2SP tlog-witness).
+	WitnessPolicy string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
@@ -158,6 +162,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	env("PAYBOUND_PASSKEY_RP_ID", &c.PasskeyRPID)
 	env("PAYBOUND_PASSKEY_ORIGIN", &c.PasskeyOrigin)
 	env("PAYBOUND_LOG_ORIGIN", &c.LogOrigin)
+	env("PAYBOUND_WITNESS_POLICY", &c.WitnessPolicy)
 	for _, e := range []struct {
 		name string
 		dst  any
@@ -191,6 +196,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most ledger operations per commit (PAYBOUND_MAX_BATCH)")
 	fs.StringVar(&c.PasskeyRPID, "passkey-rp-id", c.PasskeyRPID, "WebAuthn relying party ID, the site's domain (PAYBOUND_PASSKEY_RP_ID)")
 	fs.StringVar(&c.PasskeyOrigin, "passkey-origin", c.PasskeyOrigin, "origin of the page running passkey ceremonies, default http://localhost:<port> (PAYBOUND_PASSKEY_ORIGIN)")
+	fs.StringVar(&c.WitnessPolicy, "witness-policy", c.WitnessPolicy, "witness policy file: publish only checkpoints its quorum cosigned (PAYBOUND_WITNESS_POLICY)")
 	fs.StringVar(&c.LogOrigin, "log-origin", c.LogOrigin, "the transparency log's name, fixed when <data>/log.key is created (PAYBOUND_LOG_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
 	if err := fs.Parse(args); err != nil {
@@ -226,6 +232,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var policy []byte
+	if m.Config.WitnessPolicy != "" {
+		if policy, err = readLimited(m.Config.WitnessPolicy, 1<<20); err != nil {
+			return fmt.Errorf("config: witness-policy: %w", err)
+		}
+		if _, err := service.ParseWitnessPolicy(policy); err != nil {
+			return fmt.Errorf("config: %s: %w", m.Config.WitnessPolicy, err)
+		}
+	}
 	m.OperatorKey = key
 	switch db := m.Config.DB; {
 	case isPostgres(db):
@@ -248,7 +263,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
 		OperatorKey: key, FeeBPS: m.Config.FeeBPS,
 		RequireSignatureDefault: m.Config.RequireSignatures, PasskeyRPID: m.Config.PasskeyRPID,
-		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, LogKey: logKey}); err != nil {
+		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, LogKey: logKey, WitnessPolicy: policy}); err != nil {
 		return err
 	}
 	m.Service.Start()

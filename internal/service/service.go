@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,9 @@ type Config struct {
 	// CheckpointInterval is how often a checkpoint is signed while the log
 	// grows (default 1s).
 	CheckpointInterval time.Duration
+	// WitnessPolicy, when set, is a witness policy (ParseWitnessPolicy):
+	// checkpoints are published only once its quorum has cosigned them.
+	WitnessPolicy []byte
 }
 
 // Service is safe for concurrent use.
@@ -117,6 +121,16 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: Config.LogKey: %w", err)
 	}
+	tl := &transLog{signer: signer, vkey: signer.VerifierKey()}
+	if len(cfg.WitnessPolicy) > 0 {
+		g, err := ParseWitnessPolicy(cfg.WitnessPolicy)
+		if err != nil {
+			return nil, err
+		}
+		if g.N > 0 {
+			tl.witnesses = &witnesses{policy: g, hc: &http.Client{Timeout: WitnessTimeout}, size: map[string]int64{}}
+		}
+	}
 	if cfg.IdempotencyRetention < pb.IdempotencyRetention {
 		cfg.IdempotencyRetention = pb.IdempotencyRetention
 	}
@@ -137,7 +151,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead, webauthn: wa, passkeyMAC: macKey,
-		tlog:   &transLog{signer: signer, vkey: signer.VerifierKey()},
+		tlog:   tl,
 		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }

@@ -21,9 +21,12 @@ type transLog struct {
 	signer *tlog.Signer
 	vkey   string
 
-	mu     sync.Mutex // guards latest and note
+	mu     sync.Mutex // guards latest, note and the witnesses' state
 	latest tlog.Checkpoint
-	note   []byte
+	note   []byte // the published checkpoint: signed, and cosigned when witnesses are configured
+	// witnesses, when configured, must cosign a checkpoint before it is
+	// published.
+	witnesses *witnesses
 }
 
 // Checkpoint is a signed checkpoint and its parsed body.
@@ -38,7 +41,9 @@ func (s *Service) LogKey() string { return s.tlog.vkey }
 
 // SignedCheckpoint returns the latest checkpoint, signing one first when
 // the tree has grown since, so that it covers every entry committed before
-// the call.
+// the call. With witnesses, a new checkpoint is published only once their
+// quorum has cosigned it; until then the last cosigned one is returned (an
+// error when there is none yet).
 func (s *Service) SignedCheckpoint(ctx context.Context) (Checkpoint, error) {
 	if _, err := ledger.IntegrateLog(ctx, s.st, integrateBatch); err != nil {
 		return Checkpoint{}, err
@@ -60,6 +65,17 @@ func (s *Service) SignedCheckpoint(ctx context.Context) (Checkpoint, error) {
 	c, err := tlog.Open(note, t.vkey)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("couldn't read back a checkpoint just signed: %w", err)
+	}
+	if t.witnesses != nil {
+		cosigned, err := t.witnesses.cosign(ctx, s, note, c)
+		if err != nil {
+			if t.note != nil {
+				s.log.Warn("checkpoint not published: witnesses", "size", size, "err", err)
+				return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
+			}
+			return Checkpoint{}, &pb.Error{Code: pb.ErrUnavailable, Message: "no checkpoint is cosigned by the witness policy's quorum yet"}
+		}
+		note = cosigned
 	}
 	t.latest, t.note = c, note
 	return Checkpoint{Note: note, Checkpoint: c}, nil
