@@ -93,8 +93,10 @@ type logEntry struct {
 }
 
 // EncodeLogEntry returns the entry's exact bytes: canonical JSON (object
-// keys sorted, no insignificant space, no HTML escaping, integers only), so
-// that anyone who re-encodes the same content gets the same leaf hash.
+// keys sorted, no insignificant space, no HTML escaping, integers only,
+// strings escaped as Go's encoding/json does, which RFC 8785 matches but for
+// U+2028 and U+2029, written as \u2028 and \u2029), so that anyone who
+// re-encodes the same content gets the same leaf hash.
 // prev is the leaf hash of the subject's previous entry, if any.
 //
 // It runs on the ledger writer for every change, so it does not re-parse

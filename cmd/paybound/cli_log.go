@@ -208,10 +208,11 @@ func readLimited(path string, limit int64) ([]byte, error) {
 }
 
 // checkSeen compares a verified checkpoint with the one seen before for the
-// same log, and then remembers the larger: the same size with another root
-// is a fork; another size needs a consistency proof, fetched from api when
-// there is one. It returns a note for the user when something was not
-// checked.
+// same log (by its key), and then remembers the larger: the same size with
+// another root is a fork; another size needs a consistency proof, fetched
+// from api when there is one. A checkpoint that was not proven consistent
+// never replaces the one remembered, so a fork stays detectable. It returns
+// a note for the user when something was not checked.
 func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.Client) (string, error) {
 	seen := map[string]string{}
 	b, err := os.ReadFile(path)
@@ -230,7 +231,7 @@ func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.
 	}
 	msg := ""
 	keep := note
-	if old, ok := seen[now.Origin]; ok {
+	if old, ok := seen[vkey]; ok {
 		before, err := tl.Open([]byte(old), vkey)
 		if err != nil {
 			return "", fmt.Errorf("the checkpoint remembered in %s does not verify: %w", path, err)
@@ -241,7 +242,8 @@ func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.
 				return "", fmt.Errorf("%w: this receipt's checkpoint and the one seen before (%s) have size %d and different roots", err, path, now.Size)
 			}
 		case api == nil:
-			msg = fmt.Sprintf("note: not checked against the checkpoint of size %d seen before (pass --url to fetch a consistency proof)", before.Size)
+			msg = fmt.Sprintf("note: not checked against the checkpoint of size %d seen before (pass --url to fetch a consistency proof); that one stays the one remembered", before.Size)
+			keep = []byte(old)
 		default:
 			older, newer := before, now
 			if older.Size > newer.Size {
@@ -263,7 +265,7 @@ func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.
 			keep = []byte(old)
 		}
 	}
-	seen[now.Origin] = string(keep)
+	seen[vkey] = string(keep)
 	out, _ := json.MarshalIndent(seen, "", "  ")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return msg, err

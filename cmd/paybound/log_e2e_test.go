@@ -208,18 +208,21 @@ func TestReceiptVerifiesOffline(t *testing.T) {
 	pr, _ := tl.ParseProof(r.Proofs[0])
 	c, _ := tl.Open(pr.Checkpoint, vkey)
 	forged, _ := signer.Sign(c.Size, tl.LeafHash([]byte("another history")))
-	os.WriteFile(seen, []byte(`{"`+c.Origin+`": `+quote(string(forged))+`}`), 0o600)
+	os.WriteFile(seen, []byte(`{`+quote(vkey)+`: `+quote(string(forged))+`}`), 0o600)
 	if out, err := verify(file, vkey); !errors.Is(err, tl.ErrFork) {
 		t.Fatalf("a forked log: %v\n%s", err, out)
 	}
 	// A checkpoint seen earlier of another size is checked with a
 	// consistency proof from the server when --url is given.
 	older, _ := signer.Sign(1, tl.LeafHash([]byte("not the first entry")))
-	os.WriteFile(seen, []byte(`{"`+c.Origin+`": `+quote(string(older))+`}`), 0o600)
+	os.WriteFile(seen, []byte(`{`+quote(vkey)+`: `+quote(string(older))+`}`), 0o600)
 	if out, err := verify(file, vkey); err != nil || !strings.Contains(out, "pass --url") {
 		t.Fatalf("without --url: %v\n%s", err, out)
 	}
-	os.WriteFile(seen, []byte(`{"`+c.Origin+`": `+quote(string(older))+`}`), 0o600)
+	// Unchecked, the receipt's checkpoint did not replace the one seen.
+	if b, _ := os.ReadFile(seen); !strings.Contains(string(b), quote(string(older))[1:20]) {
+		t.Fatalf("an unchecked checkpoint replaced the one seen: %s", b)
+	}
 	if out, err := verify(file, vkey, "--url", w.base); !errors.Is(err, tl.ErrInconsistent) {
 		t.Fatalf("an inconsistent earlier checkpoint: %v\n%s", err, out)
 	}

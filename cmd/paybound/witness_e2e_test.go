@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -159,38 +160,50 @@ func TestWitnessedCheckpoints(t *testing.T) {
 	pay := func() string {
 		return w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 100, "currency": "USD", "merchant_id": w.merch})).str("id")
 	}
-	checkpoint := func() (tl.Checkpoint, []byte) {
+	// checkpoint returns the published checkpoint once it has more than
+	// after entries, or the last one published within 4s.
+	checkpoint := func(after int64) (tl.Checkpoint, []byte) {
 		t.Helper()
-		raw := w.ok(200, w.call("GET", "/v1/log/checkpoint", "", "", nil)).raw
-		c, err := tl.Open(raw, vkey)
-		if err != nil {
-			t.Fatalf("checkpoint: %v\n%s", err, raw)
+		deadline := time.Now().Add(4 * time.Second)
+		for {
+			r := w.call("GET", "/v1/log/checkpoint", "", "", nil)
+			if r.status == 200 {
+				c, err := tl.Open(r.raw, vkey)
+				if err != nil {
+					t.Fatalf("checkpoint: %v\n%s", err, r.raw)
+				}
+				if c.Size > after || time.Now().After(deadline) {
+					return c, r.raw
+				}
+			} else if r.status != 503 || time.Now().After(deadline) {
+				t.Fatalf("GET /v1/log/checkpoint: %d %s", r.status, r.raw)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return c, raw
 	}
 	g, err := parsePolicy(policy.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := pay()
-	c1, raw := checkpoint()
+	c1, raw := checkpoint(0)
 	if !g.Satisfied(raw) || bytes.Count(raw, []byte("\n— ")) < 3 {
 		t.Fatalf("a checkpoint without its quorum:\n%s", raw)
 	}
 	ws[0].down.Store(true) // one down: the other two still make the quorum
 	pay()
-	c2, raw := checkpoint()
+	c2, raw := checkpoint(c1.Size)
 	if c2.Size <= c1.Size || !g.Satisfied(raw) {
 		t.Fatalf("with one witness down: size %d after %d\n%s", c2.Size, c1.Size, raw)
 	}
 	ws[1].down.Store(true) // two down: nothing new is published
 	pay()
-	if c3, _ := checkpoint(); c3.Size != c2.Size {
+	if c3, _ := checkpoint(c2.Size); c3.Size != c2.Size {
 		t.Fatalf("published size %d without a quorum (last cosigned %d)", c3.Size, c2.Size)
 	}
 	ws[0].down.Store(false) // back, two sizes behind: it asks for a proof from its own size
 	pay()
-	c4, raw := checkpoint()
+	c4, raw := checkpoint(c2.Size)
 	if c4.Size <= c2.Size || !g.Satisfied(raw) {
 		t.Fatalf("after a witness returned: size %d (before %d)\n%s", c4.Size, c2.Size, raw)
 	}
@@ -200,7 +213,7 @@ func TestWitnessedCheckpoints(t *testing.T) {
 	m = startMain(t, dir, func(m *Main) { m.Config.WitnessPolicy = policyFile })
 	w.api = &api{t: t, base: m.URL()}
 	pay()
-	c5, raw := checkpoint()
+	c5, raw := checkpoint(c4.Size)
 	if c5.Size <= c4.Size || !g.Satisfied(raw) {
 		t.Fatalf("after a restart: size %d (before %d)\n%s", c5.Size, c4.Size, raw)
 	}

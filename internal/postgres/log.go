@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -139,9 +140,13 @@ func (s *Store) logEntries(ctx context.Context, q string, args ...any) ([]pb.Log
 }
 
 func (s *Store) ClaimLogKey(ctx context.Context, vkey string) (string, error) {
+	// Two statements: a process that waited on another's claim must read
+	// the claimed key after it, not in the snapshot its UPDATE started with.
 	var got string
-	err := s.pool.QueryRow(ctx, `WITH u AS (UPDATE log_state SET vkey = $1 WHERE vkey = '' RETURNING vkey)
-		SELECT COALESCE((SELECT vkey FROM u), (SELECT vkey FROM log_state))`, vkey).Scan(&got)
+	err := s.pool.QueryRow(ctx, `UPDATE log_state SET vkey = $1 WHERE vkey = '' RETURNING vkey`, vkey).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = s.pool.QueryRow(ctx, `SELECT vkey FROM log_state`).Scan(&got)
+	}
 	if err != nil {
 		return "", fmt.Errorf("couldn't record the log key: %w", err)
 	}

@@ -55,7 +55,7 @@ func (s *Service) OpenDispute(ctx context.Context, caller pb.Principal, idem *Id
 		return Result{Err: err}
 	}
 	// The evidence: every entry of the payment, placed in the tree.
-	if _, err := s.SignedCheckpoint(ctx); err != nil {
+	if err := s.integrate(ctx); err != nil {
 		return Result{Err: err}
 	}
 	entries, err := s.st.SubjectLog(ctx, found.ID, maxTraceEntries)
@@ -72,8 +72,12 @@ func (s *Service) OpenDispute(ctx context.Context, caller pb.Principal, idem *Id
 		if err != nil {
 			return nil, err
 		}
-		if p.Status != pb.StatusCaptured || p.AmountCaptured == p.AmountRefunded {
-			return nil, pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s; only a captured payment with an unrefunded amount can be disputed (cancel an authorized one instead)", p.ID, p.Status)
+		left, err := s.returnable(tx, &p)
+		if err != nil {
+			return nil, err
+		}
+		if p.Status != pb.StatusCaptured || left == 0 {
+			return nil, pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s with nothing left to return; only a captured payment not yet refunded or compensated in full can be disputed (cancel an authorized one instead)", p.ID, p.Status)
 		}
 		ds, err := tx.PaymentDisputes(p.ID)
 		if err != nil {
@@ -86,7 +90,7 @@ func (s *Service) OpenDispute(ctx context.Context, caller pb.Principal, idem *Id
 		}
 		d := pb.Dispute{ID: pb.NewID(pb.PrefixDispute, tx.Now()), Object: "dispute", PaymentID: p.ID, PayerID: p.PayerID,
 			MerchantID: p.MerchantID, AgentID: p.AgentID, Status: pb.DisputeOpen, Reason: reason, Details: details,
-			Amount: p.AmountCaptured - p.AmountRefunded, Currency: p.Currency, Proposal: proposal,
+			Amount: left, Currency: p.Currency, Proposal: proposal,
 			CreatedAt: tx.Now().Truncate(time.Second)}
 		logPayment(tx, &p, pb.ActorOf(caller), pb.LogDisputeOpened, disputeData{DisputeID: d.ID, Reason: reason, Details: details,
 			Amount: d.Amount, Attribution: proposal.Attribution, Check: proposal.Check})
@@ -154,7 +158,10 @@ func (s *Service) ResolveDispute(ctx context.Context, caller pb.Principal, idem 
 		if err != nil {
 			return nil, err
 		}
-		left := p.AmountCaptured - p.AmountRefunded
+		left, err := s.returnable(tx, &p)
+		if err != nil {
+			return nil, err
+		}
 		res := &pb.Resolution{Outcome: in.Outcome, LiableParty: in.LiableParty, ResolvedAt: tx.Now().Truncate(time.Second)}
 		switch in.Outcome {
 		case pb.OutcomeRefundFull:
@@ -190,6 +197,26 @@ func (s *Service) ResolveDispute(ctx context.Context, caller pb.Principal, idem 
 		tx.PutDispute(d)
 		return &d, nil
 	}))
+}
+
+// returnable is what may still be returned to p's payer: the captured
+// amount less refunds and less what the platform compensated for it (a
+// compensation stands in for a refund, so nobody is paid back twice).
+func (s *Service) returnable(tx *ledger.Tx, p *pb.Payment) (int64, error) {
+	left := p.AmountCaptured - p.AmountRefunded
+	if p.Status != pb.StatusCaptured {
+		return left, nil // refunded in full: nothing was compensated on top
+	}
+	ds, err := tx.PaymentDisputes(p.ID)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range ds {
+		if d.Resolution != nil && d.Resolution.CompensationID != "" {
+			left -= d.Resolution.Amount
+		}
+	}
+	return max(left, 0), nil
 }
 
 // compensate pays res.Amount to the payer from the compensation fund.

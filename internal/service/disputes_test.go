@@ -173,6 +173,13 @@ func TestDisputeResolutions(t *testing.T) {
 	if p, _ := w.svc.Payment(ctx, w.user, d.PaymentID); p.AmountRefunded != 0 || p.Status != pb.StatusCaptured {
 		t.Fatalf("a compensation is not a refund: %+v", p)
 	}
+	// But it stands in for one: nobody is paid back twice.
+	if err := w.svc.Refund(ctx, w.cafe, nil, d.PaymentID, nil, "").Err; pb.ErrorCode(err) != pb.ErrPaymentState {
+		t.Fatalf("a merchant refund after a full compensation: %v", err)
+	}
+	if err := w.svc.OpenDispute(ctx, w.user, nil, d.PaymentID, pb.ReasonOther, "again").Err; pb.ErrorCode(err) != pb.ErrPaymentState {
+		t.Fatalf("a second dispute after a full compensation: %v", err)
+	}
 
 	// A rejection moves nothing.
 	d = w.dispute(t, pay(300), pb.ReasonOther)

@@ -663,7 +663,13 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 		if p.Status != pb.StatusCaptured {
 			return nil, pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s; only a captured payment with an unrefunded amount can be refunded", p.ID, p.Status)
 		}
-		left := p.AmountCaptured - p.AmountRefunded
+		left, err := s.returnable(tx, &p)
+		if err != nil {
+			return nil, err
+		}
+		if left == 0 {
+			return nil, pb.Errorf(pb.ErrPaymentState, "", "payment %s has nothing left to refund: the platform compensated the payer for it in a dispute", p.ID)
+		}
 		amt := left
 		if amount != nil {
 			amt = *amount

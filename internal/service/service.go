@@ -165,7 +165,7 @@ func (s *Service) Start() {
 	})
 	// Checkpoints: the log's tree is signed at least every interval while it grows.
 	go s.every(s.cfg.CheckpointInterval, "log checkpoint", func(ctx context.Context) error {
-		_, err := s.SignedCheckpoint(ctx)
+		_, err := s.publishCheckpoint(ctx)
 		return err
 	})
 }

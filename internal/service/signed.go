@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/httpsig"
@@ -24,6 +25,10 @@ const (
 	SignatureMaxAge = 5 * time.Minute
 	SignatureSkew   = 30 * time.Second
 )
+
+// maxEvidenceHeaders bounds the signature material a request may carry:
+// with the body (pb.MaxEvidenceBody) it must fit in one log entry.
+const maxEvidenceHeaders = 16 << 10
 
 func sigErr(code pb.Code, format string, args ...any) error {
 	return pb.Errorf(code, "", format, args...)
@@ -87,6 +92,19 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	if err != nil { // Verify built the same base a moment ago
 		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
 	}
+	ev := &pb.RequestEvidence{KeyID: sig.KeyID, SignatureInput: strings.Join(r.Header.Values("Signature-Input"), ", "),
+		Signature: strings.Join(r.Header.Values("Signature"), ", "), SignatureBase: string(base)}
+	if len(body) <= pb.MaxEvidenceBody {
+		ev.Body = body
+	}
+	// The request is kept in the transparency log as it was signed: refuse,
+	// before its nonce is spent, one the log could not keep faithfully.
+	if !utf8.ValidString(ev.SignatureBase) || !utf8.ValidString(ev.SignatureInput) || !utf8.ValidString(ev.Signature) {
+		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "signed header values must be UTF-8")
+	}
+	if len(ev.SignatureBase)+len(ev.SignatureInput)+len(ev.Signature) > maxEvidenceHeaders {
+		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signature's components and headers exceed %d bytes", maxEvidenceHeaders)
+	}
 	_, err = s.led.Submit(ctx, func(tx *ledger.Tx) (any, error) {
 		return nil, tx.UseNonce(pb.Nonce{KeyID: sig.KeyID, Nonce: sig.Nonce, Expires: sig.Expires.Add(SignatureSkew)})
 	})
@@ -95,11 +113,6 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	}
 	if err != nil {
 		return pb.Principal{}, fmt.Errorf("couldn't record the nonce: %w", err)
-	}
-	ev := &pb.RequestEvidence{KeyID: sig.KeyID, SignatureInput: strings.Join(r.Header.Values("Signature-Input"), ", "),
-		Signature: strings.Join(r.Header.Values("Signature"), ", "), SignatureBase: string(base)}
-	if len(body) <= pb.MaxEvidenceBody {
-		ev.Body = body
 	}
 	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true, Evidence: ev}, nil
 }

@@ -39,13 +39,34 @@ type Checkpoint struct {
 // (origin+hash+key).
 func (s *Service) LogKey() string { return s.tlog.vkey }
 
-// SignedCheckpoint returns the latest checkpoint, signing one first when
-// the tree has grown since, so that it covers every entry committed before
-// the call. With witnesses, a new checkpoint is published only once their
-// quorum has cosigned it; until then the last cosigned one is returned (an
-// error when there is none yet).
+// SignedCheckpoint returns the latest checkpoint. Without witnesses it
+// signs one first when the tree has grown, so that it covers every entry
+// committed before the call. With witnesses it returns the last checkpoint
+// their quorum cosigned (published by the background checkpointer, at most
+// a second or so behind), and never waits on a witness: the request paths
+// that call it are public.
 func (s *Service) SignedCheckpoint(ctx context.Context) (Checkpoint, error) {
-	if _, err := ledger.IntegrateLog(ctx, s.st, integrateBatch); err != nil {
+	if s.tlog.witnesses != nil {
+		if err := s.integrate(ctx); err != nil {
+			return Checkpoint{}, err
+		}
+		t := s.tlog
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.note == nil {
+			return Checkpoint{}, &pb.Error{Code: pb.ErrUnavailable, Message: "no checkpoint is cosigned by the witness policy's quorum yet"}
+		}
+		return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
+	}
+	return s.publishCheckpoint(ctx)
+}
+
+// publishCheckpoint signs a checkpoint of the tree as it stands when it
+// has grown since the last one and, with witnesses, publishes it once their
+// quorum has cosigned it (network calls made without holding the lock). It
+// returns the published checkpoint.
+func (s *Service) publishCheckpoint(ctx context.Context) (Checkpoint, error) {
+	if err := s.integrate(ctx); err != nil {
 		return Checkpoint{}, err
 	}
 	size, root, err := s.st.LogState(ctx)
@@ -54,11 +75,12 @@ func (s *Service) SignedCheckpoint(ctx context.Context) (Checkpoint, error) {
 	}
 	t := s.tlog
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.note != nil && t.latest.Size >= size {
+		defer t.mu.Unlock()
 		return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
 	}
 	note, err := t.signer.Sign(size, root)
+	t.mu.Unlock()
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("couldn't sign a checkpoint: %w", err)
 	}
@@ -66,20 +88,38 @@ func (s *Service) SignedCheckpoint(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("couldn't read back a checkpoint just signed: %w", err)
 	}
-	if t.witnesses != nil {
-		cosigned, err := t.witnesses.cosign(ctx, s, note, c)
-		if err != nil {
-			if t.note != nil {
-				s.log.Warn("checkpoint not published: witnesses", "size", size, "err", err)
-				return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
-			}
-			return Checkpoint{}, &pb.Error{Code: pb.ErrUnavailable, Message: "no checkpoint is cosigned by the witness policy's quorum yet"}
+	if t.witnesses != nil { // only the checkpointer goroutine gets here
+		if note, err = t.witnesses.cosign(ctx, s, note, c); err != nil {
+			return Checkpoint{}, err
 		}
-		note = cosigned
 	}
-	t.latest, t.note = c, note
-	return Checkpoint{Note: note, Checkpoint: c}, nil
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.note == nil || c.Size > t.latest.Size {
+		t.latest, t.note = c, note
+	}
+	return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
 }
+
+// integrate places every entry pending when it is called in the tree
+// (PostgreSQL; with SQLite there are none). Another process may integrate
+// at the same time, having read the pending entries before some of ours
+// committed, so it goes on until none is pending, within a bound.
+func (s *Service) integrate(ctx context.Context) error {
+	for range maxIntegrateRounds {
+		if _, err := ledger.IntegrateLog(ctx, s.st, integrateBatch); err != nil {
+			return err
+		}
+		pending, err := s.st.PendingLog(ctx, 1)
+		if err != nil || len(pending) == 0 {
+			return err
+		}
+	}
+	return &pb.Error{Code: pb.ErrUnavailable, Message: "the log's pending entries kept growing; retry"}
+}
+
+// maxIntegrateRounds bounds integrate.
+const maxIntegrateRounds = 16
 
 // integrateBatch bounds the entries one integration places.
 const integrateBatch = 8192
@@ -294,9 +334,10 @@ func (s *Service) Tile(ctx context.Context, caller pb.Principal, level int, n in
 	if err != nil {
 		return nil, err
 	}
-	// The tile's last leaf at level 0 is (n*256 + width) * 256^level - 1.
+	// A tile at level L holds hashes of subtrees of 256^L leaves; the tree
+	// has size>>8L of them (compared shifted down: no overflow).
 	shift := uint(8 * max(level, 0))
-	if n > (size>>shift)>>8 || (n*TileWidth+int64(width))<<shift > size {
+	if n > (size>>shift)>>8 || n*TileWidth+int64(width) > size>>shift {
 		return nil, missing
 	}
 	if level == -1 {

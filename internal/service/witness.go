@@ -85,7 +85,7 @@ func (w *witnesses) cosign(ctx context.Context, s *Service, signed []byte, c tlo
 		out = append(out, a.lines...)
 	}
 	if !w.policy.Satisfied(out) {
-		return nil, fmt.Errorf("the witness policy's quorum did not cosign size %d: %w", c.Size, errors.Join(errs...))
+		return nil, fmt.Errorf("checkpoint of size %d not published: the witness policy's quorum did not cosign it: %w", c.Size, errors.Join(errs...))
 	}
 	if len(errs) > 0 {
 		s.log.Warn("some witnesses did not cosign the checkpoint; the quorum did", "size", c.Size, "err", errors.Join(errs...))
@@ -142,14 +142,22 @@ func (w *witnesses) add(ctx context.Context, s *Service, url string, v note.Veri
 		case len(answer) > maxCosignatureBytes:
 			return nil, old, errors.New("the cosignature is too long")
 		}
-		// The answer is note signature lines; keep those this witness's key
-		// verifies over this checkpoint.
-		if !bytes.HasSuffix(answer, []byte("\n")) {
-			answer = append(answer, '\n')
+		// The answer is note signature lines. Keep only those of this
+		// witness's key that verify over this checkpoint: a line naming
+		// another key could block, or poison, the other's cosignature.
+		var kept []byte
+		for line := range strings.Lines(string(answer)) {
+			line = strings.TrimSuffix(line, "\n") + "\n"
+			if !strings.HasPrefix(line, "— "+v.Name()+" ") {
+				continue
+			}
+			if _, err := note.Open(append(bytes.Clone(signed), line...), note.VerifierList(v)); err == nil {
+				kept = append(kept, line...)
+			}
 		}
-		if _, err := note.Open(append(bytes.Clone(signed), answer...), note.VerifierList(v)); err != nil {
-			return nil, old, fmt.Errorf("the cosignature does not verify: %w", err)
+		if kept == nil {
+			return nil, old, errors.New("the answer holds no cosignature of the witness's key that verifies")
 		}
-		return answer, c.Size, nil
+		return kept, c.Size, nil
 	}
 }

@@ -284,6 +284,9 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			if _, rerr := s.w.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("couldn't roll back: %w", rerr))
 			}
+			// Whether or not the batch reached the file, the log's tree is read
+			// again from it before the next batch.
+			s.log = logTree{}
 		}
 	}()
 	steps := []struct {
