@@ -35,6 +35,7 @@ const (
 	LogDisputeOpened        = "dispute.opened"
 	LogDisputeResolved      = "dispute.resolved"
 	LogCompensationPaid     = "compensation.paid"
+	LogWalletToppedUp       = "wallet.topped_up"
 )
 
 // LogVersion is the entry format's version, the "v" of every entry.

@@ -85,6 +85,12 @@ type refundedData struct {
 	RefundID    string `json:"refund_id"`
 }
 
+type topupData struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+	TopupID  string `json:"topup_id"`
+}
+
 // logPayment records an entry about p and moves p's log head to it.
 // Encoding Paybound's own types cannot fail; if it did, the panic fails
 // the operation whole (the writer undoes it), which is right: a change that

@@ -175,6 +175,7 @@ func (s *Service) Topup(ctx context.Context, caller pb.Principal, idem *Idempote
 		if err != nil {
 			return nil, err
 		}
+		logRecord(tx, caller.ID, pb.ActorOf(caller), pb.LogWalletToppedUp, topupData{TopupID: t.ID, Amount: amount, Currency: currency})
 		tx.AddTopup(t)
 		return &t, nil
 	}))

@@ -228,6 +228,10 @@ func (s *Service) mayRead(ctx context.Context, caller pb.Principal, subject stri
 		if err == nil && (m.UserID == caller.ID || m.AgentID == caller.ID) {
 			return nil
 		}
+	case pb.HasPrefix(subject, pb.PrefixUser):
+		if subject == caller.ID {
+			return nil
+		}
 	case pb.HasPrefix(subject, pb.PrefixAgent):
 		a, err := s.st.Agent(ctx, subject)
 		if err == nil && (a.UserID == caller.ID || a.ID == caller.ID) {
