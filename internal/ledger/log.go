@@ -44,6 +44,12 @@ func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
 	}
 	leaf := pb.LeafHash(body)
 	tx.batch.Log = append(tx.batch.Log, pb.LogRecord{Subject: ev.Subject, Body: body, Leaf: leaf})
+	if tx.logHead == nil {
+		tx.logHead = map[string][32]byte{}
+	}
+	old, had := tx.logHead[ev.Subject]
+	tx.undo = append(tx.undo, undoEntry{kind: undoLogHead, payID: ev.Subject, oldHead: old, hadBefore: had})
+	tx.logHead[ev.Subject] = leaf
 	return leaf, nil
 }
 

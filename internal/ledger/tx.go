@@ -25,7 +25,10 @@ type Tx struct {
 	created map[int64]bool
 	// usageBefore is the same for mandate usage rows.
 	usageBefore map[usageKey]pb.MandateUsageRow
-	undo        []undoEntry
+	// logHead is the leaf hash of each subject's latest entry in this batch:
+	// PutPayment accepts a payment only with its latest entry as head.
+	logHead map[string][32]byte
+	undo    []undoEntry
 }
 
 type undoKind uint8
@@ -38,6 +41,7 @@ const (
 	undoMark    // the lengths of the batch's append-only lists at a mark
 	undoRefresh // an account rebased on fresh state, and its record as found
 	undoUsage   // a mandate usage row's previous value
+	undoLogHead // a subject's previous log head in this batch (payID; had)
 )
 
 type undoEntry struct {
@@ -57,6 +61,8 @@ type undoEntry struct {
 	// For undoUsage.
 	usage    *pb.MandateUsageRow
 	oldUsage pb.MandateUsageRow
+	// For undoLogHead.
+	oldHead [32]byte
 }
 
 // Now is the batch's time: every operation in a batch sees the same instant.
@@ -110,6 +116,12 @@ func (tx *Tx) rollback(mark int) {
 				delete(tx.w.holds, u.holdID)
 			} else {
 				tx.w.holds[u.holdID] = u.oldHold
+			}
+		case undoLogHead:
+			if u.hadBefore {
+				tx.logHead[u.payID] = u.oldHead
+			} else {
+				delete(tx.logHead, u.payID)
 			}
 		case undoPaymentNew:
 			delete(tx.payIdx, u.payID)
@@ -451,8 +463,8 @@ func (tx *Tx) PutPayment(p pb.Payment) {
 		tx.payIdx = map[string]int{}
 	}
 	old := tx.w.payments[p.ID]
-	if p.LogHead == ([32]byte{}) || (old != nil && old.LogHead == p.LogHead) {
-		panic(fmt.Sprintf("ledger: payment %s changed without a log entry", p.ID))
+	if head, ok := tx.logHead[p.ID]; !ok || head != p.LogHead || (old != nil && old.LogHead == p.LogHead) {
+		panic(fmt.Sprintf("ledger: payment %s changed without its latest log entry", p.ID))
 	}
 	p.Version = 1
 	if old != nil {

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,6 +72,7 @@ func BenchmarkPaymentLog(b *testing.B) {
 								}
 							} else {
 								p.LogHead = tlog.LeafHash([]byte(p.ID)) // PutPayment wants a head
+								tx.SetLogHeadForTest(p.ID, p.LogHead)
 							}
 							tx.PutPayment(p)
 							return nil, nil
@@ -132,4 +134,60 @@ func BenchmarkProofs(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPaymentNeedsItsLatestEntry: a payment is put only with the leaf of
+// its latest entry in the batch as its head; an entry undone with a failed
+// Atomic does not count, and the operation fails whole.
+func TestPaymentNeedsItsLatestEntry(t *testing.T) {
+	w, st := newWriter(t)
+	ctx := context.Background()
+	ev := pb.LogEvent{Type: pb.LogPaymentCreated, Actor: pb.SystemActor}
+	for name, op := range map[string]ledger.Op{
+		"no entry": func(tx *ledger.Tx) (any, error) {
+			p := pb.Payment{ID: "pay_a", LogHead: tlog.LeafHash([]byte("made up"))}
+			tx.PutPayment(p)
+			return nil, nil
+		},
+		"an undone entry": func(tx *ledger.Tx) (any, error) {
+			p := pb.Payment{ID: "pay_b"}
+			tx.Atomic(func() error {
+				if err := tx.LogPayment(&p, ev); err != nil {
+					return err
+				}
+				return fmt.Errorf("changed my mind")
+			})
+			tx.PutPayment(p)
+			return nil, nil
+		},
+		"an older entry": func(tx *ledger.Tx) (any, error) {
+			p := pb.Payment{ID: "pay_c"}
+			if err := tx.LogPayment(&p, ev); err != nil {
+				return nil, err
+			}
+			q := p
+			if err := tx.LogPayment(&q, ev); err != nil {
+				return nil, err
+			}
+			tx.PutPayment(p)
+			return nil, nil
+		},
+	} {
+		if _, err := w.Submit(ctx, op); err == nil || !strings.Contains(err.Error(), "latest log entry") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if es, err := st.LogEntries(ctx, 0, 10); err != nil || len(es) != 0 {
+		t.Fatalf("failed operations left %d entries (%v)", len(es), err)
+	}
+	if _, err := w.Submit(ctx, func(tx *ledger.Tx) (any, error) {
+		p := pb.Payment{ID: "pay_d", Object: "payment", Metadata: map[string]string{}, Status: pb.StatusDeclined, Currency: "USD"}
+		if err := tx.LogPayment(&p, ev); err != nil {
+			return nil, err
+		}
+		tx.PutPayment(p)
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
