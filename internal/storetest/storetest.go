@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"Log", testLog},
 		{"LogAtomic", testLogAtomic},
 		{"ClaimLogKey", testClaimLogKey},
+		{"LogConcurrentIntegration", testLogConcurrentIntegration},
 		{"PaymentLogHead", testPaymentLogHead},
 		{"Disputes", testDisputes},
 	}
