@@ -316,6 +316,8 @@ func TestBadInput(t *testing.T) {
 	w := newWorld(t, nil)
 	hold := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 1000, "currency": "USD", "merchant_id": w.merch, "capture_method": "manual"}))
 	pid := hold.str("id")
+	paid := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 700, "currency": "USD", "merchant_id": w.merch})).str("id")
+	dsp := w.ok(201, w.call("POST", "/v1/payments/"+paid+"/disputes", w.userKey, "", map[string]any{"reason": "other"})).str("id")
 	pay := func(extra string) string {
 		return `{"amount":100,"currency":"USD","merchant_id":"` + w.merch + `"` + extra + `}`
 	}
@@ -383,6 +385,33 @@ func TestBadInput(t *testing.T) {
 		{"limit 0", "GET", "/v1/payments?limit=0", w.userKey, "", nil, 400, "parameter_invalid", "limit"},
 		{"limit 101", "GET", "/v1/payments?limit=101", w.userKey, "", nil, 400, "parameter_invalid", "limit"},
 		{"bad cursor", "GET", "/v1/payments?starting_after=x", w.userKey, "", nil, 400, "parameter_invalid", "starting_after"},
+		{"dispute without reason", "POST", "/v1/payments/" + pid + "/disputes", w.userKey, "", `{}`, 400, "parameter_missing", "reason"},
+		{"dispute reason unknown", "POST", "/v1/payments/" + paid + "/disputes", w.userKey, "", `{"reason":"fraud"}`, 400, "parameter_invalid", "reason"},
+		{"dispute details too long", "POST", "/v1/payments/" + paid + "/disputes", w.userKey, "", `{"reason":"other","details":"` + strings.Repeat("d", 2001) + `"}`, 400, "parameter_invalid", "details"},
+		{"dispute uncaptured", "POST", "/v1/payments/" + pid + "/disputes", w.userKey, "", `{"reason":"other"}`, 409, "payment_unexpected_state", ""},
+		{"dispute twice", "POST", "/v1/payments/" + paid + "/disputes", w.userKey, "", `{"reason":"other"}`, 409, "dispute_unexpected_state", ""},
+		{"merchant disputes", "POST", "/v1/payments/" + paid + "/disputes", w.merchKey, "", `{"reason":"other"}`, 403, "forbidden", ""},
+		{"agent lists disputes", "GET", "/v1/disputes", w.agentKey, "", nil, 403, "forbidden", ""},
+		{"dispute status unknown", "GET", "/v1/disputes?status=closed", w.userKey, "", nil, 400, "parameter_invalid", "status"},
+		{"other merchant's dispute", "GET", "/v1/disputes/" + dsp, w.merch2Key, "", nil, 404, "resource_missing", "id"},
+		{"user resolves", "POST", "/v1/disputes/" + dsp + "/resolve", w.userKey, "", `{"outcome":"reject","liable_party":"user"}`, 403, "forbidden", ""},
+		{"resolve without outcome", "POST", "/v1/disputes/" + dsp + "/resolve", w.op, "", `{"liable_party":"user"}`, 400, "parameter_missing", "outcome"},
+		{"resolve without liable party", "POST", "/v1/disputes/" + dsp + "/resolve", w.op, "", `{"outcome":"reject"}`, 400, "parameter_missing", "liable_party"},
+		{"resolve outcome unknown", "POST", "/v1/disputes/" + dsp + "/resolve", w.op, "", `{"outcome":"refund","liable_party":"merchant"}`, 400, "parameter_invalid", "outcome"},
+		{"partial refund without amount", "POST", "/v1/disputes/" + dsp + "/resolve", w.op, "", `{"outcome":"refund_partial","liable_party":"merchant"}`, 400, "parameter_missing", "amount"},
+		{"partial refund too large", "POST", "/v1/disputes/" + dsp + "/resolve", w.op, "", `{"outcome":"refund_partial","amount":701,"liable_party":"merchant"}`, 400, "amount_too_large", "amount"},
+		{"user refunded by themselves", "POST", "/v1/disputes/" + dsp + "/resolve", w.op, "", `{"outcome":"refund_full","liable_party":"user"}`, 400, "parameter_invalid", "liable_party"},
+		{"unknown dispute", "POST", "/v1/disputes/dsp_00000000000000000000000000/resolve", w.op, "", `{"outcome":"reject","liable_party":"user"}`, 404, "resource_missing", "id"},
+		{"log entry not a number", "GET", "/v1/log/entries/first", w.op, "", nil, 400, "parameter_invalid", "index"},
+		{"log entry past the end", "GET", "/v1/log/entries/100000", w.op, "", nil, 404, "resource_missing", "index"},
+		{"log entry of another's payment", "GET", "/v1/log/entries/0", w.merch2Key, "", nil, 404, "resource_missing", "index"},
+		{"inclusion proof without size", "GET", "/v1/log/proof/inclusion?index=0", "", "", nil, 400, "parameter_missing", "size"},
+		{"consistency proof backwards", "GET", "/v1/log/proof/consistency?old=2&new=1", "", "", nil, 400, "parameter_invalid", "old"},
+		{"tile not a path", "GET", "/v1/log/tile/0/1", "", "", nil, 404, "resource_missing", ""},
+		{"tile past the tree", "GET", "/v1/log/tile/0/005", "", "", nil, 404, "resource_missing", ""},
+		{"entry bundle without a key", "GET", "/v1/log/tile/entries/000.p/1", "", "", nil, 401, "unauthenticated", ""},
+		{"entry bundle for a user", "GET", "/v1/log/tile/entries/000.p/1", w.userKey, "", nil, 403, "forbidden", ""},
+		{"trace of another's payment", "GET", "/v1/payments/" + pid + "/trace", w.merch2Key, "", nil, 404, "resource_missing", "id"},
 		{"unknown route", "GET", "/v1/nothing", w.userKey, "", nil, 404, "route_not_found", ""},
 		{"wrong method", "DELETE", "/v1/payments", w.userKey, "", nil, 405, "method_not_allowed", ""},
 	}
@@ -421,6 +450,8 @@ func snapshot(w *world) string {
 		b.Write(w.ok(200, w.call("GET", "/v1/balance", key, "", nil)).raw)
 	}
 	b.Write(w.ok(200, w.call("GET", "/v1/payments?limit=100", w.op, "", nil)).raw)
+	b.Write(w.ok(200, w.call("GET", "/v1/disputes?limit=100", w.op, "", nil)).raw)
+	b.Write(w.ok(200, w.call("GET", "/v1/log/checkpoint", "", "", nil)).raw) // no entry was logged either
 	return b.String()
 }
 
