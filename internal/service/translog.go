@@ -21,11 +21,11 @@ type transLog struct {
 	signer *tlog.Signer
 	vkey   string
 
-	mu     sync.Mutex // guards latest, note and the witnesses' state
+	mu     sync.Mutex // guards latest and note
 	latest tlog.Checkpoint
 	note   []byte // the published checkpoint: signed, and cosigned when witnesses are configured
 	// witnesses, when configured, must cosign a checkpoint before it is
-	// published.
+	// published; only the checkpointer goroutine uses them.
 	witnesses *witnesses
 }
 
@@ -239,14 +239,6 @@ func (s *Service) mayRead(ctx context.Context, caller pb.Principal, subject stri
 		}
 	}
 	return pb.Errorf(pb.ErrNotFound, "", "not found")
-}
-
-// LogEntries returns up to n entries from index from (operator only).
-func (s *Service) LogEntries(ctx context.Context, caller pb.Principal, from int64, n int) ([]pb.LogEntry, error) {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
-		return nil, err
-	}
-	return s.st.LogEntries(ctx, from, n)
 }
 
 // TraceEntry is one entry of a trace: where it is in the log, its exact

@@ -25,7 +25,8 @@ import (
 // before. A client that requires the same quorum cannot be shown a forked
 // log unless the witnesses collude with the server.
 
-// witnesses talks to the policy's witnesses. Used under transLog.mu.
+// witnesses talks to the policy's witnesses. Only the checkpointer
+// goroutine uses it, so its state needs no lock.
 type witnesses struct {
 	policy witness.Group
 	hc     *http.Client
