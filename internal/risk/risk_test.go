@@ -1,0 +1,120 @@
+package risk
+
+import (
+	"slices"
+	"testing"
+)
+
+func names(a Assessment) []string {
+	var out []string
+	for _, s := range a.Signals {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func TestMedianAndMAD(t *testing.T) {
+	for _, c := range []struct {
+		xs       []int64
+		med, mad int64
+	}{
+		{nil, 0, 0},
+		{[]int64{5}, 5, 0},
+		{[]int64{3, 1, 2}, 2, 1},
+		{[]int64{1, 2, 3, 4}, 2, 1},
+		{[]int64{10, 10, 10, 10, 1_000_000}, 10, 0}, // one outlier moves neither
+		{[]int64{1, 1, 2, 2, 4, 6, 9}, 2, 1},
+	} {
+		in := slices.Clone(c.xs)
+		med := Median(c.xs)
+		if med != c.med || MAD(c.xs, med) != c.mad || !slices.Equal(in, c.xs) {
+			t.Errorf("Median/MAD(%v) = %d/%d, want %d/%d", c.xs, med, MAD(c.xs, med), c.med, c.mad)
+		}
+	}
+}
+
+// breakfasts is months of small payments at one café.
+func breakfasts() []int64 {
+	var h []int64
+	for i := range 90 {
+		h = append(h, 1500+int64(i%7)*100) // 15.00–21.00
+	}
+	return h
+}
+
+// TestScenarios: the scenarios, each with the decision and the
+// signals that explain it.
+func TestScenarios(t *testing.T) {
+	cfg := Defaults()
+	for _, c := range []struct {
+		name     string
+		in       Input
+		decision Decision
+		signals  []string
+	}{
+		{"breakfast as usual", Input{Amount: 1800, AgentID: "agt_1", MandateID: "mdt_1", Assurance: AssuranceSigned,
+			MerchantHistory: breakfasts(), CategoryHistory: breakfasts(), MandateHistory: breakfasts(), PaidMerchantBefore: true,
+			Available: 500_000, MerchantAgeHours: 5000}, Allow, nil},
+		{"tipping agent pays a stranger 100,000", Input{Amount: 10_000_000, AgentID: "agt_1", MandateID: "mdt_tip", Assurance: AssuranceSigned,
+			MandateHistory: []int64{200, 300, 500, 200, 300, 200}, CategoryHistory: []int64{200, 300, 500, 200, 300, 200},
+			Available: 11_000_000, MerchantAgeHours: 2, PayeeProvenance: ProvenanceUntrusted}, Block,
+			[]string{"amount_vs_category_history", "amount_vs_mandate_history", "new_payee_large_amount", "drains_wallet", "new_merchant", "untrusted_payee"}},
+		{"card-testing burst", Input{Amount: 100, AgentID: "agt_2", Assurance: AssuranceBearer, Available: 100_000, MerchantAgeHours: 3,
+			AgentVelocity: Velocity{Minute: Window{Count: 25, Sum: 2500}}, PayeeVelocity: Velocity{Minute: Window{Count: 25}},
+			DeclinesLastHour: 9}, Block,
+			[]string{"new_payee", "velocity_agent", "velocity_payee", "decline_burst", "bearer_agent", "new_merchant"}},
+		{"agent loop, one merchant every second", Input{Amount: 1800, AgentID: "agt_3", MandateID: "mdt_3", Assurance: AssuranceSigned,
+			MerchantHistory: breakfasts(), PaidMerchantBefore: true, Available: 500_000, MerchantAgeHours: 5000,
+			AgentVelocity: Velocity{Minute: Window{Count: 60}}, MandateVelocity: Velocity{Minute: Window{Count: 60}},
+			PayeeVelocity: Velocity{Minute: Window{Count: 60}}}, Block,
+			[]string{"velocity_agent", "velocity_mandate", "velocity_payee"}},
+		{"legitimate large first purchase", Input{Amount: 250_000, AgentID: "agt_1", MandateID: "mdt_1", Assurance: AssuranceSigned,
+			CategoryHistory: breakfasts(), Available: 2_000_000, MerchantAgeHours: 40_000}, Review,
+			[]string{"amount_vs_category_history", "new_payee_large_amount"}},
+		{"the user's own large payment is reviewed, not blocked", Input{Amount: 900_000, Assurance: AssuranceUser,
+			Available: 1_000_000, MerchantAgeHours: 1, MerchantFlags: []string{"suspected_fraud"}}, Review,
+			[]string{"new_payee_large_amount", "drains_wallet", "merchant_flagged", "new_merchant"}},
+	} {
+		a := Evaluate(&c.in, &cfg)
+		if a.Decision != c.decision || !slices.Equal(names(a), c.signals) {
+			t.Errorf("%s: %s at %d by %v; want %s by %v", c.name, a.Decision, a.Score, names(a), c.decision, c.signals)
+		}
+		if a.Score < 0 || a.Score > 100 {
+			t.Errorf("%s: score %d", c.name, a.Score)
+		}
+		for _, s := range a.Signals {
+			if s.Reason == "" || s.Points <= 0 {
+				t.Errorf("%s: signal %+v lacks a reason or points", c.name, s)
+			}
+		}
+	}
+}
+
+// TestThresholdsTune: the operator's thresholds change the outcome.
+func TestThresholdsTune(t *testing.T) {
+	in := Input{Amount: 250_000, AgentID: "agt_1", Assurance: AssuranceSigned, CategoryHistory: breakfasts(),
+		Available: 2_000_000, MerchantAgeHours: 40_000}
+	cfg := Defaults()
+	if a := Evaluate(&in, &cfg); a.Decision != Review {
+		t.Fatalf("default: %+v", a)
+	}
+	cfg.ReviewAt = 70
+	if a := Evaluate(&in, &cfg); a.Decision != Allow {
+		t.Fatalf("review at 70: %+v", a)
+	}
+	cfg.LargeNewPayee = 1_000_000
+	if a := Evaluate(&in, &cfg); slices.Contains(names(a), "new_payee_large_amount") {
+		t.Fatalf("large new payee at 1,000,000: %+v", a)
+	}
+}
+
+func BenchmarkEvaluate(b *testing.B) {
+	cfg := Defaults()
+	in := Input{Amount: 1800, AgentID: "agt_1", MandateID: "mdt_1", Assurance: AssuranceSigned,
+		MerchantHistory: breakfasts(), CategoryHistory: breakfasts(), MandateHistory: breakfasts(), PaidMerchantBefore: true,
+		Available: 500_000, MerchantAgeHours: 5000}
+	b.ReportAllocs()
+	for b.Loop() {
+		Evaluate(&in, &cfg)
+	}
+}
