@@ -8,15 +8,15 @@ import (
 
 // estimator gives the cost estimate the sizes the API allows, so that a
 // string or map operation is bounded by real limits rather than by infinity.
-type estimator struct{}
+type estimator struct{ sizes map[string]uint64 }
 
-func (estimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+func (e estimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 	path := n.Path()
 	if len(path) == 0 {
 		return nil
 	}
 	name := strings.Join(path, ".")
-	if s, ok := sizes[name]; ok {
+	if s, ok := e.sizes[name]; ok {
 		return &cost.SizeEstimate{Min: 0, Max: s}
 	}
 	// Keys and values of payment.metadata.

@@ -89,9 +89,12 @@ type Program struct {
 	prg    cel.Program
 }
 
-// Compile parses and type-checks src, which must yield a bool and whose
-// worst-case cost is at most MaxCost.
-func Compile(src string) (*Program, error) {
+// Compile parses and type-checks a mandate condition, src, which must yield
+// a bool and whose worst-case cost is at most MaxCost.
+func Compile(src string) (*Program, error) { return compile(env, sizes, src) }
+
+// compile checks src in env; sizes bound its variable-length inputs.
+func compile(env *cel.Env, sizes map[string]uint64, src string) (*Program, error) {
 	if len(src) == 0 || len(src) > MaxExpressionBytes {
 		return nil, fmt.Errorf("%w: an expression is 1 to %d bytes", ErrInvalid, MaxExpressionBytes)
 	}
@@ -102,7 +105,7 @@ func Compile(src string) (*Program, error) {
 	if !ast.OutputType().IsExactType(types.BoolType) {
 		return nil, fmt.Errorf("%w: the expression must be true or false, not %s", ErrInvalid, ast.OutputType())
 	}
-	est, err := env.EstimateCost(ast, estimator{})
+	est, err := env.EstimateCost(ast, estimator{sizes})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -120,7 +123,11 @@ func Compile(src string) (*Program, error) {
 // evaluated (a missing metadata key, the cost limit): callers treat it as
 // false, since a condition that cannot be shown true does not hold.
 func (p *Program) Eval(ctx context.Context, v Vars) (bool, error) {
-	out, _, err := p.prg.ContextEval(ctx, v.activation())
+	return p.eval(ctx, v.activation())
+}
+
+func (p *Program) eval(ctx context.Context, vars map[string]any) (bool, error) {
+	out, _, err := p.prg.ContextEval(ctx, vars)
 	if err != nil {
 		return false, fmt.Errorf("policy: %w", err)
 	}

@@ -107,6 +107,8 @@ type Assessment struct {
 	Decision Decision `json:"decision"`
 	Score    int      `json:"score"`
 	Signals  []Signal `json:"signals"`
+	// Rule names the operator's rule that decided, if one did.
+	Rule string `json:"rule,omitempty"`
 }
 
 // Config holds the thresholds, each documented with its default.

@@ -1,0 +1,91 @@
+package risk
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/paybound/paybound/internal/policy"
+)
+
+// Rule is an operator's rule: when Expression (CEL over policy.RiskVars)
+// holds, the attempt gets Action. Rules run in ascending Priority; at equal
+// priority block runs before review before allow, then by name. The first
+// rule that matches decides, over the built-in score's decision. So, as in
+// Stripe Radar, an allow rule can let through what the signals would have
+// reviewed or blocked; an operator who wants a block to win whatever allow
+// rules say gives it a lower priority number.
+type Rule struct {
+	Name       string   `json:"name"`
+	Expression string   `json:"expression"`
+	Action     Decision `json:"action"`
+	Priority   int      `json:"priority"`
+	prg        *policy.Program
+}
+
+// Limits of rules.
+const (
+	MaxRuleName  = 100
+	MaxPriority  = 1_000_000
+	MaxRules     = 200
+	ruleFieldErr = "risk rule: %s"
+)
+
+// NewRule validates and compiles a rule: the name is 1 to MaxRuleName
+// bytes of UTF-8, the action allow, review or block, the priority 0 to
+// MaxPriority, and the expression a bool of bounded cost
+// (policy.CompileRisk).
+func NewRule(name, expression string, action Decision, priority int) (*Rule, error) {
+	if name == "" || len(name) > MaxRuleName || !utf8.ValidString(name) {
+		return nil, fmt.Errorf(ruleFieldErr, fmt.Sprintf("name must be 1 to %d bytes of UTF-8", MaxRuleName))
+	}
+	if action != Allow && action != Review && action != Block {
+		return nil, fmt.Errorf(ruleFieldErr, "action must be allow, review or block")
+	}
+	if priority < 0 || priority > MaxPriority {
+		return nil, fmt.Errorf(ruleFieldErr, fmt.Sprintf("priority must be 0 to %d", MaxPriority))
+	}
+	prg, err := policy.CompileRisk(expression)
+	if err != nil {
+		return nil, err
+	}
+	return &Rule{Name: name, Expression: expression, Action: action, Priority: priority, prg: prg}, nil
+}
+
+// actionRank orders actions at equal priority.
+var actionRank = map[Decision]int{Block: 0, Review: 1, Allow: 2}
+
+// Sort orders rules as Apply runs them.
+func Sort(rules []*Rule) {
+	slices.SortStableFunc(rules, func(a, b *Rule) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(actionRank[a.Action], actionRank[b.Action]), cmp.Compare(a.Name, b.Name))
+	})
+}
+
+// Apply runs sorted rules over v and returns a with the first matching
+// rule's decision (and its name in Rule), or a unchanged. A rule that
+// cannot be evaluated (its cost limit, a missing metadata key) does not
+// match; its error is returned in Errors for the operator's log.
+func Apply(ctx context.Context, rules []*Rule, v *policy.RiskVars, a Assessment) (Assessment, []error) {
+	v.Score = int64(a.Score)
+	v.Signals = make([]string, len(a.Signals))
+	for i, s := range a.Signals {
+		v.Signals[i] = s.Name
+	}
+	var errs []error
+	act := v.Activation()
+	for _, r := range rules {
+		ok, err := r.prg.EvalRisk(ctx, act)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("risk rule %q: %w", r.Name, err))
+			continue
+		}
+		if ok {
+			a.Decision, a.Rule = r.Action, r.Name
+			return a, errs
+		}
+	}
+	return a, errs
+}
