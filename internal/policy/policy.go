@@ -112,7 +112,7 @@ func compile(env *cel.Env, sizes map[string]uint64, src string) (*Program, error
 	if est.Max > MaxCost {
 		return nil, fmt.Errorf("%w: the expression may cost up to %d units; the limit is %d", ErrInvalid, est.Max, MaxCost)
 	}
-	prg, err := env.Program(ast, cel.CostLimit(MaxCost), cel.InterruptCheckFrequency(100))
+	prg, err := env.Program(ast, cel.CostLimit(MaxCost), cel.InterruptCheckFrequency(100), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

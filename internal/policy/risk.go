@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
 )
 
 // RiskVars are the values an operator's risk rule sees: the mandate
@@ -78,11 +79,18 @@ var riskEnv = func() *cel.Env {
 // condition, in the RiskVars environment.
 func CompileRisk(src string) (*Program, error) { return compile(riskEnv, riskSizes, src) }
 
-// RiskActivation is a RiskVars prepared once for the rules of one attempt.
+// RiskActivation is a RiskVars prepared once for the rules of one attempt:
+// its lists converted to CEL values once, not by every rule.
 type RiskActivation struct{ vars map[string]any }
 
 // Activation prepares v for EvalRisk.
-func (v *RiskVars) Activation() RiskActivation { return RiskActivation{v.activation()} }
+func (v *RiskVars) Activation() RiskActivation {
+	a := v.activation()
+	for _, k := range []string{"merchant.flags", "risk.signals"} {
+		a[k] = types.NewStringList(types.DefaultTypeAdapter, a[k].([]string))
+	}
+	return RiskActivation{a}
+}
 
 // EvalRisk evaluates a rule compiled by CompileRisk. An error means the
 // rule could not be evaluated; callers treat it as not matching.
