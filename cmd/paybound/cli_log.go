@@ -116,6 +116,7 @@ func (cl *cli) verifyReceipt(args []string) error {
 		return err
 	}
 	vkey, err := readArg(*logKey)
+	vkey = strings.TrimSpace(vkey)
 	if err != nil || vkey == "" {
 		return errors.New("--log-key is required: the log's verifier key (GET /v1/log/key on a server you trust), or @FILE")
 	}
@@ -127,7 +128,7 @@ func (cl *cli) verifyReceipt(args []string) error {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("%s is not a receipt: %w", pos[0], err)
 	}
-	v, err := client.VerifyReceipt(&r, strings.TrimSpace(vkey))
+	v, err := client.VerifyReceipt(&r, vkey)
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}

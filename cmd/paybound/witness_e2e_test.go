@@ -197,9 +197,13 @@ func TestWitnessedCheckpoints(t *testing.T) {
 		t.Fatalf("with one witness down: size %d after %d\n%s", c2.Size, c1.Size, raw)
 	}
 	ws[1].down.Store(true) // two down: nothing new is published
-	pay()
+	late := pay()
 	if c3, _ := checkpoint(c2.Size); c3.Size != c2.Size {
 		t.Fatalf("published size %d without a quorum (last cosigned %d)", c3.Size, c2.Size)
+	}
+	// A receipt needs every entry in a published checkpoint: not yet.
+	if r := w.call("GET", "/v1/payments/"+late+"/receipt", w.userKey, "", nil); r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("a receipt beyond the published checkpoint: %d %s", r.status, r.raw)
 	}
 	ws[0].down.Store(false) // back, two sizes behind: it asks for a proof from its own size
 	pay()

@@ -54,18 +54,20 @@ func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
 }
 
 // IntegrateLog places up to limit pending entries of a store that several
-// processes write (PostgreSQL) in the tree, and returns how many it placed.
-// Any process may call it at any time: when two integrate at once, one
-// wins and the other finds the entries placed (0, nil). Stores that place
-// entries as they commit (SQLite) have none pending.
-func IntegrateLog(ctx context.Context, st pb.Store, limit int) (int, error) {
+// processes write (PostgreSQL) in the tree, and returns how many it placed
+// and the highest Seq among those it found pending (-1: none). Any process
+// may call it at any time: when two integrate at once, one wins and the
+// other finds the entries placed (0, nil). Stores that place entries as
+// they commit (SQLite) have none pending.
+func IntegrateLog(ctx context.Context, st pb.Store, limit int) (n int, lastSeq int64, err error) {
 	pending, err := st.PendingLog(ctx, limit)
 	if err != nil || len(pending) == 0 {
-		return 0, err
+		return 0, -1, err
 	}
+	lastSeq = pending[len(pending)-1].Seq
 	size, _, err := st.LogState(ctx)
 	if err != nil {
-		return 0, err
+		return 0, lastSeq, err
 	}
 	leaves := make([]tlog.Hash, len(pending))
 	in := &pb.LogIntegration{OldSize: size, NewSize: size + int64(len(pending)), Seqs: make([]int64, len(pending))}
@@ -74,7 +76,7 @@ func IntegrateLog(ctx context.Context, st pb.Store, limit int) (int, error) {
 	}
 	first, hashes, root, err := tlog.Append(size, leaves, StoredHashes(ctx, st))
 	if err != nil {
-		return 0, fmt.Errorf("couldn't integrate the log: %w", err)
+		return 0, lastSeq, fmt.Errorf("couldn't integrate the log: %w", err)
 	}
 	in.Root = root
 	in.Hashes = make([]pb.LogHash, len(hashes))
@@ -83,11 +85,11 @@ func IntegrateLog(ctx context.Context, st pb.Store, limit int) (int, error) {
 	}
 	if err := st.IntegrateLog(ctx, in); err != nil {
 		if errors.Is(err, pb.ErrStoreConflict) {
-			return 0, nil // another process integrated them
+			return 0, lastSeq, nil // another process integrated them
 		}
-		return 0, fmt.Errorf("couldn't integrate the log: %w", err)
+		return 0, lastSeq, fmt.Errorf("couldn't integrate the log: %w", err)
 	}
-	return len(pending), nil
+	return len(pending), lastSeq, nil
 }
 
 // StoredHashes reads the tree's stored hashes from st.

@@ -77,6 +77,10 @@ func Apply(ctx context.Context, rules []*Rule, v *policy.RiskVars, a Assessment)
 	var errs []error
 	act := v.Activation()
 	for _, r := range rules {
+		if r.prg == nil { // not made by NewRule (decoded, say): never matches
+			errs = append(errs, fmt.Errorf("risk rule %q is not compiled; make rules with NewRule", r.Name))
+			continue
+		}
 		ok, err := r.prg.EvalRisk(ctx, act)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("risk rule %q: %w", r.Name, err))

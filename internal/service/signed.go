@@ -30,6 +30,10 @@ const (
 // with the body (pb.MaxEvidenceBody) it must fit in one log entry.
 const maxEvidenceHeaders = 16 << 10
 
+// maxEvidenceJSON bounds the evidence as logged, leaving a payment's entry
+// room for its description and metadata within pb.MaxLogEntryBytes.
+const maxEvidenceJSON = 48 << 10
+
 func sigErr(code pb.Code, format string, args ...any) error {
 	return pb.Errorf(code, "", format, args...)
 }
@@ -104,6 +108,11 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	}
 	if len(ev.SignatureBase)+len(ev.SignatureInput)+len(ev.Signature) > maxEvidenceHeaders {
 		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signature's components and headers exceed %d bytes", maxEvidenceHeaders)
+	}
+	// As the log will write it (escaped, the body in base64), with room for
+	// the rest of an entry.
+	if enc, err := json.Marshal(ev); err != nil || len(enc) > maxEvidenceJSON {
+		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signed request is too large to keep as evidence (%d bytes as JSON; at most %d)", len(enc), maxEvidenceJSON)
 	}
 	_, err = s.led.Submit(ctx, func(tx *ledger.Tx) (any, error) {
 		return nil, tx.UseNonce(pb.Nonce{KeyID: sig.KeyID, Nonce: sig.Nonce, Expires: sig.Expires.Add(SignatureSkew)})

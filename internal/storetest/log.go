@@ -23,7 +23,7 @@ func logBatch(start, n int, subjects ...string) []pb.LogRecord {
 func integrate(t *testing.T, s pb.Store) {
 	t.Helper()
 	for {
-		n, err := ledger.IntegrateLog(t.Context(), s, 1000)
+		n, _, err := ledger.IntegrateLog(t.Context(), s, 1000)
 		if err != nil {
 			t.Fatalf("IntegrateLog: %v", err)
 		}
@@ -194,7 +194,7 @@ func testLogConcurrentIntegration(t *testing.T, s pb.Store) {
 		for range 4 {
 			go func() {
 				for range 20 {
-					if _, err := ledger.IntegrateLog(ctx, s, 7); err != nil {
+					if _, _, err := ledger.IntegrateLog(ctx, s, 7); err != nil {
 						done <- err
 						return
 					}
