@@ -39,7 +39,7 @@ var clientCommands = [][2]string{
 	{"payments get pay_…", ""},
 	{"payments trace pay_…", "any party: the payment's log entries, proven"},
 	{"payments receipt pay_… [--out FILE]", "any party: a receipt to keep"},
-	{"verify receipt FILE --log-key KEY [--url URL]", "offline; no API key"},
+	{"verify receipt FILE --log-key KEY [--url URL] [--policy FILE]", "offline; no API key"},
 	{"disputes open pay_… --reason R [--details D]", "the payer's user key"},
 	{"disputes list [--status open] | get dsp_…", "payer, merchant or operator key"},
 	{"disputes resolve dsp_… --outcome O --liable PARTY [--amount 1.00]", "operator key"},
