@@ -95,6 +95,11 @@ func Compile(src string) (*Program, error) { return compile(env, sizes, src) }
 
 // compile checks src in env; sizes bound its variable-length inputs.
 func compile(env *cel.Env, sizes map[string]uint64, src string) (*Program, error) {
+	return compileWith(env, sizes, src, cel.CostLimit(MaxCost), cel.InterruptCheckFrequency(100))
+}
+
+// compileWith is compile with the program's runtime options.
+func compileWith(env *cel.Env, sizes map[string]uint64, src string, opts ...cel.ProgramOption) (*Program, error) {
 	if len(src) == 0 || len(src) > MaxExpressionBytes {
 		return nil, fmt.Errorf("%w: an expression is 1 to %d bytes", ErrInvalid, MaxExpressionBytes)
 	}
@@ -112,7 +117,7 @@ func compile(env *cel.Env, sizes map[string]uint64, src string) (*Program, error
 	if est.Max > MaxCost {
 		return nil, fmt.Errorf("%w: the expression may cost up to %d units; the limit is %d", ErrInvalid, est.Max, MaxCost)
 	}
-	prg, err := env.Program(ast, cel.CostLimit(MaxCost), cel.InterruptCheckFrequency(100), cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, append(opts, cel.EvalOptions(cel.OptOptimize))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

@@ -155,6 +155,7 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 		a.Score += points
 	}
 	agent := in.AgentID != ""
+	var scratch [MaxHistory]int64 // for the medians: no allocation
 
 	// Amount against the user's own history, and the mandate's.
 	for _, h := range []struct {
@@ -166,7 +167,7 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 		{"amount_vs_category_history", in.CategoryHistory, "this category"},
 		{"amount_vs_mandate_history", in.MandateHistory, "this mandate"},
 	} {
-		if out, med, mad := outlier(in.Amount, h.history, cfg); out {
+		if out, med, mad := outlier(in.Amount, h.history, cfg, scratch[:]); out {
 			add(h.name, 25, "%d is far above the median %d (MAD %d) of %d earlier payments to %s", in.Amount, med, mad, len(h.history), h.what)
 		}
 	}
@@ -251,13 +252,22 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 }
 
 // outlier reports whether amount is far above history (robust z-score on
-// the median and the MAD), with the median and MAD it used.
-func outlier(amount int64, history []int64, cfg *Config) (bool, int64, int64) {
+// the median and the MAD), with the median and MAD it used. scratch holds
+// at least MaxHistory values; a longer history counts its newest MaxHistory.
+func outlier(amount int64, history []int64, cfg *Config, scratch []int64) (bool, int64, int64) {
 	if len(history) < cfg.MinHistory {
 		return false, 0, 0
 	}
-	med := Median(history)
-	mad := MAD(history, med)
+	history = history[:min(len(history), MaxHistory)]
+	s := scratch[:len(history)]
+	copy(s, history)
+	slices.Sort(s)
+	med := s[(len(s)-1)/2]
+	for i, x := range history {
+		s[i] = max(x-med, med-x)
+	}
+	slices.Sort(s)
+	mad := s[(len(s)-1)/2]
 	if mad == 0 {
 		return amount > med*cfg.AmountOutlierRatio, med, mad
 	}
