@@ -175,8 +175,8 @@ type LogRecord struct {
 	Leaf    [32]byte // LeafHash(Body), computed once by the writer
 }
 
-// LogEntry is an entry with its place in the log. Index is -1 while the
-// entry awaits integration.
+// LogEntry is an entry with its place in the log (stores return only
+// entries already in the tree).
 type LogEntry struct {
 	Index   int64
 	Subject string

@@ -146,6 +146,39 @@ type PaymentFilter struct {
 // MaxListLimit is the largest page a list returns.
 const MaxListLimit = 100
 
+// PageLimit is a list's page size: limit, or MaxListLimit when limit is 0
+// or more than that.
+func PageLimit(limit int) int {
+	if limit <= 0 || limit > MaxListLimit {
+		return MaxListLimit
+	}
+	return limit
+}
+
+// Page trims rows, read with one more than limit, to limit, and reports
+// whether there were more.
+func Page[T any](rows []T, limit int) ([]T, bool) {
+	if len(rows) > limit {
+		return rows[:limit], true
+	}
+	return rows, false
+}
+
+// HashesInOrder returns got's hashes in the order of ids, or an ErrNotFound
+// error naming the first id that got lacks: how a store answers LogHashes
+// after reading the ids in any order.
+func HashesInOrder(ids []int64, got map[int64][32]byte) ([][32]byte, error) {
+	out := make([][32]byte, len(ids))
+	for i, id := range ids {
+		h, ok := got[id]
+		if !ok {
+			return nil, Errorf(ErrNotFound, "", "no such stored hash: %d", id)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
 // Store is durable storage. Implementations: internal/sqlite (embedded
 // default) and, later, internal/postgres; internal/storetest holds the
 // conformance suite both must pass.

@@ -12,6 +12,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 )
 
 // Limits on expressions.
@@ -132,7 +133,11 @@ func (p *Program) Eval(ctx context.Context, v Vars) (bool, error) {
 }
 
 func (p *Program) eval(ctx context.Context, vars map[string]any) (bool, error) {
-	out, _, err := p.prg.ContextEval(ctx, vars)
+	return asBool(p.prg.ContextEval(ctx, vars))
+}
+
+// asBool turns an evaluation's outcome into the expression's truth.
+func asBool(out ref.Val, _ *cel.EvalDetails, err error) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("policy: %w", err)
 	}

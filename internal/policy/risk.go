@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"fmt"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -103,13 +102,5 @@ func (v *RiskVars) Activation() RiskActivation {
 // EvalRisk evaluates a rule compiled by CompileRisk. An error means the
 // rule could not be evaluated; callers treat it as not matching.
 func (p *Program) EvalRisk(ctx context.Context, a RiskActivation) (bool, error) {
-	out, _, err := p.prg.Eval(a.vars)
-	if err != nil {
-		return false, fmt.Errorf("policy: %w", err)
-	}
-	b, ok := out.Value().(bool)
-	if !ok {
-		return false, fmt.Errorf("policy: the rule gave %v, not a bool", out.Value())
-	}
-	return b, nil
+	return asBool(p.prg.Eval(a.vars))
 }

@@ -702,10 +702,7 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 	if f.StartingAfter != "" {
 		add("id < ?", f.StartingAfter)
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > pb.MaxListLimit {
-		limit = pb.MaxListLimit
-	}
+	limit := pb.PageLimit(f.Limit)
 	q := `SELECT ` + paymentCols + ` FROM payments`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -727,10 +724,8 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	out, more := pb.Page(out, limit)
+	return out, more, nil
 }
 
 func (s *Store) ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
@@ -830,10 +825,7 @@ func (s *Store) ListMandates(ctx context.Context, f pb.MandateFilter) ([]pb.Mand
 		args = append(args, f.StartingAfter)
 		q += ` AND id < $` + strconv.Itoa(len(args))
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > pb.MaxListLimit {
-		limit = pb.MaxListLimit
-	}
+	limit := pb.PageLimit(f.Limit)
 	rows, err := s.pool.Query(ctx, q+` ORDER BY id DESC LIMIT `+strconv.Itoa(limit+1), args...)
 	if err != nil {
 		return nil, false, err
@@ -850,10 +842,8 @@ func (s *Store) ListMandates(ctx context.Context, f pb.MandateFilter) ([]pb.Mand
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	out, more := pb.Page(out, limit)
+	return out, more, nil
 }
 
 func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (*pb.MandateUsageRow, error) {

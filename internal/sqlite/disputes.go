@@ -53,10 +53,7 @@ func (s *Store) ListDisputes(ctx context.Context, f pb.DisputeFilter) ([]pb.Disp
 		where = append(where, "id < ?")
 		args = append(args, f.StartingAfter)
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > pb.MaxListLimit {
-		limit = pb.MaxListLimit
-	}
+	limit := pb.PageLimit(f.Limit)
 	q := `SELECT data FROM disputes`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -65,10 +62,8 @@ func (s *Store) ListDisputes(ctx context.Context, f pb.DisputeFilter) ([]pb.Disp
 	if err != nil {
 		return nil, false, err
 	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	out, more := pb.Page(out, limit)
+	return out, more, nil
 }
 
 func (s *Store) disputes(ctx context.Context, q string, args ...any) ([]pb.Dispute, error) {

@@ -158,15 +158,7 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	out := make([][32]byte, len(ids))
-	for i, id := range ids {
-		h, ok := got[id]
-		if !ok {
-			return nil, notFound("stored hash", id)
-		}
-		out[i] = h
-	}
-	return out, nil
+	return pb.HashesInOrder(ids, got)
 }
 
 func (s *Store) LogEntries(ctx context.Context, from int64, n int) ([]pb.LogEntry, error) {

@@ -651,10 +651,7 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 		where = append(where, "id < ?")
 		args = append(args, f.StartingAfter)
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > pb.MaxListLimit {
-		limit = pb.MaxListLimit
-	}
+	limit := pb.PageLimit(f.Limit)
 	q := `SELECT ` + paymentCols + ` FROM payments`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -676,10 +673,8 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	out, more := pb.Page(out, limit)
+	return out, more, nil
 }
 
 func (s *Store) ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
@@ -808,10 +803,7 @@ func (s *Store) ListMandates(ctx context.Context, f pb.MandateFilter) ([]pb.Mand
 		q += ` AND id < ?`
 		args = append(args, f.StartingAfter)
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > pb.MaxListLimit {
-		limit = pb.MaxListLimit
-	}
+	limit := pb.PageLimit(f.Limit)
 	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id DESC LIMIT `+strconv.Itoa(limit+1), args...)
 	if err != nil {
 		return nil, false, err
@@ -828,10 +820,8 @@ func (s *Store) ListMandates(ctx context.Context, f pb.MandateFilter) ([]pb.Mand
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	if len(out) > limit {
-		return out[:limit], true, nil
-	}
-	return out, false, nil
+	out, more := pb.Page(out, limit)
+	return out, more, nil
 }
 
 func (s *Store) MandateUsage(ctx context.Context, mandateID, periodKey string) (*pb.MandateUsageRow, error) {
