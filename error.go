@@ -96,8 +96,8 @@ var codeTypes = map[Code]ErrorType{
 	DeclineMandateCurrencyMismatch: TypeDeclined, DeclineMandateAmountExceeded: TypeDeclined,
 	DeclineMandateBudgetExhausted: TypeDeclined, DeclineMandateMerchant: TypeDeclined,
 	DeclineMandateSchedule: TypeDeclined, DeclineMandateMaxPayments: TypeDeclined,
-	DeclineMandateCondition: TypeDeclined,
-	ErrRateLimited:          TypeRateLimited, ErrUnavailable: TypeInternal,
+	DeclineMandateCondition: TypeDeclined, DeclineRiskBlocked: TypeDeclined,
+	ErrRateLimited: TypeRateLimited, ErrUnavailable: TypeInternal,
 	ErrInternal: TypeInternal, ErrLedgerStopped: TypeInternal,
 }
 

@@ -93,6 +93,9 @@ type Payment struct {
 	Assurance    Assurance     `json:"assurance"`
 	DeclineCode  Code          `json:"decline_code,omitempty"`
 	Confirmation *Confirmation `json:"confirmation,omitempty"`
+	// Risk is the risk engine's assessment of the attempt (nil when it was
+	// not assessed: an unknown merchant).
+	Risk *Risk `json:"risk,omitempty"`
 
 	// HoldID is the ledger's pending transfer that holds the funds, 0 if none.
 	HoldID int64 `json:"-"`

@@ -194,6 +194,17 @@ type CreatePaymentParams struct {
 	// paybound.MaxAuthorizationTTL from now.
 	AuthorizationExpiresAt *time.Time        `json:"authorization_expires_at,omitempty"`
 	Metadata               map[string]string `json:"metadata,omitempty"`
+	// Provenance is where an agent took the payee and the amount from;
+	// risk control weighs a payee or amount from content the agent read.
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Provenance values are paybound.ProvenanceUser (the user said so),
+// ProvenanceUntrusted (a page, an email, a post the agent read) or
+// ProvenanceUnknown (the default).
+type Provenance struct {
+	Payee  string `json:"payee,omitempty"`
+	Amount string `json:"amount,omitempty"`
 }
 
 // ListParams selects a page of a list. Zero values take the server's

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +34,7 @@ var clientCommands = [][2]string{
 	{"topup AMOUNT CURRENCY", "user key; e.g. topup 50.00 USD"},
 	{"pay --merchant mch_… --amount 12.50 --currency USD", "user or agent key"},
 	{"    [--description D] [--mandate mdt_…] [--manual [--expires-in 2h]]", ""},
+	{"    [--payee-from user|untrusted] [--amount-from user|untrusted]", ""},
 	{"capture pay_… [--amount 5.00]", "merchant key"},
 	{"cancel pay_…", "merchant or payer key"},
 	{"refund pay_… [--amount 1.00] [--reason R]", "merchant key"},
@@ -44,6 +47,12 @@ var clientCommands = [][2]string{
 	{"disputes list [--status open] | get dsp_…", "payer, merchant or operator key"},
 	{"disputes resolve dsp_… --outcome O --liable PARTY [--amount 1.00]", "operator key"},
 	{"audit [--duration 10s]", "operator key; checks the log against the ledger"},
+	{"risk explain pay_…", "any party: why risk control decided"},
+	{"risk rules set NAME --expression CEL --action A --priority N", "operator key"},
+	{"risk rules list | delete NAME", "operator key"},
+	{"risk flag mch_… --flags suspected_fraud", "operator key; empty clears"},
+	{"risk export [--limit N] > attempts.jsonl", "operator key"},
+	{"risk replay FILE.jsonl [--rules FILE] [--config FILE]", "offline with --rules"},
 	{"balance", "user or merchant key"},
 	{"mandates create --agent agt_… --description D --currency CNY", "user key"},
 	{"    --max 30.00 --budget 150.00 [--period week] [--merchants …]", ""},
@@ -120,6 +129,8 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.disputes(rest)
 	case "audit":
 		err = cl.audit(rest)
+	case "risk":
+		err = cl.risk(rest)
 	case "topup":
 		err = cl.topup(rest)
 	case "pay":
@@ -156,12 +167,7 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 			return run(args[1:])
 		}
 	}
-	var names []string
-	for _, s := range []string{"create", "open", "list", "get", "resolve", "revoke", "enroll", "verify", "keygen", "trace", "receipt"} {
-		if subs[s] != nil {
-			names = append(names, s)
-		}
-	}
+	names := slices.Sorted(maps.Keys(subs))
 	if len(args) == 0 {
 		fmt.Fprintf(cl.stderr, "usage: paybound %s %s …\n", name, strings.Join(names, "|"))
 	} else {
@@ -455,6 +461,8 @@ func (cl *cli) pay(args []string) error {
 	description := c.fs.String("description", "", "what the payment is for")
 	mandate := c.fs.String("mandate", "", "the mandate an agent pays under, mdt_…")
 	manual := c.fs.Bool("manual", false, "only authorize (hold) the amount; the merchant captures it later")
+	payeeFrom := c.fs.String("payee-from", "", "where the agent took the merchant from: user, untrusted (content it read) or unknown")
+	amountFrom := c.fs.String("amount-from", "", "where the agent took the amount from: user, untrusted or unknown")
 	expiresIn := c.fs.Duration("expires-in", 0, "with --manual: release the hold after this long (default 7 days)")
 	if _, err := c.parse(args); err != nil {
 		return err
@@ -476,6 +484,9 @@ func (cl *cli) pay(args []string) error {
 	}
 	params := client.CreatePaymentParams{Amount: amount, Currency: currency, MerchantID: *merchant,
 		Description: *description, MandateID: *mandate}
+	if *payeeFrom != "" || *amountFrom != "" {
+		params.Provenance = &client.Provenance{Payee: *payeeFrom, Amount: *amountFrom}
+	}
 	if *manual {
 		params.CaptureMethod = pb.CaptureManual
 	}

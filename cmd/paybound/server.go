@@ -25,6 +25,7 @@ import (
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/postgres"
+	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
 )
@@ -68,6 +69,10 @@ type Config struct {
 	// --witness-policy): checkpoints are published only once the quorum it
 	// names has cosigned them (C2SP tlog-witness).
 	WitnessPolicy string
+	// RiskConfig is a JSON file of risk control's thresholds
+	// (PAYBOUND_RISK_CONFIG, --risk-config); fields it omits keep their
+	// defaults (internal/risk.Defaults).
+	RiskConfig string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
@@ -163,6 +168,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	env("PAYBOUND_PASSKEY_ORIGIN", &c.PasskeyOrigin)
 	env("PAYBOUND_LOG_ORIGIN", &c.LogOrigin)
 	env("PAYBOUND_WITNESS_POLICY", &c.WitnessPolicy)
+	env("PAYBOUND_RISK_CONFIG", &c.RiskConfig)
 	for _, e := range []struct {
 		name string
 		dst  any
@@ -197,6 +203,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.PasskeyRPID, "passkey-rp-id", c.PasskeyRPID, "WebAuthn relying party ID, the site's domain (PAYBOUND_PASSKEY_RP_ID)")
 	fs.StringVar(&c.PasskeyOrigin, "passkey-origin", c.PasskeyOrigin, "origin of the page running passkey ceremonies, default http://localhost:<port> (PAYBOUND_PASSKEY_ORIGIN)")
 	fs.StringVar(&c.WitnessPolicy, "witness-policy", c.WitnessPolicy, "witness policy file: publish only checkpoints its quorum cosigned (PAYBOUND_WITNESS_POLICY)")
+	fs.StringVar(&c.RiskConfig, "risk-config", c.RiskConfig, "risk control's thresholds, a JSON file; omitted fields keep their defaults (PAYBOUND_RISK_CONFIG)")
 	fs.StringVar(&c.LogOrigin, "log-origin", c.LogOrigin, "the transparency log's name, fixed when <data>/log.key is created (PAYBOUND_LOG_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
 	if err := fs.Parse(args); err != nil {
@@ -241,6 +248,16 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("config: %s: %w", m.Config.WitnessPolicy, err)
 		}
 	}
+	var riskCfg *risk.Config
+	if m.Config.RiskConfig != "" {
+		b, err := readLimited(m.Config.RiskConfig, 1<<20)
+		if err != nil {
+			return fmt.Errorf("config: risk-config: %w", err)
+		}
+		if riskCfg, err = service.ParseRiskConfig(b); err != nil {
+			return fmt.Errorf("config: %s: %w", m.Config.RiskConfig, err)
+		}
+	}
 	m.OperatorKey = key
 	switch db := m.Config.DB; {
 	case isPostgres(db):
@@ -263,7 +280,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
 		OperatorKey: key, FeeBPS: m.Config.FeeBPS,
 		RequireSignatureDefault: m.Config.RequireSignatures, PasskeyRPID: m.Config.PasskeyRPID,
-		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, LogKey: logKey, WitnessPolicy: policy}); err != nil {
+		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, LogKey: logKey, WitnessPolicy: policy,
+		Risk: riskCfg}); err != nil {
 		return err
 	}
 	m.Service.Start()

@@ -96,6 +96,11 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "GET", Pattern: "/v1/disputes", handler: s.listDisputes},
 		{Method: "GET", Pattern: "/v1/disputes/{id}", handler: s.getDispute},
 		{Method: "POST", Pattern: "/v1/disputes/{id}/resolve", Idempotent: true, handler: s.resolveDispute},
+		{Method: "POST", Pattern: "/v1/risk/rules", handler: s.putRiskRule},
+		{Method: "GET", Pattern: "/v1/risk/rules", handler: s.listRiskRules},
+		{Method: "DELETE", Pattern: "/v1/risk/rules/{name}", handler: s.deleteRiskRule},
+		{Method: "GET", Pattern: "/v1/risk/attempts", handler: s.riskAttempts},
+		{Method: "POST", Pattern: "/v1/merchants/{id}/risk_flags", handler: s.setMerchantFlags},
 		{Method: "GET", Pattern: "/v1/log/key", Public: true, handler: s.logKey},
 		{Method: "GET", Pattern: "/v1/log/checkpoint", Public: true, handler: s.logCheckpoint},
 		{Method: "GET", Pattern: "/v1/log/entries/{index}", handler: s.logEntry},
@@ -479,6 +484,10 @@ func (s *Server) createPayment(q *request) (int, any, error) {
 		CaptureMethod          pb.CaptureMethod  `json:"capture_method"`
 		AuthorizationExpiresAt *string           `json:"authorization_expires_at"`
 		Metadata               map[string]string `json:"metadata"`
+		Provenance             struct {
+			Payee  string `json:"payee"`
+			Amount string `json:"amount"`
+		} `json:"provenance"`
 	}
 	if err := q.decode(&in); err != nil {
 		return 0, nil, err
@@ -491,7 +500,8 @@ func (s *Server) createPayment(q *request) (int, any, error) {
 		return 0, nil, err
 	}
 	p := service.CreatePaymentParams{Amount: amount, Currency: in.Currency, MerchantID: in.MerchantID,
-		Description: in.Description, MandateID: in.MandateID, CaptureMethod: in.CaptureMethod, Metadata: in.Metadata}
+		Description: in.Description, MandateID: in.MandateID, CaptureMethod: in.CaptureMethod, Metadata: in.Metadata,
+		PayeeProvenance: in.Provenance.Payee, AmountProvenance: in.Provenance.Amount}
 	if p.AuthorizationExpiresAt, err = parseTime(in.AuthorizationExpiresAt, "authorization_expires_at"); err != nil {
 		return 0, nil, err
 	}

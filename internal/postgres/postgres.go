@@ -360,7 +360,8 @@ func queueUsage(q *pgx.Batch, b *pb.Batch) {
 // queuePayments inserts the batch's new payments and updates the others
 // only where the stored version is the one the writer read; a statement
 // that updates fewer rows than asked divides by zero, which aborts the
-// whole batch.
+// whole batch. A payment's risk is written by the insert only: its
+// assessment never changes after its creation.
 func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 	var ins, upd []*pb.Payment
 	var prev []int64
@@ -379,9 +380,11 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 			make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		exp, cexp := make([]*int64, n), make([]*int64, n)
 		cid, assurance := make([]string, n), make([]string, n)
+		risk, input := make([]string, n), make([]string, n)
 		head := make([][]byte, n)
 		for i, p := range ins {
 			head[i] = logHead(p.LogHead)
+			risk[i], input[i] = p.Risk.Columns()
 			cid[i], cexp[i] = p.ConfirmationColumns()
 			assurance[i] = string(p.Assurance)
 			m, err := json.Marshal(p.Metadata)
@@ -396,12 +399,14 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 		}
 		q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
 			merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
-			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head)
+			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head,
+			risk, risk_input)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
 				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[],
-				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[], $23::text[], $24::bytea[])`,
+				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[], $23::text[], $24::bytea[],
+				$25::text[], $26::text[])`,
 			id, status, amount, captured, refunded, fee, feeRef, cur, merchant, payer, agent, mandate, desc, capture, exp, md,
-			decline, hold, created, version, cid, cexp, assurance, head)
+			decline, hold, created, version, cid, cexp, assurance, head, risk, input)
 	}
 	if n := len(upd); n > 0 {
 		id, status, decline := make([]string, n), make([]string, n), make([]string, n)
@@ -626,7 +631,7 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
 	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
-	confirmation_id, confirmation_expires_at, assurance, log_head`
+	confirmation_id, confirmation_expires_at, assurance, log_head, risk, risk_input`
 
 // logHead stores a payment's log head, NULL before its first entry.
 func logHead(h [32]byte) []byte {
@@ -643,9 +648,10 @@ func scanPayment(r pgx.Row) (*pb.Payment, error) {
 	var created int64
 	var cid string
 	var head []byte
+	var risk, input string
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance, &head); err != nil {
+		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance, &head, &risk, &input); err != nil {
 		return nil, err
 	}
 	copy(p.LogHead[:], head)
@@ -664,6 +670,10 @@ func scanPayment(r pgx.Row) (*pb.Payment, error) {
 	}
 	p.CreatedAt = time.Unix(created, 0).UTC()
 	p.SetConfirmation(cid, cexp)
+	var err error
+	if p.Risk, err = pb.DecodeRiskColumns(risk, input); err != nil {
+		return nil, fmt.Errorf("payment %s has an unreadable risk assessment: %w", p.ID, err)
+	}
 	return &p, nil
 }
 

@@ -18,131 +18,183 @@ package risk
 import (
 	"fmt"
 	"slices"
+	"time"
+
+	pb "github.com/paybound/paybound"
 )
 
-// Decision is what happens to the attempt.
-type Decision string
+// Decision, Signal and Assessment are the root package's, so that a
+// payment carries its assessment.
+type (
+	Decision   = pb.RiskDecision
+	Signal     = pb.RiskSignal
+	Assessment = pb.Risk
+)
 
 const (
-	Allow  Decision = "allow"
-	Review Decision = "review" // the user confirms it, even inside a mandate
-	Block  Decision = "block"  // declined, decline_code risk_blocked
+	Allow  = pb.RiskAllow
+	Review = pb.RiskReview
+	Block  = pb.RiskBlock
 )
 
 // Assurance levels of the requester, as payments record them.
 const (
-	AssuranceSigned = "signed"
-	AssuranceBearer = "bearer"
-	AssuranceUser   = "user"
+	AssuranceSigned = string(pb.AssuranceSigned)
+	AssuranceBearer = string(pb.AssuranceBearer)
+	AssuranceUser   = string(pb.AssuranceUser)
 )
 
 // Provenance says where an agent took a payment's payee or amount from:
 // "user" (the user said so), "untrusted" (content the agent read: a page,
-// an email, a post), or "" (unknown, the default).
+// an email, a post), or "unknown" (the default).
 const (
-	ProvenanceUser      = "user"
-	ProvenanceUntrusted = "untrusted"
+	ProvenanceUser      = pb.ProvenanceUser
+	ProvenanceUntrusted = pb.ProvenanceUntrusted
+	ProvenanceUnknown   = pb.ProvenanceUnknown
 )
 
 // Window is a velocity count and sum over one period.
 type Window struct {
-	Count int64
-	Sum   int64 // minor units
+	Count int64 `json:"count"`
+	Sum   int64 `json:"sum"` // minor units
 }
 
 // Velocity is what one actor did lately: over the last minute, hour, day.
 type Velocity struct {
-	Minute, Hour, Day Window
+	Minute Window `json:"minute"`
+	Hour   Window `json:"hour"`
+	Day    Window `json:"day"`
 }
 
-// Input is one attempt with its context. Amounts are minor units of
-// Currency; history amounts are the user's earlier captured payments in the
-// same currency, newest first, at most MaxHistory.
-type Input struct {
-	Amount     int64
-	Currency   string
-	MerchantID string
-	Category   string
-	AgentID    string // "" for the user's own payment
-	MandateID  string
-	Assurance  string
+// History summarizes earlier amounts robustly: how many, their median and
+// their median absolute deviation (Summarize). A summary, not the amounts,
+// is what an Input keeps, so that a recorded Input stays small.
+type History struct {
+	Count  int   `json:"count"`
+	Median int64 `json:"median"`
+	MAD    int64 `json:"mad"`
+}
 
-	// History with this merchant, and with this merchant's category.
-	MerchantHistory []int64
-	CategoryHistory []int64
-	// MandateHistory is what this mandate paid before.
-	MandateHistory []int64
+// Summarize returns the History of xs (at most their first MaxHistory),
+// without allocating. The median of an even count is the lower middle.
+func Summarize(xs []int64) History {
+	if len(xs) == 0 {
+		return History{}
+	}
+	var buf [MaxHistory]int64
+	xs = xs[:min(len(xs), MaxHistory)]
+	s := buf[:len(xs)]
+	copy(s, xs)
+	slices.Sort(s)
+	med := s[(len(s)-1)/2]
+	for i, x := range xs {
+		s[i] = max(x-med, med-x)
+	}
+	slices.Sort(s)
+	return History{Count: len(xs), Median: med, MAD: s[(len(s)-1)/2]}
+}
+
+// Input is one attempt with its context: everything Evaluate and the
+// operator's rules look at, so that a recorded Input replays exactly.
+// Amounts are minor units of Currency; histories are of the user's earlier
+// payments in the same currency.
+type Input struct {
+	Amount      int64             `json:"amount"`
+	Currency    string            `json:"currency"`
+	MerchantID  string            `json:"merchant_id"`
+	Merchant    string            `json:"merchant_name,omitempty"`
+	Category    string            `json:"category"`
+	UserID      string            `json:"user_id"`
+	AgentID     string            `json:"agent_id,omitempty"` // "" for the user's own payment
+	MandateID   string            `json:"mandate_id,omitempty"`
+	Assurance   string            `json:"assurance"`
+	Description string            `json:"description,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Now         time.Time         `json:"now"`
+
+	// History with this merchant, with this merchant's category, and of
+	// this mandate.
+	MerchantHistory History `json:"merchant_history"`
+	CategoryHistory History `json:"category_history"`
+	MandateHistory  History `json:"mandate_history"`
 	// PaidMerchantBefore says whether the user ever paid this merchant.
-	PaidMerchantBefore bool
+	PaidMerchantBefore bool `json:"paid_merchant_before"`
 
 	// Available is the wallet's available balance before this payment.
-	Available int64
+	Available int64 `json:"available"`
 
 	// Velocity per agent, per mandate and per payee (merchant) of this
 	// user; DeclinesLastHour counts the agent's declined attempts.
-	AgentVelocity, MandateVelocity, PayeeVelocity Velocity
-	DeclinesLastHour                              int64
+	AgentVelocity    Velocity `json:"agent_velocity"`
+	MandateVelocity  Velocity `json:"mandate_velocity"`
+	PayeeVelocity    Velocity `json:"payee_velocity"`
+	DeclinesLastHour int64    `json:"declines_last_hour"`
 
 	// MerchantFlags are set by the operator ("suspected_fraud", …);
 	// MerchantAgeHours is how long ago the merchant was created.
-	MerchantFlags    []string
-	MerchantAgeHours int64
+	MerchantFlags    []string `json:"merchant_flags,omitempty"`
+	MerchantAgeHours int64    `json:"merchant_age_hours"`
 
 	// PayeeProvenance and AmountProvenance are what the agent declared.
-	PayeeProvenance, AmountProvenance string
+	PayeeProvenance  string `json:"payee_provenance"`
+	AmountProvenance string `json:"amount_provenance"`
 }
 
-// MaxHistory bounds each history an Input carries.
+// MaxHistory bounds each history a summary covers: the newest amounts.
 const MaxHistory = 200
 
-// Signal is one built-in check that fired.
-type Signal struct {
-	Name   string `json:"name"`
-	Points int    `json:"points"`
-	Reason string `json:"reason"`
-}
-
-// Assessment is Evaluate's answer.
-type Assessment struct {
-	Decision Decision `json:"decision"`
-	Score    int      `json:"score"`
-	Signals  []Signal `json:"signals"`
-	// Rule names the operator's rule that decided, if one did.
-	Rule string `json:"rule,omitempty"`
-}
-
-// Config holds the thresholds, each documented with its default.
+// Config holds the thresholds, each documented with its default. As JSON
+// (the server's --risk-config file) its fields are named as below; a
+// missing field keeps its default.
 type Config struct {
 	// ReviewAt and BlockAt are the score thresholds (defaults 40 and 80).
-	ReviewAt, BlockAt int
+	ReviewAt int `json:"review_at"`
+	BlockAt  int `json:"block_at"`
 	// AmountOutlierMADs: an amount more than this many MADs above the
 	// history's median is an outlier (default 6). MinHistory is the fewest
 	// past payments that make a history (default 5).
-	AmountOutlierMADs int64
-	MinHistory        int
+	AmountOutlierMADs int64 `json:"amount_outlier_mads"`
+	MinHistory        int   `json:"min_history"`
 	// AmountOutlierRatio: with a history whose MAD is 0 (all alike), an
 	// amount more than this many times the median is an outlier (default 3).
-	AmountOutlierRatio int64
+	AmountOutlierRatio int64 `json:"amount_outlier_ratio"`
 	// LargeNewPayee is the amount above which a first payment to a payee is
 	// large (default 10,000 minor units: 100.00 in a two-decimal currency).
-	LargeNewPayee int64
+	LargeNewPayee int64 `json:"large_new_payee"`
 	// DrainPercent: a payment taking more than this share of the
 	// available balance drains the wallet (default 80).
-	DrainPercent int64
-	// Velocity limits per agent, mandate and payee: most payments a minute,
-	// an hour, a day (defaults 10, 120, 500).
-	PerMinute, PerHour, PerDay int64
+	DrainPercent int64 `json:"drain_percent"`
+	// Velocity limits of an agent's payments per agent, mandate and payee:
+	// most payments a minute, an hour, a day (defaults 10, 120, 300).
+	PerMinute int64 `json:"per_minute"`
+	PerHour   int64 `json:"per_hour"`
+	PerDay    int64 `json:"per_day"`
 	// DeclineBurst is how many declines in the last hour make a retry
 	// suspicious (default 5).
-	DeclineBurst int64
+	DeclineBurst int64 `json:"decline_burst"`
 	// NewMerchantHours: a merchant younger than this is new (default 24).
-	NewMerchantHours int64
+	NewMerchantHours int64 `json:"new_merchant_hours"`
+}
+
+// Validate reports a threshold out of range.
+func (c *Config) Validate() error {
+	switch {
+	case c.ReviewAt < 1 || c.ReviewAt > 100 || c.BlockAt < c.ReviewAt || c.BlockAt > 101:
+		return fmt.Errorf("risk config: need 1 <= review_at <= block_at <= 101 (101: never block by score); have %d and %d", c.ReviewAt, c.BlockAt)
+	case c.AmountOutlierMADs < 1 || c.AmountOutlierRatio < 1 || c.MinHistory < 1 || c.MinHistory > MaxHistory:
+		return fmt.Errorf("risk config: amount_outlier_mads and amount_outlier_ratio must be at least 1, min_history 1 to %d", MaxHistory)
+	case c.LargeNewPayee < 0 || c.DrainPercent < 1 || c.DrainPercent > 100:
+		return fmt.Errorf("risk config: large_new_payee must be at least 0, drain_percent 1 to 100")
+	case c.PerMinute < 1 || c.PerHour < 1 || c.PerDay < 1 || c.DeclineBurst < 1 || c.NewMerchantHours < 0:
+		return fmt.Errorf("risk config: per_minute, per_hour, per_day and decline_burst must be at least 1, new_merchant_hours at least 0")
+	}
+	return nil
 }
 
 // Defaults returns the documented default thresholds.
 func Defaults() Config {
 	return Config{ReviewAt: 40, BlockAt: 80, AmountOutlierMADs: 6, MinHistory: 5, AmountOutlierRatio: 3,
-		LargeNewPayee: 10_000, DrainPercent: 80, PerMinute: 10, PerHour: 120, PerDay: 500, DeclineBurst: 5,
+		LargeNewPayee: 10_000, DrainPercent: 80, PerMinute: 10, PerHour: 120, PerDay: 300, DeclineBurst: 5,
 		NewMerchantHours: 24}
 }
 
@@ -155,20 +207,19 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 		a.Score += points
 	}
 	agent := in.AgentID != ""
-	var scratch [MaxHistory]int64 // for the medians: no allocation
-
+	money := func(v int64) string { return pb.FormatAmount(v, in.Currency) + " " + in.Currency }
 	// Amount against the user's own history, and the mandate's.
 	for _, h := range []struct {
 		name    string
-		history []int64
+		history History
 		what    string
 	}{
 		{"amount_vs_merchant_history", in.MerchantHistory, "this merchant"},
 		{"amount_vs_category_history", in.CategoryHistory, "this category"},
 		{"amount_vs_mandate_history", in.MandateHistory, "this mandate"},
 	} {
-		if out, med, mad := outlier(in.Amount, h.history, cfg, scratch[:]); out {
-			add(h.name, 25, "%d is far above the median %d (MAD %d) of %d earlier payments to %s", in.Amount, med, mad, len(h.history), h.what)
+		if outlier(in.Amount, h.history, cfg) {
+			add(h.name, 25, "%s is far above the median %s (MAD %s) of %d earlier payments to %s", money(in.Amount), money(h.history.Median), money(h.history.MAD), h.history.Count, h.what)
 		}
 	}
 
@@ -176,7 +227,7 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 	if !in.PaidMerchantBefore {
 		switch {
 		case in.Amount > cfg.LargeNewPayee:
-			add("new_payee_large_amount", 35, "first payment to this payee, and %d is above %d", in.Amount, cfg.LargeNewPayee)
+			add("new_payee_large_amount", 35, "first payment to this payee, and %s is above %s", money(in.Amount), money(cfg.LargeNewPayee))
 		default:
 			add("new_payee", 10, "first payment to this payee")
 		}
@@ -184,29 +235,29 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 
 	// Share of the available balance.
 	if in.Available > 0 && in.Amount*100 > in.Available*cfg.DrainPercent {
-		add("drains_wallet", 25, "takes %d of the %d available (over %d%%)", in.Amount, in.Available, cfg.DrainPercent)
+		add("drains_wallet", 25, "takes %s of the %s available (over %d%%)", money(in.Amount), money(in.Available), cfg.DrainPercent)
 	}
 
 	// Velocity per agent, mandate and payee.
 	for _, v := range []struct {
-		name string
-		w    Velocity
-		skip bool
+		name, who string
+		w         Velocity
+		skip      bool
 	}{
-		{"agent", in.AgentVelocity, !agent},
-		{"mandate", in.MandateVelocity, in.MandateID == ""},
-		{"payee", in.PayeeVelocity, false},
+		{"agent", "by this agent", in.AgentVelocity, !agent},
+		{"mandate", "under this mandate", in.MandateVelocity, in.MandateID == ""},
+		{"payee", "to this payee", in.PayeeVelocity, !agent},
 	} {
 		if v.skip {
 			continue
 		}
 		switch {
 		case v.w.Minute.Count >= cfg.PerMinute:
-			add("velocity_"+v.name, 30, "%d payments by this %s in the last minute (limit %d)", v.w.Minute.Count, v.name, cfg.PerMinute)
+			add("velocity_"+v.name, 30, "%d payments %s in the last minute (limit %d)", v.w.Minute.Count, v.who, cfg.PerMinute)
 		case v.w.Hour.Count >= cfg.PerHour:
-			add("velocity_"+v.name, 20, "%d payments by this %s in the last hour (limit %d)", v.w.Hour.Count, v.name, cfg.PerHour)
+			add("velocity_"+v.name, 20, "%d payments %s in the last hour (limit %d)", v.w.Hour.Count, v.who, cfg.PerHour)
 		case v.w.Day.Count >= cfg.PerDay:
-			add("velocity_"+v.name, 15, "%d payments by this %s in the last day (limit %d)", v.w.Day.Count, v.name, cfg.PerDay)
+			add("velocity_"+v.name, 15, "%d payments %s in the last day (limit %d)", v.w.Day.Count, v.who, cfg.PerDay)
 		}
 	}
 	if agent && in.DeclinesLastHour >= cfg.DeclineBurst {
@@ -251,45 +302,15 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 	return a
 }
 
-// outlier reports whether amount is far above history (robust z-score on
-// the median and the MAD), with the median and MAD it used. scratch holds
-// at least MaxHistory values; a longer history counts its newest MaxHistory.
-func outlier(amount int64, history []int64, cfg *Config, scratch []int64) (bool, int64, int64) {
-	if len(history) < cfg.MinHistory {
-		return false, 0, 0
+// outlier reports whether amount is far above history: a robust z-score
+// on the median and the MAD, or a multiple of the median when the MAD is 0
+// (all alike). A history shorter than cfg.MinHistory says nothing.
+func outlier(amount int64, h History, cfg *Config) bool {
+	if h.Count < cfg.MinHistory {
+		return false
 	}
-	history = history[:min(len(history), MaxHistory)]
-	s := scratch[:len(history)]
-	copy(s, history)
-	slices.Sort(s)
-	med := s[(len(s)-1)/2]
-	for i, x := range history {
-		s[i] = max(x-med, med-x)
+	if h.MAD == 0 {
+		return amount > h.Median*cfg.AmountOutlierRatio
 	}
-	slices.Sort(s)
-	mad := s[(len(s)-1)/2]
-	if mad == 0 {
-		return amount > med*cfg.AmountOutlierRatio, med, mad
-	}
-	return amount > med+cfg.AmountOutlierMADs*mad, med, mad
-}
-
-// Median returns the median of xs (the lower middle for an even count; 0
-// for none). xs is not changed.
-func Median(xs []int64) int64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[(len(s)-1)/2]
-}
-
-// MAD returns the median absolute deviation of xs from med.
-func MAD(xs []int64, med int64) int64 {
-	d := make([]int64, len(xs))
-	for i, x := range xs {
-		d[i] = max(x-med, med-x)
-	}
-	return Median(d)
+	return amount > h.Median+cfg.AmountOutlierMADs*h.MAD
 }

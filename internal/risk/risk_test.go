@@ -13,7 +13,7 @@ func names(a Assessment) []string {
 	return out
 }
 
-func TestMedianAndMAD(t *testing.T) {
+func TestSummarize(t *testing.T) {
 	for _, c := range []struct {
 		xs       []int64
 		med, mad int64
@@ -26,20 +26,30 @@ func TestMedianAndMAD(t *testing.T) {
 		{[]int64{1, 1, 2, 2, 4, 6, 9}, 2, 1},
 	} {
 		in := slices.Clone(c.xs)
-		med := Median(c.xs)
-		if med != c.med || MAD(c.xs, med) != c.mad || !slices.Equal(in, c.xs) {
-			t.Errorf("Median/MAD(%v) = %d/%d, want %d/%d", c.xs, med, MAD(c.xs, med), c.med, c.mad)
+		h := Summarize(c.xs)
+		if h != (History{Count: len(c.xs), Median: c.med, MAD: c.mad}) || !slices.Equal(in, c.xs) {
+			t.Errorf("Summarize(%v) = %+v, want median %d, MAD %d", c.xs, h, c.med, c.mad)
 		}
+	}
+	long := make([]int64, 3*MaxHistory)
+	for i := range long {
+		long[i] = int64(i)
+	}
+	if h := Summarize(long); h.Count != MaxHistory || h.Median != MaxHistory/2-1 {
+		t.Errorf("Summarize of %d amounts = %+v, want the first %d", len(long), h, MaxHistory)
+	}
+	if n := testing.AllocsPerRun(10, func() { Summarize(long) }); n != 0 {
+		t.Errorf("Summarize allocates %v times", n)
 	}
 }
 
 // breakfasts is months of small payments at one café.
-func breakfasts() []int64 {
+func breakfasts() History {
 	var h []int64
 	for i := range 90 {
 		h = append(h, 1500+int64(i%7)*100) // 15.00–21.00
 	}
-	return h
+	return Summarize(h)
 }
 
 // TestScenarios: the scenarios, each with the decision and the
@@ -56,7 +66,7 @@ func TestScenarios(t *testing.T) {
 			MerchantHistory: breakfasts(), CategoryHistory: breakfasts(), MandateHistory: breakfasts(), PaidMerchantBefore: true,
 			Available: 500_000, MerchantAgeHours: 5000}, Allow, nil},
 		{"tipping agent pays a stranger 100,000", Input{Amount: 10_000_000, AgentID: "agt_1", MandateID: "mdt_tip", Assurance: AssuranceSigned,
-			MandateHistory: []int64{200, 300, 500, 200, 300, 200}, CategoryHistory: []int64{200, 300, 500, 200, 300, 200},
+			MandateHistory: Summarize([]int64{200, 300, 500, 200, 300, 200}), CategoryHistory: Summarize([]int64{200, 300, 500, 200, 300, 200}),
 			Available: 11_000_000, MerchantAgeHours: 2, PayeeProvenance: ProvenanceUntrusted}, Block,
 			[]string{"amount_vs_category_history", "amount_vs_mandate_history", "new_payee_large_amount", "drains_wallet", "new_merchant", "untrusted_payee"}},
 		{"card-testing burst", Input{Amount: 100, AgentID: "agt_2", Assurance: AssuranceBearer, Available: 100_000, MerchantAgeHours: 3,

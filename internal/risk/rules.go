@@ -5,18 +5,25 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 	"unicode/utf8"
 
+	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/policy"
 )
 
 // Rule is an operator's rule: when Expression (CEL over policy.RiskVars)
 // holds, the attempt gets Action. Rules run in ascending Priority; at equal
 // priority block runs before review before allow, then by name. The first
-// rule that matches decides, over the built-in score's decision. So, as in
-// Stripe Radar, an allow rule can let through what the signals would have
-// reviewed or blocked; an operator who wants a block to win whatever allow
-// rules say gives it a lower priority number.
+// rule that matches is the last one run:
+//   - an allow rule lets the attempt through, whatever the built-in
+//     signals' score decided (as in Stripe Radar, allow is the override);
+//   - a review or block rule raises the decision to its action, and never
+//     lowers it: a review rule does not turn the score's block into a
+//     review.
+//
+// So an operator who wants a block to win whatever allow rules say gives it
+// a lower priority number than theirs.
 type Rule struct {
 	Name       string   `json:"name"`
 	Expression string   `json:"expression"`
@@ -29,7 +36,7 @@ type Rule struct {
 const (
 	MaxRuleName  = 100
 	MaxPriority  = 1_000_000
-	MaxRules     = 200
+	MaxRules     = pb.MaxRiskRules
 	ruleFieldErr = "risk rule: %s"
 )
 
@@ -65,7 +72,8 @@ func Sort(rules []*Rule) {
 }
 
 // Apply runs sorted rules over v and returns a with the first matching
-// rule's decision (and its name in Rule), or a unchanged. A rule that
+// rule's decision as Rule says (and its name in Rule when it changed the
+// decision), or a unchanged. A rule that
 // cannot be evaluated (its cost limit, a missing metadata key) does not
 // match; its error is returned in Errors for the operator's log.
 func Apply(ctx context.Context, rules []*Rule, v *policy.RiskVars, a Assessment) (Assessment, []error) {
@@ -87,9 +95,39 @@ func Apply(ctx context.Context, rules []*Rule, v *policy.RiskVars, a Assessment)
 			continue
 		}
 		if ok {
-			a.Decision, a.Rule = r.Action, r.Name
+			if r.Action == Allow || actionRank[r.Action] < actionRank[a.Decision] {
+				a.Decision, a.Rule = r.Action, r.Name
+			}
 			return a, errs
 		}
 	}
 	return a, errs
+}
+
+// Vars returns what the operator's rules see of in (policy.RiskVars).
+func (in *Input) Vars() *policy.RiskVars {
+	return &policy.RiskVars{
+		Vars: policy.Vars{Amount: in.Amount, Currency: in.Currency, MerchantID: in.MerchantID, AgentID: in.AgentID,
+			Description: in.Description, Metadata: in.Metadata, Category: in.Category, MerchantNm: in.Merchant,
+			UserID: in.UserID, Now: in.Now},
+		MandateID: in.MandateID, PayeeProvenance: in.PayeeProvenance, AmountProvenance: in.AmountProvenance,
+		MerchantAgeHours: in.MerchantAgeHours, MerchantFlags: in.MerchantFlags, Assurance: in.Assurance,
+		Available: in.Available,
+	}
+}
+
+// Assess is the whole decision on an attempt: the built-in signals under
+// cfg, then the operator's sorted rules. Errors are rules that could not
+// be evaluated (they did not match), for the operator's log.
+func Assess(ctx context.Context, in *Input, cfg *Config, rules []*Rule) (Assessment, []error) {
+	a := Evaluate(in, cfg)
+	if len(rules) == 0 {
+		return a, nil
+	}
+	return Apply(ctx, rules, in.Vars(), a)
+}
+
+// Stored returns r as the store keeps it.
+func (r *Rule) Stored(created time.Time) pb.RiskRule {
+	return pb.RiskRule{Name: r.Name, Expression: r.Expression, Action: r.Action, Priority: r.Priority, CreatedAt: created}
 }

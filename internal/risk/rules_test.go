@@ -54,8 +54,8 @@ func mustRule(t testing.TB, name, expr string, action Decision, priority int) *R
 }
 
 // TestApplyOrder: ascending priority, then block before review before
-// allow; the first match decides over the built-in decision; a rule that
-// cannot be evaluated does not match.
+// allow; the first match is the last rule run: allow overrides, review and
+// block only raise; a rule that cannot be evaluated does not match.
 func TestApplyOrder(t *testing.T) {
 	ctx := context.Background()
 	builtIn := Assessment{Decision: Review, Score: 60, Signals: []Signal{{Name: "new_payee_large_amount", Points: 35}}}
@@ -73,9 +73,23 @@ func TestApplyOrder(t *testing.T) {
 	if want := []string{"broken", "new payee and big", "huge", "trusted electronics"}; !slices.Equal(order, want) {
 		t.Fatalf("order %v, want %v", order, want)
 	}
+	// The review rule matches first: the built-in decision is already
+	// review, so it stands, and the later allow rule does not run.
 	a, errs := Apply(ctx, rules, riskVars(), builtIn)
-	if a.Decision != Review || a.Rule != "new payee and big" || len(errs) != 1 {
+	if a.Decision != Review || a.Rule != "" || len(errs) != 1 {
 		t.Fatalf("Apply = %+v, %v", a, errs)
+	}
+	// Over a built-in allow, the review rule raises the decision.
+	lowAllow := builtIn
+	lowAllow.Decision = Allow
+	if a, _ = Apply(ctx, rules, riskVars(), lowAllow); a.Decision != Review || a.Rule != "new payee and big" {
+		t.Fatalf("review rule over allow: %+v", a)
+	}
+	// A review rule never lowers the score's block.
+	blocked := builtIn
+	blocked.Decision = Block
+	if a, _ = Apply(ctx, rules, riskVars(), blocked); a.Decision != Block || a.Rule != "" {
+		t.Fatalf("review rule over block: %+v", a)
 	}
 	// Without the review rule, the allow rule overrides the built-in review.
 	a, _ = Apply(ctx, []*Rule{rules[2], rules[3]}, riskVars(), builtIn)
@@ -96,7 +110,8 @@ func TestApplyOrder(t *testing.T) {
 func BenchmarkEvaluateWithRules(b *testing.B) {
 	ctx := context.Background()
 	cfg := Defaults()
-	in := Input{Amount: 1800, AgentID: "agt_1", MandateID: "mdt_1", Assurance: AssuranceSigned,
+	in := Input{Amount: 1800, Currency: "CNY", MerchantID: "mch_1", Category: "food", UserID: "usr_1", AgentID: "agt_1",
+		MandateID: "mdt_1", Assurance: AssuranceSigned, Now: time.Now(),
 		MerchantHistory: breakfasts(), CategoryHistory: breakfasts(), MandateHistory: breakfasts(), PaidMerchantBefore: true,
 		Available: 500_000, MerchantAgeHours: 5000}
 	var rules []*Rule
@@ -106,12 +121,10 @@ func BenchmarkEvaluateWithRules(b *testing.B) {
 			[]Decision{Block, Review, Allow}[i%3], i))
 	}
 	Sort(rules)
-	v := riskVars()
 	lat := make([]time.Duration, 0, 1<<16)
 	for b.Loop() {
 		t0 := time.Now()
-		a := Evaluate(&in, &cfg)
-		a, _ = Apply(ctx, rules, v, a)
+		Assess(ctx, &in, &cfg, rules)
 		if len(lat) < cap(lat) {
 			lat = append(lat, time.Since(t0))
 		}

@@ -74,7 +74,7 @@ func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem
 	if err != nil {
 		return Result{Err: err}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
 		if err != nil {
 			return nil, err
@@ -118,7 +118,7 @@ func (s *Service) Deny(ctx context.Context, caller pb.Principal, idem *Idempoten
 	if err != nil {
 		return Result{Err: err}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
 		if err != nil {
 			return nil, err

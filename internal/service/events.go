@@ -1,6 +1,8 @@
 package service
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,39 @@ type createdData struct {
 	Metadata               map[string]string   `json:"metadata,omitempty"`
 	PayerID                string              `json:"payer_id"`
 	Request                *pb.RequestEvidence `json:"request,omitempty"`
+	Risk                   *riskData           `json:"risk,omitempty"`
+}
+
+// riskData is a risk assessment as logged: the decision, each signal's
+// name and points, and the SHA-256 of what the engine saw (kept whole on
+// the payment, so the operator can show it in a dispute and prove it is
+// what was logged). The signals' reasons, which speak of the payer's
+// balance and history, stay on the payment: every party to a payment,
+// the merchant too, reads its trace.
+type riskData struct {
+	Decision    pb.RiskDecision  `json:"decision"`
+	InputSHA256 string           `json:"input_sha256"`
+	Rule        string           `json:"rule,omitempty"`
+	Score       int              `json:"score"`
+	Signals     []riskSignalData `json:"signals"`
+}
+
+type riskSignalData struct {
+	Name   string `json:"name"`
+	Points int    `json:"points"`
+}
+
+func loggedRisk(r *pb.Risk) *riskData {
+	if r == nil {
+		return nil
+	}
+	sum := sha256.Sum256(r.Input)
+	d := &riskData{Decision: r.Decision, InputSHA256: hex.EncodeToString(sum[:]), Rule: r.Rule, Score: r.Score,
+		Signals: make([]riskSignalData, len(r.Signals))}
+	for i, sg := range r.Signals {
+		d.Signals[i] = riskSignalData{Name: sg.Name, Points: sg.Points}
+	}
+	return d
 }
 
 type declinedData struct {
@@ -39,6 +74,7 @@ type declinedData struct {
 const (
 	confirmNoMandate    = "no_mandate"
 	confirmAboveConfirm = "above_confirm_above"
+	confirmRiskReview   = "risk_review" // risk control asked, even inside the mandate
 )
 
 type askedData struct {
@@ -138,7 +174,7 @@ func logCreated(tx *ledger.Tx, p *pb.Payment, caller pb.Principal) {
 		Amount: p.Amount, Currency: p.Currency, MerchantID: p.MerchantID, PayerID: p.PayerID,
 		AgentID: string(p.AgentID), MandateID: string(p.MandateID), Description: p.Description,
 		CaptureMethod: p.CaptureMethod, AuthorizationExpiresAt: p.AuthorizationExpiresAt,
-		Metadata: p.Metadata, Request: caller.Evidence,
+		Metadata: p.Metadata, Request: caller.Evidence, Risk: loggedRisk(p.Risk),
 	})
 }
 
@@ -156,7 +192,10 @@ func logOutcome(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, approved bool, err
 		logPayment(tx, p, actor, pb.LogPaymentDeclined, declinedData{DeclineCode: p.DeclineCode, Message: msg})
 	case pb.StatusRequiresConfirmation:
 		reason := confirmAboveConfirm
-		if p.MandateID == "" {
+		switch {
+		case p.Risk != nil && p.Risk.Decision == pb.RiskReview:
+			reason = confirmRiskReview
+		case p.MandateID == "":
 			reason = confirmNoMandate
 		}
 		logPayment(tx, p, actor, pb.LogConfirmationAsked, askedData{ConfirmationID: p.Confirmation.ID,

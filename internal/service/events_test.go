@@ -15,7 +15,8 @@ import (
 // (pb.EncodeLogEntry's contract).
 func TestLogDataIsCanonicalByConstruction(t *testing.T) {
 	for _, v := range []any{createdData{}, declinedData{}, askedData{}, authorizedData{}, capturedData{}, approvedData{},
-		releasedData{}, refundedData{}, keyData{}, topupData{}, disputeData{}, compensationData{}, pb.RequestEvidence{}, pb.Actor{}} {
+		releasedData{}, refundedData{}, keyData{}, topupData{}, disputeData{}, compensationData{}, riskData{}, riskSignalData{},
+		pb.RequestEvidence{}, pb.Actor{}} {
 		checkSorted(t, reflect.TypeOf(v))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
 )
@@ -18,7 +19,13 @@ type mandateWorld struct {
 }
 
 func newMandateWorld(t *testing.T) *mandateWorld {
-	e := newEnv(t, t.TempDir(), 0)
+	// The checks here decline one attempt after another, which risk control
+	// would rightly take for a decline burst (tested in risk_test.go).
+	e := newEnv(t, t.TempDir(), 0, func(c *service.Config) {
+		r := risk.Defaults()
+		r.DeclineBurst = 1000
+		c.Risk = &r
+	})
 	ctx := context.Background()
 	w := &mandateWorld{env: e, user: e.user(t, 100_000, "CNY")}
 	for _, p := range []*pb.Principal{&w.agent, &w.other} {

@@ -335,7 +335,7 @@ func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, i
 	}
 	key := u.keys[i]
 	key.Credential = rec
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
 		if err != nil {
 			return nil, err

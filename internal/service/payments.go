@@ -208,6 +208,10 @@ type CreatePaymentParams struct {
 	// AuthorizationExpiresAt, if not zero, replaces the default hold expiry.
 	AuthorizationExpiresAt time.Time
 	Metadata               map[string]string
+	// PayeeProvenance and AmountProvenance are where the agent took the
+	// payee and the amount from: pb.ProvenanceUser, ProvenanceUntrusted,
+	// or ProvenanceUnknown ("" means unknown).
+	PayeeProvenance, AmountProvenance string
 }
 
 func (s *Service) validatePayment(p *CreatePaymentParams) error {
@@ -246,6 +250,12 @@ func (s *Service) validatePayment(p *CreatePaymentParams) error {
 	}
 	if p.Metadata == nil {
 		p.Metadata = map[string]string{}
+	}
+	if err := validProvenance(p.PayeeProvenance, "provenance.payee"); err != nil {
+		return err
+	}
+	if err := validProvenance(p.AmountProvenance, "provenance.amount"); err != nil {
+		return err
 	}
 	if !p.AuthorizationExpiresAt.IsZero() {
 		ttl := p.AuthorizationExpiresAt.Sub(s.clock.Now())
@@ -298,7 +308,13 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 			return Result{Err: fmt.Errorf("couldn't look up mandate: %w", err)}
 		}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	var assessed *pb.Risk
+	if merchant != nil {
+		if assessed, err = s.assess(ctx, riskAttempt{&params, merchant, payer, agent, string(assurance)}); err != nil {
+			return Result{Err: err}
+		}
+	}
+	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
 		exp := now.Add(pb.DefaultAuthorizationTTL)
 		if !params.AuthorizationExpiresAt.IsZero() {
@@ -307,7 +323,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		p := pb.Payment{ID: pb.NewID(pb.PrefixPayment, tx.Now()), Object: "payment", Amount: params.Amount,
 			Currency: params.Currency, MerchantID: params.MerchantID, PayerID: payer, AgentID: pb.OptString(agent),
 			Description: params.Description, CaptureMethod: params.CaptureMethod, AuthorizationExpiresAt: &exp,
-			Metadata: params.Metadata, MandateID: pb.OptString(params.MandateID), Assurance: assurance, CreatedAt: now}
+			Metadata: params.Metadata, MandateID: pb.OptString(params.MandateID), Assurance: assurance, Risk: assessed, CreatedAt: now}
 		logCreated(tx, &p, caller)
 		err := s.authorize(tx, &p, merchant, false)
 		logOutcome(tx, &p, pb.ActorOf(caller), false, err)
@@ -370,9 +386,8 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 		}
 		mandate = &m
 	}
-	if p.AgentID != "" && !approved && (mandate == nil || mandate.NeedsConfirmation(p.Amount)) {
-		p.Status, p.Confirmation = pb.StatusRequiresConfirmation, pb.NewConfirmation(tx.Now())
-		return nil
+	if !approved && p.Risk != nil && p.Risk.Decision == pb.RiskBlock {
+		return decline(p, pb.DeclineRiskBlocked, riskMessage(p.Risk))
 	}
 	wallet, err := tx.Account(p.PayerID, p.Currency)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
@@ -380,6 +395,16 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 	}
 	if err != nil {
 		return err
+	}
+	if !approved && ((p.Risk != nil && p.Risk.Decision == pb.RiskReview) ||
+		(p.AgentID != "" && (mandate == nil || mandate.NeedsConfirmation(p.Amount)))) {
+		// Asking the user to confirm what the wallet cannot pay would
+		// only delay the decline.
+		if wallet.Available() < p.Amount {
+			return insufficient(p)
+		}
+		p.Status, p.Confirmation = pb.StatusRequiresConfirmation, pb.NewConfirmation(tx.Now())
+		return nil
 	}
 	err = tx.Atomic(func() error {
 		if mandate != nil {
@@ -402,8 +427,7 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 	})
 	if pb.ErrorCode(err) == pb.DeclineInsufficientFunds {
 		p.HoldID = 0
-		return decline(p, pb.DeclineInsufficientFunds, fmt.Sprintf("the wallet's available %s balance is below %s",
-			p.Currency, pb.FormatAmount(p.Amount, p.Currency)))
+		return insufficient(p)
 	}
 	if usageDecline(err) {
 		// The checks passed on this writer's view, but the cap was reached
@@ -416,6 +440,11 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 		return decline(p, code, mandateMessage(code, mandate, p))
 	}
 	return err
+}
+
+func insufficient(p *pb.Payment) error {
+	return decline(p, pb.DeclineInsufficientFunds, fmt.Sprintf("the wallet's available %s balance is below %s",
+		p.Currency, pb.FormatAmount(p.Amount, p.Currency)))
 }
 
 // mandateMessage explains a mandate decline in the mandate's own terms.
@@ -583,7 +612,7 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 		}
 		logPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCaptured, capturedData{Amount: amt, Fee: p.FeeAmount, Released: p.Amount - amt})
 		tx.PutPayment(p)
-		return &p, nil
+		return shown(&p, caller), nil
 	}))
 }
 
@@ -634,7 +663,7 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 		p.Status = pb.StatusCanceled
 		logPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCanceled, releasedData{Released: released})
 		tx.PutPayment(p)
-		return &p, nil
+		return shown(&p, caller), nil
 	}))
 }
 
@@ -743,7 +772,21 @@ func (s *Service) Payment(ctx context.Context, caller pb.Principal, id string) (
 	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && !party(p, caller)) {
 		return nil, noPayment(id)
 	}
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	return shown(p, caller), nil
+}
+
+// shown is p as caller may see it: a merchant does not see the payer's
+// risk assessment, whose reasons speak of the payer's balance and history.
+func shown(p *pb.Payment, caller pb.Principal) *pb.Payment {
+	if caller.Role == pb.RoleMerchant && p.Risk != nil {
+		c := *p
+		c.Risk = nil
+		return &c
+	}
+	return p
 }
 
 // ListPayments lists, newest first, the payments caller is a party to.
@@ -760,7 +803,11 @@ func (s *Service) ListPayments(ctx context.Context, caller pb.Principal, startin
 	default:
 		return nil, false, errUnauthenticated
 	}
-	return s.st.ListPayments(ctx, f)
+	ps, more, err := s.st.ListPayments(ctx, f)
+	for i := range ps {
+		ps[i] = *shown(&ps[i], caller)
+	}
+	return ps, more, err
 }
 
 // VerifyLedger (operator) recomputes every balance from the transfers.

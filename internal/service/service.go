@@ -25,6 +25,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/tlog"
 )
 
@@ -62,6 +63,8 @@ type Config struct {
 	// WitnessPolicy, when set, is a witness policy (ParseWitnessPolicy):
 	// checkpoints are published only once its quorum has cosigned them.
 	WitnessPolicy []byte
+	// Risk holds risk control's thresholds (nil: risk.Defaults()).
+	Risk *risk.Config
 }
 
 // Service is safe for concurrent use.
@@ -77,6 +80,7 @@ type Service struct {
 	webauthn   *webauthn.WebAuthn
 	passkeyMAC []byte
 	tlog       *transLog
+	risk       *riskState
 	inflight   sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 
 	keyMu      sync.RWMutex // guards keyCache and merchants
@@ -150,15 +154,24 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	rs, err := newRiskState(cfg.Risk)
+	if err != nil {
+		return nil, err
+	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead, webauthn: wa, passkeyMAC: macKey,
-		tlog:   tl,
+		tlog: tl, risk: rs,
 		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }
 
-// Start runs the sweeper and the log checkpointer until Close.
+// Start runs the sweeper, the log checkpointer and the reloading of risk
+// rules until Close.
 func (s *Service) Start() {
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go s.every(riskReload, "risk rules reload", func(ctx context.Context) error {
+		_, err := s.reloadRisk(ctx)
+		return err
+	})
 	go s.every(s.cfg.SweepInterval, "sweep", func(ctx context.Context) error {
 		_, err := s.Sweep(ctx)
 		return err

@@ -56,7 +56,8 @@ type env struct {
 	feeBP int64
 }
 
-func newEnv(t tb, dir string, feeBPS int64) *env {
+// newEnv opens a service over a fresh store; opts adjust its Config.
+func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env {
 	ctx := context.Background()
 	var st pb.Store
 	var err error
@@ -73,7 +74,11 @@ func newEnv(t tb, dir string, feeBPS int64) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, LogKey: newLogKey(t)})
+	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, LogKey: newLogKey(t)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := service.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

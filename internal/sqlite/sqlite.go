@@ -123,9 +123,12 @@ var (
 		` ON CONFLICT (id) DO UPDATE SET debits_pending = excluded.debits_pending, debits_posted = excluded.debits_posted,
 		credits_pending = excluded.credits_pending, credits_posted = excluded.credits_posted`}
 	tTransfers = table{"transfers", "id, kind, debit_account_id, credit_account_id, amount, currency, pending_id, timeout_ms, ref, created_ms", 10, ""}
-	tPayments  = table{"payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
+	// A payment's risk columns are written by the insert only: its
+	// assessment never changes after its creation.
+	tPayments = table{"payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
 		currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
-		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head`, 24,
+		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head,
+		risk, risk_input`, 26,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
 		amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
 		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id,
@@ -310,10 +313,11 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			if ce != nil {
 				cexp = *ce
 			}
+			risk, input := p.Risk.Columns()
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
 				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp,
-				string(p.Assurance), logHead(p.LogHead))
+				string(p.Assurance), logHead(p.LogHead), risk, input)
 		}},
 		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
 			r := &b.Refunds[i]
@@ -579,7 +583,7 @@ func (s *Store) Agent(ctx context.Context, id string) (*pb.Agent, error) {
 
 const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
 	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
-	confirmation_id, confirmation_expires_at, assurance, log_head`
+	confirmation_id, confirmation_expires_at, assurance, log_head, risk, risk_input`
 
 // logHead stores a payment's log head, NULL before its first entry.
 func logHead(h [32]byte) any {
@@ -596,9 +600,10 @@ func scanPayment(r scanner) (*pb.Payment, error) {
 	var created int64
 	var cid string
 	var head []byte
+	var risk, input string
 	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
 		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
-		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance, &head); err != nil {
+		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance, &head, &risk, &input); err != nil {
 		return nil, err
 	}
 	copy(p.LogHead[:], head)
@@ -615,6 +620,10 @@ func scanPayment(r scanner) (*pb.Payment, error) {
 	p.CreatedAt = time.Unix(created, 0).UTC()
 	if cexp.Valid {
 		p.SetConfirmation(cid, &cexp.Int64)
+	}
+	var err error
+	if p.Risk, err = pb.DecodeRiskColumns(risk, input); err != nil {
+		return nil, fmt.Errorf("payment %s has an unreadable risk assessment: %w", p.ID, err)
 	}
 	return &p, nil
 }

@@ -76,6 +76,11 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"LogConcurrentIntegration", testLogConcurrentIntegration},
 		{"PaymentLogHead", testPaymentLogHead},
 		{"Disputes", testDisputes},
+		{"PaymentRisk", testPaymentRisk},
+		{"RecentPayments", testRecentPayments},
+		{"PaidMerchant", testPaidMerchant},
+		{"RiskRules", testRiskRules},
+		{"MerchantFlags", testMerchantFlags},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

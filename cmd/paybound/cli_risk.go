@@ -1,0 +1,392 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/internal/risk"
+	"github.com/paybound/paybound/internal/service"
+)
+
+func (cl *cli) risk(args []string) error {
+	rules := func(args []string) error {
+		return cl.group("risk rules", args, map[string]func([]string) error{"set": cl.setRiskRule,
+			"list": cl.listRiskRules, "delete": cl.deleteRiskRule})
+	}
+	return cl.group("risk", args, map[string]func([]string) error{"explain": cl.explainRisk, "flag": cl.flagMerchant,
+		"export": cl.exportRisk, "replay": cl.replayRisk, "rules": rules})
+}
+
+// printRisk prints an assessment for a person: the decision, what decided
+// it, and each signal with its points and reason.
+func printRisk(w io.Writer, r *pb.Risk) {
+	fmt.Fprintf(w, "decision  %s\nscore     %d/100\n", r.Decision, r.Score)
+	if r.Rule != "" {
+		fmt.Fprintf(w, "rule      %s (the operator's rule decided)\n", r.Rule)
+	}
+	if len(r.Signals) == 0 {
+		fmt.Fprintln(w, "signals   none")
+		return
+	}
+	fmt.Fprintln(w, "signals")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range r.Signals {
+		fmt.Fprintf(tw, "  +%d\t%s\t%s\n", s.Points, s.Name, s.Reason)
+	}
+	tw.Flush()
+}
+
+func (cl *cli) explainRisk(args []string) error {
+	c := cl.command("risk explain", "risk explain pay_…", false)
+	pos, err := c.parse(args, "PAYMENT_ID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	p, err := api.GetPayment(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if p.Risk == nil {
+		return fmt.Errorf("payment %s was not assessed by risk control (its merchant did not exist)", p.ID)
+	}
+	return c.print(p.Risk, func(w io.Writer) {
+		fmt.Fprintf(w, "payment   %s (%s, %s)\n", p.ID, money(p.Amount, p.Currency), p.Status)
+		if p.DeclineCode != "" {
+			fmt.Fprintf(w, "declined  %s\n", p.DeclineCode)
+		}
+		printRisk(w, p.Risk)
+	})
+}
+
+func (cl *cli) setRiskRule(args []string) error {
+	c := cl.command("risk rules set", "risk rules set NAME --expression CEL --action allow|review|block --priority N", false)
+	expr := c.fs.String("expression", "", "a CEL condition over payment.*, merchant.*, agent.*, user.*, risk.* and now (required)")
+	action := c.fs.String("action", "", "allow, review or block (required)")
+	priority := c.fs.Int("priority", -1, "rules run in ascending priority; at a tie block, then review, then allow (required)")
+	pos, err := c.parse(args, "NAME")
+	if err != nil {
+		return err
+	}
+	if *priority < 0 {
+		return errors.New("--priority is required: a number from 0; lower runs first")
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	r, err := api.PutRiskRule(ctx, pb.RiskRule{Name: pos[0], Expression: *expr, Action: pb.RiskDecision(*action), Priority: *priority})
+	if err != nil {
+		return err
+	}
+	return c.print(r, func(w io.Writer) {
+		fmt.Fprintf(w, "rule %q set: %s when %s (priority %d)\n", r.Name, r.Action, r.Expression, r.Priority)
+	})
+}
+
+func (cl *cli) listRiskRules(args []string) error {
+	c := cl.command("risk rules list", "risk rules list", false)
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	rules, err := api.RiskRules(ctx)
+	if err != nil {
+		return err
+	}
+	return c.print(rules, func(w io.Writer) {
+		if len(rules) == 0 {
+			fmt.Fprintln(w, "no risk rules: the built-in signals decide")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PRIORITY\tACTION\tNAME\tEXPRESSION")
+		for _, r := range rules {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Priority, r.Action, r.Name, r.Expression)
+		}
+		tw.Flush()
+	})
+}
+
+func (cl *cli) deleteRiskRule(args []string) error {
+	c := cl.command("risk rules delete", "risk rules delete NAME", false)
+	pos, err := c.parse(args, "NAME")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	if err := api.DeleteRiskRule(ctx, pos[0]); err != nil {
+		return err
+	}
+	return c.print(map[string]any{"name": pos[0], "deleted": true}, func(w io.Writer) { fmt.Fprintf(w, "rule %q deleted\n", pos[0]) })
+}
+
+func (cl *cli) flagMerchant(args []string) error {
+	c := cl.command("risk flag", "risk flag mch_… [--flags suspected_fraud,…]", false)
+	flags := c.fs.String("flags", "", "comma-separated flags; empty clears them")
+	pos, err := c.parse(args, "MERCHANT_ID")
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	list := []string{}
+	for f := range strings.SplitSeq(*flags, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			list = append(list, f)
+		}
+	}
+	f, err := api.SetMerchantFlags(ctx, pos[0], list)
+	if err != nil {
+		return err
+	}
+	return c.print(f, func(w io.Writer) {
+		if len(f.Flags) == 0 {
+			fmt.Fprintf(w, "%s has no flags\n", f.MerchantID)
+			return
+		}
+		fmt.Fprintf(w, "%s flagged: %s\n", f.MerchantID, strings.Join(f.Flags, ", "))
+	})
+}
+
+// maxExport bounds one export.
+const maxExport = 1_000_000
+
+func (cl *cli) exportRisk(args []string) error {
+	c := cl.command("risk export", "risk export [--limit N] > attempts.jsonl", false)
+	limit := c.fs.Int("limit", 1000, fmt.Sprintf("most attempts to write, newest first (at most %d)", maxExport))
+	if _, err := c.parse(args); err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > maxExport {
+		return fmt.Errorf("--limit must be 1 to %d", maxExport)
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(cl.stdout)
+	n, after := 0, ""
+	for n < *limit {
+		page, err := api.RiskAttempts(ctx, client.ListParams{Limit: pb.MaxListLimit, StartingAfter: after})
+		if err != nil {
+			return err
+		}
+		for _, a := range page.Data {
+			if n == *limit {
+				break
+			}
+			b, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			bw.Write(append(b, '\n'))
+			n++
+		}
+		if !page.HasMore {
+			break
+		}
+		after = page.NextStartingAfter
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(cl.stderr, "exported %d attempts; label them with \"label\": \"fraud\" or \"legit\" and replay them with paybound risk replay\n", n)
+	return nil
+}
+
+// maxReplayLine bounds one line of a replay file.
+const maxReplayLine = 1 << 20
+
+func (cl *cli) replayRisk(args []string) error {
+	c := cl.command("risk replay", "risk replay FILE.jsonl [--rules FILE.json] [--config FILE.json]", false)
+	rulesFile := c.fs.String("rules", "", "the rules to replay against, a JSON array of {name, expression, action, priority} (default: the server's current rules)")
+	configFile := c.fs.String("config", "", "risk thresholds as JSON, as the server's --risk-config (default: the built-in defaults)")
+	pos, err := c.parse(args, "FILE")
+	if err != nil {
+		return err
+	}
+	cfg := risk.Defaults()
+	if *configFile != "" {
+		b, err := readLimited(*configFile, 1<<20)
+		if err != nil {
+			return err
+		}
+		got, err := service.ParseRiskConfig(b)
+		if err != nil {
+			return err
+		}
+		cfg = *got
+	}
+	var stored []pb.RiskRule
+	if *rulesFile != "" {
+		b, err := readLimited(*rulesFile, 4<<20)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &stored); err != nil {
+			return fmt.Errorf("%s: want a JSON array of rules: %w", *rulesFile, err)
+		}
+	} else {
+		api, ctx, err := c.client()
+		if err != nil {
+			return err
+		}
+		if stored, err = api.RiskRules(ctx); err != nil {
+			return fmt.Errorf("couldn't fetch the server's rules (or pass --rules FILE): %w", err)
+		}
+	}
+	rules := make([]*risk.Rule, 0, len(stored))
+	for _, r := range stored {
+		rule, err := risk.NewRule(r.Name, r.Expression, r.Action, r.Priority)
+		if err != nil {
+			return fmt.Errorf("rule %q: %w", r.Name, err)
+		}
+		rules = append(rules, rule)
+	}
+	risk.Sort(rules)
+	f, err := os.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rep, err := replay(c.cl.ctx, f, &cfg, rules)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	return c.print(rep, func(w io.Writer) { rep.print(w) })
+}
+
+// replayReport is what a replay found.
+type replayReport struct {
+	Attempts  int            `json:"attempts"`
+	Decisions map[string]int `json:"decisions"` // by new decision
+	// Changed lists attempts whose decision differs from the recorded one.
+	Changed []replayChange `json:"changed"`
+	// Confusion counts labeled attempts by label and new decision:
+	// confusion["fraud"]["block"].
+	Confusion map[string]map[string]int `json:"confusion,omitempty"`
+	Errors    []string                  `json:"rule_errors,omitempty"`
+}
+
+type replayChange struct {
+	PaymentID string `json:"payment_id"`
+	Was       string `json:"was"`
+	Now       string `json:"now"`
+	Score     int    `json:"score"`
+	Rule      string `json:"rule,omitempty"`
+}
+
+// replay evaluates each recorded attempt of r (pb.RiskAttempt, one per
+// line) under cfg and rules.
+func replay(ctx context.Context, r io.Reader, cfg *risk.Config, rules []*risk.Rule) (*replayReport, error) {
+	rep := &replayReport{Decisions: map[string]int{}, Changed: []replayChange{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxReplayLine)
+	for line := 1; sc.Scan(); line++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var at pb.RiskAttempt
+		if err := json.Unmarshal(sc.Bytes(), &at); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		if len(at.Input) == 0 {
+			return nil, fmt.Errorf("line %d: no \"input\": each line is an attempt as paybound risk export writes it", line)
+		}
+		var in risk.Input
+		dec := json.NewDecoder(bytes.NewReader(at.Input))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return nil, fmt.Errorf("line %d: input: %w", line, err)
+		}
+		switch at.Label {
+		case "", "fraud", "legit":
+		default:
+			return nil, fmt.Errorf("line %d: label must be fraud or legit, not %q", line, at.Label)
+		}
+		a, errs := risk.Assess(ctx, &in, cfg, rules)
+		for _, e := range errs {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("line %d: %v", line, e))
+		}
+		rep.Attempts++
+		rep.Decisions[string(a.Decision)]++
+		if at.Risk != nil && at.Risk.Decision != a.Decision {
+			rep.Changed = append(rep.Changed, replayChange{PaymentID: at.PaymentID, Was: string(at.Risk.Decision), Now: string(a.Decision), Score: a.Score, Rule: a.Rule})
+		}
+		if at.Label != "" {
+			if rep.Confusion == nil {
+				rep.Confusion = map[string]map[string]int{"fraud": {}, "legit": {}}
+			}
+			rep.Confusion[at.Label][string(a.Decision)]++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func (rep *replayReport) print(w io.Writer) {
+	fmt.Fprintf(w, "%d attempts: %d allow, %d review, %d block\n", rep.Attempts, rep.Decisions["allow"], rep.Decisions["review"], rep.Decisions["block"])
+	if len(rep.Changed) > 0 {
+		fmt.Fprintf(w, "\n%d decisions change:\n", len(rep.Changed))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, ch := range rep.Changed {
+			by := fmt.Sprintf("score %d", ch.Score)
+			if ch.Rule != "" {
+				by = "rule " + ch.Rule
+			}
+			fmt.Fprintf(tw, "  %s\t%s → %s\t%s\n", ch.PaymentID, ch.Was, ch.Now, by)
+		}
+		tw.Flush()
+	}
+	if rep.Confusion != nil {
+		fraud, legit := rep.Confusion["fraud"], rep.Confusion["legit"]
+		fmt.Fprintln(w, "\nconfusion (labels × decisions):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "\tallow\treview\tblock\t")
+		for _, l := range []string{"fraud", "legit"} {
+			m := rep.Confusion[l]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t\n", l, m["allow"], m["review"], m["block"])
+		}
+		tw.Flush()
+		// Stopped (review or block) is the positive prediction.
+		tp, fn := fraud["review"]+fraud["block"], fraud["allow"]
+		fp := legit["review"] + legit["block"]
+		if tp+fn > 0 {
+			fmt.Fprintf(w, "fraud stopped (recall): %d of %d (%.0f%%)\n", tp, tp+fn, 100*float64(tp)/float64(tp+fn))
+		}
+		if tp+fp > 0 {
+			fmt.Fprintf(w, "stops that were fraud (precision): %d of %d (%.0f%%)\n", tp, tp+fp, 100*float64(tp)/float64(tp+fp))
+		}
+		if n := legit["allow"] + fp; n > 0 {
+			fmt.Fprintf(w, "legit payments stopped: %d of %d\n", fp, n)
+		}
+	}
+	for _, e := range slices.Compact(rep.Errors) {
+		fmt.Fprintf(w, "rule error: %s\n", e)
+	}
+}

@@ -1,0 +1,61 @@
+package httpapi
+
+import (
+	pb "github.com/paybound/paybound"
+)
+
+func (s *Server) putRiskRule(q *request) (int, any, error) {
+	var in struct {
+		Name       string          `json:"name"`
+		Expression string          `json:"expression"`
+		Action     pb.RiskDecision `json:"action"`
+		Priority   *int            `json:"priority"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	for _, f := range []struct{ name, v string }{{"name", in.Name}, {"expression", in.Expression}, {"action", string(in.Action)}} {
+		if f.v == "" {
+			return 0, nil, pb.Errorf(pb.ErrParameterMissing, f.name, "%s is required", f.name)
+		}
+	}
+	if in.Priority == nil {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "priority", "priority is required: rules run in ascending priority")
+	}
+	r, err := s.svc.PutRiskRule(q.ctx, q.caller, in.Name, in.Expression, in.Action, *in.Priority)
+	return 200, r, err
+}
+
+func (s *Server) listRiskRules(q *request) (int, any, error) {
+	rules, err := s.svc.RiskRules(q.ctx, q.caller)
+	return 200, map[string]any{"object": "list", "data": rules, "has_more": false}, err
+}
+
+func (s *Server) deleteRiskRule(q *request) (int, any, error) {
+	name := q.r.PathValue("name")
+	err := s.svc.DeleteRiskRule(q.ctx, q.caller, name)
+	return 200, map[string]any{"name": name, "deleted": true}, err
+}
+
+func (s *Server) setMerchantFlags(q *request) (int, any, error) {
+	var in struct {
+		Flags *[]string `json:"flags"`
+	}
+	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Flags == nil {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "flags", "flags is required: a list, empty to clear them")
+	}
+	f, err := s.svc.SetMerchantFlags(q.ctx, q.caller, q.r.PathValue("id"), *in.Flags)
+	return 200, f, err
+}
+
+func (s *Server) riskAttempts(q *request) (int, any, error) {
+	limit, after, err := listParams(q, pb.PrefixPayment)
+	if err != nil {
+		return 0, nil, err
+	}
+	data, more, last, err := s.svc.RiskAttempts(q.ctx, q.caller, after, limit)
+	return 200, map[string]any{"object": "list", "data": data, "has_more": more, "next_starting_after": last}, err
+}

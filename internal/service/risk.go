@@ -1,0 +1,521 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/risk"
+)
+
+// Risk control runs on every payment attempt, in the request, before the
+// writer: it reads the payer's recent payments (kept in memory per payer,
+// loaded from the store on first use, so the velocity counters and
+// histories survive a restart), the wallet's balance and the operator's
+// rules, and returns an assessment that authorize acts on.
+
+// Bounds of the in-memory state.
+const (
+	// riskMaxPayers bounds the payers whose recent payments are kept; past
+	// it, one is dropped (and loaded again when it next pays).
+	riskMaxPayers = 4096
+	// riskShareRefresh is how often a payer's recent payments are read
+	// again from a store that other processes write too (PostgreSQL): what
+	// they did counts within this long.
+	riskShareRefresh = 10 * time.Second
+	// riskReload is how often the rules and flags are read again, so that
+	// another process's changes take effect.
+	riskReload = 5 * time.Second
+)
+
+// riskState is the Service's risk control.
+type riskState struct {
+	cfg  risk.Config
+	snap atomic.Pointer[riskSnapshot]
+	load sync.Mutex // serializes loads of the snapshot
+
+	mu     sync.Mutex // guards payers
+	payers map[string]*payerBook
+}
+
+// riskSnapshot is the operator's configuration as one immutable value.
+type riskSnapshot struct {
+	rules  []*risk.Rule // sorted as Apply runs them
+	stored []pb.RiskRule
+	flags  map[string][]string
+}
+
+// payerBook is one payer's recent payments, newest first.
+type payerBook struct {
+	mu     sync.Mutex
+	loaded time.Time
+	recent []pb.RecentPayment
+	// full says the store had at least MaxRecentPayments: older payments
+	// exist that recent does not show.
+	full bool
+	// paid caches PaidMerchant answers for merchants not in recent.
+	paid map[string]bool
+}
+
+func newRiskState(cfg *risk.Config) (*riskState, error) {
+	c := risk.Defaults()
+	if cfg != nil {
+		c = *cfg
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("service: Config.Risk: %w", err)
+	}
+	return &riskState{cfg: c, payers: map[string]*payerBook{}}, nil
+}
+
+// ParseRiskConfig reads a risk configuration as JSON: the defaults, with
+// the fields data sets replaced. Unknown fields are refused.
+func ParseRiskConfig(data []byte) (*risk.Config, error) {
+	c := risk.Defaults()
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("risk config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// riskSnap returns the current rules and flags, reading them on first use.
+func (s *Service) riskSnap(ctx context.Context) (*riskSnapshot, error) {
+	if sn := s.risk.snap.Load(); sn != nil {
+		return sn, nil
+	}
+	return s.reloadRisk(ctx)
+}
+
+// reloadRisk reads the rules and flags from the store. A stored rule that
+// no longer compiles (a newer server's syntax) is skipped and logged.
+func (s *Service) reloadRisk(ctx context.Context) (*riskSnapshot, error) {
+	s.risk.load.Lock()
+	defer s.risk.load.Unlock()
+	stored, err := s.st.RiskRules(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the risk rules: %w", err)
+	}
+	flags, err := s.st.AllMerchantFlags(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the merchant flags: %w", err)
+	}
+	sn := &riskSnapshot{stored: stored, flags: make(map[string][]string, len(flags))}
+	for _, r := range stored {
+		rule, err := risk.NewRule(r.Name, r.Expression, r.Action, r.Priority)
+		if err != nil {
+			s.log.Error("stored risk rule does not compile; it is skipped", "rule", r.Name, "err", err)
+			continue
+		}
+		sn.rules = append(sn.rules, rule)
+	}
+	risk.Sort(sn.rules)
+	for _, f := range flags {
+		sn.flags[f.MerchantID] = f.Flags
+	}
+	s.risk.snap.Store(sn)
+	return sn, nil
+}
+
+// book returns payer's recent payments, reading them from the store when
+// they are not in memory (or, with a shared store, are older than
+// riskShareRefresh). The book is returned locked.
+func (s *Service) book(ctx context.Context, payer string) (*payerBook, error) {
+	r := s.risk
+	r.mu.Lock()
+	b, ok := r.payers[payer]
+	if !ok {
+		if len(r.payers) >= riskMaxPayers {
+			for k := range r.payers { // drop one, any
+				delete(r.payers, k)
+				break
+			}
+		}
+		b = &payerBook{}
+		r.payers[payer] = b
+	}
+	r.mu.Unlock()
+	b.mu.Lock()
+	_, shared := s.st.(pb.SharedStore)
+	if b.loaded.IsZero() || (shared && s.clock.Now().Sub(b.loaded) > riskShareRefresh) {
+		recent, err := s.st.RecentPayments(ctx, payer, pb.MaxRecentPayments)
+		if err != nil {
+			b.mu.Unlock()
+			return nil, fmt.Errorf("couldn't read the payer's recent payments: %w", err)
+		}
+		b.recent, b.full, b.paid, b.loaded = recent, len(recent) >= pb.MaxRecentPayments, nil, s.clock.Now()
+	}
+	return b, nil
+}
+
+// noted records the payment a committed operation returned (a new one, or
+// one the user approved or denied) in its payer's book, and passes the
+// outcome on.
+func (s *Service) noted(v any, replayed bool, err error) Result {
+	if p, ok := v.(*pb.Payment); ok && !replayed {
+		s.noteRisk(p)
+	}
+	return result(v, replayed, err)
+}
+
+// noteRisk records a payment just committed in its payer's book, if the
+// book is in memory: the next attempt's counters include it.
+func (s *Service) noteRisk(p *pb.Payment) {
+	s.keyMu.RLock()
+	category := s.merchants[p.MerchantID].Category
+	s.keyMu.RUnlock()
+	r := s.risk
+	r.mu.Lock()
+	b := r.payers[p.PayerID]
+	r.mu.Unlock()
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.loaded.IsZero() {
+		return
+	}
+	rec := pb.RecentPayment{ID: p.ID, MerchantID: p.MerchantID, Category: category, AgentID: string(p.AgentID),
+		MandateID: string(p.MandateID), Currency: p.Currency, Amount: p.Amount, Status: p.Status, CreatedAt: p.CreatedAt}
+	for i := range b.recent {
+		if b.recent[i].ID == p.ID {
+			b.recent[i].Status = p.Status
+			return
+		}
+	}
+	if len(b.recent) >= pb.MaxRecentPayments {
+		b.recent, b.full = b.recent[:pb.MaxRecentPayments-1], true
+	}
+	b.recent = append(b.recent, pb.RecentPayment{})
+	copy(b.recent[1:], b.recent)
+	b.recent[0] = rec
+}
+
+// moved reports whether a payment's money moved: what counts as history.
+func moved(s pb.PaymentStatus) bool {
+	return s == pb.StatusAuthorized || s == pb.StatusCaptured || s == pb.StatusRefunded
+}
+
+// riskAttempt is what CreatePayment passes to assess.
+type riskAttempt struct {
+	params                  *CreatePaymentParams
+	merchant                *pb.Merchant
+	payer, agent, assurance string
+}
+
+// assess evaluates a payment attempt: the built-in signals over the payer's
+// recent payments, then the operator's rules.
+func (s *Service) assess(ctx context.Context, at riskAttempt) (*pb.Risk, error) {
+	sn, err := s.riskSnap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, m := at.params, at.merchant
+	now := s.clock.Now()
+	in := risk.Input{Amount: p.Amount, Currency: p.Currency, MerchantID: m.ID, Merchant: m.Name, Category: m.Category,
+		UserID: at.payer, AgentID: at.agent, MandateID: p.MandateID, Assurance: at.assurance, Description: p.Description,
+		Metadata: p.Metadata, Now: now.UTC(), MerchantFlags: sn.flags[m.ID],
+		MerchantAgeHours: int64(now.Sub(m.CreatedAt) / time.Hour),
+		PayeeProvenance:  provenance(p.PayeeProvenance), AmountProvenance: provenance(p.AmountProvenance)}
+	if acct, err := s.st.Account(ctx, at.payer, p.Currency); err == nil {
+		in.Available = acct.Available()
+	} else if pb.ErrorCode(err) != pb.ErrNotFound {
+		return nil, fmt.Errorf("couldn't read the wallet's balance: %w", err)
+	}
+	b, err := s.book(ctx, at.payer)
+	if err != nil {
+		return nil, err
+	}
+	err = s.summarize(ctx, b, at, now, &in)
+	b.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	a, errs := risk.Assess(ctx, &in, &s.risk.cfg, sn.rules)
+	for _, e := range errs {
+		s.log.Warn("risk rule not evaluated", "err", e)
+	}
+	if a.Input, err = json.Marshal(&in); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// summarize fills in's histories, velocities and declines from b (locked).
+func (s *Service) summarize(ctx context.Context, b *payerBook, at riskAttempt, now time.Time, in *risk.Input) error {
+	var merchant, category, mandate [risk.MaxHistory]int64
+	var nm, nc, nd int
+	count := func(v *risk.Velocity, age time.Duration, amount int64) {
+		for _, w := range []struct {
+			win *risk.Window
+			max time.Duration
+		}{{&v.Minute, time.Minute}, {&v.Hour, time.Hour}, {&v.Day, 24 * time.Hour}} {
+			if age < w.max {
+				w.win.Count++
+				w.win.Sum += amount
+			}
+		}
+	}
+	for i := range b.recent {
+		r := &b.recent[i]
+		age := now.Sub(r.CreatedAt)
+		if r.Status == pb.StatusDeclined {
+			if at.agent != "" && r.AgentID == at.agent && age < time.Hour {
+				in.DeclinesLastHour++
+			}
+			continue
+		}
+		if age < 24*time.Hour {
+			if at.agent != "" && r.AgentID == at.agent {
+				count(&in.AgentVelocity, age, r.Amount)
+			}
+			if in.MandateID != "" && r.MandateID == in.MandateID {
+				count(&in.MandateVelocity, age, r.Amount)
+			}
+			if r.MerchantID == in.MerchantID {
+				count(&in.PayeeVelocity, age, r.Amount)
+			}
+		}
+		if !moved(r.Status) || r.Currency != in.Currency {
+			continue
+		}
+		if r.MerchantID == in.MerchantID {
+			in.PaidMerchantBefore = true
+			if nm < len(merchant) {
+				merchant[nm], nm = r.Amount, nm+1
+			}
+		}
+		if r.Category == in.Category && nc < len(category) {
+			category[nc], nc = r.Amount, nc+1
+		}
+		if in.MandateID != "" && r.MandateID == in.MandateID && nd < len(mandate) {
+			mandate[nd], nd = r.Amount, nd+1
+		}
+	}
+	in.MerchantHistory, in.CategoryHistory, in.MandateHistory = risk.Summarize(merchant[:nm]), risk.Summarize(category[:nc]), risk.Summarize(mandate[:nd])
+	if !in.PaidMerchantBefore && b.full {
+		paid, ok := b.paid[in.MerchantID]
+		if !ok {
+			var err error
+			if paid, err = s.st.PaidMerchant(ctx, at.payer, in.MerchantID); err != nil {
+				return fmt.Errorf("couldn't read the payer's history with the merchant: %w", err)
+			}
+			if b.paid == nil || len(b.paid) >= pb.MaxRecentPayments {
+				b.paid = map[string]bool{}
+			}
+			b.paid[in.MerchantID] = paid
+		}
+		in.PaidMerchantBefore = paid
+	}
+	return nil
+}
+
+// provenance maps a request's provenance to risk.Input's.
+func provenance(v string) string {
+	if v == "" {
+		return pb.ProvenanceUnknown
+	}
+	return v
+}
+
+// validProvenance checks a request's provenance field.
+func validProvenance(v, param string) error {
+	switch v {
+	case "", pb.ProvenanceUnknown, pb.ProvenanceUser, pb.ProvenanceUntrusted:
+		return nil
+	}
+	return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be user, untrusted or unknown", param)
+}
+
+// riskMessage explains a risk decline by the rule, or the signals' names:
+// the message is logged, and every party to the payment reads its trace,
+// so the reasons (the payer's balance and history) stay on the payment,
+// where the payer and the agent read them (GET /v1/payments/{id}).
+func riskMessage(r *pb.Risk) string {
+	if r.Rule != "" {
+		return fmt.Sprintf("risk control blocked the payment: the operator's rule %q matched", r.Rule)
+	}
+	why := make([]string, len(r.Signals))
+	for i, sg := range r.Signals {
+		why[i] = sg.Name
+	}
+	return fmt.Sprintf("risk control blocked the payment (score %d of 100; signals %s); the payment's risk field explains each", r.Score, strings.Join(why, ", "))
+}
+
+// --- the operator's rules and flags ---
+
+// RiskRules (operator) lists the risk rules, in the order they run.
+func (s *Service) RiskRules(ctx context.Context, caller pb.Principal) ([]pb.RiskRule, error) {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return nil, err
+	}
+	sn, err := s.reloadRisk(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]pb.RiskRule, len(sn.stored))
+	for _, r := range sn.stored {
+		byName[r.Name] = r
+	}
+	out := make([]pb.RiskRule, 0, len(sn.rules))
+	for _, r := range sn.rules {
+		out = append(out, byName[r.Name])
+	}
+	return out, nil
+}
+
+// PutRiskRule (operator) creates the rule name, or replaces it. The
+// expression is type-checked and its cost bounded here: a rule that would
+// fail or run long is refused, not stored.
+func (s *Service) PutRiskRule(ctx context.Context, caller pb.Principal, name, expression string, action pb.RiskDecision, priority int) (*pb.RiskRule, error) {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return nil, err
+	}
+	rule, err := risk.NewRule(name, expression, action, priority)
+	if err != nil {
+		return nil, ruleError(err)
+	}
+	sn, err := s.reloadRisk(ctx)
+	if err != nil {
+		return nil, err
+	}
+	exists := false
+	for _, r := range sn.stored {
+		exists = exists || r.Name == name
+	}
+	if !exists && len(sn.stored) >= pb.MaxRiskRules {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "name", "there are %d risk rules, the most allowed; delete one first", len(sn.stored))
+	}
+	stored := rule.Stored(s.clock.Now().UTC().Truncate(time.Second))
+	if err := s.st.PutRiskRule(ctx, stored); err != nil {
+		return nil, fmt.Errorf("couldn't store the risk rule: %w", err)
+	}
+	if _, err := s.reloadRisk(ctx); err != nil {
+		return nil, err
+	}
+	s.log.Info("risk rule set", "rule", name, "action", action, "priority", priority)
+	return &stored, nil
+}
+
+// ruleError codes risk.NewRule's refusal for the API: which parameter.
+func ruleError(err error) error {
+	msg := err.Error()
+	param := "expression"
+	for _, p := range []string{"name", "action", "priority"} {
+		if strings.HasPrefix(msg, "risk rule: "+p) {
+			param = p
+		}
+	}
+	return pb.Errorf(pb.ErrParameterInvalid, param, "%s", msg)
+}
+
+// DeleteRiskRule (operator) removes the rule name.
+func (s *Service) DeleteRiskRule(ctx context.Context, caller pb.Principal, name string) error {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return err
+	}
+	if err := s.st.DeleteRiskRule(ctx, name); err != nil {
+		if pb.ErrorCode(err) == pb.ErrNotFound {
+			return pb.Errorf(pb.ErrNotFound, "name", "no such risk rule: %s", name)
+		}
+		return fmt.Errorf("couldn't delete the risk rule: %w", err)
+	}
+	_, err := s.reloadRisk(ctx)
+	s.log.Info("risk rule deleted", "rule", name)
+	return err
+}
+
+// SetMerchantFlags (operator) replaces a merchant's risk flags; none
+// clears them. Flags are 1 to MaxFlagLength bytes of lower-case letters,
+// digits and underscores, at most MaxMerchantFlags.
+func (s *Service) SetMerchantFlags(ctx context.Context, caller pb.Principal, merchantID string, flags []string) (*pb.MerchantFlags, error) {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return nil, err
+	}
+	if len(flags) > pb.MaxMerchantFlags {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "flags", "at most %d flags", pb.MaxMerchantFlags)
+	}
+	seen := map[string]bool{}
+	clean := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if !validFlag(f) {
+			return nil, pb.Errorf(pb.ErrParameterInvalid, "flags", "a flag is 1 to %d bytes of a-z, 0-9 and _; %q is not", pb.MaxFlagLength, f)
+		}
+		if !seen[f] {
+			seen[f] = true
+			clean = append(clean, f)
+		}
+	}
+	m, err := s.merchant(ctx, merchantID)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, pb.Errorf(pb.ErrNotFound, "id", "no such merchant: %s", merchantID)
+	}
+	sn, err := s.riskSnap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := sn.flags[merchantID]; !ok && len(clean) > 0 && len(sn.flags) >= pb.MaxFlaggedMerchants {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "flags", "%d merchants are flagged, the most allowed", len(sn.flags))
+	}
+	f := pb.MerchantFlags{MerchantID: merchantID, Flags: clean, UpdatedAt: s.clock.Now().UTC().Truncate(time.Second)}
+	if err := s.st.SetMerchantFlags(ctx, f); err != nil {
+		return nil, fmt.Errorf("couldn't store the merchant's flags: %w", err)
+	}
+	if _, err := s.reloadRisk(ctx); err != nil {
+		return nil, err
+	}
+	s.log.Info("merchant risk flags set", "merchant", merchantID, "flags", clean)
+	return &f, nil
+}
+
+func validFlag(f string) bool {
+	if f == "" || len(f) > pb.MaxFlagLength || !utf8.ValidString(f) {
+		return false
+	}
+	for _, c := range f {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// RiskAttempts (operator) lists recorded attempts, newest first: each
+// payment that risk control assessed, with what it saw, from a page of
+// payments. last is the page's last payment ID, the next page's
+// startingAfter (payments not assessed are skipped, so it need not be the
+// last attempt's).
+func (s *Service) RiskAttempts(ctx context.Context, caller pb.Principal, startingAfter string, limit int) (_ []pb.RiskAttempt, more bool, last string, _ error) {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return nil, false, "", err
+	}
+	ps, more, err := s.st.ListPayments(ctx, pb.PaymentFilter{StartingAfter: startingAfter, Limit: limit})
+	if err != nil {
+		return nil, false, "", fmt.Errorf("couldn't list payments: %w", err)
+	}
+	if len(ps) > 0 {
+		last = ps[len(ps)-1].ID
+	}
+	out := make([]pb.RiskAttempt, 0, len(ps))
+	for _, p := range ps {
+		if p.Risk == nil {
+			continue
+		}
+		out = append(out, pb.RiskAttempt{PaymentID: p.ID, CreatedAt: p.CreatedAt, Status: p.Status, Risk: p.Risk, Input: p.Risk.Input})
+	}
+	return out, more, last, nil
+}

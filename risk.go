@@ -1,0 +1,120 @@
+package paybound
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// RiskDecision is what the risk engine made of a payment attempt.
+type RiskDecision string
+
+const (
+	RiskAllow  RiskDecision = "allow"
+	RiskReview RiskDecision = "review" // the user confirms it, even inside a mandate
+	RiskBlock  RiskDecision = "block"  // declined with DeclineRiskBlocked
+)
+
+// DeclineRiskBlocked is the decline code of a payment risk control blocked.
+const DeclineRiskBlocked Code = "risk_blocked"
+
+// RiskSignal is one built-in check that fired, with the points it added to
+// the score and the reason, written for the person who reads it.
+type RiskSignal struct {
+	Name   string `json:"name"`
+	Points int    `json:"points"`
+	Reason string `json:"reason"`
+}
+
+// Risk is the risk engine's assessment of a payment attempt, made before
+// its hold and kept on the payment and in its log entry. (Fields in the
+// order of their JSON names: see EncodeLogEntry.)
+type Risk struct {
+	Decision RiskDecision `json:"decision"`
+	// Rule names the operator's rule that decided, if one did; otherwise
+	// the score did.
+	Rule    string       `json:"rule,omitempty"`
+	Score   int          `json:"score"`
+	Signals []RiskSignal `json:"signals"`
+
+	// Input is what the engine saw (internal/risk.Input as JSON): kept so
+	// that an operator can replay recorded attempts against new rules. It
+	// is not part of the payment's API representation.
+	Input json.RawMessage `json:"-"`
+}
+
+// Columns is how a store keeps r: the assessment's JSON without its
+// input, and the input; both empty for nil (a payment not assessed).
+func (r *Risk) Columns() (risk, input string) {
+	if r == nil {
+		return "", ""
+	}
+	data, _ := json.Marshal(r) // plain fields: it always encodes
+	return string(data), string(r.Input)
+}
+
+// DecodeRiskColumns reverses Columns.
+func DecodeRiskColumns(risk, input string) (*Risk, error) {
+	if risk == "" {
+		return nil, nil
+	}
+	var r Risk
+	if err := json.Unmarshal([]byte(risk), &r); err != nil {
+		return nil, err
+	}
+	if input != "" {
+		r.Input = json.RawMessage(input)
+	}
+	return &r, nil
+}
+
+// Provenance values: where an agent took a payment's payee or amount from.
+const (
+	ProvenanceUnknown   = "unknown" // the default
+	ProvenanceUser      = "user"    // the user said so
+	ProvenanceUntrusted = "untrusted"
+)
+
+// RiskRule is an operator's rule: when Expression (CEL) holds for an
+// attempt, the attempt gets Action. See internal/risk.Rule for the order
+// rules run in.
+type RiskRule struct {
+	Name       string       `json:"name"`
+	Expression string       `json:"expression"`
+	Action     RiskDecision `json:"action"`
+	Priority   int          `json:"priority"`
+	CreatedAt  time.Time    `json:"created_at"`
+}
+
+// MerchantFlags are the operator's risk flags on one merchant
+// ("suspected_fraud", …); every attempt to pay a flagged merchant carries
+// the merchant_flagged signal.
+type MerchantFlags struct {
+	MerchantID string    `json:"merchant_id"`
+	Flags      []string  `json:"flags"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Risk configuration limits.
+const (
+	MaxRiskRules     = 200
+	MaxMerchantFlags = 10
+	MaxFlagLength    = 40
+	// MaxFlaggedMerchants bounds how many merchants carry flags: every
+	// server keeps them all in memory.
+	MaxFlaggedMerchants = 100_000
+)
+
+// RiskAttempt is one payment attempt as risk control assessed it, with
+// what the engine saw (Input, internal/risk.Input as JSON), so that it can
+// be replayed against other rules: what GET /v1/risk/attempts lists,
+// `paybound risk export` writes and `paybound risk replay` reads.
+type RiskAttempt struct {
+	PaymentID string          `json:"payment_id"`
+	CreatedAt time.Time       `json:"created_at"`
+	Status    PaymentStatus   `json:"status"`
+	Risk      *Risk           `json:"risk"`
+	Input     json.RawMessage `json:"input"`
+	// Label is the operator's verdict, for replay's confusion table:
+	// "fraud" or "legit" (absent when unknown).
+	Label string `json:"label,omitempty"`
+}
