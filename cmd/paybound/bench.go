@@ -192,6 +192,10 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
+// loadRiskConfig raises risk control's velocity and decline-burst limits
+// out of the way of a load test.
+const loadRiskConfig = `{"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000, "decline_burst": 1000000000}`
+
 // payLoad is one payments load: against url (with the operator key), or a
 // server of its own when url is empty.
 type payLoad struct {
@@ -240,7 +244,7 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		// minute: the velocity signals would rightly review it. They are
 		// raised out of the way; every payment is still assessed.
 		riskFile := filepath.Join(tmp, "bench-risk.json")
-		if err := os.WriteFile(riskFile, []byte(`{"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000}`), 0o600); err != nil {
+		if err := os.WriteFile(riskFile, []byte(loadRiskConfig), 0o600); err != nil {
 			return nil, err
 		}
 		m.Config.RiskConfig = riskFile

@@ -43,9 +43,23 @@ func startProc(t *testing.T, bin, dir string) *proc {
 
 // startProcDB starts `paybound serve` over dir with database db ("" for
 // SQLite in dir).
+// loadRisk writes, in dir, a risk configuration for tests that load the
+// server with one agent or payer as fast as they can: durability and
+// concurrency tests, whose bursts risk control would rightly stop. It
+// raises the velocity and decline-burst limits; every payment is still
+// assessed.
+func loadRisk(t testing.TB, dir string) string {
+	t.Helper()
+	f := filepath.Join(dir, "load-risk.json")
+	if err := os.WriteFile(f, []byte(loadRiskConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func startProcDB(t *testing.T, bin, dir, db string) *proc {
 	t.Helper()
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn"}
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn", "--risk-config", loadRisk(t, dir)}
 	if db != "" {
 		args = append(args, "--db", db)
 	}

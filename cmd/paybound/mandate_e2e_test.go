@@ -123,7 +123,7 @@ func hammerMandate(t *testing.T, apis []*api, userKey, agent, agentKey, merchant
 }
 
 func TestMandateBudgetOverHTTP(t *testing.T) {
-	w := newWorld(t, nil)
+	w := newWorld(t, func(m *Main) { m.Config.RiskConfig = loadRisk(t, m.Config.DataDir) })
 	hammerMandate(t, []*api{w.api}, w.userKey, w.agent, w.agentKey, w.merch)
 	w.verify()
 }

@@ -90,3 +90,30 @@ func BenchmarkEval(b *testing.B) {
 		}
 	}
 }
+
+// TestRiskVariablesResolve: every variable a risk rule may name is served
+// by the activation (one it forgot would make every rule naming it fail,
+// and so never match), with the value given.
+func TestRiskVariablesResolve(t *testing.T) {
+	v := &RiskVars{Vars: Vars{Amount: 1234, Currency: "CNY", MerchantID: "mch_1", AgentID: "agt_1", Description: "d",
+		Metadata: map[string]string{"k": "v"}, Category: "food", MerchantNm: "cafe", UserID: "usr_1",
+		Now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
+		MandateID: "mdt_1", PayeeProvenance: "untrusted", AmountProvenance: "user", MerchantAgeHours: 5,
+		MerchantFlags: []string{"f"}, Assurance: "signed", Available: 99, Score: 42, Signals: []string{"new_payee"}}
+	for _, expr := range []string{
+		`payment.amount == 1234`, `payment.currency == "CNY"`, `payment.merchant_id == "mch_1"`, `payment.agent_id == "agt_1"`,
+		`payment.mandate_id == "mdt_1"`, `payment.description == "d"`, `payment.metadata["k"] == "v"`,
+		`payment.payee_provenance == "untrusted"`, `payment.amount_provenance == "user"`, `merchant.category == "food"`,
+		`merchant.name == "cafe"`, `merchant.age_hours == 5`, `"f" in merchant.flags`, `agent.assurance == "signed"`,
+		`user.id == "usr_1"`, `user.available == 99`, `risk.score == 42`, `"new_payee" in risk.signals`,
+		`now == timestamp("2026-11-27T09:00:00Z")`,
+	} {
+		p, err := CompileRisk(expr)
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		if ok, err := p.EvalRisk(context.Background(), v.Activation()); !ok || err != nil {
+			t.Errorf("%s = %v, %v; want true", expr, ok, err)
+		}
+	}
+}

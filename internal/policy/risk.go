@@ -5,6 +5,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 )
 
@@ -31,22 +32,6 @@ type RiskVars struct {
 	Available        int64
 	Score            int64
 	Signals          []string
-}
-
-func (v *RiskVars) activation() map[string]any {
-	a := v.Vars.activation()
-	flags, signals := v.MerchantFlags, v.Signals
-	if flags == nil {
-		flags = []string{}
-	}
-	if signals == nil {
-		signals = []string{}
-	}
-	a["payment.mandate_id"], a["payment.payee_provenance"], a["payment.amount_provenance"] = v.MandateID, v.PayeeProvenance, v.AmountProvenance
-	a["merchant.age_hours"], a["merchant.flags"] = v.MerchantAgeHours, flags
-	a["agent.assurance"], a["user.available"] = v.Assurance, v.Available
-	a["risk.score"], a["risk.signals"] = v.Score, signals
-	return a
 }
 
 var riskSizes = func() map[string]uint64 {
@@ -86,17 +71,90 @@ var riskEnv = func() *cel.Env {
 func CompileRisk(src string) (*Program, error) { return compileWith(riskEnv, riskSizes, src) }
 
 // RiskActivation is a RiskVars prepared once for the rules of one attempt:
-// its lists converted to CEL values once, not by every rule.
-type RiskActivation struct{ vars interpreter.Activation }
+// each variable converted to its CEL value once, not by every rule that
+// reads it, and found by a switch rather than a map built per attempt
+// (twenty rules run in the time budget of one payment).
+type RiskActivation struct{ vars *riskActivation }
+
+type riskActivation struct {
+	amount, score, age, available                                       ref.Val
+	currency, merchant, agent, description, category, name, user, mandt ref.Val
+	payeeProv, amountProv, assurance                                    ref.Val
+	metadata, flags, signals, now                                       ref.Val
+}
+
+func (a *riskActivation) ResolveName(name string) (any, bool) {
+	var v ref.Val
+	switch name {
+	case "payment.amount":
+		v = a.amount
+	case "payment.currency":
+		v = a.currency
+	case "payment.merchant_id":
+		v = a.merchant
+	case "payment.agent_id":
+		v = a.agent
+	case "payment.mandate_id":
+		v = a.mandt
+	case "payment.description":
+		v = a.description
+	case "payment.metadata":
+		v = a.metadata
+	case "payment.payee_provenance":
+		v = a.payeeProv
+	case "payment.amount_provenance":
+		v = a.amountProv
+	case "merchant.category":
+		v = a.category
+	case "merchant.name":
+		v = a.name
+	case "merchant.age_hours":
+		v = a.age
+	case "merchant.flags":
+		v = a.flags
+	case "agent.assurance":
+		v = a.assurance
+	case "user.id":
+		v = a.user
+	case "user.available":
+		v = a.available
+	case "risk.score":
+		v = a.score
+	case "risk.signals":
+		v = a.signals
+	case "now":
+		v = a.now
+	default:
+		return nil, false
+	}
+	return v, true
+}
+
+func (a *riskActivation) Parent() interpreter.Activation { return nil }
 
 // Activation prepares v for EvalRisk.
 func (v *RiskVars) Activation() RiskActivation {
-	a := v.activation()
-	for _, k := range []string{"merchant.flags", "risk.signals"} {
-		a[k] = types.NewStringList(types.DefaultTypeAdapter, a[k].([]string))
+	md := v.Metadata
+	if md == nil {
+		md = map[string]string{}
 	}
-	act, _ := interpreter.NewActivation(a) // a map always makes one
-	return RiskActivation{act}
+	flags, signals := v.MerchantFlags, v.Signals
+	if flags == nil {
+		flags = []string{}
+	}
+	if signals == nil {
+		signals = []string{}
+	}
+	ad := types.DefaultTypeAdapter
+	return RiskActivation{&riskActivation{
+		amount: types.Int(v.Amount), score: types.Int(v.Score), age: types.Int(v.MerchantAgeHours), available: types.Int(v.Available),
+		currency: types.String(v.Currency), merchant: types.String(v.MerchantID), agent: types.String(v.AgentID),
+		description: types.String(v.Description), category: types.String(v.Category), name: types.String(v.MerchantNm),
+		user: types.String(v.UserID), mandt: types.String(v.MandateID), payeeProv: types.String(v.PayeeProvenance),
+		amountProv: types.String(v.AmountProvenance), assurance: types.String(v.Assurance),
+		metadata: types.NewStringStringMap(ad, md), flags: types.NewStringList(ad, flags), signals: types.NewStringList(ad, signals),
+		now: types.Timestamp{Time: v.Now},
+	}}
 }
 
 // EvalRisk evaluates a rule compiled by CompileRisk. An error means the

@@ -17,7 +17,6 @@ package risk
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -76,7 +75,9 @@ type History struct {
 }
 
 // Summarize returns the History of xs (at most their first MaxHistory),
-// without allocating. The median of an even count is the lower middle.
+// without allocating and in linear time (selection, not sorting: it runs
+// three times on every payment attempt). The median of an even count is
+// the lower middle.
 func Summarize(xs []int64) History {
 	if len(xs) == 0 {
 		return History{}
@@ -85,13 +86,54 @@ func Summarize(xs []int64) History {
 	xs = xs[:min(len(xs), MaxHistory)]
 	s := buf[:len(xs)]
 	copy(s, xs)
-	slices.Sort(s)
-	med := s[(len(s)-1)/2]
+	k := (len(s) - 1) / 2
+	med := nth(s, k)
 	for i, x := range xs {
 		s[i] = max(x-med, med-x)
 	}
-	slices.Sort(s)
-	return History{Count: len(xs), Median: med, MAD: s[(len(s)-1)/2]}
+	return History{Count: len(xs), Median: med, MAD: nth(s, k)}
+}
+
+// nth returns the k-th smallest of s (0-based), reordering s: Hoare's
+// selection with a median-of-three pivot.
+func nth(s []int64, k int) int64 {
+	lo, hi := 0, len(s)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if s[mid] < s[lo] {
+			s[mid], s[lo] = s[lo], s[mid]
+		}
+		if s[hi] < s[lo] {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if s[hi] < s[mid] {
+			s[hi], s[mid] = s[mid], s[hi]
+		}
+		pivot := s[mid]
+		i, j := lo, hi
+		for i <= j {
+			for s[i] < pivot {
+				i++
+			}
+			for s[j] > pivot {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return s[k]
+		}
+	}
+	return s[k]
 }
 
 // Input is one attempt with its context: everything Evaluate and the

@@ -1,6 +1,7 @@
 package risk
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -29,6 +30,24 @@ func TestSummarize(t *testing.T) {
 		h := Summarize(c.xs)
 		if h != (History{Count: len(c.xs), Median: c.med, MAD: c.mad}) || !slices.Equal(in, c.xs) {
 			t.Errorf("Summarize(%v) = %+v, want median %d, MAD %d", c.xs, h, c.med, c.mad)
+		}
+	}
+	// Against sorting, on random amounts with many ties.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 1; n <= MaxHistory; n++ {
+		xs := make([]int64, n)
+		for i := range xs {
+			xs[i] = rng.Int64N(int64(n/3 + 1))
+		}
+		s := slices.Sorted(slices.Values(xs))
+		med := s[(n-1)/2]
+		d := make([]int64, n)
+		for i, x := range xs {
+			d[i] = max(x-med, med-x)
+		}
+		slices.Sort(d)
+		if h := Summarize(xs); h != (History{Count: n, Median: med, MAD: d[(n-1)/2]}) {
+			t.Fatalf("Summarize(%v) = %+v, want median %d, MAD %d", xs, h, med, d[(n-1)/2])
 		}
 	}
 	long := make([]int64, 3*MaxHistory)

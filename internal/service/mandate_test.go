@@ -18,7 +18,7 @@ type mandateWorld struct {
 	cafe, books        pb.Principal
 }
 
-func newMandateWorld(t *testing.T) *mandateWorld {
+func newMandateWorld(t testing.TB) *mandateWorld {
 	// The checks here decline one attempt after another, which risk control
 	// would rightly take for a decline burst (tested in risk_test.go).
 	e := newEnv(t, t.TempDir(), 0, func(c *service.Config) {
@@ -38,7 +38,7 @@ func newMandateWorld(t *testing.T) *mandateWorld {
 	return w
 }
 
-func (w *mandateWorld) grant(t *testing.T, m pb.Mandate) string {
+func (w *mandateWorld) grant(t testing.TB, m pb.Mandate) string {
 	t.Helper()
 	m.AgentID = w.agent.ID
 	if m.Description == "" {

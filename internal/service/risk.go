@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,7 +52,8 @@ type riskSnapshot struct {
 	flags  map[string][]string
 }
 
-// payerBook is one payer's recent payments, newest first.
+// payerBook is one payer's recent payments, oldest first (so that a new
+// one is appended).
 type payerBook struct {
 	mu     sync.Mutex
 	loaded time.Time
@@ -153,6 +155,7 @@ func (s *Service) book(ctx context.Context, payer string) (*payerBook, error) {
 			b.mu.Unlock()
 			return nil, fmt.Errorf("couldn't read the payer's recent payments: %w", err)
 		}
+		slices.Reverse(recent)
 		b.recent, b.full, b.paid, b.loaded = recent, len(recent) >= pb.MaxRecentPayments, nil, s.clock.Now()
 	}
 	return b, nil
@@ -188,18 +191,31 @@ func (s *Service) noteRisk(p *pb.Payment) {
 	}
 	rec := pb.RecentPayment{ID: p.ID, MerchantID: p.MerchantID, Category: category, AgentID: string(p.AgentID),
 		MandateID: string(p.MandateID), Currency: p.Currency, Amount: p.Amount, Status: p.Status, CreatedAt: p.CreatedAt}
-	for i := range b.recent {
-		if b.recent[i].ID == p.ID {
-			b.recent[i].Status = p.Status
-			return
+	// IDs sort by creation: a payment newer than the newest is new; an
+	// older one may be in the book already (a decision on it, or a book
+	// loaded after it committed).
+	if n := len(b.recent); n > 0 && p.ID <= b.recent[n-1].ID {
+		for i := n - 1; i >= 0; i-- {
+			if b.recent[i].ID == p.ID {
+				b.recent[i].Status = p.Status
+				return
+			}
 		}
 	}
-	if len(b.recent) >= pb.MaxRecentPayments {
-		b.recent, b.full = b.recent[:pb.MaxRecentPayments-1], true
+	if len(b.recent) >= 2*pb.MaxRecentPayments { // keep the newest, in place
+		b.recent = append(b.recent[:0], b.recent[len(b.recent)-pb.MaxRecentPayments+1:]...)
 	}
-	b.recent = append(b.recent, pb.RecentPayment{})
-	copy(b.recent[1:], b.recent)
-	b.recent[0] = rec
+	b.recent = append(b.recent, rec)
+	if len(b.recent) > pb.MaxRecentPayments {
+		b.full = true
+	}
+}
+
+// newest returns b's most recent payments, oldest first: at most
+// MaxRecentPayments (the book keeps up to twice that, to drop the oldest in
+// bulk).
+func (b *payerBook) newest() []pb.RecentPayment {
+	return b.recent[max(0, len(b.recent)-pb.MaxRecentPayments):]
 }
 
 // moved reports whether a payment's money moved: what counts as history.
@@ -256,27 +272,35 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (*pb.Risk, error) 
 func (s *Service) summarize(ctx context.Context, b *payerBook, at riskAttempt, now time.Time, in *risk.Input) error {
 	var merchant, category, mandate [risk.MaxHistory]int64
 	var nm, nc, nd int
-	count := func(v *risk.Velocity, age time.Duration, amount int64) {
+	// Ages in seconds: this loop runs over up to MaxRecentPayments on
+	// every attempt.
+	const minute, hour, day = 60, 3600, 86400
+	count := func(v *risk.Velocity, age, amount int64) {
 		for _, w := range []struct {
 			win *risk.Window
-			max time.Duration
-		}{{&v.Minute, time.Minute}, {&v.Hour, time.Hour}, {&v.Day, 24 * time.Hour}} {
+			max int64
+		}{{&v.Minute, minute}, {&v.Hour, hour}, {&v.Day, day}} {
 			if age < w.max {
 				w.win.Count++
 				w.win.Sum += amount
 			}
 		}
 	}
-	for i := range b.recent {
-		r := &b.recent[i]
-		age := now.Sub(r.CreatedAt)
+	nowS := now.Unix()
+	recent := b.newest()
+	for i := len(recent) - 1; i >= 0; i-- { // newest first
+		r := &recent[i]
+		age := nowS - r.CreatedAt.Unix()
+		if age >= day && nm == len(merchant) && nc == len(category) && (in.MandateID == "" || nd == len(mandate)) {
+			break // the velocities are done, and the histories full
+		}
 		if r.Status == pb.StatusDeclined {
-			if at.agent != "" && r.AgentID == at.agent && age < time.Hour {
+			if at.agent != "" && r.AgentID == at.agent && age < hour {
 				in.DeclinesLastHour++
 			}
 			continue
 		}
-		if age < 24*time.Hour {
+		if age < day {
 			if at.agent != "" && r.AgentID == at.agent {
 				count(&in.AgentVelocity, age, r.Amount)
 			}

@@ -1,0 +1,24 @@
+package service
+
+import (
+	"context"
+
+	pb "github.com/paybound/paybound"
+)
+
+// Assess runs the risk assessment CreatePayment makes for caller's params,
+// alone: for the benchmark of its in-process cost.
+func (s *Service) Assess(ctx context.Context, caller pb.Principal, params CreatePaymentParams) (*pb.Risk, error) {
+	if err := s.validatePayment(&params); err != nil {
+		return nil, err
+	}
+	m, err := s.merchant(ctx, params.MerchantID)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	assurance := pb.AssuranceBearer
+	if caller.Signed {
+		assurance = pb.AssuranceSigned
+	}
+	return s.assess(ctx, riskAttempt{&params, m, caller.UserID, caller.ID, string(assurance)})
+}
