@@ -36,10 +36,14 @@ type Risk struct {
 	Score   int          `json:"score"`
 	Signals []RiskSignal `json:"signals"`
 
-	// Input is what the engine saw (internal/risk.Input as JSON): kept so
-	// that an operator can replay recorded attempts against new rules. It
-	// is not part of the payment's API representation.
-	Input json.RawMessage `json:"-"`
+	// Input is what the engine saw (internal/risk.Input as JSON), without
+	// what the payment itself records (amount, currency, parties,
+	// description, metadata, assurance): kept so that an operator can
+	// replay recorded attempts against new rules. InputHash is the SHA-256
+	// of the whole input, as logged; it is not stored. Neither is part of
+	// the payment's API representation.
+	Input     json.RawMessage `json:"-"`
+	InputHash [32]byte        `json:"-"`
 }
 
 // Columns is how a store keeps r: the assessment's JSON without its

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -399,6 +401,11 @@ func TestRiskExportReplay(t *testing.T) {
 		var a pb.RiskAttempt
 		if err := json.Unmarshal([]byte(l), &a); err != nil || len(a.Input) == 0 || a.Risk == nil {
 			t.Fatalf("exported line %q: %v", l, err)
+		}
+		// The exported input is the one the log vouches for.
+		tr := w.ok(200, w.call("GET", "/v1/payments/"+a.PaymentID+"/trace", w.op, "", nil))
+		if sum := sha256.Sum256(a.Input); !strings.Contains(string(tr.raw), hex.EncodeToString(sum[:])) {
+			t.Fatalf("the exported input of %s does not hash to the logged input_sha256: %s\n%s", a.PaymentID, a.Input, tr.raw)
 		}
 		a.Label = "legit"
 		if strings.Contains(string(a.Input), gift) {

@@ -54,24 +54,24 @@ const (
 
 // Window is a velocity count and sum over one period.
 type Window struct {
-	Count int64 `json:"count"`
-	Sum   int64 `json:"sum"` // minor units
+	Count int64 `json:"count,omitzero"`
+	Sum   int64 `json:"sum,omitzero"` // minor units
 }
 
 // Velocity is what one actor did lately: over the last minute, hour, day.
 type Velocity struct {
-	Minute Window `json:"minute"`
-	Hour   Window `json:"hour"`
-	Day    Window `json:"day"`
+	Minute Window `json:"minute,omitzero"`
+	Hour   Window `json:"hour,omitzero"`
+	Day    Window `json:"day,omitzero"`
 }
 
 // History summarizes earlier amounts robustly: how many, their median and
 // their median absolute deviation (Summarize). A summary, not the amounts,
 // is what an Input keeps, so that a recorded Input stays small.
 type History struct {
-	Count  int   `json:"count"`
-	Median int64 `json:"median"`
-	MAD    int64 `json:"mad"`
+	Count  int   `json:"count,omitzero"`
+	Median int64 `json:"median,omitzero"`
+	MAD    int64 `json:"mad,omitzero"`
 }
 
 // Summarize returns the History of xs (at most their first MaxHistory),
@@ -137,49 +137,52 @@ func nth(s []int64, k int) int64 {
 }
 
 // Input is one attempt with its context: everything Evaluate and the
-// operator's rules look at, so that a recorded Input replays exactly.
+// operator's rules look at, so that a recorded Input replays exactly. Its
+// JSON leaves out zero values: a payment keeps its Input, so every byte
+// is written with every payment.
 // Amounts are minor units of Currency; histories are of the user's earlier
 // payments in the same currency.
 type Input struct {
-	Amount      int64             `json:"amount"`
-	Currency    string            `json:"currency"`
-	MerchantID  string            `json:"merchant_id"`
+	Amount      int64             `json:"amount,omitzero"`
+	Currency    string            `json:"currency,omitempty"`
+	MerchantID  string            `json:"merchant_id,omitempty"`
 	Merchant    string            `json:"merchant_name,omitempty"`
-	Category    string            `json:"category"`
-	UserID      string            `json:"user_id"`
+	Category    string            `json:"category,omitempty"`
+	UserID      string            `json:"user_id,omitempty"`
 	AgentID     string            `json:"agent_id,omitempty"` // "" for the user's own payment
 	MandateID   string            `json:"mandate_id,omitempty"`
-	Assurance   string            `json:"assurance"`
+	Assurance   string            `json:"assurance,omitempty"`
 	Description string            `json:"description,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
-	Now         time.Time         `json:"now"`
+	Now         time.Time         `json:"now,omitzero"`
 
 	// History with this merchant, with this merchant's category, and of
 	// this mandate.
-	MerchantHistory History `json:"merchant_history"`
-	CategoryHistory History `json:"category_history"`
-	MandateHistory  History `json:"mandate_history"`
+	MerchantHistory History `json:"merchant_history,omitzero"`
+	CategoryHistory History `json:"category_history,omitzero"`
+	MandateHistory  History `json:"mandate_history,omitzero"`
 	// PaidMerchantBefore says whether the user ever paid this merchant.
-	PaidMerchantBefore bool `json:"paid_merchant_before"`
+	PaidMerchantBefore bool `json:"paid_merchant_before,omitzero"`
 
 	// Available is the wallet's available balance before this payment.
-	Available int64 `json:"available"`
+	Available int64 `json:"available,omitzero"`
 
 	// Velocity per agent, per mandate and per payee (merchant) of this
 	// user; DeclinesLastHour counts the agent's declined attempts.
-	AgentVelocity    Velocity `json:"agent_velocity"`
-	MandateVelocity  Velocity `json:"mandate_velocity"`
-	PayeeVelocity    Velocity `json:"payee_velocity"`
-	DeclinesLastHour int64    `json:"declines_last_hour"`
+	AgentVelocity    Velocity `json:"agent_velocity,omitzero"`
+	MandateVelocity  Velocity `json:"mandate_velocity,omitzero"`
+	PayeeVelocity    Velocity `json:"payee_velocity,omitzero"`
+	DeclinesLastHour int64    `json:"declines_last_hour,omitzero"`
 
 	// MerchantFlags are set by the operator ("suspected_fraud", …);
 	// MerchantAgeHours is how long ago the merchant was created.
 	MerchantFlags    []string `json:"merchant_flags,omitempty"`
-	MerchantAgeHours int64    `json:"merchant_age_hours"`
+	MerchantAgeHours int64    `json:"merchant_age_hours,omitzero"`
 
-	// PayeeProvenance and AmountProvenance are what the agent declared.
-	PayeeProvenance  string `json:"payee_provenance"`
-	AmountProvenance string `json:"amount_provenance"`
+	// PayeeProvenance and AmountProvenance are what the agent declared;
+	// "" is unknown.
+	PayeeProvenance  string `json:"payee_provenance,omitempty"`
+	AmountProvenance string `json:"amount_provenance,omitempty"`
 }
 
 // MaxHistory bounds each history a summary covers: the newest amounts.

@@ -110,10 +110,18 @@ func (in *Input) Vars() *policy.RiskVars {
 		Vars: policy.Vars{Amount: in.Amount, Currency: in.Currency, MerchantID: in.MerchantID, AgentID: in.AgentID,
 			Description: in.Description, Metadata: in.Metadata, Category: in.Category, MerchantNm: in.Merchant,
 			UserID: in.UserID, Now: in.Now},
-		MandateID: in.MandateID, PayeeProvenance: in.PayeeProvenance, AmountProvenance: in.AmountProvenance,
+		MandateID: in.MandateID, PayeeProvenance: known(in.PayeeProvenance), AmountProvenance: known(in.AmountProvenance),
 		MerchantAgeHours: in.MerchantAgeHours, MerchantFlags: in.MerchantFlags, Assurance: in.Assurance,
 		Available: in.Available,
 	}
+}
+
+// known names the unknown provenance as rules see it.
+func known(provenance string) string {
+	if provenance == "" {
+		return ProvenanceUnknown
+	}
+	return provenance
 }
 
 // Assess is the whole decision on an attempt: the built-in signals under

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -56,8 +55,7 @@ func loggedRisk(r *pb.Risk) *riskData {
 	if r == nil {
 		return nil
 	}
-	sum := sha256.Sum256(r.Input)
-	d := &riskData{Decision: r.Decision, InputSHA256: hex.EncodeToString(sum[:]), Rule: r.Rule, Score: r.Score,
+	d := &riskData{Decision: r.Decision, InputSHA256: hex.EncodeToString(r.InputHash[:]), Rule: r.Rule, Score: r.Score,
 		Signals: make([]riskSignalData, len(r.Signals))}
 	for i, sg := range r.Signals {
 		d.Signals[i] = riskSignalData{Name: sg.Name, Points: sg.Points}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -241,7 +242,7 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (*pb.Risk, error) 
 	now := s.clock.Now()
 	in := risk.Input{Amount: p.Amount, Currency: p.Currency, MerchantID: m.ID, Merchant: m.Name, Category: m.Category,
 		UserID: at.payer, AgentID: at.agent, MandateID: p.MandateID, Assurance: at.assurance, Description: p.Description,
-		Metadata: p.Metadata, Now: now.UTC(), MerchantFlags: sn.flags[m.ID],
+		Metadata: p.Metadata, Now: now.UTC().Truncate(time.Second), MerchantFlags: sn.flags[m.ID],
 		MerchantAgeHours: int64(now.Sub(m.CreatedAt) / time.Hour),
 		PayeeProvenance:  provenance(p.PayeeProvenance), AmountProvenance: provenance(p.AmountProvenance)}
 	if acct, err := s.st.Account(ctx, at.payer, p.Currency); err == nil {
@@ -262,10 +263,33 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (*pb.Risk, error) 
 	for _, e := range errs {
 		s.log.Warn("risk rule not evaluated", "err", e)
 	}
-	if a.Input, err = json.Marshal(&in); err != nil {
+	full, err := json.Marshal(&in)
+	if err != nil {
+		return nil, err
+	}
+	a.InputHash = sha256.Sum256(full)
+	own := in // what the payment records already is left out
+	own.Amount, own.Currency, own.MerchantID, own.UserID, own.AgentID, own.MandateID = 0, "", "", "", "", ""
+	own.Description, own.Metadata, own.Assurance = "", nil, ""
+	if a.Input, err = json.Marshal(&own); err != nil {
 		return nil, err
 	}
 	return &a, nil
+}
+
+// fullInput is the input risk control saw for p, as assess hashed it: the
+// stored input with the payment's own fields put back.
+func fullInput(p *pb.Payment) (json.RawMessage, error) {
+	var in risk.Input
+	if err := json.Unmarshal(p.Risk.Input, &in); err != nil {
+		return nil, fmt.Errorf("payment %s has an unreadable risk input: %w", p.ID, err)
+	}
+	in.Amount, in.Currency, in.MerchantID, in.UserID = p.Amount, p.Currency, p.MerchantID, p.PayerID
+	in.AgentID, in.MandateID, in.Description, in.Assurance = string(p.AgentID), string(p.MandateID), p.Description, string(p.Assurance)
+	if len(p.Metadata) > 0 {
+		in.Metadata = p.Metadata
+	}
+	return json.Marshal(&in)
 }
 
 // summarize fills in's histories, velocities and declines from b (locked).
@@ -345,10 +369,10 @@ func (s *Service) summarize(ctx context.Context, b *payerBook, at riskAttempt, n
 	return nil
 }
 
-// provenance maps a request's provenance to risk.Input's.
+// provenance maps a request's provenance to risk.Input's ("" for unknown).
 func provenance(v string) string {
-	if v == "" {
-		return pb.ProvenanceUnknown
+	if v == pb.ProvenanceUnknown {
+		return ""
 	}
 	return v
 }
@@ -539,7 +563,11 @@ func (s *Service) RiskAttempts(ctx context.Context, caller pb.Principal, startin
 		if p.Risk == nil {
 			continue
 		}
-		out = append(out, pb.RiskAttempt{PaymentID: p.ID, CreatedAt: p.CreatedAt, Status: p.Status, Risk: p.Risk, Input: p.Risk.Input})
+		in, err := fullInput(&p)
+		if err != nil {
+			return nil, false, "", err
+		}
+		out = append(out, pb.RiskAttempt{PaymentID: p.ID, CreatedAt: p.CreatedAt, Status: p.Status, Risk: p.Risk, Input: in})
 	}
 	return out, more, last, nil
 }
