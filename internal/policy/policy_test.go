@@ -99,14 +99,22 @@ func TestRiskVariablesResolve(t *testing.T) {
 		Metadata: map[string]string{"k": "v"}, Category: "food", MerchantNm: "cafe", UserID: "usr_1",
 		Now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
 		MandateID: "mdt_1", PayeeProvenance: "untrusted", AmountProvenance: "user", MerchantAgeHours: 5,
-		MerchantFlags: []string{"f"}, Assurance: "signed", Available: 99, Score: 42, Signals: []string{"new_payee"}}
+		MerchantFlags: []string{"f"}, Assurance: "signed", Available: 99, Score: 42, Signals: []string{"new_payee"},
+		DeclinesLastHour: 3}
+	for a := range v.Velocity {
+		for w := range v.Velocity[a] {
+			v.Velocity[a][w] = [2]int64{int64(10*a + w), int64(1000*a + 100*w)}
+		}
+	}
 	for _, expr := range []string{
 		`payment.amount == 1234`, `payment.currency == "CNY"`, `payment.merchant_id == "mch_1"`, `payment.agent_id == "agt_1"`,
 		`payment.mandate_id == "mdt_1"`, `payment.description == "d"`, `payment.metadata["k"] == "v"`,
 		`payment.payee_provenance == "untrusted"`, `payment.amount_provenance == "user"`, `merchant.category == "food"`,
 		`merchant.name == "cafe"`, `merchant.age_hours == 5`, `"f" in merchant.flags`, `agent.assurance == "signed"`,
 		`user.id == "usr_1"`, `user.available == 99`, `risk.score == 42`, `"new_payee" in risk.signals`,
-		`now == timestamp("2026-11-27T09:00:00Z")`,
+		`now == timestamp("2026-11-27T09:00:00Z")`, `velocity.declines_last_hour == 3`,
+		`velocity.agent.minute.count == 0 && velocity.agent.day.sum == 200`, `velocity.mandate.hour.count == 11`,
+		`velocity.payee.day.count == 22 && velocity.payee.minute.sum == 2000`,
 	} {
 		p, err := CompileRisk(expr)
 		if err != nil {

@@ -20,6 +20,10 @@ import (
 //	agent.assurance ("signed", "bearer" or "user")
 //	user.id, user.available (the wallet's available balance, minor units)
 //	risk.score (0–100, the built-in signals'), risk.signals (their names)
+//	velocity.<agent|mandate|payee>.<minute|hour|day>.<count|sum>: what this
+//	  agent, this mandate, and this payer to this payee did lately (sums in
+//	  minor units)
+//	velocity.declines_last_hour: the agent's declined attempts
 //	now (a timestamp)
 type RiskVars struct {
 	Vars
@@ -32,7 +36,32 @@ type RiskVars struct {
 	Available        int64
 	Score            int64
 	Signals          []string
+	// Velocity[actor][window] is {count, sum}: actors agent, mandate,
+	// payee; windows minute, hour, day (the order of VelocityActors and
+	// VelocityWindows).
+	Velocity         [3][3][2]int64
+	DeclinesLastHour int64
 }
+
+// The velocity variables' name parts, in RiskVars.Velocity's order.
+var (
+	VelocityActors  = [3]string{"agent", "mandate", "payee"}
+	VelocityWindows = [3]string{"minute", "hour", "day"}
+)
+
+// velocityIndex maps each velocity variable to its place in a flattened
+// RiskVars.Velocity.
+var velocityIndex = func() map[string]int {
+	m := map[string]int{}
+	for a, actor := range VelocityActors {
+		for w, window := range VelocityWindows {
+			for k, kind := range [2]string{"count", "sum"} {
+				m["velocity."+actor+"."+window+"."+kind] = (a*3+w)*2 + k
+			}
+		}
+	}
+	return m
+}()
 
 var riskSizes = func() map[string]uint64 {
 	s := map[string]uint64{"payment.mandate_id": 40, "payment.payee_provenance": 16, "payment.amount_provenance": 16,
@@ -54,7 +83,16 @@ var riskEnv = func() *cel.Env {
 		cel.Variable("user.available", cel.IntType),
 		cel.Variable("risk.score", cel.IntType),
 		cel.Variable("risk.signals", cel.ListType(cel.StringType)),
+		cel.Variable("velocity.declines_last_hour", cel.IntType),
 	)
+	if err != nil {
+		panic(err)
+	}
+	for name := range velocityIndex {
+		if e, err = e.Extend(cel.Variable(name, cel.IntType)); err != nil {
+			break
+		}
+	}
 	if err != nil {
 		panic(err) // a static declaration: fails in every test run
 	}
@@ -80,7 +118,8 @@ type riskActivation struct {
 	amount, score, age, available                                       ref.Val
 	currency, merchant, agent, description, category, name, user, mandt ref.Val
 	payeeProv, amountProv, assurance                                    ref.Val
-	metadata, flags, signals, now                                       ref.Val
+	metadata, flags, signals, now, declines                             ref.Val
+	velocity                                                            [18]int64
 }
 
 func (a *riskActivation) ResolveName(name string) (any, bool) {
@@ -124,13 +163,30 @@ func (a *riskActivation) ResolveName(name string) (any, bool) {
 		v = a.signals
 	case "now":
 		v = a.now
+	case "velocity.declines_last_hour":
+		v = a.declines
 	default:
-		return nil, false
+		i, ok := velocityIndex[name]
+		if !ok {
+			return nil, false
+		}
+		v = types.Int(a.velocity[i])
 	}
 	return v, true
 }
 
 func (a *riskActivation) Parent() interpreter.Activation { return nil }
+
+func flatten(v *[3][3][2]int64) (out [18]int64) {
+	for a := range v {
+		for w := range v[a] {
+			for k := range v[a][w] {
+				out[(a*3+w)*2+k] = v[a][w][k]
+			}
+		}
+	}
+	return out
+}
 
 // Activation prepares v for EvalRisk.
 func (v *RiskVars) Activation() RiskActivation {
@@ -153,7 +209,8 @@ func (v *RiskVars) Activation() RiskActivation {
 		user: types.String(v.UserID), mandt: types.String(v.MandateID), payeeProv: types.String(v.PayeeProvenance),
 		amountProv: types.String(v.AmountProvenance), assurance: types.String(v.Assurance),
 		metadata: types.NewStringStringMap(ad, md), flags: types.NewStringList(ad, flags), signals: types.NewStringList(ad, signals),
-		now: types.Timestamp{Time: v.Now},
+		now: types.Timestamp{Time: v.Now}, declines: types.Int(v.DeclinesLastHour),
+		velocity: flatten(&v.Velocity),
 	}}
 }
 

@@ -112,8 +112,13 @@ func (in *Input) Vars() *policy.RiskVars {
 			UserID: in.UserID, Now: in.Now},
 		MandateID: in.MandateID, PayeeProvenance: known(in.PayeeProvenance), AmountProvenance: known(in.AmountProvenance),
 		MerchantAgeHours: in.MerchantAgeHours, MerchantFlags: in.MerchantFlags, Assurance: in.Assurance,
-		Available: in.Available,
+		Available: in.Available, DeclinesLastHour: in.DeclinesLastHour,
+		Velocity: [3][3][2]int64{velocity(&in.AgentVelocity), velocity(&in.MandateVelocity), velocity(&in.PayeeVelocity)},
 	}
+}
+
+func velocity(v *Velocity) [3][2]int64 {
+	return [3][2]int64{{v.Minute.Count, v.Minute.Sum}, {v.Hour.Count, v.Hour.Sum}, {v.Day.Count, v.Day.Sum}}
 }
 
 // known names the unknown provenance as rules see it.

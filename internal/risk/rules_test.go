@@ -134,3 +134,27 @@ func BenchmarkEvaluateWithRules(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
 	}
 }
+
+// TestRulesSeeTheInput: what an Input carries reaches the rules, velocity
+// and provenance included ("" provenance is "unknown" to a rule).
+func TestRulesSeeTheInput(t *testing.T) {
+	ctx := context.Background()
+	cfg := Defaults()
+	in := Input{Amount: 500, Currency: "CNY", MerchantID: "mch_1", Category: "food", UserID: "usr_1", AgentID: "agt_1",
+		MandateID: "mdt_1", Assurance: AssuranceSigned, Now: time.Now(), PaidMerchantBefore: true, MerchantAgeHours: 100,
+		AgentVelocity: Velocity{Minute: Window{Count: 3, Sum: 1500}, Day: Window{Count: 9, Sum: 4000}}, DeclinesLastHour: 2}
+	for _, c := range []struct {
+		expr string
+		want Decision
+	}{
+		{`velocity.agent.minute.count >= 3 && velocity.agent.day.sum > 3000`, Review},
+		{`velocity.declines_last_hour == 2`, Review},
+		{`payment.payee_provenance == "unknown" && payment.mandate_id == "mdt_1"`, Review},
+		{`velocity.mandate.day.count > 0`, Allow},
+	} {
+		a, errs := Assess(ctx, &in, &cfg, []*Rule{mustRule(t, "r", c.expr, Review, 1)})
+		if a.Decision != c.want || len(errs) != 0 {
+			t.Errorf("%s: %+v %v; want %s", c.expr, a, errs, c.want)
+		}
+	}
+}
