@@ -22,7 +22,7 @@ const DeclineRiskBlocked Code = "risk_blocked"
 type RiskSignal struct {
 	Name   string `json:"name"`
 	Points int    `json:"points"`
-	Reason string `json:"reason"`
+	Reason string `json:"reason,omitempty"` // not shown to agents
 }
 
 // Risk is the risk engine's assessment of a payment attempt, made before
@@ -87,6 +87,9 @@ type RiskRule struct {
 	Action     RiskDecision `json:"action"`
 	Priority   int          `json:"priority"`
 	CreatedAt  time.Time    `json:"created_at"`
+	// Error is set on a stored rule this server cannot compile (written
+	// by a newer one, say): it is not run.
+	Error string `json:"error,omitempty"`
 }
 
 // MerchantFlags are the operator's risk flags on one merchant

@@ -298,15 +298,16 @@ type Store interface {
 
 // RecentPayment is what risk control reads of a payer's earlier payment.
 type RecentPayment struct {
-	ID         string
-	MerchantID string
-	Category   string // the merchant's
-	AgentID    string
-	MandateID  string
-	Currency   string
-	Amount     int64
-	Status     PaymentStatus
-	CreatedAt  time.Time
+	ID          string
+	MerchantID  string
+	Category    string // the merchant's
+	AgentID     string
+	MandateID   string
+	Currency    string
+	Amount      int64
+	Status      PaymentStatus
+	DeclineCode Code
+	CreatedAt   time.Time
 }
 
 // Bounds of risk control's reads: a payer's recent payments, and how far

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -62,7 +63,7 @@ func (cl *cli) explainRisk(args []string) error {
 		return err
 	}
 	if p.Risk == nil {
-		return fmt.Errorf("payment %s was not assessed by risk control (its merchant did not exist)", p.ID)
+		return fmt.Errorf("payment %s shows no risk assessment to this key: merchants do not see the payer's, and a payment to a merchant that did not exist has none", p.ID)
 	}
 	return c.print(p.Risk, func(w io.Writer) {
 		fmt.Fprintf(w, "payment   %s (%s, %s)\n", p.ID, money(p.Amount, p.Currency), p.Status)
@@ -246,8 +247,30 @@ func (cl *cli) replayRisk(args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := json.Unmarshal(b, &stored); err != nil {
-			return fmt.Errorf("%s: want a JSON array of rules: %w", *rulesFile, err)
+		var in []struct {
+			Name       string          `json:"name"`
+			Expression string          `json:"expression"`
+			Action     pb.RiskDecision `json:"action"`
+			Priority   *int            `json:"priority"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return fmt.Errorf("%s: want a JSON array of {name, expression, action, priority}: %w", *rulesFile, err)
+		}
+		if len(in) > pb.MaxRiskRules {
+			return fmt.Errorf("%s: %d rules; a server runs at most %d", *rulesFile, len(in), pb.MaxRiskRules)
+		}
+		seen := map[string]bool{}
+		for i, r := range in {
+			if r.Priority == nil {
+				return fmt.Errorf("%s: rule %d (%q) has no priority", *rulesFile, i+1, r.Name)
+			}
+			if seen[r.Name] {
+				return fmt.Errorf("%s: two rules are named %q", *rulesFile, r.Name)
+			}
+			seen[r.Name] = true
+			stored = append(stored, pb.RiskRule{Name: r.Name, Expression: r.Expression, Action: r.Action, Priority: *r.Priority})
 		}
 	} else {
 		api, ctx, err := c.client()
@@ -276,6 +299,9 @@ func (cl *cli) replayRisk(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
+	if *configFile == "" {
+		rep.Note = "thresholds: the built-in defaults; pass --config with the server's --risk-config file if it has one"
+	}
 	return c.print(rep, func(w io.Writer) { rep.print(w) })
 }
 
@@ -288,8 +314,17 @@ type replayReport struct {
 	// Confusion counts labeled attempts by label and new decision:
 	// confusion["fraud"]["block"].
 	Confusion map[string]map[string]int `json:"confusion,omitempty"`
-	Errors    []string                  `json:"rule_errors,omitempty"`
+	// RuleErrors counts, per rule, the attempts it could not be evaluated
+	// on (it did not match them).
+	RuleErrors map[string]int `json:"rule_errors,omitempty"`
+	// ChangedTotal counts every changed decision; Changed lists the first
+	// maxChanged.
+	ChangedTotal int    `json:"changed_total"`
+	Note         string `json:"note,omitempty"`
 }
+
+// maxChanged bounds the changes a replay lists.
+const maxChanged = 1000
 
 type replayChange struct {
 	PaymentID string `json:"payment_id"`
@@ -329,12 +364,19 @@ func replay(ctx context.Context, r io.Reader, cfg *risk.Config, rules []*risk.Ru
 		}
 		a, errs := risk.Assess(ctx, &in, cfg, rules)
 		for _, e := range errs {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("line %d: %v", line, e))
+			if rep.RuleErrors == nil {
+				rep.RuleErrors = map[string]int{}
+			}
+			name, _, _ := strings.Cut(e.Error(), ":")
+			rep.RuleErrors[name]++
 		}
 		rep.Attempts++
 		rep.Decisions[string(a.Decision)]++
 		if at.Risk != nil && at.Risk.Decision != a.Decision {
-			rep.Changed = append(rep.Changed, replayChange{PaymentID: at.PaymentID, Was: string(at.Risk.Decision), Now: string(a.Decision), Score: a.Score, Rule: a.Rule})
+			rep.ChangedTotal++
+			if len(rep.Changed) < maxChanged {
+				rep.Changed = append(rep.Changed, replayChange{PaymentID: at.PaymentID, Was: string(at.Risk.Decision), Now: string(a.Decision), Score: a.Score, Rule: a.Rule})
+			}
 		}
 		if at.Label != "" {
 			if rep.Confusion == nil {
@@ -351,8 +393,15 @@ func replay(ctx context.Context, r io.Reader, cfg *risk.Config, rules []*risk.Ru
 
 func (rep *replayReport) print(w io.Writer) {
 	fmt.Fprintf(w, "%d attempts: %d allow, %d review, %d block\n", rep.Attempts, rep.Decisions["allow"], rep.Decisions["review"], rep.Decisions["block"])
+	if rep.Note != "" {
+		fmt.Fprintln(w, rep.Note)
+	}
 	if len(rep.Changed) > 0 {
-		fmt.Fprintf(w, "\n%d decisions change:\n", len(rep.Changed))
+		fmt.Fprintf(w, "\n%d decisions change", rep.ChangedTotal)
+		if rep.ChangedTotal > len(rep.Changed) {
+			fmt.Fprintf(w, " (the first %d listed)", len(rep.Changed))
+		}
+		fmt.Fprintln(w, ":")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, ch := range rep.Changed {
 			by := fmt.Sprintf("score %d", ch.Score)
@@ -386,7 +435,7 @@ func (rep *replayReport) print(w io.Writer) {
 			fmt.Fprintf(w, "legit payments stopped: %d of %d\n", fp, n)
 		}
 	}
-	for _, e := range slices.Compact(rep.Errors) {
-		fmt.Fprintf(w, "rule error: %s\n", e)
+	for _, name := range slices.Sorted(maps.Keys(rep.RuleErrors)) {
+		fmt.Fprintf(w, "%s could not be evaluated on %d attempts (it did not match them)\n", name, rep.RuleErrors[name])
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,10 +254,22 @@ func TestRiskReviewApproved(t *testing.T) {
 	if a.str("status") != "captured" {
 		t.Fatalf("approved: %s", a.raw)
 	}
-	// The merchant does not see the payer's risk assessment.
+	// The merchant does not see the payer's risk assessment, and its trace
+	// names the signals without their reasons; the agent sees the signals
+	// without their reasons; the user sees the reasons.
 	for _, path := range []string{"/v1/payments/" + r.str("id"), "/v1/payments"} {
 		if m := w.ok(200, w.call("GET", path, shopKey, "", nil)); strings.Contains(string(m.raw), `"risk"`) {
 			t.Fatalf("the merchant sees the risk at %s: %s", path, m.raw)
+		}
+	}
+	if m := w.ok(200, w.call("GET", "/v1/payments/"+r.str("id")+"/trace", shopKey, "", nil)); strings.Contains(string(m.raw), "first payment to this payee") ||
+		!strings.Contains(string(m.raw), "new_payee_large_amount") {
+		t.Fatalf("the merchant's trace: %s", m.raw)
+	}
+	for key, want := range map[string]bool{w.agentKey: false, w.userKey: true} {
+		g := w.ok(200, w.call("GET", "/v1/payments/"+r.str("id"), key, "", nil))
+		if rk := riskOf(t, g); (rk.Signals[0].Reason != "") != want || rk.Signals[0].Name == "" {
+			t.Fatalf("reasons shown = %v, want %v: %s", rk.Signals[0].Reason != "", want, g.raw)
 		}
 	}
 	_, types := w.tracedRisk(t, r.str("id"))
@@ -450,5 +463,58 @@ func TestRiskExportReplay(t *testing.T) {
 	id := p.body["data"].([]any)[0].(map[string]any)["id"].(string)
 	if out, _, err := w.cli(w.userKey, "risk", "explain", id); err != nil || !strings.Contains(out, "decision") || !strings.Contains(out, "signals") {
 		t.Fatalf("explain: %v %s", err, out)
+	}
+}
+
+// TestRiskConcurrentBurst: a burst of concurrent attempts cannot all pass
+// as the first: each assessed attempt counts in the velocities of the
+// next, before it commits.
+func TestRiskConcurrentBurst(t *testing.T) {
+	w := newRiskWorld(t)
+	loop := w.mandate("snacks", 5000)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	out := map[string]int{}
+	for range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := w.pay(loop, w.cafe, 100, nil)
+			mu.Lock()
+			out[fmt.Sprintf("%d %s %s", r.status, r.str("status"), r.errField("code"))]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if out["201 captured "] != 10 || out["402  risk_blocked"] != 50 {
+		t.Fatalf("60 concurrent payments: %v; want 10 captured and 50 blocked", out)
+	}
+}
+
+// TestRiskReviewWithoutMandate: an agent payment no mandate covers, which
+// risk control would also review, is asked for as no_mandate; approved
+// and disputed, it is the agent's overreach, not unclear intent.
+func TestRiskReviewWithoutMandate(t *testing.T) {
+	w := newRiskWorld(t)
+	shop := w.merchant("Jeweller", "jewelry")
+	w.clock.Advance(48 * time.Hour)
+	r := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 600_000, "currency": "CNY", "merchant_id": shop}))
+	if r.str("status") != "requires_confirmation" || riskOf(t, r).Decision != pb.RiskReview {
+		t.Fatalf("no mandate, large, new payee: %s", r.raw)
+	}
+	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
+	w.ok(200, w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, w.clock.Now())}))
+	w.clock.Advance(stepup.TOTPStep)
+	cfm := r.body["confirmation"].(map[string]any)["id"].(string)
+	w.ok(200, w.call("POST", "/v1/confirmations/"+cfm+"/approve", w.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, w.clock.Now())}))
+	tr := w.ok(200, w.call("GET", "/v1/payments/"+r.str("id")+"/trace", w.userKey, "", nil))
+	if !strings.Contains(string(tr.raw), `\"reason\":\"no_mandate\"`) {
+		t.Fatalf("the confirmation's reason: %s", tr.raw)
+	}
+	d := w.ok(201, w.call("POST", "/v1/payments/"+r.str("id")+"/disputes", w.userKey, "", map[string]any{"reason": "not_as_intended"}))
+	prop, _ := d.body["proposal"].(map[string]any)
+	if prop["attribution"] != "agent_out_of_scope" || prop["check"] != "user_confirmation" {
+		t.Fatalf("proposal: %s", d.raw)
 	}
 }

@@ -15,7 +15,7 @@ import (
 //
 //	payment.amount, payment.currency, payment.merchant_id, payment.agent_id,
 //	payment.mandate_id, payment.description, payment.metadata,
-//	payment.payee_provenance, payment.amount_provenance ("user", "untrusted" or "")
+//	payment.payee_provenance, payment.amount_provenance ("user", "untrusted" or "unknown")
 //	merchant.category, merchant.name, merchant.age_hours, merchant.flags (list)
 //	agent.assurance ("signed", "bearer" or "user")
 //	user.id, user.available (the wallet's available balance, minor units)

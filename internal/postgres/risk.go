@@ -16,7 +16,7 @@ func (s *Store) RecentPayments(ctx context.Context, payerID string, limit int) (
 		limit = pb.MaxRecentPayments
 	}
 	rows, err := s.pool.Query(ctx, `SELECT p.id, p.merchant_id, COALESCE(m.category, ''), p.agent_id, p.mandate_id, p.currency,
-		p.amount, p.status, p.created_at
+		p.amount, p.status, p.decline_code, p.created_at
 		FROM payments p LEFT JOIN merchants m ON m.id = p.merchant_id
 		WHERE p.payer_id = $1 ORDER BY p.id DESC LIMIT $2`, payerID, limit)
 	if err != nil {
@@ -26,13 +26,13 @@ func (s *Store) RecentPayments(ctx context.Context, payerID string, limit int) (
 	out := []pb.RecentPayment{}
 	for rows.Next() {
 		var p pb.RecentPayment
-		var status string
+		var status, decline string
 		var created int64
 		if err := rows.Scan(&p.ID, &p.MerchantID, &p.Category, &p.AgentID, &p.MandateID, &p.Currency,
-			&p.Amount, &status, &created); err != nil {
+			&p.Amount, &status, &decline, &created); err != nil {
 			return nil, fmt.Errorf("couldn't read recent payments: %w", err)
 		}
-		p.Status, p.CreatedAt = pb.PaymentStatus(status), time.Unix(created, 0).UTC()
+		p.Status, p.DeclineCode, p.CreatedAt = pb.PaymentStatus(status), pb.Code(decline), time.Unix(created, 0).UTC()
 		out = append(out, p)
 	}
 	return out, rows.Err()

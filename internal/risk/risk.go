@@ -168,7 +168,11 @@ type Input struct {
 	Available int64 `json:"available,omitzero"`
 
 	// Velocity per agent, per mandate and per payee (merchant) of this
-	// user; DeclinesLastHour counts the agent's declined attempts.
+	// user. DeclinesLastHour counts the agent's attempts declined in the
+	// last hour, other than by risk control itself, to another merchant or
+	// of another amount than this attempt: a burst of declines followed by
+	// a retry with different parameters (probing), not the same payment
+	// tried again.
 	AgentVelocity    Velocity `json:"agent_velocity,omitzero"`
 	MandateVelocity  Velocity `json:"mandate_velocity,omitzero"`
 	PayeeVelocity    Velocity `json:"payee_velocity,omitzero"`
@@ -183,6 +187,11 @@ type Input struct {
 	// "" is unknown.
 	PayeeProvenance  string `json:"payee_provenance,omitempty"`
 	AmountProvenance string `json:"amount_provenance,omitempty"`
+
+	// Salt is random, and not an input to any decision: it makes the hash
+	// of the Input that the log records unguessable to those who know
+	// everything else about the payment (the merchant reads the log).
+	Salt string `json:"salt,omitempty"`
 }
 
 // MaxHistory bounds each history a summary covers: the newest amounts.
@@ -221,17 +230,22 @@ type Config struct {
 	NewMerchantHours int64 `json:"new_merchant_hours"`
 }
 
+// maxLimit bounds the count thresholds: past it they mean "never".
+const maxLimit = 1_000_000_000_000
+
 // Validate reports a threshold out of range.
 func (c *Config) Validate() error {
 	switch {
 	case c.ReviewAt < 1 || c.ReviewAt > 100 || c.BlockAt < c.ReviewAt || c.BlockAt > 101:
 		return fmt.Errorf("risk config: need 1 <= review_at <= block_at <= 101 (101: never block by score); have %d and %d", c.ReviewAt, c.BlockAt)
-	case c.AmountOutlierMADs < 1 || c.AmountOutlierRatio < 1 || c.MinHistory < 1 || c.MinHistory > MaxHistory:
-		return fmt.Errorf("risk config: amount_outlier_mads and amount_outlier_ratio must be at least 1, min_history 1 to %d", MaxHistory)
-	case c.LargeNewPayee < 0 || c.DrainPercent < 1 || c.DrainPercent > 100:
-		return fmt.Errorf("risk config: large_new_payee must be at least 0, drain_percent 1 to 100")
-	case c.PerMinute < 1 || c.PerHour < 1 || c.PerDay < 1 || c.DeclineBurst < 1 || c.NewMerchantHours < 0:
-		return fmt.Errorf("risk config: per_minute, per_hour, per_day and decline_burst must be at least 1, new_merchant_hours at least 0")
+	case c.AmountOutlierMADs < 1 || c.AmountOutlierMADs > 1000 || c.AmountOutlierRatio < 1 || c.AmountOutlierRatio > 1000 ||
+		c.MinHistory < 1 || c.MinHistory > MaxHistory:
+		return fmt.Errorf("risk config: amount_outlier_mads and amount_outlier_ratio must be 1 to 1000, min_history 1 to %d", MaxHistory)
+	case c.LargeNewPayee < 0 || c.LargeNewPayee > pb.MaxAmount || c.DrainPercent < 1 || c.DrainPercent > 100:
+		return fmt.Errorf("risk config: large_new_payee must be 0 to %d, drain_percent 1 to 100", pb.MaxAmount)
+	case c.PerMinute < 1 || c.PerHour < 1 || c.PerDay < 1 || c.DeclineBurst < 1 || c.NewMerchantHours < 0 ||
+		max(c.PerMinute, c.PerHour, c.PerDay, c.DeclineBurst, c.NewMerchantHours) > maxLimit:
+		return fmt.Errorf("risk config: per_minute, per_hour, per_day and decline_burst must be 1 to %d, new_merchant_hours 0 to %d", maxLimit, maxLimit)
 	}
 	return nil
 }
@@ -279,7 +293,7 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 	}
 
 	// Share of the available balance.
-	if in.Available > 0 && in.Amount*100 > in.Available*cfg.DrainPercent {
+	if in.Available > 0 && in.Amount*100/cfg.DrainPercent > in.Available { // divided: no overflow
 		add("drains_wallet", 25, "takes %s of the %s available (over %d%%)", money(in.Amount), money(in.Available), cfg.DrainPercent)
 	}
 
@@ -306,7 +320,7 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 		}
 	}
 	if agent && in.DeclinesLastHour >= cfg.DeclineBurst {
-		add("decline_burst", 25, "%d declined attempts by this agent in the last hour", in.DeclinesLastHour)
+		add("decline_burst", 25, "%d declined attempts by this agent in the last hour, and this one is different from them", in.DeclinesLastHour)
 	}
 
 	// Who asked.

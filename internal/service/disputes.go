@@ -392,13 +392,13 @@ func propose(p *pb.Payment, entries []pb.LogEntry, reason pb.DisputeReason, twin
 		json.Unmarshal(approved.Data, &a)
 	}
 	switch {
-	case byAgent && basis == basisConfirmation && approved != nil && q.Reason == confirmRiskReview:
+	case byAgent && basis == basisConfirmation && asked != nil && approved != nil && q.Reason == confirmRiskReview:
 		// Within the mandate, flagged by risk control, and the user
 		// confirmed it anyway: what they asked for is what happened.
 		prop.Attribution, prop.Check = pb.AttributionUserIntentUnclear, "risk_review"
 		prop.Explanation = fmt.Sprintf("risk control asked the user to confirm this payment (entry %d) and the user confirmed it with %s (entry %d)%s",
 			asked.Index, a.Factor, approved.Index, twinNote)
-	case byAgent && basis == basisConfirmation && approved != nil:
+	case byAgent && basis == basisConfirmation && asked != nil && approved != nil:
 		why := "no mandate covered it"
 		if q.Reason == confirmAboveConfirm {
 			why = "it was above the mandate's confirm_above"

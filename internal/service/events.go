@@ -176,6 +176,13 @@ func logCreated(tx *ledger.Tx, p *pb.Payment, caller pb.Principal) {
 	})
 }
 
+// mandateAsks reports whether p's mandate itself wants the user to confirm
+// p (above its confirm_above).
+func mandateAsks(tx *ledger.Tx, p *pb.Payment) bool {
+	m, err := tx.Mandate(string(p.MandateID))
+	return err != nil || m.NeedsConfirmation(p.Amount)
+}
+
 // logOutcome records what authorize made of p: declined, waiting for its
 // user, or authorized (and captured). err is authorize's error, whose
 // message explains a decline. approved says the user confirmed it.
@@ -189,12 +196,15 @@ func logOutcome(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, approved bool, err
 		}
 		logPayment(tx, p, actor, pb.LogPaymentDeclined, declinedData{DeclineCode: p.DeclineCode, Message: msg})
 	case pb.StatusRequiresConfirmation:
-		reason := confirmAboveConfirm
+		// The mandate's own reason comes first: risk_review says that
+		// the mandate covered the payment and only risk control asked
+		// (which disputes attribute differently).
+		reason := confirmRiskReview
 		switch {
-		case p.Risk != nil && p.Risk.Decision == pb.RiskReview:
-			reason = confirmRiskReview
-		case p.MandateID == "":
+		case p.AgentID != "" && p.MandateID == "":
 			reason = confirmNoMandate
+		case p.AgentID != "" && mandateAsks(tx, p):
+			reason = confirmAboveConfirm
 		}
 		logPayment(tx, p, actor, pb.LogConfirmationAsked, askedData{ConfirmationID: p.Confirmation.ID,
 			ExpiresAt: p.Confirmation.ExpiresAt, Reason: reason})

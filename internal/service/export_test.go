@@ -20,5 +20,7 @@ func (s *Service) Assess(ctx context.Context, caller pb.Principal, params Create
 	if caller.Signed {
 		assurance = pb.AssuranceSigned
 	}
-	return s.assess(ctx, riskAttempt{&params, m, caller.UserID, caller.ID, string(assurance)})
+	r, token, err := s.assess(ctx, riskAttempt{&params, m, caller.UserID, caller.ID, string(assurance)})
+	s.noteRisk(caller.UserID, nil, token)
+	return r, err
 }

@@ -309,12 +309,13 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		}
 	}
 	var assessed *pb.Risk
+	var token string
 	if merchant != nil {
-		if assessed, err = s.assess(ctx, riskAttempt{&params, merchant, payer, agent, string(assurance)}); err != nil {
+		if assessed, token, err = s.assess(ctx, riskAttempt{&params, merchant, payer, agent, string(assurance)}); err != nil {
 			return Result{Err: err}
 		}
 	}
-	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	v, replayed, err := s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
 		exp := now.Add(pb.DefaultAuthorizationTTL)
 		if !params.AuthorizationExpiresAt.IsZero() {
@@ -328,8 +329,14 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		err := s.authorize(tx, &p, merchant, false)
 		logOutcome(tx, &p, pb.ActorOf(caller), false, err)
 		tx.PutPayment(p)
-		return &p, err
-	}))
+		return shown(&p, caller), err
+	})
+	p, _ := v.(*pb.Payment)
+	if replayed {
+		p = nil // in the book already, as its first run left it
+	}
+	s.noteRisk(payer, p, token)
+	return result(v, replayed, err)
 }
 
 // merchant returns merchant id, or nil when there is none. Merchants are
@@ -586,7 +593,7 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 			return Result{Err: err}
 		}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.loadLive(tx, caller, id, "captured")
 		if err != nil {
 			return nil, err
@@ -639,7 +646,7 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 	if err := requireRole(caller, pb.RoleMerchant, pb.RoleUser, pb.RoleAgent); err != nil {
 		return Result{Err: err}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.loadLive(tx, caller, id, "canceled")
 		if err != nil {
 			return nil, err
@@ -778,12 +785,27 @@ func (s *Service) Payment(ctx context.Context, caller pb.Principal, id string) (
 	return shown(p, caller), nil
 }
 
-// shown is p as caller may see it: a merchant does not see the payer's
-// risk assessment, whose reasons speak of the payer's balance and history.
+// shown is p as caller may see it. The reasons of a risk assessment speak
+// of the payer's balance and history: a merchant sees no assessment, and an
+// agent sees its decision and signals without their reasons (an agent
+// misled by what it read must not be able to pass the user's balance on).
+// The payer and the operator see it all.
 func shown(p *pb.Payment, caller pb.Principal) *pb.Payment {
-	if caller.Role == pb.RoleMerchant && p.Risk != nil {
+	if p.Risk == nil {
+		return p
+	}
+	switch caller.Role {
+	case pb.RoleMerchant:
 		c := *p
 		c.Risk = nil
+		return &c
+	case pb.RoleAgent:
+		c, r := *p, *p.Risk
+		r.Signals = make([]pb.RiskSignal, len(p.Risk.Signals))
+		for i, sg := range p.Risk.Signals {
+			r.Signals[i] = pb.RiskSignal{Name: sg.Name, Points: sg.Points}
+		}
+		c.Risk = &r
 		return &c
 	}
 	return p

@@ -1,11 +1,17 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,9 +30,10 @@ import (
 
 // Bounds of the in-memory state.
 const (
-	// riskMaxPayers bounds the payers whose recent payments are kept; past
-	// it, one is dropped (and loaded again when it next pays).
-	riskMaxPayers = 4096
+	// riskMaxPayers bounds the payers whose recent payments are kept (each
+	// book holds at most 9/8 MaxRecentPayments entries); past it, one is
+	// dropped (and read again when it next pays).
+	riskMaxPayers = 2048
 	// riskShareRefresh is how often a payer's recent payments are read
 	// again from a store that other processes write too (PostgreSQL): what
 	// they did counts within this long.
@@ -44,6 +51,9 @@ type riskState struct {
 
 	mu     sync.Mutex // guards payers
 	payers map[string]*payerBook
+
+	warned  sync.Map // rule → time its failure was last logged
+	warnedN atomic.Int64
 }
 
 // riskSnapshot is the operator's configuration as one immutable value.
@@ -81,10 +91,16 @@ func newRiskState(cfg *risk.Config) (*riskState, error) {
 // the fields data sets replaced. Unknown fields are refused.
 func ParseRiskConfig(data []byte) (*risk.Config, error) {
 	c := risk.Defaults()
-	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New("risk config: want one JSON object, such as {\"review_at\": 50}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("risk config: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("risk config: want one JSON object and nothing after it")
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -97,14 +113,26 @@ func (s *Service) riskSnap(ctx context.Context) (*riskSnapshot, error) {
 	if sn := s.risk.snap.Load(); sn != nil {
 		return sn, nil
 	}
-	return s.reloadRisk(ctx)
+	s.risk.load.Lock()
+	defer s.risk.load.Unlock()
+	if sn := s.risk.snap.Load(); sn != nil { // another caller loaded it meanwhile
+		return sn, nil
+	}
+	return s.loadRisk(ctx)
 }
 
-// reloadRisk reads the rules and flags from the store. A stored rule that
-// no longer compiles (a newer server's syntax) is skipped and logged.
+// reloadRisk reads the rules and flags from the store again.
 func (s *Service) reloadRisk(ctx context.Context) (*riskSnapshot, error) {
 	s.risk.load.Lock()
 	defer s.risk.load.Unlock()
+	return s.loadRisk(ctx)
+}
+
+// loadRisk reads the rules and flags (risk.load held). Rules unchanged
+// since the last load keep their compiled programs. A stored rule that no
+// longer compiles (a newer server's syntax) is skipped, logged, and listed
+// with its error.
+func (s *Service) loadRisk(ctx context.Context) (*riskSnapshot, error) {
 	stored, err := s.st.RiskRules(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the risk rules: %w", err)
@@ -113,12 +141,23 @@ func (s *Service) reloadRisk(ctx context.Context) (*riskSnapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the merchant flags: %w", err)
 	}
+	compiled := map[pb.RiskRule]*risk.Rule{}
+	if old := s.risk.snap.Load(); old != nil {
+		for _, r := range old.rules {
+			compiled[r.Stored(time.Time{})] = r
+		}
+	}
 	sn := &riskSnapshot{stored: stored, flags: make(map[string][]string, len(flags))}
-	for _, r := range stored {
-		rule, err := risk.NewRule(r.Name, r.Expression, r.Action, r.Priority)
-		if err != nil {
-			s.log.Error("stored risk rule does not compile; it is skipped", "rule", r.Name, "err", err)
-			continue
+	for i, r := range stored {
+		key := r
+		key.CreatedAt, key.Error = time.Time{}, ""
+		rule := compiled[key]
+		if rule == nil {
+			if rule, err = risk.NewRule(r.Name, r.Expression, r.Action, r.Priority); err != nil {
+				s.log.Error("stored risk rule does not compile; it is skipped", "rule", r.Name, "err", err)
+				sn.stored[i].Error = err.Error()
+				continue
+			}
 		}
 		sn.rules = append(sn.rules, rule)
 	}
@@ -157,30 +196,50 @@ func (s *Service) book(ctx context.Context, payer string) (*payerBook, error) {
 			return nil, fmt.Errorf("couldn't read the payer's recent payments: %w", err)
 		}
 		slices.Reverse(recent)
+		// Attempts still in flight stay counted.
+		for _, rec := range b.recent {
+			if rec.Status == provisional {
+				recent = append(recent, rec)
+			}
+		}
 		b.recent, b.full, b.paid, b.loaded = recent, len(recent) >= pb.MaxRecentPayments, nil, s.clock.Now()
 	}
 	return b, nil
 }
 
+// provisional is the status of an attempt assessed but not yet committed:
+// it counts in the velocities of the attempts after it (so that a burst of
+// concurrent attempts cannot all pass as the first), not in the histories.
+const provisional pb.PaymentStatus = "~provisional"
+
+// provisionalSeq numbers provisional entries; their IDs ("~1", "~2", …)
+// never collide with payment IDs.
+var provisionalSeq atomic.Int64
+
 // noted records the payment a committed operation returned (a new one, or
-// one the user approved or denied) in its payer's book, and passes the
-// outcome on.
+// one the user approved or denied, captured or canceled) in its payer's
+// book, and passes the outcome on.
 func (s *Service) noted(v any, replayed bool, err error) Result {
 	if p, ok := v.(*pb.Payment); ok && !replayed {
-		s.noteRisk(p)
+		s.noteRisk(p.PayerID, p, "")
 	}
 	return result(v, replayed, err)
 }
 
-// noteRisk records a payment just committed in its payer's book, if the
-// book is in memory: the next attempt's counters include it.
-func (s *Service) noteRisk(p *pb.Payment) {
-	s.keyMu.RLock()
-	category := s.merchants[p.MerchantID].Category
-	s.keyMu.RUnlock()
+// noteRisk records p, just committed, in payer's book if the book is in
+// memory, in place of the provisional entry token when there is one (and
+// p may then be nil: the attempt made no payment, or replayed one). The
+// next attempt's counters include it.
+func (s *Service) noteRisk(payer string, p *pb.Payment, token string) {
+	var category string
+	if p != nil {
+		s.keyMu.RLock()
+		category = s.merchants[p.MerchantID].Category
+		s.keyMu.RUnlock()
+	}
 	r := s.risk
 	r.mu.Lock()
-	b := r.payers[p.PayerID]
+	b := r.payers[payer]
 	r.mu.Unlock()
 	if b == nil {
 		return
@@ -190,23 +249,32 @@ func (s *Service) noteRisk(p *pb.Payment) {
 	if b.loaded.IsZero() {
 		return
 	}
-	rec := pb.RecentPayment{ID: p.ID, MerchantID: p.MerchantID, Category: category, AgentID: string(p.AgentID),
-		MandateID: string(p.MandateID), Currency: p.Currency, Amount: p.Amount, Status: p.Status, CreatedAt: p.CreatedAt}
-	// IDs sort by creation: a payment newer than the newest is new; an
-	// older one may be in the book already (a decision on it, or a book
-	// loaded after it committed).
-	if n := len(b.recent); n > 0 && p.ID <= b.recent[n-1].ID {
-		for i := n - 1; i >= 0; i-- {
-			if b.recent[i].ID == p.ID {
-				b.recent[i].Status = p.Status
-				return
+	if token != "" {
+		for i := len(b.recent) - 1; i >= 0; i-- {
+			if b.recent[i].ID == token {
+				b.recent = slices.Delete(b.recent, i, i+1)
+				break
 			}
 		}
 	}
-	if len(b.recent) >= 2*pb.MaxRecentPayments { // keep the newest, in place
+	if p == nil {
+		return
+	}
+	if moved(p.Status) && b.paid != nil {
+		b.paid[p.MerchantID] = true
+	}
+	for i := len(b.recent) - 1; i >= 0; i-- { // a decision on a payment in the book
+		if b.recent[i].ID == p.ID {
+			b.recent[i].Status = p.Status
+			return
+		}
+	}
+	if len(b.recent) >= pb.MaxRecentPayments+pb.MaxRecentPayments/8 { // keep the newest, in place
 		b.recent = append(b.recent[:0], b.recent[len(b.recent)-pb.MaxRecentPayments+1:]...)
 	}
-	b.recent = append(b.recent, rec)
+	b.recent = append(b.recent, pb.RecentPayment{ID: p.ID, MerchantID: p.MerchantID, Category: category,
+		AgentID: string(p.AgentID), MandateID: string(p.MandateID), Currency: p.Currency, Amount: p.Amount,
+		Status: p.Status, DeclineCode: p.DeclineCode, CreatedAt: p.CreatedAt})
 	if len(b.recent) > pb.MaxRecentPayments {
 		b.full = true
 	}
@@ -232,11 +300,13 @@ type riskAttempt struct {
 }
 
 // assess evaluates a payment attempt: the built-in signals over the payer's
-// recent payments, then the operator's rules.
-func (s *Service) assess(ctx context.Context, at riskAttempt) (*pb.Risk, error) {
+// recent payments, then the operator's rules. The attempt stays in the
+// payer's book, as a provisional entry named token, until the caller
+// settles it with noteRisk.
+func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token string, err error) {
 	sn, err := s.riskSnap(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	p, m := at.params, at.merchant
 	now := s.clock.Now()
@@ -248,33 +318,66 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (*pb.Risk, error) 
 	if acct, err := s.st.Account(ctx, at.payer, p.Currency); err == nil {
 		in.Available = acct.Available()
 	} else if pb.ErrorCode(err) != pb.ErrNotFound {
-		return nil, fmt.Errorf("couldn't read the wallet's balance: %w", err)
+		return nil, "", fmt.Errorf("couldn't read the wallet's balance: %w", err)
 	}
+	var salt [16]byte
+	rand.Read(salt[:])
+	in.Salt = hex.EncodeToString(salt[:])
 	b, err := s.book(ctx, at.payer)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	err = s.summarize(ctx, b, at, now, &in)
+	if err == nil {
+		token = "~" + strconv.FormatInt(provisionalSeq.Add(1), 10)
+		b.recent = append(b.recent, pb.RecentPayment{ID: token, MerchantID: m.ID, Category: m.Category, AgentID: at.agent,
+			MandateID: p.MandateID, Currency: p.Currency, Amount: p.Amount, Status: provisional, CreatedAt: now})
+	}
 	b.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	defer func() {
+		if err != nil {
+			s.noteRisk(at.payer, nil, token)
+			token = ""
+		}
+	}()
 	a, errs := risk.Assess(ctx, &in, &s.risk.cfg, sn.rules)
 	for _, e := range errs {
-		s.log.Warn("risk rule not evaluated", "err", e)
+		s.warnRule(e)
 	}
 	full, err := json.Marshal(&in)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	a.InputHash = sha256.Sum256(full)
 	own := in // what the payment records already is left out
 	own.Amount, own.Currency, own.MerchantID, own.UserID, own.AgentID, own.MandateID = 0, "", "", "", "", ""
 	own.Description, own.Metadata, own.Assurance = "", nil, ""
 	if a.Input, err = json.Marshal(&own); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &a, nil
+	return &a, token, nil
+}
+
+// warnRule logs a rule that could not be evaluated, at most once a minute
+// per rule: a rule on a metadata key most payments lack fails on most.
+func (s *Service) warnRule(err error) {
+	key := err.Error()
+	if i := strings.Index(key, ":"); i > 0 {
+		key = key[:i] // `risk rule "name"`
+	}
+	now := s.clock.Now()
+	if last, ok := s.risk.warned.Load(key); ok && now.Sub(last.(time.Time)) < time.Minute {
+		return
+	}
+	if s.risk.warnedN.Add(1) > 10_000 { // bounded: start over
+		s.risk.warned.Clear()
+		s.risk.warnedN.Store(0)
+	}
+	s.risk.warned.Store(key, now)
+	s.log.Warn("risk rule not evaluated (it did not match; repeats are not logged for a minute)", "err", err)
 }
 
 // fullInput is the input risk control saw for p, as assess hashed it: the
@@ -319,7 +422,8 @@ func (s *Service) summarize(ctx context.Context, b *payerBook, at riskAttempt, n
 			break // the velocities are done, and the histories full
 		}
 		if r.Status == pb.StatusDeclined {
-			if at.agent != "" && r.AgentID == at.agent && age < hour {
+			if at.agent != "" && r.AgentID == at.agent && age < hour && r.DeclineCode != pb.DeclineRiskBlocked &&
+				(r.MerchantID != in.MerchantID || r.Amount != in.Amount) {
 				in.DeclinesLastHour++
 			}
 			continue
@@ -335,11 +439,16 @@ func (s *Service) summarize(ctx context.Context, b *payerBook, at riskAttempt, n
 				count(&in.PayeeVelocity, age, r.Amount)
 			}
 		}
-		if !moved(r.Status) || r.Currency != in.Currency {
+		if !moved(r.Status) {
 			continue
 		}
 		if r.MerchantID == in.MerchantID {
-			in.PaidMerchantBefore = true
+			in.PaidMerchantBefore = true // in any currency
+		}
+		if r.Currency != in.Currency {
+			continue
+		}
+		if r.MerchantID == in.MerchantID {
 			if nm < len(merchant) {
 				merchant[nm], nm = r.Amount, nm+1
 			}
@@ -416,9 +525,14 @@ func (s *Service) RiskRules(ctx context.Context, caller pb.Principal) ([]pb.Risk
 	for _, r := range sn.stored {
 		byName[r.Name] = r
 	}
-	out := make([]pb.RiskRule, 0, len(sn.rules))
+	out := make([]pb.RiskRule, 0, len(sn.stored))
 	for _, r := range sn.rules {
 		out = append(out, byName[r.Name])
+	}
+	for _, r := range sn.stored { // those that do not run, last
+		if r.Error != "" {
+			out = append(out, r)
+		}
 	}
 	return out, nil
 }

@@ -169,6 +169,9 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) Start() {
 	s.wg.Add(3)
 	go s.every(riskReload, "risk rules reload", func(ctx context.Context) error {
+		if _, shared := s.st.(pb.SharedStore); !shared {
+			return nil // only this process changes them, and reloads at once
+		}
 		_, err := s.reloadRisk(ctx)
 		return err
 	})
