@@ -66,6 +66,18 @@ func (w *riskWorld) pay(mandate, merchant string, amount int64, extra map[string
 	return w.call("POST", "/v1/payments", w.agentKey, "", body)
 }
 
+// approve enrols the user's one-time-code factor and approves the
+// confirmation of payment r with it.
+func (w *riskWorld) approve(r resp) resp {
+	w.t.Helper()
+	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
+	w.ok(200, w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, w.clock.Now())}))
+	w.clock.Advance(stepup.TOTPStep)
+	cfm := r.body["confirmation"].(map[string]any)["id"].(string)
+	return w.ok(200, w.call("POST", "/v1/confirmations/"+cfm+"/approve", w.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, w.clock.Now())}))
+}
+
 // riskOf returns a payment's risk as the API shows it.
 func riskOf(t *testing.T, r resp) pb.Risk {
 	t.Helper()
@@ -245,13 +257,7 @@ func TestRiskReviewApproved(t *testing.T) {
 		t.Fatalf("large first purchase: %s", r.raw)
 	}
 	wantSignals(t, "large first purchase", rk, "new_payee_large_amount")
-	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
-	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
-	w.ok(200, w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, w.clock.Now())}))
-	w.clock.Advance(stepup.TOTPStep)
-	cfm := r.body["confirmation"].(map[string]any)["id"].(string)
-	a := w.ok(200, w.call("POST", "/v1/confirmations/"+cfm+"/approve", w.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, w.clock.Now())}))
-	if a.str("status") != "captured" {
+	if a := w.approve(r); a.str("status") != "captured" {
 		t.Fatalf("approved: %s", a.raw)
 	}
 	// The merchant does not see the payer's risk assessment, and its trace
@@ -502,12 +508,7 @@ func TestRiskReviewWithoutMandate(t *testing.T) {
 	if r.str("status") != "requires_confirmation" || riskOf(t, r).Decision != pb.RiskReview {
 		t.Fatalf("no mandate, large, new payee: %s", r.raw)
 	}
-	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
-	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
-	w.ok(200, w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, w.clock.Now())}))
-	w.clock.Advance(stepup.TOTPStep)
-	cfm := r.body["confirmation"].(map[string]any)["id"].(string)
-	w.ok(200, w.call("POST", "/v1/confirmations/"+cfm+"/approve", w.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, w.clock.Now())}))
+	w.approve(r)
 	tr := w.ok(200, w.call("GET", "/v1/payments/"+r.str("id")+"/trace", w.userKey, "", nil))
 	if !strings.Contains(string(tr.raw), `\"reason\":\"no_mandate\"`) {
 		t.Fatalf("the confirmation's reason: %s", tr.raw)
