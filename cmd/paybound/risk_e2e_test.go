@@ -459,6 +459,19 @@ func TestRiskExportReplay(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Attempts != 6 || len(rep.Changed) != 0 {
 		t.Fatalf("replay with the server's rules changed recorded decisions: %s", out)
 	}
+	// With a rule set on the server, replaying without --rules uses it:
+	// here an allow rule that would have let the gift cards through.
+	w.ok(200, w.call("POST", "/v1/risk/rules", w.op, "-", map[string]any{"name": "gift cards ok",
+		"expression": `merchant.category == "gift_cards"`, "action": "allow", "priority": 1}))
+	out, errOut, err = w.cli(w.op, "risk", "replay", file, "--json")
+	if err != nil {
+		t.Fatalf("replay against the server's rule: %v %s", err, errOut)
+	}
+	rep = replayReport{}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.ChangedTotal != 3 || rep.Decisions["allow"] != 6 ||
+		rep.Confusion["fraud"]["allow"] != 3 || rep.Note == "" {
+		t.Fatalf("replay with the server's rule: %s", out)
+	}
 	// A broken file is refused with its line.
 	os.WriteFile(file, []byte(labeled[0]+"\n{not json\n"), 0o600)
 	if _, errOut, err = w.cli("", "risk", "replay", file, "--rules", rules); err == nil || !strings.Contains(errOut, "line 2") {
