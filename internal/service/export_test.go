@@ -24,3 +24,10 @@ func (s *Service) Assess(ctx context.Context, caller pb.Principal, params Create
 	s.noteRisk(caller.UserID, nil, token)
 	return r, err
 }
+
+// DropRiskBooks forgets every payer's recent payments, as a restart would.
+func (s *Service) DropRiskBooks() {
+	s.risk.mu.Lock()
+	clear(s.risk.payers)
+	s.risk.mu.Unlock()
+}
