@@ -2,7 +2,7 @@ package sqlite
 
 import (
 	"context"
-
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -56,17 +56,27 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 	}
 	read := tlog.HashReaderFunc(func(ids []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(ids))
+		var miss []int64
 		for i, id := range ids {
 			h, ok := t.cache[id]
 			if !ok {
-				var b []byte
-				if err := s.w.QueryRowContext(ctx, `SELECT hash FROM log_hashes WHERE id = ?`, id).Scan(&b); err != nil {
-					return nil, fmt.Errorf("couldn't read stored hash %d: %w", id, err)
-				}
-				copy(h[:], b)
-				t.cache[id] = h
+				miss = append(miss, id)
 			}
 			out[i] = h
+		}
+		if len(miss) == 0 {
+			return out, nil
+		}
+		got, err := storedHashes(ctx, s.w, miss)
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range ids {
+			if h, ok := got[id]; ok {
+				out[i], t.cache[id] = h, h
+			} else if _, cached := t.cache[id]; !cached {
+				return nil, fmt.Errorf("couldn't read stored hash %d: not stored", id)
+			}
 		}
 		return out, nil
 	})
@@ -79,8 +89,18 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 	}); err != nil {
 		return nil, err
 	}
-	if err := s.insert(ctx, &tLogHashes, len(hashes), func(d []any, i int) []any {
-		return append(d, first+int64(i), hashes[i][:])
+	// Leaf hashes are not stored: each is its entry's, and storing it would
+	// cost a row per entry on the commit path for the one leaf hash a proof
+	// reads.
+	interior := make([]int64, 0, len(hashes))
+	for i := range hashes {
+		if _, leaf := tlog.LeafOfStoredHash(first + int64(i)); !leaf {
+			interior = append(interior, int64(i))
+		}
+	}
+	if err := s.insert(ctx, &tLogHashes, len(interior), func(d []any, i int) []any {
+		k := interior[i]
+		return append(d, first+k, hashes[k][:])
 	}); err != nil {
 		return nil, err
 	}
@@ -135,30 +155,61 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, hash FROM log_hashes WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, args...)
+	got, err := storedHashes(ctx, s.db, ids)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
-	}
-	defer rows.Close()
-	got := make(map[int64][32]byte, len(ids))
-	for rows.Next() {
-		var id int64
-		var b []byte
-		if err := rows.Scan(&id, &b); err != nil {
-			return nil, err
-		}
-		var h [32]byte
-		copy(h[:], b)
-		got[id] = h
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return pb.HashesInOrder(ids, got)
+}
+
+// queryer is a connection pool or the writer's connection.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// storedHashes reads the stored hashes ids (at most maxHashRead): interior
+// hashes from log_hashes, leaf hashes by hashing their entries. An id not
+// stored is missing from the map.
+func storedHashes(ctx context.Context, q queryer, ids []int64) (map[int64][32]byte, error) {
+	got := make(map[int64][32]byte, len(ids))
+	var interior, leaves []any
+	leafID := map[int64]int64{} // entry index -> stored hash id
+	for _, id := range ids {
+		if n, ok := tlog.LeafOfStoredHash(id); ok {
+			leaves, leafID[n] = append(leaves, n), id
+		} else {
+			interior = append(interior, id)
+		}
+	}
+	read := func(query string, args []any, hash func(b []byte) [32]byte, id func(k int64) int64) error {
+		if len(args) == 0 {
+			return nil
+		}
+		rows, err := q.QueryContext(ctx, query+strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("couldn't read stored hashes: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k int64
+			var b []byte
+			if err := rows.Scan(&k, &b); err != nil {
+				return fmt.Errorf("couldn't read stored hashes: %w", err)
+			}
+			got[id(k)] = hash(b)
+		}
+		return rows.Err()
+	}
+	if err := read(`SELECT id, hash FROM log_hashes WHERE id IN (`, interior, func(b []byte) (h [32]byte) {
+		copy(h[:], b)
+		return h
+	}, func(k int64) int64 { return k }); err != nil {
+		return nil, err
+	}
+	if err := read(`SELECT idx, body FROM log_entries WHERE idx IN (`, leaves, pb.LeafHash, func(k int64) int64 { return leafID[k] }); err != nil {
+		return nil, err
+	}
+	return got, nil
 }
 
 func (s *Store) LogEntries(ctx context.Context, from int64, n int) ([]pb.LogEntry, error) {

@@ -325,6 +325,14 @@ func ProveConsistency(older, newer int64, r HashReader) ([]Hash, error) {
 	return tlog.ProveTree(newer, older, r)
 }
 
+// LeafOfStoredHash reports whether stored hash id is a leaf hash (level 0
+// of the tree) and, if so, the index of its entry. A store may keep leaf
+// hashes implicitly, as the entries they hash.
+func LeafOfStoredHash(id int64) (n int64, ok bool) {
+	level, n := tlog.SplitStoredHashIndex(id)
+	return n, level == 0
+}
+
 // EmptyRoot is the root of the empty tree, SHA-256 of nothing (RFC 6962).
 var EmptyRoot = Hash(sha256.Sum256(nil))
 

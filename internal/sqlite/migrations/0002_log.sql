@@ -9,8 +9,10 @@ CREATE TABLE log_entries (
 );
 CREATE INDEX log_entries_subject ON log_entries (subject, idx);
 
--- The tree's stored hashes, by their index in golang.org/x/mod/sumdb/tlog's
--- storage order.
+-- The tree's stored hashes above the leaves, by their index in
+-- golang.org/x/mod/sumdb/tlog's storage order. A leaf hash is not stored:
+-- it is read as the hash of its entry (one per proof), which saves the
+-- commit path a row per entry.
 CREATE TABLE log_hashes (
 	id   INTEGER PRIMARY KEY,
 	hash BLOB NOT NULL
