@@ -42,9 +42,11 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 	}
 	t := &s.log
 	if !t.loaded {
-		if err := s.w.QueryRowContext(ctx, `SELECT size FROM log_state`).Scan(&t.size); err != nil {
-			return nil, fmt.Errorf("couldn't read the log's size: %w", err)
+		size, _, err := logState(s.w.QueryRowContext(ctx, lastEntry))
+		if err != nil {
+			return nil, err
 		}
+		t.size = size
 		t.cache, t.loaded = map[int64]tlog.Hash{}, true
 	}
 	leaves := make([]tlog.Hash, len(recs))
@@ -85,7 +87,11 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 		return nil, fmt.Errorf("couldn't append to the log: %w", err)
 	}
 	if err := s.insert(ctx, &tLogEntries, len(recs), func(d []any, i int) []any {
-		return append(d, t.size+int64(i), recs[i].Subject, recs[i].Body)
+		var r any
+		if i == len(recs)-1 {
+			r = root[:]
+		}
+		return append(d, t.size+int64(i), recs[i].Subject, recs[i].Body, r)
 	}); err != nil {
 		return nil, err
 	}
@@ -104,11 +110,7 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 	}); err != nil {
 		return nil, err
 	}
-	size := t.size + int64(len(recs))
-	if _, err := s.w.ExecContext(ctx, `UPDATE log_state SET size = ?, root = ?`, size, root[:]); err != nil {
-		return nil, fmt.Errorf("couldn't write the log's state: %w", err)
-	}
-	return &logAppend{size: size, first: first, hashes: hashes}, nil
+	return &logAppend{size: t.size + int64(len(recs)), first: first, hashes: hashes}, nil
 }
 
 // applied moves the writer's view of the tree past a committed append.
@@ -135,13 +137,27 @@ func (s *Store) IntegrateLog(ctx context.Context, in *pb.LogIntegration) error {
 	return errors.New("sqlite: log entries enter the tree at commit; there is nothing to integrate")
 }
 
-func (s *Store) LogState(ctx context.Context) (size int64, root [32]byte, err error) {
+// lastEntry selects the log's last entry, which holds the tree's root.
+const lastEntry = `SELECT idx, root FROM log_entries ORDER BY idx DESC LIMIT 1`
+
+// logState reads the tree's size and root from the last entry's row.
+func logState(r *sql.Row) (size int64, root [32]byte, err error) {
+	var idx int64
 	var b []byte
-	if err := s.row(ctx, `SELECT size, root FROM log_state`).Scan(&size, &b); err != nil {
+	switch err := r.Scan(&idx, &b); {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, tlog.EmptyRoot, nil
+	case err != nil:
 		return 0, root, fmt.Errorf("couldn't read the log's state: %w", err)
+	case len(b) != len(root):
+		return 0, root, fmt.Errorf("couldn't read the log's state: entry %d, the last, has no root", idx)
 	}
 	copy(root[:], b)
-	return size, root, nil
+	return idx + 1, root, nil
+}
+
+func (s *Store) LogState(ctx context.Context) (size int64, root [32]byte, err error) {
+	return logState(s.row(ctx, lastEntry))
 }
 
 // maxHashRead bounds the hashes one LogHashes call reads (a proof needs

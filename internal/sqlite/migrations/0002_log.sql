@@ -2,10 +2,14 @@
 -- in the transaction that stores them: idx is the entry's index in the tree.
 ALTER TABLE payments ADD COLUMN log_head BLOB;
 
+-- root is the tree's root after the entry, on the last entry of each
+-- commit (NULL on the others): the log's state is its last row, so that a
+-- commit does not also rewrite a state row's page.
 CREATE TABLE log_entries (
 	idx     INTEGER PRIMARY KEY,
 	subject TEXT NOT NULL,
-	body    BLOB NOT NULL
+	body    BLOB NOT NULL,
+	root    BLOB
 );
 CREATE INDEX log_entries_subject ON log_entries (subject, idx);
 
@@ -18,9 +22,9 @@ CREATE TABLE log_hashes (
 	hash BLOB NOT NULL
 );
 
+-- The log's settings (its key, 0003); its size and root are those of the
+-- last entry.
 CREATE TABLE log_state (
-	id   INTEGER PRIMARY KEY CHECK (id = 1),
-	size INTEGER NOT NULL,
-	root BLOB NOT NULL
+	id INTEGER PRIMARY KEY CHECK (id = 1)
 );
-INSERT INTO log_state (id, size, root) VALUES (1, 0, X'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+INSERT INTO log_state (id) VALUES (1);
