@@ -18,13 +18,11 @@ import (
 type logTree struct {
 	loaded bool
 	size   int64
-	// cache holds stored hashes read or written lately: appending reads
-	// only hashes on the tree's right edge, which are nearly always here.
+	// cache holds the tree's frontier (tlog.Frontier), the only stored
+	// hashes appending reads: a few dozen, so that a commit neither reads
+	// them from the file nor keeps a large map up.
 	cache map[int64]tlog.Hash
 }
-
-// logCacheMax bounds the cache; past it, it keeps only the last batch's hashes.
-const logCacheMax = 1 << 16
 
 // logAppend is what a committed batch changed in the tree.
 type logAppend struct {
@@ -118,12 +116,16 @@ func (t *logTree) applied(a *logAppend) {
 	if a == nil {
 		return
 	}
-	if len(t.cache)+len(a.hashes) > logCacheMax {
-		t.cache = make(map[int64]tlog.Hash, len(a.hashes))
+	front := tlog.Frontier(a.size)
+	cache := make(map[int64]tlog.Hash, len(front))
+	for _, id := range front {
+		if id >= a.first && id-a.first < int64(len(a.hashes)) {
+			cache[id] = a.hashes[id-a.first]
+		} else if h, ok := t.cache[id]; ok {
+			cache[id] = h
+		}
 	}
-	for i, h := range a.hashes {
-		t.cache[a.first+int64(i)] = h
-	}
+	t.cache = cache
 	t.size = a.size
 }
 

@@ -333,6 +333,22 @@ func LeafOfStoredHash(id int64) (n int64, ok bool) {
 	return n, level == 0
 }
 
+// Frontier returns the stored hashes that appending to a tree of size
+// entries reads: the roots of its complete subtrees, largest first (they
+// are also what TreeHash(size) reads). A writer that keeps them need read
+// nothing else to append.
+func Frontier(size int64) []int64 {
+	var ids []int64
+	start := int64(0)
+	for l := 62; l >= 0; l-- {
+		if size&(1<<l) != 0 {
+			ids = append(ids, tlog.StoredHashIndex(l, start>>l))
+			start += 1 << l
+		}
+	}
+	return ids
+}
+
 // EmptyRoot is the root of the empty tree, SHA-256 of nothing (RFC 6962).
 var EmptyRoot = Hash(sha256.Sum256(nil))
 

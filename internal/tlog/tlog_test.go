@@ -375,3 +375,32 @@ func FuzzParseProof(f *testing.F) {
 		}
 	})
 }
+
+// TestFrontierSuffices: appending to a tree reads only its frontier, and
+// the frontier after is made of the frontier before and the new hashes.
+func TestFrontierSuffices(t *testing.T) {
+	var m Memory
+	for size := int64(0); size < 300; size++ {
+		front := map[int64]bool{}
+		for _, id := range Frontier(size) {
+			front[id] = true
+		}
+		only := HashReaderFunc(func(ids []int64) ([]Hash, error) {
+			for _, id := range ids {
+				if !front[id] {
+					return nil, fmt.Errorf("size %d: read stored hash %d, not in the frontier", size, id)
+				}
+			}
+			return m.ReadHashes(ids)
+		})
+		for _, n := range []int{1, 3} {
+			if _, _, _, err := Append(size, make([]Hash, n), only); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := TreeHash(size, only); err != nil {
+			t.Fatal(err)
+		}
+		m.Append([]byte(fmt.Sprint(size)))
+	}
+}
