@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/tlog"
@@ -67,7 +67,9 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 		if len(miss) == 0 {
 			return out, nil
 		}
-		got, err := storedHashes(ctx, s.w, miss)
+		got, err := storedHashes(miss, func(args ...any) (*sql.Rows, error) {
+			return s.w.QueryContext(ctx, hashesQuery, args...)
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -98,7 +100,7 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 	// reads.
 	interior := make([]int64, 0, len(hashes))
 	for i := range hashes {
-		if _, leaf := tlog.LeafOfStoredHash(first + int64(i)); !leaf {
+		if level, _ := tlog.SplitStoredHashIndex(first + int64(i)); level > 0 {
 			interior = append(interior, int64(i))
 		}
 	}
@@ -173,59 +175,66 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	got, err := storedHashes(ctx, s.db, ids)
+	st, err := s.prepared(ctx, hashesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
+	}
+	got, err := storedHashes(ids, func(args ...any) (*sql.Rows, error) { return st.QueryContext(ctx, args...) })
 	if err != nil {
 		return nil, err
 	}
 	return pb.HashesInOrder(ids, got)
 }
 
-// queryer is a connection pool or the writer's connection.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
+// hashesQuery reads stored hashes: interior hashes from log_hashes, leaf
+// hashes as their entries (returned with id -1-index), the ids as JSON
+// arrays so that the statement's text, and so its preparation, is one
+// whatever the number of ids.
+const hashesQuery = `SELECT id, hash FROM log_hashes WHERE id IN (SELECT value FROM json_each(?1))
+	UNION ALL SELECT -1 - idx, body FROM log_entries WHERE idx IN (SELECT value FROM json_each(?2))`
 
-// storedHashes reads the stored hashes ids (at most maxHashRead): interior
-// hashes from log_hashes, leaf hashes by hashing their entries. An id not
-// stored is missing from the map.
-func storedHashes(ctx context.Context, q queryer, ids []int64) (map[int64][32]byte, error) {
-	got := make(map[int64][32]byte, len(ids))
-	var interior, leaves []any
+// storedHashes reads the stored hashes ids (at most maxHashRead) with
+// hashesQuery run by query: leaf hashes by hashing their entries. An id
+// not stored is missing from the map.
+func storedHashes(ids []int64, query func(args ...any) (*sql.Rows, error)) (map[int64][32]byte, error) {
+	interior, leaves := []byte{'['}, []byte{'['}
 	leafID := map[int64]int64{} // entry index -> stored hash id
 	for _, id := range ids {
-		if n, ok := tlog.LeafOfStoredHash(id); ok {
-			leaves, leafID[n] = append(leaves, n), id
+		if level, n := tlog.SplitStoredHashIndex(id); level == 0 {
+			leaves = strconv.AppendInt(append(leaves, ','), n, 10)
+			leafID[n] = id
 		} else {
-			interior = append(interior, id)
+			interior = strconv.AppendInt(append(interior, ','), id, 10)
 		}
 	}
-	read := func(query string, args []any, hash func(b []byte) [32]byte, id func(k int64) int64) error {
-		if len(args) == 0 {
-			return nil
+	list := func(b []byte) string {
+		if len(b) > 1 {
+			b[1] = ' ' // the first element's comma
 		}
-		rows, err := q.QueryContext(ctx, query+strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")+`)`, args...)
-		if err != nil {
-			return fmt.Errorf("couldn't read stored hashes: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k int64
-			var b []byte
-			if err := rows.Scan(&k, &b); err != nil {
-				return fmt.Errorf("couldn't read stored hashes: %w", err)
-			}
-			got[id(k)] = hash(b)
-		}
-		return rows.Err()
+		return string(append(b, ']'))
 	}
-	if err := read(`SELECT id, hash FROM log_hashes WHERE id IN (`, interior, func(b []byte) (h [32]byte) {
+	rows, err := query(list(interior), list(leaves))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
+	}
+	defer rows.Close()
+	got := make(map[int64][32]byte, len(ids))
+	for rows.Next() {
+		var id int64
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
+		}
+		if id < 0 {
+			got[leafID[-1-id]] = pb.LeafHash(b)
+			continue
+		}
+		var h [32]byte
 		copy(h[:], b)
-		return h
-	}, func(k int64) int64 { return k }); err != nil {
-		return nil, err
+		got[id] = h
 	}
-	if err := read(`SELECT idx, body FROM log_entries WHERE idx IN (`, leaves, pb.LeafHash, func(k int64) int64 { return leafID[k] }); err != nil {
-		return nil, err
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
 	}
 	return got, nil
 }

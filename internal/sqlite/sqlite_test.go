@@ -129,12 +129,14 @@ func TestOpenMissingDirectory(t *testing.T) {
 
 // TestLogAcrossReopen: a store reopened appends to the tree it left,
 // reading the right edge (leaf hashes from their entries, interior hashes
-// from log_hashes) back from the file, and serves proofs of every entry.
+// from log_hashes) back from the file, and serves inclusion proofs
+// of every entry and consistency proofs from every earlier size.
 func TestLogAcrossReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "paybound.db")
 	var mem tlog.Memory
 	var bodies [][]byte
+	var olds []tlog.Checkpoint
 	for round, n := range []int{1, 2, 5, 1, 8, 3, 16, 7} {
 		s, err := sqlite.Open(ctx, path)
 		if err != nil {
@@ -167,6 +169,16 @@ func TestLogAcrossReopen(t *testing.T) {
 				t.Fatalf("round %d: entry %d: %v", round, i, err)
 			}
 		}
+		for _, old := range olds {
+			proof, err := tlog.ProveConsistency(old.Size, size, ledger.StoredHashes(ctx, s))
+			if err != nil {
+				t.Fatalf("round %d: ProveConsistency(%d, %d): %v", round, old.Size, size, err)
+			}
+			if err := tlog.VerifyConsistency(old, c, proof); err != nil {
+				t.Fatalf("round %d: from size %d: %v", round, old.Size, err)
+			}
+		}
+		olds = append(olds, c)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -325,13 +325,10 @@ func ProveConsistency(older, newer int64, r HashReader) ([]Hash, error) {
 	return tlog.ProveTree(newer, older, r)
 }
 
-// LeafOfStoredHash reports whether stored hash id is a leaf hash (level 0
-// of the tree) and, if so, the index of its entry. A store may keep leaf
-// hashes implicitly, as the entries they hash.
-func LeafOfStoredHash(id int64) (n int64, ok bool) {
-	level, n := tlog.SplitStoredHashIndex(id)
-	return n, level == 0
-}
+// SplitStoredHashIndex returns the level and index within it of the
+// tree's node stored at id: level 0 holds the leaf hashes, which a store
+// may keep implicitly, as the entries they hash.
+func SplitStoredHashIndex(id int64) (level int, n int64) { return tlog.SplitStoredHashIndex(id) }
 
 // Frontier returns the stored hashes that appending to a tree of size
 // entries reads: the roots of its complete subtrees, largest first (they
