@@ -11,7 +11,9 @@ CREATE TABLE log_entries (
 	body    BLOB NOT NULL,
 	root    BLOB
 );
-CREATE INDEX log_entries_subject ON log_entries (subject, idx);
+-- Every index entry ends with the rowid, idx: this index orders a subject's
+-- entries by idx without holding idx twice, as (subject, idx) would.
+CREATE INDEX log_entries_subject ON log_entries (subject);
 
 -- The tree's stored hashes above the leaves, by their index in
 -- golang.org/x/mod/sumdb/tlog's storage order. A leaf hash is not stored:
