@@ -74,6 +74,11 @@ type payerBook struct {
 	full bool
 	// paid caches PaidMerchant answers for merchants not in recent.
 	paid map[string]bool
+	// balance is the wallet's available balance in balanceCur as read at
+	// balanceAt, less the payments noted since (see available).
+	balance    int64
+	balanceCur string
+	balanceAt  time.Time
 }
 
 func newRiskState(cfg *risk.Config) (*riskState, error) {
@@ -207,6 +212,29 @@ func (s *Service) book(ctx context.Context, payer string) (*payerBook, error) {
 	return b, nil
 }
 
+// riskBalanceTTL is how long a payer's balance, read for risk control, is
+// used again (less what the payments noted since took): a payer paying
+// many times a second costs one read a second, not one a payment.
+const riskBalanceTTL = time.Second
+
+// available returns the payer's available balance in currency, from b
+// (locked) when it read it less than riskBalanceTTL ago.
+func (s *Service) available(ctx context.Context, b *payerBook, payer, currency string, now time.Time) (int64, error) {
+	if b.balanceCur == currency && now.Sub(b.balanceAt) < riskBalanceTTL && !now.Before(b.balanceAt) {
+		return b.balance, nil
+	}
+	var avail int64
+	acct, err := s.st.Account(ctx, payer, currency)
+	switch {
+	case err == nil:
+		avail = acct.Available()
+	case pb.ErrorCode(err) != pb.ErrNotFound:
+		return 0, fmt.Errorf("couldn't read the wallet's balance: %w", err)
+	}
+	b.balance, b.balanceCur, b.balanceAt = avail, currency, now
+	return avail, nil
+}
+
 // provisional is the status of an attempt assessed but not yet committed:
 // it counts in the velocities of the attempts after it (so that a burst of
 // concurrent attempts cannot all pass as the first), not in the histories.
@@ -269,6 +297,9 @@ func (s *Service) noteRisk(payer string, p *pb.Payment, token string) {
 			return
 		}
 	}
+	if moved(p.Status) && p.Currency == b.balanceCur {
+		b.balance -= p.Amount // a new hold or capture; top-ups show at the next read
+	}
 	if len(b.recent) >= pb.MaxRecentPayments+pb.MaxRecentPayments/8 { // keep the newest, in place
 		b.recent = append(b.recent[:0], b.recent[len(b.recent)-pb.MaxRecentPayments+1:]...)
 	}
@@ -315,11 +346,6 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 		Metadata: p.Metadata, Now: now.UTC().Truncate(time.Second), MerchantFlags: sn.flags[m.ID],
 		MerchantAgeHours: int64(now.Sub(m.CreatedAt) / time.Hour),
 		PayeeProvenance:  provenance(p.PayeeProvenance), AmountProvenance: provenance(p.AmountProvenance)}
-	if acct, err := s.st.Account(ctx, at.payer, p.Currency); err == nil {
-		in.Available = acct.Available()
-	} else if pb.ErrorCode(err) != pb.ErrNotFound {
-		return nil, "", fmt.Errorf("couldn't read the wallet's balance: %w", err)
-	}
 	var salt [16]byte
 	rand.Read(salt[:])
 	in.Salt = hex.EncodeToString(salt[:])
@@ -327,7 +353,9 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 	if err != nil {
 		return nil, "", err
 	}
-	err = s.summarize(ctx, b, at, now, &in)
+	if in.Available, err = s.available(ctx, b, at.payer, p.Currency, now); err == nil {
+		err = s.summarize(ctx, b, at, now, &in)
+	}
 	if err == nil {
 		token = "~" + strconv.FormatInt(provisionalSeq.Add(1), 10)
 		b.recent = append(b.recent, pb.RecentPayment{ID: token, MerchantID: m.ID, Category: m.Category, AgentID: at.agent,
