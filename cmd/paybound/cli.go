@@ -47,7 +47,7 @@ var clientCommands = [][2]string{
 	{"disputes list [--status open] | get dsp_…", "payer, merchant or operator key"},
 	{"disputes resolve dsp_… --outcome O --liable PARTY [--amount 1.00]", "operator key"},
 	{"audit [--duration 10s]", "operator key; checks the log against the ledger"},
-	{"risk explain pay_…", "any party: why risk control decided"},
+	{"risk explain pay_…", "payer, agent or operator key: why risk control decided"},
 	{"risk rules set NAME --expression CEL --action A --priority N", "operator key"},
 	{"risk rules list | delete NAME", "operator key"},
 	{"risk flag mch_… --flags suspected_fraud", "operator key; empty clears"},
