@@ -28,6 +28,7 @@ echo "started on ${PAYBOUND_TEST_POSTGRES_URL%%\?*}"
 
 echo "== benchmark smoke run"
 go test -run '^$' -bench . -benchtime 20000x ./internal/ledger
+go test -run '^$' -bench 'RiskAssess|Evaluate' -benchtime 2000x ./internal/service ./internal/risk
 go run ./cmd/paybound bench ledger --duration 1s --clients 500
 go run ./cmd/paybound bench payments --duration 1s
 go run ./cmd/paybound bench payments --duration 1s --signed --baseline=false
