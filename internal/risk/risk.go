@@ -17,6 +17,7 @@ package risk
 
 import (
 	"fmt"
+	"math/bits"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -293,7 +294,7 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 	}
 
 	// Share of the available balance.
-	if in.Available > 0 && in.Amount*100/cfg.DrainPercent > in.Available { // divided: no overflow
+	if in.Available > 0 && productGreater(in.Amount, 100, in.Available, cfg.DrainPercent) {
 		add("drains_wallet", 25, "takes %s of the %s available (over %d%%)", money(in.Amount), money(in.Available), cfg.DrainPercent)
 	}
 
@@ -369,7 +370,15 @@ func outlier(amount int64, h History, cfg *Config) bool {
 		return false
 	}
 	if h.MAD == 0 {
-		return amount > h.Median*cfg.AmountOutlierRatio
+		return productGreater(amount, 1, h.Median, cfg.AmountOutlierRatio)
 	}
-	return amount > h.Median+cfg.AmountOutlierMADs*h.MAD
+	return amount > h.Median && productGreater(amount-h.Median, 1, h.MAD, cfg.AmountOutlierMADs)
+}
+
+// productGreater reports whether a*b > c*d for non-negative values, in 128
+// bits: amounts go up to 10^18 and thresholds multiply them.
+func productGreater(a, b, c, d int64) bool {
+	hi1, lo1 := bits.Mul64(uint64(max(a, 0)), uint64(max(b, 0)))
+	hi2, lo2 := bits.Mul64(uint64(max(c, 0)), uint64(max(d, 0)))
+	return hi1 > hi2 || hi1 == hi2 && lo1 > lo2
 }

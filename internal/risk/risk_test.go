@@ -147,3 +147,30 @@ func BenchmarkEvaluate(b *testing.B) {
 		Evaluate(&in, &cfg)
 	}
 }
+
+// TestNoOverflow: amounts up to paybound.MaxAmount and thresholds at their
+// limits compare exactly, not wrapped.
+func TestNoOverflow(t *testing.T) {
+	cfg := Defaults()
+	cfg.AmountOutlierRatio, cfg.AmountOutlierMADs = 1000, 1000
+	huge := int64(1_000_000_000_000_000_000)
+	in := Input{Amount: huge / 10, AgentID: "agt_1", Available: huge / 10, PaidMerchantBefore: true, MerchantAgeHours: 1000,
+		MerchantHistory: History{Count: 10, Median: huge / 10}}
+	if a := Evaluate(&in, &cfg); !slices.Contains(names(a), "drains_wallet") || slices.Contains(names(a), "amount_vs_merchant_history") {
+		t.Errorf("an amount equal to a huge balance and to the median: %v", names(a))
+	}
+	in.MerchantHistory = History{Count: 10, Median: huge / 100, MAD: huge / 100}
+	if a := Evaluate(&in, &cfg); slices.Contains(names(a), "amount_vs_merchant_history") {
+		t.Errorf("10 MADs above the median, with 1000 MADs allowed: %v", names(a))
+	}
+	for _, c := range []struct {
+		a, b, c, d int64
+		want       bool
+	}{
+		{huge, 100, huge, 80, true}, {huge, 80, huge, 100, false}, {huge, 1000, huge, 1000, false}, {3, 2, 5, 1, true}, {0, 5, 0, 7, false},
+	} {
+		if got := productGreater(c.a, c.b, c.c, c.d); got != c.want {
+			t.Errorf("productGreater(%d, %d, %d, %d) = %v", c.a, c.b, c.c, c.d, got)
+		}
+	}
+}

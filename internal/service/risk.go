@@ -79,6 +79,10 @@ type payerBook struct {
 	balance    int64
 	balanceCur string
 	balanceAt  time.Time
+	// balanceGen counts balance reads; provGen holds, for each
+	// provisional entry, the read its attempt was assessed on.
+	balanceGen uint64
+	provGen    map[string]uint64
 }
 
 func newRiskState(cfg *risk.Config) (*riskState, error) {
@@ -133,6 +137,17 @@ func (s *Service) reloadRisk(ctx context.Context) (*riskSnapshot, error) {
 	return s.loadRisk(ctx)
 }
 
+// changedRisk reloads the rules and flags after this process changed them
+// in the store, whether or not the caller is still waiting; when that
+// fails, the next attempt reads them again rather than run stale ones.
+func (s *Service) changedRisk(ctx context.Context) error {
+	if _, err := s.reloadRisk(context.WithoutCancel(ctx)); err != nil {
+		s.risk.snap.Store(nil)
+		return fmt.Errorf("the change is stored, but reading the rules back failed: %w", err)
+	}
+	return nil
+}
+
 // loadRisk reads the rules and flags (risk.load held). Rules unchanged
 // since the last load keep their compiled programs. A stored rule that no
 // longer compiles (a newer server's syntax) is skipped, logged, and listed
@@ -183,10 +198,7 @@ func (s *Service) book(ctx context.Context, payer string) (*payerBook, error) {
 	b, ok := r.payers[payer]
 	if !ok {
 		if len(r.payers) >= riskMaxPayers {
-			for k := range r.payers { // drop one, any
-				delete(r.payers, k)
-				break
-			}
+			r.evict()
 		}
 		b = &payerBook{}
 		r.payers[payer] = b
@@ -232,7 +244,30 @@ func (s *Service) available(ctx context.Context, b *payerBook, payer, currency s
 		return 0, fmt.Errorf("couldn't read the wallet's balance: %w", err)
 	}
 	b.balance, b.balanceCur, b.balanceAt = avail, currency, now
+	b.balanceGen++
 	return avail, nil
+}
+
+// evict drops one payer's book (r.mu held): one with no attempt in flight,
+// among the first few the map yields, so that dropping it loses no
+// provisional entry; failing that, the last looked at.
+func (r *riskState) evict() {
+	var last string
+	tries := 0
+	for k, b := range r.payers {
+		last = k
+		if b.mu.TryLock() {
+			busy := len(b.provGen) > 0
+			b.mu.Unlock()
+			if !busy {
+				break
+			}
+		}
+		if tries++; tries == 8 {
+			break
+		}
+	}
+	delete(r.payers, last)
 }
 
 // provisional is the status of an attempt assessed but not yet committed:
@@ -277,6 +312,11 @@ func (s *Service) noteRisk(payer string, p *pb.Payment, token string) {
 	if b.loaded.IsZero() {
 		return
 	}
+	// The cached balance stays right only for a new payment assessed on
+	// it (one read before the payment's commit, and not read again since):
+	// that payment's hold comes off it. Anything else forces a new read.
+	gen, fresh := b.provGen[token]
+	delete(b.provGen, token)
 	if token != "" {
 		for i := len(b.recent) - 1; i >= 0; i-- {
 			if b.recent[i].ID == token {
@@ -293,12 +333,21 @@ func (s *Service) noteRisk(payer string, p *pb.Payment, token string) {
 	}
 	for i := len(b.recent) - 1; i >= 0; i-- { // a decision on a payment in the book
 		if b.recent[i].ID == p.ID {
-			b.recent[i].Status = p.Status
+			// A hold captured whole leaves the balance as it was; an
+			// approval, a partial capture or a cancel changes it.
+			if !(b.recent[i].Status == pb.StatusAuthorized && p.Status == pb.StatusCaptured && p.AmountCaptured == p.Amount) {
+				b.balanceAt = time.Time{}
+			}
+			b.recent[i].Status, b.recent[i].DeclineCode = p.Status, p.DeclineCode
 			return
 		}
 	}
-	if moved(p.Status) && p.Currency == b.balanceCur {
-		b.balance -= p.Amount // a new hold or capture; top-ups show at the next read
+	switch {
+	case !moved(p.Status) || p.Currency != b.balanceCur:
+	case fresh && gen == b.balanceGen:
+		b.balance = max(0, b.balance-p.Amount)
+	default:
+		b.balanceAt = time.Time{}
 	}
 	if len(b.recent) >= pb.MaxRecentPayments+pb.MaxRecentPayments/8 { // keep the newest, in place
 		b.recent = append(b.recent[:0], b.recent[len(b.recent)-pb.MaxRecentPayments+1:]...)
@@ -356,19 +405,24 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 	if in.Available, err = s.available(ctx, b, at.payer, p.Currency, now); err == nil {
 		err = s.summarize(ctx, b, at, now, &in)
 	}
+	var tok string
 	if err == nil {
-		token = "~" + strconv.FormatInt(provisionalSeq.Add(1), 10)
-		b.recent = append(b.recent, pb.RecentPayment{ID: token, MerchantID: m.ID, Category: m.Category, AgentID: at.agent,
+		tok = "~" + strconv.FormatInt(provisionalSeq.Add(1), 10)
+		b.recent = append(b.recent, pb.RecentPayment{ID: tok, MerchantID: m.ID, Category: m.Category, AgentID: at.agent,
 			MandateID: p.MandateID, Currency: p.Currency, Amount: p.Amount, Status: provisional, CreatedAt: now})
+		if b.provGen == nil {
+			b.provGen = map[string]uint64{}
+		}
+		b.provGen[tok] = b.balanceGen
 	}
 	b.mu.Unlock()
 	if err != nil {
 		return nil, "", err
 	}
+	done := false
 	defer func() {
-		if err != nil {
-			s.noteRisk(at.payer, nil, token)
-			token = ""
+		if !done { // an error or a panic: the attempt will not commit
+			s.noteRisk(at.payer, nil, tok)
 		}
 	}()
 	a, errs := risk.Assess(ctx, &in, &s.risk.cfg, sn.rules)
@@ -386,7 +440,8 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 	if a.Input, err = json.Marshal(&own); err != nil {
 		return nil, "", err
 	}
-	return &a, token, nil
+	done = true
+	return &a, tok, nil
 }
 
 // warnRule logs a rule that could not be evaluated, at most once a minute
@@ -591,7 +646,7 @@ func (s *Service) PutRiskRule(ctx context.Context, caller pb.Principal, name, ex
 	if err := s.st.PutRiskRule(ctx, stored); err != nil {
 		return nil, fmt.Errorf("couldn't store the risk rule: %w", err)
 	}
-	if _, err := s.reloadRisk(ctx); err != nil {
+	if err := s.changedRisk(ctx); err != nil {
 		return nil, err
 	}
 	s.log.Info("risk rule set", "rule", name, "action", action, "priority", priority)
@@ -621,9 +676,8 @@ func (s *Service) DeleteRiskRule(ctx context.Context, caller pb.Principal, name 
 		}
 		return fmt.Errorf("couldn't delete the risk rule: %w", err)
 	}
-	_, err := s.reloadRisk(ctx)
 	s.log.Info("risk rule deleted", "rule", name)
-	return err
+	return s.changedRisk(ctx)
 }
 
 // SetMerchantFlags (operator) replaces a merchant's risk flags; none
@@ -665,7 +719,7 @@ func (s *Service) SetMerchantFlags(ctx context.Context, caller pb.Principal, mer
 	if err := s.st.SetMerchantFlags(ctx, f); err != nil {
 		return nil, fmt.Errorf("couldn't store the merchant's flags: %w", err)
 	}
-	if _, err := s.reloadRisk(ctx); err != nil {
+	if err := s.changedRisk(ctx); err != nil {
 		return nil, err
 	}
 	s.log.Info("merchant risk flags set", "merchant", merchantID, "flags", clean)

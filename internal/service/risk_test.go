@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -89,6 +90,57 @@ func TestParseRiskConfig(t *testing.T) {
 	} {
 		if c, err := service.ParseRiskConfig([]byte(bad)); err == nil || !strings.HasPrefix(err.Error(), "risk config:") {
 			t.Errorf("ParseRiskConfig(%q) = %+v, %v; want a risk config error", bad, c, err)
+		}
+	}
+}
+
+// TestRiskBalance: the balance risk control sees follows the wallet
+// through payments, holds and a cancel, though it is read from the store
+// at most once a second.
+func TestRiskBalance(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, t.TempDir(), 0)
+	user := e.user(t, 10_000, "CNY") // small payments: risk control allows them
+	m := must[*service.NewMerchant](t, e.svc.CreateMerchant(ctx, operator, nil, "shop", "general"))
+	merchant := pb.Principal{Role: pb.RoleMerchant, ID: m.ID}
+	available := func() int64 {
+		t.Helper()
+		r, err := e.svc.Assess(ctx, user, service.CreatePaymentParams{Amount: 100, Currency: "CNY", MerchantID: m.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in struct{ Available int64 }
+		if err := json.Unmarshal(r.Input, &in); err != nil {
+			t.Fatal(err)
+		}
+		return in.Available
+	}
+	pay := func(amount int64, capture pb.CaptureMethod) *pb.Payment {
+		t.Helper()
+		p := must[*pb.Payment](t, e.svc.CreatePayment(ctx, user, nil, service.CreatePaymentParams{Amount: amount, Currency: "CNY",
+			MerchantID: m.ID, CaptureMethod: capture}))
+		if p.Status == pb.StatusRequiresConfirmation {
+			t.Fatalf("payment of %d reviewed: %+v", amount, p.Risk)
+		}
+		return p
+	}
+	steps := []struct {
+		what string
+		do   func()
+		want int64
+	}{
+		{"funded", func() {}, 10_000},
+		{"paid 6,000", func() { pay(6_000, pb.CaptureAutomatic) }, 4_000},
+		{"held 1,000", func() { pay(1_000, pb.CaptureManual) }, 3_000},
+		{"the hold canceled", func() {
+			p := pay(500, pb.CaptureManual)
+			must[*pb.Payment](t, e.svc.Cancel(ctx, merchant, nil, p.ID))
+		}, 3_000},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := available(); got != st.want {
+			t.Fatalf("%s: risk sees %d available, want %d", st.what, got, st.want)
 		}
 	}
 }
