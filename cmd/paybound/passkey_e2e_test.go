@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/x509"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -26,7 +28,7 @@ func TestPasskeyFlow(t *testing.T) {
 	if err != nil {
 		t.Fatalf("creation options: %v %s", err, opts.raw)
 	}
-	cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+	cred := newCredential(t)
 	att := virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao)
 	pk := w.ok(201, w.call("POST", "/v1/passkeys", w.userKey, "", map[string]any{"credential": json.RawMessage(att)}))
 	if pk.str("object") != "passkey" || pk.str("id") == "" {
@@ -119,4 +121,20 @@ func TestPasskeyFlow(t *testing.T) {
 		t.Fatalf("the revoked passkey is not listed as revoked: %s", l.raw)
 	}
 	w.verify()
+}
+
+// newCredential is a virtual passkey with full-length coordinates (see the
+// one in internal/service's tests).
+func newCredential(t testing.TB) virtualwebauthn.Credential {
+	t.Helper()
+	for {
+		cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+		k, err := x509.ParsePKCS8PrivateKey(cred.Key.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ek := k.(*ecdsa.PrivateKey); len(ek.X.Bytes()) == 32 && len(ek.Y.Bytes()) == 32 {
+			return cred
+		}
+	}
 }
