@@ -19,11 +19,12 @@ type mandateWorld struct {
 }
 
 func newMandateWorld(t testing.TB) *mandateWorld {
-	// The checks here decline one attempt after another, which risk control
-	// would rightly take for a decline burst (tested in risk_test.go).
+	// The checks here decline one attempt after another, and pay in
+	// concurrent bursts, which risk control would rightly stop (its own
+	// tests are in risk_test.go and cmd/paybound/risk_e2e_test.go).
 	e := newEnv(t, t.TempDir(), 0, func(c *service.Config) {
 		r := risk.Defaults()
-		r.DeclineBurst = 1000
+		r.DeclineBurst, r.PerMinute, r.PerHour, r.PerDay = 1e9, 1e9, 1e9, 1e9
 		c.Risk = &r
 	})
 	ctx := context.Background()
