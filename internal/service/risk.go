@@ -31,9 +31,9 @@ import (
 // Bounds of the in-memory state.
 const (
 	// riskMaxPayers bounds the payers whose recent payments are kept (each
-	// book holds at most 9/8 MaxRecentPayments entries); past it, one is
-	// dropped (and read again when it next pays).
-	riskMaxPayers = 2048
+	// book holds at most 9/8 MaxRecentPayments entries, about 110 KB when
+	// full); past it, one is dropped (and read again when it next pays).
+	riskMaxPayers = 1024
 	// riskShareRefresh is how often a payer's recent payments are read
 	// again from a store that other processes write too (PostgreSQL): what
 	// they did counts within this long.
@@ -213,6 +213,24 @@ func (s *Service) book(ctx context.Context, payer string) (*payerBook, error) {
 			return nil, fmt.Errorf("couldn't read the payer's recent payments: %w", err)
 		}
 		slices.Reverse(recent)
+		// One copy of each merchant, agent, mandate, category and
+		// currency per book, not one per row read: it halves the book.
+		seen := map[string]string{}
+		intern := func(v *string) {
+			if c, ok := seen[*v]; ok {
+				*v = c
+			} else {
+				seen[*v] = *v
+			}
+		}
+		for i := range recent {
+			r := &recent[i]
+			intern(&r.MerchantID)
+			intern(&r.Category)
+			intern(&r.AgentID)
+			intern(&r.MandateID)
+			intern(&r.Currency)
+		}
 		// Attempts still in flight stay counted.
 		for _, rec := range b.recent {
 			if rec.Status == provisional {
