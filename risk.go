@@ -101,6 +101,24 @@ type MerchantFlags struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
+// FlagsColumn is how a store keeps f's flags: a JSON array.
+func (f *MerchantFlags) FlagsColumn() string {
+	b, _ := json.Marshal(f.Flags) // a []string always encodes
+	return string(b)
+}
+
+// DecodeFlagsColumn reverses FlagsColumn; a stored row always has a list.
+func DecodeFlagsColumn(data string) ([]string, error) {
+	var flags []string
+	if err := json.Unmarshal([]byte(data), &flags); err != nil {
+		return nil, err
+	}
+	if flags == nil {
+		flags = []string{}
+	}
+	return flags, nil
+}
+
 // Risk configuration limits.
 const (
 	MaxRiskRules     = 200

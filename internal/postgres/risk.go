@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -112,7 +111,7 @@ func (s *Store) AllMerchantFlags(ctx context.Context) ([]pb.MerchantFlags, error
 		if err := rows.Scan(&f.MerchantID, &flags, &updated); err != nil {
 			return nil, fmt.Errorf("couldn't read the merchant flags: %w", err)
 		}
-		if f.Flags, err = decodeFlags(flags); err != nil {
+		if f.Flags, err = pb.DecodeFlagsColumn(flags); err != nil {
 			return nil, fmt.Errorf("merchant %s has unreadable flags: %w", f.MerchantID, err)
 		}
 		f.UpdatedAt = time.Unix(updated, 0).UTC()
@@ -126,25 +125,13 @@ func (s *Store) SetMerchantFlags(ctx context.Context, f pb.MerchantFlags) error 
 	if len(f.Flags) == 0 {
 		_, err = s.pool.Exec(ctx, `DELETE FROM merchant_flags WHERE merchant_id = $1`, f.MerchantID)
 	} else {
-		flags, _ := json.Marshal(f.Flags) // a []string always encodes
+		flags := f.FlagsColumn()
 		_, err = s.pool.Exec(ctx, `INSERT INTO merchant_flags (merchant_id, flags, updated_at) VALUES ($1, $2, $3)
 			ON CONFLICT (merchant_id) DO UPDATE SET flags = excluded.flags, updated_at = excluded.updated_at`,
-			f.MerchantID, string(flags), f.UpdatedAt.Unix())
+			f.MerchantID, flags, f.UpdatedAt.Unix())
 	}
 	if err != nil {
 		return fmt.Errorf("couldn't store the flags of merchant %s: %w", f.MerchantID, err)
 	}
 	return nil
-}
-
-// decodeFlags reads a stored JSON array of flags, never as nil.
-func decodeFlags(data string) ([]string, error) {
-	var flags []string
-	if err := json.Unmarshal([]byte(data), &flags); err != nil {
-		return nil, err
-	}
-	if flags == nil {
-		flags = []string{}
-	}
-	return flags, nil
 }
