@@ -259,6 +259,18 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 	return pos, nil
 }
 
+// call parses args as parse does, then returns a client for the flags and
+// the context to call it with: the start of every command that calls the
+// server.
+func (c *cmd) call(args []string, names ...string) ([]string, *client.Client, context.Context, error) {
+	pos, err := c.parse(args, names...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	api, ctx, err := c.client()
+	return pos, api, ctx, err
+}
+
 // client returns a client for the parsed flags, and the context to call it
 // with (carrying --idempotency-key).
 func (c *cmd) client() (*client.Client, context.Context, error) {
@@ -525,11 +537,7 @@ func optionalAmount(ctx context.Context, api *client.Client, id, s string) (*int
 func (cl *cli) capture(args []string) error {
 	c := cl.command("capture", "capture pay_… [--amount 5.00]", true)
 	amountS := c.fs.String("amount", "", "capture only this much, as a decimal in the payment's currency (default: all of the hold)")
-	pos, err := c.parse(args, "PAYMENT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "PAYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -546,11 +554,7 @@ func (cl *cli) capture(args []string) error {
 
 func (cl *cli) cancel(args []string) error {
 	c := cl.command("cancel", "cancel pay_…", true)
-	pos, err := c.parse(args, "PAYMENT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "PAYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -565,11 +569,7 @@ func (cl *cli) refund(args []string) error {
 	c := cl.command("refund", "refund pay_… [--amount 1.00] [--reason R]", true)
 	amountS := c.fs.String("amount", "", "refund only this much, as a decimal in the payment's currency (default: all not yet refunded)")
 	reason := c.fs.String("reason", "", "why, for the payer and the audit trail")
-	pos, err := c.parse(args, "PAYMENT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "PAYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -590,10 +590,7 @@ func (cl *cli) listPayments(args []string) error {
 	c := cl.command("payments list", "payments list [--limit N] [--starting-after pay_…]", false)
 	limit := c.fs.Int("limit", 0, fmt.Sprintf("page size, 1 to %d (default 10)", pb.MaxListLimit))
 	after := c.fs.String("starting-after", "", "the last payment ID of the previous page")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	_, api, ctx, err := c.call(args)
 	if err != nil {
 		return err
 	}
@@ -623,11 +620,7 @@ func (cl *cli) listPayments(args []string) error {
 
 func (cl *cli) getPayment(args []string) error {
 	c := cl.command("payments get", "payments get pay_…", false)
-	pos, err := c.parse(args, "PAYMENT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "PAYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -670,10 +663,7 @@ func (cl *cli) getPayment(args []string) error {
 
 func (cl *cli) balance(args []string) error {
 	c := cl.command("balance", "balance", false)
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	_, api, ctx, err := c.call(args)
 	if err != nil {
 		return err
 	}
@@ -706,10 +696,7 @@ func (cl *cli) balance(args []string) error {
 
 func (cl *cli) verifyLedger(args []string) error {
 	c := cl.command("ledger verify", "ledger verify", false)
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	_, api, ctx, err := c.call(args)
 	if err != nil {
 		return err
 	}

@@ -155,11 +155,7 @@ func (cl *cli) addAgentKey(args []string) error {
 
 func (cl *cli) listAgentKeys(args []string) error {
 	c := cl.command("agents keys list", "agents keys list agt_…", true)
-	pos, err := c.parse(args, "agt_…")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "agt_…")
 	if err != nil {
 		return err
 	}
@@ -185,11 +181,7 @@ func (cl *cli) listAgentKeys(args []string) error {
 
 func (cl *cli) revokeAgentKey(args []string) error {
 	c := cl.command("agents keys revoke", "agents keys revoke agt_… KEYID", true)
-	pos, err := c.parse(args, "agt_…", "KEYID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "agt_…", "KEYID")
 	if err != nil {
 		return err
 	}

@@ -46,11 +46,7 @@ func (cl *cli) openDispute(args []string) error {
 	c := cl.command("disputes open", "disputes open pay_… --reason R [--details D]", true)
 	reason := c.fs.String("reason", "", "not_as_intended, unauthorized, merchant_error, duplicate or other (required)")
 	details := c.fs.String("details", "", "what went wrong, in your words")
-	pos, err := c.parse(args, "PAYMENT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "PAYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -66,11 +62,7 @@ func (cl *cli) resolveDispute(args []string) error {
 	outcome := c.fs.String("outcome", "", "refund_full, refund_partial or reject (required)")
 	liable := c.fs.String("liable", "", "who bears it: merchant (refunds), agent_operator or platform (the platform compensates), user (reject)")
 	amountS := c.fs.String("amount", "", "for refund_partial: how much, as a decimal in the payment's currency")
-	pos, err := c.parse(args, "DISPUTE_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "DISPUTE_ID")
 	if err != nil {
 		return err
 	}
@@ -95,11 +87,7 @@ func (cl *cli) resolveDispute(args []string) error {
 
 func (cl *cli) getDispute(args []string) error {
 	c := cl.command("disputes get", "disputes get dsp_…", false)
-	pos, err := c.parse(args, "DISPUTE_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "DISPUTE_ID")
 	if err != nil {
 		return err
 	}
@@ -115,10 +103,7 @@ func (cl *cli) listDisputes(args []string) error {
 	status := c.fs.String("status", "", "only open or only resolved disputes")
 	limit := c.fs.Int("limit", 0, fmt.Sprintf("page size, 1 to %d (default 10)", pb.MaxListLimit))
 	after := c.fs.String("starting-after", "", "the last dispute ID of the previous page")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	_, api, ctx, err := c.call(args)
 	if err != nil {
 		return err
 	}

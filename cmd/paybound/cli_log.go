@@ -25,11 +25,7 @@ import (
 
 func (cl *cli) trace(args []string) error {
 	c := cl.command("payments trace", "payments trace pay_…", false)
-	pos, err := c.parse(args, "PAYMENT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "PAYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -69,11 +65,7 @@ func noteBody(note string) string {
 func (cl *cli) receipt(args []string) error {
 	c := cl.command("payments receipt", "payments receipt pay_… [--out FILE]", false)
 	out := c.fs.String("out", "", "write the receipt to FILE instead of standard output")
-	pos, err := c.parse(args, "PAYMENT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "PAYMENT_ID")
 	if err != nil {
 		return err
 	}

@@ -110,10 +110,7 @@ func (cl *cli) listMandates(args []string) error {
 	c := cl.command("mandates list", "mandates list [--limit N] [--starting-after mdt_…]", false)
 	limit := c.fs.Int("limit", 0, fmt.Sprintf("page size, 1 to %d (default 10)", pb.MaxListLimit))
 	after := c.fs.String("starting-after", "", "the last mandate ID of the previous page")
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	_, api, ctx, err := c.call(args)
 	if err != nil {
 		return err
 	}
@@ -144,11 +141,7 @@ func (cl *cli) listMandates(args []string) error {
 
 func (cl *cli) getMandate(args []string) error {
 	c := cl.command("mandates get", "mandates get mdt_…", false)
-	pos, err := c.parse(args, "mdt_…")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "mdt_…")
 	if err != nil {
 		return err
 	}
@@ -161,11 +154,7 @@ func (cl *cli) getMandate(args []string) error {
 
 func (cl *cli) revokeMandate(args []string) error {
 	c := cl.command("mandates revoke", "mandates revoke mdt_…", true)
-	pos, err := c.parse(args, "mdt_…")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "mdt_…")
 	if err != nil {
 		return err
 	}
@@ -183,10 +172,7 @@ func (cl *cli) totp(args []string) error {
 
 func (cl *cli) enrollTOTP(args []string) error {
 	c := cl.command("totp enroll", "totp enroll", true)
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	_, api, ctx, err := c.call(args)
 	if err != nil {
 		return err
 	}
@@ -201,11 +187,7 @@ func (cl *cli) enrollTOTP(args []string) error {
 
 func (cl *cli) verifyTOTP(args []string) error {
 	c := cl.command("totp verify", "totp verify CODE", true)
-	pos, err := c.parse(args, "CODE")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "CODE")
 	if err != nil {
 		return err
 	}
@@ -239,11 +221,7 @@ func (cl *cli) approve(args []string) error {
 
 func (cl *cli) deny(args []string) error {
 	c := cl.command("deny", "deny cfm_…", true)
-	pos, err := c.parse(args, "cfm_…")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "cfm_…")
 	if err != nil {
 		return err
 	}

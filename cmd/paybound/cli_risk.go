@@ -50,11 +50,7 @@ func printRisk(w io.Writer, r *pb.Risk) {
 
 func (cl *cli) explainRisk(args []string) error {
 	c := cl.command("risk explain", "risk explain pay_…", false)
-	pos, err := c.parse(args, "PAYMENT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "PAYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -101,10 +97,7 @@ func (cl *cli) setRiskRule(args []string) error {
 
 func (cl *cli) listRiskRules(args []string) error {
 	c := cl.command("risk rules list", "risk rules list", false)
-	if _, err := c.parse(args); err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	_, api, ctx, err := c.call(args)
 	if err != nil {
 		return err
 	}
@@ -128,11 +121,7 @@ func (cl *cli) listRiskRules(args []string) error {
 
 func (cl *cli) deleteRiskRule(args []string) error {
 	c := cl.command("risk rules delete", "risk rules delete NAME", false)
-	pos, err := c.parse(args, "NAME")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "NAME")
 	if err != nil {
 		return err
 	}
@@ -145,11 +134,7 @@ func (cl *cli) deleteRiskRule(args []string) error {
 func (cl *cli) flagMerchant(args []string) error {
 	c := cl.command("risk flag", "risk flag mch_… [--flags suspected_fraud,…]", false)
 	flags := c.fs.String("flags", "", "comma-separated flags; empty clears them")
-	pos, err := c.parse(args, "MERCHANT_ID")
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
+	pos, api, ctx, err := c.call(args, "MERCHANT_ID")
 	if err != nil {
 		return err
 	}
