@@ -61,7 +61,8 @@ type Batch struct {
 	Payments       []Payment // inserted or updated, final state
 	// PaymentVersions[i] is the Version of Payments[i] that the writer read
 	// (0: the batch creates it); a shared store refuses the batch when the
-	// stored version differs.
+	// stored version differs. A payment's risk is written only when the
+	// batch creates it.
 	PaymentVersions []int64
 	Refunds         []Refund
 	Topups          []Topup

@@ -86,7 +86,7 @@ func benchCommitPayments(b *testing.B, withLog bool) {
 			bt.Transfers = append(bt.Transfers, pb.Transfer{ID: nextTransfer, Kind: pb.TransferPost, DebitAccountID: int64(u + 1),
 				CreditAccountID: payers + 1, Amount: p.Amount, Currency: "USD", PendingID: p.HoldID, Ref: p.ID, CreatedAt: now})
 			nextTransfer++
-			bt.Payments = append(bt.Payments, p)
+			bt.Payments, bt.PaymentVersions = append(bt.Payments, p), append(bt.PaymentVersions, p.Version-1)
 			seq++
 			bt.Idempotency = append(bt.Idempotency, pb.IdempotencyRecord{Caller: p.PayerID, Key: fmt.Sprintf("bench-%x-%x", now.UnixNano(), seq), Status: 200, Body: resp, CreatedAt: now})
 			seen[u] = true
@@ -109,7 +109,7 @@ func benchCommitPayments(b *testing.B, withLog bool) {
 				CreditAccountID: payers + 1, Amount: p.Amount, Currency: "USD", Timeout: exp, Ref: p.ID, CreatedAt: now})
 			p.HoldID = nextTransfer
 			nextTransfer++
-			bt.Payments = append(bt.Payments, p)
+			bt.Payments, bt.PaymentVersions = append(bt.Payments, p), append(bt.PaymentVersions, p.Version-1)
 			prev = append(prev, p)
 			seq++
 			bt.Idempotency = append(bt.Idempotency, pb.IdempotencyRecord{Caller: p.PayerID, Key: fmt.Sprintf("bench-%x-%x", now.UnixNano(), seq), Status: 201, Body: resp, CreatedAt: now})

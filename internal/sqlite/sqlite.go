@@ -327,7 +327,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			if ce != nil {
 				cexp = *ce
 			}
-			risk, input := p.Risk.Columns()
+			var risk, input string // an update leaves them as they are: encode them only for a new payment
+			if b.PaymentVersions[i] == 0 {
+				risk, input = p.Risk.Columns()
+			}
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
 				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp,
