@@ -166,6 +166,9 @@ func TestCLIApprove(t *testing.T) {
 		t.Fatalf("approve: %q %v", out, err)
 	}
 	out, _, err = w.cli(w.agentKey, "pay", "--merchant", w.merch, "--amount", "1.00", "--currency", "USD")
+	if err != nil || !strings.Contains(out, "cfm_") {
+		t.Fatalf("second agent pay: %q %v", out, err)
+	}
 	cfm = out[strings.Index(out, "cfm_") : strings.Index(out, "cfm_")+30]
 	if out, _, err = w.cli(w.userKey, "deny", cfm); err != nil || !strings.Contains(out, "canceled") {
 		t.Fatalf("deny: %q %v", out, err)

@@ -36,7 +36,6 @@ type Rule struct {
 const (
 	MaxRuleName  = 100
 	MaxPriority  = 1_000_000
-	MaxRules     = pb.MaxRiskRules
 	ruleFieldErr = "risk rule: %s"
 )
 
