@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,12 +39,21 @@ func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
 	if ev.Type == "" || ev.Subject == "" {
 		return [32]byte{}, errors.New("ledger: a log event needs a type and a subject")
 	}
-	body, err := pb.EncodeLogEntry(ev, tx.now, prev)
-	if err != nil {
-		return [32]byte{}, err
+	var leaf [32]byte
+	if logOff {
+		// No entry: a head that differs from prev, as PutPayment wants.
+		if prev != nil {
+			leaf = *prev
+		}
+		binary.LittleEndian.PutUint64(leaf[:], binary.LittleEndian.Uint64(leaf[:])+1)
+	} else {
+		body, err := pb.EncodeLogEntry(ev, tx.now, prev)
+		if err != nil {
+			return [32]byte{}, err
+		}
+		leaf = pb.LeafHash(body)
+		tx.batch.Log = append(tx.batch.Log, pb.LogRecord{Subject: ev.Subject, Body: body, Leaf: leaf})
 	}
-	leaf := pb.LeafHash(body)
-	tx.batch.Log = append(tx.batch.Log, pb.LogRecord{Subject: ev.Subject, Body: body, Leaf: leaf})
 	if tx.logHead == nil {
 		tx.logHead = map[string][32]byte{}
 	}
