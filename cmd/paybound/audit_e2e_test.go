@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,25 +75,79 @@ func TestDisputesAndAuditOverCLI(t *testing.T) {
 	}
 	db.Exec(`UPDATE payments SET amount_refunded = amount_refunded - 1 WHERE id = ?`, ids[2])
 	// A byte of a logged entry changed.
-	if _, err := db.Exec(`UPDATE log_entries SET body = CAST(replace(CAST(body AS TEXT), '"amount":2500', '"amount":2600') AS BLOB) WHERE subject = ?`, ids[1]); err != nil {
-		t.Fatal(err)
+	replace := func(old, new string) func([]byte) []byte {
+		return func(b []byte) []byte { return bytes.ReplaceAll(b, []byte(old), []byte(new)) }
+	}
+	if n := editEntries(t, db, ids[1], replace(`"amount":2500`, `"amount":2600`)); n == 0 {
+		t.Fatal("changed no entry")
 	}
 	if out, errOut, err := w.cli(w.op, "audit", "--duration", "0s"); err == nil || !strings.Contains(errOut, ids[1]) {
 		t.Fatalf("audit of a changed entry: %v\n%s\n%s", err, out, errOut)
 	}
-	db.Exec(`UPDATE log_entries SET body = CAST(replace(CAST(body AS TEXT), '"amount":2600', '"amount":2500') AS BLOB) WHERE subject = ?`, ids[1])
+	editEntries(t, db, ids[1], replace(`"amount":2600`, `"amount":2500`))
 	if _, _, err := w.cli(w.op, "audit", "--duration", "0s"); err != nil {
 		t.Fatalf("audit after undoing the change: %v", err)
 	}
 	// The last entry of a payment changed: no later entry names it, but the
 	// tree's root does.
-	if res, err := db.Exec(`UPDATE log_entries SET body = CAST(replace(CAST(body AS TEXT), '"amount":500', '"amount":600') AS BLOB)
-		WHERE subject = ? AND CAST(body AS TEXT) LIKE '%payment.refunded%'`, ids[1]); err != nil {
-		t.Fatal(err)
-	} else if n, _ := res.RowsAffected(); n != 1 {
+	if n := editEntries(t, db, ids[1], func(b []byte) []byte {
+		if !bytes.Contains(b, []byte("payment.refunded")) {
+			return b
+		}
+		return replace(`"amount":500`, `"amount":600`)(b)
+	}); n != 1 {
 		t.Fatalf("changed %d entries", n)
 	}
 	if out, errOut, err := w.cli(w.op, "audit", "--duration", "0s"); err == nil || !strings.Contains(errOut, "root") {
 		t.Fatalf("audit of a changed last entry: %v\n%s\n%s", err, out, errOut)
 	}
+}
+
+// editEntries rewrites, in a SQLite file behind the server's back, the
+// logged entries of subject that edit changes (keeping their length), and
+// returns how many it changed. Entries are stored in bundles, each entry
+// after its 2-byte big-endian length (internal/sqlite/bundle.go).
+func editEntries(t *testing.T, db *sql.DB, subject string, edit func([]byte) []byte) int {
+	t.Helper()
+	rows, err := db.Query(`SELECT s.idx, b.first, b.entries FROM log_subjects s
+		JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= s.idx) WHERE s.subject = ?`, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundles := map[int64][]byte{}
+	var want []int64 // entry indexes, by bundle
+	firsts := map[int64]int64{}
+	for rows.Next() {
+		var idx, first int64
+		var b []byte
+		if err := rows.Scan(&idx, &first, &b); err != nil {
+			t.Fatal(err)
+		}
+		bundles[first], firsts[idx] = b, first
+		want = append(want, idx)
+	}
+	rows.Close()
+	changed := 0
+	for _, idx := range want {
+		b := bundles[firsts[idx]]
+		off := 0
+		for k := firsts[idx]; k < idx; k++ {
+			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+		}
+		n := int(binary.BigEndian.Uint16(b[off:]))
+		entry := b[off+2 : off+2+n]
+		if e := edit(slices.Clone(entry)); !bytes.Equal(e, entry) {
+			if len(e) != n {
+				t.Fatalf("an edit changed entry %d's length", idx)
+			}
+			copy(entry, e)
+			changed++
+		}
+	}
+	for first, b := range bundles {
+		if _, err := db.Exec(`UPDATE log_bundles SET entries = ? WHERE first = ?`, b, first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return changed
 }

@@ -86,12 +86,22 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 	if err != nil {
 		return nil, fmt.Errorf("couldn't append to the log: %w", err)
 	}
-	if err := s.insert(ctx, &tLogEntries, len(recs), func(d []any, i int) []any {
+	bundles, err := bundle(t.size, recs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.insert(ctx, &tLogBundles, len(bundles), func(d []any, i int) []any {
+		b := &bundles[i]
 		var r any
-		if i == len(recs)-1 {
+		if i == len(bundles)-1 {
 			r = root[:]
 		}
-		return append(d, t.size+int64(i), recs[i].Subject, recs[i].Body, r)
+		return append(d, b.first, b.size, b.entries, b.subjects, r)
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.insert(ctx, &tLogSubjects, len(recs), func(d []any, i int) []any {
+		return append(d, recs[i].Subject, t.size+int64(i))
 	}); err != nil {
 		return nil, err
 	}
@@ -141,23 +151,22 @@ func (s *Store) IntegrateLog(ctx context.Context, in *pb.LogIntegration) error {
 	return errors.New("sqlite: log entries enter the tree at commit; there is nothing to integrate")
 }
 
-// lastEntry selects the log's last entry, which holds the tree's root.
-const lastEntry = `SELECT idx, root FROM log_entries ORDER BY idx DESC LIMIT 1`
+// lastEntry selects the log's last bundle, which holds the tree's root.
+const lastEntry = `SELECT size, root FROM log_bundles ORDER BY first DESC LIMIT 1`
 
-// logState reads the tree's size and root from the last entry's row.
+// logState reads the tree's size and root from the last bundle's row.
 func logState(r *sql.Row) (size int64, root [32]byte, err error) {
-	var idx int64
 	var b []byte
-	switch err := r.Scan(&idx, &b); {
+	switch err := r.Scan(&size, &b); {
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, tlog.EmptyRoot, nil
 	case err != nil:
 		return 0, root, fmt.Errorf("couldn't read the log's state: %w", err)
 	case len(b) != len(root):
-		return 0, root, fmt.Errorf("couldn't read the log's state: entry %d, the last, has no root", idx)
+		return 0, root, fmt.Errorf("couldn't read the log's state: the last bundle, to size %d, has no root", size)
 	}
 	copy(root[:], b)
-	return idx + 1, root, nil
+	return size, root, nil
 }
 
 func (s *Store) LogState(ctx context.Context) (size int64, root [32]byte, err error) {
@@ -187,11 +196,13 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 }
 
 // hashesQuery reads stored hashes: interior hashes from log_hashes, leaf
-// hashes as their entries (returned with id -1-index), the ids as JSON
-// arrays so that the statement's text, and so its preparation, is one
-// whatever the number of ids.
-const hashesQuery = `SELECT id, hash FROM log_hashes WHERE id IN (SELECT value FROM json_each(?1))
-	UNION ALL SELECT -1 - idx, body FROM log_entries WHERE idx IN (SELECT value FROM json_each(?2))`
+// hashes as the bundles that hold their entries (returned with id
+// -1-index), the ids as JSON arrays so that the statement's text, and so
+// its preparation, is one whatever the number of ids.
+const hashesQuery = `SELECT id, hash, 0, 0 FROM log_hashes WHERE id IN (SELECT value FROM json_each(?1))
+	UNION ALL SELECT -1 - j.value, b.entries, b.first, b.size FROM json_each(?2) j
+		JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= j.value)
+		WHERE j.value < b.size`
 
 // storedHashes reads the stored hashes ids (at most maxHashRead) with
 // hashesQuery run by query: leaf hashes by hashing their entries. An id
@@ -220,13 +231,17 @@ func storedHashes(ids []int64, query func(args ...any) (*sql.Rows, error)) (map[
 	defer rows.Close()
 	got := make(map[int64][32]byte, len(ids))
 	for rows.Next() {
-		var id int64
+		var id, first, size int64
 		var b []byte
-		if err := rows.Scan(&id, &b); err != nil {
+		if err := rows.Scan(&id, &b, &first, &size); err != nil {
 			return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
 		}
 		if id < 0 {
-			got[leafID[-1-id]] = pb.LeafHash(b)
+			entries, err := bundleItems(b, size-first)
+			if err != nil {
+				return nil, fmt.Errorf("couldn't read the hash of entry %d: %w", -1-id, err)
+			}
+			got[leafID[-1-id]] = pb.LeafHash(entries[-1-id-first])
 			continue
 		}
 		var h [32]byte
@@ -241,27 +256,63 @@ func storedHashes(ids []int64, query func(args ...any) (*sql.Rows, error)) (map[
 
 func (s *Store) LogEntries(ctx context.Context, from int64, n int) ([]pb.LogEntry, error) {
 	n = min(max(n, 0), pb.MaxLogRead)
-	return s.logEntries(ctx, `SELECT idx, subject, body FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?`, from, n)
+	if n == 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT first, size, entries, subjects FROM log_bundles
+		WHERE first >= (SELECT COALESCE(max(first), 0) FROM log_bundles WHERE first <= ?) ORDER BY first`, from)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read log entries: %w", err)
+	}
+	defer rows.Close()
+	var out []pb.LogEntry
+	for len(out) < n && rows.Next() {
+		var first, size int64
+		var entries, subjects []byte
+		if err := rows.Scan(&first, &size, &entries, &subjects); err != nil {
+			return nil, fmt.Errorf("couldn't read log entries: %w", err)
+		}
+		es, err := bundleItems(entries, size-first)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read log entries from %d: %w", first, err)
+		}
+		ss, err := bundleItems(subjects, size-first)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read log entries from %d: %w", first, err)
+		}
+		for k := range es {
+			if idx := first + int64(k); idx >= from && len(out) < n {
+				out = append(out, pb.LogEntry{Index: idx, Subject: string(ss[k]), Body: es[k]})
+			}
+		}
+	}
+	return out, rows.Err()
 }
 
 func (s *Store) SubjectLog(ctx context.Context, subject string, limit int) ([]pb.LogEntry, error) {
 	limit = min(max(limit, 0), pb.MaxLogRead)
-	return s.logEntries(ctx, `SELECT idx, subject, body FROM log_entries WHERE subject = ? ORDER BY idx LIMIT ?`, subject, limit)
-}
-
-func (s *Store) logEntries(ctx context.Context, q string, args ...any) ([]pb.LogEntry, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT s.idx, b.first, b.size, b.entries FROM log_subjects s
+		JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= s.idx)
+		WHERE s.subject = ? ORDER BY s.idx LIMIT ?`, subject, limit)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read log entries: %w", err)
 	}
 	defer rows.Close()
 	var out []pb.LogEntry
 	for rows.Next() {
-		var e pb.LogEntry
-		if err := rows.Scan(&e.Index, &e.Subject, &e.Body); err != nil {
+		var idx, first, size int64
+		var entries []byte
+		if err := rows.Scan(&idx, &first, &size, &entries); err != nil {
 			return nil, fmt.Errorf("couldn't read log entries: %w", err)
 		}
-		out = append(out, e)
+		es, err := bundleItems(entries, size-first)
+		if err == nil && idx >= size {
+			err = errBadBundle
+		}
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read log entry %d: %w", idx, err)
+		}
+		out = append(out, pb.LogEntry{Index: idx, Subject: subject, Body: es[idx-first]})
 	}
 	return out, rows.Err()
 }

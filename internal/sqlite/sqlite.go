@@ -162,9 +162,10 @@ var (
 	tNonces    = table{"signature_nonces", "keyid, nonce, expires_ms", 3, ""}
 	tAgentKeys = table{"agent_keys", "keyid, agent_id, public_key, created_at, not_after, revoked_at", 6,
 		` ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`}
-	tLogEntries = table{"log_entries", "idx, subject, body, root", 4, ""}
-	tLogHashes  = table{"log_hashes", "id, hash", 2, ""}
-	tUsage      = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
+	tLogBundles  = table{"log_bundles", "first, size, entries, subjects, root", 5, ""}
+	tLogSubjects = table{"log_subjects", "subject, idx", 2, ""}
+	tLogHashes   = table{"log_hashes", "id, hash", 2, ""}
+	tUsage       = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
 		` ON CONFLICT (mandate_id, period_key) DO UPDATE SET spent = excluded.spent, payments = excluded.payments`}
 )
 

@@ -15,6 +15,7 @@ import (
 	"github.com/paybound/paybound/internal/sqlite"
 	"github.com/paybound/paybound/internal/storetest"
 	"github.com/paybound/paybound/internal/tlog"
+	xtlog "golang.org/x/mod/sumdb/tlog"
 )
 
 // open opens a store on path, closed when the test ends.
@@ -183,5 +184,128 @@ func TestLogAcrossReopen(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestLogBundlesMigration: a database written before the log's entries
+// were bundled (schema 4: a row an entry) opens with every entry, subject,
+// root and proof as before, bytes exactly as stored, and appends on to the
+// same tree.
+func TestLogBundlesMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "paybound.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_version (version INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for v, name := range []string{"0001_core.sql", "0002_log.sql", "0003_disputes.sql", "0004_risk.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_version (version) VALUES (?)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three commits stored as schema 4 did: a row an entry, the root on each
+	// commit's last, the hashes above the leaves in log_hashes. Bodies and
+	// subjects carry bytes that text would not keep.
+	var mem tlog.Memory
+	var recs []pb.LogRecord
+	for c, n := range []int{3, 1, 6} {
+		for i := range n {
+			r := pb.LogRecord{Subject: []string{"pay_ü", "mnd_b"}[i%2], Body: fmt.Appendf(nil, "{\"c\":%d,\"i\":%d}\x00\xff\n", c, i)}
+			idx, _ := mem.Append(r.Body)
+			var root any
+			if i == n-1 {
+				h, _ := mem.Root(mem.Size())
+				root = h[:]
+			}
+			if _, err := db.Exec(`INSERT INTO log_entries (idx, subject, body, root) VALUES (?, ?, ?, ?)`, idx, r.Subject, r.Body, root); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+	}
+	for id := range xtlog.StoredHashCount(mem.Size()) {
+		if level, _ := tlog.SplitStoredHashIndex(id); level > 0 {
+			h, _ := mem.ReadHashes([]int64{id})
+			if _, err := db.Exec(`INSERT INTO log_hashes (id, hash) VALUES (?, ?)`, id, h[0][:]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	check := func() {
+		t.Helper()
+		size, root, err := s.LogState(ctx)
+		if want, _ := mem.Root(mem.Size()); err != nil || size != mem.Size() || root != want {
+			t.Fatalf("LogState = %d %x %v, want %d %x", size, root, err, mem.Size(), want)
+		}
+		got, err := s.LogEntries(ctx, 0, pb.MaxLogRead)
+		if err != nil || len(got) != len(recs) {
+			t.Fatalf("LogEntries: %d entries, %v; want %d", len(got), err, len(recs))
+		}
+		c := tlog.Checkpoint{Origin: "test", Size: size, Hash: root}
+		for i, e := range got {
+			if e.Index != int64(i) || e.Subject != recs[i].Subject || string(e.Body) != string(recs[i].Body) {
+				t.Fatalf("entry %d = %d %q %q, want %q %q", i, e.Index, e.Subject, e.Body, recs[i].Subject, recs[i].Body)
+			}
+			proof, err := tlog.ProveInclusion(int64(i), size, ledger.StoredHashes(ctx, s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlog.VerifyInclusion(e.Body, int64(i), proof, c); err != nil {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+		}
+		mine, err := s.SubjectLog(ctx, "pay_ü", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []int64
+		for i, r := range recs {
+			if r.Subject == "pay_ü" {
+				want = append(want, int64(i))
+			}
+		}
+		if len(mine) != len(want) {
+			t.Fatalf("SubjectLog: %d entries, want %d", len(mine), len(want))
+		}
+		for i, e := range mine {
+			if e.Index != want[i] || string(e.Body) != string(recs[want[i]].Body) {
+				t.Fatalf("SubjectLog[%d] = %d %q, want %d", i, e.Index, e.Body, want[i])
+			}
+		}
+	}
+	check()
+	old := tlog.Checkpoint{Origin: "test", Size: mem.Size()}
+	old.Hash, _ = mem.Root(old.Size)
+	more := []pb.LogRecord{{Subject: "pay_ü", Body: []byte(`{"after":1}`)}, {Subject: "pay_c", Body: []byte(`{"after":2}`)}}
+	if err := s.Commit(ctx, &pb.Batch{Log: more}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range more {
+		mem.Append(r.Body)
+	}
+	recs = append(recs, more...)
+	check()
+	size, root, _ := s.LogState(ctx)
+	proof, err := tlog.ProveConsistency(old.Size, size, ledger.StoredHashes(ctx, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.VerifyConsistency(old, tlog.Checkpoint{Origin: "test", Size: size, Hash: root}, proof); err != nil {
+		t.Fatal(err)
 	}
 }

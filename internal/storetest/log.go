@@ -84,16 +84,36 @@ func testLog(t *testing.T, s pb.Store) {
 	ctx := t.Context()
 	checkTree(t, s, nil)
 	var all []pb.LogRecord
-	for _, n := range []int{5, 1, 20, 3} {
+	// Batches of one entry up to several hundred, and large entries: a
+	// store may keep a commit's entries together (SQLite bundles them).
+	for _, n := range []int{5, 1, 20, 3, 150} {
 		recs := logBatch(len(all), n, "pay_a", "mnd_b", "pay_c")
 		commit(t, s, &pb.Batch{Log: recs})
 		all = append(all, recs...)
 		integrate(t, s)
 		checkTree(t, s, all)
 	}
+	big := logBatch(len(all), 4, "pay_a", "mnd_b")
+	for i := range big {
+		big[i].Body = append(big[i].Body, bytes.Repeat([]byte{' '}, 30_000*(i+1)%pb.MaxLogEntryBytes)...)
+	}
+	big[3].Body = append(big[3].Body[:0], bytes.Repeat([]byte{'x'}, pb.MaxLogEntryBytes)...)
+	commit(t, s, &pb.Batch{Log: append(big, logBatch(len(all)+len(big), 2, "pay_c")...)})
+	all = append(all, append(big, logBatch(len(all)+len(big), 2, "pay_c")...)...)
+	integrate(t, s)
+	checkTree(t, s, all)
 	page, err := s.LogEntries(ctx, 3, 2)
 	if err != nil || len(page) != 2 || page[0].Index != 3 || page[1].Index != 4 {
 		t.Fatalf("LogEntries(3, 2) = %v, %v", page, err)
+	}
+	page, err = s.LogEntries(ctx, 40, 100)
+	if err != nil || len(page) != 100 {
+		t.Fatalf("LogEntries(40, 100) = %d entries, %v", len(page), err)
+	}
+	for i, e := range page {
+		if e.Index != int64(40+i) || e.Subject != all[40+i].Subject || !bytes.Equal(e.Body, all[40+i].Body) {
+			t.Fatalf("LogEntries(40, 100)[%d] = %d %s, want %d %s", i, e.Index, e.Subject, 40+i, all[40+i].Subject)
+		}
 	}
 	if page, err := s.LogEntries(ctx, int64(len(all)), 10); err != nil || len(page) != 0 {
 		t.Fatalf("LogEntries past the end = %v, %v", page, err)

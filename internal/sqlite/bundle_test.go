@@ -1,0 +1,71 @@
+package sqlite
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	pb "github.com/paybound/paybound"
+)
+
+func TestBundle(t *testing.T) {
+	recs := make([]pb.LogRecord, 150)
+	for i := range recs {
+		recs[i] = pb.LogRecord{Subject: "pay_" + strings.Repeat("a", i%5), Body: bytes.Repeat([]byte{byte('a' + i%26)}, i*7)}
+	}
+	recs[100].Body = bytes.Repeat([]byte{'x'}, pb.MaxLogEntryBytes)
+	bs, err := bundle(1000, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := int64(1000)
+	for _, b := range bs {
+		n := b.size - b.first
+		if b.first != next || n < 1 || n > maxBundleEntries || (n > 1 && len(b.entries) > maxBundleBytes) {
+			t.Fatalf("bundle from %d to %d, %d bytes; want it from %d, 1 to %d entries, at most %d bytes unless one entry",
+				b.first, b.size, len(b.entries), next, maxBundleEntries, maxBundleBytes)
+		}
+		es, err := bundleItems(b.entries, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss, err := bundleItems(b.subjects, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range es {
+			r := recs[b.first-1000+int64(k)]
+			if !bytes.Equal(es[k], r.Body) || string(ss[k]) != r.Subject || cap(es[k]) != len(es[k]) {
+				t.Fatalf("entry %d of bundle %d differs", k, b.first)
+			}
+		}
+		next = b.size
+	}
+	if next != 1150 {
+		t.Fatalf("bundles end at %d, want 1150", next)
+	}
+
+	if _, err := bundle(0, []pb.LogRecord{{Subject: "pay_a", Body: make([]byte, pb.MaxLogEntryBytes+1)}}); err == nil {
+		t.Fatal("bundle took an entry over the limit")
+	}
+	if _, err := bundle(0, []pb.LogRecord{{Subject: strings.Repeat("s", 1<<16), Body: []byte("{}")}}); err == nil {
+		t.Fatal("bundle took a subject over the limit")
+	}
+	good := appendItem(appendItem(nil, []byte("one")), []byte("two"))
+	for name, c := range map[string]struct {
+		b []byte
+		n int64
+	}{
+		"truncated length": {good[:6], 2},
+		"truncated item":   {good[:len(good)-1], 2},
+		"fewer items":      {good, 3},
+		"more items":       {good, 1},
+		"no items":         {nil, 0},
+		"too many":         {good, maxBundleEntries + 1},
+	} {
+		if _, err := bundleItems(c.b, c.n); !errors.Is(err, errBadBundle) {
+			t.Errorf("%s: bundleItems = %v, want errBadBundle", name, err)
+		}
+	}
+}
