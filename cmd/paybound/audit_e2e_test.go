@@ -104,34 +104,26 @@ func TestDisputesAndAuditOverCLI(t *testing.T) {
 }
 
 // editEntries rewrites, in a SQLite file behind the server's back, the
-// logged entries of subject that edit changes (keeping their length), and
-// returns how many it changed. Entries are stored in bundles, each entry
-// after its 2-byte big-endian length (internal/sqlite/bundle.go).
-func editEntries(t *testing.T, db *sql.DB, subject string, edit func([]byte) []byte) int {
+// logged entries of a payment that edit changes (keeping their length),
+// and returns how many it changed. A payment's row lists its entries'
+// indexes, and entries are stored in bundles, each after its 2-byte
+// big-endian length (internal/sqlite/bundle.go).
+func editEntries(t *testing.T, db *sql.DB, payment string, edit func([]byte) []byte) int {
 	t.Helper()
-	rows, err := db.Query(`SELECT s.idx, b.first, b.entries FROM log_subjects s
-		JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= s.idx) WHERE s.subject = ?`, subject)
-	if err != nil {
+	var list []byte
+	if err := db.QueryRow(`SELECT log_idx FROM payments WHERE id = ?`, payment).Scan(&list); err != nil {
 		t.Fatal(err)
 	}
-	bundles := map[int64][]byte{}
-	var want []int64 // entry indexes, by bundle
-	firsts := map[int64]int64{}
-	for rows.Next() {
-		var idx, first int64
+	changed := 0
+	for ; len(list) >= 8; list = list[8:] {
+		idx := int64(binary.BigEndian.Uint64(list))
+		var first int64
 		var b []byte
-		if err := rows.Scan(&idx, &first, &b); err != nil {
+		if err := db.QueryRow(`SELECT first, entries FROM log_bundles WHERE first <= ? ORDER BY first DESC LIMIT 1`, idx).Scan(&first, &b); err != nil {
 			t.Fatal(err)
 		}
-		bundles[first], firsts[idx] = b, first
-		want = append(want, idx)
-	}
-	rows.Close()
-	changed := 0
-	for _, idx := range want {
-		b := bundles[firsts[idx]]
 		off := 0
-		for k := firsts[idx]; k < idx; k++ {
+		for k := first; k < idx; k++ {
 			off += 2 + int(binary.BigEndian.Uint16(b[off:]))
 		}
 		n := int(binary.BigEndian.Uint16(b[off:]))
@@ -141,12 +133,10 @@ func editEntries(t *testing.T, db *sql.DB, subject string, edit func([]byte) []b
 				t.Fatalf("an edit changed entry %d's length", idx)
 			}
 			copy(entry, e)
+			if _, err := db.Exec(`UPDATE log_bundles SET entries = ? WHERE first = ?`, b, first); err != nil {
+				t.Fatal(err)
+			}
 			changed++
-		}
-	}
-	for first, b := range bundles {
-		if _, err := db.Exec(`UPDATE log_bundles SET entries = ? WHERE first = ?`, b, first); err != nil {
-			t.Fatal(err)
 		}
 	}
 	return changed

@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	pb "github.com/paybound/paybound"
@@ -31,22 +33,50 @@ type logAppend struct {
 	hashes []tlog.Hash
 }
 
+// loadLog reads the tree's size into the writer's view, once after
+// opening and after a failed commit, inside the writer's transaction.
+func (s *Store) loadLog(ctx context.Context) error {
+	if s.log.loaded {
+		return nil
+	}
+	size, _, err := logState(s.w.QueryRowContext(ctx, lastEntry))
+	if err != nil {
+		return err
+	}
+	s.log = logTree{loaded: true, size: size, cache: map[int64]tlog.Hash{}}
+	return nil
+}
+
+// paymentEntries returns, for each payment b writes, the indexes that its
+// entries in b take in the tree (8 bytes each, big-endian): they are
+// appended to the payment's row (payments.log_idx) instead of being rows
+// of log_subjects, which would cost the writer a B-tree insert per entry.
+// Entries of a payment that b does not write go to log_subjects.
+func paymentEntries(size int64, b *pb.Batch) map[string][]byte {
+	m := make(map[string][]byte, len(b.Payments))
+	for i := range b.Payments {
+		m[b.Payments[i].ID] = nil
+	}
+	for i := range b.Log {
+		if idx, ok := m[b.Log[i].Subject]; ok {
+			m[b.Log[i].Subject] = binary.BigEndian.AppendUint64(idx, uint64(size+int64(i)))
+		}
+	}
+	return m
+}
+
 // appendLog stores recs as the next entries of the tree, inside the
 // writer's open transaction, and returns the change to apply to the
-// writer's view once the transaction commits.
-func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend, error) {
+// writer's view once the transaction commits. The subjects in onRow are
+// payments whose rows list their entries (paymentEntries).
+func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[string][]byte) (*logAppend, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	t := &s.log
-	if !t.loaded {
-		size, _, err := logState(s.w.QueryRowContext(ctx, lastEntry))
-		if err != nil {
-			return nil, err
-		}
-		t.size = size
-		t.cache, t.loaded = map[int64]tlog.Hash{}, true
+	if err := s.loadLog(ctx); err != nil {
+		return nil, err
 	}
+	t := &s.log
 	leaves := make([]tlog.Hash, len(recs))
 	for i := range recs {
 		leaves[i] = recs[i].Leaf
@@ -100,8 +130,14 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord) (*logAppend,
 	}); err != nil {
 		return nil, err
 	}
-	if err := s.insert(ctx, &tLogSubjects, len(recs), func(d []any, i int) []any {
-		return append(d, recs[i].Subject, t.size+int64(i))
+	var other []int
+	for i := range recs {
+		if _, ok := onRow[recs[i].Subject]; !ok {
+			other = append(other, i)
+		}
+	}
+	if err := s.insert(ctx, &tLogSubjects, len(other), func(d []any, i int) []any {
+		return append(d, recs[other[i]].Subject, t.size+int64(other[i]))
 	}); err != nil {
 		return nil, err
 	}
@@ -200,9 +236,15 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 // -1-index), the ids as JSON arrays so that the statement's text, and so
 // its preparation, is one whatever the number of ids.
 const hashesQuery = `SELECT id, hash, 0, 0 FROM log_hashes WHERE id IN (SELECT value FROM json_each(?1))
-	UNION ALL SELECT -1 - j.value, b.entries, b.first, b.size FROM json_each(?2) j
-		JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= j.value)
-		WHERE j.value < b.size`
+	UNION ALL SELECT -1 - j.value, b.entries, b.first, b.size FROM json_each(?2) j ` + bundleOf
+
+// entriesQuery reads the bundles that hold the entries listed, as a JSON
+// array, in ?1.
+const entriesQuery = `SELECT j.value, b.entries, b.first, b.size FROM json_each(?1) j ` + bundleOf + ` ORDER BY j.value`
+
+// bundleOf joins each entry index j.value to the bundle that holds it.
+const bundleOf = `JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= j.value)
+	WHERE j.value < b.size`
 
 // storedHashes reads the stored hashes ids (at most maxHashRead) with
 // hashesQuery run by query: leaf hashes by hashing their entries. An id
@@ -289,32 +331,78 @@ func (s *Store) LogEntries(ctx context.Context, from int64, n int) ([]pb.LogEntr
 	return out, rows.Err()
 }
 
+// SubjectLog reads a payment's entries from the list on its row and, for
+// entries written without the payment (or before schema 5), from
+// log_subjects; any other subject's from log_subjects.
 func (s *Store) SubjectLog(ctx context.Context, subject string, limit int) ([]pb.LogEntry, error) {
 	limit = min(max(limit, 0), pb.MaxLogRead)
-	rows, err := s.db.QueryContext(ctx, `SELECT s.idx, b.first, b.size, b.entries FROM log_subjects s
-		JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= s.idx)
-		WHERE s.subject = ? ORDER BY s.idx LIMIT ?`, subject, limit)
+	var packed []byte
+	if err := s.row(ctx, `SELECT log_idx FROM payments WHERE id = ?`, subject).Scan(&packed); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
+	}
+	if len(packed)%8 != 0 {
+		return nil, fmt.Errorf("couldn't read the log entries of %s: a list of %d bytes", subject, len(packed))
+	}
+	idxs := make([]int64, 0, len(packed)/8)
+	for i := 0; i < len(packed); i += 8 {
+		idxs = append(idxs, int64(binary.BigEndian.Uint64(packed[i:])))
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT idx FROM log_subjects WHERE subject = ? ORDER BY idx LIMIT ?`, subject, limit)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read log entries: %w", err)
+		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 	}
 	defer rows.Close()
-	var out []pb.LogEntry
 	for rows.Next() {
+		var idx int64
+		if err := rows.Scan(&idx); err != nil {
+			return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
+		}
+		idxs = append(idxs, idx)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
+	}
+	slices.Sort(idxs)
+	idxs = idxs[:min(len(idxs), limit)]
+	if len(idxs) == 0 {
+		return nil, nil
+	}
+	list := []byte{'['}
+	for i, idx := range idxs {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendInt(list, idx, 10)
+	}
+	st, err := s.prepared(ctx, entriesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
+	}
+	erows, err := st.QueryContext(ctx, string(append(list, ']')))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
+	}
+	defer erows.Close()
+	out := make([]pb.LogEntry, 0, len(idxs))
+	for erows.Next() {
 		var idx, first, size int64
 		var entries []byte
-		if err := rows.Scan(&idx, &first, &size, &entries); err != nil {
-			return nil, fmt.Errorf("couldn't read log entries: %w", err)
+		if err := erows.Scan(&idx, &entries, &first, &size); err != nil {
+			return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 		}
 		es, err := bundleItems(entries, size-first)
-		if err == nil && idx >= size {
-			err = errBadBundle
-		}
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read log entry %d: %w", idx, err)
 		}
 		out = append(out, pb.LogEntry{Index: idx, Subject: subject, Body: es[idx-first]})
 	}
-	return out, rows.Err()
+	if err := erows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
+	}
+	if len(out) != len(idxs) {
+		return nil, fmt.Errorf("couldn't read the log entries of %s: %d of %d listed are stored", subject, len(out), len(idxs))
+	}
+	return out, nil
 }
 
 func (s *Store) ClaimLogKey(ctx context.Context, vkey string) (string, error) {

@@ -138,12 +138,13 @@ var (
 	tPayments = table{"payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
 		currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
 		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head,
-		risk, risk_input`, 26,
+		risk, risk_input, log_idx`, 27,
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
 		amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
 		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id,
 		version = excluded.version, confirmation_id = excluded.confirmation_id,
-		confirmation_expires_at = excluded.confirmation_expires_at, log_head = excluded.log_head`}
+		confirmation_expires_at = excluded.confirmation_expires_at, log_head = excluded.log_head,
+		log_idx = CAST(COALESCE(payments.log_idx, x'') || COALESCE(excluded.log_idx, x'') AS BLOB)`}
 	tRefunds     = table{"refunds", "id, payment_id, amount, currency, reason, status, created_at", 7, ""}
 	tTopups      = table{"topups", "id, user_id, amount, currency, status, created_at", 6, ""}
 	tUsers       = table{"users", "id, name, created_at", 3, ""}
@@ -307,6 +308,13 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			s.log = logTree{}
 		}
 	}()
+	var onRow map[string][]byte // payments' new entries, listed on their rows
+	if len(b.Log) > 0 {
+		if err := s.loadLog(ctx); err != nil {
+			return err
+		}
+		onRow = paymentEntries(s.log.size, b)
+	}
 	steps := []struct {
 		t    *table
 		n    int
@@ -335,7 +343,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
 				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp,
-				string(p.Assurance), logHead(p.LogHead), risk, input)
+				string(p.Assurance), logHead(p.LogHead), risk, input, onRow[p.ID])
 		}},
 		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
 			r := &b.Refunds[i]
@@ -407,7 +415,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 		}
 	}
-	app, err := s.appendLog(ctx, b.Log)
+	app, err := s.appendLog(ctx, b.Log, onRow)
 	if err != nil {
 		return err
 	}

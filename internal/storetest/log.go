@@ -184,6 +184,53 @@ func testLogAtomic(t *testing.T, s pb.Store) {
 	checkTree(t, s, append(first, next...))
 }
 
+// testPaymentSubjectLog: a payment's entries, written with the payment or
+// without it, in one commit or several, come back in order, and writing
+// the payment again without entries keeps them.
+func testPaymentSubjectLog(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	p := payment("pay_traced", "usr_a", "mch_a", "", t0)
+	p.LogHead = pb.LeafHash([]byte("head"))
+	rec := func(subject, body string) pb.LogRecord { return pb.LogRecord{Subject: subject, Body: []byte(body)} }
+	var want []pb.LogRecord
+	for _, b := range []*pb.Batch{
+		{Payments: []pb.Payment{p}, Log: []pb.LogRecord{rec(p.ID, `{"e":"created"}`), rec("mnd_x", `{"e":"granted"}`), rec(p.ID, `{"e":"authorized"}`)}},
+		{Log: []pb.LogRecord{rec("pay_other", `{"e":"other"}`), rec(p.ID, `{"e":"without the payment"}`)}},
+		{Payments: []pb.Payment{p}},
+		{Payments: []pb.Payment{p}, Log: []pb.LogRecord{rec(p.ID, `{"e":"captured"}`)}},
+	} {
+		p.Version++
+		for i := range b.Payments {
+			b.Payments[i].Version = p.Version
+		}
+		commit(t, s, b)
+		integrate(t, s)
+		for _, r := range b.Log {
+			if r.Subject == p.ID {
+				want = append(want, r)
+			}
+		}
+	}
+	got, err := s.SubjectLog(ctx, p.ID, 100)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("SubjectLog = %d entries, %v; want %d", len(got), err, len(want))
+	}
+	for i, e := range got {
+		if e.Subject != p.ID || !bytes.Equal(e.Body, want[i].Body) || (i > 0 && e.Index <= got[i-1].Index) {
+			t.Fatalf("SubjectLog[%d] = %d %s %s, want %s in index order", i, e.Index, e.Subject, e.Body, want[i].Body)
+		}
+		if at, err := s.LogEntries(ctx, e.Index, 1); err != nil || len(at) != 1 || !bytes.Equal(at[0].Body, e.Body) {
+			t.Fatalf("entry %d is %v, %v; SubjectLog gave %s", e.Index, at, err, e.Body)
+		}
+	}
+	if first, err := s.SubjectLog(ctx, p.ID, 2); err != nil || len(first) != 2 || first[1].Index != got[1].Index {
+		t.Fatalf("SubjectLog limited to 2 = %v, %v", first, err)
+	}
+	if m, err := s.SubjectLog(ctx, "mnd_x", 10); err != nil || len(m) != 1 || string(m[0].Body) != `{"e":"granted"}` {
+		t.Fatalf("SubjectLog of the mandate = %v, %v", m, err)
+	}
+}
+
 // testPaymentLogHead checks that a payment's log head is kept and updated.
 func testPaymentLogHead(t *testing.T, s pb.Store) {
 	p := payment("pay_head", "usr_a", "mch_a", "", t0)

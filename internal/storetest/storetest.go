@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"ClaimLogKey", testClaimLogKey},
 		{"LogConcurrentIntegration", testLogConcurrentIntegration},
 		{"PaymentLogHead", testPaymentLogHead},
+		{"PaymentSubjectLog", testPaymentSubjectLog},
 		{"Disputes", testDisputes},
 		{"PaymentRisk", testPaymentRisk},
 		{"RecentPayments", testRecentPayments},
