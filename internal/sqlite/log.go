@@ -97,8 +97,8 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[st
 		if len(miss) == 0 {
 			return out, nil
 		}
-		got, err := storedHashes(miss, func(args ...any) (*sql.Rows, error) {
-			return s.w.QueryContext(ctx, hashesQuery, args...)
+		got, err := storedHashes(miss, func(query string, args ...any) (*sql.Rows, error) {
+			return s.w.QueryContext(ctx, query, args...)
 		})
 		if err != nil {
 			return nil, err
@@ -141,18 +141,16 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[st
 	}); err != nil {
 		return nil, err
 	}
-	// Leaf hashes are not stored: each is its entry's, and storing it would
-	// cost a row per entry on the commit path for the one leaf hash a proof
-	// reads.
-	interior := make([]int64, 0, len(hashes))
-	for i := range hashes {
-		if level, _ := tlog.SplitStoredHashIndex(first + int64(i)); level > 0 {
-			interior = append(interior, int64(i))
+	// The hashes a commit adds have consecutive ids: they are stored as
+	// runs, a row per maxRun hashes rather than a row each.
+	runs := (len(hashes) + maxRun - 1) / maxRun
+	if err := s.insert(ctx, &tLogHashRuns, runs, func(d []any, i int) []any {
+		part := hashes[i*maxRun : min(len(hashes), (i+1)*maxRun)]
+		b := make([]byte, 0, len(part)*len(tlog.Hash{}))
+		for _, h := range part {
+			b = append(b, h[:]...)
 		}
-	}
-	if err := s.insert(ctx, &tLogHashes, len(interior), func(d []any, i int) []any {
-		k := interior[i]
-		return append(d, first+k, hashes[k][:])
+		return append(d, first+int64(i*maxRun), b)
 	}); err != nil {
 		return nil, err
 	}
@@ -220,77 +218,106 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	st, err := s.prepared(ctx, hashesQuery)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
-	}
-	got, err := storedHashes(ids, func(args ...any) (*sql.Rows, error) { return st.QueryContext(ctx, args...) })
+	got, err := storedHashes(ids, func(query string, args ...any) (*sql.Rows, error) {
+		st, err := s.prepared(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		return st.QueryContext(ctx, args...)
+	})
 	if err != nil {
 		return nil, err
 	}
 	return pb.HashesInOrder(ids, got)
 }
 
-// hashesQuery reads stored hashes: interior hashes from log_hashes, leaf
-// hashes as the bundles that hold their entries (returned with id
-// -1-index), the ids as JSON arrays so that the statement's text, and so
-// its preparation, is one whatever the number of ids.
-const hashesQuery = `SELECT id, hash, 0, 0 FROM log_hashes WHERE id IN (SELECT value FROM json_each(?1))
-	UNION ALL SELECT -1 - j.value, b.entries, b.first, b.size FROM json_each(?2) j ` + bundleOf
+// maxRun bounds the hashes of one row of log_hash_runs (32 KiB), and so
+// what reading one hash reads.
+const maxRun = 1024
+
+// hashesQuery reads the stored hashes whose ids are listed, as a JSON
+// array, in ?1 (so that the statement's text, and so its preparation, is
+// one whatever the number of ids), each from the run that holds it.
+const hashesQuery = `SELECT j.value, substr(r.hashes, (j.value - r.first) * 32 + 1, 32) FROM json_each(?1) j
+	JOIN log_hash_runs r ON r.first = (SELECT max(first) FROM log_hash_runs WHERE first <= j.value)
+	WHERE j.value < r.first + length(r.hashes) / 32`
 
 // entriesQuery reads the bundles that hold the entries listed, as a JSON
 // array, in ?1.
-const entriesQuery = `SELECT j.value, b.entries, b.first, b.size FROM json_each(?1) j ` + bundleOf + ` ORDER BY j.value`
+const entriesQuery = `SELECT j.value, b.entries, b.first, b.size FROM json_each(?1) j
+	JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= j.value)
+	WHERE j.value < b.size ORDER BY j.value`
 
-// bundleOf joins each entry index j.value to the bundle that holds it.
-const bundleOf = `JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= j.value)
-	WHERE j.value < b.size`
+// jsonList encodes xs as a JSON array.
+func jsonList(xs []int64) string {
+	b := []byte{'['}
+	for i, x := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, x, 10)
+	}
+	return string(append(b, ']'))
+}
 
-// storedHashes reads the stored hashes ids (at most maxHashRead) with
-// hashesQuery run by query: leaf hashes by hashing their entries. An id
-// not stored is missing from the map.
-func storedHashes(ids []int64, query func(args ...any) (*sql.Rows, error)) (map[int64][32]byte, error) {
-	interior, leaves := []byte{'['}, []byte{'['}
-	leafID := map[int64]int64{} // entry index -> stored hash id
-	for _, id := range ids {
-		if level, n := tlog.SplitStoredHashIndex(id); level == 0 {
-			leaves = strconv.AppendInt(append(leaves, ','), n, 10)
-			leafID[n] = id
-		} else {
-			interior = strconv.AppendInt(append(interior, ','), id, 10)
-		}
-	}
-	list := func(b []byte) string {
-		if len(b) > 1 {
-			b[1] = ' ' // the first element's comma
-		}
-		return string(append(b, ']'))
-	}
-	rows, err := query(list(interior), list(leaves))
+// storedHashes reads the stored hashes ids (at most maxHashRead), running
+// hashesQuery and entriesQuery with run: from their runs, and a leaf hash
+// in none (an entry appended before schema 5, when leaf hashes were not
+// stored) by hashing its entry. An id not stored is missing from the map.
+func storedHashes(ids []int64, run func(query string, args ...any) (*sql.Rows, error)) (map[int64][32]byte, error) {
+	got := make(map[int64][32]byte, len(ids))
+	rows, err := run(hashesQuery, jsonList(ids))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
 	}
 	defer rows.Close()
-	got := make(map[int64][32]byte, len(ids))
 	for rows.Next() {
-		var id, first, size int64
+		var id int64
 		var b []byte
-		if err := rows.Scan(&id, &b, &first, &size); err != nil {
+		if err := rows.Scan(&id, &b); err != nil {
 			return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
 		}
-		if id < 0 {
-			entries, err := bundleItems(b, size-first)
-			if err != nil {
-				return nil, fmt.Errorf("couldn't read the hash of entry %d: %w", -1-id, err)
-			}
-			got[leafID[-1-id]] = pb.LeafHash(entries[-1-id-first])
-			continue
-		}
 		var h [32]byte
+		if len(b) != len(h) {
+			return nil, fmt.Errorf("couldn't read stored hash %d: %d bytes", id, len(b))
+		}
 		copy(h[:], b)
 		got[id] = h
 	}
 	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
+	}
+	var leaves []int64
+	leafID := map[int64]int64{} // entry index -> stored hash id
+	for _, id := range ids {
+		if _, ok := got[id]; !ok {
+			if level, n := tlog.SplitStoredHashIndex(id); level == 0 {
+				leaves = append(leaves, n)
+				leafID[n] = id
+			}
+		}
+	}
+	if len(leaves) == 0 {
+		return got, nil
+	}
+	erows, err := run(entriesQuery, jsonList(leaves))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
+	}
+	defer erows.Close()
+	for erows.Next() {
+		var idx, first, size int64
+		var b []byte
+		if err := erows.Scan(&idx, &b, &first, &size); err != nil {
+			return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
+		}
+		entries, err := bundleItems(b, size-first)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read the hash of entry %d: %w", idx, err)
+		}
+		got[leafID[idx]] = pb.LeafHash(entries[idx-first])
+	}
+	if err := erows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
 	}
 	return got, nil
@@ -367,18 +394,11 @@ func (s *Store) SubjectLog(ctx context.Context, subject string, limit int) ([]pb
 	if len(idxs) == 0 {
 		return nil, nil
 	}
-	list := []byte{'['}
-	for i, idx := range idxs {
-		if i > 0 {
-			list = append(list, ',')
-		}
-		list = strconv.AppendInt(list, idx, 10)
-	}
 	st, err := s.prepared(ctx, entriesQuery)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 	}
-	erows, err := st.QueryContext(ctx, string(append(list, ']')))
+	erows, err := st.QueryContext(ctx, jsonList(idxs))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 	}

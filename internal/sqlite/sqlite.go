@@ -165,7 +165,7 @@ var (
 		` ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`}
 	tLogBundles  = table{"log_bundles", "first, size, entries, subjects, root", 5, ""}
 	tLogSubjects = table{"log_subjects", "subject, idx", 2, ""}
-	tLogHashes   = table{"log_hashes", "id, hash", 2, ""}
+	tLogHashRuns = table{"log_hash_runs", "first, hashes", 2, ""}
 	tUsage       = table{"mandate_usage", "mandate_id, period_key, spent, payments, cap_amount, cap_payments", 6,
 		` ON CONFLICT (mandate_id, period_key) DO UPDATE SET spent = excluded.spent, payments = excluded.payments`}
 )

@@ -130,16 +130,16 @@ func TestOpenMissingDirectory(t *testing.T) {
 }
 
 // TestLogAcrossReopen: a store reopened appends to the tree it left,
-// reading the right edge (leaf hashes from their entries, interior hashes
-// from log_hashes) back from the file, and serves inclusion proofs
-// of every entry and consistency proofs from every earlier size.
+// reading the right edge back from the file's hash runs, and serves
+// inclusion proofs of every entry and consistency proofs from every
+// earlier size; a commit of 600 entries stores its hashes in two runs.
 func TestLogAcrossReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "paybound.db")
 	var mem tlog.Memory
 	var bodies [][]byte
 	var olds []tlog.Checkpoint
-	for round, n := range []int{1, 2, 5, 1, 8, 3, 16, 7} {
+	for round, n := range []int{1, 2, 5, 1, 8, 3, 16, 7, 600, 3} {
 		s, err := sqlite.Open(ctx, path)
 		if err != nil {
 			t.Fatal(err)
