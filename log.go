@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -81,45 +82,71 @@ type LogEvent struct {
 	Data any
 }
 
-// logEntry is an entry's JSON form, its fields in the order of their
-// names, so that encoding/json writes it canonically.
-type logEntry struct {
-	Actor   Actor     `json:"actor"`
-	Data    any       `json:"data,omitempty"`
-	Prev    string    `json:"prev,omitempty"`
-	Subject string    `json:"subject"`
-	Time    time.Time `json:"time"`
-	Type    string    `json:"type"`
-	V       int       `json:"v"`
-}
-
 // EncodeLogEntry returns the entry's exact bytes: canonical JSON (object
 // keys sorted, no insignificant space, no HTML escaping, integers only,
 // strings escaped as Go's encoding/json does, which RFC 8785 matches but for
 // U+2028 and U+2029, written as \u2028 and \u2029), so that anyone who
-// re-encodes the same content gets the same leaf hash.
+// re-encodes the same content gets the same leaf hash. The keys are, in
+// order: actor (assurance if any, id, role), data (if any), prev (if any),
+// subject, time (RFC 3339, UTC, to the nanosecond without trailing zeros),
+// type, v.
 // prev is the leaf hash of the subject's previous entry, if any.
 //
-// It runs on the ledger writer for every change, so it does not re-parse
-// what it encodes: the entry's shape and LogEvent.Data's contract make
-// encoding/json's output canonical (the tests check every entry type, and
-// paybound audit checks every entry served).
+// It runs on the ledger writer for every change, so it writes the
+// envelope directly, leaving encoding/json only the data, and does not
+// re-parse what it encodes: LogEvent.Data's contract makes encoding/json's
+// output canonical (the tests check every entry type against encoding/json's
+// encoding of the whole entry, and paybound audit checks every entry served).
 func EncodeLogEntry(ev LogEvent, at time.Time, prev *[32]byte) ([]byte, error) {
-	e := logEntry{V: LogVersion, Type: ev.Type, Time: at.UTC(), Subject: ev.Subject, Actor: ev.Actor, Data: ev.Data}
+	at = at.UTC()
+	if y := at.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("couldn't encode log entry %s: year %d is outside [0, 9999]", ev.Type, y)
+	}
+	b := make([]byte, 0, 512)
+	b = append(b, `{"actor":{`...)
+	if ev.Actor.Assurance != "" {
+		b = appendJSONString(append(b, `"assurance":`...), string(ev.Actor.Assurance))
+		b = append(b, ',')
+	}
+	b = appendJSONString(append(b, `"id":`...), ev.Actor.ID)
+	b = appendJSONString(append(b, `,"role":`...), string(ev.Actor.Role))
+	b = append(b, '}')
+	if ev.Data != nil { // as encoding/json's omitempty: a nil interface only
+		buf := bytes.NewBuffer(append(b, `,"data":`...))
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(ev.Data); err != nil {
+			return nil, fmt.Errorf("couldn't encode log entry %s: %w", ev.Type, err)
+		}
+		b = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	}
 	if prev != nil {
-		e.Prev = hex.EncodeToString(prev[:])
+		b = append(hex.AppendEncode(append(b, `,"prev":"`...), prev[:]), '"')
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
-		return nil, fmt.Errorf("couldn't encode log entry %s: %w", ev.Type, err)
+	b = appendJSONString(append(b, `,"subject":`...), ev.Subject)
+	b = append(at.AppendFormat(append(b, `,"time":"`...), time.RFC3339Nano), '"')
+	b = appendJSONString(append(b, `,"type":`...), ev.Type)
+	b = append(strconv.AppendInt(append(b, `,"v":`...), LogVersion, 10), '}')
+	if len(b) > MaxLogEntryBytes {
+		return nil, fmt.Errorf("log entry %s of %s is %d bytes; at most %d", ev.Type, ev.Subject, len(b), MaxLogEntryBytes)
 	}
-	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(out) > MaxLogEntryBytes {
-		return nil, fmt.Errorf("log entry %s of %s is %d bytes; at most %d", ev.Type, ev.Subject, len(out), MaxLogEntryBytes)
+	return b, nil
+}
+
+// appendJSONString appends s as encoding/json writes it without HTML
+// escaping: printable ASCII but " and \ as it is, anything else through
+// encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(s) // a string always encodes
+			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+		}
 	}
-	return out, nil
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // CanonicalData wraps a value whose JSON is not canonical by construction
