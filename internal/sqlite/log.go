@@ -231,16 +231,17 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 	return pb.HashesInOrder(ids, got)
 }
 
-// maxRun bounds the hashes of one row of log_hash_runs (32 KiB), and so
-// what reading one hash reads.
-const maxRun = 1024
+// maxRun bounds the hashes of one row of log_hash_runs: 2 KiB, which a
+// 4 KiB page holds without an overflow page, so that reading one hash reads
+// one page. A commit of about 30 entries adds one row.
+const maxRun = 64
 
 // hashesQuery reads the stored hashes whose ids are listed, as a JSON
 // array, in ?1 (so that the statement's text, and so its preparation, is
 // one whatever the number of ids), each from the run that holds it.
-const hashesQuery = `SELECT j.value, substr(r.hashes, (j.value - r.first) * 32 + 1, 32) FROM json_each(?1) j
-	JOIN log_hash_runs r ON r.first = (SELECT max(first) FROM log_hash_runs WHERE first <= j.value)
-	WHERE j.value < r.first + length(r.hashes) / 32`
+// A hash past its run's end reads as empty: not stored.
+const hashesQuery = `SELECT j.value, (SELECT substr(hashes, (j.value - first) * 32 + 1, 32) FROM log_hash_runs
+	WHERE first <= j.value ORDER BY first DESC LIMIT 1) FROM json_each(?1) j`
 
 // entriesQuery reads the bundles that hold the entries listed, as a JSON
 // array, in ?1.
@@ -278,6 +279,9 @@ func storedHashes(ids []int64, run func(query string, args ...any) (*sql.Rows, e
 			return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
 		}
 		var h [32]byte
+		if len(b) == 0 {
+			continue // not stored
+		}
 		if len(b) != len(h) {
 			return nil, fmt.Errorf("couldn't read stored hash %d: %d bytes", id, len(b))
 		}

@@ -132,7 +132,7 @@ func TestOpenMissingDirectory(t *testing.T) {
 // TestLogAcrossReopen: a store reopened appends to the tree it left,
 // reading the right edge back from the file's hash runs, and serves
 // inclusion proofs of every entry and consistency proofs from every
-// earlier size; a commit of 600 entries stores its hashes in two runs.
+// earlier size; a commit of 600 entries stores its hashes in several runs.
 func TestLogAcrossReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "paybound.db")

@@ -42,8 +42,8 @@ DROP TABLE log_entries;
 
 -- The tree's stored hashes, by their index in golang.org/x/mod/sumdb/tlog's
 -- storage order, a run to a row: the hashes a commit adds have consecutive
--- indexes, first on; hashes holds them, 32 bytes each, at most 1024 to a
--- run, leaf hashes included. Hashes stored before this version (those
+-- indexes, first on; hashes holds them, 32 bytes each, at most 64 to a
+-- run (one page), leaf hashes included. Hashes stored before this version (those
 -- above the leaves) become runs of one; the leaf hashes of the entries
 -- appended before it, never stored, are read by hashing their entries.
 CREATE TABLE log_hash_runs (
