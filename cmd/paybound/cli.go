@@ -231,19 +231,31 @@ func (cl *cli) command(name, synopsis string, post bool) *cmd {
 func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 	var pos []string
 	for {
-		if err := c.fs.Parse(args); err != nil {
+		// An argument with one leading '-' that names no flag, where an
+		// argument is still due, is that argument: an agent key's ID
+		// (base64url) may start with '-'.
+		if len(args) > 0 && len(pos) < len(names) && c.positional(args[0]) {
+			pos, args = append(pos, args[0]), args[1:]
+			continue
+		}
+		n := c.flagArgs(args)
+		if err := c.fs.Parse(args[:n]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
 			return nil, fmt.Errorf("%w: %w", errReported, err) // the flag set printed it
 		}
-		rest := c.fs.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+		rest := append(c.fs.Args(), args[n:]...)
+		if m := len(args) - len(rest); m > 0 && args[m-1] == "--" {
 			pos = append(pos, rest...)
 			break
 		}
 		if len(rest) == 0 {
 			break
+		}
+		if m := len(args) - len(rest); m > 0 {
+			args = rest // flags parsed; what follows may be an argument
+			continue
 		}
 		pos, args = append(pos, rest[0]), rest[1:]
 	}
@@ -257,6 +269,37 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 		return nil, fmt.Errorf("%w: bad arguments", errReported)
 	}
 	return pos, nil
+}
+
+// positional reports whether a is an argument rather than a flag: it has
+// one leading '-' and names no flag of the command (nor -h or -help).
+func (c *cmd) positional(a string) bool {
+	if len(a) < 2 || a[0] != '-' || a[1] == '-' {
+		return false
+	}
+	name, _, _ := strings.Cut(a[1:], "=")
+	return c.fs.Lookup(name) == nil && name != "h" && name != "help"
+}
+
+// flagArgs returns how many of args the flag set should parse in one go:
+// up to the first that positional calls an argument.
+func (c *cmd) flagArgs(args []string) int {
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--" {
+			return len(args)
+		}
+		if c.positional(args[i]) {
+			return i
+		}
+		if name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "="); strings.HasPrefix(args[i], "-") && !hasValue {
+			if f := c.fs.Lookup(name); f != nil {
+				if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+					i++ // the flag's value, whatever it looks like
+				}
+			}
+		}
+	}
+	return len(args)
 }
 
 // call parses args as parse does, then returns a client for the flags and
