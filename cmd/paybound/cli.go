@@ -227,37 +227,35 @@ func (cl *cli) command(name, synopsis string, post bool) *cmd {
 }
 
 // parse parses args, flags and positional arguments in any order, and
-// requires exactly len(names) positional arguments.
+// requires exactly len(names) positional arguments. An argument that
+// starts with '-' but names no flag is an argument where one is still due;
+// a flag's value is the argument after it, whatever it looks like; --
+// ends the flags.
 func (c *cmd) parse(args []string, names ...string) ([]string, error) {
-	var pos []string
-	for {
-		// An argument with one leading '-' that names no flag, where an
-		// argument is still due, is that argument: an agent key's ID
-		// (base64url) may start with '-'.
-		if len(args) > 0 && len(pos) < len(names) && c.positional(args[0]) {
-			pos, args = append(pos, args[0]), args[1:]
-			continue
-		}
-		n := c.flagArgs(args)
-		if err := c.fs.Parse(args[:n]); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+	var pos, flags []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--": // the end of the flags
+			pos = append(pos, args[i+1:]...)
+			i = len(args)
+		case len(a) < 2 || a[0] != '-':
+			pos = append(pos, a)
+		case len(pos) < len(names) && c.positional(a):
+			// An agent key's ID (base64url) may start with '-'.
+			pos = append(pos, a)
+		default:
+			flags = append(flags, a)
+			if c.takesValue(a) && i+1 < len(args) {
+				i++
+				flags = append(flags, args[i]) // whatever it looks like
 			}
-			return nil, fmt.Errorf("%w: %w", errReported, err) // the flag set printed it
 		}
-		rest := append(c.fs.Args(), args[n:]...)
-		if m := len(args) - len(rest); m > 0 && args[m-1] == "--" {
-			pos = append(pos, rest...)
-			break
+	}
+	if err := c.fs.Parse(flags); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
 		}
-		if len(rest) == 0 {
-			break
-		}
-		if m := len(args) - len(rest); m > 0 {
-			args = rest // flags parsed; what follows may be an argument
-			continue
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+		return nil, fmt.Errorf("%w: %w", errReported, err) // the flag set printed it
 	}
 	if len(pos) != len(names) {
 		want := "no arguments"
@@ -271,35 +269,29 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 	return pos, nil
 }
 
-// positional reports whether a is an argument rather than a flag: it has
-// one leading '-' and names no flag of the command (nor -h or -help).
+// flagName is the name in a flag argument: -name, --name, -name=value.
+func flagName(a string) (name string, hasValue bool) {
+	name, _, hasValue = strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+	return name, hasValue
+}
+
+// positional reports whether a, which starts with '-', is an argument
+// rather than a flag: it names no flag of the command (nor -h or -help).
 func (c *cmd) positional(a string) bool {
-	if len(a) < 2 || a[0] != '-' || a[1] == '-' {
-		return false
-	}
-	name, _, _ := strings.Cut(a[1:], "=")
+	name, _ := flagName(a)
 	return c.fs.Lookup(name) == nil && name != "h" && name != "help"
 }
 
-// flagArgs returns how many of args the flag set should parse in one go:
-// up to the first that positional calls an argument.
-func (c *cmd) flagArgs(args []string) int {
-	for i := 0; i < len(args); i++ {
-		if args[i] == "--" {
-			return len(args)
-		}
-		if c.positional(args[i]) {
-			return i
-		}
-		if name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "="); strings.HasPrefix(args[i], "-") && !hasValue {
-			if f := c.fs.Lookup(name); f != nil {
-				if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
-					i++ // the flag's value, whatever it looks like
-				}
-			}
-		}
+// takesValue reports whether flag argument a is followed by its value: a
+// flag of the command, not boolean, without =value.
+func (c *cmd) takesValue(a string) bool {
+	name, hasValue := flagName(a)
+	f := c.fs.Lookup(name)
+	if f == nil || hasValue {
+		return false
 	}
-	return len(args)
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }
 
 // call parses args as parse does, then returns a client for the flags and

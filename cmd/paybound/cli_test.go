@@ -312,9 +312,10 @@ func TestCLIAgentKeys(t *testing.T) {
 }
 
 // TestParseArguments: flags go anywhere; an argument that starts with '-'
-// (an agent key's ID may) is an argument where one is due; a flag's value
-// may start with '-'; everything after -- is an argument; unknown flags
-// and extra arguments are refused.
+// or '--' (an agent key's ID may) is an argument where one is due; a
+// flag's value may start with '-' or be --; everything after -- is an
+// argument; unknown flags, a flag without its value, extra arguments and
+// -h are refused.
 func TestParseArguments(t *testing.T) {
 	for _, c := range []struct {
 		args   []string
@@ -328,7 +329,12 @@ func TestParseArguments(t *testing.T) {
 		{args: []string{"agt_x", "--json", "-k"}, want: []string{"agt_x", "-k"}, json: true},
 		{args: []string{"--amount", "-5", "agt_x", "k", "-json"}, want: []string{"agt_x", "k"}, amount: "-5", json: true},
 		{args: []string{"--amount=-5", "agt_x", "--", "--json"}, want: []string{"agt_x", "--json"}, amount: "-5"},
+		{args: []string{"agt_x", "--IzLg4dhKzA5TZNc"}, want: []string{"agt_x", "--IzLg4dhKzA5TZNc"}},
+		{args: []string{"--url", "--", "agt_x", "-json", "k"}, want: []string{"agt_x", "k"}, json: true},
+		{args: []string{"-", "--json=true", "k"}, want: []string{"-", "k"}, json: true},
 		{args: []string{"agt_x", "k", "-extra"}, bad: true},
+		{args: []string{"agt_x", "k", "--amount"}, bad: true},
+		{args: []string{"-h"}, bad: true},
 		{args: []string{"--bogus", "agt_x", "k"}, bad: true},
 		{args: []string{"agt_x"}, bad: true},
 	} {

@@ -48,28 +48,31 @@ func (s *Store) loadLog(ctx context.Context) error {
 }
 
 // paymentEntries returns, for each payment b writes, the indexes that its
-// entries in b take in the tree (8 bytes each, big-endian): they are
-// appended to the payment's row (payments.log_idx) instead of being rows
-// of log_subjects, which would cost the writer a B-tree insert per entry.
-// Entries of a payment that b does not write go to log_subjects.
-func paymentEntries(size int64, b *pb.Batch) map[string][]byte {
-	m := make(map[string][]byte, len(b.Payments))
+// entries in b take in the tree (8 bytes each, big-endian), as lists[i]
+// for the payment's last write b.Payments[i] (nil for the others), and the
+// set of those payments. The lists are appended to the payments' rows
+// (payments.log_idx) instead of being rows of log_subjects, which would
+// cost the writer a B-tree insert per entry. Entries of a payment that b
+// does not write go to log_subjects.
+func paymentEntries(size int64, b *pb.Batch) (lists [][]byte, onRow map[string]int) {
+	onRow = make(map[string]int, len(b.Payments)) // ID -> its last write
 	for i := range b.Payments {
-		m[b.Payments[i].ID] = nil
+		onRow[b.Payments[i].ID] = i
 	}
+	lists = make([][]byte, len(b.Payments))
 	for i := range b.Log {
-		if idx, ok := m[b.Log[i].Subject]; ok {
-			m[b.Log[i].Subject] = binary.BigEndian.AppendUint64(idx, uint64(size+int64(i)))
+		if k, ok := onRow[b.Log[i].Subject]; ok {
+			lists[k] = binary.BigEndian.AppendUint64(lists[k], uint64(size+int64(i)))
 		}
 	}
-	return m
+	return lists, onRow
 }
 
 // appendLog stores recs as the next entries of the tree, inside the
 // writer's open transaction, and returns the change to apply to the
 // writer's view once the transaction commits. The subjects in onRow are
 // payments whose rows list their entries (paymentEntries).
-func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[string][]byte) (*logAppend, error) {
+func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[string]int) (*logAppend, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
@@ -367,8 +370,15 @@ func (s *Store) LogEntries(ctx context.Context, from int64, n int) ([]pb.LogEntr
 // log_subjects; any other subject's from log_subjects.
 func (s *Store) SubjectLog(ctx context.Context, subject string, limit int) ([]pb.LogEntry, error) {
 	limit = min(max(limit, 0), pb.MaxLogRead)
+	// One read transaction, so that the three reads see the same commits: a
+	// commit between them could otherwise leave a gap in the list.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
+	}
+	defer tx.Rollback()
 	var packed []byte
-	if err := s.row(ctx, `SELECT log_idx FROM payments WHERE id = ?`, subject).Scan(&packed); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := tx.QueryRowContext(ctx, `SELECT log_idx FROM payments WHERE id = ?`, subject).Scan(&packed); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 	}
 	if len(packed)%8 != 0 {
@@ -378,7 +388,7 @@ func (s *Store) SubjectLog(ctx context.Context, subject string, limit int) ([]pb
 	for i := 0; i < len(packed); i += 8 {
 		idxs = append(idxs, int64(binary.BigEndian.Uint64(packed[i:])))
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT idx FROM log_subjects WHERE subject = ? ORDER BY idx LIMIT ?`, subject, limit)
+	rows, err := tx.QueryContext(ctx, `SELECT idx FROM log_subjects WHERE subject = ? ORDER BY idx LIMIT ?`, subject, limit)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 	}
@@ -393,16 +403,13 @@ func (s *Store) SubjectLog(ctx context.Context, subject string, limit int) ([]pb
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 	}
+	rows.Close()
 	slices.Sort(idxs)
 	idxs = idxs[:min(len(idxs), limit)]
 	if len(idxs) == 0 {
 		return nil, nil
 	}
-	st, err := s.prepared(ctx, entriesQuery)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
-	}
-	erows, err := st.QueryContext(ctx, jsonList(idxs))
+	erows, err := tx.QueryContext(ctx, entriesQuery, jsonList(idxs))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 	}

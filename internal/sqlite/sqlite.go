@@ -308,12 +308,13 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			s.log = logTree{}
 		}
 	}()
-	var onRow map[string][]byte // payments' new entries, listed on their rows
+	var logIdx [][]byte      // payments' new entries, listed on their rows
+	var onRow map[string]int // which payments those are
 	if len(b.Log) > 0 {
 		if err := s.loadLog(ctx); err != nil {
 			return err
 		}
-		onRow = paymentEntries(s.log.size, b)
+		logIdx, onRow = paymentEntries(s.log.size, b)
 	}
 	steps := []struct {
 		t    *table
@@ -343,7 +344,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
 				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp,
-				string(p.Assurance), logHead(p.LogHead), risk, input, onRow[p.ID])
+				string(p.Assurance), logHead(p.LogHead), risk, input, listAt(logIdx, i))
 		}},
 		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
 			r := &b.Refunds[i]
@@ -426,6 +427,14 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		return fmt.Errorf("couldn't commit: %w", err)
 	}
 	s.log.applied(app)
+	return nil
+}
+
+// listAt returns lists[i], or nil past its end (a batch without entries).
+func listAt(lists [][]byte, i int) []byte {
+	if i < len(lists) {
+		return lists[i]
+	}
 	return nil
 }
 
