@@ -112,13 +112,10 @@ func EncodeLogEntry(ev LogEvent, at time.Time, prev *[32]byte) ([]byte, error) {
 	b = appendJSONString(append(b, `,"role":`...), string(ev.Actor.Role))
 	b = append(b, '}')
 	if ev.Data != nil { // as encoding/json's omitempty: a nil interface only
-		buf := bytes.NewBuffer(append(b, `,"data":`...))
-		enc := json.NewEncoder(buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(ev.Data); err != nil {
+		var err error
+		if b, err = appendJSON(append(b, `,"data":`...), ev.Data); err != nil {
 			return nil, fmt.Errorf("couldn't encode log entry %s: %w", ev.Type, err)
 		}
-		b = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	}
 	if prev != nil {
 		b = append(hex.AppendEncode(append(b, `,"prev":"`...), prev[:]), '"')
@@ -139,14 +136,22 @@ func EncodeLogEntry(ev LogEvent, at time.Time, prev *[32]byte) ([]byte, error) {
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			_ = enc.Encode(s) // a string always encodes
-			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+			out, _ := appendJSON(b, s) // a string always encodes
+			return out
 		}
 	}
 	return append(append(append(b, '"'), s...), '"')
+}
+
+// appendJSON appends v as encoding/json writes it without HTML escaping.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	buf := bytes.NewBuffer(b)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // CanonicalData wraps a value whose JSON is not canonical by construction
@@ -174,13 +179,11 @@ func Canonical(doc []byte) ([]byte, error) {
 	if err := d.Decode(&v); err != nil {
 		return nil, fmt.Errorf("couldn't canonicalize JSON: %w", err)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil { // maps are encoded with sorted keys
+	out, err := appendJSON(nil, v) // maps are encoded with sorted keys
+	if err != nil {
 		return nil, fmt.Errorf("couldn't canonicalize JSON: %w", err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return out, nil
 }
 
 // LeafHash is the RFC 6962 leaf hash of an entry: SHA-256(0x00 || entry).

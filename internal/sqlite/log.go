@@ -55,11 +55,14 @@ func (s *Store) loadLog(ctx context.Context) error {
 // cost the writer a B-tree insert per entry. Entries of a payment that b
 // does not write go to log_subjects.
 func paymentEntries(size int64, b *pb.Batch) (lists [][]byte, onRow map[string]int) {
+	lists = make([][]byte, len(b.Payments))
+	if len(b.Log) == 0 {
+		return lists, nil
+	}
 	onRow = make(map[string]int, len(b.Payments)) // ID -> its last write
 	for i := range b.Payments {
 		onRow[b.Payments[i].ID] = i
 	}
-	lists = make([][]byte, len(b.Payments))
 	for i := range b.Log {
 		if k, ok := onRow[b.Log[i].Subject]; ok {
 			lists[k] = binary.BigEndian.AppendUint64(lists[k], uint64(size+int64(i)))
@@ -70,14 +73,12 @@ func paymentEntries(size int64, b *pb.Batch) (lists [][]byte, onRow map[string]i
 
 // appendLog stores recs as the next entries of the tree, inside the
 // writer's open transaction, and returns the change to apply to the
-// writer's view once the transaction commits. The subjects in onRow are
-// payments whose rows list their entries (paymentEntries).
+// writer's view once the transaction commits. The writer's view is loaded
+// (loadLog); the subjects in onRow are payments whose rows list their
+// entries (paymentEntries).
 func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[string]int) (*logAppend, error) {
 	if len(recs) == 0 {
 		return nil, nil
-	}
-	if err := s.loadLog(ctx); err != nil {
-		return nil, err
 	}
 	t := &s.log
 	leaves := make([]tlog.Hash, len(recs))
@@ -252,6 +253,24 @@ const entriesQuery = `SELECT j.value, b.entries, b.first, b.size FROM json_each(
 	JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= j.value)
 	WHERE j.value < b.size ORDER BY j.value`
 
+// scanEntries calls fn with each entry that rows of entriesQuery hold.
+func scanEntries(rows *sql.Rows, fn func(idx int64, body []byte)) error {
+	defer rows.Close()
+	for rows.Next() {
+		var idx, first, size int64
+		var b []byte
+		if err := rows.Scan(&idx, &b, &first, &size); err != nil {
+			return err
+		}
+		entries, err := bundleItems(b, size-first)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", idx, err)
+		}
+		fn(idx, entries[idx-first])
+	}
+	return rows.Err()
+}
+
 // jsonList encodes xs as a JSON array.
 func jsonList(xs []int64) string {
 	b := []byte{'['}
@@ -308,23 +327,10 @@ func storedHashes(ids []int64, run func(query string, args ...any) (*sql.Rows, e
 		return got, nil
 	}
 	erows, err := run(entriesQuery, jsonList(leaves))
+	if err == nil {
+		err = scanEntries(erows, func(idx int64, body []byte) { got[leafID[idx]] = pb.LeafHash(body) })
+	}
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
-	}
-	defer erows.Close()
-	for erows.Next() {
-		var idx, first, size int64
-		var b []byte
-		if err := erows.Scan(&idx, &b, &first, &size); err != nil {
-			return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
-		}
-		entries, err := bundleItems(b, size-first)
-		if err != nil {
-			return nil, fmt.Errorf("couldn't read the hash of entry %d: %w", idx, err)
-		}
-		got[leafID[idx]] = pb.LeafHash(entries[idx-first])
-	}
-	if err := erows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't read stored hashes: %w", err)
 	}
 	return got, nil
@@ -409,25 +415,14 @@ func (s *Store) SubjectLog(ctx context.Context, subject string, limit int) ([]pb
 	if len(idxs) == 0 {
 		return nil, nil
 	}
-	erows, err := tx.QueryContext(ctx, entriesQuery, jsonList(idxs))
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
-	}
-	defer erows.Close()
 	out := make([]pb.LogEntry, 0, len(idxs))
-	for erows.Next() {
-		var idx, first, size int64
-		var entries []byte
-		if err := erows.Scan(&idx, &entries, &first, &size); err != nil {
-			return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
-		}
-		es, err := bundleItems(entries, size-first)
-		if err != nil {
-			return nil, fmt.Errorf("couldn't read log entry %d: %w", idx, err)
-		}
-		out = append(out, pb.LogEntry{Index: idx, Subject: subject, Body: es[idx-first]})
+	erows, err := tx.QueryContext(ctx, entriesQuery, jsonList(idxs))
+	if err == nil {
+		err = scanEntries(erows, func(idx int64, body []byte) {
+			out = append(out, pb.LogEntry{Index: idx, Subject: subject, Body: body})
+		})
 	}
-	if err := erows.Err(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("couldn't read the log entries of %s: %w", subject, err)
 	}
 	if len(out) != len(idxs) {

@@ -308,14 +308,13 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			s.log = logTree{}
 		}
 	}()
-	var logIdx [][]byte      // payments' new entries, listed on their rows
-	var onRow map[string]int // which payments those are
 	if len(b.Log) > 0 {
 		if err := s.loadLog(ctx); err != nil {
 			return err
 		}
-		logIdx, onRow = paymentEntries(s.log.size, b)
 	}
+	// The payments' new entries, listed on their rows, and which those are.
+	logIdx, onRow := paymentEntries(s.log.size, b)
 	steps := []struct {
 		t    *table
 		n    int
@@ -344,7 +343,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
 				string(p.CaptureMethod), exp, string(md), string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp,
-				string(p.Assurance), logHead(p.LogHead), risk, input, listAt(logIdx, i))
+				string(p.Assurance), logHead(p.LogHead), risk, input, logIdx[i])
 		}},
 		{&tRefunds, len(b.Refunds), func(d []any, i int) []any {
 			r := &b.Refunds[i]
@@ -427,14 +426,6 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		return fmt.Errorf("couldn't commit: %w", err)
 	}
 	s.log.applied(app)
-	return nil
-}
-
-// listAt returns lists[i], or nil past its end (a batch without entries).
-func listAt(lists [][]byte, i int) []byte {
-	if i < len(lists) {
-		return lists[i]
-	}
 	return nil
 }
 
