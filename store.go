@@ -51,12 +51,13 @@ const IdempotencyRetention = 24 * time.Hour
 // rows that go with them. A store writes all of it or none of it.
 type Batch struct {
 	Accounts []Account // created or changed, with final balances
-	// AccountsBefore[i] is Accounts[i] as the writer found it committed, or
-	// the zero Account when the batch creates it. A store that several
-	// processes share applies the difference, so that concurrent batches
-	// add up, and lets its constraints refuse an overdraft; a store with one
-	// writer may simply write Accounts.
-	AccountsBefore []Account
+	// AccountChanges[i] is what the batch changed in Accounts[i]: the sum of
+	// the changes its operations applied, never a difference of snapshots,
+	// so that a cache the writer rebased on fresh state cannot enter it. A
+	// store that several processes share applies these sums, so that
+	// concurrent batches add up, and lets its constraints refuse an
+	// overdraft; a store with one writer may simply write Accounts.
+	AccountChanges []AccountChange
 	Transfers      []Transfer
 	Payments       []Payment // inserted or updated, final state
 	// PaymentVersions[i] is the Version of Payments[i] that the writer read
@@ -74,10 +75,11 @@ type Batch struct {
 	// Mandates are inserted or, when present, have their revocation updated;
 	// the rest of a mandate never changes.
 	Mandates []Mandate
-	// Usage rows are created or changed; UsageBefore[i] is Usage[i] as the
-	// writer found it committed (zero when new), as for accounts.
-	Usage       []MandateUsageRow
-	UsageBefore []MandateUsageRow
+	// Usage rows are created or changed, with final values; UsageChanges[i]
+	// is the sum of the batch's changes to Usage[i], as for accounts. A
+	// shared store adds them to the stored row, creating it when missing.
+	Usage        []MandateUsageRow
+	UsageChanges []UsageChange
 	// TOTP factors are inserted or replaced whole.
 	TOTP []TOTPFactor
 	// Passkeys are inserted, or have their credential replaced, by
@@ -92,17 +94,35 @@ type Batch struct {
 	// Disputes are inserted or replaced whole.
 	Disputes []Dispute
 
-	// Fresh is set by a SharedStore's Commit: the stored balances of the
-	// batch's existing accounts right after it, including what other
-	// processes had changed, so that the writer's cache catches up.
-	Fresh []Account
+	// Fresh and FreshUsage are set by a SharedStore's Commit: the stored
+	// balances of the batch's existing accounts, and its usage rows, right
+	// after it, including what other processes had changed, so that the
+	// writer's cache catches up.
+	Fresh      []Account
+	FreshUsage []MandateUsageRow
+	// MandatesChecked lists the mandates the batch's operations relied on
+	// being usable (neither revoked nor replaced); a shared store refuses
+	// the batch when another process revoked one of them since it was read,
+	// and the batch is then recomputed on fresh state.
+	MandatesChecked []string
 }
+
+// AccountChange is the sum of a batch's changes to one account's balances.
+// Created marks an account the batch creates: a store inserts it with these
+// balances (and Accounts[i]'s owner, currency and flags).
+type AccountChange struct {
+	Created                                                    bool
+	DebitsPending, DebitsPosted, CreditsPending, CreditsPosted int64
+}
+
+// UsageChange is the sum of a batch's changes to one mandate usage row.
+type UsageChange struct{ Spent, Payments int64 }
 
 // Empty reports whether b writes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
 		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log)+len(b.Disputes) == 0
+		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log)+len(b.Disputes)+len(b.MandatesChecked) == 0
 }
 
 // Nonce is a signed request's nonce, remembered until Expires.

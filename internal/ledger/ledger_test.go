@@ -304,9 +304,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
 	fund(t, w, "a", 100)
 	a := balance(t, st, "a")
-	was := a
 	a.CreditsPosted += 1
-	if err := st.Commit(context.Background(), &pb.Batch{Accounts: []pb.Account{a}, AccountsBefore: []pb.Account{was}}); err != nil {
+	if err := st.Commit(context.Background(), &pb.Batch{Accounts: []pb.Account{a}, AccountChanges: []pb.AccountChange{{CreditsPosted: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := ledger.Verify(context.Background(), st)

@@ -18,17 +18,35 @@ type Tx struct {
 	now    time.Time
 	batch  pb.Batch
 	payIdx map[string]int
-	// before holds each account's balances as committed, from its first touch
-	// in this batch, for the invariant check and the write-back.
-	before map[int64]pb.Account
-	// created marks the accounts this batch creates.
-	created map[int64]bool
-	// usageBefore is the same for mandate usage rows.
-	usageBefore map[usageKey]pb.MandateUsageRow
+	// changes lists every change made to an account's balances in this
+	// batch, and changed sums them per account: what the batch writes is
+	// the sum of the changes actually applied, never a difference of
+	// snapshots, so rebasing a cached account on fresh state (ensureFunds)
+	// cannot enter it. rollback truncates changes to a mark and subtracts
+	// what it drops from changed, so both undo themselves.
+	changes []accountChange
+	changed map[int64]*pb.AccountChange
+	// found is each changed account as cached before its first change (or
+	// as rebased on fresh state since), for the invariant check alone: the
+	// cache must have moved by exactly the listed changes.
+	found map[int64]pb.Account
+	// usageChanges and usageChanged are the same for mandate usage rows.
+	usageChanges []usageChange
+	usageChanged map[usageKey]*pb.UsageChange
 	// logHead is the leaf hash of each subject's latest entry in this batch:
 	// PutPayment accepts a payment only with its latest entry as head.
 	logHead map[string][32]byte
 	undo    []undoEntry
+}
+
+type accountChange struct {
+	id                                                         int64
+	debitsPending, debitsPosted, creditsPending, creditsPosted int64
+}
+
+type usageChange struct {
+	k               usageKey
+	spent, payments int64
 }
 
 type undoKind uint8
@@ -39,8 +57,8 @@ const (
 	undoPaymentNew
 	undoPaymentUpdate
 	undoMark    // the lengths of the batch's append-only lists at a mark
-	undoRefresh // an account rebased on fresh state, and its record as found
 	undoUsage   // a mandate usage row's previous value
+	undoFound   // an account's previous record in found (account; oldAcct, hadBefore)
 	undoLogHead // a subject's previous log head in this batch (payID; had)
 )
 
@@ -54,16 +72,34 @@ type undoEntry struct {
 	oldPay  *pb.Payment
 	idx     int
 	oldVal  pb.Payment
-	lens    [12]int
-	// For undoRefresh: the batch's record of the account as found.
-	oldBefore pb.Account
-	hadBefore bool
+	lens    [marked]int
 	// For undoUsage.
 	usage    *pb.MandateUsageRow
 	oldUsage pb.MandateUsageRow
 	// For undoLogHead.
-	oldHead [32]byte
+	oldHead   [32]byte
+	hadBefore bool
 }
+
+// The lists a mark records the lengths of, and rollback truncates.
+const (
+	mTransfers = iota
+	mPayments
+	mRefunds
+	mTopups
+	mUsers
+	mMerchants
+	mAgents
+	mAPIKeys
+	mTOTP
+	mPasskeys
+	mLog
+	mDisputes
+	mMandatesChecked
+	mAccountChanges
+	mUsageChanges
+	marked
+)
 
 // Now is the batch's time: every operation in a batch sees the same instant.
 func (tx *Tx) Now() time.Time { return tx.now }
@@ -91,9 +127,12 @@ func (tx *Tx) Atomic(fn func() error) (err error) {
 
 func (tx *Tx) pushMark() {
 	b := &tx.batch
-	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: [12]int{len(b.Transfers), len(b.Payments),
-		len(b.Refunds), len(b.Topups), len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys), len(b.TOTP), len(b.Passkeys),
-		len(b.Log), len(b.Disputes)}})
+	var l [marked]int
+	l[mTransfers], l[mPayments], l[mRefunds], l[mTopups] = len(b.Transfers), len(b.Payments), len(b.Refunds), len(b.Topups)
+	l[mUsers], l[mMerchants], l[mAgents], l[mAPIKeys] = len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys)
+	l[mTOTP], l[mPasskeys], l[mLog], l[mDisputes] = len(b.TOTP), len(b.Passkeys), len(b.Log), len(b.Disputes)
+	l[mMandatesChecked], l[mAccountChanges], l[mUsageChanges] = len(b.MandatesChecked), len(tx.changes), len(tx.usageChanges)
+	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: l})
 }
 
 // rollback undoes every entry from mark on, newest first.
@@ -106,10 +145,11 @@ func (tx *Tx) rollback(mark int) {
 			*u.account = u.oldAcct
 		case undoUsage:
 			*u.usage = u.oldUsage
-		case undoRefresh:
-			*u.account = u.oldAcct
+		case undoFound:
 			if u.hadBefore {
-				tx.before[u.account.ID] = u.oldBefore
+				tx.found[u.account.ID] = u.oldAcct
+			} else {
+				delete(tx.found, u.account.ID)
 			}
 		case undoHold:
 			if u.oldHold == nil {
@@ -130,19 +170,35 @@ func (tx *Tx) rollback(mark int) {
 			b.Payments[u.idx] = u.oldVal
 			tx.restorePayment(u.payID, u.oldPay)
 		case undoMark:
-			b.Transfers = b.Transfers[:u.lens[0]]
-			b.Payments = b.Payments[:u.lens[1]]
-			b.PaymentVersions = b.PaymentVersions[:u.lens[1]]
-			b.Refunds = b.Refunds[:u.lens[2]]
-			b.Topups = b.Topups[:u.lens[3]]
-			b.Users = b.Users[:u.lens[4]]
-			b.Merchants = b.Merchants[:u.lens[5]]
-			b.Agents = b.Agents[:u.lens[6]]
-			b.APIKeys = b.APIKeys[:u.lens[7]]
-			b.TOTP = b.TOTP[:u.lens[8]]
-			b.Passkeys = b.Passkeys[:u.lens[9]]
-			b.Log = b.Log[:u.lens[10]]
-			b.Disputes = b.Disputes[:u.lens[11]]
+			l := u.lens
+			b.Transfers = b.Transfers[:l[mTransfers]]
+			b.Payments = b.Payments[:l[mPayments]]
+			b.PaymentVersions = b.PaymentVersions[:l[mPayments]]
+			b.Refunds = b.Refunds[:l[mRefunds]]
+			b.Topups = b.Topups[:l[mTopups]]
+			b.Users = b.Users[:l[mUsers]]
+			b.Merchants = b.Merchants[:l[mMerchants]]
+			b.Agents = b.Agents[:l[mAgents]]
+			b.APIKeys = b.APIKeys[:l[mAPIKeys]]
+			b.TOTP = b.TOTP[:l[mTOTP]]
+			b.Passkeys = b.Passkeys[:l[mPasskeys]]
+			b.Log = b.Log[:l[mLog]]
+			b.Disputes = b.Disputes[:l[mDisputes]]
+			b.MandatesChecked = b.MandatesChecked[:l[mMandatesChecked]]
+			for _, c := range tx.changes[l[mAccountChanges]:] {
+				s := tx.changed[c.id]
+				s.DebitsPending -= c.debitsPending
+				s.DebitsPosted -= c.debitsPosted
+				s.CreditsPending -= c.creditsPending
+				s.CreditsPosted -= c.creditsPosted
+			}
+			tx.changes = tx.changes[:l[mAccountChanges]]
+			for _, c := range tx.usageChanges[l[mUsageChanges]:] {
+				s := tx.usageChanged[c.k]
+				s.Spent -= c.spent
+				s.Payments -= c.payments
+			}
+			tx.usageChanges = tx.usageChanges[:l[mUsageChanges]]
 		}
 	}
 	tx.undo = tx.undo[:mark]
@@ -156,13 +212,29 @@ func (tx *Tx) restorePayment(id string, old *pb.Payment) {
 	}
 }
 
-// touch records acct's state before a change: once per batch for the
-// invariant check, and once per change for the undo log.
-func (tx *Tx) touch(a *pb.Account) {
-	if _, ok := tx.before[a.ID]; !ok {
-		tx.before[a.ID] = *a
+// change applies a change to a's balances, the only way they change in a
+// batch: the cached account moves (undone by the undo log) and the change is
+// listed (undone by truncation at a mark), so both always agree.
+func (tx *Tx) change(a *pb.Account, debitsPending, debitsPosted, creditsPending, creditsPosted int64) {
+	if _, ok := tx.found[a.ID]; !ok {
+		tx.undo = append(tx.undo, undoEntry{kind: undoFound, account: a})
+		tx.found[a.ID] = *a
 	}
 	tx.undo = append(tx.undo, undoEntry{kind: undoAccount, account: a, oldAcct: *a})
+	a.DebitsPending += debitsPending
+	a.DebitsPosted += debitsPosted
+	a.CreditsPending += creditsPending
+	a.CreditsPosted += creditsPosted
+	tx.changes = append(tx.changes, accountChange{a.ID, debitsPending, debitsPosted, creditsPending, creditsPosted})
+	s := tx.changed[a.ID]
+	if s == nil {
+		s = &pb.AccountChange{}
+		tx.changed[a.ID] = s
+	}
+	s.DebitsPending += debitsPending
+	s.DebitsPosted += debitsPosted
+	s.CreditsPending += creditsPending
+	s.CreditsPosted += creditsPosted
 }
 
 // Account returns the account of owner in currency, or an ErrNotFound error
@@ -216,11 +288,10 @@ func (tx *Tx) EnsureAccount(owner, currency string, flags pb.AccountFlags) (*pb.
 	tx.w.cache(a)
 	// A new account is written with the batch even if the op that made it
 	// fails: it is empty, and other ops may already use it.
-	tx.before[a.ID] = *a
-	if tx.created == nil {
-		tx.created = map[int64]bool{}
+	if tx.changed[a.ID] == nil {
+		tx.changed[a.ID] = &pb.AccountChange{}
 	}
-	tx.created[a.ID] = true
+	tx.changed[a.ID].Created = true
 	return a, nil
 }
 
@@ -285,21 +356,31 @@ func (tx *Tx) ensureFunds(debit *pb.Account, amount int64) (bool, error) {
 	return canDebit(debit, amount), nil
 }
 
-// refresh rebases a on its freshly read committed state: what this writer
-// has changed and not yet committed stays on top. The undo log can revert it,
-// together with the batch's record of a as found.
+// HasFunds reports whether a may be debited amount more, confirming a "no"
+// against the stored balance with a shared store, as Hold and Transfer do:
+// for a decline made before any hold is placed.
+func (tx *Tx) HasFunds(a *pb.Account, amount int64) (bool, error) { return tx.ensureFunds(a, amount) }
+
+// refresh rebases a on its freshly read committed state: the stored
+// balances plus what this batch has changed so far (batches do not overlap
+// with a shared store, so nothing else of this writer's is uncommitted). It
+// moves only the cache, never what the batch writes; the undo log can
+// revert it.
 func (tx *Tx) refresh(a *pb.Account, fresh *pb.Account) {
-	base, touched := tx.before[a.ID]
-	if !touched {
-		base = *a
+	tx.undo = append(tx.undo, undoEntry{kind: undoAccount, account: a, oldAcct: *a})
+	var c pb.AccountChange
+	if s := tx.changed[a.ID]; s != nil {
+		c = *s
 	}
-	tx.undo = append(tx.undo, undoEntry{kind: undoRefresh, account: a, oldAcct: *a, oldBefore: base, hadBefore: touched})
-	a.DebitsPending += fresh.DebitsPending - base.DebitsPending
-	a.DebitsPosted += fresh.DebitsPosted - base.DebitsPosted
-	a.CreditsPending += fresh.CreditsPending - base.CreditsPending
-	a.CreditsPosted += fresh.CreditsPosted - base.CreditsPosted
-	if touched {
-		tx.before[a.ID] = *fresh
+	a.DebitsPending = fresh.DebitsPending + c.DebitsPending
+	a.DebitsPosted = fresh.DebitsPosted + c.DebitsPosted
+	a.CreditsPending = fresh.CreditsPending + c.CreditsPending
+	a.CreditsPosted = fresh.CreditsPosted + c.CreditsPosted
+	if old, ok := tx.found[a.ID]; ok {
+		tx.undo = append(tx.undo, undoEntry{kind: undoFound, account: a, oldAcct: old, hadBefore: true})
+		f := *fresh
+		f.Flags = a.Flags
+		tx.found[a.ID] = f
 	}
 }
 
@@ -328,10 +409,8 @@ func (tx *Tx) Transfer(debit, credit *pb.Account, amount int64, ref string) (int
 	if overflows(amount, debit.DebitsPosted, credit.CreditsPosted) {
 		return 0, errOverflow
 	}
-	tx.touch(debit)
-	tx.touch(credit)
-	debit.DebitsPosted += amount
-	credit.CreditsPosted += amount
+	tx.change(debit, 0, amount, 0, 0)
+	tx.change(credit, 0, 0, 0, amount)
 	return tx.newTransfer(pb.Transfer{Kind: pb.TransferPosted, DebitAccountID: debit.ID,
 		CreditAccountID: credit.ID, Amount: amount, Currency: debit.Currency, Ref: ref})
 }
@@ -349,10 +428,8 @@ func (tx *Tx) Hold(debit, credit *pb.Account, amount int64, timeout time.Time, r
 	if overflows(amount, debit.DebitsPending, credit.CreditsPending) {
 		return 0, errOverflow
 	}
-	tx.touch(debit)
-	tx.touch(credit)
-	debit.DebitsPending += amount
-	credit.CreditsPending += amount
+	tx.change(debit, amount, 0, 0, 0)
+	tx.change(credit, 0, 0, amount, 0)
 	t := pb.Transfer{Kind: pb.TransferPending, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
 		Amount: amount, Currency: debit.Currency, Timeout: timeout.UTC(), Ref: ref}
 	id, err := tx.newTransfer(t)
@@ -404,8 +481,8 @@ func (tx *Tx) Post(holdID, amount int64, ref string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	debit.DebitsPosted += amount
-	credit.CreditsPosted += amount
+	tx.change(debit, 0, amount, 0, 0)
+	tx.change(credit, 0, 0, 0, amount)
 	return tx.newTransfer(pb.Transfer{Kind: pb.TransferPost, DebitAccountID: debit.ID, CreditAccountID: credit.ID,
 		Amount: amount, Currency: h.t.Currency, PendingID: holdID, Ref: ref})
 }
@@ -419,10 +496,8 @@ func (tx *Tx) release(holdID int64, h *hold) (debit, credit *pb.Account, err err
 	if credit, err = tx.accountByID(h.t.CreditAccountID); err != nil {
 		return nil, nil, err
 	}
-	tx.touch(debit)
-	tx.touch(credit)
-	debit.DebitsPending -= h.t.Amount
-	credit.CreditsPending -= h.t.Amount
+	tx.change(debit, -h.t.Amount, 0, 0, 0)
+	tx.change(credit, 0, 0, -h.t.Amount, 0)
 	tx.setHold(holdID, &hold{t: h.t, resolved: true})
 	return debit, credit, nil
 }
@@ -510,7 +585,7 @@ func (tx *Tx) HasAgentKey(keyid string) (bool, error) {
 // Atomic: call it outside one).
 func (tx *Tx) AddAgentKey(k pb.AgentKey) { tx.batch.AgentKeys = append(tx.batch.AgentKeys, k) }
 
-// checkInvariants asserts, for the accounts this batch touched, that each
+// checkInvariants asserts, for the accounts this batch changed, that each
 // currency's net posted and net pending changes sum to zero and, when
 // absolute is set, that no total is negative and no account that must not go
 // negative does. With a shared store the cached balances may lag other
@@ -519,15 +594,19 @@ func (tx *Tx) AddAgentKey(k pb.AgentKey) { tx.batch.AgentKeys = append(tx.batch.
 func (tx *Tx) checkInvariants(absolute bool) error {
 	type sums struct{ posted, pending int64 }
 	net := map[string]sums{}
-	for id, old := range tx.before {
+	for id, c := range tx.changed {
 		a := tx.w.accountsByID[id]
 		if a == nil {
-			return fmt.Errorf("ledger invariant: touched account %d left the cache", id)
+			return fmt.Errorf("ledger invariant: changed account %d left the cache", id)
 		}
 		s := net[a.Currency]
-		s.posted += (a.CreditsPosted - a.DebitsPosted) - (old.CreditsPosted - old.DebitsPosted)
-		s.pending += (a.CreditsPending - a.DebitsPending) - (old.CreditsPending - old.DebitsPending)
+		s.posted += c.CreditsPosted - c.DebitsPosted
+		s.pending += c.CreditsPending - c.DebitsPending
 		net[a.Currency] = s
+		if f, ok := tx.found[id]; ok && (a.DebitsPending != f.DebitsPending+c.DebitsPending || a.DebitsPosted != f.DebitsPosted+c.DebitsPosted ||
+			a.CreditsPending != f.CreditsPending+c.CreditsPending || a.CreditsPosted != f.CreditsPosted+c.CreditsPosted) {
+			return fmt.Errorf("ledger invariant: account %d moved by more than the batch's changes: %+v, was %+v, changes %+v", id, *a, f, *c)
+		}
 		if !absolute {
 			continue
 		}
@@ -563,7 +642,6 @@ func (tx *Tx) Usage(mandateID, key string, capAmount, capPayments int64) (*pb.Ma
 	switch {
 	case pb.ErrorCode(err) == pb.ErrNotFound:
 		u = &pb.MandateUsageRow{MandateID: mandateID, PeriodKey: key, CapAmount: capAmount, CapPayments: capPayments}
-		tx.w.usageNew[k] = true // not stored yet: the commit that writes it inserts it
 	case err != nil:
 		return nil, fmt.Errorf("couldn't load mandate usage: %w", err)
 	}
@@ -571,46 +649,71 @@ func (tx *Tx) Usage(mandateID, key string, capAmount, capPayments int64) (*pb.Ma
 	return u, nil
 }
 
+// usageFits reports whether u may take spent and payments more.
+func usageFits(u *pb.MandateUsageRow, spent, payments int64) bool {
+	s, n := u.Spent+spent, u.Payments+payments
+	return s >= 0 && s <= u.CapAmount && n >= 0 && (u.CapPayments == 0 || n <= u.CapPayments)
+}
+
 // AdjustUsage adds spent (minor units; negative gives budget back) and
 // payments to u, or fails with ErrUsageCap, changing nothing. With a shared
 // store, a refusal is first checked against the stored row, as for funds.
 func (tx *Tx) AdjustUsage(u *pb.MandateUsageRow, spent, payments int64) error {
-	fits := func() bool {
-		s, n := u.Spent+spent, u.Payments+payments
-		return s >= 0 && s <= u.CapAmount && n >= 0 && (u.CapPayments == 0 || n <= u.CapPayments)
+	if !usageFits(u, spent, payments) {
+		if err := tx.RefreshUsage(u); err != nil {
+			return err
+		}
+		if !usageFits(u, spent, payments) {
+			return ErrUsageCap
+		}
 	}
 	k := usageKey{u.MandateID, u.PeriodKey}
-	if !fits() && tx.w.shared != nil && !tx.w.usageNew[k] {
-		fresh, err := tx.w.cfg.Store.MandateUsage(tx.ctx, u.MandateID, u.PeriodKey)
-		if err != nil && pb.ErrorCode(err) != pb.ErrNotFound {
-			return fmt.Errorf("couldn't read mandate usage: %w", err)
-		}
-		if err == nil {
-			base, touched := tx.usageBefore[k]
-			if !touched {
-				base = *u
-			}
-			tx.undo = append(tx.undo, undoEntry{kind: undoUsage, usage: u, oldUsage: *u})
-			u.Spent += fresh.Spent - base.Spent
-			u.Payments += fresh.Payments - base.Payments
-			if touched {
-				tx.usageBefore[k] = *fresh
-			}
-		}
-	}
-	if !fits() {
-		return ErrUsageCap
-	}
-	if tx.usageBefore == nil {
-		tx.usageBefore = map[usageKey]pb.MandateUsageRow{}
-	}
-	if _, ok := tx.usageBefore[k]; !ok {
-		tx.usageBefore[k] = *u
-	}
 	tx.undo = append(tx.undo, undoEntry{kind: undoUsage, usage: u, oldUsage: *u})
 	u.Spent += spent
 	u.Payments += payments
+	tx.usageChanges = append(tx.usageChanges, usageChange{k, spent, payments})
+	c := tx.usageChanged[k]
+	if c == nil {
+		c = &pb.UsageChange{}
+		tx.usageChanged[k] = c
+	}
+	c.Spent += spent
+	c.Payments += payments
 	return nil
+}
+
+// RefreshUsage rebases u, with a shared store, on its stored row plus what
+// this batch has changed in it so far: other processes may have spent from
+// the mandate, or given budget back, since u was cached. A decline for a
+// mandate's budget or payment count must be confirmed this way, as one for
+// funds is. It moves only the cache, never what the batch writes. With a
+// store of its own the cache is exact and RefreshUsage does nothing.
+func (tx *Tx) RefreshUsage(u *pb.MandateUsageRow) error {
+	if tx.w.shared == nil {
+		return nil
+	}
+	fresh, err := tx.w.cfg.Store.MandateUsage(tx.ctx, u.MandateID, u.PeriodKey)
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		fresh, err = &pb.MandateUsageRow{}, nil
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't read mandate usage: %w", err)
+	}
+	var c pb.UsageChange
+	if s := tx.usageChanged[usageKey{u.MandateID, u.PeriodKey}]; s != nil {
+		c = *s
+	}
+	tx.undo = append(tx.undo, undoEntry{kind: undoUsage, usage: u, oldUsage: *u})
+	u.Spent, u.Payments = fresh.Spent+c.Spent, fresh.Payments+c.Payments
+	return nil
+}
+
+// RelyOnMandate records that an operation relied on mandate id being
+// usable (not revoked) as read: with a shared store, the commit is refused
+// if another process revoked it meanwhile, and the batch is recomputed on
+// fresh state. Undone with the operation's Atomic.
+func (tx *Tx) RelyOnMandate(id string) {
+	tx.batch.MandatesChecked = append(tx.batch.MandatesChecked, id)
 }
 
 // Mandate returns mandate id as of this point in the batch (stored

@@ -113,7 +113,6 @@ type Writer struct {
 	holds        map[int64]*hold // pending transfers looked at, resolved or not
 	payments     map[string]*pb.Payment
 	usage        map[usageKey]*pb.MandateUsageRow
-	usageNew     map[usageKey]bool // usage rows in the cache that the store does not have yet
 	mandates     map[string]*pb.Mandate
 	nextAccount  int64
 	nextTransfer int64
@@ -200,7 +199,6 @@ func (w *Writer) reset(ctx context.Context) error {
 	w.holds = map[int64]*hold{}
 	w.payments = map[string]*pb.Payment{}
 	w.usage = map[usageKey]*pb.MandateUsageRow{}
-	w.usageNew = map[usageKey]bool{}
 	w.mandates = map[string]*pb.Mandate{}
 	return nil
 }
@@ -331,6 +329,11 @@ func (w *Writer) run() {
 					for _, f := range b.tx.batch.Fresh {
 						if a := w.accountsByID[f.ID]; a != nil {
 							*a = f
+						}
+					}
+					for _, f := range b.tx.batch.FreshUsage {
+						if u := w.usage[usageKey{f.MandateID, f.PeriodKey}]; u != nil {
+							*u = f
 						}
 					}
 				}
@@ -492,7 +495,8 @@ func (w *Writer) apply(reqs []*request) *pending {
 		b.err = errStopped
 		return b
 	}
-	tx := &Tx{w: w, ctx: ctx, now: w.cfg.Clock.Now().UTC(), before: map[int64]pb.Account{}}
+	tx := &Tx{w: w, ctx: ctx, now: w.cfg.Clock.Now().UTC(),
+		changed: map[int64]*pb.AccountChange{}, found: map[int64]pb.Account{}, usageChanged: map[usageKey]*pb.UsageChange{}}
 	b.tx = tx
 	w.lookupIdempotency(ctx, reqs)
 	for _, r := range reqs {
@@ -525,21 +529,19 @@ func (w *Writer) apply(reqs []*request) *pending {
 		b.err = errStopped
 		return b
 	}
-	for id := range tx.before {
-		before := tx.before[id]
-		if tx.created[id] {
-			before = pb.Account{}
+	for id, c := range tx.changed {
+		if *c == (pb.AccountChange{}) {
+			continue // every change to it was undone
 		}
 		tx.batch.Accounts = append(tx.batch.Accounts, *w.accountsByID[id])
-		tx.batch.AccountsBefore = append(tx.batch.AccountsBefore, before)
+		tx.batch.AccountChanges = append(tx.batch.AccountChanges, *c)
 	}
-	for k, before := range tx.usageBefore {
-		if w.usageNew[k] {
-			before = pb.MandateUsageRow{}
-			delete(w.usageNew, k) // written by this batch (or, if it fails, reset anyway)
+	for k, c := range tx.usageChanged {
+		if *c == (pb.UsageChange{}) {
+			continue
 		}
 		tx.batch.Usage = append(tx.batch.Usage, *w.usage[k])
-		tx.batch.UsageBefore = append(tx.batch.UsageBefore, before)
+		tx.batch.UsageChanges = append(tx.batch.UsageChanges, *c)
 	}
 	return b
 }

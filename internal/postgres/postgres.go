@@ -154,8 +154,11 @@ const CommitTimeout = 30 * time.Second
 // Commit writes b as one pipeline, which the server runs as one implicit
 // transaction: all of it or none of it, in one round trip.
 func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
+	if len(b.AccountChanges) != len(b.Accounts) || len(b.UsageChanges) != len(b.Usage) {
+		return errors.New("postgres: a batch needs one change per account and per usage row")
+	}
 	q := &pgx.Batch{}
-	b.Fresh = b.Fresh[:0]
+	b.Fresh, b.FreshUsage = b.Fresh[:0], b.FreshUsage[:0]
 	queueAccounts(q, b)
 	if n := len(b.Transfers); n > 0 {
 		var (
@@ -200,6 +203,15 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 		q.Queue(`INSERT INTO api_keys (hash, role, principal_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			k.Hash[:], string(k.Principal.Role), k.Principal.ID, k.Principal.UserID, k.CreatedAt.Unix())
 	}
+	if len(b.MandatesChecked) > 0 {
+		// Before this batch's own revocations: an operation earlier in the
+		// batch may rely on a mandate that a later one revokes. FOR SHARE
+		// orders this batch and a concurrent revocation: whichever commits
+		// second sees the other, so no payment relies on a mandate whose
+		// revocation was acknowledged before it.
+		q.Queue(`SELECT 1 FROM mandates WHERE id = ANY($1) ORDER BY id FOR SHARE`, b.MandatesChecked)
+		q.Queue(`SELECT 1 / (CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END) FROM mandates WHERE id = ANY($1)`, b.MandatesChecked)
+	}
 	for _, m := range b.Mandates {
 		data, err := json.Marshal(m)
 		if err != nil {
@@ -211,7 +223,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 			revoked = &v
 		}
 		q.Queue(`INSERT INTO mandates (id, user_id, agent_id, data, revoked_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at`,
+			ON CONFLICT (id) DO UPDATE SET revoked_at = COALESCE(mandates.revoked_at, excluded.revoked_at)`,
 			m.ID, m.UserID, m.AgentID, string(data), revoked, m.CreatedAt.Unix())
 	}
 	queueUsage(q, b)
@@ -273,7 +285,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CommitTimeout)
 	defer cancel()
 	if err := s.pool.SendBatch(sendCtx, q).Close(); err != nil {
-		b.Fresh = nil
+		b.Fresh, b.FreshUsage = nil, nil
 		return fmt.Errorf("couldn't commit: %w", conflict(err))
 	}
 	return nil
@@ -291,18 +303,15 @@ func queueAccounts(q *pgx.Batch, b *pb.Batch) {
 		id, dDP, dDPo, dCP, dCPo     []int64
 	)
 	for i, a := range b.Accounts {
-		var was pb.Account
-		if i < len(b.AccountsBefore) {
-			was = b.AccountsBefore[i]
-		}
-		if was.ID == 0 {
+		c := b.AccountChanges[i]
+		if c.Created {
 			newID, newOwner, newCur, newFlags = append(newID, a.ID), append(newOwner, a.Owner), append(newCur, a.Currency), append(newFlags, int64(a.Flags))
-			newDP, newDPo, newCP, newCPo = append(newDP, a.DebitsPending), append(newDPo, a.DebitsPosted), append(newCP, a.CreditsPending), append(newCPo, a.CreditsPosted)
+			newDP, newDPo, newCP, newCPo = append(newDP, c.DebitsPending), append(newDPo, c.DebitsPosted), append(newCP, c.CreditsPending), append(newCPo, c.CreditsPosted)
 			continue
 		}
 		id = append(id, a.ID)
-		dDP, dDPo = append(dDP, a.DebitsPending-was.DebitsPending), append(dDPo, a.DebitsPosted-was.DebitsPosted)
-		dCP, dCPo = append(dCP, a.CreditsPending-was.CreditsPending), append(dCPo, a.CreditsPosted-was.CreditsPosted)
+		dDP, dDPo = append(dDP, c.DebitsPending), append(dDPo, c.DebitsPosted)
+		dCP, dCPo = append(dCP, c.CreditsPending), append(dCPo, c.CreditsPosted)
 	}
 	if len(newID) > 0 {
 		q.Queue(`INSERT INTO accounts (id, owner, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted)
@@ -330,9 +339,11 @@ func queueAccounts(q *pgx.Batch, b *pb.Batch) {
 	})
 }
 
-// queueUsage creates the batch's new mandate usage rows and changes the
-// others by their differences, in key order; the within_budget and
-// within_payments constraints refuse a reservation past a cap.
+// queueUsage adds the batch's changes to its mandate usage rows, creating
+// those that are missing, in key order (so concurrent batches lock rows in
+// the same order); the within_budget and within_payments constraints refuse
+// a reservation past a cap. The rows as stored after it refresh the
+// writer's cache.
 func queueUsage(q *pgx.Batch, b *pb.Batch) {
 	order := make([]int, len(b.Usage))
 	for i := range order {
@@ -343,17 +354,22 @@ func queueUsage(q *pgx.Batch, b *pb.Batch) {
 		return a.MandateID < c.MandateID || (a.MandateID == c.MandateID && a.PeriodKey < c.PeriodKey)
 	})
 	for _, i := range order {
-		u, was := b.Usage[i], pb.MandateUsageRow{}
-		if i < len(b.UsageBefore) {
-			was = b.UsageBefore[i]
-		}
-		if was.PeriodKey == "" {
-			q.Queue(`INSERT INTO mandate_usage (mandate_id, period_key, spent, payments, cap_amount, cap_payments)
-				VALUES ($1, $2, $3, $4, $5, $6)`, u.MandateID, u.PeriodKey, u.Spent, u.Payments, u.CapAmount, u.CapPayments)
-			continue
-		}
-		q.Queue(`UPDATE mandate_usage SET spent = spent + $3, payments = payments + $4 WHERE mandate_id = $1 AND period_key = $2`,
-			u.MandateID, u.PeriodKey, u.Spent-was.Spent, u.Payments-was.Payments)
+		u, c := b.Usage[i], b.UsageChanges[i]
+		// Two statements: a CHECK constraint judges the row an upsert would
+		// insert before it finds the conflict, and a change may be negative.
+		q.Queue(`INSERT INTO mandate_usage (mandate_id, period_key, spent, payments, cap_amount, cap_payments)
+			VALUES ($1, $2, 0, 0, $3, $4) ON CONFLICT (mandate_id, period_key) DO NOTHING`,
+			u.MandateID, u.PeriodKey, u.CapAmount, u.CapPayments)
+		q.Queue(`UPDATE mandate_usage SET spent = spent + $3, payments = payments + $4 WHERE mandate_id = $1 AND period_key = $2
+			RETURNING spent, payments, cap_amount, cap_payments`,
+			u.MandateID, u.PeriodKey, c.Spent, c.Payments).QueryRow(func(r pgx.Row) error {
+			f := pb.MandateUsageRow{MandateID: u.MandateID, PeriodKey: u.PeriodKey}
+			if err := r.Scan(&f.Spent, &f.Payments, &f.CapAmount, &f.CapPayments); err != nil {
+				return err
+			}
+			b.FreshUsage = append(b.FreshUsage, f)
+			return nil
+		})
 	}
 }
 

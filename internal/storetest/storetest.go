@@ -109,27 +109,35 @@ func commit(t *testing.T, s pb.Store, b *pb.Batch) {
 	}
 }
 
-// asWriter fills in what the ledger writer would: each account as it is
-// committed now (zero when new) and each payment's committed version, with
+// asWriter fills in what the ledger writer would: each account's and usage
+// row's change from what is committed now (all of it when new) and each
+// payment's committed version, with
 // the new version one more.
 func asWriter(t *testing.T, s pb.Store, b *pb.Batch) {
 	t.Helper()
-	if b.AccountsBefore == nil {
+	if b.AccountChanges == nil {
 		for _, a := range b.Accounts {
-			was, err := s.AccountByID(t.Context(), a.ID)
-			if err != nil {
-				was = &pb.Account{}
+			c := pb.AccountChange{DebitsPending: a.DebitsPending, DebitsPosted: a.DebitsPosted,
+				CreditsPending: a.CreditsPending, CreditsPosted: a.CreditsPosted}
+			if was, err := s.AccountByID(t.Context(), a.ID); err == nil {
+				c.DebitsPending -= was.DebitsPending
+				c.DebitsPosted -= was.DebitsPosted
+				c.CreditsPending -= was.CreditsPending
+				c.CreditsPosted -= was.CreditsPosted
+			} else {
+				c.Created = true
 			}
-			b.AccountsBefore = append(b.AccountsBefore, *was)
+			b.AccountChanges = append(b.AccountChanges, c)
 		}
 	}
-	if b.UsageBefore == nil {
+	if b.UsageChanges == nil {
 		for _, u := range b.Usage {
-			was, err := s.MandateUsage(t.Context(), u.MandateID, u.PeriodKey)
-			if err != nil {
-				was = &pb.MandateUsageRow{}
+			c := pb.UsageChange{Spent: u.Spent, Payments: u.Payments}
+			if was, err := s.MandateUsage(t.Context(), u.MandateID, u.PeriodKey); err == nil {
+				c.Spent -= was.Spent
+				c.Payments -= was.Payments
 			}
-			b.UsageBefore = append(b.UsageBefore, *was)
+			b.UsageChanges = append(b.UsageChanges, c)
 		}
 	}
 	if b.PaymentVersions == nil {
@@ -818,10 +826,11 @@ func testCommitCanceled(t *testing.T, s pb.Store) {
 		u, m := fmt.Sprintf("usr_%03d", k), fmt.Sprintf("mch_%03d", k)
 		acct := pb.Account{ID: k, Owner: u, Currency: "CNY", CreditsPosted: k}
 		b := &pb.Batch{
-			Accounts:    []pb.Account{acct},
-			Users:       []pb.User{{ID: u, Name: "U", CreatedAt: t0}},
-			Merchants:   []pb.Merchant{{ID: m, Name: "M", CreatedAt: t0}},
-			Idempotency: []pb.IdempotencyRecord{idem(u, "k", t0)},
+			Accounts:       []pb.Account{acct},
+			AccountChanges: []pb.AccountChange{{Created: true, CreditsPosted: k}},
+			Users:          []pb.User{{ID: u, Name: "U", CreatedAt: t0}},
+			Merchants:      []pb.Merchant{{ID: m, Name: "M", CreatedAt: t0}},
+			Idempotency:    []pb.IdempotencyRecord{idem(u, "k", t0)},
 		}
 		c := newCountdown(ctx, k)
 		err := s.Commit(c, b)
