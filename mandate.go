@@ -148,15 +148,13 @@ func (m *Mandate) Check(agentID string, amount int64, currency string, merchant 
 	if usage.PeriodKey != m.PeriodKey(now) {
 		spent = 0 // a new period: the budget renews
 	}
-	switch {
-	case m.AgentID != agentID:
+	if m.AgentID != agentID {
 		return DeclineMandateNotForAgent
-	case m.RevokedAt != nil && !now.Before(*m.RevokedAt):
-		return DeclineMandateRevoked
-	case m.ExpiresAt != nil && !now.Before(*m.ExpiresAt):
-		return DeclineMandateExpired
-	case now.Before(m.ValidFrom):
-		return DeclineMandateNotYetValid
+	}
+	if code := m.InForce(now); code != "" {
+		return code
+	}
+	switch {
 	case currency != m.Currency:
 		return DeclineMandateCurrencyMismatch
 	case m.MaxAmount > 0 && amount > m.MaxAmount:
@@ -169,6 +167,22 @@ func (m *Mandate) Check(agentID string, amount int64, currency string, merchant 
 		return DeclineMandateSchedule
 	case m.MaxPayments > 0 && usage.Payments >= m.MaxPayments:
 		return DeclineMandateMaxPayments
+	}
+	return ""
+}
+
+// InForce returns why the mandate cannot carry any payment at now (revoked,
+// expired or not valid yet), or "" when it can. A user's approval of a
+// payment that waited for them answers for its amount, not for this: a
+// payment approved under a mandate that is no longer in force is declined.
+func (m *Mandate) InForce(now time.Time) Code {
+	switch {
+	case m.RevokedAt != nil && !now.Before(*m.RevokedAt):
+		return DeclineMandateRevoked
+	case m.ExpiresAt != nil && !now.Before(*m.ExpiresAt):
+		return DeclineMandateExpired
+	case now.Before(m.ValidFrom):
+		return DeclineMandateNotYetValid
 	}
 	return ""
 }

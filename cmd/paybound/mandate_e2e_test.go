@@ -109,12 +109,12 @@ func hammerMandate(t *testing.T, apis []*api, userKey, agent, agentKey, merchant
 			r := apis[i%len(apis)].call("POST", "/v1/payments", agentKey, fmt.Sprintf("budget-%d", i),
 				map[string]any{"amount": 100, "currency": "USD", "merchant_id": merchant, "mandate_id": m.str("id")})
 			mu.Lock()
-			out[fmt.Sprintf("%d %s", r.status, r.errField("code"))]++
+			out[paymentOutcome(r)]++
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if out["201 "] != 10 || out["402 mandate_budget_exhausted"] != 90 {
+	if out["201 captured"] != 10 || out["402 declined mandate_budget_exhausted"] != 90 || len(out) != 2 {
 		t.Fatalf("outcomes %v; want 10 payments and 90 mandate_budget_exhausted", out)
 	}
 	if v := a.ok(200, a.call("GET", "/v1/mandates/"+m.str("id"), userKey, "", nil)); v.num("remaining_budget") != 0 || v.num("payments_count") != 10 {

@@ -59,8 +59,10 @@ func firstErr(errs ...error) error {
 // ApproveWithTOTP (user) approves a payment waiting for confirmation with a
 // current one-time code. The code is consumed whatever follows; the hold is
 // then placed (the payment becomes authorized, or captured when its capture
-// method is automatic) or, if the funds are gone meanwhile, the payment is
-// declined. An approval names one confirmation and so one payment: it can
+// method is automatic) or, if the funds are gone meanwhile, or its mandate
+// was revoked or expired or has too little budget left, the payment is
+// declined: the user's approval answers for the amount, not for a mandate
+// that no longer carries the payment. An approval names one confirmation and so one payment: it can
 // never approve another, and a code is accepted once.
 func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem *Idempotency, id, code string) Result {
 	if len(code) != stepup.TOTPDigits {

@@ -179,8 +179,19 @@ func (s *Service) checkMandate(tx *ledger.Tx, m *pb.Mandate, p *pb.Payment, merc
 	if err != nil {
 		return "", err
 	}
-	code := m.Check(string(p.AgentID), p.Amount, p.Currency, merchant, tx.Now(), pb.MandateUsage{
-		PeriodKey: period.PeriodKey, Spent: period.Spent, Payments: all.Payments})
+	check := func() pb.Code {
+		return m.Check(string(p.AgentID), p.Amount, p.Currency, merchant, tx.Now(), pb.MandateUsage{
+			PeriodKey: period.PeriodKey, Spent: period.Spent, Payments: all.Payments})
+	}
+	code := check()
+	if code == pb.DeclineMandateBudgetExhausted || code == pb.DeclineMandateMaxPayments {
+		// This writer's usage rows may lag what other processes gave back:
+		// a decline is confirmed against the stored rows, as for funds.
+		if err := firstErr(tx.RefreshUsage(period), tx.RefreshUsage(all)); err != nil {
+			return "", err
+		}
+		code = check()
+	}
 	if code != "" {
 		return code, nil
 	}
@@ -221,6 +232,7 @@ func (s *Service) reserve(tx *ledger.Tx, m *pb.Mandate, p *pb.Payment) error {
 	if err := tx.AdjustUsage(period, p.Amount, 1); err != nil {
 		return err
 	}
+	tx.RelyOnMandate(m.ID)
 	return tx.AdjustUsage(all, 0, 1)
 }
 

@@ -382,14 +382,14 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 		if err != nil {
 			return err
 		}
+		code := m.InForce(tx.Now())
 		if !approved {
-			code, err := s.checkMandate(tx, &m, p, merchant)
-			if err != nil {
+			if code, err = s.checkMandate(tx, &m, p, merchant); err != nil {
 				return err
 			}
-			if code != "" {
-				return decline(p, code, mandateMessage(code, &m, p))
-			}
+		}
+		if code != "" {
+			return decline(p, code, mandateMessage(code, &m, p))
 		}
 		mandate = &m
 	}
@@ -406,8 +406,13 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 	if !approved && ((p.Risk != nil && p.Risk.Decision == pb.RiskReview) ||
 		(p.AgentID != "" && (mandate == nil || mandate.NeedsConfirmation(p.Amount)))) {
 		// Asking the user to confirm what the wallet cannot pay would
-		// only delay the decline.
-		if wallet.Available() < p.Amount {
+		// only delay the decline; like a hold, the decline is confirmed
+		// against the stored balance first.
+		ok, err := tx.HasFunds(wallet, p.Amount)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			return insufficient(p)
 		}
 		p.Status, p.Confirmation = pb.StatusRequiresConfirmation, pb.NewConfirmation(tx.Now())

@@ -54,6 +54,8 @@ type env struct {
 	st    pb.Store
 	clock *fakeClock
 	feeBP int64
+	cfg   service.Config // as the service was made
+	db    string         // the PostgreSQL URL, when the store is PostgreSQL
 }
 
 // newEnv opens a service over a fresh store; opts adjust its Config.
@@ -61,8 +63,10 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 	ctx := context.Background()
 	var st pb.Store
 	var err error
+	var db string
 	if storetest.UsePostgres() {
-		st, err = postgres.Open(ctx, storetest.PostgresURL(t))
+		db = storetest.PostgresURL(t)
+		st, err = postgres.Open(ctx, db)
 	} else {
 		st, err = sqlite.Open(ctx, filepath.Join(dir, "paybound.db"))
 	}
@@ -83,7 +87,7 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	return &env{svc: svc, st: st, clock: clock, feeBP: feeBPS}
+	return &env{svc: svc, st: st, clock: clock, feeBP: feeBPS, cfg: cfg, db: db}
 }
 
 func must[T any](t tb, r service.Result) T {
