@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -728,6 +729,17 @@ func (tx *Tx) Mandate(id string) (pb.Mandate, error) {
 	}
 	tx.w.mandates[id] = m
 	return *m, nil
+}
+
+// FreshMandate is Mandate read again from a shared store (unless this batch
+// changed it): for a change to the mandate, which must start from what
+// other processes did to it (a revocation is made once). With a store of
+// its own it is Mandate.
+func (tx *Tx) FreshMandate(id string) (pb.Mandate, error) {
+	if tx.w.shared != nil && !slices.ContainsFunc(tx.batch.Mandates, func(m pb.Mandate) bool { return m.ID == id }) {
+		delete(tx.w.mandates, id)
+	}
+	return tx.Mandate(id)
 }
 
 // PutMandate records a new or revoked mandate. Not undone by Atomic: call

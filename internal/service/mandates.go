@@ -96,7 +96,7 @@ func (s *Service) RevokeMandate(ctx context.Context, caller pb.Principal, idem *
 		return Result{Err: noMandate(id)}
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		m, err := tx.Mandate(id)
+		m, err := tx.FreshMandate(id)
 		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && m.UserID != caller.ID) {
 			return nil, noMandate(id)
 		}

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
@@ -56,7 +57,12 @@ func TestSharedRevocationHolds(t *testing.T) {
 	if p, err := payOn(b, w.agent, id, w.cafe.ID, 100, pb.CaptureAutomatic); err != nil || p.Status != pb.StatusCaptured {
 		t.Fatalf("before the revocation, through B: %+v %v", p, err)
 	}
-	must[*pb.Mandate](t, w.svc.RevokeMandate(context.Background(), w.user, nil, id))
+	first := must[*pb.Mandate](t, w.svc.RevokeMandate(context.Background(), w.user, nil, id))
+	w.clock.Advance(time.Minute)
+	// Revoked once: B, whose cache holds it unrevoked, finds it revoked.
+	if again := must[*pb.Mandate](t, b.RevokeMandate(context.Background(), w.user, nil, id)); !again.RevokedAt.Equal(*first.RevokedAt) {
+		t.Fatalf("revoked again through B at %v; first at %v", again.RevokedAt, first.RevokedAt)
+	}
 	p, err := payOn(b, w.agent, id, w.cafe.ID, 100, pb.CaptureAutomatic)
 	if p == nil || p.Status != pb.StatusDeclined || p.DeclineCode != pb.DeclineMandateRevoked || pb.ErrorCode(err) != pb.DeclineMandateRevoked {
 		t.Fatalf("after the revocation through A, through B: %+v %v", p, err)
