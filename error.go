@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrorType is the coarse class of an error, as the public API reports it in
@@ -42,6 +43,7 @@ const (
 	ErrMandateNotFound     Code = "mandate_not_found"
 	ErrTOTPInvalid         Code = "totp_invalid"
 	ErrTOTPState           Code = "totp_state"
+	ErrConfirmationLocked  Code = "confirmation_locked"
 	ErrPasskeyInvalid      Code = "passkey_invalid"
 	ErrPasskeyState        Code = "passkey_state"
 
@@ -81,7 +83,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrBodyTooLarge: TypeInvalidRequest, ErrAmountTooLarge: TypeInvalidRequest,
 	ErrIdempotencyRequired: TypeInvalidRequest, ErrIdempotencyKey: TypeInvalidRequest,
 	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
-	ErrTOTPInvalid: TypeInvalidRequest, ErrTOTPState: TypeConflict,
+	ErrTOTPInvalid: TypeInvalidRequest, ErrTOTPState: TypeConflict, ErrConfirmationLocked: TypePermission,
 	ErrPasskeyInvalid: TypeInvalidRequest, ErrPasskeyState: TypeConflict,
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
 	ErrSignatureMissing: TypeAuthentication, ErrSignatureInvalid: TypeAuthentication,
@@ -119,6 +121,9 @@ type Error struct {
 	Param string
 	// PaymentID is set on declines: a declined payment is still recorded.
 	PaymentID string
+	// RetryAfter, on a rate_limited error, is how long the caller must
+	// wait (the Retry-After header); it is not part of the body.
+	RetryAfter time.Duration
 }
 
 // Errorf returns an *Error with a formatted message.

@@ -126,6 +126,12 @@ type Confirmation struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
+// MaxConfirmationCodeFailures is how many wrong one-time codes a
+// confirmation takes before it is locked against codes: then only the
+// user's passkey approves it (or the agent asks again). With 6-digit codes,
+// 5 guesses succeed with odds of 1 in 200,000.
+const MaxConfirmationCodeFailures = 5
+
 // PrefixConfirmation is the ID prefix of confirmations.
 const PrefixConfirmation = "cfm_"
 

@@ -82,6 +82,9 @@ type Batch struct {
 	UsageChanges []UsageChange
 	// TOTP factors are inserted or replaced whole.
 	TOTP []TOTPFactor
+	// CodeFailures names a confirmation once for each wrong one-time code
+	// tried on it; a store adds them to the confirmation's stored count.
+	CodeFailures []string
 	// Passkeys are inserted, or have their credential replaced, by
 	// credential ID; a revocation, once stored, is never undone.
 	Passkeys []Passkey
@@ -122,7 +125,7 @@ type UsageChange struct{ Spent, Payments int64 }
 func (b *Batch) Empty() bool {
 	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
 		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log)+len(b.Disputes)+len(b.MandatesChecked) == 0
+		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log)+len(b.Disputes)+len(b.MandatesChecked)+len(b.CodeFailures) == 0
 }
 
 // Nonce is a signed request's nonce, remembered until Expires.
@@ -247,6 +250,9 @@ type Store interface {
 
 	// TOTP returns a user's one-time-code factor, or an ErrNotFound error.
 	TOTP(ctx context.Context, userID string) (*TOTPFactor, error)
+	// CodeFailures returns how many wrong one-time codes were tried on a
+	// confirmation (0 when none).
+	CodeFailures(ctx context.Context, confirmationID string) (int, error)
 	// Passkeys returns a user's passkeys, oldest first.
 	Passkeys(ctx context.Context, userID string) ([]Passkey, error)
 

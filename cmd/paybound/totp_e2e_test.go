@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	pb "github.com/paybound/paybound"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/stepup"
 )
 
@@ -187,4 +189,57 @@ func TestWaitForConfirmation(t *testing.T) {
 	if time.Since(t0) > 5*time.Second {
 		t.Fatal("a settled payment made the caller wait")
 	}
+}
+
+// TestCodeGuessingOverHTTP: wrong one-time codes lock a confirmation
+// (403 confirmation_locked) and then rate-limit the user (429 with
+// Retry-After and the JSON error shape); the payment keeps waiting.
+func TestCodeGuessingOverHTTP(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	ask := func() string {
+		r := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 100, "currency": "USD", "merchant_id": w.merch}))
+		if r.str("status") != "requires_confirmation" {
+			t.Fatalf("agent payment: %s", r.raw)
+		}
+		return r.body["confirmation"].(map[string]any)["id"].(string)
+	}
+	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
+	w.ok(200, w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, clock.Now())}))
+	clock.Advance(stepup.TOTPStep)
+	right := stepup.TOTPCode(secret, clock.Now())
+	wrong := func(i int) string {
+		c := fmt.Sprintf("%06d", 100000+i)
+		if c == right {
+			c = fmt.Sprintf("%06d", 200000+i)
+		}
+		return c
+	}
+	approve := func(cfm, code string) resp {
+		return w.call("POST", "/v1/confirmations/"+cfm+"/approve", w.userKey, "", map[string]any{"totp": code})
+	}
+	first := ask()
+	for i := range 5 {
+		if r := approve(first, wrong(i)); r.status != 400 || r.errField("code") != "totp_invalid" {
+			t.Fatalf("wrong code %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	if r := approve(first, right); r.status != 403 || r.errField("code") != "confirmation_locked" {
+		t.Fatalf("the right code on a locked confirmation: %d %s", r.status, r.raw)
+	}
+	second := ask()
+	for i := range 5 {
+		if r := approve(second, wrong(10+i)); r.status != 400 || r.errField("code") != "totp_invalid" {
+			t.Fatalf("wrong code %d on another confirmation: %d %s", i, r.status, r.raw)
+		}
+	}
+	r := approve(ask(), right)
+	if r.status != 429 || r.errField("type") != "rate_limited" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("the 11th code in the window: %d %v %s", r.status, r.header, r.raw)
+	}
+	if g := w.ok(200, w.call("GET", "/v1/payments?limit=100", w.userKey, "", nil)); strings.Contains(string(g.raw), `"status":"authorized"`) {
+		t.Fatalf("a guess approved something: %s", g.raw)
+	}
+	w.verify()
 }

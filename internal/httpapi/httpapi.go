@@ -177,7 +177,11 @@ func errorJSON(log *slog.Logger, err error) (int, []byte) {
 
 func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
 	status, body := errorJSON(log, err)
-	if pb.ErrorCode(err) == pb.ErrIdempotencyRunning || status == http.StatusServiceUnavailable {
+	var e *pb.Error
+	switch {
+	case errors.As(err, &e) && e.RetryAfter > 0:
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	case pb.ErrorCode(err) == pb.ErrIdempotencyRunning || status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	}
 	writeRaw(w, status, body)

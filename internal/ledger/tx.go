@@ -97,6 +97,7 @@ const (
 	mLog
 	mDisputes
 	mMandatesChecked
+	mCodeFailures
 	mAccountChanges
 	mUsageChanges
 	marked
@@ -132,7 +133,8 @@ func (tx *Tx) pushMark() {
 	l[mTransfers], l[mPayments], l[mRefunds], l[mTopups] = len(b.Transfers), len(b.Payments), len(b.Refunds), len(b.Topups)
 	l[mUsers], l[mMerchants], l[mAgents], l[mAPIKeys] = len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys)
 	l[mTOTP], l[mPasskeys], l[mLog], l[mDisputes] = len(b.TOTP), len(b.Passkeys), len(b.Log), len(b.Disputes)
-	l[mMandatesChecked], l[mAccountChanges], l[mUsageChanges] = len(b.MandatesChecked), len(tx.changes), len(tx.usageChanges)
+	l[mMandatesChecked], l[mCodeFailures] = len(b.MandatesChecked), len(b.CodeFailures)
+	l[mAccountChanges], l[mUsageChanges] = len(tx.changes), len(tx.usageChanges)
 	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: l})
 }
 
@@ -186,6 +188,7 @@ func (tx *Tx) rollback(mark int) {
 			b.Log = b.Log[:l[mLog]]
 			b.Disputes = b.Disputes[:l[mDisputes]]
 			b.MandatesChecked = b.MandatesChecked[:l[mMandatesChecked]]
+			b.CodeFailures = b.CodeFailures[:l[mCodeFailures]]
 			for _, c := range tx.changes[l[mAccountChanges]:] {
 				s := tx.changed[c.id]
 				s.DebitsPending -= c.debitsPending
@@ -767,6 +770,24 @@ func (tx *Tx) TOTP(userID string) (pb.TOTPFactor, error) {
 // PutTOTP records a user's factor, new or changed, to be written with the
 // batch.
 func (tx *Tx) PutTOTP(f pb.TOTPFactor) { tx.batch.TOTP = append(tx.batch.TOTP, f) }
+
+// CodeFailures returns how many wrong one-time codes were tried on
+// confirmation id: stored (by any process) and in this batch.
+func (tx *Tx) CodeFailures(id string) (int, error) {
+	n, err := tx.w.cfg.Store.CodeFailures(tx.ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't read the confirmation's failures: %w", err)
+	}
+	for _, f := range tx.batch.CodeFailures {
+		if f == id {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// AddCodeFailure counts a wrong one-time code tried on confirmation id.
+func (tx *Tx) AddCodeFailure(id string) { tx.batch.CodeFailures = append(tx.batch.CodeFailures, id) }
 
 // PutPasskey records a user's passkey, new or with its counter moved, to be
 // written with the batch.

@@ -78,6 +78,16 @@ type Idem struct {
 	Replayed bool
 }
 
+// Unstored marks an operation's error as an outcome not to be stored under
+// its idempotency key: a failed authentication (a wrong one-time code). A
+// retry checks again, and a wrong code stays wrong; guesses made each with a
+// new key do not grow the database. The caller receives err itself.
+func Unstored(err error) error { return unstored{err} }
+
+type unstored struct{ error }
+
+func (u unstored) Unwrap() error { return u.error }
+
 // ErrIdempotencyConflict is returned by Do when the key was used with
 // another request hash; op does not run.
 var ErrIdempotencyConflict = &pb.Error{Code: pb.ErrIdempotencyConflict, Message: "this Idempotency-Key was already used with a different request; use a new key for a new request"}
@@ -506,7 +516,7 @@ func (w *Writer) apply(reqs []*request) *pending {
 		r.result, r.err = w.runOp(tx, r.op)
 		if r.idem != nil && r.idem.Render != nil {
 			r.idem.Status, r.idem.Body = r.idem.Render(r.result, r.err)
-			if r.idem.Status >= 500 {
+			if r.idem.Status >= 500 || errors.As(r.err, new(unstored)) {
 				// A server fault is not an answer: the retry should run again.
 				continue
 			}

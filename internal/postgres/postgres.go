@@ -246,6 +246,19 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	for _, n := range b.Nonces {
 		q.Queue(`INSERT INTO signature_nonces (keyid, nonce, expires_ms) VALUES ($1, $2, $3)`, n.KeyID, n.Nonce, n.Expires.UnixMilli())
 	}
+	if len(b.CodeFailures) > 0 {
+		// One row per confirmation: an upsert may not touch a row twice.
+		n := map[string]int64{}
+		for _, id := range b.CodeFailures {
+			n[id]++
+		}
+		ids, counts := make([]string, 0, len(n)), make([]int64, 0, len(n))
+		for id, c := range n {
+			ids, counts = append(ids, id), append(counts, c)
+		}
+		q.Queue(`INSERT INTO confirmation_failures AS f (confirmation_id, failures) SELECT * FROM unnest($1::text[], $2::bigint[])
+			ON CONFLICT (confirmation_id) DO UPDATE SET failures = f.failures + excluded.failures`, ids, counts)
+	}
 	for _, k := range b.Passkeys {
 		q.Queue(`INSERT INTO passkeys (id, user_id, credential, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (id) DO UPDATE SET credential = excluded.credential,
@@ -907,6 +920,15 @@ func (s *Store) Passkeys(ctx context.Context, userID string) ([]pb.Passkey, erro
 		out = append(out, k)
 	}
 	return out, rows.Err()
+}
+
+func (s *Store) CodeFailures(ctx context.Context, confirmationID string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT failures FROM confirmation_failures WHERE confirmation_id = $1`, confirmationID).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
 }
 
 func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error) {

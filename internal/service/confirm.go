@@ -72,11 +72,20 @@ func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem
 	if err != nil {
 		return Result{Err: err}
 	}
+	if err := s.guessAllowed(caller.ID, id); err != nil {
+		return Result{Err: err}
+	}
+	// A locked confirmation is refused before the writer: guesses at it
+	// cost one read and write nothing.
+	if n, err := s.st.CodeFailures(ctx, id); err != nil || n >= pb.MaxConfirmationCodeFailures {
+		return Result{Err: firstErr(err, s.locked(caller.ID, id))}
+	}
 	merchant, err := s.merchant(ctx, found.MerchantID)
 	if err != nil {
 		return Result{Err: err}
 	}
-	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	failed := 0
+	r := s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
 		if err != nil {
 			return nil, err
@@ -88,7 +97,21 @@ func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem
 		if err != nil {
 			return nil, err
 		}
+		n, err := tx.CodeFailures(id)
+		if err != nil {
+			return nil, err
+		}
+		if n >= pb.MaxConfirmationCodeFailures {
+			return nil, ledger.Unstored(s.locked(caller.ID, id))
+		}
 		step, err := s.checkTOTP(tx, &f, code)
+		if pb.ErrorCode(err) == pb.ErrTOTPInvalid {
+			// Counted in the store, where every process sees it, and not
+			// stored as the key's answer (ledger.Unstored).
+			tx.AddCodeFailure(id)
+			failed = n + 1
+			return nil, ledger.Unstored(wrongCode(failed))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -98,6 +121,28 @@ func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem
 		tx.PutPayment(p)
 		return &p, err
 	}))
+	if failed > 0 && pb.ErrorCode(r.Err) == pb.ErrTOTPInvalid {
+		s.codeFailed(caller.ID, id, "failures", failed, "locked", failed >= pb.MaxConfirmationCodeFailures)
+	}
+	return r
+}
+
+// wrongCode is the answer to the failed-th wrong code on a confirmation.
+func wrongCode(failed int) error {
+	left := pb.MaxConfirmationCodeFailures - failed
+	if left <= 0 {
+		return pb.Errorf(pb.ErrTOTPInvalid, "totp", "the code is wrong, already used, or from another time; after %d wrong codes this confirmation accepts only the user's passkey",
+			pb.MaxConfirmationCodeFailures)
+	}
+	return pb.Errorf(pb.ErrTOTPInvalid, "totp", "the code is wrong, already used, or from another time; %d more wrong codes lock this confirmation against codes", left)
+}
+
+// locked refuses a code on a confirmation that took too many wrong ones,
+// and logs the attempt as a security event.
+func (s *Service) locked(user, id string) error {
+	s.log.Warn("security event: code tried on a locked confirmation", "event", "confirmation_locked", "user", user, "confirmation", id)
+	return pb.Errorf(pb.ErrConfirmationLocked, "totp", "confirmation %s took %d wrong one-time codes and accepts only the user's passkey now; or deny it and let the agent ask again",
+		id, pb.MaxConfirmationCodeFailures)
 }
 
 // approve logs the user's approval and places the hold of the approved

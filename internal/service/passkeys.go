@@ -320,6 +320,7 @@ func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, i
 		UserID: u.WebAuthnID(), AllowedCredentialIDs: allowed, UserVerification: protocol.VerificationRequired}
 	cred, err := s.webauthn.ValidateLogin(u, session, parsed)
 	if err != nil {
+		s.log.Warn("security event: passkey assertion refused", "event", "passkey_refused", "user", caller.ID, "confirmation", id, "err", err)
 		return Result{Err: passkeyInvalid("passkey", err)}
 	}
 	if cred.Authenticator.CloneWarning {

@@ -82,6 +82,7 @@ type Service struct {
 	tlog       *transLog
 	risk       *riskState
 	inflight   sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
+	guesses    guessLimiter
 
 	keyMu      sync.RWMutex // guards keyCache and merchants
 	keyCache   map[[32]byte]pb.Principal

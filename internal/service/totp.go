@@ -54,7 +54,10 @@ func (s *Service) VerifyTOTP(ctx context.Context, caller pb.Principal, idem *Ide
 	if len(code) != stepup.TOTPDigits {
 		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "code", "code must be the %d digits the authenticator app shows", stepup.TOTPDigits)}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	if err := s.guessAllowed(caller.ID, "totp_enrolment"); err != nil {
+		return Result{Err: err}
+	}
+	r := result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		f, err := tx.TOTP(caller.ID)
 		switch {
 		case pb.ErrorCode(err) == pb.ErrNotFound:
@@ -65,6 +68,9 @@ func (s *Service) VerifyTOTP(ctx context.Context, caller pb.Principal, idem *Ide
 			return nil, errTOTPActive
 		}
 		step, err := s.checkTOTP(tx, &f, code)
+		if pb.ErrorCode(err) == pb.ErrTOTPInvalid {
+			return nil, ledger.Unstored(err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -72,6 +78,10 @@ func (s *Service) VerifyTOTP(ctx context.Context, caller pb.Principal, idem *Ide
 		tx.PutTOTP(f)
 		return &TOTPEnrolment{Active: true}, nil
 	}))
+	if pb.ErrorCode(r.Err) == pb.ErrTOTPInvalid {
+		s.codeFailed(caller.ID, "totp_enrolment")
+	}
+	return r
 }
 
 // checkTOTP verifies code against f's secret at the batch's time, refusing

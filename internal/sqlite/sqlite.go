@@ -157,6 +157,8 @@ var (
 	tTOTP = table{"user_totp", "user_id, secret, active, last_step, created_at", 5,
 		` ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, active = excluded.active,
 		last_step = excluded.last_step, created_at = excluded.created_at`}
+	tCodeFailures = table{"confirmation_failures", "confirmation_id, failures", 2,
+		` ON CONFLICT (confirmation_id) DO UPDATE SET failures = confirmation_failures.failures + excluded.failures`}
 	tPasskeys = table{"passkeys", "id, user_id, credential, created_at, revoked_at", 5,
 		` ON CONFLICT (id) DO UPDATE SET credential = excluded.credential,
 		revoked_at = COALESCE(passkeys.revoked_at, excluded.revoked_at)`}
@@ -390,6 +392,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			f := &b.TOTP[i]
 			return append(d, f.UserID, f.Secret, f.Active, f.LastStep, f.CreatedAt.Unix())
 		}},
+		{&tCodeFailures, len(b.CodeFailures), func(d []any, i int) []any { return append(d, b.CodeFailures[i], 1) }},
 		{&tPasskeys, len(b.Passkeys), func(d []any, i int) []any {
 			k := &b.Passkeys[i]
 			return append(d, k.ID, k.UserID, k.Credential, k.CreatedAt.Unix(), unixOrNil(k.RevokedAt))
@@ -894,6 +897,15 @@ func (s *Store) Passkeys(ctx context.Context, userID string) ([]pb.Passkey, erro
 		out = append(out, k)
 	}
 	return out, rows.Err()
+}
+
+func (s *Store) CodeFailures(ctx context.Context, confirmationID string) (int, error) {
+	var n int
+	err := s.row(ctx, `SELECT failures FROM confirmation_failures WHERE confirmation_id = ?`, confirmationID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
 }
 
 func (s *Store) TOTP(ctx context.Context, userID string) (*pb.TOTPFactor, error) {

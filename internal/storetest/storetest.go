@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"Mandates", testMandates},
 		{"MandateUsage", testMandateUsage},
 		{"TOTP", testTOTP},
+		{"CodeFailures", testCodeFailures},
 		{"Passkeys", testPasskeys},
 		{"Confirmations", testConfirmations},
 		{"Nonces", testNonces},
@@ -1597,6 +1598,22 @@ func testTOTP(t *testing.T, s pb.Store) {
 	got, err := s.TOTP(ctx, "usr_alice")
 	if err != nil || !bytes.Equal(got.Secret, f.Secret) || !got.Active || got.LastStep != f.LastStep || !got.CreatedAt.Equal(sec(t0)) {
 		t.Fatalf("TOTP = %+v, %v; want %+v", got, err, f)
+	}
+}
+
+// testCodeFailures: wrong codes add up per confirmation, within a batch and
+// across batches.
+func testCodeFailures(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	if n, err := s.CodeFailures(ctx, "cfm_a"); n != 0 || err != nil {
+		t.Fatalf("CodeFailures before any = %d, %v", n, err)
+	}
+	commit(t, s, &pb.Batch{CodeFailures: []string{"cfm_a", "cfm_b", "cfm_a"}})
+	commit(t, s, &pb.Batch{CodeFailures: []string{"cfm_a"}})
+	for id, want := range map[string]int{"cfm_a": 3, "cfm_b": 1, "cfm_c": 0} {
+		if n, err := s.CodeFailures(ctx, id); n != want || err != nil {
+			t.Fatalf("CodeFailures(%s) = %d, %v; want %d", id, n, err, want)
+		}
 	}
 }
 
