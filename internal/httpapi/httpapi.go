@@ -33,10 +33,12 @@ func OpenAPI() []byte { return openAPI }
 
 // Server is the REST API.
 type Server struct {
-	svc    *service.Service
-	log    *slog.Logger
-	mux    *http.ServeMux
-	routes []Route
+	svc     *service.Service
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler // mux, observed (observe.go)
+	routes  []Route
+	metrics metrics
 }
 
 // Route is one registered endpoint: the table that the OpenAPI test checks
@@ -59,6 +61,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, log: log, mux: http.NewServeMux()}
+	s.handler = s.observe(s.mux)
 	s.routes = []Route{
 		{Method: "GET", Pattern: "/healthz", Public: true, handler: s.healthz},
 		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, handler: nil},
@@ -118,6 +121,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 			})
 		}
 	}
+	s.mux.HandleFunc("GET /metrics", s.metricsRoute)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, pb.Errorf(pb.ErrRouteNotFound, "", "no route %s %s; see /v1/openapi.json", r.Method, r.URL.Path))
 	})
@@ -128,7 +132,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 func (s *Server) Routes() []Route { return s.routes }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // statusOf is the one table from error codes to HTTP statuses: by type,
 // with a few codes that need their own status.
@@ -277,6 +281,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 			p, err := s.svc.AuthenticateSigned(q.ctx, r, q.body, scheme)
 			if err != nil {
+				s.securityEvent(r, "signature_refused", err)
 				writeError(w, s.log, err)
 				return
 			}
@@ -284,11 +289,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 		} else if !rt.Public {
 			p, err := s.bearer(r)
 			if err != nil {
+				s.securityEvent(r, "authentication_failed", err)
 				writeError(w, s.log, err)
 				return
 			}
 			q.caller = p
 		}
+		noteCaller(r.Context(), q.caller)
 		if rt.Idempotent {
 			key := r.Header.Get("Idempotency-Key")
 			if key == "" {

@@ -153,7 +153,33 @@ type Stats struct {
 	// CommitTime is the wall time spent in Store.Commit: against elapsed
 	// time, how busy the commit stage is.
 	CommitTime time.Duration
+	// CommitHist counts committed batches by commit latency: CommitHist[i]
+	// those within CommitBuckets[i] (and over the one before), the last
+	// those over every bucket. BatchHist does the same for the number of
+	// operations a batch carried, by BatchBuckets.
+	CommitHist [len(CommitBuckets) + 1]int64
+	BatchHist  [len(BatchBuckets) + 1]int64
 }
+
+// The upper bounds of Stats' histograms.
+var (
+	CommitBuckets = [...]time.Duration{time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+		25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, time.Second}
+	BatchBuckets = [...]int{1, 4, 16, 64, 256, 1024, 4096, 8192}
+)
+
+// bucket returns the index of the first bound v is within, or len(bounds).
+func bucket[T int | time.Duration](bounds []T, v T) int {
+	for i, b := range bounds {
+		if v <= b {
+			return i
+		}
+	}
+	return len(bounds)
+}
+
+// QueueDepth is how many operations wait for the writer now.
+func (w *Writer) QueueDepth() int { return len(w.queue) }
 
 // Errors of the ledger. They are *pb.Error where a caller may act on them.
 var (
@@ -416,8 +442,12 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 		if err == nil && !b.tx.batch.Empty() {
 			t0 := time.Now()
 			cerr := w.cfg.Store.Commit(context.Background(), &b.tx.batch)
+			took := time.Since(t0)
 			w.mu.Lock()
-			w.stats.CommitTime += time.Since(t0)
+			w.stats.CommitTime += took
+			if cerr == nil {
+				w.stats.CommitHist[bucket(CommitBuckets[:], took)]++
+			}
 			w.mu.Unlock()
 			if cerr != nil {
 				failed, failedEpoch = true, b.epoch
@@ -437,6 +467,7 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 		if err == nil {
 			w.mu.Lock()
 			w.stats.Batches++
+			w.stats.BatchHist[bucket(BatchBuckets[:], len(b.reqs))]++
 			w.stats.Ops += int64(len(b.reqs))
 			w.stats.Transfers += int64(len(b.tx.batch.Transfers))
 			w.mu.Unlock()

@@ -314,6 +314,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		if assessed, token, err = s.assess(ctx, riskAttempt{&params, merchant, payer, agent, string(assurance)}); err != nil {
 			return Result{Err: err}
 		}
+		s.countDecision(assessed)
 	}
 	v, replayed, err := s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -83,6 +84,7 @@ type Service struct {
 	risk       *riskState
 	inflight   sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 	guesses    guessLimiter
+	decisions  sync.Map // pb.RiskDecision → *atomic.Int64: risk decisions made, for metrics
 
 	keyMu      sync.RWMutex // guards keyCache and merchants
 	keyCache   map[[32]byte]pb.Principal
@@ -199,6 +201,25 @@ func (s *Service) Close() {
 
 // Ready reports an error while the service cannot take writes.
 func (s *Service) Ready() error { return s.led.Err() }
+
+// RiskDecisions returns how many payments risk control assessed, by
+// decision, since start.
+func (s *Service) RiskDecisions() map[pb.RiskDecision]int64 {
+	out := map[pb.RiskDecision]int64{}
+	s.decisions.Range(func(k, v any) bool {
+		out[k.(pb.RiskDecision)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
+}
+
+func (s *Service) countDecision(r *pb.Risk) {
+	if r == nil {
+		return
+	}
+	n, _ := s.decisions.LoadOrStore(r.Decision, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+}
 
 // Ledger returns the ledger writer (for benchmarks and tools).
 func (s *Service) Ledger() *ledger.Writer { return s.led }
