@@ -160,9 +160,11 @@ type MandateUsageRow struct {
 // operator). Results are newest first; StartingAfter is the last ID of the
 // previous page.
 type PaymentFilter struct {
-	PayerID       string
-	MerchantID    string
-	AgentID       string
+	PayerID    string
+	MerchantID string
+	AgentID    string
+	// Status, when set, selects the payments in that status only.
+	Status        PaymentStatus
 	StartingAfter string
 	Limit         int
 }

@@ -364,6 +364,40 @@ func (c *Client) ListPayments(ctx context.Context, p ListParams) (*PaymentList, 
 	return &out, nil
 }
 
+// Confirmation is a payment waiting for its user's approval.
+type Confirmation struct {
+	ID        string     `json:"id"`
+	Object    string     `json:"object"`
+	Status    string     `json:"status"`
+	URL       string     `json:"url"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	Payment   pb.Payment `json:"payment"`
+}
+
+// ConfirmationList is one page of pending confirmations, newest first.
+type ConfirmationList struct {
+	Object  string         `json:"object"`
+	Data    []Confirmation `json:"data"`
+	HasMore bool           `json:"has_more"`
+}
+
+// PendingConfirmations lists the payments waiting for the calling user's
+// approval; p.StartingAfter is a confirmation ID.
+func (c *Client) PendingConfirmations(ctx context.Context, p ListParams) (*ConfirmationList, error) {
+	q := url.Values{"status": {"pending"}}
+	if p.Limit != 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	if p.StartingAfter != "" {
+		q.Set("starting_after", p.StartingAfter)
+	}
+	var out ConfirmationList
+	if err := c.call(ctx, call{method: http.MethodGet, path: "/v1/confirmations", query: q, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Capture captures amount minor units (nil: all) of an authorized payment
 // and releases the rest of the hold. It needs the merchant's key. A payment
 // that is not authorized (already captured, canceled, expired) gives a

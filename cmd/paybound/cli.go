@@ -60,6 +60,7 @@ var clientCommands = [][2]string{
 	{"    [--max-payments N] [--confirm-above 25.00] [--condition CEL]", ""},
 	{"mandates list | get mdt_… | revoke mdt_…", "user key (list and get: agent key too)"},
 	{"totp enroll | verify CODE", "user key; one-time codes for step-up"},
+	{"confirmations list [--limit N] [--starting-after cfm_…]", "user key; payments waiting for you"},
 	{"approve cfm_… --totp 123456 | deny cfm_…", "user key; a payment waiting for you"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
 }
@@ -117,6 +118,8 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.totp(rest)
 	case "agent":
 		err = cl.group("agent", rest, map[string]func([]string) error{"keygen": cl.keygen})
+	case "confirmations":
+		err = cl.group("confirmations", rest, map[string]func([]string) error{"list": cl.listConfirmations})
 	case "approve":
 		err = cl.approve(rest)
 	case "deny":
@@ -651,6 +654,46 @@ func (cl *cli) listPayments(args []string) error {
 			fmt.Fprintf(w, "more: paybound payments list --starting-after %s\n", page.Data[len(page.Data)-1].ID)
 		}
 	})
+}
+
+func (cl *cli) listConfirmations(args []string) error {
+	c := cl.command("confirmations list", "confirmations list [--limit N] [--starting-after cfm_…]", false)
+	limit := c.fs.Int("limit", 0, fmt.Sprintf("page size, 1 to %d (default 10)", pb.MaxListLimit))
+	after := c.fs.String("starting-after", "", "the last confirmation ID of the previous page")
+	_, api, ctx, err := c.call(args)
+	if err != nil {
+		return err
+	}
+	page, err := api.PendingConfirmations(ctx, client.ListParams{Limit: *limit, StartingAfter: *after})
+	if err != nil {
+		return err
+	}
+	return c.print(page, func(w io.Writer) {
+		if len(page.Data) == 0 {
+			fmt.Fprintln(w, "nothing waits for you")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CONFIRMATION\tPAYMENT\tAMOUNT\tMERCHANT\tAGENT\tMANDATE\tEXPIRES")
+		for _, cf := range page.Data {
+			p := &cf.Payment
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cf.ID, p.ID, money(p.Amount, p.Currency), p.MerchantID,
+				orDash(string(p.AgentID)), orDash(string(p.MandateID)), stamp(cf.ExpiresAt))
+		}
+		tw.Flush()
+		if page.HasMore {
+			fmt.Fprintf(w, "more: paybound confirmations list --starting-after %s\n", page.Data[len(page.Data)-1].ID)
+		}
+		fmt.Fprintln(w, "approve: paybound approve cfm_… --totp CODE   deny: paybound deny cfm_…")
+	})
+}
+
+// orDash shows an empty field as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func (cl *cli) getPayment(args []string) error {

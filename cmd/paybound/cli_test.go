@@ -163,6 +163,14 @@ func TestCLIApprove(t *testing.T) {
 		t.Fatalf("agent pay: %q %v", out, err)
 	}
 	cfm := out[strings.Index(out, "cfm_") : strings.Index(out, "cfm_")+30]
+	// The user finds it in the list of what waits for them.
+	out, _, err = w.cli(w.userKey, "confirmations", "list")
+	if err != nil || !strings.Contains(out, cfm) || !strings.Contains(out, "3.00 USD") || !strings.Contains(out, w.agent) {
+		t.Fatalf("confirmations list: %q %v", out, err)
+	}
+	if _, _, err := w.cli(w.agentKey, "confirmations", "list"); err == nil {
+		t.Fatal("an agent listed its user's confirmations")
+	}
 	out, _, err = w.cli(w.userKey, "approve", cfm, "--totp", stepup.TOTPCode(secret, now))
 	if err != nil || !strings.Contains(out, "captured 3.00 USD") {
 		t.Fatalf("approve: %q %v", out, err)
@@ -174,6 +182,9 @@ func TestCLIApprove(t *testing.T) {
 	cfm = out[strings.Index(out, "cfm_") : strings.Index(out, "cfm_")+30]
 	if out, _, err = w.cli(w.userKey, "deny", cfm); err != nil || !strings.Contains(out, "canceled") {
 		t.Fatalf("deny: %q %v", out, err)
+	}
+	if out, _, err = w.cli(w.userKey, "confirmations", "list"); err != nil || !strings.Contains(out, "nothing waits for you") {
+		t.Fatalf("confirmations list once answered: %q %v", out, err)
 	}
 }
 

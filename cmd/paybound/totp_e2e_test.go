@@ -243,3 +243,63 @@ func TestCodeGuessingOverHTTP(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestPendingConfirmations: GET /v1/confirmations lists what waits for the
+// user, newest first and paged, without what was answered or ran out; it
+// is the user's alone.
+func TestPendingConfirmations(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	var ids []string
+	for i := range 3 {
+		r := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 100 + i, "currency": "USD", "merchant_id": w.merch}))
+		ids = append(ids, r.body["confirmation"].(map[string]any)["id"].(string))
+		clock.Advance(time.Minute)
+	}
+	list := func(query string) resp {
+		return w.ok(200, w.call("GET", "/v1/confirmations"+query, w.userKey, "", nil))
+	}
+	got := func(r resp) (out []string) {
+		for _, c := range r.body["data"].([]any) {
+			out = append(out, c.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	p1 := list("?status=pending&limit=2")
+	if g := got(p1); len(g) != 2 || g[0] != ids[2] || g[1] != ids[1] || p1.body["has_more"] != true {
+		t.Fatalf("first page: %s", p1.raw)
+	}
+	first := p1.body["data"].([]any)[0].(map[string]any)
+	if first["status"] != "pending" || first["payment"].(map[string]any)["amount"].(float64) != 102 {
+		t.Fatalf("a confirmation: %v", first)
+	}
+	if g := got(list("?limit=2&starting_after=" + ids[1])); len(g) != 1 || g[0] != ids[0] {
+		t.Fatalf("second page: %v", g)
+	}
+	w.ok(200, w.call("POST", "/v1/confirmations/"+ids[2]+"/deny", w.userKey, "", nil))
+	if g := got(list("")); len(g) != 2 {
+		t.Fatalf("after a deny: %v", g)
+	}
+	clock.Advance(pb.ConfirmationTTL - 2*time.Minute - 30*time.Second) // ids[0] ran out, ids[1] has 30s left
+	if g := got(list("")); len(g) != 1 || g[0] != ids[1] {
+		t.Fatalf("after the first ran out: %v", g)
+	}
+	for _, c := range []struct {
+		key, query string
+		status     int
+		code       string
+	}{
+		{w.userKey, "?status=approved", 400, "parameter_invalid"},
+		{w.userKey, "?starting_after=pay_0000", 400, "parameter_invalid"},
+		{w.agentKey, "", 403, "forbidden"},
+		{w.merchKey, "", 403, "forbidden"},
+	} {
+		if r := w.call("GET", "/v1/confirmations"+c.query, c.key, "", nil); r.status != c.status || r.errField("code") != c.code {
+			t.Errorf("GET /v1/confirmations%s: %d %s", c.query, r.status, r.raw)
+		}
+	}
+	other := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Bo"}))
+	if r := w.ok(200, w.call("GET", "/v1/confirmations", other.str("api_key"), "", nil)); len(r.body["data"].([]any)) != 0 {
+		t.Fatalf("another user sees %s", r.raw)
+	}
+}

@@ -87,6 +87,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "POST", Pattern: "/v1/passkeys/{id}/revoke", Idempotent: true, handler: s.revokePasskey},
 		{Method: "POST", Pattern: "/v1/passkeys/assertion", handler: s.passkeyAssertion},
 		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, handler: s.verifyTOTP},
+		{Method: "GET", Pattern: "/v1/confirmations", handler: s.listConfirmations},
 		{Method: "POST", Pattern: "/v1/confirmations/{id}/approve", Idempotent: true, handler: s.approve},
 		{Method: "POST", Pattern: "/v1/confirmations/{id}/deny", Idempotent: true, handler: s.deny},
 		{Method: "POST", Pattern: "/v1/mandates", Idempotent: true, handler: s.createMandate},

@@ -738,6 +738,9 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 	if f.AgentID != "" {
 		add("agent_id = ? AND agent_id <> ''", f.AgentID) // the second term lets the partial index serve
 	}
+	if f.Status != "" {
+		add("status = ?", string(f.Status))
+	}
 	if f.StartingAfter != "" {
 		add("id < ?", f.StartingAfter)
 	}

@@ -176,3 +176,46 @@ func (s *Service) Deny(ctx context.Context, caller pb.Principal, idem *Idempoten
 		return &p, nil
 	}))
 }
+
+// ConfirmationView is a payment waiting for its user, as the user's list of
+// pending confirmations shows it.
+type ConfirmationView struct {
+	ID        string      `json:"id"`
+	Object    string      `json:"object"` // "confirmation"
+	Status    string      `json:"status"` // "pending"
+	URL       string      `json:"url"`
+	ExpiresAt time.Time   `json:"expires_at"`
+	Payment   *pb.Payment `json:"payment"`
+}
+
+// PendingConfirmations (user) lists the payments waiting for the caller's
+// approval, newest first; startingAfter is the last confirmation ID of the
+// previous page. One whose time ran out is left out: the sweeper expires it.
+func (s *Service) PendingConfirmations(ctx context.Context, caller pb.Principal, startingAfter string, limit int) ([]ConfirmationView, bool, error) {
+	if err := requireRole(caller, pb.RoleUser); err != nil {
+		return nil, false, err
+	}
+	f := pb.PaymentFilter{PayerID: caller.ID, Status: pb.StatusRequiresConfirmation, Limit: limit}
+	if startingAfter != "" {
+		p, err := s.confirmable(ctx, caller, startingAfter)
+		if err != nil {
+			return nil, false, pb.Errorf(pb.ErrParameterInvalid, "starting_after", "starting_after must be a confirmation ID of the previous page: %v", err)
+		}
+		f.StartingAfter = p.ID
+	}
+	ps, more, err := s.st.ListPayments(ctx, f)
+	if err != nil {
+		return nil, false, err
+	}
+	now := s.clock.Now()
+	out := make([]ConfirmationView, 0, len(ps))
+	for i := range ps {
+		p := shown(&ps[i], caller)
+		if p.Confirmation == nil || !now.Before(p.Confirmation.ExpiresAt) {
+			continue
+		}
+		out = append(out, ConfirmationView{ID: p.Confirmation.ID, Object: "confirmation", Status: "pending",
+			URL: p.Confirmation.URL, ExpiresAt: p.Confirmation.ExpiresAt, Payment: p})
+	}
+	return out, more, nil
+}

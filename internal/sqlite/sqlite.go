@@ -685,6 +685,10 @@ func (s *Store) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Paym
 	if f.AgentID != "" {
 		where = append(where, "agent_id != ''") // lets SQLite use the partial index
 	}
+	if f.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, string(f.Status))
+	}
 	if f.StartingAfter != "" {
 		where = append(where, "id < ?")
 		args = append(args, f.StartingAfter)

@@ -1003,6 +1003,9 @@ func listFixture(t *testing.T, s pb.Store, n int) []pb.Payment {
 		at := t0.Add(time.Duration(i) * time.Millisecond)
 		p := payment(pb.NewID(pb.PrefixPayment, at), payers[i%len(payers)], merchants[i%len(merchants)], agents[i%len(agents)], at)
 		p.Amount = int64(i + 1)
+		if i%7 == 3 {
+			p.Status = pb.StatusRequiresConfirmation
+		}
 		ps = append(ps, p)
 	}
 	// Commit in two batches, the second with the older half, so that the
@@ -1084,6 +1087,10 @@ func testListPaymentsFilters(t *testing.T, s pb.Store) {
 		{pb.PaymentFilter{PayerID: "usr_nobody"}, func(*pb.Payment) bool { return false }},
 		{pb.PaymentFilter{MerchantID: "mch_nobody"}, func(*pb.Payment) bool { return false }},
 		{pb.PaymentFilter{AgentID: "agt_nobody"}, func(*pb.Payment) bool { return false }},
+		{pb.PaymentFilter{PayerID: "usr_bob", Status: pb.StatusRequiresConfirmation}, func(p *pb.Payment) bool {
+			return p.PayerID == "usr_bob" && p.Status == pb.StatusRequiresConfirmation
+		}},
+		{pb.PaymentFilter{Status: pb.StatusRefunded}, func(*pb.Payment) bool { return false }},
 	}
 	for _, c := range cases {
 		want := where(ps, c.keep)
