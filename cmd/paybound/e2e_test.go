@@ -570,7 +570,8 @@ func TestDemo(t *testing.T) {
 	m := startMain(t, dir, func(m *Main) { m.Config.Demo = true; m.Stdout = &out })
 	var d demoFile
 	b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
-	if err != nil || json.Unmarshal(b, &d) != nil || !strings.Contains(out.String(), d.UserKey) {
+	if err != nil || json.Unmarshal(b, &d) != nil || !strings.Contains(out.String(), d.UserKey) ||
+		!strings.Contains(out.String(), "Demo seeded") || !strings.Contains(out.String(), "(1000.00 CNY and 1000.00 USD available in the wallet)") {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	a := &api{t: t, base: m.URL()}
@@ -585,7 +586,8 @@ func TestDemo(t *testing.T) {
 	// A second start with --demo prints the same keys and seeds nothing new.
 	out.Reset()
 	m2 := startMain(t, dir, func(m *Main) { m.Config.Demo = true; m.Stdout = &out })
-	if !strings.Contains(out.String(), d.UserKey) {
+	if !strings.Contains(out.String(), d.UserKey) || strings.Contains(out.String(), "Demo seeded") ||
+		!strings.Contains(out.String(), "nothing seeded again") || !strings.Contains(out.String(), "(995.50 CNY and 1000.00 USD available") {
 		t.Fatalf("restart demo output: %s", out.String())
 	}
 	a2 := &api{t: t, base: m2.URL()}

@@ -473,7 +473,9 @@ type demoFile struct {
 func (m *Main) seedDemo(ctx context.Context) error {
 	path := filepath.Join(m.Config.DataDir, "demo.json")
 	var d demoFile
+	header := "Demo seeded (keys also in " + path + ")"
 	if b, err := os.ReadFile(path); err == nil {
+		header = "Demo from an earlier start (keys in " + path + "; nothing seeded again)"
 		if err := json.Unmarshal(b, &d); err != nil {
 			return fmt.Errorf("%s is unreadable (%v); delete it to seed a new demo", path, err)
 		}
@@ -505,9 +507,21 @@ func (m *Main) seedDemo(ctx context.Context) error {
 			return err
 		}
 	}
+	// The wallet as it is now: after an earlier start it may hold anything.
+	var wallet []string
+	bs, err := m.Service.Balances(ctx, pb.Principal{Role: pb.RoleUser, ID: d.UserID, UserID: d.UserID})
+	if err != nil {
+		return fmt.Errorf("couldn't read the demo user's balance: %w", err)
+	}
+	for _, b := range bs {
+		wallet = append(wallet, pb.FormatAmount(b.Available, b.Currency)+" "+b.Currency)
+	}
+	if len(wallet) == 0 {
+		wallet = []string{"nothing"}
+	}
 	fmt.Fprintf(m.Stdout, `
-Demo seeded (keys also in %[1]s):
-  user      %[2]s  (1000.00 USD and 1000.00 CNY in the wallet)
+%[1]s:
+  user      %[2]s  (%[9]s available in the wallet)
     export PAYBOUND_KEY=%[3]s
   merchant  %[4]s  "Demo Coffee"
     export MERCHANT_ID=%[4]s MERCHANT_KEY=%[5]s
@@ -515,7 +529,7 @@ Demo seeded (keys also in %[1]s):
     export AGENT_ID=%[6]s AGENT_KEY=%[7]s
   operator key: %[8]s
 
-`, path, d.UserID, d.UserKey, d.MerchantID, d.MerchantKey, d.AgentID, d.AgentKey, m.OperatorKey)
+`, header, d.UserID, d.UserKey, d.MerchantID, d.MerchantKey, d.AgentID, d.AgentKey, m.OperatorKey, strings.Join(wallet, " and "))
 	return nil
 }
 
