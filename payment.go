@@ -58,6 +58,11 @@ const (
 	DefaultAuthorizationTTL = 7 * 24 * time.Hour
 	MinAuthorizationTTL     = time.Minute
 	MaxAuthorizationTTL     = 30 * 24 * time.Hour
+	// ExpirySkew is how far before MinAuthorizationTTL an asked expiry is
+	// still taken, as MinAuthorizationTTL from the request's arrival: a
+	// client that computed "in 1 minute" on its own clock, to the second,
+	// and sent it over a network, asks for a little less.
+	ExpirySkew = 5 * time.Second
 )
 
 // Metadata limits, as Stripe's.

@@ -541,7 +541,8 @@ func (cl *cli) pay(args []string) error {
 		params.CaptureMethod = pb.CaptureManual
 	}
 	if *expiresIn != 0 {
-		t := time.Now().Add(*expiresIn).UTC().Truncate(time.Second)
+		// Rounded up to the second: never less than asked.
+		t := time.Now().Add(*expiresIn + time.Second - 1).UTC().Truncate(time.Second)
 		params.AuthorizationExpiresAt = &t
 	}
 	api, ctx, err := c.client()

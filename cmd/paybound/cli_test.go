@@ -41,6 +41,20 @@ func TestCLI(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &p) != nil || p.Status != "authorized" || p.Amount != 3000 {
 		t.Fatalf("pay --json: %q %v", out, err)
 	}
+	// The shortest hold the README allows, computed on the CLI's clock.
+	t0 := time.Now()
+	out, _, err = w.cli(w.userKey, "pay", "--merchant", w.merch, "--amount", "1.00", "--currency", "USD", "--manual", "--expires-in", "1m", "--json")
+	var short struct {
+		ID        string    `json:"id"`
+		Status    string    `json:"status"`
+		ExpiresAt time.Time `json:"authorization_expires_at"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &short) != nil || short.Status != "authorized" || short.ExpiresAt.Before(t0.Add(time.Minute).Truncate(time.Second)) {
+		t.Fatalf("pay --expires-in 1m: %q %v", out, err)
+	}
+	if out, _, err = w.cli(w.userKey, "cancel", short.ID); err != nil || !strings.Contains(out, "canceled") {
+		t.Fatalf("cancel: %q %v", out, err)
+	}
 	out, _, err = w.cli(w.merchKey, "capture", p.ID, "--amount", "25.00")
 	if err != nil || !strings.Contains(out, "25.00") || !strings.Contains(out, "captured") {
 		t.Fatalf("capture: %q %v", out, err)

@@ -258,10 +258,21 @@ func (s *Service) validatePayment(p *CreatePaymentParams) error {
 		return err
 	}
 	if !p.AuthorizationExpiresAt.IsZero() {
-		ttl := p.AuthorizationExpiresAt.Sub(s.clock.Now())
-		if ttl < pb.MinAuthorizationTTL || ttl > pb.MaxAuthorizationTTL {
+		// Measured from the request's arrival; the hold's expiry is kept to
+		// the second, rounded up so that it never lasts less than asked.
+		arrived := s.clock.Now()
+		exp := p.AuthorizationExpiresAt
+		ttl := exp.Sub(arrived)
+		if ttl < pb.MinAuthorizationTTL-pb.ExpirySkew || ttl > pb.MaxAuthorizationTTL {
 			return pb.Errorf(pb.ErrParameterInvalid, "authorization_expires_at", "authorization_expires_at must be between %s and %s from now", pb.MinAuthorizationTTL, pb.MaxAuthorizationTTL)
 		}
+		if ttl < pb.MinAuthorizationTTL {
+			exp = arrived.Add(pb.MinAuthorizationTTL)
+		}
+		if t := exp.Truncate(time.Second); t.Before(exp) {
+			exp = t.Add(time.Second)
+		}
+		p.AuthorizationExpiresAt = exp
 	}
 	return nil
 }
