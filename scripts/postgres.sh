@@ -76,10 +76,13 @@ CONF
   sport=$(free_port)
   while [ "$sport" = "$pport" ]; do sport=$(free_port); done
   # Later lines win: the standby's own port, and no synchronous standby of
-  # its own once promoted.
+  # its own once promoted. A promote request that arrives just as the
+  # standby finds its primary gone waits out wal_retrieve_retry_interval
+  # (5s by default) before it is acted on; 200ms keeps promotion prompt.
   cat >>"$standby/postgresql.conf" <<CONF
 port = $sport
 synchronous_standby_names = ''
+wal_retrieve_retry_interval = 200ms
 CONF
   run "$bin/pg_ctl" -D "$standby" -l "$dir/standby.log" -w -t 60 start >/dev/null
   # Ready when the primary counts the standby as its synchronous one.
