@@ -35,8 +35,22 @@ go run ./cmd/paybound bench payments --duration 1s --signed --baseline=false
 go run ./cmd/paybound bench ledger --duration 1s --clients 500 --hot --db "$PAYBOUND_TEST_POSTGRES_URL"
 go run ./cmd/paybound bench payments --duration 1s --db "$PAYBOUND_TEST_POSTGRES_URL"
 
+# TestPostgresFailover uses up a replicated cluster of its own (below).
 echo "== tests on PostgreSQL (race detector on)"
-PAYBOUND_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/ledger ./internal/service ./cmd/paybound
+PAYBOUND_TEST_STORE=postgres go test -race -count=1 -timeout 20m -skip '^TestPostgresFailover$' ./internal/ledger ./internal/service ./cmd/paybound
+
+echo "== failover: a primary and a synchronous standby; the primary is killed mid-load"
+failover_env=$(scripts/postgres.sh replicated)
+failover_dir=$(sed -n 's/^PGTEST_DIR=//p' <<<"$failover_env")
+trap 'scripts/postgres.sh stop "$PGTEST_DIR"; scripts/postgres.sh stop "$failover_dir"' EXIT
+(
+  eval "$failover_env" # in a subshell: PGTEST_DIR above stays the first cluster's
+  export PAYBOUND_TEST_PG_PRIMARY PAYBOUND_TEST_PG_STANDBY PAYBOUND_TEST_PG_PRIMARY_DIR \
+    PAYBOUND_TEST_PG_STANDBY_DIR PAYBOUND_TEST_PG_BIN
+  go test -race -count=1 -timeout 5m -run '^TestPostgresFailover$' -v ./cmd/paybound
+)
+scripts/postgres.sh stop "$failover_dir"
+trap 'scripts/postgres.sh stop "$PGTEST_DIR"' EXIT
 
 echo "== tests (race detector on)"
-go test -race -count=1 -timeout 20m ./...
+go test -race -count=1 -timeout 20m -skip '^TestPostgresFailover$' ./...
