@@ -2,7 +2,8 @@
 # The whole test suite: vet, a short benchmark smoke run, then every test
 # with the race detector — on SQLite, and again on a throwaway PostgreSQL 15
 # cluster that this script starts (installing Debian's postgresql package
-# when it is missing) and stops. The interoperability tests use real npm
+# when it is missing) and stops; and the failover test, on a primary and a
+# synchronous standby of its own. The interoperability tests use real npm
 # packages, installed from interop/package-lock.json. Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")"
