@@ -93,7 +93,8 @@ CONF
     sleep 0.1
   done
   if [ "$state" != "sync" ]; then
-    echo "the standby did not become synchronous within 60s; see $dir/standby.log" >&2
+    echo "the standby did not become synchronous within 60s; its log:" >&2
+    tail -n 20 "$dir/standby.log" >&2 || true
     exit 1
   fi
   echo "PAYBOUND_TEST_PG_PRIMARY=127.0.0.1:$pport"
