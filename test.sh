@@ -2,7 +2,8 @@
 # The whole test suite: vet, a short benchmark smoke run, then every test
 # with the race detector — on SQLite, and again on a throwaway PostgreSQL 15
 # cluster that this script starts (installing Debian's postgresql package
-# when it is missing) and stops. The interoperability tests use real npm
+# when it is missing) and stops; and the failover test, on a primary and a
+# synchronous standby of its own. The interoperability tests use real npm
 # packages, installed from interop/package-lock.json. Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,8 +36,22 @@ go run ./cmd/paybound bench payments --duration 1s --signed --baseline=false
 go run ./cmd/paybound bench ledger --duration 1s --clients 500 --hot --db "$PAYBOUND_TEST_POSTGRES_URL"
 go run ./cmd/paybound bench payments --duration 1s --db "$PAYBOUND_TEST_POSTGRES_URL"
 
+# TestPostgresFailover uses up a replicated cluster of its own (below).
 echo "== tests on PostgreSQL (race detector on)"
-PAYBOUND_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/ledger ./internal/service ./cmd/paybound
+PAYBOUND_TEST_STORE=postgres go test -race -count=1 -timeout 20m -skip '^TestPostgresFailover$' ./internal/ledger ./internal/service ./cmd/paybound
+
+echo "== failover: a primary and a synchronous standby; the primary is killed mid-load"
+failover_env=$(scripts/postgres.sh replicated)
+failover_dir=$(sed -n 's/^PGTEST_DIR=//p' <<<"$failover_env")
+trap 'scripts/postgres.sh stop "$PGTEST_DIR"; scripts/postgres.sh stop "$failover_dir"' EXIT
+(
+  eval "$failover_env" # in a subshell: PGTEST_DIR above stays the first cluster's
+  export PAYBOUND_TEST_PG_PRIMARY PAYBOUND_TEST_PG_STANDBY PAYBOUND_TEST_PG_PRIMARY_DIR \
+    PAYBOUND_TEST_PG_STANDBY_DIR PAYBOUND_TEST_PG_BIN
+  go test -race -count=1 -timeout 5m -run '^TestPostgresFailover$' -v ./cmd/paybound
+)
+scripts/postgres.sh stop "$failover_dir"
+trap 'scripts/postgres.sh stop "$PGTEST_DIR"' EXIT
 
 echo "== tests (race detector on)"
-go test -race -count=1 -timeout 20m ./...
+go test -race -count=1 -timeout 20m -skip '^TestPostgresFailover$' ./...

@@ -36,7 +36,7 @@ var migrations embed.FS
 
 // Store is the PostgreSQL implementation of pb.Store.
 type Store struct {
-	pool *pgxpool.Pool
+	pool markedPool
 }
 
 // Open connects to the database at url (a postgres:// URL), brings its
@@ -59,7 +59,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("couldn't connect to PostgreSQL at %s: %w", redact(url), err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: markedPool{pool}}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
