@@ -40,7 +40,7 @@ import (
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments [flags]")
-		return flag.ErrHelp
+		return errUsage
 	}
 	switch args[0] {
 	case "ledger":
@@ -61,6 +61,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("paybound bench ledger", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	usageFor(fs, stderr, "paybound bench ledger [flags]")
 	hot := fs.Bool("hot", false, "only the hot-account run")
 	uniform := fs.Bool("uniform", false, "only the uniform-accounts run")
 	dur := fs.Duration("duration", 5*time.Second, "how long each run submits")
@@ -148,6 +149,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("paybound bench payments", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	usageFor(fs, stderr, "paybound bench payments [flags]")
 	dur := fs.Duration("duration", 5*time.Second, "how long to submit")
 	clients := fs.Int("clients", 128, "concurrent HTTP clients")
 	payers := fs.Int("payers", 128, "funded users paying")

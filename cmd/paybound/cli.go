@@ -149,7 +149,7 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	default:
 		return false, nil
 	}
-	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, errReported) {
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, errReported) || errors.Is(err, errUsage) {
 		return true, err
 	}
 	cl.printError(err)
@@ -171,12 +171,16 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 		}
 	}
 	names := slices.Sorted(maps.Keys(subs))
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprintf(cl.stderr, "usage: paybound %s %s …\nRun `paybound %s SUBCOMMAND -h` for its flags.\n", name, strings.Join(names, "|"), name)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 {
 		fmt.Fprintf(cl.stderr, "usage: paybound %s %s …\n", name, strings.Join(names, "|"))
 	} else {
 		fmt.Fprintf(cl.stderr, "paybound %s: unknown subcommand %q; use %s\n", name, args[0], strings.Join(names, " or "))
 	}
-	return fmt.Errorf("%w: no such subcommand", errReported)
+	return fmt.Errorf("%w: no such subcommand", errUsage)
 }
 
 // printError writes err to stderr: an API error as
@@ -222,10 +226,7 @@ func (cl *cli) command(name, synopsis string, post bool) *cmd {
 	if post {
 		c.fs.StringVar(&c.idem, "idempotency-key", "", "Idempotency-Key to send (default: a fresh random one); repeat a command with the same key to retry it without applying it twice")
 	}
-	c.fs.Usage = func() {
-		fmt.Fprintf(cl.stderr, "usage: paybound %s\n\nflags:\n", synopsis)
-		c.fs.PrintDefaults()
-	}
+	usageFor(c.fs, cl.stderr, "paybound "+synopsis)
 	return c
 }
 
@@ -258,7 +259,7 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %w", errReported, err) // the flag set printed it
+		return nil, fmt.Errorf("%w: %w", errUsage, err) // the flag set printed it
 	}
 	if len(pos) != len(names) {
 		want := "no arguments"
@@ -267,7 +268,7 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 		}
 		fmt.Fprintf(c.cl.stderr, "%s: want %s, got %q\n", c.fs.Name(), want, pos)
 		c.fs.Usage()
-		return nil, fmt.Errorf("%w: bad arguments", errReported)
+		return nil, fmt.Errorf("%w: bad arguments", errUsage)
 	}
 	return pos, nil
 }

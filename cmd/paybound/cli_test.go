@@ -380,3 +380,43 @@ func TestParseArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpAndVersion: help for a topic is that command's help; asking for
+// help succeeds (exit 0) while a bad command line exits 2; flags print as
+// --name, the way the README writes them; version names the build.
+func TestHelpAndVersion(t *testing.T) {
+	runArgs := func(args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, &out, &errb, func(string) string { return "" })
+		return out.String(), errb.String(), exitCode(&errb, err)
+	}
+	for _, c := range []struct {
+		args       []string
+		code       int
+		want, nope string
+	}{
+		{[]string{"help"}, 0, "paybound serve", ""},
+		{[]string{"--help"}, 0, "paybound confirmations list", ""},
+		{[]string{"help", "pay"}, 0, "usage: paybound pay --merchant", "paybound serve ["},
+		{[]string{"help", "pay"}, 0, "  --amount string", "\n  -amount"},
+		{[]string{"pay", "-h"}, 0, "  --merchant", ""},
+		{[]string{"serve", "--help"}, 0, "  --addr string", "\n  -addr"},
+		{[]string{"help", "serve"}, 0, "usage: paybound serve", ""},
+		{[]string{"help", "mandates"}, 0, "usage: paybound mandates create|get|list|revoke", ""},
+		{[]string{"help", "bench", "payments"}, 0, "  --duration", ""},
+		{[]string{"help", "nosuch"}, 2, "unknown command", ""},
+		{[]string{}, 2, "Client", ""},
+		{[]string{"pay", "--nosuch"}, 2, "flag provided but not defined", ""},
+		{[]string{"mandates", "frobnicate"}, 2, "unknown subcommand", ""},
+		{[]string{"version"}, 0, "paybound dev", ""},
+	} {
+		out, errOut, code := runArgs(c.args...)
+		both := out + errOut
+		if code != c.code || !strings.Contains(both, c.want) || (c.nope != "" && strings.Contains(both, c.nope)) {
+			t.Errorf("paybound %q: exit %d (want %d), output:\n%s", c.args, code, c.code, both)
+		}
+	}
+	if out, _, _ := runArgs("version"); !strings.Contains(out, "go1.") {
+		t.Errorf("version lacks the build's Go version: %q", out)
+	}
+}

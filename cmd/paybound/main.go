@@ -11,40 +11,62 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version and buildDate are set at build time with
+// -ldflags "-X main.version=v1.2.3 -X main.buildDate=2026-12-04".
+var version, buildDate = "dev", ""
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
-		if !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errReported) {
-			fmt.Fprintln(os.Stderr, "error:", err)
-		}
-		os.Exit(1)
-	}
+	os.Exit(exitCode(os.Stderr, run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)))
 }
 
-// errReported is returned by commands that already printed their error.
-var errReported = errors.New("reported")
+// exitCode is the process's exit status for run's error: 0 for none or for
+// help that was asked for (-h), 2 for a command line that is not one, 1
+// for a command that failed (printed here unless already reported).
+func exitCode(stderr io.Writer, err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case !errors.Is(err, errReported):
+		fmt.Fprintln(stderr, "error:", err)
+	}
+	return 1
+}
+
+// errReported is returned by commands that already printed their error;
+// errUsage by those given a command line they cannot run, after printing
+// their usage.
+var (
+	errReported = errors.New("reported")
+	errUsage    = errors.New("usage")
+)
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		usage(stderr)
-		return flag.ErrHelp
+		return errUsage
 	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr, getenv)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "paybound", version)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionLine())
 		return nil
-	case "help", "-h", "--help":
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 && args[0] == "help" {
+			// paybound help pay: the command's own help, as pay -h prints it.
+			return run(ctx, append(append([]string{}, args[1:]...), "-h"), stdout, stdout, getenv)
+		}
 		usage(stdout)
 		return nil
 	}
@@ -52,9 +74,68 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if !handled {
 		fmt.Fprintf(stderr, "paybound: unknown command %q\n\n", args[0])
 		usage(stderr)
-		return flag.ErrHelp
+		return errUsage
 	}
 	return err
+}
+
+// versionLine names this build: its version, module version, commit and
+// dates, from the build info Go records (VCS stamps come with go build in a
+// git checkout; go run and test binaries have fewer).
+func versionLine() string {
+	parts := []string{"paybound", version}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return strings.Join(parts, " ")
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		parts = append(parts, "module "+v)
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	if rev := settings["vcs.revision"]; rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if settings["vcs.modified"] == "true" {
+			rev += "+modified"
+		}
+		parts = append(parts, "commit "+rev)
+	}
+	if t := settings["vcs.time"]; t != "" {
+		parts = append(parts, "committed "+t)
+	}
+	if buildDate != "" {
+		parts = append(parts, "built "+buildDate)
+	}
+	return strings.Join(append(parts, bi.GoVersion), " ")
+}
+
+// printFlags lists fs's flags as the README writes them, --name VALUE,
+// with their defaults; the flag package itself accepts -name and --name.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+			line += fmt.Sprintf(" (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w, line)
+	})
+}
+
+// usageFor sets fs's usage to synopsis and its flags, the --name way.
+func usageFor(fs *flag.FlagSet, w io.Writer, synopsis string) {
+	fs.Usage = func() {
+		fmt.Fprintf(w, "usage: %s\n\nflags:\n", synopsis)
+		printFlags(w, fs)
+	}
 }
 
 func usage(w io.Writer) {

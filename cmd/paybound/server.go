@@ -193,6 +193,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	fs := flag.NewFlagSet("paybound serve", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
+	usageFor(fs, m.Stderr, "paybound serve [flags]")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (PAYBOUND_ADDR)")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (PAYBOUND_DATA)")
 	fs.StringVar(&c.DB, "db", c.DB, "database: empty for <data>/paybound.db, a SQLite file path, or a postgres:// URL (PAYBOUND_DB)")
