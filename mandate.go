@@ -220,6 +220,20 @@ func (m *Mandate) inSchedule(now time.Time) bool {
 	return slices.Contains(s.Days, day) && mins >= start && mins < end
 }
 
+// ScheduleText says when the mandate allows payments and what time it is
+// at now in the mandate's zone, for a decline message: "payments are
+// allowed mon, tue 07:00-10:00 (Asia/Shanghai); it is sat 11:32 there".
+func (m *Mandate) ScheduleText(now time.Time) string {
+	s := m.Schedule
+	if s == nil {
+		return "the mandate has no schedule"
+	}
+	loc := m.location()
+	t := now.In(loc)
+	return fmt.Sprintf("payments are allowed %s %s-%s (%s); it is %s %s there", strings.Join(s.Days, ", "), s.Start, s.End,
+		loc.String(), weekdays[t.Weekday()], t.Format("15:04"))
+}
+
 // clock parses "HH:MM" into minutes after midnight.
 func clock(s string) (int, bool) {
 	var h, m int

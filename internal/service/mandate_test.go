@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,14 @@ func TestMandateDeclines(t *testing.T) {
 				t.Fatalf("%s: recorded as %+v, %v", c.name, got, gerr)
 			}
 		}
+	}
+	// A schedule decline says when payments are allowed and what time it
+	// is in the mandate's zone (2026-11-27 09:00 UTC is a Friday, 17:00 in
+	// Shanghai).
+	shanghai := w.grant(t, pb.Mandate{Schedule: &pb.Schedule{Days: []string{"sat", "sun"}, Start: "07:00", End: "10:00", TimeZone: "Asia/Shanghai"}})
+	if _, err := w.pay(w.agent, shanghai, w.cafe.ID, 100, "CNY"); pb.ErrorCode(err) != pb.DeclineMandateSchedule ||
+		!strings.Contains(err.Error(), "payments are allowed sat, sun 07:00-10:00 (Asia/Shanghai); it is fri 17:00 there") {
+		t.Fatalf("schedule decline: %v", err)
 	}
 	if p, err := w.pay(w.agent, confirm, w.cafe.ID, 1001, "CNY"); err != nil || p.Status != pb.StatusRequiresConfirmation || p.Confirmation == nil {
 		t.Fatalf("above confirm_above: %+v %v; want requires_confirmation", p, err)

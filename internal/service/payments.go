@@ -401,7 +401,7 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 			}
 		}
 		if code != "" {
-			return decline(p, code, mandateMessage(code, &m, p))
+			return decline(p, code, mandateMessage(code, &m, p, tx.Now()))
 		}
 		mandate = &m
 	}
@@ -461,7 +461,7 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 		if _, all, uerr := s.usage(tx, mandate, p.CreatedAt); uerr == nil && mandate.MaxPayments > 0 && all.Payments >= mandate.MaxPayments {
 			code = pb.DeclineMandateMaxPayments
 		}
-		return decline(p, code, mandateMessage(code, mandate, p))
+		return decline(p, code, mandateMessage(code, mandate, p, tx.Now()))
 	}
 	return err
 }
@@ -472,7 +472,7 @@ func insufficient(p *pb.Payment) error {
 }
 
 // mandateMessage explains a mandate decline in the mandate's own terms.
-func mandateMessage(code pb.Code, m *pb.Mandate, p *pb.Payment) string {
+func mandateMessage(code pb.Code, m *pb.Mandate, p *pb.Payment, now time.Time) string {
 	amt := func(v int64) string { return pb.FormatAmount(v, m.Currency) + " " + m.Currency }
 	switch code {
 	case pb.DeclineMandateNotForAgent:
@@ -495,7 +495,7 @@ func mandateMessage(code pb.Code, m *pb.Mandate, p *pb.Payment) string {
 	case pb.DeclineMandateMerchant:
 		return "the mandate does not cover this merchant"
 	case pb.DeclineMandateSchedule:
-		return "the mandate does not allow payments at this time"
+		return "the mandate does not allow payments at this time: " + m.ScheduleText(now)
 	case pb.DeclineMandateMaxPayments:
 		return fmt.Sprintf("the mandate allows %d payments and they have been made", m.MaxPayments)
 	case pb.DeclineMandateCondition:
