@@ -27,6 +27,9 @@ import (
 // loaded from the store on first use, so the velocity counters and
 // histories survive a restart), the wallet's balance and the operator's
 // rules, and returns an assessment that authorize acts on.
+//
+// A balance read from the cache that makes the payment drain the wallet
+// (or a rule refuse it) is read again from the store before it counts.
 
 // Bounds of the in-memory state.
 const (
@@ -83,6 +86,9 @@ type payerBook struct {
 	// provisional entry, the read its attempt was assessed on.
 	balanceGen uint64
 	provGen    map[string]uint64
+	// credited is when (UnixNano, by the service's clock) this process
+	// last began to add to the wallet: see credited. It is set without mu.
+	credited atomic.Int64
 }
 
 func newRiskState(cfg *risk.Config) (*riskState, error) {
@@ -247,11 +253,17 @@ func (s *Service) book(ctx context.Context, payer string) (*payerBook, error) {
 // many times a second costs one read a second, not one a payment.
 const riskBalanceTTL = time.Second
 
-// available returns the payer's available balance in currency, from b
-// (locked) when it read it less than riskBalanceTTL ago.
-func (s *Service) available(ctx context.Context, b *payerBook, payer, currency string, now time.Time) (int64, error) {
-	if b.balanceCur == currency && now.Sub(b.balanceAt) < riskBalanceTTL && !now.Before(b.balanceAt) {
-		return b.balance, nil
+// available returns the payer's available balance in currency, and
+// whether it is b's (locked) copy rather than read from the store now. The
+// copy is used unless fresh, when it was read less than riskBalanceTTL
+// ago, and not within riskBalanceTTL after a credit began (credited). It
+// may be too low only by what another process added meanwhile, and too
+// high by what another process took: the caller confirms a low one before
+// it counts against a payment (risk.Drains).
+func (s *Service) available(ctx context.Context, b *payerBook, payer, currency string, now time.Time, fresh bool) (_ int64, cached bool, _ error) {
+	if !fresh && b.balanceCur == currency && now.Sub(b.balanceAt) < riskBalanceTTL && !now.Before(b.balanceAt) &&
+		b.balanceAt.UnixNano()-b.credited.Load() >= int64(riskBalanceTTL) {
+		return b.balance, true, nil
 	}
 	var avail int64
 	acct, err := s.st.Account(ctx, payer, currency)
@@ -259,11 +271,29 @@ func (s *Service) available(ctx context.Context, b *payerBook, payer, currency s
 	case err == nil:
 		avail = acct.Available()
 	case pb.ErrorCode(err) != pb.ErrNotFound:
-		return 0, fmt.Errorf("couldn't read the wallet's balance: %w", err)
+		return 0, false, fmt.Errorf("couldn't read the wallet's balance: %w", err)
 	}
 	b.balance, b.balanceCur, b.balanceAt = avail, currency, now
 	b.balanceGen++
-	return avail, nil
+	return avail, false, nil
+}
+
+// credited makes risk control read payer's balance from the store again:
+// call it wherever this process adds to a payer's wallet (a top-up, a
+// refund, a released hold, a compensation), inside the ledger operation.
+// The credit commits after the call, so a read in between would miss it:
+// no read made within riskBalanceTTL of the call is used again (and should
+// a commit take longer, a balance too low is confirmed before it counts).
+// It takes no lock that is held across a read of the store: the ledger
+// writer calls it.
+func (s *Service) credited(payer string) {
+	r := s.risk
+	r.mu.Lock()
+	b := r.payers[payer]
+	r.mu.Unlock()
+	if b != nil {
+		b.credited.Store(s.clock.Now().UnixNano())
+	}
 }
 
 // evict drops one payer's book (r.mu held): one with no attempt in flight,
@@ -361,6 +391,10 @@ func (s *Service) noteRisk(payer string, p *pb.Payment, token string) {
 		}
 	}
 	switch {
+	case token == "":
+		// A decision on a payment the book does not hold (older than
+		// it): a cancel or a partial capture gave money back.
+		b.balanceAt = time.Time{}
 	case !moved(p.Status) || p.Currency != b.balanceCur:
 	case fresh && gen == b.balanceGen:
 		b.balance = max(0, b.balance-p.Amount)
@@ -420,8 +454,14 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 	if err != nil {
 		return nil, "", err
 	}
-	if in.Available, err = s.available(ctx, b, at.payer, p.Currency, now); err == nil {
+	var cached bool
+	if in.Available, cached, err = s.available(ctx, b, at.payer, p.Currency, now, false); err == nil {
 		err = s.summarize(ctx, b, at, now, &in)
+	}
+	if err == nil && cached && risk.Drains(&in, &s.risk.cfg) {
+		// The copy says the payment drains the wallet: a credit this
+		// process has not seen may say otherwise.
+		in.Available, cached, err = s.available(ctx, b, at.payer, p.Currency, now, true)
 	}
 	var tok string
 	if err == nil {
@@ -444,6 +484,23 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 		}
 	}()
 	a, errs := risk.Assess(ctx, &in, &s.risk.cfg, sn.rules)
+	if cached && a.Decision != risk.Allow && len(sn.rules) > 0 {
+		// An operator's rule may have refused the payment on the copy's
+		// balance: confirm it, as for drains_wallet.
+		b.mu.Lock()
+		avail, _, err := s.available(ctx, b, at.payer, p.Currency, now, true)
+		if err == nil {
+			b.provGen[tok] = b.balanceGen // assessed on this read now
+		}
+		b.mu.Unlock()
+		if err != nil {
+			return nil, "", err
+		}
+		if avail != in.Available {
+			in.Available = avail
+			a, errs = risk.Assess(ctx, &in, &s.risk.cfg, sn.rules)
+		}
+	}
 	for _, e := range errs {
 		s.warnRule(e)
 	}
