@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +29,13 @@ import (
 // histories survive a restart), the wallet's balance and the operator's
 // rules, and returns an assessment that authorize acts on.
 //
-// A balance read from the cache that makes the payment drain the wallet
-// (or a rule refuse it) is read again from the store before it counts.
+// What is kept in memory is confirmed against the store where it could
+// wrongly count against a payment: a balance read from the cache that
+// makes the payment drain the wallet (or a rule refuse it) is read again;
+// and with a store other processes write too (PostgreSQL), an agent's
+// velocities and declines, and whether the payer paid the merchant, add
+// what the store holds that this process's copy lacks (PayerActivity), on
+// every agent attempt. docs/scaling.md says what that leaves out.
 
 // Bounds of the in-memory state.
 const (
@@ -39,12 +45,23 @@ const (
 	riskMaxPayers = 1024
 	// riskShareRefresh is how often a payer's recent payments are read
 	// again from a store that other processes write too (PostgreSQL): what
-	// they did counts within this long.
+	// they did counts in the histories within this long (in the counts
+	// that limits compare at once: othersActivity).
 	riskShareRefresh = 10 * time.Second
 	// riskReload is how often the rules and flags are read again, so that
 	// another process's changes take effect.
 	riskReload = 5 * time.Second
+	// riskCommitLag is how long before a read of the payer's payments a
+	// payment the read missed may have been made (its ID's time): a
+	// payment is committed a moment after its ID is made, and another
+	// process's clock may be a little behind. What other processes did is
+	// asked of the store from the read less this on.
+	riskCommitLag = 5 * time.Second
 )
+
+// othersActivity adds what it reads to the minute's counts too: that
+// holds while a book is never older than a minute less riskCommitLag.
+const _ = uint64(time.Minute - riskShareRefresh - riskCommitLag)
 
 // riskState is the Service's risk control.
 type riskState struct {
@@ -458,6 +475,9 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 	if in.Available, cached, err = s.available(ctx, b, at.payer, p.Currency, now, false); err == nil {
 		err = s.summarize(ctx, b, at, now, &in)
 	}
+	if _, shared := s.st.(pb.SharedStore); err == nil && shared && (at.agent != "" || !in.PaidMerchantBefore) {
+		err = s.othersActivity(ctx, b, at, &in)
+	}
 	if err == nil && cached && risk.Drains(&in, &s.risk.cfg) {
 		// The copy says the payment drains the wallet: a credit this
 		// process has not seen may say otherwise.
@@ -633,6 +653,49 @@ func (s *Service) summarize(ctx context.Context, b *payerBook, at riskAttempt, n
 		}
 		in.PaidMerchantBefore = paid
 	}
+	return nil
+}
+
+// othersActivity adds to in what other processes did that b (locked) does
+// not hold: the payer's payments the store has from b's last read (less
+// riskCommitLag) on, less those b has, tallied into the agent's, the
+// mandate's and the payee's velocities (every window: b was read less than
+// riskShareRefresh ago), the agent's declines, and whether the payer paid
+// the merchant. Attempts in flight in other processes are not in the
+// store, and so not counted.
+func (s *Service) othersActivity(ctx context.Context, b *payerBook, at riskAttempt, in *risk.Input) error {
+	q := pb.ActivityQuery{PayerID: at.payer, SinceID: pb.IDFloor(pb.PrefixPayment, b.loaded.Add(-riskCommitLag)),
+		AgentID: at.agent, MandateID: in.MandateID, MerchantID: in.MerchantID, Amount: in.Amount}
+	stored, err := s.st.PayerActivity(ctx, q)
+	if err != nil {
+		return fmt.Errorf("couldn't read the payer's payments made through other processes: %w", err)
+	}
+	var known pb.Activity // the same payments, as far as b has them
+	for i := range b.recent {
+		if r := &b.recent[i]; r.Status != provisional && r.ID >= q.SinceID {
+			q.Add(&known, r)
+		}
+	}
+	// The store has every payment b has (b's entries were read from it, or
+	// noted after their commit), so the difference is what b lacks; when
+	// the store's read stopped at MaxActivityScan it is at least what the
+	// store counted.
+	velocity := func(v *risk.Velocity, stored, known pb.ActivityTally) {
+		n, sum := max(0, stored.Count-known.Count), max(0, stored.Sum-known.Sum)
+		for _, w := range []*risk.Window{&v.Minute, &v.Hour, &v.Day} {
+			w.Count = max(w.Count+n, stored.Count)
+			w.Sum = max(min(w.Sum, math.MaxInt64-sum)+sum, stored.Sum)
+		}
+	}
+	if at.agent != "" {
+		velocity(&in.AgentVelocity, stored.Agent, known.Agent)
+		in.DeclinesLastHour = max(in.DeclinesLastHour+max(0, stored.Declines-known.Declines), stored.Declines)
+	}
+	if in.MandateID != "" {
+		velocity(&in.MandateVelocity, stored.Mandate, known.Mandate)
+	}
+	velocity(&in.PayeeVelocity, stored.Payee, known.Payee)
+	in.PaidMerchantBefore = in.PaidMerchantBefore || stored.PaidMerchant
 	return nil
 }
 

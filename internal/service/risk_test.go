@@ -295,3 +295,55 @@ func TestRiskBalanceAcrossProcesses(t *testing.T) {
 	must[*pb.Topup](t, b.svc.Topup(ctx, user, nil, 100_000, "CNY"))
 	wantUnflagged(t, userPays(t, a.svc, user, m.ID, 1_000), 194_950)
 }
+
+// TestRiskVelocityAcrossProcesses: an agent's burst sent through two
+// processes, alternating, meets the per-minute limit once, not once per
+// process: of 3×limit payments within the minute, the first limit are
+// allowed and captured, and every later one is blocked by risk control
+// (velocity signals) and declined risk_blocked, whichever process took it.
+func TestRiskVelocityAcrossProcesses(t *testing.T) {
+	const limit = 5
+	ctx := context.Background()
+	a, b := twoProcesses(t, func(c *service.Config) {
+		r := risk.Defaults()
+		r.PerMinute = limit
+		c.Risk = &r
+	})
+	user := a.user(t, 1_000_000, "CNY")
+	ag := must[*service.NewAgent](t, a.svc.CreateAgent(ctx, user, nil, "agent", nil))
+	agent := pb.Principal{Role: pb.RoleAgent, ID: ag.ID, UserID: user.ID}
+	m := a.merchant(t)
+	noSignature := false
+	mandate := must[*service.MandateView](t, a.svc.CreateMandate(ctx, user, nil, pb.Mandate{AgentID: agent.ID, Description: "snacks",
+		Currency: "CNY", MaxAmount: 3000, Budget: pb.Budget{Amount: 1_000_000, Period: pb.PeriodDay}}, &noSignature))
+	var ids []string
+	for i := range 3 * limit {
+		through := []*env{a, b}[i%2]
+		r := through.svc.CreatePayment(ctx, agent, nil, service.CreatePaymentParams{Amount: 100, Currency: "CNY",
+			MerchantID: m.ID, MandateID: mandate.ID})
+		p, ok := r.Value.(*pb.Payment)
+		if !ok {
+			t.Fatalf("payment %d: %v", i, r.Err)
+		}
+		ids = append(ids, p.ID)
+		a.clock.Advance(200 * time.Millisecond) // all within the minute, and within a book's refresh
+	}
+	allowed := 0
+	for i, id := range ids {
+		p, err := a.svc.Payment(ctx, operator, id) // as stored
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case i < limit && p.Status == pb.StatusCaptured && p.Risk.Decision == pb.RiskAllow:
+			allowed++
+		case i >= limit && p.Status == pb.StatusDeclined && p.DeclineCode == pb.DeclineRiskBlocked && p.Risk.Decision == pb.RiskBlock &&
+			slices.Contains(signals(p), "velocity_agent"):
+		default:
+			t.Errorf("payment %d (through %s): status %s %s, risk %+v", i, []string{"A", "B"}[i%2], p.Status, p.DeclineCode, p.Risk)
+		}
+	}
+	if allowed != limit {
+		t.Fatalf("%d payments allowed within the minute through two processes; the limit is %d", allowed, limit)
+	}
+}
