@@ -661,8 +661,9 @@ func (s *Service) summarize(ctx context.Context, b *payerBook, at riskAttempt, n
 // riskCommitLag) on, less those b has, tallied into the agent's, the
 // mandate's and the payee's velocities (every window: b was read less than
 // riskShareRefresh ago), the agent's declines, and whether the payer paid
-// the merchant. Attempts in flight in other processes are not in the
-// store, and so not counted.
+// the merchant. Attempts in flight are not in the store: other processes'
+// are not counted, and this process's own (in b, provisional) may hide as
+// many of the others' payments.
 func (s *Service) othersActivity(ctx context.Context, b *payerBook, at riskAttempt, in *risk.Input) error {
 	q := pb.ActivityQuery{PayerID: at.payer, SinceID: pb.IDFloor(pb.PrefixPayment, b.loaded.Add(-riskCommitLag)),
 		AgentID: at.agent, MandateID: in.MandateID, MerchantID: in.MerchantID, Amount: in.Amount}
@@ -670,16 +671,20 @@ func (s *Service) othersActivity(ctx context.Context, b *payerBook, at riskAttem
 	if err != nil {
 		return fmt.Errorf("couldn't read the payer's payments made through other processes: %w", err)
 	}
-	var known pb.Activity // the same payments, as far as b has them
+	// What b counts already: the same payments as far as b has them, and
+	// its attempts in flight, which the store may have too (committed, not
+	// yet noted): counted twice, they would stop a burst in this process
+	// short of the limit.
+	var known pb.Activity
 	for i := range b.recent {
-		if r := &b.recent[i]; r.Status != provisional && r.ID >= q.SinceID {
+		if r := &b.recent[i]; r.Status == provisional || r.ID >= q.SinceID {
 			q.Add(&known, r)
 		}
 	}
-	// The store has every payment b has (b's entries were read from it, or
-	// noted after their commit), so the difference is what b lacks; when
-	// the store's read stopped at MaxActivityScan it is at least what the
-	// store counted.
+	// The store has every committed payment b has (b's entries were read
+	// from it, or noted after their commit), so the difference is what b
+	// lacks; when the store's read stopped at MaxActivityScan it is at
+	// least what the store counted.
 	velocity := func(v *risk.Velocity, stored, known pb.ActivityTally) {
 		n, sum := max(0, stored.Count-known.Count), max(0, stored.Sum-known.Sum)
 		for _, w := range []*risk.Window{&v.Minute, &v.Hour, &v.Day} {
