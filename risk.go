@@ -2,6 +2,8 @@ package paybound
 
 import (
 	"encoding/json"
+	"math"
+	"strings"
 	"time"
 )
 
@@ -142,4 +144,84 @@ type RiskAttempt struct {
 	// Label is the operator's verdict, for replay's confusion table:
 	// "fraud" or "legit" (absent when unknown).
 	Label string `json:"label,omitempty"`
+}
+
+// ActivityQuery selects a payer's payments made from an instant on (IDs
+// from SinceID, at most MaxActivityScan of the newest), and names what
+// Activity tallies them by: what risk control asks of a store that other
+// processes write too, about the payments its copy of the payer's recent
+// ones may lack.
+type ActivityQuery struct {
+	PayerID string
+	// SinceID is IDFloor(PrefixPayment, t): payments made at t or later.
+	SinceID string
+	// AgentID and MandateID are the attempt's ("" tallies nothing);
+	// MerchantID and Amount the attempt's payee and amount.
+	AgentID, MandateID, MerchantID string
+	Amount                         int64
+}
+
+// ActivityTally counts payments and sums their amounts (minor units, in
+// whatever currency; the sum stops at math.MaxInt64).
+type ActivityTally struct{ Count, Sum int64 }
+
+// Activity is the payments an ActivityQuery selects, tallied as risk
+// control's velocities and declines count them (internal/risk.Input).
+type Activity struct {
+	// Agent, Mandate and Payee tally the payments not declined that the
+	// agent made, that were made under the mandate, and that went to the
+	// merchant.
+	Agent, Mandate, Payee ActivityTally
+	// Declines counts the agent's payments declined other than by risk
+	// control, to another merchant or of another amount than the attempt.
+	Declines int64
+	// PaidMerchant says whether one of them moved money to the merchant
+	// (status authorized, captured or refunded).
+	PaidMerchant bool
+	// Scanned is how many payments were read: MaxActivityScan when there
+	// were more, whose oldest the tallies then leave out.
+	Scanned int64
+}
+
+// MaxActivityScan bounds the payments one ActivityQuery reads.
+const MaxActivityScan = 4096
+
+// Add tallies p, one of the payments q selects, into a: what a store's
+// PayerActivity computes (in SQL or not) for each payment it reads, and
+// what risk control computes over its own copy to tell what it lacks.
+func (q *ActivityQuery) Add(a *Activity, p *RecentPayment) {
+	a.Scanned++
+	add := func(t *ActivityTally) {
+		t.Count++
+		t.Sum = min(t.Sum, math.MaxInt64-max(p.Amount, 0)) + max(p.Amount, 0)
+	}
+	byAgent := q.AgentID != "" && p.AgentID == q.AgentID
+	if p.Status == StatusDeclined {
+		if byAgent && p.DeclineCode != DeclineRiskBlocked && (p.MerchantID != q.MerchantID || p.Amount != q.Amount) {
+			a.Declines++
+		}
+		return
+	}
+	if byAgent {
+		add(&a.Agent)
+	}
+	if q.MandateID != "" && p.MandateID == q.MandateID {
+		add(&a.Mandate)
+	}
+	if p.MerchantID == q.MerchantID {
+		add(&a.Payee)
+		if p.Status == StatusAuthorized || p.Status == StatusCaptured || p.Status == StatusRefunded {
+			a.PaidMerchant = true
+		}
+	}
+}
+
+// IDFloor returns the smallest ID NewID can make with prefix at t's
+// millisecond: the IDs made at t or later are those from it on, in the
+// byte order IDs sort by (and stores compare them in).
+func IDFloor(prefix string, t time.Time) string {
+	id := NewID(prefix, t)
+	// 26 base32 digits of 5 bits: the first 10 hold the 48 bits of
+	// milliseconds (with 2 leading zero bits), the other 16 random bits only.
+	return id[:len(prefix)+10] + strings.Repeat(crockford[:1], 16)
 }

@@ -311,6 +311,11 @@ type Store interface {
 	// MaxPaidMerchantScan payments went to merchantID and moved money
 	// (status authorized, captured or refunded).
 	PaidMerchant(ctx context.Context, payerID, merchantID string) (bool, error)
+	// PayerActivity tallies the payments q selects as q.Add does, reading
+	// at most MaxActivityScan of them (the newest) through the payer's
+	// index. Risk control asks it of a SharedStore, for what other
+	// processes did since it read the payer's recent payments.
+	PayerActivity(ctx context.Context, q ActivityQuery) (Activity, error)
 	// RiskRules returns the operator's risk rules, by name.
 	RiskRules(ctx context.Context) ([]RiskRule, error)
 	// PutRiskRule inserts r, or replaces the rule named r.Name.

@@ -294,7 +294,7 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 	}
 
 	// Share of the available balance.
-	if in.Available > 0 && productGreater(in.Amount, 100, in.Available, cfg.DrainPercent) {
+	if Drains(in, cfg) {
 		add("drains_wallet", 25, "takes %s of the %s available (over %d%%)", money(in.Amount), money(in.Available), cfg.DrainPercent)
 	}
 
@@ -360,6 +360,14 @@ func Evaluate(in *Input, cfg *Config) Assessment {
 		a.Decision = Review
 	}
 	return a
+}
+
+// Drains reports whether in takes more than cfg.DrainPercent of the
+// available balance: the drains_wallet signal. It is the one built-in
+// signal a low balance raises, so a caller that read the balance from a
+// cache confirms it against the store when it fires.
+func Drains(in *Input, cfg *Config) bool {
+	return in.Available > 0 && productGreater(in.Amount, 100, in.Available, cfg.DrainPercent)
 }
 
 // outlier reports whether amount is far above history: a robust z-score

@@ -222,6 +222,7 @@ func (s *Service) returnable(tx *ledger.Tx, p *pb.Payment) (int64, error) {
 // compensate pays res.Amount to the payer from the compensation fund.
 func (s *Service) compensate(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, d *pb.Dispute, res *pb.Resolution) (string, error) {
 	id := pb.NewID(pb.PrefixCompensation, tx.Now())
+	s.credited(p.PayerID)
 	err := tx.Atomic(func() error {
 		wallet, err := tx.Account(p.PayerID, p.Currency)
 		if err != nil {

@@ -169,6 +169,7 @@ func (s *Service) Topup(ctx context.Context, caller pb.Principal, idem *Idempote
 			if err != nil {
 				return err
 			}
+			s.credited(caller.ID)
 			_, err = tx.Transfer(src, dst, amount, t.ID)
 			return err
 		})
@@ -580,6 +581,7 @@ func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
 	if p.Status != pb.StatusAuthorized || p.AuthorizationExpiresAt == nil || tx.Now().Before(*p.AuthorizationExpiresAt) {
 		return false, nil
 	}
+	s.credited(p.PayerID)
 	err := tx.Atomic(func() error {
 		if _, err := tx.Void(p.HoldID, p.ID); err != nil {
 			return err
@@ -749,6 +751,7 @@ func (s *Service) refund(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, amt int64
 	r := pb.Refund{ID: pb.NewID(pb.PrefixRefund, tx.Now()), Object: "refund", PaymentID: p.ID, Amount: amt,
 		Currency: p.Currency, Reason: reason, Status: "succeeded", CreatedAt: now}
 	feePart := mulDiv(p.FeeAmount, p.AmountRefunded+amt, p.AmountCaptured) - p.FeeRefunded
+	s.credited(p.PayerID)
 	err := tx.Atomic(func() error {
 		wallet, err := tx.Account(p.PayerID, p.Currency)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,14 @@ import (
 // loaded from the store on first use, so the velocity counters and
 // histories survive a restart), the wallet's balance and the operator's
 // rules, and returns an assessment that authorize acts on.
+//
+// What is kept in memory is confirmed against the store where it could
+// wrongly count against a payment: a balance read from the cache that
+// makes the payment drain the wallet (or a rule refuse it) is read again;
+// and with a store other processes write too (PostgreSQL), an agent's
+// velocities and declines, and whether the payer paid the merchant, add
+// what the store holds that this process's copy lacks (PayerActivity), on
+// every agent attempt. docs/scaling.md says what that leaves out.
 
 // Bounds of the in-memory state.
 const (
@@ -36,12 +45,23 @@ const (
 	riskMaxPayers = 1024
 	// riskShareRefresh is how often a payer's recent payments are read
 	// again from a store that other processes write too (PostgreSQL): what
-	// they did counts within this long.
+	// they did counts in the histories within this long (in the counts
+	// that limits compare at once: othersActivity).
 	riskShareRefresh = 10 * time.Second
 	// riskReload is how often the rules and flags are read again, so that
 	// another process's changes take effect.
 	riskReload = 5 * time.Second
+	// riskCommitLag is how long before a read of the payer's payments a
+	// payment the read missed may have been made (its ID's time): a
+	// payment is committed a moment after its ID is made, and another
+	// process's clock may be a little behind. What other processes did is
+	// asked of the store from the read less this on.
+	riskCommitLag = 5 * time.Second
 )
+
+// othersActivity adds what it reads to the minute's counts too: that
+// holds while a book is never older than a minute less riskCommitLag.
+const _ = uint64(time.Minute - riskShareRefresh - riskCommitLag)
 
 // riskState is the Service's risk control.
 type riskState struct {
@@ -83,6 +103,9 @@ type payerBook struct {
 	// provisional entry, the read its attempt was assessed on.
 	balanceGen uint64
 	provGen    map[string]uint64
+	// credited is when (UnixNano, by the service's clock) this process
+	// last began to add to the wallet: see credited. It is set without mu.
+	credited atomic.Int64
 }
 
 func newRiskState(cfg *risk.Config) (*riskState, error) {
@@ -247,11 +270,17 @@ func (s *Service) book(ctx context.Context, payer string) (*payerBook, error) {
 // many times a second costs one read a second, not one a payment.
 const riskBalanceTTL = time.Second
 
-// available returns the payer's available balance in currency, from b
-// (locked) when it read it less than riskBalanceTTL ago.
-func (s *Service) available(ctx context.Context, b *payerBook, payer, currency string, now time.Time) (int64, error) {
-	if b.balanceCur == currency && now.Sub(b.balanceAt) < riskBalanceTTL && !now.Before(b.balanceAt) {
-		return b.balance, nil
+// available returns the payer's available balance in currency, and
+// whether it is b's (locked) copy rather than read from the store now. The
+// copy is used unless fresh, when it was read less than riskBalanceTTL
+// ago, and not within riskBalanceTTL after a credit began (credited). It
+// may be too low only by what another process added meanwhile, and too
+// high by what another process took: the caller confirms a low one before
+// it counts against a payment (risk.Drains).
+func (s *Service) available(ctx context.Context, b *payerBook, payer, currency string, now time.Time, fresh bool) (_ int64, cached bool, _ error) {
+	if !fresh && b.balanceCur == currency && now.Sub(b.balanceAt) < riskBalanceTTL && !now.Before(b.balanceAt) &&
+		b.balanceAt.UnixNano()-b.credited.Load() >= int64(riskBalanceTTL) {
+		return b.balance, true, nil
 	}
 	var avail int64
 	acct, err := s.st.Account(ctx, payer, currency)
@@ -259,11 +288,29 @@ func (s *Service) available(ctx context.Context, b *payerBook, payer, currency s
 	case err == nil:
 		avail = acct.Available()
 	case pb.ErrorCode(err) != pb.ErrNotFound:
-		return 0, fmt.Errorf("couldn't read the wallet's balance: %w", err)
+		return 0, false, fmt.Errorf("couldn't read the wallet's balance: %w", err)
 	}
 	b.balance, b.balanceCur, b.balanceAt = avail, currency, now
 	b.balanceGen++
-	return avail, nil
+	return avail, false, nil
+}
+
+// credited makes risk control read payer's balance from the store again:
+// call it wherever this process adds to a payer's wallet (a top-up, a
+// refund, a released hold, a compensation), inside the ledger operation.
+// The credit commits after the call, so a read in between would miss it:
+// no read made within riskBalanceTTL of the call is used again (and should
+// a commit take longer, a balance too low is confirmed before it counts).
+// It takes no lock that is held across a read of the store: the ledger
+// writer calls it.
+func (s *Service) credited(payer string) {
+	r := s.risk
+	r.mu.Lock()
+	b := r.payers[payer]
+	r.mu.Unlock()
+	if b != nil {
+		b.credited.Store(s.clock.Now().UnixNano())
+	}
 }
 
 // evict drops one payer's book (r.mu held): one with no attempt in flight,
@@ -361,6 +408,10 @@ func (s *Service) noteRisk(payer string, p *pb.Payment, token string) {
 		}
 	}
 	switch {
+	case token == "":
+		// A decision on a payment the book does not hold (older than
+		// it): a cancel or a partial capture gave money back.
+		b.balanceAt = time.Time{}
 	case !moved(p.Status) || p.Currency != b.balanceCur:
 	case fresh && gen == b.balanceGen:
 		b.balance = max(0, b.balance-p.Amount)
@@ -420,8 +471,17 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 	if err != nil {
 		return nil, "", err
 	}
-	if in.Available, err = s.available(ctx, b, at.payer, p.Currency, now); err == nil {
+	var cached bool
+	if in.Available, cached, err = s.available(ctx, b, at.payer, p.Currency, now, false); err == nil {
 		err = s.summarize(ctx, b, at, now, &in)
+	}
+	if _, shared := s.st.(pb.SharedStore); err == nil && shared && (at.agent != "" || !in.PaidMerchantBefore) {
+		err = s.othersActivity(ctx, b, at, &in)
+	}
+	if err == nil && cached && risk.Drains(&in, &s.risk.cfg) {
+		// The copy says the payment drains the wallet: a credit this
+		// process has not seen may say otherwise.
+		in.Available, cached, err = s.available(ctx, b, at.payer, p.Currency, now, true)
 	}
 	var tok string
 	if err == nil {
@@ -444,6 +504,23 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 		}
 	}()
 	a, errs := risk.Assess(ctx, &in, &s.risk.cfg, sn.rules)
+	if cached && a.Decision != risk.Allow && len(sn.rules) > 0 {
+		// An operator's rule may have refused the payment on the copy's
+		// balance: confirm it, as for drains_wallet.
+		b.mu.Lock()
+		avail, _, err := s.available(ctx, b, at.payer, p.Currency, now, true)
+		if err == nil {
+			b.provGen[tok] = b.balanceGen // assessed on this read now
+		}
+		b.mu.Unlock()
+		if err != nil {
+			return nil, "", err
+		}
+		if avail != in.Available {
+			in.Available = avail
+			a, errs = risk.Assess(ctx, &in, &s.risk.cfg, sn.rules)
+		}
+	}
 	for _, e := range errs {
 		s.warnRule(e)
 	}
@@ -576,6 +653,54 @@ func (s *Service) summarize(ctx context.Context, b *payerBook, at riskAttempt, n
 		}
 		in.PaidMerchantBefore = paid
 	}
+	return nil
+}
+
+// othersActivity adds to in what other processes did that b (locked) does
+// not hold: the payer's payments the store has from b's last read (less
+// riskCommitLag) on, less those b has, tallied into the agent's, the
+// mandate's and the payee's velocities (every window: b was read less than
+// riskShareRefresh ago), the agent's declines, and whether the payer paid
+// the merchant. Attempts in flight are not in the store: other processes'
+// are not counted, and this process's own (in b, provisional) may hide as
+// many of the others' payments.
+func (s *Service) othersActivity(ctx context.Context, b *payerBook, at riskAttempt, in *risk.Input) error {
+	q := pb.ActivityQuery{PayerID: at.payer, SinceID: pb.IDFloor(pb.PrefixPayment, b.loaded.Add(-riskCommitLag)),
+		AgentID: at.agent, MandateID: in.MandateID, MerchantID: in.MerchantID, Amount: in.Amount}
+	stored, err := s.st.PayerActivity(ctx, q)
+	if err != nil {
+		return fmt.Errorf("couldn't read the payer's payments made through other processes: %w", err)
+	}
+	// What b counts already: the same payments as far as b has them, and
+	// its attempts in flight, which the store may have too (committed, not
+	// yet noted): counted twice, they would stop a burst in this process
+	// short of the limit.
+	var known pb.Activity
+	for i := range b.recent {
+		if r := &b.recent[i]; r.Status == provisional || r.ID >= q.SinceID {
+			q.Add(&known, r)
+		}
+	}
+	// The store has every committed payment b has (b's entries were read
+	// from it, or noted after their commit), so the difference is what b
+	// lacks; when the store's read stopped at MaxActivityScan it is at
+	// least what the store counted.
+	velocity := func(v *risk.Velocity, stored, known pb.ActivityTally) {
+		n, sum := max(0, stored.Count-known.Count), max(0, stored.Sum-known.Sum)
+		for _, w := range []*risk.Window{&v.Minute, &v.Hour, &v.Day} {
+			w.Count = max(w.Count+n, stored.Count)
+			w.Sum = max(min(w.Sum, math.MaxInt64-sum)+sum, stored.Sum)
+		}
+	}
+	if at.agent != "" {
+		velocity(&in.AgentVelocity, stored.Agent, known.Agent)
+		in.DeclinesLastHour = max(in.DeclinesLastHour+max(0, stored.Declines-known.Declines), stored.Declines)
+	}
+	if in.MandateID != "" {
+		velocity(&in.MandateVelocity, stored.Mandate, known.Mandate)
+	}
+	velocity(&in.PayeeVelocity, stored.Payee, known.Payee)
+	in.PaidMerchantBefore = in.PaidMerchantBefore || stored.PaidMerchant
 	return nil
 }
 

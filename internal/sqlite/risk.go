@@ -55,6 +55,38 @@ func (s *Store) PaidMerchant(ctx context.Context, payerID, merchantID string) (b
 	return paid, nil
 }
 
+// PayerActivity reads the newest of the payer's payments from q.SinceID on
+// through payments_payer (payer_id, id), and tallies them with q.Add (in
+// Go: SQLite's sum fails on overflow rather than stop at the largest
+// integer). Only one process opens a SQLite store, so risk control does
+// not ask it; it is here for the Store contract.
+func (s *Store) PayerActivity(ctx context.Context, q pb.ActivityQuery) (pb.Activity, error) {
+	st, err := s.prepared(ctx, `SELECT merchant_id, agent_id, mandate_id, amount, status, decline_code
+		FROM payments WHERE payer_id = ? AND id >= ? ORDER BY id DESC LIMIT ?`)
+	if err != nil {
+		return pb.Activity{}, fmt.Errorf("couldn't tally the payments of %s: %w", q.PayerID, err)
+	}
+	rows, err := st.QueryContext(ctx, q.PayerID, q.SinceID, pb.MaxActivityScan)
+	if err != nil {
+		return pb.Activity{}, fmt.Errorf("couldn't tally the payments of %s: %w", q.PayerID, err)
+	}
+	defer rows.Close()
+	var a pb.Activity
+	for rows.Next() {
+		var p pb.RecentPayment
+		var status, decline string
+		if err := rows.Scan(&p.MerchantID, &p.AgentID, &p.MandateID, &p.Amount, &status, &decline); err != nil {
+			return pb.Activity{}, fmt.Errorf("couldn't tally the payments of %s: %w", q.PayerID, err)
+		}
+		p.Status, p.DeclineCode = pb.PaymentStatus(status), pb.Code(decline)
+		q.Add(&a, &p)
+	}
+	if err := rows.Err(); err != nil {
+		return pb.Activity{}, fmt.Errorf("couldn't tally the payments of %s: %w", q.PayerID, err)
+	}
+	return a, nil
+}
+
 // The risk rules and merchant flags are operator configuration, not
 // ledger state: they are written directly through the pool, like
 // DeleteNonces, never on the writer's connection, whose transaction the

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -303,4 +304,74 @@ func testMerchantFlags(t *testing.T, s pb.Store) {
 	set(pb.MerchantFlags{MerchantID: "mch_b", Flags: []string{}, UpdatedAt: t0.Add(time.Hour)})
 	set(pb.MerchantFlags{MerchantID: "mch_never", UpdatedAt: t0})
 	list("after clearing unflagged merchants", a, c)
+}
+
+// testPayerActivity: a payer's payments from an instant on (to the
+// millisecond), tallied by agent, mandate and payee without the declined
+// ones; the agent's declines other than risk control's and other than a
+// retry of the same payment; whether one paid the merchant; sums that stop
+// at the largest integer; at most MaxActivityScan payments, the newest.
+func testPayerActivity(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	since := t0.Add(10 * time.Second)
+	var ps []pb.Payment
+	add := func(at time.Time, payer, agent, mandate, merchant string, amount int64, status pb.PaymentStatus, decline pb.Code) {
+		p := payment(pb.NewID(pb.PrefixPayment, at), payer, merchant, agent, at)
+		p.MandateID, p.Amount, p.Status, p.DeclineCode = pb.OptString(mandate), amount, status, decline
+		if status != pb.StatusAuthorized {
+			p.AuthorizationExpiresAt = nil
+		}
+		if status == pb.StatusCaptured {
+			p.AmountCaptured = amount
+		}
+		ps = append(ps, p)
+	}
+	after := func(n int) time.Time { return since.Add(time.Duration(n) * time.Second) }
+	add(since.Add(-time.Millisecond), "usr_alice", "agt_a", "mdt_a", "mch_a", 100, pb.StatusCaptured, "") // before
+	add(since, "usr_alice", "agt_a", "mdt_a", "mch_a", 200, pb.StatusCaptured, "")
+	add(after(1), "usr_alice", "agt_a", "", "mch_b", 300, pb.StatusAuthorized, "")
+	add(after(2), "usr_alice", "agt_a", "mdt_a", "mch_a", 400, pb.StatusDeclined, pb.DeclineInsufficientFunds) // the same again
+	add(after(3), "usr_alice", "agt_a", "mdt_a", "mch_b", 500, pb.StatusDeclined, pb.DeclineMandateBudgetExhausted)
+	add(after(4), "usr_alice", "agt_a", "mdt_a", "mch_a", 600, pb.StatusDeclined, pb.DeclineRiskBlocked)
+	add(after(5), "usr_alice", "agt_a", "mdt_a", "mch_a", 700, pb.StatusDeclined, pb.DeclineInsufficientFunds)
+	add(after(6), "usr_alice", "agt_b", "mdt_b", "mch_a", 800, pb.StatusCanceled, "")
+	add(after(7), "usr_alice", "", "", "mch_a", 900, pb.StatusRequiresConfirmation, "")
+	add(after(8), "usr_bob", "agt_x", "mdt_a", "mch_a", 1000, pb.StatusCaptured, "") // another payer's
+	// Above MaxAmount, as no payment is: the sums still must not wrap.
+	for i := range 3 {
+		add(after(9).Add(time.Duration(i)*time.Millisecond), "usr_rich", "agt_r", "mdt_r", "mch_r", 1<<62, pb.StatusCaptured, "")
+	}
+	for i := range pb.MaxActivityScan + 2 {
+		add(after(20).Add(time.Duration(i)*time.Millisecond), "usr_many", "agt_m", "", "mch_m", 1000, pb.StatusAuthorized, "")
+	}
+	commit(t, s, &pb.Batch{Payments: ps})
+
+	floor := pb.IDFloor(pb.PrefixPayment, since)
+	for _, tc := range []struct {
+		name string
+		q    pb.ActivityQuery
+		want pb.Activity
+	}{
+		{"agent under a mandate", pb.ActivityQuery{PayerID: "usr_alice", SinceID: floor, AgentID: "agt_a", MandateID: "mdt_a", MerchantID: "mch_a", Amount: 400},
+			pb.Activity{Agent: pb.ActivityTally{Count: 2, Sum: 500}, Mandate: pb.ActivityTally{Count: 1, Sum: 200},
+				Payee: pb.ActivityTally{Count: 3, Sum: 1900}, Declines: 2, PaidMerchant: true, Scanned: 8}},
+		{"the user", pb.ActivityQuery{PayerID: "usr_alice", SinceID: floor, MerchantID: "mch_b", Amount: 1},
+			pb.Activity{Payee: pb.ActivityTally{Count: 1, Sum: 300}, PaidMerchant: true, Scanned: 8}},
+		{"a millisecond later", pb.ActivityQuery{PayerID: "usr_alice", SinceID: pb.IDFloor(pb.PrefixPayment, since.Add(time.Millisecond)),
+			AgentID: "agt_a", MandateID: "mdt_a", MerchantID: "mch_a", Amount: 400},
+			pb.Activity{Agent: pb.ActivityTally{Count: 1, Sum: 300}, Payee: pb.ActivityTally{Count: 2, Sum: 1700}, Declines: 2, Scanned: 7}},
+		{"nobody", pb.ActivityQuery{PayerID: "usr_nobody", SinceID: floor, AgentID: "agt_a", MerchantID: "mch_a"}, pb.Activity{}},
+		{"sums stop", pb.ActivityQuery{PayerID: "usr_rich", SinceID: floor, AgentID: "agt_r", MandateID: "mdt_r", MerchantID: "mch_r"},
+			pb.Activity{Agent: pb.ActivityTally{Count: 3, Sum: math.MaxInt64}, Mandate: pb.ActivityTally{Count: 3, Sum: math.MaxInt64},
+				Payee: pb.ActivityTally{Count: 3, Sum: math.MaxInt64}, PaidMerchant: true, Scanned: 3}},
+		{"at most MaxActivityScan", pb.ActivityQuery{PayerID: "usr_many", SinceID: floor, AgentID: "agt_m", MerchantID: "mch_m"},
+			pb.Activity{Agent: pb.ActivityTally{Count: pb.MaxActivityScan, Sum: 1000 * pb.MaxActivityScan},
+				Payee: pb.ActivityTally{Count: pb.MaxActivityScan, Sum: 1000 * pb.MaxActivityScan}, PaidMerchant: true, Scanned: pb.MaxActivityScan}},
+	} {
+		got, err := s.PayerActivity(ctx, tc.q)
+		if err != nil {
+			t.Fatalf("PayerActivity %s: %v", tc.name, err)
+		}
+		check(t, "PayerActivity "+tc.name, got, tc.want)
+	}
 }

@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"PaymentRisk", testPaymentRisk},
 		{"RecentPayments", testRecentPayments},
 		{"PaidMerchant", testPaidMerchant},
+		{"PayerActivity", testPayerActivity},
 		{"RiskRules", testRiskRules},
 		{"MerchantFlags", testMerchantFlags},
 	}
