@@ -57,6 +57,7 @@ const (
 	ErrSignatureRequired Code = "signature_required"
 	ErrKeyRevoked        Code = "key_revoked"
 	ErrForbidden         Code = "forbidden"
+	ErrSandboxOff        Code = "sandbox_off"
 
 	ErrNotFound      Code = "resource_missing"
 	ErrRouteNotFound Code = "route_not_found"
@@ -83,6 +84,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrBodyTooLarge: TypeInvalidRequest, ErrAmountTooLarge: TypeInvalidRequest,
 	ErrIdempotencyRequired: TypeInvalidRequest, ErrIdempotencyKey: TypeInvalidRequest,
 	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
+	ErrSandboxOff:  TypePermission,
 	ErrTOTPInvalid: TypeInvalidRequest, ErrTOTPState: TypeConflict, ErrConfirmationLocked: TypePermission,
 	ErrPasskeyInvalid: TypeInvalidRequest, ErrPasskeyState: TypeConflict,
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,

@@ -306,6 +306,21 @@ func (c *Client) Topup(ctx context.Context, amount int64, currency string) (*pb.
 	return &out, nil
 }
 
+// Fund (operator) credits user's wallet with amount minor units of currency
+// that arrived from outside Paybound; reference names that movement.
+func (c *Client) Fund(ctx context.Context, user string, amount int64, currency, reference string) (*pb.Topup, error) {
+	var out pb.Topup
+	in := struct {
+		Amount    int64  `json:"amount"`
+		Currency  string `json:"currency"`
+		Reference string `json:"reference"`
+	}{amount, currency, reference}
+	if err := c.call(ctx, call{method: http.MethodPost, path: "/v1/users/" + url.PathEscape(user) + "/fundings", in: in, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Balance returns the caller's balances, one per currency held (a user's
 // wallet or a merchant's account).
 func (c *Client) Balance(ctx context.Context) ([]pb.Balance, error) {

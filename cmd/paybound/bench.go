@@ -153,7 +153,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	dur := fs.Duration("duration", 5*time.Second, "how long to submit")
 	clients := fs.Int("clients", 128, "concurrent HTTP clients")
 	payers := fs.Int("payers", 128, "funded users paying")
-	url := fs.String("url", "", "server to load (default: start one in this process)")
+	url := fs.String("url", "", "server to load, started with --sandbox (default: start one in this process)")
 	key := fs.String("key", "", "operator key of --url's server")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	baseline := fs.Bool("baseline", true, "also load a server that commits each operation alone, and report the speedup")
@@ -241,7 +241,7 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		m.Stdout, m.Stderr = io.Discard, io.Discard
 		m.Logger = slog.New(slog.DiscardHandler)
 		m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", tmp
-		m.Config.DB = cfg.db
+		m.Config.DB, m.Config.Sandbox = cfg.db, true // the payers top up their wallets
 		// The load is a few payers paying one merchant thousands of times a
 		// minute: the velocity signals would rightly review it. They are
 		// raised out of the way; every payment is still assessed.

@@ -31,7 +31,8 @@ var clientCommands = [][2]string{
 	{"agent keygen [--out agent.key]", "an Ed25519 key for signed agent requests"},
 	{"agents keys add agt_… --public-key JWK|@FILE [--rotate-after 24h]", "user key"},
 	{"agents keys list agt_… | revoke agt_… KEYID", "user key"},
-	{"topup AMOUNT CURRENCY", "user key; e.g. topup 50.00 USD"},
+	{"topup AMOUNT CURRENCY", "user key, on a --sandbox server; e.g. topup 50.00 USD"},
+	{"fund usr_… AMOUNT CURRENCY --reference R", "operator key; money that arrived from outside"},
 	{"pay --merchant mch_… --amount 12.50 --currency USD", "user or agent key"},
 	{"    [--description D] [--mandate mdt_…] [--manual [--expires-in 2h]]", ""},
 	{"    [--payee-from user|untrusted] [--amount-from user|untrusted]", ""},
@@ -136,6 +137,8 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		err = cl.risk(rest)
 	case "topup":
 		err = cl.topup(rest)
+	case "fund":
+		err = cl.fund(rest)
 	case "pay":
 		err = cl.pay(rest)
 	case "capture":
@@ -469,6 +472,31 @@ func (cl *cli) topup(args []string) error {
 		return err
 	}
 	t, err := api.Topup(ctx, amount, currency)
+	if err != nil {
+		return err
+	}
+	return c.print(t, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %s: +%s to %s\n", t.ID, t.Status, money(t.Amount, t.Currency), t.UserID)
+	})
+}
+
+func (cl *cli) fund(args []string) error {
+	c := cl.command("fund", "fund usr_… AMOUNT CURRENCY --reference R   (operator key; AMOUNT is a decimal such as 50.00)", true)
+	ref := c.fs.String("reference", "", "the external movement that funds the wallet, such as a bank transfer's reference (required)")
+	pos, err := c.parse(args, "USER_ID", "AMOUNT", "CURRENCY")
+	if err != nil {
+		return err
+	}
+	currency := strings.ToUpper(pos[2])
+	amount, err := pb.ParseAmount(pos[1], currency)
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	t, err := api.Fund(ctx, pos[0], amount, currency, *ref)
 	if err != nil {
 		return err
 	}

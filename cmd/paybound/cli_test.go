@@ -32,6 +32,10 @@ func TestCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "12.34 USD") {
 		t.Fatalf("topup: %q %v", out, err)
 	}
+	out, _, err = w.cli(w.op, "fund", w.user, "0.66", "USD", "--reference", "wire #7")
+	if err != nil || !strings.Contains(out, "+0.66 USD to "+w.user) {
+		t.Fatalf("fund: %q %v", out, err)
+	}
 	out, _, err = w.cli(w.userKey, "pay", "--merchant", w.merch, "--amount", "30.00", "--currency", "USD", "--manual", "--json")
 	var p struct {
 		ID     string `json:"id"`
@@ -64,8 +68,8 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("refund: %q %v", out, err)
 	}
 	out, _, err = w.cli(w.userKey, "balance")
-	// 500.00 + 12.34 - 25.00 + 5.00
-	if err != nil || !strings.Contains(out, "492.34") {
+	// 500.00 + 12.34 + 0.66 - 25.00 + 5.00
+	if err != nil || !strings.Contains(out, "493.00") {
 		t.Fatalf("balance: %q %v", out, err)
 	}
 	out, _, err = w.cli(w.userKey, "payments", "list")

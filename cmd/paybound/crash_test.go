@@ -59,7 +59,7 @@ func loadRisk(t testing.TB, dir string) string {
 
 func startProcDB(t *testing.T, bin, dir, db string) *proc {
 	t.Helper()
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn", "--risk-config", loadRisk(t, dir)}
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn", "--risk-config", loadRisk(t, dir), "--sandbox"}
 	if db != "" {
 		args = append(args, "--db", db)
 	}

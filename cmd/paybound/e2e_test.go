@@ -42,6 +42,7 @@ func startMain(t testing.TB, dir string, configure func(*Main)) *Main {
 	m := NewMain()
 	m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", dir
 	m.Config.DB = storetest.Database(t, dir)
+	m.Config.Sandbox = true // the tests top wallets up; TestSandboxOff turns it off
 	m.Logger = slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m.Stdout, m.Stderr = tlog{t}, tlog{t}
 	m.PanicOnInvariant = true

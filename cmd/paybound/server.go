@@ -41,8 +41,13 @@ type Config struct {
 	// <data>/paybound.db, a SQLite file path, or a postgres:// URL, which
 	// several paybound processes may share.
 	DB string
-	// Demo seeds a funded demo user, a merchant and an agent (PAYBOUND_DEMO, --demo).
+	// Demo seeds a funded demo user, a merchant and an agent (PAYBOUND_DEMO,
+	// --demo), and turns the sandbox on.
 	Demo bool
+	// Sandbox turns on the sandbox funding rail: users top their wallets up
+	// with test money (PAYBOUND_SANDBOX, --sandbox). Off, only the operator
+	// funds wallets.
+	Sandbox bool
 	// FeeBPS is the platform fee in basis points of captured amounts
 	// (PAYBOUND_FEE_BPS, --fee-bps).
 	FeeBPS int64
@@ -172,7 +177,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	for _, e := range []struct {
 		name string
 		dst  any
-	}{{"PAYBOUND_DEMO", &c.Demo}, {"PAYBOUND_FEE_BPS", &c.FeeBPS}, {"PAYBOUND_MAX_BATCH", &c.MaxBatch},
+	}{{"PAYBOUND_DEMO", &c.Demo}, {"PAYBOUND_SANDBOX", &c.Sandbox}, {"PAYBOUND_FEE_BPS", &c.FeeBPS}, {"PAYBOUND_MAX_BATCH", &c.MaxBatch},
 		{"PAYBOUND_REQUIRE_SIGNATURES", &c.RequireSignatures}} {
 		v := getenv(e.name)
 		if v == "" {
@@ -197,7 +202,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (PAYBOUND_ADDR)")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (PAYBOUND_DATA)")
 	fs.StringVar(&c.DB, "db", c.DB, "database: empty for <data>/paybound.db, a SQLite file path, or a postgres:// URL (PAYBOUND_DB)")
-	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed a funded demo user, a merchant and an agent, and print their keys (PAYBOUND_DEMO)")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed a funded demo user, a merchant and an agent, and print their keys; turns --sandbox on (PAYBOUND_DEMO)")
+	fs.BoolVar(&c.Sandbox, "sandbox", c.Sandbox, "users top their wallets up with test money (POST /v1/topups); off, only the operator funds wallets (PAYBOUND_SANDBOX)")
 	fs.Int64Var(&c.FeeBPS, "fee-bps", c.FeeBPS, "platform fee in basis points of each capture (PAYBOUND_FEE_BPS)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (PAYBOUND_LOG_LEVEL)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most ledger operations per commit (PAYBOUND_MAX_BATCH)")
@@ -282,7 +288,7 @@ func (m *Main) Run(ctx context.Context) error {
 		OperatorKey: key, FeeBPS: m.Config.FeeBPS,
 		RequireSignatureDefault: m.Config.RequireSignatures, PasskeyRPID: m.Config.PasskeyRPID,
 		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, LogKey: logKey, WitnessPolicy: policy,
-		Risk: riskCfg}); err != nil {
+		Risk: riskCfg, Sandbox: m.Config.Sandbox || m.Config.Demo}); err != nil {
 		return err
 	}
 	m.Service.Start()

@@ -35,7 +35,7 @@ func FuzzCreatePayment(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: service.NewAPIKey(pb.RoleOperator), LogKey: logKey})
+	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: service.NewAPIKey(pb.RoleOperator), LogKey: logKey, Sandbox: true})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -72,6 +72,7 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "GET", Pattern: "/v1/agents/{id}/keys", handler: s.agentKeys},
 		{Method: "POST", Pattern: "/v1/agents/{id}/keys/{keyid}/revoke", Idempotent: true, handler: s.revokeAgentKey},
 		{Method: "POST", Pattern: "/v1/topups", Idempotent: true, handler: s.topup},
+		{Method: "POST", Pattern: "/v1/users/{id}/fundings", Idempotent: true, handler: s.fund},
 		{Method: "GET", Pattern: "/v1/balance", handler: s.balance},
 		{Method: "POST", Pattern: "/v1/payments", Idempotent: true, handler: s.createPayment},
 		{Method: "GET", Pattern: "/v1/payments", handler: s.listPayments},

@@ -120,9 +120,11 @@ type refundedData struct {
 }
 
 type topupData struct {
-	Amount   int64  `json:"amount"`
-	Currency string `json:"currency"`
-	TopupID  string `json:"topup_id"`
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency"`
+	Rail      string `json:"rail"` // sandbox, or operator
+	Reference string `json:"reference,omitempty"`
+	TopupID   string `json:"topup_id"`
 }
 
 // logPayment records an entry about p and moves p's log head to it.

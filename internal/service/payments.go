@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	pb "github.com/paybound/paybound"
@@ -145,38 +146,92 @@ func (s *Service) CreateAgent(ctx context.Context, caller pb.Principal, idem *Id
 	}))
 }
 
-// Topup (user) funds the caller's wallet from the sandbox funding rail.
+var errSandboxOff = pb.Errorf(pb.ErrSandboxOff, "", "the sandbox funding rail is off on this server: the operator funds wallets (POST /v1/users/{id}/fundings), or start the server with --sandbox for test money")
+
+// Topup (user) funds the caller's wallet from the sandbox funding rail,
+// when the server runs with it (Config.Sandbox).
 func (s *Service) Topup(ctx context.Context, caller pb.Principal, idem *Idempotency, amount int64, currency string) Result {
 	if err := requireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
+	if !s.cfg.Sandbox {
+		return Result{Err: errSandboxOff}
+	}
+	return s.credit(ctx, caller, idem, caller.ID, amount, currency, "")
+}
+
+// MaxFunding bounds one operator funding, in minor units (1,000,000.00 in
+// a currency of exponent 2): a typo of a few digits is refused, not paid.
+const MaxFunding = 100_000_000
+
+// MaxReferenceLength bounds a funding's reference.
+const MaxReferenceLength = 200
+
+// Fund (operator) credits user userID's wallet with amount of currency from
+// outside Paybound — what the funding rail of a real deployment (a bank
+// transfer received, a card payment acquired) reports. reference names
+// that external movement, for reconciliation; it is logged with the
+// funding, in the transparency log and the server log.
+func (s *Service) Fund(ctx context.Context, caller pb.Principal, idem *Idempotency, userID string, amount int64, currency, reference string) Result {
+	if err := requireRole(caller, pb.RoleOperator); err != nil {
+		return Result{Err: err}
+	}
+	if amount > MaxFunding {
+		return Result{Err: pb.Errorf(pb.ErrAmountTooLarge, "amount", "one funding is at most %d minor units; split a larger one", MaxFunding)}
+	}
+	if reference == "" || len(reference) > MaxReferenceLength || !utf8.ValidString(reference) || strings.ContainsFunc(reference, unicode.IsControl) {
+		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "reference", "reference must name the external movement that funds the wallet, 1 to %d printable characters", MaxReferenceLength)}
+	}
+	if !pb.HasPrefix(userID, pb.PrefixUser) {
+		return Result{Err: pb.Errorf(pb.ErrNotFound, "id", "no such user: %s", userID)}
+	}
+	if _, err := s.st.User(ctx, userID); pb.ErrorCode(err) == pb.ErrNotFound {
+		return Result{Err: pb.Errorf(pb.ErrNotFound, "id", "no such user: %s", userID)}
+	} else if err != nil {
+		return Result{Err: fmt.Errorf("couldn't look up user: %w", err)}
+	}
+	r := s.credit(ctx, caller, idem, userID, amount, currency, reference)
+	if t, ok := r.Value.(*pb.Topup); ok && r.Err == nil && !r.Replayed {
+		s.log.Info("operator funded a wallet", "user", userID, "amount", amount, "currency", currency, "reference", reference, "topup", t.ID)
+	}
+	return r
+}
+
+// credit moves amount of currency from outside Paybound into user's wallet,
+// as a top-up; reference is the operator's, empty for the sandbox rail.
+func (s *Service) credit(ctx context.Context, caller pb.Principal, idem *Idempotency, user string, amount int64, currency, reference string) Result {
 	if err := pb.ValidateAmount(amount, "amount"); err != nil {
 		return Result{Err: err}
 	}
 	if err := pb.ValidateCurrency(currency, "currency"); err != nil {
 		return Result{Err: err}
 	}
+	rail := "sandbox"
+	if reference != "" {
+		rail = "operator"
+	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
-		t := pb.Topup{ID: pb.NewID(pb.PrefixTopup, tx.Now()), Object: "topup", UserID: caller.ID, Amount: amount,
+		t := pb.Topup{ID: pb.NewID(pb.PrefixTopup, tx.Now()), Object: "topup", UserID: user, Amount: amount,
 			Currency: currency, Status: "succeeded", CreatedAt: now}
 		err := tx.Atomic(func() error {
 			src, err := tx.EnsureAccount(pb.OwnerFunding, currency, 0)
 			if err != nil {
 				return err
 			}
-			dst, err := tx.EnsureAccount(caller.ID, currency, walletFlags)
+			dst, err := tx.EnsureAccount(user, currency, walletFlags)
 			if err != nil {
 				return err
 			}
-			s.credited(caller.ID)
+			s.credited(user)
 			_, err = tx.Transfer(src, dst, amount, t.ID)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
-		logRecord(tx, caller.ID, pb.ActorOf(caller), pb.LogWalletToppedUp, topupData{TopupID: t.ID, Amount: amount, Currency: currency})
+		logRecord(tx, user, pb.ActorOf(caller), pb.LogWalletToppedUp, topupData{TopupID: t.ID, Amount: amount, Currency: currency,
+			Rail: rail, Reference: reference})
 		tx.AddTopup(t)
 		return &t, nil
 	}))

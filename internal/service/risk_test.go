@@ -196,7 +196,7 @@ func twoProcesses(t *testing.T, opts ...func(*service.Config)) (a, b *env) {
 			st.Close()
 			t.Fatal(err)
 		}
-		cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: opKey, LogKey: logKey}
+		cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: opKey, LogKey: logKey, Sandbox: true}
 		for _, o := range opts {
 			o(&cfg)
 		}

@@ -66,6 +66,10 @@ type Config struct {
 	WitnessPolicy []byte
 	// Risk holds risk control's thresholds (nil: risk.Defaults()).
 	Risk *risk.Config
+	// Sandbox turns on the sandbox funding rail: users top their own
+	// wallets up with any amount (POST /v1/topups). Off, wallets are funded
+	// only by the operator (Fund), each funding logged and bounded.
+	Sandbox bool
 }
 
 // Service is safe for concurrent use.

@@ -78,7 +78,8 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, LogKey: newLogKey(t)}
+	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, LogKey: newLogKey(t),
+		Sandbox: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
