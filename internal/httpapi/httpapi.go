@@ -20,6 +20,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/strictjson"
 )
 
 // MaxBodyBytes bounds every request body (1 MiB).
@@ -201,18 +202,18 @@ type request struct {
 	log    *slog.Logger
 }
 
-// decode reads the JSON body into v, rejecting unknown fields, and, for an
-// idempotent route, fixes the request hash over the decoded value (so that
-// whitespace and field order do not matter).
+// decode reads the JSON body into v and, for an idempotent route, fixes the
+// request hash over the decoded value (so that whitespace and field order do
+// not matter). An empty body is {}. The body is decoded strictly (see
+// strictjson): a document that another parser could read differently (a key
+// twice at any depth, a key that matches a field only case-insensitively,
+// invalid UTF-8) is refused, so that a proxy or an agent-side check that
+// reads the body sees the request Paybound runs; unknown fields are refused
+// too.
 func (q *request) decode(v any) error {
-	if len(bytes.TrimSpace(q.body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(q.body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(v); err != nil {
+	if len(bytes.Trim(q.body, jsonSpace)) > 0 {
+		if err := strictjson.Unmarshal(q.body, v); err != nil {
 			return decodeError(err)
-		}
-		if dec.More() {
-			return pb.Errorf(pb.ErrInvalidJSON, "", "the body must hold exactly one JSON object")
 		}
 	}
 	if q.idem != nil {
@@ -225,10 +226,22 @@ func (q *request) decode(v any) error {
 	return nil
 }
 
+// jsonSpace is the white space JSON allows (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
+
 func decodeError(err error) error {
+	var strict *strictjson.Error
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &strict):
+		switch strict.Kind {
+		case strictjson.UnknownField, strictjson.CaseMismatch:
+			return pb.Errorf(pb.ErrUnknownField, strict.Path, "%v", strict)
+		case strictjson.DuplicateKey, strictjson.InvalidUTF8:
+			return pb.Errorf(pb.ErrInvalidJSON, strict.Path, "%v", strict)
+		}
+		return pb.Errorf(pb.ErrInvalidJSON, "", "the body is not valid JSON: %v", strict)
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return pb.Errorf(pb.ErrInvalidJSON, "", "the body is not valid JSON: %v", err)
 	case errors.As(err, &typ):
@@ -239,7 +252,7 @@ func decodeError(err error) error {
 			return pb.Errorf(pb.ErrInvalidAmount, "amount", "amount must be an integer number of minor units between 1 and %d", pb.MaxAmount)
 		}
 		return pb.Errorf(pb.ErrParameterInvalid, typ.Field, "%s must be a JSON %s", typ.Field, typ.Type.Kind())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
+	case strings.HasPrefix(err.Error(), "json: unknown field "): // strictjson refuses these first
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return pb.Errorf(pb.ErrUnknownField, field, "unknown field %q", field)
 	}
@@ -432,6 +445,9 @@ func (s *Server) createAgent(q *request) (int, any, error) {
 		PublicKey json.RawMessage `json:"public_key"`
 	}
 	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if err := checkJWK(in.PublicKey); err != nil {
 		return 0, nil, err
 	}
 	return q.run(201, func() service.Result { return s.svc.CreateAgent(q.ctx, q.caller, q.idem, in.Name, in.PublicKey) })
@@ -787,12 +803,38 @@ func (s *Server) addAgentKey(q *request) (int, any, error) {
 	if len(in.PublicKey) == 0 {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "public_key", "public_key is required: an Ed25519 JWK")
 	}
+	if err := checkJWK(in.PublicKey); err != nil {
+		return 0, nil, err
+	}
 	if in.RotateAfterSeconds < 0 || in.RotateAfterSeconds > 30*24*3600 {
 		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "rotate_after_seconds", "rotate_after_seconds must be between 0 and 2592000 (30 days)")
 	}
 	id := q.r.PathValue("id")
 	rotate := time.Duration(in.RotateAfterSeconds) * time.Second
 	return q.run(201, func() service.Result { return s.svc.AddAgentKey(q.ctx, q.caller, q.idem, id, in.PublicKey, rotate) })
+}
+
+// checkJWK refuses a public_key in which a member that Paybound reads is
+// named with other letter cases ("X" for "x"): JWK member names are
+// case-sensitive (RFC 7517 §4), so another parser ignores "X" where
+// encoding/json would read it as the key. Other members (kid, use) are
+// allowed, as JWKs carry them. Duplicates and invalid UTF-8 were refused
+// with the body.
+func checkJWK(raw json.RawMessage) error {
+	var k struct {
+		Kty string `json:"kty"`
+		Crv string `json:"crv"`
+		X   string `json:"x"`
+		D   string `json:"d"`
+	}
+	if len(raw) == 0 {
+		return nil
+	}
+	var e *strictjson.Error
+	if err := (strictjson.Options{AllowUnknownFields: true}).Unmarshal(raw, &k); errors.As(err, &e) {
+		return pb.Errorf(pb.ErrParameterInvalid, "public_key", "public_key: %v", e)
+	}
+	return nil // type errors are ParseEd25519JWK's to explain
 }
 
 func (s *Server) agentKeys(q *request) (int, any, error) {

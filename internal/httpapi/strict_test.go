@@ -1,0 +1,141 @@
+package httpapi_test
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// do sends one request; each value of header is sent as its own header
+// line. A POST gets a fresh Idempotency-Key unless header has one.
+func (fx *fixture) do(t *testing.T, method, path, key string, header http.Header, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for k, vs := range header {
+		req.Header[http.CanonicalHeaderKey(k)] = vs
+	}
+	if key != "" && len(req.Header.Values("Authorization")) == 0 {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if method == "POST" && len(req.Header.Values("Idempotency-Key")) == 0 {
+		fx.seq++
+		req.Header.Set("Idempotency-Key", "strict-"+strconv.Itoa(fx.seq))
+	}
+	rec := httptest.NewRecorder()
+	fx.h.ServeHTTP(rec, req)
+	var out map[string]any
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Code, out
+}
+
+var jsonType = http.Header{"Content-Type": {"application/json"}}
+
+func errorOf(body map[string]any) (code, param, message string) {
+	e, _ := body["error"].(map[string]any)
+	code, _ = e["code"].(string)
+	param, _ = e["param"].(string)
+	message, _ = e["message"].(string)
+	return code, param, message
+}
+
+// state is what a refused request must leave as it was: the user's
+// balances and payments, and the merchant's.
+func (fx *fixture) state(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, key := range []string{fx.userKey, fx.merchantKey} {
+		for _, path := range []string{"/v1/balance", "/v1/payments?limit=100"} {
+			status, body := fx.do(t, "GET", path, key, nil, "")
+			if status != 200 {
+				t.Fatalf("GET %s: %d %v", path, status, body)
+			}
+			j, _ := json.Marshal(body)
+			b.Write(j)
+		}
+	}
+	return b.String()
+}
+
+// TestAmbiguousBodiesRefused: a body that a proxy or an agent-side check
+// could read otherwise than Paybound (a key twice, a key in other letter
+// cases, invalid UTF-8, a second document) is refused with a 400 naming
+// the key, and nothing changes.
+func TestAmbiguousBodiesRefused(t *testing.T) {
+	fx := newFixture(t)
+	pay := func(extra string) string {
+		return `{"amount":100,"currency":"USD","merchant_id":"` + fx.merchant + `"` + extra + `}`
+	}
+	for _, c := range []struct {
+		name, path, body string
+		code, param      string
+	}{
+		{"amount twice", "/v1/payments", `{"amount":1,"currency":"USD","merchant_id":"` + fx.merchant + `","amount":250}`, "invalid_json", "amount"},
+		{"amount twice, once escaped", "/v1/payments", pay(`,"\u0061mount":250`), "invalid_json", "amount"},
+		{"merchant_id in capitals", "/v1/payments", `{"amount":100,"currency":"USD","MERCHANT_ID":"` + fx.merchant + `"}`, "unknown_field", "MERCHANT_ID"},
+		{"currency beside Currency", "/v1/payments", pay(`,"Currency":"EUR"`), "unknown_field", "Currency"},
+		{"metadata key twice", "/v1/payments", pay(`,"metadata":{"order":"1","order":"2"}`), "invalid_json", "metadata.order"},
+		{"nested key twice", "/v1/payments", pay(`,"provenance":{"payee":"user","payee":"untrusted"}`), "invalid_json", "provenance.payee"},
+		{"nested key in capitals", "/v1/payments", pay(`,"provenance":{"PAYEE":"user"}`), "unknown_field", "provenance.PAYEE"},
+		{"nested unknown key", "/v1/payments", pay(`,"provenance":{"source":"x"}`), "unknown_field", "provenance.source"},
+		{"invalid UTF-8", "/v1/payments", pay(",\"description\":\"caf\xe9\""), "invalid_json", "description"},
+		{"invalid UTF-8 in a metadata key", "/v1/payments", pay(",\"metadata\":{\"\xff\":\"x\"}"), "invalid_json", "metadata"},
+		{"unpaired surrogate", "/v1/payments", pay(`,"description":"\udc00"`), "invalid_json", "description"},
+		{"a second document", "/v1/payments", pay("") + `{"amount":250}`, "invalid_json", ""},
+		{"top-up amount twice", "/v1/topups", `{"amount":1,"currency":"USD","amount":100000}`, "invalid_json", "amount"},
+		{"capture amount in capitals", "/v1/payments/pay_00000000000000000000000000/capture", `{"Amount":1}`, "unknown_field", "Amount"},
+		// Type errors answer as before.
+		{"amount a string", "/v1/payments", `{"amount":"250","currency":"USD","merchant_id":"` + fx.merchant + `"}`, "invalid_amount", "amount"},
+		{"metadata value a number", "/v1/payments", pay(`,"metadata":{"a":1}`), "parameter_invalid", "metadata"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := fx.state(t)
+			key := fx.userKey
+			if strings.Contains(c.path, "capture") {
+				key = fx.merchantKey
+			}
+			status, body := fx.do(t, "POST", c.path, key, jsonType, c.body)
+			code, param, msg := errorOf(body)
+			if status != 400 || code != c.code || param != c.param || msg == "" {
+				t.Fatalf("%d %s (param %q): %v; want 400 %s (param %q)", status, code, param, body, c.code, c.param)
+			}
+			if after := fx.state(t); after != before {
+				t.Fatalf("a refused request changed state:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}
+
+// TestJWKMemberCase: a public key with "X" beside "x" is refused (JWK
+// member names are case-sensitive, so another parser would ignore "X"),
+// while members Paybound does not read are still allowed.
+func TestJWKMemberCase(t *testing.T) {
+	fx := newFixture(t)
+	pub1, _, _ := ed25519.GenerateKey(nil)
+	pub2, _, _ := ed25519.GenerateKey(nil)
+	x1, x2 := base64.RawURLEncoding.EncodeToString(pub1), base64.RawURLEncoding.EncodeToString(pub2)
+	status, ag := fx.do(t, "POST", "/v1/agents", fx.userKey, jsonType,
+		`{"name":"a","public_key":{"kty":"OKP","crv":"Ed25519","x":"`+x1+`","kid":"mine","use":"sig"}}`)
+	if status != 201 {
+		t.Fatalf("a JWK with kid and use: %d %v", status, ag)
+	}
+	for _, c := range []struct{ path, body string }{
+		{"/v1/agents", `{"name":"b","public_key":{"kty":"OKP","crv":"Ed25519","x":"` + x1 + `","X":"` + x2 + `"}}`},
+		{"/v1/agents", `{"name":"b","public_key":{"KTY":"OKP","crv":"Ed25519","x":"` + x1 + `"}}`},
+		{"/v1/agents/" + ag["id"].(string) + "/keys", `{"public_key":{"kty":"OKP","crv":"Ed25519","X":"` + x2 + `","x":"` + x1 + `"}}`},
+	} {
+		status, resp := fx.do(t, "POST", c.path, fx.userKey, jsonType, c.body)
+		code, param, _ := errorOf(resp)
+		if status != 400 || code != "parameter_invalid" || param != "public_key" {
+			t.Errorf("POST %s %s: %d %v; want 400 parameter_invalid public_key", c.path, c.body, status, resp)
+		}
+	}
+	status, keys := fx.do(t, "GET", "/v1/agents/"+ag["id"].(string)+"/keys", fx.userKey, nil, "")
+	if data, _ := keys["data"].([]any); status != 200 || len(data) != 1 {
+		t.Fatalf("after the refusals the agent has keys %v", keys)
+	}
+}
