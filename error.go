@@ -44,6 +44,8 @@ const (
 	ErrTOTPState           Code = "totp_state"
 	ErrPasskeyInvalid      Code = "passkey_invalid"
 	ErrPasskeyState        Code = "passkey_state"
+	// A request body not sent as Content-Type: application/json: 415.
+	ErrUnsupportedMediaType Code = "unsupported_media_type"
 
 	ErrUnauthenticated Code = "unauthenticated"
 	// Refusals of signed agent requests (RFC 9421), all 401.
@@ -82,7 +84,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrIdempotencyRequired: TypeInvalidRequest, ErrIdempotencyKey: TypeInvalidRequest,
 	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
 	ErrTOTPInvalid: TypeInvalidRequest, ErrTOTPState: TypeConflict,
-	ErrPasskeyInvalid: TypeInvalidRequest, ErrPasskeyState: TypeConflict,
+	ErrPasskeyInvalid: TypeInvalidRequest, ErrPasskeyState: TypeConflict, ErrUnsupportedMediaType: TypeInvalidRequest,
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
 	ErrSignatureMissing: TypeAuthentication, ErrSignatureInvalid: TypeAuthentication,
 	ErrSignatureExpired: TypeAuthentication, ErrSignatureReplayed: TypeAuthentication,

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -140,6 +141,8 @@ func statusOf(err error) int {
 		return http.StatusUnprocessableEntity
 	case pb.ErrMethod:
 		return http.StatusMethodNotAllowed
+	case pb.ErrUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	case pb.ErrUnavailable, pb.ErrLedgerStopped:
 		return http.StatusServiceUnavailable
 	}
@@ -265,6 +268,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := &request{r: r, ctx: r.Context(), log: s.log}
+		if err := singleHeaders(r); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
 		if r.Method == http.MethodPost {
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 			if err != nil {
@@ -274,6 +281,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 				} else {
 					writeError(w, s.log, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err))
 				}
+				return
+			}
+			if err := checkContentType(r.Header.Values("Content-Type"), body); err != nil {
+				writeError(w, s.log, err)
 				return
 			}
 			q.body = body
@@ -349,6 +360,47 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 		writeRaw(w, status, body)
 	})
+}
+
+// singleHeaders refuses a request that sends Authorization or
+// Idempotency-Key twice: Go reads the first, another server or proxy may
+// read the last or both, and they would not agree on who asks, or on which
+// request a retry repeats.
+func singleHeaders(r *http.Request) error {
+	if n := len(r.Header.Values("Authorization")); n > 1 {
+		return pb.Errorf(pb.ErrParameterInvalid, "Authorization", "send one Authorization header, not %d", n)
+	}
+	if n := len(r.Header.Values("Idempotency-Key")); n > 1 {
+		return pb.Errorf(pb.ErrIdempotencyKey, "Idempotency-Key", "send one Idempotency-Key header, not %d", n)
+	}
+	return nil
+}
+
+// checkContentType refuses a POST body not declared as JSON: one
+// Content-Type, application/json, with no parameter but charset=utf-8. A
+// body of another type is one that a proxy or a firewall may read as that
+// type (a form, say) while Paybound reads JSON, and one a browser sends
+// cross-origin without asking first. A POST that sends no Content-Type
+// may have no body (cancel, revoke, a capture of the whole hold): there is
+// nothing to read in two ways.
+func checkContentType(values []string, body []byte) error {
+	const want = "send the body as JSON, with Content-Type: application/json"
+	switch {
+	case len(values) > 1:
+		return pb.Errorf(pb.ErrUnsupportedMediaType, "Content-Type", "send one Content-Type header, not %d; %s", len(values), want)
+	case len(values) == 0 && len(body) == 0:
+		return nil
+	case len(values) == 0:
+		return pb.Errorf(pb.ErrUnsupportedMediaType, "Content-Type", "the request has a body but no Content-Type; %s", want)
+	}
+	mt, params, err := mime.ParseMediaType(values[0])
+	if err == nil && mt == "application/json" {
+		cs, ok := params["charset"]
+		if len(params) == 0 || (len(params) == 1 && ok && strings.EqualFold(cs, "utf-8")) {
+			return nil
+		}
+	}
+	return pb.Errorf(pb.ErrUnsupportedMediaType, "Content-Type", "Content-Type %.100q is not accepted; %s (charset=utf-8 may be added)", values[0], want)
 }
 
 // bearer authenticates r by its Authorization: Bearer key.

@@ -110,6 +110,94 @@ func TestAmbiguousBodiesRefused(t *testing.T) {
 	}
 }
 
+// TestContentType: a POST body must be sent as application/json (charset
+// utf-8 allowed); anything else is 415 and changes nothing. A POST with no
+// body needs no Content-Type.
+func TestContentType(t *testing.T) {
+	fx := newFixture(t)
+	body := `{"amount":100,"currency":"USD","merchant_id":"` + fx.merchant + `","capture_method":"manual"}`
+	before := fx.state(t)
+	for _, ct := range [][]string{
+		{"application/x-www-form-urlencoded"}, // curl -d without -H
+		{"text/plain"},                        // a browser's cross-origin POST without preflight
+		{"multipart/form-data; boundary=x"},
+		nil, // a body with no Content-Type
+		{"application/json; charset=iso-8859-1"},
+		{"application/json; charset=utf-16"},
+		{"application/json; profile=x"},
+		{"application/merge-patch+json"},
+		{"application/json", "application/json"},
+		{"application/json;;"},
+	} {
+		status, resp := fx.do(t, "POST", "/v1/payments", fx.userKey, http.Header{"Content-Type": ct}, body)
+		code, param, msg := errorOf(resp)
+		if status != http.StatusUnsupportedMediaType || code != "unsupported_media_type" || param != "Content-Type" || msg == "" {
+			t.Errorf("Content-Type %q: %d %v; want 415 unsupported_media_type", ct, status, resp)
+		}
+	}
+	// An empty body with a Content-Type that is not JSON is refused too.
+	if status, resp := fx.do(t, "POST", "/v1/payments/pay_00000000000000000000000000/cancel", fx.merchantKey,
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, ""); status != 415 {
+		t.Errorf("empty form body: %d %v", status, resp)
+	}
+	if after := fx.state(t); after != before {
+		t.Fatalf("refused requests changed state:\nbefore %s\nafter  %s", before, after)
+	}
+
+	var ids []string
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", `Application/JSON;Charset="UTF-8"`} {
+		status, resp := fx.do(t, "POST", "/v1/payments", fx.userKey, http.Header{"Content-Type": {ct}}, body)
+		if status != 201 {
+			t.Fatalf("Content-Type %q: %d %v", ct, status, resp)
+		}
+		ids = append(ids, resp["id"].(string))
+	}
+	// No body and no Content-Type, as the Go SDK and the CLI send them: the
+	// whole hold captured, a cancel; and an empty JSON body.
+	for i, path := range []string{"/v1/payments/" + ids[0] + "/capture", "/v1/payments/" + ids[1] + "/cancel"} {
+		if status, resp := fx.do(t, "POST", path, fx.merchantKey, nil, ""); status != 200 {
+			t.Fatalf("%d: POST %s with no body: %d %v", i, path, status, resp)
+		}
+	}
+	if status, resp := fx.do(t, "POST", "/v1/payments/"+ids[2]+"/cancel", fx.merchantKey, jsonType, ""); status != 200 {
+		t.Fatalf("cancel with an empty JSON body: %d %v", status, resp)
+	}
+}
+
+// TestHeadersTwice: two Authorization or Idempotency-Key headers are
+// refused, as Go would read the first and another server the last.
+func TestHeadersTwice(t *testing.T) {
+	fx := newFixture(t)
+	body := `{"amount":100,"currency":"USD","merchant_id":"` + fx.merchant + `"}`
+	before := fx.state(t)
+	for _, c := range []struct {
+		name         string
+		method, path string
+		header       http.Header
+		code, param  string
+	}{
+		{"two keys", "POST", "/v1/payments", http.Header{"Authorization": {"Bearer " + fx.userKey, "Bearer " + fx.merchantKey}, "Content-Type": {"application/json"}},
+			"parameter_invalid", "Authorization"},
+		{"the same key twice", "GET", "/v1/balance", http.Header{"Authorization": {"Bearer " + fx.userKey, "Bearer " + fx.userKey}},
+			"parameter_invalid", "Authorization"},
+		{"an empty one first", "POST", "/v1/payments", http.Header{"Authorization": {"", "Bearer " + fx.userKey}, "Content-Type": {"application/json"}},
+			"parameter_invalid", "Authorization"},
+		{"two idempotency keys", "POST", "/v1/payments", http.Header{"Idempotency-Key": {"a", "b"}, "Content-Type": {"application/json"}},
+			"idempotency_key_invalid", "Idempotency-Key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, resp := fx.do(t, c.method, c.path, fx.userKey, c.header, body)
+			code, param, msg := errorOf(resp)
+			if status != 400 || code != c.code || param != c.param || msg == "" {
+				t.Fatalf("%d %v; want 400 %s (param %q)", status, resp, c.code, c.param)
+			}
+		})
+	}
+	if after := fx.state(t); after != before {
+		t.Fatalf("refused requests changed state:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
 // TestJWKMemberCase: a public key with "X" beside "x" is refused (JWK
 // member names are case-sensitive, so another parser would ignore "X"),
 // while members Paybound does not read are still allowed.
