@@ -243,6 +243,8 @@ func decodeError(err error) error {
 			return pb.Errorf(pb.ErrUnknownField, strict.Path, "%v", strict)
 		case strictjson.DuplicateKey, strictjson.InvalidUTF8:
 			return pb.Errorf(pb.ErrInvalidJSON, strict.Path, "%v", strict)
+		case strictjson.TooDeep:
+			return pb.Errorf(pb.ErrInvalidJSON, "", "the body is refused: %v", strict)
 		}
 		return pb.Errorf(pb.ErrInvalidJSON, "", "the body is not valid JSON: %v", strict)
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):

@@ -88,6 +88,7 @@ func TestAmbiguousBodiesRefused(t *testing.T) {
 		{"a second document", "/v1/payments", pay("") + `{"amount":250}`, "invalid_json", ""},
 		{"top-up amount twice", "/v1/topups", `{"amount":1,"currency":"USD","amount":100000}`, "invalid_json", "amount"},
 		{"capture amount in capitals", "/v1/payments/pay_00000000000000000000000000/capture", `{"Amount":1}`, "unknown_field", "Amount"},
+		{"nested past the limit", "/v1/payments", pay(`,"metadata":` + strings.Repeat("[", 70) + strings.Repeat("]", 70)), "invalid_json", ""},
 		// Type errors answer as before.
 		{"amount a string", "/v1/payments", `{"amount":"250","currency":"USD","merchant_id":"` + fx.merchant + `"}`, "invalid_amount", "amount"},
 		{"metadata value a number", "/v1/payments", pay(`,"metadata":{"a":1}`), "parameter_invalid", "metadata"},

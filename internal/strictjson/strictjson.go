@@ -9,7 +9,8 @@
 // "amount", or matches names exactly, then sees another payment than the one
 // Paybound makes. Unmarshal refuses every such document; what it accepts it
 // hands to encoding/json, so that it decodes exactly as encoding/json does,
-// and any conforming parser reads it alike.
+// and a parser that matches names exactly, as RFC 8259 parsers do, reads
+// the same members.
 //
 // The package is pure: no I/O, and no state but a cache of the field names
 // of the types it has decoded into.
