@@ -44,8 +44,6 @@ const (
 	ErrTOTPState           Code = "totp_state"
 	ErrPasskeyInvalid      Code = "passkey_invalid"
 	ErrPasskeyState        Code = "passkey_state"
-	// A request body not sent as Content-Type: application/json: 415.
-	ErrUnsupportedMediaType Code = "unsupported_media_type"
 
 	ErrUnauthenticated Code = "unauthenticated"
 	// Refusals of signed agent requests (RFC 9421), all 401.
@@ -74,6 +72,9 @@ const (
 	ErrUnavailable   Code = "unavailable"
 	ErrInternal      Code = "internal"
 	ErrLedgerStopped Code = "ledger_stopped"
+
+	// A request body not sent as Content-Type: application/json (HTTP 415).
+	ErrUnsupportedMediaType Code = "unsupported_media_type"
 )
 
 var codeTypes = map[Code]ErrorType{
@@ -84,7 +85,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrIdempotencyRequired: TypeInvalidRequest, ErrIdempotencyKey: TypeInvalidRequest,
 	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
 	ErrTOTPInvalid: TypeInvalidRequest, ErrTOTPState: TypeConflict,
-	ErrPasskeyInvalid: TypeInvalidRequest, ErrPasskeyState: TypeConflict, ErrUnsupportedMediaType: TypeInvalidRequest,
+	ErrPasskeyInvalid: TypeInvalidRequest, ErrPasskeyState: TypeConflict,
 	ErrUnauthenticated: TypeAuthentication, ErrForbidden: TypePermission,
 	ErrSignatureMissing: TypeAuthentication, ErrSignatureInvalid: TypeAuthentication,
 	ErrSignatureExpired: TypeAuthentication, ErrSignatureReplayed: TypeAuthentication,
@@ -101,6 +102,7 @@ var codeTypes = map[Code]ErrorType{
 	DeclineMandateCondition: TypeDeclined, DeclineRiskBlocked: TypeDeclined,
 	ErrRateLimited: TypeRateLimited, ErrUnavailable: TypeInternal,
 	ErrInternal: TypeInternal, ErrLedgerStopped: TypeInternal,
+	ErrUnsupportedMediaType: TypeInvalidRequest,
 }
 
 // Type returns the class of c; unknown codes are internal errors.
