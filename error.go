@@ -75,6 +75,9 @@ const (
 	ErrUnavailable   Code = "unavailable"
 	ErrInternal      Code = "internal"
 	ErrLedgerStopped Code = "ledger_stopped"
+
+	// A request body not sent as Content-Type: application/json (HTTP 415).
+	ErrUnsupportedMediaType Code = "unsupported_media_type"
 )
 
 var codeTypes = map[Code]ErrorType{
@@ -103,6 +106,7 @@ var codeTypes = map[Code]ErrorType{
 	DeclineMandateCondition: TypeDeclined, DeclineRiskBlocked: TypeDeclined,
 	ErrRateLimited: TypeRateLimited, ErrUnavailable: TypeInternal,
 	ErrInternal: TypeInternal, ErrLedgerStopped: TypeInternal,
+	ErrUnsupportedMediaType: TypeInvalidRequest,
 }
 
 // Type returns the class of c; unknown codes are internal errors.

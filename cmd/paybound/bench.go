@@ -273,6 +273,9 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		if err != nil {
 			return err
 		}
+		if rd != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Idempotency-Key", "bench-"+strconv.FormatInt(time.Now().UnixNano(), 36)+"-"+strconv.FormatInt(seq.Add(1), 36))
 		resp, err := hc.Do(req)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/strictjson"
 )
 
 // agentKeyFile is an agent's private key as a JWK (RFC 8037), as keygen
@@ -38,8 +39,9 @@ func loadAgentKey(path string) (string, ed25519.PrivateKey, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("couldn't read the agent key: %w", err)
 	}
+	// Members other tools add (kid, use) are skipped; "D" for "d" is not.
 	var k agentKeyFile
-	if err := json.Unmarshal(b, &k); err != nil || k.Kty != "OKP" || k.Crv != "Ed25519" {
+	if err := (strictjson.Options{AllowUnknownFields: true}).Unmarshal(b, &k); err != nil || k.Kty != "OKP" || k.Crv != "Ed25519" {
 		return "", nil, fmt.Errorf("%s is not an Ed25519 JWK private key (make one with paybound agent keygen)", path)
 	}
 	seed, err := base64.RawURLEncoding.DecodeString(k.D)

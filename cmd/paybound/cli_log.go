@@ -16,6 +16,7 @@ import (
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
 	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/strictjson"
 	tl "github.com/paybound/paybound/internal/tlog"
 )
 
@@ -117,7 +118,7 @@ func (cl *cli) verifyReceipt(args []string) error {
 		return err
 	}
 	var r client.Receipt
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := (strictjson.Options{AllowUnknownFields: true}).Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("%s is not a receipt: %w", pos[0], err)
 	}
 	v, err := client.VerifyReceipt(&r, vkey)
@@ -214,7 +215,7 @@ func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.
 	case err != nil:
 		return "", err
 	default:
-		if err := json.Unmarshal(b, &seen); err != nil {
+		if err := strictjson.Unmarshal(b, &seen); err != nil {
 			return "", fmt.Errorf("%s is not a file of seen checkpoints: %w", path, err)
 		}
 	}

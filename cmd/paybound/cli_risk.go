@@ -18,6 +18,7 @@ import (
 	"github.com/paybound/paybound/client"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/strictjson"
 )
 
 func (cl *cli) risk(args []string) error {
@@ -238,9 +239,7 @@ func (cl *cli) replayRisk(args []string) error {
 			Action     pb.RiskDecision `json:"action"`
 			Priority   *int            `json:"priority"`
 		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
+		if err := strictjson.Unmarshal(b, &in); err != nil {
 			return fmt.Errorf("%s: want a JSON array of {name, expression, action, priority}: %w", *rulesFile, err)
 		}
 		if len(in) > pb.MaxRiskRules {
@@ -329,17 +328,17 @@ func replay(ctx context.Context, r io.Reader, cfg *risk.Config, rules []*risk.Ru
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
+		// Fields a newer export adds are skipped; a key twice, or in
+		// other letter cases, is refused, as the server refuses it.
 		var at pb.RiskAttempt
-		if err := json.Unmarshal(sc.Bytes(), &at); err != nil {
+		if err := (strictjson.Options{AllowUnknownFields: true}).Unmarshal(sc.Bytes(), &at); err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
 		if len(at.Input) == 0 {
 			return nil, fmt.Errorf("line %d: no \"input\": each line is an attempt as paybound risk export writes it", line)
 		}
 		var in risk.Input
-		dec := json.NewDecoder(bytes.NewReader(at.Input))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
+		if err := strictjson.Unmarshal(at.Input, &in); err != nil {
 			return nil, fmt.Errorf("line %d: input: %w", line, err)
 		}
 		switch at.Label {

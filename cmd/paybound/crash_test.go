@@ -117,6 +117,7 @@ func post(base, path, key, idem string, body []byte) (int, []byte, http.Header, 
 	req, _ := http.NewRequest("POST", base+path, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Idempotency-Key", idem)
+	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, nil, err

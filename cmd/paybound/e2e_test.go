@@ -79,7 +79,8 @@ func (r resp) errField(k string) string {
 }
 
 // call sends one request. body may be nil, a string (sent as is) or a value
-// (sent as JSON). idem "" sends a fresh key on POST; "-" sends none.
+// (sent as JSON), and goes as Content-Type: application/json. idem "" sends
+// a fresh key on POST; "-" sends none.
 func (a *api) call(method, path, key, idem string, body any) resp {
 	a.t.Helper()
 	var rd io.Reader
@@ -96,6 +97,9 @@ func (a *api) call(method, path, key, idem string, body any) resp {
 	req, err := http.NewRequest(method, a.base+path, rd)
 	if err != nil {
 		a.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -322,6 +326,9 @@ func TestBadInput(t *testing.T) {
 	pay := func(extra string) string {
 		return `{"amount":100,"currency":"USD","merchant_id":"` + w.merch + `"` + extra + `}`
 	}
+	mandate := func(fields string) string {
+		return `{"agent_id":"` + w.agent + `","currency":"USD",` + fields + `}`
+	}
 	big := `{"name":"` + strings.Repeat("x", 1<<20) + `"}`
 	cases := []struct {
 		name              string
@@ -335,6 +342,19 @@ func TestBadInput(t *testing.T) {
 		{"not an object", "POST", "/v1/payments", w.userKey, "", `[1,2]`, 400, "invalid_json", ""},
 		{"two objects", "POST", "/v1/payments", w.userKey, "", pay("") + pay(""), 400, "invalid_json", ""},
 		{"unknown field", "POST", "/v1/payments", w.userKey, "", pay(`,"amout":5`), 400, "unknown_field", "amout"},
+		// Bodies that another parser (a proxy, an agent-side check) could read
+		// otherwise than Paybound.
+		{"amount twice", "POST", "/v1/payments", w.userKey, "", `{"amount":1,"currency":"USD","merchant_id":"` + w.merch + `","amount":250}`, 400, "invalid_json", "amount"},
+		{"amount twice, once escaped", "POST", "/v1/payments", w.userKey, "", pay(`,"\u0061mount":250`), 400, "invalid_json", "amount"},
+		{"merchant_id in capitals", "POST", "/v1/payments", w.userKey, "", `{"amount":100,"currency":"USD","MERCHANT_ID":"` + w.merch + `"}`, 400, "unknown_field", "MERCHANT_ID"},
+		{"metadata key twice", "POST", "/v1/payments", w.userKey, "", pay(`,"metadata":{"a":"1","a":"2"}`), 400, "invalid_json", "metadata.a"},
+		{"description not UTF-8", "POST", "/v1/payments", w.userKey, "", pay(",\"description\":\"caf\xe9\""), 400, "invalid_json", "description"},
+		{"description unpaired surrogate", "POST", "/v1/payments", w.userKey, "", pay(`,"description":"\ud83d"`), 400, "invalid_json", "description"},
+		{"mandate max_amount twice", "POST", "/v1/mandates", w.userKey, "", mandate(`"max_amount":1,"budget":{"amount":1000,"period":"week"},"max_amount":5000`), 400, "invalid_json", "max_amount"},
+		{"mandate budget amount twice", "POST", "/v1/mandates", w.userKey, "", mandate(`"max_amount":100,"budget":{"amount":100,"period":"week","amount":50000}`), 400, "invalid_json", "budget.amount"},
+		{"mandate schedule key in capitals", "POST", "/v1/mandates", w.userKey, "", mandate(`"max_amount":100,"budget":{"amount":1000,"period":"week"},"schedule":{"Days":["sat"],"start":"00:00","end":"23:59","time_zone":"UTC"}`), 400, "unknown_field", "schedule.Days"},
+		{"refund amount twice", "POST", "/v1/payments/" + paid + "/refunds", w.merchKey, "", `{"amount":1,"amount":700}`, 400, "invalid_json", "amount"},
+		{"dispute reason twice", "POST", "/v1/payments/" + paid + "/disputes", w.userKey, "", `{"reason":"other","reason":"unauthorized"}`, 400, "invalid_json", "reason"},
 		{"amount 0", "POST", "/v1/payments", w.userKey, "", `{"amount":0,"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
 		{"amount negative", "POST", "/v1/payments", w.userKey, "", `{"amount":-5,"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
 		{"amount 10^16", "POST", "/v1/payments", w.userKey, "", `{"amount":10000000000000000,"currency":"USD","merchant_id":"` + w.merch + `"}`, 400, "invalid_amount", "amount"},
@@ -429,6 +449,34 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	// Headers that another server or proxy could read otherwise.
+	for _, c := range []struct {
+		name        string
+		header      http.Header
+		status      int
+		code, param string
+	}{
+		{"form body (curl -d without a Content-Type)", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, 415, "unsupported_media_type", "Content-Type"},
+		{"text/plain body", http.Header{"Content-Type": {"text/plain"}}, 415, "unsupported_media_type", "Content-Type"},
+		{"body without a Content-Type", http.Header{"Content-Type": nil}, 415, "unsupported_media_type", "Content-Type"},
+		{"two Content-Types", http.Header{"Content-Type": {"application/json", "text/plain"}}, 415, "unsupported_media_type", "Content-Type"},
+		{"two bearer keys", http.Header{"Authorization": {"Bearer " + w.userKey, "Bearer " + w.merchKey}}, 400, "parameter_invalid", "Authorization"},
+		{"two idempotency keys", http.Header{"Idempotency-Key": {"one", "two"}}, 400, "idempotency_key_invalid", "Idempotency-Key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", w.base+"/v1/payments", strings.NewReader(pay("")))
+			req.Header.Set("Authorization", "Bearer "+w.userKey)
+			req.Header.Set("Idempotency-Key", "headers-"+c.name)
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range c.header {
+				req.Header[k] = v
+			}
+			r := send(t, req)
+			if r.status != c.status || r.errField("code") != c.code || r.errField("param") != c.param || r.errField("message") == "" {
+				t.Fatalf("got %d %s (param %q); want %d %s (param %q): %s", r.status, r.errField("code"), r.errField("param"), c.status, c.code, c.param, r.raw)
+			}
+		})
+	}
 	w.api.t = t
 	if after := snapshot(w); after != before {
 		t.Fatalf("bad requests changed state:\nbefore %s\nafter  %s", before, after)
@@ -452,6 +500,7 @@ func snapshot(w *world) string {
 	}
 	b.Write(w.ok(200, w.call("GET", "/v1/payments?limit=100", w.op, "", nil)).raw)
 	b.Write(w.ok(200, w.call("GET", "/v1/disputes?limit=100", w.op, "", nil)).raw)
+	b.Write(w.ok(200, w.call("GET", "/v1/mandates?limit=100", w.userKey, "", nil)).raw)
 	b.Write(w.ok(200, w.call("GET", "/v1/log/checkpoint", "", "", nil)).raw) // no entry was logged either
 	return b.String()
 }

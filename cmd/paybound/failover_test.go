@@ -153,6 +153,7 @@ func TestPostgresFailover(t *testing.T) {
 			req, _ := http.NewRequest("POST", procs[pi].base+"/v1/payments", bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+user)
 			req.Header.Set("Idempotency-Key", key)
+			req.Header.Set("Content-Type", "application/json")
 			res, err := hc.Do(req)
 			var resp []byte
 			var code int

@@ -18,39 +18,55 @@ import (
 	"github.com/paybound/paybound/internal/sqlite"
 )
 
+// fixture is the API over a fresh SQLite store, with a user funded with
+// 10,000.00 USD and a merchant.
+type fixture struct {
+	h                 http.Handler
+	st                *sqlite.Store
+	userKey, merchant string
+	merchantKey       string
+	seq               int // of the Idempotency-Keys do makes
+}
+
+func newFixture(tb testing.TB) *fixture {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "api.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := ledger.New(ctx, ledger.Config{Store: st, PanicOnInvariant: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logKey, _, err := tlog.NewKey("paybound.test/log")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: service.NewAPIKey(pb.RoleOperator), LogKey: logKey, Sandbox: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
+	op := pb.Principal{Role: pb.RoleOperator, ID: "operator"}
+	u := svc.CreateUser(ctx, op, nil, "fuzz").Value.(*service.NewUser)
+	m := svc.CreateMerchant(ctx, op, nil, "shop", "").Value.(*service.NewMerchant)
+	svc.Topup(ctx, pb.Principal{Role: pb.RoleUser, ID: u.ID, UserID: u.ID}, nil, 1_000_000, "USD")
+	return &fixture{h: httpapi.New(svc, nil), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
+}
+
 // FuzzCreatePayment sends arbitrary bodies to POST /v1/payments: every
 // answer is a 201, a 402 decline, or a 4xx with a coded JSON error, and the
 // ledger stays sound.
 func FuzzCreatePayment(f *testing.F) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(f.TempDir(), "fuzz.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	w, err := ledger.New(ctx, ledger.Config{Store: st, PanicOnInvariant: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	logKey, _, err := tlog.NewKey("paybound.test/log")
-	if err != nil {
-		f.Fatal(err)
-	}
-	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: service.NewAPIKey(pb.RoleOperator), LogKey: logKey, Sandbox: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	op := pb.Principal{Role: pb.RoleOperator, ID: "operator"}
-	u := svc.CreateUser(ctx, op, nil, "fuzz").Value.(*service.NewUser)
-	m := svc.CreateMerchant(ctx, op, nil, "shop", "").Value.(*service.NewMerchant)
-	svc.Topup(ctx, pb.Principal{Role: pb.RoleUser, ID: u.ID, UserID: u.ID}, nil, 1_000_000, "USD")
-	h := httpapi.New(svc, nil)
-
+	fx := newFixture(f)
 	for _, s := range []string{
-		`{"amount":100,"currency":"USD","merchant_id":"` + m.ID + `"}`,
-		`{"amount":100,"currency":"USD","merchant_id":"` + m.ID + `","capture_method":"manual","metadata":{"a":"b"}}`,
+		`{"amount":100,"currency":"USD","merchant_id":"` + fx.merchant + `"}`,
+		`{"amount":100,"currency":"USD","merchant_id":"` + fx.merchant + `","capture_method":"manual","metadata":{"a":"b"}}`,
 		`{"amount":1e3,"currency":"USD"}`, `{"amount":-1}`, `{`, `[]`, `null`, `{"amount":9223372036854775807,"currency":"JPY","merchant_id":"mch_"}`,
 		`{"authorization_expires_at":"2026-13-45T99:00:00Z"}`, `{"metadata":{"":""}}`, "\x00\xff",
+		`{"amount":1,"currency":"USD","merchant_id":"` + fx.merchant + `","amount":250}`,
+		`{"amount":1,"currency":"USD","MERCHANT_ID":"` + fx.merchant + `","metadata":{"a":"1","a":"\ud800"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -58,10 +74,11 @@ func FuzzCreatePayment(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		n++
 		req := httptest.NewRequest("POST", "/v1/payments", strings.NewReader(string(body)))
-		req.Header.Set("Authorization", "Bearer "+u.APIKey)
+		req.Header.Set("Authorization", "Bearer "+fx.userKey)
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", "fuzz-"+strconv.Itoa(n))
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
+		fx.h.ServeHTTP(rec, req)
 		switch rec.Code {
 		case http.StatusCreated:
 			return
@@ -75,7 +92,7 @@ func FuzzCreatePayment(f *testing.F) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
 			t.Fatalf("error body for %q: %s", body, rec.Body)
 		}
-		if r, err := ledger.Verify(ctx, st); err != nil || !r.OK {
+		if r, err := ledger.Verify(ctx, fx.st); err != nil || !r.OK {
 			t.Fatalf("ledger after %q: %+v %v", body, r, err)
 		}
 	})

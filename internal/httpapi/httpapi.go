@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/strictjson"
 )
 
 // MaxBodyBytes bounds every request body (1 MiB).
@@ -145,6 +147,8 @@ func statusOf(err error) int {
 		return http.StatusUnprocessableEntity
 	case pb.ErrMethod:
 		return http.StatusMethodNotAllowed
+	case pb.ErrUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	case pb.ErrUnavailable, pb.ErrLedgerStopped:
 		return http.StatusServiceUnavailable
 	}
@@ -211,18 +215,18 @@ type request struct {
 	log    *slog.Logger
 }
 
-// decode reads the JSON body into v, rejecting unknown fields, and, for an
-// idempotent route, fixes the request hash over the decoded value (so that
-// whitespace and field order do not matter).
+// decode reads the JSON body into v and, for an idempotent route, fixes the
+// request hash over the decoded value (so that whitespace and field order do
+// not matter). An empty body is {}. The body is decoded strictly (see
+// strictjson): a document that another parser could read differently (a key
+// twice at any depth, a key that matches a field only case-insensitively,
+// invalid UTF-8) is refused, so that a proxy or an agent-side check that
+// reads the body sees the request Paybound runs; unknown fields are refused
+// too.
 func (q *request) decode(v any) error {
-	if len(bytes.TrimSpace(q.body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(q.body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(v); err != nil {
+	if len(bytes.Trim(q.body, jsonSpace)) > 0 {
+		if err := strictjson.Unmarshal(q.body, v); err != nil {
 			return decodeError(err)
-		}
-		if dec.More() {
-			return pb.Errorf(pb.ErrInvalidJSON, "", "the body must hold exactly one JSON object")
 		}
 	}
 	if q.idem != nil {
@@ -235,10 +239,24 @@ func (q *request) decode(v any) error {
 	return nil
 }
 
+// jsonSpace is the white space JSON allows (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
+
 func decodeError(err error) error {
+	var strict *strictjson.Error
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &strict):
+		switch strict.Kind {
+		case strictjson.UnknownField, strictjson.CaseMismatch:
+			return pb.Errorf(pb.ErrUnknownField, strict.Path, "%v", strict)
+		case strictjson.DuplicateKey, strictjson.InvalidUTF8:
+			return pb.Errorf(pb.ErrInvalidJSON, strict.Path, "%v", strict)
+		case strictjson.TooDeep:
+			return pb.Errorf(pb.ErrInvalidJSON, "", "the body is refused: %v", strict)
+		}
+		return pb.Errorf(pb.ErrInvalidJSON, "", "the body is not valid JSON: %v", strict)
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return pb.Errorf(pb.ErrInvalidJSON, "", "the body is not valid JSON: %v", err)
 	case errors.As(err, &typ):
@@ -249,7 +267,7 @@ func decodeError(err error) error {
 			return pb.Errorf(pb.ErrInvalidAmount, "amount", "amount must be an integer number of minor units between 1 and %d", pb.MaxAmount)
 		}
 		return pb.Errorf(pb.ErrParameterInvalid, typ.Field, "%s must be a JSON %s", typ.Field, typ.Type.Kind())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
+	case strings.HasPrefix(err.Error(), "json: unknown field "): // strictjson refuses these first
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return pb.Errorf(pb.ErrUnknownField, field, "unknown field %q", field)
 	}
@@ -262,6 +280,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := &request{r: r, ctx: r.Context(), log: s.log}
+		if err := singleHeaders(r); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
 		if r.Method == http.MethodPost {
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 			if err != nil {
@@ -271,6 +293,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 				} else {
 					writeError(w, s.log, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err))
 				}
+				return
+			}
+			if err := checkContentType(r.Header.Values("Content-Type"), body); err != nil {
+				writeError(w, s.log, err)
 				return
 			}
 			q.body = body
@@ -349,6 +375,47 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 		writeRaw(w, status, body)
 	})
+}
+
+// singleHeaders refuses a request that sends Authorization or
+// Idempotency-Key twice: Go reads the first, another server or proxy may
+// read the last or both, and they would not agree on who asks, or on which
+// request a retry repeats.
+func singleHeaders(r *http.Request) error {
+	if n := len(r.Header.Values("Authorization")); n > 1 {
+		return pb.Errorf(pb.ErrParameterInvalid, "Authorization", "send one Authorization header, not %d", n)
+	}
+	if n := len(r.Header.Values("Idempotency-Key")); n > 1 {
+		return pb.Errorf(pb.ErrIdempotencyKey, "Idempotency-Key", "send one Idempotency-Key header, not %d", n)
+	}
+	return nil
+}
+
+// checkContentType refuses a POST body not declared as JSON: one
+// Content-Type, application/json, with no parameter but charset=utf-8. A
+// body of another type is one that a proxy or a firewall may read as that
+// type (a form, say) while Paybound reads JSON, and one a browser sends
+// cross-origin without asking first. A POST that sends no Content-Type
+// may have no body (cancel, revoke, a capture of the whole hold): there is
+// nothing to read in two ways.
+func checkContentType(values []string, body []byte) error {
+	const want = "send the body as JSON, with Content-Type: application/json"
+	switch {
+	case len(values) > 1:
+		return pb.Errorf(pb.ErrUnsupportedMediaType, "Content-Type", "send one Content-Type header, not %d; %s", len(values), want)
+	case len(values) == 0 && len(body) == 0:
+		return nil
+	case len(values) == 0:
+		return pb.Errorf(pb.ErrUnsupportedMediaType, "Content-Type", "the request has a body but no Content-Type; %s", want)
+	}
+	mt, params, err := mime.ParseMediaType(values[0])
+	if err == nil && mt == "application/json" {
+		cs, ok := params["charset"]
+		if len(params) == 0 || (len(params) == 1 && ok && strings.EqualFold(cs, "utf-8")) {
+			return nil
+		}
+	}
+	return pb.Errorf(pb.ErrUnsupportedMediaType, "Content-Type", "Content-Type %.100q is not accepted; %s (charset=utf-8 may be added)", values[0], want)
 }
 
 // bearer authenticates r by its Authorization: Bearer key.
@@ -445,6 +512,9 @@ func (s *Server) createAgent(q *request) (int, any, error) {
 		PublicKey json.RawMessage `json:"public_key"`
 	}
 	if err := q.decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if err := checkJWK(in.PublicKey); err != nil {
 		return 0, nil, err
 	}
 	return q.run(201, func() service.Result { return s.svc.CreateAgent(q.ctx, q.caller, q.idem, in.Name, in.PublicKey) })
@@ -800,12 +870,38 @@ func (s *Server) addAgentKey(q *request) (int, any, error) {
 	if len(in.PublicKey) == 0 {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "public_key", "public_key is required: an Ed25519 JWK")
 	}
+	if err := checkJWK(in.PublicKey); err != nil {
+		return 0, nil, err
+	}
 	if in.RotateAfterSeconds < 0 || in.RotateAfterSeconds > 30*24*3600 {
 		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "rotate_after_seconds", "rotate_after_seconds must be between 0 and 2592000 (30 days)")
 	}
 	id := q.r.PathValue("id")
 	rotate := time.Duration(in.RotateAfterSeconds) * time.Second
 	return q.run(201, func() service.Result { return s.svc.AddAgentKey(q.ctx, q.caller, q.idem, id, in.PublicKey, rotate) })
+}
+
+// checkJWK refuses a public_key in which a member that Paybound reads is
+// named with other letter cases ("X" for "x"): JWK member names are
+// case-sensitive (RFC 7517 §4), so another parser ignores "X" where
+// encoding/json would read it as the key. Other members (kid, use) are
+// allowed, as JWKs carry them. Duplicates and invalid UTF-8 were refused
+// with the body.
+func checkJWK(raw json.RawMessage) error {
+	var k struct {
+		Kty string `json:"kty"`
+		Crv string `json:"crv"`
+		X   string `json:"x"`
+		D   string `json:"d"`
+	}
+	if len(raw) == 0 {
+		return nil
+	}
+	var e *strictjson.Error
+	if err := (strictjson.Options{AllowUnknownFields: true}).Unmarshal(raw, &k); errors.As(err, &e) {
+		return pb.Errorf(pb.ErrParameterInvalid, "public_key", "public_key: %v", e)
+	}
+	return nil // type errors are ParseEd25519JWK's to explain
 }
 
 func (s *Server) agentKeys(q *request) (int, any, error) {
