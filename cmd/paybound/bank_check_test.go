@@ -1107,6 +1107,17 @@ func (c *bankCheck) report() {
 	t.Logf("bank: %d operations (the workload's in %s: %.0f/s) through %d processes; %d retried, %d with no known outcome; %d payments, %d log entries\n%s",
 		len(c.ops), elapsed.Round(time.Millisecond), float64(b.runOps)/max(elapsed.Seconds(), 0.001), len(b.procs),
 		retried, unknown, len(c.final), len(c.entries), strings.Join(lines, "\n"))
+	statuses := map[string]int{}
+	for _, p := range c.final {
+		statuses[string(p.Status)]++
+	}
+	entries := map[string]int{}
+	for _, e := range c.entries {
+		if e.Type == pb.LogPaymentExpired && e.Actor.Role == string(pb.SystemActor.Role) {
+			entries["expired by the sweeper"]++
+		}
+	}
+	t.Logf("bank: payments at the end: %v; %v", statuses, entries)
 	if len(b.extra) > 0 {
 		t.Logf("bank: passkey options refused (the payment no longer waited): %v", b.extra)
 	}

@@ -245,7 +245,7 @@ func (o *bankOp) label() string {
 		}
 		return fmt.Sprintf("%d %s (unknown)", o.status, o.code)
 	case outOK:
-		return fmt.Sprintf("%d %s", o.status, o.pstatus)
+		return strings.TrimSpace(fmt.Sprintf("%d %s", o.status, o.pstatus))
 	}
 	return fmt.Sprintf("%d %s", o.status, o.code)
 }
