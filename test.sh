@@ -38,5 +38,8 @@ go run ./cmd/paybound bench payments --duration 1s --db "$PAYBOUND_TEST_POSTGRES
 echo "== tests on PostgreSQL (race detector on)"
 PAYBOUND_TEST_STORE=postgres go test -race -count=1 -timeout 20m ./internal/ledger ./internal/service ./cmd/paybound
 
+echo "== bank test: three processes on one PostgreSQL database for 60s (scripts/soak.sh runs it longer)"
+PAYBOUND_BANK=1 PAYBOUND_BANK_DURATION=60s go test -run '^TestBankMultiProcess$' -count=1 -v -timeout 15m ./cmd/paybound
+
 echo "== tests (race detector on)"
 go test -race -count=1 -timeout 20m ./...
