@@ -982,8 +982,15 @@ func (c *bankCheck) checkDeclines() {
 		switch {
 		case o.code == string(pb.DeclineInsufficientFunds) && (o.class == "create" || o.class == "approve"):
 			if room := c.acct(o.user).minRoom(0, o.inv, o.comp); room >= o.amount {
-				why("wallet %s had at least %d available throughout, for a payment of %d; %s", o.user, room, o.amount,
-					explain(c.acct(o.user).effects, o.inv, o.comp))
+				path := "placing the hold"
+				switch {
+				case o.class == "approve":
+					path = "placing the hold of an approved payment"
+				case o.agent != "" && (m == nil || (m.confirm > 0 && o.amount > m.confirm)):
+					path = "checking the wallet before asking for confirmation"
+				}
+				why("wallet %s had at least %d available throughout, for a payment of %d (declined while %s); %s", o.user, room, o.amount,
+					path, explain(c.acct(o.user).effects, o.inv, o.comp))
 			}
 		case o.code == string(pb.DeclineInsufficientFunds) && (o.class == "refund" || o.class == "resolve"):
 			need := o.amount
