@@ -53,5 +53,8 @@ trap 'scripts/postgres.sh stop "$PGTEST_DIR"; scripts/postgres.sh stop "$failove
 scripts/postgres.sh stop "$failover_dir"
 trap 'scripts/postgres.sh stop "$PGTEST_DIR"' EXIT
 
+echo "== bank test: three processes on one PostgreSQL database for 60s (scripts/soak.sh runs it longer)"
+PAYBOUND_BANK=1 PAYBOUND_BANK_DURATION=60s go test -run '^TestBankMultiProcess$' -count=1 -v -timeout 15m ./cmd/paybound
+
 echo "== tests (race detector on)"
 go test -race -count=1 -timeout 20m -skip '^TestPostgresFailover$' ./...

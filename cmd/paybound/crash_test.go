@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,30 @@ import (
 type proc struct {
 	cmd  *exec.Cmd
 	base string
+	log  *procLog
+}
+
+// procLog keeps the last lines a process wrote to its stderr (its log, at
+// level warn and above).
+type procLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *procLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) >= 200 {
+		l.lines = l.lines[1:]
+	}
+	l.lines = append(l.lines, line)
+}
+
+// tail returns the lines kept.
+func (l *procLog) tail() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
 }
 
 func buildBinary(t *testing.T) string {
@@ -41,8 +66,6 @@ func startProc(t *testing.T, bin, dir string) *proc {
 	return startProcDB(t, bin, dir, storetest.Database(t, dir))
 }
 
-// startProcDB starts `paybound serve` over dir with database db ("" for
-// SQLite in dir).
 // loadRisk writes, in dir, a risk configuration for tests that load the
 // server with one agent or payer as fast as they can: durability and
 // concurrency tests, whose bursts risk control would rightly stop. It
@@ -57,12 +80,15 @@ func loadRisk(t testing.TB, dir string) string {
 	return f
 }
 
-func startProcDB(t *testing.T, bin, dir, db string) *proc {
+// startProcDB starts `paybound serve` over dir with database db ("" for
+// SQLite in dir), with extra flags after the usual ones.
+func startProcDB(t *testing.T, bin, dir, db string, extra ...string) *proc {
 	t.Helper()
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-level", "warn", "--risk-config", loadRisk(t, dir), "--sandbox"}
 	if db != "" {
 		args = append(args, "--db", db)
 	}
+	args = append(args, extra...) // later flags win: extra may replace the ones above
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -73,9 +99,11 @@ func startProcDB(t *testing.T, bin, dir, db string) *proc {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // also when the test fails
 	lines := make(chan string, 16)
+	plog := &procLog{}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			plog.add(sc.Text())
 			select {
 			case lines <- sc.Text():
 			default:
@@ -91,7 +119,7 @@ func startProcDB(t *testing.T, bin, dir, db string) *proc {
 				t.Fatal("paybound exited before serving")
 			}
 			if _, rest, found := strings.Cut(l, "serving on "); found {
-				return &proc{cmd: cmd, base: strings.Fields(rest)[0]}
+				return &proc{cmd: cmd, base: strings.Fields(rest)[0], log: plog}
 			}
 		case <-deadline:
 			cmd.Process.Kill()
