@@ -36,6 +36,7 @@ const (
 	ErrInvalidAmount       Code = "invalid_amount"
 	ErrInvalidCurrency     Code = "invalid_currency"
 	ErrBodyTooLarge        Code = "body_too_large"
+	ErrHeadersTooLarge     Code = "headers_too_large"
 	ErrAmountTooLarge      Code = "amount_too_large"
 	ErrIdempotencyRequired Code = "idempotency_key_required"
 	ErrIdempotencyKey      Code = "idempotency_key_invalid"
@@ -84,7 +85,7 @@ var codeTypes = map[Code]ErrorType{
 	ErrInvalidJSON: TypeInvalidRequest, ErrUnknownField: TypeInvalidRequest,
 	ErrParameterMissing: TypeInvalidRequest, ErrParameterInvalid: TypeInvalidRequest,
 	ErrInvalidAmount: TypeInvalidRequest, ErrInvalidCurrency: TypeInvalidRequest,
-	ErrBodyTooLarge: TypeInvalidRequest, ErrAmountTooLarge: TypeInvalidRequest,
+	ErrBodyTooLarge: TypeInvalidRequest, ErrHeadersTooLarge: TypeInvalidRequest, ErrAmountTooLarge: TypeInvalidRequest,
 	ErrIdempotencyRequired: TypeInvalidRequest, ErrIdempotencyKey: TypeInvalidRequest,
 	ErrIdempotencyConflict: TypeInvalidRequest, ErrMandateNotFound: TypeDeclined,
 	ErrSandboxOff:  TypePermission,

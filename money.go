@@ -54,7 +54,7 @@ func ValidateCurrency(code, param string) error {
 // 0 < amount <= MaxAmount.
 func ValidateAmount(amount int64, param string) error {
 	if amount <= 0 {
-		return Errorf(ErrInvalidAmount, param, "amount must be a positive integer number of minor units; got %d", amount)
+		return Errorf(ErrInvalidAmount, param, "amount must be a positive integer number of the currency's minor units (12.50 USD is 1250); got %d", amount)
 	}
 	if amount > MaxAmount {
 		return Errorf(ErrInvalidAmount, param, "amount %d is above the limit of %d minor units", amount, MaxAmount)

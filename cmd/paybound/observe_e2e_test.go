@@ -111,3 +111,29 @@ func TestOperatorVisibility(t *testing.T) {
 		t.Fatalf("metrics through a proxy without a key: %v %v", res, err)
 	}
 }
+
+// TestProtocolEdges: a 405 names the allowed methods in Allow; headers
+// over the bound get 431 in the API's error shape; an amount that is not
+// an integer of minor units says how to write one.
+func TestProtocolEdges(t *testing.T) {
+	w := newWorld(t, nil)
+	if r := w.call("DELETE", "/v1/payments", w.userKey, "", nil); r.status != 405 || r.header.Get("Allow") != "GET, HEAD, POST" || r.errField("code") != "method_not_allowed" {
+		t.Fatalf("DELETE /v1/payments: %d Allow %q %s", r.status, r.header.Get("Allow"), r.raw)
+	}
+	req, _ := http.NewRequest("GET", w.base+"/v1/balance", nil)
+	req.Header.Set("Authorization", "Bearer "+w.userKey)
+	req.Header.Set("X-Padding", strings.Repeat("a", 70<<10))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 431 || !strings.Contains(string(body), `"code":"headers_too_large"`) || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("70 KiB of headers: %d %v %s", res.StatusCode, res.Header, body)
+	}
+	r := w.call("POST", "/v1/payments", w.userKey, "", `{"amount": 12.50, "currency": "USD", "merchant_id": "`+w.merch+`"}`)
+	if r.status != 400 || r.errField("code") != "invalid_amount" || !strings.Contains(r.errField("message"), "12.50 USD is 1250") {
+		t.Fatalf("a decimal amount: %d %s", r.status, r.raw)
+	}
+}

@@ -301,8 +301,11 @@ func (m *Main) Run(ctx context.Context) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second, // above httpapi.MaxWait
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		// Above the API's own bound (httpapi.MaxHeaderBytes), which answers
+		// 431 in the API's error shape; past this one the server answers
+		// first, in plain text.
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()

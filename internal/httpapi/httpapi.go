@@ -16,6 +16,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,15 +116,21 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		{Method: "GET", Pattern: "/v1/log/proof/consistency", Public: true, handler: s.consistencyProof},
 		{Method: "GET", Pattern: "/v1/log/tile/{path...}", Public: true, handler: s.tile},
 	}
-	paths := map[string]bool{}
+	allow := map[string][]string{} // pattern → its methods, for 405's Allow
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
-		if !paths[rt.Pattern] {
-			paths[rt.Pattern] = true
-			s.mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
-				writeError(w, s.log, pb.Errorf(pb.ErrMethod, "", "%s is not allowed on %s", r.Method, rt.Pattern))
-			})
+		allow[rt.Pattern] = append(allow[rt.Pattern], rt.Method)
+	}
+	for pattern, methods := range allow {
+		if slices.Contains(methods, "GET") {
+			methods = append(methods, "HEAD") // ServeMux answers HEAD with GET's handler
 		}
+		slices.Sort(methods)
+		allowed := strings.Join(methods, ", ")
+		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allowed)
+			writeError(w, s.log, pb.Errorf(pb.ErrMethod, "", "%s is not allowed on %s; use %s", r.Method, pattern, allowed))
+		})
 	}
 	s.mux.HandleFunc("GET /metrics", s.metricsRoute)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -149,6 +156,8 @@ func statusOf(err error) int {
 		return http.StatusMethodNotAllowed
 	case pb.ErrUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
+	case pb.ErrHeadersTooLarge:
+		return http.StatusRequestHeaderFieldsTooLarge
 	case pb.ErrUnavailable, pb.ErrLedgerStopped:
 		return http.StatusServiceUnavailable
 	}
@@ -264,7 +273,7 @@ func decodeError(err error) error {
 			return pb.Errorf(pb.ErrInvalidJSON, "", "the body must be a JSON object")
 		}
 		if typ.Field == "amount" {
-			return pb.Errorf(pb.ErrInvalidAmount, "amount", "amount must be an integer number of minor units between 1 and %d", pb.MaxAmount)
+			return pb.Errorf(pb.ErrInvalidAmount, "amount", "amount must be an integer number of the currency's minor units between 1 and %d: 12.50 USD is 1250, 500 JPY is 500", pb.MaxAmount)
 		}
 		return pb.Errorf(pb.ErrParameterInvalid, typ.Field, "%s must be a JSON %s", typ.Field, typ.Type.Kind())
 	case strings.HasPrefix(err.Error(), "json: unknown field "): // strictjson refuses these first
@@ -276,7 +285,7 @@ func decodeError(err error) error {
 
 func (s *Server) wrap(rt Route) http.Handler {
 	if rt.handler == nil { // the OpenAPI document
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeRaw(w, 200, bytes.TrimSpace(openAPI)) })
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeRaw(w, 200, openAPIFor(r)) })
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := &request{r: r, ctx: r.Context(), log: s.log}

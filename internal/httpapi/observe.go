@@ -78,7 +78,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		a := &access{}
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), accessKey{}, a))
-		next.ServeHTTP(sw, r) // ServeMux sets r.Pattern
+		if headerBytes(r) > MaxHeaderBytes {
+			sw.Header().Set("Connection", "close")
+			writeRaw431(sw, s)
+		} else {
+			next.ServeHTTP(sw, r) // ServeMux sets r.Pattern
+		}
 		route := r.Pattern
 		if route == "" || route == "/" {
 			route = "unmatched"
@@ -95,6 +100,41 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				slog.String("principal", a.principal), slog.String("request_id", id))
 		}
 	})
+}
+
+// documentedServer is the server URL the OpenAPI document is written with.
+var documentedServer = []byte(`"url": "http://127.0.0.1:8080"`)
+
+// openAPIFor is the OpenAPI document with its server the one r reached
+// (its Host, and https when it came over TLS or through a proxy that says
+// so), so that tools pointed at a server on another address call that one.
+func openAPIFor(r *http.Request) []byte {
+	doc := bytes.TrimSpace(openAPI)
+	host := r.Host
+	if host == "" || !printable(host) || strings.ContainsAny(host, `"\/ `) {
+		return doc
+	}
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return bytes.Replace(doc, documentedServer, []byte(`"url": "`+scheme+"://"+host+`"`), 1)
+}
+
+// MaxHeaderBytes bounds a request's header fields; past it the request is
+// answered 431 in the API's error shape. The HTTP server's own limit must
+// be higher, or it answers first, in plain text.
+const MaxHeaderBytes = 64 << 10
+
+// headerBytes is the size of r's header fields as sent, near enough.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // securityEvent logs a refused credential at warn, for the operator.
@@ -249,4 +289,9 @@ func histogram(b *bytes.Buffer, name string, counts []int64, le func(int) string
 	}
 	cum += counts[len(counts)-1]
 	fmt.Fprintf(b, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, cum, name, sum, name, cum)
+}
+
+func writeRaw431(w http.ResponseWriter, s *Server) {
+	status, body := errorJSON(s.log, pb.Errorf(pb.ErrHeadersTooLarge, "", "the request's header fields are larger than %d bytes", MaxHeaderBytes))
+	writeRaw(w, status, body)
 }

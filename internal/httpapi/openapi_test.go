@@ -267,14 +267,34 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 }
 
+// TestOpenAPIServed: the served document is the embedded one, with its
+// server the address the request reached (--addr, or a proxy's host).
 func TestOpenAPIServed(t *testing.T) {
-	rec := httptest.NewRecorder()
-	New(nil, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/openapi.json", nil))
-	if rec.Code != 200 {
-		t.Fatalf("GET /v1/openapi.json: status %d", rec.Code)
-	}
-	if !bytes.Equal(bytes.TrimSpace(rec.Body.Bytes()), bytes.TrimSpace(OpenAPI())) {
-		t.Error("GET /v1/openapi.json does not serve the embedded document")
+	for _, c := range []struct{ host, proto, want string }{
+		{"127.0.0.1:9999", "", "http://127.0.0.1:9999"},
+		{"pay.example.com", "https", "https://pay.example.com"},
+		{`evil"host`, "", "http://127.0.0.1:8080"}, // not a host: the document as written
+	} {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/v1/openapi.json", nil)
+		r.Host = c.host
+		if c.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", c.proto)
+		}
+		New(nil, nil).ServeHTTP(rec, r)
+		if rec.Code != 200 {
+			t.Fatalf("GET /v1/openapi.json: status %d", rec.Code)
+		}
+		want := bytes.Replace(bytes.TrimSpace(OpenAPI()), []byte(`"url": "http://127.0.0.1:8080"`), []byte(`"url": "`+c.want+`"`), 1)
+		if !bytes.Equal(bytes.TrimSpace(rec.Body.Bytes()), want) {
+			t.Errorf("GET /v1/openapi.json on %s does not serve the embedded document with server %s", c.host, c.want)
+		}
+		var doc struct {
+			Servers []struct{ URL string } `json:"servers"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || len(doc.Servers) != 1 || doc.Servers[0].URL != c.want {
+			t.Errorf("servers on %s: %+v %v", c.host, doc.Servers, err)
+		}
 	}
 }
 
