@@ -15,8 +15,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
