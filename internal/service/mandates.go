@@ -232,7 +232,6 @@ func (s *Service) reserve(tx *ledger.Tx, m *pb.Mandate, p *pb.Payment) error {
 	if err := tx.AdjustUsage(period, p.Amount, 1); err != nil {
 		return err
 	}
-	tx.RelyOnMandate(m.ID)
 	return tx.AdjustUsage(all, 0, 1)
 }
 

@@ -451,9 +451,17 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 			return err
 		}
 		code := m.InForce(tx.Now())
-		if !approved {
-			if code, err = s.checkMandate(tx, &m, p, merchant); err != nil {
-				return err
+		if code == "" {
+			// Whatever is decided below — a payment, a confirmation asked,
+			// a decline for another limit — is decided on the mandate being
+			// in force: with a shared store the commit confirms it, and the
+			// payment is decided again if another process revoked it. (A
+			// revocation seen here is final: revocations are never undone.)
+			tx.RelyOnMandate(m.ID)
+			if !approved {
+				if code, err = s.checkMandate(tx, &m, p, merchant); err != nil {
+					return err
+				}
 			}
 		}
 		if code != "" {

@@ -70,6 +70,18 @@ func TestSharedRevocationHolds(t *testing.T) {
 	if v, _ := w.svc.Mandate(context.Background(), w.user, id); v.PaymentsCount != 1 || v.RemainingBudget != 10_000-100 {
 		t.Fatalf("the mandate's usage: %+v", v)
 	}
+	// Nor is any other decision made on it there: not a decline for another
+	// limit, nor a confirmation asked of the user.
+	other := w.grant(t, pb.Mandate{MaxAmount: 3000, ConfirmAbove: 1000})
+	if p, err := payOn(b, w.agent, other, w.cafe.ID, 100, pb.CaptureAutomatic); err != nil || p.Status != pb.StatusCaptured {
+		t.Fatalf("B caches the second mandate: %+v %v", p, err)
+	}
+	must[*pb.Mandate](t, w.svc.RevokeMandate(context.Background(), w.user, nil, other))
+	for _, amount := range []int64{5000, 2000} { // above max_amount; above confirm_above
+		if p, err := payOn(b, w.agent, other, w.cafe.ID, amount, pb.CaptureAutomatic); p == nil || p.DeclineCode != pb.DeclineMandateRevoked {
+			t.Fatalf("%d under the mandate revoked through A, through B: %+v %v", amount, p, err)
+		}
+	}
 	w.verify(t)
 }
 
