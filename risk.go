@@ -19,6 +19,12 @@ const (
 // DeclineRiskBlocked is the decline code of a payment risk control blocked.
 const DeclineRiskBlocked Code = "risk_blocked"
 
+// DeclineGeneric is the decline code a merchant sees in place of every
+// other: why a payment was declined (risk control, the payer's mandate,
+// the payer's wallet) is the payer's business, and a merchant that learned
+// which check refused a payment could adjust its requests until none did.
+const DeclineGeneric Code = "generic_decline"
+
 // RiskSignal is one built-in check that fired, with the points it added to
 // the score and the reason, written for the person who reads it.
 type RiskSignal struct {
@@ -46,6 +52,33 @@ type Risk struct {
 	// the payment's API representation.
 	Input     json.RawMessage `json:"-"`
 	InputHash [32]byte        `json:"-"`
+	// Commitment is the risk_sha256 the payment.created entry logs (see
+	// RiskOpening), computed with the assessment; it is not stored.
+	Commitment string `json:"-"`
+	// Partial marks the assessment as an agent sees it: MarshalJSON
+	// writes only the decision and the signals' names.
+	Partial bool `json:"-"`
+}
+
+// MarshalJSON writes r as the API shows it; a Partial r (an agent's view)
+// has no score, rule or points, which would tell whoever reads what the
+// agent read how near the payment came to another decision.
+func (r Risk) MarshalJSON() ([]byte, error) {
+	type plain Risk // r's fields, without this method
+	if !r.Partial {
+		return json.Marshal(plain(r))
+	}
+	type name struct {
+		Name string `json:"name"`
+	}
+	v := struct {
+		Decision RiskDecision `json:"decision"`
+		Signals  []name       `json:"signals"`
+	}{r.Decision, make([]name, len(r.Signals))}
+	for i, sg := range r.Signals {
+		v.Signals[i].Name = sg.Name
+	}
+	return json.Marshal(v)
 }
 
 // Columns is how a store keeps r: the assessment's JSON without its
@@ -54,7 +87,9 @@ func (r *Risk) Columns() (risk, input string) {
 	if r == nil {
 		return "", ""
 	}
-	data, _ := json.Marshal(r) // plain fields: it always encodes
+	full := *r
+	full.Partial = false           // stored whole, whatever view r was made for
+	data, _ := json.Marshal(&full) // plain fields: it always encodes
 	return string(data), string(r.Input)
 }
 
