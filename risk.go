@@ -81,6 +81,25 @@ func (r Risk) MarshalJSON() ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// UnmarshalJSON reads what MarshalJSON writes: an assessment without a
+// score is an agent's view, and is read as Partial, so that a client does
+// not take the score it was not shown for a score of 0.
+func (r *Risk) UnmarshalJSON(b []byte) error {
+	type plain Risk // r's fields, without this method
+	v := struct {
+		*plain
+		Score *int `json:"score"` // shadows plain's, to see whether it is there
+	}{plain: (*plain)(r)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	r.Score, r.Partial = 0, v.Score == nil
+	if v.Score != nil {
+		r.Score = *v.Score
+	}
+	return nil
+}
+
 // Columns is how a store keeps r: the assessment's JSON without its
 // input, and the input; both empty for nil (a payment not assessed).
 func (r *Risk) Columns() (risk, input string) {

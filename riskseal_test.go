@@ -124,6 +124,17 @@ func TestRiskPartialJSON(t *testing.T) {
 	if want := `{"decision":"block","signals":[{"name":"new_payee_large_amount"},{"name":"untrusted_payee"}]}`; string(part) != want {
 		t.Errorf("partial assessment %s, want %s", part, want)
 	}
+	// Read back, an agent's view says it is one; a score of 0 is a score.
+	var back Risk
+	if err := json.Unmarshal(part, &back); err != nil || !back.Partial || back.Decision != RiskBlock || len(back.Signals) != 2 {
+		t.Errorf("the partial assessment read back: %+v, %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"decision":"allow","score":0,"signals":[]}`), &back); err != nil || back.Partial || back.Score != 0 {
+		t.Errorf("a whole assessment read back: %+v, %v", back, err)
+	}
+	if err := json.Unmarshal(full, &back); err != nil || back.Partial || back.Score != 85 || back.Rule != r.Rule || back.Signals[0].Reason == "" {
+		t.Errorf("the full assessment read back: %+v, %v", back, err)
+	}
 	// The store's columns are the full assessment.
 	if col, _ := (&Risk{Decision: RiskAllow, Score: 3, Partial: true}).Columns(); !strings.Contains(col, `"score":3`) {
 		t.Errorf("columns of an assessment: %s", col)

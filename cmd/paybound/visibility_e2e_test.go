@@ -147,6 +147,11 @@ func TestWhatEachPartySees(t *testing.T) {
 		t.Errorf("the agent's view of the blocked payment: %s", p.raw)
 	}
 	noLeak(t, "agent", "the agent's view of the blocked payment", p.raw)
+	// The CLI does not take the score an agent is not shown for 0.
+	if out, errOut, err := w.cli(w.agentKey, "risk", "explain", blocked); err != nil || strings.Contains(out, "/100") ||
+		!strings.Contains(out, "not to an agent") || !strings.Contains(out, "untrusted_payee") {
+		t.Errorf("risk explain as the agent: %v %s\n%s", err, errOut, out)
+	}
 	noLeak(t, "agent", "the agent's payments", w.ok(200, w.call("GET", "/v1/payments", w.agentKey, "", nil)).raw)
 	if p := w.ok(200, w.call("GET", "/v1/payments/"+blocked, w.userKey, "", nil)); riskOf(t, p).Rule != "secret-rule-name" ||
 		p.str("decline_code") != "risk_blocked" {
