@@ -106,8 +106,11 @@ func (r *Risk) Columns() (risk, input string) {
 	if r == nil {
 		return "", ""
 	}
-	full := *r
-	full.Partial = false           // stored whole, whatever view r was made for
+	// Stored whole, whatever view r was made for; encoded without
+	// MarshalJSON, which costs a pass more on every payment written.
+	type plain Risk
+	full := plain(*r)
+	full.Partial = false
 	data, _ := json.Marshal(&full) // plain fields: it always encodes
 	return string(data), string(r.Input)
 }
@@ -117,10 +120,12 @@ func DecodeRiskColumns(risk, input string) (*Risk, error) {
 	if risk == "" {
 		return nil, nil
 	}
-	var r Risk
-	if err := json.Unmarshal([]byte(risk), &r); err != nil {
+	type plain Risk // stored whole: read without UnmarshalJSON's pass
+	var p plain
+	if err := json.Unmarshal([]byte(risk), &p); err != nil {
 		return nil, err
 	}
+	r := Risk(p)
 	if input != "" {
 		r.Input = json.RawMessage(input)
 	}

@@ -140,3 +140,19 @@ func TestRiskPartialJSON(t *testing.T) {
 		t.Errorf("columns of an assessment: %s", col)
 	}
 }
+
+// BenchmarkRiskCommitment is what committing to an assessment adds to a
+// payment attempt (assess, before the writer): both levels encoded and
+// hashed.
+func BenchmarkRiskCommitment(b *testing.B) {
+	r := sampleRisk()
+	for b.Loop() {
+		o, err := OpenRisk(r, sampleSalt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := o.Commitment(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
