@@ -19,6 +19,12 @@ const (
 // DeclineRiskBlocked is the decline code of a payment risk control blocked.
 const DeclineRiskBlocked Code = "risk_blocked"
 
+// DeclineGeneric is the decline code a merchant sees in place of every
+// other: why a payment was declined (risk control, the payer's mandate,
+// the payer's wallet) is the payer's business, and a merchant that learned
+// which check refused a payment could adjust its requests until none did.
+const DeclineGeneric Code = "generic_decline"
+
 // RiskSignal is one built-in check that fired, with the points it added to
 // the score and the reason, written for the person who reads it.
 type RiskSignal struct {
@@ -46,6 +52,52 @@ type Risk struct {
 	// the payment's API representation.
 	Input     json.RawMessage `json:"-"`
 	InputHash [32]byte        `json:"-"`
+	// Commitment is the risk_sha256 the payment.created entry logs (see
+	// RiskOpening), computed with the assessment; it is not stored.
+	Commitment string `json:"-"`
+	// Partial marks the assessment as an agent sees it: MarshalJSON
+	// writes only the decision and the signals' names.
+	Partial bool `json:"-"`
+}
+
+// MarshalJSON writes r as the API shows it; a Partial r (an agent's view)
+// has no score, rule or points, which would tell whoever reads what the
+// agent read how near the payment came to another decision.
+func (r Risk) MarshalJSON() ([]byte, error) {
+	type plain Risk // r's fields, without this method
+	if !r.Partial {
+		return json.Marshal(plain(r))
+	}
+	type name struct {
+		Name string `json:"name"`
+	}
+	v := struct {
+		Decision RiskDecision `json:"decision"`
+		Signals  []name       `json:"signals"`
+	}{r.Decision, make([]name, len(r.Signals))}
+	for i, sg := range r.Signals {
+		v.Signals[i].Name = sg.Name
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes: an assessment without a
+// score is an agent's view, and is read as Partial, so that a client does
+// not take the score it was not shown for a score of 0.
+func (r *Risk) UnmarshalJSON(b []byte) error {
+	type plain Risk // r's fields, without this method
+	v := struct {
+		*plain
+		Score *int `json:"score"` // shadows plain's, to see whether it is there
+	}{plain: (*plain)(r)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	r.Score, r.Partial = 0, v.Score == nil
+	if v.Score != nil {
+		r.Score = *v.Score
+	}
+	return nil
 }
 
 // Columns is how a store keeps r: the assessment's JSON without its
@@ -54,7 +106,12 @@ func (r *Risk) Columns() (risk, input string) {
 	if r == nil {
 		return "", ""
 	}
-	data, _ := json.Marshal(r) // plain fields: it always encodes
+	// Stored whole, whatever view r was made for; encoded without
+	// MarshalJSON, which costs a pass more on every payment written.
+	type plain Risk
+	full := plain(*r)
+	full.Partial = false
+	data, _ := json.Marshal(&full) // plain fields: it always encodes
 	return string(data), string(r.Input)
 }
 
@@ -63,10 +120,12 @@ func DecodeRiskColumns(risk, input string) (*Risk, error) {
 	if risk == "" {
 		return nil, nil
 	}
-	var r Risk
-	if err := json.Unmarshal([]byte(risk), &r); err != nil {
+	type plain Risk // stored whole: read without UnmarshalJSON's pass
+	var p plain
+	if err := json.Unmarshal([]byte(risk), &p); err != nil {
 		return nil, err
 	}
+	r := Risk(p)
 	if input != "" {
 		r.Input = json.RawMessage(input)
 	}

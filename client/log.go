@@ -5,29 +5,58 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	pb "github.com/paybound/paybound"
 )
 
-// Trace is a payment's history as the transparency log holds it: each
-// entry's exact bytes with its index and its inclusion proof (base64
-// hashes) against Checkpoint, a signed note.
+// Trace is a payment's history as the transparency log holds it, as the
+// caller may read it (docs/visibility.md): each entry's exact bytes with
+// its index and its inclusion proof (base64 hashes) against Checkpoint, a
+// signed note.
 type Trace struct {
-	Object    string `json:"object"`
-	PaymentID string `json:"payment_id"`
-	Entries   []struct {
-		Index          int64    `json:"index"`
-		Entry          string   `json:"entry"`
-		InclusionProof []string `json:"inclusion_proof"`
-	} `json:"entries"`
-	Checkpoint string `json:"checkpoint"`
+	Object     string       `json:"object"`
+	PaymentID  string       `json:"payment_id"`
+	Entries    []TraceEntry `json:"entries"`
+	Checkpoint string       `json:"checkpoint"`
+}
+
+// TraceEntry is one entry of a trace. An entry withheld from the caller is
+// Redacted: it has no Entry, but its Type and the Reason, and, when the
+// server can give it safely, its LeafHash (hex, as the payment's next
+// entry names it in prev) with its inclusion proof. Risk opens a
+// payment.created entry's risk_sha256 for the parties that may read it
+// (pb.RiskOpening.Verify checks it).
+type TraceEntry struct {
+	Index          int64           `json:"index"`
+	Entry          string          `json:"entry,omitempty"`
+	InclusionProof []string        `json:"inclusion_proof,omitempty"`
+	Redacted       bool            `json:"redacted,omitempty"`
+	Type           string          `json:"type,omitempty"`
+	Reason         string          `json:"reason,omitempty"`
+	LeafHash       string          `json:"leaf_hash,omitempty"`
+	Risk           *pb.RiskOpening `json:"risk,omitempty"`
 }
 
 // Receipt is a payment's receipt: its entries as C2SP tlog-proofs, to keep
-// and verify offline (paybound verify receipt).
+// and verify offline (paybound verify receipt). The entries withheld from
+// its holder are in Withheld (those with a leaf hash have a proof without
+// an extra line); Risk opens the payment.created entry's risk_sha256 for
+// the parties that may read it.
 type Receipt struct {
-	Object    string   `json:"object"`
-	PaymentID string   `json:"payment_id"`
-	LogKey    string   `json:"log_key"`
-	Proofs    []string `json:"proofs"`
+	Object    string          `json:"object"`
+	PaymentID string          `json:"payment_id"`
+	LogKey    string          `json:"log_key"`
+	Proofs    []string        `json:"proofs"`
+	Withheld  []WithheldEntry `json:"withheld,omitempty"`
+	Risk      *pb.RiskOpening `json:"risk,omitempty"`
+}
+
+// WithheldEntry is an entry of a receipt that its holder may not read.
+type WithheldEntry struct {
+	Index    int64  `json:"index"`
+	Type     string `json:"type"`
+	Reason   string `json:"reason"`
+	LeafHash string `json:"leaf_hash,omitempty"`
 }
 
 // Proof is an inclusion proof (Index, Size) or a consistency proof (Old,

@@ -1,38 +1,55 @@
 package client
 
 import (
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/tlog"
 )
 
-// ReceiptEntry is one verified entry of a receipt.
+// ReceiptEntry is one entry of a verified receipt: one its holder may read
+// (Body, and the decoded fields), or one withheld from it (Withheld).
 type ReceiptEntry struct {
 	Index int64
 	Body  []byte // the entry's exact bytes
-	// Decoded fields of the entry.
+	// Decoded fields of the entry; of a withheld entry, only Type, as the
+	// server named it.
 	Type    string          `json:"type"`
 	Time    string          `json:"time"`
 	Subject string          `json:"subject"`
 	Prev    string          `json:"prev"`
 	Actor   pb.Actor        `json:"actor"`
 	Data    json.RawMessage `json:"data"`
+	// Withheld is why the entry is withheld from the receipt's holder
+	// (docs/visibility.md), "" for an entry it reads. Leaf is a withheld
+	// entry's leaf hash, proven in the tree, when the receipt gives it;
+	// otherwise nothing of the entry could be checked.
+	Withheld string `json:"withheld,omitempty"`
+	Leaf     string `json:"leaf,omitempty"`
+	// Unchained is set on an entry whose prev could not be checked: the
+	// entry before it is withheld without its leaf hash.
+	Unchained bool `json:"unchained,omitempty"`
 }
 
 // VerifiedReceipt is what VerifyReceipt established.
 type VerifiedReceipt struct {
 	PaymentID  string
-	Entries    []ReceiptEntry
+	Entries    []ReceiptEntry // in log order, withheld ones too
 	Checkpoint tlog.Checkpoint
 	Note       []byte // the signed checkpoint every proof is against
+	// Risk is the receipt's risk opening, checked against the commitment
+	// of the payment.created entry; nil when the receipt has none.
+	Risk *pb.RiskOpening
 }
 
 // ErrReceipt is wrapped by every reason VerifyReceipt refuses a receipt;
-// the tlog errors (ErrBadSignature, ErrNotIncluded, …) are wrapped too.
+// the tlog errors (ErrBadSignature, ErrNotIncluded, …) and
+// pb.ErrRiskOpening are wrapped too.
 var ErrReceipt = errors.New("receipt does not verify")
 
 // VerifyReceipt checks a receipt offline against the log's verifier key
@@ -41,21 +58,54 @@ var ErrReceipt = errors.New("receipt does not verify")
 // checkpoint, each entry is in the tree at its index, every entry is about
 // the receipt's payment, and the entries form the payment's chain (each
 // names the previous one's leaf hash as prev, the first names none).
+//
+// Entries withheld from the receipt's holder are checked as far as the
+// receipt allows: one with its leaf hash is in the tree at its index, and
+// the entry after it must name it as prev, but its own prev and subject
+// cannot be checked; one without cannot be checked at all, nor the prev of
+// the entry after it (marked Unchained). The risk opening, if any, must
+// open the payment.created entry's risk_sha256.
 func VerifyReceipt(r *Receipt, vkey string) (*VerifiedReceipt, error) {
 	fail := func(format string, args ...any) (*VerifiedReceipt, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrReceipt}, args...)...)
 	}
 	if r.PaymentID == "" || len(r.Proofs) == 0 {
-		return fail("it names no payment or holds no proofs")
+		return fail("it names no payment or holds no proofs (a receipt whose every entry is withheld without its leaf hash proves nothing)")
+	}
+	withheld := map[int64]WithheldEntry{}
+	for _, w := range r.Withheld {
+		if _, dup := withheld[w.Index]; dup || w.Index < 0 {
+			return fail("withheld entry %d is listed twice or has a negative index", w.Index)
+		}
+		if w.LeafHash != "" {
+			if b, err := hex.DecodeString(w.LeafHash); err != nil || len(b) != 32 {
+				return fail("withheld entry %d has a leaf hash that is not hex SHA-256: %q", w.Index, w.LeafHash)
+			}
+		}
+		withheld[w.Index] = w
 	}
 	v := &VerifiedReceipt{PaymentID: r.PaymentID}
+	proven := map[int64]bool{}
 	var prev *[32]byte
+	last := int64(-1) // the index of the previous proof
 	for i, text := range r.Proofs {
 		p, err := tlog.ParseProof(text)
 		if err != nil {
 			return fail("proof %d: %w", i, err)
 		}
-		c, err := tlog.VerifyProof(p, p.Extra, vkey)
+		w, isWithheld := withheld[p.Index]
+		var leaf [32]byte
+		switch {
+		case p.Extra != nil && isWithheld:
+			return fail("entry %d is both given and listed as withheld", p.Index)
+		case p.Extra != nil:
+			leaf = pb.LeafHash(p.Extra)
+		case !isWithheld || w.LeafHash == "":
+			return fail("proof %d carries no entry, and the receipt lists no withheld entry %d with its leaf hash", i, p.Index)
+		default:
+			hex.Decode(leaf[:], []byte(w.LeafHash)) // checked above
+		}
+		c, err := tlog.VerifyProofLeaf(p, leaf, vkey)
 		if err != nil {
 			return fail("proof %d (index %d): %w", i, p.Index, err)
 		}
@@ -63,6 +113,24 @@ func VerifyReceipt(r *Receipt, vkey string) (*VerifiedReceipt, error) {
 			v.Checkpoint, v.Note = c, p.Checkpoint
 		} else if c.Size != v.Checkpoint.Size || c.Hash != v.Checkpoint.Hash {
 			return fail("proof %d is against another checkpoint (size %d) than the first (size %d)", i, c.Size, v.Checkpoint.Size)
+		}
+		if p.Index <= last {
+			return fail("entry %d is out of order", p.Index)
+		}
+		// An entry withheld without its leaf hash between the previous
+		// proof and this one leaves this entry's prev unknown.
+		gap := false
+		for idx, w := range withheld {
+			if w.LeafHash == "" && idx > last && idx < p.Index {
+				gap = true
+			}
+		}
+		last = p.Index
+		proven[p.Index] = true
+		if isWithheld {
+			v.Entries = append(v.Entries, ReceiptEntry{Index: p.Index, Type: w.Type, Withheld: w.Reason, Leaf: w.LeafHash})
+			prev = &leaf
+			continue
 		}
 		e := ReceiptEntry{Index: p.Index, Body: p.Extra}
 		if err := json.Unmarshal(p.Extra, &e); err != nil {
@@ -74,19 +142,51 @@ func VerifyReceipt(r *Receipt, vkey string) (*VerifiedReceipt, error) {
 		if e.Subject != r.PaymentID {
 			return fail("entry %d is about %q, not %s", p.Index, e.Subject, r.PaymentID)
 		}
-		if len(v.Entries) > 0 && p.Index <= v.Entries[len(v.Entries)-1].Index {
-			return fail("entry %d is out of order", p.Index)
-		}
 		want := ""
 		if prev != nil {
 			want = hex.EncodeToString(prev[:])
 		}
-		if e.Prev != want {
+		switch {
+		case gap:
+			e.Unchained = true
+		case e.Prev != want:
 			return fail("entry %d names prev %q, but the previous entry's leaf hash is %q: an entry is missing or was changed", p.Index, e.Prev, want)
 		}
-		leaf := pb.LeafHash(p.Extra)
 		prev = &leaf
 		v.Entries = append(v.Entries, e)
 	}
+	for idx, w := range withheld {
+		switch {
+		case w.LeafHash != "" && !proven[idx]:
+			return fail("withheld entry %d has a leaf hash but no proof", idx)
+		case w.LeafHash == "":
+			v.Entries = append(v.Entries, ReceiptEntry{Index: idx, Type: w.Type, Withheld: w.Reason})
+		}
+	}
+	slices.SortFunc(v.Entries, func(a, b ReceiptEntry) int { return cmp.Compare(a.Index, b.Index) })
+	if r.Risk != nil {
+		if err := verifyRisk(r.Risk, v.Entries); err != nil {
+			return fail("%w", err)
+		}
+		v.Risk = r.Risk
+	}
 	return v, nil
+}
+
+// verifyRisk checks a receipt's risk opening against the commitment of its
+// payment.created entry.
+func verifyRisk(o *pb.RiskOpening, entries []ReceiptEntry) error {
+	for _, e := range entries {
+		if e.Withheld != "" || e.Type != pb.LogPaymentCreated {
+			continue
+		}
+		var d struct {
+			RiskSHA256 string `json:"risk_sha256"`
+		}
+		if json.Unmarshal(e.Data, &d) != nil || d.RiskSHA256 == "" {
+			return fmt.Errorf("%w: entry %d commits to no risk assessment", pb.ErrRiskOpening, e.Index)
+		}
+		return o.Verify(d.RiskSHA256)
+	}
+	return fmt.Errorf("%w: the receipt gives no payment.created entry to check it against", pb.ErrRiskOpening)
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -38,15 +39,45 @@ func (cl *cli) trace(args []string) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "INDEX\tTIME\tEVENT\tBY\tDETAILS")
 		for _, e := range t.Entries {
+			if e.Redacted {
+				fmt.Fprintf(tw, "%d\t-\t%s\t-\t%s\n", e.Index, e.Type, withheldNote(e.Reason, e.LeafHash))
+				continue
+			}
 			var ent client.ReceiptEntry
 			json.Unmarshal([]byte(e.Entry), &ent) // the server's own canonical JSON
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Index, ent.Time, ent.Type, actor(ent.Actor), ent.Data)
+			if e.Risk != nil {
+				fmt.Fprintf(tw, "\t\t\t\t%s\n", riskNote(e.Risk))
+			}
 		}
 		tw.Flush()
 		if c, err := tl.ParseCheckpoint(noteBody(t.Checkpoint)); err == nil {
 			fmt.Fprintf(w, "every entry proven in checkpoint %s size %d; keep a receipt with: paybound payments receipt %s\n", c.Origin, c.Size, t.PaymentID)
 		}
 	})
+}
+
+// withheldNote says what a party is told of an entry withheld from it.
+func withheldNote(reason, leaf string) string {
+	if leaf == "" {
+		return "(withheld from you: " + reason + "; logged before entries were salted, so not proven to you)"
+	}
+	return "(withheld from you: " + reason + "; leaf hash " + leaf + ", proven)"
+}
+
+// riskNote shows a risk opening: "risk_sha256 opens to …".
+func riskNote(o *pb.RiskOpening) string {
+	s := "risk_sha256 opens to: " + string(o.Decision)
+	if d := o.Detail; d != nil {
+		s += fmt.Sprintf(", score %d", d.Score)
+		if d.Rule != "" {
+			s += ", rule " + strconv.Quote(d.Rule)
+		}
+	}
+	if len(o.Signals) > 0 {
+		s += ", signals " + strings.Join(o.Signals, ", ")
+	}
+	return s
 }
 
 func actor(a pb.Actor) string {
@@ -158,13 +189,33 @@ func (cl *cli) verifyReceipt(args []string) error {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
 	return c.print(v, func(w io.Writer) {
-		fmt.Fprintf(w, "OK: %d entries of %s, chained, in log %s at size %d, signed by its key\n",
-			len(v.Entries), v.PaymentID, v.Checkpoint.Origin, v.Checkpoint.Size)
+		withheld := 0
+		for _, e := range v.Entries {
+			if e.Withheld != "" {
+				withheld++
+			}
+		}
+		held := ""
+		if withheld > 0 {
+			held = fmt.Sprintf(" (%d withheld from you)", withheld)
+		}
+		fmt.Fprintf(w, "OK: %d entries of %s%s, chained, in log %s at size %d, signed by its key\n",
+			len(v.Entries), v.PaymentID, held, v.Checkpoint.Origin, v.Checkpoint.Size)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, e := range v.Entries {
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
+			switch {
+			case e.Withheld != "":
+				fmt.Fprintf(tw, "  %d\t-\t%s\t-\t%s\n", e.Index, e.Type, withheldNote(e.Withheld, e.Leaf))
+			case e.Unchained:
+				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s (prev not checked: the entry before it is withheld)\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
+			default:
+				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
+			}
 		}
 		tw.Flush()
+		if v.Risk != nil {
+			fmt.Fprintln(w, riskNote(v.Risk)+" (checked)")
+		}
 		if note != "" {
 			fmt.Fprintln(w, note)
 		}

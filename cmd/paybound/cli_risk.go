@@ -33,6 +33,15 @@ func (cl *cli) risk(args []string) error {
 // printRisk prints an assessment for a person: the decision, what decided
 // it, and each signal with its points and reason.
 func printRisk(w io.Writer, r *pb.Risk) {
+	if r.Partial { // an agent's view: docs/visibility.md
+		fmt.Fprintf(w, "decision  %s\nscore     (shown to the payer, not to an agent)\n", r.Decision)
+		names := make([]string, len(r.Signals))
+		for i, s := range r.Signals {
+			names[i] = s.Name
+		}
+		fmt.Fprintf(w, "signals   %s\n", strings.Join(names, ", "))
+		return
+	}
 	fmt.Fprintf(w, "decision  %s\nscore     %d/100\n", r.Decision, r.Score)
 	if r.Rule != "" {
 		fmt.Fprintf(w, "rule      %s (the operator's rule decided)\n", r.Rule)

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,13 @@ import (
 
 // createdData is a payment as asked for, with the agent's signed request
 // when there was one.
+//
+// RiskSHA256 commits to the risk assessment (pb.RiskOpening): the merchant
+// reads this entry and may not learn the assessment. Entries logged before
+// it carried the assessment in clear, as "risk". Salt is set with a
+// Request: the request carries risk control's inputs (provenance), so the
+// entry is withheld from the merchant, and the salt keeps its leaf hash,
+// which the merchant is given, from confirming a guess of it.
 type createdData struct {
 	AgentID                string              `json:"agent_id,omitempty"`
 	Amount                 int64               `json:"amount"`
@@ -29,43 +37,26 @@ type createdData struct {
 	Metadata               map[string]string   `json:"metadata,omitempty"`
 	PayerID                string              `json:"payer_id"`
 	Request                *pb.RequestEvidence `json:"request,omitempty"`
-	Risk                   *riskData           `json:"risk,omitempty"`
+	RiskSHA256             string              `json:"risk_sha256,omitempty"`
+	Salt                   string              `json:"salt,omitempty"`
 }
 
-// riskData is a risk assessment as logged: the decision, each signal's
-// name and points, and the SHA-256 of what the engine saw (kept whole on
-// the payment, so the operator can show it in a dispute and prove it is
-// what was logged). The signals' reasons, which speak of the payer's
-// balance and history, stay on the payment: every party to a payment,
-// the merchant too, reads its trace.
-type riskData struct {
-	Decision    pb.RiskDecision  `json:"decision"`
-	InputSHA256 string           `json:"input_sha256"`
-	Rule        string           `json:"rule,omitempty"`
-	Score       int              `json:"score"`
-	Signals     []riskSignalData `json:"signals"`
+// newSalt returns 16 random bytes, hex: in an entry withheld from a party
+// that is given its leaf hash, it makes the entry unguessable.
+func newSalt() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
-type riskSignalData struct {
-	Name   string `json:"name"`
-	Points int    `json:"points"`
-}
-
-func loggedRisk(r *pb.Risk) *riskData {
-	if r == nil {
-		return nil
-	}
-	d := &riskData{Decision: r.Decision, InputSHA256: hex.EncodeToString(r.InputHash[:]), Rule: r.Rule, Score: r.Score,
-		Signals: make([]riskSignalData, len(r.Signals))}
-	for i, sg := range r.Signals {
-		d.Signals[i] = riskSignalData{Name: sg.Name, Points: sg.Points}
-	}
-	return d
-}
-
+// declinedData says why a payment was declined, which the merchant may not
+// learn: the entry is withheld from it, and Salt (in entries logged since
+// entries were withheld) keeps the few codes there are from being tried
+// against its leaf hash. So does askedData's.
 type declinedData struct {
 	DeclineCode pb.Code `json:"decline_code"`
 	Message     string  `json:"message"`
+	Salt        string  `json:"salt,omitempty"`
 }
 
 // Why a payment waited for its user.
@@ -79,6 +70,7 @@ type askedData struct {
 	ConfirmationID string    `json:"confirmation_id"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	Reason         string    `json:"reason"`
+	Salt           string    `json:"salt,omitempty"`
 }
 
 // Bases of an authorization: what allowed the hold.
@@ -168,14 +160,26 @@ func logKey(tx *ledger.Tx, caller pb.Principal, typ string, k pb.AgentKey) {
 		NotAfter: k.NotAfter, RevokedAt: k.RevokedAt})
 }
 
-// logCreated records a new payment as asked for.
+// logCreated records a new payment as asked for. An assessment comes with
+// its commitment (assess computes it, off the writer); one without would be
+// a bug, which fails the operation as logPayment's panic does.
 func logCreated(tx *ledger.Tx, p *pb.Payment, caller pb.Principal) {
-	logPayment(tx, p, pb.ActorOf(caller), pb.LogPaymentCreated, createdData{
+	d := createdData{
 		Amount: p.Amount, Currency: p.Currency, MerchantID: p.MerchantID, PayerID: p.PayerID,
 		AgentID: string(p.AgentID), MandateID: string(p.MandateID), Description: p.Description,
 		CaptureMethod: p.CaptureMethod, AuthorizationExpiresAt: p.AuthorizationExpiresAt,
-		Metadata: p.Metadata, Request: caller.Evidence, Risk: loggedRisk(p.Risk),
-	})
+		Metadata: p.Metadata, Request: caller.Evidence,
+	}
+	if p.Risk != nil {
+		if p.Risk.Commitment == "" {
+			panic(fmt.Sprintf("payment %s was assessed without a risk commitment", p.ID))
+		}
+		d.RiskSHA256 = p.Risk.Commitment
+	}
+	if d.Request != nil {
+		d.Salt = newSalt()
+	}
+	logPayment(tx, p, pb.ActorOf(caller), pb.LogPaymentCreated, d)
 }
 
 // mandateAsks reports whether p's mandate itself wants the user to confirm
@@ -196,7 +200,7 @@ func logOutcome(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, approved bool, err
 		if errors.As(err, &e) {
 			msg = e.Message
 		}
-		logPayment(tx, p, actor, pb.LogPaymentDeclined, declinedData{DeclineCode: p.DeclineCode, Message: msg})
+		logPayment(tx, p, actor, pb.LogPaymentDeclined, declinedData{DeclineCode: p.DeclineCode, Message: msg, Salt: newSalt()})
 	case pb.StatusRequiresConfirmation:
 		// The mandate's own reason comes first: risk_review says that
 		// the mandate covered the payment and only risk control asked
@@ -209,7 +213,7 @@ func logOutcome(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, approved bool, err
 			reason = confirmAboveConfirm
 		}
 		logPayment(tx, p, actor, pb.LogConfirmationAsked, askedData{ConfirmationID: p.Confirmation.ID,
-			ExpiresAt: p.Confirmation.ExpiresAt, Reason: reason})
+			ExpiresAt: p.Confirmation.ExpiresAt, Reason: reason, Salt: newSalt()})
 	case pb.StatusAuthorized, pb.StatusCaptured:
 		basis := basisUser
 		switch {

@@ -15,7 +15,7 @@ import (
 // (pb.EncodeLogEntry's contract).
 func TestLogDataIsCanonicalByConstruction(t *testing.T) {
 	for _, v := range []any{createdData{}, declinedData{}, askedData{}, authorizedData{}, capturedData{}, approvedData{},
-		releasedData{}, refundedData{}, keyData{}, topupData{}, disputeData{}, compensationData{}, riskData{}, riskSignalData{},
+		releasedData{}, refundedData{}, keyData{}, topupData{}, disputeData{}, compensationData{}, pb.RiskOpening{}, pb.RiskDetail{},
 		pb.RequestEvidence{}, pb.Actor{}} {
 		checkSorted(t, reflect.TypeOf(v))
 	}

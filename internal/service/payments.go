@@ -868,25 +868,26 @@ func (s *Service) Payment(ctx context.Context, caller pb.Principal, id string) (
 	return shown(p, caller), nil
 }
 
-// shown is p as caller may see it. The reasons of a risk assessment speak
-// of the payer's balance and history: a merchant sees no assessment, and an
-// agent sees its decision and signals without their reasons (an agent
-// misled by what it read must not be able to pass the user's balance on).
+// shown is p as caller may see it (docs/visibility.md). The reasons of a
+// risk assessment speak of the payer's balance and history, and its score
+// and points say how near the payment came to another decision: a merchant
+// sees no assessment, and of a decline only that it happened
+// (pb.DeclineGeneric); an agent sees the decision and the signals' names
+// (an agent misled by what it read must not be able to pass the rest on).
 // The payer and the operator see it all.
 func shown(p *pb.Payment, caller pb.Principal) *pb.Payment {
-	if p.Risk == nil {
-		return p
-	}
-	switch caller.Role {
-	case pb.RoleMerchant:
+	switch {
+	case caller.Role == pb.RoleMerchant && (p.Risk != nil || p.DeclineCode != ""):
 		c := *p
 		c.Risk = nil
+		if c.DeclineCode != "" {
+			c.DeclineCode = pb.DeclineGeneric
+		}
 		return &c
-	case pb.RoleAgent:
-		c, r := *p, *p.Risk
-		r.Signals = make([]pb.RiskSignal, len(p.Risk.Signals))
+	case caller.Role == pb.RoleAgent && p.Risk != nil:
+		c, r := *p, pb.Risk{Decision: p.Risk.Decision, Signals: make([]pb.RiskSignal, len(p.Risk.Signals)), Partial: true}
 		for i, sg := range p.Risk.Signals {
-			r.Signals[i] = pb.RiskSignal{Name: sg.Name, Points: sg.Points}
+			r.Signals[i] = pb.RiskSignal{Name: sg.Name}
 		}
 		c.Risk = &r
 		return &c

@@ -529,6 +529,13 @@ func (s *Service) assess(ctx context.Context, at riskAttempt) (_ *pb.Risk, token
 		return nil, "", err
 	}
 	a.InputHash = sha256.Sum256(full)
+	o, err := pb.OpenRisk(&a, in.Salt)
+	if err == nil {
+		a.Commitment, err = o.Commitment()
+	}
+	if err != nil {
+		return nil, "", err
+	}
 	own := in // what the payment records already is left out
 	own.Amount, own.Currency, own.MerchantID, own.UserID, own.AgentID, own.MandateID = 0, "", "", "", "", ""
 	own.Description, own.Metadata, own.Assurance = "", nil, ""
@@ -721,19 +728,27 @@ func validProvenance(v, param string) error {
 	return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be user, untrusted or unknown", param)
 }
 
-// riskMessage explains a risk decline by the rule, or the signals' names:
-// the message is logged, and every party to the payment reads its trace,
-// so the reasons (the payer's balance and history) stay on the payment,
-// where the payer and the agent read them (GET /v1/payments/{id}).
+// riskMessage explains a risk decline to whoever asked for the payment
+// (the payer or their agent) by the signals' names, and says when one of
+// the operator's rules decided, without its name: an agent misled by what
+// it read must not be able to pass on how near the payment came to going
+// through. The message is logged too, in an entry the merchant never
+// reads (docs/visibility.md); the payer reads the rule, the score and each
+// signal's reason on the payment.
 func riskMessage(r *pb.Risk) string {
-	if r.Rule != "" {
-		return fmt.Sprintf("risk control blocked the payment: the operator's rule %q matched", r.Rule)
-	}
 	why := make([]string, len(r.Signals))
 	for i, sg := range r.Signals {
 		why[i] = sg.Name
 	}
-	return fmt.Sprintf("risk control blocked the payment (score %d of 100; signals %s); the payment's risk field explains each", r.Score, strings.Join(why, ", "))
+	signals := "no signal fired"
+	if len(why) > 0 {
+		signals = "signals " + strings.Join(why, ", ")
+	}
+	by := ""
+	if r.Rule != "" {
+		by = " by one of the operator's rules"
+	}
+	return fmt.Sprintf("risk control blocked the payment%s (%s); the payment's risk field says more to its payer", by, signals)
 }
 
 // --- the operator's rules and flags ---

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"sync"
 
@@ -216,6 +217,12 @@ func (s *Service) LogEntry(ctx context.Context, caller pb.Principal, index int64
 		}
 		return nil, err
 	}
+	if pb.HasPrefix(es[0].Subject, pb.PrefixPayment) {
+		if v := viewEntry(caller, es[0].Body); v.withheld != "" {
+			return nil, pb.Errorf(pb.ErrForbidden, "index", "log entry %d (%s) is withheld from you (%s); the trace of %s says what you may check of it",
+				index, v.typ, v.withheld, es[0].Subject)
+		}
+	}
 	return &es[0], nil
 }
 
@@ -247,16 +254,28 @@ func (s *Service) mayRead(ctx context.Context, caller pb.Principal, subject stri
 }
 
 // TraceEntry is one entry of a trace: where it is in the log, its exact
-// bytes, and its inclusion proof against the trace's checkpoint.
+// bytes, and its inclusion proof against the trace's checkpoint. An entry
+// withheld from the caller (see viewEntry) has no bytes: it is Redacted,
+// with its Type and the Reason, and, when the entry is salted, its
+// LeafHash (hex, as a payment's next entry names it in prev) and its
+// inclusion proof. Risk opens a payment.created entry's risk_sha256 for
+// the parties that may read it.
 type TraceEntry struct {
-	Index          int64    `json:"index"`
-	Entry          string   `json:"entry"`
-	InclusionProof []string `json:"inclusion_proof"`
+	Index          int64           `json:"index"`
+	Entry          string          `json:"entry,omitempty"`
+	InclusionProof []string        `json:"inclusion_proof,omitzero"`
+	Redacted       bool            `json:"redacted,omitempty"`
+	Type           string          `json:"type,omitempty"`
+	Reason         string          `json:"reason,omitempty"`
+	LeafHash       string          `json:"leaf_hash,omitempty"`
+	Risk           *pb.RiskOpening `json:"risk,omitempty"`
 	body           []byte
 	proof          []tlog.Hash
+	proven         bool // proof is set (it may be empty)
 }
 
-// Trace is a payment's whole history as the log holds it.
+// Trace is a payment's whole history as the log holds it, as the caller
+// may read it.
 type Trace struct {
 	Object     string       `json:"object"`
 	PaymentID  string       `json:"payment_id"`
@@ -297,24 +316,62 @@ func (s *Service) PaymentTrace(ctx context.Context, caller pb.Principal, id stri
 		}
 	}
 	tr := &Trace{Object: "trace", PaymentID: id, Checkpoint: string(c.Note), checkpoint: c, Entries: []TraceEntry{}}
+	var raw *pb.Payment // the payment as stored, to open its risk commitment
 	for _, e := range es {
-		hs, err := tlog.ProveInclusion(e.Index, c.Size, ledger.StoredHashes(ctx, s.st))
-		if err != nil {
-			return nil, fmt.Errorf("couldn't prove entry %d: %w", e.Index, err)
+		v := viewEntry(caller, e.Body)
+		te := TraceEntry{Index: e.Index}
+		if v.withheld != "" {
+			te.Redacted, te.Type, te.Reason = true, v.typ, v.withheld
 		}
-		tr.Entries = append(tr.Entries, TraceEntry{Index: e.Index, Entry: string(e.Body), InclusionProof: b64(hs), body: e.Body, proof: hs})
+		if v.withheld == "" || v.leaf {
+			hs, err := tlog.ProveInclusion(e.Index, c.Size, ledger.StoredHashes(ctx, s.st))
+			if err != nil {
+				return nil, fmt.Errorf("couldn't prove entry %d: %w", e.Index, err)
+			}
+			te.InclusionProof, te.proof, te.proven = b64(hs), hs, true
+		}
+		switch {
+		case v.withheld == "":
+			te.Entry, te.body = string(e.Body), e.Body
+		case v.leaf:
+			leaf := pb.LeafHash(e.Body)
+			te.LeafHash = hex.EncodeToString(leaf[:])
+		}
+		if v.withheld == "" && v.commitment != "" {
+			if raw == nil {
+				var err error
+				if raw, err = s.st.Payment(ctx, id); err != nil {
+					return nil, err
+				}
+			}
+			te.Risk = s.riskOpening(ctx, raw, v.commitment, v.partial)
+		}
+		tr.Entries = append(tr.Entries, te)
 	}
 	return tr, nil
 }
 
 // Receipt is what a payer or merchant keeps: every entry of the payment as
 // a C2SP tlog-proof (the entry in its extra line), all against one signed
-// checkpoint, verifiable offline with the log's key.
+// checkpoint, verifiable offline with the log's key. The entries withheld
+// from the caller are listed in Withheld; those with a leaf hash have a
+// proof too, without an extra line. Risk opens the payment.created entry's
+// risk_sha256 for the parties that may read it.
 type Receipt struct {
-	Object    string   `json:"object"`
-	PaymentID string   `json:"payment_id"`
-	LogKey    string   `json:"log_key"`
-	Proofs    []string `json:"proofs"`
+	Object    string          `json:"object"`
+	PaymentID string          `json:"payment_id"`
+	LogKey    string          `json:"log_key"`
+	Proofs    []string        `json:"proofs"`
+	Withheld  []WithheldEntry `json:"withheld,omitempty"`
+	Risk      *pb.RiskOpening `json:"risk,omitempty"`
+}
+
+// WithheldEntry is an entry of a receipt that its holder may not read.
+type WithheldEntry struct {
+	Index    int64  `json:"index"`
+	Type     string `json:"type"`
+	Reason   string `json:"reason"`
+	LeafHash string `json:"leaf_hash,omitempty"`
 }
 
 // PaymentReceipt returns payment id's receipt (any party to the payment).
@@ -325,7 +382,15 @@ func (s *Service) PaymentReceipt(ctx context.Context, caller pb.Principal, id st
 	}
 	r := &Receipt{Object: "receipt", PaymentID: id, LogKey: s.tlog.vkey, Proofs: []string{}}
 	for _, e := range tr.Entries {
-		r.Proofs = append(r.Proofs, tlog.FormatProof(tlog.InclusionProof{Extra: e.body, Index: e.Index, Hashes: e.proof, Checkpoint: tr.checkpoint.Note}))
+		if e.Redacted {
+			r.Withheld = append(r.Withheld, WithheldEntry{Index: e.Index, Type: e.Type, Reason: e.Reason, LeafHash: e.LeafHash})
+		}
+		if e.Risk != nil {
+			r.Risk = e.Risk
+		}
+		if e.proven {
+			r.Proofs = append(r.Proofs, tlog.FormatProof(tlog.InclusionProof{Extra: e.body, Index: e.Index, Hashes: e.proof, Checkpoint: tr.checkpoint.Note}))
+		}
 	}
 	return r, nil
 }

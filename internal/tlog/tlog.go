@@ -168,10 +168,17 @@ func LeafHash(entry []byte) Hash { return tlog.RecordHash(entry) }
 // VerifyInclusion checks that entry is leaf index of the tree c commits to,
 // with proof from the log.
 func VerifyInclusion(entry []byte, index int64, proof []Hash, c Checkpoint) error {
+	return VerifyLeafInclusion(LeafHash(entry), index, proof, c)
+}
+
+// VerifyLeafInclusion checks that leaf, an entry's leaf hash, is leaf
+// index of the tree c commits to, with proof from the log: what a party
+// that is given only the hash of an entry (one withheld from it) can check.
+func VerifyLeafInclusion(leaf Hash, index int64, proof []Hash, c Checkpoint) error {
 	if index < 0 || index >= c.Size {
 		return fmt.Errorf("%w: index %d is outside a tree of size %d", ErrNotIncluded, index, c.Size)
 	}
-	if err := tlog.CheckRecord(tlog.RecordProof(proof), c.Size, c.Hash, index, LeafHash(entry)); err != nil {
+	if err := tlog.CheckRecord(tlog.RecordProof(proof), c.Size, c.Hash, index, leaf); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotIncluded, err)
 	}
 	return nil
@@ -442,11 +449,16 @@ var ErrBadProof = errors.New("tlog: malformed proof")
 // VerifyProof checks that p's checkpoint is signed by vkey and that entry
 // is at p.Index of the tree it commits to, and returns the checkpoint.
 func VerifyProof(p InclusionProof, entry []byte, vkey string) (Checkpoint, error) {
+	return VerifyProofLeaf(p, LeafHash(entry), vkey)
+}
+
+// VerifyProofLeaf is VerifyProof for an entry known only by its leaf hash.
+func VerifyProofLeaf(p InclusionProof, leaf Hash, vkey string) (Checkpoint, error) {
 	c, err := Open(p.Checkpoint, vkey)
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	if err := VerifyInclusion(entry, p.Index, p.Hashes, c); err != nil {
+	if err := VerifyLeafInclusion(leaf, p.Index, p.Hashes, c); err != nil {
 		return Checkpoint{}, err
 	}
 	return c, nil

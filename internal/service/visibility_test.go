@@ -1,0 +1,109 @@
+package service
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	pb "github.com/paybound/paybound"
+)
+
+// TestViewEntry is docs/visibility.md's table, cell by cell, for entries
+// logged now and entries logged before risk was committed by hash (which
+// TestWhatEachPartySees, through the real server, cannot make).
+func TestViewEntry(t *testing.T) {
+	at := time.Date(2026, 8, 1, 7, 30, 0, 0, time.UTC)
+	entry := func(typ string, data any) []byte {
+		b, err := pb.EncodeLogEntry(pb.LogEvent{Type: typ, Subject: "pay_1", Actor: pb.Actor{Role: pb.RoleAgent, ID: "agt_1"}, Data: data}, at, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	salt := newSalt()
+	request := &pb.RequestEvidence{KeyID: "k", Signature: "sig1=:…:", SignatureBase: "…", SignatureInput: "sig1=()"}
+	oldRisk := map[string]any{"decision": "block", "input_sha256": "ab", "score": 85, "signals": []any{map[string]any{"name": "bearer_agent", "points": 10}}}
+
+	// Each party's view: "" shown, "+" shown with the risk commitment opened
+	// (in part for the agent), or the reason it is withheld, with "^" when
+	// its leaf hash is given.
+	type views struct{ payer, operator, agent, merchant string }
+	for _, c := range []struct {
+		name string
+		body []byte
+		want views
+	}{
+		{"payment.created", entry(pb.LogPaymentCreated, createdData{Amount: 1, RiskSHA256: "c0ffee"}),
+			views{"+", "+", "+", ""}},
+		{"payment.created, not assessed", entry(pb.LogPaymentCreated, createdData{Amount: 1}),
+			views{"", "", "", ""}},
+		{"payment.created with a signed request", entry(pb.LogPaymentCreated, createdData{Amount: 1, Request: request, RiskSHA256: "c0ffee", Salt: salt}),
+			views{"+", "+", "+", "^" + withheldRequest}},
+		{"payment.declined by risk control", entry(pb.LogPaymentDeclined, declinedData{DeclineCode: pb.DeclineRiskBlocked, Message: "…", Salt: salt}),
+			views{"", "", "", "^" + withheldDecline}},
+		{"payment.declined by the mandate", entry(pb.LogPaymentDeclined, declinedData{DeclineCode: pb.DeclineMandateAmountExceeded, Message: "…", Salt: salt}),
+			views{"", "", "", "^" + withheldDecline}},
+		{"confirmation.asked", entry(pb.LogConfirmationAsked, askedData{ConfirmationID: "cfm_1", Reason: confirmRiskReview, Salt: salt}),
+			views{"", "", "", "^" + withheldConfirmation}},
+		{"confirmation.approved", entry(pb.LogConfirmationApproved, approvedData{ConfirmationID: "cfm_1", Factor: "totp"}), views{}},
+		{"confirmation.denied", entry(pb.LogConfirmationDenied, approvedData{ConfirmationID: "cfm_1"}), views{}},
+		{"payment.authorized", entry(pb.LogPaymentAuthorized, authorizedData{Amount: 1, Basis: basisConfirmation}), views{}},
+		{"payment.captured", entry(pb.LogPaymentCaptured, capturedData{Amount: 1}), views{}},
+		{"payment.canceled", entry(pb.LogPaymentCanceled, releasedData{Released: 1}), views{}},
+		{"payment.expired", entry(pb.LogPaymentExpired, releasedData{Released: 1, What: "hold"}), views{}},
+		{"payment.refunded", entry(pb.LogPaymentRefunded, refundedData{Amount: 1, RefundID: "re_1"}), views{}},
+		{"dispute.opened", entry(pb.LogDisputeOpened, disputeData{Amount: 1, DisputeID: "dsp_1", Check: "risk_review"}), views{}},
+		{"dispute.resolved", entry(pb.LogDisputeResolved, disputeData{Amount: 1, DisputeID: "dsp_1", Outcome: pb.OutcomeReject}), views{}},
+		{"compensation.paid", entry(pb.LogCompensationPaid, compensationData{Amount: 1, DisputeID: "dsp_1"}), views{}},
+
+		// Logged before: the risk in clear, and no salt to hide an entry
+		// from a guess of it, so no leaf hash is given.
+		{"old payment.created", entry(pb.LogPaymentCreated, map[string]any{"amount": 1, "risk": oldRisk}),
+			views{"", "", withheldRisk, withheldRisk}},
+		{"old payment.created with a signed request", entry(pb.LogPaymentCreated, map[string]any{"amount": 1, "risk": oldRisk, "request": request}),
+			views{"", "", withheldRisk, withheldRisk}},
+		{"old payment.created, signed, not assessed", entry(pb.LogPaymentCreated, map[string]any{"amount": 1, "request": request}),
+			views{"", "", "", withheldRequest}},
+		{"old payment.declined by risk control", entry(pb.LogPaymentDeclined, map[string]any{"decline_code": "risk_blocked",
+			"message": "risk control blocked the payment (score 85 of 100; signals bearer_agent)"}),
+			views{"", "", withheldRisk, withheldDecline}},
+		{"old payment.declined by the wallet", entry(pb.LogPaymentDeclined, map[string]any{"decline_code": "insufficient_funds", "message": "…"}),
+			views{"", "", "", withheldDecline}},
+		{"old confirmation.asked", entry(pb.LogConfirmationAsked, map[string]any{"confirmation_id": "cfm_1", "reason": "risk_review"}),
+			views{"", "", "", withheldConfirmation}},
+	} {
+		for _, p := range []struct {
+			role pb.Role
+			want string
+		}{{pb.RoleUser, c.want.payer}, {pb.RoleOperator, c.want.operator}, {pb.RoleAgent, c.want.agent}, {pb.RoleMerchant, c.want.merchant}} {
+			t.Run(string(p.role)+"/"+c.name, func(t *testing.T) {
+				v := viewEntry(pb.Principal{Role: p.role, ID: "x"}, c.body)
+				got := v.withheld
+				switch {
+				case v.withheld != "" && v.leaf:
+					got = "^" + got
+				case v.withheld == "" && v.commitment != "":
+					got = "+"
+				}
+				if got != p.want {
+					t.Fatalf("%s's view of %s: %q, want %q (%+v)", p.role, c.body, got, p.want, v)
+				}
+				if got == "+" && v.partial != (p.role == pb.RoleAgent) {
+					t.Fatalf("partial opening %v for the %s", v.partial, p.role)
+				}
+			})
+		}
+	}
+	// An entry that does not decode, and a caller that is no party's role,
+	// are withheld, with nothing given.
+	for _, v := range []entryView{viewEntry(pb.Principal{Role: pb.RoleUser}, []byte("{")),
+		viewEntry(pb.Principal{Role: "stranger"}, entry(pb.LogPaymentCaptured, capturedData{}))} {
+		if v.withheld == "" || v.leaf {
+			t.Errorf("view %+v; want withheld without a leaf hash", v)
+		}
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(newSalt()), &m) == nil || len(newSalt()) != 32 || newSalt() == newSalt() {
+		t.Error("newSalt is not 16 random bytes in hex")
+	}
+}
