@@ -8,6 +8,12 @@
 #
 #   scripts/logcost.sh [PAIRS] [bench payments flags...]
 #   e.g. scripts/logcost.sh 7 --duration 4s
+#        scripts/logcost.sh 7 --duration 3s --db "postgres://…"
+#
+# The flags go to every `bench payments` as they are. With --db every run
+# loads the same database, which grows from run to run (the alternating
+# order spreads that over both builds); give the measurement a database,
+# or a schema (`&search_path=…` in the URL), of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pairs=${1:-7}

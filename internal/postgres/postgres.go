@@ -178,7 +178,13 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 			FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[])
 			AS x(id, kind, d, c, a, cur, p, t, ref, cr)`, id, kind, debit, credit, amount, cur, pending, timeout, ref, created)
 	}
-	if err := queuePayments(q, b); err != nil {
+	// The log's statements take the commit's number, which the payments'
+	// statements read: they come first.
+	onRow := paymentLogRanges(b)
+	if err := queueLog(q, b, onRow); err != nil {
+		return err
+	}
+	if err := queuePayments(q, b, onRow); err != nil {
 		return err
 	}
 	for _, r := range b.Refunds {
@@ -234,14 +240,6 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 		q.Queue(`INSERT INTO agent_keys (keyid, agent_id, public_key, created_at, not_after, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`,
 			k.KeyID, k.AgentID, k.PublicKey, k.CreatedAt.Unix(), unixOrNil(k.NotAfter), unixOrNil(k.RevokedAt))
-	}
-	if n := len(b.Log); n > 0 {
-		subject, body := make([]string, n), make([][]byte, n)
-		for i, r := range b.Log {
-			subject[i], body[i] = r.Subject, r.Body
-		}
-		// WITH ORDINALITY keeps the batch's order in seq.
-		q.Queue(`INSERT INTO log_entries (subject, body) SELECT s, b FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS x(s, b, o) ORDER BY o`, subject, body)
 	}
 	for _, n := range b.Nonces {
 		q.Queue(`INSERT INTO signature_nonces (keyid, nonce, expires_ms) VALUES ($1, $2, $3)`, n.KeyID, n.Nonce, n.Expires.UnixMilli())
@@ -390,8 +388,9 @@ func queueUsage(q *pgx.Batch, b *pb.Batch) {
 // only where the stored version is the one the writer read; a statement
 // that updates fewer rows than asked divides by zero, which aborts the
 // whole batch. A payment's risk is written by the insert only: its
-// assessment never changes after its creation.
-func queuePayments(q *pgx.Batch, b *pb.Batch) error {
+// assessment never changes after its creation. A payment's entries in the
+// batch are listed on its row (onRow: see paymentLogRanges).
+func queuePayments(q *pgx.Batch, b *pb.Batch, onRow map[string]logRange) error {
 	var ins, upd []*pb.Payment
 	var prev []int64
 	for i := range b.Payments {
@@ -410,9 +409,10 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 		exp, cexp := make([]*int64, n), make([]*int64, n)
 		cid, assurance := make([]string, n), make([]string, n)
 		risk, input := make([]string, n), make([]string, n)
-		head := make([][]byte, n)
+		head, logLo, logHi := make([][]byte, n), make([]*int64, n), make([]*int64, n)
 		for i, p := range ins {
 			head[i] = logHead(p.LogHead)
+			logLo[i], logHi[i] = logRefs(onRow, p)
 			risk[i], input[i] = p.Risk.Columns()
 			cid[i], cexp[i] = p.ConfirmationColumns()
 			assurance[i] = string(p.Assurance)
@@ -429,13 +429,18 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 		q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
 			merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
 			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head,
-			risk, risk_input)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+			risk, risk_input, log_refs)
+			-- c1 to c26 are the columns above, in order.
+			SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24,
+				c25, c26, `+logRefsSQL+`
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
 				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[],
 				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[], $23::text[], $24::bytea[],
-				$25::text[], $26::text[])`,
+				$25::text[], $26::text[], $27::bigint[], $28::bigint[])
+			AS x(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24,
+				c25, c26, log_lo, log_hi)`,
 			id, status, amount, captured, refunded, fee, feeRef, cur, merchant, payer, agent, mandate, desc, capture, exp, md,
-			decline, hold, created, version, cid, cexp, assurance, head, risk, input)
+			decline, hold, created, version, cid, cexp, assurance, head, risk, input, logLo, logHi)
 	}
 	if n := len(upd); n > 0 {
 		id, status, decline := make([]string, n), make([]string, n), make([]string, n)
@@ -443,9 +448,10 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 			make([]int64, n), make([]int64, n)
 		exp, cexp := make([]*int64, n), make([]*int64, n)
 		cid := make([]string, n)
-		head := make([][]byte, n)
+		head, logLo, logHi := make([][]byte, n), make([]*int64, n), make([]*int64, n)
 		for i, p := range upd {
 			head[i] = logHead(p.LogHead)
+			logLo[i], logHi[i] = logRefs(onRow, p)
 			id[i], status[i], decline[i], exp[i] = p.ID, string(p.Status), string(p.DeclineCode), expiry(p)
 			cid[i], cexp[i] = p.ConfirmationColumns()
 			captured[i], refunded[i], fee[i], feeRef[i], hold[i], version[i] = p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded, p.HoldID, p.Version
@@ -456,13 +462,16 @@ func queuePayments(q *pgx.Batch, b *pb.Batch) error {
 				UPDATE payments p SET status = d.status, amount_captured = d.captured, amount_refunded = d.refunded,
 					fee_amount = d.fee, fee_refunded = d.fee_refunded, authorization_expires_at = d.exp,
 					decline_code = d.decline, hold_id = d.hold, version = d.version,
-					confirmation_id = d.cid, confirmation_expires_at = d.cexp, log_head = d.head
+					confirmation_id = d.cid, confirmation_expires_at = d.cexp, log_head = d.head,
+					log_refs = p.log_refs || `+logRefsSQL+`
 				FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-					$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $13::text[], $14::bigint[], $15::bytea[])
-					AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev, cid, cexp, head)
+					$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $13::text[], $14::bigint[], $15::bytea[],
+					$16::bigint[], $17::bigint[])
+					AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev, cid, cexp, head,
+						log_lo, log_hi)
 				WHERE p.id = d.id AND p.version = d.prev RETURNING 1)
 			SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM u) = $12 THEN 1 ELSE 0 END)`,
-			id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n, cid, cexp, head)
+			id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n, cid, cexp, head, logLo, logHi)
 	}
 	return nil
 }

@@ -2,14 +2,20 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	xtlog "golang.org/x/mod/sumdb/tlog"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/storetest"
+	"github.com/paybound/paybound/internal/tlog"
 )
 
 func open(t *testing.T) pb.Store {
@@ -52,4 +58,127 @@ func TestBadURL(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("error %v: want a failure that does not show the password", err)
 	}
+}
+
+// TestLogBundlesMigration: a database written before the log's entries
+// were bundled (schema 4: a row an entry, placed or pending, and a row a
+// stored hash) opens with every entry, subject, root and proof as before,
+// bytes exactly as stored; its pending entries are placed after the
+// others, and the tree grows on from there with consistency proofs.
+func TestLogBundlesMigration(t *testing.T) {
+	ctx := context.Background()
+	u := storetest.PostgresURL(t)
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_version (version INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	for v, name := range []string{"0001_core.sql", "0002_log.sql", "0003_disputes.sql", "0004_risk.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three integrations stored as schema 4 did, then two entries still
+	// pending; the hashes, leaves included, in log_hashes. Bodies carry
+	// bytes that text would not keep; a subject is not ASCII.
+	var mem tlog.Memory
+	var recs []pb.LogRecord
+	insert := func(r pb.LogRecord, idx *int64) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, `INSERT INTO log_entries (idx, subject, body) VALUES ($1, $2, $3)`, idx, r.Subject, r.Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c, n := range []int{3, 1, 5} { // size 9
+		for i := range n {
+			r := pb.LogRecord{Subject: []string{"pay_ü", "mnd_b"}[i%2], Body: fmt.Appendf(nil, "{\"c\":%d,\"i\":%d}\x00\xff\n", c, i)}
+			idx, _ := mem.Append(r.Body)
+			insert(r, &idx)
+			recs = append(recs, r)
+		}
+	}
+	pending := []pb.LogRecord{{Subject: "pay_ü", Body: []byte("{\"pending\":1}\x00")}, {Subject: "mnd_b", Body: []byte(`{"pending":2}`)}}
+	for _, r := range pending {
+		insert(r, nil)
+	}
+	for id := range xtlog.StoredHashCount(mem.Size()) {
+		h, _ := mem.ReadHashes([]int64{id})
+		if _, err := conn.Exec(ctx, `INSERT INTO log_hashes (id, hash) VALUES ($1, $2)`, id, h[0][:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, _ := mem.Root(mem.Size())
+	if _, err := conn.Exec(ctx, `UPDATE log_state SET size = $1, root = $2`, mem.Size(), root[:]); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := postgres.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var olds []tlog.Checkpoint
+	check := func() {
+		t.Helper()
+		storetest.CheckLog(t, s, recs)
+		size, root, err := s.LogState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := tlog.Checkpoint{Origin: "test", Size: size, Hash: root}
+		for _, old := range olds {
+			proof, err := tlog.ProveConsistency(old.Size, size, ledger.StoredHashes(ctx, s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlog.VerifyConsistency(old, c, proof); err != nil {
+				t.Fatalf("from size %d to %d: %v", old.Size, size, err)
+			}
+		}
+		olds = append(olds, c)
+	}
+	check()
+	got, err := s.PendingLog(ctx, 10)
+	if err != nil || len(got) != len(pending) {
+		t.Fatalf("PendingLog = %d entries, %v; want the %d pending before", len(got), err, len(pending))
+	}
+	for i, e := range got {
+		if string(e.Body) != string(pending[i].Body) || (i > 0 && e.Seq <= got[i-1].Seq) {
+			t.Fatalf("pending entry %d = %d %q, want %q in order", i, e.Seq, e.Body, pending[i].Body)
+		}
+	}
+	// New entries are numbered after the old pending ones.
+	more := []pb.LogRecord{{Subject: "pay_ü", Body: []byte(`{"after":1}`)}, {Subject: "pay_c", Body: []byte(`{"after":2}`)}}
+	if err := s.Commit(ctx, &pb.Batch{Log: more}); err != nil {
+		t.Fatal(err)
+	}
+	recs = append(append(recs, pending...), more...)
+	// Placed one at a time, which splits the new bundle.
+	for {
+		n, _, err := ledger.IntegrateLog(ctx, s, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	check()
+	s.Close()
+	// Opened again, nothing is migrated twice.
+	if s, err = postgres.Open(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check()
 }

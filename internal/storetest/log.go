@@ -3,6 +3,8 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"slices"
 	"testing"
 
 	pb "github.com/paybound/paybound"
@@ -80,6 +82,44 @@ func checkTree(t *testing.T, s pb.Store, entries []pb.LogRecord) {
 	}
 }
 
+// CheckLog checks that s's log holds exactly entries, in order, with
+// their subjects, the root of the same tree built in memory, an inclusion
+// proof of every entry, and each subject's entries through SubjectLog: for
+// a store's own tests, such as a migration's (the suite checks less at
+// each step).
+func CheckLog(t *testing.T, s pb.Store, entries []pb.LogRecord) {
+	t.Helper()
+	checkTree(t, s, entries)
+	ctx := t.Context()
+	size, root, err := s.LogState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tlog.Checkpoint{Origin: "storetest", Size: size, Hash: root}
+	bySubject := map[string][]int64{}
+	for i, e := range entries {
+		proof, err := tlog.ProveInclusion(int64(i), size, ledger.StoredHashes(ctx, s))
+		if err != nil {
+			t.Fatalf("ProveInclusion(%d, %d): %v", i, size, err)
+		}
+		if err := tlog.VerifyInclusion(e.Body, int64(i), proof, c); err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		bySubject[e.Subject] = append(bySubject[e.Subject], int64(i))
+	}
+	for subject, want := range bySubject {
+		got, err := s.SubjectLog(ctx, subject, pb.MaxLogRead)
+		if err != nil || len(got) != min(len(want), pb.MaxLogRead) {
+			t.Fatalf("SubjectLog(%s) = %d entries, %v; want %d", subject, len(got), err, len(want))
+		}
+		for i, e := range got {
+			if e.Index != want[i] || e.Subject != subject || !bytes.Equal(e.Body, entries[want[i]].Body) {
+				t.Fatalf("SubjectLog(%s)[%d] = %d %q, want %d %q", subject, i, e.Index, e.Body, want[i], entries[want[i]].Body)
+			}
+		}
+	}
+}
+
 func testLog(t *testing.T, s pb.Store) {
 	ctx := t.Context()
 	checkTree(t, s, nil)
@@ -117,6 +157,9 @@ func testLog(t *testing.T, s pb.Store) {
 	}
 	if page, err := s.LogEntries(ctx, int64(len(all)), 10); err != nil || len(page) != 0 {
 		t.Fatalf("LogEntries past the end = %v, %v", page, err)
+	}
+	if page, err := s.LogEntries(ctx, math.MaxInt64-3, 10); err != nil || len(page) != 0 {
+		t.Fatalf("LogEntries from the largest index = %v, %v", page, err)
 	}
 	mine, err := s.SubjectLog(ctx, "mnd_b", 100)
 	if err != nil {
@@ -226,9 +269,78 @@ func testPaymentSubjectLog(t *testing.T, s pb.Store) {
 	if first, err := s.SubjectLog(ctx, p.ID, 2); err != nil || len(first) != 2 || first[1].Index != got[1].Index {
 		t.Fatalf("SubjectLog limited to 2 = %v, %v", first, err)
 	}
-	if m, err := s.SubjectLog(ctx, "mnd_x", 10); err != nil || len(m) != 1 || string(m[0].Body) != `{"e":"granted"}` {
-		t.Fatalf("SubjectLog of the mandate = %v, %v", m, err)
+	mandate, err := s.SubjectLog(ctx, "mnd_x", 10)
+	if err != nil || len(mandate) != 1 || string(mandate[0].Body) != `{"e":"granted"}` {
+		t.Fatalf("SubjectLog of the mandate = %v, %v", mandate, err)
 	}
+
+	// A commit whose entries are placed in part (a store that integrates
+	// may place a part of what one commit stored): the reads show exactly
+	// the entries placed, the rest are pending in order, and all show once
+	// placed.
+	from, _, err := s.LogState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Version++
+	b := &pb.Batch{Payments: []pb.Payment{p}}
+	b.Payments[0].Version = p.Version
+	for i := range 7 {
+		b.Log = append(b.Log, rec([]string{p.ID, "mnd_x"}[i%2], fmt.Sprintf(`{"e":"in part %d"}`, i)))
+	}
+	commit(t, s, b)
+	if _, _, err := ledger.IntegrateLog(ctx, s, 3); err != nil {
+		t.Fatal(err)
+	}
+	checkPart := func() {
+		t.Helper()
+		size, _, err := s.LogState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		placed := b.Log[:size-from]
+		at, err := s.LogEntries(ctx, from, 100)
+		if err != nil || len(at) != len(placed) {
+			t.Fatalf("LogEntries from %d = %d entries, %v; want the %d placed", from, len(at), err, len(placed))
+		}
+		for i, e := range at {
+			if e.Index != from+int64(i) || e.Subject != placed[i].Subject || !bytes.Equal(e.Body, placed[i].Body) {
+				t.Fatalf("entry %d = %d %s %s, want %s %s", i, e.Index, e.Subject, e.Body, placed[i].Subject, placed[i].Body)
+			}
+		}
+		pending, err := s.PendingLog(ctx, 2)
+		if err != nil || len(pending) != min(2, len(b.Log)-len(placed)) {
+			t.Fatalf("PendingLog(2) = %d entries, %v; want %d", len(pending), err, min(2, len(b.Log)-len(placed)))
+		}
+		for i, e := range pending {
+			if !bytes.Equal(e.Body, b.Log[len(placed)+i].Body) || (i > 0 && e.Seq <= pending[i-1].Seq) {
+				t.Fatalf("pending entry %d = %d %s, want %s in order", i, e.Seq, e.Body, b.Log[len(placed)+i].Body)
+			}
+		}
+		for _, subject := range []string{p.ID, "mnd_x"} {
+			want := slices.Clone(got)
+			if subject != p.ID {
+				want = slices.Clone(mandate)
+			}
+			for i, r := range placed {
+				if r.Subject == subject {
+					want = append(want, pb.LogEntry{Index: from + int64(i), Body: r.Body})
+				}
+			}
+			mine, err := s.SubjectLog(ctx, subject, 100)
+			if err != nil || len(mine) != len(want) {
+				t.Fatalf("SubjectLog(%s) = %d entries, %v; want %d", subject, len(mine), err, len(want))
+			}
+			for i, e := range mine {
+				if e.Index != want[i].Index || e.Subject != subject || !bytes.Equal(e.Body, want[i].Body) {
+					t.Fatalf("SubjectLog(%s)[%d] = %d %s, want %d %s", subject, i, e.Index, e.Body, want[i].Index, want[i].Body)
+				}
+			}
+		}
+	}
+	checkPart()
+	integrate(t, s)
+	checkPart()
 }
 
 // testPaymentLogHead checks that a payment's log head is kept and updated.
