@@ -706,3 +706,16 @@ func TestNewKeysAreNotStoredInTheClear(t *testing.T) {
 		t.Fatalf("plain record: %v", recs)
 	}
 }
+
+// TestBadDatabaseFailsCleanly: a database that cannot be opened is an
+// error from Run, and Close after it is safe (it crashed on a nil store).
+func TestBadDatabaseFailsCleanly(t *testing.T) {
+	m := NewMain()
+	m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", t.TempDir()
+	m.Config.DB = filepath.Join(t.TempDir(), "missing-dir", "x.db")
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	if err := m.Run(t.Context()); err == nil {
+		t.Fatal("Run on a database in a missing directory succeeded")
+	}
+	m.Close()
+}

@@ -266,13 +266,22 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	m.OperatorKey = key
+	// A failed Open returns a nil *Store: it must not become a non-nil
+	// interface that Close would call.
 	switch db := m.Config.DB; {
 	case isPostgres(db):
-		m.store, err = postgres.Open(ctx, db)
-	case db == "":
-		m.store, err = sqlite.Open(ctx, filepath.Join(m.Config.DataDir, "paybound.db"))
+		var st *postgres.Store
+		if st, err = postgres.Open(ctx, db); err == nil {
+			m.store = st
+		}
 	default:
-		m.store, err = sqlite.Open(ctx, db)
+		if db == "" {
+			db = filepath.Join(m.Config.DataDir, "paybound.db")
+		}
+		var st *sqlite.Store
+		if st, err = sqlite.Open(ctx, db); err == nil {
+			m.store = st
+		}
 	}
 	if err != nil {
 		return err
