@@ -3,8 +3,10 @@ package paybound
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -239,3 +241,39 @@ type LogIntegration struct {
 
 // MaxLogRead bounds the entries one log read returns.
 const MaxLogRead = 1000
+
+// MaxBundleEntries is the most entries a stored log bundle holds.
+const MaxBundleEntries = 64
+
+// AppendBundleItem appends item after its 2-byte big-endian length: the
+// encoding of C2SP tlog-tiles entry bundles, in which the stores keep a
+// commit's entries (and their subjects) together. item is at most 65535
+// bytes; the stores check it before.
+func AppendBundleItem(dst, item []byte) []byte {
+	return append(binary.BigEndian.AppendUint16(dst, uint16(len(item))), item...)
+}
+
+// ErrBadBundle is wrapped by SplitBundle for a bundle that does not decode.
+var ErrBadBundle = errors.New("a stored log bundle is malformed")
+
+// SplitBundle splits a stored bundle of n items (1 to MaxBundleEntries).
+// Each item is capped at its length, so that appending to one never
+// overwrites the next.
+func SplitBundle(b []byte, n int) ([][]byte, error) {
+	if n < 1 || n > MaxBundleEntries {
+		return nil, fmt.Errorf("%w: %d entries", ErrBadBundle, n)
+	}
+	out := make([][]byte, 0, n)
+	for len(b) > 0 {
+		if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
+			return nil, fmt.Errorf("%w: truncated", ErrBadBundle)
+		}
+		l := 2 + int(binary.BigEndian.Uint16(b))
+		out = append(out, b[2:l:l])
+		b = b[l:]
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("%w: %d entries, want %d", ErrBadBundle, len(out), n)
+	}
+	return out, nil
+}

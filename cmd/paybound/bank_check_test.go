@@ -250,26 +250,40 @@ func (c *bankCheck) load() {
 		c.t.Fatalf("couldn't connect to the test's database: %v", err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT seq, COALESCE(idx, -1), body FROM log_entries ORDER BY seq`)
+	// The store keeps a commit's entries in bundles (internal/postgres/log.go):
+	// a bundle's seq is its first entry's, the next ones follow it, and
+	// first is the first entry's index in the tree (NULL while pending).
+	rows, err := conn.Query(ctx, `SELECT seq, COALESCE(first, -1), n, entries FROM log_bundles ORDER BY seq`)
 	if err != nil {
 		c.t.Fatalf("couldn't read the log: %v", err)
 	}
 	for rows.Next() {
-		e := &bankEntry{}
-		var body []byte
-		if err := rows.Scan(&e.seq, &e.idx, &body); err != nil {
+		var seq, first int64
+		var n int
+		var bundle []byte
+		if err := rows.Scan(&seq, &first, &n, &bundle); err != nil {
 			c.t.Fatalf("couldn't read the log: %v", err)
 		}
-		if err := json.Unmarshal(body, e); err != nil {
-			c.t.Fatalf("log entry %d is not JSON: %v: %s", e.seq, err, truncate(body, 300))
+		bodies, err := pb.SplitBundle(bundle, n)
+		if err != nil {
+			c.t.Fatalf("log bundle %d: %v", seq, err)
 		}
-		if len(e.Data) > 0 {
-			if err := json.Unmarshal(e.Data, &e.d); err != nil && e.Type != pb.LogMandateGranted && e.Type != pb.LogAgentKeyAdded {
-				c.fail("log", "%s: data does not parse: %v", e, err)
+		for i, body := range bodies {
+			e := &bankEntry{seq: seq + int64(i), idx: -1}
+			if first >= 0 {
+				e.idx = first + int64(i)
 			}
-			e.Data = clip(e.Data, 300) // parsed; kept to be shown
+			if err := json.Unmarshal(body, e); err != nil {
+				c.t.Fatalf("log entry %d is not JSON: %v: %s", e.seq, err, truncate(body, 300))
+			}
+			if len(e.Data) > 0 {
+				if err := json.Unmarshal(e.Data, &e.d); err != nil && e.Type != pb.LogMandateGranted && e.Type != pb.LogAgentKeyAdded {
+					c.fail("log", "%s: data does not parse: %v", e, err)
+				}
+				e.Data = clip(e.Data, 300) // parsed; kept to be shown
+			}
+			c.entries = append(c.entries, e)
 		}
-		c.entries = append(c.entries, e)
 	}
 	if err := rows.Err(); err != nil {
 		c.t.Fatalf("couldn't read the log: %v", err)

@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -19,7 +18,7 @@ import (
 // from its commit on, and by its index in the tree once placed.
 //
 // A commit's entries are stored in bundles, a row of log_bundles for at
-// most maxBundleEntries entries or maxBundleBytes of them, in the C2SP
+// most pb.MaxBundleEntries entries or maxBundleBytes of them, in the C2SP
 // entry-bundle encoding: a row an entry had cost every commit a heap tuple
 // and four index entries per entry, and every integration an update of
 // each. An entry's sequence number is its commit's number, taken from the
@@ -40,8 +39,7 @@ import (
 // log_subjects (another index entry per entry, which the payment path's
 // entries are spared).
 const (
-	maxBundleEntries = 64
-	maxBundleBytes   = 64 << 10
+	maxBundleBytes = 64 << 10
 	// commitShift bounds the entries of one commit to 1<<20.
 	commitShift = 20
 	// maxRun bounds a run of stored hashes to 1 KiB, well under the 2 KiB
@@ -72,48 +70,21 @@ func bundle(recs []pb.LogRecord) ([]logBundle, error) {
 			return nil, fmt.Errorf("couldn't store log entry %d of the batch: %d bytes about a subject of %d; at most %d and %d",
 				i, len(body), len(subject), pb.MaxLogEntryBytes, 1<<16-1)
 		}
-		if n := len(out); n == 0 || out[n-1].n == maxBundleEntries || len(out[n-1].entries)+2+len(body) > maxBundleBytes {
+		if n := len(out); n == 0 || out[n-1].n == pb.MaxBundleEntries || len(out[n-1].entries)+2+len(body) > maxBundleBytes {
 			out = append(out, logBundle{pos: int64(i)})
 		}
 		b := &out[len(out)-1]
-		b.entries = appendItem(b.entries, body)
-		b.subjects = appendItem(b.subjects, []byte(subject))
+		b.entries = pb.AppendBundleItem(b.entries, body)
+		b.subjects = pb.AppendBundleItem(b.subjects, []byte(subject))
 		b.n++
-	}
-	return out, nil
-}
-
-func appendItem(dst, item []byte) []byte {
-	return append(binary.BigEndian.AppendUint16(dst, uint16(len(item))), item...)
-}
-
-var errBadBundle = errors.New("a stored log bundle is malformed")
-
-// bundleItems splits a stored bundle of n items. Each item is capped at its
-// length, so that appending to one never overwrites the next.
-func bundleItems(b []byte, n int32) ([][]byte, error) {
-	if n < 1 || n > maxBundleEntries {
-		return nil, fmt.Errorf("%w: %d entries", errBadBundle, n)
-	}
-	out := make([][]byte, 0, n)
-	for len(b) > 0 {
-		if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
-			return nil, fmt.Errorf("%w: truncated", errBadBundle)
-		}
-		l := 2 + int(binary.BigEndian.Uint16(b))
-		out = append(out, b[2:l:l])
-		b = b[l:]
-	}
-	if len(out) != int(n) {
-		return nil, fmt.Errorf("%w: %d entries, want %d", errBadBundle, len(out), n)
 	}
 	return out, nil
 }
 
 // bundleRow splits a bundle's entries and subjects, n of each.
 func bundleRow(n int32, entries, subjects []byte) (es, ss [][]byte, err error) {
-	if es, err = bundleItems(entries, n); err == nil {
-		ss, err = bundleItems(subjects, n)
+	if es, err = pb.SplitBundle(entries, int(n)); err == nil {
+		ss, err = pb.SplitBundle(subjects, int(n))
 	}
 	return es, ss, err
 }
@@ -224,7 +195,7 @@ func (s *Store) PendingLog(ctx context.Context, limit int) ([]pb.PendingLogEntry
 		if err := rows.Scan(&seq, &n, &b); err != nil {
 			return nil, fmt.Errorf("couldn't read pending log entries: %w", err)
 		}
-		items, err := bundleItems(b, n)
+		items, err := pb.SplitBundle(b, int(n))
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read pending log entries from %d: %w", seq, err)
 		}
@@ -356,7 +327,7 @@ func splitBundle(ctx context.Context, tx pgx.Tx, seq int64, m int, first int64) 
 	join := func(items [][]byte) []byte {
 		var b []byte
 		for _, it := range items {
-			b = appendItem(b, it)
+			b = pb.AppendBundleItem(b, it)
 		}
 		return b
 	}

@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	pb "github.com/paybound/paybound"
@@ -11,11 +9,10 @@ import (
 // The log's entries are stored in bundles (0005_log_bundles.sql): the
 // entries a commit appends, a row per bundle rather than per entry, which
 // spares the single writer a B-tree insert per entry. A bundle holds at
-// most maxBundleEntries entries and, unless one entry is larger, at most
+// most pb.MaxBundleEntries entries and, unless one entry is larger, at most
 // maxBundleBytes of them, which bounds what reading one entry reads.
 const (
-	maxBundleEntries = 64
-	maxBundleBytes   = 64 << 10
+	maxBundleBytes = 64 << 10
 )
 
 // logBundle is one row of log_bundles: the entries from index first up to
@@ -35,41 +32,14 @@ func bundle(first int64, recs []pb.LogRecord) ([]logBundle, error) {
 			return nil, fmt.Errorf("couldn't store log entry %d: %d bytes about a subject of %d; at most %d and %d",
 				first+int64(i), len(body), len(subject), pb.MaxLogEntryBytes, 1<<16-1)
 		}
-		if n := len(out); n == 0 || out[n-1].size-out[n-1].first == maxBundleEntries ||
+		if n := len(out); n == 0 || out[n-1].size-out[n-1].first == pb.MaxBundleEntries ||
 			len(out[n-1].entries)+2+len(body) > maxBundleBytes {
 			out = append(out, logBundle{first: first + int64(i), size: first + int64(i)})
 		}
 		b := &out[len(out)-1]
-		b.entries = appendItem(b.entries, body)
-		b.subjects = appendItem(b.subjects, []byte(subject))
+		b.entries = pb.AppendBundleItem(b.entries, body)
+		b.subjects = pb.AppendBundleItem(b.subjects, []byte(subject))
 		b.size++
-	}
-	return out, nil
-}
-
-func appendItem(dst, item []byte) []byte {
-	return append(binary.BigEndian.AppendUint16(dst, uint16(len(item))), item...)
-}
-
-var errBadBundle = errors.New("a stored log bundle is malformed")
-
-// bundleItems splits a stored bundle of n items. Each item is capped at its
-// length, so that appending to one never overwrites the next.
-func bundleItems(b []byte, n int64) ([][]byte, error) {
-	if n < 1 || n > maxBundleEntries {
-		return nil, fmt.Errorf("%w: %d entries", errBadBundle, n)
-	}
-	out := make([][]byte, 0, n)
-	for len(b) > 0 {
-		if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
-			return nil, fmt.Errorf("%w: truncated", errBadBundle)
-		}
-		l := 2 + int(binary.BigEndian.Uint16(b))
-		out = append(out, b[2:l:l])
-		b = b[l:]
-	}
-	if int64(len(out)) != n {
-		return nil, fmt.Errorf("%w: %d entries, want %d", errBadBundle, len(out), n)
 	}
 	return out, nil
 }

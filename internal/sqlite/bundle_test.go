@@ -22,15 +22,15 @@ func TestBundle(t *testing.T) {
 	next := int64(1000)
 	for _, b := range bs {
 		n := b.size - b.first
-		if b.first != next || n < 1 || n > maxBundleEntries || (n > 1 && len(b.entries) > maxBundleBytes) {
+		if b.first != next || n < 1 || n > pb.MaxBundleEntries || (n > 1 && len(b.entries) > maxBundleBytes) {
 			t.Fatalf("bundle from %d to %d, %d bytes; want it from %d, 1 to %d entries, at most %d bytes unless one entry",
-				b.first, b.size, len(b.entries), next, maxBundleEntries, maxBundleBytes)
+				b.first, b.size, len(b.entries), next, pb.MaxBundleEntries, maxBundleBytes)
 		}
-		es, err := bundleItems(b.entries, n)
+		es, err := pb.SplitBundle(b.entries, int(n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ss, err := bundleItems(b.subjects, n)
+		ss, err := pb.SplitBundle(b.subjects, int(n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestBundle(t *testing.T) {
 	if _, err := bundle(0, []pb.LogRecord{{Subject: strings.Repeat("s", 1<<16), Body: []byte("{}")}}); err == nil {
 		t.Fatal("bundle took a subject over the limit")
 	}
-	good := appendItem(appendItem(nil, []byte("one")), []byte("two"))
+	good := pb.AppendBundleItem(pb.AppendBundleItem(nil, []byte("one")), []byte("two"))
 	for name, c := range map[string]struct {
 		b []byte
 		n int64
@@ -62,10 +62,10 @@ func TestBundle(t *testing.T) {
 		"fewer items":      {good, 3},
 		"more items":       {good, 1},
 		"no items":         {nil, 0},
-		"too many":         {good, maxBundleEntries + 1},
+		"too many":         {good, pb.MaxBundleEntries + 1},
 	} {
-		if _, err := bundleItems(c.b, c.n); !errors.Is(err, errBadBundle) {
-			t.Errorf("%s: bundleItems = %v, want errBadBundle", name, err)
+		if _, err := pb.SplitBundle(c.b, int(c.n)); !errors.Is(err, pb.ErrBadBundle) {
+			t.Errorf("%s: bundleItems = %v, want pb.ErrBadBundle", name, err)
 		}
 	}
 }

@@ -262,7 +262,7 @@ func scanEntries(rows *sql.Rows, fn func(idx int64, body []byte)) error {
 		if err := rows.Scan(&idx, &b, &first, &size); err != nil {
 			return err
 		}
-		entries, err := bundleItems(b, size-first)
+		entries, err := pb.SplitBundle(b, int(size-first))
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", idx, err)
 		}
@@ -354,11 +354,11 @@ func (s *Store) LogEntries(ctx context.Context, from int64, n int) ([]pb.LogEntr
 		if err := rows.Scan(&first, &size, &entries, &subjects); err != nil {
 			return nil, fmt.Errorf("couldn't read log entries: %w", err)
 		}
-		es, err := bundleItems(entries, size-first)
+		es, err := pb.SplitBundle(entries, int(size-first))
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read log entries from %d: %w", first, err)
 		}
-		ss, err := bundleItems(subjects, size-first)
+		ss, err := pb.SplitBundle(subjects, int(size-first))
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read log entries from %d: %w", first, err)
 		}
