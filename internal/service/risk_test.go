@@ -10,8 +10,6 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
-	"github.com/paybound/paybound/internal/ledger"
-	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/storetest"
@@ -182,34 +180,8 @@ func twoProcesses(t *testing.T, opts ...func(*service.Config)) (a, b *env) {
 	if !storetest.UsePostgres() {
 		t.Skip("processes share a store only on PostgreSQL; run with PAYBOUND_TEST_STORE=postgres (./test.sh does)")
 	}
-	url := storetest.PostgresURL(t)
-	clock := &fakeClock{now: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
-	opKey, logKey := service.NewAPIKey(pb.RoleOperator), newLogKey(t)
-	start := func() *env {
-		ctx := context.Background()
-		st, err := postgres.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := ledger.New(ctx, ledger.Config{Store: st, Clock: clock, PanicOnInvariant: true})
-		if err != nil {
-			st.Close()
-			t.Fatal(err)
-		}
-		cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: opKey, LogKey: logKey, Sandbox: true}
-		for _, o := range opts {
-			o(&cfg)
-		}
-		svc, err := service.New(cfg)
-		if err != nil {
-			w.Close()
-			st.Close()
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-		return &env{svc: svc, st: st, clock: clock}
-	}
-	return start(), start()
+	a = newEnv(t, t.TempDir(), 0, opts...)
+	return a, twin(t, a)
 }
 
 // userPays has user pay amount CNY to merchant through svc, and returns the

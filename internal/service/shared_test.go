@@ -16,7 +16,7 @@ import (
 // process of the same deployment would run: its own store connection,
 // ledger writer and caches, the same keys and clock. Tests of what several
 // processes must agree on are skipped without PostgreSQL.
-func twin(t *testing.T, e *env) *service.Service {
+func twin(t *testing.T, e *env) *env {
 	t.Helper()
 	if e.db == "" {
 		t.Skip("a second process needs a shared store: run with PAYBOUND_TEST_STORE=postgres")
@@ -28,16 +28,19 @@ func twin(t *testing.T, e *env) *service.Service {
 	}
 	w, err := ledger.New(ctx, ledger.Config{Store: st, Clock: e.clock, PanicOnInvariant: true})
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	cfg := e.cfg
 	cfg.Store, cfg.Ledger = st, w
 	svc, err := service.New(cfg)
 	if err != nil {
+		w.Close()
+		st.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	return svc
+	return &env{svc: svc, st: st, clock: e.clock, feeBP: e.feeBP, cfg: cfg, db: e.db}
 }
 
 func payOn(svc *service.Service, agent pb.Principal, mandate, merchant string, amount int64, capture pb.CaptureMethod) (*pb.Payment, error) {
@@ -52,7 +55,7 @@ func payOn(svc *service.Service, agent pb.Principal, mandate, merchant string, a
 // cached as valid.
 func TestSharedRevocationHolds(t *testing.T) {
 	w := newMandateWorld(t)
-	b := twin(t, w.env)
+	b := twin(t, w.env).svc
 	id := w.grant(t, pb.Mandate{})
 	if p, err := payOn(b, w.agent, id, w.cafe.ID, 100, pb.CaptureAutomatic); err != nil || p.Status != pb.StatusCaptured {
 		t.Fatalf("before the revocation, through B: %+v %v", p, err)
@@ -90,7 +93,7 @@ func TestSharedRevocationHolds(t *testing.T) {
 // was exhausted.
 func TestSharedBudgetGivenBack(t *testing.T) {
 	w := newMandateWorld(t)
-	b := twin(t, w.env)
+	b := twin(t, w.env).svc
 	id := w.grant(t, pb.Mandate{MaxAmount: 1000, Budget: pb.Budget{Amount: 1000, Period: pb.PeriodTotal}})
 	if p, err := payOn(w.svc, w.agent, id, w.cafe.ID, 500, pb.CaptureAutomatic); err != nil || p.Status != pb.StatusCaptured {
 		t.Fatalf("500 through A: %+v %v", p, err)
@@ -118,7 +121,7 @@ func TestSharedBudgetGivenBack(t *testing.T) {
 // user is not declined for funds that another process put in the wallet.
 func TestSharedFundsBeforeConfirmation(t *testing.T) {
 	w := newMandateWorld(t) // the wallet holds 1,000.00 CNY, as A has cached
-	b := twin(t, w.env)
+	b := twin(t, w.env).svc
 	must[*pb.Topup](t, b.Topup(context.Background(), w.user, nil, 400_000, "CNY"))
 	// No mandate: the payment waits for the user's confirmation.
 	p, err := payOn(w.svc, w.agent, "", w.cafe.ID, 300_000, pb.CaptureAutomatic)
@@ -138,7 +141,7 @@ func TestApprovalUnderRevokedMandate(t *testing.T) {
 	ctx := context.Background()
 	revoker := w.svc
 	if w.db != "" {
-		revoker = twin(t, w.env)
+		revoker = twin(t, w.env).svc
 	}
 	id := w.grant(t, pb.Mandate{MaxAmount: 3000, ConfirmAbove: 1000, Budget: pb.Budget{Amount: 5000, Period: pb.PeriodTotal}})
 	p, err := w.pay(w.agent, id, w.cafe.ID, 2500, "CNY")
