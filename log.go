@@ -277,3 +277,14 @@ func SplitBundle(b []byte, n int) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// WithheldEntry is an entry of a payment's receipt that its holder may not
+// read (docs/visibility.md): where it is in the log, its type, why it is
+// withheld, and, for an entry logged with a salt, its leaf hash, whose
+// inclusion the receipt still proves.
+type WithheldEntry struct {
+	Index    int64  `json:"index"`
+	Type     string `json:"type"`
+	Reason   string `json:"reason"`
+	LeafHash string `json:"leaf_hash,omitempty"`
+}

@@ -52,12 +52,7 @@ type Receipt struct {
 }
 
 // WithheldEntry is an entry of a receipt that its holder may not read.
-type WithheldEntry struct {
-	Index    int64  `json:"index"`
-	Type     string `json:"type"`
-	Reason   string `json:"reason"`
-	LeafHash string `json:"leaf_hash,omitempty"`
-}
+type WithheldEntry = pb.WithheldEntry
 
 // Proof is an inclusion proof (Index, Size) or a consistency proof (Old,
 // New): base64 hashes.

@@ -13,10 +13,7 @@ func (s *Server) fund(q *request) (int, any, error) {
 	if err := q.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	amount, err := requireAmount(in.Amount)
-	if err == nil {
-		err = requireCurrency(in.Currency)
-	}
+	amount, err := requireMoney(in.Amount, in.Currency)
 	if err != nil {
 		return 0, nil, err
 	}

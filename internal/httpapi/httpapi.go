@@ -536,6 +536,15 @@ func requireAmount(a *int64) (int64, error) {
 	return *a, nil
 }
 
+// requireMoney requires both an amount and a currency, the amount first.
+func requireMoney(a *int64, currency string) (int64, error) {
+	amount, err := requireAmount(a)
+	if err == nil {
+		err = requireCurrency(currency)
+	}
+	return amount, err
+}
+
 func requireCurrency(c string) error {
 	if c == "" {
 		return pb.Errorf(pb.ErrParameterMissing, "currency", "currency is required: an ISO 4217 code such as USD")
@@ -551,10 +560,7 @@ func (s *Server) topup(q *request) (int, any, error) {
 	if err := q.decode(&in); err != nil {
 		return 0, nil, err
 	}
-	amount, err := requireAmount(in.Amount)
-	if err == nil {
-		err = requireCurrency(in.Currency)
-	}
+	amount, err := requireMoney(in.Amount, in.Currency)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -367,12 +367,7 @@ type Receipt struct {
 }
 
 // WithheldEntry is an entry of a receipt that its holder may not read.
-type WithheldEntry struct {
-	Index    int64  `json:"index"`
-	Type     string `json:"type"`
-	Reason   string `json:"reason"`
-	LeafHash string `json:"leaf_hash,omitempty"`
-}
+type WithheldEntry = pb.WithheldEntry
 
 // PaymentReceipt returns payment id's receipt (any party to the payment).
 func (s *Service) PaymentReceipt(ctx context.Context, caller pb.Principal, id string) (*Receipt, error) {
