@@ -103,7 +103,7 @@ func TestViewEntry(t *testing.T) {
 		}
 	}
 	var m map[string]any
-	if json.Unmarshal([]byte(newSalt()), &m) == nil || len(newSalt()) != 32 || newSalt() == newSalt() {
+	if a, b := newSalt(), newSalt(); json.Unmarshal([]byte(a), &m) == nil || len(a) != 32 || a == b {
 		t.Error("newSalt is not 16 random bytes in hex")
 	}
 }

@@ -194,8 +194,10 @@ type withEmbedded struct {
 	*other
 	Skip     string `json:"-"`
 	Untagged int
-	Dash     string `json:"-,"`
-	Bad      string `json:"a\"b"`
+	//lint:ignore SA5008 encoding/json names this field "-": the checker must too
+	Dash string `json:"-,"`
+	//lint:ignore SA5008 a malformed tag: encoding/json falls back to the field name
+	Bad string `json:"a\"b"`
 }
 
 // TestFieldNames: the names the checker matches are encoding/json's,
