@@ -653,10 +653,22 @@ func (tx *Tx) Usage(mandateID, key string, capAmount, capPayments int64) (*pb.Ma
 	return u, nil
 }
 
-// usageFits reports whether u may take spent and payments more.
+// usageFits reports whether u may take spent and payments more. Each cap
+// is checked in the direction of the change only: giving budget back must
+// never be refused for the cap. With a shared store, u may be above its cap
+// for the moment: rebased on the stored row (RefreshUsage) after this batch
+// reserved on a cache that lagged another process's reservations. The
+// store then refuses the batch unless it gives enough back before it
+// commits, so what the batch gives back meanwhile must go through.
 func usageFits(u *pb.MandateUsageRow, spent, payments int64) bool {
 	s, n := u.Spent+spent, u.Payments+payments
-	return s >= 0 && s <= u.CapAmount && n >= 0 && (u.CapPayments == 0 || n <= u.CapPayments)
+	switch {
+	case spent > 0 && s > u.CapAmount, spent < 0 && s < 0:
+		return false
+	case payments > 0 && u.CapPayments != 0 && n > u.CapPayments, payments < 0 && n < 0:
+		return false
+	}
+	return true
 }
 
 // AdjustUsage adds spent (minor units; negative gives budget back) and
