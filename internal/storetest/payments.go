@@ -3,6 +3,7 @@ package storetest
 import (
 	"crypto/sha256"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -92,6 +93,45 @@ func testCommitPayments(t *testing.T, s pb.Store) {
 			t.Fatalf("Payment(%s) after update: %v", want.ID, err)
 		}
 		checkPayment(t, "Payment("+want.ID+") after update", got, want)
+	}
+}
+
+// testPaymentMetadata: a payment written without metadata (a nil map)
+// reads back, by every read, with an empty map, so that the API shows {}
+// rather than null; metadata reads back as written.
+func testPaymentMetadata(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	none := payment("pay_none", "usr_alice", "mch_cafe", "", t0)
+	none.Metadata = nil
+	none.Status, none.Confirmation = pb.StatusRequiresConfirmation, pb.NewConfirmation(t0)
+	some := payment("pay_some", "usr_alice", "mch_cafe", "", t0.Add(time.Millisecond))
+	some.Metadata = map[string]string{"order": "42"}
+	commit(t, s, &pb.Batch{Payments: []pb.Payment{none, some}})
+	want := map[string]map[string]string{none.ID: {}, some.ID: some.Metadata}
+	checkMetadata := func(what string, p *pb.Payment) {
+		t.Helper()
+		if p.Metadata == nil || !reflect.DeepEqual(p.Metadata, want[p.ID]) {
+			t.Errorf("%s: metadata %s, want %#v", what, show(p.Metadata), want[p.ID])
+		}
+	}
+	for id := range want {
+		got, err := s.Payment(ctx, id)
+		if err != nil {
+			t.Fatalf("Payment(%s): %v", id, err)
+		}
+		checkMetadata("Payment("+id+")", got)
+	}
+	got, err := s.PaymentByConfirmation(ctx, none.Confirmation.ID)
+	if err != nil {
+		t.Fatalf("PaymentByConfirmation: %v", err)
+	}
+	checkMetadata("PaymentByConfirmation", got)
+	list, _, err := s.ListPayments(ctx, pb.PaymentFilter{PayerID: "usr_alice"})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("ListPayments: %d payments, %v; want 2", len(list), err)
+	}
+	for i := range list {
+		checkMetadata("ListPayments", &list[i])
 	}
 }
 

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"CommitTransfers", testCommitTransfers},
 		{"CommitPayments", testCommitPayments},
 		{"PaymentVersions", testPaymentVersions},
+		{"PaymentMetadata", testPaymentMetadata},
 		{"Mandates", testMandates},
 		{"MandateUsage", testMandateUsage},
 		{"TOTP", testTOTP},
