@@ -3,22 +3,7 @@ package paybound
 import (
 	"context"
 	"errors"
-	"time"
 )
-
-// IdempotencyRecord is the stored outcome of a request made with an
-// Idempotency-Key: the exact response, so a retry gets the same bytes, and a
-// hash of the request, so a retry with another body is refused. Failed
-// outcomes (declines, conflicts) are stored too: a retry can never succeed
-// where the first try failed.
-type IdempotencyRecord struct {
-	Caller      string // the principal's ID: keys are per caller
-	Key         string
-	RequestHash [32]byte
-	Status      int
-	Body        []byte
-	CreatedAt   time.Time
-}
 
 // ErrStoreConflict is wrapped by a shared store's Commit when another
 // process changed what the batch was computed from (a balance that would now
@@ -39,12 +24,6 @@ type SharedStore interface {
 
 // IDBlock is how many IDs ReserveIDs reserves of each kind.
 const IDBlock = 1024
-
-// IdempotencyKey names a record: keys are per caller.
-type IdempotencyKey struct{ Caller, Key string }
-
-// IdempotencyRetention is how long a key is remembered at least.
-const IdempotencyRetention = 24 * time.Hour
 
 // Batch is everything one group commit writes, in one transaction: the
 // ledger's account balances (final values) and new transfers, and the domain
@@ -128,47 +107,6 @@ func (b *Batch) Empty() bool {
 		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log)+len(b.Disputes)+len(b.MandatesChecked)+len(b.CodeFailures) == 0
 }
 
-// Nonce is a signed request's nonce, remembered until Expires.
-type Nonce struct {
-	KeyID   string
-	Nonce   string
-	Expires time.Time
-}
-
-// MandateFilter selects mandates for a list.
-type MandateFilter struct {
-	UserID        string
-	AgentID       string
-	StartingAfter string
-	Limit         int
-}
-
-// MandateUsageRow is what a mandate has reserved in one budget period
-// (PeriodKey), with the caps it may not pass: the database of a shared store
-// enforces them as constraints, whichever process reserves.
-type MandateUsageRow struct {
-	MandateID   string
-	PeriodKey   string
-	Spent       int64 // minor units reserved by holds and captures, less what was given back
-	Payments    int64 // payments made in the period
-	CapAmount   int64 // the budget: Spent never exceeds it
-	CapPayments int64 // 0, or the most payments (kept on the "all" row)
-}
-
-// PaymentFilter selects payments for a list. Exactly the payments a caller
-// is a party to: set PayerID, MerchantID or AgentID (none: all, for the
-// operator). Results are newest first; StartingAfter is the last ID of the
-// previous page.
-type PaymentFilter struct {
-	PayerID    string
-	MerchantID string
-	AgentID    string
-	// Status, when set, selects the payments in that status only.
-	Status        PaymentStatus
-	StartingAfter string
-	Limit         int
-}
-
 // MaxListLimit is the largest page a list returns.
 const MaxListLimit = 100
 
@@ -190,24 +128,13 @@ func Page[T any](rows []T, limit int) ([]T, bool) {
 	return rows, false
 }
 
-// HashesInOrder returns got's hashes in the order of ids, or an ErrNotFound
-// error naming the first id that got lacks: how a store answers LogHashes
-// after reading the ids in any order.
-func HashesInOrder(ids []int64, got map[int64][32]byte) ([][32]byte, error) {
-	out := make([][32]byte, len(ids))
-	for i, id := range ids {
-		h, ok := got[id]
-		if !ok {
-			return nil, Errorf(ErrNotFound, "", "no such stored hash: %d", id)
-		}
-		out[i] = h
-	}
-	return out, nil
-}
-
-// Store is durable storage. Implementations: internal/sqlite (embedded
-// default) and, later, internal/postgres; internal/storetest holds the
-// conformance suite both must pass.
+// Store is durable storage: one interface per capability, and the one
+// Commit that writes a Batch, whatever capabilities it touches, in one
+// transaction. Implementations: internal/sqlite (embedded default) and
+// internal/postgres; internal/storetest holds the conformance suite, a file
+// per capability, that both must pass. A new capability declares its
+// interface in a file of its own (store_<capability>.go), embeds it here
+// and adds its part to Batch.
 //
 // Commit is called by the single ledger writer only. Reads may be called
 // concurrently from anywhere and see only committed data. Lookups of a
@@ -215,138 +142,15 @@ func HashesInOrder(ids []int64, got map[int64][32]byte) ([][32]byte, error) {
 type Store interface {
 	// Commit durably writes b in one transaction (fsync before returning).
 	Commit(ctx context.Context, b *Batch) error
-	// NextIDs returns the next free account and transfer IDs.
-	NextIDs(ctx context.Context) (account, transfer int64, err error)
 
-	Account(ctx context.Context, owner, currency string) (*Account, error)
-	AccountByID(ctx context.Context, id int64) (*Account, error)
-	AccountsByOwner(ctx context.Context, owner string) ([]Account, error)
-	// PendingTransfer returns the pending transfer id and whether a post or
-	// void has already resolved it.
-	PendingTransfer(ctx context.Context, id int64) (_ *Transfer, resolved bool, _ error)
-	// ScanLedger calls accounts for every account and then transfers for
-	// every transfer in ID order, all from one consistent snapshot; a
-	// callback's error stops the scan and is returned.
-	ScanLedger(ctx context.Context, accounts func(*Account) error, transfers func(*Transfer) error) error
-
-	Principal(ctx context.Context, keyHash [32]byte) (Principal, error)
-	User(ctx context.Context, id string) (*User, error)
-	Merchant(ctx context.Context, id string) (*Merchant, error)
-	Agent(ctx context.Context, id string) (*Agent, error)
-
-	Payment(ctx context.Context, id string) (*Payment, error)
-	// PaymentByConfirmation returns the payment whose confirmation is id.
-	PaymentByConfirmation(ctx context.Context, id string) (*Payment, error)
-	ListPayments(ctx context.Context, f PaymentFilter) (_ []Payment, hasMore bool, _ error)
-	// ExpiredPayments returns up to limit IDs of payments whose hold is still
-	// open (status authorized) and whose authorization_expires_at <= now,
-	// then of payments still awaiting confirmation past its expiry.
-	ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error)
-
-	Mandate(ctx context.Context, id string) (*Mandate, error)
-	// ListMandates lists a user's mandates, newest first, optionally of one agent.
-	ListMandates(ctx context.Context, f MandateFilter) (_ []Mandate, hasMore bool, _ error)
-	// MandateUsage returns the usage row of a mandate's budget period, or
-	// an ErrNotFound error when nothing was reserved in it yet.
-	MandateUsage(ctx context.Context, mandateID, periodKey string) (*MandateUsageRow, error)
-
-	// TOTP returns a user's one-time-code factor, or an ErrNotFound error.
-	TOTP(ctx context.Context, userID string) (*TOTPFactor, error)
-	// CodeFailures returns how many wrong one-time codes were tried on a
-	// confirmation (0 when none).
-	CodeFailures(ctx context.Context, confirmationID string) (int, error)
-	// Passkeys returns a user's passkeys, oldest first.
-	Passkeys(ctx context.Context, userID string) ([]Passkey, error)
-
-	// AgentKey returns the signing key with thumbprint keyid.
-	AgentKey(ctx context.Context, keyid string) (*AgentKey, error)
-	// AgentKeys returns an agent's keys, oldest first.
-	AgentKeys(ctx context.Context, agentID string) ([]AgentKey, error)
-	// NonceSeen reports whether a signed request with keyid and nonce was
-	// recorded (and not yet past its window).
-	NonceSeen(ctx context.Context, keyid, nonce string) (bool, error)
-	// DeleteNonces removes nonces whose window closed before cutoff, at most limit.
-	DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error)
-
-	// LookupIdempotency returns the stored records among keys (in any
-	// order; missing keys are simply absent). The ledger writer calls it once
-	// per batch for all the batch's keys.
-	LookupIdempotency(ctx context.Context, keys []IdempotencyKey) ([]IdempotencyRecord, error)
-	// DeleteIdempotency removes records created before cutoff, at most limit.
-	DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error)
-
-	// Dispute returns dispute id.
-	Dispute(ctx context.Context, id string) (*Dispute, error)
-	// PaymentDisputes returns a payment's disputes, oldest first.
-	PaymentDisputes(ctx context.Context, paymentID string) ([]Dispute, error)
-	// ListDisputes lists disputes, newest first.
-	ListDisputes(ctx context.Context, f DisputeFilter) (_ []Dispute, hasMore bool, _ error)
-
-	// PendingLog returns up to limit stored log entries that are not in the
-	// tree yet, in the order their batches committed.
-	PendingLog(ctx context.Context, limit int) ([]PendingLogEntry, error)
-	// IntegrateLog appends pending entries to the tree in one transaction,
-	// or fails with ErrStoreConflict when the stored tree no longer has
-	// in.OldSize entries (another process integrated first).
-	IntegrateLog(ctx context.Context, in *LogIntegration) error
-	// ClaimLogKey records vkey as the key that signs this log's checkpoints
-	// unless one is recorded already, and returns the recorded one.
-	ClaimLogKey(ctx context.Context, vkey string) (string, error)
-	// LogState returns the tree's size and root hash (zero for size 0).
-	LogState(ctx context.Context) (size int64, root [32]byte, err error)
-	// LogHashes returns the stored hashes ids, in order, or an ErrNotFound
-	// error when one is not stored.
-	LogHashes(ctx context.Context, ids []int64) ([][32]byte, error)
-	// LogEntries returns up to n (at most MaxLogRead) entries from index
-	// from on.
-	LogEntries(ctx context.Context, from int64, n int) ([]LogEntry, error)
-	// SubjectLog returns up to limit of a subject's entries that are in the
-	// tree, in log order.
-	SubjectLog(ctx context.Context, subject string, limit int) ([]LogEntry, error)
-
-	// RecentPayments returns up to limit (at most MaxRecentPayments) of a
-	// payer's payments, newest first, each with its merchant's category.
-	RecentPayments(ctx context.Context, payerID string, limit int) ([]RecentPayment, error)
-	// PaidMerchant reports whether one of the payer's last
-	// MaxPaidMerchantScan payments went to merchantID and moved money
-	// (status authorized, captured or refunded).
-	PaidMerchant(ctx context.Context, payerID, merchantID string) (bool, error)
-	// PayerActivity tallies the payments q selects as q.Add does, reading
-	// at most MaxActivityScan of them (the newest) through the payer's
-	// index. Risk control asks it of a SharedStore, for what other
-	// processes did since it read the payer's recent payments.
-	PayerActivity(ctx context.Context, q ActivityQuery) (Activity, error)
-	// RiskRules returns the operator's risk rules, by name.
-	RiskRules(ctx context.Context) ([]RiskRule, error)
-	// PutRiskRule inserts r, or replaces the rule named r.Name.
-	PutRiskRule(ctx context.Context, r RiskRule) error
-	// DeleteRiskRule removes the rule name, or returns an ErrNotFound error.
-	DeleteRiskRule(ctx context.Context, name string) error
-	// AllMerchantFlags returns every flagged merchant's flags, by merchant.
-	AllMerchantFlags(ctx context.Context) ([]MerchantFlags, error)
-	// SetMerchantFlags replaces f.MerchantID's flags; no flags removes them.
-	SetMerchantFlags(ctx context.Context, f MerchantFlags) error
+	LedgerStore
+	PaymentStore
+	MandateStore
+	StepUpStore
+	AgentKeyStore
+	DisputeStore
+	LogStore
+	RiskStore
 
 	Close() error
 }
-
-// RecentPayment is what risk control reads of a payer's earlier payment.
-type RecentPayment struct {
-	ID          string
-	MerchantID  string
-	Category    string // the merchant's
-	AgentID     string
-	MandateID   string
-	Currency    string
-	Amount      int64
-	Status      PaymentStatus
-	DeclineCode Code
-	CreatedAt   time.Time
-}
-
-// Bounds of risk control's reads: a payer's recent payments, and how far
-// back PaidMerchant looks.
-const (
-	MaxRecentPayments   = 512
-	MaxPaidMerchantScan = 10_000
-)

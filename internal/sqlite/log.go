@@ -10,7 +10,17 @@ import (
 	"strconv"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/sqlstore"
 	"github.com/paybound/paybound/internal/tlog"
+)
+
+// The log's tables (0005_log_bundles.sql): bundles of entries, the
+// subjects of entries not listed on a payment's row, and runs of the
+// tree's stored hashes.
+var (
+	tLogBundles  = sqlstore.NewTable("log_bundles", "first, size, entries, subjects, root", "")
+	tLogSubjects = sqlstore.NewTable("log_subjects", "subject, idx", "")
+	tLogHashRuns = sqlstore.NewTable("log_hash_runs", "first, hashes", "")
 )
 
 // logTree is the writer's view of the transparency log's tree: SQLite has
@@ -124,14 +134,14 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[st
 	if err != nil {
 		return nil, err
 	}
-	if err := s.insert(ctx, &tLogBundles, len(bundles), func(d []any, i int) []any {
+	if err := s.insert(ctx, part{tLogBundles, len(bundles), func(d []any, i int) ([]any, error) {
 		b := &bundles[i]
 		var r any
 		if i == len(bundles)-1 {
 			r = root[:]
 		}
-		return append(d, b.first, b.size, b.entries, b.subjects, r)
-	}); err != nil {
+		return append(d, b.first, b.size, b.entries, b.subjects, r), nil
+	}}); err != nil {
 		return nil, err
 	}
 	var other []int
@@ -140,22 +150,22 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[st
 			other = append(other, i)
 		}
 	}
-	if err := s.insert(ctx, &tLogSubjects, len(other), func(d []any, i int) []any {
-		return append(d, recs[other[i]].Subject, t.size+int64(other[i]))
-	}); err != nil {
+	if err := s.insert(ctx, part{tLogSubjects, len(other), func(d []any, i int) ([]any, error) {
+		return append(d, recs[other[i]].Subject, t.size+int64(other[i])), nil
+	}}); err != nil {
 		return nil, err
 	}
 	// The hashes a commit adds have consecutive ids: they are stored as
 	// runs, a row per maxRun hashes rather than a row each.
 	runs := (len(hashes) + maxRun - 1) / maxRun
-	if err := s.insert(ctx, &tLogHashRuns, runs, func(d []any, i int) []any {
-		part := hashes[i*maxRun : min(len(hashes), (i+1)*maxRun)]
-		b := make([]byte, 0, len(part)*len(tlog.Hash{}))
-		for _, h := range part {
+	if err := s.insert(ctx, part{tLogHashRuns, runs, func(d []any, i int) ([]any, error) {
+		run := hashes[i*maxRun : min(len(hashes), (i+1)*maxRun)]
+		b := make([]byte, 0, len(run)*len(tlog.Hash{}))
+		for _, h := range run {
 			b = append(b, h[:]...)
 		}
-		return append(d, first+int64(i*maxRun), b)
-	}); err != nil {
+		return append(d, first+int64(i*maxRun), b), nil
+	}}); err != nil {
 		return nil, err
 	}
 	return &logAppend{size: t.size + int64(len(recs)), first: first, hashes: hashes}, nil

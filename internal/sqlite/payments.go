@@ -1,0 +1,127 @@
+package sqlite
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/sqlstore"
+)
+
+var (
+	// A payment's risk columns are written by the insert only: its
+	// assessment never changes after its creation. log_idx lists the
+	// indexes of its entries in the log (see paymentEntries).
+	tPayments = sqlstore.NewTable("payments", `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded,
+		currency, merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at,
+		metadata, decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head,
+		risk, risk_input, log_idx`,
+		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, amount_captured = excluded.amount_captured,
+		amount_refunded = excluded.amount_refunded, fee_amount = excluded.fee_amount, fee_refunded = excluded.fee_refunded,
+		authorization_expires_at = excluded.authorization_expires_at, decline_code = excluded.decline_code, hold_id = excluded.hold_id,
+		version = excluded.version, confirmation_id = excluded.confirmation_id,
+		confirmation_expires_at = excluded.confirmation_expires_at, log_head = excluded.log_head,
+		log_idx = CAST(COALESCE(payments.log_idx, x'') || COALESCE(excluded.log_idx, x'') AS BLOB)`)
+	tIdempotency = sqlstore.NewTable("idempotency", sqlstore.IdempotencyCols, "")
+)
+
+// paymentParts is what b writes of the payments core: payments (row i
+// listing its log entries logIdx[i]), refunds, top-ups, identities and
+// idempotency records.
+func paymentParts(b *pb.Batch, logIdx [][]byte) []part {
+	return []part{
+		{tPayments, len(b.Payments), func(d []any, i int) ([]any, error) {
+			p := &b.Payments[i]
+			md, err := sqlstore.PaymentMetadata(p)
+			if err != nil {
+				return nil, err
+			}
+			var exp, cexp any
+			if p.AuthorizationExpiresAt != nil {
+				exp = p.AuthorizationExpiresAt.Unix()
+			}
+			cid, ce := p.ConfirmationColumns()
+			if ce != nil {
+				cexp = *ce
+			}
+			var risk, input string // an update leaves them as they are: encode them only for a new payment
+			if b.PaymentVersions[i] == 0 {
+				risk, input = p.Risk.Columns()
+			}
+			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
+				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,
+				string(p.CaptureMethod), exp, md, string(p.DeclineCode), p.HoldID, p.CreatedAt.Unix(), p.Version, cid, cexp,
+				string(p.Assurance), logHead(p.LogHead), risk, input, logIdx[i]), nil
+		}},
+		partOf(sqlstore.Refunds, b.Refunds, sqlstore.RefundRow),
+		partOf(sqlstore.Topups, b.Topups, sqlstore.TopupRow),
+		partOf(sqlstore.Users, b.Users, sqlstore.UserRow),
+		partOf(sqlstore.Merchants, b.Merchants, sqlstore.MerchantRow),
+		partOf(sqlstore.Agents, b.Agents, sqlstore.AgentRow),
+		partOf(sqlstore.APIKeys, b.APIKeys, sqlstore.APIKeyRow),
+		partOf(tIdempotency, b.Idempotency, func(d []any, r *pb.IdempotencyRecord) ([]any, error) {
+			return append(d, r.Caller, r.Key, r.RequestHash[:], r.Status, sqlstore.IdempotencyBody(r), r.CreatedAt.UnixMilli()), nil
+		}),
+	}
+}
+
+// logHead stores a payment's log head, NULL before its first entry.
+func logHead(h [32]byte) any {
+	if h == ([32]byte{}) {
+		return nil
+	}
+	return h[:]
+}
+
+// LookupIdempotency asks in chunks of a few fixed sizes, so that the
+// statements are prepared once instead of parsed per batch.
+func (s *Store) LookupIdempotency(ctx context.Context, keys []pb.IdempotencyKey) ([]pb.IdempotencyRecord, error) {
+	var out []pb.IdempotencyRecord
+	args := make([]any, 0, 2*chunks[0])
+	for len(keys) > 0 {
+		n := 1
+		for _, c := range chunks {
+			if len(keys) >= c {
+				n = c
+				break
+			}
+		}
+		args = args[:0]
+		for _, k := range keys[:n] {
+			args = append(args, k.Caller, k.Key)
+		}
+		keys = keys[n:]
+		st, err := s.prepared(ctx, `SELECT `+sqlstore.IdempotencyCols+` FROM idempotency WHERE (caller, key) IN (VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?,?),", n), ",")+`)`)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			r, err := sqlstore.ScanIdempotency(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, *r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE created_ms < ? LIMIT ?)`, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

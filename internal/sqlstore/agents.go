@@ -1,0 +1,54 @@
+package sqlstore
+
+import (
+	"context"
+
+	pb "github.com/paybound/paybound"
+)
+
+// Agent identity's tables: a key's validity (not_after) and revocation may
+// change; a nonce is only ever inserted, so that a replay is refused.
+var (
+	AgentKeys = NewTable("agent_keys", agentKeyCols,
+		` ON CONFLICT (keyid) DO UPDATE SET not_after = excluded.not_after, revoked_at = excluded.revoked_at`)
+	Nonces = NewTable("signature_nonces", "keyid, nonce, expires_ms", "")
+)
+
+func AgentKeyRow(d []any, k *pb.AgentKey) ([]any, error) {
+	return append(d, k.KeyID, k.AgentID, k.PublicKey, k.CreatedAt.Unix(), unixOrNil(k.NotAfter), unixOrNil(k.RevokedAt)), nil
+}
+
+func NonceRow(d []any, n *pb.Nonce) ([]any, error) {
+	return append(d, n.KeyID, n.Nonce, n.Expires.UnixMilli()), nil
+}
+
+// agentKeyCols are the columns scanAgentKey reads.
+const agentKeyCols = `keyid, agent_id, public_key, created_at, not_after, revoked_at`
+
+// scanAgentKey decodes a row of agentKeyCols.
+func scanAgentKey(r Scanner) (*pb.AgentKey, error) {
+	var k pb.AgentKey
+	var created int64
+	var notAfter, revoked *int64
+	if err := r.Scan(&k.KeyID, &k.AgentID, &k.PublicKey, &created, &notAfter, &revoked); err != nil {
+		return nil, err
+	}
+	k.CreatedAt, k.NotAfter, k.RevokedAt = unix(created), unixPtr(notAfter), unixPtr(revoked)
+	return &k, nil
+}
+
+func (r Reads) AgentKey(ctx context.Context, keyid string) (*pb.AgentKey, error) {
+	k, err := scanAgentKey(r.DB.QueryRow(ctx, `SELECT `+agentKeyCols+` FROM agent_keys WHERE keyid = $1`, keyid))
+	return k, found(err, "agent key", keyid)
+}
+
+func (r Reads) AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error) {
+	return collect(ctx, r.DB, []pb.AgentKey{}, scanAgentKey,
+		`SELECT `+agentKeyCols+` FROM agent_keys WHERE agent_id = $1 ORDER BY created_at, keyid LIMIT 100`, agentID)
+}
+
+func (r Reads) NonceSeen(ctx context.Context, keyid, nonce string) (bool, error) {
+	var seen bool
+	err := r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signature_nonces WHERE keyid = $1 AND nonce = $2)`, keyid, nonce).Scan(&seen)
+	return seen, err
+}

@@ -1,0 +1,220 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	pb "github.com/paybound/paybound"
+)
+
+// The payments core's tables that both stores write row by row, or in
+// rows of the same values.
+var (
+	Refunds   = NewTable("refunds", "id, payment_id, amount, currency, reason, status, created_at", "")
+	Topups    = NewTable("topups", "id, user_id, amount, currency, status, created_at", "")
+	Users     = NewTable("users", "id, name, created_at", "")
+	Merchants = NewTable("merchants", "id, name, category, created_at", "")
+	Agents    = NewTable("agents", "id, user_id, name, public_key, keyid, created_at", "")
+	APIKeys   = NewTable("api_keys", "hash, role, principal_id, user_id, created_at", "")
+)
+
+// A table's row encoder appends a row's values to d, in the table's column
+// order. Only an encoder that writes JSON can fail.
+
+func RefundRow(d []any, r *pb.Refund) ([]any, error) {
+	return append(d, r.ID, r.PaymentID, r.Amount, r.Currency, r.Reason, r.Status, r.CreatedAt.Unix()), nil
+}
+
+func TopupRow(d []any, t *pb.Topup) ([]any, error) {
+	return append(d, t.ID, t.UserID, t.Amount, t.Currency, t.Status, t.CreatedAt.Unix()), nil
+}
+
+func UserRow(d []any, u *pb.User) ([]any, error) {
+	return append(d, u.ID, u.Name, u.CreatedAt.Unix()), nil
+}
+
+func MerchantRow(d []any, m *pb.Merchant) ([]any, error) {
+	return append(d, m.ID, m.Name, m.Category, m.CreatedAt.Unix()), nil
+}
+
+func AgentRow(d []any, a *pb.Agent) ([]any, error) {
+	return append(d, a.ID, a.UserID, a.Name, a.PublicKey, string(a.KeyID), a.CreatedAt.Unix()), nil
+}
+
+func APIKeyRow(d []any, k *pb.APIKey) ([]any, error) {
+	return append(d, k.Hash[:], string(k.Principal.Role), k.Principal.ID, k.Principal.UserID, k.CreatedAt.Unix()), nil
+}
+
+// IdempotencyCols are the idempotency table's columns, which
+// ScanIdempotency reads.
+const IdempotencyCols = `caller, key, request_hash, status, body, created_ms`
+
+// ScanIdempotency decodes a row of IdempotencyCols.
+func ScanIdempotency(r Scanner) (*pb.IdempotencyRecord, error) {
+	var rec pb.IdempotencyRecord
+	var hash []byte
+	var created int64
+	if err := r.Scan(&rec.Caller, &rec.Key, &hash, &rec.Status, &rec.Body, &created); err != nil {
+		return nil, err
+	}
+	copy(rec.RequestHash[:], hash)
+	rec.CreatedAt = time.UnixMilli(created).UTC()
+	return &rec, nil
+}
+
+// IdempotencyBody is a record's body as stored: an empty response, not a
+// missing one, when it has none.
+func IdempotencyBody(r *pb.IdempotencyRecord) []byte {
+	if r.Body == nil {
+		return []byte{}
+	}
+	return r.Body
+}
+
+// paymentCols are the columns scanPayment reads.
+const paymentCols = `id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency, merchant_id,
+	payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata, decline_code, hold_id, created_at, version,
+	confirmation_id, confirmation_expires_at, assurance, log_head, risk, risk_input`
+
+// scanPayment decodes a row of paymentCols. Metadata stored as JSON null
+// (a payment written with none) reads back as an empty map, as the
+// PaymentStore contract says.
+func scanPayment(r Scanner) (*pb.Payment, error) {
+	var p pb.Payment
+	var status, agent, mandate, capture, md, decline string
+	var exp, cexp *int64
+	var created int64
+	var cid string
+	var head []byte
+	var risk, input string
+	if err := r.Scan(&p.ID, &status, &p.Amount, &p.AmountCaptured, &p.AmountRefunded, &p.FeeAmount, &p.FeeRefunded,
+		&p.Currency, &p.MerchantID, &p.PayerID, &agent, &mandate, &p.Description, &capture, &exp, &md, &decline,
+		&p.HoldID, &created, &p.Version, &cid, &cexp, &p.Assurance, &head, &risk, &input); err != nil {
+		return nil, err
+	}
+	copy(p.LogHead[:], head)
+	p.Object = "payment"
+	p.Status, p.AgentID, p.MandateID = pb.PaymentStatus(status), pb.OptString(agent), pb.OptString(mandate)
+	p.CaptureMethod, p.DeclineCode = pb.CaptureMethod(capture), pb.Code(decline)
+	p.AuthorizationExpiresAt = unixPtr(exp)
+	if err := json.Unmarshal([]byte(md), &p.Metadata); err != nil {
+		return nil, fmt.Errorf("payment %s has unreadable metadata: %w", p.ID, err)
+	}
+	if p.Metadata == nil {
+		p.Metadata = map[string]string{}
+	}
+	p.CreatedAt = unix(created)
+	p.SetConfirmation(cid, cexp)
+	var err error
+	if p.Risk, err = pb.DecodeRiskColumns(risk, input); err != nil {
+		return nil, fmt.Errorf("payment %s has an unreadable risk assessment: %w", p.ID, err)
+	}
+	return &p, nil
+}
+
+// PaymentMetadata is a payment's metadata column: its JSON.
+func PaymentMetadata(p *pb.Payment) (string, error) {
+	md, err := json.Marshal(p.Metadata)
+	return string(md), err
+}
+
+func (r Reads) Principal(ctx context.Context, hash [32]byte) (pb.Principal, error) {
+	var p pb.Principal
+	var role string
+	err := r.DB.QueryRow(ctx, `SELECT role, principal_id, user_id FROM api_keys WHERE hash = $1`, hash[:]).Scan(&role, &p.ID, &p.UserID)
+	p.Role = pb.Role(role)
+	return p, found(err, "API key", "(redacted)")
+}
+
+func (r Reads) User(ctx context.Context, id string) (*pb.User, error) {
+	var u pb.User
+	var created int64
+	if err := r.DB.QueryRow(ctx, `SELECT id, name, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Name, &created); err != nil {
+		return nil, found(err, "user", id)
+	}
+	u.CreatedAt = unix(created)
+	return &u, nil
+}
+
+func (r Reads) Merchant(ctx context.Context, id string) (*pb.Merchant, error) {
+	var m pb.Merchant
+	var created int64
+	if err := r.DB.QueryRow(ctx, `SELECT id, name, category, created_at FROM merchants WHERE id = $1`, id).
+		Scan(&m.ID, &m.Name, &m.Category, &created); err != nil {
+		return nil, found(err, "merchant", id)
+	}
+	m.CreatedAt = unix(created)
+	return &m, nil
+}
+
+func (r Reads) Agent(ctx context.Context, id string) (*pb.Agent, error) {
+	var a pb.Agent
+	var created int64
+	var keyid string
+	if err := r.DB.QueryRow(ctx, `SELECT id, user_id, name, public_key, keyid, created_at FROM agents WHERE id = $1`, id).
+		Scan(&a.ID, &a.UserID, &a.Name, &a.PublicKey, &keyid, &created); err != nil {
+		return nil, found(err, "agent", id)
+	}
+	a.KeyID = pb.OptString(keyid)
+	a.CreatedAt = unix(created)
+	return &a, nil
+}
+
+func (r Reads) Payment(ctx context.Context, id string) (*pb.Payment, error) {
+	p, err := scanPayment(r.DB.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE id = $1`, id))
+	return p, found(err, "payment", id)
+}
+
+func (r Reads) PaymentByConfirmation(ctx context.Context, id string) (*pb.Payment, error) {
+	p, err := scanPayment(r.DB.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE confirmation_id = $1 AND confirmation_id <> ''`, id))
+	return p, found(err, "confirmation", id)
+}
+
+func (r Reads) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Payment, bool, error) {
+	var w where
+	if f.PayerID != "" {
+		w.add("payer_id = ?", f.PayerID)
+	}
+	if f.MerchantID != "" {
+		w.add("merchant_id = ?", f.MerchantID)
+	}
+	if f.AgentID != "" {
+		w.add("agent_id = ? AND agent_id <> ''", f.AgentID) // the second term lets the partial index serve
+	}
+	if f.Status != "" {
+		w.add("status = ?", string(f.Status))
+	}
+	if f.StartingAfter != "" {
+		w.add("id < ?", f.StartingAfter)
+	}
+	limit := pb.PageLimit(f.Limit)
+	out, err := collect(ctx, r.DB, []pb.Payment{}, scanPayment, `SELECT `+paymentCols+` FROM payments`+w.page(limit), w.args...)
+	if err != nil {
+		return nil, false, err
+	}
+	out, more := pb.Page(out, limit)
+	return out, more, nil
+}
+
+func (r Reads) ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	var ids []string
+	for _, q := range []string{ // two queries, each served by its partial index
+		`SELECT id FROM payments WHERE status = 'authorized' AND authorization_expires_at <= $1 ORDER BY authorization_expires_at LIMIT $2`,
+		`SELECT id FROM payments WHERE status = 'requires_confirmation' AND confirmation_expires_at <= $1 ORDER BY confirmation_expires_at LIMIT $2`,
+	} {
+		err := r.DB.Query(ctx, func(row Scanner) error {
+			var id string
+			if err := row.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			return nil
+		}, q, now.Unix(), limit-len(ids))
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}

@@ -1,0 +1,61 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	pb "github.com/paybound/paybound"
+)
+
+// testNonces: a nonce is seen once stored, a second store of it refuses the
+// batch, and old ones are deleted.
+func testNonces(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	n := pb.Nonce{KeyID: "kid", Nonce: "n1", Expires: t0.Add(5 * time.Minute)}
+	if seen, err := s.NonceSeen(ctx, "kid", "n1"); err != nil || seen {
+		t.Fatalf("before: %v %v", seen, err)
+	}
+	commit(t, s, &pb.Batch{Nonces: []pb.Nonce{n, {KeyID: "kid", Nonce: "n2", Expires: t0.Add(time.Hour)}}})
+	if seen, err := s.NonceSeen(ctx, "kid", "n1"); err != nil || !seen {
+		t.Fatalf("after: %v %v", seen, err)
+	}
+	if seen, _ := s.NonceSeen(ctx, "other", "n1"); seen {
+		t.Fatal("a nonce is per key")
+	}
+	b := &pb.Batch{Nonces: []pb.Nonce{n}, Users: []pb.User{{ID: "usr_nonce", Name: "x", CreatedAt: t0}}}
+	if err := s.Commit(ctx, b); err == nil {
+		t.Fatal("a nonce was stored twice")
+	}
+	if _, err := s.User(ctx, "usr_nonce"); pb.ErrorCode(err) != pb.ErrNotFound {
+		t.Fatal("the refused batch's user was written")
+	}
+	if d, err := s.DeleteNonces(ctx, t0.Add(10*time.Minute), 10); err != nil || d != 1 {
+		t.Fatalf("DeleteNonces = %d, %v; want 1", d, err)
+	}
+	if seen, _ := s.NonceSeen(ctx, "kid", "n2"); !seen {
+		t.Fatal("a nonce inside its window was deleted")
+	}
+}
+
+func testAgentByKeyID(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	later := t0.Add(time.Hour)
+	k1 := pb.AgentKey{KeyID: "thumb-1", AgentID: "agt_k", PublicKey: `{"kty":"OKP"}`, CreatedAt: t0}
+	k2 := pb.AgentKey{KeyID: "thumb-2", AgentID: "agt_k", PublicKey: `{"kty":"OKP","x":"2"}`, CreatedAt: later}
+	commit(t, s, &pb.Batch{AgentKeys: []pb.AgentKey{k1, k2}})
+	k1.NotAfter, k1.RevokedAt = &later, &later
+	commit(t, s, &pb.Batch{AgentKeys: []pb.AgentKey{k1}})
+	got, err := s.AgentKey(ctx, "thumb-1")
+	if err != nil || got.AgentID != "agt_k" || got.PublicKey != k1.PublicKey || got.NotAfter == nil || !got.NotAfter.Equal(sec(later)) || got.RevokedAt == nil {
+		t.Fatalf("AgentKey: %+v %v", got, err)
+	}
+	keys, err := s.AgentKeys(ctx, "agt_k")
+	if err != nil || len(keys) != 2 || keys[0].KeyID != "thumb-1" || keys[1].KeyID != "thumb-2" || keys[1].NotAfter != nil {
+		t.Fatalf("AgentKeys: %+v %v", keys, err)
+	}
+	_, err = s.AgentKey(ctx, "thumb-3")
+	wantNotFound(t, "AgentKey(thumb-3)", err)
+	if keys, err := s.AgentKeys(ctx, "agt_none"); err != nil || keys == nil || len(keys) != 0 {
+		t.Fatalf("no keys: %#v %v", keys, err)
+	}
+}
