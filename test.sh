@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: vet, a short benchmark smoke run, then every test
+# The whole test suite: vet, gofmt, staticcheck, a short benchmark smoke run, then every test
 # with the race detector — on SQLite, and again on a throwaway PostgreSQL 15
 # cluster that this script starts (installing Debian's postgresql package
 # when it is missing) and stops; and the failover test, on a primary and a
@@ -16,6 +16,9 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
+
+echo "== staticcheck (honnef.co/go/tools v0.8.2, from the Go module proxy)"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 echo "== npm packages for the interoperability tests (interop/package-lock.json)"
 (cd interop && npm ci --no-audit --no-fund --loglevel=error)

@@ -288,10 +288,10 @@ func testConcurrentReads(t *testing.T, s pb.Store) {
 		if i > 0 {
 			// Acknowledged: every row of batch i is visible.
 			if _, err := s.User(ctx, name("usr_", i)); err != nil {
-				return fmt.Errorf("User of acknowledged batch %d: %w", i, err)
+				return fmt.Errorf("the user of acknowledged batch %d: %w", i, err)
 			}
 			if _, err := s.Payment(ctx, name("pay_", i)); err != nil {
-				return fmt.Errorf("Payment of acknowledged batch %d: %w", i, err)
+				return fmt.Errorf("the payment of acknowledged batch %d: %w", i, err)
 			}
 			if _, err := s.AccountByID(ctx, i+1); err != nil {
 				return fmt.Errorf("AccountByID of acknowledged batch %d: %w", i, err)
@@ -312,7 +312,7 @@ func testConcurrentReads(t *testing.T, s pb.Store) {
 				return fmt.Errorf("merchant of batch %d visible but its payment is not: %w", i+1, err)
 			}
 		} else if pb.ErrorCode(err) != pb.ErrNotFound {
-			return fmt.Errorf("Merchant: %w", err)
+			return fmt.Errorf("reading the merchant: %w", err)
 		}
 		// ScanLedger reads one snapshot: n+1 accounts with n transfers, and
 		// the funding account's balance of that same batch.
