@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
-	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/strictjson"
 	tl "github.com/paybound/paybound/internal/tlog"
 )
@@ -161,12 +159,12 @@ func (cl *cli) verifyReceipt(args []string) error {
 		if err != nil {
 			return err
 		}
-		g, err := service.ParseWitnessPolicy(p)
-		if err != nil {
-			return err
+		err = v.VerifyWitnesses(p)
+		if errors.Is(err, client.ErrReceipt) {
+			return fmt.Errorf("%s: %w", pos[0], err)
 		}
-		if !g.Satisfied(v.Note) {
-			return fmt.Errorf("%s: %w: the checkpoint lacks the cosignatures the witness policy's quorum requires", pos[0], client.ErrReceipt)
+		if err != nil {
+			return err // the policy does not parse
 		}
 	}
 	// Against the checkpoints seen before: the log must not have forked.
@@ -290,20 +288,13 @@ func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.
 			msg = fmt.Sprintf("note: not checked against the checkpoint of size %d seen before (pass --url to fetch a consistency proof); that one stays the one remembered", before.Size)
 			keep = []byte(old)
 		default:
-			older, newer := before, now
-			if older.Size > newer.Size {
-				older, newer = newer, older
+			var ce *client.ConsistencyError
+			err := client.VerifyConsistency(ctx, api, vkey, []byte(old), note)
+			if errors.As(err, &ce) {
+				return "", fmt.Errorf("%w: the checkpoint of size %d seen before and this one of size %d", ce.Err, before.Size, now.Size)
 			}
-			p, err := api.ConsistencyProof(ctx, older.Size, newer.Size)
-			if err != nil {
-				return "", fmt.Errorf("couldn't fetch a consistency proof: %w", err)
-			}
-			hs, err := decodeHashes(p.Hashes)
 			if err != nil {
 				return "", err
-			}
-			if err := tl.VerifyConsistency(older, newer, hs); err != nil {
-				return "", fmt.Errorf("%w: the checkpoint of size %d seen before and this one of size %d", err, before.Size, now.Size)
 			}
 		}
 		if before.Size > now.Size {
@@ -316,16 +307,4 @@ func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.
 		return msg, err
 	}
 	return msg, os.WriteFile(path, append(out, '\n'), 0o600)
-}
-
-func decodeHashes(b64 []string) ([]tl.Hash, error) {
-	hs := make([]tl.Hash, len(b64))
-	for i, s := range b64 {
-		raw, err := base64.StdEncoding.DecodeString(s)
-		if err != nil || len(raw) != len(tl.Hash{}) {
-			return nil, fmt.Errorf("the server sent a proof hash that is not base64 SHA-256: %q", s)
-		}
-		hs[i] = tl.Hash(raw)
-	}
-	return hs, nil
 }
