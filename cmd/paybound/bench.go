@@ -29,6 +29,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/httpsig"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/postgres"
@@ -40,7 +41,7 @@ import (
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments [flags]")
-		return errUsage
+		return cmdline.ErrUsage
 	}
 	switch args[0] {
 	case "ledger":
@@ -61,7 +62,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("paybound bench ledger", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	usageFor(fs, stderr, "paybound bench ledger [flags]")
+	cmdline.UsageFor(fs, stderr, "paybound bench ledger [flags]")
 	hot := fs.Bool("hot", false, "only the hot-account run")
 	uniform := fs.Bool("uniform", false, "only the uniform-accounts run")
 	dur := fs.Duration("duration", 5*time.Second, "how long each run submits")
@@ -90,13 +91,13 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		d = tmp
 	}
 	storeName := "sqlite"
-	if isPostgres(*db) {
+	if cmdline.IsPostgres(*db) {
 		storeName = "postgres"
 	}
 	run := func(name string, hot bool, maxBatch int) (ledger.BenchResult, error) {
 		var st pb.Store
 		var err error
-		if isPostgres(*db) {
+		if cmdline.IsPostgres(*db) {
 			st, err = postgres.Open(ctx, *db)
 		} else {
 			st, err = sqlite.Open(ctx, filepath.Join(d, name+".db"))
@@ -149,7 +150,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("paybound bench payments", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	usageFor(fs, stderr, "paybound bench payments [flags]")
+	cmdline.UsageFor(fs, stderr, "paybound bench payments [flags]")
 	dur := fs.Duration("duration", 5*time.Second, "how long to submit")
 	clients := fs.Int("clients", 128, "concurrent HTTP clients")
 	payers := fs.Int("payers", 128, "funded users paying")
@@ -403,7 +404,7 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		return nil, errors.New("bench payments: no payment completed")
 	}
 	storeName := "sqlite"
-	if isPostgres(cfg.db) {
+	if cmdline.IsPostgres(cfg.db) {
 		storeName = "postgres"
 	}
 	requestsPer := int64(2)

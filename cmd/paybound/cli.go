@@ -16,6 +16,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 )
 
 // defaultURL is the server the CLI calls when neither --url nor
@@ -95,7 +96,7 @@ func clientUsage(w io.Writer) {
 
 // runClient runs a client subcommand. handled is false when args[0] is not
 // one. Errors are printed to stderr by runClient itself, as
-// "error: <code>: <message>", and returned wrapping errReported (and the
+// "error: <code>: <message>", and returned wrapping cmdline.ErrReported (and the
 // original error, for errors.As); -h returns flag.ErrHelp.
 func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (handled bool, err error) {
 	if len(args) == 0 {
@@ -152,11 +153,11 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	default:
 		return false, nil
 	}
-	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, errReported) || errors.Is(err, errUsage) {
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, cmdline.ErrReported) || errors.Is(err, cmdline.ErrUsage) {
 		return true, err
 	}
 	cl.printError(err)
-	return true, fmt.Errorf("%w: %w", errReported, err)
+	return true, fmt.Errorf("%w: %w", cmdline.ErrReported, err)
 }
 
 // cli is one client command's environment.
@@ -183,7 +184,7 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 	} else {
 		fmt.Fprintf(cl.stderr, "paybound %s: unknown subcommand %q; use %s\n", name, args[0], strings.Join(names, " or "))
 	}
-	return fmt.Errorf("%w: no such subcommand", errUsage)
+	return fmt.Errorf("%w: no such subcommand", cmdline.ErrUsage)
 }
 
 // printError writes err to stderr: an API error as
@@ -229,7 +230,7 @@ func (cl *cli) command(name, synopsis string, post bool) *cmd {
 	if post {
 		c.fs.StringVar(&c.idem, "idempotency-key", "", "Idempotency-Key to send (default: a fresh random one); repeat a command with the same key to retry it without applying it twice")
 	}
-	usageFor(c.fs, cl.stderr, "paybound "+synopsis)
+	cmdline.UsageFor(c.fs, cl.stderr, "paybound "+synopsis)
 	return c
 }
 
@@ -262,7 +263,7 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %w", errUsage, err) // the flag set printed it
+		return nil, fmt.Errorf("%w: %w", cmdline.ErrUsage, err) // the flag set printed it
 	}
 	if len(pos) != len(names) {
 		want := "no arguments"
@@ -271,7 +272,7 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 		}
 		fmt.Fprintf(c.cl.stderr, "%s: want %s, got %q\n", c.fs.Name(), want, pos)
 		c.fs.Usage()
-		return nil, fmt.Errorf("%w: bad arguments", errUsage)
+		return nil, fmt.Errorf("%w: bad arguments", cmdline.ErrUsage)
 	}
 	return pos, nil
 }

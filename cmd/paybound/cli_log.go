@@ -15,6 +15,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/strictjson"
 	tl "github.com/paybound/paybound/internal/tlog"
 )
@@ -142,7 +143,7 @@ func (cl *cli) verifyReceipt(args []string) error {
 	if err != nil || vkey == "" {
 		return errors.New("--log-key is required: the log's verifier key (GET /v1/log/key on a server you trust), or @FILE")
 	}
-	b, err := readLimited(pos[0], maxReceiptBytes)
+	b, err := cmdline.ReadFile(pos[0], maxReceiptBytes)
 	if err != nil {
 		return err
 	}
@@ -155,7 +156,7 @@ func (cl *cli) verifyReceipt(args []string) error {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
 	if *policyPath != "" {
-		p, err := readLimited(*policyPath, 1<<20)
+		p, err := cmdline.ReadFile(*policyPath, 1<<20)
 		if err != nil {
 			return err
 		}
@@ -231,23 +232,10 @@ func (c *cmd) publicClient() (*client.Client, context.Context, error) {
 // readArg returns s, or the content of file F for s = @F.
 func readArg(s string) (string, error) {
 	if f, ok := strings.CutPrefix(s, "@"); ok {
-		b, err := readLimited(f, 64<<10)
+		b, err := cmdline.ReadFile(f, 64<<10)
 		return strings.TrimSpace(string(b)), err
 	}
 	return s, nil
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err == nil && int64(len(b)) > limit {
-		err = fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, err
 }
 
 // checkSeen compares a verified checkpoint with the one seen before for the

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/stepup"
 )
 
@@ -82,7 +83,7 @@ func TestCLI(t *testing.T) {
 	}
 	// A decline prints its code and payment ID and fails.
 	_, errOut, err := w.cli(w.userKey, "pay", "--merchant", w.merch, "--amount", "9999.00", "--currency", "USD")
-	if !errors.Is(err, errReported) || !strings.Contains(errOut, "insufficient_funds") || !strings.Contains(errOut, "pay_") {
+	if !errors.Is(err, cmdline.ErrReported) || !strings.Contains(errOut, "insufficient_funds") || !strings.Contains(errOut, "pay_") {
 		t.Fatalf("declined pay: %q %v", errOut, err)
 	}
 	// Amount with too many decimals is refused before any request.

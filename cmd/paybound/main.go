@@ -14,6 +14,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 )
 
 // version and buildDate are set at build time with
@@ -33,26 +35,18 @@ func exitCode(stderr io.Writer, err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, cmdline.ErrUsage):
 		return 2
-	case !errors.Is(err, errReported):
+	case !errors.Is(err, cmdline.ErrReported):
 		fmt.Fprintln(stderr, "error:", err)
 	}
 	return 1
 }
 
-// errReported is returned by commands that already printed their error;
-// errUsage by those given a command line they cannot run, after printing
-// their usage.
-var (
-	errReported = errors.New("reported")
-	errUsage    = errors.New("usage")
-)
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		usage(stderr)
-		return errUsage
+		return cmdline.ErrUsage
 	}
 	switch args[0] {
 	case "serve":
@@ -74,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if !handled {
 		fmt.Fprintf(stderr, "paybound: unknown command %q\n\n", args[0])
 		usage(stderr)
-		return errUsage
+		return cmdline.ErrUsage
 	}
 	return err
 }
@@ -111,31 +105,6 @@ func versionLine() string {
 		parts = append(parts, "built "+buildDate)
 	}
 	return strings.Join(append(parts, bi.GoVersion), " ")
-}
-
-// printFlags lists fs's flags as the README writes them, --name VALUE,
-// with their defaults; the flag package itself accepts -name and --name.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if name != "" {
-			line += " " + name
-		}
-		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
-			line += fmt.Sprintf(" (default %q)", f.DefValue)
-		}
-		fmt.Fprintln(w, line)
-	})
-}
-
-// usageFor sets fs's usage to synopsis and its flags, the --name way.
-func usageFor(fs *flag.FlagSet, w io.Writer, synopsis string) {
-	fs.Usage = func() {
-		fmt.Fprintf(w, "usage: %s\n\nflags:\n", synopsis)
-		printFlags(w, fs)
-	}
 }
 
 func usage(w io.Writer) {
