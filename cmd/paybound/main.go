@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/paybound/paybound/cmd/paybound/cli"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 )
 
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		usage(stdout)
 		return nil
 	}
-	handled, err := runClient(ctx, args, stdout, stderr, getenv)
+	handled, err := cli.Run(ctx, args, stdout, stderr, getenv)
 	if !handled {
 		fmt.Fprintf(stderr, "paybound: unknown command %q\n\n", args[0])
 		usage(stderr)
@@ -117,7 +118,7 @@ Server:
 
 Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 `)
-	clientUsage(w)
+	cli.Usage(w)
 	fmt.Fprint(w, "\nRun `paybound COMMAND -h` for a command's flags.\n")
 }
 

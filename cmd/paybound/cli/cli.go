@@ -1,4 +1,9 @@
-package main
+// Package cli is the paybound command's client side: every subcommand
+// but serve and bench calls a running server's API through package client
+// and prints the result for people (or, with --json, as the API's JSON).
+// It prints its own errors; main turns them into exit statuses
+// (cmdline.ErrUsage, cmdline.ErrReported).
+package cli
 
 import (
 	"context"
@@ -24,7 +29,7 @@ import (
 const defaultURL = "http://127.0.0.1:8080"
 
 // clientCommands is the synopsis of each client subcommand and what it
-// needs, for clientUsage.
+// needs, for Usage.
 var clientCommands = [][2]string{
 	{"users create --name NAME", "operator key"},
 	{"merchants create --name NAME [--category C]", "operator key"},
@@ -67,8 +72,8 @@ var clientCommands = [][2]string{
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
 }
 
-// clientUsage lists the client subcommands, one per line, for `paybound help`.
-func clientUsage(w io.Writer) {
+// Usage lists the client subcommands, one per line, for `paybound help`.
+func Usage(w io.Writer) {
 	var buf strings.Builder
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	for _, c := range clientCommands {
@@ -94,11 +99,14 @@ func clientUsage(w io.Writer) {
 `)
 }
 
-// runClient runs a client subcommand. handled is false when args[0] is not
-// one. Errors are printed to stderr by runClient itself, as
-// "error: <code>: <message>", and returned wrapping cmdline.ErrReported (and the
-// original error, for errors.As); -h returns flag.ErrHelp.
-func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (handled bool, err error) {
+// Run runs a client subcommand, args[0], with its arguments, reading
+// PAYBOUND_URL, PAYBOUND_KEY and PAYBOUND_AGENT_KEY with getenv. handled
+// is false when args[0] is not one. Errors are printed to stderr by Run
+// itself, as "error: <code>: <message>", and returned wrapping
+// cmdline.ErrReported (and the original error, for errors.As); a command
+// line the command cannot run returns cmdline.ErrUsage after its usage,
+// and -h flag.ErrHelp.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (handled bool, err error) {
 	if len(args) == 0 {
 		return false, nil
 	}
