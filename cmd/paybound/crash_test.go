@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/cmd/paybound/bench"
 	"github.com/paybound/paybound/internal/storetest"
 	tl "github.com/paybound/paybound/internal/tlog"
 	"io"
@@ -74,7 +75,7 @@ func startProc(t *testing.T, bin, dir string) *proc {
 func loadRisk(t testing.TB, dir string) string {
 	t.Helper()
 	f := filepath.Join(dir, "load-risk.json")
-	if err := os.WriteFile(f, []byte(loadRiskConfig), 0o600); err != nil {
+	if err := os.WriteFile(f, []byte(bench.LoadRiskConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f

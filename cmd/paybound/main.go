@@ -1,6 +1,8 @@
 // Command paybound is Paybound's server and command-line client in one
-// binary: `paybound serve` runs the server; the other subcommands call a
-// running server's API (see `paybound help`).
+// binary: `paybound serve` runs the server, which Main (in this package)
+// composes; `paybound bench` measures it (package bench); the other
+// subcommands call a running server's API (package cli; see `paybound
+// help`).
 package main
 
 import (
@@ -9,12 +11,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
 
+	"github.com/paybound/paybound/cmd/paybound/bench"
 	"github.com/paybound/paybound/cmd/paybound/cli"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 )
@@ -53,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
-		return bench(ctx, args[1:], stdout, stderr, getenv)
+		return bench.Run(ctx, args[1:], stdout, stderr, bench.Env{OpenStore: openStore, StartServer: benchServer})
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil
@@ -120,6 +124,23 @@ Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 `)
 	cli.Usage(w)
 	fmt.Fprint(w, "\nRun `paybound COMMAND -h` for a command's flags.\n")
+}
+
+// benchServer begins a server in this process for bench payments.
+func benchServer(ctx context.Context, cfg bench.ServerConfig) (*bench.Server, error) {
+	m := NewMain()
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	m.Logger = slog.New(slog.DiscardHandler)
+	m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", cfg.DataDir
+	m.Config.DB, m.Config.Sandbox, m.Config.RiskConfig = cfg.DB, true, cfg.RiskConfig
+	if cfg.MaxBatch > 0 {
+		m.Config.MaxBatch = cfg.MaxBatch
+	}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &bench.Server{URL: m.URL(), OperatorKey: m.OperatorKey, Ledger: m.Service.Ledger(), Close: m.Close}, nil
 }
 
 // serve runs the server until ctx is done.

@@ -120,6 +120,24 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// openStore opens the store db names: a postgres:// URL, or else a SQLite
+// file. A failed Open returns a nil *Store, which must not become a
+// non-nil interface that Close would call: so the error returns nil.
+func openStore(ctx context.Context, db string) (pb.Store, error) {
+	if cmdline.IsPostgres(db) {
+		st, err := postgres.Open(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	st, err := sqlite.Open(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(s)); err != nil {
@@ -263,24 +281,11 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	m.OperatorKey = key
-	// A failed Open returns a nil *Store: it must not become a non-nil
-	// interface that Close would call.
-	switch db := m.Config.DB; {
-	case cmdline.IsPostgres(db):
-		var st *postgres.Store
-		if st, err = postgres.Open(ctx, db); err == nil {
-			m.store = st
-		}
-	default:
-		if db == "" {
-			db = filepath.Join(m.Config.DataDir, "paybound.db")
-		}
-		var st *sqlite.Store
-		if st, err = sqlite.Open(ctx, db); err == nil {
-			m.store = st
-		}
+	db := m.Config.DB
+	if db == "" {
+		db = filepath.Join(m.Config.DataDir, "paybound.db")
 	}
-	if err != nil {
+	if m.store, err = openStore(ctx, db); err != nil {
 		return err
 	}
 	if err := claimLog(ctx, m.store, logKey); err != nil {

@@ -1,4 +1,7 @@
-package main
+// Package bench is `paybound bench`: a load generator that measures the
+// ledger's batch writer (bench ledger) and the payment path over HTTP
+// (bench payments), printing one JSON line per figure.
+package bench
 
 import (
 	"bufio"
@@ -14,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -32,22 +34,51 @@ import (
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/httpsig"
 	"github.com/paybound/paybound/internal/ledger"
-	"github.com/paybound/paybound/internal/postgres"
-	"github.com/paybound/paybound/internal/sqlite"
 )
 
-// bench runs `paybound bench ledger|payments`, printing one JSON line per
-// figure.
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+// Server is a server that Env.StartServer began for bench payments, in
+// this process.
+type Server struct {
+	URL         string         // http://127.0.0.1:<port>
+	OperatorKey string         // its operator's API key
+	Ledger      *ledger.Writer // its ledger, for the commit counters
+	Close       func() error   // stops it
+}
+
+// ServerConfig is what bench payments asks of the server it starts: its
+// data directory and database (--db, "" for SQLite in DataDir), a risk
+// configuration file (LoadRiskConfig), and the most ledger operations per
+// commit (0: the server's default).
+type ServerConfig struct {
+	DataDir, DB, RiskConfig string
+	MaxBatch                int
+}
+
+// Env is what the load generator takes from the program that composes
+// the server, so that it knows no store and no server of its own.
+type Env struct {
+	// OpenStore opens the store db names: a postgres:// URL, or else a
+	// SQLite file. bench ledger measures the ledger on it.
+	OpenStore func(ctx context.Context, db string) (pb.Store, error)
+	// StartServer starts a server as cfg says, with the sandbox on (the
+	// payers top their wallets up), listening on 127.0.0.1:0 and logging
+	// nowhere; on error it has stopped what it began. bench payments loads
+	// it unless --url names a server.
+	StartServer func(ctx context.Context, cfg ServerConfig) (*Server, error)
+}
+
+// Run runs `paybound bench ledger|payments` with args (the arguments after
+// bench), printing one JSON line per figure to stdout.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments [flags]")
 		return cmdline.ErrUsage
 	}
 	switch args[0] {
 	case "ledger":
-		return benchLedger(ctx, args[1:], stdout, stderr)
+		return benchLedger(ctx, args[1:], stdout, stderr, env)
 	case "payments":
-		return benchPayments(ctx, args[1:], stdout, stderr)
+		return benchPayments(ctx, args[1:], stdout, stderr, env)
 	}
 	return fmt.Errorf("unknown benchmark %q: use ledger or payments", args[0])
 }
@@ -59,7 +90,7 @@ func emit(w io.Writer, v map[string]any) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	fs := flag.NewFlagSet("paybound bench ledger", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cmdline.UsageFor(fs, stderr, "paybound bench ledger [flags]")
@@ -95,13 +126,11 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		storeName = "postgres"
 	}
 	run := func(name string, hot bool, maxBatch int) (ledger.BenchResult, error) {
-		var st pb.Store
-		var err error
+		path := filepath.Join(d, name+".db")
 		if cmdline.IsPostgres(*db) {
-			st, err = postgres.Open(ctx, *db)
-		} else {
-			st, err = sqlite.Open(ctx, filepath.Join(d, name+".db"))
+			path = *db
 		}
+		st, err := env.OpenStore(ctx, path)
 		if err != nil {
 			return ledger.BenchResult{}, err
 		}
@@ -147,7 +176,7 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // benchPayments drives create + capture over HTTP against a server: its own
 // on 127.0.0.1:0 with a temporary data directory, or --url with --key (an
 // operator key).
-func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	fs := flag.NewFlagSet("paybound bench payments", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cmdline.UsageFor(fs, stderr, "paybound bench payments [flags]")
@@ -177,7 +206,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
 		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
 	}
-	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed}
+	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed, env: env}
 	out, err := loadPayments(ctx, cfg, 0)
 	if err != nil {
 		return err
@@ -195,17 +224,19 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-// loadRiskConfig raises risk control's velocity and decline-burst limits
-// out of the way of a load test.
-const loadRiskConfig = `{"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000, "decline_burst": 1000000000}`
+// LoadRiskConfig is a risk configuration file (serve --risk-config) that
+// raises risk control's velocity and decline-burst limits out of the way
+// of a load test; every payment is still assessed.
+const LoadRiskConfig = `{"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000, "decline_burst": 1000000000}`
 
 // payLoad is one payments load: against url (with the operator key), or a
-// server of its own when url is empty.
+// server of its own, begun with env.StartServer, when url is empty.
 type payLoad struct {
 	signed          bool // agents paying under mandates with signed requests, one request a payment
 	url, key, db    string
 	dur             time.Duration
 	clients, payers int
+	env             Env
 }
 
 // benchDataDir is the in-process server's data directory: a new one for a
@@ -238,29 +269,20 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		if cfg.db == "" {
 			defer os.RemoveAll(tmp)
 		}
-		m := NewMain()
-		m.Stdout, m.Stderr = io.Discard, io.Discard
-		m.Logger = slog.New(slog.DiscardHandler)
-		m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", tmp
-		m.Config.DB, m.Config.Sandbox = cfg.db, true // the payers top up their wallets
 		// The load is a few payers paying one merchant thousands of times a
 		// minute: the velocity signals would rightly review it. They are
 		// raised out of the way; every payment is still assessed.
 		riskFile := filepath.Join(tmp, "bench-risk.json")
-		if err := os.WriteFile(riskFile, []byte(loadRiskConfig), 0o600); err != nil {
+		if err := os.WriteFile(riskFile, []byte(LoadRiskConfig), 0o600); err != nil {
 			return nil, err
 		}
-		m.Config.RiskConfig = riskFile
-		if maxBatch > 0 {
-			m.Config.MaxBatch = maxBatch
-		}
-		if err := m.Run(ctx); err != nil {
-			m.Close()
+		srv, err := cfg.env.StartServer(ctx, ServerConfig{DataDir: tmp, DB: cfg.db, RiskConfig: riskFile, MaxBatch: maxBatch})
+		if err != nil {
 			return nil, err
 		}
-		defer m.Close()
-		*url, *key = m.URL(), m.OperatorKey
-		led = m.Service.Ledger()
+		defer srv.Close()
+		*url, *key = srv.URL, srv.OperatorKey
+		led = srv.Ledger
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients}, Timeout: 30 * time.Second}
 	var seq atomic.Int64
