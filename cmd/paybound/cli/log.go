@@ -187,38 +187,42 @@ func (cl *cli) verifyReceipt(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
-	return c.print(v, func(w io.Writer) {
-		withheld := 0
-		for _, e := range v.Entries {
-			if e.Withheld != "" {
-				withheld++
-			}
+	return c.print(v, func(w io.Writer) { printVerified(w, v, note) })
+}
+
+// printVerified shows a verified receipt, entry by entry, and note, what
+// was not checked.
+func printVerified(w io.Writer, v *client.VerifiedReceipt, note string) {
+	withheld := 0
+	for _, e := range v.Entries {
+		if e.Withheld != "" {
+			withheld++
 		}
-		held := ""
-		if withheld > 0 {
-			held = fmt.Sprintf(" (%d withheld from you)", withheld)
+	}
+	held := ""
+	if withheld > 0 {
+		held = fmt.Sprintf(" (%d withheld from you)", withheld)
+	}
+	fmt.Fprintf(w, "OK: %d entries of %s%s, chained, in log %s at size %d, signed by its key\n",
+		len(v.Entries), v.PaymentID, held, v.Checkpoint.Origin, v.Checkpoint.Size)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, e := range v.Entries {
+		switch {
+		case e.Withheld != "":
+			fmt.Fprintf(tw, "  %d\t-\t%s\t-\t%s\n", e.Index, e.Type, withheldNote(e.Withheld, e.Leaf))
+		case e.Unchained:
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s (prev not checked: the entry before it is withheld)\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
+		default:
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
 		}
-		fmt.Fprintf(w, "OK: %d entries of %s%s, chained, in log %s at size %d, signed by its key\n",
-			len(v.Entries), v.PaymentID, held, v.Checkpoint.Origin, v.Checkpoint.Size)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, e := range v.Entries {
-			switch {
-			case e.Withheld != "":
-				fmt.Fprintf(tw, "  %d\t-\t%s\t-\t%s\n", e.Index, e.Type, withheldNote(e.Withheld, e.Leaf))
-			case e.Unchained:
-				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s (prev not checked: the entry before it is withheld)\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
-			default:
-				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
-			}
-		}
-		tw.Flush()
-		if v.Risk != nil {
-			fmt.Fprintln(w, riskNote(v.Risk)+" (checked)")
-		}
-		if note != "" {
-			fmt.Fprintln(w, note)
-		}
-	})
+	}
+	tw.Flush()
+	if v.Risk != nil {
+		fmt.Fprintln(w, riskNote(v.Risk)+" (checked)")
+	}
+	if note != "" {
+		fmt.Fprintln(w, note)
+	}
 }
 
 // publicClient is a client for the log's public endpoints: no API key.
