@@ -11,6 +11,11 @@
 //	p, err := c.CreatePayment(ctx, client.CreatePaymentParams{
 //		Amount: 1250, Currency: "USD", MerchantID: "mch_…",
 //	})
+//
+// The transparency log can be checked from Go as the paybound command
+// checks it: VerifyReceipt checks a payment's receipt offline against the
+// log's key, VerifyConsistency checks that a checkpoint extends one seen
+// before, and Audit checks a running server's log against its ledger.
 package client
 
 import (

@@ -108,3 +108,84 @@ func ExampleClient_VerifyLedger() {
 	}
 	fmt.Println("checked", r.AccountsChecked, "accounts")
 }
+
+func ExampleAudit() {
+	// srv stands in for your Paybound server in this example: a log of two
+	// payments, one captured and then refunded in part, one authorized.
+	srv := newFakeLog()
+	defer srv.Close()
+	srv.pay("pay_01jq8v6x3k2m4n5p6q7r8s9t01", 1250, 1250, 250)
+	srv.pay("pay_01jq8v6x3k2m4n5p6q7r8s9t02", 500, 0, 0)
+	logKey := srv.LogKey // the log's key as you saved it from an earlier audit
+
+	c := client.New(srv.URL, os.Getenv("PAYBOUND_OPERATOR_KEY"))
+	rep, err := client.Audit(context.Background(), c, client.AuditOptions{LogKey: logKey})
+	switch {
+	case errors.Is(err, client.ErrAudit):
+		log.Fatalf("the log or the ledger is at fault: %v", err)
+	case err != nil:
+		log.Fatalf("couldn't audit the server: %v", err)
+	}
+	fmt.Printf("%d entries about %d payments; %d payments of the ledger match them\n",
+		rep.Checkpoint.Size, rep.LogPayments, rep.Payments)
+	// Output: 4 entries about 2 payments; 2 payments of the ledger match them
+}
+
+func ExampleVerifyReceipt() {
+	// srv stands in for your Paybound server in this example.
+	srv := newFakeLog()
+	defer srv.Close()
+	srv.pay("pay_01jq8v6x3k2m4n5p6q7r8s9t01", 1250, 1250, 0)
+	// The log's key comes from a source you trust (GET /v1/log/key once,
+	// saved), never from the receipt it is to check.
+	logKey := srv.LogKey
+
+	ctx := context.Background()
+	c := client.New(srv.URL, os.Getenv("PAYBOUND_KEY"))
+	r, err := c.PaymentReceipt(ctx, "pay_01jq8v6x3k2m4n5p6q7r8s9t01")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Keep r; it verifies offline, years later, without the server.
+	v, err := client.VerifyReceipt(r, logKey)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range v.Entries {
+		fmt.Println(e.Index, e.Type, string(e.Data))
+	}
+	// Output:
+	// 0 payment.created {"amount":1250}
+	// 1 payment.captured {"amount":1250}
+}
+
+func ExampleVerifyConsistency() {
+	// srv stands in for your Paybound server in this example.
+	srv := newFakeLog()
+	defer srv.Close()
+	logKey := srv.LogKey // from a source you trust
+
+	ctx := context.Background()
+	c := client.New(srv.URL, "") // the log's endpoints need no key
+	seen, err := c.LogCheckpoint(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv.pay("pay_01jq8v6x3k2m4n5p6q7r8s9t01", 1250, 1250, 0) // the log grows
+	now, err := c.LogCheckpoint(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Each checkpoint you see must extend the ones you saw before: a log
+	// that was rewritten, or shown to someone else in another version,
+	// fails here.
+	var forked *client.ConsistencyError
+	switch err := client.VerifyConsistency(ctx, c, logKey, seen, now); {
+	case errors.As(err, &forked):
+		log.Fatalf("the log is not append-only: %v", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	fmt.Println("consistent")
+	// Output: consistent
+}

@@ -2,6 +2,8 @@ package client
 
 import (
 	"cmp"
+	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,18 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/tlog"
+	"github.com/transparency-dev/formats/witness"
+)
+
+// Errors of the log's verification, wrapped by VerifyReceipt,
+// VerifyConsistency and Audit where they apply: each says which promise of
+// the log broke.
+var (
+	ErrBadCheckpoint = tlog.ErrBadCheckpoint // a checkpoint that does not parse
+	ErrBadSignature  = tlog.ErrBadSignature  // a checkpoint not signed by the log's key
+	ErrNotIncluded   = tlog.ErrNotIncluded   // an entry not in the tree its checkpoint commits to
+	ErrInconsistent  = tlog.ErrInconsistent  // two checkpoints not of one append-only log
+	ErrFork          = tlog.ErrFork          // two checkpoints of one size with different roots
 )
 
 // ReceiptEntry is one entry of a verified receipt: one its holder may read
@@ -189,4 +203,99 @@ func verifyRisk(o *pb.RiskOpening, entries []ReceiptEntry) error {
 		return o.Verify(d.RiskSHA256)
 	}
 	return fmt.Errorf("%w: the receipt gives no payment.created entry to check it against", pb.ErrRiskOpening)
+}
+
+// VerifyWitnesses checks that the receipt's checkpoint (v.Note) carries the
+// cosignatures that the quorum of policy requires: a witness policy in the
+// Sigsum policy format with C2SP cosignature/v1 witness keys ("witness
+// NAME VKEY URL", "group NAME K|any|all MEMBER…", "quorum NAME|none"), the
+// format the server's --witness-policy reads. A server that showed you a
+// log of its own could then deceive you only with the witnesses' help. A
+// policy that does not parse is an error that does not wrap ErrReceipt;
+// cosignatures that fall short of the quorum are one that does.
+func (v *VerifiedReceipt) VerifyWitnesses(policy []byte) error {
+	g, err := witness.ParsePolicy(policy)
+	if err != nil {
+		return fmt.Errorf("witness policy: %w", err)
+	}
+	if !g.Satisfied(v.Note) {
+		return fmt.Errorf("%w: the checkpoint lacks the cosignatures the witness policy's quorum requires", ErrReceipt)
+	}
+	return nil
+}
+
+// ConsistencyError is the error of two checkpoints that are not of one
+// append-only log: Err wraps ErrFork (one size, two roots) or
+// ErrInconsistent (the consistency proof fails).
+type ConsistencyError struct {
+	OldSize, NewSize int64 // the checkpoints' sizes, the smaller first
+	Err              error
+}
+
+func (e *ConsistencyError) Error() string {
+	return fmt.Sprintf("checkpoints of size %d and %d: %v", e.OldSize, e.NewSize, e.Err)
+}
+
+func (e *ConsistencyError) Unwrap() error { return e.Err }
+
+// VerifyConsistency checks that a and b, two signed checkpoints (notes, as
+// LogCheckpoint and VerifiedReceipt.Note give them) each signed by vkey,
+// are of one append-only log: of one size, they must have one root; of two
+// sizes, the smaller tree must be a prefix of the larger, by a consistency
+// proof that it fetches with c (no API key needed). Keep the checkpoints
+// you have seen and check each new one against them, and a server cannot
+// show you a log it rewrote, nor you and another party two different logs,
+// without this failing for one of you.
+//
+// c may be nil when the sizes are equal. A checkpoint that does not verify
+// returns its tlog error (ErrBadSignature, …); two that are not of one log,
+// a *ConsistencyError; a proof that could not be fetched, an error
+// wrapping c's.
+func VerifyConsistency(ctx context.Context, c *Client, vkey string, a, b []byte) error {
+	older, err := tlog.Open(a, vkey)
+	if err != nil {
+		return err
+	}
+	newer, err := tlog.Open(b, vkey)
+	if err != nil {
+		return err
+	}
+	if older.Size > newer.Size {
+		older, newer = newer, older
+	}
+	var hs []tlog.Hash
+	if older.Size != newer.Size {
+		if c == nil {
+			return fmt.Errorf("client: checkpoints of size %d and %d need a consistency proof, and VerifyConsistency was given no client to fetch it", older.Size, newer.Size)
+		}
+		p, err := c.ConsistencyProof(ctx, older.Size, newer.Size)
+		if err != nil {
+			return fmt.Errorf("couldn't fetch a consistency proof: %w", err)
+		}
+		if hs, err = decodeHashes(p.Hashes); err != nil {
+			return err
+		}
+	}
+	return checkConsistency(older, newer, hs)
+}
+
+// checkConsistency checks that newer extends older with proof.
+func checkConsistency(older, newer tlog.Checkpoint, proof []tlog.Hash) error {
+	if err := tlog.VerifyConsistency(older, newer, proof); err != nil {
+		return &ConsistencyError{OldSize: older.Size, NewSize: newer.Size, Err: err}
+	}
+	return nil
+}
+
+// decodeHashes decodes a proof's hashes, base64 as the API sends them.
+func decodeHashes(b64 []string) ([]tlog.Hash, error) {
+	hs := make([]tlog.Hash, len(b64))
+	for i, s := range b64 {
+		raw, err := base64.StdEncoding.DecodeString(s)
+		if err != nil || len(raw) != len(tlog.Hash{}) {
+			return nil, fmt.Errorf("the server sent a proof hash that is not base64 SHA-256: %q", s)
+		}
+		hs[i] = tlog.Hash(raw)
+	}
+	return hs, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/cmd/paybound/bench"
 	"github.com/paybound/paybound/internal/storetest"
 	tl "github.com/paybound/paybound/internal/tlog"
 	"io"
@@ -74,7 +75,7 @@ func startProc(t *testing.T, bin, dir string) *proc {
 func loadRisk(t testing.TB, dir string) string {
 	t.Helper()
 	f := filepath.Join(dir, "load-risk.json")
-	if err := os.WriteFile(f, []byte(loadRiskConfig), 0o600); err != nil {
+	if err := os.WriteFile(f, []byte(bench.LoadRiskConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -354,28 +355,21 @@ func checkLogAfterCrashes(t *testing.T, base, op string, seen [][]byte) {
 		if err != nil {
 			t.Fatalf("a checkpoint published before a crash does not verify: %v", err)
 		}
-		p, err := api.ConsistencyProof(ctx, c.Size, now.Size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs, err := decodeHashes(p.Hashes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tl.VerifyConsistency(c, now, hs); err != nil {
+		if err := client.VerifyConsistency(ctx, api, vkey, n, note); err != nil {
 			t.Fatalf("checkpoint of size %d (before a crash) and %d (after): %v", c.Size, now.Size, err)
 		}
 	}
 	t.Logf("%d checkpoints seen before the crashes, all consistent with size %d; audit: %s", len(seen), now.Size, auditOK(t, base, op))
 }
 
-// auditOK runs paybound audit against base and returns its report.
+// auditOK audits the server at base (client.Audit, as paybound audit
+// does) and returns its report.
 func auditOK(t *testing.T, base, op string) string {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	env := map[string]string{"PAYBOUND_URL": base, "PAYBOUND_KEY": op}
-	if err := run(t.Context(), []string{"audit", "--duration", "0s"}, &out, &errOut, func(k string) string { return env[k] }); err != nil {
-		t.Fatalf("audit: %v\n%s%s", err, out.String(), errOut.String())
+	rep, err := client.Audit(t.Context(), client.New(base, op), client.AuditOptions{})
+	if err != nil {
+		t.Fatalf("audit: %v (passed: %+v)", err, rep)
 	}
-	return strings.ReplaceAll(out.String(), "\n", "; ")
+	return fmt.Sprintf("%d checkpoints, last of size %d; %d payments in the log; %d cross-checked with the ledger (%d rechecked); ledger sound",
+		rep.Checkpoints, rep.Checkpoint.Size, rep.LogPayments, rep.Payments, rep.Rechecked)
 }

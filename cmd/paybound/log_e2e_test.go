@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -241,3 +243,16 @@ func TestReceiptVerifiesOffline(t *testing.T) {
 }
 
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// decodeHashes decodes a proof's hashes, base64 as the API sends them.
+func decodeHashes(b64 []string) ([]tl.Hash, error) {
+	hs := make([]tl.Hash, len(b64))
+	for i, s := range b64 {
+		raw, err := base64.StdEncoding.DecodeString(s)
+		if err != nil || len(raw) != len(hs[i]) {
+			return nil, fmt.Errorf("proof hash %q is not base64 SHA-256", s)
+		}
+		hs[i] = tl.Hash(raw)
+	}
+	return hs, nil
+}

@@ -1,6 +1,8 @@
 // Command paybound is Paybound's server and command-line client in one
-// binary: `paybound serve` runs the server; the other subcommands call a
-// running server's API (see `paybound help`).
+// binary: `paybound serve` runs the server, which Main (in this package)
+// composes; `paybound bench` measures it (package bench); the other
+// subcommands call a running server's API (package cli; see `paybound
+// help`).
 package main
 
 import (
@@ -9,11 +11,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/paybound/paybound/cmd/paybound/bench"
+	"github.com/paybound/paybound/cmd/paybound/cli"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 )
 
 // version and buildDate are set at build time with
@@ -33,32 +40,24 @@ func exitCode(stderr io.Writer, err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, cmdline.ErrUsage):
 		return 2
-	case !errors.Is(err, errReported):
+	case !errors.Is(err, cmdline.ErrReported):
 		fmt.Fprintln(stderr, "error:", err)
 	}
 	return 1
 }
 
-// errReported is returned by commands that already printed their error;
-// errUsage by those given a command line they cannot run, after printing
-// their usage.
-var (
-	errReported = errors.New("reported")
-	errUsage    = errors.New("usage")
-)
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		usage(stderr)
-		return errUsage
+		return cmdline.ErrUsage
 	}
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
-		return bench(ctx, args[1:], stdout, stderr, getenv)
+		return bench.Run(ctx, args[1:], stdout, stderr, bench.Env{OpenStore: openStore, StartServer: benchServer})
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil
@@ -70,11 +69,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		usage(stdout)
 		return nil
 	}
-	handled, err := runClient(ctx, args, stdout, stderr, getenv)
+	handled, err := cli.Run(ctx, args, stdout, stderr, getenv)
 	if !handled {
 		fmt.Fprintf(stderr, "paybound: unknown command %q\n\n", args[0])
 		usage(stderr)
-		return errUsage
+		return cmdline.ErrUsage
 	}
 	return err
 }
@@ -113,31 +112,6 @@ func versionLine() string {
 	return strings.Join(append(parts, bi.GoVersion), " ")
 }
 
-// printFlags lists fs's flags as the README writes them, --name VALUE,
-// with their defaults; the flag package itself accepts -name and --name.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if name != "" {
-			line += " " + name
-		}
-		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
-			line += fmt.Sprintf(" (default %q)", f.DefValue)
-		}
-		fmt.Fprintln(w, line)
-	})
-}
-
-// usageFor sets fs's usage to synopsis and its flags, the --name way.
-func usageFor(fs *flag.FlagSet, w io.Writer, synopsis string) {
-	fs.Usage = func() {
-		fmt.Fprintf(w, "usage: %s\n\nflags:\n", synopsis)
-		printFlags(w, fs)
-	}
-}
-
 func usage(w io.Writer) {
 	fmt.Fprint(w, `paybound: payment infrastructure for AI agents.
 
@@ -148,8 +122,25 @@ Server:
 
 Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 `)
-	clientUsage(w)
+	cli.Usage(w)
 	fmt.Fprint(w, "\nRun `paybound COMMAND -h` for a command's flags.\n")
+}
+
+// benchServer begins a server in this process for bench payments.
+func benchServer(ctx context.Context, cfg bench.ServerConfig) (*bench.Server, error) {
+	m := NewMain()
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	m.Logger = slog.New(slog.DiscardHandler)
+	m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", cfg.DataDir
+	m.Config.DB, m.Config.Sandbox, m.Config.RiskConfig = cfg.DB, true, cfg.RiskConfig
+	if cfg.MaxBatch > 0 {
+		m.Config.MaxBatch = cfg.MaxBatch
+	}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &bench.Server{URL: m.URL(), OperatorKey: m.OperatorKey, Ledger: m.Service.Ledger(), Close: m.Close}, nil
 }
 
 // serve runs the server until ctx is done.

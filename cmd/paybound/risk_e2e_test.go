@@ -476,6 +476,15 @@ func TestRiskExportReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replay against the server: %v %s", err, errOut)
 	}
+	// The fields of replay's --json report that this test reads.
+	type replayReport struct {
+		Attempts     int                       `json:"attempts"`
+		Decisions    map[string]int            `json:"decisions"`
+		Changed      []json.RawMessage         `json:"changed"`
+		Confusion    map[string]map[string]int `json:"confusion"`
+		ChangedTotal int                       `json:"changed_total"`
+		Note         string                    `json:"note"`
+	}
 	var rep replayReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Attempts != 6 || len(rep.Changed) != 0 {
 		t.Fatalf("replay with the server's rules changed recorded decisions: %s", out)

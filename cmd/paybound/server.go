@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	tl "github.com/paybound/paybound/internal/tlog"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -22,12 +21,14 @@ import (
 	"unicode/utf8"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
+	tl "github.com/paybound/paybound/internal/tlog"
 )
 
 // Config is the server's whole configuration. Every field has a flag and an
@@ -93,7 +94,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("config: data must name a directory (for example ./paybound-data)")
 	}
-	if strings.Contains(c.DB, "://") && !isPostgres(c.DB) {
+	if strings.Contains(c.DB, "://") && !cmdline.IsPostgres(c.DB) {
 		return fmt.Errorf("config: db %q: use a postgres:// URL, a SQLite file path, or nothing for <data>/paybound.db", c.DB)
 	}
 	if c.FeeBPS < 0 || c.FeeBPS > 10_000 {
@@ -119,8 +120,22 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func isPostgres(db string) bool {
-	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+// openStore opens the store db names: a postgres:// URL, or else a SQLite
+// file. A failed Open returns a nil *Store, which must not become a
+// non-nil interface that Close would call: so the error returns nil.
+func openStore(ctx context.Context, db string) (pb.Store, error) {
+	if cmdline.IsPostgres(db) {
+		st, err := postgres.Open(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	st, err := sqlite.Open(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -198,7 +213,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	fs := flag.NewFlagSet("paybound serve", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
-	usageFor(fs, m.Stderr, "paybound serve [flags]")
+	cmdline.UsageFor(fs, m.Stderr, "paybound serve [flags]")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (PAYBOUND_ADDR)")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (PAYBOUND_DATA)")
 	fs.StringVar(&c.DB, "db", c.DB, "database: empty for <data>/paybound.db, a SQLite file path, or a postgres:// URL (PAYBOUND_DB)")
@@ -248,7 +263,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	var policy []byte
 	if m.Config.WitnessPolicy != "" {
-		if policy, err = readLimited(m.Config.WitnessPolicy, 1<<20); err != nil {
+		if policy, err = cmdline.ReadFile(m.Config.WitnessPolicy, 1<<20); err != nil {
 			return fmt.Errorf("config: witness-policy: %w", err)
 		}
 		if _, err := service.ParseWitnessPolicy(policy); err != nil {
@@ -257,7 +272,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	var riskCfg *risk.Config
 	if m.Config.RiskConfig != "" {
-		b, err := readLimited(m.Config.RiskConfig, 1<<20)
+		b, err := cmdline.ReadFile(m.Config.RiskConfig, 1<<20)
 		if err != nil {
 			return fmt.Errorf("config: risk-config: %w", err)
 		}
@@ -266,24 +281,11 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	m.OperatorKey = key
-	// A failed Open returns a nil *Store: it must not become a non-nil
-	// interface that Close would call.
-	switch db := m.Config.DB; {
-	case isPostgres(db):
-		var st *postgres.Store
-		if st, err = postgres.Open(ctx, db); err == nil {
-			m.store = st
-		}
-	default:
-		if db == "" {
-			db = filepath.Join(m.Config.DataDir, "paybound.db")
-		}
-		var st *sqlite.Store
-		if st, err = sqlite.Open(ctx, db); err == nil {
-			m.store = st
-		}
+	db := m.Config.DB
+	if db == "" {
+		db = filepath.Join(m.Config.DataDir, "paybound.db")
 	}
-	if err != nil {
+	if m.store, err = openStore(ctx, db); err != nil {
 		return err
 	}
 	if err := claimLog(ctx, m.store, logKey); err != nil {

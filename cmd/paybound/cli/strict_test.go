@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 func runOffline(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), args, &out, &errOut, func(k string) string {
+	_, err := Run(context.Background(), args, &out, &errOut, func(k string) string {
 		if k == "PAYBOUND_URL" {
 			return "http://127.0.0.1:1"
 		}

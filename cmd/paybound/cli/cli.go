@@ -1,4 +1,9 @@
-package main
+// Package cli is the paybound command's client side: every subcommand
+// but serve and bench calls a running server's API through package client
+// and prints the result for people (or, with --json, as the API's JSON).
+// It prints its own errors; main turns them into exit statuses
+// (cmdline.ErrUsage, cmdline.ErrReported).
+package cli
 
 import (
 	"context"
@@ -16,6 +21,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 )
 
 // defaultURL is the server the CLI calls when neither --url nor
@@ -23,7 +29,7 @@ import (
 const defaultURL = "http://127.0.0.1:8080"
 
 // clientCommands is the synopsis of each client subcommand and what it
-// needs, for clientUsage.
+// needs, for Usage.
 var clientCommands = [][2]string{
 	{"users create --name NAME", "operator key"},
 	{"merchants create --name NAME [--category C]", "operator key"},
@@ -66,8 +72,8 @@ var clientCommands = [][2]string{
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
 }
 
-// clientUsage lists the client subcommands, one per line, for `paybound help`.
-func clientUsage(w io.Writer) {
+// Usage lists the client subcommands, one per line, for `paybound help`.
+func Usage(w io.Writer) {
 	var buf strings.Builder
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	for _, c := range clientCommands {
@@ -93,11 +99,14 @@ func clientUsage(w io.Writer) {
 `)
 }
 
-// runClient runs a client subcommand. handled is false when args[0] is not
-// one. Errors are printed to stderr by runClient itself, as
-// "error: <code>: <message>", and returned wrapping errReported (and the
-// original error, for errors.As); -h returns flag.ErrHelp.
-func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (handled bool, err error) {
+// Run runs a client subcommand, args[0], with its arguments, reading
+// PAYBOUND_URL, PAYBOUND_KEY and PAYBOUND_AGENT_KEY with getenv. handled
+// is false when args[0] is not one. Errors are printed to stderr by Run
+// itself, as "error: <code>: <message>", and returned wrapping
+// cmdline.ErrReported (and the original error, for errors.As); a command
+// line the command cannot run returns cmdline.ErrUsage after its usage,
+// and -h flag.ErrHelp.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) (handled bool, err error) {
 	if len(args) == 0 {
 		return false, nil
 	}
@@ -152,11 +161,11 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	default:
 		return false, nil
 	}
-	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, errReported) || errors.Is(err, errUsage) {
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, cmdline.ErrReported) || errors.Is(err, cmdline.ErrUsage) {
 		return true, err
 	}
 	cl.printError(err)
-	return true, fmt.Errorf("%w: %w", errReported, err)
+	return true, fmt.Errorf("%w: %w", cmdline.ErrReported, err)
 }
 
 // cli is one client command's environment.
@@ -183,7 +192,7 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 	} else {
 		fmt.Fprintf(cl.stderr, "paybound %s: unknown subcommand %q; use %s\n", name, args[0], strings.Join(names, " or "))
 	}
-	return fmt.Errorf("%w: no such subcommand", errUsage)
+	return fmt.Errorf("%w: no such subcommand", cmdline.ErrUsage)
 }
 
 // printError writes err to stderr: an API error as
@@ -229,7 +238,7 @@ func (cl *cli) command(name, synopsis string, post bool) *cmd {
 	if post {
 		c.fs.StringVar(&c.idem, "idempotency-key", "", "Idempotency-Key to send (default: a fresh random one); repeat a command with the same key to retry it without applying it twice")
 	}
-	usageFor(c.fs, cl.stderr, "paybound "+synopsis)
+	cmdline.UsageFor(c.fs, cl.stderr, "paybound "+synopsis)
 	return c
 }
 
@@ -262,7 +271,7 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %w", errUsage, err) // the flag set printed it
+		return nil, fmt.Errorf("%w: %w", cmdline.ErrUsage, err) // the flag set printed it
 	}
 	if len(pos) != len(names) {
 		want := "no arguments"
@@ -271,7 +280,7 @@ func (c *cmd) parse(args []string, names ...string) ([]string, error) {
 		}
 		fmt.Fprintf(c.cl.stderr, "%s: want %s, got %q\n", c.fs.Name(), want, pos)
 		c.fs.Usage()
-		return nil, fmt.Errorf("%w: bad arguments", errUsage)
+		return nil, fmt.Errorf("%w: bad arguments", cmdline.ErrUsage)
 	}
 	return pos, nil
 }

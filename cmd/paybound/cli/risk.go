@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/strictjson"
@@ -226,7 +227,7 @@ func (cl *cli) replayRisk(args []string) error {
 	}
 	cfg := risk.Defaults()
 	if *configFile != "" {
-		b, err := readLimited(*configFile, 1<<20)
+		b, err := cmdline.ReadFile(*configFile, 1<<20)
 		if err != nil {
 			return err
 		}
@@ -238,7 +239,7 @@ func (cl *cli) replayRisk(args []string) error {
 	}
 	var stored []pb.RiskRule
 	if *rulesFile != "" {
-		b, err := readLimited(*rulesFile, 4<<20)
+		b, err := cmdline.ReadFile(*rulesFile, 4<<20)
 		if err != nil {
 			return err
 		}

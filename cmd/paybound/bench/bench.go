@@ -1,4 +1,7 @@
-package main
+// Package bench is `paybound bench`: a load generator that measures the
+// ledger's batch writer (bench ledger) and the payment path over HTTP
+// (bench payments), printing one JSON line per figure.
+package bench
 
 import (
 	"bufio"
@@ -14,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -29,24 +31,54 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/httpsig"
 	"github.com/paybound/paybound/internal/ledger"
-	"github.com/paybound/paybound/internal/postgres"
-	"github.com/paybound/paybound/internal/sqlite"
 )
 
-// bench runs `paybound bench ledger|payments`, printing one JSON line per
-// figure.
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+// Server is a server that Env.StartServer began for bench payments, in
+// this process.
+type Server struct {
+	URL         string         // http://127.0.0.1:<port>
+	OperatorKey string         // its operator's API key
+	Ledger      *ledger.Writer // its ledger, for the commit counters
+	Close       func() error   // stops it
+}
+
+// ServerConfig is what bench payments asks of the server it starts: its
+// data directory and database (--db, "" for SQLite in DataDir), a risk
+// configuration file (LoadRiskConfig), and the most ledger operations per
+// commit (0: the server's default).
+type ServerConfig struct {
+	DataDir, DB, RiskConfig string
+	MaxBatch                int
+}
+
+// Env is what the load generator takes from the program that composes
+// the server, so that it knows no store and no server of its own.
+type Env struct {
+	// OpenStore opens the store db names: a postgres:// URL, or else a
+	// SQLite file. bench ledger measures the ledger on it.
+	OpenStore func(ctx context.Context, db string) (pb.Store, error)
+	// StartServer starts a server as cfg says, with the sandbox on (the
+	// payers top their wallets up), listening on 127.0.0.1:0 and logging
+	// nowhere; on error it has stopped what it began. bench payments loads
+	// it unless --url names a server.
+	StartServer func(ctx context.Context, cfg ServerConfig) (*Server, error)
+}
+
+// Run runs `paybound bench ledger|payments` with args (the arguments after
+// bench), printing one JSON line per figure to stdout.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments [flags]")
-		return errUsage
+		return cmdline.ErrUsage
 	}
 	switch args[0] {
 	case "ledger":
-		return benchLedger(ctx, args[1:], stdout, stderr)
+		return benchLedger(ctx, args[1:], stdout, stderr, env)
 	case "payments":
-		return benchPayments(ctx, args[1:], stdout, stderr)
+		return benchPayments(ctx, args[1:], stdout, stderr, env)
 	}
 	return fmt.Errorf("unknown benchmark %q: use ledger or payments", args[0])
 }
@@ -58,10 +90,10 @@ func emit(w io.Writer, v map[string]any) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	fs := flag.NewFlagSet("paybound bench ledger", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	usageFor(fs, stderr, "paybound bench ledger [flags]")
+	cmdline.UsageFor(fs, stderr, "paybound bench ledger [flags]")
 	hot := fs.Bool("hot", false, "only the hot-account run")
 	uniform := fs.Bool("uniform", false, "only the uniform-accounts run")
 	dur := fs.Duration("duration", 5*time.Second, "how long each run submits")
@@ -90,17 +122,15 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		d = tmp
 	}
 	storeName := "sqlite"
-	if isPostgres(*db) {
+	if cmdline.IsPostgres(*db) {
 		storeName = "postgres"
 	}
 	run := func(name string, hot bool, maxBatch int) (ledger.BenchResult, error) {
-		var st pb.Store
-		var err error
-		if isPostgres(*db) {
-			st, err = postgres.Open(ctx, *db)
-		} else {
-			st, err = sqlite.Open(ctx, filepath.Join(d, name+".db"))
+		path := filepath.Join(d, name+".db")
+		if cmdline.IsPostgres(*db) {
+			path = *db
 		}
+		st, err := env.OpenStore(ctx, path)
 		if err != nil {
 			return ledger.BenchResult{}, err
 		}
@@ -146,10 +176,10 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // benchPayments drives create + capture over HTTP against a server: its own
 // on 127.0.0.1:0 with a temporary data directory, or --url with --key (an
 // operator key).
-func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	fs := flag.NewFlagSet("paybound bench payments", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	usageFor(fs, stderr, "paybound bench payments [flags]")
+	cmdline.UsageFor(fs, stderr, "paybound bench payments [flags]")
 	dur := fs.Duration("duration", 5*time.Second, "how long to submit")
 	clients := fs.Int("clients", 128, "concurrent HTTP clients")
 	payers := fs.Int("payers", 128, "funded users paying")
@@ -176,7 +206,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
 		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
 	}
-	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed}
+	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed, env: env}
 	out, err := loadPayments(ctx, cfg, 0)
 	if err != nil {
 		return err
@@ -194,17 +224,19 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-// loadRiskConfig raises risk control's velocity and decline-burst limits
-// out of the way of a load test.
-const loadRiskConfig = `{"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000, "decline_burst": 1000000000}`
+// LoadRiskConfig is a risk configuration file (serve --risk-config) that
+// raises risk control's velocity and decline-burst limits out of the way
+// of a load test; every payment is still assessed.
+const LoadRiskConfig = `{"per_minute": 1000000000, "per_hour": 1000000000, "per_day": 1000000000, "decline_burst": 1000000000}`
 
 // payLoad is one payments load: against url (with the operator key), or a
-// server of its own when url is empty.
+// server of its own, begun with env.StartServer, when url is empty.
 type payLoad struct {
 	signed          bool // agents paying under mandates with signed requests, one request a payment
 	url, key, db    string
 	dur             time.Duration
 	clients, payers int
+	env             Env
 }
 
 // benchDataDir is the in-process server's data directory: a new one for a
@@ -227,49 +259,106 @@ func benchDataDir(db string) (string, error) {
 // loadPayments runs cfg; maxBatch > 0 limits the in-process server's
 // ledger batches.
 func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]any, error) {
-	url, key, dur, clients, payers := &cfg.url, &cfg.key, &cfg.dur, &cfg.clients, &cfg.payers
 	var led *ledger.Writer // the in-process server's, for its counters
-	if *url == "" {
-		tmp, err := benchDataDir(cfg.db)
+	if cfg.url == "" {
+		srv, stop, err := startLoadServer(ctx, cfg, maxBatch)
 		if err != nil {
 			return nil, err
 		}
-		if cfg.db == "" {
-			defer os.RemoveAll(tmp)
-		}
-		m := NewMain()
-		m.Stdout, m.Stderr = io.Discard, io.Discard
-		m.Logger = slog.New(slog.DiscardHandler)
-		m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", tmp
-		m.Config.DB, m.Config.Sandbox = cfg.db, true // the payers top up their wallets
-		// The load is a few payers paying one merchant thousands of times a
-		// minute: the velocity signals would rightly review it. They are
-		// raised out of the way; every payment is still assessed.
-		riskFile := filepath.Join(tmp, "bench-risk.json")
-		if err := os.WriteFile(riskFile, []byte(loadRiskConfig), 0o600); err != nil {
-			return nil, err
-		}
-		m.Config.RiskConfig = riskFile
-		if maxBatch > 0 {
-			m.Config.MaxBatch = maxBatch
-		}
-		if err := m.Run(ctx); err != nil {
-			m.Close()
-			return nil, err
-		}
-		defer m.Close()
-		*url, *key = m.URL(), m.OperatorKey
-		led = m.Service.Ledger()
+		defer stop()
+		cfg.url, cfg.key, led = srv.URL, srv.OperatorKey, srv.Ledger
 	}
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients}, Timeout: 30 * time.Second}
+	call := newCaller(ctx, cfg.url, cfg.clients)
+	merchant, users, err := setupPayers(call, cfg.key, cfg.payers)
+	if err != nil {
+		return nil, err
+	}
+	var before ledger.Stats
+	if led != nil {
+		before = led.Stats()
+	}
+	wroteBefore := diskWrites()
+	r := &loadRun{deadline: time.Now().Add(cfg.dur), lat: make([][]time.Duration, cfg.clients),
+		host: strings.TrimPrefix(cfg.url, "http://"), merchant: merchant}
+	start := time.Now()
+	var agents []benchAgent
+	if cfg.signed {
+		for _, u := range users {
+			a, err := newBenchAgent(call, u.APIKey, merchant.ID)
+			if err != nil {
+				return nil, err
+			}
+			agents = append(agents, a)
+		}
+	}
+	var wg sync.WaitGroup
+	for c := range cfg.clients {
+		if cfg.signed {
+			wg.Go(func() { r.paySigned(c, agents[c%len(agents)]) })
+		} else {
+			wg.Go(func() { r.payAndCapture(c, users[c%len(users)]) })
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	out, err := r.report(cfg, elapsed)
+	if err != nil || led == nil {
+		return out, err
+	}
+	after := led.Stats()
+	out["batches"] = after.Batches - before.Batches
+	// The share of the run the commit stage spent writing: near 1, the
+	// store is the bottleneck.
+	out["commit_busy"] = float64((after.CommitTime-before.CommitTime)/time.Millisecond) / (elapsed * 1000)
+	if w := diskWrites(); w > wroteBefore { // not PostgreSQL's: its server writes
+		out["disk_bytes_per_payment"] = (w - wroteBefore) / r.done.Load()
+	}
+	return out, nil
+}
+
+// startLoadServer starts the server of a payments load in this process,
+// and returns it with the function that stops it and removes what it made.
+func startLoadServer(ctx context.Context, cfg payLoad, maxBatch int) (*Server, func(), error) {
+	tmp, err := benchDataDir(cfg.db)
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {}
+	if cfg.db == "" {
+		cleanup = func() { os.RemoveAll(tmp) }
+	}
+	// The load is a few payers paying one merchant thousands of times a
+	// minute: the velocity signals would rightly review it. They are
+	// raised out of the way; every payment is still assessed.
+	riskFile := filepath.Join(tmp, "bench-risk.json")
+	if err := os.WriteFile(riskFile, []byte(LoadRiskConfig), 0o600); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	srv, err := cfg.env.StartServer(ctx, ServerConfig{DataDir: tmp, DB: cfg.db, RiskConfig: riskFile, MaxBatch: maxBatch})
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return srv, func() { srv.Close(); cleanup() }, nil
+}
+
+// caller makes one JSON call to the API with a bearer key, and fails
+// unless the answer has status want; out, if not nil, receives its body.
+type caller func(method, path, key string, body any, want int, out any) error
+
+// newCaller returns a caller of the server at url, through net/http with
+// a connection per client: for setting up the load, not for the load.
+func newCaller(ctx context.Context, url string, clients int) caller {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}, Timeout: 30 * time.Second}
 	var seq atomic.Int64
-	call := func(method, path, key string, body any, want int, out any) error {
+	return func(method, path, key string, body any, want int, out any) error {
 		var rd io.Reader
 		if body != nil {
 			b, _ := json.Marshal(body)
 			rd = bytes.NewReader(b)
 		}
-		req, err := http.NewRequestWithContext(ctx, method, *url+path, rd)
+		req, err := http.NewRequestWithContext(ctx, method, url+path, rd)
 		if err != nil {
 			return err
 		}
@@ -292,139 +381,124 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 		}
 		return nil
 	}
-	type created struct {
-		ID     string `json:"id"`
-		APIKey string `json:"api_key"`
-	}
+}
+
+// created is a merchant or a user the load created: its ID and API key.
+type created struct {
+	ID     string `json:"id"`
+	APIKey string `json:"api_key"`
+}
+
+// setupPayers creates, with the operator's key, the load's merchant and
+// its payers, each with 10^12 minor units of USD in the wallet.
+func setupPayers(call caller, key string, payers int) (created, []created, error) {
 	var merchant created
-	if err := call("POST", "/v1/merchants", *key, map[string]string{"name": "bench merchant"}, 201, &merchant); err != nil {
-		return nil, err
+	if err := call("POST", "/v1/merchants", key, map[string]string{"name": "bench merchant"}, 201, &merchant); err != nil {
+		return merchant, nil, err
 	}
-	users := make([]created, *payers)
+	users := make([]created, payers)
 	for i := range users {
-		if err := call("POST", "/v1/users", *key, map[string]string{"name": "bench payer"}, 201, &users[i]); err != nil {
-			return nil, err
+		if err := call("POST", "/v1/users", key, map[string]string{"name": "bench payer"}, 201, &users[i]); err != nil {
+			return merchant, nil, err
 		}
 		if err := call("POST", "/v1/topups", users[i].APIKey, map[string]any{"amount": int64(1e12), "currency": "USD"}, 201, nil); err != nil {
-			return nil, err
+			return merchant, nil, err
 		}
 	}
-	var before ledger.Stats
-	if led != nil {
-		before = led.Stats()
+	return merchant, users, nil
+}
+
+// loadRun is what the clients of one payments load share.
+type loadRun struct {
+	host     string
+	merchant created
+	deadline time.Time
+	lat      [][]time.Duration // per client, each request's latency
+	done     atomic.Int64      // payments made
+	firstErr atomic.Value      // the first client's error that ended the load
+}
+
+func (r *loadRun) fail(err error) { r.firstErr.CompareAndSwap(nil, err) }
+
+// payAndCapture is client c's load as payer u: a payment with manual
+// capture, then its capture by the merchant, until the deadline.
+func (r *loadRun) payAndCapture(c int, u created) {
+	conn, err := dialRaw(r.host)
+	if err != nil {
+		r.fail(err)
+		return
 	}
-	wroteBefore := diskWrites()
-	deadline := time.Now().Add(*dur)
-	lat := make([][]time.Duration, *clients)
-	var done atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	start := time.Now()
-	host := strings.TrimPrefix(*url, "http://")
-	var agents []benchAgent
-	if cfg.signed {
-		for _, u := range users {
-			a, err := newBenchAgent(call, u.APIKey, merchant.ID)
-			if err != nil {
-				return nil, err
-			}
-			agents = append(agents, a)
+	defer conn.c.Close()
+	body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + r.merchant.ID + `","capture_method":"manual"}`)
+	for n := 0; time.Now().Before(r.deadline); n++ {
+		t0 := time.Now()
+		key := "bench-" + strconv.Itoa(c) + "-" + strconv.Itoa(n)
+		resp, err := conn.post("/v1/payments", u.APIKey, key, body, 201)
+		if err != nil {
+			r.fail(err)
+			return
 		}
-	}
-	for c := range *clients {
-		if cfg.signed {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				a := agents[c%len(agents)]
-				conn, err := dialRaw(host)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				defer conn.c.Close()
-				body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + merchant.ID + `","mandate_id":"` + a.mandate + `"}`)
-				for n := 0; time.Now().Before(deadline); n++ {
-					t0 := time.Now()
-					key := "bench-s-" + strconv.Itoa(c) + "-" + strconv.Itoa(n)
-					extra, err := a.sign(host, body, key)
-					if err == nil {
-						_, err = conn.postWith("/v1/payments", extra, key, body, 201)
-					}
-					if err != nil {
-						firstErr.CompareAndSwap(nil, err)
-						return
-					}
-					lat[c] = append(lat[c], time.Since(t0))
-					done.Add(1)
-				}
-			}()
-			continue
+		id := jsonString(resp, "id")
+		t1 := time.Now()
+		if _, err := conn.post("/v1/payments/"+id+"/capture", r.merchant.APIKey, key+"-c", nil, 200); err != nil {
+			r.fail(err)
+			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			u := users[c%len(users)]
-			fail := func(err error) { firstErr.CompareAndSwap(nil, err) }
-			conn, err := dialRaw(host)
-			if err != nil {
-				fail(err)
-				return
-			}
-			defer conn.c.Close()
-			body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + merchant.ID + `","capture_method":"manual"}`)
-			for n := 0; time.Now().Before(deadline); n++ {
-				t0 := time.Now()
-				key := "bench-" + strconv.Itoa(c) + "-" + strconv.Itoa(n)
-				resp, err := conn.post("/v1/payments", u.APIKey, key, body, 201)
-				if err != nil {
-					fail(err)
-					return
-				}
-				id := jsonString(resp, "id")
-				t1 := time.Now()
-				if _, err := conn.post("/v1/payments/"+id+"/capture", merchant.APIKey, key+"-c", nil, 200); err != nil {
-					fail(err)
-					return
-				}
-				lat[c] = append(lat[c], t1.Sub(t0), time.Since(t1))
-				done.Add(1)
-			}
-		}()
+		r.lat[c] = append(r.lat[c], t1.Sub(t0), time.Since(t1))
+		r.done.Add(1)
 	}
-	wg.Wait()
-	elapsed := time.Since(start).Seconds()
-	if err, _ := firstErr.Load().(error); err != nil {
+}
+
+// paySigned is client c's load as agent a: one signed request a payment,
+// under its mandate, until the deadline.
+func (r *loadRun) paySigned(c int, a benchAgent) {
+	conn, err := dialRaw(r.host)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	defer conn.c.Close()
+	body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + r.merchant.ID + `","mandate_id":"` + a.mandate + `"}`)
+	for n := 0; time.Now().Before(r.deadline); n++ {
+		t0 := time.Now()
+		key := "bench-s-" + strconv.Itoa(c) + "-" + strconv.Itoa(n)
+		extra, err := a.sign(r.host, body, key)
+		if err == nil {
+			_, err = conn.postWith("/v1/payments", extra, key, body, 201)
+		}
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		r.lat[c] = append(r.lat[c], time.Since(t0))
+		r.done.Add(1)
+	}
+}
+
+// report is the figures of a finished load of elapsed seconds, or the
+// error that ended it.
+func (r *loadRun) report(cfg payLoad, elapsed float64) (map[string]any, error) {
+	if err, _ := r.firstErr.Load().(error); err != nil {
 		return nil, err
 	}
-	all := slices.Concat(lat...)
+	all := slices.Concat(r.lat...)
 	slices.Sort(all)
 	if len(all) == 0 {
 		return nil, errors.New("bench payments: no payment completed")
 	}
 	storeName := "sqlite"
-	if isPostgres(cfg.db) {
+	if cmdline.IsPostgres(cfg.db) {
 		storeName = "postgres"
 	}
 	requestsPer := int64(2)
 	if cfg.signed {
 		requestsPer = 1
 	}
-	out := map[string]any{"bench": "payments", "signed": cfg.signed, "store": storeName, "clients": *clients, "payers": *payers,
-		"payments": done.Load(), "seconds": elapsed, "payments_per_sec": int64(float64(done.Load()) / elapsed),
-		"requests_per_sec": int64(float64(requestsPer*done.Load()) / elapsed),
-		"p50_ms":           ms(all[len(all)/2]), "p99_ms": ms(all[len(all)*99/100])}
-	if led != nil {
-		after := led.Stats()
-		out["batches"] = after.Batches - before.Batches
-		// The share of the run the commit stage spent writing: near 1, the
-		// store is the bottleneck.
-		out["commit_busy"] = float64((after.CommitTime-before.CommitTime)/time.Millisecond) / (elapsed * 1000)
-		if w := diskWrites(); w > wroteBefore { // not PostgreSQL's: its server writes
-			out["disk_bytes_per_payment"] = (w - wroteBefore) / done.Load()
-		}
-	}
-	return out, nil
+	done := r.done.Load()
+	return map[string]any{"bench": "payments", "signed": cfg.signed, "store": storeName, "clients": cfg.clients, "payers": cfg.payers,
+		"payments": done, "seconds": elapsed, "payments_per_sec": int64(float64(done) / elapsed),
+		"requests_per_sec": int64(float64(requestsPer*done) / elapsed),
+		"p50_ms":           ms(all[len(all)/2]), "p99_ms": ms(all[len(all)*99/100])}, nil
 }
 
 // rawConn is a minimal HTTP/1.1 keep-alive client for the load loop: the
@@ -534,7 +608,7 @@ type benchAgent struct {
 	key            ed25519.PrivateKey
 }
 
-func newBenchAgent(call func(method, path, key string, body any, want int, out any) error, userKey, merchant string) (benchAgent, error) {
+func newBenchAgent(call caller, userKey, merchant string) (benchAgent, error) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	jwk := json.RawMessage(`{"kty":"OKP","crv":"Ed25519","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`)
 	var ag struct {

@@ -1,8 +1,7 @@
-package main
+package cli
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
-	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/strictjson"
 	tl "github.com/paybound/paybound/internal/tlog"
 )
@@ -144,7 +143,7 @@ func (cl *cli) verifyReceipt(args []string) error {
 	if err != nil || vkey == "" {
 		return errors.New("--log-key is required: the log's verifier key (GET /v1/log/key on a server you trust), or @FILE")
 	}
-	b, err := readLimited(pos[0], maxReceiptBytes)
+	b, err := cmdline.ReadFile(pos[0], maxReceiptBytes)
 	if err != nil {
 		return err
 	}
@@ -157,16 +156,16 @@ func (cl *cli) verifyReceipt(args []string) error {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
 	if *policyPath != "" {
-		p, err := readLimited(*policyPath, 1<<20)
+		p, err := cmdline.ReadFile(*policyPath, 1<<20)
 		if err != nil {
 			return err
 		}
-		g, err := service.ParseWitnessPolicy(p)
-		if err != nil {
-			return err
+		err = v.VerifyWitnesses(p)
+		if errors.Is(err, client.ErrReceipt) {
+			return fmt.Errorf("%s: %w", pos[0], err)
 		}
-		if !g.Satisfied(v.Note) {
-			return fmt.Errorf("%s: %w: the checkpoint lacks the cosignatures the witness policy's quorum requires", pos[0], client.ErrReceipt)
+		if err != nil {
+			return err // the policy does not parse
 		}
 	}
 	// Against the checkpoints seen before: the log must not have forked.
@@ -188,38 +187,42 @@ func (cl *cli) verifyReceipt(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
-	return c.print(v, func(w io.Writer) {
-		withheld := 0
-		for _, e := range v.Entries {
-			if e.Withheld != "" {
-				withheld++
-			}
+	return c.print(v, func(w io.Writer) { printVerified(w, v, note) })
+}
+
+// printVerified shows a verified receipt, entry by entry, and note, what
+// was not checked.
+func printVerified(w io.Writer, v *client.VerifiedReceipt, note string) {
+	withheld := 0
+	for _, e := range v.Entries {
+		if e.Withheld != "" {
+			withheld++
 		}
-		held := ""
-		if withheld > 0 {
-			held = fmt.Sprintf(" (%d withheld from you)", withheld)
+	}
+	held := ""
+	if withheld > 0 {
+		held = fmt.Sprintf(" (%d withheld from you)", withheld)
+	}
+	fmt.Fprintf(w, "OK: %d entries of %s%s, chained, in log %s at size %d, signed by its key\n",
+		len(v.Entries), v.PaymentID, held, v.Checkpoint.Origin, v.Checkpoint.Size)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, e := range v.Entries {
+		switch {
+		case e.Withheld != "":
+			fmt.Fprintf(tw, "  %d\t-\t%s\t-\t%s\n", e.Index, e.Type, withheldNote(e.Withheld, e.Leaf))
+		case e.Unchained:
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s (prev not checked: the entry before it is withheld)\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
+		default:
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
 		}
-		fmt.Fprintf(w, "OK: %d entries of %s%s, chained, in log %s at size %d, signed by its key\n",
-			len(v.Entries), v.PaymentID, held, v.Checkpoint.Origin, v.Checkpoint.Size)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, e := range v.Entries {
-			switch {
-			case e.Withheld != "":
-				fmt.Fprintf(tw, "  %d\t-\t%s\t-\t%s\n", e.Index, e.Type, withheldNote(e.Withheld, e.Leaf))
-			case e.Unchained:
-				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s (prev not checked: the entry before it is withheld)\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
-			default:
-				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", e.Index, e.Time, e.Type, actor(e.Actor), e.Data)
-			}
-		}
-		tw.Flush()
-		if v.Risk != nil {
-			fmt.Fprintln(w, riskNote(v.Risk)+" (checked)")
-		}
-		if note != "" {
-			fmt.Fprintln(w, note)
-		}
-	})
+	}
+	tw.Flush()
+	if v.Risk != nil {
+		fmt.Fprintln(w, riskNote(v.Risk)+" (checked)")
+	}
+	if note != "" {
+		fmt.Fprintln(w, note)
+	}
 }
 
 // publicClient is a client for the log's public endpoints: no API key.
@@ -233,23 +236,10 @@ func (c *cmd) publicClient() (*client.Client, context.Context, error) {
 // readArg returns s, or the content of file F for s = @F.
 func readArg(s string) (string, error) {
 	if f, ok := strings.CutPrefix(s, "@"); ok {
-		b, err := readLimited(f, 64<<10)
+		b, err := cmdline.ReadFile(f, 64<<10)
 		return strings.TrimSpace(string(b)), err
 	}
 	return s, nil
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err == nil && int64(len(b)) > limit {
-		err = fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, err
 }
 
 // checkSeen compares a verified checkpoint with the one seen before for the
@@ -290,20 +280,13 @@ func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.
 			msg = fmt.Sprintf("note: not checked against the checkpoint of size %d seen before (pass --url to fetch a consistency proof); that one stays the one remembered", before.Size)
 			keep = []byte(old)
 		default:
-			older, newer := before, now
-			if older.Size > newer.Size {
-				older, newer = newer, older
+			var ce *client.ConsistencyError
+			err := client.VerifyConsistency(ctx, api, vkey, []byte(old), note)
+			if errors.As(err, &ce) {
+				return "", fmt.Errorf("%w: the checkpoint of size %d seen before and this one of size %d", ce.Err, before.Size, now.Size)
 			}
-			p, err := api.ConsistencyProof(ctx, older.Size, newer.Size)
-			if err != nil {
-				return "", fmt.Errorf("couldn't fetch a consistency proof: %w", err)
-			}
-			hs, err := decodeHashes(p.Hashes)
 			if err != nil {
 				return "", err
-			}
-			if err := tl.VerifyConsistency(older, newer, hs); err != nil {
-				return "", fmt.Errorf("%w: the checkpoint of size %d seen before and this one of size %d", err, before.Size, now.Size)
 			}
 		}
 		if before.Size > now.Size {
@@ -316,16 +299,4 @@ func checkSeen(ctx context.Context, path, vkey string, note []byte, api *client.
 		return msg, err
 	}
 	return msg, os.WriteFile(path, append(out, '\n'), 0o600)
-}
-
-func decodeHashes(b64 []string) ([]tl.Hash, error) {
-	hs := make([]tl.Hash, len(b64))
-	for i, s := range b64 {
-		raw, err := base64.StdEncoding.DecodeString(s)
-		if err != nil || len(raw) != len(tl.Hash{}) {
-			return nil, fmt.Errorf("the server sent a proof hash that is not base64 SHA-256: %q", s)
-		}
-		hs[i] = tl.Hash(raw)
-	}
-	return hs, nil
 }
