@@ -413,12 +413,12 @@ type loadRun struct {
 	host     string
 	merchant created
 	deadline time.Time
-	lat      [][]time.Duration // per client, each request's latency
-	done     atomic.Int64      // payments made
-	firstErr atomic.Value      // the first client's error that ended the load
+	lat      [][]time.Duration     // per client, each request's latency
+	done     atomic.Int64          // payments made
+	firstErr atomic.Pointer[error] // the first client's error that ended the load
 }
 
-func (r *loadRun) fail(err error) { r.firstErr.CompareAndSwap(nil, err) }
+func (r *loadRun) fail(err error) { r.firstErr.CompareAndSwap(nil, &err) }
 
 // payAndCapture is client c's load as payer u: a payment with manual
 // capture, then its capture by the merchant, until the deadline.
@@ -478,8 +478,8 @@ func (r *loadRun) paySigned(c int, a benchAgent) {
 // report is the figures of a finished load of elapsed seconds, or the
 // error that ended it.
 func (r *loadRun) report(cfg payLoad, elapsed float64) (map[string]any, error) {
-	if err, _ := r.firstErr.Load().(error); err != nil {
-		return nil, err
+	if p := r.firstErr.Load(); p != nil {
+		return nil, *p
 	}
 	all := slices.Concat(r.lat...)
 	slices.Sort(all)
