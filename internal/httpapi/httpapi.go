@@ -21,6 +21,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpsig"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/strictjson"
 )
@@ -316,7 +317,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
 				scheme = "https"
 			}
-			p, err := s.svc.AuthenticateSigned(q.ctx, r, q.body, scheme)
+			p, err := s.svc.AuthenticateSigned(q.ctx, httpsig.RequestMessage(r, scheme, q.body))
 			if err != nil {
 				s.securityEvent(r, "signature_refused", err)
 				writeError(w, s.log, err)

@@ -210,9 +210,53 @@ func (p *Params) innerList() httpsfv.InnerList {
 	return l
 }
 
+// Message is a request as it was signed: what RFC 9421's derived
+// components and covered fields are read from, and the body that
+// Content-Digest covers. Whatever carried the request fills it in
+// (RequestMessage does it for an *http.Request), so that checking a
+// signature needs no particular transport.
+type Message struct {
+	Method string
+	// Scheme is the request's scheme as the client saw it ("https" behind
+	// a TLS proxy).
+	Scheme string
+	// Authority is the host, and port if one was sent, that the request
+	// named (Host, or HTTP/2's :authority).
+	Authority string
+	// Path is the target's path as sent, escaped ("" stands for "/").
+	Path string
+	// Query is "?" and the target's query as sent, or "" when it has none.
+	Query string
+	// Header holds the request's fields, keyed as net/http keys them
+	// (http.CanonicalHeaderKey).
+	Header http.Header
+	// Body is the request's content.
+	Body []byte
+}
+
+// RequestMessage returns r as signed, with its scheme as the client saw it
+// and its body (which the caller has read; r.Body is not touched).
+func RequestMessage(r *http.Request, scheme string, body []byte) Message {
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	var query string
+	if r.URL.ForceQuery || r.URL.RawQuery != "" {
+		query = "?" + r.URL.RawQuery
+	}
+	return Message{Method: r.Method, Scheme: scheme, Authority: host, Path: r.URL.EscapedPath(), Query: query,
+		Header: r.Header, Body: body}
+}
+
 // Base returns the signature base of r for s (RFC 9421 §2.5). scheme is the
 // request's scheme as the client saw it ("https" behind a TLS proxy).
 func Base(r *http.Request, scheme string, s *Signature) ([]byte, error) {
+	return RequestMessage(r, scheme, nil).Base(s)
+}
+
+// Base returns the signature base of m for s (RFC 9421 §2.5).
+func (m Message) Base(s *Signature) ([]byte, error) {
 	var b strings.Builder
 	seen := map[string]bool{}
 	for _, it := range s.ids {
@@ -224,7 +268,7 @@ func Base(r *http.Request, scheme string, s *Signature) ([]byte, error) {
 			return nil, fmt.Errorf("%w: component %s is covered twice", ErrMalformed, id)
 		}
 		seen[id] = true
-		v, err := component(r, scheme, it.Value.(string))
+		v, err := m.component(it.Value.(string))
 		if err != nil {
 			return nil, err
 		}
@@ -241,33 +285,32 @@ func Base(r *http.Request, scheme string, s *Signature) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-func component(r *http.Request, scheme, c string) (string, error) {
+func (m Message) component(c string) (string, error) {
 	switch c {
 	case "@method":
-		return r.Method, nil
+		return m.Method, nil
 	case "@authority":
-		return authority(r, scheme), nil
+		return m.authority(), nil
 	case "@scheme":
-		return scheme, nil
+		return m.Scheme, nil
 	case "@path":
-		p := r.URL.EscapedPath()
-		if p == "" {
-			p = "/"
-		}
-		return p, nil
+		return m.path(), nil
 	case "@query":
-		return "?" + r.URL.RawQuery, nil
+		if m.Query == "" {
+			return "?", nil
+		}
+		return m.Query, nil
 	case "@request-target":
-		return r.URL.RequestURI(), nil
+		return m.path() + m.Query, nil
 	case "@target-uri":
-		return scheme + "://" + authority(r, scheme) + r.URL.RequestURI(), nil
+		return m.Scheme + "://" + m.authority() + m.path() + m.Query, nil
 	case "@signature-params", "@status", "@query-param":
 		return "", fmt.Errorf("%w: component %q cannot be covered here", ErrUnsupported, c)
 	}
 	if strings.HasPrefix(c, "@") {
 		return "", fmt.Errorf("%w: unknown derived component %q", ErrUnsupported, c)
 	}
-	vs, ok := r.Header[http.CanonicalHeaderKey(c)]
+	vs, ok := m.Header[http.CanonicalHeaderKey(c)]
 	if !ok {
 		return "", fmt.Errorf("%w: covered field %q is not in the request", ErrMalformed, c)
 	}
@@ -276,6 +319,13 @@ func component(r *http.Request, scheme, c string) (string, error) {
 		parts[i] = strings.TrimSpace(v)
 	}
 	return strings.Join(parts, ", "), nil
+}
+
+func (m Message) path() string {
+	if m.Path == "" {
+		return "/"
+	}
+	return m.Path
 }
 
 // member returns the serialisation of dictionary member key of a
@@ -300,21 +350,24 @@ func member(field, key string) (string, error) {
 
 // authority is the request's host, lower case, without the scheme's
 // default port (RFC 9421 §2.2.3).
-func authority(r *http.Request, scheme string) string {
-	h := strings.ToLower(r.Host)
-	if h == "" {
-		h = strings.ToLower(r.URL.Host)
-	}
-	if (scheme == "https" && strings.HasSuffix(h, ":443")) || (scheme == "http" && strings.HasSuffix(h, ":80")) {
+func (m Message) authority() string {
+	h := strings.ToLower(m.Authority)
+	if (m.Scheme == "https" && strings.HasSuffix(h, ":443")) || (m.Scheme == "http" && strings.HasSuffix(h, ":80")) {
 		h = h[:strings.LastIndexByte(h, ':')]
 	}
 	return h
 }
 
-// Verify checks s over r with pub, an ed25519.PublicKey or an
-// *rsa.PublicKey (RSA-PSS with SHA-512). A stated alg must match the key.
+// Verify checks s over r with pub, as Message.Verify does; scheme is the
+// request's scheme as the client saw it.
 func Verify(r *http.Request, scheme string, s *Signature, pub crypto.PublicKey) error {
-	base, err := Base(r, scheme, s)
+	return RequestMessage(r, scheme, nil).Verify(s, pub)
+}
+
+// Verify checks s over m with pub, an ed25519.PublicKey or an
+// *rsa.PublicKey (RSA-PSS with SHA-512). A stated alg must match the key.
+func (m Message) Verify(s *Signature, pub crypto.PublicKey) error {
+	base, err := m.Base(s)
 	if err != nil {
 		return err
 	}

@@ -52,13 +52,13 @@ func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
 			return [32]byte{}, err
 		}
 		leaf = pb.LeafHash(body)
-		tx.batch.Log = append(tx.batch.Log, pb.LogRecord{Subject: ev.Subject, Body: body, Leaf: leaf})
+		appendUndoable(tx, &tx.batch.Log, pb.LogRecord{Subject: ev.Subject, Body: body, Leaf: leaf})
 	}
 	if tx.logHead == nil {
 		tx.logHead = map[string][32]byte{}
 	}
 	old, had := tx.logHead[ev.Subject]
-	tx.undo = append(tx.undo, undoEntry{kind: undoLogHead, payID: ev.Subject, oldHead: old, hadBefore: had})
+	tx.undo = append(tx.undo, undoEntry{kind: undoLogHead, key: ev.Subject, oldHead: old, had: had})
 	tx.logHead[ev.Subject] = leaf
 	return leaf, nil
 }
@@ -155,4 +155,4 @@ func (tx *Tx) PaymentDisputes(paymentID string) ([]pb.Dispute, error) {
 }
 
 // PutDispute records a dispute, new or changed, to be written with the batch.
-func (tx *Tx) PutDispute(d pb.Dispute) { tx.batch.Disputes = append(tx.batch.Disputes, d) }
+func (tx *Tx) PutDispute(d pb.Dispute) { appendUndoable(tx, &tx.batch.Disputes, d) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -19,89 +20,89 @@ type Tx struct {
 	now    time.Time
 	batch  pb.Batch
 	payIdx map[string]int
-	// changes lists every change made to an account's balances in this
-	// batch, and changed sums them per account: what the batch writes is
-	// the sum of the changes actually applied, never a difference of
-	// snapshots, so rebasing a cached account on fresh state (ensureFunds)
-	// cannot enter it. rollback truncates changes to a mark and subtracts
-	// what it drops from changed, so both undo themselves.
-	changes []accountChange
+	// changed sums, per account, every change made to its balances in this
+	// batch: what the batch writes is the sum of the changes actually
+	// applied, never a difference of snapshots, so rebasing a cached account
+	// on fresh state (ensureFunds) cannot enter it. Each change's undo entry
+	// subtracts it again, so the sums undo themselves.
 	changed map[int64]*pb.AccountChange
 	// found is each changed account as cached before its first change (or
 	// as rebased on fresh state since), for the invariant check alone: the
 	// cache must have moved by exactly the listed changes.
 	found map[int64]pb.Account
-	// usageChanges and usageChanged are the same for mandate usage rows.
-	usageChanges []usageChange
+	// usageChanged is the same as changed for mandate usage rows.
 	usageChanged map[usageKey]*pb.UsageChange
 	// logHead is the leaf hash of each subject's latest entry in this batch:
 	// PutPayment accepts a payment only with its latest entry as head.
 	logHead map[string][32]byte
-	undo    []undoEntry
+	// undo records how to take back each change the running operation made
+	// to the batch and the writer's caches, oldest first; Atomic walks it
+	// back to where it began. It is emptied when an operation ends.
+	undo []undoEntry
 }
 
-type accountChange struct {
-	id                                                         int64
-	debitsPending, debitsPosted, creditsPending, creditsPosted int64
-}
-
-type usageChange struct {
-	k               usageKey
-	spent, payments int64
-}
+// The undo log. Every write of an operation records its undo entry as it
+// is made: rows reach the batch's lists only through appendUndoable, and
+// balances, usage rows, holds, payments, mandates and log heads only
+// through the Tx methods below, each of which records its entry. So Atomic
+// takes back any mix of writes without a list of what a batch holds, and a
+// list added to pb.Batch needs nothing here. A write that bypasses
+// appendUndoable is caught where tests run (Config.PanicOnInvariant):
+// rollback then checks every list of the batch, by reflection, and panics.
+//
+// Not undone, by design: an account created by EnsureAccount stays (empty,
+// and perhaps already used by the caller), IDs taken are not given back,
+// and what lookups loaded into the caches is committed state.
 
 type undoKind uint8
 
 const (
-	undoAccount undoKind = iota
-	undoHold
-	undoPaymentNew
-	undoPaymentUpdate
-	undoMark    // the lengths of the batch's append-only lists at a mark
-	undoUsage   // a mandate usage row's previous value
-	undoFound   // an account's previous record in found (account; oldAcct, hadBefore)
-	undoLogHead // a subject's previous log head in this batch (payID; had)
+	undoAppend        undoKind = iota // a batch list grew (list; n: its length before)
+	undoChange                        // an account's balances and the batch's sum moved (account; d: the change)
+	undoRebase                        // an account's cache was rebased (account; d: its balances before)
+	undoFound                         // an account's record in found (account; had, oldFound)
+	undoUsage                         // a usage row and the batch's sum moved (usage; d[0], d[1]: spent, payments)
+	undoUsageRebase                   // a usage row was rebased (usage; d[0], d[1]: spent, payments before)
+	undoHold                          // a hold was placed or resolved (id; oldHold)
+	undoPaymentNew                    // a payment entered the batch (key; oldPay)
+	undoPaymentUpdate                 // a payment of the batch changed (key; n: its index; oldPay)
+	undoLogHead                       // a subject's log head in this batch moved (key; had, oldHead)
+	undoMandate                       // a mandate was put (key; oldMandate)
 )
 
 type undoEntry struct {
-	kind    undoKind
-	account *pb.Account
-	oldAcct pb.Account
-	holdID  int64
-	oldHold *hold
-	payID   string
-	oldPay  *pb.Payment
-	idx     int
-	oldVal  pb.Payment
-	lens    [marked]int
-	// For undoUsage.
-	usage    *pb.MandateUsageRow
-	oldUsage pb.MandateUsageRow
-	// For undoLogHead.
-	oldHead   [32]byte
-	hadBefore bool
+	kind       undoKind
+	had        bool // the map held the key before
+	n          int
+	id         int64
+	d          [4]int64
+	list       truncater
+	account    *pb.Account
+	usage      *pb.MandateUsageRow
+	key        string
+	oldFound   *pb.Account
+	oldHold    *hold
+	oldPay     *pb.Payment
+	oldMandate *pb.Mandate
+	oldHead    [32]byte
 }
 
-// The lists a mark records the lengths of, and rollback truncates.
-const (
-	mTransfers = iota
-	mPayments
-	mRefunds
-	mTopups
-	mUsers
-	mMerchants
-	mAgents
-	mAPIKeys
-	mTOTP
-	mPasskeys
-	mLog
-	mDisputes
-	mMandatesChecked
-	mCodeFailures
-	mAccountChanges
-	mUsageChanges
-	marked
-)
+// truncater is a batch list, of any element type, that an undo entry cuts
+// back to an earlier length.
+type truncater interface{ truncate(n int) }
+
+type undoList[T any] []T
+
+func (l *undoList[T]) truncate(n int) { *l = (*l)[:n] }
+
+// appendUndoable appends v to *list, one of tx.batch's lists, recording the
+// undo entry that cuts it back: the only way an operation adds a row to the
+// batch. (The writer itself adds idempotency records and the final balances
+// after operations end, where nothing is undone.)
+func appendUndoable[T any](tx *Tx, list *[]T, v T) {
+	tx.undo = append(tx.undo, undoEntry{kind: undoAppend, n: len(*list), list: (*undoList[T])(list)})
+	*list = append(*list, v)
+}
 
 // Now is the batch's time: every operation in a batch sees the same instant.
 func (tx *Tx) Now() time.Time { return tx.now }
@@ -111,101 +112,109 @@ func (tx *Tx) Context() context.Context { return tx.ctx }
 
 // Atomic runs fn; if fn returns an error or panics, everything fn did to
 // the ledger and the batch is undone and the error returned. Transfers made
-// in one Atomic are linked: all or nothing.
+// in one Atomic are linked: all or nothing. Atomic blocks nest.
 func (tx *Tx) Atomic(fn func() error) (err error) {
 	mark := len(tx.undo)
-	tx.pushMark()
+	var lens []int
+	if tx.w.cfg.PanicOnInvariant {
+		lens = batchLens(&tx.batch)
+	}
 	defer func() {
 		if p := recover(); p != nil {
-			tx.rollback(mark)
+			tx.rollback(mark, lens)
 			panic(p)
 		}
 		if err != nil {
-			tx.rollback(mark)
+			tx.rollback(mark, lens)
 		}
 	}()
 	return fn()
 }
 
-func (tx *Tx) pushMark() {
-	b := &tx.batch
-	var l [marked]int
-	l[mTransfers], l[mPayments], l[mRefunds], l[mTopups] = len(b.Transfers), len(b.Payments), len(b.Refunds), len(b.Topups)
-	l[mUsers], l[mMerchants], l[mAgents], l[mAPIKeys] = len(b.Users), len(b.Merchants), len(b.Agents), len(b.APIKeys)
-	l[mTOTP], l[mPasskeys], l[mLog], l[mDisputes] = len(b.TOTP), len(b.Passkeys), len(b.Log), len(b.Disputes)
-	l[mMandatesChecked], l[mCodeFailures] = len(b.MandatesChecked), len(b.CodeFailures)
-	l[mAccountChanges], l[mUsageChanges] = len(tx.changes), len(tx.usageChanges)
-	tx.undo = append(tx.undo, undoEntry{kind: undoMark, lens: l})
-}
-
-// rollback undoes every entry from mark on, newest first.
-func (tx *Tx) rollback(mark int) {
+// rollback undoes every entry from mark on, newest first. With lens (the
+// batch's list lengths at mark, in tests), it then asserts that every list
+// is back to its length: a write that bypassed the undo log panics there.
+func (tx *Tx) rollback(mark int, lens []int) {
 	b := &tx.batch
 	for i := len(tx.undo) - 1; i >= mark; i-- {
-		u := tx.undo[i]
+		u := &tx.undo[i]
 		switch u.kind {
-		case undoAccount:
-			*u.account = u.oldAcct
-		case undoUsage:
-			*u.usage = u.oldUsage
+		case undoAppend:
+			u.list.truncate(u.n)
+		case undoChange:
+			tx.applyChange(u.account, u.d, -1)
+		case undoRebase:
+			setBalances(u.account, u.d)
 		case undoFound:
-			if u.hadBefore {
-				tx.found[u.account.ID] = u.oldAcct
+			if u.had {
+				tx.found[u.account.ID] = *u.oldFound
 			} else {
 				delete(tx.found, u.account.ID)
 			}
+		case undoUsage:
+			tx.applyUsage(u.usage, u.d[0], u.d[1], -1)
+		case undoUsageRebase:
+			u.usage.Spent, u.usage.Payments = u.d[0], u.d[1]
 		case undoHold:
 			if u.oldHold == nil {
-				delete(tx.w.holds, u.holdID)
+				delete(tx.w.holds, u.id)
 			} else {
-				tx.w.holds[u.holdID] = u.oldHold
+				tx.w.holds[u.id] = u.oldHold
 			}
 		case undoLogHead:
-			if u.hadBefore {
-				tx.logHead[u.payID] = u.oldHead
+			if u.had {
+				tx.logHead[u.key] = u.oldHead
 			} else {
-				delete(tx.logHead, u.payID)
+				delete(tx.logHead, u.key)
 			}
 		case undoPaymentNew:
-			delete(tx.payIdx, u.payID)
-			tx.restorePayment(u.payID, u.oldPay)
+			delete(tx.payIdx, u.key)
+			tx.restorePayment(u.key, u.oldPay)
 		case undoPaymentUpdate:
-			b.Payments[u.idx] = u.oldVal
-			tx.restorePayment(u.payID, u.oldPay)
-		case undoMark:
-			l := u.lens
-			b.Transfers = b.Transfers[:l[mTransfers]]
-			b.Payments = b.Payments[:l[mPayments]]
-			b.PaymentVersions = b.PaymentVersions[:l[mPayments]]
-			b.Refunds = b.Refunds[:l[mRefunds]]
-			b.Topups = b.Topups[:l[mTopups]]
-			b.Users = b.Users[:l[mUsers]]
-			b.Merchants = b.Merchants[:l[mMerchants]]
-			b.Agents = b.Agents[:l[mAgents]]
-			b.APIKeys = b.APIKeys[:l[mAPIKeys]]
-			b.TOTP = b.TOTP[:l[mTOTP]]
-			b.Passkeys = b.Passkeys[:l[mPasskeys]]
-			b.Log = b.Log[:l[mLog]]
-			b.Disputes = b.Disputes[:l[mDisputes]]
-			b.MandatesChecked = b.MandatesChecked[:l[mMandatesChecked]]
-			b.CodeFailures = b.CodeFailures[:l[mCodeFailures]]
-			for _, c := range tx.changes[l[mAccountChanges]:] {
-				s := tx.changed[c.id]
-				s.DebitsPending -= c.debitsPending
-				s.DebitsPosted -= c.debitsPosted
-				s.CreditsPending -= c.creditsPending
-				s.CreditsPosted -= c.creditsPosted
+			// The batch's entry was the cached payment: PutPayment sets both.
+			b.Payments[u.n] = *u.oldPay
+			tx.restorePayment(u.key, u.oldPay)
+		case undoMandate:
+			if u.oldMandate == nil {
+				delete(tx.w.mandates, u.key)
+			} else {
+				tx.w.mandates[u.key] = u.oldMandate
 			}
-			tx.changes = tx.changes[:l[mAccountChanges]]
-			for _, c := range tx.usageChanges[l[mUsageChanges]:] {
-				s := tx.usageChanged[c.k]
-				s.Spent -= c.spent
-				s.Payments -= c.payments
-			}
-			tx.usageChanges = tx.usageChanges[:l[mUsageChanges]]
+		default:
+			panic(fmt.Sprintf("ledger: unknown undo entry %d", u.kind))
 		}
 	}
 	tx.undo = tx.undo[:mark]
+	if lens != nil {
+		if f, ok := changedList(&tx.batch, lens); !ok {
+			panic(fmt.Sprintf("ledger: Batch.%s was written without an undo entry (use appendUndoable)", f))
+		}
+	}
+}
+
+// batchLens returns the length of each of b's fields that is a list (0 for
+// the others), in field order: a list added to pb.Batch is covered without
+// being named here.
+func batchLens(b *pb.Batch) []int {
+	v := reflect.ValueOf(b).Elem()
+	lens := make([]int, v.NumField())
+	for i := range lens {
+		if f := v.Field(i); f.Kind() == reflect.Slice {
+			lens[i] = f.Len()
+		}
+	}
+	return lens
+}
+
+// changedList reports the first list of b whose length is not lens's.
+func changedList(b *pb.Batch, lens []int) (string, bool) {
+	now := batchLens(b)
+	for i := range now {
+		if now[i] != lens[i] {
+			return reflect.TypeFor[pb.Batch]().Field(i).Name, false
+		}
+	}
+	return "", true
 }
 
 func (tx *Tx) restorePayment(id string, old *pb.Payment) {
@@ -217,28 +226,43 @@ func (tx *Tx) restorePayment(id string, old *pb.Payment) {
 }
 
 // change applies a change to a's balances, the only way they change in a
-// batch: the cached account moves (undone by the undo log) and the change is
-// listed (undone by truncation at a mark), so both always agree.
+// batch: the cached account and the batch's sum of a's changes move
+// together, and one undo entry takes both back.
 func (tx *Tx) change(a *pb.Account, debitsPending, debitsPosted, creditsPending, creditsPosted int64) {
 	if _, ok := tx.found[a.ID]; !ok {
 		tx.undo = append(tx.undo, undoEntry{kind: undoFound, account: a})
 		tx.found[a.ID] = *a
 	}
-	tx.undo = append(tx.undo, undoEntry{kind: undoAccount, account: a, oldAcct: *a})
-	a.DebitsPending += debitsPending
-	a.DebitsPosted += debitsPosted
-	a.CreditsPending += creditsPending
-	a.CreditsPosted += creditsPosted
-	tx.changes = append(tx.changes, accountChange{a.ID, debitsPending, debitsPosted, creditsPending, creditsPosted})
+	d := [4]int64{debitsPending, debitsPosted, creditsPending, creditsPosted}
+	tx.undo = append(tx.undo, undoEntry{kind: undoChange, account: a, d: d})
+	tx.applyChange(a, d, 1)
+}
+
+// applyChange adds sign times d (debits pending, debits posted, credits
+// pending, credits posted) to a's cached balances and to the batch's sum
+// of a's changes.
+func (tx *Tx) applyChange(a *pb.Account, d [4]int64, sign int64) {
+	a.DebitsPending += sign * d[0]
+	a.DebitsPosted += sign * d[1]
+	a.CreditsPending += sign * d[2]
+	a.CreditsPosted += sign * d[3]
 	s := tx.changed[a.ID]
 	if s == nil {
 		s = &pb.AccountChange{}
 		tx.changed[a.ID] = s
 	}
-	s.DebitsPending += debitsPending
-	s.DebitsPosted += debitsPosted
-	s.CreditsPending += creditsPending
-	s.CreditsPosted += creditsPosted
+	s.DebitsPending += sign * d[0]
+	s.DebitsPosted += sign * d[1]
+	s.CreditsPending += sign * d[2]
+	s.CreditsPosted += sign * d[3]
+}
+
+func balances(a *pb.Account) [4]int64 {
+	return [4]int64{a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted}
+}
+
+func setBalances(a *pb.Account, b [4]int64) {
+	a.DebitsPending, a.DebitsPosted, a.CreditsPending, a.CreditsPosted = b[0], b[1], b[2], b[3]
 }
 
 // Account returns the account of owner in currency, or an ErrNotFound error
@@ -334,7 +358,7 @@ func (tx *Tx) newTransfer(t pb.Transfer) (int64, error) {
 	}
 	t.ID = id
 	t.CreatedAt = tx.now
-	tx.batch.Transfers = append(tx.batch.Transfers, t)
+	appendUndoable(tx, &tx.batch.Transfers, t)
 	return t.ID, nil
 }
 
@@ -371,7 +395,7 @@ func (tx *Tx) HasFunds(a *pb.Account, amount int64) (bool, error) { return tx.en
 // moves only the cache, never what the batch writes; the undo log can
 // revert it.
 func (tx *Tx) refresh(a *pb.Account, fresh *pb.Account) {
-	tx.undo = append(tx.undo, undoEntry{kind: undoAccount, account: a, oldAcct: *a})
+	tx.undo = append(tx.undo, undoEntry{kind: undoRebase, account: a, d: balances(a)})
 	var c pb.AccountChange
 	if s := tx.changed[a.ID]; s != nil {
 		c = *s
@@ -381,7 +405,7 @@ func (tx *Tx) refresh(a *pb.Account, fresh *pb.Account) {
 	a.CreditsPending = fresh.CreditsPending + c.CreditsPending
 	a.CreditsPosted = fresh.CreditsPosted + c.CreditsPosted
 	if old, ok := tx.found[a.ID]; ok {
-		tx.undo = append(tx.undo, undoEntry{kind: undoFound, account: a, oldAcct: old, hadBefore: true})
+		tx.undo = append(tx.undo, undoEntry{kind: undoFound, account: a, had: true, oldFound: &old})
 		f := *fresh
 		f.Flags = a.Flags
 		tx.found[a.ID] = f
@@ -446,7 +470,7 @@ func (tx *Tx) Hold(debit, credit *pb.Account, amount int64, timeout time.Time, r
 }
 
 func (tx *Tx) setHold(id int64, h *hold) {
-	tx.undo = append(tx.undo, undoEntry{kind: undoHold, holdID: id, oldHold: tx.w.holds[id]})
+	tx.undo = append(tx.undo, undoEntry{kind: undoHold, id: id, oldHold: tx.w.holds[id]})
 	tx.w.holds[id] = h
 }
 
@@ -550,25 +574,25 @@ func (tx *Tx) PutPayment(p pb.Payment) {
 		p.Version = old.Version + 1
 	}
 	if idx, ok := tx.payIdx[p.ID]; ok {
-		tx.undo = append(tx.undo, undoEntry{kind: undoPaymentUpdate, payID: p.ID, oldPay: old, idx: idx, oldVal: tx.batch.Payments[idx]})
+		tx.undo = append(tx.undo, undoEntry{kind: undoPaymentUpdate, key: p.ID, n: idx, oldPay: old})
 		tx.batch.Payments[idx] = p
 	} else {
-		tx.undo = append(tx.undo, undoEntry{kind: undoPaymentNew, payID: p.ID, oldPay: old})
+		tx.undo = append(tx.undo, undoEntry{kind: undoPaymentNew, key: p.ID, oldPay: old})
 		tx.payIdx[p.ID] = len(tx.batch.Payments)
-		tx.batch.Payments = append(tx.batch.Payments, p)
-		tx.batch.PaymentVersions = append(tx.batch.PaymentVersions, p.Version-1)
+		appendUndoable(tx, &tx.batch.Payments, p)
+		appendUndoable(tx, &tx.batch.PaymentVersions, p.Version-1)
 	}
 	tx.w.payments[p.ID] = &p
 }
 
 // AddRefund, AddTopup, AddUser, AddMerchant, AddAgent and AddAPIKey record
 // new rows to be written with the batch.
-func (tx *Tx) AddRefund(r pb.Refund)     { tx.batch.Refunds = append(tx.batch.Refunds, r) }
-func (tx *Tx) AddTopup(t pb.Topup)       { tx.batch.Topups = append(tx.batch.Topups, t) }
-func (tx *Tx) AddUser(u pb.User)         { tx.batch.Users = append(tx.batch.Users, u) }
-func (tx *Tx) AddMerchant(m pb.Merchant) { tx.batch.Merchants = append(tx.batch.Merchants, m) }
-func (tx *Tx) AddAgent(a pb.Agent)       { tx.batch.Agents = append(tx.batch.Agents, a) }
-func (tx *Tx) AddAPIKey(k pb.APIKey)     { tx.batch.APIKeys = append(tx.batch.APIKeys, k) }
+func (tx *Tx) AddRefund(r pb.Refund)     { appendUndoable(tx, &tx.batch.Refunds, r) }
+func (tx *Tx) AddTopup(t pb.Topup)       { appendUndoable(tx, &tx.batch.Topups, t) }
+func (tx *Tx) AddUser(u pb.User)         { appendUndoable(tx, &tx.batch.Users, u) }
+func (tx *Tx) AddMerchant(m pb.Merchant) { appendUndoable(tx, &tx.batch.Merchants, m) }
+func (tx *Tx) AddAgent(a pb.Agent)       { appendUndoable(tx, &tx.batch.Agents, a) }
+func (tx *Tx) AddAPIKey(k pb.APIKey)     { appendUndoable(tx, &tx.batch.APIKeys, k) }
 
 // HasAgentKey reports whether keyid is registered, in the store or earlier
 // in this batch: a key signs for one agent only.
@@ -585,9 +609,8 @@ func (tx *Tx) HasAgentKey(keyid string) (bool, error) {
 	return err == nil, err
 }
 
-// AddAgentKey records an agent signing key, new or changed (not undone by
-// Atomic: call it outside one).
-func (tx *Tx) AddAgentKey(k pb.AgentKey) { tx.batch.AgentKeys = append(tx.batch.AgentKeys, k) }
+// AddAgentKey records an agent signing key, new or changed.
+func (tx *Tx) AddAgentKey(k pb.AgentKey) { appendUndoable(tx, &tx.batch.AgentKeys, k) }
 
 // checkInvariants asserts, for the accounts this batch changed, that each
 // currency's net posted and net pending changes sum to zero and, when
@@ -683,19 +706,24 @@ func (tx *Tx) AdjustUsage(u *pb.MandateUsageRow, spent, payments int64) error {
 			return ErrUsageCap
 		}
 	}
+	tx.undo = append(tx.undo, undoEntry{kind: undoUsage, usage: u, d: [4]int64{spent, payments}})
+	tx.applyUsage(u, spent, payments, 1)
+	return nil
+}
+
+// applyUsage adds sign times spent and payments to u and to the batch's sum
+// of u's changes.
+func (tx *Tx) applyUsage(u *pb.MandateUsageRow, spent, payments, sign int64) {
+	u.Spent += sign * spent
+	u.Payments += sign * payments
 	k := usageKey{u.MandateID, u.PeriodKey}
-	tx.undo = append(tx.undo, undoEntry{kind: undoUsage, usage: u, oldUsage: *u})
-	u.Spent += spent
-	u.Payments += payments
-	tx.usageChanges = append(tx.usageChanges, usageChange{k, spent, payments})
 	c := tx.usageChanged[k]
 	if c == nil {
 		c = &pb.UsageChange{}
 		tx.usageChanged[k] = c
 	}
-	c.Spent += spent
-	c.Payments += payments
-	return nil
+	c.Spent += sign * spent
+	c.Payments += sign * payments
 }
 
 // RefreshUsage rebases u, with a shared store, on its stored row plus what
@@ -719,7 +747,7 @@ func (tx *Tx) RefreshUsage(u *pb.MandateUsageRow) error {
 	if s := tx.usageChanged[usageKey{u.MandateID, u.PeriodKey}]; s != nil {
 		c = *s
 	}
-	tx.undo = append(tx.undo, undoEntry{kind: undoUsage, usage: u, oldUsage: *u})
+	tx.undo = append(tx.undo, undoEntry{kind: undoUsageRebase, usage: u, d: [4]int64{u.Spent, u.Payments}})
 	u.Spent, u.Payments = fresh.Spent+c.Spent, fresh.Payments+c.Payments
 	return nil
 }
@@ -729,7 +757,7 @@ func (tx *Tx) RefreshUsage(u *pb.MandateUsageRow) error {
 // if another process revoked it meanwhile, and the batch is recomputed on
 // fresh state. Undone with the operation's Atomic.
 func (tx *Tx) RelyOnMandate(id string) {
-	tx.batch.MandatesChecked = append(tx.batch.MandatesChecked, id)
+	appendUndoable(tx, &tx.batch.MandatesChecked, id)
 }
 
 // Mandate returns mandate id as of this point in the batch (stored
@@ -757,11 +785,11 @@ func (tx *Tx) FreshMandate(id string) (pb.Mandate, error) {
 	return tx.Mandate(id)
 }
 
-// PutMandate records a new or revoked mandate. Not undone by Atomic: call
-// it outside one.
+// PutMandate records a new or revoked mandate.
 func (tx *Tx) PutMandate(m pb.Mandate) {
+	tx.undo = append(tx.undo, undoEntry{kind: undoMandate, key: m.ID, oldMandate: tx.w.mandates[m.ID]})
 	tx.w.mandates[m.ID] = &m
-	tx.batch.Mandates = append(tx.batch.Mandates, m)
+	appendUndoable(tx, &tx.batch.Mandates, m)
 }
 
 // TOTP returns a user's one-time-code factor as of this point in the batch,
@@ -781,7 +809,7 @@ func (tx *Tx) TOTP(userID string) (pb.TOTPFactor, error) {
 
 // PutTOTP records a user's factor, new or changed, to be written with the
 // batch.
-func (tx *Tx) PutTOTP(f pb.TOTPFactor) { tx.batch.TOTP = append(tx.batch.TOTP, f) }
+func (tx *Tx) PutTOTP(f pb.TOTPFactor) { appendUndoable(tx, &tx.batch.TOTP, f) }
 
 // CodeFailures returns how many wrong one-time codes were tried on
 // confirmation id: stored (by any process) and in this batch.
@@ -799,11 +827,11 @@ func (tx *Tx) CodeFailures(id string) (int, error) {
 }
 
 // AddCodeFailure counts a wrong one-time code tried on confirmation id.
-func (tx *Tx) AddCodeFailure(id string) { tx.batch.CodeFailures = append(tx.batch.CodeFailures, id) }
+func (tx *Tx) AddCodeFailure(id string) { appendUndoable(tx, &tx.batch.CodeFailures, id) }
 
 // PutPasskey records a user's passkey, new or with its counter moved, to be
 // written with the batch.
-func (tx *Tx) PutPasskey(k pb.Passkey) { tx.batch.Passkeys = append(tx.batch.Passkeys, k) }
+func (tx *Tx) PutPasskey(k pb.Passkey) { appendUndoable(tx, &tx.batch.Passkeys, k) }
 
 // UseNonce records a signed request's nonce in this batch, or fails with
 // ErrNonceUsed when this writer or the store has it already (after a
@@ -821,7 +849,7 @@ func (tx *Tx) UseNonce(n pb.Nonce) error {
 	if seen {
 		return ErrNonceUsed
 	}
-	tx.batch.Nonces = append(tx.batch.Nonces, n)
+	appendUndoable(tx, &tx.batch.Nonces, n)
 	return nil
 }
 

@@ -46,7 +46,8 @@ type Config struct {
 	// the store on demand (default 1<<20).
 	CacheLimit int
 	// PanicOnInvariant makes a broken invariant panic instead of stopping the
-	// writer; tests set it so that a bug cannot hide.
+	// writer; tests set it so that a bug cannot hide. It also has every
+	// failed Tx.Atomic check that its undo restored each list of the batch.
 	PanicOnInvariant bool
 }
 
@@ -555,6 +556,7 @@ func (w *Writer) apply(reqs []*request) *pending {
 			if r.idem.Seal != nil {
 				stored = r.idem.Seal(stored)
 			}
+			// The writer's own row, added after the op ended: nothing undoes it.
 			tx.batch.Idempotency = append(tx.batch.Idempotency, pb.IdempotencyRecord{
 				Caller: r.idem.Caller, Key: r.idem.Key, RequestHash: r.idem.Hash,
 				Status: r.idem.Status, Body: stored, CreatedAt: tx.now,
@@ -629,10 +631,9 @@ func (w *Writer) lookupIdempotency(ctx context.Context, reqs []*request) {
 // runOp runs one op; a panic in it fails that op alone after undoing what it
 // did, so one bad request cannot take the batch down.
 func (w *Writer) runOp(tx *Tx, op Op) (result any, err error) {
-	tx.pushMark()
 	defer func() {
 		if p := recover(); p != nil {
-			tx.rollback(0)
+			tx.rollback(0, nil)
 			w.log.Error("ledger operation panicked", "panic", p)
 			result, err = nil, fmt.Errorf("ledger operation panicked: %v", p)
 		}

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,7 +138,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, err
 		}
 		if g.N > 0 {
-			tl.witnesses = &witnesses{policy: g, hc: &http.Client{Timeout: WitnessTimeout}, size: map[string]int64{}}
+			tl.witnesses = newWitnesses(g)
 		}
 	}
 	if cfg.IdempotencyRetention < pb.IdempotencyRetention {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -45,9 +44,10 @@ func sigErr(code pb.Code, format string, args ...any) error {
 // after a restart), and cover @method, @authority, @path, content-digest
 // when there is a body (which must match it) and idempotency-key when the
 // request has one. keyid names the agent (the RFC 7638 thumbprint of its
-// registered key). scheme is the request's scheme as the client saw it.
-func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body []byte, scheme string) (pb.Principal, error) {
-	sigs, err := httpsig.Parse(r.Header)
+// registered key). m is the request as signed, whatever transport carried
+// it (internal/httpapi builds it from an *http.Request).
+func (s *Service) AuthenticateSigned(ctx context.Context, m httpsig.Message) (pb.Principal, error) {
+	sigs, err := httpsig.Parse(m.Header)
 	switch {
 	case errors.Is(err, httpsig.ErrMissing):
 		return pb.Principal{}, sigErr(pb.ErrSignatureMissing, "send Signature-Input and Signature, or Authorization: Bearer <key>")
@@ -69,10 +69,10 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 		return pb.Principal{}, sigErr(pb.ErrSignatureExpired, "%v; sign again with created and expires within %s of now", err, SignatureMaxAge)
 	}
 	need := []string{"@method", "@authority", "@path"}
-	if len(body) > 0 {
+	if len(m.Body) > 0 {
 		need = append(need, "content-digest")
 	}
-	if r.Header.Get("Idempotency-Key") != "" {
+	if m.Header.Get("Idempotency-Key") != "" {
 		need = append(need, "idempotency-key")
 	}
 	for _, c := range need {
@@ -80,8 +80,8 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 			return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signature must cover %q", c)
 		}
 	}
-	if len(body) > 0 {
-		if err := httpsig.CheckContentDigest(r.Header.Values("Content-Digest"), body); err != nil {
+	if len(m.Body) > 0 {
+		if err := httpsig.CheckContentDigest(m.Header.Values("Content-Digest"), m.Body); err != nil {
 			return pb.Principal{}, sigErr(pb.ErrDigestMismatch, "%v", err)
 		}
 	}
@@ -89,17 +89,17 @@ func (s *Service) AuthenticateSigned(ctx context.Context, r *http.Request, body 
 	if err != nil {
 		return pb.Principal{}, err
 	}
-	if err := httpsig.Verify(r, scheme, &sig, pub); err != nil {
+	if err := m.Verify(&sig, pub); err != nil {
 		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
 	}
-	base, err := httpsig.Base(r, scheme, &sig)
+	base, err := m.Base(&sig)
 	if err != nil { // Verify built the same base a moment ago
 		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
 	}
-	ev := &pb.RequestEvidence{KeyID: sig.KeyID, SignatureInput: strings.Join(r.Header.Values("Signature-Input"), ", "),
-		Signature: strings.Join(r.Header.Values("Signature"), ", "), SignatureBase: string(base)}
-	if len(body) <= pb.MaxEvidenceBody {
-		ev.Body = body
+	ev := &pb.RequestEvidence{KeyID: sig.KeyID, SignatureInput: strings.Join(m.Header.Values("Signature-Input"), ", "),
+		Signature: strings.Join(m.Header.Values("Signature"), ", "), SignatureBase: string(base)}
+	if len(m.Body) <= pb.MaxEvidenceBody {
+		ev.Body = m.Body
 	}
 	// The request is kept in the transparency log as it was signed: refuse,
 	// before its nonce is spent, one the log could not keep faithfully.

@@ -35,6 +35,10 @@ type witnesses struct {
 	size map[string]int64
 }
 
+func newWitnesses(policy witness.Group) *witnesses {
+	return &witnesses{policy: policy, hc: &http.Client{Timeout: WitnessTimeout}, size: map[string]int64{}}
+}
+
 // WitnessTimeout bounds one add-checkpoint request.
 const WitnessTimeout = 5 * time.Second
 
