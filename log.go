@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -39,6 +42,20 @@ const (
 	LogDisputeResolved      = "dispute.resolved"
 	LogCompensationPaid     = "compensation.paid"
 	LogWalletToppedUp       = "wallet.topped_up"
+)
+
+// Why a payment waited for its user (a confirmation.asked entry's reason).
+const (
+	ConfirmNoMandate    = "no_mandate"
+	ConfirmAboveConfirm = "above_confirm_above"
+	ConfirmRiskReview   = "risk_review" // risk control asked, even inside the mandate
+)
+
+// What allowed a hold (a payment.authorized entry's basis).
+const (
+	BasisUser         = "user"         // the payer paid themselves
+	BasisMandate      = "mandate"      // every check of the mandate passed
+	BasisConfirmation = "confirmation" // the user approved it with a factor
 )
 
 // LogVersion is the entry format's version, the "v" of every entry.
@@ -165,6 +182,39 @@ func CanonicalData(v any) (json.RawMessage, error) {
 		return nil, err
 	}
 	return Canonical(raw)
+}
+
+// CanonicalByConstruction reports, for a type logged as an entry's data,
+// the first reason encoding/json would not write it canonically without a
+// round trip: a struct's fields (at any depth) out of the order of their
+// JSON names, or a float or interface field. A capability's tests call it
+// on every type it logs, so that LogEvent.Data may carry them as they are.
+func CanonicalByConstruction(typ reflect.Type) error {
+	var names []string
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		names = append(names, name)
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft.PkgPath() != "time" {
+			if err := CanonicalByConstruction(ft); err != nil {
+				return err
+			}
+		}
+		switch ft.Kind() {
+		case reflect.Float32, reflect.Float64, reflect.Interface:
+			return fmt.Errorf("%s.%s is a %s: not canonical by construction", typ.Name(), f.Name, ft.Kind())
+		}
+	}
+	if !slices.IsSorted(names) {
+		return fmt.Errorf("%s's fields are not in the order of their JSON names: %v", typ.Name(), names)
+	}
+	return nil
 }
 
 // MaxLogEntryBytes bounds an entry: C2SP entry bundles give each entry a

@@ -3,6 +3,7 @@ package paybound
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -133,4 +134,35 @@ func BenchmarkEncodeLogEntry(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCanonicalByConstructionCatches: fields out of JSON-name order, at any
+// depth, and floats are reported; sorted integer and string fields pass.
+func TestCanonicalByConstructionCatches(t *testing.T) {
+	type inner struct {
+		B int `json:"b"`
+		A int `json:"a"`
+	}
+	type good struct {
+		Amount int64  `json:"amount"`
+		ID     string `json:"id"`
+		Skip   string `json:"-"`
+	}
+	for _, c := range []struct {
+		v    any
+		fail bool
+	}{
+		{good{}, false},
+		{inner{}, true},
+		{struct {
+			A inner `json:"a"`
+		}{}, true},
+		{struct {
+			Rate float64 `json:"rate"`
+		}{}, true},
+	} {
+		if err := CanonicalByConstruction(reflect.TypeOf(c.v)); (err != nil) != c.fail {
+			t.Errorf("%T: %v; want a failure: %v", c.v, err, c.fail)
+		}
+	}
 }

@@ -22,6 +22,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
+	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/postgres"
@@ -307,7 +308,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("couldn't listen on %s: %w", m.Config.Addr, err)
 	}
 	m.srv = &http.Server{
-		Handler:           httpapi.New(m.Service, m.Logger),
+		Handler:           httpapi.New(m.Service, m.Logger, disputes.New(m.Service, m.store)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second, // above httpapi.MaxWait

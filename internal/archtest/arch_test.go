@@ -22,17 +22,18 @@ const module = "github.com/paybound/paybound"
 type kind string
 
 const (
-	domain     kind = "domain"     // the root: types, coded errors, the Store interfaces
-	block      kind = "block"      // pure building blocks: no state, no I/O of their own
-	engine     kind = "engine"     // the ledger: the single writer and its batch
-	store      kind = "store"      // a Store implementation
-	storeKit   kind = "store kit"  // what the stores share (row scanning, column lists)
-	core       kind = "core"       // the payments core
-	capability kind = "capability" // one capability: state, batch part, store interface, handler
-	adapter    kind = "adapter"    // a protocol adapter (REST, later MCP, ACP, the wallet)
-	public     kind = "public"     // a public package for Go users (the SDK)
-	command    kind = "command"    // cmd/paybound and its CLI and load generator
-	testKit    kind = "test kit"   // shared test code (conformance suites)
+	domain     kind = "domain"      // the root: types, coded errors, the Store interfaces
+	block      kind = "block"       // pure building blocks: no state, no I/O of their own
+	engine     kind = "engine"      // the ledger: the single writer and its batch
+	store      kind = "store"       // a Store implementation
+	storeKit   kind = "store kit"   // what the stores share (row scanning, column lists)
+	core       kind = "core"        // the payments core
+	capability kind = "capability"  // one capability: state, batch part, store interface, handler
+	adapter    kind = "adapter"     // a protocol adapter (REST, later MCP, ACP, the wallet)
+	adapterKit kind = "adapter kit" // the REST toolkit capabilities offer their routes with
+	public     kind = "public"      // a public package for Go users (the SDK)
+	command    kind = "command"     // cmd/paybound and its CLI and load generator
+	testKit    kind = "test kit"    // shared test code (conformance suites)
 )
 
 // kindOf classifies a package of the module by its import path.
@@ -53,14 +54,16 @@ func kindOf(path string) (kind, bool) {
 // internal gives the kind of each package under internal/.
 var internal = map[string]kind{
 	"httpsig": block, "tlog": block, "policy": block, "risk": block, "stepup": block, "strictjson": block,
-	"ledger":    engine,
-	"sqlite":    store,
-	"postgres":  store,
-	"sqlstore":  storeKit,
-	"service":   core,
-	"httpapi":   adapter,
-	"storetest": testKit,
-	"archtest":  testKit,
+	"ledger":       engine,
+	"sqlite":       store,
+	"postgres":     store,
+	"sqlstore":     storeKit,
+	"service":      core,
+	"disputes":     capability,
+	"httpapi":      adapter,
+	"httpapi/rest": adapterKit,
+	"storetest":    testKit,
+	"archtest":     testKit,
 }
 
 // allowed says which kinds of package each kind may import.
@@ -71,10 +74,11 @@ var allowed = map[kind][]kind{
 	storeKit:   {domain, block},
 	store:      {domain, block, storeKit},
 	core:       {domain, block, engine},
-	capability: {domain, block, engine, core},
-	adapter:    {domain, block, engine, core, capability},
+	adapterKit: {domain, block, core},
+	capability: {domain, block, engine, core, adapterKit},
+	adapter:    {domain, block, engine, core, capability, adapterKit},
 	public:     {domain, block},
-	command:    {domain, block, engine, store, core, capability, adapter, public, command},
+	command:    {domain, block, engine, store, core, capability, adapter, adapterKit, public, command},
 	testKit:    {domain, block, engine, store, storeKit},
 }
 

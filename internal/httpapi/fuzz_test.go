@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/paybound/paybound/internal/tlog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -12,10 +11,12 @@ import (
 	"testing"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
+	"github.com/paybound/paybound/internal/tlog"
 )
 
 // fixture is the API over a fresh SQLite store, with a user funded with
@@ -51,7 +52,7 @@ func newFixture(tb testing.TB) *fixture {
 	u := svc.CreateUser(ctx, op, nil, "fuzz").Value.(*service.NewUser)
 	m := svc.CreateMerchant(ctx, op, nil, "shop", "").Value.(*service.NewMerchant)
 	svc.Topup(ctx, pb.Principal{Role: pb.RoleUser, ID: u.ID, UserID: u.ID}, nil, 1_000_000, "USD")
-	return &fixture{h: httpapi.New(svc, nil), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
+	return &fixture{h: httpapi.New(svc, nil, disputes.New(svc, st)), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
 }
 
 // FuzzCreatePayment sends arbitrary bodies to POST /v1/payments: every

@@ -4,9 +4,7 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpapi/rest"
 	"github.com/paybound/paybound/internal/httpsig"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/strictjson"
@@ -45,77 +44,71 @@ type Server struct {
 	metrics metrics
 }
 
-// Route is one registered endpoint: the table that the OpenAPI test checks
-// against the document.
-type Route struct {
-	Method, Pattern string
-	// Idempotent routes create or move money and require an Idempotency-Key.
-	Idempotent bool
-	// Public routes need no API key.
-	Public bool
-	// Secret routes answer with a secret (a new API key): their stored
-	// idempotent responses are sealed.
-	Secret  bool
-	handler func(*request) (status int, v any, err error)
+// Route is one registered endpoint (see rest.Route).
+type Route = rest.Route
+
+// Capability is a capability's part of the API: its routes, mounted next
+// to the core's.
+type Capability interface {
+	Routes() []rest.Route
 }
 
-// New builds the API over svc.
-func New(svc *service.Service, log *slog.Logger) *Server {
+// New builds the API over the payments core svc and the capabilities.
+func New(svc *service.Service, log *slog.Logger, capabilities ...Capability) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, log: log, mux: http.NewServeMux()}
 	s.handler = s.observe(s.mux)
 	s.routes = []Route{
-		{Method: "GET", Pattern: "/healthz", Public: true, handler: s.healthz},
-		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, handler: nil},
-		{Method: "POST", Pattern: "/v1/users", Idempotent: true, Secret: true, handler: s.createUser},
-		{Method: "POST", Pattern: "/v1/merchants", Idempotent: true, Secret: true, handler: s.createMerchant},
-		{Method: "POST", Pattern: "/v1/agents", Idempotent: true, Secret: true, handler: s.createAgent},
-		{Method: "POST", Pattern: "/v1/agents/{id}/keys", Idempotent: true, handler: s.addAgentKey},
-		{Method: "GET", Pattern: "/v1/agents/{id}/keys", handler: s.agentKeys},
-		{Method: "POST", Pattern: "/v1/agents/{id}/keys/{keyid}/revoke", Idempotent: true, handler: s.revokeAgentKey},
-		{Method: "POST", Pattern: "/v1/topups", Idempotent: true, handler: s.topup},
-		{Method: "POST", Pattern: "/v1/users/{id}/fundings", Idempotent: true, handler: s.fund},
-		{Method: "GET", Pattern: "/v1/balance", handler: s.balance},
-		{Method: "POST", Pattern: "/v1/payments", Idempotent: true, handler: s.createPayment},
-		{Method: "GET", Pattern: "/v1/payments", handler: s.listPayments},
-		{Method: "GET", Pattern: "/v1/payments/{id}", handler: s.getPayment},
-		{Method: "POST", Pattern: "/v1/payments/{id}/capture", Idempotent: true, handler: s.capture},
-		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, handler: s.cancel},
-		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, handler: s.refund},
-		{Method: "GET", Pattern: "/v1/ledger/verify", handler: s.verify},
-		{Method: "POST", Pattern: "/v1/totp", Idempotent: true, Secret: true, handler: s.enrollTOTP},
-		{Method: "POST", Pattern: "/v1/passkeys/registration", handler: s.passkeyRegistration},
-		{Method: "POST", Pattern: "/v1/passkeys", Idempotent: true, handler: s.registerPasskey},
-		{Method: "GET", Pattern: "/v1/passkeys", handler: s.passkeys},
-		{Method: "POST", Pattern: "/v1/passkeys/{id}/revoke", Idempotent: true, handler: s.revokePasskey},
-		{Method: "POST", Pattern: "/v1/passkeys/assertion", handler: s.passkeyAssertion},
-		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, handler: s.verifyTOTP},
-		{Method: "GET", Pattern: "/v1/confirmations", handler: s.listConfirmations},
-		{Method: "POST", Pattern: "/v1/confirmations/{id}/approve", Idempotent: true, handler: s.approve},
-		{Method: "POST", Pattern: "/v1/confirmations/{id}/deny", Idempotent: true, handler: s.deny},
-		{Method: "POST", Pattern: "/v1/mandates", Idempotent: true, handler: s.createMandate},
-		{Method: "GET", Pattern: "/v1/mandates", handler: s.listMandates},
-		{Method: "GET", Pattern: "/v1/mandates/{id}", handler: s.getMandate},
-		{Method: "POST", Pattern: "/v1/mandates/{id}/revoke", Idempotent: true, handler: s.revokeMandate},
-		{Method: "GET", Pattern: "/v1/payments/{id}/trace", handler: s.trace},
-		{Method: "GET", Pattern: "/v1/payments/{id}/receipt", handler: s.receipt},
-		{Method: "POST", Pattern: "/v1/payments/{id}/disputes", Idempotent: true, handler: s.openDispute},
-		{Method: "GET", Pattern: "/v1/disputes", handler: s.listDisputes},
-		{Method: "GET", Pattern: "/v1/disputes/{id}", handler: s.getDispute},
-		{Method: "POST", Pattern: "/v1/disputes/{id}/resolve", Idempotent: true, handler: s.resolveDispute},
-		{Method: "POST", Pattern: "/v1/risk/rules", handler: s.putRiskRule},
-		{Method: "GET", Pattern: "/v1/risk/rules", handler: s.listRiskRules},
-		{Method: "DELETE", Pattern: "/v1/risk/rules/{name}", handler: s.deleteRiskRule},
-		{Method: "GET", Pattern: "/v1/risk/attempts", handler: s.riskAttempts},
-		{Method: "POST", Pattern: "/v1/merchants/{id}/risk_flags", handler: s.setMerchantFlags},
-		{Method: "GET", Pattern: "/v1/log/key", Public: true, handler: s.logKey},
-		{Method: "GET", Pattern: "/v1/log/checkpoint", Public: true, handler: s.logCheckpoint},
-		{Method: "GET", Pattern: "/v1/log/entries/{index}", handler: s.logEntry},
-		{Method: "GET", Pattern: "/v1/log/proof/inclusion", Public: true, handler: s.inclusionProof},
-		{Method: "GET", Pattern: "/v1/log/proof/consistency", Public: true, handler: s.consistencyProof},
-		{Method: "GET", Pattern: "/v1/log/tile/{path...}", Public: true, handler: s.tile},
+		{Method: "GET", Pattern: "/healthz", Public: true, Handler: s.healthz},
+		{Method: "GET", Pattern: "/v1/openapi.json", Public: true, Handler: nil},
+		{Method: "POST", Pattern: "/v1/users", Idempotent: true, Secret: true, Handler: s.createUser},
+		{Method: "POST", Pattern: "/v1/merchants", Idempotent: true, Secret: true, Handler: s.createMerchant},
+		{Method: "POST", Pattern: "/v1/agents", Idempotent: true, Secret: true, Handler: s.createAgent},
+		{Method: "POST", Pattern: "/v1/agents/{id}/keys", Idempotent: true, Handler: s.addAgentKey},
+		{Method: "GET", Pattern: "/v1/agents/{id}/keys", Handler: s.agentKeys},
+		{Method: "POST", Pattern: "/v1/agents/{id}/keys/{keyid}/revoke", Idempotent: true, Handler: s.revokeAgentKey},
+		{Method: "POST", Pattern: "/v1/topups", Idempotent: true, Handler: s.topup},
+		{Method: "POST", Pattern: "/v1/users/{id}/fundings", Idempotent: true, Handler: s.fund},
+		{Method: "GET", Pattern: "/v1/balance", Handler: s.balance},
+		{Method: "POST", Pattern: "/v1/payments", Idempotent: true, Handler: s.createPayment},
+		{Method: "GET", Pattern: "/v1/payments", Handler: s.listPayments},
+		{Method: "GET", Pattern: "/v1/payments/{id}", Handler: s.getPayment},
+		{Method: "POST", Pattern: "/v1/payments/{id}/capture", Idempotent: true, Handler: s.capture},
+		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, Handler: s.cancel},
+		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, Handler: s.refund},
+		{Method: "GET", Pattern: "/v1/ledger/verify", Handler: s.verify},
+		{Method: "POST", Pattern: "/v1/totp", Idempotent: true, Secret: true, Handler: s.enrollTOTP},
+		{Method: "POST", Pattern: "/v1/passkeys/registration", Handler: s.passkeyRegistration},
+		{Method: "POST", Pattern: "/v1/passkeys", Idempotent: true, Handler: s.registerPasskey},
+		{Method: "GET", Pattern: "/v1/passkeys", Handler: s.passkeys},
+		{Method: "POST", Pattern: "/v1/passkeys/{id}/revoke", Idempotent: true, Handler: s.revokePasskey},
+		{Method: "POST", Pattern: "/v1/passkeys/assertion", Handler: s.passkeyAssertion},
+		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, Handler: s.verifyTOTP},
+		{Method: "GET", Pattern: "/v1/confirmations", Handler: s.listConfirmations},
+		{Method: "POST", Pattern: "/v1/confirmations/{id}/approve", Idempotent: true, Handler: s.approve},
+		{Method: "POST", Pattern: "/v1/confirmations/{id}/deny", Idempotent: true, Handler: s.deny},
+		{Method: "POST", Pattern: "/v1/mandates", Idempotent: true, Handler: s.createMandate},
+		{Method: "GET", Pattern: "/v1/mandates", Handler: s.listMandates},
+		{Method: "GET", Pattern: "/v1/mandates/{id}", Handler: s.getMandate},
+		{Method: "POST", Pattern: "/v1/mandates/{id}/revoke", Idempotent: true, Handler: s.revokeMandate},
+		{Method: "GET", Pattern: "/v1/payments/{id}/trace", Handler: s.trace},
+		{Method: "GET", Pattern: "/v1/payments/{id}/receipt", Handler: s.receipt},
+		{Method: "POST", Pattern: "/v1/risk/rules", Handler: s.putRiskRule},
+		{Method: "GET", Pattern: "/v1/risk/rules", Handler: s.listRiskRules},
+		{Method: "DELETE", Pattern: "/v1/risk/rules/{name}", Handler: s.deleteRiskRule},
+		{Method: "GET", Pattern: "/v1/risk/attempts", Handler: s.riskAttempts},
+		{Method: "POST", Pattern: "/v1/merchants/{id}/risk_flags", Handler: s.setMerchantFlags},
+		{Method: "GET", Pattern: "/v1/log/key", Public: true, Handler: s.logKey},
+		{Method: "GET", Pattern: "/v1/log/checkpoint", Public: true, Handler: s.logCheckpoint},
+		{Method: "GET", Pattern: "/v1/log/entries/{index}", Handler: s.logEntry},
+		{Method: "GET", Pattern: "/v1/log/proof/inclusion", Public: true, Handler: s.inclusionProof},
+		{Method: "GET", Pattern: "/v1/log/proof/consistency", Public: true, Handler: s.consistencyProof},
+		{Method: "GET", Pattern: "/v1/log/tile/{path...}", Public: true, Handler: s.tile},
+	}
+	for _, c := range capabilities {
+		s.routes = append(s.routes, c.Routes()...)
 	}
 	allow := map[string][]string{} // pattern → its methods, for 405's Allow
 	for _, rt := range s.routes {
@@ -130,12 +123,12 @@ func New(svc *service.Service, log *slog.Logger) *Server {
 		allowed := strings.Join(methods, ", ")
 		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allowed)
-			writeError(w, s.log, pb.Errorf(pb.ErrMethod, "", "%s is not allowed on %s; use %s", r.Method, pattern, allowed))
+			rest.WriteError(w, s.log, pb.Errorf(pb.ErrMethod, "", "%s is not allowed on %s; use %s", r.Method, pattern, allowed))
 		})
 	}
 	s.mux.HandleFunc("GET /metrics", s.metricsRoute)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, s.log, pb.Errorf(pb.ErrRouteNotFound, "", "no route %s %s; see /v1/openapi.json", r.Method, r.URL.Path))
+		rest.WriteError(w, s.log, pb.Errorf(pb.ErrRouteNotFound, "", "no route %s %s; see /v1/openapi.json", r.Method, r.URL.Path))
 	})
 	return s
 }
@@ -146,152 +139,14 @@ func (s *Server) Routes() []Route { return s.routes }
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// statusOf is the one table from error codes to HTTP statuses: by type,
-// with a few codes that need their own status.
-func statusOf(err error) int {
-	code := pb.ErrorCode(err)
-	switch code {
-	case pb.ErrIdempotencyConflict:
-		return http.StatusUnprocessableEntity
-	case pb.ErrMethod:
-		return http.StatusMethodNotAllowed
-	case pb.ErrUnsupportedMediaType:
-		return http.StatusUnsupportedMediaType
-	case pb.ErrHeadersTooLarge:
-		return http.StatusRequestHeaderFieldsTooLarge
-	case pb.ErrUnavailable, pb.ErrLedgerStopped:
-		return http.StatusServiceUnavailable
-	}
-	switch code.Type() {
-	case pb.TypeInvalidRequest:
-		return http.StatusBadRequest
-	case pb.TypeAuthentication:
-		return http.StatusUnauthorized
-	case pb.TypePermission:
-		return http.StatusForbidden
-	case pb.TypeNotFound:
-		return http.StatusNotFound
-	case pb.TypeConflict:
-		return http.StatusConflict
-	case pb.TypeDeclined:
-		return http.StatusPaymentRequired
-	case pb.TypeRateLimited:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
-}
-
-// errorJSON renders err as the public error envelope. Errors that are not
-// *pb.Error are internal: logged in full, shown as a generic message.
-func errorJSON(log *slog.Logger, err error) (int, []byte) {
-	var e *pb.Error
-	if !errors.As(err, &e) {
-		log.Error("internal error", "err", err)
-		e = &pb.Error{Code: pb.ErrInternal, Message: "an internal error occurred; it has been logged"}
-	}
-	body, _ := json.Marshal(struct {
-		Error *pb.Error `json:"error"`
-	}{e})
-	return statusOf(e), body
-}
-
-func writeError(w http.ResponseWriter, log *slog.Logger, err error) {
-	status, body := errorJSON(log, err)
-	var e *pb.Error
-	switch {
-	case errors.As(err, &e) && e.RetryAfter > 0:
-		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
-	case pb.ErrorCode(err) == pb.ErrIdempotencyRunning || status == http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
-	}
-	writeRaw(w, status, body)
-}
-
-func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
-	w.WriteHeader(status)
-	w.Write(body)
-	w.Write([]byte{'\n'})
-}
-
-// request is one call in flight, as the handlers see it.
-type request struct {
-	r      *http.Request
-	ctx    context.Context
-	caller pb.Principal
-	body   []byte
-	idem   *service.Idempotency
-	log    *slog.Logger
-}
-
-// decode reads the JSON body into v and, for an idempotent route, fixes the
-// request hash over the decoded value (so that whitespace and field order do
-// not matter). An empty body is {}. The body is decoded strictly (see
-// strictjson): a document that another parser could read differently (a key
-// twice at any depth, a key that matches a field only case-insensitively,
-// invalid UTF-8) is refused, so that a proxy or an agent-side check that
-// reads the body sees the request Paybound runs; unknown fields are refused
-// too.
-func (q *request) decode(v any) error {
-	if len(bytes.Trim(q.body, jsonSpace)) > 0 {
-		if err := strictjson.Unmarshal(q.body, v); err != nil {
-			return decodeError(err)
-		}
-	}
-	if q.idem != nil {
-		canon, _ := json.Marshal(v)
-		h := sha256.New()
-		fmt.Fprintf(h, "%s %s\n", q.r.Method, q.r.URL.Path)
-		h.Write(canon)
-		copy(q.idem.Hash[:], h.Sum(nil))
-	}
-	return nil
-}
-
-// jsonSpace is the white space JSON allows (RFC 8259 §2).
-const jsonSpace = " \t\r\n"
-
-func decodeError(err error) error {
-	var strict *strictjson.Error
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &strict):
-		switch strict.Kind {
-		case strictjson.UnknownField, strictjson.CaseMismatch:
-			return pb.Errorf(pb.ErrUnknownField, strict.Path, "%v", strict)
-		case strictjson.DuplicateKey, strictjson.InvalidUTF8:
-			return pb.Errorf(pb.ErrInvalidJSON, strict.Path, "%v", strict)
-		case strictjson.TooDeep:
-			return pb.Errorf(pb.ErrInvalidJSON, "", "the body is refused: %v", strict)
-		}
-		return pb.Errorf(pb.ErrInvalidJSON, "", "the body is not valid JSON: %v", strict)
-	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return pb.Errorf(pb.ErrInvalidJSON, "", "the body is not valid JSON: %v", err)
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return pb.Errorf(pb.ErrInvalidJSON, "", "the body must be a JSON object")
-		}
-		if typ.Field == "amount" {
-			return pb.Errorf(pb.ErrInvalidAmount, "amount", "amount must be an integer number of the currency's minor units between 1 and %d: 12.50 USD is 1250, 500 JPY is 500", pb.MaxAmount)
-		}
-		return pb.Errorf(pb.ErrParameterInvalid, typ.Field, "%s must be a JSON %s", typ.Field, typ.Type.Kind())
-	case strings.HasPrefix(err.Error(), "json: unknown field "): // strictjson refuses these first
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return pb.Errorf(pb.ErrUnknownField, field, "unknown field %q", field)
-	}
-	return pb.Errorf(pb.ErrInvalidJSON, "", "the body could not be read: %v", err)
-}
-
 func (s *Server) wrap(rt Route) http.Handler {
-	if rt.handler == nil { // the OpenAPI document
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeRaw(w, 200, openAPIFor(r)) })
+	if rt.Handler == nil { // the OpenAPI document
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rest.WriteRaw(w, 200, openAPIFor(r)) })
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := &request{r: r, ctx: r.Context(), log: s.log}
+		q := &rest.Request{HTTP: r, Ctx: r.Context(), Log: s.log}
 		if err := singleHeaders(r); err != nil {
-			writeError(w, s.log, err)
+			rest.WriteError(w, s.log, err)
 			return
 		}
 		if r.Method == http.MethodPost {
@@ -299,17 +154,17 @@ func (s *Server) wrap(rt Route) http.Handler {
 			if err != nil {
 				var tooBig *http.MaxBytesError
 				if errors.As(err, &tooBig) {
-					writeError(w, s.log, pb.Errorf(pb.ErrBodyTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes))
+					rest.WriteError(w, s.log, pb.Errorf(pb.ErrBodyTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes))
 				} else {
-					writeError(w, s.log, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err))
+					rest.WriteError(w, s.log, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err))
 				}
 				return
 			}
 			if err := checkContentType(r.Header.Values("Content-Type"), body); err != nil {
-				writeError(w, s.log, err)
+				rest.WriteError(w, s.log, err)
 				return
 			}
-			q.body = body
+			q.Body = body
 		}
 		if !rt.Public && r.Header.Get("Signature-Input") != "" && r.Header.Get("Authorization") == "" {
 			// A signed agent request: the signature is the credential.
@@ -317,61 +172,61 @@ func (s *Server) wrap(rt Route) http.Handler {
 			if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
 				scheme = "https"
 			}
-			p, err := s.svc.AuthenticateSigned(q.ctx, httpsig.RequestMessage(r, scheme, q.body))
+			p, err := s.svc.AuthenticateSigned(q.Ctx, httpsig.RequestMessage(r, scheme, q.Body))
 			if err != nil {
 				s.securityEvent(r, "signature_refused", err)
-				writeError(w, s.log, err)
+				rest.WriteError(w, s.log, err)
 				return
 			}
-			q.caller = p
+			q.Caller = p
 		} else if !rt.Public {
 			p, err := s.bearer(r)
 			if err != nil {
 				s.securityEvent(r, "authentication_failed", err)
-				writeError(w, s.log, err)
+				rest.WriteError(w, s.log, err)
 				return
 			}
-			q.caller = p
+			q.Caller = p
 		}
-		noteCaller(r.Context(), q.caller)
+		noteCaller(r.Context(), q.Caller)
 		if rt.Idempotent {
 			key := r.Header.Get("Idempotency-Key")
 			if key == "" {
-				writeError(w, s.log, pb.Errorf(pb.ErrIdempotencyRequired, "Idempotency-Key", "this request moves money or creates a resource: send an Idempotency-Key header (a unique string such as a UUID) so that it can be retried safely"))
+				rest.WriteError(w, s.log, pb.Errorf(pb.ErrIdempotencyRequired, "Idempotency-Key", "this request moves money or creates a resource: send an Idempotency-Key header (a unique string such as a UUID) so that it can be retried safely"))
 				return
 			}
 			if len(key) > service.MaxIdempotencyKeyLength || !printable(key) {
-				writeError(w, s.log, pb.Errorf(pb.ErrIdempotencyKey, "Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", service.MaxIdempotencyKeyLength))
+				rest.WriteError(w, s.log, pb.Errorf(pb.ErrIdempotencyKey, "Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", service.MaxIdempotencyKeyLength))
 				return
 			}
-			q.idem = &service.Idempotency{Caller: q.caller.ID, Key: key}
+			q.Idem = &service.Idempotency{Caller: q.Caller.ID, Key: key}
 			if rt.Secret {
-				q.idem.Seal = s.svc.Seal
+				q.Idem.Seal = s.svc.Seal
 			}
 		}
-		status, v, err := rt.handler(q)
-		if q.idem != nil && q.idem.Body != nil {
+		status, v, err := rt.Handler(q)
+		if q.Idem != nil && q.Idem.Body != nil {
 			// Outcome of the ledger writer: fresh or replayed, the bytes are the
 			// ones stored with the effect.
-			body := q.idem.Body
-			if err == errReplayed {
+			body := q.Idem.Body
+			if err == rest.ErrReplayed {
 				if rt.Secret {
 					var oerr error
 					if body, oerr = s.svc.Open(body); oerr != nil {
-						writeError(w, s.log, pb.Errorf(pb.ErrIdempotencyConflict, "", "the stored response for this Idempotency-Key was sealed under another operator key; use a new key"))
+						rest.WriteError(w, s.log, pb.Errorf(pb.ErrIdempotencyConflict, "", "the stored response for this Idempotency-Key was sealed under another operator key; use a new key"))
 						return
 					}
 				}
 				w.Header().Set("Idempotent-Replayed", "true")
 			}
-			writeRaw(w, q.idem.Status, body)
+			rest.WriteRaw(w, q.Idem.Status, body)
 			return
 		}
-		if err != nil && err != errReplayed {
-			writeError(w, s.log, err)
+		if err != nil && err != rest.ErrReplayed {
+			rest.WriteError(w, s.log, err)
 			return
 		}
-		if rb, ok := v.(raw); ok {
+		if rb, ok := v.(rest.Raw); ok {
 			w.Header().Set("Content-Type", rb.ContentType)
 			w.Header().Set("Content-Length", strconv.Itoa(len(rb.Body)))
 			w.WriteHeader(status)
@@ -380,10 +235,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 		body, merr := json.Marshal(v)
 		if merr != nil {
-			writeError(w, s.log, fmt.Errorf("couldn't encode response: %w", merr))
+			rest.WriteError(w, s.log, fmt.Errorf("couldn't encode response: %w", merr))
 			return
 		}
-		writeRaw(w, status, body)
+		rest.WriteRaw(w, status, body)
 	})
 }
 
@@ -452,82 +307,46 @@ func printable(s string) bool {
 	return true
 }
 
-// errReplayed marks a response served from the idempotency store.
-var errReplayed = errors.New("replayed")
-
-// act runs an action on the resource {id} whose body must be empty (or
-// {}), answering 200 with what it returns: cancel, revoke, deny.
-func (q *request) act(action func(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result) (int, any, error) {
-	var in struct{}
-	if err := q.decode(&in); err != nil {
-		return 0, nil, err
-	}
-	id := q.r.PathValue("id")
-	return q.run(200, func() service.Result { return action(q.ctx, q.caller, q.idem, id) })
-}
-
-// idempotent prepares q.idem's renderer for a call whose success answers
-// with status, and turns the service's Result into the handler's return.
-func (q *request) run(status int, call func() service.Result) (int, any, error) {
-	if q.idem != nil {
-		q.idem.Render = func(v any, err error) (int, []byte) {
-			if err != nil {
-				return errorJSON(q.log, err)
-			}
-			b, merr := json.Marshal(v)
-			if merr != nil {
-				return errorJSON(q.log, fmt.Errorf("couldn't encode response: %w", merr))
-			}
-			return status, b
-		}
-	}
-	res := call()
-	if res.Replayed {
-		return 0, nil, errReplayed
-	}
-	return status, res.Value, res.Err
-}
-
-func (s *Server) healthz(q *request) (int, any, error) {
+func (s *Server) healthz(q *rest.Request) (int, any, error) {
 	if err := s.svc.Ready(); err != nil {
 		return 0, nil, &pb.Error{Code: pb.ErrUnavailable, Message: "not ready: the ledger writer has stopped"}
 	}
 	return 200, map[string]string{"status": "ok"}, nil
 }
 
-func (s *Server) createUser(q *request) (int, any, error) {
+func (s *Server) createUser(q *rest.Request) (int, any, error) {
 	var in struct {
 		Name string `json:"name"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	return q.run(201, func() service.Result { return s.svc.CreateUser(q.ctx, q.caller, q.idem, in.Name) })
+	return q.Run(201, func() service.Result { return s.svc.CreateUser(q.Ctx, q.Caller, q.Idem, in.Name) })
 }
 
-func (s *Server) createMerchant(q *request) (int, any, error) {
+func (s *Server) createMerchant(q *rest.Request) (int, any, error) {
 	var in struct {
 		Name     string `json:"name"`
 		Category string `json:"category"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	return q.run(201, func() service.Result { return s.svc.CreateMerchant(q.ctx, q.caller, q.idem, in.Name, in.Category) })
+	return q.Run(201, func() service.Result { return s.svc.CreateMerchant(q.Ctx, q.Caller, q.Idem, in.Name, in.Category) })
 }
 
-func (s *Server) createAgent(q *request) (int, any, error) {
+func (s *Server) createAgent(q *rest.Request) (int, any, error) {
 	var in struct {
 		Name      string          `json:"name"`
 		PublicKey json.RawMessage `json:"public_key"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	if err := checkJWK(in.PublicKey); err != nil {
 		return 0, nil, err
 	}
-	return q.run(201, func() service.Result { return s.svc.CreateAgent(q.ctx, q.caller, q.idem, in.Name, in.PublicKey) })
+	return q.Run(201, func() service.Result { return s.svc.CreateAgent(q.Ctx, q.Caller, q.Idem, in.Name, in.PublicKey) })
 }
 
 func requireAmount(a *int64) (int64, error) {
@@ -553,27 +372,27 @@ func requireCurrency(c string) error {
 	return nil
 }
 
-func (s *Server) topup(q *request) (int, any, error) {
+func (s *Server) topup(q *rest.Request) (int, any, error) {
 	var in struct {
 		Amount   *int64 `json:"amount"`
 		Currency string `json:"currency"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	amount, err := requireMoney(in.Amount, in.Currency)
 	if err != nil {
 		return 0, nil, err
 	}
-	return q.run(201, func() service.Result { return s.svc.Topup(q.ctx, q.caller, q.idem, amount, in.Currency) })
+	return q.Run(201, func() service.Result { return s.svc.Topup(q.Ctx, q.Caller, q.Idem, amount, in.Currency) })
 }
 
-func (s *Server) balance(q *request) (int, any, error) {
-	b, err := s.svc.Balances(q.ctx, q.caller)
+func (s *Server) balance(q *rest.Request) (int, any, error) {
+	b, err := s.svc.Balances(q.Ctx, q.Caller)
 	return 200, map[string]any{"object": "balance", "balances": b}, err
 }
 
-func (s *Server) createPayment(q *request) (int, any, error) {
+func (s *Server) createPayment(q *rest.Request) (int, any, error) {
 	var in struct {
 		Amount                 *int64            `json:"amount"`
 		Currency               string            `json:"currency"`
@@ -588,7 +407,7 @@ func (s *Server) createPayment(q *request) (int, any, error) {
 			Amount string `json:"amount"`
 		} `json:"provenance"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	amount, err := requireAmount(in.Amount)
@@ -601,18 +420,18 @@ func (s *Server) createPayment(q *request) (int, any, error) {
 	p := service.CreatePaymentParams{Amount: amount, Currency: in.Currency, MerchantID: in.MerchantID,
 		Description: in.Description, MandateID: in.MandateID, CaptureMethod: in.CaptureMethod, Metadata: in.Metadata,
 		PayeeProvenance: in.Provenance.Payee, AmountProvenance: in.Provenance.Amount}
-	if p.AuthorizationExpiresAt, err = parseTime(in.AuthorizationExpiresAt, "authorization_expires_at"); err != nil {
+	if p.AuthorizationExpiresAt, err = rest.ParseTime(in.AuthorizationExpiresAt, "authorization_expires_at"); err != nil {
 		return 0, nil, err
 	}
-	return q.run(201, func() service.Result { return s.svc.CreatePayment(q.ctx, q.caller, q.idem, p) })
+	return q.Run(201, func() service.Result { return s.svc.CreatePayment(q.Ctx, q.Caller, q.Idem, p) })
 }
 
-func (s *Server) listPayments(q *request) (int, any, error) {
-	limit, after, err := listParams(q, pb.PrefixPayment)
+func (s *Server) listPayments(q *rest.Request) (int, any, error) {
+	limit, after, err := q.ListParams(pb.PrefixPayment)
 	if err != nil {
 		return 0, nil, err
 	}
-	data, more, err := s.svc.ListPayments(q.ctx, q.caller, after, limit)
+	data, more, err := s.svc.ListPayments(q.Ctx, q.Caller, after, limit)
 	return 200, map[string]any{"object": "list", "data": data, "has_more": more}, err
 }
 
@@ -622,16 +441,16 @@ const MaxWait = 30 * time.Second
 // waitPoll is how often a waiting request looks at the payment again.
 const waitPoll = 100 * time.Millisecond
 
-func (s *Server) getPayment(q *request) (int, any, error) {
+func (s *Server) getPayment(q *rest.Request) (int, any, error) {
 	var wait time.Duration
-	if v := q.r.URL.Query().Get("wait"); v != "" {
+	if v := q.Query("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > MaxWait {
 			return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "wait", "wait must be a duration from 0s to %s, such as 30s", MaxWait)
 		}
 		wait = d
 	}
-	p, err := s.svc.Payment(q.ctx, q.caller, q.r.PathValue("id"))
+	p, err := s.svc.Payment(q.Ctx, q.Caller, q.PathValue("id"))
 	if err != nil || wait == 0 || p.Status != pb.StatusRequiresConfirmation {
 		return 200, p, err
 	}
@@ -643,75 +462,46 @@ func (s *Server) getPayment(q *request) (int, any, error) {
 	defer tick.Stop()
 	for {
 		select {
-		case <-q.ctx.Done():
-			return 0, nil, q.ctx.Err()
+		case <-q.Ctx.Done():
+			return 0, nil, q.Ctx.Err()
 		case <-deadline.C:
 			return 200, p, nil
 		case <-tick.C:
-			if p, err = s.svc.Payment(q.ctx, q.caller, p.ID); err != nil || p.Status != pb.StatusRequiresConfirmation {
+			if p, err = s.svc.Payment(q.Ctx, q.Caller, p.ID); err != nil || p.Status != pb.StatusRequiresConfirmation {
 				return 200, p, err
 			}
 		}
 	}
 }
 
-func (s *Server) capture(q *request) (int, any, error) {
+func (s *Server) capture(q *rest.Request) (int, any, error) {
 	var in struct {
 		Amount *int64 `json:"amount"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	id := q.r.PathValue("id")
-	return q.run(200, func() service.Result { return s.svc.Capture(q.ctx, q.caller, q.idem, id, in.Amount) })
+	id := q.PathValue("id")
+	return q.Run(200, func() service.Result { return s.svc.Capture(q.Ctx, q.Caller, q.Idem, id, in.Amount) })
 }
 
-func (s *Server) cancel(q *request) (int, any, error) {
-	return q.act(s.svc.Cancel)
+func (s *Server) cancel(q *rest.Request) (int, any, error) {
+	return q.Act(s.svc.Cancel)
 }
 
-func (s *Server) refund(q *request) (int, any, error) {
+func (s *Server) refund(q *rest.Request) (int, any, error) {
 	var in struct {
 		Amount *int64 `json:"amount"`
 		Reason string `json:"reason"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	id := q.r.PathValue("id")
-	return q.run(201, func() service.Result { return s.svc.Refund(q.ctx, q.caller, q.idem, id, in.Amount, in.Reason) })
+	id := q.PathValue("id")
+	return q.Run(201, func() service.Result { return s.svc.Refund(q.Ctx, q.Caller, q.Idem, id, in.Amount, in.Reason) })
 }
 
-// listParams reads ?limit= and ?starting_after= (an ID with prefix).
-func listParams(q *request, prefix string) (limit int, after string, err error) {
-	limit = 10
-	if v := q.r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > pb.MaxListLimit {
-			return 0, "", pb.Errorf(pb.ErrParameterInvalid, "limit", "limit must be an integer from 1 to %d", pb.MaxListLimit)
-		}
-		limit = n
-	}
-	after = q.r.URL.Query().Get("starting_after")
-	if after != "" && !pb.HasPrefix(after, prefix) {
-		return 0, "", pb.Errorf(pb.ErrParameterInvalid, "starting_after", "starting_after must be an ID of this list (%s…)", prefix)
-	}
-	return limit, after, nil
-}
-
-// parseTime reads an optional RFC 3339 field.
-func parseTime(v *string, param string) (time.Time, error) {
-	if v == nil {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339, *v)
-	if err != nil {
-		return time.Time{}, pb.Errorf(pb.ErrParameterInvalid, param, "%s must be an RFC 3339 timestamp such as 2026-12-01T09:00:00Z", param)
-	}
-	return t, nil
-}
-
-func (s *Server) createMandate(q *request) (int, any, error) {
+func (s *Server) createMandate(q *rest.Request) (int, any, error) {
 	var in struct {
 		AgentID     string `json:"agent_id"`
 		Description string `json:"description"`
@@ -731,7 +521,7 @@ func (s *Server) createMandate(q *request) (int, any, error) {
 		Condition        string       `json:"condition"`
 		RequireSignature *bool        `json:"require_signature"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	switch {
@@ -750,137 +540,137 @@ func (s *Server) createMandate(q *request) (int, any, error) {
 		Categories: in.Categories, Schedule: in.Schedule, MaxPayments: in.MaxPayments, ConfirmAbove: in.ConfirmAbove,
 		Condition: in.Condition}
 	var err error
-	if m.ValidFrom, err = parseTime(in.ValidFrom, "valid_from"); err != nil {
+	if m.ValidFrom, err = rest.ParseTime(in.ValidFrom, "valid_from"); err != nil {
 		return 0, nil, err
 	}
-	exp, err := parseTime(in.ExpiresAt, "expires_at")
+	exp, err := rest.ParseTime(in.ExpiresAt, "expires_at")
 	if err != nil {
 		return 0, nil, err
 	}
 	if !exp.IsZero() {
 		m.ExpiresAt = &exp
 	}
-	return q.run(201, func() service.Result { return s.svc.CreateMandate(q.ctx, q.caller, q.idem, m, in.RequireSignature) })
+	return q.Run(201, func() service.Result { return s.svc.CreateMandate(q.Ctx, q.Caller, q.Idem, m, in.RequireSignature) })
 }
 
-func (s *Server) listMandates(q *request) (int, any, error) {
-	limit, after, err := listParams(q, pb.PrefixMandate)
+func (s *Server) listMandates(q *rest.Request) (int, any, error) {
+	limit, after, err := q.ListParams(pb.PrefixMandate)
 	if err != nil {
 		return 0, nil, err
 	}
-	data, more, err := s.svc.ListMandates(q.ctx, q.caller, after, limit)
+	data, more, err := s.svc.ListMandates(q.Ctx, q.Caller, after, limit)
 	return 200, map[string]any{"object": "list", "data": data, "has_more": more}, err
 }
 
-func (s *Server) getMandate(q *request) (int, any, error) {
-	m, err := s.svc.Mandate(q.ctx, q.caller, q.r.PathValue("id"))
+func (s *Server) getMandate(q *rest.Request) (int, any, error) {
+	m, err := s.svc.Mandate(q.Ctx, q.Caller, q.PathValue("id"))
 	return 200, m, err
 }
 
-func (s *Server) revokeMandate(q *request) (int, any, error) {
-	return q.act(s.svc.RevokeMandate)
+func (s *Server) revokeMandate(q *rest.Request) (int, any, error) {
+	return q.Act(s.svc.RevokeMandate)
 }
 
-func (s *Server) enrollTOTP(q *request) (int, any, error) {
+func (s *Server) enrollTOTP(q *rest.Request) (int, any, error) {
 	var in struct{}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	return q.run(201, func() service.Result { return s.svc.EnrollTOTP(q.ctx, q.caller, q.idem) })
+	return q.Run(201, func() service.Result { return s.svc.EnrollTOTP(q.Ctx, q.Caller, q.Idem) })
 }
 
-func (s *Server) verifyTOTP(q *request) (int, any, error) {
+func (s *Server) verifyTOTP(q *rest.Request) (int, any, error) {
 	var in struct {
 		Code string `json:"code"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	if in.Code == "" {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "code", "code is required: the 6 digits the authenticator app shows")
 	}
-	return q.run(200, func() service.Result { return s.svc.VerifyTOTP(q.ctx, q.caller, q.idem, in.Code) })
+	return q.Run(200, func() service.Result { return s.svc.VerifyTOTP(q.Ctx, q.Caller, q.Idem, in.Code) })
 }
 
-func (s *Server) approve(q *request) (int, any, error) {
+func (s *Server) approve(q *rest.Request) (int, any, error) {
 	var in struct {
 		TOTP    string          `json:"totp"`
 		Passkey json.RawMessage `json:"passkey"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	id := q.r.PathValue("id")
+	id := q.PathValue("id")
 	switch {
 	case in.TOTP != "" && len(in.Passkey) > 0:
 		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "passkey", "give one factor: totp or passkey, not both")
 	case len(in.Passkey) > 0:
-		return q.run(200, func() service.Result { return s.svc.ApproveWithPasskey(q.ctx, q.caller, q.idem, id, in.Passkey) })
+		return q.Run(200, func() service.Result { return s.svc.ApproveWithPasskey(q.Ctx, q.Caller, q.Idem, id, in.Passkey) })
 	case in.TOTP == "":
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "passkey", "a factor is required: passkey (an assertion from POST /v1/passkeys/assertion) or totp (the 6 digits your authenticator app shows)")
 	}
-	return q.run(200, func() service.Result { return s.svc.ApproveWithTOTP(q.ctx, q.caller, q.idem, id, in.TOTP) })
+	return q.Run(200, func() service.Result { return s.svc.ApproveWithTOTP(q.Ctx, q.Caller, q.Idem, id, in.TOTP) })
 }
 
 // passkeyRegistration begins a passkey registration: the options for
 // navigator.credentials.create().
-func (s *Server) passkeyRegistration(q *request) (int, any, error) {
+func (s *Server) passkeyRegistration(q *rest.Request) (int, any, error) {
 	var in struct{}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	opts, err := s.svc.BeginPasskeyRegistration(q.ctx, q.caller)
+	opts, err := s.svc.BeginPasskeyRegistration(q.Ctx, q.Caller)
 	return 200, opts, err
 }
 
-func (s *Server) registerPasskey(q *request) (int, any, error) {
+func (s *Server) registerPasskey(q *rest.Request) (int, any, error) {
 	var in struct {
 		Credential json.RawMessage `json:"credential"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	if len(in.Credential) == 0 {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "credential", "credential is required: the PublicKeyCredential navigator.credentials.create() returned, as JSON")
 	}
-	return q.run(201, func() service.Result { return s.svc.RegisterPasskey(q.ctx, q.caller, q.idem, in.Credential) })
+	return q.Run(201, func() service.Result { return s.svc.RegisterPasskey(q.Ctx, q.Caller, q.Idem, in.Credential) })
 }
 
-func (s *Server) passkeys(q *request) (int, any, error) {
-	keys, err := s.svc.Passkeys(q.ctx, q.caller)
+func (s *Server) passkeys(q *rest.Request) (int, any, error) {
+	keys, err := s.svc.Passkeys(q.Ctx, q.Caller)
 	return 200, map[string]any{"object": "list", "data": keys, "has_more": false}, err
 }
 
-func (s *Server) revokePasskey(q *request) (int, any, error) {
-	return q.act(s.svc.RevokePasskey)
+func (s *Server) revokePasskey(q *rest.Request) (int, any, error) {
+	return q.Act(s.svc.RevokePasskey)
 }
 
 // passkeyAssertion returns the options for navigator.credentials.get()
 // that approve one confirmation's payment.
-func (s *Server) passkeyAssertion(q *request) (int, any, error) {
+func (s *Server) passkeyAssertion(q *rest.Request) (int, any, error) {
 	var in struct {
 		ConfirmationID string `json:"confirmation_id"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	if in.ConfirmationID == "" {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "confirmation_id", "confirmation_id is required: the cfm_… of the payment to approve")
 	}
-	opts, err := s.svc.PasskeyApprovalOptions(q.ctx, q.caller, in.ConfirmationID)
+	opts, err := s.svc.PasskeyApprovalOptions(q.Ctx, q.Caller, in.ConfirmationID)
 	return 200, opts, err
 }
 
-func (s *Server) deny(q *request) (int, any, error) {
-	return q.act(s.svc.Deny)
+func (s *Server) deny(q *rest.Request) (int, any, error) {
+	return q.Act(s.svc.Deny)
 }
 
-func (s *Server) addAgentKey(q *request) (int, any, error) {
+func (s *Server) addAgentKey(q *rest.Request) (int, any, error) {
 	var in struct {
 		PublicKey          json.RawMessage `json:"public_key"`
 		RotateAfterSeconds int64           `json:"rotate_after_seconds"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	if len(in.PublicKey) == 0 {
@@ -892,9 +682,9 @@ func (s *Server) addAgentKey(q *request) (int, any, error) {
 	if in.RotateAfterSeconds < 0 || in.RotateAfterSeconds > 30*24*3600 {
 		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "rotate_after_seconds", "rotate_after_seconds must be between 0 and 2592000 (30 days)")
 	}
-	id := q.r.PathValue("id")
+	id := q.PathValue("id")
 	rotate := time.Duration(in.RotateAfterSeconds) * time.Second
-	return q.run(201, func() service.Result { return s.svc.AddAgentKey(q.ctx, q.caller, q.idem, id, in.PublicKey, rotate) })
+	return q.Run(201, func() service.Result { return s.svc.AddAgentKey(q.Ctx, q.Caller, q.Idem, id, in.PublicKey, rotate) })
 }
 
 // checkJWK refuses a public_key in which a member that Paybound reads is
@@ -920,19 +710,19 @@ func checkJWK(raw json.RawMessage) error {
 	return nil // type errors are ParseEd25519JWK's to explain
 }
 
-func (s *Server) agentKeys(q *request) (int, any, error) {
-	keys, err := s.svc.AgentKeys(q.ctx, q.caller, q.r.PathValue("id"))
+func (s *Server) agentKeys(q *rest.Request) (int, any, error) {
+	keys, err := s.svc.AgentKeys(q.Ctx, q.Caller, q.PathValue("id"))
 	return 200, map[string]any{"object": "list", "data": keys, "has_more": false}, err
 }
 
-func (s *Server) revokeAgentKey(q *request) (int, any, error) {
-	keyid := q.r.PathValue("keyid")
-	return q.act(func(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
+func (s *Server) revokeAgentKey(q *rest.Request) (int, any, error) {
+	keyid := q.PathValue("keyid")
+	return q.Act(func(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
 		return s.svc.RevokeAgentKey(ctx, caller, idem, id, keyid)
 	})
 }
 
-func (s *Server) verify(q *request) (int, any, error) {
-	r, err := s.svc.VerifyLedger(q.ctx, q.caller)
+func (s *Server) verify(q *rest.Request) (int, any, error) {
+	r, err := s.svc.VerifyLedger(q.Ctx, q.Caller)
 	return 200, r, err
 }

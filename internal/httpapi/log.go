@@ -5,30 +5,24 @@ import (
 	"strings"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpapi/rest"
 )
 
-// raw is a response that is not JSON, or JSON whose exact bytes matter (a
-// log entry): wrap writes Body as it is.
-type raw struct {
-	ContentType string
-	Body        []byte
+func (s *Server) logKey(q *rest.Request) (int, any, error) {
+	return 200, rest.Raw{ContentType: "text/plain; charset=utf-8", Body: []byte(s.svc.LogKey() + "\n")}, nil
 }
 
-func (s *Server) logKey(q *request) (int, any, error) {
-	return 200, raw{"text/plain; charset=utf-8", []byte(s.svc.LogKey() + "\n")}, nil
-}
-
-func (s *Server) logCheckpoint(q *request) (int, any, error) {
-	c, err := s.svc.SignedCheckpoint(q.ctx)
+func (s *Server) logCheckpoint(q *rest.Request) (int, any, error) {
+	c, err := s.svc.SignedCheckpoint(q.Ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	return 200, raw{"text/plain; charset=utf-8", c.Note}, nil
+	return 200, rest.Raw{ContentType: "text/plain; charset=utf-8", Body: c.Note}, nil
 }
 
 // int64Param reads a required non-negative integer query parameter.
-func int64Param(q *request, name string) (int64, error) {
-	v := q.r.URL.Query().Get(name)
+func int64Param(q *rest.Request, name string) (int64, error) {
+	v := q.Query(name)
 	if v == "" {
 		return 0, pb.Errorf(pb.ErrParameterMissing, name, "%s is required", name)
 	}
@@ -39,20 +33,20 @@ func int64Param(q *request, name string) (int64, error) {
 	return n, nil
 }
 
-func (s *Server) logEntry(q *request) (int, any, error) {
-	v := q.r.PathValue("index")
+func (s *Server) logEntry(q *rest.Request) (int, any, error) {
+	v := q.PathValue("index")
 	i, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || i < 0 {
 		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "index", "index must be a non-negative integer")
 	}
-	e, err := s.svc.LogEntry(q.ctx, q.caller, i)
+	e, err := s.svc.LogEntry(q.Ctx, q.Caller, i)
 	if err != nil {
 		return 0, nil, err
 	}
-	return 200, raw{"application/json", e.Body}, nil
+	return 200, rest.Raw{ContentType: "application/json", Body: e.Body}, nil
 }
 
-func (s *Server) inclusionProof(q *request) (int, any, error) {
+func (s *Server) inclusionProof(q *rest.Request) (int, any, error) {
 	index, err := int64Param(q, "index")
 	if err != nil {
 		return 0, nil, err
@@ -61,11 +55,11 @@ func (s *Server) inclusionProof(q *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	p, err := s.svc.InclusionProof(q.ctx, index, size)
+	p, err := s.svc.InclusionProof(q.Ctx, index, size)
 	return 200, p, err
 }
 
-func (s *Server) consistencyProof(q *request) (int, any, error) {
+func (s *Server) consistencyProof(q *rest.Request) (int, any, error) {
 	old, err := int64Param(q, "old")
 	if err != nil {
 		return 0, nil, err
@@ -74,7 +68,7 @@ func (s *Server) consistencyProof(q *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	p, err := s.svc.ConsistencyProof(q.ctx, old, nw)
+	p, err := s.svc.ConsistencyProof(q.Ctx, old, nw)
 	return 200, p, err
 }
 
@@ -82,22 +76,22 @@ func (s *Server) consistencyProof(q *request) (int, any, error) {
 // tile/<L>/<N>[.p/<W>] (hashes, public) and tile/entries/<N>[.p/<W>]
 // (entries, operator). N is written in groups of three digits, every
 // group but the last prefixed with x: 1234067 is x001/x234/067.
-func (s *Server) tile(q *request) (int, any, error) {
-	level, n, width, ok := parseTilePath(q.r.PathValue("path"))
+func (s *Server) tile(q *rest.Request) (int, any, error) {
+	level, n, width, ok := parseTilePath(q.PathValue("path"))
 	if ok && level == -1 { // entry bundles carry payment details: the operator's key
 		var err error
-		if q.caller, err = s.bearer(q.r); err != nil {
+		if q.Caller, err = s.bearer(q.HTTP); err != nil {
 			return 0, nil, err
 		}
 	}
 	if !ok {
 		return 0, nil, pb.Errorf(pb.ErrNotFound, "", "not a tile path: tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]")
 	}
-	body, err := s.svc.Tile(q.ctx, q.caller, level, n, width)
+	body, err := s.svc.Tile(q.Ctx, q.Caller, level, n, width)
 	if err != nil {
 		return 0, nil, err
 	}
-	return 200, raw{"application/octet-stream", body}, nil
+	return 200, rest.Raw{ContentType: "application/octet-stream", Body: body}, nil
 }
 
 // parseTilePath parses what follows tile/ in a C2SP tile path; level -1 is
@@ -147,12 +141,12 @@ func parseTilePath(p string) (level int, n int64, width int, ok bool) {
 	return level, n, width, true
 }
 
-func (s *Server) trace(q *request) (int, any, error) {
-	t, err := s.svc.PaymentTrace(q.ctx, q.caller, q.r.PathValue("id"))
+func (s *Server) trace(q *rest.Request) (int, any, error) {
+	t, err := s.svc.PaymentTrace(q.Ctx, q.Caller, q.PathValue("id"))
 	return 200, t, err
 }
 
-func (s *Server) receipt(q *request) (int, any, error) {
-	r, err := s.svc.PaymentReceipt(q.ctx, q.caller, q.r.PathValue("id"))
+func (s *Server) receipt(q *rest.Request) (int, any, error) {
+	r, err := s.svc.PaymentReceipt(q.Ctx, q.Caller, q.PathValue("id"))
 	return 200, r, err
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpapi/rest"
 	"github.com/paybound/paybound/internal/ledger"
 )
 
@@ -199,7 +200,7 @@ func (s *Server) metricsRoute(w http.ResponseWriter, r *http.Request) {
 				err = pb.Errorf(pb.ErrForbidden, "", "/metrics is for the operator, or from the loopback interface")
 			}
 			s.securityEvent(r, "metrics_refused", err)
-			writeError(w, s.log, err)
+			rest.WriteError(w, s.log, err)
 			return
 		}
 	}
@@ -292,6 +293,6 @@ func histogram(b *bytes.Buffer, name string, counts []int64, le func(int) string
 }
 
 func writeRaw431(w http.ResponseWriter, s *Server) {
-	status, body := errorJSON(s.log, pb.Errorf(pb.ErrHeadersTooLarge, "", "the request's header fields are larger than %d bytes", MaxHeaderBytes))
-	writeRaw(w, status, body)
+	status, body := rest.ErrorJSON(s.log, pb.Errorf(pb.ErrHeadersTooLarge, "", "the request's header fields are larger than %d bytes", MaxHeaderBytes))
+	rest.WriteRaw(w, status, body)
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/paybound/paybound/internal/disputes"
 )
 
 // The checks below take the decoded document and return the problems they
@@ -244,7 +246,7 @@ func checkSecurity(doc map[string]any, routes []Route) []string {
 	return problems
 }
 
-func routes() []Route { return New(nil, nil).Routes() }
+func routes() []Route { return New(nil, nil, disputes.New(nil, nil)).Routes() }
 
 func report(t *testing.T, what string, problems []string) {
 	t.Helper()

@@ -2,16 +2,17 @@ package httpapi
 
 import (
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpapi/rest"
 )
 
-func (s *Server) putRiskRule(q *request) (int, any, error) {
+func (s *Server) putRiskRule(q *rest.Request) (int, any, error) {
 	var in struct {
 		Name       string          `json:"name"`
 		Expression string          `json:"expression"`
 		Action     pb.RiskDecision `json:"action"`
 		Priority   *int            `json:"priority"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	for _, f := range []struct{ name, v string }{{"name", in.Name}, {"expression", in.Expression}, {"action", string(in.Action)}} {
@@ -22,40 +23,40 @@ func (s *Server) putRiskRule(q *request) (int, any, error) {
 	if in.Priority == nil {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "priority", "priority is required: rules run in ascending priority")
 	}
-	r, err := s.svc.PutRiskRule(q.ctx, q.caller, in.Name, in.Expression, in.Action, *in.Priority)
+	r, err := s.svc.PutRiskRule(q.Ctx, q.Caller, in.Name, in.Expression, in.Action, *in.Priority)
 	return 200, r, err
 }
 
-func (s *Server) listRiskRules(q *request) (int, any, error) {
-	rules, err := s.svc.RiskRules(q.ctx, q.caller)
+func (s *Server) listRiskRules(q *rest.Request) (int, any, error) {
+	rules, err := s.svc.RiskRules(q.Ctx, q.Caller)
 	return 200, map[string]any{"object": "list", "data": rules, "has_more": false}, err
 }
 
-func (s *Server) deleteRiskRule(q *request) (int, any, error) {
-	name := q.r.PathValue("name")
-	err := s.svc.DeleteRiskRule(q.ctx, q.caller, name)
+func (s *Server) deleteRiskRule(q *rest.Request) (int, any, error) {
+	name := q.PathValue("name")
+	err := s.svc.DeleteRiskRule(q.Ctx, q.Caller, name)
 	return 200, map[string]any{"name": name, "deleted": true}, err
 }
 
-func (s *Server) setMerchantFlags(q *request) (int, any, error) {
+func (s *Server) setMerchantFlags(q *rest.Request) (int, any, error) {
 	var in struct {
 		Flags *[]string `json:"flags"`
 	}
-	if err := q.decode(&in); err != nil {
+	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
 	if in.Flags == nil {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "flags", "flags is required: a list, empty to clear them")
 	}
-	f, err := s.svc.SetMerchantFlags(q.ctx, q.caller, q.r.PathValue("id"), *in.Flags)
+	f, err := s.svc.SetMerchantFlags(q.Ctx, q.Caller, q.PathValue("id"), *in.Flags)
 	return 200, f, err
 }
 
-func (s *Server) riskAttempts(q *request) (int, any, error) {
-	limit, after, err := listParams(q, pb.PrefixPayment)
+func (s *Server) riskAttempts(q *rest.Request) (int, any, error) {
+	limit, after, err := q.ListParams(pb.PrefixPayment)
 	if err != nil {
 		return 0, nil, err
 	}
-	data, more, last, err := s.svc.RiskAttempts(q.ctx, q.caller, after, limit)
+	data, more, last, err := s.svc.RiskAttempts(q.Ctx, q.Caller, after, limit)
 	return 200, map[string]any{"object": "list", "data": data, "has_more": more, "next_starting_after": last}, err
 }

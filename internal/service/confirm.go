@@ -18,7 +18,7 @@ func noConfirmation(id string) error {
 // confirmable finds the payment of confirmation id for its payer, outside
 // the writer (the writer then re-reads it).
 func (s *Service) confirmable(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error) {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return nil, err
 	}
 	if !pb.HasPrefix(id, pb.PrefixConfirmation) {
@@ -148,7 +148,7 @@ func (s *Service) locked(user, id string) error {
 // approve logs the user's approval and places the hold of the approved
 // payment: it lasts as long as the agent asked, from now.
 func (s *Service) approve(tx *ledger.Tx, p *pb.Payment, caller pb.Principal, how approvedData, merchant *pb.Merchant) error {
-	logPayment(tx, p, pb.ActorOf(caller), pb.LogConfirmationApproved, how)
+	LogPayment(tx, p, pb.ActorOf(caller), pb.LogConfirmationApproved, how)
 	if p.AuthorizationExpiresAt != nil {
 		exp := tx.Now().Truncate(time.Second).Add(p.AuthorizationExpiresAt.Sub(p.CreatedAt))
 		p.AuthorizationExpiresAt = &exp
@@ -171,7 +171,7 @@ func (s *Service) Deny(ctx context.Context, caller pb.Principal, idem *Idempoten
 			return nil, err
 		}
 		p.Status = pb.StatusCanceled
-		logPayment(tx, &p, pb.ActorOf(caller), pb.LogConfirmationDenied, approvedData{ConfirmationID: p.Confirmation.ID})
+		LogPayment(tx, &p, pb.ActorOf(caller), pb.LogConfirmationDenied, approvedData{ConfirmationID: p.Confirmation.ID})
 		tx.PutPayment(p)
 		return &p, nil
 	}))
@@ -192,7 +192,7 @@ type ConfirmationView struct {
 // approval, newest first; startingAfter is the last confirmation ID of the
 // previous page. One whose time ran out is left out: the sweeper expires it.
 func (s *Service) PendingConfirmations(ctx context.Context, caller pb.Principal, startingAfter string, limit int) ([]ConfirmationView, bool, error) {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return nil, false, err
 	}
 	f := pb.PaymentFilter{PayerID: caller.ID, Status: pb.StatusRequiresConfirmation, Limit: limit}

@@ -6,9 +6,15 @@ import (
 	"testing"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
 )
+
+// disputesOf is the disputes capability over e's core and store, as Main
+// composes it: these tests follow a dispute through the payments it is
+// about.
+func disputesOf(e *env) *disputes.Service { return disputes.New(e.svc, e.st) }
 
 // capture captures p in full as its merchant.
 func (w *mandateWorld) capture(t *testing.T, p *pb.Payment) *pb.Payment {
@@ -19,7 +25,7 @@ func (w *mandateWorld) capture(t *testing.T, p *pb.Payment) *pb.Payment {
 
 func (w *mandateWorld) dispute(t *testing.T, p *pb.Payment, reason pb.DisputeReason) *pb.Dispute {
 	t.Helper()
-	return must[*pb.Dispute](t, w.svc.OpenDispute(context.Background(), w.user, nil, p.ID, reason, "this is not what I wanted"))
+	return must[*pb.Dispute](t, disputesOf(w.env).Open(context.Background(), w.user, nil, p.ID, reason, "this is not what I wanted"))
 }
 
 // TestDisputeAttributions builds each scenario the issue names and checks
@@ -100,12 +106,12 @@ func TestDisputeAttributions(t *testing.T) {
 		{w.cafe, p1.ID, pb.ReasonOther, pb.ErrForbidden},
 		{w.user, "pay_nonexistent", pb.ReasonOther, pb.ErrNotFound},
 	} {
-		if err := w.svc.OpenDispute(ctx, c.caller, nil, c.id, c.reason, "").Err; pb.ErrorCode(err) != c.code {
+		if err := disputesOf(w.env).Open(ctx, c.caller, nil, c.id, c.reason, "").Err; pb.ErrorCode(err) != c.code {
 			t.Errorf("OpenDispute(%s, %s, %s) = %v, want %s", c.caller.Role, c.id, c.reason, err, c.code)
 		}
 	}
 	p6, _ := w.pay(w.agent, mdt, w.cafe.ID, 100, "CNY") // authorized, not captured
-	if err := w.svc.OpenDispute(ctx, w.user, nil, p6.ID, pb.ReasonOther, "").Err; pb.ErrorCode(err) != pb.ErrPaymentState {
+	if err := disputesOf(w.env).Open(ctx, w.user, nil, p6.ID, pb.ReasonOther, "").Err; pb.ErrorCode(err) != pb.ErrPaymentState {
 		t.Errorf("a dispute of an uncaptured payment: %v", err)
 	}
 	w.verify(t)
@@ -125,8 +131,8 @@ func TestDisputeResolutions(t *testing.T) {
 		}
 		return w.capture(t, p)
 	}
-	resolve := func(d *pb.Dispute, in service.ResolveParams) (*pb.Dispute, error) {
-		r := w.svc.ResolveDispute(ctx, operator, nil, d.ID, in)
+	resolve := func(d *pb.Dispute, in disputes.ResolveParams) (*pb.Dispute, error) {
+		r := disputesOf(w.env).Resolve(ctx, operator, nil, d.ID, in)
 		v, _ := r.Value.(*pb.Dispute)
 		return v, r.Err
 	}
@@ -136,37 +142,37 @@ func TestDisputeResolutions(t *testing.T) {
 	d := w.dispute(t, pay(1000), pb.ReasonMerchantError)
 	amt := int64(400)
 	for _, bad := range []struct {
-		in   service.ResolveParams
+		in   disputes.ResolveParams
 		code pb.Code
 	}{
-		{service.ResolveParams{Outcome: "refund_some", LiableParty: pb.LiableMerchant}, pb.ErrParameterInvalid},
-		{service.ResolveParams{Outcome: pb.OutcomeRefundPartial, LiableParty: pb.LiableMerchant}, pb.ErrParameterMissing},
-		{service.ResolveParams{Outcome: pb.OutcomeRefundFull, Amount: &amt, LiableParty: pb.LiableMerchant}, pb.ErrParameterInvalid},
-		{service.ResolveParams{Outcome: pb.OutcomeRefundFull, LiableParty: pb.LiableUser}, pb.ErrParameterInvalid},
-		{service.ResolveParams{Outcome: pb.OutcomeRefundFull, LiableParty: "bank"}, pb.ErrParameterInvalid},
-		{service.ResolveParams{Outcome: pb.OutcomeRefundPartial, Amount: ptr(int64(1001)), LiableParty: pb.LiableMerchant}, pb.ErrAmountTooLarge},
+		{disputes.ResolveParams{Outcome: "refund_some", LiableParty: pb.LiableMerchant}, pb.ErrParameterInvalid},
+		{disputes.ResolveParams{Outcome: pb.OutcomeRefundPartial, LiableParty: pb.LiableMerchant}, pb.ErrParameterMissing},
+		{disputes.ResolveParams{Outcome: pb.OutcomeRefundFull, Amount: &amt, LiableParty: pb.LiableMerchant}, pb.ErrParameterInvalid},
+		{disputes.ResolveParams{Outcome: pb.OutcomeRefundFull, LiableParty: pb.LiableUser}, pb.ErrParameterInvalid},
+		{disputes.ResolveParams{Outcome: pb.OutcomeRefundFull, LiableParty: "bank"}, pb.ErrParameterInvalid},
+		{disputes.ResolveParams{Outcome: pb.OutcomeRefundPartial, Amount: ptr(int64(1001)), LiableParty: pb.LiableMerchant}, pb.ErrAmountTooLarge},
 	} {
 		if _, err := resolve(d, bad.in); pb.ErrorCode(err) != bad.code {
 			t.Errorf("resolve %+v: %v, want %s", bad.in, err, bad.code)
 		}
 	}
-	if err := w.svc.ResolveDispute(ctx, w.user, nil, d.ID, service.ResolveParams{Outcome: pb.OutcomeReject, LiableParty: pb.LiableUser}).Err; pb.ErrorCode(err) != pb.ErrForbidden {
+	if err := disputesOf(w.env).Resolve(ctx, w.user, nil, d.ID, disputes.ResolveParams{Outcome: pb.OutcomeReject, LiableParty: pb.LiableUser}).Err; pb.ErrorCode(err) != pb.ErrForbidden {
 		t.Errorf("a user resolving: %v", err)
 	}
-	r, err := resolve(d, service.ResolveParams{Outcome: pb.OutcomeRefundPartial, Amount: &amt, LiableParty: pb.LiableMerchant})
+	r, err := resolve(d, disputes.ResolveParams{Outcome: pb.OutcomeRefundPartial, Amount: &amt, LiableParty: pb.LiableMerchant})
 	if err != nil || r.Status != pb.DisputeResolved || r.Resolution.RefundID == "" || r.Resolution.Amount != 400 {
 		t.Fatalf("merchant refund: %+v %v", r, err)
 	}
 	if p, _ := w.svc.Payment(ctx, w.user, d.PaymentID); p.AmountRefunded != 400 {
 		t.Fatalf("payment after the dispute refund: %+v", p)
 	}
-	if _, err := resolve(d, service.ResolveParams{Outcome: pb.OutcomeReject, LiableParty: pb.LiableUser}); pb.ErrorCode(err) != pb.ErrDisputeState {
+	if _, err := resolve(d, disputes.ResolveParams{Outcome: pb.OutcomeReject, LiableParty: pb.LiableUser}); pb.ErrorCode(err) != pb.ErrDisputeState {
 		t.Fatalf("second resolution: %v", err)
 	}
 
 	// The platform compensates for the agent's operator.
 	d = w.dispute(t, pay(2000), pb.ReasonNotAsIntended)
-	r, err = resolve(d, service.ResolveParams{Outcome: pb.OutcomeRefundFull, LiableParty: pb.LiableAgentOperator})
+	r, err = resolve(d, disputes.ResolveParams{Outcome: pb.OutcomeRefundFull, LiableParty: pb.LiableAgentOperator})
 	if err != nil || r.Resolution.CompensationID == "" || r.Resolution.Amount != 2000 {
 		t.Fatalf("compensation: %+v %v", r, err)
 	}
@@ -177,13 +183,13 @@ func TestDisputeResolutions(t *testing.T) {
 	if err := w.svc.Refund(ctx, w.cafe, nil, d.PaymentID, nil, "").Err; pb.ErrorCode(err) != pb.ErrPaymentState {
 		t.Fatalf("a merchant refund after a full compensation: %v", err)
 	}
-	if err := w.svc.OpenDispute(ctx, w.user, nil, d.PaymentID, pb.ReasonOther, "again").Err; pb.ErrorCode(err) != pb.ErrPaymentState {
+	if err := disputesOf(w.env).Open(ctx, w.user, nil, d.PaymentID, pb.ReasonOther, "again").Err; pb.ErrorCode(err) != pb.ErrPaymentState {
 		t.Fatalf("a second dispute after a full compensation: %v", err)
 	}
 
 	// A rejection moves nothing.
 	d = w.dispute(t, pay(300), pb.ReasonOther)
-	if r, err = resolve(d, service.ResolveParams{Outcome: pb.OutcomeReject, LiableParty: pb.LiableUser}); err != nil || r.Resolution.Amount != 0 {
+	if r, err = resolve(d, disputes.ResolveParams{Outcome: pb.OutcomeReject, LiableParty: pb.LiableUser}); err != nil || r.Resolution.Amount != 0 {
 		t.Fatalf("reject: %+v %v", r, err)
 	}
 	// Paid 1000+2000+300, got back 400 (refund) + 2000 (compensation).
@@ -202,11 +208,11 @@ func TestDisputeResolutions(t *testing.T) {
 	if got := strings.Join(types, ","); got != "payment.created,payment.authorized,payment.captured,dispute.opened,dispute.resolved" {
 		t.Fatalf("trace: %s", got)
 	}
-	list, _, err := w.svc.ListDisputes(ctx, w.cafe, pb.DisputeResolved, "", 10)
+	list, _, err := disputesOf(w.env).List(ctx, w.cafe, pb.DisputeResolved, "", 10)
 	if err != nil || len(list) != 3 {
 		t.Fatalf("the merchant's resolved disputes: %d %v", len(list), err)
 	}
-	if _, err := w.svc.Dispute(ctx, w.books, d.ID); pb.ErrorCode(err) != pb.ErrNotFound {
+	if _, err := disputesOf(w.env).Dispute(ctx, w.books, d.ID); pb.ErrorCode(err) != pb.ErrNotFound {
 		t.Fatalf("another merchant reads a dispute: %v", err)
 	}
 	w.verify(t)

@@ -59,26 +59,12 @@ type declinedData struct {
 	Salt        string  `json:"salt,omitempty"`
 }
 
-// Why a payment waited for its user.
-const (
-	confirmNoMandate    = "no_mandate"
-	confirmAboveConfirm = "above_confirm_above"
-	confirmRiskReview   = "risk_review" // risk control asked, even inside the mandate
-)
-
 type askedData struct {
 	ConfirmationID string    `json:"confirmation_id"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	Reason         string    `json:"reason"`
 	Salt           string    `json:"salt,omitempty"`
 }
-
-// Bases of an authorization: what allowed the hold.
-const (
-	basisUser         = "user"         // the payer paid themselves
-	basisMandate      = "mandate"      // every check of the mandate passed
-	basisConfirmation = "confirmation" // the user approved it with a factor
-)
 
 type authorizedData struct {
 	Amount    int64      `json:"amount"`
@@ -119,11 +105,11 @@ type topupData struct {
 	TopupID   string `json:"topup_id"`
 }
 
-// logPayment records an entry about p and moves p's log head to it.
+// LogPayment records an entry about p and moves p's log head to it.
 // Encoding Paybound's own types cannot fail; if it did, the panic fails
 // the operation whole (the writer undoes it), which is right: a change that
 // cannot be logged must not happen.
-func logPayment(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, typ string, data any) {
+func LogPayment(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, typ string, data any) {
 	if err := tx.LogPayment(p, pb.LogEvent{Type: typ, Actor: actor, Data: data}); err != nil {
 		panic(fmt.Sprintf("couldn't log %s of %s: %v", typ, p.ID, err))
 	}
@@ -179,7 +165,7 @@ func logCreated(tx *ledger.Tx, p *pb.Payment, caller pb.Principal) {
 	if d.Request != nil {
 		d.Salt = newSalt()
 	}
-	logPayment(tx, p, pb.ActorOf(caller), pb.LogPaymentCreated, d)
+	LogPayment(tx, p, pb.ActorOf(caller), pb.LogPaymentCreated, d)
 }
 
 // mandateAsks reports whether p's mandate itself wants the user to confirm
@@ -200,32 +186,32 @@ func logOutcome(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, approved bool, err
 		if errors.As(err, &e) {
 			msg = e.Message
 		}
-		logPayment(tx, p, actor, pb.LogPaymentDeclined, declinedData{DeclineCode: p.DeclineCode, Message: msg, Salt: newSalt()})
+		LogPayment(tx, p, actor, pb.LogPaymentDeclined, declinedData{DeclineCode: p.DeclineCode, Message: msg, Salt: newSalt()})
 	case pb.StatusRequiresConfirmation:
 		// The mandate's own reason comes first: risk_review says that
 		// the mandate covered the payment and only risk control asked
 		// (which disputes attribute differently).
-		reason := confirmRiskReview
+		reason := pb.ConfirmRiskReview
 		switch {
 		case p.AgentID != "" && p.MandateID == "":
-			reason = confirmNoMandate
+			reason = pb.ConfirmNoMandate
 		case p.AgentID != "" && mandateAsks(tx, p):
-			reason = confirmAboveConfirm
+			reason = pb.ConfirmAboveConfirm
 		}
-		logPayment(tx, p, actor, pb.LogConfirmationAsked, askedData{ConfirmationID: p.Confirmation.ID,
+		LogPayment(tx, p, actor, pb.LogConfirmationAsked, askedData{ConfirmationID: p.Confirmation.ID,
 			ExpiresAt: p.Confirmation.ExpiresAt, Reason: reason, Salt: newSalt()})
 	case pb.StatusAuthorized, pb.StatusCaptured:
-		basis := basisUser
+		basis := pb.BasisUser
 		switch {
 		case approved:
-			basis = basisConfirmation
+			basis = pb.BasisConfirmation
 		case p.MandateID != "":
-			basis = basisMandate
+			basis = pb.BasisMandate
 		}
-		logPayment(tx, p, actor, pb.LogPaymentAuthorized, authorizedData{Amount: p.Amount, Basis: basis,
+		LogPayment(tx, p, actor, pb.LogPaymentAuthorized, authorizedData{Amount: p.Amount, Basis: basis,
 			MandateID: string(p.MandateID), ExpiresAt: p.AuthorizationExpiresAt})
 		if p.Status == pb.StatusCaptured {
-			logPayment(tx, p, actor, pb.LogPaymentCaptured, capturedData{Amount: p.AmountCaptured, Fee: p.FeeAmount})
+			LogPayment(tx, p, actor, pb.LogPaymentCaptured, capturedData{Amount: p.AmountCaptured, Fee: p.FeeAmount})
 		}
 	}
 }

@@ -53,7 +53,7 @@ func (ps *programs) get(m *pb.Mandate) (*policy.Program, error) {
 // requireSignature, when not nil, sets m.RequireSignature; nil takes the
 // operator's default (Config.RequireSignatureDefault).
 func (s *Service) CreateMandate(ctx context.Context, caller pb.Principal, idem *Idempotency, m pb.Mandate, requireSignature *bool) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
 	m.RequireSignature = s.cfg.RequireSignatureDefault
@@ -89,7 +89,7 @@ func (s *Service) CreateMandate(ctx context.Context, caller pb.Principal, idem *
 // under it stay valid until captured, canceled or expired: the merchant was
 // promised them.
 func (s *Service) RevokeMandate(ctx context.Context, caller pb.Principal, idem *Idempotency, id string) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
 	if !pb.HasPrefix(id, pb.PrefixMandate) {
@@ -155,7 +155,7 @@ func (s *Service) ListMandates(ctx context.Context, caller pb.Principal, startin
 	case pb.RoleAgent:
 		f.AgentID = caller.ID
 	default:
-		return nil, false, requireRole(caller, pb.RoleUser, pb.RoleAgent)
+		return nil, false, RequireRole(caller, pb.RoleUser, pb.RoleAgent)
 	}
 	ms, more, err := s.st.ListMandates(ctx, f)
 	if err != nil {

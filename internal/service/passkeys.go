@@ -116,7 +116,7 @@ type PasskeyView struct {
 
 // Passkeys (user) lists the caller's passkeys, oldest first.
 func (s *Service) Passkeys(ctx context.Context, caller pb.Principal) ([]PasskeyView, error) {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return nil, err
 	}
 	keys, err := s.st.Passkeys(ctx, caller.ID)
@@ -137,7 +137,7 @@ func passkeyView(k pb.Passkey) PasskeyView {
 // RevokePasskey (user) revokes one of the caller's passkeys at once, say
 // for a lost phone. It is kept, for the record, and never verifies again.
 func (s *Service) RevokePasskey(ctx context.Context, caller pb.Principal, idem *Idempotency, id string) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(id)
@@ -169,7 +169,7 @@ func (s *Service) RevokePasskey(ctx context.Context, caller pb.Principal, idem *
 // navigator.credentials.create(): user verification required, the user's
 // existing passkeys excluded. The challenge is good for 5 minutes.
 func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller pb.Principal) (*protocol.CredentialCreation, error) {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return nil, err
 	}
 	u, err := s.passkeyUser(ctx, caller.ID)
@@ -199,7 +199,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller pb.Princi
 // issued to this user and not expired; the authenticator must have verified
 // the user.
 func (s *Service) RegisterPasskey(ctx context.Context, caller pb.Principal, idem *Idempotency, credential []byte) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(credential)

@@ -45,7 +45,9 @@ func validName(name, param string, max int) error {
 	return nil
 }
 
-func requireRole(p pb.Principal, roles ...pb.Role) error {
+// RequireRole refuses a caller whose role is none of roles, naming the
+// key the call needs.
+func RequireRole(p pb.Principal, roles ...pb.Role) error {
 	for _, r := range roles {
 		if p.Role == r {
 			return nil
@@ -74,7 +76,7 @@ func (s *Service) newKey(tx *ledger.Tx, role pb.Role, id, userID string) string 
 
 // CreateUser (operator) creates a user with an API key.
 func (s *Service) CreateUser(ctx context.Context, caller pb.Principal, idem *Idempotency, name string) Result {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return Result{Err: err}
 	}
 	if err := validName(name, "name", pb.MaxNameLength); err != nil {
@@ -90,7 +92,7 @@ func (s *Service) CreateUser(ctx context.Context, caller pb.Principal, idem *Ide
 
 // CreateMerchant (operator) creates a merchant with an API key.
 func (s *Service) CreateMerchant(ctx context.Context, caller pb.Principal, idem *Idempotency, name, category string) Result {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return Result{Err: err}
 	}
 	if err := validName(name, "name", pb.MaxNameLength); err != nil {
@@ -114,7 +116,7 @@ func (s *Service) CreateMerchant(ctx context.Context, caller pb.Principal, idem 
 // when given, is an Ed25519 JWK; the agent's keyid is its RFC 7638
 // thumbprint.
 func (s *Service) CreateAgent(ctx context.Context, caller pb.Principal, idem *Idempotency, name string, publicKey []byte) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
 	if err := validName(name, "name", pb.MaxNameLength); err != nil {
@@ -151,7 +153,7 @@ var errSandboxOff = pb.Errorf(pb.ErrSandboxOff, "", "the sandbox funding rail is
 // Topup (user) funds the caller's wallet from the sandbox funding rail,
 // when the server runs with it (Config.Sandbox).
 func (s *Service) Topup(ctx context.Context, caller pb.Principal, idem *Idempotency, amount int64, currency string) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
 	if !s.cfg.Sandbox {
@@ -173,7 +175,7 @@ const MaxReferenceLength = 200
 // that external movement, for reconciliation; it is logged with the
 // funding, in the transparency log and the server log.
 func (s *Service) Fund(ctx context.Context, caller pb.Principal, idem *Idempotency, userID string, amount int64, currency, reference string) Result {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return Result{Err: err}
 	}
 	if amount > MaxFunding {
@@ -223,7 +225,7 @@ func (s *Service) credit(ctx context.Context, caller pb.Principal, idem *Idempot
 			if err != nil {
 				return err
 			}
-			s.credited(user)
+			s.Credited(user)
 			_, err = tx.Transfer(src, dst, amount, t.ID)
 			return err
 		})
@@ -239,7 +241,7 @@ func (s *Service) credit(ctx context.Context, caller pb.Principal, idem *Idempot
 
 // Balances (user, merchant) lists the caller's balances, one per currency.
 func (s *Service) Balances(ctx context.Context, caller pb.Principal) ([]pb.Balance, error) {
-	if err := requireRole(caller, pb.RoleUser, pb.RoleMerchant); err != nil {
+	if err := RequireRole(caller, pb.RoleUser, pb.RoleMerchant); err != nil {
 		return nil, err
 	}
 	accts, err := s.st.AccountsByOwner(ctx, caller.ID)
@@ -344,7 +346,7 @@ func decline(p *pb.Payment, code pb.Code, msg string) error {
 // funds) is recorded as declined and returned with an error that carries
 // its ID.
 func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *Idempotency, params CreatePaymentParams) Result {
-	if err := requireRole(caller, pb.RoleUser, pb.RoleAgent); err != nil {
+	if err := RequireRole(caller, pb.RoleUser, pb.RoleAgent); err != nil {
 		return Result{Err: err}
 	}
 	if err := s.validatePayment(&params); err != nil {
@@ -637,14 +639,14 @@ func (s *Service) loadForUpdate(tx *ledger.Tx, caller pb.Principal, id string) (
 func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
 	if p.Status == pb.StatusRequiresConfirmation && p.Confirmation != nil && !tx.Now().Before(p.Confirmation.ExpiresAt) {
 		p.Status = pb.StatusExpired // nothing was held
-		logPayment(tx, p, pb.SystemActor, pb.LogPaymentExpired, releasedData{What: "confirmation"})
+		LogPayment(tx, p, pb.SystemActor, pb.LogPaymentExpired, releasedData{What: "confirmation"})
 		tx.PutPayment(*p)
 		return true, nil
 	}
 	if p.Status != pb.StatusAuthorized || p.AuthorizationExpiresAt == nil || tx.Now().Before(*p.AuthorizationExpiresAt) {
 		return false, nil
 	}
-	s.credited(p.PayerID)
+	s.Credited(p.PayerID)
 	err := tx.Atomic(func() error {
 		if _, err := tx.Void(p.HoldID, p.ID); err != nil {
 			return err
@@ -655,7 +657,7 @@ func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
 		return false, err
 	}
 	p.Status = pb.StatusExpired
-	logPayment(tx, p, pb.SystemActor, pb.LogPaymentExpired, releasedData{Released: p.Amount, What: "hold"})
+	LogPayment(tx, p, pb.SystemActor, pb.LogPaymentExpired, releasedData{Released: p.Amount, What: "hold"})
 	tx.PutPayment(*p)
 	return true, nil
 }
@@ -667,7 +669,7 @@ func stateError(p *pb.Payment, action string) error {
 // Capture (merchant) captures amount (default: all) of an authorized
 // payment and releases the rest of the hold.
 func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempotency, id string, amount *int64) Result {
-	if err := requireRole(caller, pb.RoleMerchant); err != nil {
+	if err := RequireRole(caller, pb.RoleMerchant); err != nil {
 		return Result{Err: err}
 	}
 	if amount != nil {
@@ -699,7 +701,7 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 		}); err != nil {
 			return nil, err
 		}
-		logPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCaptured, capturedData{Amount: amt, Fee: p.FeeAmount, Released: p.Amount - amt})
+		LogPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCaptured, capturedData{Amount: amt, Fee: p.FeeAmount, Released: p.Amount - amt})
 		tx.PutPayment(p)
 		return shown(&p, caller), nil
 	}))
@@ -725,7 +727,7 @@ func (s *Service) loadLive(tx *ledger.Tx, caller pb.Principal, id, action string
 
 // Cancel (merchant, payer) voids an authorized payment's hold.
 func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempotency, id string) Result {
-	if err := requireRole(caller, pb.RoleMerchant, pb.RoleUser, pb.RoleAgent); err != nil {
+	if err := RequireRole(caller, pb.RoleMerchant, pb.RoleUser, pb.RoleAgent); err != nil {
 		return Result{Err: err}
 	}
 	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
@@ -750,7 +752,7 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 			return nil, stateError(&p, "canceled")
 		}
 		p.Status = pb.StatusCanceled
-		logPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCanceled, releasedData{Released: released})
+		LogPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCanceled, releasedData{Released: released})
 		tx.PutPayment(p)
 		return shown(&p, caller), nil
 	}))
@@ -763,7 +765,7 @@ const MaxReasonLength = 500
 // captured payment to the payer. The platform fee is returned in proportion,
 // so a full refund returns all of it.
 func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempotency, id string, amount *int64, reason string) Result {
-	if err := requireRole(caller, pb.RoleMerchant); err != nil {
+	if err := RequireRole(caller, pb.RoleMerchant); err != nil {
 		return Result{Err: err}
 	}
 	if amount != nil {
@@ -782,7 +784,7 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 		if p.Status != pb.StatusCaptured {
 			return nil, pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s; only a captured payment with an unrefunded amount can be refunded", p.ID, p.Status)
 		}
-		left, err := s.returnable(tx, &p)
+		left, err := s.Returnable(tx, &p)
 		if err != nil {
 			return nil, err
 		}
@@ -797,7 +799,7 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "cannot refund %s %s; %s of the captured %s is left to refund",
 				pb.FormatAmount(amt, p.Currency), p.Currency, pb.FormatAmount(left, p.Currency), pb.FormatAmount(p.AmountCaptured, p.Currency))
 		}
-		r, err := s.refund(tx, &p, pb.ActorOf(caller), amt, reason)
+		r, err := s.ApplyRefund(tx, &p, pb.ActorOf(caller), amt, reason)
 		if err != nil {
 			return nil, err
 		}
@@ -806,15 +808,15 @@ func (s *Service) Refund(ctx context.Context, caller pb.Principal, idem *Idempot
 	}))
 }
 
-// refund returns amt of p's captured amount to the payer from the merchant
+// ApplyRefund returns amt of p's captured amount to the payer from the merchant
 // (and the platform fee in proportion), logs it, and records the refund;
 // the caller puts p.
-func (s *Service) refund(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, amt int64, reason string) (*pb.Refund, error) {
+func (s *Service) ApplyRefund(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, amt int64, reason string) (*pb.Refund, error) {
 	now := tx.Now().Truncate(time.Second)
 	r := pb.Refund{ID: pb.NewID(pb.PrefixRefund, tx.Now()), Object: "refund", PaymentID: p.ID, Amount: amt,
 		Currency: p.Currency, Reason: reason, Status: "succeeded", CreatedAt: now}
 	feePart := mulDiv(p.FeeAmount, p.AmountRefunded+amt, p.AmountCaptured) - p.FeeRefunded
-	s.credited(p.PayerID)
+	s.Credited(p.PayerID)
 	err := tx.Atomic(func() error {
 		wallet, err := tx.Account(p.PayerID, p.Currency)
 		if err != nil {
@@ -848,7 +850,7 @@ func (s *Service) refund(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, amt int64
 	if p.AmountRefunded == p.AmountCaptured {
 		p.Status = pb.StatusRefunded
 	}
-	logPayment(tx, p, actor, pb.LogPaymentRefunded, refundedData{RefundID: r.ID, Amount: amt, FeeReturned: feePart, Reason: reason})
+	LogPayment(tx, p, actor, pb.LogPaymentRefunded, refundedData{RefundID: r.ID, Amount: amt, FeeReturned: feePart, Reason: reason})
 	tx.AddRefund(r)
 	return &r, nil
 }
@@ -918,8 +920,28 @@ func (s *Service) ListPayments(ctx context.Context, caller pb.Principal, startin
 
 // VerifyLedger (operator) recomputes every balance from the transfers.
 func (s *Service) VerifyLedger(ctx context.Context, caller pb.Principal) (ledger.Report, error) {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return ledger.Report{}, err
 	}
 	return ledger.Verify(ctx, s.st)
+}
+
+// Returnable is what may still be returned to p's payer: the captured
+// amount less refunds and less what the platform compensated for it (a
+// compensation stands in for a refund, so nobody is paid back twice).
+func (s *Service) Returnable(tx *ledger.Tx, p *pb.Payment) (int64, error) {
+	left := p.AmountCaptured - p.AmountRefunded
+	if p.Status != pb.StatusCaptured {
+		return left, nil // refunded in full: nothing was compensated on top
+	}
+	ds, err := tx.PaymentDisputes(p.ID)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range ds {
+		if d.Resolution != nil && d.Resolution.CompensationID != "" {
+			left -= d.Resolution.Amount
+		}
+	}
+	return max(left, 0), nil
 }

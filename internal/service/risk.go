@@ -295,7 +295,7 @@ func (s *Service) available(ctx context.Context, b *payerBook, payer, currency s
 	return avail, false, nil
 }
 
-// credited makes risk control read payer's balance from the store again:
+// Credited makes risk control read payer's balance from the store again:
 // call it wherever this process adds to a payer's wallet (a top-up, a
 // refund, a released hold, a compensation), inside the ledger operation.
 // The credit commits after the call, so a read in between would miss it:
@@ -303,7 +303,7 @@ func (s *Service) available(ctx context.Context, b *payerBook, payer, currency s
 // a commit take longer, a balance too low is confirmed before it counts).
 // It takes no lock that is held across a read of the store: the ledger
 // writer calls it.
-func (s *Service) credited(payer string) {
+func (s *Service) Credited(payer string) {
 	r := s.risk
 	r.mu.Lock()
 	b := r.payers[payer]
@@ -755,7 +755,7 @@ func riskMessage(r *pb.Risk) string {
 
 // RiskRules (operator) lists the risk rules, in the order they run.
 func (s *Service) RiskRules(ctx context.Context, caller pb.Principal) ([]pb.RiskRule, error) {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return nil, err
 	}
 	sn, err := s.reloadRisk(ctx)
@@ -782,7 +782,7 @@ func (s *Service) RiskRules(ctx context.Context, caller pb.Principal) ([]pb.Risk
 // expression is type-checked and its cost bounded here: a rule that would
 // fail or run long is refused, not stored.
 func (s *Service) PutRiskRule(ctx context.Context, caller pb.Principal, name, expression string, action pb.RiskDecision, priority int) (*pb.RiskRule, error) {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return nil, err
 	}
 	rule, err := risk.NewRule(name, expression, action, priority)
@@ -825,7 +825,7 @@ func ruleError(err error) error {
 
 // DeleteRiskRule (operator) removes the rule name.
 func (s *Service) DeleteRiskRule(ctx context.Context, caller pb.Principal, name string) error {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return err
 	}
 	if err := s.st.DeleteRiskRule(ctx, name); err != nil {
@@ -842,7 +842,7 @@ func (s *Service) DeleteRiskRule(ctx context.Context, caller pb.Principal, name 
 // clears them. Flags are 1 to MaxFlagLength bytes of lower-case letters,
 // digits and underscores, at most MaxMerchantFlags.
 func (s *Service) SetMerchantFlags(ctx context.Context, caller pb.Principal, merchantID string, flags []string) (*pb.MerchantFlags, error) {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return nil, err
 	}
 	if len(flags) > pb.MaxMerchantFlags {
@@ -902,7 +902,7 @@ func validFlag(f string) bool {
 // startingAfter (payments not assessed are skipped, so it need not be the
 // last attempt's).
 func (s *Service) RiskAttempts(ctx context.Context, caller pb.Principal, startingAfter string, limit int) (_ []pb.RiskAttempt, more bool, last string, _ error) {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
+	if err := RequireRole(caller, pb.RoleOperator); err != nil {
 		return nil, false, "", err
 	}
 	ps, more, err := s.st.ListPayments(ctx, pb.PaymentFilter{StartingAfter: startingAfter, Limit: limit})

@@ -316,6 +316,14 @@ type Result struct {
 	Replayed bool
 }
 
+// Run runs op in the ledger writer, as one operation of the next batch
+// (under idem when set: the outcome is stored with the effect), and returns
+// its Result once that batch has committed. A capability runs its
+// operations through it, so they commit with the money they move.
+func (s *Service) Run(ctx context.Context, idem *Idempotency, op ledger.Op) Result {
+	return result(s.run(ctx, idem, op))
+}
+
 func result(v any, replayed bool, err error) Result {
 	return Result{Value: v, Err: err, Replayed: replayed}
 }

@@ -180,7 +180,7 @@ func (s *Service) keyView(k pb.AgentKey) AgentKeyView {
 
 // ownAgent checks that agent id belongs to user caller.
 func (s *Service) ownAgent(ctx context.Context, caller pb.Principal, id string) error {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return err
 	}
 	a, err := s.st.Agent(ctx, id)

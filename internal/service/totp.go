@@ -29,7 +29,7 @@ type TOTPEnrolment struct {
 // holding the API key could otherwise swap in their own and approve
 // payments with it.
 func (s *Service) EnrollTOTP(ctx context.Context, caller pb.Principal, idem *Idempotency) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
 	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
@@ -48,7 +48,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, caller pb.Principal, idem *Ide
 
 // VerifyTOTP (user) activates the factor being enrolled with a current code.
 func (s *Service) VerifyTOTP(ctx context.Context, caller pb.Principal, idem *Idempotency, code string) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
+	if err := RequireRole(caller, pb.RoleUser); err != nil {
 		return Result{Err: err}
 	}
 	if len(code) != stepup.TOTPDigits {

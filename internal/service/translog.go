@@ -64,7 +64,7 @@ func (s *Service) SignedCheckpoint(ctx context.Context) (Checkpoint, error) {
 // quorum has cosigned it (network calls made without holding the lock). It
 // returns the published checkpoint.
 func (s *Service) publishCheckpoint(ctx context.Context) (Checkpoint, error) {
-	if err := s.integrate(ctx); err != nil {
+	if err := s.Integrate(ctx); err != nil {
 		return Checkpoint{}, err
 	}
 	size, root, err := s.st.LogState(ctx)
@@ -99,13 +99,13 @@ func (s *Service) publishCheckpoint(ctx context.Context) (Checkpoint, error) {
 	return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
 }
 
-// integrate places in the tree the entries pending when it is called
+// Integrate places in the tree the entries pending when it is called
 // (PostgreSQL; with SQLite there are none), up to integrateBatch of them.
 // Another process may integrate at the same time, having read the pending
 // entries before some of these committed, so it goes on until the oldest
 // entry still pending came after them; entries committed meanwhile are
 // left to the next call. Within a bound: then the checkpoint covers less.
-func (s *Service) integrate(ctx context.Context) error {
+func (s *Service) Integrate(ctx context.Context) error {
 	target := int64(-1)
 	for round := range maxIntegrateRounds {
 		_, last, err := ledger.IntegrateLog(ctx, s.st, integrateBatch)
@@ -284,9 +284,9 @@ type Trace struct {
 	checkpoint Checkpoint
 }
 
-// maxTraceEntries bounds a trace; a payment has a handful of entries, and
+// MaxTraceEntries bounds a trace; a payment has a handful of entries, and
 // at most MaxRefunds refunds.
-const maxTraceEntries = pb.MaxLogRead
+const MaxTraceEntries = pb.MaxLogRead
 
 // PaymentTrace returns payment id's entries, in order, each with its
 // inclusion proof against a checkpoint that covers them all (any party to
@@ -305,7 +305,7 @@ func (s *Service) PaymentTrace(ctx context.Context, caller pb.Principal, id stri
 		if c, err = s.SignedCheckpoint(ctx); err != nil {
 			return nil, err
 		}
-		if es, err = s.st.SubjectLog(ctx, id, maxTraceEntries); err != nil {
+		if es, err = s.st.SubjectLog(ctx, id, MaxTraceEntries); err != nil {
 			return nil, err
 		}
 		if len(es) == 0 || es[len(es)-1].Index < c.Size {
@@ -411,7 +411,7 @@ func (s *Service) Tile(ctx context.Context, caller pb.Principal, level int, n in
 		return nil, missing
 	}
 	if level == -1 {
-		if err := requireRole(caller, pb.RoleOperator); err != nil {
+		if err := RequireRole(caller, pb.RoleOperator); err != nil {
 			return nil, err
 		}
 		es, err := s.st.LogEntries(ctx, n*TileWidth, width)

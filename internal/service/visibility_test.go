@@ -43,18 +43,18 @@ func TestViewEntry(t *testing.T) {
 			views{"", "", "", "^" + withheldDecline}},
 		{"payment.declined by the mandate", entry(pb.LogPaymentDeclined, declinedData{DeclineCode: pb.DeclineMandateAmountExceeded, Message: "…", Salt: salt}),
 			views{"", "", "", "^" + withheldDecline}},
-		{"confirmation.asked", entry(pb.LogConfirmationAsked, askedData{ConfirmationID: "cfm_1", Reason: confirmRiskReview, Salt: salt}),
+		{"confirmation.asked", entry(pb.LogConfirmationAsked, askedData{ConfirmationID: "cfm_1", Reason: pb.ConfirmRiskReview, Salt: salt}),
 			views{"", "", "", "^" + withheldConfirmation}},
 		{"confirmation.approved", entry(pb.LogConfirmationApproved, approvedData{ConfirmationID: "cfm_1", Factor: "totp"}), views{}},
 		{"confirmation.denied", entry(pb.LogConfirmationDenied, approvedData{ConfirmationID: "cfm_1"}), views{}},
-		{"payment.authorized", entry(pb.LogPaymentAuthorized, authorizedData{Amount: 1, Basis: basisConfirmation}), views{}},
+		{"payment.authorized", entry(pb.LogPaymentAuthorized, authorizedData{Amount: 1, Basis: pb.BasisConfirmation}), views{}},
 		{"payment.captured", entry(pb.LogPaymentCaptured, capturedData{Amount: 1}), views{}},
 		{"payment.canceled", entry(pb.LogPaymentCanceled, releasedData{Released: 1}), views{}},
 		{"payment.expired", entry(pb.LogPaymentExpired, releasedData{Released: 1, What: "hold"}), views{}},
 		{"payment.refunded", entry(pb.LogPaymentRefunded, refundedData{Amount: 1, RefundID: "re_1"}), views{}},
-		{"dispute.opened", entry(pb.LogDisputeOpened, disputeData{Amount: 1, DisputeID: "dsp_1", Check: "risk_review"}), views{}},
-		{"dispute.resolved", entry(pb.LogDisputeResolved, disputeData{Amount: 1, DisputeID: "dsp_1", Outcome: pb.OutcomeReject}), views{}},
-		{"compensation.paid", entry(pb.LogCompensationPaid, compensationData{Amount: 1, DisputeID: "dsp_1"}), views{}},
+		{"dispute.opened", entry(pb.LogDisputeOpened, map[string]any{"amount": 1, "dispute_id": "dsp_1", "check": "risk_review"}), views{}},
+		{"dispute.resolved", entry(pb.LogDisputeResolved, map[string]any{"amount": 1, "dispute_id": "dsp_1", "outcome": pb.OutcomeReject}), views{}},
+		{"compensation.paid", entry(pb.LogCompensationPaid, map[string]any{"amount": 1, "dispute_id": "dsp_1"}), views{}},
 
 		// Logged before: the risk in clear, and no salt to hide an entry
 		// from a guess of it, so no leaf hash is given.

@@ -1,13 +1,15 @@
-package service
+package disputes
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
 	pb "github.com/paybound/paybound"
 )
 
-// TestProposeMerchantErrors feeds propose logs that the ledger would never
+// TestProposeMerchantErrors feeds propose logs (in the entry format the
+// core writes) that the ledger would never
 // write (it refuses a second capture, a capture after a cancel, and more
 // than the hold), as a tampered or buggy merchant integration might show:
 // each is placed on the merchant, naming the entries.
@@ -19,10 +21,10 @@ func TestProposeMerchantErrors(t *testing.T) {
 	ev := func(typ string, actor pb.Actor, data any) pb.LogEvent {
 		return pb.LogEvent{Type: typ, Subject: p.ID, Actor: actor, Data: data}
 	}
-	created := ev(pb.LogPaymentCreated, agent, createdData{Amount: 1000, Currency: "CNY"})
-	authorized := ev(pb.LogPaymentAuthorized, agent, authorizedData{Amount: 1000, Basis: basisMandate, MandateID: "mdt_x"})
+	created := ev(pb.LogPaymentCreated, agent, map[string]any{"amount": 1000, "currency": "CNY"})
+	authorized := ev(pb.LogPaymentAuthorized, agent, map[string]any{"amount": 1000, "basis": pb.BasisMandate, "mandate_id": "mdt_x"})
 	captured := func(amount int64) pb.LogEvent {
-		return ev(pb.LogPaymentCaptured, merchant, capturedData{Amount: amount})
+		return ev(pb.LogPaymentCaptured, merchant, map[string]any{"amount": amount, "fee": 0, "released": 0})
 	}
 	for _, c := range []struct {
 		name   string
@@ -30,7 +32,7 @@ func TestProposeMerchantErrors(t *testing.T) {
 		check  string
 	}{
 		{"duplicate capture", []pb.LogEvent{created, authorized, captured(500), captured(500)}, "duplicate_capture"},
-		{"capture after cancel", []pb.LogEvent{created, authorized, ev(pb.LogPaymentCanceled, merchant, releasedData{Released: 1000}), captured(1000)}, "capture_after_payment.canceled"},
+		{"capture after cancel", []pb.LogEvent{created, authorized, ev(pb.LogPaymentCanceled, merchant, map[string]any{"released": 1000}), captured(1000)}, "capture_after_payment.canceled"},
 		{"capture above the hold", []pb.LogEvent{created, authorized, captured(1500)}, "capture_above_authorized"},
 		{"as authorized", []pb.LogEvent{created, authorized, captured(1000)}, "mandate"},
 	} {
@@ -49,6 +51,16 @@ func TestProposeMerchantErrors(t *testing.T) {
 		}
 		if got.Attribution != want || got.Check != c.check || len(got.Evidence) != len(c.events) {
 			t.Errorf("%s: %+v; want %s by %s", c.name, got, want, c.check)
+		}
+	}
+}
+
+// TestLoggedDataIsCanonical: the data disputes logs is canonical JSON by
+// construction (pb.EncodeLogEntry's contract).
+func TestLoggedDataIsCanonical(t *testing.T) {
+	for _, v := range []any{disputeData{}, compensationData{}} {
+		if err := pb.CanonicalByConstruction(reflect.TypeOf(v)); err != nil {
+			t.Error(err)
 		}
 	}
 }

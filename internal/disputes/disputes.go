@@ -1,4 +1,10 @@
-package service
+// Package disputes is the disputes capability: the payer claims a captured
+// payment went wrong; the server reads the payment's history back from the
+// transparency log and proposes where the fault lies; the operator resolves
+// it with a refund from the merchant, a compensation from the platform's
+// fund, or a rejection. It runs over the payments core (Core) and its own
+// store interface, and offers its routes to the REST API (Routes).
+package disputes
 
 import (
 	"context"
@@ -10,12 +16,42 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
 )
 
-// Disputes: the payer claims a captured payment went wrong; the server
-// reads the payment's history back from the transparency log and proposes
-// where the fault lies; the operator resolves it with a refund from the
-// merchant, a compensation from the platform's fund, or a rejection.
+// Core is what disputes needs of the payments core (service.Service).
+type Core interface {
+	// Run runs op in the ledger writer, under idem when set.
+	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
+	// Payment returns payment id if caller is a party to it.
+	Payment(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error)
+	// Integrate places every entry logged so far in the log's tree.
+	Integrate(ctx context.Context) error
+	// Returnable is what may still be returned to p's payer.
+	Returnable(tx *ledger.Tx, p *pb.Payment) (int64, error)
+	// ApplyRefund refunds amt of p from its merchant, inside tx; the caller
+	// puts p.
+	ApplyRefund(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, amt int64, reason string) (*pb.Refund, error)
+	// Credited tells risk control that payer's wallet was credited.
+	Credited(payer string)
+}
+
+// Store is what disputes reads: its own rows, a payment's log entries (the
+// evidence) and the payer's latest payments (a possible duplicate).
+type Store interface {
+	pb.DisputeStore
+	SubjectLog(ctx context.Context, subject string, limit int) ([]pb.LogEntry, error)
+	ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Payment, bool, error)
+}
+
+// Service is the disputes capability. Safe for concurrent use.
+type Service struct {
+	core Core
+	st   Store
+}
+
+// New returns the disputes capability over core and st.
+func New(core Core, st Store) *Service { return &Service{core: core, st: st} }
 
 type disputeData struct {
 	Amount      int64            `json:"amount"`
@@ -37,42 +73,42 @@ type compensationData struct {
 
 func noDispute(id string) error { return pb.Errorf(pb.ErrNotFound, "id", "no such dispute: %s", id) }
 
-// OpenDispute (the payer) disputes a captured payment that is not wholly
+// Open (the payer) disputes a captured payment that is not wholly
 // refunded; a payment has at most one open dispute. The dispute carries the
 // server's proposal, made from the payment's log entries.
-func (s *Service) OpenDispute(ctx context.Context, caller pb.Principal, idem *Idempotency, paymentID string, reason pb.DisputeReason, details string) Result {
-	if err := requireRole(caller, pb.RoleUser); err != nil {
-		return Result{Err: err}
+func (s *Service) Open(ctx context.Context, caller pb.Principal, idem *service.Idempotency, paymentID string, reason pb.DisputeReason, details string) service.Result {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
+		return service.Result{Err: err}
 	}
 	if !slices.Contains(pb.DisputeReasons, reason) {
-		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "reason", "reason must be one of not_as_intended, unauthorized, merchant_error, duplicate, other")}
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "reason", "reason must be one of not_as_intended, unauthorized, merchant_error, duplicate, other")}
 	}
 	if len(details) > pb.MaxDisputeDetails || !utf8.ValidString(details) {
-		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "details", "details must be valid UTF-8 of at most %d bytes", pb.MaxDisputeDetails)}
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "details", "details must be valid UTF-8 of at most %d bytes", pb.MaxDisputeDetails)}
 	}
-	found, err := s.Payment(ctx, caller, paymentID)
+	found, err := s.core.Payment(ctx, caller, paymentID)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	// The evidence: every entry of the payment, placed in the tree.
-	if err := s.integrate(ctx); err != nil {
-		return Result{Err: err}
+	if err := s.core.Integrate(ctx); err != nil {
+		return service.Result{Err: err}
 	}
-	entries, err := s.st.SubjectLog(ctx, found.ID, maxTraceEntries)
+	entries, err := s.st.SubjectLog(ctx, found.ID, service.MaxTraceEntries)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	twin, err := s.twin(ctx, found)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	proposal := propose(found, entries, reason, twin)
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := tx.Payment(found.ID)
 		if err != nil {
 			return nil, err
 		}
-		left, err := s.returnable(tx, &p)
+		left, err := s.core.Returnable(tx, &p)
 		if err != nil {
 			return nil, err
 		}
@@ -92,12 +128,12 @@ func (s *Service) OpenDispute(ctx context.Context, caller pb.Principal, idem *Id
 			MerchantID: p.MerchantID, AgentID: p.AgentID, Status: pb.DisputeOpen, Reason: reason, Details: details,
 			Amount: left, Currency: p.Currency, Proposal: proposal,
 			CreatedAt: tx.Now().Truncate(time.Second)}
-		logPayment(tx, &p, pb.ActorOf(caller), pb.LogDisputeOpened, disputeData{DisputeID: d.ID, Reason: reason, Details: details,
+		service.LogPayment(tx, &p, pb.ActorOf(caller), pb.LogDisputeOpened, disputeData{DisputeID: d.ID, Reason: reason, Details: details,
 			Amount: d.Amount, Attribution: proposal.Attribution, Check: proposal.Check})
 		tx.PutPayment(p)
 		tx.PutDispute(d)
 		return &d, nil
-	}))
+	})
 }
 
 // ResolveParams is the operator's decision on a dispute.
@@ -107,43 +143,43 @@ type ResolveParams struct {
 	LiableParty string
 }
 
-// ResolveDispute (operator) decides an open dispute. A refund with the
+// Resolve (operator) decides an open dispute. A refund with the
 // merchant liable is a refund from the merchant; with the platform or the
 // agent's operator liable, a compensation from the platform's compensation
 // fund (the platform pays now, and recovers from an agent operator outside
 // Paybound). A rejection moves nothing. Each is in the ledger and the log.
-func (s *Service) ResolveDispute(ctx context.Context, caller pb.Principal, idem *Idempotency, id string, in ResolveParams) Result {
-	if err := requireRole(caller, pb.RoleOperator); err != nil {
-		return Result{Err: err}
+func (s *Service) Resolve(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string, in ResolveParams) service.Result {
+	if err := service.RequireRole(caller, pb.RoleOperator); err != nil {
+		return service.Result{Err: err}
 	}
 	if !pb.HasPrefix(id, pb.PrefixDispute) {
-		return Result{Err: noDispute(id)}
+		return service.Result{Err: noDispute(id)}
 	}
 	switch in.Outcome {
 	case pb.OutcomeRefundFull, pb.OutcomeReject:
 		if in.Amount != nil {
-			return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "amount", "amount is only for refund_partial")}
+			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "amount", "amount is only for refund_partial")}
 		}
 	case pb.OutcomeRefundPartial:
 		if in.Amount == nil {
-			return Result{Err: pb.Errorf(pb.ErrParameterMissing, "amount", "refund_partial needs an amount")}
+			return service.Result{Err: pb.Errorf(pb.ErrParameterMissing, "amount", "refund_partial needs an amount")}
 		}
 		if err := pb.ValidateAmount(*in.Amount, "amount"); err != nil {
-			return Result{Err: err}
+			return service.Result{Err: err}
 		}
 	default:
-		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "outcome", "outcome must be refund_full, refund_partial or reject")}
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "outcome", "outcome must be refund_full, refund_partial or reject")}
 	}
 	switch in.LiableParty {
 	case pb.LiableMerchant, pb.LiableAgentOperator, pb.LiablePlatform:
 	case pb.LiableUser:
 		if in.Outcome != pb.OutcomeReject {
-			return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "liable_party", "when the user is liable nobody pays them back: resolve with reject")}
+			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "liable_party", "when the user is liable nobody pays them back: resolve with reject")}
 		}
 	default:
-		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "liable_party", "liable_party must be merchant, agent_operator, platform or user")}
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "liable_party", "liable_party must be merchant, agent_operator, platform or user")}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		d, err := tx.Dispute(id)
 		if pb.ErrorCode(err) == pb.ErrNotFound {
 			return nil, noDispute(id)
@@ -158,7 +194,7 @@ func (s *Service) ResolveDispute(ctx context.Context, caller pb.Principal, idem 
 		if err != nil {
 			return nil, err
 		}
-		left, err := s.returnable(tx, &p)
+		left, err := s.core.Returnable(tx, &p)
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +213,7 @@ func (s *Service) ResolveDispute(ctx context.Context, caller pb.Principal, idem 
 		switch {
 		case res.Amount == 0:
 		case in.LiableParty == pb.LiableMerchant:
-			r, err := s.refund(tx, &p, actor, res.Amount, "dispute "+d.ID)
+			r, err := s.core.ApplyRefund(tx, &p, actor, res.Amount, "dispute "+d.ID)
 			if pb.ErrorCode(err) == pb.DeclineInsufficientFunds {
 				return nil, pb.Errorf(pb.DeclineInsufficientFunds, "liable_party", "the merchant's balance cannot cover the refund; the platform may compensate instead (liable_party platform)")
 			}
@@ -191,38 +227,18 @@ func (s *Service) ResolveDispute(ctx context.Context, caller pb.Principal, idem 
 			}
 		}
 		d.Status, d.Resolution = pb.DisputeResolved, res
-		logPayment(tx, &p, actor, pb.LogDisputeResolved, disputeData{DisputeID: d.ID, Amount: res.Amount,
+		service.LogPayment(tx, &p, actor, pb.LogDisputeResolved, disputeData{DisputeID: d.ID, Amount: res.Amount,
 			Outcome: res.Outcome, LiableParty: res.LiableParty, Attribution: d.Proposal.Attribution})
 		tx.PutPayment(p)
 		tx.PutDispute(d)
 		return &d, nil
-	}))
-}
-
-// returnable is what may still be returned to p's payer: the captured
-// amount less refunds and less what the platform compensated for it (a
-// compensation stands in for a refund, so nobody is paid back twice).
-func (s *Service) returnable(tx *ledger.Tx, p *pb.Payment) (int64, error) {
-	left := p.AmountCaptured - p.AmountRefunded
-	if p.Status != pb.StatusCaptured {
-		return left, nil // refunded in full: nothing was compensated on top
-	}
-	ds, err := tx.PaymentDisputes(p.ID)
-	if err != nil {
-		return 0, err
-	}
-	for _, d := range ds {
-		if d.Resolution != nil && d.Resolution.CompensationID != "" {
-			left -= d.Resolution.Amount
-		}
-	}
-	return max(left, 0), nil
+	})
 }
 
 // compensate pays res.Amount to the payer from the compensation fund.
 func (s *Service) compensate(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, d *pb.Dispute, res *pb.Resolution) (string, error) {
 	id := pb.NewID(pb.PrefixCompensation, tx.Now())
-	s.credited(p.PayerID)
+	s.core.Credited(p.PayerID)
 	err := tx.Atomic(func() error {
 		wallet, err := tx.Account(p.PayerID, p.Currency)
 		if err != nil {
@@ -239,7 +255,7 @@ func (s *Service) compensate(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, d *pb
 	if err != nil {
 		return "", err
 	}
-	logPayment(tx, p, actor, pb.LogCompensationPaid, compensationData{CompensationID: id, DisputeID: d.ID, Amount: res.Amount, LiableParty: res.LiableParty})
+	service.LogPayment(tx, p, actor, pb.LogCompensationPaid, compensationData{CompensationID: id, DisputeID: d.ID, Amount: res.Amount, LiableParty: res.LiableParty})
 	return id, nil
 }
 
@@ -267,9 +283,9 @@ func disputeParty(d *pb.Dispute, c pb.Principal) bool {
 	return false
 }
 
-// ListDisputes lists, newest first, the disputes caller is a party to,
+// List lists, newest first, the disputes caller is a party to,
 // optionally only those with status.
-func (s *Service) ListDisputes(ctx context.Context, caller pb.Principal, status, startingAfter string, limit int) ([]pb.Dispute, bool, error) {
+func (s *Service) List(ctx context.Context, caller pb.Principal, status, startingAfter string, limit int) ([]pb.Dispute, bool, error) {
 	f := pb.DisputeFilter{Status: status, StartingAfter: startingAfter, Limit: limit}
 	switch caller.Role {
 	case pb.RoleOperator:
@@ -308,6 +324,23 @@ func (s *Service) twin(ctx context.Context, p *pb.Payment) (*pb.Payment, error) 
 	}
 	return nil, nil
 }
+
+// The fields of the core's entries that a proposal reads: the log's entry
+// format, as any auditor reads it.
+type (
+	capturedEntry struct {
+		Amount int64 `json:"amount"`
+	}
+	authorizedEntry struct {
+		Basis string `json:"basis"`
+	}
+	askedEntry struct {
+		Reason string `json:"reason"`
+	}
+	approvedEntry struct {
+		Factor string `json:"factor"`
+	}
+)
 
 // event is a log entry as the proposal reads it.
 type event struct {
@@ -351,7 +384,7 @@ func propose(p *pb.Payment, entries []pb.LogEntry, reason pb.DisputeReason, twin
 		case pb.LogPaymentAuthorized:
 			authorized = ev
 		case pb.LogPaymentCaptured:
-			var c capturedData
+			var c capturedEntry
 			json.Unmarshal(ev.Data, &c)
 			capturedSum += c.Amount
 			if ended != nil {
@@ -378,7 +411,7 @@ func propose(p *pb.Payment, entries []pb.LogEntry, reason pb.DisputeReason, twin
 	byAgent := created != nil && created.Actor.Role == pb.RoleAgent
 	basis := ""
 	if authorized != nil {
-		var a authorizedData
+		var a authorizedEntry
 		json.Unmarshal(authorized.Data, &a)
 		basis = a.Basis
 	}
@@ -386,22 +419,22 @@ func propose(p *pb.Payment, entries []pb.LogEntry, reason pb.DisputeReason, twin
 	if reason == pb.ReasonDuplicate && twin != nil {
 		twinNote = fmt.Sprintf("; payment %s of the same amount to the same merchant was made %s apart", twin.ID, absDuration(twin.CreatedAt.Sub(p.CreatedAt)))
 	}
-	var q askedData
-	var a approvedData
+	var q askedEntry
+	var a approvedEntry
 	if asked != nil && approved != nil {
 		json.Unmarshal(asked.Data, &q)
 		json.Unmarshal(approved.Data, &a)
 	}
 	switch {
-	case byAgent && basis == basisConfirmation && asked != nil && approved != nil && q.Reason == confirmRiskReview:
+	case byAgent && basis == pb.BasisConfirmation && asked != nil && approved != nil && q.Reason == pb.ConfirmRiskReview:
 		// Within the mandate, flagged by risk control, and the user
 		// confirmed it anyway: what they asked for is what happened.
 		prop.Attribution, prop.Check = pb.AttributionUserIntentUnclear, "risk_review"
 		prop.Explanation = fmt.Sprintf("risk control asked the user to confirm this payment (entry %d) and the user confirmed it with %s (entry %d)%s",
 			asked.Index, a.Factor, approved.Index, twinNote)
-	case byAgent && basis == basisConfirmation && asked != nil && approved != nil:
+	case byAgent && basis == pb.BasisConfirmation && asked != nil && approved != nil:
 		why := "no mandate covered it"
-		if q.Reason == confirmAboveConfirm {
+		if q.Reason == pb.ConfirmAboveConfirm {
 			why = "it was above the mandate's confirm_above"
 		}
 		prop.Attribution, prop.Check = pb.AttributionAgentOutOfScope, "user_confirmation"
@@ -411,14 +444,14 @@ func propose(p *pb.Payment, entries []pb.LogEntry, reason pb.DisputeReason, twin
 		prop.Attribution, prop.Check = pb.AttributionAgentOutOfScope, "bearer_key"
 		prop.Explanation = fmt.Sprintf("the request came with agent %s's bearer key, not a signature (entry %d): whoever held the key could make it%s",
 			created.Actor.ID, created.Index, twinNote)
-	case byAgent && basis == basisMandate:
+	case byAgent && basis == pb.BasisMandate:
 		prop.Attribution, prop.Check = pb.AttributionUserIntentUnclear, "mandate"
 		prop.Explanation = fmt.Sprintf("every check of mandate %s passed (entry %d): the payment of %s was within the mandate as the user wrote it%s",
 			p.MandateID, authorized.Index, amt(p.Amount), twinNote)
 	default:
 		prop.Attribution, prop.Check = pb.AttributionNone, basis
 		prop.Explanation = "the log shows the payment made and captured as authorized" + twinNote
-		if basis == basisUser {
+		if basis == pb.BasisUser {
 			prop.Explanation = "the user made this payment with their own key, and the merchant captured it as authorized" + twinNote
 		}
 	}
