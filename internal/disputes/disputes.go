@@ -53,6 +53,9 @@ type Service struct {
 // New returns the disputes capability over core and st.
 func New(core Core, st Store) *Service { return &Service{core: core, st: st} }
 
+// disputeData and compensationData are the data of the entries disputes
+// logs (dispute.opened, dispute.resolved, compensation.paid); their fields
+// are in JSON-name order, so they encode canonically as they are.
 type disputeData struct {
 	Amount      int64            `json:"amount"`
 	Attribution pb.Attribution   `json:"attribution,omitempty"`

@@ -107,7 +107,7 @@ func TestDisputeAttributions(t *testing.T) {
 		{w.user, "pay_nonexistent", pb.ReasonOther, pb.ErrNotFound},
 	} {
 		if err := disputesOf(w.env).Open(ctx, c.caller, nil, c.id, c.reason, "").Err; pb.ErrorCode(err) != c.code {
-			t.Errorf("OpenDispute(%s, %s, %s) = %v, want %s", c.caller.Role, c.id, c.reason, err, c.code)
+			t.Errorf("Open(%s, %s, %s) = %v, want %s", c.caller.Role, c.id, c.reason, err, c.code)
 		}
 	}
 	p6, _ := w.pay(w.agent, mdt, w.cafe.ID, 100, "CNY") // authorized, not captured
