@@ -22,6 +22,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
+	"github.com/paybound/paybound/internal/agentid"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
@@ -307,8 +308,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("couldn't listen on %s: %w", m.Config.Addr, err)
 	}
+	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	m.srv = &http.Server{
-		Handler:           httpapi.New(m.Service, m.Logger, disputes.New(m.Service, m.store)),
+		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.store)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second, // above httpapi.MaxWait

@@ -59,6 +59,7 @@ var internal = map[string]kind{
 	"postgres":     store,
 	"sqlstore":     storeKit,
 	"service":      core,
+	"agentid":      capability,
 	"disputes":     capability,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,

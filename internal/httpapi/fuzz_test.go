@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/agentid"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
@@ -52,7 +53,8 @@ func newFixture(tb testing.TB) *fixture {
 	u := svc.CreateUser(ctx, op, nil, "fuzz").Value.(*service.NewUser)
 	m := svc.CreateMerchant(ctx, op, nil, "shop", "").Value.(*service.NewMerchant)
 	svc.Topup(ctx, pb.Principal{Role: pb.RoleUser, ID: u.ID, UserID: u.ID}, nil, 1_000_000, "USD")
-	return &fixture{h: httpapi.New(svc, nil, disputes.New(svc, st)), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
+	ids := agentid.New(svc, st, nil)
+	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, st)), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
 }
 
 // FuzzCreatePayment sends arbitrary bodies to POST /v1/payments: every

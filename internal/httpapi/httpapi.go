@@ -22,7 +22,6 @@ import (
 	"github.com/paybound/paybound/internal/httpapi/rest"
 	"github.com/paybound/paybound/internal/httpsig"
 	"github.com/paybound/paybound/internal/service"
-	"github.com/paybound/paybound/internal/strictjson"
 )
 
 // MaxBodyBytes bounds every request body (1 MiB).
@@ -37,6 +36,7 @@ func OpenAPI() []byte { return openAPI }
 // Server is the REST API.
 type Server struct {
 	svc     *service.Service
+	signed  SignedAuthenticator
 	log     *slog.Logger
 	mux     *http.ServeMux
 	handler http.Handler // mux, observed (observe.go)
@@ -53,12 +53,22 @@ type Capability interface {
 	Routes() []rest.Route
 }
 
-// New builds the API over the payments core svc and the capabilities.
-func New(svc *service.Service, log *slog.Logger, capabilities ...Capability) *Server {
+// SignedAuthenticator authenticates an agent's request signed with HTTP
+// Message Signatures (RFC 9421), from the request as signed: agent
+// identity (internal/agentid).
+type SignedAuthenticator interface {
+	Authenticate(ctx context.Context, m httpsig.Message) (pb.Principal, error)
+}
+
+// New builds the API over the payments core svc and the capabilities;
+// signed authenticates the requests that carry a signature
+// (Signature-Input) instead of an API key, and must be set for a server
+// that serves them.
+func New(svc *service.Service, log *slog.Logger, signed SignedAuthenticator, capabilities ...Capability) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, log: log, mux: http.NewServeMux()}
+	s := &Server{svc: svc, signed: signed, log: log, mux: http.NewServeMux()}
 	s.handler = s.observe(s.mux)
 	s.routes = []Route{
 		{Method: "GET", Pattern: "/healthz", Public: true, Handler: s.healthz},
@@ -66,9 +76,6 @@ func New(svc *service.Service, log *slog.Logger, capabilities ...Capability) *Se
 		{Method: "POST", Pattern: "/v1/users", Idempotent: true, Secret: true, Handler: s.createUser},
 		{Method: "POST", Pattern: "/v1/merchants", Idempotent: true, Secret: true, Handler: s.createMerchant},
 		{Method: "POST", Pattern: "/v1/agents", Idempotent: true, Secret: true, Handler: s.createAgent},
-		{Method: "POST", Pattern: "/v1/agents/{id}/keys", Idempotent: true, Handler: s.addAgentKey},
-		{Method: "GET", Pattern: "/v1/agents/{id}/keys", Handler: s.agentKeys},
-		{Method: "POST", Pattern: "/v1/agents/{id}/keys/{keyid}/revoke", Idempotent: true, Handler: s.revokeAgentKey},
 		{Method: "POST", Pattern: "/v1/topups", Idempotent: true, Handler: s.topup},
 		{Method: "POST", Pattern: "/v1/users/{id}/fundings", Idempotent: true, Handler: s.fund},
 		{Method: "GET", Pattern: "/v1/balance", Handler: s.balance},
@@ -172,7 +179,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
 				scheme = "https"
 			}
-			p, err := s.svc.AuthenticateSigned(q.Ctx, httpsig.RequestMessage(r, scheme, q.Body))
+			p, err := s.signed.Authenticate(q.Ctx, httpsig.RequestMessage(r, scheme, q.Body))
 			if err != nil {
 				s.securityEvent(r, "signature_refused", err)
 				rest.WriteError(w, s.log, err)
@@ -343,7 +350,7 @@ func (s *Server) createAgent(q *rest.Request) (int, any, error) {
 	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	if err := checkJWK(in.PublicKey); err != nil {
+	if err := rest.CheckJWK(in.PublicKey); err != nil {
 		return 0, nil, err
 	}
 	return q.Run(201, func() service.Result { return s.svc.CreateAgent(q.Ctx, q.Caller, q.Idem, in.Name, in.PublicKey) })
@@ -663,63 +670,6 @@ func (s *Server) passkeyAssertion(q *rest.Request) (int, any, error) {
 
 func (s *Server) deny(q *rest.Request) (int, any, error) {
 	return q.Act(s.svc.Deny)
-}
-
-func (s *Server) addAgentKey(q *rest.Request) (int, any, error) {
-	var in struct {
-		PublicKey          json.RawMessage `json:"public_key"`
-		RotateAfterSeconds int64           `json:"rotate_after_seconds"`
-	}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if len(in.PublicKey) == 0 {
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "public_key", "public_key is required: an Ed25519 JWK")
-	}
-	if err := checkJWK(in.PublicKey); err != nil {
-		return 0, nil, err
-	}
-	if in.RotateAfterSeconds < 0 || in.RotateAfterSeconds > 30*24*3600 {
-		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "rotate_after_seconds", "rotate_after_seconds must be between 0 and 2592000 (30 days)")
-	}
-	id := q.PathValue("id")
-	rotate := time.Duration(in.RotateAfterSeconds) * time.Second
-	return q.Run(201, func() service.Result { return s.svc.AddAgentKey(q.Ctx, q.Caller, q.Idem, id, in.PublicKey, rotate) })
-}
-
-// checkJWK refuses a public_key in which a member that Paybound reads is
-// named with other letter cases ("X" for "x"): JWK member names are
-// case-sensitive (RFC 7517 §4), so another parser ignores "X" where
-// encoding/json would read it as the key. Other members (kid, use) are
-// allowed, as JWKs carry them. Duplicates and invalid UTF-8 were refused
-// with the body.
-func checkJWK(raw json.RawMessage) error {
-	var k struct {
-		Kty string `json:"kty"`
-		Crv string `json:"crv"`
-		X   string `json:"x"`
-		D   string `json:"d"`
-	}
-	if len(raw) == 0 {
-		return nil
-	}
-	var e *strictjson.Error
-	if err := (strictjson.Options{AllowUnknownFields: true}).Unmarshal(raw, &k); errors.As(err, &e) {
-		return pb.Errorf(pb.ErrParameterInvalid, "public_key", "public_key: %v", e)
-	}
-	return nil // type errors are ParseEd25519JWK's to explain
-}
-
-func (s *Server) agentKeys(q *rest.Request) (int, any, error) {
-	keys, err := s.svc.AgentKeys(q.Ctx, q.Caller, q.PathValue("id"))
-	return 200, map[string]any{"object": "list", "data": keys, "has_more": false}, err
-}
-
-func (s *Server) revokeAgentKey(q *rest.Request) (int, any, error) {
-	keyid := q.PathValue("keyid")
-	return q.Act(func(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
-		return s.svc.RevokeAgentKey(ctx, caller, idem, id, keyid)
-	})
 }
 
 func (s *Server) verify(q *rest.Request) (int, any, error) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paybound/paybound/internal/agentid"
 	"github.com/paybound/paybound/internal/disputes"
 )
 
@@ -246,7 +247,10 @@ func checkSecurity(doc map[string]any, routes []Route) []string {
 	return problems
 }
 
-func routes() []Route { return New(nil, nil, disputes.New(nil, nil)).Routes() }
+func routes() []Route {
+	ids := agentid.New(nil, nil, nil)
+	return New(nil, nil, ids, ids, disputes.New(nil, nil)).Routes()
+}
 
 func report(t *testing.T, what string, problems []string) {
 	t.Helper()
@@ -283,7 +287,7 @@ func TestOpenAPIServed(t *testing.T) {
 		if c.proto != "" {
 			r.Header.Set("X-Forwarded-Proto", c.proto)
 		}
-		New(nil, nil).ServeHTTP(rec, r)
+		New(nil, nil, nil).ServeHTTP(rec, r)
 		if rec.Code != 200 {
 			t.Fatalf("GET /v1/openapi.json: status %d", rec.Code)
 		}

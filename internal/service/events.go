@@ -141,7 +141,9 @@ type keyData struct {
 	RevokedAt *time.Time      `json:"revoked_at,omitempty"`
 }
 
-func logKey(tx *ledger.Tx, caller pb.Principal, typ string, k pb.AgentKey) {
+// LogKey records k, added or changed by caller, in the agent's log entries
+// (typ: pb.LogAgentKeyAdded or pb.LogAgentKeyRevoked).
+func LogKey(tx *ledger.Tx, caller pb.Principal, typ string, k pb.AgentKey) {
 	logRecord(tx, k.AgentID, pb.ActorOf(caller), typ, keyData{KeyID: k.KeyID, PublicKey: json.RawMessage(k.PublicKey),
 		NotAfter: k.NotAfter, RevokedAt: k.RevokedAt})
 }

@@ -142,7 +142,7 @@ func (s *Service) CreateAgent(ctx context.Context, caller pb.Principal, idem *Id
 		if keyid != "" {
 			k := pb.AgentKey{KeyID: keyid, AgentID: a.ID, PublicKey: jwk, CreatedAt: now}
 			tx.AddAgentKey(k)
-			logKey(tx, caller, pb.LogAgentKeyAdded, k)
+			LogKey(tx, caller, pb.LogAgentKeyAdded, k)
 		}
 		return &NewAgent{Agent: a, APIKey: s.newKey(tx, pb.RoleAgent, a.ID, caller.ID)}, nil
 	}))

@@ -261,3 +261,26 @@ type Raw struct {
 	ContentType string
 	Body        []byte
 }
+
+// CheckJWK refuses a public_key in which a member that Paybound reads is
+// named with other letter cases ("X" for "x"): JWK member names are
+// case-sensitive (RFC 7517 §4), so another parser ignores "X" where
+// encoding/json would read it as the key. Other members (kid, use) are
+// allowed, as JWKs carry them. Duplicates and invalid UTF-8 were refused
+// with the body.
+func CheckJWK(raw json.RawMessage) error {
+	var k struct {
+		Kty string `json:"kty"`
+		Crv string `json:"crv"`
+		X   string `json:"x"`
+		D   string `json:"d"`
+	}
+	if len(raw) == 0 {
+		return nil
+	}
+	var e *strictjson.Error
+	if err := (strictjson.Options{AllowUnknownFields: true}).Unmarshal(raw, &k); errors.As(err, &e) {
+		return pb.Errorf(pb.ErrParameterInvalid, "public_key", "public_key: %v", e)
+	}
+	return nil // type errors are ParseEd25519JWK's to explain
+}

@@ -1,4 +1,4 @@
-package service
+package agentid
 
 import (
 	"context"
@@ -37,7 +37,7 @@ func sigErr(code pb.Code, format string, args ...any) error {
 	return pb.Errorf(code, "", format, args...)
 }
 
-// AuthenticateSigned authenticates an agent's request signed with HTTP
+// Authenticate authenticates an agent's request signed with HTTP
 // Message Signatures (RFC 9421, Web Bot Auth profile) instead of a bearer
 // key. The signature must be fresh (created, expires), carry a nonce never
 // seen before (remembered durably for the window, so a replay fails even
@@ -46,7 +46,7 @@ func sigErr(code pb.Code, format string, args ...any) error {
 // request has one. keyid names the agent (the RFC 7638 thumbprint of its
 // registered key). m is the request as signed, whatever transport carried
 // it (internal/httpapi builds it from an *http.Request).
-func (s *Service) AuthenticateSigned(ctx context.Context, m httpsig.Message) (pb.Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, m httpsig.Message) (pb.Principal, error) {
 	sigs, err := httpsig.Parse(m.Header)
 	switch {
 	case errors.Is(err, httpsig.ErrMissing):
@@ -114,9 +114,9 @@ func (s *Service) AuthenticateSigned(ctx context.Context, m httpsig.Message) (pb
 	if enc, err := json.Marshal(ev); err != nil || len(enc) > maxEvidenceJSON {
 		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signed request is too large to keep as evidence (%d bytes as JSON; at most %d)", len(enc), maxEvidenceJSON)
 	}
-	_, err = s.led.Submit(ctx, func(tx *ledger.Tx) (any, error) {
+	err = s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
 		return nil, tx.UseNonce(pb.Nonce{KeyID: sig.KeyID, Nonce: sig.Nonce, Expires: sig.Expires.Add(SignatureSkew)})
-	})
+	}).Err
 	if errors.Is(err, ledger.ErrNonceUsed) {
 		return pb.Principal{}, sigErr(pb.ErrSignatureReplayed, "this signature's nonce was used before; sign each request anew")
 	}
@@ -162,114 +162,4 @@ func jwkPublicKey(jwk string) (ed25519.PublicKey, error) {
 		return nil, errors.New("not an Ed25519 key")
 	}
 	return ed25519.PublicKey(x), nil
-}
-
-// MaxAgentKeys bounds an agent's keys, revoked ones included.
-const MaxAgentKeys = 20
-
-// AgentKeyView is an agent key as the API shows it.
-type AgentKeyView struct {
-	pb.AgentKey
-	PublicKey json.RawMessage `json:"public_key"`
-	Active    bool            `json:"active"`
-}
-
-func (s *Service) keyView(k pb.AgentKey) AgentKeyView {
-	return AgentKeyView{AgentKey: k, PublicKey: json.RawMessage(k.PublicKey), Active: k.ValidAt(s.clock.Now())}
-}
-
-// ownAgent checks that agent id belongs to user caller.
-func (s *Service) ownAgent(ctx context.Context, caller pb.Principal, id string) error {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
-		return err
-	}
-	a, err := s.st.Agent(ctx, id)
-	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && a.UserID != caller.ID) {
-		return pb.Errorf(pb.ErrNotFound, "id", "you have no agent %s", id)
-	}
-	return err
-}
-
-// AddAgentKey (user) registers another signing key for one of the caller's
-// agents. With rotate > 0, the agent's other valid keys stop working after
-// that grace period: both sign meanwhile, so the agent can switch without
-// a gap.
-func (s *Service) AddAgentKey(ctx context.Context, caller pb.Principal, idem *Idempotency, agentID string, publicKey []byte, rotate time.Duration) Result {
-	if err := s.ownAgent(ctx, caller, agentID); err != nil {
-		return Result{Err: err}
-	}
-	if rotate < 0 || rotate > 30*24*time.Hour {
-		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "rotate_after_seconds", "rotate_after_seconds must be between 0 and 30 days")}
-	}
-	jwk, keyid, err := pb.ParseEd25519JWK(publicKey)
-	if err != nil {
-		return Result{Err: err}
-	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		if taken, err := tx.HasAgentKey(keyid); err != nil || taken {
-			return nil, firstErr(err, pb.Errorf(pb.ErrParameterInvalid, "public_key", "this key is already registered to an agent"))
-		}
-		keys, err := s.st.AgentKeys(tx.Context(), agentID)
-		if err != nil {
-			return nil, err
-		}
-		if len(keys) >= MaxAgentKeys {
-			return nil, pb.Errorf(pb.ErrParameterInvalid, "public_key", "an agent has at most %d keys", MaxAgentKeys)
-		}
-		now := tx.Now().Truncate(time.Second)
-		if rotate > 0 {
-			until := now.Add(rotate)
-			for _, k := range keys {
-				if k.ValidAt(now) && (k.NotAfter == nil || k.NotAfter.After(until)) {
-					k.NotAfter = &until
-					tx.AddAgentKey(k)
-				}
-			}
-		}
-		k := pb.AgentKey{KeyID: keyid, AgentID: agentID, PublicKey: jwk, CreatedAt: now}
-		tx.AddAgentKey(k)
-		logKey(tx, caller, pb.LogAgentKeyAdded, k)
-		v := s.keyView(k)
-		return &v, nil
-	}))
-}
-
-// RevokeAgentKey (user) revokes one of an agent's keys at once.
-func (s *Service) RevokeAgentKey(ctx context.Context, caller pb.Principal, idem *Idempotency, agentID, keyid string) Result {
-	if err := s.ownAgent(ctx, caller, agentID); err != nil {
-		return Result{Err: err}
-	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		k, err := s.st.AgentKey(tx.Context(), keyid)
-		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && k.AgentID != agentID) {
-			return nil, pb.Errorf(pb.ErrNotFound, "keyid", "agent %s has no key %s", agentID, keyid)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if k.RevokedAt == nil {
-			now := tx.Now().Truncate(time.Second)
-			k.RevokedAt = &now
-			tx.AddAgentKey(*k)
-			logKey(tx, caller, pb.LogAgentKeyRevoked, *k)
-		}
-		v := s.keyView(*k)
-		return &v, nil
-	}))
-}
-
-// AgentKeys (user) lists an agent's keys.
-func (s *Service) AgentKeys(ctx context.Context, caller pb.Principal, agentID string) ([]AgentKeyView, error) {
-	if err := s.ownAgent(ctx, caller, agentID); err != nil {
-		return nil, err
-	}
-	keys, err := s.st.AgentKeys(ctx, agentID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]AgentKeyView, len(keys))
-	for i, k := range keys {
-		out[i] = s.keyView(k)
-	}
-	return out, nil
 }
