@@ -23,6 +23,7 @@ import (
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
@@ -299,9 +300,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
 		OperatorKey: key, FeeBPS: m.Config.FeeBPS,
-		RequireSignatureDefault: m.Config.RequireSignatures, PasskeyRPID: m.Config.PasskeyRPID,
-		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, LogKey: logKey, WitnessPolicy: policy,
+		RequireSignatureDefault: m.Config.RequireSignatures, LogKey: logKey, WitnessPolicy: policy,
 		Risk: riskCfg, Sandbox: m.Config.Sandbox || m.Config.Demo}); err != nil {
+		return err
+	}
+	cfm, err := confirm.New(m.Service, m.store, confirm.Config{OperatorKey: key, PasskeyRPID: m.Config.PasskeyRPID,
+		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
 		return err
 	}
 	m.Service.Start()
@@ -310,7 +315,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	m.srv = &http.Server{
-		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.store)),
+		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.store), cfm),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second, // above httpapi.MaxWait

@@ -60,6 +60,7 @@ var internal = map[string]kind{
 	"sqlstore":     storeKit,
 	"service":      core,
 	"agentid":      capability,
+	"confirm":      capability,
 	"disputes":     capability,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,

@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
@@ -44,7 +45,8 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: service.NewAPIKey(pb.RoleOperator), LogKey: logKey, Sandbox: true})
+	opKey := service.NewAPIKey(pb.RoleOperator)
+	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: opKey, LogKey: logKey, Sandbox: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -54,7 +56,11 @@ func newFixture(tb testing.TB) *fixture {
 	m := svc.CreateMerchant(ctx, op, nil, "shop", "").Value.(*service.NewMerchant)
 	svc.Topup(ctx, pb.Principal{Role: pb.RoleUser, ID: u.ID, UserID: u.ID}, nil, 1_000_000, "USD")
 	ids := agentid.New(svc, st, nil)
-	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, st)), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
+	cfm, err := confirm.New(svc, st, confirm.Config{OperatorKey: opKey})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, st), cfm), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
 }
 
 // FuzzCreatePayment sends arbitrary bodies to POST /v1/payments: every

@@ -86,16 +86,6 @@ func New(svc *service.Service, log *slog.Logger, signed SignedAuthenticator, cap
 		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, Handler: s.cancel},
 		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, Handler: s.refund},
 		{Method: "GET", Pattern: "/v1/ledger/verify", Handler: s.verify},
-		{Method: "POST", Pattern: "/v1/totp", Idempotent: true, Secret: true, Handler: s.enrollTOTP},
-		{Method: "POST", Pattern: "/v1/passkeys/registration", Handler: s.passkeyRegistration},
-		{Method: "POST", Pattern: "/v1/passkeys", Idempotent: true, Handler: s.registerPasskey},
-		{Method: "GET", Pattern: "/v1/passkeys", Handler: s.passkeys},
-		{Method: "POST", Pattern: "/v1/passkeys/{id}/revoke", Idempotent: true, Handler: s.revokePasskey},
-		{Method: "POST", Pattern: "/v1/passkeys/assertion", Handler: s.passkeyAssertion},
-		{Method: "POST", Pattern: "/v1/totp/verify", Idempotent: true, Handler: s.verifyTOTP},
-		{Method: "GET", Pattern: "/v1/confirmations", Handler: s.listConfirmations},
-		{Method: "POST", Pattern: "/v1/confirmations/{id}/approve", Idempotent: true, Handler: s.approve},
-		{Method: "POST", Pattern: "/v1/confirmations/{id}/deny", Idempotent: true, Handler: s.deny},
 		{Method: "POST", Pattern: "/v1/mandates", Idempotent: true, Handler: s.createMandate},
 		{Method: "GET", Pattern: "/v1/mandates", Handler: s.listMandates},
 		{Method: "GET", Pattern: "/v1/mandates/{id}", Handler: s.getMandate},
@@ -576,100 +566,6 @@ func (s *Server) getMandate(q *rest.Request) (int, any, error) {
 
 func (s *Server) revokeMandate(q *rest.Request) (int, any, error) {
 	return q.Act(s.svc.RevokeMandate)
-}
-
-func (s *Server) enrollTOTP(q *rest.Request) (int, any, error) {
-	var in struct{}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
-	}
-	return q.Run(201, func() service.Result { return s.svc.EnrollTOTP(q.Ctx, q.Caller, q.Idem) })
-}
-
-func (s *Server) verifyTOTP(q *rest.Request) (int, any, error) {
-	var in struct {
-		Code string `json:"code"`
-	}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if in.Code == "" {
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "code", "code is required: the 6 digits the authenticator app shows")
-	}
-	return q.Run(200, func() service.Result { return s.svc.VerifyTOTP(q.Ctx, q.Caller, q.Idem, in.Code) })
-}
-
-func (s *Server) approve(q *rest.Request) (int, any, error) {
-	var in struct {
-		TOTP    string          `json:"totp"`
-		Passkey json.RawMessage `json:"passkey"`
-	}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
-	}
-	id := q.PathValue("id")
-	switch {
-	case in.TOTP != "" && len(in.Passkey) > 0:
-		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "passkey", "give one factor: totp or passkey, not both")
-	case len(in.Passkey) > 0:
-		return q.Run(200, func() service.Result { return s.svc.ApproveWithPasskey(q.Ctx, q.Caller, q.Idem, id, in.Passkey) })
-	case in.TOTP == "":
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "passkey", "a factor is required: passkey (an assertion from POST /v1/passkeys/assertion) or totp (the 6 digits your authenticator app shows)")
-	}
-	return q.Run(200, func() service.Result { return s.svc.ApproveWithTOTP(q.Ctx, q.Caller, q.Idem, id, in.TOTP) })
-}
-
-// passkeyRegistration begins a passkey registration: the options for
-// navigator.credentials.create().
-func (s *Server) passkeyRegistration(q *rest.Request) (int, any, error) {
-	var in struct{}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
-	}
-	opts, err := s.svc.BeginPasskeyRegistration(q.Ctx, q.Caller)
-	return 200, opts, err
-}
-
-func (s *Server) registerPasskey(q *rest.Request) (int, any, error) {
-	var in struct {
-		Credential json.RawMessage `json:"credential"`
-	}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if len(in.Credential) == 0 {
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "credential", "credential is required: the PublicKeyCredential navigator.credentials.create() returned, as JSON")
-	}
-	return q.Run(201, func() service.Result { return s.svc.RegisterPasskey(q.Ctx, q.Caller, q.Idem, in.Credential) })
-}
-
-func (s *Server) passkeys(q *rest.Request) (int, any, error) {
-	keys, err := s.svc.Passkeys(q.Ctx, q.Caller)
-	return 200, map[string]any{"object": "list", "data": keys, "has_more": false}, err
-}
-
-func (s *Server) revokePasskey(q *rest.Request) (int, any, error) {
-	return q.Act(s.svc.RevokePasskey)
-}
-
-// passkeyAssertion returns the options for navigator.credentials.get()
-// that approve one confirmation's payment.
-func (s *Server) passkeyAssertion(q *rest.Request) (int, any, error) {
-	var in struct {
-		ConfirmationID string `json:"confirmation_id"`
-	}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
-	}
-	if in.ConfirmationID == "" {
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "confirmation_id", "confirmation_id is required: the cfm_… of the payment to approve")
-	}
-	opts, err := s.svc.PasskeyApprovalOptions(q.Ctx, q.Caller, in.ConfirmationID)
-	return 200, opts, err
-}
-
-func (s *Server) deny(q *rest.Request) (int, any, error) {
-	return q.Act(s.svc.Deny)
 }
 
 func (s *Server) verify(q *rest.Request) (int, any, error) {

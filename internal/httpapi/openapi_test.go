@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 )
 
@@ -249,7 +250,11 @@ func checkSecurity(doc map[string]any, routes []Route) []string {
 
 func routes() []Route {
 	ids := agentid.New(nil, nil, nil)
-	return New(nil, nil, ids, ids, disputes.New(nil, nil)).Routes()
+	cfm, err := confirm.New(nil, nil, confirm.Config{})
+	if err != nil {
+		panic(err)
+	}
+	return New(nil, nil, ids, ids, disputes.New(nil, nil), cfm).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
@@ -56,11 +57,11 @@ func TestDisputeAttributions(t *testing.T) {
 	if err != nil || p2.Status != pb.StatusRequiresConfirmation {
 		t.Fatalf("above confirm_above: %v %+v", err, p2)
 	}
-	en := must[*service.TOTPEnrolment](t, w.svc.EnrollTOTP(ctx, w.user, nil))
+	en := must[*confirm.TOTPEnrolment](t, w.confirm.EnrollTOTP(ctx, w.user, nil))
 	secret, _ := stepup.DecodeTOTPSecret(en.Secret)
-	must[*service.TOTPEnrolment](t, w.svc.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
+	must[*confirm.TOTPEnrolment](t, w.confirm.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
 	w.clock.Advance(stepup.TOTPStep)
-	must[*pb.Payment](t, w.svc.ApproveWithTOTP(ctx, w.user, nil, p2.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now())))
+	must[*pb.Payment](t, w.confirm.ApproveWithTOTP(ctx, w.user, nil, p2.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now())))
 	d2 := w.dispute(t, w.capture(t, p2), pb.ReasonNotAsIntended)
 	if d2.Proposal.Attribution != pb.AttributionAgentOutOfScope || d2.Proposal.Check != "user_confirmation" ||
 		!strings.Contains(d2.Proposal.Explanation, "confirm_above") || !strings.Contains(d2.Proposal.Explanation, "totp") {

@@ -79,12 +79,6 @@ type capturedData struct {
 	Released int64 `json:"released"` // the part of the hold not captured
 }
 
-type approvedData struct {
-	ConfirmationID string `json:"confirmation_id"`
-	Factor         string `json:"factor"` // "totp" or "passkey"
-	PasskeyID      []byte `json:"passkey_id,omitempty"`
-}
-
 type releasedData struct {
 	Released int64  `json:"released"`
 	What     string `json:"what,omitempty"` // for expiries: "hold" or "confirmation"

@@ -12,7 +12,7 @@ import (
 // encoding/json writes canonical JSON without a round trip
 // (pb.EncodeLogEntry's contract).
 func TestLogDataIsCanonicalByConstruction(t *testing.T) {
-	for _, v := range []any{createdData{}, declinedData{}, askedData{}, authorizedData{}, capturedData{}, approvedData{},
+	for _, v := range []any{createdData{}, declinedData{}, askedData{}, authorizedData{}, capturedData{},
 		releasedData{}, refundedData{}, keyData{}, topupData{}, pb.RiskOpening{}, pb.RiskDetail{},
 		pb.RequestEvidence{}, pb.Actor{}} {
 		checkSorted(t, reflect.TypeOf(v))

@@ -12,7 +12,7 @@ func (s *Service) Assess(ctx context.Context, caller pb.Principal, params Create
 	if err := s.validatePayment(&params); err != nil {
 		return nil, err
 	}
-	m, err := s.merchant(ctx, params.MerchantID)
+	m, err := s.Merchant(ctx, params.MerchantID)
 	if err != nil || m == nil {
 		return nil, err
 	}

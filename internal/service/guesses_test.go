@@ -8,6 +8,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
 )
@@ -31,9 +32,9 @@ func wrongCodeFor(secret []byte, w *mandateWorld, i int) string {
 func TestCodeGuessing(t *testing.T) {
 	w := newMandateWorld(t)
 	ctx := context.Background()
-	e := must[*service.TOTPEnrolment](t, w.svc.EnrollTOTP(ctx, w.user, nil))
+	e := must[*confirm.TOTPEnrolment](t, w.confirm.EnrollTOTP(ctx, w.user, nil))
 	secret, _ := stepup.DecodeTOTPSecret(e.Secret)
-	must[*service.TOTPEnrolment](t, w.svc.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
+	must[*confirm.TOTPEnrolment](t, w.confirm.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
 	w.clock.Advance(stepup.TOTPStep)
 	render := func(v any, err error) (int, []byte) {
 		if err != nil {
@@ -45,7 +46,7 @@ func TestCodeGuessing(t *testing.T) {
 	try := func(cfm, code string) error {
 		guess++
 		idem := &service.Idempotency{Caller: w.user.ID, Key: fmt.Sprintf("guess-%d", guess), Hash: [32]byte{byte(guess)}, Render: render}
-		return w.svc.ApproveWithTOTP(ctx, w.user, idem, cfm, code).Err
+		return w.confirm.ApproveWithTOTP(ctx, w.user, idem, cfm, code).Err
 	}
 	waiting := func() *pb.Payment {
 		p, err := w.pay(w.agent, "", w.cafe.ID, 500, "CNY")
@@ -76,8 +77,8 @@ func TestCodeGuessing(t *testing.T) {
 	}
 	// The user's passkey still approves it.
 	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(w.user.ID)})
-	cred := registerPasskey(t, w.svc, w.user, &auth)
-	a := must[*pb.Payment](t, w.svc.ApproveWithPasskey(ctx, w.user, nil, first.Confirmation.ID, assertFor(t, w.svc, w.user, first.Confirmation.ID, auth, cred)))
+	cred := registerPasskey(t, w.confirm, w.user, &auth)
+	a := must[*pb.Payment](t, w.confirm.ApproveWithPasskey(ctx, w.user, nil, first.Confirmation.ID, assertFor(t, w.confirm, w.user, first.Confirmation.ID, auth, cred)))
 	if a.Status != pb.StatusAuthorized {
 		t.Fatalf("approved with the passkey: %+v", a)
 	}
@@ -92,19 +93,19 @@ func TestCodeGuessing(t *testing.T) {
 	next := waiting()
 	err := try(next.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now()))
 	var pe *pb.Error
-	if pb.ErrorCode(err) != pb.ErrRateLimited || !asError(err, &pe) || pe.RetryAfter <= 0 || pe.RetryAfter > service.CodeFailureWindow {
+	if pb.ErrorCode(err) != pb.ErrRateLimited || !asError(err, &pe) || pe.RetryAfter <= 0 || pe.RetryAfter > confirm.CodeFailureWindow {
 		t.Fatalf("the 11th code within the window: %v", err)
 	}
-	if r := w.svc.VerifyTOTP(ctx, w.user, nil, "000000"); pb.ErrorCode(r.Err) != pb.ErrRateLimited {
+	if r := w.confirm.VerifyTOTP(ctx, w.user, nil, "000000"); pb.ErrorCode(r.Err) != pb.ErrRateLimited {
 		t.Fatalf("enrolment codes are limited too: %v", r.Err)
 	}
-	w.clock.Advance(service.CodeFailureWindow)
+	w.clock.Advance(confirm.CodeFailureWindow)
 	code := stepup.TOTPCode(secret, w.clock.Now())
-	if p := must[*pb.Payment](t, w.svc.ApproveWithTOTP(ctx, w.user, nil, waiting().Confirmation.ID, code)); p.Status != pb.StatusAuthorized {
+	if p := must[*pb.Payment](t, w.confirm.ApproveWithTOTP(ctx, w.user, nil, waiting().Confirmation.ID, code)); p.Status != pb.StatusAuthorized {
 		t.Fatalf("after the window: %+v", p)
 	}
 	// The same code, still current, does not approve another payment.
-	if r := w.svc.ApproveWithTOTP(ctx, w.user, nil, waiting().Confirmation.ID, code); pb.ErrorCode(r.Err) != pb.ErrTOTPInvalid {
+	if r := w.confirm.ApproveWithTOTP(ctx, w.user, nil, waiting().Confirmation.ID, code); pb.ErrorCode(r.Err) != pb.ErrTOTPInvalid {
 		t.Fatalf("a code used twice: %v", r.Err)
 	}
 	w.verify(t)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
@@ -230,11 +231,11 @@ func TestApprovedMandatePaymentUsesTheBudget(t *testing.T) {
 	if v, _ := w.svc.Mandate(ctx, w.user, id); v.RemainingBudget != 5000 {
 		t.Fatalf("a waiting payment reserved budget: %d", v.RemainingBudget)
 	}
-	e := must[*service.TOTPEnrolment](t, w.svc.EnrollTOTP(ctx, w.user, nil))
+	e := must[*confirm.TOTPEnrolment](t, w.confirm.EnrollTOTP(ctx, w.user, nil))
 	secret, _ := stepup.DecodeTOTPSecret(e.Secret)
-	must[*service.TOTPEnrolment](t, w.svc.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
+	must[*confirm.TOTPEnrolment](t, w.confirm.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
 	w.clock.Advance(stepup.TOTPStep)
-	a := must[*pb.Payment](t, w.svc.ApproveWithTOTP(ctx, w.user, nil, p.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now())))
+	a := must[*pb.Payment](t, w.confirm.ApproveWithTOTP(ctx, w.user, nil, p.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now())))
 	if a.Status != pb.StatusAuthorized {
 		t.Fatalf("approved: %+v", a)
 	}

@@ -45,6 +45,15 @@ func validName(name, param string, max int) error {
 	return nil
 }
 
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
 // RequireRole refuses a caller whose role is none of roles, naming the
 // key the call needs.
 func RequireRole(p pb.Principal, roles ...pb.Role) error {
@@ -355,7 +364,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 	if params.MandateID != "" && caller.Role != pb.RoleAgent {
 		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "mandate_id", "mandate_id is for payments an agent makes under a mandate; a user pays without one")}
 	}
-	merchant, err := s.merchant(ctx, params.MerchantID)
+	merchant, err := s.Merchant(ctx, params.MerchantID)
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -399,7 +408,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		err := s.authorize(tx, &p, merchant, false)
 		logOutcome(tx, &p, pb.ActorOf(caller), false, err)
 		tx.PutPayment(p)
-		return shown(&p, caller), err
+		return Shown(&p, caller), err
 	})
 	p, _ := v.(*pb.Payment)
 	if replayed {
@@ -409,9 +418,9 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 	return result(v, replayed, err)
 }
 
-// merchant returns merchant id, or nil when there is none. Merchants are
+// Merchant returns merchant id, or nil when there is none. Merchants are
 // never deleted or changed, so found ones are cached.
-func (s *Service) merchant(ctx context.Context, id string) (*pb.Merchant, error) {
+func (s *Service) Merchant(ctx context.Context, id string) (*pb.Merchant, error) {
 	s.keyMu.RLock()
 	m, ok := s.merchants[id]
 	s.keyMu.RUnlock()
@@ -432,6 +441,27 @@ func (s *Service) merchant(ctx context.Context, id string) (*pb.Merchant, error)
 	s.merchants[id] = *found
 	s.keyMu.Unlock()
 	return found, nil
+}
+
+// AuthorizeApproved places the hold of p, a payment waiting for
+// confirmation that its user has just approved with their own factor,
+// inside tx: the hold lasts as long as the agent asked, from now, and the
+// payment becomes authorized (captured when its capture method is
+// automatic); or, if the funds are gone meanwhile, or its mandate was
+// revoked or expired or has too little budget left, it is declined, and
+// the error says why: the user's approval answers for the amount, not for
+// a mandate that no longer carries the payment. The outcome is logged as
+// actor's; the caller has logged the approval itself before, and
+// puts p after. merchant is p's merchant as Merchant returned it. Step-up
+// (internal/confirm) approves payments with it.
+func (s *Service) AuthorizeApproved(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant, actor pb.Actor) error {
+	if p.AuthorizationExpiresAt != nil {
+		exp := tx.Now().Truncate(time.Second).Add(p.AuthorizationExpiresAt.Sub(p.CreatedAt))
+		p.AuthorizationExpiresAt = &exp
+	}
+	err := s.authorize(tx, p, merchant, true)
+	logOutcome(tx, p, actor, true, err)
+	return err
 }
 
 // authorize places the hold for a new payment, and captures it when the
@@ -633,10 +663,12 @@ func (s *Service) loadForUpdate(tx *ledger.Tx, caller pb.Principal, id string) (
 	return p, err
 }
 
-// expireIfDue releases p's hold and marks it expired when its authorization
-// has run out, or marks it expired when its confirmation has; it reports
-// whether it did.
-func (s *Service) expireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
+// ExpireIfDue releases p's hold and marks it expired when its authorization
+// has run out, or marks it expired when its confirmation has, inside tx; it
+// reports whether it did, and puts p when it did. The sweeper expires
+// payments with it, and so does step-up (internal/confirm) when a
+// confirmation it is asked to approve or deny ran out meanwhile.
+func (s *Service) ExpireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
 	if p.Status == pb.StatusRequiresConfirmation && p.Confirmation != nil && !tx.Now().Before(p.Confirmation.ExpiresAt) {
 		p.Status = pb.StatusExpired // nothing was held
 		LogPayment(tx, p, pb.SystemActor, pb.LogPaymentExpired, releasedData{What: "confirmation"})
@@ -703,7 +735,7 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 		}
 		LogPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCaptured, capturedData{Amount: amt, Fee: p.FeeAmount, Released: p.Amount - amt})
 		tx.PutPayment(p)
-		return shown(&p, caller), nil
+		return Shown(&p, caller), nil
 	}))
 }
 
@@ -715,7 +747,7 @@ func (s *Service) loadLive(tx *ledger.Tx, caller pb.Principal, id, action string
 	if err != nil {
 		return p, err
 	}
-	expired, err := s.expireIfDue(tx, &p)
+	expired, err := s.ExpireIfDue(tx, &p)
 	if err != nil {
 		return p, err
 	}
@@ -754,7 +786,7 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 		p.Status = pb.StatusCanceled
 		LogPayment(tx, &p, pb.ActorOf(caller), pb.LogPaymentCanceled, releasedData{Released: released})
 		tx.PutPayment(p)
-		return shown(&p, caller), nil
+		return Shown(&p, caller), nil
 	}))
 }
 
@@ -867,17 +899,17 @@ func (s *Service) Payment(ctx context.Context, caller pb.Principal, id string) (
 	if err != nil {
 		return nil, err
 	}
-	return shown(p, caller), nil
+	return Shown(p, caller), nil
 }
 
-// shown is p as caller may see it (docs/visibility.md). The reasons of a
+// Shown is p as caller may see it (docs/visibility.md). The reasons of a
 // risk assessment speak of the payer's balance and history, and its score
 // and points say how near the payment came to another decision: a merchant
 // sees no assessment, and of a decline only that it happened
 // (pb.DeclineGeneric); an agent sees the decision and the signals' names
 // (an agent misled by what it read must not be able to pass the rest on).
 // The payer and the operator see it all.
-func shown(p *pb.Payment, caller pb.Principal) *pb.Payment {
+func Shown(p *pb.Payment, caller pb.Principal) *pb.Payment {
 	switch {
 	case caller.Role == pb.RoleMerchant && (p.Risk != nil || p.DeclineCode != ""):
 		c := *p
@@ -913,7 +945,7 @@ func (s *Service) ListPayments(ctx context.Context, caller pb.Principal, startin
 	}
 	ps, more, err := s.st.ListPayments(ctx, f)
 	for i := range ps {
-		ps[i] = *shown(&ps[i], caller)
+		ps[i] = *Shown(&ps[i], caller)
 	}
 	return ps, more, err
 }

@@ -354,6 +354,11 @@ func (s *Service) noted(v any, replayed bool, err error) Result {
 	return result(v, replayed, err)
 }
 
+// Noted records the payment r carries, committed by a capability's
+// operation (one its user approved or denied, through step-up), in its
+// payer's book as noted does the core's own, and returns r unchanged.
+func (s *Service) Noted(r Result) Result { return s.noted(r.Value, r.Replayed, r.Err) }
+
 // noteRisk records p, just committed, in payer's book if the book is in
 // memory, in place of the provisional entry token when there is one (and
 // p may then be nil: the attempt made no payment, or replayed one). The
@@ -859,7 +864,7 @@ func (s *Service) SetMerchantFlags(ctx context.Context, caller pb.Principal, mer
 			clean = append(clean, f)
 		}
 	}
-	m, err := s.merchant(ctx, merchantID)
+	m, err := s.Merchant(ctx, merchantID)
 	if err != nil {
 		return nil, err
 	}

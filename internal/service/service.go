@@ -22,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/risk"
@@ -49,11 +48,6 @@ type Config struct {
 	// creator does not say: true makes agents sign their payments unless a
 	// user opts a mandate out.
 	RequireSignatureDefault bool
-	// PasskeyRPID is the WebAuthn relying party ID, the site's domain
-	// (default "localhost"); PasskeyOrigins are the origins the browser may
-	// report (default http://localhost:8080).
-	PasskeyRPID    string
-	PasskeyOrigins []string
 	// LogKey is the transparency log's signing key (a note signer key from
 	// tlog.NewKey, kept in <data>/log.key); its name is the log's origin.
 	LogKey string
@@ -73,21 +67,16 @@ type Config struct {
 
 // Service is safe for concurrent use.
 type Service struct {
-	cfg    Config
-	st     pb.Store
-	led    *ledger.Writer
-	clock  pb.Clock
-	log    *slog.Logger
-	opHash [32]byte
-	// webauthn verifies passkey ceremonies; passkeyMAC keys their
-	// challenges, which are derived rather than stored.
-	webauthn   *webauthn.WebAuthn
-	passkeyMAC []byte
-	tlog       *transLog
-	risk       *riskState
-	inflight   sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
-	guesses    guessLimiter
-	decisions  sync.Map // pb.RiskDecision → *atomic.Int64: risk decisions made, for metrics
+	cfg       Config
+	st        pb.Store
+	led       *ledger.Writer
+	clock     pb.Clock
+	log       *slog.Logger
+	opHash    [32]byte
+	tlog      *transLog
+	risk      *riskState
+	inflight  sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
+	decisions sync.Map // pb.RiskDecision → *atomic.Int64: risk decisions made, for metrics
 
 	keyMu      sync.RWMutex // guards keyCache and merchants
 	keyCache   map[[32]byte]pb.Principal
@@ -156,15 +145,11 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	wa, macKey, err := newPasskeys(&cfg)
-	if err != nil {
-		return nil, err
-	}
 	rs, err := newRiskState(cfg.Risk)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead, webauthn: wa, passkeyMAC: macKey,
+	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead,
 		tlog: tl, risk: rs,
 		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
@@ -369,7 +354,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			if err != nil {
 				return n, err
 			}
-			expired, err := s.expireIfDue(tx, &p)
+			expired, err := s.ExpireIfDue(tx, &p)
 			if err != nil {
 				return n, fmt.Errorf("couldn't expire %s: %w", id, err)
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/service"
@@ -56,6 +57,9 @@ type env struct {
 	feeBP int64
 	cfg   service.Config // as the service was made
 	db    string         // the PostgreSQL URL, when the store is PostgreSQL
+	// confirm is step-up over svc (confirmOf): one per process, as its
+	// limit on wrong codes is.
+	confirm *confirm.Service
 }
 
 // newEnv opens a service over a fresh store; opts adjust its Config.
@@ -88,7 +92,9 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	return &env{svc: svc, st: st, clock: clock, feeBP: feeBPS, cfg: cfg, db: db}
+	e := &env{svc: svc, st: st, clock: clock, feeBP: feeBPS, cfg: cfg, db: db}
+	e.confirm = confirmOf(t, e)
+	return e
 }
 
 func must[T any](t tb, r service.Result) T {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/service"
@@ -40,7 +41,9 @@ func twin(t *testing.T, e *env) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	return &env{svc: svc, st: st, clock: e.clock, feeBP: e.feeBP, cfg: cfg, db: e.db}
+	other := &env{svc: svc, st: st, clock: e.clock, feeBP: e.feeBP, cfg: cfg, db: e.db}
+	other.confirm = confirmOf(t, other)
+	return other
 }
 
 func payOn(svc *service.Service, agent pb.Principal, mandate, merchant string, amount int64, capture pb.CaptureMethod) (*pb.Payment, error) {
@@ -148,13 +151,13 @@ func TestApprovalUnderRevokedMandate(t *testing.T) {
 	if err != nil || p.Status != pb.StatusRequiresConfirmation {
 		t.Fatalf("above confirm_above: %+v %v", p, err)
 	}
-	e := must[*service.TOTPEnrolment](t, w.svc.EnrollTOTP(ctx, w.user, nil))
+	e := must[*confirm.TOTPEnrolment](t, w.confirm.EnrollTOTP(ctx, w.user, nil))
 	secret, _ := stepup.DecodeTOTPSecret(e.Secret)
-	must[*service.TOTPEnrolment](t, w.svc.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
+	must[*confirm.TOTPEnrolment](t, w.confirm.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
 	must[*pb.Mandate](t, revoker.RevokeMandate(ctx, w.user, nil, id))
 	w.clock.Advance(stepup.TOTPStep)
 	before := w.available(t, w.user, "CNY")
-	r := w.svc.ApproveWithTOTP(ctx, w.user, nil, p.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now()))
+	r := w.confirm.ApproveWithTOTP(ctx, w.user, nil, p.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now()))
 	a, _ := r.Value.(*pb.Payment)
 	if a == nil || a.Status != pb.StatusDeclined || a.DeclineCode != pb.DeclineMandateRevoked || pb.ErrorCode(r.Err) != pb.DeclineMandateRevoked {
 		t.Fatalf("approved under a revoked mandate: %+v %v", a, r.Err)

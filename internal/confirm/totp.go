@@ -1,4 +1,4 @@
-package service
+package confirm
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
 )
 
@@ -28,11 +29,11 @@ type TOTPEnrolment struct {
 // not yet verified. An active factor is never replaced this way: anyone
 // holding the API key could otherwise swap in their own and approve
 // payments with it.
-func (s *Service) EnrollTOTP(ctx context.Context, caller pb.Principal, idem *Idempotency) Result {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
-		return Result{Err: err}
+func (s *Service) EnrollTOTP(ctx context.Context, caller pb.Principal, idem *service.Idempotency) service.Result {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
+		return service.Result{Err: err}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		f, err := tx.TOTP(caller.ID)
 		switch {
 		case err == nil && f.Active:
@@ -41,23 +42,23 @@ func (s *Service) EnrollTOTP(ctx context.Context, caller pb.Principal, idem *Ide
 			return nil, err
 		}
 		secret, enc := stepup.NewTOTPSecret()
-		tx.PutTOTP(pb.TOTPFactor{UserID: caller.ID, Secret: s.Seal(secret), CreatedAt: tx.Now().Truncate(time.Second)})
+		tx.PutTOTP(pb.TOTPFactor{UserID: caller.ID, Secret: s.core.Seal(secret), CreatedAt: tx.Now().Truncate(time.Second)})
 		return &TOTPEnrolment{Secret: enc, OTPAuthURL: stepup.TOTPURL("Paybound", caller.ID, secret)}, nil
-	}))
+	})
 }
 
 // VerifyTOTP (user) activates the factor being enrolled with a current code.
-func (s *Service) VerifyTOTP(ctx context.Context, caller pb.Principal, idem *Idempotency, code string) Result {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
-		return Result{Err: err}
+func (s *Service) VerifyTOTP(ctx context.Context, caller pb.Principal, idem *service.Idempotency, code string) service.Result {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
+		return service.Result{Err: err}
 	}
 	if len(code) != stepup.TOTPDigits {
-		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "code", "code must be the %d digits the authenticator app shows", stepup.TOTPDigits)}
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "code", "code must be the %d digits the authenticator app shows", stepup.TOTPDigits)}
 	}
 	if err := s.guessAllowed(caller.ID, "totp_enrolment"); err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
-	r := result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	r := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		f, err := tx.TOTP(caller.ID)
 		switch {
 		case pb.ErrorCode(err) == pb.ErrNotFound:
@@ -77,7 +78,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, caller pb.Principal, idem *Ide
 		f.Active, f.LastStep = true, step
 		tx.PutTOTP(f)
 		return &TOTPEnrolment{Active: true}, nil
-	}))
+	})
 	if pb.ErrorCode(r.Err) == pb.ErrTOTPInvalid {
 		s.codeFailed(caller.ID, "totp_enrolment")
 	}
@@ -87,7 +88,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, caller pb.Principal, idem *Ide
 // checkTOTP verifies code against f's secret at the batch's time, refusing
 // a step already used.
 func (s *Service) checkTOTP(tx *ledger.Tx, f *pb.TOTPFactor, code string) (int64, error) {
-	secret, err := s.Open(f.Secret)
+	secret, err := s.core.Open(f.Secret)
 	if err != nil {
 		return 0, err
 	}

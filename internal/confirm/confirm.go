@@ -1,13 +1,106 @@
-package service
+// Package confirm is the step-up capability: a user's one-time-code
+// (TOTP) factor and passkeys, and the confirmations with which the user
+// approves, with one of them, or denies a payment that waits for them
+// (requires_confirmation), with the limit on wrong one-time codes. It runs
+// over the payments core (Core) and its own store interface, and offers its
+// routes to the REST API (Routes). Asking for a confirmation, and expiring
+// one whose time ran out, are the core's; so is placing the hold of an
+// approved payment (Core.AuthorizeApproved).
+package confirm
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
 )
+
+// Core is what step-up needs of the payments core (service.Service).
+type Core interface {
+	// Run runs op in the ledger writer, under idem when set.
+	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
+	// Noted records the payment a committed operation returned in risk
+	// control's book of its payer, and returns r.
+	Noted(r service.Result) service.Result
+	// Merchant returns merchant id, or nil when there is none.
+	Merchant(ctx context.Context, id string) (*pb.Merchant, error)
+	// ExpireIfDue expires p, inside tx, when its confirmation (or its
+	// hold) ran out, and reports whether it did.
+	ExpireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error)
+	// AuthorizeApproved places the hold of p, which its user has just
+	// approved, inside tx, or declines it, and logs the outcome; the
+	// caller logs the approval first and puts p.
+	AuthorizeApproved(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant, actor pb.Actor) error
+	// Seal and Open keep the one-time-code secrets sealed in the store.
+	Seal(b []byte) []byte
+	Open(b []byte) ([]byte, error)
+}
+
+// Store is what step-up reads: its own rows, the users whose factors they
+// are, and the payments that wait for them.
+type Store interface {
+	pb.StepUpStore
+	User(ctx context.Context, id string) (*pb.User, error)
+	PaymentByConfirmation(ctx context.Context, id string) (*pb.Payment, error)
+	ListPayments(ctx context.Context, f pb.PaymentFilter) (_ []pb.Payment, hasMore bool, _ error)
+}
+
+// Config configures step-up. Zero values take the documented defaults.
+type Config struct {
+	// OperatorKey is the operator's bearer secret, the core's: passkey
+	// challenges are keyed with a key derived from it, so that every
+	// process of a deployment can finish a ceremony another began.
+	OperatorKey string
+	// PasskeyRPID is the WebAuthn relying party ID, the site's domain
+	// (default "localhost"); PasskeyOrigins are the origins the browser may
+	// report (default http://localhost:8080).
+	PasskeyRPID    string
+	PasskeyOrigins []string
+	Clock          pb.Clock     // default: wall clock
+	Logger         *slog.Logger // default: discard; security events are logged here
+}
+
+// Service is the step-up capability. Safe for concurrent use.
+type Service struct {
+	core  Core
+	st    Store
+	clock pb.Clock
+	log   *slog.Logger
+	// webauthn verifies passkey ceremonies; passkeyMAC keys their
+	// challenges, which are derived rather than stored.
+	webauthn   *webauthn.WebAuthn
+	passkeyMAC []byte
+	guesses    guessLimiter
+}
+
+// New returns step-up over core and st.
+func New(core Core, st Store, cfg Config) (*Service, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = pb.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	wa, macKey, err := newPasskeys(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{core: core, st: st, clock: cfg.Clock, log: cfg.Logger, webauthn: wa, passkeyMAC: macKey}, nil
+}
+
+// approvedData is the data of the entries step-up logs about a payment
+// (confirmation.approved, confirmation.denied); its fields are in JSON-name
+// order, so it encodes canonically as it is.
+type approvedData struct {
+	ConfirmationID string `json:"confirmation_id"`
+	Factor         string `json:"factor"` // "totp" or "passkey"
+	PasskeyID      []byte `json:"passkey_id,omitempty"`
+}
 
 var errNoFactor = pb.Errorf(pb.ErrTOTPState, "", "approving with a code needs a one-time-code factor: enroll one first (POST /v1/totp), or approve with a passkey")
 
@@ -18,7 +111,7 @@ func noConfirmation(id string) error {
 // confirmable finds the payment of confirmation id for its payer, outside
 // the writer (the writer then re-reads it).
 func (s *Service) confirmable(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error) {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
 		return nil, err
 	}
 	if !pb.HasPrefix(id, pb.PrefixConfirmation) {
@@ -38,7 +131,7 @@ func (s *Service) pending(tx *ledger.Tx, id string) (pb.Payment, error) {
 	if err != nil {
 		return p, err
 	}
-	if expired, err := s.expireIfDue(tx, &p); err != nil || expired {
+	if expired, err := s.core.ExpireIfDue(tx, &p); err != nil || expired {
 		return p, firstErr(err, pb.Errorf(pb.ErrPaymentState, "", "the confirmation of payment %s expired; the agent must ask again", p.ID))
 	}
 	if p.Status != pb.StatusRequiresConfirmation {
@@ -64,28 +157,28 @@ func firstErr(errs ...error) error {
 // declined: the user's approval answers for the amount, not for a mandate
 // that no longer carries the payment. An approval names one confirmation and so one payment: it can
 // never approve another, and a code is accepted once.
-func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem *Idempotency, id, code string) Result {
+func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id, code string) service.Result {
 	if len(code) != stepup.TOTPDigits {
-		return Result{Err: pb.Errorf(pb.ErrParameterInvalid, "totp", "totp must be the %d digits your authenticator app shows", stepup.TOTPDigits)}
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "totp", "totp must be the %d digits your authenticator app shows", stepup.TOTPDigits)}
 	}
 	found, err := s.confirmable(ctx, caller, id)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	if err := s.guessAllowed(caller.ID, id); err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	// A locked confirmation is refused before the writer: guesses at it
 	// cost one read and write nothing.
 	if n, err := s.st.CodeFailures(ctx, id); err != nil || n >= pb.MaxConfirmationCodeFailures {
-		return Result{Err: firstErr(err, s.locked(caller.ID, id))}
+		return service.Result{Err: firstErr(err, s.locked(caller.ID, id))}
 	}
-	merchant, err := s.merchant(ctx, found.MerchantID)
+	merchant, err := s.core.Merchant(ctx, found.MerchantID)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	failed := 0
-	r := s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	r := s.core.Noted(s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
 		if err != nil {
 			return nil, err
@@ -148,30 +241,24 @@ func (s *Service) locked(user, id string) error {
 // approve logs the user's approval and places the hold of the approved
 // payment: it lasts as long as the agent asked, from now.
 func (s *Service) approve(tx *ledger.Tx, p *pb.Payment, caller pb.Principal, how approvedData, merchant *pb.Merchant) error {
-	LogPayment(tx, p, pb.ActorOf(caller), pb.LogConfirmationApproved, how)
-	if p.AuthorizationExpiresAt != nil {
-		exp := tx.Now().Truncate(time.Second).Add(p.AuthorizationExpiresAt.Sub(p.CreatedAt))
-		p.AuthorizationExpiresAt = &exp
-	}
-	err := s.authorize(tx, p, merchant, true)
-	logOutcome(tx, p, pb.ActorOf(caller), true, err)
-	return err
+	service.LogPayment(tx, p, pb.ActorOf(caller), pb.LogConfirmationApproved, how)
+	return s.core.AuthorizeApproved(tx, p, merchant, pb.ActorOf(caller))
 }
 
 // Deny (user) refuses a payment waiting for confirmation: it becomes
 // canceled. Denying needs no factor: it can only stop a payment.
-func (s *Service) Deny(ctx context.Context, caller pb.Principal, idem *Idempotency, id string) Result {
+func (s *Service) Deny(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
 	found, err := s.confirmable(ctx, caller, id)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
-	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.core.Noted(s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
 		if err != nil {
 			return nil, err
 		}
 		p.Status = pb.StatusCanceled
-		LogPayment(tx, &p, pb.ActorOf(caller), pb.LogConfirmationDenied, approvedData{ConfirmationID: p.Confirmation.ID})
+		service.LogPayment(tx, &p, pb.ActorOf(caller), pb.LogConfirmationDenied, approvedData{ConfirmationID: p.Confirmation.ID})
 		tx.PutPayment(p)
 		return &p, nil
 	}))
@@ -192,7 +279,7 @@ type ConfirmationView struct {
 // approval, newest first; startingAfter is the last confirmation ID of the
 // previous page. One whose time ran out is left out: the sweeper expires it.
 func (s *Service) PendingConfirmations(ctx context.Context, caller pb.Principal, startingAfter string, limit int) ([]ConfirmationView, bool, error) {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
 		return nil, false, err
 	}
 	f := pb.PaymentFilter{PayerID: caller.ID, Status: pb.StatusRequiresConfirmation, Limit: limit}
@@ -210,7 +297,7 @@ func (s *Service) PendingConfirmations(ctx context.Context, caller pb.Principal,
 	now := s.clock.Now()
 	out := make([]ConfirmationView, 0, len(ps))
 	for i := range ps {
-		p := shown(&ps[i], caller)
+		p := service.Shown(&ps[i], caller)
 		if p.Confirmation == nil || !now.Before(p.Confirmation.ExpiresAt) {
 			continue
 		}

@@ -1,4 +1,4 @@
-package service
+package confirm
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
 )
 
 // MaxPasskeys bounds one user's passkeys.
@@ -116,7 +117,7 @@ type PasskeyView struct {
 
 // Passkeys (user) lists the caller's passkeys, oldest first.
 func (s *Service) Passkeys(ctx context.Context, caller pb.Principal) ([]PasskeyView, error) {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
 		return nil, err
 	}
 	keys, err := s.st.Passkeys(ctx, caller.ID)
@@ -136,15 +137,15 @@ func passkeyView(k pb.Passkey) PasskeyView {
 
 // RevokePasskey (user) revokes one of the caller's passkeys at once, say
 // for a lost phone. It is kept, for the record, and never verifies again.
-func (s *Service) RevokePasskey(ctx context.Context, caller pb.Principal, idem *Idempotency, id string) Result {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
-		return Result{Err: err}
+func (s *Service) RevokePasskey(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
+		return service.Result{Err: err}
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(id)
 	if err != nil || len(raw) == 0 {
-		return Result{Err: pb.Errorf(pb.ErrNotFound, "id", "you have no passkey %s", id)}
+		return service.Result{Err: pb.Errorf(pb.ErrNotFound, "id", "you have no passkey %s", id)}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		keys, err := s.st.Passkeys(tx.Context(), caller.ID)
 		if err != nil {
 			return nil, err
@@ -162,14 +163,14 @@ func (s *Service) RevokePasskey(ctx context.Context, caller pb.Principal, idem *
 			return &v, nil
 		}
 		return nil, pb.Errorf(pb.ErrNotFound, "id", "you have no passkey %s", id)
-	}))
+	})
 }
 
 // BeginPasskeyRegistration (user) returns the options for
 // navigator.credentials.create(): user verification required, the user's
 // existing passkeys excluded. The challenge is good for 5 minutes.
 func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller pb.Principal) (*protocol.CredentialCreation, error) {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
 		return nil, err
 	}
 	u, err := s.passkeyUser(ctx, caller.ID)
@@ -198,28 +199,28 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, caller pb.Princi
 // PublicKeyCredential (as JSON). The challenge must be one this server
 // issued to this user and not expired; the authenticator must have verified
 // the user.
-func (s *Service) RegisterPasskey(ctx context.Context, caller pb.Principal, idem *Idempotency, credential []byte) Result {
-	if err := RequireRole(caller, pb.RoleUser); err != nil {
-		return Result{Err: err}
+func (s *Service) RegisterPasskey(ctx context.Context, caller pb.Principal, idem *service.Idempotency, credential []byte) service.Result {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
+		return service.Result{Err: err}
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(credential)
 	if err != nil {
-		return Result{Err: passkeyInvalid("credential", err)}
+		return service.Result{Err: passkeyInvalid("credential", err)}
 	}
 	chal, err := base64.RawURLEncoding.DecodeString(parsed.Response.CollectedClientData.Challenge)
 	if err != nil || len(chal) != 32 {
-		return Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the credential answers no registration challenge of this server")}
+		return service.Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the credential answers no registration challenge of this server")}
 	}
 	exp := time.Unix(int64(binary.BigEndian.Uint64(chal)), 0)
 	if !hmac.Equal(chal, s.registrationChallenge(caller.ID, exp)) {
-		return Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the credential answers no registration challenge issued to you")}
+		return service.Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the credential answers no registration challenge issued to you")}
 	}
 	if !s.clock.Now().Before(exp) {
-		return Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the registration challenge expired; begin again")}
+		return service.Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the registration challenge expired; begin again")}
 	}
 	u, err := s.passkeyUser(ctx, caller.ID)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	// The expiry was checked above against the service's clock; the
 	// verifier would check it against the wall clock.
@@ -227,13 +228,13 @@ func (s *Service) RegisterPasskey(ctx context.Context, caller pb.Principal, idem
 		UserVerification: protocol.VerificationRequired, CredParams: webauthn.CredentialParametersDefault()}
 	cred, err := s.webauthn.CreateCredential(u, session, parsed)
 	if err != nil {
-		return Result{Err: passkeyInvalid("credential", err)}
+		return service.Result{Err: passkeyInvalid("credential", err)}
 	}
 	rec, err := json.Marshal(cred)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
-	return result(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		latest, err := s.st.Passkeys(tx.Context(), caller.ID)
 		if err != nil {
 			return nil, err
@@ -256,7 +257,7 @@ func (s *Service) RegisterPasskey(ctx context.Context, caller pb.Principal, idem
 		tx.PutPasskey(k)
 		v := passkeyView(k)
 		return &v, nil
-	}))
+	})
 }
 
 // PasskeyApprovalOptions (user) returns the options for
@@ -292,25 +293,25 @@ var errNoPasskey = pb.Errorf(pb.ErrPasskeyState, "", "you have no passkey: regis
 // ApproveWithPasskey (user) approves the payment of confirmation id with a
 // passkey assertion (the browser's PublicKeyCredential as JSON) made for
 // that payment with user verification. What follows is as ApproveWithTOTP.
-func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, idem *Idempotency, id string, assertion []byte) Result {
+func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string, assertion []byte) service.Result {
 	found, err := s.confirmable(ctx, caller, id)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(assertion)
 	if err != nil {
-		return Result{Err: passkeyInvalid("passkey", err)}
+		return service.Result{Err: passkeyInvalid("passkey", err)}
 	}
 	u, err := s.passkeyUser(ctx, caller.ID)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	if len(u.creds) == 0 {
-		return Result{Err: errNoPasskey}
+		return service.Result{Err: errNoPasskey}
 	}
-	merchant, err := s.merchant(ctx, found.MerchantID)
+	merchant, err := s.core.Merchant(ctx, found.MerchantID)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	var allowed [][]byte
 	for _, c := range u.creds {
@@ -321,22 +322,22 @@ func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, i
 	cred, err := s.webauthn.ValidateLogin(u, session, parsed)
 	if err != nil {
 		s.log.Warn("security event: passkey assertion refused", "event", "passkey_refused", "user", caller.ID, "confirmation", id, "err", err)
-		return Result{Err: passkeyInvalid("passkey", err)}
+		return service.Result{Err: passkeyInvalid("passkey", err)}
 	}
 	if cred.Authenticator.CloneWarning {
-		return Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "passkey", "the passkey's signature counter went backwards: it may have been cloned")}
+		return service.Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "passkey", "the passkey's signature counter went backwards: it may have been cloned")}
 	}
 	rec, err := json.Marshal(cred)
 	if err != nil {
-		return Result{Err: err}
+		return service.Result{Err: err}
 	}
 	i := slices.IndexFunc(u.keys, func(k pb.Passkey) bool { return bytes.Equal(k.ID, cred.ID) })
 	if i < 0 { // ValidateLogin only returns one of u's credentials
-		return Result{Err: fmt.Errorf("passkey approval: verified credential %x is not the user's", cred.ID)}
+		return service.Result{Err: fmt.Errorf("passkey approval: verified credential %x is not the user's", cred.ID)}
 	}
 	key := u.keys[i]
 	key.Credential = rec
-	return s.noted(s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.core.Noted(s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
 		if err != nil {
 			return nil, err
