@@ -152,6 +152,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := &rest.Request{HTTP: r, Ctx: r.Context(), Log: s.log}
+		if rt.Public {
+			q.Bearer = func() (pb.Principal, error) { return s.bearer(r) }
+		}
 		if err := singleHeaders(r); err != nil {
 			rest.WriteError(w, s.log, err)
 			return
