@@ -13,6 +13,8 @@ import (
 
 	"github.com/paybound/paybound/internal/agentid"
 	"github.com/paybound/paybound/internal/disputes"
+	"github.com/paybound/paybound/internal/tlog"
+	"github.com/paybound/paybound/internal/translog"
 )
 
 // The checks below take the decoded document and return the problems they
@@ -249,7 +251,15 @@ func checkSecurity(doc map[string]any, routes []Route) []string {
 
 func routes() []Route {
 	ids := agentid.New(nil, nil, nil)
-	return New(nil, nil, ids, ids, disputes.New(nil, nil)).Routes()
+	key, _, err := tlog.NewKey("paybound.test/log")
+	if err != nil {
+		panic(err)
+	}
+	log, err := translog.New(nil, nil, translog.Config{Key: key})
+	if err != nil {
+		panic(err)
+	}
+	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), log).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {

@@ -56,6 +56,8 @@ type env struct {
 	feeBP int64
 	cfg   service.Config // as the service was made
 	db    string         // the PostgreSQL URL, when the store is PostgreSQL
+	// logKey signs the transparency log's checkpoints (logOf).
+	logKey string
 }
 
 // newEnv opens a service over a fresh store; opts adjust its Config.
@@ -78,8 +80,7 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, LogKey: newLogKey(t),
-		Sandbox: true}
+	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, Sandbox: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -88,7 +89,7 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	return &env{svc: svc, st: st, clock: clock, feeBP: feeBPS, cfg: cfg, db: db}
+	return &env{svc: svc, st: st, clock: clock, feeBP: feeBPS, cfg: cfg, db: db, logKey: newLogKey(t)}
 }
 
 func must[T any](t tb, r service.Result) T {

@@ -40,7 +40,7 @@ func twin(t *testing.T, e *env) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	return &env{svc: svc, st: st, clock: e.clock, feeBP: e.feeBP, cfg: cfg, db: e.db}
+	return &env{svc: svc, st: st, clock: e.clock, feeBP: e.feeBP, cfg: cfg, db: e.db, logKey: e.logKey}
 }
 
 func payOn(svc *service.Service, agent pb.Principal, mandate, merchant string, amount int64, capture pb.CaptureMethod) (*pb.Payment, error) {
