@@ -32,6 +32,7 @@ import (
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
 	tl "github.com/paybound/paybound/internal/tlog"
+	"github.com/paybound/paybound/internal/translog"
 )
 
 // Config is the server's whole configuration. Every field has a flag and an
@@ -163,6 +164,7 @@ type Main struct {
 	// Set by Run.
 	OperatorKey string
 	Service     *service.Service
+	transLog    *translog.Service
 	store       pb.Store
 	led         *ledger.Writer
 	srv         *http.Server
@@ -269,7 +271,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if policy, err = cmdline.ReadFile(m.Config.WitnessPolicy, 1<<20); err != nil {
 			return fmt.Errorf("config: witness-policy: %w", err)
 		}
-		if _, err := service.ParseWitnessPolicy(policy); err != nil {
+		if _, err := translog.ParseWitnessPolicy(policy); err != nil {
 			return fmt.Errorf("config: %s: %w", m.Config.WitnessPolicy, err)
 		}
 	}
@@ -299,9 +301,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
-		OperatorKey: key, FeeBPS: m.Config.FeeBPS,
-		RequireSignatureDefault: m.Config.RequireSignatures, LogKey: logKey, WitnessPolicy: policy,
+		OperatorKey: key, FeeBPS: m.Config.FeeBPS, RequireSignatureDefault: m.Config.RequireSignatures,
 		Risk: riskCfg, Sandbox: m.Config.Sandbox || m.Config.Demo}); err != nil {
+		return err
+	}
+	if m.transLog, err = translog.New(m.Service, m.store, translog.Config{Key: logKey, WitnessPolicy: policy,
+		Witnesses: newWitnessHTTP(), Logger: m.Logger}); err != nil {
 		return err
 	}
 	cfm, err := confirm.New(m.Service, m.store, confirm.Config{OperatorKey: key, PasskeyRPID: m.Config.PasskeyRPID,
@@ -310,12 +315,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Service.Start()
+	m.transLog.Start() // signs checkpoints
 	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("couldn't listen on %s: %w", m.Config.Addr, err)
 	}
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	m.srv = &http.Server{
-		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.store), cfm),
+		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second, // above httpapi.MaxWait
@@ -353,8 +359,9 @@ func (m *Main) Addr() string {
 func (m *Main) URL() string { return "http://" + m.Addr() }
 
 // Close stops serving (waiting up to 10s for requests in flight), then the
-// sweeper, the ledger writer and the store, in that order, so that every
-// acknowledged write is committed before the store closes.
+// log's checkpointer, the sweeper, the ledger writer and the store, in that
+// order, so that every acknowledged write is committed before the store
+// closes.
 func (m *Main) Close() error {
 	var errs []error
 	if m.srv != nil {
@@ -365,6 +372,10 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.srv = nil
+	}
+	if m.transLog != nil {
+		m.transLog.Close()
+		m.transLog = nil
 	}
 	if m.Service != nil {
 		m.Service.Close()

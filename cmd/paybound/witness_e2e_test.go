@@ -22,8 +22,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	mtlog "golang.org/x/mod/sumdb/tlog"
 
-	"github.com/paybound/paybound/internal/service"
 	tl "github.com/paybound/paybound/internal/tlog"
+	"github.com/paybound/paybound/internal/translog"
 )
 
 // testWitness is a C2SP tlog-witness: add-checkpoint verifies the log's
@@ -238,5 +238,5 @@ func TestWitnessedCheckpoints(t *testing.T) {
 }
 
 func parsePolicy(p string) (interface{ Satisfied([]byte) bool }, error) {
-	return service.ParseWitnessPolicy([]byte(p))
+	return translog.ParseWitnessPolicy([]byte(p))
 }

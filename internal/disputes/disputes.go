@@ -25,8 +25,6 @@ type Core interface {
 	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
 	// Payment returns payment id if caller is a party to it.
 	Payment(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error)
-	// Integrate places every entry logged so far in the log's tree.
-	Integrate(ctx context.Context) error
 	// Returnable is what may still be returned to p's payer.
 	Returnable(tx *ledger.Tx, p *pb.Payment) (int64, error)
 	// ApplyRefund refunds amt of p from its merchant, inside tx; the caller
@@ -34,6 +32,12 @@ type Core interface {
 	ApplyRefund(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, amt int64, reason string) (*pb.Refund, error)
 	// Credited tells risk control that payer's wallet was credited.
 	Credited(payer string)
+}
+
+// Log is what disputes needs of the transparency log (translog.Service).
+type Log interface {
+	// Integrate places every entry logged so far in the log's tree.
+	Integrate(ctx context.Context) error
 }
 
 // Store is what disputes reads: its own rows, a payment's log entries (the
@@ -47,11 +51,12 @@ type Store interface {
 // Service is the disputes capability. Safe for concurrent use.
 type Service struct {
 	core Core
+	log  Log
 	st   Store
 }
 
-// New returns the disputes capability over core and st.
-func New(core Core, st Store) *Service { return &Service{core: core, st: st} }
+// New returns the disputes capability over core, the log and st.
+func New(core Core, log Log, st Store) *Service { return &Service{core: core, log: log, st: st} }
 
 // disputeData and compensationData are the data of the entries disputes
 // logs (dispute.opened, dispute.resolved, compensation.paid); their fields
@@ -94,10 +99,10 @@ func (s *Service) Open(ctx context.Context, caller pb.Principal, idem *service.I
 		return service.Result{Err: err}
 	}
 	// The evidence: every entry of the payment, placed in the tree.
-	if err := s.core.Integrate(ctx); err != nil {
+	if err := s.log.Integrate(ctx); err != nil {
 		return service.Result{Err: err}
 	}
-	entries, err := s.st.SubjectLog(ctx, found.ID, service.MaxTraceEntries)
+	entries, err := s.st.SubjectLog(ctx, found.ID, pb.MaxLogRead) // as many as a payment's trace holds
 	if err != nil {
 		return service.Result{Err: err}
 	}

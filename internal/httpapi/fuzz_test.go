@@ -19,6 +19,7 @@ import (
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
 	"github.com/paybound/paybound/internal/tlog"
+	"github.com/paybound/paybound/internal/translog"
 )
 
 // fixture is the API over a fresh SQLite store, with a user funded with
@@ -46,11 +47,15 @@ func newFixture(tb testing.TB) *fixture {
 		tb.Fatal(err)
 	}
 	opKey := service.NewAPIKey(pb.RoleOperator)
-	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: opKey, LogKey: logKey, Sandbox: true})
+	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: opKey, Sandbox: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
+	log, err := translog.New(svc, st, translog.Config{Key: logKey})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	op := pb.Principal{Role: pb.RoleOperator, ID: "operator"}
 	u := svc.CreateUser(ctx, op, nil, "fuzz").Value.(*service.NewUser)
 	m := svc.CreateMerchant(ctx, op, nil, "shop", "").Value.(*service.NewMerchant)
@@ -60,7 +65,7 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, st), cfm), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
+	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, log, st), cfm, log), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
 }
 
 // FuzzCreatePayment sends arbitrary bodies to POST /v1/payments: every

@@ -90,19 +90,11 @@ func New(svc *service.Service, log *slog.Logger, signed SignedAuthenticator, cap
 		{Method: "GET", Pattern: "/v1/mandates", Handler: s.listMandates},
 		{Method: "GET", Pattern: "/v1/mandates/{id}", Handler: s.getMandate},
 		{Method: "POST", Pattern: "/v1/mandates/{id}/revoke", Idempotent: true, Handler: s.revokeMandate},
-		{Method: "GET", Pattern: "/v1/payments/{id}/trace", Handler: s.trace},
-		{Method: "GET", Pattern: "/v1/payments/{id}/receipt", Handler: s.receipt},
 		{Method: "POST", Pattern: "/v1/risk/rules", Handler: s.putRiskRule},
 		{Method: "GET", Pattern: "/v1/risk/rules", Handler: s.listRiskRules},
 		{Method: "DELETE", Pattern: "/v1/risk/rules/{name}", Handler: s.deleteRiskRule},
 		{Method: "GET", Pattern: "/v1/risk/attempts", Handler: s.riskAttempts},
 		{Method: "POST", Pattern: "/v1/merchants/{id}/risk_flags", Handler: s.setMerchantFlags},
-		{Method: "GET", Pattern: "/v1/log/key", Public: true, Handler: s.logKey},
-		{Method: "GET", Pattern: "/v1/log/checkpoint", Public: true, Handler: s.logCheckpoint},
-		{Method: "GET", Pattern: "/v1/log/entries/{index}", Handler: s.logEntry},
-		{Method: "GET", Pattern: "/v1/log/proof/inclusion", Public: true, Handler: s.inclusionProof},
-		{Method: "GET", Pattern: "/v1/log/proof/consistency", Public: true, Handler: s.consistencyProof},
-		{Method: "GET", Pattern: "/v1/log/tile/{path...}", Public: true, Handler: s.tile},
 	}
 	for _, c := range capabilities {
 		s.routes = append(s.routes, c.Routes()...)
@@ -142,6 +134,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := &rest.Request{HTTP: r, Ctx: r.Context(), Log: s.log}
+		if rt.Public {
+			q.Bearer = func() (pb.Principal, error) { return s.bearer(r) }
+		}
 		if err := singleHeaders(r); err != nil {
 			rest.WriteError(w, s.log, err)
 			return

@@ -14,6 +14,8 @@ import (
 	"github.com/paybound/paybound/internal/agentid"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
+	"github.com/paybound/paybound/internal/tlog"
+	"github.com/paybound/paybound/internal/translog"
 )
 
 // The checks below take the decoded document and return the problems they
@@ -254,7 +256,15 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
-	return New(nil, nil, ids, ids, disputes.New(nil, nil), cfm).Routes()
+	key, _, err := tlog.NewKey("paybound.test/log")
+	if err != nil {
+		panic(err)
+	}
+	log, err := translog.New(nil, nil, translog.Config{Key: key})
+	if err != nil {
+		panic(err)
+	}
+	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {

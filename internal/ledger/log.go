@@ -69,7 +69,7 @@ func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
 // may call it at any time: when two integrate at once, one wins and the
 // other finds the entries placed (0, nil). Stores that place entries as
 // they commit (SQLite) have none pending.
-func IntegrateLog(ctx context.Context, st pb.Store, limit int) (n int, lastSeq int64, err error) {
+func IntegrateLog(ctx context.Context, st pb.LogStore, limit int) (n int, lastSeq int64, err error) {
 	pending, err := st.PendingLog(ctx, limit)
 	if err != nil || len(pending) == 0 {
 		return 0, -1, err
@@ -103,7 +103,7 @@ func IntegrateLog(ctx context.Context, st pb.Store, limit int) (n int, lastSeq i
 }
 
 // StoredHashes reads the tree's stored hashes from st.
-func StoredHashes(ctx context.Context, st pb.Store) tlog.HashReader {
+func StoredHashes(ctx context.Context, st pb.LogStore) tlog.HashReader {
 	return tlog.HashReaderFunc(func(ids []int64) ([]tlog.Hash, error) {
 		hs, err := st.LogHashes(ctx, ids)
 		if err != nil {

@@ -70,7 +70,7 @@ func TestAgentIdentityOverTheCore(t *testing.T) {
 		t.Fatalf("Authenticate: %+v %v", caller, err)
 	}
 	p := must[*pb.Payment](t, e.svc.CreatePayment(ctx, caller, nil, service.CreatePaymentParams{Amount: 100, Currency: "USD", MerchantID: shop.ID}))
-	if err := e.svc.Integrate(ctx); err != nil {
+	if err := logOf(e).Integrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	trace, err := e.st.SubjectLog(ctx, p.ID, 10)

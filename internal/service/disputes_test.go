@@ -12,10 +12,10 @@ import (
 	"github.com/paybound/paybound/internal/stepup"
 )
 
-// disputesOf is the disputes capability over e's core and store, as Main
+// disputesOf is the disputes capability over e's core, log and store, as Main
 // composes it: these tests follow a dispute through the payments it is
 // about.
-func disputesOf(e *env) *disputes.Service { return disputes.New(e.svc, e.st) }
+func disputesOf(e *env) *disputes.Service { return disputes.New(e.svc, logOf(e), e.st) }
 
 // capture captures p in full as its merchant.
 func (w *mandateWorld) capture(t *testing.T, p *pb.Payment) *pb.Payment {
@@ -198,7 +198,7 @@ func TestDisputeResolutions(t *testing.T) {
 		t.Fatalf("wallet %d, want %d", got, start-3300+2400)
 	}
 	// The trace holds the dispute and its resolution, chained.
-	tr, err := w.svc.PaymentTrace(ctx, w.user, d.PaymentID)
+	tr, err := logOf(w.env).PaymentTrace(ctx, w.user, d.PaymentID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -23,5 +24,15 @@ func checkSorted(t *testing.T, typ reflect.Type) {
 	t.Helper()
 	if err := pb.CanonicalByConstruction(typ); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestNewSalt: the salt that keeps an entry withheld from a party from
+// being guessed from its leaf hash (internal/translog's viewEntry gives
+// the leaf hash only of a salted entry) is 16 random bytes in hex.
+func TestNewSalt(t *testing.T) {
+	var m map[string]any
+	if a, b := newSalt(), newSalt(); json.Unmarshal([]byte(a), &m) == nil || len(a) != 32 || a == b {
+		t.Error("newSalt is not 16 random bytes in hex")
 	}
 }

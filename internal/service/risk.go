@@ -570,6 +570,43 @@ func (s *Service) warnRule(err error) {
 	s.log.Warn("risk rule not evaluated (it did not match; repeats are not logged for a minute)", "err", err)
 }
 
+// RiskOpening opens p's risk commitment, logged as commitment, for a
+// party that may read it (partial: an agent): the transparency log's trace
+// and receipt give it. It returns nil, and logs why, when it cannot: the
+// entry stays verifiable, only unopened.
+func (s *Service) RiskOpening(ctx context.Context, p *pb.Payment, commitment string, partial bool) *pb.RiskOpening {
+	fail := func(why string, err error) *pb.RiskOpening {
+		s.log.ErrorContext(ctx, "couldn't open a payment's risk commitment", "payment", p.ID, "why", why, "err", err)
+		return nil
+	}
+	if p.Risk == nil || len(p.Risk.Input) == 0 {
+		return fail("the payment keeps no assessment", nil)
+	}
+	var in struct {
+		Salt string `json:"salt"`
+	}
+	if err := json.Unmarshal(p.Risk.Input, &in); err != nil {
+		return fail("its input does not decode", err)
+	}
+	full, err := fullInput(p)
+	if err != nil {
+		return fail("its input does not decode", err)
+	}
+	r := *p.Risk
+	r.InputHash = sha256.Sum256(full)
+	o, err := pb.OpenRisk(&r, in.Salt)
+	if err != nil {
+		return fail("no salt", err)
+	}
+	if err := o.Verify(commitment); err != nil {
+		return fail("the kept assessment does not open the logged commitment", err)
+	}
+	if partial {
+		return o.Partial()
+	}
+	return o
+}
+
 // fullInput is the input risk control saw for p, as assess hashed it: the
 // stored input with the payment's own fields put back.
 func fullInput(p *pb.Payment) (json.RawMessage, error) {

@@ -25,7 +25,6 @@ import (
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/risk"
-	"github.com/paybound/paybound/internal/tlog"
 )
 
 // Config configures a Service. Zero values take the documented defaults.
@@ -48,15 +47,6 @@ type Config struct {
 	// creator does not say: true makes agents sign their payments unless a
 	// user opts a mandate out.
 	RequireSignatureDefault bool
-	// LogKey is the transparency log's signing key (a note signer key from
-	// tlog.NewKey, kept in <data>/log.key); its name is the log's origin.
-	LogKey string
-	// CheckpointInterval is how often a checkpoint is signed while the log
-	// grows (default 1s).
-	CheckpointInterval time.Duration
-	// WitnessPolicy, when set, is a witness policy (ParseWitnessPolicy):
-	// checkpoints are published only once its quorum has cosigned them.
-	WitnessPolicy []byte
 	// Risk holds risk control's thresholds (nil: risk.Defaults()).
 	Risk *risk.Config
 	// Sandbox turns on the sandbox funding rail: users top their own
@@ -73,7 +63,6 @@ type Service struct {
 	clock     pb.Clock
 	log       *slog.Logger
 	opHash    [32]byte
-	tlog      *transLog
 	risk      *riskState
 	inflight  sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 	decisions sync.Map // pb.RiskDecision → *atomic.Int64: risk decisions made, for metrics
@@ -113,23 +102,6 @@ func New(cfg Config) (*Service, error) {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
 	}
-	if cfg.CheckpointInterval <= 0 {
-		cfg.CheckpointInterval = time.Second
-	}
-	signer, err := tlog.NewSigner(cfg.LogKey)
-	if err != nil {
-		return nil, fmt.Errorf("service: Config.LogKey: %w", err)
-	}
-	tl := &transLog{signer: signer, vkey: signer.VerifierKey()}
-	if len(cfg.WitnessPolicy) > 0 {
-		g, err := ParseWitnessPolicy(cfg.WitnessPolicy)
-		if err != nil {
-			return nil, err
-		}
-		if g.N > 0 {
-			tl.witnesses = newWitnesses(g)
-		}
-	}
 	if cfg.IdempotencyRetention < pb.IdempotencyRetention {
 		cfg.IdempotencyRetention = pb.IdempotencyRetention
 	}
@@ -150,15 +122,13 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead,
-		tlog: tl, risk: rs,
-		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
+		risk: rs, opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }
 
-// Start runs the sweeper, the log checkpointer and the reloading of risk
-// rules until Close.
+// Start runs the sweeper and the reloading of risk rules until Close.
 func (s *Service) Start() {
-	s.wg.Add(3)
+	s.wg.Add(2)
 	go s.every(riskReload, "risk rules reload", func(ctx context.Context) error {
 		if _, shared := s.st.(pb.SharedStore); !shared {
 			return nil // only this process changes them, and reloads at once
@@ -168,11 +138,6 @@ func (s *Service) Start() {
 	})
 	go s.every(s.cfg.SweepInterval, "sweep", func(ctx context.Context) error {
 		_, err := s.Sweep(ctx)
-		return err
-	})
-	// Checkpoints: the log's tree is signed at least every interval while it grows.
-	go s.every(s.cfg.CheckpointInterval, "log checkpoint", func(ctx context.Context) error {
-		_, err := s.publishCheckpoint(ctx)
 		return err
 	})
 }

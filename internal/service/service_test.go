@@ -60,6 +60,8 @@ type env struct {
 	// confirm is step-up over svc (confirmOf): one per process, as its
 	// limit on wrong codes is.
 	confirm *confirm.Service
+	// logKey signs the transparency log's checkpoints (logOf).
+	logKey string
 }
 
 // newEnv opens a service over a fresh store; opts adjust its Config.
@@ -82,8 +84,7 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, LogKey: newLogKey(t),
-		Sandbox: true}
+	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, Sandbox: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -92,7 +93,7 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	e := &env{svc: svc, st: st, clock: clock, feeBP: feeBPS, cfg: cfg, db: db}
+	e := &env{svc: svc, st: st, clock: clock, feeBP: feeBPS, cfg: cfg, db: db, logKey: newLogKey(t)}
 	e.confirm = confirmOf(t, e)
 	return e
 }

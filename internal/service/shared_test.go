@@ -41,7 +41,7 @@ func twin(t *testing.T, e *env) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
-	other := &env{svc: svc, st: st, clock: e.clock, feeBP: e.feeBP, cfg: cfg, db: e.db}
+	other := &env{svc: svc, st: st, clock: e.clock, feeBP: e.feeBP, cfg: cfg, db: e.db, logKey: e.logKey}
 	other.confirm = confirmOf(t, other)
 	return other
 }

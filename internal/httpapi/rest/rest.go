@@ -126,6 +126,10 @@ type Request struct {
 	Body   []byte               // the POST body, read and checked (size, Content-Type)
 	Idem   *service.Idempotency // set on idempotent routes
 	Log    *slog.Logger
+	// Bearer authenticates the request's API key (Authorization: Bearer),
+	// for a public route that needs a caller for part of what it serves
+	// (the log's entry bundles). Set on public routes.
+	Bearer func() (pb.Principal, error)
 }
 
 // Decode reads the JSON body into v and, for an idempotent route, fixes the

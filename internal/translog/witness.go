@@ -1,4 +1,4 @@
-package service
+package translog
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,25 +23,49 @@ import (
 // before. A client that requires the same quorum cannot be shown a forked
 // log unless the witnesses collude with the server.
 
+// Transport carries add-checkpoint requests to witnesses: the one part of
+// the witness client that speaks HTTP, which the log leaves to the
+// command (it keeps net/http out of the capabilities). The request, its
+// answer's handling and the cosignatures' checks are the log's.
+type Transport interface {
+	// Post sends body to url (POST, within ctx) and returns the answer's
+	// status code, its status line ("409 Conflict") and at most limit
+	// bytes of its body.
+	Post(ctx context.Context, url string, body []byte, limit int64) (Answer, error)
+}
+
+// Answer is a witness's answer to an add-checkpoint request.
+type Answer struct {
+	StatusCode int
+	Status     string
+	Body       []byte
+}
+
+// The statuses of an add-checkpoint answer the log reads.
+const (
+	statusOK       = 200
+	statusConflict = 409
+)
+
 // witnesses talks to the policy's witnesses. Only the checkpointer
 // goroutine uses it, so its state needs no lock.
 type witnesses struct {
 	policy witness.Group
-	hc     *http.Client
+	tr     Transport
 	// size is each witness's latest cosigned size of this log, as it last
 	// said (409) or as it cosigned; a witness asks for a proof from there.
 	size map[string]int64
 }
 
-func newWitnesses(policy witness.Group) *witnesses {
-	return &witnesses{policy: policy, hc: &http.Client{Timeout: WitnessTimeout}, size: map[string]int64{}}
+func newWitnesses(policy witness.Group, tr Transport) *witnesses {
+	return &witnesses{policy: policy, tr: tr, size: map[string]int64{}}
 }
 
 // WitnessTimeout bounds one add-checkpoint request.
 const WitnessTimeout = 5 * time.Second
 
-// maxCosignatureBytes bounds a witness's answer.
-const maxCosignatureBytes = 4 << 10
+// MaxCosignatureBytes bounds a witness's answer.
+const MaxCosignatureBytes = 4 << 10
 
 // ParseWitnessPolicy reads a witness policy (the Sigsum policy format with
 // C2SP cosignature/v1 witness keys: "witness NAME VKEY URL", "group NAME
@@ -118,33 +140,23 @@ func (w *witnesses) add(ctx context.Context, s *Service, url string, v note.Veri
 		body.WriteString("\n")
 		body.Write(signed)
 		rctx, cancel := context.WithTimeout(ctx, WitnessTimeout)
-		req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, &body)
-		if err != nil {
-			cancel()
-			return nil, old, err
-		}
-		resp, err := w.hc.Do(req)
-		if err != nil {
-			cancel()
-			return nil, old, err
-		}
-		answer, err := io.ReadAll(io.LimitReader(resp.Body, maxCosignatureBytes+1))
-		resp.Body.Close()
+		resp, err := w.tr.Post(rctx, url, body.Bytes(), MaxCosignatureBytes+1)
 		cancel()
 		if err != nil {
 			return nil, old, err
 		}
+		answer := resp.Body
 		switch {
-		case resp.StatusCode == http.StatusConflict && attempt == 0:
+		case resp.StatusCode == statusConflict && attempt == 0:
 			n, err := strconv.ParseInt(strings.TrimSpace(string(answer)), 10, 64)
 			if err != nil || n < 0 {
 				return nil, old, fmt.Errorf("409 without a tree size: %q", answer)
 			}
 			old = n
 			continue
-		case resp.StatusCode != http.StatusOK:
+		case resp.StatusCode != statusOK:
 			return nil, old, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(answer)))
-		case len(answer) > maxCosignatureBytes:
+		case len(answer) > MaxCosignatureBytes:
 			return nil, old, errors.New("the cosignature is too long")
 		}
 		// The answer is note signature lines. Keep only those of this

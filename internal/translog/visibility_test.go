@@ -1,7 +1,6 @@
-package service
+package translog
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -10,7 +9,9 @@ import (
 
 // TestViewEntry is docs/visibility.md's table, cell by cell, for entries
 // logged now and entries logged before risk was committed by hash (which
-// TestWhatEachPartySees, through the real server, cannot make).
+// TestWhatEachPartySees, through the real server, cannot make). The
+// entries' data are written as the payments core logs them (its types in
+// internal/service/events.go), by their JSON names.
 func TestViewEntry(t *testing.T) {
 	at := time.Date(2026, 8, 1, 7, 30, 0, 0, time.UTC)
 	entry := func(typ string, data any) []byte {
@@ -20,7 +21,7 @@ func TestViewEntry(t *testing.T) {
 		}
 		return b
 	}
-	salt := newSalt()
+	salt := "5a1f00d5a1f00d5a1f00d5a1f00d5a1f" // as the core's newSalt makes one: 16 random bytes in hex
 	request := &pb.RequestEvidence{KeyID: "k", Signature: "sig1=:…:", SignatureBase: "…", SignatureInput: "sig1=()"}
 	oldRisk := map[string]any{"decision": "block", "input_sha256": "ab", "score": 85, "signals": []any{map[string]any{"name": "bearer_agent", "points": 10}}}
 
@@ -33,25 +34,25 @@ func TestViewEntry(t *testing.T) {
 		body []byte
 		want views
 	}{
-		{"payment.created", entry(pb.LogPaymentCreated, createdData{Amount: 1, RiskSHA256: "c0ffee"}),
+		{"payment.created", entry(pb.LogPaymentCreated, map[string]any{"amount": 1, "risk_sha256": "c0ffee"}),
 			views{"+", "+", "+", ""}},
-		{"payment.created, not assessed", entry(pb.LogPaymentCreated, createdData{Amount: 1}),
+		{"payment.created, not assessed", entry(pb.LogPaymentCreated, map[string]any{"amount": 1}),
 			views{"", "", "", ""}},
-		{"payment.created with a signed request", entry(pb.LogPaymentCreated, createdData{Amount: 1, Request: request, RiskSHA256: "c0ffee", Salt: salt}),
+		{"payment.created with a signed request", entry(pb.LogPaymentCreated, map[string]any{"amount": 1, "request": request, "risk_sha256": "c0ffee", "salt": salt}),
 			views{"+", "+", "+", "^" + withheldRequest}},
-		{"payment.declined by risk control", entry(pb.LogPaymentDeclined, declinedData{DeclineCode: pb.DeclineRiskBlocked, Message: "…", Salt: salt}),
+		{"payment.declined by risk control", entry(pb.LogPaymentDeclined, map[string]any{"decline_code": pb.DeclineRiskBlocked, "message": "…", "salt": salt}),
 			views{"", "", "", "^" + withheldDecline}},
-		{"payment.declined by the mandate", entry(pb.LogPaymentDeclined, declinedData{DeclineCode: pb.DeclineMandateAmountExceeded, Message: "…", Salt: salt}),
+		{"payment.declined by the mandate", entry(pb.LogPaymentDeclined, map[string]any{"decline_code": pb.DeclineMandateAmountExceeded, "message": "…", "salt": salt}),
 			views{"", "", "", "^" + withheldDecline}},
-		{"confirmation.asked", entry(pb.LogConfirmationAsked, askedData{ConfirmationID: "cfm_1", Reason: pb.ConfirmRiskReview, Salt: salt}),
+		{"confirmation.asked", entry(pb.LogConfirmationAsked, map[string]any{"confirmation_id": "cfm_1", "reason": pb.ConfirmRiskReview, "salt": salt}),
 			views{"", "", "", "^" + withheldConfirmation}},
 		{"confirmation.approved", entry(pb.LogConfirmationApproved, map[string]any{"confirmation_id": "cfm_1", "factor": "totp"}), views{}},
-		{"confirmation.denied", entry(pb.LogConfirmationDenied, map[string]any{"confirmation_id": "cfm_1"}), views{}},
-		{"payment.authorized", entry(pb.LogPaymentAuthorized, authorizedData{Amount: 1, Basis: pb.BasisConfirmation}), views{}},
-		{"payment.captured", entry(pb.LogPaymentCaptured, capturedData{Amount: 1}), views{}},
-		{"payment.canceled", entry(pb.LogPaymentCanceled, releasedData{Released: 1}), views{}},
-		{"payment.expired", entry(pb.LogPaymentExpired, releasedData{Released: 1, What: "hold"}), views{}},
-		{"payment.refunded", entry(pb.LogPaymentRefunded, refundedData{Amount: 1, RefundID: "re_1"}), views{}},
+		{"confirmation.denied", entry(pb.LogConfirmationDenied, map[string]any{"confirmation_id": "cfm_1", "factor": ""}), views{}},
+		{"payment.authorized", entry(pb.LogPaymentAuthorized, map[string]any{"amount": 1, "basis": pb.BasisConfirmation}), views{}},
+		{"payment.captured", entry(pb.LogPaymentCaptured, map[string]any{"amount": 1, "fee": 0, "released": 0}), views{}},
+		{"payment.canceled", entry(pb.LogPaymentCanceled, map[string]any{"released": 1}), views{}},
+		{"payment.expired", entry(pb.LogPaymentExpired, map[string]any{"released": 1, "what": "hold"}), views{}},
+		{"payment.refunded", entry(pb.LogPaymentRefunded, map[string]any{"amount": 1, "fee_returned": 0, "refund_id": "re_1"}), views{}},
 		{"dispute.opened", entry(pb.LogDisputeOpened, map[string]any{"amount": 1, "dispute_id": "dsp_1", "check": "risk_review"}), views{}},
 		{"dispute.resolved", entry(pb.LogDisputeResolved, map[string]any{"amount": 1, "dispute_id": "dsp_1", "outcome": pb.OutcomeReject}), views{}},
 		{"compensation.paid", entry(pb.LogCompensationPaid, map[string]any{"amount": 1, "dispute_id": "dsp_1"}), views{}},
@@ -97,13 +98,9 @@ func TestViewEntry(t *testing.T) {
 	// An entry that does not decode, and a caller that is no party's role,
 	// are withheld, with nothing given.
 	for _, v := range []entryView{viewEntry(pb.Principal{Role: pb.RoleUser}, []byte("{")),
-		viewEntry(pb.Principal{Role: "stranger"}, entry(pb.LogPaymentCaptured, capturedData{}))} {
+		viewEntry(pb.Principal{Role: "stranger"}, entry(pb.LogPaymentCaptured, map[string]any{"amount": 0, "fee": 0, "released": 0}))} {
 		if v.withheld == "" || v.leaf {
 			t.Errorf("view %+v; want withheld without a leaf hash", v)
 		}
-	}
-	var m map[string]any
-	if a, b := newSalt(), newSalt(); json.Unmarshal([]byte(a), &m) == nil || len(a) != 32 || a == b {
-		t.Error("newSalt is not 16 random bytes in hex")
 	}
 }

@@ -1,4 +1,14 @@
-package service
+// Package translog is the transparency log as a service: the entries the
+// payments core writes with every batch are integrated into a Merkle tree
+// whose signed checkpoints (cosigned by witnesses, when a witness policy
+// says so) this package publishes, with the proofs, tiles, entries, traces
+// and receipts that let anyone check what the log holds (C2SP
+// tlog-checkpoint, tlog-tiles, tlog-proof, tlog-witness). Writing the
+// entries stays the core's: it is part of every operation's batch. It runs
+// over the payments core (Core) and its own store interface (Store), signs
+// checkpoints in the background (Start, Close), and offers its routes to
+// the REST API (Routes).
+package translog
 
 import (
 	"context"
@@ -6,21 +16,66 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/tlog"
 )
 
-// transLog issues the log's signed checkpoints. Entries reach the tree
-// with their batches (SQLite) or through integration (PostgreSQL); the
+// Core is what the log needs of the payments core (service.Service).
+type Core interface {
+	// Payment returns payment id if caller is a party to it.
+	Payment(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error)
+	// RiskOpening opens p's risk commitment, logged as commitment, for a
+	// party that may read it (partial: an agent), or returns nil.
+	RiskOpening(ctx context.Context, p *pb.Payment, commitment string, partial bool) *pb.RiskOpening
+}
+
+// Store is what the log reads: its own storage, and the payments,
+// mandates and agents its entries are about (who may read an entry).
+type Store interface {
+	pb.LogStore
+	Payment(ctx context.Context, id string) (*pb.Payment, error)
+	Mandate(ctx context.Context, id string) (*pb.Mandate, error)
+	Agent(ctx context.Context, id string) (*pb.Agent, error)
+}
+
+// Config configures the log. Zero values take the documented defaults.
+type Config struct {
+	// Key is the log's signing key (a note signer key from tlog.NewKey,
+	// kept in <data>/log.key); its name is the log's origin.
+	Key string
+	// CheckpointInterval is how often a checkpoint is signed while the log
+	// grows (default 1s).
+	CheckpointInterval time.Duration
+	// WitnessPolicy, when set, is a witness policy (ParseWitnessPolicy):
+	// checkpoints are published only once its quorum has cosigned them,
+	// asked through Witnesses.
+	WitnessPolicy []byte
+	// Witnesses carries the add-checkpoint requests to the policy's
+	// witnesses; required when the policy names any.
+	Witnesses Transport
+	Logger    *slog.Logger // default: discard
+}
+
+// Service is the transparency log. Safe for concurrent use.
+//
+// It issues the log's signed checkpoints. Entries reach the tree with
+// their batches (SQLite) or through integration (PostgreSQL); the
 // checkpointer signs the tree's state at least every CheckpointInterval
 // while it grows. Every process signs with the same log key, so any of
 // them may answer for the log.
-type transLog struct {
-	signer *tlog.Signer
-	vkey   string
+type Service struct {
+	core     Core
+	st       Store
+	log      *slog.Logger
+	interval time.Duration
+	signer   *tlog.Signer
+	vkey     string
 
 	mu     sync.Mutex // guards latest and note
 	latest tlog.Checkpoint
@@ -28,6 +83,74 @@ type transLog struct {
 	// witnesses, when configured, must cosign a checkpoint before it is
 	// published; only the checkpointer goroutine uses them.
 	witnesses *witnesses
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns the log over core and st; call Start to run its
+// checkpointer.
+func New(core Core, st Store, cfg Config) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = time.Second
+	}
+	signer, err := tlog.NewSigner(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("translog: Config.Key: %w", err)
+	}
+	s := &Service{core: core, st: st, log: cfg.Logger, interval: cfg.CheckpointInterval,
+		signer: signer, vkey: signer.VerifierKey(), stop: make(chan struct{})}
+	if len(cfg.WitnessPolicy) > 0 {
+		g, err := ParseWitnessPolicy(cfg.WitnessPolicy)
+		if err != nil {
+			return nil, err
+		}
+		if g.N > 0 {
+			if cfg.Witnesses == nil {
+				return nil, fmt.Errorf("translog: Config.Witnesses is required with a witness policy")
+			}
+			s.witnesses = newWitnesses(g, cfg.Witnesses)
+		}
+	}
+	return s, nil
+}
+
+// Start runs the checkpointer until Close: the log's tree is signed at
+// least every interval while it grows.
+func (s *Service) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				// Each run bounded to 30s; a failure is logged and tried
+				// again at the next tick.
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				if _, err := s.publishCheckpoint(ctx); err != nil {
+					s.log.Warn("log checkpoint failed", "err", err)
+				}
+				cancel()
+			}
+		}
+	}()
+}
+
+// Close stops the checkpointer. It does not close the store.
+func (s *Service) Close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.wg.Wait()
 }
 
 // Checkpoint is a signed checkpoint and its parsed body.
@@ -38,7 +161,7 @@ type Checkpoint struct {
 
 // LogKey returns the log's verifier key, in the note verifier-key format
 // (origin+hash+key).
-func (s *Service) LogKey() string { return s.tlog.vkey }
+func (s *Service) LogKey() string { return s.vkey }
 
 // SignedCheckpoint returns the latest checkpoint. Without witnesses it
 // signs one first when the tree has grown, so that it covers every entry
@@ -47,14 +170,13 @@ func (s *Service) LogKey() string { return s.tlog.vkey }
 // a second or so behind), and never waits on a witness: the request paths
 // that call it are public.
 func (s *Service) SignedCheckpoint(ctx context.Context) (Checkpoint, error) {
-	if s.tlog.witnesses != nil {
-		t := s.tlog
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if t.note == nil {
+	if s.witnesses != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.note == nil {
 			return Checkpoint{}, &pb.Error{Code: pb.ErrUnavailable, Message: "no checkpoint is cosigned by the witness policy's quorum yet"}
 		}
-		return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
+		return Checkpoint{Note: s.note, Checkpoint: s.latest}, nil
 	}
 	return s.publishCheckpoint(ctx)
 }
@@ -71,32 +193,31 @@ func (s *Service) publishCheckpoint(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	t := s.tlog
-	t.mu.Lock()
-	if t.note != nil && t.latest.Size >= size {
-		defer t.mu.Unlock()
-		return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
+	s.mu.Lock()
+	if s.note != nil && s.latest.Size >= size {
+		defer s.mu.Unlock()
+		return Checkpoint{Note: s.note, Checkpoint: s.latest}, nil
 	}
-	note, err := t.signer.Sign(size, root)
-	t.mu.Unlock()
+	note, err := s.signer.Sign(size, root)
+	s.mu.Unlock()
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("couldn't sign a checkpoint: %w", err)
 	}
-	c, err := tlog.Open(note, t.vkey)
+	c, err := tlog.Open(note, s.vkey)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("couldn't read back a checkpoint just signed: %w", err)
 	}
-	if t.witnesses != nil { // only the checkpointer goroutine gets here
-		if note, err = t.witnesses.cosign(ctx, s, note, c); err != nil {
+	if s.witnesses != nil { // only the checkpointer goroutine gets here
+		if note, err = s.witnesses.cosign(ctx, s, note, c); err != nil {
 			return Checkpoint{}, err
 		}
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.note == nil || c.Size > t.latest.Size {
-		t.latest, t.note = c, note
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.note == nil || c.Size > s.latest.Size {
+		s.latest, s.note = c, note
 	}
-	return Checkpoint{Note: t.note, Checkpoint: t.latest}, nil
+	return Checkpoint{Note: s.note, Checkpoint: s.latest}, nil
 }
 
 // Integrate places in the tree the entries pending when it is called
@@ -233,7 +354,7 @@ func (s *Service) mayRead(ctx context.Context, caller pb.Principal, subject stri
 	}
 	switch {
 	case pb.HasPrefix(subject, pb.PrefixPayment):
-		_, err := s.Payment(ctx, caller, subject)
+		_, err := s.core.Payment(ctx, caller, subject)
 		return err
 	case pb.HasPrefix(subject, pb.PrefixMandate):
 		m, err := s.st.Mandate(ctx, subject)
@@ -292,7 +413,7 @@ const MaxTraceEntries = pb.MaxLogRead
 // inclusion proof against a checkpoint that covers them all (any party to
 // the payment).
 func (s *Service) PaymentTrace(ctx context.Context, caller pb.Principal, id string) (*Trace, error) {
-	if _, err := s.Payment(ctx, caller, id); err != nil {
+	if _, err := s.core.Payment(ctx, caller, id); err != nil {
 		return nil, err
 	}
 	var c Checkpoint
@@ -311,7 +432,7 @@ func (s *Service) PaymentTrace(ctx context.Context, caller pb.Principal, id stri
 		if len(es) == 0 || es[len(es)-1].Index < c.Size {
 			break
 		}
-		if s.tlog.witnesses != nil || attempt > 0 {
+		if s.witnesses != nil || attempt > 0 {
 			return nil, &pb.Error{Code: pb.ErrUnavailable, Message: "the payment's latest log entries are not in a published checkpoint yet (witnesses cosign about every second); retry shortly"}
 		}
 	}
@@ -344,7 +465,7 @@ func (s *Service) PaymentTrace(ctx context.Context, caller pb.Principal, id stri
 					return nil, err
 				}
 			}
-			te.Risk = s.riskOpening(ctx, raw, v.commitment, v.partial)
+			te.Risk = s.core.RiskOpening(ctx, raw, v.commitment, v.partial)
 		}
 		tr.Entries = append(tr.Entries, te)
 	}
@@ -375,7 +496,7 @@ func (s *Service) PaymentReceipt(ctx context.Context, caller pb.Principal, id st
 	if err != nil {
 		return nil, err
 	}
-	r := &Receipt{Object: "receipt", PaymentID: id, LogKey: s.tlog.vkey, Proofs: []string{}}
+	r := &Receipt{Object: "receipt", PaymentID: id, LogKey: s.vkey, Proofs: []string{}}
 	for _, e := range tr.Entries {
 		if e.Redacted {
 			r.Withheld = append(r.Withheld, WithheldEntry{Index: e.Index, Type: e.Type, Reason: e.Reason, LeafHash: e.LeafHash})
@@ -411,7 +532,7 @@ func (s *Service) Tile(ctx context.Context, caller pb.Principal, level int, n in
 		return nil, missing
 	}
 	if level == -1 {
-		if err := RequireRole(caller, pb.RoleOperator); err != nil {
+		if err := service.RequireRole(caller, pb.RoleOperator); err != nil {
 			return nil, err
 		}
 		es, err := s.st.LogEntries(ctx, n*TileWidth, width)

@@ -1,8 +1,6 @@
-package service
+package translog
 
 import (
-	"context"
-	"crypto/sha256"
 	"encoding/json"
 
 	pb "github.com/paybound/paybound"
@@ -11,7 +9,8 @@ import (
 // What each party to a payment may read of its log entries. The table is
 // docs/visibility.md; this is where it is kept, for every view of an entry
 // the server gives: the trace, the receipt and GET /v1/log/entries/{index}.
-// (The payment object is shown's.)
+// (What each party sees of the payment object is the core's: shown, in
+// internal/service/payments.go.)
 //
 // An entry a party may not read is withheld from it whole: the tree holds
 // the hash of the entry's exact bytes, so a part of an entry cannot be
@@ -102,40 +101,4 @@ func viewEntry(caller pb.Principal, body []byte) entryView {
 		return v
 	}
 	return withhold(withheldRole, false)
-}
-
-// riskOpening opens p's risk commitment, logged as commitment, for a party
-// that may read it (partial: an agent). It returns nil, and logs why, when
-// it cannot: the entry stays verifiable, only unopened.
-func (s *Service) riskOpening(ctx context.Context, p *pb.Payment, commitment string, partial bool) *pb.RiskOpening {
-	fail := func(why string, err error) *pb.RiskOpening {
-		s.log.ErrorContext(ctx, "couldn't open a payment's risk commitment", "payment", p.ID, "why", why, "err", err)
-		return nil
-	}
-	if p.Risk == nil || len(p.Risk.Input) == 0 {
-		return fail("the payment keeps no assessment", nil)
-	}
-	var in struct {
-		Salt string `json:"salt"`
-	}
-	if err := json.Unmarshal(p.Risk.Input, &in); err != nil {
-		return fail("its input does not decode", err)
-	}
-	full, err := fullInput(p)
-	if err != nil {
-		return fail("its input does not decode", err)
-	}
-	r := *p.Risk
-	r.InputHash = sha256.Sum256(full)
-	o, err := pb.OpenRisk(&r, in.Salt)
-	if err != nil {
-		return fail("no salt", err)
-	}
-	if err := o.Verify(commitment); err != nil {
-		return fail("the kept assessment does not open the logged commitment", err)
-	}
-	if partial {
-		return o.Partial()
-	}
-	return o
 }

@@ -1,4 +1,4 @@
-package httpapi
+package translog
 
 import (
 	"strconv"
@@ -8,12 +8,28 @@ import (
 	"github.com/paybound/paybound/internal/httpapi/rest"
 )
 
-func (s *Server) logKey(q *rest.Request) (int, any, error) {
-	return 200, rest.Raw{ContentType: "text/plain; charset=utf-8", Body: []byte(s.svc.LogKey() + "\n")}, nil
+// Routes are the log's part of the REST API, which the server mounts: a
+// payment's trace and receipt, and the log's own read paths (the key, the
+// checkpoint, an entry, proofs, C2SP tiles), most of them public.
+func (s *Service) Routes() []rest.Route {
+	return []rest.Route{
+		{Method: "GET", Pattern: "/v1/payments/{id}/trace", Handler: s.trace},
+		{Method: "GET", Pattern: "/v1/payments/{id}/receipt", Handler: s.receipt},
+		{Method: "GET", Pattern: "/v1/log/key", Public: true, Handler: s.logKey},
+		{Method: "GET", Pattern: "/v1/log/checkpoint", Public: true, Handler: s.logCheckpoint},
+		{Method: "GET", Pattern: "/v1/log/entries/{index}", Handler: s.logEntry},
+		{Method: "GET", Pattern: "/v1/log/proof/inclusion", Public: true, Handler: s.inclusionProof},
+		{Method: "GET", Pattern: "/v1/log/proof/consistency", Public: true, Handler: s.consistencyProof},
+		{Method: "GET", Pattern: "/v1/log/tile/{path...}", Public: true, Handler: s.tile},
+	}
 }
 
-func (s *Server) logCheckpoint(q *rest.Request) (int, any, error) {
-	c, err := s.svc.SignedCheckpoint(q.Ctx)
+func (s *Service) logKey(q *rest.Request) (int, any, error) {
+	return 200, rest.Raw{ContentType: "text/plain; charset=utf-8", Body: []byte(s.LogKey() + "\n")}, nil
+}
+
+func (s *Service) logCheckpoint(q *rest.Request) (int, any, error) {
+	c, err := s.SignedCheckpoint(q.Ctx)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -33,20 +49,20 @@ func int64Param(q *rest.Request, name string) (int64, error) {
 	return n, nil
 }
 
-func (s *Server) logEntry(q *rest.Request) (int, any, error) {
+func (s *Service) logEntry(q *rest.Request) (int, any, error) {
 	v := q.PathValue("index")
 	i, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || i < 0 {
 		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "index", "index must be a non-negative integer")
 	}
-	e, err := s.svc.LogEntry(q.Ctx, q.Caller, i)
+	e, err := s.LogEntry(q.Ctx, q.Caller, i)
 	if err != nil {
 		return 0, nil, err
 	}
 	return 200, rest.Raw{ContentType: "application/json", Body: e.Body}, nil
 }
 
-func (s *Server) inclusionProof(q *rest.Request) (int, any, error) {
+func (s *Service) inclusionProof(q *rest.Request) (int, any, error) {
 	index, err := int64Param(q, "index")
 	if err != nil {
 		return 0, nil, err
@@ -55,11 +71,11 @@ func (s *Server) inclusionProof(q *rest.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	p, err := s.svc.InclusionProof(q.Ctx, index, size)
+	p, err := s.InclusionProof(q.Ctx, index, size)
 	return 200, p, err
 }
 
-func (s *Server) consistencyProof(q *rest.Request) (int, any, error) {
+func (s *Service) consistencyProof(q *rest.Request) (int, any, error) {
 	old, err := int64Param(q, "old")
 	if err != nil {
 		return 0, nil, err
@@ -68,7 +84,7 @@ func (s *Server) consistencyProof(q *rest.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	p, err := s.svc.ConsistencyProof(q.Ctx, old, nw)
+	p, err := s.ConsistencyProof(q.Ctx, old, nw)
 	return 200, p, err
 }
 
@@ -76,18 +92,18 @@ func (s *Server) consistencyProof(q *rest.Request) (int, any, error) {
 // tile/<L>/<N>[.p/<W>] (hashes, public) and tile/entries/<N>[.p/<W>]
 // (entries, operator). N is written in groups of three digits, every
 // group but the last prefixed with x: 1234067 is x001/x234/067.
-func (s *Server) tile(q *rest.Request) (int, any, error) {
+func (s *Service) tile(q *rest.Request) (int, any, error) {
 	level, n, width, ok := parseTilePath(q.PathValue("path"))
 	if ok && level == -1 { // entry bundles carry payment details: the operator's key
 		var err error
-		if q.Caller, err = s.bearer(q.HTTP); err != nil {
+		if q.Caller, err = q.Bearer(); err != nil {
 			return 0, nil, err
 		}
 	}
 	if !ok {
 		return 0, nil, pb.Errorf(pb.ErrNotFound, "", "not a tile path: tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]")
 	}
-	body, err := s.svc.Tile(q.Ctx, q.Caller, level, n, width)
+	body, err := s.Tile(q.Ctx, q.Caller, level, n, width)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -141,12 +157,12 @@ func parseTilePath(p string) (level int, n int64, width int, ok bool) {
 	return level, n, width, true
 }
 
-func (s *Server) trace(q *rest.Request) (int, any, error) {
-	t, err := s.svc.PaymentTrace(q.Ctx, q.Caller, q.PathValue("id"))
+func (s *Service) trace(q *rest.Request) (int, any, error) {
+	t, err := s.PaymentTrace(q.Ctx, q.Caller, q.PathValue("id"))
 	return 200, t, err
 }
 
-func (s *Server) receipt(q *rest.Request) (int, any, error) {
-	r, err := s.svc.PaymentReceipt(q.Ctx, q.Caller, q.PathValue("id"))
+func (s *Service) receipt(q *rest.Request) (int, any, error) {
+	r, err := s.PaymentReceipt(q.Ctx, q.Caller, q.PathValue("id"))
 	return 200, r, err
 }
