@@ -352,16 +352,9 @@ func requireAmount(a *int64) (int64, error) {
 func requireMoney(a *int64, currency string) (int64, error) {
 	amount, err := requireAmount(a)
 	if err == nil {
-		err = requireCurrency(currency)
+		err = rest.RequireCurrency(currency)
 	}
 	return amount, err
-}
-
-func requireCurrency(c string) error {
-	if c == "" {
-		return pb.Errorf(pb.ErrParameterMissing, "currency", "currency is required: an ISO 4217 code such as USD")
-	}
-	return nil
 }
 
 func (s *Server) topup(q *rest.Request) (int, any, error) {
@@ -404,7 +397,7 @@ func (s *Server) createPayment(q *rest.Request) (int, any, error) {
 	}
 	amount, err := requireAmount(in.Amount)
 	if err == nil {
-		err = requireCurrency(in.Currency)
+		err = rest.RequireCurrency(in.Currency)
 	}
 	if err != nil {
 		return 0, nil, err
@@ -524,7 +517,7 @@ func (s *Server) createMandate(q *rest.Request) (int, any, error) {
 	case in.Budget == nil || in.Budget.Amount == nil:
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "budget.amount", "budget.amount is required: what the agent may spend per budget.period")
 	}
-	if err := requireCurrency(in.Currency); err != nil {
+	if err := rest.RequireCurrency(in.Currency); err != nil {
 		return 0, nil, err
 	}
 	m := pb.Mandate{AgentID: in.AgentID, Description: in.Description, Currency: in.Currency, MaxAmount: *in.MaxAmount,
