@@ -2,7 +2,7 @@ package paybound
 
 import "context"
 
-// MandateStore is the storage of mandates (internal/service's mandates):
+// MandateStore is the storage of mandates (internal/mandates):
 // the mandates themselves, and what each has reserved per budget period.
 type MandateStore interface {
 	Mandate(ctx context.Context, id string) (*Mandate, error)

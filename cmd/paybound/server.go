@@ -27,6 +27,7 @@ import (
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
@@ -301,7 +302,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
-		OperatorKey: key, FeeBPS: m.Config.FeeBPS, RequireSignatureDefault: m.Config.RequireSignatures,
+		OperatorKey: key, FeeBPS: m.Config.FeeBPS, Mandates: mandates.NewPolicy(),
 		Risk: riskCfg, Sandbox: m.Config.Sandbox || m.Config.Demo}); err != nil {
 		return err
 	}
@@ -320,8 +321,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("couldn't listen on %s: %w", m.Config.Addr, err)
 	}
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
+	mdt := mandates.New(m.Service, m.store, mandates.Config{RequireSignatureDefault: m.Config.RequireSignatures, Clock: m.Clock})
 	m.srv = &http.Server{
-		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog),
+		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second, // above httpapi.MaxWait

@@ -63,6 +63,7 @@ var internal = map[string]kind{
 	"confirm":      capability,
 	"disputes":     capability,
 	"translog":     capability,
+	"mandates":     capability,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,

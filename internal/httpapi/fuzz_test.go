@@ -16,6 +16,7 @@ import (
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
 	"github.com/paybound/paybound/internal/tlog"
@@ -47,7 +48,8 @@ func newFixture(tb testing.TB) *fixture {
 		tb.Fatal(err)
 	}
 	opKey := service.NewAPIKey(pb.RoleOperator)
-	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: opKey, Sandbox: true})
+	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: opKey, Sandbox: true,
+		Mandates: mandates.NewPolicy()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, log, st), cfm, log), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
+	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, log, st), cfm, log, mandates.New(svc, st, mandates.Config{})), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
 }
 
 // FuzzCreatePayment sends arbitrary bodies to POST /v1/payments: every

@@ -86,10 +86,6 @@ func New(svc *service.Service, log *slog.Logger, signed SignedAuthenticator, cap
 		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, Handler: s.cancel},
 		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, Handler: s.refund},
 		{Method: "GET", Pattern: "/v1/ledger/verify", Handler: s.verify},
-		{Method: "POST", Pattern: "/v1/mandates", Idempotent: true, Handler: s.createMandate},
-		{Method: "GET", Pattern: "/v1/mandates", Handler: s.listMandates},
-		{Method: "GET", Pattern: "/v1/mandates/{id}", Handler: s.getMandate},
-		{Method: "POST", Pattern: "/v1/mandates/{id}/revoke", Idempotent: true, Handler: s.revokeMandate},
 		{Method: "POST", Pattern: "/v1/risk/rules", Handler: s.putRiskRule},
 		{Method: "GET", Pattern: "/v1/risk/rules", Handler: s.listRiskRules},
 		{Method: "DELETE", Pattern: "/v1/risk/rules/{name}", Handler: s.deleteRiskRule},
@@ -352,16 +348,9 @@ func requireAmount(a *int64) (int64, error) {
 func requireMoney(a *int64, currency string) (int64, error) {
 	amount, err := requireAmount(a)
 	if err == nil {
-		err = requireCurrency(currency)
+		err = rest.RequireCurrency(currency)
 	}
 	return amount, err
-}
-
-func requireCurrency(c string) error {
-	if c == "" {
-		return pb.Errorf(pb.ErrParameterMissing, "currency", "currency is required: an ISO 4217 code such as USD")
-	}
-	return nil
 }
 
 func (s *Server) topup(q *rest.Request) (int, any, error) {
@@ -404,7 +393,7 @@ func (s *Server) createPayment(q *rest.Request) (int, any, error) {
 	}
 	amount, err := requireAmount(in.Amount)
 	if err == nil {
-		err = requireCurrency(in.Currency)
+		err = rest.RequireCurrency(in.Currency)
 	}
 	if err != nil {
 		return 0, nil, err
@@ -491,76 +480,6 @@ func (s *Server) refund(q *rest.Request) (int, any, error) {
 	}
 	id := q.PathValue("id")
 	return q.Run(201, func() service.Result { return s.svc.Refund(q.Ctx, q.Caller, q.Idem, id, in.Amount, in.Reason) })
-}
-
-func (s *Server) createMandate(q *rest.Request) (int, any, error) {
-	var in struct {
-		AgentID     string `json:"agent_id"`
-		Description string `json:"description"`
-		Currency    string `json:"currency"`
-		MaxAmount   *int64 `json:"max_amount"`
-		Budget      *struct {
-			Amount *int64          `json:"amount"`
-			Period pb.BudgetPeriod `json:"period"`
-		} `json:"budget"`
-		MerchantIDs      []string     `json:"merchant_ids"`
-		Categories       []string     `json:"merchant_categories"`
-		ValidFrom        *string      `json:"valid_from"`
-		ExpiresAt        *string      `json:"expires_at"`
-		Schedule         *pb.Schedule `json:"schedule"`
-		MaxPayments      int64        `json:"max_payments"`
-		ConfirmAbove     int64        `json:"confirm_above"`
-		Condition        string       `json:"condition"`
-		RequireSignature *bool        `json:"require_signature"`
-	}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
-	}
-	switch {
-	case in.AgentID == "":
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "agent_id", "agent_id is required: the agent the mandate is for")
-	case in.MaxAmount == nil:
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "max_amount", "max_amount is required: the most one payment may be, in minor units")
-	case in.Budget == nil || in.Budget.Amount == nil:
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "budget.amount", "budget.amount is required: what the agent may spend per budget.period")
-	}
-	if err := requireCurrency(in.Currency); err != nil {
-		return 0, nil, err
-	}
-	m := pb.Mandate{AgentID: in.AgentID, Description: in.Description, Currency: in.Currency, MaxAmount: *in.MaxAmount,
-		Budget: pb.Budget{Amount: *in.Budget.Amount, Period: in.Budget.Period}, MerchantIDs: in.MerchantIDs,
-		Categories: in.Categories, Schedule: in.Schedule, MaxPayments: in.MaxPayments, ConfirmAbove: in.ConfirmAbove,
-		Condition: in.Condition}
-	var err error
-	if m.ValidFrom, err = rest.ParseTime(in.ValidFrom, "valid_from"); err != nil {
-		return 0, nil, err
-	}
-	exp, err := rest.ParseTime(in.ExpiresAt, "expires_at")
-	if err != nil {
-		return 0, nil, err
-	}
-	if !exp.IsZero() {
-		m.ExpiresAt = &exp
-	}
-	return q.Run(201, func() service.Result { return s.svc.CreateMandate(q.Ctx, q.Caller, q.Idem, m, in.RequireSignature) })
-}
-
-func (s *Server) listMandates(q *rest.Request) (int, any, error) {
-	limit, after, err := q.ListParams(pb.PrefixMandate)
-	if err != nil {
-		return 0, nil, err
-	}
-	data, more, err := s.svc.ListMandates(q.Ctx, q.Caller, after, limit)
-	return 200, map[string]any{"object": "list", "data": data, "has_more": more}, err
-}
-
-func (s *Server) getMandate(q *rest.Request) (int, any, error) {
-	m, err := s.svc.Mandate(q.Ctx, q.Caller, q.PathValue("id"))
-	return 200, m, err
-}
-
-func (s *Server) revokeMandate(q *rest.Request) (int, any, error) {
-	return q.Act(s.svc.RevokeMandate)
 }
 
 func (s *Server) verify(q *rest.Request) (int, any, error) {

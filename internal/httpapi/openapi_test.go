@@ -14,6 +14,7 @@ import (
 	"github.com/paybound/paybound/internal/agentid"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
+	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
 )
@@ -264,7 +265,7 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
-	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log).Routes()
+	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{})).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {

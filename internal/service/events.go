@@ -109,18 +109,9 @@ func LogPayment(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, typ string, data a
 	}
 }
 
-// canonical wraps a type whose fields are not in JSON-name order (the
-// mandate) as canonical entry data; see logPayment on the panic.
-func canonical(v any) json.RawMessage {
-	b, err := pb.CanonicalData(v)
-	if err != nil {
-		panic(fmt.Sprintf("couldn't encode %T for the log: %v", v, err))
-	}
-	return b
-}
-
-// logRecord records an entry about another subject (a mandate, an agent).
-func logRecord(tx *ledger.Tx, subject string, actor pb.Actor, typ string, data any) {
+// LogRecord records an entry about another subject (a mandate, an agent,
+// a wallet). See LogPayment on the panic.
+func LogRecord(tx *ledger.Tx, subject string, actor pb.Actor, typ string, data any) {
 	if err := tx.Log(pb.LogEvent{Type: typ, Subject: subject, Actor: actor, Data: data}); err != nil {
 		panic(fmt.Sprintf("couldn't log %s of %s: %v", typ, subject, err))
 	}
@@ -138,7 +129,7 @@ type keyData struct {
 // LogKey records k, added or changed by caller, in the agent's log entries
 // (typ: pb.LogAgentKeyAdded or pb.LogAgentKeyRevoked).
 func LogKey(tx *ledger.Tx, caller pb.Principal, typ string, k pb.AgentKey) {
-	logRecord(tx, k.AgentID, pb.ActorOf(caller), typ, keyData{KeyID: k.KeyID, PublicKey: json.RawMessage(k.PublicKey),
+	LogRecord(tx, k.AgentID, pb.ActorOf(caller), typ, keyData{KeyID: k.KeyID, PublicKey: json.RawMessage(k.PublicKey),
 		NotAfter: k.NotAfter, RevokedAt: k.RevokedAt})
 }
 

@@ -9,10 +9,18 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/confirm"
+	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
 )
+
+// mandatesOf is the mandates capability over e's core, store and clock,
+// as Main composes it (e's core runs with the policy newEnv gave it): these
+// tests follow mandates through real payments.
+func mandatesOf(e *env) *mandates.Service {
+	return mandates.New(e.svc, e.st, mandates.Config{Clock: e.clock})
+}
 
 type mandateWorld struct {
 	*env
@@ -56,7 +64,7 @@ func (w *mandateWorld) grant(t testing.TB, m pb.Mandate) string {
 	if m.Budget.Amount == 0 {
 		m.Budget = pb.Budget{Amount: 10_000, Period: pb.PeriodDay}
 	}
-	v := must[*service.MandateView](t, w.svc.CreateMandate(context.Background(), w.user, nil, m, &m.RequireSignature))
+	v := must[*mandates.View](t, w.mandates.Create(context.Background(), w.user, nil, m, &m.RequireSignature))
 	return v.ID
 }
 
@@ -75,7 +83,7 @@ func TestMandateDeclines(t *testing.T) {
 	exp := w.clock.Now().Add(time.Hour)
 	ok := w.grant(t, pb.Mandate{Categories: []string{"food_and_drink"}, MaxPayments: 3, ExpiresAt: &exp})
 	revoked := w.grant(t, pb.Mandate{})
-	must[*pb.Mandate](t, w.svc.RevokeMandate(ctx, w.user, nil, revoked))
+	must[*pb.Mandate](t, w.mandates.Revoke(ctx, w.user, nil, revoked))
 	later := w.grant(t, pb.Mandate{ValidFrom: w.clock.Now().Add(time.Hour)})
 	night := w.grant(t, pb.Mandate{Schedule: &pb.Schedule{Days: []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"},
 		Start: "02:00", End: "03:00", TimeZone: "UTC"}}) // the test clock is 09:00 UTC
@@ -135,7 +143,7 @@ func TestMandateDeclines(t *testing.T) {
 	if _, err := w.pay(w.agent, ok, w.cafe.ID, 100, "CNY"); pb.ErrorCode(err) != pb.DeclineMandateExpired {
 		t.Fatalf("after expiry: %v", err)
 	}
-	v, err := w.svc.Mandate(ctx, w.user, ok)
+	v, err := w.mandates.Mandate(ctx, w.user, ok)
 	if err != nil || v.PaymentsCount != 3 || v.RemainingBudget != 10_000-3000 {
 		t.Fatalf("usage view: %+v %v", v, err)
 	}
@@ -177,7 +185,7 @@ func TestMandateBudgetGivenBack(t *testing.T) {
 	ctx := context.Background()
 	id := w.grant(t, pb.Mandate{MaxAmount: 1000, Budget: pb.Budget{Amount: 1000, Period: pb.PeriodWeek}})
 	remaining := func() int64 {
-		v, err := w.svc.Mandate(ctx, w.user, id)
+		v, err := w.mandates.Mandate(ctx, w.user, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +236,7 @@ func TestApprovedMandatePaymentUsesTheBudget(t *testing.T) {
 	if err != nil || p.Status != pb.StatusRequiresConfirmation {
 		t.Fatalf("above confirm_above: %+v %v", p, err)
 	}
-	if v, _ := w.svc.Mandate(ctx, w.user, id); v.RemainingBudget != 5000 {
+	if v, _ := w.mandates.Mandate(ctx, w.user, id); v.RemainingBudget != 5000 {
 		t.Fatalf("a waiting payment reserved budget: %d", v.RemainingBudget)
 	}
 	e := must[*confirm.TOTPEnrolment](t, w.confirm.EnrollTOTP(ctx, w.user, nil))
@@ -239,7 +247,7 @@ func TestApprovedMandatePaymentUsesTheBudget(t *testing.T) {
 	if a.Status != pb.StatusAuthorized {
 		t.Fatalf("approved: %+v", a)
 	}
-	if v, _ := w.svc.Mandate(ctx, w.user, id); v.RemainingBudget != 2500 || v.PaymentsCount != 1 {
+	if v, _ := w.mandates.Mandate(ctx, w.user, id); v.RemainingBudget != 2500 || v.PaymentsCount != 1 {
 		t.Fatalf("after approval: %+v", v)
 	}
 	w.verify(t)

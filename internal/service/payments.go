@@ -241,7 +241,7 @@ func (s *Service) credit(ctx context.Context, caller pb.Principal, idem *Idempot
 		if err != nil {
 			return nil, err
 		}
-		logRecord(tx, user, pb.ActorOf(caller), pb.LogWalletToppedUp, topupData{TopupID: t.ID, Amount: amount, Currency: currency,
+		LogRecord(tx, user, pb.ActorOf(caller), pb.LogWalletToppedUp, topupData{TopupID: t.ID, Amount: amount, Currency: currency,
 			Rail: rail, Reference: reference})
 		tx.AddTopup(t)
 		return &t, nil
@@ -491,13 +491,13 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 			// revocation seen here is final: revocations are never undone.)
 			tx.RelyOnMandate(m.ID)
 			if !approved {
-				if code, err = s.checkMandate(tx, &m, p, merchant); err != nil {
+				if code, err = s.cfg.Mandates.Check(tx, &m, p, merchant); err != nil {
 					return err
 				}
 			}
 		}
 		if code != "" {
-			return decline(p, code, mandateMessage(code, &m, p, tx.Now()))
+			return decline(p, code, s.cfg.Mandates.Message(code, &m, p, tx.Now()))
 		}
 		mandate = &m
 	}
@@ -528,7 +528,7 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 	}
 	err = tx.Atomic(func() error {
 		if mandate != nil {
-			if err := s.reserve(tx, mandate, p); err != nil {
+			if err := s.cfg.Mandates.Reserve(tx, mandate, p); err != nil {
 				return err
 			}
 		}
@@ -553,11 +553,8 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 		// The checks passed on this writer's view, but the cap was reached
 		// meanwhile (by this batch, or another process's).
 		p.HoldID = 0
-		code := pb.DeclineMandateBudgetExhausted
-		if _, all, uerr := s.usage(tx, mandate, p.CreatedAt); uerr == nil && mandate.MaxPayments > 0 && all.Payments >= mandate.MaxPayments {
-			code = pb.DeclineMandateMaxPayments
-		}
-		return decline(p, code, mandateMessage(code, mandate, p, tx.Now()))
+		code := s.cfg.Mandates.CapDecline(tx, mandate, p)
+		return decline(p, code, s.cfg.Mandates.Message(code, mandate, p, tx.Now()))
 	}
 	return err
 }
@@ -565,39 +562,6 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 func insufficient(p *pb.Payment) error {
 	return decline(p, pb.DeclineInsufficientFunds, fmt.Sprintf("the wallet's available %s balance is below %s",
 		p.Currency, pb.FormatAmount(p.Amount, p.Currency)))
-}
-
-// mandateMessage explains a mandate decline in the mandate's own terms.
-func mandateMessage(code pb.Code, m *pb.Mandate, p *pb.Payment, now time.Time) string {
-	amt := func(v int64) string { return pb.FormatAmount(v, m.Currency) + " " + m.Currency }
-	switch code {
-	case pb.DeclineMandateNotForAgent:
-		return "the mandate was granted to another agent"
-	case pb.DeclineMandateRevoked:
-		return "the user revoked the mandate"
-	case pb.DeclineMandateExpired:
-		return "the mandate has expired"
-	case pb.DeclineMandateNotYetValid:
-		return "the mandate is not valid yet"
-	case pb.DeclineMandateCurrencyMismatch:
-		return "the mandate is for payments in " + m.Currency
-	case pb.DeclineMandateAmountExceeded:
-		if m.NeedsConfirmation(p.Amount) && p.Amount <= m.MaxAmount {
-			return "the amount is above the mandate's confirm_above of " + amt(m.ConfirmAbove) + "; the user must pay it"
-		}
-		return "the amount is above the mandate's limit of " + amt(m.MaxAmount) + " per payment"
-	case pb.DeclineMandateBudgetExhausted:
-		return "the mandate's " + string(m.Budget.Period) + " budget of " + amt(m.Budget.Amount) + " has too little left"
-	case pb.DeclineMandateMerchant:
-		return "the mandate does not cover this merchant"
-	case pb.DeclineMandateSchedule:
-		return "the mandate does not allow payments at this time: " + m.ScheduleText(now)
-	case pb.DeclineMandateMaxPayments:
-		return fmt.Sprintf("the mandate allows %d payments and they have been made", m.MaxPayments)
-	case pb.DeclineMandateCondition:
-		return "the mandate's condition does not hold for this payment"
-	}
-	return string(code)
 }
 
 // capture posts amount of p's hold and takes the platform fee, as one
@@ -683,7 +647,7 @@ func (s *Service) ExpireIfDue(tx *ledger.Tx, p *pb.Payment) (bool, error) {
 		if _, err := tx.Void(p.HoldID, p.ID); err != nil {
 			return err
 		}
-		return s.giveBack(tx, p, p.Amount)
+		return s.cfg.Mandates.GiveBack(tx, p, p.Amount)
 	})
 	if err != nil {
 		return false, err
@@ -729,7 +693,7 @@ func (s *Service) Capture(ctx context.Context, caller pb.Principal, idem *Idempo
 			if err := s.capture(tx, &p, amt); err != nil {
 				return err
 			}
-			return s.giveBack(tx, &p, p.Amount-amt) // the part not captured
+			return s.cfg.Mandates.GiveBack(tx, &p, p.Amount-amt) // the part not captured
 		}); err != nil {
 			return nil, err
 		}
@@ -775,7 +739,7 @@ func (s *Service) Cancel(ctx context.Context, caller pb.Principal, idem *Idempot
 				if _, err := tx.Void(p.HoldID, p.ID); err != nil {
 					return err
 				}
-				return s.giveBack(tx, &p, p.Amount)
+				return s.cfg.Mandates.GiveBack(tx, &p, p.Amount)
 			}); err != nil {
 				return nil, err
 			}
@@ -872,7 +836,7 @@ func (s *Service) ApplyRefund(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, amt 
 				return err
 			}
 		}
-		return s.giveBack(tx, p, amt)
+		return s.cfg.Mandates.GiveBack(tx, p, amt)
 	})
 	if err != nil {
 		return nil, err

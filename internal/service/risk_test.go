@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/storetest"
@@ -286,7 +287,7 @@ func TestRiskVelocityAcrossProcesses(t *testing.T) {
 	agent := pb.Principal{Role: pb.RoleAgent, ID: ag.ID, UserID: user.ID}
 	m := a.merchant(t)
 	noSignature := false
-	mandate := must[*service.MandateView](t, a.svc.CreateMandate(ctx, user, nil, pb.Mandate{AgentID: agent.ID, Description: "snacks",
+	mandate := must[*mandates.View](t, a.mandates.Create(ctx, user, nil, pb.Mandate{AgentID: agent.ID, Description: "snacks",
 		Currency: "CNY", MaxAmount: 3000, Budget: pb.Budget{Amount: 1_000_000, Period: pb.PeriodDay}}, &noSignature))
 	var ids []string
 	for i := range 3 * limit {

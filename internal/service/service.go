@@ -43,10 +43,10 @@ type Config struct {
 	SweepInterval time.Duration
 	// IdempotencyRetention is how long keys are kept, at least 24h (default 24h).
 	IdempotencyRetention time.Duration
-	// RequireSignatureDefault is require_signature for mandates whose
-	// creator does not say: true makes agents sign their payments unless a
-	// user opts a mandate out.
-	RequireSignatureDefault bool
+	// Mandates is the policy of payments under a mandate
+	// (mandates.NewPolicy()), required: its checks, its budget reserved and
+	// given back.
+	Mandates MandatePolicy
 	// Risk holds risk control's thresholds (nil: risk.Defaults()).
 	Risk *risk.Config
 	// Sandbox turns on the sandbox funding rail: users top their own
@@ -67,10 +67,9 @@ type Service struct {
 	inflight  sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 	decisions sync.Map // pb.RiskDecision → *atomic.Int64: risk decisions made, for metrics
 
-	keyMu      sync.RWMutex // guards keyCache and merchants
-	keyCache   map[[32]byte]pb.Principal
-	merchants  map[string]pb.Merchant // merchants known to exist
-	conditions programs
+	keyMu     sync.RWMutex // guards keyCache and merchants
+	keyCache  map[[32]byte]pb.Principal
+	merchants map[string]pb.Merchant // merchants known to exist
 
 	aead cipher.AEAD // seals idempotency records that carry secrets
 
@@ -86,6 +85,9 @@ const maxKeyCache = 100_000
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Ledger == nil {
 		return nil, fmt.Errorf("service: Config.Store and Config.Ledger are required")
+	}
+	if cfg.Mandates == nil {
+		return nil, fmt.Errorf("service: Config.Mandates is required: the policy of payments under a mandate")
 	}
 	if len(cfg.OperatorKey) < 32 {
 		return nil, fmt.Errorf("service: Config.OperatorKey must be at least 32 characters")

@@ -11,6 +11,7 @@ import (
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
@@ -62,6 +63,8 @@ type env struct {
 	confirm *confirm.Service
 	// logKey signs the transparency log's checkpoints (logOf).
 	logKey string
+	// mandates is the mandates capability over svc (mandatesOf).
+	mandates *mandates.Service
 }
 
 // newEnv opens a service over a fresh store; opts adjust its Config.
@@ -84,7 +87,8 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, Sandbox: true}
+	cfg := service.Config{Store: st, Ledger: w, Clock: clock, OperatorKey: service.NewAPIKey(pb.RoleOperator), FeeBPS: feeBPS, Sandbox: true,
+		Mandates: mandates.NewPolicy()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -95,6 +99,7 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
 	e := &env{svc: svc, st: st, clock: clock, feeBP: feeBPS, cfg: cfg, db: db, logKey: newLogKey(t)}
 	e.confirm = confirmOf(t, e)
+	e.mandates = mandatesOf(e)
 	return e
 }
 

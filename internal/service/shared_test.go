@@ -8,6 +8,7 @@ import (
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
@@ -33,7 +34,7 @@ func twin(t *testing.T, e *env) *env {
 		t.Fatal(err)
 	}
 	cfg := e.cfg
-	cfg.Store, cfg.Ledger = st, w
+	cfg.Store, cfg.Ledger, cfg.Mandates = st, w, mandates.NewPolicy()
 	svc, err := service.New(cfg)
 	if err != nil {
 		w.Close()
@@ -43,6 +44,7 @@ func twin(t *testing.T, e *env) *env {
 	t.Cleanup(func() { svc.Close(); w.Close(); st.Close() })
 	other := &env{svc: svc, st: st, clock: e.clock, feeBP: e.feeBP, cfg: cfg, db: e.db, logKey: e.logKey}
 	other.confirm = confirmOf(t, other)
+	other.mandates = mandatesOf(other)
 	return other
 }
 
@@ -58,22 +60,23 @@ func payOn(svc *service.Service, agent pb.Principal, mandate, merchant string, a
 // cached as valid.
 func TestSharedRevocationHolds(t *testing.T) {
 	w := newMandateWorld(t)
-	b := twin(t, w.env).svc
+	bw := twin(t, w.env)
+	b := bw.svc
 	id := w.grant(t, pb.Mandate{})
 	if p, err := payOn(b, w.agent, id, w.cafe.ID, 100, pb.CaptureAutomatic); err != nil || p.Status != pb.StatusCaptured {
 		t.Fatalf("before the revocation, through B: %+v %v", p, err)
 	}
-	first := must[*pb.Mandate](t, w.svc.RevokeMandate(context.Background(), w.user, nil, id))
+	first := must[*pb.Mandate](t, w.mandates.Revoke(context.Background(), w.user, nil, id))
 	w.clock.Advance(time.Minute)
 	// Revoked once: B, whose cache holds it unrevoked, finds it revoked.
-	if again := must[*pb.Mandate](t, b.RevokeMandate(context.Background(), w.user, nil, id)); !again.RevokedAt.Equal(*first.RevokedAt) {
+	if again := must[*pb.Mandate](t, bw.mandates.Revoke(context.Background(), w.user, nil, id)); !again.RevokedAt.Equal(*first.RevokedAt) {
 		t.Fatalf("revoked again through B at %v; first at %v", again.RevokedAt, first.RevokedAt)
 	}
 	p, err := payOn(b, w.agent, id, w.cafe.ID, 100, pb.CaptureAutomatic)
 	if p == nil || p.Status != pb.StatusDeclined || p.DeclineCode != pb.DeclineMandateRevoked || pb.ErrorCode(err) != pb.DeclineMandateRevoked {
 		t.Fatalf("after the revocation through A, through B: %+v %v", p, err)
 	}
-	if v, _ := w.svc.Mandate(context.Background(), w.user, id); v.PaymentsCount != 1 || v.RemainingBudget != 10_000-100 {
+	if v, _ := w.mandates.Mandate(context.Background(), w.user, id); v.PaymentsCount != 1 || v.RemainingBudget != 10_000-100 {
 		t.Fatalf("the mandate's usage: %+v", v)
 	}
 	// Nor is any other decision made on it there: not a decline for another
@@ -82,7 +85,7 @@ func TestSharedRevocationHolds(t *testing.T) {
 	if p, err := payOn(b, w.agent, other, w.cafe.ID, 100, pb.CaptureAutomatic); err != nil || p.Status != pb.StatusCaptured {
 		t.Fatalf("B caches the second mandate: %+v %v", p, err)
 	}
-	must[*pb.Mandate](t, w.svc.RevokeMandate(context.Background(), w.user, nil, other))
+	must[*pb.Mandate](t, w.mandates.Revoke(context.Background(), w.user, nil, other))
 	for _, amount := range []int64{5000, 2000} { // above max_amount; above confirm_above
 		if p, err := payOn(b, w.agent, other, w.cafe.ID, amount, pb.CaptureAutomatic); p == nil || p.DeclineCode != pb.DeclineMandateRevoked {
 			t.Fatalf("%d under the mandate revoked through A, through B: %+v %v", amount, p, err)
@@ -114,7 +117,7 @@ func TestSharedBudgetGivenBack(t *testing.T) {
 	if err != nil || p.Status != pb.StatusCaptured {
 		t.Fatalf("the 500 given back through B, spent through A: %+v %v", p, err)
 	}
-	if v, _ := w.svc.Mandate(context.Background(), w.user, id); v.RemainingBudget != 0 {
+	if v, _ := w.mandates.Mandate(context.Background(), w.user, id); v.RemainingBudget != 0 {
 		t.Fatalf("the mandate's usage: %+v", v)
 	}
 	w.verify(t)
@@ -142,9 +145,9 @@ func TestSharedFundsBeforeConfirmation(t *testing.T) {
 func TestApprovalUnderRevokedMandate(t *testing.T) {
 	w := newMandateWorld(t)
 	ctx := context.Background()
-	revoker := w.svc
+	revoker := w.mandates
 	if w.db != "" {
-		revoker = twin(t, w.env).svc
+		revoker = twin(t, w.env).mandates
 	}
 	id := w.grant(t, pb.Mandate{MaxAmount: 3000, ConfirmAbove: 1000, Budget: pb.Budget{Amount: 5000, Period: pb.PeriodTotal}})
 	p, err := w.pay(w.agent, id, w.cafe.ID, 2500, "CNY")
@@ -154,7 +157,7 @@ func TestApprovalUnderRevokedMandate(t *testing.T) {
 	e := must[*confirm.TOTPEnrolment](t, w.confirm.EnrollTOTP(ctx, w.user, nil))
 	secret, _ := stepup.DecodeTOTPSecret(e.Secret)
 	must[*confirm.TOTPEnrolment](t, w.confirm.VerifyTOTP(ctx, w.user, nil, stepup.TOTPCode(secret, w.clock.Now())))
-	must[*pb.Mandate](t, revoker.RevokeMandate(ctx, w.user, nil, id))
+	must[*pb.Mandate](t, revoker.Revoke(ctx, w.user, nil, id))
 	w.clock.Advance(stepup.TOTPStep)
 	before := w.available(t, w.user, "CNY")
 	r := w.confirm.ApproveWithTOTP(ctx, w.user, nil, p.Confirmation.ID, stepup.TOTPCode(secret, w.clock.Now()))
@@ -165,7 +168,7 @@ func TestApprovalUnderRevokedMandate(t *testing.T) {
 	if got := w.available(t, w.user, "CNY"); got != before {
 		t.Fatalf("available %d, was %d: something was held", got, before)
 	}
-	if v, _ := w.svc.Mandate(ctx, w.user, id); v.RemainingBudget != 5000 || v.PaymentsCount != 0 {
+	if v, _ := w.mandates.Mandate(ctx, w.user, id); v.RemainingBudget != 5000 || v.PaymentsCount != 0 {
 		t.Fatalf("the revoked mandate's usage: %+v", v)
 	}
 	if got, _ := w.svc.Payment(ctx, w.user, p.ID); got.Status != pb.StatusDeclined {

@@ -244,6 +244,14 @@ func (q *Request) ListParams(prefix string) (limit int, after string, err error)
 	return limit, after, nil
 }
 
+// RequireCurrency refuses a missing currency.
+func RequireCurrency(c string) error {
+	if c == "" {
+		return pb.Errorf(pb.ErrParameterMissing, "currency", "currency is required: an ISO 4217 code such as USD")
+	}
+	return nil
+}
+
 // ParseTime reads an optional RFC 3339 field.
 func ParseTime(v *string, param string) (time.Time, error) {
 	if v == nil {
