@@ -9,6 +9,7 @@
 package confirm
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -132,21 +133,12 @@ func (s *Service) pending(tx *ledger.Tx, id string) (pb.Payment, error) {
 		return p, err
 	}
 	if expired, err := s.core.ExpireIfDue(tx, &p); err != nil || expired {
-		return p, firstErr(err, pb.Errorf(pb.ErrPaymentState, "", "the confirmation of payment %s expired; the agent must ask again", p.ID))
+		return p, cmp.Or[error](err, pb.Errorf(pb.ErrPaymentState, "", "the confirmation of payment %s expired; the agent must ask again", p.ID))
 	}
 	if p.Status != pb.StatusRequiresConfirmation {
 		return p, pb.Errorf(pb.ErrPaymentState, "", "payment %s is %s; it no longer waits for confirmation", p.ID, p.Status)
 	}
 	return p, nil
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 // ApproveWithTOTP (user) approves a payment waiting for confirmation with a
@@ -171,7 +163,7 @@ func (s *Service) ApproveWithTOTP(ctx context.Context, caller pb.Principal, idem
 	// A locked confirmation is refused before the writer: guesses at it
 	// cost one read and write nothing.
 	if n, err := s.st.CodeFailures(ctx, id); err != nil || n >= pb.MaxConfirmationCodeFailures {
-		return service.Result{Err: firstErr(err, s.locked(caller.ID, id))}
+		return service.Result{Err: cmp.Or[error](err, s.locked(caller.ID, id))}
 	}
 	merchant, err := s.core.Merchant(ctx, found.MerchantID)
 	if err != nil {

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -333,13 +334,6 @@ func checkPair(debit, credit *pb.Account, amount int64) error {
 	return pb.ValidateAmount(amount, "amount")
 }
 
-func firstErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
-}
-
 // canDebit reports whether a may be debited amount more (posted or pending).
 func canDebit(a *pb.Account, amount int64) bool {
 	if a.Flags&DebitsMustNotExceedCredits == 0 {
@@ -432,7 +426,7 @@ func (tx *Tx) Transfer(debit, credit *pb.Account, amount int64, ref string) (int
 		return 0, err
 	}
 	if ok, err := tx.ensureFunds(debit, amount); err != nil || !ok {
-		return 0, firstErr(err, ErrInsufficientFunds)
+		return 0, cmp.Or[error](err, ErrInsufficientFunds)
 	}
 	if overflows(amount, debit.DebitsPosted, credit.CreditsPosted) {
 		return 0, errOverflow
@@ -451,7 +445,7 @@ func (tx *Tx) Hold(debit, credit *pb.Account, amount int64, timeout time.Time, r
 		return 0, err
 	}
 	if ok, err := tx.ensureFunds(debit, amount); err != nil || !ok {
-		return 0, firstErr(err, ErrInsufficientFunds)
+		return 0, cmp.Or[error](err, ErrInsufficientFunds)
 	}
 	if overflows(amount, debit.DebitsPending, credit.CreditsPending) {
 		return 0, errOverflow

@@ -1,6 +1,7 @@
 package mandates
 
 import (
+	"cmp"
 	"fmt"
 	"sync"
 	"time"
@@ -73,7 +74,7 @@ func (pl *Policy) Check(tx *ledger.Tx, m *pb.Mandate, p *pb.Payment, merchant *p
 	if code == pb.DeclineMandateBudgetExhausted || code == pb.DeclineMandateMaxPayments {
 		// This writer's usage rows may lag what other processes gave back:
 		// a decline is confirmed against the stored rows, as for funds.
-		if err := firstErr(tx.RefreshUsage(period), tx.RefreshUsage(all)); err != nil {
+		if err := cmp.Or[error](tx.RefreshUsage(period), tx.RefreshUsage(all)); err != nil {
 			return "", err
 		}
 		code = check()
@@ -184,13 +185,4 @@ func (pl *Policy) Message(code pb.Code, m *pb.Mandate, p *pb.Payment, now time.T
 		return "the mandate's condition does not hold for this payment"
 	}
 	return string(code)
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/bits"
@@ -41,15 +42,6 @@ func validName(name, param string, max int) error {
 	}
 	if len(name) > max || !utf8.ValidString(name) {
 		return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be valid UTF-8 of at most %d bytes", param, max)
-	}
-	return nil
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
 	}
 	return nil
 }
@@ -144,7 +136,7 @@ func (s *Service) CreateAgent(ctx context.Context, caller pb.Principal, idem *Id
 			KeyID: pb.OptString(keyid), CreatedAt: now}
 		if keyid != "" {
 			if taken, err := tx.HasAgentKey(keyid); err != nil || taken {
-				return nil, firstErr(err, pb.Errorf(pb.ErrParameterInvalid, "public_key", "this key is already registered to an agent"))
+				return nil, cmp.Or[error](err, pb.Errorf(pb.ErrParameterInvalid, "public_key", "this key is already registered to an agent"))
 			}
 		}
 		tx.AddAgent(a)
