@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// RiskStore is the storage of risk control (internal/service's risk): its
+// RiskStore is the storage of risk control (internal/riskctl): its
 // reads of a payer's earlier payments, the operator's risk rules and
 // merchant flags.
 type RiskStore interface {

@@ -30,6 +30,7 @@ import (
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/risk"
+	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
 	tl "github.com/paybound/paybound/internal/tlog"
@@ -166,6 +167,7 @@ type Main struct {
 	OperatorKey string
 	Service     *service.Service
 	transLog    *translog.Service
+	risk        *riskctl.Control
 	store       pb.Store
 	led         *ledger.Writer
 	srv         *http.Server
@@ -282,7 +284,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("config: risk-config: %w", err)
 		}
-		if riskCfg, err = service.ParseRiskConfig(b); err != nil {
+		if riskCfg, err = riskctl.ParseRiskConfig(b); err != nil {
 			return fmt.Errorf("config: %s: %w", m.Config.RiskConfig, err)
 		}
 	}
@@ -301,9 +303,12 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant}); err != nil {
 		return err
 	}
+	if m.risk, err = riskctl.NewControl(m.store, riskctl.Config{Thresholds: riskCfg, Clock: m.Clock, Logger: m.Logger}); err != nil {
+		return err
+	}
 	if m.Service, err = service.New(service.Config{Store: m.store, Ledger: m.led, Clock: m.Clock, Logger: m.Logger,
 		OperatorKey: key, FeeBPS: m.Config.FeeBPS, Mandates: mandates.NewPolicy(),
-		Risk: riskCfg, Sandbox: m.Config.Sandbox || m.Config.Demo}); err != nil {
+		Risk: m.risk, Sandbox: m.Config.Sandbox || m.Config.Demo}); err != nil {
 		return err
 	}
 	if m.transLog, err = translog.New(m.Service, m.store, translog.Config{Key: logKey, WitnessPolicy: policy,
@@ -316,14 +321,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Service.Start()
+	m.risk.Start()     // reloads the rules other processes change
 	m.transLog.Start() // signs checkpoints
 	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("couldn't listen on %s: %w", m.Config.Addr, err)
 	}
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	mdt := mandates.New(m.Service, m.store, mandates.Config{RequireSignatureDefault: m.Config.RequireSignatures, Clock: m.Clock})
+	rk := riskctl.New(m.Service, m.risk) // the operator's rules and flags; has routes
 	m.srv = &http.Server{
-		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt),
+		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second, // above httpapi.MaxWait
@@ -382,6 +389,10 @@ func (m *Main) Close() error {
 	if m.Service != nil {
 		m.Service.Close()
 		m.Service = nil
+	}
+	if m.risk != nil {
+		m.risk.Close()
+		m.risk = nil
 	}
 	if m.led != nil {
 		m.led.Close()

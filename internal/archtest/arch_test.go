@@ -64,6 +64,7 @@ var internal = map[string]kind{
 	"disputes":     capability,
 	"translog":     capability,
 	"mandates":     capability,
+	"riskctl":      capability,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,

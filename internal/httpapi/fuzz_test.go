@@ -17,6 +17,7 @@ import (
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/mandates"
+	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
 	"github.com/paybound/paybound/internal/tlog"
@@ -48,8 +49,12 @@ func newFixture(tb testing.TB) *fixture {
 		tb.Fatal(err)
 	}
 	opKey := service.NewAPIKey(pb.RoleOperator)
+	rc, err := riskctl.NewControl(st, riskctl.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	svc, err := service.New(service.Config{Store: st, Ledger: w, OperatorKey: opKey, Sandbox: true,
-		Mandates: mandates.NewPolicy()})
+		Mandates: mandates.NewPolicy(), Risk: rc})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -67,7 +72,7 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, log, st), cfm, log, mandates.New(svc, st, mandates.Config{})), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
+	return &fixture{h: httpapi.New(svc, nil, ids, ids, disputes.New(svc, log, st), cfm, log, mandates.New(svc, st, mandates.Config{}), riskctl.New(svc, rc)), st: st, userKey: u.APIKey, merchant: m.ID, merchantKey: m.APIKey}
 }
 
 // FuzzCreatePayment sends arbitrary bodies to POST /v1/payments: every

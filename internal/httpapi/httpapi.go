@@ -86,11 +86,6 @@ func New(svc *service.Service, log *slog.Logger, signed SignedAuthenticator, cap
 		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, Handler: s.cancel},
 		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, Handler: s.refund},
 		{Method: "GET", Pattern: "/v1/ledger/verify", Handler: s.verify},
-		{Method: "POST", Pattern: "/v1/risk/rules", Handler: s.putRiskRule},
-		{Method: "GET", Pattern: "/v1/risk/rules", Handler: s.listRiskRules},
-		{Method: "DELETE", Pattern: "/v1/risk/rules/{name}", Handler: s.deleteRiskRule},
-		{Method: "GET", Pattern: "/v1/risk/attempts", Handler: s.riskAttempts},
-		{Method: "POST", Pattern: "/v1/merchants/{id}/risk_flags", Handler: s.setMerchantFlags},
 	}
 	for _, c := range capabilities {
 		s.routes = append(s.routes, c.Routes()...)

@@ -15,6 +15,7 @@ import (
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/mandates"
+	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
 )
@@ -265,7 +266,7 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
-	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{})).Routes()
+	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil)).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {

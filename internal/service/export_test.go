@@ -20,14 +20,12 @@ func (s *Service) Assess(ctx context.Context, caller pb.Principal, params Create
 	if caller.Signed {
 		assurance = pb.AssuranceSigned
 	}
-	r, token, err := s.assess(ctx, riskAttempt{&params, m, caller.UserID, caller.ID, string(assurance)})
+	r, token, err := s.cfg.Risk.Assess(ctx, RiskAttempt{&params, m, caller.UserID, caller.ID, string(assurance)})
 	s.noteRisk(caller.UserID, nil, token)
 	return r, err
 }
 
 // DropRiskBooks forgets every payer's recent payments, as a restart would.
 func (s *Service) DropRiskBooks() {
-	s.risk.mu.Lock()
-	clear(s.risk.payers)
-	s.risk.mu.Unlock()
+	s.cfg.Risk.(interface{ DropBooks() }).DropBooks()
 }

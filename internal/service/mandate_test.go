@@ -35,7 +35,7 @@ func newMandateWorld(t testing.TB) *mandateWorld {
 	e := newEnv(t, t.TempDir(), 0, func(c *service.Config) {
 		r := risk.Defaults()
 		r.DeclineBurst, r.PerMinute, r.PerHour, r.PerDay = 1e9, 1e9, 1e9, 1e9
-		c.Risk = &r
+		c.Risk = riskWith(c, &r)
 	})
 	ctx := context.Background()
 	w := &mandateWorld{env: e, user: e.user(t, 100_000, "CNY")}

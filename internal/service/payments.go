@@ -381,10 +381,9 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 	var assessed *pb.Risk
 	var token string
 	if merchant != nil {
-		if assessed, token, err = s.assess(ctx, riskAttempt{&params, merchant, payer, agent, string(assurance)}); err != nil {
+		if assessed, token, err = s.cfg.Risk.Assess(ctx, RiskAttempt{&params, merchant, payer, agent, string(assurance)}); err != nil {
 			return Result{Err: err}
 		}
-		s.countDecision(assessed)
 	}
 	v, replayed, err := s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
@@ -494,7 +493,7 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 		mandate = &m
 	}
 	if !approved && p.Risk != nil && p.Risk.Decision == pb.RiskBlock {
-		return decline(p, pb.DeclineRiskBlocked, riskMessage(p.Risk))
+		return decline(p, pb.DeclineRiskBlocked, s.cfg.Risk.Message(p.Risk))
 	}
 	wallet, err := tx.Account(p.PayerID, p.Currency)
 	if pb.ErrorCode(err) == pb.ErrNotFound {

@@ -19,12 +19,10 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
-	"github.com/paybound/paybound/internal/risk"
 )
 
 // Config configures a Service. Zero values take the documented defaults.
@@ -47,8 +45,9 @@ type Config struct {
 	// (mandates.NewPolicy()), required: its checks, its budget reserved and
 	// given back.
 	Mandates MandatePolicy
-	// Risk holds risk control's thresholds (nil: risk.Defaults()).
-	Risk *risk.Config
+	// Risk is risk control (riskctl.NewControl(…)), required: it assesses
+	// every payment attempt before the writer.
+	Risk RiskControl
 	// Sandbox turns on the sandbox funding rail: users top their own
 	// wallets up with any amount (POST /v1/topups). Off, wallets are funded
 	// only by the operator (Fund), each funding logged and bounded.
@@ -57,15 +56,13 @@ type Config struct {
 
 // Service is safe for concurrent use.
 type Service struct {
-	cfg       Config
-	st        pb.Store
-	led       *ledger.Writer
-	clock     pb.Clock
-	log       *slog.Logger
-	opHash    [32]byte
-	risk      *riskState
-	inflight  sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
-	decisions sync.Map // pb.RiskDecision → *atomic.Int64: risk decisions made, for metrics
+	cfg      Config
+	st       pb.Store
+	led      *ledger.Writer
+	clock    pb.Clock
+	log      *slog.Logger
+	opHash   [32]byte
+	inflight sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 
 	keyMu     sync.RWMutex // guards keyCache and merchants
 	keyCache  map[[32]byte]pb.Principal
@@ -88,6 +85,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Mandates == nil {
 		return nil, fmt.Errorf("service: Config.Mandates is required: the policy of payments under a mandate")
+	}
+	if cfg.Risk == nil {
+		return nil, fmt.Errorf("service: Config.Risk is required: risk control")
 	}
 	if len(cfg.OperatorKey) < 32 {
 		return nil, fmt.Errorf("service: Config.OperatorKey must be at least 32 characters")
@@ -119,25 +119,14 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, err := newRiskState(cfg.Risk)
-	if err != nil {
-		return nil, err
-	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead,
-		risk: rs, opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
+		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }
 
-// Start runs the sweeper and the reloading of risk rules until Close.
+// Start runs the sweeper until Close.
 func (s *Service) Start() {
-	s.wg.Add(2)
-	go s.every(riskReload, "risk rules reload", func(ctx context.Context) error {
-		if _, shared := s.st.(pb.SharedStore); !shared {
-			return nil // only this process changes them, and reloads at once
-		}
-		_, err := s.reloadRisk(ctx)
-		return err
-	})
+	s.wg.Add(1)
 	go s.every(s.cfg.SweepInterval, "sweep", func(ctx context.Context) error {
 		_, err := s.Sweep(ctx)
 		return err
@@ -156,25 +145,6 @@ func (s *Service) Close() {
 
 // Ready reports an error while the service cannot take writes.
 func (s *Service) Ready() error { return s.led.Err() }
-
-// RiskDecisions returns how many payments risk control assessed, by
-// decision, since start.
-func (s *Service) RiskDecisions() map[pb.RiskDecision]int64 {
-	out := map[pb.RiskDecision]int64{}
-	s.decisions.Range(func(k, v any) bool {
-		out[k.(pb.RiskDecision)] = v.(*atomic.Int64).Load()
-		return true
-	})
-	return out
-}
-
-func (s *Service) countDecision(r *pb.Risk) {
-	if r == nil {
-		return
-	}
-	n, _ := s.decisions.LoadOrStore(r.Decision, new(atomic.Int64))
-	n.(*atomic.Int64).Add(1)
-}
 
 // Ledger returns the ledger writer (for benchmarks and tools).
 func (s *Service) Ledger() *ledger.Writer { return s.led }

@@ -92,6 +92,9 @@ func newEnv(t tb, dir string, feeBPS int64, opts ...func(*service.Config)) *env 
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.Risk == nil {
+		cfg.Risk = riskWith(&cfg, nil)
+	}
 	svc, err := service.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/postgres"
+	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/stepup"
 )
@@ -35,6 +36,8 @@ func twin(t *testing.T, e *env) *env {
 	}
 	cfg := e.cfg
 	cfg.Store, cfg.Ledger, cfg.Mandates = st, w, mandates.NewPolicy()
+	thresholds := e.cfg.Risk.(*riskctl.Control).Thresholds()
+	cfg.Risk = riskWith(&cfg, &thresholds)
 	svc, err := service.New(cfg)
 	if err != nil {
 		w.Close()

@@ -18,7 +18,7 @@ import (
 	"github.com/paybound/paybound/client"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/risk"
-	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/strictjson"
 )
 
@@ -231,7 +231,7 @@ func (cl *cli) replayRisk(args []string) error {
 		if err != nil {
 			return err
 		}
-		got, err := service.ParseRiskConfig(b)
+		got, err := riskctl.ParseRiskConfig(b)
 		if err != nil {
 			return err
 		}
