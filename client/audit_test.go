@@ -28,6 +28,7 @@ func auditedLog(t *testing.T) *fakeLog {
 // TestAuditAgrees: a log and a ledger that agree pass every stage, in
 // order, with what each established in the report.
 func TestAuditAgrees(t *testing.T) {
+	t.Parallel()
 	l := auditedLog(t)
 	var stages []client.AuditStage
 	rep, err := client.Audit(t.Context(), client.New(l.URL, "pbk_op_test"), client.AuditOptions{
@@ -53,6 +54,7 @@ func TestAuditAgrees(t *testing.T) {
 // checkpoint the audit checks the log at is checked against its own,
 // fresher, trace instead.
 func TestAuditRechecksPaymentsThatChanged(t *testing.T) {
+	t.Parallel()
 	l := auditedLog(t)
 	const id = "pay_01jq8v6x3k2m4n5p6q7r8s9t03"
 	l.setCheckpoint(func(signed []byte) []byte {
@@ -73,6 +75,7 @@ func TestAuditRechecksPaymentsThatChanged(t *testing.T) {
 // before, as the log grows; one that is not (the log forked, or shrank)
 // is a finding.
 func TestAuditWatchesCheckpoints(t *testing.T) {
+	t.Parallel()
 	l := auditedLog(t)
 	c := client.New(l.URL, "pbk_op_test")
 	n := 0
@@ -115,6 +118,7 @@ func TestAuditWatchesCheckpoints(t *testing.T) {
 // passed; a failed call is not a finding and comes back as the client
 // returns it.
 func TestAuditFindings(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name   string
 		key    string // the operator key sent; "" is pbk_op_test
@@ -174,6 +178,7 @@ func TestAuditFindings(t *testing.T) {
 // TestAuditCallErrors: a call the server refuses fails the audit with
 // the API's error as it is, not a finding; so do bad options.
 func TestAuditCallErrors(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("GET", "/v1/log/key", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("k\n")) })
 	f.on("GET", "/v1/log/checkpoint", replyError(403, pb.ErrForbidden, "this call needs an operator key"))

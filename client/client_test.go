@@ -102,6 +102,7 @@ var payment = pb.Payment{ID: "pay_01", Object: "payment", Status: pb.StatusCaptu
 var hexKey = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestPostSendsIdempotencyKeyAndReusesItOnRetry(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("POST", "/v1/payments",
 		replyError(409, pb.ErrIdempotencyRunning, "still running", "Retry-After", "0"),
@@ -161,6 +162,7 @@ func TestPostSendsIdempotencyKeyAndReusesItOnRetry(t *testing.T) {
 }
 
 func TestFreshKeyPerCallUnlessContextSetsOne(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("POST", "/v1/topups", reply(201, pb.Topup{ID: "top_01", Status: "succeeded", Amount: 5000, Currency: "USD"}))
 	ctx := t.Context()
@@ -183,6 +185,7 @@ func TestFreshKeyPerCallUnlessContextSetsOne(t *testing.T) {
 }
 
 func TestDeclineReturnsErrorWithPaymentID(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("POST", "/v1/payments", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusPaymentRequired)
@@ -208,6 +211,7 @@ func TestDeclineReturnsErrorWithPaymentID(t *testing.T) {
 }
 
 func TestBadJSONResponse(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("GET", "/v1/payments/pay_01", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "<html>hello</html>")
@@ -236,6 +240,7 @@ func TestBadJSONResponse(t *testing.T) {
 }
 
 func TestListEncodesQuery(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("GET", "/v1/payments", reply(200, map[string]any{"object": "list", "data": []pb.Payment{payment}, "has_more": true}))
 	page, err := c.ListPayments(t.Context(), client.ListParams{Limit: 5, StartingAfter: "pay_0 1&x=y"})
@@ -261,6 +266,7 @@ func TestListEncodesQuery(t *testing.T) {
 }
 
 func TestOnlyInFlightConflictsAreRetried(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("POST", "/v1/payments/pay_01/capture", replyError(409, pb.ErrPaymentState, "payment pay_01 is captured"))
 	_, err := c.Capture(t.Context(), "pay_01", nil)
@@ -277,6 +283,7 @@ func TestOnlyInFlightConflictsAreRetried(t *testing.T) {
 }
 
 func TestUnavailableRetriedThenReported(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("GET", "/v1/ledger/verify", replyError(503, pb.ErrLedgerStopped, "the ledger writer has stopped", "Retry-After", "0"))
 	_, err := c.VerifyLedger(t.Context())
@@ -289,6 +296,7 @@ func TestUnavailableRetriedThenReported(t *testing.T) {
 }
 
 func TestNetworkErrorRetriedWithSameKey(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("POST", "/v1/payments/pay_01/refunds",
 		func(w http.ResponseWriter, r *http.Request) {
@@ -321,6 +329,7 @@ func TestNetworkErrorRetriedWithSameKey(t *testing.T) {
 }
 
 func TestResponseTooLarge(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("GET", "/v1/payments/pay_01", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"id":"`+strings.Repeat("x", client.MaxResponseBytes)+`"}`)
@@ -332,6 +341,7 @@ func TestResponseTooLarge(t *testing.T) {
 }
 
 func TestCreateResultsCarryKeys(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("POST", "/v1/users", reply(201, map[string]any{"id": "usr_01", "name": "Ada", "created_at": "2026-01-01T00:00:00Z", "api_key": "pbk_usr_x"}))
 	f.on("POST", "/v1/agents", reply(201, map[string]any{"id": "agt_01", "user_id": "usr_01", "name": "bot", "keyid": nil, "api_key": "pbk_agt_x"}))
@@ -364,6 +374,7 @@ func TestCreateResultsCarryKeys(t *testing.T) {
 }
 
 func TestContextCancelStopsRetries(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("POST", "/v1/payments", replyError(409, pb.ErrIdempotencyRunning, "still running", "Retry-After", "1"))
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -382,6 +393,7 @@ func TestContextCancelStopsRetries(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	f.on("GET", "/healthz", reply(200, map[string]string{"status": "ok"}), replyError(503, pb.ErrUnavailable, "not ready"))
 	if err := c.Health(t.Context()); err != nil {
@@ -396,6 +408,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestAgentKeys(t *testing.T) {
+	t.Parallel()
 	f, c := newFake(t)
 	jwk := json.RawMessage(`{"kty":"OKP","crv":"Ed25519","x":"abc"}`)
 	f.on("POST", "/v1/agents/agt_01/keys", reply(201, map[string]any{"keyid": "k2", "agent_id": "agt_01", "public_key": jwk, "active": true}))

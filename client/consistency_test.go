@@ -13,6 +13,7 @@ import (
 // offline and of two sizes with a proof from the server; a fork, another
 // history and a checkpoint of another key do not.
 func TestVerifyConsistency(t *testing.T) {
+	t.Parallel()
 	l := auditedLog(t)
 	c := client.New(l.URL, "")
 	ctx := t.Context()
@@ -52,6 +53,7 @@ func TestVerifyConsistency(t *testing.T) {
 // quorum, not one that requires a witness which did not cosign it; a
 // policy that does not parse is no verdict on the receipt.
 func TestVerifyWitnesses(t *testing.T) {
+	t.Parallel()
 	l := auditedLog(t)
 	r, err := client.New(l.URL, "").PaymentReceipt(t.Context(), "pay_01jq8v6x3k2m4n5p6q7r8s9t01")
 	if err != nil {

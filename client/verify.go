@@ -80,99 +80,25 @@ var ErrReceipt = errors.New("receipt does not verify")
 // the entry after it (marked Unchained). The risk opening, if any, must
 // open the payment.created entry's risk_sha256.
 func VerifyReceipt(r *Receipt, vkey string) (*VerifiedReceipt, error) {
-	fail := func(format string, args ...any) (*VerifiedReceipt, error) {
-		return nil, fmt.Errorf("%w: "+format, append([]any{ErrReceipt}, args...)...)
-	}
 	if r.PaymentID == "" || len(r.Proofs) == 0 {
-		return fail("it names no payment or holds no proofs (a receipt whose every entry is withheld without its leaf hash proves nothing)")
+		return nil, receiptErr("it names no payment or holds no proofs (a receipt whose every entry is withheld without its leaf hash proves nothing)")
 	}
-	withheld := map[int64]WithheldEntry{}
-	for _, w := range r.Withheld {
-		if _, dup := withheld[w.Index]; dup || w.Index < 0 {
-			return fail("withheld entry %d is listed twice or has a negative index", w.Index)
-		}
-		if w.LeafHash != "" {
-			if b, err := hex.DecodeString(w.LeafHash); err != nil || len(b) != 32 {
-				return fail("withheld entry %d has a leaf hash that is not hex SHA-256: %q", w.Index, w.LeafHash)
-			}
-		}
-		withheld[w.Index] = w
+	withheld, err := withheldEntries(r.Withheld)
+	if err != nil {
+		return nil, err
 	}
-	v := &VerifiedReceipt{PaymentID: r.PaymentID}
-	proven := map[int64]bool{}
-	var prev *[32]byte
-	last := int64(-1) // the index of the previous proof
+	c := &receiptChain{v: &VerifiedReceipt{PaymentID: r.PaymentID}, vkey: vkey, withheld: withheld,
+		proven: map[int64]bool{}, last: -1}
 	for i, text := range r.Proofs {
-		p, err := tlog.ParseProof(text)
-		if err != nil {
-			return fail("proof %d: %w", i, err)
+		if err := c.add(i, text); err != nil {
+			return nil, err
 		}
-		w, isWithheld := withheld[p.Index]
-		var leaf [32]byte
-		switch {
-		case p.Extra != nil && isWithheld:
-			return fail("entry %d is both given and listed as withheld", p.Index)
-		case p.Extra != nil:
-			leaf = pb.LeafHash(p.Extra)
-		case !isWithheld || w.LeafHash == "":
-			return fail("proof %d carries no entry, and the receipt lists no withheld entry %d with its leaf hash", i, p.Index)
-		default:
-			hex.Decode(leaf[:], []byte(w.LeafHash)) // checked above
-		}
-		c, err := tlog.VerifyProofLeaf(p, leaf, vkey)
-		if err != nil {
-			return fail("proof %d (index %d): %w", i, p.Index, err)
-		}
-		if i == 0 {
-			v.Checkpoint, v.Note = c, p.Checkpoint
-		} else if c.Size != v.Checkpoint.Size || c.Hash != v.Checkpoint.Hash {
-			return fail("proof %d is against another checkpoint (size %d) than the first (size %d)", i, c.Size, v.Checkpoint.Size)
-		}
-		if p.Index <= last {
-			return fail("entry %d is out of order", p.Index)
-		}
-		// An entry withheld without its leaf hash between the previous
-		// proof and this one leaves this entry's prev unknown.
-		gap := false
-		for idx, w := range withheld {
-			if w.LeafHash == "" && idx > last && idx < p.Index {
-				gap = true
-			}
-		}
-		last = p.Index
-		proven[p.Index] = true
-		if isWithheld {
-			v.Entries = append(v.Entries, ReceiptEntry{Index: p.Index, Type: w.Type, Withheld: w.Reason, Leaf: w.LeafHash})
-			prev = &leaf
-			continue
-		}
-		e := ReceiptEntry{Index: p.Index, Body: p.Extra}
-		if err := json.Unmarshal(p.Extra, &e); err != nil {
-			return fail("entry %d is not JSON: %v", p.Index, err)
-		}
-		if canon, err := pb.Canonical(p.Extra); err != nil || string(canon) != string(p.Extra) {
-			return fail("entry %d is not canonical JSON", p.Index)
-		}
-		if e.Subject != r.PaymentID {
-			return fail("entry %d is about %q, not %s", p.Index, e.Subject, r.PaymentID)
-		}
-		want := ""
-		if prev != nil {
-			want = hex.EncodeToString(prev[:])
-		}
-		switch {
-		case gap:
-			e.Unchained = true
-		case e.Prev != want:
-			return fail("entry %d names prev %q, but the previous entry's leaf hash is %q: an entry is missing or was changed", p.Index, e.Prev, want)
-		}
-		prev = &leaf
-		v.Entries = append(v.Entries, e)
 	}
+	v := c.v
 	for idx, w := range withheld {
 		switch {
-		case w.LeafHash != "" && !proven[idx]:
-			return fail("withheld entry %d has a leaf hash but no proof", idx)
+		case w.LeafHash != "" && !c.proven[idx]:
+			return nil, receiptErr("withheld entry %d has a leaf hash but no proof", idx)
 		case w.LeafHash == "":
 			v.Entries = append(v.Entries, ReceiptEntry{Index: idx, Type: w.Type, Withheld: w.Reason})
 		}
@@ -180,11 +106,127 @@ func VerifyReceipt(r *Receipt, vkey string) (*VerifiedReceipt, error) {
 	slices.SortFunc(v.Entries, func(a, b ReceiptEntry) int { return cmp.Compare(a.Index, b.Index) })
 	if r.Risk != nil {
 		if err := verifyRisk(r.Risk, v.Entries); err != nil {
-			return fail("%w", err)
+			return nil, receiptErr("%w", err)
 		}
 		v.Risk = r.Risk
 	}
 	return v, nil
+}
+
+// receiptErr is a reason VerifyReceipt refuses a receipt: it wraps
+// ErrReceipt, and whatever format wraps with %w.
+func receiptErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrReceipt}, args...)...)
+}
+
+// withheldEntries indexes a receipt's withheld entries, refusing an index
+// listed twice or negative and a leaf hash that is not hex SHA-256.
+func withheldEntries(list []WithheldEntry) (map[int64]WithheldEntry, error) {
+	withheld := map[int64]WithheldEntry{}
+	for _, w := range list {
+		if _, dup := withheld[w.Index]; dup || w.Index < 0 {
+			return nil, receiptErr("withheld entry %d is listed twice or has a negative index", w.Index)
+		}
+		if w.LeafHash != "" {
+			if b, err := hex.DecodeString(w.LeafHash); err != nil || len(b) != 32 {
+				return nil, receiptErr("withheld entry %d has a leaf hash that is not hex SHA-256: %q", w.Index, w.LeafHash)
+			}
+		}
+		withheld[w.Index] = w
+	}
+	return withheld, nil
+}
+
+// receiptChain checks a receipt's proofs in order: each against the one
+// checkpoint they share, and each entry against the one before it.
+type receiptChain struct {
+	v        *VerifiedReceipt // the entries proven so far, and the checkpoint
+	vkey     string
+	withheld map[int64]WithheldEntry
+	proven   map[int64]bool
+	prev     *[32]byte // the previous proof's leaf hash; nil before the first
+	last     int64     // the index of the previous proof
+}
+
+// add checks proof i and adds its entry.
+func (c *receiptChain) add(i int, text string) error {
+	p, err := tlog.ParseProof(text)
+	if err != nil {
+		return receiptErr("proof %d: %w", i, err)
+	}
+	w, isWithheld := c.withheld[p.Index]
+	var leaf [32]byte
+	switch {
+	case p.Extra != nil && isWithheld:
+		return receiptErr("entry %d is both given and listed as withheld", p.Index)
+	case p.Extra != nil:
+		leaf = pb.LeafHash(p.Extra)
+	case !isWithheld || w.LeafHash == "":
+		return receiptErr("proof %d carries no entry, and the receipt lists no withheld entry %d with its leaf hash", i, p.Index)
+	default:
+		hex.Decode(leaf[:], []byte(w.LeafHash)) // checked by withheldEntries
+	}
+	cp, err := tlog.VerifyProofLeaf(p, leaf, c.vkey)
+	if err != nil {
+		return receiptErr("proof %d (index %d): %w", i, p.Index, err)
+	}
+	if i == 0 {
+		c.v.Checkpoint, c.v.Note = cp, p.Checkpoint
+	} else if cp.Size != c.v.Checkpoint.Size || cp.Hash != c.v.Checkpoint.Hash {
+		return receiptErr("proof %d is against another checkpoint (size %d) than the first (size %d)", i, cp.Size, c.v.Checkpoint.Size)
+	}
+	if p.Index <= c.last {
+		return receiptErr("entry %d is out of order", p.Index)
+	}
+	// An entry withheld without its leaf hash between the previous
+	// proof and this one leaves this entry's prev unknown.
+	gap := false
+	for idx, w := range c.withheld {
+		if w.LeafHash == "" && idx > c.last && idx < p.Index {
+			gap = true
+		}
+	}
+	c.last = p.Index
+	c.proven[p.Index] = true
+	if isWithheld {
+		c.v.Entries = append(c.v.Entries, ReceiptEntry{Index: p.Index, Type: w.Type, Withheld: w.Reason, Leaf: w.LeafHash})
+		c.prev = &leaf
+		return nil
+	}
+	e, err := c.entry(&p, gap)
+	if err != nil {
+		return err
+	}
+	c.prev = &leaf
+	c.v.Entries = append(c.v.Entries, e)
+	return nil
+}
+
+// entry decodes the entry p carries and checks that it is canonical, about
+// the receipt's payment, and names the previous entry's leaf hash as prev
+// (unless gap: an entry withheld without its leaf hash came between).
+func (c *receiptChain) entry(p *tlog.InclusionProof, gap bool) (ReceiptEntry, error) {
+	e := ReceiptEntry{Index: p.Index, Body: p.Extra}
+	if err := json.Unmarshal(p.Extra, &e); err != nil {
+		return e, receiptErr("entry %d is not JSON: %v", p.Index, err)
+	}
+	if canon, err := pb.Canonical(p.Extra); err != nil || string(canon) != string(p.Extra) {
+		return e, receiptErr("entry %d is not canonical JSON", p.Index)
+	}
+	if e.Subject != c.v.PaymentID {
+		return e, receiptErr("entry %d is about %q, not %s", p.Index, e.Subject, c.v.PaymentID)
+	}
+	want := ""
+	if c.prev != nil {
+		want = hex.EncodeToString(c.prev[:])
+	}
+	switch {
+	case gap:
+		e.Unchained = true
+	case e.Prev != want:
+		return e, receiptErr("entry %d names prev %q, but the previous entry's leaf hash is %q: an entry is missing or was changed", p.Index, e.Prev, want)
+	}
+	return e, nil
 }
 
 // verifyRisk checks a receipt's risk opening against the commitment of its

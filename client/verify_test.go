@@ -91,6 +91,7 @@ func (l *receiptLog) receipt(proofs ...string) *Receipt {
 // still checked across it; one given without its leaf hash leaves only
 // the next entry's prev unchecked, and says so.
 func TestVerifyReceiptWithheld(t *testing.T) {
+	t.Parallel()
 	l := newReceiptLog(t)
 	if v, err := VerifyReceipt(l.receipt(l.proofs...), l.vkey); err != nil || len(v.Entries) != 3 {
 		t.Fatalf("the whole receipt: %v %+v", err, v)
@@ -148,6 +149,7 @@ func withheld(r *Receipt, w ...WithheldEntry) *Receipt {
 // TestVerifyReceiptRisk: a receipt's risk opening must open the risk_sha256
 // of its payment.created entry, whole or in part.
 func TestVerifyReceiptRisk(t *testing.T) {
+	t.Parallel()
 	l := newReceiptLog(t)
 	r := l.receipt(l.proofs...)
 	r.Risk = l.opening

@@ -18,6 +18,7 @@ import (
 // then audits the server: it passes, and fails once a log entry or a
 // payment is changed behind the server's back.
 func TestDisputesAndAuditOverCLI(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	var ids []string
 	for _, amount := range []int{1000, 2500, 400} {

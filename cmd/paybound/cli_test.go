@@ -26,6 +26,7 @@ func (w *world) cli(key string, args ...string) (stdout, stderr string, err erro
 // TestCLI drives the client commands against the real server: human output,
 // --json, decimal amounts, and errors.
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	out, _, err := w.cli(w.userKey, "topup", "12.34", "usd")
 	if err != nil || !strings.Contains(out, "12.34 USD") {
@@ -103,6 +104,7 @@ func TestCLI(t *testing.T) {
 // TestCLIMandates: a user grants a mandate from the command line, the agent
 // pays under it, and the revocation stops it.
 func TestCLIMandates(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	out, errOut, err := w.cli(w.userKey, "mandates", "create", "--agent", w.agent, "--description", "coffee",
 		"--currency", "usd", "--max", "5.00", "--budget", "10.00", "--period", "week", "--merchants", w.merch,
@@ -139,6 +141,7 @@ func TestCLIMandates(t *testing.T) {
 }
 
 func TestCLITOTP(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 40, 0, time.UTC)}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	out, _, err := w.cli(w.userKey, "totp", "enroll", "--json")
@@ -161,6 +164,7 @@ func TestCLITOTP(t *testing.T) {
 // TestCLIApprove: the agent's payment waits; the user approves it from the
 // command line with a one-time code.
 func TestCLIApprove(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 40, 0, time.UTC)}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	out, _, err := w.cli(w.userKey, "totp", "enroll", "--json")
@@ -208,6 +212,7 @@ func TestCLIApprove(t *testing.T) {
 // TestCLISignedAgent: keygen, register the key, and pay with requests
 // signed from PAYBOUND_AGENT_KEY, without any bearer key.
 func TestCLISignedAgent(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	keyFile := filepath.Join(t.TempDir(), "agent.key")
 	out, _, err := w.cli(w.userKey, "agent", "keygen", "--out", keyFile, "--json")
@@ -245,6 +250,7 @@ func TestCLISignedAgent(t *testing.T) {
 // TestCLIAgentKeys rotates an agent's key with the CLI: the new key signs,
 // the revoked one is refused, and bad input changes nothing.
 func TestCLIAgentKeys(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	dir := t.TempDir()
 	oldKey, newKey := filepath.Join(dir, "old.key"), filepath.Join(dir, "new.key")
@@ -343,6 +349,7 @@ func TestCLIAgentKeys(t *testing.T) {
 // help succeeds (exit 0) while a bad command line exits 2; flags print as
 // --name, the way the README writes them; version names the build.
 func TestHelpAndVersion(t *testing.T) {
+	t.Parallel()
 	runArgs := func(args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
 		err := run(context.Background(), args, &out, &errb, func(string) string { return "" })

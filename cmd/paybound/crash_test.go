@@ -161,6 +161,7 @@ func post(base, path, key, idem string, body []byte) (int, []byte, http.Header, 
 // capture is there, the ledger verifies, and retrying any request with its
 // Idempotency-Key returns the original response.
 func TestCrashRecovery(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
 	}

@@ -53,7 +53,14 @@ func startMain(t testing.TB, dir string, configure func(*Main)) *Main {
 		m.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close() })
+	t.Cleanup(func() {
+		// A burst of requests leaves connections the client dialed but
+		// never used in its idle pool; the server's Shutdown waits 5s for
+		// such a connection before it counts it idle (net/http), so close
+		// them first.
+		http.DefaultClient.CloseIdleConnections()
+		m.Close()
+	})
 	return m
 }
 
@@ -178,6 +185,7 @@ func (w *world) verify() {
 }
 
 func TestHealthzAndOperatorKey(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	m := startMain(t, dir, nil)
 	a := &api{t: t, base: m.URL()}
@@ -208,6 +216,7 @@ func TestHealthzAndOperatorKey(t *testing.T) {
 }
 
 func TestPaymentLifecycle(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	// Automatic capture.
 	p := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 1250, "currency": "USD",
@@ -274,6 +283,7 @@ func TestPaymentLifecycle(t *testing.T) {
 }
 
 func TestListPagination(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	var ids []string
 	for i := range 7 {
@@ -318,6 +328,7 @@ func TestListPagination(t *testing.T) {
 // TestBadInput sends every kind of bad request: each gets its precise 4xx
 // and nothing changes.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	hold := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 1000, "currency": "USD", "merchant_id": w.merch, "capture_method": "manual"}))
 	pid := hold.str("id")
@@ -506,6 +517,7 @@ func snapshot(w *world) string {
 }
 
 func TestDeclineIsRecorded(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	for _, c := range []struct {
 		body map[string]any
@@ -531,6 +543,7 @@ func TestDeclineIsRecorded(t *testing.T) {
 }
 
 func TestIdempotencyOverHTTP(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	body := map[string]any{"amount": 100, "currency": "USD", "merchant_id": w.merch}
 	first := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "order-1", body))
@@ -584,6 +597,7 @@ func TestIdempotencyOverHTTP(t *testing.T) {
 }
 
 func TestHoldExpiry(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Now().UTC()}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	exp := clock.Now().Add(2 * time.Minute).Format(time.RFC3339)
@@ -615,6 +629,7 @@ func TestHoldExpiry(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var out bytes.Buffer
 	m := startMain(t, dir, func(m *Main) { m.Config.Demo = true; m.Stdout = &out })
@@ -648,6 +663,7 @@ func TestDemo(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
@@ -685,6 +701,7 @@ func TestConfigErrors(t *testing.T) {
 // TestNewKeysAreNotStoredInTheClear: the idempotency record of a call that
 // creates an API key is sealed, yet a retry returns the key.
 func TestNewKeysAreNotStoredInTheClear(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	first := w.ok(201, w.call("POST", "/v1/users", w.op, "new-user-1", map[string]any{"name": "Cy"}))
 	key := first.str("api_key")
@@ -710,6 +727,7 @@ func TestNewKeysAreNotStoredInTheClear(t *testing.T) {
 // TestBadDatabaseFailsCleanly: a database that cannot be opened is an
 // error from Run, and Close after it is safe (it crashed on a nil store).
 func TestBadDatabaseFailsCleanly(t *testing.T) {
+	t.Parallel()
 	m := NewMain()
 	m.Config.Addr, m.Config.DataDir = "127.0.0.1:0", t.TempDir()
 	m.Config.DB = filepath.Join(t.TempDir(), "missing-dir", "x.db")

@@ -30,6 +30,7 @@ type logEntry struct {
 // its trace holds every step, in order, chained, each proven against a
 // checkpoint signed by the key the server publishes.
 func TestTraceOverHTTP(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	vkey := string(w.ok(200, w.call("GET", "/v1/log/key", "", "", nil)).raw)
 	vkey = strings.TrimSpace(vkey)
@@ -143,6 +144,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // with `paybound verify receipt`: it passes as issued, and fails loudly on
 // a changed byte, a wrong key, a truncated proof and a forked log.
 func TestReceiptVerifiesOffline(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	p := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 1250, "currency": "USD", "merchant_id": w.merch}))
 	id := p.str("id")

@@ -9,6 +9,7 @@ import (
 // TestMandatesOverHTTP drives mandates through the real server: grant, pay
 // under it, decline with a precise code, view usage, revoke.
 func TestMandatesOverHTTP(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	grant := map[string]any{"agent_id": w.agent, "description": "coffee on weekdays, at most 5 dollars",
 		"currency": "USD", "max_amount": 500, "budget": map[string]any{"amount": 1000, "period": "week"},
@@ -123,6 +124,7 @@ func hammerMandate(t *testing.T, apis []*api, userKey, agent, agentKey, merchant
 }
 
 func TestMandateBudgetOverHTTP(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, func(m *Main) { m.Config.RiskConfig = loadRisk(t, m.Config.DataDir) })
 	hammerMandate(t, []*api{w.api}, w.userKey, w.agent, w.agentKey, w.merch)
 	w.verify()

@@ -29,6 +29,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // GET /metrics answers the Prometheus text format to the operator and on
 // loopback, and refuses another principal.
 func TestOperatorVisibility(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	w := newWorld(t, func(m *Main) {
 		m.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -116,6 +117,7 @@ func TestOperatorVisibility(t *testing.T) {
 // over the bound get 431 in the API's error shape; an amount that is not
 // an integer of minor units says how to write one.
 func TestProtocolEdges(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, nil)
 	if r := w.call("DELETE", "/v1/payments", w.userKey, "", nil); r.status != 405 || r.header.Get("Allow") != "GET, HEAD, POST" || r.errField("code") != "method_not_allowed" {
 		t.Fatalf("DELETE /v1/payments: %d Allow %q %s", r.status, r.header.Get("Allow"), r.raw)

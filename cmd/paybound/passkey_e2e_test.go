@@ -15,6 +15,7 @@ import (
 // waits; the user registers a passkey, approves that payment with it, and
 // the merchant captures. Bad factors are refused and change nothing.
 func TestPasskeyFlow(t *testing.T) {
+	t.Parallel()
 	rp := virtualwebauthn.RelyingParty{Name: "Paybound", ID: "pay.test", Origin: "https://pay.test"}
 	w := newWorld(t, func(m *Main) { m.Config.PasskeyRPID, m.Config.PasskeyOrigin = rp.ID, rp.Origin })
 	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(w.user)})

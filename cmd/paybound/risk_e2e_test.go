@@ -158,6 +158,7 @@ func (w *riskWorld) tracedRisk(t *testing.T, id string) (pb.Risk, []string) {
 // TestRiskScenarios: the scenarios through the real server, each
 // with the decision a person would want and a trace that explains it.
 func TestRiskScenarios(t *testing.T) {
+	t.Parallel()
 	w := newRiskWorld(t)
 
 	// Months of small breakfasts at one cafe, one each morning.
@@ -234,6 +235,7 @@ func TestRiskScenarios(t *testing.T) {
 // merchant every second; risk control stops it, and a restart does not
 // reset the counters that did.
 func TestRiskAgentLoopSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	w := newRiskWorld(t)
 	lunch := w.mandate("lunch", 5000)
 	for i := range 10 {
@@ -264,6 +266,7 @@ func TestRiskAgentLoopSurvivesRestart(t *testing.T) {
 // even inside its mandate; the user approves it and it goes through, and
 // the trace shows why she was asked.
 func TestRiskReviewApproved(t *testing.T) {
+	t.Parallel()
 	w := newRiskWorld(t)
 	shopping := w.mandate("a new laptop, up to 8,000 yuan", 800_000)
 	store := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Laptop Store", "category": "electronics"}))
@@ -316,6 +319,7 @@ func TestRiskReviewApproved(t *testing.T) {
 // TestRiskRulesAndFlags: the operator's rules and flags over HTTP, their
 // order, their effect, and bad input that changes nothing.
 func TestRiskRulesAndFlags(t *testing.T) {
+	t.Parallel()
 	w := newRiskWorld(t)
 	anything := w.mandate("anything", 1_000_000)
 	casino := w.merchant("Lucky", "casino")
@@ -419,6 +423,7 @@ func TestRiskRulesAndFlags(t *testing.T) {
 // TestRiskExportReplay: the operator exports recorded attempts, labels
 // them, and replays them offline against a rule before enabling it.
 func TestRiskExportReplay(t *testing.T) {
+	t.Parallel()
 	w := newRiskWorld(t)
 	anything := w.mandate("anything", 1_000_000)
 	gift := w.merchant("Gift Cards", "gift_cards")
@@ -519,6 +524,7 @@ func TestRiskExportReplay(t *testing.T) {
 // as the first: each assessed attempt counts in the velocities of the
 // next, before it commits.
 func TestRiskConcurrentBurst(t *testing.T) {
+	t.Parallel()
 	w := newRiskWorld(t)
 	loop := w.mandate("snacks", 5000)
 	var wg sync.WaitGroup
@@ -544,6 +550,7 @@ func TestRiskConcurrentBurst(t *testing.T) {
 // risk control would also review, is asked for as no_mandate; approved
 // and disputed, it is the agent's overreach, not unclear intent.
 func TestRiskReviewWithoutMandate(t *testing.T) {
+	t.Parallel()
 	w := newRiskWorld(t)
 	shop := w.merchant("Jeweller", "jewelry")
 	w.clock.Advance(48 * time.Hour)

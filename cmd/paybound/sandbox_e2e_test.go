@@ -11,6 +11,7 @@ import (
 // bound, naming where the money came from, and each funding is logged;
 // bad fundings are refused and change nothing.
 func TestSandboxOff(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	m := startMain(t, t.TempDir(), func(m *Main) {
 		m.Config.Sandbox = false

@@ -269,38 +269,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var policy []byte
-	if m.Config.WitnessPolicy != "" {
-		if policy, err = cmdline.ReadFile(m.Config.WitnessPolicy, 1<<20); err != nil {
-			return fmt.Errorf("config: witness-policy: %w", err)
-		}
-		if _, err := translog.ParseWitnessPolicy(policy); err != nil {
-			return fmt.Errorf("config: %s: %w", m.Config.WitnessPolicy, err)
-		}
-	}
-	var riskCfg *risk.Config
-	if m.Config.RiskConfig != "" {
-		b, err := cmdline.ReadFile(m.Config.RiskConfig, 1<<20)
-		if err != nil {
-			return fmt.Errorf("config: risk-config: %w", err)
-		}
-		if riskCfg, err = riskctl.ParseRiskConfig(b); err != nil {
-			return fmt.Errorf("config: %s: %w", m.Config.RiskConfig, err)
-		}
+	policy, riskCfg, err := m.Config.readFiles()
+	if err != nil {
+		return err
 	}
 	m.OperatorKey = key
-	db := m.Config.DB
-	if db == "" {
-		db = filepath.Join(m.Config.DataDir, "paybound.db")
-	}
-	if m.store, err = openStore(ctx, db); err != nil {
-		return err
-	}
-	if err := claimLog(ctx, m.store, logKey); err != nil {
-		return err
-	}
-	if m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
-		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant}); err != nil {
+	if err := m.openLedger(ctx, logKey); err != nil {
 		return err
 	}
 	if m.risk, err = riskctl.NewControl(m.store, riskctl.Config{Thresholds: riskCfg, Clock: m.Clock, Logger: m.Logger}); err != nil {
@@ -329,8 +303,67 @@ func (m *Main) Run(ctx context.Context) error {
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	mdt := mandates.New(m.Service, m.store, mandates.Config{RequireSignatureDefault: m.Config.RequireSignatures, Clock: m.Clock})
 	rk := riskctl.New(m.Service, m.risk) // the operator's rules and flags; has routes
+	m.serve(httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk))
+	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
+	if created {
+		fmt.Fprintf(m.Stderr, "paybound: created the operator key in %s (mode 0600); keep it secret\n", keyPath)
+	}
+	fmt.Fprintf(m.Stderr, "paybound: serving on http://%s (data in %s, operator key in %s)\n", m.Addr(), m.Config.DataDir, keyPath)
+	if m.Config.Demo {
+		if err := m.seedDemo(ctx); err != nil {
+			return fmt.Errorf("couldn't seed the demo: %w", err)
+		}
+	}
+	return nil
+}
+
+// readFiles reads and checks the files the configuration names: the
+// witness policy and risk control's thresholds (nil when not named).
+func (c *Config) readFiles() (policy []byte, riskCfg *risk.Config, err error) {
+	if c.WitnessPolicy != "" {
+		if policy, err = cmdline.ReadFile(c.WitnessPolicy, 1<<20); err != nil {
+			return nil, nil, fmt.Errorf("config: witness-policy: %w", err)
+		}
+		if _, err := translog.ParseWitnessPolicy(policy); err != nil {
+			return nil, nil, fmt.Errorf("config: %s: %w", c.WitnessPolicy, err)
+		}
+	}
+	if c.RiskConfig != "" {
+		b, err := cmdline.ReadFile(c.RiskConfig, 1<<20)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: risk-config: %w", err)
+		}
+		if riskCfg, err = riskctl.ParseRiskConfig(b); err != nil {
+			return nil, nil, fmt.Errorf("config: %s: %w", c.RiskConfig, err)
+		}
+	}
+	return policy, riskCfg, nil
+}
+
+// openLedger opens the store, claims the log for logKey, and starts the
+// ledger writer on it. What it opened is m's, for Close, also when it
+// fails.
+func (m *Main) openLedger(ctx context.Context, logKey string) error {
+	db := m.Config.DB
+	if db == "" {
+		db = filepath.Join(m.Config.DataDir, "paybound.db")
+	}
+	var err error
+	if m.store, err = openStore(ctx, db); err != nil {
+		return err
+	}
+	if err := claimLog(ctx, m.store, logKey); err != nil {
+		return err
+	}
+	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
+		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant})
+	return err
+}
+
+// serve serves h on m's listener in the background; Close stops it.
+func (m *Main) serve(h http.Handler) {
 	m.srv = &http.Server{
-		Handler:           httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      45 * time.Second, // above httpapi.MaxWait
@@ -343,17 +376,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
-	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
-	if created {
-		fmt.Fprintf(m.Stderr, "paybound: created the operator key in %s (mode 0600); keep it secret\n", keyPath)
-	}
-	fmt.Fprintf(m.Stderr, "paybound: serving on http://%s (data in %s, operator key in %s)\n", m.Addr(), m.Config.DataDir, keyPath)
-	if m.Config.Demo {
-		if err := m.seedDemo(ctx); err != nil {
-			return fmt.Errorf("couldn't seed the demo: %w", err)
-		}
-	}
-	return nil
 }
 
 // Addr is the address the server listens on (useful with port 0).

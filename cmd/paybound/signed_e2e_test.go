@@ -85,6 +85,7 @@ func send(t *testing.T, r *http.Request) resp {
 // requests and no bearer key; every kind of bad signature is refused with
 // its code, and a replay is refused even after a restart.
 func TestSignedAgentRequests(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	m := startMain(t, dir, nil)
 	w := &world{api: &api{t: t, base: m.URL()}, m: m, op: m.OperatorKey}
@@ -181,6 +182,7 @@ func TestSignedAgentRequests(t *testing.T) {
 // TestSignedByNPMClientsOnTheServer: requests signed by the npm web-bot-auth
 // and http-message-signatures packages pay on the real server.
 func TestSignedByNPMClientsOnTheServer(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("..", "..", "interop")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "web-bot-auth")); err != nil {
 		if os.Getenv("CI") != "" {
@@ -227,6 +229,7 @@ func TestSignedByNPMClientsOnTheServer(t *testing.T) {
 // TestAgentKeyRotation: a new key rotates the old one out after a grace
 // period during which both sign; a revoked key is refused with key_revoked.
 func TestAgentKeyRotation(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Now().UTC()}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	old, oldJWK := newSigner(t)
@@ -289,6 +292,7 @@ func TestAgentKeyRotation(t *testing.T) {
 // --require-signatures, a mandate that does not say requires signed agent
 // requests, and a user can still opt one out.
 func TestRequireSignaturesDefault(t *testing.T) {
+	t.Parallel()
 	m := NewMain()
 	m.Stderr = io.Discard
 	if err := m.ParseFlags([]string{"--require-signatures"}, func(string) string { return "" }); err != nil || !m.Config.RequireSignatures {

@@ -15,6 +15,7 @@ import (
 // TestTOTPEnrolment: a user enrolls a one-time-code factor, activates it
 // with a current code once, and cannot replace it afterwards.
 func TestTOTPEnrolment(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	if r := w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": "123456"}); r.status != 409 || r.errField("code") != "totp_state" {
@@ -69,6 +70,7 @@ func TestTOTPEnrolment(t *testing.T) {
 // captures. Wrong, replayed and foreign approvals fail and change nothing;
 // a denial cancels; an unanswered confirmation expires.
 func TestConfirmationFlow(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	ask := func(amount int) resp {
@@ -162,6 +164,7 @@ func TestConfirmationFlow(t *testing.T) {
 // TestWaitForConfirmation: an agent waiting on GET ?wait= gets the payment
 // as soon as the user approves it.
 func TestWaitForConfirmation(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 40, 0, time.UTC)}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
@@ -195,6 +198,7 @@ func TestWaitForConfirmation(t *testing.T) {
 // (403 confirmation_locked) and then rate-limit the user (429 with
 // Retry-After and the JSON error shape); the payment keeps waiting.
 func TestCodeGuessingOverHTTP(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	ask := func() string {
@@ -248,6 +252,7 @@ func TestCodeGuessingOverHTTP(t *testing.T) {
 // user, newest first and paged, without what was answered or ran out; it
 // is the user's alone.
 func TestPendingConfirmations(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)}
 	w := newWorld(t, func(m *Main) { m.Clock = clock })
 	var ids []string

@@ -51,6 +51,7 @@ type visParty struct{ name, key string }
 // payment logs, then reads each payment's trace, receipt, entries and
 // object as each party to it, cell by cell of docs/visibility.md.
 func TestWhatEachPartySees(t *testing.T) {
+	t.Parallel()
 	w := newRiskWorld(t)
 	vkey := strings.TrimSpace(string(w.ok(200, w.call("GET", "/v1/log/key", "", "", nil)).raw))
 	store := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Laptop Store", "category": "electronics"}))

@@ -131,6 +131,7 @@ func (w *testWitness) addCheckpoint(rw http.ResponseWriter, r *http.Request) {
 // publishing the last cosigned checkpoint, and catches up once a witness
 // returns. A receipt verifies against the policy.
 func TestWitnessedCheckpoints(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	skey, vkey, err := tl.NewKey("paybound.test/witnessed")
 	if err != nil {

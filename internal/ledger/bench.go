@@ -48,20 +48,65 @@ func Bench(ctx context.Context, w *Writer, cfg BenchConfig) (BenchResult, error)
 	if cfg.Duration <= 0 {
 		cfg.Duration = 5 * time.Second
 	}
-	const cur = "USD"
 	run := pb.NewID("", time.Now())[:10]
-	owner := func(i int) string { return fmt.Sprintf("bench_%s_%d", run, i) }
-	// Set up: every account gets a large balance from the funding account.
+	b := &benchRun{w: w, cfg: cfg, owner: func(i int) string { return fmt.Sprintf("bench_%s_%d", run, i) }}
+	if err := b.fund(ctx); err != nil {
+		return BenchResult{}, fmt.Errorf("couldn't fund bench accounts: %w", err)
+	}
+	startBatches := w.Stats().Batches
+	b.deadline = time.Now().Add(cfg.Duration)
+	lat := make([][]time.Duration, cfg.Clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat[c] = b.client(ctx, c)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	if err, _ := b.firstErr.Load().(error); err != nil {
+		return BenchResult{}, err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	res := BenchResult{Transfers: b.done.Load(), Seconds: elapsed, TransfersPerSec: float64(b.done.Load()) / elapsed}
+	if len(all) > 0 {
+		res.P50, res.P99 = all[len(all)/2], all[len(all)*99/100]
+	}
+	res.Batches = w.Stats().Batches - startBatches
+	return res, nil
+}
+
+// benchCurrency is the currency of the bench accounts.
+const benchCurrency = "USD"
+
+// benchRun is one run of Bench: its accounts, its clock, and what its
+// clients have done so far.
+type benchRun struct {
+	w        *Writer
+	cfg      BenchConfig
+	owner    func(i int) string // the owner of bench account i
+	deadline time.Time
+	done     atomic.Int64 // transfers committed
+	firstErr atomic.Value // the first error a client met
+}
+
+// fund gives every account a large balance from the funding account, a
+// thousand accounts a transaction.
+func (b *benchRun) fund(ctx context.Context) error {
 	const fund = int64(1e12) // many runs over one database stay inside int64
-	for lo := 0; lo < cfg.Accounts; lo += 1000 {
-		hi := min(lo+1000, cfg.Accounts)
-		if _, err := w.Submit(ctx, func(tx *Tx) (any, error) {
-			src, err := tx.EnsureAccount(pb.OwnerFunding, cur, 0)
+	for lo := 0; lo < b.cfg.Accounts; lo += 1000 {
+		hi := min(lo+1000, b.cfg.Accounts)
+		if _, err := b.w.Submit(ctx, func(tx *Tx) (any, error) {
+			src, err := tx.EnsureAccount(pb.OwnerFunding, benchCurrency, 0)
 			if err != nil {
 				return nil, err
 			}
 			for i := lo; i < hi; i++ {
-				a, err := tx.EnsureAccount(owner(i), cur, pb.DebitsMustNotExceedCredits)
+				a, err := tx.EnsureAccount(b.owner(i), benchCurrency, pb.DebitsMustNotExceedCredits)
 				if err != nil {
 					return nil, err
 				}
@@ -71,62 +116,45 @@ func Bench(ctx context.Context, w *Writer, cfg BenchConfig) (BenchResult, error)
 			}
 			return nil, nil
 		}); err != nil {
-			return BenchResult{}, fmt.Errorf("couldn't fund bench accounts: %w", err)
+			return err
 		}
 	}
-	startBatches := w.Stats().Batches
-	var done atomic.Int64
-	deadline := time.Now().Add(cfg.Duration)
-	lat := make([][]time.Duration, cfg.Clients)
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	start := time.Now()
-	for c := range cfg.Clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(c), 7))
-			for time.Now().Before(deadline) && (cfg.Transfers <= 0 || done.Load() < cfg.Transfers) {
-				d, cr := 0, 1+r.IntN(cfg.Accounts-1)
-				if !cfg.Hot {
-					d = r.IntN(cfg.Accounts)
-					if cr == d {
-						cr = 0
-					}
-				}
-				from, to := owner(d), owner(cr)
-				t0 := time.Now()
-				_, err := w.Submit(ctx, func(tx *Tx) (any, error) {
-					a, err := tx.Account(from, cur)
-					if err != nil {
-						return nil, err
-					}
-					b, err := tx.Account(to, cur)
-					if err != nil {
-						return nil, err
-					}
-					return tx.Transfer(a, b, 1, "bench")
-				})
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				lat[c] = append(lat[c], time.Since(t0))
-				done.Add(1)
+	return nil
+}
+
+// client is client c: it submits transfers of 1 one after the other until
+// the deadline (or the run's transfers are done, or a transfer fails), and
+// returns the latency of each.
+func (b *benchRun) client(ctx context.Context, c int) []time.Duration {
+	var lat []time.Duration
+	r := rand.New(rand.NewPCG(uint64(c), 7))
+	for time.Now().Before(b.deadline) && (b.cfg.Transfers <= 0 || b.done.Load() < b.cfg.Transfers) {
+		d, cr := 0, 1+r.IntN(b.cfg.Accounts-1)
+		if !b.cfg.Hot {
+			d = r.IntN(b.cfg.Accounts)
+			if cr == d {
+				cr = 0
 			}
-		}()
+		}
+		from, to := b.owner(d), b.owner(cr)
+		t0 := time.Now()
+		_, err := b.w.Submit(ctx, func(tx *Tx) (any, error) {
+			src, err := tx.Account(from, benchCurrency)
+			if err != nil {
+				return nil, err
+			}
+			dst, err := tx.Account(to, benchCurrency)
+			if err != nil {
+				return nil, err
+			}
+			return tx.Transfer(src, dst, 1, "bench")
+		})
+		if err != nil {
+			b.firstErr.CompareAndSwap(nil, err)
+			return lat
+		}
+		lat = append(lat, time.Since(t0))
+		b.done.Add(1)
 	}
-	wg.Wait()
-	elapsed := time.Since(start).Seconds()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return BenchResult{}, err
-	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	res := BenchResult{Transfers: done.Load(), Seconds: elapsed, TransfersPerSec: float64(done.Load()) / elapsed}
-	if len(all) > 0 {
-		res.P50, res.P99 = all[len(all)/2], all[len(all)*99/100]
-	}
-	res.Batches = w.Stats().Batches - startBatches
-	return res, nil
+	return lat
 }

@@ -120,6 +120,7 @@ func verify(t *testing.T, st pb.Store) {
 // TestAtomicIsAllOrNothing: a failed Atomic undoes its transfers; what the
 // op did outside it stays.
 func TestAtomicIsAllOrNothing(t *testing.T) {
+	t.Parallel()
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
 	fund(t, w, "a", 100)
 	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
@@ -156,6 +157,7 @@ func TestAtomicIsAllOrNothing(t *testing.T) {
 // TestHoldsResolveOnce: a hold posts at most once, for at most its amount,
 // voids at most once, even across a restart, and cannot post after expiry.
 func TestHoldsResolveOnce(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "l.db")
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	w, st := open(t, path, clk, true)
@@ -228,6 +230,7 @@ func TestHoldsResolveOnce(t *testing.T) {
 // TestCommitFailure: when a commit fails, its requests fail, nothing of
 // them is in memory afterwards, and the next batches work from the store.
 func TestCommitFailure(t *testing.T) {
+	t.Parallel()
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
 	fund(t, w, "a", 100)
 	st.fail.Store(true)
@@ -256,6 +259,7 @@ func TestCommitFailure(t *testing.T) {
 // TestBrokenInvariantStopsTheWriter: a batch that would break the zero sum
 // is not written, and the writer refuses everything after it.
 func TestBrokenInvariantStopsTheWriter(t *testing.T) {
+	t.Parallel()
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, false)
 	fund(t, w, "a", 100)
 	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
@@ -281,6 +285,7 @@ func TestBrokenInvariantStopsTheWriter(t *testing.T) {
 
 // TestOverflowIsRefused: balances never wrap around.
 func TestOverflowIsRefused(t *testing.T) {
+	t.Parallel()
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
 	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
 		src, _ := tx.EnsureAccount(pb.OwnerFunding, "USD", 0)
@@ -301,6 +306,7 @@ func TestOverflowIsRefused(t *testing.T) {
 // TestVerifyDetectsTampering: a stored balance that disagrees with the
 // transfers is reported.
 func TestVerifyDetectsTampering(t *testing.T) {
+	t.Parallel()
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
 	fund(t, w, "a", 100)
 	a := balance(t, st, "a")
@@ -317,6 +323,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 // TestPanickingOpIsUndone: an op that panics fails alone, its effects
 // undone; the rest of its batch and the writer carry on.
 func TestPanickingOpIsUndone(t *testing.T) {
+	t.Parallel()
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
 	fund(t, w, "a", 100)
 	_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
@@ -341,6 +348,7 @@ func TestPanickingOpIsUndone(t *testing.T) {
 // another writer changed its rows is run again on fresh state, and its
 // effects land exactly once.
 func TestRefusedBatchIsRecomputed(t *testing.T) {
+	t.Parallel()
 	w, st := open(t, filepath.Join(t.TempDir(), "l.db"), nil, true)
 	fund(t, w, "a", 100)
 	st.conflicts.Store(3)
@@ -380,6 +388,7 @@ func TestRefusedBatchIsRecomputed(t *testing.T) {
 // TestMandateUsage: reservations persist, never pass their caps, and are
 // undone with a failed Atomic.
 func TestMandateUsage(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "l.db")
 	w, st := open(t, path, nil, true)
 	adjust := func(w *ledger.Writer, spent, payments int64, fail bool) error {

@@ -161,6 +161,7 @@ func BenchmarkProofs(b *testing.B) {
 // its latest entry in the batch as its head; an entry undone with a failed
 // Atomic does not count, and the operation fails whole.
 func TestPaymentNeedsItsLatestEntry(t *testing.T) {
+	t.Parallel()
 	w, st := newWriter(t)
 	ctx := context.Background()
 	ev := pb.LogEvent{Type: pb.LogPaymentCreated, Actor: pb.SystemActor}

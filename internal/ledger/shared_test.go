@@ -32,6 +32,7 @@ func twoWriters(t *testing.T) (a, b *ledger.Writer, st pb.Store) {
 // "before" snapshot and the batch wrote after − before: it took back what
 // the other process had spent, and the budget could then be overspent.
 func TestSharedUsageRebaseIsNotWritten(t *testing.T) {
+	t.Parallel()
 	wa, wb, st := twoWriters(t)
 	adjust := func(w *ledger.Writer, amounts ...int64) error {
 		_, err := do(t, w, func(tx *ledger.Tx) (any, error) {
@@ -82,6 +83,7 @@ func TestSharedUsageRebaseIsNotWritten(t *testing.T) {
 // The give-back used to be refused for passing the cap: a partial capture
 // then answered 500, once in about 290,000 operations of the bank test.
 func TestSharedGiveBackAboveTheCap(t *testing.T) {
+	t.Parallel()
 	wa, wb, st := twoWriters(t)
 	res := func(w *ledger.Writer, amt int64) {
 		t.Helper()
@@ -136,6 +138,7 @@ func TestSharedGiveBackAboveTheCap(t *testing.T) {
 // used to leave a snapshot of the fresh balance behind: the batch no longer
 // summed to zero, and the writer stopped serving.
 func TestSharedAccountRebaseIsNotWritten(t *testing.T) {
+	t.Parallel()
 	wa, wb, st := twoWriters(t)
 	fund(t, wa, "a", 100) // A caches a at 100
 	fund(t, wb, "a", 50)  // stored 150
@@ -174,6 +177,7 @@ func TestSharedAccountRebaseIsNotWritten(t *testing.T) {
 // another process revoked meanwhile is refused by the store and computed
 // again, on the mandate as stored.
 func TestSharedRevocationRefusesTheCommit(t *testing.T) {
+	t.Parallel()
 	wa, wb, st := twoWriters(t)
 	put := func(w *ledger.Writer, m pb.Mandate) {
 		if _, err := do(t, w, func(tx *ledger.Tx) (any, error) { tx.PutMandate(m); return nil, nil }); err != nil {

@@ -101,6 +101,7 @@ func drawSteps(t *rapid.T, depth int) []step {
 // random interleaving of every kind of write with nested Atomic blocks
 // that randomly succeed, fail or panic, on a real SQLite store.
 func TestPropertyAtomicUndo(t *testing.T) {
+	t.Parallel()
 	rapid.Check(t, func(rt *rapid.T) {
 		ops := make([]undoOp, rapid.IntRange(1, 3).Draw(rt, "ops"))
 		for i := range ops {
@@ -115,6 +116,7 @@ func TestPropertyAtomicUndo(t *testing.T) {
 // covers every list of pb.Batch an operation can write: a list added to
 // the batch must be added to the property test too.
 func TestAtomicUndoesEveryWrite(t *testing.T) {
+	t.Parallel()
 	var all []step
 	for k := range nWriteKinds {
 		all = append(all, step{kind: k, i: int(k), j: int(k) + 1, amount: 350, fresh: true})
@@ -142,6 +144,7 @@ func TestAtomicUndoesEveryWrite(t *testing.T) {
 // TestAtomicCatchesAWriteWithoutUndo: a write that bypasses the undo log
 // inside an Atomic that fails panics (in tests), failing the operation.
 func TestAtomicCatchesAWriteWithoutUndo(t *testing.T) {
+	t.Parallel()
 	e := newUndoEnv(t, t.TempDir())
 	_, err := e.w.Submit(context.Background(), func(tx *Tx) (any, error) {
 		return nil, tx.Atomic(func() error {

@@ -325,60 +325,76 @@ func (w *Writer) run() {
 		}
 		reqs = reqs[:0]
 		if w.poisoned.Load() || w.cachesFull() {
-			// A commit failed (the caches hold effects that never reached the
-			// store) or the caches must shrink: wait until nothing is in flight,
-			// then start again from what is committed, with the requests of the
-			// refused batches first.
-			w.barrier(commits)
-			if err := w.reset(context.Background()); err != nil {
-				w.stop(err)
-			}
-			w.poisoned.Store(false)
-			w.epoch++
-			reqs = append(reqs, w.takeRetries()...)
+			reqs = append(reqs, w.restart(commits)...)
 		}
 		if first != nil {
 			reqs = append(reqs, first)
 		}
-	fill:
-		for !stop && len(reqs) < w.cfg.MaxBatch {
-			select {
-			case r := <-w.queue:
-				if r == nil {
-					stop = true
-					break fill
-				}
-				reqs = append(reqs, r)
-			default:
-				break fill
-			}
-		}
+		reqs, stop = w.fill(reqs, stop)
 		if len(reqs) > 0 {
 			b := w.apply(slices.Clone(reqs))
 			commits <- b
 			if w.shared != nil {
 				// With other processes writing too, a batch may read fresh rows
 				// (ensureFunds); they must not miss this writer's own batch in
-				// flight, so batches do not overlap. The commit returns the
-				// accounts as stored, other processes' changes included.
+				// flight, so batches do not overlap.
 				<-b.committed
-				if b.tx != nil {
-					for _, f := range b.tx.batch.Fresh {
-						if a := w.accountsByID[f.ID]; a != nil {
-							*a = f
-						}
-					}
-					for _, f := range b.tx.batch.FreshUsage {
-						if u := w.usage[usageKey{f.MandateID, f.PeriodKey}]; u != nil {
-							*u = f
-						}
-					}
-				}
+				w.adoptFresh(b)
 			}
 		}
 		if stop {
 			w.drainAfterClose()
 			return
+		}
+	}
+}
+
+// restart is called when a commit failed (the caches hold effects that
+// never reached the store) or the caches must shrink: it waits until
+// nothing is in flight, then starts again from what is committed, and
+// returns the requests of the refused batches, to go first.
+func (w *Writer) restart(commits chan<- *pending) []*request {
+	w.barrier(commits)
+	if err := w.reset(context.Background()); err != nil {
+		w.stop(err)
+	}
+	w.poisoned.Store(false)
+	w.epoch++
+	return w.takeRetries()
+}
+
+// fill adds to reqs what is queued, up to a batch, without waiting; it
+// reports stop once it took the nil request that Close queues (or stop
+// was already set, and then takes nothing).
+func (w *Writer) fill(reqs []*request, stop bool) ([]*request, bool) {
+	for !stop && len(reqs) < w.cfg.MaxBatch {
+		select {
+		case r := <-w.queue:
+			if r == nil {
+				return reqs, true
+			}
+			reqs = append(reqs, r)
+		default:
+			return reqs, stop
+		}
+	}
+	return reqs, stop
+}
+
+// adoptFresh updates the caches with the rows a committed batch returned
+// as stored, other processes' changes included (shared stores only).
+func (w *Writer) adoptFresh(b *pending) {
+	if b.tx == nil {
+		return
+	}
+	for _, f := range b.tx.batch.Fresh {
+		if a := w.accountsByID[f.ID]; a != nil {
+			*a = f
+		}
+	}
+	for _, f := range b.tx.batch.FreshUsage {
+		if u := w.usage[usageKey{f.MandateID, f.PeriodKey}]; u != nil {
+			*u = f
 		}
 	}
 }
@@ -441,28 +457,10 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 			err = &pb.Error{Code: pb.ErrUnavailable, Message: "an earlier ledger commit failed; retry"}
 		}
 		if err == nil && !b.tx.batch.Empty() {
-			t0 := time.Now()
-			cerr := w.cfg.Store.Commit(context.Background(), &b.tx.batch)
-			took := time.Since(t0)
-			w.mu.Lock()
-			w.stats.CommitTime += took
-			if cerr == nil {
-				w.stats.CommitHist[bucket(CommitBuckets[:], took)]++
-			}
-			w.mu.Unlock()
-			if cerr != nil {
+			if cerr := w.commit(b); cerr != nil {
 				failed, failedEpoch = true, b.epoch
 				conflicted = errors.Is(cerr, pb.ErrStoreConflict)
-				if conflicted {
-					w.log.Debug("ledger batch refused by a concurrent writer; recomputing it", "err", cerr, "ops", len(b.reqs))
-				} else {
-					w.log.Error("ledger commit failed; batch rejected", "err", cerr, "ops", len(b.reqs))
-				}
-				err = fmt.Errorf("couldn't commit ledger batch: %w", cerr)
-				if conflicted {
-					err = &pb.Error{Code: pb.ErrUnavailable, Message: "other servers kept changing the same accounts; retry with the same Idempotency-Key"}
-				}
-				w.poisoned.Store(true)
+				err = w.commitFailed(cerr, conflicted, len(b.reqs))
 			}
 		}
 		if err == nil {
@@ -473,32 +471,69 @@ func (w *Writer) commitLoop(commits <-chan *pending, done chan<- struct{}) {
 			w.stats.Transfers += int64(len(b.tx.batch.Transfers))
 			w.mu.Unlock()
 		}
-		requeued := false
-		for _, r := range b.reqs {
-			if err != nil && conflicted && b.epoch == failedEpoch && r.attempts < maxAttempts {
-				// Another process changed what this batch was computed from:
-				// nothing was written, so the request runs again on fresh state.
-				r.attempts++
-				w.mu.Lock()
-				w.retries = append(w.retries, r)
-				w.mu.Unlock()
-				requeued = true
-				continue
-			}
-			if err != nil {
-				r.result, r.err = nil, err
-				if r.idem != nil {
-					r.idem.Status, r.idem.Body, r.idem.Replayed = 0, nil, false
-				}
-			}
-			close(r.done)
+		w.acknowledge(b, err, err != nil && conflicted && b.epoch == failedEpoch)
+	}
+}
+
+// commit writes b's batch to the store and counts the time it took.
+func (w *Writer) commit(b *pending) error {
+	t0 := time.Now()
+	err := w.cfg.Store.Commit(context.Background(), &b.tx.batch)
+	took := time.Since(t0)
+	w.mu.Lock()
+	w.stats.CommitTime += took
+	if err == nil {
+		w.stats.CommitHist[bucket(CommitBuckets[:], took)]++
+	}
+	w.mu.Unlock()
+	return err
+}
+
+// commitFailed logs a commit of ops operations that failed with err,
+// poisons the caches, and returns the error its requests get. A batch
+// refused by a concurrent writer (conflicted) is only logged at debug:
+// it is recomputed.
+func (w *Writer) commitFailed(err error, conflicted bool, ops int) error {
+	if conflicted {
+		w.log.Debug("ledger batch refused by a concurrent writer; recomputing it", "err", err, "ops", ops)
+	} else {
+		w.log.Error("ledger commit failed; batch rejected", "err", err, "ops", ops)
+	}
+	w.poisoned.Store(true)
+	if conflicted {
+		return &pb.Error{Code: pb.ErrUnavailable, Message: "other servers kept changing the same accounts; retry with the same Idempotency-Key"}
+	}
+	return fmt.Errorf("couldn't commit ledger batch: %w", err)
+}
+
+// acknowledge ends b's requests with err (nil once committed) and tells
+// the apply stage that b is done. With retry set, nothing of b was
+// written because another process changed what it was computed from: a
+// request with attempts left runs again on fresh state instead.
+func (w *Writer) acknowledge(b *pending, err error, retry bool) {
+	requeued := false
+	for _, r := range b.reqs {
+		if retry && r.attempts < maxAttempts {
+			r.attempts++
+			w.mu.Lock()
+			w.retries = append(w.retries, r)
+			w.mu.Unlock()
+			requeued = true
+			continue
 		}
-		close(b.committed)
-		if requeued {
-			select {
-			case w.wake <- struct{}{}:
-			default:
+		if err != nil {
+			r.result, r.err = nil, err
+			if r.idem != nil {
+				r.idem.Status, r.idem.Body, r.idem.Replayed = 0, nil, false
 			}
+		}
+		close(r.done)
+	}
+	close(b.committed)
+	if requeued {
+		select {
+		case w.wake <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -40,80 +40,98 @@ func queuePaymentRows(q *pgx.Batch, b *pb.Batch, onRow map[string]logRange) erro
 			ins = append(ins, &b.Payments[i])
 		}
 	}
-	if n := len(ins); n > 0 {
-		id, status, cur, merchant, payer, agent, mandate, desc, capture, md, decline := make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n)
-		amount, captured, refunded, fee, feeRef, hold, created, version := make([]int64, n), make([]int64, n), make([]int64, n),
-			make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		exp, cexp := make([]*int64, n), make([]*int64, n)
-		cid, assurance := make([]string, n), make([]string, n)
-		risk, input := make([]string, n), make([]string, n)
-		head, logLo, logHi := make([][]byte, n), make([]*int64, n), make([]*int64, n)
-		for i, p := range ins {
-			head[i] = logHead(p.LogHead)
-			logLo[i], logHi[i] = logRefs(onRow, p)
-			risk[i], input[i] = p.Risk.Columns()
-			cid[i], cexp[i] = p.ConfirmationColumns()
-			assurance[i] = string(p.Assurance)
-			m, err := sqlstore.PaymentMetadata(p)
-			if err != nil {
-				return err
-			}
-			id[i], status[i], cur[i], merchant[i], payer[i] = p.ID, string(p.Status), p.Currency, p.MerchantID, p.PayerID
-			agent[i], mandate[i], desc[i], capture[i], md[i] = string(p.AgentID), string(p.MandateID), p.Description, string(p.CaptureMethod), m
-			decline[i], exp[i] = string(p.DeclineCode), expiry(p)
-			amount[i], captured[i], refunded[i], fee[i], feeRef[i] = p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded
-			hold[i], created[i], version[i] = p.HoldID, p.CreatedAt.Unix(), p.Version
-		}
-		q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
-			merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
-			decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head,
-			risk, risk_input, log_refs)
-			-- c1 to c26 are the columns above, in order.
-			SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24,
-				c25, c26, `+logRefsSQL+`
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[],
-				$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[], $23::text[], $24::bytea[],
-				$25::text[], $26::text[], $27::bigint[], $28::bigint[])
-			AS x(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24,
-				c25, c26, log_lo, log_hi)`,
-			id, status, amount, captured, refunded, fee, feeRef, cur, merchant, payer, agent, mandate, desc, capture, exp, md,
-			decline, hold, created, version, cid, cexp, assurance, head, risk, input, logLo, logHi)
+	if err := queuePaymentInserts(q, ins, onRow); err != nil {
+		return err
 	}
-	if n := len(upd); n > 0 {
-		id, status, decline := make([]string, n), make([]string, n), make([]string, n)
-		captured, refunded, fee, feeRef, hold, version := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n),
-			make([]int64, n), make([]int64, n)
-		exp, cexp := make([]*int64, n), make([]*int64, n)
-		cid := make([]string, n)
-		head, logLo, logHi := make([][]byte, n), make([]*int64, n), make([]*int64, n)
-		for i, p := range upd {
-			head[i] = logHead(p.LogHead)
-			logLo[i], logHi[i] = logRefs(onRow, p)
-			id[i], status[i], decline[i], exp[i] = p.ID, string(p.Status), string(p.DeclineCode), expiry(p)
-			cid[i], cexp[i] = p.ConfirmationColumns()
-			captured[i], refunded[i], fee[i], feeRef[i], hold[i], version[i] = p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded, p.HoldID, p.Version
-		}
-		// Dividing by zero when fewer rows matched their version aborts the
-		// whole batch: another process changed one of these payments.
-		q.Queue(`WITH u AS (
-				UPDATE payments p SET status = d.status, amount_captured = d.captured, amount_refunded = d.refunded,
-					fee_amount = d.fee, fee_refunded = d.fee_refunded, authorization_expires_at = d.exp,
-					decline_code = d.decline, hold_id = d.hold, version = d.version,
-					confirmation_id = d.cid, confirmation_expires_at = d.cexp, log_head = d.head,
-					log_refs = p.log_refs || `+logRefsSQL+`
-				FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-					$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $13::text[], $14::bigint[], $15::bytea[],
-					$16::bigint[], $17::bigint[])
-					AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev, cid, cexp, head,
-						log_lo, log_hi)
-				WHERE p.id = d.id AND p.version = d.prev RETURNING 1)
-			SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM u) = $12 THEN 1 ELSE 0 END)`,
-			id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n, cid, cexp, head, logLo, logHi)
-	}
+	queuePaymentUpdates(q, upd, prev, onRow)
 	return nil
+}
+
+// queuePaymentInserts inserts new payments, all in one statement.
+func queuePaymentInserts(q *pgx.Batch, ins []*pb.Payment, onRow map[string]logRange) error {
+	n := len(ins)
+	if n == 0 {
+		return nil
+	}
+	id, status, cur, merchant, payer, agent, mandate, desc, capture, md, decline := make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	amount, captured, refunded, fee, feeRef, hold, created, version := make([]int64, n), make([]int64, n), make([]int64, n),
+		make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	exp, cexp := make([]*int64, n), make([]*int64, n)
+	cid, assurance := make([]string, n), make([]string, n)
+	risk, input := make([]string, n), make([]string, n)
+	head, logLo, logHi := make([][]byte, n), make([]*int64, n), make([]*int64, n)
+	for i, p := range ins {
+		head[i] = logHead(p.LogHead)
+		logLo[i], logHi[i] = logRefs(onRow, p)
+		risk[i], input[i] = p.Risk.Columns()
+		cid[i], cexp[i] = p.ConfirmationColumns()
+		assurance[i] = string(p.Assurance)
+		m, err := sqlstore.PaymentMetadata(p)
+		if err != nil {
+			return err
+		}
+		id[i], status[i], cur[i], merchant[i], payer[i] = p.ID, string(p.Status), p.Currency, p.MerchantID, p.PayerID
+		agent[i], mandate[i], desc[i], capture[i], md[i] = string(p.AgentID), string(p.MandateID), p.Description, string(p.CaptureMethod), m
+		decline[i], exp[i] = string(p.DeclineCode), expiry(p)
+		amount[i], captured[i], refunded[i], fee[i], feeRef[i] = p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded
+		hold[i], created[i], version[i] = p.HoldID, p.CreatedAt.Unix(), p.Version
+	}
+	q.Queue(`INSERT INTO payments (id, status, amount, amount_captured, amount_refunded, fee_amount, fee_refunded, currency,
+		merchant_id, payer_id, agent_id, mandate_id, description, capture_method, authorization_expires_at, metadata,
+		decline_code, hold_id, created_at, version, confirmation_id, confirmation_expires_at, assurance, log_head,
+		risk, risk_input, log_refs)
+		-- c1 to c26 are the columns above, in order.
+		SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24,
+			c25, c26, `+logRefsSQL+`
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[], $16::text[],
+			$17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::bigint[], $23::text[], $24::bytea[],
+			$25::text[], $26::text[], $27::bigint[], $28::bigint[])
+		AS x(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24,
+			c25, c26, log_lo, log_hi)`,
+		id, status, amount, captured, refunded, fee, feeRef, cur, merchant, payer, agent, mandate, desc, capture, exp, md,
+		decline, hold, created, version, cid, cexp, assurance, head, risk, input, logLo, logHi)
+	return nil
+}
+
+// queuePaymentUpdates updates payments where the stored version is prev's,
+// all in one statement.
+func queuePaymentUpdates(q *pgx.Batch, upd []*pb.Payment, prev []int64, onRow map[string]logRange) {
+	n := len(upd)
+	if n == 0 {
+		return
+	}
+	id, status, decline := make([]string, n), make([]string, n), make([]string, n)
+	captured, refunded, fee, feeRef, hold, version := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n),
+		make([]int64, n), make([]int64, n)
+	exp, cexp := make([]*int64, n), make([]*int64, n)
+	cid := make([]string, n)
+	head, logLo, logHi := make([][]byte, n), make([]*int64, n), make([]*int64, n)
+	for i, p := range upd {
+		head[i] = logHead(p.LogHead)
+		logLo[i], logHi[i] = logRefs(onRow, p)
+		id[i], status[i], decline[i], exp[i] = p.ID, string(p.Status), string(p.DeclineCode), expiry(p)
+		cid[i], cexp[i] = p.ConfirmationColumns()
+		captured[i], refunded[i], fee[i], feeRef[i], hold[i], version[i] = p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded, p.HoldID, p.Version
+	}
+	// Dividing by zero when fewer rows matched their version aborts the
+	// whole batch: another process changed one of these payments.
+	q.Queue(`WITH u AS (
+			UPDATE payments p SET status = d.status, amount_captured = d.captured, amount_refunded = d.refunded,
+				fee_amount = d.fee, fee_refunded = d.fee_refunded, authorization_expires_at = d.exp,
+				decline_code = d.decline, hold_id = d.hold, version = d.version,
+				confirmation_id = d.cid, confirmation_expires_at = d.cexp, log_head = d.head,
+				log_refs = p.log_refs || `+logRefsSQL+`
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+				$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $13::text[], $14::bigint[], $15::bytea[],
+				$16::bigint[], $17::bigint[])
+				AS d(id, status, captured, refunded, fee, fee_refunded, exp, decline, hold, version, prev, cid, cexp, head,
+					log_lo, log_hi)
+			WHERE p.id = d.id AND p.version = d.prev RETURNING 1)
+		SELECT 1 / (CASE WHEN (SELECT COUNT(*) FROM u) = $12 THEN 1 ELSE 0 END)`,
+		id, status, captured, refunded, fee, feeRef, exp, decline, hold, version, prev, n, cid, cexp, head, logLo, logHi)
 }
 
 func expiry(p *pb.Payment) *int64 {

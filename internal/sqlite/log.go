@@ -98,35 +98,7 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[st
 			leaves[i] = pb.LeafHash(recs[i].Body)
 		}
 	}
-	read := tlog.HashReaderFunc(func(ids []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ids))
-		var miss []int64
-		for i, id := range ids {
-			h, ok := t.cache[id]
-			if !ok {
-				miss = append(miss, id)
-			}
-			out[i] = h
-		}
-		if len(miss) == 0 {
-			return out, nil
-		}
-		got, err := storedHashes(miss, func(query string, args ...any) (*sql.Rows, error) {
-			return s.w.QueryContext(ctx, query, args...)
-		})
-		if err != nil {
-			return nil, err
-		}
-		for i, id := range ids {
-			if h, ok := got[id]; ok {
-				out[i], t.cache[id] = h, h
-			} else if _, cached := t.cache[id]; !cached {
-				return nil, fmt.Errorf("couldn't read stored hash %d: not stored", id)
-			}
-		}
-		return out, nil
-	})
-	first, hashes, root, err := tlog.Append(t.size, leaves, read)
+	first, hashes, root, err := tlog.Append(t.size, leaves, s.hashReader(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't append to the log: %w", err)
 	}
@@ -169,6 +141,41 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[st
 		return nil, err
 	}
 	return &logAppend{size: t.size + int64(len(recs)), first: first, hashes: hashes}, nil
+}
+
+// hashReader reads the stored hashes appending needs: from the writer's
+// cache of the frontier, else inside the writer's open transaction, and
+// caches what it read.
+func (s *Store) hashReader(ctx context.Context) tlog.HashReaderFunc {
+	t := &s.log
+	return func(ids []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ids))
+		var miss []int64
+		for i, id := range ids {
+			h, ok := t.cache[id]
+			if !ok {
+				miss = append(miss, id)
+			}
+			out[i] = h
+		}
+		if len(miss) == 0 {
+			return out, nil
+		}
+		got, err := storedHashes(miss, func(query string, args ...any) (*sql.Rows, error) {
+			return s.w.QueryContext(ctx, query, args...)
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range ids {
+			if h, ok := got[id]; ok {
+				out[i], t.cache[id] = h, h
+			} else if _, cached := t.cache[id]; !cached {
+				return nil, fmt.Errorf("couldn't read stored hash %d: not stored", id)
+			}
+		}
+		return out, nil
+	}
 }
 
 // applied moves the writer's view of the tree past a committed append.

@@ -4,11 +4,13 @@
 //	storetest.Run(t, func(t *testing.T) pb.Store { … open a fresh, empty store … })
 //
 // Each subtest opens its own store through open, which must return an empty
-// store and arrange for it to be closed (t.Cleanup). The tests of each
-// capability's part of pb.Store are in a file named after it (ledger.go,
-// payments.go and idempotency.go, mandates.go, stepup.go, agents.go,
-// disputes.go, log.go, risk.go); commit.go holds what Commit promises
-// whatever it writes (atomicity, cancellation, reads alongside).
+// store and arrange for it to be closed (t.Cleanup). The subtests run in
+// parallel, so open is called from several goroutines at once.
+//
+// The tests of each capability's part of pb.Store are in a file named after
+// it (ledger.go, payments.go and idempotency.go, mandates.go, stepup.go,
+// agents.go, disputes.go, log.go, risk.go); commit.go holds what Commit
+// promises whatever it writes (atomicity, cancellation, reads alongside).
 //
 // What the contract leaves to the store, the suite does not assert: the
 // precision of API times beyond the second (the service truncates them to
@@ -86,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := open(t)
 			if s == nil {
 				t.Fatal("open returned a nil store")

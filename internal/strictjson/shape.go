@@ -118,10 +118,6 @@ type field struct {
 // depth and both tagged or both untagged hide each other.
 func structFields(t reflect.Type) []field {
 	var all []field
-	type embedded struct {
-		typ   reflect.Type
-		index []int
-	}
 	next := []embedded{{typ: t}}
 	visited := map[reflect.Type]bool{}
 	for len(next) > 0 {
@@ -136,49 +132,72 @@ func structFields(t reflect.Type) []field {
 				continue
 			}
 			visited[e.typ] = true
-			for i := range e.typ.NumField() {
-				sf := e.typ.Field(i)
-				if sf.Anonymous {
-					et := sf.Type
-					if et.Kind() == reflect.Pointer {
-						et = et.Elem()
-					}
-					if !sf.IsExported() && et.Kind() != reflect.Struct {
-						continue
-					}
-				} else if !sf.IsExported() {
-					continue
-				}
-				tag := sf.Tag.Get("json")
-				if tag == "-" {
-					continue
-				}
-				name, _, _ := strings.Cut(tag, ",")
-				if !validTagName(name) {
-					name = ""
-				}
-				index := append(slices.Clone(e.index), i)
-				ft := sf.Type
-				if ft.Name() == "" && ft.Kind() == reflect.Pointer {
-					ft = ft.Elem()
-				}
-				if name == "" && sf.Anonymous && ft.Kind() == reflect.Struct {
-					next = append(next, embedded{typ: ft, index: index})
-					continue
-				}
-				f := field{name: name, tagged: name != "", index: index, typ: sf.Type}
-				if f.name == "" {
-					f.name = sf.Name
-				}
-				all = append(all, f)
-				if seen[e.typ] > 1 {
-					// The same struct embedded twice at one depth: its fields
-					// hide each other.
-					all = append(all, f)
-				}
+			fields, embeds := e.fields()
+			all = append(all, fields...)
+			if seen[e.typ] > 1 {
+				// The same struct embedded twice at one depth: its fields
+				// hide each other.
+				all = append(all, fields...)
 			}
+			next = append(next, embeds...)
 		}
 	}
+	return dominant(all)
+}
+
+// embedded is a struct type met while listing fields, and the index of
+// the field it is (empty for the outermost).
+type embedded struct {
+	typ   reflect.Type
+	index []int
+}
+
+// fields lists e's own members as encoding/json names them, and the
+// untagged embedded structs whose fields are promoted from the next depth.
+func (e embedded) fields() (fields []field, next []embedded) {
+	for i := range e.typ.NumField() {
+		sf := e.typ.Field(i)
+		if sf.Anonymous {
+			et := sf.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if !sf.IsExported() && et.Kind() != reflect.Struct {
+				continue
+			}
+		} else if !sf.IsExported() {
+			continue
+		}
+		tag := sf.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if !validTagName(name) {
+			name = ""
+		}
+		index := append(slices.Clone(e.index), i)
+		ft := sf.Type
+		if ft.Name() == "" && ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if name == "" && sf.Anonymous && ft.Kind() == reflect.Struct {
+			next = append(next, embedded{typ: ft, index: index})
+			continue
+		}
+		f := field{name: name, tagged: name != "", index: index, typ: sf.Type}
+		if f.name == "" {
+			f.name = sf.Name
+		}
+		fields = append(fields, f)
+	}
+	return fields, next
+}
+
+// dominant keeps, of the fields of each name, the one Go's rules let
+// through: the shallowest, and of those the tagged one; two at the same
+// depth and both tagged or both untagged hide each other.
+func dominant(all []field) []field {
 	slices.SortFunc(all, func(a, b field) int {
 		if c := strings.Compare(a.name, b.name); c != 0 {
 			return c

@@ -90,87 +90,104 @@ func emit(w io.Writer, v map[string]any) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// ledgerBench is a run of bench ledger: its flags and where it writes.
+type ledgerBench struct {
+	hot, uniform, baseline bool
+	dur                    time.Duration
+	clients, accounts      int
+	dir, db                string
+}
+
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
+	var b ledgerBench
 	fs := flag.NewFlagSet("paybound bench ledger", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cmdline.UsageFor(fs, stderr, "paybound bench ledger [flags]")
-	hot := fs.Bool("hot", false, "only the hot-account run")
-	uniform := fs.Bool("uniform", false, "only the uniform-accounts run")
-	dur := fs.Duration("duration", 5*time.Second, "how long each run submits")
-	clients := fs.Int("clients", 2000, "concurrent submitters")
-	accounts := fs.Int("accounts", 10_000, "accounts in play")
-	dir := fs.String("data", "", "directory for the benchmark database (default: a temporary one, removed after)")
-	baseline := fs.Bool("baseline", true, "also run one transaction per transfer and report the speedup")
-	db := fs.String("db", "", "a postgres:// URL to measure PostgreSQL (default: SQLite in --data)")
+	fs.BoolVar(&b.hot, "hot", false, "only the hot-account run")
+	fs.BoolVar(&b.uniform, "uniform", false, "only the uniform-accounts run")
+	fs.DurationVar(&b.dur, "duration", 5*time.Second, "how long each run submits")
+	fs.IntVar(&b.clients, "clients", 2000, "concurrent submitters")
+	fs.IntVar(&b.accounts, "accounts", 10_000, "accounts in play")
+	fs.StringVar(&b.dir, "data", "", "directory for the benchmark database (default: a temporary one, removed after)")
+	fs.BoolVar(&b.baseline, "baseline", true, "also run one transaction per transfer and report the speedup")
+	fs.StringVar(&b.db, "db", "", "a postgres:// URL to measure PostgreSQL (default: SQLite in --data)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *clients < 1 || *clients > 100_000 || *accounts < 2 || *accounts > 10_000_000 || *dur <= 0 {
+	if b.clients < 1 || b.clients > 100_000 || b.accounts < 2 || b.accounts > 10_000_000 || b.dur <= 0 {
 		return errors.New("bench ledger: need 1 <= clients <= 100000, 2 <= accounts <= 10000000 and a positive duration")
 	}
 	runs := []bool{false, true}
-	if *hot != *uniform {
-		runs = []bool{*hot}
+	if b.hot != b.uniform {
+		runs = []bool{b.hot}
 	}
-	d := *dir
-	if d == "" {
+	if b.dir == "" {
 		tmp, err := os.MkdirTemp("", "paybound-bench-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		d = tmp
-	}
-	storeName := "sqlite"
-	if cmdline.IsPostgres(*db) {
-		storeName = "postgres"
-	}
-	run := func(name string, hot bool, maxBatch int) (ledger.BenchResult, error) {
-		path := filepath.Join(d, name+".db")
-		if cmdline.IsPostgres(*db) {
-			path = *db
-		}
-		st, err := env.OpenStore(ctx, path)
-		if err != nil {
-			return ledger.BenchResult{}, err
-		}
-		defer st.Close()
-		w, err := ledger.New(ctx, ledger.Config{Store: st, MaxBatch: maxBatch})
-		if err != nil {
-			return ledger.BenchResult{}, err
-		}
-		defer w.Close()
-		return ledger.Bench(ctx, w, ledger.BenchConfig{Hot: hot, Accounts: *accounts, Clients: *clients, Duration: *dur})
+		b.dir = tmp
 	}
 	for _, h := range runs {
-		mode := "uniform"
-		if h {
-			mode = "hot"
-		}
-		res, err := run(mode, h, 0)
+		out, err := b.report(ctx, env, h)
 		if err != nil {
 			return err
-		}
-		durable := "synchronous=FULL"
-		if storeName == "postgres" {
-			durable = "the server's fsync and synchronous_commit"
-		}
-		out := map[string]any{"bench": "ledger", "store": storeName, "durable": durable, "accounts": mode,
-			"clients": *clients, "transfers": res.Transfers, "seconds": res.Seconds, "transfers_per_sec": int64(res.TransfersPerSec),
-			"p50_ms": ms(res.P50), "p99_ms": ms(res.P99), "batches": res.Batches}
-		if *baseline {
-			// The same load with one transaction and fsync per transfer, in
-			// this run, on this machine: the ratio is what batching buys.
-			base, err := run(mode+"-baseline", h, 1)
-			if err != nil {
-				return err
-			}
-			out["baseline_transfers_per_sec"] = int64(base.TransfersPerSec)
-			out["speedup"] = math.Round(res.TransfersPerSec/base.TransfersPerSec*10) / 10
 		}
 		emit(stdout, out)
 	}
 	return nil
+}
+
+// report runs the hot or the uniform load, and its baseline if asked,
+// and returns the figures to print.
+func (b *ledgerBench) report(ctx context.Context, env Env, hot bool) (map[string]any, error) {
+	storeName, durable := "sqlite", "synchronous=FULL"
+	if cmdline.IsPostgres(b.db) {
+		storeName, durable = "postgres", "the server's fsync and synchronous_commit"
+	}
+	mode := "uniform"
+	if hot {
+		mode = "hot"
+	}
+	res, err := b.run(ctx, env, mode, hot, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"bench": "ledger", "store": storeName, "durable": durable, "accounts": mode,
+		"clients": b.clients, "transfers": res.Transfers, "seconds": res.Seconds, "transfers_per_sec": int64(res.TransfersPerSec),
+		"p50_ms": ms(res.P50), "p99_ms": ms(res.P99), "batches": res.Batches}
+	if b.baseline {
+		// The same load with one transaction and fsync per transfer, in
+		// this run, on this machine: the ratio is what batching buys.
+		base, err := b.run(ctx, env, mode+"-baseline", hot, 1)
+		if err != nil {
+			return nil, err
+		}
+		out["baseline_transfers_per_sec"] = int64(base.TransfersPerSec)
+		out["speedup"] = math.Round(res.TransfersPerSec/base.TransfersPerSec*10) / 10
+	}
+	return out, nil
+}
+
+// run measures one load on a fresh writer: on SQLite in its own file
+// named after the run, or on the PostgreSQL database --db names.
+func (b *ledgerBench) run(ctx context.Context, env Env, name string, hot bool, maxBatch int) (ledger.BenchResult, error) {
+	path := filepath.Join(b.dir, name+".db")
+	if cmdline.IsPostgres(b.db) {
+		path = b.db
+	}
+	st, err := env.OpenStore(ctx, path)
+	if err != nil {
+		return ledger.BenchResult{}, err
+	}
+	defer st.Close()
+	w, err := ledger.New(ctx, ledger.Config{Store: st, MaxBatch: maxBatch})
+	if err != nil {
+		return ledger.BenchResult{}, err
+	}
+	defer w.Close()
+	return ledger.Bench(ctx, w, ledger.BenchConfig{Hot: hot, Accounts: b.accounts, Clients: b.clients, Duration: b.dur})
 }
 
 // benchPayments drives create + capture over HTTP against a server: its own

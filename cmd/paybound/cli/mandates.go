@@ -19,72 +19,49 @@ func (cl *cli) mandates(args []string) error {
 		"create": cl.createMandate, "list": cl.listMandates, "get": cl.getMandate, "revoke": cl.revokeMandate})
 }
 
+// mandateFlags are the flags of mandates create.
+type mandateFlags struct {
+	agent, description, currency, max, budget, period string
+	merchants, categories, days, hours, zone          string
+	confirmAbove, condition                           string
+	expiresIn                                         time.Duration
+	maxPayments                                       int64
+	// requireSignature is nil unless --require-signature was given: the
+	// server's setting applies.
+	requireSignature *bool
+}
+
 func (cl *cli) createMandate(args []string) error {
 	c := cl.command("mandates create", `mandates create --agent agt_… --description "…" --currency CNY --max 30.00 --budget 150.00 [--period week] [flags]`, true)
-	agent := c.fs.String("agent", "", "the agent the mandate is for, agt_… (required)")
-	description := c.fs.String("description", "", "your intent in your own words, kept verbatim (required)")
-	currencyS := c.fs.String("currency", "", "ISO 4217 currency code (required)")
-	maxS := c.fs.String("max", "", "the most one payment may be, such as 30.00 (required)")
-	budgetS := c.fs.String("budget", "", "what the agent may spend per period, such as 150.00 (required)")
-	period := c.fs.String("period", "total", "day, week, month or total")
-	merchants := c.fs.String("merchants", "", "comma-separated merchant IDs allowed (default: any)")
-	categories := c.fs.String("categories", "", "comma-separated merchant categories allowed (default: any)")
-	days := c.fs.String("days", "", "schedule: comma-separated days, such as mon,tue,wed,thu,fri")
-	hours := c.fs.String("hours", "", "schedule: a window such as 07:00-10:00 (with --days)")
-	zone := c.fs.String("time-zone", "UTC", "schedule and budget periods' time zone, such as Asia/Shanghai")
-	expiresIn := c.fs.Duration("expires-in", 0, "end the mandate after this long (default: until revoked)")
-	maxPayments := c.fs.Int64("max-payments", 0, "the most payments ever (default: no cap)")
-	confirmS := c.fs.String("confirm-above", "", "payments above this amount need your confirmation")
-	condition := c.fs.String("condition", "", "a CEL condition, such as 'now.getHours(\"Asia/Shanghai\") < 10'")
+	var f mandateFlags
+	c.fs.StringVar(&f.agent, "agent", "", "the agent the mandate is for, agt_… (required)")
+	c.fs.StringVar(&f.description, "description", "", "your intent in your own words, kept verbatim (required)")
+	c.fs.StringVar(&f.currency, "currency", "", "ISO 4217 currency code (required)")
+	c.fs.StringVar(&f.max, "max", "", "the most one payment may be, such as 30.00 (required)")
+	c.fs.StringVar(&f.budget, "budget", "", "what the agent may spend per period, such as 150.00 (required)")
+	c.fs.StringVar(&f.period, "period", "total", "day, week, month or total")
+	c.fs.StringVar(&f.merchants, "merchants", "", "comma-separated merchant IDs allowed (default: any)")
+	c.fs.StringVar(&f.categories, "categories", "", "comma-separated merchant categories allowed (default: any)")
+	c.fs.StringVar(&f.days, "days", "", "schedule: comma-separated days, such as mon,tue,wed,thu,fri")
+	c.fs.StringVar(&f.hours, "hours", "", "schedule: a window such as 07:00-10:00 (with --days)")
+	c.fs.StringVar(&f.zone, "time-zone", "UTC", "schedule and budget periods' time zone, such as Asia/Shanghai")
+	c.fs.DurationVar(&f.expiresIn, "expires-in", 0, "end the mandate after this long (default: until revoked)")
+	c.fs.Int64Var(&f.maxPayments, "max-payments", 0, "the most payments ever (default: no cap)")
+	c.fs.StringVar(&f.confirmAbove, "confirm-above", "", "payments above this amount need your confirmation")
+	c.fs.StringVar(&f.condition, "condition", "", "a CEL condition, such as 'now.getHours(\"Asia/Shanghai\") < 10'")
 	reqSig := c.fs.Bool("require-signature", false, "accept only signed agent requests; =false to accept bearer keys (default: the server's setting)")
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	switch {
-	case *agent == "":
-		return errors.New("--agent is required")
-	case *currencyS == "" || *maxS == "" || *budgetS == "":
-		return errors.New("--currency, --max and --budget are required")
-	case (*days == "") != (*hours == ""):
-		return errors.New("--days and --hours go together")
-	}
-	cur := strings.ToUpper(*currencyS)
-	p := client.CreateMandateParams{AgentID: *agent, Description: *description, Currency: cur,
-		Budget: pb.Budget{Period: pb.BudgetPeriod(*period)}, MaxPayments: *maxPayments, Condition: *condition}
-	var err error
-	if p.MaxAmount, err = pb.ParseAmount(*maxS, cur); err != nil {
-		return err
-	}
-	if p.Budget.Amount, err = pb.ParseAmount(*budgetS, cur); err != nil {
-		return err
-	}
-	if *confirmS != "" {
-		if p.ConfirmAbove, err = pb.ParseAmount(*confirmS, cur); err != nil {
-			return err
-		}
-	}
-	if *merchants != "" {
-		p.MerchantIDs = strings.Split(*merchants, ",")
-	}
-	if *categories != "" {
-		p.Categories = strings.Split(*categories, ",")
-	}
-	if *days != "" {
-		start, end, ok := strings.Cut(*hours, "-")
-		if !ok {
-			return errors.New("--hours must look like 07:00-10:00")
-		}
-		p.Schedule = &pb.Schedule{Days: strings.Split(*days, ","), Start: start, End: end, TimeZone: *zone}
-	}
-	if *expiresIn > 0 {
-		t := time.Now().Add(*expiresIn).UTC().Truncate(time.Second)
-		p.ExpiresAt = &t
-	}
-	c.fs.Visit(func(f *flag.Flag) {
-		if f.Name == "require-signature" {
-			p.RequireSignature = reqSig
+	c.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "require-signature" {
+			f.requireSignature = reqSig
 		}
 	})
+	p, err := f.params()
+	if err != nil {
+		return err
+	}
 	api, ctx, err := c.client()
 	if err != nil {
 		return err
@@ -94,6 +71,55 @@ func (cl *cli) createMandate(args []string) error {
 		return err
 	}
 	return c.print(m, func(w io.Writer) { fmt.Fprintln(w, mandateLine(m)) })
+}
+
+// params checks the flags and turns them into the mandate to ask for:
+// amounts in the currency's minor units, lists split at commas, the
+// expiry from now.
+func (f *mandateFlags) params() (client.CreateMandateParams, error) {
+	var p client.CreateMandateParams
+	switch {
+	case f.agent == "":
+		return p, errors.New("--agent is required")
+	case f.currency == "" || f.max == "" || f.budget == "":
+		return p, errors.New("--currency, --max and --budget are required")
+	case (f.days == "") != (f.hours == ""):
+		return p, errors.New("--days and --hours go together")
+	}
+	cur := strings.ToUpper(f.currency)
+	p = client.CreateMandateParams{AgentID: f.agent, Description: f.description, Currency: cur,
+		Budget: pb.Budget{Period: pb.BudgetPeriod(f.period)}, MaxPayments: f.maxPayments, Condition: f.condition,
+		RequireSignature: f.requireSignature}
+	var err error
+	if p.MaxAmount, err = pb.ParseAmount(f.max, cur); err != nil {
+		return p, err
+	}
+	if p.Budget.Amount, err = pb.ParseAmount(f.budget, cur); err != nil {
+		return p, err
+	}
+	if f.confirmAbove != "" {
+		if p.ConfirmAbove, err = pb.ParseAmount(f.confirmAbove, cur); err != nil {
+			return p, err
+		}
+	}
+	if f.merchants != "" {
+		p.MerchantIDs = strings.Split(f.merchants, ",")
+	}
+	if f.categories != "" {
+		p.Categories = strings.Split(f.categories, ",")
+	}
+	if f.days != "" {
+		start, end, ok := strings.Cut(f.hours, "-")
+		if !ok {
+			return p, errors.New("--hours must look like 07:00-10:00")
+		}
+		p.Schedule = &pb.Schedule{Days: strings.Split(f.days, ","), Start: start, End: end, TimeZone: f.zone}
+	}
+	if f.expiresIn > 0 {
+		t := time.Now().Add(f.expiresIn).UTC().Truncate(time.Second)
+		p.ExpiresAt = &t
+	}
+	return p, nil
 }
 
 func mandateLine(m *client.Mandate) string {

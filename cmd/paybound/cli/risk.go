@@ -239,32 +239,8 @@ func (cl *cli) replayRisk(args []string) error {
 	}
 	var stored []pb.RiskRule
 	if *rulesFile != "" {
-		b, err := cmdline.ReadFile(*rulesFile, 4<<20)
-		if err != nil {
+		if stored, err = readRiskRules(*rulesFile); err != nil {
 			return err
-		}
-		var in []struct {
-			Name       string          `json:"name"`
-			Expression string          `json:"expression"`
-			Action     pb.RiskDecision `json:"action"`
-			Priority   *int            `json:"priority"`
-		}
-		if err := strictjson.Unmarshal(b, &in); err != nil {
-			return fmt.Errorf("%s: want a JSON array of {name, expression, action, priority}: %w", *rulesFile, err)
-		}
-		if len(in) > pb.MaxRiskRules {
-			return fmt.Errorf("%s: %d rules; a server runs at most %d", *rulesFile, len(in), pb.MaxRiskRules)
-		}
-		seen := map[string]bool{}
-		for i, r := range in {
-			if r.Priority == nil {
-				return fmt.Errorf("%s: rule %d (%q) has no priority", *rulesFile, i+1, r.Name)
-			}
-			if seen[r.Name] {
-				return fmt.Errorf("%s: two rules are named %q", *rulesFile, r.Name)
-			}
-			seen[r.Name] = true
-			stored = append(stored, pb.RiskRule{Name: r.Name, Expression: r.Expression, Action: r.Action, Priority: *r.Priority})
 		}
 	} else {
 		api, ctx, err := c.client()
@@ -297,6 +273,41 @@ func (cl *cli) replayRisk(args []string) error {
 		rep.Note = "thresholds: the built-in defaults; pass --config with the server's --risk-config file if it has one"
 	}
 	return c.print(rep, func(w io.Writer) { rep.print(w) })
+}
+
+// readRiskRules reads the rules file of risk replay --rules: a JSON array
+// of {name, expression, action, priority}, each with a priority and a name
+// of its own, no more than a server runs.
+func readRiskRules(path string) ([]pb.RiskRule, error) {
+	b, err := cmdline.ReadFile(path, 4<<20)
+	if err != nil {
+		return nil, err
+	}
+	var in []struct {
+		Name       string          `json:"name"`
+		Expression string          `json:"expression"`
+		Action     pb.RiskDecision `json:"action"`
+		Priority   *int            `json:"priority"`
+	}
+	if err := strictjson.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("%s: want a JSON array of {name, expression, action, priority}: %w", path, err)
+	}
+	if len(in) > pb.MaxRiskRules {
+		return nil, fmt.Errorf("%s: %d rules; a server runs at most %d", path, len(in), pb.MaxRiskRules)
+	}
+	var stored []pb.RiskRule
+	seen := map[string]bool{}
+	for i, r := range in {
+		if r.Priority == nil {
+			return nil, fmt.Errorf("%s: rule %d (%q) has no priority", path, i+1, r.Name)
+		}
+		if seen[r.Name] {
+			return nil, fmt.Errorf("%s: two rules are named %q", path, r.Name)
+		}
+		seen[r.Name] = true
+		stored = append(stored, pb.RiskRule{Name: r.Name, Expression: r.Expression, Action: r.Action, Priority: *r.Priority})
+	}
+	return stored, nil
 }
 
 // replayReport is what a replay found.
