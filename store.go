@@ -27,66 +27,18 @@ const IDBlock = 1024
 
 // Batch is everything one group commit writes, in one transaction: the
 // ledger's account balances (final values) and new transfers, and the domain
-// rows that go with them. A store writes all of it or none of it.
+// rows that go with them. A store writes all of it or none of it. It is one
+// part per capability, declared next to that capability's store interface
+// (store_<capability>.go), which says how a store writes it; the parts'
+// fields are promoted, so b.Payments is b.PaymentPart.Payments.
 type Batch struct {
-	Accounts []Account // created or changed, with final balances
-	// AccountChanges[i] is what the batch changed in Accounts[i]: the sum of
-	// the changes its operations applied, never a difference of snapshots,
-	// so that a cache the writer rebased on fresh state cannot enter it. A
-	// store that several processes share applies these sums, so that
-	// concurrent batches add up, and lets its constraints refuse an
-	// overdraft; a store with one writer may simply write Accounts.
-	AccountChanges []AccountChange
-	Transfers      []Transfer
-	Payments       []Payment // inserted or updated, final state
-	// PaymentVersions[i] is the Version of Payments[i] that the writer read
-	// (0: the batch creates it); a shared store refuses the batch when the
-	// stored version differs. A payment's risk is written only when the
-	// batch creates it.
-	PaymentVersions []int64
-	Refunds         []Refund
-	Topups          []Topup
-	Users           []User
-	Merchants       []Merchant
-	Agents          []Agent
-	APIKeys         []APIKey
-	Idempotency     []IdempotencyRecord
-	// Mandates are inserted or, when present, have their revocation updated;
-	// the rest of a mandate never changes.
-	Mandates []Mandate
-	// Usage rows are created or changed, with final values; UsageChanges[i]
-	// is the sum of the batch's changes to Usage[i], as for accounts. A
-	// shared store adds them to the stored row, creating it when missing.
-	Usage        []MandateUsageRow
-	UsageChanges []UsageChange
-	// TOTP factors are inserted or replaced whole.
-	TOTP []TOTPFactor
-	// CodeFailures names a confirmation once for each wrong one-time code
-	// tried on it; a store adds them to the confirmation's stored count.
-	CodeFailures []string
-	// Passkeys are inserted, or have their credential replaced, by
-	// credential ID; a revocation, once stored, is never undone.
-	Passkeys []Passkey
-	// Nonces of signed requests; a nonce already stored refuses the batch.
-	Nonces []Nonce
-	// AgentKeys are inserted or have their not_after and revocation updated.
-	AgentKeys []AgentKey
-	// Log entries are stored awaiting integration into the tree, in order.
-	Log []LogRecord
-	// Disputes are inserted or replaced whole.
-	Disputes []Dispute
-
-	// Fresh and FreshUsage are set by a SharedStore's Commit: the stored
-	// balances of the batch's existing accounts, and its usage rows, right
-	// after it, including what other processes had changed, so that the
-	// writer's cache catches up.
-	Fresh      []Account
-	FreshUsage []MandateUsageRow
-	// MandatesChecked lists the mandates the batch's operations relied on
-	// being usable (neither revoked nor replaced); a shared store refuses
-	// the batch when another process revoked one of them since it was read,
-	// and the batch is then recomputed on fresh state.
-	MandatesChecked []string
+	LedgerPart
+	PaymentPart
+	MandatePart
+	StepUpPart
+	AgentKeyPart
+	LogPart
+	DisputePart
 }
 
 // AccountChange is the sum of a batch's changes to one account's balances.
@@ -100,11 +52,10 @@ type AccountChange struct {
 // UsageChange is the sum of a batch's changes to one mandate usage row.
 type UsageChange struct{ Spent, Payments int64 }
 
-// Empty reports whether b writes nothing.
+// Empty reports whether b writes nothing: whether each of its parts does.
 func (b *Batch) Empty() bool {
-	return len(b.Accounts)+len(b.Transfers)+len(b.Payments)+len(b.Refunds)+len(b.Topups)+
-		len(b.Users)+len(b.Merchants)+len(b.Agents)+len(b.APIKeys)+len(b.Idempotency)+
-		len(b.Mandates)+len(b.Usage)+len(b.TOTP)+len(b.Nonces)+len(b.AgentKeys)+len(b.Passkeys)+len(b.Log)+len(b.Disputes)+len(b.MandatesChecked)+len(b.CodeFailures) == 0
+	return b.LedgerPart.Empty() && b.PaymentPart.Empty() && b.MandatePart.Empty() &&
+		b.StepUpPart.Empty() && b.AgentKeyPart.Empty() && b.LogPart.Empty() && b.DisputePart.Empty()
 }
 
 // MaxListLimit is the largest page a list returns.

@@ -19,6 +19,18 @@ type AgentKeyStore interface {
 	DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
 
+// AgentKeyPart is agent identity's share of a Batch: agents' signing keys
+// and the nonces of their signed requests.
+type AgentKeyPart struct {
+	// Nonces of signed requests; a nonce already stored refuses the batch.
+	Nonces []Nonce
+	// AgentKeys are inserted or have their not_after and revocation updated.
+	AgentKeys []AgentKey
+}
+
+// Empty reports whether p writes nothing.
+func (p *AgentKeyPart) Empty() bool { return len(p.Nonces)+len(p.AgentKeys) == 0 }
+
 // Nonce is a signed request's nonce, remembered until Expires.
 type Nonce struct {
 	KeyID   string

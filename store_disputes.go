@@ -11,3 +11,12 @@ type DisputeStore interface {
 	// ListDisputes lists disputes, newest first.
 	ListDisputes(ctx context.Context, f DisputeFilter) (_ []Dispute, hasMore bool, _ error)
 }
+
+// DisputePart is the disputes' share of a Batch (internal/disputes).
+type DisputePart struct {
+	// Disputes are inserted or replaced whole.
+	Disputes []Dispute
+}
+
+// Empty reports whether p writes nothing.
+func (p *DisputePart) Empty() bool { return len(p.Disputes) == 0 }

@@ -29,6 +29,15 @@ type LogStore interface {
 	SubjectLog(ctx context.Context, subject string, limit int) ([]LogEntry, error)
 }
 
+// LogPart is the transparency log's share of a Batch.
+type LogPart struct {
+	// Log entries are stored awaiting integration into the tree, in order.
+	Log []LogRecord
+}
+
+// Empty reports whether p writes nothing.
+func (p *LogPart) Empty() bool { return len(p.Log) == 0 }
+
 // HashesInOrder returns got's hashes in the order of ids, or an ErrNotFound
 // error naming the first id that got lacks: how a store answers LogHashes
 // after reading the ids in any order.

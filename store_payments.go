@@ -34,6 +34,34 @@ type PaymentStore interface {
 	DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
 
+// PaymentPart is the payments core's share of a Batch (internal/service):
+// identities and their API keys, payments with their refunds and top-ups,
+// and every capability's idempotency records. A store writes each row in
+// the final state the batch gives it; a shared store checks each payment's
+// version first (PaymentVersions).
+type PaymentPart struct {
+	Payments []Payment // inserted or updated, final state
+	// PaymentVersions[i] is the Version of Payments[i] that the writer read
+	// (0: the batch creates it); a shared store refuses the batch when the
+	// stored version differs. A payment's risk is written only when the
+	// batch creates it.
+	PaymentVersions []int64
+	Refunds         []Refund
+	Topups          []Topup
+	Users           []User
+	Merchants       []Merchant
+	Agents          []Agent
+	APIKeys         []APIKey
+	Idempotency     []IdempotencyRecord
+}
+
+// Empty reports whether p writes nothing (PaymentVersions parallels
+// Payments).
+func (p *PaymentPart) Empty() bool {
+	return len(p.Payments)+len(p.Refunds)+len(p.Topups)+len(p.Users)+len(p.Merchants)+
+		len(p.Agents)+len(p.APIKeys)+len(p.Idempotency) == 0
+}
+
 // PaymentFilter selects payments for a list. Exactly the payments a caller
 // is a party to: set PayerID, MerchantID or AgentID (none: all, for the
 // operator). Results are newest first; StartingAfter is the last ID of the

@@ -311,7 +311,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	fund(t, w, "a", 100)
 	a := balance(t, st, "a")
 	a.CreditsPosted += 1
-	if err := st.Commit(context.Background(), &pb.Batch{Accounts: []pb.Account{a}, AccountChanges: []pb.AccountChange{{CreditsPosted: 1}}}); err != nil {
+	if err := st.Commit(context.Background(), &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: []pb.Account{a}, AccountChanges: []pb.AccountChange{{CreditsPosted: 1}}}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := ledger.Verify(context.Background(), st)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"reflect"
 	"slices"
 	"time"
@@ -193,27 +194,45 @@ func (tx *Tx) rollback(mark int, lens []int) {
 	}
 }
 
-// batchLens returns the length of each of b's fields that is a list (0 for
-// the others), in field order: a list added to pb.Batch is covered without
-// being named here.
-func batchLens(b *pb.Batch) []int {
-	v := reflect.ValueOf(b).Elem()
-	lens := make([]int, v.NumField())
-	for i := range lens {
-		if f := v.Field(i); f.Kind() == reflect.Slice {
-			lens[i] = f.Len()
+// batchLists yields each list of the batch b points to, by field name, in
+// field order, looking into the parts that pb.Batch embeds (one level): a
+// list added to a part, or a part added to pb.Batch, is covered without
+// being named here. The values are addressable, so a caller may set them.
+func batchLists(b *pb.Batch) iter.Seq2[string, reflect.Value] {
+	return func(yield func(string, reflect.Value) bool) {
+		v := reflect.ValueOf(b).Elem()
+		for i := range v.NumField() {
+			f, p := v.Type().Field(i), v.Field(i)
+			if f.Anonymous && p.Kind() == reflect.Struct {
+				for j := range p.NumField() {
+					if l := p.Field(j); l.Kind() == reflect.Slice && !yield(p.Type().Field(j).Name, l) {
+						return
+					}
+				}
+			} else if p.Kind() == reflect.Slice && !yield(f.Name, p) {
+				return
+			}
 		}
+	}
+}
+
+// batchLens returns the length of each list of b, in batchLists's order.
+func batchLens(b *pb.Batch) []int {
+	var lens []int
+	for _, l := range batchLists(b) {
+		lens = append(lens, l.Len())
 	}
 	return lens
 }
 
 // changedList reports the first list of b whose length is not lens's.
 func changedList(b *pb.Batch, lens []int) (string, bool) {
-	now := batchLens(b)
-	for i := range now {
-		if now[i] != lens[i] {
-			return reflect.TypeFor[pb.Batch]().Field(i).Name, false
+	i := 0
+	for name, l := range batchLists(b) {
+		if l.Len() != lens[i] {
+			return name, false
 		}
+		i++
 	}
 	return "", true
 }

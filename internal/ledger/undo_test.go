@@ -129,15 +129,36 @@ func TestAtomicUndoesEveryWrite(t *testing.T) {
 	want := newUndoEnv(t, t.TempDir()).run(t, []undoOp{{body: body, end: endOK}})
 	writerOwned := map[string]bool{"Accounts": true, "AccountChanges": true, "Usage": true, "UsageChanges": true,
 		"Idempotency": true, "Fresh": true, "FreshUsage": true}
-	v := reflect.ValueOf(want)
-	for i := range v.NumField() {
-		name := v.Type().Field(i).Name
-		if v.Field(i).Kind() == reflect.Slice && !writerOwned[name] && v.Field(i).Len() == 0 {
+	for name, l := range batchLists(&want) {
+		if !writerOwned[name] && l.Len() == 0 {
 			if logOff && name == "Log" {
 				continue
 			}
 			t.Errorf("no write of the property test adds to Batch.%s: add one", name)
 		}
+	}
+}
+
+// TestBatchListsSeesTheParts: the checks above walk pb.Batch with
+// batchLists, which must see every list of every part the batch embeds.
+func TestBatchListsSeesTheParts(t *testing.T) {
+	t.Parallel()
+	b := &pb.Batch{DisputePart: pb.DisputePart{Disputes: make([]pb.Dispute, 2)}}
+	seen := maps.Collect(batchLists(b))
+	if d, ok := seen["Disputes"]; !ok || d.Len() != 2 {
+		t.Errorf("batchLists does not see Batch.DisputePart.Disputes (seen: %v)", slices.Sorted(maps.Keys(seen)))
+	}
+	want := 0
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[pb.Batch]()) {
+		if f.Type.Kind() == reflect.Slice {
+			want++
+			if _, ok := seen[f.Name]; !ok {
+				t.Errorf("batchLists misses Batch.%s", f.Name)
+			}
+		}
+	}
+	if len(seen) != want || want < 20 {
+		t.Errorf("batchLists sees %d lists, pb.Batch has %d", len(seen), want)
 	}
 }
 
@@ -313,9 +334,8 @@ type undoModel struct {
 
 func (m *undoModel) clone() *undoModel {
 	c := *m
-	v := reflect.ValueOf(&c.want).Elem()
-	for i := range v.NumField() {
-		if f := v.Field(i); f.Kind() == reflect.Slice && !f.IsNil() {
+	for _, f := range batchLists(&c.want) {
+		if !f.IsNil() {
 			s := reflect.MakeSlice(f.Type(), f.Len(), f.Len())
 			reflect.Copy(s, f)
 			f.Set(s)
@@ -401,14 +421,13 @@ func (e *undoEnv) check(tb tb, m *undoModel) {
 	default:
 		tb.Fatalf("the ops were committed in %d batches", len(e.st.batches))
 	}
-	gv, wv := reflect.ValueOf(got).Elem(), reflect.ValueOf(&m.want).Elem()
-	for i := range gv.NumField() {
-		name := gv.Type().Field(i).Name
+	wants := maps.Collect(batchLists(&m.want))
+	for name, g := range batchLists(got) {
 		switch name {
 		case "Accounts", "AccountChanges", "Usage", "UsageChanges":
 			continue // below
 		}
-		g, w := gv.Field(i), wv.Field(i)
+		w := wants[name]
 		if (g.Len() != 0 || w.Len() != 0) && !reflect.DeepEqual(g.Interface(), w.Interface()) {
 			tb.Errorf("Batch.%s is\n%+v\nwant\n%+v", name, g.Interface(), w.Interface())
 		}

@@ -159,7 +159,7 @@ func TestLogBundlesMigration(t *testing.T) {
 	}
 	// New entries are numbered after the old pending ones.
 	more := []pb.LogRecord{{Subject: "pay_ü", Body: []byte(`{"after":1}`)}, {Subject: "pay_c", Body: []byte(`{"after":2}`)}}
-	if err := s.Commit(ctx, &pb.Batch{Log: more}); err != nil {
+	if err := s.Commit(ctx, &pb.Batch{LogPart: pb.LogPart{Log: more}}); err != nil {
 		t.Fatal(err)
 	}
 	recs = append(append(recs, pending...), more...)

@@ -98,7 +98,7 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	defer s.Close()
 	now := time.Now().UTC().Truncate(time.Second)
 	merchant := func(id string) *pb.Batch {
-		return &pb.Batch{Merchants: []pb.Merchant{{ID: id, Name: "m", CreatedAt: now}}}
+		return &pb.Batch{PaymentPart: pb.PaymentPart{Merchants: []pb.Merchant{{ID: id, Name: "m", CreatedAt: now}}}}
 	}
 	id := pb.NewID(pb.PrefixMerchant, now)
 	if _, err := s.Merchant(ctx, id); pb.ErrorCode(err) != pb.ErrNotFound {

@@ -43,7 +43,7 @@ func benchCommitPayments(b *testing.B, withLog bool) {
 		accounts[i] = pb.Account{ID: int64(i + 1), Owner: users[i], Currency: "USD", CreditsPosted: 1 << 40}
 	}
 	accounts[payers] = pb.Account{ID: payers + 1, Owner: merchant, Currency: "USD"}
-	if err := s.Commit(ctx, &pb.Batch{Accounts: accounts}); err != nil {
+	if err := s.Commit(ctx, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: accounts}}); err != nil {
 		b.Fatal(err)
 	}
 	nextTransfer, seq := int64(1), 0

@@ -51,12 +51,16 @@ func TestReopenKeepsData(t *testing.T) {
 		AmountCaptured: 300, Currency: "CNY", MerchantID: "mch_cafe", PayerID: "usr_alice", CaptureMethod: pb.CaptureAutomatic,
 		Metadata: map[string]string{"k": "v"}, CreatedAt: now}
 	b := &pb.Batch{
-		Accounts:        []pb.Account{{ID: 1, Owner: "usr_alice", Currency: "CNY", CreditsPosted: 700}},
-		Transfers:       []pb.Transfer{{ID: 1, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 1, Amount: 1, Currency: "CNY", Ref: "top_1", CreatedAt: now}},
-		Payments:        []pb.Payment{p},
-		PaymentVersions: []int64{0},
-		Users:           []pb.User{{ID: "usr_alice", Name: "Alice", CreatedAt: now}},
-		Idempotency:     []pb.IdempotencyRecord{{Caller: "usr_alice", Key: "k", Status: 201, Body: []byte("{}"), CreatedAt: now}},
+		LedgerPart: pb.LedgerPart{
+			Accounts:  []pb.Account{{ID: 1, Owner: "usr_alice", Currency: "CNY", CreditsPosted: 700}},
+			Transfers: []pb.Transfer{{ID: 1, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 1, Amount: 1, Currency: "CNY", Ref: "top_1", CreatedAt: now}},
+		},
+		PaymentPart: pb.PaymentPart{
+			Payments:        []pb.Payment{p},
+			PaymentVersions: []int64{0},
+			Users:           []pb.User{{ID: "usr_alice", Name: "Alice", CreatedAt: now}},
+			Idempotency:     []pb.IdempotencyRecord{{Caller: "usr_alice", Key: "k", Status: 201, Body: []byte("{}"), CreatedAt: now}},
+		},
 	}
 	if err := s.Commit(ctx, b); err != nil {
 		t.Fatal(err)
@@ -292,7 +296,7 @@ func TestLogBundlesMigration(t *testing.T) {
 	old := tlog.Checkpoint{Origin: "test", Size: mem.Size()}
 	old.Hash, _ = mem.Root(old.Size)
 	more := []pb.LogRecord{{Subject: "pay_ü", Body: []byte(`{"after":1}`)}, {Subject: "pay_c", Body: []byte(`{"after":2}`)}}
-	if err := s.Commit(ctx, &pb.Batch{Log: more}); err != nil {
+	if err := s.Commit(ctx, &pb.Batch{LogPart: pb.LogPart{Log: more}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range more {

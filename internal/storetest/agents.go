@@ -15,14 +15,14 @@ func testNonces(t *testing.T, s pb.Store) {
 	if seen, err := s.NonceSeen(ctx, "kid", "n1"); err != nil || seen {
 		t.Fatalf("before: %v %v", seen, err)
 	}
-	commit(t, s, &pb.Batch{Nonces: []pb.Nonce{n, {KeyID: "kid", Nonce: "n2", Expires: t0.Add(time.Hour)}}})
+	commit(t, s, &pb.Batch{AgentKeyPart: pb.AgentKeyPart{Nonces: []pb.Nonce{n, {KeyID: "kid", Nonce: "n2", Expires: t0.Add(time.Hour)}}}})
 	if seen, err := s.NonceSeen(ctx, "kid", "n1"); err != nil || !seen {
 		t.Fatalf("after: %v %v", seen, err)
 	}
 	if seen, _ := s.NonceSeen(ctx, "other", "n1"); seen {
 		t.Fatal("a nonce is per key")
 	}
-	b := &pb.Batch{Nonces: []pb.Nonce{n}, Users: []pb.User{{ID: "usr_nonce", Name: "x", CreatedAt: t0}}}
+	b := &pb.Batch{AgentKeyPart: pb.AgentKeyPart{Nonces: []pb.Nonce{n}}, PaymentPart: pb.PaymentPart{Users: []pb.User{{ID: "usr_nonce", Name: "x", CreatedAt: t0}}}}
 	if err := s.Commit(ctx, b); err == nil {
 		t.Fatal("a nonce was stored twice")
 	}
@@ -42,9 +42,9 @@ func testAgentByKeyID(t *testing.T, s pb.Store) {
 	later := t0.Add(time.Hour)
 	k1 := pb.AgentKey{KeyID: "thumb-1", AgentID: "agt_k", PublicKey: `{"kty":"OKP"}`, CreatedAt: t0}
 	k2 := pb.AgentKey{KeyID: "thumb-2", AgentID: "agt_k", PublicKey: `{"kty":"OKP","x":"2"}`, CreatedAt: later}
-	commit(t, s, &pb.Batch{AgentKeys: []pb.AgentKey{k1, k2}})
+	commit(t, s, &pb.Batch{AgentKeyPart: pb.AgentKeyPart{AgentKeys: []pb.AgentKey{k1, k2}}})
 	k1.NotAfter, k1.RevokedAt = &later, &later
-	commit(t, s, &pb.Batch{AgentKeys: []pb.AgentKey{k1}})
+	commit(t, s, &pb.Batch{AgentKeyPart: pb.AgentKeyPart{AgentKeys: []pb.AgentKey{k1}}})
 	got, err := s.AgentKey(ctx, "thumb-1")
 	if err != nil || got.AgentID != "agt_k" || got.PublicKey != k1.PublicKey || got.NotAfter == nil || !got.NotAfter.Equal(sec(later)) || got.RevokedAt == nil {
 		t.Fatalf("AgentKey: %+v %v", got, err)

@@ -25,17 +25,21 @@ func testCommitEmptyBatch(t *testing.T, s pb.Store) {
 // that makes it fail.
 func badBatch() *pb.Batch {
 	return &pb.Batch{
-		Accounts: []pb.Account{
-			{ID: 1, Owner: pb.OwnerFunding, Currency: "CNY", DebitsPosted: 999}, // an update of an existing row
-			{ID: 10, Owner: "usr_new", Currency: "CNY", CreditsPosted: 999},
+		LedgerPart: pb.LedgerPart{
+			Accounts: []pb.Account{
+				{ID: 1, Owner: pb.OwnerFunding, Currency: "CNY", DebitsPosted: 999}, // an update of an existing row
+				{ID: 10, Owner: "usr_new", Currency: "CNY", CreditsPosted: 999},
+			},
+			Transfers: []pb.Transfer{{ID: 10, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 10, Amount: 999, Currency: "CNY", Ref: "top_new", CreatedAt: t0}},
 		},
-		Transfers: []pb.Transfer{{ID: 10, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 10, Amount: 999, Currency: "CNY", Ref: "top_new", CreatedAt: t0}},
-		Payments:  []pb.Payment{payment("pay_new", "usr_new", "mch_new", "", t0)},
-		Refunds:   []pb.Refund{{ID: "re_new", Object: "refund", PaymentID: "pay_new", Amount: 1, Currency: "CNY", Status: "succeeded", CreatedAt: t0}},
-		Topups:    []pb.Topup{{ID: "top_new", Object: "topup", UserID: "usr_new", Amount: 999, Currency: "CNY", Status: "succeeded", CreatedAt: t0}},
-		Merchants: []pb.Merchant{{ID: "mch_new", Name: "New", CreatedAt: t0}},
-		Agents:    []pb.Agent{{ID: "agt_new", UserID: "usr_new", Name: "New", CreatedAt: t0}},
-		APIKeys:   []pb.APIKey{{Hash: sha256.Sum256([]byte("sk_new")), Principal: pb.Principal{Role: pb.RoleUser, ID: "usr_new", UserID: "usr_new"}, CreatedAt: t0}},
+		PaymentPart: pb.PaymentPart{
+			Payments:  []pb.Payment{payment("pay_new", "usr_new", "mch_new", "", t0)},
+			Refunds:   []pb.Refund{{ID: "re_new", Object: "refund", PaymentID: "pay_new", Amount: 1, Currency: "CNY", Status: "succeeded", CreatedAt: t0}},
+			Topups:    []pb.Topup{{ID: "top_new", Object: "topup", UserID: "usr_new", Amount: 999, Currency: "CNY", Status: "succeeded", CreatedAt: t0}},
+			Merchants: []pb.Merchant{{ID: "mch_new", Name: "New", CreatedAt: t0}},
+			Agents:    []pb.Agent{{ID: "agt_new", UserID: "usr_new", Name: "New", CreatedAt: t0}},
+			APIKeys:   []pb.APIKey{{Hash: sha256.Sum256([]byte("sk_new")), Principal: pb.Principal{Role: pb.RoleUser, ID: "usr_new", UserID: "usr_new"}, CreatedAt: t0}},
+		},
 	}
 }
 
@@ -43,9 +47,13 @@ func badBatch() *pb.Batch {
 func seedExisting(t *testing.T, s pb.Store) {
 	t.Helper()
 	commit(t, s, &pb.Batch{
-		Accounts:    []pb.Account{{ID: 1, Owner: pb.OwnerFunding, Currency: "CNY", DebitsPosted: 5}},
-		Users:       []pb.User{{ID: "usr_old", Name: "Old", CreatedAt: t0}},
-		Idempotency: []pb.IdempotencyRecord{idem("usr_old", "k", t0)},
+		LedgerPart: pb.LedgerPart{
+			Accounts: []pb.Account{{ID: 1, Owner: pb.OwnerFunding, Currency: "CNY", DebitsPosted: 5}},
+		},
+		PaymentPart: pb.PaymentPart{
+			Users:       []pb.User{{ID: "usr_old", Name: "Old", CreatedAt: t0}},
+			Idempotency: []pb.IdempotencyRecord{idem("usr_old", "k", t0)},
+		},
 	})
 }
 
@@ -193,7 +201,7 @@ func testCommitCanceled(t *testing.T, s pb.Store) {
 	ctx := t.Context()
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
-	b := &pb.Batch{Users: []pb.User{{ID: "usr_pre", Name: "Pre", CreatedAt: t0}}}
+	b := &pb.Batch{PaymentPart: pb.PaymentPart{Users: []pb.User{{ID: "usr_pre", Name: "Pre", CreatedAt: t0}}}}
 	if err := s.Commit(canceled, b); err == nil {
 		if _, err := s.User(ctx, "usr_pre"); err != nil {
 			t.Errorf("Commit with a canceled context succeeded but its user is not there: %v", err)
@@ -206,11 +214,15 @@ func testCommitCanceled(t *testing.T, s pb.Store) {
 		u, m := fmt.Sprintf("usr_%03d", k), fmt.Sprintf("mch_%03d", k)
 		acct := pb.Account{ID: k, Owner: u, Currency: "CNY", CreditsPosted: k}
 		b := &pb.Batch{
-			Accounts:       []pb.Account{acct},
-			AccountChanges: []pb.AccountChange{{Created: true, CreditsPosted: k}},
-			Users:          []pb.User{{ID: u, Name: "U", CreatedAt: t0}},
-			Merchants:      []pb.Merchant{{ID: m, Name: "M", CreatedAt: t0}},
-			Idempotency:    []pb.IdempotencyRecord{idem(u, "k", t0)},
+			LedgerPart: pb.LedgerPart{
+				Accounts:       []pb.Account{acct},
+				AccountChanges: []pb.AccountChange{{Created: true, CreditsPosted: k}},
+			},
+			PaymentPart: pb.PaymentPart{
+				Users:       []pb.User{{ID: u, Name: "U", CreatedAt: t0}},
+				Merchants:   []pb.Merchant{{ID: m, Name: "M", CreatedAt: t0}},
+				Idempotency: []pb.IdempotencyRecord{idem(u, "k", t0)},
+			},
 		}
 		c := newCountdown(ctx, k)
 		err := s.Commit(c, b)
@@ -252,7 +264,7 @@ func testCommitCanceled(t *testing.T, s pb.Store) {
 // acknowledged is visible.
 func testConcurrentReads(t *testing.T, s pb.Store) {
 	ctx := t.Context()
-	commit(t, s, &pb.Batch{Accounts: []pb.Account{{ID: 1, Owner: pb.OwnerFunding, Currency: "CNY"}}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: []pb.Account{{ID: 1, Owner: pb.OwnerFunding, Currency: "CNY"}}}})
 	const batches, readers = 40, 4
 	name := func(prefix string, i int64) string { return fmt.Sprintf("%s%04d", prefix, i) }
 	var acked atomic.Int64 // the last batch whose Commit returned
@@ -264,15 +276,19 @@ func testConcurrentReads(t *testing.T, s pb.Store) {
 		for i := int64(1); i <= batches; i++ {
 			at := t0.Add(time.Duration(i) * time.Millisecond)
 			b := &pb.Batch{
-				Accounts: []pb.Account{
-					{ID: 1, Owner: pb.OwnerFunding, Currency: "CNY", DebitsPosted: i},
-					{ID: i + 1, Owner: name("usr_", i), Currency: "CNY", CreditsPosted: 1},
+				LedgerPart: pb.LedgerPart{
+					Accounts: []pb.Account{
+						{ID: 1, Owner: pb.OwnerFunding, Currency: "CNY", DebitsPosted: i},
+						{ID: i + 1, Owner: name("usr_", i), Currency: "CNY", CreditsPosted: 1},
+					},
+					Transfers: []pb.Transfer{{ID: i, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: i + 1, Amount: 1, Currency: "CNY", Ref: name("top_", i), CreatedAt: at}},
 				},
-				Transfers:   []pb.Transfer{{ID: i, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: i + 1, Amount: 1, Currency: "CNY", Ref: name("top_", i), CreatedAt: at}},
-				Users:       []pb.User{{ID: name("usr_", i), Name: "u", CreatedAt: at}},
-				Merchants:   []pb.Merchant{{ID: name("mch_", i), Name: "m", CreatedAt: at}},
-				Payments:    []pb.Payment{payment(name("pay_", i), name("usr_", i), name("mch_", i), "", at)},
-				Idempotency: []pb.IdempotencyRecord{idem(name("usr_", i), "k", at)},
+				PaymentPart: pb.PaymentPart{
+					Users:       []pb.User{{ID: name("usr_", i), Name: "u", CreatedAt: at}},
+					Merchants:   []pb.Merchant{{ID: name("mch_", i), Name: "m", CreatedAt: at}},
+					Payments:    []pb.Payment{payment(name("pay_", i), name("usr_", i), name("mch_", i), "", at)},
+					Idempotency: []pb.IdempotencyRecord{idem(name("usr_", i), "k", at)},
+				},
 			}
 			asWriter(t, s, b)
 			if err := s.Commit(ctx, b); err != nil {

@@ -20,8 +20,8 @@ func testDisputes(t *testing.T, s pb.Store) {
 	a := dispute("dsp_1", "pay_a", "usr_a", "mch_a", t0)
 	b := dispute("dsp_2", "pay_a", "usr_a", "mch_a", t0.Add(time.Second))
 	c := dispute("dsp_3", "pay_c", "usr_c", "mch_a", t0.Add(2*time.Second))
-	commit(t, s, &pb.Batch{Disputes: []pb.Dispute{a, b}})
-	commit(t, s, &pb.Batch{Disputes: []pb.Dispute{c}})
+	commit(t, s, &pb.Batch{DisputePart: pb.DisputePart{Disputes: []pb.Dispute{a, b}}})
+	commit(t, s, &pb.Batch{DisputePart: pb.DisputePart{Disputes: []pb.Dispute{c}}})
 	got, err := s.Dispute(ctx, "dsp_1")
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func testDisputes(t *testing.T, s pb.Store) {
 
 	a.Status = pb.DisputeResolved
 	a.Resolution = &pb.Resolution{Outcome: pb.OutcomeRefundFull, Amount: 1000, LiableParty: pb.LiableMerchant, RefundID: "re_1", ResolvedAt: sec(t0.Add(time.Hour))}
-	commit(t, s, &pb.Batch{Disputes: []pb.Dispute{a}})
+	commit(t, s, &pb.Batch{DisputePart: pb.DisputePart{Disputes: []pb.Dispute{a}}})
 	got, _ = s.Dispute(ctx, "dsp_1")
 	check(t, "Dispute after resolving", *got, a)
 

@@ -68,7 +68,7 @@ func testIdempotency(t *testing.T, s pb.Store) {
 	}
 	recs[2].Body = []byte(`{"other":"body"}`)
 	recs[2].Status = 409
-	commit(t, s, &pb.Batch{Idempotency: recs})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Idempotency: recs}})
 
 	asked := []pb.IdempotencyKey{
 		{Caller: "usr_alice", Key: "k1"},
@@ -122,7 +122,7 @@ func testIdempotencyBody(t *testing.T, s pb.Store, body []byte) {
 	r := idem("usr_alice", "no-body", t0)
 	r.Body, r.Status = body, 204
 	other := idem("usr_alice", "other", t0)
-	if err := s.Commit(t.Context(), &pb.Batch{Idempotency: []pb.IdempotencyRecord{r, other}}); err != nil {
+	if err := s.Commit(t.Context(), &pb.Batch{PaymentPart: pb.PaymentPart{Idempotency: []pb.IdempotencyRecord{r, other}}}); err != nil {
 		t.Fatalf("Commit of an idempotency record with Body %#v: %v", body, err)
 	}
 	got := lookup(t, s, []pb.IdempotencyKey{{Caller: "usr_alice", Key: "no-body"}})
@@ -146,7 +146,7 @@ func testIdempotencyManyKeys(t *testing.T, s pb.Store) {
 			recs = append(recs, r)
 		}
 	}
-	commit(t, s, &pb.Batch{Idempotency: recs})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Idempotency: recs}})
 	got := lookup(t, s, keys)
 	if len(got) != len(recs) {
 		t.Errorf("LookupIdempotency of %d keys (%d of them stored) returned %d records", len(keys), len(recs), len(got))
@@ -172,7 +172,7 @@ func testDeleteIdempotency(t *testing.T, s pb.Store) {
 		idem("usr_0", "at-cutoff", cutoff),
 		idem("usr_1", "after-cutoff", cutoff.Add(time.Millisecond)),
 		idem("usr_2", "much-later", cutoff.Add(pb.IdempotencyRetention)))
-	commit(t, s, &pb.Batch{Idempotency: append(slices.Clone(old), young...)})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Idempotency: append(slices.Clone(old), young...)}})
 
 	var keys []pb.IdempotencyKey
 	for _, r := range append(slices.Clone(old), young...) {

@@ -32,7 +32,7 @@ func testCommitAccounts(t *testing.T, s pb.Store) {
 		{ID: 2, Owner: "usr_alice", Currency: "CNY", Flags: pb.DebitsMustNotExceedCredits, CreditsPosted: big, DebitsPending: 300},
 		{ID: 3, Owner: "mch_cafe", Currency: "CNY", Flags: pb.DebitsMustNotExceedCredits, CreditsPending: 300},
 	}
-	commit(t, s, &pb.Batch{Accounts: accts})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: accts}})
 	for _, want := range accts {
 		got, err := s.AccountByID(ctx, want.ID)
 		if err != nil {
@@ -51,7 +51,7 @@ func testCommitAccounts(t *testing.T, s pb.Store) {
 		{ID: 2, Owner: "usr_alice", Currency: "CNY", Flags: pb.DebitsMustNotExceedCredits, CreditsPosted: big, DebitsPosted: 250, DebitsPending: 0},
 		{ID: 3, Owner: "mch_cafe", Currency: "CNY", Flags: pb.DebitsMustNotExceedCredits, CreditsPosted: 250},
 	}
-	commit(t, s, &pb.Batch{Accounts: upd})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: upd}})
 	for _, want := range append([]pb.Account{accts[0]}, upd...) {
 		got, err := s.AccountByID(ctx, want.ID)
 		if err != nil {
@@ -112,8 +112,8 @@ func testCommitTransfers(t *testing.T, s pb.Store) {
 	accts, trs := ledgerFixture()
 	// Two commits: the post and void reference holds of an earlier batch,
 	// and a hold and its post may also share a batch (transfers 2 and 3).
-	commit(t, s, &pb.Batch{Accounts: accts, Transfers: trs[:3]})
-	commit(t, s, &pb.Batch{Transfers: trs[3:]})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: accts, Transfers: trs[:3]}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Transfers: trs[3:]}})
 	_, got := scanAll(t, s)
 	if len(got) != len(trs) {
 		t.Fatalf("ScanLedger returned %d transfers, want %d", len(got), len(trs))
@@ -136,17 +136,19 @@ func testNextIDs(t *testing.T, s pb.Store) {
 		t.Fatalf("NextIDs on an empty store = (%d, %d, %v), want (1, 1, nil)", a, x, err)
 	}
 	commit(t, s, &pb.Batch{
-		Accounts: []pb.Account{{ID: 3, Owner: "a", Currency: "CNY"}, {ID: 1, Owner: "b", Currency: "CNY"}},
-		Transfers: []pb.Transfer{
-			{ID: 5, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 3, Amount: 1, Currency: "CNY", Ref: "x", CreatedAt: t0},
-			{ID: 2, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 3, Amount: 1, Currency: "CNY", Ref: "x", CreatedAt: t0},
+		LedgerPart: pb.LedgerPart{
+			Accounts: []pb.Account{{ID: 3, Owner: "a", Currency: "CNY"}, {ID: 1, Owner: "b", Currency: "CNY"}},
+			Transfers: []pb.Transfer{
+				{ID: 5, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 3, Amount: 1, Currency: "CNY", Ref: "x", CreatedAt: t0},
+				{ID: 2, Kind: pb.TransferPosted, DebitAccountID: 1, CreditAccountID: 3, Amount: 1, Currency: "CNY", Ref: "x", CreatedAt: t0},
+			},
 		},
 	})
 	if a, x, err := s.NextIDs(ctx); err != nil || a != 4 || x != 6 {
 		t.Errorf("NextIDs after accounts {3, 1} and transfers {5, 2} = (%d, %d, %v), want (4, 6, nil)", a, x, err)
 	}
 	// Accounts only: the transfer ID stays.
-	commit(t, s, &pb.Batch{Accounts: []pb.Account{{ID: 3, Owner: "a", Currency: "CNY", CreditsPosted: 2}, {ID: 7, Owner: "c", Currency: "CNY"}}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: []pb.Account{{ID: 3, Owner: "a", Currency: "CNY", CreditsPosted: 2}, {ID: 7, Owner: "c", Currency: "CNY"}}}})
 	if a, x, err := s.NextIDs(ctx); err != nil || a != 8 || x != 6 {
 		t.Errorf("NextIDs after adding account 7 = (%d, %d, %v), want (8, 6, nil)", a, x, err)
 	}
@@ -156,8 +158,8 @@ func testPendingTransfer(t *testing.T, s pb.Store) {
 	ctx := t.Context()
 	accts, trs := ledgerFixture()
 	// First the holds alone: both open.
-	commit(t, s, &pb.Batch{Accounts: accts, Transfers: []pb.Transfer{trs[0], trs[1]}})
-	commit(t, s, &pb.Batch{Transfers: []pb.Transfer{trs[3]}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: accts, Transfers: []pb.Transfer{trs[0], trs[1]}}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Transfers: []pb.Transfer{trs[3]}}})
 	for _, id := range []int64{2, 4} {
 		got, resolved, err := s.PendingTransfer(ctx, id)
 		if err != nil {
@@ -169,7 +171,7 @@ func testPendingTransfer(t *testing.T, s pb.Store) {
 		checkTransfer(t, fmt.Sprintf("PendingTransfer(%d)", id), got, trs[id-1])
 	}
 	// Post hold 2: resolved; hold 4 still open.
-	commit(t, s, &pb.Batch{Transfers: []pb.Transfer{trs[2]}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Transfers: []pb.Transfer{trs[2]}}})
 	if _, resolved, err := s.PendingTransfer(ctx, 2); err != nil || !resolved {
 		t.Errorf("PendingTransfer(2) after a post = (resolved %v, %v), want (true, nil)", resolved, err)
 	}
@@ -177,7 +179,7 @@ func testPendingTransfer(t *testing.T, s pb.Store) {
 		t.Errorf("PendingTransfer(4) after another hold was posted = (resolved %v, %v), want (false, nil)", resolved, err)
 	}
 	// Void hold 4: resolved.
-	commit(t, s, &pb.Batch{Transfers: []pb.Transfer{trs[4]}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Transfers: []pb.Transfer{trs[4]}}})
 	got, resolved, err := s.PendingTransfer(ctx, 4)
 	if err != nil || !resolved {
 		t.Errorf("PendingTransfer(4) after a void = (resolved %v, %v), want (true, nil)", resolved, err)
@@ -200,7 +202,7 @@ func testAccountsByOwner(t *testing.T, s pb.Store) {
 		{ID: 4, Owner: "usr_alice", Currency: "EUR", CreditsPosted: 4, DebitsPending: 1},
 		{ID: 5, Owner: "usr_alice2", Currency: "AUD", CreditsPosted: 5},
 	}
-	commit(t, s, &pb.Batch{Accounts: accts})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: accts}})
 	got, err := s.AccountsByOwner(ctx, "usr_alice")
 	if err != nil {
 		t.Fatalf("AccountsByOwner(usr_alice): %v", err)
@@ -221,9 +223,9 @@ func testScanLedger(t *testing.T, s pb.Store) {
 	}
 	accts, trs := ledgerFixture()
 	// Rows out of ID order, over two commits, with an account update.
-	commit(t, s, &pb.Batch{Accounts: []pb.Account{accts[2], accts[0]}, Transfers: []pb.Transfer{trs[3], trs[0]}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: []pb.Account{accts[2], accts[0]}, Transfers: []pb.Transfer{trs[3], trs[0]}}})
 	accts[0].DebitsPosted++
-	commit(t, s, &pb.Batch{Accounts: []pb.Account{accts[1], accts[0]}, Transfers: []pb.Transfer{trs[4], trs[2], trs[1]}})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: []pb.Account{accts[1], accts[0]}, Transfers: []pb.Transfer{trs[4], trs[2], trs[1]}}})
 	as, ts := scanAll(t, s)
 	if len(as) != len(accts) {
 		t.Fatalf("ScanLedger saw %d accounts, want %d", len(as), len(accts))
@@ -242,7 +244,7 @@ func testScanLedger(t *testing.T, s pb.Store) {
 func testScanLedgerCallbackError(t *testing.T, s pb.Store) {
 	ctx := t.Context()
 	accts, trs := ledgerFixture()
-	commit(t, s, &pb.Batch{Accounts: accts, Transfers: trs})
+	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: accts, Transfers: trs}})
 	stop := errors.New("stop here")
 
 	var na, nt int

@@ -128,7 +128,7 @@ func testLog(t *testing.T, s pb.Store) {
 	// store may keep a commit's entries together (SQLite bundles them).
 	for _, n := range []int{5, 1, 20, 3, 150} {
 		recs := logBatch(len(all), n, "pay_a", "mnd_b", "pay_c")
-		commit(t, s, &pb.Batch{Log: recs})
+		commit(t, s, &pb.Batch{LogPart: pb.LogPart{Log: recs}})
 		all = append(all, recs...)
 		integrate(t, s)
 		checkTree(t, s, all)
@@ -138,7 +138,7 @@ func testLog(t *testing.T, s pb.Store) {
 		big[i].Body = append(big[i].Body, bytes.Repeat([]byte{' '}, 30_000*(i+1)%pb.MaxLogEntryBytes)...)
 	}
 	big[3].Body = append(big[3].Body[:0], bytes.Repeat([]byte{'x'}, pb.MaxLogEntryBytes)...)
-	commit(t, s, &pb.Batch{Log: append(big, logBatch(len(all)+len(big), 2, "pay_c")...)})
+	commit(t, s, &pb.Batch{LogPart: pb.LogPart{Log: append(big, logBatch(len(all)+len(big), 2, "pay_c")...)}})
 	all = append(all, append(big, logBatch(len(all)+len(big), 2, "pay_c")...)...)
 	integrate(t, s)
 	checkTree(t, s, all)
@@ -209,7 +209,7 @@ func testClaimLogKey(t *testing.T, s pb.Store) {
 // and that the log carries on correctly after it.
 func testLogAtomic(t *testing.T, s pb.Store) {
 	first := logBatch(0, 3, "pay_a")
-	commit(t, s, &pb.Batch{Log: first})
+	commit(t, s, &pb.Batch{LogPart: pb.LogPart{Log: first}})
 	integrate(t, s)
 	seedExisting(t, s)
 	b := badBatch()
@@ -222,7 +222,7 @@ func testLogAtomic(t *testing.T, s pb.Store) {
 	integrate(t, s)
 	checkTree(t, s, first)
 	next := logBatch(3, 4, "pay_a")
-	commit(t, s, &pb.Batch{Log: next})
+	commit(t, s, &pb.Batch{LogPart: pb.LogPart{Log: next}})
 	integrate(t, s)
 	checkTree(t, s, append(first, next...))
 }
@@ -237,10 +237,10 @@ func testPaymentSubjectLog(t *testing.T, s pb.Store) {
 	rec := func(subject, body string) pb.LogRecord { return pb.LogRecord{Subject: subject, Body: []byte(body)} }
 	var want []pb.LogRecord
 	for _, b := range []*pb.Batch{
-		{Payments: []pb.Payment{p}, Log: []pb.LogRecord{rec(p.ID, `{"e":"created"}`), rec("mnd_x", `{"e":"granted"}`), rec(p.ID, `{"e":"authorized"}`)}},
-		{Log: []pb.LogRecord{rec("pay_other", `{"e":"other"}`), rec(p.ID, `{"e":"without the payment"}`)}},
-		{Payments: []pb.Payment{p}},
-		{Payments: []pb.Payment{p}, Log: []pb.LogRecord{rec(p.ID, `{"e":"captured"}`)}},
+		{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}}, LogPart: pb.LogPart{Log: []pb.LogRecord{rec(p.ID, `{"e":"created"}`), rec("mnd_x", `{"e":"granted"}`), rec(p.ID, `{"e":"authorized"}`)}}},
+		{LogPart: pb.LogPart{Log: []pb.LogRecord{rec("pay_other", `{"e":"other"}`), rec(p.ID, `{"e":"without the payment"}`)}}},
+		{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}}},
+		{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}}, LogPart: pb.LogPart{Log: []pb.LogRecord{rec(p.ID, `{"e":"captured"}`)}}},
 	} {
 		p.Version++
 		for i := range b.Payments {
@@ -283,7 +283,7 @@ func testPaymentSubjectLog(t *testing.T, s pb.Store) {
 		t.Fatal(err)
 	}
 	p.Version++
-	b := &pb.Batch{Payments: []pb.Payment{p}}
+	b := &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}}}
 	b.Payments[0].Version = p.Version
 	for i := range 7 {
 		b.Log = append(b.Log, rec([]string{p.ID, "mnd_x"}[i%2], fmt.Sprintf(`{"e":"in part %d"}`, i)))
@@ -347,13 +347,13 @@ func testPaymentSubjectLog(t *testing.T, s pb.Store) {
 func testPaymentLogHead(t *testing.T, s pb.Store) {
 	p := payment("pay_head", "usr_a", "mch_a", "", t0)
 	p.LogHead = pb.LeafHash([]byte("first"))
-	commit(t, s, &pb.Batch{Payments: []pb.Payment{p}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}}})
 	got, err := s.Payment(t.Context(), p.ID)
 	if err != nil || got.LogHead != p.LogHead {
 		t.Fatalf("Payment = %x, %v; want head %x", got.LogHead, err, p.LogHead)
 	}
 	p.Status, p.LogHead = pb.StatusCanceled, pb.LeafHash([]byte("second"))
-	commit(t, s, &pb.Batch{Payments: []pb.Payment{p}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}}})
 	if got, err = s.Payment(t.Context(), p.ID); err != nil || got.LogHead != p.LogHead {
 		t.Fatalf("Payment after update = %x, %v; want head %x", got.LogHead, err, p.LogHead)
 	}
@@ -367,7 +367,7 @@ func testLogConcurrentIntegration(t *testing.T, s pb.Store) {
 	var all []pb.LogRecord
 	for round := range 5 {
 		recs := logBatch(len(all), 40, "pay_a", "pay_b")
-		commit(t, s, &pb.Batch{Log: recs})
+		commit(t, s, &pb.Batch{LogPart: pb.LogPart{Log: recs}})
 		all = append(all, recs...)
 		done := make(chan error, 4)
 		for range 4 {

@@ -33,7 +33,7 @@ func testMandates(t *testing.T, s pb.Store) {
 		ms = append(ms, mandate(pb.NewID(pb.PrefixMandate, at), "usr_alice", agent, at))
 	}
 	other := mandate(pb.NewID(pb.PrefixMandate, t0), "usr_bob", "agt_a", t0)
-	commit(t, s, &pb.Batch{Mandates: append(slices.Clone(ms), other)})
+	commit(t, s, &pb.Batch{MandatePart: pb.MandatePart{Mandates: append(slices.Clone(ms), other)}})
 	got, err := s.Mandate(ctx, ms[0].ID)
 	if err != nil {
 		t.Fatalf("Mandate: %v", err)
@@ -46,7 +46,7 @@ func testMandates(t *testing.T, s pb.Store) {
 	r := ms[0]
 	r.RevokedAt = &revoked
 	r.Description = "changed" // not stored: a definition never changes
-	commit(t, s, &pb.Batch{Mandates: []pb.Mandate{r}})
+	commit(t, s, &pb.Batch{MandatePart: pb.MandatePart{Mandates: []pb.Mandate{r}}})
 	got, _ = s.Mandate(ctx, ms[0].ID)
 	if got.RevokedAt == nil || !got.RevokedAt.Equal(sec(revoked)) || got.Description != ms[0].Description {
 		t.Fatalf("after revocation: %+v", got)
@@ -88,9 +88,9 @@ func testMandateUsage(t *testing.T, s pb.Store) {
 	wantNotFound(t, "MandateUsage of nothing", err)
 	week := pb.MandateUsageRow{MandateID: "mdt_1", PeriodKey: "2026-W48", Spent: 1000, Payments: 1, CapAmount: 5000}
 	all := pb.MandateUsageRow{MandateID: "mdt_1", PeriodKey: "*", Payments: 1, CapAmount: pb.MaxAmount, CapPayments: 2}
-	commit(t, s, &pb.Batch{Usage: []pb.MandateUsageRow{week, all}})
+	commit(t, s, &pb.Batch{MandatePart: pb.MandatePart{Usage: []pb.MandateUsageRow{week, all}}})
 	week.Spent, week.Payments, all.Payments = 5000, 2, 2
-	commit(t, s, &pb.Batch{Usage: []pb.MandateUsageRow{week, all}})
+	commit(t, s, &pb.Batch{MandatePart: pb.MandatePart{Usage: []pb.MandateUsageRow{week, all}}})
 	got, err := s.MandateUsage(ctx, "mdt_1", "2026-W48")
 	if err != nil || *got != week {
 		t.Fatalf("usage: %+v %v; want %+v", got, err, week)
@@ -100,7 +100,7 @@ func testMandateUsage(t *testing.T, s pb.Store) {
 		"over payments": {MandateID: "mdt_1", PeriodKey: "*", Payments: 3, CapAmount: pb.MaxAmount, CapPayments: 2},
 		"negative":      {MandateID: "mdt_1", PeriodKey: "2026-W48", Spent: -1, Payments: 2, CapAmount: 5000},
 	} {
-		b := &pb.Batch{Usage: []pb.MandateUsageRow{bad}, Users: []pb.User{{ID: "usr_" + strings.ReplaceAll(name, " ", "_"), Name: "x", CreatedAt: t0}}}
+		b := &pb.Batch{MandatePart: pb.MandatePart{Usage: []pb.MandateUsageRow{bad}}, PaymentPart: pb.PaymentPart{Users: []pb.User{{ID: "usr_" + strings.ReplaceAll(name, " ", "_"), Name: "x", CreatedAt: t0}}}}
 		asWriter(t, s, b)
 		if err := s.Commit(ctx, b); err == nil {
 			t.Errorf("%s: a usage row past its cap was committed", name)

@@ -39,7 +39,7 @@ func payment(id, payer, merchant, agent string, created time.Time) pb.Payment {
 func testPaymentVersions(t *testing.T, s pb.Store) {
 	p := payment("pay_v", "usr_alice", "mch_cafe", "", t0)
 	for want := int64(1); want <= 3; want++ {
-		b := &pb.Batch{Payments: []pb.Payment{p}}
+		b := &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}}}
 		commit(t, s, b)
 		got, err := s.Payment(t.Context(), p.ID)
 		if err != nil || got.Version != want {
@@ -66,7 +66,7 @@ func testCommitPayments(t *testing.T, s pb.Store) {
 		Status: pb.StatusRequiresConfirmation, Amount: 1, Currency: "JPY", MerchantID: "mch_books",
 		PayerID: "usr_bob", AgentID: "agt_x", CaptureMethod: pb.CaptureAutomatic, Metadata: map[string]string{},
 		CreatedAt: t0.Add(2 * time.Millisecond)}
-	commit(t, s, &pb.Batch{Payments: []pb.Payment{p1, p2, p3}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p1, p2, p3}}})
 	for _, want := range []pb.Payment{p1, p2, p3} {
 		got, err := s.Payment(ctx, want.ID)
 		if err != nil {
@@ -86,7 +86,7 @@ func testCommitPayments(t *testing.T, s pb.Store) {
 	p2.Status, p2.AuthorizationExpiresAt, p2.HoldID = pb.StatusAuthorized, ptr(t0.Add(time.Hour+999*time.Millisecond)), 9
 	p3.Status, p3.DeclineCode = pb.StatusDeclined, pb.DeclineInsufficientFunds
 	p4 := payment(pb.NewID(pb.PrefixPayment, t0.Add(3*time.Millisecond)), "usr_carol", "mch_cafe", "", t0.Add(3*time.Millisecond))
-	commit(t, s, &pb.Batch{Payments: []pb.Payment{p1, p2, p3, p4}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p1, p2, p3, p4}}})
 	for _, want := range []pb.Payment{p1, p2, p3, p4} {
 		got, err := s.Payment(ctx, want.ID)
 		if err != nil {
@@ -106,7 +106,7 @@ func testPaymentMetadata(t *testing.T, s pb.Store) {
 	none.Status, none.Confirmation = pb.StatusRequiresConfirmation, pb.NewConfirmation(t0)
 	some := payment("pay_some", "usr_alice", "mch_cafe", "", t0.Add(time.Millisecond))
 	some.Metadata = map[string]string{"order": "42"}
-	commit(t, s, &pb.Batch{Payments: []pb.Payment{none, some}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{none, some}}})
 	want := map[string]map[string]string{none.ID: {}, some.ID: some.Metadata}
 	checkMetadata := func(what string, p *pb.Payment) {
 		t.Helper()
@@ -174,7 +174,7 @@ func testCommitIdentities(t *testing.T, s pb.Store) {
 		{Hash: sha256.Sum256([]byte("sk_agent")), Principal: pb.Principal{Role: pb.RoleAgent, ID: "agt_butler", UserID: "usr_alice"}, CreatedAt: t0},
 		{Hash: sha256.Sum256([]byte("sk_operator")), Principal: pb.Principal{Role: pb.RoleOperator, ID: "operator"}, CreatedAt: t0},
 	}
-	commit(t, s, &pb.Batch{Users: users, Merchants: merchants, Agents: agents, APIKeys: keys})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Users: users, Merchants: merchants, Agents: agents, APIKeys: keys}})
 
 	for _, want := range users {
 		got, err := s.User(ctx, want.ID)
@@ -230,8 +230,8 @@ func listFixture(t *testing.T, s pb.Store, n int) []pb.Payment {
 	}
 	// Commit in two batches, the second with the older half, so that the
 	// order of insertion is not the order of IDs.
-	commit(t, s, &pb.Batch{Payments: ps[n/2:]})
-	commit(t, s, &pb.Batch{Payments: ps[:n/2]})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: ps[n/2:]}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: ps[:n/2]}})
 	slices.Reverse(ps)
 	for i := 1; i < len(ps); i++ {
 		if ps[i-1].ID <= ps[i].ID {
@@ -454,7 +454,7 @@ func testExpiredPayments(t *testing.T, s pb.Store) {
 	// Once expired (status updated), a payment is no longer returned.
 	done := due[0]
 	done.Status = pb.StatusExpired
-	commit(t, s, &pb.Batch{Payments: []pb.Payment{done}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{done}}})
 	got, err = s.ExpiredPayments(ctx, now, 100)
 	if err != nil {
 		t.Fatalf("ExpiredPayments after one expired: %v", err)

@@ -24,7 +24,7 @@ func testPaymentRisk(t *testing.T, s pb.Store) {
 	p2 := payment(pb.NewID(pb.PrefixPayment, t0.Add(time.Millisecond)), "usr_alice", "mch_books", "", t0.Add(time.Millisecond))
 	p3 := payment(pb.NewID(pb.PrefixPayment, t0.Add(2*time.Millisecond)), "usr_bob", "mch_cafe", "", t0.Add(2*time.Millisecond))
 	p3.Risk = &pb.Risk{Decision: pb.RiskAllow, Signals: []pb.RiskSignal{}} // no input, no signals
-	commit(t, s, &pb.Batch{Payments: []pb.Payment{p1, p2, p3}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p1, p2, p3}}})
 
 	read := func(what string, want ...pb.Payment) {
 		t.Helper()
@@ -56,7 +56,7 @@ func testPaymentRisk(t *testing.T, s pb.Store) {
 	p3.Status = pb.StatusCanceled
 	upd3 := p3
 	upd3.Risk = nil
-	b := &pb.Batch{Payments: []pb.Payment{p1, p2, upd3}}
+	b := &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p1, p2, upd3}}}
 	commit(t, s, b)
 	read("after update", p1, p2, p3)
 }
@@ -66,11 +66,15 @@ func testPaymentRisk(t *testing.T, s pb.Store) {
 // stored), at most MaxRecentPayments of them.
 func testRecentPayments(t *testing.T, s pb.Store) {
 	ctx := t.Context()
-	commit(t, s, &pb.Batch{Merchants: []pb.Merchant{
-		{ID: "mch_cafe", Name: "Café", Category: "food_and_drink", CreatedAt: t0},
-		{ID: "mch_books", Name: "Books", Category: "books", CreatedAt: t0},
-		{ID: "mch_plain", Name: "Plain", CreatedAt: t0},
-	}})
+	commit(t, s, &pb.Batch{
+		PaymentPart: pb.PaymentPart{
+			Merchants: []pb.Merchant{
+				{ID: "mch_cafe", Name: "Café", Category: "food_and_drink", CreatedAt: t0},
+				{ID: "mch_books", Name: "Books", Category: "books", CreatedAt: t0},
+				{ID: "mch_plain", Name: "Plain", CreatedAt: t0},
+			},
+		},
+	})
 	merchants := []string{"mch_cafe", "mch_books", "mch_plain", "mch_gone"}
 	categories := map[string]string{"mch_cafe": "food_and_drink", "mch_books": "books"}
 	statuses := []pb.PaymentStatus{pb.StatusAuthorized, pb.StatusCaptured, pb.StatusDeclined, pb.StatusRefunded, pb.StatusRequiresConfirmation}
@@ -89,8 +93,8 @@ func testRecentPayments(t *testing.T, s pb.Store) {
 		ps = append(ps, p)
 	}
 	// The newer half first, so that insertion order is not ID order.
-	commit(t, s, &pb.Batch{Payments: slices.Clone(ps[5:])})
-	commit(t, s, &pb.Batch{Payments: slices.Clone(ps[:5])})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: slices.Clone(ps[5:])}})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: slices.Clone(ps[:5])}})
 
 	want := func(payer string, n int) []pb.RecentPayment {
 		var out []pb.RecentPayment
@@ -134,7 +138,7 @@ func testRecentPayments(t *testing.T, s pb.Store) {
 		at := t0.Add(time.Hour + time.Duration(i)*time.Millisecond)
 		many = append(many, payment(pb.NewID(pb.PrefixPayment, at), "usr_many", "mch_cafe", "", at))
 	}
-	commit(t, s, &pb.Batch{Payments: many})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: many}})
 	for _, limit := range []int{0, -1, pb.MaxRecentPayments + 1, 1 << 30} {
 		got, err := s.RecentPayments(ctx, "usr_many", limit)
 		if err != nil {
@@ -168,7 +172,7 @@ func testPaidMerchant(t *testing.T, s pb.Store) {
 	add("usr_alice", "mch_mixed", pb.StatusDeclined)
 	add("usr_alice", "mch_mixed", pb.StatusCaptured)
 	add("usr_bob", "mch_bobs", pb.StatusCaptured)
-	commit(t, s, &pb.Batch{Payments: ps})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: ps}})
 	for _, tc := range []struct {
 		payer, merchant string
 		want            bool
@@ -208,10 +212,10 @@ func testPaidMerchant(t *testing.T, s pb.Store) {
 	for range pb.MaxPaidMerchantScan - 1 {
 		add("usr_old", "mch_new", pb.StatusCaptured)
 	}
-	commit(t, s, &pb.Batch{Payments: ps})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: ps}})
 	paid(true)
 	add("usr_old", "mch_new", pb.StatusCaptured)
-	commit(t, s, &pb.Batch{Payments: ps[len(ps)-1:]})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: ps[len(ps)-1:]}})
 	paid(false)
 }
 
@@ -344,7 +348,7 @@ func testPayerActivity(t *testing.T, s pb.Store) {
 	for i := range pb.MaxActivityScan + 2 {
 		add(after(20).Add(time.Duration(i)*time.Millisecond), "usr_many", "agt_m", "", "mch_m", 1000, pb.StatusAuthorized, "")
 	}
-	commit(t, s, &pb.Batch{Payments: ps})
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Payments: ps}})
 
 	floor := pb.IDFloor(pb.PrefixPayment, since)
 	for _, tc := range []struct {

@@ -211,12 +211,17 @@ func testNotFound(t *testing.T, s pb.Store) {
 	// Not an empty store: one row of every kind, none of them asked for.
 	accts, trs := ledgerFixture()
 	commit(t, s, &pb.Batch{
-		Accounts: accts, Transfers: trs,
-		Payments:  []pb.Payment{payment("pay_1", "usr_alice", "mch_cafe", "agt_butler", t0)},
-		Users:     []pb.User{{ID: "usr_alice", Name: "Alice", CreatedAt: t0}},
-		Merchants: []pb.Merchant{{ID: "mch_cafe", Name: "Café", CreatedAt: t0}},
-		Agents:    []pb.Agent{{ID: "agt_butler", UserID: "usr_alice", Name: "Butler", CreatedAt: t0}},
-		APIKeys:   []pb.APIKey{{Hash: sha256.Sum256([]byte("sk_alice")), Principal: pb.Principal{Role: pb.RoleUser, ID: "usr_alice", UserID: "usr_alice"}, CreatedAt: t0}},
+		LedgerPart: pb.LedgerPart{
+			Accounts:  accts,
+			Transfers: trs,
+		},
+		PaymentPart: pb.PaymentPart{
+			Payments:  []pb.Payment{payment("pay_1", "usr_alice", "mch_cafe", "agt_butler", t0)},
+			Users:     []pb.User{{ID: "usr_alice", Name: "Alice", CreatedAt: t0}},
+			Merchants: []pb.Merchant{{ID: "mch_cafe", Name: "Café", CreatedAt: t0}},
+			Agents:    []pb.Agent{{ID: "agt_butler", UserID: "usr_alice", Name: "Butler", CreatedAt: t0}},
+			APIKeys:   []pb.APIKey{{Hash: sha256.Sum256([]byte("sk_alice")), Principal: pb.Principal{Role: pb.RoleUser, ID: "usr_alice", UserID: "usr_alice"}, CreatedAt: t0}},
+		},
 	})
 	_, err := s.Account(ctx, "usr_nobody", "CNY")
 	wantNotFound(t, "Account(usr_nobody, CNY)", err)
