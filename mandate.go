@@ -259,6 +259,38 @@ func (m *Mandate) Validate(now time.Time) error {
 	if len(m.Description) > MaxMandateDescription || !utf8.ValidString(m.Description) {
 		return Errorf(ErrParameterInvalid, "description", "description must be valid UTF-8 of at most %d bytes", MaxMandateDescription)
 	}
+	if err := m.validateAmounts(); err != nil {
+		return err
+	}
+	if err := m.validateMerchants(); err != nil {
+		return err
+	}
+	if m.ValidFrom.IsZero() {
+		m.ValidFrom = now
+	}
+	if m.ExpiresAt != nil && !m.ExpiresAt.After(m.ValidFrom) {
+		return Errorf(ErrParameterInvalid, "expires_at", "expires_at must be after valid_from")
+	}
+	if err := m.Schedule.validate(); err != nil {
+		return err
+	}
+	if m.MaxPayments < 0 {
+		return Errorf(ErrParameterInvalid, "max_payments", "max_payments must not be negative")
+	}
+	if m.ConfirmAbove < 0 || m.ConfirmAbove > MaxAmount {
+		return Errorf(ErrParameterInvalid, "confirm_above", "confirm_above must be between 0 (never) and %d", MaxAmount)
+	}
+	if len(m.Condition) > MaxMandateCondition {
+		return Errorf(ErrParameterInvalid, "condition", "condition must be at most %d bytes", MaxMandateCondition)
+	}
+	m.Object = "mandate"
+	return nil
+}
+
+// validateAmounts checks the currency and amounts, max_amount within
+// budget.amount, and the budget period, defaulting it to "total". Errors
+// name the field.
+func (m *Mandate) validateAmounts() error {
 	if err := ValidateCurrency(m.Currency, "currency"); err != nil {
 		return err
 	}
@@ -278,6 +310,13 @@ func (m *Mandate) Validate(now time.Time) error {
 	if m.MaxAmount > m.Budget.Amount {
 		return Errorf(ErrParameterInvalid, "max_amount", "max_amount is above budget.amount: no payment could use it")
 	}
+	return nil
+}
+
+// validateMerchants checks the merchant and category lists: bounded
+// lengths, merchant IDs, and categories of 1-MaxCategoryLength bytes.
+// Errors name the field.
+func (m *Mandate) validateMerchants() error {
 	if len(m.MerchantIDs) > MaxMandateMerchants || len(m.Categories) > MaxMandateMerchants {
 		return Errorf(ErrParameterInvalid, "merchant_ids", "at most %d merchants and %d categories", MaxMandateMerchants, MaxMandateMerchants)
 	}
@@ -291,42 +330,34 @@ func (m *Mandate) Validate(now time.Time) error {
 			return Errorf(ErrParameterInvalid, "merchant_categories", "categories must be 1-%d bytes", MaxCategoryLength)
 		}
 	}
-	if m.ValidFrom.IsZero() {
-		m.ValidFrom = now
+	return nil
+}
+
+// validate checks a mandate's schedule, if any (s may be nil): at least one
+// valid day, distinct HH:MM start and end, and an IANA time zone,
+// defaulting to UTC. Errors name the field.
+func (s *Schedule) validate() error {
+	if s == nil {
+		return nil
 	}
-	if m.ExpiresAt != nil && !m.ExpiresAt.After(m.ValidFrom) {
-		return Errorf(ErrParameterInvalid, "expires_at", "expires_at must be after valid_from")
+	if len(s.Days) == 0 {
+		return Errorf(ErrParameterInvalid, "schedule.days", "schedule.days must name at least one day (mon … sun)")
 	}
-	if s := m.Schedule; s != nil {
-		if len(s.Days) == 0 {
-			return Errorf(ErrParameterInvalid, "schedule.days", "schedule.days must name at least one day (mon … sun)")
-		}
-		for _, d := range s.Days {
-			if !slices.Contains(weekdays, d) {
-				return Errorf(ErrParameterInvalid, "schedule.days", "%q is not a day; use mon, tue, wed, thu, fri, sat, sun", d)
-			}
-		}
-		st, ok1 := clock(s.Start)
-		en, ok2 := clock(s.End)
-		if !ok1 || !ok2 || st == en {
-			return Errorf(ErrParameterInvalid, "schedule", "schedule.start and schedule.end must be different HH:MM times")
-		}
-		if s.TimeZone == "" {
-			s.TimeZone = "UTC"
-		}
-		if _, err := time.LoadLocation(s.TimeZone); err != nil {
-			return Errorf(ErrParameterInvalid, "schedule.time_zone", "%q is not an IANA time zone such as Asia/Shanghai", s.TimeZone)
+	for _, d := range s.Days {
+		if !slices.Contains(weekdays, d) {
+			return Errorf(ErrParameterInvalid, "schedule.days", "%q is not a day; use mon, tue, wed, thu, fri, sat, sun", d)
 		}
 	}
-	if m.MaxPayments < 0 {
-		return Errorf(ErrParameterInvalid, "max_payments", "max_payments must not be negative")
+	st, ok1 := clock(s.Start)
+	en, ok2 := clock(s.End)
+	if !ok1 || !ok2 || st == en {
+		return Errorf(ErrParameterInvalid, "schedule", "schedule.start and schedule.end must be different HH:MM times")
 	}
-	if m.ConfirmAbove < 0 || m.ConfirmAbove > MaxAmount {
-		return Errorf(ErrParameterInvalid, "confirm_above", "confirm_above must be between 0 (never) and %d", MaxAmount)
+	if s.TimeZone == "" {
+		s.TimeZone = "UTC"
 	}
-	if len(m.Condition) > MaxMandateCondition {
-		return Errorf(ErrParameterInvalid, "condition", "condition must be at most %d bytes", MaxMandateCondition)
+	if _, err := time.LoadLocation(s.TimeZone); err != nil {
+		return Errorf(ErrParameterInvalid, "schedule.time_zone", "%q is not an IANA time zone such as Asia/Shanghai", s.TimeZone)
 	}
-	m.Object = "mandate"
 	return nil
 }

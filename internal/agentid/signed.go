@@ -47,12 +47,41 @@ func sigErr(code pb.Code, format string, args ...any) error {
 // registered key). m is the request as signed, whatever transport carried
 // it (internal/httpapi builds it from an *http.Request).
 func (s *Service) Authenticate(ctx context.Context, m httpsig.Message) (pb.Principal, error) {
+	sig, err := s.signature(m)
+	if err != nil {
+		return pb.Principal{}, err
+	}
+	if err := checkCoverage(m, &sig); err != nil {
+		return pb.Principal{}, err
+	}
+	agent, pub, err := s.agentKey(ctx, sig.KeyID)
+	if err != nil {
+		return pb.Principal{}, err
+	}
+	if err := m.Verify(&sig, pub); err != nil {
+		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
+	}
+	ev, err := evidence(m, &sig)
+	if err != nil {
+		return pb.Principal{}, err
+	}
+	if err := s.useNonce(ctx, &sig); err != nil {
+		return pb.Principal{}, err
+	}
+	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true, Evidence: ev}, nil
+}
+
+// signature parses m's signatures and chooses the one to check: the
+// web-bot-auth one if any, else the first. It must name a keyid, carry a
+// nonce of at most 200 bytes, and be fresh by s's clock. It returns
+// ErrSignatureMissing, ErrSignatureInvalid or ErrSignatureExpired.
+func (s *Service) signature(m httpsig.Message) (httpsig.Signature, error) {
 	sigs, err := httpsig.Parse(m.Header)
 	switch {
 	case errors.Is(err, httpsig.ErrMissing):
-		return pb.Principal{}, sigErr(pb.ErrSignatureMissing, "send Signature-Input and Signature, or Authorization: Bearer <key>")
+		return httpsig.Signature{}, sigErr(pb.ErrSignatureMissing, "send Signature-Input and Signature, or Authorization: Bearer <key>")
 	case err != nil:
-		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
+		return httpsig.Signature{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
 	}
 	sig := sigs[0]
 	for _, x := range sigs {
@@ -62,12 +91,20 @@ func (s *Service) Authenticate(ctx context.Context, m httpsig.Message) (pb.Princ
 		}
 	}
 	if sig.KeyID == "" || sig.Nonce == "" || len(sig.Nonce) > 200 {
-		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signature needs keyid and nonce parameters")
+		return httpsig.Signature{}, sigErr(pb.ErrSignatureInvalid, "the signature needs keyid and nonce parameters")
 	}
 	now := s.clock.Now()
 	if err := sig.Check(now, SignatureMaxAge, SignatureSkew); err != nil {
-		return pb.Principal{}, sigErr(pb.ErrSignatureExpired, "%v; sign again with created and expires within %s of now", err, SignatureMaxAge)
+		return httpsig.Signature{}, sigErr(pb.ErrSignatureExpired, "%v; sign again with created and expires within %s of now", err, SignatureMaxAge)
 	}
+	return sig, nil
+}
+
+// checkCoverage checks that sig covers @method, @authority and @path,
+// content-digest when m has a body (and that the digest matches it:
+// ErrDigestMismatch), and idempotency-key when m sends one
+// (ErrSignatureInvalid).
+func checkCoverage(m httpsig.Message, sig *httpsig.Signature) error {
 	need := []string{"@method", "@authority", "@path"}
 	if len(m.Body) > 0 {
 		need = append(need, "content-digest")
@@ -77,24 +114,26 @@ func (s *Service) Authenticate(ctx context.Context, m httpsig.Message) (pb.Princ
 	}
 	for _, c := range need {
 		if !slices.Contains(sig.Components, c) {
-			return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signature must cover %q", c)
+			return sigErr(pb.ErrSignatureInvalid, "the signature must cover %q", c)
 		}
 	}
 	if len(m.Body) > 0 {
 		if err := httpsig.CheckContentDigest(m.Header.Values("Content-Digest"), m.Body); err != nil {
-			return pb.Principal{}, sigErr(pb.ErrDigestMismatch, "%v", err)
+			return sigErr(pb.ErrDigestMismatch, "%v", err)
 		}
 	}
-	agent, pub, err := s.agentKey(ctx, sig.KeyID)
-	if err != nil {
-		return pb.Principal{}, err
-	}
-	if err := m.Verify(&sig, pub); err != nil {
-		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
-	}
-	base, err := m.Base(&sig)
+	return nil
+}
+
+// evidence is the verified request as the transparency log will keep it:
+// the signature base and headers, and the body up to MaxEvidenceBody. The
+// log must keep it faithfully, so a request it could not (not UTF-8, or
+// past maxEvidenceHeaders or maxEvidenceJSON) is refused with
+// ErrSignatureInvalid; the caller must check before the nonce is spent.
+func evidence(m httpsig.Message, sig *httpsig.Signature) (*pb.RequestEvidence, error) {
+	base, err := m.Base(sig)
 	if err != nil { // Verify built the same base a moment ago
-		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
+		return nil, sigErr(pb.ErrSignatureInvalid, "%v", err)
 	}
 	ev := &pb.RequestEvidence{KeyID: sig.KeyID, SignatureInput: strings.Join(m.Header.Values("Signature-Input"), ", "),
 		Signature: strings.Join(m.Header.Values("Signature"), ", "), SignatureBase: string(base)}
@@ -104,26 +143,33 @@ func (s *Service) Authenticate(ctx context.Context, m httpsig.Message) (pb.Princ
 	// The request is kept in the transparency log as it was signed: refuse,
 	// before its nonce is spent, one the log could not keep faithfully.
 	if !utf8.ValidString(ev.SignatureBase) || !utf8.ValidString(ev.SignatureInput) || !utf8.ValidString(ev.Signature) {
-		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "signed header values must be UTF-8")
+		return nil, sigErr(pb.ErrSignatureInvalid, "signed header values must be UTF-8")
 	}
 	if len(ev.SignatureBase)+len(ev.SignatureInput)+len(ev.Signature) > maxEvidenceHeaders {
-		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signature's components and headers exceed %d bytes", maxEvidenceHeaders)
+		return nil, sigErr(pb.ErrSignatureInvalid, "the signature's components and headers exceed %d bytes", maxEvidenceHeaders)
 	}
 	// As the log will write it (escaped, the body in base64), with room for
 	// the rest of an entry.
 	if enc, err := json.Marshal(ev); err != nil || len(enc) > maxEvidenceJSON {
-		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "the signed request is too large to keep as evidence (%d bytes as JSON; at most %d)", len(enc), maxEvidenceJSON)
+		return nil, sigErr(pb.ErrSignatureInvalid, "the signed request is too large to keep as evidence (%d bytes as JSON; at most %d)", len(enc), maxEvidenceJSON)
 	}
-	err = s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
+	return ev, nil
+}
+
+// useNonce spends sig's nonce durably (until the signature expires, plus
+// the skew), so that a replay fails even after a restart. A nonce used
+// before is ErrSignatureReplayed; a failure to record it is wrapped.
+func (s *Service) useNonce(ctx context.Context, sig *httpsig.Signature) error {
+	err := s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
 		return nil, tx.UseNonce(pb.Nonce{KeyID: sig.KeyID, Nonce: sig.Nonce, Expires: sig.Expires.Add(SignatureSkew)})
 	}).Err
 	if errors.Is(err, ledger.ErrNonceUsed) {
-		return pb.Principal{}, sigErr(pb.ErrSignatureReplayed, "this signature's nonce was used before; sign each request anew")
+		return sigErr(pb.ErrSignatureReplayed, "this signature's nonce was used before; sign each request anew")
 	}
 	if err != nil {
-		return pb.Principal{}, fmt.Errorf("couldn't record the nonce: %w", err)
+		return fmt.Errorf("couldn't record the nonce: %w", err)
 	}
-	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true, Evidence: ev}, nil
+	return nil
 }
 
 // agentKey returns the agent whose key has thumbprint keyid, and the key,

@@ -163,29 +163,8 @@ func (s *Service) Resolve(ctx context.Context, caller pb.Principal, idem *servic
 	if !pb.HasPrefix(id, pb.PrefixDispute) {
 		return service.Result{Err: noDispute(id)}
 	}
-	switch in.Outcome {
-	case pb.OutcomeRefundFull, pb.OutcomeReject:
-		if in.Amount != nil {
-			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "amount", "amount is only for refund_partial")}
-		}
-	case pb.OutcomeRefundPartial:
-		if in.Amount == nil {
-			return service.Result{Err: pb.Errorf(pb.ErrParameterMissing, "amount", "refund_partial needs an amount")}
-		}
-		if err := pb.ValidateAmount(*in.Amount, "amount"); err != nil {
-			return service.Result{Err: err}
-		}
-	default:
-		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "outcome", "outcome must be refund_full, refund_partial or reject")}
-	}
-	switch in.LiableParty {
-	case pb.LiableMerchant, pb.LiableAgentOperator, pb.LiablePlatform:
-	case pb.LiableUser:
-		if in.Outcome != pb.OutcomeReject {
-			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "liable_party", "when the user is liable nobody pays them back: resolve with reject")}
-		}
-	default:
-		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "liable_party", "liable_party must be merchant, agent_operator, platform or user")}
+	if err := checkDecision(in); err != nil {
+		return service.Result{Err: err}
 	}
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		d, err := tx.Dispute(id)
@@ -202,37 +181,13 @@ func (s *Service) Resolve(ctx context.Context, caller pb.Principal, idem *servic
 		if err != nil {
 			return nil, err
 		}
-		left, err := s.core.Returnable(tx, &p)
+		res, err := s.resolution(tx, &p, in)
 		if err != nil {
 			return nil, err
 		}
-		res := &pb.Resolution{Outcome: in.Outcome, LiableParty: in.LiableParty, ResolvedAt: tx.Now().Truncate(time.Second)}
-		switch in.Outcome {
-		case pb.OutcomeRefundFull:
-			res.Amount = left
-		case pb.OutcomeRefundPartial:
-			res.Amount = *in.Amount
-		}
-		if res.Amount > left || (in.Outcome == pb.OutcomeRefundFull && left == 0) {
-			return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "%s %s of payment %s is left to return; the merchant refunded the rest already",
-				pb.FormatAmount(left, p.Currency), p.Currency, p.ID)
-		}
 		actor := pb.ActorOf(caller)
-		switch {
-		case res.Amount == 0:
-		case in.LiableParty == pb.LiableMerchant:
-			r, err := s.core.ApplyRefund(tx, &p, actor, res.Amount, "dispute "+d.ID)
-			if pb.ErrorCode(err) == pb.DeclineInsufficientFunds {
-				return nil, pb.Errorf(pb.DeclineInsufficientFunds, "liable_party", "the merchant's balance cannot cover the refund; the platform may compensate instead (liable_party platform)")
-			}
-			if err != nil {
-				return nil, err
-			}
-			res.RefundID = r.ID
-		default:
-			if res.CompensationID, err = s.compensate(tx, &p, actor, &d, res); err != nil {
-				return nil, err
-			}
+		if err := s.settle(tx, &p, actor, &d, res); err != nil {
+			return nil, err
 		}
 		d.Status, d.Resolution = pb.DisputeResolved, res
 		service.LogPayment(tx, &p, actor, pb.LogDisputeResolved, disputeData{DisputeID: d.ID, Amount: res.Amount,
@@ -241,6 +196,89 @@ func (s *Service) Resolve(ctx context.Context, caller pb.Principal, idem *servic
 		tx.PutDispute(d)
 		return &d, nil
 	})
+}
+
+// checkDecision checks the decision on its own, before the writer reads
+// anything: an outcome with an amount only for refund_partial (and a valid
+// one there), and a liable party, the user only with reject. It returns
+// ErrParameterInvalid or ErrParameterMissing naming the field, or the
+// amount's validation error.
+func checkDecision(in ResolveParams) error {
+	switch in.Outcome {
+	case pb.OutcomeRefundFull, pb.OutcomeReject:
+		if in.Amount != nil {
+			return pb.Errorf(pb.ErrParameterInvalid, "amount", "amount is only for refund_partial")
+		}
+	case pb.OutcomeRefundPartial:
+		if in.Amount == nil {
+			return pb.Errorf(pb.ErrParameterMissing, "amount", "refund_partial needs an amount")
+		}
+		if err := pb.ValidateAmount(*in.Amount, "amount"); err != nil {
+			return err
+		}
+	default:
+		return pb.Errorf(pb.ErrParameterInvalid, "outcome", "outcome must be refund_full, refund_partial or reject")
+	}
+	switch in.LiableParty {
+	case pb.LiableMerchant, pb.LiableAgentOperator, pb.LiablePlatform:
+	case pb.LiableUser:
+		if in.Outcome != pb.OutcomeReject {
+			return pb.Errorf(pb.ErrParameterInvalid, "liable_party", "when the user is liable nobody pays them back: resolve with reject")
+		}
+	default:
+		return pb.Errorf(pb.ErrParameterInvalid, "liable_party", "liable_party must be merchant, agent_operator, platform or user")
+	}
+	return nil
+}
+
+// resolution is the decision in against payment p as the writer sees it:
+// a full refund returns what is left to return, a partial one its amount,
+// a rejection nothing. It returns ErrAmountTooLarge when the amount exceeds
+// what is left, or a full refund finds nothing left, and the ledger's
+// errors.
+func (s *Service) resolution(tx *ledger.Tx, p *pb.Payment, in ResolveParams) (*pb.Resolution, error) {
+	left, err := s.core.Returnable(tx, p)
+	if err != nil {
+		return nil, err
+	}
+	res := &pb.Resolution{Outcome: in.Outcome, LiableParty: in.LiableParty, ResolvedAt: tx.Now().Truncate(time.Second)}
+	switch in.Outcome {
+	case pb.OutcomeRefundFull:
+		res.Amount = left
+	case pb.OutcomeRefundPartial:
+		res.Amount = *in.Amount
+	}
+	if res.Amount > left || (in.Outcome == pb.OutcomeRefundFull && left == 0) {
+		return nil, pb.Errorf(pb.ErrAmountTooLarge, "amount", "%s %s of payment %s is left to return; the merchant refunded the rest already",
+			pb.FormatAmount(left, p.Currency), p.Currency, p.ID)
+	}
+	return res, nil
+}
+
+// settle moves res.Amount back to the payer, in tx: nothing for a zero
+// amount, a refund from the merchant when the merchant is liable, else a
+// compensation from the fund. It sets res.RefundID or res.CompensationID.
+// A merchant who can't cover the refund is DeclineInsufficientFunds on
+// liable_party; other errors are the ledger's.
+func (s *Service) settle(tx *ledger.Tx, p *pb.Payment, actor pb.Actor, d *pb.Dispute, res *pb.Resolution) error {
+	switch {
+	case res.Amount == 0:
+	case res.LiableParty == pb.LiableMerchant:
+		r, err := s.core.ApplyRefund(tx, p, actor, res.Amount, "dispute "+d.ID)
+		if pb.ErrorCode(err) == pb.DeclineInsufficientFunds {
+			return pb.Errorf(pb.DeclineInsufficientFunds, "liable_party", "the merchant's balance cannot cover the refund; the platform may compensate instead (liable_party platform)")
+		}
+		if err != nil {
+			return err
+		}
+		res.RefundID = r.ID
+	default:
+		var err error
+		if res.CompensationID, err = s.compensate(tx, p, actor, d, res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // compensate pays res.Amount to the payer from the compensation fund.

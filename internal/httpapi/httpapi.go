@@ -119,6 +119,8 @@ func (s *Server) Routes() []Route { return s.routes }
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
+// wrap adapts a Route to net/http: admit the request, run the handler,
+// respond. Every refusal is a coded error written by rest.WriteError.
 func (s *Server) wrap(rt Route) http.Handler {
 	if rt.Handler == nil { // the OpenAPI document
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rest.WriteRaw(w, 200, openAPIFor(r)) })
@@ -128,101 +130,150 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if rt.Public {
 			q.Bearer = func() (pb.Principal, error) { return s.bearer(r) }
 		}
-		if err := singleHeaders(r); err != nil {
+		if err := s.admit(w, r, rt, q); err != nil {
 			rest.WriteError(w, s.log, err)
 			return
-		}
-		if r.Method == http.MethodPost {
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-			if err != nil {
-				var tooBig *http.MaxBytesError
-				if errors.As(err, &tooBig) {
-					rest.WriteError(w, s.log, pb.Errorf(pb.ErrBodyTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes))
-				} else {
-					rest.WriteError(w, s.log, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err))
-				}
-				return
-			}
-			if err := checkContentType(r.Header.Values("Content-Type"), body); err != nil {
-				rest.WriteError(w, s.log, err)
-				return
-			}
-			q.Body = body
-		}
-		if !rt.Public && r.Header.Get("Signature-Input") != "" && r.Header.Get("Authorization") == "" {
-			// A signed agent request: the signature is the credential.
-			scheme := "http"
-			if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-				scheme = "https"
-			}
-			p, err := s.signed.Authenticate(q.Ctx, httpsig.RequestMessage(r, scheme, q.Body))
-			if err != nil {
-				s.securityEvent(r, "signature_refused", err)
-				rest.WriteError(w, s.log, err)
-				return
-			}
-			q.Caller = p
-		} else if !rt.Public {
-			p, err := s.bearer(r)
-			if err != nil {
-				s.securityEvent(r, "authentication_failed", err)
-				rest.WriteError(w, s.log, err)
-				return
-			}
-			q.Caller = p
-		}
-		noteCaller(r.Context(), q.Caller)
-		if rt.Idempotent {
-			key := r.Header.Get("Idempotency-Key")
-			if key == "" {
-				rest.WriteError(w, s.log, pb.Errorf(pb.ErrIdempotencyRequired, "Idempotency-Key", "this request moves money or creates a resource: send an Idempotency-Key header (a unique string such as a UUID) so that it can be retried safely"))
-				return
-			}
-			if len(key) > service.MaxIdempotencyKeyLength || !printable(key) {
-				rest.WriteError(w, s.log, pb.Errorf(pb.ErrIdempotencyKey, "Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", service.MaxIdempotencyKeyLength))
-				return
-			}
-			q.Idem = &service.Idempotency{Caller: q.Caller.ID, Key: key}
-			if rt.Secret {
-				q.Idem.Seal = s.svc.Seal
-			}
 		}
 		status, v, err := rt.Handler(q)
-		if q.Idem != nil && q.Idem.Body != nil {
-			// Outcome of the ledger writer: fresh or replayed, the bytes are the
-			// ones stored with the effect.
-			body := q.Idem.Body
-			if err == rest.ErrReplayed {
-				if rt.Secret {
-					var oerr error
-					if body, oerr = s.svc.Open(body); oerr != nil {
-						rest.WriteError(w, s.log, pb.Errorf(pb.ErrIdempotencyConflict, "", "the stored response for this Idempotency-Key was sealed under another operator key; use a new key"))
-						return
-					}
-				}
-				w.Header().Set("Idempotent-Replayed", "true")
-			}
-			rest.WriteRaw(w, q.Idem.Status, body)
-			return
-		}
-		if err != nil && err != rest.ErrReplayed {
-			rest.WriteError(w, s.log, err)
-			return
-		}
-		if rb, ok := v.(rest.Raw); ok {
-			w.Header().Set("Content-Type", rb.ContentType)
-			w.Header().Set("Content-Length", strconv.Itoa(len(rb.Body)))
-			w.WriteHeader(status)
-			w.Write(rb.Body)
-			return
-		}
-		body, merr := json.Marshal(v)
-		if merr != nil {
-			rest.WriteError(w, s.log, fmt.Errorf("couldn't encode response: %w", merr))
-			return
-		}
-		rest.WriteRaw(w, status, body)
+		s.respond(w, rt, q, status, v, err)
 	})
+}
+
+// admit runs the checks every request passes before its handler, in this
+// order: single headers, the body (POST only), the caller, the
+// Idempotency-Key. It fills q.Body, q.Caller and q.Idem, and returns the
+// first refusal, a coded error for the caller to write; refused credentials
+// are logged as security events here.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt Route, q *rest.Request) error {
+	if err := singleHeaders(r); err != nil {
+		return err
+	}
+	if r.Method == http.MethodPost {
+		body, err := readBody(w, r)
+		if err != nil {
+			return err
+		}
+		q.Body = body
+	}
+	if err := s.authenticate(r, rt, q); err != nil {
+		return err
+	}
+	noteCaller(r.Context(), q.Caller)
+	return s.idempotency(r, rt, q)
+}
+
+// readBody reads a POST body of at most MaxBodyBytes and checks that it is
+// declared as JSON. It returns ErrBodyTooLarge past the limit, ErrInvalidJSON
+// when the body can't be read, or checkContentType's refusal.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, pb.Errorf(pb.ErrBodyTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes)
+		}
+		return nil, pb.Errorf(pb.ErrInvalidJSON, "", "couldn't read the body: %v", err)
+	}
+	if err := checkContentType(r.Header.Values("Content-Type"), body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// authenticate sets q.Caller on a route that is not public: from the HTTP
+// message signature when the request is signed and sends no Authorization
+// header, else from the bearer token. A public route is left anonymous. A
+// refusal is logged as a security event and returned as is.
+func (s *Server) authenticate(r *http.Request, rt Route, q *rest.Request) error {
+	if rt.Public {
+		return nil
+	}
+	if r.Header.Get("Signature-Input") != "" && r.Header.Get("Authorization") == "" {
+		// A signed agent request: the signature is the credential.
+		scheme := "http"
+		if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+			scheme = "https"
+		}
+		p, err := s.signed.Authenticate(q.Ctx, httpsig.RequestMessage(r, scheme, q.Body))
+		if err != nil {
+			s.securityEvent(r, "signature_refused", err)
+			return err
+		}
+		q.Caller = p
+		return nil
+	}
+	p, err := s.bearer(r)
+	if err != nil {
+		s.securityEvent(r, "authentication_failed", err)
+		return err
+	}
+	q.Caller = p
+	return nil
+}
+
+// idempotency sets q.Idem on an idempotent route from the Idempotency-Key
+// header, sealed under the operator key when the route's response is secret.
+// It returns ErrIdempotencyRequired without the header and ErrIdempotencyKey
+// for one that is too long or not printable ASCII; other routes pass.
+func (s *Server) idempotency(r *http.Request, rt Route, q *rest.Request) error {
+	if !rt.Idempotent {
+		return nil
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return pb.Errorf(pb.ErrIdempotencyRequired, "Idempotency-Key", "this request moves money or creates a resource: send an Idempotency-Key header (a unique string such as a UUID) so that it can be retried safely")
+	}
+	if len(key) > service.MaxIdempotencyKeyLength || !printable(key) {
+		return pb.Errorf(pb.ErrIdempotencyKey, "Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", service.MaxIdempotencyKeyLength)
+	}
+	q.Idem = &service.Idempotency{Caller: q.Caller.ID, Key: key}
+	if rt.Secret {
+		q.Idem.Seal = s.svc.Seal
+	}
+	return nil
+}
+
+// respond writes the handler's outcome. When the ledger writer stored a
+// response with the effect (q.Idem.Body), those bytes are written, fresh or
+// replayed, whatever the handler returned; a replay of a sealed response that
+// the current operator key can't open is refused as ErrIdempotencyConflict.
+// Otherwise it writes err (rest.ErrReplayed aside), a rest.Raw body as is, or
+// v encoded as JSON.
+func (s *Server) respond(w http.ResponseWriter, rt Route, q *rest.Request, status int, v any, err error) {
+	if q.Idem != nil && q.Idem.Body != nil {
+		// Outcome of the ledger writer: fresh or replayed, the bytes are the
+		// ones stored with the effect.
+		body := q.Idem.Body
+		if err == rest.ErrReplayed {
+			if rt.Secret {
+				var oerr error
+				if body, oerr = s.svc.Open(body); oerr != nil {
+					rest.WriteError(w, s.log, pb.Errorf(pb.ErrIdempotencyConflict, "", "the stored response for this Idempotency-Key was sealed under another operator key; use a new key"))
+					return
+				}
+			}
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		rest.WriteRaw(w, q.Idem.Status, body)
+		return
+	}
+	if err != nil && err != rest.ErrReplayed {
+		rest.WriteError(w, s.log, err)
+		return
+	}
+	if rb, ok := v.(rest.Raw); ok {
+		w.Header().Set("Content-Type", rb.ContentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(rb.Body)))
+		w.WriteHeader(status)
+		w.Write(rb.Body)
+		return
+	}
+	body, merr := json.Marshal(v)
+	if merr != nil {
+		rest.WriteError(w, s.log, fmt.Errorf("couldn't encode response: %w", merr))
+		return
+	}
+	rest.WriteRaw(w, status, body)
 }
 
 // singleHeaders refuses a request that sends Authorization or

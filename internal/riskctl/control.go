@@ -542,41 +542,16 @@ func (s *Control) Assess(ctx context.Context, at service.RiskAttempt) (_ *pb.Ris
 	if err != nil {
 		return nil, "", err
 	}
-	p, m := at.Params, at.Merchant
 	now := s.clock.Now()
-	in := risk.Input{Amount: p.Amount, Currency: p.Currency, MerchantID: m.ID, Merchant: m.Name, Category: m.Category,
-		UserID: at.Payer, AgentID: at.Agent, MandateID: p.MandateID, Assurance: at.Assurance, Description: p.Description,
-		Metadata: p.Metadata, Now: now.UTC().Truncate(time.Second), MerchantFlags: sn.flags[m.ID],
-		MerchantAgeHours: int64(now.Sub(m.CreatedAt) / time.Hour),
-		PayeeProvenance:  provenance(p.PayeeProvenance), AmountProvenance: provenance(p.AmountProvenance)}
-	var salt [16]byte
-	rand.Read(salt[:])
-	in.Salt = hex.EncodeToString(salt[:])
+	in := s.input(sn, at, now)
 	b, err := s.book(ctx, at.Payer)
 	if err != nil {
 		return nil, "", err
 	}
-	var cached bool
-	if in.Available, cached, err = s.available(ctx, b, at.Payer, p.Currency, now, false); err == nil {
-		err = s.summarize(ctx, b, at, now, &in)
-	}
-	if _, shared := s.st.(pb.SharedStore); err == nil && shared && (at.Agent != "" || !in.PaidMerchantBefore) {
-		err = s.othersActivity(ctx, b, at, &in)
-	}
-	if err == nil && cached && risk.Drains(&in, &s.cfg) {
-		// The copy says the payment drains the wallet: a credit this
-		// process has not seen may say otherwise.
-		in.Available, cached, err = s.available(ctx, b, at.Payer, p.Currency, now, true)
-	}
+	cached, err := s.observe(ctx, b, at, now, &in)
 	var tok string
 	if err == nil {
-		tok = "~" + strconv.FormatInt(provisionalSeq.Add(1), 10)
-		b.recent = append(b.recent, pb.RecentPayment{ID: tok, MerchantID: m.ID, Category: m.Category, AgentID: at.Agent,
-			MandateID: p.MandateID, Currency: p.Currency, Amount: p.Amount, Status: provisional, CreatedAt: now})
-		if b.provGen == nil {
-			b.provGen = map[string]uint64{}
-		}
-		b.provGen[tok] = b.balanceGen
+		tok = b.addProvisional(at, now)
 	}
 	b.mu.Unlock()
 	if err != nil {
@@ -590,46 +565,117 @@ func (s *Control) Assess(ctx context.Context, at service.RiskAttempt) (_ *pb.Ris
 	}()
 	a, errs := risk.Assess(ctx, &in, &s.cfg, sn.rules)
 	if cached && a.Decision != risk.Allow && len(sn.rules) > 0 {
-		// An operator's rule may have refused the payment on the copy's
-		// balance: confirm it, as for drains_wallet.
-		b.mu.Lock()
-		avail, _, err := s.available(ctx, b, at.Payer, p.Currency, now, true)
-		if err == nil {
-			b.provGen[tok] = b.balanceGen // assessed on this read now
-		}
-		b.mu.Unlock()
-		if err != nil {
+		if a, errs, err = s.reassess(ctx, b, sn, at, now, tok, &in, a, errs); err != nil {
 			return nil, "", err
-		}
-		if avail != in.Available {
-			in.Available = avail
-			a, errs = risk.Assess(ctx, &in, &s.cfg, sn.rules)
 		}
 	}
 	for _, e := range errs {
 		s.warnRule(e)
 	}
-	full, err := json.Marshal(&in)
-	if err != nil {
-		return nil, "", err
-	}
-	a.InputHash = sha256.Sum256(full)
-	o, err := pb.OpenRisk(&a, in.Salt)
-	if err == nil {
-		a.Commitment, err = o.Commitment()
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	own := in // what the payment records already is left out
-	own.Amount, own.Currency, own.MerchantID, own.UserID, own.AgentID, own.MandateID = 0, "", "", "", "", ""
-	own.Description, own.Metadata, own.Assurance = "", nil, ""
-	if a.Input, err = json.Marshal(&own); err != nil {
+	if err := s.commit(&a, &in); err != nil {
 		return nil, "", err
 	}
 	done = true
 	s.countDecision(&a)
 	return &a, tok, nil
+}
+
+// input is the attempt as the signals and rules see it, before the payer's
+// balance and history are filled in, with a fresh random salt for the
+// commitment.
+func (s *Control) input(sn *riskSnapshot, at service.RiskAttempt, now time.Time) risk.Input {
+	p, m := at.Params, at.Merchant
+	in := risk.Input{Amount: p.Amount, Currency: p.Currency, MerchantID: m.ID, Merchant: m.Name, Category: m.Category,
+		UserID: at.Payer, AgentID: at.Agent, MandateID: p.MandateID, Assurance: at.Assurance, Description: p.Description,
+		Metadata: p.Metadata, Now: now.UTC().Truncate(time.Second), MerchantFlags: sn.flags[m.ID],
+		MerchantAgeHours: int64(now.Sub(m.CreatedAt) / time.Hour),
+		PayeeProvenance:  provenance(p.PayeeProvenance), AmountProvenance: provenance(p.AmountProvenance)}
+	var salt [16]byte
+	rand.Read(salt[:])
+	in.Salt = hex.EncodeToString(salt[:])
+	return in
+}
+
+// observe fills in's available balance, histories, velocities and declines
+// from b (locked, and left locked), adding other processes' activity on a
+// shared store. cached reports that in.Available is this process's copy of
+// the balance rather than a fresh read: a payment that drains the wallet on
+// the copy has it read again. Errors are the store's.
+func (s *Control) observe(ctx context.Context, b *payerBook, at service.RiskAttempt, now time.Time, in *risk.Input) (cached bool, err error) {
+	currency := at.Params.Currency
+	if in.Available, cached, err = s.available(ctx, b, at.Payer, currency, now, false); err == nil {
+		err = s.summarize(ctx, b, at, now, in)
+	}
+	if _, shared := s.st.(pb.SharedStore); err == nil && shared && (at.Agent != "" || !in.PaidMerchantBefore) {
+		err = s.othersActivity(ctx, b, at, in)
+	}
+	if err == nil && cached && risk.Drains(in, &s.cfg) {
+		// The copy says the payment drains the wallet: a credit this
+		// process has not seen may say otherwise.
+		in.Available, cached, err = s.available(ctx, b, at.Payer, currency, now, true)
+	}
+	return cached, err
+}
+
+// addProvisional adds the attempt to b (locked) as a provisional entry,
+// assessed on b's current balance read, and returns its token; Note
+// settles it.
+func (b *payerBook) addProvisional(at service.RiskAttempt, now time.Time) string {
+	p, m := at.Params, at.Merchant
+	tok := "~" + strconv.FormatInt(provisionalSeq.Add(1), 10)
+	b.recent = append(b.recent, pb.RecentPayment{ID: tok, MerchantID: m.ID, Category: m.Category, AgentID: at.Agent,
+		MandateID: p.MandateID, Currency: p.Currency, Amount: p.Amount, Status: provisional, CreatedAt: now})
+	if b.provGen == nil {
+		b.provGen = map[string]uint64{}
+	}
+	b.provGen[tok] = b.balanceGen
+	return tok
+}
+
+// reassess confirms a refusal made on the copy of the balance (a, errs):
+// an operator's rule may have refused the payment on it, as for
+// drains_wallet. It reads the balance afresh under b's lock, records that
+// tok was assessed on that read, and assesses in again only when the
+// balance differs. Errors are the store's.
+func (s *Control) reassess(ctx context.Context, b *payerBook, sn *riskSnapshot, at service.RiskAttempt, now time.Time,
+	tok string, in *risk.Input, a risk.Assessment, errs []error) (risk.Assessment, []error, error) {
+	b.mu.Lock()
+	avail, _, err := s.available(ctx, b, at.Payer, at.Params.Currency, now, true)
+	if err == nil {
+		b.provGen[tok] = b.balanceGen // assessed on this read now
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return a, errs, err
+	}
+	if avail != in.Available {
+		in.Available = avail
+		a, errs = risk.Assess(ctx, in, &s.cfg, sn.rules)
+	}
+	return a, errs, nil
+}
+
+// commit binds a to in: the hash of the full input and the commitment under
+// in's salt. a.Input keeps in less what the payment records already
+// (fullInput puts it back). Errors are encoding errors.
+func (s *Control) commit(a *risk.Assessment, in *risk.Input) error {
+	full, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	a.InputHash = sha256.Sum256(full)
+	o, err := pb.OpenRisk(a, in.Salt)
+	if err == nil {
+		a.Commitment, err = o.Commitment()
+	}
+	if err != nil {
+		return err
+	}
+	own := *in // what the payment records already is left out
+	own.Amount, own.Currency, own.MerchantID, own.UserID, own.AgentID, own.MandateID = 0, "", "", "", "", ""
+	own.Description, own.Metadata, own.Assurance = "", nil, ""
+	a.Input, err = json.Marshal(&own)
+	return err
 }
 
 // warnRule logs a rule that could not be evaluated, at most once a minute
@@ -770,19 +816,28 @@ func (s *Control) summarize(ctx context.Context, b *payerBook, at service.RiskAt
 	}
 	in.MerchantHistory, in.CategoryHistory, in.MandateHistory = risk.Summarize(merchant[:nm]), risk.Summarize(category[:nc]), risk.Summarize(mandate[:nd])
 	if !in.PaidMerchantBefore && b.full {
-		paid, ok := b.paid[in.MerchantID]
-		if !ok {
-			var err error
-			if paid, err = s.st.PaidMerchant(ctx, at.Payer, in.MerchantID); err != nil {
-				return fmt.Errorf("couldn't read the payer's history with the merchant: %w", err)
-			}
-			if b.paid == nil || len(b.paid) >= pb.MaxRecentPayments {
-				b.paid = map[string]bool{}
-			}
-			b.paid[in.MerchantID] = paid
-		}
-		in.PaidMerchantBefore = paid
+		return s.paidBefore(ctx, b, at.Payer, in)
 	}
+	return nil
+}
+
+// paidBefore sets in.PaidMerchantBefore when b (locked, and full: its
+// recent payments are not the payer's whole history) does not show a
+// payment to the merchant: from b's memo, else from the store, memoized in
+// b (at most MaxRecentPayments merchants, then started over).
+func (s *Control) paidBefore(ctx context.Context, b *payerBook, payer string, in *risk.Input) error {
+	paid, ok := b.paid[in.MerchantID]
+	if !ok {
+		var err error
+		if paid, err = s.st.PaidMerchant(ctx, payer, in.MerchantID); err != nil {
+			return fmt.Errorf("couldn't read the payer's history with the merchant: %w", err)
+		}
+		if b.paid == nil || len(b.paid) >= pb.MaxRecentPayments {
+			b.paid = map[string]bool{}
+		}
+		b.paid[in.MerchantID] = paid
+	}
+	in.PaidMerchantBefore = paid
 	return nil
 }
 

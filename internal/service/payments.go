@@ -464,33 +464,9 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 	if merchant == nil {
 		return decline(p, pb.DeclineMerchantUnknown, "no merchant "+p.MerchantID+" exists")
 	}
-	var mandate *pb.Mandate
-	if p.MandateID != "" {
-		m, err := tx.Mandate(string(p.MandateID))
-		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && m.UserID != p.PayerID) {
-			return decline(p, pb.ErrMandateNotFound, "no mandate "+string(p.MandateID)+" exists for this agent's user")
-		}
-		if err != nil {
-			return err
-		}
-		code := m.InForce(tx.Now())
-		if code == "" {
-			// Whatever is decided below — a payment, a confirmation asked,
-			// a decline for another limit — is decided on the mandate being
-			// in force: with a shared store the commit confirms it, and the
-			// payment is decided again if another process revoked it. (A
-			// revocation seen here is final: revocations are never undone.)
-			tx.RelyOnMandate(m.ID)
-			if !approved {
-				if code, err = s.cfg.Mandates.Check(tx, &m, p, merchant); err != nil {
-					return err
-				}
-			}
-		}
-		if code != "" {
-			return decline(p, code, s.cfg.Mandates.Message(code, &m, p, tx.Now()))
-		}
-		mandate = &m
+	mandate, err := s.checkMandate(tx, p, merchant, approved)
+	if err != nil {
+		return err
 	}
 	if !approved && p.Risk != nil && p.Risk.Decision == pb.RiskBlock {
 		return decline(p, pb.DeclineRiskBlocked, s.cfg.Risk.Message(p.Risk))
@@ -548,6 +524,43 @@ func (s *Service) authorize(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant,
 		return decline(p, code, s.cfg.Mandates.Message(code, mandate, p, tx.Now()))
 	}
 	return err
+}
+
+// checkMandate is the mandate's part of authorize. It returns nil without
+// a mandate, else the mandate when it is the payer's, in force and (unless
+// approved: the user confirmed the payment) its limits allow p; an in-force
+// mandate is relied on at commit (RelyOnMandate). A refusal comes back as
+// p's decline (see decline), for the caller to return as is; other errors
+// are the store's.
+func (s *Service) checkMandate(tx *ledger.Tx, p *pb.Payment, merchant *pb.Merchant, approved bool) (*pb.Mandate, error) {
+	if p.MandateID == "" {
+		return nil, nil
+	}
+	m, err := tx.Mandate(string(p.MandateID))
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && m.UserID != p.PayerID) {
+		return nil, decline(p, pb.ErrMandateNotFound, "no mandate "+string(p.MandateID)+" exists for this agent's user")
+	}
+	if err != nil {
+		return nil, err
+	}
+	code := m.InForce(tx.Now())
+	if code == "" {
+		// Whatever authorize decides next — a payment, a confirmation asked,
+		// a decline for another limit — is decided on the mandate being
+		// in force: with a shared store the commit confirms it, and the
+		// payment is decided again if another process revoked it. (A
+		// revocation seen here is final: revocations are never undone.)
+		tx.RelyOnMandate(m.ID)
+		if !approved {
+			if code, err = s.cfg.Mandates.Check(tx, &m, p, merchant); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if code != "" {
+		return nil, decline(p, code, s.cfg.Mandates.Message(code, &m, p, tx.Now()))
+	}
+	return &m, nil
 }
 
 func insufficient(p *pb.Payment) error {
