@@ -277,6 +277,7 @@ func report(t *testing.T, what string, problems []string) {
 }
 
 func TestOpenAPIDocument(t *testing.T) {
+	t.Parallel()
 	doc := decodeOpenAPI(t, OpenAPI())
 	if v := doc["openapi"]; v != "3.1.0" {
 		t.Errorf("openapi = %v, want 3.1.0", v)
@@ -293,6 +294,7 @@ func TestOpenAPIDocument(t *testing.T) {
 // TestOpenAPIServed: the served document is the embedded one, with its
 // server the address the request reached (--addr, or a proxy's host).
 func TestOpenAPIServed(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ host, proto, want string }{
 		{"127.0.0.1:9999", "", "http://127.0.0.1:9999"},
 		{"pay.example.com", "https", "https://pay.example.com"},
@@ -322,28 +324,34 @@ func TestOpenAPIServed(t *testing.T) {
 }
 
 func TestOpenAPIRoutes(t *testing.T) {
+	t.Parallel()
 	report(t, "operations differ from New().Routes()", checkRoutes(decodeOpenAPI(t, OpenAPI()), routes()))
 }
 
 func TestOpenAPIOperationIDs(t *testing.T) {
+	t.Parallel()
 	report(t, "operationId or summary", checkOperationIDs(decodeOpenAPI(t, OpenAPI())))
 }
 
 func TestOpenAPIRefs(t *testing.T) {
+	t.Parallel()
 	report(t, "unresolved $ref", checkRefs(decodeOpenAPI(t, OpenAPI())))
 }
 
 func TestOpenAPIIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	report(t, "Idempotency-Key", checkIdempotencyKeys(decodeOpenAPI(t, OpenAPI()), routes()))
 }
 
 func TestOpenAPISecurity(t *testing.T) {
+	t.Parallel()
 	report(t, "security", checkSecurity(decodeOpenAPI(t, OpenAPI()), routes()))
 }
 
 // TestOpenAPIChecksCatchMistakes breaks a copy of the document in the ways
 // the checks above guard against and requires each check to notice.
 func TestOpenAPIChecksCatchMistakes(t *testing.T) {
+	t.Parallel()
 	rts := routes()
 	opAt := func(doc map[string]any, method, path string) map[string]any {
 		t.Helper()

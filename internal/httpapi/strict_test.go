@@ -66,6 +66,7 @@ func (fx *fixture) state(t *testing.T) string {
 // cases, invalid UTF-8, a second document) is refused with a 400 naming
 // the key, and nothing changes.
 func TestAmbiguousBodiesRefused(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t)
 	pay := func(extra string) string {
 		return `{"amount":100,"currency":"USD","merchant_id":"` + fx.merchant + `"` + extra + `}`
@@ -115,6 +116,7 @@ func TestAmbiguousBodiesRefused(t *testing.T) {
 // utf-8 allowed); anything else is 415 and changes nothing. A POST with no
 // body needs no Content-Type.
 func TestContentType(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t)
 	body := `{"amount":100,"currency":"USD","merchant_id":"` + fx.merchant + `","capture_method":"manual"}`
 	before := fx.state(t)
@@ -168,6 +170,7 @@ func TestContentType(t *testing.T) {
 // TestHeadersTwice: two Authorization or Idempotency-Key headers are
 // refused, as Go would read the first and another server the last.
 func TestHeadersTwice(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t)
 	body := `{"amount":100,"currency":"USD","merchant_id":"` + fx.merchant + `"}`
 	before := fx.state(t)
@@ -203,6 +206,7 @@ func TestHeadersTwice(t *testing.T) {
 // member names are case-sensitive, so another parser would ignore "X"),
 // while members Paybound does not read are still allowed.
 func TestJWKMemberCase(t *testing.T) {
+	t.Parallel()
 	fx := newFixture(t)
 	pub1, _, _ := ed25519.GenerateKey(nil)
 	pub2, _, _ := ed25519.GenerateKey(nil)

@@ -54,6 +54,7 @@ func signedPayment(t *testing.T, e *env, key ed25519.PrivateKey, jwk json.RawMes
 // writer; a rotated key signs until its grace ends, a revoked one not at
 // all; only the agent's user manages its keys.
 func TestAgentIdentityOverTheCore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, t.TempDir(), 0)
 	ids := identityOf(e)

@@ -33,6 +33,7 @@ func (w *mandateWorld) dispute(t *testing.T, p *pb.Payment, reason pb.DisputeRea
 // the attribution the server proposes, the check it names, and that its
 // evidence is the payment's log entries.
 func TestDisputeAttributions(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newMandateWorld(t)
 	mdt := w.grant(t, pb.Mandate{MaxAmount: 3000, ConfirmAbove: 2000})
@@ -122,6 +123,7 @@ func TestDisputeAttributions(t *testing.T) {
 // and the log: a merchant refund, a compensation from the platform's fund,
 // a rejection; and refuses a second resolution.
 func TestDisputeResolutions(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newMandateWorld(t)
 	mdt := w.grant(t, pb.Mandate{MaxAmount: 3000})

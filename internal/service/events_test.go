@@ -13,6 +13,7 @@ import (
 // encoding/json writes canonical JSON without a round trip
 // (pb.EncodeLogEntry's contract).
 func TestLogDataIsCanonicalByConstruction(t *testing.T) {
+	t.Parallel()
 	for _, v := range []any{createdData{}, declinedData{}, askedData{}, authorizedData{}, capturedData{},
 		releasedData{}, refundedData{}, keyData{}, topupData{}, pb.RiskOpening{}, pb.RiskDetail{},
 		pb.RequestEvidence{}, pb.Actor{}} {
@@ -31,6 +32,7 @@ func checkSorted(t *testing.T, typ reflect.Type) {
 // being guessed from its leaf hash (internal/translog's viewEntry gives
 // the leaf hash only of a salted entry) is 16 random bytes in hex.
 func TestNewSalt(t *testing.T) {
+	t.Parallel()
 	var m map[string]any
 	if a, b := newSalt(), newSalt(); json.Unmarshal([]byte(a), &m) == nil || len(a) != 32 || a == b {
 		t.Error("newSalt is not 16 random bytes in hex")

@@ -30,6 +30,7 @@ func wrongCodeFor(secret []byte, w *mandateWorld, i int) string {
 // Retry-After, across confirmations, until the window passes; and a code
 // is never accepted twice.
 func TestCodeGuessing(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	ctx := context.Background()
 	e := must[*confirm.TOTPEnrolment](t, w.confirm.EnrollTOTP(ctx, w.user, nil))

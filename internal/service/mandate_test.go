@@ -78,6 +78,7 @@ func (w *mandateWorld) pay(agent pb.Principal, mandate, merchant string, amount 
 // TestMandateDeclines: every mandate check refuses with its code, and the
 // declined payment is recorded with it.
 func TestMandateDeclines(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	ctx := context.Background()
 	exp := w.clock.Now().Add(time.Hour)
@@ -153,6 +154,7 @@ func TestMandateDeclines(t *testing.T) {
 // TestMandateBudgetConcurrent: 100 concurrent payments of 1.00 against a
 // budget of 10.00 give exactly 10 payments.
 func TestMandateBudgetConcurrent(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	id := w.grant(t, pb.Mandate{MaxAmount: 100, Budget: pb.Budget{Amount: 1000, Period: pb.PeriodTotal}})
 	var wg sync.WaitGroup
@@ -181,6 +183,7 @@ func TestMandateBudgetConcurrent(t *testing.T) {
 // TestMandateBudgetGivenBack: a canceled hold, the uncaptured part of a
 // capture and a refund return to the budget; the payments still count.
 func TestMandateBudgetGivenBack(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	ctx := context.Background()
 	id := w.grant(t, pb.Mandate{MaxAmount: 1000, Budget: pb.Budget{Amount: 1000, Period: pb.PeriodWeek}})
@@ -229,6 +232,7 @@ func TestMandateBudgetGivenBack(t *testing.T) {
 // waits; once the user approves it, it is held and counts against the
 // mandate's budget like any other.
 func TestApprovedMandatePaymentUsesTheBudget(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	ctx := context.Background()
 	id := w.grant(t, pb.Mandate{MaxAmount: 3000, ConfirmAbove: 1000, Budget: pb.Budget{Amount: 5000, Period: pb.PeriodTotal}})

@@ -59,6 +59,7 @@ func assertFor(t *testing.T, svc *confirm.Service, user pb.Principal, cfm string
 // for another payment, one without user verification, a replay, and a
 // foreign passkey are refused and change nothing.
 func TestPasskeyApproval(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	ctx := context.Background()
 	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(w.user.ID)})

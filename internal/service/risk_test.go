@@ -81,6 +81,7 @@ func BenchmarkRiskAssess(b *testing.B) {
 // top-up, though it is read from the store at most once a second (the
 // clock does not move here).
 func TestRiskBalance(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, t.TempDir(), 0)
 	user := e.user(t, 10_000, "CNY") // small payments: risk control allows them
@@ -209,6 +210,7 @@ func wantUnflagged(t *testing.T, p *pb.Payment, want int64) {
 // 50.00 does not drain the wallet. (The defect: the 0.50 read before the
 // top-up was used, drains_wallet fired and the payment was parked.)
 func TestRiskBalanceTopupAtOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, t.TempDir(), 0, reviewAt(30))
 	user := e.user(t, 100, "CNY")
@@ -227,6 +229,7 @@ func TestRiskBalanceTopupAtOnce(t *testing.T) {
 // parked for review; nor is a payment that an operator's rule on the
 // balance would refuse on what A read before.
 func TestRiskBalanceAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	a, b := twoProcesses(t, reviewAt(30))
 	user := a.user(t, 100, "CNY")
@@ -254,6 +257,7 @@ func TestRiskBalanceAcrossProcesses(t *testing.T) {
 // allowed and captured, and every later one is blocked by risk control
 // (velocity signals) and declined risk_blocked, whichever process took it.
 func TestRiskVelocityAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	const limit = 5
 	ctx := context.Background()
 	a, b := twoProcesses(t, func(c *service.Config) {

@@ -154,6 +154,7 @@ func (e *env) verify(t tb) {
 // 50.00: exactly 50 succeed, the rest decline insufficient_funds, and the
 // wallet ends at 0.00.
 func TestHotWallet(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, t.TempDir(), 0)
 	payer, m := e.user(t, 5000, "USD"), e.merchant(t)
 	var wg sync.WaitGroup
@@ -189,6 +190,7 @@ func TestHotWallet(t *testing.T) {
 // TestActionsByStatus tries capture, cancel and refund on a payment in each
 // status and checks which succeed.
 func TestActionsByStatus(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, t.TempDir(), 0)
 	ctx := context.Background()
 	payer, m := e.user(t, 100_000, "USD"), e.merchant(t)
@@ -265,6 +267,7 @@ func contains(list, word string) bool {
 }
 
 func TestCaptureAfterExpiryFails(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, t.TempDir(), 0)
 	ctx := context.Background()
 	payer, m := e.user(t, 1000, "USD"), e.merchant(t)
@@ -286,6 +289,7 @@ func TestCaptureAfterExpiryFails(t *testing.T) {
 }
 
 func TestPartialCaptureAndFees(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, t.TempDir(), 250) // 2.5%
 	ctx := context.Background()
 	payer, m := e.user(t, 10_000, "USD"), e.merchant(t)
@@ -318,6 +322,7 @@ func TestPartialCaptureAndFees(t *testing.T) {
 }
 
 func TestDeclines(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, t.TempDir(), 0)
 	ctx := context.Background()
 	payer, m := e.user(t, 1000, "USD"), e.merchant(t)
@@ -356,6 +361,7 @@ func asError(err error, target **pb.Error) bool {
 // currency sums to zero, no wallet is negative, the stored balances match
 // the transfers, and every payment keeps refunded <= captured <= amount.
 func TestPropertyConservation(t *testing.T) {
+	t.Parallel()
 	rapid.Check(t, func(rt *rapid.T) {
 		e := newEnv(rt, t.TempDir(), rapid.Int64Range(0, 1000).Draw(rt, "fee_bps"))
 		ctx := context.Background()
@@ -436,6 +442,7 @@ func TestPropertyConservation(t *testing.T) {
 // TestIdempotencyInFlight: a second request with a key whose first request
 // is still running is refused with idempotency_in_flight and runs nothing.
 func TestIdempotencyReplayAndConflict(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, t.TempDir(), 0)
 	ctx := context.Background()
 	payer, m := e.user(t, 1000, "USD"), e.merchant(t)
@@ -488,6 +495,7 @@ func TestIdempotencyReplayAndConflict(t *testing.T) {
 // TestIdempotencyConcurrent fires the same request 20 times at once: one
 // runs, the others get 409 in-flight or the stored response; one payment.
 func TestIdempotencyConcurrent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, t.TempDir(), 0)
 	ctx := context.Background()
 	payer, m := e.user(t, 100_000, "USD"), e.merchant(t)

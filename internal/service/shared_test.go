@@ -62,6 +62,7 @@ func payOn(svc *service.Service, agent pb.Principal, mandate, merchant string, a
 // acknowledged, no process pays under the mandate, though another had it
 // cached as valid.
 func TestSharedRevocationHolds(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	bw := twin(t, w.env)
 	b := bw.svc
@@ -101,6 +102,7 @@ func TestSharedRevocationHolds(t *testing.T) {
 // cancel) can be spent through another, whose cached usage said the budget
 // was exhausted.
 func TestSharedBudgetGivenBack(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	b := twin(t, w.env).svc
 	id := w.grant(t, pb.Mandate{MaxAmount: 1000, Budget: pb.Budget{Amount: 1000, Period: pb.PeriodTotal}})
@@ -129,6 +131,7 @@ func TestSharedBudgetGivenBack(t *testing.T) {
 // TestSharedFundsBeforeConfirmation: a payment that must wait for the
 // user is not declined for funds that another process put in the wallet.
 func TestSharedFundsBeforeConfirmation(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t) // the wallet holds 1,000.00 CNY, as A has cached
 	b := twin(t, w.env).svc
 	must[*pb.Topup](t, b.Topup(context.Background(), w.user, nil, 400_000, "CNY"))
@@ -146,6 +149,7 @@ func TestSharedFundsBeforeConfirmation(t *testing.T) {
 // that no longer carries a budget. Nothing is held and the budget is
 // untouched. With PostgreSQL the revocation goes through another process.
 func TestApprovalUnderRevokedMandate(t *testing.T) {
+	t.Parallel()
 	w := newMandateWorld(t)
 	ctx := context.Background()
 	revoker := w.mandates
