@@ -171,26 +171,13 @@ func (s *Control) Thresholds() risk.Config { return s.cfg }
 // other processes write too, each riskReload.
 func (s *Control) Start() {
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(riskReload)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				if _, shared := s.st.(pb.SharedStore); !shared {
-					continue // only this process changes them, and reloads at once
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				if _, err := s.reloadRisk(ctx); err != nil {
-					s.log.Warn("risk rules reload failed", "err", err)
-				}
-				cancel()
-			}
+	go service.Every(s.stop, &s.wg, s.log, riskReload, "risk rules reload", func(ctx context.Context) error {
+		if _, shared := s.st.(pb.SharedStore); !shared {
+			return nil // only this process changes them, and reloads at once
 		}
-	}()
+		_, err := s.reloadRisk(ctx)
+		return err
+	})
 }
 
 // Close stops the reloading. It does not close the store.

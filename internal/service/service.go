@@ -255,20 +255,28 @@ func result(v any, replayed bool, err error) Result {
 // sweepBatch bounds the work of one sweep.
 const sweepBatch = 500
 
-// every runs fn each interval until Close, each run bounded to 30s; a
-// failure is logged as what failed and tried again at the next tick.
+// every runs fn each interval until Close (see Every).
 func (s *Service) every(interval time.Duration, what string, fn func(ctx context.Context) error) {
-	defer s.wg.Done()
+	Every(s.stop, &s.wg, s.log, interval, what, fn)
+}
+
+// Every runs fn each interval until stop is closed, each run bounded to
+// 30s; a failure is logged as what failed and tried again at the next
+// tick. It is the background loop of the core and of every capability
+// (their Start/Close): the caller has added 1 to wg, which Every marks
+// done when it returns.
+func Every(stop <-chan struct{}, wg *sync.WaitGroup, log *slog.Logger, interval time.Duration, what string, fn func(ctx context.Context) error) {
+	defer wg.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-stop:
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			if err := fn(ctx); err != nil {
-				s.log.Warn(what+" failed", "err", err)
+				log.Warn(what+" failed", "err", err)
 			}
 			cancel()
 		}

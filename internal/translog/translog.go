@@ -122,25 +122,10 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 // least every interval while it grows.
 func (s *Service) Start() {
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTicker(s.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				// Each run bounded to 30s; a failure is logged and tried
-				// again at the next tick.
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				if _, err := s.publishCheckpoint(ctx); err != nil {
-					s.log.Warn("log checkpoint failed", "err", err)
-				}
-				cancel()
-			}
-		}
-	}()
+	go service.Every(s.stop, &s.wg, s.log, s.interval, "log checkpoint", func(ctx context.Context) error {
+		_, err := s.publishCheckpoint(ctx)
+		return err
+	})
 }
 
 // Close stops the checkpointer. It does not close the store.
