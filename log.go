@@ -99,6 +99,25 @@ type LogEvent struct {
 	// JSON names (recursively), maps with string keys, strings, integers,
 	// booleans, times, byte slices. Wrap anything else with CanonicalData.
 	Data any
+	// Notice is not logged: it tells the writer's observers
+	// (ledger.Config.Observers: webhooks) what the entry is about when its
+	// subject alone cannot say, as for an entry whose subject is not a
+	// payment, mandate or dispute.
+	Notice *Notice
+}
+
+// Notice is what an entry tells the parties' webhooks when its subject alone
+// cannot say (LogEvent.Notice).
+type Notice struct {
+	// Object is the resource as its owner's API shows it: the event's
+	// data.object.
+	Object any
+	// Parties are the IDs of the principals party to it (a user, a
+	// merchant, an agent): who may receive the event.
+	Parties []string
+	// ACP, when set, is the event as ACP's agentic_checkout_webhook says it
+	// (an order event), for the agent platforms' ACP endpoints.
+	ACP any
 }
 
 // EncodeLogEntry returns the entry's exact bytes: canonical JSON (object

@@ -35,7 +35,27 @@ func (tx *Tx) LogPayment(p *pb.Payment, ev pb.LogEvent) error {
 	return nil
 }
 
-func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
+// log writes the entry and runs the observers on it; when one fails, the
+// entry and what the observers before it wrote are undone.
+func (tx *Tx) log(ev pb.LogEvent, prev *[32]byte) (leaf [32]byte, err error) {
+	if len(tx.w.cfg.Observers) == 0 {
+		return tx.logEntry(ev, prev)
+	}
+	err = tx.Atomic(func() error {
+		if leaf, err = tx.logEntry(ev, prev); err != nil {
+			return err
+		}
+		for _, o := range tx.w.cfg.Observers {
+			if err := o(tx, ev); err != nil {
+				return fmt.Errorf("couldn't observe %s of %s: %w", ev.Type, ev.Subject, err)
+			}
+		}
+		return nil
+	})
+	return leaf, err
+}
+
+func (tx *Tx) logEntry(ev pb.LogEvent, prev *[32]byte) ([32]byte, error) {
 	if ev.Type == "" || ev.Subject == "" {
 		return [32]byte{}, errors.New("ledger: a log event needs a type and a subject")
 	}

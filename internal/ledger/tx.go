@@ -106,6 +106,16 @@ func appendUndoable[T any](tx *Tx, list *[]T, v T) {
 	*list = append(*list, v)
 }
 
+// Add appends v to the list of the batch that part picks, undoably: how a
+// capability writes its own part of the batch without the engine knowing
+// it. part must return a list of b (for example &b.WebhookEvents).
+func Add[T any](tx *Tx, part func(b *pb.Batch) *[]T, v T) { appendUndoable(tx, part(&tx.batch), v) }
+
+// Added returns what the batch's list that part picks holds so far: the
+// rows this batch's earlier operations wrote, which the store does not have
+// yet. The caller must not modify it.
+func Added[T any](tx *Tx, part func(b *pb.Batch) *[]T) []T { return *part(&tx.batch) }
+
 // Now is the batch's time: every operation in a batch sees the same instant.
 func (tx *Tx) Now() time.Time { return tx.now }
 

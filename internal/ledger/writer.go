@@ -49,7 +49,16 @@ type Config struct {
 	// writer; tests set it so that a bug cannot hide. It also has every
 	// failed Tx.Atomic check that its undo restored each list of the batch.
 	PanicOnInvariant bool
+	// Observers see every log entry an operation writes, in the operation's
+	// Tx, right after it is written; what they add to the batch is undone
+	// with the entry. An observer's error fails the entry's operation, so an
+	// observer that must not stop payments (webhooks) does not return one.
+	// With the log built off (paybound_nolog), they still run.
+	Observers []Observer
 }
+
+// Observer sees a log entry as it is written (Config.Observers).
+type Observer func(tx *Tx, ev pb.LogEvent) error
 
 // Op is one operation applied by the writer. It runs on the writer goroutine,
 // sees every earlier operation's effects, and must not block on anything but

@@ -271,6 +271,15 @@ type CreatePaymentParams struct {
 	// payee and the amount from: pb.ProvenanceUser, ProvenanceUntrusted,
 	// or ProvenanceUnknown ("" means unknown).
 	PayeeProvenance, AmountProvenance string
+	// Within, when set, runs in the payment's own operation once the
+	// payment is decided (p as authorize left it: authorized, captured,
+	// waiting for confirmation or declined), before p is put: a capability
+	// that sells through a payment (a checkout session, a payment link)
+	// writes its own rows here, in the same commit as the payment. If it
+	// returns an error, the payment and everything the operation wrote are
+	// undone and CreatePayment answers that error. It runs again on every
+	// retry of a batch, so it must be a function of tx alone.
+	Within func(tx *ledger.Tx, p *pb.Payment) error
 }
 
 func (s *Service) validatePayment(p *CreatePaymentParams) error {
@@ -385,7 +394,7 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 			return Result{Err: err}
 		}
 	}
-	v, replayed, err := s.run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	create := func(tx *ledger.Tx) (any, error) {
 		now := tx.Now().Truncate(time.Second)
 		exp := now.Add(pb.DefaultAuthorizationTTL)
 		if !params.AuthorizationExpiresAt.IsZero() {
@@ -398,9 +407,31 @@ func (s *Service) CreatePayment(ctx context.Context, caller pb.Principal, idem *
 		logCreated(tx, &p, caller)
 		err := s.authorize(tx, &p, merchant, false)
 		logOutcome(tx, &p, pb.ActorOf(caller), false, err)
+		if params.Within != nil {
+			if werr := params.Within(tx, &p); werr != nil {
+				return nil, werr
+			}
+		}
 		tx.PutPayment(p)
 		return Shown(&p, caller), err
-	})
+	}
+	op := ledger.Op(create)
+	if params.Within != nil {
+		op = func(tx *ledger.Tx) (v any, err error) {
+			var werr error
+			if aerr := tx.Atomic(func() error {
+				v, err = create(tx)
+				if v == nil && err != nil {
+					werr = err
+				}
+				return werr
+			}); aerr != nil {
+				return nil, aerr
+			}
+			return v, err
+		}
+	}
+	v, replayed, err := s.run(ctx, idem, op)
 	p, _ := v.(*pb.Payment)
 	if replayed {
 		p = nil // in the book already, as its first run left it
