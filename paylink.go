@@ -38,9 +38,14 @@ func init() {
 	}
 }
 
-// PayLink is a payment link. Uses counts the payments made through it that
+// PayLink is a payment link. Its terms (merchant, amount, currency,
+// description, expiry, MaxUses) never change; only Active does, when the
+// merchant deactivates it. Uses counts the payments made through it that
 // were not declined (authorized, captured or waiting for the user's
-// confirmation); MaxUses 0 means no limit. Version is the store's
+// confirmation): the ledger writer counts them in a usage row keyed by the
+// link's ID (PayLinkUsage), capped at MaxUses, so that concurrent payers,
+// in one process or several, never pass the cap; reads fill Uses in from
+// that row. MaxUses 0 means no limit. Version is the store's
 // optimistic-concurrency counter: one more on every write.
 type PayLink struct {
 	ID          string     `json:"id"`
@@ -80,6 +85,11 @@ func (l *PayLink) UsesLeft() int64 {
 	return max(l.MaxUses-l.Uses, 0)
 }
 
+// PayLinkUsage is the period key of a link's usage row (the ledger's
+// MandateUsageRow, whose MandateID is then the link's ID): Payments is the
+// link's uses, CapPayments its MaxUses.
+const PayLinkUsage = "payment_link_uses"
+
 // PayLinkPayment records that a payment was made through a link.
 type PayLinkPayment struct {
 	LinkID    string
@@ -87,9 +97,11 @@ type PayLinkPayment struct {
 	CreatedAt time.Time
 }
 
-// PayLinkFilter selects a merchant's links for a list, newest first.
+// PayLinkFilter selects a merchant's links for a list, or a link's
+// payments, newest first.
 type PayLinkFilter struct {
 	MerchantID    string
+	LinkID        string
 	StartingAfter string
 	Limit         int
 }

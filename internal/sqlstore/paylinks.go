@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	pb "github.com/paybound/paybound"
 )
@@ -75,16 +76,23 @@ func (r Reads) ListPayLinks(ctx context.Context, f pb.PayLinkFilter) ([]pb.PayLi
 	return out, more, nil
 }
 
-func (r Reads) PayLinkPayments(ctx context.Context, id string, limit int) ([]string, error) {
+func (r Reads) PayLinkPayments(ctx context.Context, f pb.PayLinkFilter) ([]string, bool, error) {
+	var w where
+	w.add("link_id = ?", f.LinkID)
+	if f.StartingAfter != "" {
+		w.add("payment_id < ?", f.StartingAfter)
+	}
+	limit := pb.PageLimit(f.Limit)
 	out := []string{}
 	err := r.DB.Query(ctx, func(s Scanner) error {
 		var p string
 		err := s.Scan(&p)
 		out = append(out, p)
 		return err
-	}, `SELECT payment_id FROM pay_link_payments WHERE link_id = $1 ORDER BY payment_id LIMIT $2`, id, limit)
+	}, `SELECT payment_id FROM pay_link_payments`+strings.Replace(w.page(limit), "ORDER BY id", "ORDER BY payment_id", 1), w.args...)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read a payment link's payments: %w", err)
+		return nil, false, fmt.Errorf("couldn't read a payment link's payments: %w", err)
 	}
-	return out, nil
+	out, more := pb.Page(out, limit)
+	return out, more, nil
 }

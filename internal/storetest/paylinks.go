@@ -45,10 +45,16 @@ func testPayLinks(t *testing.T, s pb.Store) {
 		LinkPayments: []pb.PayLinkPayment{{LinkID: "plink_1", PaymentID: "pay_2", CreatedAt: t0}, {LinkID: "plink_1", PaymentID: "pay_1", CreatedAt: t0}}}})
 	got, _ = s.PayLink(ctx, "plink_1")
 	check(t, "PayLink after two uses", *got, u2)
-	if ps, err := s.PayLinkPayments(ctx, "plink_1", 10); err != nil || strings.Join(ps, ",") != "pay_1,pay_2" {
-		t.Fatalf("PayLinkPayments = %v, %v; want pay_1,pay_2", ps, err)
+	if ps, more, err := s.PayLinkPayments(ctx, pb.PayLinkFilter{LinkID: "plink_1"}); err != nil || strings.Join(ps, ",") != "pay_2,pay_1" || more {
+		t.Fatalf("PayLinkPayments = %v, %v, %v; want pay_2,pay_1", ps, more, err)
 	}
-	if ps, err := s.PayLinkPayments(ctx, "plink_2", 10); err != nil || len(ps) != 0 {
+	if ps, more, err := s.PayLinkPayments(ctx, pb.PayLinkFilter{LinkID: "plink_1", Limit: 1}); err != nil || strings.Join(ps, ",") != "pay_2" || !more {
+		t.Fatalf("PayLinkPayments' first page = %v, %v, %v; want pay_2 and more", ps, more, err)
+	}
+	if ps, more, err := s.PayLinkPayments(ctx, pb.PayLinkFilter{LinkID: "plink_1", StartingAfter: "pay_2"}); err != nil || strings.Join(ps, ",") != "pay_1" || more {
+		t.Fatalf("PayLinkPayments' second page = %v, %v, %v; want pay_1", ps, more, err)
+	}
+	if ps, _, err := s.PayLinkPayments(ctx, pb.PayLinkFilter{LinkID: "plink_2"}); err != nil || len(ps) != 0 {
 		t.Fatalf("PayLinkPayments of an unused link = %v, %v; want none", ps, err)
 	}
 
@@ -62,7 +68,7 @@ func testPayLinks(t *testing.T, s pb.Store) {
 		}
 		got, _ = s.PayLink(ctx, "plink_1")
 		check(t, "PayLink after a refused change", *got, u2)
-		if ps, _ := s.PayLinkPayments(ctx, "plink_1", 10); len(ps) != 2 {
+		if ps, _, _ := s.PayLinkPayments(ctx, pb.PayLinkFilter{LinkID: "plink_1"}); len(ps) != 2 {
 			t.Fatalf("a refused batch recorded a payment: %v", ps)
 		}
 		dup := c
