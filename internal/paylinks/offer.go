@@ -14,13 +14,13 @@ import (
 // Offer is what GET /l/{id} tells an agent: the link's terms, whether it
 // can be paid now, and the API call that pays it.
 type Offer struct {
-	Object       string     `json:"object"` // "payment_link_offer"
-	ID           string     `json:"id"`
-	URL          string     `json:"url"`
-	MerchantID   string     `json:"merchant_id"`
-	MerchantName string     `json:"merchant_name"`
-	Amount       int64      `json:"amount"`
-	Currency     string     `json:"currency"`
+	Object       string `json:"object"` // "payment_link_offer"
+	ID           string `json:"id"`
+	URL          string `json:"url"`
+	MerchantID   string `json:"merchant_id"`
+	MerchantName string `json:"merchant_name"`
+	Amount       int64  `json:"amount"`
+	Currency     string `json:"currency"`
 	// AmountDisplay is the amount in major units, for people: "12.50".
 	AmountDisplay string     `json:"amount_display"`
 	Description   string     `json:"description"`
@@ -29,7 +29,7 @@ type Offer struct {
 	UsesLeft *int64 `json:"uses_left"`
 	// Status is "open", or why the link can't be paid: "inactive",
 	// "expired" or "used_up".
-	Status string `json:"status"`
+	Status string  `json:"status"`
 	Pay    PayCall `json:"pay"`
 }
 
@@ -130,7 +130,7 @@ func Page(o *Offer) ([]byte, error) {
 	var b bytes.Buffer
 	err := page.Execute(&b, struct {
 		*Offer
-		Style template.CSS
+		Style    template.CSS
 		UsesLeft any
 	}{o, template.CSS(pageStyle), usesLeft(o)})
 	return b.Bytes(), err

@@ -72,7 +72,7 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 }
 
 // links and linkPayments pick the capability's lists of a batch.
-func links(b *pb.Batch) *[]pb.PayLink                { return &b.PayLinks }
+func links(b *pb.Batch) *[]pb.PayLink               { return &b.PayLinks }
 func linkPayments(b *pb.Batch) *[]pb.PayLinkPayment { return &b.LinkPayments }
 
 func noLink(id string) error {
