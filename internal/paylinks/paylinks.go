@@ -244,7 +244,7 @@ func (s *Service) Deactivate(ctx context.Context, caller pb.Principal, idem *ser
 	if !pb.HasPrefix(id, pb.PrefixPayLink) {
 		return service.Result{Err: noLink(id)}
 	}
-	r := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		l, err := s.current(tx, id)
 		if err == nil && l.MerchantID != caller.ID {
 			err = noLink(id)
@@ -257,14 +257,13 @@ func (s *Service) Deactivate(ctx context.Context, caller pb.Principal, idem *ser
 			l.Version++
 			ledger.Add(tx, links, l)
 		}
+		u, err := tx.Usage(l.ID, pb.PayLinkUsage, 0, l.MaxUses)
+		if err != nil {
+			return nil, err
+		}
+		l.Uses = u.Payments
 		return s.shown(l), nil
 	})
-	if l, ok := r.Value.(*pb.PayLink); ok && r.Err == nil {
-		if fresh, err := s.read(ctx, l.ID); err == nil {
-			r.Value = fresh // with its uses
-		}
-	}
-	return r
 }
 
 // Pay (user, agent) pays link id: a payment of the link's amount to its
