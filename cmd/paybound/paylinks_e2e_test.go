@@ -61,10 +61,10 @@ func TestPaymentLinksOverHTTP(t *testing.T) {
 	offer := w.get(t, "/l/"+id, "application/json")
 	var o struct {
 		ID, Status, Currency, Description, MerchantName string
-		Amount                                         int64
-		UsesLeft                                       *int64 `json:"uses_left"`
-		MerchantID                                     string `json:"merchant_id"`
-		Pay                                            struct{ Method, URL string }
+		Amount                                          int64
+		UsesLeft                                        *int64 `json:"uses_left"`
+		MerchantID                                      string `json:"merchant_id"`
+		Pay                                             struct{ Method, URL string }
 	}
 	offer.decode(t, &o)
 	o.MerchantName = offer.field("merchant_name")
