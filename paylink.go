@@ -105,3 +105,34 @@ type PayLinkFilter struct {
 	StartingAfter string
 	Limit         int
 }
+
+// PayLinkOffer is what GET /l/{id} tells an agent: the link's terms, whether it
+// can be paid now, and the API call that pays it.
+type PayLinkOffer struct {
+	Object       string `json:"object"` // "payment_link_offer"
+	ID           string `json:"id"`
+	URL          string `json:"url"`
+	MerchantID   string `json:"merchant_id"`
+	MerchantName string `json:"merchant_name"`
+	Amount       int64  `json:"amount"`
+	Currency     string `json:"currency"`
+	// AmountDisplay is the amount in major units, for people: "12.50".
+	AmountDisplay string     `json:"amount_display"`
+	Description   string     `json:"description"`
+	ExpiresAt     *time.Time `json:"expires_at"`
+	// UsesLeft is how many more payments the link accepts; null: no limit.
+	UsesLeft *int64 `json:"uses_left"`
+	// Status is "open", or why the link can't be paid: "inactive",
+	// "expired" or "used_up".
+	Status string      `json:"status"`
+	Pay    PayLinkCall `json:"pay"`
+}
+
+// PayLinkCall is the API call that pays a link.
+type PayLinkCall struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    map[string]string `json:"body"`
+	Notes   string            `json:"notes"`
+}

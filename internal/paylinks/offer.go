@@ -6,41 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"html/template"
-	"time"
 
 	pb "github.com/paybound/paybound"
 )
-
-// Offer is what GET /l/{id} tells an agent: the link's terms, whether it
-// can be paid now, and the API call that pays it.
-type Offer struct {
-	Object       string `json:"object"` // "payment_link_offer"
-	ID           string `json:"id"`
-	URL          string `json:"url"`
-	MerchantID   string `json:"merchant_id"`
-	MerchantName string `json:"merchant_name"`
-	Amount       int64  `json:"amount"`
-	Currency     string `json:"currency"`
-	// AmountDisplay is the amount in major units, for people: "12.50".
-	AmountDisplay string     `json:"amount_display"`
-	Description   string     `json:"description"`
-	ExpiresAt     *time.Time `json:"expires_at"`
-	// UsesLeft is how many more payments the link accepts; null: no limit.
-	UsesLeft *int64 `json:"uses_left"`
-	// Status is "open", or why the link can't be paid: "inactive",
-	// "expired" or "used_up".
-	Status string  `json:"status"`
-	Pay    PayCall `json:"pay"`
-}
-
-// PayCall is the API call that pays a link.
-type PayCall struct {
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Body    map[string]string `json:"body"`
-	Notes   string            `json:"notes"`
-}
 
 // payNotes says who may pay a link and how.
 const payNotes = "Pay with a user's API key, or an agent's key (or an RFC 9421 signed agent request) together with " +
@@ -49,7 +17,7 @@ const payNotes = "Pay with a user's API key, or an agent's key (or an RFC 9421 s
 	"carries its payment_id, exactly as POST /v1/payments answers."
 
 // Offer returns link id's public offer: anyone may read it.
-func (s *Service) Offer(ctx context.Context, id string) (*Offer, error) {
+func (s *Service) Offer(ctx context.Context, id string) (*pb.PayLinkOffer, error) {
 	l, err := s.read(ctx, id)
 	if err != nil {
 		return nil, err
@@ -58,10 +26,10 @@ func (s *Service) Offer(ctx context.Context, id string) (*Offer, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Offer{Object: "payment_link_offer", ID: l.ID, URL: l.URL, MerchantID: l.MerchantID, Amount: l.Amount,
+	o := &pb.PayLinkOffer{Object: "payment_link_offer", ID: l.ID, URL: l.URL, MerchantID: l.MerchantID, Amount: l.Amount,
 		Currency: l.Currency, AmountDisplay: pb.FormatAmount(l.Amount, l.Currency), Description: l.Description,
 		ExpiresAt: l.ExpiresAt, Status: "open",
-		Pay: PayCall{Method: "POST", URL: s.cfg.PublicURL + "/v1/payment_links/" + l.ID + "/payments",
+		Pay: pb.PayLinkCall{Method: "POST", URL: s.cfg.PublicURL + "/v1/payment_links/" + l.ID + "/payments",
 			Headers: map[string]string{"Authorization": "Bearer <user or agent API key>", "Idempotency-Key": "<a new unique key, reused on retries>",
 				"Content-Type": "application/json"},
 			Body:  map[string]string{"mandate_id": "<mdt_… when an agent pays under its user's mandate; omit otherwise>"},
@@ -126,17 +94,17 @@ It accepts no more payments.</p>{{end}}
 `))
 
 // Page renders o as the small self-contained HTML page a browser gets.
-func Page(o *Offer) ([]byte, error) {
+func Page(o *pb.PayLinkOffer) ([]byte, error) {
 	var b bytes.Buffer
 	err := page.Execute(&b, struct {
-		*Offer
+		*pb.PayLinkOffer
 		Style    template.CSS
 		UsesLeft any
 	}{o, template.CSS(pageStyle), usesLeft(o)})
 	return b.Bytes(), err
 }
 
-func usesLeft(o *Offer) any {
+func usesLeft(o *pb.PayLinkOffer) any {
 	if o.UsesLeft == nil {
 		return nil
 	}

@@ -26,26 +26,14 @@ import (
 	"github.com/paybound/paybound/internal/service"
 )
 
-// Row types.
-const (
-	TypeCapture = "capture" // a payment captured: its amount, credited
-	TypeFee     = "fee"     // the platform's fee on a capture, debited
-	TypeRefund  = "refund"  // a refund, less the fee the platform returns with it, debited
-	// TypeDisputeRefund is a refund that resolved a dispute with the
-	// merchant liable.
-	TypeDisputeRefund = "dispute_refund"
-	// TypeAdjustment is any other movement (none today).
-	TypeAdjustment = "adjustment"
-)
-
 // Limits of a report.
 const (
 	// MaxSpan is the longest period a report covers.
 	MaxSpan = 366 * 24 * time.Hour
 	// DefaultMaxRows is how many movements a report holds at most, unless
-	// Config says otherwise: a period with more is refused, to be asked in
-	// shorter periods.
-	DefaultMaxRows = 100_000
+	// Config says otherwise (a few MiB of JSON): a period with more is
+	// refused with ErrReportTooLarge, to be asked in shorter periods.
+	DefaultMaxRows = 5000
 	// page is how many movements are read from the store at a time.
 	page = 1000
 )
@@ -75,66 +63,12 @@ func New(st Store, cfg Config) *Service {
 	return &Service{st: st, cfg: cfg}
 }
 
-// Row is one movement of the merchant's balance.
-type Row struct {
-	// TransferID is the ledger transfer that moved the balance.
-	TransferID int64     `json:"transfer_id"`
-	CreatedAt  time.Time `json:"created_at"`
-	Type       string    `json:"type"`
-	Currency   string    `json:"currency"`
-	// Amount is signed, in minor units: what the row added to the
-	// merchant's balance (negative for fees and refunds).
-	Amount int64 `json:"amount"`
-	// FeeReturned, on a refund, is the part of the refund that the
-	// platform paid back to the payer out of its fee: the payer got
-	// -Amount + FeeReturned.
-	FeeReturned int64 `json:"fee_returned"`
-	// Balance is the running total of Amount in this currency since the
-	// period's start.
-	Balance int64 `json:"balance"`
-	// PaymentID is the payment the movement belongs to.
-	PaymentID string `json:"payment_id"`
-	// SourceID is the object that caused it: the payment (pay_…) for a
-	// capture and its fee, the refund (re_…) for a refund.
-	SourceID string `json:"source_id"`
-	// Reference is the payment's metadata "reference" when it has one,
-	// else the payment link it was paid through, if any.
-	Reference   string `json:"reference"`
-	Description string `json:"description"`
-}
-
-// Summary is a currency's totals over the period. Net, the sum of every
-// row, equals the change of the merchant's posted balance in Currency.
-type Summary struct {
-	Currency       string `json:"currency"`
-	Count          int    `json:"count"`
-	Captures       int64  `json:"captures"`
-	Fees           int64  `json:"fees"`
-	Refunds        int64  `json:"refunds"`
-	DisputeRefunds int64  `json:"dispute_refunds"`
-	Adjustments    int64  `json:"adjustments"`
-	// FeesReturned is what the platform returned to payers with refunds;
-	// it is not part of Net (the merchant did not pay it).
-	FeesReturned int64 `json:"fees_returned"`
-	Net          int64 `json:"net"`
-}
-
-// Report is a merchant's settlement report for [From, To).
-type Report struct {
-	Object     string    `json:"object"` // "settlement_report"
-	MerchantID string    `json:"merchant_id"`
-	From       time.Time `json:"from"`
-	To         time.Time `json:"to"`
-	Summary    []Summary `json:"summary"`
-	Rows       []Row     `json:"rows"`
-}
-
 // Report (merchant) reads the merchant's movements created in [from, to),
 // at most MaxSpan long, to the millisecond. A period of more than
-// Config.MaxRows movements is refused (ErrParameterInvalid on "to"): ask
-// for shorter periods. A period not yet over is what was committed when it
+// Config.MaxRows movements is refused (ErrReportTooLarge): ask for
+// shorter periods. A period not yet over is what was committed when it
 // was read.
-func (s *Service) Report(ctx context.Context, caller pb.Principal, from, to time.Time) (*Report, error) {
+func (s *Service) Report(ctx context.Context, caller pb.Principal, from, to time.Time) (*pb.SettlementReport, error) {
 	if err := service.RequireRole(caller, pb.RoleMerchant); err != nil {
 		return nil, err
 	}
@@ -150,8 +84,8 @@ func (s *Service) Report(ctx context.Context, caller pb.Principal, from, to time
 	if to.Sub(from) > MaxSpan {
 		return nil, pb.Errorf(pb.ErrParameterInvalid, "to", "a report covers at most %d days; ask for shorter periods", MaxSpan/(24*time.Hour))
 	}
-	rep := &Report{Object: "settlement_report", MerchantID: caller.ID, From: from.UTC(), To: to.UTC(), Rows: []Row{}, Summary: []Summary{}}
-	sums := map[string]*Summary{}
+	rep := &pb.SettlementReport{Object: "settlement_report", MerchantID: caller.ID, From: from.UTC(), To: to.UTC(), Rows: []pb.SettlementRow{}, Summary: []pb.SettlementSummary{}}
+	sums := map[string]*pb.SettlementSummary{}
 	f := pb.MerchantTransferFilter{MerchantID: caller.ID, From: from, To: to, Limit: page}
 	for {
 		ts, err := s.st.MerchantTransfers(ctx, f)
@@ -159,7 +93,7 @@ func (s *Service) Report(ctx context.Context, caller pb.Principal, from, to time
 			return nil, err
 		}
 		if len(rep.Rows)+len(ts) > s.cfg.MaxRows {
-			return nil, pb.Errorf(pb.ErrParameterInvalid, "to", "the period holds more than %d movements; ask for shorter periods", s.cfg.MaxRows)
+			return nil, pb.Errorf(pb.ErrReportTooLarge, "to", "the period holds more than %d movements; ask for shorter periods", s.cfg.MaxRows)
 		}
 		for i := range ts {
 			rep.Rows = append(rep.Rows, add(sums, &ts[i]))
@@ -178,27 +112,27 @@ func (s *Service) Report(ctx context.Context, caller pb.Principal, from, to time
 }
 
 // add is t as a row, counted in its currency's summary.
-func add(sums map[string]*Summary, t *pb.MerchantTransfer) Row {
+func add(sums map[string]*pb.SettlementSummary, t *pb.MerchantTransfer) pb.SettlementRow {
 	sm := sums[t.Currency]
 	if sm == nil {
-		sm = &Summary{Currency: t.Currency}
+		sm = &pb.SettlementSummary{Currency: t.Currency}
 		sums[t.Currency] = sm
 	}
-	r := Row{TransferID: t.ID, CreatedAt: t.CreatedAt, Type: kind(t), Currency: t.Currency, Amount: t.Amount,
+	r := pb.SettlementRow{TransferID: t.ID, CreatedAt: t.CreatedAt, Type: kind(t), Currency: t.Currency, Amount: t.Amount,
 		PaymentID: t.PaymentID, SourceID: t.Ref, Description: t.Description, Reference: t.Metadata["reference"]}
 	if r.Reference == "" {
 		r.Reference = t.Metadata[pb.MetadataPayLink]
 	}
 	switch r.Type {
-	case TypeCapture:
+	case pb.SettlementCapture:
 		sm.Captures += t.Amount
-	case TypeFee:
+	case pb.SettlementFee:
 		sm.Fees += t.Amount
-	case TypeRefund, TypeDisputeRefund:
+	case pb.SettlementRefund, pb.SettlementDisputeRefund:
 		r.FeeReturned = t.RefundAmount + t.Amount // the refund less what the merchant paid
 		sm.Refunds += t.Amount
 		sm.FeesReturned += r.FeeReturned
-		if r.Type == TypeDisputeRefund {
+		if r.Type == pb.SettlementDisputeRefund {
 			sm.DisputeRefunds += t.Amount
 		}
 	default:
@@ -215,16 +149,16 @@ func add(sums map[string]*Summary, t *pb.MerchantTransfer) Row {
 func kind(t *pb.MerchantTransfer) string {
 	switch {
 	case strings.HasPrefix(t.Ref, pb.PrefixPayment) && t.Amount > 0:
-		return TypeCapture
+		return pb.SettlementCapture
 	case strings.HasPrefix(t.Ref, pb.PrefixPayment) && t.Counterparty == pb.OwnerPlatform:
-		return TypeFee
+		return pb.SettlementFee
 	case strings.HasPrefix(t.Ref, pb.PrefixRefund) && t.Amount < 0:
 		if strings.HasPrefix(t.RefundReason, "dispute "+pb.PrefixDispute) {
-			return TypeDisputeRefund
+			return pb.SettlementDisputeRefund
 		}
-		return TypeRefund
+		return pb.SettlementRefund
 	}
-	return TypeAdjustment
+	return pb.SettlementAdjustment
 }
 
 // CSVHeader is the header row of a report as CSV.
@@ -235,7 +169,7 @@ var CSVHeader = []string{"created_at", "type", "currency", "amount", "fee_return
 // where needed), with a header row; amounts are integers in the currency's
 // minor units. A text cell that a spreadsheet would run as a formula (it
 // starts with =, +, -, @, a tab or a carriage return) is prefixed with '.
-func CSV(rep *Report) ([]byte, error) {
+func CSV(rep *pb.SettlementReport) ([]byte, error) {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	w.UseCRLF = true

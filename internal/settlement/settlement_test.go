@@ -224,7 +224,7 @@ func TestPropertyReportEqualsLedger(t *testing.T) {
 			if r.Balance != last[r.Currency] {
 				rt.Fatalf("row %d's running balance is %d, the rows so far sum to %d", i, r.Balance, last[r.Currency])
 			}
-			if r.PaymentID == "" || (r.Type == settlement.TypeAdjustment) {
+			if r.PaymentID == "" || (r.Type == pb.SettlementAdjustment) {
 				rt.Fatalf("row %d has no payment or no known type: %+v", i, r)
 			}
 		}
@@ -247,7 +247,7 @@ func TestPropertyReportEqualsLedger(t *testing.T) {
 		}
 		cover.mu.Unlock()
 	})
-	for _, k := range []string{settlement.TypeCapture, settlement.TypeFee, settlement.TypeRefund, settlement.TypeDisputeRefund} {
+	for _, k := range []string{pb.SettlementCapture, pb.SettlementFee, pb.SettlementRefund, pb.SettlementDisputeRefund} {
 		if cover.types[k] == 0 {
 			t.Errorf("no history made a %s row: %v", k, cover.types)
 		}
@@ -293,7 +293,7 @@ func TestReportRefusals(t *testing.T) {
 	}
 	// A period of more movements than a report holds is refused whole.
 	small := settlement.New(w.st, settlement.Config{MaxRows: 2})
-	if _, err := small.Report(ctx, merchant, t0, t0.Add(2*time.Hour)); pb.ErrorCode(err) != pb.ErrParameterInvalid {
+	if _, err := small.Report(ctx, merchant, t0, t0.Add(2*time.Hour)); pb.ErrorCode(err) != pb.ErrReportTooLarge {
 		t.Fatalf("a report over MaxRows: %v", err)
 	}
 }
