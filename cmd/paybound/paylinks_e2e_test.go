@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -235,4 +236,31 @@ func TestPaymentLinkMaxUsesConcurrent(t *testing.T) {
 		t.Fatalf("offer of a used-up link: %s", o.raw)
 	}
 	w.verify()
+}
+
+// TestPaymentLinksCLI: the links commands against the real server.
+func TestPaymentLinksCLI(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	out, errOut, err := w.cli(w.merchKey, "links", "create", "--amount", "4.20", "--currency", "usd", "--description", "a pastry", "--max-uses", "1", "--json")
+	var l struct{ ID, URL string }
+	if err != nil || json.Unmarshal([]byte(out), &l) != nil || !strings.HasPrefix(l.ID, "plink_") {
+		t.Fatalf("links create: %v %s %s", err, out, errOut)
+	}
+	out, errOut, err = w.cli("", "links", "offer", l.ID)
+	if err != nil || !strings.Contains(out, "4.20 USD to Cafe") || !strings.Contains(out, "open") || !strings.Contains(out, "/v1/payment_links/"+l.ID+"/payments") {
+		t.Fatalf("links offer: %v %s %s", err, out, errOut)
+	}
+	if out, errOut, err = w.cli(w.userKey, "links", "pay", l.ID); err != nil || !strings.Contains(out, "captured 4.20 USD") {
+		t.Fatalf("links pay: %v %s %s", err, out, errOut)
+	}
+	if _, errOut, err = w.cli(w.userKey, "links", "pay", l.ID); err == nil || !strings.Contains(errOut, "payment_link_used_up") {
+		t.Fatalf("links pay, used up: %v %s", err, errOut)
+	}
+	if out, _, err = w.cli(w.merchKey, "links", "list"); err != nil || !strings.Contains(out, l.ID) || !strings.Contains(out, "a pastry") {
+		t.Fatalf("links list: %v %s", err, out)
+	}
+	if out, _, err = w.cli(w.merchKey, "links", "deactivate", l.ID); err != nil || !strings.Contains(out, "false") || !strings.Contains(out, "1 of 1") {
+		t.Fatalf("links deactivate: %v %s", err, out)
+	}
 }

@@ -70,6 +70,11 @@ var clientCommands = [][2]string{
 	{"confirmations list [--limit N] [--starting-after cfm_…]", "user key; payments waiting for you"},
 	{"approve cfm_… --totp 123456 | deny cfm_…", "user key; a payment waiting for you"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
+	{"links create --amount 12.50 --currency USD --description D", "merchant key; a payment link"},
+	{"    [--expires-in 24h] [--max-uses N]", ""},
+	{"links list | get plink_… | deactivate plink_…", "merchant key"},
+	{"links offer plink_… | pay plink_… [--mandate mdt_…]", "offer: no key; pay: user or agent key"},
+	{"reconcile STATEMENT.csv [--server URL] [--from T --to T]", "merchant key; exit 1 when they differ"},
 }
 
 // Usage lists the client subcommands, one per line, for `paybound help`.
@@ -158,6 +163,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.refund(rest)
 	case "balance":
 		err = cl.balance(rest)
+	case "links":
+		err = cl.links(rest)
+	case "reconcile":
+		err = cl.reconcileCmd(rest)
 	default:
 		return false, nil
 	}
