@@ -3,10 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/paybound/paybound/internal/storetest"
 )
 
 // TestPaymentLinksOverHTTP: a merchant creates a link; an agent reads its
@@ -263,4 +267,65 @@ func TestPaymentLinksCLI(t *testing.T) {
 	if out, _, err = w.cli(w.merchKey, "links", "deactivate", l.ID); err != nil || !strings.Contains(out, "false") || !strings.Contains(out, "1 of 1") {
 		t.Fatalf("links deactivate: %v %s", err, out)
 	}
+}
+
+// TestPaymentLinkMaxUsesTwoProcesses: two servers on one PostgreSQL
+// database, payers at once through both, on a link of three uses: exactly
+// three payments.
+func TestPaymentLinkMaxUsesTwoProcesses(t *testing.T) {
+	if !storetest.UsePostgres() {
+		t.Skip("two processes need a shared store: run with PAYBOUND_TEST_STORE=postgres")
+	}
+	t.Parallel()
+	w := newWorld(t, nil)
+	dir := t.TempDir()
+	for _, f := range []string{"operator.key", "log.key"} {
+		b, err := os.ReadFile(filepath.Join(w.m.Config.DataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2 := startMain(t, dir, func(m *Main) { m.Config.DB = w.m.Config.DB })
+	other := &api{t: t, base: m2.URL()}
+	l := w.ok(201, w.call("POST", "/v1/payment_links", w.merchKey, "", map[string]any{"amount": 700, "currency": "USD",
+		"description": "concert ticket", "max_uses": 3}))
+	const payers = 12
+	keys := make([]string, payers)
+	for i := range keys {
+		u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": fmt.Sprintf("fan %d", i)}))
+		keys[i] = u.str("api_key")
+		w.ok(201, w.call("POST", "/v1/topups", keys[i], "", map[string]any{"amount": 1000, "currency": "USD"}))
+	}
+	got := make([]resp, payers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range keys {
+		via := w.api
+		if i%2 == 1 {
+			via = other
+		}
+		wg.Go(func() {
+			<-start
+			got[i] = via.call("POST", "/v1/payment_links/"+l.str("id")+"/payments", keys[i], "", nil)
+		})
+	}
+	close(start)
+	wg.Wait()
+	paid := 0
+	for i, r := range got {
+		switch {
+		case r.status == 201 && r.str("status") == "captured":
+			paid++
+		case r.status == 409 && r.errField("code") == "payment_link_used_up":
+		default:
+			t.Errorf("payer %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	if m, _ := w.balance(w.merchKey, "USD"); paid != 3 || m != 3*700 {
+		t.Fatalf("%d payments, the merchant has %d, on a link of 3 uses", paid, m)
+	}
+	w.verify()
 }
