@@ -190,26 +190,9 @@ func TestPaymentLinksOverHTTP(t *testing.T) {
 func TestPaymentLinkMaxUsesConcurrent(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, nil)
-	l := w.ok(201, w.call("POST", "/v1/payment_links", w.merchKey, "", map[string]any{"amount": 700, "currency": "USD",
-		"description": "concert ticket", "max_uses": 3}))
-	const payers = 10
-	keys := make([]string, payers)
-	for i := range keys {
-		u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": fmt.Sprintf("fan %d", i)}))
-		keys[i] = u.str("api_key")
-		w.ok(201, w.call("POST", "/v1/topups", keys[i], "", map[string]any{"amount": 1000, "currency": "USD"}))
-	}
-	statuses := make([]resp, payers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range keys {
-		wg.Go(func() {
-			<-start
-			statuses[i] = w.call("POST", "/v1/payment_links/"+l.str("id")+"/payments", keys[i], "", nil)
-		})
-	}
-	close(start)
-	wg.Wait()
+	l := ticketLink(w)
+	keys := fans(w, 10)
+	statuses := rush(l, keys, w.api)
 	paid := 0
 	for i, r := range statuses {
 		av, _ := w.balance(keys[i], "USD")
@@ -233,10 +216,10 @@ func TestPaymentLinkMaxUsesConcurrent(t *testing.T) {
 	if m, _ := w.balance(w.merchKey, "USD"); m != 3*700 {
 		t.Fatalf("the merchant has %d, want %d", m, 3*700)
 	}
-	if got := w.ok(200, w.call("GET", "/v1/payment_links/"+l.str("id"), w.merchKey, "", nil)); got.num("uses") != 3 {
+	if got := w.ok(200, w.call("GET", "/v1/payment_links/"+l, w.merchKey, "", nil)); got.num("uses") != 3 {
 		t.Fatalf("uses: %s", got.raw)
 	}
-	if o := w.get(t, "/l/"+l.str("id"), "application/json"); o.field("status") != "used_up" {
+	if o := w.get(t, "/l/"+l, "application/json"); o.field("status") != "used_up" {
 		t.Fatalf("offer of a used-up link: %s", o.raw)
 	}
 	w.verify()
@@ -290,30 +273,8 @@ func TestPaymentLinkMaxUsesTwoProcesses(t *testing.T) {
 	}
 	m2 := startMain(t, dir, func(m *Main) { m.Config.DB = w.m.Config.DB })
 	other := &api{t: t, base: m2.URL()}
-	l := w.ok(201, w.call("POST", "/v1/payment_links", w.merchKey, "", map[string]any{"amount": 700, "currency": "USD",
-		"description": "concert ticket", "max_uses": 3}))
-	const payers = 12
-	keys := make([]string, payers)
-	for i := range keys {
-		u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": fmt.Sprintf("fan %d", i)}))
-		keys[i] = u.str("api_key")
-		w.ok(201, w.call("POST", "/v1/topups", keys[i], "", map[string]any{"amount": 1000, "currency": "USD"}))
-	}
-	got := make([]resp, payers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range keys {
-		via := w.api
-		if i%2 == 1 {
-			via = other
-		}
-		wg.Go(func() {
-			<-start
-			got[i] = via.call("POST", "/v1/payment_links/"+l.str("id")+"/payments", keys[i], "", nil)
-		})
-	}
-	close(start)
-	wg.Wait()
+	l := ticketLink(w)
+	got := rush(l, fans(w, 12), w.api, other) // every other payer through the second server
 	paid := 0
 	for i, r := range got {
 		switch {
@@ -328,4 +289,38 @@ func TestPaymentLinkMaxUsesTwoProcesses(t *testing.T) {
 		t.Fatalf("%d payments, the merchant has %d, on a link of 3 uses", paid, m)
 	}
 	w.verify()
+}
+
+// ticketLink is a link of 7.00 USD that takes three payments.
+func ticketLink(w *world) string {
+	return w.ok(201, w.call("POST", "/v1/payment_links", w.merchKey, "", map[string]any{"amount": 700, "currency": "USD",
+		"description": "concert ticket", "max_uses": 3})).str("id")
+}
+
+// fans are the keys of n users with 10.00 USD each.
+func fans(w *world, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": fmt.Sprintf("fan %d", i)}))
+		keys[i] = u.str("api_key")
+		w.ok(201, w.call("POST", "/v1/topups", keys[i], "", map[string]any{"amount": 1000, "currency": "USD"}))
+	}
+	return keys
+}
+
+// rush has every key pay link at once, the i-th through servers[i%len].
+func rush(link string, keys []string, servers ...*api) []resp {
+	got := make([]resp, len(keys))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range keys {
+		via := servers[i%len(servers)]
+		wg.Go(func() {
+			<-start
+			got[i] = via.call("POST", "/v1/payment_links/"+link+"/payments", keys[i], "", nil)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return got
 }
