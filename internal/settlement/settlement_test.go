@@ -51,7 +51,7 @@ type world struct {
 
 var operator = pb.Principal{Role: pb.RoleOperator, ID: "operator"}
 
-func newWorld(t *testing.T, feeBPS int64) *world {
+func newWorld(t testing.TB, feeBPS int64) *world {
 	ctx := context.Background()
 	var st pb.Store
 	var err error
@@ -295,5 +295,39 @@ func TestReportRefusals(t *testing.T) {
 	small := settlement.New(w.st, settlement.Config{MaxRows: 2})
 	if _, err := small.Report(ctx, merchant, t0, t0.Add(2*time.Hour)); pb.ErrorCode(err) != pb.ErrReportTooLarge {
 		t.Fatalf("a report over MaxRows: %v", err)
+	}
+}
+
+// BenchmarkReport5000: a report of the most movements one holds (2500
+// captures and their fees), on SQLite.
+func BenchmarkReport5000(b *testing.B) {
+	w := newWorld(b, 100)
+	ctx := context.Background()
+	mr := must[*service.NewMerchant](b, w.svc.CreateMerchant(ctx, operator, nil, "shop", "food"))
+	merchant := pb.Principal{Role: pb.RoleMerchant, ID: mr.ID}
+	from := w.clock.Now()
+	var wg sync.WaitGroup
+	for g := range 25 {
+		u := must[*service.NewUser](b, w.svc.CreateUser(ctx, operator, nil, "payer"))
+		p := pb.Principal{Role: pb.RoleUser, ID: u.ID, UserID: u.ID}
+		must[*pb.Topup](b, w.svc.Topup(ctx, p, nil, 100_000_000, "USD"))
+		wg.Go(func() {
+			for i := range 100 {
+				r := w.svc.CreatePayment(ctx, p, nil, service.CreatePaymentParams{Amount: int64(1000 + g*100 + i), Currency: "USD", MerchantID: mr.ID})
+				if r.Err != nil {
+					b.Error(r.Err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	to := w.clock.Now().Add(time.Second)
+	b.ResetTimer()
+	for range b.N {
+		rep, err := w.reports.Report(ctx, merchant, from, to)
+		if err != nil || len(rep.Rows) != 5000 {
+			b.Fatalf("%v, %d rows", err, len(rep.Rows))
+		}
 	}
 }
