@@ -1,8 +1,12 @@
 package paylinks
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"strings"
 	"testing"
+
+	pb "github.com/paybound/paybound"
 )
 
 func TestWantsJSON(t *testing.T) {
@@ -40,4 +44,32 @@ func FuzzWantsJSON(f *testing.F) {
 			t.Fatalf("JSON for %q", accept)
 		}
 	})
+}
+
+// TestPageStyleHash: the page's one style is the one its CSP allows, by
+// hash, and the page has nothing else to load or run.
+func TestPageStyleHash(t *testing.T) {
+	left := int64(2)
+	b, err := Page(&pb.PayLinkOffer{ID: "plink_x", MerchantName: "Café <Ü>", Description: "soup & bread", AmountDisplay: "4.20",
+		Currency: "EUR", Status: "open", UsesLeft: &left, Pay: pb.PayLinkCall{URL: "https://pay.example.com/v1/payment_links/plink_x/payments"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	i, j := strings.Index(page, "<style>"), strings.Index(page, "</style>")
+	if i < 0 || j < i {
+		t.Fatalf("no style:\n%s", page)
+	}
+	h := sha256.Sum256([]byte(page[i+len("<style>") : j]))
+	if want := "'sha256-" + base64.StdEncoding.EncodeToString(h[:]) + "'"; !strings.Contains(PageCSP, want) {
+		t.Fatalf("the CSP %q does not allow the page's style (%s)", PageCSP, want)
+	}
+	for _, bad := range []string{"<script", "src=", "href=", "Café <Ü>"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page holds %q:\n%s", bad, page)
+		}
+	}
+	if !strings.Contains(page, "2 payment(s) left") || !strings.Contains(page, "Café &lt;Ü&gt;") {
+		t.Errorf("the page:\n%s", page)
+	}
 }

@@ -154,14 +154,22 @@ func (s *Service) read(ctx context.Context, id string) (*pb.PayLink, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.st.MandateUsage(ctx, id, pb.PayLinkUsage)
+	if err := s.countUses(ctx, l); err != nil {
+		return nil, err
+	}
+	return s.shown(*l), nil
+}
+
+// countUses sets l.Uses from the link's usage row, as committed.
+func (s *Service) countUses(ctx context.Context, l *pb.PayLink) error {
+	u, err := s.st.MandateUsage(ctx, l.ID, pb.PayLinkUsage)
 	switch {
 	case err == nil:
 		l.Uses = u.Payments
 	case pb.ErrorCode(err) != pb.ErrNotFound:
-		return nil, fmt.Errorf("couldn't read the link's uses: %w", err)
+		return fmt.Errorf("couldn't read the uses of payment link %s: %w", l.ID, err)
 	}
-	return s.shown(*l), nil
+	return nil
 }
 
 // Link returns link id to its merchant (or the operator).
@@ -186,11 +194,10 @@ func (s *Service) List(ctx context.Context, caller pb.Principal, startingAfter s
 		return nil, false, err
 	}
 	for i := range ls {
-		l, err := s.read(ctx, ls[i].ID)
-		if err != nil {
+		if err := s.countUses(ctx, &ls[i]); err != nil {
 			return nil, false, err
 		}
-		ls[i] = *l
+		ls[i] = *s.shown(ls[i])
 	}
 	return ls, more, nil
 }
