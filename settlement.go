@@ -50,7 +50,10 @@ type SettlementRow struct {
 	SourceID string `json:"source_id"`
 	// Reference is the payment's metadata "reference" when it has one,
 	// else the payment link it was paid through, if any.
-	Reference   string `json:"reference"`
+	Reference string `json:"reference"`
+	// PaymentLink is the payment link the payment was made through, as
+	// the link recorded it (not as the payment's metadata says).
+	PaymentLink string `json:"payment_link"`
 	Description string `json:"description"`
 }
 

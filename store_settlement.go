@@ -54,4 +54,7 @@ type MerchantTransfer struct {
 	// Description and Metadata are the payment's.
 	Description string
 	Metadata    map[string]string
+	// PayLinkID is the payment link the payment was made through, as the
+	// link recorded it ("" for none).
+	PayLinkID string
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,6 +181,18 @@ func TestPaymentLinksOverHTTP(t *testing.T) {
 	}
 	if r := w.get(t, "/l/plink_00000000000000000000000000", "application/json"); r.status != 404 {
 		t.Fatalf("an unknown link: %d", r.status)
+	}
+	// The merchant's report names the link of each capture made through it.
+	q := url.Values{"from": {clock.Now().Add(-time.Hour).Format(time.RFC3339)}, "to": {clock.Now().Add(time.Minute).Format(time.RFC3339)}}
+	rep := w.ok(200, w.call("GET", "/v1/reports/settlement?"+q.Encode(), w.merchKey, "", nil))
+	linked := 0
+	for _, row := range rep.body["rows"].([]any) {
+		if r := row.(map[string]any); r["payment_link"] == id && r["type"] == "capture" && r["reference"] == id {
+			linked++
+		}
+	}
+	if linked != 2 {
+		t.Fatalf("%d captures of the report name the link, want 2: %s", linked, rep.raw)
 	}
 	w.verify()
 }

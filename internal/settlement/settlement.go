@@ -119,9 +119,9 @@ func add(sums map[string]*pb.SettlementSummary, t *pb.MerchantTransfer) pb.Settl
 		sums[t.Currency] = sm
 	}
 	r := pb.SettlementRow{TransferID: t.ID, CreatedAt: t.CreatedAt, Type: kind(t), Currency: t.Currency, Amount: t.Amount,
-		PaymentID: t.PaymentID, SourceID: t.Ref, Description: t.Description, Reference: t.Metadata["reference"]}
+		PaymentID: t.PaymentID, SourceID: t.Ref, Description: t.Description, Reference: t.Metadata["reference"], PaymentLink: t.PayLinkID}
 	if r.Reference == "" {
-		r.Reference = t.Metadata[pb.MetadataPayLink]
+		r.Reference = t.PayLinkID
 	}
 	switch r.Type {
 	case pb.SettlementCapture:
@@ -161,9 +161,13 @@ func kind(t *pb.MerchantTransfer) string {
 	return pb.SettlementAdjustment
 }
 
+// csvTime is how the CSV writes times: UTC, to the millisecond, always
+// with three digits.
+const csvTime = "2006-01-02T15:04:05.000Z"
+
 // CSVHeader is the header row of a report as CSV.
 var CSVHeader = []string{"created_at", "type", "currency", "amount", "fee_returned", "balance", "payment_id", "source_id",
-	"reference", "description", "transfer_id"}
+	"reference", "payment_link", "description", "transfer_id"}
 
 // CSV renders the report's rows as CSV (RFC 4180: CRLF line ends, quoted
 // where needed), with a header row; amounts are integers in the currency's
@@ -177,9 +181,9 @@ func CSV(rep *pb.SettlementReport) ([]byte, error) {
 		return nil, err
 	}
 	for _, r := range rep.Rows {
-		rec := []string{r.CreatedAt.UTC().Format(time.RFC3339Nano), r.Type, r.Currency, strconv.FormatInt(r.Amount, 10),
+		rec := []string{r.CreatedAt.UTC().Format(csvTime), r.Type, r.Currency, strconv.FormatInt(r.Amount, 10),
 			strconv.FormatInt(r.FeeReturned, 10), strconv.FormatInt(r.Balance, 10), r.PaymentID, r.SourceID,
-			cell(r.Reference), cell(r.Description), strconv.FormatInt(r.TransferID, 10)}
+			cell(r.Reference), r.PaymentLink, cell(r.Description), strconv.FormatInt(r.TransferID, 10)}
 		if err := w.Write(rec); err != nil {
 			return nil, err
 		}

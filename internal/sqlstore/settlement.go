@@ -12,10 +12,11 @@ import (
 // merchantTransfers selects the posted transfers on a merchant's accounts
 // ($1) created in [$2, $3) ms and after the cursor ($4 ms, $5 id), each
 // side of a transfer through its own index (0010_settlement), with the
-// refund and the payment its ref names.
+// refund and the payment its ref names, and the link the payment was made
+// through.
 const merchantTransfers = `SELECT m.id, m.kind, m.amount, m.currency, m.ref, m.created_ms, o.owner,
 		COALESCE(r.payment_id, p.id, ''), COALESCE(r.amount, 0), COALESCE(r.reason, ''),
-		COALESCE(p.description, ''), COALESCE(p.metadata, '')
+		COALESCE(p.description, ''), COALESCE(p.metadata, ''), COALESCE(lp.link_id, '')
 	FROM (
 		SELECT t.id, t.kind, t.amount, t.currency, t.ref, t.created_ms, t.debit_account_id AS other
 		FROM accounts a JOIN transfers t ON t.credit_account_id = a.id
@@ -30,6 +31,7 @@ const merchantTransfers = `SELECT m.id, m.kind, m.amount, m.currency, m.ref, m.c
 	JOIN accounts o ON o.id = m.other
 	LEFT JOIN refunds r ON r.id = m.ref
 	LEFT JOIN payments p ON p.id = COALESCE(r.payment_id, m.ref)
+	LEFT JOIN pay_link_payments lp ON lp.payment_id = p.id
 	ORDER BY m.created_ms, m.id
 	LIMIT $6`
 
@@ -52,7 +54,7 @@ func (r Reads) MerchantTransfers(ctx context.Context, f pb.MerchantTransferFilte
 		var created int64
 		var meta string
 		if err := s.Scan(&t.ID, &kind, &t.Amount, &t.Currency, &t.Ref, &created, &t.Counterparty,
-			&t.PaymentID, &t.RefundAmount, &t.RefundReason, &t.Description, &meta); err != nil {
+			&t.PaymentID, &t.RefundAmount, &t.RefundReason, &t.Description, &meta, &t.PayLinkID); err != nil {
 			return err
 		}
 		t.Kind, t.CreatedAt = pb.TransferKind(kind), time.UnixMilli(created).UTC()

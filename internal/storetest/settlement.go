@@ -36,13 +36,14 @@ func testMerchantTransfers(t *testing.T, s pb.Store) {
 		{ID: 10, Kind: pb.TransferPosted, DebitAccountID: 2, CreditAccountID: 1, Amount: 3, Currency: "CNY", Ref: "re_2", CreatedAt: at(9)},
 	}
 	p1 := payment("pay_1", "usr_alice", "mch_cafe", "", t0)
-	p1.Metadata = map[string]string{"payment_link": "plink_x"}
+	p1.Metadata = map[string]string{"payment_link": "plink_forged"} // the link's own row counts
 	p4 := payment("pay_4", "usr_alice", "mch_cafe", "", at(4))
 	p4.Currency, p4.Amount, p4.Description = "USD", 700, "tea"
 	commit(t, s, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: accts, Transfers: trs},
 		PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p1, p4}, Refunds: []pb.Refund{
 			{ID: "re_1", Object: "refund", PaymentID: "pay_1", Amount: 300, Currency: "CNY", Reason: "dispute dsp_1", Status: "succeeded", CreatedAt: sec(at(2))},
-			{ID: "re_2", Object: "refund", PaymentID: "pay_1", Amount: 3, Currency: "CNY", Status: "succeeded", CreatedAt: sec(at(9))}}}})
+			{ID: "re_2", Object: "refund", PaymentID: "pay_1", Amount: 3, Currency: "CNY", Status: "succeeded", CreatedAt: sec(at(9))}}},
+		PayLinkPart: pb.PayLinkPart{LinkPayments: []pb.PayLinkPayment{{LinkID: "plink_x", PaymentID: "pay_1", CreatedAt: sec(t0)}}}})
 
 	type row struct {
 		id     int64
@@ -72,10 +73,13 @@ func testMerchantTransfers(t *testing.T, s pb.Store) {
 			t.Errorf("row %d = %+v, want %+v", i, g, w)
 		}
 	}
-	if g := got[0]; g.Kind != pb.TransferPost || g.Ref != "pay_1" || !g.CreatedAt.Equal(milli(at(1))) || g.Metadata["payment_link"] != "plink_x" || g.Description != "coffee" {
+	if g := got[0]; g.Kind != pb.TransferPost || g.Ref != "pay_1" || !g.CreatedAt.Equal(milli(at(1))) || g.PayLinkID != "plink_x" || g.Description != "coffee" {
 		t.Errorf("the capture's context: %+v", g)
 	}
-	if g := got[2]; g.Ref != "re_1" || g.RefundReason != "dispute dsp_1" {
+	if g := got[3]; g.PayLinkID != "" {
+		t.Errorf("a payment made without a link has link %q", g.PayLinkID)
+	}
+	if g := got[2]; g.Ref != "re_1" || g.RefundReason != "dispute dsp_1" || g.PayLinkID != "plink_x" {
 		t.Errorf("the refund's context: %+v", g)
 	}
 

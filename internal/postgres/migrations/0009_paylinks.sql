@@ -16,3 +16,5 @@ CREATE TABLE pay_link_payments (
 	created_at BIGINT NOT NULL,
 	PRIMARY KEY (link_id, payment_id)
 );
+-- The settlement report finds a payment's link.
+CREATE INDEX pay_link_payments_payment ON pay_link_payments (payment_id);

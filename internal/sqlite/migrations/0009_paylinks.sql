@@ -15,3 +15,5 @@ CREATE TABLE pay_link_payments (
 	created_at INTEGER NOT NULL,
 	PRIMARY KEY (link_id, payment_id)
 ) WITHOUT ROWID;
+-- The settlement report finds a payment's link.
+CREATE INDEX pay_link_payments_payment ON pay_link_payments (payment_id);
