@@ -331,9 +331,8 @@ func (c *cmd) call(args []string, names ...string) ([]string, *client.Client, co
 	return pos, api, ctx, err
 }
 
-// client returns a client for the parsed flags, and the context to call it
-// with (carrying --idempotency-key).
-func (c *cmd) client() (*client.Client, context.Context, error) {
+// serverURL is --url, else $PAYBOUND_URL, else defaultURL.
+func (c *cmd) serverURL() (string, error) {
 	u := c.url
 	if u == "" {
 		u = c.cl.getenv("PAYBOUND_URL")
@@ -342,7 +341,17 @@ func (c *cmd) client() (*client.Client, context.Context, error) {
 		u = defaultURL
 	}
 	if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-		return nil, nil, fmt.Errorf("the server URL %q is not an http:// or https:// URL; set --url or PAYBOUND_URL", u)
+		return "", fmt.Errorf("the server URL %q is not an http:// or https:// URL; set --url or PAYBOUND_URL", u)
+	}
+	return u, nil
+}
+
+// client returns a client for the parsed flags, and the context to call it
+// with (carrying --idempotency-key).
+func (c *cmd) client() (*client.Client, context.Context, error) {
+	u, err := c.serverURL()
+	if err != nil {
+		return nil, nil, err
 	}
 	key := c.key
 	if key == "" {

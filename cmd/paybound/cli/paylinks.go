@@ -134,14 +134,12 @@ func (cl *cli) linkOffer(args []string) error {
 	if err != nil {
 		return err
 	}
-	if c.key == "" && c.cl.getenv("PAYBOUND_KEY") == "" {
-		c.key = "-" // the offer is public: no key is needed, none is sent that matters
-	}
-	api, ctx, err := c.client()
+	u, err := c.serverURL()
 	if err != nil {
 		return err
 	}
-	o, err := api.PaymentLinkOffer(ctx, pos[0])
+	// The offer is public: no key is sent.
+	o, err := client.New(u, "", client.WithUserAgent("paybound-cli")).PaymentLinkOffer(c.cl.ctx, pos[0])
 	if err != nil {
 		return err
 	}
