@@ -1,6 +1,7 @@
 package paylinks
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -106,11 +107,13 @@ func (s *Service) offer(q *rest.Request) (int, any, error) {
 	}
 	vary := map[string]string{"Vary": "Accept", "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 	if wantsJSON(q.HTTP.Header.Values("Accept")) {
-		b, err := json.Marshal(o)
-		if err != nil {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // an agent reads "<mdt_…>", not "\u003cmdt_…\u003e"
+		if err := enc.Encode(o); err != nil {
 			return 0, nil, fmt.Errorf("couldn't encode the offer: %w", err)
 		}
-		return 200, rest.Raw{ContentType: "application/json", Body: append(b, '\n'), Header: vary}, nil
+		return 200, rest.Raw{ContentType: "application/json", Body: b.Bytes(), Header: vary}, nil
 	}
 	b, err := Page(o)
 	if err != nil {

@@ -29,7 +29,10 @@ import (
 //	type                       capture (charge, payment, sale), refund (return), dispute_refund
 //	                           (dispute, chargeback) or fee
 //	amount                     minor units (1250), or a decimal in the currency's unit (12.50);
-//	                           a refund's or fee's sign does not matter
+//	                           a refund's or fee's sign does not matter; a refund is its
+//	                           whole amount, what the payer got back (Paybound's row shows
+//	                           the merchant's part, and the fee the platform returned with it
+//	                           apart, which counts as a fee row of the opposite sign)
 //	currency                   ISO 4217
 //	date (created_at)          optional: RFC 3339 or YYYY-MM-DD; the period when --from/--to are not given
 //
@@ -233,7 +236,12 @@ func reconcile(stmt []stmtRow, idCol string, rep *pb.SettlementReport) *Reconcil
 			continue
 		}
 		id := map[string]string{"source_id": r.SourceID, "payment_id": r.PaymentID, "reference": r.Reference}[idCol]
-		ours = append(ours, stmtRow{id: id, typ: r.Type, amount: r.Amount, currency: r.Currency})
+		// A refund as the merchant records it: its whole amount; the fee
+		// the platform returned with it is a fee given back.
+		ours = append(ours, stmtRow{id: id, typ: r.Type, amount: r.Amount - r.FeeReturned, currency: r.Currency})
+		if r.FeeReturned != 0 && !res.FeesSkipped {
+			ours = append(ours, stmtRow{id: id, typ: pb.SettlementFee, amount: r.FeeReturned, currency: r.Currency})
+		}
 	}
 	theirs, mine := sum(stmt), sum(ours)
 	var onlyTheirs, onlyMine []groupKey

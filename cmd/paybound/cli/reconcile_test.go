@@ -56,7 +56,7 @@ func TestReconcile(t *testing.T) {
 	rep := &pb.SettlementReport{Rows: []pb.SettlementRow{
 		{Type: pb.SettlementCapture, Amount: 1000, Currency: "USD", PaymentID: "pay_a", SourceID: "pay_a"},
 		{Type: pb.SettlementFee, Amount: -30, Currency: "USD", PaymentID: "pay_a", SourceID: "pay_a"},
-		{Type: pb.SettlementRefund, Amount: -400, Currency: "USD", PaymentID: "pay_a", SourceID: "re_1"},
+		{Type: pb.SettlementRefund, Amount: -388, FeeReturned: 12, Currency: "USD", PaymentID: "pay_a", SourceID: "re_1"},
 		{Type: pb.SettlementRefund, Amount: -100, Currency: "USD", PaymentID: "pay_a", SourceID: "re_2"},
 		{Type: pb.SettlementCapture, Amount: 500, Currency: "EUR", PaymentID: "pay_b", SourceID: "pay_b"},
 		{Type: pb.SettlementDisputeRefund, Amount: -700, Currency: "USD", PaymentID: "pay_c", SourceID: "re_3"},
@@ -77,12 +77,13 @@ func TestReconcile(t *testing.T) {
 	if f := res.Findings[1]; f.Kind != "differs" || f.ID != "pay_c" || !strings.Contains(f.Detail, "type: refund in the statement, dispute_refund in Paybound") {
 		t.Errorf("finding 1: %+v", f)
 	}
-	// With a fee row, fees count: pay_a's is right; matched on source_id, a
-	// refund of the two is missing.
+	// With a fee row, fees count: pay_a's is right, and so is re_1's fee
+	// returned; matched on source_id, a refund of the two is missing.
 	stmt = []stmtRow{{line: 2, id: "pay_a", typ: pb.SettlementFee, amount: -30, currency: "USD"},
-		{line: 3, id: "re_1", typ: pb.SettlementRefund, amount: -400, currency: "USD"}}
+		{line: 3, id: "re_1", typ: pb.SettlementRefund, amount: -400, currency: "USD"},
+		{line: 4, id: "re_1", typ: pb.SettlementFee, amount: 12, currency: "USD"}}
 	res = reconcile(stmt, "source_id", rep)
-	if res.FeesSkipped || res.Matched != 2 || len(res.Findings) != 4 {
+	if res.FeesSkipped || res.Matched != 3 || len(res.Findings) != 4 {
 		t.Fatalf("%+v", res)
 	}
 	for _, f := range res.Findings {
