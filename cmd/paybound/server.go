@@ -28,10 +28,12 @@ import (
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/mandates"
+	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/risk"
 	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/settlement"
 	"github.com/paybound/paybound/internal/sqlite"
 	tl "github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
@@ -85,6 +87,10 @@ type Config struct {
 	// (PAYBOUND_RISK_CONFIG, --risk-config); fields it omits keep their
 	// defaults (internal/risk.Defaults).
 	RiskConfig string
+	// PublicURL is the server's address as payers and agents reach it
+	// (PAYBOUND_PUBLIC_URL, --public-url), such as https://pay.example.com:
+	// payment links are PublicURL/l/{id}. Default: http://<addr as bound>.
+	PublicURL string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
@@ -116,6 +122,11 @@ func (c *Config) Validate() error {
 	}
 	if c.LogOrigin != "" && (len(c.LogOrigin) > 200 || strings.ContainsAny(c.LogOrigin, " +\t\n") || !utf8.ValidString(c.LogOrigin)) {
 		return fmt.Errorf("config: log-origin %q must be a schema-less URL such as pay.example.com/log, without spaces or '+'", c.LogOrigin)
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("config: public-url %q must be an absolute http(s) URL such as https://pay.example.com", c.PublicURL)
+		}
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 1<<16 {
 		return fmt.Errorf("config: max-batch is %d; it must be between 1 and 65536", c.MaxBatch)
@@ -197,6 +208,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	env("PAYBOUND_LOG_ORIGIN", &c.LogOrigin)
 	env("PAYBOUND_WITNESS_POLICY", &c.WitnessPolicy)
 	env("PAYBOUND_RISK_CONFIG", &c.RiskConfig)
+	env("PAYBOUND_PUBLIC_URL", &c.PublicURL)
 	for _, e := range []struct {
 		name string
 		dst  any
@@ -236,6 +248,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.RiskConfig, "risk-config", c.RiskConfig, "risk control's thresholds, a JSON file; omitted fields keep their defaults (PAYBOUND_RISK_CONFIG)")
 	fs.StringVar(&c.LogOrigin, "log-origin", c.LogOrigin, "the transparency log's name, fixed when <data>/log.key is created (PAYBOUND_LOG_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the server's address as payers reach it, for payment links' URLs; default http://<addr> (PAYBOUND_PUBLIC_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -303,7 +316,13 @@ func (m *Main) Run(ctx context.Context) error {
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	mdt := mandates.New(m.Service, m.store, mandates.Config{RequireSignatureDefault: m.Config.RequireSignatures, Clock: m.Clock})
 	rk := riskctl.New(m.Service, m.risk) // the operator's rules and flags; has routes
-	m.serve(httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk))
+	links, err := paylinks.New(m.Service, m.store, paylinks.Config{PublicURL: m.publicURL(), Clock: m.Clock})
+	if err != nil {
+		return err
+	}
+	reports := settlement.New(m.store, settlement.Config{})
+	m.serve(httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
+		links, reports))
 	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
 	if created {
 		fmt.Fprintf(m.Stderr, "paybound: created the operator key in %s (mode 0600); keep it secret\n", keyPath)
@@ -388,6 +407,14 @@ func (m *Main) Addr() string {
 
 // URL is the server's base URL.
 func (m *Main) URL() string { return "http://" + m.Addr() }
+
+// publicURL is the configured public URL, or the address the server bound.
+func (m *Main) publicURL() string {
+	if m.Config.PublicURL != "" {
+		return strings.TrimSuffix(m.Config.PublicURL, "/")
+	}
+	return m.URL()
+}
 
 // Close stops serving (waiting up to 10s for requests in flight), then the
 // log's checkpointer, the sweeper, the ledger writer and the store, in that

@@ -65,6 +65,8 @@ var internal = map[string]kind{
 	"translog":     capability,
 	"mandates":     capability,
 	"riskctl":      capability,
+	"paylinks":     capability,
+	"settlement":   capability,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,

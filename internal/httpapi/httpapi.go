@@ -262,6 +262,9 @@ func (s *Server) respond(w http.ResponseWriter, rt Route, q *rest.Request, statu
 		return
 	}
 	if rb, ok := v.(rest.Raw); ok {
+		for k, v := range rb.Header {
+			w.Header().Set(k, v)
+		}
 		w.Header().Set("Content-Type", rb.ContentType)
 		w.Header().Set("Content-Length", strconv.Itoa(len(rb.Body)))
 		w.WriteHeader(status)

@@ -15,7 +15,9 @@ import (
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/mandates"
+	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/riskctl"
+	"github.com/paybound/paybound/internal/settlement"
 	"github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
 )
@@ -266,7 +268,12 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
-	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil)).Routes()
+	links, err := paylinks.New(nil, nil, paylinks.Config{PublicURL: "http://127.0.0.1:8080"})
+	if err != nil {
+		panic(err)
+	}
+	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil),
+		links, settlement.New(nil, settlement.Config{})).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {

@@ -63,6 +63,7 @@ const (
 	wDispute
 	wRelyOnMandate
 	wStaleHead // a payment put with the head of an entry logged in a failed block
+	wPayLink   // a capability's part written with Add (payment links), read with Added
 	nWriteKinds
 )
 
@@ -889,6 +890,17 @@ func (e *undoEnv) write(tx *Tx, m *undoModel, s step) {
 			}()
 			tx.PutPayment(p)
 		}()
+	case wPayLink:
+		if got, want := len(Added(tx, func(b *pb.Batch) *[]pb.PayLink { return &b.PayLinks })), len(m.want.PayLinks); got != want {
+			e.errorf("Added sees %d payment links; %d were written", got, want)
+		}
+		l := pb.PayLink{ID: e.id("plink"), Object: "payment_link", MerchantID: "mch_c", Amount: s.amount, Currency: "USD",
+			Description: "d", Active: true, CreatedAt: now, Version: 1}
+		lp := pb.PayLinkPayment{LinkID: l.ID, PaymentID: "pay_c", CreatedAt: now}
+		Add(tx, func(b *pb.Batch) *[]pb.PayLink { return &b.PayLinks }, l)
+		Add(tx, func(b *pb.Batch) *[]pb.PayLinkPayment { return &b.LinkPayments }, lp)
+		m.want.PayLinks = append(m.want.PayLinks, l)
+		m.want.LinkPayments = append(m.want.LinkPayments, lp)
 	default:
 		panic(fmt.Sprintf("unknown write %d", s.kind))
 	}

@@ -70,6 +70,11 @@ var clientCommands = [][2]string{
 	{"confirmations list [--limit N] [--starting-after cfm_…]", "user key; payments waiting for you"},
 	{"approve cfm_… --totp 123456 | deny cfm_…", "user key; a payment waiting for you"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
+	{"links create --amount 12.50 --currency USD --description D", "merchant key; a payment link"},
+	{"    [--expires-in 24h] [--max-uses N]", ""},
+	{"links list | get plink_… | deactivate plink_…", "merchant key"},
+	{"links offer plink_… | pay plink_… [--mandate mdt_…]", "offer: no key; pay: user or agent key"},
+	{"reconcile STATEMENT.csv [--server URL] [--from T --to T]", "merchant key; exit 1 when they differ"},
 }
 
 // Usage lists the client subcommands, one per line, for `paybound help`.
@@ -158,6 +163,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.refund(rest)
 	case "balance":
 		err = cl.balance(rest)
+	case "links":
+		err = cl.links(rest)
+	case "reconcile":
+		err = cl.reconcileCmd(rest)
 	default:
 		return false, nil
 	}
@@ -322,9 +331,8 @@ func (c *cmd) call(args []string, names ...string) ([]string, *client.Client, co
 	return pos, api, ctx, err
 }
 
-// client returns a client for the parsed flags, and the context to call it
-// with (carrying --idempotency-key).
-func (c *cmd) client() (*client.Client, context.Context, error) {
+// serverURL is --url, else $PAYBOUND_URL, else defaultURL.
+func (c *cmd) serverURL() (string, error) {
 	u := c.url
 	if u == "" {
 		u = c.cl.getenv("PAYBOUND_URL")
@@ -333,7 +341,17 @@ func (c *cmd) client() (*client.Client, context.Context, error) {
 		u = defaultURL
 	}
 	if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-		return nil, nil, fmt.Errorf("the server URL %q is not an http:// or https:// URL; set --url or PAYBOUND_URL", u)
+		return "", fmt.Errorf("the server URL %q is not an http:// or https:// URL; set --url or PAYBOUND_URL", u)
+	}
+	return u, nil
+}
+
+// client returns a client for the parsed flags, and the context to call it
+// with (carrying --idempotency-key).
+func (c *cmd) client() (*client.Client, context.Context, error) {
+	u, err := c.serverURL()
+	if err != nil {
+		return nil, nil, err
 	}
 	key := c.key
 	if key == "" {

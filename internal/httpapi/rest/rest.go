@@ -272,6 +272,9 @@ const jsonSpace = " \t\r\n"
 type Raw struct {
 	ContentType string
 	Body        []byte
+	// Header holds more response headers (a page's
+	// Content-Security-Policy, Vary).
+	Header map[string]string
 }
 
 // CheckJWK refuses a public_key in which a member that Paybound reads is
