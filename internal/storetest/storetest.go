@@ -85,6 +85,8 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"PayerActivity", testPayerActivity},
 		{"RiskRules", testRiskRules},
 		{"MerchantFlags", testMerchantFlags},
+		{"Checkout", testCheckout},
+		{"CheckoutCompletionOnce", testCheckoutCompletionOnce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
