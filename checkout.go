@@ -64,10 +64,10 @@ const (
 const (
 	MaxProductName     = 200
 	MaxSKU             = 100
-	MaxSessionLines    = 100     // distinct products in one session
-	MaxLineQuantity    = 1000    // units of one product in one session
-	MaxBuyerField      = 256     // each of a buyer's or an address's strings
-	MaxTokenMetadata   = 20      // delegate_payment metadata keys
+	MaxSessionLines    = 100  // distinct products in one session
+	MaxLineQuantity    = 1000 // units of one product in one session
+	MaxBuyerField      = 256  // each of a buyer's or an address's strings
+	MaxTokenMetadata   = 20   // delegate_payment metadata keys
 	MaxAllowanceTTL    = 24 * time.Hour
 	CheckoutSessionTTL = 24 * time.Hour
 )
@@ -188,6 +188,7 @@ type Buyer struct {
 	FullName    string `json:"full_name,omitempty"`
 	Email       string `json:"email"`
 	PhoneNumber string `json:"phone_number,omitempty"`
+	CustomerID  string `json:"customer_id,omitempty"`
 }
 
 // FulfillmentDetails is where and to whom shipped lines go.
@@ -204,9 +205,10 @@ type Address struct {
 	LineOne    string `json:"line_one"`
 	LineTwo    string `json:"line_two,omitempty"`
 	City       string `json:"city"`
-	State      string `json:"state,omitempty"`
+	State      string `json:"state"`
 	Country    string `json:"country"`
 	PostalCode string `json:"postal_code"`
+	Company    string `json:"company,omitempty"`
 }
 
 // Order is what a completed session created: the merchant's order, paid by

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,7 +23,9 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
+	"github.com/paybound/paybound/internal/acp"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
@@ -85,6 +88,11 @@ type Config struct {
 	// (PAYBOUND_RISK_CONFIG, --risk-config); fields it omits keep their
 	// defaults (internal/risk.Defaults).
 	RiskConfig string
+	// PublicURL is the server's URL as agents and merchants reach it
+	// (PAYBOUND_PUBLIC_URL, --public-url): the base of ACP order permalinks,
+	// confirmation links and the delegate_payment URL that checkout
+	// sessions advertise. Empty: http://<addr>.
+	PublicURL string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
@@ -116,6 +124,11 @@ func (c *Config) Validate() error {
 	}
 	if c.LogOrigin != "" && (len(c.LogOrigin) > 200 || strings.ContainsAny(c.LogOrigin, " +\t\n") || !utf8.ValidString(c.LogOrigin)) {
 		return fmt.Errorf("config: log-origin %q must be a schema-less URL such as pay.example.com/log, without spaces or '+'", c.LogOrigin)
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" {
+			return fmt.Errorf("config: public-url %q must be a URL such as https://pay.example.com", c.PublicURL)
+		}
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 1<<16 {
 		return fmt.Errorf("config: max-batch is %d; it must be between 1 and 65536", c.MaxBatch)
@@ -197,6 +210,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	env("PAYBOUND_LOG_ORIGIN", &c.LogOrigin)
 	env("PAYBOUND_WITNESS_POLICY", &c.WitnessPolicy)
 	env("PAYBOUND_RISK_CONFIG", &c.RiskConfig)
+	env("PAYBOUND_PUBLIC_URL", &c.PublicURL)
 	for _, e := range []struct {
 		name string
 		dst  any
@@ -233,6 +247,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.PasskeyRPID, "passkey-rp-id", c.PasskeyRPID, "WebAuthn relying party ID, the site's domain (PAYBOUND_PASSKEY_RP_ID)")
 	fs.StringVar(&c.PasskeyOrigin, "passkey-origin", c.PasskeyOrigin, "origin of the page running passkey ceremonies, default http://localhost:<port> (PAYBOUND_PASSKEY_ORIGIN)")
 	fs.StringVar(&c.WitnessPolicy, "witness-policy", c.WitnessPolicy, "witness policy file: publish only checkpoints its quorum cosigned (PAYBOUND_WITNESS_POLICY)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the server's public URL, for ACP order and confirmation links; default http://<addr> (PAYBOUND_PUBLIC_URL)")
 	fs.StringVar(&c.RiskConfig, "risk-config", c.RiskConfig, "risk control's thresholds, a JSON file; omitted fields keep their defaults (PAYBOUND_RISK_CONFIG)")
 	fs.StringVar(&c.LogOrigin, "log-origin", c.LogOrigin, "the transparency log's name, fixed when <data>/log.key is created (PAYBOUND_LOG_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
@@ -303,7 +318,20 @@ func (m *Main) Run(ctx context.Context) error {
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	mdt := mandates.New(m.Service, m.store, mandates.Config{RequireSignatureDefault: m.Config.RequireSignatures, Clock: m.Clock})
 	rk := riskctl.New(m.Service, m.risk) // the operator's rules and flags; has routes
-	m.serve(httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk))
+	baseURL := m.Config.PublicURL
+	if baseURL == "" {
+		baseURL = m.URL()
+	}
+	co, err := checkout.New(m.Service, m.store, checkout.Config{CardKey: cardKey(key), BaseURL: baseURL, Clock: m.Clock})
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk, co)
+	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
+	for _, pattern := range acp.Patterns() {
+		api.Handle(pattern, acpHandler)
+	}
+	m.serve(api)
 	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
 	if created {
 		fmt.Fprintf(m.Stderr, "paybound: created the operator key in %s (mode 0600); keep it secret\n", keyPath)
@@ -429,6 +457,14 @@ func (m *Main) Close() error {
 
 // loadOrCreateKey reads the operator key, creating it (mode 0600) on first
 // start. A key file readable by others is refused: it is the root secret.
+// cardKey is the key agent card numbers are hashed under, derived from the
+// operator key: a new operator key makes every issued card unusable (users
+// issue new ones), and no other secret needs keeping.
+func cardKey(operatorKey string) []byte {
+	sum := sha256.Sum256([]byte("paybound agent card key\x00" + operatorKey))
+	return sum[:]
+}
+
 func loadOrCreateKey(path string) (key string, created bool, err error) {
 	return loadOrCreateSecret(path, "an operator key",
 		func() (string, error) { return service.NewAPIKey(pb.RoleOperator), nil },

@@ -65,6 +65,8 @@ var internal = map[string]kind{
 	"translog":     capability,
 	"mandates":     capability,
 	"riskctl":      capability,
+	"checkout":     capability,
+	"acp":          adapter,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,

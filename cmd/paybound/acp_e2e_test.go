@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/paybound/paybound/internal/checkout"
+)
+
+// acpSchemas are ACP's JSON schemas (internal/acp/testdata, release
+// 2026-04-17), compiled once, formats asserted.
+var acpSchemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	files := map[string]string{"checkout": "schema.agentic_checkout.json", "delegate": "schema.delegate_payment.json"}
+	urls := map[string]string{}
+	for name, f := range files {
+		raw, err := os.ReadFile("../../internal/acp/testdata/" + f)
+		if err != nil {
+			return nil, err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			return nil, err
+		}
+		urls[name] = "file:///acp/" + f
+		if err := c.AddResource(urls[name], doc); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string]*jsonschema.Schema{}
+	for _, d := range []string{"checkout:CheckoutSession", "checkout:CheckoutSessionWithOrder", "checkout:CheckoutSessionCreateRequest",
+		"checkout:CheckoutSessionUpdateRequest", "checkout:CheckoutSessionCompleteRequest", "checkout:CancelSessionRequest", "checkout:Error",
+		"delegate:DelegatePaymentRequest", "delegate:DelegatePaymentResponse", "delegate:Error"} {
+		file, def, _ := strings.Cut(d, ":")
+		s, err := c.Compile(urls[file] + "#/$defs/" + def)
+		if err != nil {
+			return nil, err
+		}
+		out[d] = s
+	}
+	return out, nil
+})
+
+// validateACP checks raw against ACP's schema def ("checkout:Error").
+func validateACP(t testing.TB, def string, raw []byte) {
+	t.Helper()
+	schemas, err := acpSchemas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("%s: not JSON: %v: %s", def, err, raw)
+	}
+	if err := schemas[def].Validate(v); err != nil {
+		t.Fatalf("%s does not conform: %v\n%s", def, err, raw)
+	}
+}
+
+// acpShop is a world with an agent that signs (its key registered), a
+// catalog of two products at w.merch, and a mandate with a card.
+type acpShop struct {
+	*world
+	clock            *testClock
+	signer           *signer
+	agent, agentKey  string
+	tea, mug         string
+	mandate          string
+	card             resp
+	cardNo, cardLast string
+}
+
+func newShop(t *testing.T) *acpShop {
+	clock := &testClock{now: time.Now().UTC()}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	s := &acpShop{world: w, clock: clock}
+	var jwk string
+	s.signer, jwk = newSigner(t)
+	ag := w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "Shopper", "public_key": json.RawMessage(jwk)}))
+	s.agent, s.agentKey = ag.str("id"), ag.str("api_key")
+	s.tea = w.ok(201, w.call("POST", "/v1/products", w.merchKey, "", map[string]any{"name": "Green tea (e-book)", "sku": "TEA-1",
+		"price": 1200, "currency": "USD", "fulfillment": "digital"})).str("id")
+	s.mug = w.ok(201, w.call("POST", "/v1/products", w.merchKey, "", map[string]any{"name": "Mug", "sku": "MUG-1",
+		"price": 2500, "currency": "USD", "fulfillment": "shipping"})).str("id")
+	s.mandate = w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", map[string]any{"agent_id": s.agent, "description": "kitchen things, at most 100 dollars",
+		"currency": "USD", "max_amount": 10000, "budget": map[string]any{"amount": 20000, "period": "week"}, "merchant_ids": []string{w.merch}})).str("id")
+	s.card = w.ok(201, w.call("POST", "/v1/mandates/"+s.mandate+"/card", w.userKey, "", nil))
+	s.cardNo, s.cardLast = s.card.str("number"), s.card.str("display_last4")
+	return s
+}
+
+// acp sends an ACP request with API-Version 2026-04-17 unless hdr sets it
+// ("" removes a header), validating the request and the response against
+// ACP's schemas: def is the request's schema def.
+func (s *acpShop) acp(method, path, key, idem string, body any, reqDef string, hdr map[string]string) resp {
+	s.t.Helper()
+	var raw []byte
+	if body != nil {
+		raw, _ = json.Marshal(body)
+		if reqDef != "" {
+			validateACP(s.t, reqDef, raw)
+		}
+	}
+	req, _ := http.NewRequest(method, s.base+path, bytes.NewReader(raw))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("API-Version", checkout.ACPVersion)
+	req.Header.Set("Request-Id", "req-"+idem)
+	if method == "POST" {
+		req.Header.Set("Idempotency-Key", idem)
+	}
+	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out := resp{status: res.StatusCode, header: res.Header}
+	out.raw, _ = io.ReadAll(res.Body)
+	json.Unmarshal(out.raw, &out.body)
+	if got := res.Header.Get("Request-Id"); got != req.Header.Get("Request-Id") {
+		s.t.Errorf("Request-Id echoed %q, sent %q", got, req.Header.Get("Request-Id"))
+	}
+	file := "checkout:"
+	if strings.HasPrefix(path, "/agentic_commerce/") {
+		file = "delegate:"
+	}
+	switch {
+	case out.status == 401 && file == "delegate:":
+		// delegate_payment's Error closes its codes to card and idempotency
+		// refusals; an authentication refusal has ACP's general Error shape
+		// (docs/acp.md).
+		validateACP(s.t, "checkout:Error", out.raw)
+	case out.status >= 400:
+		validateACP(s.t, file+"Error", out.raw)
+	case file == "delegate:":
+		validateACP(s.t, "delegate:DelegatePaymentResponse", out.raw)
+	case out.str("status") == "completed":
+		validateACP(s.t, "checkout:CheckoutSessionWithOrder", out.raw)
+	default:
+		validateACP(s.t, "checkout:CheckoutSession", out.raw)
+	}
+	return out
+}
+
+func (s *acpShop) sessions(merchant string) string { return "/acp/" + merchant + "/checkout_sessions" }
+
+// delegate signs and sends a delegate_payment of number for session.
+func (s *acpShop) delegate(key, idem, number, session, merchant string, max int64, expires time.Time, sign *signer) resp {
+	s.t.Helper()
+	body := map[string]any{
+		"payment_method": map[string]any{"type": "card", "card_number_type": "fpan", "number": number, "exp_month": s.card.str("exp_month"),
+			"exp_year": s.card.str("exp_year"), "display_card_funding_type": "credit", "display_last4": number[len(number)-4:], "metadata": map[string]string{}},
+		"allowance": map[string]any{"reason": "one_time", "max_amount": max, "currency": "usd", "checkout_session_id": session,
+			"merchant_id": merchant, "expires_at": expires.UTC().Format(time.RFC3339)},
+		"risk_signals": []any{}, "metadata": map[string]string{"source": "test"},
+	}
+	raw, _ := json.Marshal(body)
+	ts := s.clock.Now().UTC().Format(time.RFC3339)
+	hdr := map[string]string{"Timestamp": ts, "Signature": base64.StdEncoding.EncodeToString(ed25519.Sign(sign.key, append([]byte(ts+"."), raw...)))}
+	return s.acp("POST", "/agentic_commerce/delegate_payment", key, idem, json.RawMessage(raw), "delegate:DelegatePaymentRequest", hdr)
+}
+
+func completeBody(token string) map[string]any {
+	return map[string]any{"buyer": map[string]any{"first_name": "Ada", "email": "ada@example.com"},
+		"payment_data": map[string]any{"handler_id": checkout.HandlerID,
+			"instrument": map[string]any{"type": "card", "credential": map[string]any{"type": "spt", "token": token}}}}
+}
+
+var shipTo = map[string]any{"name": "Ada", "address": map[string]any{"name": "Ada", "line_one": "1 Main St", "city": "Springfield",
+	"state": "IL", "country": "US", "postal_code": "62701"}}
+
+// TestACPCheckoutOverHTTP: an agent under a mandate buys two products
+// through ACP (create, update, delegate_payment with its agent card,
+// complete); the payment is captured; a retried complete after a lost
+// response charges once; the merchant refunds one item; the ledger checks.
+func TestACPCheckoutOverHTTP(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	if n := s.cardNo; len(n) != checkout.CardLength || !strings.HasPrefix(n, checkout.CardIIN) || !checkout.LuhnValid(n) || s.cardLast != n[len(n)-4:] {
+		t.Fatalf("card: %s", s.card.raw)
+	}
+	userBefore, _ := s.balance(s.userKey, "USD")
+
+	c := s.ok(201, s.acp("POST", s.sessions(s.merch), s.agentKey, "c1", map[string]any{"currency": "usd",
+		"line_items": []any{map[string]any{"id": s.tea}}, "capabilities": map[string]any{}}, "checkout:CheckoutSessionCreateRequest", nil))
+	id := c.str("id")
+	if c.str("status") != "ready_for_payment" || c.str("currency") != "usd" || c.header.Get("Idempotency-Key") != "c1" {
+		t.Fatalf("create: %s", c.raw)
+	}
+	// Two products: the mug ships, so the session needs an address.
+	u := s.ok(200, s.acp("POST", s.sessions(s.merch)+"/"+id, s.agentKey, "u1", map[string]any{
+		"line_items": []any{map[string]any{"id": s.tea}, map[string]any{"id": s.mug}}}, "checkout:CheckoutSessionUpdateRequest", nil))
+	if u.str("status") != "not_ready_for_payment" || !strings.Contains(string(u.raw), `"param":"$.fulfillment_details.address"`) {
+		t.Fatalf("update without an address: %s", u.raw)
+	}
+	u = s.ok(200, s.acp("POST", s.sessions(s.merch)+"/"+id, s.agentKey, "u2", map[string]any{"fulfillment_details": shipTo},
+		"checkout:CheckoutSessionUpdateRequest", nil))
+	if u.str("status") != "ready_for_payment" || total(u) != 3700 || len(u.body["line_items"].([]any)) != 2 {
+		t.Fatalf("update with an address: %s", u.raw)
+	}
+	tok := s.ok(201, s.delegate(s.agentKey, "d1", s.cardNo, id, s.merch, 3700, s.clock.Now().Add(time.Hour), s.signer))
+	if !strings.HasPrefix(tok.str("id"), "vt_") {
+		t.Fatalf("delegate: %s", tok.raw)
+	}
+	done := s.ok(200, s.acp("POST", s.sessions(s.merch)+"/"+id+"/complete", s.agentKey, "k1", completeBody(tok.str("id")),
+		"checkout:CheckoutSessionCompleteRequest", nil))
+	order, _ := done.body["order"].(map[string]any)
+	meta, _ := done.body["metadata"].(map[string]any)
+	payID, _ := meta["payment_id"].(string)
+	if done.str("status") != "completed" || order == nil || payID == "" {
+		t.Fatalf("complete: %s", done.raw)
+	}
+	p := s.ok(200, s.call("GET", "/v1/payments/"+payID, s.agentKey, "", nil))
+	if p.str("status") != "captured" || p.num("amount") != 3700 || p.str("mandate_id") != s.mandate || p.str("agent_id") != s.agent {
+		t.Fatalf("payment: %s", p.raw)
+	}
+	// The response was lost: the agent sends complete again, same key.
+	again := s.ok(200, s.acp("POST", s.sessions(s.merch)+"/"+id+"/complete", s.agentKey, "k1", completeBody(tok.str("id")), "", nil))
+	if again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.raw, done.raw) {
+		t.Fatalf("replay: %s %s", again.header, again.raw)
+	}
+	// And with a new key: refused, nothing charged again.
+	if r := s.acp("POST", s.sessions(s.merch)+"/"+id+"/complete", s.agentKey, "k2", completeBody(tok.str("id")), "", nil); r.status != 409 || r.str("code") != "checkout_session_state" {
+		t.Fatalf("complete again: %d %s", r.status, r.raw)
+	}
+	if avail, _ := s.balance(s.userKey, "USD"); avail != userBefore-3700 {
+		t.Fatalf("user paid %d, want 3700 once", userBefore-avail)
+	}
+	if avail, _ := s.balance(s.merchKey, "USD"); avail != 3700 {
+		t.Fatalf("merchant has %d, want 3700", avail)
+	}
+	// The merchant refunds the mug.
+	s.ok(201, s.call("POST", "/v1/payments/"+payID+"/refunds", s.merchKey, "", map[string]any{"amount": 2500, "reason": "broken mug"}))
+	g := s.ok(200, s.acp("GET", s.sessions(s.merch)+"/"+id, s.agentKey, "", nil, "", nil))
+	if !strings.Contains(string(g.raw), `{"type":"amount_refunded","display_text":"Refunded","amount":2500}`) {
+		t.Fatalf("session after the refund: %s", g.raw)
+	}
+	if avail, _ := s.balance(s.userKey, "USD"); avail != userBefore-1200 {
+		t.Fatalf("user after the refund: %d, want %d", avail, userBefore-1200)
+	}
+	s.verify()
+}
+
+func total(r resp) int64 {
+	ts, _ := r.body["totals"].([]any)
+	for _, x := range ts {
+		if m := x.(map[string]any); m["type"] == "total" {
+			return int64(m["amount"].(float64))
+		}
+	}
+	return -1
+}
+
+func (r resp) acpCode() string { return r.str("code") + " " + r.str("param") }
+
+// TestACPBadInputs: each bad input of the checkout's error model is a
+// precise ACP error, and changes nothing: balances, the session.
+func TestACPBadInputs(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	c := s.ok(201, s.acp("POST", s.sessions(s.merch), s.agentKey, "c1", map[string]any{"currency": "usd",
+		"line_items": []any{map[string]any{"id": s.tea}, map[string]any{"id": s.tea}}, "capabilities": map[string]any{}}, "checkout:CheckoutSessionCreateRequest", nil))
+	id := c.str("id")
+	path := s.sessions(s.merch) + "/" + id
+	if total(c) != 2400 {
+		t.Fatalf("two teas: %s", c.raw)
+	}
+	// Another agent of the same user, with a card of its own.
+	signer2, jwk2 := newSigner(t)
+	ag2 := s.ok(201, s.call("POST", "/v1/agents", s.userKey, "", map[string]any{"name": "Other", "public_key": json.RawMessage(jwk2)}))
+	m2 := s.ok(201, s.call("POST", "/v1/mandates", s.userKey, "", map[string]any{"agent_id": ag2.str("id"), "description": "x",
+		"currency": "USD", "max_amount": 10000, "budget": map[string]any{"amount": 20000, "period": "week"}})).str("id")
+	card2 := s.ok(201, s.call("POST", "/v1/mandates/"+m2+"/card", s.userKey, "", nil)).str("number")
+	// A session at the other merchant, for the wrong-merchant cases.
+	other := s.ok(201, s.call("POST", "/v1/products", s.merch2Key, "", map[string]any{"name": "Pen", "price": 100, "currency": "USD", "fulfillment": "digital"})).str("id")
+	c2 := s.ok(201, s.acp("POST", s.sessions(s.merch2), s.agentKey, "c2", map[string]any{"currency": "usd",
+		"line_items": []any{map[string]any{"id": other}}, "capabilities": map[string]any{}}, "", nil)).str("id")
+
+	before := snapshotACP(s, path)
+	soon := s.clock.Now().Add(time.Hour)
+	luhnBad := s.cardNo[:len(s.cardNo)-1] + fmt.Sprint((int(s.cardNo[len(s.cardNo)-1]-'0')+1)%10)
+	unknown := checkout.CardIIN + "000000000000"
+	unknown += fmt.Sprint(luhnFor(unknown))
+	small := s.ok(201, s.delegate(s.agentKey, "small", s.cardNo, id, s.merch, 100, soon, s.signer)).str("id")
+	short := s.ok(201, s.delegate(s.agentKey, "short", s.cardNo, id, s.merch, 2400, s.clock.Now().Add(2*time.Minute), s.signer)).str("id")
+	good := s.ok(201, s.delegate(s.agentKey, "good", s.cardNo, id, s.merch, 2400, soon, s.signer)).str("id")
+
+	for _, tc := range []struct {
+		name   string
+		r      func() resp
+		status int
+		want   string // code and param
+	}{
+		{"no API-Version", func() resp { return s.acp("GET", path, s.agentKey, "", nil, "", map[string]string{"API-Version": ""}) }, 400, "unsupported_api_version API-Version"},
+		{"old API-Version", func() resp {
+			return s.acp("GET", path, s.agentKey, "", nil, "", map[string]string{"API-Version": "2025-09-29"})
+		}, 400, "unsupported_api_version API-Version"},
+		{"no Idempotency-Key", func() resp {
+			return s.acp("POST", path, s.agentKey, "x", map[string]any{}, "", map[string]string{"Idempotency-Key": ""})
+		}, 400, "idempotency_key_required Idempotency-Key"},
+		{"a key reused with another body", func() resp {
+			return s.acp("POST", s.sessions(s.merch), s.agentKey, "c1", map[string]any{"currency": "usd",
+				"line_items": []any{map[string]any{"id": s.mug}}, "capabilities": map[string]any{}}, "", nil)
+		}, 422, "idempotency_conflict "},
+		{"no credentials", func() resp { return s.acp("GET", path, "", "", nil, "", map[string]string{"Authorization": ""}) }, 401, "unauthenticated "},
+		{"upper-case currency", func() resp {
+			return s.acp("POST", s.sessions(s.merch), s.agentKey, "c3", map[string]any{"currency": "USD",
+				"line_items": []any{map[string]any{"id": s.tea}}, "capabilities": map[string]any{}}, "", nil)
+		}, 400, "invalid_currency $.currency"},
+		{"an unknown product", func() resp {
+			return s.acp("POST", s.sessions(s.merch), s.agentKey, "c4", map[string]any{"currency": "usd",
+				"line_items": []any{map[string]any{"id": other}}, "capabilities": map[string]any{}}, "", nil)
+		}, 400, "product_unavailable $.line_items[0].id"},
+		{"a wrong card number", func() resp { return s.delegate(s.agentKey, "d1", luhnBad, id, s.merch, 2400, soon, s.signer) }, 400, "invalid_card $.payment_method.number"},
+		{"a number no card has", func() resp { return s.delegate(s.agentKey, "d2", unknown, id, s.merch, 2400, soon, s.signer) }, 400, "invalid_card $.payment_method.number"},
+		{"another agent's card", func() resp { return s.delegate(s.agentKey, "d3", card2, id, s.merch, 2400, soon, s.signer) }, 400, "invalid_card $.payment_method.number"},
+		{"a signature by another key", func() resp { return s.delegate(s.agentKey, "d4", s.cardNo, id, s.merch, 2400, soon, signer2) }, 401, "signature_invalid Signature"},
+		{"an allowance above the mandate", func() resp { return s.delegate(s.agentKey, "d5", s.cardNo, id, s.merch, 10001, soon, s.signer) }, 400, "invalid_card $.allowance.max_amount"},
+		{"an allowance at another merchant", func() resp { return s.delegate(s.agentKey, "d6", s.cardNo, c2, s.merch2, 2400, soon, s.signer) }, 400, "invalid_card $.allowance.merchant_id"},
+		{"a session at the wrong merchant", func() resp {
+			return s.acp("POST", s.sessions(s.merch2)+"/"+id+"/complete", s.agentKey, "k0", completeBody(good), "", nil)
+		}, 404, "resource_missing $.checkout_session_id"},
+		{"a token for another merchant's session", func() resp {
+			return s.acp("POST", s.sessions(s.merch2)+"/"+c2+"/complete", s.agentKey, "k1", completeBody(good), "", nil)
+		}, 400, "payment_token_invalid $.payment_data.instrument.credential.token"},
+		{"a token over its allowance", func() resp {
+			return s.acp("POST", path+"/complete", s.agentKey, "k2", completeBody(small), "", nil)
+		}, 400, "payment_token_invalid $.payment_data.instrument.credential.token"},
+		{"an expired token", func() resp {
+			s.clock.Advance(3 * time.Minute)
+			return s.acp("POST", path+"/complete", s.agentKey, "k3", completeBody(short), "", nil)
+		}, 400, "payment_token_invalid $.payment_data.instrument.credential.token"},
+		{"another agent completing", func() resp {
+			return s.acp("POST", path+"/complete", ag2.str("api_key"), "k4", completeBody(good), "", nil)
+		}, 404, "resource_missing $.checkout_session_id"},
+		{"a revoked mandate's token", func() resp {
+			s.ok(200, s.call("POST", "/v1/mandates/"+s.mandate+"/revoke", s.userKey, "", nil))
+			return s.acp("POST", path+"/complete", s.agentKey, "k5", completeBody(good), "", nil)
+		}, 400, "payment_token_invalid $.payment_data.instrument.credential.token"},
+		{"a revoked mandate's card", func() resp { return s.delegate(s.agentKey, "d7", s.cardNo, id, s.merch, 2400, soon, s.signer) }, 400, "invalid_card $.payment_method.number"},
+	} {
+		r := tc.r()
+		if r.status != tc.status || r.acpCode() != tc.want {
+			t.Errorf("%s: %d %s; want %d %s", tc.name, r.status, r.raw, tc.status, tc.want)
+		}
+		if strings.Contains(tc.want, "unsupported_api_version") && !strings.Contains(string(r.raw), `"supported_versions":["`+checkout.ACPVersion+`"]`) {
+			t.Errorf("%s: no supported_versions: %s", tc.name, r.raw)
+		}
+		if after := snapshotACP(s, path); after != before {
+			t.Fatalf("%s changed something:\n%s\nwas\n%s", tc.name, after, before)
+		}
+	}
+	// A revoked mandate's card cannot be issued again either.
+	if r := s.call("POST", "/v1/mandates/"+s.mandate+"/card", s.userKey, "", nil); r.status != 409 {
+		t.Fatalf("a card of a revoked mandate: %d %s", r.status, r.raw)
+	}
+	s.verify()
+}
+
+// snapshotACP is what a bad input must not change: the balances and the
+// session (as its agent sees it, but the clock's expiry).
+func snapshotACP(s *acpShop, path string) string {
+	u, _ := s.balance(s.userKey, "USD")
+	m, _ := s.balance(s.merchKey, "USD")
+	g := s.ok(200, s.acp("GET", path, s.agentKey, "", nil, "", nil))
+	return fmt.Sprintf("user %d merchant %d session %s %s %d", u, m, g.str("status"), g.str("updated_at"), total(g))
+}
+
+// luhnFor is the check digit of body.
+func luhnFor(body string) int {
+	for d := range 10 {
+		if checkout.LuhnValid(body + fmt.Sprint(d)) {
+			return d
+		}
+	}
+	return -1
+}

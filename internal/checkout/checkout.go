@@ -1,0 +1,174 @@
+// Package checkout is the checkout capability: a merchant's catalog, the
+// checkout sessions of the Agentic Commerce Protocol (ACP) that an agent
+// opens against it for its user, the agent cards a user issues under a
+// mandate, delegate_payment (an agent card turned into a single-use vault
+// token bound to one session, merchant and amount), and the completion
+// that charges through the token, exactly once, through the payments core.
+//
+// Its operations take principals and domain values, never HTTP: the ACP
+// adapter (internal/acp) and the MCP server call them alike, and render
+// their results with this package's ACP wire forms (wire.go). Its own REST
+// routes (products, cards) are written with the REST toolkit (routes.go).
+package checkout
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
+)
+
+// Core is what the checkout needs of the payments core (service.Service).
+type Core interface {
+	// Run runs op in the ledger writer, under idem when set.
+	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
+	// CreatePayment pays a merchant as caller, every rule of the payment
+	// path applied; params.Within runs in the payment's own operation.
+	CreatePayment(ctx context.Context, caller pb.Principal, idem *service.Idempotency, params service.CreatePaymentParams) service.Result
+	// Merchant returns merchant id, or nil when there is none.
+	Merchant(ctx context.Context, id string) (*pb.Merchant, error)
+	// Payment returns payment id if caller is a party to it.
+	Payment(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error)
+}
+
+// Store is what the checkout reads: its own rows, the mandates cards are
+// issued under, and agents' keys (delegate_payment's Signature).
+type Store interface {
+	pb.CheckoutStore
+	Mandate(ctx context.Context, id string) (*pb.Mandate, error)
+	AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error)
+}
+
+// Config is the checkout's configuration.
+type Config struct {
+	// CardKey keys the hash under which agent card numbers are kept (at
+	// least 32 bytes). Changing it makes every issued card unusable.
+	CardKey []byte
+	// BaseURL is the server's public URL (http://host:port), from which
+	// orders' permalinks and confirmation links are made.
+	BaseURL string
+	// Clock is the time source (default: the system clock).
+	Clock pb.Clock
+}
+
+// Service is the checkout capability. Safe for concurrent use.
+type Service struct {
+	core  Core
+	st    Store
+	cfg   Config
+	clock pb.Clock
+}
+
+// New returns the checkout over core and st. It fails when cfg is invalid.
+func New(core Core, st Store, cfg Config) (*Service, error) {
+	if len(cfg.CardKey) < 32 {
+		return nil, errors.New("checkout: Config.CardKey must be at least 32 bytes")
+	}
+	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
+		return nil, errors.New("checkout: Config.BaseURL must be an http(s) URL such as https://pay.example.com")
+	}
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	if cfg.Clock == nil {
+		cfg.Clock = pb.SystemClock{}
+	}
+	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock}, nil
+}
+
+// now is the service's time, to the second (what every stored time is).
+func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Second) }
+
+// The checkout's lists of the batch, for ledger.Add and ledger.Added.
+func products(b *pb.Batch) *[]pb.Product               { return &b.Products }
+func sessions(b *pb.Batch) *[]pb.CheckoutSession       { return &b.CheckoutSessions }
+func cards(b *pb.Batch) *[]pb.AgentCard                { return &b.AgentCards }
+func tokens(b *pb.Batch) *[]pb.VaultToken              { return &b.VaultTokens }
+func completions(b *pb.Batch) *[]pb.CheckoutCompletion { return &b.CheckoutCompletions }
+
+// inTx returns the row with key id as of this point in the batch: the last
+// one the batch wrote, else the stored one (read by load).
+func inTx[T any](tx *ledger.Tx, part func(*pb.Batch) *[]T, key func(*T) string, id string, load func(context.Context, string) (*T, error)) (*T, error) {
+	rows := ledger.Added(tx, part)
+	for i := len(rows) - 1; i >= 0; i-- {
+		if key(&rows[i]) == id {
+			v := rows[i]
+			return &v, nil
+		}
+	}
+	return load(tx.Context(), id)
+}
+
+func (s *Service) productIn(tx *ledger.Tx, id string) (*pb.Product, error) {
+	return inTx(tx, products, func(p *pb.Product) string { return p.ID }, id, s.st.Product)
+}
+
+func (s *Service) sessionIn(tx *ledger.Tx, id string) (*pb.CheckoutSession, error) {
+	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, s.st.CheckoutSession)
+}
+
+func (s *Service) tokenIn(tx *ledger.Tx, id string) (*pb.VaultToken, error) {
+	return inTx(tx, tokens, func(t *pb.VaultToken) string { return t.ID }, id, s.st.VaultToken)
+}
+
+// completionIn returns the completion of session id, or nil when it has
+// none as of this point in the batch.
+func (s *Service) completionIn(tx *ledger.Tx, id string) (*pb.CheckoutCompletion, error) {
+	c, err := inTx(tx, completions, func(c *pb.CheckoutCompletion) string { return c.SessionID }, id, s.st.CheckoutCompletion)
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		return nil, nil
+	}
+	return c, err
+}
+
+// tokenUsedIn reports whether token id paid a completion as of this point
+// in the batch (its row says so once committed; the batch's completions
+// say so before).
+func tokenUsedIn(tx *ledger.Tx, t *pb.VaultToken) bool {
+	if t.UsedBy != "" {
+		return true
+	}
+	for _, c := range ledger.Added(tx, completions) {
+		if c.TokenID == t.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// numberHash is the keyed hash under which a card number is kept.
+func (s *Service) numberHash(number string) string {
+	m := hmac.New(sha256.New, s.cfg.CardKey)
+	m.Write([]byte("paybound agent card\x00" + number))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// checkText refuses a string that is not valid UTF-8 of at most max bytes
+// (or empty when required).
+func checkText(v, param string, max int, required bool) error {
+	if required && strings.TrimSpace(v) == "" {
+		return pb.Errorf(pb.ErrParameterMissing, param, "%s is required", param)
+	}
+	if len(v) > max || !utf8.ValidString(v) {
+		return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be valid UTF-8 of at most %d bytes", param, max)
+	}
+	return nil
+}
+
+// wrapRender makes idem's stored response the one of v instead of the
+// operation's own value (a completion answers with its session, not the
+// payment it made). render returns what to render: nil keeps the
+// operation's error.
+func wrapRender(idem *service.Idempotency, render func(err error) (any, error)) {
+	if idem == nil || idem.Render == nil {
+		return
+	}
+	orig := idem.Render
+	idem.Render = func(_ any, err error) (int, []byte) { return orig(render(err)) }
+}
