@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/mandates"
@@ -266,7 +267,11 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
-	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil)).Routes()
+	co, err := checkout.New(nil, nil, checkout.Config{CardKey: make([]byte, 32), BaseURL: "http://localhost"})
+	if err != nil {
+		panic(err)
+	}
+	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil), co).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {
