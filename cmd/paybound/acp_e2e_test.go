@@ -17,6 +17,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/paybound/paybound/internal/checkout"
+	"github.com/paybound/paybound/internal/stepup"
 )
 
 // acpSchemas are ACP's JSON schemas (internal/acp/testdata, release
@@ -396,4 +397,120 @@ func luhnFor(body string) int {
 		}
 	}
 	return -1
+}
+
+// cardFor grants the shop's agent another mandate (extra fields added to
+// a USD mandate at w.merch) and issues its card.
+func (s *acpShop) cardFor(extra map[string]any) (mandate, number string) {
+	s.t.Helper()
+	grant := map[string]any{"agent_id": s.agent, "description": "tea", "currency": "USD", "max_amount": 10000,
+		"budget": map[string]any{"amount": 20000, "period": "week"}, "merchant_ids": []string{s.merch}}
+	for k, v := range extra {
+		grant[k] = v
+	}
+	mandate = s.ok(201, s.call("POST", "/v1/mandates", s.userKey, "", grant)).str("id")
+	return mandate, s.ok(201, s.call("POST", "/v1/mandates/"+mandate+"/card", s.userKey, "", nil)).str("number")
+}
+
+// teaSession opens a session of n teas.
+func (s *acpShop) teaSession(n int) string {
+	s.t.Helper()
+	var items []any
+	for range n {
+		items = append(items, map[string]any{"id": s.tea})
+	}
+	return s.ok(201, s.acp("POST", s.sessions(s.merch), s.agentKey, fmt.Sprintf("tea-%d-%d", n, s.seq.Add(1)), map[string]any{"currency": "usd",
+		"line_items": items, "capabilities": map[string]any{}}, "checkout:CheckoutSessionCreateRequest", nil)).str("id")
+}
+
+// pay delegates number for session and completes it with the token.
+func (s *acpShop) pay(session, number string, max int64) resp {
+	s.t.Helper()
+	tok := s.ok(201, s.delegate(s.agentKey, fmt.Sprintf("d-%s", session), number, session, s.merch, max, s.clock.Now().Add(time.Hour), s.signer)).str("id")
+	return s.acp("POST", s.sessions(s.merch)+"/"+session+"/complete", s.agentKey, "k-"+session, completeBody(tok), "checkout:CheckoutSessionCompleteRequest", nil)
+}
+
+// TestACPApprovalAndDecline: a payment above the mandate's confirm_above
+// leaves the session pending_approval with the confirmation link; the
+// user's approval completes it, a denial makes it payable again; a
+// payment the mandate declines leaves the session ready_for_payment with
+// a payment_declined message and charges nothing.
+func TestACPApprovalAndDecline(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	_, confirmCard := s.cardFor(map[string]any{"confirm_above": 1000})
+	id := s.teaSession(1)
+	p := s.ok(200, s.pay(id, confirmCard, 1200))
+	if p.str("status") != "pending_approval" || !strings.Contains(p.str("continue_url"), "/v1/confirmations/cfm_") {
+		t.Fatalf("complete above confirm_above: %s", p.raw)
+	}
+	payID := p.body["metadata"].(map[string]any)["payment_id"].(string)
+	cfm := s.ok(200, s.call("GET", "/v1/payments/"+payID, s.userKey, "", nil)).body["confirmation"].(map[string]any)["id"].(string)
+	e := s.ok(201, s.call("POST", "/v1/totp", s.userKey, "", nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
+	s.ok(200, s.call("POST", "/v1/totp/verify", s.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, s.clock.Now())}))
+	s.clock.Advance(stepup.TOTPStep)
+	s.ok(200, s.call("POST", "/v1/confirmations/"+cfm+"/approve", s.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, s.clock.Now())}))
+	g := s.ok(200, s.acp("GET", s.sessions(s.merch)+"/"+id, s.agentKey, "", nil, "", nil))
+	if g.str("status") != "completed" || g.body["order"] == nil {
+		t.Fatalf("after the approval: %s", g.raw)
+	}
+	if st := s.ok(200, s.call("GET", "/v1/payments/"+payID, s.userKey, "", nil)).str("status"); st != "captured" {
+		t.Fatalf("approved payment is %s", st)
+	}
+	// A denial: the session is payable again, with a new token.
+	id2 := s.teaSession(1)
+	p2 := s.ok(200, s.pay(id2, confirmCard, 1200))
+	pay2 := p2.body["metadata"].(map[string]any)["payment_id"].(string)
+	cfm2 := s.ok(200, s.call("GET", "/v1/payments/"+pay2, s.userKey, "", nil)).body["confirmation"].(map[string]any)["id"].(string)
+	s.ok(200, s.call("POST", "/v1/confirmations/"+cfm2+"/deny", s.userKey, "", nil))
+	g = s.ok(200, s.acp("GET", s.sessions(s.merch)+"/"+id2, s.agentKey, "", nil, "", nil))
+	if g.str("status") != "ready_for_payment" || !strings.Contains(string(g.raw), `"code":"payment_declined"`) {
+		t.Fatalf("after the denial: %s", g.raw)
+	}
+	// A decline: the budget (30.00) has room for two teas, not three.
+	_, budgetCard := s.cardFor(map[string]any{"max_amount": 3000, "budget": map[string]any{"amount": 3000, "period": "total"}})
+	userBefore, _ := s.balance(s.userKey, "USD")
+	s.ok(200, s.pay(s.teaSession(2), budgetCard, 2400))
+	id3 := s.teaSession(1)
+	d := s.ok(200, s.pay(id3, budgetCard, 1200))
+	if d.str("status") != "ready_for_payment" || !strings.Contains(string(d.raw), `"code":"payment_declined"`) ||
+		!strings.Contains(string(d.raw), "mandate_budget_exhausted") || d.body["metadata"].(map[string]any)["declined_payment_id"] == nil {
+		t.Fatalf("a declined completion: %s", d.raw)
+	}
+	if avail, _ := s.balance(s.userKey, "USD"); avail != userBefore-2400 {
+		t.Fatalf("user paid %d, want 2400", userBefore-avail)
+	}
+	s.verify()
+}
+
+// TestACPConcurrentCompletes: many completes of one session at once, each
+// with its own Idempotency-Key and the same token, charge once.
+func TestACPConcurrentCompletes(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	id := s.teaSession(1)
+	tok := s.ok(201, s.delegate(s.agentKey, "d", s.cardNo, id, s.merch, 1200, s.clock.Now().Add(time.Hour), s.signer)).str("id")
+	userBefore, _ := s.balance(s.userKey, "USD")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	out := map[string]int{}
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := s.acp("POST", s.sessions(s.merch)+"/"+id+"/complete", s.agentKey, fmt.Sprint("k", i), completeBody(tok), "", nil)
+			mu.Lock()
+			out[fmt.Sprint(r.status, " ", r.str("status")+r.str("code"))]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if out["200 completed"] != 1 {
+		t.Fatalf("outcomes %v; want one completion", out)
+	}
+	if avail, _ := s.balance(s.userKey, "USD"); avail != userBefore-1200 {
+		t.Fatalf("user paid %d, want 1200 once", userBefore-avail)
+	}
+	s.verify()
 }
