@@ -514,3 +514,124 @@ func TestACPConcurrentCompletes(t *testing.T) {
 	}
 	s.verify()
 }
+
+// acpExamples reads an examples file of internal/acp/testdata.
+func acpExamples(t *testing.T, file string) map[string]map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile("../../internal/acp/testdata/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestACPExamples replays the examples of examples.agentic_checkout.json
+// and examples.delegate_payment.json that apply to Paybound, their
+// merchant-specific values (item IDs, option IDs, tokens, card numbers)
+// replaced with this server's, each request and response validated
+// against ACP's schemas. An example of what Paybound does not offer (a
+// seller-backed saved card) is refused with a precise error; the error
+// examples are matched by type and code.
+func TestACPExamples(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	ex := acpExamples(t, "examples.agentic_checkout.json")
+	dx := acpExamples(t, "examples.delegate_payment.json")
+	// A shipped mug where the example has an address, else a digital tea.
+	open := func(name string) resp {
+		body := ex[name]
+		product, price := s.tea, int64(1200)
+		if body["fulfillment_details"] != nil {
+			product, price = s.mug, 2500
+		}
+		for _, it := range body["line_items"].([]any) {
+			it.(map[string]any)["id"] = product
+		}
+		r := s.ok(201, s.acp("POST", s.sessions(s.merch), s.agentKey, name+fmt.Sprint(s.seq.Add(1)), body, "checkout:CheckoutSessionCreateRequest", nil))
+		if r.str("status") != "ready_for_payment" || total(r) != price {
+			t.Fatalf("%s: %s", name, r.raw)
+		}
+		return r
+	}
+	c := open("create_checkout_session_request")
+	open("create_checkout_session_request_with_first_touch_attribution")
+	id := c.str("id")
+	path := s.sessions(s.merch) + "/" + id
+
+	upd := ex["update_checkout_session_request"]
+	sel := upd["selected_fulfillment_options"].([]any)[0].(map[string]any)
+	opt := c.body["fulfillment_options"].([]any)[0].(map[string]any)
+	line := c.body["line_items"].([]any)[0].(map[string]any)
+	sel["option_id"], sel["item_ids"] = opt["id"], []string{line["id"].(string)}
+	s.ok(200, s.acp("POST", path, s.agentKey, "u", upd, "checkout:CheckoutSessionUpdateRequest", nil))
+
+	delegated := func(session string) string {
+		d := dx["delegate_payment_request"]
+		pm, al := d["payment_method"].(map[string]any), d["allowance"].(map[string]any)
+		pm["number"], pm["exp_month"], pm["exp_year"], pm["display_last4"] = s.cardNo, s.card.str("exp_month"), s.card.str("exp_year"), s.cardLast
+		al["checkout_session_id"], al["merchant_id"], al["expires_at"] = session, s.merch, s.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		al["max_amount"] = 2500
+		raw, _ := json.Marshal(d)
+		ts := s.clock.Now().UTC().Format(time.RFC3339)
+		sig := base64.StdEncoding.EncodeToString(ed25519.Sign(s.signer.key, append([]byte(ts+"."), raw...)))
+		r := s.ok(201, s.acp("POST", "/agentic_commerce/delegate_payment", s.agentKey, "d"+session, json.RawMessage(raw),
+			"delegate:DelegatePaymentRequest", map[string]string{"Timestamp": ts, "Signature": sig}))
+		if md := r.body["metadata"].(map[string]any); md["campaign"] != "q4" || md["merchant_id"] != s.merch {
+			t.Fatalf("delegate metadata: %s", r.raw)
+		}
+		return r.str("id")
+	}
+	completeWith := func(name, session string) resp {
+		body := ex[name]
+		pd := body["payment_data"].(map[string]any)
+		if pd["handler_id"] == "card_tokenized" {
+			pd["handler_id"] = checkout.HandlerID
+			pd["instrument"].(map[string]any)["credential"].(map[string]any)["token"] = delegated(session)
+		}
+		return s.acp("POST", s.sessions(s.merch)+"/"+session+"/complete", s.agentKey, "k"+session, body, "checkout:CheckoutSessionCompleteRequest", nil)
+	}
+	if r := s.ok(200, completeWith("complete_checkout_session_request", id)); r.str("status") != "completed" {
+		t.Fatalf("complete: %s", r.raw)
+	}
+	for _, name := range []string{"complete_checkout_session_request_with_last_touch_attribution", "complete_session_with_authentication_result_request"} {
+		if r := s.ok(200, completeWith(name, open("create_checkout_session_request").str("id"))); r.str("status") != "completed" {
+			t.Fatalf("%s: %s", name, r.raw)
+		}
+	}
+	if r := completeWith("complete_checkout_session_request_seller_backed", open("create_checkout_session_request").str("id")); r.status != 400 || r.acpCode() != "parameter_invalid $.payment_data.handler_id" {
+		t.Fatalf("seller-backed card: %d %s", r.status, r.raw)
+	}
+	for _, name := range []string{"cancel_checkout_session_request", "cancel_checkout_session_request_timing_deferred"} {
+		sid := open("create_checkout_session_request").str("id")
+		if r := s.ok(200, s.acp("POST", s.sessions(s.merch)+"/"+sid+"/cancel", s.agentKey, "x"+sid, ex[name], "checkout:CancelSessionRequest", nil)); r.str("status") != "canceled" {
+			t.Fatalf("%s: %s", name, r.raw)
+		}
+		if r := s.acp("POST", s.sessions(s.merch)+"/"+sid+"/cancel", s.agentKey, "y"+sid, ex[name], "", nil); r.status != 405 || r.str("code") != "checkout_session_state" {
+			t.Fatalf("cancel twice: %d %s", r.status, r.raw)
+		}
+	}
+	// The error examples, by type and code.
+	errs := map[string]resp{
+		"error_400_idempotency_key_required": s.acp("POST", path, s.agentKey, "", map[string]any{}, "", map[string]string{"Idempotency-Key": ""}),
+		"error_422_idempotency_conflict":     s.acp("POST", path, s.agentKey, "u", map[string]any{}, "", nil),
+	}
+	sid := open("create_checkout_session_request").str("id")
+	dErrs := map[string]resp{
+		"delegate_payment_error_invalid_card":             s.delegate(s.agentKey, "e1", checkout.CardIIN+"0000000000000", sid, s.merch, 100, s.clock.Now().Add(time.Hour), s.signer),
+		"delegate_payment_error_idempotency_key_required": s.acp("POST", "/agentic_commerce/delegate_payment", s.agentKey, "", map[string]any{}, "", map[string]string{"Idempotency-Key": ""}),
+		"delegate_payment_error_idempotency_conflict":     s.delegate(s.agentKey, "e1", s.cardNo, sid, s.merch, 100, s.clock.Now().Add(time.Hour), s.signer),
+	}
+	for examples, got := range map[*map[string]map[string]any]map[string]resp{&ex: errs, &dx: dErrs} {
+		for name, r := range got {
+			want := (*examples)[name]
+			if r.str("type") != want["type"] || r.str("code") != want["code"] {
+				t.Errorf("%s: %s; the example is %v", name, r.raw, want)
+			}
+		}
+	}
+	s.verify()
+}

@@ -76,7 +76,13 @@ func New(co *checkout.Service, auth Authenticator, log *slog.Logger) *Handler {
 // Patterns are where Main mounts the handler.
 func Patterns() []string { return []string{"/acp/", "/agentic_commerce/"} }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP serves ACP, echoing the request's Request-Id on every answer.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id := r.Header.Get("Request-Id"); id != "" && len(id) <= 255 && printable(id) {
+		w.Header().Set("Request-Id", id)
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // endpoint is one ACP operation.
 type endpoint struct {
@@ -101,9 +107,6 @@ type call struct {
 // operation, and writes its answer. Each refusal is ACP's error shape.
 func (h *Handler) wrap(ep endpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if id := r.Header.Get("Request-Id"); id != "" && len(id) <= 255 && printable(id) {
-			w.Header().Set("Request-Id", id)
-		}
 		c := &call{r: r}
 		if err := h.admit(w, r, ep, c); err != nil {
 			h.writeError(w, ep, err)
