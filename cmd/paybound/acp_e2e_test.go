@@ -635,3 +635,37 @@ func TestACPExamples(t *testing.T) {
 	}
 	s.verify()
 }
+
+// TestCLICheckout: products create, list and archive, and mandates card,
+// through the client commands.
+func TestCLICheckout(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	out, errOut, err := w.cli(w.merchKey, "products", "create", "--name", "Green tea", "--price", "12.50", "--currency", "USD",
+		"--fulfillment", "digital", "--sku", "TEA-1", "--json")
+	var p struct {
+		ID    string `json:"id"`
+		Price int64  `json:"price"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &p) != nil || p.Price != 1250 {
+		t.Fatalf("products create: %q %q %v", out, errOut, err)
+	}
+	if out, _, err = w.cli(w.agentKey, "product", "list", "--merchant", w.merch); err != nil || !strings.Contains(out, p.ID+"  12.50 USD  digital  TEA-1  Green tea") {
+		t.Fatalf("products list: %q %v", out, err)
+	}
+	if out, _, err = w.cli(w.merchKey, "products", "archive", p.ID); err != nil || !strings.Contains(out, "(archived)") {
+		t.Fatalf("products archive: %q %v", out, err)
+	}
+	if out, _, err = w.cli(w.agentKey, "products", "list", "--merchant", w.merch); err != nil || strings.Contains(out, p.ID) {
+		t.Fatalf("an archived product is listed: %q %v", out, err)
+	}
+	if _, errOut, err = w.cli(w.merchKey, "products", "create", "--name", "x", "--price", "1", "--currency", "USD", "--fulfillment", "teleport"); err == nil || !strings.Contains(errOut, "parameter_invalid") {
+		t.Fatalf("a bad fulfillment: %q %v", errOut, err)
+	}
+	m := w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", map[string]any{"agent_id": w.agent, "description": "tea",
+		"currency": "USD", "max_amount": 1000, "budget": map[string]any{"amount": 1000, "period": "week"}})).str("id")
+	out, errOut, err = w.cli(w.userKey, "mandate", "card", m)
+	if err != nil || !strings.Contains(out, "number") || !strings.Contains(out, checkout.CardIIN) || !strings.Contains(out, "shown once") {
+		t.Fatalf("mandates card: %q %q %v", out, errOut, err)
+	}
+}
