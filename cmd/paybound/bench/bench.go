@@ -71,7 +71,7 @@ type Env struct {
 // bench), printing one JSON line per figure to stdout.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments [flags]")
+		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments|acp [flags]")
 		return cmdline.ErrUsage
 	}
 	switch args[0] {
@@ -79,8 +79,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) 
 		return benchLedger(ctx, args[1:], stdout, stderr, env)
 	case "payments":
 		return benchPayments(ctx, args[1:], stdout, stderr, env)
+	case "acp":
+		return benchACP(ctx, args[1:], stdout, stderr, env)
 	}
-	return fmt.Errorf("unknown benchmark %q: use ledger or payments", args[0])
+	return fmt.Errorf("unknown benchmark %q: use ledger, payments or acp", args[0])
 }
 
 func emit(w io.Writer, v map[string]any) {
