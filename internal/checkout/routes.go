@@ -30,7 +30,7 @@ type productIn struct {
 }
 
 func (in productIn) params() ProductParams {
-	return ProductParams{Name: in.Name, SKU: in.SKU, Price: in.Price, Currency: in.Currency, Fulfillment: in.Fulfillment}
+	return ProductParams(in)
 }
 
 func (s *Service) createProduct(q *rest.Request) (int, any, error) {

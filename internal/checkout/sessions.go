@@ -126,11 +126,8 @@ func (s *Service) UpdateSession(ctx context.Context, caller pb.Principal, idem *
 	}
 	price(&next, nil)
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		cur, err := s.sessionIn(tx, id)
+		cur, err := s.openIn(tx, id)
 		if err != nil {
-			return nil, err
-		}
-		if err := openAt(cur, tx.Now()); err != nil {
 			return nil, err
 		}
 		if !cur.UpdatedAt.Equal(found.UpdatedAt) || cur.Status != found.Status {
@@ -187,11 +184,8 @@ func (s *Service) CancelSession(ctx context.Context, caller pb.Principal, idem *
 		return s.refuse(ctx, idem, err)
 	}
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		cur, err := s.sessionIn(tx, id)
+		cur, err := s.openIn(tx, id)
 		if err != nil {
-			return nil, err
-		}
-		if err := openAt(cur, tx.Now()); err != nil {
 			return nil, err
 		}
 		now := tx.Now().Truncate(time.Second)
@@ -200,6 +194,16 @@ func (s *Service) CancelSession(ctx context.Context, caller pb.Principal, idem *
 		ledger.Add(tx, sessions, *cur)
 		return cur, nil
 	})
+}
+
+// openIn returns session id as of this point in the batch if it can still
+// change.
+func (s *Service) openIn(tx *ledger.Tx, id string) (*pb.CheckoutSession, error) {
+	cur, err := s.sessionIn(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	return cur, openAt(cur, tx.Now())
 }
 
 // openAt refuses a session that can no longer change at now.

@@ -9,8 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,17 +39,11 @@ func benchACP(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(*profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if *clients < 1 || *clients > 10_000 || *agents < 1 || *agents > 10_000 || *dur <= 0 {
 		return errors.New("bench acp: need 1 <= clients <= 10000, 1 <= agents <= 10000 and a positive duration")
 	}
