@@ -170,6 +170,13 @@ func (s *acpShop) sessions(merchant string) string { return "/acp/" + merchant +
 // delegate signs and sends a delegate_payment of number for session.
 func (s *acpShop) delegate(key, idem, number, session, merchant string, max int64, expires time.Time, sign *signer) resp {
 	s.t.Helper()
+	return s.delegateWith(key, idem, number, session, merchant, max, expires, sign, nil)
+}
+
+// delegateWith is delegate with headers changed after signing ("" removes
+// one).
+func (s *acpShop) delegateWith(key, idem, number, session, merchant string, max int64, expires time.Time, sign *signer, change map[string]string) resp {
+	s.t.Helper()
 	body := map[string]any{
 		"payment_method": map[string]any{"type": "card", "card_number_type": "fpan", "number": number, "exp_month": s.card.str("exp_month"),
 			"exp_year": s.card.str("exp_year"), "display_card_funding_type": "credit", "display_last4": number[len(number)-4:], "metadata": map[string]string{}},
@@ -180,6 +187,9 @@ func (s *acpShop) delegate(key, idem, number, session, merchant string, max int6
 	raw, _ := json.Marshal(body)
 	ts := s.clock.Now().UTC().Format(time.RFC3339)
 	hdr := map[string]string{"Timestamp": ts, "Signature": base64.StdEncoding.EncodeToString(ed25519.Sign(sign.key, append([]byte(ts+"."), raw...)))}
+	for k, v := range change {
+		hdr[k] = v
+	}
 	return s.acp("POST", "/agentic_commerce/delegate_payment", key, idem, json.RawMessage(raw), "delegate:DelegatePaymentRequest", hdr)
 }
 
@@ -337,6 +347,18 @@ func TestACPBadInputs(t *testing.T) {
 		{"a wrong card number", func() resp { return s.delegate(s.agentKey, "d1", luhnBad, id, s.merch, 2400, soon, s.signer) }, 400, "invalid_card $.payment_method.number"},
 		{"a number no card has", func() resp { return s.delegate(s.agentKey, "d2", unknown, id, s.merch, 2400, soon, s.signer) }, 400, "invalid_card $.payment_method.number"},
 		{"another agent's card", func() resp { return s.delegate(s.agentKey, "d3", card2, id, s.merch, 2400, soon, s.signer) }, 400, "invalid_card $.payment_method.number"},
+		{"no Signature", func() resp {
+			return s.delegateWith(s.agentKey, "d8", s.cardNo, id, s.merch, 2400, soon, s.signer, map[string]string{"Signature": ""})
+		}, 401, "signature_missing Signature"},
+		{"a stale Timestamp", func() resp {
+			old := s.clock.Now().Add(-6 * time.Minute).UTC().Format(time.RFC3339)
+			return s.delegateWith(s.agentKey, "d9", s.cardNo, id, s.merch, 2400, soon, s.signer, map[string]string{"Timestamp": old})
+		}, 401, "signature_expired Timestamp"},
+		{"a signature of another body", func() resp {
+			ts := s.clock.Now().UTC().Format(time.RFC3339)
+			sig := base64.StdEncoding.EncodeToString(ed25519.Sign(s.signer.key, []byte(ts+".{}")))
+			return s.delegateWith(s.agentKey, "d10", s.cardNo, id, s.merch, 2400, soon, s.signer, map[string]string{"Timestamp": ts, "Signature": sig})
+		}, 401, "signature_invalid Signature"},
 		{"a signature by another key", func() resp { return s.delegate(s.agentKey, "d4", s.cardNo, id, s.merch, 2400, soon, signer2) }, 401, "signature_invalid Signature"},
 		{"an allowance above the mandate", func() resp { return s.delegate(s.agentKey, "d5", s.cardNo, id, s.merch, 10001, soon, s.signer) }, 400, "invalid_card $.allowance.max_amount"},
 		{"an allowance at another merchant", func() resp { return s.delegate(s.agentKey, "d6", s.cardNo, c2, s.merch2, 2400, soon, s.signer) }, 400, "invalid_card $.allowance.merchant_id"},
@@ -667,5 +689,57 @@ func TestCLICheckout(t *testing.T) {
 	out, errOut, err = w.cli(w.userKey, "mandate", "card", m)
 	if err != nil || !strings.Contains(out, "number") || !strings.Contains(out, checkout.CardIIN) || !strings.Contains(out, "shown once") {
 		t.Fatalf("mandates card: %q %q %v", out, errOut, err)
+	}
+}
+
+// TestProductsOverHTTP: the catalog's routes, and their refusals.
+func TestProductsOverHTTP(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	p := w.ok(201, w.call("POST", "/v1/products", w.merchKey, "", map[string]any{"name": "Tea", "price": 1200, "currency": "USD", "fulfillment": "digital"}))
+	id := p.str("id")
+	if p.str("object") != "product" || p.str("merchant_id") != w.merch || p.body["active"] != true || p.str("sku") != "" {
+		t.Fatalf("create: %s", p.raw)
+	}
+	u := w.ok(200, w.call("POST", "/v1/products/"+id, w.merchKey, "", map[string]any{"price": 1300, "sku": "T-2"}))
+	if u.num("price") != 1300 || u.str("sku") != "T-2" || u.str("name") != "Tea" {
+		t.Fatalf("update: %s", u.raw)
+	}
+	for _, c := range []struct {
+		method, path, key string
+		body              any
+		status            int
+		code, param       string
+	}{
+		{"POST", "/v1/products", w.agentKey, map[string]any{"name": "x", "price": 1, "currency": "USD", "fulfillment": "digital"}, 403, "forbidden", ""},
+		{"POST", "/v1/products", w.merchKey, map[string]any{"price": 1, "currency": "USD", "fulfillment": "digital"}, 400, "parameter_missing", "name"},
+		{"POST", "/v1/products", w.merchKey, map[string]any{"name": "x", "price": 0, "currency": "USD", "fulfillment": "digital"}, 400, "invalid_amount", "price"},
+		{"POST", "/v1/products", w.merchKey, map[string]any{"name": "x", "price": 1, "currency": "usd", "fulfillment": "digital"}, 400, "invalid_currency", "currency"},
+		{"POST", "/v1/products", w.merchKey, map[string]any{"name": "x", "price": 1, "currency": "USD", "fulfillment": "drone"}, 400, "parameter_invalid", "fulfillment"},
+		{"POST", "/v1/products", w.merchKey, map[string]any{"name": "x", "price": 1, "currency": "USD", "fulfillment": "digital", "colour": "red"}, 400, "unknown_field", "colour"},
+		{"POST", "/v1/products/" + id, w.merchKey, map[string]any{"currency": "EUR"}, 400, "parameter_invalid", "currency"},
+		{"POST", "/v1/products/" + id, w.merch2Key, map[string]any{"price": 1}, 404, "resource_missing", "id"},
+		{"POST", "/v1/products/prod_nope", w.merchKey, map[string]any{"price": 1}, 404, "resource_missing", "id"},
+		{"GET", "/v1/products", w.agentKey, nil, 400, "parameter_missing", "merchant_id"},
+		{"GET", "/v1/products?merchant_id=" + w.merch2, w.merchKey, nil, 403, "forbidden", "merchant_id"},
+	} {
+		r := w.call(c.method, c.path, c.key, "", c.body)
+		if r.status != c.status || r.errField("code") != c.code || r.errField("param") != c.param {
+			t.Errorf("%s %s %v: %d %s; want %d %s %s", c.method, c.path, c.body, r.status, r.raw, c.status, c.code, c.param)
+		}
+	}
+	if g := w.ok(200, w.call("GET", "/v1/products/"+id, w.agentKey, "", nil)); g.num("price") != 1300 {
+		t.Fatalf("a refused request changed the product: %s", g.raw)
+	}
+	w.ok(200, w.call("POST", "/v1/products/"+id+"/archive", w.merchKey, "", nil))
+	if r := w.call("POST", "/v1/products/"+id, w.merchKey, "", map[string]any{"price": 1}); r.status != 409 || r.errField("code") != "checkout_session_state" {
+		t.Fatalf("update of an archived product: %d %s", r.status, r.raw)
+	}
+	if r := w.call("GET", "/v1/products/"+id, w.agentKey, "", nil); r.status != 404 {
+		t.Fatalf("an agent sees an archived product: %d %s", r.status, r.raw)
+	}
+	l := w.ok(200, w.call("GET", "/v1/products?archived=true", w.merchKey, "", nil))
+	if len(l.body["data"].([]any)) != 1 {
+		t.Fatalf("the merchant's archived products: %s", l.raw)
 	}
 }

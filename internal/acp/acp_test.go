@@ -51,7 +51,9 @@ func valid(t *testing.T, s *jsonschema.Schema, raw []byte) {
 	}
 }
 
-func examples(t *testing.T, file string) map[string]json.RawMessage {
+func examples(t *testing.T, file string) map[string]json.RawMessage { return examplesRaw(t, file) }
+
+func examplesRaw(t testing.TB, file string) map[string]json.RawMessage {
 	t.Helper()
 	raw, err := os.ReadFile("testdata/" + file)
 	if err != nil {
