@@ -528,8 +528,8 @@ func TestACPConcurrentCompletes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if out["200 completed"] != 1 {
-		t.Fatalf("outcomes %v; want one completion", out)
+	if out["200 completed"] != 1 || out["409 checkout_session_state"] != 19 {
+		t.Fatalf("outcomes %v; want one completion and 19 checkout_session_state", out)
 	}
 	if avail, _ := s.balance(s.userKey, "USD"); avail != userBefore-1200 {
 		t.Fatalf("user paid %d, want 1200 once", userBefore-avail)

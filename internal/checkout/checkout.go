@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -65,6 +66,9 @@ type Service struct {
 	st    Store
 	cfg   Config
 	clock pb.Clock
+	// busy holds the sessions and products an operation of this process is
+	// changing, until its batch has committed (see exclusive).
+	busy sync.Map
 }
 
 // New returns the checkout over core and st. It fails when cfg is invalid.
@@ -81,6 +85,53 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	}
 	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock}, nil
 }
+
+// exclusive claims id (a session or a product) for one operation of this
+// process until it returns and its batch has committed: the ledger writer
+// applies a batch while the one before it commits, so an operation that
+// read a session from the store could miss a change still in flight and
+// write over it (or complete it twice). Another operation on id waits its
+// turn (at most lockWait, or ctx's end), then reads what the first one
+// wrote. A request whose Idempotency-Key is still running is refused
+// first, as the core refuses it (ErrIdempotencyRunning, 409). A shared
+// store's writer does not overlap batches, and refuses a second
+// completion from another process by its unique keys.
+func (s *Service) exclusive(ctx context.Context, id string, idem *service.Idempotency) (release func(), err error) {
+	slot := ""
+	if idem != nil {
+		slot = "idem\x00" + idem.Caller + "\x00" + idem.Key
+		if _, running := s.busy.LoadOrStore(slot, make(chan struct{})); running {
+			return nil, &pb.Error{Code: pb.ErrIdempotencyRunning, Message: "a request with this Idempotency-Key is currently being processed; retry after it completes", RetryAfter: time.Second}
+		}
+	}
+	free := func() {
+		if slot != "" {
+			s.busy.Delete(slot)
+		}
+	}
+	mine := make(chan struct{})
+	timer := time.NewTimer(lockWait)
+	defer timer.Stop()
+	for {
+		held, taken := s.busy.LoadOrStore(id, mine)
+		if !taken {
+			return func() { s.busy.Delete(id); close(mine); free() }, nil
+		}
+		select {
+		case <-held.(chan struct{}):
+		case <-ctx.Done():
+			free()
+			return nil, ctx.Err()
+		case <-timer.C:
+			free()
+			return nil, &pb.Error{Code: pb.ErrCheckoutState, Message: "another request has been changing " + id + " for too long; retry in a moment", RetryAfter: time.Second}
+		}
+	}
+}
+
+// lockWait bounds how long an operation waits for another on the same
+// session or product.
+const lockWait = 10 * time.Second
 
 // now is the service's time, to the second (what every stored time is).
 func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Second) }
@@ -113,18 +164,14 @@ func (s *Service) sessionIn(tx *ledger.Tx, id string) (*pb.CheckoutSession, erro
 	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, s.st.CheckoutSession)
 }
 
-func (s *Service) tokenIn(tx *ledger.Tx, id string) (*pb.VaultToken, error) {
-	return inTx(tx, tokens, func(t *pb.VaultToken) string { return t.ID }, id, s.st.VaultToken)
-}
-
-// completionIn returns the completion of session id, or nil when it has
-// none as of this point in the batch.
-func (s *Service) completionIn(tx *ledger.Tx, id string) (*pb.CheckoutCompletion, error) {
-	c, err := inTx(tx, completions, func(c *pb.CheckoutCompletion) string { return c.SessionID }, id, s.st.CheckoutCompletion)
-	if pb.ErrorCode(err) == pb.ErrNotFound {
-		return nil, nil
+// completedIn reports whether this batch completed session id.
+func completedIn(tx *ledger.Tx, id string) bool {
+	for _, c := range ledger.Added(tx, completions) {
+		if c.SessionID == id {
+			return true
+		}
 	}
-	return c, err
+	return false
 }
 
 // tokenUsedIn reports whether token id paid a completion as of this point

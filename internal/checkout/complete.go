@@ -55,6 +55,11 @@ func (s *Service) CompleteSession(ctx context.Context, caller pb.Principal, idem
 			return service.Result{Err: err}
 		}
 	}
+	release, err := s.exclusive(ctx, id, idem)
+	if err != nil {
+		return service.Result{Err: err}
+	}
+	defer release()
 	sess, err := s.agentSession(ctx, caller, merchantID, id)
 	if err == nil && sess.Status != pb.CheckoutReady {
 		err = pb.Errorf(pb.ErrCheckoutState, "", "checkout session %s is not ready for payment: %s", id, messagesText(sess))
@@ -72,7 +77,7 @@ func (s *Service) CompleteSession(ctx context.Context, caller pb.Principal, idem
 		Metadata: map[string]string{"checkout_session_id": id, "payment_token": tok.ID},
 		Within: func(tx *ledger.Tx, pay *pb.Payment) error {
 			var err error
-			out, err = s.completeIn(tx, caller, id, sess, tok.ID, p.Buyer, pay)
+			out, err = s.completeIn(tx, caller, id, sess, *tok, p.Buyer, pay)
 			return err
 		}}
 	wrapRender(idem, func(err error) (any, error) {
@@ -147,17 +152,19 @@ func (s *Service) usableToken(ctx context.Context, caller pb.Principal, sess *pb
 // its order, waiting for approval, or declined. It refuses, undoing the
 // payment, a session that another operation completed or changed first, or
 // a token used meanwhile.
-func (s *Service) completeIn(tx *ledger.Tx, caller pb.Principal, id string, sess *pb.CheckoutSession, tokenID string, buyer *pb.Buyer, pay *pb.Payment) (*pb.CheckoutSession, error) {
+//
+// The session is read as of the batch; its completion and the token's use
+// need no read of their own: both change the session's status in the same
+// batch (a completion from another process sharing the store fails this
+// batch's commit on their unique keys, and it is computed again).
+func (s *Service) completeIn(tx *ledger.Tx, caller pb.Principal, id string, sess *pb.CheckoutSession, tok pb.VaultToken, buyer *pb.Buyer, pay *pb.Payment) (*pb.CheckoutSession, error) {
 	cur, err := s.sessionIn(tx, id)
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.completionIn(tx, id)
-	if err != nil {
-		return nil, err
-	}
-	if done != nil || cur.StatusAt(tx.Now()) != pb.CheckoutReady {
-		if done != nil && cur.Status == pb.CheckoutCompleted {
+	done := completedIn(tx, id)
+	if done || cur.StatusAt(tx.Now()) != pb.CheckoutReady {
+		if cur.Status == pb.CheckoutCompleted {
 			return nil, pb.Errorf(pb.ErrCheckoutState, "", "checkout session %s is completed already (order %s, payment %s); nothing was charged again", id, cur.Order.ID, cur.PaymentID)
 		}
 		return nil, pb.Errorf(pb.ErrCheckoutState, "", "checkout session %s is %s; nothing was charged", id, cur.StatusAt(tx.Now()))
@@ -165,11 +172,7 @@ func (s *Service) completeIn(tx *ledger.Tx, caller pb.Principal, id string, sess
 	if !cur.UpdatedAt.Equal(sess.UpdatedAt) {
 		return nil, pb.Errorf(pb.ErrCheckoutState, "", "checkout session %s changed while it was being paid; nothing was charged, complete it again", id)
 	}
-	tok, err := s.tokenIn(tx, tokenID)
-	if err != nil {
-		return nil, err
-	}
-	if tokenUsedIn(tx, tok) {
+	if tokenUsedIn(tx, &tok) {
 		return nil, pb.Errorf(pb.ErrTokenInvalid, "payment_data.instrument.credential.token", "payment token %s was used already; nothing was charged", tok.ID)
 	}
 	now := tx.Now().Truncate(time.Second)
@@ -180,13 +183,13 @@ func (s *Service) completeIn(tx *ledger.Tx, caller pb.Principal, id string, sess
 	switch pay.Status {
 	case pb.StatusCaptured, pb.StatusAuthorized:
 		tok.UsedBy = pay.ID
-		ledger.Add(tx, tokens, *tok)
+		ledger.Add(tx, tokens, tok)
 		if err := s.finish(tx, caller, cur, tok.ID, pay); err != nil {
 			return nil, err
 		}
 	case pb.StatusRequiresConfirmation:
 		tok.UsedBy = pay.ID
-		ledger.Add(tx, tokens, *tok)
+		ledger.Add(tx, tokens, tok)
 		cur.Status, cur.PaymentID = pb.CheckoutPendingApproval, pay.ID
 		if pay.Confirmation != nil {
 			cur.ConfirmationURL = s.cfg.BaseURL + pay.Confirmation.URL
@@ -236,6 +239,11 @@ func (s *Service) settleApproval(ctx context.Context, sess *pb.CheckoutSession) 
 	if p.Status == pb.StatusRequiresConfirmation {
 		return sess, nil
 	}
+	release, err := s.exclusive(ctx, sess.ID, nil)
+	if err != nil {
+		return sess, nil // another request is settling it
+	}
+	defer release()
 	agent := pb.Principal{Role: pb.RoleAgent, ID: sess.AgentID, UserID: sess.UserID}
 	res := s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
 		cur, err := s.sessionIn(tx, sess.ID)
@@ -249,11 +257,7 @@ func (s *Service) settleApproval(ctx context.Context, sess *pb.CheckoutSession) 
 		cur.UpdatedAt = tx.Now().Truncate(time.Second)
 		switch pay.Status {
 		case pb.StatusCaptured, pb.StatusAuthorized, pb.StatusRefunded:
-			done, err := s.completionIn(tx, cur.ID)
-			if err != nil {
-				return nil, err
-			}
-			if done != nil {
+			if completedIn(tx, cur.ID) {
 				return cur, nil
 			}
 			if err := s.finish(tx, agent, cur, pay.Metadata["payment_token"], &pay); err != nil {

@@ -129,6 +129,11 @@ func (s *Service) changeProduct(ctx context.Context, caller pb.Principal, idem *
 	if !pb.HasPrefix(id, pb.PrefixProduct) {
 		return service.Result{Err: noProduct(id)}
 	}
+	release, err := s.exclusive(ctx, id, idem)
+	if err != nil {
+		return service.Result{Err: err}
+	}
+	defer release()
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		prod, err := s.productIn(tx, id)
 		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && prod.MerchantID != caller.ID) {

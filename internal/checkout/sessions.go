@@ -102,6 +102,11 @@ func (s *Service) UpdateSession(ctx context.Context, caller pb.Principal, idem *
 	if err := checkContact(p.Buyer, p.FulfillmentDetails); err != nil {
 		return service.Result{Err: err}
 	}
+	release, err := s.exclusive(ctx, id, idem)
+	if err != nil {
+		return service.Result{Err: err}
+	}
+	defer release()
 	found, err := s.agentSession(ctx, caller, merchantID, id)
 	if err != nil {
 		return s.refuse(ctx, idem, err)
@@ -180,6 +185,11 @@ func (s *Service) CancelSession(ctx context.Context, caller pb.Principal, idem *
 	if err := service.RequireRole(caller, pb.RoleAgent); err != nil {
 		return service.Result{Err: err}
 	}
+	release, err := s.exclusive(ctx, id, idem)
+	if err != nil {
+		return service.Result{Err: err}
+	}
+	defer release()
 	if _, err := s.agentSession(ctx, caller, merchantID, id); err != nil {
 		return s.refuse(ctx, idem, err)
 	}
