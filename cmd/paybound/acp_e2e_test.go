@@ -271,6 +271,21 @@ func TestACPCheckoutOverHTTP(t *testing.T) {
 	if avail, _ := s.balance(s.userKey, "USD"); avail != userBefore-1200 {
 		t.Fatalf("user after the refund: %d, want %d", avail, userBefore-1200)
 	}
+	// The session's entries in the transparency log: its completion and the
+	// refund's update of its order, which the webhooks announce.
+	var types []string
+	for i := 0; ; i++ {
+		e := s.call("GET", "/v1/log/entries/"+fmt.Sprint(i), s.op, "", nil)
+		if e.status == 404 {
+			break
+		}
+		if e.str("subject") == id {
+			types = append(types, e.str("type"))
+		}
+	}
+	if strings.Join(types, " ") != "checkout_session.completed checkout_session.order_updated" {
+		t.Fatalf("the session's log entries: %v", types)
+	}
 	s.verify()
 }
 

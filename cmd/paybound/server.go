@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -183,6 +184,7 @@ type Main struct {
 	risk        *riskctl.Control
 	store       pb.Store
 	led         *ledger.Writer
+	checkout    atomic.Pointer[checkout.Service] // the ledger's observer, once built
 	srv         *http.Server
 	ln          net.Listener
 	served      chan error
@@ -326,6 +328,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.checkout.Store(co) // from now on it observes the ledger's entries
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk, co)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
@@ -384,7 +387,8 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 		return err
 	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
-		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant})
+		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
+		Observers: []ledger.Observer{m.observeCheckout}})
 	return err
 }
 
@@ -457,6 +461,16 @@ func (m *Main) Close() error {
 
 // loadOrCreateKey reads the operator key, creating it (mode 0600) on first
 // start. A key file readable by others is refused: it is the root secret.
+// observeCheckout is the checkout's ledger observer (a refund of a
+// session's payment updates its order), once the checkout is built: the
+// ledger is built before it.
+func (m *Main) observeCheckout(tx *ledger.Tx, ev pb.LogEvent) error {
+	if co := m.checkout.Load(); co != nil {
+		return co.Observe(tx, ev)
+	}
+	return nil
+}
+
 // cardKey is the key agent card numbers are hashed under, derived from the
 // operator key: a new operator key makes every issued card unusable (users
 // issue new ones), and no other secret needs keeping.
