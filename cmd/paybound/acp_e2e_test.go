@@ -758,3 +758,26 @@ func TestProductsOverHTTP(t *testing.T) {
 		t.Fatalf("the merchant's archived products: %s", l.raw)
 	}
 }
+
+// TestACPSignedAgent: an agent that signs its requests (RFC 9421) instead
+// of sending its key uses ACP as with a bearer key; a tampered body is
+// refused.
+func TestACPSignedAgent(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	body, _ := json.Marshal(map[string]any{"currency": "usd", "line_items": []any{map[string]any{"id": s.tea}}, "capabilities": map[string]any{}})
+	req := s.signer.signed(t, "POST", s.base+s.sessions(s.merch), body, "signed-1", s.clock.Now(), nil)
+	req.Header.Set("API-Version", checkout.ACPVersion)
+	r := send(t, req)
+	if r.status != 201 || r.str("status") != "ready_for_payment" || r.body["metadata"].(map[string]any)["agent_id"] != s.agent {
+		t.Fatalf("signed create: %d %s", r.status, r.raw)
+	}
+	validateACP(t, "checkout:CheckoutSession", r.raw)
+	req = s.signer.signed(t, "POST", s.base+s.sessions(s.merch), body, "signed-2", s.clock.Now(), nil)
+	req.Header.Set("API-Version", checkout.ACPVersion)
+	tampered := bytes.Replace(body, []byte(`"usd"`), []byte(`"eur"`), 1)
+	req.Body, req.ContentLength, req.GetBody = io.NopCloser(bytes.NewReader(tampered)), int64(len(tampered)), nil
+	if r := send(t, req); r.status != 401 || r.str("code") != "digest_mismatch" {
+		t.Fatalf("tampered signed create: %d %s", r.status, r.raw)
+	}
+}
