@@ -281,7 +281,7 @@ func (s *Service) liveCard(ctx context.Context, caller pb.Principal, p DelegateP
 	if len(p.Number) != CardLength || !strings.HasPrefix(p.Number, CardIIN) || !LuhnValid(p.Number) {
 		return nil, nil, pb.Errorf(pb.ErrCardInvalid, param, "Paybound accepts only its agent cards: %d-digit numbers starting %s, issued with POST /v1/mandates/{id}/card", CardLength, CardIIN)
 	}
-	c, err := s.st.AgentCardByHash(ctx, s.numberHash(p.Number))
+	c, err := s.cardByHash(ctx, s.numberHash(p.Number))
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, pb.Errorf(pb.ErrCardInvalid, param, "no agent card has the number ending %s", p.Number[len(p.Number)-4:])
 	}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -69,6 +70,13 @@ type Service struct {
 	// busy holds the sessions and products an operation of this process is
 	// changing, until its batch has committed (see exclusive).
 	busy sync.Map
+	// caps caches each merchant's capabilities, encoded (wire.go).
+	caps  sync.Map
+	nCaps atomic.Int64
+	// cards caches agent cards by number hash: a card never changes (its
+	// life is its mandate's, read each time).
+	cards  sync.Map
+	nCards atomic.Int64
 }
 
 // New returns the checkout over core and st. It fails when cfg is invalid.
@@ -162,6 +170,21 @@ func (s *Service) productIn(tx *ledger.Tx, id string) (*pb.Product, error) {
 
 func (s *Service) sessionIn(tx *ledger.Tx, id string) (*pb.CheckoutSession, error) {
 	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, s.st.CheckoutSession)
+}
+
+// maxCachedCards bounds the cards kept in memory.
+const maxCachedCards = 100_000
+
+// cardByHash returns the card whose number has hash, cached once found.
+func (s *Service) cardByHash(ctx context.Context, hash string) (*pb.AgentCard, error) {
+	if c, ok := s.cards.Load(hash); ok {
+		return c.(*pb.AgentCard), nil
+	}
+	c, err := s.st.AgentCardByHash(ctx, hash)
+	if err == nil && s.nCards.Add(1) <= maxCachedCards {
+		s.cards.Store(hash, c)
+	}
+	return c, err
 }
 
 // completedIn reports whether this batch completed session id.

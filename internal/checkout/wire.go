@@ -283,7 +283,7 @@ func linesOf(items []ItemIn) ([]LineParams, error) {
 type SessionJSON struct {
 	ID                         string                 `json:"id"`
 	Protocol                   map[string]string      `json:"protocol"`
-	Capabilities               map[string]any         `json:"capabilities"`
+	Capabilities               json.RawMessage        `json:"capabilities"`
 	Buyer                      *pb.Buyer              `json:"buyer,omitempty"`
 	Status                     string                 `json:"status"`
 	Currency                   string                 `json:"currency"`
@@ -423,16 +423,32 @@ func OrderEvent(typ string, sess *pb.CheckoutSession, pay *pb.Payment) *OrderEve
 }
 
 // capabilities is what the merchant offers the session: Paybound's agent
-// card handler, which requires delegate_payment, and no interventions.
-func (s *Service) capabilities(sess *pb.CheckoutSession) map[string]any {
+// card handler, which requires delegate_payment, and no interventions. It
+// depends on the merchant alone, so each merchant's is encoded once (for
+// the first maxCachedMerchants merchants).
+func (s *Service) capabilities(sess *pb.CheckoutSession) json.RawMessage {
+	if b, ok := s.caps.Load(sess.MerchantID); ok {
+		return b.(json.RawMessage)
+	}
+	b, _ := json.Marshal(capabilitiesOf(sess.MerchantID, s.cfg.BaseURL))
+	if s.nCaps.Add(1) <= maxCachedMerchants {
+		s.caps.Store(sess.MerchantID, json.RawMessage(b))
+	}
+	return b
+}
+
+// maxCachedMerchants bounds the merchants whose capabilities are kept.
+const maxCachedMerchants = 10_000
+
+func capabilitiesOf(merchantID, baseURL string) map[string]any {
 	return map[string]any{
 		"payment": map[string]any{"handlers": []any{map[string]any{
 			"id": HandlerID, "name": "dev.acp.tokenized.card", "display_name": "Paybound agent card", "version": ACPVersion,
 			"spec": "https://acp.dev/handlers/tokenized.card", "requires_delegate_payment": true, "requires_pci_compliance": false,
 			"psp": "paybound", "config_schema": "https://acp.dev/schemas/handlers/tokenized.card/config.json",
 			"instrument_schemas": []string{"https://acp.dev/schemas/handlers/tokenized.card/instrument.json"},
-			"config": map[string]any{"merchant_id": sess.MerchantID, "psp": "paybound", "card_iin": CardIIN,
-				"delegate_payment_url": s.cfg.BaseURL + "/agentic_commerce/delegate_payment"},
+			"config": map[string]any{"merchant_id": merchantID, "psp": "paybound", "card_iin": CardIIN,
+				"delegate_payment_url": baseURL + "/agentic_commerce/delegate_payment"},
 		}}},
 		"interventions": map[string]any{"supported": []string{}, "required": []string{}, "enforcement": "optional"},
 	}
