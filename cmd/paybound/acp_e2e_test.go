@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/stepup"
+	"github.com/paybound/paybound/internal/storetest"
 )
 
 // acpSchemas are ACP's JSON schemas (internal/acp/testdata, release
@@ -84,9 +86,17 @@ type acpShop struct {
 	cardNo, cardLast string
 }
 
-func newShop(t *testing.T) *acpShop {
+func newShop(t *testing.T) *acpShop { return newShopDB(t, "") }
+
+// newShopDB is newShop on database db ("": the test's own).
+func newShopDB(t *testing.T, db string) *acpShop {
 	clock := &testClock{now: time.Now().UTC()}
-	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	w := newWorld(t, func(m *Main) {
+		m.Clock = clock
+		if db != "" {
+			m.Config.DB = db
+		}
+	})
 	s := &acpShop{world: w, clock: clock}
 	var jwk string
 	s.signer, jwk = newSigner(t)
@@ -780,4 +790,54 @@ func TestACPSignedAgent(t *testing.T) {
 	if r := send(t, req); r.status != 401 || r.str("code") != "digest_mismatch" {
 		t.Fatalf("tampered signed create: %d %s", r.status, r.raw)
 	}
+}
+
+// TestACPTwoProcessesOnePostgres: two servers on one PostgreSQL database
+// receive completes of one session at once; the session is paid once (the
+// completion's unique keys refuse the second batch, computed again).
+func TestACPTwoProcessesOnePostgres(t *testing.T) {
+	t.Parallel()
+	db := storetest.PostgresURL(t)
+	s := newShopDB(t, db)
+	dir := t.TempDir()
+	for _, f := range []string{"operator.key", "log.key"} {
+		b, err := os.ReadFile(filepath.Join(s.m.Config.DataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2 := startMain(t, dir, func(m *Main) { m.Config.DB, m.Clock = db, s.clock })
+	other := &acpShop{world: &world{api: &api{t: t, base: m2.URL()}}, clock: s.clock}
+	id := s.teaSession(1)
+	tok := s.ok(201, s.delegate(s.agentKey, "d", s.cardNo, id, s.merch, 1200, s.clock.Now().Add(time.Hour), s.signer)).str("id")
+	userBefore, _ := s.balance(s.userKey, "USD")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	out := map[string]int{}
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv := s
+			if i%2 == 1 {
+				srv = other
+			}
+			r := srv.acp("POST", s.sessions(s.merch)+"/"+id+"/complete", s.agentKey, fmt.Sprint("k", i), completeBody(tok), "", nil)
+			mu.Lock()
+			out[fmt.Sprint(r.status, " ", r.str("status")+r.str("code"))]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	t.Logf("outcomes: %v", out)
+	if out["200 completed"] != 1 || out["200 completed"]+out["409 checkout_session_state"] != 20 {
+		t.Fatalf("outcomes %v; want one completion, the rest checkout_session_state", out)
+	}
+	if avail, _ := s.balance(s.userKey, "USD"); avail != userBefore-1200 {
+		t.Fatalf("user paid %d, want 1200 once", userBefore-avail)
+	}
+	s.verify()
 }
