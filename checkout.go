@@ -39,6 +39,12 @@ const (
 	ErrTokenInvalid Code = "payment_token_invalid"
 	// ErrUnsupportedVersion: an ACP API-Version Paybound does not speak.
 	ErrUnsupportedVersion Code = "unsupported_api_version"
+	// ErrProductArchived: an archived product cannot change.
+	ErrProductArchived Code = "product_archived"
+	// ErrMandateNotInForce: a card is issued only under a mandate in force.
+	ErrMandateNotInForce Code = "mandate_not_in_force"
+	// ErrCardLimit: a mandate has MaxCardsPerMandate cards already.
+	ErrCardLimit Code = "agent_card_limit"
 )
 
 // init registers the checkout's codes in the one table of codes to types
@@ -50,6 +56,9 @@ func init() {
 	codeTypes[ErrAllowanceInvalid] = TypeInvalidRequest
 	codeTypes[ErrTokenInvalid] = TypeInvalidRequest
 	codeTypes[ErrUnsupportedVersion] = TypeInvalidRequest
+	codeTypes[ErrProductArchived] = TypeConflict
+	codeTypes[ErrMandateNotInForce] = TypeConflict
+	codeTypes[ErrCardLimit] = TypeConflict
 }
 
 // Fulfillment is how a product reaches the buyer.
@@ -69,6 +78,7 @@ const (
 	MaxBuyerField      = 256  // each of a buyer's or an address's strings
 	MaxTokenMetadata   = 20   // delegate_payment metadata keys
 	MaxAllowanceTTL    = 24 * time.Hour
+	MaxCardsPerMandate = 10 // cards ever issued under one mandate
 	CheckoutSessionTTL = 24 * time.Hour
 )
 

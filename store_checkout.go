@@ -13,6 +13,8 @@ type CheckoutStore interface {
 	CheckoutSession(ctx context.Context, id string) (*CheckoutSession, error)
 	// AgentCardByHash returns the card whose number has the keyed hash.
 	AgentCardByHash(ctx context.Context, numberHash string) (*AgentCard, error)
+	// CountAgentCards returns how many cards were issued under a mandate.
+	CountAgentCards(ctx context.Context, mandateID string) (int, error)
 	// VaultToken returns token id.
 	VaultToken(ctx context.Context, id string) (*VaultToken, error)
 	// CheckoutCompletion returns the completion of session id.

@@ -421,7 +421,7 @@ func TestACPBadInputs(t *testing.T) {
 		}
 	}
 	// A revoked mandate's card cannot be issued again either.
-	if r := s.call("POST", "/v1/mandates/"+s.mandate+"/card", s.userKey, "", nil); r.status != 409 {
+	if r := s.call("POST", "/v1/mandates/"+s.mandate+"/card", s.userKey, "", nil); r.status != 409 || r.errField("code") != "mandate_not_in_force" {
 		t.Fatalf("a card of a revoked mandate: %d %s", r.status, r.raw)
 	}
 	s.verify()
@@ -757,7 +757,7 @@ func TestProductsOverHTTP(t *testing.T) {
 		t.Fatalf("a refused request changed the product: %s", g.raw)
 	}
 	w.ok(200, w.call("POST", "/v1/products/"+id+"/archive", w.merchKey, "", nil))
-	if r := w.call("POST", "/v1/products/"+id, w.merchKey, "", map[string]any{"price": 1}); r.status != 409 || r.errField("code") != "checkout_session_state" {
+	if r := w.call("POST", "/v1/products/"+id, w.merchKey, "", map[string]any{"price": 1}); r.status != 409 || r.errField("code") != "product_archived" {
 		t.Fatalf("update of an archived product: %d %s", r.status, r.raw)
 	}
 	if r := w.call("GET", "/v1/products/"+id, w.agentKey, "", nil); r.status != 404 {
@@ -789,6 +789,13 @@ func TestACPSignedAgent(t *testing.T) {
 	req.Body, req.ContentLength, req.GetBody = io.NopCloser(bytes.NewReader(tampered)), int64(len(tampered)), nil
 	if r := send(t, req); r.status != 401 || r.str("code") != "digest_mismatch" {
 		t.Fatalf("tampered signed create: %d %s", r.status, r.raw)
+	}
+	// A mandate has at most ten cards: the shop issued one.
+	for range 9 {
+		s.ok(201, s.call("POST", "/v1/mandates/"+s.mandate+"/card", s.userKey, "", nil))
+	}
+	if r := s.call("POST", "/v1/mandates/"+s.mandate+"/card", s.userKey, "", nil); r.status != 409 || r.errField("code") != "agent_card_limit" {
+		t.Fatalf("an eleventh card: %d %s", r.status, r.raw)
 	}
 }
 

@@ -72,6 +72,15 @@ func (s *Service) IssueCard(ctx context.Context, caller pb.Principal, idem *serv
 	if err != nil {
 		return service.Result{Err: err}
 	}
+	release, err := s.exclusive(ctx, mandateID, idem) // the count below must see every card issued
+	if err != nil {
+		return service.Result{Err: err}
+	}
+	defer release()
+	issued, err := s.st.CountAgentCards(ctx, mandateID)
+	if err != nil {
+		return service.Result{Err: fmt.Errorf("couldn't count the mandate's cards: %w", err)}
+	}
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		m, err := tx.Mandate(mandateID) // as of this batch: a revocation before it counts
 		if err != nil {
@@ -79,7 +88,15 @@ func (s *Service) IssueCard(ctx context.Context, caller pb.Principal, idem *serv
 		}
 		now := tx.Now().Truncate(time.Second)
 		if code := m.InForce(now); code != "" {
-			return nil, pb.Errorf(pb.ErrCheckoutState, "", "mandate %s is %s; a card needs a mandate in force", m.ID, strings.TrimPrefix(string(code), "mandate_"))
+			return nil, pb.Errorf(pb.ErrMandateNotInForce, "", "mandate %s is %s; a card needs a mandate in force", m.ID, strings.TrimPrefix(string(code), "mandate_"))
+		}
+		for _, c := range ledger.Added(tx, cards) {
+			if c.MandateID == m.ID {
+				issued++
+			}
+		}
+		if issued >= pb.MaxCardsPerMandate {
+			return nil, pb.Errorf(pb.ErrCardLimit, "", "mandate %s has %d agent cards, the most one mandate may have; grant another mandate", m.ID, issued)
 		}
 		exp := now.Add(cardLife)
 		if m.ExpiresAt != nil && m.ExpiresAt.Before(exp) {

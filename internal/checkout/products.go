@@ -80,8 +80,8 @@ func (s *Service) CreateProduct(ctx context.Context, caller pb.Principal, idem *
 }
 
 // UpdateProduct (its merchant) changes a product's name, SKU, price or
-// fulfillment. Sessions already priced keep their prices until they are
-// updated.
+// fulfillment. Sessions already priced keep their prices until their
+// lines are updated.
 func (s *Service) UpdateProduct(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string, p ProductParams) service.Result {
 	if err := service.RequireRole(caller, pb.RoleMerchant); err != nil {
 		return service.Result{Err: err}
@@ -94,7 +94,7 @@ func (s *Service) UpdateProduct(ctx context.Context, caller pb.Principal, idem *
 	}
 	return s.changeProduct(ctx, caller, idem, id, func(prod *pb.Product) error {
 		if !prod.Active {
-			return pb.Errorf(pb.ErrCheckoutState, "", "product %s is archived; it cannot change", prod.ID)
+			return pb.Errorf(pb.ErrProductArchived, "", "product %s is archived; it cannot change", prod.ID)
 		}
 		if p.Name != nil {
 			prod.Name = *p.Name

@@ -115,6 +115,12 @@ func (r Reads) AgentCardByHash(ctx context.Context, numberHash string) (*pb.Agen
 	return &c, nil
 }
 
+func (r Reads) CountAgentCards(ctx context.Context, mandateID string) (int, error) {
+	var n int
+	err := r.DB.QueryRow(ctx, `SELECT COUNT(*) FROM agent_cards WHERE mandate_id = $1`, mandateID).Scan(&n)
+	return n, err
+}
+
 func (r Reads) VaultToken(ctx context.Context, id string) (*pb.VaultToken, error) {
 	t, err := scanJSON[pb.VaultToken]("vault token")(r.DB.QueryRow(ctx, `SELECT data FROM vault_tokens WHERE id = $1`, id))
 	return t, found(err, "vault token", id)

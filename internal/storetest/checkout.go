@@ -49,6 +49,12 @@ func testCheckout(t *testing.T, s pb.Store) {
 		t.Fatal(err)
 	}
 	check(t, "VaultToken", *gt, tok)
+	if n, err := s.CountAgentCards(ctx, "mdt_1"); err != nil || n != 1 {
+		t.Errorf("CountAgentCards(mdt_1) = %d, %v; want 1", n, err)
+	}
+	if n, err := s.CountAgentCards(ctx, "mdt_none"); err != nil || n != 0 {
+		t.Errorf("CountAgentCards(mdt_none) = %d, %v; want 0", n, err)
+	}
 	_, err = s.Product(ctx, "prod_none")
 	wantNotFound(t, "a missing product", err)
 	_, err = s.CheckoutSession(ctx, "cs_none")
