@@ -58,6 +58,7 @@ func benchACP(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err != nil {
 		return err
 	}
+	before := srv.Ledger.Stats()
 	r := &acpRun{host: strings.TrimPrefix(srv.URL, "http://"), shop: shop, deadline: time.Now().Add(*dur),
 		lat: make([][]time.Duration, *clients), whole: make([][]time.Duration, *clients)}
 	start := time.Now()
@@ -81,7 +82,9 @@ func benchACP(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		store = "postgres"
 	}
 	done := r.done.Load()
+	after := srv.Ledger.Stats()
 	emit(stdout, map[string]any{"bench": "acp", "store": store, "clients": *clients, "agents": *agents, "checkouts": done, "seconds": elapsed,
+		"batches": after.Batches - before.Batches, "commit_busy": float64((after.CommitTime-before.CommitTime)/time.Millisecond) / (elapsed * 1000),
 		"checkouts_per_sec": int64(float64(done) / elapsed), "requests_per_sec": int64(float64(3*done) / elapsed),
 		"create_complete_per_sec": int64(float64(2*done) / elapsed),
 		"request_p50_ms":          ms(reqs[len(reqs)/2]), "request_p99_ms": ms(reqs[len(reqs)*99/100]),
