@@ -79,6 +79,7 @@ const (
 	MaxTokenMetadata   = 20   // delegate_payment metadata keys
 	MaxAllowanceTTL    = 24 * time.Hour
 	MaxCardsPerMandate = 10 // cards ever issued under one mandate
+	MaxSessionTokens   = 20 // payment tokens delegated for one session
 	CheckoutSessionTTL = 24 * time.Hour
 )
 

@@ -15,6 +15,8 @@ type CheckoutStore interface {
 	AgentCardByHash(ctx context.Context, numberHash string) (*AgentCard, error)
 	// CountAgentCards returns how many cards were issued under a mandate.
 	CountAgentCards(ctx context.Context, mandateID string) (int, error)
+	// CountVaultTokens returns how many tokens were delegated for a session.
+	CountVaultTokens(ctx context.Context, sessionID string) (int, error)
 	// VaultToken returns token id.
 	VaultToken(ctx context.Context, id string) (*VaultToken, error)
 	// CheckoutCompletion returns the completion of session id.

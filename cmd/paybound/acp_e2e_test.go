@@ -798,6 +798,14 @@ func TestACPSignedAgent(t *testing.T) {
 	if r := send(t, req); r.status != 401 || r.str("code") != "digest_mismatch" {
 		t.Fatalf("tampered signed create: %d %s", r.status, r.raw)
 	}
+	// A session has at most twenty payment tokens.
+	sid := r.str("id")
+	for i := range 20 {
+		s.ok(201, s.delegate(s.agentKey, fmt.Sprint("t", i), s.cardNo, sid, s.merch, 1200, s.clock.Now().Add(time.Hour), s.signer))
+	}
+	if r := s.delegate(s.agentKey, "t20", s.cardNo, sid, s.merch, 1200, s.clock.Now().Add(time.Hour), s.signer); r.status != 400 || r.acpCode() != "invalid_card $.allowance.checkout_session_id" {
+		t.Fatalf("a 21st token: %d %s", r.status, r.raw)
+	}
 	// A mandate has at most ten cards: the shop issued one.
 	for range 9 {
 		s.ok(201, s.call("POST", "/v1/mandates/"+s.mandate+"/card", s.userKey, "", nil))

@@ -212,6 +212,21 @@ func (s *Service) DelegatePayment(ctx context.Context, caller pb.Principal, idem
 		return s.refuse(ctx, idem, err)
 	}
 	a := p.Allowance
+	// The session's tokens are counted with the session held, so that the
+	// count sees every token delegated for it.
+	release, err := s.exclusive(ctx, a.CheckoutSessionID, idem)
+	if err != nil {
+		return service.Result{Err: err}
+	}
+	defer release()
+	n, err := s.st.CountVaultTokens(ctx, a.CheckoutSessionID)
+	if err != nil {
+		return service.Result{Err: fmt.Errorf("couldn't count the session's tokens: %w", err)}
+	}
+	if n >= pb.MaxSessionTokens {
+		return s.refuse(ctx, idem, pb.Errorf(pb.ErrAllowanceInvalid, "allowance.checkout_session_id",
+			"checkout session %s has %d payment tokens already, the most one may have", a.CheckoutSessionID, n))
+	}
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		md := map[string]string{}
 		for k, v := range p.Metadata {

@@ -121,6 +121,12 @@ func (r Reads) CountAgentCards(ctx context.Context, mandateID string) (int, erro
 	return n, err
 }
 
+func (r Reads) CountVaultTokens(ctx context.Context, sessionID string) (int, error) {
+	var n int
+	err := r.DB.QueryRow(ctx, `SELECT COUNT(*) FROM vault_tokens WHERE checkout_session_id = $1`, sessionID).Scan(&n)
+	return n, err
+}
+
 func (r Reads) VaultToken(ctx context.Context, id string) (*pb.VaultToken, error) {
 	t, err := scanJSON[pb.VaultToken]("vault token")(r.DB.QueryRow(ctx, `SELECT data FROM vault_tokens WHERE id = $1`, id))
 	return t, found(err, "vault token", id)

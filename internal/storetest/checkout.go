@@ -52,6 +52,9 @@ func testCheckout(t *testing.T, s pb.Store) {
 	if n, err := s.CountAgentCards(ctx, "mdt_1"); err != nil || n != 1 {
 		t.Errorf("CountAgentCards(mdt_1) = %d, %v; want 1", n, err)
 	}
+	if n, err := s.CountVaultTokens(ctx, "cs_1"); err != nil || n != 1 {
+		t.Errorf("CountVaultTokens(cs_1) = %d, %v; want 1", n, err)
+	}
 	if n, err := s.CountAgentCards(ctx, "mdt_none"); err != nil || n != 0 {
 		t.Errorf("CountAgentCards(mdt_none) = %d, %v; want 0", n, err)
 	}

@@ -37,6 +37,7 @@ CREATE TABLE vault_tokens (
 	data                TEXT    NOT NULL,
 	created_at          INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX vault_tokens_session ON vault_tokens (checkout_session_id);
 
 -- A session is paid once, by one token: inserted only, both unique.
 CREATE TABLE checkout_completions (
