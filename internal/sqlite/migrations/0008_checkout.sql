@@ -17,7 +17,6 @@ CREATE TABLE checkout_sessions (
 	data        TEXT    NOT NULL,
 	created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX checkout_sessions_merchant ON checkout_sessions (merchant_id, id);
 
 -- An agent card's number is kept only as its keyed hash.
 CREATE TABLE agent_cards (
