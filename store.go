@@ -40,6 +40,7 @@ type Batch struct {
 	LogPart
 	DisputePart
 	PayLinkPart
+	CheckoutPart
 }
 
 // AccountChange is the sum of a batch's changes to one account's balances.
@@ -57,7 +58,7 @@ type UsageChange struct{ Spent, Payments int64 }
 func (b *Batch) Empty() bool {
 	return b.LedgerPart.Empty() && b.PaymentPart.Empty() && b.MandatePart.Empty() &&
 		b.StepUpPart.Empty() && b.AgentKeyPart.Empty() && b.LogPart.Empty() && b.DisputePart.Empty() &&
-		b.PayLinkPart.Empty()
+		b.PayLinkPart.Empty() && b.CheckoutPart.Empty()
 }
 
 // MaxListLimit is the largest page a list returns.
@@ -106,6 +107,7 @@ type Store interface {
 	RiskStore
 	PayLinkStore
 	SettlementStore
+	CheckoutStore
 
 	Close() error
 }

@@ -119,6 +119,7 @@ Server:
   paybound serve [--addr 127.0.0.1:8080] [--data ./paybound-data] [--demo]
   paybound bench ledger [--hot] [--duration 5s] [--clients 2000]
   paybound bench payments [--duration 5s] [--clients 128]
+  paybound bench acp [--duration 5s] [--clients 64]
 
 Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 `)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,12 +18,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
+	"github.com/paybound/paybound/internal/acp"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
@@ -87,9 +91,12 @@ type Config struct {
 	// (PAYBOUND_RISK_CONFIG, --risk-config); fields it omits keep their
 	// defaults (internal/risk.Defaults).
 	RiskConfig string
-	// PublicURL is the server's address as payers and agents reach it
-	// (PAYBOUND_PUBLIC_URL, --public-url), such as https://pay.example.com:
-	// payment links are PublicURL/l/{id}. Default: http://<addr as bound>.
+	// PublicURL is the server's address as payers, agents and merchants
+	// reach it (PAYBOUND_PUBLIC_URL, --public-url), such as
+	// https://pay.example.com: payment links are PublicURL/l/{id}, and it is
+	// the base of ACP order permalinks, confirmation links and the
+	// delegate_payment URL that checkout sessions advertise. Default:
+	// http://<addr as bound>.
 	PublicURL string
 }
 
@@ -181,6 +188,7 @@ type Main struct {
 	risk        *riskctl.Control
 	store       pb.Store
 	led         *ledger.Writer
+	checkout    atomic.Pointer[checkout.Service] // the ledger's observer, once built
 	srv         *http.Server
 	ln          net.Listener
 	served      chan error
@@ -248,7 +256,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.RiskConfig, "risk-config", c.RiskConfig, "risk control's thresholds, a JSON file; omitted fields keep their defaults (PAYBOUND_RISK_CONFIG)")
 	fs.StringVar(&c.LogOrigin, "log-origin", c.LogOrigin, "the transparency log's name, fixed when <data>/log.key is created (PAYBOUND_LOG_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
-	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the server's address as payers reach it, for payment links' URLs; default http://<addr> (PAYBOUND_PUBLIC_URL)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the server's address as payers and agents reach it, for payment links, ACP order and confirmation links; default http://<addr> (PAYBOUND_PUBLIC_URL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -321,8 +329,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	reports := settlement.New(m.store, settlement.Config{})
-	m.serve(httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
-		links, reports))
+	co, err := checkout.New(m.Service, m.store, checkout.Config{CardKey: cardKey(key), BaseURL: m.publicURL(), Clock: m.Clock})
+	if err != nil {
+		return err
+	}
+	m.checkout.Store(co) // from now on it observes the ledger's entries
+	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
+		links, reports, co)
+	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
+	for _, pattern := range acp.Patterns() {
+		api.Handle(pattern, acpHandler)
+	}
+	m.serve(api)
 	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
 	if created {
 		fmt.Fprintf(m.Stderr, "paybound: created the operator key in %s (mode 0600); keep it secret\n", keyPath)
@@ -375,7 +393,8 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 		return err
 	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
-		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant})
+		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
+		Observers: []ledger.Observer{m.observeCheckout}})
 	return err
 }
 
@@ -452,6 +471,24 @@ func (m *Main) Close() error {
 		m.store = nil
 	}
 	return errors.Join(errs...)
+}
+
+// observeCheckout is the checkout's ledger observer (a refund of a
+// session's payment updates its order), once the checkout is built: the
+// ledger is built before it.
+func (m *Main) observeCheckout(tx *ledger.Tx, ev pb.LogEvent) error {
+	if co := m.checkout.Load(); co != nil {
+		return co.Observe(tx, ev)
+	}
+	return nil
+}
+
+// cardKey is the key agent card numbers are hashed under, derived from the
+// operator key: a new operator key makes every issued card unusable (users
+// issue new ones), and no other secret needs keeping.
+func cardKey(operatorKey string) []byte {
+	sum := sha256.Sum256([]byte("paybound agent card key\x00" + operatorKey))
+	return sum[:]
 }
 
 // loadOrCreateKey reads the operator key, creating it (mode 0600) on first

@@ -67,6 +67,8 @@ var internal = map[string]kind{
 	"riskctl":      capability,
 	"paylinks":     capability,
 	"settlement":   capability,
+	"checkout":     capability,
+	"acp":          adapter,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,

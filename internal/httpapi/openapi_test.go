@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/mandates"
@@ -272,8 +273,12 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
+	co, err := checkout.New(nil, nil, checkout.Config{CardKey: make([]byte, 32), BaseURL: "http://localhost"})
+	if err != nil {
+		panic(err)
+	}
 	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil),
-		links, settlement.New(nil, settlement.Config{})).Routes()
+		links, settlement.New(nil, settlement.Config{}), co).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {

@@ -64,6 +64,7 @@ const (
 	wRelyOnMandate
 	wStaleHead // a payment put with the head of an entry logged in a failed block
 	wPayLink   // a capability's part written with Add (payment links), read with Added
+	wCheckout  // a row of each list of the checkout's part, through ledger.Add
 	nWriteKinds
 )
 
@@ -835,6 +836,25 @@ func (e *undoEnv) write(tx *Tx, m *undoModel, s step) {
 		k := pb.Passkey{ID: []byte(e.id("pk")), UserID: "usr_c", Credential: []byte{3}, CreatedAt: now}
 		tx.PutPasskey(k)
 		m.want.Passkeys = append(m.want.Passkeys, k)
+	case wCheckout:
+		id := e.id("co")
+		p := pb.Product{ID: "prod_" + id, Object: "product", MerchantID: "mch_c", Name: "x", Price: 1, Currency: "USD",
+			Fulfillment: pb.FulfillmentDigital, Active: true, CreatedAt: now, UpdatedAt: now}
+		cs := pb.CheckoutSession{ID: "cs_" + id, MerchantID: "mch_c", AgentID: "agt_c", UserID: "usr_c", Status: pb.CheckoutReady,
+			Currency: "USD", CreatedAt: now, UpdatedAt: now, ExpiresAt: now}
+		c := pb.AgentCard{ID: "card_" + id, MandateID: "mdt_c", AgentID: "agt_c", UserID: "usr_c", NumberHash: id, Last4: "0000", CreatedAt: now}
+		vt := pb.VaultToken{ID: "vt_" + id, CheckoutSessionID: cs.ID, MaxAmount: 1, Currency: "USD", CreatedAt: now}
+		done := pb.CheckoutCompletion{SessionID: cs.ID, TokenID: vt.ID, PaymentID: "pay_" + id, CreatedAt: now}
+		Add(tx, func(b *pb.Batch) *[]pb.Product { return &b.Products }, p)
+		Add(tx, func(b *pb.Batch) *[]pb.CheckoutSession { return &b.CheckoutSessions }, cs)
+		Add(tx, func(b *pb.Batch) *[]pb.AgentCard { return &b.AgentCards }, c)
+		Add(tx, func(b *pb.Batch) *[]pb.VaultToken { return &b.VaultTokens }, vt)
+		Add(tx, func(b *pb.Batch) *[]pb.CheckoutCompletion { return &b.CheckoutCompletions }, done)
+		m.want.Products = append(m.want.Products, p)
+		m.want.CheckoutSessions = append(m.want.CheckoutSessions, cs)
+		m.want.AgentCards = append(m.want.AgentCards, c)
+		m.want.VaultTokens = append(m.want.VaultTokens, vt)
+		m.want.CheckoutCompletions = append(m.want.CheckoutCompletions, done)
 	case wNonce:
 		nonce := noncePool[s.i%len(noncePool)]
 		used := nonce == "n_c" || slices.ContainsFunc(m.want.Nonces, func(n pb.Nonce) bool { return n.Nonce == nonce })

@@ -87,6 +87,8 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"MerchantFlags", testMerchantFlags},
 		{"PayLinks", testPayLinks},
 		{"MerchantTransfers", testMerchantTransfers},
+		{"Checkout", testCheckout},
+		{"CheckoutCompletionOnce", testCheckoutCompletionOnce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

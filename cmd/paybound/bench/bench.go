@@ -71,7 +71,7 @@ type Env struct {
 // bench), printing one JSON line per figure to stdout.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments [flags]")
+		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments|acp [flags]")
 		return cmdline.ErrUsage
 	}
 	switch args[0] {
@@ -79,8 +79,27 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) 
 		return benchLedger(ctx, args[1:], stdout, stderr, env)
 	case "payments":
 		return benchPayments(ctx, args[1:], stdout, stderr, env)
+	case "acp":
+		return benchACP(ctx, args[1:], stdout, stderr, env)
 	}
-	return fmt.Errorf("unknown benchmark %q: use ledger or payments", args[0])
+	return fmt.Errorf("unknown benchmark %q: use ledger, payments or acp", args[0])
+}
+
+// cpuProfile starts a CPU profile of this process into the file at path
+// (none when path is empty) and returns what stops it.
+func cpuProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func emit(w io.Writer, v map[string]any) {
@@ -209,17 +228,11 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuProfile(*profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
 		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
 	}

@@ -66,6 +66,9 @@ var clientCommands = [][2]string{
 	{"    [--categories …] [--days mon,fri --hours 07:00-10:00 --time-zone Z]", ""},
 	{"    [--max-payments N] [--confirm-above 25.00] [--condition CEL]", ""},
 	{"mandates list | get mdt_… | revoke mdt_…", "user key (list and get: agent key too)"},
+	{"mandates card mdt_…", "user key (an agent card for ACP, shown once)"},
+	{"products create --name N --price 12.50 --currency USD --fulfillment F", "merchant key"},
+	{"products list [--merchant mch_…] | archive prod_…", "merchant key (list: any key with --merchant)"},
 	{"totp enroll | verify CODE", "user key; one-time codes for step-up"},
 	{"confirmations list [--limit N] [--starting-after cfm_…]", "user key; payments waiting for you"},
 	{"approve cfm_… --totp 123456 | deny cfm_…", "user key; a payment waiting for you"},
@@ -127,8 +130,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "payments":
 		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment,
 			"trace": cl.trace, "receipt": cl.receipt})
-	case "mandates":
-		err = cl.mandates(rest)
+	case "mandates", "mandate":
+		if len(rest) > 0 && rest[0] == "card" {
+			err = cl.issueCard(rest[1:])
+		} else {
+			err = cl.mandates(rest)
+		}
+	case "products", "product":
+		err = cl.products(rest)
 	case "totp":
 		err = cl.totp(rest)
 	case "agent":

@@ -1,0 +1,244 @@
+// Package checkout is the checkout capability: a merchant's catalog, the
+// checkout sessions of the Agentic Commerce Protocol (ACP) that an agent
+// opens against it for its user, the agent cards a user issues under a
+// mandate, delegate_payment (an agent card turned into a single-use vault
+// token bound to one session, merchant and amount), and the completion
+// that charges through the token, exactly once, through the payments core.
+//
+// Its operations take principals and domain values, never HTTP: the ACP
+// adapter (internal/acp) and the MCP server call them alike, and render
+// their results with this package's ACP wire forms (wire.go). Its own REST
+// routes (products, cards) are written with the REST toolkit (routes.go).
+package checkout
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
+)
+
+// Core is what the checkout needs of the payments core (service.Service).
+type Core interface {
+	// Run runs op in the ledger writer, under idem when set.
+	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
+	// CreatePayment pays a merchant as caller, every rule of the payment
+	// path applied; params.Within runs in the payment's own operation.
+	CreatePayment(ctx context.Context, caller pb.Principal, idem *service.Idempotency, params service.CreatePaymentParams) service.Result
+	// Merchant returns merchant id, or nil when there is none.
+	Merchant(ctx context.Context, id string) (*pb.Merchant, error)
+	// Payment returns payment id if caller is a party to it.
+	Payment(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error)
+}
+
+// Store is what the checkout reads: its own rows, the mandates cards are
+// issued under, and agents' keys (delegate_payment's Signature).
+type Store interface {
+	pb.CheckoutStore
+	Mandate(ctx context.Context, id string) (*pb.Mandate, error)
+	AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error)
+}
+
+// Config is the checkout's configuration.
+type Config struct {
+	// CardKey keys the hash under which agent card numbers are kept (at
+	// least 32 bytes). Changing it makes every issued card unusable.
+	CardKey []byte
+	// BaseURL is the server's public URL (http://host:port), from which
+	// orders' permalinks and confirmation links are made.
+	BaseURL string
+	// Clock is the time source (default: the system clock).
+	Clock pb.Clock
+}
+
+// Service is the checkout capability. Safe for concurrent use.
+type Service struct {
+	core  Core
+	st    Store
+	cfg   Config
+	clock pb.Clock
+	// busy holds the sessions and products an operation of this process is
+	// changing, until its batch has committed (see exclusive).
+	busy sync.Map
+	// caps caches each merchant's capabilities, encoded (wire.go).
+	caps  sync.Map
+	nCaps atomic.Int64
+	// cards caches agent cards by number hash: a card never changes (its
+	// life is its mandate's, read each time).
+	cards  sync.Map
+	nCards atomic.Int64
+}
+
+// New returns the checkout over core and st. It fails when cfg is invalid.
+func New(core Core, st Store, cfg Config) (*Service, error) {
+	if len(cfg.CardKey) < 32 {
+		return nil, errors.New("checkout: Config.CardKey must be at least 32 bytes")
+	}
+	if !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
+		return nil, errors.New("checkout: Config.BaseURL must be an http(s) URL such as https://pay.example.com")
+	}
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	if cfg.Clock == nil {
+		cfg.Clock = pb.SystemClock{}
+	}
+	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock}, nil
+}
+
+// exclusive claims id (a session or a product) for one operation of this
+// process until it returns and its batch has committed: the ledger writer
+// applies a batch while the one before it commits, so an operation that
+// read a session from the store could miss a change still in flight and
+// write over it (or complete it twice). Another operation on id waits its
+// turn (at most lockWait, or ctx's end), then reads what the first one
+// wrote. A request whose Idempotency-Key is still running is refused
+// first, as the core refuses it (ErrIdempotencyRunning, 409). A shared
+// store's writer does not overlap batches, and refuses a second
+// completion from another process by its unique keys.
+func (s *Service) exclusive(ctx context.Context, id string, idem *service.Idempotency) (release func(), err error) {
+	slot := ""
+	if idem != nil {
+		slot = "idem\x00" + idem.Caller + "\x00" + idem.Key
+		if _, running := s.busy.LoadOrStore(slot, make(chan struct{})); running {
+			return nil, &pb.Error{Code: pb.ErrIdempotencyRunning, Message: "a request with this Idempotency-Key is currently being processed; retry after it completes", RetryAfter: time.Second}
+		}
+	}
+	free := func() {
+		if slot != "" {
+			s.busy.Delete(slot)
+		}
+	}
+	mine := make(chan struct{})
+	timer := time.NewTimer(lockWait)
+	defer timer.Stop()
+	for {
+		held, taken := s.busy.LoadOrStore(id, mine)
+		if !taken {
+			return func() { s.busy.Delete(id); close(mine); free() }, nil
+		}
+		select {
+		case <-held.(chan struct{}):
+		case <-ctx.Done():
+			free()
+			return nil, ctx.Err()
+		case <-timer.C:
+			free()
+			return nil, &pb.Error{Code: pb.ErrCheckoutState, Message: "another request has been changing " + id + " for too long; retry in a moment", RetryAfter: time.Second}
+		}
+	}
+}
+
+// lockWait bounds how long an operation waits for another on the same
+// session or product.
+const lockWait = 10 * time.Second
+
+// now is the service's time, to the second (what every stored time is).
+func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Second) }
+
+// The checkout's lists of the batch, for ledger.Add and ledger.Added.
+func products(b *pb.Batch) *[]pb.Product               { return &b.Products }
+func sessions(b *pb.Batch) *[]pb.CheckoutSession       { return &b.CheckoutSessions }
+func cards(b *pb.Batch) *[]pb.AgentCard                { return &b.AgentCards }
+func tokens(b *pb.Batch) *[]pb.VaultToken              { return &b.VaultTokens }
+func completions(b *pb.Batch) *[]pb.CheckoutCompletion { return &b.CheckoutCompletions }
+
+// inTx returns the row with key id as of this point in the batch: the last
+// one the batch wrote, else the stored one (read by load).
+func inTx[T any](tx *ledger.Tx, part func(*pb.Batch) *[]T, key func(*T) string, id string, load func(context.Context, string) (*T, error)) (*T, error) {
+	rows := ledger.Added(tx, part)
+	for i := len(rows) - 1; i >= 0; i-- {
+		if key(&rows[i]) == id {
+			v := rows[i]
+			return &v, nil
+		}
+	}
+	return load(tx.Context(), id)
+}
+
+func (s *Service) productIn(tx *ledger.Tx, id string) (*pb.Product, error) {
+	return inTx(tx, products, func(p *pb.Product) string { return p.ID }, id, s.st.Product)
+}
+
+func (s *Service) sessionIn(tx *ledger.Tx, id string) (*pb.CheckoutSession, error) {
+	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, s.st.CheckoutSession)
+}
+
+// maxCachedCards bounds the cards kept in memory.
+const maxCachedCards = 100_000
+
+// cardByHash returns the card whose number has hash, cached once found.
+func (s *Service) cardByHash(ctx context.Context, hash string) (*pb.AgentCard, error) {
+	if c, ok := s.cards.Load(hash); ok {
+		return c.(*pb.AgentCard), nil
+	}
+	c, err := s.st.AgentCardByHash(ctx, hash)
+	if err == nil && s.nCards.Add(1) <= maxCachedCards {
+		s.cards.Store(hash, c)
+	}
+	return c, err
+}
+
+// completedIn reports whether this batch completed session id.
+func completedIn(tx *ledger.Tx, id string) bool {
+	for _, c := range ledger.Added(tx, completions) {
+		if c.SessionID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenUsedIn reports whether token id paid a completion as of this point
+// in the batch (its row says so once committed; the batch's completions
+// say so before).
+func tokenUsedIn(tx *ledger.Tx, t *pb.VaultToken) bool {
+	if t.UsedBy != "" {
+		return true
+	}
+	for _, c := range ledger.Added(tx, completions) {
+		if c.TokenID == t.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// numberHash is the keyed hash under which a card number is kept.
+func (s *Service) numberHash(number string) string {
+	m := hmac.New(sha256.New, s.cfg.CardKey)
+	m.Write([]byte("paybound agent card\x00" + number))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// checkText refuses a string that is not valid UTF-8 of at most max bytes
+// (or empty when required).
+func checkText(v, param string, max int, required bool) error {
+	if required && strings.TrimSpace(v) == "" {
+		return pb.Errorf(pb.ErrParameterMissing, param, "%s is required", param)
+	}
+	if len(v) > max || !utf8.ValidString(v) {
+		return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be valid UTF-8 of at most %d bytes", param, max)
+	}
+	return nil
+}
+
+// wrapRender makes idem's stored response the one of v instead of the
+// operation's own value (a completion answers with its session, not the
+// payment it made). render returns what to render: nil keeps the
+// operation's error.
+func wrapRender(idem *service.Idempotency, render func(err error) (any, error)) {
+	if idem == nil || idem.Render == nil {
+		return
+	}
+	orig := idem.Render
+	idem.Render = func(_ any, err error) (int, []byte) { return orig(render(err)) }
+}
