@@ -39,6 +39,7 @@ type Batch struct {
 	AgentKeyPart
 	LogPart
 	DisputePart
+	WebhookPart
 }
 
 // AccountChange is the sum of a batch's changes to one account's balances.
@@ -55,7 +56,8 @@ type UsageChange struct{ Spent, Payments int64 }
 // Empty reports whether b writes nothing: whether each of its parts does.
 func (b *Batch) Empty() bool {
 	return b.LedgerPart.Empty() && b.PaymentPart.Empty() && b.MandatePart.Empty() &&
-		b.StepUpPart.Empty() && b.AgentKeyPart.Empty() && b.LogPart.Empty() && b.DisputePart.Empty()
+		b.StepUpPart.Empty() && b.AgentKeyPart.Empty() && b.LogPart.Empty() && b.DisputePart.Empty() &&
+		b.WebhookPart.Empty()
 }
 
 // MaxListLimit is the largest page a list returns.
@@ -102,6 +104,7 @@ type Store interface {
 	DisputeStore
 	LogStore
 	RiskStore
+	WebhookStore
 
 	Close() error
 }
