@@ -170,7 +170,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	// so queue, in order.)
 	onRow := paymentLogRanges(b)
 	if err := errors.Join(queueLog(q, b, onRow), queuePayments(q, b, onRow), queueMandates(q, b),
-		queueDisputes(q, b), queueAgentKeys(q, b), queueStepUp(q, b)); err != nil {
+		queueDisputes(q, b), queueAgentKeys(q, b), queueStepUp(q, b), queueWebhooks(q, b)); err != nil {
 		return err
 	}
 	queueIdempotency(q, b)
