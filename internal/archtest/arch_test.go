@@ -65,6 +65,8 @@ var internal = map[string]kind{
 	"translog":     capability,
 	"mandates":     capability,
 	"riskctl":      capability,
+	"webhooks":     capability,
+	"whsig":        block,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,
