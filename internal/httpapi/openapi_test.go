@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
+	"github.com/paybound/paybound/internal/webhooks"
 )
 
 // The checks below take the decoded document and return the problems they
@@ -266,7 +268,12 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
-	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil)).Routes()
+	_, hookKey, _ := ed25519.GenerateKey(nil)
+	hooks, err := webhooks.New(nil, nil, nil, webhooks.Config{SigningKey: hookKey})
+	if err != nil {
+		panic(err)
+	}
+	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil), hooks).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {
