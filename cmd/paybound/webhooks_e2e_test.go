@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -439,5 +443,52 @@ func TestWebhooksSurviveFailuresAndRestart(t *testing.T) {
 	}
 	if len(byWhat) != 2*n {
 		t.Errorf("%d distinct events, want %d", len(byWhat), 2*n)
+	}
+}
+
+// The npm standardwebhooks package, Standard Webhooks' reference library,
+// verifies real deliveries, signed with a rotated secret and its
+// successor; Node's crypto verifies their v1a signatures with the key
+// GET /v1/webhooks/key serves.
+func TestWebhooksVerifiedByStandardWebhooksNPM(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "interop")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "standardwebhooks")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("interop/node_modules is missing; ./test.sh runs npm ci in interop/")
+		}
+		t.Skip("interop/node_modules is missing; run ./test.sh")
+	}
+	w := hookWorld(t, nil)
+	r := newReceiver(t)
+	ep, oldSecret := w.endpoint(w.merchKey, r.srv.URL, "*")
+	p := w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 700, "currency": "USD", "merchant_id": w.merch}))
+	r.wait(t, "the first events", 10*time.Second, func(ds []delivery) bool { return len(ds) >= 2 })
+	newSecret := w.ok(200, w.call("POST", "/v1/webhook_endpoints/"+ep+"/rotate_secret", w.merchKey, "", nil)).str("secret")
+	w.ok(201, w.call("POST", "/v1/payments/"+p.str("id")+"/refunds", w.merchKey, "", map[string]any{"amount": 100}))
+	ds := r.wait(t, "the refund", 10*time.Second, func(ds []delivery) bool { return len(ds) >= 3 })
+	key := w.ok(200, w.call("GET", "/v1/webhooks/key", "", "", nil)).str("public_key")
+	run := func(secrets []string, ds []delivery) {
+		t.Helper()
+		in, _ := json.Marshal(map[string]any{"secrets": secrets, "public_key": key, "deliveries": ds})
+		cmd := exec.Command("node", "webhooks.mjs")
+		cmd.Dir, cmd.Stdin = dir, bytes.NewReader(in)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("node webhooks.mjs: %v: %s", err, out)
+		}
+		var res struct{ Verified int }
+		if json.Unmarshal(out, &res) != nil || res.Verified != len(ds) {
+			t.Fatalf("node verified %s of %d deliveries", out, len(ds))
+		}
+	}
+	run([]string{oldSecret}, ds[:2])            // before the rotation
+	run([]string{oldSecret, newSecret}, ds[2:]) // after it: both secrets sign
+	// And a secret of nobody's verifies none.
+	in, _ := json.Marshal(map[string]any{"secrets": []string{whsig.NewSecret()}, "public_key": key, "deliveries": ds[:1]})
+	cmd := exec.Command("node", "webhooks.mjs")
+	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(in)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("another secret verified: %s", out)
 	}
 }
