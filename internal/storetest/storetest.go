@@ -85,6 +85,9 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"PayerActivity", testPayerActivity},
 		{"RiskRules", testRiskRules},
 		{"MerchantFlags", testMerchantFlags},
+		{"WebhookEndpoints", testWebhookEndpoints},
+		{"WebhookOutbox", testWebhookOutbox},
+		{"WebhookClaims", testWebhookClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
