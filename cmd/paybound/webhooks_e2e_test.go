@@ -18,6 +18,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/client"
 	"github.com/paybound/paybound/internal/webhooks"
 	"github.com/paybound/paybound/internal/whsig"
 )
@@ -153,6 +154,19 @@ func verifyAll(t *testing.T, w *world, ds []delivery, secrets ...string) {
 		}
 		if err := whsig.Verify(h["webhook-id"], h["webhook-timestamp"], h["webhook-signature"], []byte(d.Body), time.Now(), ed25519.PublicKey(pub)); err != nil {
 			t.Errorf("%s's v1a signature: %v", d.event.Type, err)
+		}
+		// The Go SDK's receiver helper, with the secret and with the key.
+		hdr := http.Header{}
+		for k, v := range h {
+			hdr.Set(k, v)
+		}
+		for _, sk := range [][2]string{{secrets[0], ""}, {"", k.str("public_key")}} {
+			if ev, err := client.VerifyWebhook(hdr, []byte(d.Body), sk[0], sk[1], time.Now()); err != nil || ev.ID != d.event.ID || ev.Type != d.event.Type {
+				t.Errorf("client.VerifyWebhook of %s: %v, %v", d.event.Type, ev, err)
+			}
+		}
+		if _, err := client.VerifyWebhook(hdr, []byte(d.Body+" "), secrets[0], "", time.Now()); err == nil {
+			t.Errorf("client.VerifyWebhook accepted a tampered %s", d.event.Type)
 		}
 	}
 }
@@ -490,5 +504,58 @@ func TestWebhooksVerifiedByStandardWebhooksNPM(t *testing.T) {
 	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(in)
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Fatalf("another secret verified: %s", out)
+	}
+}
+
+// The CLI manages endpoints: create shows the secret once, list, test,
+// deliveries, rotate, update, delete; a bad event type is a coded error.
+func TestCLIWebhooks(t *testing.T) {
+	t.Parallel()
+	w := hookWorld(t, nil)
+	r := newReceiver(t)
+	out, _, err := w.cli(w.merchKey, "webhook", "create", r.srv.URL, "--events", "payment.captured, refund.succeeded", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ep pb.WebhookEndpoint
+	if err := json.Unmarshal([]byte(out), &ep); err != nil || !strings.HasPrefix(ep.Secret, "whsec_") || len(ep.Events) != 2 {
+		t.Fatalf("webhook create --json: %s (%v)", out, err)
+	}
+	if out, _, err = w.cli(w.merchKey, "webhook", "list"); err != nil || !strings.Contains(out, ep.ID) || strings.Contains(out, "whsec_") {
+		t.Fatalf("webhook list: %s %v", out, err)
+	}
+	if out, _, err = w.cli(w.merchKey, "webhook", "test", ep.ID); err != nil || !strings.Contains(out, "webhook_endpoint.test") {
+		t.Fatalf("webhook test: %s %v", out, err)
+	}
+	r.wait(t, "the test event", 10*time.Second, func(ds []delivery) bool { return len(ds) == 1 })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _, err = w.cli(w.merchKey, "webhook", "deliveries", ep.ID)
+		if err == nil && strings.Contains(out, "succeeded") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(out, "webhook_endpoint.test") || !strings.Contains(out, "succeeded") || !strings.Contains(out, "200") {
+		t.Fatalf("webhook deliveries: %s %v", out, err)
+	}
+	if out, _, err = w.cli(w.merchKey, "webhook", "rotate", ep.ID); err != nil || !strings.Contains(out, "whsec_") || strings.Contains(out, ep.Secret) {
+		t.Fatalf("webhook rotate: %s %v", out, err)
+	}
+	if out, _, err = w.cli(w.merchKey, "webhook", "update", ep.ID, "--disable"); err != nil || !strings.Contains(out, "disabled") {
+		t.Fatalf("webhook update --disable: %s %v", out, err)
+	}
+	if out, _, err = w.cli(w.merchKey, "webhook", "key"); err != nil || !strings.HasPrefix(out, "whpk_") {
+		t.Fatalf("webhook key: %s %v", out, err)
+	}
+	_, errOut, err := w.cli(w.merchKey, "webhook", "create", r.srv.URL, "--events", "payment.lost")
+	if err == nil || !strings.Contains(errOut, "parameter_invalid") || !strings.Contains(errOut, "param events") {
+		t.Fatalf("a bad event type: %s %v", errOut, err)
+	}
+	if out, _, err = w.cli(w.merchKey, "webhook", "delete", ep.ID); err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("webhook delete: %s %v", out, err)
+	}
+	if _, errOut, err = w.cli(w.merchKey, "webhook", "get", ep.ID); err == nil || !strings.Contains(errOut, "resource_missing") {
+		t.Fatalf("webhook get after delete: %s %v", errOut, err)
 	}
 }

@@ -70,6 +70,9 @@ var clientCommands = [][2]string{
 	{"confirmations list [--limit N] [--starting-after cfm_…]", "user key; payments waiting for you"},
 	{"approve cfm_… --totp 123456 | deny cfm_…", "user key; a payment waiting for you"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
+	{"webhook create URL --events payment.captured,…|'*' [--format acp]", "user, merchant or agent key"},
+	{"webhook list | get we_… | update we_… | delete we_… | rotate we_… | test we_…", "the endpoint's owner"},
+	{"webhook deliveries we_… | redeliver whd_… | key", "the endpoint's owner; key: any key"},
 }
 
 // Usage lists the client subcommands, one per line, for `paybound help`.
@@ -140,6 +143,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.verify(rest)
 	case "disputes":
 		err = cl.disputes(rest)
+	case "webhook", "webhooks":
+		err = cl.webhooks(rest)
 	case "audit":
 		err = cl.audit(rest)
 	case "risk":
