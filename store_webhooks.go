@@ -34,11 +34,11 @@ type WebhookStore interface {
 	// DueWebhookEndpoints returns up to limit endpoints with a pending
 	// delivery due at now and not claimed.
 	DueWebhookEndpoints(ctx context.Context, now time.Time, limit int) ([]string, error)
-	// ClaimWebhookDeliveries claims up to limit of endpoint's pending
-	// deliveries due at now and not claimed, until until: no other caller
-	// (another process included) claims them before then. Attempts is the
-	// count made so far.
-	ClaimWebhookDeliveries(ctx context.Context, endpointID string, now, until time.Time, limit int) ([]WebhookDelivery, error)
+	// ClaimWebhookDeliveries claims, in one transaction, up to each claim's
+	// Limit of its endpoint's pending deliveries due at now and not
+	// claimed, until until: no other caller (another process included)
+	// claims them before then. Attempts is the count made so far.
+	ClaimWebhookDeliveries(ctx context.Context, claims []WebhookClaim, now, until time.Time) ([]WebhookDelivery, error)
 	// RecordWebhookAttempts, in one transaction, records attempts, moves
 	// their deliveries to the attempt's Status and NextAttemptAt (releasing
 	// the claim), and keeps each endpoint's FailingSince: cleared by a 2xx,
@@ -54,6 +54,12 @@ type WebhookStore interface {
 	// CancelWebhookDeliveries cancels endpoint's pending deliveries (it was
 	// deleted).
 	CancelWebhookDeliveries(ctx context.Context, endpointID string) error
+}
+
+// WebhookClaim asks for up to Limit due deliveries of an endpoint.
+type WebhookClaim struct {
+	EndpointID string
+	Limit      int
 }
 
 // WebhookPart is the webhooks' share of a Batch (internal/webhooks): a

@@ -181,6 +181,9 @@ type WebhookDelivery struct {
 	LastDurationMS int64      `json:"last_duration_ms,omitempty"`
 	DeliveredAt    *time.Time `json:"delivered_at,omitempty"`
 	CreatedAt      time.Time  `json:"created_at"`
+	// ClaimedUntil, when a delivery is written, has it written claimed
+	// by its writer until then (fan-out hands it to its own worker).
+	ClaimedUntil *time.Time `json:"-"`
 	// AttemptLog is every attempt, oldest first (GET of one delivery).
 	AttemptLog []WebhookAttempt `json:"attempt_log,omitempty"`
 }

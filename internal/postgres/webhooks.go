@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -25,6 +26,14 @@ func queueWebhooks(q *pgx.Batch, b *pb.Batch) error {
 
 func (s *Store) DispatchWebhookEvents(ctx context.Context, events []string, ds []pb.WebhookDelivery) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return sqlstore.DispatchWebhookEvents(ctx, conn{tx}, events, ds) })
+}
+
+func (s *Store) ClaimWebhookDeliveries(ctx context.Context, cs []pb.WebhookClaim, now, until time.Time) (out []pb.WebhookDelivery, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		out, err = sqlstore.ClaimWebhookDeliveries(ctx, conn{tx}, cs, now, until)
+		return err
+	})
+	return out, err
 }
 
 func (s *Store) RecordWebhookAttempts(ctx context.Context, as []pb.WebhookAttempt) error {

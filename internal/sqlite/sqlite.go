@@ -36,7 +36,8 @@ type Store struct {
 	// reads caches statements prepared on the pool, by query text: the
 	// point reads of the request path are parsed once per connection.
 	reads sync.Map
-	log   logTree // the writer's view of the log's tree (Commit only)
+	log   logTree    // the writer's view of the log's tree (Commit only)
+	hooks hookWriter // the webhooks' write connection (webhooks.go)
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -328,6 +329,7 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		s.w.Close()
 	}
+	s.hooks.close()
 	return s.db.Close()
 }
 

@@ -180,19 +180,24 @@ const deliveryInsertRows = 64
 // DispatchWebhookEvents inserts ds, leaving any that exist for their event
 // and endpoint, and marks events fanned out; db is a transaction.
 func DispatchWebhookEvents(ctx context.Context, db DB, events []string, ds []pb.WebhookDelivery) error {
-	const cols = 9
+	const cols = 10
 	for len(ds) > 0 {
 		n := min(len(ds), deliveryInsertRows)
 		var q strings.Builder
-		q.WriteString(`INSERT INTO webhook_deliveries (id, event_id, event_type, endpoint_id, owner_id, status, attempts, next_attempt_ms, created_ms) VALUES `)
+		q.WriteString(`INSERT INTO webhook_deliveries (id, event_id, event_type, endpoint_id, owner_id, status, attempts,
+			next_attempt_ms, claimed_until_ms, created_ms) VALUES `)
 		args := make([]any, 0, n*cols)
 		for i, d := range ds[:n] {
 			if i > 0 {
 				q.WriteString(", ")
 			}
 			q.WriteString("(" + placeholders(i*cols+1, cols) + ")")
+			var claimed int64
+			if d.ClaimedUntil != nil {
+				claimed = d.ClaimedUntil.UnixMilli()
+			}
 			args = append(args, d.ID, d.EventID, d.EventType, d.EndpointID, d.OwnerID, d.Status, int64(d.Attempts),
-				d.NextAttemptAt.UnixMilli(), d.CreatedAt.UnixMilli())
+				d.NextAttemptAt.UnixMilli(), claimed, d.CreatedAt.UnixMilli())
 		}
 		q.WriteString(" ON CONFLICT (event_id, endpoint_id) DO NOTHING")
 		if _, err := db.Exec(ctx, q.String(), args...); err != nil {
@@ -256,12 +261,24 @@ func scanDelivery(r Scanner) (*pb.WebhookDelivery, error) {
 	return &d, nil
 }
 
-// ClaimWebhookDeliveries is one conditional UPDATE: the subquery picks due
-// rows, and the outer condition, evaluated again on the row as it is when
-// written (PostgreSQL re-checks a row another transaction changed), keeps
-// two callers from both claiming one.
-func (r Reads) ClaimWebhookDeliveries(ctx context.Context, endpointID string, now, until time.Time, limit int) ([]pb.WebhookDelivery, error) {
-	out, err := collect(ctx, r.DB, []pb.WebhookDelivery{}, scanDelivery,
+// ClaimWebhookDeliveries claims cs; db is a transaction. Each claim is one
+// conditional UPDATE: the subquery picks due rows, and the outer
+// condition, evaluated again on the row as it is when written (PostgreSQL
+// re-checks a row another transaction changed), keeps two callers from
+// both claiming one.
+func ClaimWebhookDeliveries(ctx context.Context, db DB, cs []pb.WebhookClaim, now, until time.Time) ([]pb.WebhookDelivery, error) {
+	out := []pb.WebhookDelivery{}
+	for _, c := range cs {
+		var err error
+		if out, err = claim(ctx, db, out, c.EndpointID, now, until, c.Limit); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func claim(ctx context.Context, db DB, out []pb.WebhookDelivery, endpointID string, now, until time.Time, limit int) ([]pb.WebhookDelivery, error) {
+	out, err := collect(ctx, db, out, scanDelivery,
 		`UPDATE webhook_deliveries SET claimed_until_ms = $1
 		WHERE id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = $2 AND status = 'pending'
 			AND next_attempt_ms <= $3 AND claimed_until_ms <= $3 ORDER BY next_attempt_ms LIMIT $4)
@@ -273,7 +290,9 @@ func (r Reads) ClaimWebhookDeliveries(ctx context.Context, endpointID string, no
 	return out, nil
 }
 
-// RecordWebhookAttempts records attempts; db is a transaction.
+// RecordWebhookAttempts records attempts; db is a transaction. A first
+// attempt that succeeded (most of them) writes no attempt row: the
+// delivery's row holds its status, duration and time.
 func RecordWebhookAttempts(ctx context.Context, db DB, as []pb.WebhookAttempt) error {
 	for _, a := range as {
 		var next int64
@@ -289,6 +308,9 @@ func RecordWebhookAttempts(ctx context.Context, db DB, as []pb.WebhookAttempt) e
 			delivered_ms = COALESCE($8, delivered_ms) WHERE id = $1`,
 			a.DeliveryID, a.Status, int64(a.Attempt), next, int64(a.StatusCode), a.Error, a.DurationMS, delivered); err != nil {
 			return fmt.Errorf("couldn't record webhook delivery %s: %w", a.DeliveryID, err)
+		}
+		if a.Attempt == 1 && a.Status == pb.DeliverySucceeded {
+			continue // the delivery's row says it all (WebhookDelivery)
 		}
 		if _, err := db.Exec(ctx, `INSERT INTO webhook_attempts (delivery_id, attempt, endpoint_id, at_ms, status_code, error, duration_ms)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
@@ -339,6 +361,11 @@ func (r Reads) WebhookDelivery(ctx context.Context, id string) (*pb.WebhookDeliv
 		id, pb.MaxListLimit)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the attempts of webhook delivery %s: %w", id, err)
+	}
+	if len(d.AttemptLog) == 0 && d.Attempts == 1 && d.DeliveredAt != nil {
+		// A first attempt that succeeded is kept on the row alone.
+		d.AttemptLog = []pb.WebhookAttempt{{DeliveryID: d.ID, EndpointID: d.EndpointID, Attempt: 1, StatusCode: d.LastStatusCode,
+			DurationMS: d.LastDurationMS, At: d.DeliveredAt.Add(-time.Duration(d.LastDurationMS) * time.Millisecond)}}
 	}
 	return d, nil
 }

@@ -161,7 +161,7 @@ func testWebhookClaims(t *testing.T, s pb.Store) {
 	for range 8 {
 		wg.Go(func() {
 			for {
-				got, err := s.ClaimWebhookDeliveries(ctx, "we_1", now, lease, 3)
+				got, err := s.ClaimWebhookDeliveries(ctx, []pb.WebhookClaim{{EndpointID: "we_1", Limit: 3}}, now, lease)
 				if err != nil {
 					t.Error(err)
 					return
@@ -219,15 +219,15 @@ func testWebhookClaims(t *testing.T, s pb.Store) {
 		t.Fatalf("a failed delivery: %+v", got)
 	}
 	// Nothing is claimable while leases run and the retry is not due.
-	if c, _ := s.ClaimWebhookDeliveries(ctx, "we_1", now.Add(29*time.Second), lease, 100); len(c) != 0 {
+	if c, _ := s.ClaimWebhookDeliveries(ctx, []pb.WebhookClaim{{EndpointID: "we_1", Limit: 100}}, now.Add(29*time.Second), lease); len(c) != 0 {
 		t.Fatalf("claimed under lease or before due: %v", hookIDs(c))
 	}
 	// Leases end: the deliveries never recorded are claimed again.
-	if c, _ := s.ClaimWebhookDeliveries(ctx, "we_1", lease.Add(time.Second), lease.Add(time.Minute), 100); len(c) != 37 {
+	if c, _ := s.ClaimWebhookDeliveries(ctx, []pb.WebhookClaim{{EndpointID: "we_1", Limit: 100}}, lease.Add(time.Second), lease.Add(time.Minute)); len(c) != 37 {
 		t.Fatalf("%d deliveries claimed again after their lease, want 37", len(c))
 	}
 	// The retry, once due (its claim was released when recorded).
-	if c, _ := s.ClaimWebhookDeliveries(ctx, "we_1", retry, retry.Add(time.Minute), 100); fmt.Sprint(hookIDs(c)) != "[whd_001]" {
+	if c, _ := s.ClaimWebhookDeliveries(ctx, []pb.WebhookClaim{{EndpointID: "we_1", Limit: 100}}, retry, retry.Add(time.Minute)); fmt.Sprint(hookIDs(c)) != "[whd_001]" {
 		t.Fatalf("claimed when due: %v", hookIDs(c))
 	}
 	// A failed delivery redelivered is due now.

@@ -45,60 +45,128 @@ const leaseExtra = 20 * time.Second
 
 // Bounds of the worker's batches.
 const (
-	fanOutBatch   = 500
+	fanOutBatch   = 16
 	dueEndpoints  = 256
 	recordBatch   = 512
 	recordEvery   = 20 * time.Millisecond
 	maxEventCache = 8192
 	maxRoundTime  = time.Second
+	dueEvery      = 250 * time.Millisecond
 )
 
-// flows counts the attempts in flight, in all and per endpoint.
+// flows holds the deliveries this process claimed: in flight (at most
+// limit, perCap per endpoint) or queued for room (as many again). A
+// delivery is held from its claim until its attempt ends; the claim's
+// lease covers the wait, since an endpoint's queue is at most its share
+// of attempts, each bounded by Timeout.
 type flows struct {
-	mu     sync.Mutex
-	total  int
-	per    map[string]int
-	limit  int
-	perCap int
-	ended  chan struct{} // a token per ended attempt, dropped when full
-	wg     sync.WaitGroup
+	mu             sync.Mutex
+	held, active   map[string]int // per endpoint
+	heldN, activeN int
+	queue          map[string][]held
+	limit, perCap  int
+	ended          chan struct{} // a token per ended attempt, dropped when full
+	wg             sync.WaitGroup
+	run            func(held) // attempts one, in its own goroutine
 }
 
-// reserve takes up to the room left for endpoint id, and returns it.
-func (f *flows) reserve(id string) int {
+// held is a claimed delivery and its endpoint.
+type held struct {
+	e *pb.WebhookEndpoint
+	d pb.WebhookDelivery
+}
+
+// reserve holds up to n more deliveries of endpoint id, as room allows,
+// and returns how many; min is the least worth holding (0 for any).
+func (f *flows) reserve(id string, n, least int) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := min(f.perCap-f.per[id], f.limit-f.total)
-	if n <= 0 {
+	n = min(n, 2*f.perCap-f.held[id], 2*f.limit-f.heldN)
+	if n <= 0 || n < least {
 		return 0
 	}
-	f.per[id] += n
-	f.total += n
+	f.held[id] += n
+	f.heldN += n
 	return n
 }
 
-// release gives back n of endpoint id's reservations.
-func (f *flows) release(id string, n int) {
+// unreserve gives back n of endpoint id's reservations.
+func (f *flows) unreserve(id string, n int) {
 	if n <= 0 {
 		return
 	}
 	f.mu.Lock()
-	f.per[id] -= n
-	f.total -= n
-	if f.per[id] <= 0 {
-		delete(f.per, id)
+	f.held[id] -= n
+	f.heldN -= n
+	if f.held[id] <= 0 {
+		delete(f.held, id)
+	}
+	f.mu.Unlock()
+}
+
+// enqueue queues reserved deliveries and starts what room allows.
+func (f *flows) enqueue(hs []held) {
+	f.mu.Lock()
+	for _, h := range hs {
+		f.queue[h.d.EndpointID] = append(f.queue[h.d.EndpointID], h)
+	}
+	f.mu.Unlock()
+	f.pump()
+}
+
+// pump starts queued deliveries while there is room.
+func (f *flows) pump() {
+	f.mu.Lock()
+	var starts []held
+	for id, q := range f.queue {
+		for len(q) > 0 && f.active[id] < f.perCap && f.activeN < f.limit {
+			starts = append(starts, q[0])
+			q = q[1:]
+			f.active[id]++
+			f.activeN++
+		}
+		if len(q) == 0 {
+			delete(f.queue, id)
+		} else {
+			f.queue[id] = q
+		}
+	}
+	f.wg.Add(len(starts))
+	f.mu.Unlock()
+	for _, h := range starts {
+		go func() {
+			defer f.wg.Done()
+			f.run(h)
+			f.done(h.d.EndpointID)
+		}()
+	}
+}
+
+// done ends an attempt of endpoint id and starts the next queued ones.
+func (f *flows) done(id string) {
+	f.mu.Lock()
+	f.active[id]--
+	f.activeN--
+	f.held[id]--
+	f.heldN--
+	if f.active[id] <= 0 {
+		delete(f.active, id)
+	}
+	if f.held[id] <= 0 {
+		delete(f.held, id)
 	}
 	f.mu.Unlock()
 	select {
 	case f.ended <- struct{}{}:
 	default:
 	}
+	f.pump()
 }
 
-func (f *flows) inFlight() int {
+func (f *flows) holding() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.total
+	return f.heldN
 }
 
 // Start runs the worker until Close. It needs Config.Transport.
@@ -107,13 +175,16 @@ func (s *Service) Start() {
 		s.log.Error("webhooks: no transport; deliveries are not sent")
 		return
 	}
-	s.flows = &flows{per: map[string]int{}, limit: s.cfg.Concurrency, perCap: s.cfg.PerEndpoint, ended: make(chan struct{}, 1)}
+	s.flows = &flows{held: map[string]int{}, active: map[string]int{}, queue: map[string][]held{},
+		limit: s.cfg.Concurrency, perCap: s.cfg.PerEndpoint, ended: make(chan struct{}, 1)}
+	s.flows.run = func(h held) { s.results <- s.attempt(h.e, h.d) }
 	s.results = make(chan pb.WebhookAttempt, 2*s.cfg.Concurrency)
 	s.recorded = make(chan struct{})
 	s.events = map[string]*cachedEvent{}
+	s.hot = map[string]bool{}
 	s.wg.Add(3)
 	go service.Every(s.stop, &s.wg, s.log, s.cfg.ReloadInterval, "reloading webhook endpoints", s.reg.Reload)
-	go service.Every(s.stop, &s.wg, s.log, s.cfg.PollInterval, "webhook fan-out", s.FanOut)
+	go service.Every(s.stop, &s.wg, s.log, max(s.cfg.PollInterval/5, time.Millisecond), "webhook fan-out", s.FanOut)
 	go service.Every(s.stop, &s.wg, s.log, s.cfg.PollInterval, "webhook delivery", s.deliverRound)
 	go s.recorder()
 }
@@ -145,30 +216,52 @@ func (s *Service) stopped() bool {
 	}
 }
 
-// FanOut turns up to a few batches of the outbox's new events into
-// deliveries.
+// FanOut turns the outbox's new events into deliveries, while this
+// process has room to hold them. A delivery to an endpoint with room is
+// written claimed by this process and queued at once (no claim round
+// trip); one to an endpoint without (a slow one) is written unclaimed,
+// for the claims of the delivery loop. It takes small batches, and stops
+// when most of a batch found no room (or the process holds all it may):
+// events then wait in the outbox, which costs nothing, rather than as
+// unclaimed deliveries that claims must find.
 func (s *Service) FanOut(ctx context.Context) error {
-	for range 20 {
+	for range 1000 {
+		if s.flows != nil && s.flows.holding() >= 2*s.cfg.Concurrency {
+			return nil
+		}
 		evs, err := s.st.PendingWebhookEvents(ctx, fanOutBatch)
 		if err != nil || len(evs) == 0 {
 			return err
 		}
 		now := s.clock.Now()
+		lease := now.Add(s.cfg.Timeout + leaseExtra)
 		ids := make([]string, len(evs))
 		var ds []pb.WebhookDelivery
+		var hs []held
 		for i := range evs {
 			ev := &evs[i]
 			ids[i] = ev.ID
 			for _, e := range s.targets(ctx, ev) {
-				ds = append(ds, pb.WebhookDelivery{ID: pb.NewID(pb.PrefixWebhookDelivery, now), EventID: ev.ID, EventType: ev.Type,
-					EndpointID: e.ID, OwnerID: e.OwnerID, Status: pb.DeliveryPending, NextAttemptAt: &now, CreatedAt: now})
+				d := pb.WebhookDelivery{ID: pb.NewID(pb.PrefixWebhookDelivery, now), EventID: ev.ID, EventType: ev.Type,
+					EndpointID: e.ID, OwnerID: e.OwnerID, Status: pb.DeliveryPending, NextAttemptAt: &now, CreatedAt: now}
+				if s.flows != nil && e.Status == pb.WebhookEnabled && s.flows.reserve(e.ID, 1, 0) == 1 {
+					d.ClaimedUntil = &lease
+					hs = append(hs, held{e, d})
+				}
+				ds = append(ds, d)
 			}
 			s.remember(ev)
 		}
 		if err := s.st.DispatchWebhookEvents(ctx, ids, ds); err != nil {
+			for _, h := range hs {
+				s.flows.unreserve(h.d.EndpointID, 1)
+			}
 			return err
 		}
-		if len(evs) < fanOutBatch {
+		if len(hs) > 0 {
+			s.flows.enqueue(hs)
+		}
+		if len(evs) < fanOutBatch || 2*len(hs) < len(ds) {
 			return nil
 		}
 	}
@@ -221,7 +314,7 @@ func (s *Service) deliverRound(ctx context.Context) error {
 		if launched > 0 {
 			continue
 		}
-		if s.flows.inFlight() == 0 {
+		if s.flows.holding() == 0 {
 			return nil
 		}
 		// Wait for an attempt to end (its endpoint may have more), or a
@@ -235,51 +328,79 @@ func (s *Service) deliverRound(ctx context.Context) error {
 	return nil
 }
 
-// claimAndStart claims what is due, as the flows have room, and starts
-// the attempts; it returns how many it started.
+// claimAndStart claims what is due, as the flows have room, and queues
+// it; it returns how many it claimed. It asks the store which endpoints
+// have due deliveries at most every dueEvery while some endpoint's last
+// claim was full (those likely have more, and are claimed again without
+// asking): a backlog costs one claim transaction per round, not a scan.
+// An endpoint is claimed for only once a quarter of its room is free, so
+// that claims come in batches.
 func (s *Service) claimAndStart(ctx context.Context) (int, error) {
 	now := s.clock.Now()
-	ids, err := s.st.DueWebhookEndpoints(ctx, now, dueEndpoints)
-	if err != nil {
-		return 0, err
+	ids := make([]string, 0, len(s.hot))
+	for id := range s.hot {
+		ids = append(ids, id)
 	}
-	started := 0
+	if len(s.hot) == 0 || time.Since(s.lastDue) >= max(s.cfg.PollInterval, dueEvery) {
+		due, err := s.st.DueWebhookEndpoints(ctx, now, dueEndpoints)
+		if err != nil {
+			return 0, err
+		}
+		s.lastDue = time.Now()
+		for _, id := range due {
+			if !s.hot[id] {
+				ids = append(ids, id)
+			}
+		}
+	}
+	clear(s.hot)
+	var claims []pb.WebhookClaim
+	eps := map[string]*pb.WebhookEndpoint{}
 	for _, id := range ids {
 		e := s.liveEndpoint(ctx, id)
 		if e == nil {
 			if err := s.st.CancelWebhookDeliveries(ctx, id); err != nil {
-				return started, err
+				return 0, err
 			}
 			continue
 		}
 		if e.Status != pb.WebhookEnabled {
 			continue // kept pending until it is enabled again
 		}
-		n := s.flows.reserve(id)
-		if n == 0 {
-			continue
+		if n := s.flows.reserve(id, 2*s.cfg.PerEndpoint, max(1, s.cfg.PerEndpoint/4)); n > 0 {
+			claims = append(claims, pb.WebhookClaim{EndpointID: id, Limit: n})
+			eps[id] = e
 		}
-		ds, err := s.st.ClaimWebhookDeliveries(ctx, id, now, now.Add(s.cfg.Timeout+leaseExtra), n)
-		s.flows.release(id, n-len(ds))
-		if err != nil {
-			return started, err
-		}
-		if err := s.loadEvents(ctx, ds); err != nil {
-			s.flows.release(id, len(ds)) // their leases end; they are claimed again then
-			return started, err
-		}
-		for _, d := range ds {
-			s.flows.wg.Add(1)
-			go func() {
-				defer s.flows.wg.Done()
-				a := s.attempt(e, d)
-				s.flows.release(id, 1)
-				s.results <- a
-			}()
-		}
-		started += len(ds)
 	}
-	return started, nil
+	if len(claims) == 0 {
+		return 0, nil
+	}
+	ds, err := s.st.ClaimWebhookDeliveries(ctx, claims, now, now.Add(s.cfg.Timeout+leaseExtra))
+	got := map[string]int{}
+	for _, d := range ds {
+		got[d.EndpointID]++
+	}
+	for _, c := range claims {
+		s.flows.unreserve(c.EndpointID, c.Limit-got[c.EndpointID])
+		if got[c.EndpointID] == c.Limit {
+			s.hot[c.EndpointID] = true
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := s.loadEvents(ctx, ds); err != nil {
+		for _, d := range ds {
+			s.flows.unreserve(d.EndpointID, 1) // their leases end; they are claimed again then
+		}
+		return 0, err
+	}
+	hs := make([]held, len(ds))
+	for i, d := range ds {
+		hs[i] = held{eps[d.EndpointID], d}
+	}
+	s.flows.enqueue(hs)
+	return len(ds), nil
 }
 
 // cachedEvent is an event with its bodies rendered per owner role.
@@ -354,8 +475,13 @@ func (s *Service) attempt(e *pb.WebhookEndpoint, d pb.WebhookDelivery) pb.Webhoo
 // send renders, signs and posts d's event to e.
 func (s *Service) send(e *pb.WebhookEndpoint, d pb.WebhookDelivery, at time.Time) (int, error) {
 	c := s.cached(d.EventID)
-	if c == nil {
-		return 0, fmt.Errorf("event %s is missing from the outbox", d.EventID)
+	if c == nil { // evicted from the cache while the delivery waited
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+		err := s.loadEvents(ctx, []pb.WebhookDelivery{d})
+		cancel()
+		if c = s.cached(d.EventID); c == nil {
+			return 0, fmt.Errorf("couldn't read event %s from the outbox: %v", d.EventID, err)
+		}
 	}
 	body, err := s.body(c, e)
 	if err != nil {

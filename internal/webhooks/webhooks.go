@@ -104,6 +104,9 @@ type Service struct {
 	recorded chan struct{}
 	eventsMu sync.Mutex
 	events   map[string]*cachedEvent
+	// hot and lastDue are the delivery loop's own (claimAndStart).
+	hot     map[string]bool
+	lastDue time.Time
 }
 
 // New returns the capability over core, st and the registry whose

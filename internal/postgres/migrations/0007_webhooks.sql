@@ -54,7 +54,7 @@ CREATE TABLE webhook_deliveries (
 	UNIQUE (event_id, endpoint_id)
 );
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms, claimed_until_ms, endpoint_id) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_endpoint_due ON webhook_deliveries (endpoint_id, next_attempt_ms) WHERE status = 'pending';
 
 CREATE TABLE webhook_attempts (
