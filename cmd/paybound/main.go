@@ -119,6 +119,7 @@ Server:
   paybound serve [--addr 127.0.0.1:8080] [--data ./paybound-data] [--demo]
   paybound bench ledger [--hot] [--duration 5s] [--clients 2000]
   paybound bench payments [--duration 5s] [--clients 128]
+  paybound bench webhooks [--payments 5000] [--endpoints 10]
 
 Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 `)
@@ -136,6 +137,7 @@ func benchServer(ctx context.Context, cfg bench.ServerConfig) (*bench.Server, er
 	if cfg.MaxBatch > 0 {
 		m.Config.MaxBatch = cfg.MaxBatch
 	}
+	m.Config.WebhookAllowHosts = cfg.WebhookAllowHosts
 	if err := m.Run(ctx); err != nil {
 		m.Close()
 		return nil, err
