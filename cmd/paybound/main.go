@@ -119,7 +119,7 @@ Server:
   paybound serve [--addr 127.0.0.1:8080] [--data ./paybound-data] [--demo]
   paybound bench ledger [--hot] [--duration 5s] [--clients 2000]
   paybound bench payments [--duration 5s] [--clients 128]
-  paybound bench webhooks [--payments 5000] [--endpoints 10]
+  paybound bench webhooks [--payments 3000] [--endpoints 16]
 
 Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 `)

@@ -152,6 +152,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// reports a canceled context even for a statement that completed, which
 	// would leave the connection inside a transaction, or call a written
 	// batch failed. ctx is checked before COMMIT instead.
+	// The webhooks' writes take turns with this one on a mutex, not
+	// through SQLite's busy handler, which sleeps (webhooks.go).
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("couldn't begin: %w", err)
 	}

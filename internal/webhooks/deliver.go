@@ -51,7 +51,7 @@ const (
 	recordEvery   = 20 * time.Millisecond
 	maxEventCache = 8192
 	maxRoundTime  = time.Second
-	dueEvery      = 250 * time.Millisecond
+	dueEvery      = 100 * time.Millisecond
 )
 
 // flows holds the deliveries this process claimed: in flight (at most
@@ -88,6 +88,13 @@ func (f *flows) reserve(id string, n, least int) int {
 	f.held[id] += n
 	f.heldN += n
 	return n
+}
+
+// fits reports whether the process may hold n more deliveries.
+func (f *flows) fits(n int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.heldN+n <= 2*f.limit
 }
 
 // unreserve gives back n of endpoint id's reservations.
@@ -235,13 +242,17 @@ func (s *Service) FanOut(ctx context.Context) error {
 		}
 		now := s.clock.Now()
 		lease := now.Add(s.cfg.Timeout + leaseExtra)
-		ids := make([]string, len(evs))
+		ids := make([]string, 0, len(evs))
 		var ds []pb.WebhookDelivery
 		var hs []held
 		for i := range evs {
 			ev := &evs[i]
-			ids[i] = ev.ID
-			for _, e := range s.targets(ctx, ev) {
+			targets := s.targets(ctx, ev)
+			if s.flows != nil && len(ids) > 0 && !s.flows.fits(len(targets)) {
+				break // this event and the rest wait in the outbox
+			}
+			ids = append(ids, ev.ID)
+			for _, e := range targets {
 				d := pb.WebhookDelivery{ID: pb.NewID(pb.PrefixWebhookDelivery, now), EventID: ev.ID, EventType: ev.Type,
 					EndpointID: e.ID, OwnerID: e.OwnerID, Status: pb.DeliveryPending, NextAttemptAt: &now, CreatedAt: now}
 				if s.flows != nil && e.Status == pb.WebhookEnabled && s.flows.reserve(e.ID, 1, 0) == 1 {
@@ -261,7 +272,7 @@ func (s *Service) FanOut(ctx context.Context) error {
 		if len(hs) > 0 {
 			s.flows.enqueue(hs)
 		}
-		if len(evs) < fanOutBatch || 2*len(hs) < len(ds) {
+		if len(ids) < fanOutBatch || 2*len(hs) < len(ds) {
 			return nil
 		}
 	}
@@ -330,9 +341,10 @@ func (s *Service) deliverRound(ctx context.Context) error {
 
 // claimAndStart claims what is due, as the flows have room, and queues
 // it; it returns how many it claimed. It asks the store which endpoints
-// have due deliveries at most every dueEvery while some endpoint's last
-// claim was full (those likely have more, and are claimed again without
-// asking): a backlog costs one claim transaction per round, not a scan.
+// have due deliveries at most every dueEvery (fresh deliveries need no
+// claim: fan-out queues them), and in between claims again from those
+// whose last claim was full (they likely have more): a backlog costs one
+// claim transaction per round, not a scan.
 // An endpoint is claimed for only once a quarter of its room is free, so
 // that claims come in batches.
 func (s *Service) claimAndStart(ctx context.Context) (int, error) {
@@ -341,7 +353,10 @@ func (s *Service) claimAndStart(ctx context.Context) (int, error) {
 	for id := range s.hot {
 		ids = append(ids, id)
 	}
-	if len(s.hot) == 0 || time.Since(s.lastDue) >= max(s.cfg.PollInterval, dueEvery) {
+	if len(s.hot) == 0 && time.Since(s.lastDue) < max(s.cfg.PollInterval, dueEvery) {
+		return 0, nil // asked recently, and nothing known to wait
+	}
+	if time.Since(s.lastDue) >= max(s.cfg.PollInterval, dueEvery) {
 		due, err := s.st.DueWebhookEndpoints(ctx, now, dueEndpoints)
 		if err != nil {
 			return 0, err

@@ -19,16 +19,19 @@ import (
 )
 
 // benchWebhooks is `paybound bench webhooks`: payments to one merchant
-// with endpoints subscribed to payment.captured, each payment's event
-// fanned out to every endpoint of a receiver on 127.0.0.1 in this
-// process; it reports the deliveries per second from the first delivery
-// to the last (and from the first payment), once every delivery arrived.
+// with endpoints subscribed to every event, each payment's two events
+// (payment.authorized and payment.captured) fanned out to every endpoint,
+// at a receiver on 127.0.0.1 in this process. The payments are made
+// faster than their deliveries can go, so that from the first delivery to
+// the last the fan-out, not the payments, sets the pace; it reports the
+// deliveries per second over that window (and from the first payment),
+// once every delivery arrived.
 func benchWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	fs := flag.NewFlagSet("paybound bench webhooks", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cmdline.UsageFor(fs, stderr, "paybound bench webhooks [flags]")
-	payments := fs.Int("payments", 5000, "payments made (one payment.captured event each)")
-	endpoints := fs.Int("endpoints", 10, "the merchant's endpoints, each receiving every event")
+	payments := fs.Int("payments", 3000, "payments made (two events each)")
+	endpoints := fs.Int("endpoints", 16, "the merchant's endpoints, each receiving every event")
 	clients := fs.Int("clients", 32, "concurrent HTTP clients making the payments")
 	db := fs.String("db", "", "a postgres:// URL for the in-process server's store (default: SQLite)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up when the deliveries take longer")
@@ -66,12 +69,12 @@ func benchWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer,
 		return err
 	}
 	for i := range *endpoints {
-		in := map[string]any{"url": rcv.url + "/e" + strconv.Itoa(i), "events": []string{"payment.captured"}}
+		in := map[string]any{"url": rcv.url + "/e" + strconv.Itoa(i), "events": []string{"*"}}
 		if err := call("POST", "/v1/webhook_endpoints", merchant.APIKey, in, 201, nil); err != nil {
 			return err
 		}
 	}
-	want := int64(*payments) * int64(*endpoints)
+	want := 2 * int64(*payments) * int64(*endpoints)
 	start := time.Now()
 	var next atomic.Int64
 	var firstErr atomic.Pointer[error]
