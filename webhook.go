@@ -163,6 +163,19 @@ type WebhookEvent struct {
 	ACP json.RawMessage `json:"acp,omitempty"`
 }
 
+// WebhookEventBody is the body of a standard delivery: the event as its
+// recipient may see it.
+type WebhookEventBody struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	CreatedAt time.Time `json:"created_at"`
+	Data      struct {
+		// Object is the payment, refund, dispute, mandate, checkout
+		// session or endpoint as it was when the event happened.
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
 // WebhookDelivery is one event on its way to one endpoint.
 type WebhookDelivery struct {
 	ID         string `json:"id"`

@@ -181,14 +181,7 @@ func listQuery(p ListParams) url.Values {
 }
 
 // WebhookEvent is a delivered event as a receiver reads it.
-type WebhookEvent struct {
-	ID        string    `json:"id"`
-	Type      string    `json:"type"`
-	CreatedAt time.Time `json:"created_at"`
-	Data      struct {
-		Object json.RawMessage `json:"object"`
-	} `json:"data"`
-}
+type WebhookEvent = pb.WebhookEventBody
 
 // VerifyWebhook is a receiver's check of one delivery: its webhook-id,
 // webhook-timestamp (within 5 minutes of now) and webhook-signature

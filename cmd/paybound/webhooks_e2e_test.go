@@ -559,3 +559,40 @@ func TestCLIWebhooks(t *testing.T) {
 		t.Fatalf("webhook get after delete: %s %v", errOut, err)
 	}
 }
+
+// The transport refuses loopback and private addresses, after DNS, unless
+// the URL's host is allowed; it follows no redirect.
+func TestWebhookTransportRefusesPrivateAddresses(t *testing.T) {
+	t.Parallel()
+	r := newReceiver(t)
+	redirect := httptest.NewServer(http.RedirectHandler(r.srv.URL, http.StatusFound))
+	t.Cleanup(redirect.Close)
+	ctx := t.Context()
+	_, port, _ := strings.Cut(strings.TrimPrefix(r.srv.URL, "http://"), ":")
+	for _, c := range []struct {
+		allow  []string
+		url    string
+		status int
+	}{
+		{nil, r.srv.URL, 0},
+		{nil, "http://localhost:" + port, 0}, // a name that resolves to loopback
+		{[]string{"10.0.0.1"}, r.srv.URL, 0},
+		{[]string{"127.0.0.1"}, r.srv.URL, 200},
+		{[]string{"localhost"}, "http://localhost:" + port, 200},
+		{[]string{"127.0.0.1"}, redirect.URL, 302},
+	} {
+		status, err := newWebhookHTTP(c.allow).Post(ctx, c.url, map[string]string{"webhook-id": "evt_x"}, []byte("{}"))
+		if c.status == 0 {
+			if err == nil || !strings.Contains(err.Error(), "not a public address") {
+				t.Errorf("allow %v, %s: %d %v; want refused", c.allow, c.url, status, err)
+			}
+			continue
+		}
+		if err != nil || status != c.status {
+			t.Errorf("allow %v, %s: %d %v; want %d", c.allow, c.url, status, err, c.status)
+		}
+	}
+	if n := r.hits.Load(); n != 2 {
+		t.Fatalf("the receiver got %d requests; want the 2 allowed ones (not the redirect's)", n)
+	}
+}

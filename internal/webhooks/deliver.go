@@ -554,14 +554,7 @@ func (s *Service) body(c *cachedEvent, e *pb.WebhookEndpoint) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var env struct {
-		ID        string    `json:"id"`
-		Type      string    `json:"type"`
-		CreatedAt time.Time `json:"created_at"`
-		Data      struct {
-			Object json.RawMessage `json:"object"`
-		} `json:"data"`
-	}
+	var env pb.WebhookEventBody
 	env.ID, env.Type, env.CreatedAt, env.Data.Object = c.ev.ID, c.ev.Type, c.ev.CreatedAt.UTC().Truncate(time.Second), obj
 	b, err := json.Marshal(env)
 	if err != nil {

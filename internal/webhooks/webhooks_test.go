@@ -17,6 +17,7 @@ import (
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/sqlite"
 	"github.com/paybound/paybound/internal/webhooks"
+	"github.com/paybound/paybound/internal/whsig"
 )
 
 type clock struct {
@@ -31,11 +32,17 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// transport answers each URL as answer says, counting what it got.
+// transport answers each URL as answer says, keeping what it got.
 type transport struct {
 	mu     sync.Mutex
 	got    map[string][]string // url → event ids
+	sent   map[string][]sent   // url → requests
 	answer func(url string) (int, error)
+}
+
+type sent struct {
+	headers map[string]string
+	body    []byte
 }
 
 func (tr *transport) Post(ctx context.Context, url string, h map[string]string, body []byte) (int, error) {
@@ -43,6 +50,10 @@ func (tr *transport) Post(ctx context.Context, url string, h map[string]string, 
 	if err == nil && status == 200 {
 		tr.mu.Lock()
 		tr.got[url] = append(tr.got[url], h["webhook-id"])
+		if tr.sent == nil {
+			tr.sent = map[string][]sent{}
+		}
+		tr.sent[url] = append(tr.sent[url], sent{h, body})
 		tr.mu.Unlock()
 	}
 	return status, err
@@ -278,5 +289,55 @@ func TestDisabledAfterThreeDaysOfFailures(t *testing.T) {
 	ds, _, _ := f.st.ListWebhookDeliveries(ctx, down.ID, "", 10)
 	if len(ds) != 1 || ds[0].Status != pb.DeliveryPending || ds[0].Attempts < 2 {
 		t.Fatalf("the failing delivery: %+v", ds)
+	}
+}
+
+// An entry logged with a Notice (as checkout logs checkout_session.completed)
+// reaches its parties: a standard endpoint gets the notice's object, an
+// ACP endpoint its ACP event signed with Merchant-Signature; an ACP
+// endpoint gets no event without an ACP form.
+func TestNoticeReachesStandardAndACPEndpoints(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	tr := &transport{got: map[string][]string{}, answer: func(string) (int, error) { return 200, nil }}
+	f := newFixture(t, clk, tr, nil)
+	std := f.endpoint(f.merchant, "https://std.example/h", "*")
+	r := f.hooks.Create(context.Background(), f.merchant, nil, webhooks.CreateParams{URL: "https://acp.example/h", Events: []string{"*"}, Format: pb.WebhookFormatACP})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	acp := r.Value.(*pb.WebhookEndpoint)
+	f.hooks.Start()
+	res := f.svc.Run(context.Background(), nil, func(tx *ledger.Tx) (any, error) {
+		return nil, tx.Log(pb.LogEvent{Type: pb.EventCheckoutSessionCompleted, Subject: "cs_1",
+			Actor: pb.Actor{Role: pb.RoleMerchant, ID: f.merchant.ID}, Data: map[string]any{"amount": 100},
+			Notice: &pb.Notice{Object: map[string]any{"id": "cs_1", "object": "checkout_session"}, Parties: []string{f.merchant.ID},
+				ACP: map[string]any{"type": "order_create", "data": map[string]any{"id": "ord_1"}}}})
+	})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	f.pay(100) // payment events: the standard endpoint only
+	waitFor(t, "the deliveries", func() bool { return tr.count(std.URL) == 3 && tr.count(acp.URL) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := tr.count(acp.URL); n != 1 {
+		t.Fatalf("the ACP endpoint got %d events; want only the one with an ACP form", n)
+	}
+	tr.mu.Lock()
+	a := tr.sent[acp.URL][0]
+	var first sent // the standard endpoint's checkout event (order is not promised)
+	for _, x := range tr.sent[std.URL] {
+		if strings.Contains(string(x.body), "checkout_session.completed") {
+			first = x
+		}
+	}
+	tr.mu.Unlock()
+	if string(a.body) != `{"data":{"id":"ord_1"},"type":"order_create"}` || a.headers["webhook-id"] != "" {
+		t.Fatalf("the ACP delivery: %s %v", a.body, a.headers)
+	}
+	if err := whsig.VerifyACP(a.headers["Merchant-Signature"], acp.Secret, a.body, time.Now()); err != nil {
+		t.Fatalf("Merchant-Signature %q: %v", a.headers["Merchant-Signature"], err)
+	}
+	if !strings.Contains(string(first.body), `"type":"checkout_session.completed"`) || !strings.Contains(string(first.body), `"object":{"id":"cs_1","object":"checkout_session"}`) {
+		t.Fatalf("the standard delivery: %s", first.body)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,17 +37,11 @@ func benchWebhooks(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*profile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if *payments < 1 || *payments > 1_000_000 || *endpoints < 1 || *endpoints > 16 || *clients < 1 || *clients > 1000 {
 		return errors.New("bench webhooks: need 1 <= payments <= 1000000, 1 <= endpoints <= 16 (the most an owner may have) and 1 <= clients <= 1000")
 	}
