@@ -24,10 +24,12 @@ type WebhookStore interface {
 	// PendingWebhookEvents returns up to limit events not yet fanned out,
 	// oldest first.
 	PendingWebhookEvents(ctx context.Context, limit int) ([]WebhookEvent, error)
-	// DispatchWebhookEvents, in one transaction, inserts deliveries (one
-	// that exists for its event and endpoint is left as it is) and marks
-	// events fanned out. Running it twice is harmless.
-	DispatchWebhookEvents(ctx context.Context, events []string, deliveries []WebhookDelivery) error
+	// DispatchWebhookEvents, in one transaction, marks those of events not
+	// yet fanned out as fanned out, and inserts the deliveries of those
+	// (one that exists for its event and endpoint is left as it is). It
+	// returns the events it marked: of two processes fanning out one
+	// event at once, one writes its deliveries and the other nothing.
+	DispatchWebhookEvents(ctx context.Context, events []string, deliveries []WebhookDelivery) (dispatched []string, _ error)
 	// WebhookEvents returns the events with ids (those that exist).
 	WebhookEvents(ctx context.Context, ids []string) ([]WebhookEvent, error)
 

@@ -24,8 +24,12 @@ func queueWebhooks(q *pgx.Batch, b *pb.Batch) error {
 	return queueRows(q, sqlstore.WebhookEvents, b.WebhookEvents, sqlstore.WebhookEventRow)
 }
 
-func (s *Store) DispatchWebhookEvents(ctx context.Context, events []string, ds []pb.WebhookDelivery) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return sqlstore.DispatchWebhookEvents(ctx, conn{tx}, events, ds) })
+func (s *Store) DispatchWebhookEvents(ctx context.Context, events []string, ds []pb.WebhookDelivery) (out []string, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		out, err = sqlstore.DispatchWebhookEvents(ctx, conn{tx}, events, ds)
+		return err
+	})
+	return out, err
 }
 
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, cs []pb.WebhookClaim, now, until time.Time) (out []pb.WebhookDelivery, err error) {

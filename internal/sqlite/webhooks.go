@@ -26,8 +26,12 @@ func webhookParts(b *pb.Batch) []part {
 
 // DispatchWebhookEvents runs in a transaction of its own on the pool, not
 // the writer's connection (see inTx).
-func (s *Store) DispatchWebhookEvents(ctx context.Context, events []string, ds []pb.WebhookDelivery) error {
-	return s.inTx(ctx, func(db sqlstore.DB) error { return sqlstore.DispatchWebhookEvents(ctx, db, events, ds) })
+func (s *Store) DispatchWebhookEvents(ctx context.Context, events []string, ds []pb.WebhookDelivery) (out []string, err error) {
+	err = s.inTx(ctx, func(db sqlstore.DB) error {
+		out, err = sqlstore.DispatchWebhookEvents(ctx, db, events, ds)
+		return err
+	})
+	return out, err
 }
 
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, cs []pb.WebhookClaim, now, until time.Time) (out []pb.WebhookDelivery, err error) {

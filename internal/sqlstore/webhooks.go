@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -177,9 +178,35 @@ func placeholders(from, n int) string {
 // deliveryInsertRows is how many deliveries one INSERT statement writes.
 const deliveryInsertRows = 64
 
-// DispatchWebhookEvents inserts ds, leaving any that exist for their event
-// and endpoint, and marks events fanned out; db is a transaction.
-func DispatchWebhookEvents(ctx context.Context, db DB, events []string, ds []pb.WebhookDelivery) error {
+// DispatchWebhookEvents marks the events not yet fanned out, then inserts
+// the deliveries of those it marked, leaving any that exist for their
+// event and endpoint; db is a transaction. The conditional UPDATE is what
+// keeps two processes from both fanning out an event: the second waits
+// for the first's row lock, then finds the event fanned out.
+func DispatchWebhookEvents(ctx context.Context, db DB, events []string, ds []pb.WebhookDelivery) ([]string, error) {
+	marked := map[string]bool{}
+	var out []string
+	for len(events) > 0 {
+		n := min(len(events), 100)
+		args := make([]any, n)
+		for i := range n {
+			args[i] = events[i]
+		}
+		err := db.Query(ctx, func(r Scanner) error {
+			var id string
+			if err := r.Scan(&id); err != nil {
+				return err
+			}
+			marked[id] = true
+			out = append(out, id)
+			return nil
+		}, `UPDATE webhook_events SET dispatched = 1 WHERE id IN (`+placeholders(1, n)+`) AND dispatched = 0 RETURNING id`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't mark webhook events fanned out: %w", err)
+		}
+		events = events[n:]
+	}
+	ds = slices.DeleteFunc(slices.Clone(ds), func(d pb.WebhookDelivery) bool { return !marked[d.EventID] })
 	const cols = 10
 	for len(ds) > 0 {
 		n := min(len(ds), deliveryInsertRows)
@@ -201,22 +228,11 @@ func DispatchWebhookEvents(ctx context.Context, db DB, events []string, ds []pb.
 		}
 		q.WriteString(" ON CONFLICT (event_id, endpoint_id) DO NOTHING")
 		if _, err := db.Exec(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("couldn't write webhook deliveries: %w", err)
+			return nil, fmt.Errorf("couldn't write webhook deliveries: %w", err)
 		}
 		ds = ds[n:]
 	}
-	for len(events) > 0 {
-		n := min(len(events), 100)
-		args := make([]any, n)
-		for i := range n {
-			args[i] = events[i]
-		}
-		if _, err := db.Exec(ctx, `UPDATE webhook_events SET dispatched = 1 WHERE id IN (`+placeholders(1, n)+`)`, args...); err != nil {
-			return fmt.Errorf("couldn't mark webhook events fanned out: %w", err)
-		}
-		events = events[n:]
-	}
-	return nil
+	return out, nil
 }
 
 func (r Reads) DueWebhookEndpoints(ctx context.Context, now time.Time, limit int) ([]string, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,11 +114,20 @@ func testWebhookOutbox(t *testing.T, s pb.Store) {
 	now := milli(t0)
 	d := pb.WebhookDelivery{ID: "whd_1", EventID: "evt_1", EventType: ev.Type, EndpointID: "we_1", OwnerID: "mch_a",
 		Status: pb.DeliveryPending, NextAttemptAt: &now, CreatedAt: now}
-	for range 2 {
+	for i := range 2 {
 		again := d
-		again.ID = "whd_1" + fmt.Sprint(time.Now().UnixNano()%1000)
-		if err := s.DispatchWebhookEvents(ctx, []string{"evt_1"}, []pb.WebhookDelivery{d, again}); err != nil {
+		again.ID = "whd_1" + fmt.Sprint(i)
+		marked, err := s.DispatchWebhookEvents(ctx, []string{"evt_1"}, []pb.WebhookDelivery{d, again})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if want := []string{"evt_1"}; i == 1 {
+			want = nil
+		} else if fmt.Sprint(marked) != fmt.Sprint(want) {
+			t.Fatalf("fan-out #%d marked %v, want %v", i+1, marked, want)
+		}
+		if i == 1 && len(marked) != 0 {
+			t.Fatalf("a second fan-out marked %v again", marked)
 		}
 	}
 	if pend, _ = s.PendingWebhookEvents(ctx, 10); fmt.Sprint(hookIDs(pend)) != "[evt_2]" {
@@ -130,6 +140,26 @@ func testWebhookOutbox(t *testing.T, s pb.Store) {
 	evs, err := s.WebhookEvents(ctx, []string{"evt_2", "evt_none", "evt_1"})
 	if err != nil || len(evs) != 2 {
 		t.Fatalf("WebhookEvents = %v, %v", hookIDs(evs), err)
+	}
+	// Processes fanning one event out at once: one of them does.
+	commit(t, s, &pb.Batch{WebhookPart: pb.WebhookPart{WebhookEvents: []pb.WebhookEvent{{ID: "evt_r", Type: ev.Type,
+		CreatedAt: now, Parties: []string{"mch_a"}}}}})
+	var won atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			r := d
+			r.ID, r.EventID, r.EndpointID = fmt.Sprintf("whd_r%d", i), "evt_r", "we_9"
+			marked, err := s.DispatchWebhookEvents(ctx, []string{"evt_r"}, []pb.WebhookDelivery{r})
+			if err != nil {
+				t.Error(err)
+			}
+			won.Add(int32(len(marked)))
+		})
+	}
+	wg.Wait()
+	if l, _, _ := s.ListWebhookDeliveries(ctx, "we_9", "", 10); won.Load() != 1 || len(l) != 1 {
+		t.Fatalf("4 racing fan-outs of one event: %d marked it, %d deliveries; want 1 and 1", won.Load(), len(l))
 	}
 }
 
@@ -147,8 +177,15 @@ func testWebhookClaims(t *testing.T, s pb.Store) {
 	later := now.Add(time.Hour)
 	ds = append(ds, pb.WebhookDelivery{ID: "whd_later", EventID: "evt_later", EventType: pb.EventPaymentCaptured,
 		EndpointID: "we_2", OwnerID: "mch_a", Status: pb.DeliveryPending, NextAttemptAt: &later, CreatedAt: now})
-	if err := s.DispatchWebhookEvents(ctx, nil, ds); err != nil {
-		t.Fatal(err)
+	var evs []pb.WebhookEvent
+	var evIDs []string
+	for _, d := range ds {
+		evs = append(evs, pb.WebhookEvent{ID: d.EventID, Type: d.EventType, CreatedAt: now, Parties: []string{"mch_a"}})
+		evIDs = append(evIDs, d.EventID)
+	}
+	commit(t, s, &pb.Batch{WebhookPart: pb.WebhookPart{WebhookEvents: evs}})
+	if marked, err := s.DispatchWebhookEvents(ctx, evIDs, ds); err != nil || len(marked) != len(evIDs) {
+		t.Fatalf("DispatchWebhookEvents marked %d of %d events: %v", len(marked), len(evIDs), err)
 	}
 	due, err := s.DueWebhookEndpoints(ctx, now, 10)
 	if err != nil || fmt.Sprint(due) != "[we_1]" {

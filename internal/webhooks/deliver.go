@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -263,11 +264,25 @@ func (s *Service) FanOut(ctx context.Context) error {
 			}
 			s.remember(ev)
 		}
-		if err := s.st.DispatchWebhookEvents(ctx, ids, ds); err != nil {
+		marked, err := s.st.DispatchWebhookEvents(ctx, ids, ds)
+		if err != nil {
 			for _, h := range hs {
 				s.flows.unreserve(h.d.EndpointID, 1)
 			}
 			return err
+		}
+		if len(marked) < len(ids) { // another process fanned some out first
+			mine := map[string]bool{}
+			for _, id := range marked {
+				mine[id] = true
+			}
+			hs = slices.DeleteFunc(hs, func(h held) bool {
+				if !mine[h.d.EventID] {
+					s.flows.unreserve(h.d.EndpointID, 1)
+					return true
+				}
+				return false
+			})
 		}
 		if len(hs) > 0 {
 			s.flows.enqueue(hs)
