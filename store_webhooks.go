@@ -56,6 +56,11 @@ type WebhookStore interface {
 	// CancelWebhookDeliveries cancels endpoint's pending deliveries (it was
 	// deleted).
 	CancelWebhookDeliveries(ctx context.Context, endpointID string) error
+	// PruneWebhooks deletes up to limit deliveries made before before that
+	// are no longer pending, with their attempts, and up to limit events
+	// from before then that were fanned out and have no delivery left. It
+	// returns how many deliveries and events it deleted.
+	PruneWebhooks(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // WebhookClaim asks for up to Limit due deliveries of an endpoint.

@@ -413,6 +413,28 @@ func (r Reads) RedeliverWebhook(ctx context.Context, id string, now time.Time) e
 	return nil
 }
 
+// PruneWebhooks finds old rows without an index on their time: rows are
+// stored in about the order they were made, so the oldest come first.
+func (r Reads) PruneWebhooks(ctx context.Context, before time.Time, limit int) (int, error) {
+	ms := before.UnixMilli()
+	if _, err := r.DB.Exec(ctx, `DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries
+		WHERE status <> 'pending' AND created_ms < $1 LIMIT $2)`, ms, limit); err != nil {
+		return 0, fmt.Errorf("couldn't prune webhook attempts: %w", err)
+	}
+	n, err := r.DB.Exec(ctx, `DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
+		WHERE status <> 'pending' AND created_ms < $1 LIMIT $2)`, ms, limit)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't prune webhook deliveries: %w", err)
+	}
+	m, err := r.DB.Exec(ctx, `DELETE FROM webhook_events WHERE id IN (SELECT e.id FROM webhook_events e
+		WHERE e.dispatched = 1 AND e.created_ms < $1
+		AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id) LIMIT $2)`, ms, limit)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't prune webhook events: %w", err)
+	}
+	return int(n + m), nil
+}
+
 func (r Reads) CancelWebhookDeliveries(ctx context.Context, endpointID string) error {
 	_, err := r.DB.Exec(ctx, `UPDATE webhook_deliveries SET status = 'canceled' WHERE endpoint_id = $1 AND status = 'pending'`, endpointID)
 	if err != nil {

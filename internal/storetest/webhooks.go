@@ -283,6 +283,27 @@ func testWebhookClaims(t *testing.T, s pb.Store) {
 	if err := s.RedeliverWebhook(ctx, "whd_later", later); !errors.Is(err, pb.ErrStoreConflict) {
 		t.Fatalf("redelivering a canceled delivery: %v", err)
 	}
+	// Pruning keeps what is pending, and what ended after the cutoff.
+	if _, err := s.PruneWebhooks(ctx, now, 100); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.WebhookDelivery(ctx, "whd_000"); err != nil || got.Status != pb.DeliverySucceeded {
+		t.Fatalf("pruning before the deliveries were made removed one: %v", err)
+	}
+	n, err := s.PruneWebhooks(ctx, now.Add(time.Millisecond), 100)
+	// whd_000 (succeeded) and whd_later (canceled), and their events, left
+	// without deliveries; whd_002 is pending again.
+	if err != nil || n != 4 {
+		t.Fatalf("PruneWebhooks = %d, %v; want 2 deliveries and 2 events", n, err)
+	}
+	_, err = s.WebhookDelivery(ctx, "whd_000")
+	wantNotFound(t, "a pruned delivery", err)
+	if got, err := s.WebhookDelivery(ctx, "whd_001"); err != nil || got.Status != pb.DeliveryPending {
+		t.Fatalf("a pending delivery after pruning: %v, %v", got, err)
+	}
+	if evs, _ := s.WebhookEvents(ctx, []string{"evt_000", "evt_001", "evt_later"}); fmt.Sprint(hookIDs(evs)) != "[evt_001]" {
+		t.Fatalf("events after pruning: %v, want only evt_001, whose delivery is pending", hookIDs(evs))
+	}
 	l, more, err := s.ListWebhookDeliveries(ctx, "we_1", "whd_010", 5)
 	if err != nil || fmt.Sprint(hookIDs(l)) != "[whd_009 whd_008 whd_007 whd_006 whd_005]" || !more {
 		t.Fatalf("ListWebhookDeliveries after whd_010 = %v, %v, %v", hookIDs(l), more, err)

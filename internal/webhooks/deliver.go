@@ -190,8 +190,9 @@ func (s *Service) Start() {
 	s.recorded = make(chan struct{})
 	s.events = map[string]*cachedEvent{}
 	s.hot = map[string]bool{}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go service.Every(s.stop, &s.wg, s.log, s.cfg.ReloadInterval, "reloading webhook endpoints", s.reg.Reload)
+	go service.Every(s.stop, &s.wg, s.log, pruneEvery, "pruning the webhook delivery log", s.Prune)
 	go service.Every(s.stop, &s.wg, s.log, max(s.cfg.PollInterval/5, time.Millisecond), "webhook fan-out", s.FanOut)
 	go service.Every(s.stop, &s.wg, s.log, s.cfg.PollInterval, "webhook delivery", s.deliverRound)
 	go s.recorder()
@@ -222,6 +223,20 @@ func (s *Service) stopped() bool {
 	default:
 		return false
 	}
+}
+
+// pruneEvery is how often old deliveries and events are deleted, in
+// batches of pruneBatch.
+const (
+	pruneEvery = time.Minute
+	pruneBatch = 5000
+)
+
+// Prune deletes a batch of deliveries that ended longer than Retention
+// ago, and of events left without deliveries.
+func (s *Service) Prune(ctx context.Context) error {
+	_, err := s.st.PruneWebhooks(ctx, s.clock.Now().Add(-s.cfg.Retention), pruneBatch)
+	return err
 }
 
 // FanOut turns the outbox's new events into deliveries, while this

@@ -79,6 +79,10 @@ type Config struct {
 	// deliveries when idle (default 50ms); ReloadInterval how often the
 	// registry is read again (default 1s).
 	PollInterval, ReloadInterval time.Duration
+	// Retention is how long deliveries that ended (and events all of whose
+	// deliveries were pruned) are kept (default 30 days); pending ones are
+	// kept however old.
+	Retention time.Duration
 }
 
 // DefaultSchedule waits 5s, 1m, 5m, 30m, 2h, 5h, 10h and 10h after
@@ -86,6 +90,9 @@ type Config struct {
 // shortened): nine attempts over 27.6 hours at least.
 var DefaultSchedule = []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute,
 	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+
+// DefaultRetention keeps the delivery log for 30 days.
+const DefaultRetention = 30 * 24 * time.Hour
 
 // Service is the webhooks capability. Safe for concurrent use.
 type Service struct {
@@ -139,6 +146,9 @@ func New(core Core, st Store, reg *Registry, cfg Config) (*Service, error) {
 	}
 	if cfg.ReloadInterval <= 0 {
 		cfg.ReloadInterval = time.Second
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
 	}
 	allow := map[string]bool{}
 	for _, h := range cfg.AllowHosts {
