@@ -248,6 +248,9 @@ func (s *Service) Prune(ctx context.Context) error {
 // events then wait in the outbox, which costs nothing, rather than as
 // unclaimed deliveries that claims must find.
 func (s *Service) FanOut(ctx context.Context) error {
+	if s.reg.Empty() {
+		return nil // no endpoint, so no event (the registry reloads every ReloadInterval)
+	}
 	for range 1000 {
 		if s.flows != nil && s.flows.holding() >= 2*s.cfg.Concurrency {
 			return nil
@@ -346,6 +349,9 @@ func (s *Service) liveEndpoint(ctx context.Context, id string) *pb.WebhookEndpoi
 // deliverRound claims and starts due deliveries while there are some and
 // room for them, for up to maxRoundTime.
 func (s *Service) deliverRound(ctx context.Context) error {
+	if s.reg.Empty() && s.flows.holding() == 0 {
+		return nil
+	}
 	end := time.Now().Add(maxRoundTime)
 	for time.Now().Before(end) && !s.stopped() {
 		launched, err := s.claimAndStart(ctx)

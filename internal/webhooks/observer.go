@@ -97,6 +97,10 @@ func (r *Registry) Put(e pb.WebhookEndpoint) {
 	r.snap.Store(s)
 }
 
+// Empty reports whether no endpoint exists (as last loaded): then no event
+// is written, and the worker has nothing to look for.
+func (r *Registry) Empty() bool { return len(r.snap.Load().byID) == 0 }
+
 // Endpoint returns endpoint id as last loaded, or nil.
 func (r *Registry) Endpoint(id string) *pb.WebhookEndpoint { return r.snap.Load().byID[id] }
 
