@@ -19,6 +19,7 @@ import (
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/client"
+	"github.com/paybound/paybound/internal/storetest"
 	"github.com/paybound/paybound/internal/webhooks"
 	"github.com/paybound/paybound/internal/whsig"
 )
@@ -595,4 +596,74 @@ func TestWebhookTransportRefusesPrivateAddresses(t *testing.T) {
 	if n := r.hits.Load(); n != 2 {
 		t.Fatalf("the receiver got %d requests; want the 2 allowed ones (not the redirect's)", n)
 	}
+}
+
+// TestWebhooksSurviveKill kills the real binary with SIGKILL while
+// deliveries are in flight and queued, and restarts it: every event of
+// every acknowledged payment arrives, each under one id. (Deliveries
+// claimed by the killed process wait for their lease to end, 30 seconds.)
+func TestWebhooksSurviveKill(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds and kills the real binary, then waits out a lease")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	db := storetest.Database(t, dir)
+	p := startProcDB(t, bin, dir, db, "--webhook-allow-hosts", "127.0.0.1")
+	opKey, err := os.ReadFile(filepath.Join(dir, "operator.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &api{t: t, base: p.base}
+	op := strings.TrimSpace(string(opKey))
+	mc := a.ok(201, a.call("POST", "/v1/merchants", op, "", map[string]any{"name": "m"}))
+	u := a.ok(201, a.call("POST", "/v1/users", op, "", map[string]any{"name": "u"}))
+	a.ok(201, a.call("POST", "/v1/topups", u.str("api_key"), "", map[string]any{"amount": 1_000_000, "currency": "USD"}))
+	r := newReceiver(t)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		time.Sleep(300 * time.Millisecond) // deliveries stay in flight and queued
+		r.srv.Config.Handler.ServeHTTP(w, req)
+	}))
+	t.Cleanup(slow.Close)
+	a.ok(201, a.call("POST", "/v1/webhook_endpoints", mc.str("api_key"), "", map[string]any{"url": slow.URL, "events": []string{"*"}}))
+	const n = 40
+	var ids []string
+	for i := range n {
+		pay := a.ok(201, a.call("POST", "/v1/payments", u.str("api_key"), "", map[string]any{"amount": 100 + i, "currency": "USD", "merchant_id": mc.str("id")}))
+		ids = append(ids, pay.str("id"))
+	}
+	r.wait(t, "some deliveries before the kill", 20*time.Second, func(ds []delivery) bool { return len(ds) >= 5 })
+	p.kill()
+	time.Sleep(400 * time.Millisecond) // what was sent before the kill arrives
+	atKill := len(r.deliveries())
+	if atKill >= 2*n {
+		t.Fatalf("all %d deliveries were sent before the kill; the test kills nothing queued", atKill)
+	}
+	p = startProcDB(t, bin, dir, db, "--webhook-allow-hosts", "127.0.0.1")
+	restarted := time.Now()
+	defer func() { t.Logf("%d of %d deliveries before the kill; the rest within %v of the restart", atKill, 2*n, time.Since(restarted)) }()
+	ds := r.wait(t, "every event after the kill", 90*time.Second, func(ds []delivery) bool {
+		seen := map[string]bool{}
+		for _, d := range ds {
+			seen[d.event.ID] = true
+		}
+		return len(seen) >= 2*n
+	})
+	byWhat := map[string]map[string]bool{}
+	for _, d := range ds {
+		k := d.event.Type + " " + d.event.Data.Object["id"].(string)
+		if byWhat[k] == nil {
+			byWhat[k] = map[string]bool{}
+		}
+		byWhat[k][d.Headers["webhook-id"]] = true
+	}
+	for _, id := range ids {
+		for _, typ := range []string{"payment.authorized", "payment.captured"} {
+			if got := len(byWhat[typ+" "+id]); got != 1 {
+				t.Errorf("%s of %s arrived under %d ids, want 1", typ, id, got)
+			}
+		}
+	}
+	_ = p
 }
