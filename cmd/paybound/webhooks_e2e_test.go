@@ -642,7 +642,9 @@ func TestWebhooksSurviveKill(t *testing.T) {
 	}
 	p = startProcDB(t, bin, dir, db, "--webhook-allow-hosts", "127.0.0.1")
 	restarted := time.Now()
-	defer func() { t.Logf("%d of %d deliveries before the kill; the rest within %v of the restart", atKill, 2*n, time.Since(restarted)) }()
+	defer func() {
+		t.Logf("%d of %d deliveries before the kill; the rest within %v of the restart", atKill, 2*n, time.Since(restarted))
+	}()
 	ds := r.wait(t, "every event after the kill", 90*time.Second, func(ds []delivery) bool {
 		seen := map[string]bool{}
 		for _, d := range ds {
