@@ -175,8 +175,12 @@ func placeholders(from, n int) string {
 	return b.String()
 }
 
-// deliveryInsertRows is how many deliveries one INSERT statement writes.
-const deliveryInsertRows = 64
+// deliveryInsertRows is how many deliveries one INSERT statement writes;
+// attemptRows how many one UPDATE records.
+const (
+	deliveryInsertRows = 64
+	attemptRows        = 64
+)
 
 // DispatchWebhookEvents marks the events not yet fanned out, then inserts
 // the deliveries of those it marked, leaving any that exist for their
@@ -310,21 +314,40 @@ func claim(ctx context.Context, db DB, out []pb.WebhookDelivery, endpointID stri
 // attempt that succeeded (most of them) writes no attempt row: the
 // delivery's row holds its status, duration and time.
 func RecordWebhookAttempts(ctx context.Context, db DB, as []pb.WebhookAttempt) error {
+	// The deliveries: one UPDATE … FROM (VALUES …) per attemptRows, which
+	// both dialects run (a VALUES list's columns are column1, column2, …).
+	const cols = 8
+	for rest := as; len(rest) > 0; {
+		n := min(len(rest), attemptRows)
+		var q strings.Builder
+		q.WriteString(`UPDATE webhook_deliveries SET status = v.column2, attempts = v.column3, next_attempt_ms = v.column4,
+			claimed_until_ms = 0, last_status_code = v.column5, last_error = v.column6, last_duration_ms = v.column7,
+			delivered_ms = COALESCE(v.column8, webhook_deliveries.delivered_ms) FROM (VALUES `)
+		args := make([]any, 0, n*cols)
+		for i, a := range rest[:n] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			p := func(k int) string { return "$" + strconv.Itoa(i*cols+k) }
+			q.WriteString("(" + p(1) + ", " + p(2) + ", CAST(" + p(3) + " AS BIGINT), CAST(" + p(4) + " AS BIGINT), CAST(" + p(5) +
+				" AS BIGINT), " + p(6) + ", CAST(" + p(7) + " AS BIGINT), CAST(" + p(8) + " AS BIGINT))")
+			var next int64
+			if a.NextAttemptAt != nil {
+				next = a.NextAttemptAt.UnixMilli()
+			}
+			var delivered any
+			if a.Status == pb.DeliverySucceeded {
+				delivered = a.At.Add(time.Duration(a.DurationMS) * time.Millisecond).UnixMilli()
+			}
+			args = append(args, a.DeliveryID, a.Status, int64(a.Attempt), next, int64(a.StatusCode), a.Error, a.DurationMS, delivered)
+		}
+		q.WriteString(") AS v WHERE webhook_deliveries.id = v.column1")
+		if _, err := db.Exec(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("couldn't record webhook deliveries: %w", err)
+		}
+		rest = rest[n:]
+	}
 	for _, a := range as {
-		var next int64
-		if a.NextAttemptAt != nil {
-			next = a.NextAttemptAt.UnixMilli()
-		}
-		var delivered any
-		if a.Status == pb.DeliverySucceeded {
-			delivered = a.At.Add(time.Duration(a.DurationMS) * time.Millisecond).UnixMilli()
-		}
-		if _, err := db.Exec(ctx, `UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_ms = $4,
-			claimed_until_ms = 0, last_status_code = $5, last_error = $6, last_duration_ms = $7,
-			delivered_ms = COALESCE($8, delivered_ms) WHERE id = $1`,
-			a.DeliveryID, a.Status, int64(a.Attempt), next, int64(a.StatusCode), a.Error, a.DurationMS, delivered); err != nil {
-			return fmt.Errorf("couldn't record webhook delivery %s: %w", a.DeliveryID, err)
-		}
 		if a.Attempt == 1 && a.Status == pb.DeliverySucceeded {
 			continue // the delivery's row says it all (WebhookDelivery)
 		}

@@ -454,11 +454,42 @@ func (s *Service) claimAndStart(ctx context.Context) (int, error) {
 	return len(ds), nil
 }
 
-// cachedEvent is an event with its bodies rendered per owner role.
+// cachedEvent is an event with its bodies rendered per owner role, and
+// their v1a signatures per second: an event goes to every endpoint of its
+// parties, and an Ed25519 signature costs more than the rest of an
+// attempt's work together.
 type cachedEvent struct {
 	ev     pb.WebhookEvent
 	mu     sync.Mutex
 	bodies map[pb.Role][]byte
+	v1a    map[v1aKey]string
+}
+
+type v1aKey struct {
+	role pb.Role
+	ts   int64
+}
+
+// maxV1a bounds an event's cached signatures.
+const maxV1a = 16
+
+// signV1a returns the v1a signature of the event's body for role at ts.
+func (s *Service) signV1a(c *cachedEvent, role pb.Role, ts int64, body []byte) string {
+	k := v1aKey{role, ts}
+	c.mu.Lock()
+	sig, ok := c.v1a[k]
+	c.mu.Unlock()
+	if ok {
+		return sig
+	}
+	sig = whsig.V1a(s.cfg.SigningKey, c.ev.ID, ts, body)
+	c.mu.Lock()
+	if c.v1a == nil || len(c.v1a) >= maxV1a {
+		c.v1a = map[v1aKey]string{}
+	}
+	c.v1a[k] = sig
+	c.mu.Unlock()
+	return sig
 }
 
 func (s *Service) remember(ev *pb.WebhookEvent) {
@@ -562,7 +593,7 @@ func (s *Service) send(e *pb.WebhookEndpoint, d pb.WebhookDelivery, at time.Time
 		}
 		headers["webhook-id"] = c.ev.ID
 		headers["webhook-timestamp"] = strconv.FormatInt(ts, 10)
-		headers["webhook-signature"] = sig + " " + whsig.V1a(s.cfg.SigningKey, c.ev.ID, ts, body)
+		headers["webhook-signature"] = sig + " " + s.signV1a(c, e.OwnerRole, ts, body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
