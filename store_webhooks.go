@@ -87,7 +87,9 @@ func (p *WebhookPart) Empty() bool { return len(p.WebhookEndpoints) == 0 && len(
 // puts the payment, refund, dispute or mandate the entry is about; the
 // batch's final rows are that object after the operation. A store calls it
 // in Commit before writing the events. An object the batch does not hold
-// is left nil: delivery reads it from the store.
+// is left nil (delivery then names it without its fields). Two events of
+// one object in one batch (authorized and captured at once) both show it
+// as the batch leaves it.
 func (b *Batch) SnapshotWebhookObjects() error {
 	for i := range b.WebhookEvents {
 		ev := &b.WebhookEvents[i]
