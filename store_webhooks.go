@@ -88,8 +88,9 @@ func (p *WebhookPart) Empty() bool { return len(p.WebhookEndpoints) == 0 && len(
 // batch's final rows are that object after the operation. A store calls it
 // in Commit before writing the events. An object the batch does not hold
 // is left nil (delivery then names it without its fields). Two events of
-// one object in one batch (authorized and captured at once) both show it
-// as the batch leaves it.
+// one object in one batch show it as the batch leaves it, but for a
+// payment authorized and captured at once, whose payment.authorized shows
+// it authorized.
 func (b *Batch) SnapshotWebhookObjects() error {
 	for i := range b.WebhookEvents {
 		ev := &b.WebhookEvents[i]
@@ -100,6 +101,13 @@ func (b *Batch) SnapshotWebhookObjects() error {
 		switch ev.ObjectKind {
 		case ObjectPayment:
 			v = lastOf(b.Payments, func(p *Payment) bool { return p.ID == ev.ObjectID })
+			if p, ok := v.(*Payment); ok && ev.Type == EventPaymentAuthorized && p.Status == StatusCaptured && p.AmountRefunded == 0 {
+				// Authorized and captured in one operation: the authorization
+				// is shown as it was before the capture.
+				c := *p
+				c.Status, c.AmountCaptured, c.FeeAmount = StatusAuthorized, 0, 0
+				v = &c
+			}
 		case ObjectRefund:
 			v = lastOf(b.Refunds, func(r *Refund) bool { return r.ID == ev.ObjectID })
 		case ObjectDispute:

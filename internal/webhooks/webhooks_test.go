@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,6 +212,22 @@ func TestObserverWritesOnlyWhatIsSubscribed(t *testing.T) {
 	}
 	if !strings.Contains(string(evs[0].Object), `"status":"captured"`) || !strings.Contains(string(evs[0].Object), `"amount":250`) {
 		t.Fatalf("the snapshot is not the payment as captured: %s", evs[0].Object)
+	}
+	// Authorized and captured in one operation: each event shows its state.
+	f.endpoint(f.merchant, "https://cafe.example/auth", pb.EventPaymentAuthorized)
+	f.pay(300)
+	evs = slices.DeleteFunc(f.pending(), func(e pb.WebhookEvent) bool { return !strings.Contains(string(e.Object), `"amount":300`) })
+	if len(evs) == 2 && evs[0].Type == pb.EventPaymentCaptured { // one instant: their IDs sort at random
+		evs[0], evs[1] = evs[1], evs[0]
+	}
+	if len(evs) != 2 || evs[0].Type != pb.EventPaymentAuthorized || evs[1].Type != pb.EventPaymentCaptured {
+		t.Fatalf("events of an automatic capture: %+v", evs)
+	}
+	if o := string(evs[0].Object); !strings.Contains(o, `"status":"authorized"`) || !strings.Contains(o, `"amount_captured":0`) {
+		t.Fatalf("payment.authorized's snapshot: %s", o)
+	}
+	if o := string(evs[1].Object); !strings.Contains(o, `"status":"captured"`) || !strings.Contains(o, `"amount_captured":300`) {
+		t.Fatalf("payment.captured's snapshot: %s", o)
 	}
 }
 
