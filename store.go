@@ -41,6 +41,7 @@ type Batch struct {
 	DisputePart
 	PayLinkPart
 	CheckoutPart
+	WebhookPart
 }
 
 // AccountChange is the sum of a batch's changes to one account's balances.
@@ -58,7 +59,7 @@ type UsageChange struct{ Spent, Payments int64 }
 func (b *Batch) Empty() bool {
 	return b.LedgerPart.Empty() && b.PaymentPart.Empty() && b.MandatePart.Empty() &&
 		b.StepUpPart.Empty() && b.AgentKeyPart.Empty() && b.LogPart.Empty() && b.DisputePart.Empty() &&
-		b.PayLinkPart.Empty() && b.CheckoutPart.Empty()
+		b.PayLinkPart.Empty() && b.CheckoutPart.Empty() && b.WebhookPart.Empty()
 }
 
 // MaxListLimit is the largest page a list returns.
@@ -108,6 +109,7 @@ type Store interface {
 	PayLinkStore
 	SettlementStore
 	CheckoutStore
+	WebhookStore
 
 	Close() error
 }

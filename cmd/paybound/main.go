@@ -120,6 +120,7 @@ Server:
   paybound bench ledger [--hot] [--duration 5s] [--clients 2000]
   paybound bench payments [--duration 5s] [--clients 128]
   paybound bench acp [--duration 5s] [--clients 64]
+  paybound bench webhooks [--payments 3000] [--endpoints 16]
 
 Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 `)
@@ -137,6 +138,7 @@ func benchServer(ctx context.Context, cfg bench.ServerConfig) (*bench.Server, er
 	if cfg.MaxBatch > 0 {
 		m.Config.MaxBatch = cfg.MaxBatch
 	}
+	m.Config.WebhookAllowHosts = cfg.WebhookAllowHosts
 	if err := m.Run(ctx); err != nil {
 		m.Close()
 		return nil, err

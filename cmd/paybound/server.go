@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -41,6 +42,7 @@ import (
 	"github.com/paybound/paybound/internal/sqlite"
 	tl "github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
+	"github.com/paybound/paybound/internal/webhooks"
 )
 
 // Config is the server's whole configuration. Every field has a flag and an
@@ -98,6 +100,11 @@ type Config struct {
 	// delegate_payment URL that checkout sessions advertise. Default:
 	// http://<addr as bound>.
 	PublicURL string
+	// WebhookAllowHosts are hosts whose http:// webhook URLs are accepted
+	// and whose private or loopback addresses deliveries may reach
+	// (PAYBOUND_WEBHOOK_ALLOW_HOSTS, --webhook-allow-hosts; a comma list).
+	// Others must be https:// to public addresses.
+	WebhookAllowHosts []string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
@@ -140,6 +147,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	for _, h := range c.WebhookAllowHosts {
+		if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err != nil && (len(h) > 253 || strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "") {
+			return fmt.Errorf("config: webhook-allow-hosts: %q is not a host name or IP address (for example 127.0.0.1 or hooks.internal)", h)
+		}
 	}
 	return nil
 }
@@ -184,14 +196,19 @@ type Main struct {
 	// Set by Run.
 	OperatorKey string
 	Service     *service.Service
-	transLog    *translog.Service
-	risk        *riskctl.Control
-	store       pb.Store
-	led         *ledger.Writer
-	checkout    atomic.Pointer[checkout.Service] // the ledger's observer, once built
-	srv         *http.Server
-	ln          net.Listener
-	served      chan error
+	// Webhooks adjusts the webhooks' configuration before they start
+	// (tests shorten the retry schedule).
+	Webhooks func(*webhooks.Config)
+	transLog *translog.Service
+	hooks    *webhooks.Service
+	hookReg  *webhooks.Registry
+	risk     *riskctl.Control
+	store    pb.Store
+	led      *ledger.Writer
+	checkout atomic.Pointer[checkout.Service] // the ledger's observer, once built
+	srv      *http.Server
+	ln       net.Listener
+	served   chan error
 }
 
 // NewMain returns a Main with the default configuration.
@@ -217,6 +234,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	env("PAYBOUND_WITNESS_POLICY", &c.WitnessPolicy)
 	env("PAYBOUND_RISK_CONFIG", &c.RiskConfig)
 	env("PAYBOUND_PUBLIC_URL", &c.PublicURL)
+	if v := getenv("PAYBOUND_WEBHOOK_ALLOW_HOSTS"); v != "" {
+		c.WebhookAllowHosts = splitHosts(v)
+	}
 	for _, e := range []struct {
 		name string
 		dst  any
@@ -257,6 +277,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.LogOrigin, "log-origin", c.LogOrigin, "the transparency log's name, fixed when <data>/log.key is created (PAYBOUND_LOG_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the server's address as payers and agents reach it, for payment links, ACP order and confirmation links; default http://<addr> (PAYBOUND_PUBLIC_URL)")
+	fs.Func("webhook-allow-hosts", "hosts whose http:// webhook URLs and private addresses are allowed, comma-separated (PAYBOUND_WEBHOOK_ALLOW_HOSTS)",
+		func(v string) error { c.WebhookAllowHosts = splitHosts(v); return nil })
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -290,6 +312,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	webhookKey, err := loadOrCreateWebhookKey(filepath.Join(m.Config.DataDir, "webhook.key"))
+	if err != nil {
+		return err
+	}
 	policy, riskCfg, err := m.Config.readFiles()
 	if err != nil {
 		return err
@@ -310,6 +336,14 @@ func (m *Main) Run(ctx context.Context) error {
 		Witnesses: newWitnessHTTP(), Logger: m.Logger}); err != nil {
 		return err
 	}
+	hookCfg := webhooks.Config{Transport: newWebhookHTTP(m.Config.WebhookAllowHosts), SigningKey: webhookKey,
+		AllowHosts: m.Config.WebhookAllowHosts, Clock: m.Clock, Logger: m.Logger}
+	if m.Webhooks != nil {
+		m.Webhooks(&hookCfg)
+	}
+	if m.hooks, err = webhooks.New(m.Service, m.store, m.hookReg, hookCfg); err != nil {
+		return err
+	}
 	cfm, err := confirm.New(m.Service, m.store, confirm.Config{OperatorKey: key, PasskeyRPID: m.Config.PasskeyRPID,
 		PasskeyOrigins: []string{m.Config.passkeyOrigin()}, Clock: m.Clock, Logger: m.Logger})
 	if err != nil {
@@ -318,6 +352,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Service.Start()
 	m.risk.Start()     // reloads the rules other processes change
 	m.transLog.Start() // signs checkpoints
+	m.hooks.Start()    // delivers webhook events
 	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("couldn't listen on %s: %w", m.Config.Addr, err)
 	}
@@ -335,7 +370,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.checkout.Store(co) // from now on it observes the ledger's entries
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
-		links, reports, co)
+		links, reports, co, m.hooks)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
@@ -392,9 +427,14 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 	if err := claimLog(ctx, m.store, logKey); err != nil {
 		return err
 	}
+	// The webhooks' outbox is written by an observer of the log's entries,
+	// in their batches; it asks the registry of endpoints.
+	if m.hookReg, err = webhooks.NewRegistry(ctx, m.store); err != nil {
+		return err
+	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
-		Observers: []ledger.Observer{m.observeCheckout}})
+		Observers: []ledger.Observer{m.observeCheckout, m.hookReg.Observer(m.Logger)}})
 	return err
 }
 
@@ -453,6 +493,10 @@ func (m *Main) Close() error {
 	if m.transLog != nil {
 		m.transLog.Close()
 		m.transLog = nil
+	}
+	if m.hooks != nil {
+		m.hooks.Close() // before the ledger: disabling an endpoint writes through it
+		m.hooks = nil
 	}
 	if m.Service != nil {
 		m.Service.Close()
@@ -670,6 +714,17 @@ func (m *Main) seedDemo(ctx context.Context) error {
 
 `, header, d.UserID, d.UserKey, d.MerchantID, d.MerchantKey, d.AgentID, d.AgentKey, m.OperatorKey, strings.Join(wallet, " and "))
 	return nil
+}
+
+// splitHosts reads a comma list of hosts.
+func splitHosts(v string) []string {
+	var out []string
+	for _, h := range strings.Split(v, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // passkeyOrigin is the configured origin, or http://localhost:<port>.

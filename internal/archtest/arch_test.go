@@ -69,6 +69,8 @@ var internal = map[string]kind{
 	"settlement":   capability,
 	"checkout":     capability,
 	"acp":          adapter,
+	"webhooks":     capability,
+	"whsig":        block,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,

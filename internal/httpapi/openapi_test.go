@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/paybound/paybound/internal/settlement"
 	"github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
+	"github.com/paybound/paybound/internal/webhooks"
 )
 
 // The checks below take the decoded document and return the problems they
@@ -277,8 +279,13 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
+	_, hookKey, _ := ed25519.GenerateKey(nil)
+	hooks, err := webhooks.New(nil, nil, nil, webhooks.Config{SigningKey: hookKey})
+	if err != nil {
+		panic(err)
+	}
 	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil),
-		links, settlement.New(nil, settlement.Config{}), co).Routes()
+		links, settlement.New(nil, settlement.Config{}), co, hooks).Routes()
 }
 
 func report(t *testing.T, what string, problems []string) {

@@ -65,6 +65,7 @@ const (
 	wStaleHead // a payment put with the head of an entry logged in a failed block
 	wPayLink   // a capability's part written with Add (payment links), read with Added
 	wCheckout  // a row of each list of the checkout's part, through ledger.Add
+	wAdded     // a capability's rows through Add (webhooks' endpoints and events)
 	nWriteKinds
 )
 
@@ -884,6 +885,20 @@ func (e *undoEnv) write(tx *Tx, m *undoModel, s step) {
 		d = pb.Dispute{ID: id, Object: "dispute", PaymentID: "pay_c", Status: e.id("s"), Amount: s.amount, Currency: "USD", CreatedAt: now}
 		tx.PutDispute(d)
 		m.want.Disputes = append(m.want.Disputes, d)
+	case wAdded:
+		endpoints := func(b *pb.Batch) *[]pb.WebhookEndpoint { return &b.WebhookEndpoints }
+		events := func(b *pb.Batch) *[]pb.WebhookEvent { return &b.WebhookEvents }
+		if got := len(Added(tx, events)); got != len(m.want.WebhookEvents) {
+			e.errorf("Added sees %d events; want %d", got, len(m.want.WebhookEvents))
+		}
+		ep := pb.WebhookEndpoint{ID: e.id("we"), OwnerID: "usr_c", OwnerRole: pb.RoleUser, URL: "https://example.com/h",
+			Events: []string{"*"}, Format: pb.WebhookFormatStandard, Status: pb.WebhookEnabled, SecretSealed: []byte("s"),
+			CreatedAt: now, UpdatedAt: now}
+		ev := pb.WebhookEvent{ID: e.id("evt"), Type: pb.EventPaymentCaptured, CreatedAt: now, Parties: []string{"usr_c"}}
+		Add(tx, endpoints, ep)
+		Add(tx, events, ev)
+		m.want.WebhookEndpoints = append(m.want.WebhookEndpoints, ep)
+		m.want.WebhookEvents = append(m.want.WebhookEvents, ev)
 	case wRelyOnMandate:
 		id := mandatePool[s.j%len(mandatePool)]
 		tx.RelyOnMandate(id)

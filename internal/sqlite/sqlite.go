@@ -36,7 +36,8 @@ type Store struct {
 	// reads caches statements prepared on the pool, by query text: the
 	// point reads of the request path are parsed once per connection.
 	reads sync.Map
-	log   logTree // the writer's view of the log's tree (Commit only)
+	log   logTree    // the writer's view of the log's tree (Commit only)
+	hooks hookWriter // the webhooks' write connection (webhooks.go)
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -151,6 +152,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// reports a canceled context even for a statement that completed, which
 	// would leave the connection inside a transaction, or call a written
 	// batch failed. ctx is checked before COMMIT instead.
+	// The webhooks' writes take turns with this one on a mutex, not
+	// through SQLite's busy handler, which sleeps (webhooks.go).
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("couldn't begin: %w", err)
 	}
@@ -172,7 +177,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// The payments' new entries, listed on their rows, and which those are.
 	logIdx, onRow := paymentEntries(s.log.size, b)
 	for _, p := range slices.Concat(ledgerParts(b), paymentParts(b, logIdx), mandateParts(b), stepUpParts(b),
-		agentParts(b), disputeParts(b), payLinkParts(b), checkoutParts(b)) {
+		agentParts(b), disputeParts(b), payLinkParts(b), checkoutParts(b), webhookParts(b)) {
 		if p.n > 0 {
 			if err := s.insert(ctx, p); err != nil {
 				return err
@@ -328,6 +333,7 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		s.w.Close()
 	}
+	s.hooks.close()
 	return s.db.Close()
 }
 

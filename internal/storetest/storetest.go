@@ -89,6 +89,9 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"MerchantTransfers", testMerchantTransfers},
 		{"Checkout", testCheckout},
 		{"CheckoutCompletionOnce", testCheckoutCompletionOnce},
+		{"WebhookEndpoints", testWebhookEndpoints},
+		{"WebhookOutbox", testWebhookOutbox},
+		{"WebhookClaims", testWebhookClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -52,6 +52,9 @@ type Server struct {
 type ServerConfig struct {
 	DataDir, DB, RiskConfig string
 	MaxBatch                int
+	// WebhookAllowHosts are the hosts its webhooks may deliver to over
+	// http:// and at private addresses (bench webhooks: 127.0.0.1).
+	WebhookAllowHosts []string
 }
 
 // Env is what the load generator takes from the program that composes
@@ -67,22 +70,24 @@ type Env struct {
 	StartServer func(ctx context.Context, cfg ServerConfig) (*Server, error)
 }
 
-// Run runs `paybound bench ledger|payments` with args (the arguments after
+// Run runs `paybound bench ledger|payments|acp|webhooks` with args (the arguments after
 // bench), printing one JSON line per figure to stdout.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments|acp [flags]")
+		fmt.Fprintln(stderr, "usage: paybound bench ledger|payments|acp|webhooks [flags]")
 		return cmdline.ErrUsage
 	}
 	switch args[0] {
 	case "ledger":
 		return benchLedger(ctx, args[1:], stdout, stderr, env)
+	case "webhooks":
+		return benchWebhooks(ctx, args[1:], stdout, stderr, env)
 	case "payments":
 		return benchPayments(ctx, args[1:], stdout, stderr, env)
 	case "acp":
 		return benchACP(ctx, args[1:], stdout, stderr, env)
 	}
-	return fmt.Errorf("unknown benchmark %q: use ledger, payments or acp", args[0])
+	return fmt.Errorf("unknown benchmark %q: use ledger, payments, acp or webhooks", args[0])
 }
 
 // cpuProfile starts a CPU profile of this process into the file at path
@@ -263,6 +268,7 @@ const LoadRiskConfig = `{"per_minute": 1000000000, "per_hour": 1000000000, "per_
 // server of its own, begun with env.StartServer, when url is empty.
 type payLoad struct {
 	signed          bool // agents paying under mandates with signed requests, one request a payment
+	webhooks        bool // the server may deliver webhooks to 127.0.0.1
 	url, key, db    string
 	dur             time.Duration
 	clients, payers int
@@ -365,7 +371,11 @@ func startLoadServer(ctx context.Context, cfg payLoad, maxBatch int) (*Server, f
 		cleanup()
 		return nil, nil, err
 	}
-	srv, err := cfg.env.StartServer(ctx, ServerConfig{DataDir: tmp, DB: cfg.db, RiskConfig: riskFile, MaxBatch: maxBatch})
+	sc := ServerConfig{DataDir: tmp, DB: cfg.db, RiskConfig: riskFile, MaxBatch: maxBatch}
+	if cfg.webhooks {
+		sc.WebhookAllowHosts = []string{"127.0.0.1"}
+	}
+	srv, err := cfg.env.StartServer(ctx, sc)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

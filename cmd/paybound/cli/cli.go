@@ -78,6 +78,9 @@ var clientCommands = [][2]string{
 	{"links list | get plink_… | deactivate plink_…", "merchant key"},
 	{"links offer plink_… | pay plink_… [--mandate mdt_…]", "offer: no key; pay: user or agent key"},
 	{"reconcile STATEMENT.csv [--server URL] [--from T --to T]", "merchant key; exit 1 when they differ"},
+	{"webhook create URL --events payment.captured,…|'*' [--format acp]", "user, merchant or agent key"},
+	{"webhook list | get we_… | update we_… | delete we_… | rotate we_… | test we_…", "the endpoint's owner"},
+	{"webhook deliveries we_… | redeliver whd_… | key", "the endpoint's owner; key: any key"},
 }
 
 // Usage lists the client subcommands, one per line, for `paybound help`.
@@ -154,6 +157,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.verify(rest)
 	case "disputes":
 		err = cl.disputes(rest)
+	case "webhook", "webhooks":
+		err = cl.webhooks(rest)
 	case "audit":
 		err = cl.audit(rest)
 	case "risk":
