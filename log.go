@@ -42,6 +42,10 @@ const (
 	LogDisputeResolved      = "dispute.resolved"
 	LogCompensationPaid     = "compensation.paid"
 	LogWalletToppedUp       = "wallet.topped_up"
+	// A checkout session's entries (subject: the session), logged with a
+	// Notice: its completion, and its order changed by a refund.
+	LogCheckoutCompleted    = "checkout_session.completed"
+	LogCheckoutOrderUpdated = "checkout_session.order_updated"
 )
 
 // Why a payment waited for its user (a confirmation.asked entry's reason).

@@ -31,6 +31,9 @@ const (
 	EventDisputeResolved             = "dispute.resolved"
 	EventMandateRevoked              = "mandate.revoked"
 	EventCheckoutSessionCompleted    = "checkout_session.completed"
+	// EventCheckoutOrderUpdated: a completed session's order changed (a
+	// refund of its payment); ACP endpoints receive it as order_update.
+	EventCheckoutOrderUpdated = "checkout_session.order_updated"
 	// EventWebhookEndpointDisabled is recorded when an endpoint is disabled
 	// after failing for WebhookDisableAfter; its owner's other endpoints
 	// subscribed to it receive it.
@@ -45,7 +48,7 @@ const (
 var WebhookEventTypes = []string{
 	EventPaymentRequiresConfirmation, EventPaymentAuthorized, EventPaymentCaptured, EventPaymentCanceled,
 	EventPaymentExpired, EventPaymentDeclined, EventRefundSucceeded, EventDisputeCreated, EventDisputeResolved,
-	EventMandateRevoked, EventCheckoutSessionCompleted, EventWebhookEndpointDisabled,
+	EventMandateRevoked, EventCheckoutSessionCompleted, EventCheckoutOrderUpdated, EventWebhookEndpointDisabled,
 }
 
 // Endpoint formats: what an endpoint receives and how it is signed.

@@ -15,7 +15,7 @@ import (
 // (subject: the session), which the webhooks turn into the merchant's
 // checkout_session.completed event and the agent platform's ACP
 // order_create event.
-const LogCheckoutCompleted = "checkout_session.completed"
+const LogCheckoutCompleted = pb.LogCheckoutCompleted
 
 // CompleteParams is how the agent pays a session: a vault token from
 // delegate_payment, and the buyer when the session has none yet.

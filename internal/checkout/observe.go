@@ -11,7 +11,7 @@ import (
 // order changed by a refund of its payment (subject: the session), which
 // the webhooks turn into the merchant's event and the agent platform's
 // ACP order_update event.
-const LogOrderUpdated = "checkout_session.order_updated"
+const LogOrderUpdated = pb.LogCheckoutOrderUpdated
 
 type orderUpdatedData struct {
 	AmountRefunded int64  `json:"amount_refunded"`

@@ -143,7 +143,8 @@ var eventOf = map[string]string{
 	pb.LogDisputeResolved:   pb.EventDisputeResolved,
 	pb.LogMandateRevoked:    pb.EventMandateRevoked,
 	// Logged by checkout with a Notice.
-	pb.EventCheckoutSessionCompleted: pb.EventCheckoutSessionCompleted,
+	pb.LogCheckoutCompleted:    pb.EventCheckoutSessionCompleted,
+	pb.LogCheckoutOrderUpdated: pb.EventCheckoutOrderUpdated,
 }
 
 // eventsPart picks the outbox's list of a batch.
