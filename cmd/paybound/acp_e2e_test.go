@@ -45,7 +45,7 @@ var acpSchemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
 	}
 	out := map[string]*jsonschema.Schema{}
 	for _, d := range []string{"checkout:CheckoutSession", "checkout:CheckoutSessionWithOrder", "checkout:CheckoutSessionCreateRequest",
-		"checkout:CheckoutSessionUpdateRequest", "checkout:CheckoutSessionCompleteRequest", "checkout:CancelSessionRequest", "checkout:Error",
+		"checkout:CheckoutSessionUpdateRequest", "checkout:CheckoutSessionCompleteRequest", "checkout:CancelSessionRequest", "checkout:Error", "checkout:Order",
 		"delegate:DelegatePaymentRequest", "delegate:DelegatePaymentResponse", "delegate:Error"} {
 		file, def, _ := strings.Cut(d, ":")
 		s, err := c.Compile(urls[file] + "#/$defs/" + def)
@@ -90,12 +90,19 @@ func newShop(t *testing.T) *acpShop { return newShopDB(t, "") }
 
 // newShopDB is newShop on database db ("": the test's own).
 func newShopDB(t *testing.T, db string) *acpShop {
-	clock := &testClock{now: time.Now().UTC()}
-	w := newWorld(t, func(m *Main) {
-		m.Clock = clock
+	return newShopWith(t, func(m *Main) {
 		if db != "" {
 			m.Config.DB = db
 		}
+	})
+}
+
+// newShopWith is newShop with configure applied to its Main.
+func newShopWith(t *testing.T, configure func(*Main)) *acpShop {
+	clock := &testClock{now: time.Now().UTC()}
+	w := newWorld(t, func(m *Main) {
+		m.Clock = clock
+		configure(m)
 	})
 	s := &acpShop{world: w, clock: clock}
 	var jwk string

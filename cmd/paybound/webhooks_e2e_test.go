@@ -112,16 +112,21 @@ func types(ds []delivery) map[string]int {
 // fast.
 func hookWorld(t *testing.T, configure func(*Main)) *world {
 	return newWorld(t, func(m *Main) {
-		m.Config.WebhookAllowHosts = []string{"127.0.0.1"}
-		m.Webhooks = func(c *webhooks.Config) {
-			c.PollInterval = 10 * time.Millisecond
-			c.Schedule = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond,
-				300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
-		}
+		fastHooks(m)
 		if configure != nil {
 			configure(m)
 		}
 	})
+}
+
+// fastHooks lets m deliver to 127.0.0.1 and retry fast.
+func fastHooks(m *Main) {
+	m.Config.WebhookAllowHosts = []string{"127.0.0.1"}
+	m.Webhooks = func(c *webhooks.Config) {
+		c.PollInterval = 10 * time.Millisecond
+		c.Schedule = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond,
+			300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
+	}
 }
 
 func (w *world) endpoint(key, url string, events ...string) (id, secret string) {
