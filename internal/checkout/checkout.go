@@ -70,6 +70,9 @@ type Service struct {
 	// busy holds the sessions and products an operation of this process is
 	// changing, until its batch has committed (see exclusive).
 	busy sync.Map
+	// approving maps a payment approved by the operation being applied to
+	// its session, until the approval's outcome is logged (Observe).
+	approving sync.Map
 	// caps caches each merchant's capabilities, encoded (wire.go).
 	caps  sync.Map
 	nCaps atomic.Int64

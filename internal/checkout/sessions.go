@@ -148,16 +148,13 @@ func (s *Service) UpdateSession(ctx context.Context, caller pb.Principal, idem *
 }
 
 // Session returns session id at merchantID to its agent, its user, its
-// merchant or the operator, with its status as of now.
+// merchant or the operator, with its status as of now. It writes nothing:
+// a session waiting for its user's approval is settled by the approval's
+// own operation (Observe).
 func (s *Service) Session(ctx context.Context, caller pb.Principal, merchantID, id string) (*pb.CheckoutSession, error) {
 	sess, err := s.visibleSession(ctx, caller, merchantID, id)
 	if err != nil {
 		return nil, err
-	}
-	if sess.Status == pb.CheckoutPendingApproval {
-		if sess, err = s.settleApproval(ctx, sess); err != nil {
-			return nil, err
-		}
 	}
 	sess.Status = sess.StatusAt(s.clock.Now())
 	return sess, nil

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/checkout"
+	"github.com/paybound/paybound/internal/stepup"
+)
+
+// storedSession reads session id from the store itself: what the server
+// wrote, not what a read of the session made of it.
+func (s *acpShop) storedSession(id string) *pb.CheckoutSession {
+	s.t.Helper()
+	sess, err := s.m.store.CheckoutSession(context.Background(), id)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return sess
+}
+
+// logTypes returns the types of the log's entries about subject, oldest
+// first.
+func (s *acpShop) logTypes(subject string) []string {
+	s.t.Helper()
+	es, err := s.m.store.SubjectLog(context.Background(), subject, 100)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		var v struct{ Type string }
+		if err := json.Unmarshal(e.Body, &v); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, v.Type)
+	}
+	return out
+}
+
+// pendingPay completes session id with a new token of number, for a
+// payment that waits for the user, and returns the token and payment.
+func (s *acpShop) pendingPay(id, number string) (token, payID, cfm string) {
+	s.t.Helper()
+	token = s.ok(201, s.delegate(s.agentKey, "d-"+id+time.Now().String(), number, id, s.merch, 1200, s.clock.Now().Add(time.Hour), s.signer)).str("id")
+	p := s.ok(200, s.acp("POST", s.sessions(s.merch)+"/"+id+"/complete", s.agentKey, "k-"+id+time.Now().String(), completeBody(token), "", nil))
+	if p.str("status") != "pending_approval" {
+		s.t.Fatalf("complete above confirm_above: %s", p.raw)
+	}
+	payID = p.body["metadata"].(map[string]any)["payment_id"].(string)
+	cfm = s.ok(200, s.call("GET", "/v1/payments/"+payID, s.userKey, "", nil)).body["confirmation"].(map[string]any)["id"].(string)
+	return token, payID, cfm
+}
+
+// TestACPApprovalSettlesTheSession: the user's approval of a
+// pending_approval session's payment completes the session in the
+// approval's own operation (the store holds the completed session and the
+// log its checkpoint_session.completed entry before anyone reads it); a
+// denial and an expiry make it payable again, its token free for another
+// completion; a payment's metadata naming a session does not touch it.
+func TestACPApprovalSettlesTheSession(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	_, card := s.cardFor(map[string]any{"confirm_above": 1000})
+	e := s.ok(201, s.call("POST", "/v1/totp", s.userKey, "", nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
+	s.ok(200, s.call("POST", "/v1/totp/verify", s.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, s.clock.Now())}))
+	approve := func(cfm string) {
+		s.clock.Advance(stepup.TOTPStep)
+		s.ok(200, s.call("POST", "/v1/confirmations/"+cfm+"/approve", s.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, s.clock.Now())}))
+	}
+
+	// Approval.
+	id := s.teaSession(1)
+	_, payID, cfm := s.pendingPay(id, card)
+	// A payment of the agent's own that names the session in its metadata,
+	// denied: the session is not its business.
+	forged := s.ok(201, s.call("POST", "/v1/payments", s.agentKey, "own-"+id, map[string]any{"amount": 1200, "currency": "USD",
+		"merchant_id": s.merch, "description": "x", "capture_method": "automatic", "metadata": map[string]string{"checkout_session_id": id}}))
+	if forged.str("status") != "requires_confirmation" {
+		t.Fatalf("the agent's payment without a mandate: %s", forged.raw)
+	}
+	s.ok(200, s.call("POST", "/v1/confirmations/"+forged.body["confirmation"].(map[string]any)["id"].(string)+"/deny", s.userKey, "", nil))
+	if st := s.storedSession(id); st.Status != pb.CheckoutPendingApproval || st.PaymentID != payID {
+		t.Fatalf("a denied payment that only names the session changed it: %+v", st)
+	}
+	approve(cfm)
+	if st := s.storedSession(id); st.Status != pb.CheckoutCompleted || st.Order == nil || st.PaymentID != payID {
+		t.Fatalf("stored after the approval, before any read: %+v", st)
+	}
+	if got := s.logTypes(id); len(got) != 1 || got[0] != checkout.LogCheckoutCompleted {
+		t.Fatalf("the session's log entries after the approval: %v", got)
+	}
+	g := s.ok(200, s.acp("GET", s.sessions(s.merch)+"/"+id, s.agentKey, "", nil, "", nil))
+	if g.str("status") != "completed" || g.body["order"] == nil {
+		t.Fatalf("after the approval: %s", g.raw)
+	}
+	if st := s.ok(200, s.call("GET", "/v1/payments/"+payID, s.userKey, "", nil)).str("status"); st != "captured" {
+		t.Fatalf("approved payment is %s", st)
+	}
+
+	// Denial: payable again at once, with the same token.
+	id2 := s.teaSession(1)
+	tok2, pay2, cfm2 := s.pendingPay(id2, card)
+	s.ok(200, s.call("POST", "/v1/confirmations/"+cfm2+"/deny", s.userKey, "", nil))
+	if st := s.storedSession(id2); st.Status != pb.CheckoutReady || st.PaymentID != "" || st.DeclinedPaymentID != pay2 {
+		t.Fatalf("stored after the denial, before any read: %+v", st)
+	}
+	g = s.ok(200, s.acp("GET", s.sessions(s.merch)+"/"+id2, s.agentKey, "", nil, "", nil))
+	if g.str("status") != "ready_for_payment" || !strings.Contains(string(g.raw), "The buyer denied payment "+pay2) {
+		t.Fatalf("after the denial: %s", g.raw)
+	}
+	again := s.ok(200, s.acp("POST", s.sessions(s.merch)+"/"+id2+"/complete", s.agentKey, "again-"+id2, completeBody(tok2), "", nil))
+	if again.str("status") != "pending_approval" || again.body["metadata"].(map[string]any)["payment_id"] == pay2 {
+		t.Fatalf("complete again with the freed token: %s", again.raw)
+	}
+
+	// Expiry of the confirmation, by the sweeper.
+	id3 := s.teaSession(1)
+	_, pay3, _ := s.pendingPay(id3, card)
+	s.clock.Advance(pb.ConfirmationTTL + time.Minute)
+	if _, err := s.m.Service.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.storedSession(id3); st.Status != pb.CheckoutReady || st.DeclinedPaymentID != pay3 ||
+		!strings.Contains(st.Messages[0].Content, "before its confirmation expired") {
+		t.Fatalf("stored after the expiry: %+v", st)
+	}
+	s.verify()
+}
