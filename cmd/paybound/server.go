@@ -189,6 +189,7 @@ type Main struct {
 	store       pb.Store
 	led         *ledger.Writer
 	checkout    atomic.Pointer[checkout.Service] // the ledger's observer, once built
+	payLinks    atomic.Pointer[paylinks.Service] // the ledger's observer, once built
 	srv         *http.Server
 	ln          net.Listener
 	served      chan error
@@ -328,6 +329,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.payLinks.Store(links) // from now on it observes the ledger's entries
 	reports := settlement.New(m.store, settlement.Config{})
 	co, err := checkout.New(m.Service, m.store, checkout.Config{CardKey: cardKey(key), BaseURL: m.publicURL(), Clock: m.Clock})
 	if err != nil {
@@ -394,7 +396,7 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
-		Observers: []ledger.Observer{m.observeCheckout}})
+		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks}})
 	return err
 }
 
@@ -479,6 +481,15 @@ func (m *Main) Close() error {
 func (m *Main) observeCheckout(tx *ledger.Tx, ev pb.LogEvent) error {
 	if co := m.checkout.Load(); co != nil {
 		return co.Observe(tx, ev)
+	}
+	return nil
+}
+
+// observePayLinks is the payment links' ledger observer (a denied or
+// expired link payment gives its use back), once they are built.
+func (m *Main) observePayLinks(tx *ledger.Tx, ev pb.LogEvent) error {
+	if pl := m.payLinks.Load(); pl != nil {
+		return pl.Observe(tx, ev)
 	}
 	return nil
 }
