@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +132,32 @@ func TestACPApprovalSettlesTheSession(t *testing.T) {
 		t.Fatalf("stored after the expiry: %+v", st)
 	}
 	s.verify()
+}
+
+// TestSessionLogEntriesReadable: the log's entries about a checkout
+// session are readable by its merchant, its user and its agent, as a
+// payment's are by its parties; another merchant or agent gets not found.
+func TestSessionLogEntriesReadable(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	id := s.teaSession(1)
+	if st := s.ok(200, s.pay(id, s.cardNo, 1200)).str("status"); st != "completed" {
+		t.Fatalf("complete: %s", st)
+	}
+	es, err := s.m.store.SubjectLog(context.Background(), id, 10)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("the session's entries: %v, %v", es, err)
+	}
+	path := fmt.Sprintf("/v1/log/entries/%d", es[0].Index)
+	for who, key := range map[string]string{"merchant": s.merchKey, "user": s.userKey, "agent": s.agentKey, "operator": s.op} {
+		r := s.ok(200, s.call("GET", path, key, "", nil))
+		if !strings.Contains(string(r.raw), checkout.LogCheckoutCompleted) {
+			t.Fatalf("the %s read %s", who, r.raw)
+		}
+	}
+	for who, key := range map[string]string{"another merchant": s.merch2Key, "another agent": s.world.agentKey} {
+		if r := s.call("GET", path, key, "", nil); r.status != 404 {
+			t.Fatalf("%s read the session's entry: %d %s", who, r.status, r.raw)
+		}
+	}
 }

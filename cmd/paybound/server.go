@@ -308,7 +308,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.transLog, err = translog.New(m.Service, m.store, translog.Config{Key: logKey, WitnessPolicy: policy,
-		Witnesses: newWitnessHTTP(), Logger: m.Logger}); err != nil {
+		Witnesses: newWitnessHTTP(), Logger: m.Logger,
+		Parties: map[string]translog.SubjectParties{pb.PrefixCheckoutSession: m.sessionParties}}); err != nil {
 		return err
 	}
 	cfm, err := confirm.New(m.Service, m.store, confirm.Config{OperatorKey: key, PasskeyRPID: m.Config.PasskeyRPID,
@@ -483,6 +484,15 @@ func (m *Main) observeCheckout(tx *ledger.Tx, ev pb.LogEvent) error {
 		return co.Observe(tx, ev)
 	}
 	return nil
+}
+
+// sessionParties are the parties to a checkout session, who may read its
+// log entries, once the checkout is built.
+func (m *Main) sessionParties(ctx context.Context, id string) ([]string, error) {
+	if co := m.checkout.Load(); co != nil {
+		return co.Parties(ctx, id)
+	}
+	return nil, pb.Errorf(pb.ErrNotFound, "", "not found")
 }
 
 // observePayLinks is the payment links' ledger observer (a denied or

@@ -257,6 +257,20 @@ func (s *Service) visibleSession(ctx context.Context, caller pb.Principal, merch
 	return sess, nil
 }
 
+// Parties returns the IDs of the parties to session id (its merchant, its
+// user and its agent), who may read its log entries as they read it; a
+// session that does not exist is ErrNotFound.
+func (s *Service) Parties(ctx context.Context, id string) ([]string, error) {
+	if !pb.HasPrefix(id, pb.PrefixCheckoutSession) {
+		return nil, noSession(id)
+	}
+	sess, err := s.st.CheckoutSession(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return []string{sess.MerchantID, sess.UserID, sess.AgentID}, nil
+}
+
 // agentSession is visibleSession for the session's own agent.
 func (s *Service) agentSession(ctx context.Context, caller pb.Principal, merchantID, id string) (*pb.CheckoutSession, error) {
 	sess, err := s.visibleSession(ctx, caller, merchantID, id)
