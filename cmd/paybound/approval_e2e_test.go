@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/stepup"
+	"github.com/paybound/paybound/internal/storetest"
 )
 
 // storedSession reads session id from the store itself: what the server
@@ -24,16 +28,29 @@ func (s *acpShop) storedSession(id string) *pb.CheckoutSession {
 	return sess
 }
 
-// logTypes returns the types of the log's entries about subject, oldest
-// first.
-func (s *acpShop) logTypes(subject string) []string {
+// subjectLog returns the log's entries about subject once it has want of
+// them (a shared store numbers entries as the checkpointer integrates
+// them, within a second or so), or what it has after five seconds.
+func (s *acpShop) subjectLog(subject string, want int) []pb.LogEntry {
 	s.t.Helper()
-	es, err := s.m.store.SubjectLog(context.Background(), subject, 100)
-	if err != nil {
-		s.t.Fatal(err)
+	for try := 0; ; try++ {
+		es, err := s.m.store.SubjectLog(context.Background(), subject, 100)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if len(es) >= want || try == 100 {
+			return es
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// logTypes returns the types of the log's entries about subject, oldest
+// first, once there are want of them.
+func (s *acpShop) logTypes(subject string, want int) []string {
+	s.t.Helper()
 	var out []string
-	for _, e := range es {
+	for _, e := range s.subjectLog(subject, want) {
 		var v struct{ Type string }
 		if err := json.Unmarshal(e.Body, &v); err != nil {
 			s.t.Fatal(err)
@@ -93,7 +110,7 @@ func TestACPApprovalSettlesTheSession(t *testing.T) {
 	if st := s.storedSession(id); st.Status != pb.CheckoutCompleted || st.Order == nil || st.PaymentID != payID {
 		t.Fatalf("stored after the approval, before any read: %+v", st)
 	}
-	if got := s.logTypes(id); len(got) != 1 || got[0] != checkout.LogCheckoutCompleted {
+	if got := s.logTypes(id, 1); len(got) != 1 || got[0] != checkout.LogCheckoutCompleted {
 		t.Fatalf("the session's log entries after the approval: %v", got)
 	}
 	g := s.ok(200, s.acp("GET", s.sessions(s.merch)+"/"+id, s.agentKey, "", nil, "", nil))
@@ -144,9 +161,9 @@ func TestSessionLogEntriesReadable(t *testing.T) {
 	if st := s.ok(200, s.pay(id, s.cardNo, 1200)).str("status"); st != "completed" {
 		t.Fatalf("complete: %s", st)
 	}
-	es, err := s.m.store.SubjectLog(context.Background(), id, 10)
-	if err != nil || len(es) != 1 {
-		t.Fatalf("the session's entries: %v, %v", es, err)
+	es := s.subjectLog(id, 1)
+	if len(es) != 1 {
+		t.Fatalf("the session's entries: %v", es)
 	}
 	path := fmt.Sprintf("/v1/log/entries/%d", es[0].Index)
 	for who, key := range map[string]string{"merchant": s.merchKey, "user": s.userKey, "agent": s.agentKey, "operator": s.op} {
@@ -160,4 +177,66 @@ func TestSessionLogEntriesReadable(t *testing.T) {
 			t.Fatalf("%s read the session's entry: %d %s", who, r.status, r.raw)
 		}
 	}
+}
+
+// TestACPSessionUpdatesTwoProcesses: two servers on one PostgreSQL
+// database receive updates of one session at once. Every update answered
+// 200 is kept: each is priced over the one before it (the test's clock
+// stands still, so each moves updated_at on by exactly one second), and
+// none overwrites another written meanwhile by the other process; the
+// others are refused with checkout_session_state and change nothing.
+func TestACPSessionUpdatesTwoProcesses(t *testing.T) {
+	t.Parallel()
+	db := storetest.PostgresURL(t)
+	s := newShopDB(t, db)
+	s2 := &acpShop{world: &world{api: &api{t: t, base: secondMain(t, s, db).URL()}}, clock: s.clock}
+	for round := range 3 {
+		id := s.teaSession(1)
+		before := s.storedSession(id)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		out := map[string]int{}
+		for i := range 16 {
+			wg.Go(func() {
+				srv := []*acpShop{s, s2}[i%2]
+				items := []any{}
+				for range i + 1 {
+					items = append(items, map[string]any{"id": s.tea})
+				}
+				r := srv.acp("POST", s.sessions(s.merch)+"/"+id, s.agentKey, fmt.Sprintf("u%d-%d", round, i),
+					map[string]any{"line_items": items}, "", nil)
+				mu.Lock()
+				out[fmt.Sprint(r.status, " ", r.str("code"))]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		after := s.storedSession(id)
+		t.Logf("round %d: %v; version %d", round, out, after.Version)
+		ok := out["200 "]
+		if ok == 0 || ok+out["409 checkout_session_state"] != 16 {
+			t.Fatalf("outcomes %v; want updates and checkout_session_state refusals only", out)
+		}
+		if moved := after.UpdatedAt.Sub(before.UpdatedAt); moved != time.Duration(ok)*time.Second {
+			t.Fatalf("%d updates answered 200, but the session moved on by %v: an update was lost", ok, moved)
+		}
+		if after.Version != before.Version+int64(ok) {
+			t.Fatalf("version %d after %d updates of version %d", after.Version, ok, before.Version)
+		}
+	}
+}
+
+// secondMain starts another server on s's database db, with s's keys.
+func secondMain(t *testing.T, s *acpShop, db string) *Main {
+	dir := t.TempDir()
+	for _, f := range []string{"operator.key", "log.key"} {
+		b, err := os.ReadFile(filepath.Join(s.m.Config.DataDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startMain(t, dir, func(m *Main) { m.Config.DB, m.Clock = db, s.clock })
 }

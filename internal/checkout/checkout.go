@@ -171,6 +171,16 @@ func (s *Service) productIn(tx *ledger.Tx, id string) (*pb.Product, error) {
 	return inTx(tx, products, func(p *pb.Product) string { return p.ID }, id, s.st.Product)
 }
 
+// putSession writes sess, as read from the batch or the store (Version 0:
+// new), as its next version: a store shared by several processes refuses
+// it when another process wrote the session since it was read, and the
+// batch is computed again on what the store holds (see
+// pb.CheckoutSession.Version).
+func putSession(tx *ledger.Tx, sess *pb.CheckoutSession) {
+	sess.Version++
+	ledger.Add(tx, sessions, *sess)
+}
+
 func (s *Service) sessionIn(tx *ledger.Tx, id string) (*pb.CheckoutSession, error) {
 	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, s.st.CheckoutSession)
 }

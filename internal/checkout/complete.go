@@ -202,7 +202,7 @@ func (s *Service) completeIn(tx *ledger.Tx, caller pb.Principal, id string, sess
 		price(cur, []pb.CheckoutMessage{{Type: "error", Code: "payment_declined", Resolution: "requires_buyer_input",
 			Content: fmt.Sprintf("The payment was declined (%s); payment %s. Nothing was charged.", pay.DeclineCode, pay.ID)}})
 	}
-	ledger.Add(tx, sessions, *cur)
+	putSession(tx, cur)
 	return cur, nil
 }
 

@@ -109,7 +109,7 @@ func (s *Service) settle(tx *ledger.Tx, ev pb.LogEvent, sid string) error {
 		price(cur, []pb.CheckoutMessage{{Type: "error", Code: "payment_declined", Resolution: "requires_buyer_input",
 			Content: unapproved(ev, &pay)}})
 	}
-	ledger.Add(tx, sessions, *cur)
+	putSession(tx, cur)
 	return nil
 }
 

@@ -81,7 +81,7 @@ func (s *Service) CreateSession(ctx context.Context, caller pb.Principal, idem *
 	}
 	price(sess, nil)
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		ledger.Add(tx, sessions, *sess)
+		putSession(tx, sess)
 		return sess, nil
 	})
 }
@@ -142,7 +142,8 @@ func (s *Service) UpdateSession(ctx context.Context, caller pb.Principal, idem *
 		if !next.UpdatedAt.After(found.UpdatedAt) {
 			next.UpdatedAt = found.UpdatedAt.Add(time.Second) // updates stay ordered within a second
 		}
-		ledger.Add(tx, sessions, next)
+		next.Version = cur.Version
+		putSession(tx, &next)
 		return &next, nil
 	})
 }
@@ -198,7 +199,7 @@ func (s *Service) CancelSession(ctx context.Context, caller pb.Principal, idem *
 		now := tx.Now().Truncate(time.Second)
 		cur.Status, cur.CanceledAt, cur.UpdatedAt = pb.CheckoutCanceled, &now, now
 		cur.Messages = []pb.CheckoutMessage{{Type: "info", Content: "Checkout session has been canceled."}}
-		ledger.Add(tx, sessions, *cur)
+		putSession(tx, cur)
 		return cur, nil
 	})
 }
