@@ -67,6 +67,9 @@ type Service struct {
 	st    Store
 	cfg   Config
 	clock pb.Clock
+	// shared says other processes write the store too (pb.SharedStore):
+	// then a session is read again in the writer (see sessionAt).
+	shared bool
 	// busy holds the sessions and products an operation of this process is
 	// changing, until its batch has committed (see exclusive).
 	busy sync.Map
@@ -94,7 +97,8 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}
 	}
-	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock}, nil
+	_, shared := st.(pb.SharedStore)
+	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock, shared: shared}, nil
 }
 
 // exclusive claims id (a session or a product) for one operation of this
@@ -183,6 +187,23 @@ func putSession(tx *ledger.Tx, sess *pb.CheckoutSession) {
 
 func (s *Service) sessionIn(tx *ledger.Tx, id string) (*pb.CheckoutSession, error) {
 	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, s.st.CheckoutSession)
+}
+
+// sessionAt is sessionIn for an operation that holds id (exclusive) and
+// read it as read before it queued: on a store that only this process
+// writes, nothing but this batch can have changed the session since, so
+// the writer, which is the bottleneck, does not read it again. A store
+// that other processes share is read again: the batch may be computed
+// again after another process's change (ErrStoreConflict), and must see
+// it.
+func (s *Service) sessionAt(tx *ledger.Tx, id string, read *pb.CheckoutSession) (*pb.CheckoutSession, error) {
+	if s.shared {
+		return s.sessionIn(tx, id)
+	}
+	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, func(context.Context, string) (*pb.CheckoutSession, error) {
+		c := *read
+		return &c, nil
+	})
 }
 
 // maxCachedCards bounds the cards kept in memory.

@@ -153,12 +153,12 @@ func (s *Service) usableToken(ctx context.Context, caller pb.Principal, sess *pb
 // payment, a session that another operation completed or changed first, or
 // a token used meanwhile.
 //
-// The session is read as of the batch; its completion and the token's use
+// The session is as of the batch (sessionAt); its completion and the token's use
 // need no read of their own: both change the session's status in the same
 // batch (a completion from another process sharing the store fails this
 // batch's commit on their unique keys, and it is computed again).
 func (s *Service) completeIn(tx *ledger.Tx, caller pb.Principal, id string, sess *pb.CheckoutSession, tok pb.VaultToken, buyer *pb.Buyer, pay *pb.Payment) (*pb.CheckoutSession, error) {
-	cur, err := s.sessionIn(tx, id)
+	cur, err := s.sessionAt(tx, id, sess)
 	if err != nil {
 		return nil, err
 	}
