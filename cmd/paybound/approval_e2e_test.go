@@ -66,7 +66,7 @@ func (s *acpShop) pendingPay(id, number string) (token, payID, cfm string) {
 	s.t.Helper()
 	token = s.ok(201, s.delegate(s.agentKey, "d-"+id+time.Now().String(), number, id, s.merch, 1200, s.clock.Now().Add(time.Hour), s.signer)).str("id")
 	p := s.ok(200, s.acp("POST", s.sessions(s.merch)+"/"+id+"/complete", s.agentKey, "k-"+id+time.Now().String(), completeBody(token), "", nil))
-	if p.str("status") != "pending_approval" {
+	if p.str("status") != "pending_approval" || !strings.Contains(p.str("continue_url"), "/v1/confirmations/cfm_") {
 		s.t.Fatalf("complete above confirm_above: %s", p.raw)
 	}
 	payID = p.body["metadata"].(map[string]any)["payment_id"].(string)
@@ -189,7 +189,7 @@ func TestACPSessionUpdatesTwoProcesses(t *testing.T) {
 	t.Parallel()
 	db := storetest.PostgresURL(t)
 	s := newShopDB(t, db)
-	s2 := &acpShop{world: &world{api: &api{t: t, base: secondMain(t, s, db).URL()}}, clock: s.clock}
+	s2 := &acpShop{world: &world{api: &api{t: t, base: secondMain(t, s.m, func(m *Main) { m.Clock = s.clock }).URL()}}, clock: s.clock}
 	for round := range 3 {
 		id := s.teaSession(1)
 		before := s.storedSession(id)
@@ -226,11 +226,12 @@ func TestACPSessionUpdatesTwoProcesses(t *testing.T) {
 	}
 }
 
-// secondMain starts another server on s's database db, with s's keys.
-func secondMain(t *testing.T, s *acpShop, db string) *Main {
+// secondMain starts another server on m's database, with m's keys, as
+// configure says.
+func secondMain(t *testing.T, m *Main, configure func(*Main)) *Main {
 	dir := t.TempDir()
 	for _, f := range []string{"operator.key", "log.key"} {
-		b, err := os.ReadFile(filepath.Join(s.m.Config.DataDir, f))
+		b, err := os.ReadFile(filepath.Join(m.Config.DataDir, f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,5 +239,10 @@ func secondMain(t *testing.T, s *acpShop, db string) *Main {
 			t.Fatal(err)
 		}
 	}
-	return startMain(t, dir, func(m *Main) { m.Config.DB, m.Clock = db, s.clock })
+	return startMain(t, dir, func(m2 *Main) {
+		m2.Config.DB = m.Config.DB
+		if configure != nil {
+			configure(m2)
+		}
+	})
 }
