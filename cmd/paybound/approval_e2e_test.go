@@ -77,8 +77,8 @@ func (s *acpShop) pendingPay(id, number string) (token, payID, cfm string) {
 // TestACPApprovalSettlesTheSession: the user's approval of a
 // pending_approval session's payment completes the session in the
 // approval's own operation (the store holds the completed session and the
-// log its checkpoint_session.completed entry before anyone reads it); a
-// denial and an expiry make it payable again, its token free for another
+// log its checkout_session.completed entry before anyone reads it); a
+// denial, an expiry and a cancel make it payable again, its token free for another
 // completion; a payment's metadata naming a session does not touch it.
 func TestACPApprovalSettlesTheSession(t *testing.T) {
 	t.Parallel()
@@ -147,6 +147,14 @@ func TestACPApprovalSettlesTheSession(t *testing.T) {
 	if st := s.storedSession(id3); st.Status != pb.CheckoutReady || st.DeclinedPaymentID != pay3 ||
 		!strings.Contains(st.Messages[0].Content, "before its confirmation expired") {
 		t.Fatalf("stored after the expiry: %+v", st)
+	}
+
+	// A cancel of the waiting payment, by the agent.
+	id4 := s.teaSession(1)
+	_, pay4, _ := s.pendingPay(id4, card)
+	s.ok(200, s.call("POST", "/v1/payments/"+pay4+"/cancel", s.agentKey, "", nil))
+	if st := s.storedSession(id4); st.Status != pb.CheckoutReady || st.DeclinedPaymentID != pay4 {
+		t.Fatalf("stored after the cancel: %+v", st)
 	}
 	s.verify()
 }

@@ -9,9 +9,9 @@ import (
 )
 
 // TestPaymentLinkUseGivenBack: a link payment that waits for its user's
-// confirmation takes the link's one use; the user's denial, or the
-// confirmation's expiry, gives it back in the same operation, and the link
-// can be paid again. A payment that merely names the link in its metadata
+// confirmation takes the link's one use; the user's denial, the
+// confirmation's expiry or a cancel gives it back in the same operation,
+// and the link can be paid again. A payment that merely names the link in its metadata
 // gives nothing back.
 func TestPaymentLinkUseGivenBack(t *testing.T) {
 	t.Parallel()
@@ -66,6 +66,16 @@ func TestPaymentLinkUseGivenBack(t *testing.T) {
 		t.Fatalf("uses after the expiry: %v, want 0", got)
 	}
 	payable(expired)
+
+	canceled := newLink(1)
+	pendingID := w.ok(201, w.call("POST", "/v1/payment_links/"+canceled+"/payments", w.agentKey, "", nil)).str("id")
+	if st := w.ok(200, w.call("POST", "/v1/payments/"+pendingID+"/cancel", w.agentKey, "", nil)).str("status"); st != "canceled" {
+		t.Fatalf("the agent's cancel of its waiting payment: %s", st)
+	}
+	if got := uses(canceled); got != 0 {
+		t.Fatalf("uses after the cancel: %v, want 0", got)
+	}
+	payable(canceled)
 
 	// The agent's own payment naming a link in its metadata, denied.
 	named := newLink(2)

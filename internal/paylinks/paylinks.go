@@ -343,8 +343,8 @@ func unpayable(l *pb.PayLink, code pb.Code) error {
 // Observe is the payment links' ledger observer (ledger.Config.Observers).
 // A link payment that waits for its user's confirmation takes one of the
 // link's uses when it is made; when the user denies it, its confirmation
-// expires, or it is declined once approved, the use is given back in that
-// same operation, so that max_uses counts only payments that can still be
+// expires, a party cancels it, or it is declined once approved, the use is
+// given back in that same operation, so that max_uses counts only payments that can still be
 // paid. A payment whose metadata names a link without the link's own row
 // (PayLinkOfPayment) is not the link's: its metadata is the payer's.
 //
@@ -352,7 +352,7 @@ func unpayable(l *pb.PayLink, code pb.Code) error {
 // entry: the use and the payment stay consistent.
 func (s *Service) Observe(tx *ledger.Tx, ev pb.LogEvent) error {
 	switch ev.Type {
-	case pb.LogConfirmationDenied, pb.LogPaymentExpired:
+	case pb.LogConfirmationDenied, pb.LogPaymentExpired, pb.LogPaymentCanceled:
 	case pb.LogPaymentDeclined:
 		if ev.Actor.Role != pb.RoleUser {
 			return nil // a payment that waited is declined only by its user's approval
