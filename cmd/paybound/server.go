@@ -476,9 +476,9 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// observeCheckout is the checkout's ledger observer (a refund of a
-// session's payment updates its order), once the checkout is built: the
-// ledger is built before it.
+// observeCheckout is the checkout's ledger observer (the approval, denial
+// or expiry of a session's payment settles the session; a refund updates
+// its order), once the checkout is built: the ledger is built before it.
 func (m *Main) observeCheckout(tx *ledger.Tx, ev pb.LogEvent) error {
 	if co := m.checkout.Load(); co != nil {
 		return co.Observe(tx, ev)
