@@ -146,6 +146,13 @@ type CheckoutSession struct {
 	UpdatedAt         time.Time  `json:"updated_at"`
 	ExpiresAt         time.Time  `json:"expires_at"`
 	CanceledAt        *time.Time `json:"canceled_at,omitempty"`
+	// Version is the store's count of the session's writes: 1 when it is
+	// new, and each change is written as the stored version plus one. A
+	// store that several processes share writes a change only over
+	// Version-1, refusing the batch with ErrStoreConflict otherwise, so
+	// that two processes' changes of one session never overwrite each
+	// other (see CheckoutPart).
+	Version int64 `json:"-"`
 }
 
 // StatusAt is the session's status as of now: an open session past its

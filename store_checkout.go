@@ -24,7 +24,9 @@ type CheckoutStore interface {
 }
 
 // CheckoutPart is the checkout's share of a Batch (internal/checkout).
-// Products, sessions and tokens are inserted or replaced whole; cards are
+// Products, sessions and tokens are inserted or replaced whole (a session,
+// in order, new at Version 1 or changed over its stored Version-1, which a
+// shared store checks: see CheckoutSession.Version); cards are
 // inserted only; a completion is inserted only, and one whose session or
 // token already completed refuses the whole batch (ErrStoreConflict on a
 // shared store), which is what makes a completion happen once.

@@ -12,6 +12,10 @@ type PayLinkStore interface {
 	// newest first (as lists are), paged as PayLinkFilter says: its
 	// MerchantID is ignored, LinkID names the link.
 	PayLinkPayments(ctx context.Context, f PayLinkFilter) (_ []string, hasMore bool, _ error)
+	// PayLinkOfPayment returns the link payment paymentID was made
+	// through (a PayLinkPayment row), or ErrNotFound: a payment's metadata
+	// is the payer's to write, the row is the link's own record.
+	PayLinkOfPayment(ctx context.Context, paymentID string) (linkID string, _ error)
 }
 
 // PayLinkPart is the payment links' share of a Batch. A store writes

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -274,17 +272,7 @@ func TestPaymentLinkMaxUsesTwoProcesses(t *testing.T) {
 	}
 	t.Parallel()
 	w := newWorld(t, nil)
-	dir := t.TempDir()
-	for _, f := range []string{"operator.key", "log.key"} {
-		b, err := os.ReadFile(filepath.Join(w.m.Config.DataDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m2 := startMain(t, dir, func(m *Main) { m.Config.DB = w.m.Config.DB })
+	m2 := secondMain(t, w.m, nil)
 	other := &api{t: t, base: m2.URL()}
 	l := ticketLink(w)
 	got := rush(l, fans(w, 12), w.api, other) // every other payer through the second server

@@ -206,6 +206,7 @@ type Main struct {
 	store    pb.Store
 	led      *ledger.Writer
 	checkout atomic.Pointer[checkout.Service] // the ledger's observer, once built
+	payLinks atomic.Pointer[paylinks.Service] // the ledger's observer, once built
 	srv      *http.Server
 	ln       net.Listener
 	served   chan error
@@ -333,7 +334,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.transLog, err = translog.New(m.Service, m.store, translog.Config{Key: logKey, WitnessPolicy: policy,
-		Witnesses: newWitnessHTTP(), Logger: m.Logger}); err != nil {
+		Witnesses: newWitnessHTTP(), Logger: m.Logger,
+		Parties: map[string]translog.SubjectParties{pb.PrefixCheckoutSession: m.sessionParties}}); err != nil {
 		return err
 	}
 	hookCfg := webhooks.Config{Transport: newWebhookHTTP(m.Config.WebhookAllowHosts), SigningKey: webhookKey,
@@ -363,6 +365,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.payLinks.Store(links) // from now on it observes the ledger's entries
 	reports := settlement.New(m.store, settlement.Config{})
 	co, err := checkout.New(m.Service, m.store, checkout.Config{CardKey: cardKey(key), BaseURL: m.publicURL(), Clock: m.Clock})
 	if err != nil {
@@ -434,7 +437,7 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
-		Observers: []ledger.Observer{m.observeCheckout, m.hookReg.Observer(m.Logger)}})
+		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.hookReg.Observer(m.Logger)}})
 	return err
 }
 
@@ -517,12 +520,30 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// observeCheckout is the checkout's ledger observer (a refund of a
-// session's payment updates its order), once the checkout is built: the
-// ledger is built before it.
+// observeCheckout is the checkout's ledger observer (the approval, denial
+// or expiry of a session's payment settles the session; a refund updates
+// its order), once the checkout is built: the ledger is built before it.
 func (m *Main) observeCheckout(tx *ledger.Tx, ev pb.LogEvent) error {
 	if co := m.checkout.Load(); co != nil {
 		return co.Observe(tx, ev)
+	}
+	return nil
+}
+
+// sessionParties are the parties to a checkout session, who may read its
+// log entries, once the checkout is built.
+func (m *Main) sessionParties(ctx context.Context, id string) ([]string, error) {
+	if co := m.checkout.Load(); co != nil {
+		return co.Parties(ctx, id)
+	}
+	return nil, pb.Errorf(pb.ErrNotFound, "", "not found")
+}
+
+// observePayLinks is the payment links' ledger observer (a denied or
+// expired link payment gives its use back), once they are built.
+func (m *Main) observePayLinks(tx *ledger.Tx, ev pb.LogEvent) error {
+	if pl := m.payLinks.Load(); pl != nil {
+		return pl.Observe(tx, ev)
 	}
 	return nil
 }

@@ -67,9 +67,15 @@ type Service struct {
 	st    Store
 	cfg   Config
 	clock pb.Clock
+	// shared says other processes write the store too (pb.SharedStore):
+	// then a session is read again in the writer (see sessionAt).
+	shared bool
 	// busy holds the sessions and products an operation of this process is
 	// changing, until its batch has committed (see exclusive).
 	busy sync.Map
+	// approving maps a payment approved by the operation being applied to
+	// its session, until the approval's outcome is logged (Observe).
+	approving sync.Map
 	// caps caches each merchant's capabilities, encoded (wire.go).
 	caps  sync.Map
 	nCaps atomic.Int64
@@ -91,7 +97,8 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}
 	}
-	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock}, nil
+	_, shared := st.(pb.SharedStore)
+	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock, shared: shared}, nil
 }
 
 // exclusive claims id (a session or a product) for one operation of this
@@ -168,8 +175,35 @@ func (s *Service) productIn(tx *ledger.Tx, id string) (*pb.Product, error) {
 	return inTx(tx, products, func(p *pb.Product) string { return p.ID }, id, s.st.Product)
 }
 
+// putSession writes sess, as read from the batch or the store (Version 0:
+// new), as its next version: a store shared by several processes refuses
+// it when another process wrote the session since it was read, and the
+// batch is computed again on what the store holds (see
+// pb.CheckoutSession.Version).
+func putSession(tx *ledger.Tx, sess *pb.CheckoutSession) {
+	sess.Version++
+	ledger.Add(tx, sessions, *sess)
+}
+
 func (s *Service) sessionIn(tx *ledger.Tx, id string) (*pb.CheckoutSession, error) {
 	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, s.st.CheckoutSession)
+}
+
+// sessionAt is sessionIn for an operation that holds id (exclusive) and
+// read it as read before it queued: on a store that only this process
+// writes, nothing but this batch can have changed the session since, so
+// the writer, which is the bottleneck, does not read it again. A store
+// that other processes share is read again: the batch may be computed
+// again after another process's change (ErrStoreConflict), and must see
+// it.
+func (s *Service) sessionAt(tx *ledger.Tx, id string, read *pb.CheckoutSession) (*pb.CheckoutSession, error) {
+	if s.shared {
+		return s.sessionIn(tx, id)
+	}
+	return inTx(tx, sessions, func(c *pb.CheckoutSession) string { return c.ID }, id, func(context.Context, string) (*pb.CheckoutSession, error) {
+		c := *read
+		return &c, nil
+	})
 }
 
 // maxCachedCards bounds the cards kept in memory.

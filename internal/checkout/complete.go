@@ -153,12 +153,12 @@ func (s *Service) usableToken(ctx context.Context, caller pb.Principal, sess *pb
 // payment, a session that another operation completed or changed first, or
 // a token used meanwhile.
 //
-// The session is read as of the batch; its completion and the token's use
+// The session is as of the batch (sessionAt); its completion and the token's use
 // need no read of their own: both change the session's status in the same
 // batch (a completion from another process sharing the store fails this
 // batch's commit on their unique keys, and it is computed again).
 func (s *Service) completeIn(tx *ledger.Tx, caller pb.Principal, id string, sess *pb.CheckoutSession, tok pb.VaultToken, buyer *pb.Buyer, pay *pb.Payment) (*pb.CheckoutSession, error) {
-	cur, err := s.sessionIn(tx, id)
+	cur, err := s.sessionAt(tx, id, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +202,7 @@ func (s *Service) completeIn(tx *ledger.Tx, caller pb.Principal, id string, sess
 		price(cur, []pb.CheckoutMessage{{Type: "error", Code: "payment_declined", Resolution: "requires_buyer_input",
 			Content: fmt.Sprintf("The payment was declined (%s); payment %s. Nothing was charged.", pay.DeclineCode, pay.ID)}})
 	}
-	ledger.Add(tx, sessions, *cur)
+	putSession(tx, cur)
 	return cur, nil
 }
 
@@ -226,57 +226,6 @@ func (s *Service) finish(tx *ledger.Tx, actor pb.Principal, cur *pb.CheckoutSess
 	return tx.Log(pb.LogEvent{Type: LogCheckoutCompleted, Subject: cur.ID, Actor: pb.ActorOf(actor),
 		Data:   completedData{Amount: cur.Total, Currency: cur.Currency, MerchantID: cur.MerchantID, OrderID: orderID, PaymentID: pay.ID, TokenID: tokenID},
 		Notice: &pb.Notice{Object: s.Wire(cur, nil), Parties: []string{cur.MerchantID, cur.UserID, cur.AgentID}, ACP: OrderEvent("order_create", cur, nil)}})
-}
-
-// settleApproval finishes a session that waited for its user's approval of
-// its payment, once the payment moved on: completed when the user approved
-// it, payable again (with a new token) when it was denied or expired.
-func (s *Service) settleApproval(ctx context.Context, sess *pb.CheckoutSession) (*pb.CheckoutSession, error) {
-	p, err := s.core.Payment(ctx, pb.Principal{Role: pb.RoleOperator, ID: "operator"}, sess.PaymentID)
-	if err != nil {
-		return nil, err
-	}
-	if p.Status == pb.StatusRequiresConfirmation {
-		return sess, nil
-	}
-	release, err := s.exclusive(ctx, sess.ID, nil)
-	if err != nil {
-		return sess, nil // another request is settling it
-	}
-	defer release()
-	agent := pb.Principal{Role: pb.RoleAgent, ID: sess.AgentID, UserID: sess.UserID}
-	res := s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
-		cur, err := s.sessionIn(tx, sess.ID)
-		if err != nil || cur.Status != pb.CheckoutPendingApproval {
-			return cur, err
-		}
-		pay, err := tx.Payment(cur.PaymentID)
-		if err != nil {
-			return nil, err
-		}
-		cur.UpdatedAt = tx.Now().Truncate(time.Second)
-		switch pay.Status {
-		case pb.StatusCaptured, pb.StatusAuthorized, pb.StatusRefunded:
-			if completedIn(tx, cur.ID) {
-				return cur, nil
-			}
-			if err := s.finish(tx, agent, cur, pay.Metadata["payment_token"], &pay); err != nil {
-				return nil, err
-			}
-		case pb.StatusRequiresConfirmation:
-			return cur, nil
-		default:
-			cur.PaymentID, cur.DeclinedPaymentID, cur.ConfirmationURL = "", pay.ID, ""
-			price(cur, []pb.CheckoutMessage{{Type: "error", Code: "payment_declined", Resolution: "requires_buyer_input",
-				Content: fmt.Sprintf("The buyer did not approve payment %s (%s); delegate the card again to pay.", pay.ID, pay.Status)}})
-		}
-		ledger.Add(tx, sessions, *cur)
-		return cur, nil
-	})
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return res.Value.(*pb.CheckoutSession), nil
 }
 
 // messagesText joins a session's messages, for an error that says why it

@@ -81,7 +81,7 @@ func (s *Service) CreateSession(ctx context.Context, caller pb.Principal, idem *
 	}
 	price(sess, nil)
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		ledger.Add(tx, sessions, *sess)
+		putSession(tx, sess)
 		return sess, nil
 	})
 }
@@ -142,22 +142,20 @@ func (s *Service) UpdateSession(ctx context.Context, caller pb.Principal, idem *
 		if !next.UpdatedAt.After(found.UpdatedAt) {
 			next.UpdatedAt = found.UpdatedAt.Add(time.Second) // updates stay ordered within a second
 		}
-		ledger.Add(tx, sessions, next)
+		next.Version = cur.Version
+		putSession(tx, &next)
 		return &next, nil
 	})
 }
 
 // Session returns session id at merchantID to its agent, its user, its
-// merchant or the operator, with its status as of now.
+// merchant or the operator, with its status as of now. It writes nothing:
+// a session waiting for its user's approval is settled by the approval's
+// own operation (Observe).
 func (s *Service) Session(ctx context.Context, caller pb.Principal, merchantID, id string) (*pb.CheckoutSession, error) {
 	sess, err := s.visibleSession(ctx, caller, merchantID, id)
 	if err != nil {
 		return nil, err
-	}
-	if sess.Status == pb.CheckoutPendingApproval {
-		if sess, err = s.settleApproval(ctx, sess); err != nil {
-			return nil, err
-		}
 	}
 	sess.Status = sess.StatusAt(s.clock.Now())
 	return sess, nil
@@ -201,7 +199,7 @@ func (s *Service) CancelSession(ctx context.Context, caller pb.Principal, idem *
 		now := tx.Now().Truncate(time.Second)
 		cur.Status, cur.CanceledAt, cur.UpdatedAt = pb.CheckoutCanceled, &now, now
 		cur.Messages = []pb.CheckoutMessage{{Type: "info", Content: "Checkout session has been canceled."}}
-		ledger.Add(tx, sessions, *cur)
+		putSession(tx, cur)
 		return cur, nil
 	})
 }
@@ -258,6 +256,20 @@ func (s *Service) visibleSession(ctx context.Context, caller pb.Principal, merch
 		return nil, noSession(id)
 	}
 	return sess, nil
+}
+
+// Parties returns the IDs of the parties to session id (its merchant, its
+// user and its agent), who may read its log entries as they read it; a
+// session that does not exist is ErrNotFound.
+func (s *Service) Parties(ctx context.Context, id string) ([]string, error) {
+	if !pb.HasPrefix(id, pb.PrefixCheckoutSession) {
+		return nil, noSession(id)
+	}
+	sess, err := s.st.CheckoutSession(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return []string{sess.MerchantID, sess.UserID, sess.AgentID}, nil
 }
 
 // agentSession is visibleSession for the session's own agent.

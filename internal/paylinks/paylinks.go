@@ -339,3 +339,56 @@ func unpayable(l *pb.PayLink, code pb.Code) error {
 	}
 	return pb.Errorf(code, "", "payment link %s was paid its %d times already; it accepts no more payments", l.ID, l.MaxUses)
 }
+
+// Observe is the payment links' ledger observer (ledger.Config.Observers).
+// A link payment that waits for its user's confirmation takes one of the
+// link's uses when it is made; when the user denies it, its confirmation
+// expires, a party cancels it, or it is declined once approved, the use is
+// given back in that same operation, so that max_uses counts only payments that can still be
+// paid. A payment whose metadata names a link without the link's own row
+// (PayLinkOfPayment) is not the link's: its metadata is the payer's.
+//
+// An error (a store read failing) fails the operation that logged the
+// entry: the use and the payment stay consistent.
+func (s *Service) Observe(tx *ledger.Tx, ev pb.LogEvent) error {
+	switch ev.Type {
+	case pb.LogConfirmationDenied, pb.LogPaymentExpired, pb.LogPaymentCanceled:
+	case pb.LogPaymentDeclined:
+		if ev.Actor.Role != pb.RoleUser {
+			return nil // a payment that waited is declined only by its user's approval
+		}
+	default:
+		return nil
+	}
+	p, err := tx.Payment(ev.Subject) // as before ev: its operation puts it after logging
+	if err != nil || p.Status != pb.StatusRequiresConfirmation || p.Metadata[pb.MetadataPayLink] == "" {
+		return nil
+	}
+	linkID, err := s.linkOf(tx, p.ID)
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't read the payment link of payment %s: %w", p.ID, err)
+	}
+	l, err := s.current(tx, linkID)
+	if err != nil {
+		return err
+	}
+	u, err := tx.Usage(l.ID, pb.PayLinkUsage, 0, l.MaxUses)
+	if err != nil || u.Payments <= 0 {
+		return err
+	}
+	return tx.AdjustUsage(u, 0, -1)
+}
+
+// linkOf returns the link payment id was made through, as of this point in
+// tx's batch.
+func (s *Service) linkOf(tx *ledger.Tx, paymentID string) (string, error) {
+	for _, lp := range ledger.Added(tx, linkPayments) {
+		if lp.PaymentID == paymentID {
+			return lp.LinkID, nil
+		}
+	}
+	return s.st.PayLinkOfPayment(tx.Context(), paymentID)
+}

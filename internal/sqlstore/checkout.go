@@ -16,8 +16,8 @@ import (
 var (
 	Products = NewTable("products", "id, merchant_id, active, data, created_at",
 		` ON CONFLICT (id) DO UPDATE SET active = excluded.active, data = excluded.data`)
-	CheckoutSessions = NewTable("checkout_sessions", "id, merchant_id, agent_id, status, data, created_at",
-		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data`)
+	CheckoutSessions = NewTable("checkout_sessions", "id, merchant_id, agent_id, status, data, created_at, version",
+		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data, version = excluded.version`)
 	AgentCards  = NewTable("agent_cards", "id, number_hash, mandate_id, agent_id, data, created_at", "")
 	VaultTokens = NewTable("vault_tokens", "id, checkout_session_id, agent_id, data, created_at",
 		` ON CONFLICT (id) DO UPDATE SET data = excluded.data`)
@@ -39,8 +39,16 @@ func ProductRow(d []any, p *pb.Product) ([]any, error) {
 }
 
 func CheckoutSessionRow(d []any, s *pb.CheckoutSession) ([]any, error) {
-	return jsonRow(d, "checkout session", s.ID, s, s.ID, s.MerchantID, s.AgentID, string(s.Status), s.CreatedAt.Unix())
+	d, err := jsonRow(d, "checkout session", s.ID, s, s.ID, s.MerchantID, s.AgentID, string(s.Status), s.CreatedAt.Unix())
+	return append(d, s.Version), err
 }
+
+// CheckoutSessionUpdate changes a session from the version the writer read
+// ($4 - 1): it divides by zero, failing the batch, when another process
+// wrote the session meanwhile. $1 id, $2 status, $3 data, $4 the new
+// version.
+const CheckoutSessionUpdate = `WITH u AS (UPDATE checkout_sessions SET status = $2, data = $3, version = $4 WHERE id = $1 AND version = $4 - 1 RETURNING 1)
+	SELECT 1 / (SELECT COUNT(*) FROM u)`
 
 // agentCardRow is the card with its hash, which its JSON form leaves out.
 type agentCardRow struct {
@@ -101,8 +109,18 @@ func (r Reads) ListProducts(ctx context.Context, f pb.ProductFilter) ([]pb.Produ
 }
 
 func (r Reads) CheckoutSession(ctx context.Context, id string) (*pb.CheckoutSession, error) {
-	s, err := scanJSON[pb.CheckoutSession]("checkout session")(r.DB.QueryRow(ctx, `SELECT data FROM checkout_sessions WHERE id = $1`, id))
-	return s, found(err, "checkout session", id)
+	var data string
+	var version int64
+	err := r.DB.QueryRow(ctx, `SELECT data, version FROM checkout_sessions WHERE id = $1`, id).Scan(&data, &version)
+	if err != nil {
+		return nil, found(err, "checkout session", id)
+	}
+	var s pb.CheckoutSession
+	if err := json.Unmarshal([]byte(data), &s); err != nil {
+		return nil, fmt.Errorf("checkout session %s is unreadable: %w", id, err)
+	}
+	s.Version = version
+	return &s, nil
 }
 
 func (r Reads) AgentCardByHash(ctx context.Context, numberHash string) (*pb.AgentCard, error) {

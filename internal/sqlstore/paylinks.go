@@ -96,3 +96,9 @@ func (r Reads) PayLinkPayments(ctx context.Context, f pb.PayLinkFilter) ([]strin
 	out, more := pb.Page(out, limit)
 	return out, more, nil
 }
+
+func (r Reads) PayLinkOfPayment(ctx context.Context, paymentID string) (string, error) {
+	var id string
+	err := r.DB.QueryRow(ctx, `SELECT link_id FROM pay_link_payments WHERE payment_id = $1`, paymentID).Scan(&id)
+	return id, found(err, "payment link of payment", paymentID)
+}

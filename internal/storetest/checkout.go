@@ -21,7 +21,7 @@ func testCheckout(t *testing.T, s pb.Store) {
 		Lines:    []pb.CheckoutLine{{ID: "li_1", ProductID: "prod_1", Name: "Tea", SKU: "sku", Fulfillment: pb.FulfillmentShipping, Quantity: 2, UnitAmount: 300, Total: 600}},
 		Options:  []pb.FulfillmentOption{{ID: "shipping", Type: pb.FulfillmentShipping, Title: "Standard", LineIDs: []string{"li_1"}}},
 		Buyer:    &pb.Buyer{Email: "a@example.com"},
-		Messages: []pb.CheckoutMessage{}, ItemsAmount: 600, Total: 600, CreatedAt: sec(t0), UpdatedAt: sec(t0), ExpiresAt: exp}
+		Messages: []pb.CheckoutMessage{}, ItemsAmount: 600, Total: 600, CreatedAt: sec(t0), UpdatedAt: sec(t0), ExpiresAt: exp, Version: 1}
 	card := pb.AgentCard{ID: "card_1", Object: "agent_card", MandateID: "mdt_1", AgentID: "agt_1", UserID: "usr_1",
 		NumberHash: "ab12", Last4: "4242", ExpMonth: 7, ExpYear: 2029, CreatedAt: sec(t0)}
 	tok := pb.VaultToken{ID: "vt_1", CardID: "card_1", MandateID: "mdt_1", AgentID: "agt_1", UserID: "usr_1", MerchantID: "mch_a",
@@ -71,7 +71,7 @@ func testCheckout(t *testing.T, s pb.Store) {
 
 	// Written again: replaced whole.
 	b.Active, b.Price = false, 7
-	sess.Status, sess.PaymentID = pb.CheckoutCompleted, "pay_1"
+	sess.Status, sess.PaymentID, sess.Version = pb.CheckoutCompleted, "pay_1", 2
 	sess.Order = &pb.Order{ID: "ord_1", Number: "1", PaymentID: "pay_1", PermalinkURL: "http://x/o", CreatedAt: sec(t0)}
 	tok.UsedBy = "pay_1"
 	done := pb.CheckoutCompletion{SessionID: "cs_1", TokenID: "vt_1", PaymentID: "pay_1", CreatedAt: sec(t0)}
@@ -79,6 +79,32 @@ func testCheckout(t *testing.T, s pb.Store) {
 		VaultTokens: []pb.VaultToken{tok}, CheckoutCompletions: []pb.CheckoutCompletion{done}}})
 	gs, _ = s.CheckoutSession(ctx, "cs_1")
 	check(t, "CheckoutSession after completing", *gs, sess)
+	if _, ok := s.(pb.SharedStore); ok {
+		// Another process's write over a version this one no longer
+		// holds, and a second new session of one ID: both refused whole.
+		stale, dup := sess, sess
+		stale.Status, stale.Version = pb.CheckoutCanceled, 2 // over 1; the store holds 2
+		dup.Status, dup.Version = pb.CheckoutCanceled, 1
+		for _, w := range []pb.CheckoutSession{stale, dup} {
+			p := pb.Product{ID: "prod_stale", Object: "product", MerchantID: "mch_a", Name: "x", Currency: "USD", Price: 1,
+				Fulfillment: pb.FulfillmentDigital, Active: true, CreatedAt: sec(t0), UpdatedAt: sec(t0)}
+			err := s.Commit(ctx, &pb.Batch{CheckoutPart: pb.CheckoutPart{Products: []pb.Product{p}, CheckoutSessions: []pb.CheckoutSession{w}}})
+			if !errors.Is(err, pb.ErrStoreConflict) {
+				t.Fatalf("session written at version %d over the stored 2: %v, want ErrStoreConflict", w.Version, err)
+			}
+			_, err = s.Product(ctx, p.ID)
+			wantNotFound(t, "a product of the refused batch", err)
+		}
+		gs, _ = s.CheckoutSession(ctx, "cs_1")
+		check(t, "CheckoutSession after refused writes", *gs, sess)
+		// Two changes of one session in one batch, in order.
+		next, last := sess, sess
+		next.Version, last.Version, last.Buyer = 3, 4, &pb.Buyer{Email: "b@example.com"}
+		commit(t, s, &pb.Batch{CheckoutPart: pb.CheckoutPart{CheckoutSessions: []pb.CheckoutSession{next, last}}})
+		gs, _ = s.CheckoutSession(ctx, "cs_1")
+		check(t, "CheckoutSession after two changes in a batch", *gs, last)
+		sess = last
+	}
 	gt, _ = s.VaultToken(ctx, "vt_1")
 	check(t, "VaultToken after use", *gt, tok)
 	gd, err := s.CheckoutCompletion(ctx, "cs_1")

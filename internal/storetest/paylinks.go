@@ -57,6 +57,12 @@ func testPayLinks(t *testing.T, s pb.Store) {
 	if ps, _, err := s.PayLinkPayments(ctx, pb.PayLinkFilter{LinkID: "plink_2"}); err != nil || len(ps) != 0 {
 		t.Fatalf("PayLinkPayments of an unused link = %v, %v; want none", ps, err)
 	}
+	if l, err := s.PayLinkOfPayment(ctx, "pay_2"); err != nil || l != "plink_1" {
+		t.Fatalf("PayLinkOfPayment(pay_2) = %q, %v; want plink_1", l, err)
+	}
+	if l, err := s.PayLinkOfPayment(ctx, "pay_9"); pb.ErrorCode(err) != pb.ErrNotFound {
+		t.Fatalf("PayLinkOfPayment of a payment no link made = %q, %v; want ErrNotFound", l, err)
+	}
 
 	if _, ok := s.(pb.SharedStore); ok {
 		stale := a

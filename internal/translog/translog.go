@@ -17,6 +17,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +63,18 @@ type Config struct {
 	// witnesses; required when the policy names any.
 	Witnesses Transport
 	Logger    *slog.Logger // default: discard
+	// Parties says, by a subject's ID prefix ("cs_"), who is party to the
+	// subjects that other capabilities own and log about: those parties
+	// read the subject's entries as a payment's parties read its entries.
+	// A subject of a prefix not named here is the operator's alone.
+	Parties map[string]SubjectParties
 }
+
+// SubjectParties returns the IDs of the users, agents and merchants party
+// to subject, or an error coded ErrNotFound when there is no such subject.
+// The command fills it from the capability that owns the subject, which
+// the log does not import.
+type SubjectParties func(ctx context.Context, subject string) ([]string, error)
 
 // Service is the transparency log. Safe for concurrent use.
 //
@@ -83,6 +97,7 @@ type Service struct {
 	// witnesses, when configured, must cosign a checkpoint before it is
 	// published; only the checkpointer goroutine uses them.
 	witnesses *witnesses
+	parties   map[string]SubjectParties // Config.Parties
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -102,7 +117,12 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("translog: Config.Key: %w", err)
 	}
 	s := &Service{core: core, st: st, log: cfg.Logger, interval: cfg.CheckpointInterval,
-		signer: signer, vkey: signer.VerifierKey(), stop: make(chan struct{})}
+		signer: signer, vkey: signer.VerifierKey(), parties: maps.Clone(cfg.Parties), stop: make(chan struct{})}
+	for prefix, f := range s.parties {
+		if !strings.HasSuffix(prefix, "_") || f == nil {
+			return nil, fmt.Errorf("translog: Config.Parties[%q] must be an ID prefix such as cs_ with a function", prefix)
+		}
+	}
 	if len(cfg.WitnessPolicy) > 0 {
 		g, err := ParseWitnessPolicy(cfg.WitnessPolicy)
 		if err != nil {
@@ -354,6 +374,19 @@ func (s *Service) mayRead(ctx context.Context, caller pb.Principal, subject stri
 		a, err := s.st.Agent(ctx, subject)
 		if err == nil && (a.UserID == caller.ID || a.ID == caller.ID) {
 			return nil
+		}
+	default:
+		for prefix, parties := range s.parties {
+			if !pb.HasPrefix(subject, prefix) {
+				continue
+			}
+			ids, err := parties(ctx, subject)
+			if err != nil && pb.ErrorCode(err) != pb.ErrNotFound {
+				return fmt.Errorf("couldn't find the parties to %s: %w", subject, err)
+			}
+			if caller.ID != "" && slices.Contains(ids, caller.ID) {
+				return nil
+			}
 		}
 	}
 	return pb.Errorf(pb.ErrNotFound, "", "not found")
