@@ -363,6 +363,13 @@ func (c *Client) CancelCheckoutSession(ctx context.Context, merchantID, sessionI
 // given WithAgentKey, else WithDelegationKey. Without one it returns a
 // *paybound.Error of code signature_missing and sends nothing. Each
 // attempt, retries included, is signed afresh.
+//
+// ACP's Signature header has the name of RFC 9421's, so this one request
+// cannot be an HTTP Message Signature as well: it authenticates with the
+// Client's bearer key (the agent's API key), which a Client built
+// WithAgentKey must then be given too (New(url, apiKey, WithAgentKey(…)));
+// without it DelegatePayment returns a *paybound.Error of code
+// parameter_missing, param api_key, and sends nothing.
 func (c *Client) DelegatePayment(ctx context.Context, p DelegatePaymentParams) (*DelegatedToken, error) {
 	key := c.agentKey
 	if key == nil {
@@ -372,6 +379,8 @@ func (c *Client) DelegatePayment(ctx context.Context, p DelegatePaymentParams) (
 		return nil, pb.Errorf(pb.ErrSignatureMissing, "Signature", "delegate_payment is signed with the agent's private key: build the client WithAgentKey or WithDelegationKey")
 	}
 	switch {
+	case c.apiKey == "":
+		return nil, pb.Errorf(pb.ErrParameterMissing, "api_key", "delegate_payment authenticates with the agent's API key (its Signature header is ACP's, not RFC 9421's): give the client the agent's API key besides its private key")
 	case p.Number == "":
 		return nil, pb.Errorf(pb.ErrParameterMissing, "number", "the agent card's number is required")
 	case p.CheckoutSessionID == "" || p.MerchantID == "":
@@ -427,7 +436,7 @@ func (c *Client) DelegatePayment(ctx context.Context, p DelegatePaymentParams) (
 		return nil
 	}
 	var out DelegatedToken
-	if err := c.acpCall(ctx, http.MethodPost, "/agentic_commerce/delegate_payment", in, &out, sign); err != nil {
+	if err := c.acpCall(ctx, call{method: http.MethodPost, path: "/agentic_commerce/delegate_payment", in: in, out: &out, bearer: true}, sign); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -486,7 +495,7 @@ func sessionPath(merchantID, sessionID, suffix string) (string, error) {
 // sessionCall makes an ACP call answered by a session, keeping its bytes.
 func (c *Client) sessionCall(ctx context.Context, method, path string, in any) (*CheckoutSession, error) {
 	var raw []byte
-	if err := c.acpCall(ctx, method, path, in, &raw, nil); err != nil {
+	if err := c.acpCall(ctx, call{method: method, path: path, in: in, out: &raw}, nil); err != nil {
 		return nil, err
 	}
 	var s CheckoutSession
@@ -500,17 +509,18 @@ func (c *Client) sessionCall(ctx context.Context, method, path string, in any) (
 // acpCall sends one ACP request: API-Version and a Request-Id (one per
 // call, the same on its retries) besides what every call sends; extra adds
 // headers of its own to each attempt.
-func (c *Client) acpCall(ctx context.Context, method, path string, in, out any, extra func(http.Header, []byte) error) error {
+func (c *Client) acpCall(ctx context.Context, k call, extra func(http.Header, []byte) error) error {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	reqID := "req_" + hex.EncodeToString(b[:])
-	return c.call(ctx, call{method: method, path: path, in: in, out: out, acp: true,
-		header: func(h http.Header, body []byte) error {
-			h.Set("API-Version", ACPVersion)
-			h.Set("Request-Id", reqID)
-			if extra != nil {
-				return extra(h, body)
-			}
-			return nil
-		}})
+	k.acp = true
+	k.header = func(h http.Header, body []byte) error {
+		h.Set("API-Version", ACPVersion)
+		h.Set("Request-Id", reqID)
+		if extra != nil {
+			return extra(h, body)
+		}
+		return nil
+	}
+	return c.call(ctx, k)
 }

@@ -519,6 +519,10 @@ type call struct {
 	// header, when set, adds headers to each attempt (before it is
 	// signed), given the exact body sent.
 	header func(h http.Header, body []byte) error
+	// bearer: authenticate with the bearer key even on a client that
+	// signs its requests (delegate_payment, whose Signature header is not
+	// RFC 9421's).
+	bearer bool
 	// acp: the endpoint is ACP's, whose errors are ACP's flat shape
 	// (*ACPError) rather than Paybound's envelope.
 	acp bool
@@ -596,7 +600,7 @@ func (c *Client) attempt(ctx context.Context, k call, u string, body []byte, key
 			return -1, false, err
 		}
 	}
-	if c.agentKey != nil {
+	if c.agentKey != nil && !k.bearer {
 		if err := c.sign(req, body, key != ""); err != nil {
 			return -1, false, err
 		}
