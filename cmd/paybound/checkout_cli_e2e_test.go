@@ -98,7 +98,7 @@ func TestCLICheckoutBuy(t *testing.T) {
 	}
 	sid := regexp.MustCompile(`cs_[0-9a-z]+`).FindString(out)
 	if _, errOut, err = w.cliEnv(agent, "checkout", "pay", sid, "--merchant", w.merch, "--card", card.Number); err == nil ||
-		!strings.Contains(errOut, "error: checkout_session_state") || !strings.Contains(errOut, "not ready_for_payment") || !strings.Contains(errOut, "$.fulfillment_details.address") {
+		!strings.Contains(errOut, "error: checkout_session_state") || !strings.Contains(errOut, "is not ready for payment: $.fulfillment_details.address") || !strings.Contains(errOut, "$.fulfillment_details.address") {
 		t.Fatalf("pay without an address: %q %v", errOut, err)
 	}
 	if out, errOut, err = w.cliEnv(bearer, "checkout", "update", sid, "--merchant", w.merch, "--ship-to", addr); err != nil ||
@@ -179,7 +179,7 @@ func TestCLICheckoutBuy(t *testing.T) {
 	if _, errOut, err = w.cliEnv(signed, "checkout", "cancel", sid2, "--merchant", w.merch); err == nil || !strings.Contains(errOut, "error: checkout_session_state") {
 		t.Fatalf("cancel twice: %q %v", errOut, err)
 	}
-	if _, errOut, err = w.cliEnv(agent, "checkout", "pay", sid2, "--merchant", w.merch, "--card", card.Number); err == nil || !strings.Contains(errOut, "is canceled, not ready_for_payment") {
+	if _, errOut, err = w.cliEnv(agent, "checkout", "pay", sid2, "--merchant", w.merch, "--card", card.Number); err == nil || !strings.Contains(errOut, "is canceled, so it cannot be paid; nothing was charged") {
 		t.Fatalf("pay a canceled session: %q %v", errOut, err)
 	}
 	if _, errOut, err = w.cliEnv(signed, "checkout", "create", "--merchant", w.merch, "--item", "tea"); err == nil || !strings.Contains(errOut, "not a product ID") {

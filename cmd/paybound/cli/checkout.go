@@ -216,6 +216,8 @@ func sessionText(w io.Writer, s *client.CheckoutSession, merchant string) {
 	switch s.Status {
 	case pb.CheckoutReady:
 		fmt.Fprintf(w, "pay: paybound checkout pay %s --merchant %s --card NUMBER\n", s.ID, merchant)
+	case pb.CheckoutNotReady:
+		fmt.Fprintf(w, "fix: paybound checkout update %s --merchant %s --ship-to \"Name, line1, City, State, ZIP, Country\"\n", s.ID, merchant)
 	case pb.CheckoutPendingApproval:
 		fmt.Fprintf(w, "waiting for the user's approval of %s: %s\n", s.PaymentID(), s.ContinueURL)
 	}
@@ -477,7 +479,14 @@ func (cl *cli) buy(args []string) error {
 	}
 	// With --idempotency-key, a repeated buy finds the same session: if it
 	// is paid already, that is the outcome.
-	return c.pay(client.WithIdempotencyKey(ctx, ""), api, *merchant, s.ID, &f, c.idem != "")
+	err = c.pay(client.WithIdempotencyKey(ctx, ""), api, *merchant, s.ID, &f, c.idem != "")
+	if err != nil && !c.json && pb.ErrorCode(err) != pb.ErrCheckoutState {
+		// Nothing was charged and the session is still open: say how to
+		// go on with it rather than open another.
+		fmt.Fprintf(c.cl.stdout, "%s is still open: paybound checkout pay %s --merchant %s --card NUMBER, or paybound checkout cancel %s --merchant %s\n",
+			s.ID, s.ID, *merchant, s.ID, *merchant)
+	}
+	return err
 }
 
 // pay delegates the card for the session's total and completes the
@@ -502,12 +511,13 @@ func (c *cmd) pay(ctx context.Context, api *client.Client, merchant, id string, 
 				why = append(why, strings.TrimSpace(m.Param+" "+m.Content))
 			}
 		}
-		msg := fmt.Sprintf("checkout session %s is %s, not ready_for_payment; nothing was charged", s.ID, s.Status)
-		if len(why) > 0 {
-			msg += ": " + strings.Join(why, "; ")
-		}
+		msg := fmt.Sprintf("checkout session %s is %s, so it cannot be paid; nothing was charged", s.ID, s.Status)
 		if s.Status == pb.CheckoutNotReady {
-			msg += " (fix it with paybound checkout update " + s.ID + " --merchant " + merchant + ")"
+			msg = fmt.Sprintf("checkout session %s is not ready for payment: %s; nothing was charged (fix it with paybound checkout update %s --merchant %s)",
+				s.ID, strings.Join(why, "; "), s.ID, merchant)
+		}
+		if s.Status == pb.CheckoutPendingApproval {
+			msg = fmt.Sprintf("checkout session %s is paid by %s once the user approves it (%s); nothing more was charged", s.ID, s.PaymentID(), s.ContinueURL)
 		}
 		return pb.Errorf(pb.ErrCheckoutState, "id", "%s", msg)
 	}
@@ -532,7 +542,7 @@ func (c *cmd) pay(ctx context.Context, api *client.Client, merchant, id string, 
 		if p, err := api.GetPayment(ctx, done.DeclinedPaymentID()); err == nil && p.DeclineCode != "" {
 			code = p.DeclineCode
 		}
-		return &pb.Error{Code: code, Message: msg + "; nothing was charged", PaymentID: done.DeclinedPaymentID()}
+		return &pb.Error{Code: code, Message: msg, PaymentID: done.DeclinedPaymentID()}
 	}
 	return c.printPaid(ctx, api, done, merchant)
 }
