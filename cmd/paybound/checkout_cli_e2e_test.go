@@ -186,5 +186,21 @@ func TestCLICheckoutBuy(t *testing.T) {
 		t.Fatalf("a bad --item: %q %v", errOut, err)
 	}
 	charged(9800)
+
+	// Above the mandate's confirm_above, the purchase waits for the user.
+	var m2 struct {
+		ID string `json:"id"`
+	}
+	w.cliJSON(user, &m2, "mandates", "create", "--agent", ag.ID, "--description", "ask me above 5 dollars", "--currency", "USD",
+		"--max", "100.00", "--budget", "200.00", "--confirm-above", "5.00")
+	var card2 struct {
+		Number string `json:"number"`
+	}
+	w.cliJSON(user, &card2, "mandates", "card", m2.ID)
+	out, errOut, err = w.cliEnv(agent, "checkout", "buy", "--merchant", w.merch, "--item", tea.ID, "--card", card2.Number)
+	if err != nil || !strings.Contains(out, "pending_approval: payment pay_") || !strings.Contains(out, "waits for the user's approval: http") {
+		t.Fatalf("buy above confirm_above: %q %q %v", out, errOut, err)
+	}
+	charged(9800)
 	w.verify()
 }
