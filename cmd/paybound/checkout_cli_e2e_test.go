@@ -127,6 +127,10 @@ func TestCLICheckoutBuy(t *testing.T) {
 	if _, errOut, err = w.cliEnv(bearer, "checkout", "buy", "--merchant", w.merch, "--item", tea.ID, "--card", card.Number); err == nil || !strings.Contains(errOut, "PAYBOUND_AGENT_KEY") {
 		t.Fatalf("buy without an agent key: %q %v", errOut, err)
 	}
+	if out, errOut, err = w.cliEnv(agent, "checkout", "buy", "--merchant", w.merch, "--item", tea.ID, "--card", "9900010000000000000"); err == nil ||
+		!strings.Contains(errOut, "error: invalid_card: ") || !strings.Contains(out, " is still open: paybound checkout pay cs_") {
+		t.Fatalf("buy with a wrong card: %q %q %v", out, errOut, err)
+	}
 	charged(0)
 	if out, _, err = w.cliEnv(bearer, "checkout", "get", sid, "--merchant", w.merch); err != nil || !strings.Contains(out, sid+" ready_for_payment: 49.00 USD") {
 		t.Fatalf("the session after the refusals: %q %v", out, err)
@@ -171,7 +175,9 @@ func TestCLICheckoutBuy(t *testing.T) {
 	charged(9800)
 
 	// Cancel: an open session can be; a canceled one cannot be paid.
-	out, _, err = w.cliEnv(signed, "checkout", "create", "--merchant", w.merch, "--item", tea.ID)
+	if out, errOut, err = w.cliEnv(signed, "checkout", "create", "--merchant", w.merch, "--item", tea.ID); err != nil {
+		t.Fatalf("checkout create: %q %q %v", out, errOut, err)
+	}
 	sid2 := regexp.MustCompile(`cs_[0-9a-z]+`).FindString(out)
 	if out, errOut, err = w.cliEnv(signed, "checkout", "cancel", sid2, "--merchant", w.merch); err != nil || !strings.Contains(out, sid2+" canceled") {
 		t.Fatalf("checkout cancel: %q %q %v", out, errOut, err)

@@ -250,33 +250,55 @@ func currencyOf(ctx context.Context, api *client.Client, flagged string, items i
 
 func (cl *cli) createSession(args []string) error {
 	c := cl.command("checkout create", `checkout create --merchant mch_… --item prod_…[:QTY] … [--ship-to "Name, line1, City, ST, ZIP, US"]`, true)
-	merchant := c.fs.String("merchant", "", "the merchant, mch_… (required)")
-	currency := c.fs.String("currency", "", "the products' currency (default: the first product's)")
-	var f sessionFlags
-	f.add(c, true)
+	var n newSession
+	n.add(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if *merchant == "" || len(f.items) == 0 {
-		return errors.New("--merchant and at least one --item are required")
-	}
-	details, err := f.details()
-	if err != nil {
+	if err := n.check(); err != nil {
 		return err
 	}
 	api, ctx, err := c.client()
 	if err != nil {
 		return err
 	}
-	cur, err := currencyOf(ctx, api, *currency, f.items)
+	s, err := n.create(ctx, api)
 	if err != nil {
 		return err
 	}
-	s, err := api.CreateCheckoutSession(ctx, *merchant, client.CreateCheckoutSessionParams{Currency: cur, Items: f.items, FulfillmentDetails: details})
-	if err != nil {
-		return err
+	return c.printSession(s, n.merchant)
+}
+
+// newSession is the flags of a session to create: create's and buy's.
+type newSession struct {
+	sessionFlags
+	merchant, currency string
+	details            *pb.FulfillmentDetails
+}
+
+func (n *newSession) add(c *cmd) {
+	c.fs.StringVar(&n.merchant, "merchant", "", "the merchant, mch_… (required)")
+	c.fs.StringVar(&n.currency, "currency", "", "the products' currency (default: the first product's)")
+	n.sessionFlags.add(c, true)
+}
+
+// check checks the flags before anything is sent.
+func (n *newSession) check() error {
+	if n.merchant == "" || len(n.items) == 0 {
+		return errors.New("--merchant and at least one --item are required")
 	}
-	return c.printSession(s, *merchant)
+	var err error
+	n.details, err = n.sessionFlags.details()
+	return err
+}
+
+// create opens the session, in --currency or the first product's.
+func (n *newSession) create(ctx context.Context, api *client.Client) (*client.CheckoutSession, error) {
+	cur, err := currencyOf(ctx, api, n.currency, n.items)
+	if err != nil {
+		return nil, err
+	}
+	return api.CreateCheckoutSession(ctx, n.merchant, client.CreateCheckoutSessionParams{Currency: cur, Items: n.items, FulfillmentDetails: n.details})
 }
 
 func (cl *cli) updateSession(args []string) error {
@@ -310,28 +332,17 @@ func (cl *cli) updateSession(args []string) error {
 }
 
 func (cl *cli) getSession(args []string) error {
-	c := cl.command("checkout get", "checkout get cs_… --merchant mch_…", false)
-	merchant := c.fs.String("merchant", "", "the session's merchant, mch_… (required)")
-	pos, err := c.parse(args, "cs_…")
-	if err != nil {
-		return err
-	}
-	if *merchant == "" {
-		return errors.New("--merchant is required")
-	}
-	api, ctx, err := c.client()
-	if err != nil {
-		return err
-	}
-	s, err := api.GetCheckoutSession(ctx, *merchant, pos[0])
-	if err != nil {
-		return err
-	}
-	return c.printSession(s, *merchant)
+	return cl.onSession(args, "get", false, (*client.Client).GetCheckoutSession)
 }
 
 func (cl *cli) cancelSession(args []string) error {
-	c := cl.command("checkout cancel", "checkout cancel cs_… --merchant mch_…", true)
+	return cl.onSession(args, "cancel", true, (*client.Client).CancelCheckoutSession)
+}
+
+// onSession is `checkout NAME cs_… --merchant mch_…`: op on one session.
+func (cl *cli) onSession(args []string, name string, post bool,
+	op func(*client.Client, context.Context, string, string) (*client.CheckoutSession, error)) error {
+	c := cl.command("checkout "+name, "checkout "+name+" cs_… --merchant mch_…", post)
 	merchant := c.fs.String("merchant", "", "the session's merchant, mch_… (required)")
 	pos, err := c.parse(args, "cs_…")
 	if err != nil {
@@ -344,7 +355,7 @@ func (cl *cli) cancelSession(args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := api.CancelCheckoutSession(ctx, *merchant, pos[0])
+	s, err := op(api, ctx, *merchant, pos[0])
 	if err != nil {
 		return err
 	}
@@ -446,31 +457,21 @@ func (cl *cli) paySession(args []string) error {
 // buy is `checkout buy`: create the session, then pay it.
 func (cl *cli) buy(args []string) error {
 	c := cl.command("checkout buy", `checkout buy --merchant mch_… --item prod_…[:QTY] … --card NUMBER [--exp MM/YY] [--ship-to "…"] [--agent-key FILE]`, true)
-	merchant := c.fs.String("merchant", "", "the merchant, mch_… (required)")
-	currency := c.fs.String("currency", "", "the products' currency (default: the first product's)")
-	var sf sessionFlags
-	sf.add(c, true)
+	var n newSession
+	n.add(c)
 	var f cardFlags
 	f.add(c)
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	if *merchant == "" || len(sf.items) == 0 {
-		return errors.New("--merchant and at least one --item are required")
-	}
-	details, err := sf.details()
-	if err != nil {
+	if err := n.check(); err != nil {
 		return err
 	}
 	api, ctx, err := c.payClient(&f)
 	if err != nil {
 		return err
 	}
-	cur, err := currencyOf(ctx, api, *currency, sf.items)
-	if err != nil {
-		return err
-	}
-	s, err := api.CreateCheckoutSession(ctx, *merchant, client.CreateCheckoutSessionParams{Currency: cur, Items: sf.items, FulfillmentDetails: details})
+	s, err := n.create(ctx, api)
 	if err != nil {
 		return err
 	}
@@ -479,12 +480,18 @@ func (cl *cli) buy(args []string) error {
 	}
 	// With --idempotency-key, a repeated buy finds the same session: if it
 	// is paid already, that is the outcome.
-	err = c.pay(client.WithIdempotencyKey(ctx, ""), api, *merchant, s.ID, &f, c.idem != "")
-	if err != nil && !c.json && pb.ErrorCode(err) != pb.ErrCheckoutState {
-		// Nothing was charged and the session is still open: say how to
-		// go on with it rather than open another.
+	err = c.pay(client.WithIdempotencyKey(ctx, ""), api, n.merchant, s.ID, &f, c.idem != "")
+	switch pb.ErrorCode(err) {
+	case "", pb.ErrCheckoutState, pb.ErrInternal, pb.ErrUnavailable, pb.ErrLedgerStopped:
+		// Paid, or not open, or an outcome the command cannot know.
+	default:
+		if c.json {
+			break
+		}
+		// A refusal: nothing was charged and the session is still open;
+		// say how to go on with it rather than open another.
 		fmt.Fprintf(c.cl.stdout, "%s is still open: paybound checkout pay %s --merchant %s --card NUMBER, or paybound checkout cancel %s --merchant %s\n",
-			s.ID, s.ID, *merchant, s.ID, *merchant)
+			s.ID, s.ID, n.merchant, s.ID, n.merchant)
 	}
 	return err
 }
