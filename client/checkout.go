@@ -100,3 +100,16 @@ func (c *Client) IssueAgentCard(ctx context.Context, mandateID string) (*AgentCa
 	}
 	return &out, nil
 }
+
+// GetProduct returns a product: any of the merchant's own, or, for users
+// and agents, one in a catalog (archived products are not found).
+func (c *Client) GetProduct(ctx context.Context, id string) (*pb.Product, error) {
+	if id == "" {
+		return nil, pb.Errorf(pb.ErrParameterMissing, "id", "a product ID (prod_…) is required")
+	}
+	var out pb.Product
+	if err := c.call(ctx, call{method: http.MethodGet, path: "/v1/products/" + url.PathEscape(id), out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -79,6 +79,9 @@ type Client struct {
 	// bearer key, when set.
 	agentKey ed25519.PrivateKey
 	keyID    string
+	// delegationKey signs delegate_payment's Signature when the client
+	// authenticates with a bearer key (WithDelegationKey).
+	delegationKey ed25519.PrivateKey
 }
 
 // WithAgentKey makes the Client sign every request as an agent with key
@@ -513,6 +516,16 @@ type call struct {
 	query        url.Values
 	in, out      any // in is sent as JSON when not nil; out receives a 2xx body
 	noRetry      bool
+	// header, when set, adds headers to each attempt (before it is
+	// signed), given the exact body sent.
+	header func(h http.Header, body []byte) error
+	// bearer: authenticate with the bearer key even on a client that
+	// signs its requests (delegate_payment, whose Signature header is not
+	// RFC 9421's).
+	bearer bool
+	// acp: the endpoint is ACP's, whose errors are ACP's flat shape
+	// (*ACPError) rather than Paybound's envelope.
+	acp bool
 }
 
 // call sends the request, retrying what is safe to retry, and decodes a 2xx
@@ -582,7 +595,12 @@ func (c *Client) attempt(ctx context.Context, k call, u string, body []byte, key
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	if c.agentKey != nil {
+	if k.header != nil {
+		if err := k.header(req.Header, body); err != nil {
+			return -1, false, err
+		}
+	}
+	if c.agentKey != nil && !k.bearer {
 		if err := c.sign(req, body, key != ""); err != nil {
 			return -1, false, err
 		}
@@ -614,6 +632,16 @@ func (c *Client) attempt(ctx context.Context, k call, u string, body []byte, key
 				ErrBadResponse, k.method, k.path, resp.Status, err, snippet(data))
 		}
 		return 0, false, nil
+	}
+	if k.acp {
+		e, ok := acpError(resp, data)
+		if !ok {
+			return retryAfter(resp), resp.StatusCode == http.StatusServiceUnavailable,
+				fmt.Errorf("%w: %s %s answered %s without an ACP error object: %s", ErrBadResponse, k.method, k.path, resp.Status, snippet(data))
+		}
+		again = resp.StatusCode == http.StatusServiceUnavailable ||
+			(resp.StatusCode == http.StatusConflict && e.Code == string(pb.ErrIdempotencyRunning))
+		return retryAfter(resp), again, e
 	}
 	var env struct {
 		Error *pb.Error `json:"error"`

@@ -67,6 +67,12 @@ var clientCommands = [][2]string{
 	{"    [--max-payments N] [--confirm-above 25.00] [--condition CEL]", ""},
 	{"mandates list | get mdt_… | revoke mdt_…", "user key (list and get: agent key too)"},
 	{"mandates card mdt_…", "user key (an agent card for ACP, shown once)"},
+	{"checkout create --merchant mch_… --item prod_…[:QTY] … [--ship-to ADDR]", "agent key; an ACP checkout session"},
+	{"checkout update cs_… --merchant mch_… [--item …] [--ship-to ADDR]", "agent key"},
+	{"checkout get cs_… --merchant mch_… | cancel cs_… --merchant mch_…", "agent key"},
+	{"checkout pay cs_… --merchant mch_… --card NUMBER [--exp MM/YY]", "agent key and key file: delegate_payment, complete"},
+	{"checkout buy --merchant mch_… --item prod_…[:QTY] … --card NUMBER", "agent key and key file: create and pay in one"},
+	{"    [--ship-to \"Name, line1, City, ST, ZIP, US\"]", ""},
 	{"products create --name N --price 12.50 --currency USD --fulfillment F", "merchant key"},
 	{"products list [--merchant mch_…] | archive prod_…", "merchant key (list: any key with --merchant)"},
 	{"totp enroll | verify CODE", "user key; one-time codes for step-up"},
@@ -139,6 +145,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		} else {
 			err = cl.mandates(rest)
 		}
+	case "checkout":
+		err = cl.checkout(rest)
 	case "products", "product":
 		err = cl.products(rest)
 	case "totp":
@@ -222,6 +230,11 @@ func (cl *cli) group(name string, args []string, subs map[string]func([]string) 
 // "error: <code>: <message>", with its param and payment_id when it has
 // them; anything else as "error: <err>".
 func (cl *cli) printError(err error) {
+	var ae *client.ACPError
+	if errors.As(err, &ae) && err == error(ae) {
+		// ACP's errors: the same line, the param a JSONPath or a header.
+		err = &pb.Error{Code: pb.Code(ae.Code), Message: ae.Message, Param: ae.Param}
+	}
 	var e *pb.Error
 	if !errors.As(err, &e) || err != error(e) {
 		fmt.Fprintln(cl.stderr, "error:", err)
