@@ -358,18 +358,16 @@ func (c *Client) CancelCheckoutSession(ctx context.Context, merchantID, sessionI
 // the answer is a single-use vault token bound to the session, the
 // merchant, the amount and the currency. No money moves.
 //
-// The request carries delegate_payment's Timestamp and Signature, the
-// Ed25519 signature of "<Timestamp>.<body>" by the agent's key: the key
-// given WithAgentKey, else WithDelegationKey. Without one it returns a
-// *paybound.Error of code signature_missing and sends nothing. Each
+// With a bearer key (the agent's API key), the request carries
+// delegate_payment's Timestamp and Signature, the Ed25519 signature of
+// "<Timestamp>.<body>" by the agent's key: the key given WithAgentKey,
+// else WithDelegationKey. Without a bearer key, a Client built
+// WithAgentKey sends an RFC 9421 signed request instead, which Paybound
+// takes for ACP's pair (the two share the header's name; docs/acp.md).
+// Without a key to sign with it returns a *paybound.Error of code
+// signature_missing, and with only WithDelegationKey and no bearer key one
+// of code parameter_missing (param api_key); either sends nothing. Each
 // attempt, retries included, is signed afresh.
-//
-// ACP's Signature header has the name of RFC 9421's, so this one request
-// cannot be an HTTP Message Signature as well: it authenticates with the
-// Client's bearer key (the agent's API key), which a Client built
-// WithAgentKey must then be given too (New(url, apiKey, WithAgentKey(…)));
-// without it DelegatePayment returns a *paybound.Error of code
-// parameter_missing, param api_key, and sends nothing.
 func (c *Client) DelegatePayment(ctx context.Context, p DelegatePaymentParams) (*DelegatedToken, error) {
 	key := c.agentKey
 	if key == nil {
@@ -379,8 +377,6 @@ func (c *Client) DelegatePayment(ctx context.Context, p DelegatePaymentParams) (
 		return nil, pb.Errorf(pb.ErrSignatureMissing, "Signature", "delegate_payment is signed with the agent's private key: build the client WithAgentKey or WithDelegationKey")
 	}
 	switch {
-	case c.apiKey == "":
-		return nil, pb.Errorf(pb.ErrParameterMissing, "api_key", "delegate_payment authenticates with the agent's API key (its Signature header is ACP's, not RFC 9421's): give the client the agent's API key besides its private key")
 	case p.Number == "":
 		return nil, pb.Errorf(pb.ErrParameterMissing, "number", "the agent card's number is required")
 	case p.CheckoutSessionID == "" || p.MerchantID == "":
@@ -435,8 +431,19 @@ func (c *Client) DelegatePayment(ctx context.Context, p DelegatePaymentParams) (
 		h.Set("Signature", base64.StdEncoding.EncodeToString(ed25519.Sign(key, append([]byte(ts+"."), body...))))
 		return nil
 	}
+	// ACP's Signature and RFC 9421's share the header's name: a client
+	// without a bearer key signs the whole request (RFC 9421), which the
+	// server takes for ACP's pair (docs/acp.md); one with a bearer key
+	// sends ACP's pair.
 	var out DelegatedToken
-	if err := c.acpCall(ctx, call{method: http.MethodPost, path: "/agentic_commerce/delegate_payment", in: in, out: &out, bearer: true}, sign); err != nil {
+	cl := call{method: http.MethodPost, path: "/agentic_commerce/delegate_payment", in: in, out: &out, bearer: c.apiKey != ""}
+	if c.apiKey == "" {
+		if c.agentKey == nil {
+			return nil, pb.Errorf(pb.ErrParameterMissing, "api_key", "delegate_payment needs the agent's API key beside a delegation key, or a client built WithAgentKey")
+		}
+		sign = nil
+	}
+	if err := c.acpCall(ctx, cl, sign); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -149,8 +149,9 @@ func TestACPErrors(t *testing.T) {
 
 // TestDelegatePaymentSigned: delegate_payment's Signature is the agent's
 // Ed25519 signature of "<Timestamp>.<body>"; a client that signs its
-// requests (RFC 9421) sends this one with its bearer key, and without a
-// bearer key sends nothing.
+// requests (RFC 9421) sends this one with its bearer key; without a bearer
+// key it sends an RFC 9421 signed request instead (the headers share a
+// name), and a client with neither key sends nothing.
 func TestDelegatePaymentSigned(t *testing.T) {
 	t.Parallel()
 	pub, priv, _ := ed25519.GenerateKey(nil)
@@ -160,8 +161,15 @@ func TestDelegatePaymentSigned(t *testing.T) {
 	f.on("POST", "/agentic_commerce/delegate_payment", reply(201, map[string]any{"id": "vt_01", "created": "2026-04-17T10:00:00Z", "metadata": map[string]string{"merchant_id": "mch_01"}}))
 	p := client.DelegatePaymentParams{Number: "9900011234567890123", ExpMonth: "07", ExpYear: "2029", CheckoutSessionID: "cs_01",
 		MerchantID: "mch_01", MaxAmount: 2400, Currency: "USD", ExpiresAt: time.Date(2026, 4, 17, 11, 0, 0, 0, time.UTC)}
-	if _, err := client.New(srv.URL, "", client.WithAgentKey("kid", priv)).DelegatePayment(t.Context(), p); pb.ErrorCode(err) != pb.ErrParameterMissing {
+	if _, err := client.New(srv.URL, "", client.WithDelegationKey(priv)).DelegatePayment(t.Context(), p); pb.ErrorCode(err) != pb.ErrParameterMissing {
+		t.Fatalf("a client with a delegation key and no bearer key: %v", err)
+	}
+	if _, err := client.New(srv.URL, "", client.WithAgentKey("kid", priv)).DelegatePayment(t.Context(), p); err != nil {
 		t.Fatalf("a signing client without a bearer key: %v", err)
+	}
+	signed := f.requests()
+	if len(signed) != 1 || signed[0].Header.Get("Signature-Input") == "" || signed[0].Header.Get("Timestamp") != "" || signed[0].Header.Get("Authorization") != "" {
+		t.Fatalf("a signing client's delegate_payment is an RFC 9421 signed request: %+v", signed)
 	}
 	for _, c := range []*client.Client{
 		client.New(srv.URL, testKey, client.WithAgentKey("kid", priv)),
@@ -172,7 +180,7 @@ func TestDelegatePaymentSigned(t *testing.T) {
 			t.Fatalf("delegate = %+v, %v", tok, err)
 		}
 	}
-	reqs := f.requests()
+	reqs := f.requests()[1:]
 	if len(reqs) != 2 {
 		t.Fatalf("%d requests, want 2", len(reqs))
 	}

@@ -778,9 +778,32 @@ func TestACPSignedAgent(t *testing.T) {
 	if r := send(t, req); r.status != 401 || r.str("code") != "digest_mismatch" {
 		t.Fatalf("tampered signed create: %d %s", r.status, r.raw)
 	}
-	// A session has at most twenty payment tokens.
+	// delegate_payment as a signed request: ACP's Signature and Timestamp
+	// cannot travel beside RFC 9421's Signature, and are not needed.
 	sid := r.str("id")
-	for i := range 20 {
+	dbody, _ := json.Marshal(map[string]any{
+		"payment_method": map[string]any{"type": "card", "card_number_type": "fpan", "number": s.cardNo, "exp_month": s.card.str("exp_month"),
+			"exp_year": s.card.str("exp_year"), "display_card_funding_type": "credit", "display_last4": s.cardLast, "metadata": map[string]string{}},
+		"allowance": map[string]any{"reason": "one_time", "max_amount": 1200, "currency": "usd", "checkout_session_id": sid,
+			"merchant_id": s.merch, "expires_at": s.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)},
+		"risk_signals": []any{}, "metadata": map[string]string{},
+	})
+	req = s.signer.signed(t, "POST", s.base+"/agentic_commerce/delegate_payment", dbody, "signed-d1", s.clock.Now(), nil)
+	req.Header.Set("API-Version", checkout.ACPVersion)
+	if r := send(t, req); r.status != 201 || !strings.HasPrefix(r.str("id"), "vt_") {
+		t.Fatalf("signed delegate_payment: %d %s", r.status, r.raw)
+	} else {
+		validateACP(t, "delegate:DelegatePaymentResponse", r.raw)
+	}
+	req = s.signer.signed(t, "POST", s.base+"/agentic_commerce/delegate_payment", dbody, "signed-d2", s.clock.Now(), nil)
+	req.Header.Set("API-Version", checkout.ACPVersion)
+	tampered = bytes.Replace(dbody, []byte(`"max_amount":1200`), []byte(`"max_amount":9999`), 1)
+	req.Body, req.ContentLength, req.GetBody = io.NopCloser(bytes.NewReader(tampered)), int64(len(tampered)), nil
+	if r := send(t, req); r.status != 401 || r.str("code") != "digest_mismatch" {
+		t.Fatalf("tampered signed delegate_payment: %d %s", r.status, r.raw)
+	}
+	// A session has at most twenty payment tokens (one is taken).
+	for i := range 19 {
 		s.ok(201, s.delegate(s.agentKey, fmt.Sprint("t", i), s.cardNo, sid, s.merch, 1200, s.clock.Now().Add(time.Hour), s.signer))
 	}
 	if r := s.delegate(s.agentKey, "t20", s.cardNo, sid, s.merch, 1200, s.clock.Now().Add(time.Hour), s.signer); r.status != 400 || r.acpCode() != "invalid_card $.allowance.checkout_session_id" {

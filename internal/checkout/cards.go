@@ -189,7 +189,12 @@ const SignatureWindow = 300 * time.Second
 
 // DelegatePayment (an agent) turns one of its agent cards into a vault
 // token bound to the allowance. The request must be signed by one of the
-// agent's keys (VerifyDelegation). The card must be the agent's, live, its
+// agent's keys: with ACP's Signature and Timestamp (VerifyDelegation), or
+// as a whole, an RFC 9421 signed request (caller.Signed). The two cannot
+// travel together, since both name their header Signature; a signed
+// request proves what ACP's Signature does (the agent's key in force, over
+// this exact body through Content-Digest, fresh within 5 minutes) and its
+// nonce also makes it unrepeatable. The card must be the agent's, live, its
 // mandate in force; the allowance must be one the mandate allows (currency,
 // per-payment limit, budget, merchant, schedule), for an open session of
 // this agent at that merchant, ending within a day and before the card.
@@ -198,8 +203,10 @@ func (s *Service) DelegatePayment(ctx context.Context, caller pb.Principal, idem
 	if err := service.RequireRole(caller, pb.RoleAgent); err != nil {
 		return service.Result{Err: err}
 	}
-	if err := s.VerifyDelegation(ctx, caller, p.Signature, p.Timestamp, p.Body); err != nil {
-		return service.Result{Err: err}
+	if !caller.Signed {
+		if err := s.VerifyDelegation(ctx, caller, p.Signature, p.Timestamp, p.Body); err != nil {
+			return service.Result{Err: err}
+		}
 	}
 	if err := checkTokenMetadata(p.Metadata); err != nil {
 		return service.Result{Err: err}

@@ -374,11 +374,12 @@ func (f *cardFlags) add(c *cmd) {
 }
 
 // payClient checks the card flags and returns a client that can sign
-// delegate_payment: the agent's bearer key (--key or $PAYBOUND_KEY)
-// authenticates, and its key file (--agent-key or $PAYBOUND_AGENT_KEY)
-// signs delegate_payment. ACP's Signature header has the name of RFC
-// 9421's, so that request cannot be a signed request as well: both are
-// required. Nothing is sent before these checks.
+// delegate_payment with the agent's key file (--agent-key or
+// $PAYBOUND_AGENT_KEY). With the agent's bearer key too (--key or
+// $PAYBOUND_KEY), requests authenticate with it and delegate_payment
+// carries ACP's Signature and Timestamp; without one, every request is an
+// RFC 9421 signed request, which the server takes for ACP's pair (the two
+// share the header's name). Nothing is sent before these checks.
 func (c *cmd) payClient(f *cardFlags) (*client.Client, context.Context, error) {
 	if f.card == "" {
 		return nil, nil, errors.New("--card is required: the agent card's number (the user issues one with paybound mandates card mdt_…)")
@@ -397,7 +398,7 @@ func (c *cmd) payClient(f *cardFlags) (*client.Client, context.Context, error) {
 	if file == "" {
 		return nil, nil, errors.New("paying needs the agent's private key, which signs delegate_payment: set PAYBOUND_AGENT_KEY=agent.key or pass --agent-key agent.key (paybound agent keygen makes one; register it with agents create --public-key @agent.key.pub)")
 	}
-	_, priv, err := loadAgentKey(file)
+	keyID, priv, err := loadAgentKey(file)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -409,10 +410,10 @@ func (c *cmd) payClient(f *cardFlags) (*client.Client, context.Context, error) {
 	if key == "" {
 		key = c.cl.getenv("PAYBOUND_KEY")
 	}
-	if key == "" {
-		return nil, nil, errors.New("paying needs the agent's API key too: set PAYBOUND_KEY (or pass --key) to the api_key agents create printed; delegate_payment's Signature header is ACP's, so that request cannot be an RFC 9421 signed one")
-	}
 	opts := []client.Option{client.WithUserAgent("paybound-cli"), client.WithDelegationKey(priv)}
+	if key == "" {
+		opts = append(opts, client.WithAgentKey(keyID, priv))
+	}
 	ctx := c.cl.ctx
 	if c.idem != "" {
 		ctx = client.WithIdempotencyKey(ctx, c.idem)
