@@ -375,8 +375,7 @@ func (f *cardFlags) add(c *cmd) {
 
 // payClient checks the card flags and returns a client that can sign
 // delegate_payment with the agent's key file (--agent-key or
-// $PAYBOUND_AGENT_KEY). With the agent's bearer key too (--key or
-// $PAYBOUND_KEY), requests authenticate with it and delegate_payment
+// $PAYBOUND_AGENT_KEY). With the agent's bearer key too (--key), requests authenticate with it and delegate_payment
 // carries ACP's Signature and Timestamp; without one, every request is an
 // RFC 9421 signed request, which the server takes for ACP's pair (the two
 // share the header's name). Nothing is sent before these checks.
@@ -406,10 +405,9 @@ func (c *cmd) payClient(f *cardFlags) (*client.Client, context.Context, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// As for every command, the key file wins over $PAYBOUND_KEY; only
+	// --key adds a bearer key.
 	key := c.key
-	if key == "" {
-		key = c.cl.getenv("PAYBOUND_KEY")
-	}
 	opts := []client.Option{client.WithUserAgent("paybound-cli"), client.WithDelegationKey(priv)}
 	if key == "" {
 		opts = append(opts, client.WithAgentKey(keyID, priv))
