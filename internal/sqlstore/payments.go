@@ -56,8 +56,13 @@ func ScanIdempotency(r Scanner) (*pb.IdempotencyRecord, error) {
 	var rec pb.IdempotencyRecord
 	var hash []byte
 	var created int64
-	if err := r.Scan(&rec.Caller, &rec.Key, &hash, &rec.Status, &rec.Body, &created); err != nil {
+	var body []byte
+	if err := r.Scan(&rec.Caller, &rec.Key, &hash, &rec.Status, &body, &created); err != nil {
 		return nil, err
+	}
+	var err error
+	if rec.Body, err = inflateBody(body); err != nil {
+		return nil, fmt.Errorf("idempotency record %s of %s is unreadable: %w", rec.Key, rec.Caller, err)
 	}
 	copy(rec.RequestHash[:], hash)
 	rec.CreatedAt = time.UnixMilli(created).UTC()
@@ -65,12 +70,13 @@ func ScanIdempotency(r Scanner) (*pb.IdempotencyRecord, error) {
 }
 
 // IdempotencyBody is a record's body as stored: an empty response, not a
-// missing one, when it has none.
+// missing one, when it has none; a body of deflateMin bytes or more is
+// stored compressed when that is smaller (see deflateBody).
 func IdempotencyBody(r *pb.IdempotencyRecord) []byte {
 	if r.Body == nil {
 		return []byte{}
 	}
-	return r.Body
+	return deflateBody(r.Body)
 }
 
 // paymentCols are the columns scanPayment reads.

@@ -1,0 +1,80 @@
+package sqlstore
+
+import (
+	"bytes"
+	"compress/flate"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// A stored idempotency response is kept for at least a day and written with
+// every request that carries a key, which on the ACP's write path is every
+// POST: its bytes were most of what a batch wrote (an ACP session's response
+// is 1–2.5 KB, much of it the same capabilities and totals every time).
+// So a body is stored deflated, behind deflatedMark, when that is smaller.
+//
+// The mark is two bytes no response starts with: a response is JSON (or
+// empty), and JSON never begins with a NUL byte. A body that does begin
+// with deflatedMark is always stored deflated, so every stored body reads
+// back to exactly the bytes given, which is what a replay promises.
+// Deflate is lossless and needs no dictionary, so what is stored now stays
+// readable by every later version.
+var deflatedMark = []byte{0, 'z'}
+
+// deflateMin is the size under which compressing a body is not worth it.
+const deflateMin = 128
+
+// maxInflated bounds a stored body's inflated size: a response is at most
+// a few hundred KB (a list's page), so a larger one is a damaged row, not
+// a reason to allocate without bound.
+const maxInflated = 16 << 20
+
+var deflaters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(nil, flate.BestSpeed)
+	return w
+}}
+
+var inflaters = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+
+// deflateBody is body as stored.
+func deflateBody(body []byte) []byte {
+	marked := bytes.HasPrefix(body, deflatedMark)
+	if len(body) < deflateMin && !marked {
+		return body
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(deflatedMark) + len(body)/2)
+	buf.Write(deflatedMark)
+	w := deflaters.Get().(*flate.Writer)
+	defer deflaters.Put(w)
+	w.Reset(&buf)
+	// Writing to a bytes.Buffer cannot fail.
+	w.Write(body)
+	w.Close()
+	if buf.Len() >= len(body) && !marked {
+		return body
+	}
+	return buf.Bytes()
+}
+
+// inflateBody is the body stored as b.
+func inflateBody(b []byte) ([]byte, error) {
+	if !bytes.HasPrefix(b, deflatedMark) {
+		return b, nil
+	}
+	r := inflaters.Get().(io.ReadCloser)
+	defer inflaters.Put(r)
+	if err := r.(flate.Resetter).Reset(bytes.NewReader(b[len(deflatedMark):]), nil); err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(r, maxInflated+1))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't inflate the stored response: %w", err)
+	}
+	if len(out) > maxInflated {
+		return nil, errors.New("the stored response inflates past its limit")
+	}
+	return out, nil
+}
