@@ -73,6 +73,28 @@ const (
 	MaxDescriptionLength   = 1000
 )
 
+// Metadata keys Paybound sets on the payments it makes for a capability,
+// naming what the payment was made through; a caller may not set them
+// (CheckCallerMetadata), so that they can be believed.
+const (
+	MetadataCheckoutSession = "checkout_session_id" // the ACP checkout session
+	MetadataPaymentToken    = "payment_token"       // its delegate_payment token
+)
+
+// ReservedMetadataKeys are the metadata keys only Paybound sets.
+var ReservedMetadataKeys = []string{MetadataPayLink, MetadataCheckoutSession, MetadataPaymentToken}
+
+// CheckCallerMetadata refuses metadata a caller sent that uses a key of
+// ReservedMetadataKeys, naming the key in the error's param.
+func CheckCallerMetadata(md map[string]string) error {
+	for _, k := range ReservedMetadataKeys {
+		if _, ok := md[k]; ok {
+			return Errorf(ErrParameterInvalid, "metadata."+k, "metadata key %q is Paybound's: it names what a payment was made through (a payment link, a checkout session), and only Paybound sets it", k)
+		}
+	}
+	return nil
+}
+
 // Payment is a payer's payment to a merchant. Amounts are minor units of
 // Currency. Invariant: 0 <= AmountRefunded <= AmountCaptured <= Amount.
 type Payment struct {

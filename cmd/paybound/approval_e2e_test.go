@@ -95,16 +95,15 @@ func TestACPApprovalSettlesTheSession(t *testing.T) {
 	// Approval.
 	id := s.teaSession(1)
 	_, payID, cfm := s.pendingPay(id, card)
-	// A payment of the agent's own that names the session in its metadata,
-	// denied: the session is not its business.
-	forged := s.ok(201, s.call("POST", "/v1/payments", s.agentKey, "own-"+id, map[string]any{"amount": 1200, "currency": "USD",
-		"merchant_id": s.merch, "description": "x", "capture_method": "automatic", "metadata": map[string]string{"checkout_session_id": id}}))
-	if forged.str("status") != "requires_confirmation" {
-		t.Fatalf("the agent's payment without a mandate: %s", forged.raw)
+	// A payment of the agent's own cannot name the session in its
+	// metadata: the key is Paybound's, refused at the door.
+	forged := s.call("POST", "/v1/payments", s.agentKey, "own-"+id, map[string]any{"amount": 1200, "currency": "USD",
+		"merchant_id": s.merch, "description": "x", "capture_method": "automatic", "metadata": map[string]string{pb.MetadataCheckoutSession: id}})
+	if forged.status != 400 || forged.errField("param") != "metadata."+pb.MetadataCheckoutSession {
+		t.Fatalf("a payment naming the session in its metadata: %d %s", forged.status, forged.raw)
 	}
-	s.ok(200, s.call("POST", "/v1/confirmations/"+forged.body["confirmation"].(map[string]any)["id"].(string)+"/deny", s.userKey, "", nil))
 	if st := s.storedSession(id); st.Status != pb.CheckoutPendingApproval || st.PaymentID != payID {
-		t.Fatalf("a denied payment that only names the session changed it: %+v", st)
+		t.Fatalf("a refused payment that names the session changed it: %+v", st)
 	}
 	approve(cfm)
 	if st := s.storedSession(id); st.Status != pb.CheckoutCompleted || st.Order == nil || st.PaymentID != payID {

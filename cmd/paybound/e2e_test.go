@@ -384,6 +384,8 @@ func TestBadInput(t *testing.T) {
 		{"expiry not a time", "POST", "/v1/payments", w.userKey, "", pay(`,"capture_method":"manual","authorization_expires_at":"tomorrow"`), 400, "parameter_invalid", "authorization_expires_at"},
 		{"expiry too far", "POST", "/v1/payments", w.userKey, "", pay(`,"capture_method":"manual","authorization_expires_at":"2099-01-01T00:00:00Z"`), 400, "parameter_invalid", "authorization_expires_at"},
 		{"metadata too many", "POST", "/v1/payments", w.userKey, "", pay(`,"metadata":{` + manyKeys(21) + `}`), 400, "parameter_invalid", "metadata"},
+		{"metadata names a link", "POST", "/v1/payments", w.userKey, "", pay(`,"metadata":{"payment_link":"plink_x"}`), 400, "parameter_invalid", "metadata.payment_link"},
+		{"metadata names a session", "POST", "/v1/payments", w.agentKey, "", pay(`,"metadata":{"order":"1","checkout_session_id":"cs_x"}`), 400, "parameter_invalid", "metadata.checkout_session_id"},
 		{"body over 1 MiB", "POST", "/v1/users", w.op, "", big, 400, "body_too_large", ""},
 		{"no idempotency key", "POST", "/v1/payments", w.userKey, "-", pay(""), 400, "idempotency_key_required", "Idempotency-Key"},
 		{"idempotency key too long", "POST", "/v1/payments", w.userKey, strings.Repeat("k", 256), pay(""), 400, "idempotency_key_invalid", "Idempotency-Key"},

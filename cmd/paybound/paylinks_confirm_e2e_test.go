@@ -77,14 +77,17 @@ func TestPaymentLinkUseGivenBack(t *testing.T) {
 	}
 	payable(canceled)
 
-	// The agent's own payment naming a link in its metadata, denied.
+	// A payment of the agent's own cannot name a link in its metadata: the
+	// key is Paybound's, refused at the door.
 	named := newLink(2)
 	payable(named)
-	p := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "named", map[string]any{"amount": 500, "currency": "USD",
-		"merchant_id": w.merch, "description": "x", "capture_method": "automatic", "metadata": map[string]string{pb.MetadataPayLink: named}}))
-	w.ok(200, w.call("POST", "/v1/confirmations/"+p.body["confirmation"].(map[string]any)["id"].(string)+"/deny", w.userKey, "", nil))
+	r := w.call("POST", "/v1/payments", w.agentKey, "named", map[string]any{"amount": 500, "currency": "USD",
+		"merchant_id": w.merch, "description": "x", "capture_method": "automatic", "metadata": map[string]string{pb.MetadataPayLink: named}})
+	if r.status != 400 || r.errField("code") != "parameter_invalid" || r.errField("param") != "metadata."+pb.MetadataPayLink {
+		t.Fatalf("a payment naming a link in its metadata: %d %s", r.status, r.raw)
+	}
 	if got := uses(named); got != 1 {
-		t.Fatalf("a payment only naming the link gave a use back: uses %v, want 1", got)
+		t.Fatalf("a refused payment naming the link changed its uses: %v, want 1", got)
 	}
 	w.verify()
 }

@@ -74,7 +74,7 @@ func (s *Service) CompleteSession(ctx context.Context, caller pb.Principal, idem
 	var out *pb.CheckoutSession
 	params := service.CreatePaymentParams{Amount: sess.Total, Currency: sess.Currency, MerchantID: merchantID,
 		Description: "Checkout session " + id, MandateID: tok.MandateID, CaptureMethod: pb.CaptureAutomatic,
-		Metadata: map[string]string{"checkout_session_id": id, "payment_token": tok.ID},
+		Metadata: map[string]string{pb.MetadataCheckoutSession: id, pb.MetadataPaymentToken: tok.ID},
 		Within: func(tx *ledger.Tx, pay *pb.Payment) error {
 			var err error
 			out, err = s.completeIn(tx, caller, id, sess, *tok, p.Buyer, pay)

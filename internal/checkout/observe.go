@@ -64,7 +64,7 @@ func (s *Service) noteApproval(tx *ledger.Tx, paymentID string) {
 	if err != nil {
 		return
 	}
-	if sid := p.Metadata["checkout_session_id"]; pb.HasPrefix(sid, pb.PrefixCheckoutSession) {
+	if sid := p.Metadata[pb.MetadataCheckoutSession]; pb.HasPrefix(sid, pb.PrefixCheckoutSession) {
 		s.approving.Store(p.ID, sid)
 	}
 }
@@ -79,7 +79,7 @@ func (s *Service) settle(tx *ledger.Tx, ev pb.LogEvent, sid string) error {
 		return nil
 	}
 	if sid == "" {
-		sid = pay.Metadata["checkout_session_id"]
+		sid = pay.Metadata[pb.MetadataCheckoutSession]
 	}
 	if !pb.HasPrefix(sid, pb.PrefixCheckoutSession) {
 		return nil
@@ -98,11 +98,11 @@ func (s *Service) settle(tx *ledger.Tx, ev pb.LogEvent, sid string) error {
 	switch ev.Type {
 	case pb.LogPaymentAuthorized, pb.LogPaymentCaptured:
 		agent := pb.Principal{Role: pb.RoleAgent, ID: cur.AgentID, UserID: cur.UserID}
-		if err := s.finish(tx, agent, cur, pay.Metadata["payment_token"], &pay); err != nil {
+		if err := s.finish(tx, agent, cur, pay.Metadata[pb.MetadataPaymentToken], &pay); err != nil {
 			return err
 		}
 	default:
-		if err := s.freeToken(tx, pay.Metadata["payment_token"], pay.ID); err != nil {
+		if err := s.freeToken(tx, pay.Metadata[pb.MetadataPaymentToken], pay.ID); err != nil {
 			return err
 		}
 		cur.PaymentID, cur.DeclinedPaymentID, cur.ConfirmationURL = "", pay.ID, ""
@@ -172,7 +172,7 @@ func (s *Service) observeRefund(tx *ledger.Tx, ev pb.LogEvent) error {
 	if err != nil {
 		return nil
 	}
-	sid := p.Metadata["checkout_session_id"]
+	sid := p.Metadata[pb.MetadataCheckoutSession]
 	if !pb.HasPrefix(sid, pb.PrefixCheckoutSession) {
 		return nil
 	}

@@ -440,6 +440,9 @@ func (s *Server) createPayment(q *rest.Request) (int, any, error) {
 	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
+	if err := pb.CheckCallerMetadata(in.Metadata); err != nil {
+		return 0, nil, err
+	}
 	amount, err := requireAmount(in.Amount)
 	if err == nil {
 		err = rest.RequireCurrency(in.Currency)
