@@ -503,11 +503,18 @@ func (c *Client) Health(ctx context.Context) error {
 
 // paymentPath returns /v1/payments/{id}{suffix}, refusing an empty ID before
 // it can turn into another route.
-func paymentPath(id, suffix string) (string, error) {
+// resourcePath is /v1/<collection>/<id><suffix>, or, when id is empty, a
+// parameter_missing error saying what is required (what: "a payment ID
+// (pay_…)"), before anything is sent.
+func resourcePath(collection, what, id, suffix string) (string, error) {
 	if id == "" {
-		return "", pb.Errorf(pb.ErrParameterMissing, "id", "a payment ID (pay_…) is required")
+		return "", pb.Errorf(pb.ErrParameterMissing, "id", "%s is required", what)
 	}
-	return "/v1/payments/" + url.PathEscape(id) + suffix, nil
+	return "/v1/" + collection + "/" + url.PathEscape(id) + suffix, nil
+}
+
+func paymentPath(id, suffix string) (string, error) {
+	return resourcePath("payments", "a payment ID (pay_…)", id, suffix)
 }
 
 // call is one API request as the retry loop sees it.

@@ -91,8 +91,5 @@ func (c *Client) ListDisputes(ctx context.Context, status string, p ListParams) 
 }
 
 func disputePath(id, suffix string) (string, error) {
-	if id == "" {
-		return "", pb.Errorf(pb.ErrParameterMissing, "id", "a dispute ID (dsp_…) is required")
-	}
-	return "/v1/disputes/" + url.PathEscape(id) + suffix, nil
+	return resourcePath("disputes", "a dispute ID (dsp_…)", id, suffix)
 }

@@ -97,10 +97,7 @@ func (c *Client) RevokeMandate(ctx context.Context, id string) (*pb.Mandate, err
 }
 
 func mandatePath(id, suffix string) (string, error) {
-	if id == "" {
-		return "", pb.Errorf(pb.ErrParameterMissing, "id", "a mandate ID (mdt_…) is required")
-	}
-	return "/v1/mandates/" + url.PathEscape(id) + suffix, nil
+	return resourcePath("mandates", "a mandate ID (mdt_…)", id, suffix)
 }
 
 // TOTPEnrolment is the answer to EnrollTOTP and VerifyTOTP.
@@ -157,8 +154,5 @@ func (c *Client) Deny(ctx context.Context, confirmationID string) (*pb.Payment, 
 }
 
 func confirmationPath(id, suffix string) (string, error) {
-	if id == "" {
-		return "", pb.Errorf(pb.ErrParameterMissing, "id", "a confirmation ID (cfm_…) is required")
-	}
-	return "/v1/confirmations/" + url.PathEscape(id) + suffix, nil
+	return resourcePath("confirmations", "a confirmation ID (cfm_…)", id, suffix)
 }

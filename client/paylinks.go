@@ -137,8 +137,5 @@ func listQuery(p ListParams) url.Values {
 }
 
 func linkPath(id, suffix string) (string, error) {
-	if id == "" {
-		return "", pb.Errorf(pb.ErrParameterMissing, "id", "a payment link ID (plink_…) is required")
-	}
-	return "/v1/payment_links/" + url.PathEscape(id) + suffix, nil
+	return resourcePath("payment_links", "a payment link ID (plink_…)", id, suffix)
 }

@@ -162,10 +162,7 @@ func (c *Client) endpointCall(ctx context.Context, method, id, suffix string, in
 }
 
 func endpointPath(id, suffix string) (string, error) {
-	if id == "" {
-		return "", pb.Errorf(pb.ErrParameterMissing, "id", "a webhook endpoint ID (we_…) is required")
-	}
-	return "/v1/webhook_endpoints/" + url.PathEscape(id) + suffix, nil
+	return resourcePath("webhook_endpoints", "a webhook endpoint ID (we_…)", id, suffix)
 }
 
 // WebhookEvent is a delivered event as a receiver reads it.
