@@ -259,7 +259,21 @@ func TestCrashRecovery(t *testing.T) {
 				}
 			}
 		}(p.base)
+		// Kill at a random moment, but only once this round has done real
+		// work: a loaded CI machine (race detector, PostgreSQL) can answer
+		// only a handful of requests in the first few hundred milliseconds.
+		mu.Lock()
+		before := len(acks)
+		mu.Unlock()
 		time.Sleep(time.Duration(200+rand.IntN(400)) * time.Millisecond)
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			done := len(acks) - before
+			mu.Unlock()
+			if done >= 40 {
+				break
+			}
+		}
 		p.kill()
 		close(stop)
 		wg.Wait()
