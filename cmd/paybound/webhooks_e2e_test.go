@@ -426,7 +426,7 @@ func TestWebhooksSurviveFailuresAndRestart(t *testing.T) {
 		ids = append(ids, p.str("id"))
 	}
 	// Retries have begun and keep failing.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for r.hits.Load() < 3*n && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
