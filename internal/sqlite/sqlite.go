@@ -38,6 +38,7 @@ type Store struct {
 	reads sync.Map
 	log   logTree    // the writer's view of the log's tree (Commit only)
 	hooks hookWriter // the webhooks' write connection (webhooks.go)
+	ckpt  *checkpointer
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -79,6 +80,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("couldn't configure the writer connection: %w", err)
 	}
+	s.ckpt = startCheckpointer(db)
 	return s, nil
 }
 
@@ -195,6 +197,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 		return fmt.Errorf("couldn't commit: %w", err)
 	}
 	s.log.applied(app)
+	s.ckpt.committed()
 	return nil
 }
 
@@ -330,6 +333,9 @@ func (r row) Scan(dest ...any) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.ckpt != nil {
+		s.ckpt.close()
+	}
 	if s.w != nil {
 		s.w.Close()
 	}
