@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# A paired A/B run of `paybound bench payments` between two commits of this
+# A paired A/B run of a `paybound bench` between two commits of this
 # repository: both are built, then run in PAIRS alternating pairs (the
 # order flips each pair, so that drift on a shared machine falls on both).
 # Prints each pair, then the medians and the median of the pairs' ratios
-# (B over A: above 1 means B is faster).
+# (B over A) of the throughput (above 1: B is faster) and of the p99
+# latency (below 1: B's tail is shorter).
 #
-#   scripts/abbench.sh A B [PAIRS] [bench payments flags...]
+#   scripts/abbench.sh A B [PAIRS] [bench flags...]
 #   e.g. scripts/abbench.sh main~5 main 7 --duration 3s
 #        scripts/abbench.sh v1 HEAD 7 --duration 3s --signed
+#        ABBENCH=acp scripts/abbench.sh v1 HEAD 5 --duration 5s
 #
-# A and B are anything `git rev-parse` accepts. The flags go to every run as
-# they are (--baseline=false is always added: the baseline is the other
-# commit, not one commit per operation).
+# A and B are anything `git rev-parse` accepts. ABBENCH names the bench
+# (payments, the default, or acp). The flags go to every run as they are;
+# for payments, --baseline=false is always added (the baseline is the
+# other commit, not one commit per operation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
-	echo "usage: scripts/abbench.sh A B [PAIRS] [bench payments flags...]" >&2
+	echo "usage: [ABBENCH=payments|acp] scripts/abbench.sh A B [PAIRS] [bench flags...]" >&2
 	exit 2
 fi
+bench=${ABBENCH:-payments}
+case $bench in
+payments) rate_field=payments_per_sec p99_field=p99_ms extra=(--baseline=false) ;;
+acp) rate_field=create_complete_per_sec p99_field=request_p99_ms extra=() ;;
+*)
+	echo "abbench: ABBENCH must be payments or acp, not $bench" >&2
+	exit 2
+	;;
+esac
 a=$(git rev-parse --verify "$1^{commit}")
 b=$(git rev-parse --verify "$2^{commit}")
 shift 2
@@ -38,19 +50,25 @@ build() { # build COMMIT OUT
 }
 build "$a" "$tmp/a"
 build "$b" "$tmp/b"
-rate() { "$tmp/$1" bench payments --baseline=false "${flags[@]}" | sed -n 's/.*"payments_per_sec":\([0-9]*\).*/\1/p'; }
+run() { # run a|b: prints "RATE P99"
+	local out
+	out=$("$tmp/$1" bench "$bench" "${extra[@]}" "${flags[@]}")
+	printf '%s %s\n' "$(sed -n "s/.*\"$rate_field\":\([0-9.]*\).*/\1/p" <<<"$out")" \
+		"$(sed -n "s/.*\"$p99_field\":\([0-9.]*\).*/\1/p" <<<"$out")"
+}
 for i in $(seq "$pairs"); do
-	if [ $((i % 2)) -eq 1 ]; then ra=$(rate a); rb=$(rate b)
-	else rb=$(rate b); ra=$(rate a); fi
-	echo "$ra $rb" | awk '{printf "pair: A %d, B %d payments/s, ratio %.3f\n", $1, $2, $2/$1}'
+	if [ $((i % 2)) -eq 1 ]; then ra=$(run a); rb=$(run b)
+	else rb=$(run b); ra=$(run a); fi
+	echo "$ra $rb" | awk -v f="$rate_field" '{printf "pair: A %d, B %d %s (ratio %.3f); p99 A %.1f, B %.1f ms (ratio %.3f)\n", $1, $3, f, $3/$1, $2, $4, $4/$2}'
 	echo "$ra $rb" >>"$tmp/pairs"
 done
-awk -v a="${a:0:10}" -v b="${b:0:10}" '
+awk -v a="${a:0:10}" -v b="${b:0:10}" -v f="$rate_field" '
 	function median(x, n,   i, j, t) {
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] > x[j]; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
 		return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
 	}
-	{ n++; ra[n] = $1; rb[n] = $2; r[n] = $2 / $1 }
+	{ n++; ra[n] = $1; pa[n] = $2; rb[n] = $3; pb[n] = $4; r[n] = $3 / $1; q[n] = $4 / $2 }
 	END {
-		printf "medians: A (%s) %d, B (%s) %d payments/s; median ratio B/A %.3f over %d pairs\n", a, median(ra, n), b, median(rb, n), median(r, n), n
+		printf "medians: A (%s) %d, B (%s) %d %s; median ratio B/A %.3f over %d pairs\n", a, median(ra, n), b, median(rb, n), f, median(r, n), n
+		printf "p99: A %.1f ms, B %.1f ms; median ratio B/A %.3f\n", median(pa, n), median(pb, n), median(q, n)
 	}' "$tmp/pairs"
