@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"os"
 	"sync"
 	"time"
 )
@@ -19,23 +21,36 @@ import (
 // stays as the bound on the WAL's size; by the time it runs, nearly every
 // frame has already been copied and it only has the last few to do.
 //
+// A checkpoint copies each page once however many times the frames since
+// the last one rewrote it, so checkpointing after every commit would write
+// hot pages (index tails, busy accounts) into the file over and over. The
+// checkpointer waits for checkpointFrames frames not yet copied: a quarter
+// of the writer's bound, so the writer is left a quarter at most.
+//
 // Durability is unchanged: a commit is on disk when its WAL frames are
 // (synchronous=FULL); checkpointing only moves them into the main file.
 type checkpointer struct {
+	shm  string        // the wal-index file, <db>-shm
+	min  int64         // the backlog, in frames, that starts a checkpoint
 	kick chan struct{} // a commit happened; cap 1, so kicks coalesce
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
-// checkpointEvery is the least time between two background checkpoints.
-// Each copies a page once however many times the frames since the last one
-// rewrote it, so checkpointing after every commit would write hot pages
-// (index tails, busy accounts) into the file over and over.
-const checkpointEvery = 200 * time.Millisecond
+const (
+	// walAutocheckpoint is the writer's automatic checkpoint, in frames:
+	// the WAL's bound (64 MiB of 4 KiB pages).
+	walAutocheckpoint = 16384
+	// checkpointFrames is the backlog that starts a background checkpoint.
+	checkpointFrames = walAutocheckpoint / 4
+	// checkpointGap is the least time between two background checkpoints,
+	// in case the backlog cannot be read.
+	checkpointGap = 100 * time.Millisecond
+)
 
-func startCheckpointer(db *sql.DB) *checkpointer {
-	c := &checkpointer{kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+func startCheckpointer(db *sql.DB, path string) *checkpointer {
+	c := &checkpointer{shm: path + "-shm", min: checkpointFrames, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run(db)
 	return c
 }
@@ -56,16 +71,41 @@ func (c *checkpointer) run(db *sql.DB) {
 			return
 		case <-c.kick:
 		}
+		if n, ok := walBacklog(c.shm); ok && n < c.min {
+			continue
+		}
 		// A failed checkpoint is harmless (the frames stay in the WAL and
 		// the writer's automatic checkpoint remains), so errors are not
-		// reported; the next commit tries again.
+		// reported; a later commit tries again.
 		_, _ = db.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
 		select {
 		case <-c.stop:
 			return
-		case <-time.After(checkpointEvery):
+		case <-time.After(checkpointGap):
 		}
 	}
+}
+
+// walBacklog reads how many WAL frames are not yet copied into the
+// database file from the wal-index header at the start of the -shm file
+// (https://sqlite.org/walformat.html: mxFrame at byte 16, nBackfill at
+// byte 96, in the machine's byte order). It reads without SQLite's locks,
+// so the answer may be a moment old: it only decides when to checkpoint.
+func walBacklog(shm string) (int64, bool) {
+	f, err := os.Open(shm)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var h [100]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return 0, false
+	}
+	mx, backfilled := binary.NativeEndian.Uint32(h[16:]), binary.NativeEndian.Uint32(h[96:])
+	if backfilled > mx {
+		return 0, true // the WAL was just restarted
+	}
+	return int64(mx - backfilled), true
 }
 
 // close stops the checkpointer and waits for a checkpoint under way. It may

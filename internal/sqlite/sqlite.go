@@ -45,12 +45,13 @@ type Store struct {
 // up to date. It refuses a database whose schema is newer than this binary.
 func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
-	// A checkpoint every 16384 WAL pages (64 MiB) instead of SQLite's 1000
-	// writes each hot page (index tails, busy accounts) to the database file
-	// once per checkpoint rather than again and again: about a fifth fewer
-	// bytes written per payment. journal_size_limit trims the WAL back after.
+	// The WAL is checkpointed at 16384 pages (64 MiB) instead of SQLite's
+	// 1000, so that each hot page (index tails, busy accounts) reaches the
+	// database file once per checkpoint rather than again and again; most
+	// of that copying happens in the background (checkpoint.go).
+	// journal_size_limit trims the WAL back after.
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)",
-		"cache_size(-65536)", "wal_autocheckpoint(16384)", "journal_size_limit(67108864)"} {
+		"cache_size(-65536)", fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpoint), "journal_size_limit(67108864)"} {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -80,7 +81,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("couldn't configure the writer connection: %w", err)
 	}
-	s.ckpt = startCheckpointer(db)
+	s.ckpt = startCheckpointer(db, path)
 	return s, nil
 }
 

@@ -313,37 +313,3 @@ func TestLogBundlesMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-// TestCheckpointsInBackground: committed pages reach the database file
-// without waiting for the writer's automatic checkpoint (64 MiB of WAL away),
-// because a background checkpointer copies them while the writer goes on.
-func TestCheckpointsInBackground(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "paybound.db")
-	s := open(t, path)
-	size := func() int64 {
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
-	// Migrations ran before the checkpointer started; let it settle.
-	if err := s.Commit(ctx, &pb.Batch{}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	before := size()
-	accounts := make([]pb.Account, 2000)
-	for i := range accounts {
-		accounts[i] = pb.Account{ID: int64(i + 1), Owner: fmt.Sprintf("usr_%04d_%s", i, strings.Repeat("x", 40)), Currency: "USD", CreditsPosted: 1}
-	}
-	if err := s.Commit(ctx, &pb.Batch{LedgerPart: pb.LedgerPart{Accounts: accounts}}); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); size() <= before; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the database file stayed at %d bytes for 10 s after a commit: nothing checkpointed it", before)
-		}
-	}
-}
