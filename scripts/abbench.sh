@@ -4,7 +4,9 @@
 # order flips each pair, so that drift on a shared machine falls on both).
 # Prints each pair, then the medians and the median of the pairs' ratios
 # (B over A) of the throughput (above 1: B is faster) and of the p99
-# latency (below 1: B's tail is shorter).
+# latency (below 1: B's tail is shorter), and, with --process (the server
+# in a process of its own), of the server's CPU time per payment, which a
+# shared machine disturbs less than throughput.
 #
 #   scripts/abbench.sh A B [PAIRS] [bench flags...]
 #   e.g. scripts/abbench.sh main~5 main 7 --duration 3s
@@ -16,6 +18,7 @@
 # for payments, --baseline=false is always added (the baseline is the
 # other commit, not one commit per operation).
 set -euo pipefail
+shopt -s inherit_errexit # a failed bench run stops the script
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
 	echo "usage: [ABBENCH=payments|acp] scripts/abbench.sh A B [PAIRS] [bench flags...]" >&2
@@ -23,8 +26,8 @@ if [ $# -lt 2 ]; then
 fi
 bench=${ABBENCH:-payments}
 case $bench in
-payments) rate_field=payments_per_sec p99_field=p99_ms extra=(--baseline=false) ;;
-acp) rate_field=create_complete_per_sec p99_field=request_p99_ms extra=() ;;
+payments) rate_field=payments_per_sec p99_field=p99_ms cpu_field=server_cpu_us_per_payment extra=(--baseline=false) ;;
+acp) rate_field=create_complete_per_sec p99_field=request_p99_ms cpu_field=server_cpu_us_per_checkout extra=() ;;
 *)
 	echo "abbench: ABBENCH must be payments or acp, not $bench" >&2
 	exit 2
@@ -50,16 +53,19 @@ build() { # build COMMIT OUT
 }
 build "$a" "$tmp/a"
 build "$b" "$tmp/b"
-run() { # run a|b: prints "RATE P99"
-	local out
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$2"; }
+run() { # run a|b: prints "RATE P99 CPU" (CPU 0 without --process)
+	local out cpu
 	out=$("$tmp/$1" bench "$bench" "${extra[@]}" "${flags[@]}")
-	printf '%s %s\n' "$(sed -n "s/.*\"$rate_field\":\([0-9.]*\).*/\1/p" <<<"$out")" \
-		"$(sed -n "s/.*\"$p99_field\":\([0-9.]*\).*/\1/p" <<<"$out")"
+	cpu=$(field "$cpu_field" "$out")
+	printf '%s %s %s\n' "$(field "$rate_field" "$out")" "$(field "$p99_field" "$out")" "${cpu:-0}"
 }
 for i in $(seq "$pairs"); do
 	if [ $((i % 2)) -eq 1 ]; then ra=$(run a); rb=$(run b)
 	else rb=$(run b); ra=$(run a); fi
-	echo "$ra $rb" | awk -v f="$rate_field" '{printf "pair: A %d, B %d %s (ratio %.3f); p99 A %.1f, B %.1f ms (ratio %.3f)\n", $1, $3, f, $3/$1, $2, $4, $4/$2}'
+	echo "$ra $rb" | awk -v f="$rate_field" '{printf "pair: A %d, B %d %s (ratio %.3f); p99 A %.1f, B %.1f ms (ratio %.3f)", $1, $4, f, $4/$1, $2, $5, $5/$2
+		if ($3 > 0 && $6 > 0) printf "; server CPU A %d, B %d µs (ratio %.3f)", $3, $6, $6/$3
+		printf "\n" }'
 	echo "$ra $rb" >>"$tmp/pairs"
 done
 awk -v a="${a:0:10}" -v b="${b:0:10}" -v f="$rate_field" '
@@ -67,8 +73,10 @@ awk -v a="${a:0:10}" -v b="${b:0:10}" -v f="$rate_field" '
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] > x[j]; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
 		return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
 	}
-	{ n++; ra[n] = $1; pa[n] = $2; rb[n] = $3; pb[n] = $4; r[n] = $3 / $1; q[n] = $4 / $2 }
+	{ n++; ra[n] = $1; pa[n] = $2; ca[n] = $3; rb[n] = $4; pb[n] = $5; cb[n] = $6; r[n] = $4 / $1; q[n] = $5 / $2
+	  if ($3 > 0 && $6 > 0) { m++; c[m] = $6 / $3 } }
 	END {
 		printf "medians: A (%s) %d, B (%s) %d %s; median ratio B/A %.3f over %d pairs\n", a, median(ra, n), b, median(rb, n), f, median(r, n), n
 		printf "p99: A %.1f ms, B %.1f ms; median ratio B/A %.3f\n", median(pa, n), median(pb, n), median(q, n)
+		if (m == n) printf "server CPU per operation: A %d µs, B %d µs; median ratio B/A %.3f\n", median(ca, n), median(cb, n), median(c, n)
 	}' "$tmp/pairs"

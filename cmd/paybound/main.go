@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -13,10 +14,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/paybound/paybound/cmd/paybound/bench"
 	"github.com/paybound/paybound/cmd/paybound/cli"
@@ -128,8 +133,12 @@ Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 	fmt.Fprint(w, "\nRun `paybound COMMAND -h` for a command's flags.\n")
 }
 
-// benchServer begins a server in this process for bench payments.
+// benchServer begins a server for a bench: in this process, or as a
+// process of its own (cfg.Process).
 func benchServer(ctx context.Context, cfg bench.ServerConfig) (*bench.Server, error) {
+	if cfg.Process {
+		return benchProcess(ctx, cfg)
+	}
 	m := NewMain()
 	m.Stdout, m.Stderr = io.Discard, io.Discard
 	m.Logger = slog.New(slog.DiscardHandler)
@@ -143,7 +152,97 @@ func benchServer(ctx context.Context, cfg bench.ServerConfig) (*bench.Server, er
 		m.Close()
 		return nil, err
 	}
-	return &bench.Server{URL: m.URL(), OperatorKey: m.OperatorKey, Ledger: m.Service.Ledger(), Close: m.Close}, nil
+	led := m.Service.Ledger()
+	usage := func() (bench.Usage, error) {
+		st := led.Stats()
+		return bench.Usage{Batches: st.Batches, CommitTime: st.CommitTime, DiskWrites: bench.ProcWrites("/proc/self/io")}, nil
+	}
+	return &bench.Server{URL: m.URL(), OperatorKey: m.OperatorKey, Usage: usage, Close: m.Close}, nil
+}
+
+// benchProcess starts `paybound serve` (this program) for a bench, and
+// waits until it serves.
+func benchProcess(ctx context.Context, cfg bench.ServerConfig) (*bench.Server, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("couldn't find this program to start the server: %w", err)
+	}
+	args := []string{"serve", "--sandbox", "--addr", "127.0.0.1:0", "--data", cfg.DataDir, "--risk-config", cfg.RiskConfig, "--log-level", "error"}
+	if cfg.DB != "" {
+		args = append(args, "--db", cfg.DB)
+	}
+	if cfg.MaxBatch > 0 {
+		args = append(args, "--max-batch", strconv.Itoa(cfg.MaxBatch))
+	}
+	if len(cfg.WebhookAllowHosts) > 0 {
+		args = append(args, "--webhook-allow-hosts", strings.Join(cfg.WebhookAllowHosts, ","))
+	}
+	cmd := exec.Command(exe, args...)
+	// The flags above decide, as the Config of a server in this process
+	// does: none of the bench's own PAYBOUND_* settings.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PAYBOUND_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("couldn't start %s serve: %w", exe, err)
+	}
+	stop := func() error {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			return <-done
+		}
+	}
+	// The server says where it serves on stderr; what else it says is
+	// kept for the error, should it stop before that.
+	url := make(chan string, 1)
+	var said strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			l := sc.Text()
+			if _, rest, ok := strings.Cut(l, "serving on "); ok {
+				u, _, _ := strings.Cut(rest, " ")
+				url <- u
+				io.Copy(io.Discard, stderr)
+				return
+			}
+			if said.Len() < 4<<10 {
+				said.WriteString(l + "\n")
+			}
+		}
+		close(url)
+	}()
+	var base string
+	select {
+	case u, ok := <-url:
+		if !ok {
+			stop()
+			return nil, fmt.Errorf("the server stopped before serving:\n%s", said.String())
+		}
+		base = u
+	case <-time.After(60 * time.Second):
+		stop()
+		return nil, errors.New("the server did not start serving within 60 s")
+	}
+	key, err := os.ReadFile(filepath.Join(cfg.DataDir, "operator.key"))
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("couldn't read the server's operator key: %w", err)
+	}
+	return &bench.Server{URL: base, OperatorKey: strings.TrimSpace(string(key)),
+		Usage: bench.ProcessUsage(ctx, base, cmd.Process.Pid), Close: stop}, nil
 }
 
 // serve runs the server until ctx is done.

@@ -36,6 +36,7 @@ func benchACP(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	agents := fs.Int("agents", 64, "agents buying, each for its own funded user")
 	db := fs.String("db", "", "a postgres:// URL for the in-process server's store (default: SQLite)")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file")
+	process := fs.Bool("process", false, processUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,7 +48,7 @@ func benchACP(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if *clients < 1 || *clients > 10_000 || *agents < 1 || *agents > 10_000 || *dur <= 0 {
 		return errors.New("bench acp: need 1 <= clients <= 10000, 1 <= agents <= 10000 and a positive duration")
 	}
-	cfg := payLoad{dur: *dur, clients: *clients, payers: *agents, db: *db, env: env}
+	cfg := payLoad{dur: *dur, clients: *clients, payers: *agents, db: *db, env: env, process: *process}
 	srv, stop, err := startLoadServer(ctx, cfg, 0)
 	if err != nil {
 		return err
@@ -58,7 +59,10 @@ func benchACP(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err != nil {
 		return err
 	}
-	before := srv.Ledger.Stats()
+	before, err := srv.Usage()
+	if err != nil {
+		return err
+	}
 	r := &acpRun{host: strings.TrimPrefix(srv.URL, "http://"), shop: shop, deadline: time.Now().Add(*dur),
 		lat: make([][]time.Duration, *clients), whole: make([][]time.Duration, *clients)}
 	start := time.Now()
@@ -82,13 +86,17 @@ func benchACP(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		store = "postgres"
 	}
 	done := r.done.Load()
-	after := srv.Ledger.Stats()
-	emit(stdout, map[string]any{"bench": "acp", "store": store, "clients": *clients, "agents": *agents, "checkouts": done, "seconds": elapsed,
-		"batches": after.Batches - before.Batches, "commit_busy": float64((after.CommitTime-before.CommitTime)/time.Millisecond) / (elapsed * 1000),
+	after, err := srv.Usage()
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"bench": "acp", "store": store, "clients": *clients, "agents": *agents, "checkouts": done, "seconds": elapsed,
 		"checkouts_per_sec": int64(float64(done) / elapsed), "requests_per_sec": int64(float64(3*done) / elapsed),
 		"create_complete_per_sec": int64(float64(2*done) / elapsed),
 		"request_p50_ms":          ms(reqs[len(reqs)/2]), "request_p99_ms": ms(reqs[len(reqs)*99/100]),
-		"checkout_p50_ms": ms(whole[len(whole)/2]), "checkout_p99_ms": ms(whole[len(whole)*99/100])})
+		"checkout_p50_ms": ms(whole[len(whole)/2]), "checkout_p99_ms": ms(whole[len(whole)*99/100])}
+	after.sub(before).report(out, elapsed, done, "checkout", *db)
+	emit(stdout, out)
 	return nil
 }
 

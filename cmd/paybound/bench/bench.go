@@ -36,13 +36,51 @@ import (
 	"github.com/paybound/paybound/internal/ledger"
 )
 
-// Server is a server that Env.StartServer began for bench payments, in
-// this process.
+// Server is a server that Env.StartServer began for a bench, in this
+// process or (ServerConfig.Process) as a process of its own.
 type Server struct {
-	URL         string         // http://127.0.0.1:<port>
-	OperatorKey string         // its operator's API key
-	Ledger      *ledger.Writer // its ledger, for the commit counters
-	Close       func() error   // stops it
+	URL         string // http://127.0.0.1:<port>
+	OperatorKey string // its operator's API key
+	// Usage reads what the server has used so far.
+	Usage func() (Usage, error)
+	Close func() error // stops it
+}
+
+// Usage is what a server has used since it started: its ledger's batches
+// and time in Store.Commit, and, for a server in a process of its own, the
+// CPU time and the bytes written to storage by that process. A server in
+// the bench's own process shares its CPU with the load generator, so CPU
+// is 0 (unknown) there, and DiskWrites are the whole process's.
+type Usage struct {
+	Batches    int64
+	CommitTime time.Duration
+	CPU        time.Duration
+	DiskWrites int64
+}
+
+// sub is u less an earlier reading.
+func (u Usage) sub(before Usage) Usage {
+	return Usage{Batches: u.Batches - before.Batches, CommitTime: u.CommitTime - before.CommitTime,
+		CPU: u.CPU - before.CPU, DiskWrites: u.DiskWrites - before.DiskWrites}
+}
+
+// report adds the figures of u, over elapsed seconds and n payments (or
+// checkouts), to out: batches and commit_busy, the share of the run the
+// commit stage spent writing (near 1, the store is the bottleneck); the
+// server's CPU and disk writes per payment where they are known
+// (PostgreSQL's disk writes are its server's, not ours).
+func (u Usage) report(out map[string]any, elapsed float64, n int64, unit string, db string) {
+	out["batches"] = u.Batches
+	out["commit_busy"] = u.CommitTime.Seconds() / elapsed
+	if n <= 0 {
+		return
+	}
+	if u.CPU > 0 {
+		out["server_cpu_us_per_"+unit] = u.CPU.Microseconds() / n
+	}
+	if u.DiskWrites > 0 && !cmdline.IsPostgres(db) {
+		out["disk_bytes_per_"+unit] = u.DiskWrites / n
+	}
 }
 
 // ServerConfig is what bench payments asks of the server it starts: its
@@ -52,6 +90,9 @@ type Server struct {
 type ServerConfig struct {
 	DataDir, DB, RiskConfig string
 	MaxBatch                int
+	// Process runs the server as a process of its own (paybound serve),
+	// so that its CPU and disk writes are measured apart from the load's.
+	Process bool
 	// WebhookAllowHosts are the hosts its webhooks may deliver to over
 	// http:// and at private addresses (bench webhooks: 127.0.0.1).
 	WebhookAllowHosts []string
@@ -229,6 +270,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer,
 	profile := fs.String("cpuprofile", "", "write a CPU profile of this process to the file")
 	baseline := fs.Bool("baseline", true, "also load a server that commits each operation alone, and report the speedup")
 	db := fs.String("db", "", "a postgres:// URL for the in-process server's store (default: SQLite)")
+	process := fs.Bool("process", false, processUsage)
 	signed := fs.Bool("signed", false, "agents pay under mandates with signed requests (one request a payment) instead of users with bearer keys (create + capture)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -241,7 +283,10 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if *clients < 1 || *clients > 10_000 || *payers < 1 || *payers > 10_000 || *dur <= 0 {
 		return errors.New("bench payments: need 1 <= clients <= 10000, 1 <= payers <= 10000 and a positive duration")
 	}
-	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed, env: env}
+	if *process && *url != "" {
+		return errors.New("bench payments: --process starts a server; --url names one already running")
+	}
+	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed, env: env, process: *process}
 	out, err := loadPayments(ctx, cfg, 0)
 	if err != nil {
 		return err
@@ -269,6 +314,7 @@ const LoadRiskConfig = `{"per_minute": 1000000000, "per_hour": 1000000000, "per_
 type payLoad struct {
 	signed          bool // agents paying under mandates with signed requests, one request a payment
 	webhooks        bool // the server may deliver webhooks to 127.0.0.1
+	process         bool // the server runs as a process of its own
 	url, key, db    string
 	dur             time.Duration
 	clients, payers int
@@ -295,28 +341,22 @@ func benchDataDir(db string) (string, error) {
 // loadPayments runs cfg; maxBatch > 0 limits the in-process server's
 // ledger batches.
 func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]any, error) {
-	var led *ledger.Writer // the in-process server's, for its counters
+	// usage reads the server's counters; nil for a server of --url.
+	var usage func() (Usage, error)
 	if cfg.url == "" {
 		srv, stop, err := startLoadServer(ctx, cfg, maxBatch)
 		if err != nil {
 			return nil, err
 		}
 		defer stop()
-		cfg.url, cfg.key, led = srv.URL, srv.OperatorKey, srv.Ledger
+		cfg.url, cfg.key, usage = srv.URL, srv.OperatorKey, srv.Usage
 	}
 	call := newCaller(ctx, cfg.url, cfg.clients)
 	merchant, users, err := setupPayers(call, cfg.key, cfg.payers)
 	if err != nil {
 		return nil, err
 	}
-	var before ledger.Stats
-	if led != nil {
-		before = led.Stats()
-	}
-	wroteBefore := diskWrites()
-	r := &loadRun{deadline: time.Now().Add(cfg.dur), lat: make([][]time.Duration, cfg.clients),
-		host: strings.TrimPrefix(cfg.url, "http://"), merchant: merchant}
-	start := time.Now()
+	r := &loadRun{lat: make([][]time.Duration, cfg.clients), host: strings.TrimPrefix(cfg.url, "http://"), merchant: merchant}
 	var agents []benchAgent
 	if cfg.signed {
 		for _, u := range users {
@@ -327,6 +367,14 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 			agents = append(agents, a)
 		}
 	}
+	var before Usage
+	if usage != nil {
+		if before, err = usage(); err != nil {
+			return nil, err
+		}
+	}
+	r.deadline = time.Now().Add(cfg.dur)
+	start := time.Now()
 	var wg sync.WaitGroup
 	for c := range cfg.clients {
 		if cfg.signed {
@@ -338,17 +386,14 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 	wg.Wait()
 	elapsed := time.Since(start).Seconds()
 	out, err := r.report(cfg, elapsed)
-	if err != nil || led == nil {
+	if err != nil || usage == nil {
 		return out, err
 	}
-	after := led.Stats()
-	out["batches"] = after.Batches - before.Batches
-	// The share of the run the commit stage spent writing: near 1, the
-	// store is the bottleneck.
-	out["commit_busy"] = float64((after.CommitTime-before.CommitTime)/time.Millisecond) / (elapsed * 1000)
-	if w := diskWrites(); w > wroteBefore { // not PostgreSQL's: its server writes
-		out["disk_bytes_per_payment"] = (w - wroteBefore) / r.done.Load()
+	after, err := usage()
+	if err != nil {
+		return nil, err
 	}
+	after.sub(before).report(out, elapsed, r.done.Load(), "payment", cfg.db)
 	return out, nil
 }
 
@@ -375,6 +420,7 @@ func startLoadServer(ctx context.Context, cfg payLoad, maxBatch int) (*Server, f
 	if cfg.webhooks {
 		sc.WebhookAllowHosts = []string{"127.0.0.1"}
 	}
+	sc.Process = cfg.process
 	srv, err := cfg.env.StartServer(ctx, sc)
 	if err != nil {
 		cleanup()
@@ -623,22 +669,6 @@ func jsonString(body []byte, key string) string {
 	}
 	v, _, _ := bytes.Cut(rest, []byte(`"`))
 	return string(v)
-}
-
-// diskWrites is the bytes this process has caused to be written to storage
-// (Linux /proc/self/io write_bytes), or 0 where that is not available.
-func diskWrites() int64 {
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // benchAgent is an agent with a signing key and a mandate with room for
