@@ -422,4 +422,3 @@ func TestX402Upto(t *testing.T) {
 	}
 	w.verify()
 }
-
