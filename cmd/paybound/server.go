@@ -217,6 +217,7 @@ type Main struct {
 	led      *ledger.Writer
 	checkout atomic.Pointer[checkout.Service] // the ledger's observer, once built
 	payLinks atomic.Pointer[paylinks.Service] // the ledger's observer, once built
+	x402     atomic.Pointer[x402pay.Service]  // the ledger's observer, once built
 	srv      *http.Server
 	ln       net.Listener
 	served   chan error
@@ -388,6 +389,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.x402.Store(pay402) // from now on it observes the ledger's entries
+	pay402.Start()       // releases the tabs their payers closed
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
 		links, reports, co, m.hooks, pay402)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
@@ -453,7 +456,7 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
-		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.hookReg.Observer(m.Logger)}})
+		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.observeX402, m.hookReg.Observer(m.Logger)}})
 	return err
 }
 
@@ -512,6 +515,9 @@ func (m *Main) Close() error {
 	if m.transLog != nil {
 		m.transLog.Close()
 		m.transLog = nil
+	}
+	if f := m.x402.Swap(nil); f != nil {
+		f.Stop()
 	}
 	if m.hooks != nil {
 		m.hooks.Close() // before the ledger: disabling an endpoint writes through it

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -37,10 +38,14 @@ type Core interface {
 	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
 	// CreatePayment makes a payment (its Within runs in the same operation).
 	CreatePayment(ctx context.Context, caller pb.Principal, idem *service.Idempotency, params service.CreatePaymentParams) service.Result
+	// Capture captures amount of a tab's hold; Cancel releases it.
+	Capture(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string, amount *int64) service.Result
+	Cancel(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result
 }
 
-// Store is what the facilitator reads: agents' keys and agents.
+// Store is what the facilitator reads: its tabs, agents' keys and agents.
 type Store interface {
+	pb.X402Store
 	AgentKey(ctx context.Context, keyid string) (*pb.AgentKey, error)
 	Agent(ctx context.Context, id string) (*pb.Agent, error)
 }
@@ -56,7 +61,13 @@ type Config struct {
 	// the same authorization to finish before answering settlement_pending
 	// (default 10 s).
 	SettleWait time.Duration
-	Clock      pb.Clock
+	// TabLifetime is how long a tab's deposit is held (default 1 h, at
+	// most 7 days): a tab not claimed by then is released whole.
+	TabLifetime time.Duration
+	// TabCloseGrace is how long after its payer closes a tab its seller
+	// may still claim it (default 1 min).
+	TabCloseGrace time.Duration
+	Clock         pb.Clock
 	Logger     *slog.Logger
 }
 
@@ -65,6 +76,8 @@ type Service struct {
 	core Core
 	st   Store
 	cfg  Config
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // New returns the facilitator over core and st. It refuses a network that
@@ -79,13 +92,22 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	if cfg.SettleWait <= 0 {
 		cfg.SettleWait = 10 * time.Second
 	}
+	if cfg.TabLifetime <= 0 {
+		cfg.TabLifetime = time.Hour
+	}
+	if cfg.TabLifetime > 7*24*time.Hour {
+		return nil, fmt.Errorf("x402pay: a tab's lifetime is at most 7 days, not %s", cfg.TabLifetime)
+	}
+	if cfg.TabCloseGrace <= 0 {
+		cfg.TabCloseGrace = time.Minute
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{core: core, st: st, cfg: cfg}, nil
+	return &Service{core: core, st: st, cfg: cfg, stop: make(chan struct{})}, nil
 }
 
 // Network is the facilitator's network.
@@ -97,6 +119,7 @@ func (s *Service) Supported() wire.SupportedResponse {
 		Kinds: []wire.SupportedKind{
 			{X402Version: wire.Version, Scheme: wire.SchemeExact, Network: s.cfg.Network},
 			{X402Version: wire.Version, Scheme: wire.SchemeUpto, Network: s.cfg.Network},
+			{X402Version: wire.Version, Scheme: wire.SchemeBatch, Network: s.cfg.Network},
 		},
 		Extensions: []string{wire.ExtensionPaymentIdentifier},
 		Signers:    map[string][]string{s.cfg.Network: {}},
@@ -125,6 +148,8 @@ type checked struct {
 	minor    int64 // settle in the ledger's minor units
 	validTil time.Time
 	pid      string
+	tab      string            // batch-settlement: the tab the deposit opens
+	key      ed25519.PublicKey // batch-settlement: the key that signs its vouchers
 }
 
 // check verifies req as of now: the protocol's version, scheme and
@@ -138,8 +163,8 @@ func (s *Service) check(ctx context.Context, req *wire.FacilitatorRequest) (*che
 	if req.X402Version != wire.Version || pl.X402Version != wire.Version {
 		return nil, refuse(wire.ReasonInvalidVersion, "Paybound's facilitator speaks x402 version %d", wire.Version)
 	}
-	if rq.Scheme != wire.SchemeExact && rq.Scheme != wire.SchemeUpto {
-		return nil, refuse(wire.ReasonUnsupportedScheme, "scheme %q is not settled here (exact, upto)", rq.Scheme)
+	if rq.Scheme != wire.SchemeExact && rq.Scheme != wire.SchemeUpto && rq.Scheme != wire.SchemeBatch {
+		return nil, refuse(wire.ReasonUnsupportedScheme, "scheme %q is not settled here (exact, upto, batch-settlement)", rq.Scheme)
 	}
 	if rq.Network != s.cfg.Network {
 		return nil, refuse(wire.ReasonInvalidNetwork, "this facilitator settles on %s, not %q", s.cfg.Network, rq.Network)
@@ -165,8 +190,18 @@ func (s *Service) check(ctx context.Context, req *wire.FacilitatorRequest) (*che
 	if err != nil {
 		return nil, refuse(wire.ReasonInvalidPayload, "%v", err)
 	}
-	sa, err := wire.ParseSignedAuthorization(pl.Payload)
-	if err != nil {
+	var sa *wire.SignedAuthorization
+	var tp *wire.TabPayload
+	if rq.Scheme == wire.SchemeBatch {
+		if tp, err = wire.ParseTabPayload(pl.Payload); err != nil {
+			return nil, refuse(wire.ReasonInvalidPayload, "%v", err)
+		}
+		if tp.Type != wire.TabDeposit {
+			return nil, refuse(wire.ReasonInvalidPayload, "a tab's vouchers are checked by its seller; the facilitator settles deposits")
+		}
+		sa = tp.Deposit
+		want, _ = wire.ParseAtomic(sa.Authorization.Value) // the deposit, not the price
+	} else if sa, err = wire.ParseSignedAuthorization(pl.Payload); err != nil {
 		return nil, refuse(wire.ReasonInvalidPayload, "%v", err)
 	}
 	au := &sa.Authorization
@@ -185,8 +220,8 @@ func (s *Service) check(ctx context.Context, req *wire.FacilitatorRequest) (*che
 		return nil, refuse(wire.ReasonValueMismatch, "the authorization is for %d atomic units, the requirements ask %d", max, want)
 	case want > max:
 		return nil, refuse(wire.ReasonValueMismatch, "the settlement asks %d atomic units, the authorization allows at most %d", want, max)
-	case rq.Scheme == wire.SchemeExact && want == 0:
-		return nil, refuse(wire.ReasonInvalidRequirements, "an exact payment is of a positive amount")
+	case rq.Scheme != wire.SchemeUpto && want == 0:
+		return nil, refuse(wire.ReasonInvalidRequirements, "an exact payment or a deposit is of a positive amount")
 	}
 	minor, rem, err := wire.MinorUnits(want, rq.Asset)
 	if err != nil {
@@ -213,7 +248,20 @@ func (s *Service) check(ctx context.Context, req *wire.FacilitatorRequest) (*che
 	if err := sa.Verify(pub, rq.Scheme, rq.Network); err != nil {
 		return nil, refuse(wire.ReasonInvalidSignature, "%v", err)
 	}
-	return &checked{auth: sa, agent: agent, scheme: rq.Scheme, max: max, settle: want, minor: minor, validTil: before, pid: pid}, nil
+	c := &checked{auth: sa, agent: agent, scheme: rq.Scheme, max: max, settle: want, minor: minor, validTil: before, pid: pid}
+	if tp != nil {
+		c.tab = wire.TabID(au.From, au.Nonce)
+		c.key = pub
+		if tp.Voucher.ChannelID != c.tab {
+			return nil, refuse(wire.ReasonInvalidPayload, "the deposit's voucher is for %q; this deposit opens %s", tp.Voucher.ChannelID, c.tab)
+		}
+		if n, err := tp.Voucher.Verify(pub); err != nil {
+			return nil, refuse(wire.ReasonVoucherSignature, "%v", err)
+		} else if n > want {
+			return nil, refuse(wire.ReasonTabExhausted, "the first voucher (%d) is above the deposit (%d)", n, want)
+		}
+	}
+	return c, nil
 }
 
 // agentKey returns the agent whose key has thumbprint keyid, in force at now.
@@ -359,6 +407,9 @@ func (s *Service) settle(ctx context.Context, c *checked, idem *service.Idempote
 		}
 		return err
 	}
+	if c.tab != "" {
+		return s.openTab(ctx, c, idem)
+	}
 	if c.minor == 0 { // upto, nothing used: the authorization is spent, nothing paid
 		return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) { return nil, spend(tx) })
 	}
@@ -382,8 +433,12 @@ func (s *Service) outcome(c *checked, v any, err error) (wire.SettlementResponse
 	p, _ := v.(*pb.Payment)
 	switch {
 	case err == nil && p != nil:
-		return wire.SettlementResponse{Success: true, Payer: payer, Transaction: p.ID, Network: s.cfg.Network,
-			Amount: strconv.FormatInt(c.settle, 10)}, true
+		out := wire.SettlementResponse{Success: true, Payer: payer, Transaction: p.ID, Network: s.cfg.Network,
+			Amount: strconv.FormatInt(c.settle, 10)}
+		if c.tab != "" {
+			out.Extensions = tabExtension(c, p)
+		}
+		return out, true
 	case err == nil:
 		return wire.SettlementResponse{Success: true, Payer: payer, Network: s.cfg.Network, Amount: "0"}, true
 	}

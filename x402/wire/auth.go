@@ -189,7 +189,7 @@ func (a *Authorization) SigningInput(scheme, network string) ([]byte, error) {
 	if err := a.check(); err != nil {
 		return nil, err
 	}
-	if scheme != SchemeExact && scheme != SchemeUpto {
+	if scheme != SchemeExact && scheme != SchemeUpto && scheme != SchemeBatch {
 		return nil, fmt.Errorf("x402: scheme %q has no Paybound authorization", scheme)
 	}
 	if !ValidNetwork(network) {
