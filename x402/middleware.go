@@ -64,6 +64,10 @@ type Middleware struct {
 	// a larger one is refused with 500 and not charged.
 	MaxBuffer int
 	Logger    *slog.Logger
+	// Tabs, when set, lets payers pay exact routes with tabs.
+	Tabs *Tabs
+
+	tabState tabState
 }
 
 // Wrap returns next behind the paywall.
@@ -128,12 +132,24 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	res := m.resource(r, price)
 	header, v1 := paymentHeader(r)
 	if header == "" {
+		if m.Tabs != nil && reqs.Scheme == wire.SchemeExact {
+			m.corrective(w, res, reqs, "PAYMENT-SIGNATURE header is required", nil)
+			return
+		}
 		m.required(w, http.StatusPaymentRequired, res, reqs, "PAYMENT-SIGNATURE header is required", nil)
 		return
 	}
 	var pl PaymentPayload
 	if err := wire.DecodeHeader(header, &pl); err != nil {
 		m.required(w, http.StatusBadRequest, res, reqs, wire.ReasonInvalidPayload+": "+err.Error(), nil)
+		return
+	}
+	if m.Tabs != nil && reqs.Scheme == wire.SchemeExact && pl.Accepted.Scheme == wire.SchemeBatch {
+		if reason := matches(&pl, m.tabRequirements(reqs), res); reason != "" {
+			m.corrective(w, res, reqs, reason, nil)
+			return
+		}
+		m.serveTab(w, r, next, &pl, price, reqs, res)
 		return
 	}
 	if reason := matches(&pl, reqs, res); reason != "" {

@@ -49,8 +49,15 @@ type Transport struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 
-	mu    sync.Mutex
-	spent []spend // within the last hour, oldest first
+	// TabDeposit, when not 0, pays sellers that accept tabs with one: a
+	// deposit of this much (atomic units, or the seller's minDeposit if
+	// larger; counted against MaxPerHour) and a voucher per request.
+	TabDeposit int64
+
+	mu     sync.Mutex
+	spent  []spend // within the last hour, oldest first
+	tabs   map[string]*clientTab
+	tabLog []*ClientTab
 }
 
 type spend struct {
@@ -99,6 +106,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var pr PaymentRequired
 	if wire.DecodeHeader(res.Header.Get(wire.HeaderPaymentRequired), &pr) != nil {
 		return res, nil
+	}
+	if reqs, ok := t.chooseTab(&pr); ok {
+		return t.payTab(req, &pr, reqs, res)
 	}
 	reqs, ok := t.choose(&pr)
 	if !ok {

@@ -20,16 +20,21 @@ import (
 // its user, and a seller (the world's merchant) behind x402.Middleware.
 type x402World struct {
 	*world
-	payer   x402.Payer
-	mandate string
-	seller  *httptest.Server
-	served  atomic.Int64 // requests the seller's handlers ran
+	payer    x402.Payer
+	mandate  string
+	buyerKey string // the paying agent's API key
+	seller   *httptest.Server
+	served   atomic.Int64 // requests the seller's handlers ran
 }
 
 const cent = 10_000 // one US cent in atomic units
 
 func newX402World(t *testing.T, mandate map[string]any) *x402World {
-	w := &x402World{world: newWorld(t, nil)}
+	return newX402WorldWith(t, mandate, nil)
+}
+
+func newX402WorldWith(t *testing.T, mandate map[string]any, configure func(*Main)) *x402World {
+	w := &x402World{world: newWorld(t, configure)}
 	s, jwk := newSigner(t)
 	ag := w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "buyer", "public_key": json.RawMessage(jwk)}))
 	grant := map[string]any{"agent_id": ag.str("id"), "description": "pay for APIs", "currency": "USD", "max_amount": 1000,
@@ -37,6 +42,7 @@ func newX402World(t *testing.T, mandate map[string]any) *x402World {
 	for k, v := range mandate {
 		grant[k] = v
 	}
+	w.buyerKey = ag.str("api_key")
 	w.mandate = w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", grant)).str("id")
 	w.payer = x402.Payer{Key: s.key, Mandate: w.mandate}
 	mw := func(p x402.PriceFunc) *x402.Middleware {

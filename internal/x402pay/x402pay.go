@@ -68,7 +68,7 @@ type Config struct {
 	// may still claim it (default 1 min).
 	TabCloseGrace time.Duration
 	Clock         pb.Clock
-	Logger     *slog.Logger
+	Logger        *slog.Logger
 }
 
 // Service is the facilitator. Safe for concurrent use.

@@ -66,10 +66,19 @@ type TabState struct {
 
 // TabID is the ID of the tab a deposit authorization opens: derived from
 // the paying key and the deposit's nonce, so the payer can sign its first
-// voucher before the tab exists.
+// voucher before the tab exists. Like every Paybound ID, it is its prefix
+// and 26 characters of Crockford's base32 (130 bits of the hash).
 func TabID(keyid, nonce string) string {
+	const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
 	sum := sha256.Sum256([]byte("x402-paybound-tab/1\n" + keyid + "\n" + nonce))
-	return "tab_" + hex.EncodeToString(sum[:16])
+	var b strings.Builder
+	b.WriteString("tab_")
+	for i := range 26 { // 5 bits at a time
+		bit := i * 5
+		v := (uint(sum[bit/8])<<8 | uint(sum[bit/8+1])) >> (11 - bit%8) & 31
+		b.WriteByte(crockford[v])
+	}
+	return b.String()
 }
 
 // VoucherInput is the bytes a voucher signs.
