@@ -58,6 +58,29 @@ type Transport struct {
 	spent  []spend // within the last hour, oldest first
 	tabs   map[string]*clientTab
 	tabLog []*ClientTab
+	known  map[string]*PaymentRequired // resource → what it asked, for tabs
+}
+
+// maxKnown bounds the resources a Transport remembers.
+const maxKnown = 1024
+
+func (t *Transport) knownFor(key string) *PaymentRequired {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.known[key]
+}
+
+func (t *Transport) remember(key string, pr *PaymentRequired) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if pr == nil {
+		delete(t.known, key)
+		return
+	}
+	if t.known == nil || len(t.known) >= maxKnown {
+		t.known = map[string]*PaymentRequired{}
+	}
+	t.known[key] = pr
 }
 
 type spend struct {
@@ -99,6 +122,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(b))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
+	key := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+	if pr := t.knownFor(key); pr != nil {
+		// A repeat request to a resource paid with a tab: the voucher goes
+		// with the first send. If the seller wants something else now, its
+		// 402 is followed as a first one would be.
+		if reqs, ok := t.chooseTab(pr); ok {
+			res, err := t.payTab(req, pr, reqs, nil)
+			if err != nil || settled(res) || res.StatusCode != http.StatusPaymentRequired {
+				return res, err
+			}
+			res.Body.Close()
+			t.remember(key, nil)
+		}
+	}
 	res, err := t.base().RoundTrip(req)
 	if err != nil || res.StatusCode != http.StatusPaymentRequired {
 		return res, err
@@ -108,7 +145,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return res, nil
 	}
 	if reqs, ok := t.chooseTab(&pr); ok {
-		return t.payTab(req, &pr, reqs, res)
+		res, err := t.payTab(req, &pr, reqs, res)
+		if err == nil && settled(res) {
+			t.remember(key, &pr)
+		}
+		return res, err
 	}
 	reqs, ok := t.choose(&pr)
 	if !ok {

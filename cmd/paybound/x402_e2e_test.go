@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -29,13 +31,14 @@ type x402World struct {
 
 const cent = 10_000 // one US cent in atomic units
 
-func newX402World(t *testing.T, mandate map[string]any) *x402World {
+func newX402World(t testing.TB, mandate map[string]any) *x402World {
 	return newX402WorldWith(t, mandate, nil)
 }
 
-func newX402WorldWith(t *testing.T, mandate map[string]any, configure func(*Main)) *x402World {
+func newX402WorldWith(t testing.TB, mandate map[string]any, configure func(*Main)) *x402World {
 	w := &x402World{world: newWorld(t, configure)}
-	s, jwk := newSigner(t)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	jwk := `{"kty":"OKP","crv":"Ed25519","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
 	ag := w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "buyer", "public_key": json.RawMessage(jwk)}))
 	grant := map[string]any{"agent_id": ag.str("id"), "description": "pay for APIs", "currency": "USD", "max_amount": 1000,
 		"budget": map[string]any{"amount": 100_000, "period": "week"}}
@@ -44,7 +47,7 @@ func newX402WorldWith(t *testing.T, mandate map[string]any, configure func(*Main
 	}
 	w.buyerKey = ag.str("api_key")
 	w.mandate = w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", grant)).str("id")
-	w.payer = x402.Payer{Key: s.key, Mandate: w.mandate}
+	w.payer = x402.Payer{Key: priv, Mandate: w.mandate}
 	mw := func(p x402.PriceFunc) *x402.Middleware {
 		return &x402.Middleware{Network: "paybound:local", PayTo: w.merch, Price: p,
 			Facilitator: &x402.FacilitatorClient{URL: w.m.URL() + "/x402"}}

@@ -25,7 +25,7 @@ type tabSeller struct {
 	st  *x402.FileTabStore
 }
 
-func (w *x402World) tabSeller(t *testing.T, path string) *tabSeller {
+func (w *x402World) tabSeller(t testing.TB, path string) *tabSeller {
 	st, err := x402.OpenFileTabStore(path)
 	if err != nil {
 		t.Fatal(err)
