@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -428,6 +432,51 @@ func TestX402Upto(t *testing.T) {
 	r := w.ok(200, w.call("POST", "/x402/settle", "", "-", fr))
 	if r.str("errorReason") != wire.ReasonValueMismatch {
 		t.Fatalf("upto above the maximum: %s", r.raw)
+	}
+	w.verify()
+}
+
+// TestX402PaidByNPMFetch: the real @x402/fetch client, with a Paybound
+// scheme client registered in @x402/core's registry, pays a route behind
+// the Go Middleware; the payment is in the ledger.
+func TestX402PaidByNPMFetch(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "interop")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@x402", "fetch")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("interop/node_modules is missing; ./test.sh runs npm ci in interop/")
+		}
+		t.Skip("interop/node_modules is missing; run ./test.sh")
+	}
+	w := newX402World(t, nil)
+	before, _ := w.balance(w.userKey, "USD")
+	enc := base64.RawURLEncoding.EncodeToString
+	pub := w.payer.Key.Public().(ed25519.PublicKey)
+	spec, _ := json.Marshal(map[string]any{"url": w.seller.URL + "/quote", "network": "paybound:local", "mandate": w.mandate,
+		"keyid": wire.Thumbprint(pub), "jwk": map[string]string{"x": enc(pub), "d": enc(w.payer.Key.Seed())}})
+	cmd := exec.Command("node", "x402fetch.mjs")
+	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(spec)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got struct {
+		Status          int
+		Body            string
+		PaymentResponse x402.SettlementResponse
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if got.Status != 200 || !strings.Contains(got.Body, "early bird") || !got.PaymentResponse.Success {
+		t.Fatalf("@x402/fetch: %s", out)
+	}
+	p := w.ok(200, w.call("GET", "/v1/payments/"+got.PaymentResponse.Transaction, w.merchKey, "", nil))
+	if p.str("status") != "captured" || p.num("amount") != 1 {
+		t.Fatalf("the payment: %s", p.raw)
+	}
+	if after, _ := w.balance(w.userKey, "USD"); after != before-1 {
+		t.Fatalf("the user paid %d, want 1", before-after)
 	}
 	w.verify()
 }
