@@ -480,3 +480,48 @@ func TestX402PaidByNPMFetch(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestX402TransportPaysNPMResourceServer: the real resource-server side of
+// @x402/core, with Paybound as its facilitator (HTTPFacilitatorClient),
+// takes payment from the Go Transport.
+func TestX402TransportPaysNPMResourceServer(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "interop")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@x402", "core")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("interop/node_modules is missing; ./test.sh runs npm ci in interop/")
+		}
+		t.Skip("interop/node_modules is missing; run ./test.sh")
+	}
+	w := newX402World(t, nil)
+	before, _ := w.balance(w.userKey, "USD")
+	cmd := exec.Command("node", "x402server.mjs")
+	cmd.Dir, cmd.Stderr = dir, tlog{t}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	spec, _ := json.Marshal(map[string]any{"facilitator": w.m.URL() + "/x402", "network": "paybound:local", "payTo": w.merch,
+		"amount": "20000", "asset": "USD"})
+	stdin.Write(append(spec, '\n'))
+	var ready struct{ URL string }
+	if err := json.NewDecoder(stdout).Decode(&ready); err != nil || ready.URL == "" {
+		t.Fatalf("the node server did not start: %v", err)
+	}
+	c := &http.Client{Transport: &x402.Transport{Payer: w.payer, Asset: "USD", MaxPerRequest: 2 * cent, MaxPerHour: 10 * cent}}
+	res, body := getWith(t, c, ready.URL+"/quote")
+	sr := settlementOf(t, res)
+	if res.StatusCode != 200 || !strings.Contains(body, "@x402/core") || !sr.Success {
+		t.Fatalf("@x402/core server: %d %s %+v", res.StatusCode, body, sr)
+	}
+	p := w.ok(200, w.call("GET", "/v1/payments/"+sr.Transaction, w.merchKey, "", nil))
+	if p.str("status") != "captured" || p.num("amount") != 2 {
+		t.Fatalf("the payment: %s", p.raw)
+	}
+	if after, _ := w.balance(w.userKey, "USD"); after != before-2 {
+		t.Fatalf("the user paid %d, want 2", before-after)
+	}
+	w.verify()
+}
