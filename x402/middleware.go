@@ -3,11 +3,13 @@ package x402
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/paybound/paybound/x402/wire"
@@ -68,6 +70,49 @@ type Middleware struct {
 	Tabs *Tabs
 
 	tabState tabState
+	answers  answerCache
+}
+
+// answerCache keeps paid answers by payment identifier, so that a client
+// that retries a payment gets the answer it paid for without the handler
+// running again: same identifier and payload, the stored answer; same
+// identifier, another payload, 409 (the payment-identifier extension).
+type answerCache struct {
+	mu sync.Mutex
+	m  map[string]*cachedAnswer
+}
+
+type cachedAnswer struct {
+	payload [32]byte
+	status  int
+	header  http.Header
+	body    []byte
+}
+
+// maxAnswers bounds the answers a Middleware keeps; past it, one is
+// forgotten at random (a retry then runs the handler again, and the
+// facilitator still settles it once).
+const maxAnswers = 4096
+
+func (c *answerCache) get(id string) *cachedAnswer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+func (c *answerCache) put(id string, a *cachedAnswer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*cachedAnswer{}
+	}
+	if len(c.m) >= maxAnswers {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[id] = a
 }
 
 // Wrap returns next behind the paywall.
@@ -156,6 +201,26 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		m.required(w, http.StatusPaymentRequired, res, reqs, reason, nil)
 		return
 	}
+	pid, err := pl.PaymentIdentifier()
+	if err != nil {
+		m.required(w, http.StatusBadRequest, res, reqs, wire.ReasonInvalidPayload+": "+err.Error(), nil)
+		return
+	}
+	digest := sha256.Sum256([]byte(header))
+	if pid != "" {
+		if a := m.answers.get(pid); a != nil {
+			if a.payload != digest {
+				m.required(w, http.StatusConflict, res, reqs, wire.ReasonPaymentIDConflict, nil)
+				return
+			}
+			for k, vs := range a.header {
+				w.Header()[k] = vs
+			}
+			w.WriteHeader(a.status)
+			w.Write(a.body)
+			return
+		}
+	}
 	ctx := r.Context()
 	fr := &FacilitatorRequest{X402Version: wire.Version, PaymentPayload: pl, PaymentRequirements: reqs}
 	vr, err := m.Facilitator.Verify(ctx, fr)
@@ -205,7 +270,10 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	case !sr.Success:
 		m.required(w, http.StatusPaymentRequired, res, reqs, sr.ErrorReason, sr)
 	default:
-		setResponse(w.Header(), sr, v1)
+		setResponse(buf.header, sr, v1)
+		if pid != "" {
+			m.answers.put(pid, &cachedAnswer{payload: digest, status: buf.status(), header: buf.header.Clone(), body: bytes.Clone(buf.body.Bytes())})
+		}
 		buf.release(w)
 	}
 }

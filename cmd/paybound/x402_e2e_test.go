@@ -348,6 +348,36 @@ func TestX402RetryReusesThePayment(t *testing.T) {
 	if after, _ := w.balance(w.userKey, "USD"); after != before-1 || len(w.payments()) != 1 {
 		t.Fatalf("a retry paid again: %d → %d, %d payments", before, after, len(w.payments()))
 	}
+	// The seller answered the retry with the answer paid for: its handler ran once.
+	if n := w.served.Load(); n != 1 {
+		t.Fatalf("the handler ran %d times for one payment", n)
+	}
+	// The same payment identifier with another payment is a conflict.
+	_, fr := w.facilitatorRequest(t, wire.SchemeExact, "10000", nil)
+	var pr x402.PaymentRequired
+	res0, _ := getWith(t, http.DefaultClient, w.seller.URL+"/quote")
+	wire.DecodeHeader(res0.Header.Get(wire.HeaderPaymentRequired), &pr)
+	pl := fr.PaymentPayload
+	pl.Resource = pr.Resource
+	pl.WithPaymentIdentifier("pay_0123456789abcdef0123")
+	h1, _ := wire.EncodeHeader(pl)
+	req, _ := http.NewRequest("GET", w.seller.URL+"/quote", nil)
+	req.Header.Set(wire.HeaderPaymentSignature, h1)
+	if res, _ := getReq(t, req); res.StatusCode != 200 {
+		t.Fatalf("a payment with an identifier: %d", res.StatusCode)
+	}
+	_, fr2 := w.facilitatorRequest(t, wire.SchemeExact, "10000", nil)
+	pl2 := fr2.PaymentPayload
+	pl2.Resource = pr.Resource
+	pl2.WithPaymentIdentifier("pay_0123456789abcdef0123")
+	h2, _ := wire.EncodeHeader(pl2)
+	req.Header.Set(wire.HeaderPaymentSignature, h2)
+	if res, _ := getReq(t, req); res.StatusCode != 409 {
+		t.Fatalf("one payment identifier for two payments: %d, want 409", res.StatusCode)
+	}
+	if n := len(w.payments()); n != 2 {
+		t.Fatalf("%d payments, want 2", n)
+	}
 	w.verify()
 }
 
