@@ -393,7 +393,7 @@ func TestX402UnknownSettlementIsNotServed(t *testing.T) {
 		}
 		res, err := http.Post(real+r.URL.Path, "application/json", r.Body)
 		if err != nil {
-			http.Error(rw, err.Error(), 502)
+			http.Error(rw, err.Error(), http.StatusBadGateway)
 			return
 		}
 		defer res.Body.Close()
@@ -471,13 +471,7 @@ func TestX402Upto(t *testing.T) {
 // the Go Middleware; the payment is in the ledger.
 func TestX402PaidByNPMFetch(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join("..", "..", "interop")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@x402", "fetch")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("interop/node_modules is missing; ./test.sh runs npm ci in interop/")
-		}
-		t.Skip("interop/node_modules is missing; run ./test.sh")
-	}
+	dir := interopDir(t, "@x402/fetch")
 	w := newX402World(t, nil)
 	before, _ := w.balance(w.userKey, "USD")
 	enc := base64.RawURLEncoding.EncodeToString
@@ -516,13 +510,7 @@ func TestX402PaidByNPMFetch(t *testing.T) {
 // takes payment from the Go Transport.
 func TestX402TransportPaysNPMResourceServer(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join("..", "..", "interop")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@x402", "core")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("interop/node_modules is missing; ./test.sh runs npm ci in interop/")
-		}
-		t.Skip("interop/node_modules is missing; run ./test.sh")
-	}
+	dir := interopDir(t, "@x402/core")
 	w := newX402World(t, nil)
 	before, _ := w.balance(w.userKey, "USD")
 	cmd := exec.Command("node", "x402server.mjs")
@@ -554,4 +542,17 @@ func TestX402TransportPaysNPMResourceServer(t *testing.T) {
 		t.Fatalf("the user paid %d, want 2", before-after)
 	}
 	w.verify()
+}
+
+// interopDir is interop/, once the npm package pkg is installed there; the
+// test is skipped without it (and fails in CI, where ./test.sh installs it).
+func interopDir(t *testing.T, pkg string) string {
+	dir := filepath.Join("..", "..", "interop")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg)); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("interop/node_modules is missing; ./test.sh runs npm ci in interop/")
+		}
+		t.Skip("interop/node_modules is missing; run ./test.sh")
+	}
+	return dir
 }
