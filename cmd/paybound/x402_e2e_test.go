@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paybound/paybound/internal/storetest"
 	"github.com/paybound/paybound/x402"
 	"github.com/paybound/paybound/x402/wire"
 )
@@ -555,4 +556,42 @@ func interopDir(t *testing.T, pkg string) string {
 		t.Skip("interop/node_modules is missing; run ./test.sh")
 	}
 	return dir
+}
+
+// TestX402SettlesOnceAcrossProcesses: two servers on one PostgreSQL
+// database, fifty settles of one payload through both at once: one
+// payment, and every settle answers it.
+func TestX402SettlesOnceAcrossProcesses(t *testing.T) {
+	if !storetest.UsePostgres() {
+		t.Skip("two processes need a shared store: run with PAYBOUND_TEST_STORE=postgres")
+	}
+	t.Parallel()
+	w := newX402World(t, nil)
+	other := &api{t: t, base: secondMain(t, w.m, nil).URL()}
+	before, _ := w.balance(w.userKey, "USD")
+	body, _ := w.facilitatorRequest(t, wire.SchemeExact, "40000", nil)
+	var wg sync.WaitGroup
+	txs := make([]string, 50)
+	for i := range txs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := w.api
+			if i%2 == 1 {
+				a = other
+			}
+			r := a.call("POST", "/x402/settle", "", "-", body)
+			txs[i] = r.str("transaction") + " " + r.str("errorReason")
+		}()
+	}
+	wg.Wait()
+	for _, tx := range txs {
+		if tx != txs[0] || !strings.HasPrefix(tx, "pay_") {
+			t.Fatalf("settles through two servers answered %q and %q", tx, txs[0])
+		}
+	}
+	if after, _ := w.balance(w.userKey, "USD"); after != before-4 || len(w.payments()) != 1 {
+		t.Fatalf("the user paid %d in %d payments, want 4 in 1", before-after, len(w.payments()))
+	}
+	w.verify()
 }
