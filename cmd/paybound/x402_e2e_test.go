@@ -146,10 +146,22 @@ func TestX402PaidThroughMiddleware(t *testing.T) {
 	if p.str("status") != "captured" || p.num("amount") != 1 || p.str("mandate_id") != w.mandate {
 		t.Fatalf("the payment: %s", p.raw)
 	}
-	if after, _ := w.balance(w.userKey, "USD"); after != before-1 {
-		t.Fatalf("the user paid %d, want 1", before-after)
+	// v1's header names carry a v2 payment too.
+	_, fr := w.facilitatorRequest(t, wire.SchemeExact, "10000", nil)
+	pl := fr.PaymentPayload
+	pl.Resource = pr.Resource
+	h, _ := wire.EncodeHeader(pl)
+	req, _ := http.NewRequest("GET", w.seller.URL+"/quote", nil)
+	req.Header.Set(wire.HeaderV1Payment, h)
+	res, body = getReq(t, req)
+	var v1 x402.SettlementResponse
+	if res.StatusCode != 200 || wire.DecodeHeader(res.Header.Get(wire.HeaderV1Response), &v1) != nil || !v1.Success {
+		t.Fatalf("X-PAYMENT: %d %s %v", res.StatusCode, body, res.Header)
 	}
 	// The facilitator says what it settles.
+	if after, _ := w.balance(w.userKey, "USD"); after != before-2 {
+		t.Fatalf("the user paid %d, want 2", before-after)
+	}
 	sup := w.ok(200, w.call("GET", "/x402/supported", "", "", nil))
 	if !strings.Contains(string(sup.raw), `"scheme":"exact"`) || !strings.Contains(string(sup.raw), "payment-identifier") {
 		t.Fatalf("supported: %s", sup.raw)

@@ -113,6 +113,10 @@ func TestX402TabPaysSubCentRequests(t *testing.T) {
 	if p.str("status") != "captured" || p.num("amount_captured") != 3 {
 		t.Fatalf("the tab's payment: %s", p.raw)
 	}
+	// ... and in the transparency log, which the payer can read.
+	if tr := w.ok(200, w.call("GET", "/v1/payments/"+tb.str("payment_id")+"/trace", w.userKey, "", nil)); !strings.Contains(string(tr.raw), "payment.captured") {
+		t.Fatalf("the claim is not in the log: %s", tr.raw)
+	}
 	// A claimed tab takes no more vouchers: the client opens another.
 	if res, body := getWith(t, c, s.srv.URL+"/tick"); res.StatusCode != 200 || body != "tock" || len(tr.Tabs()) != 2 {
 		t.Fatalf("after the claim: %d %s, %d tabs", res.StatusCode, body, len(tr.Tabs()))
