@@ -204,3 +204,33 @@ func TestX402TabClosedByPayerOrExpired(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestX402TabClaimedAtAThreshold: a seller that claims at 5 ticks claims
+// the tab by itself; the payer's next request opens another tab.
+func TestX402TabClaimedAtAThreshold(t *testing.T) {
+	t.Parallel()
+	w := newX402World(t, nil)
+	s := w.tabSeller(t, filepath.Join(t.TempDir(), "tabs.jsonl"))
+	s.mw.Tabs.ClaimAbove = 5 * tick
+	c, tr := w.tabClient()
+	for range 5 {
+		if res, _ := getWith(t, c, s.srv.URL+"/tick"); res.StatusCode != 200 {
+			t.Fatalf("tick: %d", res.StatusCode)
+		}
+	}
+	id := tr.Tabs()[0].ID
+	deadline := time.Now().Add(10 * time.Second)
+	for w.tab(id).str("status") != "claimed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tab was not claimed at its threshold: %s", w.tab(id).raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if res, body := getWith(t, c, s.srv.URL+"/tick"); res.StatusCode != 200 || body != "tock" || len(tr.Tabs()) != 2 {
+		t.Fatalf("after the threshold's claim: %d %s, %d tabs", res.StatusCode, body, len(tr.Tabs()))
+	}
+	if tb := w.tab(id); tb.num("claimed_atomic") != 5*tick || tb.num("captured") != 1 || tb.str("chain_head") != tr.Tabs()[0].ChainHead {
+		t.Fatalf("the claimed tab: %s", tb.raw)
+	}
+	w.verify()
+}
