@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/paybound/paybound/x402/wire"
 )
@@ -68,6 +69,8 @@ type Middleware struct {
 	Logger    *slog.Logger
 	// Tabs, when set, lets payers pay exact routes with tabs.
 	Tabs *Tabs
+	// Now is the clock a tab's end is checked against (nil: time.Now).
+	Now func() time.Time
 
 	tabState tabState
 	answers  answerCache
@@ -294,6 +297,13 @@ func matches(pl *PaymentPayload, reqs PaymentRequirements, res *Resource) string
 		return wire.ReasonInvalidPayload + ": the payment is for another resource"
 	}
 	return ""
+}
+
+func (m *Middleware) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
 }
 
 func (m *Middleware) log() *slog.Logger {

@@ -162,7 +162,7 @@ func (m *Middleware) serveTab(w http.ResponseWriter, r *http.Request, next http.
 	case err != nil:
 		m.corrective(w, res, reqs, wire.ReasonVoucherSignature, &t.SellerTab)
 		return
-	case t.Claimed || time.Now().Add(10*time.Second).Unix() >= t.ExpiresAt || t.Charged+price.Amount > t.Balance:
+	case t.Claimed || m.now().Add(10*time.Second).Unix() >= t.ExpiresAt || t.Charged+price.Amount > t.Balance:
 		m.corrective(w, res, reqs, wire.ReasonTabExhausted, &t.SellerTab)
 		m.claimSoon(t)
 		return
