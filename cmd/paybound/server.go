@@ -43,6 +43,8 @@ import (
 	tl "github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
 	"github.com/paybound/paybound/internal/webhooks"
+	"github.com/paybound/paybound/internal/x402pay"
+	"github.com/paybound/paybound/x402/wire"
 )
 
 // Config is the server's whole configuration. Every field has a flag and an
@@ -105,11 +107,16 @@ type Config struct {
 	// (PAYBOUND_WEBHOOK_ALLOW_HOSTS, --webhook-allow-hosts; a comma list).
 	// Others must be https:// to public addresses.
 	WebhookAllowHosts []string
+	// X402Network is the CAIP-2 network this instance's x402 facilitator
+	// settles on (PAYBOUND_X402_NETWORK, --x402-network), "paybound:" and
+	// 1-32 letters, digits, '-' or '_'. Default: paybound:local.
+	X402Network string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:8080", DataDir: "paybound-data", LogLevel: "info", MaxBatch: 8192, PasskeyRPID: "localhost"}
+	return Config{Addr: "127.0.0.1:8080", DataDir: "paybound-data", LogLevel: "info", MaxBatch: 8192, PasskeyRPID: "localhost",
+		X402Network: "paybound:local"}
 }
 
 // Validate checks c and says which field to change and how.
@@ -125,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FeeBPS < 0 || c.FeeBPS > 10_000 {
 		return fmt.Errorf("config: fee-bps is %d; it must be between 0 and 10000", c.FeeBPS)
+	}
+	if !wire.ValidNetwork(c.X402Network) {
+		return fmt.Errorf("config: x402-network %q must be paybound:<instance>, the instance 1-32 letters, digits, '-' or '_'", c.X402Network)
 	}
 	if c.PasskeyRPID == "" || strings.ContainsAny(c.PasskeyRPID, ":/") {
 		return fmt.Errorf("config: passkey-rp-id %q must be a domain such as pay.example.com", c.PasskeyRPID)
@@ -207,6 +217,7 @@ type Main struct {
 	led      *ledger.Writer
 	checkout atomic.Pointer[checkout.Service] // the ledger's observer, once built
 	payLinks atomic.Pointer[paylinks.Service] // the ledger's observer, once built
+	x402     atomic.Pointer[x402pay.Service]  // the ledger's observer, once built
 	srv      *http.Server
 	ln       net.Listener
 	served   chan error
@@ -235,6 +246,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	env("PAYBOUND_WITNESS_POLICY", &c.WitnessPolicy)
 	env("PAYBOUND_RISK_CONFIG", &c.RiskConfig)
 	env("PAYBOUND_PUBLIC_URL", &c.PublicURL)
+	env("PAYBOUND_X402_NETWORK", &c.X402Network)
 	if v := getenv("PAYBOUND_WEBHOOK_ALLOW_HOSTS"); v != "" {
 		c.WebhookAllowHosts = splitHosts(v)
 	}
@@ -278,6 +290,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.LogOrigin, "log-origin", c.LogOrigin, "the transparency log's name, fixed when <data>/log.key is created (PAYBOUND_LOG_ORIGIN)")
 	fs.BoolVar(&c.RequireSignatures, "require-signatures", c.RequireSignatures, "new mandates require signed agent requests unless created with require_signature false (PAYBOUND_REQUIRE_SIGNATURES)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the server's address as payers and agents reach it, for payment links, ACP order and confirmation links; default http://<addr> (PAYBOUND_PUBLIC_URL)")
+	fs.StringVar(&c.X402Network, "x402-network", c.X402Network, "the CAIP-2 network of this instance's x402 facilitator, paybound:<instance> (PAYBOUND_X402_NETWORK)")
 	fs.Func("webhook-allow-hosts", "hosts whose http:// webhook URLs and private addresses are allowed, comma-separated (PAYBOUND_WEBHOOK_ALLOW_HOSTS)",
 		func(v string) error { c.WebhookAllowHosts = splitHosts(v); return nil })
 	if err := fs.Parse(args); err != nil {
@@ -372,8 +385,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.checkout.Store(co) // from now on it observes the ledger's entries
+	pay402, err := x402pay.New(m.Service, m.store, x402pay.Config{Network: m.Config.X402Network, Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	m.x402.Store(pay402) // from now on it observes the ledger's entries
+	pay402.Start()       // releases the tabs their payers closed
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
-		links, reports, co, m.hooks)
+		links, reports, co, m.hooks, pay402)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
@@ -437,7 +456,7 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
-		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.hookReg.Observer(m.Logger)}})
+		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.observeX402, m.hookReg.Observer(m.Logger)}})
 	return err
 }
 
@@ -496,6 +515,9 @@ func (m *Main) Close() error {
 	if m.transLog != nil {
 		m.transLog.Close()
 		m.transLog = nil
+	}
+	if f := m.x402.Swap(nil); f != nil {
+		f.Stop()
 	}
 	if m.hooks != nil {
 		m.hooks.Close() // before the ledger: disabling an endpoint writes through it

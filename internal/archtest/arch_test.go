@@ -44,6 +44,10 @@ func kindOf(path string) (kind, bool) {
 		return domain, true
 	case rel == "client", strings.HasPrefix(rel, "client/"):
 		return public, true
+	case rel == "x402":
+		return public, true
+	case rel == "x402/wire":
+		return block, true
 	case rel == "cmd/paybound", strings.HasPrefix(rel, "cmd/paybound/"):
 		return command, true
 	}
@@ -70,6 +74,7 @@ var internal = map[string]kind{
 	"checkout":     capability,
 	"acp":          adapter,
 	"webhooks":     capability,
+	"x402pay":      capability,
 	"whsig":        block,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,

@@ -23,6 +23,7 @@ import (
 	"github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
 	"github.com/paybound/paybound/internal/webhooks"
+	"github.com/paybound/paybound/internal/x402pay"
 )
 
 // The checks below take the decoded document and return the problems they
@@ -285,7 +286,15 @@ func routes() []Route {
 		panic(err)
 	}
 	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil),
-		links, settlement.New(nil, settlement.Config{}), co, hooks).Routes()
+		links, settlement.New(nil, settlement.Config{}), co, hooks, x402Facilitator()).Routes()
+}
+
+func x402Facilitator() *x402pay.Service {
+	f, err := x402pay.New(nil, nil, x402pay.Config{Network: "paybound:test"})
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
 
 func report(t *testing.T, what string, problems []string) {

@@ -92,6 +92,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"WebhookEndpoints", testWebhookEndpoints},
 		{"WebhookOutbox", testWebhookOutbox},
 		{"WebhookClaims", testWebhookClaims},
+		{"X402Tabs", testX402Tabs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -87,6 +87,8 @@ var clientCommands = [][2]string{
 	{"webhook create URL --events payment.captured,…|'*' [--format acp]", "user, merchant or agent key"},
 	{"webhook list | get we_… | update we_… | delete we_… | rotate we_… | test we_…", "the endpoint's owner"},
 	{"webhook deliveries we_… | redeliver whd_… | key", "the endpoint's owner; key: any key"},
+	{"x402 fetch URL --mandate mdt_… [--max 0.05] [--max-hour 1.00] [--tab 1.00]", "agent key file; pays a 402 within the caps"},
+	{"x402 serve-demo --merchant mch_… [--addr 127.0.0.1:8402] [--price 0.01]", "merchant key (claims tabs); a paid API"},
 }
 
 // Usage lists the client subcommands, one per line, for `paybound help`.
@@ -189,6 +191,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.links(rest)
 	case "reconcile":
 		err = cl.reconcileCmd(rest)
+	case "x402":
+		err = cl.x402(rest)
 	default:
 		return false, nil
 	}

@@ -1,0 +1,437 @@
+package x402
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/paybound/paybound/x402/wire"
+)
+
+// SellerTab is a seller's state of one tab: what the payer deposited
+// (Balance, atomic units), what its accepted vouchers charged in all
+// (Charged), the latest voucher, their count and hash chain, and whether
+// the tab was claimed.
+type SellerTab struct {
+	ID        string       `json:"id"`
+	PayerKey  string       `json:"payerKey"`
+	Balance   int64        `json:"balance"`
+	Charged   int64        `json:"charged"`
+	Voucher   wire.Voucher `json:"voucher"`
+	Vouchers  int64        `json:"vouchers"`
+	ChainHead string       `json:"chainHead"`
+	ExpiresAt int64        `json:"expiresAt"`
+	Claimed   bool         `json:"claimed"`
+}
+
+// TabStore keeps a seller's tabs durably: a voucher is saved before the
+// answer it paid for is released, so a crash loses no earned money.
+type TabStore interface {
+	// Load returns the latest state of every tab saved.
+	Load() ([]SellerTab, error)
+	// Save records t durably; it returns once t survives a crash.
+	Save(t SellerTab) error
+}
+
+// Tabs configures a Middleware's tabs (x402's batch-settlement scheme on
+// Paybound): each priced exact route also accepts a tab's cumulative
+// voucher, checked here without a call to the facilitator.
+type Tabs struct {
+	Store TabStore
+	// MinDeposit is the deposit suggested to payers (extra.minDeposit,
+	// atomic units).
+	MinDeposit int64
+	// ClaimAbove, when not 0, claims a tab in the background once its
+	// vouchers charged this much (atomic units); a tab that can't pay the
+	// next request is claimed too.
+	ClaimAbove int64
+	// Claims is the client the seller claims with: the facilitator's URL
+	// and the merchant's API key in its Header.
+	Claims *FacilitatorClient
+}
+
+// tabState is the seller's tabs in memory, loaded once from the store.
+type tabState struct {
+	once sync.Once
+	err  error
+	mu   sync.Mutex
+	tabs map[string]*sellerTab
+}
+
+type sellerTab struct {
+	mu sync.Mutex // held from a voucher's check until its state is saved
+	SellerTab
+}
+
+func (m *Middleware) tabsLoaded() (*tabState, error) {
+	st := &m.tabState
+	st.once.Do(func() {
+		st.tabs = map[string]*sellerTab{}
+		ts, err := m.Tabs.Store.Load()
+		if err != nil {
+			st.err = fmt.Errorf("x402: couldn't load the tabs: %w", err)
+			return
+		}
+		for _, t := range ts {
+			st.tabs[t.ID] = &sellerTab{SellerTab: t}
+		}
+	})
+	return st, st.err
+}
+
+func (st *tabState) get(id string) *sellerTab {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.tabs[id]
+}
+
+// tabRequirements are reqs as a tab pays them.
+func (m *Middleware) tabRequirements(reqs PaymentRequirements) PaymentRequirements {
+	t := reqs
+	t.Scheme = wire.SchemeBatch
+	t.Extra = map[string]any{"minDeposit": strconv.FormatInt(max(m.Tabs.MinDeposit, 1), 10)}
+	return t
+}
+
+func stateOf(t *SellerTab) wire.TabState {
+	return wire.TabState{ChannelID: t.ID, ChargedCumulativeAmount: strconv.FormatInt(t.Charged, 10),
+		Balance: strconv.FormatInt(t.Balance, 10), ExpiresAt: t.ExpiresAt, ChainHead: t.ChainHead}
+}
+
+// corrective answers 402 with the tab's state in the requirements' extra,
+// so the client starts again from the seller's count.
+func (m *Middleware) corrective(w http.ResponseWriter, res *Resource, reqs PaymentRequirements, reason string, t *SellerTab) {
+	tr := m.tabRequirements(reqs)
+	if t != nil {
+		tr.Extra[wire.ExtensionTab] = stateOf(t)
+	}
+	pr := PaymentRequired{X402Version: wire.Version, Error: reason, Resource: res, Accepts: []PaymentRequirements{reqs, tr}}
+	if h, err := wire.EncodeHeader(pr); err == nil {
+		w.Header().Set(wire.HeaderPaymentRequired, h)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusPaymentRequired)
+	body, _ := json.Marshal(map[string]string{"error": reason})
+	w.Write(body)
+}
+
+// serveTab serves a request paid with a tab: a deposit is settled by the
+// facilitator first (opening the tab); the voucher must then be the
+// payer's, for the tab's count plus this price, within the deposit and
+// before the tab's end. The handler runs with the tab locked; its success
+// is saved durably (charged, voucher, chain) before the answer is
+// released, its failure changes nothing.
+func (m *Middleware) serveTab(w http.ResponseWriter, r *http.Request, next http.Handler, pl *PaymentPayload, price Price, reqs PaymentRequirements, res *Resource) {
+	st, err := m.tabsLoaded()
+	if err != nil {
+		m.log().Error("x402: tabs unavailable", "err", err)
+		http.Error(w, "tabs are unavailable", http.StatusInternalServerError)
+		return
+	}
+	tp, err := wire.ParseTabPayload(pl.Payload)
+	if err != nil {
+		m.required(w, http.StatusBadRequest, res, reqs, wire.ReasonInvalidPayload+": "+err.Error(), nil)
+		return
+	}
+	if tp.Type == wire.TabDeposit {
+		if !m.deposit(w, r, st, pl, tp, reqs, res) {
+			return
+		}
+	}
+	t := st.get(tp.Voucher.ChannelID)
+	if t == nil {
+		m.corrective(w, res, reqs, wire.ReasonTabUnknown, nil)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pub, err := wire.PublicKeyOf(t.PayerKey)
+	if err != nil {
+		http.Error(w, "the tab's key is unreadable", http.StatusInternalServerError)
+		return
+	}
+	n, err := tp.Voucher.Verify(pub)
+	switch {
+	case err != nil:
+		m.corrective(w, res, reqs, wire.ReasonVoucherSignature, &t.SellerTab)
+		return
+	case t.Claimed || m.now().Add(10*time.Second).Unix() >= t.ExpiresAt || t.Charged+price.Amount > t.Balance:
+		m.corrective(w, res, reqs, wire.ReasonTabExhausted, &t.SellerTab)
+		m.claimSoon(t)
+		return
+	case n != t.Charged+price.Amount:
+		m.corrective(w, res, reqs, wire.ReasonCumulativeMismatch, &t.SellerTab)
+		return
+	}
+	buf := &buffered{header: http.Header{}, max: m.MaxBuffer}
+	if buf.max <= 0 {
+		buf.max = 8 << 20
+	}
+	next.ServeHTTP(buf, r)
+	if buf.overflow {
+		http.Error(w, "the paid answer is larger than the paywall buffers; nothing was charged", http.StatusInternalServerError)
+		return
+	}
+	if buf.status() >= 400 {
+		buf.release(w)
+		return
+	}
+	after := t.SellerTab
+	after.Charged, after.Voucher, after.Vouchers = n, tp.Voucher, t.Vouchers+1
+	after.ChainHead = wire.ChainNext(t.ChainHead, n, tp.Voucher.Signature)
+	if err := m.Tabs.Store.Save(after); err != nil {
+		m.log().Error("x402: couldn't save a voucher; the answer is withheld", "tab", t.ID, "err", err)
+		http.Error(w, "couldn't record the payment; nothing was charged", http.StatusServiceUnavailable)
+		return
+	}
+	t.SellerTab = after
+	ext, _ := json.Marshal(stateOf(&after))
+	setResponse(w.Header(), &SettlementResponse{Success: true, Network: reqs.Network, Amount: strconv.FormatInt(price.Amount, 10),
+		Extensions: map[string]json.RawMessage{wire.ExtensionTab: ext}}, false)
+	buf.release(w)
+	if (m.Tabs.ClaimAbove > 0 && after.Charged >= m.Tabs.ClaimAbove) || after.Charged+price.Amount > after.Balance {
+		m.claimSoon(t)
+	}
+}
+
+// deposit settles a deposit with the facilitator and adds its tab (a
+// replayed deposit's tab is kept as it is). It answers and reports false
+// when the deposit did not settle.
+func (m *Middleware) deposit(w http.ResponseWriter, r *http.Request, st *tabState, pl *PaymentPayload, tp *wire.TabPayload, reqs PaymentRequirements, res *Resource) bool {
+	tr := m.tabRequirements(reqs)
+	tr.Extra = nil
+	pl.Accepted.Extra = nil
+	sr, err := m.Facilitator.Settle(r.Context(), &FacilitatorRequest{X402Version: wire.Version, PaymentPayload: *pl, PaymentRequirements: tr})
+	switch {
+	case err != nil:
+		m.pending(w, res, reqs, wire.ReasonSettlementPending, false)
+		return false
+	case sr.ErrorReason == wire.ReasonSettlementPending:
+		m.pending(w, res, reqs, sr.ErrorReason, false)
+		return false
+	case !sr.Success:
+		m.required(w, http.StatusPaymentRequired, res, reqs, sr.ErrorReason, sr)
+		return false
+	}
+	var ts wire.TabState
+	if err := json.Unmarshal(sr.Extensions[wire.ExtensionTab], &ts); err != nil || ts.ChannelID != tp.Voucher.ChannelID {
+		m.pending(w, res, reqs, wire.ReasonResponseMalformed, false)
+		return false
+	}
+	balance, err := wire.ParseAtomic(ts.Balance)
+	if err != nil {
+		m.pending(w, res, reqs, wire.ReasonResponseMalformed, false)
+		return false
+	}
+	st.mu.Lock()
+	if st.tabs[ts.ChannelID] == nil {
+		st.tabs[ts.ChannelID] = &sellerTab{SellerTab: SellerTab{ID: ts.ChannelID, PayerKey: ts.PayerKey, Balance: balance,
+			ChainHead: wire.ChainStart(ts.ChannelID), ExpiresAt: ts.ExpiresAt}}
+	}
+	st.mu.Unlock()
+	return true
+}
+
+// claimSoon claims t in the background, once.
+func (m *Middleware) claimSoon(t *sellerTab) {
+	if m.Tabs.Claims == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.ClaimTab(ctx, t.ID); err != nil {
+			m.log().Warn("x402: couldn't claim a tab", "tab", t.ID, "err", err)
+		}
+	}()
+}
+
+// ClaimTab claims tab id with the facilitator for what its vouchers
+// charged, and saves it claimed. Claiming a claimed tab does nothing.
+func (m *Middleware) ClaimTab(ctx context.Context, id string) error {
+	st, err := m.tabsLoaded()
+	if err != nil {
+		return err
+	}
+	t := st.get(id)
+	if t == nil {
+		return fmt.Errorf("x402: no tab %s", id)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.Claimed {
+		return nil
+	}
+	if t.Vouchers == 0 {
+		t.Voucher = wire.Voucher{ChannelID: id, MaxClaimableAmount: "0"}
+	}
+	if err := m.Tabs.Claims.ClaimTab(ctx, id, TabClaim{AmountAtomic: t.Charged, Voucher: t.Voucher, Vouchers: t.Vouchers, ChainHead: t.ChainHead}); err != nil {
+		return err
+	}
+	after := t.SellerTab
+	after.Claimed = true
+	if err := m.Tabs.Store.Save(after); err != nil {
+		return err
+	}
+	t.SellerTab = after
+	return nil
+}
+
+// ClaimAll claims every tab not yet claimed that charged something: what
+// a seller runs when it stops, and after a restart.
+func (m *Middleware) ClaimAll(ctx context.Context) error {
+	st, err := m.tabsLoaded()
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	var ids []string
+	for id, t := range st.tabs {
+		if !t.Claimed && t.Vouchers > 0 {
+			ids = append(ids, id)
+		}
+	}
+	st.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, m.ClaimTab(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+// TabClaim is the body of a tab's claim (POST /x402/tabs/{id}/claim).
+type TabClaim struct {
+	AmountAtomic int64        `json:"amount_atomic"`
+	Voucher      wire.Voucher `json:"voucher"`
+	Vouchers     int64        `json:"vouchers"`
+	ChainHead    string       `json:"chain_head"`
+}
+
+// ClaimTab claims tab id (Paybound's facilitator; Header must carry the
+// merchant's API key). A tab the facilitator already claimed for the same
+// amount answers as claimed.
+func (c *FacilitatorClient) ClaimTab(ctx context.Context, id string, claim TabClaim) error {
+	h := c.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Idempotency-Key", "claim-"+id+"-"+claim.ChainHead[:min(16, len(claim.ChainHead))])
+	cc := *c
+	cc.Header = h
+	var out struct {
+		Status string `json:"status"`
+	}
+	if err := cc.do(ctx, "POST", "/tabs/"+id+"/claim", claim, &out); err != nil {
+		return err
+	}
+	if out.Status != "claimed" && out.Status != "released" {
+		return fmt.Errorf("x402: tab %s is %q after its claim", id, out.Status)
+	}
+	return nil
+}
+
+// FileTabStore is a TabStore in an append-only file of JSON lines, one per
+// save, synced to disk before Save returns. Saves that arrive together
+// share one sync (group commit), so a seller serving many tabs at once
+// pays one sync per group, not per request.
+type FileTabStore struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+	// the group commit: saves wait on the flush that covers them
+	pending []SellerTab
+	waiters []chan error
+	flusher bool
+}
+
+// OpenFileTabStore opens (or creates) the store at path.
+func OpenFileTabStore(path string) (*FileTabStore, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("x402: couldn't open the tab store: %w", err)
+	}
+	return &FileTabStore{path: path, f: f}, nil
+}
+
+// Load reads every tab's latest line. A last line cut short by a crash
+// (never acknowledged) is ignored.
+func (s *FileTabStore) Load() ([]SellerTab, error) {
+	f, err := os.Open(s.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	latest := map[string]SellerTab{}
+	var order []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var t SellerTab
+		if json.Unmarshal(sc.Bytes(), &t) != nil || t.ID == "" {
+			continue
+		}
+		if _, ok := latest[t.ID]; !ok {
+			order = append(order, t.ID)
+		}
+		latest[t.ID] = t
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]SellerTab, 0, len(order))
+	for _, id := range order {
+		out = append(out, latest[id])
+	}
+	return out, nil
+}
+
+// Save appends t and returns once it is synced.
+func (s *FileTabStore) Save(t SellerTab) error {
+	done := make(chan error, 1)
+	s.mu.Lock()
+	s.pending = append(s.pending, t)
+	s.waiters = append(s.waiters, done)
+	if !s.flusher {
+		s.flusher = true
+		go s.flush()
+	}
+	s.mu.Unlock()
+	return <-done
+}
+
+// flush writes and syncs what is pending, group by group, until nothing is.
+func (s *FileTabStore) flush() {
+	for {
+		s.mu.Lock()
+		ts, ws := s.pending, s.waiters
+		s.pending, s.waiters = nil, nil
+		if len(ts) == 0 {
+			s.flusher = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		var buf []byte
+		for _, t := range ts {
+			b, _ := json.Marshal(t)
+			buf = append(append(buf, b...), '\n')
+		}
+		_, err := s.f.Write(buf)
+		if err == nil {
+			err = s.f.Sync()
+		}
+		for _, w := range ws {
+			w <- err
+		}
+	}
+}
+
+// Close closes the file.
+func (s *FileTabStore) Close() error { return s.f.Close() }
