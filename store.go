@@ -42,6 +42,7 @@ type Batch struct {
 	PayLinkPart
 	CheckoutPart
 	WebhookPart
+	BillingPart
 }
 
 // AccountChange is the sum of a batch's changes to one account's balances.
@@ -59,7 +60,8 @@ type UsageChange struct{ Spent, Payments int64 }
 func (b *Batch) Empty() bool {
 	return b.LedgerPart.Empty() && b.PaymentPart.Empty() && b.MandatePart.Empty() &&
 		b.StepUpPart.Empty() && b.AgentKeyPart.Empty() && b.LogPart.Empty() && b.DisputePart.Empty() &&
-		b.PayLinkPart.Empty() && b.CheckoutPart.Empty() && b.WebhookPart.Empty()
+		b.PayLinkPart.Empty() && b.CheckoutPart.Empty() && b.WebhookPart.Empty() &&
+		b.BillingPart.Empty()
 }
 
 // MaxListLimit is the largest page a list returns.
@@ -110,6 +112,7 @@ type Store interface {
 	SettlementStore
 	CheckoutStore
 	WebhookStore
+	BillingStore
 
 	Close() error
 }
