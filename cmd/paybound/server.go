@@ -27,6 +27,7 @@ import (
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/acp"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/billing"
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
@@ -202,6 +203,7 @@ type Main struct {
 	transLog *translog.Service
 	hooks    *webhooks.Service
 	hookReg  *webhooks.Registry
+	billing  *billing.Service // Token Pay
 	risk     *riskctl.Control
 	store    pb.Store
 	led      *ledger.Writer
@@ -372,8 +374,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.checkout.Store(co) // from now on it observes the ledger's entries
+	if m.billing, err = billing.New(m.Service, m.store, billing.Config{Clock: m.Clock, Logger: m.Logger}); err != nil {
+		return err
+	}
+	m.billing.Start() // expires reservations and grants
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
-		links, reports, co, m.hooks)
+		links, reports, co, m.hooks, m.billing)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
@@ -496,6 +502,10 @@ func (m *Main) Close() error {
 	if m.transLog != nil {
 		m.transLog.Close()
 		m.transLog = nil
+	}
+	if m.billing != nil {
+		m.billing.Close() // before the ledger: its sweep writes through it
+		m.billing = nil
 	}
 	if m.hooks != nil {
 		m.hooks.Close() // before the ledger: disabling an endpoint writes through it

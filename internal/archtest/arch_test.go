@@ -70,6 +70,7 @@ var internal = map[string]kind{
 	"checkout":     capability,
 	"acp":          adapter,
 	"webhooks":     capability,
+	"billing":      capability,
 	"whsig":        block,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,

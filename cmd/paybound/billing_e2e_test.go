@@ -1,0 +1,374 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paybound/paybound/internal/storetest"
+)
+
+// creditOf reads a customer's credit in cur: available, reserved, granted.
+func (w *world) creditOf(key, provider, customer, cur string) (available, reserved, granted int64) {
+	w.t.Helper()
+	path := "/v1/billing/customers/" + customer + "/balance"
+	if provider != "" {
+		path += "?provider=" + provider
+	}
+	r := w.ok(200, w.call("GET", path, key, "", nil))
+	for _, b := range r.body["balances"].([]any) {
+		m := b.(map[string]any)
+		if m["currency"] == cur {
+			return int64(m["available"].(float64)), int64(m["reserved"].(float64)), int64(m["granted"].(float64))
+		}
+	}
+	return 0, 0, 0
+}
+
+// grantsOf returns each of the customer's grants' remaining, by ID.
+func (w *world) grantsOf(customer string) map[string]int64 {
+	w.t.Helper()
+	r := w.ok(200, w.call("GET", "/v1/billing/customers/"+customer+"/grants", w.merchKey, "", nil))
+	out := map[string]int64{}
+	for _, g := range r.body["data"].([]any) {
+		m := g.(map[string]any)
+		out[m["id"].(string)] = int64(m["remaining"].(float64))
+	}
+	return out
+}
+
+func (w *world) events(evs ...map[string]any) resp {
+	w.t.Helper()
+	return w.ok(200, w.call("POST", "/v1/billing/events", w.merchKey, "-", map[string]any{"events": evs}))
+}
+
+func eventStatuses(r resp) string {
+	var out []string
+	for _, d := range r.body["data"].([]any) {
+		m := d.(map[string]any)
+		s := m["status"].(string)
+		if e, ok := m["error"].(map[string]any); ok {
+			s += ":" + e["code"].(string)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ",")
+}
+
+// TestTokenPayOverHTTP: a provider prices a model, grants credit, reserves
+// and settles usage; promotional credit goes first; duplicates are counted
+// and never charged; a late event lands at its own time and price version,
+// a too-late one is refused; fractions of a cent are carried, not lost;
+// the customer is cut off at zero; bad input changes nothing; and the
+// ledger balances throughout.
+func TestTokenPayOverHTTP(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	mk := w.merchKey
+	price := func(tokenType, unit string, from *time.Time) resp {
+		body := map[string]any{"model": "gpt-x*", "token_type": tokenType, "currency": "USD", "unit_price": unit}
+		if from != nil {
+			body["effective_from"] = from.Format(time.RFC3339)
+		}
+		return w.ok(201, w.call("POST", "/v1/billing/prices", mk, "", body))
+	}
+	monthAgo := clock.Now().Add(-30 * 24 * time.Hour)
+	in := price("input", "2.50", &monthAgo)
+	out1 := price("output", "10", &monthAgo)
+	if out1.str("unit_price") != "10.00" || out1.num("unit_price_nanos") != 10_000_000_000 || out1.num("version") != 1 || in.str("meter") != "llm_tokens" {
+		t.Fatalf("price: %s", out1.raw)
+	}
+	later := clock.Now().Add(24 * time.Hour)
+	out2 := price("output", "20.000000001", &later)
+	if out2.num("version") != 2 {
+		t.Fatalf("second version: %s", out2.raw)
+	}
+
+	// Credit: a paid grant, then a promotional one at the same priority.
+	paid := w.ok(201, w.call("POST", "/v1/billing/grants", mk, "", map[string]any{"customer": w.user, "amount": 1000, "currency": "USD", "category": "paid"}))
+	promo := w.ok(201, w.call("POST", "/v1/billing/grants", mk, "", map[string]any{"customer": w.user, "amount": 300, "currency": "USD", "category": "promotional",
+		"expires_at": clock.Now().Add(30 * 24 * time.Hour).Format(time.RFC3339)}))
+	if a, r, g := w.creditOf(mk, "", w.user, "USD"); a != 1300 || r != 0 || g != 1300 {
+		t.Fatalf("credit after grants: %d %d %d", a, r, g)
+	}
+	if a, _, _ := w.creditOf(w.userKey, w.merch, w.user, "USD"); a != 1300 {
+		t.Fatalf("the customer reads its own credit: %d", a)
+	}
+
+	// Reserve 100,000 output tokens (1.00 USD), settle 0.75 USD of usage.
+	rsv := w.ok(200, w.call("POST", "/v1/billing/reservations", mk, "", map[string]any{"customer": w.user, "estimate": 100_000, "model": "gpt-x-mini"}))
+	if rsv.body["allowed"] != true || rsv.num("amount") != 100 || rsv.num("available") != 1200 || !strings.HasPrefix(rsv.str("reservation_id"), "rsv_") {
+		t.Fatalf("reservation: %s", rsv.raw)
+	}
+	if a, r, _ := w.creditOf(mk, "", w.user, "USD"); a != 1200 || r != 100 {
+		t.Fatalf("credit while reserved: %d %d", a, r)
+	}
+	ev := w.events(map[string]any{"id": "req-1", "customer": w.user, "model": "gpt-x-mini", "reservation": rsv.str("reservation_id"),
+		"usage": map[string]any{"input": 100_000, "output": 50_000}})
+	if eventStatuses(ev) != "accepted" || ev.num("accepted") != 1 {
+		t.Fatalf("event: %s", ev.raw)
+	}
+	if a, r, g := w.creditOf(mk, "", w.user, "USD"); a != 1225 || r != 0 || g != 1225 {
+		t.Fatalf("credit after the settled event: %d %d %d; want 1225 available, nothing reserved", a, r, g)
+	}
+	gs := w.grantsOf(w.user)
+	if gs[promo.str("id")] != 225 || gs[paid.str("id")] != 1000 {
+		t.Fatalf("grants after 75 of usage: %v; the promotional one goes first", gs)
+	}
+	if r := w.ok(200, w.call("GET", "/v1/billing/reservations/"+rsv.str("reservation_id"), mk, "", nil)); r.str("status") != "settled" || r.num("settled") != 75 {
+		t.Fatalf("reservation after settling: %s", r.raw)
+	}
+
+	// The same event again, alone and twice in one batch: counted, not charged.
+	dup := w.events(map[string]any{"id": "req-1", "customer": w.user, "model": "gpt-x-mini", "usage": map[string]any{"input": 1}},
+		map[string]any{"id": "req-2", "customer": w.user, "model": "gpt-x-mini", "usage": map[string]any{"output": 1000}},
+		map[string]any{"id": "req-2", "customer": w.user, "model": "gpt-x-mini", "usage": map[string]any{"output": 1000}})
+	if eventStatuses(dup) != "duplicate,accepted,duplicate" || dup.num("duplicates") != 2 {
+		t.Fatalf("duplicates: %s", dup.raw)
+	}
+	// req-2 cost 1 cent exactly.
+	if a, _, _ := w.creditOf(mk, "", w.user, "USD"); a != 1224 {
+		t.Fatalf("credit after duplicates: %d, want 1224", a)
+	}
+
+	// Fractions: 3,000 input tokens cost 0.75 cent; four cost 3 cents.
+	for i := range 4 {
+		w.events(map[string]any{"id": fmt.Sprintf("frac-%d", i), "customer": w.user, "model": "gpt-x", "usage": map[string]any{"input": 3000}})
+	}
+	if a, _, _ := w.creditOf(mk, "", w.user, "USD"); a != 1221 {
+		t.Fatalf("credit after four 0.75-cent events: %d, want 1221", a)
+	}
+
+	// A late event (two days ago) and one too late (40 days ago).
+	late := w.events(map[string]any{"id": "late-1", "customer": w.user, "model": "gpt-x", "timestamp": clock.Now().Add(-48 * time.Hour).Format(time.RFC3339),
+		"usage": map[string]any{"output": 1000}},
+		map[string]any{"id": "late-2", "customer": w.user, "model": "gpt-x", "timestamp": clock.Now().Add(-40 * 24 * time.Hour).Format(time.RFC3339),
+			"usage": map[string]any{"output": 1000}})
+	if eventStatuses(late) != "accepted,refused:billing_event_too_late" {
+		t.Fatalf("late events: %s", late.raw)
+	}
+
+	// The price's second version applies from its effective_from on.
+	clock.Advance(25 * time.Hour)
+	w.events(map[string]any{"id": "v2-1", "customer": w.user, "model": "gpt-x", "usage": map[string]any{"output": 1000}})
+	if a, _, _ := w.creditOf(mk, "", w.user, "USD"); a != 1220-2 {
+		t.Fatalf("credit after an event at the second version: %d, want %d", a, 1218)
+	}
+	u := w.ok(200, w.call("GET", "/v1/billing/customers/"+w.user+"/usage?group_by=token_type,price&from="+
+		clock.Now().Add(-10*24*time.Hour).Format(time.RFC3339), mk, "", nil))
+	got := map[string]string{}
+	for _, d := range u.body["data"].([]any) {
+		m := d.(map[string]any)
+		k := m["keys"].(map[string]any)
+		got[k["token_type"].(string)+"@"+k["price"].(string)] = fmt.Sprintf("%v/%v/%v", m["quantity"], m["amount_exact"], m["charged"])
+	}
+	want := map[string]string{
+		"input@" + in.str("id"):    "112000/0.28/28", // 100,000 + 4 × 3,000 tokens at 2.50
+		"output@" + out1.str("id"): "52000/0.52/52",  // 50,000 + 1,000 + 1,000 (late) at 10
+		"output@" + out2.str("id"): "1000/0.020000000001/2",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("usage by token type and price:\n got %v\nwant %v", got, want)
+	}
+
+	// Cut off: more than is left is refused with the reason; a customer
+	// without credit has none.
+	big := w.ok(200, w.call("POST", "/v1/billing/reservations", mk, "", map[string]any{"customer": w.user, "amount": 1219, "currency": "USD"}))
+	if big.body["allowed"] != false || big.str("reason") != "insufficient_credit" || big.num("available") != 1218 {
+		t.Fatalf("a reservation above the credit: %s", big.raw)
+	}
+	none := w.ok(200, w.call("POST", "/v1/billing/reservations", mk, "", map[string]any{"customer": w.agent, "amount": 1, "currency": "USD"}))
+	if none.body["allowed"] != false || none.str("reason") != "no_credit" {
+		t.Fatalf("a reservation without credit: %s", none.raw)
+	}
+
+	// Bad input: a coded error each, and nothing changed.
+	for _, c := range []struct {
+		path        string
+		key         string
+		body        any
+		status      int
+		code, param string
+	}{
+		{"/v1/billing/prices", mk, map[string]any{"currency": "USD", "unit_price": "1.0000000001"}, 400, "parameter_invalid", "unit_price"},
+		{"/v1/billing/prices", mk, map[string]any{"currency": "USD", "unit_price": "-1"}, 400, "parameter_invalid", "unit_price"},
+		{"/v1/billing/prices", mk, map[string]any{"currency": "USD", "unit_price": "1e3"}, 400, "parameter_invalid", "unit_price"},
+		{"/v1/billing/prices", mk, map[string]any{"currency": "USD"}, 400, "parameter_missing", "unit_price"},
+		{"/v1/billing/prices", mk, map[string]any{"currency": "USD", "unit_price": "1", "token_type": "thinking"}, 400, "parameter_invalid", "token_type"},
+		{"/v1/billing/prices", mk, map[string]any{"currency": "USD", "unit_price": "1", "model": "gpt*x"}, 400, "parameter_invalid", "model"},
+		{"/v1/billing/prices", mk, map[string]any{"model": "gpt-x*", "token_type": "output", "currency": "USD", "unit_price": "1",
+			"effective_from": clock.Now().Add(-72 * time.Hour).Format(time.RFC3339)}, 400, "parameter_invalid", "effective_from"},
+		{"/v1/billing/prices", w.userKey, map[string]any{"currency": "USD", "unit_price": "1"}, 403, "forbidden", ""},
+		{"/v1/billing/grants", mk, map[string]any{"customer": w.user, "amount": 0, "currency": "USD"}, 400, "invalid_amount", "amount"},
+		{"/v1/billing/grants", mk, map[string]any{"customer": w.user, "amount": 10, "currency": "USD", "category": "gift"}, 400, "parameter_invalid", "category"},
+		{"/v1/billing/grants", mk, map[string]any{"customer": "usr_00000000000000000000000000", "amount": 10, "currency": "USD"}, 404, "resource_missing", "customer"},
+		{"/v1/billing/grants", mk, map[string]any{"customer": w.user, "amount": 10, "currency": "USD", "expires_at": clock.Now().Add(-time.Hour).Format(time.RFC3339)}, 400, "parameter_invalid", "expires_at"},
+		{"/v1/billing/reservations", mk, map[string]any{"customer": w.user}, 400, "parameter_missing", "estimate"},
+		{"/v1/billing/reservations", mk, map[string]any{"customer": w.user, "estimate": 10, "model": "unpriced"}, 400, "billing_no_price", ""},
+		{"/v1/billing/reservations", mk, map[string]any{"customer": w.user, "amount": 1, "currency": "USD", "expires_in": 7200}, 400, "parameter_invalid", "expires_in"},
+		{"/v1/billing/reservations", mk, map[string]any{"customer": "bob", "amount": 1, "currency": "USD"}, 400, "parameter_invalid", "customer"},
+		{"/v1/billing/events", mk, map[string]any{"events": []any{}}, 400, "parameter_invalid", "events"},
+		{"/v1/billing/events", mk, map[string]any{"events": make([]map[string]any, 1001)}, 400, "parameter_invalid", "events"},
+		{"/v1/billing/events", mk, map[string]any{}, 400, "parameter_missing", "events"},
+		{"/v1/billing/events", w.userKey, map[string]any{"events": []any{map[string]any{"id": "x"}}}, 403, "forbidden", ""},
+	} {
+		r := w.call("POST", c.path, c.key, "", c.body)
+		if r.status != c.status || r.errField("code") != c.code || r.errField("param") != c.param {
+			t.Errorf("POST %s %v: %d %s; want %d %s (%s)", c.path, c.body, r.status, r.raw, c.status, c.code, c.param)
+		}
+	}
+	bad := w.events(map[string]any{"id": "bad-1", "customer": w.user, "model": "gpt-x", "usage": map[string]any{"thinking": 5}},
+		map[string]any{"id": "bad-2", "customer": w.user, "model": "gpt-x", "usage": map[string]any{"output": -1}},
+		map[string]any{"id": "bad-3", "customer": w.user, "model": "nope", "usage": map[string]any{"output": 1}},
+		map[string]any{"id": "", "customer": w.user, "model": "gpt-x", "usage": map[string]any{"output": 1}},
+		map[string]any{"id": "bad-5", "customer": w.user, "model": "gpt-x", "timestamp": clock.Now().Add(time.Hour).Format(time.RFC3339), "usage": map[string]any{"output": 1}})
+	if eventStatuses(bad) != "refused:parameter_invalid,refused:parameter_invalid,refused:billing_no_price,refused:parameter_missing,refused:parameter_invalid" {
+		t.Fatalf("bad events: %s", bad.raw)
+	}
+	if a, r, g := w.creditOf(mk, "", w.user, "USD"); a != 1218 || r != 0 || g != 1218 {
+		t.Fatalf("credit after refused input: %d %d %d", a, r, g)
+	}
+	if ps := w.ok(200, w.call("GET", "/v1/billing/prices", mk, "", nil)); len(ps.body["data"].([]any)) != 3 {
+		t.Fatalf("prices after refused input: %s", ps.raw)
+	}
+	if r := w.call("GET", "/v1/billing/customers/"+w.user+"/balance", w.merch2Key, "", nil); r.status != 200 || strings.Contains(string(r.raw), "USD") {
+		t.Fatalf("another provider reads the customer's credit: %s", r.raw)
+	}
+	if r := w.call("GET", "/v1/billing/customers/"+w.user+"/balance?provider="+w.merch, w.agentKey, "", nil); r.status != 404 {
+		t.Fatalf("an agent reads its user's credit: %d %s", r.status, r.raw)
+	}
+
+	// Voiding the promotional grant withdraws what is left of it.
+	v := w.ok(200, w.call("POST", "/v1/billing/grants/"+promo.str("id")+"/void", mk, "", nil))
+	if v.str("status") != "voided" || v.num("remaining") != 0 || v.num("withdrawn") != 218 {
+		t.Fatalf("voided grant: %s", v.raw)
+	}
+	if r := w.call("POST", "/v1/billing/grants/"+promo.str("id")+"/void", mk, "", nil); r.status != 409 || r.errField("code") != "billing_grant_state" {
+		t.Fatalf("voiding twice: %d %s", r.status, r.raw)
+	}
+	a, _, _ := w.creditOf(mk, "", w.user, "USD")
+	if gs := w.grantsOf(w.user); a != 1000 || gs[promo.str("id")] != 0 || gs[paid.str("id")] != 1000 {
+		t.Fatalf("after the void: credit %d, grants %v", a, gs)
+	}
+	w.verify()
+}
+
+// TestTokenPayReservationExpiry: a reservation that is neither settled
+// nor released gives its credit back when it expires; an event naming it
+// afterwards is charged from the available credit.
+func TestTokenPayReservationExpiry(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.agent, "amount": 500, "currency": "EUR"}))
+	r := w.ok(200, w.call("POST", "/v1/billing/reservations", w.merchKey, "", map[string]any{"customer": w.agent, "amount": 400, "currency": "EUR", "expires_in": 60}))
+	if a, res, _ := w.creditOf(w.merchKey, "", w.agent, "EUR"); a != 100 || res != 400 {
+		t.Fatalf("credit while reserved: %d %d", a, res)
+	}
+	if a, _, _ := w.creditOf(w.userKey, w.merch, w.agent, "EUR"); a != 100 {
+		t.Fatalf("the agent's user reads its credit: %d", a)
+	}
+	clock.Advance(61 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if a, res, _ := w.creditOf(w.merchKey, "", w.agent, "EUR"); a == 500 && res == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the expired reservation still holds credit")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if g := w.ok(200, w.call("GET", "/v1/billing/reservations/"+r.str("reservation_id"), w.merchKey, "", nil)); g.str("status") != "expired" {
+		t.Fatalf("reservation: %s", g.raw)
+	}
+	if rel := w.call("POST", "/v1/billing/reservations/"+r.str("reservation_id")+"/release", w.merchKey, "", nil); rel.status != 409 {
+		t.Fatalf("releasing an expired reservation: %d %s", rel.status, rel.raw)
+	}
+	w.verify()
+}
+
+// reserveMany sends n concurrent reservations of 1 minor unit for
+// customer, spread over apis, and counts those allowed.
+func reserveMany(t *testing.T, apis []*api, key, customer string, n int) (allowed int) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			a := apis[i%len(apis)]
+			r := a.call("POST", "/v1/billing/reservations", key, "", map[string]any{"customer": customer, "amount": 1, "currency": "USD"})
+			if r.status != 200 {
+				t.Errorf("reservation %d: %d %s", i, r.status, r.raw)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if r.body["allowed"] == true {
+				allowed++
+			} else if r.str("reason") != "insufficient_credit" {
+				t.Errorf("reservation %d refused for %s", i, r.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	return allowed
+}
+
+// TestTokenPayConcurrentReservations: 1,000 concurrent reservations of one
+// cent against 1.00 of credit: exactly 100 are allowed, and the ledger
+// holds exactly the credit.
+func TestTokenPayConcurrentReservations(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 100, "currency": "USD"}))
+	if n := reserveMany(t, []*api{w.api}, w.merchKey, w.user, 1000); n != 100 {
+		t.Fatalf("%d reservations allowed, want 100", n)
+	}
+	if a, r, g := w.creditOf(w.merchKey, "", w.user, "USD"); a != 0 || r != 100 || g != 100 {
+		t.Fatalf("credit after the run: available %d, reserved %d, granted %d", a, r, g)
+	}
+	w.verify()
+}
+
+// TestTokenPayConcurrentReservationsTwoProcesses: the same against two
+// servers sharing one PostgreSQL database.
+func TestTokenPayConcurrentReservationsTwoProcesses(t *testing.T) {
+	db := storetest.PostgresURL(t)
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	m1 := startMain(t, dir1, func(m *Main) { m.Config.DB = db })
+	for _, f := range []string{"operator.key", "log.key"} {
+		b, err := os.ReadFile(filepath.Join(dir1, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir2, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2 := startMain(t, dir2, func(m *Main) { m.Config.DB = db })
+	a1, a2 := &api{t: t, base: m1.URL()}, &api{t: t, base: m2.URL()}
+	w := &world{api: a1, m: m1, op: m1.OperatorKey}
+	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Ada"}))
+	mc := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Models"}))
+	w.merchKey = mc.str("api_key")
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": u.str("id"), "amount": 100, "currency": "USD"}))
+	if n := reserveMany(t, []*api{a1, a2}, w.merchKey, u.str("id"), 1000); n != 100 {
+		t.Fatalf("%d reservations allowed across two processes, want 100", n)
+	}
+	for _, a := range []*api{a1, a2} {
+		w.api = a
+		if av, r, g := w.creditOf(w.merchKey, "", u.str("id"), "USD"); av != 0 || r != 100 || g != 100 {
+			t.Fatalf("credit after the run (%s): available %d, reserved %d, granted %d", a.base, av, r, g)
+		}
+	}
+	w.verify()
+}

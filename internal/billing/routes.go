@@ -1,0 +1,197 @@
+package billing
+
+import (
+	"strings"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/httpapi/rest"
+	"github.com/paybound/paybound/internal/service"
+)
+
+// Routes are Token Pay's part of the REST API, which the server mounts.
+func (s *Service) Routes() []rest.Route {
+	return []rest.Route{
+		{Method: "POST", Pattern: "/v1/billing/meters", Idempotent: true, Handler: s.createMeter},
+		{Method: "GET", Pattern: "/v1/billing/meters", Handler: s.listMeters},
+		{Method: "POST", Pattern: "/v1/billing/prices", Idempotent: true, Handler: s.createPrice},
+		{Method: "GET", Pattern: "/v1/billing/prices", Handler: s.listPrices},
+		{Method: "POST", Pattern: "/v1/billing/grants", Idempotent: true, Handler: s.createGrant},
+		{Method: "POST", Pattern: "/v1/billing/grants/{id}/void", Idempotent: true, Handler: s.voidGrant},
+		{Method: "POST", Pattern: "/v1/billing/reservations", Idempotent: true, Handler: s.reserveRoute},
+		{Method: "GET", Pattern: "/v1/billing/reservations/{id}", Handler: s.getReservation},
+		{Method: "POST", Pattern: "/v1/billing/reservations/{id}/release", Idempotent: true, Handler: s.release},
+		{Method: "POST", Pattern: "/v1/billing/events", Handler: s.events},
+		{Method: "GET", Pattern: "/v1/billing/customers/{id}/balance", Handler: s.balance},
+		{Method: "GET", Pattern: "/v1/billing/customers/{id}/grants", Handler: s.grants},
+		{Method: "GET", Pattern: "/v1/billing/customers/{id}/usage", Handler: s.usage},
+	}
+}
+
+func (s *Service) createMeter(q *rest.Request) (int, any, error) {
+	var in struct {
+		EventType   string   `json:"event_type"`
+		ValuePath   string   `json:"value_path"`
+		Aggregation string   `json:"aggregation"`
+		GroupBy     []string `json:"group_by"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	return q.Run(201, func() service.Result {
+		return s.CreateMeter(q.Ctx, q.Caller, q.Idem, MeterParams{EventType: in.EventType, ValuePath: in.ValuePath,
+			Aggregation: in.Aggregation, GroupBy: in.GroupBy})
+	})
+}
+
+func (s *Service) listMeters(q *rest.Request) (int, any, error) {
+	ms, err := s.Meters(q.Ctx, q.Caller)
+	return 200, map[string]any{"object": "list", "data": ms, "has_more": false}, err
+}
+
+func (s *Service) createPrice(q *rest.Request) (int, any, error) {
+	var in struct {
+		Meter         string  `json:"meter"`
+		Model         string  `json:"model"`
+		TokenType     string  `json:"token_type"`
+		Currency      string  `json:"currency"`
+		UnitPrice     *string `json:"unit_price"`
+		EffectiveFrom *string `json:"effective_from"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.UnitPrice == nil {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "unit_price", "unit_price is required: a decimal string of the currency's major unit per 1M units, such as \"2.50\"")
+	}
+	if err := rest.RequireCurrency(in.Currency); err != nil {
+		return 0, nil, err
+	}
+	from, err := rest.ParseTime(in.EffectiveFrom, "effective_from")
+	if err != nil {
+		return 0, nil, err
+	}
+	return q.Run(201, func() service.Result {
+		return s.CreatePrice(q.Ctx, q.Caller, q.Idem, PriceParams{Meter: in.Meter, Model: in.Model, TokenType: in.TokenType,
+			Currency: in.Currency, UnitPrice: *in.UnitPrice, EffectiveFrom: from})
+	})
+}
+
+func (s *Service) listPrices(q *rest.Request) (int, any, error) {
+	ps, err := s.Prices(q.Ctx, q.Caller)
+	return 200, map[string]any{"object": "list", "data": ps, "has_more": false}, err
+}
+
+func (s *Service) createGrant(q *rest.Request) (int, any, error) {
+	var in struct {
+		Customer  string  `json:"customer"`
+		Amount    *int64  `json:"amount"`
+		Currency  string  `json:"currency"`
+		Category  string  `json:"category"`
+		Priority  int     `json:"priority"`
+		ExpiresAt *string `json:"expires_at"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Customer == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "customer", "customer is required: a user (usr_…) or agent (agt_…) ID")
+	}
+	if in.Amount == nil {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "amount", "amount is required: an integer number of the currency's minor units")
+	}
+	if err := rest.RequireCurrency(in.Currency); err != nil {
+		return 0, nil, err
+	}
+	if in.Category == "" {
+		in.Category = pb.GrantPaid
+	}
+	exp, err := rest.ParseTime(in.ExpiresAt, "expires_at")
+	if err != nil {
+		return 0, nil, err
+	}
+	return q.Run(201, func() service.Result {
+		return s.CreateGrant(q.Ctx, q.Caller, q.Idem, GrantParams{Customer: in.Customer, Amount: *in.Amount, Currency: in.Currency,
+			Category: in.Category, Priority: in.Priority, ExpiresAt: exp})
+	})
+}
+
+func (s *Service) voidGrant(q *rest.Request) (int, any, error) { return q.Act(s.VoidGrant) }
+
+func (s *Service) reserveRoute(q *rest.Request) (int, any, error) {
+	var in struct {
+		Customer  string `json:"customer"`
+		Meter     string `json:"meter"`
+		Estimate  int64  `json:"estimate"`
+		Model     string `json:"model"`
+		TokenType string `json:"token_type"`
+		Amount    int64  `json:"amount"`
+		Currency  string `json:"currency"`
+		ExpiresIn int64  `json:"expires_in"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Customer == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "customer", "customer is required: a user (usr_…) or agent (agt_…) ID")
+	}
+	if in.ExpiresIn < 0 || in.ExpiresIn > int64(pb.MaxReservationTTL/time.Second) {
+		return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "expires_in", "expires_in must be from 1 to %d seconds", int(pb.MaxReservationTTL/time.Second))
+	}
+	return q.Run(200, func() service.Result {
+		return s.Reserve(q.Ctx, q.Caller, q.Idem, ReserveParams{Customer: in.Customer, Meter: in.Meter, Estimate: in.Estimate,
+			Model: in.Model, TokenType: in.TokenType, Amount: in.Amount, Currency: in.Currency,
+			ExpiresIn: time.Duration(in.ExpiresIn) * time.Second})
+	})
+}
+
+func (s *Service) getReservation(q *rest.Request) (int, any, error) {
+	r, err := s.Reservation(q.Ctx, q.Caller, q.PathValue("id"))
+	return 200, r, err
+}
+
+func (s *Service) release(q *rest.Request) (int, any, error) { return q.Act(s.Release) }
+
+func (s *Service) events(q *rest.Request) (int, any, error) {
+	var in struct {
+		Events []Event `json:"events"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Events == nil {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "events", "events is required: a list of up to %d usage events", pb.MaxEventBatch)
+	}
+	return q.Run(200, func() service.Result { return s.Ingest(q.Ctx, q.Caller, in.Events) })
+}
+
+func (s *Service) balance(q *rest.Request) (int, any, error) {
+	b, err := s.Balance(q.Ctx, q.Caller, q.Query("provider"), q.PathValue("id"))
+	return 200, b, err
+}
+
+func (s *Service) grants(q *rest.Request) (int, any, error) {
+	gs, err := s.Grants(q.Ctx, q.Caller, q.Query("provider"), q.PathValue("id"))
+	return 200, map[string]any{"object": "list", "data": gs, "has_more": false}, err
+}
+
+func (s *Service) usage(q *rest.Request) (int, any, error) {
+	uq := UsageQuery{Provider: q.Query("provider"), Customer: q.PathValue("id")}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &uq.From}, {"to", &uq.To}} {
+		if v := q.Query(f.name); v != "" {
+			t, err := rest.ParseTime(&v, f.name)
+			if err != nil {
+				return 0, nil, err
+			}
+			*f.dst = t
+		}
+	}
+	if g := q.Query("group_by"); g != "" {
+		uq.GroupBy = strings.Split(g, ",")
+	}
+	u, err := s.Usage(q.Ctx, q.Caller, uq)
+	return 200, u, err
+}
