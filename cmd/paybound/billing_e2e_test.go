@@ -372,3 +372,83 @@ func TestTokenPayConcurrentReservationsTwoProcesses(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestTokenPayRecharge: an agent cut off at zero credit buys more with a
+// real payment under its user's mandate, and is served again; a recharge
+// above the mandate's limit is declined and grants nothing; a user
+// recharges its agent from its own wallet.
+func TestTokenPayRecharge(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	mk := w.merchKey
+	w.ok(201, w.call("POST", "/v1/billing/grants", mk, "", map[string]any{"customer": w.agent, "amount": 50, "currency": "USD", "category": "promotional"}))
+	r := w.ok(200, w.call("POST", "/v1/billing/reservations", mk, "", map[string]any{"customer": w.agent, "amount": 50, "currency": "USD"}))
+	w.ok(201, w.call("POST", "/v1/billing/prices", mk, "", map[string]any{"currency": "USD", "unit_price": "500000"}))
+	ev := w.events(map[string]any{"id": "use-all", "customer": w.agent, "reservation": r.str("reservation_id"), "model": "m", "usage": map[string]any{"output": 100}})
+	if eventStatuses(ev) != "accepted" || ev.body["data"].([]any)[0].(map[string]any)["charged"].(float64) != 50 {
+		t.Fatalf("the event that spends the credit: %s", ev.raw)
+	}
+	cut := w.ok(200, w.call("POST", "/v1/billing/reservations", mk, "", map[string]any{"customer": w.agent, "amount": 1, "currency": "USD"}))
+	if cut.body["allowed"] != false || cut.str("reason") != "insufficient_credit" || cut.num("available") != 0 {
+		t.Fatalf("at zero credit: %s", cut.raw)
+	}
+
+	mdt := w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", map[string]any{"agent_id": w.agent, "description": "model credit",
+		"currency": "USD", "max_amount": 2000, "budget": map[string]any{"amount": 5000, "period": "week"}}))
+	walletBefore, _ := w.balance(w.userKey, "USD")
+	merchBefore, _ := w.balance(mk, "USD")
+	p := w.ok(201, w.call("POST", "/v1/billing/recharges", w.agentKey, "recharge-1", map[string]any{"provider": w.merch, "amount": 1500,
+		"currency": "USD", "mandate_id": mdt.str("id")}))
+	if p.str("status") != "captured" || p.num("amount") != 1500 || p.str("mandate_id") != mdt.str("id") || p.str("agent_id") != w.agent {
+		t.Fatalf("recharge payment: %s", p.raw)
+	}
+	if again := w.ok(201, w.call("POST", "/v1/billing/recharges", w.agentKey, "recharge-1", map[string]any{"provider": w.merch, "amount": 1500,
+		"currency": "USD", "mandate_id": mdt.str("id")})); again.str("id") != p.str("id") {
+		t.Fatalf("a retried recharge paid again: %s", again.raw)
+	}
+	if a, r, g := w.creditOf(mk, "", w.agent, "USD"); a != 1500 || r != 0 || g != 1500 {
+		t.Fatalf("credit after the recharge: %d %d %d", a, r, g)
+	}
+	if a, _ := w.balance(w.userKey, "USD"); a != walletBefore-1500 {
+		t.Fatalf("wallet after the recharge: %d, want %d", a, walletBefore-1500)
+	}
+	if a, _ := w.balance(mk, "USD"); a <= merchBefore {
+		t.Fatalf("the provider was not paid: %d, before %d", a, merchBefore)
+	}
+	back := w.ok(200, w.call("POST", "/v1/billing/reservations", mk, "", map[string]any{"customer": w.agent, "amount": 1, "currency": "USD"}))
+	if back.body["allowed"] != true {
+		t.Fatalf("after the recharge: %s", back.raw)
+	}
+
+	// Above the mandate's max_amount: declined, and no credit.
+	d := w.call("POST", "/v1/billing/recharges", w.agentKey, "", map[string]any{"provider": w.merch, "amount": 2500, "currency": "USD", "mandate_id": mdt.str("id")})
+	if d.status != 402 || d.str("payment_id") == "" && d.errField("payment_id") == "" {
+		t.Fatalf("a recharge above the mandate: %d %s", d.status, d.raw)
+	}
+	// The user recharges its agent; and nobody recharges another's agent.
+	w.ok(201, w.call("POST", "/v1/billing/recharges", w.userKey, "", map[string]any{"provider": w.merch, "customer": w.agent, "amount": 500, "currency": "USD"}))
+	if a, r, _ := w.creditOf(mk, "", w.agent, "USD"); a != 1999 || r != 1 {
+		t.Fatalf("credit after the user's recharge: %d %d; want 1999 and 1 reserved", a, r)
+	}
+	for _, c := range []struct {
+		key         string
+		body        map[string]any
+		status      int
+		code, param string
+	}{
+		{w.userKey, map[string]any{"provider": w.merch, "customer": "agt_00000000000000000000000000", "amount": 5, "currency": "USD"}, 404, "resource_missing", "customer"},
+		{w.userKey, map[string]any{"provider": w.merch, "customer": w.user + "x", "amount": 5, "currency": "USD"}, 400, "parameter_invalid", "customer"},
+		{w.userKey, map[string]any{"amount": 5, "currency": "USD"}, 400, "parameter_missing", "provider"},
+		{w.userKey, map[string]any{"provider": w.merch, "amount": 0, "currency": "USD"}, 400, "invalid_amount", "amount"},
+		{mk, map[string]any{"provider": w.merch, "amount": 5, "currency": "USD"}, 403, "forbidden", ""},
+	} {
+		r := w.call("POST", "/v1/billing/recharges", c.key, "", c.body)
+		if r.status != c.status || r.errField("code") != c.code || r.errField("param") != c.param {
+			t.Errorf("recharge %v: %d %s; want %d %s (%s)", c.body, r.status, r.raw, c.status, c.code, c.param)
+		}
+	}
+	if a, _, _ := w.creditOf(mk, "", w.agent, "USD"); a != 1999 {
+		t.Fatalf("credit after refused recharges: %d", a)
+	}
+	w.verify()
+}

@@ -199,19 +199,20 @@ type Main struct {
 	Service     *service.Service
 	// Webhooks adjusts the webhooks' configuration before they start
 	// (tests shorten the retry schedule).
-	Webhooks func(*webhooks.Config)
-	transLog *translog.Service
-	hooks    *webhooks.Service
-	hookReg  *webhooks.Registry
-	billing  *billing.Service // Token Pay
-	risk     *riskctl.Control
-	store    pb.Store
-	led      *ledger.Writer
-	checkout atomic.Pointer[checkout.Service] // the ledger's observer, once built
-	payLinks atomic.Pointer[paylinks.Service] // the ledger's observer, once built
-	srv      *http.Server
-	ln       net.Listener
-	served   chan error
+	Webhooks   func(*webhooks.Config)
+	transLog   *translog.Service
+	hooks      *webhooks.Service
+	hookReg    *webhooks.Registry
+	billing    *billing.Service                // Token Pay
+	billingObs atomic.Pointer[billing.Service] // the ledger's observer, once built
+	risk       *riskctl.Control
+	store      pb.Store
+	led        *ledger.Writer
+	checkout   atomic.Pointer[checkout.Service] // the ledger's observer, once built
+	payLinks   atomic.Pointer[paylinks.Service] // the ledger's observer, once built
+	srv        *http.Server
+	ln         net.Listener
+	served     chan error
 }
 
 // NewMain returns a Main with the default configuration.
@@ -377,7 +378,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.billing, err = billing.New(m.Service, m.store, billing.Config{Clock: m.Clock, Logger: m.Logger}); err != nil {
 		return err
 	}
-	m.billing.Start() // expires reservations and grants
+	m.billingObs.Store(m.billing) // from now on it observes the ledger's entries
+	m.billing.Start()             // expires reservations and grants
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
 		links, reports, co, m.hooks, m.billing)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
@@ -443,7 +445,7 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
-		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.hookReg.Observer(m.Logger)}})
+		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.observeBilling, m.hookReg.Observer(m.Logger)}})
 	return err
 }
 
@@ -554,6 +556,15 @@ func (m *Main) sessionParties(ctx context.Context, id string) ([]string, error) 
 func (m *Main) observePayLinks(tx *ledger.Tx, ev pb.LogEvent) error {
 	if pl := m.payLinks.Load(); pl != nil {
 		return pl.Observe(tx, ev)
+	}
+	return nil
+}
+
+// observeBilling is Token Pay's ledger observer (a recharge payment
+// captured once its user approved it grants its credit), once built.
+func (m *Main) observeBilling(tx *ledger.Tx, ev pb.LogEvent) error {
+	if b := m.billingObs.Load(); b != nil {
+		return b.Observe(tx, ev)
 	}
 	return nil
 }

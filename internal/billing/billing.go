@@ -34,6 +34,9 @@ import (
 type Core interface {
 	// Run runs op in the ledger writer, under idem when set.
 	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
+	// CreatePayment makes a payment (its Within runs in the same
+	// operation): a recharge.
+	CreatePayment(ctx context.Context, caller pb.Principal, idem *service.Idempotency, params service.CreatePaymentParams) service.Result
 }
 
 // Store is what Token Pay reads: its own rows, the ledger's accounts (the

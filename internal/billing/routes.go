@@ -22,6 +22,7 @@ func (s *Service) Routes() []rest.Route {
 		{Method: "GET", Pattern: "/v1/billing/reservations/{id}", Handler: s.getReservation},
 		{Method: "POST", Pattern: "/v1/billing/reservations/{id}/release", Idempotent: true, Handler: s.release},
 		{Method: "POST", Pattern: "/v1/billing/events", Handler: s.events},
+		{Method: "POST", Pattern: "/v1/billing/recharges", Idempotent: true, Handler: s.recharge},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/balance", Handler: s.balance},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/grants", Handler: s.grants},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/usage", Handler: s.usage},
@@ -194,4 +195,30 @@ func (s *Service) usage(q *rest.Request) (int, any, error) {
 	}
 	u, err := s.Usage(q.Ctx, q.Caller, uq)
 	return 200, u, err
+}
+
+func (s *Service) recharge(q *rest.Request) (int, any, error) {
+	var in struct {
+		Provider  string `json:"provider"`
+		Customer  string `json:"customer"`
+		Amount    *int64 `json:"amount"`
+		Currency  string `json:"currency"`
+		MandateID string `json:"mandate_id"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Provider == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "provider", "provider is required: the merchant ID (mch_…) to buy credit from")
+	}
+	if in.Amount == nil {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "amount", "amount is required: an integer number of the currency's minor units")
+	}
+	if err := rest.RequireCurrency(in.Currency); err != nil {
+		return 0, nil, err
+	}
+	return q.Run(201, func() service.Result {
+		return s.Recharge(q.Ctx, q.Caller, q.Idem, RechargeParams{Provider: in.Provider, Customer: in.Customer, Amount: *in.Amount,
+			Currency: in.Currency, MandateID: in.MandateID})
+	})
 }
