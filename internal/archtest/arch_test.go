@@ -71,6 +71,7 @@ var internal = map[string]kind{
 	"acp":          adapter,
 	"webhooks":     capability,
 	"billing":      capability,
+	"gateway":      adapter,
 	"whsig":        block,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,

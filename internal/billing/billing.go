@@ -545,7 +545,7 @@ func available(a *pb.Account) int64 { return a.CreditsPosted - a.DebitsPosted - 
 // Grants lists a customer's grants with the provider, oldest first, to the
 // provider or the customer (a user sees its agents' too).
 func (s *Service) Grants(ctx context.Context, caller pb.Principal, provider, customer string) ([]pb.Grant, error) {
-	provider, err := s.readAccess(ctx, caller, provider, customer)
+	provider, customer, err := s.readAccess(ctx, caller, provider, customer)
 	if err != nil {
 		return nil, err
 	}
@@ -556,10 +556,23 @@ func (s *Service) Grants(ctx context.Context, caller pb.Principal, provider, cus
 	return gs, err
 }
 
+// Me names the caller as a customer (GET /v1/billing/customers/me/…): how
+// the metering gateway learns whose key a request carries.
+const Me = "me"
+
 // readAccess checks caller may read customer's billing with provider, and
-// returns the provider: a merchant reads its own customers; a user reads
-// its own and its agents' billing with the provider it names.
-func (s *Service) readAccess(ctx context.Context, caller pb.Principal, provider, customer string) (string, error) {
+// returns the provider and the customer: a merchant reads its own
+// customers; a user reads its own and its agents' billing with the
+// provider it names; customer Me is the calling user or agent.
+func (s *Service) readAccess(ctx context.Context, caller pb.Principal, provider, customer string) (string, string, error) {
+	if customer == Me && (caller.Role == pb.RoleUser || caller.Role == pb.RoleAgent) {
+		customer = caller.ID
+	}
+	p, err := s.access(ctx, caller, provider, customer)
+	return p, customer, err
+}
+
+func (s *Service) access(ctx context.Context, caller pb.Principal, provider, customer string) (string, error) {
 	switch caller.Role {
 	case pb.RoleMerchant:
 		if provider != "" && provider != caller.ID {
@@ -683,7 +696,7 @@ type CurrencyBalance struct {
 
 // Balance returns customer's credit with provider.
 func (s *Service) Balance(ctx context.Context, caller pb.Principal, provider, customer string) (*Balance, error) {
-	provider, err := s.readAccess(ctx, caller, provider, customer)
+	provider, customer, err := s.readAccess(ctx, caller, provider, customer)
 	if err != nil {
 		return nil, err
 	}

@@ -54,10 +54,11 @@ const maxUsageRange = 366 * 24 * time.Hour
 
 // Usage returns q's usage to the provider or the customer.
 func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) (*Usage, error) {
-	provider, err := s.readAccess(ctx, caller, q.Provider, q.Customer)
+	provider, customer, err := s.readAccess(ctx, caller, q.Provider, q.Customer)
 	if err != nil {
 		return nil, err
 	}
+	q.Customer = customer
 	if q.To.IsZero() {
 		q.To = s.cfg.Clock.Now().Add(maxFutureSkew + time.Millisecond)
 	}
