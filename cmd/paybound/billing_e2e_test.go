@@ -452,3 +452,77 @@ func TestTokenPayRecharge(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestTokenPayGenericMeters: generic meters read their value from the
+// event's data and aggregate it as they say (sum and count are charged;
+// max, unique_count and latest are reported), grouped by their paths.
+func TestTokenPayGenericMeters(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	mk := w.merchKey
+	meter := func(body map[string]any) string {
+		return w.ok(201, w.call("POST", "/v1/billing/meters", mk, "", body)).str("id")
+	}
+	sum := meter(map[string]any{"event_type": "gpu_seconds", "value_path": "gpu.seconds", "aggregation": "sum", "group_by": []string{"region"}})
+	cnt := meter(map[string]any{"event_type": "api_call", "aggregation": "count"})
+	maxm := meter(map[string]any{"event_type": "storage_gb", "value_path": "gb", "aggregation": "max"})
+	uniq := meter(map[string]any{"event_type": "seat", "value_path": "user", "aggregation": "unique_count"})
+	last := meter(map[string]any{"event_type": "plan_tier", "value_path": "tier", "aggregation": "latest"})
+	for _, c := range []struct {
+		body        map[string]any
+		code, param string
+	}{
+		{map[string]any{"event_type": "gpu_seconds", "value_path": "x", "aggregation": "sum"}, "parameter_invalid", "event_type"},
+		{map[string]any{"event_type": "x", "value_path": "v", "aggregation": "avg"}, "parameter_invalid", "aggregation"},
+		{map[string]any{"event_type": "y", "aggregation": "sum"}, "parameter_missing", "value_path"},
+		{map[string]any{"event_type": "z", "value_path": "v", "aggregation": "count"}, "parameter_invalid", "value_path"},
+	} {
+		if r := w.call("POST", "/v1/billing/meters", mk, "", c.body); r.status != 400 || r.errField("code") != c.code || r.errField("param") != c.param {
+			t.Errorf("meter %v: %d %s", c.body, r.status, r.raw)
+		}
+	}
+	if ms := w.ok(200, w.call("GET", "/v1/billing/meters", mk, "", nil)); len(ms.body["data"].([]any)) != 5 {
+		t.Fatalf("meters: %s", ms.raw)
+	}
+	for _, m := range []string{sum, cnt} {
+		w.ok(201, w.call("POST", "/v1/billing/prices", mk, "", map[string]any{"meter": m, "currency": "USD", "unit_price": "1000000"})) // 1.00 per unit
+	}
+	for _, m := range []string{maxm, uniq, last} {
+		w.ok(201, w.call("POST", "/v1/billing/prices", mk, "", map[string]any{"meter": m, "currency": "USD", "unit_price": "0"}))
+	}
+	w.ok(201, w.call("POST", "/v1/billing/grants", mk, "", map[string]any{"customer": w.user, "amount": 100000, "currency": "USD"}))
+	ev := func(id, m string, data map[string]any) map[string]any {
+		return map[string]any{"id": id, "customer": w.user, "meter": m, "data": data}
+	}
+	r := w.events(ev("g1", sum, map[string]any{"gpu": map[string]any{"seconds": 30}, "region": "eu"}),
+		ev("g2", sum, map[string]any{"gpu": map[string]any{"seconds": 12}, "region": "us"}),
+		ev("g3", sum, map[string]any{"gpu": map[string]any{"seconds": 8}, "region": "eu"}),
+		ev("c1", cnt, nil), ev("c2", cnt, map[string]any{"any": "thing"}),
+		ev("m1", maxm, map[string]any{"gb": 5}), ev("m2", maxm, map[string]any{"gb": 9}), ev("m3", maxm, map[string]any{"gb": 7}),
+		ev("u1", uniq, map[string]any{"user": "ann"}), ev("u2", uniq, map[string]any{"user": "bob"}), ev("u3", uniq, map[string]any{"user": "ann"}),
+		ev("l1", last, map[string]any{"tier": 2}), ev("l2", last, map[string]any{"tier": 1}),
+		ev("bad1", sum, map[string]any{"gpu": map[string]any{"seconds": -1}}),
+		ev("bad2", sum, map[string]any{"gpu": 3}),
+		ev("bad3", "mtr_00000000000000000000000000", nil),
+		map[string]any{"id": "bad4", "customer": w.user, "meter": sum, "model": "x", "usage": map[string]any{"input": 1}})
+	if s := eventStatuses(r); s != strings.Repeat("accepted,", 13)+"refused:parameter_invalid,refused:parameter_missing,refused:resource_missing,refused:parameter_invalid" {
+		t.Fatalf("generic events: %s", s)
+	}
+	// 50 GPU seconds and 2 calls at 1.00 each.
+	if a, _, _ := w.creditOf(mk, "", w.user, "USD"); a != 100000-5200 {
+		t.Fatalf("credit after generic events: %d, want %d", a, 100000-5200)
+	}
+	u := w.ok(200, w.call("GET", "/v1/billing/customers/"+w.user+"/usage?group_by=region", mk, "", nil))
+	got := map[string]string{}
+	for _, d := range u.body["data"].([]any) {
+		m := d.(map[string]any)
+		got[m["meter"].(string)+"/"+m["keys"].(map[string]any)["region"].(string)] = fmt.Sprintf("%v %v %v", m["events"], m["quantity"], m["amount_exact"])
+	}
+	want := map[string]string{sum + "/eu": "2 38 38.00", sum + "/us": "1 12 12.00", cnt + "/": "2 2 2.00",
+		maxm + "/": "3 9 0.00", uniq + "/": "3 2 0.00", last + "/": "2 1 0.00"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("usage:\n got %v\nwant %v", got, want)
+	}
+	w.verify()
+}
