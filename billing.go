@@ -26,6 +26,7 @@ const (
 	PrefixPrice       = "price_"
 	PrefixGrant       = "grant_"
 	PrefixReservation = "rsv_"
+	PrefixInvoice     = "inv_"
 )
 
 // MeterLLMTokens is the built-in meter every provider has: tokens, by model
@@ -91,6 +92,8 @@ const (
 	ErrReservationState Code = "billing_reservation_state"
 	// ErrGrantState: the grant is already voided or expired.
 	ErrGrantState Code = "billing_grant_state"
+	// ErrInvoiceState: the invoice is finalized, or can't be yet.
+	ErrInvoiceState Code = "billing_invoice_state"
 )
 
 func init() {
@@ -98,6 +101,7 @@ func init() {
 	codeTypes[ErrNoPrice] = TypeInvalidRequest
 	codeTypes[ErrReservationState] = TypeConflict
 	codeTypes[ErrGrantState] = TypeConflict
+	codeTypes[ErrInvoiceState] = TypeConflict
 }
 
 // The owners of Token Pay's ledger accounts.

@@ -26,6 +26,9 @@ func (s *Service) Routes() []rest.Route {
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/balance", Handler: s.balance},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/grants", Handler: s.grants},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/usage", Handler: s.usage},
+		{Method: "POST", Pattern: "/v1/billing/invoices", Idempotent: true, Handler: s.createInvoice},
+		{Method: "GET", Pattern: "/v1/billing/invoices/{id}", Handler: s.getInvoice},
+		{Method: "POST", Pattern: "/v1/billing/invoices/{id}/finalize", Idempotent: true, Handler: s.finalizeInvoice},
 	}
 }
 
@@ -221,4 +224,43 @@ func (s *Service) recharge(q *rest.Request) (int, any, error) {
 		return s.Recharge(q.Ctx, q.Caller, q.Idem, RechargeParams{Provider: in.Provider, Customer: in.Customer, Amount: *in.Amount,
 			Currency: in.Currency, MandateID: in.MandateID})
 	})
+}
+
+func (s *Service) createInvoice(q *rest.Request) (int, any, error) {
+	var in struct {
+		Customer string `json:"customer"`
+		Period   string `json:"period"`
+		Currency string `json:"currency"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Customer == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "customer", "customer is required: a user (usr_…) or agent (agt_…) ID")
+	}
+	if in.Period == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "period", "period is required: a month, YYYY-MM")
+	}
+	if err := rest.RequireCurrency(in.Currency); err != nil {
+		return 0, nil, err
+	}
+	return q.Run(200, func() service.Result {
+		return s.CreateInvoice(q.Ctx, q.Caller, q.Idem, InvoiceParams{Customer: in.Customer, Period: in.Period, Currency: in.Currency})
+	})
+}
+
+func (s *Service) finalizeInvoice(q *rest.Request) (int, any, error) { return q.Act(s.FinalizeInvoice) }
+
+func (s *Service) getInvoice(q *rest.Request) (int, any, error) {
+	inv, err := s.GetInvoice(q.Ctx, q.Caller, q.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	switch q.Query("format") {
+	case "", "json":
+		return 200, inv, nil
+	case "csv":
+		return 200, rest.Raw{ContentType: "text/csv; charset=utf-8", Body: inv.CSV()}, nil
+	}
+	return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "format", "format must be json or csv")
 }
