@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -228,6 +231,74 @@ func TestGatewayBillsEveryKindOfRequest(t *testing.T) {
 	}
 	if st, _ := gwPost(t, gw.URL+"/v1/models/x", w.userKey, `{}`); st != 404 {
 		t.Fatalf("an unknown path: %d", st)
+	}
+	w.verify()
+}
+
+// TestGatewayOpenAINPM: the official openai npm client (7.55.0) calls the
+// fake upstream through the gateway, plain and streaming, responses and
+// embeddings, and is billed exactly from the usage; a customer out of
+// credit sees the 402 as an APIError it can read.
+func TestGatewayOpenAINPM(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "interop")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("interop/node_modules is missing; ./test.sh runs npm ci in interop/")
+		}
+		t.Skip("interop/node_modules is missing; run ./test.sh")
+	}
+	w, gw, _ := gatewayWorld(t)
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 1000, "currency": "USD"}))
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.agent, "amount": 5, "currency": "USD"}))
+	cmd := exec.Command("node", "openai.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+gw.URL, "OPENAI_API_KEY="+w.userKey, "BROKE_KEY="+w.agentKey)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node openai.mjs: %v: %s", err, out)
+	}
+	var res struct {
+		Chat struct {
+			Content          string
+			CompletionTokens int64 `json:"completion_tokens"`
+		}
+		Stream struct {
+			Chunks int
+			Text   string
+		}
+		Responses struct {
+			OutputText   string `json:"output_text"`
+			OutputTokens int64  `json:"output_tokens"`
+		}
+		Embeddings struct {
+			Dims         int
+			PromptTokens int64 `json:"prompt_tokens"`
+		}
+		Broke struct {
+			APIError            bool `json:"api_error"`
+			Status              int
+			Code, Type, Message string
+		}
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("node printed %s: %v", out, err)
+	}
+	if res.Chat.CompletionTokens != 5 || res.Chat.Content != strings.Repeat("tok ", 5) || res.Stream.Chunks != 6 ||
+		res.Stream.Text != strings.Repeat("tok ", 6) || res.Responses.OutputTokens != 3 || res.Responses.OutputText != strings.Repeat("tok ", 3) ||
+		res.Embeddings.Dims != 2 || res.Embeddings.PromptTokens != 7 {
+		t.Fatalf("what the client read: %s", out)
+	}
+	if !res.Broke.APIError || res.Broke.Status != 402 || res.Broke.Code != "insufficient_credit" || res.Broke.Type != "insufficient_quota" ||
+		!strings.Contains(res.Broke.Message, "out of credit") {
+		t.Fatalf("the client out of credit saw: %+v", res.Broke)
+	}
+	// 10 + 11 + 8 + 3 (half a cent carried) cents, as TestGatewayBillsEveryKindOfRequest.
+	if a, r, _ := w.creditOf(w.merchKey, "", w.user, "USD"); a != 968 || r != 0 {
+		t.Fatalf("credit after the client's calls: available %d, reserved %d; want 968, 0", a, r)
+	}
+	if a, r, _ := w.creditOf(w.merchKey, "", w.agent, "USD"); a != 5 || r != 0 {
+		t.Fatalf("the refused customer's credit: %d %d", a, r)
 	}
 	w.verify()
 }
