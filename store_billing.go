@@ -16,9 +16,9 @@ type BillingStore interface {
 	// DueBillingObjects returns up to limit objects whose DueAt is at or
 	// before now, earliest first.
 	DueBillingObjects(ctx context.Context, now time.Time, limit int) ([]BillingObject, error)
-	// UsageEventExists reports whether provider's usage event id was
-	// stored (any of its lines).
-	UsageEventExists(ctx context.Context, provider, id string) (bool, error)
+	// UsageEventsSeen returns which of ids (at most MaxEventBatch) are
+	// provider's stored usage events (any of their lines).
+	UsageEventsSeen(ctx context.Context, provider string, ids []string) (map[string]bool, error)
 	// UsageLines returns the lines f selects, oldest first, at most
 	// f.Limit+1.
 	UsageLines(ctx context.Context, f UsageFilter) ([]UsageLine, error)

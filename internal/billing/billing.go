@@ -601,53 +601,6 @@ func (s *Service) access(ctx context.Context, caller pb.Principal, provider, cus
 	return "", pb.Errorf(pb.ErrNotFound, "id", "no such customer: %s", customer)
 }
 
-// drawDown takes amt from customer's grants in currency, in order: lower
-// priority first, then promotional before included before paid, then
-// earliest expiry (none last), then oldest.
-func (s *Service) drawDown(tx *ledger.Tx, provider, customer, currency string, amt int64) error {
-	if amt == 0 {
-		return nil
-	}
-	gs, vs, err := listCurrent[pb.Grant](s, tx, provider, customer, kindGrant, pb.MaxCustomerGrants*10)
-	if err != nil {
-		return err
-	}
-	var open []*pb.Grant
-	for i := range gs {
-		if gs[i].Currency == currency && gs[i].Remaining > 0 {
-			gs[i].Version = vs[i]
-			open = append(open, &gs[i])
-		}
-	}
-	slices.SortStableFunc(open, drawOrder)
-	for _, g := range open {
-		if amt == 0 {
-			break
-		}
-		take := min(amt, g.Remaining)
-		g.Remaining -= take
-		amt -= take
-		g.Version++
-		var due *time.Time
-		switch {
-		case g.Status == statusActive && g.ExpiresAt != nil:
-			due = g.ExpiresAt
-		case g.Status != statusActive && g.Remaining > 0:
-			d := tx.Now().Add(time.Minute).Truncate(time.Second)
-			due = &d
-		}
-		if err := put(tx, kindGrant, g.ID, provider, customer, g.Version, g.CreatedAt, due, g); err != nil {
-			return err
-		}
-	}
-	if amt > 0 {
-		// The grants' remaining sums to the credit account's posted
-		// balance: a shortfall is a broken invariant.
-		return fmt.Errorf("billing: customer %s's grants with %s lack %d %s the credit account had", customer, provider, amt, currency)
-	}
-	return nil
-}
-
 var categoryRank = map[string]int{pb.GrantPromotional: 0, pb.GrantIncluded: 1, pb.GrantPaid: 2}
 
 func drawOrder(a, b *pb.Grant) int {

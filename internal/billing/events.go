@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,19 +87,27 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 	return s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
 		// Each run starts afresh: a batch recomputed after a conflict.
 		out := &IngestResult{Object: res.Object, Data: slices.Clone(res.Data)}
-		c := &ingestCache{meters: map[string]*pb.Meter{}}
+		c, err := s.newIngestCache(tx, caller.ID, events, out.Data)
+		if err != nil {
+			return nil, err
+		}
 		for i := range events {
 			r := &out.Data[i]
 			if r.Status == EventRefused {
 				continue
 			}
+			mark := len(c.undo)
 			err := tx.Atomic(func() error { return s.ingest(tx, c, caller.ID, &events[i], r) })
 			if err != nil {
+				c.rollback(mark)
 				if pb.ErrorCode(err) == pb.ErrInternal {
 					return nil, err // the store or the ledger: fail the batch
 				}
 				*r = EventResult{ID: r.ID, Status: EventRefused, Error: asError(err)}
 			}
+		}
+		if err := tx.Atomic(func() error { return s.flush(tx, c) }); err != nil {
+			return nil, err
 		}
 		for _, r := range out.Data {
 			switch r.Status {
@@ -179,11 +188,221 @@ func (s *Service) checkEvent(e *Event, i int, now time.Time) error {
 	return nil
 }
 
-// ingestCache holds what one ingest operation read once.
+// ingestCache holds what one ingest operation reads once, and what it
+// writes once, at its end (flush): the accruals and grants its events
+// changed, and the credit they took outside reservations, as one transfer
+// per credit account. Every change records its undo, so that an event
+// that fails takes its own back, as tx.Atomic takes back its writes.
 type ingestCache struct {
 	prices []pb.Price
 	loaded bool
 	meters map[string]*pb.Meter
+	// seen are the provider's event IDs stored, or taken by this batch.
+	seen     map[string]bool
+	accruals map[string]*accrualState
+	grants   map[string]*grantSet
+	debits   map[string]*debit
+	order    []string // the keys of accruals, grants and debits, in the order first used
+	undo     []func()
+}
+
+type accrualState struct {
+	acc   pb.Accrual // its Version is the one read
+	dirty bool
+}
+
+// grantSet is a customer's grants in a currency with credit left, in the
+// order they are drawn.
+type grantSet struct {
+	gs    []pb.Grant // each Version the one read
+	dirty []bool
+}
+
+// debit is what the operation's events took from a credit account outside
+// their reservations.
+type debit struct {
+	credit   *pb.Account
+	provider string
+	amount   int64
+}
+
+// newIngestCache starts an ingest operation's cache: the event IDs of the
+// batch that are stored already or written by this batch's earlier
+// operations.
+func (s *Service) newIngestCache(tx *ledger.Tx, provider string, events []Event, rs []EventResult) (*ingestCache, error) {
+	c := &ingestCache{meters: map[string]*pb.Meter{}, accruals: map[string]*accrualState{}, grants: map[string]*grantSet{}, debits: map[string]*debit{}}
+	var ids []string
+	for i := range events {
+		if rs[i].Status != EventRefused {
+			ids = append(ids, events[i].ID)
+		}
+	}
+	seen, err := s.st.UsageEventsSeen(tx.Context(), provider, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range ledger.Added(tx, usageLines) {
+		if l.ProviderID == provider {
+			seen[l.EventID] = true
+		}
+	}
+	c.seen = seen
+	return c, nil
+}
+
+// rollback takes back every change made since the undo log had mark
+// entries.
+func (c *ingestCache) rollback(mark int) {
+	for i := len(c.undo) - 1; i >= mark; i-- {
+		c.undo[i]()
+	}
+	c.undo = c.undo[:mark]
+}
+
+// accrual returns the customer's accrual in cur, read once.
+func (s *Service) accrual(tx *ledger.Tx, c *ingestCache, provider, customer, cur string) (*accrualState, error) {
+	id := pb.AccrualID(provider, customer, cur)
+	if a, ok := c.accruals[id]; ok {
+		return a, nil
+	}
+	a := &accrualState{}
+	o, err := s.current(tx, id, &a.acc)
+	switch {
+	case pb.ErrorCode(err) == pb.ErrNotFound:
+		a.acc = pb.Accrual{ID: id, ProviderID: provider, CustomerID: customer, Currency: cur}
+	case err != nil:
+		return nil, err
+	default:
+		a.acc.Version = o.Version
+	}
+	c.accruals[id] = a
+	c.order = append(c.order, id)
+	return a, nil
+}
+
+// grantsOf returns the customer's grants in cur with credit left, read
+// once, in draw order: lower priority first, then promotional before
+// included before paid, then earliest expiry (none last), then oldest.
+func (s *Service) grantsOf(tx *ledger.Tx, c *ingestCache, provider, customer, cur string) (*grantSet, error) {
+	k := "grants:" + provider + ":" + customer + ":" + cur
+	if g, ok := c.grants[k]; ok {
+		return g, nil
+	}
+	gs, vs, err := listCurrent[pb.Grant](s, tx, provider, customer, kindGrant, pb.MaxCustomerGrants*10)
+	if err != nil {
+		return nil, err
+	}
+	set := &grantSet{}
+	for i := range gs {
+		if gs[i].Currency == cur && gs[i].Remaining > 0 {
+			gs[i].Version = vs[i]
+			set.gs = append(set.gs, gs[i])
+		}
+	}
+	slices.SortStableFunc(set.gs, func(a, b pb.Grant) int { return drawOrder(&a, &b) })
+	set.dirty = make([]bool, len(set.gs))
+	c.grants[k] = set
+	c.order = append(c.order, k)
+	return set, nil
+}
+
+// drawDown takes amt from set's grants, in order.
+func (c *ingestCache) drawDown(set *grantSet, amt int64) error {
+	for i := range set.gs {
+		if amt == 0 {
+			return nil
+		}
+		g := &set.gs[i]
+		take := min(amt, g.Remaining)
+		if take == 0 {
+			continue
+		}
+		old, wasDirty := g.Remaining, set.dirty[i]
+		c.undo = append(c.undo, func() { g.Remaining, set.dirty[i] = old, wasDirty })
+		g.Remaining -= take
+		set.dirty[i] = true
+		amt -= take
+	}
+	if amt > 0 {
+		// The grants' remaining sums to the credit account's posted
+		// balance: a shortfall is a broken invariant.
+		return fmt.Errorf("billing: the grants lack %d of the credit account's balance", amt)
+	}
+	return nil
+}
+
+// take records amt taken from credit outside a reservation.
+func (c *ingestCache) take(credit *pb.Account, provider string, amt int64) {
+	k := "debit:" + credit.Owner + ":" + credit.Currency
+	d, ok := c.debits[k]
+	if !ok {
+		d = &debit{credit: credit, provider: provider}
+		c.debits[k] = d
+		c.order = append(c.order, k)
+	}
+	d.amount += amt
+	c.undo = append(c.undo, func() { d.amount -= amt })
+}
+
+// pending is what the operation took from credit so far, not yet
+// transferred.
+func (c *ingestCache) pending(credit *pb.Account) int64 {
+	if d, ok := c.debits["debit:"+credit.Owner+":"+credit.Currency]; ok {
+		return d.amount
+	}
+	return 0
+}
+
+// flush writes what the operation's events changed: a transfer per credit
+// account of what they took outside reservations, and each accrual and
+// grant changed, once.
+func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
+	for _, k := range c.order {
+		switch {
+		case c.debits[k] != nil:
+			d := c.debits[k]
+			if d.amount == 0 {
+				continue
+			}
+			usage, err := tx.EnsureAccount(pb.BillingUsageOwner(d.provider), d.credit.Currency, 0)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Transfer(d.credit, usage, d.amount, "billing usage"); err != nil {
+				return fmt.Errorf("billing: couldn't take %d of credit the events used: %w", d.amount, err)
+			}
+		case c.accruals[k] != nil:
+			a := c.accruals[k]
+			if !a.dirty {
+				continue
+			}
+			a.acc.Version++
+			if err := put(tx, kindAccrual, a.acc.ID, a.acc.ProviderID, a.acc.CustomerID, a.acc.Version, tx.Now().Truncate(time.Second), nil, a.acc); err != nil {
+				return err
+			}
+		case c.grants[k] != nil:
+			set := c.grants[k]
+			for i := range set.gs {
+				if !set.dirty[i] {
+					continue
+				}
+				g := &set.gs[i]
+				g.Version++
+				var due *time.Time
+				switch {
+				case g.Status == statusActive && g.ExpiresAt != nil:
+					due = g.ExpiresAt
+				case g.Status != statusActive && g.Remaining > 0:
+					d := tx.Now().Add(time.Minute).Truncate(time.Second)
+					due = &d
+				}
+				if err := put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // line is one priced line of an event before it is charged.
@@ -195,14 +414,11 @@ type line struct {
 
 // ingest records and charges event e in tx, filling r.
 func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Event, r *EventResult) error {
-	dup, err := s.seen(tx, provider, e.ID)
-	if err != nil {
-		return err
-	}
-	if dup {
+	if c.seen[e.ID] {
 		r.Status = EventDuplicate
 		return nil
 	}
+	var err error
 	if !c.loaded {
 		if c.prices, _, err = listCurrent[pb.Price](s, tx, provider, "", kindPrice, pb.MaxProviderPrices); err != nil {
 			return err
@@ -237,7 +453,7 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		}
 	}
 	for _, cur := range currencies {
-		if err := s.charge(tx, provider, e, rsv, cur, lines); err != nil {
+		if err := s.charge(tx, c, provider, e, rsv, cur, lines); err != nil {
 			return err
 		}
 	}
@@ -248,6 +464,8 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		}
 	}
 	r.Status = EventAccepted
+	c.seen[e.ID] = true
+	c.undo = append(c.undo, func() { delete(c.seen, e.ID) })
 	for _, l := range lines {
 		r.Charged += l.Charged
 		r.Uncollected += l.Uncollected
@@ -255,17 +473,6 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		ledger.Add(tx, usageLines, l.UsageLine)
 	}
 	return nil
-}
-
-// seen reports whether provider's event id was recorded, by this batch or
-// before.
-func (s *Service) seen(tx *ledger.Tx, provider, id string) (bool, error) {
-	for _, l := range ledger.Added(tx, usageLines) {
-		if l.EventID == id && l.ProviderID == provider {
-			return true, nil
-		}
-	}
-	return s.st.UsageEventExists(tx.Context(), provider, id)
 }
 
 // price turns e into priced lines: a line per token type with tokens (the
@@ -374,21 +581,17 @@ func lookup(data map[string]any, path string) (string, bool) {
 // charge charges e's lines in currency cur: the accrual turns their exact
 // cost into whole minor units; rsv, when active and in cur, is posted for
 // up to what it held and the rest released; what exceeds it is taken from
-// the available credit; what the credit can't cover is recorded as
-// uncollected on the lines. The grants are drawn down by what was taken.
-func (s *Service) charge(tx *ledger.Tx, provider string, e *Event, rsv *pb.Reservation, cur string, lines []*line) error {
+// the available credit (transferred with the operation's other events'
+// at its end); what the credit can't cover is recorded as uncollected on
+// the lines. The grants are drawn down by what was taken.
+func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Event, rsv *pb.Reservation, cur string, lines []*line) error {
 	exp, _ := pb.CurrencyExponent(cur)
-	var acc pb.Accrual
-	accID := pb.AccrualID(provider, e.Customer, cur)
-	o, err := s.current(tx, accID, &acc)
-	switch {
-	case pb.ErrorCode(err) == pb.ErrNotFound:
-		acc = pb.Accrual{ID: accID, ProviderID: provider, CustomerID: e.Customer, Currency: cur}
-	case err != nil:
+	acc, err := s.accrual(tx, c, provider, e.Customer, cur)
+	if err != nil {
 		return err
-	default:
-		acc.Version = o.Version
 	}
+	oldCarry, oldDirty := acc.acc.Carry, acc.dirty
+	c.undo = append(c.undo, func() { acc.acc.Carry, acc.dirty = oldCarry, oldDirty })
 	var total int64
 	var mine []*line
 	for _, l := range lines {
@@ -396,17 +599,14 @@ func (s *Service) charge(tx *ledger.Tx, provider string, e *Event, rsv *pb.Reser
 			continue
 		}
 		var minor int64
-		minor, acc.Carry = Charge(acc.Carry, l.Quantity, l.nanos, exp)
+		minor, acc.acc.Carry = Charge(acc.acc.Carry, l.Quantity, l.nanos, exp)
 		l.Charged = minor
 		total += minor
 		mine = append(mine, l)
 	}
+	acc.dirty = true
 	if total > pb.MaxAmount {
 		return pb.Errorf(pb.ErrAmountTooLarge, "usage", "event %s costs more than %d minor units", e.ID, pb.MaxAmount)
-	}
-	acc.Version++
-	if err := put(tx, kindAccrual, acc.ID, provider, e.Customer, acc.Version, tx.Now().Truncate(time.Second), nil, acc); err != nil {
-		return err
 	}
 	taken := int64(0)
 	if rsv != nil && rsv.Status == statusActive && rsv.Currency == cur {
@@ -440,25 +640,26 @@ func (s *Service) charge(tx *ledger.Tx, provider string, e *Event, rsv *pb.Reser
 		case err != nil:
 			return err
 		default:
-			if ok, err := tx.HasFunds(credit, rest); err != nil {
+			pending := c.pending(credit)
+			if ok, err := tx.HasFunds(credit, pending+rest); err != nil {
 				return err
 			} else if !ok {
-				rest = max(available(credit), 0)
+				rest = max(available(credit)-pending, 0)
 			}
 			if rest > 0 {
-				usage, err := tx.EnsureAccount(pb.BillingUsageOwner(provider), cur, 0)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Transfer(credit, usage, rest, e.ID); err != nil {
-					return err
-				}
+				c.take(credit, provider, rest)
 				taken += rest
 			}
 		}
 	}
-	if err := s.drawDown(tx, provider, e.Customer, cur, taken); err != nil {
-		return err
+	if taken > 0 {
+		set, err := s.grantsOf(tx, c, provider, e.Customer, cur)
+		if err != nil {
+			return err
+		}
+		if err := c.drawDown(set, taken); err != nil {
+			return err
+		}
 	}
 	// What was taken covers the lines in order; the rest is uncollected.
 	left := taken

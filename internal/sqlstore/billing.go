@@ -3,8 +3,8 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,16 +90,31 @@ func (r Reads) DueBillingObjects(ctx context.Context, now time.Time, limit int) 
 	return out, nil
 }
 
-func (r Reads) UsageEventExists(ctx context.Context, provider, id string) (bool, error) {
-	var n int
-	err := r.DB.QueryRow(ctx, `SELECT 1 FROM billing_usage WHERE provider_id = $1 AND event_id = $2 LIMIT 1`, provider, id).Scan(&n)
-	if errors.Is(err, ErrNoRows) {
-		return false, nil
+func (r Reads) UsageEventsSeen(ctx context.Context, provider string, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
 	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, provider)
+	var in strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		args = append(args, id)
+		in.WriteString("$" + strconv.Itoa(i+2))
+	}
+	err := r.DB.Query(ctx, func(s Scanner) error {
+		var id string
+		err := s.Scan(&id)
+		out[id] = true
+		return err
+	}, `SELECT DISTINCT event_id FROM billing_usage WHERE provider_id = $1 AND event_id IN (`+in.String()+`)`, args...)
 	if err != nil {
-		return false, fmt.Errorf("couldn't look usage event %s up: %w", id, err)
+		return nil, fmt.Errorf("couldn't look usage events up: %w", err)
 	}
-	return true, nil
+	return out, nil
 }
 
 func (r Reads) UsageLines(ctx context.Context, f pb.UsageFilter) ([]pb.UsageLine, error) {

@@ -83,11 +83,19 @@ func testBilling(t *testing.T, s pb.Store) {
 	l3.EventID, l3.Line, l3.Meter, l3.Model, l3.Time, l3.Dims = "ev-2", "", "mtr_1", "", l1.Time.Add(time.Hour), map[string]string{"region": "eu"}
 	commit(t, s, &pb.Batch{BillingPart: pb.BillingPart{UsageLines: []pb.UsageLine{l1, l2, l3}}})
 	for _, c := range []struct {
-		provider, id string
-		want         bool
-	}{{"mch_a", "ev-1", true}, {"mch_a", "ev-2", true}, {"mch_b", "ev-1", false}, {"mch_a", "ev-3", false}} {
-		if ok, err := s.UsageEventExists(ctx, c.provider, c.id); err != nil || ok != c.want {
-			t.Errorf("UsageEventExists(%s, %s) = %v, %v; want %v", c.provider, c.id, ok, err, c.want)
+		provider string
+		ids      []string
+		want     string
+	}{{"mch_a", []string{"ev-1", "ev-2", "ev-3"}, "ev-1,ev-2"}, {"mch_b", []string{"ev-1"}, ""}, {"mch_a", nil, ""}} {
+		seen, err := s.UsageEventsSeen(ctx, c.provider, c.ids)
+		got := []string{}
+		for _, id := range c.ids {
+			if seen[id] {
+				got = append(got, id)
+			}
+		}
+		if err != nil || strings.Join(got, ",") != c.want || len(seen) != len(got) {
+			t.Errorf("UsageEventsSeen(%s, %v) = %v, %v; want %s", c.provider, c.ids, seen, err, c.want)
 		}
 	}
 	lines, err := s.UsageLines(ctx, pb.UsageFilter{ProviderID: "mch_a", CustomerID: "usr_1", From: t0.Add(-time.Second), To: t0.Add(2 * time.Hour), Limit: 10})
