@@ -526,3 +526,54 @@ func TestTokenPayGenericMeters(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestCLIBilling: the provider prices a model, grants credit, reports
+// usage from a file and reads the balance, usage and invoice with
+// `paybound billing`; a bad flag is a coded error and changes nothing.
+func TestCLIBilling(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	mk := w.merchKey
+	run := func(key string, args ...string) string {
+		t.Helper()
+		out, errOut, err := w.cli(key, args...)
+		if err != nil {
+			t.Fatalf("paybound %v: %v\n%s%s", args, err, out, errOut)
+		}
+		return out
+	}
+	if out := run(mk, "billing", "price", "--model", "gpt-x*", "--unit-price", "2.50", "--currency", "usd", "--effective-from", "2020-01-01T00:00:00Z"); !strings.Contains(out, "v1: 2.50 USD per 1M all tokens of gpt-x*") {
+		t.Fatalf("price: %s", out)
+	}
+	if out := run(mk, "billing", "grant", w.user, "--amount", "10.00", "--currency", "USD", "--category", "promotional"); !strings.Contains(out, "10.00 USD of promotional credit for "+w.user) {
+		t.Fatalf("grant: %s", out)
+	}
+	file := filepath.Join(t.TempDir(), "events.json")
+	os.WriteFile(file, []byte(`[{"id":"r1","customer":"`+w.user+`","model":"gpt-x-1","usage":{"input":2000000,"output":1000000}},
+		{"id":"r1","customer":"`+w.user+`","model":"gpt-x-1","usage":{"input":1}},{"id":"r2","customer":"`+w.user+`","model":"nope","usage":{"input":1}}]`), 0o600)
+	if out := run(mk, "billing", "events", file); !strings.Contains(out, "1 accepted, 1 duplicates, 1 refused") || !strings.Contains(out, "r2:") {
+		t.Fatalf("events: %s", out)
+	}
+	if out := run(mk, "billing", "balance", w.user); !strings.Contains(out, "USD       2.50       0.00      2.50") {
+		t.Fatalf("balance: %s", out)
+	}
+	if out := run(w.userKey, "billing", "balance", "me", "--provider", w.merch); !strings.Contains(out, "2.50") {
+		t.Fatalf("the customer's own balance: %s", out)
+	}
+	if out := run(mk, "billing", "usage", w.user); !strings.Contains(out, "gpt-x-1/input") || !strings.Contains(out, "5.00 USD") {
+		t.Fatalf("usage: %s", out)
+	}
+	period := time.Now().UTC().Format("2006-01")
+	if out := run(mk, "billing", "invoice", w.user, "--period", period, "--currency", "USD"); !strings.Contains(out, "usage 7.50 USD, credits applied 7.50 USD, due 0.00 USD") {
+		t.Fatalf("invoice: %s", out)
+	}
+	if out := run(mk, "billing", "invoice", w.user, "--period", period, "--currency", "USD", "--csv"); !strings.HasPrefix(out, "invoice,period,customer") {
+		t.Fatalf("invoice csv: %s", out)
+	}
+	if _, errOut, err := w.cli(mk, "billing", "price", "--model", "m", "--unit-price", "1.0000000001", "--currency", "USD"); err == nil || !strings.Contains(errOut, "parameter_invalid") {
+		t.Fatalf("a bad price: %v %s", err, errOut)
+	}
+	if ps := w.ok(200, w.call("GET", "/v1/billing/prices", mk, "", nil)); len(ps.body["data"].([]any)) != 1 {
+		t.Fatalf("prices after the bad one: %s", ps.raw)
+	}
+}
