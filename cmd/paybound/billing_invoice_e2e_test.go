@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/paybound/paybound/internal/billing"
 )
 
 // TestTokenPayInvoiceProperty: for random histories of usage events
@@ -50,7 +52,6 @@ func TestTokenPayInvoiceProperty(t *testing.T) {
 		cust := u.str("id")
 		const granted = 1_000_000_000
 		w.ok(201, w.call("POST", "/v1/billing/grants", mk, "", map[string]any{"customer": cust, "amount": granted, "currency": "USD"}))
-		type line struct{ quantity int64 }
 		want := map[string]*big.Int{} // price|model|type -> exact femtos
 		qty := map[string]int64{}
 		seen := map[string]bool{}
@@ -115,7 +116,7 @@ func TestTokenPayInvoiceProperty(t *testing.T) {
 		}
 		exp := map[string]string{}
 		for k, v := range want {
-			exp[k] = fmt.Sprintf("%v %s", float64(qty[k]), femtos(v))
+			exp[k] = fmt.Sprintf("%v %s", float64(qty[k]), billing.FormatFemtos(v))
 		}
 		if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(exp)) {
 			us := w.call("GET", "/v1/billing/customers/"+cust+"/usage", mk, "", nil)
@@ -128,18 +129,6 @@ func TestTokenPayInvoiceProperty(t *testing.T) {
 		}
 	})
 	w.verify()
-}
-
-func femtos(f *big.Int) string {
-	s := f.String()
-	for len(s) < 16 {
-		s = "0" + s
-	}
-	whole, frac := s[:len(s)-15], strings.TrimRight(s[len(s)-15:], "0")
-	for len(frac) < 2 {
-		frac += "0"
-	}
-	return whole + "." + frac
 }
 
 func sorted(m map[string]string) []string {

@@ -150,20 +150,9 @@ func (s *Service) findInvoice(tx *ledger.Tx, provider string, in InvoiceParams) 
 // ComputeInvoice computes the invoice of customer's usage with provider
 // in [start, end) and currency from the stored usage lines alone.
 func (s *Service) ComputeInvoice(ctx context.Context, provider, customer, currency string, start, end time.Time) (*Invoice, error) {
-	lines, err := s.st.UsageLines(ctx, pb.UsageFilter{ProviderID: provider, CustomerID: customer, From: start, To: end, Limit: pb.MaxUsageEvents})
+	lines, prices, err := s.usageLines(ctx, provider, customer, start, end, "period")
 	if err != nil {
 		return nil, err
-	}
-	if len(lines) > pb.MaxUsageEvents {
-		return nil, pb.Errorf(pb.ErrParameterInvalid, "period", "more than %d usage lines in the period", pb.MaxUsageEvents)
-	}
-	ps, _, err := listCurrent[pb.Price](s, nil, provider, "", kindPrice, pb.MaxProviderPrices)
-	if err != nil {
-		return nil, err
-	}
-	prices := map[string]*pb.Price{}
-	for i := range ps {
-		prices[ps[i].ID] = &ps[i]
 	}
 	inv := &Invoice{Object: "billing_invoice", ProviderID: provider, CustomerID: customer, Currency: currency,
 		PeriodStart: start, PeriodEnd: end, Status: "draft", Lines: []InvoiceLine{}}

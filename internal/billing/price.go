@@ -3,6 +3,7 @@ package billing
 import (
 	"math/big"
 	"math/bits"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,17 +52,7 @@ func ParseUnitPrice(s string) (int64, error) {
 
 // FormatNanos writes nanos of the major unit as the shortest exact decimal
 // with at least 2 fractional digits ("2.50", "0.000000001").
-func FormatNanos(n int64) string {
-	s := strings.TrimLeft(big.NewInt(n).String(), "")
-	for len(s) < 10 {
-		s = "0" + s
-	}
-	whole, frac := s[:len(s)-9], strings.TrimRight(s[len(s)-9:], "0")
-	for len(frac) < 2 {
-		frac += "0"
-	}
-	return whole + "." + frac
-}
+func FormatNanos(n int64) string { return decimal(strconv.FormatInt(n, 10), 9) }
 
 // femtosPerMinor is how many 10^-15 major units make one minor unit.
 func femtosPerMinor(exp int) uint64 {

@@ -76,20 +76,9 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 			return nil, err
 		}
 	}
-	lines, err := s.st.UsageLines(ctx, pb.UsageFilter{ProviderID: provider, CustomerID: q.Customer, From: q.From, To: q.To, Limit: pb.MaxUsageEvents})
+	lines, prices, err := s.usageLines(ctx, provider, q.Customer, q.From, q.To, "from")
 	if err != nil {
 		return nil, err
-	}
-	if len(lines) > pb.MaxUsageEvents {
-		return nil, pb.Errorf(pb.ErrParameterInvalid, "from", "more than %d usage lines in the range: narrow from and to", pb.MaxUsageEvents)
-	}
-	ps, _, err := listCurrent[pb.Price](s, nil, provider, "", kindPrice, pb.MaxProviderPrices)
-	if err != nil {
-		return nil, err
-	}
-	prices := map[string]*pb.Price{}
-	for i := range ps {
-		prices[ps[i].ID] = &ps[i]
 	}
 	ms, _, err := listCurrent[pb.Meter](s, nil, provider, "", kindMeter, pb.MaxProviderPrices)
 	if err != nil {
@@ -167,14 +156,40 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 	return out, nil
 }
 
+// usageLines reads customer's usage lines with provider in [from, to),
+// at most pb.MaxUsageEvents (more is ErrParameterInvalid on param), and
+// the provider's prices by ID.
+func (s *Service) usageLines(ctx context.Context, provider, customer string, from, to time.Time, param string) ([]pb.UsageLine, map[string]*pb.Price, error) {
+	lines, err := s.st.UsageLines(ctx, pb.UsageFilter{ProviderID: provider, CustomerID: customer, From: from, To: to, Limit: pb.MaxUsageEvents})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(lines) > pb.MaxUsageEvents {
+		return nil, nil, pb.Errorf(pb.ErrParameterInvalid, param, "more than %d usage lines from %s to %s: narrow the range", pb.MaxUsageEvents,
+			from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	ps, _, err := listCurrent[pb.Price](s, nil, provider, "", kindPrice, pb.MaxProviderPrices)
+	if err != nil {
+		return nil, nil, err
+	}
+	prices := map[string]*pb.Price{}
+	for i := range ps {
+		prices[ps[i].ID] = &ps[i]
+	}
+	return lines, prices, nil
+}
+
 // FormatFemtos writes an amount of 10^-15 major units as an exact decimal
 // of the major unit, with at least 2 fractional digits.
-func FormatFemtos(f *big.Int) string {
-	s := f.String()
-	for len(s) < 16 {
-		s = "0" + s
+func FormatFemtos(f *big.Int) string { return decimal(f.String(), 15) }
+
+// decimal places a decimal point places digits from the right of the
+// non-negative integer digits, keeping at least 2 fractional digits.
+func decimal(digits string, places int) string {
+	for len(digits) < places+1 {
+		digits = "0" + digits
 	}
-	whole, frac := s[:len(s)-15], strings.TrimRight(s[len(s)-15:], "0")
+	whole, frac := digits[:len(digits)-places], strings.TrimRight(digits[len(digits)-places:], "0")
 	for len(frac) < 2 {
 		frac += "0"
 	}
