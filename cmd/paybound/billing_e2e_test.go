@@ -577,3 +577,89 @@ func TestCLIBilling(t *testing.T) {
 		t.Fatalf("prices after the bad one: %s", ps.raw)
 	}
 }
+
+// TestTokenPayAutoRecharge: a customer's credit crossing below its
+// threshold is recharged to the target by a real payment from its wallet,
+// once per crossing, within the monthly cap; a crossing past the cap
+// records why it was not paid.
+func TestTokenPayAutoRecharge(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	mk := w.merchKey
+	w.ok(201, w.call("POST", "/v1/billing/prices", mk, "", map[string]any{"model": "m", "currency": "USD", "unit_price": "10000"})) // a cent a token
+	w.ok(201, w.call("POST", "/v1/billing/grants", mk, "", map[string]any{"customer": w.user, "amount": 300, "currency": "USD", "category": "promotional"}))
+	for _, c := range []struct {
+		body        map[string]any
+		code, param string
+	}{
+		{map[string]any{"provider": w.merch, "currency": "USD", "threshold": 500, "target": 500, "monthly_cap": 1000}, "parameter_invalid", "threshold"},
+		{map[string]any{"provider": w.merch, "currency": "USD", "threshold": 100, "target": 500, "monthly_cap": 100}, "parameter_invalid", "monthly_cap"},
+		{map[string]any{"provider": w.merch, "currency": "USD", "threshold": 100}, "parameter_missing", "target"},
+	} {
+		if r := w.call("POST", "/v1/billing/auto_recharge", w.userKey, "", c.body); r.status != 400 || r.errField("code") != c.code || r.errField("param") != c.param {
+			t.Errorf("auto-recharge %v: %d %s", c.body, r.status, r.raw)
+		}
+	}
+	w.ok(200, w.call("POST", "/v1/billing/auto_recharge", w.userKey, "", map[string]any{"provider": w.merch, "currency": "USD",
+		"threshold": 100, "target": 500, "monthly_cap": 1000}))
+	wallet0, _ := w.balance(w.userKey, "USD")
+	n := 0
+	use := func(tokens int) {
+		n++
+		w.events(map[string]any{"id": fmt.Sprintf("use-%d", n), "customer": w.user, "model": "m", "usage": map[string]any{"output": tokens}})
+	}
+	waitCredit := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			a, _, _ := w.creditOf(mk, "", w.user, "USD")
+			if a == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("credit %d, want %d", a, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	state := func() resp {
+		return w.ok(200, w.call("GET", "/v1/billing/customers/me/auto_recharge?currency=USD&provider="+w.merch, w.userKey, "", nil))
+	}
+	use(250) // 300 → 50: the first crossing, recharged by 450 to 500
+	waitCredit(500)
+	use(100) // 400: above the threshold, no crossing
+	use(350) // 50: the second crossing
+	waitCredit(500)
+	use(450) // 50: the third, with 100 left of the cap
+	waitCredit(150)
+	use(60) // 90: the fourth, past the cap
+	deadline := time.Now().Add(10 * time.Second)
+	for state().num("paid") != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fourth crossing was never settled: %s", state().raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // a sweep or two more: nothing is paid again
+	s := state()
+	if s.num("crossings") != 4 || s.num("spent") != 1000 || !strings.Contains(s.str("last_error"), "monthly cap") {
+		t.Fatalf("auto-recharge after four crossings: %s", s.raw)
+	}
+	if a, _, _ := w.creditOf(mk, "", w.user, "USD"); a != 90 {
+		t.Fatalf("credit at the end: %d, want 90", a)
+	}
+	if a, _ := w.balance(w.userKey, "USD"); a != wallet0-1000 {
+		t.Fatalf("wallet: %d, want %d (three recharges of 4.50, 4.50 and 1.00)", a, wallet0-1000)
+	}
+	ps := w.ok(200, w.call("GET", "/v1/payments?limit=100", w.userKey, "", nil))
+	recharges := 0
+	for _, p := range ps.body["data"].([]any) {
+		if strings.HasPrefix(p.(map[string]any)["description"].(string), "Token Pay credit") {
+			recharges++
+		}
+	}
+	if recharges != 3 {
+		t.Fatalf("%d recharge payments, want 3: %s", recharges, ps.raw)
+	}
+	w.verify()
+}

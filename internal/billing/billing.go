@@ -795,7 +795,11 @@ func (s *Service) reserve(tx *ledger.Tx, provider string, in ReserveParams) (*Re
 	var hold int64
 	err = tx.Atomic(func() error {
 		var err error
+		before := available(credit)
 		if hold, err = tx.Hold(credit, usage, amount, expires, id); err != nil {
+			return err
+		}
+		if err := s.crossed(tx, provider, in.Customer, currency, before, available(credit)); err != nil {
 			return err
 		}
 		r := pb.Reservation{ID: id, Object: "billing_reservation", ProviderID: provider, CustomerID: in.Customer, Meter: in.Meter,
@@ -903,9 +907,23 @@ const sweepBatch = 500
 // Sweep expires the reservations and grants that are due, in one ledger
 // operation, and returns how many it looked at.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	due, err := s.st.DueBillingObjects(ctx, s.cfg.Clock.Now(), sweepBatch)
-	if err != nil || len(due) == 0 {
+	all, err := s.st.DueBillingObjects(ctx, s.cfg.Clock.Now(), sweepBatch)
+	if err != nil || len(all) == 0 {
 		return 0, err
+	}
+	var due []pb.BillingObject
+	for _, o := range all {
+		if o.Kind != kindAutoRecharge {
+			due = append(due, o)
+			continue
+		}
+		// A payment is an operation of its own, made outside this one.
+		if err := s.autoRecharge(ctx, o); err != nil {
+			s.cfg.Logger.Warn("billing: couldn't auto-recharge; retrying", "id", o.ID, "err", err)
+		}
+	}
+	if len(due) == 0 {
+		return len(all), nil
 	}
 	res := s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
 		for _, o := range due {
@@ -916,7 +934,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 		return nil, nil
 	})
-	return len(due), res.Err
+	return len(all), res.Err
 }
 
 // expire releases due object o, as of tx (the sweep read it outside).

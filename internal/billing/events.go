@@ -202,8 +202,11 @@ type ingestCache struct {
 	accruals map[string]*accrualState
 	grants   map[string]*grantSet
 	debits   map[string]*debit
-	order    []string // the keys of accruals, grants and debits, in the order first used
-	undo     []func()
+	// before is each credit account's available balance when the
+	// operation first touched it, for the auto-recharge's crossings.
+	before map[*pb.Account]balanceBefore
+	order  []string // the keys of accruals, grants and debits, in the order first used
+	undo   []func()
 }
 
 type accrualState struct {
@@ -218,6 +221,11 @@ type grantSet struct {
 	dirty []bool
 }
 
+type balanceBefore struct {
+	provider, customer string
+	available          int64
+}
+
 // debit is what the operation's events took from a credit account outside
 // their reservations.
 type debit struct {
@@ -230,7 +238,8 @@ type debit struct {
 // batch that are stored already or written by this batch's earlier
 // operations.
 func (s *Service) newIngestCache(tx *ledger.Tx, provider string, events []Event, rs []EventResult) (*ingestCache, error) {
-	c := &ingestCache{meters: map[string]*pb.Meter{}, accruals: map[string]*accrualState{}, grants: map[string]*grantSet{}, debits: map[string]*debit{}}
+	c := &ingestCache{meters: map[string]*pb.Meter{}, accruals: map[string]*accrualState{}, grants: map[string]*grantSet{}, debits: map[string]*debit{},
+		before: map[*pb.Account]balanceBefore{}}
 	var ids []string
 	for i := range events {
 		if rs[i].Status != EventRefused {
@@ -400,6 +409,11 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 					return err
 				}
 			}
+		}
+	}
+	for credit, b := range c.before {
+		if err := s.crossed(tx, b.provider, b.customer, credit.Currency, b.available, available(credit)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -607,6 +621,14 @@ func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 	acc.dirty = true
 	if total > pb.MaxAmount {
 		return pb.Errorf(pb.ErrAmountTooLarge, "usage", "event %s costs more than %d minor units", e.ID, pb.MaxAmount)
+	}
+	if credit, err := tx.Account(pb.BillingCreditOwner(provider, e.Customer), cur); err == nil {
+		if _, ok := c.before[credit]; !ok {
+			c.before[credit] = balanceBefore{provider, e.Customer, available(credit)}
+			c.undo = append(c.undo, func() { delete(c.before, credit) })
+		}
+	} else if pb.ErrorCode(err) != pb.ErrNotFound {
+		return err
 	}
 	taken := int64(0)
 	if rsv != nil && rsv.Status == statusActive && rsv.Currency == cur {

@@ -23,6 +23,8 @@ func (s *Service) Routes() []rest.Route {
 		{Method: "POST", Pattern: "/v1/billing/reservations/{id}/release", Idempotent: true, Handler: s.release},
 		{Method: "POST", Pattern: "/v1/billing/events", Handler: s.events},
 		{Method: "POST", Pattern: "/v1/billing/recharges", Idempotent: true, Handler: s.recharge},
+		{Method: "POST", Pattern: "/v1/billing/auto_recharge", Idempotent: true, Handler: s.setAutoRecharge},
+		{Method: "GET", Pattern: "/v1/billing/customers/{id}/auto_recharge", Handler: s.getAutoRecharge},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/balance", Handler: s.balance},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/grants", Handler: s.grants},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/usage", Handler: s.usage},
@@ -263,4 +265,39 @@ func (s *Service) getInvoice(q *rest.Request) (int, any, error) {
 		return 200, rest.Raw{ContentType: "text/csv; charset=utf-8", Body: inv.CSV()}, nil
 	}
 	return 0, nil, pb.Errorf(pb.ErrParameterInvalid, "format", "format must be json or csv")
+}
+
+func (s *Service) setAutoRecharge(q *rest.Request) (int, any, error) {
+	var in struct {
+		Provider   string `json:"provider"`
+		Customer   string `json:"customer"`
+		Currency   string `json:"currency"`
+		Threshold  int64  `json:"threshold"`
+		Target     *int64 `json:"target"`
+		MonthlyCap *int64 `json:"monthly_cap"`
+		MandateID  string `json:"mandate_id"`
+		Enabled    *bool  `json:"enabled"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Provider == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "provider", "provider is required: the merchant ID (mch_…) to buy credit from")
+	}
+	if in.Target == nil || in.MonthlyCap == nil {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "target", "target and monthly_cap are required, in minor units")
+	}
+	if err := rest.RequireCurrency(in.Currency); err != nil {
+		return 0, nil, err
+	}
+	enabled := in.Enabled == nil || *in.Enabled
+	return q.Run(200, func() service.Result {
+		return s.SetAutoRecharge(q.Ctx, q.Caller, q.Idem, AutoRechargeParams{Provider: in.Provider, Customer: in.Customer, Currency: in.Currency,
+			Threshold: in.Threshold, Target: *in.Target, MonthlyCap: *in.MonthlyCap, MandateID: in.MandateID, Enabled: enabled})
+	})
+}
+
+func (s *Service) getAutoRecharge(q *rest.Request) (int, any, error) {
+	a, err := s.AutoRechargeOf(q.Ctx, q.Caller, q.Query("provider"), q.PathValue("id"), q.Query("currency"))
+	return 200, a, err
 }
