@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paybound/paybound/internal/stepup"
 	"github.com/paybound/paybound/internal/storetest"
 )
 
@@ -660,6 +661,37 @@ func TestTokenPayAutoRecharge(t *testing.T) {
 	}
 	if recharges != 3 {
 		t.Fatalf("%d recharge payments, want 3: %s", recharges, ps.raw)
+	}
+	w.verify()
+}
+
+// TestTokenPayRechargeAfterConfirmation: an agent's recharge outside any
+// mandate waits for its user's confirmation and grants no credit; once
+// the user approves it and it is captured, the credit is granted, once.
+func TestTokenPayRechargeAfterConfirmation(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Date(2026, 11, 27, 12, 0, 40, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	e := w.ok(201, w.call("POST", "/v1/totp", w.userKey, "", nil))
+	secret, _ := stepup.DecodeTOTPSecret(e.str("secret"))
+	w.ok(200, w.call("POST", "/v1/totp/verify", w.userKey, "", map[string]any{"code": stepup.TOTPCode(secret, clock.Now().Add(-stepup.TOTPStep))}))
+	p := w.ok(201, w.call("POST", "/v1/billing/recharges", w.agentKey, "", map[string]any{"provider": w.merch, "amount": 700, "currency": "USD"}))
+	if p.str("status") != "requires_confirmation" {
+		t.Fatalf("an agent's recharge without a mandate: %s", p.raw)
+	}
+	if a, _, g := w.creditOf(w.merchKey, "", w.agent, "USD"); a != 0 || g != 0 {
+		t.Fatalf("credit before the approval: %d %d", a, g)
+	}
+	cfm := p.body["confirmation"].(map[string]any)["id"].(string)
+	w.ok(200, w.call("POST", "/v1/confirmations/"+cfm+"/approve", w.userKey, "", map[string]any{"totp": stepup.TOTPCode(secret, clock.Now())}))
+	if r := w.ok(200, w.call("GET", "/v1/payments/"+p.str("id"), w.agentKey, "", nil)); r.str("status") != "captured" {
+		t.Fatalf("the approved recharge: %s", r.raw)
+	}
+	if a, _, g := w.creditOf(w.merchKey, "", w.agent, "USD"); a != 700 || g != 700 {
+		t.Fatalf("credit after the approval: available %d, granted %d; want 700", a, g)
+	}
+	if gs := w.grantsOf(w.agent); len(gs) != 1 {
+		t.Fatalf("grants after the approval: %v; want one", gs)
 	}
 	w.verify()
 }
