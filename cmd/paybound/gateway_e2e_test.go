@@ -24,7 +24,7 @@ import (
 // prompts cost 10 tokens; a stream reports usage in a final chunk only
 // when asked (stream_options.include_usage). It counts the requests it
 // served.
-func fakeUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
+func fakeUpstream(t testing.TB) (*httptest.Server, *atomic.Int64) {
 	var served atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		served.Add(1)
@@ -84,7 +84,7 @@ func fakeUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
 // gatewayWorld is a world with a model provider's prices (1 cent per
 // output or reasoning token, half a cent per input token), a fake
 // upstream, and the gateway in front of it.
-func gatewayWorld(t *testing.T) (*world, *httptest.Server, *atomic.Int64) {
+func gatewayWorld(t testing.TB) (*world, *httptest.Server, *atomic.Int64) {
 	w := newWorld(t, nil)
 	for _, p := range []map[string]any{{"model": "fake-*", "unit_price": "10000"}, {"model": "fake-*", "token_type": "input", "unit_price": "5000"}} {
 		p["currency"] = "USD"

@@ -214,6 +214,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(io.LimitReader(up.Body, 64<<20))
 		w.WriteHeader(up.StatusCode)
 		w.Write(b)
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush() // the client has its answer before the settlement's round trip
+		}
 		if err == nil {
 			u = usageOf(b)
 		}
