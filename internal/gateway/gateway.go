@@ -213,10 +213,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		b, err := io.ReadAll(io.LimitReader(up.Body, 64<<20))
 		w.WriteHeader(up.StatusCode)
+		// Not flushed: the response completes once the usage is settled
+		// below, so a client that has its answer sees its balance current.
 		w.Write(b)
-		if fl, ok := w.(http.Flusher); ok {
-			fl.Flush() // the client has its answer before the settlement's round trip
-		}
 		if err == nil {
 			u = usageOf(b)
 		}
