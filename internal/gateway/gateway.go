@@ -427,8 +427,10 @@ func usageOf(b []byte) usage {
 		Output: x.CompletionTokens + x.OutputTokens, Reasoning: x.CompletionTokensDetails.ReasoningTokens + x.OutputTokensDetails.ReasoningTokens}
 }
 
-// relayStream copies a server-sent event stream to w, flushing each event,
-// and returns its usage: the final usage chunk's, or, when the stream is
+// relayStream copies a server-sent event stream to w, flushing each event
+// but the final [DONE], which reaches the client when the handler returns,
+// after the settlement (so a client at the end of its stream sees its
+// balance current), and returns its usage: the final usage chunk's, or, when the stream is
 // cut off at the reservation or ends without one, the tokens counted as
 // they streamed (one per 4 bytes of content, at least one per chunk) and
 // inEstimate, the request's input (one token per 4 bytes of its body).
@@ -440,6 +442,7 @@ func (g *Gateway) relayStream(w http.ResponseWriter, body io.Reader, maxTokens, 
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var final usage
 	var streamed int64 // tokens sent to the client
+	done := false      // [DONE] was seen: what follows is sent once the usage is settled
 	for sc.Scan() {
 		line := sc.Bytes()
 		if data, ok := bytes.CutPrefix(line, []byte("data: ")); ok && !bytes.Equal(data, []byte("[DONE]")) {
@@ -449,22 +452,18 @@ func (g *Gateway) relayStream(w http.ResponseWriter, body io.Reader, maxTokens, 
 			t := contentTokens(data)
 			if final == (usage{}) && streamed+t > maxTokens {
 				// Past what was reserved: cut off, and bill what streamed.
+				// Not flushed: the stream ends once its usage is settled.
 				fmt.Fprintf(w, "\ndata: %s\n\ndata: [DONE]\n\n", `{"error":{"message":"out of credit: the stream reached the tokens reserved for it","type":"insufficient_quota","code":"insufficient_credit"}}`)
-				if fl != nil {
-					fl.Flush()
-				}
 				return usage{Input: inEstimate, Output: streamed}
 			}
 			streamed += t
 		}
+		done = done || bytes.Equal(line, []byte("data: [DONE]"))
 		w.Write(line)
 		w.Write([]byte{'\n'})
-		if len(line) == 0 && fl != nil {
-			fl.Flush()
+		if len(line) == 0 && fl != nil && !done {
+			fl.Flush() // each event as it comes, but the last: see ServeHTTP
 		}
-	}
-	if fl != nil {
-		fl.Flush()
 	}
 	if final == (usage{}) {
 		return usage{Input: inEstimate, Output: streamed}
