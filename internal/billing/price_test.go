@@ -69,3 +69,26 @@ func TestChargeRoundsOnce(t *testing.T) {
 		}
 	})
 }
+
+// FuzzParseUnitPrice: any input is refused or read exactly, and what is
+// read formats back to a price that reads the same.
+func FuzzParseUnitPrice(f *testing.F) {
+	for _, s := range []string{"2.50", "0.000000001", "1000000", "1e3", "-1", "", "01.10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseUnitPrice(s)
+		if err != nil {
+			if pb.ErrorCode(err) != pb.ErrParameterInvalid {
+				t.Fatalf("ParseUnitPrice(%q): %v", s, err)
+			}
+			return
+		}
+		if n < 0 || n > pb.MaxUnitPriceNanos {
+			t.Fatalf("ParseUnitPrice(%q) = %d, out of range", s, n)
+		}
+		if m, err := ParseUnitPrice(FormatNanos(n)); err != nil || m != n {
+			t.Fatalf("%q read %d, formatted %q, read back %d, %v", s, n, FormatNanos(n), m, err)
+		}
+	})
+}
