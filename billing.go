@@ -94,6 +94,8 @@ const (
 	ErrGrantState Code = "billing_grant_state"
 	// ErrInvoiceState: the invoice is finalized, or can't be yet.
 	ErrInvoiceState Code = "billing_invoice_state"
+	// ErrSubscriptionState: the subscription is already canceled.
+	ErrSubscriptionState Code = "billing_subscription_state"
 )
 
 func init() {
@@ -102,6 +104,7 @@ func init() {
 	codeTypes[ErrReservationState] = TypeConflict
 	codeTypes[ErrGrantState] = TypeConflict
 	codeTypes[ErrInvoiceState] = TypeConflict
+	codeTypes[ErrSubscriptionState] = TypeConflict
 }
 
 // The owners of Token Pay's ledger accounts.

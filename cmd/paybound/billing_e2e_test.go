@@ -695,3 +695,80 @@ func TestTokenPayRechargeAfterConfirmation(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestTokenPayPlans: a user subscribes to a plan with a real payment and
+// gets its included credit; at the month's end the sweep renews it with
+// one payment, rolls over what its rollover allows and withdraws the
+// rest; a canceled subscription is not renewed; bad plans are refused.
+func TestTokenPayPlans(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)}
+	w := newWorld(t, func(m *Main) { m.Clock = clock })
+	mk := w.merchKey
+	w.ok(201, w.call("POST", "/v1/billing/prices", mk, "", map[string]any{"model": "m", "currency": "USD", "unit_price": "10000"}))
+	for _, c := range []struct {
+		body        map[string]any
+		code, param string
+	}{
+		{map[string]any{"name": "Pro", "currency": "USD", "recurring_fee": -1}, "parameter_invalid", "recurring_fee"},
+		{map[string]any{"name": "Pro", "currency": "USD", "included_credit": 100, "rollover_max": 200, "rollover_days": 30}, "parameter_invalid", "rollover_max"},
+		{map[string]any{"name": "Pro", "currency": "USD", "included_credit": 100, "rollover_max": 50}, "parameter_invalid", "rollover_days"},
+		{map[string]any{"name": "", "currency": "USD"}, "parameter_invalid", "name"},
+	} {
+		if r := w.call("POST", "/v1/billing/plans", mk, "", c.body); r.status != 400 || r.errField("code") != c.code || r.errField("param") != c.param {
+			t.Errorf("plan %v: %d %s", c.body, r.status, r.raw)
+		}
+	}
+	plan := w.ok(201, w.call("POST", "/v1/billing/plans", mk, "", map[string]any{"name": "Pro", "currency": "USD", "recurring_fee": 1000,
+		"included_credit": 500, "rollover_max": 200, "rollover_days": 30}))
+	if ps := w.ok(200, w.call("GET", "/v1/billing/plans?provider="+w.merch, w.userKey, "", nil)); len(ps.body["data"].([]any)) != 1 {
+		t.Fatalf("plans: %s", ps.raw)
+	}
+	wallet0, _ := w.balance(w.userKey, "USD")
+	p := w.ok(201, w.call("POST", "/v1/billing/subscriptions", w.userKey, "", map[string]any{"provider": w.merch, "plan": plan.str("id")}))
+	if p.str("status") != "captured" || p.num("amount") != 1000 {
+		t.Fatalf("the first month's payment: %s", p.raw)
+	}
+	subs := func() map[string]any {
+		t.Helper()
+		r := w.ok(200, w.call("GET", "/v1/billing/customers/"+w.user+"/subscriptions", mk, "", nil))
+		d := r.body["data"].([]any)
+		if len(d) != 1 {
+			t.Fatalf("subscriptions: %s", r.raw)
+		}
+		return d[0].(map[string]any)
+	}
+	if s := subs(); s["status"] != "active" || s["period"].(float64) != 1 {
+		t.Fatalf("subscription: %v", s)
+	}
+	if a, _, _ := w.creditOf(mk, "", w.user, "USD"); a != 500 {
+		t.Fatalf("included credit: %d", a)
+	}
+	w.events(map[string]any{"id": "u1", "customer": w.user, "model": "m", "usage": map[string]any{"output": 100}}) // 400 left
+	clock.Advance(31 * 24 * time.Hour)
+	deadline := time.Now().Add(10 * time.Second)
+	for subs()["period"].(float64) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not renewed: %v", subs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// 200 of the 400 left roll over; the new month's 500 are granted.
+	if a, _, g := w.creditOf(mk, "", w.user, "USD"); a != 700 || g != 700 {
+		t.Fatalf("credit after the renewal: %d %d, want 700", a, g)
+	}
+	sub := subs()
+	w.ok(200, w.call("POST", "/v1/billing/subscriptions/"+sub["id"].(string)+"/cancel", w.userKey, "", nil))
+	if r := w.call("POST", "/v1/billing/subscriptions/"+sub["id"].(string)+"/cancel", w.userKey, "", nil); r.status != 409 {
+		t.Fatalf("canceling twice: %d %s", r.status, r.raw)
+	}
+	clock.Advance(31 * 24 * time.Hour)
+	time.Sleep(1500 * time.Millisecond) // a sweep or two: no renewal
+	if s := subs(); s["status"] != "canceled" || s["period"].(float64) != 2 {
+		t.Fatalf("a canceled subscription: %v", s)
+	}
+	if a, _ := w.balance(w.userKey, "USD"); a != wallet0-2000 {
+		t.Fatalf("wallet: %d, want two months' fees paid (%d)", a, wallet0-2000)
+	}
+	w.verify()
+}

@@ -913,13 +913,18 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 	var due []pb.BillingObject
 	for _, o := range all {
-		if o.Kind != kindAutoRecharge {
-			due = append(due, o)
-			continue
-		}
 		// A payment is an operation of its own, made outside this one.
-		if err := s.autoRecharge(ctx, o); err != nil {
-			s.cfg.Logger.Warn("billing: couldn't auto-recharge; retrying", "id", o.ID, "err", err)
+		switch o.Kind {
+		case kindAutoRecharge:
+			if err := s.autoRecharge(ctx, o); err != nil {
+				s.cfg.Logger.Warn("billing: couldn't auto-recharge; retrying", "id", o.ID, "err", err)
+			}
+		case kindSubscription:
+			if err := s.renew(ctx, o); err != nil {
+				s.cfg.Logger.Warn("billing: couldn't renew a subscription; retrying", "id", o.ID, "err", err)
+			}
+		default:
+			due = append(due, o)
 		}
 	}
 	if len(due) == 0 {

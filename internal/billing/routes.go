@@ -24,6 +24,11 @@ func (s *Service) Routes() []rest.Route {
 		{Method: "POST", Pattern: "/v1/billing/events", Handler: s.events},
 		{Method: "POST", Pattern: "/v1/billing/recharges", Idempotent: true, Handler: s.recharge},
 		{Method: "POST", Pattern: "/v1/billing/auto_recharge", Idempotent: true, Handler: s.setAutoRecharge},
+		{Method: "POST", Pattern: "/v1/billing/plans", Idempotent: true, Handler: s.createPlan},
+		{Method: "GET", Pattern: "/v1/billing/plans", Handler: s.listPlans},
+		{Method: "POST", Pattern: "/v1/billing/subscriptions", Idempotent: true, Handler: s.subscribe},
+		{Method: "POST", Pattern: "/v1/billing/subscriptions/{id}/cancel", Idempotent: true, Handler: s.cancelSubscription},
+		{Method: "GET", Pattern: "/v1/billing/customers/{id}/subscriptions", Handler: s.subscriptions},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/auto_recharge", Handler: s.getAutoRecharge},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/balance", Handler: s.balance},
 		{Method: "GET", Pattern: "/v1/billing/customers/{id}/grants", Handler: s.grants},
@@ -300,4 +305,57 @@ func (s *Service) setAutoRecharge(q *rest.Request) (int, any, error) {
 func (s *Service) getAutoRecharge(q *rest.Request) (int, any, error) {
 	a, err := s.AutoRechargeOf(q.Ctx, q.Caller, q.Query("provider"), q.PathValue("id"), q.Query("currency"))
 	return 200, a, err
+}
+
+func (s *Service) createPlan(q *rest.Request) (int, any, error) {
+	var in struct {
+		Name           string `json:"name"`
+		Currency       string `json:"currency"`
+		RecurringFee   int64  `json:"recurring_fee"`
+		IncludedCredit int64  `json:"included_credit"`
+		RolloverMax    int64  `json:"rollover_max"`
+		RolloverDays   int    `json:"rollover_days"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if err := rest.RequireCurrency(in.Currency); err != nil {
+		return 0, nil, err
+	}
+	return q.Run(201, func() service.Result {
+		return s.CreatePlan(q.Ctx, q.Caller, q.Idem, PlanParams{Name: in.Name, Currency: in.Currency, RecurringFee: in.RecurringFee,
+			IncludedCredit: in.IncludedCredit, RolloverMax: in.RolloverMax, RolloverDays: in.RolloverDays})
+	})
+}
+
+func (s *Service) listPlans(q *rest.Request) (int, any, error) {
+	ps, err := s.Plans(q.Ctx, q.Caller, q.Query("provider"))
+	return 200, map[string]any{"object": "list", "data": ps, "has_more": false}, err
+}
+
+func (s *Service) subscribe(q *rest.Request) (int, any, error) {
+	var in struct {
+		Provider  string `json:"provider"`
+		Plan      string `json:"plan"`
+		Customer  string `json:"customer"`
+		MandateID string `json:"mandate_id"`
+	}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	if in.Plan == "" {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "plan", "plan is required: a plan ID (plan_…)")
+	}
+	return q.Run(201, func() service.Result {
+		return s.Subscribe(q.Ctx, q.Caller, q.Idem, SubscribeParams{Provider: in.Provider, Plan: in.Plan, Customer: in.Customer, MandateID: in.MandateID})
+	})
+}
+
+func (s *Service) cancelSubscription(q *rest.Request) (int, any, error) {
+	return q.Act(s.CancelSubscription)
+}
+
+func (s *Service) subscriptions(q *rest.Request) (int, any, error) {
+	subs, err := s.Subscriptions(q.Ctx, q.Caller, q.Query("provider"), q.PathValue("id"))
+	return 200, map[string]any{"object": "list", "data": subs, "has_more": false}, err
 }
