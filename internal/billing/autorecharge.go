@@ -171,14 +171,6 @@ func (s *Service) autoRecharge(ctx context.Context, o pb.BillingObject) error {
 	}
 	payer := pb.Principal{Role: a.PayerRole, ID: a.PayerID, UserID: a.PayerUserID}
 	key := fmt.Sprintf("%s:%d", a.ID, n)
-	idem := &service.Idempotency{Caller: payer.ID, Key: key, Hash: sha256.Sum256([]byte(key)),
-		Render: func(v any, err error) (int, []byte) {
-			if err != nil {
-				return 402, []byte(`{"error":` + fmt.Sprintf("%q", err.Error()) + `}`)
-			}
-			b, _ := json.Marshal(v)
-			return 201, b
-		}}
 	params := service.CreatePaymentParams{Amount: amount, Currency: a.Currency, MerchantID: a.ProviderID,
 		Description: rechargeDescription + " for " + a.CustomerID + " (auto)", MandateID: a.MandateID, CaptureMethod: pb.CaptureAutomatic,
 		Within: func(tx *ledger.Tx, p *pb.Payment) error {
@@ -190,7 +182,7 @@ func (s *Service) autoRecharge(ctx context.Context, o pb.BillingObject) error {
 			}
 			return s.crossingPaid(tx, a.ID, n, p, month)
 		}}
-	res := s.core.CreatePayment(ctx, payer, idem, params)
+	res := s.core.CreatePayment(ctx, payer, standingIdem(payer, key), params)
 	if res.Err != nil && pb.ErrorCode(res.Err) != pb.DeclineInsufficientFunds && !res.Replayed {
 		// Refused before any payment (a revoked mandate, say): recorded,
 		// not retried.
@@ -200,6 +192,16 @@ func (s *Service) autoRecharge(ctx context.Context, o pb.BillingObject) error {
 		return s.settleCrossing(ctx, o.ID, n, month, res.Err.Error())
 	}
 	return nil
+}
+
+// standingIdem is the idempotency of a payment a standing order makes
+// (a crossing's recharge, a month's renewal), under key: made at most once.
+func standingIdem(payer pb.Principal, key string) *service.Idempotency {
+	return &service.Idempotency{Caller: payer.ID, Key: key, Hash: sha256.Sum256([]byte(key)),
+		Render: func(v any, err error) (int, []byte) {
+			b, _ := json.Marshal(map[string]any{"value": v, "error": fmt.Sprint(err)})
+			return 200, b
+		}}
 }
 
 // crossingPaid records, in the payment's operation, that crossing n was

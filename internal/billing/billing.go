@@ -511,23 +511,8 @@ func noGrant(id string) error { return pb.Errorf(pb.ErrNotFound, "id", "no such 
 // held, g is due again in a minute.
 func (s *Service) withdraw(tx *ledger.Tx, g *pb.Grant) error {
 	return tx.Atomic(func() error {
-		if g.Remaining > 0 {
-			credit, err := tx.Account(pb.BillingCreditOwner(g.ProviderID, g.CustomerID), g.Currency)
-			if err != nil {
-				return err
-			}
-			amt := min(g.Remaining, available(credit))
-			if amt > 0 {
-				issued, err := tx.EnsureAccount(pb.BillingIssuedOwner(g.ProviderID), g.Currency, 0)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Transfer(credit, issued, amt, g.ID); err != nil {
-					return err
-				}
-				g.Remaining -= amt
-				g.Withdrawn += amt
-			}
+		if err := takeBack(tx, g, g.Remaining); err != nil {
+			return err
 		}
 		var due *time.Time
 		if g.Remaining > 0 {
@@ -537,6 +522,32 @@ func (s *Service) withdraw(tx *ledger.Tx, g *pb.Grant) error {
 		g.Version++
 		return put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g)
 	})
+}
+
+// takeBack moves up to amt of grant g's remaining credit back to the
+// issuing account, as much as is not held, and counts it withdrawn; the
+// caller puts g.
+func takeBack(tx *ledger.Tx, g *pb.Grant, amt int64) error {
+	if amt <= 0 {
+		return nil
+	}
+	credit, err := tx.Account(pb.BillingCreditOwner(g.ProviderID, g.CustomerID), g.Currency)
+	if err != nil {
+		return err
+	}
+	if amt = min(amt, g.Remaining, available(credit)); amt <= 0 {
+		return nil
+	}
+	issued, err := tx.EnsureAccount(pb.BillingIssuedOwner(g.ProviderID), g.Currency, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Transfer(credit, issued, amt, g.ID); err != nil {
+		return err
+	}
+	g.Remaining -= amt
+	g.Withdrawn += amt
+	return nil
 }
 
 // available is what a credit account can still be debited.

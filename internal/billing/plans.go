@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -216,23 +215,9 @@ func (s *Service) startPeriod(tx *ledger.Tx, sub *Subscription, plan *Plan, p *p
 
 // trim withdraws amt of active grant g (what a rollover does not keep).
 func (s *Service) trim(tx *ledger.Tx, g *pb.Grant, amt int64) error {
-	credit, err := tx.Account(pb.BillingCreditOwner(g.ProviderID, g.CustomerID), g.Currency)
-	if err != nil {
+	if err := takeBack(tx, g, amt); err != nil {
 		return err
 	}
-	amt = min(amt, available(credit))
-	if amt <= 0 {
-		return nil
-	}
-	issued, err := tx.EnsureAccount(pb.BillingIssuedOwner(g.ProviderID), g.Currency, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.Transfer(credit, issued, amt, g.ID); err != nil {
-		return err
-	}
-	g.Remaining -= amt
-	g.Withdrawn += amt
 	g.Version++
 	return put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, g.ExpiresAt, g)
 }
@@ -282,12 +267,7 @@ func (s *Service) renew(ctx context.Context, o pb.BillingObject) error {
 	}
 	payer := pb.Principal{Role: sub.PayerRole, ID: sub.PayerID, UserID: sub.PayerUserID}
 	key := fmt.Sprintf("%s:%d", sub.ID, n)
-	idem := &service.Idempotency{Caller: payer.ID, Key: key, Hash: sha256.Sum256([]byte(key)),
-		Render: func(v any, err error) (int, []byte) {
-			b, _ := json.Marshal(map[string]any{"value": v, "error": fmt.Sprint(err)})
-			return 200, b
-		}}
-	res := s.core.CreatePayment(ctx, payer, idem, service.CreatePaymentParams{Amount: plan.RecurringFee, Currency: plan.Currency,
+	res := s.core.CreatePayment(ctx, payer, standingIdem(payer, key), service.CreatePaymentParams{Amount: plan.RecurringFee, Currency: plan.Currency,
 		MerchantID: plan.ProviderID, Description: fmt.Sprintf("Token Pay plan %s, month %d", plan.Name, n), MandateID: sub.MandateID,
 		CaptureMethod: pb.CaptureAutomatic, Within: next})
 	if code := pb.ErrorCode(res.Err); res.Err != nil && code != pb.DeclineInsufficientFunds && !res.Replayed && code != pb.ErrInternal {
