@@ -758,6 +758,11 @@ func TestTokenPayPlans(t *testing.T) {
 		t.Fatalf("credit after the renewal: %d %d, want 700", a, g)
 	}
 	sub := subs()
+	inv := w.ok(200, w.call("POST", "/v1/billing/invoices", mk, "", map[string]any{"customer": w.user, "period": "2026-11", "currency": "USD"}))
+	fees := inv.body["fees"].([]any)
+	if inv.num("recurring_fee") != 1000 || len(fees) != 1 || fees[0].(map[string]any)["payment_id"] != p.str("id") || inv.num("usage") != 100 || inv.num("amount_due") != 0 {
+		t.Fatalf("November's invoice: %s", inv.raw)
+	}
 	w.ok(200, w.call("POST", "/v1/billing/subscriptions/"+sub["id"].(string)+"/cancel", w.userKey, "", nil))
 	if r := w.call("POST", "/v1/billing/subscriptions/"+sub["id"].(string)+"/cancel", w.userKey, "", nil); r.status != 409 {
 		t.Fatalf("canceling twice: %d %s", r.status, r.raw)

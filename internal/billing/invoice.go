@@ -35,16 +35,17 @@ type Invoice struct {
 	PeriodEnd   time.Time     `json:"period_end"`
 	Status      string        `json:"status"` // draft, finalized
 	Lines       []InvoiceLine `json:"lines"`
-	// RecurringFee is the plan's fee for the period (plans are not built
-	// yet: always 0).
-	RecurringFee int64 `json:"recurring_fee"`
+	// RecurringFee is the plans' fees of the months that began in the
+	// period, each already paid by its payment (Fees): not due.
+	RecurringFee int64        `json:"recurring_fee"`
+	Fees         []InvoiceFee `json:"fees"`
 	// Usage is the lines' amounts summed: what the period's usage cost.
 	Usage int64 `json:"usage"`
 	// CreditsApplied is what the customer's credit paid of it: exactly
 	// what the ledger moved from the credit account for the period's
 	// events.
 	CreditsApplied int64 `json:"credits_applied"`
-	// AmountDue is what the credit did not cover, plus the fee.
+	// AmountDue is what the credit did not cover.
 	AmountDue   int64      `json:"amount_due"`
 	CreatedAt   time.Time  `json:"created_at"`
 	FinalizedAt *time.Time `json:"finalized_at"`
@@ -67,6 +68,14 @@ type InvoiceLine struct {
 	AmountExact string `json:"amount_exact"`
 	Amount      int64  `json:"amount"`
 	Charged     int64  `json:"-"`
+}
+
+// InvoiceFee is a plan's fee in an invoice, and the payment that paid it.
+type InvoiceFee struct {
+	SubscriptionID string `json:"subscription_id"`
+	Period         int64  `json:"period"`
+	PaymentID      string `json:"payment_id"`
+	Amount         int64  `json:"amount"`
 }
 
 // InvoiceParams names an invoice: a customer, a month, a currency.
@@ -186,7 +195,20 @@ func (s *Service) ComputeInvoice(ctx context.Context, provider, customer, curren
 	slices.SortFunc(inv.Lines, func(a, b InvoiceLine) int {
 		return cmp.Or(cmp.Compare(a.Meter, b.Meter), cmp.Compare(a.Model, b.Model), cmp.Compare(a.TokenType, b.TokenType), cmp.Compare(a.Version, b.Version), cmp.Compare(a.PriceID, b.PriceID))
 	})
-	inv.AmountDue = inv.Usage - inv.CreditsApplied + inv.RecurringFee
+	subs, _, err := listCurrent[Subscription](s, nil, provider, customer, kindSubscription, pb.MaxProviderPrices)
+	if err != nil {
+		return nil, err
+	}
+	inv.Fees = []InvoiceFee{}
+	for _, sub := range subs {
+		for _, f := range sub.Fees {
+			if sub.Currency == currency && !f.PeriodStart.Before(start) && f.PeriodStart.Before(end) {
+				inv.Fees = append(inv.Fees, InvoiceFee{SubscriptionID: sub.ID, Period: f.Period, PaymentID: f.PaymentID, Amount: f.Amount})
+				inv.RecurringFee += f.Amount
+			}
+		}
+	}
+	inv.AmountDue = inv.Usage - inv.CreditsApplied
 	return inv, nil
 }
 
@@ -265,7 +287,7 @@ func (inv *Invoice) CSV() []byte {
 	for _, t := range []struct {
 		name string
 		v    int64
-	}{{"usage", inv.Usage}, {"recurring_fee", inv.RecurringFee}, {"credits_applied", -inv.CreditsApplied}, {"amount_due", inv.AmountDue}} {
+	}{{"usage", inv.Usage}, {"credits_applied", -inv.CreditsApplied}, {"amount_due", inv.AmountDue}, {"recurring_fee_paid", inv.RecurringFee}} {
 		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, t.name, "", "", "", "", "", "", "", i(t.v, 10)})
 	}
 	w.Flush()

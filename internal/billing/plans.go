@@ -54,16 +54,30 @@ type Subscription struct {
 	Period          int64     `json:"period"`
 	PeriodStart     time.Time `json:"period_start"`
 	PeriodEnd       time.Time `json:"period_end"`
+	Currency        string    `json:"currency"`
 	IncludedGrantID string    `json:"included_grant_id,omitempty"`
-	LastPaymentID   string    `json:"last_payment_id,omitempty"`
-	LastError       string    `json:"last_error,omitempty"`
-	MandateID       string    `json:"mandate_id,omitempty"`
-	PayerRole       pb.Role   `json:"payer_role"`
-	PayerID         string    `json:"payer_id"`
-	PayerUserID     string    `json:"payer_user_id"`
-	CreatedAt       time.Time `json:"created_at"`
-	Version         int64     `json:"-"`
+	// Fees are the last months' fees, newest last (at most maxFees).
+	Fees          []SubscriptionFee `json:"fees"`
+	LastPaymentID string            `json:"last_payment_id,omitempty"`
+	LastError     string            `json:"last_error,omitempty"`
+	MandateID     string            `json:"mandate_id,omitempty"`
+	PayerRole     pb.Role           `json:"payer_role"`
+	PayerID       string            `json:"payer_id"`
+	PayerUserID   string            `json:"payer_user_id"`
+	CreatedAt     time.Time         `json:"created_at"`
+	Version       int64             `json:"-"`
 }
+
+// SubscriptionFee is one month's fee: the payment that paid it.
+type SubscriptionFee struct {
+	Period      int64     `json:"period"`
+	PeriodStart time.Time `json:"period_start"`
+	PaymentID   string    `json:"payment_id"`
+	Amount      int64     `json:"amount"`
+}
+
+// maxFees bounds a subscription's record of fees: two years of months.
+const maxFees = 24
 
 // PlanParams is a new plan.
 type PlanParams struct {
@@ -197,8 +211,13 @@ func (s *Service) startPeriod(tx *ledger.Tx, sub *Subscription, plan *Plan, p *p
 		}
 	}
 	sub.Period, sub.PeriodStart, sub.PeriodEnd, sub.Status, sub.LastError = n, start, start.AddDate(0, 1, 0), "active", ""
+	sub.Currency = plan.Currency
 	if p != nil {
 		sub.LastPaymentID = p.ID
+		sub.Fees = append(sub.Fees, SubscriptionFee{Period: n, PeriodStart: start, PaymentID: p.ID, Amount: p.Amount})
+		if len(sub.Fees) > maxFees {
+			sub.Fees = sub.Fees[len(sub.Fees)-maxFees:]
+		}
 	}
 	if plan.IncludedCredit > 0 {
 		exp := sub.PeriodEnd.AddDate(0, 0, plan.RolloverDays)
