@@ -183,13 +183,13 @@ func (s *Service) autoRecharge(ctx context.Context, o pb.BillingObject) error {
 			return s.crossingPaid(tx, a.ID, n, p, month)
 		}}
 	res := s.core.CreatePayment(ctx, payer, standingIdem(payer, key), params)
-	if res.Err != nil && pb.ErrorCode(res.Err) != pb.DeclineInsufficientFunds && !res.Replayed {
+	if refusedOutright(res) {
 		// Refused before any payment (a revoked mandate, say): recorded,
 		// not retried.
-		if pb.ErrorCode(res.Err) == pb.ErrInternal || pb.ErrorCode(res.Err) == pb.ErrLedgerStopped {
-			return res.Err
-		}
 		return s.settleCrossing(ctx, o.ID, n, month, res.Err.Error())
+	}
+	if res.Err != nil && pb.ErrorCode(res.Err).Type() != pb.TypeDeclined {
+		return res.Err // retried by the next sweep, under the same key
 	}
 	return nil
 }
@@ -202,6 +202,23 @@ func standingIdem(payer pb.Principal, key string) *service.Idempotency {
 			b, _ := json.Marshal(map[string]any{"value": v, "error": fmt.Sprint(err)})
 			return 200, b
 		}}
+}
+
+// refusedOutright reports whether a standing order's payment was refused
+// for good before any payment was made (an invalid request, a missing or
+// revoked mandate, a permission): not worth retrying. A decline made a
+// payment (its Within recorded it); anything else (the same key still in
+// flight in another process, a store conflict, the ledger stopped) is
+// retried under the same key.
+func refusedOutright(res service.Result) bool {
+	if res.Err == nil || res.Replayed {
+		return false
+	}
+	switch pb.ErrorCode(res.Err).Type() {
+	case pb.TypeInvalidRequest, pb.TypePermission, pb.TypeNotFound:
+		return true
+	}
+	return false
 }
 
 // crossingPaid records, in the payment's operation, that crossing n was

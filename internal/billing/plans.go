@@ -289,7 +289,7 @@ func (s *Service) renew(ctx context.Context, o pb.BillingObject) error {
 	res := s.core.CreatePayment(ctx, payer, standingIdem(payer, key), service.CreatePaymentParams{Amount: plan.RecurringFee, Currency: plan.Currency,
 		MerchantID: plan.ProviderID, Description: fmt.Sprintf("Token Pay plan %s, month %d", plan.Name, n), MandateID: sub.MandateID,
 		CaptureMethod: pb.CaptureAutomatic, Within: next})
-	if code := pb.ErrorCode(res.Err); res.Err != nil && code != pb.DeclineInsufficientFunds && !res.Replayed && code != pb.ErrInternal {
+	if refusedOutright(res) {
 		// Refused before any payment (a revoked mandate): past due.
 		return s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
 			var cur Subscription
@@ -301,7 +301,10 @@ func (s *Service) renew(ctx context.Context, o pb.BillingObject) error {
 			return nil, putSubscription(tx, &cur)
 		}).Err
 	}
-	return res.Err
+	if res.Err != nil && pb.ErrorCode(res.Err).Type() != pb.TypeDeclined {
+		return res.Err // retried by the next sweep, under the same key
+	}
+	return nil
 }
 
 // CancelSubscription (the payer, or the provider) cancels a subscription:
