@@ -43,6 +43,7 @@ type Batch struct {
 	CheckoutPart
 	WebhookPart
 	X402Part
+	BillingPart
 }
 
 // AccountChange is the sum of a batch's changes to one account's balances.
@@ -61,7 +62,7 @@ func (b *Batch) Empty() bool {
 	return b.LedgerPart.Empty() && b.PaymentPart.Empty() && b.MandatePart.Empty() &&
 		b.StepUpPart.Empty() && b.AgentKeyPart.Empty() && b.LogPart.Empty() && b.DisputePart.Empty() &&
 		b.PayLinkPart.Empty() && b.CheckoutPart.Empty() && b.WebhookPart.Empty() &&
-		b.X402Part.Empty()
+		b.X402Part.Empty() && b.BillingPart.Empty()
 }
 
 // MaxListLimit is the largest page a list returns.
@@ -113,6 +114,7 @@ type Store interface {
 	CheckoutStore
 	WebhookStore
 	X402Store
+	BillingStore
 
 	Close() error
 }

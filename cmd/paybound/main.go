@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr, getenv)
+	case "gateway":
+		return gatewayCmd(ctx, args[1:], stderr, getenv)
 	case "bench":
 		return bench.Run(ctx, args[1:], stdout, stderr, bench.Env{OpenStore: openStore, StartServer: benchServer})
 	case "version", "--version", "-version":
@@ -126,6 +128,7 @@ Server:
   paybound bench payments [--duration 5s] [--clients 128]
   paybound bench acp [--duration 5s] [--clients 64]
   paybound bench webhooks [--payments 3000] [--endpoints 16]
+  paybound gateway --upstream URL --provider mch_… [--addr 127.0.0.1:8090]
 
 Client (PAYBOUND_URL, PAYBOUND_KEY from the environment):
 `)

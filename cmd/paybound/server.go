@@ -27,6 +27,7 @@ import (
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/acp"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/billing"
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
@@ -208,19 +209,21 @@ type Main struct {
 	Service     *service.Service
 	// Webhooks adjusts the webhooks' configuration before they start
 	// (tests shorten the retry schedule).
-	Webhooks func(*webhooks.Config)
-	transLog *translog.Service
-	hooks    *webhooks.Service
-	hookReg  *webhooks.Registry
-	risk     *riskctl.Control
-	store    pb.Store
-	led      *ledger.Writer
-	checkout atomic.Pointer[checkout.Service] // the ledger's observer, once built
-	payLinks atomic.Pointer[paylinks.Service] // the ledger's observer, once built
-	x402     atomic.Pointer[x402pay.Service]  // the ledger's observer, once built
-	srv      *http.Server
-	ln       net.Listener
-	served   chan error
+	Webhooks   func(*webhooks.Config)
+	transLog   *translog.Service
+	hooks      *webhooks.Service
+	hookReg    *webhooks.Registry
+	billing    *billing.Service                // Token Pay
+	billingObs atomic.Pointer[billing.Service] // the ledger's observer, once built
+	risk       *riskctl.Control
+	store      pb.Store
+	led        *ledger.Writer
+	checkout   atomic.Pointer[checkout.Service] // the ledger's observer, once built
+	payLinks   atomic.Pointer[paylinks.Service] // the ledger's observer, once built
+	x402       atomic.Pointer[x402pay.Service]  // the ledger's observer, once built
+	srv        *http.Server
+	ln         net.Listener
+	served     chan error
 }
 
 // NewMain returns a Main with the default configuration.
@@ -391,8 +394,13 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.x402.Store(pay402) // from now on it observes the ledger's entries
 	pay402.Start()       // releases the tabs their payers closed
+	if m.billing, err = billing.New(m.Service, m.store, billing.Config{Clock: m.Clock, Logger: m.Logger}); err != nil {
+		return err
+	}
+	m.billingObs.Store(m.billing) // from now on it observes the ledger's entries
+	m.billing.Start()             // expires reservations and grants
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
-		links, reports, co, m.hooks, pay402)
+		links, reports, co, m.hooks, pay402, m.billing)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
@@ -456,7 +464,8 @@ func (m *Main) openLedger(ctx context.Context, logKey string) error {
 	}
 	m.led, err = ledger.New(ctx, ledger.Config{Store: m.store, Clock: m.Clock, Logger: m.Logger,
 		MaxBatch: m.Config.MaxBatch, PanicOnInvariant: m.PanicOnInvariant,
-		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.observeX402, m.hookReg.Observer(m.Logger)}})
+		Observers: []ledger.Observer{m.observeCheckout, m.observePayLinks, m.observeX402, m.observeBilling,
+			m.hookReg.Observer(m.Logger)}})
 	return err
 }
 
@@ -519,6 +528,10 @@ func (m *Main) Close() error {
 	if f := m.x402.Swap(nil); f != nil {
 		f.Stop()
 	}
+	if m.billing != nil {
+		m.billing.Close() // before the ledger: its sweep writes through it
+		m.billing = nil
+	}
 	if m.hooks != nil {
 		m.hooks.Close() // before the ledger: disabling an endpoint writes through it
 		m.hooks = nil
@@ -566,6 +579,15 @@ func (m *Main) sessionParties(ctx context.Context, id string) ([]string, error) 
 func (m *Main) observePayLinks(tx *ledger.Tx, ev pb.LogEvent) error {
 	if pl := m.payLinks.Load(); pl != nil {
 		return pl.Observe(tx, ev)
+	}
+	return nil
+}
+
+// observeBilling is Token Pay's ledger observer (a recharge payment
+// captured once its user approved it grants its credit), once built.
+func (m *Main) observeBilling(tx *ledger.Tx, ev pb.LogEvent) error {
+	if b := m.billingObs.Load(); b != nil {
+		return b.Observe(tx, ev)
 	}
 	return nil
 }

@@ -75,6 +75,8 @@ var internal = map[string]kind{
 	"acp":          adapter,
 	"webhooks":     capability,
 	"x402pay":      capability,
+	"billing":      capability,
+	"gateway":      adapter,
 	"whsig":        block,
 	"httpapi":      adapter,
 	"httpapi/rest": adapterKit,

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/billing"
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
@@ -285,8 +286,12 @@ func routes() []Route {
 	if err != nil {
 		panic(err)
 	}
+	bill, err := billing.New(nil, nil, billing.Config{})
+	if err != nil {
+		panic(err)
+	}
 	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil),
-		links, settlement.New(nil, settlement.Config{}), co, hooks, x402Facilitator()).Routes()
+		links, settlement.New(nil, settlement.Config{}), co, hooks, x402Facilitator(), bill).Routes()
 }
 
 func x402Facilitator() *x402pay.Service {

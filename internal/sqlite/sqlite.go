@@ -180,7 +180,8 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// The payments' new entries, listed on their rows, and which those are.
 	logIdx, onRow := paymentEntries(s.log.size, b)
 	for _, p := range slices.Concat(ledgerParts(b), paymentParts(b, logIdx), mandateParts(b), stepUpParts(b),
-		agentParts(b), disputeParts(b), payLinkParts(b), checkoutParts(b), webhookParts(b), x402Parts(b)) {
+		agentParts(b), disputeParts(b), payLinkParts(b), checkoutParts(b), webhookParts(b), x402Parts(b),
+		billingParts(b)) {
 		if p.n > 0 {
 			if err := s.insert(ctx, p); err != nil {
 				return err

@@ -86,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"RiskRules", testRiskRules},
 		{"MerchantFlags", testMerchantFlags},
 		{"PayLinks", testPayLinks},
+		{"Billing", testBilling},
 		{"MerchantTransfers", testMerchantTransfers},
 		{"Checkout", testCheckout},
 		{"CheckoutCompletionOnce", testCheckoutCompletionOnce},

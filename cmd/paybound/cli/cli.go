@@ -89,6 +89,12 @@ var clientCommands = [][2]string{
 	{"webhook deliveries we_… | redeliver whd_… | key", "the endpoint's owner; key: any key"},
 	{"x402 fetch URL --mandate mdt_… [--max 0.05] [--max-hour 1.00] [--tab 1.00]", "agent key file; pays a 402 within the caps"},
 	{"x402 serve-demo --merchant mch_… [--addr 127.0.0.1:8402] [--price 0.01]", "merchant key (claims tabs); a paid API"},
+	{"billing price --model M --unit-price 2.50 --currency USD [--token-type T]", "provider (merchant) key; Token Pay"},
+	{"billing grant usr_…|agt_… --amount 10.00 --currency USD [--category C] | void grant_…", "provider key"},
+	{"billing reserve usr_… --estimate N --model M | events FILE.json", "provider key"},
+	{"billing balance usr_…|me | usage usr_…|me [--group-by model,token_type]", "provider key (user key with --provider)"},
+	{"billing invoice usr_… --period 2026-11 --currency USD [--csv] [--finalize]", "provider key"},
+	{"billing recharge --provider mch_… --amount 20.00 --currency USD [--mandate mdt_…]", "user or agent key: a payment for credit"},
 }
 
 // Usage lists the client subcommands, one per line, for `paybound help`.
@@ -189,6 +195,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.balance(rest)
 	case "links":
 		err = cl.links(rest)
+	case "billing":
+		err = cl.billing(rest)
 	case "reconcile":
 		err = cl.reconcileCmd(rest)
 	case "x402":

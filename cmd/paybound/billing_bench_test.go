@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchWorld is a world whose user has credit enough for any run, priced
+// at 1.00 per 1M tokens of model "bench".
+// The ledger's invariant checks of tests are off, as in production, and
+// the clients keep their connections (http.DefaultTransport keeps 2 idle
+// per host; benchmarks run alone, so changing it here touches no test).
+func benchWorld(b *testing.B) *world {
+	http.DefaultTransport.(*http.Transport).MaxIdleConnsPerHost = 256
+	w := newWorld(b, func(m *Main) { m.PanicOnInvariant = false })
+	w.ok(201, w.call("POST", "/v1/billing/prices", w.merchKey, "", map[string]any{"model": "bench", "currency": "USD", "unit_price": "1"}))
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 1_000_000_000_000, "currency": "USD"}))
+	return w
+}
+
+// BenchmarkTokenPayIngest: usage events in batches of 1,000, from 4
+// clients at once, each batch acknowledged once durable. Reports
+// events/s.
+func BenchmarkTokenPayIngest(b *testing.B) {
+	w := benchWorld(b)
+	const clients, batch = 4, 1000
+	var seq atomic.Int64
+	body := func() map[string]any {
+		evs := make([]map[string]any, batch)
+		for i := range evs {
+			evs[i] = map[string]any{"id": fmt.Sprintf("b%d", seq.Add(1)), "customer": w.user, "model": "bench",
+				"usage": map[string]any{"input": 1000, "output": 250}}
+		}
+		return map[string]any{"events": evs}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				r := w.call("POST", "/v1/billing/events", w.merchKey, "-", body())
+				if r.status != 200 || r.num("accepted") != batch {
+					b.Errorf("batch: %d %.300s", r.status, r.raw)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkTokenPayReserveSettle: a reservation and the event that
+// settles it, from 64 clients at once, each over its own customer.
+// Reports (reservation + settle)/s and the p99 of one pair.
+func BenchmarkTokenPayReserveSettle(b *testing.B) {
+	w := benchWorld(b)
+	const clients = 64
+	var seq atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				r := w.call("POST", "/v1/billing/reservations", w.merchKey, "", map[string]any{"customer": w.user, "estimate": 1000, "model": "bench"})
+				if r.body["allowed"] != true {
+					b.Errorf("reservation: %d %.300s", r.status, r.raw)
+					return
+				}
+				e := w.call("POST", "/v1/billing/events", w.merchKey, "-", map[string]any{"events": []any{map[string]any{"id": fmt.Sprintf("s%d", seq.Add(1)),
+					"customer": w.user, "model": "bench", "reservation": r.str("reservation_id"), "usage": map[string]any{"output": 700}}}})
+				if e.num("accepted") != 1 {
+					b.Errorf("settle: %d %.300s", e.status, e.raw)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(len(lat))/el.Seconds(), "pairs/s")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+	}
+}

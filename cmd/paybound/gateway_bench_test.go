@@ -1,0 +1,56 @@
+package main
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkGatewayAddedLatency: one client's chat completions, straight to
+// the fake upstream and through the gateway (which reserves before it
+// forwards and settles after); reports both p50s and p99s and the p99
+// added, in ms.
+func BenchmarkGatewayAddedLatency(b *testing.B) {
+	http.DefaultTransport.(*http.Transport).MaxIdleConnsPerHost = 256
+	w, gw, _ := gatewayWorld(b)
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 1_000_000_000, "currency": "USD"}))
+	up, _ := fakeUpstream(b)
+	body := `{"model":"fake-1","max_tokens":50,"messages":[{"role":"user","content":"say 5"}]}`
+	measure := func(url string) []time.Duration {
+		var lat []time.Duration
+		for range b.N {
+			t0 := time.Now()
+			req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+w.userKey)
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var buf [4096]byte
+			for {
+				if _, err := res.Body.Read(buf[:]); err != nil {
+					break
+				}
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				b.Fatalf("status %d", res.StatusCode)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		slices.Sort(lat)
+		return lat
+	}
+	b.ResetTimer()
+	direct := measure(up.URL + "/v1/chat/completions")
+	via := measure(gw.URL + "/v1/chat/completions")
+	q := func(l []time.Duration, p int) float64 { return float64(l[len(l)*p/100].Microseconds()) / 1000 }
+	b.ReportMetric(q(direct, 50), "direct_p50_ms")
+	b.ReportMetric(q(direct, 99), "direct_p99_ms")
+	b.ReportMetric(q(via, 50), "gateway_p50_ms")
+	b.ReportMetric(q(via, 99), "gateway_p99_ms")
+	b.ReportMetric(q(via, 99)-q(direct, 99), "added_p99_ms")
+}

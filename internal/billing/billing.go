@@ -1,0 +1,981 @@
+// Package billing is Token Pay: a provider (a merchant) meters its
+// customers' usage (the built-in LLM token meter and generic meters),
+// prices it per 1M units in exact decimals, grants them credit, and holds
+// that credit on the hot path with the ledger's holds, so that concurrent
+// requests can never spend more than there is: a reservation is a hold
+// the ledger writer places against the credit account's available balance,
+// in one process or across several sharing a PostgreSQL database; the
+// usage event that names it posts what was used and releases the rest.
+//
+// Credit is money in the ledger (see the root's billing.go for the
+// accounts). Usage is priced exactly (price.go) and the ledger is charged
+// the whole minor units of each customer's running total, the fraction
+// carried in an accrual, so amounts are rounded once.
+package billing
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
+)
+
+// Core is what Token Pay needs of the payments core (service.Service).
+type Core interface {
+	// Run runs op in the ledger writer, under idem when set.
+	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
+	// CreatePayment makes a payment (its Within runs in the same
+	// operation): a recharge.
+	CreatePayment(ctx context.Context, caller pb.Principal, idem *service.Idempotency, params service.CreatePaymentParams) service.Result
+}
+
+// Store is what Token Pay reads: its own rows, the ledger's accounts (the
+// balances), and the customers it checks exist.
+type Store interface {
+	pb.BillingStore
+	Account(ctx context.Context, owner, currency string) (*pb.Account, error)
+	User(ctx context.Context, id string) (*pb.User, error)
+	Agent(ctx context.Context, id string) (*pb.Agent, error)
+}
+
+// Config is the capability's configuration.
+type Config struct {
+	// LateWindow is how old a usage event may be when it arrives; an
+	// older one is refused with ErrEventTooLate. Default and maximum:
+	// pb.EventDedupWindow, so that a late event can never outlive the
+	// memory of its ID.
+	LateWindow time.Duration
+	// SweepInterval is how often expired reservations and grants are
+	// released (default 1 s).
+	SweepInterval time.Duration
+	Clock         pb.Clock
+	Logger        *slog.Logger
+}
+
+// maxFutureSkew is how far in the future an event's timestamp may be.
+const maxFutureSkew = 5 * time.Minute
+
+// Service is Token Pay. Safe for concurrent use.
+type Service struct {
+	core Core
+	st   Store
+	cfg  Config
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns Token Pay over core and st.
+func New(core Core, st Store, cfg Config) (*Service, error) {
+	if cfg.LateWindow == 0 {
+		cfg.LateWindow = pb.EventDedupWindow
+	}
+	if cfg.LateWindow < 0 || cfg.LateWindow > pb.EventDedupWindow {
+		return nil, fmt.Errorf("billing: LateWindow %v must be positive and at most the deduplication window, %v", cfg.LateWindow, pb.EventDedupWindow)
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = pb.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{core: core, st: st, cfg: cfg, stop: make(chan struct{})}, nil
+}
+
+// Start runs the sweep (expired reservations and grants) until Close.
+func (s *Service) Start() {
+	s.wg.Add(1)
+	go service.Every(s.stop, &s.wg, s.cfg.Logger, s.cfg.SweepInterval, "billing sweep", func(ctx context.Context) error {
+		_, err := s.Sweep(ctx)
+		return err
+	})
+}
+
+// Close stops the sweep.
+func (s *Service) Close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.wg.Wait()
+}
+
+// Object kinds.
+const (
+	kindMeter       = "meter"
+	kindPrice       = "price"
+	kindGrant       = "grant"
+	kindReservation = "reservation"
+	kindAccrual     = "accrual"
+)
+
+// Statuses of grants and reservations.
+const (
+	statusActive   = "active"
+	statusVoided   = "voided"
+	statusExpired  = "expired"
+	statusSettled  = "settled"
+	statusReleased = "released"
+)
+
+func objects(b *pb.Batch) *[]pb.BillingObject { return &b.BillingObjects }
+func usageLines(b *pb.Batch) *[]pb.UsageLine  { return &b.UsageLines }
+
+// put writes v as object id of kind in tx's batch, at version.
+func put(tx *ledger.Tx, kind, id, provider, customer string, version int64, created time.Time, due *time.Time, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("couldn't encode billing object %s: %w", id, err)
+	}
+	ledger.Add(tx, objects, pb.BillingObject{ID: id, Kind: kind, ProviderID: provider, CustomerID: customer,
+		Version: version, Data: data, DueAt: due, CreatedAt: created})
+	return nil
+}
+
+// current returns object id as of this point in tx's batch, decoded into
+// v, and its version; ErrNotFound when there is none.
+func (s *Service) current(tx *ledger.Tx, id string, v any) (*pb.BillingObject, error) {
+	added := ledger.Added(tx, objects)
+	for i := len(added) - 1; i >= 0; i-- {
+		if added[i].ID == id {
+			return &added[i], json.Unmarshal(added[i].Data, v)
+		}
+	}
+	o, err := s.st.BillingObject(tx.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	return o, json.Unmarshal(o.Data, v)
+}
+
+// listCurrent returns provider's objects of kind (the customer's when
+// set) as of this point in tx's batch, oldest first, decoded. It fails
+// when there are more than limit.
+func listCurrent[T any](s *Service, tx *ledger.Tx, provider, customer, kind string, limit int) ([]T, []int64, error) {
+	var ctx context.Context = context.Background()
+	var stored []pb.BillingObject
+	var err error
+	if tx != nil {
+		ctx = tx.Context()
+	}
+	if stored, err = s.st.BillingObjects(ctx, provider, customer, kind, limit); err != nil {
+		return nil, nil, err
+	}
+	idx := map[string]int{}
+	for i, o := range stored {
+		idx[o.ID] = i
+	}
+	if tx != nil {
+		for _, o := range ledger.Added(tx, objects) {
+			if o.Kind != kind || o.ProviderID != provider || (customer != "" && o.CustomerID != customer) {
+				continue
+			}
+			if i, ok := idx[o.ID]; ok {
+				stored[i] = o
+			} else {
+				idx[o.ID] = len(stored)
+				stored = append(stored, o)
+			}
+		}
+	}
+	if len(stored) > limit {
+		return nil, nil, pb.Errorf(pb.ErrParameterInvalid, "", "more than %d %ss: the limit of one provider or customer", limit, kind)
+	}
+	out := make([]T, len(stored))
+	versions := make([]int64, len(stored))
+	for i, o := range stored {
+		if err := json.Unmarshal(o.Data, &out[i]); err != nil {
+			return nil, nil, fmt.Errorf("billing object %s is unreadable: %w", o.ID, err)
+		}
+		versions[i] = o.Version
+	}
+	return out, versions, nil
+}
+
+// requireProvider refuses any caller but a merchant.
+func requireProvider(caller pb.Principal) error {
+	if caller.Role != pb.RoleMerchant {
+		return pb.Errorf(pb.ErrForbidden, "", "only a provider (a merchant's key) can do this")
+	}
+	return nil
+}
+
+// checkCustomer checks that id names a user or an agent.
+func (s *Service) checkCustomer(ctx context.Context, id string) error {
+	var err error
+	switch {
+	case pb.HasPrefix(id, pb.PrefixUser):
+		_, err = s.st.User(ctx, id)
+	case pb.HasPrefix(id, pb.PrefixAgent):
+		_, err = s.st.Agent(ctx, id)
+	default:
+		return pb.Errorf(pb.ErrParameterInvalid, "customer", "customer must be a user (usr_…) or an agent (agt_…) ID")
+	}
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		return pb.Errorf(pb.ErrNotFound, "customer", "no such customer: %s", id)
+	}
+	return err
+}
+
+// --- meters ---
+
+// MeterParams is a new generic meter.
+type MeterParams struct {
+	EventType   string
+	ValuePath   string
+	Aggregation string
+	GroupBy     []string
+}
+
+func checkName(v, param string) error {
+	if v == "" {
+		return pb.Errorf(pb.ErrParameterMissing, param, "%s is required", param)
+	}
+	if len(v) > pb.MaxBillingIDLength || strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/*") != "" {
+		return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be at most %d letters, digits or ._-:/*", param, pb.MaxBillingIDLength)
+	}
+	return nil
+}
+
+// CreateMeter (provider) defines a generic meter.
+func (s *Service) CreateMeter(ctx context.Context, caller pb.Principal, idem *service.Idempotency, in MeterParams) service.Result {
+	if err := requireProvider(caller); err != nil {
+		return service.Result{Err: err}
+	}
+	if err := checkName(in.EventType, "event_type"); err != nil {
+		return service.Result{Err: err}
+	}
+	if !slices.Contains(pb.Aggregations, in.Aggregation) {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "aggregation", "aggregation must be sum, count, max, unique_count or latest")}
+	}
+	if in.Aggregation != "count" {
+		if err := checkName(in.ValuePath, "value_path"); err != nil {
+			return service.Result{Err: err}
+		}
+	} else if in.ValuePath != "" {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "value_path", "a count meter counts events: it takes no value_path")}
+	}
+	if len(in.GroupBy) > pb.MaxGroupBy {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "group_by", "group_by takes at most %d paths", pb.MaxGroupBy)}
+	}
+	for _, g := range in.GroupBy {
+		if err := checkName(g, "group_by"); err != nil {
+			return service.Result{Err: err}
+		}
+	}
+	if in.GroupBy == nil {
+		in.GroupBy = []string{}
+	}
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		ms, _, err := listCurrent[pb.Meter](s, tx, caller.ID, "", kindMeter, pb.MaxProviderPrices-1)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if m.EventType == in.EventType {
+				return nil, pb.Errorf(pb.ErrParameterInvalid, "event_type", "meter %s already meters event type %s", m.ID, m.EventType)
+			}
+		}
+		now := tx.Now().Truncate(time.Second)
+		m := pb.Meter{ID: pb.NewID(pb.PrefixMeter, tx.Now()), Object: "billing_meter", ProviderID: caller.ID, EventType: in.EventType,
+			ValuePath: in.ValuePath, Aggregation: in.Aggregation, GroupBy: in.GroupBy, CreatedAt: now}
+		return &m, put(tx, kindMeter, m.ID, caller.ID, "", 1, now, nil, m)
+	})
+}
+
+// Meters lists the provider's generic meters, oldest first (the built-in
+// llm_tokens meter is not listed).
+func (s *Service) Meters(ctx context.Context, caller pb.Principal) ([]pb.Meter, error) {
+	if err := requireProvider(caller); err != nil {
+		return nil, err
+	}
+	ms, _, err := listCurrent[pb.Meter](s, nil, caller.ID, "", kindMeter, pb.MaxProviderPrices)
+	return ms, err
+}
+
+// meter returns the provider's meter id (nil for the built-in one).
+func (s *Service) meter(tx *ledger.Tx, provider, id string) (*pb.Meter, error) {
+	if id == pb.MeterLLMTokens {
+		return nil, nil
+	}
+	var m pb.Meter
+	o, err := s.current(tx, id, &m)
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && (o.Kind != kindMeter || o.ProviderID != provider)) {
+		return nil, pb.Errorf(pb.ErrNotFound, "meter", "no such meter: %s (the built-in one is %s)", id, pb.MeterLLMTokens)
+	}
+	return &m, err
+}
+
+// --- prices ---
+
+// PriceParams is a new price, or a new version of one.
+type PriceParams struct {
+	Meter         string
+	Model         string
+	TokenType     string
+	Currency      string
+	UnitPrice     string
+	EffectiveFrom time.Time // zero: now
+}
+
+// CreatePrice (provider) prices a meter's usage from EffectiveFrom on. A
+// price with the same meter, model pattern, token type and currency as an
+// earlier one is its next version: it takes over from its effective_from,
+// and events before that keep the earlier version's price.
+func (s *Service) CreatePrice(ctx context.Context, caller pb.Principal, idem *service.Idempotency, in PriceParams) service.Result {
+	if err := requireProvider(caller); err != nil {
+		return service.Result{Err: err}
+	}
+	if in.Meter == "" {
+		in.Meter = pb.MeterLLMTokens
+	}
+	if in.Model == "" {
+		in.Model = "*"
+	}
+	if err := checkName(in.Model, "model"); err != nil {
+		return service.Result{Err: err}
+	}
+	if i := strings.IndexByte(in.Model, '*'); i >= 0 && i != len(in.Model)-1 {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "model", "model is a name, a prefix ending in * (gpt-4o*), or * alone")}
+	}
+	if in.TokenType != "" && (in.Meter != pb.MeterLLMTokens || !slices.Contains(pb.TokenTypes, in.TokenType)) {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "token_type", "token_type is one of input, cached_input, cache_write, output, reasoning, for the llm_tokens meter only")}
+	}
+	if err := pb.ValidateCurrency(in.Currency, "currency"); err != nil {
+		return service.Result{Err: err}
+	}
+	nanos, err := ParseUnitPrice(in.UnitPrice)
+	if err != nil {
+		return service.Result{Err: err}
+	}
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		if _, err := s.meter(tx, caller.ID, in.Meter); err != nil {
+			return nil, err
+		}
+		ps, _, err := listCurrent[pb.Price](s, tx, caller.ID, "", kindPrice, pb.MaxProviderPrices-1)
+		if err != nil {
+			return nil, err
+		}
+		from := in.EffectiveFrom
+		if from.IsZero() {
+			from = tx.Now()
+		}
+		from = from.UTC().Truncate(time.Millisecond)
+		version := int64(1)
+		for _, p := range ps {
+			if p.Meter == in.Meter && p.Model == in.Model && p.TokenType == in.TokenType && p.Currency == in.Currency {
+				version++
+				if !from.After(p.EffectiveFrom) {
+					return nil, pb.Errorf(pb.ErrParameterInvalid, "effective_from", "version %d of this price is effective from %s: a new version must start later", p.Version, p.EffectiveFrom.Format(time.RFC3339Nano))
+				}
+			}
+		}
+		p := pb.Price{ID: pb.NewID(pb.PrefixPrice, tx.Now()), Object: "billing_price", ProviderID: caller.ID, Meter: in.Meter,
+			Model: in.Model, TokenType: in.TokenType, Currency: in.Currency, UnitPrice: FormatNanos(nanos), UnitPriceNanos: nanos,
+			Version: version, EffectiveFrom: from, CreatedAt: tx.Now().Truncate(time.Second)}
+		return &p, put(tx, kindPrice, p.ID, caller.ID, "", 1, p.CreatedAt, nil, p)
+	})
+}
+
+// Prices lists the provider's prices, every version, oldest first.
+func (s *Service) Prices(ctx context.Context, caller pb.Principal) ([]pb.Price, error) {
+	if err := requireProvider(caller); err != nil {
+		return nil, err
+	}
+	ps, _, err := listCurrent[pb.Price](s, nil, caller.ID, "", kindPrice, pb.MaxProviderPrices)
+	return ps, err
+}
+
+// --- grants ---
+
+// GrantParams is new credit for a customer.
+type GrantParams struct {
+	Customer  string
+	Amount    int64
+	Currency  string
+	Category  string
+	Priority  int
+	ExpiresAt time.Time // zero: never
+}
+
+// maxPriority bounds a grant's priority.
+const maxPriority = 1000
+
+// CreateGrant (provider) gives a customer credit: the amount moves from the
+// provider's issuing account to the customer's credit account, at once.
+func (s *Service) CreateGrant(ctx context.Context, caller pb.Principal, idem *service.Idempotency, in GrantParams) service.Result {
+	if err := requireProvider(caller); err != nil {
+		return service.Result{Err: err}
+	}
+	if err := pb.ValidateAmount(in.Amount, "amount"); err != nil {
+		return service.Result{Err: err}
+	}
+	if err := pb.ValidateCurrency(in.Currency, "currency"); err != nil {
+		return service.Result{Err: err}
+	}
+	if !slices.Contains([]string{pb.GrantPaid, pb.GrantPromotional, pb.GrantIncluded}, in.Category) {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "category", "category must be paid, promotional or included")}
+	}
+	if in.Priority < 0 || in.Priority > maxPriority {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "priority", "priority must be from 0 to %d (lower is drawn first)", maxPriority)}
+	}
+	now := s.cfg.Clock.Now()
+	if !in.ExpiresAt.IsZero() && !in.ExpiresAt.After(now) {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "expires_at", "expires_at must be in the future")}
+	}
+	if err := s.checkCustomer(ctx, in.Customer); err != nil {
+		return service.Result{Err: err}
+	}
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		return s.grant(tx, caller.ID, in)
+	})
+}
+
+// grant writes a grant of in inside tx.
+func (s *Service) grant(tx *ledger.Tx, provider string, in GrantParams) (*pb.Grant, error) {
+	g := pb.Grant{ID: pb.NewID(pb.PrefixGrant, tx.Now()), Object: "billing_grant", ProviderID: provider, CustomerID: in.Customer,
+		Currency: in.Currency, Category: in.Category, Priority: in.Priority, Amount: in.Amount, Remaining: in.Amount,
+		Status: statusActive, EffectiveAt: tx.Now().Truncate(time.Second), CreatedAt: tx.Now().Truncate(time.Second), Version: 1}
+	var due *time.Time
+	if !in.ExpiresAt.IsZero() {
+		exp := in.ExpiresAt.UTC().Truncate(time.Second)
+		g.ExpiresAt, due = &exp, &exp
+	}
+	err := tx.Atomic(func() error {
+		issued, err := tx.EnsureAccount(pb.BillingIssuedOwner(provider), in.Currency, 0)
+		if err != nil {
+			return err
+		}
+		credit, err := tx.EnsureAccount(pb.BillingCreditOwner(provider, in.Customer), in.Currency, pb.DebitsMustNotExceedCredits)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Transfer(issued, credit, in.Amount, g.ID); err != nil {
+			return err
+		}
+		return put(tx, kindGrant, g.ID, provider, in.Customer, 1, g.CreatedAt, due, g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// VoidGrant (provider) voids a grant: what remains of it is moved back out
+// of the customer's credit account (an entry in the ledger; the grant's
+// history stays). What open reservations hold of it is withdrawn once they
+// settle, by the sweep.
+func (s *Service) VoidGrant(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
+	if err := requireProvider(caller); err != nil {
+		return service.Result{Err: err}
+	}
+	if !pb.HasPrefix(id, pb.PrefixGrant) {
+		return service.Result{Err: noGrant(id)}
+	}
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		var g pb.Grant
+		o, err := s.current(tx, id, &g)
+		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && o.ProviderID != caller.ID) {
+			return nil, noGrant(id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		g.Version = o.Version
+		if g.Status != statusActive {
+			return nil, pb.Errorf(pb.ErrGrantState, "", "grant %s is already %s", g.ID, g.Status)
+		}
+		now := tx.Now().Truncate(time.Second)
+		g.Status, g.VoidedAt = statusVoided, &now
+		return &g, s.withdraw(tx, &g)
+	})
+}
+
+func noGrant(id string) error { return pb.Errorf(pb.ErrNotFound, "id", "no such grant: %s", id) }
+
+// withdraw moves what remains of a voided or expired grant g out of the
+// credit account, as much as is not held, and puts g; with some still
+// held, g is due again in a minute.
+func (s *Service) withdraw(tx *ledger.Tx, g *pb.Grant) error {
+	return tx.Atomic(func() error {
+		if err := takeBack(tx, g, g.Remaining); err != nil {
+			return err
+		}
+		var due *time.Time
+		if g.Remaining > 0 {
+			d := tx.Now().Add(time.Minute).Truncate(time.Second)
+			due = &d
+		}
+		g.Version++
+		return put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g)
+	})
+}
+
+// takeBack moves up to amt of grant g's remaining credit back to the
+// issuing account, as much as is not held, and counts it withdrawn; the
+// caller puts g.
+func takeBack(tx *ledger.Tx, g *pb.Grant, amt int64) error {
+	if amt <= 0 {
+		return nil
+	}
+	credit, err := tx.Account(pb.BillingCreditOwner(g.ProviderID, g.CustomerID), g.Currency)
+	if err != nil {
+		return err
+	}
+	if amt = min(amt, g.Remaining, available(credit)); amt <= 0 {
+		return nil
+	}
+	issued, err := tx.EnsureAccount(pb.BillingIssuedOwner(g.ProviderID), g.Currency, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Transfer(credit, issued, amt, g.ID); err != nil {
+		return err
+	}
+	g.Remaining -= amt
+	g.Withdrawn += amt
+	return nil
+}
+
+// available is what a credit account can still be debited.
+func available(a *pb.Account) int64 { return a.CreditsPosted - a.DebitsPosted - a.DebitsPending }
+
+// Grants lists a customer's grants with the provider, oldest first, to the
+// provider or the customer (a user sees its agents' too).
+func (s *Service) Grants(ctx context.Context, caller pb.Principal, provider, customer string) ([]pb.Grant, error) {
+	provider, customer, err := s.readAccess(ctx, caller, provider, customer)
+	if err != nil {
+		return nil, err
+	}
+	gs, vs, err := listCurrent[pb.Grant](s, nil, provider, customer, kindGrant, pb.MaxCustomerGrants*10)
+	for i := range gs {
+		gs[i].Version = vs[i]
+	}
+	return gs, err
+}
+
+// Me names the caller as a customer (GET /v1/billing/customers/me/…): how
+// the metering gateway learns whose key a request carries.
+const Me = "me"
+
+// readAccess checks caller may read customer's billing with provider, and
+// returns the provider and the customer: a merchant reads its own
+// customers; a user reads its own and its agents' billing with the
+// provider it names; customer Me is the calling user or agent.
+func (s *Service) readAccess(ctx context.Context, caller pb.Principal, provider, customer string) (string, string, error) {
+	if customer == Me && (caller.Role == pb.RoleUser || caller.Role == pb.RoleAgent) {
+		customer = caller.ID
+	}
+	p, err := s.access(ctx, caller, provider, customer)
+	return p, customer, err
+}
+
+func (s *Service) access(ctx context.Context, caller pb.Principal, provider, customer string) (string, error) {
+	switch caller.Role {
+	case pb.RoleMerchant:
+		if provider != "" && provider != caller.ID {
+			return "", pb.Errorf(pb.ErrForbidden, "provider", "a provider reads only its own customers")
+		}
+		return caller.ID, nil
+	case pb.RoleUser, pb.RoleAgent:
+		if !pb.HasPrefix(provider, pb.PrefixMerchant) {
+			return "", pb.Errorf(pb.ErrParameterMissing, "provider", "provider is required: the merchant ID (mch_…) whose credit to read")
+		}
+		if customer == caller.ID {
+			return provider, nil
+		}
+		if caller.Role == pb.RoleUser && pb.HasPrefix(customer, pb.PrefixAgent) {
+			a, err := s.st.Agent(ctx, customer)
+			if err == nil && a.UserID == caller.ID {
+				return provider, nil
+			}
+		}
+	case pb.RoleOperator:
+		if !pb.HasPrefix(provider, pb.PrefixMerchant) {
+			return "", pb.Errorf(pb.ErrParameterMissing, "provider", "provider is required: the merchant ID (mch_…)")
+		}
+		return provider, nil
+	}
+	return "", pb.Errorf(pb.ErrNotFound, "id", "no such customer: %s", customer)
+}
+
+var categoryRank = map[string]int{pb.GrantPromotional: 0, pb.GrantIncluded: 1, pb.GrantPaid: 2}
+
+func drawOrder(a, b *pb.Grant) int {
+	if c := cmp.Compare(a.Priority, b.Priority); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(categoryRank[a.Category], categoryRank[b.Category]); c != 0 {
+		return c
+	}
+	switch {
+	case a.ExpiresAt != nil && b.ExpiresAt == nil:
+		return -1
+	case a.ExpiresAt == nil && b.ExpiresAt != nil:
+		return 1
+	case a.ExpiresAt != nil:
+		if c := a.ExpiresAt.Compare(*b.ExpiresAt); c != 0 {
+			return c
+		}
+	}
+	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// --- balance ---
+
+// Balance is a customer's credit with a provider, per currency, as
+// committed: it includes every acknowledged event and reservation.
+type Balance struct {
+	Object     string            `json:"object"` // "billing_balance"
+	ProviderID string            `json:"provider_id"`
+	CustomerID string            `json:"customer_id"`
+	Balances   []CurrencyBalance `json:"balances"`
+}
+
+// CurrencyBalance is a customer's credit in one currency: Available to
+// reserve or spend, Reserved by open reservations, and Granted, what the
+// grants still hold (Available + Reserved).
+type CurrencyBalance struct {
+	Currency  string `json:"currency"`
+	Available int64  `json:"available"`
+	Reserved  int64  `json:"reserved"`
+	Granted   int64  `json:"granted"`
+}
+
+// Balance returns customer's credit with provider.
+func (s *Service) Balance(ctx context.Context, caller pb.Principal, provider, customer string) (*Balance, error) {
+	provider, customer, err := s.readAccess(ctx, caller, provider, customer)
+	if err != nil {
+		return nil, err
+	}
+	gs, _, err := listCurrent[pb.Grant](s, nil, provider, customer, kindGrant, pb.MaxCustomerGrants*10)
+	if err != nil {
+		return nil, err
+	}
+	out := &Balance{Object: "billing_balance", ProviderID: provider, CustomerID: customer, Balances: []CurrencyBalance{}}
+	var currencies []string
+	for _, g := range gs {
+		if !slices.Contains(currencies, g.Currency) {
+			currencies = append(currencies, g.Currency)
+		}
+	}
+	slices.Sort(currencies)
+	for _, c := range currencies {
+		a, err := s.st.Account(ctx, pb.BillingCreditOwner(provider, customer), c)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read the credit of %s: %w", customer, err)
+		}
+		out.Balances = append(out.Balances, CurrencyBalance{Currency: c, Available: available(a), Reserved: a.DebitsPending,
+			Granted: a.CreditsPosted - a.DebitsPosted})
+	}
+	return out, nil
+}
+
+// --- reservations ---
+
+// ReserveParams asks to hold credit: either Amount (minor units of
+// Currency), or Estimate units of the meter priced at Model and TokenType
+// (default "output" for the LLM meter) as of now.
+type ReserveParams struct {
+	Customer  string
+	Meter     string
+	Estimate  int64
+	Model     string
+	TokenType string
+	Amount    int64
+	Currency  string
+	ExpiresIn time.Duration // zero: pb.DefaultReservationTTL
+}
+
+// ReserveResult answers a reservation: allowed with its ID, or not with
+// the reason; Available is what the customer can still reserve.
+type ReserveResult struct {
+	Object        string    `json:"object"` // "billing_reservation_result"
+	Allowed       bool      `json:"allowed"`
+	ReservationID string    `json:"reservation_id,omitempty"`
+	Amount        int64     `json:"amount"`
+	Currency      string    `json:"currency"`
+	Available     int64     `json:"available"`
+	ExpiresAt     time.Time `json:"expires_at,omitzero"`
+	// Reason is why it was not allowed: no_credit (the customer never had
+	// credit in the currency) or insufficient_credit.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Reasons of a refused reservation.
+const (
+	ReasonNoCredit           = "no_credit"
+	ReasonInsufficientCredit = "insufficient_credit"
+)
+
+// Reserve (provider) holds credit for usage about to happen: a hold on the
+// customer's credit account, placed by the ledger writer against its
+// available balance, so that concurrent reservations never hold more than
+// there is. A refusal is an answer (Allowed false), not an error.
+func (s *Service) Reserve(ctx context.Context, caller pb.Principal, idem *service.Idempotency, in ReserveParams) service.Result {
+	if err := requireProvider(caller); err != nil {
+		return service.Result{Err: err}
+	}
+	if in.Meter == "" {
+		in.Meter = pb.MeterLLMTokens
+	}
+	if in.ExpiresIn == 0 {
+		in.ExpiresIn = pb.DefaultReservationTTL
+	}
+	if in.ExpiresIn < time.Second || in.ExpiresIn > pb.MaxReservationTTL {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "expires_in", "expires_in must be from 1 to %d seconds", int(pb.MaxReservationTTL/time.Second))}
+	}
+	switch {
+	case (in.Amount == 0) == (in.Estimate == 0):
+		return service.Result{Err: pb.Errorf(pb.ErrParameterMissing, "estimate", "give either estimate (units of the meter) or amount with currency")}
+	case in.Amount != 0:
+		if err := pb.ValidateAmount(in.Amount, "amount"); err != nil {
+			return service.Result{Err: err}
+		}
+		if err := pb.ValidateCurrency(in.Currency, "currency"); err != nil {
+			return service.Result{Err: err}
+		}
+	default:
+		if in.Estimate < 0 || in.Estimate > pb.MaxEventQuantity {
+			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "estimate", "estimate must be from 1 to %d units", int64(pb.MaxEventQuantity))}
+		}
+		if in.Meter == pb.MeterLLMTokens && in.TokenType == "" {
+			in.TokenType = "output"
+		}
+	}
+	if !pb.HasPrefix(in.Customer, pb.PrefixUser) && !pb.HasPrefix(in.Customer, pb.PrefixAgent) {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "customer", "customer must be a user (usr_…) or an agent (agt_…) ID")}
+	}
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		return s.reserve(tx, caller.ID, in)
+	})
+}
+
+func (s *Service) reserve(tx *ledger.Tx, provider string, in ReserveParams) (*ReserveResult, error) {
+	amount, currency := in.Amount, in.Currency
+	if in.Estimate != 0 {
+		m, err := s.meter(tx, provider, in.Meter)
+		if err != nil {
+			return nil, err
+		}
+		p, err := s.priceFor(tx, provider, in.Meter, m, in.Model, in.TokenType, tx.Now())
+		if err != nil {
+			return nil, err
+		}
+		exp, _ := pb.CurrencyExponent(p.Currency)
+		amount, currency = HoldAmount(in.Estimate, p.UnitPriceNanos, exp), p.Currency
+		if amount > pb.MaxAmount {
+			return nil, pb.Errorf(pb.ErrAmountTooLarge, "estimate", "the estimate is worth more than %d minor units", pb.MaxAmount)
+		}
+		if amount == 0 {
+			amount = 1 // a free estimate still proves the customer may use the meter
+		}
+	}
+	res := &ReserveResult{Object: "billing_reservation_result", Amount: amount, Currency: currency}
+	credit, err := tx.Account(pb.BillingCreditOwner(provider, in.Customer), currency)
+	if pb.ErrorCode(err) == pb.ErrNotFound {
+		res.Reason, res.Message = ReasonNoCredit, fmt.Sprintf("customer %s has no %s credit with this provider: recharge or grant credit first", in.Customer, currency)
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	usage, err := tx.EnsureAccount(pb.BillingUsageOwner(provider), currency, 0)
+	if err != nil {
+		return nil, err
+	}
+	id := pb.NewID(pb.PrefixReservation, tx.Now())
+	expires := tx.Now().Add(in.ExpiresIn).UTC().Truncate(time.Millisecond)
+	var hold int64
+	err = tx.Atomic(func() error {
+		var err error
+		before := available(credit)
+		if hold, err = tx.Hold(credit, usage, amount, expires, id); err != nil {
+			return err
+		}
+		if err := s.crossed(tx, provider, in.Customer, currency, before, available(credit)); err != nil {
+			return err
+		}
+		r := pb.Reservation{ID: id, Object: "billing_reservation", ProviderID: provider, CustomerID: in.Customer, Meter: in.Meter,
+			Currency: currency, Amount: amount, HoldID: hold, Status: statusActive, ExpiresAt: expires,
+			CreatedAt: tx.Now().Truncate(time.Second), Version: 1}
+		return putReservation(tx, &r)
+	})
+	if errors.Is(err, ledger.ErrInsufficientFunds) {
+		res.Available = available(credit)
+		res.Reason, res.Message = ReasonInsufficientCredit, fmt.Sprintf("customer %s has %s %s of credit available, less than the %s reserved", in.Customer,
+			pb.FormatAmount(res.Available, currency), currency, pb.FormatAmount(amount, currency))
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Allowed, res.ReservationID, res.ExpiresAt, res.Available = true, id, expires, available(credit)
+	return res, nil
+}
+
+// reservationData is a reservation as stored: with its hold.
+type reservationData struct {
+	pb.Reservation
+	Hold int64 `json:"hold_id"`
+}
+
+func putReservation(tx *ledger.Tx, r *pb.Reservation) error {
+	var due *time.Time
+	if r.Status == statusActive {
+		due = &r.ExpiresAt
+	}
+	return put(tx, kindReservation, r.ID, r.ProviderID, r.CustomerID, r.Version, r.CreatedAt, due, reservationData{*r, r.HoldID})
+}
+
+// reservation returns reservation id of provider as of this point in tx.
+func (s *Service) reservation(tx *ledger.Tx, provider, id string) (*pb.Reservation, error) {
+	var d reservationData
+	o, err := s.current(tx, id, &d)
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && (o.Kind != kindReservation || o.ProviderID != provider)) {
+		return nil, pb.Errorf(pb.ErrNotFound, "reservation", "no such reservation: %s", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.Reservation.HoldID, d.Reservation.Version = d.Hold, o.Version
+	return &d.Reservation, nil
+}
+
+// Release (provider) releases a reservation's hold whole, without usage.
+func (s *Service) Release(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
+	if err := requireProvider(caller); err != nil {
+		return service.Result{Err: err}
+	}
+	if !pb.HasPrefix(id, pb.PrefixReservation) {
+		return service.Result{Err: pb.Errorf(pb.ErrNotFound, "id", "no such reservation: %s", id)}
+	}
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		r, err := s.reservation(tx, caller.ID, id)
+		if err != nil {
+			return nil, err
+		}
+		if r.Status != statusActive {
+			return nil, pb.Errorf(pb.ErrReservationState, "", "reservation %s is already %s", r.ID, r.Status)
+		}
+		return r, s.end(tx, r, statusReleased)
+	})
+}
+
+// end voids r's hold and marks it status.
+func (s *Service) end(tx *ledger.Tx, r *pb.Reservation, status string) error {
+	return tx.Atomic(func() error {
+		if _, err := tx.Void(r.HoldID, r.ID); err != nil {
+			return err
+		}
+		r.Status = status
+		r.Version++
+		return putReservation(tx, r)
+	})
+}
+
+// Reservation returns reservation id to its provider.
+func (s *Service) Reservation(ctx context.Context, caller pb.Principal, id string) (*pb.Reservation, error) {
+	if err := requireProvider(caller); err != nil {
+		return nil, err
+	}
+	var d reservationData
+	o, err := s.st.BillingObject(ctx, id)
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && (o.Kind != kindReservation || o.ProviderID != caller.ID)) || !pb.HasPrefix(id, pb.PrefixReservation) {
+		return nil, pb.Errorf(pb.ErrNotFound, "id", "no such reservation: %s", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(o.Data, &d); err != nil {
+		return nil, fmt.Errorf("reservation %s is unreadable: %w", id, err)
+	}
+	return &d.Reservation, nil
+}
+
+// --- the sweep ---
+
+// sweepBatch bounds one sweep's work.
+const sweepBatch = 500
+
+// Sweep expires the reservations and grants that are due, in one ledger
+// operation, and returns how many it looked at.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	all, err := s.st.DueBillingObjects(ctx, s.cfg.Clock.Now(), sweepBatch)
+	if err != nil || len(all) == 0 {
+		return 0, err
+	}
+	var due []pb.BillingObject
+	for _, o := range all {
+		// A payment is an operation of its own, made outside this one.
+		switch o.Kind {
+		case kindAutoRecharge:
+			if err := s.autoRecharge(ctx, o); err != nil {
+				s.cfg.Logger.Warn("billing: couldn't auto-recharge; retrying", "id", o.ID, "err", err)
+			}
+		case kindSubscription:
+			if err := s.renew(ctx, o); err != nil {
+				s.cfg.Logger.Warn("billing: couldn't renew a subscription; retrying", "id", o.ID, "err", err)
+			}
+		default:
+			due = append(due, o)
+		}
+	}
+	if len(due) == 0 {
+		return len(all), nil
+	}
+	res := s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
+		for _, o := range due {
+			if err := tx.Atomic(func() error { return s.expire(tx, o) }); err != nil {
+				// One object's failure must not stop the others'.
+				s.cfg.Logger.Warn("billing: couldn't expire", "id", o.ID, "err", err)
+			}
+		}
+		return nil, nil
+	})
+	return len(all), res.Err
+}
+
+// expire releases due object o, as of tx (the sweep read it outside).
+func (s *Service) expire(tx *ledger.Tx, o pb.BillingObject) error {
+	switch o.Kind {
+	case kindReservation:
+		r, err := s.reservation(tx, o.ProviderID, o.ID)
+		if err != nil || r.Status != statusActive || tx.Now().Before(r.ExpiresAt) {
+			return err
+		}
+		return s.end(tx, r, statusExpired)
+	case kindGrant:
+		var g pb.Grant
+		cur, err := s.current(tx, o.ID, &g)
+		if err != nil {
+			return err
+		}
+		g.Version = cur.Version
+		switch {
+		case g.Status == statusActive && g.ExpiresAt != nil && !tx.Now().Before(*g.ExpiresAt):
+			g.Status = statusExpired
+		case g.Status == statusActive:
+			return nil
+		}
+		return s.withdraw(tx, &g)
+	}
+	return nil
+}

@@ -1,0 +1,33 @@
+package postgres
+
+import (
+	"github.com/jackc/pgx/v5"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/sqlstore"
+)
+
+// billingObjectInsert inserts a new object only.
+var billingObjectInsert = sqlstore.BillingObjects.WithUpsert("").Insert()
+
+// queueBilling queues what b writes of Token Pay, in order: a new object
+// (version 1) inserted, whose ID another process can't also take; a change
+// applied only from the version the writer read, so that the batch fails
+// with ErrStoreConflict when another process changed the object (a grant
+// drawn down, a reservation settled) meanwhile; and the usage lines, whose
+// key refuses an event ID another process stored first.
+func queueBilling(q *pgx.Batch, b *pb.Batch) error {
+	for i := range b.BillingObjects {
+		o := &b.BillingObjects[i]
+		args, err := sqlstore.BillingObjectRow(nil, o)
+		if err != nil {
+			return err
+		}
+		if o.Version == 1 {
+			q.Queue(billingObjectInsert, args...)
+			continue
+		}
+		q.Queue(sqlstore.BillingObjectUpdate, o.ID, args[5], o.Version, args[6])
+	}
+	return queueRows(q, sqlstore.BillingUsage, b.UsageLines, sqlstore.UsageLineRow)
+}

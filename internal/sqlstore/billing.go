@@ -1,0 +1,144 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	pb "github.com/paybound/paybound"
+)
+
+// BillingObjects is Token Pay's objects table. A row written again
+// replaces the stored one (the SQLite store, whose one writer read it); the
+// PostgreSQL store writes changes with BillingObjectUpdate instead.
+var BillingObjects = NewTable("billing_objects", "id, kind, provider_id, customer_id, version, data, due_at, created_at",
+	` ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data, due_at = excluded.due_at`)
+
+// BillingObjectUpdate changes an object from the version the writer read
+// ($3 - 1): it divides by zero, failing the batch, when another process
+// changed the object meanwhile. $1 id, $2 data, $3 the new version, $4 due_at.
+const BillingObjectUpdate = `WITH u AS (UPDATE billing_objects SET data = $2, version = $3, due_at = $4 WHERE id = $1 AND version = $3 - 1 RETURNING 1)
+	SELECT 1 / (SELECT COUNT(*) FROM u)`
+
+// BillingUsage is the usage events' lines, only ever inserted: a line
+// stored twice is a unique-key violation (the event's deduplication).
+var BillingUsage = NewTable("billing_usage", "provider_id, event_id, line, customer_id, meter, time_ms, model, quantity, "+
+	"price_id, charged, uncollected, reservation_id, dims, created_at", "")
+
+// BillingObjectRow encodes an object as BillingObjects' columns.
+func BillingObjectRow(d []any, x *pb.BillingObject) ([]any, error) {
+	return append(d, x.ID, x.Kind, x.ProviderID, x.CustomerID, x.Version, string(x.Data), unixOrNil(x.DueAt), x.CreatedAt.Unix()), nil
+}
+
+// UsageLineRow encodes a usage line as BillingUsage's columns.
+func UsageLineRow(d []any, x *pb.UsageLine) ([]any, error) {
+	dims := "{}"
+	if len(x.Dims) > 0 {
+		b, err := json.Marshal(x.Dims)
+		if err != nil {
+			return d, fmt.Errorf("couldn't encode usage event %s: %w", x.EventID, err)
+		}
+		dims = string(b)
+	}
+	return append(d, x.ProviderID, x.EventID, x.Line, x.CustomerID, x.Meter, x.Time.UnixMilli(), x.Model, x.Quantity,
+		x.PriceID, x.Charged, x.Uncollected, x.ReservationID, dims, x.CreatedAt.Unix()), nil
+}
+
+const billingObjectCols = `id, kind, provider_id, customer_id, version, data, due_at, created_at`
+
+func scanBillingObject(r Scanner) (*pb.BillingObject, error) {
+	var o pb.BillingObject
+	var data string
+	var created int64
+	var due *int64
+	if err := r.Scan(&o.ID, &o.Kind, &o.ProviderID, &o.CustomerID, &o.Version, &data, &due, &created); err != nil {
+		return nil, err
+	}
+	o.Data, o.DueAt, o.CreatedAt = json.RawMessage(data), unixPtr(due), unix(created)
+	return &o, nil
+}
+
+func (r Reads) BillingObject(ctx context.Context, id string) (*pb.BillingObject, error) {
+	o, err := scanBillingObject(r.DB.QueryRow(ctx, `SELECT `+billingObjectCols+` FROM billing_objects WHERE id = $1`, id))
+	return o, found(err, "billing object", id)
+}
+
+func (r Reads) BillingObjects(ctx context.Context, provider, customer, kind string, limit int) ([]pb.BillingObject, error) {
+	var w where
+	w.add("provider_id = ?", provider)
+	w.add("kind = ?", kind)
+	if customer != "" {
+		w.add("customer_id = ?", customer)
+	}
+	q := `SELECT ` + billingObjectCols + ` FROM billing_objects WHERE ` + strings.Join(w.conds, " AND ") + ` ORDER BY created_at, id LIMIT ` + fmt.Sprint(limit+1)
+	out, err := collect(ctx, r.DB, []pb.BillingObject{}, scanBillingObject, q, w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read billing objects: %w", err)
+	}
+	return out, nil
+}
+
+func (r Reads) DueBillingObjects(ctx context.Context, now time.Time, limit int) ([]pb.BillingObject, error) {
+	out, err := collect(ctx, r.DB, []pb.BillingObject{}, scanBillingObject, `SELECT `+billingObjectCols+
+		` FROM billing_objects WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at, id LIMIT `+fmt.Sprint(limit), now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the billing objects due: %w", err)
+	}
+	return out, nil
+}
+
+func (r Reads) UsageEventsSeen(ctx context.Context, provider string, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, provider)
+	var in strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		args = append(args, id)
+		in.WriteString("$" + strconv.Itoa(i+2))
+	}
+	err := r.DB.Query(ctx, func(s Scanner) error {
+		var id string
+		err := s.Scan(&id)
+		out[id] = true
+		return err
+	}, `SELECT DISTINCT event_id FROM billing_usage WHERE provider_id = $1 AND event_id IN (`+in.String()+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't look usage events up: %w", err)
+	}
+	return out, nil
+}
+
+func (r Reads) UsageLines(ctx context.Context, f pb.UsageFilter) ([]pb.UsageLine, error) {
+	out := []pb.UsageLine{}
+	err := r.DB.Query(ctx, func(s Scanner) error {
+		var u pb.UsageLine
+		var ms, created int64
+		var dims string
+		if err := s.Scan(&u.ProviderID, &u.EventID, &u.Line, &u.CustomerID, &u.Meter, &ms, &u.Model, &u.Quantity,
+			&u.PriceID, &u.Charged, &u.Uncollected, &u.ReservationID, &dims, &created); err != nil {
+			return err
+		}
+		if dims != "{}" {
+			if err := json.Unmarshal([]byte(dims), &u.Dims); err != nil {
+				return fmt.Errorf("usage event %s is unreadable: %w", u.EventID, err)
+			}
+		}
+		u.Time, u.CreatedAt = time.UnixMilli(ms).UTC(), unix(created)
+		out = append(out, u)
+		return nil
+	}, `SELECT `+BillingUsage.Cols+` FROM billing_usage WHERE provider_id = $1 AND customer_id = $2 AND time_ms >= $3 AND time_ms < $4
+		ORDER BY time_ms, event_id, line LIMIT `+fmt.Sprint(f.Limit+1), f.ProviderID, f.CustomerID, f.From.UnixMilli(), f.To.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read usage: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,41 @@
+package paybound
+
+import (
+	"context"
+	"time"
+)
+
+// BillingStore is the storage of Token Pay (internal/billing).
+type BillingStore interface {
+	// BillingObject returns object id, or ErrNotFound.
+	BillingObject(ctx context.Context, id string) (*BillingObject, error)
+	// BillingObjects returns provider's objects of kind, oldest first; with
+	// customer set, only that customer's. At most limit+1 are read, so a
+	// caller can tell the limit was passed.
+	BillingObjects(ctx context.Context, provider, customer, kind string, limit int) ([]BillingObject, error)
+	// DueBillingObjects returns up to limit objects whose DueAt is at or
+	// before now, earliest first.
+	DueBillingObjects(ctx context.Context, now time.Time, limit int) ([]BillingObject, error)
+	// UsageEventsSeen returns which of ids (at most MaxEventBatch) are
+	// provider's stored usage events (any of their lines).
+	UsageEventsSeen(ctx context.Context, provider string, ids []string) (map[string]bool, error)
+	// UsageLines returns the lines f selects, oldest first, at most
+	// f.Limit+1.
+	UsageLines(ctx context.Context, f UsageFilter) ([]UsageLine, error)
+}
+
+// BillingPart is Token Pay's share of a Batch. A store writes
+// BillingObjects in order, each a new object (Version 1) inserted or a
+// change of one whose stored version must be Version-1: a shared store
+// refuses the batch with ErrStoreConflict otherwise (another process
+// changed it meanwhile). UsageLines are inserted, keyed by provider, event
+// ID and line: a line stored already (another process took the event ID)
+// refuses the batch with ErrStoreConflict too, so the event is decided
+// again as a duplicate.
+type BillingPart struct {
+	BillingObjects []BillingObject
+	UsageLines     []UsageLine
+}
+
+// Empty reports whether p writes nothing.
+func (p *BillingPart) Empty() bool { return len(p.BillingObjects)+len(p.UsageLines) == 0 }
