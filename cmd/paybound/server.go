@@ -42,6 +42,7 @@ import (
 	"github.com/paybound/paybound/internal/sqlite"
 	tl "github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
+	"github.com/paybound/paybound/internal/wallet"
 	"github.com/paybound/paybound/internal/webhooks"
 )
 
@@ -378,6 +379,14 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
 	}
+	// The wallet's pages, over the same operations; its passkeys are
+	// step-up's, so one passkey signs in and approves.
+	wal, err := wallet.New(m.Service, cfm, m.transLog, m.store, wallet.Config{RPID: m.Config.PasskeyRPID,
+		Origins: []string{m.Config.passkeyOrigin()}, Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	api.Handle(wallet.Pattern, wal)
 	m.serve(api)
 	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
 	if created {

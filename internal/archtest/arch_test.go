@@ -72,6 +72,7 @@ var internal = map[string]kind{
 	"webhooks":     capability,
 	"whsig":        block,
 	"httpapi":      adapter,
+	"wallet":       adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,
 	"archtest":     testKit,
