@@ -373,7 +373,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.checkout.Store(co) // from now on it observes the ledger's entries
-	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
+	disp := disputes.New(m.Service, m.transLog, m.store)
+	api := httpapi.New(m.Service, m.Logger, ids, ids, disp, cfm, m.transLog, mdt, rk,
 		links, reports, co, m.hooks)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
@@ -381,7 +382,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	// The wallet's pages, over the same operations; its passkeys are
 	// step-up's, so one passkey signs in and approves.
-	wal, err := wallet.New(m.Service, cfm, m.transLog, m.store, wallet.Config{RPID: m.Config.PasskeyRPID,
+	wal, err := wallet.New(wallet.Parts{Core: m.Service, Confirm: cfm, Disputes: disp, Log: m.transLog, Passkeys: m.store}, wallet.Config{RPID: m.Config.PasskeyRPID,
 		Origins: []string{m.Config.passkeyOrigin()}, Clock: m.Clock, Logger: m.Logger})
 	if err != nil {
 		return err

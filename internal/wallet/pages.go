@@ -24,6 +24,8 @@ var funcs = template.FuncMap{
 
 func (h *Handler) pageRoutes() {
 	h.mux.HandleFunc("GET /wallet/{$}", h.auth(h.overview))
+	h.activityRoutes()
+	h.paymentRoutes()
 }
 
 func (h *Handler) base(ss *session, title, nav string) page {

@@ -30,6 +30,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/confirm"
+	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi/rest"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/translog"
@@ -88,10 +89,21 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
+// Parts are the operations the wallet calls: the same ones the REST API
+// calls, as the signed-in principal.
+type Parts struct {
+	Core     *service.Service
+	Confirm  *confirm.Service
+	Disputes *disputes.Service
+	Log      Log
+	Passkeys PasskeyReader
+}
+
 // Handler serves the wallet under /wallet/. Safe for concurrent use.
 type Handler struct {
 	core     *service.Service
 	cfm      *confirm.Service
+	disp     *disputes.Service
 	log      Log
 	passkeys PasskeyReader
 	webauthn *webauthn.WebAuthn
@@ -105,9 +117,11 @@ type Handler struct {
 	ceremonies map[string]ceremony // passkey sign-in challenges, by challenge
 }
 
-// New returns the wallet over the payments core, step-up, the
-// transparency log and the passkey reader.
-func New(core *service.Service, cfm *confirm.Service, log Log, passkeys PasskeyReader, cfg Config) (*Handler, error) {
+// New returns the wallet over parts, every one of which is required.
+func New(parts Parts, cfg Config) (*Handler, error) {
+	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Log == nil || parts.Passkeys == nil {
+		return nil, errors.New("wallet: every one of Parts is required")
+	}
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
@@ -127,7 +141,7 @@ func New(core *service.Service, cfm *confirm.Service, log Log, passkeys PasskeyR
 	if err != nil {
 		return nil, fmt.Errorf("wallet: passkeys: %w", err)
 	}
-	h := &Handler{core: core, cfm: cfm, log: log, passkeys: passkeys, webauthn: wa, cfg: cfg,
+	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
 		sess: newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
 		ceremonies: map[string]ceremony{}}
 	if h.pages, err = parsePages(); err != nil {
