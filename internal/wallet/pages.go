@@ -26,6 +26,9 @@ func (h *Handler) pageRoutes() {
 	h.mux.HandleFunc("GET /wallet/{$}", h.auth(h.overview))
 	h.activityRoutes()
 	h.paymentRoutes()
+	h.approvalRoutes()
+	h.mandateRoutes()
+	h.agentRoutes()
 }
 
 func (h *Handler) base(ss *session, title, nav string) page {

@@ -29,9 +29,11 @@ import (
 
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/agentid"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi/rest"
+	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/translog"
 )
@@ -95,6 +97,8 @@ type Parts struct {
 	Core     *service.Service
 	Confirm  *confirm.Service
 	Disputes *disputes.Service
+	Mandates *mandates.Service
+	Agents   *agentid.Service
 	Log      Log
 	Passkeys PasskeyReader
 }
@@ -104,6 +108,8 @@ type Handler struct {
 	core     *service.Service
 	cfm      *confirm.Service
 	disp     *disputes.Service
+	mdt      *mandates.Service
+	ids      *agentid.Service
 	log      Log
 	passkeys PasskeyReader
 	webauthn *webauthn.WebAuthn
@@ -119,7 +125,7 @@ type Handler struct {
 
 // New returns the wallet over parts, every one of which is required.
 func New(parts Parts, cfg Config) (*Handler, error) {
-	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Log == nil || parts.Passkeys == nil {
+	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Agents == nil || parts.Log == nil || parts.Passkeys == nil {
 		return nil, errors.New("wallet: every one of Parts is required")
 	}
 	if cfg.SessionTTL == 0 {
@@ -141,7 +147,7 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wallet: passkeys: %w", err)
 	}
-	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
+	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, ids: parts.Agents, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
 		sess: newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
 		ceremonies: map[string]ceremony{}}
 	if h.pages, err = parsePages(); err != nil {

@@ -78,10 +78,16 @@
     const res = await post("/wallet/passkeys", credJSON(cred));
     location.assign(res.redirect);
   });
-  on("passkey-approve", async (el) => {
-    const opts = await post("/wallet/approvals/" + el.dataset.confirmation + "/options");
-    const cred = await navigator.credentials.get(requestOptions(opts));
-    const res = await post("/wallet/approvals/" + el.dataset.confirmation + "/passkey", credJSON(cred));
-    location.assign(res.redirect);
+  document.querySelectorAll(".passkey-approve").forEach((el) => {
+    el.addEventListener("click", async () => {
+      const id = el.dataset.confirmation;
+      el.disabled = true;
+      try {
+        const opts = await post("/wallet/approvals/" + id + "/options");
+        const cred = await navigator.credentials.get(requestOptions(opts));
+        const res = await post("/wallet/approvals/" + id + "/passkey", credJSON(cred));
+        location.assign(res.redirect);
+      } catch (e) { show(e); } finally { el.disabled = false; }
+    });
   });
 })();
