@@ -19,8 +19,12 @@ type walletWorld struct {
 	adaPay2, pendID string
 }
 
-func newWalletWorld(t *testing.T) *walletWorld {
-	w := &walletWorld{world: newWorld(t, nil)}
+func newWalletWorld(t *testing.T, configure ...func(*Main)) *walletWorld {
+	var cfg func(*Main)
+	if len(configure) > 0 {
+		cfg = configure[0]
+	}
+	w := &walletWorld{world: newWorld(t, cfg)}
 	w.mandate = w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", map[string]any{"agent_id": w.agent, "description": "coffee",
 		"currency": "USD", "max_amount": 5000, "budget": map[string]any{"amount": 20000, "period": "month"}})).str("id")
 	w.adaPay = w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 1250, "currency": "USD",

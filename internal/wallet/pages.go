@@ -16,7 +16,45 @@ import (
 // the activity list and its export stop there and say so.
 const maxScan = 2000
 
+// section is one entry of the navigation. A capability that adds pages to
+// the wallet (x402 tabs, Token Pay subscriptions and credits, when they
+// exist) adds its routes in a file of its own and one line here.
+type section struct {
+	Key, Label, Path string
+	Roles            []pb.Role
+}
+
+var (
+	person   = []pb.Role{pb.RoleUser}
+	merchant = []pb.Role{pb.RoleMerchant}
+	both     = []pb.Role{pb.RoleUser, pb.RoleMerchant}
+)
+
+var sections = []section{
+	{"overview", "Overview", "/wallet/", both},
+	{"activity", "Activity", "/wallet/activity", both},
+	{"approvals", "Approvals", "/wallet/approvals", person},
+	{"mandates", "Mandates", "/wallet/mandates", person},
+	{"agents", "Agents", "/wallet/agents", person},
+	{"disputes", "Disputes", "/wallet/disputes", both},
+	{"webhooks", "Webhooks", "/wallet/webhooks", merchant},
+	{"settlement", "Settlement", "/wallet/settlement", merchant},
+	{"passkeys", "Passkeys", "/wallet/passkeys", person},
+}
+
+// nav is the sections role sees.
+func nav(role pb.Role) []section {
+	var out []section
+	for _, s := range sections {
+		if slices.Contains(s.Roles, role) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 var funcs = template.FuncMap{
+	"nav":   nav,
 	"money": func(amount int64, currency string) string { return pb.FormatAmount(amount, currency) + " " + currency },
 	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"opt":   func(s pb.OptString) string { return string(s) },
@@ -29,6 +67,7 @@ func (h *Handler) pageRoutes() {
 	h.approvalRoutes()
 	h.mandateRoutes()
 	h.agentRoutes()
+	h.merchantRoutes()
 }
 
 func (h *Handler) base(ss *session, title, nav string) page {

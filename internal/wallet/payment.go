@@ -56,7 +56,7 @@ type paymentData struct {
 // download the receipt and check it with the SDK or `paybound log`.
 func (h *Handler) paymentPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	notice := map[string]string{"refund": "Refunded.", "cancel": "Canceled: the hold is released.",
-		"dispute": "Dispute opened. The operator will resolve it; follow it here."}[r.URL.Query().Get("done")]
+		"dispute": "Dispute opened. The operator will resolve it; follow it here.", "paid": "Paid."}[r.URL.Query().Get("done")]
 	h.showPayment(w, r, ss, http.StatusOK, notice, nil)
 }
 

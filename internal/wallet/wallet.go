@@ -34,8 +34,11 @@ import (
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi/rest"
 	"github.com/paybound/paybound/internal/mandates"
+	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/service"
+	"github.com/paybound/paybound/internal/settlement"
 	"github.com/paybound/paybound/internal/translog"
+	"github.com/paybound/paybound/internal/webhooks"
 )
 
 //go:embed templates/*.html
@@ -99,6 +102,9 @@ type Parts struct {
 	Disputes *disputes.Service
 	Mandates *mandates.Service
 	Agents   *agentid.Service
+	Links    *paylinks.Service
+	Webhooks *webhooks.Service
+	Reports  *settlement.Service
 	Log      Log
 	Passkeys PasskeyReader
 }
@@ -110,6 +116,9 @@ type Handler struct {
 	disp     *disputes.Service
 	mdt      *mandates.Service
 	ids      *agentid.Service
+	links    *paylinks.Service
+	hooks    *webhooks.Service
+	settle   *settlement.Service
 	log      Log
 	passkeys PasskeyReader
 	webauthn *webauthn.WebAuthn
@@ -125,7 +134,8 @@ type Handler struct {
 
 // New returns the wallet over parts, every one of which is required.
 func New(parts Parts, cfg Config) (*Handler, error) {
-	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Agents == nil || parts.Log == nil || parts.Passkeys == nil {
+	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Agents == nil ||
+		parts.Links == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil {
 		return nil, errors.New("wallet: every one of Parts is required")
 	}
 	if cfg.SessionTTL == 0 {
@@ -147,7 +157,8 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wallet: passkeys: %w", err)
 	}
-	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, ids: parts.Agents, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
+	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, ids: parts.Agents,
+		links: parts.Links, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
 		sess: newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
 		ceremonies: map[string]ceremony{}}
 	if h.pages, err = parsePages(); err != nil {
