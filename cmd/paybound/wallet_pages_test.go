@@ -70,7 +70,7 @@ func TestWalletOverviewAndActivity(t *testing.T) {
 
 	a := b.get("/wallet/activity")
 	wantStatus(t, "activity", a, 200, w.adaPay)
-	for _, s := range []string{w.adaPay2, w.pendID, w.mandate, w.merch, "requires_confirmation", "authorized", "captured", "allow", `href="/wallet/payments/` + w.adaPay + `"`} {
+	for _, s := range []string{w.adaPay2, w.pendID, w.mandate, "Cafe", "requires_confirmation", "authorized", "captured", "allow", `href="/wallet/payments/` + w.adaPay + `"`} {
 		if !strings.Contains(a.body, s) {
 			t.Errorf("activity lacks %q", s)
 		}

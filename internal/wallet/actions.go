@@ -19,7 +19,7 @@ import (
 // ("wallet:…"), apart from the API's.
 
 // maxIdemField bounds the form's key.
-const maxIdemField = 64
+const maxIdemField = 200
 
 // errNoIdem refuses an action form without its key.
 var errNoIdem = pb.Errorf(pb.ErrIdempotencyRequired, "idem", "this form is incomplete; reload the page and try again")

@@ -116,6 +116,7 @@ func (h *Handler) activity(w http.ResponseWriter, r *http.Request, ss *session) 
 		return
 	}
 	p.Data = activityData{Filter: f, Rows: rows, Agents: agents, Statuses: statuses, Partial: more, Query: r.URL.RawQuery}
+	p.Names = h.names(r.Context(), rows...)
 	h.render(w, http.StatusOK, "activity", p)
 }
 

@@ -71,6 +71,11 @@ func (h *Handler) showApprovals(w http.ResponseWriter, r *http.Request, ss *sess
 	for _, c := range cs {
 		list = append(list, approval{ConfirmationID: c.ID, Payment: *c.Payment, Expires: c.ExpiresAt, Why: why(*c.Payment)})
 	}
+	ps := make([]pb.Payment, len(list))
+	for i, a := range list {
+		ps[i] = a.Payment
+	}
+	p.Names = h.names(r.Context(), ps...)
 	p.Data = map[string]any{"Approvals": list, "Idem": randomToken()}
 	if actErr != nil {
 		h.fail(w, "approvals", p, actErr)

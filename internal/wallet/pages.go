@@ -54,7 +54,21 @@ func nav(role pb.Role) []section {
 }
 
 var funcs = template.FuncMap{
-	"nav":   nav,
+	"nav": nav,
+	"merchant": func(names map[string]string, id string) string {
+		if n := names[id]; n != "" {
+			return n
+		}
+		return id
+	},
+	// short fits a chart's label in its 160 pixels; the table beside the
+	// chart has it whole.
+	"short": func(s string) string {
+		if r := []rune(s); len(r) > 19 {
+			return string(r[:18]) + "…"
+		}
+		return s
+	},
 	"money": func(amount int64, currency string) string { return pb.FormatAmount(amount, currency) + " " + currency },
 	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"opt":   func(s pb.OptString) string { return string(s) },
@@ -68,6 +82,22 @@ func (h *Handler) pageRoutes() {
 	h.mandateRoutes()
 	h.agentRoutes()
 	h.merchantRoutes()
+}
+
+// names returns the names of the merchants of ps (IDs whose merchant
+// can't be read are left out: the page shows the ID).
+func (h *Handler) names(ctx context.Context, ps ...pb.Payment) map[string]string {
+	out := map[string]string{}
+	for _, p := range ps {
+		if _, ok := out[p.MerchantID]; ok || len(out) >= 200 {
+			continue
+		}
+		out[p.MerchantID] = ""
+		if m, err := h.core.Merchant(ctx, p.MerchantID); err == nil && m != nil {
+			out[p.MerchantID] = m.Name
+		}
+	}
+	return out
 }
 
 func (h *Handler) base(ss *session, title, nav string) page {
@@ -197,6 +227,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, ss *session) 
 		}
 		for _, c := range cs {
 			d.Pending = append(d.Pending, pendingRow{ConfirmationID: c.ID, Payment: *c.Payment, Expires: c.ExpiresAt})
+			p.Names = h.names(ctx, *c.Payment)
 		}
 	}
 	since := h.cfg.Clock.Now().Add(-30 * 24 * time.Hour)

@@ -72,6 +72,7 @@ func (h *Handler) showPayment(w http.ResponseWriter, r *http.Request, ss *sessio
 	}
 	d := paymentData{Payment: *pay, Role: ss.principal.Role, Idem: randomToken(), Reasons: pb.DisputeReasons}
 	p.Title, p.Notice = "Payment "+pay.ID, notice
+	p.Names = h.names(r.Context(), *pay)
 	isUser, isMerchant := ss.principal.Role == pb.RoleUser, ss.principal.Role == pb.RoleMerchant
 	d.CanRefund = isMerchant && pay.Status == pb.StatusCaptured && pay.AmountRefunded < pay.AmountCaptured
 	d.CanCancel = pay.Status == pb.StatusAuthorized

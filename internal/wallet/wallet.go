@@ -196,6 +196,8 @@ type page struct {
 	Error     string
 	Notice    string
 	Data      any
+	// Names are the merchants' names by ID, for the payments shown.
+	Names map[string]string
 }
 
 func parsePages() (map[string]*template.Template, error) {
