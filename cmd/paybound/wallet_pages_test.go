@@ -17,6 +17,7 @@ type walletWorld struct {
 	bob, bobKey     string
 	bobPay, adaPay  string
 	adaPay2, pendID string
+	pendCfm         string
 }
 
 func newWalletWorld(t *testing.T, configure ...func(*Main)) *walletWorld {
@@ -35,6 +36,7 @@ func newWalletWorld(t *testing.T, configure ...func(*Main)) *walletWorld {
 	p := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 9900, "currency": "USD",
 		"merchant_id": w.merch2, "description": "headphones"}))
 	w.pendID = p.str("id")
+	w.pendCfm = p.body["confirmation"].(map[string]any)["id"].(string)
 	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Bob"}))
 	w.bob, w.bobKey = u.str("id"), u.str("api_key")
 	w.ok(201, w.call("POST", "/v1/topups", w.bobKey, "", map[string]any{"amount": 7000, "currency": "USD"}))
@@ -171,6 +173,19 @@ func TestWalletIsolation(t *testing.T) {
 	}
 	if r := other.form("/wallet/payments/"+w.adaPay+"/refund", url.Values{"idem": {"k1"}, "amount": {"1.00"}}); r.status != 404 {
 		t.Errorf("another merchant refunded: %d", r.status)
+	}
+	// Nor Ada's approval: Bob can neither read its passkey challenge nor
+	// approve or deny it.
+	if r := bob.fetch("/wallet/approvals/"+w.pendCfm+"/options", bob.csrf, map[string]any{}); r.status != 404 {
+		t.Errorf("Bob read Ada's approval challenge: %d %s", r.status, r.body)
+	}
+	for _, path := range []string{"/deny", "/code"} {
+		if r := bob.form("/wallet/approvals/"+w.pendCfm+path, url.Values{"idem": {"a" + path[1:]}, "code": {"123456"}}); r.status != 404 || strings.Contains(r.body, "headphones") {
+			t.Errorf("Bob %s on Ada's approval: %d", path, r.status)
+		}
+	}
+	if strings.Contains(bob.get("/wallet/approvals").body, w.pendCfm) {
+		t.Error("Bob sees Ada's approval")
 	}
 	if after := snapshot(w.world); after != before {
 		t.Errorf("refused actions changed something:\n%s\n%s", before, after)

@@ -59,7 +59,7 @@ func (h *Handler) showAgents(w http.ResponseWriter, r *http.Request, ss *session
 	now := h.cfg.Clock.Now()
 	for _, m := range ms {
 		c := card(m.AgentID)
-		row := mandateRow{View: m, Active: m.RevokedAt == nil && (m.ExpiresAt == nil || now.Before(*m.ExpiresAt))}
+		row := rowOf(m, now)
 		if row.Active {
 			c.Active++
 		}
@@ -95,11 +95,7 @@ func (h *Handler) showAgents(w http.ResponseWriter, r *http.Request, ss *session
 		out = append(out, c)
 	}
 	p.Data = map[string]any{"Agents": out, "Idem": randomToken()}
-	if actErr != nil {
-		h.fail(w, "agents", p, actErr)
-		return
-	}
-	h.render(w, http.StatusOK, "agents", p)
+	h.show(w, "agents", p, actErr)
 }
 
 func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, ss *session) {

@@ -1,7 +1,6 @@
 package wallet
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -77,11 +76,7 @@ func (h *Handler) showApprovals(w http.ResponseWriter, r *http.Request, ss *sess
 	}
 	p.Names = h.names(r.Context(), ps...)
 	p.Data = map[string]any{"Approvals": list, "Idem": randomToken()}
-	if actErr != nil {
-		h.fail(w, "approvals", p, actErr)
-		return
-	}
-	h.render(w, http.StatusOK, "approvals", p)
+	h.show(w, "approvals", p, actErr)
 }
 
 // approvalOptions: the options for navigator.credentials.get() bound to
@@ -97,14 +92,14 @@ func (h *Handler) approvalOptions(w http.ResponseWriter, r *http.Request, ss *se
 }
 
 func (h *Handler) approvePasskey(w http.ResponseWriter, r *http.Request, ss *session) {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r.Body); err != nil {
-		h.jsonError(w, pb.Errorf(pb.ErrParameterInvalid, "passkey", "the request body is too large"))
+	body, err := readBody(r, "passkey")
+	if err != nil {
+		h.jsonError(w, err)
 		return
 	}
 	// No idempotency key: an assertion answers one challenge of one
 	// payment, and a replay finds the payment no longer waiting.
-	res := h.cfm.ApproveWithPasskey(r.Context(), ss.principal, nil, r.PathValue("id"), buf.Bytes())
+	res := h.cfm.ApproveWithPasskey(r.Context(), ss.principal, nil, r.PathValue("id"), body)
 	if res.Err != nil {
 		h.jsonError(w, res.Err)
 		return

@@ -11,9 +11,6 @@ import (
 	"github.com/paybound/paybound/internal/service"
 )
 
-// maxMandates bounds the mandates one page reads.
-const maxMandates = 500
-
 func (h *Handler) mandateRoutes() {
 	h.mux.HandleFunc("GET /wallet/mandates", h.auth(h.mandates))
 	h.mux.HandleFunc("GET /wallet/mandates/new", h.auth(h.mandateForm))
@@ -30,20 +27,19 @@ type mandateRow struct {
 }
 
 func (h *Handler) listMandates(r *http.Request, ss *session) ([]mandates.View, error) {
-	var out []mandates.View
-	after := ""
-	for len(out) < maxMandates {
-		ms, more, err := h.mdt.List(r.Context(), ss.principal, after, 100)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ms...)
-		if !more || len(ms) == 0 {
-			break
-		}
-		after = ms[len(ms)-1].ID
+	return pages(func(after string) ([]mandates.View, bool, error) {
+		return h.mdt.List(r.Context(), ss.principal, after, 100)
+	}, func(m mandates.View) string { return m.ID })
+}
+
+// rowOf is mandate m as of now, with its budget bar.
+func rowOf(m mandates.View, now time.Time) mandateRow {
+	row := mandateRow{View: m, Used: m.Budget.Amount - m.RemainingBudget,
+		Active: m.RevokedAt == nil && (m.ExpiresAt == nil || now.Before(*m.ExpiresAt))}
+	if m.Budget.Amount > 0 {
+		row.Percent = int(min(100, max(0, row.Used*100/m.Budget.Amount)))
 	}
-	return out, nil
+	return row
 }
 
 func (h *Handler) mandates(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -66,19 +62,10 @@ func (h *Handler) showMandates(w http.ResponseWriter, r *http.Request, ss *sessi
 	now := h.cfg.Clock.Now()
 	rows := make([]mandateRow, 0, len(ms))
 	for _, m := range ms {
-		row := mandateRow{View: m, Used: m.Budget.Amount - m.RemainingBudget,
-			Active: m.RevokedAt == nil && (m.ExpiresAt == nil || now.Before(*m.ExpiresAt))}
-		if m.Budget.Amount > 0 {
-			row.Percent = int(min(100, max(0, row.Used*100/m.Budget.Amount)))
-		}
-		rows = append(rows, row)
+		rows = append(rows, rowOf(m, now))
 	}
 	p.Data = map[string]any{"Mandates": rows, "Idem": randomToken()}
-	if actErr != nil {
-		h.fail(w, "mandates", p, actErr)
-		return
-	}
-	h.render(w, http.StatusOK, "mandates", p)
+	h.show(w, "mandates", p, actErr)
 }
 
 // mandateInput is the create form's fields, as typed (re-shown on a

@@ -107,11 +107,7 @@ func (h *Handler) showWebhook(w http.ResponseWriter, r *http.Request, ss *sessio
 		return
 	}
 	p.Data = map[string]any{"Endpoint": e, "Deliveries": ds, "Idem": randomToken()}
-	if actErr != nil {
-		h.fail(w, "webhook", p, actErr)
-		return
-	}
-	h.render(w, http.StatusOK, "webhook", p)
+	h.show(w, "webhook", p, actErr)
 }
 
 func (h *Handler) testWebhook(w http.ResponseWriter, r *http.Request, ss *session) {
@@ -147,41 +143,41 @@ func (h *Handler) settlementRange(r *http.Request) (from, to time.Time, err erro
 	return from, to, nil
 }
 
+// report reads the merchant's settlement report for the request's dates;
+// on a refusal it has answered, and returns nil.
+func (h *Handler) report(w http.ResponseWriter, r *http.Request, ss *session, p page) *pb.SettlementReport {
+	if !h.merchantOnly(w, ss, "settlement", p) {
+		return nil
+	}
+	from, to, err := h.settlementRange(r)
+	if err == nil {
+		var rep *pb.SettlementReport
+		if rep, err = h.settle.Report(r.Context(), ss.principal, from, to); err == nil {
+			return rep
+		}
+	}
+	h.fail(w, "settlement", p, err)
+	return nil
+}
+
 func (h *Handler) settlementPage(w http.ResponseWriter, r *http.Request, ss *session) {
 	p := h.base(ss, "Settlement", "settlement")
-	if !h.merchantOnly(w, ss, "settlement", p) {
-		return
-	}
 	p.Data = map[string]any{"From": r.URL.Query().Get("from"), "To": r.URL.Query().Get("to")}
-	from, to, err := h.settlementRange(r)
-	if err != nil {
-		h.fail(w, "settlement", p, err)
+	rep := h.report(w, r, ss, p)
+	if rep == nil {
 		return
 	}
-	rep, err := h.settle.Report(r.Context(), ss.principal, from, to)
-	if err != nil {
-		h.fail(w, "settlement", p, err)
-		return
-	}
-	p.Data = map[string]any{"From": from.Format(time.DateOnly), "To": to.Add(-24 * time.Hour).Format(time.DateOnly), "Report": rep,
-		"Query": url.Values{"from": {from.Format(time.DateOnly)}, "to": {to.Add(-24 * time.Hour).Format(time.DateOnly)}}.Encode()}
+	last := rep.To.Add(-24 * time.Hour).Format(time.DateOnly)
+	p.Data = map[string]any{"From": rep.From.Format(time.DateOnly), "To": last, "Report": rep,
+		"Query": url.Values{"from": {rep.From.Format(time.DateOnly)}, "to": {last}}.Encode()}
 	h.render(w, http.StatusOK, "settlement", p)
 }
 
 // settlementCSV downloads the report as the API's CSV.
 func (h *Handler) settlementCSV(w http.ResponseWriter, r *http.Request, ss *session) {
 	p := h.base(ss, "Settlement", "settlement")
-	if !h.merchantOnly(w, ss, "settlement", p) {
-		return
-	}
-	from, to, err := h.settlementRange(r)
-	if err != nil {
-		h.fail(w, "settlement", p, err)
-		return
-	}
-	rep, err := h.settle.Report(r.Context(), ss.principal, from, to)
-	if err != nil {
-		h.fail(w, "settlement", p, err)
+	rep := h.report(w, r, ss, p)
+	if rep == nil {
 		return
 	}
 	b, err := settlement.CSV(rep)
@@ -227,11 +223,7 @@ func (h *Handler) showPayLink(w http.ResponseWriter, r *http.Request, ss *sessio
 		}
 	}
 	p.Data = d
-	if actErr != nil {
-		h.fail(w, "paylink", p, actErr)
-		return
-	}
-	h.render(w, http.StatusOK, "paylink", p)
+	h.show(w, "paylink", p, actErr)
 }
 
 // payLinkPay pays the link from the person's wallet, once per form (its

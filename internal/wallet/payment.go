@@ -20,9 +20,6 @@ func (h *Handler) paymentRoutes() {
 	h.mux.HandleFunc("POST /wallet/payments/{id}/dispute", h.auth(h.dispute))
 }
 
-// maxPaymentDisputes bounds the disputes read to show a payment's own.
-const maxPaymentDisputes = 500
-
 // traceRow is one entry of a payment's trace as the page shows it.
 type traceRow struct {
 	Index    int64
@@ -99,27 +96,13 @@ func (h *Handler) showPayment(w http.ResponseWriter, r *http.Request, ss *sessio
 	h.render(w, status, "payment", p)
 }
 
-// paymentDisputes are the caller's disputes of payment id, newest first.
+// paymentDisputes are the caller's disputes of payment id, newest first
+// (of the caller's latest maxRows).
 func (h *Handler) paymentDisputes(r *http.Request, ss *session, id string) ([]pb.Dispute, error) {
-	var out []pb.Dispute
-	after := ""
-	for n := 0; n < maxPaymentDisputes; {
-		ds, more, err := h.disp.List(r.Context(), ss.principal, "", after, 100)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range ds {
-			if d.PaymentID == id {
-				out = append(out, d)
-			}
-		}
-		n += len(ds)
-		if !more || len(ds) == 0 {
-			break
-		}
-		after = ds[len(ds)-1].ID
-	}
-	return out, nil
+	ds, err := pages(func(after string) ([]pb.Dispute, bool, error) {
+		return h.disp.List(r.Context(), ss.principal, "", after, 100)
+	}, func(d pb.Dispute) string { return d.ID })
+	return slices.DeleteFunc(ds, func(d pb.Dispute) bool { return d.PaymentID != id }), err
 }
 
 // act runs a payment action and answers: back to the payment page with a

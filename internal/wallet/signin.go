@@ -1,7 +1,6 @@
 package wallet
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -232,12 +231,12 @@ func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request) {
 // the challenge must be one this wallet issued, unused and unexpired; the
 // credential must be a passkey of the user it names, not revoked.
 func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r.Body); err != nil {
-		h.jsonError(w, pb.Errorf(pb.ErrParameterInvalid, "credential", "the request body is too large"))
+	body, err := readBody(r, "credential")
+	if err != nil {
+		h.jsonError(w, err)
 		return
 	}
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(buf.Bytes())
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the passkey response could not be read"))
 		return
@@ -338,12 +337,12 @@ func (h *Handler) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request,
 // passkeyRegister finishes a registration through step-up's own
 // operation, so the new passkey both signs in and approves payments.
 func (h *Handler) passkeyRegister(w http.ResponseWriter, r *http.Request, ss *session) {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r.Body); err != nil {
-		h.jsonError(w, pb.Errorf(pb.ErrParameterInvalid, "credential", "the request body is too large"))
+	body, err := readBody(r, "credential")
+	if err != nil {
+		h.jsonError(w, err)
 		return
 	}
-	res := h.cfm.RegisterPasskey(r.Context(), ss.principal, nil, buf.Bytes())
+	res := h.cfm.RegisterPasskey(r.Context(), ss.principal, nil, body)
 	if res.Err != nil {
 		h.jsonError(w, res.Err)
 		return

@@ -233,6 +233,25 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, p page)
 	w.Write(buf.Bytes())
 }
 
+// show renders page name, or, after an action that failed, the page
+// with the action's refusal.
+func (h *Handler) show(w http.ResponseWriter, name string, p page, actErr error) {
+	if actErr != nil {
+		h.fail(w, name, p, actErr)
+		return
+	}
+	h.render(w, http.StatusOK, name, p)
+}
+
+// readBody reads a fetch's body (bounded by ServeHTTP's MaxBytesReader).
+func readBody(r *http.Request, param string) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		return nil, pb.Errorf(pb.ErrBodyTooLarge, param, "the request body is too large")
+	}
+	return buf.Bytes(), nil
+}
+
 // fail renders err on page name: a coded error with its message and
 // status, anything else as an internal error (logged, never shown).
 func (h *Handler) fail(w http.ResponseWriter, name string, p page, err error) {
