@@ -100,7 +100,7 @@ func TestWalletMerchantPages(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s := cafe.get("/wallet/settlement")
-	wantStatus(t, "settlement", s, 200, "Download the report")
+	wantStatus(t, "settlement", s, 200, `<a href="/wallet/settlement.csv?from=`)
 	c := cafe.get("/wallet/settlement.csv")
 	if c.status != 200 || !strings.Contains(c.header.Get("Content-Disposition"), "settlement_"+w.merch) {
 		t.Fatalf("settlement csv: %d %v", c.status, c.header)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -252,4 +253,60 @@ func TestWalletPaymentActions(t *testing.T) {
 		t.Fatalf("disputes: %s", l.raw)
 	}
 	w.verify()
+}
+
+// BenchmarkWalletPages: the overview and the activity of a person with
+// 300 payments, over the real server (SQLite).
+func BenchmarkWalletPages(b *testing.B) {
+	w := newWorld(b, nil)
+	for i := range 300 {
+		w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 10 + i%50, "currency": "USD",
+			"merchant_id": []string{w.merch, w.merch2}[i%2], "description": "item"}))
+	}
+	br := newBrowser(b, w.m.URL())
+	br.signIn(w.userKey)
+	b.Logf("activity: %d bytes", len(br.get("/wallet/activity").body))
+	for _, path := range []string{"/wallet/", "/wallet/activity", "/wallet/activity.csv"} {
+		b.Run(strings.TrimPrefix(path, "/wallet/"), func(b *testing.B) {
+			for b.Loop() {
+				if r := br.get(path); r.status != 200 {
+					b.Fatalf("%s: %d", path, r.status)
+				}
+			}
+		})
+	}
+}
+
+// TestWalletActivityPages: the activity shows 100 payments a page, newest
+// first, with links to the older and newer pages that keep the filter; the
+// CSV export has them all.
+func TestWalletActivityPages(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	var ids []string
+	for i := range 230 {
+		ids = append(ids, w.ok(201, w.call("POST", "/v1/payments", w.userKey, "", map[string]any{"amount": 10 + i%50, "currency": "USD",
+			"merchant_id": w.merch, "description": "item"})).str("id"))
+	}
+	b := newBrowser(t, w.m.URL())
+	b.signIn(w.userKey)
+	count := func(body string) int { return strings.Count(body, `<a href="/wallet/payments/pay_`) }
+	p1 := b.get("/wallet/activity?status=captured")
+	if n := count(p1.body); n != 100 || !strings.Contains(p1.body, ids[229]) || !strings.Contains(p1.body, `href="/wallet/activity?page=2&amp;status=captured">Older`) || strings.Contains(p1.body, ">Newer<") {
+		t.Fatalf("page 1: %d rows, newest %v, links %q", n, strings.Contains(p1.body, ids[229]), regexp.MustCompile(`<nav aria-label="Pages".*</nav>`).FindString(p1.body))
+	}
+	p3 := b.get("/wallet/activity?status=captured&page=3")
+	if n := count(p3.body); n != 30 || !strings.Contains(p3.body, ids[0]) || strings.Contains(p3.body, ">Older<") || !strings.Contains(p3.body, ">Newer<") {
+		t.Fatalf("page 3: %d rows", n)
+	}
+	wantStatus(t, "page 0", b.get("/wallet/activity?page=0"), 400, "page must be a number")
+	// The page's own export link, followed.
+	m := regexp.MustCompile(`<a href="([^"]+)" download>Export`).FindStringSubmatch(p3.body)
+	if m == nil || !strings.HasPrefix(m[1], "/wallet/activity.csv?status=captured") {
+		t.Fatalf("export link: %v", m)
+	}
+	c := b.get(strings.ReplaceAll(m[1], "&amp;", "&"))
+	if rows, err := csv.NewReader(strings.NewReader(c.body)).ReadAll(); err != nil || len(rows) != 231 {
+		t.Fatalf("csv: %d rows, %v", len(rows), err)
+	}
 }

@@ -2,8 +2,11 @@ package wallet
 
 import (
 	"encoding/csv"
+	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +54,17 @@ func parseFilter(r *http.Request) (activityFilter, error) {
 var statuses = []pb.PaymentStatus{pb.StatusRequiresConfirmation, pb.StatusAuthorized, pb.StatusCaptured,
 	pb.StatusRefunded, pb.StatusCanceled, pb.StatusExpired, pb.StatusDeclined}
 
+// query is f as the activity's query string.
+func (f activityFilter) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"agent": f.Agent, "status": f.Status, "from": f.From, "to": f.To, "q": f.Q} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
 func (f activityFilter) match(p pb.Payment) bool {
 	if f.Agent != "" && string(p.AgentID) != f.Agent {
 		return false
@@ -73,13 +87,20 @@ func (f activityFilter) match(p pb.Payment) bool {
 	return true
 }
 
+// rowsPerPage bounds the activity page's table (a page stays far under
+// 100 KB); the CSV export has every matching payment.
+const rowsPerPage = 100
+
 type activityData struct {
 	Filter   activityFilter
 	Rows     []pb.Payment
+	Page     int
+	Older    template.URL // the next page, "" on the last
+	Newer    template.URL // the previous page, "" on the first
 	Agents   []string
 	Statuses []pb.PaymentStatus
 	Partial  bool
-	Query    string
+	Export   template.URL // the CSV of the same filter
 }
 
 func (h *Handler) filtered(r *http.Request, ss *session) (activityFilter, []pb.Payment, []string, bool, error) {
@@ -115,8 +136,29 @@ func (h *Handler) activity(w http.ResponseWriter, r *http.Request, ss *session) 
 		h.fail(w, "activity", p, err)
 		return
 	}
-	p.Data = activityData{Filter: f, Rows: rows, Agents: agents, Statuses: statuses, Partial: more, Query: r.URL.RawQuery}
-	p.Names = h.names(r.Context(), rows...)
+	n := 1
+	if v := r.URL.Query().Get("page"); v != "" {
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > maxScan/rowsPerPage {
+			h.fail(w, "activity", p, pb.Errorf(pb.ErrParameterInvalid, "page", "page must be a number from 1 to %d", maxScan/rowsPerPage))
+			return
+		}
+	}
+	d := activityData{Filter: f, Agents: agents, Statuses: statuses, Partial: more, Page: n,
+		Export: template.URL("/wallet/activity.csv?" + f.query().Encode())}
+	q := r.URL.Query()
+	if from := (n - 1) * rowsPerPage; from < len(rows) {
+		d.Rows = rows[from:min(len(rows), from+rowsPerPage)]
+		if from+rowsPerPage < len(rows) {
+			q.Set("page", strconv.Itoa(n+1))
+			d.Older = template.URL("/wallet/activity?" + q.Encode())
+		}
+	}
+	if n > 1 {
+		q.Set("page", strconv.Itoa(n-1))
+		d.Newer = template.URL("/wallet/activity?" + q.Encode())
+	}
+	p.Data = d
+	p.Names = h.names(r.Context(), d.Rows...)
 	h.render(w, http.StatusOK, "activity", p)
 }
 

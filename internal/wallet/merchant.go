@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -169,7 +170,7 @@ func (h *Handler) settlementPage(w http.ResponseWriter, r *http.Request, ss *ses
 	}
 	last := rep.To.Add(-24 * time.Hour).Format(time.DateOnly)
 	p.Data = map[string]any{"From": rep.From.Format(time.DateOnly), "To": last, "Report": rep,
-		"Query": url.Values{"from": {rep.From.Format(time.DateOnly)}, "to": {last}}.Encode()}
+		"CSV": template.URL("/wallet/settlement.csv?" + url.Values{"from": {rep.From.Format(time.DateOnly)}, "to": {last}}.Encode())}
 	h.render(w, http.StatusOK, "settlement", p)
 }
 
