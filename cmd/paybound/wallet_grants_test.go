@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +183,18 @@ func TestWalletMandates(t *testing.T) {
 		}
 	}
 	w.ok(201, agentPay(nid, 2500))
+	// An agent card of the mandate: its number shown once.
+	b.get("/wallet/mandates")
+	c := b.form("/wallet/mandates/"+nid+"/card", url.Values{"idem": {"card-1"}})
+	wantStatus(t, "card", c, 201, "it is shown this once")
+	if !regexp.MustCompile(`<dt>Number</dt><dd><code>\d{12,19}</code>`).MatchString(c.body) || !strings.Contains(c.body, nid) {
+		t.Fatalf("card page: %.2000s", c.body)
+	}
+	again := b.form("/wallet/mandates/"+nid+"/card", url.Values{"idem": {"card-1"}})
+	if again.status < 400 || strings.Contains(again.body, "<dt>Number</dt>") || !strings.Contains(again.body, "shown once") {
+		t.Fatalf("card again: %d %.500s", again.status, again.body)
+	}
+	wantStatus(t, "another's mandate card", newBrowserSignedIn(t, w.m.URL(), w.merchKey).form("/wallet/mandates/"+nid+"/card", url.Values{"idem": {"c"}}), 403, "")
 	// Revoke it from the page; the agent's next payment is declined.
 	b.get("/wallet/mandates")
 	wantStatus(t, "revoke without token", b.form("/wallet/mandates/"+nid+"/revoke", url.Values{"idem": {"r"}, "csrf": {""}}), 403, "")
@@ -244,4 +257,11 @@ func TestWalletAgents(t *testing.T) {
 	}
 	wantStatus(t, "stop unknown agent", b.form("/wallet/agents/agt_00000000000000000000000000/stop", url.Values{"idem": {"s2"}}), 404, "no mandate for agent")
 	w.verify()
+}
+
+func newBrowserSignedIn(t *testing.T, base, key string) *browser {
+	b := newBrowser(t, base)
+	b.signIn(key)
+	b.get("/wallet/")
+	return b
 }

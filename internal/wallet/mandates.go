@@ -16,6 +16,7 @@ func (h *Handler) mandateRoutes() {
 	h.mux.HandleFunc("GET /wallet/mandates/new", h.auth(h.mandateForm))
 	h.mux.HandleFunc("POST /wallet/mandates", h.auth(h.createMandate))
 	h.mux.HandleFunc("POST /wallet/mandates/{id}/revoke", h.auth(h.revokeMandate))
+	h.mux.HandleFunc("POST /wallet/mandates/{id}/card", h.auth(h.issueCard))
 }
 
 // mandateRow is a mandate with its budget bar.
@@ -259,4 +260,29 @@ func (h *Handler) revokeMandate(w http.ResponseWriter, r *http.Request, ss *sess
 		return
 	}
 	http.Redirect(w, r, "/wallet/mandates?done=revoked", http.StatusSeeOther)
+}
+
+// issueCard issues an agent card bound to the mandate (checkout's
+// IssueCard): the number is shown on this answer only, and the answer
+// stored under the form's key is sealed, as the API's. Submitted again,
+// the form finds the card issued and says the number was shown once.
+func (h *Handler) issueCard(w http.ResponseWriter, r *http.Request, ss *session) {
+	id := r.PathValue("id")
+	idem, err := h.idem(r, ss, "issue-card", id)
+	var res service.Result
+	if err == nil {
+		idem.Seal = h.core.Seal
+		res = h.co.IssueCard(r.Context(), ss.principal, idem, id)
+		err = outcome(res, idem)
+	}
+	if err == nil && res.Replayed {
+		err = pb.Errorf(pb.ErrIdempotencyConflict, "", "this card was issued already; its number was shown once, when it was issued")
+	}
+	if err != nil {
+		h.showMandates(w, r, ss, h.base(ss, "Mandates", "mandates"), err)
+		return
+	}
+	p := h.base(ss, "Agent card", "mandates")
+	p.Data = res.Value
+	h.render(w, http.StatusCreated, "card", p)
 }

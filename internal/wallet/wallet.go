@@ -30,6 +30,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi/rest"
@@ -103,6 +104,7 @@ type Parts struct {
 	Mandates *mandates.Service
 	Agents   *agentid.Service
 	Links    *paylinks.Service
+	Checkout *checkout.Service
 	Webhooks *webhooks.Service
 	Reports  *settlement.Service
 	Log      Log
@@ -117,6 +119,7 @@ type Handler struct {
 	mdt      *mandates.Service
 	ids      *agentid.Service
 	links    *paylinks.Service
+	co       *checkout.Service
 	hooks    *webhooks.Service
 	settle   *settlement.Service
 	log      Log
@@ -135,7 +138,7 @@ type Handler struct {
 // New returns the wallet over parts, every one of which is required.
 func New(parts Parts, cfg Config) (*Handler, error) {
 	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Agents == nil ||
-		parts.Links == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil {
+		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil {
 		return nil, errors.New("wallet: every one of Parts is required")
 	}
 	if cfg.SessionTTL == 0 {
@@ -158,7 +161,7 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("wallet: passkeys: %w", err)
 	}
 	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, ids: parts.Agents,
-		links: parts.Links, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
+		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
 		sess: newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
 		ceremonies: map[string]ceremony{}}
 	if h.pages, err = parsePages(); err != nil {
