@@ -229,7 +229,7 @@ func TestWalletInTheBrowser(t *testing.T) {
 	b.check("signin")
 	// A control: axe does find a violation when there is one (an image
 	// without a text alternative is critical).
-	vs, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](`(() => { const i = document.createElement("img"); i.src = "data:,"; i.id = "control";
+	vs, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](`(() => { const i = document.createElement("img"); i.src = "/wallet/static/none.png"; i.id = "control";
 		document.querySelector("main").append(i); return axe.run(document, {resultTypes: ["violations"]}).then(r => { i.remove(); return r.violations.map(v => v.id + ":" + v.impact); }); })()`,
 		func(p *runtime.EvaluateParams) { p.AwaitPromise = ptrTo(true) }))
 	if err != nil || !slices.Contains(vs, "image-alt:critical") {
@@ -277,6 +277,11 @@ func TestWalletInTheBrowser(t *testing.T) {
 	b.open("/wallet/mandates")
 	b.waitText("coffee on weekdays")
 	b.check("mandates")
+	b.do("issue a card", chromedp.Click(chromedp.CSS(`form[action$="/card"] button`)))
+	b.waitText("it is shown this once")
+	b.check("card")
+	b.open("/wallet/mandates")
+	b.waitText("coffee on weekdays")
 	b.do("revoke", chromedp.Click(chromedp.CSS(`form[action$="/revoke"] button`)))
 	b.waitText("Mandate revoked")
 	if r := agentPay(300, mandate, "one more"); r.status != 402 || r.errField("code") != "mandate_revoked" {

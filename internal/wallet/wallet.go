@@ -51,7 +51,7 @@ var staticFS embed.FS
 // CSP is the Content-Security-Policy of every answer: only this origin's
 // scripts, styles, images and fetches; no inline script or style, no
 // frames, forms posting only here.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // Limits.
