@@ -130,13 +130,15 @@ func TestWalletIsolation(t *testing.T) {
 	cafe.signIn(w.merchKey)
 	other.signIn(w.merch2Key)
 
-	pages := []string{"/wallet/", "/wallet/activity", "/wallet/activity.csv", "/wallet/activity?q=pay_", "/wallet/passkeys"}
+	dsp := w.ok(201, w.call("POST", "/v1/payments/"+w.adaPay+"/disputes", w.userKey, "", map[string]any{"reason": "other"})).str("id")
+	pages := []string{"/wallet/", "/wallet/activity", "/wallet/activity.csv", "/wallet/activity?q=pay_", "/wallet/passkeys",
+		"/wallet/disputes", "/wallet/approvals", "/wallet/mandates", "/wallet/agents", "/wallet/webhooks", "/wallet/settlement", "/wallet/settlement.csv"}
 	sees := func(b *browser, who string, want, not []string) {
 		t.Helper()
 		for _, path := range pages {
 			body := b.get(path).body
 			for _, id := range want {
-				if path != "/wallet/passkeys" && path != "/wallet/" && !strings.Contains(body, id) {
+				if strings.HasPrefix(path, "/wallet/activity") && !strings.Contains(body, id) {
 					t.Errorf("%s: %s lacks %s", who, path, id)
 				}
 			}
@@ -160,9 +162,12 @@ func TestWalletIsolation(t *testing.T) {
 		}
 	}
 	sees(ada, "Ada", []string{w.adaPay, w.adaPay2, w.pendID}, []string{w.bobPay, "secret book", w.bob})
-	sees(bob, "Bob", []string{w.bobPay}, []string{w.adaPay, w.adaPay2, w.pendID, "croissant", "headphones", w.user, w.agent})
+	sees(bob, "Bob", []string{w.bobPay}, []string{w.adaPay, w.adaPay2, w.pendID, "croissant", "headphones", w.user, w.agent, dsp, w.mandate})
 	sees(cafe, "the cafe", []string{w.adaPay, w.adaPay2}, []string{w.bobPay, w.pendID, "secret book", "headphones"})
-	sees(other, "the other merchant", []string{w.bobPay, w.pendID}, []string{w.adaPay, w.adaPay2, "croissant"})
+	sees(other, "the other merchant", []string{w.bobPay, w.pendID}, []string{w.adaPay, w.adaPay2, "croissant", dsp})
+	if !strings.Contains(ada.get("/wallet/disputes").body, dsp) || !strings.Contains(cafe.get("/wallet/disputes").body, dsp) {
+		t.Error("the dispute's parties don't see it")
+	}
 
 	// Acting on another's payment: refused, nothing changed.
 	before := snapshot(w.world)
