@@ -23,6 +23,12 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== npm packages for the interoperability tests (interop/package-lock.json)"
 (cd interop && npm ci --no-audit --no-fund --loglevel=error)
 
+echo "== Chromium for the wallet's browser tests (Debian's chromium)"
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+fi
+export PAYBOUND_REQUIRE_BROWSER=1 # the browser tests fail, rather than skip, without it
+
 echo "== PostgreSQL test cluster"
 pg_env=$(scripts/postgres.sh)
 eval "$pg_env"

@@ -43,6 +43,7 @@ import (
 	"github.com/paybound/paybound/internal/sqlite"
 	tl "github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
+	"github.com/paybound/paybound/internal/wallet"
 	"github.com/paybound/paybound/internal/webhooks"
 	"github.com/paybound/paybound/internal/x402pay"
 	"github.com/paybound/paybound/x402/wire"
@@ -399,12 +400,22 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.billingObs.Store(m.billing) // from now on it observes the ledger's entries
 	m.billing.Start()             // expires reservations and grants
-	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
+	disp := disputes.New(m.Service, m.transLog, m.store)
+	api := httpapi.New(m.Service, m.Logger, ids, ids, disp, cfm, m.transLog, mdt, rk,
 		links, reports, co, m.hooks, pay402, m.billing)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
 	}
+	// The wallet's pages, over the same operations; its passkeys are
+	// step-up's, so one passkey signs in and approves.
+	wal, err := wallet.New(wallet.Parts{Core: m.Service, Confirm: cfm, Disputes: disp, Mandates: mdt, Agents: ids,
+		Links: links, Checkout: co, Webhooks: m.hooks, Reports: reports, Log: m.transLog, Passkeys: m.store}, wallet.Config{RPID: m.Config.PasskeyRPID,
+		Origins: []string{m.Config.passkeyOrigin()}, Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	api.Handle(wallet.Pattern, wal)
 	m.serve(api)
 	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
 	if created {

@@ -79,6 +79,7 @@ var internal = map[string]kind{
 	"gateway":      adapter,
 	"whsig":        block,
 	"httpapi":      adapter,
+	"wallet":       adapter,
 	"httpapi/rest": adapterKit,
 	"storetest":    testKit,
 	"archtest":     testKit,

@@ -1,0 +1,149 @@
+package wallet
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/service"
+)
+
+func (h *Handler) agentRoutes() {
+	h.mux.HandleFunc("GET /wallet/agents", h.auth(h.agents))
+	h.mux.HandleFunc("POST /wallet/agents/{id}/keys/{keyid}/revoke", h.auth(h.revokeKey))
+	h.mux.HandleFunc("POST /wallet/agents/{id}/stop", h.auth(h.stopAgent))
+}
+
+// agentCard is one agent as the Agents page shows it.
+type agentCard struct {
+	ID        string
+	Keys      []agentid.KeyView
+	Mandates  []mandateRow
+	Spent     map[string]int64 // currency → last 30 days
+	Payments  int
+	Assurance map[pb.Assurance]int
+	Active    int // mandates in force
+}
+
+// agents lists the person's agents. The API has no list of a user's
+// agents, so the page names those it can see: the agents of the person's
+// mandates and of their latest payments.
+func (h *Handler) agents(w http.ResponseWriter, r *http.Request, ss *session) {
+	p := h.base(ss, "Agents", "agents")
+	p.Notice = map[string]string{"key": "Key revoked: requests it signs are refused from now on.",
+		"stopped": "Every mandate of the agent is revoked: it can no longer pay without asking you."}[r.URL.Query().Get("done")]
+	h.showAgents(w, r, ss, p, nil)
+}
+
+func (h *Handler) showAgents(w http.ResponseWriter, r *http.Request, ss *session, p page, actErr error) {
+	if ss.principal.Role != pb.RoleUser {
+		h.fail(w, "agents", p, pb.Errorf(pb.ErrForbidden, "", "agents belong to people"))
+		return
+	}
+	cards := map[string]*agentCard{}
+	card := func(id string) *agentCard {
+		c := cards[id]
+		if c == nil {
+			c = &agentCard{ID: id, Spent: map[string]int64{}, Assurance: map[pb.Assurance]int{}}
+			cards[id] = c
+		}
+		return c
+	}
+	ms, err := h.listMandates(r, ss)
+	if err != nil {
+		h.fail(w, "agents", p, err)
+		return
+	}
+	now := h.cfg.Clock.Now()
+	for _, m := range ms {
+		c := card(m.AgentID)
+		row := rowOf(m, now)
+		if row.Active {
+			c.Active++
+		}
+		c.Mandates = append(c.Mandates, row)
+	}
+	since := now.Add(-30 * 24 * time.Hour)
+	ps, _, err := h.scan(r.Context(), ss.principal, func(x pb.Payment) bool { return x.CreatedAt.Before(since) })
+	if err != nil {
+		h.fail(w, "agents", p, err)
+		return
+	}
+	for _, x := range ps {
+		if x.AgentID == "" {
+			continue
+		}
+		c := card(string(x.AgentID))
+		c.Payments++
+		c.Assurance[x.Assurance]++
+		c.Spent[x.Currency] += spent(x)
+	}
+	ids := make([]string, 0, len(cards))
+	for id := range cards {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]*agentCard, 0, len(ids))
+	for _, id := range ids {
+		c := cards[id]
+		if c.Keys, err = h.ids.Keys(r.Context(), ss.principal, id); err != nil {
+			h.fail(w, "agents", p, err)
+			return
+		}
+		out = append(out, c)
+	}
+	p.Data = map[string]any{"Agents": out, "Idem": randomToken()}
+	h.show(w, "agents", p, actErr)
+}
+
+func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, ss *session) {
+	agent, key := r.PathValue("id"), r.PathValue("keyid")
+	idem, err := h.idem(r, ss, "revoke-key", agent, key)
+	if err == nil {
+		err = outcome(h.ids.RevokeKey(r.Context(), ss.principal, idem, agent, key), idem)
+	}
+	if err != nil {
+		h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), err)
+		return
+	}
+	http.Redirect(w, r, "/wallet/agents?done=key", http.StatusSeeOther)
+}
+
+// stopAgent revokes every mandate of the agent in force: the API has no
+// revocation of an agent itself, and without a mandate an agent can only
+// ask (each payment waits for the person).
+func (h *Handler) stopAgent(w http.ResponseWriter, r *http.Request, ss *session) {
+	agent := r.PathValue("id")
+	idem, err := h.idem(r, ss, "stop-agent", agent)
+	if err != nil {
+		h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), err)
+		return
+	}
+	ms, err := h.listMandates(r, ss)
+	if err != nil {
+		h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), err)
+		return
+	}
+	found := false
+	for _, m := range ms {
+		if m.AgentID != agent {
+			continue
+		}
+		found = true
+		if m.RevokedAt != nil {
+			continue
+		}
+		one := &service.Idempotency{Caller: idem.Caller, Key: idem.Key + ":" + m.ID, Hash: idem.Hash, Render: idem.Render}
+		if err := outcome(h.mdt.Revoke(r.Context(), ss.principal, one, m.ID), one); err != nil {
+			h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), err)
+			return
+		}
+	}
+	if !found {
+		h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), pb.Errorf(pb.ErrNotFound, "id", "you have no mandate for agent %s", agent))
+		return
+	}
+	http.Redirect(w, r, "/wallet/agents?done=stopped", http.StatusSeeOther)
+}
