@@ -25,7 +25,8 @@ echo "== npm packages for the interoperability tests (interop/package-lock.json)
 
 echo "== Chromium for the wallet's browser tests (Debian's chromium)"
 if [ ! -x /usr/bin/chromium ]; then
-  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 fi
 export PAYBOUND_REQUIRE_BROWSER=1 # the browser tests fail, rather than skip, without it
 
