@@ -66,6 +66,7 @@ const (
 	wPayLink   // a capability's part written with Add (payment links), read with Added
 	wCheckout  // a row of each list of the checkout's part, through ledger.Add
 	wAdded     // a capability's rows through Add (webhooks' endpoints and events)
+	wAddedMore // x402 tabs and Token Pay's objects and usage lines, through Add
 	nWriteKinds
 )
 
@@ -899,6 +900,26 @@ func (e *undoEnv) write(tx *Tx, m *undoModel, s step) {
 		Add(tx, events, ev)
 		m.want.WebhookEndpoints = append(m.want.WebhookEndpoints, ep)
 		m.want.WebhookEvents = append(m.want.WebhookEvents, ev)
+	case wAddedMore:
+		tabs := func(b *pb.Batch) *[]pb.Tab { return &b.Tabs }
+		objects := func(b *pb.Batch) *[]pb.BillingObject { return &b.BillingObjects }
+		lines := func(b *pb.Batch) *[]pb.UsageLine { return &b.UsageLines }
+		if got := len(Added(tx, objects)); got != len(m.want.BillingObjects) {
+			e.errorf("Added sees %d billing objects; want %d", got, len(m.want.BillingObjects))
+		}
+		tab := pb.Tab{ID: e.id("tab"), Object: "x402_tab", MerchantID: "mch_c", AgentID: "agt_c", UserID: "usr_c",
+			MandateID: "mdt_c", PaymentID: e.id("pay"), Currency: "USD", Deposit: s.amount, Status: pb.TabOpen,
+			ExpiresAt: now.Add(time.Hour), CreatedAt: now, Version: 1}
+		obj := pb.BillingObject{ID: e.id("grant"), Kind: "grant", ProviderID: "mch_c", CustomerID: "usr_c", Version: 1,
+			Data: []byte(`{}`), CreatedAt: now}
+		line := pb.UsageLine{ProviderID: "mch_c", EventID: e.id("ev"), Line: "input", CustomerID: "usr_c", Meter: "llm_tokens",
+			Time: now, Model: "m", Quantity: s.amount, CreatedAt: now}
+		Add(tx, tabs, tab)
+		Add(tx, objects, obj)
+		Add(tx, lines, line)
+		m.want.Tabs = append(m.want.Tabs, tab)
+		m.want.BillingObjects = append(m.want.BillingObjects, obj)
+		m.want.UsageLines = append(m.want.UsageLines, line)
 	case wRelyOnMandate:
 		id := mandatePool[s.j%len(mandatePool)]
 		tx.RelyOnMandate(id)
