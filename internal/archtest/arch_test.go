@@ -69,6 +69,7 @@ var internal = map[string]kind{
 	"settlement":   capability,
 	"checkout":     capability,
 	"acp":          adapter,
+	"mcpserver":    adapter,
 	"webhooks":     capability,
 	"whsig":        block,
 	"httpapi":      adapter,
