@@ -33,6 +33,7 @@ import (
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/mandates"
+	"github.com/paybound/paybound/internal/mcpserver"
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/risk"
@@ -372,12 +373,19 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.checkout.Store(co) // from now on it observes the ledger's entries
-	api := httpapi.New(m.Service, m.Logger, ids, ids, disputes.New(m.Service, m.transLog, m.store), cfm, m.transLog, mdt, rk,
+	disp := disputes.New(m.Service, m.transLog, m.store)
+	api := httpapi.New(m.Service, m.Logger, ids, ids, disp, cfm, m.transLog, mdt, rk,
 		links, reports, co, m.hooks)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
 	}
+	mcpHandler, err := mcpserver.NewHandler(api.Authenticate, &mcpserver.InProcess{Core: m.Service, Mandates: mdt, Disputes: disp,
+		Links: links, Settlement: reports, PublicURL: m.publicURL(), Log: m.Logger}, mcpserver.Config{Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	api.Handle("/mcp", mcpHandler) // the MCP server, streamable HTTP
 	m.serve(api)
 	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
 	if created {
