@@ -95,7 +95,7 @@ func TestMCPOverHTTP(t *testing.T) {
 
 	agent := mcpSession(t, w.m.URL(), bearerTransport{w.agentKey})
 	tools, err := agent.ListTools(context.Background(), nil)
-	if err != nil || len(tools.Tools) != 8 {
+	if err != nil || len(tools.Tools) != 13 {
 		t.Fatalf("agent tools: %v, %v", tools, err)
 	}
 	pay := func(cs *mcp.ClientSession, amount int, merchant, key string) (map[string]any, bool, string) {

@@ -381,7 +381,7 @@ func (m *Main) Run(ctx context.Context) error {
 		api.Handle(pattern, acpHandler)
 	}
 	mcpHandler, err := mcpserver.NewHandler(api.Authenticate, &mcpserver.InProcess{Core: m.Service, Mandates: mdt, Disputes: disp,
-		Links: links, Settlement: reports, PublicURL: m.publicURL(), Log: m.Logger}, mcpserver.Config{Clock: m.Clock, Logger: m.Logger})
+		Links: links, Settlement: reports, Checkout: co, PublicURL: m.publicURL(), Log: m.Logger}, mcpserver.Config{Clock: m.Clock, Logger: m.Logger})
 	if err != nil {
 		return err
 	}

@@ -233,7 +233,7 @@ func disputeOut(d *pb.Dispute) DisputeOut {
 const maxWait = 300
 
 func (s *server) agentTools(ms *mcp.Server) error {
-	return firstErr(
+	return firstErr(s.checkoutTools(ms),
 		addTool(s, ms, "wallet_summary", "What you may spend: your mandates with what each has left this period, and per currency the total the mandates in force allow. Read it before paying.",
 			readOnly("Wallet summary"), s.walletSummary),
 		addTool(s, ms, "list_mandates", "The mandates your user granted you, newest first, with their limits and remaining budget.",
@@ -256,7 +256,7 @@ func (s *server) agentTools(ms *mcp.Server) error {
 			}),
 		addTool(s, ms, "request_mandate", "Ask your user for a new mandate when none covers what they asked you to buy. Nothing is granted by this call: the user grants a mandate themselves (wallet or CLI), and you pay only once it is listed by list_mandates.",
 			moves("Request a mandate", false), s.requestMandate,
-			enum{"budget_period", []any{"day", "week", "month", "total"}}),
+			patch{prop: "budget_period", values: []any{"day", "week", "month", "total"}}),
 		addTool(s, ms, "pay", "Pay a merchant from your user's wallet under one of your mandates. The server enforces the mandate: a payment outside it is declined, one above its confirm_above waits for the user (status requires_confirmation, with the link the user must open). Answers the payment: captured (paid), requires_confirmation, or an error with a code when declined. Amounts are integers in minor units.",
 			moves("Pay", false), s.pay),
 		addTool(s, ms, "get_payment", "Read one of your payments.", readOnly("Get a payment"),
@@ -272,7 +272,7 @@ func (s *server) agentTools(ms *mcp.Server) error {
 			readOnly("Wait for the user's confirmation"), s.waitForConfirmation),
 		addTool(s, ms, "open_dispute", "Dispute a captured payment you made, for your user (a wrong item, a payment the user did not intend). The operator resolves it; the server proposes where the fault lies from the log.",
 			moves("Open a dispute", false), s.openDispute,
-			enum{"reason", []any{"not_as_intended", "unauthorized", "merchant_error", "duplicate", "other"}}),
+			patch{prop: "reason", values: []any{"not_as_intended", "unauthorized", "merchant_error", "duplicate", "other"}}),
 	)
 }
 

@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -36,6 +37,11 @@ type Backend interface {
 	Payment(ctx context.Context, id string) (*pb.Payment, error)
 	Payments(ctx context.Context, startingAfter string, limit int) ([]pb.Payment, bool, error)
 	OpenDispute(ctx context.Context, key, paymentID string, reason pb.DisputeReason, details string) (*pb.Dispute, error)
+
+	// Checkout runs one of ACP's checkout operations at a merchant (ACP's
+	// MCP binding): the payload is ACP's request body, the answer ACP's
+	// CheckoutSession, both as JSON.
+	Checkout(ctx context.Context, op CheckoutOp) (json.RawMessage, error)
 
 	// Merchant side.
 	Balances(ctx context.Context) ([]pb.Balance, error)
@@ -80,4 +86,13 @@ type LinkParams struct {
 	Description string
 	ExpiresAt   time.Time // zero: none
 	MaxUses     int64     // 0: no limit
+}
+
+// CheckoutOp is one ACP checkout operation.
+type CheckoutOp struct {
+	Kind       string // create, get, update, complete or cancel
+	MerchantID string
+	SessionID  string // all but create
+	Key        string // ACP's idempotency key (meta.idempotency_key); all but get
+	Payload    json.RawMessage
 }

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi/rest"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/settlement"
+	"github.com/paybound/paybound/internal/strictjson"
 )
 
 // MaxKeyLength bounds an idempotency_key argument; the backend prefixes it
@@ -32,6 +34,7 @@ type InProcess struct {
 	Disputes   *disputes.Service
 	Links      *paylinks.Service
 	Settlement *settlement.Service
+	Checkout   *checkout.Service
 	// PublicURL makes a confirmation's link absolute (the user opens it);
 	// "" leaves it as the API gives it.
 	PublicURL string
@@ -77,6 +80,15 @@ func CheckKey(key string) error {
 // hash taken over args, and returns its value: fresh, or decoded from the
 // stored response of an earlier call with the same key and arguments.
 func idempotent[T any](ctx context.Context, b *inproc, op, key string, args any, call func(*service.Idempotency) service.Result) (T, error) {
+	return idempotentAs[T](ctx, b, op, key, args, nil, call)
+}
+
+// idempotentAs is idempotent with view turning the operation's value into
+// what is answered and stored (nil: the value itself).
+func idempotentAs[T any](ctx context.Context, b *inproc, op, key string, args any, view func(any) any, call func(*service.Idempotency) service.Result) (T, error) {
+	if view == nil {
+		view = func(v any) any { return v }
+	}
 	var zero T
 	if err := CheckKey(key); err != nil {
 		return zero, err
@@ -90,7 +102,7 @@ func idempotent[T any](ctx context.Context, b *inproc, op, key string, args any,
 		if err != nil {
 			return rest.ErrorJSON(b.log(), err)
 		}
-		body, merr := json.Marshal(v)
+		body, merr := json.Marshal(view(v))
 		if merr != nil {
 			return rest.ErrorJSON(b.log(), fmt.Errorf("couldn't encode response: %w", merr))
 		}
@@ -98,7 +110,7 @@ func idempotent[T any](ctx context.Context, b *inproc, op, key string, args any,
 	}
 	res := call(idem)
 	if !res.Replayed {
-		v, _ := res.Value.(T)
+		v, _ := view(res.Value).(T)
 		return v, res.Err
 	}
 	return decodeStored[T](idem.Status, idem.Body)
@@ -237,4 +249,94 @@ func (b *inproc) Disputes(ctx context.Context, status, after string, limit int) 
 
 func (b *inproc) Settlement(ctx context.Context, from, to time.Time) (*pb.SettlementReport, error) {
 	return b.s.Settlement.Report(ctx, b.p, from, to)
+}
+
+// Checkout runs op as ACP's REST binding does (internal/acp): the payload
+// decoded strictly into ACP's request, the session answered in ACP's wire
+// form, the key scoped to the caller and the operation.
+func (b *inproc) Checkout(ctx context.Context, op CheckoutOp) (json.RawMessage, error) {
+	co := b.s.Checkout
+	if co == nil {
+		return nil, pb.Errorf(pb.ErrForbidden, "", "this server offers no checkout")
+	}
+	if !pb.HasPrefix(op.MerchantID, pb.PrefixMerchant) || len(op.MerchantID) > 100 {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "merchant_id", "merchant_id must be a merchant ID (mch_…)")
+	}
+	wire := func(v any) any {
+		if s, ok := v.(*pb.CheckoutSession); ok {
+			return co.Wire(s, nil)
+		}
+		return v
+	}
+	decode := func(v any) error {
+		if len(op.Payload) == 0 {
+			op.Payload = []byte("{}")
+		}
+		if err := strictjson.Unmarshal(op.Payload, v); err != nil {
+			return rest.DecodeError(err)
+		}
+		return nil
+	}
+	args := struct {
+		M, S    string
+		Payload json.RawMessage
+	}{op.MerchantID, op.SessionID, op.Payload}
+	var v *checkout.SessionJSON
+	var err error
+	switch op.Kind {
+	case "get":
+		v, err = co.SessionJSON(ctx, b.p, op.MerchantID, op.SessionID)
+	case "create":
+		var in checkout.CreateRequest
+		if err = decode(&in); err != nil {
+			return nil, err
+		}
+		p, perr := in.Params()
+		if perr != nil {
+			return nil, perr
+		}
+		v, err = idempotentAs[*checkout.SessionJSON](ctx, b, "checkout.create", op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+			return co.CreateSession(ctx, b.p, idem, op.MerchantID, p)
+		})
+	case "update":
+		var in checkout.UpdateRequest
+		if err = decode(&in); err != nil {
+			return nil, err
+		}
+		p, perr := in.Params()
+		if perr != nil {
+			return nil, perr
+		}
+		v, err = idempotentAs[*checkout.SessionJSON](ctx, b, "checkout.update", op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+			return co.UpdateSession(ctx, b.p, idem, op.MerchantID, op.SessionID, p)
+		})
+	case "complete":
+		var in checkout.CompleteRequest
+		if err = decode(&in); err != nil {
+			return nil, err
+		}
+		p, perr := in.Params()
+		if perr != nil {
+			return nil, perr
+		}
+		v, err = idempotentAs[*checkout.SessionJSON](ctx, b, "checkout.complete", op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+			return co.CompleteSession(ctx, b.p, idem, op.MerchantID, op.SessionID, p)
+		})
+	case "cancel":
+		var in struct {
+			IntentTrace json.RawMessage `json:"intent_trace,omitempty"`
+		}
+		if err = decode(&in); err != nil {
+			return nil, err
+		}
+		v, err = idempotentAs[*checkout.SessionJSON](ctx, b, "checkout.cancel", op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+			return co.CancelSession(ctx, b.p, idem, op.MerchantID, op.SessionID)
+		})
+	default:
+		return nil, fmt.Errorf("unknown checkout operation %q", op.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
 }

@@ -127,17 +127,22 @@ type handler[In, Out any] func(ctx context.Context, b Backend, in In) (Out, stri
 // Arguments are validated against the input schema and decoded strictly
 // (unknown properties refused); every failure, the backend's included, is
 // answered as a tool result with isError (see errorResult).
-func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp.ToolAnnotations, h handler[In, Out], enums ...enum) error {
+func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp.ToolAnnotations, h handler[In, Out], patches ...patch) error {
 	in, err := jsonschema.For[In](nil)
 	if err != nil {
 		return fmt.Errorf("mcpserver: %s input schema: %w", name, err)
 	}
-	for _, e := range enums {
-		prop, ok := in.Properties[e.prop]
+	for _, p := range patches {
+		prop, ok := in.Properties[p.prop]
 		if !ok {
-			return fmt.Errorf("mcpserver: %s has no argument %s", name, e.prop)
+			return fmt.Errorf("mcpserver: %s has no argument %s", name, p.prop)
 		}
-		prop.Enum = e.values
+		if p.values != nil {
+			prop.Enum = p.values
+		}
+		if p.schema != nil {
+			in.Properties[p.prop] = p.schema
+		}
 	}
 	out, err := jsonschema.For[Out](nil)
 	if err != nil {
@@ -166,10 +171,12 @@ func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp
 	return nil
 }
 
-// enum restricts an argument to values.
-type enum struct {
+// patch changes an argument's inferred schema: values restricts it to an
+// enumeration, schema replaces it.
+type patch struct {
 	prop   string
 	values []any
+	schema *jsonschema.Schema
 }
 
 // decodeArgs validates raw against the tool's schema and decodes it into

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/mandates"
@@ -75,10 +76,14 @@ func newWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	mdt := mandates.New(svc, st, mandates.Config{Clock: c})
+	co, err := checkout.New(svc, st, checkout.Config{CardKey: make([]byte, 32), BaseURL: "https://pay.example.com", Clock: c})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { svc.Close(); led.Close(); st.Close() })
 	return &world{st: st, svc: svc, mdt: mdt, clock: c, be: &mcpserver.InProcess{Core: svc, Mandates: mdt,
 		Disputes: disputes.New(svc, log, st), Links: links, Settlement: settlement.New(st, settlement.Config{}),
-		PublicURL: "https://pay.example.com"}}
+		Checkout: co, PublicURL: "https://pay.example.com"}}
 }
 
 func must[T any](t testing.TB, r service.Result) T {
