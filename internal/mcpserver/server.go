@@ -148,6 +148,10 @@ func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp
 	if err != nil {
 		return fmt.Errorf("mcpserver: %s output schema: %w", name, err)
 	}
+	// A refusal's structuredContent is the error object, and clients check
+	// every structuredContent against the output schema, refusals too: the
+	// schema is the tool's output or the error.
+	out = &jsonschema.Schema{Type: "object", AnyOf: []*jsonschema.Schema{out, errorSchema()}}
 	resolved, err := in.Resolve(nil)
 	if err != nil {
 		return fmt.Errorf("mcpserver: %s input schema: %w", name, err)
@@ -208,6 +212,21 @@ func decodeArgs[In any](raw json.RawMessage, schema *jsonschema.Resolved) (In, e
 // error object.
 type ToolError struct {
 	Error *pb.Error `json:"error"`
+}
+
+// errorSchema is ToolError's schema: the REST API's error object.
+func errorSchema() *jsonschema.Schema {
+	str := func(d string) *jsonschema.Schema { return &jsonschema.Schema{Type: "string", Description: d} }
+	return &jsonschema.Schema{Type: "object", Required: []string{"error"}, AdditionalProperties: &jsonschema.Schema{Not: &jsonschema.Schema{}},
+		Properties: map[string]*jsonschema.Schema{"error": {Type: "object", Required: []string{"type", "code", "message"},
+			Description: "why the call was refused; nothing changed unless the type is internal_error",
+			Properties: map[string]*jsonschema.Schema{
+				"type":       str("invalid_request, authentication_error, permission_error, not_found, conflict, payment_declined, rate_limited or internal_error"),
+				"code":       str("the precise, stable reason, such as mandate_amount_exceeded"),
+				"message":    str("a sentence for people"),
+				"param":      str("the argument at fault"),
+				"payment_id": str("the declined payment, which is recorded"),
+			}}}}
 }
 
 // errorResult answers err as a tool result with isError: a coded error
