@@ -31,7 +31,10 @@ type principalKey struct{}
 // caller. A session is bound to the caller that opened it (the SDK refuses
 // another caller's request in it). Protocol versions are negotiated as the
 // SDK does (2026-07-28 without sessions, 2025-11-25 and earlier with).
-// cfg.Backend is set by NewHandler.
+// A POST is answered as one JSON body, not an event stream: no tool sends
+// the client anything before its result, and the stream's framing cost a
+// third of the throughput of pay (BenchmarkMCPPay). cfg.Backend is set by
+// NewHandler.
 func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -57,7 +60,7 @@ func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, e
 			return merchant
 		}
 		return agent
-	}, &mcp.StreamableHTTPOptions{Logger: cfg.Logger})
+	}, &mcp.StreamableHTTPOptions{Logger: cfg.Logger, JSONResponse: true})
 	// The SDK's bearer middleware puts the caller in the request's
 	// TokenInfo, which the SDK hands each tool call (RequestExtra) and
 	// binds sessions to. The caller was authenticated already (a signed
