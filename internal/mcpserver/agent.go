@@ -142,11 +142,6 @@ type WalletOut struct {
 	Mandates  []MandateOut `json:"mandates"`
 }
 
-type mandatesOut struct {
-	Data    []MandateOut `json:"data"`
-	HasMore bool         `json:"has_more"`
-}
-
 type mandateRequestIn struct {
 	Description  string   `json:"description" jsonschema:"what you want to be allowed to buy and why, in plain words for the user"`
 	Currency     string   `json:"currency" jsonschema:"ISO 4217 code, such as USD"`
@@ -185,11 +180,6 @@ type provenanceIn struct {
 
 type paymentIDIn struct {
 	PaymentID string `json:"payment_id" jsonschema:"the payment's ID, pay_…"`
-}
-
-type paymentsOut struct {
-	Data    []PaymentOut `json:"data"`
-	HasMore bool         `json:"has_more"`
 }
 
 type waitIn struct {
@@ -237,23 +227,10 @@ func (s *server) agentTools(ms *mcp.Server) error {
 		addTool(s, ms, "wallet_summary", "What you may spend: your mandates with what each has left this period, and per currency the total the mandates in force allow. Read it before paying.",
 			readOnly("Wallet summary"), s.walletSummary),
 		addTool(s, ms, "list_mandates", "The mandates your user granted you, newest first, with their limits and remaining budget.",
-			readOnly("List mandates"), func(ctx context.Context, b Backend, in listIn) (mandatesOut, string, error) {
-				limit, err := page(in.Limit, in.StartingAfter, pb.PrefixMandate)
-				if err != nil {
-					return mandatesOut{}, "", err
-				}
-				ms, more, err := b.Mandates(ctx, in.StartingAfter, limit)
-				if err != nil {
-					return mandatesOut{}, "", err
-				}
-				out := mandatesOut{Data: make([]MandateOut, len(ms)), HasMore: more}
-				lines := []string{fmt.Sprintf("%d mandates:", len(ms))}
-				for i := range ms {
-					out.Data[i] = mandateOut(&ms[i], s.cfg.Clock.Now())
-					lines = append(lines, mandateText(out.Data[i]))
-				}
-				return out, strings.Join(lines, "\n"), nil
-			}),
+			readOnly("List mandates"), listTool(pb.PrefixMandate, "mandates", listIn.bounds,
+				func(ctx context.Context, b Backend, in listIn, limit int) ([]Mandate, bool, error) {
+					return b.Mandates(ctx, in.StartingAfter, limit)
+				}, s.mandateRow)),
 		addTool(s, ms, "request_mandate", "Ask your user for a new mandate when none covers what they asked you to buy. Nothing is granted by this call: the user grants a mandate themselves (wallet or CLI), and you pay only once it is listed by list_mandates.",
 			moves("Request a mandate", false), s.requestMandate,
 			patch{prop: "budget_period", values: []any{"day", "week", "month", "total"}}),
@@ -267,7 +244,7 @@ func (s *server) agentTools(ms *mcp.Server) error {
 				}
 				return paymentOut(p), paymentText(p), nil
 			}),
-		addTool(s, ms, "list_payments", "Your payments, newest first.", readOnly("List payments"), s.listPayments),
+		addTool(s, ms, "list_payments", "Your payments, newest first.", readOnly("List payments"), listPayments),
 		addTool(s, ms, "wait_for_confirmation", "Wait until the user approves or denies a payment that requires confirmation, or until the timeout. Never approve a payment yourself: only the user can, through the link.",
 			readOnly("Wait for the user's confirmation"), s.waitForConfirmation),
 		addTool(s, ms, "open_dispute", "Dispute a captured payment you made, for your user (a wrong item, a payment the user did not intend). The operator resolves it; the server proposes where the fault lies from the log.",
@@ -386,26 +363,20 @@ func (s *server) pay(ctx context.Context, b Backend, in payIn) (PaymentOut, stri
 	return paymentOut(pay), paymentText(pay), nil
 }
 
-func (s *server) listPayments(ctx context.Context, b Backend, in listIn) (paymentsOut, string, error) {
-	limit, err := page(in.Limit, in.StartingAfter, pb.PrefixPayment)
-	if err != nil {
-		return paymentsOut{}, "", err
-	}
-	ps, more, err := b.Payments(ctx, in.StartingAfter, limit)
-	if err != nil {
-		return paymentsOut{}, "", err
-	}
-	out := paymentsOut{Data: make([]PaymentOut, len(ps)), HasMore: more}
-	lines := []string{fmt.Sprintf("%d payments:", len(ps))}
-	for i := range ps {
-		out.Data[i] = paymentOut(&ps[i])
-		lines = append(lines, "- "+paymentText(&ps[i]))
-	}
-	if more {
-		lines = append(lines, fmt.Sprintf("More: call again with starting_after %s.", ps[len(ps)-1].ID))
-	}
-	return out, strings.Join(lines, "\n"), nil
+// listPayments is list_payments, the agent's and the merchant's.
+var listPayments = listTool(pb.PrefixPayment, "payments", listIn.bounds,
+	func(ctx context.Context, b Backend, in listIn, limit int) ([]pb.Payment, bool, error) {
+		return b.Payments(ctx, in.StartingAfter, limit)
+	}, paymentRow)
+
+func paymentRow(p *pb.Payment) (PaymentOut, string) { return paymentOut(p), "- " + paymentText(p) }
+
+func (s *server) mandateRow(m *Mandate) (MandateOut, string) {
+	o := mandateOut(m, s.cfg.Clock.Now())
+	return o, mandateText(o)
 }
+
+func (in listIn) bounds() (int, string) { return in.Limit, in.StartingAfter }
 
 func (s *server) waitForConfirmation(ctx context.Context, b Backend, in waitIn) (WaitOut, string, error) {
 	if in.Timeout == 0 {

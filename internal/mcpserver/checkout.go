@@ -153,44 +153,37 @@ func (s *server) checkoutTools(ms *mcp.Server) error {
 	}
 	return firstErr(
 		addTool(s, ms, "create_checkout_session", "ACP: open a checkout session at a merchant from its catalog's products (ACP's create_checkout_session). No money moves.",
-			ann("Create a checkout session", false), func(ctx context.Context, b Backend, in checkoutCreateIn) (map[string]any, string, error) {
-				op, err := checkoutOp("create", in.MerchantID, "", in.Meta, in.Payload)
-				if err != nil {
-					return nil, "", err
-				}
-				return runCheckout(ctx, b, op)
-			}, meta),
+			ann("Create a checkout session", false), checkoutTool("create", func(in checkoutCreateIn) (string, string, map[string]any, map[string]any) {
+				return in.MerchantID, "", in.Meta, in.Payload
+			}), meta),
 		addTool(s, ms, "get_checkout_session", "ACP: the checkout session's current, authoritative state.",
-			readOnly("Get a checkout session"), func(ctx context.Context, b Backend, in checkoutIDIn) (map[string]any, string, error) {
-				op, err := checkoutOp("get", in.MerchantID, in.ID, in.Meta, nil)
-				if err != nil {
-					return nil, "", err
-				}
-				return runCheckout(ctx, b, op)
-			}, meta),
+			readOnly("Get a checkout session"), checkoutTool("get", func(in checkoutIDIn) (string, string, map[string]any, map[string]any) {
+				return in.MerchantID, in.ID, in.Meta, nil
+			}), meta),
 		addTool(s, ms, "update_checkout_session", "ACP: change a session's items, buyer, address or fulfillment options; answers its new state.",
-			ann("Update a checkout session", false), func(ctx context.Context, b Backend, in checkoutUpdateIn) (map[string]any, string, error) {
-				op, err := checkoutOp("update", in.MerchantID, in.ID, in.Meta, in.Payload)
-				if err != nil {
-					return nil, "", err
-				}
-				return runCheckout(ctx, b, op)
-			}, meta),
+			ann("Update a checkout session", false), checkoutTool("update", func(in checkoutUpdateIn) (string, string, map[string]any, map[string]any) {
+				return in.MerchantID, in.ID, in.Meta, in.Payload
+			}), meta),
 		addTool(s, ms, "complete_checkout_session", "ACP: pay a ready session with a vault token delegated for it (delegate_payment). The payment is made under the token's mandate with every check of pay: a declined payment leaves the session ready_for_payment with a payment_declined message, one above confirm_above leaves it pending_approval until the user approves.",
-			ann("Complete a checkout session", false), func(ctx context.Context, b Backend, in checkoutCompleteIn) (map[string]any, string, error) {
-				op, err := checkoutOp("complete", in.MerchantID, in.ID, in.Meta, in.Payload)
-				if err != nil {
-					return nil, "", err
-				}
-				return runCheckout(ctx, b, op)
-			}, meta),
+			ann("Complete a checkout session", false), checkoutTool("complete", func(in checkoutCompleteIn) (string, string, map[string]any, map[string]any) {
+				return in.MerchantID, in.ID, in.Meta, in.Payload
+			}), meta),
 		addTool(s, ms, "cancel_checkout_session", "ACP: cancel a session that is not completed or canceled.",
-			ann("Cancel a checkout session", true), func(ctx context.Context, b Backend, in checkoutCancelIn) (map[string]any, string, error) {
-				op, err := checkoutOp("cancel", in.MerchantID, in.ID, in.Meta, in.Payload)
-				if err != nil {
-					return nil, "", err
-				}
-				return runCheckout(ctx, b, op)
-			}, meta),
+			ann("Cancel a checkout session", true), checkoutTool("cancel", func(in checkoutCancelIn) (string, string, map[string]any, map[string]any) {
+				return in.MerchantID, in.ID, in.Meta, in.Payload
+			}), meta),
 	)
+}
+
+// checkoutTool is the handler of the checkout tool of kind, whose
+// arguments fields reads: merchant, session ID, meta and payload.
+func checkoutTool[In any](kind string, fields func(In) (merchant, id string, meta, payload map[string]any)) handler[In, map[string]any] {
+	return func(ctx context.Context, b Backend, in In) (map[string]any, string, error) {
+		merchant, id, meta, payload := fields(in)
+		op, err := checkoutOp(kind, merchant, id, meta, payload)
+		if err != nil {
+			return nil, "", err
+		}
+		return runCheckout(ctx, b, op)
+	}
 }

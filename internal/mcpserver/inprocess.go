@@ -287,49 +287,19 @@ func (b *inproc) Checkout(ctx context.Context, op CheckoutOp) (json.RawMessage, 
 	case "get":
 		v, err = co.SessionJSON(ctx, b.p, op.MerchantID, op.SessionID)
 	case "create":
-		var in checkout.CreateRequest
-		if err = decode(&in); err != nil {
-			return nil, err
-		}
-		p, perr := in.Params()
-		if perr != nil {
-			return nil, perr
-		}
-		v, err = idempotentAs[*checkout.SessionJSON](ctx, b, "checkout.create", op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+		v, err = acpRun(ctx, b, op, args, wire, decode, (*checkout.CreateRequest).Params, func(idem *service.Idempotency, p checkout.SessionParams) service.Result {
 			return co.CreateSession(ctx, b.p, idem, op.MerchantID, p)
 		})
 	case "update":
-		var in checkout.UpdateRequest
-		if err = decode(&in); err != nil {
-			return nil, err
-		}
-		p, perr := in.Params()
-		if perr != nil {
-			return nil, perr
-		}
-		v, err = idempotentAs[*checkout.SessionJSON](ctx, b, "checkout.update", op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+		v, err = acpRun(ctx, b, op, args, wire, decode, (*checkout.UpdateRequest).Params, func(idem *service.Idempotency, p checkout.SessionParams) service.Result {
 			return co.UpdateSession(ctx, b.p, idem, op.MerchantID, op.SessionID, p)
 		})
 	case "complete":
-		var in checkout.CompleteRequest
-		if err = decode(&in); err != nil {
-			return nil, err
-		}
-		p, perr := in.Params()
-		if perr != nil {
-			return nil, perr
-		}
-		v, err = idempotentAs[*checkout.SessionJSON](ctx, b, "checkout.complete", op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+		v, err = acpRun(ctx, b, op, args, wire, decode, (*checkout.CompleteRequest).Params, func(idem *service.Idempotency, p checkout.CompleteParams) service.Result {
 			return co.CompleteSession(ctx, b.p, idem, op.MerchantID, op.SessionID, p)
 		})
 	case "cancel":
-		var in struct {
-			IntentTrace json.RawMessage `json:"intent_trace,omitempty"`
-		}
-		if err = decode(&in); err != nil {
-			return nil, err
-		}
-		v, err = idempotentAs[*checkout.SessionJSON](ctx, b, "checkout.cancel", op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+		v, err = acpRun(ctx, b, op, args, wire, decode, (*cancelRequest).params, func(idem *service.Idempotency, _ struct{}) service.Result {
 			return co.CancelSession(ctx, b.p, idem, op.MerchantID, op.SessionID)
 		})
 	default:
@@ -339,4 +309,28 @@ func (b *inproc) Checkout(ctx context.Context, op CheckoutOp) (json.RawMessage, 
 		return nil, err
 	}
 	return json.Marshal(v)
+}
+
+// cancelRequest is cancel's optional body: why the session is abandoned.
+type cancelRequest struct {
+	IntentTrace json.RawMessage `json:"intent_trace,omitempty"`
+}
+
+func (*cancelRequest) params() (struct{}, error) { return struct{}{}, nil }
+
+// acpRun decodes op's payload into ACP's request Req, turns it into the
+// operation's parameters and runs the operation under op's key.
+func acpRun[Req, P any](ctx context.Context, b *inproc, op CheckoutOp, args any, wire func(any) any, decode func(any) error,
+	params func(*Req) (P, error), run func(*service.Idempotency, P) service.Result) (*checkout.SessionJSON, error) {
+	var in Req
+	if err := decode(&in); err != nil {
+		return nil, err
+	}
+	p, err := params(&in)
+	if err != nil {
+		return nil, err
+	}
+	return idempotentAs[*checkout.SessionJSON](ctx, b, "checkout."+op.Kind, op.Key, args, wire, func(idem *service.Idempotency) service.Result {
+		return run(idem, p)
+	})
 }

@@ -101,11 +101,6 @@ type disputesIn struct {
 	StartingAfter string `json:"starting_after,omitempty" jsonschema:"the last ID of the previous page"`
 }
 
-type disputesOut struct {
-	Data    []DisputeOut `json:"data"`
-	HasMore bool         `json:"has_more"`
-}
-
 func (s *server) merchantTools(ms *mcp.Server) error {
 	return firstErr(
 		addTool(s, ms, "create_payment_link", "Create a payment link: a URL where payers (people or agents) pay a fixed amount.",
@@ -152,7 +147,7 @@ func (s *server) merchantTools(ms *mcp.Server) error {
 					AmountFormatted: money(r.Amount, r.Currency).Formatted, Status: r.Status}
 				return o, fmt.Sprintf("Refund %s of %s on payment %s is %s.", r.ID, o.AmountFormatted, r.PaymentID, r.Status), nil
 			}),
-		addTool(s, ms, "list_payments", "The payments made to you, newest first.", readOnly("List payments"), s.listPayments),
+		addTool(s, ms, "list_payments", "The payments made to you, newest first.", readOnly("List payments"), listPayments),
 		addTool(s, ms, "get_balance", "Your balances, one per currency: available and pending.", readOnly("Get the balance"),
 			func(ctx context.Context, b Backend, _ balanceIn) (balancesOut, string, error) {
 				bs, err := b.Balances(ctx)
@@ -173,23 +168,13 @@ func (s *server) merchantTools(ms *mcp.Server) error {
 		addTool(s, ms, "settlement_report", "Your settlement report for a window: the ledger's transfers on your accounts, summed per currency.",
 			readOnly("Settlement report"), s.settlement),
 		addTool(s, ms, "list_disputes", "Disputes of payments made to you, newest first.", readOnly("List disputes"),
-			func(ctx context.Context, b Backend, in disputesIn) (disputesOut, string, error) {
-				limit, err := page(in.Limit, in.StartingAfter, pb.PrefixDispute)
-				if err != nil {
-					return disputesOut{}, "", err
-				}
-				ds, more, err := b.Disputes(ctx, in.Status, in.StartingAfter, limit)
-				if err != nil {
-					return disputesOut{}, "", err
-				}
-				out := disputesOut{Data: make([]DisputeOut, len(ds)), HasMore: more}
-				lines := []string{fmt.Sprintf("%d disputes:", len(ds))}
-				for i := range ds {
-					out.Data[i] = disputeOut(&ds[i])
-					lines = append(lines, fmt.Sprintf("- %s (%s) on %s: %s, %s", ds[i].ID, ds[i].Status, ds[i].PaymentID, ds[i].Reason, out.Data[i].AmountFormatted))
-				}
-				return out, strings.Join(lines, "\n"), nil
-			}),
+			listTool(pb.PrefixDispute, "disputes", func(in disputesIn) (int, string) { return in.Limit, in.StartingAfter },
+				func(ctx context.Context, b Backend, in disputesIn, limit int) ([]pb.Dispute, bool, error) {
+					return b.Disputes(ctx, in.Status, in.StartingAfter, limit)
+				}, func(d *pb.Dispute) (DisputeOut, string) {
+					o := disputeOut(d)
+					return o, fmt.Sprintf("- %s (%s) on %s: %s, %s", d.ID, d.Status, d.PaymentID, d.Reason, o.AmountFormatted)
+				})),
 	)
 }
 

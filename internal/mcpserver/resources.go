@@ -30,10 +30,7 @@ func (s *server) resources(ms *mcp.Server) {
 			if err != nil {
 				return nil, err
 			}
-			out := mandatesOut{Data: make([]MandateOut, len(ms)), HasMore: more}
-			for i := range ms {
-				out.Data[i] = mandateOut(&ms[i], s.cfg.Clock.Now())
-			}
+			out, _ := listed(ms, more, "mandates", s.mandateRow)
 			return jsonResource(MandatesURI, out)
 		})
 	ms.AddResource(&mcp.Resource{URI: PaymentsURI, Name: "recent_payments", Title: "Your recent payments",
@@ -47,10 +44,7 @@ func (s *server) resources(ms *mcp.Server) {
 			if err != nil {
 				return nil, err
 			}
-			out := paymentsOut{Data: make([]PaymentOut, len(ps)), HasMore: more}
-			for i := range ps {
-				out.Data[i] = paymentOut(&ps[i])
-			}
+			out, _ := listed(ps, more, "payments", paymentRow)
 			return jsonResource(PaymentsURI, out)
 		})
 	ms.AddPrompt(&mcp.Prompt{Name: PromptPaySafely, Title: "Pay safely with Paybound",

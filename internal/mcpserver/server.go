@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -305,4 +306,45 @@ func page(limit int, after, prefix string) (int, error) {
 		return 0, pb.Errorf(pb.ErrParameterInvalid, "limit", "limit must be from 1 to %d", pb.MaxListLimit)
 	}
 	return limit, nil
+}
+
+// List is a page of a list tool's rows, newest first.
+type List[T any] struct {
+	Data    []T  `json:"data"`
+	HasMore bool `json:"has_more" jsonschema:"true when there are more: call again with starting_after the last ID"`
+}
+
+// listed is a page of rows as the tools show it: the structured page and
+// a line of text a row, each made by conv.
+func listed[Row, Out any](rows []Row, more bool, noun string, conv func(*Row) (Out, string)) (List[Out], string) {
+	out := List[Out]{Data: make([]Out, len(rows)), HasMore: more}
+	lines := []string{fmt.Sprintf("%d %s:", len(rows), noun)}
+	for i := range rows {
+		var line string
+		out.Data[i], line = conv(&rows[i])
+		lines = append(lines, line)
+	}
+	if more {
+		lines = append(lines, "More: call again with starting_after the last ID.")
+	}
+	return out, strings.Join(lines, "\n")
+}
+
+// listTool is the handler of a list tool: the page's bounds checked (IDs
+// of prefix), the rows fetched and converted.
+func listTool[In, Row, Out any](prefix, noun string, bounds func(In) (limit int, after string),
+	fetch func(ctx context.Context, b Backend, in In, limit int) ([]Row, bool, error), conv func(*Row) (Out, string)) handler[In, List[Out]] {
+	return func(ctx context.Context, b Backend, in In) (List[Out], string, error) {
+		limit, after := bounds(in)
+		limit, err := page(limit, after, prefix)
+		if err != nil {
+			return List[Out]{}, "", err
+		}
+		rows, more, err := fetch(ctx, b, in, limit)
+		if err != nil {
+			return List[Out]{}, "", err
+		}
+		out, text := listed(rows, more, noun, conv)
+		return out, text, nil
+	}
 }
