@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -26,6 +28,7 @@ func BenchmarkMCPPay(b *testing.B) {
 	rt := bearerOver{key: w.agentKey, rt: tr}
 	var n, failed atomic.Int64
 	b.SetParallelism(16) // 16 × GOMAXPROCS sessions
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		cs := mcpSession(b, w.m.URL(), rt)
@@ -44,6 +47,17 @@ func BenchmarkMCPPay(b *testing.B) {
 		b.Fatalf("%d of %d pay calls failed", f, n.Load())
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+	// The process's CPU time a call (server and client: they share the
+	// process), which other work on the machine does not inflate as it
+	// does the rate.
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // bearerOver sends every request with an API key over rt.

@@ -96,6 +96,23 @@ func TestMCPOverHTTP(t *testing.T) {
 		"currency": "USD", "max_amount": 500, "budget": map[string]any{"amount": 1000, "period": "week"}, "merchant_ids": []string{w.merch}})).str("id")
 
 	agent := mcpSession(t, w.m.URL(), bearerTransport{w.agentKey})
+	if v := agent.InitializeResult().ProtocolVersion; v != "2026-07-28" {
+		t.Errorf("negotiated protocol version %q; want 2026-07-28", v)
+	}
+	// A 2025-11-25 client is served too.
+	old, err := mcp.NewClient(&mcp.Implementation{Name: "old", Version: "1"}, nil).Connect(context.Background(),
+		&mcp.StreamableClientTransport{Endpoint: w.m.URL() + "/mcp", HTTPClient: &http.Client{Transport: bearerTransport{w.agentKey}}},
+		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if v := old.InitializeResult().ProtocolVersion; v != "2025-11-25" {
+		t.Errorf("a 2025-11-25 client negotiated %q", v)
+	}
+	if _, isErr, txt := mcpCall(t, old, "wallet_summary", nil); isErr {
+		t.Fatalf("wallet_summary over 2025-11-25: %q", txt)
+	}
 	tools, err := agent.ListTools(context.Background(), nil)
 	if err != nil || len(tools.Tools) != 13 {
 		t.Fatalf("agent tools: %v, %v", tools, err)

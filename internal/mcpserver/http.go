@@ -26,15 +26,20 @@ const MaxRequestBytes = 1 << 20
 type principalKey struct{}
 
 // NewHandler returns the streamable HTTP endpoint (/mcp): every request is
-// authenticated by auth before the SDK reads it, an agent is served the
+// authenticated by authn before the SDK reads it, an agent is served the
 // agent's tools and a merchant the merchant's, each through in bound to the
-// caller. A session is bound to the caller that opened it (the SDK refuses
-// another caller's request in it). Protocol versions are negotiated as the
-// SDK does (2026-07-28 without sessions, 2025-11-25 and earlier with).
-// A POST is answered as one JSON body, not an event stream: no tool sends
-// the client anything before its result, and the stream's framing cost a
-// third of the throughput of pay (BenchmarkMCPPay). cfg.Backend is set by
-// NewHandler.
+// caller.
+//
+// The endpoint is stateless (the SDK's StreamableHTTPOptions.Stateless):
+// protocol 2026-07-28 is sessionless, and a 2025-11-25 client's requests
+// each run in a session of their own, so no session outlives a request,
+// none can be taken over by another caller, and any process behind a load
+// balancer serves any request. It costs CPU: about 1.5 ms a pay call
+// against 1.0 ms with sessions (BenchmarkMCPPay, cpu-µs/call), where a
+// 2026-07-28 client falls back to 2025-11-25. A POST is answered as one
+// JSON body, not an event stream: no tool sends the client anything before
+// its result, and the stream's framing cost a third of the throughput.
+// cfg.Backend is set by NewHandler.
 func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -60,7 +65,7 @@ func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, e
 			return merchant
 		}
 		return agent
-	}, &mcp.StreamableHTTPOptions{Logger: cfg.Logger, JSONResponse: true})
+	}, &mcp.StreamableHTTPOptions{Logger: cfg.Logger, JSONResponse: true, Stateless: true})
 	// The SDK's bearer middleware puts the caller in the request's
 	// TokenInfo, which the SDK hands each tool call (RequestExtra) and
 	// binds sessions to. The caller was authenticated already (a signed
