@@ -163,6 +163,13 @@ func TestMCPOverHTTP(t *testing.T) {
 		t.Fatalf("signed payment's assurance: %s", r.raw)
 	}
 
+	// A body over 1 MiB is refused before it is read whole.
+	big, _ := http.NewRequest("POST", w.m.URL()+"/mcp", bytes.NewReader(make([]byte, 2<<20)))
+	big.Header.Set("Authorization", "Bearer "+w.agentKey)
+	big.Header.Set("Content-Type", "application/json")
+	if r := send(t, big); r.status != 400 || r.errField("code") != "body_too_large" {
+		t.Fatalf("a 2 MiB body: %d %s", r.status, r.raw)
+	}
 	// Refusals before MCP: no key, a bad key, a user's key.
 	for _, c := range []struct {
 		key    string

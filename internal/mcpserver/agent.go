@@ -222,6 +222,9 @@ func disputeOut(d *pb.Dispute) DisputeOut {
 // maxWait bounds wait_for_confirmation.
 const maxWait = 300
 
+// agentTools registers the agent's tools. pay_x402_resource (fetching a
+// paid URL through the x402 transport within a mandate) joins them, with a
+// Backend method, once the /x402 package is merged.
 func (s *server) agentTools(ms *mcp.Server) error {
 	return firstErr(s.checkoutTools(ms),
 		addTool(s, ms, "wallet_summary", "What you may spend: your mandates with what each has left this period, and per currency the total the mandates in force allow. Read it before paying.",
