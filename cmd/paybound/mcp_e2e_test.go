@@ -113,6 +113,16 @@ func TestMCPOverHTTP(t *testing.T) {
 	if _, isErr, txt := mcpCall(t, old, "wallet_summary", nil); isErr {
 		t.Fatalf("wallet_summary over 2025-11-25: %q", txt)
 	}
+	// Its session is the agent's: another caller's request in it is refused.
+	hijack, _ := http.NewRequest("POST", w.m.URL()+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/list"}`))
+	hijack.Header.Set("Authorization", "Bearer "+w.merchKey)
+	hijack.Header.Set("Content-Type", "application/json")
+	hijack.Header.Set("Accept", "application/json, text/event-stream")
+	hijack.Header.Set("Mcp-Session-Id", old.ID())
+	hijack.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	if r := send(t, hijack); r.status != 403 {
+		t.Fatalf("another caller in the agent's session: %d %s", r.status, r.raw)
+	}
 	tools, err := agent.ListTools(context.Background(), nil)
 	if err != nil || len(tools.Tools) != 13 {
 		t.Fatalf("agent tools: %v, %v", tools, err)

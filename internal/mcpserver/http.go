@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -23,6 +24,10 @@ type Authenticator func(r *http.Request, body []byte) (pb.Principal, error)
 // MaxRequestBytes bounds a request to /mcp (1 MiB, as the REST API's).
 const MaxRequestBytes = 1 << 20
 
+// SessionIdle is how long a session (protocol 2025-11-25 and earlier) is
+// kept without a request.
+const SessionIdle = 10 * time.Minute
+
 type principalKey struct{}
 
 // NewHandler returns the streamable HTTP endpoint (/mcp): every request is
@@ -30,16 +35,20 @@ type principalKey struct{}
 // agent's tools and a merchant the merchant's, each through in bound to the
 // caller.
 //
-// The endpoint is stateless (the SDK's StreamableHTTPOptions.Stateless):
-// protocol 2026-07-28 is sessionless, and a 2025-11-25 client's requests
-// each run in a session of their own, so no session outlives a request,
-// none can be taken over by another caller, and any process behind a load
-// balancer serves any request. It costs CPU: about 1.5 ms a pay call
-// against 1.0 ms with sessions (BenchmarkMCPPay, cpu-µs/call), where a
-// 2026-07-28 client falls back to 2025-11-25. A POST is answered as one
-// JSON body, not an event stream: no tool sends the client anything before
-// its result, and the stream's framing cost a third of the throughput.
-// cfg.Backend is set by NewHandler.
+// Protocol versions are negotiated as the SDK does. A request of protocol
+// 2026-07-28 or later (its Mcp-Protocol-Version header) is served without a
+// session, as that protocol is; any other is served with the sessions of
+// 2025-11-25 and earlier, each bound to the caller that opened it (the SDK
+// refuses another caller's request in it with 403) and closed after
+// SessionIdle without a request. A session lives in the process that
+// opened it: behind a load balancer, such clients need sticky routing (a
+// 2026-07-28 client does not). Serving a request without a session costs
+// the server more CPU, about 1.3 ms a pay call against 0.9 ms in a session
+// (TestMCPPayServerCPU), for the SDK builds one for each request.
+//
+// A POST is answered as one JSON body, not an event stream: no tool sends
+// the client anything before its result, and the stream's framing cost a
+// third of the throughput. cfg.Backend is set by NewHandler.
 func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -60,12 +69,22 @@ func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, e
 	if err != nil {
 		return nil, err
 	}
-	streams := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+	serverOf := func(r *http.Request) *mcp.Server {
 		if p, _ := r.Context().Value(principalKey{}).(pb.Principal); p.Role == pb.RoleMerchant {
 			return merchant
 		}
 		return agent
-	}, &mcp.StreamableHTTPOptions{Logger: cfg.Logger, JSONResponse: true, Stateless: true})
+	}
+	sessionless := mcp.NewStreamableHTTPHandler(serverOf, &mcp.StreamableHTTPOptions{Logger: cfg.Logger, JSONResponse: true, Stateless: true})
+	sessions := mcp.NewStreamableHTTPHandler(serverOf, &mcp.StreamableHTTPOptions{Logger: cfg.Logger, JSONResponse: true, SessionTimeout: SessionIdle})
+	streams := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Versions are dates, so they compare as strings.
+		if v := r.Header.Get("Mcp-Protocol-Version"); v >= "2026-07-28" {
+			sessionless.ServeHTTP(w, r)
+			return
+		}
+		sessions.ServeHTTP(w, r)
+	})
 	// The SDK's bearer middleware puts the caller in the request's
 	// TokenInfo, which the SDK hands each tool call (RequestExtra) and
 	// binds sessions to. The caller was authenticated already (a signed
