@@ -76,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		usage(stdout)
 		return nil
 	}
+	if args[0] == "mcp" {
+		return cli.MCP(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
+	}
 	handled, err := cli.Run(ctx, args, stdout, stderr, getenv)
 	if !handled {
 		fmt.Fprintf(stderr, "paybound: unknown command %q\n\n", args[0])

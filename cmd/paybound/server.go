@@ -34,6 +34,7 @@ import (
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/mandates"
+	"github.com/paybound/paybound/internal/mcpserver"
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/postgres"
 	"github.com/paybound/paybound/internal/risk"
@@ -416,6 +417,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	api.Handle(wallet.Pattern, wal)
+	mcpHandler, err := mcpserver.NewHandler(api.Authenticate, &mcpserver.InProcess{Core: m.Service, Mandates: mdt, Disputes: disp,
+		Links: links, Settlement: reports, Checkout: co, PublicURL: m.publicURL(), Log: m.Logger}, mcpserver.Config{Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	api.Handle("/mcp", mcpHandler) // the MCP server, streamable HTTP
 	m.serve(api)
 	keyPath := filepath.Join(m.Config.DataDir, "operator.key")
 	if created {

@@ -73,6 +73,7 @@ var internal = map[string]kind{
 	"settlement":   capability,
 	"checkout":     capability,
 	"acp":          adapter,
+	"mcpserver":    adapter,
 	"webhooks":     capability,
 	"x402pay":      capability,
 	"billing":      capability,

@@ -84,6 +84,7 @@ var clientCommands = [][2]string{
 	{"links list | get plink_… | deactivate plink_…", "merchant key"},
 	{"links offer plink_… | pay plink_… [--mandate mdt_…]", "offer: no key; pay: user or agent key"},
 	{"reconcile STATEMENT.csv [--server URL] [--from T --to T]", "merchant key; exit 1 when they differ"},
+	{"mcp --server URL [--agent-key agent.key]", "agent key file; the agent's MCP tools over stdio"},
 	{"webhook create URL --events payment.captured,…|'*' [--format acp]", "user, merchant or agent key"},
 	{"webhook list | get we_… | update we_… | delete we_… | rotate we_… | test we_…", "the endpoint's owner"},
 	{"webhook deliveries we_… | redeliver whd_… | key", "the endpoint's owner; key: any key"},

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// BenchmarkMCPPay measures pay tool calls over streamable HTTP (/mcp) on
+// the real server (SQLite, the load-test risk thresholds that bench
+// payments uses): each parallel worker has its own MCP session, as an
+// agent's client would, and every call is a payment under one mandate,
+// captured at once. It reports calls/s (target: at least 2,000/s).
+//
+//	go test ./cmd/paybound -run '^$' -bench BenchmarkMCPPay -benchtime 20000x
+func BenchmarkMCPPay(b *testing.B) { benchmarkMCPPay(b, "") }
+
+// BenchmarkMCPPaySessions is BenchmarkMCPPay with clients of protocol
+// 2025-11-25, each call in its client's session.
+func BenchmarkMCPPaySessions(b *testing.B) { benchmarkMCPPay(b, "2025-11-25") }
+
+func benchmarkMCPPay(b *testing.B, version string) {
+	w := newWorld(b, func(m *Main) { m.Config.RiskConfig = loadRisk(b, m.Config.DataDir); m.PanicOnInvariant = false })
+	cpu0 := cpuTime()
+	start := time.Now()
+	failed := payCalls(b, w.api, w.m.URL(), w.userKey, w.agent, w.agentKey, w.merch, version, b.N, 16*runtime.GOMAXPROCS(0), b.ResetTimer)
+	b.StopTimer()
+	if failed > 0 {
+		b.Fatalf("%d of %d pay calls failed", failed, b.N)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+	// The process's CPU time a call (server and client: they share the
+	// process), which other work on the machine does not inflate as it
+	// does the rate.
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
+}
+
+// TestMCPPayServerCPU measures what BenchmarkMCPPay does with the server
+// in a process of its own (the built binary, SQLite): pay calls per second
+// and the server's CPU time a call, without the client's. It runs when
+// PAYBOUND_MCP_CALLS names how many calls to make:
+//
+//	PAYBOUND_MCP_CALLS=8000 go test ./cmd/paybound -run TestMCPPayServerCPU -v
+func TestMCPPayServerCPU(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("PAYBOUND_MCP_CALLS"))
+	if n <= 0 {
+		t.Skip("set PAYBOUND_MCP_CALLS to measure")
+	}
+	dir := t.TempDir()
+	p := startProcDB(t, buildBinary(t), dir, "")
+	a := &api{t: t, base: p.base}
+	key, err := os.ReadFile(filepath.Join(dir, "operator.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := strings.TrimSpace(string(key))
+	user := a.ok(201, a.call("POST", "/v1/users", op, "", map[string]any{"name": "u"}))
+	merch := a.ok(201, a.call("POST", "/v1/merchants", op, "", map[string]any{"name": "m"}))
+	ag := a.ok(201, a.call("POST", "/v1/agents", user.str("api_key"), "", map[string]any{"name": "bot"}))
+	for _, version := range []string{"2026-07-28", "2025-11-25"} {
+		var cpu0 time.Duration
+		var start time.Time
+		ready := func() { cpu0, start = procCPU(t, p.cmd.Process.Pid), time.Now() }
+		if failed := payCalls(t, a, p.base, user.str("api_key"), ag.str("id"), ag.str("api_key"), merch.str("id"), version, n, 32, ready); failed > 0 {
+			t.Fatalf("%d of %d pay calls failed", failed, n)
+		}
+		elapsed, cpu := time.Since(start), procCPU(t, p.cmd.Process.Pid)-cpu0
+		t.Logf("protocol %s, %d pay calls: %.0f calls/s, server CPU %.0f µs a call", version, n, float64(n)/elapsed.Seconds(), float64(cpu.Microseconds())/float64(n))
+	}
+}
+
+// payCalls funds the user, grants its agent a mandate, and makes n pay
+// calls through /mcp at base from workers clients of protocol version (""
+// for the SDK's latest), calling ready once they are connected; it returns
+// how many failed.
+func payCalls(t testing.TB, a *api, base, userKey, agentID, agentKey, merchant, version string, n, workers int, ready func()) int64 {
+	a.ok(201, a.call("POST", "/v1/topups", userKey, "", map[string]any{"amount": 900_000_000_000, "currency": "USD"}))
+	mdt := a.ok(201, a.call("POST", "/v1/mandates", userKey, "", map[string]any{"agent_id": agentID, "description": "bench",
+		"currency": "USD", "max_amount": 100, "budget": map[string]any{"amount": 900_000_000_000, "period": "total"}})).str("id")
+	tr := &http.Transport{MaxIdleConnsPerHost: 1024}
+	defer tr.CloseIdleConnections()
+	css := make([]*mcp.ClientSession, workers)
+	for i := range css {
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(),
+			&mcp.StreamableClientTransport{Endpoint: base + "/mcp", HTTPClient: &http.Client{Transport: bearerOver{key: agentKey, rt: tr}}},
+			&mcp.ClientSessionOptions{ProtocolVersion: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cs.Close()
+		css[i] = cs
+	}
+	ready()
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	for _, cs := range css {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "pay", Arguments: map[string]any{"merchant_id": merchant,
+					"amount": 1, "currency": "USD", "description": "bench", "mandate_id": mdt, "idempotency_key": fmt.Sprintf("%s-%d", mdt, i),
+					"provenance": map[string]any{"payee": "user", "amount": "user"}}})
+				if err != nil || res.IsError {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failed.Load()
+}
+
+// procCPU is process pid's user and system CPU time so far (Linux).
+func procCPU(t testing.TB, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: utime and stime are
+	// the 12th and 13th, in clock ticks (100 a second on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// bearerOver sends every request with an API key over rt.
+type bearerOver struct {
+	key string
+	rt  http.RoundTripper
+}
+
+func (b bearerOver) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.rt.RoundTrip(r)
+}
