@@ -22,8 +22,15 @@ type ClientTab struct {
 }
 
 type clientTab struct {
-	mu   sync.Mutex // one voucher at a time: they are cumulative
-	open *ClientTab
+	mu    sync.Mutex // one voucher at a time: they are cumulative
+	open  *ClientTab
+	chain *wire.PayChain // open's hash chain, of unit atomic units a step
+	unit  int64
+}
+
+// spent reports whether ct has no open tab or it can't pay price more.
+func (ct *clientTab) spent(price int64) bool {
+	return ct.open == nil || ct.open.Charged+price > min(ct.open.Balance, ct.chain.Length()*ct.unit)
 }
 
 // Tabs returns the payer's record of every tab it opened.
@@ -53,7 +60,7 @@ func (t *Transport) chooseTab(pr *PaymentRequired) (PaymentRequirements, bool) {
 }
 
 func (t *Transport) tabFor(reqs PaymentRequirements) *clientTab {
-	key := reqs.PayTo + "|" + reqs.Network + "|" + reqs.Asset
+	key := reqs.PayTo + "|" + reqs.Network + "|" + reqs.Asset + "|" + reqs.Amount // the price is the chain's unit
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tabs == nil {
@@ -80,10 +87,15 @@ func (t *Transport) payTab(req *http.Request, pr *PaymentRequired, reqs PaymentR
 	for attempt := 0; attempt < 3; attempt++ {
 		var tp wire.TabPayload
 		var deposit int64
-		if ct.open == nil || ct.open.Charged+price > ct.open.Balance {
+		if ct.spent(price) {
 			deposit = t.depositFor(reqs)
 			if deposit < price || !t.reserve(deposit) {
 				return res, nil
+			}
+			chain, err := wire.NewPayChain(min(deposit/price, wire.MaxChainLength))
+			if err != nil {
+				t.release(deposit)
+				return nil, err
 			}
 			dr := reqs
 			dr.Amount, dr.Extra = strconv.FormatInt(deposit, 10), nil
@@ -93,13 +105,16 @@ func (t *Transport) payTab(req *http.Request, pr *PaymentRequired, reqs PaymentR
 				return nil, err
 			}
 			id := wire.TabID(sa.Authorization.From, sa.Authorization.Nonce)
-			tp = wire.TabPayload{Type: wire.TabDeposit, Deposit: sa, Voucher: wire.SignVoucher(t.Payer.Key, id, price)}
+			v := chain.Voucher(id, price, 1)
+			v.Commitment = chain.Commit(t.Payer.Key, id, price)
+			tp = wire.TabPayload{Type: wire.TabDeposit, Deposit: sa, Voucher: v}
 			ct.open = &ClientTab{ID: id, PayTo: reqs.PayTo, Balance: deposit, ChainHead: wire.ChainStart(id)}
+			ct.chain, ct.unit = chain, price
 			t.mu.Lock()
 			t.tabLog = append(t.tabLog, ct.open)
 			t.mu.Unlock()
 		} else {
-			tp = wire.TabPayload{Type: wire.TabVoucher, Voucher: wire.SignVoucher(t.Payer.Key, ct.open.ID, ct.open.Charged+price)}
+			tp = wire.TabPayload{Type: wire.TabVoucher, Voucher: ct.chain.Voucher(ct.open.ID, ct.unit, ct.open.Charged/ct.unit+1)}
 		}
 		raw, err := jsonMarshal(tp)
 		if err != nil {
@@ -119,7 +134,7 @@ func (t *Transport) payTab(req *http.Request, pr *PaymentRequired, reqs PaymentR
 		if settled(res) {
 			n, _ := wire.ParseAtomic(tp.Voucher.MaxClaimableAmount)
 			ct.open.Charged, ct.open.Vouchers = n, ct.open.Vouchers+1
-			ct.open.ChainHead = wire.ChainNext(ct.open.ChainHead, n, tp.Voucher.Signature)
+			ct.open.ChainHead = wire.ChainNext(ct.open.ChainHead, n, tp.Voucher.Preimage)
 			return res, nil
 		}
 		if res.StatusCode != http.StatusPaymentRequired {
@@ -164,7 +179,7 @@ func (t *Transport) resync(ct *clientTab, res *http.Response) bool {
 			continue
 		}
 		n, err := wire.ParseAtomic(st.ChargedCumulativeAmount)
-		if err != nil || n > ct.open.Balance {
+		if err != nil || n > ct.open.Balance || n%ct.unit != 0 || n/ct.unit > ct.chain.Length() {
 			return false
 		}
 		ct.open.Charged, ct.open.ChainHead = n, st.ChainHead

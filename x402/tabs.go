@@ -68,6 +68,31 @@ type tabState struct {
 type sellerTab struct {
 	mu sync.Mutex // held from a voucher's check until its state is saved
 	SellerTab
+	// unit and held are the commitment's unit and the last preimage
+	// (Voucher's), read once: unit 0 until then.
+	unit int64
+	held [32]byte
+}
+
+// chain returns t's unit and last preimage, reading them from its voucher
+// the first time; ok is false for a tab without a readable commitment
+// (one that can take no more vouchers). The commitment's signature was
+// checked when the tab was opened, before it was saved.
+func (t *sellerTab) chain() (unit int64, held [32]byte, ok bool) {
+	if t.unit > 0 {
+		return t.unit, t.held, true
+	}
+	c := t.Voucher.Commitment
+	if c == nil {
+		return 0, held, false
+	}
+	u, err := wire.ParseAtomic(c.Unit)
+	held, ok = wire.Preimage(t.Voucher.Preimage)
+	if err != nil || u == 0 || !ok {
+		return 0, held, false
+	}
+	t.unit, t.held = u, held
+	return u, held, true
 }
 
 func (m *Middleware) tabsLoaded() (*tabState, error) {
@@ -152,22 +177,27 @@ func (m *Middleware) serveTab(w http.ResponseWriter, r *http.Request, next http.
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	pub, err := wire.PublicKeyOf(t.PayerKey)
-	if err != nil {
-		http.Error(w, "the tab's key is unreadable", http.StatusInternalServerError)
-		return
-	}
-	n, err := tp.Voucher.Verify(pub)
-	switch {
-	case err != nil:
-		m.corrective(w, res, reqs, wire.ReasonVoucherSignature, &t.SellerTab)
-		return
-	case t.Claimed || m.now().Add(10*time.Second).Unix() >= t.ExpiresAt || t.Charged+price.Amount > t.Balance:
+	unit, held, ok := t.chain()
+	if !ok {
 		m.corrective(w, res, reqs, wire.ReasonTabExhausted, &t.SellerTab)
 		m.claimSoon(t)
 		return
-	case n != t.Charged+price.Amount:
+	}
+	steps := price.Amount / unit
+	v := &tp.Voucher
+	n := v.Index * unit
+	switch {
+	case t.Claimed || m.now().Add(10*time.Second).Unix() >= t.ExpiresAt || t.Charged+price.Amount > t.Balance ||
+		t.Voucher.Index+steps > t.Voucher.Commitment.Length:
+		m.corrective(w, res, reqs, wire.ReasonTabExhausted, &t.SellerTab)
+		m.claimSoon(t)
+		return
+	case price.Amount%unit != 0 || v.Index != t.Voucher.Index+steps || n != t.Charged+price.Amount ||
+		v.MaxClaimableAmount != strconv.FormatInt(n, 10):
 		m.corrective(w, res, reqs, wire.ReasonCumulativeMismatch, &t.SellerTab)
+		return
+	case !wire.Follows(v.Preimage, steps, held):
+		m.corrective(w, res, reqs, wire.ReasonVoucherPreimage, &t.SellerTab)
 		return
 	}
 	buf := &buffered{header: http.Header{}, max: m.MaxBuffer}
@@ -184,14 +214,16 @@ func (m *Middleware) serveTab(w http.ResponseWriter, r *http.Request, next http.
 		return
 	}
 	after := t.SellerTab
-	after.Charged, after.Voucher, after.Vouchers = n, tp.Voucher, t.Vouchers+1
-	after.ChainHead = wire.ChainNext(t.ChainHead, n, tp.Voucher.Signature)
+	after.Charged, after.Vouchers = n, t.Vouchers+1
+	after.Voucher.MaxClaimableAmount, after.Voucher.Index, after.Voucher.Preimage = v.MaxClaimableAmount, v.Index, v.Preimage
+	after.ChainHead = wire.ChainNext(t.ChainHead, n, v.Preimage)
 	if err := m.Tabs.Store.Save(after); err != nil {
 		m.log().Error("x402: couldn't save a voucher; the answer is withheld", "tab", t.ID, "err", err)
 		http.Error(w, "couldn't record the payment; nothing was charged", http.StatusServiceUnavailable)
 		return
 	}
 	t.SellerTab = after
+	t.held, _ = wire.Preimage(v.Preimage)
 	ext, _ := json.Marshal(stateOf(&after))
 	setResponse(w.Header(), &SettlementResponse{Success: true, Network: reqs.Network, Amount: strconv.FormatInt(price.Amount, 10),
 		Extensions: map[string]json.RawMessage{wire.ExtensionTab: ext}}, false)
@@ -230,10 +262,21 @@ func (m *Middleware) deposit(w http.ResponseWriter, r *http.Request, st *tabStat
 		m.pending(w, res, reqs, wire.ReasonResponseMalformed, false)
 		return false
 	}
+	pub, err := wire.PublicKeyOf(ts.PayerKey)
+	cm := tp.Voucher.Commitment
+	if err != nil || cm == nil {
+		m.pending(w, res, reqs, wire.ReasonResponseMalformed, false)
+		return false
+	}
+	if _, _, err := cm.Check(pub, ts.ChannelID); err != nil {
+		m.required(w, http.StatusPaymentRequired, res, reqs, wire.ReasonVoucherSignature, nil)
+		return false
+	}
 	st.mu.Lock()
 	if st.tabs[ts.ChannelID] == nil {
 		st.tabs[ts.ChannelID] = &sellerTab{SellerTab: SellerTab{ID: ts.ChannelID, PayerKey: ts.PayerKey, Balance: balance,
-			ChainHead: wire.ChainStart(ts.ChannelID), ExpiresAt: ts.ExpiresAt}}
+			ChainHead: wire.ChainStart(ts.ChannelID), ExpiresAt: ts.ExpiresAt,
+			Voucher: wire.Voucher{ChannelID: ts.ChannelID, MaxClaimableAmount: "0", Preimage: cm.Anchor, Commitment: cm}}}
 	}
 	st.mu.Unlock()
 	return true
@@ -268,9 +311,6 @@ func (m *Middleware) ClaimTab(ctx context.Context, id string) error {
 	defer t.mu.Unlock()
 	if t.Claimed {
 		return nil
-	}
-	if t.Vouchers == 0 {
-		t.Voucher = wire.Voucher{ChannelID: id, MaxClaimableAmount: "0"}
 	}
 	if err := m.Tabs.Claims.ClaimTab(ctx, id, TabClaim{AmountAtomic: t.Charged, Voucher: t.Voucher, Vouchers: t.Vouchers, ChainHead: t.ChainHead}); err != nil {
 		return err
