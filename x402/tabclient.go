@@ -1,6 +1,8 @@
 package x402
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -26,6 +28,44 @@ type clientTab struct {
 	open  *ClientTab
 	chain *wire.PayChain // open's hash chain, of unit atomic units a step
 	unit  int64
+	// the PAYMENT-SIGNATURE's JSON up to its payload, for pr (a Transport
+	// keeps the same one for a resource it pays with a tab)
+	prefixFor *PaymentRequired
+	prefix    []byte
+}
+
+// header is the PAYMENT-SIGNATURE that pays reqs of pr with tp. A voucher
+// on a tab (every request but the deposit) is written directly after the
+// JSON that stays the same from one request to the next: the bytes
+// json.Marshal would write, for a fraction of its work.
+func (ct *clientTab) header(pr *PaymentRequired, reqs PaymentRequirements, tp *wire.TabPayload) (string, error) {
+	v := &tp.Voucher
+	if tp.Type != wire.TabVoucher || v.Commitment != nil || !plainJSON(v.ChannelID) {
+		raw, err := jsonMarshal(tp)
+		if err != nil {
+			return "", err
+		}
+		return wire.EncodeHeader(&PaymentPayload{X402Version: wire.Version, Resource: pr.Resource, Accepted: reqs, Payload: raw})
+	}
+	if ct.prefixFor != pr {
+		doc, err := json.Marshal(&PaymentPayload{X402Version: wire.Version, Resource: pr.Resource, Accepted: reqs, Payload: json.RawMessage("0")})
+		if err != nil {
+			return "", err
+		}
+		ct.prefixFor, ct.prefix = pr, bytes.TrimSuffix(doc, []byte("0}"))
+	}
+	b := make([]byte, 0, len(ct.prefix)+200)
+	b = append(b, ct.prefix...)
+	b = append(b, `{"type":"voucher","voucher":{"channelId":"`...)
+	b = append(b, v.ChannelID...)
+	b = append(b, `","maxClaimableAmount":"`...)
+	b = append(b, v.MaxClaimableAmount...)
+	b = append(b, `","index":`...)
+	b = strconv.AppendInt(b, v.Index, 10)
+	b = append(b, `,"preimage":"`...)
+	b = append(b, v.Preimage...)
+	b = append(b, `"}}}`...)
+	return base64.StdEncoding.EncodeToString(b), nil
 }
 
 // spent reports whether ct has no open tab or it can't pay price more.
@@ -116,11 +156,7 @@ func (t *Transport) payTab(req *http.Request, pr *PaymentRequired, reqs PaymentR
 		} else {
 			tp = wire.TabPayload{Type: wire.TabVoucher, Voucher: ct.chain.Voucher(ct.open.ID, ct.unit, ct.open.Charged/ct.unit+1)}
 		}
-		raw, err := jsonMarshal(tp)
-		if err != nil {
-			return nil, err
-		}
-		header, err := wire.EncodeHeader(&PaymentPayload{X402Version: wire.Version, Resource: pr.Resource, Accepted: reqs, Payload: raw})
+		header, err := ct.header(pr, reqs, &tp)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package x402
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,13 +225,61 @@ func (m *Middleware) serveTab(w http.ResponseWriter, r *http.Request, next http.
 	}
 	t.SellerTab = after
 	t.held, _ = wire.Preimage(v.Preimage)
-	ext, _ := json.Marshal(stateOf(&after))
-	setResponse(w.Header(), &SettlementResponse{Success: true, Network: reqs.Network, Amount: strconv.FormatInt(price.Amount, 10),
-		Extensions: map[string]json.RawMessage{wire.ExtensionTab: ext}}, false)
+	setTabResponse(buf.header, reqs.Network, price.Amount, &after)
 	buf.release(w)
 	if (m.Tabs.ClaimAbove > 0 && after.Charged >= m.Tabs.ClaimAbove) || after.Charged+price.Amount > after.Balance {
 		m.claimSoon(t)
 	}
+}
+
+// setTabResponse sets a tab-paid answer's PAYMENT-RESPONSE: success, the
+// price, and the tab's state in its extensions. It is written directly
+// (the bytes json.Marshal would write) when every string in it is plain,
+// which a Paybound network, tab ID and hex chain head are: this is every
+// tab request's answer.
+func setTabResponse(h http.Header, network string, amount int64, t *SellerTab) {
+	if !plainJSON(network) || !plainJSON(t.ID) || !plainJSON(t.ChainHead) {
+		ext, _ := json.Marshal(stateOf(t))
+		setResponse(h, &SettlementResponse{Success: true, Network: network, Amount: strconv.FormatInt(amount, 10),
+			Extensions: map[string]json.RawMessage{wire.ExtensionTab: ext}}, false)
+		return
+	}
+	b := make([]byte, 0, 320)
+	b = append(b, `{"success":true,"transaction":"","network":"`...)
+	b = append(b, network...)
+	b = append(b, `","amount":"`...)
+	b = strconv.AppendInt(b, amount, 10)
+	b = append(b, `","extensions":{"`+wire.ExtensionTab+`":{"channelId":"`...)
+	b = append(b, t.ID...)
+	b = append(b, `","chargedCumulativeAmount":"`...)
+	b = strconv.AppendInt(b, t.Charged, 10)
+	b = append(b, `","balance":"`...)
+	b = strconv.AppendInt(b, t.Balance, 10)
+	b = append(b, '"')
+	if t.ExpiresAt != 0 {
+		b = append(b, `,"expiresAt":`...)
+		b = strconv.AppendInt(b, t.ExpiresAt, 10)
+	}
+	if t.ChainHead != "" {
+		b = append(b, `,"chainHead":"`...)
+		b = append(b, t.ChainHead...)
+		b = append(b, '"')
+	}
+	b = append(b, "}}}"...)
+	h.Set(wire.HeaderPaymentResponse, base64.StdEncoding.EncodeToString(b))
+	h.Add("Access-Control-Expose-Headers", wire.HeaderPaymentResponse)
+}
+
+// plainJSON reports whether s is written in JSON as it is (letters,
+// digits, ':', '_', '-', '.').
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // deposit settles a deposit with the facilitator and adds its tab (a
