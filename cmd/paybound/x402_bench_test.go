@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +28,8 @@ import (
 // Each reports req/s, the p50/p99 latency the clients saw in ms, and the
 // p50/p99 of the latency the paywall added on the server (add_p50_ms,
 // add_p99_ms: the time in the Middleware minus the handler's, so the
-// payment's check, the voucher's durable save and the settlement). The
+// payment's check, the voucher's durable save and the settlement), and
+// cpu_us/req, the process's CPU per request (clients and server). The
 // clients are X402_BENCH_CLIENTS goroutines (default 16), each its own
 // payer Transport and so its own tab.
 //
@@ -112,6 +114,7 @@ func BenchmarkX402(b *testing.B) {
 			added = added[:0]
 			addMu.Unlock()
 			b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
+			cpu0 := cpuTime()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				hc := &http.Client{Transport: c.payer()}
@@ -140,6 +143,11 @@ func BenchmarkX402(b *testing.B) {
 				mu.Unlock()
 			})
 			el := time.Since(start)
+			if b.N > 0 {
+				// the process's CPU (clients, paywall and server) per request:
+				// what a busy shared machine does not change
+				b.ReportMetric(float64((cpuTime()-cpu0)/time.Microsecond)/float64(b.N), "cpu_us/req")
+			}
 			slices.Sort(lat)
 			if len(lat) > 0 {
 				b.ReportMetric(float64(len(lat))/el.Seconds(), "req/s")
@@ -170,6 +178,15 @@ func (f inProcess) Verify(ctx context.Context, req *x402.FacilitatorRequest) (*x
 func (f inProcess) Settle(ctx context.Context, req *x402.FacilitatorRequest) (*x402.SettlementResponse, error) {
 	v, err := f.s.Settle(ctx, req)
 	return &v, err
+}
+
+// cpuTime is the CPU time this process used so far (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // handlerTime is the context key of where the benchmark's handler writes
