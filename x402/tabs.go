@@ -189,7 +189,7 @@ func (m *Middleware) serveTab(w http.ResponseWriter, r *http.Request, next http.
 	n := v.Index * unit
 	switch {
 	case t.Claimed || m.now().Add(10*time.Second).Unix() >= t.ExpiresAt || t.Charged+price.Amount > t.Balance ||
-		t.Voucher.Index+steps > t.Voucher.Commitment.Length:
+		t.Voucher.Index+steps > t.Voucher.Commitment.Length || steps > wire.MaxSteps: // a unit too small for this price: another tab
 		m.corrective(w, res, reqs, wire.ReasonTabExhausted, &t.SellerTab)
 		m.claimSoon(t)
 		return

@@ -262,3 +262,43 @@ func (l *lastPayment) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return res, err
 }
+
+// TestX402TabRefusesCostlyVouchers: a payer that commits to a unit far
+// below the price (so that each voucher would cost the seller many hashes)
+// opens no tab: its deposit is refused and nothing is held.
+func TestX402TabRefusesCostlyVouchers(t *testing.T) {
+	t.Parallel()
+	w := newX402World(t, nil)
+	s := w.tabSeller(t, filepath.Join(t.TempDir(), "tabs.jsonl"))
+	before, _ := w.balance(w.userKey, "USD")
+	var pr x402.PaymentRequired
+	res0, _ := getWith(t, http.DefaultClient, s.srv.URL+"/tick")
+	if err := wire.DecodeHeader(res0.Header.Get(wire.HeaderPaymentRequired), &pr); err != nil || len(pr.Accepts) < 2 {
+		t.Fatalf("the 402: %v %+v", err, pr)
+	}
+	reqs := pr.Accepts[1]
+	dr := reqs
+	dr.Amount, dr.Extra = strconv.Itoa(10*cent), nil
+	sa, err := x402.Authorize(w.payer, dr, pr.Resource.URL, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := wire.TabID(sa.Authorization.From, sa.Authorization.Nonce)
+	chain, _ := wire.NewPayChain(10 * cent)
+	v := chain.Voucher(id, 1, tick) // a unit of 1: tick steps a request
+	v.Commitment = chain.Commit(w.payer.Key, id, 1)
+	raw, _ := json.Marshal(wire.TabPayload{Type: wire.TabDeposit, Deposit: sa, Voucher: v})
+	h, _ := wire.EncodeHeader(x402.PaymentPayload{X402Version: 2, Resource: pr.Resource, Accepted: reqs, Payload: raw})
+	req, _ := http.NewRequest("GET", s.srv.URL+"/tick", nil)
+	req.Header.Set(wire.HeaderPaymentSignature, h)
+	res, body := getReq(t, req)
+	var sr x402.SettlementResponse
+	wire.DecodeHeader(res.Header.Get(wire.HeaderPaymentResponse), &sr)
+	if res.StatusCode != 402 || body == "tock" || sr.Success || sr.ErrorReason != wire.ReasonInvalidPayload {
+		t.Fatalf("a deposit whose voucher moves %d steps: %d %s %+v", tick, res.StatusCode, body, sr)
+	}
+	if av, pend := w.balance(w.userKey, "USD"); av != before || pend != 0 {
+		t.Fatalf("after the refused deposit: available %d (was %d), pending %d", av, before, pend)
+	}
+	w.verify()
+}

@@ -72,6 +72,13 @@ type Commitment struct {
 // (about 0.3 s of SHA-256 at the worst).
 const MaxChainLength = 1 << 20
 
+// MaxSteps bounds the steps one request's voucher may move (its price over
+// the chain's unit), so that checking a voucher costs a seller, and a
+// deposit's first voucher the facilitator, at most this many hashes,
+// whatever unit a payer committed to. The Go client commits to the
+// price itself: one step.
+const MaxSteps = 64
+
 // CommitmentInput is the bytes a commitment signs.
 func CommitmentInput(tab, anchor string, unit, length int64) []byte {
 	return []byte("x402-paybound-paychain/1\ntab=" + tab + "\nanchor=" + anchor + "\nunit=" +
