@@ -193,7 +193,9 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	if m.Tabs != nil && reqs.Scheme == wire.SchemeExact && pl.Accepted.Scheme == wire.SchemeBatch {
-		if reason := matches(&pl, m.tabRequirements(reqs), res); reason != "" {
+		tr := reqs // matches reads no Extra: tabRequirements' map is not needed here
+		tr.Scheme = wire.SchemeBatch
+		if reason := matches(&pl, tr, res); reason != "" {
 			m.corrective(w, res, reqs, reason, nil)
 			return
 		}

@@ -1,6 +1,8 @@
 package x402
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -22,8 +24,53 @@ type ClientTab struct {
 }
 
 type clientTab struct {
-	mu   sync.Mutex // one voucher at a time: they are cumulative
-	open *ClientTab
+	mu    sync.Mutex // one voucher at a time: they are cumulative
+	open  *ClientTab
+	chain *wire.PayChain // open's hash chain, of unit atomic units a step
+	unit  int64
+	// the PAYMENT-SIGNATURE's JSON up to its payload, for pr (a Transport
+	// keeps the same one for a resource it pays with a tab)
+	prefixFor *PaymentRequired
+	prefix    []byte
+}
+
+// header is the PAYMENT-SIGNATURE that pays reqs of pr with tp. A voucher
+// on a tab (every request but the deposit) is written directly after the
+// JSON that stays the same from one request to the next: the bytes
+// json.Marshal would write, for a fraction of its work.
+func (ct *clientTab) header(pr *PaymentRequired, reqs PaymentRequirements, tp *wire.TabPayload) (string, error) {
+	v := &tp.Voucher
+	if tp.Type != wire.TabVoucher || v.Commitment != nil || !plainJSON(v.ChannelID) {
+		raw, err := jsonMarshal(tp)
+		if err != nil {
+			return "", err
+		}
+		return wire.EncodeHeader(&PaymentPayload{X402Version: wire.Version, Resource: pr.Resource, Accepted: reqs, Payload: raw})
+	}
+	if ct.prefixFor != pr {
+		doc, err := json.Marshal(&PaymentPayload{X402Version: wire.Version, Resource: pr.Resource, Accepted: reqs, Payload: json.RawMessage("0")})
+		if err != nil {
+			return "", err
+		}
+		ct.prefixFor, ct.prefix = pr, bytes.TrimSuffix(doc, []byte("0}"))
+	}
+	b := make([]byte, 0, len(ct.prefix)+200)
+	b = append(b, ct.prefix...)
+	b = append(b, `{"type":"voucher","voucher":{"channelId":"`...)
+	b = append(b, v.ChannelID...)
+	b = append(b, `","maxClaimableAmount":"`...)
+	b = append(b, v.MaxClaimableAmount...)
+	b = append(b, `","index":`...)
+	b = strconv.AppendInt(b, v.Index, 10)
+	b = append(b, `,"preimage":"`...)
+	b = append(b, v.Preimage...)
+	b = append(b, `"}}}`...)
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// spent reports whether ct has no open tab or it can't pay price more.
+func (ct *clientTab) spent(price int64) bool {
+	return ct.open == nil || ct.open.Charged+price > min(ct.open.Balance, ct.chain.Length()*ct.unit)
 }
 
 // Tabs returns the payer's record of every tab it opened.
@@ -53,7 +100,7 @@ func (t *Transport) chooseTab(pr *PaymentRequired) (PaymentRequirements, bool) {
 }
 
 func (t *Transport) tabFor(reqs PaymentRequirements) *clientTab {
-	key := reqs.PayTo + "|" + reqs.Network + "|" + reqs.Asset
+	key := reqs.PayTo + "|" + reqs.Network + "|" + reqs.Asset + "|" + reqs.Amount // the price is the chain's unit
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tabs == nil {
@@ -80,10 +127,15 @@ func (t *Transport) payTab(req *http.Request, pr *PaymentRequired, reqs PaymentR
 	for attempt := 0; attempt < 3; attempt++ {
 		var tp wire.TabPayload
 		var deposit int64
-		if ct.open == nil || ct.open.Charged+price > ct.open.Balance {
+		if ct.spent(price) {
 			deposit = t.depositFor(reqs)
 			if deposit < price || !t.reserve(deposit) {
 				return res, nil
+			}
+			chain, err := wire.NewPayChain(min(deposit/price, wire.MaxChainLength))
+			if err != nil {
+				t.release(deposit)
+				return nil, err
 			}
 			dr := reqs
 			dr.Amount, dr.Extra = strconv.FormatInt(deposit, 10), nil
@@ -93,19 +145,18 @@ func (t *Transport) payTab(req *http.Request, pr *PaymentRequired, reqs PaymentR
 				return nil, err
 			}
 			id := wire.TabID(sa.Authorization.From, sa.Authorization.Nonce)
-			tp = wire.TabPayload{Type: wire.TabDeposit, Deposit: sa, Voucher: wire.SignVoucher(t.Payer.Key, id, price)}
+			v := chain.Voucher(id, price, 1)
+			v.Commitment = chain.Commit(t.Payer.Key, id, price)
+			tp = wire.TabPayload{Type: wire.TabDeposit, Deposit: sa, Voucher: v}
 			ct.open = &ClientTab{ID: id, PayTo: reqs.PayTo, Balance: deposit, ChainHead: wire.ChainStart(id)}
+			ct.chain, ct.unit = chain, price
 			t.mu.Lock()
 			t.tabLog = append(t.tabLog, ct.open)
 			t.mu.Unlock()
 		} else {
-			tp = wire.TabPayload{Type: wire.TabVoucher, Voucher: wire.SignVoucher(t.Payer.Key, ct.open.ID, ct.open.Charged+price)}
+			tp = wire.TabPayload{Type: wire.TabVoucher, Voucher: ct.chain.Voucher(ct.open.ID, ct.unit, ct.open.Charged/ct.unit+1)}
 		}
-		raw, err := jsonMarshal(tp)
-		if err != nil {
-			return nil, err
-		}
-		header, err := wire.EncodeHeader(&PaymentPayload{X402Version: wire.Version, Resource: pr.Resource, Accepted: reqs, Payload: raw})
+		header, err := ct.header(pr, reqs, &tp)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +170,7 @@ func (t *Transport) payTab(req *http.Request, pr *PaymentRequired, reqs PaymentR
 		if settled(res) {
 			n, _ := wire.ParseAtomic(tp.Voucher.MaxClaimableAmount)
 			ct.open.Charged, ct.open.Vouchers = n, ct.open.Vouchers+1
-			ct.open.ChainHead = wire.ChainNext(ct.open.ChainHead, n, tp.Voucher.Signature)
+			ct.open.ChainHead = wire.ChainNext(ct.open.ChainHead, n, tp.Voucher.Preimage)
 			return res, nil
 		}
 		if res.StatusCode != http.StatusPaymentRequired {
@@ -164,7 +215,7 @@ func (t *Transport) resync(ct *clientTab, res *http.Response) bool {
 			continue
 		}
 		n, err := wire.ParseAtomic(st.ChargedCumulativeAmount)
-		if err != nil || n > ct.open.Balance {
+		if err != nil || n > ct.open.Balance || n%ct.unit != 0 || n/ct.unit > ct.chain.Length() {
 			return false
 		}
 		ct.open.Charged, ct.open.ChainHead = n, st.ChainHead

@@ -3,6 +3,7 @@ package x402
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,6 +69,31 @@ type tabState struct {
 type sellerTab struct {
 	mu sync.Mutex // held from a voucher's check until its state is saved
 	SellerTab
+	// unit and held are the commitment's unit and the last preimage
+	// (Voucher's), read once: unit 0 until then.
+	unit int64
+	held [32]byte
+}
+
+// chain returns t's unit and last preimage, reading them from its voucher
+// the first time; ok is false for a tab without a readable commitment
+// (one that can take no more vouchers). The commitment's signature was
+// checked when the tab was opened, before it was saved.
+func (t *sellerTab) chain() (unit int64, held [32]byte, ok bool) {
+	if t.unit > 0 {
+		return t.unit, t.held, true
+	}
+	c := t.Voucher.Commitment
+	if c == nil {
+		return 0, held, false
+	}
+	u, err := wire.ParseAtomic(c.Unit)
+	held, ok = wire.Preimage(t.Voucher.Preimage)
+	if err != nil || u == 0 || !ok {
+		return 0, held, false
+	}
+	t.unit, t.held = u, held
+	return u, held, true
 }
 
 func (m *Middleware) tabsLoaded() (*tabState, error) {
@@ -152,22 +178,27 @@ func (m *Middleware) serveTab(w http.ResponseWriter, r *http.Request, next http.
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	pub, err := wire.PublicKeyOf(t.PayerKey)
-	if err != nil {
-		http.Error(w, "the tab's key is unreadable", http.StatusInternalServerError)
-		return
-	}
-	n, err := tp.Voucher.Verify(pub)
-	switch {
-	case err != nil:
-		m.corrective(w, res, reqs, wire.ReasonVoucherSignature, &t.SellerTab)
-		return
-	case t.Claimed || m.now().Add(10*time.Second).Unix() >= t.ExpiresAt || t.Charged+price.Amount > t.Balance:
+	unit, held, ok := t.chain()
+	if !ok {
 		m.corrective(w, res, reqs, wire.ReasonTabExhausted, &t.SellerTab)
 		m.claimSoon(t)
 		return
-	case n != t.Charged+price.Amount:
+	}
+	steps := price.Amount / unit
+	v := &tp.Voucher
+	n := v.Index * unit
+	switch {
+	case t.Claimed || m.now().Add(10*time.Second).Unix() >= t.ExpiresAt || t.Charged+price.Amount > t.Balance ||
+		t.Voucher.Index+steps > t.Voucher.Commitment.Length || steps > wire.MaxSteps: // a unit too small for this price: another tab
+		m.corrective(w, res, reqs, wire.ReasonTabExhausted, &t.SellerTab)
+		m.claimSoon(t)
+		return
+	case price.Amount%unit != 0 || v.Index != t.Voucher.Index+steps || n != t.Charged+price.Amount ||
+		v.MaxClaimableAmount != strconv.FormatInt(n, 10):
 		m.corrective(w, res, reqs, wire.ReasonCumulativeMismatch, &t.SellerTab)
+		return
+	case !wire.Follows(v.Preimage, steps, held):
+		m.corrective(w, res, reqs, wire.ReasonVoucherPreimage, &t.SellerTab)
 		return
 	}
 	buf := &buffered{header: http.Header{}, max: m.MaxBuffer}
@@ -184,21 +215,71 @@ func (m *Middleware) serveTab(w http.ResponseWriter, r *http.Request, next http.
 		return
 	}
 	after := t.SellerTab
-	after.Charged, after.Voucher, after.Vouchers = n, tp.Voucher, t.Vouchers+1
-	after.ChainHead = wire.ChainNext(t.ChainHead, n, tp.Voucher.Signature)
+	after.Charged, after.Vouchers = n, t.Vouchers+1
+	after.Voucher.MaxClaimableAmount, after.Voucher.Index, after.Voucher.Preimage = v.MaxClaimableAmount, v.Index, v.Preimage
+	after.ChainHead = wire.ChainNext(t.ChainHead, n, v.Preimage)
 	if err := m.Tabs.Store.Save(after); err != nil {
 		m.log().Error("x402: couldn't save a voucher; the answer is withheld", "tab", t.ID, "err", err)
 		http.Error(w, "couldn't record the payment; nothing was charged", http.StatusServiceUnavailable)
 		return
 	}
 	t.SellerTab = after
-	ext, _ := json.Marshal(stateOf(&after))
-	setResponse(w.Header(), &SettlementResponse{Success: true, Network: reqs.Network, Amount: strconv.FormatInt(price.Amount, 10),
-		Extensions: map[string]json.RawMessage{wire.ExtensionTab: ext}}, false)
+	t.held, _ = wire.Preimage(v.Preimage)
+	setTabResponse(buf.header, reqs.Network, price.Amount, &after)
 	buf.release(w)
 	if (m.Tabs.ClaimAbove > 0 && after.Charged >= m.Tabs.ClaimAbove) || after.Charged+price.Amount > after.Balance {
 		m.claimSoon(t)
 	}
+}
+
+// setTabResponse sets a tab-paid answer's PAYMENT-RESPONSE: success, the
+// price, and the tab's state in its extensions. It is written directly
+// (the bytes json.Marshal would write) when every string in it is plain,
+// which a Paybound network, tab ID and hex chain head are: this is every
+// tab request's answer.
+func setTabResponse(h http.Header, network string, amount int64, t *SellerTab) {
+	if !plainJSON(network) || !plainJSON(t.ID) || !plainJSON(t.ChainHead) {
+		ext, _ := json.Marshal(stateOf(t))
+		setResponse(h, &SettlementResponse{Success: true, Network: network, Amount: strconv.FormatInt(amount, 10),
+			Extensions: map[string]json.RawMessage{wire.ExtensionTab: ext}}, false)
+		return
+	}
+	b := make([]byte, 0, 320)
+	b = append(b, `{"success":true,"transaction":"","network":"`...)
+	b = append(b, network...)
+	b = append(b, `","amount":"`...)
+	b = strconv.AppendInt(b, amount, 10)
+	b = append(b, `","extensions":{"`+wire.ExtensionTab+`":{"channelId":"`...)
+	b = append(b, t.ID...)
+	b = append(b, `","chargedCumulativeAmount":"`...)
+	b = strconv.AppendInt(b, t.Charged, 10)
+	b = append(b, `","balance":"`...)
+	b = strconv.AppendInt(b, t.Balance, 10)
+	b = append(b, '"')
+	if t.ExpiresAt != 0 {
+		b = append(b, `,"expiresAt":`...)
+		b = strconv.AppendInt(b, t.ExpiresAt, 10)
+	}
+	if t.ChainHead != "" {
+		b = append(b, `,"chainHead":"`...)
+		b = append(b, t.ChainHead...)
+		b = append(b, '"')
+	}
+	b = append(b, "}}}"...)
+	h.Set(wire.HeaderPaymentResponse, base64.StdEncoding.EncodeToString(b))
+	h.Add("Access-Control-Expose-Headers", wire.HeaderPaymentResponse)
+}
+
+// plainJSON reports whether s is written in JSON as it is (letters,
+// digits, ':', '_', '-', '.').
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // deposit settles a deposit with the facilitator and adds its tab (a
@@ -230,10 +311,21 @@ func (m *Middleware) deposit(w http.ResponseWriter, r *http.Request, st *tabStat
 		m.pending(w, res, reqs, wire.ReasonResponseMalformed, false)
 		return false
 	}
+	pub, err := wire.PublicKeyOf(ts.PayerKey)
+	cm := tp.Voucher.Commitment
+	if err != nil || cm == nil {
+		m.pending(w, res, reqs, wire.ReasonResponseMalformed, false)
+		return false
+	}
+	if _, _, err := cm.Check(pub, ts.ChannelID); err != nil {
+		m.required(w, http.StatusPaymentRequired, res, reqs, wire.ReasonVoucherSignature, nil)
+		return false
+	}
 	st.mu.Lock()
 	if st.tabs[ts.ChannelID] == nil {
 		st.tabs[ts.ChannelID] = &sellerTab{SellerTab: SellerTab{ID: ts.ChannelID, PayerKey: ts.PayerKey, Balance: balance,
-			ChainHead: wire.ChainStart(ts.ChannelID), ExpiresAt: ts.ExpiresAt}}
+			ChainHead: wire.ChainStart(ts.ChannelID), ExpiresAt: ts.ExpiresAt,
+			Voucher: wire.Voucher{ChannelID: ts.ChannelID, MaxClaimableAmount: "0", Preimage: cm.Anchor, Commitment: cm}}}
 	}
 	st.mu.Unlock()
 	return true
@@ -268,9 +360,6 @@ func (m *Middleware) ClaimTab(ctx context.Context, id string) error {
 	defer t.mu.Unlock()
 	if t.Claimed {
 		return nil
-	}
-	if t.Vouchers == 0 {
-		t.Voucher = wire.Voucher{ChannelID: id, MaxClaimableAmount: "0"}
 	}
 	if err := m.Tabs.Claims.ClaimTab(ctx, id, TabClaim{AmountAtomic: t.Charged, Voucher: t.Voucher, Vouchers: t.Vouchers, ChainHead: t.ChainHead}); err != nil {
 		return err

@@ -212,7 +212,9 @@ func settled(res *http.Response) bool {
 	if res == nil {
 		return false
 	}
-	var sr SettlementResponse
+	var sr struct {
+		Success bool `json:"success"` // all a client needs to know, and cheaper to read than SettlementResponse
+	}
 	return wire.DecodeHeader(res.Header.Get(wire.HeaderPaymentResponse), &sr) == nil && sr.Success
 }
 

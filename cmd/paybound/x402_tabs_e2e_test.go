@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,8 @@ func TestX402TabPaysSubCentRequests(t *testing.T) {
 	w := newX402World(t, nil)
 	s := w.tabSeller(t, filepath.Join(t.TempDir(), "tabs.jsonl"))
 	c, tr := w.tabClient()
+	rec := &lastPayment{base: http.DefaultTransport}
+	tr.Base = rec
 	before, _ := w.balance(w.userKey, "USD")
 	for i := range 250 {
 		res, body := getWith(t, c, s.srv.URL+"/tick")
@@ -83,18 +86,28 @@ func TestX402TabPaysSubCentRequests(t *testing.T) {
 	if tb := w.tab(tabs[0].ID); tb.str("status") != "open" || tb.num("deposit") != 10 {
 		t.Fatalf("the open tab: %s", tb.raw)
 	}
-	// A replayed voucher earns nothing and serves nothing.
-	replay := wire.SignVoucher(w.payer.Key, tabs[0].ID, tabs[0].Charged)
-	raw, _ := json.Marshal(wire.TabPayload{Type: wire.TabVoucher, Voucher: replay})
-	var pr x402.PaymentRequired
-	res0, _ := getWith(t, http.DefaultClient, s.srv.URL+"/tick")
-	wire.DecodeHeader(res0.Header.Get(wire.HeaderPaymentRequired), &pr)
-	h, _ := wire.EncodeHeader(x402.PaymentPayload{X402Version: 2, Resource: pr.Resource, Accepted: pr.Accepts[1], Payload: raw})
-	req, _ := http.NewRequest("GET", s.srv.URL+"/tick", nil)
-	req.Header.Set(wire.HeaderPaymentSignature, h)
-	res, body := getReq(t, req)
-	if res.StatusCode != 402 || body == "tock" {
-		t.Fatalf("a replayed voucher: %d %s", res.StatusCode, body)
+	// A replayed voucher earns nothing and serves nothing; nor does a
+	// voucher for the next step whose preimage is not on the chain, or
+	// one that skips a step.
+	var last x402.PaymentPayload
+	var lastTab wire.TabPayload
+	if err := wire.DecodeHeader(rec.header, &last); err != nil || json.Unmarshal(last.Payload, &lastTab) != nil || lastTab.Voucher.Index != 250 {
+		t.Fatalf("the last payment: %v %+v", err, lastTab)
+	}
+	forged := lastTab.Voucher
+	forged.Index, forged.MaxClaimableAmount = 251, strconv.Itoa(251*tick)
+	forged.Preimage = strings.Repeat("ab", 32)
+	skipped := lastTab.Voucher
+	skipped.Index, skipped.MaxClaimableAmount = 249, strconv.Itoa(249*tick)
+	for name, v := range map[string]wire.Voucher{"replayed": lastTab.Voucher, "forged": forged, "an earlier step": skipped} {
+		raw, _ := json.Marshal(wire.TabPayload{Type: wire.TabVoucher, Voucher: v})
+		h, _ := wire.EncodeHeader(x402.PaymentPayload{X402Version: 2, Resource: last.Resource, Accepted: last.Accepted, Payload: raw})
+		req, _ := http.NewRequest("GET", s.srv.URL+"/tick", nil)
+		req.Header.Set(wire.HeaderPaymentSignature, h)
+		res, body := getReq(t, req)
+		if res.StatusCode != 402 || body == "tock" {
+			t.Fatalf("a %s voucher: %d %s", name, res.StatusCode, body)
+		}
 	}
 	// The seller claims: 250 ticks = 2.5 cents, captured as 3; the rest released.
 	if err := s.mw.ClaimAll(context.Background()); err != nil {
@@ -231,6 +244,61 @@ func TestX402TabClaimedAtAThreshold(t *testing.T) {
 	}
 	if tb := w.tab(id); tb.num("claimed_atomic") != 5*tick || tb.num("captured") != 1 || tb.str("chain_head") != tr.Tabs()[0].ChainHead {
 		t.Fatalf("the claimed tab: %s", tb.raw)
+	}
+	w.verify()
+}
+
+// lastPayment is a RoundTripper that keeps the last payment header
+// answered 200.
+type lastPayment struct {
+	base   http.RoundTripper
+	header string
+}
+
+func (l *lastPayment) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := l.base.RoundTrip(r)
+	if h := r.Header.Get(wire.HeaderPaymentSignature); err == nil && h != "" && res.StatusCode == 200 {
+		l.header = h
+	}
+	return res, err
+}
+
+// TestX402TabRefusesCostlyVouchers: a payer that commits to a unit far
+// below the price (so that each voucher would cost the seller many hashes)
+// opens no tab: its deposit is refused and nothing is held.
+func TestX402TabRefusesCostlyVouchers(t *testing.T) {
+	t.Parallel()
+	w := newX402World(t, nil)
+	s := w.tabSeller(t, filepath.Join(t.TempDir(), "tabs.jsonl"))
+	before, _ := w.balance(w.userKey, "USD")
+	var pr x402.PaymentRequired
+	res0, _ := getWith(t, http.DefaultClient, s.srv.URL+"/tick")
+	if err := wire.DecodeHeader(res0.Header.Get(wire.HeaderPaymentRequired), &pr); err != nil || len(pr.Accepts) < 2 {
+		t.Fatalf("the 402: %v %+v", err, pr)
+	}
+	reqs := pr.Accepts[1]
+	dr := reqs
+	dr.Amount, dr.Extra = strconv.Itoa(10*cent), nil
+	sa, err := x402.Authorize(w.payer, dr, pr.Resource.URL, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := wire.TabID(sa.Authorization.From, sa.Authorization.Nonce)
+	chain, _ := wire.NewPayChain(10 * cent)
+	v := chain.Voucher(id, 1, tick) // a unit of 1: tick steps a request
+	v.Commitment = chain.Commit(w.payer.Key, id, 1)
+	raw, _ := json.Marshal(wire.TabPayload{Type: wire.TabDeposit, Deposit: sa, Voucher: v})
+	h, _ := wire.EncodeHeader(x402.PaymentPayload{X402Version: 2, Resource: pr.Resource, Accepted: reqs, Payload: raw})
+	req, _ := http.NewRequest("GET", s.srv.URL+"/tick", nil)
+	req.Header.Set(wire.HeaderPaymentSignature, h)
+	res, body := getReq(t, req)
+	var sr x402.SettlementResponse
+	wire.DecodeHeader(res.Header.Get(wire.HeaderPaymentResponse), &sr)
+	if res.StatusCode != 402 || body == "tock" || sr.Success || sr.ErrorReason != wire.ReasonInvalidPayload {
+		t.Fatalf("a deposit whose voucher moves %d steps: %d %s %+v", tick, res.StatusCode, body, sr)
+	}
+	if av, pend := w.balance(w.userKey, "USD"); av != before || pend != 0 {
+		t.Fatalf("after the refused deposit: available %d (was %d), pending %d", av, before, pend)
 	}
 	w.verify()
 }

@@ -255,6 +255,9 @@ func (s *Service) check(ctx context.Context, req *wire.FacilitatorRequest) (*che
 		if tp.Voucher.ChannelID != c.tab {
 			return nil, refuse(wire.ReasonInvalidPayload, "the deposit's voucher is for %q; this deposit opens %s", tp.Voucher.ChannelID, c.tab)
 		}
+		if tp.Voucher.Index > wire.MaxSteps {
+			return nil, refuse(wire.ReasonInvalidPayload, "the deposit's voucher moves %d steps; a request's voucher moves at most %d", tp.Voucher.Index, wire.MaxSteps)
+		}
 		if n, err := tp.Voucher.Verify(pub); err != nil {
 			return nil, refuse(wire.ReasonVoucherSignature, "%v", err)
 		} else if n > want {

@@ -1,0 +1,63 @@
+package x402
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/paybound/paybound/x402/wire"
+)
+
+// TestSetTabResponse checks that the tab answer's PAYMENT-RESPONSE written
+// directly is what the generic encoding writes, for plain and other
+// strings.
+func TestSetTabResponse(t *testing.T) {
+	for _, c := range []struct {
+		network string
+		tab     SellerTab
+	}{
+		{"paybound:local", SellerTab{ID: "tab_0123456789abcdefghjkmnpqrs", Charged: 2500, Balance: 100000, ExpiresAt: 1767225600, ChainHead: "ab01"}},
+		{"paybound:x", SellerTab{ID: "tab_0123456789abcdefghjkmnpqrs", Charged: 0, Balance: 1}},
+		{"paybound:\"<odd>\"", SellerTab{ID: "tab_é", Charged: 7, Balance: 9, ChainHead: "x\ny"}},
+	} {
+		got := http.Header{}
+		setTabResponse(got, c.network, 100, &c.tab)
+		ext, _ := json.Marshal(stateOf(&c.tab))
+		want := http.Header{}
+		setResponse(want, &SettlementResponse{Success: true, Network: c.network, Amount: strconv.Itoa(100),
+			Extensions: map[string]json.RawMessage{wire.ExtensionTab: ext}}, false)
+		if g, w := got.Get(wire.HeaderPaymentResponse), want.Get(wire.HeaderPaymentResponse); g != w {
+			t.Errorf("%s: %s\nwant %s", c.network, g, w)
+		}
+		if len(got.Values("Access-Control-Expose-Headers")) != 1 {
+			t.Errorf("%s: %v", c.network, got)
+		}
+	}
+}
+
+// TestVoucherHeader checks that a voucher's PAYMENT-SIGNATURE written
+// directly is what the generic encoding writes, and that the part kept
+// from one request to the next follows the requirements.
+func TestVoucherHeader(t *testing.T) {
+	pr := &PaymentRequired{X402Version: 2, Resource: &Resource{URL: "http://s.test/tick?a=<b>&c", Description: "a tick"}}
+	reqs := PaymentRequirements{Scheme: wire.SchemeBatch, Network: "paybound:local", Amount: "100", Asset: "USD", PayTo: "mch_x",
+		MaxTimeoutSeconds: 60, Extra: map[string]any{"minDeposit": "10000", "b": 1}}
+	ct := &clientTab{}
+	for i, tp := range []wire.TabPayload{
+		{Type: wire.TabVoucher, Voucher: wire.Voucher{ChannelID: "tab_0123456789abcdefghjkmnpqrs", MaxClaimableAmount: "300", Index: 3, Preimage: "00ff"}},
+		{Type: wire.TabVoucher, Voucher: wire.Voucher{ChannelID: "tab_0123456789abcdefghjkmnpqrs", MaxClaimableAmount: "400", Index: 4, Preimage: "0aff"}},
+		{Type: wire.TabVoucher, Voucher: wire.Voucher{ChannelID: "tab_\"", MaxClaimableAmount: "1", Index: 1, Preimage: "aa"}},
+	} {
+		if i == 1 {
+			reqs.Amount = "200" // a new 402 (pr) with other terms
+			pr = &PaymentRequired{X402Version: 2, Resource: pr.Resource}
+		}
+		got, err := ct.header(pr, reqs, &tp)
+		raw, _ := jsonMarshal(tp)
+		want, _ := wire.EncodeHeader(&PaymentPayload{X402Version: wire.Version, Resource: pr.Resource, Accepted: reqs, Payload: raw})
+		if err != nil || got != want {
+			t.Errorf("voucher %d: %v\n%s\nwant %s", i, err, got, want)
+		}
+	}
+}
