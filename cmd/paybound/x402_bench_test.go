@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -178,15 +177,6 @@ func (f inProcess) Verify(ctx context.Context, req *x402.FacilitatorRequest) (*x
 func (f inProcess) Settle(ctx context.Context, req *x402.FacilitatorRequest) (*x402.SettlementResponse, error) {
 	v, err := f.s.Settle(ctx, req)
 	return &v, err
-}
-
-// cpuTime is the CPU time this process used so far (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // handlerTime is the context key of where the benchmark's handler writes
