@@ -260,17 +260,18 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}(p.base)
 		// Kill at a random moment, but only once this round has done real
-		// work: a loaded CI machine (race detector, PostgreSQL) can answer
-		// only a handful of requests in the first few hundred milliseconds.
+		// work and the witness has seen a checkpoint of it: a loaded CI
+		// machine (race detector, PostgreSQL) can answer only a handful of
+		// requests in the first few hundred milliseconds.
 		mu.Lock()
-		before := len(acks)
+		before, seenBefore := len(acks), len(seen)
 		mu.Unlock()
 		time.Sleep(time.Duration(200+rand.IntN(400)) * time.Millisecond)
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			mu.Lock()
-			done := len(acks) - before
+			done, saw := len(acks)-before, len(seen)-seenBefore
 			mu.Unlock()
-			if done >= 40 {
+			if done >= 40 && saw >= 1 {
 				break
 			}
 		}
