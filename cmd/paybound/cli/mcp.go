@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -30,11 +29,9 @@ func MCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	server := fs.String("server", "", "the Paybound server's URL (default $PAYBOUND_URL, else "+defaultURL+")")
 	keyFile := fs.String("agent-key", "", "the agent's private key file, which signs every request (default $PAYBOUND_AGENT_KEY)")
 	agentID := fs.String("agent", "", "the agent's ID, agt_…, shown in wallet_summary and request_mandate (default: learned from its mandates)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: paybound mcp --server URL [--agent-key agent.key] [--agent agt_…]")
-		fmt.Fprintln(stderr, "\nServes an agent's MCP tools over stdio (for an MCP client's config), calling the server with requests signed by the agent's key.")
-		fs.PrintDefaults()
-	}
+	cmdline.UsageFor(fs, stderr, "paybound mcp --server URL [--agent-key agent.key] [--agent agt_…]\n\n"+
+		"Serves an agent's MCP tools over stdio (for an MCP client's config), calling the server\n"+
+		"with requests signed by the agent's key.")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
