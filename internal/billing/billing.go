@@ -763,19 +763,28 @@ func (s *Service) Reserve(ctx context.Context, caller pb.Principal, idem *servic
 	if !pb.HasPrefix(in.Customer, pb.PrefixUser) && !pb.HasPrefix(in.Customer, pb.PrefixAgent) {
 		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "customer", "customer must be a user (usr_…) or an agent (agt_…) ID")}
 	}
+	pr, err := s.prereadFor(ctx, caller.ID, in.Customer, []string{in.Meter}, nil, nil)
+	if err != nil {
+		return service.Result{Err: err}
+	}
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		return s.reserve(tx, caller.ID, in)
+		// A batch recomputed after a shared store refused it reads inside.
+		res, err := s.reserve(tx, pr, caller.ID, in)
+		pr = nil
+		return res, err
 	})
 }
 
-func (s *Service) reserve(tx *ledger.Tx, provider string, in ReserveParams) (*ReserveResult, error) {
+// reserve holds credit for in inside tx; pr, when set, is what was read
+// before the operation (preread).
+func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in ReserveParams) (*ReserveResult, error) {
 	amount, currency := in.Amount, in.Currency
 	if in.Estimate != 0 {
-		m, err := s.meter(tx, provider, in.Meter)
+		m, err := pr.meter(s, tx, provider, in.Meter)
 		if err != nil {
 			return nil, err
 		}
-		p, err := s.priceFor(tx, provider, in.Meter, m, in.Model, in.TokenType, tx.Now())
+		p, err := s.priceFor(tx, pr, provider, in.Meter, m, in.Model, in.TokenType, tx.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -810,7 +819,7 @@ func (s *Service) reserve(tx *ledger.Tx, provider string, in ReserveParams) (*Re
 		if hold, err = tx.Hold(credit, usage, amount, expires, id); err != nil {
 			return err
 		}
-		if err := s.crossed(tx, provider, in.Customer, currency, before, available(credit)); err != nil {
+		if err := s.crossed(tx, pr, provider, in.Customer, currency, before, available(credit)); err != nil {
 			return err
 		}
 		r := pb.Reservation{ID: id, Object: "billing_reservation", ProviderID: provider, CustomerID: in.Customer, Meter: in.Meter,
