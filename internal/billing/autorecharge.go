@@ -85,6 +85,9 @@ func (s *Service) SetAutoRecharge(ctx context.Context, caller pb.Principal, idem
 	if in.MonthlyCap < in.Target-in.Threshold || in.MonthlyCap > pb.MaxAmount {
 		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "monthly_cap", "monthly_cap must cover at least one recharge (target - threshold) and be at most %d", pb.MaxAmount)}
 	}
+	// Whatever became of it, what was known of the auto-recharges is
+	// dropped.
+	defer s.known.changed(in.Provider)
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		id := autoRechargeID(in.Provider, customer, in.Currency)
 		var a AutoRecharge

@@ -85,7 +85,6 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 		}
 	}
 	var ids, meters, rsvs []string
-	customer := "" // the batch's one customer, or "" when several
 	for i := range events {
 		if res.Data[i].Status == EventRefused {
 			continue
@@ -97,13 +96,8 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 		if events[i].Reservation != "" {
 			rsvs = append(rsvs, events[i].Reservation)
 		}
-		if len(ids) == 1 {
-			customer = events[i].Customer
-		} else if customer != events[i].Customer {
-			customer = ""
-		}
 	}
-	pr, err := s.prereadFor(ctx, caller.ID, customer, meters, ids, rsvs)
+	pr, err := s.prereadFor(ctx, caller.ID, meters, ids, rsvs)
 	if err != nil {
 		return service.Result{Err: err}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
@@ -45,18 +46,101 @@ type preread struct {
 	reservations map[string]*pb.BillingObject
 }
 
+// known is what a process that is its store's only writer (SQLite) keeps
+// of each provider's prices and auto-recharge IDs, so that the hot path
+// reads them at all only after they changed: they change only through this
+// process's CreatePrice and SetAutoRecharge, which drop the provider's
+// entry once their operation committed and before they answer. A read
+// made before any drop is not kept after it (gen). With a shared store
+// (PostgreSQL), another process's change can't drop it: known is off, and
+// each request reads.
+type known struct {
+	mu        sync.Mutex
+	on        bool
+	providers map[string]*providerKnown
+	gen       uint64 // counts the drops
+}
+
+type providerKnown struct {
+	prices  []pb.Price
+	autos   map[string]bool
+	autoAll bool
+}
+
+// maxKnownProviders bounds known; past it, it starts again empty.
+const maxKnownProviders = 10_000
+
+func (k *known) get(provider string) (*providerKnown, uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.providers[provider], k.gen
+}
+
+// keep keeps pk for provider unless a provider changed since gen.
+func (k *known) keep(provider string, gen uint64, pk *providerKnown) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.gen != gen {
+		return
+	}
+	if len(k.providers) >= maxKnownProviders {
+		k.providers = map[string]*providerKnown{}
+	}
+	k.providers[provider] = pk
+}
+
+// changed drops what is known of provider: its prices or auto-recharges
+// changed (or may have: the caller's operation failed).
+func (k *known) changed(provider string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.on {
+		return
+	}
+	delete(k.providers, provider)
+	k.gen++
+}
+
+// providerKnown returns provider's prices and auto-recharge IDs: as known,
+// or read now (and kept, with known on).
+func (s *Service) providerKnown(ctx context.Context, provider string) (*providerKnown, error) {
+	pk, gen := s.known.get(provider)
+	if pk != nil {
+		return pk, nil
+	}
+	pk = &providerKnown{}
+	var err error
+	if pk.prices, _, err = listCurrent[pb.Price](s, nil, provider, "", kindPrice, pb.MaxProviderPrices); err != nil {
+		return nil, err
+	}
+	autos, err := s.st.BillingObjects(ctx, provider, "", kindAutoRecharge, maxPrereadAutoRecharges)
+	if err != nil {
+		return nil, err
+	}
+	pk.autoAll = len(autos) > maxPrereadAutoRecharges
+	pk.autos = make(map[string]bool, len(autos))
+	for _, o := range autos {
+		pk.autos[o.ID] = true
+	}
+	if s.known.on {
+		s.known.keep(provider, gen, pk)
+	}
+	return pk, nil
+}
+
 // maxPrereadAutoRecharges bounds the auto-recharges listed before an
 // operation; past it, each is read inside.
 const maxPrereadAutoRecharges = 1000
 
 // prereadFor reads what an operation of provider over meters (IDs), event
-// IDs and reservations needs; customer narrows the auto-recharges read.
-func (s *Service) prereadFor(ctx context.Context, provider, customer string, meters, eventIDs, reservations []string) (*preread, error) {
+// IDs and reservations needs.
+func (s *Service) prereadFor(ctx context.Context, provider string, meters, eventIDs, reservations []string) (*preread, error) {
 	pr := &preread{meters: map[string]*pb.Meter{}, reservations: map[string]*pb.BillingObject{}}
-	var err error
-	if pr.prices, _, err = listCurrent[pb.Price](s, nil, provider, "", kindPrice, pb.MaxProviderPrices); err != nil {
+	pk, err := s.providerKnown(ctx, provider)
+	if err != nil {
 		return nil, err
 	}
+	pr.prices, pr.autoRecharge, pr.autoAll = pk.prices, pk.autos, pk.autoAll
 	for _, id := range meters {
 		if _, ok := pr.meters[id]; ok || id == pb.MeterLLMTokens {
 			continue
@@ -75,15 +159,6 @@ func (s *Service) prereadFor(ctx context.Context, provider, customer string, met
 			return nil, fmt.Errorf("billing object %s is unreadable: %w", o.ID, err)
 		}
 		pr.meters[id] = &m
-	}
-	autos, err := s.st.BillingObjects(ctx, provider, customer, kindAutoRecharge, maxPrereadAutoRecharges)
-	if err != nil {
-		return nil, err
-	}
-	pr.autoAll = len(autos) > maxPrereadAutoRecharges
-	pr.autoRecharge = make(map[string]bool, len(autos))
-	for _, o := range autos {
-		pr.autoRecharge[o.ID] = true
 	}
 	if len(eventIDs) > 0 {
 		if pr.seen, err = s.st.UsageEventsSeen(ctx, provider, eventIDs); err != nil {
