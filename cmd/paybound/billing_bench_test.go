@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/paybound/paybound/internal/ledger"
 )
 
 // benchWorld is a world whose user has credit enough for any run, priced
@@ -21,6 +23,17 @@ func benchWorld(b *testing.B) *world {
 	w.ok(201, w.call("POST", "/v1/billing/prices", w.merchKey, "", map[string]any{"model": "bench", "currency": "USD", "unit_price": "1"}))
 	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 1_000_000_000_000, "currency": "USD"}))
 	return w
+}
+
+// reportWriter reports what the ledger writer did since before (its
+// Stats then): operations per committed batch and the mean commit time,
+// which tell a writer that applies slowly from a store that commits slowly.
+func reportWriter(b *testing.B, w *world, before ledger.Stats) {
+	st := w.m.Service.Ledger().Stats()
+	if n := st.Batches - before.Batches; n > 0 {
+		b.ReportMetric(float64(st.Ops-before.Ops)/float64(n), "ops/batch")
+		b.ReportMetric(float64((st.CommitTime-before.CommitTime).Microseconds())/1000/float64(n), "commit_ms")
+	}
 }
 
 // BenchmarkTokenPayIngest: usage events in batches of 1,000, from 4
@@ -38,6 +51,7 @@ func BenchmarkTokenPayIngest(b *testing.B) {
 		}
 		return map[string]any{"events": evs}
 	}
+	st0 := w.m.Service.Ledger().Stats()
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -57,6 +71,7 @@ func BenchmarkTokenPayIngest(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
+	reportWriter(b, w, st0)
 }
 
 // BenchmarkTokenPayReserveSettle: a reservation and the event that
@@ -68,6 +83,7 @@ func BenchmarkTokenPayReserveSettle(b *testing.B) {
 	var seq atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
+	st0 := w.m.Service.Ledger().Stats()
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -104,4 +120,5 @@ func BenchmarkTokenPayReserveSettle(b *testing.B) {
 		b.ReportMetric(float64(len(lat))/el.Seconds(), "pairs/s")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 	}
+	reportWriter(b, w, st0)
 }

@@ -85,6 +85,9 @@ func (s *Service) SetAutoRecharge(ctx context.Context, caller pb.Principal, idem
 	if in.MonthlyCap < in.Target-in.Threshold || in.MonthlyCap > pb.MaxAmount {
 		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "monthly_cap", "monthly_cap must cover at least one recharge (target - threshold) and be at most %d", pb.MaxAmount)}
 	}
+	// Whatever became of it, what was known of the auto-recharges is
+	// dropped.
+	defer s.known.changed(in.Provider)
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		id := autoRechargeID(in.Provider, customer, in.Currency)
 		var a AutoRecharge
@@ -129,10 +132,19 @@ func putAutoRecharge(tx *ledger.Tx, a *AutoRecharge, due *time.Time) error {
 
 // crossed records a crossing of customer's auto-recharge threshold, if it
 // has one and available went from at least its threshold (before) to
-// below it (after), inside tx: the sweep pays it.
-func (s *Service) crossed(tx *ledger.Tx, provider, customer, currency string, before, after int64) error {
+// below it (after), inside tx: the sweep pays it. With pr set, a customer
+// the read before the operation found no auto-recharge for is not read
+// again (one set since is concurrent with the operation).
+func (s *Service) crossed(tx *ledger.Tx, pr *preread, provider, customer, currency string, before, after int64) error {
+	if before <= after {
+		return nil // credit did not go down: no crossing
+	}
+	id := autoRechargeID(provider, customer, currency)
+	if !pr.mayAutoRecharge(id) {
+		return nil
+	}
 	var a AutoRecharge
-	o, err := s.current(tx, autoRechargeID(provider, customer, currency), &a)
+	o, err := s.current(tx, id, &a)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil
 	}

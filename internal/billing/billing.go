@@ -72,6 +72,8 @@ type Service struct {
 	cfg  Config
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// known keeps providers' prices and auto-recharge IDs (preread.go).
+	known known
 }
 
 // New returns Token Pay over core and st.
@@ -91,7 +93,10 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{core: core, st: st, cfg: cfg, stop: make(chan struct{})}, nil
+	s := &Service{core: core, st: st, cfg: cfg, stop: make(chan struct{})}
+	_, shared := st.(pb.SharedStore)
+	s.known = known{on: !shared, providers: map[string]*providerKnown{}}
+	return s, nil
 }
 
 // Start runs the sweep (expired reservations and grants) until Close.
@@ -361,6 +366,8 @@ func (s *Service) CreatePrice(ctx context.Context, caller pb.Principal, idem *se
 	if err != nil {
 		return service.Result{Err: err}
 	}
+	// Whatever became of it, what was known of the prices is dropped.
+	defer s.known.changed(caller.ID)
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		if _, err := s.meter(tx, caller.ID, in.Meter); err != nil {
 			return nil, err
@@ -763,19 +770,28 @@ func (s *Service) Reserve(ctx context.Context, caller pb.Principal, idem *servic
 	if !pb.HasPrefix(in.Customer, pb.PrefixUser) && !pb.HasPrefix(in.Customer, pb.PrefixAgent) {
 		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "customer", "customer must be a user (usr_…) or an agent (agt_…) ID")}
 	}
+	pr, err := s.prereadFor(ctx, caller.ID, []string{in.Meter}, nil, nil)
+	if err != nil {
+		return service.Result{Err: err}
+	}
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		return s.reserve(tx, caller.ID, in)
+		// A batch recomputed after a shared store refused it reads inside.
+		res, err := s.reserve(tx, pr, caller.ID, in)
+		pr = nil
+		return res, err
 	})
 }
 
-func (s *Service) reserve(tx *ledger.Tx, provider string, in ReserveParams) (*ReserveResult, error) {
+// reserve holds credit for in inside tx; pr, when set, is what was read
+// before the operation (preread).
+func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in ReserveParams) (*ReserveResult, error) {
 	amount, currency := in.Amount, in.Currency
 	if in.Estimate != 0 {
-		m, err := s.meter(tx, provider, in.Meter)
+		m, err := pr.meter(s, tx, provider, in.Meter)
 		if err != nil {
 			return nil, err
 		}
-		p, err := s.priceFor(tx, provider, in.Meter, m, in.Model, in.TokenType, tx.Now())
+		p, err := s.priceFor(tx, pr, provider, in.Meter, m, in.Model, in.TokenType, tx.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -810,7 +826,7 @@ func (s *Service) reserve(tx *ledger.Tx, provider string, in ReserveParams) (*Re
 		if hold, err = tx.Hold(credit, usage, amount, expires, id); err != nil {
 			return err
 		}
-		if err := s.crossed(tx, provider, in.Customer, currency, before, available(credit)); err != nil {
+		if err := s.crossed(tx, pr, provider, in.Customer, currency, before, available(credit)); err != nil {
 			return err
 		}
 		r := pb.Reservation{ID: id, Object: "billing_reservation", ProviderID: provider, CustomerID: in.Customer, Meter: in.Meter,

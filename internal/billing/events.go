@@ -84,10 +84,29 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 			res.Data[i].Status, res.Data[i].Error = EventRefused, asError(err)
 		}
 	}
+	var ids, meters, rsvs []string
+	for i := range events {
+		if res.Data[i].Status == EventRefused {
+			continue
+		}
+		ids = append(ids, events[i].ID)
+		if !slices.Contains(meters, events[i].Meter) {
+			meters = append(meters, events[i].Meter)
+		}
+		if events[i].Reservation != "" {
+			rsvs = append(rsvs, events[i].Reservation)
+		}
+	}
+	pr, err := s.prereadFor(ctx, caller.ID, meters, ids, rsvs)
+	if err != nil {
+		return service.Result{Err: err}
+	}
 	return s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
-		// Each run starts afresh: a batch recomputed after a conflict.
+		// Each run starts afresh: a batch recomputed after a conflict, from
+		// reads made inside (preread).
 		out := &IngestResult{Object: res.Object, Data: slices.Clone(res.Data)}
-		c, err := s.newIngestCache(tx, caller.ID, events, out.Data)
+		c, err := s.newIngestCache(tx, pr, caller.ID, ids)
+		pr = nil
 		if err != nil {
 			return nil, err
 		}
@@ -98,6 +117,12 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 			}
 			mark := len(c.undo)
 			err := tx.Atomic(func() error { return s.ingest(tx, c, caller.ID, &events[i], r) })
+			if err != nil && c.pre != nil && staleReservation(err) && c.pre.reservations[events[i].Reservation] != nil {
+				// The reservation changed since it was read: read it now.
+				c.rollback(mark)
+				delete(c.pre.reservations, events[i].Reservation)
+				err = tx.Atomic(func() error { return s.ingest(tx, c, caller.ID, &events[i], r) })
+			}
 			if err != nil {
 				c.rollback(mark)
 				if pb.ErrorCode(err) == pb.ErrInternal {
@@ -194,6 +219,9 @@ func (s *Service) checkEvent(e *Event, i int, now time.Time) error {
 // per credit account. Every change records its undo, so that an event
 // that fails takes its own back, as tx.Atomic takes back its writes.
 type ingestCache struct {
+	// pre is what was read before the operation (nil on a recomputed
+	// batch).
+	pre    *preread
 	prices []pb.Price
 	loaded bool
 	meters map[string]*pb.Meter
@@ -234,21 +262,20 @@ type debit struct {
 	amount   int64
 }
 
-// newIngestCache starts an ingest operation's cache: the event IDs of the
-// batch that are stored already or written by this batch's earlier
-// operations.
-func (s *Service) newIngestCache(tx *ledger.Tx, provider string, events []Event, rs []EventResult) (*ingestCache, error) {
-	c := &ingestCache{meters: map[string]*pb.Meter{}, accruals: map[string]*accrualState{}, grants: map[string]*grantSet{}, debits: map[string]*debit{},
+// newIngestCache starts an ingest operation's cache: which of ids (the
+// batch's events not refused) are stored already (as read before the
+// operation, with pr) or written by this batch's earlier operations.
+func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, ids []string) (*ingestCache, error) {
+	c := &ingestCache{pre: pr, meters: map[string]*pb.Meter{}, accruals: map[string]*accrualState{}, grants: map[string]*grantSet{}, debits: map[string]*debit{},
 		before: map[*pb.Account]balanceBefore{}}
-	var ids []string
-	for i := range events {
-		if rs[i].Status != EventRefused {
-			ids = append(ids, events[i].ID)
+	var seen map[string]bool
+	if pr != nil && pr.seen != nil {
+		seen = pr.seen
+	} else {
+		var err error
+		if seen, err = s.st.UsageEventsSeen(tx.Context(), provider, ids); err != nil {
+			return nil, err
 		}
-	}
-	seen, err := s.st.UsageEventsSeen(tx.Context(), provider, ids)
-	if err != nil {
-		return nil, err
 	}
 	for _, l := range ledger.Added(tx, usageLines) {
 		if l.ProviderID == provider {
@@ -412,7 +439,7 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 		}
 	}
 	for credit, b := range c.before {
-		if err := s.crossed(tx, b.provider, b.customer, credit.Currency, b.available, available(credit)); err != nil {
+		if err := s.crossed(tx, c.pre, b.provider, b.customer, credit.Currency, b.available, available(credit)); err != nil {
 			return err
 		}
 	}
@@ -434,14 +461,19 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 	}
 	var err error
 	if !c.loaded {
-		if c.prices, _, err = listCurrent[pb.Price](s, tx, provider, "", kindPrice, pb.MaxProviderPrices); err != nil {
+		if c.pre != nil {
+			c.prices, err = c.pre.pricesIn(tx, provider)
+		} else {
+			c.prices, _, err = listCurrent[pb.Price](s, tx, provider, "", kindPrice, pb.MaxProviderPrices)
+		}
+		if err != nil {
 			return err
 		}
 		c.loaded = true
 	}
 	m, ok := c.meters[e.Meter]
 	if !ok {
-		if m, err = s.meter(tx, provider, e.Meter); err != nil {
+		if m, err = c.pre.meter(s, tx, provider, e.Meter); err != nil {
 			return err
 		}
 		c.meters[e.Meter] = m
@@ -452,7 +484,7 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 	}
 	var rsv *pb.Reservation
 	if e.Reservation != "" {
-		if rsv, err = s.reservation(tx, provider, e.Reservation); err != nil {
+		if rsv, err = c.pre.reservation(s, tx, provider, e.Reservation); err != nil {
 			return err
 		}
 		if rsv.CustomerID != e.Customer {

@@ -139,9 +139,16 @@ func pickPrice(ps []pb.Price, meter, model, tokenType string, t time.Time) *pb.P
 }
 
 // priceFor returns the provider's price for meter (m, nil for the LLM
-// meter), model and tokenType at t, or ErrNoPrice.
-func (s *Service) priceFor(tx *ledger.Tx, provider, meter string, m *pb.Meter, model, tokenType string, t time.Time) (*pb.Price, error) {
-	ps, _, err := listCurrent[pb.Price](s, tx, provider, "", kindPrice, pb.MaxProviderPrices)
+// meter), model and tokenType at t, or ErrNoPrice; from the prices read
+// before the operation when pr is set.
+func (s *Service) priceFor(tx *ledger.Tx, pr *preread, provider, meter string, m *pb.Meter, model, tokenType string, t time.Time) (*pb.Price, error) {
+	var ps []pb.Price
+	var err error
+	if pr != nil {
+		ps, err = pr.pricesIn(tx, provider)
+	} else {
+		ps, _, err = listCurrent[pb.Price](s, tx, provider, "", kindPrice, pb.MaxProviderPrices)
+	}
 	if err != nil {
 		return nil, err
 	}

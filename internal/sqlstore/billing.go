@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -93,6 +94,19 @@ func (r Reads) DueBillingObjects(ctx context.Context, now time.Time, limit int) 
 func (r Reads) UsageEventsSeen(ctx context.Context, provider string, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if len(ids) == 0 {
+		return out, nil
+	}
+	if len(ids) == 1 {
+		// One event (a settlement): a point read, whose statement the
+		// store keeps prepared, where a list is parsed each time.
+		var one int
+		err := r.DB.QueryRow(ctx, `SELECT 1 FROM billing_usage WHERE provider_id = $1 AND event_id = $2 LIMIT 1`, provider, ids[0]).Scan(&one)
+		switch {
+		case err == nil:
+			out[ids[0]] = true
+		case !errors.Is(err, ErrNoRows):
+			return nil, fmt.Errorf("couldn't look usage events up: %w", err)
+		}
 		return out, nil
 	}
 	args := make([]any, 0, len(ids)+1)

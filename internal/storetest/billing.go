@@ -86,7 +86,9 @@ func testBilling(t *testing.T, s pb.Store) {
 		provider string
 		ids      []string
 		want     string
-	}{{"mch_a", []string{"ev-1", "ev-2", "ev-3"}, "ev-1,ev-2"}, {"mch_b", []string{"ev-1"}, ""}, {"mch_a", nil, ""}} {
+	}{{"mch_a", []string{"ev-1", "ev-2", "ev-3"}, "ev-1,ev-2"}, {"mch_b", []string{"ev-1"}, ""}, {"mch_a", nil, ""},
+		// One ID is a point read of its own.
+		{"mch_a", []string{"ev-2"}, "ev-2"}, {"mch_a", []string{"ev-3"}, ""}} {
 		seen, err := s.UsageEventsSeen(ctx, c.provider, c.ids)
 		got := []string{}
 		for _, id := range c.ids {

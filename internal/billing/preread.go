@@ -1,0 +1,258 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
+)
+
+// The ledger writer is one goroutine: every store read an operation makes
+// inside it stalls every other operation of every capability. So the hot
+// path (Reserve, Ingest) reads before its operation, on the request's own
+// goroutine, what a read made then decides exactly as one made inside:
+//
+//   - prices and generic meters, which are only ever added, never changed:
+//     a read made after the request arrived holds every one acknowledged
+//     before it; one added since is concurrent with the request, which may
+//     then be ordered either side of it;
+//   - the IDs of the provider's auto-recharges, for the same reason (one is
+//     never deleted): a customer without one skips the in-writer read of
+//     it, and a customer with one still reads it inside, current;
+//   - which event IDs are stored: an ID stored is never forgotten within
+//     the window; one stored since is caught as before (by this batch's
+//     rows, or by the store's key, which refuses the batch);
+//   - a reservation an event settles: it can change after the read (a
+//     release, the sweep), which the ledger then tells: its hold is no
+//     longer open (ErrHoldResolved), and the event is charged again from
+//     a read made inside.
+//
+// Inside, the operation adds what earlier operations of its own batch
+// wrote (ledger.Added), as the reads inside did. A batch a shared store
+// refused is recomputed from reads made inside (preread is dropped), so a
+// retry sees what the other process wrote.
+type preread struct {
+	prices []pb.Price
+	meters map[string]*pb.Meter
+	// autoRecharge holds the IDs of the provider's auto-recharges; with
+	// autoAll set there were too many to list, and each is read inside.
+	autoRecharge map[string]bool
+	autoAll      bool
+	seen         map[string]bool
+	reservations map[string]*pb.BillingObject
+}
+
+// known is what a process that is its store's only writer (SQLite) keeps
+// of each provider's prices and auto-recharge IDs, so that the hot path
+// reads them at all only after they changed: they change only through this
+// process's CreatePrice and SetAutoRecharge, which drop the provider's
+// entry once their operation committed and before they answer. A read
+// made before any drop is not kept after it (gen). With a shared store
+// (PostgreSQL), another process's change can't drop it: known is off, and
+// each request reads.
+type known struct {
+	mu        sync.Mutex
+	on        bool
+	providers map[string]*providerKnown
+	gen       uint64 // counts the drops
+}
+
+type providerKnown struct {
+	prices  []pb.Price
+	autos   map[string]bool
+	autoAll bool
+}
+
+// maxKnownProviders bounds known; past it, it starts again empty.
+const maxKnownProviders = 10_000
+
+func (k *known) get(provider string) (*providerKnown, uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.providers[provider], k.gen
+}
+
+// keep keeps pk for provider unless a provider changed since gen.
+func (k *known) keep(provider string, gen uint64, pk *providerKnown) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.gen != gen {
+		return
+	}
+	if len(k.providers) >= maxKnownProviders {
+		k.providers = map[string]*providerKnown{}
+	}
+	k.providers[provider] = pk
+}
+
+// changed drops what is known of provider: its prices or auto-recharges
+// changed (or may have: the caller's operation failed).
+func (k *known) changed(provider string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.on {
+		return
+	}
+	delete(k.providers, provider)
+	k.gen++
+}
+
+// providerKnown returns provider's prices and auto-recharge IDs: as known,
+// or read now (and kept, with known on).
+func (s *Service) providerKnown(ctx context.Context, provider string) (*providerKnown, error) {
+	pk, gen := s.known.get(provider)
+	if pk != nil {
+		return pk, nil
+	}
+	pk = &providerKnown{}
+	var err error
+	if pk.prices, _, err = listCurrent[pb.Price](s, nil, provider, "", kindPrice, pb.MaxProviderPrices); err != nil {
+		return nil, err
+	}
+	autos, err := s.st.BillingObjects(ctx, provider, "", kindAutoRecharge, maxPrereadAutoRecharges)
+	if err != nil {
+		return nil, err
+	}
+	pk.autoAll = len(autos) > maxPrereadAutoRecharges
+	pk.autos = make(map[string]bool, len(autos))
+	for _, o := range autos {
+		pk.autos[o.ID] = true
+	}
+	if s.known.on {
+		s.known.keep(provider, gen, pk)
+	}
+	return pk, nil
+}
+
+// maxPrereadAutoRecharges bounds the auto-recharges listed before an
+// operation; past it, each is read inside.
+const maxPrereadAutoRecharges = 1000
+
+// prereadFor reads what an operation of provider over meters (IDs), event
+// IDs and reservations needs.
+func (s *Service) prereadFor(ctx context.Context, provider string, meters, eventIDs, reservations []string) (*preread, error) {
+	pr := &preread{meters: map[string]*pb.Meter{}, reservations: map[string]*pb.BillingObject{}}
+	pk, err := s.providerKnown(ctx, provider)
+	if err != nil {
+		return nil, err
+	}
+	pr.prices, pr.autoRecharge, pr.autoAll = pk.prices, pk.autos, pk.autoAll
+	for _, id := range meters {
+		if _, ok := pr.meters[id]; ok || id == pb.MeterLLMTokens {
+			continue
+		}
+		o, err := s.st.BillingObject(ctx, id)
+		switch {
+		case pb.ErrorCode(err) == pb.ErrNotFound:
+			continue // decided inside, as before
+		case err != nil:
+			return nil, err
+		case o.Kind != kindMeter || o.ProviderID != provider:
+			continue
+		}
+		var m pb.Meter
+		if err := json.Unmarshal(o.Data, &m); err != nil {
+			return nil, fmt.Errorf("billing object %s is unreadable: %w", o.ID, err)
+		}
+		pr.meters[id] = &m
+	}
+	if len(eventIDs) > 0 {
+		if pr.seen, err = s.st.UsageEventsSeen(ctx, provider, eventIDs); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range reservations {
+		if _, ok := pr.reservations[id]; ok {
+			continue
+		}
+		o, err := s.st.BillingObject(ctx, id)
+		switch {
+		case pb.ErrorCode(err) == pb.ErrNotFound:
+			continue // read inside: an earlier operation of the batch may write it
+		case err != nil:
+			return nil, err
+		}
+		pr.reservations[id] = o
+	}
+	return pr, nil
+}
+
+// pricesIn returns the prices read before, with those earlier operations of
+// tx's batch added.
+func (pr *preread) pricesIn(tx *ledger.Tx, provider string) ([]pb.Price, error) {
+	out := pr.prices
+	for _, o := range ledger.Added(tx, objects) {
+		if o.Kind != kindPrice || o.ProviderID != provider {
+			continue
+		}
+		var p pb.Price
+		if err := json.Unmarshal(o.Data, &p); err != nil {
+			return nil, fmt.Errorf("billing object %s is unreadable: %w", o.ID, err)
+		}
+		if len(out) == len(pr.prices) {
+			out = append([]pb.Price(nil), pr.prices...)
+		}
+		out = append(out, p)
+	}
+	if len(out) > pb.MaxProviderPrices {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "", "more than %d %ss: the limit of one provider or customer", pb.MaxProviderPrices, kindPrice)
+	}
+	return out, nil
+}
+
+// meter returns meter id as s.meter does, from the read made before when
+// it found it.
+func (pr *preread) meter(s *Service, tx *ledger.Tx, provider, id string) (*pb.Meter, error) {
+	if pr != nil {
+		if m, ok := pr.meters[id]; ok {
+			return m, nil
+		}
+	}
+	return s.meter(tx, provider, id)
+}
+
+// mayAutoRecharge reports whether id may be an auto-recharge: false only
+// when the read before listed them all and id was not among them.
+func (pr *preread) mayAutoRecharge(id string) bool {
+	return pr == nil || pr.autoAll || pr.autoRecharge[id]
+}
+
+// reservation returns reservation id of provider as of this point in tx:
+// as this batch wrote it, else as read before, else read now.
+func (pr *preread) reservation(s *Service, tx *ledger.Tx, provider, id string) (*pb.Reservation, error) {
+	var o *pb.BillingObject
+	if pr != nil {
+		o = pr.reservations[id]
+	}
+	if o == nil {
+		return s.reservation(tx, provider, id)
+	}
+	added := ledger.Added(tx, objects)
+	for i := len(added) - 1; i >= 0; i-- {
+		if added[i].ID == id {
+			return s.reservation(tx, provider, id)
+		}
+	}
+	return decodeReservation(o, provider, id)
+}
+
+// decodeReservation decodes object o as reservation id of provider.
+func decodeReservation(o *pb.BillingObject, provider, id string) (*pb.Reservation, error) {
+	if o.Kind != kindReservation || o.ProviderID != provider {
+		return nil, pb.Errorf(pb.ErrNotFound, "reservation", "no such reservation: %s", id)
+	}
+	var d reservationData
+	if err := json.Unmarshal(o.Data, &d); err != nil {
+		return nil, fmt.Errorf("reservation %s is unreadable: %w", id, err)
+	}
+	d.Reservation.HoldID, d.Reservation.Version = d.Hold, o.Version
+	return &d.Reservation, nil
+}
+
+// staleReservation reports whether err says a reservation read before the
+// operation had been settled or released since (its hold is not open).
+func staleReservation(err error) bool { return errors.Is(err, ledger.ErrHoldResolved) }
