@@ -153,17 +153,29 @@ func put(tx *ledger.Tx, kind, id, provider, customer string, version int64, crea
 // current returns object id as of this point in tx's batch, decoded into
 // v, and its version; ErrNotFound when there is none.
 func (s *Service) current(tx *ledger.Tx, id string, v any) (*pb.BillingObject, error) {
-	added := ledger.Added(tx, objects)
-	for i := len(added) - 1; i >= 0; i-- {
-		if added[i].ID == id {
-			return &added[i], json.Unmarshal(added[i].Data, v)
-		}
+	if o, ok := latest(tx, id); ok {
+		return o, json.Unmarshal(o.Data, v)
 	}
 	o, err := s.st.BillingObject(tx.Context(), id)
 	if err != nil {
 		return nil, err
 	}
 	return o, json.Unmarshal(o.Data, v)
+}
+
+// latest returns object id as tx's batch last wrote it, else as the batch
+// before it did while that one may still be committing (the store may not
+// have it yet: ledger.InFlight); false when neither wrote it.
+func latest(tx *ledger.Tx, id string) (*pb.BillingObject, bool) {
+	for _, rows := range [][]pb.BillingObject{ledger.Added(tx, objects), ledger.InFlight(tx, objects)} {
+		for i := len(rows) - 1; i >= 0; i-- {
+			if rows[i].ID == id {
+				o := rows[i]
+				return &o, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // listCurrent returns provider's objects of kind (the customer's when
@@ -184,7 +196,8 @@ func listCurrent[T any](s *Service, tx *ledger.Tx, provider, customer, kind stri
 		idx[o.ID] = i
 	}
 	if tx != nil {
-		for _, o := range ledger.Added(tx, objects) {
+		// The batch still committing, then this one: the latest wins.
+		for _, o := range slices.Concat(ledger.InFlight(tx, objects), ledger.Added(tx, objects)) {
 			if o.Kind != kind || o.ProviderID != provider || (customer != "" && o.CustomerID != customer) {
 				continue
 			}

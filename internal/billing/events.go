@@ -277,7 +277,7 @@ func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, id
 			return nil, err
 		}
 	}
-	for _, l := range ledger.Added(tx, usageLines) {
+	for _, l := range slices.Concat(ledger.InFlight(tx, usageLines), ledger.Added(tx, usageLines)) {
 		if l.ProviderID == provider {
 			seen[l.EventID] = true
 		}

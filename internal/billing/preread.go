@@ -231,11 +231,8 @@ func (pr *preread) reservation(s *Service, tx *ledger.Tx, provider, id string) (
 	if o == nil {
 		return s.reservation(tx, provider, id)
 	}
-	added := ledger.Added(tx, objects)
-	for i := len(added) - 1; i >= 0; i-- {
-		if added[i].ID == id {
-			return s.reservation(tx, provider, id)
-		}
+	if _, ok := latest(tx, id); ok {
+		return s.reservation(tx, provider, id)
 	}
 	return decodeReservation(o, provider, id)
 }

@@ -17,10 +17,13 @@ import (
 // state plus every earlier operation of the batch. It is used only on the
 // writer goroutine, during Op.
 type Tx struct {
-	w      *Writer
-	ctx    context.Context
-	now    time.Time
-	batch  pb.Batch
+	w     *Writer
+	ctx   context.Context
+	now   time.Time
+	batch pb.Batch
+	// prev is the batch before this one while it may still be committing:
+	// its rows are not necessarily in the store yet (InFlight).
+	prev   *pb.Batch
 	payIdx map[string]int
 	// changed sums, per account, every change made to its balances in this
 	// batch: what the batch writes is the sum of the changes actually
@@ -115,6 +118,22 @@ func Add[T any](tx *Tx, part func(b *pb.Batch) *[]T, v T) { appendUndoable(tx, p
 // rows this batch's earlier operations wrote, which the store does not have
 // yet. The caller must not modify it.
 func Added[T any](tx *Tx, part func(b *pb.Batch) *[]T) []T { return *part(&tx.batch) }
+
+// InFlight returns what the list that part picks holds in the batch before
+// this one, while that batch may still be committing: the writer applies a
+// batch while the one before it commits, so a row that batch wrote may not
+// be in the store yet, and an operation that read it from the store would
+// see it as it was before. An operation that reads its capability's rows
+// to change them looks in Added, then InFlight (the latest row wins in
+// each), then the store. Nil when no batch is in flight (always, with a
+// store that several processes share: their batches do not overlap). The
+// caller must not modify it.
+func InFlight[T any](tx *Tx, part func(b *pb.Batch) *[]T) []T {
+	if tx.prev == nil {
+		return nil
+	}
+	return *part(tx.prev)
+}
 
 // Now is the batch's time: every operation in a batch sees the same instant.
 func (tx *Tx) Now() time.Time { return tx.now }

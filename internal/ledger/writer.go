@@ -128,6 +128,10 @@ type Writer struct {
 	wg      sync.WaitGroup
 
 	// Writer-goroutine state: the committed state plus the batch in progress.
+	// inflight is the batch handed to the commit stage last, which may
+	// still be committing while the next one is applied (nil after a
+	// restart, and with a shared store, whose batches do not overlap).
+	inflight *pending
 	accounts     map[accountKey]*pb.Account
 	accountsByID map[int64]*pb.Account
 	holds        map[int64]*hold // pending transfers looked at, resolved or not
@@ -343,12 +347,14 @@ func (w *Writer) run() {
 		if len(reqs) > 0 {
 			b := w.apply(slices.Clone(reqs))
 			commits <- b
+			w.inflight = b
 			if w.shared != nil {
 				// With other processes writing too, a batch may read fresh rows
 				// (ensureFunds); they must not miss this writer's own batch in
 				// flight, so batches do not overlap.
 				<-b.committed
 				w.adoptFresh(b)
+				w.inflight = nil
 			}
 		}
 		if stop {
@@ -364,6 +370,7 @@ func (w *Writer) run() {
 // returns the requests of the refused batches, to go first.
 func (w *Writer) restart(commits chan<- *pending) []*request {
 	w.barrier(commits)
+	w.inflight = nil
 	if err := w.reset(context.Background()); err != nil {
 		w.stop(err)
 	}
@@ -583,6 +590,13 @@ func (w *Writer) apply(reqs []*request) *pending {
 	}
 	tx := &Tx{w: w, ctx: ctx, now: w.cfg.Clock.Now().UTC(),
 		changed: map[int64]*pb.AccountChange{}, found: map[int64]pb.Account{}, usageChanged: map[usageKey]*pb.UsageChange{}}
+	if prev := w.inflight; prev != nil && prev.tx != nil && prev.err == nil {
+		select {
+		case <-prev.committed: // the store has it, or it failed and so will this batch
+		default:
+			tx.prev = &prev.tx.batch
+		}
+	}
 	b.tx = tx
 	w.lookupIdempotency(ctx, reqs)
 	for _, r := range reqs {
