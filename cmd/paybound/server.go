@@ -33,6 +33,7 @@ import (
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/mandatereqs"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/postgres"
@@ -378,6 +379,7 @@ func (m *Main) Run(ctx context.Context) error {
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	mdt := mandates.New(m.Service, m.store, mandates.Config{RequireSignatureDefault: m.Config.RequireSignatures, Clock: m.Clock})
 	rk := riskctl.New(m.Service, m.risk) // the operator's rules and flags; has routes
+	mreqs := mandatereqs.New(m.Service, mdt, m.store, mandatereqs.Config{Clock: m.Clock}) // agents ask for mandates
 	links, err := paylinks.New(m.Service, m.store, paylinks.Config{PublicURL: m.publicURL(), Clock: m.Clock})
 	if err != nil {
 		return err
@@ -402,7 +404,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.billing.Start()             // expires reservations and grants
 	disp := disputes.New(m.Service, m.transLog, m.store)
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disp, cfm, m.transLog, mdt, rk,
-		links, reports, co, m.hooks, pay402, m.billing)
+		links, reports, co, m.hooks, pay402, m.billing, mreqs)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)

@@ -79,7 +79,8 @@ func (s *Service) Create(ctx context.Context, caller pb.Principal, idem *service
 		return service.Result{Err: err}
 	}
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		return s.Grant(tx, caller, m), nil
+		g := s.Grant(tx, caller, m)
+		return &View{Mandate: g, RemainingBudget: g.Budget.Amount}, nil
 	})
 }
 
@@ -114,14 +115,14 @@ func (s *Service) Check(ctx context.Context, userID string, m *pb.Mandate, requi
 }
 
 // Grant writes mandate m, checked (Check), granted by user caller, in tx:
-// its row and its mandate.granted log entry. It answers the mandate as the
-// API shows a new one.
-func (s *Service) Grant(tx *ledger.Tx, caller pb.Principal, m pb.Mandate) *View {
+// its row and its mandate.granted log entry. It returns the mandate
+// granted.
+func (s *Service) Grant(tx *ledger.Tx, caller pb.Principal, m pb.Mandate) pb.Mandate {
 	m.ID, m.UserID, m.CreatedAt, m.RevokedAt = pb.NewID(pb.PrefixMandate, tx.Now()), caller.ID, tx.Now().UTC().Truncate(time.Second), nil
 	m.ValidFrom = m.ValidFrom.UTC().Truncate(time.Second)
 	service.LogRecord(tx, m.ID, pb.ActorOf(caller), pb.LogMandateGranted, canonical(m))
 	tx.PutMandate(m)
-	return &View{Mandate: m, RemainingBudget: m.Budget.Amount}
+	return m
 }
 
 // Revoke (user) revokes a mandate at once. Holds already placed under it
