@@ -379,7 +379,8 @@ func (m *Main) Run(ctx context.Context) error {
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	mdt := mandates.New(m.Service, m.store, mandates.Config{RequireSignatureDefault: m.Config.RequireSignatures, Clock: m.Clock})
 	rk := riskctl.New(m.Service, m.risk) // the operator's rules and flags; has routes
-	mreqs := mandatereqs.New(m.Service, mdt, m.store, mandatereqs.Config{Clock: m.Clock}) // agents ask for mandates
+	// Agents ask for mandates; an approval grants one through mdt.
+	mreqs := mandatereqs.New(m.Service, mdt, m.store, mandatereqs.Config{Clock: m.Clock})
 	links, err := paylinks.New(m.Service, m.store, paylinks.Config{PublicURL: m.publicURL(), Clock: m.Clock})
 	if err != nil {
 		return err
