@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -220,5 +221,49 @@ func TestMandateRequestApprovedOnce(t *testing.T) {
 	l := w.ok(200, w.call("GET", "/v1/mandates", w.userKey, "", nil))
 	if ms := l.body["data"].([]any); len(ms) != 1 || ms[0].(map[string]any)["expires_at"] != "2099-01-01T00:00:00Z" {
 		t.Fatalf("mandates: %s", l.raw)
+	}
+}
+
+// TestCLIMandateRequests: an agent asks with `paybound mandates request`,
+// its user lists, approves and refuses with `mandates requests|approve|
+// refuse`, and the SDK's calls underneath answer as the API does.
+func TestCLIMandateRequests(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	ask := func(reason string) string {
+		t.Helper()
+		out, errOut, err := w.cli(w.agentKey, "mandates", "request", "--reason", reason, "--description", "lunch on weekdays",
+			"--currency", "usd", "--max", "12.50", "--budget", "60.00", "--period", "week", "--merchants", w.merch)
+		id := strings.Fields(out + " ")[0]
+		if err != nil || !strings.HasPrefix(id, "mreq_") || !strings.Contains(out, "pending until") {
+			t.Fatalf("mandates request: %q %q %v", out, errOut, err)
+		}
+		return id
+	}
+	first, second := ask("to order your lunch"), ask("a second try")
+	if _, _, err := w.cli(w.agentKey, "mandates", "request", "--description", "x", "--currency", "usd", "--max", "1", "--budget", "1"); err == nil ||
+		!strings.Contains(err.Error(), "--reason is required") {
+		t.Fatalf("a request without a reason: %v", err)
+	}
+	out, _, err := w.cli(w.userKey, "mandates", "requests")
+	if err != nil || !strings.Contains(out, first) || !strings.Contains(out, "up to 12.50 USD per payment, 60.00 USD per week") ||
+		!strings.Contains(out, `"to order your lunch"`) {
+		t.Fatalf("mandates requests: %q %v", out, err)
+	}
+	out, _, err = w.cli(w.userKey, "mandates", "approve", first)
+	if err != nil || !regexp.MustCompile(`approved: mandate mdt_\w+ granted to `+w.agent).MatchString(out) {
+		t.Fatalf("mandates approve: %q %v", out, err)
+	}
+	if out, _, err = w.cli(w.userKey, "mandates", "refuse", second); err != nil || !strings.Contains(out, second+" refused") {
+		t.Fatalf("mandates refuse: %q %v", out, err)
+	}
+	if _, _, err = w.cli(w.userKey, "mandates", "approve", second); err == nil || !strings.Contains(err.Error(), "refused already") {
+		t.Fatalf("approving a refused request: %v", err)
+	}
+	if out, _, err = w.cli(w.agentKey, "mandates", "requests", "--status", "approved"); err != nil || !strings.Contains(out, first) || strings.Contains(out, second) {
+		t.Fatalf("the agent's approved requests: %q %v", out, err)
+	}
+	if out, _, err = w.cli(w.userKey, "mandates", "list"); err != nil || strings.Count(out, "mdt_") != 1 || !strings.Contains(out, "12.50 USD  60.00  60.00/week") {
+		t.Fatalf("mandates list: %q %v", out, err)
 	}
 }
