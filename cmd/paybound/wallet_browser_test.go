@@ -296,6 +296,19 @@ func TestWalletInTheBrowser(t *testing.T) {
 	b.waitText(w.agent)
 	b.check("agents")
 
+	// The agent asks for a mandate; Ada reads its terms and approves it.
+	req := w.ok(201, w.call("POST", "/v1/mandate_requests", w.agentKey, "", map[string]any{"description": "books for the course",
+		"currency": "USD", "max_amount": 3000, "budget": map[string]any{"amount": 9000, "period": "month"},
+		"reason": "The reading list is out and the bookshop closes on Friday"})).str("id")
+	b.open("/wallet/mandates")
+	b.waitText("The reading list is out")
+	b.check("mandate-requests")
+	b.do("approve the request", chromedp.Click(chromedp.CSS(`form[action$="/approve"] button`)))
+	b.waitText("Request approved")
+	if r := w.ok(200, w.call("GET", "/v1/mandate_requests/"+req, w.agentKey, "", nil)); r.str("status") != "approved" {
+		t.Fatalf("approved in the browser: %s", r.raw)
+	}
+
 	// Open a dispute on the first payment.
 	b.open("/wallet/payments/" + first)
 	b.do("dispute", chromedp.SetValue(chromedp.ID("reason"), "not_as_intended"),
