@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	pb "github.com/paybound/paybound"
 )
@@ -49,15 +47,9 @@ func (c *Client) GetMandateRequest(ctx context.Context, id string) (*MandateRequ
 // (pending, approved, refused, expired); without a status each page lists
 // its pending requests first.
 func (c *Client) ListMandateRequests(ctx context.Context, status string, p ListParams) (*MandateRequestList, error) {
-	q := url.Values{}
+	q := listQuery(p)
 	if status != "" {
 		q.Set("status", status)
-	}
-	if p.Limit != 0 {
-		q.Set("limit", strconv.Itoa(p.Limit))
-	}
-	if p.StartingAfter != "" {
-		q.Set("starting_after", p.StartingAfter)
 	}
 	var out MandateRequestList
 	if err := c.call(ctx, call{method: http.MethodGet, path: "/v1/mandate_requests", query: q, out: &out}); err != nil {
