@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 	"sync"
@@ -265,5 +266,24 @@ func TestCLIMandateRequests(t *testing.T) {
 	}
 	if out, _, err = w.cli(w.userKey, "mandates", "list"); err != nil || strings.Count(out, "mdt_") != 1 || !strings.Contains(out, "12.50 USD  60.00  60.00/week") {
 		t.Fatalf("mandates list: %q %v", out, err)
+	}
+}
+
+// TestSignedMandateRequest: an agent that signs its requests (RFC 9421)
+// asks for a mandate; its user approves it.
+func TestSignedMandateRequest(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	sg, jwk := newSigner(t)
+	ag := w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "signer", "public_key": json.RawMessage(jwk)}))
+	body := []byte(`{"description":"train tickets","currency":"USD","max_amount":900,"budget":{"amount":900},"reason":"your trip on Friday","require_signature":true}`)
+	r := send(t, sg.signed(t, "POST", w.m.URL()+"/v1/mandate_requests", body, "sreq-1", time.Now(), nil))
+	if r.status != 201 || r.str("agent_id") != ag.str("id") || r.str("user_id") != w.user {
+		t.Fatalf("a signed mandate request: %d %s", r.status, r.raw)
+	}
+	a := w.ok(200, w.call("POST", "/v1/mandate_requests/"+r.str("id")+"/approve", w.userKey, "", nil))
+	m := w.ok(200, w.call("GET", "/v1/mandates/"+a.str("mandate_id"), w.userKey, "", nil))
+	if m.str("agent_id") != ag.str("id") || m.body["require_signature"] != true {
+		t.Fatalf("the mandate granted to the signing agent: %s", m.raw)
 	}
 }
