@@ -287,3 +287,15 @@ func TestSignedMandateRequest(t *testing.T) {
 		t.Fatalf("the mandate granted to the signing agent: %s", m.raw)
 	}
 }
+
+// BenchmarkMandateRequest: an agent asks and its user approves, over
+// HTTP against the real server (two requests, two commits, one mandate
+// an iteration).
+func BenchmarkMandateRequest(b *testing.B) {
+	w := newWorld(b, nil)
+	body := map[string]any{"description": "books", "currency": "USD", "max_amount": 500, "budget": map[string]any{"amount": 1000}, "reason": "the course"}
+	for b.Loop() {
+		r := w.ok(201, w.call("POST", "/v1/mandate_requests", w.agentKey, "", body))
+		w.ok(200, w.call("POST", "/v1/mandate_requests/"+r.str("id")+"/approve", w.userKey, "", nil))
+	}
+}
