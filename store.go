@@ -44,6 +44,7 @@ type Batch struct {
 	WebhookPart
 	X402Part
 	BillingPart
+	MandateRequestPart
 }
 
 // AccountChange is the sum of a batch's changes to one account's balances.
@@ -62,7 +63,7 @@ func (b *Batch) Empty() bool {
 	return b.LedgerPart.Empty() && b.PaymentPart.Empty() && b.MandatePart.Empty() &&
 		b.StepUpPart.Empty() && b.AgentKeyPart.Empty() && b.LogPart.Empty() && b.DisputePart.Empty() &&
 		b.PayLinkPart.Empty() && b.CheckoutPart.Empty() && b.WebhookPart.Empty() &&
-		b.X402Part.Empty() && b.BillingPart.Empty()
+		b.X402Part.Empty() && b.BillingPart.Empty() && b.MandateRequestPart.Empty()
 }
 
 // MaxListLimit is the largest page a list returns.
@@ -115,6 +116,7 @@ type Store interface {
 	WebhookStore
 	X402Store
 	BillingStore
+	MandateRequestStore
 
 	Close() error
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/mandatereqs"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/mcpserver"
 	"github.com/paybound/paybound/internal/paylinks"
@@ -379,6 +380,8 @@ func (m *Main) Run(ctx context.Context) error {
 	ids := agentid.New(m.Service, m.store, m.Clock) // verifies signed requests; has routes
 	mdt := mandates.New(m.Service, m.store, mandates.Config{RequireSignatureDefault: m.Config.RequireSignatures, Clock: m.Clock})
 	rk := riskctl.New(m.Service, m.risk) // the operator's rules and flags; has routes
+	// Agents ask for mandates; an approval grants one through mdt.
+	mreqs := mandatereqs.New(m.Service, mdt, m.store, mandatereqs.Config{Clock: m.Clock})
 	links, err := paylinks.New(m.Service, m.store, paylinks.Config{PublicURL: m.publicURL(), Clock: m.Clock})
 	if err != nil {
 		return err
@@ -403,14 +406,14 @@ func (m *Main) Run(ctx context.Context) error {
 	m.billing.Start()             // expires reservations and grants
 	disp := disputes.New(m.Service, m.transLog, m.store)
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disp, cfm, m.transLog, mdt, rk,
-		links, reports, co, m.hooks, pay402, m.billing)
+		links, reports, co, m.hooks, pay402, m.billing, mreqs)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
 	}
 	// The wallet's pages, over the same operations; its passkeys are
 	// step-up's, so one passkey signs in and approves.
-	wal, err := wallet.New(wallet.Parts{Core: m.Service, Confirm: cfm, Disputes: disp, Mandates: mdt, Agents: ids,
+	wal, err := wallet.New(wallet.Parts{Core: m.Service, Confirm: cfm, Disputes: disp, Mandates: mdt, Requests: mreqs, Tabs: pay402, Agents: ids,
 		Links: links, Checkout: co, Webhooks: m.hooks, Reports: reports, Log: m.transLog, Passkeys: m.store}, wallet.Config{RPID: m.Config.PasskeyRPID,
 		Origins: []string{m.Config.passkeyOrigin()}, Clock: m.Clock, Logger: m.Logger})
 	if err != nil {

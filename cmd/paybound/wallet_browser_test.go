@@ -209,7 +209,8 @@ func ptrTo[T any](v T) *T { return &v }
 func TestWalletInTheBrowser(t *testing.T) {
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	w := newWorld(t, func(m *Main) { m.Config.Addr = addr; m.Config.PasskeyRPID = "localhost" })
+	xw := newX402WorldWith(t, nil, func(m *Main) { m.Config.Addr = addr; m.Config.PasskeyRPID = "localhost" })
+	w := xw.world
 	base := "http://localhost:" + port
 	b := newTab(t, base)
 	mandate := w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", map[string]any{"agent_id": w.agent, "description": "coffee on weekdays",
@@ -295,6 +296,31 @@ func TestWalletInTheBrowser(t *testing.T) {
 	b.open("/wallet/agents")
 	b.waitText(w.agent)
 	b.check("agents")
+
+	// The agent asks for a mandate; Ada reads its terms and approves it.
+	req := w.ok(201, w.call("POST", "/v1/mandate_requests", w.agentKey, "", map[string]any{"description": "books for the course",
+		"currency": "USD", "max_amount": 3000, "budget": map[string]any{"amount": 9000, "period": "month"},
+		"reason": "The reading list is out and the bookshop closes on Friday"})).str("id")
+	b.open("/wallet/mandates")
+	b.waitText("The reading list is out")
+	b.check("mandate-requests")
+	b.do("approve the request", chromedp.Click(chromedp.CSS(`form[action$="/approve"] button`)))
+	b.waitText("Request approved")
+
+	// The buyer agent opens an x402 tab; Ada sees it and closes it.
+	seller := xw.tabSeller(t, filepath.Join(t.TempDir(), "tabs.jsonl"))
+	tc, _ := xw.tabClient()
+	if res, body := getWith(t, tc, seller.srv.URL+"/tick"); res.StatusCode != 200 || body != "tock" {
+		t.Fatalf("tick: %d %s", res.StatusCode, body)
+	}
+	b.open("/wallet/tabs")
+	b.waitText("not known until the seller claims")
+	b.check("tabs")
+	b.do("close the tab", chromedp.Click(chromedp.CSS(`form[action$="/close"] button`)))
+	b.waitText("Tab closed")
+	if r := w.ok(200, w.call("GET", "/v1/mandate_requests/"+req, w.agentKey, "", nil)); r.str("status") != "approved" {
+		t.Fatalf("approved in the browser: %s", r.raw)
+	}
 
 	// Open a dispute on the first payment.
 	b.open("/wallet/payments/" + first)

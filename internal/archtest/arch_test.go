@@ -77,6 +77,7 @@ var internal = map[string]kind{
 	"webhooks":     capability,
 	"x402pay":      capability,
 	"billing":      capability,
+	"mandatereqs":  capability,
 	"gateway":      adapter,
 	"whsig":        block,
 	"httpapi":      adapter,

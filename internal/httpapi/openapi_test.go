@@ -17,6 +17,7 @@ import (
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
+	"github.com/paybound/paybound/internal/mandatereqs"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/riskctl"
@@ -291,7 +292,7 @@ func routes() []Route {
 		panic(err)
 	}
 	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil),
-		links, settlement.New(nil, settlement.Config{}), co, hooks, x402Facilitator(), bill).Routes()
+		links, settlement.New(nil, settlement.Config{}), co, hooks, x402Facilitator(), bill, mandatereqs.New(nil, nil, nil, mandatereqs.Config{})).Routes()
 }
 
 func x402Facilitator() *x402pay.Service {

@@ -75,33 +75,54 @@ func (s *Service) Create(ctx context.Context, caller pb.Principal, idem *service
 	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
 		return service.Result{Err: err}
 	}
+	if err := s.Check(ctx, caller.ID, &m, requireSignature); err != nil {
+		return service.Result{Err: err}
+	}
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		g := s.Grant(tx, caller, m)
+		return &View{Mandate: g, RemainingBudget: g.Budget.Amount}, nil
+	})
+}
+
+// Check validates m as a mandate user userID may grant now, and completes
+// it (its require_signature, from requireSignature or the operator's
+// default; its valid_from, now when zero): ErrParameterMissing or
+// ErrParameterInvalid naming the field, also when the agent is not the
+// user's. Mandate requests check their terms with it too, so that a
+// request the user approves is granted exactly as POST /v1/mandates would.
+func (s *Service) Check(ctx context.Context, userID string, m *pb.Mandate, requireSignature *bool) error {
 	m.RequireSignature = s.requireSignature
 	if requireSignature != nil {
 		m.RequireSignature = *requireSignature
 	}
 	now := s.clock.Now().UTC().Truncate(time.Second)
 	if err := m.Validate(now); err != nil {
-		return service.Result{Err: err}
+		return err
 	}
 	if m.Condition != "" {
 		if _, err := policy.Compile(m.Condition); err != nil {
-			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "condition", "%v", err)}
+			return pb.Errorf(pb.ErrParameterInvalid, "condition", "%v", err)
 		}
 	}
 	a, err := s.st.Agent(ctx, m.AgentID)
-	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && a.UserID != caller.ID) {
-		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "agent_id", "you have no agent %s", m.AgentID)}
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && a.UserID != userID) {
+		return pb.Errorf(pb.ErrParameterInvalid, "agent_id", "you have no agent %s", m.AgentID)
 	}
 	if err != nil {
-		return service.Result{Err: fmt.Errorf("couldn't look up agent: %w", err)}
+		return fmt.Errorf("couldn't look up agent: %w", err)
 	}
-	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
-		m.ID, m.UserID, m.CreatedAt, m.RevokedAt = pb.NewID(pb.PrefixMandate, tx.Now()), caller.ID, now, nil
-		m.ValidFrom = m.ValidFrom.UTC().Truncate(time.Second)
-		service.LogRecord(tx, m.ID, pb.ActorOf(caller), pb.LogMandateGranted, canonical(m))
-		tx.PutMandate(m)
-		return &View{Mandate: m, RemainingBudget: m.Budget.Amount}, nil
-	})
+	return nil
+}
+
+// Grant writes mandate m, checked (Check), granted by user caller, in tx:
+// its row and its mandate.granted log entry. It returns the mandate
+// granted.
+func (s *Service) Grant(tx *ledger.Tx, caller pb.Principal, m pb.Mandate) pb.Mandate {
+	m.ID, m.UserID, m.CreatedAt, m.RevokedAt = pb.NewID(pb.PrefixMandate, tx.Now()), caller.ID, tx.Now().UTC().Truncate(time.Second), nil
+	m.ValidFrom = m.ValidFrom.UTC().Truncate(time.Second)
+	service.LogRecord(tx, m.ID, pb.ActorOf(caller), pb.LogMandateGranted, canonical(m))
+	tx.PutMandate(m)
+	return m
 }
 
 // Revoke (user) revokes a mandate at once. Holds already placed under it

@@ -171,7 +171,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) error {
 	onRow := paymentLogRanges(b)
 	if err := errors.Join(queueLog(q, b, onRow), queuePayments(q, b, onRow), queueMandates(q, b),
 		queueDisputes(q, b), queueAgentKeys(q, b), queueStepUp(q, b), queuePayLinks(q, b),
-		queueCheckout(q, b), queueWebhooks(q, b), queueX402(q, b), queueBilling(q, b)); err != nil {
+		queueCheckout(q, b), queueWebhooks(q, b), queueX402(q, b), queueBilling(q, b), queueMandateRequests(q, b)); err != nil {
 		return err
 	}
 	queueIdempotency(q, b)

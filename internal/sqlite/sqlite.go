@@ -181,7 +181,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	logIdx, onRow := paymentEntries(s.log.size, b)
 	for _, p := range slices.Concat(ledgerParts(b), paymentParts(b, logIdx), mandateParts(b), stepUpParts(b),
 		agentParts(b), disputeParts(b), payLinkParts(b), checkoutParts(b), webhookParts(b), x402Parts(b),
-		billingParts(b)) {
+		billingParts(b), mandateRequestParts(b)) {
 		if p.n > 0 {
 			if err := s.insert(ctx, p); err != nil {
 				return err

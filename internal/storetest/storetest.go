@@ -94,6 +94,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"WebhookOutbox", testWebhookOutbox},
 		{"WebhookClaims", testWebhookClaims},
 		{"X402Tabs", testX402Tabs},
+		{"MandateRequests", testMandateRequests},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

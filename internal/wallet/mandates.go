@@ -17,6 +17,8 @@ func (h *Handler) mandateRoutes() {
 	h.mux.HandleFunc("POST /wallet/mandates", h.auth(h.createMandate))
 	h.mux.HandleFunc("POST /wallet/mandates/{id}/revoke", h.auth(h.revokeMandate))
 	h.mux.HandleFunc("POST /wallet/mandates/{id}/card", h.auth(h.issueCard))
+	h.mux.HandleFunc("POST /wallet/mandate_requests/{id}/approve", h.auth(h.decideRequest(true)))
+	h.mux.HandleFunc("POST /wallet/mandate_requests/{id}/refuse", h.auth(h.decideRequest(false)))
 }
 
 // mandateRow is a mandate with its budget bar.
@@ -46,7 +48,8 @@ func rowOf(m mandates.View, now time.Time) mandateRow {
 func (h *Handler) mandates(w http.ResponseWriter, r *http.Request, ss *session) {
 	p := h.base(ss, "Mandates", "mandates")
 	p.Notice = map[string]string{"created": "Mandate granted.", "replaced": "Mandate replaced: the new one is in force and the old one revoked.",
-		"revoked": "Mandate revoked: the agent's next payment under it will be declined."}[r.URL.Query().Get("done")]
+		"revoked":  "Mandate revoked: the agent's next payment under it will be declined.",
+		"approved": "Request approved: the mandate it asked for is granted.", "refused": "Request refused: no mandate was granted."}[r.URL.Query().Get("done")]
 	h.showMandates(w, r, ss, p, nil)
 }
 
@@ -65,7 +68,14 @@ func (h *Handler) showMandates(w http.ResponseWriter, r *http.Request, ss *sessi
 	for _, m := range ms {
 		rows = append(rows, rowOf(m, now))
 	}
-	p.Data = map[string]any{"Mandates": rows, "Idem": randomToken()}
+	// The agents' requests waiting for the person: one page (an agent has
+	// at most pb.MaxPendingMandateRequests waiting).
+	reqs, _, err := h.reqs.List(r.Context(), ss.principal, pb.MandateRequestPending, "", pb.MaxListLimit)
+	if err != nil {
+		h.fail(w, "mandates", p, err)
+		return
+	}
+	p.Data = map[string]any{"Mandates": rows, "Requests": reqs, "Idem": randomToken()}
 	h.show(w, "mandates", p, actErr)
 }
 
@@ -285,4 +295,25 @@ func (h *Handler) issueCard(w http.ResponseWriter, r *http.Request, ss *session)
 	p := h.base(ss, "Agent card", "mandates")
 	p.Data = res.Value
 	h.render(w, http.StatusCreated, "card", p)
+}
+
+// decideRequest approves or refuses an agent's mandate request, as POST
+// /v1/mandate_requests/{id}/approve or /refuse does.
+func (h *Handler) decideRequest(approve bool) func(http.ResponseWriter, *http.Request, *session) {
+	action, decide, done := "refuse-request", h.reqs.Refuse, "refused"
+	if approve {
+		action, decide, done = "approve-request", h.reqs.Approve, "approved"
+	}
+	return func(w http.ResponseWriter, r *http.Request, ss *session) {
+		id := r.PathValue("id")
+		idem, err := h.idem(r, ss, action, id)
+		if err == nil {
+			err = outcome(decide(r.Context(), ss.principal, idem, id), idem)
+		}
+		if err != nil {
+			h.showMandates(w, r, ss, h.base(ss, "Mandates", "mandates"), err)
+			return
+		}
+		http.Redirect(w, r, "/wallet/mandates?done="+done, http.StatusSeeOther)
+	}
 }

@@ -36,6 +36,7 @@ var sections = []section{
 	{"approvals", "Approvals", "/wallet/approvals", person},
 	{"mandates", "Mandates", "/wallet/mandates", person},
 	{"agents", "Agents", "/wallet/agents", person},
+	{"tabs", "Tabs", "/wallet/tabs", person},
 	{"disputes", "Disputes", "/wallet/disputes", both},
 	{"webhooks", "Webhooks", "/wallet/webhooks", merchant},
 	{"settlement", "Settlement", "/wallet/settlement", merchant},
@@ -82,6 +83,7 @@ func (h *Handler) pageRoutes() {
 	h.mandateRoutes()
 	h.agentRoutes()
 	h.merchantRoutes()
+	h.tabRoutes()
 }
 
 // names returns the names of the merchants of ps (IDs whose merchant

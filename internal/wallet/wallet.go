@@ -34,12 +34,14 @@ import (
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi/rest"
+	"github.com/paybound/paybound/internal/mandatereqs"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/settlement"
 	"github.com/paybound/paybound/internal/translog"
 	"github.com/paybound/paybound/internal/webhooks"
+	"github.com/paybound/paybound/internal/x402pay"
 )
 
 //go:embed templates/*.html
@@ -102,6 +104,8 @@ type Parts struct {
 	Confirm  *confirm.Service
 	Disputes *disputes.Service
 	Mandates *mandates.Service
+	Requests *mandatereqs.Service // agents' mandate requests
+	Tabs     *x402pay.Service     // agents' x402 tabs
 	Agents   *agentid.Service
 	Links    *paylinks.Service
 	Checkout *checkout.Service
@@ -117,6 +121,8 @@ type Handler struct {
 	cfm      *confirm.Service
 	disp     *disputes.Service
 	mdt      *mandates.Service
+	reqs     *mandatereqs.Service
+	tabs     *x402pay.Service
 	ids      *agentid.Service
 	links    *paylinks.Service
 	co       *checkout.Service
@@ -137,7 +143,7 @@ type Handler struct {
 
 // New returns the wallet over parts, every one of which is required.
 func New(parts Parts, cfg Config) (*Handler, error) {
-	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Agents == nil ||
+	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Requests == nil || parts.Tabs == nil || parts.Agents == nil ||
 		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil {
 		return nil, errors.New("wallet: every one of Parts is required")
 	}
@@ -160,7 +166,7 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wallet: passkeys: %w", err)
 	}
-	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, ids: parts.Agents,
+	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, reqs: parts.Requests, tabs: parts.Tabs, ids: parts.Agents,
 		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
 		sess: newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
 		ceremonies: map[string]ceremony{}}

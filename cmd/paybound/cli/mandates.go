@@ -16,7 +16,8 @@ import (
 // mandates dispatches `paybound mandates create|list|get|revoke`.
 func (cl *cli) mandates(args []string) error {
 	return cl.group("mandates", args, map[string]func([]string) error{
-		"create": cl.createMandate, "list": cl.listMandates, "get": cl.getMandate, "revoke": cl.revokeMandate})
+		"create": cl.createMandate, "list": cl.listMandates, "get": cl.getMandate, "revoke": cl.revokeMandate,
+		"request": cl.requestMandate, "requests": cl.listMandateRequests, "approve": cl.approveMandateRequest, "refuse": cl.refuseMandateRequest})
 }
 
 // mandateFlags are the flags of mandates create.
@@ -26,6 +27,8 @@ type mandateFlags struct {
 	confirmAbove, condition                           string
 	expiresIn                                         time.Duration
 	maxPayments                                       int64
+	// agentOptional: --agent may be left out (an agent asking for itself).
+	agentOptional bool
 	// requireSignature is nil unless --require-signature was given: the
 	// server's setting applies.
 	requireSignature *bool
@@ -34,8 +37,29 @@ type mandateFlags struct {
 func (cl *cli) createMandate(args []string) error {
 	c := cl.command("mandates create", `mandates create --agent agt_… --description "…" --currency CNY --max 30.00 --budget 150.00 [--period week] [flags]`, true)
 	var f mandateFlags
-	c.fs.StringVar(&f.agent, "agent", "", "the agent the mandate is for, agt_… (required)")
-	c.fs.StringVar(&f.description, "description", "", "your intent in your own words, kept verbatim (required)")
+	if err := f.parse(c, args, "the agent the mandate is for, agt_… (required)", "your intent in your own words, kept verbatim (required)"); err != nil {
+		return err
+	}
+	p, err := f.params()
+	if err != nil {
+		return err
+	}
+	api, ctx, err := c.client()
+	if err != nil {
+		return err
+	}
+	m, err := api.CreateMandate(ctx, p)
+	if err != nil {
+		return err
+	}
+	return c.print(m, func(w io.Writer) { fmt.Fprintln(w, mandateLine(m)) })
+}
+
+// parse registers the mandate's flags on c (agentHelp and descHelp say
+// what --agent and --description are for this command) and parses args.
+func (f *mandateFlags) parse(c *cmd, args []string, agentHelp, descHelp string) error {
+	c.fs.StringVar(&f.agent, "agent", "", agentHelp)
+	c.fs.StringVar(&f.description, "description", "", descHelp)
 	c.fs.StringVar(&f.currency, "currency", "", "ISO 4217 currency code (required)")
 	c.fs.StringVar(&f.max, "max", "", "the most one payment may be, such as 30.00 (required)")
 	c.fs.StringVar(&f.budget, "budget", "", "what the agent may spend per period, such as 150.00 (required)")
@@ -58,19 +82,7 @@ func (cl *cli) createMandate(args []string) error {
 			f.requireSignature = reqSig
 		}
 	})
-	p, err := f.params()
-	if err != nil {
-		return err
-	}
-	api, ctx, err := c.client()
-	if err != nil {
-		return err
-	}
-	m, err := api.CreateMandate(ctx, p)
-	if err != nil {
-		return err
-	}
-	return c.print(m, func(w io.Writer) { fmt.Fprintln(w, mandateLine(m)) })
+	return nil
 }
 
 // params checks the flags and turns them into the mandate to ask for:
@@ -79,7 +91,7 @@ func (cl *cli) createMandate(args []string) error {
 func (f *mandateFlags) params() (client.CreateMandateParams, error) {
 	var p client.CreateMandateParams
 	switch {
-	case f.agent == "":
+	case f.agent == "" && !f.agentOptional:
 		return p, errors.New("--agent is required")
 	case f.currency == "" || f.max == "" || f.budget == "":
 		return p, errors.New("--currency, --max and --budget are required")
