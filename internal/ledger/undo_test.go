@@ -66,7 +66,7 @@ const (
 	wPayLink   // a capability's part written with Add (payment links), read with Added
 	wCheckout  // a row of each list of the checkout's part, through ledger.Add
 	wAdded     // a capability's rows through Add (webhooks' endpoints and events)
-	wAddedMore // x402 tabs and Token Pay's objects and usage lines, through Add
+	wAddedMore // x402 tabs, Token Pay's objects and usage lines, mandate requests, through Add
 	nWriteKinds
 )
 
@@ -914,9 +914,13 @@ func (e *undoEnv) write(tx *Tx, m *undoModel, s step) {
 			Data: []byte(`{}`), CreatedAt: now}
 		line := pb.UsageLine{ProviderID: "mch_c", EventID: e.id("ev"), Line: "input", CustomerID: "usr_c", Meter: "llm_tokens",
 			Time: now, Model: "m", Quantity: s.amount, CreatedAt: now}
+		req := pb.MandateRequest{ID: e.id("mreq"), Object: "mandate_request", UserID: "usr_c", AgentID: "agt_c",
+			Status: "pending", Reason: "r", Terms: pb.Mandate{Currency: "USD"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour), Version: 1}
 		Add(tx, tabs, tab)
 		Add(tx, objects, obj)
 		Add(tx, lines, line)
+		Add(tx, func(b *pb.Batch) *[]pb.MandateRequest { return &b.MandateRequests }, req)
+		m.want.MandateRequests = append(m.want.MandateRequests, req)
 		m.want.Tabs = append(m.want.Tabs, tab)
 		m.want.BillingObjects = append(m.want.BillingObjects, obj)
 		m.want.UsageLines = append(m.want.UsageLines, line)

@@ -131,7 +131,7 @@ type Writer struct {
 	// inflight is the batch handed to the commit stage last, which may
 	// still be committing while the next one is applied (nil after a
 	// restart, and with a shared store, whose batches do not overlap).
-	inflight *pending
+	inflight     *pending
 	accounts     map[accountKey]*pb.Account
 	accountsByID map[int64]*pb.Account
 	holds        map[int64]*hold // pending transfers looked at, resolved or not
