@@ -151,11 +151,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment,
 			"trace": cl.trace, "receipt": cl.receipt})
 	case "mandates", "mandate":
-		if len(rest) > 0 && rest[0] == "card" {
-			err = cl.issueCard(rest[1:])
-		} else {
-			err = cl.mandates(rest)
-		}
+		err = cl.mandates(rest)
 	case "checkout":
 		err = cl.checkout(rest)
 	case "products", "product":

@@ -17,7 +17,8 @@ import (
 func (cl *cli) mandates(args []string) error {
 	return cl.group("mandates", args, map[string]func([]string) error{
 		"create": cl.createMandate, "list": cl.listMandates, "get": cl.getMandate, "revoke": cl.revokeMandate,
-		"request": cl.requestMandate, "requests": cl.listMandateRequests, "approve": cl.approveMandateRequest, "refuse": cl.refuseMandateRequest})
+		"request": cl.requestMandate, "requests": cl.listMandateRequests, "approve": cl.approveMandateRequest, "refuse": cl.refuseMandateRequest,
+		"card": cl.issueCard})
 }
 
 // mandateFlags are the flags of mandates create.
