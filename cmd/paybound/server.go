@@ -432,6 +432,7 @@ func (m *Main) Run(ctx context.Context) error {
 		fmt.Fprintf(m.Stderr, "paybound: created the operator key in %s (mode 0600); keep it secret\n", keyPath)
 	}
 	fmt.Fprintf(m.Stderr, "paybound: serving on http://%s (data in %s, operator key in %s)\n", m.Addr(), m.Config.DataDir, keyPath)
+	fmt.Fprintf(m.Stderr, "paybound: the wallet is at %s/wallet/\n", m.publicURL())
 	if m.Config.Demo {
 		if err := m.seedDemo(ctx); err != nil {
 			return fmt.Errorf("couldn't seed the demo: %w", err)
