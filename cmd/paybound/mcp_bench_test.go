@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/paybound/paybound/cmd/paybound/bench"
 )
 
 // BenchmarkMCPPay measures pay tool calls over streamable HTTP (/mcp) on
@@ -126,16 +126,11 @@ func payCalls(t testing.TB, a *api, base, userKey, agentID, agentKey, merchant, 
 
 // procCPU is process pid's user and system CPU time so far (Linux).
 func procCPU(t testing.TB, pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := bench.ProcCPU(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Fields after the command's closing parenthesis: utime and stime are
-	// the 12th and 13th, in clock ticks (100 a second on Linux).
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return d
 }
 
 // cpuTime is the process's user and system CPU time so far.

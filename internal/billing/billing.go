@@ -167,15 +167,8 @@ func (s *Service) current(tx *ledger.Tx, id string, v any) (*pb.BillingObject, e
 // before it did while that one may still be committing (the store may not
 // have it yet: ledger.InFlight); false when neither wrote it.
 func latest(tx *ledger.Tx, id string) (*pb.BillingObject, bool) {
-	for _, rows := range [][]pb.BillingObject{ledger.Added(tx, objects), ledger.InFlight(tx, objects)} {
-		for i := len(rows) - 1; i >= 0; i-- {
-			if rows[i].ID == id {
-				o := rows[i]
-				return &o, true
-			}
-		}
-	}
-	return nil, false
+	o, ok := ledger.Latest(tx, objects, func(o *pb.BillingObject) string { return o.ID }, id)
+	return &o, ok
 }
 
 // listCurrent returns provider's objects of kind (the customer's when

@@ -159,14 +159,10 @@ func tokens(b *pb.Batch) *[]pb.VaultToken              { return &b.VaultTokens }
 func completions(b *pb.Batch) *[]pb.CheckoutCompletion { return &b.CheckoutCompletions }
 
 // inTx returns the row with key id as of this point in the batch: the last
-// one the batch wrote, else the stored one (read by load).
+// one the writer wrote (ledger.Latest), else the stored one (read by load).
 func inTx[T any](tx *ledger.Tx, part func(*pb.Batch) *[]T, key func(*T) string, id string, load func(context.Context, string) (*T, error)) (*T, error) {
-	rows := ledger.Added(tx, part)
-	for i := len(rows) - 1; i >= 0; i-- {
-		if key(&rows[i]) == id {
-			v := rows[i]
-			return &v, nil
-		}
+	if v, ok := ledger.Latest(tx, part, key, id); ok {
+		return &v, nil
 	}
 	return load(tx.Context(), id)
 }

@@ -135,6 +135,21 @@ func InFlight[T any](tx *Tx, part func(b *pb.Batch) *[]T) []T {
 	return *part(tx.prev)
 }
 
+// Latest returns the row whose key is id as the writer last wrote it: the
+// last such row of this batch's list (Added), else of the batch still
+// committing (InFlight). ok is false when neither holds one; the row is
+// then the store's to give.
+func Latest[T any](tx *Tx, part func(b *pb.Batch) *[]T, key func(*T) string, id string) (row T, ok bool) {
+	for _, rows := range [2][]T{Added(tx, part), InFlight(tx, part)} {
+		for i := len(rows) - 1; i >= 0; i-- {
+			if key(&rows[i]) == id {
+				return rows[i], true
+			}
+		}
+	}
+	return row, false
+}
+
 // Now is the batch's time: every operation in a batch sees the same instant.
 func (tx *Tx) Now() time.Time { return tx.now }
 

@@ -178,11 +178,8 @@ func (s *Service) waiting(tx *ledger.Tx, agent string, now time.Time) (int, erro
 
 // current is request id as of this point in tx's batch.
 func (s *Service) current(tx *ledger.Tx, id string) (pb.MandateRequest, error) {
-	added := ledger.Added(tx, requests)
-	for i := len(added) - 1; i >= 0; i-- {
-		if added[i].ID == id {
-			return added[i], nil
-		}
+	if r, ok := ledger.Latest(tx, requests, func(r *pb.MandateRequest) string { return r.ID }, id); ok {
+		return r, nil
 	}
 	r, err := s.st.MandateRequest(tx.Context(), id)
 	if pb.ErrorCode(err) == pb.ErrNotFound {

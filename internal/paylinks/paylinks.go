@@ -225,11 +225,8 @@ func (s *Service) Payments(ctx context.Context, caller pb.Principal, id, startin
 
 // current is link id as of this point in tx's batch.
 func (s *Service) current(tx *ledger.Tx, id string) (pb.PayLink, error) {
-	added := ledger.Added(tx, links)
-	for i := len(added) - 1; i >= 0; i-- {
-		if added[i].ID == id {
-			return added[i], nil
-		}
+	if l, ok := ledger.Latest(tx, links, func(l *pb.PayLink) string { return l.ID }, id); ok {
+		return l, nil
 	}
 	l, err := s.st.PayLink(tx.Context(), id)
 	if pb.ErrorCode(err) == pb.ErrNotFound {

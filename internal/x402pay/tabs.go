@@ -70,11 +70,8 @@ func tabExtension(c *checked, p *pb.Payment) map[string]json.RawMessage {
 
 // current is tab id as of this point in tx's batch.
 func (s *Service) current(tx *ledger.Tx, id string) (pb.Tab, error) {
-	added := ledger.Added(tx, tabs)
-	for i := len(added) - 1; i >= 0; i-- {
-		if added[i].ID == id {
-			return added[i], nil
-		}
+	if t, ok := ledger.Latest(tx, tabs, func(t *pb.Tab) string { return t.ID }, id); ok {
+		return t, nil
 	}
 	t, err := s.st.Tab(tx.Context(), id)
 	if pb.ErrorCode(err) == pb.ErrNotFound {

@@ -23,7 +23,7 @@ func ProcessUsage(ctx context.Context, url string, pid int) func() (Usage, error
 		if err != nil {
 			return Usage{}, err
 		}
-		if u.CPU, err = procCPU(pid); err != nil {
+		if u.CPU, err = ProcCPU(pid); err != nil {
 			return Usage{}, err
 		}
 		u.DiskWrites = ProcWrites(fmt.Sprintf("/proc/%d/io", pid))
@@ -82,8 +82,9 @@ func scrapeLedger(ctx context.Context, url string) (Usage, error) {
 // 100 on every architecture Linux supports today.
 const clockTicks = 100
 
-// procCPU is the CPU time, user and system, that process pid has used.
-func procCPU(pid int) (time.Duration, error) {
+// ProcCPU is the CPU time, user and system, that process pid has used
+// (Linux).
+func ProcCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read the server's CPU time (Linux only): %w", err)
