@@ -24,8 +24,9 @@ import (
 // A checkpoint copies each page once however many times the frames since
 // the last one rewrote it, so checkpointing after every commit would write
 // hot pages (index tails, busy accounts) into the file over and over. The
-// checkpointer waits for checkpointFrames frames not yet copied: a quarter
-// of the writer's bound, so the writer is left a quarter at most.
+// checkpointer waits for a backlog of a quarter of the writer's bound
+// (walBytes) in frames not yet copied, so the writer is left a quarter at
+// most.
 //
 // Durability is unchanged: a commit is on disk when its WAL frames are
 // (synchronous=FULL); checkpointing only moves them into the main file.
@@ -38,19 +39,14 @@ type checkpointer struct {
 	once sync.Once
 }
 
-const (
-	// walAutocheckpoint is the writer's automatic checkpoint, in frames:
-	// the WAL's bound (64 MiB of 4 KiB pages).
-	walAutocheckpoint = 16384
-	// checkpointFrames is the backlog that starts a background checkpoint.
-	checkpointFrames = walAutocheckpoint / 4
-	// checkpointGap is the least time between two background checkpoints,
-	// in case the backlog cannot be read.
-	checkpointGap = 100 * time.Millisecond
-)
+// checkpointGap is the least time between two background checkpoints, in
+// case the backlog cannot be read.
+const checkpointGap = 100 * time.Millisecond
 
-func startCheckpointer(db *sql.DB, path string) *checkpointer {
-	c := &checkpointer{shm: path + "-shm", min: checkpointFrames, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+// startCheckpointer starts the checkpointer of the database at path, which
+// checkpoints once min frames are not yet copied.
+func startCheckpointer(db *sql.DB, path string, min int) *checkpointer {
+	c := &checkpointer{shm: path + "-shm", min: int64(min), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run(db)
 	return c
 }

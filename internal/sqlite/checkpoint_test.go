@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -74,5 +75,61 @@ func TestCheckpointsInBackground(t *testing.T) {
 func TestWalBacklogUnreadable(t *testing.T) {
 	if _, ok := walBacklog(filepath.Join(t.TempDir(), "missing-shm")); ok {
 		t.Fatal("walBacklog of a missing file answered ok")
+	}
+}
+
+// TestPageSize: a new database gets pageSize pages and a WAL bound of
+// walBytes; a database created with SQLite's default 4 KiB pages keeps
+// them, with the same bound in bytes; a file that is not a database is
+// refused, not overwritten.
+func TestPageSize(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	check := func(path string, want int) {
+		t.Helper()
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var size, frames int
+		if err := s.w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&size); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.w.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&frames); err != nil {
+			t.Fatal(err)
+		}
+		if size != want || frames*size != walBytes || s.ckpt.min*int64(size) != walBytes/4 {
+			t.Fatalf("%s: page size %d, autocheckpoint %d frames, checkpointer at %d; want %d-byte pages and a %d-byte WAL",
+				path, size, frames, s.ckpt.min, want, walBytes)
+		}
+		if err := s.Commit(ctx, accounts(1, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := filepath.Join(dir, "new.db")
+	check(fresh, pageSize)
+	check(fresh, pageSize) // reopened
+
+	old := filepath.Join(dir, "old.db")
+	db, err := sql.Open("sqlite", "file:"+old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	check(old, 4096)
+
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, []byte("not a database, but long enough to have a header: "+strings.Repeat("x", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, junk); err == nil || !strings.Contains(err.Error(), "not a SQLite database") {
+		t.Fatalf("Open(junk) = %v; want a clear refusal", err)
+	}
+	if b, _ := os.ReadFile(junk); !strings.HasPrefix(string(b), "not a database") {
+		t.Fatal("Open changed a file that is not a database")
 	}
 }
