@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/sqlstore"
 	"github.com/paybound/paybound/internal/storetest"
 )
 
@@ -108,7 +109,7 @@ func TestDisputesAndAuditOverCLI(t *testing.T) {
 // logged entries of a payment that edit changes (keeping their length),
 // and returns how many it changed. A payment's row lists its entries'
 // indexes, and entries are stored in bundles, each after its 2-byte
-// big-endian length (internal/sqlite/bundle.go).
+// big-endian length, the bundle deflated (internal/sqlite/bundle.go).
 func editEntries(t *testing.T, db *sql.DB, payment string, edit func([]byte) []byte) int {
 	t.Helper()
 	var list []byte
@@ -119,8 +120,12 @@ func editEntries(t *testing.T, db *sql.DB, payment string, edit func([]byte) []b
 	for ; len(list) >= 8; list = list[8:] {
 		idx := int64(binary.BigEndian.Uint64(list))
 		var first int64
-		var b []byte
-		if err := db.QueryRow(`SELECT first, entries FROM log_bundles WHERE first <= ? ORDER BY first DESC LIMIT 1`, idx).Scan(&first, &b); err != nil {
+		var stored []byte
+		if err := db.QueryRow(`SELECT first, entries FROM log_bundles WHERE first <= ? ORDER BY first DESC LIMIT 1`, idx).Scan(&first, &stored); err != nil {
+			t.Fatal(err)
+		}
+		b, err := sqlstore.Inflate(stored)
+		if err != nil {
 			t.Fatal(err)
 		}
 		off := 0
@@ -134,7 +139,7 @@ func editEntries(t *testing.T, db *sql.DB, payment string, edit func([]byte) []b
 				t.Fatalf("an edit changed entry %d's length", idx)
 			}
 			copy(entry, e)
-			if _, err := db.Exec(`UPDATE log_bundles SET entries = ? WHERE first = ?`, b, first); err != nil {
+			if _, err := db.Exec(`UPDATE log_bundles SET entries = ? WHERE first = ?`, sqlstore.Deflate(b), first); err != nil {
 				t.Fatal(err)
 			}
 			changed++

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -67,5 +68,56 @@ func TestBundle(t *testing.T) {
 		if _, err := pb.SplitBundle(c.b, int(c.n)); !errors.Is(err, pb.ErrBadBundle) {
 			t.Errorf("%s: bundleItems = %v, want pb.ErrBadBundle", name, err)
 		}
+	}
+}
+
+// TestPackRoundTrip: what pack stores reads back as the entries given,
+// deflated when that is smaller; a bundle whose bytes begin like a
+// deflated one (a first entry of 0x7a bytes) reads back too.
+func TestPackRoundTrip(t *testing.T) {
+	var recs []pb.LogRecord
+	for i := range 40 {
+		recs = append(recs, pb.LogRecord{Subject: fmt.Sprintf("pay_%026d", i),
+			Body: []byte(fmt.Sprintf(`{"actor":{"id":"mch_x","role":"merchant"},"data":{"amount":%d},"type":"payment.captured","v":1}`, i))})
+	}
+	recs = append([]pb.LogRecord{{Subject: "pay_mark", Body: []byte(strings.Repeat("z", 0x7a))}}, recs...)
+	pk := <-pack(recs)
+	if pk.err != nil {
+		t.Fatal(pk.err)
+	}
+	raw, err := bundle(0, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw[0].entries[0] != 0 || raw[0].entries[1] != 'z' {
+		t.Fatalf("the test's first bundle begins %q; want the deflated mark", raw[0].entries[:2])
+	}
+	var got [][]byte
+	for _, b := range pk.bundles {
+		es, err := unbundle(b.entries, int(b.size-b.first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss, err := unbundle(b.subjects, int(b.size-b.first))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range es {
+			if i := b.first + int64(k); string(ss[k]) != recs[i].Subject {
+				t.Fatalf("subject %d = %q; want %q", i, ss[k], recs[i].Subject)
+			}
+		}
+		got = append(got, es...)
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("%d entries read back; want %d", len(got), len(recs))
+	}
+	for i := range recs {
+		if !bytes.Equal(got[i], recs[i].Body) {
+			t.Fatalf("entry %d = %q; want %q", i, got[i], recs[i].Body)
+		}
+	}
+	if n, m := len(pk.bundles[0].entries), len(raw[0].entries); n*2 > m {
+		t.Fatalf("a bundle of similar entries is stored in %d bytes of %d; want under half", n, m)
 	}
 }

@@ -86,7 +86,8 @@ func paymentEntries(size int64, b *pb.Batch) (lists [][]byte, onRow map[string]i
 // writer's view once the transaction commits. The writer's view is loaded
 // (loadLog); the subjects in onRow are payments whose rows list their
 // entries (paymentEntries).
-func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[string]int) (*logAppend, error) {
+// packing is recs' bundles, as pack makes them.
+func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, packing <-chan packed, onRow map[string]int) (*logAppend, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
@@ -102,9 +103,14 @@ func (s *Store) appendLog(ctx context.Context, recs []pb.LogRecord, onRow map[st
 	if err != nil {
 		return nil, fmt.Errorf("couldn't append to the log: %w", err)
 	}
-	bundles, err := bundle(t.size, recs)
-	if err != nil {
-		return nil, err
+	pk := <-packing
+	if pk.err != nil {
+		return nil, pk.err
+	}
+	bundles := pk.bundles
+	for i := range bundles {
+		bundles[i].first += t.size
+		bundles[i].size += t.size
 	}
 	if err := s.insert(ctx, part{tLogBundles, len(bundles), func(d []any, i int) ([]any, error) {
 		b := &bundles[i]
@@ -252,10 +258,11 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 	return pb.HashesInOrder(ids, got)
 }
 
-// maxRun bounds the hashes of one row of log_hash_runs: 2 KiB, which a
-// 4 KiB page holds without an overflow page, so that reading one hash reads
-// one page. A commit of about 30 entries adds one row.
-const maxRun = 64
+// maxRun bounds the hashes of one row of log_hash_runs: 896 bytes, which a
+// leaf of a 1 KiB page (pageSize) holds without an overflow page, so that
+// reading one hash reads one page. Rows written with a larger bound (64,
+// before pages were 1 KiB) read the same way.
+const maxRun = 28
 
 // hashesQuery reads the stored hashes whose ids are listed, as a JSON
 // array, in ?1 (so that the statement's text, and so its preparation, is
@@ -270,18 +277,25 @@ const entriesQuery = `SELECT j.value, b.entries, b.first, b.size FROM json_each(
 	JOIN log_bundles b ON b.first = (SELECT max(first) FROM log_bundles WHERE first <= j.value)
 	WHERE j.value < b.size ORDER BY j.value`
 
-// scanEntries calls fn with each entry that rows of entriesQuery hold.
+// scanEntries calls fn with each entry that rows of entriesQuery hold. The
+// rows come in index order, so the entries of one bundle are consecutive
+// and the bundle is inflated once for them.
 func scanEntries(rows *sql.Rows, fn func(idx int64, body []byte)) error {
 	defer rows.Close()
+	var entries [][]byte
+	last := int64(-1)
 	for rows.Next() {
 		var idx, first, size int64
 		var b []byte
 		if err := rows.Scan(&idx, &b, &first, &size); err != nil {
 			return err
 		}
-		entries, err := pb.SplitBundle(b, int(size-first))
-		if err != nil {
-			return fmt.Errorf("entry %d: %w", idx, err)
+		if first != last {
+			var err error
+			if entries, err = unbundle(b, int(size-first)); err != nil {
+				return fmt.Errorf("entry %d: %w", idx, err)
+			}
+			last = first
 		}
 		fn(idx, entries[idx-first])
 	}
@@ -371,11 +385,11 @@ func (s *Store) LogEntries(ctx context.Context, from int64, n int) ([]pb.LogEntr
 		if err := rows.Scan(&first, &size, &entries, &subjects); err != nil {
 			return nil, fmt.Errorf("couldn't read log entries: %w", err)
 		}
-		es, err := pb.SplitBundle(entries, int(size-first))
+		es, err := unbundle(entries, int(size-first))
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read log entries from %d: %w", first, err)
 		}
-		ss, err := pb.SplitBundle(subjects, int(size-first))
+		ss, err := unbundle(subjects, int(size-first))
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read log entries from %d: %w", first, err)
 		}

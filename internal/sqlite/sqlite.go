@@ -235,6 +235,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// batch failed. ctx is checked before COMMIT instead.
 	// The webhooks' writes take turns with this one on a mutex, not
 	// through SQLite's busy handler, which sleeps (webhooks.go).
+	packing := pack(b.Log)
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
@@ -266,7 +267,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 		}
 	}
-	app, err := s.appendLog(ctx, b.Log, onRow)
+	app, err := s.appendLog(ctx, b.Log, packing, onRow)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func ScanIdempotency(r Scanner) (*pb.IdempotencyRecord, error) {
 		return nil, err
 	}
 	var err error
-	if rec.Body, err = inflateBody(body); err != nil {
+	if rec.Body, err = Inflate(body); err != nil {
 		return nil, fmt.Errorf("idempotency record %s of %s is unreadable: %w", rec.Key, rec.Caller, err)
 	}
 	copy(rec.RequestHash[:], hash)
@@ -71,12 +71,12 @@ func ScanIdempotency(r Scanner) (*pb.IdempotencyRecord, error) {
 
 // IdempotencyBody is a record's body as stored: an empty response, not a
 // missing one, when it has none; a body of deflateMin bytes or more is
-// stored compressed when that is smaller (see deflateBody).
+// stored compressed when that is smaller (see Deflate).
 func IdempotencyBody(r *pb.IdempotencyRecord) []byte {
 	if r.Body == nil {
 		return []byte{}
 	}
-	return deflateBody(r.Body)
+	return Deflate(r.Body)
 }
 
 // paymentCols are the columns scanPayment reads.

@@ -24,8 +24,8 @@ func TestIdempotencyBodyRoundTrip(t *testing.T) {
 		"mark alone":        {0, 'z'},
 		"NUL, not the mark": append([]byte{0, 'y'}, session...),
 	} {
-		stored := deflateBody(body)
-		got, err := inflateBody(stored)
+		stored := Deflate(body)
+		got, err := Inflate(stored)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -34,23 +34,23 @@ func TestIdempotencyBodyRoundTrip(t *testing.T) {
 			t.Errorf("%s: read back %d bytes %q..., stored %d bytes", name, len(got), got[:min(len(got), 16)], len(body))
 		}
 	}
-	if n := len(deflateBody(session)); n >= len(session)/2 {
+	if n := len(Deflate(session)); n >= len(session)/2 {
 		t.Errorf("a session's %d bytes are stored in %d", len(session), n)
 	}
-	if got := deflateBody(random); !bytes.Equal(got, random) {
+	if got := Deflate(random); !bytes.Equal(got, random) {
 		t.Errorf("an incompressible body is stored deflated (%d bytes for %d)", len(got), len(random))
 	}
 }
 
 // A damaged compressed body is an error, not a wrong replay.
 func TestIdempotencyBodyDamaged(t *testing.T) {
-	stored := deflateBody([]byte(strings.Repeat(`{"status":"ready_for_payment"}`, 20)))
-	if _, err := inflateBody(stored[:len(stored)/2]); err == nil {
+	stored := Deflate([]byte(strings.Repeat(`{"status":"ready_for_payment"}`, 20)))
+	if _, err := Inflate(stored[:len(stored)/2]); err == nil {
 		t.Error("a truncated body inflated")
 	}
 	// A bomb: far more zeros than a response could be.
-	bomb := deflateBody(make([]byte, maxInflated+1))
-	if _, err := inflateBody(bomb); err == nil {
+	bomb := Deflate(make([]byte, maxInflated+1))
+	if _, err := Inflate(bomb); err == nil {
 		t.Error("a body past the limit inflated")
 	}
 }

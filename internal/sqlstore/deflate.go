@@ -9,26 +9,30 @@ import (
 	"sync"
 )
 
+// Some values are stored deflated, behind deflatedMark, when that is
+// smaller: idempotency responses and the SQLite log's bundles of entries.
+//
 // A stored idempotency response is kept for at least a day and written with
 // every request that carries a key, which on the ACP's write path is every
 // POST: its bytes were most of what a batch wrote (an ACP session's response
 // is 1–2.5 KB, much of it the same capabilities and totals every time).
-// So a body is stored deflated, behind deflatedMark, when that is smaller.
+// A bundle of log entries is a commit's entries, which share their keys,
+// actors and subjects: it deflates to about a quarter.
 //
-// The mark is two bytes no response starts with: a response is JSON (or
-// empty), and JSON never begins with a NUL byte. A body that does begin
-// with deflatedMark is always stored deflated, so every stored body reads
-// back to exactly the bytes given, which is what a replay promises.
-// Deflate is lossless and needs no dictionary, so what is stored now stays
-// readable by every later version.
+// The mark is two bytes a value may begin with (a bundle's first entry
+// length can be 0x007a), so a value that does begin with deflatedMark is
+// always stored deflated: every stored value reads back to exactly the
+// bytes given, which is what a replay and a log's hash promise. Deflate is
+// lossless and needs no dictionary, so what is stored now stays readable by
+// every later version.
 var deflatedMark = []byte{0, 'z'}
 
-// deflateMin is the size under which compressing a body is not worth it.
+// deflateMin is the size under which compressing a value is not worth it.
 const deflateMin = 128
 
-// maxInflated bounds a stored body's inflated size: a response is at most
-// a few hundred KB (a list's page), so a larger one is a damaged row, not
-// a reason to allocate without bound.
+// maxInflated bounds a stored value's inflated size: a response is at most
+// a few hundred KB (a list's page), a bundle 64 KiB, so a larger one is a
+// damaged row, not a reason to allocate without bound.
 const maxInflated = 16 << 20
 
 var deflaters = sync.Pool{New: func() any {
@@ -38,8 +42,9 @@ var deflaters = sync.Pool{New: func() any {
 
 var inflaters = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 
-// deflateBody is body as stored.
-func deflateBody(body []byte) []byte {
+// Deflate is body as stored: deflated behind deflatedMark when that is
+// smaller or body begins with the mark, else body itself. Inflate reverses it.
+func Deflate(body []byte) []byte {
 	marked := bytes.HasPrefix(body, deflatedMark)
 	if len(body) < deflateMin && !marked {
 		return body
@@ -59,8 +64,8 @@ func deflateBody(body []byte) []byte {
 	return buf.Bytes()
 }
 
-// inflateBody is the body stored as b.
-func inflateBody(b []byte) ([]byte, error) {
+// Inflate is the value stored as b (by Deflate).
+func Inflate(b []byte) ([]byte, error) {
 	if !bytes.HasPrefix(b, deflatedMark) {
 		return b, nil
 	}
@@ -71,10 +76,10 @@ func inflateBody(b []byte) ([]byte, error) {
 	}
 	out, err := io.ReadAll(io.LimitReader(r, maxInflated+1))
 	if err != nil {
-		return nil, fmt.Errorf("couldn't inflate the stored response: %w", err)
+		return nil, fmt.Errorf("couldn't inflate a stored value: %w", err)
 	}
 	if len(out) > maxInflated {
-		return nil, errors.New("the stored response inflates past its limit")
+		return nil, errors.New("a stored value inflates past its limit")
 	}
 	return out, nil
 }
