@@ -6,7 +6,8 @@
 # (B over A) of the throughput (above 1: B is faster) and of the p99
 # latency (below 1: B's tail is shorter), and, with --process (the server
 # in a process of its own), of the server's CPU time per payment, which a
-# shared machine disturbs less than throughput.
+# shared machine disturbs less than throughput; and of the bytes the
+# server wrote to disk per payment (below 1: B writes less).
 #
 #   scripts/abbench.sh A B [PAIRS] [bench flags...]
 #   e.g. scripts/abbench.sh main~5 main 7 --duration 3s
@@ -26,8 +27,8 @@ if [ $# -lt 2 ]; then
 fi
 bench=${ABBENCH:-payments}
 case $bench in
-payments) rate_field=payments_per_sec p99_field=p99_ms cpu_field=server_cpu_us_per_payment extra=(--baseline=false) ;;
-acp) rate_field=create_complete_per_sec p99_field=request_p99_ms cpu_field=server_cpu_us_per_checkout extra=() ;;
+payments) rate_field=payments_per_sec p99_field=p99_ms cpu_field=server_cpu_us_per_payment bytes_field=disk_bytes_per_payment extra=(--baseline=false) ;;
+acp) rate_field=create_complete_per_sec p99_field=request_p99_ms cpu_field=server_cpu_us_per_checkout bytes_field=disk_bytes_per_checkout extra=() ;;
 *)
 	echo "abbench: ABBENCH must be payments or acp, not $bench" >&2
 	exit 2
@@ -54,17 +55,19 @@ build() { # build COMMIT OUT
 build "$a" "$tmp/a"
 build "$b" "$tmp/b"
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$2"; }
-run() { # run a|b: prints "RATE P99 CPU" (CPU 0 without --process)
-	local out cpu
+run() { # run a|b: prints "RATE P99 CPU BYTES" (CPU 0 without --process, BYTES 0 unmeasured)
+	local out cpu bytes
 	out=$("$tmp/$1" bench "$bench" "${extra[@]}" "${flags[@]}")
 	cpu=$(field "$cpu_field" "$out")
-	printf '%s %s %s\n' "$(field "$rate_field" "$out")" "$(field "$p99_field" "$out")" "${cpu:-0}"
+	bytes=$(field "$bytes_field" "$out")
+	printf '%s %s %s %s\n' "$(field "$rate_field" "$out")" "$(field "$p99_field" "$out")" "${cpu:-0}" "${bytes:-0}"
 }
 for i in $(seq "$pairs"); do
 	if [ $((i % 2)) -eq 1 ]; then ra=$(run a); rb=$(run b)
 	else rb=$(run b); ra=$(run a); fi
-	echo "$ra $rb" | awk -v f="$rate_field" '{printf "pair: A %d, B %d %s (ratio %.3f); p99 A %.1f, B %.1f ms (ratio %.3f)", $1, $4, f, $4/$1, $2, $5, $5/$2
-		if ($3 > 0 && $6 > 0) printf "; server CPU A %d, B %d µs (ratio %.3f)", $3, $6, $6/$3
+	echo "$ra $rb" | awk -v f="$rate_field" '{printf "pair: A %d, B %d %s (ratio %.3f); p99 A %.1f, B %.1f ms (ratio %.3f)", $1, $5, f, $5/$1, $2, $6, $6/$2
+		if ($3 > 0 && $7 > 0) printf "; server CPU A %d, B %d µs (ratio %.3f)", $3, $7, $7/$3
+		if ($4 > 0 && $8 > 0) printf "; disk A %d, B %d bytes (ratio %.3f)", $4, $8, $8/$4
 		printf "\n" }'
 	echo "$ra $rb" >>"$tmp/pairs"
 done
@@ -73,10 +76,12 @@ awk -v a="${a:0:10}" -v b="${b:0:10}" -v f="$rate_field" '
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] > x[j]; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
 		return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
 	}
-	{ n++; ra[n] = $1; pa[n] = $2; ca[n] = $3; rb[n] = $4; pb[n] = $5; cb[n] = $6; r[n] = $4 / $1; q[n] = $5 / $2
-	  if ($3 > 0 && $6 > 0) { m++; c[m] = $6 / $3 } }
+	{ n++; ra[n] = $1; pa[n] = $2; ca[n] = $3; da[n] = $4; rb[n] = $5; pb[n] = $6; cb[n] = $7; db[n] = $8; r[n] = $5 / $1; q[n] = $6 / $2
+	  if ($3 > 0 && $7 > 0) { m++; c[m] = $7 / $3 }
+	  if ($4 > 0 && $8 > 0) { k++; d[k] = $8 / $4 } }
 	END {
 		printf "medians: A (%s) %d, B (%s) %d %s; median ratio B/A %.3f over %d pairs\n", a, median(ra, n), b, median(rb, n), f, median(r, n), n
 		printf "p99: A %.1f ms, B %.1f ms; median ratio B/A %.3f\n", median(pa, n), median(pb, n), median(q, n)
 		if (m == n) printf "server CPU per operation: A %d µs, B %d µs; median ratio B/A %.3f\n", median(ca, n), median(cb, n), median(c, n)
+		if (k == n) printf "disk bytes per operation: A %d, B %d; median ratio B/A %.3f\n", median(da, n), median(db, n), median(d, n)
 	}' "$tmp/pairs"
