@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/sqlstore"
 )
 
 // accounts is a batch of n accounts with long owners: a few hundred pages.
@@ -131,5 +132,38 @@ func TestPageSize(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(junk); !strings.HasPrefix(string(b), "not a database") {
 		t.Fatal("Open changed a file that is not a database")
+	}
+}
+
+// TestStatementCacheBounded: the pool caches at most maxPrepared texts of
+// reads; past that, reads still answer, unprepared.
+func TestStatementCacheBounded(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "paybound.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := conn{q: s.db, s: s}
+	for i := range maxPrepared + 50 {
+		var got []int
+		err := c.Query(ctx, func(r sqlstore.Scanner) error {
+			var v int
+			if err := r.Scan(&v); err != nil {
+				return err
+			}
+			got = append(got, v)
+			return nil
+		}, fmt.Sprintf("SELECT %d + ? UNION ALL SELECT 1", i), 1)
+		if err != nil || len(got) != 2 || got[0] != i+1 {
+			t.Fatalf("query %d = %v, %v", i, got, err)
+		}
+		var v int
+		if err := c.QueryRow(ctx, fmt.Sprintf("SELECT %d - ?", i), 1).Scan(&v); err != nil || v != i-1 {
+			t.Fatalf("row %d = %d, %v", i, v, err)
+		}
+	}
+	if n := s.nreads.Load(); n > maxPrepared+3 { // + the few fixed texts Open prepares
+		t.Fatalf("%d statements cached; want at most about %d", n, maxPrepared)
 	}
 }

@@ -28,8 +28,8 @@ var (
 
 // paymentParts is what b writes of the payments core: payments (row i
 // listing its log entries logIdx[i]), refunds, top-ups, identities and
-// idempotency records.
-func paymentParts(b *pb.Batch, logIdx [][]byte) []part {
+// idempotency records (record i with the stored body bodies()[i]).
+func paymentParts(b *pb.Batch, logIdx [][]byte, bodies func() [][]byte) []part {
 	return []part{
 		{tPayments, len(b.Payments), func(d []any, i int) ([]any, error) {
 			p := &b.Payments[i]
@@ -60,9 +60,10 @@ func paymentParts(b *pb.Batch, logIdx [][]byte) []part {
 		partOf(sqlstore.Merchants, b.Merchants, sqlstore.MerchantRow),
 		partOf(sqlstore.Agents, b.Agents, sqlstore.AgentRow),
 		partOf(sqlstore.APIKeys, b.APIKeys, sqlstore.APIKeyRow),
-		partOf(tIdempotency, b.Idempotency, func(d []any, r *pb.IdempotencyRecord) ([]any, error) {
-			return append(d, r.Caller, r.Key, r.RequestHash[:], r.Status, sqlstore.IdempotencyBody(r), r.CreatedAt.UnixMilli()), nil
-		}),
+		{tIdempotency, len(b.Idempotency), func(d []any, i int) ([]any, error) {
+			r := &b.Idempotency[i]
+			return append(d, r.Caller, r.Key, r.RequestHash[:], r.Status, bodies()[i], r.CreatedAt.UnixMilli()), nil
+		}},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/sqlstore"
@@ -38,10 +39,11 @@ type Store struct {
 	stmts map[stmtKey]*sql.Stmt
 	// reads caches statements prepared on the pool, by query text: the
 	// point reads of the request path are parsed once per connection.
-	reads sync.Map
-	log   logTree    // the writer's view of the log's tree (Commit only)
-	hooks hookWriter // the webhooks' write connection (webhooks.go)
-	ckpt  *checkpointer
+	reads  sync.Map
+	nreads atomic.Int64 // statements in reads
+	log    logTree      // the writer's view of the log's tree (Commit only)
+	hooks  hookWriter   // the webhooks' write connection (webhooks.go)
+	ckpt   *checkpointer
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -235,7 +237,9 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// batch failed. ctx is checked before COMMIT instead.
 	// The webhooks' writes take turns with this one on a mutex, not
 	// through SQLite's busy handler, which sleeps (webhooks.go).
-	packing := pack(b.Log)
+	// Encoding that needs nothing from the database runs beside the
+	// writer's inserts (bundle.go).
+	packing, bodies := pack(b.Log), idempotencyBodies(b.Idempotency)
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
@@ -258,7 +262,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	}
 	// The payments' new entries, listed on their rows, and which those are.
 	logIdx, onRow := paymentEntries(s.log.size, b)
-	for _, p := range slices.Concat(ledgerParts(b), paymentParts(b, logIdx), mandateParts(b), stepUpParts(b),
+	for _, p := range slices.Concat(ledgerParts(b), paymentParts(b, logIdx, bodies), mandateParts(b), stepUpParts(b),
 		agentParts(b), disputeParts(b), payLinkParts(b), checkoutParts(b), webhookParts(b), x402Parts(b),
 		billingParts(b), mandateRequestParts(b)) {
 		if p.n > 0 {
@@ -343,17 +347,39 @@ func (s *Store) stmt(ctx context.Context, t *sqlstore.Table, rows int) (*sql.Stm
 
 // row runs a single-row query through a cached prepared statement.
 func (s *Store) row(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := s.prepared(ctx, query)
+	st, err := s.cached(ctx, query)
 	if err != nil {
 		return s.db.QueryRowContext(ctx, query, args...) // reports err on Scan
 	}
 	return st.QueryRowContext(ctx, args...)
 }
 
-// prepared returns the pool's cached prepared statement for query.
+// maxPrepared bounds the pool's cached statements: a list's text varies
+// with its filters and limit, so the texts are many though finite.
+const maxPrepared = 512
+
+// errNotCached is prepared's answer for a new text once the cache is full:
+// the caller runs the query unprepared.
+var errNotCached = errors.New("sqlite: the statement cache is full")
+
+// prepared returns the pool's cached prepared statement for query, one of
+// this package's fixed texts.
 func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	return s.prepare(ctx, query, false)
+}
+
+// cached returns the pool's cached prepared statement for query, a text
+// of sqlstore's, or errNotCached once maxPrepared texts are.
+func (s *Store) cached(ctx context.Context, query string) (*sql.Stmt, error) {
+	return s.prepare(ctx, query, true)
+}
+
+func (s *Store) prepare(ctx context.Context, query string, bounded bool) (*sql.Stmt, error) {
 	if st, ok := s.reads.Load(query); ok {
 		return st.(*sql.Stmt), nil
+	}
+	if bounded && s.nreads.Load() >= maxPrepared {
+		return nil, errNotCached
 	}
 	p, err := s.db.PrepareContext(ctx, query)
 	if err != nil {
@@ -363,12 +389,12 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 		p.Close()
 		return prev.(*sql.Stmt), nil
 	}
+	s.nreads.Add(1)
 	return p, nil
 }
 
-// conn is the pool, or a transaction, as sqlstore.DB. The pool's point
-// reads run through its cached prepared statements (Store.row); its lists,
-// whose text varies with their filters, are parsed each time.
+// conn is the pool, or a transaction, as sqlstore.DB. The pool's reads run
+// through its cached prepared statements (Store.prepared), parsed once.
 type conn struct {
 	q interface {
 		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -386,7 +412,20 @@ func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlstore.
 }
 
 func (c conn) Query(ctx context.Context, each func(sqlstore.Scanner) error, query string, args ...any) error {
-	rows, err := c.q.QueryContext(ctx, query, args...)
+	var rows *sql.Rows
+	var err error
+	if c.s != nil {
+		// the pool's statements, prepared once (a list of an agent's keys
+		// is read on every delegated payment)
+		var st *sql.Stmt
+		if st, err = c.s.cached(ctx, query); err == nil {
+			rows, err = st.QueryContext(ctx, args...)
+		} else if errors.Is(err, errNotCached) {
+			rows, err = c.q.QueryContext(ctx, query, args...)
+		}
+	} else {
+		rows, err = c.q.QueryContext(ctx, query, args...)
+	}
 	if err != nil {
 		return err
 	}
