@@ -420,7 +420,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	api.Handle(wallet.Pattern, wal)
-	mcpHandler, err := mcpserver.NewHandler(api.Authenticate, &mcpserver.InProcess{Core: m.Service, Mandates: mdt, Disputes: disp,
+	mcpHandler, err := mcpserver.NewHandler(api.Authenticate, &mcpserver.InProcess{Core: m.Service, Mandates: mdt, Requests: mreqs, Disputes: disp,
 		Links: links, Settlement: reports, Checkout: co, PublicURL: m.publicURL(), Log: m.Logger}, mcpserver.Config{Clock: m.Clock, Logger: m.Logger})
 	if err != nil {
 		return err

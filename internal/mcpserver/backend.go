@@ -30,6 +30,14 @@ type Backend interface {
 
 	// Agent side.
 	Mandates(ctx context.Context, startingAfter string, limit int) ([]Mandate, bool, error)
+	// RequestMandate asks the agent's user for a mandate of p's terms: a
+	// mandate request that waits in the user's wallet until they approve
+	// (which grants exactly these terms) or refuse it. The terms are
+	// checked as POST /v1/mandates checks them; nothing is granted here.
+	RequestMandate(ctx context.Context, key string, p MandateRequestParams) (*pb.MandateRequest, error)
+	// WalletURL is where the caller's user decides request id (its
+	// wallet's page, absolute), or "" when the backend does not know.
+	WalletURL(id string) string
 	// Pay creates a payment under a mandate. A declined payment returns
 	// both the payment (when the backend has it) and the decline's error,
 	// which carries its ID.
@@ -77,6 +85,24 @@ type PayParams struct {
 	// PayeeProvenance and AmountProvenance say where the agent took the
 	// payee and the amount from: "user", "untrusted" or "unknown" ("").
 	PayeeProvenance, AmountProvenance string
+}
+
+// MandateRequestParams is a mandate an agent asks its user for.
+type MandateRequestParams struct {
+	Description  string
+	Reason       string
+	Currency     string
+	MaxAmount    int64
+	BudgetAmount int64
+	BudgetPeriod pb.BudgetPeriod
+	MerchantIDs  []string
+	ConfirmAbove int64
+}
+
+// Mandate is the mandate p asks for, for the calling agent ("").
+func (p MandateRequestParams) Mandate() pb.Mandate {
+	return pb.Mandate{Description: p.Description, Currency: p.Currency, MaxAmount: p.MaxAmount,
+		Budget: pb.Budget{Amount: p.BudgetAmount, Period: p.BudgetPeriod}, MerchantIDs: p.MerchantIDs, ConfirmAbove: p.ConfirmAbove}
 }
 
 // LinkParams is a payment link a merchant creates.

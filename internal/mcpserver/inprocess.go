@@ -13,6 +13,7 @@ import (
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi/rest"
+	"github.com/paybound/paybound/internal/mandatereqs"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/service"
@@ -31,6 +32,7 @@ const MaxKeyLength = 200
 type InProcess struct {
 	Core       *service.Service
 	Mandates   *mandates.Service
+	Requests   *mandatereqs.Service
 	Disputes   *disputes.Service
 	Links      *paylinks.Service
 	Settlement *settlement.Service
@@ -145,6 +147,28 @@ func (b *inproc) Mandates(ctx context.Context, after string, limit int) ([]Manda
 		out[i] = Mandate{Mandate: v.Mandate, RemainingBudget: v.RemainingBudget, PaymentsCount: v.PaymentsCount}
 	}
 	return out, more, nil
+}
+
+func (b *inproc) RequestMandate(ctx context.Context, key string, p MandateRequestParams) (*pb.MandateRequest, error) {
+	if b.s.Requests == nil {
+		return nil, pb.Errorf(pb.ErrForbidden, "", "this server takes no mandate requests")
+	}
+	return idempotent[*pb.MandateRequest](ctx, b, "mandate_request", key, p, func(idem *service.Idempotency) service.Result {
+		return b.s.Requests.Create(ctx, b.p, idem, p.Mandate(), nil, p.Reason)
+	})
+}
+
+// WalletURL is the wallet's page of the user's mandates, where a request
+// waits (its section's anchor).
+func (b *inproc) WalletURL(id string) string { return WalletRequestURL(b.s.PublicURL, id) }
+
+// WalletRequestURL is where mandate request id waits in the wallet of the
+// server at base ("" when base is).
+func WalletRequestURL(base, id string) string {
+	if base == "" || id == "" {
+		return ""
+	}
+	return strings.TrimSuffix(base, "/") + "/wallet/mandates#r-" + id
 }
 
 func (b *inproc) Pay(ctx context.Context, key string, p PayParams) (*pb.Payment, error) {

@@ -121,6 +121,21 @@ func (r *Remote) Mandates(ctx context.Context, after string, limit int) ([]mcpse
 	return out, l.HasMore, nil
 }
 
+// RequestMandate is POST /v1/mandate_requests, the agent's signed request.
+func (r *Remote) RequestMandate(ctx context.Context, key string, p mcpserver.MandateRequestParams) (*pb.MandateRequest, error) {
+	ctx, err := r.keyed(ctx, "mandate_request", key)
+	if err != nil {
+		return nil, err
+	}
+	m := p.Mandate()
+	return r.API.RequestMandate(ctx, client.CreateMandateRequestParams{Reason: p.Reason, CreateMandateParams: client.CreateMandateParams{
+		Description: m.Description, Currency: m.Currency, MaxAmount: m.MaxAmount, Budget: m.Budget, MerchantIDs: m.MerchantIDs,
+		ConfirmAbove: m.ConfirmAbove}})
+}
+
+// WalletURL is the request's place in the server's wallet.
+func (r *Remote) WalletURL(id string) string { return mcpserver.WalletRequestURL(r.BaseURL, id) }
+
 // absolute makes a confirmation's link one the user can open.
 func (r *Remote) absolute(p *pb.Payment) *pb.Payment {
 	if p != nil && p.Confirmation != nil && strings.HasPrefix(p.Confirmation.URL, "/") {
