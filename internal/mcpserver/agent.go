@@ -249,6 +249,9 @@ func (s *server) agentTools(ms *mcp.Server) error {
 			patch{prop: "budget_period", values: []any{"day", "week", "month", "total"}}),
 		addTool(s, ms, "pay", "Pay a merchant from your user's wallet under one of your mandates. The server enforces the mandate: a payment outside it is declined, one above its confirm_above waits for the user (status requires_confirmation, with the link the user must open). Answers the payment: captured (paid), requires_confirmation, or an error with a code when declined. Amounts are integers in minor units.",
 			moves("Pay", false), s.pay),
+		addTool(s, ms, "pay_x402_resource", "Fetch a paid URL (x402, HTTP 402 payments): the seller's price is paid from your user's wallet under one of your mandates, at most max_amount, and the answer comes back with the payment's receipt. The server enforces the mandate. Answers the status, the content type, the body (at most 32 KiB; truncated says when it was cut) and the receipt; a price above max_amount is refused and nothing is paid; a failed answer (status 400 or more) is not charged.",
+			moves("Pay for a URL (x402)", false), s.payX402,
+			patch{prop: "method", values: []any{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}}),
 		addTool(s, ms, "get_payment", "Read one of your payments.", readOnly("Get a payment"),
 			func(ctx context.Context, b Backend, in paymentIDIn) (PaymentOut, string, error) {
 				p, err := b.Payment(ctx, in.PaymentID)

@@ -21,9 +21,6 @@ import (
 // other arguments is refused (idempotency_conflict), whichever backend runs
 // it. The mandate, confirmation and risk checks are the server's: a
 // backend adds none and can skip none.
-//
-// Seam: the x402 tools (pay_x402_resource, paid tools) will add their own
-// methods here once the /x402 package is merged.
 type Backend interface {
 	// Caller is who the backend acts as.
 	Caller(ctx context.Context) (Identity, error)
@@ -45,6 +42,13 @@ type Backend interface {
 	Payment(ctx context.Context, id string) (*pb.Payment, error)
 	Payments(ctx context.Context, startingAfter string, limit int) ([]pb.Payment, bool, error)
 	OpenDispute(ctx context.Context, key, paymentID string, reason pb.DisputeReason, details string) (*pb.Dispute, error)
+	// PayX402 fetches a paid URL, paying its x402 402 with an
+	// authorization of the agent's under r.MandateID, at most r.MaxAmount
+	// (above it, ErrX402PriceAboveMax and nothing is paid). The mandate is
+	// the server's to enforce, at settlement. The same key retries the
+	// same purchase and never pays twice; with other arguments it is
+	// idempotency_conflict.
+	PayX402(ctx context.Context, key string, r X402Request) (*X402Response, error)
 
 	// Checkout runs one of ACP's checkout operations at a merchant (ACP's
 	// MCP binding): the payload is ACP's request body, the answer ACP's

@@ -37,6 +37,11 @@ type InProcess struct {
 	Links      *paylinks.Service
 	Settlement *settlement.Service
 	Checkout   *checkout.Service
+	// X402 fetches a paid URL for an agent (pay_x402_resource), signing as
+	// that agent: the command's, over the public x402.Transport with the
+	// server's delegated authorizations and the operator's allowed hosts
+	// (outbound HTTP is the command's). Nil refuses the tool (forbidden).
+	X402 func(ctx context.Context, agent pb.Principal, key string, r X402Request) (*X402Response, error)
 	// PublicURL makes a confirmation's link absolute (the user opens it);
 	// "" leaves it as the API gives it.
 	PublicURL string
@@ -227,6 +232,16 @@ func (b *inproc) OpenDispute(ctx context.Context, key, paymentID string, reason 
 	return idempotent[*pb.Dispute](ctx, b, "dispute", key, args, func(idem *service.Idempotency) service.Result {
 		return b.s.Disputes.Open(ctx, caller, idem, paymentID, reason, details)
 	})
+}
+
+func (b *inproc) PayX402(ctx context.Context, key string, r X402Request) (*X402Response, error) {
+	if err := service.RequireRole(b.p, pb.RoleAgent); err != nil {
+		return nil, err
+	}
+	if b.s.X402 == nil {
+		return nil, pb.Errorf(pb.ErrForbidden, "url", "this server fetches no paid URLs for agents: its operator has allowed no host (--mcp-x402-allow)")
+	}
+	return b.s.X402(ctx, b.p, key, r)
 }
 
 func (b *inproc) Balances(ctx context.Context) ([]pb.Balance, error) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,6 +15,8 @@ import (
 	"github.com/paybound/paybound/client"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/mcpserver"
+	"github.com/paybound/paybound/x402"
+	"github.com/paybound/paybound/x402/wire"
 )
 
 // MCP runs `paybound mcp`: the agent's MCP server over stdio (stdin and
@@ -28,6 +31,7 @@ func MCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(stderr)
 	server := fs.String("server", "", "the Paybound server's URL (default $PAYBOUND_URL, else "+defaultURL+")")
 	keyFile := fs.String("agent-key", "", "the agent's private key file, which signs every request (default $PAYBOUND_AGENT_KEY)")
+	allow := fs.String("x402-allow", "", "hosts pay_x402_resource may fetch, comma-separated (default: any host at a public address)")
 	agentID := fs.String("agent", "", "the agent's ID, agt_…, shown in wallet_summary and request_mandate (default: learned from its mandates)")
 	cmdline.UsageFor(fs, stderr, "paybound mcp --server URL [--agent-key agent.key] [--agent agt_…]\n\n"+
 		"Serves an agent's MCP tools over stdio (for an MCP client's config), calling the server\n"+
@@ -66,7 +70,7 @@ func MCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	be := &Remote{API: client.New(base, "", client.WithUserAgent("paybound-mcp"), client.WithAgentKey(keyID, priv)),
-		BaseURL: strings.TrimSuffix(base, "/"), AgentID: *agentID}
+		BaseURL: strings.TrimSuffix(base, "/"), AgentID: *agentID, Key: priv, X402: &X402Fetcher{Allow: splitList(*allow)}}
 	srv, err := mcpserver.NewServer(mcpserver.AgentSide, mcpserver.Config{
 		Backend: func(context.Context, *mcp.RequestExtra) (mcpserver.Backend, error) { return be, nil }})
 	if err != nil {
@@ -87,6 +91,10 @@ type Remote struct {
 	API     *client.Client
 	BaseURL string // makes confirmation links absolute
 	AgentID string // "" until learned from a mandate
+	// Key is the agent's private key, which signs its x402 authorizations
+	// (pay_x402_resource) as it signs its requests.
+	Key  ed25519.PrivateKey
+	X402 *X402Fetcher
 }
 
 var _ mcpserver.Backend = (*Remote)(nil)
@@ -131,6 +139,19 @@ func (r *Remote) RequestMandate(ctx context.Context, key string, p mcpserver.Man
 	return r.API.RequestMandate(ctx, client.CreateMandateRequestParams{Reason: p.Reason, CreateMandateParams: client.CreateMandateParams{
 		Description: m.Description, Currency: m.Currency, MaxAmount: m.MaxAmount, Budget: m.Budget, MerchantIDs: m.MerchantIDs,
 		ConfirmAbove: m.ConfirmAbove}})
+}
+
+// PayX402 fetches a paid URL from this process (the agent's machine),
+// paying with an authorization signed by the agent's key.
+func (r *Remote) PayX402(ctx context.Context, key string, req mcpserver.X402Request) (*mcpserver.X402Response, error) {
+	if r.X402 == nil || len(r.Key) != ed25519.PrivateKeySize {
+		return nil, pb.Errorf(pb.ErrForbidden, "", "pay_x402_resource needs the agent's key (--agent-key)")
+	}
+	payer := x402.Payer{Key: r.Key, Mandate: req.MandateID}
+	return r.X402.Fetch(ctx, wire.Thumbprint(r.Key.Public().(ed25519.PublicKey)), key,
+		func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
+			return x402.Authorize(payer, reqs, resource, now)
+		}, req)
 }
 
 // WalletURL is the request's place in the server's wallet.
