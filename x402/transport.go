@@ -277,6 +277,16 @@ func (t *Transport) release(amount int64) {
 // header that carries it, with the request's payment identifier
 // (WithPaymentID) or a fresh one.
 func (t *Transport) pay(ctx context.Context, pr *PaymentRequired, reqs PaymentRequirements) (string, error) {
+	pl, err := t.payload(ctx, pr, reqs)
+	if err != nil {
+		return "", err
+	}
+	return wire.EncodeHeader(pl)
+}
+
+// payload signs one authorization for reqs and returns the PaymentPayload
+// that carries it (see pay).
+func (t *Transport) payload(ctx context.Context, pr *PaymentRequired, reqs PaymentRequirements) (*PaymentPayload, error) {
 	var sa *wire.SignedAuthorization
 	var err error
 	if t.Authorize != nil {
@@ -285,16 +295,16 @@ func (t *Transport) pay(ctx context.Context, pr *PaymentRequired, reqs PaymentRe
 		sa, err = Authorize(t.Payer, reqs, pr.Resource.URL, t.now())
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	pl, err := Payload(pr, reqs, sa)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if id, ok := ctx.Value(paymentIDKey{}).(string); ok {
 		pl.WithPaymentIdentifier(id)
 	}
-	return wire.EncodeHeader(pl)
+	return pl, nil
 }
 
 type paymentIDKey struct{}

@@ -89,7 +89,7 @@ func TestMCPInteropTypeScript(t *testing.T) {
 				t.Fatalf("the TypeScript client stopped after %d steps: %v", len(steps), steps)
 			}
 			names, _ := steps["tools"]["names"].([]any)
-			if len(names) != 14 || !slices.Contains(names, any("pay")) || steps["tools"]["annotated"] != true {
+			if len(names) != 15 || !slices.Contains(names, any("pay")) || steps["tools"]["annotated"] != true {
 				t.Fatalf("tools: %v", steps["tools"])
 			}
 			structured := func(step string) map[string]any {

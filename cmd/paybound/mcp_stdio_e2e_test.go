@@ -52,7 +52,7 @@ func TestMCPStdio(t *testing.T) {
 	}
 	defer cs.Close()
 	tools, err := cs.ListTools(context.Background(), nil)
-	if err != nil || len(tools.Tools) != 14 {
+	if err != nil || len(tools.Tools) != 15 {
 		t.Fatalf("tools over stdio: %v, %v", tools, err)
 	}
 	wallet, isErr, txt := mcpCall(t, cs, "wallet_summary", nil)

@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/paybound/paybound/x402"
+	"github.com/paybound/paybound/x402/wire"
 )
 
 // TestMCPPayX402: pay_x402_resource on the real server pays a seller that
@@ -82,6 +90,88 @@ func TestMCPPayX402(t *testing.T) {
 	}
 	if a, _ := w.balance(w.merchKey, "USD"); a != 2 {
 		t.Fatalf("seller's balance %d; want 2", a)
+	}
+	w.verify()
+}
+
+// toolSeller is a seller's MCP server (streamable HTTP, at /mcp) whose
+// tool "forecast" costs 2 cents (x402.PaidTool), settled at the world's
+// /x402; runs counts the tool's runs.
+func toolSeller(t *testing.T, w *x402World) (*httptest.Server, *int) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "weather", Version: "1"}, nil)
+	runs := new(int)
+	(&x402.PaidTool{Network: "paybound:local", PayTo: w.merch, Facilitator: &x402.FacilitatorClient{URL: w.m.URL() + "/x402"},
+		Price: x402.Price{Amount: 2 * cent, Asset: "USD", Description: "a forecast"}}).Add(s,
+		&mcp.Tool{Name: "forecast", Description: "tomorrow's weather", InputSchema: json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}}}`)},
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			*runs++
+			var in struct{ City string }
+			json.Unmarshal(req.Params.Arguments, &in)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sunny in " + in.City}}}, nil
+		})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: true}))
+	t.Cleanup(srv.Close)
+	return srv, runs
+}
+
+// TestMCPPaidToolInteropTypeScript: the reference TypeScript MCP client
+// (@modelcontextprotocol/sdk) calls a Go seller's paid tool, reads the
+// PaymentRequired from the refusal's structuredContent, builds the payment
+// with @x402/core (a Paybound scheme client) and sends it in
+// _meta["x402/payment"]: the tool answers, the receipt in
+// _meta["x402/payment-response"] names the payment in the ledger. Then an
+// agent's call_paid_tool on /mcp pays the same tool as the agent.
+func TestMCPPaidToolInteropTypeScript(t *testing.T) {
+	t.Parallel()
+	dir := interopDir(t, "@modelcontextprotocol/sdk")
+	w := newX402WorldWith(t, nil, func(m *Main) { m.Config.MCPX402Allow = []string{"127.0.0.1"} })
+	srv, runs := toolSeller(t, w)
+	enc := base64.RawURLEncoding.EncodeToString
+	pub := w.payer.Key.Public().(ed25519.PublicKey)
+	spec, _ := json.Marshal(map[string]any{"url": srv.URL, "tool": "forecast", "network": "paybound:local", "mandate": w.mandate,
+		"keyid": wire.Thumbprint(pub), "jwk": map[string]string{"x": enc(pub), "d": enc(w.payer.Key.Seed())}})
+	cmd := exec.Command("node", "mcpx402.mjs")
+	cmd.Dir, cmd.Stdin, cmd.Stderr = dir, bytes.NewReader(spec), tlog{t}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var got struct {
+		Unpaid struct {
+			IsError  bool
+			Accepts  int
+			Resource string
+		}
+		Paid struct {
+			IsError bool
+			Text    string
+			Receipt *x402.SettlementResponse
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if !got.Unpaid.IsError || got.Unpaid.Accepts != 1 || got.Unpaid.Resource != "mcp://tool/forecast" {
+		t.Fatalf("unpaid: %s", out)
+	}
+	if got.Paid.IsError || got.Paid.Text != "sunny in Lyon" || got.Paid.Receipt == nil || !got.Paid.Receipt.Success || *runs != 1 {
+		t.Fatalf("paid: %s (runs %d)", out, *runs)
+	}
+	p := w.ok(200, w.call("GET", "/v1/payments/"+got.Paid.Receipt.Transaction, w.merchKey, "", nil))
+	if p.str("status") != "captured" || p.num("amount") != 2 || p.str("mandate_id") != w.mandate {
+		t.Fatalf("the payment: %s", p.raw)
+	}
+
+	// The agent's own call_paid_tool on /mcp pays the same tool.
+	cs := mcpSession(t, w.m.URL(), bearerTransport{w.buyerKey})
+	res, isErr, txt := mcpCall(t, cs, "call_paid_tool", map[string]any{"server_url": srv.URL, "tool": "forecast",
+		"arguments": map[string]any{"city": "Nice"}, "max_amount": 2, "currency": "USD", "mandate_id": w.mandate, "idempotency_key": "t1"})
+	receipt, _ := res["receipt"].(map[string]any)
+	if isErr || res["text"] != "sunny in Nice" || receipt["amount"] != float64(2) || *runs != 2 {
+		t.Fatalf("call_paid_tool over /mcp: %v %v %q", isErr, res, txt)
+	}
+	if a, _ := w.balance(w.merchKey, "USD"); a != 4 {
+		t.Fatalf("seller's balance %d; want 4", a)
 	}
 	w.verify()
 }

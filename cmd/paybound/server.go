@@ -445,9 +445,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	api.Handle(wallet.Pattern, wal)
+	fetcher := &cli.X402Fetcher{Allow: m.Config.MCPX402Allow, Closed: true, Now: m.Clock.Now} // paid URLs and tools for /mcp's agents
 	mcpHandler, err := mcpserver.NewHandler(api.Authenticate, &mcpserver.InProcess{Core: m.Service, Mandates: mdt, Requests: mreqs, Disputes: disp,
 		Links: links, Settlement: reports, Checkout: co, PublicURL: m.publicURL(), Log: m.Logger,
-		X402: cli.DelegatedX402(&cli.X402Fetcher{Allow: m.Config.MCPX402Allow, Closed: true, Now: m.Clock.Now}, delegate, m.Config.X402Network)},
+		X402: cli.DelegatedX402(fetcher, delegate, m.Config.X402Network), X402Tool: cli.DelegatedX402Tool(fetcher, delegate, m.Config.X402Network)},
 		mcpserver.Config{Clock: m.Clock, Logger: m.Logger})
 	if err != nil {
 		return err

@@ -252,6 +252,8 @@ func (s *server) agentTools(ms *mcp.Server) error {
 		addTool(s, ms, "pay_x402_resource", "Fetch a paid URL (x402, HTTP 402 payments): the seller's price is paid from your user's wallet under one of your mandates, at most max_amount, and the answer comes back with the payment's receipt. The server enforces the mandate. Answers the status, the content type, the body (at most 32 KiB; truncated says when it was cut) and the receipt; a price above max_amount is refused and nothing is paid; a failed answer (status 400 or more) is not charged.",
 			moves("Pay for a URL (x402)", false), s.payX402,
 			patch{prop: "method", values: []any{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}}),
+		addTool(s, ms, "call_paid_tool", "Call a seller's paid MCP tool (x402 over MCP) at its MCP endpoint: the tool's price is paid from your user's wallet under one of your mandates, at most max_amount, and its result comes back with the payment's receipt. The server enforces the mandate; a price above max_amount is refused and nothing is paid; a tool that fails is not charged.",
+			moves("Call a paid tool (x402)", false), s.callPaidTool),
 		addTool(s, ms, "get_payment", "Read one of your payments.", readOnly("Get a payment"),
 			func(ctx context.Context, b Backend, in paymentIDIn) (PaymentOut, string, error) {
 				p, err := b.Payment(ctx, in.PaymentID)

@@ -29,7 +29,7 @@ func TestAgentToolsListed(t *testing.T) {
 			t.Errorf("%s lacks a schema, annotations or a description", tool.Name)
 		}
 	}
-	want := []string{"wallet_summary", "list_mandates", "request_mandate", "pay", "get_payment", "list_payments", "wait_for_confirmation", "open_dispute", "pay_x402_resource"}
+	want := []string{"wallet_summary", "list_mandates", "request_mandate", "pay", "get_payment", "list_payments", "wait_for_confirmation", "open_dispute", "pay_x402_resource", "call_paid_tool"}
 	for _, n := range want {
 		if !slices.Contains(names, n) {
 			t.Errorf("tool %s missing from %v", n, names)

@@ -49,6 +49,9 @@ type Backend interface {
 	// same purchase and never pays twice; with other arguments it is
 	// idempotency_conflict.
 	PayX402(ctx context.Context, key string, r X402Request) (*X402Response, error)
+	// CallPaidTool calls a seller's paid MCP tool (x402 over MCP), paying
+	// as PayX402 pays a URL.
+	CallPaidTool(ctx context.Context, key string, c PaidToolCall) (*PaidToolResult, error)
 
 	// Checkout runs one of ACP's checkout operations at a merchant (ACP's
 	// MCP binding): the payload is ACP's request body, the answer ACP's

@@ -42,6 +42,9 @@ type InProcess struct {
 	// server's delegated authorizations and the operator's allowed hosts
 	// (outbound HTTP is the command's). Nil refuses the tool (forbidden).
 	X402 func(ctx context.Context, agent pb.Principal, key string, r X402Request) (*X402Response, error)
+	// X402Tool calls a seller's paid MCP tool for an agent
+	// (call_paid_tool), as X402 fetches a URL. Nil refuses the tool.
+	X402Tool func(ctx context.Context, agent pb.Principal, key string, c PaidToolCall) (*PaidToolResult, error)
 	// PublicURL makes a confirmation's link absolute (the user opens it);
 	// "" leaves it as the API gives it.
 	PublicURL string
@@ -242,6 +245,16 @@ func (b *inproc) PayX402(ctx context.Context, key string, r X402Request) (*X402R
 		return nil, pb.Errorf(pb.ErrForbidden, "url", "this server fetches no paid URLs for agents: its operator has allowed no host (--mcp-x402-allow)")
 	}
 	return b.s.X402(ctx, b.p, key, r)
+}
+
+func (b *inproc) CallPaidTool(ctx context.Context, key string, c PaidToolCall) (*PaidToolResult, error) {
+	if err := service.RequireRole(b.p, pb.RoleAgent); err != nil {
+		return nil, err
+	}
+	if b.s.X402Tool == nil {
+		return nil, pb.Errorf(pb.ErrForbidden, "server_url", "this server calls no paid tools for agents: its operator has allowed no host (--mcp-x402-allow)")
+	}
+	return b.s.X402Tool(ctx, b.p, key, c)
 }
 
 func (b *inproc) Balances(ctx context.Context) ([]pb.Balance, error) {

@@ -161,3 +161,72 @@ func X402HostAllowed(allow []string, rawURL string) bool {
 	u, err := url.Parse(rawURL)
 	return err == nil && hostAllowed(allow, u)
 }
+
+// PaidToolCall is a call of a seller's paid MCP tool (x402 over MCP): tool
+// of the MCP server at ServerURL (streamable HTTP) with Arguments, paid
+// with an x402 payment of at most MaxAmount minor units of Currency under
+// mandate MandateID.
+type PaidToolCall struct {
+	ServerURL string
+	Tool      string
+	Arguments map[string]any
+	MaxAmount int64
+	Currency  string
+	MandateID string
+}
+
+// PaidToolResult is call_paid_tool's answer: the seller's tool result,
+// bounded, and the receipt when a payment was settled.
+type PaidToolResult struct {
+	IsError           bool         `json:"is_error" jsonschema:"true when the seller's tool failed (nothing was charged)"`
+	Text              string       `json:"text" jsonschema:"the tool's text content, at most 32 KiB"`
+	StructuredContent any          `json:"structured_content,omitempty" jsonschema:"the tool's structured content, when it has one of at most 32 KiB"`
+	Truncated         bool         `json:"truncated" jsonschema:"true when the text was cut, or the structured content left out, at 32 KiB"`
+	Paid              bool         `json:"paid" jsonschema:"true when a payment was settled for this result"`
+	Receipt           *X402Receipt `json:"receipt,omitempty" jsonschema:"the settled payment, when paid"`
+}
+
+type callPaidToolIn struct {
+	ServerURL string         `json:"server_url" jsonschema:"the seller's MCP endpoint (streamable HTTP), an http or https URL; the server calls only hosts its operator allows"`
+	Tool      string         `json:"tool" jsonschema:"the paid tool's name"`
+	Arguments map[string]any `json:"arguments,omitempty" jsonschema:"the tool's arguments"`
+	MaxAmount int64          `json:"max_amount" jsonschema:"the most you will pay for this one call, in minor units of currency: a higher price is refused and nothing is paid"`
+	Currency  string         `json:"currency" jsonschema:"ISO 4217 code; must be the mandate's currency and the price's asset"`
+	MandateID string         `json:"mandate_id" jsonschema:"the mandate to pay under, mdt_… (see wallet_summary)"`
+	Key       string         `json:"idempotency_key" jsonschema:"a unique string for this one call; if it fails or times out, call again with the same key and arguments: it never pays twice"`
+}
+
+func (s *server) callPaidTool(ctx context.Context, b Backend, in callPaidToolIn) (PaidToolResult, string, error) {
+	check := payX402In{URL: in.ServerURL, Method: "POST", MaxAmount: in.MaxAmount, Currency: in.Currency, MandateID: in.MandateID, Key: in.Key}
+	if err := checkX402(&check); err != nil {
+		if e, ok := err.(*pb.Error); ok && e.Param == "url" {
+			e.Param = "server_url"
+		}
+		return PaidToolResult{}, "", err
+	}
+	if in.Tool == "" || len(in.Tool) > 128 {
+		return PaidToolResult{}, "", pb.Errorf(pb.ErrParameterInvalid, "tool", "tool must be a tool's name of 1-128 bytes")
+	}
+	r, err := b.CallPaidTool(ctx, in.Key, PaidToolCall{ServerURL: in.ServerURL, Tool: in.Tool, Arguments: in.Arguments,
+		MaxAmount: in.MaxAmount, Currency: in.Currency, MandateID: in.MandateID})
+	if err != nil {
+		return PaidToolResult{}, "", err
+	}
+	text := fmt.Sprintf("Tool %s at %s", in.Tool, in.ServerURL)
+	switch {
+	case r.IsError:
+		text += " failed; nothing was paid"
+	case r.Receipt != nil:
+		text += fmt.Sprintf(" answered; paid %s, payment %s under mandate %s", r.Receipt.AmountFormatted, r.Receipt.PaymentID, in.MandateID)
+	default:
+		text += " answered; nothing was paid"
+	}
+	if r.Truncated {
+		text += fmt.Sprintf(" (cut at %d bytes)", MaxX402Body)
+	}
+	text += "."
+	if r.Text != "" {
+		text += "\n\n" + r.Text
+	}
+	return *r, text, nil
+}

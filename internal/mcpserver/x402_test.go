@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -43,7 +44,9 @@ func x402World(t *testing.T, allow ...string) (*world, *x402pay.Service, pb.Prin
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.be.X402 = cli.DelegatedX402(&cli.X402Fetcher{Allow: allow, Closed: true, Now: w.clock.Now}, priv, testNetwork)
+	fetcher := &cli.X402Fetcher{Allow: allow, Closed: true, Now: w.clock.Now}
+	w.be.X402 = cli.DelegatedX402(fetcher, priv, testNetwork)
+	w.be.X402Tool = cli.DelegatedX402Tool(fetcher, priv, testNetwork)
 	seller := w.merchant(t, "api")
 	paid := func(amount int64, asset string, h http.HandlerFunc) http.Handler {
 		return (&x402.Middleware{Network: testNetwork, PayTo: seller.ID, Facilitator: facilitator{fac},
@@ -69,6 +72,23 @@ func x402World(t *testing.T, allow ...string) (*world, *x402pay.Service, pb.Prin
 		rw.Header().Set("Content-Type", r.Header.Get("Content-Type"))
 		rw.Write(append([]byte(r.Method+" "), b...))
 	}))
+	// A seller's MCP server with paid tools (x402 over MCP).
+	tools := mcp.NewServer(&mcp.Implementation{Name: "seller", Version: "1"}, nil)
+	paidTool := func(amount int64, name string, fail bool) {
+		pt := &x402.PaidTool{Network: testNetwork, PayTo: seller.ID, Facilitator: facilitator{fac}, Price: x402.Price{Amount: amount, Asset: "USD"}}
+		pt.Add(tools, &mcp.Tool{Name: name, InputSchema: json.RawMessage(`{"type":"object"}`)}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if fail {
+				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "out of stock"}}}, nil
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "forecast for " + string(req.Params.Arguments)}},
+				StructuredContent: map[string]any{"sunny": true}}, nil
+		})
+	}
+	paidTool(500_000, "forecast", false)  // 0.50 USD
+	paidTool(12_000_000, "report", false) // 12.00 USD, above the mandate's 10.00
+	paidTool(100_000, "broken", false)
+	paidTool(100_000, "failing", true)
+	mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return tools }, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return w, fac, seller, srv
@@ -207,6 +227,65 @@ func TestPayX402ForgedDelegation(t *testing.T) {
 	}
 	if w.available(t, seller) != 0 || w.available(t, u) != 10000 {
 		t.Fatal("a forged delegation moved money")
+	}
+	w.verify(t)
+}
+
+// TestCallPaidTool: call_paid_tool calls a seller's paid MCP tool (x402
+// over MCP) and pays it within the mandate, as the calling agent; every
+// refusal moves nothing, and a failed tool is not charged.
+func TestCallPaidTool(t *testing.T) {
+	w, _, seller, srv := x402World(t, "127.0.0.1")
+	u := w.user(t, 10000)
+	a := w.agent(t, u)
+	mdt := w.mandate(t, u, a, 1000, 3000, 0, seller.ID)
+	cs := w.connect(t, mcpserver.AgentSide, a)
+	args := func(tool, key string, kv ...any) map[string]any {
+		in := map[string]any{"server_url": srv.URL + "/mcp", "tool": tool, "arguments": map[string]any{"city": "Lyon"},
+			"max_amount": 100, "currency": "USD", "mandate_id": mdt, "idempotency_key": key}
+		for i := 0; i < len(kv); i += 2 {
+			in[kv[i].(string)] = kv[i+1]
+		}
+		return in
+	}
+	var out mcpserver.PaidToolResult
+	txt := ok(t, cs, "call_paid_tool", args("forecast", "k1"), &out)
+	if out.IsError || !out.Paid || out.Receipt == nil || out.Receipt.Amount != 50 || !strings.Contains(out.Text, "Lyon") ||
+		out.StructuredContent.(map[string]any)["sunny"] != true || !strings.Contains(txt, "0.50 USD") {
+		t.Fatalf("call_paid_tool = %+v, %q", out, txt)
+	}
+	var p mcpserver.PaymentOut
+	ok(t, cs, "get_payment", map[string]any{"payment_id": out.Receipt.PaymentID}, &p)
+	if p.Status != "captured" || p.AgentID != a.ID || p.MandateID != mdt || p.Amount != 50 {
+		t.Fatalf("the receipt's payment: %+v", p)
+	}
+	var again mcpserver.PaidToolResult
+	ok(t, cs, "call_paid_tool", args("forecast", "k1"), &again)
+	if again.Receipt == nil || again.Receipt.PaymentID != out.Receipt.PaymentID || w.available(t, seller) != 50 {
+		t.Fatalf("retry = %+v; seller has %d", again, w.available(t, seller))
+	}
+	var failed mcpserver.PaidToolResult
+	ok(t, cs, "call_paid_tool", args("failing", "k2"), &failed)
+	if !failed.IsError || failed.Paid || failed.Text != "out of stock" {
+		t.Fatalf("failing tool = %+v", failed)
+	}
+	for _, c := range []struct {
+		name string
+		args map[string]any
+		code pb.Code
+	}{
+		{"price above max_amount", args("report", "r1"), pb.ErrX402PriceAboveMax},
+		{"above the mandate", args("report", "r2", "max_amount", 5000), pb.Code("mandate_amount_exceeded")},
+		{"host not allowed", args("forecast", "r3", "server_url", strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)+"/mcp"), pb.ErrForbidden},
+		{"not http", args("forecast", "r4", "server_url", "ftp://127.0.0.1/mcp"), pb.ErrParameterInvalid},
+		{"no tool", args("", "r5"), pb.ErrParameterInvalid},
+		{"no mandate", args("forecast", "r6", "mandate_id", ""), pb.ErrParameterMissing},
+		{"key reused for another tool", args("broken", "k1"), pb.ErrIdempotencyConflict},
+	} {
+		t.Run(c.name, func(t *testing.T) { refused(t, cs, "call_paid_tool", c.args, c.code) })
+	}
+	if got := w.available(t, seller); got != 50 {
+		t.Fatalf("seller has %d; want 50", got)
 	}
 	w.verify(t)
 }

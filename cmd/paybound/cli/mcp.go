@@ -154,6 +154,19 @@ func (r *Remote) PayX402(ctx context.Context, key string, req mcpserver.X402Requ
 		}, req)
 }
 
+// CallPaidTool calls a seller's paid tool from this process, paying with
+// an authorization signed by the agent's key.
+func (r *Remote) CallPaidTool(ctx context.Context, key string, c mcpserver.PaidToolCall) (*mcpserver.PaidToolResult, error) {
+	if r.X402 == nil || len(r.Key) != ed25519.PrivateKeySize {
+		return nil, pb.Errorf(pb.ErrForbidden, "", "call_paid_tool needs the agent's key (--agent-key)")
+	}
+	payer := x402.Payer{Key: r.Key, Mandate: c.MandateID}
+	return r.X402.CallTool(ctx, wire.Thumbprint(r.Key.Public().(ed25519.PublicKey)), key,
+		func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
+			return x402.Authorize(payer, reqs, resource, now)
+		}, c)
+}
+
 // WalletURL is the request's place in the server's wallet.
 func (r *Remote) WalletURL(id string) string { return mcpserver.WalletRequestURL(r.BaseURL, id) }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/mcpserver"
 	"github.com/paybound/paybound/internal/webhooks"
@@ -115,24 +116,59 @@ func guardedTransport(hostsListed bool) http.RoundTripper {
 
 // Fetch fetches r for caller (an agent's ID) under key, signing with sign.
 func (f *X402Fetcher) Fetch(ctx context.Context, caller, key string, sign X402Signer, r mcpserver.X402Request) (*mcpserver.X402Response, error) {
-	if len(f.Allow) > 0 && !mcpserver.X402HostAllowed(f.Allow, r.URL) {
-		return nil, pb.Errorf(pb.ErrForbidden, "url", "this host is not one the operator allows paid fetches from (%s)", strings.Join(f.Allow, ", "))
-	}
-	if len(f.Allow) == 0 && f.Closed {
-		return nil, pb.Errorf(pb.ErrForbidden, "url", "this server fetches no paid URLs for agents: its operator has allowed no host (--mcp-x402-allow)")
-	}
-	max, err := wire.AtomicUnits(r.MaxAmount, r.Currency)
-	if err != nil {
-		return nil, pb.Errorf(pb.ErrParameterInvalid, "max_amount", "%v", err)
-	}
-	h, _ := json.Marshal(r)
-	call, err := f.call(caller+"\n"+key, sha256.Sum256(h))
+	t, ctx, err := f.begin(ctx, caller, key, sign, r.URL, r, r.MaxAmount, r.Currency, r.MandateID)
 	if err != nil {
 		return nil, err
 	}
+	var body io.Reader
+	if r.Body != "" {
+		body = strings.NewReader(r.Body)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, body)
+	if err != nil {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "url", "%v", err)
+	}
+	if r.Body != "" {
+		ct := r.ContentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		req.Header.Set("Content-Type", ct)
+	}
+	req.Header.Set("User-Agent", "paybound-mcp")
+	res, err := t.RoundTrip(req)
+	if err != nil {
+		return nil, fetchFailed(err)
+	}
+	defer res.Body.Close()
+	return answerX402(res, r)
+}
+
+// begin checks rawURL's host, finds the purchase under caller's key
+// (refusing other arguments), and returns the Transport that pays it with
+// sign, within max minor units of currency under mandate, and the context
+// that names its payment identifier.
+func (f *X402Fetcher) begin(ctx context.Context, caller, key string, sign X402Signer, rawURL string, args any, max int64, currency, mandate string) (*x402.Transport, context.Context, error) {
+	if len(f.Allow) > 0 && !mcpserver.X402HostAllowed(f.Allow, rawURL) {
+		return nil, nil, pb.Errorf(pb.ErrForbidden, "url", "this host is not one the operator allows paid fetches from (%s)", strings.Join(f.Allow, ", "))
+	}
+	if len(f.Allow) == 0 && f.Closed {
+		return nil, nil, pb.Errorf(pb.ErrForbidden, "url", "this server fetches no paid URLs for agents: its operator has allowed no host (--mcp-x402-allow)")
+	}
+	atomic, err := wire.AtomicUnits(max, currency)
+	if err != nil {
+		return nil, nil, pb.Errorf(pb.ErrParameterInvalid, "max_amount", "%v", err)
+	}
+	h, _ := json.Marshal(args)
+	call, err := f.call(caller+"\n"+key, sha256.Sum256(h))
+	if err != nil {
+		return nil, nil, err
+	}
 	id := sha256.Sum256([]byte("paybound mcp x402\n" + caller + "\n" + key))
-	t := &x402.Transport{Base: f.transport(), Asset: r.Currency, MaxPerRequest: max, MaxPerHour: max, Now: f.Now,
-		Payer: x402.Payer{Mandate: r.MandateID},
+	t := &x402.Transport{Base: f.transport(), Asset: currency, MaxPerRequest: atomic, MaxPerHour: atomic, Now: f.Now,
+		Payer: x402.Payer{Mandate: mandate},
 		Authorize: func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -148,37 +184,84 @@ func (f *X402Fetcher) Fetch(ctx context.Context, caller, key string, sign X402Si
 			}
 			return sa, err
 		}}
-	var body io.Reader
-	if r.Body != "" {
-		body = strings.NewReader(r.Body)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(x402.WithPaymentID(ctx, "mcp_"+hex.EncodeToString(id[:20])), r.Method, r.URL, body)
-	if err != nil {
-		return nil, pb.Errorf(pb.ErrParameterInvalid, "url", "%v", err)
-	}
-	if r.Body != "" {
-		ct := r.ContentType
-		if ct == "" {
-			ct = "application/json"
-		}
-		req.Header.Set("Content-Type", ct)
-	}
-	req.Header.Set("User-Agent", "paybound-mcp")
-	res, err := t.RoundTrip(req)
+	return t, x402.WithPaymentID(ctx, "mcp_"+hex.EncodeToString(id[:20])), nil
+}
+
+// fetchFailed is the tool's error for a request that got no answer: a
+// coded error as it is, else unavailable without the URL.
+func fetchFailed(err error) error {
 	if e := (*pb.Error)(nil); errors.As(err, &e) {
-		return nil, e
+		return e
 	}
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) && ue.Unwrap() != nil {
+		err = ue.Unwrap()
+	}
+	return pb.Errorf(pb.ErrUnavailable, "url", "couldn't reach the seller: %v; nothing was paid unless a receipt says so: retry with the same idempotency_key", err)
+}
+
+// CallTool calls a paid tool of the MCP server at r.ServerURL (streamable
+// HTTP) for caller under key, paying its x402 refusal (x402 over MCP) with
+// sign, as Fetch pays a URL.
+func (f *X402Fetcher) CallTool(ctx context.Context, caller, key string, sign X402Signer, r mcpserver.PaidToolCall) (*mcpserver.PaidToolResult, error) {
+	// The client session gets a context of its own, canceled with ctx but
+	// without its values: the SDK reads its protocol version from a
+	// context, and ctx may be an MCP request's (the /mcp call's) of
+	// another version.
+	own, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	t, ctx, err := f.begin(own, caller, key, sign, r.ServerURL, r, r.MaxAmount, r.Currency, r.MandateID)
 	if err != nil {
-		var ue interface{ Unwrap() error }
-		if errors.As(err, &ue) && ue.Unwrap() != nil {
-			err = ue.Unwrap()
-		}
-		return nil, pb.Errorf(pb.ErrUnavailable, "url", "couldn't fetch the resource: %v; nothing was paid unless a receipt says so: retry with the same idempotency_key", err)
+		return nil, err
 	}
-	defer res.Body.Close()
-	return answerX402(res, r)
+	hc := &http.Client{Transport: f.transport(), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "paybound-mcp", Version: mcpserver.Version}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: r.ServerURL, HTTPClient: hc, DisableStandaloneSSE: true, MaxRetries: -1}, nil)
+	if err != nil {
+		return nil, fetchFailed(err)
+	}
+	defer cs.Close()
+	var args any = map[string]any{}
+	if len(r.Arguments) > 0 {
+		args = r.Arguments
+	}
+	res, err := t.CallTool(ctx, cs, &mcp.CallToolParams{Name: r.Tool, Arguments: args})
+	if err != nil {
+		return nil, fetchFailed(err)
+	}
+	if pr, asks := x402.ToolPaymentRequired(res); asks {
+		var sr *x402.SettlementResponse
+		if m, _ := res.StructuredContent.(map[string]any); m != nil {
+			if b, err := json.Marshal(m[x402.MetaPaymentResponse]); err == nil && string(b) != "null" {
+				sr = new(x402.SettlementResponse)
+				if json.Unmarshal(b, sr) != nil {
+					sr = nil
+				}
+			}
+		}
+		return nil, unpaid(pr, sr, r.MaxAmount, r.Currency, r.MandateID)
+	}
+	out := &mcpserver.PaidToolResult{IsError: res.IsError, StructuredContent: res.StructuredContent}
+	var texts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			texts = append(texts, tc.Text)
+		}
+	}
+	out.Text = strings.ToValidUTF8(strings.Join(texts, "\n"), "")
+	if len(out.Text) > mcpserver.MaxX402Body {
+		out.Text, out.Truncated = strings.ToValidUTF8(out.Text[:mcpserver.MaxX402Body], ""), true
+	}
+	if b, _ := json.Marshal(out.StructuredContent); len(b) > mcpserver.MaxX402Body {
+		out.StructuredContent, out.Truncated = nil, true
+	}
+	if sr, ok := x402.ToolSettlement(res); ok && sr.Success {
+		atomic, _ := wire.ParseAtomic(sr.Amount)
+		minor, _, _ := wire.MinorUnits(atomic, r.Currency)
+		out.Paid, out.Receipt = true, mcpserver.Receipt(sr.Transaction, sr.Network, sr.Payer, sr.Amount, minor, r.Currency)
+	}
+	return out, nil
 }
 
 // call returns the purchase under k, refusing one made with other
@@ -216,9 +299,16 @@ func (f *X402Fetcher) call(k string, hash [32]byte) (*x402Call, error) {
 func answerX402(res *http.Response, r mcpserver.X402Request) (*mcpserver.X402Response, error) {
 	var sr x402.SettlementResponse
 	hasReceipt := wire.DecodeHeader(res.Header.Get(wire.HeaderPaymentResponse), &sr) == nil
-	switch {
-	case res.StatusCode == http.StatusPaymentRequired || (hasReceipt && !sr.Success):
-		return nil, unpaid(res, &sr, hasReceipt, r)
+	if res.StatusCode == http.StatusPaymentRequired || (hasReceipt && !sr.Success) {
+		var pr *x402.PaymentRequired
+		if p := new(x402.PaymentRequired); wire.DecodeHeader(res.Header.Get(wire.HeaderPaymentRequired), p) == nil {
+			pr = p
+		}
+		var failed *x402.SettlementResponse
+		if hasReceipt {
+			failed = &sr
+		}
+		return nil, unpaid(pr, failed, r.MaxAmount, r.Currency, r.MandateID)
 	}
 	raw, err := io.ReadAll(io.LimitReader(res.Body, maxX402Read))
 	if err != nil && len(raw) == 0 {
@@ -241,49 +331,49 @@ func answerX402(res *http.Response, r mcpserver.X402Request) (*mcpserver.X402Res
 	return out, nil
 }
 
-// unpaid says why a 402 was not paid, or a payment not settled.
-func unpaid(res *http.Response, sr *x402.SettlementResponse, hasReceipt bool, r mcpserver.X402Request) error {
-	if hasReceipt && !sr.Success {
+// unpaid says why a payment was asked for and not made: the failed
+// settlement sr when there is one, else what pr (nil: unreadable) asks.
+func unpaid(pr *x402.PaymentRequired, sr *x402.SettlementResponse, maxAmount int64, currency, mandate string) error {
+	if sr != nil && !sr.Success {
 		reason := sr.ErrorReason
 		if code, ok := strings.CutPrefix(reason, wire.ReasonPaymentDeclined+":"); ok && code != "" {
-			return &pb.Error{Code: pb.Code(code), Message: "the server declined the payment under mandate " + r.MandateID + " (" + code + "); nothing was paid", PaymentID: sr.Transaction}
+			return &pb.Error{Code: pb.Code(code), Message: "the server declined the payment under mandate " + mandate + " (" + code + "); nothing was paid", PaymentID: sr.Transaction}
 		}
 		switch reason {
 		case wire.ReasonInsufficientFunds:
 			return &pb.Error{Code: pb.DeclineInsufficientFunds, Message: "the wallet holds too little for this price; nothing was paid", PaymentID: sr.Transaction}
 		case wire.ReasonRequiresConfirmation:
-			return pb.Errorf(pb.ErrX402ConfirmationRequired, "", "under mandate %s this price needs the user's confirmation, which an x402 request cannot wait for; nothing was paid", r.MandateID)
-		case wire.ReasonSettlementPending, wire.ReasonResponseMalformed, wire.ReasonUnexpectedSettle:
+			return pb.Errorf(pb.ErrX402ConfirmationRequired, "", "under mandate %s this price needs the user's confirmation, which an x402 payment cannot wait for; nothing was paid", mandate)
+		case wire.ReasonSettlementPending, wire.ReasonResponseMalformed, wire.ReasonUnexpectedSettle, wire.ReasonUnexpectedVerify:
 			return pb.Errorf(pb.ErrUnavailable, "", "the payment's outcome is not known yet (%s): retry with the same idempotency_key, which never pays twice", reason)
 		}
-		return pb.Errorf(pb.ErrX402PaymentFailed, "", "the seller's facilitator refused the payment: %s; nothing was paid", reason)
+		return pb.Errorf(pb.ErrX402PaymentFailed, "", "the seller's facilitator refused the payment: %.300s; nothing was paid", reason)
 	}
-	var pr x402.PaymentRequired
-	if wire.DecodeHeader(res.Header.Get(wire.HeaderPaymentRequired), &pr) != nil {
-		return pb.Errorf(pb.ErrX402NotPayable, "url", "the resource answered 402 without a readable PAYMENT-REQUIRED header; nothing was paid")
+	if pr == nil {
+		return pb.Errorf(pb.ErrX402NotPayable, "url", "the seller asked for a payment without a readable PaymentRequired; nothing was paid")
 	}
-	if pr.Error != "" && !strings.Contains(pr.Error, "header is required") {
+	if pr.Error != "" && !strings.Contains(pr.Error, "header is required") && pr.Error != "Payment required" {
 		return pb.Errorf(pb.ErrX402PaymentFailed, "", "the seller refused the payment: %.300s; nothing was paid", pr.Error)
 	}
+	limit, _ := wire.AtomicUnits(maxAmount, currency)
 	var asks []string
 	for _, a := range pr.Accepts {
 		atomic, err := wire.ParseAtomic(a.Amount)
 		if err != nil {
 			continue
 		}
-		if a.Asset == r.Currency && wire.ValidNetwork(a.Network) && (a.Scheme == wire.SchemeExact || a.Scheme == wire.SchemeUpto) {
-			minor, _, err := wire.MinorUnits(atomic, a.Asset)
-			if limit, _ := wire.AtomicUnits(r.MaxAmount, r.Currency); err == nil && atomic > limit {
-				return pb.Errorf(pb.ErrX402PriceAboveMax, "max_amount", "the resource costs %s, above your max_amount of %s; nothing was paid: ask the user before paying more",
-					mcpserver.X402Price(minor, a.Asset), mcpserver.X402Price(r.MaxAmount, r.Currency))
+		if a.Asset == currency && wire.ValidNetwork(a.Network) && (a.Scheme == wire.SchemeExact || a.Scheme == wire.SchemeUpto) && atomic > limit {
+			if minor, _, err := wire.MinorUnits(atomic, a.Asset); err == nil {
+				return pb.Errorf(pb.ErrX402PriceAboveMax, "max_amount", "the seller asks %s, above your max_amount of %s; nothing was paid: ask the user before paying more",
+					mcpserver.X402Price(minor, a.Asset), mcpserver.X402Price(maxAmount, currency))
 			}
 		}
-		asks = append(asks, fmt.Sprintf("%s %s of %s on %s", a.Scheme, a.Amount, a.Asset, a.Network))
+		asks = append(asks, fmt.Sprintf("%.20s %.40s of %.20s on %.60s", a.Scheme, a.Amount, a.Asset, a.Network))
 	}
 	if len(asks) > 6 {
 		asks = asks[:6]
 	}
-	return pb.Errorf(pb.ErrX402NotPayable, "url", "the resource asks a payment Paybound cannot make in %s (%s); nothing was paid", r.Currency, strings.Join(asks, "; "))
+	return pb.Errorf(pb.ErrX402NotPayable, "url", "the seller asks a payment Paybound cannot make in %s (%s); nothing was paid", currency, strings.Join(asks, "; "))
 }
 
 // splitList reads a comma list, without blanks.
@@ -304,16 +394,30 @@ func splitList(v string) []string {
 // it pays only sellers that settle on network.
 func DelegatedX402(f *X402Fetcher, key ed25519.PrivateKey, network string) func(context.Context, pb.Principal, string, mcpserver.X402Request) (*mcpserver.X402Response, error) {
 	return func(ctx context.Context, agent pb.Principal, idemKey string, r mcpserver.X402Request) (*mcpserver.X402Response, error) {
-		return f.Fetch(ctx, agent.ID, idemKey, func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
-			if reqs.Network != network {
-				return nil, pb.Errorf(pb.ErrX402NotPayable, "url", "the resource settles on %s; this server pays on %s only", reqs.Network, network)
-			}
-			a, err := x402.Authorize(x402.Payer{Key: key, Mandate: r.MandateID}, reqs, resource, now)
-			if err != nil {
-				return nil, err
-			}
-			a.Authorization.From = wire.DelegatedPrefix + agent.ID
-			return wire.SignDelegated(key, reqs.Scheme, reqs.Network, a.Authorization)
-		}, r)
+		return f.Fetch(ctx, agent.ID, idemKey, delegatedSigner(key, network, agent.ID, r.MandateID), r)
+	}
+}
+
+// DelegatedX402Tool is /mcp's call_paid_tool (mcpserver.InProcess.X402Tool),
+// signing as DelegatedX402 does.
+func DelegatedX402Tool(f *X402Fetcher, key ed25519.PrivateKey, network string) func(context.Context, pb.Principal, string, mcpserver.PaidToolCall) (*mcpserver.PaidToolResult, error) {
+	return func(ctx context.Context, agent pb.Principal, idemKey string, c mcpserver.PaidToolCall) (*mcpserver.PaidToolResult, error) {
+		return f.CallTool(ctx, agent.ID, idemKey, delegatedSigner(key, network, agent.ID, c.MandateID), c)
+	}
+}
+
+// delegatedSigner signs agent's delegated authorizations under mandate
+// with key, on network only.
+func delegatedSigner(key ed25519.PrivateKey, network, agent, mandate string) X402Signer {
+	return func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
+		if reqs.Network != network {
+			return nil, pb.Errorf(pb.ErrX402NotPayable, "url", "the seller settles on %s; this server pays on %s only", reqs.Network, network)
+		}
+		a, err := x402.Authorize(x402.Payer{Key: key, Mandate: mandate}, reqs, resource, now)
+		if err != nil {
+			return nil, err
+		}
+		a.Authorization.From = wire.DelegatedPrefix + agent
+		return wire.SignDelegated(key, reqs.Scheme, reqs.Network, a.Authorization)
 	}
 }
