@@ -27,6 +27,7 @@ type PaymentOut struct {
 	DeclineCode            string `json:"decline_code,omitempty" jsonschema:"why a declined payment was declined"`
 	ConfirmationURL        string `json:"confirmation_url,omitempty" jsonschema:"the link the user must open to approve a payment that requires confirmation"`
 	ConfirmationExpiresAt  string `json:"confirmation_expires_at,omitempty"`
+	Elicitation            string `json:"elicitation,omitempty" jsonschema:"when the client showed the user the confirmation link (URL elicitation): accept (they went to open it), decline or cancel; the user approves only at the link"`
 	AuthorizationExpiresAt string `json:"authorization_expires_at,omitempty"`
 	CreatedAt              string `json:"created_at"`
 }
@@ -366,7 +367,50 @@ func (s *server) pay(ctx context.Context, b Backend, in payIn) (PaymentOut, stri
 	if err != nil {
 		return PaymentOut{}, "", err
 	}
-	return paymentOut(pay), paymentText(pay), nil
+	out, text := paymentOut(pay), paymentText(pay)
+	if out.Status == string(pb.StatusRequiresConfirmation) && out.ConfirmationURL != "" {
+		if action := s.elicitConfirmation(ctx, pay); action != "" {
+			out.Elicitation = action
+			text += " " + elicitedText(action)
+		}
+	}
+	return out, text, nil
+}
+
+// elicitConfirmation shows the user, in the client, the link where they
+// approve or deny payment p, when the client declared URL-mode
+// elicitation (protocol 2025-11-25; a 2026-07-28 session cannot send the
+// client requests): it returns the user's action (accept: they open the
+// link; decline or cancel), or "" when it could not ask. The person
+// approves at the link, never in the client or the model's context: an
+// accept only says they went there.
+func (s *server) elicitConfirmation(ctx context.Context, p *pb.Payment) string {
+	ss, _ := ctx.Value(sessionKey{}).(*mcp.ServerSession)
+	if ss == nil {
+		return ""
+	}
+	ip := ss.InitializeParams()
+	if ip == nil || ip.Capabilities == nil || ip.Capabilities.Elicitation == nil || ip.Capabilities.Elicitation.URL == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ElicitTimeout)
+	defer cancel()
+	res, err := ss.Elicit(ctx, &mcp.ElicitParams{Mode: "url", URL: p.Confirmation.URL, ElicitationID: p.ID,
+		Message: fmt.Sprintf("Your agent asks to pay %s to %s (%s). Open the link to approve or deny it; nothing is paid until you approve it there.",
+			money(p.Amount, p.Currency).Formatted, p.MerchantID, p.Description)})
+	if err != nil {
+		s.cfg.Logger.Debug("mcp: couldn't elicit a confirmation", "payment", p.ID, "err", err)
+		return ""
+	}
+	return res.Action
+}
+
+// elicitedText tells the model what the user did with the link.
+func elicitedText(action string) string {
+	if action == "accept" {
+		return "The user was shown the confirmation link in their client and chose to open it: they approve or deny the payment there. Call wait_for_confirmation."
+	}
+	return "The user was shown the confirmation link in their client and did not open it (" + action + "): do not pay again; ask the user what they want."
 }
 
 // listPayments is list_payments, the agent's and the merchant's.

@@ -49,6 +49,9 @@ type Config struct {
 	// PollInterval is how often wait_for_confirmation reads the payment
 	// (default 1 s).
 	PollInterval time.Duration
+	// ElicitTimeout bounds how long pay waits for the user to act on the
+	// confirmation link it shows through elicitation (default 2 min).
+	ElicitTimeout time.Duration
 }
 
 // Side says which tools a server offers: an agent's or a merchant's.
@@ -79,6 +82,9 @@ func NewServer(side Side, cfg Config) (*mcp.Server, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
+	}
+	if cfg.ElicitTimeout <= 0 {
+		cfg.ElicitTimeout = 2 * time.Minute
 	}
 	s := &server{cfg: cfg}
 	name, instr := "paybound-agent", agentInstructions
@@ -175,7 +181,7 @@ func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp
 			if err != nil {
 				return s.errorResult(name, err), nil
 			}
-			v, text, err := h(ctx, b, args)
+			v, text, err := h(context.WithValue(ctx, sessionKey{}, req.Session), b, args)
 			if err != nil {
 				return s.errorResult(name, err), nil
 			}
@@ -183,6 +189,10 @@ func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp
 		})
 	return nil
 }
+
+// sessionKey carries the session of a tool call to its handler (for
+// elicitation).
+type sessionKey struct{}
 
 // patch changes an argument's inferred schema: values restricts it to an
 // enumeration, schema replaces it.

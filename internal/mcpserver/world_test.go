@@ -152,6 +152,12 @@ func (w *world) verify(t testing.TB) {
 // server of side, acting as caller.
 func (w *world) connect(t testing.TB, side mcpserver.Side, caller pb.Principal) *mcp.ClientSession {
 	t.Helper()
+	return w.connectWith(t, side, caller, nil, nil)
+}
+
+// connectWith is connect with a client of opts, in a session of sopts.
+func (w *world) connectWith(t testing.TB, side mcpserver.Side, caller pb.Principal, opts *mcp.ClientOptions, sopts *mcp.ClientSessionOptions) *mcp.ClientSession {
+	t.Helper()
 	srv, err := mcpserver.NewServer(side, mcpserver.Config{Clock: w.clock, PollInterval: 10 * time.Millisecond,
 		Backend: func(context.Context, *mcp.RequestExtra) (mcpserver.Backend, error) { return w.be.For(caller), nil }})
 	if err != nil {
@@ -163,7 +169,7 @@ func (w *world) connect(t testing.TB, side mcpserver.Side, caller pb.Principal) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, ct, nil)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts).Connect(ctx, ct, sopts)
 	if err != nil {
 		t.Fatal(err)
 	}
