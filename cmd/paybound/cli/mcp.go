@@ -70,7 +70,7 @@ func MCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	be := &Remote{API: client.New(base, "", client.WithUserAgent("paybound-mcp"), client.WithAgentKey(keyID, priv)),
-		BaseURL: strings.TrimSuffix(base, "/"), AgentID: *agentID, Key: priv, X402: &X402Fetcher{Allow: splitList(*allow)}}
+		BaseURL: strings.TrimSuffix(base, "/"), AgentID: *agentID, Key: priv, X402: &X402Fetcher{Allow: commaList(*allow)}}
 	srv, err := mcpserver.NewServer(mcpserver.AgentSide, mcpserver.Config{
 		Backend: func(context.Context, *mcp.RequestExtra) (mcpserver.Backend, error) { return be, nil }})
 	if err != nil {
@@ -144,27 +144,33 @@ func (r *Remote) RequestMandate(ctx context.Context, key string, p mcpserver.Man
 // PayX402 fetches a paid URL from this process (the agent's machine),
 // paying with an authorization signed by the agent's key.
 func (r *Remote) PayX402(ctx context.Context, key string, req mcpserver.X402Request) (*mcpserver.X402Response, error) {
-	if r.X402 == nil || len(r.Key) != ed25519.PrivateKeySize {
-		return nil, pb.Errorf(pb.ErrForbidden, "", "pay_x402_resource needs the agent's key (--agent-key)")
+	caller, sign, err := r.signer("pay_x402_resource", req.MandateID)
+	if err != nil {
+		return nil, err
 	}
-	payer := x402.Payer{Key: r.Key, Mandate: req.MandateID}
-	return r.X402.Fetch(ctx, wire.Thumbprint(r.Key.Public().(ed25519.PublicKey)), key,
-		func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
-			return x402.Authorize(payer, reqs, resource, now)
-		}, req)
+	return r.X402.Fetch(ctx, caller, key, sign, req)
 }
 
 // CallPaidTool calls a seller's paid tool from this process, paying with
 // an authorization signed by the agent's key.
 func (r *Remote) CallPaidTool(ctx context.Context, key string, c mcpserver.PaidToolCall) (*mcpserver.PaidToolResult, error) {
-	if r.X402 == nil || len(r.Key) != ed25519.PrivateKeySize {
-		return nil, pb.Errorf(pb.ErrForbidden, "", "call_paid_tool needs the agent's key (--agent-key)")
+	caller, sign, err := r.signer("call_paid_tool", c.MandateID)
+	if err != nil {
+		return nil, err
 	}
-	payer := x402.Payer{Key: r.Key, Mandate: c.MandateID}
-	return r.X402.CallTool(ctx, wire.Thumbprint(r.Key.Public().(ed25519.PublicKey)), key,
-		func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
-			return x402.Authorize(payer, reqs, resource, now)
-		}, c)
+	return r.X402.CallTool(ctx, caller, key, sign, c)
+}
+
+// signer is the agent's key's thumbprint and its signer of x402
+// authorizations under mandate, for tool.
+func (r *Remote) signer(tool, mandate string) (string, X402Signer, error) {
+	if r.X402 == nil || len(r.Key) != ed25519.PrivateKeySize {
+		return "", nil, pb.Errorf(pb.ErrForbidden, "", "%s needs the agent's key (--agent-key)", tool)
+	}
+	payer := x402.Payer{Key: r.Key, Mandate: mandate}
+	return wire.Thumbprint(r.Key.Public().(ed25519.PublicKey)), func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
+		return x402.Authorize(payer, reqs, resource, now)
+	}, nil
 }
 
 // WalletURL is the request's place in the server's wallet.

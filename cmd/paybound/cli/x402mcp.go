@@ -376,17 +376,6 @@ func unpaid(pr *x402.PaymentRequired, sr *x402.SettlementResponse, maxAmount int
 	return pb.Errorf(pb.ErrX402NotPayable, "url", "the seller asks a payment Paybound cannot make in %s (%s); nothing was paid", currency, strings.Join(asks, "; "))
 }
 
-// splitList reads a comma list, without blanks.
-func splitList(v string) []string {
-	var out []string
-	for _, h := range strings.Split(v, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
 // DelegatedX402 is /mcp's pay_x402_resource (mcpserver.InProcess.X402):
 // f fetches for the agent /mcp authenticated, signing delegated
 // authorizations (from "delegated:<agent ID>") with the server's
