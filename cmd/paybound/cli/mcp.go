@@ -25,15 +25,16 @@ import (
 // signed with the agent's key file (--agent-key, else
 // $PAYBOUND_AGENT_KEY). It serves until stdin ends or ctx is done. The
 // mandate, confirmation and risk checks stay the server's: this process
-// holds no state but the key.
+// holds no state but the key (and, so that a retried paid fetch sends the
+// same payment, the x402 authorizations it signed).
 func MCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("paybound mcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	server := fs.String("server", "", "the Paybound server's URL (default $PAYBOUND_URL, else "+defaultURL+")")
 	keyFile := fs.String("agent-key", "", "the agent's private key file, which signs every request (default $PAYBOUND_AGENT_KEY)")
-	allow := fs.String("x402-allow", "", "hosts pay_x402_resource may fetch, comma-separated (default: any host at a public address)")
-	agentID := fs.String("agent", "", "the agent's ID, agt_…, shown in wallet_summary and request_mandate (default: learned from its mandates)")
-	cmdline.UsageFor(fs, stderr, "paybound mcp --server URL [--agent-key agent.key] [--agent agt_…]\n\n"+
+	allow := fs.String("x402-allow", "", "hosts pay_x402_resource and call_paid_tool may reach, comma-separated (default: any host at a public address)")
+	agentID := fs.String("agent", "", "the agent's ID, agt_…, shown in wallet_summary (default: learned from its mandates)")
+	cmdline.UsageFor(fs, stderr, "paybound mcp --server URL [--agent-key agent.key] [--agent agt_…] [--x402-allow host,…]\n\n"+
 		"Serves an agent's MCP tools over stdio (for an MCP client's config), calling the server\n"+
 		"with requests signed by the agent's key.")
 	if err := fs.Parse(args); err != nil {
