@@ -20,9 +20,26 @@ const (
 	ErrX402ConfirmationRequired Code = "x402_confirmation_required"
 )
 
+// Errors of paying for a resource through the MCP tool pay_x402_resource.
+// Nothing is paid.
+const (
+	// ErrX402PriceAboveMax: the resource asks more than the call's
+	// max_amount.
+	ErrX402PriceAboveMax Code = "x402_price_above_max"
+	// ErrX402NotPayable: the resource asks a payment Paybound cannot make
+	// (another network, asset or scheme), or its 402 is malformed.
+	ErrX402NotPayable Code = "x402_not_payable"
+	// ErrX402PaymentFailed: the seller or its facilitator refused the
+	// payment; the message carries x402's reason.
+	ErrX402PaymentFailed Code = "x402_payment_failed"
+)
+
 func init() {
 	codeTypes[ErrX402AuthorizationUsed] = TypeConflict
 	codeTypes[ErrX402ConfirmationRequired] = TypeDeclined
+	codeTypes[ErrX402PriceAboveMax] = TypeDeclined
+	codeTypes[ErrX402NotPayable] = TypeInvalidRequest
+	codeTypes[ErrX402PaymentFailed] = TypeDeclined
 }
 
 // A tab is the ledger binding of x402's batch-settlement scheme: an agent

@@ -36,6 +36,10 @@ const pay = (amount, merchant, key) => call("pay", {
   idempotency_key: key, provenance: { payee: "user", amount: "user" },
 });
 out({ step: "wallet", ...(await call("wallet_summary", {})) });
+out({ step: "request", ...(await call("request_mandate", {
+  description: "interop top-up", reason: "the interop test asks", currency: "USD", max_amount: 500, budget_amount: 2000,
+  budget_period: "week", idempotency_key: spec.prefix + "-req",
+})) });
 out({ step: "pay", ...(await pay(300, spec.merchant_id, spec.prefix + "-1")) });
 out({ step: "retry", ...(await pay(300, spec.merchant_id, spec.prefix + "-1")) });
 out({ step: "decline", ...(await pay(300, spec.merchant2_id, spec.prefix + "-2")) });

@@ -2,6 +2,7 @@ package x402
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -48,6 +49,11 @@ type Transport struct {
 	Retries int
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+
+	// Authorize, when set, signs the authorizations instead of Payer.Key:
+	// for a key held elsewhere, or a Paybound server's delegated
+	// authorizations (wire.SignDelegated). It is not used for tabs.
+	Authorize func(reqs PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error)
 
 	// TabDeposit, when not 0, pays sellers that accept tabs with one: a
 	// deposit of this much (atomic units, or the seller's minDeposit if
@@ -159,7 +165,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.reserve(amount) {
 		return res, nil
 	}
-	header, err := t.pay(&pr, reqs)
+	header, err := t.pay(req.Context(), &pr, reqs)
 	if err != nil {
 		t.release(amount)
 		res.Body.Close()
@@ -268,17 +274,49 @@ func (t *Transport) release(amount int64) {
 }
 
 // pay signs one authorization for reqs and returns the PAYMENT-SIGNATURE
-// header that carries it, with a fresh payment identifier.
-func (t *Transport) pay(pr *PaymentRequired, reqs PaymentRequirements) (string, error) {
-	sa, err := Authorize(t.Payer, reqs, pr.Resource.URL, t.now())
-	if err != nil {
-		return "", err
-	}
-	pl, err := Payload(pr, reqs, sa)
+// header that carries it, with the request's payment identifier
+// (WithPaymentID) or a fresh one.
+func (t *Transport) pay(ctx context.Context, pr *PaymentRequired, reqs PaymentRequirements) (string, error) {
+	pl, err := t.payload(ctx, pr, reqs)
 	if err != nil {
 		return "", err
 	}
 	return wire.EncodeHeader(pl)
+}
+
+// payload signs one authorization for reqs and returns the PaymentPayload
+// that carries it (see pay).
+func (t *Transport) payload(ctx context.Context, pr *PaymentRequired, reqs PaymentRequirements) (*PaymentPayload, error) {
+	var sa *wire.SignedAuthorization
+	var err error
+	if t.Authorize != nil {
+		sa, err = t.Authorize(reqs, pr.Resource.URL, t.now())
+	} else {
+		sa, err = Authorize(t.Payer, reqs, pr.Resource.URL, t.now())
+	}
+	if err != nil {
+		return nil, err
+	}
+	pl, err := Payload(pr, reqs, sa)
+	if err != nil {
+		return nil, err
+	}
+	if id, ok := ctx.Value(paymentIDKey{}).(string); ok {
+		pl.WithPaymentIdentifier(id)
+	}
+	return pl, nil
+}
+
+type paymentIDKey struct{}
+
+// WithPaymentID makes a Transport pay the requests made with ctx under
+// payment identifier id (x402's payment-identifier extension), instead of
+// a fresh one: a caller that retries one logical purchase with the same id
+// is answered the first payment's outcome by the seller and facilitator,
+// or refused (payment_identifier_conflict) if it signed anew, and never
+// pays twice. id is 16-128 characters of letters, digits, '_' or '-'.
+func WithPaymentID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, paymentIDKey{}, id)
 }
 
 // Authorize signs p's authorization to pay reqs for resource, valid from

@@ -1,7 +1,8 @@
 // Package x402 lets Go programs sell and buy HTTP resources with x402
 // version 2 (HTTP 402 payments) on Paybound: Middleware is a seller's
 // paywall in front of any net/http handler, Transport a buyer agent's
-// http.RoundTripper that pays 402s within its caps, and FacilitatorClient
+// http.RoundTripper that pays 402s within its caps (and, with CallTool,
+// MCP tools that PaidTool makes paid: x402 over MCP), and FacilitatorClient
 // calls an x402 facilitator (Paybound's /x402, or another for the schemes
 // it supports). The wire types, the header codec and the authorizations
 // are package x402/wire's; their names are repeated here.

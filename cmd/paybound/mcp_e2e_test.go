@@ -124,7 +124,7 @@ func TestMCPOverHTTP(t *testing.T) {
 		t.Fatalf("another caller in the agent's session: %d %s", r.status, r.raw)
 	}
 	tools, err := agent.ListTools(context.Background(), nil)
-	if err != nil || len(tools.Tools) != 13 {
+	if err != nil || len(tools.Tools) != 15 {
 		t.Fatalf("agent tools: %v, %v", tools, err)
 	}
 	pay := func(cs *mcp.ClientSession, amount int, merchant, key string) (map[string]any, bool, string) {

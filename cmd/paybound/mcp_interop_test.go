@@ -19,8 +19,8 @@ import (
 // TestMCPInteropTypeScript: the reference TypeScript client
 // (@modelcontextprotocol/sdk 1.32.2, interop/mcp.mjs) connects over stdio
 // (`paybound mcp`) and over streamable HTTP (/mcp), lists the tools, pays
-// under a mandate, retries, hits a decline and a key conflict, and buys
-// through the ACP tools, reading structured results that it validates
+// under a mandate, asks the user for a mandate, retries, hits a decline
+// and a key conflict, and buys through the ACP tools, reading structured results that it validates
 // against the tools' output schemas.
 func TestMCPInteropTypeScript(t *testing.T) {
 	t.Parallel()
@@ -85,11 +85,11 @@ func TestMCPInteropTypeScript(t *testing.T) {
 					fmt.Fprintf(stdin, "%s\n", tok.ID)
 				}
 			}
-			if len(steps) != 10 {
+			if len(steps) != 11 {
 				t.Fatalf("the TypeScript client stopped after %d steps: %v", len(steps), steps)
 			}
 			names, _ := steps["tools"]["names"].([]any)
-			if len(names) != 13 || !slices.Contains(names, any("pay")) || steps["tools"]["annotated"] != true {
+			if len(names) != 15 || !slices.Contains(names, any("pay")) || steps["tools"]["annotated"] != true {
 				t.Fatalf("tools: %v", steps["tools"])
 			}
 			structured := func(step string) map[string]any {
@@ -102,6 +102,14 @@ func TestMCPInteropTypeScript(t *testing.T) {
 			}
 			if steps["wallet"]["isError"] != false || structured("wallet")["agent_id"] != agent {
 				t.Fatalf("wallet: %v", steps["wallet"])
+			}
+			// The mandate request waits for the user, listed for them.
+			if r := structured("request"); steps["request"]["isError"] != false || r["status"] != "awaiting_user" {
+				t.Fatalf("request_mandate: %v", steps["request"])
+			}
+			if rs := w.ok(200, w.call("GET", "/v1/mandate_requests", w.userKey, "", nil)).body["data"].([]any); len(rs) != 1 ||
+				rs[0].(map[string]any)["id"] != structured("request")["request_id"] || rs[0].(map[string]any)["status"] != "pending" {
+				t.Fatalf("the user's mandate requests: %v", rs)
 			}
 			if p := structured("pay"); steps["pay"]["isError"] != false || p["status"] != "captured" || structured("retry")["id"] != p["id"] {
 				t.Fatalf("pay %v, retry %v", steps["pay"], steps["retry"])

@@ -52,7 +52,7 @@ func TestMCPStdio(t *testing.T) {
 	}
 	defer cs.Close()
 	tools, err := cs.ListTools(context.Background(), nil)
-	if err != nil || len(tools.Tools) != 13 {
+	if err != nil || len(tools.Tools) != 15 {
 		t.Fatalf("tools over stdio: %v, %v", tools, err)
 	}
 	wallet, isErr, txt := mcpCall(t, cs, "wallet_summary", nil)
@@ -81,6 +81,21 @@ func TestMCPStdio(t *testing.T) {
 	}
 	if a, _ := w.balance(w.merchKey, "USD"); a != 400 {
 		t.Fatalf("merchant's balance %d; want 400", a)
+	}
+	// request_mandate through the REST API: the request waits for the
+	// user, listed by GET /v1/mandate_requests; bad terms create nothing.
+	req, isErr, txt := mcpCall(t, cs, "request_mandate", map[string]any{"description": "more coffee", "reason": "the week's budget is spent",
+		"currency": "USD", "max_amount": 500, "budget_amount": 3000, "budget_period": "week", "idempotency_key": "r1"})
+	if isErr || req["status"] != "awaiting_user" || req["wallet_url"] != w.m.URL()+"/wallet/mandates#r-"+req["request_id"].(string) {
+		t.Fatalf("request_mandate over stdio: %v %v %q", isErr, req, txt)
+	}
+	if e, isErr, _ := mcpCall(t, cs, "request_mandate", map[string]any{"description": "more coffee", "reason": "x",
+		"currency": "USD", "max_amount": 5000, "budget_amount": 3000, "idempotency_key": "r2"}); !isErr || e["error"].(map[string]any)["param"] != "max_amount" {
+		t.Fatalf("a request above its budget: %v %v", isErr, e)
+	}
+	if rs := w.ok(200, w.call("GET", "/v1/mandate_requests", w.userKey, "", nil)).body["data"].([]any); len(rs) != 1 ||
+		rs[0].(map[string]any)["id"] != req["request_id"] || rs[0].(map[string]any)["status"] != "pending" {
+		t.Fatalf("the user's mandate requests: %v", rs)
 	}
 	meta := map[string]any{"api_version": "2026-04-17", "idempotency_key": "cs1"}
 	sess, isErr, txt := mcpCall(t, cs, "create_checkout_session", map[string]any{"merchant_id": w.merch, "meta": meta,

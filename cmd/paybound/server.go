@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -24,6 +25,7 @@ import (
 	"unicode/utf8"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/cmd/paybound/cli"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/acp"
 	"github.com/paybound/paybound/internal/agentid"
@@ -115,6 +117,12 @@ type Config struct {
 	// settles on (PAYBOUND_X402_NETWORK, --x402-network), "paybound:" and
 	// 1-32 letters, digits, '-' or '_'. Default: paybound:local.
 	X402Network string
+	// MCPX402Allow are the hosts whose URLs the MCP tool pay_x402_resource
+	// may fetch for agents on /mcp (PAYBOUND_MCP_X402_ALLOW,
+	// --mcp-x402-allow; a comma list of names, addresses or host:port),
+	// wherever they resolve. Empty, the tool is refused: the server
+	// fetches nothing a model asks it to.
+	MCPX402Allow []string
 }
 
 // DefaultConfig returns the defaults: everything under ./paybound-data.
@@ -165,6 +173,15 @@ func (c *Config) Validate() error {
 	for _, h := range c.WebhookAllowHosts {
 		if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err != nil && (len(h) > 253 || strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "") {
 			return fmt.Errorf("config: webhook-allow-hosts: %q is not a host name or IP address (for example 127.0.0.1 or hooks.internal)", h)
+		}
+	}
+	for _, h := range c.MCPX402Allow {
+		host := h
+		if hh, port, err := net.SplitHostPort(h); err == nil && port != "" {
+			host = hh
+		}
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil && (len(host) > 253 || host == "" || strings.Trim(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "") {
+			return fmt.Errorf("config: mcp-x402-allow: %q is not a host name, IP address or host:port (for example api.example.com or 127.0.0.1:8402)", h)
 		}
 	}
 	return nil
@@ -256,6 +273,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if v := getenv("PAYBOUND_WEBHOOK_ALLOW_HOSTS"); v != "" {
 		c.WebhookAllowHosts = splitHosts(v)
 	}
+	if v := getenv("PAYBOUND_MCP_X402_ALLOW"); v != "" {
+		c.MCPX402Allow = splitHosts(v)
+	}
 	for _, e := range []struct {
 		name string
 		dst  any
@@ -299,6 +319,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.X402Network, "x402-network", c.X402Network, "the CAIP-2 network of this instance's x402 facilitator, paybound:<instance> (PAYBOUND_X402_NETWORK)")
 	fs.Func("webhook-allow-hosts", "hosts whose http:// webhook URLs and private addresses are allowed, comma-separated (PAYBOUND_WEBHOOK_ALLOW_HOSTS)",
 		func(v string) error { c.WebhookAllowHosts = splitHosts(v); return nil })
+	fs.Func("mcp-x402-allow", "hosts the MCP tool pay_x402_resource may fetch for agents, comma-separated; none: the tool is refused (PAYBOUND_MCP_X402_ALLOW)",
+		func(v string) error { c.MCPX402Allow = splitHosts(v); return nil })
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -393,7 +415,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.checkout.Store(co) // from now on it observes the ledger's entries
-	pay402, err := x402pay.New(m.Service, m.store, x402pay.Config{Network: m.Config.X402Network, Clock: m.Clock, Logger: m.Logger})
+
+	delegate := delegateKey(key) // signs the MCP tool's x402 authorizations for the agents it serves
+	pay402, err := x402pay.New(m.Service, m.store, x402pay.Config{Network: m.Config.X402Network, Clock: m.Clock, Logger: m.Logger,
+		Delegate: delegate.Public().(ed25519.PublicKey)})
 	if err != nil {
 		return err
 	}
@@ -420,8 +445,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	api.Handle(wallet.Pattern, wal)
-	mcpHandler, err := mcpserver.NewHandler(api.Authenticate, &mcpserver.InProcess{Core: m.Service, Mandates: mdt, Disputes: disp,
-		Links: links, Settlement: reports, Checkout: co, PublicURL: m.publicURL(), Log: m.Logger}, mcpserver.Config{Clock: m.Clock, Logger: m.Logger})
+	fetcher := &cli.X402Fetcher{Allow: m.Config.MCPX402Allow, Closed: true, Now: m.Clock.Now} // paid URLs and tools for /mcp's agents
+	mcpHandler, err := mcpserver.NewHandler(api.Authenticate, &mcpserver.InProcess{Core: m.Service, Mandates: mdt, Requests: mreqs, Disputes: disp,
+		Links: links, Settlement: reports, Checkout: co, PublicURL: m.publicURL(), Log: m.Logger,
+		X402: cli.DelegatedX402(fetcher, delegate, m.Config.X402Network), X402Tool: cli.DelegatedX402Tool(fetcher, delegate, m.Config.X402Network)},
+		mcpserver.Config{Clock: m.Clock, Logger: m.Logger})
 	if err != nil {
 		return err
 	}
@@ -617,6 +645,16 @@ func (m *Main) observeBilling(tx *ledger.Tx, ev pb.LogEvent) error {
 // cardKey is the key agent card numbers are hashed under, derived from the
 // operator key: a new operator key makes every issued card unusable (users
 // issue new ones), and no other secret needs keeping.
+// delegateKey is the server's x402 delegation key, derived from the
+// operator key (so that every process of one deployment has it): it signs
+// the authorizations of the MCP tool pay_x402_resource for the agents /mcp
+// authenticated, and this instance's facilitator verifies them
+// (wire.DelegatedPrefix).
+func delegateKey(operatorKey string) ed25519.PrivateKey {
+	sum := sha256.Sum256([]byte("paybound x402 delegation key\x00" + operatorKey))
+	return ed25519.NewKeyFromSeed(sum[:])
+}
+
 func cardKey(operatorKey string) []byte {
 	sum := sha256.Sum256([]byte("paybound agent card key\x00" + operatorKey))
 	return sum[:]

@@ -27,6 +27,7 @@ type PaymentOut struct {
 	DeclineCode            string `json:"decline_code,omitempty" jsonschema:"why a declined payment was declined"`
 	ConfirmationURL        string `json:"confirmation_url,omitempty" jsonschema:"the link the user must open to approve a payment that requires confirmation"`
 	ConfirmationExpiresAt  string `json:"confirmation_expires_at,omitempty"`
+	Elicitation            string `json:"elicitation,omitempty" jsonschema:"when the client showed the user the confirmation link (URL elicitation): accept (they went to open it), decline or cancel; the user approves only at the link"`
 	AuthorizationExpiresAt string `json:"authorization_expires_at,omitempty"`
 	CreatedAt              string `json:"created_at"`
 }
@@ -143,24 +144,34 @@ type WalletOut struct {
 }
 
 type mandateRequestIn struct {
-	Description  string   `json:"description" jsonschema:"what you want to be allowed to buy and why, in plain words for the user"`
+	Description  string   `json:"description" jsonschema:"what you want to be allowed to buy, in plain words for the user (it becomes the mandate's description)"`
+	Reason       string   `json:"reason" jsonschema:"why you need it, in your words: the user reads it before deciding"`
 	Currency     string   `json:"currency" jsonschema:"ISO 4217 code, such as USD"`
 	MaxAmount    int64    `json:"max_amount" jsonschema:"the most one payment would be, in minor units"`
 	BudgetAmount int64    `json:"budget_amount" jsonschema:"what you would spend per period, in minor units"`
 	BudgetPeriod string   `json:"budget_period,omitempty" jsonschema:"day, week, month or total (default total)"`
 	MerchantIDs  []string `json:"merchant_ids,omitempty" jsonschema:"the merchants you would pay, mch_… (default: any)"`
+	ConfirmAbove int64    `json:"confirm_above,omitempty" jsonschema:"payments above this (minor units) would still need the user's confirmation (default 0: never)"`
+	Key          string   `json:"idempotency_key" jsonschema:"a unique string for this request; the same key and arguments retry it without asking twice"`
 }
 
 // MandateRequestOut is request_mandate's answer.
 type MandateRequestOut struct {
-	Status       string `json:"status" jsonschema:"awaiting_user: nothing is granted until the user grants it"`
-	AgentID      string `json:"agent_id"`
-	Description  string `json:"description"`
-	Currency     string `json:"currency"`
-	MaxAmount    int64  `json:"max_amount"`
-	BudgetAmount int64  `json:"budget_amount"`
-	BudgetPeriod string `json:"budget_period"`
-	Instructions string `json:"instructions" jsonschema:"what to tell the user"`
+	Status       string   `json:"status" jsonschema:"awaiting_user: the request waits in the user's wallet, and nothing is granted until the user approves it; or approved, refused, expired when a retried call finds it decided"`
+	RequestID    string   `json:"request_id" jsonschema:"the mandate request, mreq_…"`
+	AgentID      string   `json:"agent_id"`
+	Description  string   `json:"description"`
+	Reason       string   `json:"reason"`
+	Currency     string   `json:"currency"`
+	MaxAmount    int64    `json:"max_amount"`
+	BudgetAmount int64    `json:"budget_amount"`
+	BudgetPeriod string   `json:"budget_period"`
+	MerchantIDs  []string `json:"merchant_ids"`
+	ConfirmAbove int64    `json:"confirm_above"`
+	ExpiresAt    string   `json:"expires_at" jsonschema:"undecided, the request expires then"`
+	MandateID    string   `json:"mandate_id,omitempty" jsonschema:"the mandate granted, once approved"`
+	WalletURL    string   `json:"wallet_url,omitempty" jsonschema:"the wallet's page where the user approves or refuses it"`
+	Instructions string   `json:"instructions" jsonschema:"what to tell the user"`
 }
 
 type payIn struct {
@@ -234,11 +245,16 @@ func (s *server) agentTools(ms *mcp.Server) error {
 				func(ctx context.Context, b Backend, in listIn, limit int) ([]Mandate, bool, error) {
 					return b.Mandates(ctx, in.StartingAfter, limit)
 				}, s.mandateRow)),
-		addTool(s, ms, "request_mandate", "Ask your user for a new mandate when none covers what they asked you to buy. Nothing is granted by this call: the user grants a mandate themselves (wallet or CLI), and you pay only once it is listed by list_mandates.",
+		addTool(s, ms, "request_mandate", "Ask your user for a new mandate when none covers what they asked you to buy. The request waits in the user's wallet (status awaiting_user, with its wallet_url): nothing is granted by this call, the user approves or refuses it there, and you pay only once the mandate is listed by list_mandates.",
 			moves("Request a mandate", false), s.requestMandate,
 			patch{prop: "budget_period", values: []any{"day", "week", "month", "total"}}),
 		addTool(s, ms, "pay", "Pay a merchant from your user's wallet under one of your mandates. The server enforces the mandate: a payment outside it is declined, one above its confirm_above waits for the user (status requires_confirmation, with the link the user must open). Answers the payment: captured (paid), requires_confirmation, or an error with a code when declined. Amounts are integers in minor units.",
 			moves("Pay", false), s.pay),
+		addTool(s, ms, "pay_x402_resource", "Fetch a paid URL (x402, HTTP 402 payments): the seller's price is paid from your user's wallet under one of your mandates, at most max_amount, and the answer comes back with the payment's receipt. The server enforces the mandate. Answers the status, the content type, the body (at most 32 KiB; truncated says when it was cut) and the receipt; a price above max_amount is refused and nothing is paid; a failed answer (status 400 or more) is not charged.",
+			moves("Pay for a URL (x402)", false), s.payX402,
+			patch{prop: "method", values: []any{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}}),
+		addTool(s, ms, "call_paid_tool", "Call a seller's paid MCP tool (x402 over MCP) at its MCP endpoint: the tool's price is paid from your user's wallet under one of your mandates, at most max_amount, and its result comes back with the payment's receipt. The server enforces the mandate; a price above max_amount is refused and nothing is paid; a tool that fails is not charged.",
+			moves("Call a paid tool (x402)", false), s.callPaidTool),
 		addTool(s, ms, "get_payment", "Read one of your payments.", readOnly("Get a payment"),
 			func(ctx context.Context, b Backend, in paymentIDIn) (PaymentOut, string, error) {
 				p, err := b.Payment(ctx, in.PaymentID)
@@ -306,49 +322,37 @@ func (s *server) walletSummary(ctx context.Context, b Backend, _ walletIn) (Wall
 }
 
 func (s *server) requestMandate(ctx context.Context, b Backend, in mandateRequestIn) (MandateRequestOut, string, error) {
-	id, err := b.Caller(ctx)
+	if in.BudgetPeriod == "" {
+		in.BudgetPeriod = string(pb.PeriodTotal)
+	}
+	r, err := b.RequestMandate(ctx, in.Key, MandateRequestParams{Description: in.Description, Reason: in.Reason,
+		Currency: in.Currency, MaxAmount: in.MaxAmount, BudgetAmount: in.BudgetAmount, BudgetPeriod: pb.BudgetPeriod(in.BudgetPeriod),
+		MerchantIDs: in.MerchantIDs, ConfirmAbove: in.ConfirmAbove})
 	if err != nil {
 		return MandateRequestOut{}, "", err
 	}
-	if id.Role != pb.RoleAgent {
-		return MandateRequestOut{}, "", pb.Errorf(pb.ErrForbidden, "", "request_mandate is an agent's tool")
+	r2 := r.Shown(s.cfg.Clock.Now())
+	t := r2.Terms
+	out := MandateRequestOut{Status: r2.Status, RequestID: r2.ID, AgentID: r2.AgentID, Description: t.Description, Reason: r2.Reason,
+		Currency: t.Currency, MaxAmount: t.MaxAmount, BudgetAmount: t.Budget.Amount, BudgetPeriod: string(t.Budget.Period),
+		MerchantIDs: nonNil(t.MerchantIDs), ConfirmAbove: t.ConfirmAbove, ExpiresAt: stamp(&r2.ExpiresAt), MandateID: r2.MandateID,
+		WalletURL: b.WalletURL(r2.ID)}
+	where := "in their wallet"
+	if out.WalletURL != "" {
+		where = "at " + out.WalletURL
 	}
-	if strings.TrimSpace(in.Description) == "" || len(in.Description) > pb.MaxDescriptionLength {
-		return MandateRequestOut{}, "", pb.Errorf(pb.ErrParameterInvalid, "description", "description must say, in at most %d bytes, what you want to buy and why", pb.MaxDescriptionLength)
+	terms := fmt.Sprintf("%s per payment, %s per %s", money(t.MaxAmount, t.Currency).Formatted, money(t.Budget.Amount, t.Currency).Formatted, t.Budget.Period)
+	switch r2.Status {
+	case pb.MandateRequestPending:
+		out.Status = "awaiting_user"
+		out.Instructions = fmt.Sprintf("Tell the user that mandate request %s (%s, for: %s) waits for them %s, or `paybound mandates approve %s`. Nothing is granted until they approve it; then it is listed by list_mandates.",
+			r2.ID, terms, t.Description, where, r2.ID)
+	case pb.MandateRequestApproved:
+		out.Instructions = fmt.Sprintf("The user approved it: mandate %s is granted.", r2.MandateID)
+	default:
+		out.Instructions = fmt.Sprintf("The user did not grant it (%s): do not pay outside your mandates; ask the user what they want.", r2.Status)
 	}
-	if err := pb.ValidateCurrency(in.Currency, "currency"); err != nil {
-		return MandateRequestOut{}, "", err
-	}
-	if err := pb.ValidateAmount(in.MaxAmount, "max_amount"); err != nil {
-		return MandateRequestOut{}, "", err
-	}
-	if err := pb.ValidateAmount(in.BudgetAmount, "budget_amount"); err != nil {
-		return MandateRequestOut{}, "", err
-	}
-	if in.MaxAmount > in.BudgetAmount {
-		return MandateRequestOut{}, "", pb.Errorf(pb.ErrParameterInvalid, "max_amount", "max_amount cannot exceed budget_amount")
-	}
-	if in.BudgetPeriod == "" {
-		in.BudgetPeriod = "total"
-	}
-	if len(in.MerchantIDs) > 20 {
-		return MandateRequestOut{}, "", pb.Errorf(pb.ErrParameterInvalid, "merchant_ids", "name at most 20 merchants")
-	}
-	for _, m := range in.MerchantIDs {
-		if !pb.HasPrefix(m, pb.PrefixMerchant) || len(m) > 100 {
-			return MandateRequestOut{}, "", pb.Errorf(pb.ErrParameterInvalid, "merchant_ids", "merchant_ids must be merchant IDs (mch_…)")
-		}
-	}
-	cmd := fmt.Sprintf("paybound mandates create --agent %s --description %q --currency %s --max %s --budget %s --period %s",
-		id.ID, in.Description, in.Currency, pb.FormatAmount(in.MaxAmount, in.Currency), pb.FormatAmount(in.BudgetAmount, in.Currency), in.BudgetPeriod)
-	if len(in.MerchantIDs) > 0 {
-		cmd += " --merchants " + strings.Join(in.MerchantIDs, ",")
-	}
-	out := MandateRequestOut{Status: "awaiting_user", AgentID: id.ID, Description: in.Description, Currency: in.Currency,
-		MaxAmount: in.MaxAmount, BudgetAmount: in.BudgetAmount, BudgetPeriod: in.BudgetPeriod,
-		Instructions: "Ask your user to grant this mandate if they agree (they may change it): " + cmd}
-	return out, fmt.Sprintf("Nothing is granted yet. Ask your user to grant you a mandate of %s per payment, %s per %s, for: %s. They can run: %s. Then check list_mandates.",
-		money(in.MaxAmount, in.Currency).Formatted, money(in.BudgetAmount, in.Currency).Formatted, in.BudgetPeriod, in.Description, cmd), nil
+	return out, fmt.Sprintf("Mandate request %s is %s: %s, until %s. %s", r2.ID, out.Status, terms, out.ExpiresAt, out.Instructions), nil
 }
 
 func (s *server) pay(ctx context.Context, b Backend, in payIn) (PaymentOut, string, error) {
@@ -363,7 +367,50 @@ func (s *server) pay(ctx context.Context, b Backend, in payIn) (PaymentOut, stri
 	if err != nil {
 		return PaymentOut{}, "", err
 	}
-	return paymentOut(pay), paymentText(pay), nil
+	out, text := paymentOut(pay), paymentText(pay)
+	if out.Status == string(pb.StatusRequiresConfirmation) && out.ConfirmationURL != "" {
+		if action := s.elicitConfirmation(ctx, pay); action != "" {
+			out.Elicitation = action
+			text += " " + elicitedText(action)
+		}
+	}
+	return out, text, nil
+}
+
+// elicitConfirmation shows the user, in the client, the link where they
+// approve or deny payment p, when the client declared URL-mode
+// elicitation (protocol 2025-11-25; a 2026-07-28 session cannot send the
+// client requests): it returns the user's action (accept: they open the
+// link; decline or cancel), or "" when it could not ask. The person
+// approves at the link, never in the client or the model's context: an
+// accept only says they went there.
+func (s *server) elicitConfirmation(ctx context.Context, p *pb.Payment) string {
+	ss, _ := ctx.Value(sessionKey{}).(*mcp.ServerSession)
+	if ss == nil {
+		return ""
+	}
+	ip := ss.InitializeParams()
+	if ip == nil || ip.Capabilities == nil || ip.Capabilities.Elicitation == nil || ip.Capabilities.Elicitation.URL == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ElicitTimeout)
+	defer cancel()
+	res, err := ss.Elicit(ctx, &mcp.ElicitParams{Mode: "url", URL: p.Confirmation.URL, ElicitationID: p.ID,
+		Message: fmt.Sprintf("Your agent asks to pay %s to %s (%s). Open the link to approve or deny it; nothing is paid until you approve it there.",
+			money(p.Amount, p.Currency).Formatted, p.MerchantID, p.Description)})
+	if err != nil {
+		s.cfg.Logger.Debug("mcp: couldn't elicit a confirmation", "payment", p.ID, "err", err)
+		return ""
+	}
+	return res.Action
+}
+
+// elicitedText tells the model what the user did with the link.
+func elicitedText(action string) string {
+	if action == "accept" {
+		return "The user was shown the confirmation link in their client and chose to open it: they approve or deny the payment there. Call wait_for_confirmation."
+	}
+	return "The user was shown the confirmation link in their client and did not open it (" + action + "): do not pay again; ask the user what they want."
 }
 
 // listPayments is list_payments, the agent's and the merchant's.

@@ -29,7 +29,7 @@ func TestAgentToolsListed(t *testing.T) {
 			t.Errorf("%s lacks a schema, annotations or a description", tool.Name)
 		}
 	}
-	want := []string{"wallet_summary", "list_mandates", "request_mandate", "pay", "get_payment", "list_payments", "wait_for_confirmation", "open_dispute"}
+	want := []string{"wallet_summary", "list_mandates", "request_mandate", "pay", "get_payment", "list_payments", "wait_for_confirmation", "open_dispute", "pay_x402_resource", "call_paid_tool"}
 	for _, n := range want {
 		if !slices.Contains(names, n) {
 			t.Errorf("tool %s missing from %v", n, names)
@@ -255,24 +255,83 @@ func TestPayNeedsConfirmation(t *testing.T) {
 	w.verify(t)
 }
 
-// TestRequestMandate: the request is shown to the user; nothing is granted.
+// TestRequestMandate: the request waits in the user's wallet, listed for
+// the user, and nothing is granted until they approve it; a retry asks
+// once; bad terms are refused and create nothing.
 func TestRequestMandate(t *testing.T) {
 	w := newWorld(t)
 	u := w.user(t, 0)
 	a := w.agent(t, u)
+	m := w.merchant(t, "rail")
 	cs := w.connect(t, mcpserver.AgentSide, a)
+	args := func(kv ...any) map[string]any {
+		in := map[string]any{"description": "train tickets", "reason": "you asked me to book the trip to Lyon", "currency": "EUR",
+			"max_amount": 8000, "budget_amount": 20000, "budget_period": "month", "merchant_ids": []string{m.ID}, "idempotency_key": "r1"}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(in, kv[i].(string))
+			} else {
+				in[kv[i].(string)] = kv[i+1]
+			}
+		}
+		return in
+	}
 	var out mcpserver.MandateRequestOut
-	txt := ok(t, cs, "request_mandate", map[string]any{"description": "train tickets", "currency": "EUR", "max_amount": 8000,
-		"budget_amount": 20000, "budget_period": "month"}, &out)
-	if out.Status != "awaiting_user" || out.AgentID != a.ID || !strings.Contains(txt, "80.00 EUR") || !strings.Contains(out.Instructions, "--budget 200.00") {
+	txt := ok(t, cs, "request_mandate", args(), &out)
+	if out.Status != "awaiting_user" || !strings.HasPrefix(out.RequestID, pb.PrefixMandateRequest) || out.AgentID != a.ID ||
+		out.WalletURL != "https://pay.example.com/wallet/mandates#r-"+out.RequestID || !strings.Contains(txt, "80.00 EUR") ||
+		!strings.Contains(txt, out.WalletURL) || out.BudgetPeriod != "month" || len(out.MerchantIDs) != 1 {
 		t.Fatalf("request_mandate = %+v, %q", out, txt)
 	}
-	refused(t, cs, "request_mandate", map[string]any{"description": "x", "currency": "EUR", "max_amount": 9000, "budget_amount": 100}, pb.ErrParameterInvalid)
-	refused(t, cs, "request_mandate", map[string]any{"description": "x", "currency": "EUR", "max_amount": 10, "budget_amount": 100, "budget_period": "year"}, pb.ErrParameterInvalid)
-	refused(t, cs, "request_mandate", map[string]any{"description": " ", "currency": "EUR", "max_amount": 10, "budget_amount": 100}, pb.ErrParameterInvalid)
-	vs, _, err := w.mdt.List(context.Background(), u, "", 10)
-	if err != nil || len(vs) != 0 {
+	listed := func() []pb.MandateRequest {
+		t.Helper()
+		rs, _, err := w.reqs.List(context.Background(), u, "", "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	if rs := listed(); len(rs) != 1 || rs[0].ID != out.RequestID || rs[0].Status != pb.MandateRequestPending ||
+		rs[0].Reason != "you asked me to book the trip to Lyon" || rs[0].Terms.MaxAmount != 8000 || rs[0].Terms.Currency != "EUR" {
+		t.Fatalf("the user's requests: %+v", rs)
+	}
+	// A retry with the same key asks once.
+	var again mcpserver.MandateRequestOut
+	ok(t, cs, "request_mandate", args(), &again)
+	if again.RequestID != out.RequestID || len(listed()) != 1 {
+		t.Fatalf("retry = %+v; requests %d", again, len(listed()))
+	}
+	for _, c := range []struct {
+		name string
+		args map[string]any
+		code pb.Code
+	}{
+		{"max above budget", args("max_amount", 90000, "idempotency_key", "b1"), pb.ErrParameterInvalid},
+		{"bad period", args("budget_period", "year", "idempotency_key", "b2"), pb.ErrParameterInvalid},
+		{"no description", args("description", "", "idempotency_key", "b3"), pb.ErrParameterMissing},
+		{"no reason", args("reason", " ", "idempotency_key", "b4"), pb.ErrParameterMissing},
+		{"bad currency", args("currency", "euro", "idempotency_key", "b5"), pb.ErrInvalidCurrency},
+		{"bad merchant", args("merchant_ids", []string{"bob"}, "idempotency_key", "b6"), pb.ErrParameterInvalid},
+		{"negative amount", args("max_amount", -1, "idempotency_key", "b7"), pb.ErrInvalidAmount},
+		{"no key", args("idempotency_key", nil), pb.ErrParameterInvalid},
+		{"empty key", args("idempotency_key", ""), pb.ErrIdempotencyRequired},
+		{"key reused", args("max_amount", 100), pb.ErrIdempotencyConflict},
+		{"unknown argument", args("agent_id", "agt_x", "idempotency_key", "b8"), pb.ErrParameterInvalid},
+	} {
+		t.Run(c.name, func(t *testing.T) { refused(t, cs, "request_mandate", c.args, c.code) })
+	}
+	if n := len(listed()); n != 1 {
+		t.Fatalf("refused requests were stored: %d requests", n)
+	}
+	if vs, _, err := w.mdt.List(context.Background(), u, "", 10); err != nil || len(vs) != 0 {
 		t.Fatalf("a request granted a mandate: %v, %v", vs, err)
+	}
+	// Once the user approves it, the mandate is the agent's.
+	must[*pb.MandateRequest](t, w.reqs.Approve(context.Background(), u, nil, out.RequestID))
+	var ms mcpserver.List[mcpserver.MandateOut]
+	ok(t, cs, "list_mandates", nil, &ms)
+	if len(ms.Data) != 1 || ms.Data[0].MaxAmount != 8000 || ms.Data[0].Description != "train tickets" {
+		t.Fatalf("mandates after approval: %+v", ms)
 	}
 }
 

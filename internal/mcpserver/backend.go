@@ -21,15 +21,20 @@ import (
 // other arguments is refused (idempotency_conflict), whichever backend runs
 // it. The mandate, confirmation and risk checks are the server's: a
 // backend adds none and can skip none.
-//
-// Seam: the x402 tools (pay_x402_resource, paid tools) will add their own
-// methods here once the /x402 package is merged.
 type Backend interface {
 	// Caller is who the backend acts as.
 	Caller(ctx context.Context) (Identity, error)
 
 	// Agent side.
 	Mandates(ctx context.Context, startingAfter string, limit int) ([]Mandate, bool, error)
+	// RequestMandate asks the agent's user for a mandate of p's terms: a
+	// mandate request that waits in the user's wallet until they approve
+	// (which grants exactly these terms) or refuse it. The terms are
+	// checked as POST /v1/mandates checks them; nothing is granted here.
+	RequestMandate(ctx context.Context, key string, p MandateRequestParams) (*pb.MandateRequest, error)
+	// WalletURL is where the caller's user decides request id (its
+	// wallet's page, absolute), or "" when the backend does not know.
+	WalletURL(id string) string
 	// Pay creates a payment under a mandate. A declined payment returns
 	// both the payment (when the backend has it) and the decline's error,
 	// which carries its ID.
@@ -37,6 +42,16 @@ type Backend interface {
 	Payment(ctx context.Context, id string) (*pb.Payment, error)
 	Payments(ctx context.Context, startingAfter string, limit int) ([]pb.Payment, bool, error)
 	OpenDispute(ctx context.Context, key, paymentID string, reason pb.DisputeReason, details string) (*pb.Dispute, error)
+	// PayX402 fetches a paid URL, paying its x402 402 with an
+	// authorization of the agent's under r.MandateID, at most r.MaxAmount
+	// (above it, ErrX402PriceAboveMax and nothing is paid). The mandate is
+	// the server's to enforce, at settlement. The same key retries the
+	// same purchase and never pays twice; with other arguments it is
+	// idempotency_conflict.
+	PayX402(ctx context.Context, key string, r X402Request) (*X402Response, error)
+	// CallPaidTool calls a seller's paid MCP tool (x402 over MCP), paying
+	// as PayX402 pays a URL.
+	CallPaidTool(ctx context.Context, key string, c PaidToolCall) (*PaidToolResult, error)
 
 	// Checkout runs one of ACP's checkout operations at a merchant (ACP's
 	// MCP binding): the payload is ACP's request body, the answer ACP's
@@ -77,6 +92,24 @@ type PayParams struct {
 	// PayeeProvenance and AmountProvenance say where the agent took the
 	// payee and the amount from: "user", "untrusted" or "unknown" ("").
 	PayeeProvenance, AmountProvenance string
+}
+
+// MandateRequestParams is a mandate an agent asks its user for.
+type MandateRequestParams struct {
+	Description  string
+	Reason       string
+	Currency     string
+	MaxAmount    int64
+	BudgetAmount int64
+	BudgetPeriod pb.BudgetPeriod
+	MerchantIDs  []string
+	ConfirmAbove int64
+}
+
+// Mandate is the mandate p asks for, for the calling agent ("").
+func (p MandateRequestParams) Mandate() pb.Mandate {
+	return pb.Mandate{Description: p.Description, Currency: p.Currency, MaxAmount: p.MaxAmount,
+		Budget: pb.Budget{Amount: p.BudgetAmount, Period: p.BudgetPeriod}, MerchantIDs: p.MerchantIDs, ConfirmAbove: p.ConfirmAbove}
 }
 
 // LinkParams is a payment link a merchant creates.

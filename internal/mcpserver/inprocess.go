@@ -13,6 +13,7 @@ import (
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/httpapi/rest"
+	"github.com/paybound/paybound/internal/mandatereqs"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/service"
@@ -31,10 +32,19 @@ const MaxKeyLength = 200
 type InProcess struct {
 	Core       *service.Service
 	Mandates   *mandates.Service
+	Requests   *mandatereqs.Service
 	Disputes   *disputes.Service
 	Links      *paylinks.Service
 	Settlement *settlement.Service
 	Checkout   *checkout.Service
+	// X402 fetches a paid URL for an agent (pay_x402_resource), signing as
+	// that agent: the command's, over the public x402.Transport with the
+	// server's delegated authorizations and the operator's allowed hosts
+	// (outbound HTTP is the command's). Nil refuses the tool (forbidden).
+	X402 func(ctx context.Context, agent pb.Principal, key string, r X402Request) (*X402Response, error)
+	// X402Tool calls a seller's paid MCP tool for an agent
+	// (call_paid_tool), as X402 fetches a URL. Nil refuses the tool.
+	X402Tool func(ctx context.Context, agent pb.Principal, key string, c PaidToolCall) (*PaidToolResult, error)
 	// PublicURL makes a confirmation's link absolute (the user opens it);
 	// "" leaves it as the API gives it.
 	PublicURL string
@@ -147,6 +157,28 @@ func (b *inproc) Mandates(ctx context.Context, after string, limit int) ([]Manda
 	return out, more, nil
 }
 
+func (b *inproc) RequestMandate(ctx context.Context, key string, p MandateRequestParams) (*pb.MandateRequest, error) {
+	if b.s.Requests == nil {
+		return nil, pb.Errorf(pb.ErrForbidden, "", "this server takes no mandate requests")
+	}
+	return idempotent[*pb.MandateRequest](ctx, b, "mandate_request", key, p, func(idem *service.Idempotency) service.Result {
+		return b.s.Requests.Create(ctx, b.p, idem, p.Mandate(), nil, p.Reason)
+	})
+}
+
+// WalletURL is the wallet's page of the user's mandates, where a request
+// waits (its section's anchor).
+func (b *inproc) WalletURL(id string) string { return WalletRequestURL(b.s.PublicURL, id) }
+
+// WalletRequestURL is where mandate request id waits in the wallet of the
+// server at base ("" when base is).
+func WalletRequestURL(base, id string) string {
+	if base == "" || id == "" {
+		return ""
+	}
+	return strings.TrimSuffix(base, "/") + "/wallet/mandates#r-" + id
+}
+
 func (b *inproc) Pay(ctx context.Context, key string, p PayParams) (*pb.Payment, error) {
 	pay, err := idempotent[*pb.Payment](ctx, b, "pay", key, p, func(idem *service.Idempotency) service.Result {
 		return b.s.Core.CreatePayment(ctx, b.p, idem, service.CreatePaymentParams{Amount: p.Amount, Currency: p.Currency,
@@ -203,6 +235,26 @@ func (b *inproc) OpenDispute(ctx context.Context, key, paymentID string, reason 
 	return idempotent[*pb.Dispute](ctx, b, "dispute", key, args, func(idem *service.Idempotency) service.Result {
 		return b.s.Disputes.Open(ctx, caller, idem, paymentID, reason, details)
 	})
+}
+
+func (b *inproc) PayX402(ctx context.Context, key string, r X402Request) (*X402Response, error) {
+	if err := service.RequireRole(b.p, pb.RoleAgent); err != nil {
+		return nil, err
+	}
+	if b.s.X402 == nil {
+		return nil, pb.Errorf(pb.ErrForbidden, "url", "this server fetches no paid URLs for agents: its operator has allowed no host (--mcp-x402-allow)")
+	}
+	return b.s.X402(ctx, b.p, key, r)
+}
+
+func (b *inproc) CallPaidTool(ctx context.Context, key string, c PaidToolCall) (*PaidToolResult, error) {
+	if err := service.RequireRole(b.p, pb.RoleAgent); err != nil {
+		return nil, err
+	}
+	if b.s.X402Tool == nil {
+		return nil, pb.Errorf(pb.ErrForbidden, "server_url", "this server calls no paid tools for agents: its operator has allowed no host (--mcp-x402-allow)")
+	}
+	return b.s.X402Tool(ctx, b.p, key, c)
 }
 
 func (b *inproc) Balances(ctx context.Context) ([]pb.Balance, error) {

@@ -49,6 +49,9 @@ type Config struct {
 	// PollInterval is how often wait_for_confirmation reads the payment
 	// (default 1 s).
 	PollInterval time.Duration
+	// ElicitTimeout bounds how long pay waits for the user to act on the
+	// confirmation link it shows through elicitation (default 2 min).
+	ElicitTimeout time.Duration
 }
 
 // Side says which tools a server offers: an agent's or a merchant's.
@@ -79,6 +82,9 @@ func NewServer(side Side, cfg Config) (*mcp.Server, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
+	}
+	if cfg.ElicitTimeout <= 0 {
+		cfg.ElicitTimeout = 2 * time.Minute
 	}
 	s := &server{cfg: cfg}
 	name, instr := "paybound-agent", agentInstructions
@@ -165,9 +171,10 @@ func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp
 	if err != nil {
 		return fmt.Errorf("mcpserver: %s input schema: %w", name, err)
 	}
+	quick := compileArgs(inJSON)
 	ms.AddTool(&mcp.Tool{Name: name, Title: ann.Title, Description: desc, InputSchema: json.RawMessage(inJSON), OutputSchema: out, Annotations: ann},
 		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			args, err := decodeArgs[In](req.Params.Arguments, resolved)
+			args, err := decodeArgs[In](req.Params.Arguments, quick, resolved)
 			if err != nil {
 				return s.errorResult(name, err), nil
 			}
@@ -175,7 +182,7 @@ func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp
 			if err != nil {
 				return s.errorResult(name, err), nil
 			}
-			v, text, err := h(ctx, b, args)
+			v, text, err := h(context.WithValue(ctx, sessionKey{}, req.Session), b, args)
 			if err != nil {
 				return s.errorResult(name, err), nil
 			}
@@ -183,6 +190,10 @@ func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp
 		})
 	return nil
 }
+
+// sessionKey carries the session of a tool call to its handler (for
+// elicitation).
+type sessionKey struct{}
 
 // patch changes an argument's inferred schema: values restricts it to an
 // enumeration, schema replaces it.
@@ -193,8 +204,10 @@ type patch struct {
 }
 
 // decodeArgs validates raw against the tool's schema and decodes it into
-// In, refusing unknown properties.
-func decodeArgs[In any](raw json.RawMessage, schema *jsonschema.Resolved) (In, error) {
+// In, refusing unknown properties. quick (nil: none) checks the schema's
+// common keywords fast; only what it does not find valid goes through
+// the general validator.
+func decodeArgs[In any](raw json.RawMessage, quick *argsSchema, schema *jsonschema.Resolved) (In, error) {
 	var in In
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		raw = []byte("{}")
@@ -206,8 +219,10 @@ func decodeArgs[In any](raw json.RawMessage, schema *jsonschema.Resolved) (In, e
 	if err := json.Unmarshal(raw, &generic); err != nil {
 		return in, pb.Errorf(pb.ErrInvalidJSON, "", "the arguments are not valid JSON: %v", err)
 	}
-	if err := schema.Validate(generic); err != nil {
-		return in, pb.Errorf(pb.ErrParameterInvalid, "", "the arguments do not match the tool's input schema: %v", err)
+	if quick == nil || !quick.valid(generic) {
+		if err := schema.Validate(generic); err != nil {
+			return in, pb.Errorf(pb.ErrParameterInvalid, "", "the arguments do not match the tool's input schema: %v", err)
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

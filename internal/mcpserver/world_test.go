@@ -13,6 +13,7 @@ import (
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/disputes"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/mandatereqs"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/mcpserver"
 	"github.com/paybound/paybound/internal/paylinks"
@@ -39,6 +40,7 @@ type world struct {
 	st    pb.Store
 	svc   *service.Service
 	mdt   *mandates.Service
+	reqs  *mandatereqs.Service
 	clock *clock
 	be    *mcpserver.InProcess
 }
@@ -80,8 +82,9 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reqs := mandatereqs.New(svc, mdt, st, mandatereqs.Config{Clock: c})
 	t.Cleanup(func() { svc.Close(); led.Close(); st.Close() })
-	return &world{st: st, svc: svc, mdt: mdt, clock: c, be: &mcpserver.InProcess{Core: svc, Mandates: mdt,
+	return &world{st: st, svc: svc, mdt: mdt, reqs: reqs, clock: c, be: &mcpserver.InProcess{Core: svc, Mandates: mdt, Requests: reqs,
 		Disputes: disputes.New(svc, log, st), Links: links, Settlement: settlement.New(st, settlement.Config{}),
 		Checkout: co, PublicURL: "https://pay.example.com"}}
 }
@@ -149,6 +152,12 @@ func (w *world) verify(t testing.TB) {
 // server of side, acting as caller.
 func (w *world) connect(t testing.TB, side mcpserver.Side, caller pb.Principal) *mcp.ClientSession {
 	t.Helper()
+	return w.connectWith(t, side, caller, nil, nil)
+}
+
+// connectWith is connect with a client of opts, in a session of sopts.
+func (w *world) connectWith(t testing.TB, side mcpserver.Side, caller pb.Principal, opts *mcp.ClientOptions, sopts *mcp.ClientSessionOptions) *mcp.ClientSession {
+	t.Helper()
 	srv, err := mcpserver.NewServer(side, mcpserver.Config{Clock: w.clock, PollInterval: 10 * time.Millisecond,
 		Backend: func(context.Context, *mcp.RequestExtra) (mcpserver.Backend, error) { return w.be.For(caller), nil }})
 	if err != nil {
@@ -160,7 +169,7 @@ func (w *world) connect(t testing.TB, side mcpserver.Side, caller pb.Principal) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx, ct, nil)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts).Connect(ctx, ct, sopts)
 	if err != nil {
 		t.Fatal(err)
 	}

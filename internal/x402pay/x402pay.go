@@ -69,6 +69,13 @@ type Config struct {
 	TabCloseGrace time.Duration
 	Clock         pb.Clock
 	Logger        *slog.Logger
+	// Delegate, when set, is the public key of this server's delegation
+	// key: it verifies delegated authorizations (wire.DelegatedPrefix),
+	// which the server's MCP tool signs for an agent it authenticated.
+	// Such a payment is made as that agent under its mandate, as any
+	// other, but not as a signed one (a mandate that requires signatures
+	// declines it). Nil refuses them.
+	Delegate ed25519.PublicKey
 }
 
 // Service is the facilitator. Safe for concurrent use.
@@ -148,6 +155,7 @@ type checked struct {
 	minor    int64 // settle in the ledger's minor units
 	validTil time.Time
 	pid      string
+	signed   bool              // by the agent's own key (not delegated)
 	tab      string            // batch-settlement: the tab the deposit opens
 	key      ed25519.PublicKey // batch-settlement: the key that signs its vouchers
 }
@@ -245,10 +253,14 @@ func (s *Service) check(ctx context.Context, req *wire.FacilitatorRequest) (*che
 	if err != nil {
 		return nil, err
 	}
+	_, delegated := wire.DelegatedAgent(au.From)
+	if delegated && tp != nil {
+		return nil, refuse(wire.ReasonInvalidPayload, "a delegated authorization pays exact and upto requirements, not tabs")
+	}
 	if err := sa.Verify(pub, rq.Scheme, rq.Network); err != nil {
 		return nil, refuse(wire.ReasonInvalidSignature, "%v", err)
 	}
-	c := &checked{auth: sa, agent: agent, scheme: rq.Scheme, max: max, settle: want, minor: minor, validTil: before, pid: pid}
+	c := &checked{auth: sa, agent: agent, scheme: rq.Scheme, max: max, settle: want, minor: minor, validTil: before, pid: pid, signed: !delegated}
 	if tp != nil {
 		c.tab = wire.TabID(au.From, au.Nonce)
 		c.key = pub
@@ -268,7 +280,21 @@ func (s *Service) check(ctx context.Context, req *wire.FacilitatorRequest) (*che
 }
 
 // agentKey returns the agent whose key has thumbprint keyid, in force at now.
+// A delegated From names the agent, and the key is the server's Delegate.
 func (s *Service) agentKey(ctx context.Context, keyid string, now time.Time) (*pb.Agent, []byte, error) {
+	if id, ok := wire.DelegatedAgent(keyid); ok {
+		if s.cfg.Delegate == nil {
+			return nil, nil, refuse(wire.ReasonInvalidSignature, "this facilitator accepts no delegated authorizations")
+		}
+		a, err := s.st.Agent(ctx, id)
+		if pb.ErrorCode(err) == pb.ErrNotFound {
+			return nil, nil, refuse(wire.ReasonInvalidSignature, "no agent %q", id)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't look up agent %s: %w", id, err)
+		}
+		return a, s.cfg.Delegate, nil
+	}
 	k, err := s.st.AgentKey(ctx, keyid)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, refuse(wire.ReasonInvalidSignature, "no agent has the key %q", keyid)
@@ -416,7 +442,7 @@ func (s *Service) settle(ctx context.Context, c *checked, idem *service.Idempote
 	if c.minor == 0 { // upto, nothing used: the authorization is spent, nothing paid
 		return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) { return nil, spend(tx) })
 	}
-	caller := pb.Principal{Role: pb.RoleAgent, ID: c.agent.ID, UserID: c.agent.UserID, Signed: true}
+	caller := pb.Principal{Role: pb.RoleAgent, ID: c.agent.ID, UserID: c.agent.UserID, Signed: c.signed}
 	params := service.CreatePaymentParams{Amount: c.minor, Currency: au.Asset, MerchantID: au.To,
 		Description: "x402 " + c.scheme + ": " + truncate(au.Resource, 400), MandateID: au.Mandate,
 		CaptureMethod: pb.CaptureAutomatic, Metadata: map[string]string{pb.MetadataX402Nonce: au.Nonce},

@@ -218,6 +218,34 @@ func Sign(priv ed25519.PrivateKey, scheme, network string, a Authorization) (*Si
 	return &SignedAuthorization{Authorization: a, Signature: base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, in))}, nil
 }
 
+// DelegatedPrefix starts the From of a delegated authorization: one that
+// a Paybound server signs with its own delegation key for an agent it has
+// authenticated (its MCP server's pay_x402_resource, for an agent that
+// calls it with an API key and holds no key the server could sign with).
+// The rest of From is the agent's ID. Only that server's facilitator
+// accepts it: no agent key has a thumbprint with a colon, so a delegated
+// authorization can never be taken for an agent's own.
+const DelegatedPrefix = "delegated:"
+
+// DelegatedAgent returns the agent a delegated From names.
+func DelegatedAgent(from string) (string, bool) {
+	id, ok := strings.CutPrefix(from, DelegatedPrefix)
+	return id, ok && id != ""
+}
+
+// SignDelegated signs a, whose From is DelegatedPrefix and an agent's ID,
+// with priv, the server's delegation key.
+func SignDelegated(priv ed25519.PrivateKey, scheme, network string, a Authorization) (*SignedAuthorization, error) {
+	if _, ok := DelegatedAgent(a.From); !ok || len(priv) != ed25519.PrivateKeySize {
+		return nil, errors.New("x402: a delegated authorization's from is " + DelegatedPrefix + "<agent ID>, signed with an Ed25519 key")
+	}
+	in, err := a.SigningInput(scheme, network)
+	if err != nil {
+		return nil, err
+	}
+	return &SignedAuthorization{Authorization: a, Signature: base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, in))}, nil
+}
+
 // ErrBadSignature is returned by Verify for a signature that does not
 // verify.
 var ErrBadSignature = errors.New("x402: the authorization's signature does not verify")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,6 +15,8 @@ import (
 	"github.com/paybound/paybound/client"
 	"github.com/paybound/paybound/cmd/paybound/internal/cmdline"
 	"github.com/paybound/paybound/internal/mcpserver"
+	"github.com/paybound/paybound/x402"
+	"github.com/paybound/paybound/x402/wire"
 )
 
 // MCP runs `paybound mcp`: the agent's MCP server over stdio (stdin and
@@ -22,14 +25,16 @@ import (
 // signed with the agent's key file (--agent-key, else
 // $PAYBOUND_AGENT_KEY). It serves until stdin ends or ctx is done. The
 // mandate, confirmation and risk checks stay the server's: this process
-// holds no state but the key.
+// holds no state but the key (and, so that a retried paid fetch sends the
+// same payment, the x402 authorizations it signed).
 func MCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("paybound mcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	server := fs.String("server", "", "the Paybound server's URL (default $PAYBOUND_URL, else "+defaultURL+")")
 	keyFile := fs.String("agent-key", "", "the agent's private key file, which signs every request (default $PAYBOUND_AGENT_KEY)")
-	agentID := fs.String("agent", "", "the agent's ID, agt_…, shown in wallet_summary and request_mandate (default: learned from its mandates)")
-	cmdline.UsageFor(fs, stderr, "paybound mcp --server URL [--agent-key agent.key] [--agent agt_…]\n\n"+
+	allow := fs.String("x402-allow", "", "hosts pay_x402_resource and call_paid_tool may reach, comma-separated (default: any host at a public address)")
+	agentID := fs.String("agent", "", "the agent's ID, agt_…, shown in wallet_summary (default: learned from its mandates)")
+	cmdline.UsageFor(fs, stderr, "paybound mcp --server URL [--agent-key agent.key] [--agent agt_…] [--x402-allow host,…]\n\n"+
 		"Serves an agent's MCP tools over stdio (for an MCP client's config), calling the server\n"+
 		"with requests signed by the agent's key.")
 	if err := fs.Parse(args); err != nil {
@@ -66,7 +71,7 @@ func MCP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	be := &Remote{API: client.New(base, "", client.WithUserAgent("paybound-mcp"), client.WithAgentKey(keyID, priv)),
-		BaseURL: strings.TrimSuffix(base, "/"), AgentID: *agentID}
+		BaseURL: strings.TrimSuffix(base, "/"), AgentID: *agentID, Key: priv, X402: &X402Fetcher{Allow: commaList(*allow)}}
 	srv, err := mcpserver.NewServer(mcpserver.AgentSide, mcpserver.Config{
 		Backend: func(context.Context, *mcp.RequestExtra) (mcpserver.Backend, error) { return be, nil }})
 	if err != nil {
@@ -87,6 +92,10 @@ type Remote struct {
 	API     *client.Client
 	BaseURL string // makes confirmation links absolute
 	AgentID string // "" until learned from a mandate
+	// Key is the agent's private key, which signs its x402 authorizations
+	// (pay_x402_resource) as it signs its requests.
+	Key  ed25519.PrivateKey
+	X402 *X402Fetcher
 }
 
 var _ mcpserver.Backend = (*Remote)(nil)
@@ -120,6 +129,53 @@ func (r *Remote) Mandates(ctx context.Context, after string, limit int) ([]mcpse
 	}
 	return out, l.HasMore, nil
 }
+
+// RequestMandate is POST /v1/mandate_requests, the agent's signed request.
+func (r *Remote) RequestMandate(ctx context.Context, key string, p mcpserver.MandateRequestParams) (*pb.MandateRequest, error) {
+	ctx, err := r.keyed(ctx, "mandate_request", key)
+	if err != nil {
+		return nil, err
+	}
+	m := p.Mandate()
+	return r.API.RequestMandate(ctx, client.CreateMandateRequestParams{Reason: p.Reason, CreateMandateParams: client.CreateMandateParams{
+		Description: m.Description, Currency: m.Currency, MaxAmount: m.MaxAmount, Budget: m.Budget, MerchantIDs: m.MerchantIDs,
+		ConfirmAbove: m.ConfirmAbove}})
+}
+
+// PayX402 fetches a paid URL from this process (the agent's machine),
+// paying with an authorization signed by the agent's key.
+func (r *Remote) PayX402(ctx context.Context, key string, req mcpserver.X402Request) (*mcpserver.X402Response, error) {
+	caller, sign, err := r.signer("pay_x402_resource", req.MandateID)
+	if err != nil {
+		return nil, err
+	}
+	return r.X402.Fetch(ctx, caller, key, sign, req)
+}
+
+// CallPaidTool calls a seller's paid tool from this process, paying with
+// an authorization signed by the agent's key.
+func (r *Remote) CallPaidTool(ctx context.Context, key string, c mcpserver.PaidToolCall) (*mcpserver.PaidToolResult, error) {
+	caller, sign, err := r.signer("call_paid_tool", c.MandateID)
+	if err != nil {
+		return nil, err
+	}
+	return r.X402.CallTool(ctx, caller, key, sign, c)
+}
+
+// signer is the agent's key's thumbprint and its signer of x402
+// authorizations under mandate, for tool.
+func (r *Remote) signer(tool, mandate string) (string, X402Signer, error) {
+	if r.X402 == nil || len(r.Key) != ed25519.PrivateKeySize {
+		return "", nil, pb.Errorf(pb.ErrForbidden, "", "%s needs the agent's key (--agent-key)", tool)
+	}
+	payer := x402.Payer{Key: r.Key, Mandate: mandate}
+	return wire.Thumbprint(r.Key.Public().(ed25519.PublicKey)), func(reqs x402.PaymentRequirements, resource string, now time.Time) (*wire.SignedAuthorization, error) {
+		return x402.Authorize(payer, reqs, resource, now)
+	}, nil
+}
+
+// WalletURL is the request's place in the server's wallet.
+func (r *Remote) WalletURL(id string) string { return mcpserver.WalletRequestURL(r.BaseURL, id) }
 
 // absolute makes a confirmation's link one the user can open.
 func (r *Remote) absolute(p *pb.Payment) *pb.Payment {

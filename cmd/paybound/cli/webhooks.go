@@ -42,8 +42,8 @@ func printEndpoint(w io.Writer, e *pb.WebhookEndpoint) {
 	}
 }
 
-// events reads --events: a comma list.
-func events(s string) []string {
+// events reads a comma list (--events, --x402-allow), without blanks.
+func commaList(s string) []string {
 	var out []string
 	for _, e := range strings.Split(s, ",") {
 		if e = strings.TrimSpace(e); e != "" {
@@ -62,7 +62,7 @@ func (cl *cli) createWebhook(args []string) error {
 	if err != nil {
 		return err
 	}
-	e, err := api.CreateWebhookEndpoint(ctx, client.CreateWebhookEndpointParams{URL: pos[0], Events: events(*evs), Format: *format, Description: *desc})
+	e, err := api.CreateWebhookEndpoint(ctx, client.CreateWebhookEndpointParams{URL: pos[0], Events: commaList(*evs), Format: *format, Description: *desc})
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (cl *cli) updateWebhook(args []string) error {
 		p.URL = to
 	}
 	if *evs != "" {
-		p.Events = events(*evs)
+		p.Events = commaList(*evs)
 	}
 	if *desc != "" {
 		p.Description = desc
