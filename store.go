@@ -117,6 +117,7 @@ type Store interface {
 	X402Store
 	BillingStore
 	MandateRequestStore
+	SignInStore
 
 	Close() error
 }

@@ -95,6 +95,8 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"WebhookClaims", testWebhookClaims},
 		{"X402Tabs", testX402Tabs},
 		{"MandateRequests", testMandateRequests},
+		{"SignInCodes", testSignInCodes},
+		{"SignInGuards", testSignInGuards},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

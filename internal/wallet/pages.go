@@ -203,7 +203,7 @@ type overviewData struct {
 	Pending  []pendingRow
 	Charts   []chart
 	Partial  bool
-	Welcome  bool
+	Welcome  string // how the person just signed in: "key" or "code"
 }
 
 type pendingRow struct {
@@ -215,7 +215,7 @@ type pendingRow struct {
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request, ss *session) {
 	p := h.base(ss, "Overview", "overview")
 	ctx := r.Context()
-	d := overviewData{Welcome: r.URL.Query().Get("welcome") == "1"}
+	d := overviewData{Welcome: r.URL.Query().Get("welcome")}
 	var err error
 	if d.Balances, err = h.core.Balances(ctx, ss.principal); err != nil {
 		h.fail(w, "overview", p, err)

@@ -3,6 +3,7 @@ package wallet
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/httpapi/rest"
+	"github.com/paybound/paybound/internal/signin"
 )
 
 // ceremony is an outstanding passkey sign-in challenge: one-time, expiring.
@@ -24,6 +26,7 @@ type ceremony struct {
 func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /wallet/signin", h.signinPage)
 	h.mux.HandleFunc("POST /wallet/signin", h.pre(h.signinKey))
+	h.mux.HandleFunc("POST /wallet/signin/code", h.pre(h.signinCode))
 	h.mux.HandleFunc("POST /wallet/signin/passkey/options", h.pre(h.passkeyLoginOptions))
 	h.mux.HandleFunc("POST /wallet/signin/passkey", h.pre(h.passkeyLogin))
 	h.mux.HandleFunc("POST /wallet/signout", h.auth(h.signout))
@@ -142,7 +145,20 @@ func (h *Handler) renderSignin(w http.ResponseWriter, r *http.Request, status in
 		tok = randomToken()
 	}
 	setCookie(w, r, preCookie, tok, time.Hour)
-	h.render(w, status, "signin", page{Title: "Sign in", CSRF: tok, Error: msg, Data: map[string]string{"Next": next(r)}})
+	h.render(w, status, "signin", page{Title: "Sign in", CSRF: tok, Error: msg,
+		Data: map[string]string{"Next": next(r), "UserID": userIDOf(r), "CodeMinutes": fmt.Sprint(int(signin.DefaultCodeTTL / time.Minute))}})
+}
+
+// userIDOf is the user ID a code sign-in form carried, to fill it in
+// again; anything else is dropped.
+func userIDOf(r *http.Request) string {
+	if r.Method != http.MethodPost {
+		return ""
+	}
+	if id := strings.TrimSpace(r.PostFormValue("user_id")); pb.HasPrefix(id, pb.PrefixUser) {
+		return id
+	}
+	return ""
 }
 
 // startSession signs p in: a fresh session (a new token, so a token fixed
@@ -170,9 +186,20 @@ func (h *Handler) signinKey(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, http.StatusBadRequest, "Enter your API key (it starts with pbk_).")
 		return
 	}
+	addr := clientAddr(r)
+	if d := h.keyGuesses.wait(addr, h.cfg.Clock.Now()); d > 0 {
+		h.cfg.Logger.Warn("security event: wallet key sign-ins rate-limited", "event", "wallet_key_rate_limited", "addr", addr)
+		w.Header().Set("Retry-After", fmt.Sprint(int64((d+time.Second-1)/time.Second)))
+		h.renderSignin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many keys were refused from your address; try again in %d minutes, or sign in with a passkey.",
+			int64((d+time.Minute-1)/time.Minute)))
+		return
+	}
 	p, err := h.core.Authenticate(r.Context(), key)
 	if err == nil {
 		err = canSignIn(p)
+	}
+	if pb.ErrorCode(err) == pb.ErrUnauthenticated {
+		h.keyGuesses.fail(addr, h.cfg.Clock.Now())
 	}
 	if err != nil {
 		var e *pb.Error
@@ -188,7 +215,34 @@ func (h *Handler) signinKey(w http.ResponseWriter, r *http.Request) {
 	h.startSession(w, r, p)
 	dest := next(r)
 	if p.Role == pb.RoleUser && dest == "/wallet/" {
-		dest = "/wallet/?welcome=1"
+		dest = "/wallet/?welcome=key"
+	}
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+}
+
+// signinCode signs a user in with a one-time code asked for with their
+// API key (signin.Service.SignIn: single use, expiring, the user's wrong
+// codes counted in the store); then offers to register a passkey.
+func (h *Handler) signinCode(w http.ResponseWriter, r *http.Request) {
+	p, err := h.signin.SignIn(r.Context(), r.PostFormValue("user_id"), r.PostFormValue("code"))
+	if err != nil {
+		var e *pb.Error
+		msg := "Something went wrong on our side; try again."
+		if errors.As(err, &e) {
+			msg = e.Message
+		} else {
+			h.cfg.Logger.Error("wallet: code sign-in failed", "err", err)
+		}
+		if e != nil && e.Code == pb.ErrRateLimited {
+			w.Header().Set("Retry-After", "60")
+		}
+		h.renderSignin(w, r, rest.StatusOf(err), msg)
+		return
+	}
+	h.startSession(w, r, p)
+	dest := next(r)
+	if dest == "/wallet/" {
+		dest = "/wallet/?welcome=code"
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/settlement"
+	"github.com/paybound/paybound/internal/signin"
 	"github.com/paybound/paybound/internal/translog"
 	"github.com/paybound/paybound/internal/webhooks"
 	"github.com/paybound/paybound/internal/x402pay"
@@ -113,6 +114,7 @@ type Parts struct {
 	Reports  *settlement.Service
 	Log      Log
 	Passkeys PasskeyReader
+	SignIn   *signin.Service // one-time sign-in codes
 }
 
 // Handler serves the wallet under /wallet/. Safe for concurrent use.
@@ -130,12 +132,15 @@ type Handler struct {
 	settle   *settlement.Service
 	log      Log
 	passkeys PasskeyReader
+	signin   *signin.Service
 	webauthn *webauthn.WebAuthn
 	cfg      Config
 	sess     *sessions
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	handler  http.Handler
+
+	keyGuesses *addrLimiter // wrong API keys per client address
 
 	cmu        sync.Mutex
 	ceremonies map[string]ceremony // passkey sign-in challenges, by challenge
@@ -144,7 +149,7 @@ type Handler struct {
 // New returns the wallet over parts, every one of which is required.
 func New(parts Parts, cfg Config) (*Handler, error) {
 	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Requests == nil || parts.Tabs == nil || parts.Agents == nil ||
-		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil {
+		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil || parts.SignIn == nil {
 		return nil, errors.New("wallet: every one of Parts is required")
 	}
 	if cfg.SessionTTL == 0 {
@@ -167,8 +172,9 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("wallet: passkeys: %w", err)
 	}
 	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, reqs: parts.Requests, tabs: parts.Tabs, ids: parts.Agents,
-		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
-		sess: newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
+		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, signin: parts.SignIn, webauthn: wa, cfg: cfg,
+		keyGuesses: newAddrLimiter(MaxKeyFailures, KeyFailureWindow),
+		sess:       newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
 		ceremonies: map[string]ceremony{}}
 	if h.pages, err = parsePages(); err != nil {
 		return nil, err

@@ -78,6 +78,7 @@ var clientCommands = [][2]string{
 	{"products create --name N --price 12.50 --currency USD --fulfillment F", "merchant key"},
 	{"products list [--merchant mch_…] | archive prod_…", "merchant key (list: any key with --merchant)"},
 	{"totp enroll | verify CODE", "user key; one-time codes for step-up"},
+	{"signin-code", "user key; a one-time code for the wallet's sign-in page"},
 	{"confirmations list [--limit N] [--starting-after cfm_…]", "user key; payments waiting for you"},
 	{"approve cfm_… --totp 123456 | deny cfm_…", "user key; a payment waiting for you"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
@@ -158,6 +159,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.products(rest)
 	case "totp":
 		err = cl.totp(rest)
+	case "signin-code":
+		err = cl.signinCode(rest)
 	case "agent":
 		err = cl.group("agent", rest, map[string]func([]string) error{"keygen": cl.keygen})
 	case "confirmations":
