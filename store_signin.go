@@ -31,6 +31,24 @@ type SignInStore interface {
 	// ClearSignInFailures forgets userID's wrong codes (after a right
 	// one); a lock still running is kept.
 	ClearSignInFailures(ctx context.Context, userID string) error
+
+	// PutWalletSession stores a new session.
+	PutWalletSession(ctx context.Context, s WalletSession) error
+	// WalletSession returns the session whose token hashes to hash, or
+	// an ErrNotFound error; an expired one is returned as it is (the
+	// caller checks ExpiresAt against its clock).
+	WalletSession(ctx context.Context, hash []byte) (*WalletSession, error)
+	// DeleteWalletSession deletes the session of hash (none is no error).
+	DeleteWalletSession(ctx context.Context, hash []byte) error
+	// DeleteWalletSessions deletes every session of the principal id and
+	// returns how many there were.
+	DeleteWalletSessions(ctx context.Context, principalID string) (int, error)
+	// WalletSessions returns principal id's sessions, newest first, at
+	// most limit.
+	WalletSessions(ctx context.Context, principalID string, limit int) ([]WalletSession, error)
+	// DeleteExpiredWalletSessions deletes up to limit sessions that
+	// expired at or before cutoff and returns how many it deleted.
+	DeleteExpiredWalletSessions(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
 
 // SignInCode is a one-time code that signs a user in to the wallet: asked
@@ -50,4 +68,16 @@ type SignInGuard struct {
 	UserID      string
 	Failures    int
 	LockedUntil time.Time
+}
+
+// WalletSession is a signed-in browser of the wallet. Only a hash of its
+// token (the cookie's value) is stored, so that the table leaking hands
+// out no session.
+type WalletSession struct {
+	TokenHash []byte // SHA-256 of the token
+	Role      Role
+	ID        string // the principal: usr_… or mch_…
+	UserID    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }

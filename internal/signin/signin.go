@@ -1,5 +1,7 @@
-// Package signin is signing in to the wallet without a passkey or an API
-// key in the browser: one-time sign-in codes, asked for with the user's
+// Package signin is signing in to the wallet: its sessions, persisted in
+// the store so that a restart signs no one out and every process shares
+// them (sessions.go), and signing in without a passkey or an API key in
+// the browser: one-time sign-in codes, asked for with the user's
 // API key (POST /v1/signin_codes, `paybound signin-code`) and entered on
 // the wallet's sign-in page with the user's ID. A code is good once, for
 // CodeTTL; guessing is bounded by a count of wrong codes per user kept in
@@ -51,6 +53,8 @@ type Config struct {
 	CodeTTL     time.Duration // how long a code is good for
 	MaxFailures int           // wrong codes that lock a user's codes
 	LockFor     time.Duration // how long they stay locked
+	SessionTTL  time.Duration // how long a wallet session lasts
+	MaxSessions int           // one party's live sessions at most
 	Clock       pb.Clock
 	Logger      *slog.Logger // security events are logged here
 }
@@ -74,6 +78,12 @@ func New(st Store, cfg Config) (*Service, error) {
 	}
 	if cfg.LockFor <= 0 {
 		cfg.LockFor = DefaultLockFor
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}

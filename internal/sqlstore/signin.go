@@ -93,3 +93,66 @@ func lockTime(sec int64) time.Time {
 	}
 	return unix(sec)
 }
+
+func (r Reads) PutWalletSession(ctx context.Context, s pb.WalletSession) error {
+	_, err := r.DB.Exec(ctx, `INSERT INTO wallet_sessions (token_hash, role, principal_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		s.TokenHash, string(s.Role), s.ID, s.UserID, s.CreatedAt.Unix(), s.ExpiresAt.Unix())
+	if err != nil {
+		return fmt.Errorf("couldn't store a wallet session of %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+const walletSessionCols = `token_hash, role, principal_id, user_id, created_at, expires_at`
+
+func scanWalletSession(row Scanner) (*pb.WalletSession, error) {
+	var s pb.WalletSession
+	var role string
+	var created, expires int64
+	if err := row.Scan(&s.TokenHash, &role, &s.ID, &s.UserID, &created, &expires); err != nil {
+		return nil, err
+	}
+	s.Role, s.CreatedAt, s.ExpiresAt = pb.Role(role), unix(created), unix(expires)
+	return &s, nil
+}
+
+func (r Reads) WalletSession(ctx context.Context, hash []byte) (*pb.WalletSession, error) {
+	s, err := scanWalletSession(r.DB.QueryRow(ctx, `SELECT `+walletSessionCols+` FROM wallet_sessions WHERE token_hash = $1`, hash))
+	if err != nil {
+		return nil, found(err, "wallet session", "")
+	}
+	return s, nil
+}
+
+func (r Reads) DeleteWalletSession(ctx context.Context, hash []byte) error {
+	if _, err := r.DB.Exec(ctx, `DELETE FROM wallet_sessions WHERE token_hash = $1`, hash); err != nil {
+		return fmt.Errorf("couldn't delete a wallet session: %w", err)
+	}
+	return nil
+}
+
+func (r Reads) DeleteWalletSessions(ctx context.Context, principalID string) (int, error) {
+	n, err := r.DB.Exec(ctx, `DELETE FROM wallet_sessions WHERE principal_id = $1`, principalID)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't delete the wallet sessions of %s: %w", principalID, err)
+	}
+	return int(n), nil
+}
+
+func (r Reads) WalletSessions(ctx context.Context, principalID string, limit int) ([]pb.WalletSession, error) {
+	out, err := collect(ctx, r.DB, []pb.WalletSession{}, scanWalletSession,
+		`SELECT `+walletSessionCols+` FROM wallet_sessions WHERE principal_id = $1 ORDER BY created_at DESC, token_hash LIMIT $2`, principalID, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the wallet sessions of %s: %w", principalID, err)
+	}
+	return out, nil
+}
+
+func (r Reads) DeleteExpiredWalletSessions(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	n, err := r.DB.Exec(ctx, `DELETE FROM wallet_sessions WHERE token_hash IN
+		(SELECT token_hash FROM wallet_sessions WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)`, cutoff.Unix(), int64(limit))
+	if err != nil {
+		return 0, fmt.Errorf("couldn't delete expired wallet sessions: %w", err)
+	}
+	return int(n), nil
+}

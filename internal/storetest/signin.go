@@ -99,3 +99,67 @@ func testSignInGuards(t *testing.T, s pb.Store) {
 		t.Fatalf("clearing a user with no guard: %v", err)
 	}
 }
+
+// testWalletSessions: a session reads back by its hash; a party's are
+// listed newest first, deleted one by one or all at once; expired ones
+// are deleted up to the limit, oldest expiry first, and the live kept.
+func testWalletSessions(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	_, err := s.WalletSession(ctx, bytes.Repeat([]byte{9}, 32))
+	wantNotFound(t, "WalletSession before any", err)
+	sess := func(b byte, id string, created time.Time, ttl time.Duration) pb.WalletSession {
+		role, user := pb.RoleUser, id
+		if id[:4] == "mch_" {
+			role, user = pb.RoleMerchant, ""
+		}
+		return pb.WalletSession{TokenHash: bytes.Repeat([]byte{b}, 32), Role: role, ID: id, UserID: user, CreatedAt: created, ExpiresAt: created.Add(ttl)}
+	}
+	a1 := sess(1, "usr_alice", t0, time.Hour)
+	a2 := sess(2, "usr_alice", t0.Add(time.Minute), 12*time.Hour)
+	a3 := sess(3, "usr_alice", t0.Add(2*time.Minute), 12*time.Hour)
+	m1 := sess(4, "mch_cafe", t0, 30*time.Minute)
+	for _, x := range []pb.WalletSession{a1, a2, a3, m1} {
+		if err := s.PutWalletSession(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutWalletSession(ctx, a1); err == nil {
+		t.Fatal("a session's token hash was stored twice")
+	}
+	got, err := s.WalletSession(ctx, m1.TokenHash)
+	if err != nil || got.Role != pb.RoleMerchant || got.ID != "mch_cafe" || got.UserID != "" ||
+		!got.CreatedAt.Equal(sec(m1.CreatedAt)) || !got.ExpiresAt.Equal(sec(m1.ExpiresAt)) || !bytes.Equal(got.TokenHash, m1.TokenHash) {
+		t.Fatalf("WalletSession = %+v, %v; want %+v", got, err, m1)
+	}
+	list, err := s.WalletSessions(ctx, "usr_alice", 2)
+	if err != nil || len(list) != 2 || !bytes.Equal(list[0].TokenHash, a3.TokenHash) || !bytes.Equal(list[1].TokenHash, a2.TokenHash) || list[0].UserID != "usr_alice" {
+		t.Fatalf("WalletSessions(usr_alice, 2) = %+v, %v", list, err)
+	}
+	if err := s.DeleteWalletSession(ctx, a3.TokenHash); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteWalletSession(ctx, a3.TokenHash); err != nil {
+		t.Fatalf("deleting a deleted session: %v", err)
+	}
+	_, err = s.WalletSession(ctx, a3.TokenHash)
+	wantNotFound(t, "a deleted session", err)
+
+	// Expired at t0+1h: m1 (t0+30m) and a1 (t0+1h); limit 1 takes m1.
+	if n, err := s.DeleteExpiredWalletSessions(ctx, t0.Add(time.Hour), 1); n != 1 || err != nil {
+		t.Fatalf("DeleteExpiredWalletSessions(limit 1) = %d, %v", n, err)
+	}
+	_, err = s.WalletSession(ctx, m1.TokenHash)
+	wantNotFound(t, "the session expired first", err)
+	if n, err := s.DeleteExpiredWalletSessions(ctx, t0.Add(time.Hour), 100); n != 1 || err != nil {
+		t.Fatalf("DeleteExpiredWalletSessions again = %d, %v", n, err)
+	}
+	if _, err := s.WalletSession(ctx, a2.TokenHash); err != nil {
+		t.Fatalf("a live session was swept: %v", err)
+	}
+	if n, err := s.DeleteWalletSessions(ctx, "usr_alice"); n != 1 || err != nil {
+		t.Fatalf("DeleteWalletSessions = %d, %v", n, err)
+	}
+	if list, err := s.WalletSessions(ctx, "usr_alice", 10); len(list) != 0 || err != nil {
+		t.Fatalf("after deleting all: %+v, %v", list, err)
+	}
+}

@@ -97,6 +97,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"MandateRequests", testMandateRequests},
 		{"SignInCodes", testSignInCodes},
 		{"SignInGuards", testSignInGuards},
+		{"WalletSessions", testWalletSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

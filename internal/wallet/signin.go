@@ -71,7 +71,7 @@ func (h *Handler) pre(fn http.HandlerFunc) http.HandlerFunc {
 // token.
 func (h *Handler) auth(fn func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ss := h.sess.get(cookie(r, sessionCookie))
+		ss := h.session(r)
 		if ss == nil {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, "/wallet/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -132,7 +132,7 @@ func next(r *http.Request) string {
 }
 
 func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request) {
-	if h.sess.get(cookie(r, sessionCookie)) != nil {
+	if h.session(r) != nil {
 		http.Redirect(w, r, next(r), http.StatusSeeOther)
 		return
 	}
@@ -163,10 +163,14 @@ func userIDOf(r *http.Request) string {
 
 // startSession signs p in: a fresh session (a new token, so a token fixed
 // before sign-in is worthless) and the pre-session cookie dropped.
-func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, p pb.Principal) {
-	tok, _ := h.sess.create(p)
-	setCookie(w, r, sessionCookie, tok, h.cfg.SessionTTL)
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, p pb.Principal) error {
+	tok, _, err := h.signin.StartSession(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	setCookie(w, r, sessionCookie, tok, h.signin.SessionTTL())
 	clearCookie(w, r, preCookie)
+	return nil
 }
 
 // canSignIn: people (users) and merchants use the wallet; agents pay
@@ -212,7 +216,11 @@ func (h *Handler) signinKey(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, rest.StatusOf(err), msg)
 		return
 	}
-	h.startSession(w, r, p)
+	if err := h.startSession(w, r, p); err != nil {
+		h.cfg.Logger.Error("wallet: couldn't start a session", "err", err)
+		h.renderSignin(w, r, http.StatusInternalServerError, "Something went wrong on our side; try again.")
+		return
+	}
 	dest := next(r)
 	if p.Role == pb.RoleUser && dest == "/wallet/" {
 		dest = "/wallet/?welcome=key"
@@ -239,7 +247,11 @@ func (h *Handler) signinCode(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, rest.StatusOf(err), msg)
 		return
 	}
-	h.startSession(w, r, p)
+	if err := h.startSession(w, r, p); err != nil {
+		h.cfg.Logger.Error("wallet: couldn't start a session", "err", err)
+		h.renderSignin(w, r, http.StatusInternalServerError, "Something went wrong on our side; try again.")
+		return
+	}
 	dest := next(r)
 	if dest == "/wallet/" {
 		dest = "/wallet/?welcome=code"
@@ -247,8 +259,19 @@ func (h *Handler) signinCode(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 }
 
-func (h *Handler) signout(w http.ResponseWriter, r *http.Request, _ *session) {
-	h.sess.end(cookie(r, sessionCookie))
+// signout ends this browser's session; with everywhere=1, every session
+// of the signed-in party, in every browser and process.
+func (h *Handler) signout(w http.ResponseWriter, r *http.Request, ss *session) {
+	var err error
+	if r.PostFormValue("everywhere") == "1" {
+		_, err = h.signin.EndSessions(r.Context(), ss.principal)
+	} else {
+		err = h.signin.EndSession(r.Context(), cookie(r, sessionCookie))
+	}
+	if err != nil {
+		h.fail(w, "refused", h.base(ss, "Sign out", ""), err)
+		return
+	}
 	clearCookie(w, r, sessionCookie)
 	http.Redirect(w, r, "/wallet/signin", http.StatusSeeOther)
 }
@@ -316,7 +339,10 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "that passkey was not accepted"))
 		return
 	}
-	h.startSession(w, r, pb.Principal{Role: pb.RoleUser, ID: userID, UserID: userID})
+	if err := h.startSession(w, r, pb.Principal{Role: pb.RoleUser, ID: userID, UserID: userID}); err != nil {
+		h.jsonError(w, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": next(r)})
 }
 

@@ -59,10 +59,6 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 
 // Limits.
 const (
-	// DefaultSessionTTL is how long a session lasts after sign-in.
-	DefaultSessionTTL = 12 * time.Hour
-	// DefaultMaxSessions bounds the session table.
-	DefaultMaxSessions = 100_000
 	// maxFormBytes bounds a form or JSON body the wallet reads.
 	maxFormBytes = 64 << 10
 	// ceremonyTTL is how long a passkey sign-in challenge is good for.
@@ -90,12 +86,8 @@ type Config struct {
 	// same passkeys sign in and approve).
 	RPID    string
 	Origins []string
-	// SessionTTL is a session's lifetime (DefaultSessionTTL when 0).
-	SessionTTL time.Duration
-	// MaxSessions bounds the live sessions (DefaultMaxSessions when 0).
-	MaxSessions int
-	Clock       pb.Clock
-	Logger      *slog.Logger
+	Clock   pb.Clock
+	Logger  *slog.Logger
 }
 
 // Parts are the operations the wallet calls: the same ones the REST API
@@ -114,7 +106,7 @@ type Parts struct {
 	Reports  *settlement.Service
 	Log      Log
 	Passkeys PasskeyReader
-	SignIn   *signin.Service // one-time sign-in codes
+	SignIn   *signin.Service // sessions and one-time sign-in codes
 }
 
 // Handler serves the wallet under /wallet/. Safe for concurrent use.
@@ -135,7 +127,6 @@ type Handler struct {
 	signin   *signin.Service
 	webauthn *webauthn.WebAuthn
 	cfg      Config
-	sess     *sessions
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	handler  http.Handler
@@ -151,12 +142,6 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Requests == nil || parts.Tabs == nil || parts.Agents == nil ||
 		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil || parts.SignIn == nil {
 		return nil, errors.New("wallet: every one of Parts is required")
-	}
-	if cfg.SessionTTL == 0 {
-		cfg.SessionTTL = DefaultSessionTTL
-	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}
@@ -174,7 +159,7 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, reqs: parts.Requests, tabs: parts.Tabs, ids: parts.Agents,
 		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, signin: parts.SignIn, webauthn: wa, cfg: cfg,
 		keyGuesses: newAddrLimiter(MaxKeyFailures, KeyFailureWindow),
-		sess:       newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
+		mux:        http.NewServeMux(),
 		ceremonies: map[string]ceremony{}}
 	if h.pages, err = parsePages(); err != nil {
 		return nil, err

@@ -13,3 +13,15 @@ CREATE TABLE signin_guards (
 	failures     INTEGER NOT NULL CHECK (failures >= 0),
 	locked_until INTEGER NOT NULL
 );
+-- The wallet's sessions, shared by every process and kept across restarts:
+-- only the SHA-256 of a session's token (the cookie) is stored.
+CREATE TABLE wallet_sessions (
+	token_hash   BLOB    PRIMARY KEY,
+	role         TEXT    NOT NULL,
+	principal_id TEXT    NOT NULL,
+	user_id      TEXT    NOT NULL,
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL
+);
+CREATE INDEX wallet_sessions_principal ON wallet_sessions (principal_id, created_at);
+CREATE INDEX wallet_sessions_expiry ON wallet_sessions (expires_at);
