@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"Confirmations", testConfirmations},
 		{"Nonces", testNonces},
 		{"AgentByKeyID", testAgentByKeyID},
+		{"UserAgents", testUserAgents},
 		{"CommitRefundsAndTopups", testCommitRefundsAndTopups},
 		{"CommitIdentities", testCommitIdentities},
 		{"CommitEmptyBatch", testCommitEmptyBatch},
