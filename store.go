@@ -118,6 +118,7 @@ type Store interface {
 	BillingStore
 	MandateRequestStore
 	SignInStore
+	BillingCustomerStore
 
 	Close() error
 }

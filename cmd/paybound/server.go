@@ -420,7 +420,8 @@ func (m *Main) Run(ctx context.Context) error {
 	// The wallet's pages, over the same operations; its passkeys are
 	// step-up's, so one passkey signs in and approves.
 	wal, err := wallet.New(wallet.Parts{Core: m.Service, Confirm: cfm, Disputes: disp, Mandates: mdt, Requests: mreqs, Tabs: pay402, Agents: ids,
-		Links: links, Checkout: co, Webhooks: m.hooks, Reports: reports, Log: m.transLog, Passkeys: m.store, SignIn: signIn}, wallet.Config{RPID: m.Config.PasskeyRPID,
+		Links: links, Checkout: co, Webhooks: m.hooks, Reports: reports, Log: m.transLog, Passkeys: m.store, SignIn: signIn,
+		Billing: m.billing, Providers: m.store}, wallet.Config{RPID: m.Config.PasskeyRPID,
 		Origins: []string{m.Config.passkeyOrigin()}, Clock: m.Clock, Logger: m.Logger})
 	if err != nil {
 		return err

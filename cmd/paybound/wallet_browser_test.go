@@ -331,6 +331,14 @@ func TestWalletInTheBrowser(t *testing.T) {
 		t.Fatalf("approved in the browser: %s", granted.raw)
 	}
 
+	// Token Pay: credit from a provider, and a model's usage this month.
+	w.ok(201, w.call("POST", "/v1/billing/prices", w.merchKey, "", map[string]any{"model": "gpt-x*", "token_type": "output", "currency": "USD", "unit_price": "10"}))
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 500, "currency": "USD", "category": "promotional"}))
+	w.events(map[string]any{"id": "browser-1", "customer": w.user, "model": "gpt-x-mini", "usage": map[string]any{"output": 20_000}})
+	b.open("/wallet/tokenpay")
+	b.waitText("gpt-x-mini")
+	b.check("tokenpay")
+
 	// Stop the agent on the Agents page; its next payment is declined. (At
 	// the other merchant: this one's history is risk control's baseline
 	// for the payment link below.)

@@ -37,6 +37,7 @@ var sections = []section{
 	{"mandates", "Mandates", "/wallet/mandates", person},
 	{"agents", "Agents", "/wallet/agents", person},
 	{"tabs", "Tabs", "/wallet/tabs", person},
+	{"tokenpay", "Token Pay", "/wallet/tokenpay", person},
 	{"disputes", "Disputes", "/wallet/disputes", both},
 	{"webhooks", "Webhooks", "/wallet/webhooks", merchant},
 	{"settlement", "Settlement", "/wallet/settlement", merchant},
@@ -84,6 +85,7 @@ func (h *Handler) pageRoutes() {
 	h.agentRoutes()
 	h.merchantRoutes()
 	h.tabRoutes()
+	h.tokenPayRoutes()
 }
 
 // names returns the names of the merchants of ps (IDs whose merchant

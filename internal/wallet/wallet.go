@@ -30,6 +30,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/billing"
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
@@ -106,30 +107,35 @@ type Parts struct {
 	Reports  *settlement.Service
 	Log      Log
 	Passkeys PasskeyReader
-	SignIn   *signin.Service // sessions and one-time sign-in codes
+	SignIn   *signin.Service  // sessions and one-time sign-in codes
+	Billing  *billing.Service // Token Pay
+	// Providers says with which Token Pay providers a person has credit.
+	Providers ProviderReader
 }
 
 // Handler serves the wallet under /wallet/. Safe for concurrent use.
 type Handler struct {
-	core     *service.Service
-	cfm      *confirm.Service
-	disp     *disputes.Service
-	mdt      *mandates.Service
-	reqs     *mandatereqs.Service
-	tabs     *x402pay.Service
-	ids      *agentid.Service
-	links    *paylinks.Service
-	co       *checkout.Service
-	hooks    *webhooks.Service
-	settle   *settlement.Service
-	log      Log
-	passkeys PasskeyReader
-	signin   *signin.Service
-	webauthn *webauthn.WebAuthn
-	cfg      Config
-	pages    map[string]*template.Template
-	mux      *http.ServeMux
-	handler  http.Handler
+	core      *service.Service
+	cfm       *confirm.Service
+	disp      *disputes.Service
+	mdt       *mandates.Service
+	reqs      *mandatereqs.Service
+	tabs      *x402pay.Service
+	ids       *agentid.Service
+	links     *paylinks.Service
+	co        *checkout.Service
+	hooks     *webhooks.Service
+	settle    *settlement.Service
+	log       Log
+	passkeys  PasskeyReader
+	signin    *signin.Service
+	billing   *billing.Service
+	providers ProviderReader
+	webauthn  *webauthn.WebAuthn
+	cfg       Config
+	pages     map[string]*template.Template
+	mux       *http.ServeMux
+	handler   http.Handler
 
 	keyGuesses *addrLimiter // wrong API keys per client address
 
@@ -140,7 +146,8 @@ type Handler struct {
 // New returns the wallet over parts, every one of which is required.
 func New(parts Parts, cfg Config) (*Handler, error) {
 	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Requests == nil || parts.Tabs == nil || parts.Agents == nil ||
-		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil || parts.SignIn == nil {
+		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil || parts.SignIn == nil ||
+		parts.Billing == nil || parts.Providers == nil {
 		return nil, errors.New("wallet: every one of Parts is required")
 	}
 	if cfg.Clock == nil {
@@ -157,7 +164,7 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("wallet: passkeys: %w", err)
 	}
 	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, reqs: parts.Requests, tabs: parts.Tabs, ids: parts.Agents,
-		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, signin: parts.SignIn, webauthn: wa, cfg: cfg,
+		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, signin: parts.SignIn, billing: parts.Billing, providers: parts.Providers, webauthn: wa, cfg: cfg,
 		keyGuesses: newAddrLimiter(MaxKeyFailures, KeyFailureWindow),
 		mux:        http.NewServeMux(),
 		ceremonies: map[string]ceremony{}}

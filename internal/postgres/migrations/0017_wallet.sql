@@ -25,3 +25,6 @@ CREATE TABLE wallet_sessions (
 );
 CREATE INDEX wallet_sessions_principal ON wallet_sessions (principal_id, created_at);
 CREATE INDEX wallet_sessions_expiry ON wallet_sessions (expires_at);
+-- Token Pay's objects by customer, for the wallet's Token Pay page: with
+-- which providers a person and their agents have credit or usage.
+CREATE INDEX billing_objects_customer ON billing_objects (customer_id, provider_id);
