@@ -216,6 +216,13 @@ func (h *Handler) signinKey(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, rest.StatusOf(err), msg)
 		return
 	}
+	h.formSignedIn(w, r, p, "key")
+}
+
+// formSignedIn starts p's session after a sign-in form and sends the
+// browser on; a person landing on the overview is offered a passkey
+// there, told how they signed in (how: "key" or "code").
+func (h *Handler) formSignedIn(w http.ResponseWriter, r *http.Request, p pb.Principal, how string) {
 	if err := h.startSession(w, r, p); err != nil {
 		h.cfg.Logger.Error("wallet: couldn't start a session", "err", err)
 		h.renderSignin(w, r, http.StatusInternalServerError, "Something went wrong on our side; try again.")
@@ -223,7 +230,7 @@ func (h *Handler) signinKey(w http.ResponseWriter, r *http.Request) {
 	}
 	dest := next(r)
 	if p.Role == pb.RoleUser && dest == "/wallet/" {
-		dest = "/wallet/?welcome=key"
+		dest = "/wallet/?welcome=" + how
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 }
@@ -247,16 +254,7 @@ func (h *Handler) signinCode(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, rest.StatusOf(err), msg)
 		return
 	}
-	if err := h.startSession(w, r, p); err != nil {
-		h.cfg.Logger.Error("wallet: couldn't start a session", "err", err)
-		h.renderSignin(w, r, http.StatusInternalServerError, "Something went wrong on our side; try again.")
-		return
-	}
-	dest := next(r)
-	if dest == "/wallet/" {
-		dest = "/wallet/?welcome=code"
-	}
-	http.Redirect(w, r, dest, http.StatusSeeOther)
+	h.formSignedIn(w, r, p, "code")
 }
 
 // signout ends this browser's session; with everywhere=1, every session
