@@ -103,7 +103,11 @@ func TestWalletSignInCodeLockout(t *testing.T) {
 		wantStatus(t, "wrong code", b.signInCode(ada, wrong), 401, fmt.Sprintf("%d more wrong codes lock", 5-i))
 	}
 	until := clock.Now().Add(15 * time.Minute).UTC().Format("15:04")
-	wantStatus(t, "the 5th wrong code", b.signInCode(ada, wrong), 429, "locked until "+until+" UTC after 5 wrong codes")
+	r := b.signInCode(ada, wrong)
+	wantStatus(t, "the 5th wrong code", r, 429, "locked until "+until+" UTC after 5 wrong codes")
+	if ra := r.header.Get("Retry-After"); ra != "901" && ra != "900" {
+		t.Fatalf("Retry-After of a 15-minute lock: %q", ra)
+	}
 	wantStatus(t, "the right code while locked", b.signInCode(ada, code), 429, "locked until "+until)
 	if b.sessionCookie() != nil {
 		t.Fatal("a locked sign-in left a session")

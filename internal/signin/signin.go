@@ -154,8 +154,10 @@ func normalize(code string) string {
 // Locked is a refusal because of too many wrong codes: until when.
 func (s *Service) locked(userID string, until time.Time) error {
 	s.cfg.Logger.Warn("security event: sign-in code tried while locked", "event", "signin_code_locked", "user", userID, "until", until)
-	return pb.Errorf(pb.ErrRateLimited, "code", "sign-in codes for %s are locked until %s UTC after %d wrong codes; sign in with a passkey or your API key, or wait",
+	e := pb.Errorf(pb.ErrRateLimited, "code", "sign-in codes for %s are locked until %s UTC after %d wrong codes; sign in with a passkey or your API key, or wait",
 		userID, until.UTC().Format("15:04"), s.cfg.MaxFailures)
+	e.RetryAfter = max(until.Sub(s.cfg.Clock.Now()).Truncate(time.Second)+time.Second, time.Second)
+	return e
 }
 
 // SignIn checks userID's code and, when it is right, live and unused,
@@ -219,6 +221,12 @@ func (s *Service) SignIn(ctx context.Context, userID, code string) (pb.Principal
 func (s *Service) wrong(left int) error {
 	return pb.Errorf(pb.ErrUnauthenticated, "code", "that code is wrong, expired or already used; %d more wrong codes lock sign-in with codes for %s",
 		left, s.cfg.LockFor)
+}
+
+// Limits are the service's limits, to tell the person: how long a code
+// is good for, how many wrong codes lock, and for how long.
+func (s *Service) Limits() (codeTTL time.Duration, maxFailures int, lockFor time.Duration) {
+	return s.cfg.CodeTTL, s.cfg.MaxFailures, s.cfg.LockFor
 }
 
 // Guard returns the wrong codes counted against userID and its lock, to

@@ -13,7 +13,6 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/httpapi/rest"
-	"github.com/paybound/paybound/internal/signin"
 )
 
 // ceremony is an outstanding passkey sign-in challenge: one-time, expiring.
@@ -145,8 +144,10 @@ func (h *Handler) renderSignin(w http.ResponseWriter, r *http.Request, status in
 		tok = randomToken()
 	}
 	setCookie(w, r, preCookie, tok, time.Hour)
+	ttl, fails, lock := h.signin.Limits()
 	h.render(w, status, "signin", page{Title: "Sign in", CSRF: tok, Error: msg,
-		Data: map[string]string{"Next": next(r), "UserID": userIDOf(r), "CodeMinutes": fmt.Sprint(int(signin.DefaultCodeTTL / time.Minute))}})
+		Data: map[string]any{"Next": next(r), "UserID": userIDOf(r), "CodeMinutes": int(ttl / time.Minute), "MaxFailures": fails,
+			"LockMinutes": int(lock / time.Minute)}})
 }
 
 // userIDOf is the user ID a code sign-in form carried, to fill it in
@@ -248,8 +249,8 @@ func (h *Handler) signinCode(w http.ResponseWriter, r *http.Request) {
 		} else {
 			h.cfg.Logger.Error("wallet: code sign-in failed", "err", err)
 		}
-		if e != nil && e.Code == pb.ErrRateLimited {
-			w.Header().Set("Retry-After", "60")
+		if e != nil && e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(int64(e.RetryAfter/time.Second)))
 		}
 		h.renderSignin(w, r, rest.StatusOf(err), msg)
 		return
