@@ -46,8 +46,14 @@ type SignInStore interface {
 	// WalletSessions returns principal id's sessions, newest first, at
 	// most limit.
 	WalletSessions(ctx context.Context, principalID string, limit int) ([]WalletSession, error)
+	// UseSignInChallenge records the passkey sign-in challenge of hash as
+	// used until expires, and reports whether this was its first use: of
+	// several processes using one at once, exactly one gets true.
+	UseSignInChallenge(ctx context.Context, hash []byte, expires time.Time) (bool, error)
 	// DeleteExpiredWalletSessions deletes up to limit sessions that
-	// expired at or before cutoff and returns how many it deleted.
+	// expired at or before cutoff, and up to limit used passkey sign-in
+	// challenges past their expiry, and returns how many sessions it
+	// deleted.
 	DeleteExpiredWalletSessions(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
 

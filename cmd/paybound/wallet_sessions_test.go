@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/descope/virtualwebauthn"
 	"github.com/paybound/paybound/internal/signin"
 	"github.com/paybound/paybound/internal/storetest"
 )
@@ -137,5 +139,80 @@ func TestWalletSessionSharedByReplicas(t *testing.T) {
 	b2.c.Jar.SetCookies(u, []*http.Cookie{&c})
 	if r := b2.get("/wallet/"); r.status != 303 {
 		t.Fatalf("signed out on one replica, still in on the other: %d", r.status)
+	}
+}
+
+// TestWalletPasskeyChallenges: a passkey sign-in's challenge is the
+// server's (it carries its expiry and a MAC, nothing is stored until a
+// sign-in succeeds): an expired one, one the browser was not given, and
+// one used already are refused. On PostgreSQL, a sign-in begun on one
+// server finishes on another, and its assertion replayed on the first is
+// refused: the challenge is used up in the store.
+func TestWalletPasskeyChallenges(t *testing.T) {
+	t.Parallel()
+	rp := virtualwebauthn.RelyingParty{Name: "Paybound", ID: "pay.test", Origin: "https://pay.test"}
+	clock := &testClock{now: time.Now().UTC()}
+	w := newWorld(t, func(m *Main) { m.Clock = clock; m.Config.PasskeyRPID, m.Config.PasskeyOrigin = rp.ID, rp.Origin })
+	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(w.user)})
+	b := newBrowser(t, w.m.URL())
+	b.signIn(w.userKey)
+	ao, err := virtualwebauthn.ParseAttestationOptions(b.fetch("/wallet/passkeys/options", b.csrf, map[string]any{}).body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := newCredential(t)
+	wantStatus(t, "register", b.fetch("/wallet/passkeys", b.csrf, json.RawMessage(virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao))), 201, "added=1")
+	auth.AddCredential(cred)
+
+	// begin asks base for options; the assertion answers them, with
+	// tamper applied to them first.
+	begin := func(base string, tamper func(*virtualwebauthn.AssertionOptions)) string {
+		t.Helper()
+		c := newBrowser(t, base)
+		c.get("/wallet/signin")
+		o := c.fetch("/wallet/signin/passkey/options", c.csrf, map[string]any{})
+		ro, err := virtualwebauthn.ParseAssertionOptions(o.body)
+		if err != nil {
+			t.Fatalf("options: %v %s", err, o.body)
+		}
+		if tamper != nil {
+			tamper(ro)
+		}
+		return virtualwebauthn.CreateAssertionResponse(rp, auth, cred, *ro)
+	}
+	finish := func(base, assertion string) (*browser, wpage) {
+		t.Helper()
+		c := newBrowser(t, base)
+		c.get("/wallet/signin")
+		return c, c.fetch("/wallet/signin/passkey", c.csrf, json.RawMessage(assertion))
+	}
+
+	as := begin(w.m.URL(), nil)
+	clock.Advance(5*time.Minute + time.Second)
+	if c, r := finish(w.m.URL(), as); r.status != 400 || !strings.Contains(r.body, "expired or was already used") || c.sessionCookie() != nil {
+		t.Fatalf("an expired challenge: %d %s", r.status, r.body)
+	}
+	as = begin(w.m.URL(), func(o *virtualwebauthn.AssertionOptions) { o.Challenge[len(o.Challenge)-1] ^= 1 })
+	if _, r := finish(w.m.URL(), as); r.status != 400 || !strings.Contains(r.body, "expired or was already used") {
+		t.Fatalf("a challenge the server did not give: %d %s", r.status, r.body)
+	}
+	as = begin(w.m.URL(), nil)
+	c, r := finish(w.m.URL(), as)
+	wantStatus(t, "passkey sign-in", r, 200, `"redirect":"/wallet/"`)
+	wantStatus(t, "signed in", c.get("/wallet/passkeys"), 200, w.user)
+	if c, r := finish(w.m.URL(), as); r.status != 400 || !strings.Contains(r.body, "expired or was already used") || c.sessionCookie() != nil {
+		t.Fatalf("a used challenge: %d %s", r.status, r.body)
+	}
+
+	if !storetest.UsePostgres() {
+		return
+	}
+	m2 := secondMain(t, w.m, func(m *Main) { m.Clock = clock; m.Config.PasskeyRPID, m.Config.PasskeyOrigin = rp.ID, rp.Origin })
+	as = begin(w.m.URL(), nil)
+	c, r = finish(m2.URL(), as)
+	wantStatus(t, "a sign-in finished on the other server", r, 200, `"redirect":"/wallet/"`)
+	wantStatus(t, "signed in there", c.get("/wallet/passkeys"), 200, w.user)
+	if _, r := finish(w.m.URL(), as); r.status != 400 || !strings.Contains(r.body, "expired or was already used") {
+		t.Fatalf("its assertion replayed on the first server: %d %s", r.status, r.body)
 	}
 }

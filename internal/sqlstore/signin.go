@@ -154,5 +154,17 @@ func (r Reads) DeleteExpiredWalletSessions(ctx context.Context, cutoff time.Time
 	if err != nil {
 		return 0, fmt.Errorf("couldn't delete expired wallet sessions: %w", err)
 	}
+	if _, err := r.DB.Exec(ctx, `DELETE FROM wallet_challenges WHERE hash IN
+		(SELECT hash FROM wallet_challenges WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)`, cutoff.Unix(), int64(limit)); err != nil {
+		return 0, fmt.Errorf("couldn't delete used passkey challenges: %w", err)
+	}
 	return int(n), nil
+}
+
+func (r Reads) UseSignInChallenge(ctx context.Context, hash []byte, expires time.Time) (bool, error) {
+	n, err := r.DB.Exec(ctx, `INSERT INTO wallet_challenges (hash, expires_at) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`, hash, expires.Unix())
+	if err != nil {
+		return false, fmt.Errorf("couldn't use a passkey sign-in challenge: %w", err)
+	}
+	return n == 1, nil
 }

@@ -163,3 +163,43 @@ func testWalletSessions(t *testing.T, s pb.Store) {
 		t.Fatalf("after deleting all: %+v, %v", list, err)
 	}
 }
+
+// testSignInChallenges: a passkey sign-in challenge is used once, also
+// when used at once; used ones are swept once expired, with the sessions.
+func testSignInChallenges(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	h1, h2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 8 {
+		wg.Go(func() {
+			first, err := s.UseSignInChallenge(ctx, h1, t0.Add(5*time.Minute))
+			if err != nil {
+				t.Error(err)
+			}
+			if first {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("a challenge was used %d times", wins)
+	}
+	if first, err := s.UseSignInChallenge(ctx, h2, t0.Add(10*time.Minute)); !first || err != nil {
+		t.Fatalf("another challenge: %v, %v", first, err)
+	}
+	// Swept once expired: h1 (t0+5m) at t0+6m, not h2; then h1 is new again.
+	if _, err := s.DeleteExpiredWalletSessions(ctx, t0.Add(6*time.Minute), 100); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := s.UseSignInChallenge(ctx, h2, t0.Add(10*time.Minute)); first || err != nil {
+		t.Fatalf("a live used challenge after the sweep: %v, %v", first, err)
+	}
+	if first, err := s.UseSignInChallenge(ctx, h1, t0.Add(5*time.Minute)); !first || err != nil {
+		t.Fatalf("a swept challenge: %v, %v", first, err)
+	}
+}

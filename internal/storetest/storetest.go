@@ -99,6 +99,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"SignInCodes", testSignInCodes},
 		{"SignInGuards", testSignInGuards},
 		{"WalletSessions", testWalletSessions},
+		{"SignInChallenges", testSignInChallenges},
 		{"CustomerProviders", testCustomerProviders},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,7 @@
 package wallet
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,13 +14,8 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/httpapi/rest"
+	"github.com/paybound/paybound/internal/signin"
 )
-
-// ceremony is an outstanding passkey sign-in challenge: one-time, expiring.
-type ceremony struct {
-	data    webauthn.SessionData
-	expires time.Time
-}
 
 // routes registers the wallet's pages and actions.
 func (h *Handler) routes() {
@@ -277,35 +273,25 @@ func (h *Handler) signout(w http.ResponseWriter, r *http.Request, ss *session) {
 
 // passkeyLoginOptions begins a passkey sign-in: options for
 // navigator.credentials.get() with no user named (a discoverable
-// credential picks the user), user verification required.
+// credential picks the user), user verification required. The challenge
+// is sign-in's (signin.NewPasskeyChallenge): it carries its expiry and a
+// MAC, so the assertion may reach any process, and nothing is stored
+// until a sign-in succeeds.
 func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request) {
-	opts, data, err := h.webauthn.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	opts, _, err := h.webauthn.BeginDiscoverableLogin(webauthn.WithChallenge(h.signin.NewPasskeyChallenge()),
+		webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		h.jsonError(w, err)
 		return
 	}
-	now := h.cfg.Clock.Now()
-	data.Expires = time.Time{} // checked here, on the injected clock
-	h.cmu.Lock()
-	for k, c := range h.ceremonies {
-		if !now.Before(c.expires) {
-			delete(h.ceremonies, k)
-		}
-	}
-	if len(h.ceremonies) >= maxCeremonies {
-		h.cmu.Unlock()
-		h.jsonError(w, pb.Errorf(pb.ErrRateLimited, "", "too many sign-ins under way; try again in a minute"))
-		return
-	}
-	h.ceremonies[data.Challenge] = ceremony{data: *data, expires: now.Add(ceremonyTTL)}
-	h.cmu.Unlock()
-	opts.Response.Timeout = int(ceremonyTTL / time.Millisecond)
+	opts.Response.Timeout = int(signin.ChallengeTTL / time.Millisecond)
 	writeJSON(w, http.StatusOK, opts)
 }
 
 // passkeyLogin finishes a passkey sign-in with the browser's assertion:
-// the challenge must be one this wallet issued, unused and unexpired; the
-// credential must be a passkey of the user it names, not revoked.
+// the challenge must be one this wallet issued, unexpired, and unused (in
+// the store, across processes); the credential must be a passkey of the
+// user it names, not revoked.
 func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(r, "credential")
 	if err != nil {
@@ -317,14 +303,16 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the passkey response could not be read"))
 		return
 	}
-	h.cmu.Lock()
-	c, ok := h.ceremonies[parsed.Response.CollectedClientData.Challenge]
-	delete(h.ceremonies, parsed.Response.CollectedClientData.Challenge)
-	h.cmu.Unlock()
-	if !ok || !h.cfg.Clock.Now().Before(c.expires) {
+	chal, err := base64.RawURLEncoding.DecodeString(parsed.Response.CollectedClientData.Challenge)
+	if err == nil {
+		err = h.signin.CheckPasskeyChallenge(chal)
+	}
+	if err != nil {
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "this sign-in has expired or was already used; try again"))
 		return
 	}
+	data := webauthn.SessionData{Challenge: parsed.Response.CollectedClientData.Challenge, RelyingPartyID: h.cfg.RPID,
+		UserVerification: protocol.VerificationRequired}
 	var userID string
 	_, err = h.webauthn.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
 		userID = string(userHandle)
@@ -332,10 +320,15 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 			return nil, errors.New("the passkey names no user of this server")
 		}
 		return h.passkeyUser(r, userID)
-	}, c.data, parsed)
+	}, data, parsed)
 	if err != nil {
 		h.cfg.Logger.Warn("security event: wallet passkey sign-in refused", "event", "wallet_passkey_refused", "err", err)
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "that passkey was not accepted"))
+		return
+	}
+	// Verified: the challenge is used up now, once across every process.
+	if err := h.signin.UsePasskeyChallenge(r.Context(), chal); err != nil {
+		h.jsonError(w, err)
 		return
 	}
 	if err := h.startSession(w, r, pb.Principal{Role: pb.RoleUser, ID: userID, UserID: userID}); err != nil {

@@ -24,8 +24,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
@@ -62,10 +60,6 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 const (
 	// maxFormBytes bounds a form or JSON body the wallet reads.
 	maxFormBytes = 64 << 10
-	// ceremonyTTL is how long a passkey sign-in challenge is good for.
-	ceremonyTTL = 5 * time.Minute
-	// maxCeremonies bounds the passkey sign-in challenges outstanding.
-	maxCeremonies = 10_000
 )
 
 // PasskeyReader reads a user's passkeys, revoked ones included: passkey
@@ -138,9 +132,6 @@ type Handler struct {
 	handler   http.Handler
 
 	keyGuesses *addrLimiter // wrong API keys per client address
-
-	cmu        sync.Mutex
-	ceremonies map[string]ceremony // passkey sign-in challenges, by challenge
 }
 
 // New returns the wallet over parts, every one of which is required.
@@ -167,7 +158,7 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, signin: parts.SignIn, billing: parts.Billing, providers: parts.Providers, webauthn: wa, cfg: cfg,
 		keyGuesses: newAddrLimiter(MaxKeyFailures, KeyFailureWindow),
 		mux:        http.NewServeMux(),
-		ceremonies: map[string]ceremony{}}
+	}
 	if h.pages, err = parsePages(); err != nil {
 		return nil, err
 	}

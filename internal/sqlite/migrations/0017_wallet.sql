@@ -25,6 +25,14 @@ CREATE TABLE wallet_sessions (
 );
 CREATE INDEX wallet_sessions_principal ON wallet_sessions (principal_id, created_at);
 CREATE INDEX wallet_sessions_expiry ON wallet_sessions (expires_at);
+-- Passkey sign-in challenges already used, until they expire: the
+-- challenges themselves are not stored (each carries its expiry and a MAC),
+-- so any process can check one; this makes each good once across them all.
+CREATE TABLE wallet_challenges (
+	hash       BLOB    PRIMARY KEY,
+	expires_at INTEGER NOT NULL
+);
+CREATE INDEX wallet_challenges_expiry ON wallet_challenges (expires_at);
 -- Token Pay's objects by customer, for the wallet's Token Pay page: with
 -- which providers a person and their agents have credit or usage.
 CREATE INDEX billing_objects_customer ON billing_objects (customer_id, provider_id);
