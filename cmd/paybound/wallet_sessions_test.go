@@ -150,19 +150,8 @@ func TestWalletSessionSharedByReplicas(t *testing.T) {
 // refused: the challenge is used up in the store.
 func TestWalletPasskeyChallenges(t *testing.T) {
 	t.Parallel()
-	rp := virtualwebauthn.RelyingParty{Name: "Paybound", ID: "pay.test", Origin: "https://pay.test"}
 	clock := &testClock{now: time.Now().UTC()}
-	w := newWorld(t, func(m *Main) { m.Clock = clock; m.Config.PasskeyRPID, m.Config.PasskeyOrigin = rp.ID, rp.Origin })
-	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(w.user)})
-	b := newBrowser(t, w.m.URL())
-	b.signIn(w.userKey)
-	ao, err := virtualwebauthn.ParseAttestationOptions(b.fetch("/wallet/passkeys/options", b.csrf, map[string]any{}).body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred := newCredential(t)
-	wantStatus(t, "register", b.fetch("/wallet/passkeys", b.csrf, json.RawMessage(virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao))), 201, "added=1")
-	auth.AddCredential(cred)
+	w, _, rp, auth, cred := walletWithPasskey(t, clock)
 
 	// begin asks base for options; the assertion answers them, with
 	// tamper applied to them first.
@@ -215,4 +204,24 @@ func TestWalletPasskeyChallenges(t *testing.T) {
 	if _, r := finish(w.m.URL(), as); r.status != 400 || !strings.Contains(r.body, "expired or was already used") {
 		t.Fatalf("its assertion replayed on the first server: %d %s", r.status, r.body)
 	}
+}
+
+// walletWithPasskey starts a world on clock whose passkey relying party
+// is pay.test, signs its user in with their key (b) and registers a
+// passkey through the wallet: auth holds it as cred.
+func walletWithPasskey(t *testing.T, clock *testClock) (w *world, b *browser, rp virtualwebauthn.RelyingParty, auth virtualwebauthn.Authenticator, cred virtualwebauthn.Credential) {
+	t.Helper()
+	rp = virtualwebauthn.RelyingParty{Name: "Paybound", ID: "pay.test", Origin: "https://pay.test"}
+	w = newWorld(t, func(m *Main) { m.Config.PasskeyRPID, m.Config.PasskeyOrigin = rp.ID, rp.Origin; m.Clock = clock })
+	auth = virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(w.user)})
+	b = newBrowser(t, w.m.URL())
+	b.signIn(w.userKey)
+	ao, err := virtualwebauthn.ParseAttestationOptions(b.fetch("/wallet/passkeys/options", b.csrf, map[string]any{}).body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred = newCredential(t)
+	wantStatus(t, "register", b.fetch("/wallet/passkeys", b.csrf, json.RawMessage(virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao))), 201, "added=1")
+	auth.AddCredential(cred)
+	return w, b, rp, auth, cred
 }
