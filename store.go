@@ -117,6 +117,8 @@ type Store interface {
 	X402Store
 	BillingStore
 	MandateRequestStore
+	SignInStore
+	BillingCustomerStore
 
 	Close() error
 }

@@ -17,6 +17,10 @@ type AgentKeyStore interface {
 	NonceSeen(ctx context.Context, keyid, nonce string) (bool, error)
 	// DeleteNonces removes nonces whose window closed before cutoff, at most limit.
 	DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// UserAgents returns a page of a user's agents, newest first: those
+	// with an ID below startingAfter (when set), at most PageLimit(limit),
+	// and whether there are more.
+	UserAgents(ctx context.Context, userID, startingAfter string, limit int) (_ []Agent, hasMore bool, _ error)
 }
 
 // AgentKeyPart is agent identity's share of a Batch: agents' signing keys

@@ -15,6 +15,9 @@ type CheckoutStore interface {
 	AgentCardByHash(ctx context.Context, numberHash string) (*AgentCard, error)
 	// CountAgentCards returns how many cards were issued under a mandate.
 	CountAgentCards(ctx context.Context, mandateID string) (int, error)
+	// MandateAgentCards returns the cards issued under a mandate, oldest
+	// first (at most MaxCardsPerMandate are ever issued).
+	MandateAgentCards(ctx context.Context, mandateID string) ([]AgentCard, error)
 	// CountVaultTokens returns how many tokens were delegated for a session.
 	CountVaultTokens(ctx context.Context, sessionID string) (int, error)
 	// VaultToken returns token id.

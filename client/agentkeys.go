@@ -83,3 +83,31 @@ func agentKeysPath(agentID, suffix string) (string, error) {
 	}
 	return "/v1/agents/" + url.PathEscape(agentID) + "/keys" + suffix, nil
 }
+
+// AgentInfo is one of a user's agents as GET /v1/agents lists it: its
+// signing keys, and Assurance, the strongest proof its requests can
+// carry now ("signed" while a key is in force, else "bearer").
+type AgentInfo struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name"`
+	UserID    string       `json:"user_id"`
+	CreatedAt time.Time    `json:"created_at"`
+	Keys      []AgentKey   `json:"keys"`
+	Assurance pb.Assurance `json:"assurance"`
+}
+
+// AgentList is a page of agents.
+type AgentList struct {
+	Data    []AgentInfo `json:"data"`
+	HasMore bool        `json:"has_more"`
+}
+
+// ListAgents (user key) returns a page of the caller's agents, newest
+// first; with an agent key, the agent itself.
+func (c *Client) ListAgents(ctx context.Context, p ListParams) (*AgentList, error) {
+	var out AgentList
+	if err := c.call(ctx, call{method: http.MethodGet, path: "/v1/agents", query: listQuery(p), out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -44,6 +44,7 @@ import (
 	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/settlement"
+	"github.com/paybound/paybound/internal/signin"
 	"github.com/paybound/paybound/internal/sqlite"
 	tl "github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
@@ -430,8 +431,13 @@ func (m *Main) Run(ctx context.Context) error {
 	m.billingObs.Store(m.billing) // from now on it observes the ledger's entries
 	m.billing.Start()             // expires reservations and grants
 	disp := disputes.New(m.Service, m.transLog, m.store)
+	// One-time sign-in codes for the wallet, asked for with a user's key.
+	signIn, err := signin.New(m.store, signin.Config{Key: signinKey(key), Clock: m.Clock, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
 	api := httpapi.New(m.Service, m.Logger, ids, ids, disp, cfm, m.transLog, mdt, rk,
-		links, reports, co, m.hooks, pay402, m.billing, mreqs)
+		links, reports, co, m.hooks, pay402, m.billing, mreqs, signIn)
 	acpHandler := acp.New(co, api.Authenticate, m.Logger) // ACP's own API, beside the REST API
 	for _, pattern := range acp.Patterns() {
 		api.Handle(pattern, acpHandler)
@@ -439,7 +445,8 @@ func (m *Main) Run(ctx context.Context) error {
 	// The wallet's pages, over the same operations; its passkeys are
 	// step-up's, so one passkey signs in and approves.
 	wal, err := wallet.New(wallet.Parts{Core: m.Service, Confirm: cfm, Disputes: disp, Mandates: mdt, Requests: mreqs, Tabs: pay402, Agents: ids,
-		Links: links, Checkout: co, Webhooks: m.hooks, Reports: reports, Log: m.transLog, Passkeys: m.store}, wallet.Config{RPID: m.Config.PasskeyRPID,
+		Links: links, Checkout: co, Webhooks: m.hooks, Reports: reports, Log: m.transLog, Passkeys: m.store, SignIn: signIn,
+		Billing: m.billing, Providers: m.store}, wallet.Config{RPID: m.Config.PasskeyRPID,
 		Origins: []string{m.Config.passkeyOrigin()}, Clock: m.Clock, Logger: m.Logger})
 	if err != nil {
 		return err
@@ -657,6 +664,13 @@ func delegateKey(operatorKey string) ed25519.PrivateKey {
 
 func cardKey(operatorKey string) []byte {
 	sum := sha256.Sum256([]byte("paybound agent card key\x00" + operatorKey))
+	return sum[:]
+}
+
+// signinKey keys the hashes of the wallet's sign-in codes: derived from
+// the operator key, so every process of a deployment has it.
+func signinKey(operatorKey string) []byte {
+	sum := sha256.Sum256([]byte("paybound sign-in code key\x00" + operatorKey))
 	return sum[:]
 }
 

@@ -200,9 +200,10 @@ func ptrTo[T any](v T) *T { return &v }
 
 // TestWalletInTheBrowser drives the wallet in headless Chromium with a
 // virtual passkey authenticator: Ada signs in with her key, registers a
-// passkey, signs out and in again with it; sees her agent's payment
+// passkey, signs out and in again with it, and with a one-time code; sees her agent's payment
 // appear; approves a step-up with the passkey; revokes a mandate and sees
-// the agent's next payment declined; opens a dispute; pays a payment
+// the agent's next payment declined; stops the agent on the Agents page
+// and sees its next payment declined; opens a dispute; pays a payment
 // link. Every page passes axe-core with no serious or critical violation,
 // weighs under 100 KB, asks no other host, and is photographed at phone
 // and desktop widths.
@@ -248,6 +249,13 @@ func TestWalletInTheBrowser(t *testing.T) {
 	b.waitText("With your passkey")
 	b.do("sign in with the passkey", chromedp.Click(chromedp.ID("passkey-signin")))
 	b.waitText("Balances")
+	// Sign out, and in with a one-time code asked for with the key.
+	b.do("sign out", chromedp.Click(chromedp.CSS(".signout button")))
+	b.waitText("With a one-time code")
+	code := w.ok(201, w.call("POST", "/v1/signin_codes", w.userKey, "-", nil)).str("code")
+	b.do("sign in with a code", chromedp.SendKeys(chromedp.ID("user_id"), w.user), chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Submit(chromedp.ID("code")))
+	b.waitText("Signed in with a one-time code")
 
 	// The agent's payment is there; a new one appears.
 	b.open("/wallet/activity")
@@ -318,8 +326,33 @@ func TestWalletInTheBrowser(t *testing.T) {
 	b.check("tabs")
 	b.do("close the tab", chromedp.Click(chromedp.CSS(`form[action$="/close"] button`)))
 	b.waitText("Tab closed")
-	if r := w.ok(200, w.call("GET", "/v1/mandate_requests/"+req, w.agentKey, "", nil)); r.str("status") != "approved" {
-		t.Fatalf("approved in the browser: %s", r.raw)
+	granted := w.ok(200, w.call("GET", "/v1/mandate_requests/"+req, w.agentKey, "", nil))
+	if granted.str("status") != "approved" {
+		t.Fatalf("approved in the browser: %s", granted.raw)
+	}
+
+	// Token Pay: credit from a provider, and a model's usage this month.
+	w.ok(201, w.call("POST", "/v1/billing/prices", w.merchKey, "", map[string]any{"model": "gpt-x*", "token_type": "output", "currency": "USD", "unit_price": "10"}))
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 500, "currency": "USD", "category": "promotional"}))
+	w.events(map[string]any{"id": "browser-1", "customer": w.user, "model": "gpt-x-mini", "usage": map[string]any{"output": 20_000}})
+	b.open("/wallet/tokenpay")
+	b.waitText("gpt-x-mini")
+	b.check("tokenpay")
+
+	// Stop the agent on the Agents page; its next payment is declined. (At
+	// the other merchant: this one's history is risk control's baseline
+	// for the payment link below.)
+	bookshop := func(desc string) resp {
+		return w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 500, "currency": "USD", "merchant_id": w.merch2,
+			"description": desc, "mandate_id": granted.str("mandate_id")})
+	}
+	w.ok(201, bookshop("a paperback"))
+	b.open("/wallet/agents")
+	b.waitText("Stop this agent")
+	b.do("stop the agent", chromedp.Click(chromedp.CSS(`form[action$="/agents/`+w.agent+`/stop"] button`)))
+	b.waitText("Every mandate of the agent is revoked")
+	if r := bookshop("another paperback"); r.status != 402 || r.errField("code") != "mandate_revoked" {
+		t.Fatalf("after stopping the agent in the browser: %d %s", r.status, r.raw)
 	}
 
 	// Open a dispute on the first payment.

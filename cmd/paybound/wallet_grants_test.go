@@ -19,20 +19,8 @@ import (
 // and denies one. Each moves the money as the API's approval does.
 func TestWalletApprovals(t *testing.T) {
 	t.Parallel()
-	rp := virtualwebauthn.RelyingParty{Name: "Paybound", ID: "pay.test", Origin: "https://pay.test"}
 	clock := &testClock{now: time.Now().UTC()}
-	w := newWorld(t, func(m *Main) { m.Config.PasskeyRPID, m.Config.PasskeyOrigin = rp.ID, rp.Origin; m.Clock = clock })
-	auth := virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(w.user)})
-	b := newBrowser(t, w.m.URL())
-	b.signIn(w.userKey)
-	// Register a passkey through the wallet.
-	ao, err := virtualwebauthn.ParseAttestationOptions(b.fetch("/wallet/passkeys/options", b.csrf, map[string]any{}).body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred := newCredential(t)
-	wantStatus(t, "register", b.fetch("/wallet/passkeys", b.csrf, json.RawMessage(virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao))), 201, "redirect")
-	auth.AddCredential(cred)
+	w, b, rp, auth, cred := walletWithPasskey(t, clock) // a passkey registered through the wallet
 
 	pay := func(desc string) (string, string) {
 		r := w.ok(201, w.call("POST", "/v1/payments", w.agentKey, "", map[string]any{"amount": 2000, "currency": "USD",

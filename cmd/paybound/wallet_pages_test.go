@@ -271,7 +271,7 @@ func BenchmarkWalletPages(b *testing.B) {
 	br := newBrowser(b, w.m.URL())
 	br.signIn(w.userKey)
 	b.Logf("activity: %d bytes", len(br.get("/wallet/activity").body))
-	for _, path := range []string{"/wallet/", "/wallet/activity", "/wallet/activity.csv"} {
+	for _, path := range []string{"/wallet/", "/wallet/activity", "/wallet/activity.csv", "/wallet/passkeys"} {
 		b.Run(strings.TrimPrefix(path, "/wallet/"), func(b *testing.B) {
 			for b.Loop() {
 				if r := br.get(path); r.status != 200 {

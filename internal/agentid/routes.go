@@ -15,6 +15,7 @@ import (
 // wrapper, through Authenticate.
 func (s *Service) Routes() []rest.Route {
 	return []rest.Route{
+		{Method: "GET", Pattern: "/v1/agents", Handler: s.listAgents},
 		{Method: "POST", Pattern: "/v1/agents/{id}/keys", Idempotent: true, Handler: s.addKey},
 		{Method: "GET", Pattern: "/v1/agents/{id}/keys", Handler: s.listKeys},
 		{Method: "POST", Pattern: "/v1/agents/{id}/keys/{keyid}/revoke", Idempotent: true, Handler: s.revokeKey},
@@ -41,6 +42,15 @@ func (s *Service) addKey(q *rest.Request) (int, any, error) {
 	id := q.PathValue("id")
 	rotate := time.Duration(in.RotateAfterSeconds) * time.Second
 	return q.Run(201, func() service.Result { return s.AddKey(q.Ctx, q.Caller, q.Idem, id, in.PublicKey, rotate) })
+}
+
+func (s *Service) listAgents(q *rest.Request) (int, any, error) {
+	limit, after, err := q.ListParams(pb.PrefixAgent)
+	if err != nil {
+		return 0, nil, err
+	}
+	data, more, err := s.ListAgents(q.Ctx, q.Caller, after, limit)
+	return 200, map[string]any{"object": "list", "data": data, "has_more": more}, err
 }
 
 func (s *Service) listKeys(q *rest.Request) (int, any, error) {

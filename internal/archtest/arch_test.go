@@ -78,6 +78,7 @@ var internal = map[string]kind{
 	"x402pay":      capability,
 	"billing":      capability,
 	"mandatereqs":  capability,
+	"signin":       capability,
 	"gateway":      adapter,
 	"whsig":        block,
 	"httpapi":      adapter,

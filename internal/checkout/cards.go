@@ -453,3 +453,48 @@ func messageOf(err error) string {
 	}
 	return err.Error()
 }
+
+// CardView is an agent card as its mandate's list shows it: never the
+// number, and its state now: "active"; "expired" past its expiry month;
+// or, while its mandate is no longer in force, "mandate_revoked",
+// "mandate_expired" (and the like), since a card dies with its mandate.
+type CardView struct {
+	pb.AgentCard
+	State string `json:"state"`
+}
+
+// MandateCards (the user who granted mandateID) lists the agent cards
+// issued under it, oldest first. Another user's mandate is not found.
+func (s *Service) MandateCards(ctx context.Context, caller pb.Principal, mandateID string) ([]CardView, error) {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
+		return nil, err
+	}
+	noMandate := pb.Errorf(pb.ErrNotFound, "id", "no such mandate: %s", mandateID)
+	if !pb.HasPrefix(mandateID, pb.PrefixMandate) {
+		return nil, noMandate
+	}
+	m, err := s.st.Mandate(ctx, mandateID)
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && m.UserID != caller.ID) {
+		return nil, noMandate
+	}
+	if err != nil {
+		return nil, err
+	}
+	cards, err := s.st.MandateAgentCards(ctx, mandateID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	out := make([]CardView, len(cards))
+	for i, c := range cards {
+		state := "active"
+		if code := m.InForce(now); code != "" {
+			state = string(code)
+		}
+		if !now.Before(c.ExpiresAt()) {
+			state = "expired"
+		}
+		out[i] = CardView{AgentCard: c, State: state}
+	}
+	return out, nil
+}

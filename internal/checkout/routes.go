@@ -17,6 +17,7 @@ func (s *Service) Routes() []rest.Route {
 		{Method: "POST", Pattern: "/v1/products/{id}", Idempotent: true, Handler: s.updateProduct},
 		{Method: "POST", Pattern: "/v1/products/{id}/archive", Idempotent: true, Handler: s.archiveProduct},
 		{Method: "POST", Pattern: "/v1/mandates/{id}/card", Idempotent: true, Secret: true, Handler: s.issueCard},
+		{Method: "GET", Pattern: "/v1/mandates/{id}/cards", Handler: s.listCards},
 	}
 }
 
@@ -83,4 +84,9 @@ func (s *Service) issueCard(q *rest.Request) (int, any, error) {
 	}
 	id := q.PathValue("id")
 	return q.Run(201, func() service.Result { return s.IssueCard(q.Ctx, q.Caller, q.Idem, id) })
+}
+
+func (s *Service) listCards(q *rest.Request) (int, any, error) {
+	cards, err := s.MandateCards(q.Ctx, q.Caller, q.PathValue("id"))
+	return 200, map[string]any{"object": "list", "data": cards, "has_more": false}, err
 }

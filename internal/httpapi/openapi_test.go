@@ -22,6 +22,7 @@ import (
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/riskctl"
 	"github.com/paybound/paybound/internal/settlement"
+	"github.com/paybound/paybound/internal/signin"
 	"github.com/paybound/paybound/internal/tlog"
 	"github.com/paybound/paybound/internal/translog"
 	"github.com/paybound/paybound/internal/webhooks"
@@ -292,7 +293,15 @@ func routes() []Route {
 		panic(err)
 	}
 	return New(nil, nil, ids, ids, disputes.New(nil, log, nil), cfm, log, mandates.New(nil, nil, mandates.Config{}), riskctl.New(nil, nil),
-		links, settlement.New(nil, settlement.Config{}), co, hooks, x402Facilitator(), bill, mandatereqs.New(nil, nil, nil, mandatereqs.Config{})).Routes()
+		links, settlement.New(nil, settlement.Config{}), co, hooks, x402Facilitator(), bill, mandatereqs.New(nil, nil, nil, mandatereqs.Config{}), signIn()).Routes()
+}
+
+func signIn() *signin.Service {
+	s, err := signin.New(nil, signin.Config{Key: make([]byte, 32)})
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 func x402Facilitator() *x402pay.Service {

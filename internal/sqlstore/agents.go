@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 
 	pb "github.com/paybound/paybound"
 )
@@ -51,4 +52,30 @@ func (r Reads) NonceSeen(ctx context.Context, keyid, nonce string) (bool, error)
 	var seen bool
 	err := r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signature_nonces WHERE keyid = $1 AND nonce = $2)`, keyid, nonce).Scan(&seen)
 	return seen, err
+}
+
+// UserAgents reads a page of a user's agents through agents_user
+// (user_id, id).
+func (r Reads) UserAgents(ctx context.Context, userID, startingAfter string, limit int) ([]pb.Agent, bool, error) {
+	var w where
+	w.add("user_id = ?", userID)
+	if startingAfter != "" {
+		w.add("id < ?", startingAfter)
+	}
+	limit = pb.PageLimit(limit)
+	out, err := collect(ctx, r.DB, []pb.Agent{}, func(row Scanner) (*pb.Agent, error) {
+		var a pb.Agent
+		var created int64
+		var keyid string
+		if err := row.Scan(&a.ID, &a.UserID, &a.Name, &a.PublicKey, &keyid, &created); err != nil {
+			return nil, err
+		}
+		a.KeyID, a.CreatedAt = pb.OptString(keyid), unix(created)
+		return &a, nil
+	}, `SELECT id, user_id, name, public_key, keyid, created_at FROM agents`+w.page(limit), w.args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("couldn't read the agents of %s: %w", userID, err)
+	}
+	out, more := pb.Page(out, limit)
+	return out, more, nil
 }

@@ -139,6 +139,20 @@ func (r Reads) CountAgentCards(ctx context.Context, mandateID string) (int, erro
 	return n, err
 }
 
+func (r Reads) MandateAgentCards(ctx context.Context, mandateID string) ([]pb.AgentCard, error) {
+	rows, err := collect(ctx, r.DB, []agentCardRow{}, scanJSON[agentCardRow]("agent card"),
+		`SELECT data FROM agent_cards WHERE mandate_id = $1 ORDER BY id LIMIT $2`, mandateID, int64(pb.MaxCardsPerMandate))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the agent cards of %s: %w", mandateID, err)
+	}
+	out := make([]pb.AgentCard, len(rows))
+	for i, row := range rows {
+		out[i] = row.AgentCard
+		out[i].NumberHash = row.NumberHash
+	}
+	return out, nil
+}
+
 func (r Reads) CountVaultTokens(ctx context.Context, sessionID string) (int, error) {
 	var n int
 	err := r.DB.QueryRow(ctx, `SELECT COUNT(*) FROM vault_tokens WHERE checkout_session_id = $1`, sessionID).Scan(&n)

@@ -59,3 +59,27 @@ func testAgentByKeyID(t *testing.T, s pb.Store) {
 		t.Fatalf("no keys: %#v %v", keys, err)
 	}
 }
+
+// testUserAgents: a user's agents are listed newest first, a page at a
+// time, and no other user's.
+func testUserAgents(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	var agents []pb.Agent
+	for i := range 5 {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		agents = append(agents, pb.Agent{ID: pb.NewID(pb.PrefixAgent, at), UserID: "usr_alice", Name: "a", KeyID: pb.OptString(""), CreatedAt: at})
+	}
+	bob := pb.Agent{ID: pb.NewID(pb.PrefixAgent, t0.Add(time.Second)), UserID: "usr_bob", Name: "b", CreatedAt: t0}
+	commit(t, s, &pb.Batch{PaymentPart: pb.PaymentPart{Agents: append(agents, bob)}})
+	page, more, err := s.UserAgents(ctx, "usr_alice", "", 3)
+	if err != nil || !more || len(page) != 3 || page[0].ID != agents[4].ID || page[2].ID != agents[2].ID || page[0].UserID != "usr_alice" || !page[0].CreatedAt.Equal(sec(agents[4].CreatedAt)) {
+		t.Fatalf("first page = %+v, %v, %v", page, more, err)
+	}
+	page, more, err = s.UserAgents(ctx, "usr_alice", page[2].ID, 3)
+	if err != nil || more || len(page) != 2 || page[0].ID != agents[1].ID || page[1].ID != agents[0].ID {
+		t.Fatalf("second page = %+v, %v, %v", page, more, err)
+	}
+	if page, more, err := s.UserAgents(ctx, "usr_carol", "", 0); err != nil || more || len(page) != 0 {
+		t.Fatalf("a user with no agents = %+v, %v, %v", page, more, err)
+	}
+}

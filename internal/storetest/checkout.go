@@ -58,6 +58,21 @@ func testCheckout(t *testing.T, s pb.Store) {
 	if n, err := s.CountAgentCards(ctx, "mdt_none"); err != nil || n != 0 {
 		t.Errorf("CountAgentCards(mdt_none) = %d, %v; want 0", n, err)
 	}
+	// The mandate's cards: card_1, then one issued later; none of another.
+	card2 := card
+	card2.ID, card2.NumberHash, card2.Last4, card2.CreatedAt = "card_2", "cd34", "0005", sec(t0.Add(time.Second))
+	other := card
+	other.ID, other.MandateID, other.NumberHash = "card_3", "mdt_2", "ef56"
+	commit(t, s, &pb.Batch{CheckoutPart: pb.CheckoutPart{AgentCards: []pb.AgentCard{card2, other}}})
+	if cs, err := s.MandateAgentCards(ctx, "mdt_1"); err != nil || len(cs) != 2 {
+		t.Errorf("MandateAgentCards(mdt_1) = %+v, %v", cs, err)
+	} else {
+		check(t, "MandateAgentCards[0]", cs[0], card)
+		check(t, "MandateAgentCards[1]", cs[1], card2)
+	}
+	if cs, err := s.MandateAgentCards(ctx, "mdt_none"); err != nil || len(cs) != 0 {
+		t.Errorf("MandateAgentCards(mdt_none) = %+v, %v", cs, err)
+	}
 	_, err = s.Product(ctx, "prod_none")
 	wantNotFound(t, "a missing product", err)
 	_, err = s.CheckoutSession(ctx, "cs_none")

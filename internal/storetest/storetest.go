@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"Confirmations", testConfirmations},
 		{"Nonces", testNonces},
 		{"AgentByKeyID", testAgentByKeyID},
+		{"UserAgents", testUserAgents},
 		{"CommitRefundsAndTopups", testCommitRefundsAndTopups},
 		{"CommitIdentities", testCommitIdentities},
 		{"CommitEmptyBatch", testCommitEmptyBatch},
@@ -95,6 +96,11 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"WebhookClaims", testWebhookClaims},
 		{"X402Tabs", testX402Tabs},
 		{"MandateRequests", testMandateRequests},
+		{"SignInCodes", testSignInCodes},
+		{"SignInGuards", testSignInGuards},
+		{"WalletSessions", testWalletSessions},
+		{"SignInChallenges", testSignInChallenges},
+		{"CustomerProviders", testCustomerProviders},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package wallet
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -19,6 +20,8 @@ func (h *Handler) agentRoutes() {
 // agentCard is one agent as the Agents page shows it.
 type agentCard struct {
 	ID        string
+	Name      string
+	Can       pb.Assurance // what its requests can carry now: signed or bearer
 	Keys      []agentid.KeyView
 	Mandates  []mandateRow
 	Spent     map[string]int64 // currency → last 30 days
@@ -27,9 +30,8 @@ type agentCard struct {
 	Active    int // mandates in force
 }
 
-// agents lists the person's agents. The API has no list of a user's
-// agents, so the page names those it can see: the agents of the person's
-// mandates and of their latest payments.
+// agents lists the person's agents (GET /v1/agents), each with its keys,
+// its mandates and its last 30 days of payments.
 func (h *Handler) agents(w http.ResponseWriter, r *http.Request, ss *session) {
 	p := h.base(ss, "Agents", "agents")
 	p.Notice = map[string]string{"key": "Key revoked: requests it signs are refused from now on.",
@@ -50,6 +52,15 @@ func (h *Handler) showAgents(w http.ResponseWriter, r *http.Request, ss *session
 			cards[id] = c
 		}
 		return c
+	}
+	views, err := h.listAgents(r, ss)
+	if err != nil {
+		h.fail(w, "agents", p, err)
+		return
+	}
+	for _, v := range views {
+		c := card(v.ID)
+		c.Name, c.Can, c.Keys = v.Name, v.Assurance, v.Keys
 	}
 	ms, err := h.listMandates(r, ss)
 	if err != nil {
@@ -84,15 +95,10 @@ func (h *Handler) showAgents(w http.ResponseWriter, r *http.Request, ss *session
 	for id := range cards {
 		ids = append(ids, id)
 	}
-	slices.Sort(ids)
+	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(b, a) }) // newest first
 	out := make([]*agentCard, 0, len(ids))
 	for _, id := range ids {
-		c := cards[id]
-		if c.Keys, err = h.ids.Keys(r.Context(), ss.principal, id); err != nil {
-			h.fail(w, "agents", p, err)
-			return
-		}
-		out = append(out, c)
+		out = append(out, cards[id])
 	}
 	p.Data = map[string]any{"Agents": out, "Idem": randomToken()}
 	h.show(w, "agents", p, actErr)
@@ -146,4 +152,25 @@ func (h *Handler) stopAgent(w http.ResponseWriter, r *http.Request, ss *session)
 		return
 	}
 	http.Redirect(w, r, "/wallet/agents?done=stopped", http.StatusSeeOther)
+}
+
+// maxAgents bounds the agents the Agents page reads.
+const maxAgents = 500
+
+// listAgents reads the person's agents, newest first, up to maxAgents.
+func (h *Handler) listAgents(r *http.Request, ss *session) ([]agentid.AgentView, error) {
+	var out []agentid.AgentView
+	after := ""
+	for len(out) < maxAgents {
+		page, more, err := h.ids.ListAgents(r.Context(), ss.principal, after, pb.MaxListLimit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if !more || len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/mandates"
 	"github.com/paybound/paybound/internal/service"
 )
@@ -27,6 +28,7 @@ type mandateRow struct {
 	Used    int64
 	Percent int // of the budget used, 0–100
 	Active  bool
+	Cards   []checkout.CardView // the agent cards issued under it
 }
 
 func (h *Handler) listMandates(r *http.Request, ss *session) ([]mandates.View, error) {
@@ -66,7 +68,12 @@ func (h *Handler) showMandates(w http.ResponseWriter, r *http.Request, ss *sessi
 	now := h.cfg.Clock.Now()
 	rows := make([]mandateRow, 0, len(ms))
 	for _, m := range ms {
-		rows = append(rows, rowOf(m, now))
+		row := rowOf(m, now)
+		if row.Cards, err = h.co.MandateCards(r.Context(), ss.principal, m.ID); err != nil {
+			h.fail(w, "mandates", p, err)
+			return
+		}
+		rows = append(rows, row)
 	}
 	// The agents' requests waiting for the person: one page (an agent has
 	// at most pb.MaxPendingMandateRequests waiting).

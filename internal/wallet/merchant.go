@@ -196,7 +196,7 @@ func (h *Handler) settlementCSV(w http.ResponseWriter, r *http.Request, ss *sess
 // (public, as the link's own page), and a button that pays it from the
 // signed-in person's wallet; signed out, the button signs in first.
 func (h *Handler) payLink(w http.ResponseWriter, r *http.Request) {
-	ss := h.sess.get(cookie(r, sessionCookie))
+	ss := h.session(r)
 	p := page{Title: "Pay"}
 	if ss != nil {
 		p = h.base(ss, "Pay", "")

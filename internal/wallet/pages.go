@@ -37,6 +37,7 @@ var sections = []section{
 	{"mandates", "Mandates", "/wallet/mandates", person},
 	{"agents", "Agents", "/wallet/agents", person},
 	{"tabs", "Tabs", "/wallet/tabs", person},
+	{"tokenpay", "Token Pay", "/wallet/tokenpay", person},
 	{"disputes", "Disputes", "/wallet/disputes", both},
 	{"webhooks", "Webhooks", "/wallet/webhooks", merchant},
 	{"settlement", "Settlement", "/wallet/settlement", merchant},
@@ -84,6 +85,7 @@ func (h *Handler) pageRoutes() {
 	h.agentRoutes()
 	h.merchantRoutes()
 	h.tabRoutes()
+	h.tokenPayRoutes()
 }
 
 // names returns the names of the merchants of ps (IDs whose merchant
@@ -203,7 +205,7 @@ type overviewData struct {
 	Pending  []pendingRow
 	Charts   []chart
 	Partial  bool
-	Welcome  bool
+	Welcome  string // how the person just signed in: "key" or "code"
 }
 
 type pendingRow struct {
@@ -215,7 +217,7 @@ type pendingRow struct {
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request, ss *session) {
 	p := h.base(ss, "Overview", "overview")
 	ctx := r.Context()
-	d := overviewData{Welcome: r.URL.Query().Get("welcome") == "1"}
+	d := overviewData{Welcome: r.URL.Query().Get("welcome")}
 	var err error
 	if d.Balances, err = h.core.Balances(ctx, ss.principal); err != nil {
 		h.fail(w, "overview", p, err)

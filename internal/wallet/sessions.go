@@ -2,13 +2,11 @@ package wallet
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -22,28 +20,28 @@ const (
 	preCookie     = "pbw_pre"
 )
 
-// session is one signed-in browser. Only the SHA-256 of its token is kept,
-// so a leak of the table does not hand out sessions.
+// session is one signed-in browser, as the store keeps it (through
+// signin.Service: only a hash of the cookie's token is stored, and the
+// CSRF token is derived from the token), so a restart signs no one out
+// and every process sharing the store knows every session.
 type session struct {
 	principal pb.Principal
 	csrf      string
 	expires   time.Time
 }
 
-// sessions is the table of live sessions, held in memory: signing out or
-// expiry ends a session at once; a restart ends them all (people sign in
-// again with their passkey). Bounded by max; when full, the session
-// closest to expiry is dropped. Safe for concurrent use.
-type sessions struct {
-	mu    sync.Mutex
-	m     map[[32]byte]*session
-	ttl   time.Duration
-	max   int
-	clock pb.Clock
-}
-
-func newSessions(ttl time.Duration, max int, clock pb.Clock) *sessions {
-	return &sessions{m: map[[32]byte]*session{}, ttl: ttl, max: max, clock: clock}
+// session returns r's live session, or nil; a failure to read it is
+// logged and counts as none (the person is asked to sign in).
+func (h *Handler) session(r *http.Request) *session {
+	ss, err := h.signin.Session(r.Context(), cookie(r, sessionCookie))
+	if err != nil {
+		h.cfg.Logger.Error("wallet: couldn't read a session", "err", err)
+		return nil
+	}
+	if ss == nil {
+		return nil
+	}
+	return &session{principal: ss.Principal, csrf: ss.CSRF, expires: ss.ExpiresAt}
 }
 
 // randomToken returns 32 random bytes, base64url.
@@ -51,59 +49,6 @@ func randomToken() string {
 	var b [32]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// create starts a session for p and returns its token (the cookie value).
-func (s *sessions) create(p pb.Principal) (string, *session) {
-	tok := randomToken()
-	ss := &session{principal: p, csrf: randomToken(), expires: s.clock.Now().Add(s.ttl)}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.clock.Now()
-	if len(s.m) >= s.max {
-		var oldest [32]byte
-		var first time.Time
-		for k, v := range s.m {
-			if !now.Before(v.expires) {
-				delete(s.m, k)
-				continue
-			}
-			if first.IsZero() || v.expires.Before(first) {
-				oldest, first = k, v.expires
-			}
-		}
-		if len(s.m) >= s.max {
-			delete(s.m, oldest)
-		}
-	}
-	s.m[sha256.Sum256([]byte(tok))] = ss
-	return tok, ss
-}
-
-// get returns the live session of tok, or nil; an expired one is removed.
-func (s *sessions) get(tok string) *session {
-	if tok == "" || len(tok) > 100 {
-		return nil
-	}
-	h := sha256.Sum256([]byte(tok))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss := s.m[h]
-	if ss == nil {
-		return nil
-	}
-	if !s.clock.Now().Before(ss.expires) {
-		delete(s.m, h)
-		return nil
-	}
-	return ss
-}
-
-// end removes tok's session.
-func (s *sessions) end(tok string) {
-	s.mu.Lock()
-	delete(s.m, sha256.Sum256([]byte(tok)))
-	s.mu.Unlock()
 }
 
 // secure says whether cookies for r get the Secure attribute: always,

@@ -1,8 +1,10 @@
 package wallet
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,18 +14,14 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/httpapi/rest"
+	"github.com/paybound/paybound/internal/signin"
 )
-
-// ceremony is an outstanding passkey sign-in challenge: one-time, expiring.
-type ceremony struct {
-	data    webauthn.SessionData
-	expires time.Time
-}
 
 // routes registers the wallet's pages and actions.
 func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /wallet/signin", h.signinPage)
 	h.mux.HandleFunc("POST /wallet/signin", h.pre(h.signinKey))
+	h.mux.HandleFunc("POST /wallet/signin/code", h.pre(h.signinCode))
 	h.mux.HandleFunc("POST /wallet/signin/passkey/options", h.pre(h.passkeyLoginOptions))
 	h.mux.HandleFunc("POST /wallet/signin/passkey", h.pre(h.passkeyLogin))
 	h.mux.HandleFunc("POST /wallet/signout", h.auth(h.signout))
@@ -68,7 +66,7 @@ func (h *Handler) pre(fn http.HandlerFunc) http.HandlerFunc {
 // token.
 func (h *Handler) auth(fn func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ss := h.sess.get(cookie(r, sessionCookie))
+		ss := h.session(r)
 		if ss == nil {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, "/wallet/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -129,7 +127,7 @@ func next(r *http.Request) string {
 }
 
 func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request) {
-	if h.sess.get(cookie(r, sessionCookie)) != nil {
+	if h.session(r) != nil {
 		http.Redirect(w, r, next(r), http.StatusSeeOther)
 		return
 	}
@@ -142,15 +140,34 @@ func (h *Handler) renderSignin(w http.ResponseWriter, r *http.Request, status in
 		tok = randomToken()
 	}
 	setCookie(w, r, preCookie, tok, time.Hour)
-	h.render(w, status, "signin", page{Title: "Sign in", CSRF: tok, Error: msg, Data: map[string]string{"Next": next(r)}})
+	ttl, fails, lock := h.signin.Limits()
+	h.render(w, status, "signin", page{Title: "Sign in", CSRF: tok, Error: msg,
+		Data: map[string]any{"Next": next(r), "UserID": userIDOf(r), "CodeMinutes": int(ttl / time.Minute), "MaxFailures": fails,
+			"LockMinutes": int(lock / time.Minute)}})
+}
+
+// userIDOf is the user ID a code sign-in form carried, to fill it in
+// again; anything else is dropped.
+func userIDOf(r *http.Request) string {
+	if r.Method != http.MethodPost {
+		return ""
+	}
+	if id := strings.TrimSpace(r.PostFormValue("user_id")); pb.HasPrefix(id, pb.PrefixUser) {
+		return id
+	}
+	return ""
 }
 
 // startSession signs p in: a fresh session (a new token, so a token fixed
 // before sign-in is worthless) and the pre-session cookie dropped.
-func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, p pb.Principal) {
-	tok, _ := h.sess.create(p)
-	setCookie(w, r, sessionCookie, tok, h.cfg.SessionTTL)
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, p pb.Principal) error {
+	tok, _, err := h.signin.StartSession(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	setCookie(w, r, sessionCookie, tok, h.signin.SessionTTL())
 	clearCookie(w, r, preCookie)
+	return nil
 }
 
 // canSignIn: people (users) and merchants use the wallet; agents pay
@@ -170,9 +187,20 @@ func (h *Handler) signinKey(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, http.StatusBadRequest, "Enter your API key (it starts with pbk_).")
 		return
 	}
+	addr := clientAddr(r)
+	if d := h.keyGuesses.wait(addr, h.cfg.Clock.Now()); d > 0 {
+		h.cfg.Logger.Warn("security event: wallet key sign-ins rate-limited", "event", "wallet_key_rate_limited", "addr", addr)
+		w.Header().Set("Retry-After", fmt.Sprint(int64((d+time.Second-1)/time.Second)))
+		h.renderSignin(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many keys were refused from your address; try again in %d minutes, or sign in with a passkey.",
+			int64((d+time.Minute-1)/time.Minute)))
+		return
+	}
 	p, err := h.core.Authenticate(r.Context(), key)
 	if err == nil {
 		err = canSignIn(p)
+	}
+	if pb.ErrorCode(err) == pb.ErrUnauthenticated {
+		h.keyGuesses.fail(addr, h.cfg.Clock.Now())
 	}
 	if err != nil {
 		var e *pb.Error
@@ -185,51 +213,85 @@ func (h *Handler) signinKey(w http.ResponseWriter, r *http.Request) {
 		h.renderSignin(w, r, rest.StatusOf(err), msg)
 		return
 	}
-	h.startSession(w, r, p)
+	h.formSignedIn(w, r, p, "key")
+}
+
+// formSignedIn starts p's session after a sign-in form and sends the
+// browser on; a person landing on the overview is offered a passkey
+// there, told how they signed in (how: "key" or "code").
+func (h *Handler) formSignedIn(w http.ResponseWriter, r *http.Request, p pb.Principal, how string) {
+	if err := h.startSession(w, r, p); err != nil {
+		h.cfg.Logger.Error("wallet: couldn't start a session", "err", err)
+		h.renderSignin(w, r, http.StatusInternalServerError, "Something went wrong on our side; try again.")
+		return
+	}
 	dest := next(r)
 	if p.Role == pb.RoleUser && dest == "/wallet/" {
-		dest = "/wallet/?welcome=1"
+		dest = "/wallet/?welcome=" + how
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 }
 
-func (h *Handler) signout(w http.ResponseWriter, r *http.Request, _ *session) {
-	h.sess.end(cookie(r, sessionCookie))
+// signinCode signs a user in with a one-time code asked for with their
+// API key (signin.Service.SignIn: single use, expiring, the user's wrong
+// codes counted in the store); then offers to register a passkey.
+func (h *Handler) signinCode(w http.ResponseWriter, r *http.Request) {
+	p, err := h.signin.SignIn(r.Context(), r.PostFormValue("user_id"), r.PostFormValue("code"))
+	if err != nil {
+		var e *pb.Error
+		msg := "Something went wrong on our side; try again."
+		if errors.As(err, &e) {
+			msg = e.Message
+		} else {
+			h.cfg.Logger.Error("wallet: code sign-in failed", "err", err)
+		}
+		if e != nil && e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(int64(e.RetryAfter/time.Second)))
+		}
+		h.renderSignin(w, r, rest.StatusOf(err), msg)
+		return
+	}
+	h.formSignedIn(w, r, p, "code")
+}
+
+// signout ends this browser's session; with everywhere=1, every session
+// of the signed-in party, in every browser and process.
+func (h *Handler) signout(w http.ResponseWriter, r *http.Request, ss *session) {
+	var err error
+	if r.PostFormValue("everywhere") == "1" {
+		_, err = h.signin.EndSessions(r.Context(), ss.principal)
+	} else {
+		err = h.signin.EndSession(r.Context(), cookie(r, sessionCookie))
+	}
+	if err != nil {
+		h.fail(w, "refused", h.base(ss, "Sign out", ""), err)
+		return
+	}
 	clearCookie(w, r, sessionCookie)
 	http.Redirect(w, r, "/wallet/signin", http.StatusSeeOther)
 }
 
 // passkeyLoginOptions begins a passkey sign-in: options for
 // navigator.credentials.get() with no user named (a discoverable
-// credential picks the user), user verification required.
+// credential picks the user), user verification required. The challenge
+// is sign-in's (signin.NewPasskeyChallenge): it carries its expiry and a
+// MAC, so the assertion may reach any process, and nothing is stored
+// until a sign-in succeeds.
 func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request) {
-	opts, data, err := h.webauthn.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	opts, _, err := h.webauthn.BeginDiscoverableLogin(webauthn.WithChallenge(h.signin.NewPasskeyChallenge()),
+		webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		h.jsonError(w, err)
 		return
 	}
-	now := h.cfg.Clock.Now()
-	data.Expires = time.Time{} // checked here, on the injected clock
-	h.cmu.Lock()
-	for k, c := range h.ceremonies {
-		if !now.Before(c.expires) {
-			delete(h.ceremonies, k)
-		}
-	}
-	if len(h.ceremonies) >= maxCeremonies {
-		h.cmu.Unlock()
-		h.jsonError(w, pb.Errorf(pb.ErrRateLimited, "", "too many sign-ins under way; try again in a minute"))
-		return
-	}
-	h.ceremonies[data.Challenge] = ceremony{data: *data, expires: now.Add(ceremonyTTL)}
-	h.cmu.Unlock()
-	opts.Response.Timeout = int(ceremonyTTL / time.Millisecond)
+	opts.Response.Timeout = int(signin.ChallengeTTL / time.Millisecond)
 	writeJSON(w, http.StatusOK, opts)
 }
 
 // passkeyLogin finishes a passkey sign-in with the browser's assertion:
-// the challenge must be one this wallet issued, unused and unexpired; the
-// credential must be a passkey of the user it names, not revoked.
+// the challenge must be one this wallet issued, unexpired, and unused (in
+// the store, across processes); the credential must be a passkey of the
+// user it names, not revoked.
 func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(r, "credential")
 	if err != nil {
@@ -241,14 +303,16 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "the passkey response could not be read"))
 		return
 	}
-	h.cmu.Lock()
-	c, ok := h.ceremonies[parsed.Response.CollectedClientData.Challenge]
-	delete(h.ceremonies, parsed.Response.CollectedClientData.Challenge)
-	h.cmu.Unlock()
-	if !ok || !h.cfg.Clock.Now().Before(c.expires) {
+	chal, err := base64.RawURLEncoding.DecodeString(parsed.Response.CollectedClientData.Challenge)
+	if err == nil {
+		err = h.signin.CheckPasskeyChallenge(chal)
+	}
+	if err != nil {
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "this sign-in has expired or was already used; try again"))
 		return
 	}
+	data := webauthn.SessionData{Challenge: parsed.Response.CollectedClientData.Challenge, RelyingPartyID: h.cfg.RPID,
+		UserVerification: protocol.VerificationRequired}
 	var userID string
 	_, err = h.webauthn.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
 		userID = string(userHandle)
@@ -256,13 +320,21 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 			return nil, errors.New("the passkey names no user of this server")
 		}
 		return h.passkeyUser(r, userID)
-	}, c.data, parsed)
+	}, data, parsed)
 	if err != nil {
 		h.cfg.Logger.Warn("security event: wallet passkey sign-in refused", "event", "wallet_passkey_refused", "err", err)
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "that passkey was not accepted"))
 		return
 	}
-	h.startSession(w, r, pb.Principal{Role: pb.RoleUser, ID: userID, UserID: userID})
+	// Verified: the challenge is used up now, once across every process.
+	if err := h.signin.UsePasskeyChallenge(r.Context(), chal); err != nil {
+		h.jsonError(w, err)
+		return
+	}
+	if err := h.startSession(w, r, pb.Principal{Role: pb.RoleUser, ID: userID, UserID: userID}); err != nil {
+		h.jsonError(w, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": next(r)})
 }
 

@@ -24,12 +24,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/agentid"
+	"github.com/paybound/paybound/internal/billing"
 	"github.com/paybound/paybound/internal/checkout"
 	"github.com/paybound/paybound/internal/confirm"
 	"github.com/paybound/paybound/internal/disputes"
@@ -39,6 +38,7 @@ import (
 	"github.com/paybound/paybound/internal/paylinks"
 	"github.com/paybound/paybound/internal/service"
 	"github.com/paybound/paybound/internal/settlement"
+	"github.com/paybound/paybound/internal/signin"
 	"github.com/paybound/paybound/internal/translog"
 	"github.com/paybound/paybound/internal/webhooks"
 	"github.com/paybound/paybound/internal/x402pay"
@@ -58,16 +58,8 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 
 // Limits.
 const (
-	// DefaultSessionTTL is how long a session lasts after sign-in.
-	DefaultSessionTTL = 12 * time.Hour
-	// DefaultMaxSessions bounds the session table.
-	DefaultMaxSessions = 100_000
 	// maxFormBytes bounds a form or JSON body the wallet reads.
 	maxFormBytes = 64 << 10
-	// ceremonyTTL is how long a passkey sign-in challenge is good for.
-	ceremonyTTL = 5 * time.Minute
-	// maxCeremonies bounds the passkey sign-in challenges outstanding.
-	maxCeremonies = 10_000
 )
 
 // PasskeyReader reads a user's passkeys, revoked ones included: passkey
@@ -89,12 +81,8 @@ type Config struct {
 	// same passkeys sign in and approve).
 	RPID    string
 	Origins []string
-	// SessionTTL is a session's lifetime (DefaultSessionTTL when 0).
-	SessionTTL time.Duration
-	// MaxSessions bounds the live sessions (DefaultMaxSessions when 0).
-	MaxSessions int
-	Clock       pb.Clock
-	Logger      *slog.Logger
+	Clock   pb.Clock
+	Logger  *slog.Logger
 }
 
 // Parts are the operations the wallet calls: the same ones the REST API
@@ -113,45 +101,45 @@ type Parts struct {
 	Reports  *settlement.Service
 	Log      Log
 	Passkeys PasskeyReader
+	SignIn   *signin.Service  // sessions and one-time sign-in codes
+	Billing  *billing.Service // Token Pay
+	// Providers says with which Token Pay providers a person has credit.
+	Providers ProviderReader
 }
 
 // Handler serves the wallet under /wallet/. Safe for concurrent use.
 type Handler struct {
-	core     *service.Service
-	cfm      *confirm.Service
-	disp     *disputes.Service
-	mdt      *mandates.Service
-	reqs     *mandatereqs.Service
-	tabs     *x402pay.Service
-	ids      *agentid.Service
-	links    *paylinks.Service
-	co       *checkout.Service
-	hooks    *webhooks.Service
-	settle   *settlement.Service
-	log      Log
-	passkeys PasskeyReader
-	webauthn *webauthn.WebAuthn
-	cfg      Config
-	sess     *sessions
-	pages    map[string]*template.Template
-	mux      *http.ServeMux
-	handler  http.Handler
+	core      *service.Service
+	cfm       *confirm.Service
+	disp      *disputes.Service
+	mdt       *mandates.Service
+	reqs      *mandatereqs.Service
+	tabs      *x402pay.Service
+	ids       *agentid.Service
+	links     *paylinks.Service
+	co        *checkout.Service
+	hooks     *webhooks.Service
+	settle    *settlement.Service
+	log       Log
+	passkeys  PasskeyReader
+	signin    *signin.Service
+	billing   *billing.Service
+	providers ProviderReader
+	webauthn  *webauthn.WebAuthn
+	cfg       Config
+	pages     map[string]*template.Template
+	mux       *http.ServeMux
+	handler   http.Handler
 
-	cmu        sync.Mutex
-	ceremonies map[string]ceremony // passkey sign-in challenges, by challenge
+	keyGuesses *addrLimiter // wrong API keys per client address
 }
 
 // New returns the wallet over parts, every one of which is required.
 func New(parts Parts, cfg Config) (*Handler, error) {
 	if parts.Core == nil || parts.Confirm == nil || parts.Disputes == nil || parts.Mandates == nil || parts.Requests == nil || parts.Tabs == nil || parts.Agents == nil ||
-		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil {
+		parts.Links == nil || parts.Checkout == nil || parts.Webhooks == nil || parts.Reports == nil || parts.Log == nil || parts.Passkeys == nil || parts.SignIn == nil ||
+		parts.Billing == nil || parts.Providers == nil {
 		return nil, errors.New("wallet: every one of Parts is required")
-	}
-	if cfg.SessionTTL == 0 {
-		cfg.SessionTTL = DefaultSessionTTL
-	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}
@@ -167,9 +155,10 @@ func New(parts Parts, cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("wallet: passkeys: %w", err)
 	}
 	h := &Handler{core: parts.Core, cfm: parts.Confirm, disp: parts.Disputes, mdt: parts.Mandates, reqs: parts.Requests, tabs: parts.Tabs, ids: parts.Agents,
-		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, webauthn: wa, cfg: cfg,
-		sess: newSessions(cfg.SessionTTL, cfg.MaxSessions, cfg.Clock), mux: http.NewServeMux(),
-		ceremonies: map[string]ceremony{}}
+		links: parts.Links, co: parts.Checkout, hooks: parts.Webhooks, settle: parts.Reports, log: parts.Log, passkeys: parts.Passkeys, signin: parts.SignIn, billing: parts.Billing, providers: parts.Providers, webauthn: wa, cfg: cfg,
+		keyGuesses: newAddrLimiter(MaxKeyFailures, KeyFailureWindow),
+		mux:        http.NewServeMux(),
+	}
 	if h.pages, err = parsePages(); err != nil {
 		return nil, err
 	}

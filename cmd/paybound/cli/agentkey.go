@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/client"
 	"github.com/paybound/paybound/internal/strictjson"
 )
 
@@ -193,5 +195,39 @@ func (cl *cli) revokeAgentKey(args []string) error {
 	}
 	return c.print(k, func(w io.Writer) {
 		fmt.Fprintf(w, "key %s of %s revoked at %s\n", k.KeyID, k.AgentID, stamp(*k.RevokedAt))
+	})
+}
+
+// listAgents is `paybound agents list`: the user's agents, with their
+// keys in force and assurance.
+func (cl *cli) listAgents(args []string) error {
+	c := cl.command("agents list", "agents list [--limit N] [--starting-after agt_…]", false)
+	limit := c.fs.Int("limit", 0, fmt.Sprintf("page size, 1 to %d (default 10)", pb.MaxListLimit))
+	after := c.fs.String("starting-after", "", "the last agent ID of the previous page")
+	_, api, ctx, err := c.call(args)
+	if err != nil {
+		return err
+	}
+	page, err := api.ListAgents(ctx, client.ListParams{Limit: *limit, StartingAfter: *after})
+	if err != nil {
+		return err
+	}
+	return c.print(page, func(w io.Writer) {
+		if len(page.Data) == 0 {
+			fmt.Fprintln(w, "no agents")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tASSURANCE\tKEYS IN FORCE\tCREATED")
+		for _, a := range page.Data {
+			n := 0
+			for _, k := range a.Keys {
+				if k.Active {
+					n++
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%q\t%s\t%d\t%s\n", a.ID, a.Name, a.Assurance, n, stamp(a.CreatedAt))
+		}
+		tw.Flush()
 	})
 }

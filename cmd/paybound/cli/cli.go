@@ -34,6 +34,7 @@ var clientCommands = [][2]string{
 	{"users create --name NAME", "operator key"},
 	{"merchants create --name NAME [--category C]", "operator key"},
 	{"agents create --name NAME [--public-key JWK|@FILE]", "user key"},
+	{"agents list [--limit N] [--starting-after agt_…]", "user key; with keys and assurance"},
 	{"agent keygen [--out agent.key]", "an Ed25519 key for signed agent requests"},
 	{"agents keys add agt_… --public-key JWK|@FILE [--rotate-after 24h]", "user key"},
 	{"agents keys list agt_… | revoke agt_… KEYID", "user key"},
@@ -78,6 +79,7 @@ var clientCommands = [][2]string{
 	{"products create --name N --price 12.50 --currency USD --fulfillment F", "merchant key"},
 	{"products list [--merchant mch_…] | archive prod_…", "merchant key (list: any key with --merchant)"},
 	{"totp enroll | verify CODE", "user key; one-time codes for step-up"},
+	{"signin-code", "user key; a one-time code for the wallet's sign-in page"},
 	{"confirmations list [--limit N] [--starting-after cfm_…]", "user key; payments waiting for you"},
 	{"approve cfm_… --totp 123456 | deny cfm_…", "user key; a payment waiting for you"},
 	{"ledger verify", "operator key; fails unless the ledger is sound"},
@@ -146,7 +148,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "merchants":
 		err = cl.group("merchants", rest, map[string]func([]string) error{"create": cl.createMerchant})
 	case "agents":
-		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent, "keys": cl.agentKeys})
+		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent, "keys": cl.agentKeys, "list": cl.listAgents})
 	case "payments":
 		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment,
 			"trace": cl.trace, "receipt": cl.receipt})
@@ -158,6 +160,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cl.products(rest)
 	case "totp":
 		err = cl.totp(rest)
+	case "signin-code":
+		err = cl.signinCode(rest)
 	case "agent":
 		err = cl.group("agent", rest, map[string]func([]string) error{"keygen": cl.keygen})
 	case "confirmations":
