@@ -121,6 +121,28 @@ func BillingIssuedOwner(provider string) string { return "billing_issued:" + pro
 // BillingUsageOwner owns provider's used credit: every settled usage.
 func BillingUsageOwner(provider string) string { return "billing_usage:" + provider }
 
+// BillingOverdraftOwner owns customer's overdraft debt with provider:
+// usage a plan whose overage policy is "allow" let through beyond the
+// credit is debited here, so the account's negative balance is what the
+// customer owes; a recharge credits it back first.
+func BillingOverdraftOwner(provider, customer string) string {
+	return "billing_overdraft:" + provider + ":" + customer
+}
+
+// BillingOverdraftRoomOwner owns what customer may still overdraw with
+// provider: funded up to the plan's overdraft cap (less what is owed) from
+// the provider's line, never negative, and drawn (held, then posted) by
+// usage beyond the credit. Its constraint holds the cap, as the credit
+// account's holds the credit, across processes too.
+func BillingOverdraftRoomOwner(provider, customer string) string {
+	return "billing_overdraft_room:" + provider + ":" + customer
+}
+
+// BillingOverdraftLineOwner owns provider's overdraft line: minus the room
+// it extended, plus the debt its customers ran up (each overdraft draw
+// moves the debt here from BillingOverdraftOwner).
+func BillingOverdraftLineOwner(provider string) string { return "billing_overdraft_line:" + provider }
+
 // Meter is a generic meter: how a provider's events of EventType become
 // usage. The built-in LLM token meter (MeterLLMTokens) is not stored.
 type Meter struct {
@@ -185,20 +207,24 @@ type Grant struct {
 
 // Reservation is credit held for usage about to happen.
 type Reservation struct {
-	ID         string    `json:"id"`
-	Object     string    `json:"object"` // "billing_reservation"
-	ProviderID string    `json:"provider_id"`
-	CustomerID string    `json:"customer_id"`
-	Meter      string    `json:"meter"`
-	Currency   string    `json:"currency"`
-	Amount     int64     `json:"amount"`
-	HoldID     int64     `json:"-"`
-	Status     string    `json:"status"` // active, settled, released, expired
-	Settled    int64     `json:"settled"`
-	EventID    string    `json:"event_id,omitempty"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	CreatedAt  time.Time `json:"created_at"`
-	Version    int64     `json:"-"`
+	ID         string `json:"id"`
+	Object     string `json:"object"` // "billing_reservation"
+	ProviderID string `json:"provider_id"`
+	CustomerID string `json:"customer_id"`
+	Meter      string `json:"meter"`
+	Currency   string `json:"currency"`
+	Amount     int64  `json:"amount"`
+	// Overdraft is the part of Amount held on the customer's overdraft
+	// (its plan allows overage), the rest being held on its credit.
+	Overdraft       int64     `json:"overdraft,omitempty"`
+	HoldID          int64     `json:"-"`      // on the credit; 0 when none
+	OverdraftHoldID int64     `json:"-"`      // on the overdraft; 0 when none
+	Status          string    `json:"status"` // active, settled, released, expired
+	Settled         int64     `json:"settled"`
+	EventID         string    `json:"event_id,omitempty"`
+	ExpiresAt       time.Time `json:"expires_at"`
+	CreatedAt       time.Time `json:"created_at"`
+	Version         int64     `json:"-"`
 }
 
 // Accrual carries, per provider, customer and currency, the part of a
@@ -250,8 +276,9 @@ type UsageLine struct {
 	Model         string
 	Quantity      int64
 	PriceID       string
-	Charged       int64 // minor units moved in the ledger for this line
-	Uncollected   int64 // minor units the credit could not cover
+	Charged       int64 // minor units moved in the ledger from the credit for this line
+	Overdraft     int64 // minor units moved in the ledger from the overdraft
+	Uncollected   int64 // minor units neither could cover
 	ReservationID string
 	// Dims holds a generic meter's group_by values and unique value.
 	Dims      map[string]string

@@ -295,8 +295,14 @@ func TestTokenPayReservationExpiry(t *testing.T) {
 }
 
 // reserveMany sends n concurrent reservations of 1 minor unit for
-// customer, spread over apis, and counts those allowed.
+// customer, spread over apis, and counts those allowed; each refused one
+// must say insufficient_credit.
 func reserveMany(t *testing.T, apis []*api, key, customer string, n int) (allowed int) {
+	return reserveManyRefused(t, apis, key, customer, n, "insufficient_credit")
+}
+
+// reserveManyRefused is reserveMany where each refusal must give reason.
+func reserveManyRefused(t *testing.T, apis []*api, key, customer string, n int, reason string) (allowed int) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	sem := make(chan struct{}, 64)
@@ -315,7 +321,7 @@ func reserveMany(t *testing.T, apis []*api, key, customer string, n int) (allowe
 			defer mu.Unlock()
 			if r.body["allowed"] == true {
 				allowed++
-			} else if r.str("reason") != "insufficient_credit" {
+			} else if r.str("reason") != reason {
 				t.Errorf("reservation %d refused for %s", i, r.raw)
 			}
 		}()

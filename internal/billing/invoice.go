@@ -45,7 +45,11 @@ type Invoice struct {
 	// what the ledger moved from the credit account for the period's
 	// events.
 	CreditsApplied int64 `json:"credits_applied"`
-	// AmountDue is what the credit did not cover.
+	// Overdraft is what the customer's overdraft paid of it (its plan
+	// allows overage): owed, and paid back first by the next recharge.
+	Overdraft int64 `json:"overdraft"`
+	// AmountDue is what the credit did not cover: the overdraft and what
+	// nothing covered (uncollected).
 	AmountDue   int64      `json:"amount_due"`
 	CreatedAt   time.Time  `json:"created_at"`
 	FinalizedAt *time.Time `json:"finalized_at"`
@@ -68,6 +72,7 @@ type InvoiceLine struct {
 	AmountExact string `json:"amount_exact"`
 	Amount      int64  `json:"amount"`
 	Charged     int64  `json:"-"`
+	Overdraft   int64  `json:"-"`
 }
 
 // InvoiceFee is a plan's fee in an invoice, and the payment that paid it.
@@ -183,14 +188,16 @@ func (s *Service) ComputeInvoice(ctx context.Context, provider, customer, curren
 		if agg := s.aggregation(ctx, provider, l.Meter); agg == "sum" || agg == "count" {
 			exact[k].Add(exact[k], ExactCost(l.Quantity, p.UnitPriceNanos))
 		}
-		il.Amount += l.Charged + l.Uncollected
+		il.Amount += l.Charged + l.Overdraft + l.Uncollected
 		il.Charged += l.Charged
+		il.Overdraft += l.Overdraft
 	}
 	for k, il := range byKey {
 		il.AmountExact = FormatFemtos(exact[k])
 		inv.Lines = append(inv.Lines, *il)
 		inv.Usage += il.Amount
 		inv.CreditsApplied += il.Charged
+		inv.Overdraft += il.Overdraft
 	}
 	slices.SortFunc(inv.Lines, func(a, b InvoiceLine) int {
 		return cmp.Or(cmp.Compare(a.Meter, b.Meter), cmp.Compare(a.Model, b.Model), cmp.Compare(a.TokenType, b.TokenType), cmp.Compare(a.Version, b.Version), cmp.Compare(a.PriceID, b.PriceID))
@@ -287,7 +294,7 @@ func (inv *Invoice) CSV() []byte {
 	for _, t := range []struct {
 		name string
 		v    int64
-	}{{"usage", inv.Usage}, {"credits_applied", -inv.CreditsApplied}, {"amount_due", inv.AmountDue}, {"recurring_fee_paid", inv.RecurringFee}} {
+	}{{"usage", inv.Usage}, {"credits_applied", -inv.CreditsApplied}, {"overdraft", inv.Overdraft}, {"amount_due", inv.AmountDue}, {"recurring_fee_paid", inv.RecurringFee}} {
 		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, t.name, "", "", "", "", "", "", "", i(t.v, 10)})
 	}
 	w.Flush()

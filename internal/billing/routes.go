@@ -315,6 +315,9 @@ func (s *Service) createPlan(q *rest.Request) (int, any, error) {
 		IncludedCredit int64  `json:"included_credit"`
 		RolloverMax    int64  `json:"rollover_max"`
 		RolloverDays   int    `json:"rollover_days"`
+		Overage        string `json:"overage"`
+		OverdraftCap   int64  `json:"overdraft_cap"`
+		UsageCap       int64  `json:"usage_cap"`
 	}
 	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
@@ -324,7 +327,8 @@ func (s *Service) createPlan(q *rest.Request) (int, any, error) {
 	}
 	return q.Run(201, func() service.Result {
 		return s.CreatePlan(q.Ctx, q.Caller, q.Idem, PlanParams{Name: in.Name, Currency: in.Currency, RecurringFee: in.RecurringFee,
-			IncludedCredit: in.IncludedCredit, RolloverMax: in.RolloverMax, RolloverDays: in.RolloverDays})
+			IncludedCredit: in.IncludedCredit, RolloverMax: in.RolloverMax, RolloverDays: in.RolloverDays,
+			Overage: in.Overage, OverdraftCap: in.OverdraftCap, UsageCap: in.UsageCap})
 	})
 }
 

@@ -27,7 +27,7 @@ const BillingObjectUpdate = `WITH u AS (UPDATE billing_objects SET data = $2, ve
 // BillingUsage is the usage events' lines, only ever inserted: a line
 // stored twice is a unique-key violation (the event's deduplication).
 var BillingUsage = NewTable("billing_usage", "provider_id, event_id, line, customer_id, meter, time_ms, model, quantity, "+
-	"price_id, charged, uncollected, reservation_id, dims, created_at", "")
+	"price_id, charged, uncollected, reservation_id, dims, created_at, overdraft", "")
 
 // BillingObjectRow encodes an object as BillingObjects' columns.
 func BillingObjectRow(d []any, x *pb.BillingObject) ([]any, error) {
@@ -45,7 +45,7 @@ func UsageLineRow(d []any, x *pb.UsageLine) ([]any, error) {
 		dims = string(b)
 	}
 	return append(d, x.ProviderID, x.EventID, x.Line, x.CustomerID, x.Meter, x.Time.UnixMilli(), x.Model, x.Quantity,
-		x.PriceID, x.Charged, x.Uncollected, x.ReservationID, dims, x.CreatedAt.Unix()), nil
+		x.PriceID, x.Charged, x.Uncollected, x.ReservationID, dims, x.CreatedAt.Unix(), x.Overdraft), nil
 }
 
 const billingObjectCols = `id, kind, provider_id, customer_id, version, data, due_at, created_at`
@@ -138,7 +138,7 @@ func (r Reads) UsageLines(ctx context.Context, f pb.UsageFilter) ([]pb.UsageLine
 		var ms, created int64
 		var dims string
 		if err := s.Scan(&u.ProviderID, &u.EventID, &u.Line, &u.CustomerID, &u.Meter, &ms, &u.Model, &u.Quantity,
-			&u.PriceID, &u.Charged, &u.Uncollected, &u.ReservationID, &dims, &created); err != nil {
+			&u.PriceID, &u.Charged, &u.Uncollected, &u.ReservationID, &dims, &created, &u.Overdraft); err != nil {
 			return err
 		}
 		if dims != "{}" {

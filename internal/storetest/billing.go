@@ -75,7 +75,7 @@ func testBilling(t *testing.T, s pb.Store) {
 	}
 
 	l1 := pb.UsageLine{ProviderID: "mch_a", EventID: "ev-1", Line: "input", CustomerID: "usr_1", Meter: "llm_tokens",
-		Time: t0.Truncate(time.Millisecond).UTC(), Model: "gpt-x", Quantity: 1200, PriceID: "price_1", Charged: 3, Uncollected: 1,
+		Time: t0.Truncate(time.Millisecond).UTC(), Model: "gpt-x", Quantity: 1200, PriceID: "price_1", Charged: 3, Overdraft: 2, Uncollected: 1,
 		ReservationID: "rsv_1", CreatedAt: sec(t0)}
 	l2 := l1
 	l2.Line, l2.Quantity = "output", 300
