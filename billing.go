@@ -2,6 +2,8 @@ package paybound
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -68,6 +70,8 @@ const (
 	// DefaultReservationTTL is a reservation's lifetime when the request
 	// names none.
 	DefaultReservationTTL = 5 * time.Minute
+	// MaxPriceTiers bounds a graduated price's tiers.
+	MaxPriceTiers = 16
 	// MaxGroupBy bounds a meter's group_by and a usage query's group_by.
 	MaxGroupBy = 8
 	// MaxUsageEvents bounds how many stored event lines one usage query
@@ -164,18 +168,32 @@ type Meter struct {
 // units, with at most 9 fractional digits; UnitPriceNanos is the same in
 // 10^-9 major units, which every computation uses.
 type Price struct {
-	ID             string    `json:"id"`
-	Object         string    `json:"object"` // "billing_price"
-	ProviderID     string    `json:"provider_id"`
-	Meter          string    `json:"meter"`
-	Model          string    `json:"model"`
-	TokenType      string    `json:"token_type"`
-	Currency       string    `json:"currency"`
-	UnitPrice      string    `json:"unit_price"`
-	UnitPriceNanos int64     `json:"unit_price_nanos"`
-	Version        int64     `json:"version"`
-	EffectiveFrom  time.Time `json:"effective_from"`
-	CreatedAt      time.Time `json:"created_at"`
+	ID             string `json:"id"`
+	Object         string `json:"object"` // "billing_price"
+	ProviderID     string `json:"provider_id"`
+	Meter          string `json:"meter"`
+	Model          string `json:"model"`
+	TokenType      string `json:"token_type"`
+	Currency       string `json:"currency"`
+	UnitPrice      string `json:"unit_price"`
+	UnitPriceNanos int64  `json:"unit_price_nanos"`
+	// Tiers, when set, make the price graduated: each customer's units
+	// of this price version in a calendar month (UTC, by the event's time)
+	// are priced by the tier they fall in, counted in the order events are
+	// acknowledged. UnitPrice is then the first tier's.
+	Tiers         []PriceTier `json:"tiers,omitempty"`
+	Version       int64       `json:"version"`
+	EffectiveFrom time.Time   `json:"effective_from"`
+	CreatedAt     time.Time   `json:"created_at"`
+}
+
+// PriceTier is one tier of a graduated price: the units of a month from
+// the tier before's UpTo (0 for the first) up to UpTo (nil for the last,
+// which has no end) cost UnitPrice per 1M units.
+type PriceTier struct {
+	UpTo           *int64 `json:"up_to"`
+	UnitPrice      string `json:"unit_price"`
+	UnitPriceNanos int64  `json:"unit_price_nanos"`
 }
 
 // Grant is credit a provider gave a customer. Amount never changes;
@@ -267,9 +285,12 @@ type BillingObject struct {
 // one token type (the LLM meter) or its value (a generic meter), with the
 // price it was charged at and what the ledger was charged for it.
 type UsageLine struct {
-	ProviderID    string
-	EventID       string
-	Line          string // the token type; "" for a generic meter
+	ProviderID string
+	EventID    string
+	// Line is the token type ("" for a generic meter), and for a
+	// graduated price's tier past the first, "#" and its number (the
+	// units of one event in each tier are a line of their own).
+	Line          string
 	CustomerID    string
 	Meter         string
 	Time          time.Time // the event's own time, to the millisecond
@@ -283,6 +304,36 @@ type UsageLine struct {
 	// Dims holds a generic meter's group_by values and unique value.
 	Dims      map[string]string
 	CreatedAt time.Time
+}
+
+// TokenType is l's token type ("" for a generic meter): its Line without
+// the tier ("output#2" is output tokens in a price's second tier).
+func (l *UsageLine) TokenType() string {
+	tt, _, _ := strings.Cut(l.Line, "#")
+	return tt
+}
+
+// Tier is the 1-based tier of a graduated price l was charged in (1 for
+// an ungraduated price).
+func (l *UsageLine) Tier() int {
+	_, n, ok := strings.Cut(l.Line, "#")
+	if !ok {
+		return 1
+	}
+	t, err := strconv.Atoi(n)
+	if err != nil || t < 1 {
+		return 1
+	}
+	return t
+}
+
+// UsageLineKey is the Line of tokenType's units in tier (1-based) of a
+// graduated price.
+func UsageLineKey(tokenType string, tier int) string {
+	if tier <= 1 {
+		return tokenType
+	}
+	return tokenType + "#" + strconv.Itoa(tier)
 }
 
 // UsageFilter selects a customer's usage lines: [From, To) by event time.

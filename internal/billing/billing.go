@@ -334,11 +334,13 @@ func (s *Service) meter(tx *ledger.Tx, provider, id string) (*pb.Meter, error) {
 
 // PriceParams is a new price, or a new version of one.
 type PriceParams struct {
-	Meter         string
-	Model         string
-	TokenType     string
-	Currency      string
-	UnitPrice     string
+	Meter     string
+	Model     string
+	TokenType string
+	Currency  string
+	UnitPrice string
+	// Tiers, instead of UnitPrice, make the price graduated (pb.Price).
+	Tiers         []TierParams
 	EffectiveFrom time.Time // zero: now
 }
 
@@ -368,8 +370,21 @@ func (s *Service) CreatePrice(ctx context.Context, caller pb.Principal, idem *se
 	if err := pb.ValidateCurrency(in.Currency, "currency"); err != nil {
 		return service.Result{Err: err}
 	}
-	nanos, err := ParseUnitPrice(in.UnitPrice)
-	if err != nil {
+	var tiers []pb.PriceTier
+	var nanos int64
+	var err error
+	if in.Tiers != nil {
+		if in.UnitPrice != "" {
+			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "unit_price", "a graduated price gives each tier's unit_price in tiers, and no unit_price of its own")}
+		}
+		if len(in.Tiers) == 0 {
+			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "tiers", "tiers, when given, holds from 1 to %d tiers", pb.MaxPriceTiers)}
+		}
+		if tiers, err = parseTiers(in.Tiers); err != nil {
+			return service.Result{Err: err}
+		}
+		nanos = tiers[0].UnitPriceNanos
+	} else if nanos, err = ParseUnitPrice(in.UnitPrice); err != nil {
 		return service.Result{Err: err}
 	}
 	// Whatever became of it, what was known of the prices is dropped.
@@ -398,7 +413,7 @@ func (s *Service) CreatePrice(ctx context.Context, caller pb.Principal, idem *se
 		}
 		p := pb.Price{ID: pb.NewID(pb.PrefixPrice, tx.Now()), Object: "billing_price", ProviderID: caller.ID, Meter: in.Meter,
 			Model: in.Model, TokenType: in.TokenType, Currency: in.Currency, UnitPrice: FormatNanos(nanos), UnitPriceNanos: nanos,
-			Version: version, EffectiveFrom: from, CreatedAt: tx.Now().Truncate(time.Second)}
+			Tiers: tiers, Version: version, EffectiveFrom: from, CreatedAt: tx.Now().Truncate(time.Second)}
 		return &p, put(tx, kindPrice, p.ID, caller.ID, "", 1, p.CreatedAt, nil, p)
 	})
 }
@@ -839,7 +854,7 @@ func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in Reserv
 			return nil, err
 		}
 		exp, _ := pb.CurrencyExponent(p.Currency)
-		amount, currency = HoldAmount(in.Estimate, p.UnitPriceNanos, exp), p.Currency
+		amount, currency = HoldAmount(in.Estimate, maxNanos(p), exp), p.Currency
 		if amount > pb.MaxAmount {
 			return nil, pb.Errorf(pb.ErrAmountTooLarge, "estimate", "the estimate is worth more than %d minor units", pb.MaxAmount)
 		}

@@ -229,7 +229,9 @@ type ingestCache struct {
 	// seen are the provider's event IDs stored, or taken by this batch.
 	seen     map[string]bool
 	accruals map[string]*accrualState
-	grants   map[string]*grantSet
+	// counts are the graduated prices' monthly counters read or started.
+	counts map[string]*countState
+	grants map[string]*grantSet
 	// terms are the customers' terms read (nil: none), written at the end
 	// when dirty.
 	terms  map[string]*termsState
@@ -280,6 +282,7 @@ type debit struct {
 // operation, with pr) or written by this batch's earlier operations.
 func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, ids []string) (*ingestCache, error) {
 	c := &ingestCache{pre: pr, meters: map[string]*pb.Meter{}, accruals: map[string]*accrualState{}, grants: map[string]*grantSet{}, debits: map[string]*debit{},
+		counts: map[string]*countState{},
 		terms:  map[string]*termsState{},
 		before: map[*pb.Account]balanceBefore{}}
 	var seen map[string]bool
@@ -452,6 +455,15 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 			if err := put(tx, kindAccrual, a.acc.ID, a.acc.ProviderID, a.acc.CustomerID, a.acc.Version, tx.Now().Truncate(time.Second), nil, a.acc); err != nil {
 				return err
 			}
+		case c.counts[k] != nil:
+			n := c.counts[k]
+			if !n.dirty {
+				continue
+			}
+			n.n.Version++
+			if err := put(tx, kindTierCount, n.n.ID, n.n.ProviderID, n.n.CustomerID, n.n.Version, tx.Now().Truncate(time.Second), nil, n.n); err != nil {
+				return err
+			}
 		case c.terms[k] != nil:
 			ts := c.terms[k]
 			if ts.dirty {
@@ -494,6 +506,9 @@ type line struct {
 	pb.UsageLine
 	nanos    int64
 	currency string
+	// graduated is the line's price when it has tiers (the line is split
+	// by tier before it is charged).
+	graduated *pb.Price
 }
 
 // ingest records and charges event e in tx, filling r.
@@ -523,6 +538,9 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 	}
 	lines, err := s.price(c.prices, provider, m, e)
 	if err != nil {
+		return err
+	}
+	if lines, err = s.graduate(tx, c, provider, e, lines); err != nil {
 		return err
 	}
 	var rsv *pb.Reservation
@@ -581,7 +599,11 @@ func (s *Service) price(ps []pb.Price, provider string, m *pb.Meter, e *Event) (
 			return pb.Errorf(pb.ErrNoPrice, "", "no price applies to %s at %s: create one (POST /v1/billing/prices)", what, e.Timestamp.Format(time.RFC3339))
 		}
 		l.PriceID = p.ID
-		out = append(out, &line{UsageLine: l, nanos: p.UnitPriceNanos, currency: p.Currency})
+		var g *pb.Price
+		if len(p.Tiers) > 0 {
+			g = p
+		}
+		out = append(out, &line{UsageLine: l, nanos: p.UnitPriceNanos, currency: p.Currency, graduated: g})
 		return nil
 	}
 	if m == nil {
@@ -632,7 +654,7 @@ func (s *Service) price(ps []pb.Price, provider string, m *pb.Meter, e *Event) (
 	if m.Aggregation != "sum" && m.Aggregation != "count" {
 		// max, unique_count and latest are not sums of events: they are
 		// recorded and reported, and charged by none.
-		out[0].nanos = 0
+		out[0].nanos, out[0].graduated = 0, nil
 	}
 	return out, nil
 }

@@ -55,18 +55,22 @@ type Invoice struct {
 	FinalizedAt *time.Time `json:"finalized_at"`
 }
 
-// InvoiceLine is one price version's usage for one model and token type.
+// InvoiceLine is one price version's usage for one model and token type
+// (and, for a graduated price, one tier).
 // AmountExact is its exact cost (a decimal of the major unit); Amount is
 // the minor units it was charged (see docs/tokenpay.md: the fractions of
 // a customer's running total are carried, so a line's Amount may differ
 // from its exact cost rounded by less than a minor unit, and the lines sum
 // to the ledger's movements).
 type InvoiceLine struct {
-	Meter       string `json:"meter"`
-	Model       string `json:"model,omitempty"`
-	TokenType   string `json:"token_type,omitempty"`
-	PriceID     string `json:"price_id"`
-	Version     int64  `json:"price_version"`
+	Meter     string `json:"meter"`
+	Model     string `json:"model,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	PriceID   string `json:"price_id"`
+	Version   int64  `json:"price_version"`
+	// Tier is the 1-based tier of a graduated price (0: not graduated);
+	// UnitPrice is then the tier's.
+	Tier        int    `json:"tier,omitempty"`
 	UnitPrice   string `json:"unit_price"` // per 1M units
 	Quantity    int64  `json:"quantity"`
 	AmountExact string `json:"amount_exact"`
@@ -170,7 +174,10 @@ func (s *Service) ComputeInvoice(ctx context.Context, provider, customer, curren
 	}
 	inv := &Invoice{Object: "billing_invoice", ProviderID: provider, CustomerID: customer, Currency: currency,
 		PeriodStart: start, PeriodEnd: end, Status: "draft", Lines: []InvoiceLine{}}
-	type key struct{ price, model, tokenType string }
+	type key struct {
+		price, model, tokenType string
+		tier                    int
+	}
 	byKey := map[key]*InvoiceLine{}
 	exact := map[key]*big.Int{}
 	for _, l := range lines {
@@ -178,15 +185,22 @@ func (s *Service) ComputeInvoice(ctx context.Context, provider, customer, curren
 		if p == nil || p.Currency != currency {
 			continue
 		}
-		k := key{l.PriceID, l.Model, l.Line}
+		k := key{l.PriceID, l.Model, l.TokenType(), l.Tier()}
 		il := byKey[k]
+		unit, nanos := p.UnitPrice, lineNanos(p, &l)
+		if len(p.Tiers) > 0 {
+			unit = FormatNanos(nanos)
+		}
 		if il == nil {
-			il = &InvoiceLine{Meter: l.Meter, Model: l.Model, TokenType: l.Line, PriceID: p.ID, Version: p.Version, UnitPrice: p.UnitPrice}
+			il = &InvoiceLine{Meter: l.Meter, Model: l.Model, TokenType: k.tokenType, PriceID: p.ID, Version: p.Version, UnitPrice: unit}
+			if len(p.Tiers) > 0 {
+				il.Tier = k.tier
+			}
 			byKey[k], exact[k] = il, new(big.Int)
 		}
 		il.Quantity += l.Quantity
 		if agg := s.aggregation(ctx, provider, l.Meter); agg == "sum" || agg == "count" {
-			exact[k].Add(exact[k], ExactCost(l.Quantity, p.UnitPriceNanos))
+			exact[k].Add(exact[k], ExactCost(l.Quantity, nanos))
 		}
 		il.Amount += l.Charged + l.Overdraft + l.Uncollected
 		il.Charged += l.Charged
@@ -200,7 +214,7 @@ func (s *Service) ComputeInvoice(ctx context.Context, provider, customer, curren
 		inv.Overdraft += il.Overdraft
 	}
 	slices.SortFunc(inv.Lines, func(a, b InvoiceLine) int {
-		return cmp.Or(cmp.Compare(a.Meter, b.Meter), cmp.Compare(a.Model, b.Model), cmp.Compare(a.TokenType, b.TokenType), cmp.Compare(a.Version, b.Version), cmp.Compare(a.PriceID, b.PriceID))
+		return cmp.Or(cmp.Compare(a.Meter, b.Meter), cmp.Compare(a.Model, b.Model), cmp.Compare(a.TokenType, b.TokenType), cmp.Compare(a.Version, b.Version), cmp.Compare(a.PriceID, b.PriceID), cmp.Compare(a.Tier, b.Tier))
 	})
 	subs, _, err := listCurrent[Subscription](s, nil, provider, customer, kindSubscription, pb.MaxProviderPrices)
 	if err != nil {

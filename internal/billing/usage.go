@@ -102,7 +102,7 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 		p := prices[l.PriceID]
 		cur, nanos := "", int64(0)
 		if p != nil {
-			cur, nanos = p.Currency, p.UnitPriceNanos
+			cur, nanos = p.Currency, lineNanos(p, &l)
 		}
 		keys := map[string]string{}
 		for _, g := range q.GroupBy {
@@ -110,7 +110,7 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 			case "model":
 				keys[g] = l.Model
 			case "token_type":
-				keys[g] = l.Line
+				keys[g] = l.TokenType()
 			case "price":
 				keys[g] = l.PriceID
 			default:
