@@ -63,7 +63,8 @@ const (
 	MaxUnitPriceNanos = 1_000_000_000_000_000
 	// EventDedupWindow is how long a usage event's ID is remembered at
 	// least: a duplicate within it is counted as one and never charged.
-	// (This version keeps every event, so the window is unbounded.)
+	// The pruner forgets an ID a day after the window; an event that old
+	// is refused as too late anyway.
 	EventDedupWindow = 35 * 24 * time.Hour
 	// MaxReservationTTL bounds a reservation's expires_in.
 	MaxReservationTTL = time.Hour

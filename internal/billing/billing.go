@@ -58,6 +58,9 @@ type Config struct {
 	// SweepInterval is how often expired reservations and grants are
 	// released (default 1 s).
 	SweepInterval time.Duration
+	// PruneInterval is how often the event IDs past the deduplication
+	// window are forgotten (default 1 minute; PruneEventIDs).
+	PruneInterval time.Duration
 	Clock         pb.Clock
 	Logger        *slog.Logger
 }
@@ -87,6 +90,9 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
 	}
+	if cfg.PruneInterval <= 0 {
+		cfg.PruneInterval = time.Minute
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}
 	}
@@ -99,13 +105,57 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Start runs the sweep (expired reservations and grants) until Close.
+// Start runs the sweep (expired reservations and grants) and the pruner
+// (event IDs past the deduplication window) until Close.
 func (s *Service) Start() {
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go service.Every(s.stop, &s.wg, s.cfg.Logger, s.cfg.SweepInterval, "billing sweep", func(ctx context.Context) error {
 		_, err := s.Sweep(ctx)
 		return err
 	})
+	go service.Every(s.stop, &s.wg, s.cfg.Logger, s.cfg.PruneInterval, "billing event ID pruner", func(ctx context.Context) error {
+		_, err := s.PruneEventIDs(ctx)
+		return err
+	})
+}
+
+// dedupMargin is how much longer than pb.EventDedupWindow an event ID is
+// remembered: more than the future skew an event's timestamp may have, so
+// that an event whose ID was forgotten is always refused as too late when
+// it comes again with its timestamp.
+const dedupMargin = 24 * time.Hour
+
+// Pruning's bounds: a batch of IDs forgotten by one statement, and the
+// batches one run makes (the next run goes on).
+const (
+	pruneBatch   = 1000
+	pruneBatches = 100
+)
+
+// PruneEventIDs forgets the usage event IDs seen more than
+// pb.EventDedupWindow plus a margin ago, in batches of at most pruneBatch
+// (each a short statement of its own, so the writers are never held up
+// for long), at most pruneBatches of them, and returns how many it forgot.
+//
+// Forgetting is safe: an event is accepted only within the late window
+// (at most pb.EventDedupWindow) of its timestamp, and seen no earlier than
+// its timestamp less maxFutureSkew, so when its ID is forgotten, the same
+// event sent again is refused as too late (billing_event_too_late) and is
+// never charged twice. An event sent again without its timestamp (it
+// defaults to its arrival) is then a new event: IDs are deduplicated for
+// at least the window, not forever. The lines stay, for usage and
+// invoices.
+func (s *Service) PruneEventIDs(ctx context.Context) (int, error) {
+	cutoff := s.cfg.Clock.Now().Add(-pb.EventDedupWindow - dedupMargin)
+	total := 0
+	for range pruneBatches {
+		n, err := s.st.DeleteUsageEventIDs(ctx, cutoff, pruneBatch)
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // Close stops the sweep.
@@ -138,6 +188,7 @@ const (
 
 func objects(b *pb.Batch) *[]pb.BillingObject { return &b.BillingObjects }
 func usageLines(b *pb.Batch) *[]pb.UsageLine  { return &b.UsageLines }
+func eventIDs(b *pb.Batch) *[]pb.UsageEventID { return &b.UsageEventIDs }
 
 // put writes v as object id of kind in tx's batch, at version.
 func put(tx *ledger.Tx, kind, id, provider, customer string, version int64, created time.Time, due *time.Time, v any) error {

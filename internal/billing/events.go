@@ -294,9 +294,9 @@ func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, id
 			return nil, err
 		}
 	}
-	for _, l := range slices.Concat(ledger.InFlight(tx, usageLines), ledger.Added(tx, usageLines)) {
-		if l.ProviderID == provider {
-			seen[l.EventID] = true
+	for _, id := range slices.Concat(ledger.InFlight(tx, eventIDs), ledger.Added(tx, eventIDs)) {
+		if id.ProviderID == provider {
+			seen[id.EventID] = true
 		}
 	}
 	c.seen = seen
@@ -571,6 +571,7 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		}
 	}
 	r.Status = EventAccepted
+	ledger.Add(tx, eventIDs, pb.UsageEventID{ProviderID: provider, EventID: e.ID, SeenAt: tx.Now().UTC().Truncate(time.Millisecond)})
 	c.seen[e.ID] = true
 	c.undo = append(c.undo, func() { delete(c.seen, e.ID) })
 	for _, l := range lines {
@@ -578,6 +579,7 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		r.Overdraft += l.Overdraft
 		r.Uncollected += l.Uncollected
 		r.Currency = l.currency
+		l.CreatedAt = tx.Now().Truncate(time.Second) // the arrival: part of the line's key
 		ledger.Add(tx, usageLines, l.UsageLine)
 	}
 	return nil

@@ -14,8 +14,8 @@ var billingObjectInsert = sqlstore.BillingObjects.WithUpsert("").Insert()
 // (version 1) inserted, whose ID another process can't also take; a change
 // applied only from the version the writer read, so that the batch fails
 // with ErrStoreConflict when another process changed the object (a grant
-// drawn down, a reservation settled) meanwhile; and the usage lines, whose
-// key refuses an event ID another process stored first.
+// drawn down, a reservation settled) meanwhile; the event IDs, whose key
+// refuses one another process stored first; and the usage lines.
 func queueBilling(q *pgx.Batch, b *pb.Batch) error {
 	for i := range b.BillingObjects {
 		o := &b.BillingObjects[i]
@@ -28,6 +28,9 @@ func queueBilling(q *pgx.Batch, b *pb.Batch) error {
 			continue
 		}
 		q.Queue(sqlstore.BillingObjectUpdate, o.ID, args[5], o.Version, args[6])
+	}
+	if err := queueRows(q, sqlstore.BillingEventIDs, b.UsageEventIDs, sqlstore.UsageEventIDRow); err != nil {
+		return err
 	}
 	return queueRows(q, sqlstore.BillingUsage, b.UsageLines, sqlstore.UsageLineRow)
 }

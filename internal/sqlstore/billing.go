@@ -24,10 +24,30 @@ var BillingObjects = NewTable("billing_objects", "id, kind, provider_id, custome
 const BillingObjectUpdate = `WITH u AS (UPDATE billing_objects SET data = $2, version = $3, due_at = $4 WHERE id = $1 AND version = $3 - 1 RETURNING 1)
 	SELECT 1 / (SELECT COUNT(*) FROM u)`
 
-// BillingUsage is the usage events' lines, only ever inserted: a line
-// stored twice is a unique-key violation (the event's deduplication).
+// BillingUsage is the usage events' lines, only ever inserted. The
+// deduplication is BillingEventIDs'.
 var BillingUsage = NewTable("billing_usage", "provider_id, event_id, line, customer_id, meter, time_ms, model, quantity, "+
 	"price_id, charged, uncollected, reservation_id, dims, created_at, overdraft", "")
+
+// BillingEventIDs is the usage event IDs remembered for the
+// deduplication, only ever inserted (and forgotten after the window): an
+// ID stored twice is a unique-key violation.
+var BillingEventIDs = NewTable("billing_event_ids", "provider_id, event_id, seen_ms", "")
+
+// UsageEventIDRow encodes a remembered event ID as BillingEventIDs'
+// columns.
+func UsageEventIDRow(d []any, x *pb.UsageEventID) ([]any, error) {
+	return append(d, x.ProviderID, x.EventID, x.SeenAt.UnixMilli()), nil
+}
+
+func (r Reads) DeleteUsageEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	n, err := r.DB.Exec(ctx, `DELETE FROM billing_event_ids WHERE (provider_id, event_id) IN
+		(SELECT provider_id, event_id FROM billing_event_ids WHERE seen_ms < $1 ORDER BY seen_ms LIMIT $2)`, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't forget usage event IDs: %w", err)
+	}
+	return int(n), nil
+}
 
 // BillingObjectRow encodes an object as BillingObjects' columns.
 func BillingObjectRow(d []any, x *pb.BillingObject) ([]any, error) {
@@ -100,7 +120,7 @@ func (r Reads) UsageEventsSeen(ctx context.Context, provider string, ids []strin
 		// One event (a settlement): a point read, whose statement the
 		// store keeps prepared, where a list is parsed each time.
 		var one int
-		err := r.DB.QueryRow(ctx, `SELECT 1 FROM billing_usage WHERE provider_id = $1 AND event_id = $2 LIMIT 1`, provider, ids[0]).Scan(&one)
+		err := r.DB.QueryRow(ctx, `SELECT 1 FROM billing_event_ids WHERE provider_id = $1 AND event_id = $2`, provider, ids[0]).Scan(&one)
 		switch {
 		case err == nil:
 			out[ids[0]] = true
@@ -124,7 +144,7 @@ func (r Reads) UsageEventsSeen(ctx context.Context, provider string, ids []strin
 		err := s.Scan(&id)
 		out[id] = true
 		return err
-	}, `SELECT DISTINCT event_id FROM billing_usage WHERE provider_id = $1 AND event_id IN (`+in.String()+`)`, args...)
+	}, `SELECT event_id FROM billing_event_ids WHERE provider_id = $1 AND event_id IN (`+in.String()+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't look usage events up: %w", err)
 	}
