@@ -22,8 +22,9 @@ type BillingStore interface {
 	// DeleteUsageEventIDs forgets up to limit usage event IDs seen before
 	// cutoff, and returns how many it forgot. Usage lines stay.
 	DeleteUsageEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error)
-	// UsageLines returns the lines f selects, oldest first, at most
-	// f.Limit+1.
+	// UsageLines returns the lines f selects, oldest first (an event's by
+	// Line), at least f.Limit+1 when there are more than f.Limit (a store
+	// may read an event's lines together).
 	UsageLines(ctx context.Context, f UsageFilter) ([]UsageLine, error)
 }
 
@@ -34,8 +35,9 @@ type BillingStore interface {
 // changed it meanwhile). UsageEventIDs are inserted, keyed by provider and
 // event ID: an ID remembered already (another process took it) refuses
 // the batch with ErrStoreConflict too, so the event is decided again as a
-// duplicate. UsageLines are inserted, keyed by provider, event ID, line
-// and arrival second (an ID may come back once it was forgotten).
+// duplicate. UsageLines are inserted; a store may write an event's
+// consecutive lines as one row, keyed by provider, customer, event time,
+// event ID and arrival second (an ID may come back once it was forgotten).
 type BillingPart struct {
 	BillingObjects []BillingObject
 	UsageEventIDs  []UsageEventID
