@@ -346,9 +346,10 @@ func TestTokenPayConcurrentReservations(t *testing.T) {
 	w.verify()
 }
 
-// TestTokenPayConcurrentReservationsTwoProcesses: the same against two
-// servers sharing one PostgreSQL database.
-func TestTokenPayConcurrentReservationsTwoProcesses(t *testing.T) {
+// twoProcesses starts two servers sharing one PostgreSQL database and
+// returns a world on the first, with a user and a merchant (their keys),
+// and the APIs of both.
+func twoProcesses(t *testing.T) (*world, []*api) {
 	db := storetest.PostgresURL(t)
 	dir1, dir2 := t.TempDir(), t.TempDir()
 	m1 := startMain(t, dir1, func(m *Main) { m.Config.DB = db })
@@ -365,15 +366,25 @@ func TestTokenPayConcurrentReservationsTwoProcesses(t *testing.T) {
 	a1, a2 := &api{t: t, base: m1.URL()}, &api{t: t, base: m2.URL()}
 	w := &world{api: a1, m: m1, op: m1.OperatorKey}
 	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Ada"}))
+	w.user, w.userKey = u.str("id"), u.str("api_key")
 	mc := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Models"}))
-	w.merchKey = mc.str("api_key")
-	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": u.str("id"), "amount": 100, "currency": "USD"}))
-	if n := reserveMany(t, []*api{a1, a2}, w.merchKey, u.str("id"), 1000); n != 100 {
+	w.merch, w.merchKey = mc.str("id"), mc.str("api_key")
+	return w, []*api{a1, a2}
+}
+
+// TestTokenPayConcurrentReservationsTwoProcesses: the same against two
+// servers sharing one PostgreSQL database.
+func TestTokenPayConcurrentReservationsTwoProcesses(t *testing.T) {
+	w, apis := twoProcesses(t)
+	a1, a2 := apis[0], apis[1]
+	u := w.user
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": u, "amount": 100, "currency": "USD"}))
+	if n := reserveMany(t, []*api{a1, a2}, w.merchKey, u, 1000); n != 100 {
 		t.Fatalf("%d reservations allowed across two processes, want 100", n)
 	}
 	for _, a := range []*api{a1, a2} {
 		w.api = a
-		if av, r, g := w.creditOf(w.merchKey, "", u.str("id"), "USD"); av != 0 || r != 100 || g != 100 {
+		if av, r, g := w.creditOf(w.merchKey, "", u, "USD"); av != 0 || r != 100 || g != 100 {
 			t.Fatalf("credit after the run (%s): available %d, reserved %d, granted %d", a.base, av, r, g)
 		}
 	}

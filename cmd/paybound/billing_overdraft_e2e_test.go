@@ -1,12 +1,8 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/paybound/paybound/internal/storetest"
 )
 
 // overdraftOf reads what customer owes on its overdraft in cur, and what
@@ -206,30 +202,12 @@ func TestTokenPayConcurrentOverdraft(t *testing.T) {
 // TestTokenPayConcurrentOverdraftTwoProcesses: the same against two
 // servers sharing one PostgreSQL database.
 func TestTokenPayConcurrentOverdraftTwoProcesses(t *testing.T) {
-	db := storetest.PostgresURL(t)
-	dir1, dir2 := t.TempDir(), t.TempDir()
-	m1 := startMain(t, dir1, func(m *Main) { m.Config.DB = db })
-	for _, f := range []string{"operator.key", "log.key"} {
-		b, err := os.ReadFile(filepath.Join(dir1, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir2, f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m2 := startMain(t, dir2, func(m *Main) { m.Config.DB = db })
-	a1, a2 := &api{t: t, base: m1.URL()}, &api{t: t, base: m2.URL()}
-	w := &world{api: a1, m: m1, op: m1.OperatorKey}
-	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Ada"}))
-	w.user, w.userKey = u.str("id"), u.str("api_key")
-	mc := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Models"}))
-	w.merch, w.merchKey = mc.str("id"), mc.str("api_key")
+	w, apis := twoProcesses(t)
 	w.subscribeFree(map[string]any{"name": "Flex", "currency": "USD", "included_credit": 100, "overage": "allow", "overdraft_cap": 50})
-	if n := reserveManyRefused(t, []*api{a1, a2}, w.merchKey, w.user, 1000, "overdraft_cap"); n != 150 {
+	if n := reserveManyRefused(t, apis, w.merchKey, w.user, 1000, "overdraft_cap"); n != 150 {
 		t.Fatalf("%d reservations allowed across two processes, want 150", n)
 	}
-	for _, a := range []*api{a1, a2} {
+	for _, a := range apis {
 		w.api = a
 		if av, r, g := w.creditOf(w.merchKey, "", w.user, "USD"); av != 0 || r != 100 || g != 100 {
 			t.Fatalf("credit after the run (%s): available %d, reserved %d, granted %d", a.base, av, r, g)

@@ -121,23 +121,11 @@ func (s *Service) providerKnown(ctx context.Context, provider string) (*provider
 	if pk.prices, _, err = listCurrent[pb.Price](s, nil, provider, "", kindPrice, pb.MaxProviderPrices); err != nil {
 		return nil, err
 	}
-	autos, err := s.st.BillingObjects(ctx, provider, "", kindAutoRecharge, maxPrereadAutoRecharges)
-	if err != nil {
+	if pk.autos, pk.autoAll, err = s.objectIDs(ctx, provider, kindAutoRecharge); err != nil {
 		return nil, err
 	}
-	pk.autoAll = len(autos) > maxPrereadAutoRecharges
-	pk.autos = make(map[string]bool, len(autos))
-	for _, o := range autos {
-		pk.autos[o.ID] = true
-	}
-	terms, err := s.st.BillingObjects(ctx, provider, "", kindTerms, maxPrereadAutoRecharges)
-	if err != nil {
+	if pk.terms, pk.termsAll, err = s.objectIDs(ctx, provider, kindTerms); err != nil {
 		return nil, err
-	}
-	pk.termsAll = len(terms) > maxPrereadAutoRecharges
-	pk.terms = make(map[string]bool, len(terms))
-	for _, o := range terms {
-		pk.terms[o.ID] = true
 	}
 	if s.known.on {
 		s.known.keep(provider, gen, pk)
@@ -145,9 +133,23 @@ func (s *Service) providerKnown(ctx context.Context, provider string) (*provider
 	return pk, nil
 }
 
-// maxPrereadAutoRecharges bounds the auto-recharges listed before an
-// operation; past it, each is read inside.
+// maxPrereadAutoRecharges bounds the auto-recharges (and terms) listed
+// before an operation; past it, each is read inside.
 const maxPrereadAutoRecharges = 1000
+
+// objectIDs returns the IDs of provider's objects of kind, or all set when
+// there are more than maxPrereadAutoRecharges.
+func (s *Service) objectIDs(ctx context.Context, provider, kind string) (ids map[string]bool, all bool, err error) {
+	os, err := s.st.BillingObjects(ctx, provider, "", kind, maxPrereadAutoRecharges)
+	if err != nil {
+		return nil, false, err
+	}
+	ids = make(map[string]bool, len(os))
+	for _, o := range os {
+		ids[o.ID] = true
+	}
+	return ids, len(os) > maxPrereadAutoRecharges, nil
+}
 
 // prereadFor reads what an operation of provider over meters (IDs), event
 // IDs and reservations needs.
