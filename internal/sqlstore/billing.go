@@ -242,11 +242,17 @@ func (r Reads) UsageLines(ctx context.Context, f pb.UsageFilter) ([]pb.UsageLine
 			return err
 		}
 		slices.SortFunc(out[n:], func(a, b pb.UsageLine) int { return strings.Compare(a.Line, b.Line) })
+		if len(out) > f.Limit {
+			return errEnoughLines // the caller learns there are more; no need to read them
+		}
 		return nil
 	}, `SELECT `+BillingUsage.Cols+` FROM billing_usage WHERE provider_id = $1 AND customer_id = $2 AND time_ms >= $3 AND time_ms < $4
 		ORDER BY time_ms, event_id, created_at LIMIT `+fmt.Sprint(f.Limit+1), f.ProviderID, f.CustomerID, f.From.UnixMilli(), f.To.UnixMilli())
-	if err != nil {
+	if err != nil && !errors.Is(err, errEnoughLines) {
 		return nil, fmt.Errorf("couldn't read usage: %w", err)
 	}
 	return out, nil
 }
+
+// errEnoughLines stops UsageLines once it read more than its limit.
+var errEnoughLines = errors.New("more usage lines than the limit")
