@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,6 +75,11 @@ func TestTokenPayGraduatedPrice(t *testing.T) {
 		if l["tier"] != want.tier || l["unit_price"] != want.unit || l["quantity"] != want.qty || l["amount"] != want.amount || l["amount_exact"] != want.amountExact {
 			t.Errorf("invoice line %d: %v, want %+v", i, l, want)
 		}
+	}
+	csv := w.ok(200, w.call("GET", "/v1/billing/invoices/"+inv.str("id")+"?format=csv", mk, "", nil))
+	if rows := strings.Split(string(csv.raw), "\n"); !strings.Contains(rows[0], ",price_version,tier,unit_price_per_1m,") ||
+		!strings.HasSuffix(rows[1], ",1,1,10000.00,100,1.00,100") || !strings.HasSuffix(rows[2], ",1,2,5000.00,30,0.15,15") {
+		t.Fatalf("csv:\n%s", csv.raw)
 	}
 	// December starts the count again.
 	clock.Advance(25 * 24 * time.Hour)

@@ -301,15 +301,19 @@ func (inv *Invoice) CSV() []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	i := strconv.FormatInt
-	w.Write([]string{"invoice", "period", "customer", "currency", "meter", "model", "token_type", "price_id", "price_version", "unit_price_per_1m", "quantity", "amount_exact", "amount"})
+	w.Write([]string{"invoice", "period", "customer", "currency", "meter", "model", "token_type", "price_id", "price_version", "tier", "unit_price_per_1m", "quantity", "amount_exact", "amount"})
 	for _, l := range inv.Lines {
-		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, l.Meter, l.Model, l.TokenType, l.PriceID, i(l.Version, 10), l.UnitPrice, i(l.Quantity, 10), l.AmountExact, i(l.Amount, 10)})
+		tier := ""
+		if l.Tier > 0 {
+			tier = strconv.Itoa(l.Tier)
+		}
+		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, l.Meter, l.Model, l.TokenType, l.PriceID, i(l.Version, 10), tier, l.UnitPrice, i(l.Quantity, 10), l.AmountExact, i(l.Amount, 10)})
 	}
 	for _, t := range []struct {
 		name string
 		v    int64
 	}{{"usage", inv.Usage}, {"credits_applied", -inv.CreditsApplied}, {"overdraft", inv.Overdraft}, {"amount_due", inv.AmountDue}, {"recurring_fee_paid", inv.RecurringFee}} {
-		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, t.name, "", "", "", "", "", "", "", i(t.v, 10)})
+		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, t.name, "", "", "", "", "", "", "", "", i(t.v, 10)})
 	}
 	w.Flush()
 	return b.Bytes()
