@@ -591,8 +591,17 @@ func TestCLIBilling(t *testing.T) {
 	if _, errOut, err := w.cli(mk, "billing", "price", "--model", "m", "--unit-price", "1.0000000001", "--currency", "USD"); err == nil || !strings.Contains(errOut, "parameter_invalid") {
 		t.Fatalf("a bad price: %v %s", err, errOut)
 	}
+	for _, bad := range []string{"1000:2.50,1.25", "x:2.50,:1.25", "1000:2.50"} {
+		if _, errOut, err := w.cli(mk, "billing", "price", "--model", "g", "--tiers", bad, "--currency", "USD"); err == nil || errOut == "" {
+			t.Fatalf("bad tiers %s: %v %s", bad, err, errOut)
+		}
+	}
 	if ps := w.ok(200, w.call("GET", "/v1/billing/prices", mk, "", nil)); len(ps.body["data"].([]any)) != 1 {
-		t.Fatalf("prices after the bad one: %s", ps.raw)
+		t.Fatalf("prices after the bad ones: %s", ps.raw)
+	}
+	if out := run(mk, "billing", "price", "--model", "g", "--tiers", "1000000:2.50,:1.25", "--currency", "USD"); !strings.Contains(out, "tier 1, up to 1000000: 2.50 USD per 1M") ||
+		!strings.Contains(out, "tier 2, on: 1.25 USD per 1M") {
+		t.Fatalf("a graduated price: %s", out)
 	}
 }
 
