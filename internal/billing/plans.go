@@ -320,6 +320,8 @@ func (s *Service) renew(ctx context.Context, o pb.BillingObject) error {
 	if err != nil {
 		return err
 	}
+	// A subscription older than terms gets its first at its renewal.
+	defer s.known.changed(sub.ProviderID)
 	n, start := sub.Period+1, sub.PeriodEnd
 	next := func(tx *ledger.Tx, p *pb.Payment) error {
 		var cur Subscription
