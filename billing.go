@@ -2,6 +2,8 @@ package paybound
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -61,13 +63,16 @@ const (
 	MaxUnitPriceNanos = 1_000_000_000_000_000
 	// EventDedupWindow is how long a usage event's ID is remembered at
 	// least: a duplicate within it is counted as one and never charged.
-	// (This version keeps every event, so the window is unbounded.)
+	// The pruner forgets an ID a day after the window; an event that old
+	// is refused as too late anyway.
 	EventDedupWindow = 35 * 24 * time.Hour
 	// MaxReservationTTL bounds a reservation's expires_in.
 	MaxReservationTTL = time.Hour
 	// DefaultReservationTTL is a reservation's lifetime when the request
 	// names none.
 	DefaultReservationTTL = 5 * time.Minute
+	// MaxPriceTiers bounds a graduated price's tiers.
+	MaxPriceTiers = 16
 	// MaxGroupBy bounds a meter's group_by and a usage query's group_by.
 	MaxGroupBy = 8
 	// MaxUsageEvents bounds how many stored event lines one usage query
@@ -121,6 +126,28 @@ func BillingIssuedOwner(provider string) string { return "billing_issued:" + pro
 // BillingUsageOwner owns provider's used credit: every settled usage.
 func BillingUsageOwner(provider string) string { return "billing_usage:" + provider }
 
+// BillingOverdraftOwner owns customer's overdraft debt with provider:
+// usage a plan whose overage policy is "allow" let through beyond the
+// credit is debited here, so the account's negative balance is what the
+// customer owes; a recharge credits it back first.
+func BillingOverdraftOwner(provider, customer string) string {
+	return "billing_overdraft:" + provider + ":" + customer
+}
+
+// BillingOverdraftRoomOwner owns what customer may still overdraw with
+// provider: funded up to the plan's overdraft cap (less what is owed) from
+// the provider's line, never negative, and drawn (held, then posted) by
+// usage beyond the credit. Its constraint holds the cap, as the credit
+// account's holds the credit, across processes too.
+func BillingOverdraftRoomOwner(provider, customer string) string {
+	return "billing_overdraft_room:" + provider + ":" + customer
+}
+
+// BillingOverdraftLineOwner owns provider's overdraft line: minus the room
+// it extended, plus the debt its customers ran up (each overdraft draw
+// moves the debt here from BillingOverdraftOwner).
+func BillingOverdraftLineOwner(provider string) string { return "billing_overdraft_line:" + provider }
+
 // Meter is a generic meter: how a provider's events of EventType become
 // usage. The built-in LLM token meter (MeterLLMTokens) is not stored.
 type Meter struct {
@@ -142,18 +169,32 @@ type Meter struct {
 // units, with at most 9 fractional digits; UnitPriceNanos is the same in
 // 10^-9 major units, which every computation uses.
 type Price struct {
-	ID             string    `json:"id"`
-	Object         string    `json:"object"` // "billing_price"
-	ProviderID     string    `json:"provider_id"`
-	Meter          string    `json:"meter"`
-	Model          string    `json:"model"`
-	TokenType      string    `json:"token_type"`
-	Currency       string    `json:"currency"`
-	UnitPrice      string    `json:"unit_price"`
-	UnitPriceNanos int64     `json:"unit_price_nanos"`
-	Version        int64     `json:"version"`
-	EffectiveFrom  time.Time `json:"effective_from"`
-	CreatedAt      time.Time `json:"created_at"`
+	ID             string `json:"id"`
+	Object         string `json:"object"` // "billing_price"
+	ProviderID     string `json:"provider_id"`
+	Meter          string `json:"meter"`
+	Model          string `json:"model"`
+	TokenType      string `json:"token_type"`
+	Currency       string `json:"currency"`
+	UnitPrice      string `json:"unit_price"`
+	UnitPriceNanos int64  `json:"unit_price_nanos"`
+	// Tiers, when set, make the price graduated: each customer's units
+	// of this price version in a calendar month (UTC, by the event's time)
+	// are priced by the tier they fall in, counted in the order events are
+	// acknowledged. UnitPrice is then the first tier's.
+	Tiers         []PriceTier `json:"tiers,omitempty"`
+	Version       int64       `json:"version"`
+	EffectiveFrom time.Time   `json:"effective_from"`
+	CreatedAt     time.Time   `json:"created_at"`
+}
+
+// PriceTier is one tier of a graduated price: the units of a month from
+// the tier before's UpTo (0 for the first) up to UpTo (nil for the last,
+// which has no end) cost UnitPrice per 1M units.
+type PriceTier struct {
+	UpTo           *int64 `json:"up_to"`
+	UnitPrice      string `json:"unit_price"`
+	UnitPriceNanos int64  `json:"unit_price_nanos"`
 }
 
 // Grant is credit a provider gave a customer. Amount never changes;
@@ -185,20 +226,24 @@ type Grant struct {
 
 // Reservation is credit held for usage about to happen.
 type Reservation struct {
-	ID         string    `json:"id"`
-	Object     string    `json:"object"` // "billing_reservation"
-	ProviderID string    `json:"provider_id"`
-	CustomerID string    `json:"customer_id"`
-	Meter      string    `json:"meter"`
-	Currency   string    `json:"currency"`
-	Amount     int64     `json:"amount"`
-	HoldID     int64     `json:"-"`
-	Status     string    `json:"status"` // active, settled, released, expired
-	Settled    int64     `json:"settled"`
-	EventID    string    `json:"event_id,omitempty"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	CreatedAt  time.Time `json:"created_at"`
-	Version    int64     `json:"-"`
+	ID         string `json:"id"`
+	Object     string `json:"object"` // "billing_reservation"
+	ProviderID string `json:"provider_id"`
+	CustomerID string `json:"customer_id"`
+	Meter      string `json:"meter"`
+	Currency   string `json:"currency"`
+	Amount     int64  `json:"amount"`
+	// Overdraft is the part of Amount held on the customer's overdraft
+	// (its plan allows overage), the rest being held on its credit.
+	Overdraft       int64     `json:"overdraft,omitempty"`
+	HoldID          int64     `json:"-"`      // on the credit; 0 when none
+	OverdraftHoldID int64     `json:"-"`      // on the overdraft; 0 when none
+	Status          string    `json:"status"` // active, settled, released, expired
+	Settled         int64     `json:"settled"`
+	EventID         string    `json:"event_id,omitempty"`
+	ExpiresAt       time.Time `json:"expires_at"`
+	CreatedAt       time.Time `json:"created_at"`
+	Version         int64     `json:"-"`
 }
 
 // Accrual carries, per provider, customer and currency, the part of a
@@ -241,21 +286,55 @@ type BillingObject struct {
 // one token type (the LLM meter) or its value (a generic meter), with the
 // price it was charged at and what the ledger was charged for it.
 type UsageLine struct {
-	ProviderID    string
-	EventID       string
-	Line          string // the token type; "" for a generic meter
+	ProviderID string
+	EventID    string
+	// Line is the token type ("" for a generic meter), and for a
+	// graduated price's tier past the first, "#" and its number (the
+	// units of one event in each tier are a line of their own).
+	Line          string
 	CustomerID    string
 	Meter         string
 	Time          time.Time // the event's own time, to the millisecond
 	Model         string
 	Quantity      int64
 	PriceID       string
-	Charged       int64 // minor units moved in the ledger for this line
-	Uncollected   int64 // minor units the credit could not cover
+	Charged       int64 // minor units moved in the ledger from the credit for this line
+	Overdraft     int64 // minor units moved in the ledger from the overdraft
+	Uncollected   int64 // minor units neither could cover
 	ReservationID string
 	// Dims holds a generic meter's group_by values and unique value.
 	Dims      map[string]string
 	CreatedAt time.Time
+}
+
+// TokenType is l's token type ("" for a generic meter): its Line without
+// the tier ("output#2" is output tokens in a price's second tier).
+func (l *UsageLine) TokenType() string {
+	tt, _, _ := strings.Cut(l.Line, "#")
+	return tt
+}
+
+// Tier is the 1-based tier of a graduated price l was charged in (1 for
+// an ungraduated price).
+func (l *UsageLine) Tier() int {
+	_, n, ok := strings.Cut(l.Line, "#")
+	if !ok {
+		return 1
+	}
+	t, err := strconv.Atoi(n)
+	if err != nil || t < 1 {
+		return 1
+	}
+	return t
+}
+
+// UsageLineKey is the Line of tokenType's units in tier (1-based) of a
+// graduated price.
+func UsageLineKey(tokenType string, tier int) string {
+	if tier <= 1 {
+		return tokenType
+	}
+	return tokenType + "#" + strconv.Itoa(tier)
 }
 
 // UsageFilter selects a customer's usage lines: [From, To) by event time.

@@ -17,10 +17,14 @@ type BillingStore interface {
 	// before now, earliest first.
 	DueBillingObjects(ctx context.Context, now time.Time, limit int) ([]BillingObject, error)
 	// UsageEventsSeen returns which of ids (at most MaxEventBatch) are
-	// provider's stored usage events (any of their lines).
+	// among provider's remembered usage event IDs (UsageEventIDs).
 	UsageEventsSeen(ctx context.Context, provider string, ids []string) (map[string]bool, error)
-	// UsageLines returns the lines f selects, oldest first, at most
-	// f.Limit+1.
+	// DeleteUsageEventIDs forgets up to limit usage event IDs seen before
+	// cutoff, and returns how many it forgot. Usage lines stay.
+	DeleteUsageEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// UsageLines returns the lines f selects, oldest first (an event's by
+	// Line), at least f.Limit+1 when there are more than f.Limit (a store
+	// may read an event's lines together).
 	UsageLines(ctx context.Context, f UsageFilter) ([]UsageLine, error)
 }
 
@@ -28,14 +32,28 @@ type BillingStore interface {
 // BillingObjects in order, each a new object (Version 1) inserted or a
 // change of one whose stored version must be Version-1: a shared store
 // refuses the batch with ErrStoreConflict otherwise (another process
-// changed it meanwhile). UsageLines are inserted, keyed by provider, event
-// ID and line: a line stored already (another process took the event ID)
-// refuses the batch with ErrStoreConflict too, so the event is decided
-// again as a duplicate.
+// changed it meanwhile). UsageEventIDs are inserted, keyed by provider and
+// event ID: an ID remembered already (another process took it) refuses
+// the batch with ErrStoreConflict too, so the event is decided again as a
+// duplicate. UsageLines are inserted; a store may write an event's
+// consecutive lines as one row, keyed by provider, customer, event time,
+// event ID and arrival second (an ID may come back once it was forgotten).
 type BillingPart struct {
 	BillingObjects []BillingObject
+	UsageEventIDs  []UsageEventID
 	UsageLines     []UsageLine
 }
 
+// UsageEventID is a usage event's ID remembered for the deduplication,
+// with when it was seen (its arrival), until DeleteUsageEventIDs forgets
+// it: at least EventDedupWindow.
+type UsageEventID struct {
+	ProviderID string
+	EventID    string
+	SeenAt     time.Time // to the millisecond
+}
+
 // Empty reports whether p writes nothing.
-func (p *BillingPart) Empty() bool { return len(p.BillingObjects)+len(p.UsageLines) == 0 }
+func (p *BillingPart) Empty() bool {
+	return len(p.BillingObjects)+len(p.UsageEventIDs)+len(p.UsageLines) == 0
+}

@@ -295,8 +295,14 @@ func TestTokenPayReservationExpiry(t *testing.T) {
 }
 
 // reserveMany sends n concurrent reservations of 1 minor unit for
-// customer, spread over apis, and counts those allowed.
+// customer, spread over apis, and counts those allowed; each refused one
+// must say insufficient_credit.
 func reserveMany(t *testing.T, apis []*api, key, customer string, n int) (allowed int) {
+	return reserveManyRefused(t, apis, key, customer, n, "insufficient_credit")
+}
+
+// reserveManyRefused is reserveMany where each refusal must give reason.
+func reserveManyRefused(t *testing.T, apis []*api, key, customer string, n int, reason string) (allowed int) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	sem := make(chan struct{}, 64)
@@ -315,7 +321,7 @@ func reserveMany(t *testing.T, apis []*api, key, customer string, n int) (allowe
 			defer mu.Unlock()
 			if r.body["allowed"] == true {
 				allowed++
-			} else if r.str("reason") != "insufficient_credit" {
+			} else if r.str("reason") != reason {
 				t.Errorf("reservation %d refused for %s", i, r.raw)
 			}
 		}()
@@ -340,9 +346,10 @@ func TestTokenPayConcurrentReservations(t *testing.T) {
 	w.verify()
 }
 
-// TestTokenPayConcurrentReservationsTwoProcesses: the same against two
-// servers sharing one PostgreSQL database.
-func TestTokenPayConcurrentReservationsTwoProcesses(t *testing.T) {
+// twoProcesses starts two servers sharing one PostgreSQL database and
+// returns a world on the first, with a user and a merchant (their keys),
+// and the APIs of both.
+func twoProcesses(t *testing.T) (*world, []*api) {
 	db := storetest.PostgresURL(t)
 	dir1, dir2 := t.TempDir(), t.TempDir()
 	m1 := startMain(t, dir1, func(m *Main) { m.Config.DB = db })
@@ -359,15 +366,25 @@ func TestTokenPayConcurrentReservationsTwoProcesses(t *testing.T) {
 	a1, a2 := &api{t: t, base: m1.URL()}, &api{t: t, base: m2.URL()}
 	w := &world{api: a1, m: m1, op: m1.OperatorKey}
 	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Ada"}))
+	w.user, w.userKey = u.str("id"), u.str("api_key")
 	mc := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Models"}))
-	w.merchKey = mc.str("api_key")
-	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": u.str("id"), "amount": 100, "currency": "USD"}))
-	if n := reserveMany(t, []*api{a1, a2}, w.merchKey, u.str("id"), 1000); n != 100 {
+	w.merch, w.merchKey = mc.str("id"), mc.str("api_key")
+	return w, []*api{a1, a2}
+}
+
+// TestTokenPayConcurrentReservationsTwoProcesses: the same against two
+// servers sharing one PostgreSQL database.
+func TestTokenPayConcurrentReservationsTwoProcesses(t *testing.T) {
+	w, apis := twoProcesses(t)
+	a1, a2 := apis[0], apis[1]
+	u := w.user
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": u, "amount": 100, "currency": "USD"}))
+	if n := reserveMany(t, []*api{a1, a2}, w.merchKey, u, 1000); n != 100 {
 		t.Fatalf("%d reservations allowed across two processes, want 100", n)
 	}
 	for _, a := range []*api{a1, a2} {
 		w.api = a
-		if av, r, g := w.creditOf(w.merchKey, "", u.str("id"), "USD"); av != 0 || r != 100 || g != 100 {
+		if av, r, g := w.creditOf(w.merchKey, "", u, "USD"); av != 0 || r != 100 || g != 100 {
 			t.Fatalf("credit after the run (%s): available %d, reserved %d, granted %d", a.base, av, r, g)
 		}
 	}
@@ -574,8 +591,17 @@ func TestCLIBilling(t *testing.T) {
 	if _, errOut, err := w.cli(mk, "billing", "price", "--model", "m", "--unit-price", "1.0000000001", "--currency", "USD"); err == nil || !strings.Contains(errOut, "parameter_invalid") {
 		t.Fatalf("a bad price: %v %s", err, errOut)
 	}
+	for _, bad := range []string{"1000:2.50,1.25", "x:2.50,:1.25", "1000:2.50"} {
+		if _, errOut, err := w.cli(mk, "billing", "price", "--model", "g", "--tiers", bad, "--currency", "USD"); err == nil || errOut == "" {
+			t.Fatalf("bad tiers %s: %v %s", bad, err, errOut)
+		}
+	}
 	if ps := w.ok(200, w.call("GET", "/v1/billing/prices", mk, "", nil)); len(ps.body["data"].([]any)) != 1 {
-		t.Fatalf("prices after the bad one: %s", ps.raw)
+		t.Fatalf("prices after the bad ones: %s", ps.raw)
+	}
+	if out := run(mk, "billing", "price", "--model", "g", "--tiers", "1000000:2.50,:1.25", "--currency", "USD"); !strings.Contains(out, "tier 1, up to 1000000: 2.50 USD per 1M") ||
+		!strings.Contains(out, "tier 2, on: 1.25 USD per 1M") {
+		t.Fatalf("a graduated price: %s", out)
 	}
 }
 

@@ -35,6 +35,20 @@ func TestTokenPayInvoiceProperty(t *testing.T) {
 	}
 	prices := map[priceKey][]version{}
 	models, types := []string{"m-a", "m-b"}, []string{"input", "cached_input", "output", "reasoning"}
+	// m-t has a graduated price, for every token type: a customer's first
+	// 2M tokens of the month at 3.000000001, the next 4M at 1.5, the rest
+	// at 0.25 (per 1M).
+	type tier struct {
+		upTo  int64 // 0: no end
+		nanos int64
+	}
+	tiers := []tier{{2_000_000, 3_000_000_001}, {6_000_000, 1_500_000_000}, {0, 250_000_000}}
+	tp := w.ok(201, w.call("POST", "/v1/billing/prices", mk, "", map[string]any{"model": "m-t", "currency": "USD", "effective_from": start.Add(-time.Hour).Format(time.RFC3339),
+		"tiers": []any{map[string]any{"up_to": 2_000_000, "unit_price": "3.000000001"}, map[string]any{"up_to": 6_000_000, "unit_price": "1.5"},
+			map[string]any{"up_to": nil, "unit_price": "0.25"}}}))
+	if tp.str("unit_price") != "3.000000001" || len(tp.body["tiers"].([]any)) != 3 {
+		t.Fatalf("a graduated price: %s", tp.raw)
+	}
 	for _, m := range models {
 		for i, tt := range types {
 			for j, from := range []time.Time{start.Add(-24 * time.Hour), change} {
@@ -45,6 +59,7 @@ func TestTokenPayInvoiceProperty(t *testing.T) {
 			}
 		}
 	}
+	models = append(models, "m-t")
 	n := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++
@@ -56,6 +71,7 @@ func TestTokenPayInvoiceProperty(t *testing.T) {
 		qty := map[string]int64{}
 		seen := map[string]bool{}
 		total := new(big.Int)
+		used := int64(0) // the customer's m-t tokens this month, in arrival order
 		var batch []map[string]any
 		flush := func() {
 			if len(batch) > 0 {
@@ -86,6 +102,36 @@ func TestTokenPayInvoiceProperty(t *testing.T) {
 				continue // a duplicate: never charged
 			}
 			seen[id] = true
+			if model == "m-t" {
+				for _, tt := range types { // the token types in the order an event's lines are
+					q, ok := usage[tt].(int64)
+					if !ok {
+						continue
+					}
+					if k := fmt.Sprintf("%s|m-t|%s|1", tp.str("id"), tt); q == 0 && want[k] == nil {
+						want[k] = new(big.Int) // reported, if of no tokens
+					}
+					for i, lo := 0, int64(0); i < len(tiers); i++ {
+						hi := tiers[i].upTo
+						if hi == 0 {
+							hi = 1 << 62
+						}
+						if in := min(used+q, hi) - max(used, lo); in > 0 {
+							k := fmt.Sprintf("%s|m-t|%s|%d", tp.str("id"), tt, i+1)
+							if want[k] == nil {
+								want[k] = new(big.Int)
+							}
+							c := new(big.Int).Mul(big.NewInt(in), big.NewInt(tiers[i].nanos))
+							want[k].Add(want[k], c)
+							qty[k] += in
+							total.Add(total, c)
+						}
+						lo = hi
+					}
+					used += q
+				}
+				continue
+			}
 			for tt, q := range usage {
 				vs := prices[priceKey{model, tt}]
 				v := vs[0]
@@ -112,7 +158,11 @@ func TestTokenPayInvoiceProperty(t *testing.T) {
 		got := map[string]string{}
 		for _, l := range inv.body["lines"].([]any) {
 			m := l.(map[string]any)
-			got[m["price_id"].(string)+"|"+m["model"].(string)+"|"+m["token_type"].(string)] = fmt.Sprintf("%v %s", m["quantity"], m["amount_exact"])
+			k := m["price_id"].(string) + "|" + m["model"].(string) + "|" + m["token_type"].(string)
+			if tier, ok := m["tier"].(float64); ok {
+				k += fmt.Sprintf("|%d", int(tier))
+			}
+			got[k] = fmt.Sprintf("%v %s", m["quantity"], m["amount_exact"])
 		}
 		exp := map[string]string{}
 		for k, v := range want {
@@ -188,8 +238,8 @@ func TestTokenPayInvoiceFinalize(t *testing.T) {
 	}
 	csv := w.ok(200, w.call("GET", "/v1/billing/invoices/"+id+"?format=csv", mk, "", nil))
 	lines := strings.Split(strings.TrimSpace(string(csv.raw)), "\n")
-	if csv.header.Get("Content-Type") != "text/csv; charset=utf-8" || len(lines) != 7 || !strings.HasPrefix(lines[0], "invoice,period,customer") ||
-		!strings.HasSuffix(lines[1], ",3000000,7.50,750") || !strings.HasSuffix(lines[5], ",amount_due,,,,,,,,10650") {
+	if csv.header.Get("Content-Type") != "text/csv; charset=utf-8" || len(lines) != 8 || !strings.HasPrefix(lines[0], "invoice,period,customer") ||
+		!strings.HasSuffix(lines[1], ",3000000,7.50,750") || !strings.HasSuffix(lines[5], ",overdraft,,,,,,,,,0") || !strings.HasSuffix(lines[6], ",amount_due,,,,,,,,,10650") {
 		t.Fatalf("csv:\n%s", csv.raw)
 	}
 	if r := w.call("GET", "/v1/billing/invoices/"+id, w.userKey, "", nil); r.status != 200 || r.str("id") != id {

@@ -58,6 +58,9 @@ type Config struct {
 	// SweepInterval is how often expired reservations and grants are
 	// released (default 1 s).
 	SweepInterval time.Duration
+	// PruneInterval is how often the event IDs past the deduplication
+	// window are forgotten (default 1 minute; PruneEventIDs).
+	PruneInterval time.Duration
 	Clock         pb.Clock
 	Logger        *slog.Logger
 }
@@ -87,6 +90,9 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
 	}
+	if cfg.PruneInterval <= 0 {
+		cfg.PruneInterval = time.Minute
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}
 	}
@@ -99,13 +105,57 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Start runs the sweep (expired reservations and grants) until Close.
+// Start runs the sweep (expired reservations and grants) and the pruner
+// (event IDs past the deduplication window) until Close.
 func (s *Service) Start() {
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go service.Every(s.stop, &s.wg, s.cfg.Logger, s.cfg.SweepInterval, "billing sweep", func(ctx context.Context) error {
 		_, err := s.Sweep(ctx)
 		return err
 	})
+	go service.Every(s.stop, &s.wg, s.cfg.Logger, s.cfg.PruneInterval, "billing event ID pruner", func(ctx context.Context) error {
+		_, err := s.PruneEventIDs(ctx)
+		return err
+	})
+}
+
+// dedupMargin is how much longer than pb.EventDedupWindow an event ID is
+// remembered: more than the future skew an event's timestamp may have, so
+// that an event whose ID was forgotten is always refused as too late when
+// it comes again with its timestamp.
+const dedupMargin = 24 * time.Hour
+
+// Pruning's bounds: a batch of IDs forgotten by one statement, and the
+// batches one run makes (the next run goes on).
+const (
+	pruneBatch   = 1000
+	pruneBatches = 100
+)
+
+// PruneEventIDs forgets the usage event IDs seen more than
+// pb.EventDedupWindow plus a margin ago, in batches of at most pruneBatch
+// (each a short statement of its own, so the writers are never held up
+// for long), at most pruneBatches of them, and returns how many it forgot.
+//
+// Forgetting is safe: an event is accepted only within the late window
+// (at most pb.EventDedupWindow) of its timestamp, and seen no earlier than
+// its timestamp less maxFutureSkew, so when its ID is forgotten, the same
+// event sent again is refused as too late (billing_event_too_late) and is
+// never charged twice. An event sent again without its timestamp (it
+// defaults to its arrival) is then a new event: IDs are deduplicated for
+// at least the window, not forever. The lines stay, for usage and
+// invoices.
+func (s *Service) PruneEventIDs(ctx context.Context) (int, error) {
+	cutoff := s.cfg.Clock.Now().Add(-pb.EventDedupWindow - dedupMargin)
+	total := 0
+	for range pruneBatches {
+		n, err := s.st.DeleteUsageEventIDs(ctx, cutoff, pruneBatch)
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // Close stops the sweep.
@@ -138,6 +188,7 @@ const (
 
 func objects(b *pb.Batch) *[]pb.BillingObject { return &b.BillingObjects }
 func usageLines(b *pb.Batch) *[]pb.UsageLine  { return &b.UsageLines }
+func eventIDs(b *pb.Batch) *[]pb.UsageEventID { return &b.UsageEventIDs }
 
 // put writes v as object id of kind in tx's batch, at version.
 func put(tx *ledger.Tx, kind, id, provider, customer string, version int64, created time.Time, due *time.Time, v any) error {
@@ -334,11 +385,13 @@ func (s *Service) meter(tx *ledger.Tx, provider, id string) (*pb.Meter, error) {
 
 // PriceParams is a new price, or a new version of one.
 type PriceParams struct {
-	Meter         string
-	Model         string
-	TokenType     string
-	Currency      string
-	UnitPrice     string
+	Meter     string
+	Model     string
+	TokenType string
+	Currency  string
+	UnitPrice string
+	// Tiers, instead of UnitPrice, make the price graduated (pb.Price).
+	Tiers         []TierParams
 	EffectiveFrom time.Time // zero: now
 }
 
@@ -368,8 +421,21 @@ func (s *Service) CreatePrice(ctx context.Context, caller pb.Principal, idem *se
 	if err := pb.ValidateCurrency(in.Currency, "currency"); err != nil {
 		return service.Result{Err: err}
 	}
-	nanos, err := ParseUnitPrice(in.UnitPrice)
-	if err != nil {
+	var tiers []pb.PriceTier
+	var nanos int64
+	var err error
+	if in.Tiers != nil {
+		if in.UnitPrice != "" {
+			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "unit_price", "a graduated price gives each tier's unit_price in tiers, and no unit_price of its own")}
+		}
+		if len(in.Tiers) == 0 {
+			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "tiers", "tiers, when given, holds from 1 to %d tiers", pb.MaxPriceTiers)}
+		}
+		if tiers, err = parseTiers(in.Tiers); err != nil {
+			return service.Result{Err: err}
+		}
+		nanos = tiers[0].UnitPriceNanos
+	} else if nanos, err = ParseUnitPrice(in.UnitPrice); err != nil {
 		return service.Result{Err: err}
 	}
 	// Whatever became of it, what was known of the prices is dropped.
@@ -398,7 +464,7 @@ func (s *Service) CreatePrice(ctx context.Context, caller pb.Principal, idem *se
 		}
 		p := pb.Price{ID: pb.NewID(pb.PrefixPrice, tx.Now()), Object: "billing_price", ProviderID: caller.ID, Meter: in.Meter,
 			Model: in.Model, TokenType: in.TokenType, Currency: in.Currency, UnitPrice: FormatNanos(nanos), UnitPriceNanos: nanos,
-			Version: version, EffectiveFrom: from, CreatedAt: tx.Now().Truncate(time.Second)}
+			Tiers: tiers, Version: version, EffectiveFrom: from, CreatedAt: tx.Now().Truncate(time.Second)}
 		return &p, put(tx, kindPrice, p.ID, caller.ID, "", 1, p.CreatedAt, nil, p)
 	})
 }
@@ -664,11 +730,17 @@ type Balance struct {
 // CurrencyBalance is a customer's credit in one currency: Available to
 // reserve or spend, Reserved by open reservations, and Granted, what the
 // grants still hold (Available + Reserved).
+//
+// Owed is what the customer owes on its overdraft (usage its plan let
+// through beyond the credit), and OverdraftReserved what open reservations
+// hold of it; both are 0 for a customer who never overdrew.
 type CurrencyBalance struct {
-	Currency  string `json:"currency"`
-	Available int64  `json:"available"`
-	Reserved  int64  `json:"reserved"`
-	Granted   int64  `json:"granted"`
+	Currency          string `json:"currency"`
+	Available         int64  `json:"available"`
+	Reserved          int64  `json:"reserved"`
+	Granted           int64  `json:"granted"`
+	Owed              int64  `json:"overdraft_owed"`
+	OverdraftReserved int64  `json:"overdraft_reserved"`
 }
 
 // Balance returns customer's credit with provider.
@@ -688,14 +760,39 @@ func (s *Service) Balance(ctx context.Context, caller pb.Principal, provider, cu
 			currencies = append(currencies, g.Currency)
 		}
 	}
+	// A subscriber may have run on its overdraft without any grant.
+	ts, _, err := listCurrent[Terms](s, nil, provider, customer, kindTerms, pb.MaxProviderPrices)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ts {
+		if !slices.Contains(currencies, t.Currency) {
+			currencies = append(currencies, t.Currency)
+		}
+	}
 	slices.Sort(currencies)
 	for _, c := range currencies {
 		a, err := s.st.Account(ctx, pb.BillingCreditOwner(provider, customer), c)
+		if pb.ErrorCode(err) == pb.ErrNotFound {
+			a, err = &pb.Account{}, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read the credit of %s: %w", customer, err)
 		}
-		out.Balances = append(out.Balances, CurrencyBalance{Currency: c, Available: available(a), Reserved: a.DebitsPending,
-			Granted: a.CreditsPosted - a.DebitsPosted})
+		b := CurrencyBalance{Currency: c, Available: available(a), Reserved: a.DebitsPending, Granted: a.CreditsPosted - a.DebitsPosted}
+		for owner, f := range map[string]func(*pb.Account){
+			pb.BillingOverdraftOwner(provider, customer):     func(a *pb.Account) { b.Owed = owed(a) },
+			pb.BillingOverdraftRoomOwner(provider, customer): func(a *pb.Account) { b.OverdraftReserved = a.DebitsPending },
+		} {
+			a, err := s.st.Account(ctx, owner, c)
+			switch {
+			case err == nil:
+				f(a)
+			case pb.ErrorCode(err) != pb.ErrNotFound:
+				return nil, fmt.Errorf("couldn't read the overdraft of %s: %w", customer, err)
+			}
+		}
+		out.Balances = append(out.Balances, b)
 	}
 	return out, nil
 }
@@ -727,7 +824,11 @@ type ReserveResult struct {
 	Available     int64     `json:"available"`
 	ExpiresAt     time.Time `json:"expires_at,omitzero"`
 	// Reason is why it was not allowed: no_credit (the customer never had
-	// credit in the currency) or insufficient_credit.
+	// credit in the currency), insufficient_credit (its plan's overage is
+	// block, or it has none), overdraft_cap (its plan allows overage, and
+	// the credit with what the overdraft cap leaves is short) or plan_cap
+	// (the month's usage and open reservations would pass the plan's
+	// usage cap).
 	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message,omitempty"`
 }
@@ -736,6 +837,8 @@ type ReserveResult struct {
 const (
 	ReasonNoCredit           = "no_credit"
 	ReasonInsufficientCredit = "insufficient_credit"
+	ReasonOverdraftCap       = "overdraft_cap"
+	ReasonPlanCap            = "plan_cap"
 )
 
 // Reserve (provider) holds credit for usage about to happen: a hold on the
@@ -802,7 +905,7 @@ func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in Reserv
 			return nil, err
 		}
 		exp, _ := pb.CurrencyExponent(p.Currency)
-		amount, currency = HoldAmount(in.Estimate, p.UnitPriceNanos, exp), p.Currency
+		amount, currency = HoldAmount(in.Estimate, maxNanos(p), exp), p.Currency
 		if amount > pb.MaxAmount {
 			return nil, pb.Errorf(pb.ErrAmountTooLarge, "estimate", "the estimate is worth more than %d minor units", pb.MaxAmount)
 		}
@@ -811,7 +914,16 @@ func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in Reserv
 		}
 	}
 	res := &ReserveResult{Object: "billing_reservation_result", Amount: amount, Currency: currency}
+	now := tx.Now()
+	t, err := s.termsOf(tx, pr, provider, in.Customer, currency)
+	if err != nil {
+		return nil, err
+	}
 	credit, err := tx.Account(pb.BillingCreditOwner(provider, in.Customer), currency)
+	if pb.ErrorCode(err) == pb.ErrNotFound && t.allows(now) {
+		// A subscriber may run on its overdraft before it ever had credit.
+		credit, err = tx.EnsureAccount(pb.BillingCreditOwner(provider, in.Customer), currency, pb.DebitsMustNotExceedCredits)
+	}
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		res.Reason, res.Message = ReasonNoCredit, fmt.Sprintf("customer %s has no %s credit with this provider: recharge or grant credit first", in.Customer, currency)
 		return res, nil
@@ -819,25 +931,73 @@ func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in Reserv
 	if err != nil {
 		return nil, err
 	}
+	var od *pb.Account
+	if t.in(now) {
+		if od, err = room(tx, provider, in.Customer, currency); err != nil {
+			return nil, err
+		}
+	}
+	res.Available = available(credit)
+	if t.allows(now) {
+		res.Available += headroom(od)
+	}
+	if t.in(now) && t.UsageCap > 0 {
+		held := credit.DebitsPending
+		if od != nil {
+			held += od.DebitsPending
+		}
+		if t.PeriodUsed+held+amount > t.UsageCap {
+			res.Reason, res.Message = ReasonPlanCap, fmt.Sprintf("customer %s's plan caps a month's usage at %s %s: %s used and %s reserved this month leave less than the %s asked",
+				in.Customer, pb.FormatAmount(t.UsageCap, currency), currency, pb.FormatAmount(t.PeriodUsed, currency), pb.FormatAmount(held, currency), pb.FormatAmount(amount, currency))
+			return res, nil
+		}
+	}
+	// What the credit can't hold comes from the overdraft, when the terms
+	// allow it, up to their cap.
+	fromCredit, fromOverdraft := amount, int64(0)
+	if t.allows(now) && available(credit) < amount {
+		fromCredit = max(available(credit), 0)
+		fromOverdraft = amount - fromCredit
+		if fromOverdraft > headroom(od) {
+			res.Reason, res.Message = ReasonOverdraftCap, fmt.Sprintf("customer %s has %s %s of credit and overdraft available, less than the %s reserved (the plan's overdraft cap is %s)", in.Customer,
+				pb.FormatAmount(res.Available, currency), currency, pb.FormatAmount(amount, currency), pb.FormatAmount(t.OverdraftCap, currency))
+			return res, nil
+		}
+	}
 	usage, err := tx.EnsureAccount(pb.BillingUsageOwner(provider), currency, 0)
 	if err != nil {
 		return nil, err
 	}
-	id := pb.NewID(pb.PrefixReservation, tx.Now())
-	expires := tx.Now().Add(in.ExpiresIn).UTC().Truncate(time.Millisecond)
-	var hold int64
+	id := pb.NewID(pb.PrefixReservation, now)
+	expires := now.Add(in.ExpiresIn).UTC().Truncate(time.Millisecond)
+	var hold, odHold int64
 	err = tx.Atomic(func() error {
 		var err error
 		before := available(credit)
-		if hold, err = tx.Hold(credit, usage, amount, expires, id); err != nil {
-			return err
+		if fromCredit > 0 {
+			if hold, err = tx.Hold(credit, usage, fromCredit, expires, id); err != nil {
+				return err
+			}
+		}
+		if fromOverdraft > 0 {
+			// The room's constraint holds the cap, as the credit's does.
+			if odHold, err = tx.Hold(od, usage, fromOverdraft, expires, id); err != nil {
+				return err
+			}
+		}
+		if t.in(now) && t.UsageCap > 0 {
+			// Decided against the usage cap: another process deciding
+			// against it at once conflicts (terms.go).
+			if err := putTerms(tx, t); err != nil {
+				return err
+			}
 		}
 		if err := s.crossed(tx, pr, provider, in.Customer, currency, before, available(credit)); err != nil {
 			return err
 		}
 		r := pb.Reservation{ID: id, Object: "billing_reservation", ProviderID: provider, CustomerID: in.Customer, Meter: in.Meter,
-			Currency: currency, Amount: amount, HoldID: hold, Status: statusActive, ExpiresAt: expires,
-			CreatedAt: tx.Now().Truncate(time.Second), Version: 1}
+			Currency: currency, Amount: amount, Overdraft: fromOverdraft, HoldID: hold, OverdraftHoldID: odHold, Status: statusActive,
+			ExpiresAt: expires, CreatedAt: now.Truncate(time.Second), Version: 1}
 		return putReservation(tx, &r)
 	})
 	if errors.Is(err, ledger.ErrInsufficientFunds) {
@@ -849,14 +1009,19 @@ func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in Reserv
 	if err != nil {
 		return nil, err
 	}
-	res.Allowed, res.ReservationID, res.ExpiresAt, res.Available = true, id, expires, available(credit)
+	res.Allowed, res.ReservationID, res.ExpiresAt = true, id, expires
+	res.Available = available(credit)
+	if t.allows(now) {
+		res.Available += headroom(od)
+	}
 	return res, nil
 }
 
-// reservationData is a reservation as stored: with its hold.
+// reservationData is a reservation as stored: with its holds.
 type reservationData struct {
 	pb.Reservation
-	Hold int64 `json:"hold_id"`
+	Hold          int64 `json:"hold_id"`
+	OverdraftHold int64 `json:"overdraft_hold_id,omitempty"`
 }
 
 func putReservation(tx *ledger.Tx, r *pb.Reservation) error {
@@ -864,7 +1029,7 @@ func putReservation(tx *ledger.Tx, r *pb.Reservation) error {
 	if r.Status == statusActive {
 		due = &r.ExpiresAt
 	}
-	return put(tx, kindReservation, r.ID, r.ProviderID, r.CustomerID, r.Version, r.CreatedAt, due, reservationData{*r, r.HoldID})
+	return put(tx, kindReservation, r.ID, r.ProviderID, r.CustomerID, r.Version, r.CreatedAt, due, reservationData{*r, r.HoldID, r.OverdraftHoldID})
 }
 
 // reservation returns reservation id of provider as of this point in tx.
@@ -877,7 +1042,7 @@ func (s *Service) reservation(tx *ledger.Tx, provider, id string) (*pb.Reservati
 	if err != nil {
 		return nil, err
 	}
-	d.Reservation.HoldID, d.Reservation.Version = d.Hold, o.Version
+	d.Reservation.HoldID, d.Reservation.OverdraftHoldID, d.Reservation.Version = d.Hold, d.OverdraftHold, o.Version
 	return &d.Reservation, nil
 }
 
@@ -901,11 +1066,16 @@ func (s *Service) Release(ctx context.Context, caller pb.Principal, idem *servic
 	})
 }
 
-// end voids r's hold and marks it status.
+// end voids r's holds and marks it status.
 func (s *Service) end(tx *ledger.Tx, r *pb.Reservation, status string) error {
 	return tx.Atomic(func() error {
-		if _, err := tx.Void(r.HoldID, r.ID); err != nil {
-			return err
+		for _, h := range []int64{r.HoldID, r.OverdraftHoldID} {
+			if h == 0 {
+				continue
+			}
+			if _, err := tx.Void(h, r.ID); err != nil {
+				return err
+			}
 		}
 		r.Status = status
 		r.Version++

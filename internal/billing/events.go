@@ -40,6 +40,7 @@ type EventResult struct {
 	// charged) or refused (Error says why; nothing was stored).
 	Status      string    `json:"status"`
 	Charged     int64     `json:"charged"`
+	Overdraft   int64     `json:"overdraft,omitempty"`
 	Uncollected int64     `json:"uncollected,omitempty"`
 	Currency    string    `json:"currency,omitempty"`
 	Error       *pb.Error `json:"error,omitempty"`
@@ -228,13 +229,23 @@ type ingestCache struct {
 	// seen are the provider's event IDs stored, or taken by this batch.
 	seen     map[string]bool
 	accruals map[string]*accrualState
-	grants   map[string]*grantSet
-	debits   map[string]*debit
+	// counts are the graduated prices' monthly counters read or started.
+	counts map[string]*countState
+	grants map[string]*grantSet
+	// terms are the customers' terms read (nil: none), written at the end
+	// when dirty.
+	terms  map[string]*termsState
+	debits map[string]*debit
 	// before is each credit account's available balance when the
 	// operation first touched it, for the auto-recharge's crossings.
 	before map[*pb.Account]balanceBefore
 	order  []string // the keys of accruals, grants and debits, in the order first used
 	undo   []func()
+}
+
+type termsState struct {
+	t     *Terms // its Version is the one read
+	dirty bool
 }
 
 type accrualState struct {
@@ -260,6 +271,10 @@ type debit struct {
 	credit   *pb.Account
 	provider string
 	amount   int64
+	// overdraft: credit is customer's overdraft room, and what is taken
+	// from it is recorded as debt.
+	overdraft bool
+	customer  string
 }
 
 // newIngestCache starts an ingest operation's cache: which of ids (the
@@ -267,6 +282,8 @@ type debit struct {
 // operation, with pr) or written by this batch's earlier operations.
 func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, ids []string) (*ingestCache, error) {
 	c := &ingestCache{pre: pr, meters: map[string]*pb.Meter{}, accruals: map[string]*accrualState{}, grants: map[string]*grantSet{}, debits: map[string]*debit{},
+		counts: map[string]*countState{},
+		terms:  map[string]*termsState{},
 		before: map[*pb.Account]balanceBefore{}}
 	var seen map[string]bool
 	if pr != nil && pr.seen != nil {
@@ -277,9 +294,9 @@ func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, id
 			return nil, err
 		}
 	}
-	for _, l := range slices.Concat(ledger.InFlight(tx, usageLines), ledger.Added(tx, usageLines)) {
-		if l.ProviderID == provider {
-			seen[l.EventID] = true
+	for _, id := range slices.Concat(ledger.InFlight(tx, eventIDs), ledger.Added(tx, eventIDs)) {
+		if id.ProviderID == provider {
+			seen[id.EventID] = true
 		}
 	}
 	c.seen = seen
@@ -314,6 +331,22 @@ func (s *Service) accrual(tx *ledger.Tx, c *ingestCache, provider, customer, cur
 	c.accruals[id] = a
 	c.order = append(c.order, id)
 	return a, nil
+}
+
+// termsOf returns the customer's terms in cur (t nil: none), read once.
+func (s *Service) termsIn(tx *ledger.Tx, c *ingestCache, provider, customer, cur string) (*termsState, error) {
+	id := termsID(provider, customer, cur)
+	if ts, ok := c.terms[id]; ok {
+		return ts, nil
+	}
+	t, err := s.termsOf(tx, c.pre, provider, customer, cur)
+	if err != nil {
+		return nil, err
+	}
+	ts := &termsState{t: t}
+	c.terms[id] = ts
+	c.order = append(c.order, id)
+	return ts, nil
 }
 
 // grantsOf returns the customer's grants in cur with credit left, read
@@ -367,12 +400,13 @@ func (c *ingestCache) drawDown(set *grantSet, amt int64) error {
 	return nil
 }
 
-// take records amt taken from credit outside a reservation.
-func (c *ingestCache) take(credit *pb.Account, provider string, amt int64) {
+// take records amt taken from credit (or an overdraft room) outside a
+// reservation; overdraft says credit is customer's overdraft room.
+func (c *ingestCache) take(credit *pb.Account, provider, customer string, overdraft bool, amt int64) {
 	k := "debit:" + credit.Owner + ":" + credit.Currency
 	d, ok := c.debits[k]
 	if !ok {
-		d = &debit{credit: credit, provider: provider}
+		d = &debit{credit: credit, provider: provider, customer: customer, overdraft: overdraft}
 		c.debits[k] = d
 		c.order = append(c.order, k)
 	}
@@ -407,6 +441,11 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 			if _, err := tx.Transfer(d.credit, usage, d.amount, "billing usage"); err != nil {
 				return fmt.Errorf("billing: couldn't take %d of credit the events used: %w", d.amount, err)
 			}
+			if d.overdraft {
+				if err := recordDebt(tx, d.provider, d.customer, d.credit.Currency, d.amount); err != nil {
+					return err
+				}
+			}
 		case c.accruals[k] != nil:
 			a := c.accruals[k]
 			if !a.dirty {
@@ -415,6 +454,22 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 			a.acc.Version++
 			if err := put(tx, kindAccrual, a.acc.ID, a.acc.ProviderID, a.acc.CustomerID, a.acc.Version, tx.Now().Truncate(time.Second), nil, a.acc); err != nil {
 				return err
+			}
+		case c.counts[k] != nil:
+			n := c.counts[k]
+			if !n.dirty {
+				continue
+			}
+			n.n.Version++
+			if err := put(tx, kindTierCount, n.n.ID, n.n.ProviderID, n.n.CustomerID, n.n.Version, tx.Now().Truncate(time.Second), nil, n.n); err != nil {
+				return err
+			}
+		case c.terms[k] != nil:
+			ts := c.terms[k]
+			if ts.dirty {
+				if err := putTerms(tx, ts.t); err != nil {
+					return err
+				}
 			}
 		case c.grants[k] != nil:
 			set := c.grants[k]
@@ -451,6 +506,9 @@ type line struct {
 	pb.UsageLine
 	nanos    int64
 	currency string
+	// graduated is the line's price when it has tiers (the line is split
+	// by tier before it is charged).
+	graduated *pb.Price
 }
 
 // ingest records and charges event e in tx, filling r.
@@ -482,6 +540,9 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 	if err != nil {
 		return err
 	}
+	if lines, err = s.graduate(tx, c, provider, e, lines); err != nil {
+		return err
+	}
 	var rsv *pb.Reservation
 	if e.Reservation != "" {
 		if rsv, err = c.pre.reservation(s, tx, provider, e.Reservation); err != nil {
@@ -510,12 +571,15 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		}
 	}
 	r.Status = EventAccepted
+	ledger.Add(tx, eventIDs, pb.UsageEventID{ProviderID: provider, EventID: e.ID, SeenAt: tx.Now().UTC().Truncate(time.Millisecond)})
 	c.seen[e.ID] = true
 	c.undo = append(c.undo, func() { delete(c.seen, e.ID) })
 	for _, l := range lines {
 		r.Charged += l.Charged
+		r.Overdraft += l.Overdraft
 		r.Uncollected += l.Uncollected
 		r.Currency = l.currency
+		l.CreatedAt = tx.Now().Truncate(time.Second) // the arrival: part of the line's key
 		ledger.Add(tx, usageLines, l.UsageLine)
 	}
 	return nil
@@ -537,7 +601,11 @@ func (s *Service) price(ps []pb.Price, provider string, m *pb.Meter, e *Event) (
 			return pb.Errorf(pb.ErrNoPrice, "", "no price applies to %s at %s: create one (POST /v1/billing/prices)", what, e.Timestamp.Format(time.RFC3339))
 		}
 		l.PriceID = p.ID
-		out = append(out, &line{UsageLine: l, nanos: p.UnitPriceNanos, currency: p.Currency})
+		var g *pb.Price
+		if len(p.Tiers) > 0 {
+			g = p
+		}
+		out = append(out, &line{UsageLine: l, nanos: p.UnitPriceNanos, currency: p.Currency, graduated: g})
 		return nil
 	}
 	if m == nil {
@@ -588,7 +656,7 @@ func (s *Service) price(ps []pb.Price, provider string, m *pb.Meter, e *Event) (
 	if m.Aggregation != "sum" && m.Aggregation != "count" {
 		// max, unique_count and latest are not sums of events: they are
 		// recorded and reported, and charged by none.
-		out[0].nanos = 0
+		out[0].nanos, out[0].graduated = 0, nil
 	}
 	return out, nil
 }
@@ -662,32 +730,59 @@ func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 	} else if pb.ErrorCode(err) != pb.ErrNotFound {
 		return err
 	}
-	taken := int64(0)
+	ts, err := s.termsIn(tx, c, provider, e.Customer, cur)
+	if err != nil {
+		return err
+	}
+	now := tx.Now()
+	if ts.t.in(now) && ts.t.UsageCap > 0 && total > 0 {
+		// The month's usage, whoever pays it, counts against the cap.
+		t, old, wasDirty := ts.t, ts.t.PeriodUsed, ts.dirty
+		c.undo = append(c.undo, func() { t.PeriodUsed, ts.dirty = old, wasDirty })
+		t.PeriodUsed += total
+		ts.dirty = true
+	}
+	// taken is what the credit paid; overdrawn what the overdraft did.
+	taken, overdrawn := int64(0), int64(0)
 	if rsv != nil && rsv.Status == statusActive && rsv.Currency == cur {
-		if !tx.Now().Before(rsv.ExpiresAt) {
-			// Expired: the sweep has not released it yet. Its hold can't be
+		if !now.Before(rsv.ExpiresAt) {
+			// Expired: the sweep has not released it yet. Its holds can't be
 			// posted; the usage is charged from the available credit.
 			if err := s.end(tx, rsv, statusExpired); err != nil {
 				return err
 			}
 		} else {
-			post := min(total, rsv.Amount)
-			if post > 0 {
-				if _, err := tx.Post(rsv.HoldID, post, e.ID); err != nil {
+			// The credit's hold first, then the overdraft's; what neither
+			// uses is released.
+			postC := min(total, rsv.Amount-rsv.Overdraft)
+			postO := min(total-postC, rsv.Overdraft)
+			for _, h := range []struct{ id, amt int64 }{{rsv.HoldID, postC}, {rsv.OverdraftHoldID, postO}} {
+				switch {
+				case h.id == 0:
+				case h.amt > 0:
+					if _, err := tx.Post(h.id, h.amt, e.ID); err != nil {
+						return err
+					}
+				default:
+					if _, err := tx.Void(h.id, e.ID); err != nil {
+						return err
+					}
+				}
+			}
+			if postO > 0 {
+				if err := recordDebt(tx, provider, e.Customer, cur, postO); err != nil {
 					return err
 				}
-			} else if _, err := tx.Void(rsv.HoldID, e.ID); err != nil {
-				return err
 			}
-			taken = post
-			rsv.Status, rsv.Settled, rsv.EventID = statusSettled, post, e.ID
+			taken, overdrawn = postC, postO
+			rsv.Status, rsv.Settled, rsv.EventID = statusSettled, postC+postO, e.ID
 			rsv.Version++
 			if err := putReservation(tx, rsv); err != nil {
 				return err
 			}
 		}
 	}
-	if rest := total - taken; rest > 0 {
+	if rest := total - taken - overdrawn; rest > 0 {
 		credit, err := tx.Account(pb.BillingCreditOwner(provider, e.Customer), cur)
 		switch {
 		case pb.ErrorCode(err) == pb.ErrNotFound:
@@ -701,9 +796,21 @@ func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 				rest = max(available(credit)-pending, 0)
 			}
 			if rest > 0 {
-				c.take(credit, provider, rest)
+				c.take(credit, provider, e.Customer, false, rest)
 				taken += rest
 			}
+		}
+	}
+	if rest := total - taken - overdrawn; rest > 0 && ts.t.allows(now) {
+		// Beyond the credit, under terms that allow it: the overdraft
+		// room, as far as it goes (recorded as debt at the end, flush).
+		od, err := room(tx, provider, e.Customer, cur)
+		if err != nil {
+			return err
+		}
+		if rest = min(rest, headroom(od)-c.pending(od)); rest > 0 {
+			c.take(od, provider, e.Customer, true, rest)
+			overdrawn += rest
 		}
 	}
 	if taken > 0 {
@@ -715,12 +822,15 @@ func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 			return err
 		}
 	}
-	// What was taken covers the lines in order; the rest is uncollected.
-	left := taken
+	// What the credit paid covers the lines in order, then what the
+	// overdraft did; the rest is uncollected.
+	leftC, leftO := taken, overdrawn
 	for _, l := range mine {
-		got := min(l.Charged, left)
-		left -= got
-		l.Uncollected, l.Charged = l.Charged-got, got
+		got := min(l.Charged, leftC)
+		leftC -= got
+		od := min(l.Charged-got, leftO)
+		leftO -= od
+		l.Uncollected, l.Overdraft, l.Charged = l.Charged-got-od, od, got
 	}
 	return nil
 }

@@ -45,29 +45,38 @@ type Invoice struct {
 	// what the ledger moved from the credit account for the period's
 	// events.
 	CreditsApplied int64 `json:"credits_applied"`
-	// AmountDue is what the credit did not cover.
+	// Overdraft is what the customer's overdraft paid of it (its plan
+	// allows overage): owed, and paid back first by the next recharge.
+	Overdraft int64 `json:"overdraft"`
+	// AmountDue is what the credit did not cover: the overdraft and what
+	// nothing covered (uncollected).
 	AmountDue   int64      `json:"amount_due"`
 	CreatedAt   time.Time  `json:"created_at"`
 	FinalizedAt *time.Time `json:"finalized_at"`
 }
 
-// InvoiceLine is one price version's usage for one model and token type.
+// InvoiceLine is one price version's usage for one model and token type
+// (and, for a graduated price, one tier).
 // AmountExact is its exact cost (a decimal of the major unit); Amount is
 // the minor units it was charged (see docs/tokenpay.md: the fractions of
 // a customer's running total are carried, so a line's Amount may differ
 // from its exact cost rounded by less than a minor unit, and the lines sum
 // to the ledger's movements).
 type InvoiceLine struct {
-	Meter       string `json:"meter"`
-	Model       string `json:"model,omitempty"`
-	TokenType   string `json:"token_type,omitempty"`
-	PriceID     string `json:"price_id"`
-	Version     int64  `json:"price_version"`
+	Meter     string `json:"meter"`
+	Model     string `json:"model,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	PriceID   string `json:"price_id"`
+	Version   int64  `json:"price_version"`
+	// Tier is the 1-based tier of a graduated price (0: not graduated);
+	// UnitPrice is then the tier's.
+	Tier        int    `json:"tier,omitempty"`
 	UnitPrice   string `json:"unit_price"` // per 1M units
 	Quantity    int64  `json:"quantity"`
 	AmountExact string `json:"amount_exact"`
 	Amount      int64  `json:"amount"`
 	Charged     int64  `json:"-"`
+	Overdraft   int64  `json:"-"`
 }
 
 // InvoiceFee is a plan's fee in an invoice, and the payment that paid it.
@@ -165,7 +174,10 @@ func (s *Service) ComputeInvoice(ctx context.Context, provider, customer, curren
 	}
 	inv := &Invoice{Object: "billing_invoice", ProviderID: provider, CustomerID: customer, Currency: currency,
 		PeriodStart: start, PeriodEnd: end, Status: "draft", Lines: []InvoiceLine{}}
-	type key struct{ price, model, tokenType string }
+	type key struct {
+		price, model, tokenType string
+		tier                    int
+	}
 	byKey := map[key]*InvoiceLine{}
 	exact := map[key]*big.Int{}
 	for _, l := range lines {
@@ -173,27 +185,36 @@ func (s *Service) ComputeInvoice(ctx context.Context, provider, customer, curren
 		if p == nil || p.Currency != currency {
 			continue
 		}
-		k := key{l.PriceID, l.Model, l.Line}
+		k := key{l.PriceID, l.Model, l.TokenType(), l.Tier()}
 		il := byKey[k]
+		unit, nanos := p.UnitPrice, lineNanos(p, &l)
+		if len(p.Tiers) > 0 {
+			unit = FormatNanos(nanos)
+		}
 		if il == nil {
-			il = &InvoiceLine{Meter: l.Meter, Model: l.Model, TokenType: l.Line, PriceID: p.ID, Version: p.Version, UnitPrice: p.UnitPrice}
+			il = &InvoiceLine{Meter: l.Meter, Model: l.Model, TokenType: k.tokenType, PriceID: p.ID, Version: p.Version, UnitPrice: unit}
+			if len(p.Tiers) > 0 {
+				il.Tier = k.tier
+			}
 			byKey[k], exact[k] = il, new(big.Int)
 		}
 		il.Quantity += l.Quantity
 		if agg := s.aggregation(ctx, provider, l.Meter); agg == "sum" || agg == "count" {
-			exact[k].Add(exact[k], ExactCost(l.Quantity, p.UnitPriceNanos))
+			exact[k].Add(exact[k], ExactCost(l.Quantity, nanos))
 		}
-		il.Amount += l.Charged + l.Uncollected
+		il.Amount += l.Charged + l.Overdraft + l.Uncollected
 		il.Charged += l.Charged
+		il.Overdraft += l.Overdraft
 	}
 	for k, il := range byKey {
 		il.AmountExact = FormatFemtos(exact[k])
 		inv.Lines = append(inv.Lines, *il)
 		inv.Usage += il.Amount
 		inv.CreditsApplied += il.Charged
+		inv.Overdraft += il.Overdraft
 	}
 	slices.SortFunc(inv.Lines, func(a, b InvoiceLine) int {
-		return cmp.Or(cmp.Compare(a.Meter, b.Meter), cmp.Compare(a.Model, b.Model), cmp.Compare(a.TokenType, b.TokenType), cmp.Compare(a.Version, b.Version), cmp.Compare(a.PriceID, b.PriceID))
+		return cmp.Or(cmp.Compare(a.Meter, b.Meter), cmp.Compare(a.Model, b.Model), cmp.Compare(a.TokenType, b.TokenType), cmp.Compare(a.Version, b.Version), cmp.Compare(a.PriceID, b.PriceID), cmp.Compare(a.Tier, b.Tier))
 	})
 	subs, _, err := listCurrent[Subscription](s, nil, provider, customer, kindSubscription, pb.MaxProviderPrices)
 	if err != nil {
@@ -280,15 +301,19 @@ func (inv *Invoice) CSV() []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	i := strconv.FormatInt
-	w.Write([]string{"invoice", "period", "customer", "currency", "meter", "model", "token_type", "price_id", "price_version", "unit_price_per_1m", "quantity", "amount_exact", "amount"})
+	w.Write([]string{"invoice", "period", "customer", "currency", "meter", "model", "token_type", "price_id", "price_version", "tier", "unit_price_per_1m", "quantity", "amount_exact", "amount"})
 	for _, l := range inv.Lines {
-		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, l.Meter, l.Model, l.TokenType, l.PriceID, i(l.Version, 10), l.UnitPrice, i(l.Quantity, 10), l.AmountExact, i(l.Amount, 10)})
+		tier := ""
+		if l.Tier > 0 {
+			tier = strconv.Itoa(l.Tier)
+		}
+		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, l.Meter, l.Model, l.TokenType, l.PriceID, i(l.Version, 10), tier, l.UnitPrice, i(l.Quantity, 10), l.AmountExact, i(l.Amount, 10)})
 	}
 	for _, t := range []struct {
 		name string
 		v    int64
-	}{{"usage", inv.Usage}, {"credits_applied", -inv.CreditsApplied}, {"amount_due", inv.AmountDue}, {"recurring_fee_paid", inv.RecurringFee}} {
-		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, t.name, "", "", "", "", "", "", "", i(t.v, 10)})
+	}{{"usage", inv.Usage}, {"credits_applied", -inv.CreditsApplied}, {"overdraft", inv.Overdraft}, {"amount_due", inv.AmountDue}, {"recurring_fee_paid", inv.RecurringFee}} {
+		w.Write([]string{inv.ID, inv.Period, inv.CustomerID, inv.Currency, t.name, "", "", "", "", "", "", "", "", i(t.v, 10)})
 	}
 	w.Flush()
 	return b.Bytes()

@@ -27,7 +27,12 @@ const (
 // Plan is a provider's subscription plan: a recurring fee a month, paid
 // by a real payment, and credit included each month (an "included"
 // grant). Included credit left at the end of a month rolls over up to
-// RolloverMax, for RolloverDays more; the rest is withdrawn.
+// RolloverMax, for RolloverDays more; the rest is withdrawn. Overage says
+// what usage beyond the credit does (OverageBlock, or OverageAllow up to
+// OverdraftCap, drawn on the customer's overdraft); UsageCap, when set, is
+// the most a subscriber's usage may cost in one month: a reservation that
+// would take the month's usage and open reservations past it is refused
+// (plan_cap). Both apply through the subscriber's terms (terms.go).
 type Plan struct {
 	ID             string    `json:"id"`
 	Object         string    `json:"object"` // "billing_plan"
@@ -38,6 +43,9 @@ type Plan struct {
 	IncludedCredit int64     `json:"included_credit"`
 	RolloverMax    int64     `json:"rollover_max"`
 	RolloverDays   int       `json:"rollover_days"`
+	Overage        string    `json:"overage"`
+	OverdraftCap   int64     `json:"overdraft_cap"`
+	UsageCap       int64     `json:"usage_cap"`
 	CreatedAt      time.Time `json:"created_at"`
 }
 
@@ -86,6 +94,11 @@ type PlanParams struct {
 	RecurringFee, IncludedCredit int64
 	RolloverMax                  int64
 	RolloverDays                 int
+	// Overage is OverageBlock (the default) or OverageAllow, which takes
+	// an OverdraftCap; UsageCap is 0 for none.
+	Overage      string
+	OverdraftCap int64
+	UsageCap     int64
 }
 
 // CreatePlan (provider) defines a plan.
@@ -102,7 +115,8 @@ func (s *Service) CreatePlan(ctx context.Context, caller pb.Principal, idem *ser
 	for _, f := range []struct {
 		name string
 		v    int64
-	}{{"recurring_fee", in.RecurringFee}, {"included_credit", in.IncludedCredit}, {"rollover_max", in.RolloverMax}} {
+	}{{"recurring_fee", in.RecurringFee}, {"included_credit", in.IncludedCredit}, {"rollover_max", in.RolloverMax},
+		{"overdraft_cap", in.OverdraftCap}, {"usage_cap", in.UsageCap}} {
 		if f.v < 0 || f.v > pb.MaxAmount {
 			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, f.name, "%s must be from 0 to %d minor units", f.name, pb.MaxAmount)}
 		}
@@ -113,10 +127,23 @@ func (s *Service) CreatePlan(ctx context.Context, caller pb.Principal, idem *ser
 	if in.RolloverDays < 0 || in.RolloverDays > 366 || (in.RolloverMax > 0) != (in.RolloverDays > 0) {
 		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "rollover_days", "rollover_days is from 1 to 366 with a rollover_max, else 0")}
 	}
+	switch in.Overage {
+	case "", OverageBlock:
+		in.Overage = OverageBlock
+		if in.OverdraftCap != 0 {
+			return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "overdraft_cap", "overdraft_cap is for an overage of allow: block lets nothing past the credit")}
+		}
+	case OverageAllow:
+		if in.OverdraftCap == 0 {
+			return service.Result{Err: pb.Errorf(pb.ErrParameterMissing, "overdraft_cap", "an overage of allow needs overdraft_cap: the most a subscriber may owe")}
+		}
+	default:
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "overage", "overage must be block or allow")}
+	}
 	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p := Plan{ID: pb.NewID(PrefixPlan, tx.Now()), Object: "billing_plan", ProviderID: caller.ID, Name: in.Name, Currency: in.Currency,
 			RecurringFee: in.RecurringFee, IncludedCredit: in.IncludedCredit, RolloverMax: in.RolloverMax, RolloverDays: in.RolloverDays,
-			CreatedAt: tx.Now().Truncate(time.Second)}
+			Overage: in.Overage, OverdraftCap: in.OverdraftCap, UsageCap: in.UsageCap, CreatedAt: tx.Now().Truncate(time.Second)}
 		return &p, put(tx, kindPlan, p.ID, caller.ID, "", 1, p.CreatedAt, nil, p)
 	})
 }
@@ -157,6 +184,9 @@ func (s *Service) Subscribe(ctx context.Context, caller pb.Principal, idem *serv
 	if err != nil {
 		return service.Result{Err: err}
 	}
+	// The subscriber's terms may be new: what the hot path knew of the
+	// provider's terms is dropped, whatever became of the subscription.
+	defer s.known.changed(in.Provider)
 	// A function of tx alone: a batch computed again starts afresh.
 	start := func(tx *ledger.Tx, p *pb.Payment) (*Subscription, error) {
 		sub := Subscription{ID: pb.NewID(PrefixSubscription, tx.Now()), Object: "billing_subscription", ProviderID: in.Provider,
@@ -228,8 +258,35 @@ func (s *Service) startPeriod(tx *ledger.Tx, sub *Subscription, plan *Plan, p *p
 		}
 		sub.IncludedGrantID = g.ID
 	}
+	if err := s.startTerms(tx, sub, plan); err != nil {
+		return err
+	}
 	sub.Version++
 	return putSubscription(tx, sub)
+}
+
+// startTerms writes the customer's terms for sub's period that starts: the
+// plan's overage and caps, nothing of the period used yet.
+func (s *Service) startTerms(tx *ledger.Tx, sub *Subscription, plan *Plan) error {
+	t, err := s.termsOf(tx, nil, plan.ProviderID, sub.CustomerID, plan.Currency)
+	if err != nil {
+		return err
+	}
+	var version int64
+	if t != nil {
+		version = t.Version
+	}
+	overage := plan.Overage
+	if overage == "" {
+		overage = OverageBlock // a plan made before overage existed
+	}
+	t = &Terms{ID: termsID(plan.ProviderID, sub.CustomerID, plan.Currency), ProviderID: plan.ProviderID, CustomerID: sub.CustomerID,
+		Currency: plan.Currency, SubscriptionID: sub.ID, PlanID: plan.ID, Overage: overage, OverdraftCap: plan.OverdraftCap,
+		UsageCap: plan.UsageCap, PeriodStart: sub.PeriodStart, PeriodEnd: sub.PeriodEnd, Version: version}
+	if err := fundRoom(tx, t); err != nil {
+		return err
+	}
+	return putTerms(tx, t)
 }
 
 // trim withdraws amt of active grant g (what a rollover does not keep).
@@ -263,6 +320,8 @@ func (s *Service) renew(ctx context.Context, o pb.BillingObject) error {
 	if err != nil {
 		return err
 	}
+	// A subscription older than terms gets its first at its renewal.
+	defer s.known.changed(sub.ProviderID)
 	n, start := sub.Period+1, sub.PeriodEnd
 	next := func(tx *ledger.Tx, p *pb.Payment) error {
 		var cur Subscription

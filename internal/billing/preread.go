@@ -20,9 +20,10 @@ import (
 //     a read made after the request arrived holds every one acknowledged
 //     before it; one added since is concurrent with the request, which may
 //     then be ordered either side of it;
-//   - the IDs of the provider's auto-recharges, for the same reason (one is
-//     never deleted): a customer without one skips the in-writer read of
-//     it, and a customer with one still reads it inside, current;
+//   - the IDs of the provider's auto-recharges and terms (terms.go), for
+//     the same reason (one is never deleted): a customer without one skips
+//     the in-writer read of it, and a customer with one still reads it
+//     inside, current;
 //   - which event IDs are stored: an ID stored is never forgotten within
 //     the window; one stored since is caught as before (by this batch's
 //     rows, or by the store's key, which refuses the batch);
@@ -42,6 +43,11 @@ type preread struct {
 	// autoAll set there were too many to list, and each is read inside.
 	autoRecharge map[string]bool
 	autoAll      bool
+	// terms holds the IDs of the provider's customers' terms (plans'
+	// overage and caps), as autoRecharge; with termsAll set, each is read
+	// inside.
+	terms        map[string]bool
+	termsAll     bool
 	seen         map[string]bool
 	reservations map[string]*pb.BillingObject
 }
@@ -62,9 +68,11 @@ type known struct {
 }
 
 type providerKnown struct {
-	prices  []pb.Price
-	autos   map[string]bool
-	autoAll bool
+	prices   []pb.Price
+	autos    map[string]bool
+	autoAll  bool
+	terms    map[string]bool
+	termsAll bool
 }
 
 // maxKnownProviders bounds known; past it, it starts again empty.
@@ -113,14 +121,11 @@ func (s *Service) providerKnown(ctx context.Context, provider string) (*provider
 	if pk.prices, _, err = listCurrent[pb.Price](s, nil, provider, "", kindPrice, pb.MaxProviderPrices); err != nil {
 		return nil, err
 	}
-	autos, err := s.st.BillingObjects(ctx, provider, "", kindAutoRecharge, maxPrereadAutoRecharges)
-	if err != nil {
+	if pk.autos, pk.autoAll, err = s.objectIDs(ctx, provider, kindAutoRecharge); err != nil {
 		return nil, err
 	}
-	pk.autoAll = len(autos) > maxPrereadAutoRecharges
-	pk.autos = make(map[string]bool, len(autos))
-	for _, o := range autos {
-		pk.autos[o.ID] = true
+	if pk.terms, pk.termsAll, err = s.objectIDs(ctx, provider, kindTerms); err != nil {
+		return nil, err
 	}
 	if s.known.on {
 		s.known.keep(provider, gen, pk)
@@ -128,9 +133,23 @@ func (s *Service) providerKnown(ctx context.Context, provider string) (*provider
 	return pk, nil
 }
 
-// maxPrereadAutoRecharges bounds the auto-recharges listed before an
-// operation; past it, each is read inside.
+// maxPrereadAutoRecharges bounds the auto-recharges (and terms) listed
+// before an operation; past it, each is read inside.
 const maxPrereadAutoRecharges = 1000
+
+// objectIDs returns the IDs of provider's objects of kind, or all set when
+// there are more than maxPrereadAutoRecharges.
+func (s *Service) objectIDs(ctx context.Context, provider, kind string) (ids map[string]bool, all bool, err error) {
+	os, err := s.st.BillingObjects(ctx, provider, "", kind, maxPrereadAutoRecharges)
+	if err != nil {
+		return nil, false, err
+	}
+	ids = make(map[string]bool, len(os))
+	for _, o := range os {
+		ids[o.ID] = true
+	}
+	return ids, len(os) > maxPrereadAutoRecharges, nil
+}
 
 // prereadFor reads what an operation of provider over meters (IDs), event
 // IDs and reservations needs.
@@ -141,6 +160,7 @@ func (s *Service) prereadFor(ctx context.Context, provider string, meters, event
 		return nil, err
 	}
 	pr.prices, pr.autoRecharge, pr.autoAll = pk.prices, pk.autos, pk.autoAll
+	pr.terms, pr.termsAll = pk.terms, pk.termsAll
 	for _, id := range meters {
 		if _, ok := pr.meters[id]; ok || id == pb.MeterLLMTokens {
 			continue
@@ -221,6 +241,13 @@ func (pr *preread) mayAutoRecharge(id string) bool {
 	return pr == nil || pr.autoAll || pr.autoRecharge[id]
 }
 
+// mayHaveTerms reports whether id may be terms: false only when the read
+// before listed them all and id was not among them (terms, like
+// auto-recharges, are never deleted).
+func (pr *preread) mayHaveTerms(id string) bool {
+	return pr == nil || pr.termsAll || pr.terms[id]
+}
+
 // reservation returns reservation id of provider as of this point in tx:
 // as this batch wrote it, else as read before, else read now.
 func (pr *preread) reservation(s *Service, tx *ledger.Tx, provider, id string) (*pb.Reservation, error) {
@@ -246,7 +273,7 @@ func decodeReservation(o *pb.BillingObject, provider, id string) (*pb.Reservatio
 	if err := json.Unmarshal(o.Data, &d); err != nil {
 		return nil, fmt.Errorf("reservation %s is unreadable: %w", id, err)
 	}
-	d.Reservation.HoldID, d.Reservation.Version = d.Hold, o.Version
+	d.Reservation.HoldID, d.Reservation.OverdraftHoldID, d.Reservation.Version = d.Hold, d.OverdraftHold, o.Version
 	return &d.Reservation, nil
 }
 

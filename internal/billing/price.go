@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"math"
 	"math/big"
 	"math/bits"
 	"strconv"
@@ -164,4 +165,171 @@ func (s *Service) priceFor(tx *ledger.Tx, pr *preread, provider, meter string, m
 		return nil, pb.Errorf(pb.ErrNoPrice, "", "no price applies to %s at %s: create one (POST /v1/billing/prices)", what, t.UTC().Format(time.RFC3339))
 	}
 	return p, nil
+}
+
+// TierParams is one tier of a graduated price as a provider sends it.
+type TierParams struct {
+	UpTo      *int64
+	UnitPrice string
+}
+
+// parseTiers checks a graduated price's tiers: 1 to pb.MaxPriceTiers,
+// each up_to above the one before, the last without one, every unit price
+// as ParseUnitPrice reads it.
+func parseTiers(in []TierParams) ([]pb.PriceTier, error) {
+	if len(in) > pb.MaxPriceTiers {
+		return nil, pb.Errorf(pb.ErrParameterInvalid, "tiers", "a price has at most %d tiers", pb.MaxPriceTiers)
+	}
+	out := make([]pb.PriceTier, len(in))
+	prev := int64(0)
+	for i, t := range in {
+		param := "tiers[" + strconv.Itoa(i) + "]"
+		last := i == len(in)-1
+		switch {
+		case last && t.UpTo != nil:
+			return nil, pb.Errorf(pb.ErrParameterInvalid, param+".up_to", "the last tier has no up_to: it takes every unit past the tier before")
+		case !last && t.UpTo == nil:
+			return nil, pb.Errorf(pb.ErrParameterMissing, param+".up_to", "every tier but the last needs up_to")
+		case !last && (*t.UpTo <= prev || *t.UpTo > pb.MaxEventQuantity):
+			return nil, pb.Errorf(pb.ErrParameterInvalid, param+".up_to", "up_to must be above the tier before's (%d) and at most %d units", prev, int64(pb.MaxEventQuantity))
+		}
+		nanos, err := ParseUnitPrice(t.UnitPrice)
+		if err != nil {
+			e := err.(*pb.Error)
+			e.Param = param + ".unit_price"
+			return nil, e
+		}
+		out[i] = pb.PriceTier{UpTo: t.UpTo, UnitPrice: FormatNanos(nanos), UnitPriceNanos: nanos}
+		if t.UpTo != nil {
+			prev = *t.UpTo
+		}
+	}
+	return out, nil
+}
+
+// segment is the units of one event line that fall in one tier.
+type segment struct {
+	tier     int // 1-based
+	quantity int64
+	nanos    int64
+}
+
+// graduate splits q units, counted from the month's used units on, into
+// the tiers of p they fall in (q units at p's one price when p has no
+// tiers). Units are counted in arrival order: the month's first
+// tiers[0].up_to units are in tier 1, and so on.
+func graduate(p *pb.Price, used, q int64) []segment {
+	if len(p.Tiers) == 0 {
+		return []segment{{1, q, p.UnitPriceNanos}}
+	}
+	var out []segment
+	from, lo := used, int64(0)
+	for i, t := range p.Tiers {
+		hi := int64(math.MaxInt64)
+		if t.UpTo != nil {
+			hi = *t.UpTo
+		}
+		if from < hi && q > 0 {
+			n := min(q, hi-max(from, lo))
+			out = append(out, segment{i + 1, n, t.UnitPriceNanos})
+			q -= n
+			from += n
+		}
+		lo = hi
+	}
+	return out
+}
+
+// maxNanos is p's highest unit price: what a reservation's estimate is
+// held at, so that it covers the usage whichever tier it falls in.
+func maxNanos(p *pb.Price) int64 {
+	n := p.UnitPriceNanos
+	for _, t := range p.Tiers {
+		n = max(n, t.UnitPriceNanos)
+	}
+	return n
+}
+
+const kindTierCount = "tiercount"
+
+// TierCount counts a customer's units of one graduated price version in
+// one calendar month (UTC, by the events' own time), in the order the
+// events were acknowledged: which tier the next unit falls in.
+type TierCount struct {
+	ID         string `json:"id"`
+	ProviderID string `json:"provider_id"`
+	CustomerID string `json:"customer_id"`
+	PriceID    string `json:"price_id"`
+	Month      string `json:"month"` // "2026-11"
+	Used       int64  `json:"used"`
+	Version    int64  `json:"-"`
+}
+
+func tierCountID(price, customer, month string) string {
+	return "tiers:" + price + ":" + customer + ":" + month
+}
+
+type countState struct {
+	n     TierCount // its Version is the one read
+	dirty bool
+}
+
+// count returns the counter of price for customer in month, read once.
+func (s *Service) count(tx *ledger.Tx, c *ingestCache, provider, customer, price, month string) (*countState, error) {
+	id := tierCountID(price, customer, month)
+	if n, ok := c.counts[id]; ok {
+		return n, nil
+	}
+	n := &countState{}
+	o, err := s.current(tx, id, &n.n)
+	switch {
+	case pb.ErrorCode(err) == pb.ErrNotFound:
+		n.n = TierCount{ID: id, ProviderID: provider, CustomerID: customer, PriceID: price, Month: month}
+	case err != nil:
+		return nil, err
+	default:
+		n.n.Version = o.Version
+	}
+	c.counts[id] = n
+	c.order = append(c.order, id)
+	return n, nil
+}
+
+// graduate splits each of e's lines priced by a graduated price into a
+// line per tier its units fall in (UsageLineKey), counting them in the
+// month's counter; the others are returned as they are.
+func (s *Service) graduate(tx *ledger.Tx, c *ingestCache, provider string, e *Event, lines []*line) ([]*line, error) {
+	var out []*line
+	for _, l := range lines {
+		if l.graduated == nil {
+			out = append(out, l)
+			continue
+		}
+		n, err := s.count(tx, c, provider, e.Customer, l.PriceID, e.Timestamp.UTC().Format("2006-01"))
+		if err != nil {
+			return nil, err
+		}
+		old, wasDirty := n.n.Used, n.dirty
+		c.undo = append(c.undo, func() { n.n.Used, n.dirty = old, wasDirty })
+		for _, sg := range graduate(l.graduated, n.n.Used, l.Quantity) {
+			part := *l
+			part.Line, part.Quantity, part.nanos = pb.UsageLineKey(l.Line, sg.tier), sg.quantity, sg.nanos
+			out = append(out, &part)
+		}
+		if l.Quantity == 0 {
+			out = append(out, l) // a line of no units still says they were reported
+		}
+		n.n.Used = min(n.n.Used, math.MaxInt64-l.Quantity) + l.Quantity // saturates: past any tier
+		n.dirty = true
+	}
+	return out, nil
+}
+
+// lineNanos is the unit price stored line l was charged at under p: its
+// tier's, for a graduated price.
+func lineNanos(p *pb.Price, l *pb.UsageLine) int64 {
+	if len(p.Tiers) == 0 {
+		return p.UnitPriceNanos
+	}
+	return p.Tiers[min(l.Tier(), len(p.Tiers))-1].UnitPriceNanos
 }

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"fmt"
 	"math/big"
 	"testing"
 
@@ -91,4 +92,63 @@ func FuzzParseUnitPrice(f *testing.F) {
 			t.Fatalf("%q read %d, formatted %q, read back %d, %v", s, n, FormatNanos(n), m, err)
 		}
 	})
+}
+
+func i64(v int64) *int64 { return &v }
+
+// TestGraduate: units are split into the tiers they fall in, counted from
+// the month's units before them; any split of a month's units into events
+// puts the same units in each tier.
+func TestGraduate(t *testing.T) {
+	tiers, err := parseTiers([]TierParams{{i64(100), "3"}, {i64(250), "2"}, {nil, "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pb.Price{Tiers: tiers, UnitPriceNanos: tiers[0].UnitPriceNanos}
+	for _, c := range []struct {
+		used, q int64
+		want    string
+	}{
+		{0, 50, "[{1 50 3000000000}]"},
+		{80, 50, "[{1 20 3000000000} {2 30 2000000000}]"},
+		{0, 1000, "[{1 100 3000000000} {2 150 2000000000} {3 750 1000000000}]"},
+		{250, 5, "[{3 5 1000000000}]"},
+		{100, 150, "[{2 150 2000000000}]"},
+	} {
+		if got := fmt.Sprint(graduate(p, c.used, c.q)); got != c.want {
+			t.Errorf("graduate(%d, %d) = %s, want %s", c.used, c.q, got, c.want)
+		}
+	}
+	rapid.Check(t, func(rt *rapid.T) {
+		qs := rapid.SliceOfN(rapid.Int64Range(0, 200), 1, 20).Draw(rt, "events")
+		per := map[int]int64{}
+		used := int64(0)
+		for _, q := range qs {
+			for _, s := range graduate(p, used, q) {
+				per[s.tier] += s.quantity
+			}
+			used += q
+		}
+		want := map[int]int64{1: min(used, 100), 2: min(max(used-100, 0), 150), 3: max(used-250, 0)}
+		for tier := 1; tier <= 3; tier++ {
+			if per[tier] != want[tier] {
+				rt.Fatalf("tier %d holds %d units of %v, want %d", tier, per[tier], qs, want[tier])
+			}
+		}
+	})
+	for _, c := range []struct {
+		in    []TierParams
+		param string
+	}{
+		{[]TierParams{{i64(100), "3"}}, "tiers[0].up_to"},
+		{[]TierParams{{nil, "3"}, {nil, "2"}}, "tiers[0].up_to"},
+		{[]TierParams{{i64(100), "3"}, {i64(100), "2"}, {nil, "1"}}, "tiers[1].up_to"},
+		{[]TierParams{{i64(0), "3"}, {nil, "1"}}, "tiers[0].up_to"},
+		{[]TierParams{{i64(100), "3"}, {nil, "1.0000000001"}}, "tiers[1].unit_price"},
+		{make([]TierParams, pb.MaxPriceTiers+1), "tiers"},
+	} {
+		if _, err := parseTiers(c.in); err == nil || err.(*pb.Error).Param != c.param {
+			t.Errorf("parseTiers(%v) = %v, want an error of %s", c.in, err, c.param)
+		}
+	}
 }

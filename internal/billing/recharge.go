@@ -21,7 +21,13 @@ type recharge struct {
 	ProviderID string `json:"provider_id"`
 	CustomerID string `json:"customer_id"`
 	GrantID    string `json:"grant_id,omitempty"`
+	// Repaid is what the recharge paid back of the customer's overdraft
+	// before granting the rest.
+	Repaid int64 `json:"repaid,omitempty"`
 }
+
+// credited reports whether r's payment already credited the customer.
+func (r *recharge) credited() bool { return r.GrantID != "" || r.Repaid > 0 }
 
 const kindRecharge = "recharge"
 
@@ -80,15 +86,23 @@ func (s *Service) Recharge(ctx context.Context, caller pb.Principal, idem *servi
 	return s.core.CreatePayment(ctx, caller, idem, params)
 }
 
-// credit records recharge r of payment p at version, granting its credit
-// when p is captured.
+// credit records recharge r of payment p at version, crediting the
+// customer when p is captured: what it owes on its overdraft is paid back
+// first, and a paid grant is made of the rest.
 func (s *Service) credit(tx *ledger.Tx, p *pb.Payment, r *recharge, version int64) error {
-	if p.Status == pb.StatusCaptured && r.GrantID == "" {
-		g, err := s.grant(tx, r.ProviderID, GrantParams{Customer: r.CustomerID, Amount: p.Amount, Currency: p.Currency, Category: pb.GrantPaid})
+	if p.Status == pb.StatusCaptured && !r.credited() {
+		repaid, err := repayOverdraft(tx, r.ProviderID, r.CustomerID, p.Currency, p.Amount)
 		if err != nil {
 			return err
 		}
-		r.GrantID = g.ID
+		r.Repaid = repaid
+		if rest := p.Amount - repaid; rest > 0 {
+			g, err := s.grant(tx, r.ProviderID, GrantParams{Customer: r.CustomerID, Amount: rest, Currency: p.Currency, Category: pb.GrantPaid})
+			if err != nil {
+				return err
+			}
+			r.GrantID = g.ID
+		}
 	}
 	return put(tx, kindRecharge, rechargeID(p.ID), r.ProviderID, r.CustomerID, version, tx.Now().Truncate(time.Second), nil, r)
 }
@@ -106,7 +120,7 @@ func (s *Service) Observe(tx *ledger.Tx, ev pb.LogEvent) error {
 	}
 	var r recharge
 	o, err := s.current(tx, rechargeID(p.ID), &r)
-	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && r.GrantID != "") {
+	if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && r.credited()) {
 		return nil
 	}
 	if err != nil {

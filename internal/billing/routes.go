@@ -62,18 +62,33 @@ func (s *Service) listMeters(q *rest.Request) (int, any, error) {
 
 func (s *Service) createPrice(q *rest.Request) (int, any, error) {
 	var in struct {
-		Meter         string  `json:"meter"`
-		Model         string  `json:"model"`
-		TokenType     string  `json:"token_type"`
-		Currency      string  `json:"currency"`
-		UnitPrice     *string `json:"unit_price"`
+		Meter     string  `json:"meter"`
+		Model     string  `json:"model"`
+		TokenType string  `json:"token_type"`
+		Currency  string  `json:"currency"`
+		UnitPrice *string `json:"unit_price"`
+		Tiers     []struct {
+			UpTo      *int64 `json:"up_to"`
+			UnitPrice string `json:"unit_price"`
+		} `json:"tiers"`
 		EffectiveFrom *string `json:"effective_from"`
 	}
 	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
 	}
-	if in.UnitPrice == nil {
-		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "unit_price", "unit_price is required: a decimal string of the currency's major unit per 1M units, such as \"2.50\"")
+	var tiers []TierParams
+	if in.Tiers != nil {
+		tiers = make([]TierParams, len(in.Tiers))
+		for i, t := range in.Tiers {
+			tiers[i] = TierParams{UpTo: t.UpTo, UnitPrice: t.UnitPrice}
+		}
+	}
+	if in.UnitPrice == nil && tiers == nil {
+		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "unit_price", "unit_price is required: a decimal string of the currency's major unit per 1M units, such as \"2.50\" (or tiers, for a graduated price)")
+	}
+	unit := ""
+	if in.UnitPrice != nil {
+		unit = *in.UnitPrice
 	}
 	if err := rest.RequireCurrency(in.Currency); err != nil {
 		return 0, nil, err
@@ -84,7 +99,7 @@ func (s *Service) createPrice(q *rest.Request) (int, any, error) {
 	}
 	return q.Run(201, func() service.Result {
 		return s.CreatePrice(q.Ctx, q.Caller, q.Idem, PriceParams{Meter: in.Meter, Model: in.Model, TokenType: in.TokenType,
-			Currency: in.Currency, UnitPrice: *in.UnitPrice, EffectiveFrom: from})
+			Currency: in.Currency, UnitPrice: unit, Tiers: tiers, EffectiveFrom: from})
 	})
 }
 
@@ -315,6 +330,9 @@ func (s *Service) createPlan(q *rest.Request) (int, any, error) {
 		IncludedCredit int64  `json:"included_credit"`
 		RolloverMax    int64  `json:"rollover_max"`
 		RolloverDays   int    `json:"rollover_days"`
+		Overage        string `json:"overage"`
+		OverdraftCap   int64  `json:"overdraft_cap"`
+		UsageCap       int64  `json:"usage_cap"`
 	}
 	if err := q.Decode(&in); err != nil {
 		return 0, nil, err
@@ -324,7 +342,8 @@ func (s *Service) createPlan(q *rest.Request) (int, any, error) {
 	}
 	return q.Run(201, func() service.Result {
 		return s.CreatePlan(q.Ctx, q.Caller, q.Idem, PlanParams{Name: in.Name, Currency: in.Currency, RecurringFee: in.RecurringFee,
-			IncludedCredit: in.IncludedCredit, RolloverMax: in.RolloverMax, RolloverDays: in.RolloverDays})
+			IncludedCredit: in.IncludedCredit, RolloverMax: in.RolloverMax, RolloverDays: in.RolloverDays,
+			Overage: in.Overage, OverdraftCap: in.OverdraftCap, UsageCap: in.UsageCap})
 	})
 }
 

@@ -35,8 +35,9 @@ type Usage struct {
 // UsageGroup is one group's usage. Quantity is the meter's aggregation of
 // its events (a sum for the LLM meter); AmountExact is the exact cost of
 // the priced usage in the currency's major unit (a decimal string, up to
-// 15 fractional digits), Charged what the ledger was charged for it and
-// Uncollected what the credit could not cover (whole minor units: the
+// 15 fractional digits), Charged what the ledger took from the credit for
+// it, Overdraft what it took from the overdraft, and Uncollected what
+// neither covered (whole minor units: the
 // fractions are carried per customer, see docs/tokenpay.md).
 type UsageGroup struct {
 	Meter       string            `json:"meter"`
@@ -46,6 +47,7 @@ type UsageGroup struct {
 	Quantity    int64             `json:"quantity"`
 	AmountExact string            `json:"amount_exact"`
 	Charged     int64             `json:"charged"`
+	Overdraft   int64             `json:"overdraft"`
 	Uncollected int64             `json:"uncollected"`
 }
 
@@ -100,7 +102,7 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 		p := prices[l.PriceID]
 		cur, nanos := "", int64(0)
 		if p != nil {
-			cur, nanos = p.Currency, p.UnitPriceNanos
+			cur, nanos = p.Currency, lineNanos(p, &l)
 		}
 		keys := map[string]string{}
 		for _, g := range q.GroupBy {
@@ -108,7 +110,7 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 			case "model":
 				keys[g] = l.Model
 			case "token_type":
-				keys[g] = l.Line
+				keys[g] = l.TokenType()
 			case "price":
 				keys[g] = l.PriceID
 			default:
@@ -127,6 +129,7 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 		}
 		a.g.Events++
 		a.g.Charged += l.Charged
+		a.g.Overdraft += l.Overdraft
 		a.g.Uncollected += l.Uncollected
 		switch agg := aggOf[l.Meter]; agg {
 		case "sum", "count":

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,18 +25,107 @@ var BillingObjects = NewTable("billing_objects", "id, kind, provider_id, custome
 const BillingObjectUpdate = `WITH u AS (UPDATE billing_objects SET data = $2, version = $3, due_at = $4 WHERE id = $1 AND version = $3 - 1 RETURNING 1)
 	SELECT 1 / (SELECT COUNT(*) FROM u)`
 
-// BillingUsage is the usage events' lines, only ever inserted: a line
-// stored twice is a unique-key violation (the event's deduplication).
-var BillingUsage = NewTable("billing_usage", "provider_id, event_id, line, customer_id, meter, time_ms, model, quantity, "+
-	"price_id, charged, uncollected, reservation_id, dims, created_at", "")
+// BillingUsage is the usage events, only ever inserted: a row per event,
+// its lines packed in one column (packLines), keyed by what reads them (a
+// customer's usage over time). One row an event, not one a line, and no
+// index but the key: the rows an ingest writes are most of its commit.
+// The deduplication is BillingEventIDs'.
+var BillingUsage = NewTable("billing_usage", "provider_id, customer_id, time_ms, event_id, created_at, meter, model, "+
+	"reservation_id, dims, lines", "")
+
+// UsageRow is one stored usage event: its lines, which share everything
+// but what packLines packs.
+type UsageRow struct{ Lines []pb.UsageLine }
+
+// UsageRows groups lines into rows: consecutive lines of one event (as
+// Token Pay writes them) are one row.
+func UsageRows(lines []pb.UsageLine) []UsageRow {
+	var out []UsageRow
+	for i := 0; i < len(lines); {
+		j := i + 1
+		for j < len(lines) && sameEvent(&lines[i], &lines[j]) {
+			j++
+		}
+		out = append(out, UsageRow{Lines: lines[i:j]})
+		i = j
+	}
+	return out
+}
+
+func sameEvent(a, b *pb.UsageLine) bool {
+	return a.ProviderID == b.ProviderID && a.EventID == b.EventID && a.CustomerID == b.CustomerID && a.Meter == b.Meter &&
+		a.Time.Equal(b.Time) && a.Model == b.Model && a.ReservationID == b.ReservationID && a.CreatedAt.Equal(b.CreatedAt) &&
+		len(a.Dims) == 0 && len(b.Dims) == 0
+}
+
+// packLines writes what differs between an event's lines: per line, its
+// name, quantity, price, charged, overdraft and uncollected, separated by
+// tabs, the lines by newlines. (Names and price IDs hold neither.)
+func packLines(ls []pb.UsageLine) string {
+	var b strings.Builder
+	for i := range ls {
+		l := &ls[i]
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(l.Line)
+		for _, f := range []string{strconv.FormatInt(l.Quantity, 10), l.PriceID, strconv.FormatInt(l.Charged, 10),
+			strconv.FormatInt(l.Overdraft, 10), strconv.FormatInt(l.Uncollected, 10)} {
+			b.WriteByte('\t')
+			b.WriteString(f)
+		}
+	}
+	return b.String()
+}
+
+// unpackLines reads packLines' lines onto base, the event's shared fields.
+func unpackLines(base pb.UsageLine, packed string, out []pb.UsageLine) ([]pb.UsageLine, error) {
+	for _, ln := range strings.Split(packed, "\n") {
+		f := strings.Split(ln, "\t")
+		if len(f) != 6 {
+			return out, fmt.Errorf("usage event %s has an unreadable line %q", base.EventID, ln)
+		}
+		l := base
+		l.Line, l.PriceID = f[0], f[2]
+		var err error
+		for i, p := range []*int64{&l.Quantity, &l.Charged, &l.Overdraft, &l.Uncollected} {
+			if *p, err = strconv.ParseInt(f[[]int{1, 3, 4, 5}[i]], 10, 64); err != nil {
+				return out, fmt.Errorf("usage event %s has an unreadable line %q", base.EventID, ln)
+			}
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// BillingEventIDs is the usage event IDs remembered for the
+// deduplication, only ever inserted (and forgotten after the window): an
+// ID stored twice is a unique-key violation.
+var BillingEventIDs = NewTable("billing_event_ids", "provider_id, event_id, seen_ms", "")
+
+// UsageEventIDRow encodes a remembered event ID as BillingEventIDs'
+// columns.
+func UsageEventIDRow(d []any, x *pb.UsageEventID) ([]any, error) {
+	return append(d, x.ProviderID, x.EventID, x.SeenAt.UnixMilli()), nil
+}
+
+func (r Reads) DeleteUsageEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	n, err := r.DB.Exec(ctx, `DELETE FROM billing_event_ids WHERE (provider_id, event_id) IN
+		(SELECT provider_id, event_id FROM billing_event_ids WHERE seen_ms < $1 ORDER BY seen_ms LIMIT $2)`, cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't forget usage event IDs: %w", err)
+	}
+	return int(n), nil
+}
 
 // BillingObjectRow encodes an object as BillingObjects' columns.
 func BillingObjectRow(d []any, x *pb.BillingObject) ([]any, error) {
 	return append(d, x.ID, x.Kind, x.ProviderID, x.CustomerID, x.Version, string(x.Data), unixOrNil(x.DueAt), x.CreatedAt.Unix()), nil
 }
 
-// UsageLineRow encodes a usage line as BillingUsage's columns.
-func UsageLineRow(d []any, x *pb.UsageLine) ([]any, error) {
+// UsageRowArgs encodes a usage event as BillingUsage's columns.
+func UsageRowArgs(d []any, r *UsageRow) ([]any, error) {
+	x := &r.Lines[0]
 	dims := "{}"
 	if len(x.Dims) > 0 {
 		b, err := json.Marshal(x.Dims)
@@ -44,8 +134,8 @@ func UsageLineRow(d []any, x *pb.UsageLine) ([]any, error) {
 		}
 		dims = string(b)
 	}
-	return append(d, x.ProviderID, x.EventID, x.Line, x.CustomerID, x.Meter, x.Time.UnixMilli(), x.Model, x.Quantity,
-		x.PriceID, x.Charged, x.Uncollected, x.ReservationID, dims, x.CreatedAt.Unix()), nil
+	return append(d, x.ProviderID, x.CustomerID, x.Time.UnixMilli(), x.EventID, x.CreatedAt.Unix(), x.Meter, x.Model,
+		x.ReservationID, dims, packLines(r.Lines)), nil
 }
 
 const billingObjectCols = `id, kind, provider_id, customer_id, version, data, due_at, created_at`
@@ -100,7 +190,7 @@ func (r Reads) UsageEventsSeen(ctx context.Context, provider string, ids []strin
 		// One event (a settlement): a point read, whose statement the
 		// store keeps prepared, where a list is parsed each time.
 		var one int
-		err := r.DB.QueryRow(ctx, `SELECT 1 FROM billing_usage WHERE provider_id = $1 AND event_id = $2 LIMIT 1`, provider, ids[0]).Scan(&one)
+		err := r.DB.QueryRow(ctx, `SELECT 1 FROM billing_event_ids WHERE provider_id = $1 AND event_id = $2`, provider, ids[0]).Scan(&one)
 		switch {
 		case err == nil:
 			out[ids[0]] = true
@@ -124,7 +214,7 @@ func (r Reads) UsageEventsSeen(ctx context.Context, provider string, ids []strin
 		err := s.Scan(&id)
 		out[id] = true
 		return err
-	}, `SELECT DISTINCT event_id FROM billing_usage WHERE provider_id = $1 AND event_id IN (`+in.String()+`)`, args...)
+	}, `SELECT event_id FROM billing_event_ids WHERE provider_id = $1 AND event_id IN (`+in.String()+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't look usage events up: %w", err)
 	}
@@ -136,9 +226,8 @@ func (r Reads) UsageLines(ctx context.Context, f pb.UsageFilter) ([]pb.UsageLine
 	err := r.DB.Query(ctx, func(s Scanner) error {
 		var u pb.UsageLine
 		var ms, created int64
-		var dims string
-		if err := s.Scan(&u.ProviderID, &u.EventID, &u.Line, &u.CustomerID, &u.Meter, &ms, &u.Model, &u.Quantity,
-			&u.PriceID, &u.Charged, &u.Uncollected, &u.ReservationID, &dims, &created); err != nil {
+		var dims, lines string
+		if err := s.Scan(&u.ProviderID, &u.CustomerID, &ms, &u.EventID, &created, &u.Meter, &u.Model, &u.ReservationID, &dims, &lines); err != nil {
 			return err
 		}
 		if dims != "{}" {
@@ -147,12 +236,23 @@ func (r Reads) UsageLines(ctx context.Context, f pb.UsageFilter) ([]pb.UsageLine
 			}
 		}
 		u.Time, u.CreatedAt = time.UnixMilli(ms).UTC(), unix(created)
-		out = append(out, u)
+		n := len(out)
+		var err error
+		if out, err = unpackLines(u, lines, out); err != nil {
+			return err
+		}
+		slices.SortFunc(out[n:], func(a, b pb.UsageLine) int { return strings.Compare(a.Line, b.Line) })
+		if len(out) > f.Limit {
+			return errEnoughLines // the caller learns there are more; no need to read them
+		}
 		return nil
 	}, `SELECT `+BillingUsage.Cols+` FROM billing_usage WHERE provider_id = $1 AND customer_id = $2 AND time_ms >= $3 AND time_ms < $4
-		ORDER BY time_ms, event_id, line LIMIT `+fmt.Sprint(f.Limit+1), f.ProviderID, f.CustomerID, f.From.UnixMilli(), f.To.UnixMilli())
-	if err != nil {
+		ORDER BY time_ms, event_id, created_at LIMIT `+fmt.Sprint(f.Limit+1), f.ProviderID, f.CustomerID, f.From.UnixMilli(), f.To.UnixMilli())
+	if err != nil && !errors.Is(err, errEnoughLines) {
 		return nil, fmt.Errorf("couldn't read usage: %w", err)
 	}
 	return out, nil
 }
+
+// errEnoughLines stops UsageLines once it read more than its limit.
+var errEnoughLines = errors.New("more usage lines than the limit")

@@ -18,9 +18,11 @@ func billingObject(id, kind, provider, customer string, version int64, data stri
 
 // testBilling: Token Pay's objects are written whole and read back,
 // changed version by version, listed per provider, kind and customer, and
-// found when due; usage lines are recorded once per provider, event and
-// line, and read back by customer and time; a shared store refuses a change
-// from a stale version and an event line another process stored.
+// found when due; event IDs are remembered per provider, found, and
+// forgotten oldest first in bounded batches (their lines stay); usage
+// lines are read back by customer and time, and an ID forgotten may come
+// back; a shared store refuses a change from a stale version and an event
+// ID another process stored.
 func testBilling(t *testing.T, s pb.Store) {
 	ctx := t.Context()
 	due := sec(t0.Add(time.Minute))
@@ -75,13 +77,15 @@ func testBilling(t *testing.T, s pb.Store) {
 	}
 
 	l1 := pb.UsageLine{ProviderID: "mch_a", EventID: "ev-1", Line: "input", CustomerID: "usr_1", Meter: "llm_tokens",
-		Time: t0.Truncate(time.Millisecond).UTC(), Model: "gpt-x", Quantity: 1200, PriceID: "price_1", Charged: 3, Uncollected: 1,
+		Time: t0.Truncate(time.Millisecond).UTC(), Model: "gpt-x", Quantity: 1200, PriceID: "price_1", Charged: 3, Overdraft: 2, Uncollected: 1,
 		ReservationID: "rsv_1", CreatedAt: sec(t0)}
 	l2 := l1
 	l2.Line, l2.Quantity = "output", 300
 	l3 := l1
 	l3.EventID, l3.Line, l3.Meter, l3.Model, l3.Time, l3.Dims = "ev-2", "", "mtr_1", "", l1.Time.Add(time.Hour), map[string]string{"region": "eu"}
-	commit(t, s, &pb.Batch{BillingPart: pb.BillingPart{UsageLines: []pb.UsageLine{l1, l2, l3}}})
+	seen1 := pb.UsageEventID{ProviderID: "mch_a", EventID: "ev-1", SeenAt: t0.Truncate(time.Millisecond).UTC()}
+	seen2 := pb.UsageEventID{ProviderID: "mch_a", EventID: "ev-2", SeenAt: seen1.SeenAt.Add(time.Hour)}
+	commit(t, s, &pb.Batch{BillingPart: pb.BillingPart{UsageEventIDs: []pb.UsageEventID{seen1, seen2}, UsageLines: []pb.UsageLine{l1, l2, l3}}})
 	for _, c := range []struct {
 		provider string
 		ids      []string
@@ -113,8 +117,44 @@ func testBilling(t *testing.T, s pb.Store) {
 	if lines, _ := s.UsageLines(ctx, pb.UsageFilter{ProviderID: "mch_a", CustomerID: "usr_1", From: t0.Add(time.Minute), To: t0.Add(2 * time.Hour), Limit: 10}); len(lines) != 1 {
 		t.Fatalf("UsageLines from a minute later = %v; want ev-2 alone", lines)
 	}
-	if lines, _ := s.UsageLines(ctx, pb.UsageFilter{ProviderID: "mch_a", CustomerID: "usr_1", From: t0.Add(-time.Second), To: t0.Add(2 * time.Hour), Limit: 1}); len(lines) != 2 {
-		t.Fatalf("UsageLines limited to 1 = %d lines; want 2 (one more than the limit)", len(lines))
+	if lines, _ := s.UsageLines(ctx, pb.UsageFilter{ProviderID: "mch_a", CustomerID: "usr_1", From: t0.Add(-time.Second), To: t0.Add(2 * time.Hour), Limit: 1}); len(lines) < 2 {
+		t.Fatalf("UsageLines limited to 1 = %d lines; want at least 2 (more than the limit)", len(lines))
+	}
+
+	if _, ok := s.(pb.SharedStore); ok {
+		again := seen1
+		again.SeenAt = again.SeenAt.Add(time.Minute)
+		if err := s.Commit(ctx, &pb.Batch{BillingPart: pb.BillingPart{UsageEventIDs: []pb.UsageEventID{again}}}); !errors.Is(err, pb.ErrStoreConflict) {
+			t.Fatalf("an event ID stored twice: %v, want ErrStoreConflict", err)
+		}
+	}
+
+	// Forgetting: nothing before the oldest, then one at a time.
+	if n, err := s.DeleteUsageEventIDs(ctx, seen1.SeenAt, 10); err != nil || n != 0 {
+		t.Fatalf("DeleteUsageEventIDs before the oldest = %d, %v", n, err)
+	}
+	if n, err := s.DeleteUsageEventIDs(ctx, seen2.SeenAt.Add(time.Millisecond), 1); err != nil || n != 1 {
+		t.Fatalf("DeleteUsageEventIDs of 1 = %d, %v", n, err)
+	}
+	if seen, _ := s.UsageEventsSeen(ctx, "mch_a", []string{"ev-1", "ev-2"}); seen["ev-1"] || !seen["ev-2"] {
+		t.Fatalf("after forgetting the oldest: %v, want ev-2 alone", seen)
+	}
+	if n, err := s.DeleteUsageEventIDs(ctx, seen2.SeenAt.Add(time.Millisecond), 10); err != nil || n != 1 {
+		t.Fatalf("DeleteUsageEventIDs of the rest = %d, %v", n, err)
+	}
+	if seen, _ := s.UsageEventsSeen(ctx, "mch_a", []string{"ev-2"}); seen["ev-2"] {
+		t.Fatalf("ev-2 is still remembered")
+	}
+	// ev-1 comes back: remembered again, its new line beside the old.
+	back, backLine := seen1, l1
+	back.SeenAt = seen1.SeenAt.Add(40 * 24 * time.Hour)
+	backLine.CreatedAt, backLine.Time = sec(back.SeenAt), back.SeenAt
+	commit(t, s, &pb.Batch{BillingPart: pb.BillingPart{UsageEventIDs: []pb.UsageEventID{back}, UsageLines: []pb.UsageLine{backLine}}})
+	if seen, _ := s.UsageEventsSeen(ctx, "mch_a", []string{"ev-1"}); !seen["ev-1"] {
+		t.Fatalf("ev-1 is not remembered again")
+	}
+	if lines, _ := s.UsageLines(ctx, pb.UsageFilter{ProviderID: "mch_a", CustomerID: "usr_1", From: t0.Add(-time.Second), To: back.SeenAt.Add(time.Hour), Limit: 10}); len(lines) != 4 {
+		t.Fatalf("UsageLines after ev-1 came back = %d lines, want 4 (the lines stay)", len(lines))
 	}
 
 	if _, ok := s.(pb.SharedStore); ok {
@@ -126,11 +166,6 @@ func testBilling(t *testing.T, s pb.Store) {
 		}
 		got, _ = s.BillingObject(ctx, "grant_1")
 		check(t, "BillingObject after a refused change", *got, u2)
-		again := l1
-		again.Quantity = 5
-		if err := s.Commit(ctx, &pb.Batch{BillingPart: pb.BillingPart{UsageLines: []pb.UsageLine{again}}}); !errors.Is(err, pb.ErrStoreConflict) {
-			t.Fatalf("an event line stored twice: %v, want ErrStoreConflict", err)
-		}
 		if err := s.Commit(ctx, &pb.Batch{BillingPart: pb.BillingPart{BillingObjects: []pb.BillingObject{g2}}}); !errors.Is(err, pb.ErrStoreConflict) {
 			t.Fatalf("a second new object of one ID: %v, want ErrStoreConflict", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -99,17 +100,42 @@ func (c *cmd) api(method, path string, in, out any) error {
 }
 
 func (cl *cli) billingPrice(args []string) error {
-	c := cl.command("billing price", "billing price --model M --unit-price 2.50 --currency USD [--token-type output] [--meter mtr_…] [--effective-from T]", true)
+	c := cl.command("billing price", "billing price --model M (--unit-price 2.50 | --tiers 1000000:2.50,:1.25) --currency USD [--token-type output] [--meter mtr_…] [--effective-from T]", true)
 	model := c.fs.String("model", "*", "a model, a prefix ending in *, or *")
 	unit := c.fs.String("unit-price", "", "price per 1M units in the currency's major unit, up to 9 decimal places (required)")
 	currency := c.fs.String("currency", "", "ISO 4217 code (required)")
 	tokenType := c.fs.String("token-type", "", "input, cached_input, cache_write, output or reasoning (default: any)")
 	meter := c.fs.String("meter", "", "a generic meter's ID (default: llm_tokens)")
 	from := c.fs.String("effective-from", "", "RFC 3339 time this version applies from (default: now)")
+	tiersS := c.fs.String("tiers", "", "a graduated price instead of --unit-price: up_to:unit_price,… per customer and month, the last without up_to (1000000:2.50,:1.25)")
 	if _, err := c.parse(args); err != nil {
 		return err
 	}
-	body := map[string]any{"model": *model, "unit_price": *unit, "currency": strings.ToUpper(*currency), "token_type": *tokenType, "meter": *meter}
+	body := map[string]any{"model": *model, "currency": strings.ToUpper(*currency), "token_type": *tokenType, "meter": *meter}
+	if *tiersS == "" {
+		body["unit_price"] = *unit
+	} else {
+		var tiers []any
+		for _, t := range strings.Split(*tiersS, ",") {
+			upTo, price, ok := strings.Cut(t, ":")
+			if !ok {
+				return fmt.Errorf("--tiers: %q is not up_to:unit_price (the last tier's up_to is empty)", t)
+			}
+			tier := map[string]any{"up_to": nil, "unit_price": price}
+			if upTo != "" {
+				n, err := strconv.ParseInt(upTo, 10, 64)
+				if err != nil {
+					return fmt.Errorf("--tiers: up_to %q is not a whole number", upTo)
+				}
+				tier["up_to"] = n
+			}
+			tiers = append(tiers, tier)
+		}
+		body["tiers"] = tiers
+		if *unit != "" {
+			body["unit_price"] = *unit // refused by the server: one or the other
+		}
+	}
 	if *from != "" {
 		body["effective_from"] = *from
 	}
@@ -119,6 +145,13 @@ func (cl *cli) billingPrice(args []string) error {
 	}
 	return c.print(&p, func(w io.Writer) {
 		fmt.Fprintf(w, "%s v%d: %s %s per 1M %s tokens of %s, from %s\n", p.ID, p.Version, p.UnitPrice, p.Currency, cmpOr(p.TokenType, "all"), p.Model, stamp(p.EffectiveFrom))
+		for i, t := range p.Tiers {
+			upTo := "on"
+			if t.UpTo != nil {
+				upTo = "up to " + strconv.FormatInt(*t.UpTo, 10)
+			}
+			fmt.Fprintf(w, "  tier %d, %s: %s %s per 1M\n", i+1, upTo, t.UnitPrice, p.Currency)
+		}
 	})
 }
 
