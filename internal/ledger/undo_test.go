@@ -66,7 +66,7 @@ const (
 	wPayLink   // a capability's part written with Add (payment links), read with Added
 	wCheckout  // a row of each list of the checkout's part, through ledger.Add
 	wAdded     // a capability's rows through Add (webhooks' endpoints and events)
-	wAddedMore // x402 tabs, Token Pay's objects and usage lines, mandate requests, through Add
+	wAddedMore // x402 tabs, Token Pay's objects, usage lines and event IDs, mandate requests, through Add
 	nWriteKinds
 )
 
@@ -919,6 +919,9 @@ func (e *undoEnv) write(tx *Tx, m *undoModel, s step) {
 		Add(tx, tabs, tab)
 		Add(tx, objects, obj)
 		Add(tx, lines, line)
+		seen := pb.UsageEventID{ProviderID: "mch_c", EventID: line.EventID, SeenAt: now}
+		Add(tx, func(b *pb.Batch) *[]pb.UsageEventID { return &b.UsageEventIDs }, seen)
+		m.want.UsageEventIDs = append(m.want.UsageEventIDs, seen)
 		Add(tx, func(b *pb.Batch) *[]pb.MandateRequest { return &b.MandateRequests }, req)
 		m.want.MandateRequests = append(m.want.MandateRequests, req)
 		m.want.Tabs = append(m.want.Tabs, tab)
