@@ -258,11 +258,10 @@ func (s *Store) LogHashes(ctx context.Context, ids []int64) ([][32]byte, error) 
 	return pb.HashesInOrder(ids, got)
 }
 
-// maxRun bounds the hashes of one row of log_hash_runs: 896 bytes, which a
-// leaf of a 1 KiB page (pageSize) holds without an overflow page, so that
-// reading one hash reads one page. Rows written with a larger bound (64,
-// before pages were 1 KiB) read the same way.
-const maxRun = 28
+// maxRun bounds the hashes of one row of log_hash_runs: 2 KiB, which a
+// 4 KiB page holds without an overflow page, so that reading one hash reads
+// one page. A commit of about 30 entries adds one row.
+const maxRun = 64
 
 // hashesQuery reads the stored hashes whose ids are listed, as a JSON
 // array, in ?1 (so that the statement's text, and so its preparation, is

@@ -97,21 +97,24 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // pageSize is the page size of a database this binary creates.
 //
-// Why 1 KiB and not SQLite's 4 KiB: a commit writes every page it dirtied
-// whole into the WAL, and on the payment path most dirtied pages are
-// index leaves that one random key lands in (an idempotency key, a
-// payer's payments, a payer's transfers); each costs a page whatever its
-// size. Measured on `paybound bench payments` (WAL frames attributed to
-// tables with dbstat): 23 KB written per payment at 4 KiB pages, 12.7 KB at
-// 1 KiB; signed 28.5 KB and 16.3 KB; `bench acp` 49 KB and 33 KB a
-// checkout. The cost: rows over about 1 KB (a checkout session's JSON)
-// and, in WITHOUT ROWID tables, over about 230 bytes (a mandate) continue
-// on overflow pages, one more page to read.
+// Measured, not assumed: a commit writes every page it dirtied whole into
+// the WAL, and on the payment path most dirtied pages are index leaves
+// that one random key lands in (an idempotency key, a payer's payments),
+// so smaller pages write fewer bytes: bench payments wrote 23 KB a payment
+// at 4 KiB pages and 12.7 KB at 1 KiB (WAL frames attributed to tables
+// with dbstat; docs/architecture.md, "Bytes per payment"). But on this
+// project's 2-core reference machine the commit stage is bound by CPU
+// (two write calls per WAL frame, deeper B-trees), not by the disk: in
+// paired runs (scripts/abbench.sh, 5 pairs, --process) 4 KiB pages gave
+// 1.12x the payments/s of 1 KiB pages, 0.70x the p99 and 0.88x the server
+// CPU a payment, and 1.07x the payments/s of 2 KiB pages. A deployment
+// whose disk is the limit (a cloud volume with a bandwidth cap) may
+// create its database with smaller pages itself (README, Configuration):
+// Open keeps whatever page size a database has.
 //
 // SQLite fixes the page size when a database is created (WAL mode cannot
-// change it), so a database created with another size keeps it: see
-// README's "Configuration" for converting one with VACUUM.
-const pageSize = 1024
+// change it).
+const pageSize = 4096
 
 // walBytes bounds the WAL: the writer checkpoints when it holds this
 // much, and trims it back to this size after.
