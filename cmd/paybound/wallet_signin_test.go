@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,6 +115,16 @@ func TestWalletSignInCodeLockout(t *testing.T) {
 	}
 	bob := newBrowser(t, m.URL())
 	wantStatus(t, "another user", bob.signInCode(bo, a.ok(201, a.call("POST", "/v1/signin_codes", boKey, "-", nil)).str("code")), 303, "")
+
+	// An ID that names no user is answered exactly as a user's: the tries
+	// left go down, then a lock, so the answers do not tell who exists.
+	nobody := "usr_" + strings.Repeat("0", 26)
+	g := newBrowser(t, m.URL())
+	for i := 1; i < 5; i++ {
+		wantStatus(t, "wrong code for no user", g.signInCode(nobody, wrong), 401, fmt.Sprintf("%d more wrong codes lock", 5-i))
+	}
+	wantStatus(t, "the 5th wrong code for no user", g.signInCode(nobody, wrong), 429, "locked until "+until+" UTC after 5 wrong codes")
+	wantStatus(t, "no user, locked", g.signInCode(nobody, code), 429, "locked until "+until)
 
 	// A restart on the same database: still locked, the right code too.
 	m.Close()

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -63,7 +64,17 @@ type Config struct {
 type Service struct {
 	st  Store
 	cfg Config
+
+	// ghosts counts wrong codes for IDs that name no user, so that they
+	// are answered exactly as a user's are (the tries left go down, then
+	// a lock) and the answers do not tell which IDs exist. In memory and
+	// bounded: they guard nothing, so only the answers must look alike.
+	ghostMu sync.Mutex
+	ghosts  map[string]pb.SignInGuard
 }
+
+// maxGhosts bounds Service.ghosts; past it the map starts over.
+const maxGhosts = 10000
 
 // New returns sign-in over st.
 func New(st Store, cfg Config) (*Service, error) {
@@ -91,7 +102,34 @@ func New(st Store, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, cfg: cfg}, nil
+	return &Service{st: st, cfg: cfg, ghosts: map[string]pb.SignInGuard{}}, nil
+}
+
+// ghostFailed counts a wrong code for an ID that names no user, as
+// SignInFailed counts a user's, and returns the guard after it.
+func (s *Service) ghostFailed(id string, now time.Time) pb.SignInGuard {
+	s.ghostMu.Lock()
+	defer s.ghostMu.Unlock()
+	g := s.ghosts[id]
+	if !now.Before(g.LockedUntil) && !g.LockedUntil.IsZero() {
+		g = pb.SignInGuard{} // a lock that ended starts the count over
+	}
+	g.UserID = id
+	if g.Failures++; g.Failures >= s.cfg.MaxFailures {
+		g.Failures, g.LockedUntil = 0, time.Unix(now.Add(s.cfg.LockFor).Unix(), 0) // seconds, as stored
+	}
+	if len(s.ghosts) >= maxGhosts {
+		clear(s.ghosts)
+	}
+	s.ghosts[id] = g
+	return g
+}
+
+// ghostGuard is the guard of an ID that names no user.
+func (s *Service) ghostGuard(id string) pb.SignInGuard {
+	s.ghostMu.Lock()
+	defer s.ghostMu.Unlock()
+	return s.ghosts[id]
 }
 
 // Code is a new sign-in code, as its user sees it once.
@@ -166,7 +204,8 @@ func (s *Service) locked(userID string, until time.Time) error {
 // answered alike, with how many tries are left; at MaxFailures the
 // user's codes are locked for LockFor, and until then every code, even
 // the right one, is refused with rate_limited saying until when. An ID
-// that names no user is answered as a wrong code, and counts nothing.
+// that names no user is answered the same way, counted in memory only
+// (ghostFailed), so that the answers do not tell which IDs exist.
 func (s *Service) SignIn(ctx context.Context, userID, code string) (pb.Principal, error) {
 	userID, code = strings.TrimSpace(userID), normalize(code)
 	if !pb.HasPrefix(userID, pb.PrefixUser) {
@@ -184,10 +223,18 @@ func (s *Service) SignIn(ctx context.Context, userID, code string) (pb.Principal
 		return pb.Principal{}, s.locked(userID, g.LockedUntil)
 	}
 	if _, err := s.st.User(ctx, userID); err != nil {
-		if pb.ErrorCode(err) == pb.ErrNotFound {
-			return pb.Principal{}, s.wrong(s.cfg.MaxFailures)
+		if pb.ErrorCode(err) != pb.ErrNotFound {
+			return pb.Principal{}, err
 		}
-		return pb.Principal{}, err
+		if gg := s.ghostGuard(userID); now.Before(gg.LockedUntil) {
+			return pb.Principal{}, s.locked(userID, gg.LockedUntil)
+		}
+		s.hash(userID, code) // the same work as for a user
+		if gg := s.ghostFailed(userID, now); now.Before(gg.LockedUntil) {
+			return pb.Principal{}, s.locked(userID, gg.LockedUntil)
+		} else {
+			return pb.Principal{}, s.wrong(s.cfg.MaxFailures - gg.Failures)
+		}
 	}
 	want := s.hash(userID, code)
 	c, err := s.st.SignInCode(ctx, userID)
@@ -235,5 +282,11 @@ func (s *Service) Guard(ctx context.Context, userID string) (pb.SignInGuard, err
 	if !pb.HasPrefix(userID, pb.PrefixUser) {
 		return pb.SignInGuard{UserID: userID}, nil
 	}
-	return s.st.SignInGuard(ctx, userID)
+	g, err := s.st.SignInGuard(ctx, userID)
+	if err == nil && g.Failures == 0 && g.LockedUntil.IsZero() {
+		if gg := s.ghostGuard(userID); gg.UserID != "" {
+			return gg, nil // an ID that names no user looks like one that does
+		}
+	}
+	return g, err
 }
