@@ -67,6 +67,10 @@ type Agent struct {
 	// KeyID is the RFC 7638 JWK thumbprint of PublicKey.
 	KeyID     OptString `json:"keyid"`
 	CreatedAt time.Time `json:"created_at"`
+	// RevokedAt is when the agent's user revoked it: from then on its API
+	// key authenticates nothing and its keys verify nothing. Nil while it
+	// is in force.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
 // APIKey binds the SHA-256 of a bearer secret to a principal. The secret

@@ -38,6 +38,7 @@ const (
 	LogMandateRevoked       = "mandate.revoked"
 	LogAgentKeyAdded        = "agent_key.added"
 	LogAgentKeyRevoked      = "agent_key.revoked"
+	LogAgentRevoked         = "agent.revoked"
 	LogDisputeOpened        = "dispute.opened"
 	LogDisputeResolved      = "dispute.resolved"
 	LogCompensationPaid     = "compensation.paid"

@@ -94,6 +94,25 @@ type AgentInfo struct {
 	CreatedAt time.Time    `json:"created_at"`
 	Keys      []AgentKey   `json:"keys"`
 	Assurance pb.Assurance `json:"assurance"`
+	// RevokedAt is when its user revoked it (RevokeAgent); nil while it
+	// is in force.
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
+// RevokeAgent (user key) revokes one of the caller's agents for good: its
+// API key authenticates nothing from then on (on other servers of a
+// deployment within 10 seconds) and each of its signing keys is revoked.
+// Its mandates stay, unusable; revoke them too to show them ended.
+// Revoking a revoked agent changes nothing.
+func (c *Client) RevokeAgent(ctx context.Context, agentID string) (*AgentInfo, error) {
+	if agentID == "" {
+		return nil, pb.Errorf(pb.ErrParameterMissing, "id", "an agent ID (agt_…) is required")
+	}
+	var out AgentInfo
+	if err := c.call(ctx, call{method: http.MethodPost, path: "/v1/agents/" + url.PathEscape(agentID) + "/revoke", in: struct{}{}, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // AgentList is a page of agents.

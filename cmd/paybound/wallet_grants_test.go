@@ -244,6 +244,19 @@ func TestWalletAgents(t *testing.T) {
 		t.Fatalf("after stop: %d %s", r.status, r.raw)
 	}
 	wantStatus(t, "stop unknown agent", b.form("/wallet/agents/agt_00000000000000000000000000/stop", url.Values{"idem": {"s2"}}), 404, "no mandate for agent")
+	// Revoked for good: its key authenticates nothing, and the page says so.
+	wantStatus(t, "revoke unknown agent", b.form("/wallet/agents/agt_00000000000000000000000000/revoke", url.Values{"idem": {"r0"}}), 404, "no agent")
+	w.ok(200, w.call("GET", "/v1/payments", w.agentKey, "", nil))
+	if r := b.form("/wallet/agents/"+w.agent+"/revoke", url.Values{"idem": {"r"}}); r.status != 303 {
+		t.Fatalf("revoke agent: %d %.500s", r.status, r.body)
+	}
+	if r := w.call("GET", "/v1/payments", w.agentKey, "", nil); r.status != 401 {
+		t.Fatalf("the revoked agent's key: %d %s", r.status, r.raw)
+	}
+	wantStatus(t, "agents after the revocation", b.get("/wallet/agents?done=revoked"), 200, "The agent is revoked")
+	if a := b.get("/wallet/agents"); !strings.Contains(a.body, "Revoked 20") || strings.Contains(a.body, "/agents/"+w.agent+"/revoke") {
+		t.Errorf("the agents page after the revocation: %.2000s", a.body)
+	}
 	w.verify()
 }
 

@@ -18,6 +18,9 @@ import (
 type Core interface {
 	// Run runs op in the ledger writer, under idem when set.
 	Run(ctx context.Context, idem *service.Idempotency, op ledger.Op) service.Result
+	// ForgetPrincipal drops what the core remembers of a principal's keys
+	// (after its revocation).
+	ForgetPrincipal(id string)
 }
 
 // Store is what agent identity reads: its own rows and the agents the keys

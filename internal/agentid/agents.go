@@ -5,6 +5,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/service"
 )
 
@@ -21,6 +22,9 @@ type AgentView struct {
 	// now: "signed" while it has a key in force (RFC 9421 signatures),
 	// else "bearer" (its API key alone).
 	Assurance pb.Assurance `json:"assurance"`
+	// RevokedAt is when its user revoked it (RevokeAgent); nil while it
+	// is in force.
+	RevokedAt *time.Time `json:"revoked_at"`
 }
 
 // ListAgents (user) lists the caller's agents, newest first, a page at a
@@ -46,22 +50,87 @@ func (s *Service) ListAgents(ctx context.Context, caller pb.Principal, startingA
 			return nil, false, err
 		}
 	}
-	now := s.clock.Now()
 	out := make([]AgentView, 0, len(agents))
 	for _, a := range agents {
 		keys, err := s.st.AgentKeys(ctx, a.ID)
 		if err != nil {
 			return nil, false, err
 		}
-		v := AgentView{ID: a.ID, Object: "agent", Name: a.Name, UserID: a.UserID, CreatedAt: a.CreatedAt,
-			Keys: make([]KeyView, len(keys)), Assurance: pb.AssuranceBearer}
-		for i, k := range keys {
-			v.Keys[i] = s.keyView(k)
-			if k.ValidAt(now) {
-				v.Assurance = pb.AssuranceSigned
-			}
-		}
-		out = append(out, v)
+		out = append(out, s.view(a, keys))
 	}
 	return out, more, nil
+}
+
+// view is agent a with its keys, as the API shows it.
+func (s *Service) view(a pb.Agent, keys []pb.AgentKey) AgentView {
+	now := s.clock.Now()
+	v := AgentView{ID: a.ID, Object: "agent", Name: a.Name, UserID: a.UserID, CreatedAt: a.CreatedAt,
+		Keys: make([]KeyView, len(keys)), Assurance: pb.AssuranceBearer, RevokedAt: a.RevokedAt}
+	for i, k := range keys {
+		v.Keys[i] = s.keyView(k)
+		if k.ValidAt(now) && a.RevokedAt == nil {
+			v.Assurance = pb.AssuranceSigned
+		}
+	}
+	return v
+}
+
+// agents picks the batch's list of agents.
+func agents(b *pb.Batch) *[]pb.Agent { return &b.Agents }
+
+// agentKeys picks the batch's list of agent keys.
+func agentKeys(b *pb.Batch) *[]pb.AgentKey { return &b.AgentKeys }
+
+// RevokeAgent (user) revokes one of the caller's agents for good, in one
+// ledger operation: its row is marked revoked, so that its API key
+// authenticates nothing (the core looks keys up again: at once on this
+// process, within its key cache's lifetime on others), and each of its
+// keys still in force is revoked, so that its signed requests and x402
+// authorizations verify nothing; each change is logged. Its mandates stay
+// as they are, unusable by anyone else. Revoking a revoked agent changes
+// nothing and answers it as it is.
+func (s *Service) RevokeAgent(ctx context.Context, caller pb.Principal, idem *service.Idempotency, agentID string) service.Result {
+	if err := s.ownAgent(ctx, caller, agentID); err != nil {
+		return service.Result{Err: err}
+	}
+	res := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		a, ok := ledger.Latest(tx, agents, func(a *pb.Agent) string { return a.ID }, agentID)
+		if !ok {
+			stored, err := s.st.Agent(tx.Context(), agentID)
+			if err != nil {
+				return nil, err
+			}
+			a = *stored
+		}
+		keys, err := s.st.AgentKeys(tx.Context(), agentID)
+		if err != nil {
+			return nil, err
+		}
+		for i := range keys { // as this batch and the one committing left them
+			if k, ok := ledger.Latest(tx, agentKeys, func(k *pb.AgentKey) string { return k.KeyID }, keys[i].KeyID); ok {
+				keys[i] = k
+			}
+		}
+		if a.RevokedAt == nil {
+			now := tx.Now().Truncate(time.Second)
+			a.RevokedAt = &now
+			tx.AddAgent(a)
+			service.LogRecord(tx, a.ID, pb.ActorOf(caller), pb.LogAgentRevoked, struct {
+				RevokedAt time.Time `json:"revoked_at"`
+			}{now})
+			for i := range keys {
+				if keys[i].RevokedAt == nil {
+					keys[i].RevokedAt = &now
+					tx.AddAgentKey(keys[i])
+					service.LogKey(tx, caller, pb.LogAgentKeyRevoked, keys[i])
+				}
+			}
+		}
+		v := s.view(a, keys)
+		return &v, nil
+	})
+	if res.Err == nil {
+		s.core.ForgetPrincipal(agentID)
+	}
+	return res
 }

@@ -44,6 +44,11 @@ func (s *Service) AddKey(ctx context.Context, caller pb.Principal, idem *service
 	if err := s.ownAgent(ctx, caller, agentID); err != nil {
 		return service.Result{Err: err}
 	}
+	if a, err := s.st.Agent(ctx, agentID); err != nil {
+		return service.Result{Err: err}
+	} else if a.RevokedAt != nil {
+		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "id", "agent %s was revoked on %s; create a new agent", agentID, a.RevokedAt.Format(time.RFC3339))}
+	}
 	if rotate < 0 || rotate > 30*24*time.Hour {
 		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "rotate_after_seconds", "rotate_after_seconds must be between 0 and 30 days")}
 	}

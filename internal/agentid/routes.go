@@ -19,6 +19,7 @@ func (s *Service) Routes() []rest.Route {
 		{Method: "POST", Pattern: "/v1/agents/{id}/keys", Idempotent: true, Handler: s.addKey},
 		{Method: "GET", Pattern: "/v1/agents/{id}/keys", Handler: s.listKeys},
 		{Method: "POST", Pattern: "/v1/agents/{id}/keys/{keyid}/revoke", Idempotent: true, Handler: s.revokeKey},
+		{Method: "POST", Pattern: "/v1/agents/{id}/revoke", Idempotent: true, Handler: s.revokeAgent},
 	}
 }
 
@@ -63,4 +64,8 @@ func (s *Service) revokeKey(q *rest.Request) (int, any, error) {
 	return q.Act(func(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result {
 		return s.RevokeKey(ctx, caller, idem, id, keyid)
 	})
+}
+
+func (s *Service) revokeAgent(q *rest.Request) (int, any, error) {
+	return q.Act(s.RevokeAgent)
 }

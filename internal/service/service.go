@@ -65,7 +65,7 @@ type Service struct {
 	inflight sync.Map // caller+"\x00"+key → struct{}: idempotent requests now running
 
 	keyMu     sync.RWMutex // guards keyCache and merchants
-	keyCache  map[[32]byte]pb.Principal
+	keyCache  map[[32]byte]cachedKey
 	merchants map[string]pb.Merchant // merchants known to exist
 
 	aead cipher.AEAD // seals idempotency records that carry secrets
@@ -77,6 +77,19 @@ type Service struct {
 // maxKeyCache bounds the principal and merchant caches; past it a cache
 // starts over.
 const maxKeyCache = 100_000
+
+// keyCacheTTL is how long Authenticate trusts a key it looked up: a key
+// whose agent was revoked on another process stops authenticating here
+// within it (on this process, at once: ForgetPrincipal). Payments do not
+// wait for it: revoking an agent revokes its keys and mandates in the
+// store, which every payment reads.
+const keyCacheTTL = 10 * time.Second
+
+// cachedKey is a key's principal as Authenticate found it, and when.
+type cachedKey struct {
+	p  pb.Principal
+	at time.Time
+}
 
 // New validates cfg and returns a Service; call Start to run its sweeper.
 func New(cfg Config) (*Service, error) {
@@ -120,7 +133,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead,
-		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]pb.Principal{}, merchants: map[string]pb.Merchant{},
+		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]cachedKey{}, merchants: map[string]pb.Merchant{},
 		stop: make(chan struct{})}, nil
 }
 
@@ -180,11 +193,12 @@ func (s *Service) Authenticate(ctx context.Context, key string) (pb.Principal, e
 	if subtle.ConstantTimeCompare(h[:], s.opHash[:]) == 1 {
 		return pb.Principal{Role: pb.RoleOperator, ID: "operator"}, nil
 	}
+	now := s.clock.Now()
 	s.keyMu.RLock()
-	p, ok := s.keyCache[h]
+	c, ok := s.keyCache[h]
 	s.keyMu.RUnlock()
-	if ok {
-		return p, nil
+	if ok && now.Sub(c.at) < keyCacheTTL && !now.Before(c.at) {
+		return c.p, nil
 	}
 	p, err := s.st.Principal(ctx, h)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
@@ -195,11 +209,24 @@ func (s *Service) Authenticate(ctx context.Context, key string) (pb.Principal, e
 	}
 	s.keyMu.Lock()
 	if len(s.keyCache) >= maxKeyCache {
-		s.keyCache = map[[32]byte]pb.Principal{}
+		s.keyCache = map[[32]byte]cachedKey{}
 	}
-	s.keyCache[h] = p
+	s.keyCache[h] = cachedKey{p, now}
 	s.keyMu.Unlock()
 	return p, nil
+}
+
+// ForgetPrincipal drops the keys of principal id that Authenticate
+// remembers, so that the next request with one is looked up again (after
+// the principal was revoked).
+func (s *Service) ForgetPrincipal(id string) {
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	for h, c := range s.keyCache {
+		if c.p.ID == id {
+			delete(s.keyCache, h)
+		}
+	}
 }
 
 // --- idempotency ---

@@ -63,16 +63,7 @@ func (r Reads) UserAgents(ctx context.Context, userID, startingAfter string, lim
 		w.add("id < ?", startingAfter)
 	}
 	limit = pb.PageLimit(limit)
-	out, err := collect(ctx, r.DB, []pb.Agent{}, func(row Scanner) (*pb.Agent, error) {
-		var a pb.Agent
-		var created int64
-		var keyid string
-		if err := row.Scan(&a.ID, &a.UserID, &a.Name, &a.PublicKey, &keyid, &created); err != nil {
-			return nil, err
-		}
-		a.KeyID, a.CreatedAt = pb.OptString(keyid), unix(created)
-		return &a, nil
-	}, `SELECT id, user_id, name, public_key, keyid, created_at FROM agents`+w.page(limit), w.args...)
+	out, err := collect(ctx, r.DB, []pb.Agent{}, scanAgent, `SELECT `+agentCols+` FROM agents`+w.page(limit), w.args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("couldn't read the agents of %s: %w", userID, err)
 	}

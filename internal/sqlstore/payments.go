@@ -16,8 +16,9 @@ var (
 	Topups    = NewTable("topups", "id, user_id, amount, currency, status, created_at", "")
 	Users     = NewTable("users", "id, name, created_at", "")
 	Merchants = NewTable("merchants", "id, name, category, created_at", "")
-	Agents    = NewTable("agents", "id, user_id, name, public_key, keyid, created_at", "")
-	APIKeys   = NewTable("api_keys", "hash, role, principal_id, user_id, created_at", "")
+	// An agent's row is written again only to revoke it.
+	Agents  = NewTable("agents", "id, user_id, name, public_key, keyid, created_at, revoked_at", " ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at")
+	APIKeys = NewTable("api_keys", "hash, role, principal_id, user_id, created_at", "")
 )
 
 // A table's row encoder appends a row's values to d, in the table's column
@@ -40,7 +41,7 @@ func MerchantRow(d []any, m *pb.Merchant) ([]any, error) {
 }
 
 func AgentRow(d []any, a *pb.Agent) ([]any, error) {
-	return append(d, a.ID, a.UserID, a.Name, a.PublicKey, string(a.KeyID), a.CreatedAt.Unix()), nil
+	return append(d, a.ID, a.UserID, a.Name, a.PublicKey, string(a.KeyID), a.CreatedAt.Unix(), unixOrNil(a.RevokedAt)), nil
 }
 
 func APIKeyRow(d []any, k *pb.APIKey) ([]any, error) {
@@ -129,7 +130,10 @@ func PaymentMetadata(p *pb.Payment) (string, error) {
 func (r Reads) Principal(ctx context.Context, hash [32]byte) (pb.Principal, error) {
 	var p pb.Principal
 	var role string
-	err := r.DB.QueryRow(ctx, `SELECT role, principal_id, user_id FROM api_keys WHERE hash = $1`, hash[:]).Scan(&role, &p.ID, &p.UserID)
+	// A revoked agent's key names no one.
+	err := r.DB.QueryRow(ctx, `SELECT k.role, k.principal_id, k.user_id FROM api_keys k
+		LEFT JOIN agents a ON k.role = 'agent' AND a.id = k.principal_id
+		WHERE k.hash = $1 AND a.revoked_at IS NULL`, hash[:]).Scan(&role, &p.ID, &p.UserID)
 	p.Role = pb.Role(role)
 	return p, found(err, "API key", "(redacted)")
 }
@@ -156,15 +160,22 @@ func (r Reads) Merchant(ctx context.Context, id string) (*pb.Merchant, error) {
 }
 
 func (r Reads) Agent(ctx context.Context, id string) (*pb.Agent, error) {
+	a, err := scanAgent(r.DB.QueryRow(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))
+	return a, found(err, "agent", id)
+}
+
+// agentCols are the columns scanAgent reads.
+const agentCols = `id, user_id, name, public_key, keyid, created_at, revoked_at`
+
+func scanAgent(r Scanner) (*pb.Agent, error) {
 	var a pb.Agent
 	var created int64
 	var keyid string
-	if err := r.DB.QueryRow(ctx, `SELECT id, user_id, name, public_key, keyid, created_at FROM agents WHERE id = $1`, id).
-		Scan(&a.ID, &a.UserID, &a.Name, &a.PublicKey, &keyid, &created); err != nil {
-		return nil, found(err, "agent", id)
+	var revoked *int64
+	if err := r.Scan(&a.ID, &a.UserID, &a.Name, &a.PublicKey, &keyid, &created, &revoked); err != nil {
+		return nil, err
 	}
-	a.KeyID = pb.OptString(keyid)
-	a.CreatedAt = unix(created)
+	a.KeyID, a.CreatedAt, a.RevokedAt = pb.OptString(keyid), unix(created), unixPtr(revoked)
 	return &a, nil
 }
 

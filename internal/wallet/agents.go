@@ -15,6 +15,7 @@ func (h *Handler) agentRoutes() {
 	h.mux.HandleFunc("GET /wallet/agents", h.auth(h.agents))
 	h.mux.HandleFunc("POST /wallet/agents/{id}/keys/{keyid}/revoke", h.auth(h.revokeKey))
 	h.mux.HandleFunc("POST /wallet/agents/{id}/stop", h.auth(h.stopAgent))
+	h.mux.HandleFunc("POST /wallet/agents/{id}/revoke", h.auth(h.revokeAgent))
 }
 
 // agentCard is one agent as the Agents page shows it.
@@ -28,6 +29,7 @@ type agentCard struct {
 	Payments  int
 	Assurance map[pb.Assurance]int
 	Active    int // mandates in force
+	RevokedAt *time.Time
 }
 
 // agents lists the person's agents (GET /v1/agents), each with its keys,
@@ -35,7 +37,8 @@ type agentCard struct {
 func (h *Handler) agents(w http.ResponseWriter, r *http.Request, ss *session) {
 	p := h.base(ss, "Agents", "agents")
 	p.Notice = map[string]string{"key": "Key revoked: requests it signs are refused from now on.",
-		"stopped": "Every mandate of the agent is revoked: it can no longer pay without asking you."}[r.URL.Query().Get("done")]
+		"stopped": "Every mandate of the agent is revoked: it can no longer pay without asking you.",
+		"revoked": "The agent is revoked: its key, its signatures and its mandates are refused from now on."}[r.URL.Query().Get("done")]
 	h.showAgents(w, r, ss, p, nil)
 }
 
@@ -60,7 +63,7 @@ func (h *Handler) showAgents(w http.ResponseWriter, r *http.Request, ss *session
 	}
 	for _, v := range views {
 		c := card(v.ID)
-		c.Name, c.Can, c.Keys = v.Name, v.Assurance, v.Keys
+		c.Name, c.Can, c.Keys, c.RevokedAt = v.Name, v.Assurance, v.Keys, v.RevokedAt
 	}
 	ms, err := h.listMandates(r, ss)
 	if err != nil {
@@ -117,22 +120,52 @@ func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, ss *session)
 	http.Redirect(w, r, "/wallet/agents?done=key", http.StatusSeeOther)
 }
 
-// stopAgent revokes every mandate of the agent in force: the API has no
-// revocation of an agent itself, and without a mandate an agent can only
-// ask (each payment waits for the person).
+// stopAgent revokes every mandate of the agent in force: without a
+// mandate an agent can only ask (each payment waits for the person).
 func (h *Handler) stopAgent(w http.ResponseWriter, r *http.Request, ss *session) {
 	agent := r.PathValue("id")
-	idem, err := h.idem(r, ss, "stop-agent", agent)
+	found, err := h.revokeMandatesOf(r, ss, "stop-agent", agent)
+	if err == nil && !found {
+		err = pb.Errorf(pb.ErrNotFound, "id", "you have no mandate for agent %s", agent)
+	}
 	if err != nil {
 		h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), err)
 		return
+	}
+	http.Redirect(w, r, "/wallet/agents?done=stopped", http.StatusSeeOther)
+}
+
+// revokeAgent revokes the agent itself (agentid.RevokeAgent: its API key
+// and signing keys stop working), after its mandates, so that the page
+// shows nothing of it still in force.
+func (h *Handler) revokeAgent(w http.ResponseWriter, r *http.Request, ss *session) {
+	agent := r.PathValue("id")
+	_, err := h.revokeMandatesOf(r, ss, "revoke-agent", agent)
+	if err == nil {
+		var idem *service.Idempotency
+		if idem, err = h.idem(r, ss, "revoke-agent", agent); err == nil {
+			err = outcome(h.ids.RevokeAgent(r.Context(), ss.principal, idem, agent), idem)
+		}
+	}
+	if err != nil {
+		h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), err)
+		return
+	}
+	http.Redirect(w, r, "/wallet/agents?done=revoked", http.StatusSeeOther)
+}
+
+// revokeMandatesOf revokes the person's mandates of agent still in force,
+// each under its own key derived from the form's (action names what the
+// form does), and reports whether the person has any mandate of it.
+func (h *Handler) revokeMandatesOf(r *http.Request, ss *session, action, agent string) (found bool, err error) {
+	idem, err := h.idem(r, ss, action, agent)
+	if err != nil {
+		return false, err
 	}
 	ms, err := h.listMandates(r, ss)
 	if err != nil {
-		h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), err)
-		return
+		return false, err
 	}
-	found := false
 	for _, m := range ms {
 		if m.AgentID != agent {
 			continue
@@ -143,15 +176,10 @@ func (h *Handler) stopAgent(w http.ResponseWriter, r *http.Request, ss *session)
 		}
 		one := &service.Idempotency{Caller: idem.Caller, Key: idem.Key + ":" + m.ID, Hash: idem.Hash, Render: idem.Render}
 		if err := outcome(h.mdt.Revoke(r.Context(), ss.principal, one, m.ID), one); err != nil {
-			h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), err)
-			return
+			return found, err
 		}
 	}
-	if !found {
-		h.showAgents(w, r, ss, h.base(ss, "Agents", "agents"), pb.Errorf(pb.ErrNotFound, "id", "you have no mandate for agent %s", agent))
-		return
-	}
-	http.Redirect(w, r, "/wallet/agents?done=stopped", http.StatusSeeOther)
+	return found, nil
 }
 
 // maxAgents bounds the agents the Agents page reads.

@@ -198,6 +198,22 @@ func (cl *cli) revokeAgentKey(args []string) error {
 	})
 }
 
+// revokeAgent is `paybound agents revoke`.
+func (cl *cli) revokeAgent(args []string) error {
+	c := cl.command("agents revoke", "agents revoke agt_…", true)
+	pos, api, ctx, err := c.call(args, "agt_…")
+	if err != nil {
+		return err
+	}
+	a, err := api.RevokeAgent(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(a, func(w io.Writer) {
+		fmt.Fprintf(w, "agent %s revoked at %s: its API key and signing keys no longer work\n", a.ID, stamp(*a.RevokedAt))
+	})
+}
+
 // listAgents is `paybound agents list`: the user's agents, with their
 // keys in force and assurance.
 func (cl *cli) listAgents(args []string) error {
@@ -218,7 +234,7 @@ func (cl *cli) listAgents(args []string) error {
 			return
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tASSURANCE\tKEYS IN FORCE\tCREATED")
+		fmt.Fprintln(tw, "ID\tNAME\tASSURANCE\tKEYS IN FORCE\tCREATED\tREVOKED")
 		for _, a := range page.Data {
 			n := 0
 			for _, k := range a.Keys {
@@ -226,7 +242,11 @@ func (cl *cli) listAgents(args []string) error {
 					n++
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%q\t%s\t%d\t%s\n", a.ID, a.Name, a.Assurance, n, stamp(a.CreatedAt))
+			revoked := "-"
+			if a.RevokedAt != nil {
+				revoked = stamp(*a.RevokedAt)
+			}
+			fmt.Fprintf(tw, "%s\t%q\t%s\t%d\t%s\t%s\n", a.ID, a.Name, a.Assurance, n, stamp(a.CreatedAt), revoked)
 		}
 		tw.Flush()
 	})

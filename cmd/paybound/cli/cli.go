@@ -35,6 +35,7 @@ var clientCommands = [][2]string{
 	{"merchants create --name NAME [--category C]", "operator key"},
 	{"agents create --name NAME [--public-key JWK|@FILE]", "user key"},
 	{"agents list [--limit N] [--starting-after agt_…]", "user key; with keys and assurance"},
+	{"agents revoke agt_…", "user key; its API key and signing keys stop working"},
 	{"agent keygen [--out agent.key]", "an Ed25519 key for signed agent requests"},
 	{"agents keys add agt_… --public-key JWK|@FILE [--rotate-after 24h]", "user key"},
 	{"agents keys list agt_… | revoke agt_… KEYID", "user key"},
@@ -148,7 +149,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "merchants":
 		err = cl.group("merchants", rest, map[string]func([]string) error{"create": cl.createMerchant})
 	case "agents":
-		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent, "keys": cl.agentKeys, "list": cl.listAgents})
+		err = cl.group("agents", rest, map[string]func([]string) error{"create": cl.createAgent, "keys": cl.agentKeys, "list": cl.listAgents, "revoke": cl.revokeAgent})
 	case "payments":
 		err = cl.group("payments", rest, map[string]func([]string) error{"list": cl.listPayments, "get": cl.getPayment,
 			"trace": cl.trace, "receipt": cl.receipt})
