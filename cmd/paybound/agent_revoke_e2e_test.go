@@ -3,12 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/paybound/paybound/internal/storetest"
 )
 
 // TestRevokeAgent: a user revokes one of their agents for good. From the
@@ -118,26 +114,13 @@ func TestRevokeAgent(t *testing.T) {
 // server's memory of the key has aged out (10 s), without a restart.
 func TestRevokeAgentAcrossProcesses(t *testing.T) {
 	t.Parallel()
-	db := storetest.PostgresURL(t)
 	clock := &testClock{now: time.Now().UTC()}
-	dirA, dirB := t.TempDir(), t.TempDir()
-	ma := startMain(t, dirA, func(m *Main) { m.Config.DB, m.Clock = db, clock })
-	for _, f := range []string{"operator.key", "log.key"} {
-		b, err := os.ReadFile(filepath.Join(dirA, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dirB, f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mb := startMain(t, dirB, func(m *Main) { m.Config.DB, m.Clock = db, clock })
-	a, b := &api{t: t, base: ma.URL()}, &api{t: t, base: mb.URL()}
-	userKey := a.ok(201, a.call("POST", "/v1/users", ma.OperatorKey, "", map[string]any{"name": "Ada"})).str("api_key")
-	ag := a.ok(201, a.call("POST", "/v1/agents", userKey, "", map[string]any{"name": "Shopper"}))
+	w, apis := twoProcessesWith(t, func(m *Main) { m.Clock = clock })
+	a, b := apis[0], apis[1]
+	ag := a.ok(201, a.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "Shopper"}))
 	agent, agentKey := ag.str("id"), ag.str("api_key")
 	b.ok(200, b.call("GET", "/v1/payments", agentKey, "", nil)) // B now remembers the key
-	a.ok(200, a.call("POST", "/v1/agents/"+agent+"/revoke", userKey, "", nil))
+	a.ok(200, a.call("POST", "/v1/agents/"+agent+"/revoke", w.userKey, "", nil))
 	if r := a.call("GET", "/v1/payments", agentKey, "", nil); r.status != 401 {
 		t.Fatalf("the revoking server, at once: %d %s", r.status, r.raw)
 	}

@@ -349,10 +349,20 @@ func TestTokenPayConcurrentReservations(t *testing.T) {
 // twoProcesses starts two servers sharing one PostgreSQL database and
 // returns a world on the first, with a user and a merchant (their keys),
 // and the APIs of both.
-func twoProcesses(t *testing.T) (*world, []*api) {
+func twoProcesses(t *testing.T) (*world, []*api) { return twoProcessesWith(t, nil) }
+
+// twoProcessesWith is twoProcesses with configure applied to both
+// servers before they start (nil: nothing).
+func twoProcessesWith(t *testing.T, configure func(*Main)) (*world, []*api) {
 	db := storetest.PostgresURL(t)
 	dir1, dir2 := t.TempDir(), t.TempDir()
-	m1 := startMain(t, dir1, func(m *Main) { m.Config.DB = db })
+	conf := func(m *Main) {
+		m.Config.DB = db
+		if configure != nil {
+			configure(m)
+		}
+	}
+	m1 := startMain(t, dir1, conf)
 	for _, f := range []string{"operator.key", "log.key"} {
 		b, err := os.ReadFile(filepath.Join(dir1, f))
 		if err != nil {
@@ -362,7 +372,7 @@ func twoProcesses(t *testing.T) (*world, []*api) {
 			t.Fatal(err)
 		}
 	}
-	m2 := startMain(t, dir2, func(m *Main) { m.Config.DB = db })
+	m2 := startMain(t, dir2, conf)
 	a1, a2 := &api{t: t, base: m1.URL()}, &api{t: t, base: m2.URL()}
 	w := &world{api: a1, m: m1, op: m1.OperatorKey}
 	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Ada"}))
