@@ -49,7 +49,7 @@ func TestWalletSessionSurvivesRestart(t *testing.T) {
 	}
 	wantStatus(t, "an action after the restart", b.fetch("/wallet/passkeys/options", b.csrf, map[string]any{}), 200, `"challenge"`)
 	wantStatus(t, "an action without the token", b.fetch("/wallet/passkeys/options", "", map[string]any{}), 403, "did not come from this wallet")
-	wantStatus(t, "another browser's token", b.fetch("/wallet/passkeys/options", "x"+csrf[1:], map[string]any{}), 403, "did not come from this wallet")
+	wantStatus(t, "another browser's token", b.fetch("/wallet/passkeys/options", otherToken(csrf), map[string]any{}), 403, "did not come from this wallet")
 
 	// Expiry, on the server's clock, after the restart too.
 	clock.Advance(signin.DefaultSessionTTL - time.Minute)
