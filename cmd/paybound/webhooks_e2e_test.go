@@ -626,8 +626,17 @@ func TestWebhooksSurviveKill(t *testing.T) {
 	u := a.ok(201, a.call("POST", "/v1/users", op, "", map[string]any{"name": "u"}))
 	a.ok(201, a.call("POST", "/v1/topups", u.str("api_key"), "", map[string]any{"amount": 1_000_000, "currency": "USD"}))
 	r := newReceiver(t)
+	// Deliveries wait until every payment is made (however slow the
+	// machine makes that), then take a second each: at the kill, one wave
+	// has arrived, the next is in flight and the rest are queued.
+	gate := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		time.Sleep(300 * time.Millisecond) // deliveries stay in flight and queued
+		select {
+		case <-gate:
+		case <-req.Context().Done():
+			return
+		}
+		time.Sleep(time.Second)
 		r.srv.Config.Handler.ServeHTTP(w, req)
 	}))
 	t.Cleanup(slow.Close)
@@ -638,6 +647,7 @@ func TestWebhooksSurviveKill(t *testing.T) {
 		pay := a.ok(201, a.call("POST", "/v1/payments", u.str("api_key"), "", map[string]any{"amount": 100 + i, "currency": "USD", "merchant_id": mc.str("id")}))
 		ids = append(ids, pay.str("id"))
 	}
+	close(gate)
 	r.wait(t, "some deliveries before the kill", 20*time.Second, func(ds []delivery) bool { return len(ds) >= 5 })
 	p.kill()
 	time.Sleep(400 * time.Millisecond) // what was sent before the kill arrives
