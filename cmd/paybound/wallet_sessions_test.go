@@ -225,3 +225,38 @@ func walletWithPasskey(t *testing.T, clock *testClock) (w *world, b *browser, rp
 	auth.AddCredential(cred)
 	return w, b, rp, auth, cred
 }
+
+// TestWalletPasskeyCounter: a passkey sign-in stores the authenticator's
+// signature counter, so an assertion whose counter did not move past it
+// (what a cloned authenticator sends) is refused and starts no session,
+// while the genuine authenticator, counting on, still signs in.
+func TestWalletPasskeyCounter(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Now().UTC()}
+	w, _, rp, auth, cred := walletWithPasskey(t, clock)
+	signIn := func(counter uint32) (*browser, wpage) {
+		t.Helper()
+		c := newBrowser(t, w.m.URL())
+		c.get("/wallet/signin")
+		o, err := virtualwebauthn.ParseAssertionOptions(c.fetch("/wallet/signin/passkey/options", c.csrf, map[string]any{}).body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred.Counter = counter
+		return c, c.fetch("/wallet/signin/passkey", c.csrf, json.RawMessage(virtualwebauthn.CreateAssertionResponse(rp, auth, cred, *o)))
+	}
+	c, r := signIn(5)
+	wantStatus(t, "counter 5", r, 200, `"redirect":"/wallet/"`)
+	wantStatus(t, "signed in", c.get("/wallet/passkeys"), 200, w.user)
+	for _, n := range []uint32{5, 3, 0} {
+		if c, r := signIn(n); r.status != 400 || !strings.Contains(r.body, "may have been cloned") || c.sessionCookie() != nil {
+			t.Fatalf("counter %d after 5: %d %s", n, r.status, r.body)
+		}
+	}
+	c, r = signIn(6)
+	wantStatus(t, "counter 6", r, 200, `"redirect":"/wallet/"`)
+	wantStatus(t, "signed in again", c.get("/wallet/passkeys"), 200, w.user)
+	if _, r := signIn(6); r.status != 400 || !strings.Contains(r.body, "may have been cloned") {
+		t.Fatalf("counter 6 twice: %d %s", r.status, r.body)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -325,38 +324,84 @@ func (s *Service) ApproveWithPasskey(ctx context.Context, caller pb.Principal, i
 		return service.Result{Err: passkeyInvalid("passkey", err)}
 	}
 	if cred.Authenticator.CloneWarning {
-		return service.Result{Err: pb.Errorf(pb.ErrPasskeyInvalid, "passkey", "the passkey's signature counter went backwards: it may have been cloned")}
+		return service.Result{Err: errCloned}
 	}
 	rec, err := json.Marshal(cred)
 	if err != nil {
 		return service.Result{Err: err}
 	}
-	i := slices.IndexFunc(u.keys, func(k pb.Passkey) bool { return bytes.Equal(k.ID, cred.ID) })
-	if i < 0 { // ValidateLogin only returns one of u's credentials
-		return service.Result{Err: fmt.Errorf("passkey approval: verified credential %x is not the user's", cred.ID)}
-	}
-	key := u.keys[i]
-	key.Credential = rec
 	return s.core.Noted(s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		p, err := s.pending(tx, found.ID)
 		if err != nil {
 			return nil, err
 		}
-		// The passkey may have been revoked since it was verified.
-		latest, err := s.st.Passkeys(tx.Context(), caller.ID)
-		if err != nil {
+		if err := s.notePasskeyUse(tx, caller.ID, cred, rec); err != nil {
 			return nil, err
 		}
-		for _, k := range latest {
-			if bytes.Equal(k.ID, key.ID) && k.RevokedAt != nil {
-				return nil, errNoPasskey
-			}
-		}
-		tx.PutPasskey(key)
-		err = s.approve(tx, &p, caller, approvedData{ConfirmationID: p.Confirmation.ID, Factor: "passkey", PasskeyID: key.ID}, merchant)
+		err = s.approve(tx, &p, caller, approvedData{ConfirmationID: p.Confirmation.ID, Factor: "passkey", PasskeyID: cred.ID}, merchant)
 		tx.PutPayment(p)
 		return &p, err
 	}))
+}
+
+// errCloned refuses an assertion whose signature counter did not move past
+// the one stored: WebAuthn's sign of a cloned authenticator (§6.1.1).
+var errCloned = pb.Errorf(pb.ErrPasskeyInvalid, "passkey", "the passkey's signature counter went backwards: it may have been cloned; sign in another way and revoke it")
+
+// NotePasskeySignIn records that userID signed in with cred, a credential
+// the verifier has just accepted (with its sign counter moved), so the
+// next use of the passkey, for a sign-in or an approval, is checked
+// against this one. It refuses, recording nothing, a passkey that may be
+// cloned (its counter not past the stored one, read again inside the
+// operation so two sign-ins racing with one counter cannot both pass) or
+// that was revoked since it was read.
+func (s *Service) NotePasskeySignIn(ctx context.Context, userID string, cred *webauthn.Credential) error {
+	if cred.Authenticator.CloneWarning {
+		return errCloned
+	}
+	rec, err := json.Marshal(cred)
+	if err != nil {
+		return err
+	}
+	return s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
+		return nil, s.notePasskeyUse(tx, userID, cred, rec)
+	}).Err
+}
+
+// notePasskeyUse records in tx that userID used cred (recorded as rec),
+// which the verifier accepted against the passkey as read before tx. Read
+// again now, the passkey may have been revoked meanwhile (errNoPasskey), or
+// used with the same counter by another sign-in or approval (errCloned).
+func (s *Service) notePasskeyUse(tx *ledger.Tx, userID string, cred *webauthn.Credential, rec []byte) error {
+	keys, err := s.st.Passkeys(tx.Context(), userID)
+	if err != nil {
+		return err
+	}
+	for _, k := range ledger.Added(tx, func(b *pb.Batch) *[]pb.Passkey { return &b.Passkeys }) {
+		if k.UserID == userID {
+			keys = append(keys, k) // this batch's uses are later than the store's
+		}
+	}
+	var last *pb.Passkey
+	for i := range keys {
+		if bytes.Equal(keys[i].ID, cred.ID) {
+			last = &keys[i]
+		}
+	}
+	if last == nil || last.RevokedAt != nil {
+		return errNoPasskey
+	}
+	var stored webauthn.Credential
+	if err := json.Unmarshal(last.Credential, &stored); err != nil {
+		return fmt.Errorf("passkey %x of %s is corrupt: %w", last.ID, userID, err)
+	}
+	if n := cred.Authenticator.SignCount; (n != 0 || stored.Authenticator.SignCount != 0) && n <= stored.Authenticator.SignCount {
+		return errCloned
+	}
+	k := *last
+	k.Credential = rec
+	tx.PutPasskey(k)
+	return nil
 }
 
 // passkeyInvalid turns a verifier's refusal into a coded error that says

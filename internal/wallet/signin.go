@@ -314,7 +314,7 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 	data := webauthn.SessionData{Challenge: parsed.Response.CollectedClientData.Challenge, RelyingPartyID: h.cfg.RPID,
 		UserVerification: protocol.VerificationRequired}
 	var userID string
-	_, err = h.webauthn.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
+	cred, err := h.webauthn.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (webauthn.User, error) {
 		userID = string(userHandle)
 		if !pb.HasPrefix(userID, pb.PrefixUser) {
 			return nil, errors.New("the passkey names no user of this server")
@@ -326,8 +326,14 @@ func (h *Handler) passkeyLogin(w http.ResponseWriter, r *http.Request) {
 		h.jsonError(w, pb.Errorf(pb.ErrPasskeyInvalid, "credential", "that passkey was not accepted"))
 		return
 	}
-	// Verified: the challenge is used up now, once across every process.
+	// Verified: the challenge is used up now, once across every process,
+	// and the passkey's counter moves (a clone's does not).
 	if err := h.signin.UsePasskeyChallenge(r.Context(), chal); err != nil {
+		h.jsonError(w, err)
+		return
+	}
+	if err := h.cfm.NotePasskeySignIn(r.Context(), userID, cred); err != nil {
+		h.cfg.Logger.Warn("security event: wallet passkey sign-in refused", "event", "wallet_passkey_refused", "user", userID, "err", err)
 		h.jsonError(w, err)
 		return
 	}
