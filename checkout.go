@@ -243,7 +243,7 @@ type Order struct {
 // the way an agent presents that mandate to ACP, which carries cards only.
 // The number is shown once at issue; Paybound keeps its keyed hash and its
 // last four digits. A card is usable only through delegate_payment, by its
-// agent, while its mandate is in force.
+// agent, while its mandate is in force and the card itself is not revoked.
 type AgentCard struct {
 	ID         string    `json:"id"`
 	Object     string    `json:"object"`
@@ -255,6 +255,9 @@ type AgentCard struct {
 	ExpMonth   int       `json:"exp_month"`
 	ExpYear    int       `json:"exp_year"`
 	CreatedAt  time.Time `json:"created_at"`
+	// RevokedAt is when its user revoked the card alone (the mandate and
+	// its other cards stay); nil while it is not.
+	RevokedAt *time.Time `json:"revoked_at"`
 }
 
 // ExpiresAt is the first instant the card is expired: the start of the

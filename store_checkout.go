@@ -11,6 +11,8 @@ type CheckoutStore interface {
 	ListProducts(ctx context.Context, f ProductFilter) (_ []Product, hasMore bool, _ error)
 	// CheckoutSession returns session id.
 	CheckoutSession(ctx context.Context, id string) (*CheckoutSession, error)
+	// AgentCard returns card id.
+	AgentCard(ctx context.Context, id string) (*AgentCard, error)
 	// AgentCardByHash returns the card whose number has the keyed hash.
 	AgentCardByHash(ctx context.Context, numberHash string) (*AgentCard, error)
 	// CountAgentCards returns how many cards were issued under a mandate.
@@ -30,9 +32,10 @@ type CheckoutStore interface {
 // Products, sessions and tokens are inserted or replaced whole (a session,
 // in order, new at Version 1 or changed over its stored Version-1, which a
 // shared store checks: see CheckoutSession.Version); cards are
-// inserted only; a completion is inserted only, and one whose session or
+// inserted (and replaced when revoked); a completion is inserted only, and one whose session or
 // token already completed refuses the whole batch (ErrStoreConflict on a
 // shared store), which is what makes a completion happen once.
+// A card is replaced whole only to revoke it.
 type CheckoutPart struct {
 	Products            []Product
 	CheckoutSessions    []CheckoutSession

@@ -101,6 +101,48 @@ func (c *Client) IssueAgentCard(ctx context.Context, mandateID string) (*AgentCa
 	return &out, nil
 }
 
+// AgentCardView is an agent card as its mandate's list shows it: never the
+// number, and its state now ("active", "expired", "revoked", or the
+// mandate's state such as "mandate_revoked", since a card dies with it).
+type AgentCardView struct {
+	pb.AgentCard
+	State string `json:"state"`
+}
+
+// ListAgentCards (the user key that granted the mandate) lists the agent
+// cards issued under it, oldest first.
+func (c *Client) ListAgentCards(ctx context.Context, mandateID string) ([]AgentCardView, error) {
+	path, err := mandatePath(mandateID, "/cards")
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Data []AgentCardView `json:"data"`
+	}
+	if err := c.call(ctx, call{method: http.MethodGet, path: path, out: &out}); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
+}
+
+// RevokeAgentCard (the user key that granted the mandate) revokes one of
+// its agent cards; the mandate and its other cards stay. Revoking a
+// revoked card answers it as it is.
+func (c *Client) RevokeAgentCard(ctx context.Context, mandateID, cardID string) (*AgentCardView, error) {
+	if cardID == "" {
+		return nil, pb.Errorf(pb.ErrParameterMissing, "card_id", "an agent card ID (card_…) is required")
+	}
+	path, err := mandatePath(mandateID, "/cards/"+url.PathEscape(cardID)+"/revoke")
+	if err != nil {
+		return nil, err
+	}
+	var out AgentCardView
+	if err := c.call(ctx, call{method: http.MethodPost, path: path, in: struct{}{}, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // GetProduct returns a product: any of the merchant's own, or, for users
 // and agents, one in a catalog (archived products are not found).
 func (c *Client) GetProduct(ctx context.Context, id string) (*pb.Product, error) {

@@ -367,7 +367,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"pay", "-h"}, 0, "  --merchant", ""},
 		{[]string{"serve", "--help"}, 0, "  --addr string", "\n  -addr"},
 		{[]string{"help", "serve"}, 0, "usage: paybound serve", ""},
-		{[]string{"help", "mandates"}, 0, "usage: paybound mandates approve|card|create|get|list|refuse|request|requests|revoke", ""},
+		{[]string{"help", "mandates"}, 0, "usage: paybound mandates approve|card|cards|create|get|list|refuse|request|requests|revoke|revoke-card", ""},
 		{[]string{"help", "bench", "payments"}, 0, "  --duration", ""},
 		{[]string{"help", "nosuch"}, 2, "unknown command", ""},
 		{[]string{}, 2, "Client", ""},

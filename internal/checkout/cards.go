@@ -320,7 +320,9 @@ func (s *Service) liveCard(ctx context.Context, caller pb.Principal, p DelegateP
 	if len(p.Number) != CardLength || !strings.HasPrefix(p.Number, CardIIN) || !LuhnValid(p.Number) {
 		return nil, nil, pb.Errorf(pb.ErrCardInvalid, param, "Paybound accepts only its agent cards: %d-digit numbers starting %s, issued with POST /v1/mandates/{id}/card", CardLength, CardIIN)
 	}
-	c, err := s.cardByHash(ctx, s.numberHash(p.Number))
+	// Read each time, never cached: a card revoked on any process is
+	// refused from the moment its revocation is acknowledged.
+	c, err := s.st.AgentCardByHash(ctx, s.numberHash(p.Number))
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, pb.Errorf(pb.ErrCardInvalid, param, "no agent card has the number ending %s", p.Number[len(p.Number)-4:])
 	}
@@ -335,6 +337,9 @@ func (s *Service) liveCard(ctx context.Context, caller pb.Principal, p DelegateP
 	}
 	if p.ExpYear != "" && p.ExpYear != c.ExpYearText() {
 		return nil, nil, pb.Errorf(pb.ErrCardInvalid, "payment_method.exp_year", "exp_year does not match the card ending %s", c.Last4)
+	}
+	if c.RevokedAt != nil {
+		return nil, nil, pb.Errorf(pb.ErrCardInvalid, param, "the agent card ending %s was revoked by its user at %s", c.Last4, c.RevokedAt.Format(time.RFC3339))
 	}
 	now := s.clock.Now()
 	if !now.Before(c.ExpiresAt()) {
@@ -487,14 +492,66 @@ func (s *Service) MandateCards(ctx context.Context, caller pb.Principal, mandate
 	now := s.clock.Now()
 	out := make([]CardView, len(cards))
 	for i, c := range cards {
-		state := "active"
-		if code := m.InForce(now); code != "" {
-			state = string(code)
-		}
-		if !now.Before(c.ExpiresAt()) {
-			state = "expired"
-		}
-		out[i] = CardView{AgentCard: c, State: state}
+		out[i] = cardView(c, m, now)
 	}
 	return out, nil
+}
+
+func cardView(c pb.AgentCard, m *pb.Mandate, now time.Time) CardView {
+	state := "active"
+	if code := m.InForce(now); code != "" {
+		state = string(code)
+	}
+	if !now.Before(c.ExpiresAt()) {
+		state = "expired"
+	}
+	if c.RevokedAt != nil {
+		state = "revoked"
+	}
+	return CardView{AgentCard: c, State: state}
+}
+
+// LogAgentCardRevoked is the type of the log entry of a card revoked
+// alone (subject: its mandate).
+const LogAgentCardRevoked = "agent_card.revoked"
+
+// RevokeCard (the user who granted mandateID) revokes one agent card of
+// the mandate, say one an agent leaked, while the mandate and its other
+// cards stay in force. From the moment the call returns, on every process,
+// delegate_payment refuses the card and complete refuses the tokens it
+// was delegated as (each reads the card from the store, never from a
+// cache); a checkout being completed at that very moment may finish. It is
+// idempotent: a revoked card is answered as it is.
+func (s *Service) RevokeCard(ctx context.Context, caller pb.Principal, idem *service.Idempotency, mandateID, cardID string) service.Result {
+	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
+		return service.Result{Err: err}
+	}
+	noCard := pb.Errorf(pb.ErrNotFound, "card_id", "mandate %.40s has no agent card %.40s", mandateID, cardID)
+	if !pb.HasPrefix(cardID, pb.PrefixAgentCard) || !pb.HasPrefix(mandateID, pb.PrefixMandate) {
+		return service.Result{Err: noCard}
+	}
+	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+		c, err := inTx(tx, cards, func(c *pb.AgentCard) string { return c.ID }, cardID, s.st.AgentCard)
+		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && (c.MandateID != mandateID || c.UserID != caller.ID)) {
+			return nil, noCard
+		}
+		if err != nil {
+			return nil, err
+		}
+		m, err := tx.Mandate(mandateID)
+		if err != nil {
+			return nil, err
+		}
+		if c.RevokedAt == nil {
+			now := tx.Now().Truncate(time.Second)
+			c.RevokedAt = &now
+			ledger.Add(tx, cards, *c)
+			if err := tx.Log(pb.LogEvent{Type: LogAgentCardRevoked, Subject: mandateID, Actor: pb.ActorOf(caller),
+				Data: cardData{AgentID: c.AgentID, CardID: c.ID, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, Last4: c.Last4}}); err != nil {
+				return nil, err
+			}
+		}
+		v := cardView(*c, &m, tx.Now())
+		return &v, nil
+	})
 }

@@ -79,10 +79,6 @@ type Service struct {
 	// caps caches each merchant's capabilities, encoded (wire.go).
 	caps  sync.Map
 	nCaps atomic.Int64
-	// cards caches agent cards by number hash: a card never changes (its
-	// life is its mandate's, read each time).
-	cards  sync.Map
-	nCards atomic.Int64
 }
 
 // New returns the checkout over core and st. It fails when cfg is invalid.
@@ -200,21 +196,6 @@ func (s *Service) sessionAt(tx *ledger.Tx, id string, read *pb.CheckoutSession) 
 		c := *read
 		return &c, nil
 	})
-}
-
-// maxCachedCards bounds the cards kept in memory.
-const maxCachedCards = 100_000
-
-// cardByHash returns the card whose number has hash, cached once found.
-func (s *Service) cardByHash(ctx context.Context, hash string) (*pb.AgentCard, error) {
-	if c, ok := s.cards.Load(hash); ok {
-		return c.(*pb.AgentCard), nil
-	}
-	c, err := s.st.AgentCardByHash(ctx, hash)
-	if err == nil && s.nCards.Add(1) <= maxCachedCards {
-		s.cards.Store(hash, c)
-	}
-	return c, err
 }
 
 // completedIn reports whether this batch completed session id.

@@ -144,6 +144,13 @@ func (s *Service) usableToken(ctx context.Context, caller pb.Principal, sess *pb
 	if code := m.InForce(now); code != "" {
 		return nil, pb.Errorf(pb.ErrTokenInvalid, param, "the agent card behind payment token %s is dead: its mandate %s is %s", id, m.ID, strings.TrimPrefix(string(code), "mandate_"))
 	}
+	c, err := s.st.AgentCard(ctx, t.CardID) // never cached: see RevokeCard
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the token's agent card: %w", err)
+	}
+	if c.RevokedAt != nil {
+		return nil, pb.Errorf(pb.ErrTokenInvalid, param, "the agent card ending %s behind payment token %s was revoked by its user at %s; nothing was charged", c.Last4, id, c.RevokedAt.Format(time.RFC3339))
+	}
 	return t, nil
 }
 

@@ -18,6 +18,7 @@ func (s *Service) Routes() []rest.Route {
 		{Method: "POST", Pattern: "/v1/products/{id}/archive", Idempotent: true, Handler: s.archiveProduct},
 		{Method: "POST", Pattern: "/v1/mandates/{id}/card", Idempotent: true, Secret: true, Handler: s.issueCard},
 		{Method: "GET", Pattern: "/v1/mandates/{id}/cards", Handler: s.listCards},
+		{Method: "POST", Pattern: "/v1/mandates/{id}/cards/{card_id}/revoke", Idempotent: true, Handler: s.revokeCard},
 	}
 }
 
@@ -89,4 +90,13 @@ func (s *Service) issueCard(q *rest.Request) (int, any, error) {
 func (s *Service) listCards(q *rest.Request) (int, any, error) {
 	cards, err := s.MandateCards(q.Ctx, q.Caller, q.PathValue("id"))
 	return 200, map[string]any{"object": "list", "data": cards, "has_more": false}, err
+}
+
+func (s *Service) revokeCard(q *rest.Request) (int, any, error) {
+	var in struct{}
+	if err := q.Decode(&in); err != nil {
+		return 0, nil, err
+	}
+	mandate, card := q.PathValue("id"), q.PathValue("card_id")
+	return q.Run(200, func() service.Result { return s.RevokeCard(q.Ctx, q.Caller, q.Idem, mandate, card) })
 }

@@ -10,7 +10,7 @@ import (
 
 // The checkout's tables: products, sessions and vault tokens are the whole
 // row as JSON plus the columns lookups filter on, replaced whole when written
-// again; agent cards are inserted once; a completion is only ever inserted,
+// again (an agent card only when revoked); a completion is only ever inserted,
 // and its session and token are unique, so that a second completion of
 // either refuses its batch.
 var (
@@ -18,7 +18,8 @@ var (
 		` ON CONFLICT (id) DO UPDATE SET active = excluded.active, data = excluded.data`)
 	CheckoutSessions = NewTable("checkout_sessions", "id, merchant_id, agent_id, status, data, created_at, version",
 		` ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data, version = excluded.version`)
-	AgentCards  = NewTable("agent_cards", "id, number_hash, mandate_id, agent_id, data, created_at", "")
+	AgentCards = NewTable("agent_cards", "id, number_hash, mandate_id, agent_id, data, created_at",
+		` ON CONFLICT (id) DO UPDATE SET data = excluded.data`)
 	VaultTokens = NewTable("vault_tokens", "id, checkout_session_id, agent_id, data, created_at",
 		` ON CONFLICT (id) DO UPDATE SET data = excluded.data`)
 	CheckoutCompletions = NewTable("checkout_completions", "session_id, token_id, payment_id, created_at", "")
@@ -123,9 +124,17 @@ func (r Reads) CheckoutSession(ctx context.Context, id string) (*pb.CheckoutSess
 	return &s, nil
 }
 
+func (r Reads) AgentCard(ctx context.Context, id string) (*pb.AgentCard, error) {
+	return r.agentCard(ctx, id, `SELECT data FROM agent_cards WHERE id = $1`, id)
+}
+
 func (r Reads) AgentCardByHash(ctx context.Context, numberHash string) (*pb.AgentCard, error) {
-	row, err := scanJSON[agentCardRow]("agent card")(r.DB.QueryRow(ctx, `SELECT data FROM agent_cards WHERE number_hash = $1`, numberHash))
-	if err = found(err, "agent card", "with that number"); err != nil {
+	return r.agentCard(ctx, "with that number", `SELECT data FROM agent_cards WHERE number_hash = $1`, numberHash)
+}
+
+func (r Reads) agentCard(ctx context.Context, what, query string, arg any) (*pb.AgentCard, error) {
+	row, err := scanJSON[agentCardRow]("agent card")(r.DB.QueryRow(ctx, query, arg))
+	if err = found(err, "agent card", what); err != nil {
 		return nil, err
 	}
 	c := row.AgentCard

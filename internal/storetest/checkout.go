@@ -73,6 +73,30 @@ func testCheckout(t *testing.T, s pb.Store) {
 	if cs, err := s.MandateAgentCards(ctx, "mdt_none"); err != nil || len(cs) != 0 {
 		t.Errorf("MandateAgentCards(mdt_none) = %+v, %v", cs, err)
 	}
+	// A card revoked is replaced whole, by ID and by hash alike; a card
+	// issued and revoked in one batch is stored revoked.
+	revoked := card2
+	at := sec(t0.Add(time.Minute))
+	revoked.RevokedAt = &at
+	fourth := card
+	fourth.ID, fourth.MandateID, fourth.NumberHash = "card_4", "mdt_2", "aa99"
+	fourthRevoked := fourth
+	fourthRevoked.RevokedAt = &at
+	commit(t, s, &pb.Batch{CheckoutPart: pb.CheckoutPart{AgentCards: []pb.AgentCard{revoked, fourth, fourthRevoked}}})
+	for _, want := range []pb.AgentCard{card, revoked, fourthRevoked} {
+		if got, err := s.AgentCard(ctx, want.ID); err != nil {
+			t.Errorf("AgentCard(%s): %v", want.ID, err)
+		} else {
+			check(t, "AgentCard "+want.ID, *got, want)
+		}
+		if got, err := s.AgentCardByHash(ctx, want.NumberHash); err != nil {
+			t.Errorf("AgentCardByHash(%s): %v", want.NumberHash, err)
+		} else {
+			check(t, "AgentCardByHash "+want.ID, *got, want)
+		}
+	}
+	_, err = s.AgentCard(ctx, "card_none")
+	wantNotFound(t, "a missing card by ID", err)
 	_, err = s.Product(ctx, "prod_none")
 	wantNotFound(t, "a missing product", err)
 	_, err = s.CheckoutSession(ctx, "cs_none")

@@ -18,6 +18,7 @@ func (h *Handler) mandateRoutes() {
 	h.mux.HandleFunc("POST /wallet/mandates", h.auth(h.createMandate))
 	h.mux.HandleFunc("POST /wallet/mandates/{id}/revoke", h.auth(h.revokeMandate))
 	h.mux.HandleFunc("POST /wallet/mandates/{id}/card", h.auth(h.issueCard))
+	h.mux.HandleFunc("POST /wallet/mandates/{id}/cards/{card}/revoke", h.auth(h.revokeCard))
 	h.mux.HandleFunc("POST /wallet/mandate_requests/{id}/approve", h.auth(h.decideRequest(true)))
 	h.mux.HandleFunc("POST /wallet/mandate_requests/{id}/refuse", h.auth(h.decideRequest(false)))
 }
@@ -51,6 +52,7 @@ func (h *Handler) mandates(w http.ResponseWriter, r *http.Request, ss *session) 
 	p := h.base(ss, "Mandates", "mandates")
 	p.Notice = map[string]string{"created": "Mandate granted.", "replaced": "Mandate replaced: the new one is in force and the old one revoked.",
 		"revoked":  "Mandate revoked: the agent's next payment under it will be declined.",
+		"card":     "Card revoked: the agent can no longer delegate it, nor pay with what it delegated; the mandate's other cards still work.",
 		"approved": "Request approved: the mandate it asked for is granted.", "refused": "Request refused: no mandate was granted."}[r.URL.Query().Get("done")]
 	h.showMandates(w, r, ss, p, nil)
 }
@@ -277,6 +279,21 @@ func (h *Handler) revokeMandate(w http.ResponseWriter, r *http.Request, ss *sess
 		return
 	}
 	http.Redirect(w, r, "/wallet/mandates?done=revoked", http.StatusSeeOther)
+}
+
+// revokeCard revokes one agent card of the mandate (checkout's
+// RevokeCard); the mandate and its other cards stay.
+func (h *Handler) revokeCard(w http.ResponseWriter, r *http.Request, ss *session) {
+	id, card := r.PathValue("id"), r.PathValue("card")
+	idem, err := h.idem(r, ss, "revoke-card", id, card)
+	if err == nil {
+		err = outcome(h.co.RevokeCard(r.Context(), ss.principal, idem, id, card), idem)
+	}
+	if err != nil {
+		h.showMandates(w, r, ss, h.base(ss, "Mandates", "mandates"), err)
+		return
+	}
+	http.Redirect(w, r, "/wallet/mandates?done=card", http.StatusSeeOther)
 }
 
 // issueCard issues an agent card bound to the mandate (checkout's

@@ -114,6 +114,45 @@ func (cl *cli) issueCard(args []string) error {
 	})
 }
 
+// listCards is "mandates cards mdt_…".
+func (cl *cli) listCards(args []string) error {
+	c := cl.command("mandates cards", "mandates cards mdt_…", false)
+	pos, api, ctx, err := c.call(args, "MANDATE_ID")
+	if err != nil {
+		return err
+	}
+	cards, err := api.ListAgentCards(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return c.print(cards, func(w io.Writer) {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCARD\tEXPIRES\tSTATE")
+		for _, card := range cards {
+			fmt.Fprintln(tw, cardLine(card))
+		}
+		tw.Flush()
+	})
+}
+
+// revokeCard is "mandates revoke-card mdt_… card_…".
+func (cl *cli) revokeCard(args []string) error {
+	c := cl.command("mandates revoke-card", "mandates revoke-card mdt_… card_…", true)
+	pos, api, ctx, err := c.call(args, "MANDATE_ID", "CARD_ID")
+	if err != nil {
+		return err
+	}
+	card, err := api.RevokeAgentCard(ctx, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	return c.print(card, func(w io.Writer) { fmt.Fprintln(w, cardLine(*card)) })
+}
+
+func cardLine(c client.AgentCardView) string {
+	return fmt.Sprintf("%s\t•••• %s\t%s/%s\t%s", c.ID, c.Last4, c.ExpMonthText(), c.ExpYearText(), c.State)
+}
+
 // checkout dispatches `paybound checkout create|update|get|cancel|pay|buy`:
 // an agent's purchase through ACP (docs/acp.md).
 func (cl *cli) checkout(args []string) error {

@@ -69,6 +69,7 @@ var clientCommands = [][2]string{
 	{"    [--max-payments N] [--confirm-above 25.00] [--condition CEL]", ""},
 	{"mandates list | get mdt_… | revoke mdt_…", "user key (list and get: agent key too)"},
 	{"mandates card mdt_…", "user key (an agent card for ACP, shown once)"},
+	{"mandates cards mdt_… | revoke-card mdt_… card_…", "user key (a mandate's agent cards; revoke one alone)"},
 	{"mandates request --reason R --description D --currency CNY --max … --budget …", "agent key: ask the user (create's flags)"},
 	{"mandates requests [--status pending] | approve mreq_… | refuse mreq_…", "user key (requests: agent key too)"},
 	{"checkout create --merchant mch_… --item prod_…[:QTY] … [--ship-to ADDR]", "agent key; an ACP checkout session"},

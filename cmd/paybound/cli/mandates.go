@@ -13,12 +13,12 @@ import (
 	"github.com/paybound/paybound/client"
 )
 
-// mandates dispatches `paybound mandates create|list|get|revoke`.
+// mandates dispatches `paybound mandates create|list|get|revoke|…`.
 func (cl *cli) mandates(args []string) error {
 	return cl.group("mandates", args, map[string]func([]string) error{
 		"create": cl.createMandate, "list": cl.listMandates, "get": cl.getMandate, "revoke": cl.revokeMandate,
 		"request": cl.requestMandate, "requests": cl.listMandateRequests, "approve": cl.approveMandateRequest, "refuse": cl.refuseMandateRequest,
-		"card": cl.issueCard})
+		"card": cl.issueCard, "cards": cl.listCards, "revoke-card": cl.revokeCard})
 }
 
 // mandateFlags are the flags of mandates create.
