@@ -291,7 +291,10 @@ func TestWalletInTheBrowser(t *testing.T) {
 	b.check("card")
 	b.open("/wallet/mandates")
 	b.waitText("coffee on weekdays")
-	b.do("revoke", chromedp.Click(chromedp.CSS(`form[action$="/revoke"] button`)))
+	b.check("mandates-card")
+	b.do("revoke the card", chromedp.Click(chromedp.CSS(`form[action*="/cards/"] button`)))
+	b.waitText("Card revoked")
+	b.do("revoke", chromedp.Click(chromedp.CSS(`form[action$="/mandates/`+mandate+`/revoke"] button`)))
 	b.waitText("Mandate revoked")
 	if r := agentPay(300, mandate, "one more"); r.status != 402 || r.errField("code") != "mandate_revoked" {
 		t.Fatalf("after revoking in the browser: %d %s", r.status, r.raw)
