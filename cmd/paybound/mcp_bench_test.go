@@ -49,18 +49,33 @@ func benchmarkMCPPay(b *testing.B, version string) {
 }
 
 // TestMCPPayServerCPU measures what BenchmarkMCPPay does with the server
-// in a process of its own (the built binary, SQLite): pay calls per second
-// and the server's CPU time a call, without the client's. It runs when
+// in a process of its own (the built binary, SQLite): pay calls per second,
+// the server's CPU time a call (the server process's alone) and the
+// client's (this process's, the SDK's client). It runs when
 // PAYBOUND_MCP_CALLS names how many calls to make:
 //
 //	PAYBOUND_MCP_CALLS=8000 go test ./cmd/paybound -run TestMCPPayServerCPU -v
+//
+// PAYBOUND_MCP_WORKERS sets how many clients call at once (default 32:
+// each call waits for its payment's ledger commit, so the rate needs
+// many in flight), and PAYBOUND_MCP_BIN runs a binary built already
+// instead of building this tree, to compare two builds run after run in
+// the same sitting (A/B).
 func TestMCPPayServerCPU(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("PAYBOUND_MCP_CALLS"))
 	if n <= 0 {
 		t.Skip("set PAYBOUND_MCP_CALLS to measure")
 	}
+	workers := 32
+	if w, err := strconv.Atoi(os.Getenv("PAYBOUND_MCP_WORKERS")); err == nil && w > 0 {
+		workers = w
+	}
+	bin := os.Getenv("PAYBOUND_MCP_BIN")
+	if bin == "" {
+		bin = buildBinary(t)
+	}
 	dir := t.TempDir()
-	p := startProcDB(t, buildBinary(t), dir, "")
+	p := startProcDB(t, bin, dir, "")
 	a := &api{t: t, base: p.base}
 	key, err := os.ReadFile(filepath.Join(dir, "operator.key"))
 	if err != nil {
@@ -71,14 +86,15 @@ func TestMCPPayServerCPU(t *testing.T) {
 	merch := a.ok(201, a.call("POST", "/v1/merchants", op, "", map[string]any{"name": "m"}))
 	ag := a.ok(201, a.call("POST", "/v1/agents", user.str("api_key"), "", map[string]any{"name": "bot"}))
 	for _, version := range []string{"2026-07-28", "2025-11-25"} {
-		var cpu0 time.Duration
+		var cpu0, client0 time.Duration
 		var start time.Time
-		ready := func() { cpu0, start = procCPU(t, p.cmd.Process.Pid), time.Now() }
-		if failed := payCalls(t, a, p.base, user.str("api_key"), ag.str("id"), ag.str("api_key"), merch.str("id"), version, n, 32, ready); failed > 0 {
+		ready := func() { cpu0, client0, start = procCPU(t, p.cmd.Process.Pid), cpuTime(), time.Now() }
+		if failed := payCalls(t, a, p.base, user.str("api_key"), ag.str("id"), ag.str("api_key"), merch.str("id"), version, n, workers, ready); failed > 0 {
 			t.Fatalf("%d of %d pay calls failed", failed, n)
 		}
-		elapsed, cpu := time.Since(start), procCPU(t, p.cmd.Process.Pid)-cpu0
-		t.Logf("protocol %s, %d pay calls: %.0f calls/s, server CPU %.0f µs a call", version, n, float64(n)/elapsed.Seconds(), float64(cpu.Microseconds())/float64(n))
+		elapsed, cpu, client := time.Since(start), procCPU(t, p.cmd.Process.Pid)-cpu0, cpuTime()-client0
+		t.Logf("protocol %s, %d pay calls by %d clients: %.0f calls/s, server CPU %.0f µs a call, client CPU %.0f µs a call", version, n, workers,
+			float64(n)/elapsed.Seconds(), float64(cpu.Microseconds())/float64(n), float64(client.Microseconds())/float64(n))
 	}
 }
 
