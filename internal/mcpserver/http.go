@@ -49,7 +49,16 @@ type principalKey struct{}
 // A POST is answered as one JSON body, not an event stream: no tool sends
 // the client anything before its result, and the stream's framing cost a
 // third of the throughput. cfg.Backend is set by NewHandler.
+//
+// A tool call of protocol 2026-07-28 in its commonest form is answered
+// without the SDK's per-request session (fastCall), as the SDK answers it.
 func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, error) {
+	return newHandler(authn, in, cfg, true)
+}
+
+// newHandler is NewHandler; fast says whether fastCall answers what it
+// can (tests compare its answers with the SDK's).
+func newHandler(authn Authenticator, in *InProcess, cfg Config, fast bool) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -61,11 +70,11 @@ func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, e
 		}
 		return nil, pb.Errorf(pb.ErrUnauthenticated, "", "the request carries no authenticated caller")
 	}
-	agent, err := NewServer(AgentSide, cfg)
+	agent, agentTools, err := newServer(AgentSide, cfg)
 	if err != nil {
 		return nil, err
 	}
-	merchant, err := NewServer(MerchantSide, cfg)
+	merchant, merchantTools, err := newServer(MerchantSide, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +103,7 @@ func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, e
 		if !ok {
 			return nil, auth.ErrInvalidToken
 		}
-		return &auth.TokenInfo{UserID: string(p.Role) + ":" + p.ID, Extra: map[string]any{"principal": p}}, nil
+		return tokenInfo(p), nil
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streams)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body []byte
@@ -121,12 +130,27 @@ func NewHandler(authn Authenticator, in *InProcess, cfg Config) (http.Handler, e
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		if r.Header.Get("Authorization") == "" {
 			// A signed request: the middleware wants a bearer token, and
 			// the caller is already proved.
 			r.Header.Set("Authorization", "Bearer signed-request")
 		}
+		if fast {
+			tools := agentTools
+			if p.Role == pb.RoleMerchant {
+				tools = merchantTools
+			}
+			if fastCall(tools, w, r, body, tokenInfo(p)) {
+				return
+			}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		bound.ServeHTTP(w, r)
 	}), nil
+}
+
+// tokenInfo is the caller as the SDK's bearer middleware gives it to tool
+// calls (RequestExtra.TokenInfo) and binds sessions to.
+func tokenInfo(p pb.Principal) *auth.TokenInfo {
+	return &auth.TokenInfo{UserID: string(p.Role) + ":" + p.ID, Extra: map[string]any{"principal": p}}
 }
