@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -165,36 +164,22 @@ func writeRPCError(w http.ResponseWriter, id json.RawMessage, code int, msg stri
 // _meta.
 const metaServerInfo = "io.modelcontextprotocol/serverInfo"
 
-// fields decodes a JSON object whose keys are all among names, each
-// once, matched exactly (encoding/json matches struct fields ignoring
-// case; the SDK does not). It refuses anything else: another value, an
-// unknown or repeated key, trailing data.
+// fields decodes a JSON object whose keys are all among names, matched
+// exactly (encoding/json matches struct fields ignoring case; the SDK
+// does not), and refuses any other value or key. A repeated key counts
+// once, its last value, as in the SDK's decoding.
 func fields(raw []byte, names ...string) (map[string]json.RawMessage, bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	out := make(map[string]json.RawMessage, len(names))
-	for dec.More() {
-		t, err := dec.Token()
-		key, isKey := t.(string)
-		if err != nil || !isKey {
-			return nil, false
-		}
-		if _, seen := out[key]; seen || !slices.Contains(names, key) {
-			return nil, false
-		}
-		var v json.RawMessage
-		if dec.Decode(&v) != nil {
-			return nil, false
-		}
-		out[key] = v
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+	var out map[string]json.RawMessage
+	if json.Unmarshal(raw, &out) != nil {
 		return nil, false
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, false
+	for k := range out {
+		if !slices.Contains(names, k) {
+			return nil, false
+		}
 	}
 	return out, true
 }
