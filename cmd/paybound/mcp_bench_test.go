@@ -35,6 +35,11 @@ func BenchmarkMCPPay(b *testing.B) { benchmarkMCPPay(b, "") }
 // 2025-11-25, each call in its client's session.
 func BenchmarkMCPPaySessions(b *testing.B) { benchmarkMCPPay(b, "2025-11-25") }
 
+// BenchmarkMCPPayPlain is BenchmarkMCPPay with TestMCPPayServerCPU's plain
+// client, whose CPU is a small part of the process's: its CPU profile is
+// the server's.
+func BenchmarkMCPPayPlain(b *testing.B) { benchmarkMCPPay(b, "plain") }
+
 func benchmarkMCPPay(b *testing.B, version string) {
 	w := newWorld(b, func(m *Main) { m.Config.RiskConfig = loadRisk(b, m.Config.DataDir); m.PanicOnInvariant = false })
 	cpu0 := cpuTime()
