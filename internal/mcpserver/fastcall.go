@@ -34,7 +34,7 @@ const fastVersion = "2026-07-28"
 // that allocates a 32 KiB buffer, and re-reads the tool's input schema;
 // that cost more server CPU than the payment a pay call makes. fastCall
 // decodes the body once and calls the tool's handler, the one the SDK
-// calls, with the request the SDK would build.
+// calls, with the request the SDK would build (without its session).
 //
 // Its contract is the SDK's answer, byte for byte: the same status,
 // headers and body (TestFastCallAnswersAsTheSDK sends each request to
@@ -99,19 +99,16 @@ func fastCall(s *server, w http.ResponseWriter, r *http.Request, body []byte, to
 			return false
 		}
 	}
-	args, hasArgs := params["arguments"]
-	if !hasArgs {
-		args = nil
-	}
 	id := msg["id"]
 	call, ok := s.tools[name]
 	if !ok {
 		return false
 	}
-	// The request the SDK gives a tool's handler, with no session: a
+	// The request the SDK gives a tool's handler but for its session and
+	// the params' _meta, which this package's handlers do not read: a
 	// session of this protocol cannot send the client requests, and only
 	// pay's elicitation would, for a client that declares it can.
-	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: name, Arguments: args},
+	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: name, Arguments: params["arguments"]},
 		Extra: &mcp.RequestExtra{TokenInfo: token, Header: r.Header}}
 	out := *call(context.WithoutCancel(r.Context()), req)
 	if out.Content == nil {
@@ -187,7 +184,7 @@ func fields(raw []byte, names ...string) (map[string]json.RawMessage, bool) {
 // isString reports whether raw is the JSON string want.
 func isString(raw json.RawMessage, want string) bool {
 	var s string
-	return raw != nil && raw[0] == '"' && json.Unmarshal(raw, &s) == nil && s == want
+	return len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil && s == want
 }
 
 // isAnyString reports whether raw is a JSON string.
