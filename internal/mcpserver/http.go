@@ -48,7 +48,7 @@ type principalKey struct{}
 // server more CPU than the payment of a pay call (about 1.2 ms a pay call
 // against 0.9 ms in a session, TestMCPPayServerCPU): a tool call of
 // 2026-07-28 in its commonest form is answered without it (fastCall),
-// byte for byte as the SDK answers it, in about 0.7 ms; any other request
+// byte for byte as the SDK answers it, in 0.55 to 0.7 ms; any other request
 // is the SDK's.
 //
 // A POST is answered as one JSON body, not an event stream: no tool sends
