@@ -1,19 +1,18 @@
 package mcpserver
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	sjson "github.com/segmentio/encoding/json"
 )
 
 // fastVersion is the protocol whose tool calls fastCall answers: each
@@ -58,48 +57,20 @@ func fastCall(s *server, w http.ResponseWriter, r *http.Request, body []byte, to
 		!bearer(r.Header.Get("Authorization")) || rebinding(r) {
 		return false
 	}
-	msg, ok := fields(body, "jsonrpc", "id", "method", "params")
-	if !ok || !isString(msg["jsonrpc"], "2.0") || !plainID(msg["id"]) || !isString(msg["method"], "tools/call") ||
-		r.Header.Get("Mcp-Method") != "tools/call" {
+	var msg fastMsg
+	if rest, err := sjson.Parse(body, &msg, sjson.DisallowUnknownFields|sjson.DontMatchCaseInsensitiveStructFields); err != nil || len(rest) != 0 {
 		return false
 	}
-	params, ok := fields(msg["params"], "_meta", "name", "arguments")
-	if !ok {
+	p := msg.Params
+	if msg.JSONRPC == nil || *msg.JSONRPC != "2.0" || !plainID(msg.ID) || msg.Method == nil || *msg.Method != "tools/call" ||
+		r.Header.Get("Mcp-Method") != "tools/call" || p == nil || p.Name == nil || *p.Name == "" || r.Header.Get("Mcp-Name") != *p.Name ||
+		p.Meta == nil || p.Meta.Version == nil || *p.Meta.Version != fastVersion || p.Meta.Caps == nil {
 		return false
 	}
-	var name string
-	if json.Unmarshal(params["name"], &name) != nil || name == "" || r.Header.Get("Mcp-Name") != name {
+	if ci := p.Meta.Info; ci != nil && (ci.Name == nil || ci.Version == nil) {
 		return false
 	}
-	meta, ok := fields(params["_meta"], "io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/clientCapabilities", "io.modelcontextprotocol/clientInfo")
-	if !ok || !isString(meta["io.modelcontextprotocol/protocolVersion"], fastVersion) {
-		return false
-	}
-	// Roots is the only capability taken: elicitation would need the
-	// SDK's session.
-	caps, ok := fields(meta["io.modelcontextprotocol/clientCapabilities"], "roots")
-	if !ok {
-		return false
-	}
-	if raw, has := caps["roots"]; has {
-		roots, ok := fields(raw, "listChanged")
-		if !ok {
-			return false
-		}
-		if lc, has := roots["listChanged"]; has && !bytes.Equal(lc, []byte("true")) && !bytes.Equal(lc, []byte("false")) {
-			return false
-		}
-	}
-	if raw, has := meta["io.modelcontextprotocol/clientInfo"]; has {
-		info, ok := fields(raw, "name", "title", "version")
-		if !ok || !isAnyString(info["name"]) || !isAnyString(info["version"]) {
-			return false
-		}
-		if t, has := info["title"]; has && !isAnyString(t) {
-			return false
-		}
-	}
-	id := msg["id"]
+	name, id := *p.Name, msg.ID
 	call, ok := s.tools[name]
 	if !ok {
 		return false
@@ -108,7 +79,7 @@ func fastCall(s *server, w http.ResponseWriter, r *http.Request, body []byte, to
 	// the params' _meta, which this package's handlers do not read: a
 	// session of this protocol cannot send the client requests, and only
 	// pay's elicitation would, for a client that declares it can.
-	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: name, Arguments: params["arguments"]},
+	req := &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{Name: name, Arguments: p.Arguments},
 		Extra: &mcp.RequestExtra{TokenInfo: token, Header: r.Header}}
 	out := *call(context.WithoutCancel(r.Context()), req)
 	if out.Content == nil {
@@ -161,36 +132,33 @@ func writeRPCError(w http.ResponseWriter, id json.RawMessage, code int, msg stri
 // _meta.
 const metaServerInfo = "io.modelcontextprotocol/serverInfo"
 
-// fields decodes a JSON object whose keys are all among names, matched
-// exactly (encoding/json matches struct fields ignoring case; the SDK
-// does not), and refuses any other value or key. A repeated key counts
-// once, its last value, as in the SDK's decoding.
-func fields(raw []byte, names ...string) (map[string]json.RawMessage, bool) {
-	if len(raw) == 0 || raw[0] != '{' {
-		return nil, false
-	}
-	var out map[string]json.RawMessage
-	if json.Unmarshal(raw, &out) != nil {
-		return nil, false
-	}
-	for k := range out {
-		if !slices.Contains(names, k) {
-			return nil, false
-		}
-	}
-	return out, true
-}
-
-// isString reports whether raw is the JSON string want.
-func isString(raw json.RawMessage, want string) bool {
-	var s string
-	return len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil && s == want
-}
-
-// isAnyString reports whether raw is a JSON string.
-func isAnyString(raw json.RawMessage) bool {
-	var s string
-	return len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil
+// fastMsg is the request fastCall answers. It is decoded as the SDK
+// decodes it (segmentio's decoder, keys matched exactly, a repeated key's
+// last value), refusing every member it does not name and every value of
+// another type; a member it needs that is absent or null is nil.
+type fastMsg struct {
+	JSONRPC *string         `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  *string         `json:"method"`
+	Params  *struct {
+		Meta *struct {
+			Version *string `json:"io.modelcontextprotocol/protocolVersion"`
+			// Roots is the only capability taken: elicitation would
+			// need the SDK's session.
+			Caps *struct {
+				Roots *struct {
+					ListChanged *bool `json:"listChanged"`
+				} `json:"roots"`
+			} `json:"io.modelcontextprotocol/clientCapabilities"`
+			Info *struct {
+				Name    *string `json:"name"`
+				Title   *string `json:"title"`
+				Version *string `json:"version"`
+			} `json:"io.modelcontextprotocol/clientInfo"`
+		} `json:"_meta"`
+		Name      *string         `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	} `json:"params"`
 }
 
 // plainID reports whether a JSON-RPC ID is one the SDK writes back as it
