@@ -48,8 +48,8 @@ type principalKey struct{}
 // server more CPU than the payment of a pay call (about 1.2 ms a pay call
 // against 0.9 ms in a session, TestMCPPayServerCPU): a tool call of
 // 2026-07-28 in its commonest form is answered without it (fastCall),
-// byte for byte as the SDK answers it, in 0.55 to 0.7 ms; any other request
-// is the SDK's.
+// byte for byte as the SDK answers it, with about half the CPU; any other
+// request is the SDK's.
 //
 // A POST is answered as one JSON body, not an event stream: no tool sends
 // the client anything before its result, and the stream's framing cost a
