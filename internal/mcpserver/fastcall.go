@@ -37,7 +37,8 @@ const fastVersion = "2026-07-28"
 //
 // Its contract is the SDK's answer, byte for byte: the same status,
 // headers and body (TestFastCallAnswersAsTheSDK sends each request to
-// both). It accepts only what it checks the SDK would accept and answer
+// both; it is what says, when the SDK is upgraded, whether the two still
+// agree). It accepts only what it checks the SDK would accept and answer
 // with the tool's result: a POST whose Content-Type is application/json,
 // whose Accept takes JSON and event streams, without Last-Event-ID, not
 // refused by the SDK's DNS rebinding protection, with a bearer
