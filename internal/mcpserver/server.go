@@ -64,6 +64,12 @@ const (
 
 type server struct {
 	cfg Config
+	// impl is the server's implementation, as the SDK names it in a
+	// result's _meta (protocol 2026-07-28).
+	impl *mcp.Implementation
+	// tools are the handlers of the tools registered on the server, by
+	// name, for the calls /mcp answers without the SDK (fastCall).
+	tools map[string]toolFunc
 }
 
 // NewServer returns the MCP server of one side: the agent's tools,
@@ -71,8 +77,14 @@ type server struct {
 // number of sessions and callers; each call finds its caller's backend
 // through cfg.Backend.
 func NewServer(side Side, cfg Config) (*mcp.Server, error) {
+	ms, _, err := newServer(side, cfg)
+	return ms, err
+}
+
+// newServer is NewServer, with the tools' handlers.
+func newServer(side Side, cfg Config) (*mcp.Server, *server, error) {
 	if cfg.Backend == nil {
-		return nil, errors.New("mcpserver: Config.Backend is required")
+		return nil, nil, errors.New("mcpserver: Config.Backend is required")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = pb.SystemClock{}
@@ -86,13 +98,12 @@ func NewServer(side Side, cfg Config) (*mcp.Server, error) {
 	if cfg.ElicitTimeout <= 0 {
 		cfg.ElicitTimeout = 2 * time.Minute
 	}
-	s := &server{cfg: cfg}
 	name, instr := "paybound-agent", agentInstructions
 	if side == MerchantSide {
 		name, instr = "paybound-merchant", merchantInstructions
 	}
-	ms := mcp.NewServer(&mcp.Implementation{Name: name, Title: "Paybound", Version: Version},
-		&mcp.ServerOptions{Instructions: instr, Logger: cfg.Logger})
+	s := &server{cfg: cfg, impl: &mcp.Implementation{Name: name, Title: "Paybound", Version: Version}, tools: map[string]toolFunc{}}
+	ms := mcp.NewServer(s.impl, &mcp.ServerOptions{Instructions: instr, Logger: cfg.Logger})
 	var err error
 	if side == MerchantSide {
 		err = s.merchantTools(ms)
@@ -103,9 +114,9 @@ func NewServer(side Side, cfg Config) (*mcp.Server, error) {
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ms, nil
+	return ms, s, nil
 }
 
 const agentInstructions = "Paybound pays merchants from your user's wallet, only within the mandates your user granted you. " +
@@ -172,24 +183,32 @@ func addTool[In, Out any](s *server, ms *mcp.Server, name, desc string, ann *mcp
 		return fmt.Errorf("mcpserver: %s input schema: %w", name, err)
 	}
 	quick := compileArgs(inJSON)
+	call := func(ctx context.Context, req *mcp.CallToolRequest) *mcp.CallToolResult {
+		args, err := decodeArgs[In](req.Params.Arguments, quick, resolved)
+		if err != nil {
+			return s.errorResult(name, err)
+		}
+		b, err := s.cfg.Backend(ctx, req.Extra)
+		if err != nil {
+			return s.errorResult(name, err)
+		}
+		v, text, err := h(context.WithValue(ctx, sessionKey{}, req.Session), b, args)
+		if err != nil {
+			return s.errorResult(name, err)
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}, StructuredContent: v}
+	}
+	s.tools[name] = call
 	ms.AddTool(&mcp.Tool{Name: name, Title: ann.Title, Description: desc, InputSchema: json.RawMessage(inJSON), OutputSchema: out, Annotations: ann},
 		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			args, err := decodeArgs[In](req.Params.Arguments, quick, resolved)
-			if err != nil {
-				return s.errorResult(name, err), nil
-			}
-			b, err := s.cfg.Backend(ctx, req.Extra)
-			if err != nil {
-				return s.errorResult(name, err), nil
-			}
-			v, text, err := h(context.WithValue(ctx, sessionKey{}, req.Session), b, args)
-			if err != nil {
-				return s.errorResult(name, err), nil
-			}
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}, StructuredContent: v}, nil
+			return call(ctx, req), nil
 		})
 	return nil
 }
+
+// toolFunc is a tool's body as addTool registers it: every outcome is a
+// result, never an error.
+type toolFunc func(ctx context.Context, req *mcp.CallToolRequest) *mcp.CallToolResult
 
 // sessionKey carries the session of a tool call to its handler (for
 // elicitation).
