@@ -129,8 +129,6 @@ func (s *Service) RevokeAgent(ctx context.Context, caller pb.Principal, idem *se
 		v := s.view(a, keys)
 		return &v, nil
 	})
-	if res.Err == nil {
-		s.core.ForgetPrincipal(agentID)
-	}
+	s.forget(res, agentID)
 	return res
 }

@@ -56,7 +56,7 @@ func (s *Service) AddKey(ctx context.Context, caller pb.Principal, idem *service
 	if err != nil {
 		return service.Result{Err: err}
 	}
-	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	res := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		taken, err := tx.HasAgentKey(keyid)
 		if err != nil {
 			return nil, err
@@ -87,6 +87,16 @@ func (s *Service) AddKey(ctx context.Context, caller pb.Principal, idem *service
 		v := s.keyView(k)
 		return &v, nil
 	})
+	s.forget(res, agentID) // a rotation ends the other keys
+	return res
+}
+
+// forget has the core forget what it and the capabilities remember of
+// agentID's keys once res changed them (service.OnForget).
+func (s *Service) forget(res service.Result, agentID string) {
+	if res.Err == nil {
+		s.core.ForgetPrincipal(agentID)
+	}
 }
 
 // RevokeKey (user) revokes one of an agent's keys at once.
@@ -94,7 +104,7 @@ func (s *Service) RevokeKey(ctx context.Context, caller pb.Principal, idem *serv
 	if err := s.ownAgent(ctx, caller, agentID); err != nil {
 		return service.Result{Err: err}
 	}
-	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	res := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		k, err := s.st.AgentKey(tx.Context(), keyid)
 		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && k.AgentID != agentID) {
 			return nil, pb.Errorf(pb.ErrNotFound, "keyid", "agent %s has no key %s", agentID, keyid)
@@ -111,6 +121,8 @@ func (s *Service) RevokeKey(ctx context.Context, caller pb.Principal, idem *serv
 		v := s.keyView(*k)
 		return &v, nil
 	})
+	s.forget(res, agentID)
+	return res
 }
 
 // Keys (user) lists an agent's keys.

@@ -70,6 +70,9 @@ type Service struct {
 
 	aead cipher.AEAD // seals idempotency records that carry secrets
 
+	forgetMu sync.Mutex
+	forgets  []func(id string) // OnForget's
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -221,12 +224,29 @@ func (s *Service) Authenticate(ctx context.Context, key string) (pb.Principal, e
 // the principal was revoked).
 func (s *Service) ForgetPrincipal(id string) {
 	s.keyMu.Lock()
-	defer s.keyMu.Unlock()
 	for h, c := range s.keyCache {
 		if c.p.ID == id {
 			delete(s.keyCache, h)
 		}
 	}
+	s.keyMu.Unlock()
+	s.forgetMu.Lock()
+	fs := s.forgets
+	s.forgetMu.Unlock()
+	for _, f := range fs {
+		f(id)
+	}
+}
+
+// OnForget registers f, called with the principal's ID each time
+// ForgetPrincipal is: a capability that remembers a principal's keys (the
+// x402 facilitator remembers agents' signing keys) forgets them with the
+// core, at once on this process, when the principal or one of its keys is
+// revoked. f must be quick and must not call back into the core.
+func (s *Service) OnForget(f func(id string)) {
+	s.forgetMu.Lock()
+	defer s.forgetMu.Unlock()
+	s.forgets = append(s.forgets, f)
 }
 
 // --- idempotency ---
