@@ -36,6 +36,16 @@ func reportWriter(b *testing.B, w *world, before ledger.Stats) {
 	}
 }
 
+// reportCPU reports the CPU the process used since before (cpuTime) per
+// unit of work (n units), in µs, as metric name: the server's and the
+// benchmark's clients', which run in the same process. On a shared
+// machine, CPU per operation varies less than operations per second.
+func reportCPU(b *testing.B, before time.Duration, n int, name string) {
+	if n > 0 {
+		b.ReportMetric(float64((cpuTime()-before).Microseconds())/float64(n), name)
+	}
+}
+
 // BenchmarkTokenPayIngest: usage events in batches of 1,000, from 4
 // clients at once, each batch acknowledged once durable. Reports
 // events/s.
@@ -51,7 +61,7 @@ func BenchmarkTokenPayIngest(b *testing.B) {
 		}
 		return map[string]any{"events": evs}
 	}
-	st0 := w.m.Service.Ledger().Stats()
+	st0, cpu0 := w.m.Service.Ledger().Stats(), cpuTime()
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -72,36 +82,61 @@ func BenchmarkTokenPayIngest(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
 	reportWriter(b, w, st0)
+	reportCPU(b, cpu0, b.N*batch, "cpu_us/event")
 }
 
 // BenchmarkTokenPayReserveSettle: a reservation and the event that
-// settles it, from 64 clients at once, each over its own customer.
-// Reports (reservation + settle)/s and the p99 of one pair.
+// settles it, from 64 clients at once: "customers", each client over its
+// own customer (a provider has many), and "hot", all over one customer,
+// whose credit account every operation then changes. Reports (reservation
+// + settle)/s, the p99 of one pair and the process's CPU per pair.
 func BenchmarkTokenPayReserveSettle(b *testing.B) {
-	w := benchWorld(b)
 	const clients = 64
+	b.Run("customers", func(b *testing.B) {
+		w := benchWorld(b)
+		customers := make([]string, clients)
+		for i := range customers {
+			u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": fmt.Sprintf("c%d", i)}))
+			customers[i] = u.str("id")
+			w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": customers[i], "amount": 1_000_000_000_000, "currency": "USD"}))
+		}
+		reserveSettle(b, w, customers)
+	})
+	b.Run("hot", func(b *testing.B) {
+		w := benchWorld(b)
+		customers := make([]string, clients)
+		for i := range customers {
+			customers[i] = w.user
+		}
+		reserveSettle(b, w, customers)
+	})
+}
+
+// reserveSettle runs b.N reservation + settle pairs from one client per
+// customer (customers may repeat) and reports them.
+func reserveSettle(b *testing.B, w *world, customers []string) {
 	var seq atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
-	st0 := w.m.Service.Ledger().Stats()
+	st0, cpu0 := w.m.Service.Ledger().Stats(), cpuTime()
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var next atomic.Int64
-	for range clients {
+	for _, customer := range customers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
 			for next.Add(1) <= int64(b.N) {
 				t0 := time.Now()
-				r := w.call("POST", "/v1/billing/reservations", w.merchKey, "", map[string]any{"customer": w.user, "estimate": 1000, "model": "bench"})
+				r := w.call("POST", "/v1/billing/reservations", w.merchKey, "", map[string]any{"customer": customer, "estimate": 1000, "model": "bench"})
 				if r.body["allowed"] != true {
 					b.Errorf("reservation: %d %.300s", r.status, r.raw)
 					return
 				}
 				e := w.call("POST", "/v1/billing/events", w.merchKey, "-", map[string]any{"events": []any{map[string]any{"id": fmt.Sprintf("s%d", seq.Add(1)),
-					"customer": w.user, "model": "bench", "reservation": r.str("reservation_id"), "usage": map[string]any{"output": 700}}}})
+					"customer": customer, "model": "bench", "reservation": r.str("reservation_id"), "usage": map[string]any{"output": 700}}}})
 				if e.num("accepted") != 1 {
 					b.Errorf("settle: %d %.300s", e.status, e.raw)
 					return
@@ -121,4 +156,5 @@ func BenchmarkTokenPayReserveSettle(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 	}
 	reportWriter(b, w, st0)
+	reportCPU(b, cpu0, len(lat), "cpu_us/pair")
 }
