@@ -102,9 +102,12 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 	if err != nil {
 		return service.Result{Err: err}
 	}
-	return s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
+	var wrote []pb.BillingObject
+	r := s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
 		// Each run starts afresh: a batch recomputed after a conflict, from
 		// reads made inside (preread).
+		mark := len(ledger.Added(tx, objects))
+		defer func() { wrote = written(tx, mark) }()
 		out := &IngestResult{Object: res.Object, Data: slices.Clone(res.Data)}
 		c, err := s.newIngestCache(tx, pr, caller.ID, ids)
 		pr = nil
@@ -147,6 +150,10 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 		}
 		return out, nil
 	})
+	if r.Err == nil {
+		s.objs.confirm(wrote)
+	}
+	return r
 }
 
 func asError(err error) *pb.Error {
@@ -452,7 +459,7 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 				continue
 			}
 			a.acc.Version++
-			if err := put(tx, kindAccrual, a.acc.ID, a.acc.ProviderID, a.acc.CustomerID, a.acc.Version, tx.Now().Truncate(time.Second), nil, a.acc); err != nil {
+			if err := s.put(tx, kindAccrual, a.acc.ID, a.acc.ProviderID, a.acc.CustomerID, a.acc.Version, tx.Now().Truncate(time.Second), nil, a.acc); err != nil {
 				return err
 			}
 		case c.counts[k] != nil:
@@ -461,13 +468,13 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 				continue
 			}
 			n.n.Version++
-			if err := put(tx, kindTierCount, n.n.ID, n.n.ProviderID, n.n.CustomerID, n.n.Version, tx.Now().Truncate(time.Second), nil, n.n); err != nil {
+			if err := s.put(tx, kindTierCount, n.n.ID, n.n.ProviderID, n.n.CustomerID, n.n.Version, tx.Now().Truncate(time.Second), nil, n.n); err != nil {
 				return err
 			}
 		case c.terms[k] != nil:
 			ts := c.terms[k]
 			if ts.dirty {
-				if err := putTerms(tx, ts.t); err != nil {
+				if err := s.putTerms(tx, ts.t); err != nil {
 					return err
 				}
 			}
@@ -487,7 +494,7 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 					d := tx.Now().Add(time.Minute).Truncate(time.Second)
 					due = &d
 				}
-				if err := put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g); err != nil {
+				if err := s.put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g); err != nil {
 					return err
 				}
 			}
@@ -777,7 +784,7 @@ func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 			taken, overdrawn = postC, postO
 			rsv.Status, rsv.Settled, rsv.EventID = statusSettled, postC+postO, e.ID
 			rsv.Version++
-			if err := putReservation(tx, rsv); err != nil {
+			if err := s.putReservation(tx, rsv); err != nil {
 				return err
 			}
 		}

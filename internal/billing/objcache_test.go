@@ -1,0 +1,48 @@
+package billing
+
+import (
+	"testing"
+
+	pb "github.com/paybound/paybound"
+)
+
+// The cache serves an object only once the last write of it was
+// confirmed: never a write that was not (undone, or whose batch failed),
+// never an older one after a newer write, and nothing when off.
+func TestObjCache(t *testing.T) {
+	c := objCache{on: true, objs: map[string]*cachedObj{}}
+	v1 := pb.BillingObject{ID: "acr_1", Version: 1, Data: []byte(`{"carry":1}`)}
+	v2 := pb.BillingObject{ID: "acr_1", Version: 2, Data: []byte(`{"carry":2}`)}
+	c.wrote(v1)
+	if _, ok := c.get("acr_1"); ok {
+		t.Fatal("a write not confirmed was served")
+	}
+	c.confirm([]pb.BillingObject{v1})
+	if o, ok := c.get("acr_1"); !ok || o.Version != 1 {
+		t.Fatalf("confirmed write: %v %v", o, ok)
+	}
+	c.wrote(v2) // undone, or its batch failed: never confirmed
+	if _, ok := c.get("acr_1"); ok {
+		t.Fatal("an older version was served after a newer write")
+	}
+	c.confirm([]pb.BillingObject{v1}) // a late confirmation of the older one
+	if _, ok := c.get("acr_1"); ok {
+		t.Fatal("a stale confirmation made an entry servable")
+	}
+	other := v2
+	other.Data = []byte(`{"carry":3}`)
+	c.confirm([]pb.BillingObject{other}) // same version, other content
+	if _, ok := c.get("acr_1"); ok {
+		t.Fatal("a confirmation of other content made an entry servable")
+	}
+	c.confirm([]pb.BillingObject{v2})
+	if o, ok := c.get("acr_1"); !ok || o.Version != 2 {
+		t.Fatalf("confirmed write: %v %v", o, ok)
+	}
+	off := objCache{objs: map[string]*cachedObj{}}
+	off.wrote(v1)
+	off.confirm([]pb.BillingObject{v1})
+	if _, ok := off.get("acr_1"); ok {
+		t.Fatal("a cache that is off served an object")
+	}
+}
