@@ -248,6 +248,21 @@ type ingestCache struct {
 	before map[*pb.Account]balanceBefore
 	order  []string // the keys of accruals, grants and debits, in the order first used
 	undo   []func()
+	// rows is how many events the operation may store, for which the
+	// batch's lists get room at the first (grown set then).
+	rows  int
+	grown bool
+}
+
+// growBy returns part, which first makes room in the batch's list for n
+// more rows: appended one by one, a thousand events' rows (large ones)
+// would regrow the list several times, each copying it.
+func growBy[T any](part func(*pb.Batch) *[]T, n int) func(*pb.Batch) *[]T {
+	return func(b *pb.Batch) *[]T {
+		l := part(b)
+		*l = slices.Grow(*l, n)
+		return l
+	}
 }
 
 type termsState struct {
@@ -307,6 +322,7 @@ func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, id
 		}
 	}
 	c.seen = seen
+	c.rows = len(ids)
 	return c, nil
 }
 
@@ -578,7 +594,12 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		}
 	}
 	r.Status = EventAccepted
-	ledger.Add(tx, eventIDs, pb.UsageEventID{ProviderID: provider, EventID: e.ID, SeenAt: tx.Now().UTC().Truncate(time.Millisecond)})
+	idsPart, linesPart := eventIDs, usageLines
+	if !c.grown {
+		c.grown = true
+		idsPart, linesPart = growBy(eventIDs, c.rows), growBy(usageLines, c.rows*len(lines))
+	}
+	ledger.Add(tx, idsPart, pb.UsageEventID{ProviderID: provider, EventID: e.ID, SeenAt: tx.Now().UTC().Truncate(time.Millisecond)})
 	c.seen[e.ID] = true
 	c.undo = append(c.undo, func() { delete(c.seen, e.ID) })
 	for _, l := range lines {
@@ -587,7 +608,8 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		r.Uncollected += l.Uncollected
 		r.Currency = l.currency
 		l.CreatedAt = tx.Now().Truncate(time.Second) // the arrival: part of the line's key
-		ledger.Add(tx, usageLines, l.UsageLine)
+		ledger.Add(tx, linesPart, l.UsageLine)
+		linesPart = usageLines
 	}
 	return nil
 }
