@@ -104,7 +104,7 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	s := &Service{core: core, st: st, cfg: cfg, stop: make(chan struct{})}
 	_, shared := st.(pb.SharedStore)
 	s.known = known{on: !shared, providers: map[string]*providerKnown{}}
-	s.objs = objCache{on: !shared, objs: map[string]*cachedObj{}}
+	s.objs = objCache{on: !shared, objs: map[string]*cachedObj{}, lists: map[listKey]map[string]bool{}}
 	return s, nil
 }
 
@@ -234,14 +234,40 @@ func latest(tx *ledger.Tx, id string) (*pb.BillingObject, bool) {
 // set) as of this point in tx's batch, oldest first, decoded. It fails
 // when there are more than limit.
 func listCurrent[T any](s *Service, tx *ledger.Tx, provider, customer, kind string, limit int) ([]T, []int64, error) {
+	stored, err := s.listObjects(tx, provider, customer, kind, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]T, len(stored))
+	versions := make([]int64, len(stored))
+	for i, o := range stored {
+		if err := json.Unmarshal(o.Data, &out[i]); err != nil {
+			return nil, nil, fmt.Errorf("billing object %s is unreadable: %w", o.ID, err)
+		}
+		versions[i] = o.Version
+	}
+	return out, versions, nil
+}
+
+// listObjects returns listCurrent's objects, undecoded. Inside the writer
+// (tx set), a customer's grants are listed from objCache once a listing
+// there found them (then in no particular order: their draw order is
+// total).
+func (s *Service) listObjects(tx *ledger.Tx, provider, customer, kind string, limit int) ([]pb.BillingObject, error) {
+	k := listKey{provider, customer, kind}
+	cacheable := tx != nil && customer != "" && kind == kindGrant
+	if cacheable {
+		if ids, ok := s.objs.listed(k); ok {
+			return s.listedObjects(tx, kind, ids, limit)
+		}
+	}
 	var ctx context.Context = context.Background()
-	var stored []pb.BillingObject
-	var err error
 	if tx != nil {
 		ctx = tx.Context()
 	}
-	if stored, err = s.st.BillingObjects(ctx, provider, customer, kind, limit); err != nil {
-		return nil, nil, err
+	stored, err := s.st.BillingObjects(ctx, provider, customer, kind, limit)
+	if err != nil {
+		return nil, err
 	}
 	idx := map[string]int{}
 	for i, o := range stored {
@@ -262,17 +288,49 @@ func listCurrent[T any](s *Service, tx *ledger.Tx, provider, customer, kind stri
 		}
 	}
 	if len(stored) > limit {
-		return nil, nil, pb.Errorf(pb.ErrParameterInvalid, "", "more than %d %ss: the limit of one provider or customer", limit, kind)
+		return nil, tooMany(kind, limit)
 	}
-	out := make([]T, len(stored))
-	versions := make([]int64, len(stored))
-	for i, o := range stored {
-		if err := json.Unmarshal(o.Data, &out[i]); err != nil {
-			return nil, nil, fmt.Errorf("billing object %s is unreadable: %w", o.ID, err)
+	if cacheable {
+		ids := make(map[string]bool, len(idx))
+		for id := range idx {
+			ids[id] = true
 		}
-		versions[i] = o.Version
+		s.objs.list(k, ids)
 	}
-	return out, versions, nil
+	return stored, nil
+}
+
+// listedObjects reads the objects ids (objCache's list) as current does;
+// one found nowhere was written by a batch that failed, and is skipped.
+func (s *Service) listedObjects(tx *ledger.Tx, kind string, ids map[string]bool, limit int) ([]pb.BillingObject, error) {
+	if len(ids) > limit {
+		return nil, tooMany(kind, limit)
+	}
+	out := make([]pb.BillingObject, 0, len(ids))
+	for id := range ids {
+		if o, ok := latest(tx, id); ok {
+			out = append(out, *o)
+			continue
+		}
+		if o, ok := s.objs.get(id); ok {
+			out = append(out, *o)
+			continue
+		}
+		o, err := s.st.BillingObject(tx.Context(), id)
+		switch {
+		case pb.ErrorCode(err) == pb.ErrNotFound:
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, *o)
+		}
+	}
+	return out, nil
+}
+
+// tooMany refuses a list of more than limit objects of kind.
+func tooMany(kind string, limit int) error {
+	return pb.Errorf(pb.ErrParameterInvalid, "", "more than %d %ss: the limit of one provider or customer", limit, kind)
 }
 
 // requireProvider refuses any caller but a merchant.

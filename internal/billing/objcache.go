@@ -25,11 +25,23 @@ import (
 // confirms) all leave a pending entry, and the reader goes to the store.
 // (Inside the writer, the batch being applied and the one committing are
 // looked at first: latest.)
+//
+// It also keeps, for a settlement's draw on the grants, which grants each
+// customer has (lists): the IDs a listing made inside the writer found
+// (the store's, the batch's and the batch committing), until an object of
+// the customer's of that kind with another ID is written (a new grant;
+// objects are never deleted). The grants are then each read as above (a
+// listed one that is found nowhere was written by a batch that failed,
+// and is skipped).
 type objCache struct {
-	mu   sync.Mutex
-	on   bool
-	objs map[string]*cachedObj
+	mu    sync.Mutex
+	on    bool
+	objs  map[string]*cachedObj
+	lists map[listKey]map[string]bool
 }
+
+// listKey names a customer's objects of a kind with a provider.
+type listKey struct{ provider, customer, kind string }
 
 type cachedObj struct {
 	o         pb.BillingObject
@@ -50,6 +62,36 @@ func (c *objCache) wrote(o pb.BillingObject) {
 		c.objs = map[string]*cachedObj{}
 	}
 	c.objs[o.ID] = &cachedObj{o: o}
+	k := listKey{o.ProviderID, o.CustomerID, o.Kind}
+	if ids, ok := c.lists[k]; ok && !ids[o.ID] {
+		delete(c.lists, k)
+	}
+}
+
+// listed returns the IDs of k's objects as a listing inside the writer
+// last found them, unless one more was written since.
+func (c *objCache) listed(k listKey) (map[string]bool, bool) {
+	if !c.on {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids, ok := c.lists[k]
+	return ids, ok
+}
+
+// list keeps ids as k's objects: a listing made inside the writer (so
+// that no write of one can come between it and this call).
+func (c *objCache) list(k listKey, ids map[string]bool) {
+	if !c.on {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lists) >= maxCachedObjects {
+		c.lists = map[listKey]map[string]bool{}
+	}
+	c.lists[k] = ids
 }
 
 // confirm marks os, written by an operation whose batch committed, as

@@ -46,3 +46,23 @@ func TestObjCache(t *testing.T) {
 		t.Fatal("a cache that is off served an object")
 	}
 }
+
+// A customer's list of grants is dropped once a grant of theirs that it
+// does not hold is written, and kept when a listed one is written again.
+func TestObjCacheLists(t *testing.T) {
+	c := objCache{on: true, objs: map[string]*cachedObj{}, lists: map[listKey]map[string]bool{}}
+	k := listKey{"mch_1", "usr_1", kindGrant}
+	c.list(k, map[string]bool{"grt_1": true})
+	c.wrote(pb.BillingObject{ID: "grt_1", Kind: kindGrant, ProviderID: "mch_1", CustomerID: "usr_1", Version: 2})
+	if _, ok := c.listed(k); !ok {
+		t.Fatal("writing a listed grant dropped the list")
+	}
+	c.wrote(pb.BillingObject{ID: "grt_2", Kind: kindGrant, ProviderID: "mch_1", CustomerID: "usr_2", Version: 1})
+	if _, ok := c.listed(k); !ok {
+		t.Fatal("another customer's grant dropped the list")
+	}
+	c.wrote(pb.BillingObject{ID: "grt_3", Kind: kindGrant, ProviderID: "mch_1", CustomerID: "usr_1", Version: 1})
+	if _, ok := c.listed(k); ok {
+		t.Fatal("a new grant of the customer's left the list")
+	}
+}

@@ -224,7 +224,7 @@ func (pr *preread) pricesIn(tx *ledger.Tx, provider string) ([]pb.Price, error) 
 		out = append(out, p)
 	}
 	if len(out) > pb.MaxProviderPrices {
-		return nil, pb.Errorf(pb.ErrParameterInvalid, "", "more than %d %ss: the limit of one provider or customer", pb.MaxProviderPrices, kindPrice)
+		return nil, tooMany(kindPrice, pb.MaxProviderPrices)
 	}
 	return out, nil
 }
