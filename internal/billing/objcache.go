@@ -48,7 +48,9 @@ type cachedObj struct {
 	confirmed bool
 }
 
-// maxCachedObjects bounds objCache; past it, it starts again empty.
+// maxCachedObjects bounds objCache (each object a few hundred bytes of
+// JSON; a reservation is dropped once it ends); past it, it starts again
+// empty.
 const maxCachedObjects = 100_000
 
 // wrote records o, just written by an operation, as pending.
@@ -61,7 +63,13 @@ func (c *objCache) wrote(o pb.BillingObject) {
 	if len(c.objs) >= maxCachedObjects {
 		c.objs = map[string]*cachedObj{}
 	}
-	c.objs[o.ID] = &cachedObj{o: o}
+	if o.Kind == kindReservation && o.DueAt == nil {
+		// Settled, released or expired: the hot path reads it no more,
+		// and a read of it goes to the store.
+		delete(c.objs, o.ID)
+	} else {
+		c.objs[o.ID] = &cachedObj{o: o}
+	}
 	k := listKey{o.ProviderID, o.CustomerID, o.Kind}
 	if ids, ok := c.lists[k]; ok && !ids[o.ID] {
 		delete(c.lists, k)

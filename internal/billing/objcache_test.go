@@ -2,6 +2,7 @@ package billing
 
 import (
 	"testing"
+	"time"
 
 	pb "github.com/paybound/paybound"
 )
@@ -64,5 +65,21 @@ func TestObjCacheLists(t *testing.T) {
 	c.wrote(pb.BillingObject{ID: "grt_3", Kind: kindGrant, ProviderID: "mch_1", CustomerID: "usr_1", Version: 1})
 	if _, ok := c.listed(k); ok {
 		t.Fatal("a new grant of the customer's left the list")
+	}
+}
+
+// A reservation that ended is dropped: the hot path reads it no more.
+func TestObjCacheDropsEndedReservations(t *testing.T) {
+	c := objCache{on: true, objs: map[string]*cachedObj{}, lists: map[listKey]map[string]bool{}}
+	due := time.Now()
+	active := pb.BillingObject{ID: "rsv_1", Kind: kindReservation, Version: 1, Data: []byte(`{"status":"active"}`), DueAt: &due}
+	c.wrote(active)
+	c.confirm([]pb.BillingObject{active})
+	if _, ok := c.get("rsv_1"); !ok {
+		t.Fatal("an active reservation confirmed was not served")
+	}
+	c.wrote(pb.BillingObject{ID: "rsv_1", Kind: kindReservation, Version: 2, Data: []byte(`{"status":"settled"}`)})
+	if _, ok := c.get("rsv_1"); ok || len(c.objs) != 0 {
+		t.Fatal("a settled reservation was kept")
 	}
 }
