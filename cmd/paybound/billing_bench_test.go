@@ -66,15 +66,18 @@ func BenchmarkTokenPayIngest(b *testing.B) {
 // eventBatch is the events of one batch the benchmarks send.
 const eventBatch = 1000
 
+// eventSeq numbers the benchmarks' usage events, so that no two calls of
+// ingestBatches or pairs over one server send the same ID.
+var eventSeq atomic.Int64
+
 // ingestBatches sends n batches of eventBatch events of customer's from 4
 // clients at once, and returns how long they took.
 func ingestBatches(t testing.TB, a *api, key, customer string, n int) time.Duration {
 	const clients = 4
-	var seq atomic.Int64
 	body := func() map[string]any {
 		evs := make([]map[string]any, eventBatch)
 		for i := range evs {
-			evs[i] = map[string]any{"id": fmt.Sprintf("b%d", seq.Add(1)), "customer": customer, "model": "bench",
+			evs[i] = map[string]any{"id": fmt.Sprintf("b%d", eventSeq.Add(1)), "customer": customer, "model": "bench",
 				"usage": map[string]any{"input": 1000, "output": 250}}
 		}
 		return map[string]any{"events": evs}
@@ -150,7 +153,6 @@ func reserveSettle(b *testing.B, w *world, customers []string) {
 // from one client per customer, and returns each pair's latency, sorted,
 // and how long they all took.
 func pairs(t testing.TB, a *api, key string, customers []string, n int) ([]time.Duration, time.Duration) {
-	var seq atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
 	start := time.Now()
@@ -168,7 +170,7 @@ func pairs(t testing.TB, a *api, key string, customers []string, n int) ([]time.
 					t.Errorf("reservation: %d %.300s", r.status, r.raw)
 					return
 				}
-				e := a.call("POST", "/v1/billing/events", key, "-", map[string]any{"events": []any{map[string]any{"id": fmt.Sprintf("s%d", seq.Add(1)),
+				e := a.call("POST", "/v1/billing/events", key, "-", map[string]any{"events": []any{map[string]any{"id": fmt.Sprintf("s%d", eventSeq.Add(1)),
 					"customer": customer, "model": "bench", "reservation": r.str("reservation_id"), "usage": map[string]any{"output": 700}}}})
 				if e.num("accepted") != 1 {
 					t.Errorf("settle: %d %.300s", e.status, e.raw)
