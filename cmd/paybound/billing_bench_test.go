@@ -3,7 +3,11 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,23 +40,48 @@ func reportWriter(b *testing.B, w *world, before ledger.Stats) {
 	}
 }
 
+// reportCPU reports the CPU the process used since before (cpuTime) per
+// unit of work (n units), in µs, as metric name: the server's and the
+// benchmark's clients', which run in the same process. On a shared
+// machine, CPU per operation varies less than operations per second.
+func reportCPU(b *testing.B, before time.Duration, n int, name string) {
+	if n > 0 {
+		b.ReportMetric(float64((cpuTime()-before).Microseconds())/float64(n), name)
+	}
+}
+
 // BenchmarkTokenPayIngest: usage events in batches of 1,000, from 4
 // clients at once, each batch acknowledged once durable. Reports
-// events/s.
+// events/s and the process's CPU per event.
 func BenchmarkTokenPayIngest(b *testing.B) {
 	w := benchWorld(b)
-	const clients, batch = 4, 1000
-	var seq atomic.Int64
+	st0, cpu0 := w.m.Service.Ledger().Stats(), cpuTime()
+	b.ResetTimer()
+	el := ingestBatches(b, w.api, w.merchKey, w.user, b.N)
+	b.ReportMetric(float64(b.N*eventBatch)/el.Seconds(), "events/s")
+	reportWriter(b, w, st0)
+	reportCPU(b, cpu0, b.N*eventBatch, "cpu_us/event")
+}
+
+// eventBatch is the events of one batch the benchmarks send.
+const eventBatch = 1000
+
+// eventSeq numbers the benchmarks' usage events, so that no two calls of
+// ingestBatches or pairs over one server send the same ID.
+var eventSeq atomic.Int64
+
+// ingestBatches sends n batches of eventBatch events of customer's from 4
+// clients at once, and returns how long they took.
+func ingestBatches(t testing.TB, a *api, key, customer string, n int) time.Duration {
+	const clients = 4
 	body := func() map[string]any {
-		evs := make([]map[string]any, batch)
+		evs := make([]map[string]any, eventBatch)
 		for i := range evs {
-			evs[i] = map[string]any{"id": fmt.Sprintf("b%d", seq.Add(1)), "customer": w.user, "model": "bench",
+			evs[i] = map[string]any{"id": fmt.Sprintf("b%d", eventSeq.Add(1)), "customer": customer, "model": "bench",
 				"usage": map[string]any{"input": 1000, "output": 250}}
 		}
 		return map[string]any{"events": evs}
 	}
-	st0 := w.m.Service.Ledger().Stats()
-	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var next atomic.Int64
@@ -60,50 +89,91 @@ func BenchmarkTokenPayIngest(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				r := w.call("POST", "/v1/billing/events", w.merchKey, "-", body())
-				if r.status != 200 || r.num("accepted") != batch {
-					b.Errorf("batch: %d %.300s", r.status, r.raw)
+			for next.Add(1) <= int64(n) {
+				r := a.call("POST", "/v1/billing/events", key, "-", body())
+				if r.status != 200 || r.num("accepted") != eventBatch {
+					t.Errorf("batch: %d %.300s", r.status, r.raw)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
-	reportWriter(b, w, st0)
+	return time.Since(start)
 }
 
 // BenchmarkTokenPayReserveSettle: a reservation and the event that
-// settles it, from 64 clients at once, each over its own customer.
-// Reports (reservation + settle)/s and the p99 of one pair.
+// settles it, from 64 clients at once: "customers", each client over its
+// own customer (a provider has many), and "hot", all over one customer,
+// whose credit account every operation then changes; and "few", 8
+// clients over their own customers, whose p99 is the latency of a pair
+// with little queueing (at 64 clients, a pair waits behind the others:
+// its latency is about 64 / pairs per second). Reports (reservation +
+// settle)/s, the p99 of one pair and the process's CPU per pair.
 func BenchmarkTokenPayReserveSettle(b *testing.B) {
-	w := benchWorld(b)
-	const clients = 64
-	var seq atomic.Int64
+	own := func(clients int) func(b *testing.B) {
+		return func(b *testing.B) {
+			w := benchWorld(b)
+			customers := make([]string, clients)
+			for i := range customers {
+				u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": fmt.Sprintf("c%d", i)}))
+				customers[i] = u.str("id")
+				w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": customers[i], "amount": 1_000_000_000_000, "currency": "USD"}))
+			}
+			reserveSettle(b, w, customers)
+		}
+	}
+	b.Run("customers", own(64))
+	b.Run("hot", func(b *testing.B) {
+		w := benchWorld(b)
+		customers := make([]string, 64)
+		for i := range customers {
+			customers[i] = w.user
+		}
+		reserveSettle(b, w, customers)
+	})
+	b.Run("few", own(8))
+}
+
+// reserveSettle runs b.N reservation + settle pairs from one client per
+// customer (customers may repeat) and reports them.
+func reserveSettle(b *testing.B, w *world, customers []string) {
+	st0, cpu0 := w.m.Service.Ledger().Stats(), cpuTime()
+	b.ResetTimer()
+	lat, el := pairs(b, w.api, w.merchKey, customers, b.N)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(len(lat))/el.Seconds(), "pairs/s")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+	}
+	reportWriter(b, w, st0)
+	reportCPU(b, cpu0, len(lat), "cpu_us/pair")
+}
+
+// pairs runs n reservation + settle pairs, with key (the provider's),
+// from one client per customer, and returns each pair's latency, sorted,
+// and how long they all took.
+func pairs(t testing.TB, a *api, key string, customers []string, n int) ([]time.Duration, time.Duration) {
 	var mu sync.Mutex
 	var lat []time.Duration
-	st0 := w.m.Service.Ledger().Stats()
-	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var next atomic.Int64
-	for range clients {
+	for _, customer := range customers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(1) <= int64(n) {
 				t0 := time.Now()
-				r := w.call("POST", "/v1/billing/reservations", w.merchKey, "", map[string]any{"customer": w.user, "estimate": 1000, "model": "bench"})
+				r := a.call("POST", "/v1/billing/reservations", key, "", map[string]any{"customer": customer, "estimate": 1000, "model": "bench"})
 				if r.body["allowed"] != true {
-					b.Errorf("reservation: %d %.300s", r.status, r.raw)
+					t.Errorf("reservation: %d %.300s", r.status, r.raw)
 					return
 				}
-				e := w.call("POST", "/v1/billing/events", w.merchKey, "-", map[string]any{"events": []any{map[string]any{"id": fmt.Sprintf("s%d", seq.Add(1)),
-					"customer": w.user, "model": "bench", "reservation": r.str("reservation_id"), "usage": map[string]any{"output": 700}}}})
+				e := a.call("POST", "/v1/billing/events", key, "-", map[string]any{"events": []any{map[string]any{"id": fmt.Sprintf("s%d", eventSeq.Add(1)),
+					"customer": customer, "model": "bench", "reservation": r.str("reservation_id"), "usage": map[string]any{"output": 700}}}})
 				if e.num("accepted") != 1 {
-					b.Errorf("settle: %d %.300s", e.status, e.raw)
+					t.Errorf("settle: %d %.300s", e.status, e.raw)
 					return
 				}
 				mine = append(mine, time.Since(t0))
@@ -116,9 +186,51 @@ func BenchmarkTokenPayReserveSettle(b *testing.B) {
 	wg.Wait()
 	el := time.Since(start)
 	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(len(lat))/el.Seconds(), "pairs/s")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+	return lat, el
+}
+
+// TestTokenPayServerCPU measures the server's own CPU per reservation +
+// settle pair and per event, with the server in a process of its own
+// (`paybound serve` over SQLite; the benchmarks' figures include their
+// clients): PAYBOUND_TOKENPAY_PAIRS pairs from 64 clients over their own
+// customers, then PAYBOUND_TOKENPAY_BATCHES batches of 1,000 events.
+//
+//	PAYBOUND_TOKENPAY_PAIRS=5000 PAYBOUND_TOKENPAY_BATCHES=100 go test ./cmd/paybound -run TestTokenPayServerCPU -v
+func TestTokenPayServerCPU(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("PAYBOUND_TOKENPAY_PAIRS"))
+	batches, _ := strconv.Atoi(os.Getenv("PAYBOUND_TOKENPAY_BATCHES"))
+	if n <= 0 && batches <= 0 {
+		t.Skip("set PAYBOUND_TOKENPAY_PAIRS and/or PAYBOUND_TOKENPAY_BATCHES to measure")
 	}
-	reportWriter(b, w, st0)
+	http.DefaultTransport.(*http.Transport).MaxIdleConnsPerHost = 256
+	dir := t.TempDir()
+	p := startProcDB(t, buildBinary(t), dir, "")
+	a := &api{t: t, base: p.base}
+	key, err := os.ReadFile(filepath.Join(dir, "operator.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := strings.TrimSpace(string(key))
+	merch := a.ok(201, a.call("POST", "/v1/merchants", op, "", map[string]any{"name": "Models"})).str("api_key")
+	a.ok(201, a.call("POST", "/v1/billing/prices", merch, "", map[string]any{"model": "bench", "currency": "USD", "unit_price": "1"}))
+	customers := make([]string, 64)
+	for i := range customers {
+		customers[i] = a.ok(201, a.call("POST", "/v1/users", op, "", map[string]any{"name": fmt.Sprintf("c%d", i)})).str("id")
+		a.ok(201, a.call("POST", "/v1/billing/grants", merch, "", map[string]any{"customer": customers[i], "amount": 1_000_000_000_000, "currency": "USD"}))
+	}
+	pid := p.cmd.Process.Pid
+	if n > 0 {
+		cpu0 := procCPU(t, pid)
+		lat, el := pairs(t, a, merch, customers, n)
+		cpu := procCPU(t, pid) - cpu0
+		t.Logf("%d reservation + settle pairs, 64 clients: %.0f pairs/s, p99 %.1f ms, server CPU %.0f µs a pair",
+			len(lat), float64(len(lat))/el.Seconds(), float64(lat[len(lat)*99/100].Microseconds())/1000, float64(cpu.Microseconds())/float64(len(lat)))
+	}
+	if batches > 0 {
+		cpu0 := procCPU(t, pid)
+		el := ingestBatches(t, a, merch, customers[0], batches)
+		cpu := procCPU(t, pid) - cpu0
+		t.Logf("%d batches of %d events, 4 clients: %.0f events/s, server CPU %.1f µs an event",
+			batches, eventBatch, float64(batches*eventBatch)/el.Seconds(), float64(cpu.Microseconds())/float64(batches*eventBatch))
+	}
 }

@@ -103,7 +103,7 @@ func (s *Service) SetAutoRecharge(ctx context.Context, caller pb.Principal, idem
 		a.Threshold, a.Target, a.MonthlyCap, a.MandateID, a.Enabled = in.Threshold, in.Target, in.MonthlyCap, in.MandateID, in.Enabled
 		a.PayerRole, a.PayerID, a.PayerUserID = caller.Role, caller.ID, caller.UserID
 		a.Version++
-		return &a, putAutoRecharge(tx, &a, nil)
+		return &a, s.putAutoRecharge(tx, &a, nil)
 	})
 }
 
@@ -126,8 +126,8 @@ func (s *Service) payerFor(ctx context.Context, caller pb.Principal, provider, c
 	return customer, err
 }
 
-func putAutoRecharge(tx *ledger.Tx, a *AutoRecharge, due *time.Time) error {
-	return put(tx, kindAutoRecharge, a.ID, a.ProviderID, a.CustomerID, a.Version, tx.Now().Truncate(time.Second), due, a)
+func (s *Service) putAutoRecharge(tx *ledger.Tx, a *AutoRecharge, due *time.Time) error {
+	return s.put(tx, kindAutoRecharge, a.ID, a.ProviderID, a.CustomerID, a.Version, tx.Now().Truncate(time.Second), due, a)
 }
 
 // crossed records a crossing of customer's auto-recharge threshold, if it
@@ -158,7 +158,7 @@ func (s *Service) crossed(tx *ledger.Tx, pr *preread, provider, customer, curren
 	a.Crossings++
 	a.Pending = a.Target - after
 	now := tx.Now().Truncate(time.Second)
-	return putAutoRecharge(tx, &a, &now)
+	return s.putAutoRecharge(tx, &a, &now)
 }
 
 // autoRecharge pays the last crossing of auto-recharge o, once: its
@@ -254,7 +254,7 @@ func (s *Service) crossingPaid(tx *ledger.Tx, id string, n int64, p *pb.Payment,
 		a.Spent += p.Amount
 	}
 	a.Version = o.Version + 1
-	return putAutoRecharge(tx, &a, nil)
+	return s.putAutoRecharge(tx, &a, nil)
 }
 
 // settleCrossing records that crossing n gets no payment, and why.
@@ -269,7 +269,7 @@ func (s *Service) settleCrossing(ctx context.Context, id string, n int64, month,
 			a.Month, a.Spent = month, 0
 		}
 		a.Paid, a.LastError, a.Version = n, why, o.Version+1
-		return nil, putAutoRecharge(tx, &a, nil)
+		return nil, s.putAutoRecharge(tx, &a, nil)
 	})
 	return res.Err
 }

@@ -77,6 +77,8 @@ type Service struct {
 	wg   sync.WaitGroup
 	// known keeps providers' prices and auto-recharge IDs (preread.go).
 	known known
+	// objs keeps the objects the hot path wrote (objcache.go).
+	objs objCache
 }
 
 // New returns Token Pay over core and st.
@@ -102,6 +104,7 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	s := &Service{core: core, st: st, cfg: cfg, stop: make(chan struct{})}
 	_, shared := st.(pb.SharedStore)
 	s.known = known{on: !shared, providers: map[string]*providerKnown{}}
+	s.objs = objCache{on: !shared, objs: map[string]*cachedObj{}, lists: map[listKey]map[string]bool{}}
 	return s, nil
 }
 
@@ -191,13 +194,15 @@ func usageLines(b *pb.Batch) *[]pb.UsageLine  { return &b.UsageLines }
 func eventIDs(b *pb.Batch) *[]pb.UsageEventID { return &b.UsageEventIDs }
 
 // put writes v as object id of kind in tx's batch, at version.
-func put(tx *ledger.Tx, kind, id, provider, customer string, version int64, created time.Time, due *time.Time, v any) error {
+func (s *Service) put(tx *ledger.Tx, kind, id, provider, customer string, version int64, created time.Time, due *time.Time, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("couldn't encode billing object %s: %w", id, err)
 	}
-	ledger.Add(tx, objects, pb.BillingObject{ID: id, Kind: kind, ProviderID: provider, CustomerID: customer,
-		Version: version, Data: data, DueAt: due, CreatedAt: created})
+	o := pb.BillingObject{ID: id, Kind: kind, ProviderID: provider, CustomerID: customer,
+		Version: version, Data: data, DueAt: due, CreatedAt: created}
+	ledger.Add(tx, objects, o)
+	s.objs.wrote(o)
 	return nil
 }
 
@@ -205,6 +210,9 @@ func put(tx *ledger.Tx, kind, id, provider, customer string, version int64, crea
 // v, and its version; ErrNotFound when there is none.
 func (s *Service) current(tx *ledger.Tx, id string, v any) (*pb.BillingObject, error) {
 	if o, ok := latest(tx, id); ok {
+		return o, json.Unmarshal(o.Data, v)
+	}
+	if o, ok := s.objs.get(id); ok {
 		return o, json.Unmarshal(o.Data, v)
 	}
 	o, err := s.st.BillingObject(tx.Context(), id)
@@ -226,14 +234,40 @@ func latest(tx *ledger.Tx, id string) (*pb.BillingObject, bool) {
 // set) as of this point in tx's batch, oldest first, decoded. It fails
 // when there are more than limit.
 func listCurrent[T any](s *Service, tx *ledger.Tx, provider, customer, kind string, limit int) ([]T, []int64, error) {
+	stored, err := s.listObjects(tx, provider, customer, kind, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]T, len(stored))
+	versions := make([]int64, len(stored))
+	for i, o := range stored {
+		if err := json.Unmarshal(o.Data, &out[i]); err != nil {
+			return nil, nil, fmt.Errorf("billing object %s is unreadable: %w", o.ID, err)
+		}
+		versions[i] = o.Version
+	}
+	return out, versions, nil
+}
+
+// listObjects returns listCurrent's objects, undecoded. Inside the writer
+// (tx set), a customer's grants are listed from objCache once a listing
+// there found them (then in no particular order: their draw order is
+// total).
+func (s *Service) listObjects(tx *ledger.Tx, provider, customer, kind string, limit int) ([]pb.BillingObject, error) {
+	k := listKey{provider, customer, kind}
+	cacheable := tx != nil && customer != "" && kind == kindGrant
+	if cacheable {
+		if ids, ok := s.objs.listed(k); ok {
+			return s.listedObjects(tx, kind, ids, limit)
+		}
+	}
 	var ctx context.Context = context.Background()
-	var stored []pb.BillingObject
-	var err error
 	if tx != nil {
 		ctx = tx.Context()
 	}
-	if stored, err = s.st.BillingObjects(ctx, provider, customer, kind, limit); err != nil {
-		return nil, nil, err
+	stored, err := s.st.BillingObjects(ctx, provider, customer, kind, limit)
+	if err != nil {
+		return nil, err
 	}
 	idx := map[string]int{}
 	for i, o := range stored {
@@ -254,17 +288,49 @@ func listCurrent[T any](s *Service, tx *ledger.Tx, provider, customer, kind stri
 		}
 	}
 	if len(stored) > limit {
-		return nil, nil, pb.Errorf(pb.ErrParameterInvalid, "", "more than %d %ss: the limit of one provider or customer", limit, kind)
+		return nil, tooMany(kind, limit)
 	}
-	out := make([]T, len(stored))
-	versions := make([]int64, len(stored))
-	for i, o := range stored {
-		if err := json.Unmarshal(o.Data, &out[i]); err != nil {
-			return nil, nil, fmt.Errorf("billing object %s is unreadable: %w", o.ID, err)
+	if cacheable {
+		ids := make(map[string]bool, len(idx))
+		for id := range idx {
+			ids[id] = true
 		}
-		versions[i] = o.Version
+		s.objs.list(k, ids)
 	}
-	return out, versions, nil
+	return stored, nil
+}
+
+// listedObjects reads the objects ids (objCache's list) as current does;
+// one found nowhere was written by a batch that failed, and is skipped.
+func (s *Service) listedObjects(tx *ledger.Tx, kind string, ids map[string]bool, limit int) ([]pb.BillingObject, error) {
+	if len(ids) > limit {
+		return nil, tooMany(kind, limit)
+	}
+	out := make([]pb.BillingObject, 0, len(ids))
+	for id := range ids {
+		if o, ok := latest(tx, id); ok {
+			out = append(out, *o)
+			continue
+		}
+		if o, ok := s.objs.get(id); ok {
+			out = append(out, *o)
+			continue
+		}
+		o, err := s.st.BillingObject(tx.Context(), id)
+		switch {
+		case pb.ErrorCode(err) == pb.ErrNotFound:
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, *o)
+		}
+	}
+	return out, nil
+}
+
+// tooMany refuses a list of more than limit objects of kind.
+func tooMany(kind string, limit int) error {
+	return pb.Errorf(pb.ErrParameterInvalid, "", "more than %d %ss: the limit of one provider or customer", limit, kind)
 }
 
 // requireProvider refuses any caller but a merchant.
@@ -354,7 +420,7 @@ func (s *Service) CreateMeter(ctx context.Context, caller pb.Principal, idem *se
 		now := tx.Now().Truncate(time.Second)
 		m := pb.Meter{ID: pb.NewID(pb.PrefixMeter, tx.Now()), Object: "billing_meter", ProviderID: caller.ID, EventType: in.EventType,
 			ValuePath: in.ValuePath, Aggregation: in.Aggregation, GroupBy: in.GroupBy, CreatedAt: now}
-		return &m, put(tx, kindMeter, m.ID, caller.ID, "", 1, now, nil, m)
+		return &m, s.put(tx, kindMeter, m.ID, caller.ID, "", 1, now, nil, m)
 	})
 }
 
@@ -465,7 +531,7 @@ func (s *Service) CreatePrice(ctx context.Context, caller pb.Principal, idem *se
 		p := pb.Price{ID: pb.NewID(pb.PrefixPrice, tx.Now()), Object: "billing_price", ProviderID: caller.ID, Meter: in.Meter,
 			Model: in.Model, TokenType: in.TokenType, Currency: in.Currency, UnitPrice: FormatNanos(nanos), UnitPriceNanos: nanos,
 			Tiers: tiers, Version: version, EffectiveFrom: from, CreatedAt: tx.Now().Truncate(time.Second)}
-		return &p, put(tx, kindPrice, p.ID, caller.ID, "", 1, p.CreatedAt, nil, p)
+		return &p, s.put(tx, kindPrice, p.ID, caller.ID, "", 1, p.CreatedAt, nil, p)
 	})
 }
 
@@ -545,7 +611,7 @@ func (s *Service) grant(tx *ledger.Tx, provider string, in GrantParams) (*pb.Gra
 		if _, err := tx.Transfer(issued, credit, in.Amount, g.ID); err != nil {
 			return err
 		}
-		return put(tx, kindGrant, g.ID, provider, in.Customer, 1, g.CreatedAt, due, g)
+		return s.put(tx, kindGrant, g.ID, provider, in.Customer, 1, g.CreatedAt, due, g)
 	})
 	if err != nil {
 		return nil, err
@@ -599,7 +665,7 @@ func (s *Service) withdraw(tx *ledger.Tx, g *pb.Grant) error {
 			due = &d
 		}
 		g.Version++
-		return put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g)
+		return s.put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g)
 	})
 }
 
@@ -883,12 +949,19 @@ func (s *Service) Reserve(ctx context.Context, caller pb.Principal, idem *servic
 	if err != nil {
 		return service.Result{Err: err}
 	}
-	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	var wrote []pb.BillingObject
+	r := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		// A batch recomputed after a shared store refused it reads inside.
+		mark := len(ledger.Added(tx, objects))
 		res, err := s.reserve(tx, pr, caller.ID, in)
 		pr = nil
+		wrote = written(tx, mark)
 		return res, err
 	})
+	if r.Err == nil {
+		s.objs.confirm(wrote)
+	}
+	return r
 }
 
 // reserve holds credit for in inside tx; pr, when set, is what was read
@@ -988,7 +1061,7 @@ func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in Reserv
 		if t.in(now) && t.UsageCap > 0 {
 			// Decided against the usage cap: another process deciding
 			// against it at once conflicts (terms.go).
-			if err := putTerms(tx, t); err != nil {
+			if err := s.putTerms(tx, t); err != nil {
 				return err
 			}
 		}
@@ -998,7 +1071,7 @@ func (s *Service) reserve(tx *ledger.Tx, pr *preread, provider string, in Reserv
 		r := pb.Reservation{ID: id, Object: "billing_reservation", ProviderID: provider, CustomerID: in.Customer, Meter: in.Meter,
 			Currency: currency, Amount: amount, Overdraft: fromOverdraft, HoldID: hold, OverdraftHoldID: odHold, Status: statusActive,
 			ExpiresAt: expires, CreatedAt: now.Truncate(time.Second), Version: 1}
-		return putReservation(tx, &r)
+		return s.putReservation(tx, &r)
 	})
 	if errors.Is(err, ledger.ErrInsufficientFunds) {
 		res.Available = available(credit)
@@ -1024,12 +1097,12 @@ type reservationData struct {
 	OverdraftHold int64 `json:"overdraft_hold_id,omitempty"`
 }
 
-func putReservation(tx *ledger.Tx, r *pb.Reservation) error {
+func (s *Service) putReservation(tx *ledger.Tx, r *pb.Reservation) error {
 	var due *time.Time
 	if r.Status == statusActive {
 		due = &r.ExpiresAt
 	}
-	return put(tx, kindReservation, r.ID, r.ProviderID, r.CustomerID, r.Version, r.CreatedAt, due, reservationData{*r, r.HoldID, r.OverdraftHoldID})
+	return s.put(tx, kindReservation, r.ID, r.ProviderID, r.CustomerID, r.Version, r.CreatedAt, due, reservationData{*r, r.HoldID, r.OverdraftHoldID})
 }
 
 // reservation returns reservation id of provider as of this point in tx.
@@ -1079,7 +1152,7 @@ func (s *Service) end(tx *ledger.Tx, r *pb.Reservation, status string) error {
 		}
 		r.Status = status
 		r.Version++
-		return putReservation(tx, r)
+		return s.putReservation(tx, r)
 	})
 }
 

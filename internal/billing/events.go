@@ -102,9 +102,12 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 	if err != nil {
 		return service.Result{Err: err}
 	}
-	return s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
+	var wrote []pb.BillingObject
+	r := s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
 		// Each run starts afresh: a batch recomputed after a conflict, from
 		// reads made inside (preread).
+		mark := len(ledger.Added(tx, objects))
+		defer func() { wrote = written(tx, mark) }()
 		out := &IngestResult{Object: res.Object, Data: slices.Clone(res.Data)}
 		c, err := s.newIngestCache(tx, pr, caller.ID, ids)
 		pr = nil
@@ -147,6 +150,10 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 		}
 		return out, nil
 	})
+	if r.Err == nil {
+		s.objs.confirm(wrote)
+	}
+	return r
 }
 
 func asError(err error) *pb.Error {
@@ -241,6 +248,21 @@ type ingestCache struct {
 	before map[*pb.Account]balanceBefore
 	order  []string // the keys of accruals, grants and debits, in the order first used
 	undo   []func()
+	// rows is how many events the operation may store, for which the
+	// batch's lists get room at the first (grown set then).
+	rows  int
+	grown bool
+}
+
+// growBy returns part, which first makes room in the batch's list for n
+// more rows: appended one by one, a thousand events' rows (large ones)
+// would regrow the list several times, each copying it.
+func growBy[T any](part func(*pb.Batch) *[]T, n int) func(*pb.Batch) *[]T {
+	return func(b *pb.Batch) *[]T {
+		l := part(b)
+		*l = slices.Grow(*l, n)
+		return l
+	}
 }
 
 type termsState struct {
@@ -300,6 +322,7 @@ func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, id
 		}
 	}
 	c.seen = seen
+	c.rows = len(ids)
 	return c, nil
 }
 
@@ -452,7 +475,7 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 				continue
 			}
 			a.acc.Version++
-			if err := put(tx, kindAccrual, a.acc.ID, a.acc.ProviderID, a.acc.CustomerID, a.acc.Version, tx.Now().Truncate(time.Second), nil, a.acc); err != nil {
+			if err := s.put(tx, kindAccrual, a.acc.ID, a.acc.ProviderID, a.acc.CustomerID, a.acc.Version, tx.Now().Truncate(time.Second), nil, a.acc); err != nil {
 				return err
 			}
 		case c.counts[k] != nil:
@@ -461,13 +484,13 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 				continue
 			}
 			n.n.Version++
-			if err := put(tx, kindTierCount, n.n.ID, n.n.ProviderID, n.n.CustomerID, n.n.Version, tx.Now().Truncate(time.Second), nil, n.n); err != nil {
+			if err := s.put(tx, kindTierCount, n.n.ID, n.n.ProviderID, n.n.CustomerID, n.n.Version, tx.Now().Truncate(time.Second), nil, n.n); err != nil {
 				return err
 			}
 		case c.terms[k] != nil:
 			ts := c.terms[k]
 			if ts.dirty {
-				if err := putTerms(tx, ts.t); err != nil {
+				if err := s.putTerms(tx, ts.t); err != nil {
 					return err
 				}
 			}
@@ -487,7 +510,7 @@ func (s *Service) flush(tx *ledger.Tx, c *ingestCache) error {
 					d := tx.Now().Add(time.Minute).Truncate(time.Second)
 					due = &d
 				}
-				if err := put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g); err != nil {
+				if err := s.put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, due, g); err != nil {
 					return err
 				}
 			}
@@ -571,7 +594,12 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		}
 	}
 	r.Status = EventAccepted
-	ledger.Add(tx, eventIDs, pb.UsageEventID{ProviderID: provider, EventID: e.ID, SeenAt: tx.Now().UTC().Truncate(time.Millisecond)})
+	idsPart, linesPart := eventIDs, usageLines
+	if !c.grown {
+		c.grown = true
+		idsPart, linesPart = growBy(eventIDs, c.rows), growBy(usageLines, c.rows*len(lines))
+	}
+	ledger.Add(tx, idsPart, pb.UsageEventID{ProviderID: provider, EventID: e.ID, SeenAt: tx.Now().UTC().Truncate(time.Millisecond)})
 	c.seen[e.ID] = true
 	c.undo = append(c.undo, func() { delete(c.seen, e.ID) })
 	for _, l := range lines {
@@ -580,7 +608,8 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		r.Uncollected += l.Uncollected
 		r.Currency = l.currency
 		l.CreatedAt = tx.Now().Truncate(time.Second) // the arrival: part of the line's key
-		ledger.Add(tx, usageLines, l.UsageLine)
+		ledger.Add(tx, linesPart, l.UsageLine)
+		linesPart = usageLines
 	}
 	return nil
 }
@@ -777,7 +806,7 @@ func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 			taken, overdrawn = postC, postO
 			rsv.Status, rsv.Settled, rsv.EventID = statusSettled, postC+postO, e.ID
 			rsv.Version++
-			if err := putReservation(tx, rsv); err != nil {
+			if err := s.putReservation(tx, rsv); err != nil {
 				return err
 			}
 		}

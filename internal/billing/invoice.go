@@ -142,12 +142,12 @@ func (s *Service) CreateInvoice(ctx context.Context, caller pb.Principal, idem *
 		if inv != nil {
 			fresh.ID, fresh.CreatedAt = inv.ID, inv.CreatedAt
 		}
-		return fresh, putInvoice(tx, fresh, version+1)
+		return fresh, s.putInvoice(tx, fresh, version+1)
 	})
 }
 
-func putInvoice(tx *ledger.Tx, inv *Invoice, version int64) error {
-	return put(tx, kindInvoice, inv.ID, inv.ProviderID, inv.CustomerID, version, inv.CreatedAt, nil, inv)
+func (s *Service) putInvoice(tx *ledger.Tx, inv *Invoice, version int64) error {
+	return s.put(tx, kindInvoice, inv.ID, inv.ProviderID, inv.CustomerID, version, inv.CreatedAt, nil, inv)
 }
 
 // findInvoice returns the provider's invoice of in as of tx and its
@@ -273,7 +273,7 @@ func (s *Service) FinalizeInvoice(ctx context.Context, caller pb.Principal, idem
 		}
 		now := tx.Now().Truncate(time.Second)
 		fresh.ID, fresh.Period, fresh.CreatedAt, fresh.Status, fresh.FinalizedAt = inv.ID, inv.Period, inv.CreatedAt, "finalized", &now
-		return fresh, putInvoice(tx, fresh, o.Version+1)
+		return fresh, s.putInvoice(tx, fresh, o.Version+1)
 	})
 }
 

@@ -144,7 +144,7 @@ func (s *Service) CreatePlan(ctx context.Context, caller pb.Principal, idem *ser
 		p := Plan{ID: pb.NewID(PrefixPlan, tx.Now()), Object: "billing_plan", ProviderID: caller.ID, Name: in.Name, Currency: in.Currency,
 			RecurringFee: in.RecurringFee, IncludedCredit: in.IncludedCredit, RolloverMax: in.RolloverMax, RolloverDays: in.RolloverDays,
 			Overage: in.Overage, OverdraftCap: in.OverdraftCap, UsageCap: in.UsageCap, CreatedAt: tx.Now().Truncate(time.Second)}
-		return &p, put(tx, kindPlan, p.ID, caller.ID, "", 1, p.CreatedAt, nil, p)
+		return &p, s.put(tx, kindPlan, p.ID, caller.ID, "", 1, p.CreatedAt, nil, p)
 	})
 }
 
@@ -262,7 +262,7 @@ func (s *Service) startPeriod(tx *ledger.Tx, sub *Subscription, plan *Plan, p *p
 		return err
 	}
 	sub.Version++
-	return putSubscription(tx, sub)
+	return s.putSubscription(tx, sub)
 }
 
 // startTerms writes the customer's terms for sub's period that starts: the
@@ -286,7 +286,7 @@ func (s *Service) startTerms(tx *ledger.Tx, sub *Subscription, plan *Plan) error
 	if err := fundRoom(tx, t); err != nil {
 		return err
 	}
-	return putTerms(tx, t)
+	return s.putTerms(tx, t)
 }
 
 // trim withdraws amt of active grant g (what a rollover does not keep).
@@ -295,15 +295,15 @@ func (s *Service) trim(tx *ledger.Tx, g *pb.Grant, amt int64) error {
 		return err
 	}
 	g.Version++
-	return put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, g.ExpiresAt, g)
+	return s.put(tx, kindGrant, g.ID, g.ProviderID, g.CustomerID, g.Version, g.CreatedAt, g.ExpiresAt, g)
 }
 
-func putSubscription(tx *ledger.Tx, sub *Subscription) error {
+func (s *Service) putSubscription(tx *ledger.Tx, sub *Subscription) error {
 	var due *time.Time
 	if sub.Status == "active" {
 		due = &sub.PeriodEnd
 	}
-	return put(tx, kindSubscription, sub.ID, sub.ProviderID, sub.CustomerID, sub.Version, sub.CreatedAt, due, sub)
+	return s.put(tx, kindSubscription, sub.ID, sub.ProviderID, sub.CustomerID, sub.Version, sub.CreatedAt, due, sub)
 }
 
 // renew renews due subscription o for its next period, once: the
@@ -336,7 +336,7 @@ func (s *Service) renew(ctx context.Context, o pb.BillingObject) error {
 		if p != nil && p.Status == pb.StatusDeclined {
 			cur.Status, cur.LastPaymentID, cur.LastError = "past_due", p.ID, "the renewal payment was declined: "+string(p.DeclineCode)
 			cur.Version++
-			return putSubscription(tx, &cur)
+			return s.putSubscription(tx, &cur)
 		}
 		return s.startPeriod(tx, &cur, plan, p, n, start)
 	}
@@ -357,7 +357,7 @@ func (s *Service) renew(ctx context.Context, o pb.BillingObject) error {
 				return nil, err
 			}
 			cur.Status, cur.LastError, cur.Version = "past_due", res.Err.Error(), co.Version+1
-			return nil, putSubscription(tx, &cur)
+			return nil, s.putSubscription(tx, &cur)
 		}).Err
 	}
 	if res.Err != nil && pb.ErrorCode(res.Err).Type() != pb.TypeDeclined {
@@ -388,7 +388,7 @@ func (s *Service) CancelSubscription(ctx context.Context, caller pb.Principal, i
 			return nil, pb.Errorf(pb.ErrSubscriptionState, "", "subscription %s is already canceled", id)
 		}
 		sub.Status, sub.Version = "canceled", o.Version+1
-		return &sub, putSubscription(tx, &sub)
+		return &sub, s.putSubscription(tx, &sub)
 	})
 }
 

@@ -30,7 +30,8 @@ import (
 //   - a reservation an event settles: it can change after the read (a
 //     release, the sweep), which the ledger then tells: its hold is no
 //     longer open (ErrHoldResolved), and the event is charged again from
-//     a read made inside.
+//     a read made inside. With objCache on, the reservation its Reserve
+//     wrote is taken from there instead of the store, on the same terms.
 //
 // Inside, the operation adds what earlier operations of its own batch
 // wrote (ledger.Added), as the reads inside did. A batch a shared store
@@ -189,6 +190,10 @@ func (s *Service) prereadFor(ctx context.Context, provider string, meters, event
 		if _, ok := pr.reservations[id]; ok {
 			continue
 		}
+		if o, ok := s.objs.get(id); ok {
+			pr.reservations[id] = o
+			continue
+		}
 		o, err := s.st.BillingObject(ctx, id)
 		switch {
 		case pb.ErrorCode(err) == pb.ErrNotFound:
@@ -219,7 +224,7 @@ func (pr *preread) pricesIn(tx *ledger.Tx, provider string) ([]pb.Price, error) 
 		out = append(out, p)
 	}
 	if len(out) > pb.MaxProviderPrices {
-		return nil, pb.Errorf(pb.ErrParameterInvalid, "", "more than %d %ss: the limit of one provider or customer", pb.MaxProviderPrices, kindPrice)
+		return nil, tooMany(kindPrice, pb.MaxProviderPrices)
 	}
 	return out, nil
 }

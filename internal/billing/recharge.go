@@ -104,7 +104,7 @@ func (s *Service) credit(tx *ledger.Tx, p *pb.Payment, r *recharge, version int6
 			r.GrantID = g.ID
 		}
 	}
-	return put(tx, kindRecharge, rechargeID(p.ID), r.ProviderID, r.CustomerID, version, tx.Now().Truncate(time.Second), nil, r)
+	return s.put(tx, kindRecharge, rechargeID(p.ID), r.ProviderID, r.CustomerID, version, tx.Now().Truncate(time.Second), nil, r)
 }
 
 // Observe is Token Pay's ledger observer: a recharge payment captured

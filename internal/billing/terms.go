@@ -94,9 +94,9 @@ func (s *Service) termsOf(tx *ledger.Tx, pr *preread, provider, customer, cur st
 }
 
 // putTerms writes t at its next version.
-func putTerms(tx *ledger.Tx, t *Terms) error {
+func (s *Service) putTerms(tx *ledger.Tx, t *Terms) error {
 	t.Version++
-	return put(tx, kindTerms, t.ID, t.ProviderID, t.CustomerID, t.Version, tx.Now().Truncate(time.Second), nil, t)
+	return s.put(tx, kindTerms, t.ID, t.ProviderID, t.CustomerID, t.Version, tx.Now().Truncate(time.Second), nil, t)
 }
 
 // room returns customer's overdraft room account in cur, nil when it has
