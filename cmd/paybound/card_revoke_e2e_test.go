@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -124,5 +125,32 @@ func TestRevokeAgentCard(t *testing.T) {
 	if st := state(); st[other.str("id")] != "revoked" {
 		t.Fatalf("after the wallet's revocation: %v", st)
 	}
+	s.verify()
+}
+
+// TestDelegationFollowsKeyChanges: delegate_payment's Signature is checked
+// against the agent's keys as the last change left them, though the server
+// remembers them between checkouts: a key added verifies at once, and a
+// key revoked is refused at once, with nothing delegated.
+func TestDelegationFollowsKeyChanges(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	soon := s.clock.Now().Add(time.Hour)
+	first := s.teaSession(1)
+	s.ok(201, s.delegate(s.agentKey, "d1", s.cardNo, first, s.merch, 1200, soon, s.signer)) // the keys are remembered now
+
+	second, jwk := newSigner(t)
+	s.ok(201, s.call("POST", "/v1/agents/"+s.agent+"/keys", s.userKey, "", map[string]any{"public_key": json.RawMessage(jwk)}))
+	s.ok(201, s.delegate(s.agentKey, "d2", s.cardNo, s.teaSession(1), s.merch, 1200, soon, second))
+
+	s.ok(200, s.call("POST", "/v1/agents/"+s.agent+"/keys/"+s.signer.keyid+"/revoke", s.userKey, "", nil))
+	id := s.teaSession(1)
+	if r := s.delegate(s.agentKey, "d3", s.cardNo, id, s.merch, 1200, soon, s.signer); r.status != 401 || r.str("code") != "signature_invalid" {
+		t.Fatalf("delegating with a revoked key: %d %s", r.status, r.raw)
+	}
+	if n := s.ok(200, s.acp("GET", s.sessions(s.merch)+"/"+id, s.agentKey, "", nil, "", nil)); n.str("status") != "ready_for_payment" {
+		t.Fatalf("the session after the refusal: %s", n.raw)
+	}
+	s.ok(201, s.delegate(s.agentKey, "d4", s.cardNo, id, s.merch, 1200, soon, second))
 	s.verify()
 }

@@ -273,7 +273,7 @@ func (s *Service) VerifyDelegation(ctx context.Context, caller pb.Principal, sig
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return pb.Errorf(pb.ErrSignatureInvalid, "Signature", "Signature must be a base64 Ed25519 signature (64 bytes)")
 	}
-	keys, err := s.st.AgentKeys(ctx, caller.ID)
+	keys, err := s.core.AgentKeys(ctx, caller.ID)
 	if err != nil {
 		return fmt.Errorf("couldn't read the agent's keys: %w", err)
 	}

@@ -39,14 +39,17 @@ type Core interface {
 	Merchant(ctx context.Context, id string) (*pb.Merchant, error)
 	// Payment returns payment id if caller is a party to it.
 	Payment(ctx context.Context, caller pb.Principal, id string) (*pb.Payment, error)
+	// AgentKeys returns an agent's signing keys, revoked ones included,
+	// as of the last change this process made, or the store's
+	// (delegate_payment's Signature).
+	AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error)
 }
 
-// Store is what the checkout reads: its own rows, the mandates cards are
-// issued under, and agents' keys (delegate_payment's Signature).
+// Store is what the checkout reads: its own rows and the mandates cards
+// are issued under.
 type Store interface {
 	pb.CheckoutStore
 	Mandate(ctx context.Context, id string) (*pb.Mandate, error)
-	AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error)
 }
 
 // Config is the checkout's configuration.

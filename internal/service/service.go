@@ -70,8 +70,9 @@ type Service struct {
 
 	aead cipher.AEAD // seals idempotency records that carry secrets
 
-	forgetMu sync.Mutex
-	forgets  []func(id string) // OnForget's
+	forgetMu  sync.Mutex
+	forgets   []func(id string) // OnForget's
+	agentKeys agentKeyCache
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -230,6 +231,7 @@ func (s *Service) ForgetPrincipal(id string) {
 		}
 	}
 	s.keyMu.Unlock()
+	s.agentKeys.forget(id)
 	s.forgetMu.Lock()
 	fs := s.forgets
 	s.forgetMu.Unlock()
