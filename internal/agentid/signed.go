@@ -173,8 +173,22 @@ func (s *Service) useNonce(ctx context.Context, sig *httpsig.Signature) error {
 }
 
 // agentKey returns the agent whose key has thumbprint keyid, and the key,
-// refusing a key that is revoked or rotated out.
+// refusing a key that is revoked or rotated out. Once a key was found,
+// its owner is remembered and the key is read with its agent's others
+// (Core.AgentKeys: from memory on SQLite, as of the last change).
 func (s *Service) agentKey(ctx context.Context, keyid string) (*pb.Agent, ed25519.PublicKey, error) {
+	if o, ok := s.owners.Load(keyid); ok {
+		o := o.(owner)
+		keys, err := s.core.AgentKeys(ctx, o.agent)
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't look up the agent's keys: %w", err)
+		}
+		for i := range keys {
+			if keys[i].KeyID == keyid {
+				return s.validKey(&pb.Agent{ID: o.agent, UserID: o.user}, &keys[i])
+			}
+		}
+	}
 	k, err := s.st.AgentKey(ctx, keyid)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, sigErr(pb.ErrSignatureInvalid, "no agent has the key %q", keyid)
@@ -182,12 +196,20 @@ func (s *Service) agentKey(ctx context.Context, keyid string) (*pb.Agent, ed2551
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't look up the agent key: %w", err)
 	}
-	if !k.ValidAt(s.clock.Now()) {
-		return nil, nil, sigErr(pb.ErrKeyRevoked, "the key %q was revoked or rotated out", keyid)
-	}
 	a, err := s.st.Agent(ctx, k.AgentID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't look up agent %s: %w", k.AgentID, err)
+	}
+	if s.nOwners.Add(1) <= maxOwners {
+		s.owners.Store(keyid, owner{a.ID, a.UserID})
+	}
+	return s.validKey(a, k)
+}
+
+// validKey returns a and k's public key if k may sign now.
+func (s *Service) validKey(a *pb.Agent, k *pb.AgentKey) (*pb.Agent, ed25519.PublicKey, error) {
+	if !k.ValidAt(s.clock.Now()) {
+		return nil, nil, sigErr(pb.ErrKeyRevoked, "the key %q was revoked or rotated out", k.KeyID)
 	}
 	pub, err := jwkPublicKey(k.PublicKey)
 	if err != nil {
