@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"strings"
 	"time"
 
@@ -120,11 +122,22 @@ func (s *Store) LookupIdempotency(ctx context.Context, keys []pb.IdempotencyKey)
 
 // DeleteIdempotency deletes the oldest records, in the order they were
 // written (rowid), without an index on their age (migration 0020: the
-// index cost a page write per batch for what a sweep reads now and then).
-// It looks at the oldest 4×limit rows only, so a sweep never scans the
-// table; records are written in time order, so those are the ones past the
-// cutoff, but for a few whose clock ran backwards, which later sweeps take.
+// index cost a page write in every commit for what a sweep reads now and
+// then). When the oldest record is not past the cutoff there is nothing
+// to do, which one row's read tells; otherwise it looks at the oldest
+// 4×limit rows only, never the whole table. Records are written in time
+// order, so those are the ones past the cutoff, but for a few whose clock
+// ran backwards, which later sweeps take (and a clock that ran ahead holds
+// the sweep back until it is caught up with).
 func (s *Store) DeleteIdempotency(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	var oldest int64
+	err := s.row(ctx, `SELECT created_ms FROM idempotency ORDER BY rowid LIMIT 1`).Scan(&oldest)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && oldest >= cutoff.UnixMilli()) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
 	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency WHERE rowid IN (
 		SELECT rowid FROM (SELECT rowid, created_ms FROM idempotency ORDER BY rowid LIMIT ?) WHERE created_ms < ? LIMIT ?)`, 4*limit, cutoff.UnixMilli(), limit)
 	if err != nil {
