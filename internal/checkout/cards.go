@@ -320,9 +320,8 @@ func (s *Service) liveCard(ctx context.Context, caller pb.Principal, p DelegateP
 	if len(p.Number) != CardLength || !strings.HasPrefix(p.Number, CardIIN) || !LuhnValid(p.Number) {
 		return nil, nil, pb.Errorf(pb.ErrCardInvalid, param, "Paybound accepts only its agent cards: %d-digit numbers starting %s, issued with POST /v1/mandates/{id}/card", CardLength, CardIIN)
 	}
-	// Read each time, never cached: a card revoked on any process is
-	// refused from the moment its revocation is acknowledged.
-	c, err := s.st.AgentCardByHash(ctx, s.numberHash(p.Number))
+	// As the last revocation left it, on every process (card).
+	c, err := s.card(ctx, s.numberHash(p.Number), "")
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, pb.Errorf(pb.ErrCardInvalid, param, "no agent card has the number ending %s", p.Number[len(p.Number)-4:])
 	}
@@ -519,9 +518,10 @@ const LogAgentCardRevoked = "agent_card.revoked"
 // the mandate, say one an agent leaked, while the mandate and its other
 // cards stay in force. From the moment the call returns, on every process,
 // delegate_payment refuses the card and complete refuses the tokens it
-// was delegated as (each reads the card from the store, never from a
-// cache); a checkout being completed at that very moment may finish. It is
-// idempotent: a revoked card is answered as it is.
+// was delegated as (each reads the card from the store on a shared store,
+// and from memory this call updates on SQLite: see card); a checkout
+// being completed at that very moment may finish. It is idempotent: a
+// revoked card is answered as it is.
 func (s *Service) RevokeCard(ctx context.Context, caller pb.Principal, idem *service.Idempotency, mandateID, cardID string) service.Result {
 	if err := service.RequireRole(caller, pb.RoleUser); err != nil {
 		return service.Result{Err: err}
@@ -530,7 +530,7 @@ func (s *Service) RevokeCard(ctx context.Context, caller pb.Principal, idem *ser
 	if !pb.HasPrefix(cardID, pb.PrefixAgentCard) || !pb.HasPrefix(mandateID, pb.PrefixMandate) {
 		return service.Result{Err: noCard}
 	}
-	return s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
+	res := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		c, err := inTx(tx, cards, func(c *pb.AgentCard) string { return c.ID }, cardID, s.st.AgentCard)
 		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && (c.MandateID != mandateID || c.UserID != caller.ID)) {
 			return nil, noCard
@@ -554,4 +554,8 @@ func (s *Service) RevokeCard(ctx context.Context, caller pb.Principal, idem *ser
 		v := cardView(*c, &m, tx.Now())
 		return &v, nil
 	})
+	if res.Err == nil {
+		s.cards.forget(cardID)
+	}
+	return res
 }

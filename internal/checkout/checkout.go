@@ -82,6 +82,9 @@ type Service struct {
 	// caps caches each merchant's capabilities, encoded (wire.go).
 	caps  sync.Map
 	nCaps atomic.Int64
+	// cards remembers agent cards read, on a store only this process
+	// writes (see card).
+	cards cardCache
 }
 
 // New returns the checkout over core and st. It fails when cfg is invalid.
@@ -255,4 +258,71 @@ func wrapRender(idem *service.Idempotency, render func(err error) (any, error)) 
 	}
 	orig := idem.Render
 	idem.Render = func(_ any, err error) (int, []byte) { return orig(render(err)) }
+}
+
+// cardCache remembers the agent cards read, by number hash and by ID, for
+// card: a card changes only when RevokeCard revokes it, which on a store
+// only this process writes is this process, and which drops it here once
+// committed.
+type cardCache struct {
+	mu     sync.Mutex
+	gen    uint64 // one more at each revocation
+	byHash map[string]*pb.AgentCard
+	byID   map[string]*pb.AgentCard
+}
+
+// maxCachedCards bounds cardCache; past it, it starts again empty.
+const maxCachedCards = 100_000
+
+// card returns the agent card whose number has hash (or, with hash "",
+// card id), as the last revocation committed left it: from memory once
+// read, on a store only this process writes (SQLite); from the store on a
+// shared one (PostgreSQL), where another process may revoke it.
+func (s *Service) card(ctx context.Context, hash, id string) (*pb.AgentCard, error) {
+	read := func() (*pb.AgentCard, error) {
+		if hash != "" {
+			return s.st.AgentCardByHash(ctx, hash)
+		}
+		return s.st.AgentCard(ctx, id)
+	}
+	if s.shared {
+		return read()
+	}
+	c := &s.cards
+	c.mu.Lock()
+	found := c.byID[id]
+	if hash != "" {
+		found = c.byHash[hash]
+	}
+	gen := c.gen
+	c.mu.Unlock()
+	if found != nil {
+		v := *found
+		return &v, nil
+	}
+	card, err := read()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen { // else a revocation committed meanwhile: the read may predate it
+		if c.byID == nil || len(c.byID) >= maxCachedCards {
+			c.byHash, c.byID = map[string]*pb.AgentCard{}, map[string]*pb.AgentCard{}
+		}
+		v := *card
+		c.byHash[v.NumberHash], c.byID[v.ID] = &v, &v
+	}
+	return card, nil
+}
+
+// forget drops card id, just revoked.
+func (c *cardCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if v := c.byID[id]; v != nil {
+		delete(c.byHash, v.NumberHash)
+		delete(c.byID, id)
+	}
 }

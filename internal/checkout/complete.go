@@ -144,7 +144,7 @@ func (s *Service) usableToken(ctx context.Context, caller pb.Principal, sess *pb
 	if code := m.InForce(now); code != "" {
 		return nil, pb.Errorf(pb.ErrTokenInvalid, param, "the agent card behind payment token %s is dead: its mandate %s is %s", id, m.ID, strings.TrimPrefix(string(code), "mandate_"))
 	}
-	c, err := s.st.AgentCard(ctx, t.CardID) // never cached: see RevokeCard
+	c, err := s.card(ctx, "", t.CardID) // as the last revocation left it: see RevokeCard
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the token's agent card: %w", err)
 	}
