@@ -135,7 +135,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// 402 is followed as a first one would be.
 		if reqs, ok := t.chooseTab(pr); ok {
 			res, err := t.payTab(req, pr, reqs, nil)
-			if err != nil || settled(res) || res.StatusCode != http.StatusPaymentRequired {
+			if err != nil || res.StatusCode != http.StatusPaymentRequired || settled(res) { // a paid answer is not a 402
 				return res, err
 			}
 			res.Body.Close()

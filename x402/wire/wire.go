@@ -16,7 +16,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -186,12 +185,11 @@ func DecodeHeader(s string, v any) error {
 	if err != nil {
 		return fmt.Errorf("%w: not base64", ErrMalformed)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(v); err != nil {
+	// Unmarshal refuses anything but white space after the document, and
+	// costs a fraction of a Decoder's buffering (every paid request
+	// decodes one or two headers).
+	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: data after the JSON document", ErrMalformed)
 	}
 	return nil
 }
