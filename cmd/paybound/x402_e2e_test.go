@@ -29,6 +29,7 @@ type x402World struct {
 	*world
 	payer    x402.Payer
 	mandate  string
+	agent    string
 	buyerKey string // the paying agent's API key
 	seller   *httptest.Server
 	served   atomic.Int64 // requests the seller's handlers ran
@@ -50,7 +51,7 @@ func newX402WorldWith(t testing.TB, mandate map[string]any, configure func(*Main
 	for k, v := range mandate {
 		grant[k] = v
 	}
-	w.buyerKey = ag.str("api_key")
+	w.buyerKey, w.agent = ag.str("api_key"), ag.str("id")
 	w.mandate = w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", grant)).str("id")
 	w.payer = x402.Payer{Key: priv, Mandate: w.mandate}
 	mw := func(p x402.PriceFunc) *x402.Middleware {
@@ -347,6 +348,34 @@ func (l *loseFirstPaidAnswer) RoundTrip(r *http.Request) (*http.Response, error)
 		}
 	}
 	return res, err
+}
+
+// TestX402RevokedKeyStopsPaying: the facilitator remembers an agent's key
+// (and the signatures it verified) for 10 s, as Authenticate does; a key
+// revoked is refused once that has passed, by /verify and /settle, and
+// its payment is not made.
+func TestX402RevokedKeyStopsPaying(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Now().UTC()}
+	w := newX402WorldWith(t, nil, func(m *Main) { m.Clock = clock })
+	before, _ := w.balance(w.userKey, "USD")
+	_, fr := w.facilitatorRequest(t, wire.SchemeExact, "10000", nil)
+	if r := w.ok(200, w.call("POST", "/x402/verify", "", "-", fr)); r.body["isValid"] != true {
+		t.Fatalf("verify before the revocation: %s", r.raw)
+	}
+	keyid := wire.Thumbprint(w.payer.Key.Public().(ed25519.PublicKey))
+	w.ok(200, w.call("POST", "/v1/agents/"+w.agent+"/keys/"+keyid+"/revoke", w.userKey, "", nil))
+	clock.Advance(11 * time.Second)
+	if r := w.ok(200, w.call("POST", "/x402/verify", "", "-", fr)); r.body["isValid"] != false || r.str("invalidReason") != wire.ReasonInvalidSignature {
+		t.Fatalf("verify 11 s after the revocation: %s", r.raw)
+	}
+	if r := w.ok(200, w.call("POST", "/x402/settle", "", "-", fr)); r.body["success"] != false || r.str("errorReason") != wire.ReasonInvalidSignature {
+		t.Fatalf("settle 11 s after the revocation: %s", r.raw)
+	}
+	if after, _ := w.balance(w.userKey, "USD"); after != before || len(w.payments()) != 0 {
+		t.Fatalf("a revoked key paid: %d → %d, %d payments", before, after, len(w.payments()))
+	}
+	w.verify()
 }
 
 func TestX402RetryReusesThePayment(t *testing.T) {
