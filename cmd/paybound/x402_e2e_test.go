@@ -378,6 +378,57 @@ func TestX402RevokedKeyStopsPaying(t *testing.T) {
 	w.verify()
 }
 
+// TestX402RepeatRequestPaysOnFirstSend: a Transport that paid a resource
+// sends the next request's payment with it (one round trip, not the 402's
+// two), and follows the seller's new 402 when its price changed: each
+// request paid once, at the price of the moment, and nothing paid twice.
+func TestX402RepeatRequestPaysOnFirstSend(t *testing.T) {
+	t.Parallel()
+	w := newX402World(t, nil)
+	var price atomic.Int64
+	price.Store(cent)
+	srv := httptest.NewServer((&x402.Middleware{Network: "paybound:local", PayTo: w.merch,
+		Price: func(*http.Request) (x402.Price, bool) {
+			return x402.Price{Amount: price.Load(), Asset: "USD"}, true
+		},
+		Facilitator: &x402.FacilitatorClient{URL: w.m.URL() + "/x402"}}).Wrap(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.WriteString(rw, "quote")
+	})))
+	defer srv.Close()
+	sends := &countingTransport{base: http.DefaultTransport}
+	c := w.client(5*cent, 100*cent, sends)
+	before, _ := w.balance(w.userKey, "USD")
+	for i, want := range []struct {
+		price int64
+		sends int64
+	}{{cent, 2}, {cent, 1}, {cent, 1}, {2 * cent, 3}, {2 * cent, 1}} {
+		price.Store(want.price)
+		n := sends.n.Load()
+		if res, body := getWith(t, c, srv.URL+"/q"); res.StatusCode != 200 || body != "quote" {
+			t.Fatalf("request %d: %d %s", i, res.StatusCode, body)
+		}
+		if got := sends.n.Load() - n; got != want.sends {
+			t.Fatalf("request %d took %d sends, want %d", i, got, want.sends)
+		}
+	}
+	// 1+1+1+2+2 cents, in five payments
+	if after, _ := w.balance(w.userKey, "USD"); after != before-7 || len(w.payments()) != 5 {
+		t.Fatalf("paid %d in %d payments, want 7 in 5", before-after, len(w.payments()))
+	}
+	w.verify()
+}
+
+// countingTransport counts the requests sent.
+type countingTransport struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
+}
+
 func TestX402RetryReusesThePayment(t *testing.T) {
 	t.Parallel()
 	w := newX402World(t, nil)
