@@ -35,6 +35,9 @@ type Payer struct {
 // request: after a lost answer or a 503 that says the settlement is
 // pending, at most Retries times, so a retry never pays twice. Anything
 // else (a 402 it may not pay, another network) is returned as it came.
+// A resource it paid before is paid on the first send of the next request
+// (as the seller asked last time, saving the 402's round trip); a seller
+// that refuses that payment before settling it gets the usual two sends.
 // The request's body is replayed, so it is read into memory (1 MiB at
 // most) unless the request has GetBody. Safe for concurrent use.
 type Transport struct {
