@@ -313,16 +313,21 @@ func (s *FileTabStore) writer() {
 	for range s.wake {
 		for {
 			s.mu.Lock()
-			buf, g, closed := s.buf, s.group, s.closed
-			s.buf, s.n, s.group = s.spare[:0], 0, nil
-			s.room.Broadcast()
-			s.mu.Unlock()
+			g := s.group
 			if g == nil {
+				closed := s.closed
+				s.mu.Unlock()
 				if closed {
 					return
 				}
 				break
 			}
+			// the group's buffer is the writer's until the next group:
+			// Saves append to the other one
+			buf := s.buf
+			s.buf, s.n, s.group, s.spare = s.spare[:0], 0, nil, nil
+			s.room.Broadcast()
+			s.mu.Unlock()
 			err := s.failedErr()
 			if err == nil {
 				grown := false
@@ -380,7 +385,10 @@ func (s *FileTabStore) Close() error {
 	s.closed = true
 	s.room.Broadcast()
 	s.mu.Unlock()
-	s.wake <- struct{}{}
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake is pending: the writer sees closed after it
+	}
 	<-s.done
 	var errs []error
 	if s.failedErr() == nil && s.off < s.end {

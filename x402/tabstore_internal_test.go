@@ -181,7 +181,16 @@ func TestFileTabStoreSurvivesPowerCuts(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(time.Duration(2+rnd.IntN(8)) * time.Millisecond)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+			var n int64
+			for i := range tabs {
+				n += max(acked[i].Load()-next[i], 0)
+			}
+			if n >= 40 {
+				break
+			}
+		}
+		time.Sleep(time.Duration(rnd.IntN(2000)) * time.Microsecond)
 		var sure [tabs]int64
 		for i := range tabs {
 			sure[i] = acked[i].Load()

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +88,7 @@ func TestTabSellerKilled(t *testing.T) {
 	trs := make([]*x402.Transport, payers)
 	recs := make([]*recorder, payers)
 	served := make([]int, payers)
+	var progress atomic.Int64
 	var wg sync.WaitGroup
 	for i := range payers {
 		recs[i] = &recorder{base: &http.Transport{}}
@@ -107,10 +110,14 @@ func TestTabSellerKilled(t *testing.T) {
 					return
 				}
 				served[i]++
+				progress.Add(1)
 			}
 		}()
 	}
-	time.Sleep(400 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); progress.Load() < 300 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond) // somewhere in a group's write or sync
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -141,12 +148,12 @@ func TestTabSellerKilled(t *testing.T) {
 			t.Fatalf("payer %d: %d answers, %d vouchers recorded", i, served[i], paid.Vouchers)
 		}
 		if kept.Charged < paid.Charged || kept.Charged > paid.Charged+killedPrice ||
-			(kept.Charged == paid.Charged && kept.ChainHead != paid.ChainHead) {
+			(kept.Charged == paid.Charged && paid.Vouchers > 0 && kept.ChainHead != paid.ChainHead) {
 			t.Fatalf("payer %d: answered for %d (chain %s), the seller kept %d (chain %s)", i, paid.Charged, paid.ChainHead, kept.Charged, kept.ChainHead)
 		}
 		total += served[i]
 	}
-	if total < 50 {
+	if total < 300 {
 		t.Fatalf("only %d requests were served before the kill: the test did not test", total)
 	}
 
