@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -320,3 +321,12 @@ func TestFileTabStoreFile(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestVoucherRecordCoversSellerTab fails when SellerTab or Voucher gains
+// a field: sameButCount and the voucher record must then learn of it, or
+// a voucher record would drop it.
+func TestVoucherRecordCoversSellerTab(t *testing.T) {
+	if n, v := reflect.TypeFor[SellerTab]().NumField(), reflect.TypeFor[wire.Voucher]().NumField(); n != 9 || v != 5 {
+		t.Fatalf("SellerTab has %d fields and Voucher %d (9 and 5 when sameButCount was written): update sameButCount and appendVoucherRecord", n, v)
+	}
+}
