@@ -1,14 +1,12 @@
 package x402
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -425,102 +423,3 @@ func (c *FacilitatorClient) ClaimTab(ctx context.Context, id string, claim TabCl
 	}
 	return nil
 }
-
-// FileTabStore is a TabStore in an append-only file of JSON lines, one per
-// save, synced to disk before Save returns. Saves that arrive together
-// share one sync (group commit), so a seller serving many tabs at once
-// pays one sync per group, not per request.
-type FileTabStore struct {
-	path string
-	mu   sync.Mutex
-	f    *os.File
-	// the group commit: saves wait on the flush that covers them
-	pending []SellerTab
-	waiters []chan error
-	flusher bool
-}
-
-// OpenFileTabStore opens (or creates) the store at path.
-func OpenFileTabStore(path string) (*FileTabStore, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("x402: couldn't open the tab store: %w", err)
-	}
-	return &FileTabStore{path: path, f: f}, nil
-}
-
-// Load reads every tab's latest line. A last line cut short by a crash
-// (never acknowledged) is ignored.
-func (s *FileTabStore) Load() ([]SellerTab, error) {
-	f, err := os.Open(s.path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	latest := map[string]SellerTab{}
-	var order []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var t SellerTab
-		if json.Unmarshal(sc.Bytes(), &t) != nil || t.ID == "" {
-			continue
-		}
-		if _, ok := latest[t.ID]; !ok {
-			order = append(order, t.ID)
-		}
-		latest[t.ID] = t
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]SellerTab, 0, len(order))
-	for _, id := range order {
-		out = append(out, latest[id])
-	}
-	return out, nil
-}
-
-// Save appends t and returns once it is synced.
-func (s *FileTabStore) Save(t SellerTab) error {
-	done := make(chan error, 1)
-	s.mu.Lock()
-	s.pending = append(s.pending, t)
-	s.waiters = append(s.waiters, done)
-	if !s.flusher {
-		s.flusher = true
-		go s.flush()
-	}
-	s.mu.Unlock()
-	return <-done
-}
-
-// flush writes and syncs what is pending, group by group, until nothing is.
-func (s *FileTabStore) flush() {
-	for {
-		s.mu.Lock()
-		ts, ws := s.pending, s.waiters
-		s.pending, s.waiters = nil, nil
-		if len(ts) == 0 {
-			s.flusher = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		var buf []byte
-		for _, t := range ts {
-			b, _ := json.Marshal(t)
-			buf = append(append(buf, b...), '\n')
-		}
-		_, err := s.f.Write(buf)
-		if err == nil {
-			err = s.f.Sync()
-		}
-		for _, w := range ws {
-			w <- err
-		}
-	}
-}
-
-// Close closes the file.
-func (s *FileTabStore) Close() error { return s.f.Close() }

@@ -1,9 +1,11 @@
 package x402
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/paybound/paybound/x402/wire"
@@ -59,5 +61,49 @@ func TestVoucherHeader(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("voucher %d: %v\n%s\nwant %s", i, err, got, want)
 		}
+	}
+}
+
+// TestDecodePaymentPrefixes checks that a Middleware with tabs decodes
+// every PAYMENT-SIGNATURE as wire.DecodeHeader does, also when it reads
+// one from a prefix parsed before: vouchers, a document with more after
+// its payload, another scheme, duplicate and odd keys, malformed tails.
+func TestDecodePaymentPrefixes(t *testing.T) {
+	m := &Middleware{Tabs: &Tabs{}}
+	prefix := `{"x402Version":2,"resource":{"url":"http://s.test/tick"},"accepted":{"scheme":"batch-settlement","network":"paybound:local","amount":"100","asset":"USD","payTo":"mch_x","maxTimeoutSeconds":60,"extra":{"minDeposit":"10000"}},"payload":`
+	voucher := func(n int) string {
+		return `{"type":"voucher","voucher":{"channelId":"tab_1","maxClaimableAmount":"` + strconv.Itoa(n*100) + `","index":` + strconv.Itoa(n) + `,"preimage":"00"}}`
+	}
+	docs := []string{
+		prefix + voucher(1) + `}`,
+		prefix + voucher(2) + `}`, // read from the prefix
+		prefix + voucher(3) + `,"extensions":{"payment-identifier":{"info":{"id":"abcdefghijklmnop"}}}}`,
+		prefix + voucher(4) + ` }`,
+		prefix + ` ` + voucher(5) + `}`,
+		prefix + `{"type":"voucher"},"payload":{"type":"deposit"}}`,
+		prefix + `{"type":"voucher"}} }`,
+		prefix + `{"type":"voucher"}}}`,
+		prefix + `{"type":"voucher"`,
+		prefix + `"x"}`,
+		prefix + `1,"x402Version":3}`,
+		prefix + `{"a":1}{"b":2}}`,
+		strings.Replace(prefix, "batch-settlement", "exact", 1) + voucher(6) + `}`,
+		strings.Replace(prefix, "batch-settlement", "exact", 1) + voucher(7) + `}`,
+		`{"Payload":{"a":1},` + prefix[1:] + voucher(8) + `}`,
+		`{"Payload":{"a":1},` + prefix[1:] + voucher(9) + `}`,
+	}
+	for i, d := range docs {
+		h := base64.StdEncoding.EncodeToString([]byte(d))
+		var got, want PaymentPayload
+		gerr := m.decodePayment(h, &got)
+		werr := wire.DecodeHeader(h, &want)
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(want)
+		if (gerr == nil) != (werr == nil) || string(gj) != string(wj) {
+			t.Errorf("doc %d: %v %s\nwant %v %s", i, gerr, gj, werr, wj)
+		}
+	}
+	if len(m.payloads.m) != 3 {
+		t.Fatalf("%d prefixes kept, want 3 (the tab payment's, with two payload keys, with a Payload key before it)", len(m.payloads.m))
 	}
 }

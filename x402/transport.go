@@ -35,6 +35,9 @@ type Payer struct {
 // request: after a lost answer or a 503 that says the settlement is
 // pending, at most Retries times, so a retry never pays twice. Anything
 // else (a 402 it may not pay, another network) is returned as it came.
+// A resource it paid before is paid on the first send of the next request
+// (as the seller asked last time, saving the 402's round trip); a seller
+// that refuses that payment before settling it gets the usual two sends.
 // The request's body is replayed, so it is read into memory (1 MiB at
 // most) unless the request has GetBody. Safe for concurrent use.
 type Transport struct {
@@ -64,7 +67,7 @@ type Transport struct {
 	spent  []spend // within the last hour, oldest first
 	tabs   map[string]*clientTab
 	tabLog []*ClientTab
-	known  map[string]*PaymentRequired // resource → what it asked, for tabs
+	known  map[string]*PaymentRequired // resource → what it asked when last paid
 }
 
 // maxKnown bounds the resources a Transport remembers.
@@ -135,10 +138,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// 402 is followed as a first one would be.
 		if reqs, ok := t.chooseTab(pr); ok {
 			res, err := t.payTab(req, pr, reqs, nil)
-			if err != nil || settled(res) || res.StatusCode != http.StatusPaymentRequired {
+			if err != nil || res.StatusCode != http.StatusPaymentRequired || settled(res) { // a paid answer is not a 402
 				return res, err
 			}
 			res.Body.Close()
+			t.remember(key, nil)
+		} else if reqs, ok := t.choose(pr); ok {
+			// A repeat request to a resource paid exact (or upto): the
+			// payment goes with the first send, for what the seller asked
+			// last time, which saves the 402's round trip. A refusal
+			// before settlement (the seller wants something else now) is
+			// followed as a first 402 would be; a failed settlement is the
+			// answer, as it would be then.
+			res, sent, err := t.payExact(req, pr, reqs, nil)
+			if sent && (err != nil || res.StatusCode != http.StatusPaymentRequired || res.Header.Get(wire.HeaderPaymentResponse) != "") {
+				return res, err
+			}
+			if sent {
+				res.Body.Close()
+			}
 			t.remember(key, nil)
 		}
 	}
@@ -161,22 +179,37 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return res, nil
 	}
-	amount, _ := wire.ParseAtomic(reqs.Amount)
-	if !t.reserve(amount) {
+	paidRes, sent, err := t.payExact(req, &pr, reqs, res)
+	if !sent {
 		return res, nil
 	}
-	header, err := t.pay(req.Context(), &pr, reqs)
+	if err == nil && settled(paidRes) {
+		t.remember(key, &pr)
+	}
+	return paidRes, err
+}
+
+// payExact pays reqs of pr with one authorization, within the hourly cap,
+// and sends req with it (closing first, the 402 answered before); sent is
+// false, and nothing was done, when the cap leaves no room.
+func (t *Transport) payExact(req *http.Request, pr *PaymentRequired, reqs PaymentRequirements, first *http.Response) (res *http.Response, sent bool, err error) {
+	amount, _ := wire.ParseAtomic(reqs.Amount)
+	if !t.reserve(amount) {
+		return nil, false, nil
+	}
+	if first != nil {
+		first.Body.Close()
+	}
+	header, err := t.pay(req.Context(), pr, reqs)
 	if err != nil {
 		t.release(amount)
-		res.Body.Close()
-		return nil, err
+		return nil, true, err
 	}
-	res.Body.Close()
 	res, err = t.paid(req, header)
 	if err != nil || !settled(res) {
 		t.release(amount)
 	}
-	return res, err
+	return res, true, err
 }
 
 // paid sends req with the payment header, again with the same header while

@@ -29,6 +29,7 @@ type x402World struct {
 	*world
 	payer    x402.Payer
 	mandate  string
+	agent    string
 	buyerKey string // the paying agent's API key
 	seller   *httptest.Server
 	served   atomic.Int64 // requests the seller's handlers ran
@@ -50,7 +51,7 @@ func newX402WorldWith(t testing.TB, mandate map[string]any, configure func(*Main
 	for k, v := range mandate {
 		grant[k] = v
 	}
-	w.buyerKey = ag.str("api_key")
+	w.buyerKey, w.agent = ag.str("api_key"), ag.str("id")
 	w.mandate = w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", grant)).str("id")
 	w.payer = x402.Payer{Key: priv, Mandate: w.mandate}
 	mw := func(p x402.PriceFunc) *x402.Middleware {
@@ -347,6 +348,85 @@ func (l *loseFirstPaidAnswer) RoundTrip(r *http.Request) (*http.Response, error)
 		}
 	}
 	return res, err
+}
+
+// TestX402RevokedKeyStopsPaying: the facilitator remembers an agent's key
+// (and the signatures it verified) for 10 s, as Authenticate does; a key
+// revoked is refused once that has passed, by /verify and /settle, and
+// its payment is not made.
+func TestX402RevokedKeyStopsPaying(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Now().UTC()}
+	w := newX402WorldWith(t, nil, func(m *Main) { m.Clock = clock })
+	before, _ := w.balance(w.userKey, "USD")
+	_, fr := w.facilitatorRequest(t, wire.SchemeExact, "10000", nil)
+	if r := w.ok(200, w.call("POST", "/x402/verify", "", "-", fr)); r.body["isValid"] != true {
+		t.Fatalf("verify before the revocation: %s", r.raw)
+	}
+	keyid := wire.Thumbprint(w.payer.Key.Public().(ed25519.PublicKey))
+	w.ok(200, w.call("POST", "/v1/agents/"+w.agent+"/keys/"+keyid+"/revoke", w.userKey, "", nil))
+	clock.Advance(11 * time.Second)
+	if r := w.ok(200, w.call("POST", "/x402/verify", "", "-", fr)); r.body["isValid"] != false || r.str("invalidReason") != wire.ReasonInvalidSignature {
+		t.Fatalf("verify 11 s after the revocation: %s", r.raw)
+	}
+	if r := w.ok(200, w.call("POST", "/x402/settle", "", "-", fr)); r.body["success"] != false || r.str("errorReason") != wire.ReasonInvalidSignature {
+		t.Fatalf("settle 11 s after the revocation: %s", r.raw)
+	}
+	if after, _ := w.balance(w.userKey, "USD"); after != before || len(w.payments()) != 0 {
+		t.Fatalf("a revoked key paid: %d → %d, %d payments", before, after, len(w.payments()))
+	}
+	w.verify()
+}
+
+// TestX402RepeatRequestPaysOnFirstSend: a Transport that paid a resource
+// sends the next request's payment with it (one round trip, not the 402's
+// two), and follows the seller's new 402 when its price changed: each
+// request paid once, at the price of the moment, and nothing paid twice.
+func TestX402RepeatRequestPaysOnFirstSend(t *testing.T) {
+	t.Parallel()
+	w := newX402World(t, nil)
+	var price atomic.Int64
+	price.Store(cent)
+	srv := httptest.NewServer((&x402.Middleware{Network: "paybound:local", PayTo: w.merch,
+		Price: func(*http.Request) (x402.Price, bool) {
+			return x402.Price{Amount: price.Load(), Asset: "USD"}, true
+		},
+		Facilitator: &x402.FacilitatorClient{URL: w.m.URL() + "/x402"}}).Wrap(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		io.WriteString(rw, "quote")
+	})))
+	defer srv.Close()
+	sends := &countingTransport{base: http.DefaultTransport}
+	c := w.client(5*cent, 100*cent, sends)
+	before, _ := w.balance(w.userKey, "USD")
+	for i, want := range []struct {
+		price int64
+		sends int64
+	}{{cent, 2}, {cent, 1}, {cent, 1}, {2 * cent, 3}, {2 * cent, 1}} {
+		price.Store(want.price)
+		n := sends.n.Load()
+		if res, body := getWith(t, c, srv.URL+"/q"); res.StatusCode != 200 || body != "quote" {
+			t.Fatalf("request %d: %d %s", i, res.StatusCode, body)
+		}
+		if got := sends.n.Load() - n; got != want.sends {
+			t.Fatalf("request %d took %d sends, want %d", i, got, want.sends)
+		}
+	}
+	// 1+1+1+2+2 cents, in five payments
+	if after, _ := w.balance(w.userKey, "USD"); after != before-7 || len(w.payments()) != 5 {
+		t.Fatalf("paid %d in %d payments, want 7 in 5", before-after, len(w.payments()))
+	}
+	w.verify()
+}
+
+// countingTransport counts the requests sent.
+type countingTransport struct {
+	base http.RoundTripper
+	n    atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
 }
 
 func TestX402RetryReusesThePayment(t *testing.T) {

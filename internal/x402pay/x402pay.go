@@ -85,7 +85,32 @@ type Service struct {
 	cfg  Config
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// keys are the agent keys check looked up, by keyid, and verified the
+	// signatures it checked: a /settle that follows its /verify reads
+	// and verifies nothing again.
+	cacheMu  sync.Mutex
+	keys     map[string]cachedKey
+	verified map[[32]byte]time.Time // what a signature verified, until its authorization expires
 }
+
+// cachedKey is an agent key as check found it, and when.
+type cachedKey struct {
+	agent *pb.Agent
+	key   *pb.AgentKey
+	pub   ed25519.PublicKey
+	at    time.Time
+}
+
+// keyCacheTTL is how long check trusts an agent key it looked up: the
+// rule of service.Authenticate's key cache, so a key revoked or rotated
+// out stops signing x402 payments within it (the payment itself still
+// reads the agent's mandate, which revoking the agent revokes, at once).
+const keyCacheTTL = 10 * time.Second
+
+// maxCache bounds each cache; past it, a cache starts over (the
+// signatures' after dropping the expired ones).
+const maxCache = 100_000
 
 // New returns the facilitator over core and st. It refuses a network that
 // is not "paybound:<instance>".
@@ -257,7 +282,7 @@ func (s *Service) check(ctx context.Context, req *wire.FacilitatorRequest) (*che
 	if delegated && tp != nil {
 		return nil, refuse(wire.ReasonInvalidPayload, "a delegated authorization pays exact and upto requirements, not tabs")
 	}
-	if err := sa.Verify(pub, rq.Scheme, rq.Network); err != nil {
+	if err := s.verifySignature(sa, pub, rq.Scheme, rq.Network, now, before.Add(s.cfg.Skew)); err != nil {
 		return nil, refuse(wire.ReasonInvalidSignature, "%v", err)
 	}
 	c := &checked{auth: sa, agent: agent, scheme: rq.Scheme, max: max, settle: want, minor: minor, validTil: before, pid: pid, signed: !delegated}
@@ -295,6 +320,15 @@ func (s *Service) agentKey(ctx context.Context, keyid string, now time.Time) (*p
 		}
 		return a, s.cfg.Delegate, nil
 	}
+	s.cacheMu.Lock()
+	c, ok := s.keys[keyid]
+	s.cacheMu.Unlock()
+	if ok && now.Sub(c.at) < keyCacheTTL && !now.Before(c.at) {
+		if !c.key.ValidAt(now) {
+			return nil, nil, refuse(wire.ReasonInvalidSignature, "the key %q was revoked or rotated out", keyid)
+		}
+		return c.agent, c.pub, nil
+	}
 	k, err := s.st.AgentKey(ctx, keyid)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, refuse(wire.ReasonInvalidSignature, "no agent has the key %q", keyid)
@@ -319,7 +353,54 @@ func (s *Service) agentKey(ctx context.Context, keyid string, now time.Time) (*p
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent %s has an unreadable key: %w", a.ID, err)
 	}
+	s.cacheMu.Lock()
+	if len(s.keys) >= maxCache || s.keys == nil {
+		s.keys = map[string]cachedKey{}
+	}
+	s.keys[keyid] = cachedKey{agent: a, key: k, pub: pub, at: now}
+	s.cacheMu.Unlock()
 	return a, pub, nil
+}
+
+// verifySignature checks sa's signature by pub, remembering until the
+// authorization's end (until) the signatures that verified: Ed25519's
+// verdict on the same key, signing input and signature is the same, so a
+// /settle after its /verify costs no second verification.
+func (s *Service) verifySignature(sa *wire.SignedAuthorization, pub ed25519.PublicKey, scheme, network string, now, until time.Time) error {
+	in, err := sa.Authorization.SigningInput(scheme, network)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	h.Write(pub)
+	fmt.Fprintf(h, "\n%d\n", len(in))
+	h.Write(in)
+	h.Write([]byte(sa.Signature))
+	var id [32]byte
+	h.Sum(id[:0])
+	s.cacheMu.Lock()
+	exp, ok := s.verified[id]
+	s.cacheMu.Unlock()
+	if ok && now.Before(exp) {
+		return nil
+	}
+	if err := sa.Verify(pub, scheme, network); err != nil {
+		return err
+	}
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if len(s.verified) >= maxCache {
+		for k, exp := range s.verified {
+			if !now.Before(exp) {
+				delete(s.verified, k)
+			}
+		}
+	}
+	if len(s.verified) >= maxCache || s.verified == nil {
+		s.verified = map[[32]byte]time.Time{}
+	}
+	s.verified[id] = until
+	return nil
 }
 
 // Verify answers x402's /verify: whether req's payment would be accepted

@@ -16,7 +16,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -175,23 +174,38 @@ var ErrMalformed = errors.New("x402: malformed header")
 // read differently by another parser is refused: unknown fields are
 // allowed (the protocol grows), trailing data is not.
 func DecodeHeader(s string, v any) error {
+	raw, err := HeaderBytes(s)
+	if err != nil {
+		return err
+	}
+	return DecodeHeaderBytes(raw, v)
+}
+
+// HeaderBytes is the JSON document an x402 header value carries (see
+// DecodeHeader), not yet decoded.
+func HeaderBytes(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return fmt.Errorf("%w: empty", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
 	if len(s) > MaxHeaderBytes {
-		return fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxHeaderBytes)
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxHeaderBytes)
 	}
 	raw, err := decodeBase64(s)
 	if err != nil {
-		return fmt.Errorf("%w: not base64", ErrMalformed)
+		return nil, fmt.Errorf("%w: not base64", ErrMalformed)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(v); err != nil {
+	return raw, nil
+}
+
+// DecodeHeaderBytes decodes raw, a header's JSON document (HeaderBytes),
+// into v as DecodeHeader does.
+func DecodeHeaderBytes(raw []byte, v any) error {
+	// Unmarshal refuses anything but white space after the document, and
+	// costs a fraction of a Decoder's buffering (every paid request
+	// decodes one or two headers).
+	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: data after the JSON document", ErrMalformed)
 	}
 	return nil
 }
