@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -41,6 +42,9 @@ type Core interface {
 	// Capture captures amount of a tab's hold; Cancel releases it.
 	Capture(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string, amount *int64) service.Result
 	Cancel(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result
+	// AgentKeys returns an agent's signing keys as of the last change this
+	// process committed, or the store's (service.AgentKeys).
+	AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error)
 }
 
 // Store is what the facilitator reads: its tabs, agents' keys and agents.
@@ -86,29 +90,23 @@ type Service struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	// keys are the agent keys check looked up, by keyid, and verified the
-	// signatures it checked: a /settle that follows its /verify reads
-	// and verifies nothing again.
+	// owners remembers which agent each key found belongs to (keyid →
+	// owner), which never changes: a keyid is registered once. The key
+	// itself is read each time with its agent's others (Core.AgentKeys:
+	// from memory on SQLite as of the last change committed, from the
+	// store on PostgreSQL), so a revoked key is refused at once.
+	owners  sync.Map
+	nOwners atomic.Int64
+	// verified remembers the signatures that verified (see
+	// verifySignature), until their authorizations expire.
 	cacheMu  sync.Mutex
-	keys     map[string]cachedKey
-	verified map[[32]byte]time.Time // what a signature verified, until its authorization expires
+	verified map[[32]byte]time.Time
 }
 
-// cachedKey is an agent key as check found it, and when.
-type cachedKey struct {
-	agent *pb.Agent
-	key   *pb.AgentKey
-	pub   ed25519.PublicKey
-	at    time.Time
-}
+// owner is the agent a key belongs to, and that agent's user.
+type owner struct{ agent, user string }
 
-// keyCacheTTL is how long check trusts an agent key it looked up: the
-// rule of service.Authenticate's key cache, so a key revoked or rotated
-// out stops signing x402 payments within it (the payment itself still
-// reads the agent's mandate, which revoking the agent revokes, at once).
-const keyCacheTTL = 10 * time.Second
-
-// maxCache bounds each cache; past it, a cache starts over (the
+// maxCache bounds owners and verified; past it, a cache starts over (the
 // signatures' after dropping the expired ones).
 const maxCache = 100_000
 
@@ -320,14 +318,17 @@ func (s *Service) agentKey(ctx context.Context, keyid string, now time.Time) (*p
 		}
 		return a, s.cfg.Delegate, nil
 	}
-	s.cacheMu.Lock()
-	c, ok := s.keys[keyid]
-	s.cacheMu.Unlock()
-	if ok && now.Sub(c.at) < keyCacheTTL && !now.Before(c.at) {
-		if !c.key.ValidAt(now) {
-			return nil, nil, refuse(wire.ReasonInvalidSignature, "the key %q was revoked or rotated out", keyid)
+	if o, ok := s.owners.Load(keyid); ok {
+		o := o.(owner)
+		keys, err := s.core.AgentKeys(ctx, o.agent)
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't look up the agent's keys: %w", err)
 		}
-		return c.agent, c.pub, nil
+		for i := range keys {
+			if keys[i].KeyID == keyid {
+				return validKey(&pb.Agent{ID: o.agent, UserID: o.user}, &keys[i], now)
+			}
+		}
 	}
 	k, err := s.st.AgentKey(ctx, keyid)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
@@ -336,12 +337,20 @@ func (s *Service) agentKey(ctx context.Context, keyid string, now time.Time) (*p
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't look up the agent key: %w", err)
 	}
-	if !k.ValidAt(now) {
-		return nil, nil, refuse(wire.ReasonInvalidSignature, "the key %q was revoked or rotated out", keyid)
-	}
 	a, err := s.st.Agent(ctx, k.AgentID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't look up agent %s: %w", k.AgentID, err)
+	}
+	if s.nOwners.Add(1) <= maxCache {
+		s.owners.Store(keyid, owner{a.ID, a.UserID})
+	}
+	return validKey(a, k, now)
+}
+
+// validKey returns a and k's public key if k may sign at now.
+func validKey(a *pb.Agent, k *pb.AgentKey, now time.Time) (*pb.Agent, []byte, error) {
+	if !k.ValidAt(now) {
+		return nil, nil, refuse(wire.ReasonInvalidSignature, "the key %q was revoked or rotated out", k.KeyID)
 	}
 	var jwk struct {
 		X string `json:"x"`
@@ -353,12 +362,6 @@ func (s *Service) agentKey(ctx context.Context, keyid string, now time.Time) (*p
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent %s has an unreadable key: %w", a.ID, err)
 	}
-	s.cacheMu.Lock()
-	if len(s.keys) >= maxCache || s.keys == nil {
-		s.keys = map[string]cachedKey{}
-	}
-	s.keys[keyid] = cachedKey{agent: a, key: k, pub: pub, at: now}
-	s.cacheMu.Unlock()
 	return a, pub, nil
 }
 
