@@ -91,8 +91,9 @@ func (s *Service) AddKey(ctx context.Context, caller pb.Principal, idem *service
 	return res
 }
 
-// forget has the core forget what it and the capabilities remember of
-// agentID's keys once res changed them (service.OnForget).
+// forget has the core forget what it remembers of agentID's keys once res
+// changed them (its API keys, and AgentKeys, which the checkout, signed
+// requests and the x402 facilitator read).
 func (s *Service) forget(res service.Result, agentID string) {
 	if res.Err == nil {
 		s.core.ForgetPrincipal(agentID)

@@ -70,9 +70,7 @@ type Service struct {
 
 	aead cipher.AEAD // seals idempotency records that carry secrets
 
-	forgetMu  sync.Mutex
-	forgets   []func(id string) // OnForget's
-	agentKeys agentKeyCache
+	agentKeys agentKeyCache // AgentKeys'
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -222,7 +220,8 @@ func (s *Service) Authenticate(ctx context.Context, key string) (pb.Principal, e
 
 // ForgetPrincipal drops the keys of principal id that Authenticate
 // remembers, so that the next request with one is looked up again (after
-// the principal was revoked).
+// the principal was revoked), and the signing keys AgentKeys remembers of
+// it (after any change of them).
 func (s *Service) ForgetPrincipal(id string) {
 	s.keyMu.Lock()
 	for h, c := range s.keyCache {
@@ -232,23 +231,6 @@ func (s *Service) ForgetPrincipal(id string) {
 	}
 	s.keyMu.Unlock()
 	s.agentKeys.forget(id)
-	s.forgetMu.Lock()
-	fs := s.forgets
-	s.forgetMu.Unlock()
-	for _, f := range fs {
-		f(id)
-	}
-}
-
-// OnForget registers f, called with the principal's ID each time
-// ForgetPrincipal is: a capability that remembers a principal's keys (the
-// x402 facilitator remembers agents' signing keys) forgets them with the
-// core, at once on this process, when the principal or one of its keys is
-// revoked. f must be quick and must not call back into the core.
-func (s *Service) OnForget(f func(id string)) {
-	s.forgetMu.Lock()
-	defer s.forgetMu.Unlock()
-	s.forgets = append(s.forgets, f)
 }
 
 // --- idempotency ---
