@@ -23,6 +23,12 @@ func (tx *Tx) Log(ev pb.LogEvent) error {
 // moves p.LogHead to it; the caller then puts p.
 func (tx *Tx) LogPayment(p *pb.Payment, ev pb.LogEvent) error {
 	ev.Subject = p.ID
+	if _, cached := tx.w.payments[p.ID]; p.Version == 0 && !cached {
+		if tx.created == nil {
+			tx.created = map[string]bool{}
+		}
+		tx.created[p.ID] = true
+	}
 	var prev *[32]byte
 	if p.LogHead != ([32]byte{}) {
 		prev = &p.LogHead

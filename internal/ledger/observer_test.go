@@ -66,3 +66,66 @@ func TestObserversWriteWithTheEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// countingStore counts Payment reads.
+type countingStore struct {
+	*sqlite.Store
+	payments int
+}
+
+func (c *countingStore) Payment(ctx context.Context, id string) (*pb.Payment, error) {
+	c.payments++
+	return c.Store.Payment(ctx, id)
+}
+
+// An observer of a new payment's entries, logged before the payment is
+// put (an auto-captured payment's capture), finds no payment, as the store
+// would say, without a read of the store inside the writer; once put, it
+// finds it as put.
+func TestObserversOfANewPaymentReadNothing(t *testing.T) {
+	ctx := context.Background()
+	sq, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingStore{Store: sq}
+	var seen []string
+	observe := func(tx *ledger.Tx, ev pb.LogEvent) error {
+		p, err := tx.Payment(ev.Subject)
+		switch {
+		case err == nil:
+			seen = append(seen, ev.Type+" found "+string(p.Status))
+		case pb.ErrorCode(err) == pb.ErrNotFound:
+			seen = append(seen, ev.Type+" not found")
+		default:
+			return err
+		}
+		return nil
+	}
+	w, err := ledger.New(ctx, ledger.Config{Store: st, PanicOnInvariant: true, Observers: []ledger.Observer{observe}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(); sq.Close() })
+	actor := pb.Actor{Role: pb.RoleOperator, ID: "op"}
+	_, err = w.Submit(ctx, func(tx *ledger.Tx) (any, error) {
+		p := pb.Payment{ID: "pay_new", Status: pb.StatusCaptured, Amount: 1, Currency: "USD", Metadata: map[string]string{}}
+		for _, typ := range []string{"created", "captured"} {
+			if err := tx.LogPayment(&p, pb.LogEvent{Type: typ, Actor: actor}); err != nil {
+				return nil, err
+			}
+		}
+		tx.PutPayment(p)
+		return nil, tx.LogPayment(&p, pb.LogEvent{Type: "noted", Actor: actor})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"created not found", "captured not found", "noted found captured"}
+	if len(seen) != len(want) || seen[0] != want[0] || seen[1] != want[1] || seen[2] != want[2] {
+		t.Fatalf("the observer saw %q, want %q", seen, want)
+	}
+	if st.payments != 0 {
+		t.Fatalf("the writer read the store for payments %d times, want none", st.payments)
+	}
+}

@@ -40,6 +40,11 @@ type Tx struct {
 	// logHead is the leaf hash of each subject's latest entry in this batch:
 	// PutPayment accepts a payment only with its latest entry as head.
 	logHead map[string][32]byte
+	// created are the payments first logged in this batch (Version 0, not
+	// yet cached): the store has none of them, so Payment answers
+	// ErrNotFound for one not yet put without reading it. Observers of a
+	// new payment's entries (an auto-captured one's capture) ask.
+	created map[string]bool
 	// undo records how to take back each change the running operation made
 	// to the batch and the writer's caches, oldest first; Atomic walks it
 	// back to where it began. It is emptied when an operation ends.
@@ -606,6 +611,9 @@ func (tx *Tx) Void(holdID int64, ref string) (int64, error) {
 func (tx *Tx) Payment(id string) (pb.Payment, error) {
 	if p, ok := tx.w.payments[id]; ok {
 		return *p, nil
+	}
+	if tx.created[id] {
+		return pb.Payment{}, pb.Errorf(pb.ErrNotFound, "", "no such payment: %s", id) // as the store says it
 	}
 	p, err := tx.w.cfg.Store.Payment(tx.ctx, id)
 	if err != nil {
