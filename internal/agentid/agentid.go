@@ -8,8 +8,6 @@ package agentid
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
@@ -23,9 +21,10 @@ type Core interface {
 	// ForgetPrincipal drops what the core remembers of a principal's keys
 	// (after its revocation).
 	ForgetPrincipal(id string)
-	// AgentKeys returns an agent's signing keys as of the last change this
-	// process committed, or the store's (service.AgentKeys).
-	AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error)
+	// SigningKey returns the key keyid and its agent (ID and user), as of
+	// the last change this process committed, or the store's
+	// (service.SigningKey).
+	SigningKey(ctx context.Context, keyid string) (*pb.Agent, *pb.AgentKey, error)
 }
 
 // Store is what agent identity reads: its own rows and the agents the keys
@@ -40,17 +39,7 @@ type Service struct {
 	core  Core
 	st    Store
 	clock pb.Clock
-	// owners remembers which agent each key found belongs to (keyid →
-	// owner), which never changes: a keyid is registered once.
-	owners  sync.Map
-	nOwners atomic.Int64
 }
-
-// owner is the agent a key belongs to, and that agent's user.
-type owner struct{ agent, user string }
-
-// maxOwners bounds Service.owners.
-const maxOwners = 100_000
 
 // New returns agent identity over core and st, with the core's clock
 // (nil: the wall clock).

@@ -172,36 +172,17 @@ func (s *Service) useNonce(ctx context.Context, sig *httpsig.Signature) error {
 	return nil
 }
 
-// agentKey returns the agent whose key has thumbprint keyid, and the key,
-// refusing a key that is revoked or rotated out. Once a key was found,
-// its owner is remembered and the key is read with its agent's others
-// (Core.AgentKeys: from memory on SQLite, as of the last change).
+// agentKey returns the agent whose key has thumbprint keyid (its ID and
+// user), and the key, refusing a key that is revoked or rotated out. The
+// key is read as the core keeps it (Core.SigningKey: from memory on
+// SQLite, as of the last change committed).
 func (s *Service) agentKey(ctx context.Context, keyid string) (*pb.Agent, ed25519.PublicKey, error) {
-	if o, ok := s.owners.Load(keyid); ok {
-		o := o.(owner)
-		keys, err := s.core.AgentKeys(ctx, o.agent)
-		if err != nil {
-			return nil, nil, fmt.Errorf("couldn't look up the agent's keys: %w", err)
-		}
-		for i := range keys {
-			if keys[i].KeyID == keyid {
-				return s.validKey(&pb.Agent{ID: o.agent, UserID: o.user}, &keys[i])
-			}
-		}
-	}
-	k, err := s.st.AgentKey(ctx, keyid)
+	a, k, err := s.core.SigningKey(ctx, keyid)
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, sigErr(pb.ErrSignatureInvalid, "no agent has the key %q", keyid)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't look up the agent key: %w", err)
-	}
-	a, err := s.st.Agent(ctx, k.AgentID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("couldn't look up agent %s: %w", k.AgentID, err)
-	}
-	if s.nOwners.Add(1) <= maxOwners {
-		s.owners.Store(keyid, owner{a.ID, a.UserID})
 	}
 	return s.validKey(a, k)
 }

@@ -65,3 +65,35 @@ func (c *agentKeyCache) forget(id string) {
 	c.gen++
 	delete(c.keys, id)
 }
+
+// SigningKey returns the key with thumbprint keyid, as AgentKeys has it,
+// and its owner: an agent with only ID and UserID set, which never change
+// (a keyid is registered once), so they are remembered once found. It
+// returns ErrNotFound when no agent has the key. The caller checks that
+// the key may sign (pb.AgentKey.ValidAt).
+func (s *Service) SigningKey(ctx context.Context, keyid string) (*pb.Agent, *pb.AgentKey, error) {
+	if o, ok := s.keyOwners.Load(keyid); ok {
+		o := o.(*pb.Agent)
+		keys, err := s.AgentKeys(ctx, o.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range keys {
+			if keys[i].KeyID == keyid {
+				return &pb.Agent{ID: o.ID, UserID: o.UserID}, &keys[i], nil
+			}
+		}
+	}
+	k, err := s.st.AgentKey(ctx, keyid)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := s.st.Agent(ctx, k.AgentID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.nKeyOwners.Add(1) <= maxKeyCache {
+		s.keyOwners.Store(keyid, &pb.Agent{ID: a.ID, UserID: a.UserID})
+	}
+	return &pb.Agent{ID: a.ID, UserID: a.UserID}, k, nil
+}

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -70,7 +71,9 @@ type Service struct {
 
 	aead cipher.AEAD // seals idempotency records that carry secrets
 
-	agentKeys agentKeyCache // AgentKeys'
+	agentKeys  agentKeyCache // AgentKeys'
+	keyOwners  sync.Map      // keyid → *pb.Agent (ID, UserID): SigningKey's
+	nKeyOwners atomic.Int64
 
 	stop chan struct{}
 	wg   sync.WaitGroup

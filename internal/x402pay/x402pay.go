@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -42,15 +41,16 @@ type Core interface {
 	// Capture captures amount of a tab's hold; Cancel releases it.
 	Capture(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string, amount *int64) service.Result
 	Cancel(ctx context.Context, caller pb.Principal, idem *service.Idempotency, id string) service.Result
-	// AgentKeys returns an agent's signing keys as of the last change this
-	// process committed, or the store's (service.AgentKeys).
-	AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error)
+	// SigningKey returns the key keyid and its agent (ID and user), as of
+	// the last change this process committed, or the store's
+	// (service.SigningKey).
+	SigningKey(ctx context.Context, keyid string) (*pb.Agent, *pb.AgentKey, error)
 }
 
-// Store is what the facilitator reads: its tabs, agents' keys and agents.
+// Store is what the facilitator reads: its tabs and agents (a key is the
+// core's: Core.SigningKey).
 type Store interface {
 	pb.X402Store
-	AgentKey(ctx context.Context, keyid string) (*pb.AgentKey, error)
 	Agent(ctx context.Context, id string) (*pb.Agent, error)
 }
 
@@ -90,24 +90,14 @@ type Service struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	// owners remembers which agent each key found belongs to (keyid →
-	// owner), which never changes: a keyid is registered once. The key
-	// itself is read each time with its agent's others (Core.AgentKeys:
-	// from memory on SQLite as of the last change committed, from the
-	// store on PostgreSQL), so a revoked key is refused at once.
-	owners  sync.Map
-	nOwners atomic.Int64
 	// verified remembers the signatures that verified (see
 	// verifySignature), until their authorizations expire.
 	cacheMu  sync.Mutex
 	verified map[[32]byte]time.Time
 }
 
-// owner is the agent a key belongs to, and that agent's user.
-type owner struct{ agent, user string }
-
-// maxCache bounds owners and verified; past it, a cache starts over (the
-// signatures' after dropping the expired ones).
+// maxCache bounds verified; past it, it starts over after dropping the
+// expired ones.
 const maxCache = 100_000
 
 // New returns the facilitator over core and st. It refuses a network that
@@ -318,31 +308,12 @@ func (s *Service) agentKey(ctx context.Context, keyid string, now time.Time) (*p
 		}
 		return a, s.cfg.Delegate, nil
 	}
-	if o, ok := s.owners.Load(keyid); ok {
-		o := o.(owner)
-		keys, err := s.core.AgentKeys(ctx, o.agent)
-		if err != nil {
-			return nil, nil, fmt.Errorf("couldn't look up the agent's keys: %w", err)
-		}
-		for i := range keys {
-			if keys[i].KeyID == keyid {
-				return validKey(&pb.Agent{ID: o.agent, UserID: o.user}, &keys[i], now)
-			}
-		}
-	}
-	k, err := s.st.AgentKey(ctx, keyid)
+	a, k, err := s.core.SigningKey(ctx, keyid) // as of the last change: see Core
 	if pb.ErrorCode(err) == pb.ErrNotFound {
 		return nil, nil, refuse(wire.ReasonInvalidSignature, "no agent has the key %q", keyid)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't look up the agent key: %w", err)
-	}
-	a, err := s.st.Agent(ctx, k.AgentID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("couldn't look up agent %s: %w", k.AgentID, err)
-	}
-	if s.nOwners.Add(1) <= maxCache {
-		s.owners.Store(keyid, owner{a.ID, a.UserID})
 	}
 	return validKey(a, k, now)
 }
