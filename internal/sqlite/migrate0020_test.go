@@ -3,9 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"encoding/json"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,30 +17,7 @@ import (
 // idempotency records without the age index, which is gone.
 func TestVaultTokensMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "paybound.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE schema_version (version INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	names, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(names)
-	for v, name := range names[:19] {
-		body, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := db.Exec(`INSERT INTO schema_version (version) VALUES (?)`, v+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := databaseAt(t, path, 19)
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	toks := []pb.VaultToken{
 		{ID: "vt_1", CardID: "card_1", MandateID: "mdt_1", AgentID: "agt_1", UserID: "usr_1", MerchantID: "mch_1", CheckoutSessionID: "cs_1",

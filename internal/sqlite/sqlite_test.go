@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,25 +199,7 @@ func TestLogAcrossReopen(t *testing.T) {
 func TestLogBundlesMigration(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "paybound.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TABLE schema_version (version INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for v, name := range []string{"0001_core.sql", "0002_log.sql", "0003_disputes.sql", "0004_risk.sql"} {
-		body, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := db.Exec(`INSERT INTO schema_version (version) VALUES (?)`, v+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := databaseAt(t, path, 4)
 	// Three commits stored as schema 4 did: a row an entry, the root on each
 	// commit's last, the hashes above the leaves in log_hashes. Bodies and
 	// subjects carry bytes that text would not keep.
@@ -312,4 +295,36 @@ func TestLogBundlesMigration(t *testing.T) {
 	if err := tlog.VerifyConsistency(old, tlog.Checkpoint{Origin: "test", Size: size, Hash: root}, proof); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// databaseAt makes a database at path as a binary of schema version made
+// it: migrations 1 to version applied, recorded in schema_version. The
+// caller closes it.
+func databaseAt(t *testing.T, path string, version int) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_version (version INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	names, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(names) < version {
+		t.Fatalf("migrations: %d, %v", len(names), err)
+	}
+	slices.Sort(names)
+	for v, name := range names[:version] {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := db.Exec(`INSERT INTO schema_version (version) VALUES (?)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
 }
