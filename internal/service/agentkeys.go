@@ -28,7 +28,8 @@ type cachedAgentKeys struct {
 // memory once read, for keyCacheTTL at most (a bound in case a change
 // escaped ForgetPrincipal); on a shared store (PostgreSQL), where another
 // process may revoke a key, always from the store. delegate_payment's
-// signature is checked against them, once a checkout.
+// signature, signed requests and x402 authorizations are checked against
+// them (SigningKey).
 func (s *Service) AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, error) {
 	if _, shared := s.st.(pb.SharedStore); shared {
 		return s.st.AgentKeys(ctx, agentID)
