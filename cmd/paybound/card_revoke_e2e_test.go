@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,5 +154,39 @@ func TestDelegationFollowsKeyChanges(t *testing.T) {
 		t.Fatalf("the session after the refusal: %s", n.raw)
 	}
 	s.ok(201, s.delegate(s.agentKey, "d4", s.cardNo, id, s.merch, 1200, soon, second))
+	s.verify()
+}
+
+// TestRevokeAgentCardConcurrently: revocations of one card sent at once,
+// each with its own key, revoke it once: one agent_card.revoked entry in
+// the log, and every answer carries its revoked_at.
+func TestRevokeAgentCardConcurrently(t *testing.T) {
+	t.Parallel()
+	s := newShop(t)
+	path := "/v1/mandates/" + s.mandate + "/cards/" + s.card.str("id") + "/revoke"
+	var wg sync.WaitGroup
+	at := make([]string, 12)
+	for i := range at {
+		wg.Go(func() { at[i] = s.ok(200, s.call("POST", path, s.userKey, fmt.Sprint("rv-", i), nil)).str("revoked_at") })
+	}
+	wg.Wait()
+	for _, a := range at {
+		if a == "" || a != at[0] {
+			t.Fatalf("revoked_at in the answers: %q", at)
+		}
+	}
+	entries := 0
+	for i := 0; ; i++ {
+		e := s.call("GET", "/v1/log/entries/"+fmt.Sprint(i), s.op, "", nil)
+		if e.status == 404 {
+			break
+		}
+		if e.str("type") == "agent_card.revoked" {
+			entries++
+		}
+	}
+	if entries != 1 {
+		t.Fatalf("%d agent_card.revoked entries in the log, want 1", entries)
+	}
 	s.verify()
 }

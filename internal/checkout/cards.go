@@ -530,6 +530,11 @@ func (s *Service) RevokeCard(ctx context.Context, caller pb.Principal, idem *ser
 	if !pb.HasPrefix(cardID, pb.PrefixAgentCard) || !pb.HasPrefix(mandateID, pb.PrefixMandate) {
 		return service.Result{Err: noCard}
 	}
+	release, err := s.exclusive(ctx, cardID, idem) // a second revocation reads the first's
+	if err != nil {
+		return service.Result{Err: err}
+	}
+	defer release()
 	res := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		c, err := inTx(tx, cards, func(c *pb.AgentCard) string { return c.ID }, cardID, s.st.AgentCard)
 		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && (c.MandateID != mandateID || c.UserID != caller.ID)) {
