@@ -167,7 +167,9 @@ func TestRevokeAgentCardConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	at := make([]string, 12)
 	for i := range at {
-		wg.Go(func() { at[i] = s.ok(200, s.call("POST", path, s.userKey, fmt.Sprint("rv-", i), nil)).str("revoked_at") })
+		wg.Go(func() {
+			at[i] = s.ok(200, s.call("POST", path, s.userKey, fmt.Sprint("rv-", i), nil)).str("revoked_at")
+		})
 	}
 	wg.Wait()
 	for _, a := range at {
