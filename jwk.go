@@ -2,9 +2,11 @@ package paybound
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 )
 
 // MaxJWKLength bounds a public key document.
@@ -45,4 +47,20 @@ func ParseEd25519JWK(raw []byte) (canonical, thumbprint string, err error) {
 	canonical = `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(x) + `"}`
 	sum := sha256.Sum256([]byte(canonical))
 	return canonical, base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// Ed25519 decodes k's public key from its canonical JWK (as
+// ParseEd25519JWK stored it).
+func (k *AgentKey) Ed25519() (ed25519.PublicKey, error) {
+	var jwk struct {
+		X string `json:"x"`
+	}
+	if err := json.Unmarshal([]byte(k.PublicKey), &jwk); err != nil {
+		return nil, fmt.Errorf("key %s: %w", k.KeyID, err)
+	}
+	x, err := base64.RawURLEncoding.DecodeString(jwk.X)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("key %s is not an Ed25519 key", k.KeyID)
+	}
+	return ed25519.PublicKey(x), nil
 }

@@ -3,7 +3,6 @@ package agentid
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -192,23 +191,9 @@ func (s *Service) validKey(a *pb.Agent, k *pb.AgentKey) (*pb.Agent, ed25519.Publ
 	if !k.ValidAt(s.clock.Now()) {
 		return nil, nil, sigErr(pb.ErrKeyRevoked, "the key %q was revoked or rotated out", k.KeyID)
 	}
-	pub, err := jwkPublicKey(k.PublicKey)
+	pub, err := k.Ed25519()
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent %s has an unreadable key: %w", a.ID, err)
 	}
 	return a, pub, nil
-}
-
-func jwkPublicKey(jwk string) (ed25519.PublicKey, error) {
-	var k struct {
-		X string `json:"x"`
-	}
-	if err := json.Unmarshal([]byte(jwk), &k); err != nil {
-		return nil, err
-	}
-	x, err := base64.RawURLEncoding.DecodeString(k.X)
-	if err != nil || len(x) != ed25519.PublicKeySize {
-		return nil, errors.New("not an Ed25519 key")
-	}
-	return ed25519.PublicKey(x), nil
 }

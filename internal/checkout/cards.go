@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -282,7 +281,7 @@ func (s *Service) VerifyDelegation(ctx context.Context, caller pb.Principal, sig
 		if !k.ValidAt(now) {
 			continue
 		}
-		if pub, ok := publicKey(k.PublicKey); ok && ed25519.Verify(pub, msg, sig) {
+		if pub, err := k.Ed25519(); err == nil && ed25519.Verify(pub, msg, sig) {
 			return nil
 		}
 	}
@@ -299,18 +298,6 @@ func decodeBase64(s string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("not base64")
-}
-
-// publicKey reads a stored canonical Ed25519 JWK.
-func publicKey(jwk string) (ed25519.PublicKey, bool) {
-	var k struct {
-		X string `json:"x"`
-	}
-	if json.Unmarshal([]byte(jwk), &k) != nil {
-		return nil, false
-	}
-	x, err := base64.RawURLEncoding.DecodeString(k.X)
-	return ed25519.PublicKey(x), err == nil && len(x) == ed25519.PublicKeySize
 }
 
 // liveCard returns the caller's card with p's number and its mandate, if

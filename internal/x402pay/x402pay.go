@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -323,13 +322,7 @@ func validKey(a *pb.Agent, k *pb.AgentKey, now time.Time) (*pb.Agent, []byte, er
 	if !k.ValidAt(now) {
 		return nil, nil, refuse(wire.ReasonInvalidSignature, "the key %q was revoked or rotated out", k.KeyID)
 	}
-	var jwk struct {
-		X string `json:"x"`
-	}
-	if err := json.Unmarshal([]byte(k.PublicKey), &jwk); err != nil {
-		return nil, nil, fmt.Errorf("agent %s has an unreadable key: %w", a.ID, err)
-	}
-	pub, err := decodeKey(jwk.X)
+	pub, err := k.Ed25519()
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent %s has an unreadable key: %w", a.ID, err)
 	}
@@ -560,13 +553,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
-}
-
-// decodeKey reads an Ed25519 public key's unpadded base64url x.
-func decodeKey(x string) ([]byte, error) {
-	b, err := base64.RawURLEncoding.DecodeString(x)
-	if err != nil || len(b) != ed25519.PublicKeySize {
-		return nil, errors.New("not an Ed25519 key")
-	}
-	return b, nil
 }
