@@ -1,0 +1,83 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/paybound/paybound"
+)
+
+// TestIdempotencyKeyFirstMigration: a database of schema 20 (idempotency
+// records indexed by caller, then key) opens with every record found by
+// its caller and key as before, the sweep still takes the oldest first
+// (their rowids are kept), a new record of an old key is refused, and the
+// index now begins with the key.
+func TestIdempotencyKeyFirstMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "paybound.db")
+	db := databaseAt(t, path, 20)
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	// Inserted newest key first, oldest record first: rowid order is age
+	// order, key order is not.
+	recs := []struct {
+		caller, key string
+		at          time.Time
+	}{
+		{"usr_1", "zz-old", t0.Add(-48 * time.Hour)},
+		{"usr_2", "zz-old", t0.Add(-47 * time.Hour)},
+		{"usr_1", "aa-new", t0},
+	}
+	for i, r := range recs {
+		if _, err := db.Exec(`INSERT INTO idempotency (caller, key, request_hash, status, body, created_ms) VALUES (?, ?, x'01', ?, ?, ?)`,
+			r.caller, r.key, 200+i, []byte(r.caller+"/"+r.key), r.at.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	ctx := t.Context()
+	var keys []pb.IdempotencyKey
+	for _, r := range recs {
+		keys = append(keys, pb.IdempotencyKey{Caller: r.caller, Key: r.key})
+	}
+	got, err := s.LookupIdempotency(ctx, append(keys, pb.IdempotencyKey{Caller: "usr_3", Key: "zz-old"}))
+	if err != nil || len(got) != len(recs) {
+		t.Fatalf("LookupIdempotency after the migration = %d records, %v; want %d", len(got), err, len(recs))
+	}
+	for _, g := range got {
+		if string(g.Body) != g.Caller+"/"+g.Key {
+			t.Fatalf("record %s/%s has the body %q", g.Caller, g.Key, g.Body)
+		}
+	}
+	dup := pb.IdempotencyRecord{Caller: "usr_2", Key: "zz-old", Status: 201, Body: []byte("again"), CreatedAt: t0}
+	if err := s.Commit(ctx, &pb.Batch{PaymentPart: pb.PaymentPart{Idempotency: []pb.IdempotencyRecord{dup}}}); err == nil {
+		t.Fatal("a second record of usr_2's key zz-old was stored")
+	}
+	if n, err := s.DeleteIdempotency(ctx, t0.Add(-time.Hour), 1); err != nil || n != 1 {
+		t.Fatalf("DeleteIdempotency(limit 1) = %d, %v; want the oldest", n, err)
+	}
+	left, err := s.LookupIdempotency(ctx, keys)
+	if err != nil || len(left) != 2 {
+		t.Fatalf("after one sweep: %d records, %v", len(left), err)
+	}
+	for _, g := range left {
+		if g.Caller == "usr_1" && g.Key == "zz-old" {
+			t.Fatal("the sweep left the oldest record and took another")
+		}
+	}
+
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var ddl string
+	if err := raw.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = 'idempotency'`).Scan(&ddl); err != nil || !strings.Contains(ddl, "PRIMARY KEY (key, caller)") {
+		t.Fatalf("idempotency: %s %v", ddl, err)
+	}
+}
