@@ -76,7 +76,7 @@ func TestACPSessionCalls(t *testing.T) {
 			r.Header.Get("Authorization") != "Bearer "+testKey {
 			t.Errorf("%s %s headers = %v", r.Method, r.Path, r.Header)
 		}
-		if (r.Method == "POST") != hexKey.MatchString(r.Header.Get("Idempotency-Key")) {
+		if (r.Method == "POST") != freshKey.MatchString(r.Header.Get("Idempotency-Key")) {
 			t.Errorf("%s %s Idempotency-Key = %q", r.Method, r.Path, r.Header.Get("Idempotency-Key"))
 		}
 	}

@@ -24,7 +24,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,7 +143,7 @@ func New(baseURL, apiKey string, opts ...Option) *Client {
 type idemKey struct{}
 
 // WithIdempotencyKey returns a context under which every POST sends key as
-// its Idempotency-Key instead of a fresh random one. Use it to retry an
+// its Idempotency-Key instead of a fresh one. Use it to retry an
 // operation across calls or processes: the server answers the same key and
 // body with the stored response (even a failure), and answers the same key
 // with another body with a 422 idempotency_conflict, so give each distinct
@@ -153,15 +152,15 @@ func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, idemKey{}, key)
 }
 
-// idempotencyKey returns the key that ctx carries, or a fresh 128-bit random
-// one in hex.
+// idempotencyKey returns the key that ctx carries, or a fresh one: 48 bits
+// of milliseconds, then 80 random bits (pb.NewID). Keys that begin with the
+// time land together in the server's index of keys, where random ones
+// dirty a page each (migration 0021).
 func idempotencyKey(ctx context.Context) string {
 	if k, _ := ctx.Value(idemKey{}).(string); k != "" {
 		return k
 	}
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
-	return hex.EncodeToString(b[:])
+	return pb.NewID("", time.Now())
 }
 
 // NewUser is a created user with its API key. The key is shown only in this

@@ -99,7 +99,9 @@ func replyError(status int, code pb.Code, msg string, header ...string) func(htt
 var payment = pb.Payment{ID: "pay_01", Object: "payment", Status: pb.StatusCaptured, Amount: 1250,
 	AmountCaptured: 1250, Currency: "USD", MerchantID: "mch_01", PayerID: "usr_01", CaptureMethod: pb.CaptureAutomatic}
 
-var hexKey = regexp.MustCompile(`^[0-9a-f]{32}$`)
+// freshKey is a default Idempotency-Key: pb.NewID without a prefix, 48 bits
+// of milliseconds then 80 random bits in base32.
+var freshKey = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{26}$`)
 
 func TestPostSendsIdempotencyKeyAndReusesItOnRetry(t *testing.T) {
 	t.Parallel()
@@ -123,8 +125,8 @@ func TestPostSendsIdempotencyKeyAndReusesItOnRetry(t *testing.T) {
 		t.Fatalf("%d requests, want 3 (two retries)", len(reqs))
 	}
 	key := reqs[0].Header.Get("Idempotency-Key")
-	if !hexKey.MatchString(key) {
-		t.Errorf("Idempotency-Key %q is not 128 bits of hex", key)
+	if !freshKey.MatchString(key) {
+		t.Errorf("Idempotency-Key %q is not a fresh time-ordered key", key)
 	}
 	for i, r := range reqs {
 		if got := r.Header.Get("Idempotency-Key"); got != key {

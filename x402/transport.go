@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	pb "github.com/paybound/paybound"
 
 	"github.com/paybound/paybound/x402/wire"
 )
@@ -381,11 +381,12 @@ func Payload(pr *PaymentRequired, reqs PaymentRequirements, sa *wire.SignedAutho
 	return pl, nil
 }
 
-// NewPaymentID returns a fresh payment identifier: "pay_" and 32 hex digits.
+// NewPaymentID returns a fresh payment identifier: "pay_", then 26 base32
+// digits of 48 bits of milliseconds and 80 random bits (pb.NewID). The
+// facilitator keys its idempotency records with it, and keys that begin
+// with the time land together in its index.
 func NewPaymentID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return "pay_" + hex.EncodeToString(b[:])
+	return pb.NewID("pay_", time.Now())
 }
 
 func jsonMarshal(v any) ([]byte, error) {

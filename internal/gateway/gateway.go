@@ -18,9 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +29,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	pb "github.com/paybound/paybound"
 )
 
 // Config is the gateway's configuration.
@@ -295,8 +295,6 @@ func (g *Gateway) release(id string) {
 
 // settle reports the request's usage, which settles its reservation.
 func (g *Gateway) settle(customer, model, rsv string, u usage) {
-	var id [12]byte
-	rand.Read(id[:])
 	tokens := map[string]int64{}
 	for k, v := range map[string]int64{"input": u.Input - u.Cached, "cached_input": u.Cached, "output": u.Output - u.Reasoning, "reasoning": u.Reasoning} {
 		if v > 0 {
@@ -308,7 +306,9 @@ func (g *Gateway) settle(customer, model, rsv string, u usage) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
-	ev := map[string]any{"id": "gw_" + hex.EncodeToString(id[:]), "customer": customer, "model": model, "reservation": rsv, "usage": tokens}
+	// The event's id begins with the time, as the Idempotency-Keys below:
+	// new ids land together in the server's index of them.
+	ev := map[string]any{"id": pb.NewID("gw_", time.Now()), "customer": customer, "model": model, "reservation": rsv, "usage": tokens}
 	var out struct {
 		Data []struct {
 			Status string `json:"status"`
@@ -339,9 +339,9 @@ func (g *Gateway) call(ctx context.Context, method, path, key string, in, out an
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if method == "POST" && path != "/v1/billing/events" {
-		var k [16]byte
-		rand.Read(k[:])
-		req.Header.Set("Idempotency-Key", "gw-"+hex.EncodeToString(k[:]))
+		// Time first, so the keys land together in the server's index
+		// (migration 0021).
+		req.Header.Set("Idempotency-Key", pb.NewID("gw-", time.Now()))
 	}
 	res, err := g.cfg.Client.Do(req)
 	if err != nil {

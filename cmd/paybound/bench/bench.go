@@ -272,6 +272,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer,
 	db := fs.String("db", "", "a postgres:// URL for the in-process server's store (default: SQLite)")
 	process := fs.Bool("process", false, processUsage)
 	signed := fs.Bool("signed", false, "agents pay under mandates with signed requests (one request a payment) instead of users with bearer keys (create + capture)")
+	randomKeys := fs.Bool("random-keys", false, "send random Idempotency-Keys (as UUIDv4 clients do) instead of time-ordered ones (as Paybound's clients do)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -286,7 +287,7 @@ func benchPayments(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if *process && *url != "" {
 		return errors.New("bench payments: --process starts a server; --url names one already running")
 	}
-	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed, env: env, process: *process}
+	cfg := payLoad{url: *url, key: *key, dur: *dur, clients: *clients, payers: *payers, db: *db, signed: *signed, randomKeys: *randomKeys, env: env, process: *process}
 	out, err := loadPayments(ctx, cfg, 0)
 	if err != nil {
 		return err
@@ -313,6 +314,7 @@ const LoadRiskConfig = `{"per_minute": 1000000000, "per_hour": 1000000000, "per_
 // server of its own, begun with env.StartServer, when url is empty.
 type payLoad struct {
 	signed          bool // agents paying under mandates with signed requests, one request a payment
+	randomKeys      bool // random Idempotency-Keys instead of time-ordered ones (idemKey)
 	webhooks        bool // the server may deliver webhooks to 127.0.0.1
 	process         bool // the server runs as a process of its own
 	url, key, db    string
@@ -356,7 +358,7 @@ func loadPayments(ctx context.Context, cfg payLoad, maxBatch int) (map[string]an
 	if err != nil {
 		return nil, err
 	}
-	r := &loadRun{lat: make([][]time.Duration, cfg.clients), host: strings.TrimPrefix(cfg.url, "http://"), merchant: merchant}
+	r := &loadRun{lat: make([][]time.Duration, cfg.clients), host: strings.TrimPrefix(cfg.url, "http://"), merchant: merchant, randomKeys: cfg.randomKeys}
 	var agents []benchAgent
 	if cfg.signed {
 		for _, u := range users {
@@ -496,15 +498,29 @@ func setupPayers(call caller, key string, payers int) (created, []created, error
 
 // loadRun is what the clients of one payments load share.
 type loadRun struct {
-	host     string
-	merchant created
-	deadline time.Time
-	lat      [][]time.Duration     // per client, each request's latency
-	done     atomic.Int64          // payments made
-	firstErr atomic.Pointer[error] // the first client's error that ended the load
+	host       string
+	merchant   created
+	deadline   time.Time
+	randomKeys bool                  // see idemKey
+	lat        [][]time.Duration     // per client, each request's latency
+	done       atomic.Int64          // payments made
+	firstErr   atomic.Pointer[error] // the first client's error that ended the load
 }
 
 func (r *loadRun) fail(err error) { r.firstErr.CompareAndSwap(nil, &err) }
+
+// idemKey is a fresh Idempotency-Key: one that begins with the time, as
+// Paybound's client and CLI send (pb.NewID), or with --random-keys 128
+// random bits, as a UUIDv4 client sends, which costs the server an index
+// page a key (migration 0021).
+func (r *loadRun) idemKey() string {
+	if !r.randomKeys {
+		return pb.NewID("", time.Now())
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
+	return hex.EncodeToString(b[:])
+}
 
 // payAndCapture is client c's load as payer u: a payment with manual
 // capture, then its capture by the merchant, until the deadline.
@@ -518,7 +534,7 @@ func (r *loadRun) payAndCapture(c int, u created) {
 	body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + r.merchant.ID + `","capture_method":"manual"}`)
 	for n := 0; time.Now().Before(r.deadline); n++ {
 		t0 := time.Now()
-		key := "bench-" + strconv.Itoa(c) + "-" + strconv.Itoa(n)
+		key := r.idemKey()
 		resp, err := conn.post("/v1/payments", u.APIKey, key, body, 201)
 		if err != nil {
 			r.fail(err)
@@ -547,7 +563,7 @@ func (r *loadRun) paySigned(c int, a benchAgent) {
 	body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + r.merchant.ID + `","mandate_id":"` + a.mandate + `"}`)
 	for n := 0; time.Now().Before(r.deadline); n++ {
 		t0 := time.Now()
-		key := "bench-s-" + strconv.Itoa(c) + "-" + strconv.Itoa(n)
+		key := r.idemKey()
 		extra, err := a.sign(r.host, body, key)
 		if err == nil {
 			_, err = conn.postWith("/v1/payments", extra, key, body, 201)
@@ -581,7 +597,7 @@ func (r *loadRun) report(cfg payLoad, elapsed float64) (map[string]any, error) {
 		requestsPer = 1
 	}
 	done := r.done.Load()
-	return map[string]any{"bench": "payments", "signed": cfg.signed, "store": storeName, "clients": cfg.clients, "payers": cfg.payers,
+	return map[string]any{"bench": "payments", "signed": cfg.signed, "random_keys": cfg.randomKeys, "store": storeName, "clients": cfg.clients, "payers": cfg.payers,
 		"payments": done, "seconds": elapsed, "payments_per_sec": int64(float64(done) / elapsed),
 		"requests_per_sec": int64(float64(requestsPer*done) / elapsed),
 		"p50_ms":           ms(all[len(all)/2]), "p99_ms": ms(all[len(all)*99/100])}, nil

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,9 +68,7 @@ func (c *cmd) api(method, path string, in, out any) error {
 	if method == "POST" && path != "/v1/billing/events" {
 		idem := c.idem
 		if idem == "" {
-			var k [16]byte
-			rand.Read(k[:])
-			idem = "cli-" + hex.EncodeToString(k[:])
+			idem = pb.NewID("cli-", time.Now()) // time first: see client's default
 		}
 		req.Header.Set("Idempotency-Key", idem)
 	}

@@ -289,7 +289,7 @@ func (cl *cli) command(name, synopsis string, post bool) *cmd {
 	c.fs.StringVar(&c.key, "key", "", "API key (default $PAYBOUND_KEY; prefer the environment: flags show in ps)")
 	c.fs.BoolVar(&c.json, "json", false, "print the JSON object instead of text")
 	if post {
-		c.fs.StringVar(&c.idem, "idempotency-key", "", "Idempotency-Key to send (default: a fresh random one); repeat a command with the same key to retry it without applying it twice")
+		c.fs.StringVar(&c.idem, "idempotency-key", "", "Idempotency-Key to send (default: a fresh one that begins with the time); repeat a command with the same key to retry it without applying it twice")
 	}
 	cmdline.UsageFor(c.fs, cl.stderr, "paybound "+synopsis)
 	return c
