@@ -2,6 +2,7 @@ package paybound
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -12,9 +13,9 @@ type AgentKeyStore interface {
 	AgentKey(ctx context.Context, keyid string) (*AgentKey, error)
 	// AgentKeys returns an agent's keys, oldest first.
 	AgentKeys(ctx context.Context, agentID string) ([]AgentKey, error)
-	// NonceSeen reports whether a signed request with keyid and nonce was
-	// recorded (and not yet past its window).
-	NonceSeen(ctx context.Context, keyid, nonce string) (bool, error)
+	// NonceSeen reports whether n was recorded (and not yet past its
+	// window): see Nonce.Same for when two nonces are the same.
+	NonceSeen(ctx context.Context, n Nonce) (bool, error)
 	// DeleteNonces removes nonces whose window closed before cutoff, at most limit.
 	DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	// UserAgents returns a page of a user's agents, newest first: those
@@ -26,7 +27,8 @@ type AgentKeyStore interface {
 // AgentKeyPart is agent identity's share of a Batch: agents' signing keys
 // and the nonces of their signed requests.
 type AgentKeyPart struct {
-	// Nonces of signed requests; a nonce already stored refuses the batch.
+	// Nonces of signed requests; a nonce already stored (Nonce.Same)
+	// refuses the batch.
 	Nonces []Nonce
 	// AgentKeys are inserted or have their not_after and revocation updated.
 	AgentKeys []AgentKey
@@ -39,5 +41,23 @@ func (p *AgentKeyPart) Empty() bool { return len(p.Nonces)+len(p.AgentKeys) == 0
 type Nonce struct {
 	KeyID   string
 	Nonce   string
-	Expires time.Time
+	Expires time.Time // the signed expiry, plus the allowed clock skew
+}
+
+// NoncePrefixX402 begins the Nonce of an x402 authorization.
+const NoncePrefixX402 = "x402:"
+
+// Same reports whether n and o are one nonce, which a store keeps once.
+//
+// An HTTP message signature's nonce is the same when its key, nonce and
+// expiry are: the expiry is signed, so a replayed request carries the same
+// one, and stores key nonces by expiry first, which puts a batch's new
+// nonces together at the end of their index instead of a page each
+// (migration 0022). An x402 authorization's nonce (NoncePrefixX402) is the
+// same whatever its expiry, as EIP-3009's authorization nonces are: a
+// payer who signs a second authorization with a used nonce is refused, not
+// charged twice.
+func (n Nonce) Same(o Nonce) bool {
+	return n.KeyID == o.KeyID && n.Nonce == o.Nonce &&
+		(strings.HasPrefix(n.Nonce, NoncePrefixX402) || n.Expires.UnixMilli() == o.Expires.UnixMilli())
 }

@@ -903,11 +903,11 @@ func (tx *Tx) PutPasskey(k pb.Passkey) { appendUndoable(tx, &tx.batch.Passkeys, 
 // restart, or from another process).
 func (tx *Tx) UseNonce(n pb.Nonce) error {
 	for _, m := range tx.batch.Nonces {
-		if m.KeyID == n.KeyID && m.Nonce == n.Nonce {
+		if m.Same(n) {
 			return ErrNonceUsed
 		}
 	}
-	seen, err := tx.w.cfg.Store.NonceSeen(tx.ctx, n.KeyID, n.Nonce)
+	seen, err := tx.w.cfg.Store.NonceSeen(tx.ctx, n)
 	if err != nil {
 		return fmt.Errorf("couldn't look up the nonce: %w", err)
 	}

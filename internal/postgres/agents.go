@@ -19,8 +19,8 @@ func queueAgentKeys(q *pgx.Batch, b *pb.Batch) error {
 }
 
 func (s *Store) DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM signature_nonces WHERE (keyid, nonce) IN
-		(SELECT keyid, nonce FROM signature_nonces WHERE expires_ms < $1 LIMIT $2)`, cutoff.UnixMilli(), limit)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM signature_nonces WHERE (expires_ms, keyid, nonce) IN
+		(SELECT expires_ms, keyid, nonce FROM signature_nonces WHERE expires_ms < $1 ORDER BY expires_ms LIMIT $2)`, cutoff.UnixMilli(), limit)
 	if err != nil {
 		return 0, err
 	}

@@ -17,7 +17,8 @@ func agentParts(b *pb.Batch) []part {
 }
 
 func (s *Store) DeleteNonces(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM signature_nonces WHERE rowid IN (SELECT rowid FROM signature_nonces WHERE expires_ms < ? LIMIT ?)`, cutoff.UnixMilli(), limit)
+	res, err := s.db.ExecContext(ctx, `DELETE FROM signature_nonces WHERE (expires_ms, keyid, nonce) IN
+		(SELECT expires_ms, keyid, nonce FROM signature_nonces WHERE expires_ms < ? ORDER BY expires_ms LIMIT ?)`, cutoff.UnixMilli(), limit)
 	if err != nil {
 		return 0, err
 	}

@@ -81,3 +81,42 @@ func TestIdempotencyKeyFirstMigration(t *testing.T) {
 		t.Fatalf("idempotency: %s %v", ddl, err)
 	}
 }
+
+// TestNoncesTimeFirstMigration: a database of schema 21 opens with its
+// signed requests' and x402 authorizations' nonces still seen, an x402
+// nonce still refused under another expiry, and the sweep working on the
+// new key.
+func TestNoncesTimeFirstMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "paybound.db")
+	db := databaseAt(t, path, 21)
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	sig := pb.Nonce{KeyID: "kid", Nonce: "n1", Expires: t0.Add(5 * time.Minute)}
+	x := pb.Nonce{KeyID: "kid", Nonce: pb.NoncePrefixX402 + "n1", Expires: t0.Add(time.Minute)}
+	for _, n := range []pb.Nonce{sig, x} {
+		if _, err := db.Exec(`INSERT INTO signature_nonces (keyid, nonce, expires_ms) VALUES (?, ?, ?)`, n.KeyID, n.Nonce, n.Expires.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := open(t, path)
+	ctx := t.Context()
+	for _, n := range []pb.Nonce{sig, x} {
+		if seen, err := s.NonceSeen(ctx, n); err != nil || !seen {
+			t.Fatalf("NonceSeen(%+v) after the migration = %v, %v", n, seen, err)
+		}
+	}
+	again := x
+	again.Expires = x.Expires.Add(time.Hour)
+	if err := s.Commit(ctx, &pb.Batch{AgentKeyPart: pb.AgentKeyPart{Nonces: []pb.Nonce{again}}}); err == nil {
+		t.Fatal("an x402 nonce was stored again under another expiry")
+	}
+	if n, err := s.DeleteNonces(ctx, t0.Add(2*time.Minute), 10); err != nil || n != 1 {
+		t.Fatalf("DeleteNonces = %d, %v; want the x402 nonce", n, err)
+	}
+	if seen, _ := s.NonceSeen(ctx, sig); !seen {
+		t.Fatal("the sweep took a nonce inside its window")
+	}
+}

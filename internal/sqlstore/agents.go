@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	pb "github.com/paybound/paybound"
 )
@@ -48,9 +49,19 @@ func (r Reads) AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, er
 		`SELECT `+agentKeyCols+` FROM agent_keys WHERE agent_id = $1 ORDER BY created_at, keyid LIMIT 100`, agentID)
 }
 
-func (r Reads) NonceSeen(ctx context.Context, keyid, nonce string) (bool, error) {
+// NonceSeen looks n up by expiry, key and nonce (the primary key), or an
+// x402 nonce by key and nonce (signature_nonces_x402, whose condition the
+// query repeats so that the index serves it): see pb.Nonce.Same.
+func (r Reads) NonceSeen(ctx context.Context, n pb.Nonce) (bool, error) {
 	var seen bool
-	err := r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signature_nonces WHERE keyid = $1 AND nonce = $2)`, keyid, nonce).Scan(&seen)
+	var err error
+	if strings.HasPrefix(n.Nonce, pb.NoncePrefixX402) {
+		err = r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signature_nonces
+			WHERE keyid = $1 AND nonce = $2 AND substr(nonce, 1, 5) = 'x402:')`, n.KeyID, n.Nonce).Scan(&seen)
+	} else {
+		err = r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signature_nonces
+			WHERE expires_ms = $1 AND keyid = $2 AND nonce = $3)`, n.Expires.UnixMilli(), n.KeyID, n.Nonce).Scan(&seen)
+	}
 	return seen, err
 }
 

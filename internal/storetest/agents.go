@@ -8,32 +8,49 @@ import (
 )
 
 // testNonces: a nonce is seen once stored, a second store of it refuses the
-// batch, and old ones are deleted.
+// batch, and old ones are deleted. A signed request's nonce is one with its
+// expiry; an x402 nonce is one whatever its expiry (pb.Nonce.Same).
 func testNonces(t *testing.T, s pb.Store) {
 	ctx := t.Context()
 	n := pb.Nonce{KeyID: "kid", Nonce: "n1", Expires: t0.Add(5 * time.Minute)}
-	if seen, err := s.NonceSeen(ctx, "kid", "n1"); err != nil || seen {
+	x := pb.Nonce{KeyID: "kid", Nonce: pb.NoncePrefixX402 + "n1", Expires: t0.Add(5 * time.Minute)}
+	if seen, err := s.NonceSeen(ctx, n); err != nil || seen {
 		t.Fatalf("before: %v %v", seen, err)
 	}
-	commit(t, s, &pb.Batch{AgentKeyPart: pb.AgentKeyPart{Nonces: []pb.Nonce{n, {KeyID: "kid", Nonce: "n2", Expires: t0.Add(time.Hour)}}}})
-	if seen, err := s.NonceSeen(ctx, "kid", "n1"); err != nil || !seen {
+	commit(t, s, &pb.Batch{AgentKeyPart: pb.AgentKeyPart{Nonces: []pb.Nonce{n, x, {KeyID: "kid", Nonce: "n2", Expires: t0.Add(time.Hour)}}}})
+	if seen, err := s.NonceSeen(ctx, n); err != nil || !seen {
 		t.Fatalf("after: %v %v", seen, err)
 	}
-	if seen, _ := s.NonceSeen(ctx, "other", "n1"); seen {
+	if seen, _ := s.NonceSeen(ctx, pb.Nonce{KeyID: "other", Nonce: "n1", Expires: n.Expires}); seen {
 		t.Fatal("a nonce is per key")
 	}
-	b := &pb.Batch{AgentKeyPart: pb.AgentKeyPart{Nonces: []pb.Nonce{n}}, PaymentPart: pb.PaymentPart{Users: []pb.User{{ID: "usr_nonce", Name: "x", CreatedAt: t0}}}}
-	if err := s.Commit(ctx, b); err == nil {
-		t.Fatal("a nonce was stored twice")
+	later := pb.Nonce{KeyID: "kid", Nonce: "n1", Expires: n.Expires.Add(time.Second)}
+	if seen, _ := s.NonceSeen(ctx, later); seen {
+		t.Fatal("a signed request's nonce with another expiry was seen")
 	}
-	if _, err := s.User(ctx, "usr_nonce"); pb.ErrorCode(err) != pb.ErrNotFound {
-		t.Fatal("the refused batch's user was written")
+	xLater := x
+	xLater.Expires = x.Expires.Add(time.Hour)
+	if seen, err := s.NonceSeen(ctx, xLater); err != nil || !seen {
+		t.Fatalf("an x402 nonce with another expiry: seen %v, %v", seen, err)
 	}
-	if d, err := s.DeleteNonces(ctx, t0.Add(10*time.Minute), 10); err != nil || d != 1 {
-		t.Fatalf("DeleteNonces = %d, %v; want 1", d, err)
+	for _, again := range []pb.Nonce{n, xLater} {
+		b := &pb.Batch{AgentKeyPart: pb.AgentKeyPart{Nonces: []pb.Nonce{again}}, PaymentPart: pb.PaymentPart{Users: []pb.User{{ID: "usr_nonce", Name: "x", CreatedAt: t0}}}}
+		if err := s.Commit(ctx, b); err == nil {
+			t.Fatalf("nonce %+v was stored twice", again)
+		}
+		if _, err := s.User(ctx, "usr_nonce"); pb.ErrorCode(err) != pb.ErrNotFound {
+			t.Fatal("the refused batch's user was written")
+		}
 	}
-	if seen, _ := s.NonceSeen(ctx, "kid", "n2"); !seen {
+	commit(t, s, &pb.Batch{AgentKeyPart: pb.AgentKeyPart{Nonces: []pb.Nonce{later}}})
+	if d, err := s.DeleteNonces(ctx, t0.Add(10*time.Minute), 10); err != nil || d != 3 {
+		t.Fatalf("DeleteNonces = %d, %v; want 3", d, err)
+	}
+	if seen, _ := s.NonceSeen(ctx, pb.Nonce{KeyID: "kid", Nonce: "n2", Expires: t0.Add(time.Hour)}); !seen {
 		t.Fatal("a nonce inside its window was deleted")
+	}
+	if seen, _ := s.NonceSeen(ctx, xLater); seen {
+		t.Fatal("an x402 nonce past its window was kept")
 	}
 }
 

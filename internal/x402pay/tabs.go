@@ -38,7 +38,7 @@ func (s *Service) openTab(ctx context.Context, c *checked, idem *service.Idempot
 			if p.Status == pb.StatusRequiresConfirmation {
 				return pb.Errorf(pb.ErrX402ConfirmationRequired, "", "this deposit needs the user's confirmation under mandate %s, and no one is there to confirm during an x402 request; no tab was opened", au.Mandate)
 			}
-			if err := tx.UseNonce(pb.Nonce{KeyID: au.From, Nonce: "x402:" + au.Nonce, Expires: c.validTil.Add(s.cfg.Skew)}); err == ledger.ErrNonceUsed {
+			if err := tx.UseNonce(pb.Nonce{KeyID: au.From, Nonce: pb.NoncePrefixX402 + au.Nonce, Expires: c.validTil.Add(s.cfg.Skew)}); err == ledger.ErrNonceUsed {
 				return pb.Errorf(pb.ErrX402AuthorizationUsed, "", "this deposit (nonce %s) was settled before; it opens one tab", au.Nonce)
 			} else if err != nil {
 				return err

@@ -478,7 +478,7 @@ func (s *Service) idem(c *checked, req *wire.FacilitatorRequest) *service.Idempo
 func (s *Service) settle(ctx context.Context, c *checked, idem *service.Idempotency) service.Result {
 	au := &c.auth.Authorization
 	spend := func(tx *ledger.Tx) error {
-		err := tx.UseNonce(pb.Nonce{KeyID: au.From, Nonce: "x402:" + au.Nonce, Expires: c.validTil.Add(s.cfg.Skew)})
+		err := tx.UseNonce(pb.Nonce{KeyID: au.From, Nonce: pb.NoncePrefixX402 + au.Nonce, Expires: c.validTil.Add(s.cfg.Skew)})
 		if errors.Is(err, ledger.ErrNonceUsed) {
 			return pb.Errorf(pb.ErrX402AuthorizationUsed, "", "this authorization (nonce %s) was settled before; it pays once", au.Nonce)
 		}
