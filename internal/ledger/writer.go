@@ -346,6 +346,9 @@ func (w *Writer) run() {
 		reqs, stop = w.fill(reqs, stop)
 		if len(reqs) > 0 {
 			b := w.apply(slices.Clone(reqs))
+			if p, ok := w.cfg.Store.(preparer); ok && b.err == nil && !b.tx.batch.Empty() {
+				p.PrepareCommit(&b.tx.batch)
+			}
 			commits <- b
 			w.inflight = b
 			if w.shared != nil {
@@ -439,6 +442,13 @@ func (w *Writer) failRetries(err error) {
 		close(r.done)
 	}
 }
+
+// A preparer is a store that can begin the work of a batch's commit that
+// needs nothing from the database (compressing, encoding) before the
+// batch's turn: the writer calls PrepareCommit with each batch once it is
+// applied, while the batch before it still commits, then Commit with the
+// same batch, unchanged.
+type preparer interface{ PrepareCommit(b *pb.Batch) }
 
 // pending is an applied batch on its way to the store.
 type pending struct {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	pb "github.com/paybound/paybound"
@@ -101,4 +102,53 @@ func idempotencyBodies(recs []pb.IdempotencyRecord) func() [][]byte {
 		ch <- out
 	}()
 	return sync.OnceValue(func() [][]byte { return <-ch })
+}
+
+// encoding is what a batch's commit writes that needs nothing from the
+// database: its log bundles (pack) and its idempotency bodies
+// (idempotencyBodies), made on goroutines of their own.
+type encoding struct {
+	b       *pb.Batch
+	packing <-chan packed
+	bodies  func() [][]byte
+}
+
+func encode(b *pb.Batch) encoding {
+	return encoding{b: b, packing: pack(b.Log), bodies: idempotencyBodies(b.Idempotency)}
+}
+
+// maxEncodings bounds the encodings kept for batches not yet committed. The
+// ledger's writer applies one batch while it commits the one before, so it
+// has two at most; one whose commit never comes (its writer failed) is
+// dropped after a few more.
+const maxEncodings = 4
+
+// PrepareCommit begins encoding b, which Commit(b) will then find made or
+// under way. The ledger's writer calls it as soon as it has applied b,
+// while the batch before b still commits: Commit used to begin the
+// encoding itself, and waited for the idempotency bodies for about a sixth
+// of its time in bench payments (1 ms of a 6 ms commit). b must not change
+// after.
+func (s *Store) PrepareCommit(b *pb.Batch) {
+	e := encode(b)
+	s.prepMu.Lock()
+	defer s.prepMu.Unlock()
+	if len(s.encodings) == maxEncodings {
+		s.encodings = slices.Delete(s.encodings, 0, 1)
+	}
+	s.encodings = append(s.encodings, e)
+}
+
+// takePrepared returns b's encoding from PrepareCommit, or begins it.
+func (s *Store) takePrepared(b *pb.Batch) encoding {
+	s.prepMu.Lock()
+	for i, e := range s.encodings {
+		if e.b == b {
+			s.encodings = slices.Delete(s.encodings, i, i+1)
+			s.prepMu.Unlock()
+			return e
+		}
+	}
+	s.prepMu.Unlock()
+	return encode(b)
 }

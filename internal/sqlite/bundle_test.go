@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	pb "github.com/paybound/paybound"
 )
@@ -119,5 +120,56 @@ func TestPackRoundTrip(t *testing.T) {
 	}
 	if n, m := len(pk.bundles[0].entries), len(raw[0].entries); n*2 > m {
 		t.Fatalf("a bundle of similar entries is stored in %d bytes of %d; want under half", n, m)
+	}
+}
+
+// TestPrepareCommit: a batch prepared before its commit is written as one
+// that was not (its idempotency bodies deflated, its log entries bundled),
+// the prepared encoding is used once, and batches prepared but never
+// committed are dropped past maxEncodings instead of piling up.
+func TestPrepareCommit(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, t.TempDir()+"/paybound.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	body := bytes.Repeat([]byte(`{"object":"payment","amount":100},`), 20) // deflated when stored
+	batch := func(key string) *pb.Batch {
+		return &pb.Batch{PaymentPart: pb.PaymentPart{Idempotency: []pb.IdempotencyRecord{
+			{Caller: "usr_1", Key: key, Status: 201, Body: body, CreatedAt: t0}}}}
+	}
+	for i := range maxEncodings + 2 {
+		s.PrepareCommit(batch(fmt.Sprint("never-", i)))
+	}
+	if len(s.encodings) != maxEncodings {
+		t.Fatalf("%d encodings kept for batches never committed, want %d", len(s.encodings), maxEncodings)
+	}
+	b := batch("k1")
+	s.PrepareCommit(b)
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range s.encodings {
+		if e.b == b {
+			t.Fatal("the committed batch's encoding was kept")
+		}
+	}
+	if err := s.Commit(ctx, batch("k2")); err != nil { // not prepared
+		t.Fatal(err)
+	}
+	recs, err := s.LookupIdempotency(ctx, []pb.IdempotencyKey{{Caller: "usr_1", Key: "k1"}, {Caller: "usr_1", Key: "k2"}})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("LookupIdempotency = %d records, %v", len(recs), err)
+	}
+	for _, r := range recs {
+		if !bytes.Equal(r.Body, body) || r.Status != 201 {
+			t.Fatalf("record %s = %d %q", r.Key, r.Status, r.Body)
+		}
+	}
+	var stored int
+	if err := s.db.QueryRowContext(ctx, `SELECT length(body) FROM idempotency WHERE key = 'k1'`).Scan(&stored); err != nil || stored >= len(body) {
+		t.Fatalf("k1's body is stored in %d bytes (%v), want deflated below %d", stored, err, len(body))
 	}
 }

@@ -44,6 +44,9 @@ type Store struct {
 	log    logTree      // the writer's view of the log's tree (Commit only)
 	hooks  hookWriter   // the webhooks' write connection (webhooks.go)
 	ckpt   *checkpointer
+	// encodings are those PrepareCommit began, oldest first.
+	prepMu    sync.Mutex
+	encodings []encoding
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -242,7 +245,8 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// through SQLite's busy handler, which sleeps (webhooks.go).
 	// Encoding that needs nothing from the database runs beside the
 	// writer's inserts (bundle.go).
-	packing, bodies := pack(b.Log), idempotencyBodies(b.Idempotency)
+	enc := s.takePrepared(b)
+	packing, bodies := enc.packing, enc.bodies
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
