@@ -192,6 +192,16 @@ func TestHoldsResolveOnce(t *testing.T) {
 	}); !errors.Is(err, ledger.ErrInsufficientFunds) {
 		t.Fatalf("hold over available: %v", err)
 	}
+	if _, err := do(t, w, func(tx *ledger.Tx) (any, error) { // a merchant's account is never held (migration 0023)
+		mch, err := tx.EnsureAccount(pb.PrefixMerchant+"seller", "USD", 0)
+		if err != nil {
+			return nil, err
+		}
+		p, _ := tx.Account("payer", "USD")
+		return tx.Hold(mch, p, 5, tx.Now().Add(time.Hour), "h")
+	}); !errors.Is(err, ledger.ErrMerchantHold) {
+		t.Fatalf("hold on a merchant's account: %v", err)
+	}
 	if err := post(w, h1, 601); pb.ErrorCode(err) != pb.ErrAmountTooLarge {
 		t.Fatalf("post over hold: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -508,9 +509,15 @@ func (tx *Tx) Transfer(debit, credit *pb.Account, amount int64, ref string) (int
 // Hold reserves amount from debit for credit until timeout (a pending
 // transfer) and returns its ID. The amount counts against debit's available
 // balance at once. Fails with ErrInsufficientFunds, changing nothing.
+// debit must not be a merchant's own account (owned by its mch_ ID), which
+// fails with ErrMerchantHold: the settlement report reads a merchant's
+// debits as posted transfers only (migration 0023).
 func (tx *Tx) Hold(debit, credit *pb.Account, amount int64, timeout time.Time, ref string) (int64, error) {
 	if err := checkPair(debit, credit, amount); err != nil {
 		return 0, err
+	}
+	if strings.HasPrefix(debit.Owner, pb.PrefixMerchant) {
+		return 0, ErrMerchantHold
 	}
 	if ok, err := tx.ensureFunds(debit, amount); err != nil || !ok {
 		return 0, cmp.Or[error](err, ErrInsufficientFunds)
@@ -917,6 +924,9 @@ func (tx *Tx) UseNonce(n pb.Nonce) error {
 	appendUndoable(tx, &tx.batch.Nonces, n)
 	return nil
 }
+
+// ErrMerchantHold is returned by Hold for a hold on a merchant's account.
+var ErrMerchantHold = errors.New("ledger: a hold never debits a merchant's account (the settlement report reads their debits as posted transfers)")
 
 // ErrNonceUsed is returned by UseNonce for a nonce already used.
 var ErrNonceUsed = errors.New("ledger: the nonce was used before")

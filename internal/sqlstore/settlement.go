@@ -13,7 +13,9 @@ import (
 // ($1) created in [$2, $3) ms and after the cursor ($4 ms, $5 id), each
 // side of a transfer through its own index (0010_settlement), with the
 // refund and the payment its ref names, and the link the payment was made
-// through.
+// through. What left a merchant's accounts is always posted at once (kind
+// 0: refunds, fees, payouts): a merchant's account is never a hold's debit
+// side, so the debit index leaves out posted holds (migration 0023).
 const merchantTransfers = `SELECT m.id, m.kind, m.amount, m.currency, m.ref, m.created_ms, o.owner,
 		COALESCE(r.payment_id, p.id, ''), COALESCE(r.amount, 0), COALESCE(r.reason, ''),
 		COALESCE(p.description, ''), COALESCE(p.metadata, ''), COALESCE(lp.link_id, '')
@@ -25,7 +27,7 @@ const merchantTransfers = `SELECT m.id, m.kind, m.amount, m.currency, m.ref, m.c
 		UNION ALL
 		SELECT t.id, t.kind, -t.amount, t.currency, t.ref, t.created_ms, t.credit_account_id AS other
 		FROM accounts a JOIN transfers t ON t.debit_account_id = a.id
-		WHERE a.owner = $1 AND t.kind IN (0, 2) AND t.created_ms >= $2 AND t.created_ms < $3
+		WHERE a.owner = $1 AND t.kind = 0 AND t.created_ms >= $2 AND t.created_ms < $3
 			AND (t.created_ms > $4 OR (t.created_ms = $4 AND t.id > $5))
 	) m
 	JOIN accounts o ON o.id = m.other
