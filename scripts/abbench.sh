@@ -15,7 +15,9 @@
 #        ABBENCH=acp scripts/abbench.sh v1 HEAD 5 --duration 5s
 #
 # A and B are anything `git rev-parse` accepts. ABBENCH names the bench
-# (payments, the default, or acp). The flags go to every run as they are;
+# (payments, the default, or acp). ABBENCH_DB_A and ABBENCH_DB_B, set
+# together, are the --db of A's runs and of B's (two PostgreSQL databases:
+# a binary refuses a database that a newer one has migrated). The flags go to every run as they are;
 # for payments, --baseline=false is always added (the baseline is the
 # other commit, not one commit per operation).
 set -euo pipefail
@@ -44,6 +46,10 @@ if ! [[ $pairs =~ ^[1-9][0-9]*$ ]]; then
 	exit 2
 fi
 flags=("$@")
+if { [ -n "${ABBENCH_DB_A:-}" ] && [ -z "${ABBENCH_DB_B:-}" ]; } || { [ -z "${ABBENCH_DB_A:-}" ] && [ -n "${ABBENCH_DB_B:-}" ]; }; then
+	echo "abbench: set ABBENCH_DB_A and ABBENCH_DB_B together" >&2
+	exit 2
+fi
 [ ${#flags[@]} -gt 0 ] || flags=(--duration 3s)
 tmp=$(mktemp -d)
 trap 'git worktree remove --force "$tmp/src" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
@@ -57,7 +63,11 @@ build "$b" "$tmp/b"
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$2"; }
 run() { # run a|b: prints "RATE P99 CPU BYTES" (CPU 0 without --process, BYTES 0 unmeasured)
 	local out cpu bytes
-	out=$("$tmp/$1" bench "$bench" "${extra[@]}" "${flags[@]}")
+	local db=()
+	if [ -n "${ABBENCH_DB_A:-}" ]; then
+		if [ "$1" = a ]; then db=(--db "$ABBENCH_DB_A"); else db=(--db "$ABBENCH_DB_B"); fi
+	fi
+	out=$("$tmp/$1" bench "$bench" "${extra[@]}" "${db[@]}" "${flags[@]}")
 	cpu=$(field "$cpu_field" "$out")
 	bytes=$(field "$bytes_field" "$out")
 	printf '%s %s %s %s\n' "$(field "$rate_field" "$out")" "$(field "$p99_field" "$out")" "${cpu:-0}" "${bytes:-0}"
