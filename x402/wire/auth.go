@@ -299,9 +299,17 @@ func Thumbprint(pub ed25519.PublicKey) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// NewNonce returns a fresh random nonce: 32 bytes, hex.
+// NewNonce returns a fresh nonce: 32 bytes, hex, of which the first 6 are
+// the milliseconds since the epoch and the other 26 random. Any 32 bytes
+// will do for a facilitator; beginning with the time puts a payer's new
+// nonces together at the end of Paybound's index of them (payer, nonce),
+// where random ones cost a page of the index each.
 func NewNonce() string {
 	var b [32]byte
-	rand.Read(b[:])
+	rand.Read(b[6:])
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i], ms = byte(ms), ms>>8
+	}
 	return hex.EncodeToString(b[:])
 }

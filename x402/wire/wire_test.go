@@ -3,6 +3,7 @@ package wire
 import (
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,3 +104,27 @@ func TestAuthorizationSignature(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestNewNonce: 32 bytes in hex, beginning with the milliseconds of its
+// making, then random: two nonces differ, and nonces made a millisecond
+// apart sort in the order they were made.
+func TestNewNonce(t *testing.T) {
+	before := time.Now().UnixMilli()
+	a := NewNonce()
+	after := time.Now().UnixMilli()
+	raw, err := hex.DecodeString(a)
+	if err != nil || len(raw) != 32 {
+		t.Fatalf("NewNonce() = %q: %d bytes, %v; want 32 bytes of hex", a, len(raw), err)
+	}
+	var ms int64
+	for _, c := range raw[:6] {
+		ms = ms<<8 | int64(c)
+	}
+	if ms < before || ms > after {
+		t.Fatalf("nonce %s begins with %d ms, made between %d and %d", a, ms, before, after)
+	}
+	time.Sleep(2 * time.Millisecond)
+	if b := NewNonce(); b <= a || b[12:] == a[12:] {
+		t.Fatalf("a later nonce %s does not sort after %s, or repeats its random part", b, a)
+	}
+}
