@@ -17,9 +17,9 @@
 # A and B are anything `git rev-parse` accepts. ABBENCH names the bench
 # (payments, the default, or acp). ABBENCH_DB_A and ABBENCH_DB_B, set
 # together, are the --db of A's runs and of B's (two PostgreSQL databases:
-# a binary refuses a database that a newer one has migrated). The flags go to every run as they are;
-# for payments, --baseline=false is always added (the baseline is the
-# other commit, not one commit per operation).
+# a binary refuses a database that a newer one has migrated). The flags
+# go to every run as they are; for payments, --baseline=false is always
+# added (the baseline is the other commit, not one commit per operation).
 set -euo pipefail
 shopt -s inherit_errexit # a failed bench run stops the script
 cd "$(dirname "$0")/.."
@@ -46,7 +46,7 @@ if ! [[ $pairs =~ ^[1-9][0-9]*$ ]]; then
 	exit 2
 fi
 flags=("$@")
-if { [ -n "${ABBENCH_DB_A:-}" ] && [ -z "${ABBENCH_DB_B:-}" ]; } || { [ -z "${ABBENCH_DB_A:-}" ] && [ -n "${ABBENCH_DB_B:-}" ]; }; then
+if [ "${ABBENCH_DB_A:+set}" != "${ABBENCH_DB_B:+set}" ]; then
 	echo "abbench: set ABBENCH_DB_A and ABBENCH_DB_B together" >&2
 	exit 2
 fi

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/sqlstore"
 )
 
 // TestIdempotencyKeyFirstMigration: a database of schema 20 (idempotency
@@ -118,5 +119,52 @@ func TestNoncesTimeFirstMigration(t *testing.T) {
 	}
 	if seen, _ := s.NonceSeen(ctx, sig); !seen {
 		t.Fatal("the sweep took a nonce inside its window")
+	}
+}
+
+// TestKeyLookupsUseTheirIndexes: the lookups the new keys of migrations
+// 0021 and 0022 serve are searches, not scans: idempotency records by
+// caller and key (one and many), nonces by expiry, key and nonce, and x402
+// nonces by key and nonce through the partial index, whose condition is
+// sqlstore.X402NonceCond word for word.
+func TestKeyLookupsUseTheirIndexes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "paybound.db")
+	open(t, path)
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var ddl string
+	if err := raw.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = 'signature_nonces_x402'`).Scan(&ddl); err != nil || !strings.HasSuffix(ddl, "WHERE "+sqlstore.X402NonceCond) {
+		t.Fatalf("signature_nonces_x402: %q, %v; want its condition to be %q", ddl, err, sqlstore.X402NonceCond)
+	}
+	for q, want := range map[string]string{
+		`SELECT body FROM idempotency WHERE (caller, key) IN (VALUES (?,?))`:                         "USING INDEX sqlite_autoindex_idempotency_1",
+		`SELECT body FROM idempotency WHERE (caller, key) IN (VALUES (?,?),(?,?),(?,?),(?,?))`:       "USING INDEX sqlite_autoindex_idempotency_1",
+		`SELECT 1 FROM signature_nonces WHERE expires_ms = ? AND keyid = ? AND nonce = ?`:            "USING PRIMARY KEY",
+		`SELECT 1 FROM signature_nonces WHERE keyid = ? AND nonce = ? AND ` + sqlstore.X402NonceCond: "USING COVERING INDEX signature_nonces_x402",
+	} {
+		args := make([]any, strings.Count(q, "?"))
+		for i := range args {
+			args[i] = "x"
+		}
+		rows, err := raw.Query("EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "; "), want) {
+			t.Errorf("%s\nplans as %q; want %q", q, plan, want)
+		}
 	}
 }

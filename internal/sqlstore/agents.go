@@ -49,15 +49,19 @@ func (r Reads) AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey, er
 		`SELECT `+agentKeyCols+` FROM agent_keys WHERE agent_id = $1 ORDER BY created_at, keyid LIMIT 100`, agentID)
 }
 
+// X402NonceCond is the condition of the partial index signature_nonces_x402
+// (migration 0022), word for word: a query must repeat it for SQLite and
+// PostgreSQL to look an x402 nonce up through that index.
+const X402NonceCond = "substr(nonce, 1, 5) = 'x402:'"
+
 // NonceSeen looks n up by expiry, key and nonce (the primary key), or an
-// x402 nonce by key and nonce (signature_nonces_x402, whose condition the
-// query repeats so that the index serves it): see pb.Nonce.Same.
+// x402 nonce by key and nonce (signature_nonces_x402): see pb.Nonce.Same.
 func (r Reads) NonceSeen(ctx context.Context, n pb.Nonce) (bool, error) {
 	var seen bool
 	var err error
 	if strings.HasPrefix(n.Nonce, pb.NoncePrefixX402) {
 		err = r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signature_nonces
-			WHERE keyid = $1 AND nonce = $2 AND substr(nonce, 1, 5) = 'x402:')`, n.KeyID, n.Nonce).Scan(&seen)
+			WHERE keyid = $1 AND nonce = $2 AND `+X402NonceCond+`)`, n.KeyID, n.Nonce).Scan(&seen)
 	} else {
 		err = r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM signature_nonces
 			WHERE expires_ms = $1 AND keyid = $2 AND nonce = $3)`, n.Expires.UnixMilli(), n.KeyID, n.Nonce).Scan(&seen)
