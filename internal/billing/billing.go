@@ -103,7 +103,7 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 	}
 	s := &Service{core: core, st: st, cfg: cfg, stop: make(chan struct{})}
 	_, shared := st.(pb.SharedStore)
-	s.known = known{on: !shared, providers: map[string]*providerKnown{}}
+	s.known = known{on: !shared, providers: service.Memo[string, *providerKnown]{Max: maxKnownProviders}}
 	s.objs = objCache{on: !shared, objs: map[string]*cachedObj{}, lists: map[listKey]map[string]bool{}}
 	return s, nil
 }

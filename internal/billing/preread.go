@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/ledger"
+	"github.com/paybound/paybound/internal/service"
 )
 
 // The ledger writer is one goroutine: every store read an operation makes
@@ -57,15 +57,12 @@ type preread struct {
 // of each provider's prices and auto-recharge IDs, so that the hot path
 // reads them at all only after they changed: they change only through this
 // process's CreatePrice and SetAutoRecharge, which drop the provider's
-// entry once their operation committed and before they answer. A read
-// made before any drop is not kept after it (gen). With a shared store
-// (PostgreSQL), another process's change can't drop it: known is off, and
-// each request reads.
+// entry once their operation committed and before they answer. With a
+// shared store (PostgreSQL), another process's change can't drop it: known
+// is off, and each request reads.
 type known struct {
-	mu        sync.Mutex
 	on        bool
-	providers map[string]*providerKnown
-	gen       uint64 // counts the drops
+	providers service.Memo[string, *providerKnown]
 }
 
 type providerKnown struct {
@@ -79,42 +76,19 @@ type providerKnown struct {
 // maxKnownProviders bounds known; past it, it starts again empty.
 const maxKnownProviders = 10_000
 
-func (k *known) get(provider string) (*providerKnown, uint64) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.providers[provider], k.gen
-}
-
-// keep keeps pk for provider unless a provider changed since gen.
-func (k *known) keep(provider string, gen uint64, pk *providerKnown) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.gen != gen {
-		return
-	}
-	if len(k.providers) >= maxKnownProviders {
-		k.providers = map[string]*providerKnown{}
-	}
-	k.providers[provider] = pk
-}
-
 // changed drops what is known of provider: its prices or auto-recharges
 // changed (or may have: the caller's operation failed).
 func (k *known) changed(provider string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.on {
-		return
+	if k.on {
+		k.providers.Forget(provider)
 	}
-	delete(k.providers, provider)
-	k.gen++
 }
 
 // providerKnown returns provider's prices and auto-recharge IDs: as known,
 // or read now (and kept, with known on).
 func (s *Service) providerKnown(ctx context.Context, provider string) (*providerKnown, error) {
-	pk, gen := s.known.get(provider)
-	if pk != nil {
+	pk, gen, ok := s.known.providers.Get(provider)
+	if ok {
 		return pk, nil
 	}
 	pk = &providerKnown{}
@@ -129,7 +103,7 @@ func (s *Service) providerKnown(ctx context.Context, provider string) (*provider
 		return nil, err
 	}
 	if s.known.on {
-		s.known.keep(provider, gen, pk)
+		s.known.providers.Keep(gen, pk, provider)
 	}
 	return pk, nil
 }

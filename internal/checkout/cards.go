@@ -522,6 +522,7 @@ func (s *Service) RevokeCard(ctx context.Context, caller pb.Principal, idem *ser
 		return service.Result{Err: err}
 	}
 	defer release()
+	var hash string // the revoked card's number hash, to forget it by
 	res := s.core.Run(ctx, idem, func(tx *ledger.Tx) (any, error) {
 		c, err := inTx(tx, cards, func(c *pb.AgentCard) string { return c.ID }, cardID, s.st.AgentCard)
 		if pb.ErrorCode(err) == pb.ErrNotFound || (err == nil && (c.MandateID != mandateID || c.UserID != caller.ID)) {
@@ -530,6 +531,7 @@ func (s *Service) RevokeCard(ctx context.Context, caller pb.Principal, idem *ser
 		if err != nil {
 			return nil, err
 		}
+		hash = c.NumberHash
 		m, err := tx.Mandate(mandateID)
 		if err != nil {
 			return nil, err
@@ -547,7 +549,7 @@ func (s *Service) RevokeCard(ctx context.Context, caller pb.Principal, idem *ser
 		return &v, nil
 	})
 	if res.Err == nil {
-		s.cards.forget(cardID)
+		s.cards.Forget(cardKey{v: cardID}, cardKey{byHash: true, v: hash})
 	}
 	return res
 }

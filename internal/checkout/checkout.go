@@ -84,7 +84,7 @@ type Service struct {
 	nCaps atomic.Int64
 	// cards remembers agent cards read, on a store only this process
 	// writes (see card).
-	cards cardCache
+	cards service.Memo[cardKey, pb.AgentCard]
 }
 
 // New returns the checkout over core and st. It fails when cfg is invalid.
@@ -100,7 +100,8 @@ func New(core Core, st Store, cfg Config) (*Service, error) {
 		cfg.Clock = pb.SystemClock{}
 	}
 	_, shared := st.(pb.SharedStore)
-	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock, shared: shared}, nil
+	return &Service{core: core, st: st, cfg: cfg, clock: cfg.Clock, shared: shared,
+		cards: service.Memo[cardKey, pb.AgentCard]{Max: 2 * maxCachedCards}}, nil
 }
 
 // exclusive claims id (a session or a product) for one operation of this
@@ -260,24 +261,22 @@ func wrapRender(idem *service.Idempotency, render func(err error) (any, error)) 
 	idem.Render = func(_ any, err error) (int, []byte) { return orig(render(err)) }
 }
 
-// cardCache remembers the agent cards read, by number hash and by ID, for
-// card: a card changes only when RevokeCard revokes it, which on a store
-// only this process writes is this process, and which drops it here once
-// committed.
-type cardCache struct {
-	mu     sync.Mutex
-	gen    uint64 // one more at each revocation
-	byHash map[string]*pb.AgentCard
-	byID   map[string]*pb.AgentCard
+// cardKey names a card in Service.cards: by its number's hash, or by ID.
+// A card is kept under both at once, and RevokeCard forgets both.
+type cardKey struct {
+	byHash bool
+	v      string
 }
 
-// maxCachedCards bounds cardCache; past it, it starts again empty.
+// maxCachedCards bounds Service.cards; past it, it starts again empty.
 const maxCachedCards = 100_000
 
 // card returns the agent card whose number has hash (or, with hash "",
 // card id), as the last revocation committed left it: from memory once
-// read, on a store only this process writes (SQLite); from the store on a
-// shared one (PostgreSQL), where another process may revoke it.
+// read, on a store only this process writes (SQLite), where a card changes
+// only when RevokeCard revokes it, which forgets it once committed; from
+// the store on a shared one (PostgreSQL), where another process may
+// revoke it.
 func (s *Service) card(ctx context.Context, hash, id string) (*pb.AgentCard, error) {
 	read := func() (*pb.AgentCard, error) {
 		if hash != "" {
@@ -288,41 +287,18 @@ func (s *Service) card(ctx context.Context, hash, id string) (*pb.AgentCard, err
 	if s.shared {
 		return read()
 	}
-	c := &s.cards
-	c.mu.Lock()
-	found := c.byID[id]
+	k := cardKey{v: id}
 	if hash != "" {
-		found = c.byHash[hash]
+		k = cardKey{byHash: true, v: hash}
 	}
-	gen := c.gen
-	c.mu.Unlock()
-	if found != nil {
-		v := *found
-		return &v, nil
+	found, gen, ok := s.cards.Get(k)
+	if ok {
+		return &found, nil
 	}
 	card, err := read()
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen == gen { // else a revocation committed meanwhile: the read may predate it
-		if c.byID == nil || len(c.byID) >= maxCachedCards {
-			c.byHash, c.byID = map[string]*pb.AgentCard{}, map[string]*pb.AgentCard{}
-		}
-		v := *card
-		c.byHash[v.NumberHash], c.byID[v.ID] = &v, &v
-	}
+	s.cards.Keep(gen, *card, cardKey{byHash: true, v: card.NumberHash}, cardKey{v: card.ID})
 	return card, nil
-}
-
-// forget drops card id, just revoked.
-func (c *cardCache) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	if v := c.byID[id]; v != nil {
-		delete(c.byHash, v.NumberHash)
-		delete(c.byID, id)
-	}
 }

@@ -3,24 +3,17 @@ package service
 import (
 	"context"
 	"slices"
-	"sync"
 
 	pb "github.com/paybound/paybound"
 )
 
-// agentKeyCache remembers agents' signing keys for AgentKeys, on a store
-// this process alone writes (SQLite): there every change of an agent's
-// keys goes through agentid, which calls ForgetPrincipal once it has
-// committed, and that drops the agent's entry.
-type agentKeyCache struct {
-	mu   sync.Mutex
-	gen  uint64 // one more at each ForgetPrincipal
-	keys map[string]cachedAgentKeys
-}
-
+// cachedAgentKeys is an agent's signing keys as AgentKeys read them, at
+// unix nanoseconds at. On a store this process alone writes (SQLite),
+// every change of an agent's keys goes through agentid, which calls
+// ForgetPrincipal once it has committed, and that drops the agent's entry.
 type cachedAgentKeys struct {
 	keys []pb.AgentKey
-	at   int64 // unix nanoseconds of the read
+	at   int64
 }
 
 // AgentKeys returns agentID's signing keys, oldest first, as the store
@@ -35,11 +28,7 @@ func (s *Service) AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey,
 		return s.st.AgentKeys(ctx, agentID)
 	}
 	now := s.clock.Now().UnixNano()
-	c := &s.agentKeys
-	c.mu.Lock()
-	e, ok := c.keys[agentID]
-	gen := c.gen
-	c.mu.Unlock()
+	e, gen, ok := s.agentKeys.Get(agentID)
 	if ok && now >= e.at && now-e.at < int64(keyCacheTTL) {
 		return slices.Clone(e.keys), nil
 	}
@@ -47,24 +36,8 @@ func (s *Service) AgentKeys(ctx context.Context, agentID string) ([]pb.AgentKey,
 	if err != nil || len(keys) == 0 {
 		return keys, err // an agent without keys yet is not remembered
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen != gen {
-		return keys, nil // a change was committed while this read ran: it may predate it
-	}
-	if c.keys == nil || len(c.keys) >= maxKeyCache {
-		c.keys = map[string]cachedAgentKeys{}
-	}
-	c.keys[agentID] = cachedAgentKeys{keys: slices.Clone(keys), at: now}
+	s.agentKeys.Keep(gen, cachedAgentKeys{keys: slices.Clone(keys), at: now}, agentID)
 	return keys, nil
-}
-
-// forget drops what AgentKeys remembers of id.
-func (c *agentKeyCache) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	delete(c.keys, id)
 }
 
 // SigningKey returns the key with thumbprint keyid, as AgentKeys has it,

@@ -71,8 +71,8 @@ type Service struct {
 
 	aead cipher.AEAD // seals idempotency records that carry secrets
 
-	agentKeys  agentKeyCache // AgentKeys'
-	keyOwners  sync.Map      // keyid → *pb.Agent (ID, UserID): SigningKey's
+	agentKeys  Memo[string, cachedAgentKeys] // AgentKeys'
+	keyOwners  sync.Map                      // keyid → *pb.Agent (ID, UserID): SigningKey's
 	nKeyOwners atomic.Int64
 
 	stop chan struct{}
@@ -139,7 +139,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	return &Service{cfg: cfg, st: cfg.Store, led: cfg.Ledger, clock: cfg.Clock, log: cfg.Logger, aead: aead,
 		opHash: hashKey(cfg.OperatorKey), keyCache: map[[32]byte]cachedKey{}, merchants: map[string]pb.Merchant{},
-		stop: make(chan struct{})}, nil
+		agentKeys: Memo[string, cachedAgentKeys]{Max: maxKeyCache}, stop: make(chan struct{})}, nil
 }
 
 // Start runs the sweeper until Close.
@@ -233,7 +233,7 @@ func (s *Service) ForgetPrincipal(id string) {
 		}
 	}
 	s.keyMu.Unlock()
-	s.agentKeys.forget(id)
+	s.agentKeys.Forget(id)
 }
 
 // --- idempotency ---
