@@ -128,13 +128,7 @@ func TestNoncesTimeFirstMigration(t *testing.T) {
 // nonces by key and nonce through the partial index, whose condition is
 // sqlstore.X402NonceCond word for word.
 func TestKeyLookupsUseTheirIndexes(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "paybound.db")
-	open(t, path)
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := rawStore(t)
 	var ddl string
 	if err := raw.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = 'signature_nonces_x402'`).Scan(&ddl); err != nil || !strings.HasSuffix(ddl, "WHERE "+sqlstore.X402NonceCond) {
 		t.Fatalf("signature_nonces_x402: %q, %v; want its condition to be %q", ddl, err, sqlstore.X402NonceCond)
@@ -145,26 +139,75 @@ func TestKeyLookupsUseTheirIndexes(t *testing.T) {
 		`SELECT 1 FROM signature_nonces WHERE expires_ms = ? AND keyid = ? AND nonce = ?`:            "USING PRIMARY KEY",
 		`SELECT 1 FROM signature_nonces WHERE keyid = ? AND nonce = ? AND ` + sqlstore.X402NonceCond: "USING COVERING INDEX signature_nonces_x402",
 	} {
-		args := make([]any, strings.Count(q, "?"))
-		for i := range args {
-			args[i] = "x"
-		}
-		rows, err := raw.Query("EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if !strings.Contains(strings.Join(plan, "; "), want) {
+		if plan := queryPlan(t, raw, q, strings.Count(q, "?")); !strings.Contains(plan, want) {
 			t.Errorf("%s\nplans as %q; want %q", q, plan, want)
 		}
 	}
+}
+
+// TestPartyQueriesSearch: the reads of a payer's or an agent's payments
+// (sqlstore.PartyPayments) search payment_parties by party and ID, newest
+// first without a sort of the party's entries, and read the payments after
+// the mark by their rowid: never a scan of payments, nor a walk of an
+// index over all of them.
+func TestPartyQueriesSearch(t *testing.T) {
+	raw := rawStore(t)
+	for _, c := range []struct{ col, op, id, want string }{
+		{"payer_id", "", "", "SEARCH x USING PRIMARY KEY (party=?)"},
+		{"payer_id", "<", "pay_x", "SEARCH x USING PRIMARY KEY (party=? AND pid<?)"},
+		{"payer_id", ">=", "pay_x", "SEARCH x USING PRIMARY KEY (party=? AND pid>?)"},
+		{"agent_id", "<", "pay_x", "SEARCH x USING PRIMARY KEY (party=? AND pid<?)"},
+	} {
+		q, args := sqlstore.PartyPayments(true, "id, merchant_id, status", c.col, "usr_1", c.op, c.id, 10)
+		plan := queryPlan(t, raw, q, len(args))
+		for _, want := range []string{c.want, "SEARCH payments USING INTEGER PRIMARY KEY (rowid=?)", "SEARCH payments USING INTEGER PRIMARY KEY (rowid>?)"} {
+			if !strings.Contains(plan, want) {
+				t.Errorf("%s\nplans as %q; want %q", q, plan, want)
+			}
+		}
+		if strings.Contains(plan, "SCAN payments") || strings.Contains(plan, "USING INDEX") || strings.Contains(plan, "SCAN x") {
+			t.Errorf("%s\nplans as %q: a scan, or an index of payments", q, plan)
+		}
+	}
+}
+
+// rawStore opens a new store, then its database on a connection of its own.
+func rawStore(t *testing.T) *sql.DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "paybound.db")
+	open(t, path)
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
+}
+
+// queryPlan is SQLite's plan of q, whose n arguments are all "x", its
+// steps joined by "; ".
+func queryPlan(t *testing.T, db *sql.DB, q string, n int) string {
+	t.Helper()
+	args := make([]any, n)
+	for i := range args {
+		args[i] = "x"
+	}
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
 }

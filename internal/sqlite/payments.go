@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -67,6 +68,45 @@ func paymentParts(b *pb.Batch, logIdx [][]byte, bodies func() [][]byte) []part {
 			return append(d, r.Caller, r.Key, r.RequestHash[:], r.Status, bodies()[i], r.CreatedAt.UnixMilli()), nil
 		}},
 	}
+}
+
+// mergeEvery is how many new payments the writer lets build up before it
+// adds their entries to payment_parties (migration 0024). The more, the
+// fewer pages a merge writes a payment (a payer's entries among them share
+// a page), and the more payments a list of one payer's reads beside the
+// index (2,048 rows of about 600 bytes, read by rowid). Measured with
+// bench payments (128 payers, WAL frames attributed with dbstat): the
+// payer's index wrote 4.5 KB of WAL a payment on payments, payment_parties
+// 0.23 KB; signed, payer and agent together 7.4 KB before, 0.3 KB after.
+const mergeEvery = 2048
+
+// newPayments counts the payments b creates.
+func newPayments(b *pb.Batch) int {
+	n := 0
+	for _, v := range b.PaymentVersions {
+		if v == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// mergeParties adds to payment_parties the entries of the payments after
+// payment_parties_upto, in key order, and moves the mark past them, in the
+// writer's transaction: whoever reads the two in one statement sees each
+// payment once. An entry already there is the same payment's (its party
+// and its ID name it), so it is left.
+func (s *Store) mergeParties(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT OR IGNORE INTO payment_parties (party, pid, rid)
+		SELECT payer_id, id, rowid FROM payments WHERE rowid > (SELECT upto FROM payment_parties_upto)
+		UNION ALL SELECT agent_id, id, rowid FROM payments WHERE rowid > (SELECT upto FROM payment_parties_upto) AND agent_id <> ''
+		ORDER BY 1, 2`); err != nil {
+		return fmt.Errorf("couldn't add payments to payment_parties: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE payment_parties_upto SET upto = (SELECT COALESCE(MAX(rowid), 0) FROM payments)`); err != nil {
+		return fmt.Errorf("couldn't add payments to payment_parties: %w", err)
+	}
+	return nil
 }
 
 // logHead stores a payment's log head, NULL before its first entry.

@@ -47,6 +47,9 @@ type Store struct {
 	// encodings are those PrepareCommit began, oldest first.
 	prepMu    sync.Mutex
 	encodings []encoding
+	// unmerged counts the payments written since payment_parties was last
+	// filled (Commit only), which it is once mergeEvery are (payments.go).
+	unmerged, mergeEvery int
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -74,11 +77,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db, stmts: map[stmtKey]*sql.Stmt{}}
-	s.Reads = sqlstore.Reads{DB: conn{q: db, s: s}}
+	s := &Store{db: db, stmts: map[stmtKey]*sql.Stmt{}, mergeEvery: mergeEvery}
+	s.Reads = sqlstore.Reads{DB: conn{q: db, s: s}, Parties: true}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("couldn't open SQLite database %s: %w", path, err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT COALESCE(MAX(rowid), 0) FROM payments) - upto FROM payment_parties_upto`).Scan(&s.unmerged); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open SQLite database %s: reading payment_parties_upto: %w", path, err)
 	}
 	if s.w, err = db.Conn(ctx); err != nil {
 		db.Close()
@@ -278,6 +285,13 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 		}
 	}
+	added := newPayments(b)
+	merge := s.unmerged+added >= s.mergeEvery
+	if merge {
+		if err := s.mergeParties(ctx); err != nil {
+			return err
+		}
+	}
 	app, err := s.appendLog(ctx, b.Log, packing, onRow)
 	if err != nil {
 		return err
@@ -287,6 +301,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	}
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		return fmt.Errorf("couldn't commit: %w", err)
+	}
+	s.unmerged += added
+	if merge {
+		s.unmerged = 0
 	}
 	s.log.applied(app)
 	s.ckpt.committed()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	pb "github.com/paybound/paybound"
@@ -191,28 +193,87 @@ func (r Reads) PaymentByConfirmation(ctx context.Context, id string) (*pb.Paymen
 
 func (r Reads) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Payment, bool, error) {
 	var w where
-	if f.PayerID != "" {
-		w.add("payer_id = ?", f.PayerID)
+	switch {
+	case f.PayerID != "":
+		w = partyWhere("payer_id", f.PayerID)
+		if f.AgentID != "" {
+			w.add("agent_id = ?", f.AgentID)
+		}
+	case f.AgentID != "":
+		w = partyWhere("agent_id", f.AgentID)
 	}
+	party := len(w.conds) > 0
 	if f.MerchantID != "" {
 		w.add("merchant_id = ?", f.MerchantID)
-	}
-	if f.AgentID != "" {
-		w.add("agent_id = ? AND agent_id <> ''", f.AgentID) // the second term lets the partial index serve
 	}
 	if f.Status != "" {
 		w.add("status = ?", string(f.Status))
 	}
-	if f.StartingAfter != "" {
-		w.add("id < ?", f.StartingAfter)
-	}
 	limit := pb.PageLimit(f.Limit)
-	out, err := collect(ctx, r.DB, []pb.Payment{}, scanPayment, `SELECT `+paymentCols+` FROM payments`+w.page(limit), w.args...)
+	var q string
+	if party {
+		q = partyPayments(r.Parties, paymentCols, &w, "<", f.StartingAfter, limit+1)
+	} else {
+		if f.StartingAfter != "" {
+			w.add("id < ?", f.StartingAfter)
+		}
+		q = `SELECT ` + paymentCols + ` FROM payments` + w.page(limit)
+	}
+	out, err := collect(ctx, r.DB, []pb.Payment{}, scanPayment, q, w.args...)
 	if err != nil {
 		return nil, false, err
 	}
 	out, more := pb.Page(out, limit)
 	return out, more, nil
+}
+
+// PartyPayments is the query of cols (columns of payments, the first its
+// id) of the payments whose col (payer_id or agent_id) is party and whose
+// id is op ("<" or ">=") id unless id is "", newest first, at most n; and
+// its arguments.
+//
+// With parties (SQLite), a party's payments are not indexed on payments,
+// where each new payment would write a page of each index at its payer's
+// and its agent's place in the index, but in payment_parties, which the
+// writer fills a few thousand payments at a time (migration 0024), and
+// among the payments after payment_parties_upto, which are not in it yet.
+// Every payment is in exactly one of the two, which one statement reads
+// in one snapshot; the second is bounded by the writer's merges, and read
+// through the rowid only (NOT INDEXED), never through an index over the
+// whole table.
+func PartyPayments(parties bool, cols, col, party, op, id string, n int) (string, []any) {
+	w := partyWhere(col, party)
+	return partyPayments(parties, cols, &w, op, id, n), w.args
+}
+
+// partyWhere is a where whose first condition, $1, is col = party.
+func partyWhere(col, party string) where {
+	var w where
+	w.add(col+" = ?", party)
+	if col == "agent_id" {
+		w.conds = append(w.conds, "agent_id <> ''") // lets PostgreSQL's partial index serve
+	}
+	return w
+}
+
+// partyPayments is PartyPayments for w, made by partyWhere and further
+// conditions on payments; it adds id's argument to w.
+func partyPayments(parties bool, cols string, w *where, op, id string, n int) string {
+	var onID, onPID string
+	if id != "" {
+		w.args = append(w.args, id)
+		k := "$" + strconv.Itoa(len(w.args))
+		onID, onPID = " AND id "+op+" "+k, " AND x.pid "+op+" "+k
+	}
+	cond, limit := strings.Join(w.conds, " AND "), " LIMIT "+strconv.Itoa(n)
+	if !parties {
+		return `SELECT ` + cols + ` FROM payments WHERE ` + cond + onID + ` ORDER BY id DESC` + limit
+	}
+	return `SELECT * FROM (SELECT ` + cols + ` FROM payment_parties x CROSS JOIN payments ON payments.rowid = x.rid
+		WHERE x.party = $1` + onPID + ` AND ` + cond + ` ORDER BY x.pid DESC` + limit + `)
+		UNION ALL SELECT * FROM (SELECT ` + cols + ` FROM payments NOT INDEXED
+		WHERE rowid > (SELECT upto FROM payment_parties_upto) AND ` + cond + onID + ` ORDER BY id DESC` + limit + `)
+		ORDER BY 1 DESC` + limit
 }
 
 func (r Reads) ExpiredPayments(ctx context.Context, now time.Time, limit int) ([]string, error) {

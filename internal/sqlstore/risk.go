@@ -3,30 +3,30 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	pb "github.com/paybound/paybound"
 )
 
-// RecentPayments reads newest first through payments_payer (payer_id, id):
+// RecentPayments reads the payer's newest payments (PartyPayments):
 // payment IDs sort by creation time.
 func (r Reads) RecentPayments(ctx context.Context, payerID string, limit int) ([]pb.RecentPayment, error) {
 	if limit <= 0 || limit > pb.MaxRecentPayments {
 		limit = pb.MaxRecentPayments
 	}
+	q, args := PartyPayments(r.Parties, `id, merchant_id, agent_id, mandate_id, currency, amount, status, decline_code, created_at`,
+		"payer_id", payerID, "", "", limit)
 	out, err := collect(ctx, r.DB, []pb.RecentPayment{}, func(row Scanner) (*pb.RecentPayment, error) {
 		var p pb.RecentPayment
 		var status, decline string
 		var created int64
-		if err := row.Scan(&p.ID, &p.MerchantID, &p.Category, &p.AgentID, &p.MandateID, &p.Currency,
-			&p.Amount, &status, &decline, &created); err != nil {
+		if err := row.Scan(&p.ID, &p.MerchantID, &p.AgentID, &p.MandateID, &p.Currency,
+			&p.Amount, &status, &decline, &created, &p.Category); err != nil {
 			return nil, err
 		}
 		p.Status, p.DeclineCode, p.CreatedAt = pb.PaymentStatus(status), pb.Code(decline), unix(created)
 		return &p, nil
-	}, `SELECT p.id, p.merchant_id, COALESCE(m.category, ''), p.agent_id, p.mandate_id, p.currency,
-		p.amount, p.status, p.decline_code, p.created_at
-		FROM payments p LEFT JOIN merchants m ON m.id = p.merchant_id
-		WHERE p.payer_id = $1 ORDER BY p.id DESC LIMIT $2`, payerID, limit)
+	}, `SELECT p.*, COALESCE(m.category, '') FROM (`+q+`) AS p LEFT JOIN merchants m ON m.id = p.merchant_id ORDER BY p.id DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read recent payments: %w", err)
 	}
@@ -36,11 +36,11 @@ func (r Reads) RecentPayments(ctx context.Context, payerID string, limit int) ([
 // PaidMerchant looks at the payer's last pb.MaxPaidMerchantScan payments
 // only, so that a payer with a long history costs a bounded read.
 func (r Reads) PaidMerchant(ctx context.Context, payerID, merchantID string) (bool, error) {
+	q, args := PartyPayments(r.Parties, "id, merchant_id, status", "payer_id", payerID, "", "", pb.MaxPaidMerchantScan)
 	var paid bool
-	err := r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM
-		(SELECT merchant_id, status FROM payments WHERE payer_id = $1 ORDER BY id DESC LIMIT $2) AS r
-		WHERE r.merchant_id = $3 AND r.status IN ('authorized', 'captured', 'refunded'))`,
-		payerID, pb.MaxPaidMerchantScan, merchantID).Scan(&paid)
+	err := r.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM (`+q+`) AS r
+		WHERE r.merchant_id = $`+strconv.Itoa(len(args)+1)+` AND r.status IN ('authorized', 'captured', 'refunded'))`,
+		append(args, merchantID)...).Scan(&paid)
 	if err != nil {
 		return false, fmt.Errorf("couldn't read whether %s paid %s: %w", payerID, merchantID, err)
 	}

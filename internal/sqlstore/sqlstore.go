@@ -80,7 +80,14 @@ var ErrNoRows = errors.New("no rows in result set")
 // Reads implements the reads of pb.Store that both dialects run alike, a
 // file per capability; a store embeds it over its pool. It is safe for
 // concurrent use, as the pool is.
-type Reads struct{ DB DB }
+type Reads struct {
+	DB DB
+	// Parties says how a payer's or an agent's payments are found: through
+	// the indexes payments (payer_id, id) and (agent_id, id) when false
+	// (PostgreSQL), through payment_parties and the payments after its mark
+	// when true (SQLite: see PartyQuery).
+	Parties bool
+}
 
 // notFound is the error of a lookup that found nothing.
 func notFound(what string, id any) error {

@@ -1,0 +1,5 @@
+package sqlite
+
+// SetMergeEvery sets how many new payments s lets build up before it adds
+// them to payment_parties, so that tests cross merges with a few payments.
+func SetMergeEvery(s *Store, n int) { s.mergeEvery = n }
