@@ -16,13 +16,15 @@ import (
 )
 
 // TestConformanceMergingEveryCommit runs the store's contract with every
-// new payment added to payment_parties in the commit that writes it, so
-// that the lists by payer and by agent read it there (TestConformance,
-// with the default, reads them after the mark).
+// new payment added to payment_parties, and every signed request's nonce
+// moved into signature_nonces, in the commit that writes it, so that the
+// reads find them there (TestConformance, with the defaults, finds them
+// after the mark and among the recent nonces).
 func TestConformanceMergingEveryCommit(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) pb.Store {
 		s := open(t, filepath.Join(t.TempDir(), "paybound.db"))
 		sqlite.SetMergeEvery(s, 1)
+		sqlite.SetMoveNoncesAt(s, 1)
 		return s
 	})
 }

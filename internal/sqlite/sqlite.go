@@ -35,8 +35,10 @@ type Store struct {
 	sqlstore.Reads
 	db *sql.DB // readers, and the writer's dedicated connection
 	w  *sql.Conn
-	// stmts caches the writer's multi-row statements by table and rows.
-	stmts map[stmtKey]*sql.Stmt
+	// stmts caches the writer's multi-row statements by table and rows,
+	// wstmts its other statements by their text (Commit only).
+	stmts  map[stmtKey]*sql.Stmt
+	wstmts map[string]*sql.Stmt
 	// reads caches statements prepared on the pool, by query text: the
 	// point reads of the request path are parsed once per connection.
 	reads  sync.Map
@@ -50,6 +52,10 @@ type Store struct {
 	// unmerged counts the payments written since payment_parties was last
 	// filled (Commit only), which it is once mergeEvery are (payments.go).
 	unmerged, mergeEvery int
+	// nonces are those not yet in signature_nonces, or just moved there
+	// (agents.go); moveNoncesAt is how many it moves at once.
+	nonces       recentNonces
+	moveNoncesAt int
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -77,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db, stmts: map[stmtKey]*sql.Stmt{}, mergeEvery: mergeEvery}
+	s := &Store{db: db, stmts: map[stmtKey]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}, mergeEvery: mergeEvery, moveNoncesAt: moveNoncesEvery}
 	s.Reads = sqlstore.Reads{DB: conn{q: db, s: s}, Parties: true}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -86,6 +92,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := db.QueryRowContext(ctx, `SELECT (SELECT COALESCE(MAX(rowid), 0) FROM payments) - upto FROM payment_parties_upto`).Scan(&s.unmerged); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("couldn't open SQLite database %s: reading payment_parties_upto: %w", path, err)
+	}
+	if err := s.loadNonces(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't open SQLite database %s: reading signature_nonces_new: %w", path, err)
 	}
 	if s.w, err = db.Conn(ctx); err != nil {
 		db.Close()
@@ -269,6 +279,10 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			s.log = logTree{}
 		}
 	}()
+	x402, signed := splitNonces(b.Nonces)
+	if err := s.checkNonces(ctx, signed); err != nil {
+		return err
+	}
 	if len(b.Log) > 0 {
 		if err := s.loadLog(ctx); err != nil {
 			return err
@@ -277,7 +291,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// The payments' new entries, listed on their rows, and which those are.
 	logIdx, onRow := paymentEntries(s.log.size, b)
 	for _, p := range slices.Concat(ledgerParts(b), paymentParts(b, logIdx, bodies), mandateParts(b), stepUpParts(b),
-		agentParts(b), disputeParts(b), payLinkParts(b), checkoutParts(b), webhookParts(b), x402Parts(b),
+		agentParts(b, x402, signed), disputeParts(b), payLinkParts(b), checkoutParts(b), webhookParts(b), x402Parts(b),
 		billingParts(b), mandateRequestParts(b)) {
 		if p.n > 0 {
 			if err := s.insert(ctx, p); err != nil {
@@ -289,6 +303,12 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	merge := s.unmerged+added >= s.mergeEvery
 	if merge {
 		if err := s.mergeParties(ctx); err != nil {
+			return err
+		}
+	}
+	move := len(signed) > 0 && s.nonces.size()+len(signed) >= s.moveNoncesAt
+	if move {
+		if err := s.moveNonces(ctx); err != nil {
 			return err
 		}
 	}
@@ -305,6 +325,9 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	s.unmerged += added
 	if merge {
 		s.unmerged = 0
+	}
+	if len(signed) > 0 {
+		s.nonces.committed(signed, move)
 	}
 	s.log.applied(app)
 	s.ckpt.committed()
@@ -367,6 +390,20 @@ func (s *Store) stmt(ctx context.Context, t *sqlstore.Table, rows int) (*sql.Stm
 		return nil, fmt.Errorf("couldn't prepare the %s insert: %w", t.Name, err)
 	}
 	s.stmts[k] = st
+	return st, nil
+}
+
+// writerStmt returns the writer's prepared statement of query, one of
+// this package's fixed texts.
+func (s *Store) writerStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st := s.wstmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := s.w.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't prepare a statement of the writer: %w", err)
+	}
+	s.wstmts[query] = st
 	return st, nil
 }
 
