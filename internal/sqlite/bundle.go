@@ -104,17 +104,40 @@ func idempotencyBodies(recs []pb.IdempotencyRecord) func() [][]byte {
 	return sync.OnceValue(func() [][]byte { return <-ch })
 }
 
+// riskColumns encodes the risk columns of b's new payments
+// (sqlstore.RiskColumns) on a goroutine of its own, and returns what waits
+// for them: payment i's are the values 2i and 2i+1, nil for a payment b
+// only changes.
+func riskColumns(b *pb.Batch) func() [][]byte {
+	if len(b.Payments) == 0 {
+		return func() [][]byte { return nil }
+	}
+	ch := make(chan [][]byte, 1)
+	go func() {
+		out := make([][]byte, 2*len(b.Payments))
+		for i := range b.Payments {
+			if b.PaymentVersions[i] == 0 {
+				out[2*i], out[2*i+1] = sqlstore.RiskColumns(&b.Payments[i])
+			}
+		}
+		ch <- out
+	}()
+	return sync.OnceValue(func() [][]byte { return <-ch })
+}
+
 // encoding is what a batch's commit writes that needs nothing from the
-// database: its log bundles (pack) and its idempotency bodies
-// (idempotencyBodies), made on goroutines of their own.
+// database: its log bundles (pack), its idempotency bodies
+// (idempotencyBodies) and its new payments' risk columns (riskColumns),
+// made on goroutines of their own.
 type encoding struct {
 	b       *pb.Batch
 	packing <-chan packed
 	bodies  func() [][]byte
+	risks   func() [][]byte
 }
 
 func encode(b *pb.Batch) encoding {
-	return encoding{b: b, packing: pack(b.Log), bodies: idempotencyBodies(b.Idempotency)}
+	return encoding{b: b, packing: pack(b.Log), bodies: idempotencyBodies(b.Idempotency), risks: riskColumns(b)}
 }
 
 // maxEncodings bounds the encodings kept for batches not yet committed. The

@@ -1,8 +1,10 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"cmp"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -238,5 +240,53 @@ func TestPaymentPartiesMigration(t *testing.T) {
 	}
 	if entries != 7 || upto != 4 || indexes != 0 {
 		t.Fatalf("after the migration: %d entries in payment_parties (want 7), mark %d (want 4), %d of the old indexes (want 0)", entries, upto, indexes)
+	}
+}
+
+// TestRiskColumnsCompact: a new payment's risk columns are stored through
+// sqlstore.Compact, smaller than their JSON, and read back whole; a row
+// written before, with the columns as text, reads as it did.
+func TestRiskColumnsCompact(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "paybound.db")
+	s := open(t, path)
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	input := `{"merchant_name":"bench merchant","category":"general","now":"2026-12-05T10:00:00Z","merchant_history":{"count":79,"median":100},` +
+		`"paid_merchant_before":true,"available":999999992100,"agent_velocity":{"minute":{"count":79,"sum":7900},"hour":{"count":79,"sum":7900}},` +
+		`"salt":"e06df3d92dc904419b1f298a3acf0004"}`
+	p := pb.Payment{ID: pb.NewID(pb.PrefixPayment, at), Object: "payment", Status: pb.StatusCaptured, Amount: 100, AmountCaptured: 100,
+		Currency: "USD", MerchantID: "mch_1", PayerID: "usr_1", CaptureMethod: pb.CaptureAutomatic, Metadata: map[string]string{},
+		Assurance: pb.AssuranceUser, CreatedAt: at, Version: 1,
+		Risk: &pb.Risk{Decision: pb.RiskAllow, Score: 10, Signals: []pb.RiskSignal{{Name: "new_merchant", Points: 10, Reason: "the merchant account is 0h old"}},
+			Input: json.RawMessage(input)}}
+	if err := s.Commit(t.Context(), &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}, PaymentVersions: []int64{0}}}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var stored []byte
+	if err := raw.QueryRow(`SELECT risk_input FROM payments WHERE id = ?`, p.ID).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(stored, []byte{0, 'z'}) || len(stored) >= len(input)/2 {
+		t.Fatalf("risk_input stored as %d bytes %q...; want it compacted, under half of %d", len(stored), stored[:min(8, len(stored))], len(input))
+	}
+	got, err := s.Payment(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Risk.Input) != input || got.Risk.Score != 10 || got.Risk.Signals[0].Reason != "the merchant account is 0h old" {
+		t.Fatalf("the risk read back as %+v, input %s", got.Risk, got.Risk.Input)
+	}
+	// A row from before: text columns.
+	if _, err := raw.Exec(`UPDATE payments SET risk = ?, risk_input = ? WHERE id = ?`,
+		`{"decision":"allow","score":3,"signals":[]}`, `{"now":"then"}`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Payment(t.Context(), p.ID)
+	if err != nil || got.Risk.Score != 3 || string(got.Risk.Input) != `{"now":"then"}` {
+		t.Fatalf("a text risk read back as %+v, %v", got.Risk, err)
 	}
 }

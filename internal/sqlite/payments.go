@@ -30,9 +30,10 @@ var (
 )
 
 // paymentParts is what b writes of the payments core: payments (row i
-// listing its log entries logIdx[i]), refunds, top-ups, identities and
-// idempotency records (record i with the stored body bodies()[i]).
-func paymentParts(b *pb.Batch, logIdx [][]byte, bodies func() [][]byte) []part {
+// listing its log entries logIdx[i], a new one with its risk columns from
+// risks), refunds, top-ups, identities and idempotency records (record i
+// with the stored body bodies()[i]).
+func paymentParts(b *pb.Batch, logIdx [][]byte, bodies, risks func() [][]byte) []part {
 	return []part{
 		{tPayments, len(b.Payments), func(d []any, i int) ([]any, error) {
 			p := &b.Payments[i]
@@ -48,9 +49,10 @@ func paymentParts(b *pb.Batch, logIdx [][]byte, bodies func() [][]byte) []part {
 			if ce != nil {
 				cexp = *ce
 			}
-			var risk, input string // an update leaves them as they are: encode them only for a new payment
+			// An update leaves them as they are: only a new payment has them.
+			risk, input := []byte{}, []byte{}
 			if b.PaymentVersions[i] == 0 {
-				risk, input = p.Risk.Columns()
+				risk, input = risks()[2*i], risks()[2*i+1]
 			}
 			return append(d, p.ID, string(p.Status), p.Amount, p.AmountCaptured, p.AmountRefunded, p.FeeAmount, p.FeeRefunded,
 				p.Currency, p.MerchantID, p.PayerID, string(p.AgentID), string(p.MandateID), p.Description,

@@ -263,7 +263,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	// Encoding that needs nothing from the database runs beside the
 	// writer's inserts (bundle.go).
 	enc := s.takePrepared(b)
-	packing, bodies := enc.packing, enc.bodies
+	packing, bodies, risks := enc.packing, enc.bodies, enc.risks
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
 	if _, err := s.w.ExecContext(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
@@ -290,7 +290,7 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 	}
 	// The payments' new entries, listed on their rows, and which those are.
 	logIdx, onRow := paymentEntries(s.log.size, b)
-	for _, p := range slices.Concat(ledgerParts(b), paymentParts(b, logIdx, bodies), mandateParts(b), stepUpParts(b),
+	for _, p := range slices.Concat(ledgerParts(b), paymentParts(b, logIdx, bodies, risks), mandateParts(b), stepUpParts(b),
 		agentParts(b, x402, signed), disputeParts(b), payLinkParts(b), checkoutParts(b), webhookParts(b), x402Parts(b),
 		billingParts(b), mandateRequestParts(b)) {
 		if p.n > 0 {

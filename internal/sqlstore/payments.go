@@ -74,12 +74,30 @@ func ScanIdempotency(r Scanner) (*pb.IdempotencyRecord, error) {
 
 // IdempotencyBody is a record's body as stored: an empty response, not a
 // missing one, when it has none; a body of deflateMin bytes or more is
-// stored compressed when that is smaller (see Deflate).
+// stored compressed when that is smaller (see Compact).
 func IdempotencyBody(r *pb.IdempotencyRecord) []byte {
 	if r.Body == nil {
 		return []byte{}
 	}
-	return Deflate(r.Body)
+	return Compact(r.Body)
+}
+
+// RiskColumns are a new payment's risk columns as SQLite stores them:
+// through Compact (scanPayment reads them either way). PostgreSQL keeps
+// them as text, which must not hold the marks' NUL byte.
+func RiskColumns(p *pb.Payment) (risk, input []byte) {
+	r, in := p.Risk.Columns()
+	return Compact([]byte(r)), Compact([]byte(in))
+}
+
+// inflateColumn is a text column that may have been stored through
+// Compact.
+func inflateColumn(v string) (string, error) {
+	if !strings.HasPrefix(v, string(deflatedMark)) {
+		return v, nil
+	}
+	b, err := Inflate([]byte(v))
+	return string(b), err
 }
 
 // paymentCols are the columns scanPayment reads.
@@ -117,7 +135,13 @@ func scanPayment(r Scanner) (*pb.Payment, error) {
 	p.CreatedAt = unix(created)
 	p.SetConfirmation(cid, cexp)
 	var err error
-	if p.Risk, err = pb.DecodeRiskColumns(risk, input); err != nil {
+	if risk, err = inflateColumn(risk); err == nil {
+		input, err = inflateColumn(input)
+	}
+	if err == nil {
+		p.Risk, err = pb.DecodeRiskColumns(risk, input)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("payment %s has an unreadable risk assessment: %w", p.ID, err)
 	}
 	return &p, nil
