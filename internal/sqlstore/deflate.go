@@ -9,10 +9,10 @@ import (
 	"sync"
 )
 
-// Some values are stored deflated, behind deflatedMark, when that is
-// smaller: idempotency responses and SQLite's payments' risk columns with
-// a preset dictionary (Compact), and the SQLite log's bundles of entries
-// without (Deflate).
+// Some values are stored compressed, behind deflatedMark, when that is
+// smaller: idempotency responses and SQLite's payments' risk columns
+// packed against a preset dictionary (Compact, compact.go), and the SQLite
+// log's bundles of entries deflated (Deflate).
 //
 // A stored idempotency response is kept for at least a day and written with
 // every request that carries a key, which on the ACP's write path is every
@@ -29,17 +29,12 @@ import (
 // stays readable by every later version.
 var deflatedMark = []byte{0, 'z'}
 
-// dictMark begins a value that Compact deflated with jsonDict: deflatedMark,
+// dictMark begins a value that Compact packed against jsonDict: deflatedMark,
 // then a byte that no deflate stream begins with (its block type bits are
 // 11, which RFC 1951 reserves), so that neither a value stored before it
 // (raw ones never begin with deflatedMark) nor one Deflate stores is read
 // as one.
 var dictMark = []byte{0, 'z', 0b110}
-
-// compactLevel is Compact's deflate level: BestSpeed ignores a preset
-// dictionary, and on a value of a few hundred bytes the next level costs
-// about what BestSpeed does.
-const compactLevel = 2
 
 // deflateMin is the size under which compressing a value is not worth it.
 const deflateMin = 128
@@ -54,67 +49,43 @@ var deflaters = sync.Pool{New: func() any {
 	return w
 }}
 
-var compactors = sync.Pool{New: func() any {
-	w, _ := flate.NewWriterDict(nil, compactLevel, []byte(jsonDict))
-	return w
-}}
-
 var inflaters = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 
 // Deflate is body as stored: deflated behind deflatedMark when that is
-// smaller or body begins with a mark, else body itself. Inflate reverses it.
-// It suits values of a few KB and more (the log's bundles).
+// smaller or body begins with the mark, else body itself. Inflate reverses
+// it. It suits values of a few KB and more (the log's bundles): flate's
+// Reset alone clears about half a megabyte of tables.
 func Deflate(body []byte) []byte {
-	return encode(body, deflatedMark, &deflaters)
-}
-
-// Compact is v as stored: deflated with the preset dictionary jsonDict
-// behind dictMark when that is smaller or v begins with a mark, else v
-// itself. Inflate reverses it. It suits small JSON values (idempotency
-// responses, a payment's risk assessment), which plain deflate shrinks
-// little: a payment's response of 577 bytes deflates to 362, and to 160
-// with the dictionary (its four IDs are most of that), for about 1.6x the
-// CPU, some 18 µs here (BenchmarkCompact).
-func Compact(v []byte) []byte {
-	return encode(v, dictMark, &compactors)
-}
-
-// encode is v deflated by a writer of ws behind mark, or v itself when
-// that is no larger and v does not begin with deflatedMark.
-func encode(v, mark []byte, ws *sync.Pool) []byte {
-	m := bytes.HasPrefix(v, deflatedMark)
-	if len(v) < deflateMin && !m {
-		return v
+	marked := bytes.HasPrefix(body, deflatedMark)
+	if len(body) < deflateMin && !marked {
+		return body
 	}
 	var buf bytes.Buffer
-	buf.Grow(len(mark) + len(v)/2)
-	buf.Write(mark)
-	w := ws.Get().(*flate.Writer)
-	defer ws.Put(w)
+	buf.Grow(len(deflatedMark) + len(body)/2)
+	buf.Write(deflatedMark)
+	w := deflaters.Get().(*flate.Writer)
+	defer deflaters.Put(w)
 	w.Reset(&buf)
 	// Writing to a bytes.Buffer cannot fail.
-	w.Write(v)
+	w.Write(body)
 	w.Close()
-	if buf.Len() >= len(v) && !m {
-		return v
+	if buf.Len() >= len(body) && !marked {
+		return body
 	}
 	return buf.Bytes()
 }
 
 // Inflate is the value stored as b (by Deflate or Compact).
 func Inflate(b []byte) ([]byte, error) {
-	var stream, dict []byte
 	switch {
 	case bytes.HasPrefix(b, dictMark):
-		stream, dict = b[len(dictMark):], []byte(jsonDict)
-	case bytes.HasPrefix(b, deflatedMark):
-		stream = b[len(deflatedMark):]
-	default:
+		return unpack(b[len(dictMark):])
+	case !bytes.HasPrefix(b, deflatedMark):
 		return b, nil
 	}
 	r := inflaters.Get().(io.ReadCloser)
 	defer inflaters.Put(r)
-	if err := r.(flate.Resetter).Reset(bytes.NewReader(stream), dict); err != nil {
+	if err := r.(flate.Resetter).Reset(bytes.NewReader(b[len(deflatedMark):]), nil); err != nil {
 		return nil, err
 	}
 	out, err := io.ReadAll(io.LimitReader(r, maxInflated+1))

@@ -4,9 +4,10 @@ package sqlstore
 // values Paybound stores often contain (the keys and usual values of a
 // payment, its risk assessment and the assessment's input, a checkout
 // session, a refund), so that a value of a few hundred bytes refers back
-// into it instead of spelling its keys out, which plain deflate cannot do
-// in a value that short. Deflate finds the nearest match first and codes
-// near distances shorter, so the most frequent text is at the end.
+// into it instead of spelling its keys out, which a compressor without a
+// dictionary cannot do in a value that short. Where a text is here twice,
+// the later one is used, at a nearer distance (a shorter code), so the
+// most frequent text is at the end.
 //
 // It never changes: values stored with it are read with it for as long as
 // they are kept (TestJSONDictUnchanged pins it). Another dictionary would
