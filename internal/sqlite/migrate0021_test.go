@@ -145,11 +145,11 @@ func TestKeyLookupsUseTheirIndexes(t *testing.T) {
 	}
 }
 
-// TestPartyQueriesSearch: the reads of a payer's or an agent's payments
-// (sqlstore.PartyPayments) search payment_parties by party and ID, newest
-// first without a sort of the party's entries, and read the payments after
-// the mark by their rowid: never a scan of payments, nor a walk of an
-// index over all of them.
+// TestPartyQueriesSearch: the reads of a payer's, an agent's or a
+// merchant's payments (sqlstore.PartyPayments) search payment_parties by
+// party and ID, newest first without a sort of the party's entries, and
+// read the payments after the mark by their rowid: never a scan of
+// payments, nor a walk of an index over all of them.
 func TestPartyQueriesSearch(t *testing.T) {
 	raw := rawStore(t)
 	for _, c := range []struct{ col, op, id, want string }{
@@ -157,6 +157,7 @@ func TestPartyQueriesSearch(t *testing.T) {
 		{"payer_id", "<", "pay_x", "SEARCH x USING PRIMARY KEY (party=? AND pid<?)"},
 		{"payer_id", ">=", "pay_x", "SEARCH x USING PRIMARY KEY (party=? AND pid>?)"},
 		{"agent_id", "<", "pay_x", "SEARCH x USING PRIMARY KEY (party=? AND pid<?)"},
+		{"merchant_id", "<", "pay_x", "SEARCH x USING PRIMARY KEY (party=? AND pid<?)"},
 	} {
 		q, args := sqlstore.PartyPayments(true, "id, merchant_id, status", c.col, "usr_1", c.op, c.id, 10)
 		plan := queryPlan(t, raw, q, len(args))

@@ -32,12 +32,12 @@ func TestConformanceMergingEveryCommit(t *testing.T) {
 }
 
 // TestPartyListsAcrossMerges: with merges every few payments, the reads
-// of a payer's or an agent's payments (lists with every filter and page
-// size, recent payments, whether the payer paid a merchant, the activity
-// tally) give what a model of the committed payments gives, while some of
-// them are in payment_parties and some after its mark, across payments
-// changed after their merge, and across a reopen; and every payment is
-// listed once.
+// of a payer's, an agent's or a merchant's payments (lists with every
+// filter and page size, recent payments, whether the payer paid a
+// merchant, the activity tally) give what a model of the committed
+// payments gives, while some of them are in payment_parties and some after
+// its mark, across payments changed after their merge, and across a
+// reopen; and every payment is listed once.
 func TestPartyListsAcrossMerges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "paybound.db")
 	s := open(t, path)
@@ -113,7 +113,11 @@ func checkParties(t *testing.T, s *sqlite.Store, model []pb.Payment, payers, age
 			pb.PaymentFilter{PayerID: u, MerchantID: merchants[0]}, pb.PaymentFilter{PayerID: u, AgentID: agents[1]})
 	}
 	for _, a := range agents[1:] {
-		filters = append(filters, pb.PaymentFilter{AgentID: a}, pb.PaymentFilter{AgentID: a, Status: pb.StatusCaptured})
+		filters = append(filters, pb.PaymentFilter{AgentID: a}, pb.PaymentFilter{AgentID: a, Status: pb.StatusCaptured},
+			pb.PaymentFilter{AgentID: a, MerchantID: merchants[1]})
+	}
+	for _, m := range merchants {
+		filters = append(filters, pb.PaymentFilter{MerchantID: m}, pb.PaymentFilter{MerchantID: m, Status: pb.StatusAuthorized})
 	}
 	for _, f := range filters {
 		var want []string
@@ -190,8 +194,9 @@ func checkParties(t *testing.T, s *sqlite.Store, model []pb.Payment, payers, age
 }
 
 // TestPaymentPartiesMigration: a database of schema 23 (payments indexed
-// by payer and by agent) opens with every payment in payment_parties, the
-// mark at its last, the two indexes gone, and the lists as before.
+// by payer, agent and merchant) opens with every payment in
+// payment_parties under each of its parties (migrations 0024 and 0026), the
+// mark at its last, the three indexes gone, and the lists as before.
 func TestPaymentPartiesMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "paybound.db")
 	db := databaseAt(t, path, 23)
@@ -213,11 +218,13 @@ func TestPaymentPartiesMigration(t *testing.T) {
 
 	s := open(t, path)
 	for f, want := range map[pb.PaymentFilter][]string{
-		{PayerID: "usr_a"}: {"pay_4", "pay_3", "pay_1"},
-		{PayerID: "usr_b"}: {"pay_2"},
-		{AgentID: "agt_x"}: {"pay_3", "pay_2"},
-		{AgentID: "agt_y"}: {"pay_4"},
-		{AgentID: "agt_z"}: nil,
+		{PayerID: "usr_a"}:    {"pay_4", "pay_3", "pay_1"},
+		{PayerID: "usr_b"}:    {"pay_2"},
+		{AgentID: "agt_x"}:    {"pay_3", "pay_2"},
+		{AgentID: "agt_y"}:    {"pay_4"},
+		{AgentID: "agt_z"}:    nil,
+		{MerchantID: "mch_1"}: {"pay_4", "pay_3", "pay_2", "pay_1"},
+		{MerchantID: "mch_2"}: nil,
 	} {
 		ps, more, err := s.ListPayments(t.Context(), f)
 		var got []string
@@ -235,11 +242,11 @@ func TestPaymentPartiesMigration(t *testing.T) {
 	defer raw.Close()
 	var entries, upto, indexes int
 	if err := raw.QueryRow(`SELECT (SELECT COUNT(*) FROM payment_parties), (SELECT upto FROM payment_parties_upto),
-		(SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('payments_payer', 'payments_agent'))`).Scan(&entries, &upto, &indexes); err != nil {
+		(SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('payments_payer', 'payments_agent', 'payments_merchant'))`).Scan(&entries, &upto, &indexes); err != nil {
 		t.Fatal(err)
 	}
-	if entries != 7 || upto != 4 || indexes != 0 {
-		t.Fatalf("after the migration: %d entries in payment_parties (want 7), mark %d (want 4), %d of the old indexes (want 0)", entries, upto, indexes)
+	if entries != 11 || upto != 4 || indexes != 0 {
+		t.Fatalf("after the migration: %d entries in payment_parties (want 11), mark %d (want 4), %d of the old indexes (want 0)", entries, upto, indexes)
 	}
 }
 

@@ -225,11 +225,13 @@ func (r Reads) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Payme
 		}
 	case f.AgentID != "":
 		w = partyWhere("agent_id", f.AgentID)
+	case f.MerchantID != "":
+		w = partyWhere("merchant_id", f.MerchantID)
 	}
-	party := len(w.conds) > 0
-	if f.MerchantID != "" {
+	if f.MerchantID != "" && (f.PayerID != "" || f.AgentID != "") {
 		w.add("merchant_id = ?", f.MerchantID)
 	}
+	party := len(w.conds) > 0
 	if f.Status != "" {
 		w.add("status = ?", string(f.Status))
 	}
@@ -252,19 +254,19 @@ func (r Reads) ListPayments(ctx context.Context, f pb.PaymentFilter) ([]pb.Payme
 }
 
 // PartyPayments is the query of cols (columns of payments, the first its
-// id) of the payments whose col (payer_id or agent_id) is party and whose
-// id is op ("<" or ">=") id unless id is "", newest first, at most n; and
-// its arguments.
+// id) of the payments whose col (payer_id, agent_id or merchant_id) is
+// party and whose id is op ("<" or ">=") id unless id is "", newest first,
+// at most n; and its arguments.
 //
 // With parties (SQLite), a party's payments are not indexed on payments,
-// where each new payment would write a page of each index at its payer's
-// and its agent's place in the index, but in payment_parties, which the
-// writer fills a few thousand payments at a time (migration 0024), and
-// among the payments after payment_parties_upto, which are not in it yet.
-// Every payment is in exactly one of the two, which one statement reads
-// in one snapshot; the second is bounded by the writer's merges, and read
-// through the rowid only (NOT INDEXED), never through an index over the
-// whole table.
+// where each new payment would write a page of each index at its payer's,
+// its agent's and its merchant's place, but in payment_parties, which the
+// writer fills a few thousand payments at a time (migrations 0024 and
+// 0026), and among the payments after payment_parties_upto, which are not
+// in it yet. Every payment is in exactly one of the two, which one
+// statement reads in one snapshot; the second is bounded by the writer's
+// merges, and read through the rowid only (NOT INDEXED), never through an
+// index over the whole table.
 func PartyPayments(parties bool, cols, col, party, op, id string, n int) (string, []any) {
 	w := partyWhere(col, party)
 	return partyPayments(parties, cols, &w, op, id, n), w.args
