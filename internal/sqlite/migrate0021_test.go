@@ -72,11 +72,7 @@ func TestIdempotencyKeyFirstMigration(t *testing.T) {
 		}
 	}
 
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := openRaw(t, path)
 	var ddl string
 	if err := raw.QueryRow(`SELECT sql FROM sqlite_schema WHERE name = 'idempotency'`).Scan(&ddl); err != nil || !strings.Contains(ddl, "PRIMARY KEY (key, caller)") {
 		t.Fatalf("idempotency: %s %v", ddl, err)
@@ -177,6 +173,13 @@ func rawStore(t *testing.T) *sql.DB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "paybound.db")
 	open(t, path)
+	return openRaw(t, path)
+}
+
+// openRaw opens the database at path on a connection of its own, closed
+// when t ends.
+func openRaw(t *testing.T, path string) *sql.DB {
+	t.Helper()
 	raw, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)

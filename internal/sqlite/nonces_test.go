@@ -1,7 +1,6 @@
 package sqlite_test
 
 import (
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -22,11 +21,7 @@ func TestNoncesMovedInBatches(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "paybound.db")
 	s := open(t, path)
 	sqlite.SetMoveNoncesAt(s, 3)
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := openRaw(t, path)
 	ctx := t.Context()
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	nonce := func(i int) pb.Nonce {

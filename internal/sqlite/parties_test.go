@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"bytes"
 	"cmp"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -42,11 +41,7 @@ func TestPartyListsAcrossMerges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "paybound.db")
 	s := open(t, path)
 	sqlite.SetMergeEvery(s, 5)
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := openRaw(t, path)
 	rng := rand.New(rand.NewPCG(20, 24))
 	payers := []string{"usr_a", "usr_b", "usr_c"}
 	agents := []string{"", "agt_x", "agt_y"}
@@ -235,11 +230,7 @@ func TestPaymentPartiesMigration(t *testing.T) {
 			t.Errorf("ListPayments(%+v) after the migration = %v, %v, %v; want %v", f, got, more, err, want)
 		}
 	}
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := openRaw(t, path)
 	var entries, upto, indexes int
 	if err := raw.QueryRow(`SELECT (SELECT COUNT(*) FROM payment_parties), (SELECT upto FROM payment_parties_upto),
 		(SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('payments_payer', 'payments_agent', 'payments_merchant'))`).Scan(&entries, &upto, &indexes); err != nil {
@@ -268,11 +259,7 @@ func TestRiskColumnsCompact(t *testing.T) {
 	if err := s.Commit(t.Context(), &pb.Batch{PaymentPart: pb.PaymentPart{Payments: []pb.Payment{p}, PaymentVersions: []int64{0}}}); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := openRaw(t, path)
 	var stored []byte
 	if err := raw.QueryRow(`SELECT risk_input FROM payments WHERE id = ?`, p.ID).Scan(&stored); err != nil {
 		t.Fatal(err)
