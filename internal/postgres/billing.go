@@ -35,7 +35,7 @@ func queueBilling(q *pgx.Batch, b *pb.Batch) error {
 	if err := queueRows(q, sqlstore.BillingEventIDs, b.UsageEventIDs, sqlstore.UsageEventIDRow); err != nil {
 		return err
 	}
-	return queueRows(q, sqlstore.BillingUsage, sqlstore.UsageRows(b.UsageLines), sqlstore.UsageRowArgs)
+	return queueRows(q, sqlstore.BillingUsagePacks, sqlstore.UsagePacks(b.UsageLines), sqlstore.UsagePackArgs)
 }
 
 // UsageEventsSeen looks a batch's event IDs up as one array parameter:

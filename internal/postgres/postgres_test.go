@@ -182,3 +182,54 @@ func TestLogBundlesMigration(t *testing.T) {
 	defer s.Close()
 	check()
 }
+
+// TestUsagePacksMigration: the usage rows stored before packs (a row an
+// event, schema 26) read back the same after migration 0027, which makes
+// each a pack of its own and drops the old table.
+func TestUsagePacksMigration(t *testing.T) {
+	ctx := context.Background()
+	u := storetest.PostgresURL(t)
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_version (version INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	names, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, name := range names[:26] {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range storetest.LegacyUsageRows() {
+		if _, err := conn.Exec(ctx, storetest.LegacyUsageInsert, r...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := postgres.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckLegacyUsage(t, s)
+	var packs int
+	var old *string
+	if err := conn.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM billing_usage_packs), to_regclass('billing_usage')::text`).Scan(&packs, &old); err != nil {
+		t.Fatal(err)
+	}
+	if packs != 3 || old != nil {
+		t.Fatalf("after the migration: %d packs (want 3), the old table %v (want none)", packs, old)
+	}
+}

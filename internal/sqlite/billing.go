@@ -15,7 +15,7 @@ import (
 func billingParts(b *pb.Batch) []part {
 	return []part{partOf(sqlstore.BillingObjects, b.BillingObjects, sqlstore.BillingObjectRow),
 		partOf(sqlstore.BillingEventIDs, b.UsageEventIDs, sqlstore.UsageEventIDRow),
-		partOf(sqlstore.BillingUsage, sqlstore.UsageRows(b.UsageLines), sqlstore.UsageRowArgs)}
+		partOf(sqlstore.BillingUsagePacks, sqlstore.UsagePacks(b.UsageLines), sqlstore.UsagePackArgs)}
 }
 
 // usageEventsSeen looks a batch's event IDs up given as one JSON array:

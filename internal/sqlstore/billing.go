@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,79 +23,6 @@ var BillingObjects = NewTable("billing_objects", "id, kind, provider_id, custome
 // changed the object meanwhile. $1 id, $2 data, $3 the new version, $4 due_at.
 const BillingObjectUpdate = `WITH u AS (UPDATE billing_objects SET data = $2, version = $3, due_at = $4 WHERE id = $1 AND version = $3 - 1 RETURNING 1)
 	SELECT 1 / (SELECT COUNT(*) FROM u)`
-
-// BillingUsage is the usage events, only ever inserted: a row per event,
-// its lines packed in one column (packLines), keyed by what reads them (a
-// customer's usage over time). One row an event, not one a line, and no
-// index but the key: the rows an ingest writes are most of its commit.
-// The deduplication is BillingEventIDs'.
-var BillingUsage = NewTable("billing_usage", "provider_id, customer_id, time_ms, event_id, created_at, meter, model, "+
-	"reservation_id, dims, lines", "")
-
-// UsageRow is one stored usage event: its lines, which share everything
-// but what packLines packs.
-type UsageRow struct{ Lines []pb.UsageLine }
-
-// UsageRows groups lines into rows: consecutive lines of one event (as
-// Token Pay writes them) are one row.
-func UsageRows(lines []pb.UsageLine) []UsageRow {
-	var out []UsageRow
-	for i := 0; i < len(lines); {
-		j := i + 1
-		for j < len(lines) && sameEvent(&lines[i], &lines[j]) {
-			j++
-		}
-		out = append(out, UsageRow{Lines: lines[i:j]})
-		i = j
-	}
-	return out
-}
-
-func sameEvent(a, b *pb.UsageLine) bool {
-	return a.ProviderID == b.ProviderID && a.EventID == b.EventID && a.CustomerID == b.CustomerID && a.Meter == b.Meter &&
-		a.Time.Equal(b.Time) && a.Model == b.Model && a.ReservationID == b.ReservationID && a.CreatedAt.Equal(b.CreatedAt) &&
-		len(a.Dims) == 0 && len(b.Dims) == 0
-}
-
-// packLines writes what differs between an event's lines: per line, its
-// name, quantity, price, charged, overdraft and uncollected, separated by
-// tabs, the lines by newlines. (Names and price IDs hold neither.)
-func packLines(ls []pb.UsageLine) string {
-	var b strings.Builder
-	for i := range ls {
-		l := &ls[i]
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(l.Line)
-		for _, f := range []string{strconv.FormatInt(l.Quantity, 10), l.PriceID, strconv.FormatInt(l.Charged, 10),
-			strconv.FormatInt(l.Overdraft, 10), strconv.FormatInt(l.Uncollected, 10)} {
-			b.WriteByte('\t')
-			b.WriteString(f)
-		}
-	}
-	return b.String()
-}
-
-// unpackLines reads packLines' lines onto base, the event's shared fields.
-func unpackLines(base pb.UsageLine, packed string, out []pb.UsageLine) ([]pb.UsageLine, error) {
-	for _, ln := range strings.Split(packed, "\n") {
-		f := strings.Split(ln, "\t")
-		if len(f) != 6 {
-			return out, fmt.Errorf("usage event %s has an unreadable line %q", base.EventID, ln)
-		}
-		l := base
-		l.Line, l.PriceID = f[0], f[2]
-		var err error
-		for i, p := range []*int64{&l.Quantity, &l.Charged, &l.Overdraft, &l.Uncollected} {
-			if *p, err = strconv.ParseInt(f[[]int{1, 3, 4, 5}[i]], 10, 64); err != nil {
-				return out, fmt.Errorf("usage event %s has an unreadable line %q", base.EventID, ln)
-			}
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
 
 // BillingEventIDs is the usage event IDs remembered for the
 // deduplication, only ever inserted (and forgotten after the window): an
@@ -121,21 +47,6 @@ func (r Reads) DeleteUsageEventIDs(ctx context.Context, cutoff time.Time, limit 
 // BillingObjectRow encodes an object as BillingObjects' columns.
 func BillingObjectRow(d []any, x *pb.BillingObject) ([]any, error) {
 	return append(d, x.ID, x.Kind, x.ProviderID, x.CustomerID, x.Version, string(x.Data), unixOrNil(x.DueAt), x.CreatedAt.Unix()), nil
-}
-
-// UsageRowArgs encodes a usage event as BillingUsage's columns.
-func UsageRowArgs(d []any, r *UsageRow) ([]any, error) {
-	x := &r.Lines[0]
-	dims := "{}"
-	if len(x.Dims) > 0 {
-		b, err := json.Marshal(x.Dims)
-		if err != nil {
-			return d, fmt.Errorf("couldn't encode usage event %s: %w", x.EventID, err)
-		}
-		dims = string(b)
-	}
-	return append(d, x.ProviderID, x.CustomerID, x.Time.UnixMilli(), x.EventID, x.CreatedAt.Unix(), x.Meter, x.Model,
-		x.ReservationID, dims, packLines(r.Lines)), nil
 }
 
 const billingObjectCols = `id, kind, provider_id, customer_id, version, data, due_at, created_at`
@@ -220,39 +131,3 @@ func (r Reads) UsageEventsSeen(ctx context.Context, provider string, ids []strin
 	}
 	return out, nil
 }
-
-func (r Reads) UsageLines(ctx context.Context, f pb.UsageFilter) ([]pb.UsageLine, error) {
-	out := []pb.UsageLine{}
-	err := r.DB.Query(ctx, func(s Scanner) error {
-		var u pb.UsageLine
-		var ms, created int64
-		var dims, lines string
-		if err := s.Scan(&u.ProviderID, &u.CustomerID, &ms, &u.EventID, &created, &u.Meter, &u.Model, &u.ReservationID, &dims, &lines); err != nil {
-			return err
-		}
-		if dims != "{}" {
-			if err := json.Unmarshal([]byte(dims), &u.Dims); err != nil {
-				return fmt.Errorf("usage event %s is unreadable: %w", u.EventID, err)
-			}
-		}
-		u.Time, u.CreatedAt = time.UnixMilli(ms).UTC(), unix(created)
-		n := len(out)
-		var err error
-		if out, err = unpackLines(u, lines, out); err != nil {
-			return err
-		}
-		slices.SortFunc(out[n:], func(a, b pb.UsageLine) int { return strings.Compare(a.Line, b.Line) })
-		if len(out) > f.Limit {
-			return errEnoughLines // the caller learns there are more; no need to read them
-		}
-		return nil
-	}, `SELECT `+BillingUsage.Cols+` FROM billing_usage WHERE provider_id = $1 AND customer_id = $2 AND time_ms >= $3 AND time_ms < $4
-		ORDER BY time_ms, event_id, created_at LIMIT `+fmt.Sprint(f.Limit+1), f.ProviderID, f.CustomerID, f.From.UnixMilli(), f.To.UnixMilli())
-	if err != nil && !errors.Is(err, errEnoughLines) {
-		return nil, fmt.Errorf("couldn't read usage: %w", err)
-	}
-	return out, nil
-}
-
-// errEnoughLines stops UsageLines once it read more than its limit.
-var errEnoughLines = errors.New("more usage lines than the limit")

@@ -3,6 +3,8 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -176,5 +178,145 @@ func checkIDs(t *testing.T, what, got, want string) {
 	t.Helper()
 	if got != want {
 		t.Errorf("%s = %q, want %q", what, got, want)
+	}
+}
+
+// testUsageLines: usage lines committed over many batches (several
+// customers and hours in one batch, events on both sides of an hour's
+// edge, multi-line events, generic meters' dims, models with quotes,
+// tabs and non-ASCII) are read back exactly, in order, for ranges that
+// begin and end inside hours, against a model of what was committed; a
+// limit returns more than the limit when there is more, and the order of
+// what it returns is the model's.
+func testUsageLines(t *testing.T, s pb.Store) {
+	ctx := t.Context()
+	rng := rand.New(rand.NewPCG(20, 18))
+	customers := []string{"usr_1", "usr_2", "agt_3"}
+	models := []string{"gpt-x", `mo"del\x`, "tab\there", "modèle-é", ""}
+	base := t0.Truncate(time.Hour).Add(-30 * time.Minute)
+	var all []pb.UsageLine
+	seq := 0
+	for batch := range 40 {
+		var lines []pb.UsageLine
+		created := sec(t0.Add(time.Duration(batch) * time.Second))
+		for range 1 + rng.IntN(30) {
+			seq++
+			e := pb.UsageLine{ProviderID: "mch_u", EventID: "ev-" + strconv.Itoa(seq), CustomerID: customers[rng.IntN(len(customers))],
+				Meter: "llm_tokens", Model: models[rng.IntN(len(models))], PriceID: "prc_1", CreatedAt: created,
+				Time: base.Add(time.Duration(rng.Int64N(int64(4 * time.Hour)))).Truncate(time.Millisecond).UTC()}
+			if rng.IntN(5) == 0 {
+				e.ReservationID = "rsv_" + strconv.Itoa(seq)
+			}
+			if rng.IntN(6) == 0 {
+				e.Meter, e.Model, e.Dims, e.Line = "mtr_1", "", map[string]string{"region": "eu\"\n", "tier": strconv.Itoa(seq)}, ""
+				e.Quantity, e.Charged = rng.Int64N(1000), rng.Int64N(10)
+				lines = append(lines, e)
+				continue
+			}
+			for _, tt := range []string{"input", "output", "reasoning"}[:1+rng.IntN(3)] {
+				l := e
+				l.Line, l.Quantity, l.Charged, l.Overdraft, l.Uncollected = tt, rng.Int64N(1e6), rng.Int64N(1e4), rng.Int64N(3), rng.Int64N(2)
+				lines = append(lines, l)
+			}
+		}
+		commit(t, s, &pb.Batch{BillingPart: pb.BillingPart{UsageLines: lines}})
+		all = append(all, lines...)
+	}
+	order := func(a, b pb.UsageLine) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.EventID, b.EventID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Line, b.Line)
+	}
+	slices.SortFunc(all, order)
+	for i := range 60 {
+		cust := customers[i%len(customers)]
+		from := base.Add(time.Duration(rng.Int64N(int64(4 * time.Hour))))
+		to := from.Add(time.Duration(rng.Int64N(int64(3 * time.Hour))))
+		if i%10 == 0 {
+			from, to = base, base.Add(5*time.Hour)
+		}
+		var want []pb.UsageLine
+		for _, l := range all {
+			if l.CustomerID == cust && !l.Time.Before(from) && l.Time.Before(to) {
+				want = append(want, l)
+			}
+		}
+		got, err := s.UsageLines(ctx, pb.UsageFilter{ProviderID: "mch_u", CustomerID: cust, From: from, To: to, Limit: pb.MaxUsageEvents})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("UsageLines(%s, %v, %v) = %d lines, want %d", cust, from, to, len(got), len(want))
+		}
+		for j := range want {
+			check(t, "UsageLines["+strconv.Itoa(j)+"]", got[j], want[j])
+		}
+		if len(want) > 3 {
+			limit := rng.IntN(len(want) - 1)
+			got, err := s.UsageLines(ctx, pb.UsageFilter{ProviderID: "mch_u", CustomerID: cust, From: from, To: to, Limit: limit})
+			if err != nil || len(got) <= limit || len(got) > len(want) {
+				t.Fatalf("UsageLines limited to %d of %d = %d lines, %v; want more than the limit", limit, len(want), len(got), err)
+			}
+			for j := range got {
+				check(t, "UsageLines limited["+strconv.Itoa(j)+"]", got[j], want[j])
+			}
+		}
+	}
+	if got, err := s.UsageLines(ctx, pb.UsageFilter{ProviderID: "mch_other", CustomerID: "usr_1", From: base, To: base.Add(5 * time.Hour), Limit: 10}); err != nil || len(got) != 0 {
+		t.Fatalf("another provider's usage of usr_1 = %v, %v; want none", got, err)
+	}
+}
+
+// LegacyUsageInsert writes one of LegacyUsageRows into billing_usage as
+// it was before usage packs (migration 0027): a row an event.
+const LegacyUsageInsert = `INSERT INTO billing_usage (provider_id, customer_id, time_ms, event_id, created_at, meter, model, reservation_id, dims, lines)
+	VALUES ('mch_a', 'usr_1', $1, $2, $3, $4, $5, $6, $7, $8)`
+
+// LegacyUsageAt is when LegacyUsageRows' events happened: a millisecond
+// before an hour's end, so that they span two hours.
+var LegacyUsageAt = time.Date(2026, 12, 5, 10, 59, 59, 999e6, time.UTC)
+
+// LegacyUsageRows are three events as billing_usage held them: one of two
+// lines with a reservation, a generic meter's with dims, one whose model
+// holds a quote, a tab and non-ASCII.
+func LegacyUsageRows() [][]any {
+	at := LegacyUsageAt
+	return [][]any{
+		{at.UnixMilli(), "ev-1", at.Unix(), "llm_tokens", "gpt-x", "rsv_1", "{}", "input\t1200\tprc_1\t3\t2\t1\noutput\t300\tprc_1\t1\t0\t0"},
+		{at.UnixMilli() + 1, "ev-2", at.Unix(), "mtr_1", "", "", `{"region":"eu \"north\""}`, "\t7\tprc_2\t9\t0\t0"},
+		{at.UnixMilli() - 1, "ev-3", at.Unix(), "llm_tokens", "mo\"dèl\t", "", "{}", "output\t5\tprc_1\t0\t0\t5"},
+	}
+}
+
+// CheckLegacyUsage checks that s, migrated from a database holding
+// LegacyUsageRows, reads their lines back as they were.
+func CheckLegacyUsage(t *testing.T, s pb.Store) {
+	t.Helper()
+	at := LegacyUsageAt
+	got, err := s.UsageLines(t.Context(), pb.UsageFilter{ProviderID: "mch_a", CustomerID: "usr_1", From: at.Add(-time.Hour), To: at.Add(time.Hour), Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(event, line, meter, model, rsv string, ms, q, charged, over, unc int64, price string, dims map[string]string) pb.UsageLine {
+		return pb.UsageLine{ProviderID: "mch_a", CustomerID: "usr_1", EventID: event, Line: line, Meter: meter, Model: model, ReservationID: rsv,
+			Time: time.UnixMilli(ms).UTC(), Quantity: q, PriceID: price, Charged: charged, Overdraft: over, Uncollected: unc, Dims: dims,
+			CreatedAt: sec(at)}
+	}
+	ms := at.UnixMilli()
+	want := []pb.UsageLine{
+		line("ev-3", "output", "llm_tokens", "mo\"dèl\t", "", ms-1, 5, 0, 0, 5, "prc_1", nil),
+		line("ev-1", "input", "llm_tokens", "gpt-x", "rsv_1", ms, 1200, 3, 2, 1, "prc_1", nil),
+		line("ev-1", "output", "llm_tokens", "gpt-x", "rsv_1", ms, 300, 1, 0, 0, "prc_1", nil),
+		line("ev-2", "", "mtr_1", "", "", ms+1, 7, 9, 0, 0, "prc_2", map[string]string{"region": `eu "north"`}),
+	}
+	if len(got) != len(want) {
+		t.Fatalf("UsageLines after the migration = %+v; want %+v", got, want)
+	}
+	for i := range want {
+		check(t, "UsageLines["+strconv.Itoa(i)+"] after the migration", got[i], want[i])
 	}
 }

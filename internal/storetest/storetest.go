@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T) pb.Store) {
 		{"MerchantFlags", testMerchantFlags},
 		{"PayLinks", testPayLinks},
 		{"Billing", testBilling},
+		{"UsageLines", testUsageLines},
 		{"MerchantTransfers", testMerchantTransfers},
 		{"Checkout", testCheckout},
 		{"CheckoutCompletionOnce", testCheckoutCompletionOnce},

@@ -1,0 +1,20 @@
+-- Usage events are stored in packs: a row holds the events of one
+-- provider's customer whose own times fall in one hour, as one batch
+-- brought them (sqlstore.BillingUsagePacks). The rows stored so far become
+-- a pack each, of one event, in the same JSON the store packs
+-- (sqlstore.UsagePackArgs), left unpacked: the store reads both.
+CREATE TABLE billing_usage_packs (
+	seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	provider_id TEXT   NOT NULL,
+	customer_id TEXT   NOT NULL,
+	hour_ms     BIGINT NOT NULL,
+	created_ms  BIGINT NOT NULL,
+	events      BIGINT NOT NULL,
+	data        BYTEA  NOT NULL
+);
+CREATE INDEX billing_usage_packs_customer ON billing_usage_packs (provider_id, customer_id, hour_ms);
+INSERT INTO billing_usage_packs (provider_id, customer_id, hour_ms, created_ms, events, data)
+	SELECT provider_id, customer_id, time_ms - time_ms % 3600000, created_at * 1000, 1,
+		convert_to(json_build_array(json_build_array(event_id, time_ms, created_at, meter, model, reservation_id, dims::json, lines))::text, 'UTF8')
+	FROM billing_usage ORDER BY created_at, time_ms, event_id;
+DROP TABLE billing_usage;
