@@ -20,7 +20,9 @@ type BillingStore interface {
 	// among provider's remembered usage event IDs (UsageEventIDs).
 	UsageEventsSeen(ctx context.Context, provider string, ids []string) (map[string]bool, error)
 	// DeleteUsageEventIDs forgets up to limit usage event IDs seen before
-	// cutoff, and returns how many it forgot. Usage lines stay.
+	// cutoff, and returns how many it forgot; fewer than limit need not
+	// mean none is left (a store may look at limit IDs and forget those
+	// seen before cutoff). Usage lines stay.
 	DeleteUsageEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	// UsageLines returns the lines f selects, oldest first (an event's by
 	// Line), at least f.Limit+1 when there are more than f.Limit (a store
@@ -35,9 +37,11 @@ type BillingStore interface {
 // changed it meanwhile). UsageEventIDs are inserted, keyed by provider and
 // event ID: an ID remembered already (another process took it) refuses
 // the batch with ErrStoreConflict too, so the event is decided again as a
-// duplicate. UsageLines are inserted; a store may write an event's
-// consecutive lines as one row, keyed by provider, customer, event time,
-// event ID and arrival second (an ID may come back once it was forgotten).
+// duplicate. UsageLines are inserted; a store may write them in packs (an
+// event's lines are consecutive; an ID may come back once it was
+// forgotten), and may forget an event ID through its event's lines (the
+// SQLite store does), so an ID comes with its event's lines, in the same
+// batch, and its SeenAt is before its lines' CreatedAt + 1 s.
 type BillingPart struct {
 	BillingObjects []BillingObject
 	UsageEventIDs  []UsageEventID

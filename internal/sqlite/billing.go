@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/sqlstore"
@@ -51,4 +52,73 @@ func (s *Store) UsageEventsSeen(ctx context.Context, provider string, ids []stri
 		out[id] = true
 	}
 	return out, rows.Err()
+}
+
+// DeleteUsageEventIDs forgets usage event IDs through the packs that hold
+// their events (migration 0028: billing_event_ids has no index by time),
+// in the order the packs came, from a mark (a pack's seq and how many of
+// its events are done). A pack is due once its created_ms + 1 s is at or
+// before cutoff (each of its IDs was seen before then); an ID of it is
+// forgotten only if seen before cutoff (one that came back since is the
+// newer event's, which its own pack forgets). A pack not yet due stops
+// the walk, so none is passed over. At most limit IDs are looked at: fewer
+// than limit may be forgotten while more are due.
+func (s *Store) DeleteUsageEventIDs(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	type pack struct {
+		seq, created int64
+		provider     string
+		data         []byte
+	}
+	var n int64
+	err := s.inTx(ctx, func(db sqlstore.DB) error {
+		var seq, done int64
+		if err := db.QueryRow(ctx, `SELECT seq, done FROM billing_event_ids_forgotten`).Scan(&seq, &done); err != nil {
+			return err
+		}
+		var packs []pack
+		err := db.Query(ctx, func(r sqlstore.Scanner) error {
+			var p pack
+			err := r.Scan(&p.seq, &p.created, &p.provider, &p.data)
+			packs = append(packs, p)
+			return err
+		}, `SELECT seq, created_ms, provider_id, data FROM billing_usage_packs WHERE seq >= $1 ORDER BY seq LIMIT 16`, seq)
+		if err != nil {
+			return err
+		}
+		looked := 0
+		for _, p := range packs {
+			if p.created+1000 > cutoff.UnixMilli() || looked >= limit {
+				break
+			}
+			ids, err := sqlstore.PackEventIDs(p.data)
+			if err != nil {
+				return fmt.Errorf("usage pack %d: %w", p.seq, err)
+			}
+			if p.seq != seq {
+				seq, done = p.seq, 0
+			}
+			take := ids[min(done, int64(len(ids))):]
+			take = take[:min(len(take), limit-looked)]
+			list, err := json.Marshal(take)
+			if err != nil {
+				return err
+			}
+			k, err := db.Exec(ctx, `DELETE FROM billing_event_ids WHERE provider_id = $1 AND event_id IN (SELECT value FROM json_each($2))
+				AND seen_ms < $3`, p.provider, string(list), cutoff.UnixMilli())
+			if err != nil {
+				return err
+			}
+			n += k
+			looked += len(take)
+			if done += int64(len(take)); done >= int64(len(ids)) {
+				seq, done = p.seq+1, 0
+			}
+		}
+		_, err = db.Exec(ctx, `UPDATE billing_event_ids_forgotten SET seq = $1, done = $2`, seq, done)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("couldn't forget usage event IDs: %w", err)
+	}
+	return int(n), nil
 }

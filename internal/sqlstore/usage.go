@@ -22,7 +22,10 @@ import (
 // event, keyed by customer and time, cost an ingest about a third of its
 // CPU (8 µs an event of 24, BenchmarkTokenPayIngest). seq numbers the
 // packs as they came (an INTEGER PRIMARY KEY in SQLite, an identity in
-// PostgreSQL); the deduplication is BillingEventIDs'.
+// PostgreSQL); created_ms is the latest arrival of its events, to the
+// second (UsageLine.CreatedAt): each of their IDs was seen before
+// created_ms + 1 s, which the SQLite store's forgetting of IDs relies on.
+// The deduplication is BillingEventIDs'.
 var BillingUsagePacks = NewTable("billing_usage_packs", "provider_id, customer_id, hour_ms, created_ms, events, data", "")
 
 // hourMS is an hour in milliseconds, a pack's span of event times.
@@ -90,7 +93,7 @@ func UsagePackArgs(d []any, p *UsagePack) ([]any, error) {
 			j++
 		}
 		e := &p.Lines[i]
-		if e.CreatedAt.Before(created) {
+		if e.CreatedAt.After(created) {
 			created = e.CreatedAt
 		}
 		if n > 0 {
@@ -210,13 +213,9 @@ func (e *packedEvent) UnmarshalJSON(b []byte) error {
 // unpackUsage appends the lines of pack data (of provider's customer)
 // whose event time is in [from, to), in ms.
 func unpackUsage(provider, customer string, data []byte, from, to int64, out []pb.UsageLine) ([]pb.UsageLine, error) {
-	raw, err := Inflate(data)
+	evs, err := unpackEvents(data)
 	if err != nil {
-		return out, fmt.Errorf("a usage pack of %s is damaged: %w", customer, err)
-	}
-	var evs []packedEvent
-	if err := json.Unmarshal(raw, &evs); err != nil {
-		return out, fmt.Errorf("a usage pack of %s is unreadable: %w", customer, err)
+		return out, fmt.Errorf("usage of %s: %w", customer, err)
 	}
 	for i := range evs {
 		e := &evs[i]
@@ -233,6 +232,30 @@ func unpackUsage(provider, customer string, data []byte, from, to int64, out []p
 		}
 	}
 	return out, nil
+}
+
+// PackEventIDs returns the IDs of a pack's events (its data column), in
+// the order stored.
+func PackEventIDs(data []byte) ([]string, error) {
+	evs, err := unpackEvents(data)
+	ids := make([]string, len(evs))
+	for i := range evs {
+		ids[i] = evs[i].id
+	}
+	return ids, err
+}
+
+// unpackEvents decodes a pack's data column.
+func unpackEvents(data []byte) ([]packedEvent, error) {
+	raw, err := Inflate(data)
+	if err != nil {
+		return nil, fmt.Errorf("a usage pack is damaged: %w", err)
+	}
+	var evs []packedEvent
+	if err := json.Unmarshal(raw, &evs); err != nil {
+		return nil, fmt.Errorf("a usage pack is unreadable: %w", err)
+	}
+	return evs, nil
 }
 
 // sortUsage orders lines as UsageLines returns them: by event time, event

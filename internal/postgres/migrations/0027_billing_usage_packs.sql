@@ -2,7 +2,8 @@
 -- provider's customer whose own times fall in one hour, as one batch
 -- brought them (sqlstore.BillingUsagePacks). The rows stored so far become
 -- a pack each, of one event, in the same JSON the store packs
--- (sqlstore.UsagePackArgs), left unpacked: the store reads both.
+-- (sqlstore.UsagePackArgs), left unpacked: the store reads both. A pack's
+-- created_ms is its event's arrival, or when its ID was last seen if later.
 CREATE TABLE billing_usage_packs (
 	seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	provider_id TEXT   NOT NULL,
@@ -14,7 +15,8 @@ CREATE TABLE billing_usage_packs (
 );
 CREATE INDEX billing_usage_packs_customer ON billing_usage_packs (provider_id, customer_id, hour_ms);
 INSERT INTO billing_usage_packs (provider_id, customer_id, hour_ms, created_ms, events, data)
-	SELECT provider_id, customer_id, time_ms - time_ms % 3600000, created_at * 1000, 1,
+	SELECT provider_id, customer_id, time_ms - time_ms % 3600000,
+		GREATEST(created_at * 1000, COALESCE((SELECT seen_ms FROM billing_event_ids i WHERE i.provider_id = u.provider_id AND i.event_id = u.event_id), 0)), 1,
 		convert_to(json_build_array(json_build_array(event_id, time_ms, created_at, meter, model, reservation_id, dims::json, lines))::text, 'UTF8')
-	FROM billing_usage ORDER BY created_at, time_ms, event_id;
+	FROM billing_usage u ORDER BY 4, time_ms, event_id;
 DROP TABLE billing_usage;
