@@ -182,8 +182,11 @@ func (s *Service) events(q *rest.Request) (int, any, error) {
 	var in struct {
 		Events []Event `json:"events"`
 	}
-	if err := q.Decode(&in); err != nil {
-		return 0, nil, err
+	var ok bool
+	if in.Events, ok = decodeEvents(q.Body); !ok {
+		if err := q.Decode(&in); err != nil {
+			return 0, nil, err
+		}
 	}
 	if in.Events == nil {
 		return 0, nil, pb.Errorf(pb.ErrParameterMissing, "events", "events is required: a list of up to %d usage events", pb.MaxEventBatch)
