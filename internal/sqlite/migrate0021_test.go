@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pb "github.com/paybound/paybound"
+	"github.com/paybound/paybound/internal/sqlite"
 	"github.com/paybound/paybound/internal/sqlstore"
 )
 
@@ -138,6 +139,11 @@ func TestKeyLookupsUseTheirIndexes(t *testing.T) {
 		if plan := queryPlan(t, raw, q, strings.Count(q, "?")); !strings.Contains(plan, want) {
 			t.Errorf("%s\nplans as %q; want %q", q, plan, want)
 		}
+	}
+	// A batch's usage event IDs: json_each outside, a key search per ID.
+	if plan := queryPlan(t, raw, sqlite.UsageEventsSeenQuery, 2); !strings.Contains(plan, "SCAN j") ||
+		!strings.Contains(plan, "SEARCH e USING PRIMARY KEY (provider_id=? AND event_id=?)") || strings.Contains(plan, "SCAN e") {
+		t.Errorf("%s\nplans as %q; want json_each scanned and a key search in billing_event_ids", sqlite.UsageEventsSeenQuery, plan)
 	}
 }
 

@@ -79,7 +79,7 @@ func UsagePacks(lines []pb.UsageLine) []UsagePack {
 // UsagePackArgs encodes a pack as BillingUsagePacks' columns. Its data is
 // Compact of a JSON array with an array per event: ID, time (ms), arrival
 // (s), meter, model, reservation, dims (an object), and the lines that
-// differ, packed (packLines). JSON so that a migration can write the same
+// differ, packed (appendPackedLines). JSON so that a migration can write the same
 // from rows (json_array, json_build_array); packed, the events' repeats
 // (model, meter, price IDs, the arrival) cost little.
 func UsagePackArgs(d []any, p *UsagePack) ([]any, error) {
@@ -113,7 +113,7 @@ func UsagePackArgs(d []any, p *UsagePack) ([]any, error) {
 			}
 			buf = append(buf[:len(buf)-2], dims...)
 		}
-		buf = appendJSONString(append(buf, ','), packLines(p.Lines[i:j]))
+		buf = appendPackedLines(append(buf, ','), p.Lines[i:j])
 		buf = append(buf, ']')
 		n++
 		i = j
@@ -122,12 +122,15 @@ func UsagePackArgs(d []any, p *UsagePack) ([]any, error) {
 	return append(d, x.ProviderID, x.CustomerID, floorHour(x.Time.UnixMilli()), created.UnixMilli(), n, Compact(buf)), nil
 }
 
-// appendJSONString appends s as a JSON string. IDs, meters and most
-// models need no escape and are copied; the packed lines' tabs and
-// newlines are escaped here. Bytes from 0x80 are copied as they are: the
-// strings came from JSON requests, valid UTF-8.
+// appendJSONString appends s as a JSON string.
 func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
+	return append(appendJSONChars(append(b, '"'), s), '"')
+}
+
+// appendJSONChars appends s as the inside of a JSON string. IDs, meters
+// and most models need no escape and are copied. Bytes from 0x80 are
+// copied as they are: the strings came from JSON requests, valid UTF-8.
+func appendJSONChars(b []byte, s string) []byte {
 	last := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -148,30 +151,31 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 		last = i + 1
 	}
-	return append(append(b, s[last:]...), '"')
+	return append(b, s[last:]...)
 }
 
-// packLines writes what differs between an event's lines: per line, its
-// name, quantity, price, charged, overdraft and uncollected, separated by
-// tabs, the lines by newlines. (Names and price IDs hold neither.)
-func packLines(ls []pb.UsageLine) string {
-	var b []byte
+// appendPackedLines appends, as a JSON string, what differs between an
+// event's lines: per line, its name, quantity, price, charged, overdraft
+// and uncollected, separated by tabs, the lines by newlines (unpackLines
+// reads them; names and price IDs hold neither).
+func appendPackedLines(b []byte, ls []pb.UsageLine) []byte {
+	b = append(b, '"')
 	for i := range ls {
 		l := &ls[i]
 		if i > 0 {
-			b = append(b, '\n')
+			b = append(b, `\n`...)
 		}
-		b = append(append(b, l.Line...), '\t')
-		b = append(strconv.AppendInt(b, l.Quantity, 10), '\t')
-		b = append(append(b, l.PriceID...), '\t')
-		b = append(strconv.AppendInt(b, l.Charged, 10), '\t')
-		b = append(strconv.AppendInt(b, l.Overdraft, 10), '\t')
+		b = append(appendJSONChars(b, l.Line), `\t`...)
+		b = append(strconv.AppendInt(b, l.Quantity, 10), `\t`...)
+		b = append(appendJSONChars(b, l.PriceID), `\t`...)
+		b = append(strconv.AppendInt(b, l.Charged, 10), `\t`...)
+		b = append(strconv.AppendInt(b, l.Overdraft, 10), `\t`...)
 		b = strconv.AppendInt(b, l.Uncollected, 10)
 	}
-	return string(b)
+	return append(b, '"')
 }
 
-// unpackLines reads packLines' lines onto base, the event's shared fields.
+// unpackLines reads appendPackedLines' lines onto base, the event's shared fields.
 func unpackLines(base pb.UsageLine, packed string, out []pb.UsageLine) ([]pb.UsageLine, error) {
 	for _, ln := range strings.Split(packed, "\n") {
 		f := strings.Split(ln, "\t")
