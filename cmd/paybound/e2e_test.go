@@ -387,6 +387,7 @@ func TestBadInput(t *testing.T) {
 		{"metadata names a link", "POST", "/v1/payments", w.userKey, "", pay(`,"metadata":{"payment_link":"plink_x"}`), 400, "parameter_invalid", "metadata.payment_link"},
 		{"metadata names a session", "POST", "/v1/payments", w.agentKey, "", pay(`,"metadata":{"order":"1","checkout_session_id":"cs_x"}`), 400, "parameter_invalid", "metadata.checkout_session_id"},
 		{"body over 1 MiB", "POST", "/v1/users", w.op, "", big, 400, "body_too_large", ""},
+		{"body of 700 KB, read whole", "POST", "/v1/users", w.op, "", `{"name":"` + strings.Repeat("x", 700<<10) + `"}`, 400, "parameter_invalid", "name"},
 		{"no idempotency key", "POST", "/v1/payments", w.userKey, "-", pay(""), 400, "idempotency_key_required", "Idempotency-Key"},
 		{"idempotency key too long", "POST", "/v1/payments", w.userKey, strings.Repeat("k", 256), pay(""), 400, "idempotency_key_invalid", "Idempotency-Key"},
 		{"no credentials", "POST", "/v1/payments", "", "", pay(""), 401, "unauthenticated", ""},

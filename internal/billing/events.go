@@ -252,6 +252,18 @@ type ingestCache struct {
 	// batch's lists get room at the first (grown set then).
 	rows  int
 	grown bool
+	// lines is the chunk newLine takes lines from.
+	lines []line
+}
+
+// newLine returns a new line from c's chunk of them: one allocation for
+// an operation's lines, not one a line.
+func (c *ingestCache) newLine() *line {
+	if len(c.lines) == cap(c.lines) {
+		c.lines = make([]line, 0, max(16, 2*c.rows))
+	}
+	c.lines = c.lines[:len(c.lines)+1]
+	return &c.lines[len(c.lines)-1]
 }
 
 // growBy returns part, which first makes room in the batch's list for n
@@ -559,7 +571,7 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		}
 		c.meters[e.Meter] = m
 	}
-	lines, err := s.price(c.prices, provider, m, e)
+	lines, err := s.price(c, provider, m, e)
 	if err != nil {
 		return err
 	}
@@ -616,10 +628,11 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 
 // price turns e into priced lines: a line per token type with tokens (the
 // LLM meter), or the one value of a generic meter.
-func (s *Service) price(ps []pb.Price, provider string, m *pb.Meter, e *Event) ([]*line, error) {
+func (s *Service) price(c *ingestCache, provider string, m *pb.Meter, e *Event) ([]*line, error) {
+	ps := c.prices
 	base := pb.UsageLine{ProviderID: provider, EventID: e.ID, CustomerID: e.Customer, Meter: e.Meter, Time: *e.Timestamp,
 		Model: e.Model, ReservationID: e.Reservation}
-	var out []*line
+	out := make([]*line, 0, max(1, len(e.Usage)))
 	add := func(l pb.UsageLine, model, tokenType string) error {
 		p := pickPrice(ps, e.Meter, model, tokenType, *e.Timestamp)
 		if p == nil {
@@ -634,7 +647,9 @@ func (s *Service) price(ps []pb.Price, provider string, m *pb.Meter, e *Event) (
 		if len(p.Tiers) > 0 {
 			g = p
 		}
-		out = append(out, &line{UsageLine: l, nanos: p.UnitPriceNanos, currency: p.Currency, graduated: g})
+		nl := c.newLine()
+		*nl = line{UsageLine: l, nanos: p.UnitPriceNanos, currency: p.Currency, graduated: g}
+		out = append(out, nl)
 		return nil
 	}
 	if m == nil {

@@ -236,6 +236,7 @@ func (tx *Tx) rollback(mark int, lens []int) {
 			panic(fmt.Sprintf("ledger: unknown undo entry %d", u.kind))
 		}
 	}
+	clear(tx.undo[mark:])
 	tx.undo = tx.undo[:mark]
 	if lens != nil {
 		if f, ok := changedList(&tx.batch, lens); !ok {
