@@ -15,8 +15,44 @@ import (
 // and usage event inserted.
 func billingParts(b *pb.Batch) []part {
 	return []part{partOf(sqlstore.BillingObjects, b.BillingObjects, sqlstore.BillingObjectRow),
-		partOf(sqlstore.BillingEventIDs, b.UsageEventIDs, sqlstore.UsageEventIDRow),
 		partOf(sqlstore.BillingUsagePacks, sqlstore.UsagePacks(b.UsageLines), sqlstore.UsagePackArgs)}
+}
+
+// insertEventIDs is insertUsageEventIDs' statement.
+const insertEventIDs = `INSERT OR FAIL INTO billing_event_ids (provider_id, event_id, seen_ms) SELECT $1, value, $2 FROM json_each($3)`
+
+// insertUsageEventIDs writes a batch's usage event IDs: a statement for
+// each run of one provider and arrival (an ingest's events share them),
+// its IDs one JSON array. Bound as rows, three values an ID went through
+// database/sql's conversions one by one.
+func (s *Store) insertUsageEventIDs(ctx context.Context, ids []pb.UsageEventID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	st, err := s.writerStmt(ctx, insertEventIDs)
+	if err != nil {
+		return err
+	}
+	var list []byte
+	for i := 0; i < len(ids); {
+		j := i + 1
+		for j < len(ids) && ids[j].ProviderID == ids[i].ProviderID && ids[j].SeenAt.Equal(ids[i].SeenAt) {
+			j++
+		}
+		list = append(list[:0], '[')
+		for k := i; k < j; k++ {
+			if k > i {
+				list = append(list, ',')
+			}
+			list = sqlstore.AppendJSONString(list, ids[k].EventID)
+		}
+		list = append(list, ']')
+		if _, err := st.ExecContext(ctx, ids[i].ProviderID, ids[i].SeenAt.UnixMilli(), string(list)); err != nil {
+			return fmt.Errorf("couldn't write billing_event_ids: %w", err)
+		}
+		i = j
+	}
+	return nil
 }
 
 // usageEventsSeen looks a batch's event IDs up given as one JSON array:

@@ -299,6 +299,9 @@ func (s *Store) Commit(ctx context.Context, b *pb.Batch) (err error) {
 			}
 		}
 	}
+	if err := s.insertUsageEventIDs(ctx, b.UsageEventIDs); err != nil {
+		return err
+	}
 	added := newPayments(b)
 	merge := s.unmerged+added >= s.mergeEvery
 	if merge {

@@ -159,3 +159,42 @@ func TestEventIDsForgottenByPack(t *testing.T) {
 		t.Fatalf("usage after forgetting = %d lines, %v; want 14", len(lines), err)
 	}
 }
+
+// TestEventIDsAsJSON: event IDs are written and looked up as JSON arrays;
+// any string comes back as it went (quotes, backslashes, control bytes,
+// non-ASCII), several providers and arrivals in one batch; an ID stored
+// again fails its batch, which leaves nothing behind.
+func TestEventIDsAsJSON(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "paybound.db"))
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	awkward := []string{`a"b`, `c\d`, "tab\there", "é-ü", "\x01", "", "plain"}
+	var b pb.Batch
+	for i, id := range awkward {
+		for _, p := range []string{"mch_a", "mch_b"} {
+			b.UsageEventIDs = append(b.UsageEventIDs, pb.UsageEventID{ProviderID: p, EventID: id, SeenAt: at.Add(time.Duration(i%2) * time.Millisecond)})
+		}
+	}
+	if err := s.Commit(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"mch_a", "mch_b"} {
+		seen, err := s.UsageEventsSeen(ctx, p, append(slices.Clone(awkward), "other"))
+		if err != nil || len(seen) != len(awkward) || seen["other"] {
+			t.Fatalf("UsageEventsSeen(%s) = %v, %v; want every awkward ID and not other", p, seen, err)
+		}
+		for _, id := range awkward {
+			if got, _ := s.UsageEventsSeen(ctx, p, []string{id}); !got[id] {
+				t.Errorf("UsageEventsSeen(%s, %q) alone = %v", p, id, got)
+			}
+		}
+	}
+	again := pb.Batch{BillingPart: pb.BillingPart{UsageEventIDs: []pb.UsageEventID{{ProviderID: "mch_c", EventID: "new", SeenAt: at},
+		{ProviderID: "mch_a", EventID: `a"b`, SeenAt: at}}}}
+	if err := s.Commit(ctx, &again); err == nil {
+		t.Fatal("a batch storing an ID again committed")
+	}
+	if seen, _ := s.UsageEventsSeen(ctx, "mch_c", []string{"new"}); seen["new"] {
+		t.Fatal("the failed batch left its new ID behind")
+	}
+}

@@ -99,11 +99,11 @@ func UsagePackArgs(d []any, p *UsagePack) ([]any, error) {
 		if n > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONString(append(buf, '['), e.EventID)
+		buf = AppendJSONString(append(buf, '['), e.EventID)
 		buf = strconv.AppendInt(append(buf, ','), e.Time.UnixMilli(), 10)
 		buf = strconv.AppendInt(append(buf, ','), e.CreatedAt.Unix(), 10)
 		for _, f := range []string{e.Meter, e.Model, e.ReservationID} {
-			buf = appendJSONString(append(buf, ','), f)
+			buf = AppendJSONString(append(buf, ','), f)
 		}
 		buf = append(buf, ",{}"...)
 		if len(e.Dims) > 0 {
@@ -122,8 +122,8 @@ func UsagePackArgs(d []any, p *UsagePack) ([]any, error) {
 	return append(d, x.ProviderID, x.CustomerID, floorHour(x.Time.UnixMilli()), created.UnixMilli(), n, Compact(buf)), nil
 }
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string.
+func AppendJSONString(b []byte, s string) []byte {
 	return append(appendJSONChars(append(b, '"'), s), '"')
 }
 
