@@ -3,6 +3,8 @@ package billing
 import (
 	"math"
 	"time"
+
+	pb "github.com/paybound/paybound"
 )
 
 // decodeEvents reads body, the usual POST /v1/billing/events, into its
@@ -21,7 +23,8 @@ func decodeEvents(body []byte) (events []Event, ok bool) {
 	if !d.next('{') || string(d.key()) != "events" || !d.next(':') || !d.next('[') {
 		return nil, false
 	}
-	events = make([]Event, 0, 16)
+	// Room for the events the body may hold: one is some 80 bytes.
+	events = make([]Event, 0, min(len(body)/64, pb.MaxEventBatch)+1)
 	if d.peek(']') {
 		d.i++
 	} else {

@@ -254,16 +254,37 @@ type ingestCache struct {
 	grown bool
 	// lines is the chunk newLine takes lines from.
 	lines []line
+	names map[[2]string]*custNames // by customer and currency (namesOf)
 }
 
-// newLine returns a new line from c's chunk of them: one allocation for
-// an operation's lines, not one a line.
+// newLine returns a new line from c's chunk of them, which each event
+// takes afresh (ingest): an event's lines live while it is charged (the
+// batch keeps copies), so a few allocations serve an operation's lines.
 func (c *ingestCache) newLine() *line {
 	if len(c.lines) == cap(c.lines) {
-		c.lines = make([]line, 0, max(16, 2*c.rows))
+		c.lines = make([]line, 0, 8)
 	}
 	c.lines = c.lines[:len(c.lines)+1]
 	return &c.lines[len(c.lines)-1]
+}
+
+// custNames are the object and account names of a customer in a
+// currency, which each event of the customer looks up.
+type custNames struct{ accrual, terms, grants, credit string }
+
+// namesOf returns customer's names in cur, built once an operation.
+func (c *ingestCache) namesOf(provider, customer, cur string) *custNames {
+	k := [2]string{customer, cur}
+	if n, ok := c.names[k]; ok {
+		return n
+	}
+	n := &custNames{accrual: pb.AccrualID(provider, customer, cur), terms: termsID(provider, customer, cur),
+		grants: "grants:" + provider + ":" + customer + ":" + cur, credit: pb.BillingCreditOwner(provider, customer)}
+	if c.names == nil {
+		c.names = map[[2]string]*custNames{}
+	}
+	c.names[k] = n
+	return n
 }
 
 // growBy returns part, which first makes room in the batch's list for n
@@ -328,9 +349,11 @@ func (s *Service) newIngestCache(tx *ledger.Tx, pr *preread, provider string, id
 			return nil, err
 		}
 	}
-	for _, id := range slices.Concat(ledger.InFlight(tx, eventIDs), ledger.Added(tx, eventIDs)) {
-		if id.ProviderID == provider {
-			seen[id.EventID] = true
+	for _, ids := range [2][]pb.UsageEventID{ledger.InFlight(tx, eventIDs), ledger.Added(tx, eventIDs)} {
+		for _, id := range ids {
+			if id.ProviderID == provider {
+				seen[id.EventID] = true
+			}
 		}
 	}
 	c.seen = seen
@@ -349,7 +372,7 @@ func (c *ingestCache) rollback(mark int) {
 
 // accrual returns the customer's accrual in cur, read once.
 func (s *Service) accrual(tx *ledger.Tx, c *ingestCache, provider, customer, cur string) (*accrualState, error) {
-	id := pb.AccrualID(provider, customer, cur)
+	id := c.namesOf(provider, customer, cur).accrual
 	if a, ok := c.accruals[id]; ok {
 		return a, nil
 	}
@@ -370,7 +393,7 @@ func (s *Service) accrual(tx *ledger.Tx, c *ingestCache, provider, customer, cur
 
 // termsOf returns the customer's terms in cur (t nil: none), read once.
 func (s *Service) termsIn(tx *ledger.Tx, c *ingestCache, provider, customer, cur string) (*termsState, error) {
-	id := termsID(provider, customer, cur)
+	id := c.namesOf(provider, customer, cur).terms
 	if ts, ok := c.terms[id]; ok {
 		return ts, nil
 	}
@@ -388,7 +411,7 @@ func (s *Service) termsIn(tx *ledger.Tx, c *ingestCache, provider, customer, cur
 // once, in draw order: lower priority first, then promotional before
 // included before paid, then earliest expiry (none last), then oldest.
 func (s *Service) grantsOf(tx *ledger.Tx, c *ingestCache, provider, customer, cur string) (*grantSet, error) {
-	k := "grants:" + provider + ":" + customer + ":" + cur
+	k := c.namesOf(provider, customer, cur).grants
 	if g, ok := c.grants[k]; ok {
 		return g, nil
 	}
@@ -552,6 +575,7 @@ func (s *Service) ingest(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		r.Status = EventDuplicate
 		return nil
 	}
+	c.lines = c.lines[:0] // the last event's lines are copied into the batch
 	var err error
 	if !c.loaded {
 		if c.pre != nil {
@@ -766,7 +790,7 @@ func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 	if total > pb.MaxAmount {
 		return pb.Errorf(pb.ErrAmountTooLarge, "usage", "event %s costs more than %d minor units", e.ID, pb.MaxAmount)
 	}
-	if credit, err := tx.Account(pb.BillingCreditOwner(provider, e.Customer), cur); err == nil {
+	if credit, err := tx.Account(c.namesOf(provider, e.Customer, cur).credit, cur); err == nil {
 		if _, ok := c.before[credit]; !ok {
 			c.before[credit] = balanceBefore{provider, e.Customer, available(credit)}
 			c.undo = append(c.undo, func() { delete(c.before, credit) })
@@ -827,7 +851,7 @@ func (s *Service) charge(tx *ledger.Tx, c *ingestCache, provider string, e *Even
 		}
 	}
 	if rest := total - taken - overdrawn; rest > 0 {
-		credit, err := tx.Account(pb.BillingCreditOwner(provider, e.Customer), cur)
+		credit, err := tx.Account(c.namesOf(provider, e.Customer, cur).credit, cur)
 		switch {
 		case pb.ErrorCode(err) == pb.ErrNotFound:
 		case err != nil:

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -299,6 +300,9 @@ func (s *Service) count(tx *ledger.Tx, c *ingestCache, provider, customer, price
 // line per tier its units fall in (UsageLineKey), counting them in the
 // month's counter; the others are returned as they are.
 func (s *Service) graduate(tx *ledger.Tx, c *ingestCache, provider string, e *Event, lines []*line) ([]*line, error) {
+	if !slices.ContainsFunc(lines, func(l *line) bool { return l.graduated != nil }) {
+		return lines, nil
+	}
 	var out []*line
 	for _, l := range lines {
 		if l.graduated == nil {
