@@ -29,6 +29,11 @@ func (s *Store) insertUsageEventIDs(ctx context.Context, ids []pb.UsageEventID) 
 	if len(ids) == 0 {
 		return nil
 	}
+	hs := make([]uint64, len(ids))
+	for i := range ids {
+		hs[i] = idHash(ids[i].ProviderID, ids[i].EventID)
+	}
+	s.addToIDFilter(hs)
 	st, err := s.writerStmt(ctx, insertEventIDs)
 	if err != nil {
 		return err
@@ -66,6 +71,7 @@ func (s *Store) insertUsageEventIDs(ctx context.Context, ids []pb.UsageEventID) 
 const usageEventsSeen = `SELECT e.event_id FROM json_each($2) j CROSS JOIN billing_event_ids e ON e.provider_id = $1 AND e.event_id = j.value`
 
 func (s *Store) UsageEventsSeen(ctx context.Context, provider string, ids []string) (map[string]bool, error) {
+	ids = s.mayBeStored(provider, ids)
 	if len(ids) <= 1 {
 		return s.Reads.UsageEventsSeen(ctx, provider, ids)
 	}

@@ -56,6 +56,8 @@ type Store struct {
 	// (agents.go); moveNoncesAt is how many it moves at once.
 	nonces       recentNonces
 	moveNoncesAt int
+	// idf filters the usage event ID lookups (idfilter.go).
+	idf idFilters
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -112,6 +114,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("couldn't configure the writer connection: %w", err)
 	}
 	s.ckpt = startCheckpointer(db, path, walFrames/4)
+	s.startIDFilter()
 	return s, nil
 }
 
@@ -520,6 +523,7 @@ func (r row) Scan(dest ...any) error {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.closeIDFilter()
 	if s.ckpt != nil {
 		s.ckpt.close()
 	}
