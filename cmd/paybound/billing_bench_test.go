@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,12 +21,19 @@ import (
 )
 
 // benchWorld is a world whose user has credit enough for any run, priced
-// at 1.00 per 1M tokens of model "bench".
+// at 1.00 per 1M tokens of model "bench", with the server's garbage
+// collector target.
 // The ledger's invariant checks of tests are off, as in production, and
 // the clients keep their connections (http.DefaultTransport keeps 2 idle
 // per host; benchmarks run alone, so changing it here touches no test).
 func benchWorld(b *testing.B) *world {
 	http.DefaultTransport.(*http.Transport).MaxIdleConnsPerHost = 256
+	// The garbage collector's target of paybound serve (serverGC), unless
+	// GOGC says otherwise.
+	old := debug.SetGCPercent(100)
+	debug.SetGCPercent(old)
+	serverGC(os.Getenv)
+	b.Cleanup(func() { debug.SetGCPercent(old) })
 	w := newWorld(b, func(m *Main) { m.PanicOnInvariant = false })
 	w.ok(201, w.call("POST", "/v1/billing/prices", w.merchKey, "", map[string]any{"model": "bench", "currency": "USD", "unit_price": "1"}))
 	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 1_000_000_000_000, "currency": "USD"}))
