@@ -69,27 +69,32 @@ func newIDFilter(capacity int64) *idFilter {
 	return &idFilter{words: make([]atomic.Uint64, blocks*8), blocks: blocks, capacity: capacity}
 }
 
-// slots calls f with the word and bit of each of h's bits.
-func (f *idFilter) slots(h uint64, fn func(w *atomic.Uint64, bit uint64) bool) bool {
-	b := (h >> 32) * f.blocks >> 32 // the block: h's high half, scaled
-	g := h * 0x9E3779B97F4A7C15     // the bits: h mixed again
-	for i := range idFilterK {
-		bit := g >> (9 * i) & 511
-		if !fn(&f.words[b*8+bit>>6], 1<<(bit&63)) {
-			return false
-		}
-	}
-	return true
+// block returns h's block of words, and h mixed again, whose 9-bit pieces
+// pick the bits in it.
+func (f *idFilter) block(h uint64) ([]atomic.Uint64, uint64) {
+	b := (h >> 32) * f.blocks >> 32 // h's high half, scaled
+	return f.words[b*8 : b*8+8], h * 0x9E3779B97F4A7C15
 }
 
 func (f *idFilter) add(h uint64) {
-	f.slots(h, func(w *atomic.Uint64, bit uint64) bool { w.Or(bit); return true })
+	words, g := f.block(h)
+	for i := range idFilterK {
+		bit := g >> (9 * i) & 511
+		words[bit>>6].Or(1 << (bit & 63))
+	}
 	f.added.Add(1)
 }
 
 // has reports whether h may have been added (false: certainly not).
 func (f *idFilter) has(h uint64) bool {
-	return f.slots(h, func(w *atomic.Uint64, bit uint64) bool { return w.Load()&bit != 0 })
+	words, g := f.block(h)
+	for i := range idFilterK {
+		bit := g >> (9 * i) & 511
+		if words[bit>>6].Load()&(1<<(bit&63)) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // idFilters are a store's filters: the one lookups use, and the one being
