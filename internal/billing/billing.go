@@ -372,7 +372,7 @@ func checkName(v, param string) error {
 	if v == "" {
 		return pb.Errorf(pb.ErrParameterMissing, param, "%s is required", param)
 	}
-	if len(v) > pb.MaxBillingIDLength || !nameChars(v) {
+	if !isName(v) {
 		return pb.Errorf(pb.ErrParameterInvalid, param, "%s must be at most %d letters, digits or ._-:/*", param, pb.MaxBillingIDLength)
 	}
 	return nil
@@ -386,9 +386,13 @@ var nameByte = func() (t [256]bool) {
 	return t
 }()
 
-// nameChars reports whether v holds only nameByte's bytes. (strings.Trim
-// with a cutset builds its set at each call: a thousand names a batch.)
-func nameChars(v string) bool {
+// isName reports whether v is a name checkName accepts, without building
+// the error's param. (strings.Trim with a cutset builds its set at each
+// call: a thousand names a batch.)
+func isName(v string) bool {
+	if v == "" || len(v) > pb.MaxBillingIDLength {
+		return false
+	}
 	for i := 0; i < len(v); i++ {
 		if !nameByte[v[i]] {
 			return false

@@ -78,10 +78,11 @@ func (s *Service) Ingest(ctx context.Context, caller pb.Principal, events []Even
 		return service.Result{Err: pb.Errorf(pb.ErrParameterInvalid, "events", "events must hold from 1 to %d usage events", pb.MaxEventBatch)}
 	}
 	now := s.cfg.Clock.Now()
+	arrival := now.UTC().Truncate(time.Millisecond) // the events' default time, shared
 	res := &IngestResult{Object: "billing_event_batch", Data: make([]EventResult, len(events))}
 	for i := range events {
 		res.Data[i].ID = events[i].ID
-		if err := s.checkEvent(&events[i], i, now); err != nil {
+		if err := s.checkEvent(&events[i], i, now, &arrival); err != nil {
 			res.Data[i].Status, res.Data[i].Error = EventRefused, asError(err)
 		}
 	}
@@ -165,11 +166,12 @@ func asError(err error) *pb.Error {
 }
 
 // checkEvent checks e on its own (i is its index, for the error's param),
-// and fills its defaults.
-func (s *Service) checkEvent(e *Event, i int, now time.Time) error {
+// and fills its defaults: arrival (shared, read only) is its time when it
+// has none.
+func (s *Service) checkEvent(e *Event, i int, now time.Time, arrival *time.Time) error {
 	param := func(f string) string { return "events[" + strconv.Itoa(i) + "]." + f }
-	if err := checkName(e.ID, param("id")); err != nil {
-		return err
+	if !isName(e.ID) {
+		return checkName(e.ID, param("id"))
 	}
 	if !pb.HasPrefix(e.Customer, pb.PrefixUser) && !pb.HasPrefix(e.Customer, pb.PrefixAgent) {
 		return pb.Errorf(pb.ErrParameterInvalid, param("customer"), "customer must be a user (usr_…) or an agent (agt_…) ID")
@@ -178,11 +180,11 @@ func (s *Service) checkEvent(e *Event, i int, now time.Time) error {
 		e.Meter = pb.MeterLLMTokens
 	}
 	if e.Timestamp == nil {
-		t := now
-		e.Timestamp = &t
+		e.Timestamp = arrival
+	} else {
+		*e.Timestamp = e.Timestamp.UTC().Truncate(time.Millisecond) // its own, decoded
 	}
-	t := e.Timestamp.UTC().Truncate(time.Millisecond)
-	e.Timestamp = &t
+	t := *e.Timestamp
 	switch {
 	case t.After(now.Add(maxFutureSkew)):
 		return pb.Errorf(pb.ErrParameterInvalid, param("timestamp"), "timestamp %s is in the future", t.Format(time.RFC3339))
@@ -201,8 +203,8 @@ func (s *Service) checkEvent(e *Event, i int, now time.Time) error {
 	if e.Data != nil {
 		return pb.Errorf(pb.ErrParameterInvalid, param("data"), "the llm_tokens meter's events carry model and usage, not data")
 	}
-	if err := checkName(e.Model, param("model")); err != nil {
-		return err
+	if !isName(e.Model) {
+		return checkName(e.Model, param("model"))
 	}
 	if strings.Contains(e.Model, "*") {
 		return pb.Errorf(pb.ErrParameterInvalid, param("model"), "model is a model's name")
