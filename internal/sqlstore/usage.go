@@ -41,6 +41,12 @@ type UsagePack struct {
 	Lines []pb.UsageLine
 }
 
+// maxPackLines bounds a pack: a pack holds at most this many lines but
+// for the rest of an event's (a batch may hold thousands of operations of
+// one customer), so that its JSON stays within a few MB, far below what
+// Inflate accepts (maxInflated).
+const maxPackLines = 4096
+
 // UsagePacks groups a batch's lines into packs, in the order their first
 // lines come. The common batch, one customer in one hour, is one pack
 // over lines itself, copied nowhere.
@@ -58,14 +64,20 @@ func UsagePacks(lines []pb.UsageLine) []UsagePack {
 	for i < len(lines) && keyOf(&lines[i]) == first {
 		i++
 	}
-	if i == len(lines) {
+	if i == len(lines) && len(lines) <= maxPackLines {
 		return []UsagePack{{Lines: lines}}
 	}
 	var out []UsagePack
-	at := map[key]int{}
+	at := map[key]int{} // the pack each key fills now
 	for j := range lines {
 		k := keyOf(&lines[j])
 		n, ok := at[k]
+		if ok {
+			// A full pack takes no new event.
+			if p := out[n].Lines; len(p) >= maxPackLines && !sameEvent(&p[len(p)-1], &lines[j]) {
+				ok = false
+			}
+		}
 		if !ok {
 			n = len(out)
 			at[k] = n
