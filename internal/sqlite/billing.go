@@ -10,9 +10,10 @@ import (
 	"github.com/paybound/paybound/internal/sqlstore"
 )
 
-// billingParts is what b writes of Token Pay: each object replaced whole
-// (this store's one writer read the version it changes), each event ID
-// and usage event inserted.
+// billingParts is what b writes of Token Pay as rows: each object
+// replaced whole (this store's one writer read the version it changes),
+// the usage events' packs inserted. Commit writes the event IDs
+// (insertUsageEventIDs).
 func billingParts(b *pb.Batch) []part {
 	return []part{partOf(sqlstore.BillingObjects, b.BillingObjects, sqlstore.BillingObjectRow),
 		partOf(sqlstore.BillingUsagePacks, sqlstore.UsagePacks(b.UsageLines), sqlstore.UsagePackArgs)}
