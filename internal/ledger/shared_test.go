@@ -215,3 +215,49 @@ func TestSharedRevocationRefusesTheCommit(t *testing.T) {
 		t.Fatalf("stored mandate %+v %v", got, err)
 	}
 }
+
+// TestSharedGiveBackPastZero: a give-back the stored row can't take (it
+// holds less than is given back: another process gave the same budget
+// back since this one read the payment) is not an error of the operation:
+// the store refuses the batch, which runs again on fresh state, and then
+// gives nothing back. It used to fail the operation with ErrUsageCap: a
+// partial capture beside a cancel of the same payment on another process
+// answered 500 in the bank test, once in about 21,000 operations.
+func TestSharedGiveBackPastZero(t *testing.T) {
+	t.Parallel()
+	wa, wb, st := twoWriters(t)
+	adjust := func(w *ledger.Writer, amt int64) {
+		t.Helper()
+		if _, err := do(t, w, func(tx *ledger.Tx) (any, error) {
+			u, err := tx.Usage("mdt_1", "total", 1000, 0)
+			if err != nil {
+				return nil, err
+			}
+			return nil, tx.AdjustUsage(u, amt, 0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adjust(wa, 300)  // A reserves 300 for a payment
+	adjust(wb, -300) // B cancels that payment: stored 0
+	adjust(wa, 10)   // A reserves 10 for another: its cache, from the store, says 10
+	runs := 0
+	_, err := do(t, wa, func(tx *ledger.Tx) (any, error) {
+		runs++
+		u, err := tx.Usage("mdt_1", "total", 1000, 0)
+		if err != nil {
+			return nil, err
+		}
+		if runs > 1 {
+			return nil, nil // on fresh state: the payment was canceled; nothing to give back
+		}
+		// A partial capture of the canceled payment, read before the cancel.
+		return nil, tx.Atomic(func() error { return tx.AdjustUsage(u, -300, 0) })
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("a stale give-back: %v after %d runs; want the batch refused by the store and run again", err, runs)
+	}
+	if u, err := st.MandateUsage(context.Background(), "mdt_1", "total"); err != nil || u.Spent != 10 {
+		t.Fatalf("stored usage %+v %v; want 10 spent: nothing given back twice", u, err)
+	}
+}

@@ -756,6 +756,7 @@ func (tx *Tx) Usage(mandateID, key string, capAmount, capPayments int64) (*pb.Ma
 // reserved on a cache that lagged another process's reservations. The
 // store then refuses the batch unless it gives enough back before it
 // commits, so what the batch gives back meanwhile must go through.
+// (Giving back past zero: see AdjustUsage.)
 func usageFits(u *pb.MandateUsageRow, spent, payments int64) bool {
 	s, n := u.Spent+spent, u.Payments+payments
 	switch {
@@ -769,13 +770,20 @@ func usageFits(u *pb.MandateUsageRow, spent, payments int64) bool {
 
 // AdjustUsage adds spent (minor units; negative gives budget back) and
 // payments to u, or fails with ErrUsageCap, changing nothing. With a shared
-// store, a refusal is first checked against the stored row, as for funds.
+// store, a refusal is first checked against the stored row, as for funds;
+// and a give-back past zero even on the stored row goes through: it means
+// another process gave the same budget back since this batch read the
+// payment it gives back for (a cancel beside a partial capture), and the
+// store refuses this batch (the row's within_budget check, or the
+// payment's version), which then runs again on fresh state. With a store
+// of its own, past zero is a refusal.
 func (tx *Tx) AdjustUsage(u *pb.MandateUsageRow, spent, payments int64) error {
 	if !usageFits(u, spent, payments) {
 		if err := tx.RefreshUsage(u); err != nil {
 			return err
 		}
-		if !usageFits(u, spent, payments) {
+		giveBack := tx.w.shared != nil && spent <= 0 && payments <= 0
+		if !usageFits(u, spent, payments) && !giveBack {
 			return ErrUsageCap
 		}
 	}
