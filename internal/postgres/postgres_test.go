@@ -68,26 +68,7 @@ func TestBadURL(t *testing.T) {
 func TestLogBundlesMigration(t *testing.T) {
 	ctx := context.Background()
 	u := storetest.PostgresURL(t)
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_version (version INTEGER PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	for v, name := range []string{"0001_core.sql", "0002_log.sql", "0003_disputes.sql", "0004_risk.sql"} {
-		body, err := os.ReadFile(filepath.Join("migrations", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conn := databaseAt(t, u, 4)
 	// Three integrations stored as schema 4 did, then two entries still
 	// pending; the hashes, leaves included, in log_hashes. Bodies carry
 	// bytes that text would not keep; a subject is not ASCII.
@@ -189,30 +170,7 @@ func TestLogBundlesMigration(t *testing.T) {
 func TestUsagePacksMigration(t *testing.T) {
 	ctx := context.Background()
 	u := storetest.PostgresURL(t)
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE TABLE schema_version (version INTEGER PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	names, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for v, name := range names[:26] {
-		body, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conn := databaseAt(t, u, 26)
 	for _, r := range storetest.LegacyUsageRows() {
 		if _, err := conn.Exec(ctx, storetest.LegacyUsageInsert, r...); err != nil {
 			t.Fatal(err)
@@ -232,4 +190,37 @@ func TestUsagePacksMigration(t *testing.T) {
 	if packs != 3 || old != nil {
 		t.Fatalf("after the migration: %d packs (want 3), the old table %v (want none)", packs, old)
 	}
+}
+
+// databaseAt brings the empty database at u to schema version (its first
+// migrations, as the binary that shipped them did) and returns a
+// connection to it, closed when t ends.
+func databaseAt(t *testing.T, u string, version int) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_version (version INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	names, err := filepath.Glob(filepath.Join("migrations", "*.sql"))
+	if err != nil || len(names) < version {
+		t.Fatalf("%d migrations, %v; want at least %d", len(names), err, version)
+	}
+	for v, name := range names[:version] {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conn
 }
