@@ -851,3 +851,43 @@ func TestTokenPayConcurrentUsageKeepsGrants(t *testing.T) {
 	}
 	w.verify()
 }
+
+// TestTokenPayUsageCountsEvents: a usage group's events count usage
+// events, not their lines: an event of input and output tokens is one
+// event in its group, and one in each token type's group when grouped by
+// token type; a duplicate counts nothing.
+func TestTokenPayUsageCountsEvents(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	w.ok(201, w.call("POST", "/v1/billing/prices", w.merchKey, "", map[string]any{"model": "m", "currency": "USD", "unit_price": "1"}))
+	w.ok(201, w.call("POST", "/v1/billing/grants", w.merchKey, "", map[string]any{"customer": w.user, "amount": 100000, "currency": "USD"}))
+	ev := func(id string, usage map[string]any) map[string]any {
+		return map[string]any{"id": id, "customer": w.user, "model": "m", "usage": usage}
+	}
+	r := w.events(ev("u1", map[string]any{"input": 1000, "output": 200}), ev("u2", map[string]any{"input": 50}),
+		ev("u3", map[string]any{"input": 7, "output": 3, "reasoning": 1}), ev("u1", map[string]any{"input": 1000, "output": 200}))
+	if eventStatuses(r) != "accepted,accepted,accepted,duplicate" {
+		t.Fatalf("events: %s", r.raw)
+	}
+	usage := func(groupBy string) map[string]string {
+		t.Helper()
+		q := "/v1/billing/customers/" + w.user + "/usage?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z"
+		if groupBy != "" {
+			q += "&group_by=" + groupBy
+		}
+		u := w.ok(200, w.call("GET", q, w.merchKey, "", nil))
+		out := map[string]string{}
+		for _, d := range u.body["data"].([]any) {
+			g := d.(map[string]any)
+			out[fmt.Sprint(g["keys"])] = fmt.Sprintf("%v events, %v tokens", g["events"], g["quantity"])
+		}
+		return out
+	}
+	if got := usage(""); fmt.Sprint(got) != "map[map[]:3 events, 1261 tokens]" {
+		t.Fatalf("usage: %v; want 3 events of 1,261 tokens", got)
+	}
+	want := "map[map[token_type:input]:3 events, 1057 tokens map[token_type:output]:2 events, 203 tokens map[token_type:reasoning]:1 events, 1 tokens]"
+	if got := usage("token_type"); fmt.Sprint(got) != want {
+		t.Fatalf("usage by token type: %v; want %s", got, want)
+	}
+}

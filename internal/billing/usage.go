@@ -32,8 +32,10 @@ type Usage struct {
 	Data       []UsageGroup `json:"data"`
 }
 
-// UsageGroup is one group's usage. Quantity is the meter's aggregation of
-// its events (a sum for the LLM meter); AmountExact is the exact cost of
+// UsageGroup is one group's usage. Events counts the usage events with a
+// line in the group (an event of input and output tokens is one, unless
+// grouped by token_type); Quantity is the meter's aggregation of its
+// events (a sum for the LLM meter); AmountExact is the exact cost of
 // the priced usage in the currency's major unit (a decimal string, up to
 // 15 fractional digits), Charged what the ledger took from the credit for
 // it, Overdraft what it took from the overdraft, and Uncollected what
@@ -95,6 +97,13 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 		exact  *big.Int
 		unique map[string]bool
 		latest time.Time
+		// last is the event whose line the group counted last: an event's
+		// lines (a token type each, a tier each) come together, and count
+		// as one event.
+		last struct {
+			id      string
+			created time.Time
+		}
 	}
 	groups := map[string]*acc{}
 	var order []string
@@ -127,7 +136,10 @@ func (s *Service) Usage(ctx context.Context, caller pb.Principal, q UsageQuery) 
 			groups[k] = a
 			order = append(order, k)
 		}
-		a.g.Events++
+		if a.last.id != l.EventID || !a.last.created.Equal(l.CreatedAt) {
+			a.g.Events++
+			a.last.id, a.last.created = l.EventID, l.CreatedAt
+		}
 		a.g.Charged += l.Charged
 		a.g.Overdraft += l.Overdraft
 		a.g.Uncollected += l.Uncollected
