@@ -182,8 +182,10 @@ func (s *Service) events(q *rest.Request) (int, any, error) {
 	var in struct {
 		Events []Event `json:"events"`
 	}
+	// The hand decoder for the usual body; an idempotent route (this one is
+	// not) would need Decode's request hash.
 	var ok bool
-	if in.Events, ok = decodeEvents(q.Body); !ok {
+	if in.Events, ok = decodeEvents(q.Body); !ok || q.Idem != nil {
 		if err := q.Decode(&in); err != nil {
 			return 0, nil, err
 		}
