@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -268,34 +267,13 @@ func TestTokenPayServerCPU(t *testing.T) {
 // more than the server spends on it).
 func (a *api) post(path, key string, body []byte) (int, []byte) {
 	a.t.Helper()
-	return a.send(path, key, "", body)
+	r := a.send("POST", path, key, "", bytes.NewReader(body))
+	return r.status, r.raw
 }
 
 // postIdem is post with a new Idempotency-Key.
 func (a *api) postIdem(path, key string, body []byte) (int, []byte) {
 	a.t.Helper()
-	return a.send(path, key, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), a.seq.Add(1)), body)
-}
-
-func (a *api) send(path, key, idem string, body []byte) (int, []byte) {
-	a.t.Helper()
-	req, err := http.NewRequest("POST", a.base+path, bytes.NewReader(body))
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+key)
-	if idem != "" {
-		req.Header.Set("Idempotency-Key", idem)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	return res.StatusCode, raw
+	r := a.send("POST", path, key, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), a.seq.Add(1)), bytes.NewReader(body))
+	return r.status, r.raw
 }

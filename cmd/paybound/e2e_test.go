@@ -101,20 +101,33 @@ func (a *api) call(method, path, key, idem string, body any) resp {
 		j, _ := json.Marshal(b)
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, a.base+path, rd)
+	switch {
+	case method != "POST" || idem == "-":
+		idem = ""
+	case idem == "":
+		idem = fmt.Sprintf("test-%d-%d", time.Now().UnixNano(), a.seq.Add(1))
+	}
+	r := a.send(method, path, key, idem, rd)
+	_ = json.Unmarshal(r.raw, &r.body)
+	return r
+}
+
+// send makes a request with key (none when "") and idem as its
+// Idempotency-Key (none when ""), body (none when nil) as JSON, and
+// returns the answer undecoded.
+func (a *api) send(method, path, key, idem string, body io.Reader) resp {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.base+path, body)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	if rd != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	if method == "POST" && idem != "-" {
-		if idem == "" {
-			idem = fmt.Sprintf("test-%d-%d", time.Now().UnixNano(), a.seq.Add(1))
-		}
+	if idem != "" {
 		req.Header.Set("Idempotency-Key", idem)
 	}
 	res, err := http.DefaultClient.Do(req)
@@ -122,10 +135,11 @@ func (a *api) call(method, path, key, idem string, body any) resp {
 		a.t.Fatal(err)
 	}
 	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := resp{status: res.StatusCode, header: res.Header, raw: raw}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, raw: raw}
 }
 
 func (a *api) ok(want int, r resp) resp {
