@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,6 +83,19 @@ func send(t *testing.T, r *http.Request) resp {
 	return out
 }
 
+// signedWorld sets m up for signed payments: a user with 10,000 USD, a
+// merchant, and an agent of the user's with a key of its own (sg).
+func signedWorld(t *testing.T, m *Main) (w *world, merchant resp, sg *signer, agent resp) {
+	w = &world{api: &api{t: t, base: m.URL()}, m: m, op: m.OperatorKey}
+	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Ada"}))
+	w.userKey = u.str("api_key")
+	merchant = w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Cafe"}))
+	w.ok(201, w.call("POST", "/v1/topups", w.userKey, "", map[string]any{"amount": 10000, "currency": "USD"}))
+	sg, jwk := newSigner(t)
+	agent = w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "signer", "public_key": json.RawMessage(jwk)}))
+	return w, merchant, sg, agent
+}
+
 // TestSignedAgentRequests: an agent with a registered key pays with signed
 // requests and no bearer key; every kind of bad signature is refused with
 // its code, and a replay is refused even after a restart.
@@ -88,13 +103,7 @@ func TestSignedAgentRequests(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	m := startMain(t, dir, nil)
-	w := &world{api: &api{t: t, base: m.URL()}, m: m, op: m.OperatorKey}
-	u := w.ok(201, w.call("POST", "/v1/users", w.op, "", map[string]any{"name": "Ada"}))
-	w.userKey = u.str("api_key")
-	mc := w.ok(201, w.call("POST", "/v1/merchants", w.op, "", map[string]any{"name": "Cafe"}))
-	w.ok(201, w.call("POST", "/v1/topups", w.userKey, "", map[string]any{"amount": 10000, "currency": "USD"}))
-	sg, jwk := newSigner(t)
-	ag := w.ok(201, w.call("POST", "/v1/agents", w.userKey, "", map[string]any{"name": "signer", "public_key": json.RawMessage(jwk)}))
+	w, mc, sg, ag := signedWorld(t, m)
 	if ag.str("keyid") != sg.keyid {
 		t.Fatalf("keyid %q, want %q", ag.str("keyid"), sg.keyid)
 	}
@@ -176,6 +185,69 @@ func TestSignedAgentRequests(t *testing.T) {
 	l := a2.ok(200, a2.call("GET", "/v1/payments", w.userKey, "", nil))
 	if n := len(l.body["data"].([]any)); n != 3 {
 		t.Fatalf("%d payments; want 3", n)
+	}
+}
+
+// TestSignedPaymentsSpendTheirNonces: a signed request to a payment route
+// spends its nonce with its operation, and every way the request can end
+// spends it too: sent eight times at once, one payment is made and the
+// seven others are refused as replays; a request refused for its body, or
+// for a missing Idempotency-Key, is refused as a replay the second time.
+// The ledger shows the one payment only.
+func TestSignedPaymentsSpendTheirNonces(t *testing.T) {
+	t.Parallel()
+	m := startMain(t, t.TempDir(), nil)
+	w, mc, sg, ag := signedWorld(t, m)
+	mdt := w.ok(201, w.call("POST", "/v1/mandates", w.userKey, "", map[string]any{"agent_id": ag.str("id"), "description": "coffee",
+		"currency": "USD", "max_amount": 500, "budget": map[string]any{"amount": 1000}}))
+	url := m.URL() + "/v1/payments"
+	body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + mc.str("id") + `","mandate_id":"` + mdt.str("id") + `"}`)
+
+	req := sg.signed(t, "POST", url, body, "n-1", time.Now(), nil)
+	codes := make(chan resp, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { codes <- send(t, req.Clone(context.Background())) })
+	}
+	wg.Wait()
+	close(codes)
+	made := 0
+	for r := range codes {
+		switch {
+		case r.status == 201 && r.str("status") == "captured":
+			made++
+		case r.status == 401 && r.errField("code") == "signature_replayed":
+		default:
+			t.Errorf("one of eight sends: %d %s", r.status, r.raw)
+		}
+	}
+	if made != 1 {
+		t.Fatalf("%d payments made of eight sends of one signed request; want 1", made)
+	}
+
+	for _, c := range []struct {
+		name, idem, code string
+		body             []byte
+	}{
+		{"no amount", "n-2", "parameter_missing", []byte(`{"currency":"USD","merchant_id":"` + mc.str("id") + `"}`)},
+		{"no Idempotency-Key", "", "idempotency_key_required", body},
+	} {
+		r := sg.signed(t, "POST", url, c.body, c.idem, time.Now(), nil)
+		if got := send(t, r); got.status != 400 || got.errField("code") != c.code {
+			t.Fatalf("%s: %d %s; want 400 %s", c.name, got.status, got.raw, c.code)
+		}
+		if got := send(t, r); got.status != 401 || got.errField("code") != "signature_replayed" {
+			t.Fatalf("%s, again: %d %s; want 401 signature_replayed", c.name, got.status, got.raw)
+		}
+	}
+
+	l := w.ok(200, w.call("GET", "/v1/payments", w.userKey, "", nil))
+	if n := len(l.body["data"].([]any)); n != 1 {
+		t.Fatalf("%d payments; want 1", n)
+	}
+	b := w.ok(200, w.call("GET", "/v1/balance", w.userKey, "", nil))
+	if got := b.body["balances"].([]any)[0].(map[string]any)["available"]; got != float64(9900) {
+		t.Fatalf("available %v after one payment of 100 from 10000; %s", got, b.raw)
 	}
 }
 

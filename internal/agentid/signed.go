@@ -44,31 +44,70 @@ func sigErr(code pb.Code, format string, args ...any) error {
 // when there is a body (which must match it) and idempotency-key when the
 // request has one. keyid names the agent (the RFC 7638 thumbprint of its
 // registered key). m is the request as signed, whatever transport carried
-// it (internal/httpapi builds it from an *http.Request).
+// it (internal/httpapi builds it from an *http.Request). The nonce is
+// spent before Authenticate returns, by a ledger commit of its own.
 func (s *Service) Authenticate(ctx context.Context, m httpsig.Message) (pb.Principal, error) {
-	sig, err := s.signature(m)
+	p, c, err := s.Verify(ctx, m)
 	if err != nil {
 		return pb.Principal{}, err
 	}
-	if err := checkCoverage(m, &sig); err != nil {
+	if err := s.Settle(ctx, c); err != nil {
 		return pb.Principal{}, err
+	}
+	return p, nil
+}
+
+// Verify is Authenticate but for the nonce, which it returns unspent, as
+// an open claim: the request's ledger operation, run under a context that
+// carries it (ledger.WithNonceClaim), spends it in its own batch, which
+// spares the request a commit. The caller must call Settle before it
+// answers the request, whatever the handler did.
+func (s *Service) Verify(ctx context.Context, m httpsig.Message) (pb.Principal, *ledger.NonceClaim, error) {
+	sig, err := s.signature(m)
+	if err != nil {
+		return pb.Principal{}, nil, err
+	}
+	if err := checkCoverage(m, &sig); err != nil {
+		return pb.Principal{}, nil, err
 	}
 	agent, pub, err := s.agentKey(ctx, sig.KeyID)
 	if err != nil {
-		return pb.Principal{}, err
+		return pb.Principal{}, nil, err
 	}
 	if err := m.Verify(&sig, pub); err != nil {
-		return pb.Principal{}, sigErr(pb.ErrSignatureInvalid, "%v", err)
+		return pb.Principal{}, nil, sigErr(pb.ErrSignatureInvalid, "%v", err)
 	}
 	ev, err := evidence(m, &sig)
 	if err != nil {
-		return pb.Principal{}, err
+		return pb.Principal{}, nil, err
 	}
-	if err := s.useNonce(ctx, &sig); err != nil {
-		return pb.Principal{}, err
-	}
-	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true, Evidence: ev}, nil
+	c := ledger.NewNonceClaim(pb.Nonce{KeyID: sig.KeyID, Nonce: sig.Nonce, Expires: sig.Expires.Add(SignatureSkew)})
+	return pb.Principal{Role: pb.RoleAgent, ID: agent.ID, UserID: agent.UserID, Signed: true, Evidence: ev}, c, nil
 }
+
+// Settle ends a claim of Verify's: nil when the nonce is spent (by the
+// request's operation, or now), ErrSignatureReplayed when it was used
+// before (the operation, if any, did not run). A claim no operation
+// spent (none took it, or its batch failed) is spent now, durably (until
+// the signature expires, plus the skew), by a commit of its own; a
+// failure to record it is wrapped.
+func (s *Service) Settle(ctx context.Context, c *ledger.NonceClaim) error {
+	if !c.Spent() && !c.Used() {
+		err := s.core.Run(ledger.WithNonceClaim(ctx, c), nil, func(*ledger.Tx) (any, error) { return nil, nil }).Err
+		if err != nil && !errors.Is(err, ledger.ErrNonceUsed) {
+			return fmt.Errorf("couldn't record the nonce: %w", err)
+		}
+	}
+	switch {
+	case c.Spent():
+		return nil
+	case c.Used():
+		return errReplayed
+	}
+	return errors.New("couldn't record the nonce: an operation of the request holds it still")
+}
+
+var errReplayed = sigErr(pb.ErrSignatureReplayed, "this signature's nonce was used before; sign each request anew")
 
 // signature parses m's signatures and chooses the one to check: the
 // web-bot-auth one if any, else the first. It must name a keyid, carry a
@@ -153,22 +192,6 @@ func evidence(m httpsig.Message, sig *httpsig.Signature) (*pb.RequestEvidence, e
 		return nil, sigErr(pb.ErrSignatureInvalid, "the signed request is too large to keep as evidence (%d bytes as JSON; at most %d)", len(enc), maxEvidenceJSON)
 	}
 	return ev, nil
-}
-
-// useNonce spends sig's nonce durably (until the signature expires, plus
-// the skew), so that a replay fails even after a restart. A nonce used
-// before is ErrSignatureReplayed; a failure to record it is wrapped.
-func (s *Service) useNonce(ctx context.Context, sig *httpsig.Signature) error {
-	err := s.core.Run(ctx, nil, func(tx *ledger.Tx) (any, error) {
-		return nil, tx.UseNonce(pb.Nonce{KeyID: sig.KeyID, Nonce: sig.Nonce, Expires: sig.Expires.Add(SignatureSkew)})
-	}).Err
-	if errors.Is(err, ledger.ErrNonceUsed) {
-		return sigErr(pb.ErrSignatureReplayed, "this signature's nonce was used before; sign each request anew")
-	}
-	if err != nil {
-		return fmt.Errorf("couldn't record the nonce: %w", err)
-	}
-	return nil
 }
 
 // agentKey returns the agent whose key has thumbprint keyid (its ID and

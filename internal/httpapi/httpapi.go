@@ -21,6 +21,7 @@ import (
 	pb "github.com/paybound/paybound"
 	"github.com/paybound/paybound/internal/httpapi/rest"
 	"github.com/paybound/paybound/internal/httpsig"
+	"github.com/paybound/paybound/internal/ledger"
 	"github.com/paybound/paybound/internal/service"
 )
 
@@ -62,6 +63,10 @@ type Capability interface {
 // identity (internal/agentid).
 type SignedAuthenticator interface {
 	Authenticate(ctx context.Context, m httpsig.Message) (pb.Principal, error)
+	// Verify is Authenticate but for the nonce, left to spend as a claim
+	// that Settle must end before the request is answered.
+	Verify(ctx context.Context, m httpsig.Message) (pb.Principal, *ledger.NonceClaim, error)
+	Settle(ctx context.Context, c *ledger.NonceClaim) error
 }
 
 // New builds the API over the payments core svc and the capabilities;
@@ -83,12 +88,12 @@ func New(svc *service.Service, log *slog.Logger, signed SignedAuthenticator, cap
 		{Method: "POST", Pattern: "/v1/topups", Idempotent: true, Handler: s.topup},
 		{Method: "POST", Pattern: "/v1/users/{id}/fundings", Idempotent: true, Handler: s.fund},
 		{Method: "GET", Pattern: "/v1/balance", Handler: s.balance},
-		{Method: "POST", Pattern: "/v1/payments", Idempotent: true, Handler: s.createPayment},
+		{Method: "POST", Pattern: "/v1/payments", Idempotent: true, OneOp: true, Handler: s.createPayment},
 		{Method: "GET", Pattern: "/v1/payments", Handler: s.listPayments},
 		{Method: "GET", Pattern: "/v1/payments/{id}", Handler: s.getPayment},
-		{Method: "POST", Pattern: "/v1/payments/{id}/capture", Idempotent: true, Handler: s.capture},
-		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, Handler: s.cancel},
-		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, Handler: s.refund},
+		{Method: "POST", Pattern: "/v1/payments/{id}/capture", Idempotent: true, OneOp: true, Handler: s.capture},
+		{Method: "POST", Pattern: "/v1/payments/{id}/cancel", Idempotent: true, OneOp: true, Handler: s.cancel},
+		{Method: "POST", Pattern: "/v1/payments/{id}/refunds", Idempotent: true, OneOp: true, Handler: s.refund},
 		{Method: "GET", Pattern: "/v1/ledger/verify", Handler: s.verify},
 	}
 	for _, c := range capabilities {
@@ -135,12 +140,34 @@ func (s *Server) wrap(rt Route) http.Handler {
 			q.Bearer = func() (pb.Principal, error) { return s.bearer(r) }
 		}
 		if err := s.admit(w, r, rt, q); err != nil {
-			rest.WriteError(w, s.log, err)
+			if s.settle(w, r, q) {
+				rest.WriteError(w, s.log, err)
+			}
 			return
 		}
 		status, v, err := rt.Handler(q)
-		s.respond(w, rt, q, status, v, err)
+		if s.settle(w, r, q) {
+			s.respond(w, rt, q, status, v, err)
+		}
 	})
+}
+
+// settle ends the nonce claim of a OneOp route's signed request (see
+// authenticate), if q has one: nothing is answered before its nonce is
+// spent, and a replay is refused whatever the handler made of it. It
+// reports whether the request's own answer may go; when not, it wrote the
+// refusal.
+func (s *Server) settle(w http.ResponseWriter, r *http.Request, q *rest.Request) bool {
+	c := ledger.ClaimOf(q.Ctx)
+	if c == nil {
+		return true
+	}
+	if err := s.signed.Settle(q.Ctx, c); err != nil {
+		s.securityEvent(r, "signature_refused", err)
+		rest.WriteError(w, s.log, err)
+		return false
+	}
+	return true
 }
 
 // admit runs the checks every request passes before its handler, in this
@@ -194,7 +221,9 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // authenticate sets q.Caller on a route that is not public: from the HTTP
 // message signature when the request is signed and sends no Authorization
 // header, else from the bearer token. A public route is left anonymous. A
-// refusal is logged as a security event and returned as is.
+// refusal is logged as a security event and returned as is. On a OneOp
+// route a signature's nonce is left to spend: q.Ctx carries it as a claim
+// for the route's ledger operation, which settle ends.
 func (s *Server) authenticate(r *http.Request, rt Route, q *rest.Request) error {
 	if rt.Public {
 		return nil
@@ -205,12 +234,22 @@ func (s *Server) authenticate(r *http.Request, rt Route, q *rest.Request) error 
 		if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
 			scheme = "https"
 		}
-		p, err := s.signed.Authenticate(q.Ctx, httpsig.RequestMessage(r, scheme, q.Body))
+		m := httpsig.RequestMessage(r, scheme, q.Body)
+		if !rt.OneOp {
+			p, err := s.signed.Authenticate(q.Ctx, m)
+			if err != nil {
+				s.securityEvent(r, "signature_refused", err)
+				return err
+			}
+			q.Caller = p
+			return nil
+		}
+		p, c, err := s.signed.Verify(q.Ctx, m)
 		if err != nil {
 			s.securityEvent(r, "signature_refused", err)
 			return err
 		}
-		q.Caller = p
+		q.Caller, q.Ctx = p, ledger.WithNonceClaim(q.Ctx, c)
 		return nil
 	}
 	p, err := s.bearer(r)

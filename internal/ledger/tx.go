@@ -916,11 +916,16 @@ func (tx *Tx) PutPasskey(k pb.Passkey) { appendUndoable(tx, &tx.batch.Passkeys, 
 
 // UseNonce records a signed request's nonce in this batch, or fails with
 // ErrNonceUsed when this writer or the store has it already (after a
-// restart, or from another process).
+// restart, or from another process). The batch still committing counts as
+// this writer's: a replay racing its original into the next batch is
+// refused here, not by the store at commit, which would fail the whole
+// batch.
 func (tx *Tx) UseNonce(n pb.Nonce) error {
-	for _, m := range tx.batch.Nonces {
-		if m.Same(n) {
-			return ErrNonceUsed
+	for _, rows := range [2][]pb.Nonce{tx.batch.Nonces, InFlight(tx, func(b *pb.Batch) *[]pb.Nonce { return &b.Nonces })} {
+		for _, m := range rows {
+			if m.Same(n) {
+				return ErrNonceUsed
+			}
 		}
 	}
 	seen, err := tx.w.cfg.Store.NonceSeen(tx.ctx, n)

@@ -113,6 +113,11 @@ type request struct {
 	err      error
 	done     chan struct{}
 	attempts int // recomputations after refused commits
+	// claim is the nonce this request spends before its op (NonceClaim),
+	// and claimed what its last apply found: claimSpent, claimUsed, or
+	// claimOpen when it could not tell.
+	claim   *NonceClaim
+	claimed int32
 }
 
 // Writer is the single writer of one store. Safe for concurrent use.
@@ -264,12 +269,23 @@ func (w *Writer) reset(ctx context.Context) error {
 // in the same transaction and also left in idem.Status and idem.Body. ctx
 // bounds only the wait for queue space: once queued, the op runs and Do
 // waits for its commit, so that the caller never reports as failed something
-// that happened.
+// that happened. When ctx carries an open NonceClaim (WithNonceClaim), the
+// nonce is spent first, in the same batch: op runs only if it was unused
+// (else Do returns ErrNonceUsed), and the claim tells the outcome.
 func (w *Writer) Do(ctx context.Context, idem *Idem, op Op) (any, error) {
 	if w.Err() != nil {
 		return nil, errStopped
 	}
-	r := &request{op: op, idem: idem, done: make(chan struct{})}
+	r := &request{op: op, idem: idem, done: make(chan struct{}), claim: take(ctx)}
+	if r.claim != nil {
+		// Not spent or found used by this request (never queued, its batch
+		// failed, the store could not tell): open again, for another op.
+		defer func() {
+			if r.claim.state.Load() == claimOpen {
+				r.claim.taken.Store(false)
+			}
+		}()
+	}
 	// sendMu keeps Close from slipping its stop marker in between the closed
 	// check and the send: a request queued after the marker would wait forever.
 	w.sendMu.RLock()
@@ -558,6 +574,8 @@ func (w *Writer) acknowledge(b *pending, err error, retry bool) {
 			if r.idem != nil {
 				r.idem.Status, r.idem.Body, r.idem.Replayed = 0, nil, false
 			}
+		} else if r.claim != nil {
+			r.claim.state.Store(r.claimed)
 		}
 		close(r.done)
 	}
@@ -619,6 +637,9 @@ func (w *Writer) apply(reqs []*request) *pending {
 	b.tx = tx
 	w.lookupIdempotency(ctx, reqs)
 	for _, r := range reqs {
+		if r.claim != nil && !w.spendClaim(tx, r) {
+			continue
+		}
 		if r.err != nil || (r.idem != nil && r.idem.Replayed) {
 			continue
 		}

@@ -35,6 +35,12 @@ type Route struct {
 	// Secret routes answer with a secret (a new API key): their stored
 	// idempotent responses are sealed.
 	Secret bool
+	// OneOp routes have no effect but through one ledger operation, run
+	// with the request's context (service.Run): a signed request's nonce
+	// is then spent in that operation's batch, not by a commit of its own
+	// before the handler (ledger.NonceClaim). Its answer still waits for
+	// the nonce; a replay's operation does not run.
+	OneOp bool
 	// Handler answers the request with a status and a value to encode as
 	// JSON (or a Raw body), or an error; nil serves the OpenAPI document.
 	Handler func(*Request) (status int, v any, err error)
