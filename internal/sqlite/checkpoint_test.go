@@ -82,8 +82,8 @@ func TestWalBacklogUnreadable(t *testing.T) {
 }
 
 // TestPageSize: a new database gets pageSize pages and a WAL bound of
-// walBytes; a database created with 1 KiB pages keeps them, with the same
-// bound in bytes; a file that is not a database is
+// walBytes; a database created with other pages (4 KiB, as before
+// 2026-12-05) keeps them, with the same bound in bytes; a file that is not a database is
 // refused, not overwritten.
 func TestPageSize(t *testing.T) {
 	ctx := context.Background()
@@ -119,11 +119,11 @@ func TestPageSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; CREATE TABLE t (x)"); err != nil {
+	if _, err := db.Exec("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x)"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	check(old, 1024)
+	check(old, 4096)
 
 	junk := filepath.Join(dir, "junk.db")
 	if err := os.WriteFile(junk, []byte("not a database, but long enough to have a header: "+strings.Repeat("x", 100)), 0o600); err != nil {

@@ -121,23 +121,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // pageSize is the page size of a database this binary creates.
 //
 // Measured, not assumed: a commit writes every page it dirtied whole into
-// the WAL, and on the payment path most dirtied pages are index leaves
-// that one random key lands in (an idempotency key, a payer's payments),
-// so smaller pages write fewer bytes: bench payments wrote 23 KB a payment
-// at 4 KiB pages and 12.7 KB at 1 KiB (WAL frames attributed to tables
-// with dbstat; docs/architecture.md, "Bytes per payment"). But on this
-// project's 2-core reference machine the commit stage is bound by CPU
-// (two write calls per WAL frame, deeper B-trees), not by the disk: in
-// paired runs (scripts/abbench.sh, 5 pairs, --process) 4 KiB pages gave
-// 1.12x the payments/s of 1 KiB pages, 0.70x the p99 and 0.88x the server
-// CPU a payment, and 1.07x the payments/s of 2 KiB pages. A deployment
-// whose disk is the limit (a cloud volume with a bandwidth cap) may
-// create its database with smaller pages itself (README, Configuration):
-// Open keeps whatever page size a database has.
+// the WAL, and on the payment path most dirtied pages are the tails of
+// tables and indexes that a batch appends to, and leaves that one key out
+// of time order lands in, so smaller pages write fewer bytes. Smaller
+// pages also cost CPU (two write calls per WAL frame, deeper B-trees). In
+// paired runs (scripts/abbench.sh, 5 pairs, --process; docs/architecture.md,
+// "Bytes per payment") 2 KiB pages wrote 0.81x the bytes of 4 KiB pages a
+// payment (8.1 KB), 0.89x signed, at 1.06x and 0.98x the payments/s and
+// 0.93x and 1.04x the server CPU a payment: the same speed, within the
+// noise of a shared machine. 1 KiB pages wrote 0.72x the bytes of 4 KiB
+// at 0.85x the payments/s (2026-12-05).
 //
 // SQLite fixes the page size when a database is created (WAL mode cannot
-// change it).
-const pageSize = 4096
+// change it): Open keeps whatever page size a database has, so databases
+// created before this binary keep their 4 KiB pages.
+const pageSize = 2048
 
 // walBytes bounds the WAL: the writer checkpoints when it holds this
 // much, and trims it back to this size after.
