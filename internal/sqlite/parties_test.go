@@ -242,7 +242,8 @@ func TestPaymentPartiesMigration(t *testing.T) {
 }
 
 // TestRiskColumnsCompact: a new payment's risk columns are stored through
-// sqlstore.Compact, smaller than their JSON, and read back whole; a row
+// sqlstore.Compact, smaller than their JSON (the assessment too, under
+// deflateMin), and read back whole; a row
 // written before, with the columns as text, reads as it did.
 func TestRiskColumnsCompact(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "paybound.db")
@@ -260,12 +261,15 @@ func TestRiskColumnsCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := openRaw(t, path)
-	var stored []byte
-	if err := raw.QueryRow(`SELECT risk_input FROM payments WHERE id = ?`, p.ID).Scan(&stored); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.HasPrefix(stored, []byte{0, 'z'}) || len(stored) >= len(input)/2 {
-		t.Fatalf("risk_input stored as %d bytes %q...; want it compacted, under half of %d", len(stored), stored[:min(8, len(stored))], len(input))
+	risk, _ := p.Risk.Columns() // 121 bytes of JSON
+	for col, v := range map[string]string{"risk_input": input, "risk": risk} {
+		var stored []byte
+		if err := raw.QueryRow(`SELECT `+col+` FROM payments WHERE id = ?`, p.ID).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(stored, []byte{0, 'z'}) || len(stored) >= len(v)/2 {
+			t.Fatalf("%s stored as %d bytes %q...; want it compacted, under half of %d", col, len(stored), stored[:min(8, len(stored))], len(v))
+		}
 	}
 	got, err := s.Payment(t.Context(), p.ID)
 	if err != nil {
