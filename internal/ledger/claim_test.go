@@ -13,8 +13,8 @@ import (
 	"github.com/paybound/paybound/internal/sqlite"
 )
 
-// gatedStore holds each Commit while hold is set, until release is
-// closed, and counts the commits.
+// gatedStore holds each Commit while hold is set, until release gets a
+// value, and counts the commits.
 type gatedStore struct {
 	*sqlite.Store
 	hold    atomic.Bool
@@ -116,6 +116,27 @@ func TestNonceClaimSpentWithTheOperation(t *testing.T) {
 	}
 	if _, err := w.Do(ledger.WithNonceClaim(ctx, ledger.NewNonceClaim(n2)), nil, addUser("usr_4", &runs)); !errors.Is(err, ledger.ErrNonceUsed) {
 		t.Fatalf("replay of the failed op: %v", err)
+	}
+
+	// A retry of a stored request (its key, a fresh nonce) spends the
+	// nonce and gets the stored answer; the same retry with a used nonce
+	// gets no answer but the refusal.
+	render := func(any, error) (int, []byte) { return 201, []byte(`{"n":1}`) }
+	if _, err := w.Do(ctx, &ledger.Idem{Caller: "usr_1", Key: "k2", Render: render}, addUser("usr_5", &runs)); err != nil {
+		t.Fatal(err)
+	}
+	n3 := pb.Nonce{KeyID: "key_1", Nonce: "n3", Expires: time.Now().Add(time.Hour)}
+	c3 := ledger.NewNonceClaim(n3)
+	retry := &ledger.Idem{Caller: "usr_1", Key: "k2", Render: render}
+	if _, err := w.Do(ledger.WithNonceClaim(ctx, c3), retry, addUser("usr_6", &runs)); err != nil || !retry.Replayed || string(retry.Body) != `{"n":1}` || !c3.Spent() {
+		t.Fatalf("retry: %v, replayed %v %s, spent %v", err, retry.Replayed, retry.Body, c3.Spent())
+	}
+	stale := &ledger.Idem{Caller: "usr_1", Key: "k2", Render: render}
+	if _, err := w.Do(ledger.WithNonceClaim(ctx, ledger.NewNonceClaim(n3)), stale, addUser("usr_7", &runs)); !errors.Is(err, ledger.ErrNonceUsed) || stale.Replayed || stale.Body != nil {
+		t.Fatalf("retry with a used nonce: %v, replayed %v %s", err, stale.Replayed, stale.Body)
+	}
+	if runs.Load() != 3 {
+		t.Fatalf("%d runs; want 3 (usr_1, usr_2, usr_5)", runs.Load())
 	}
 }
 
