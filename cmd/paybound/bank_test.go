@@ -383,33 +383,15 @@ func startBank(t *testing.T, db string, seed uint64, procs int) *bank {
 			MaxIdleConnsPerHost: 2 * bankWorkers, MaxConnsPerHost: 4 * bankWorkers, IdleConnTimeout: 30 * time.Second}},
 	}
 	t.Cleanup(b.hc.CloseIdleConnections)
-	var opKey, logKey []byte
-	for i := range procs {
-		dir := t.TempDir()
-		if i > 0 {
-			if err := os.WriteFile(filepath.Join(dir, "operator.key"), opKey, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "log.key"), logKey, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+	ps, op := startDeployment(t, bin, db, procs, func(dir string) []string {
 		risk := filepath.Join(dir, "bank-risk.json")
 		if err := os.WriteFile(risk, []byte(bankRisk), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		p := startProcDB(t, bin, dir, db, "--risk-config", risk, "--fee-bps", "250",
-			"--passkey-rp-id", b.rp.ID, "--passkey-origin", b.rp.Origin)
-		if i == 0 {
-			var err error
-			if opKey, err = os.ReadFile(filepath.Join(dir, "operator.key")); err != nil {
-				t.Fatal(err)
-			}
-			if logKey, err = os.ReadFile(filepath.Join(dir, "log.key")); err != nil {
-				t.Fatal(err)
-			}
-			b.op = strings.TrimSpace(string(opKey))
-		}
+		return []string{"--risk-config", risk, "--fee-bps", "250", "--passkey-rp-id", b.rp.ID, "--passkey-origin", b.rp.Origin}
+	})
+	b.op = op
+	for _, p := range ps {
 		b.procs, b.plogs = append(b.procs, p.base), append(b.plogs, p.log)
 	}
 	return b

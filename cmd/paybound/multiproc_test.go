@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/paybound/paybound/internal/storetest"
 )
@@ -24,6 +26,92 @@ func paymentOutcome(r resp) string {
 		return fmt.Sprintf("%d declined %s", r.status, code)
 	}
 	return fmt.Sprintf("%d %s", r.status, r.errField("code"))
+}
+
+// startDeployment starts n paybound processes on the database db, as one
+// deployment: the first creates the operator key and the log key, which the
+// others are given. extra returns a process's flags beyond startProcDB's,
+// given its data directory. It returns the processes and the operator key.
+func startDeployment(t *testing.T, bin, db string, n int, extra func(dir string) []string) ([]*proc, string) {
+	t.Helper()
+	var procs []*proc
+	var opKey, logKey []byte
+	for i := range n {
+		dir := t.TempDir()
+		if i > 0 {
+			if err := os.WriteFile(filepath.Join(dir, "operator.key"), opKey, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "log.key"), logKey, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var flags []string
+		if extra != nil {
+			flags = extra(dir)
+		}
+		procs = append(procs, startProcDB(t, bin, dir, db, flags...))
+		if i == 0 {
+			var err error
+			if opKey, err = os.ReadFile(filepath.Join(dir, "operator.key")); err != nil {
+				t.Fatal(err)
+			}
+			if logKey, err = os.ReadFile(filepath.Join(dir, "log.key")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return procs, strings.TrimSpace(string(opKey))
+}
+
+// TestSignedReplayAcrossProcesses: one signed payment request sent four
+// times to each of two processes on one PostgreSQL database at once (the
+// second process reached under the first's authority, as behind a load
+// balancer) makes one payment; the seven others are refused as replays,
+// however the processes' batches meet (a replay another process committed
+// first is a conflict its batch is recomputed from).
+func TestSignedReplayAcrossProcesses(t *testing.T) {
+	db := storetest.PostgresURL(t) // first: it skips without PostgreSQL
+	procs, op := startDeployment(t, buildBinary(t), db, 2, nil)
+	a := &api{t: t, base: procs[0].base}
+	u := a.ok(201, a.call("POST", "/v1/users", op, "", map[string]any{"name": "Ada"}))
+	userKey := u.str("api_key")
+	mc := a.ok(201, a.call("POST", "/v1/merchants", op, "", map[string]any{"name": "Cafe"}))
+	a.ok(201, a.call("POST", "/v1/topups", userKey, "", map[string]any{"amount": 10000, "currency": "USD"}))
+	sg, jwk := newSigner(t)
+	ag := a.ok(201, a.call("POST", "/v1/agents", userKey, "", map[string]any{"name": "signer", "public_key": json.RawMessage(jwk)}))
+	mdt := a.ok(201, a.call("POST", "/v1/mandates", userKey, "", map[string]any{"agent_id": ag.str("id"), "description": "coffee",
+		"currency": "USD", "max_amount": 500, "budget": map[string]any{"amount": 1000}}))
+	body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + mc.str("id") + `","mandate_id":"` + mdt.str("id") + `"}`)
+	req := sg.signed(t, "POST", procs[0].base+"/v1/payments", body, "x-1", time.Now(), nil)
+
+	outcomes := make(chan string, 8)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			r := req.Clone(context.Background())
+			if i%2 == 1 {
+				r.URL.Host = strings.TrimPrefix(procs[1].base, "http://") // r.Host stays the first's
+			}
+			outcomes <- paymentOutcome(send(t, r))
+		})
+	}
+	wg.Wait()
+	close(outcomes)
+	got := map[string]int{}
+	for o := range outcomes {
+		got[o]++
+	}
+	if got["201 captured"] != 1 || got["401 signature_replayed"] != 7 || len(got) != 2 {
+		t.Fatalf("outcomes %v; want one payment and seven replays refused", got)
+	}
+	for _, p := range procs {
+		pa := &api{t: t, base: p.base}
+		b := pa.ok(200, pa.call("GET", "/v1/balance", userKey, "", nil))
+		if !strings.Contains(string(b.raw), `"available":9900,`) {
+			t.Fatalf("balance on %s after one payment of 100 from 10000: %s", p.base, b.raw)
+		}
+	}
 }
 
 // TestSeveralProcessesOnePostgres runs three real paybound processes on one
