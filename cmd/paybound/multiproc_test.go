@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,36 +74,20 @@ func startDeployment(t *testing.T, bin, db string, n int, extra func(dir string)
 func TestSignedReplayAcrossProcesses(t *testing.T) {
 	db := storetest.PostgresURL(t) // first: it skips without PostgreSQL
 	procs, op := startDeployment(t, buildBinary(t), db, 2, nil)
-	a := &api{t: t, base: procs[0].base}
-	u := a.ok(201, a.call("POST", "/v1/users", op, "", map[string]any{"name": "Ada"}))
-	userKey := u.str("api_key")
-	mc := a.ok(201, a.call("POST", "/v1/merchants", op, "", map[string]any{"name": "Cafe"}))
-	a.ok(201, a.call("POST", "/v1/topups", userKey, "", map[string]any{"amount": 10000, "currency": "USD"}))
-	sg, jwk := newSigner(t)
-	ag := a.ok(201, a.call("POST", "/v1/agents", userKey, "", map[string]any{"name": "signer", "public_key": json.RawMessage(jwk)}))
-	mdt := a.ok(201, a.call("POST", "/v1/mandates", userKey, "", map[string]any{"agent_id": ag.str("id"), "description": "coffee",
+	w, mc, sg, ag := signedWorld(t, procs[0].base, op)
+	userKey := w.userKey
+	mdt := w.ok(201, w.call("POST", "/v1/mandates", userKey, "", map[string]any{"agent_id": ag.str("id"), "description": "coffee",
 		"currency": "USD", "max_amount": 500, "budget": map[string]any{"amount": 1000}}))
 	body := []byte(`{"amount":100,"currency":"USD","merchant_id":"` + mc.str("id") + `","mandate_id":"` + mdt.str("id") + `"}`)
 	req := sg.signed(t, "POST", procs[0].base+"/v1/payments", body, "x-1", time.Now(), nil)
-
-	outcomes := make(chan string, 8)
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			r := req.Clone(context.Background())
-			if i%2 == 1 {
-				r.URL.Host = strings.TrimPrefix(procs[1].base, "http://") // r.Host stays the first's
-			}
-			outcomes <- paymentOutcome(send(t, r))
-		})
+	reqs := make([]*http.Request, 8)
+	for i := range reqs {
+		reqs[i] = req.Clone(context.Background())
+		if i%2 == 1 {
+			reqs[i].URL.Host = strings.TrimPrefix(procs[1].base, "http://") // r.Host stays the first's
+		}
 	}
-	wg.Wait()
-	close(outcomes)
-	got := map[string]int{}
-	for o := range outcomes {
-		got[o]++
-	}
-	if got["201 captured"] != 1 || got["401 signature_replayed"] != 7 || len(got) != 2 {
+	if got := sendAtOnce(t, reqs); got["201 captured"] != 1 || got["401 signature_replayed"] != 7 || len(got) != 2 {
 		t.Fatalf("outcomes %v; want one payment and seven replays refused", got)
 	}
 	for _, p := range procs {
